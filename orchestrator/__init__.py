@@ -1,0 +1,27 @@
+"""orchestrator: a local-first MLOps pipeline orchestrator.
+
+Write plain Python functions decorated with :func:`step`, call them inside a
+function decorated with :func:`pipeline`, and run it: every node is cached under
+a content hash of its code, parameters and inputs, retried by policy, and
+recorded in lineage. Importing this package loads no pandas, pyarrow or
+scikit-learn; they are imported only when a value needs them.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import OrchestratorError, UserError
+from orchestrator.pipeline import Pipeline, pipeline
+from orchestrator.retry import RetryPolicy
+from orchestrator.step import Step, step
+
+__all__ = [
+    "OrchestratorError",
+    "Pipeline",
+    "RetryPolicy",
+    "Step",
+    "UserError",
+    "pipeline",
+    "step",
+]
+
+__version__ = "0.1.0"

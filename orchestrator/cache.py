@@ -1,0 +1,121 @@
+"""Cache decisions: a node's key, whether it is a hit, and why it is not.
+
+A key is the node's static key (code fingerprint, version, constant
+parameters; see ``dag``) combined with the digests of its inputs. Each key is
+stored with a manifest of its parts, so a miss can be explained by comparing
+them with the parts recorded the last time this node ran: "code of
+``helpers.clean`` changed", "parameter ``alpha`` changed", "input ``raw``
+changed". This module reads the cache index and checks that objects exist;
+it never loads or writes artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.hashing import combine
+
+if TYPE_CHECKING:
+    from orchestrator.dag import Node
+    from orchestrator.lineage import CachedOutput, Lineage
+    from orchestrator.store import ArtifactStore
+
+NO_EARLIER_RESULT = "no earlier result"
+CACHE_DISABLED = "cache disabled for this step (cache=False)"
+NO_CACHE_FLAG = "caching turned off for this run (--no-cache)"
+FORCED = "forced with --rerun"
+DAMAGED = "stored output was damaged"
+MISSING = "stored output is missing"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a node can be skipped, under which key, and why (not)."""
+
+    hit: bool
+    key: str
+    parts: dict[str, Any]
+    reason: str
+    outputs: list[CachedOutput] | None = None
+
+
+def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The full cache key of ``node`` given its inputs' hashes, and its parts."""
+    key = combine(node.static_key, *(f"{k}={v}" for k, v in sorted(input_hashes.items())))
+    parts = {
+        "code": node.code.digest,
+        "code_parts": node.code.parts,
+        "version": node.step.version,
+        "params": node.params,
+        "inputs": input_hashes,
+        "values": node.shown,
+    }
+    return key, parts
+
+
+def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store: ArtifactStore,
+           *, pipeline: str, force: str | None = None) -> Decision:
+    """Hit or miss for ``node`` under ``key``; a miss carries the reason it must run.
+
+    Args:
+        force: a reason that overrides the cache (``--rerun``, ``--no-cache``, damage).
+    """
+    if force:
+        return Decision(False, key, parts, force)
+    if not node.step.cache:
+        return Decision(False, key, parts, CACHE_DISABLED)
+    outputs = lineage.lookup(key)
+    if outputs is not None:
+        if all(o.inline or store.has(o.digest) for o in outputs):
+            return Decision(True, key, parts, "cached", outputs)
+        return Decision(False, key, parts, MISSING)
+    return Decision(False, key, parts, explain(lineage.last_key_parts(pipeline, node.name), parts))
+
+
+def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """Why a key differs from the one recorded before, in a few words."""
+    if old is None:
+        return NO_EARLIER_RESULT
+    reasons: list[str] = []
+    if old.get("version") != new.get("version"):
+        reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
+    if old.get("code") != new.get("code"):
+        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {}))
+    reasons.extend(_value_changes("parameter", old.get("params") or {}, new.get("params") or {}))
+    reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
+    if not reasons:
+        return "no stored result for this key"
+    return "; ".join(reasons)
+
+
+def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    out = []
+    for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        if name.startswith("pkg:"):
+            out.append(f"package {name[4:]} {before or 'unused'} → {after or 'unused'}")
+        elif name == "<self>":
+            out.append("its code changed")
+        elif before is None:
+            out.append(f"now uses `{name}`")
+        elif after is None:
+            out.append(f"no longer uses `{name}`")
+        else:
+            out.append(f"code of `{name}` changed")
+    return out or ["its code changed"]
+
+
+def _value_changes(kind: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            if name not in old:
+                out.append(f"new {kind} `{name}`")
+            elif name not in new:
+                out.append(f"{kind} `{name}` removed")
+            else:
+                out.append(f"{kind} `{name}` changed")
+    return out

@@ -1,0 +1,448 @@
+"""The ``orch`` command line.
+
+Each command parses its options, calls the runner or reads the metadata
+database, and prints. A user's mistake prints one line on stderr and exits
+2; a failed run exits 1; a traceback appears only with ``--verbose``.
+Listing commands take ``--json`` and then print exactly one JSON document on
+stdout. Heavy modules (rich, pandas, the runner) are imported inside the
+commands so that ``orch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from orchestrator.errors import OrchestratorError, UserError
+
+if TYPE_CHECKING:
+    from orchestrator.runner import Context
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Group(click.Group):
+    """Keeps commands in the order they are defined in ``--help``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", envvar="ORCH_STORE", default="cache", show_default=True,
+              help="Artifact store folder (or set ORCH_STORE).")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and live step output.")
+@click.version_option(package_name="orchestrator", prog_name="orch")
+@click.pass_context
+def cli(ctx: click.Context, store: str, verbose: bool) -> None:
+    """orchestrator: run content-hashed, cached, retried pipelines and inspect their lineage.
+
+    \b
+    Start with:
+      orch run pipelines/quickstart.py        run a pipeline
+      orch plan pipelines/quickstart.py       what would re-run, and why
+      orch runs / orch show RUN_ID            what happened
+      orch lineage RUN:step --upstream        what produced it, from what
+    """
+    ctx.obj = {"store": store, "verbose": verbose}
+
+
+def _context(ctx: click.Context) -> Context:
+    from orchestrator.runner import Context
+
+    context = Context.open(ctx.obj["store"])
+    context.lineage.mark_dead_runs()
+    return context
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _load_target(target: str, params: tuple[str, ...], params_file: str | None) -> tuple[Any, dict[str, Any]]:
+    from orchestrator.loader import load_pipeline
+    from orchestrator.params import convert_params, load_params_file, parse_assignments
+
+    pipeline = load_pipeline(target)
+    typed = load_params_file(params_file) if params_file else {}
+    values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed)
+    return pipeline, values
+
+
+_param_option = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                             help="Set a pipeline parameter (repeatable); converted to its type.")
+_params_file_option = click.option("--params", "params_file", type=click.Path(dir_okay=False),
+                                   help="Read parameters from a .toml or .json file.")
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:PIPELINE]")
+@_param_option
+@_params_file_option
+@click.option("--rerun", multiple=True, metavar="STEP", help="Force STEP to run again (repeatable).")
+@click.option("--no-cache", is_flag=True, help="Run every step, ignoring stored results.")
+@click.option("--executor", default="sequential", show_default=True, help="Where steps run.")
+@click.option("--workers", type=int, default=None, help="Parallel workers (process/dask executors).")
+@click.option("--verbose", "run_verbose", is_flag=True, help="Show each step's output live and tracebacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON on stdout.")
+@click.pass_context
+def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+        rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None,
+        run_verbose: bool, as_json: bool) -> None:
+    """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed."""
+    from orchestrator.loader import split_target
+    from orchestrator.report import ConsoleReporter
+    from orchestrator.runner import run_pipeline
+
+    verbose = run_verbose or ctx.obj["verbose"]
+    ctx.obj["verbose"] = verbose
+    pipeline, values = _load_target(target, params, params_file)
+    reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
+    try:
+        result = run_pipeline(pipeline, values, store=ctx.obj["store"], executor=executor, workers=workers,
+                              rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
+                              file=os.path.abspath(split_target(target)[0]))
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished steps are kept; run the same command again to resume.", err=True)
+        sys.exit(130)
+    if as_json:
+        _emit_json(_show_doc(_context(ctx), result.id))
+    if result.status != "succeeded":
+        if result.error:
+            click.echo(f"error: {result.error}", err=True)
+        if verbose:
+            _print_tracebacks(_context(ctx), result.id)
+        sys.exit(EXIT_FAILED)
+
+
+def _print_tracebacks(context: Context, run_id: str) -> None:
+    for step in context.lineage.steps(run_id):
+        if step["status"] == "failed":
+            attempts = context.lineage.attempts(run_id, step["node"])
+            if attempts and attempts[-1]["traceback"]:
+                click.echo(f"--- traceback of {step['node']} (attempt {attempts[-1]['attempt']}) ---", err=True)
+                click.echo(attempts[-1]["traceback"].rstrip(), err=True)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:PIPELINE]")
+@_param_option
+@_params_file_option
+@click.option("--rerun", multiple=True, metavar="STEP", help="Plan as if STEP were forced.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_context
+def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+         rerun: tuple[str, ...], as_json: bool) -> None:
+    """Show what a run would do: cached, will run, or may run, and why."""
+    from orchestrator.runner import plan_pipeline
+
+    pipeline, values = _load_target(target, params, params_file)
+    result = plan_pipeline(pipeline, values, store=ctx.obj["store"], rerun=rerun)
+    if as_json:
+        _emit_json({"pipeline": result.pipeline, "steps": [
+            {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("step", "plan", "why"):
+        table.add_column(col)
+    style = {"cached": "cyan", "will run": "green", "may run": "yellow"}
+    for e in result.entries:
+        table.add_row(e.node, f"[{style[e.status]}]{e.status}[/]", "" if e.status == "cached" else e.reason)
+    console = Console(highlight=False)
+    console.print(table)
+    counts = result.counts()
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()) or "no steps")
+
+
+@cli.command()
+@click.option("-n", "--limit", type=int, default=20, show_default=True, help="How many runs to list.")
+@click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, newest first.")
+@click.pass_context
+def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) -> None:
+    """List runs, the last started first."""
+    context = _context(ctx)
+    rows = context.lineage.runs(limit=limit, pipeline=pipeline)
+    if as_json:
+        _emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
+                     "started": _iso(r["started"]), "ended": _iso(r["ended"]),
+                     "duration": _duration(r), "metrics": r["metrics"] or {}} for r in rows])
+        return
+    if not rows:
+        click.echo("no runs yet. Start one with `orch run FILE`.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.report import STATUS_STYLE, format_duration
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "pipeline", "status", "started", "time"):
+        table.add_column(col)
+    for r in rows:
+        st = STATUS_STYLE.get(r["status"], "")
+        table.add_row(r["run_id"], r["pipeline"], f"[{st}]{r['status']}[/]",
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
+                      format_duration(_duration(r)))
+    Console(highlight=False).print(table)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+def _duration(row: dict[str, Any]) -> float | None:
+    return None if row["ended"] is None else row["ended"] - row["started"]
+
+
+def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
+    run = context.lineage.run(run_id)
+    steps = []
+    for s in context.lineage.steps(run_id):
+        steps.append({
+            "name": s["node"], "step": s["step"], "status": s["status"], "attempts": int(s["attempts"] or 0),
+            "reason": s["reason"], "duration": s["duration"], "error": s["error"], "key": s["key"],
+            "inputs": s["inputs"], "outputs": s["outputs"],
+        })
+    return {
+        "run_id": run["run_id"], "pipeline": run["pipeline"], "status": run["status"],
+        "started": _iso(run["started"]), "ended": _iso(run["ended"]), "duration": _duration(run),
+        "file": run["file"], "params": run["params"], "user": run["user"], "host": run["host"],
+        "git_commit": run["git_commit"], "python": run["python"], "packages": run["packages"],
+        "executor": run["executor"], "error": run["error"], "metrics": run["metrics"] or {},
+        "outputs": run["outputs"], "steps": steps,
+    }
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object.")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run: parameters, environment, and every step with why it ran."""
+    context = _context(ctx)
+    doc = _show_doc(context, context.lineage.resolve_run(run_id))
+    if as_json:
+        _emit_json(doc)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.report import STATUS_STYLE, format_duration
+
+    console = Console(highlight=False)
+    st = STATUS_STYLE.get(doc["status"], "")
+    console.print(f"run [bold]{doc['run_id']}[/]  pipeline [bold]{doc['pipeline']}[/]  [{st}]{doc['status']}[/]")
+    console.print(f"  started {doc['started']}  took {format_duration(doc['duration'])}  "
+                  f"by {doc['user']}@{doc['host']}  commit {(doc['git_commit'] or '-')[:12]}")
+    if doc["file"]:
+        console.print(f"  file {doc['file']}")
+    if doc["params"]:
+        console.print("  params " + ", ".join(f"{k}={v}" for k, v in doc["params"].items()))
+    if doc["metrics"]:
+        console.print("  metrics " + ", ".join(f"{k}={v}" for k, v in doc["metrics"].items()))
+    if doc["error"]:
+        console.print(f"  [red]error[/] {doc['error']}")
+    table = Table(box=None, pad_edge=False)
+    for col in ("step", "status", "attempts", "time", "outputs", "why"):
+        table.add_column(col)
+    for s in doc["steps"]:
+        style = STATUS_STYLE.get(s["status"], "")
+        outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
+        why = s["error"] if s["status"] == "failed" else s["reason"]
+        table.add_row(s["name"], f"[{style}]{s['status']}[/]", str(s["attempts"] or ""),
+                      format_duration(s["duration"]), outs, why or "")
+    console.print(table)
+
+
+@cli.command()
+@click.argument("ref", metavar="RUN:STEP")
+@click.option("--attempt", type=int, default=None, help="Only this attempt (default: all).")
+@click.pass_context
+def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
+    """Print the captured stdout, stderr and log records of a step's attempts."""
+    context = _context(ctx)
+    run_ref, sep, node = ref.partition(":")
+    if not sep or not node:
+        raise UserError(f"'{ref}' is not RUN:STEP. Write it like `orch logs 3f2a:train`.")
+    run_id = context.lineage.resolve_run(run_ref)
+    row = context.lineage.step_row(run_id, node)
+    attempts = context.lineage.attempts(run_id, node)
+    if not attempts:
+        click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
+        return
+    for a in attempts:
+        if attempt is not None and a["attempt"] != attempt:
+            continue
+        click.echo(f"=== {node} attempt {a['attempt']} ({a['status']}) ===")
+        for label in ("stdout", "stderr", "logs"):
+            if a[label]:
+                click.echo(f"--- {label} ---")
+                click.echo(a[label].rstrip("\n"))
+        if a["traceback"]:
+            click.echo("--- traceback ---")
+            click.echo(a["traceback"].rstrip("\n"))
+
+
+@cli.command()
+@click.argument("ref", metavar="REF")
+@click.option("--upstream", "direction", flag_value="upstream", default=True,
+              help="What produced REF, from what (default).")
+@click.option("--downstream", "direction", flag_value="downstream", help="What was built from REF.")
+@click.option("--depth", type=int, default=None, help="Stop after N steps.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
+              show_default=True)
+@click.pass_context
+def lineage(ctx: click.Context, ref: str, direction: str, depth: int | None, fmt: str) -> None:
+    """Trace lineage of REF across runs: a run id, RUN:STEP, or a digest prefix."""
+    from orchestrator.provenance import render, walk
+
+    click.echo(render(walk(_context(ctx).lineage, ref, direction, depth), fmt))
+
+
+@cli.command()
+@click.argument("target", metavar="FILE[:PIPELINE]")
+@_param_option
+@click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
+              show_default=True)
+def dag(target: str, params: tuple[str, ...], fmt: str) -> None:
+    """Show a pipeline's DAG without running it."""
+    pipeline, values = _load_target(target, params, None)
+    built = pipeline.build(**values)
+    if fmt == "dot":
+        click.echo("digraph pipeline {\n  rankdir=LR;")
+        for node in built.nodes.values():
+            click.echo(f'  "{node.name}";')
+            for up in node.upstream:
+                click.echo(f'  "{up}" -> "{node.name}";')
+        click.echo("}")
+    elif fmt == "mermaid":
+        click.echo("graph LR")
+        for node in built.nodes.values():
+            click.echo(f"  {node.name}")
+            for up in node.upstream:
+                click.echo(f"  {up} --> {node.name}")
+    else:
+        click.echo(f"pipeline {built.pipeline} ({len(built.nodes)} steps)")
+        for node in built.nodes.values():
+            deps = f" ← {', '.join(node.upstream)}" if node.upstream else ""
+            click.echo(f"  {node.name} ({node.site}){deps}")
+
+
+@cli.group(cls=_Group)
+def cache() -> None:
+    """Inspect, verify and clean the artifact store."""
+
+
+@cache.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of {hash, size, type, path}.")
+@click.pass_context
+def cache_ls(ctx: click.Context, as_json: bool) -> None:
+    """List stored artifacts."""
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    rows = []
+    for r in context.lineage.artifact_rows():
+        stored = r["inline"] is not None
+        rows.append({"hash": r["digest"], "size": r["size"], "type": r["type"],
+                     "path": None if stored else str(context.store.path_of(r["digest"])),
+                     "materializer": r["materializer"]})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['hash']}  {r['size']:>12}  {r['type']:<24} {r['path'] or '(inline in metadata.db)'}")
+    click.echo(f"{len(rows)} artifacts", err=True)
+
+
+@cache.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...]} as JSON.")
+@click.pass_context
+def cache_verify(ctx: click.Context, as_json: bool) -> None:
+    """Re-check every stored object against its checksum; exit 1 if any is damaged."""
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    damaged = []
+    recorded = {r["digest"]: r for r in context.lineage.artifact_rows() if r["inline"] is None}
+    on_disk = set(context.store.iter_objects())
+    for digest in sorted(set(recorded) | on_disk):
+        if digest not in on_disk:
+            problem: str | None = "missing from the store"
+        else:
+            problem = context.store.verify(digest)
+            if problem is None and digest in recorded:
+                if context.store.read_header(digest).checksum != recorded[digest]["checksum"]:
+                    problem = "checksum differs from the one recorded"
+        if problem is not None:
+            damaged.append({"hash": digest, "problem": problem})
+    checked = len(set(recorded) | on_disk)
+    if as_json:
+        _emit_json({"checked": checked, "damaged": damaged})
+    else:
+        for d in damaged:
+            click.echo(f"damaged {d['hash']}: {d['problem']}")
+        click.echo(f"{checked} objects checked, {len(damaged)} damaged", err=True)
+    if damaged:
+        sys.exit(EXIT_FAILED)
+
+
+@cache.command("gc")
+@click.option("--keep-last", type=int, default=None, metavar="N",
+              help="Keep only the artifacts of the N most recent runs (default: of every run).")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.pass_context
+def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:
+    """Remove stored objects that no kept run references."""
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    all_runs = context.lineage.runs()
+    kept = [r["run_id"] for r in all_runs if r["status"] == "running"]
+    kept += [r["run_id"] for r in (all_runs if keep_last is None else all_runs[:keep_last])]
+    referenced = context.lineage.referenced_digests(set(kept))
+    present = set(context.store.iter_objects())
+    known = {r["digest"] for r in context.lineage.artifact_rows()}
+    doomed = sorted((present | known) - referenced)
+    freed = 0
+    for digest in doomed:
+        if context.store.has(digest):
+            freed += context.store.path_of(digest).stat().st_size
+            if not dry_run:
+                context.store.delete(digest)
+    if not dry_run:
+        context.lineage.delete_artifacts(doomed)
+        context.store.sweep_temp()
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(doomed)} artifacts ({freed / 1e6:.1f} MB); kept those of {len(set(kept))} runs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``orch``: maps errors to one line and an exit code."""
+    verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+    try:
+        cli.main(args=argv, prog_name="orch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OrchestratorError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(EXIT_OK)

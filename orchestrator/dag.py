@@ -1,0 +1,251 @@
+"""One pipeline's DAG: nodes from a trace, their edges in a networkx graph, static keys.
+
+``build_dag`` turns the calls recorded while a pipeline body ran into
+``Node`` objects: the step, its constant arguments (hashed now, once) and its
+inputs (templates holding ``Output`` placeholders, resolved at run time). It
+collects every problem it finds before raising, naming the step and its
+``file:line``. The static part of each node's cache key (code fingerprint,
+version, constant parameters) is computed here; the digests of inputs are
+added by ``cache`` when upstream nodes are done. This module never touches
+the store or the metadata database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
+from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.step import Call, Output, Step, iter_outputs
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+KEY_FORMAT = "orchestrator-key-1"
+
+
+@dataclass(frozen=True)
+class _FileRef:
+    """Stands in for a path in a hashed template: the file's content digest."""
+
+    content: str
+
+
+@dataclass(frozen=True)
+class _InputRef:
+    """Stands in for an upstream output in a hashed template: its digest."""
+
+    digest: str
+
+
+@dataclass
+class Node:
+    """One call of a step in a pipeline."""
+
+    name: str
+    step: Step
+    site: str
+    arguments: dict[str, Any]
+    params: dict[str, str]
+    inputs: dict[str, Any]
+    upstream: tuple[str, ...]
+    outputs: tuple[str, ...]
+    code: CodeFingerprint
+    static_key: str = ""
+    file_params: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (path, content digest)
+    shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
+
+    @property
+    def label(self) -> str:
+        return f"step '{self.name}' ({self.site})"
+
+
+@dataclass
+class DAG:
+    """A traced pipeline: nodes in call order (a topological order) and the graph."""
+
+    pipeline: str
+    params: dict[str, Any]
+    nodes: dict[str, Node]
+    result: Any
+    _graph: nx.DiGraph | None = None
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The networkx graph: an edge ``a -> b`` labelled with b's input names."""
+        if self._graph is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for node in self.nodes.values():
+                g.add_node(node.name, step=node.step.name, site=node.site)
+                for up in node.upstream:
+                    names = [k for k, t in node.inputs.items() if any(o.node == up for o in iter_outputs(t))]
+                    g.add_edge(up, node.name, inputs=names)
+            self._graph = g
+        return self._graph
+
+    def downstream(self, names: set[str]) -> set[str]:
+        """Every node that depends, directly or not, on one of ``names`` (excluded)."""
+        out: set[str] = set()
+        for node in self.nodes.values():
+            if any(u in names or u in out for u in node.upstream):
+                out.add(node.name)
+        return out
+
+    def result_outputs(self) -> list[Output]:
+        return list(iter_outputs(self.result))
+
+
+def build_dag(
+    pipeline: str,
+    params: dict[str, Any],
+    calls: list[Call],
+    result: Any,
+    problems: list[str],
+    *,
+    file_memo: MutableMapping[str, str] | None = None,
+) -> DAG:
+    """Build and validate the DAG of one traced pipeline body.
+
+    Raises:
+        PipelineDefinitionError: with every problem found, one per line.
+    """
+    problems = list(problems)
+    fingerprints: dict[int, CodeFingerprint] = {}
+    nodes: dict[str, Node] = {}
+    for call in calls:
+        node = _make_node(call, nodes, fingerprints, problems, file_memo)
+        if node is not None:
+            nodes[node.name] = node
+    for out in iter_outputs(result):
+        if out.node not in nodes and not problems:
+            problems.append(f"pipeline '{pipeline}' returns the output of unknown step '{out.node}'.")
+    if not _only_outputs(result):
+        problems.append(
+            f"pipeline '{pipeline}' must return step outputs (one, or a tuple/list/dict of them) or "
+            "nothing; it returned a plain value. Return what a step produced."
+        )
+    if problems:
+        raise PipelineDefinitionError(problems)
+    return DAG(pipeline=pipeline, params=params, nodes=nodes, result=result)
+
+
+def _make_node(
+    call: Call,
+    nodes: dict[str, Node],
+    fingerprints: dict[int, CodeFingerprint],
+    problems: list[str],
+    file_memo: MutableMapping[str, str] | None,
+) -> Node | None:
+    step = call.step
+    label = f"step '{call.name}' ({call.site})"
+    code = fingerprints.get(id(step))
+    if code is None:
+        try:
+            code = fingerprint(step.fn)
+        except UnhashableValueError as exc:
+            problems.append(f"{label}: {exc}")
+            return None
+        fingerprints[id(step)] = code
+    params: dict[str, str] = {}
+    inputs: dict[str, Any] = {}
+    file_params: dict[str, tuple[str, str]] = {}
+    upstream: list[str] = []
+    for arg, value in call.arguments.items():
+        outs = list(iter_outputs(value))
+        if outs:
+            inputs[arg] = value
+            for out in outs:
+                if out.node not in nodes:
+                    problems.append(f"{label}: input '{arg}' comes from step '{out.node}', which failed to build.")
+                elif out.node not in upstream:
+                    upstream.append(out.node)
+            continue
+        as_path = arg in step.path_params and isinstance(value, str)
+        try:
+            template = _with_file_refs(PurePath(value) if as_path else value, file_memo, file_params, arg)
+            params[arg] = hash_value(template)
+        except UnhashableValueError as exc:
+            problems.append(
+                f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass a value that can be pickled, "
+                "or make it a step that produces it."
+            )
+        except OSError as exc:
+            problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")
+    static_key = combine(
+        KEY_FORMAT, code.digest, step.version or "",
+        *(f"{k}={v}" for k, v in sorted(params.items())),
+    )
+    return Node(
+        name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
+        inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
+        static_key=static_key, file_params=file_params,
+        shown={k: _shown(call.arguments[k]) for k in params},
+    )
+
+
+def _shown(value: Any) -> Any:
+    """A short JSON-able rendering of a parameter value, for lineage displays."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:197] + "..."
+    if isinstance(value, PurePath):
+        return os.fspath(value)
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+
+def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
+                    seen: dict[str, tuple[str, str]], arg: str) -> Any:
+    """Replace every path in ``value`` by its content digest (missing paths by their text)."""
+    if isinstance(value, PurePath):
+        path = os.fspath(value)
+        if os.path.exists(path):
+            content = hash_file(path, memo)
+            seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (path, content)
+            return _FileRef(content)
+        return ("missing-path", path)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
+        return type(value)(_with_file_refs(v, memo, seen, arg) for v in value) if isinstance(value, list) \
+            else tuple(_with_file_refs(v, memo, seen, arg) for v in value)
+    if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
+        return {k: _with_file_refs(v, memo, seen, arg) for k, v in value.items()}
+    return value
+
+
+def input_hash(template: Any, digest_of: Callable[[Output], str]) -> str:
+    """Hash of an input argument: the upstream digest, or a structure of them."""
+    if isinstance(template, Output):
+        return digest_of(template)
+    return hash_value(substitute(template, lambda out: _InputRef(digest_of(out))))
+
+
+def substitute(template: Any, value_of: Callable[[Output], Any]) -> Any:
+    """``template`` with every ``Output`` replaced by ``value_of(output)``."""
+    if isinstance(template, Output):
+        return value_of(template)
+    if isinstance(template, list):
+        return [substitute(v, value_of) for v in template]
+    if isinstance(template, tuple):
+        return tuple(substitute(v, value_of) for v in template)
+    if isinstance(template, dict):
+        return {k: substitute(v, value_of) for k, v in template.items()}
+    return template
+
+
+def _only_outputs(result: Any) -> bool:
+    if result is None or isinstance(result, Output):
+        return True
+    if isinstance(result, (list, tuple)):
+        return all(_only_outputs(v) for v in result)
+    if isinstance(result, dict):
+        return all(_only_outputs(v) for v in result.values())
+    return False

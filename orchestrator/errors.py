@@ -1,0 +1,99 @@
+"""User-facing exceptions of the orchestrator.
+
+Every error a user can cause is an ``OrchestratorError`` subclass whose
+message is one line: what is wrong, where, and how to fix it. The CLI prints
+that line and exits 2 (``UserError``) or 1 (a failed run); it shows a
+traceback only under ``--verbose``. This module imports nothing from the rest
+of the package, so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class OrchestratorError(Exception):
+    """Base of every error the orchestrator raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(OrchestratorError):
+    """A mistake in the user's input: a file, an argument, a name. Exit 2."""
+
+    exit_code = 2
+
+
+class PipelineDefinitionError(UserError):
+    """A pipeline or step is used wrongly (unknown argument, missing input...).
+
+    Several problems found in one pass are joined into one message, one per
+    line, so the user fixes them all at once.
+    """
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UnhashableValueError(UserError):
+    """A value that must go into a cache key cannot be hashed deterministically."""
+
+
+class LoadError(UserError):
+    """A pipeline file cannot be found, imported, or holds no usable pipeline."""
+
+
+class ParameterError(UserError):
+    """A pipeline parameter is unknown or its value does not convert."""
+
+
+class NotFoundError(UserError):
+    """A run, step, artifact or model named on the command line does not exist."""
+
+
+class StoreError(OrchestratorError):
+    """The artifact store or metadata database cannot be used."""
+
+
+class CorruptArtifactError(StoreError):
+    """A stored object's bytes do not match its recorded checksum.
+
+    The object is never deserialized; callers treat it as a cache miss and
+    recompute the step that produced it.
+    """
+
+    def __init__(self, digest: str, detail: str) -> None:
+        self.digest = digest
+        self.detail = detail
+        super().__init__(f"artifact {digest} is damaged: {detail}")
+
+
+class MissingArtifactError(StoreError):
+    """An artifact recorded in the metadata database has no object in the store."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+        super().__init__(f"artifact {digest} is missing from the store")
+
+
+class RunFailedError(OrchestratorError):
+    """A run finished with a failed step; the message names it and its error."""
+
+
+class StepTimeoutError(OrchestratorError, TimeoutError):
+    """A step attempt ran longer than its ``timeout`` and was stopped.
+
+    It is also a ``TimeoutError``, so ``retry_on=(TimeoutError,)`` retries it.
+    """
+
+
+class WorkerDiedError(OrchestratorError):
+    """The process running a step attempt died before reporting a result."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,88 @@
+"""Run one task in a child process, so that a timeout can really stop it.
+
+Used for steps that declare a ``timeout``: a Python thread cannot be stopped,
+a process can. The child is forked where the platform allows (closures and
+the loaded pipeline module come along for free) and reports its
+``TaskResult`` back through a pipe; values stay in the child, outputs travel
+as artifact references. A child that dies without reporting is a
+``WorkerDiedError`` attempt; one that outlives its timeout is killed and
+reported as a ``StepTimeoutError`` attempt.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import cloudpickle
+
+from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.retry import Failure
+
+if TYPE_CHECKING:
+    from orchestrator.task import TaskResult, TaskSpec
+
+
+def _child_main(conn: multiprocessing.connection.Connection, payload: bytes) -> None:
+    from orchestrator.task import run_task
+
+    spec = pickle.loads(payload)
+    result = run_task(spec)
+    try:
+        data = cloudpickle.dumps(result)
+    except Exception:
+        # An exception that cannot be pickled travels by its names and text only.
+        if result.failure is not None:
+            result.failure = replace(result.failure, exception=None)
+        data = cloudpickle.dumps(result)
+    conn.send_bytes(data)
+    conn.close()
+
+
+def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
+    """Run ``spec`` in a child process, killing it after ``timeout`` seconds."""
+    from orchestrator.task import TaskResult
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    parent, child = ctx.Pipe(duplex=False)
+    payload = cloudpickle.dumps(replace(spec, keep_values=False))
+    proc = ctx.Process(target=_child_main, args=(child, payload), daemon=True)
+    started = time.time()
+    proc.start()
+    child.close()
+    try:
+        ready = parent.poll(timeout)
+        if ready:
+            try:
+                return pickle.loads(parent.recv_bytes())
+            except EOFError:
+                pass
+        else:
+            proc.kill()
+            proc.join()
+            exc: BaseException = StepTimeoutError(
+                f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s"
+            )
+            return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
+                              failure=Failure.from_exception(exc))
+        proc.join()
+        code = proc.exitcode
+        exc = WorkerDiedError(
+            f"the process running step '{spec.step_name}' died (exit code {code}) before reporting a result"
+        )
+        return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
+                          failure=Failure.from_exception(exc))
+    except BaseException:
+        if proc.is_alive():
+            proc.kill()
+        raise
+    finally:
+        parent.close()
+        proc.join(timeout=5)
+        if os.name == "posix" and proc.is_alive():
+            proc.kill()

@@ -1,0 +1,106 @@
+"""Load a pipeline definition file: ``FILE[:PIPELINE]`` → a ``Pipeline``.
+
+The file's folder is put on ``sys.path`` while it loads (and stays there for
+the run), so a pipeline next to its ``helpers.py`` just works. The module is
+registered under the file's stem, like a plain import, so that the keys of a
+pipeline run with ``orch run FILE`` equal those of the same pipeline imported
+from Python. Import errors in the user's file become one clear line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from orchestrator.errors import LoadError, did_you_mean
+from orchestrator.pipeline import Pipeline
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``"train.py:training"`` → ``("train.py", "training")``; a drive letter is not a separator."""
+    path, sep, name = target.rpartition(":")
+    if sep and path and not (len(path) == 1 and path.isalpha()) and name and "/" not in name and "\\" not in name:
+        return path, name
+    return target, None
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """The pipeline named by ``FILE[:PIPELINE]``.
+
+    Raises:
+        LoadError: missing file, import failure, no pipeline, or an ambiguous choice.
+    """
+    file, name = split_target(target)
+    module = load_module(file)
+    found = pipelines_in(module)
+    if name is not None:
+        if name in found:
+            return found[name]
+        raise LoadError(f"{file} has no pipeline '{name}'.{did_you_mean(name, found)}"
+                        + (f" Pipelines in it: {', '.join(found)}." if found else ""))
+    if not found:
+        raise LoadError(f"{file} defines no pipeline. Decorate a function with @pipeline.")
+    if len(found) > 1:
+        first = next(iter(found))
+        raise LoadError(f"{file} defines {len(found)} pipelines ({', '.join(found)}). "
+                        f"Choose one: {file}:{first}")
+    return next(iter(found.values()))
+
+
+def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:
+    found: dict[str, Pipeline] = {}
+    for value in vars(module).values():
+        if isinstance(value, Pipeline) and value.name not in found:
+            found[value.name] = value
+    return found
+
+
+def load_module(file: str) -> ModuleType:
+    """Import the Python file ``file`` as a module named after its stem."""
+    path = Path(file)
+    if not path.exists():
+        raise LoadError(f"pipeline file {file} does not exist. Check the path.")
+    if path.is_dir() or path.suffix != ".py":
+        raise LoadError(f"{file} is not a Python file. Give a .py file that defines a @pipeline.")
+    path = path.resolve()
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem if path.stem.isidentifier() else "orch_pipeline"
+    existing = sys.modules.get(name)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == str(path):
+        return existing
+    if existing is not None:
+        name = f"orch_pipeline_{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"cannot import {file}. Give a .py file that defines a @pipeline.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        raise LoadError(f"{file}:{exc.lineno}: syntax error: {exc.msg}. Fix the file and try again.") from exc
+    except LoadError:
+        sys.modules.pop(name, None)
+        raise
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        where = _user_frame(exc, str(path))
+        raise LoadError(f"importing {file} failed{where}: {type(exc).__name__}: {exc} "
+                        "(run with --verbose for the traceback)") from exc
+    return module
+
+
+def _user_frame(exc: BaseException, path: str) -> str:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""

@@ -1,0 +1,122 @@
+"""``@pipeline``: a function whose body wires steps together, traced into a DAG.
+
+The body runs as plain Python with the actual parameter values, so loops,
+``if`` and string handling work; only step calls are recorded (see
+``step.Trace``). ``Pipeline.run`` and ``Pipeline.plan`` hand the DAG to the
+runner, imported lazily because the runner sits above this module.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.dag import DAG, build_dag
+from orchestrator.errors import ParameterError, UserError, did_you_mean
+from orchestrator.step import Trace, definition_site, tracing
+
+if TYPE_CHECKING:
+    from orchestrator.runner import Plan, Run
+
+#: Keyword arguments of ``Pipeline.run`` that are run options, not pipeline parameters.
+RUN_OPTIONS = frozenset(
+    {"store", "executor", "workers", "address", "metadata", "rerun", "no_cache", "verbose",
+     "progress", "params"}
+)
+
+
+class Pipeline:
+    """A decorated pipeline function. See :func:`pipeline`."""
+
+    _is_orchestrator_pipeline = True
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        if not callable(fn):
+            raise UserError(f"@pipeline needs a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.site = definition_site(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name!r} ({self.site})>"
+
+    @property
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        return dict(self.signature.parameters)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the body as plain Python: steps run as plain functions, nothing is cached."""
+        return self.fn(*args, **kwargs)
+
+    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check ``params`` against the signature and fill in defaults.
+
+        Raises:
+            ParameterError: for unknown names (with a close match) or missing ones.
+        """
+        sig = self.signature.parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+        problems = []
+        for key in params:
+            if key not in sig and not takes_kwargs:
+                hint = did_you_mean(key, sig)
+                problems.append(f"pipeline '{self.name}' has no parameter '{key}'.{hint}"
+                                + ("" if hint else f" Its parameters: {', '.join(sig) or 'none'}."))
+        values: dict[str, Any] = {}
+        for pname, param in sig.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if pname in params:
+                values[pname] = params[pname]
+            elif param.default is not param.empty:
+                values[pname] = param.default
+            else:
+                problems.append(f"pipeline '{self.name}' needs parameter '{pname}'. Pass -p {pname}=VALUE.")
+        if takes_kwargs:
+            values.update({k: v for k, v in params.items() if k not in sig})
+        if problems:
+            raise ParameterError("\n".join(problems))
+        return values
+
+    def build(self, file_memo: MutableMapping[str, str] | None = None, **params: Any) -> DAG:
+        """Trace the body with ``params`` (defaults filled in) and return its DAG."""
+        values = self.resolve_params(params)
+        trace = Trace()
+        with tracing(trace):
+            result = self.fn(**values)
+        return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
+
+    def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+            executor: str = "sequential", workers: int | None = None, rerun: Iterable[str] = (),
+            no_cache: bool = False, verbose: bool = False, progress: Any = None,
+            **kwargs: Any) -> Run:
+        """Run the pipeline and return a ``Run``.
+
+        Pipeline parameters are keyword arguments (or ``params={...}`` when a
+        name collides with a run option). ``store`` defaults to ``$ORCH_STORE``
+        or ``./cache``.
+        """
+        from orchestrator.runner import run_pipeline
+
+        return run_pipeline(self, {**(params or {}), **kwargs}, store=store, executor=executor,
+                            workers=workers, rerun=tuple(rerun), no_cache=no_cache,
+                            verbose=verbose, progress=progress)
+
+    def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+             rerun: Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
+        """What a run would do now: for each node, cached / will run / may run, and why."""
+        from orchestrator.runner import plan_pipeline
+
+        return plan_pipeline(self, {**(params or {}), **kwargs}, store=store,
+                             rerun=tuple(rerun), no_cache=no_cache)
+
+
+def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name="train")``."""
+    if fn is not None:
+        return Pipeline(fn, name=name)
+    return lambda f: Pipeline(f, name=name)

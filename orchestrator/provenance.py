@@ -1,0 +1,199 @@
+"""Lineage walks: what produced an artifact (upstream) and what was built from it (downstream).
+
+The walk crosses runs: an artifact's producer is the step run that first
+computed it (a later cached step run merely reused it), and its consumers
+are every step run, in any run, that read it. The result is a small graph
+of artifact and step-run vertices that ``render`` prints as a tree, JSON,
+Graphviz dot or Mermaid. Reads the metadata database only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import NotFoundError, UserError
+
+if TYPE_CHECKING:
+    from orchestrator.lineage import Lineage
+
+
+@dataclass
+class Vertex:
+    id: str
+    kind: str  # "artifact" | "file" | "step"
+    label: str
+    data: dict[str, Any] = field(default_factory=dict)
+    children: list[tuple[str, str]] = field(default_factory=list)  # (edge label, vertex id)
+
+
+@dataclass
+class LineageGraph:
+    roots: list[str]
+    vertices: dict[str, Vertex]
+    direction: str
+
+
+def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
+    """Roots for a REF: ``RUN:step`` → that step run; a run id → its steps; else a digest prefix."""
+    if ":" in ref:
+        run_ref, node = ref.split(":", 1)
+        run_id = lineage.resolve_run(run_ref)
+        lineage.step_row(run_id, node)
+        return [("step", f"{run_id}:{node}")]
+    try:
+        run_id = lineage.resolve_run(ref)
+        return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
+                if s["status"] in ("ran", "cached")]
+    except NotFoundError:
+        pass
+    if not all(c in "0123456789abcdef" for c in ref.lower()) or not ref:
+        raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store. "
+                            "See `orch runs` and `orch cache ls`.")
+    try:
+        return [("artifact", lineage.resolve_digest(ref))]
+    except NotFoundError:
+        row = lineage.conn.execute(
+            "SELECT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 1",
+            (ref.lower(), ref.lower() + "g")).fetchone()
+        if row is None:
+            raise
+        return [("file", row[0])]
+
+
+def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
+    """The lineage graph of ``ref`` in ``direction`` ("upstream" or "downstream")."""
+    if direction not in ("upstream", "downstream"):
+        raise UserError("direction must be upstream or downstream")
+    graph = LineageGraph(roots=[], vertices={}, direction=direction)
+    for kind, ident in resolve_ref(lineage, ref):
+        vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
+        if vid not in graph.roots:
+            graph.roots.append(vid)
+    return graph
+
+
+def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int) -> str:
+    vid = f"{kind}:{ident}"
+    if vid in g.vertices:
+        return vid
+    if kind == "step":
+        run_id, node = ident.split(":", 1)
+        row = lineage.step_row(run_id, node)
+        v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']})", {
+            "run_id": run_id, "step": node, "status": row["status"], "key": row["key"],
+            "code": (row["key_parts"] or {}).get("code"), "params": (row["key_parts"] or {}).get("values"),
+            "param_hashes": (row["key_parts"] or {}).get("params"),
+        })
+        g.vertices[vid] = v
+        if depth <= 0:
+            return vid
+        edges = lineage.conn.execute(
+            "SELECT direction, name, digest, path FROM edges WHERE run_id=? AND node=? ORDER BY rowid",
+            (run_id, node)).fetchall()
+        wanted = "in" if g.direction == "upstream" else "out"
+        for direction, name, digest, path in edges:
+            if direction != wanted:
+                continue
+            if path:
+                fid = f"file:{digest}"
+                g.vertices.setdefault(fid, Vertex(fid, "file", f"{path} ({digest[:12]})",
+                                                  {"path": path, "digest": digest}))
+                v.children.append((name, fid))
+                continue
+            child = _visit(lineage, g, "artifact", digest, depth - 1)
+            if (name, child) not in v.children:
+                v.children.append((name, child))
+        return vid
+    row = lineage.artifact_row(ident) if kind == "artifact" else None
+    label = f"{ident[:12]}" + (f" ({row['type']}, {row['size']} B)" if row else "")
+    v = Vertex(vid, kind, label, {"digest": ident, **({"type": row["type"], "size": row["size"]} if row else {})})
+    g.vertices[vid] = v
+    if depth <= 0:
+        return vid
+    if g.direction == "upstream":
+        producers = lineage.conn.execute(
+            "SELECT e.run_id, e.node FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
+            "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='out' "
+            "ORDER BY s.status='ran' DESC, r.started ASC LIMIT 1", (ident,)).fetchall()
+        for run_id, node in producers:
+            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+    else:
+        seen: set[tuple[str, str]] = set()
+        for run_id, node, key in lineage.conn.execute(
+            "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
+            "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
+            "AND s.status IN ('ran', 'cached') ORDER BY s.status='ran' DESC, r.started ASC", (ident,)):
+            if (node, key) in seen:
+                continue  # the same computation reused in a later run: shown once
+            seen.add((node, key))
+            v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+    return vid
+
+
+def render(g: LineageGraph, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(_json(g), indent=2)
+    if fmt == "dot":
+        lines = ["digraph lineage {", "  rankdir=LR;"]
+        for v in g.vertices.values():
+            shape = "box" if v.kind == "step" else "ellipse"
+            lines.append(f'  "{v.id}" [label="{v.label}", shape={shape}];')
+        for v in g.vertices.values():
+            for label, child in v.children:
+                a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
+                lines.append(f'  "{a}" -> "{b}" [label="{label}"];')
+        lines.append("}")
+        return "\n".join(lines)
+    if fmt == "mermaid":
+        ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
+        lines = ["graph LR"]
+        for v in g.vertices.values():
+            text = v.label.replace('"', "'")
+            lines.append(f'  {ids[v.id]}["{text}"]' if v.kind == "step" else f'  {ids[v.id]}("{text}")')
+        for v in g.vertices.values():
+            for label, child in v.children:
+                a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
+                lines.append(f"  {ids[a]} -->|{label}| {ids[b]}")
+        return "\n".join(lines)
+    return "\n".join(_tree_lines(g))
+
+
+def _tree_lines(g: LineageGraph) -> list[str]:
+    lines: list[str] = []
+    printed: set[str] = set()
+
+    def emit(vid: str, prefix: str, last: bool, label: str, top: bool, path: set[str]) -> None:
+        v = g.vertices[vid]
+        branch = "" if top else ("└── " if last else "├── ")
+        head = f"{label}: " if label else ""
+        text = v.label
+        if v.kind == "step" and v.data.get("params"):
+            text += "  " + ", ".join(f"{k}={val}" for k, val in v.data["params"].items())
+        repeated = vid in printed and bool(v.children)
+        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
+        if vid in path or repeated:
+            return
+        printed.add(vid)
+        kids = v.children
+        for i, (elabel, child) in enumerate(kids):
+            ext = "" if top else ("    " if last else "│   ")
+            emit(child, prefix + ext, i == len(kids) - 1, elabel, False, path | {vid})
+
+    for root in g.roots:
+        emit(root, "", True, "", True, set())
+    return lines
+
+
+def _json(g: LineageGraph) -> dict[str, Any]:
+    return {
+        "direction": g.direction,
+        "roots": g.roots,
+        "nodes": [{"id": v.id, "kind": v.kind, "label": v.label, **v.data} for v in g.vertices.values()],
+        "edges": [
+            {"from": (c if g.direction == "upstream" else v.id), "to": (v.id if g.direction == "upstream" else c),
+             "label": label}
+            for v in g.vertices.values() for label, c in v.children
+        ],
+    }

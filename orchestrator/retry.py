@@ -1,0 +1,120 @@
+"""Retry policies: which failures are retried, how often, and after what delay.
+
+A ``RetryPolicy`` is a frozen value attached to a step. It decides, from an
+attempt's failure, whether another attempt is allowed and how long to wait
+before it. It never runs anything itself: the runner schedules the attempts,
+so every attempt is recorded in lineage whatever executor runs it. Retry
+settings are execution settings, not part of a step's cache key.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from orchestrator.errors import UserError, WorkerDiedError
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What an attempt's failure looked like, in a form that crosses processes.
+
+    ``exception`` is the live exception when it could be carried back (same
+    process, or it pickled); ``type_names`` holds ``module.qualname`` of every
+    class in its MRO so ``retry_on`` can still be matched when it could not.
+    """
+
+    type_name: str
+    message: str
+    traceback: str
+    type_names: tuple[str, ...] = ()
+    exception: BaseException | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, traceback_text: str = "") -> Failure:
+        names = tuple(f"{k.__module__}.{k.__qualname__}" for k in type(exc).__mro__)
+        return cls(
+            type_name=type(exc).__name__,
+            message=str(exc),
+            traceback=traceback_text,
+            type_names=names,
+            exception=exc,
+        )
+
+    def summary(self) -> str:
+        """One line: ``ValueError: bad value``."""
+        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return f"{self.type_name}: {first}" if first else self.type_name
+
+    def is_instance_of(self, classes: tuple[type[BaseException], ...]) -> bool:
+        if self.exception is not None:
+            return isinstance(self.exception, classes)
+        wanted = {f"{k.__module__}.{k.__qualname__}" for k in classes}
+        return bool(wanted.intersection(self.type_names))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a step is retried.
+
+    Args:
+        retries: extra attempts after the first; ``retries=3`` allows 4 attempts.
+        delay: seconds before the first retry.
+        backoff: factor applied to the delay after each retry.
+        max_delay: cap on any single delay.
+        jitter: relative spread of each delay (0.1 = ±10%), so that many
+            failing steps do not retry in lock-step.
+        retry_on: exception classes worth retrying; others fail at once.
+        timeout: seconds one attempt may run before it is stopped and counted
+            as a failure (``None``: no limit).
+    """
+
+    retries: int = 0
+    delay: float = 0.0
+    backoff: float = 1.0
+    max_delay: float = 300.0
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.retries, int) or self.retries < 0:
+            problems.append(f"retries must be a whole number >= 0, got {self.retries!r}")
+        if self.delay < 0:
+            problems.append(f"retry_delay must be >= 0, got {self.delay!r}")
+        if self.backoff < 1:
+            problems.append(f"backoff must be >= 1, got {self.backoff!r}")
+        if not 0 <= self.jitter <= 1:
+            problems.append(f"jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            problems.append(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        bad = [k for k in self.retry_on if not (isinstance(k, type) and issubclass(k, BaseException))]
+        if bad:
+            problems.append(f"retry_on must hold exception classes, got {bad[0]!r}")
+        if problems:
+            raise UserError("; ".join(problems))
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def should_retry(self, failure: Failure, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` (1-based), which failed, gets another try.
+
+        A worker that died is an infrastructure failure, not the step's own
+        exception, so it is retried whenever attempts remain.
+        """
+        if attempt >= self.max_attempts:
+            return False
+        if failure.is_instance_of((WorkerDiedError,)):
+            return True
+        return failure.is_instance_of(self.retry_on)
+
+    def delay_before(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2 for the first retry)."""
+        if attempt <= 1 or self.delay == 0:
+            return 0.0
+        base = min(self.delay * self.backoff ** (attempt - 2), self.max_delay)
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return max(0.0, base * (1 + spread))

@@ -1,0 +1,542 @@
+"""The run loop: the one place where DAG, cache, store, lineage and executor meet.
+
+``run_pipeline`` builds the DAG, then walks it: a node whose inputs are done
+gets its key; a hit is recorded without loading anything; a miss is
+submitted to the executor, and each attempt's result is committed (outputs,
+attempts, edges, cache entry) before any dependent starts. Failures are
+retried by the step's policy; a final failure skips only what depends on it.
+``plan_pipeline`` answers the same questions without running anything.
+"""
+
+from __future__ import annotations
+
+import getpass
+import heapq
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator import cache
+from orchestrator.dag import DAG, Node, input_hash, substitute
+from orchestrator.errors import UserError, did_you_mean
+from orchestrator.executors import make_executor
+from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
+from orchestrator.report import RunObserver
+from orchestrator.step import Output, iter_outputs
+from orchestrator.store import ArtifactInfo, ArtifactStore
+from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
+
+if TYPE_CHECKING:
+    from orchestrator.executors.base import Executor
+    from orchestrator.pipeline import Pipeline
+
+DEFAULT_STORE = "cache"
+
+
+def store_root(store: str | os.PathLike[str] | None) -> Path:
+    """The store folder: the argument, else ``$ORCH_STORE``, else ``./cache``."""
+    return Path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
+
+
+@dataclass
+class Context:
+    """The store and metadata database a run or a CLI command works on."""
+
+    root: Path
+    store: ArtifactStore
+    lineage: Lineage
+
+    @classmethod
+    def open(cls, store: str | os.PathLike[str] | None = None) -> Context:
+        root = store_root(store)
+        if root.exists() and not root.is_dir():
+            raise UserError(f"store path {root} is a file, not a folder. Pass --store DIR.")
+        durable = os.environ.get("ORCH_FSYNC", "1") != "0"
+        sync = "FULL" if os.environ.get("ORCH_FSYNC") == "all" else "NORMAL"
+        return cls(root, ArtifactStore(root, fsync=durable), Lineage(root / "metadata.db", synchronous=sync))
+
+    def load(self, digest: str) -> Any:
+        """Load an artifact by digest, verified against its checksum."""
+        return self.store.get(self.artifact_info(digest))
+
+    def artifact_info(self, digest: str) -> ArtifactInfo:
+        row = self.lineage.artifact_row(digest)
+        if row is None:
+            return self.store.read_header(digest)
+        return ArtifactInfo(digest=row["digest"], materializer=row["materializer"], type_name=row["type"],
+                            size=row["size"], checksum=row["checksum"], meta=row["meta"],
+                            inline=row["inline"])
+
+
+@dataclass
+class StepResult:
+    """How one node fared in a run."""
+
+    name: str
+    status: str
+    reason: str = ""
+    attempts: int = 0
+    duration: float | None = None
+    error: str | None = None
+    key: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """The outcome of ``Pipeline.run``: status, per-step results, and the outputs."""
+
+    id: str
+    pipeline: str
+    status: str
+    steps: dict[str, StepResult]
+    store_root: Path
+    result: Any = None
+    error: str | None = None
+
+    def output(self) -> Any:
+        """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
+        if self.status != "succeeded":
+            raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
+        ctx = Context.open(self.store_root)
+        return substitute(self.result, lambda out: ctx.load(self.steps[out.node].outputs[out.name]))
+
+    @property
+    def failed_steps(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status == "failed"]
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    node: str
+    status: str  # "cached" | "will run" | "may run"
+    reason: str
+    key: str | None
+
+
+@dataclass
+class Plan:
+    pipeline: str
+    entries: list[PlanEntry]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.status] = out.get(e.status, 0) + 1
+        return out
+
+
+def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
+    names = set(rerun)
+    unknown = [n for n in names if n not in dag.nodes]
+    if unknown:
+        raise UserError(
+            f"--rerun: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
+            + did_you_mean(unknown[0], dag.nodes)
+        )
+    return names
+
+
+def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
+    """Trace the pipeline, hashing file inputs through the store's memo."""
+    memo = ctx.lineage.load_file_memo()
+    before = dict(memo)
+    dag = pipeline.build(file_memo=memo, **params)
+    ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
+    return dag
+
+
+def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
+                  rerun: tuple[str, ...] = (), no_cache: bool = False) -> Plan:
+    """For each node: cached, will run, or may run (an input comes from a node that runs), and why."""
+    ctx = Context.open(store)
+    dag = build(pipeline, params, ctx)
+    forced = check_rerun(dag, rerun)
+    digests: dict[tuple[str, str], str] = {}
+    state: dict[str, str] = {}
+    entries = []
+    for node in dag.nodes.values():
+        running_up = [u for u in node.upstream if state[u] != "cached"]
+        if running_up:
+            state[node.name] = "may run"
+            entries.append(PlanEntry(node.name, "may run",
+                                     f"input from step '{running_up[0]}', which will run", None))
+            continue
+        key, parts = cache.node_key(node, _input_hashes(node, digests))
+        force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
+        decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, pipeline=dag.pipeline, force=force)
+        if decision.hit:
+            assert decision.outputs is not None
+            for o in decision.outputs:
+                digests[(node.name, o.name)] = o.digest
+            state[node.name] = "cached"
+            entries.append(PlanEntry(node.name, "cached", "cached", key))
+        else:
+            state[node.name] = "will run"
+            entries.append(PlanEntry(node.name, "will run", decision.reason, key))
+    return Plan(dag.pipeline, entries)
+
+
+def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
+                 executor: str = "sequential", workers: int | None = None,
+                 rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
+                 progress: RunObserver | None = None, file: str | None = None) -> Run:
+    """Build and run ``pipeline``; return the ``Run`` (also when it failed).
+
+    Raises:
+        UserError: for mistakes found before anything runs.
+        KeyboardInterrupt: after recording the run as ``interrupted``.
+    """
+    ctx = Context.open(store)
+    ctx.lineage.mark_dead_runs()
+    dag = build(pipeline, params, ctx)
+    forced = check_rerun(dag, rerun)
+    runner = _RunLoop(dag, ctx, make_executor(executor, workers), progress or RunObserver(),
+                      forced=forced, no_cache=no_cache, verbose=verbose)
+    return runner.run(file=file or _source_file(pipeline))
+
+
+def _input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, str]:
+    return {arg: input_hash(t, lambda o: digests[(o.node, o.name)]) for arg, t in node.inputs.items()}
+
+
+def _input_edges(node: Node, digests: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    edges = []
+    for arg, template in node.inputs.items():
+        outs = list(iter_outputs(template))
+        for i, out in enumerate(outs):
+            edges.append((arg if len(outs) == 1 else f"{arg}[{i}]", digests[(out.node, out.name)]))
+    return edges
+
+
+class _RunLoop:
+    """State of one run while it executes."""
+
+    def __init__(self, dag: DAG, ctx: Context, executor: Executor, observer: RunObserver, *,
+                 forced: set[str], no_cache: bool, verbose: bool) -> None:
+        self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
+        self.forced, self.no_cache, self.verbose = forced, no_cache, verbose
+        self.run_id = secrets.token_hex(6)
+        self.digests: dict[tuple[str, str], str] = {}
+        self.values: dict[str, Any] = {}          # digest -> value produced in this process
+        self.consumers_left: dict[str, int] = {}  # node -> children not finished yet
+        self.results: dict[str, StepResult] = {}
+        self.waiting: dict[str, int] = {n: len(node.upstream) for n, node in dag.nodes.items()}
+        self.children: dict[str, list[str]] = {n: [] for n in dag.nodes}
+        for node in dag.nodes.values():
+            for up in node.upstream:
+                self.children[up].append(node.name)
+        self.ready: list[str] = [n for n, c in self.waiting.items() if c == 0]
+        self.ready.reverse()  # pop() from the end keeps call order
+        self.running: dict[Future[TaskResult], tuple[Node, cache.Decision, int]] = {}
+        self.retry_at: list[tuple[float, int, str]] = []
+        self.attempts: dict[str, list[AttemptRecord]] = {}
+        self.decisions: dict[str, cache.Decision] = {}
+        self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
+        self.redo: dict[str, str] = {}            # node -> reason it must run again
+        self.started: dict[str, float] = {}
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self, file: str | None) -> Run:
+        self._start_record(file)
+        self.observer.run_started(self.run_id, self.dag)
+        status = "failed"
+        try:
+            self._loop()
+            status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self._interrupt()
+            raise
+        finally:
+            self._finish(status)
+        return self._run_object(status)
+
+    def _loop(self) -> None:
+        capacity = max(1, self.executor.capacity)
+        while self.ready or self.running or self.retry_at:
+            while self.ready and len(self.running) < capacity:
+                self._start(self.ready.pop())
+            now = time.time()
+            while self.retry_at and self.retry_at[0][0] <= now and len(self.running) < capacity:
+                _, attempt, name = heapq.heappop(self.retry_at)
+                node = self.dag.nodes[name]
+                self._submit(node, self.decisions[name], attempt)
+            if not self.running:
+                if self.retry_at and not self.ready:
+                    time.sleep(max(0.0, self.retry_at[0][0] - time.time()))
+                continue
+            timeout = max(0.0, self.retry_at[0][0] - time.time()) if self.retry_at else None
+            done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                node, decision, attempt = self.running.pop(future)
+                self._finished_attempt(node, decision, attempt, future.result())
+
+    def _start(self, name: str) -> None:
+        node = self.dag.nodes[name]
+        key, parts = cache.node_key(node, _input_hashes(node, self.digests))
+        force = self.redo.pop(name, None) or (
+            cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
+        decision = cache.decide(node, key, parts, self.ctx.lineage, self.ctx.store,
+                                pipeline=self.dag.pipeline, force=force)
+        self.decisions[name] = decision
+        if decision.hit:
+            self._cached(node, decision)
+            return
+        self.started[name] = time.time()
+        self.attempts[name] = []
+        self.ctx.lineage.mark_running(self._record(node, "running", decision, attempts=0))
+        self.observer.step_started(name, decision.reason)
+        self._submit(node, decision, 1)
+
+    def _submit(self, node: Node, decision: cache.Decision, attempt: int) -> None:
+        spec = TaskSpec(
+            node=node.name, step_name=node.step.name, fn=node.step.fn,
+            arguments=self._arguments(node), output_names=node.outputs,
+            store_root=str(self.ctx.root), attempt=attempt, timeout=node.step.retry.timeout,
+            echo=self.verbose, fsync=self.ctx.store.fsync,
+        )
+        self.running[self.executor.submit(spec)] = (node, decision, attempt)
+
+    def _arguments(self, node: Node) -> dict[str, Any]:
+        args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
+        for arg, template in node.inputs.items():
+            args[arg] = substitute(template, self._input_value)
+        return args
+
+    def _input_value(self, out: Output) -> Any:
+        digest = self.digests[(out.node, out.name)]
+        if digest in self.values:
+            return self.values[digest]
+        return ArtifactRef(self.ctx.artifact_info(digest))
+
+    # -- outcomes -------------------------------------------------------------
+
+    def _cached(self, node: Node, decision: cache.Decision) -> None:
+        assert decision.outputs is not None
+        outputs = {o.name: o.digest for o in decision.outputs}
+        for name, digest in outputs.items():
+            self.digests[(node.name, name)] = digest
+        record = self._record(node, "cached", decision, attempts=0)
+        record.outputs = list(outputs.items())
+        self.ctx.lineage.queue_step(record)
+        self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
+                                             outputs=outputs)
+        self.observer.step_finished(node.name, "cached", "cached")
+        self._release(node)
+
+    def _finished_attempt(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
+        if result.damaged_input is not None:
+            self._repair(node, result.damaged_input)
+            return
+        failure = result.failure
+        self.attempts[node.name].append(AttemptRecord(
+            attempt=attempt, status="failed" if failure else "succeeded",
+            started=result.started, ended=result.ended,
+            error=failure.summary() if failure else None,
+            traceback=failure.traceback if failure else None,
+            stdout=result.stdout, stderr=result.stderr, logs=result.logs,
+        ))
+        if failure is None:
+            self._succeeded(node, decision, attempt, result)
+            return
+        policy = node.step.retry
+        if policy.should_retry(failure, attempt):
+            delay = policy.delay_before(attempt + 1)
+            self.observer.step_retrying(node.name, attempt, failure.summary(), delay)
+            heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
+            return
+        self._failed(node, decision, attempt, failure.summary())
+
+    def _succeeded(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
+        outputs = {name: info.digest for name, info in result.outputs}
+        for name, digest in outputs.items():
+            self.digests[(node.name, name)] = digest
+            if result.values is not None and self.children[node.name]:
+                self.values[digest] = result.values[name]
+        record = self._record(node, "ran", decision, attempts=attempt)
+        record.outputs = list(outputs.items())
+        entry = [CachedOutput(n, i.digest, i.inline is not None) for n, i in result.outputs] \
+            if node.step.cache else None
+        self.ctx.lineage.record_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
+        self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
+                                             record.duration, key=decision.key, outputs=outputs)
+        self.observer.step_finished(node.name, "ran", decision.reason)
+        self._release(node)
+        for waiting in self.blocked.pop(node.name, []):
+            self.ready.append(waiting)
+
+    def _failed(self, node: Node, decision: cache.Decision, attempt: int, error: str) -> None:
+        record = self._record(node, "failed", decision, attempts=attempt)
+        record.error = error
+        self.ctx.lineage.record_step(record, self.attempts[node.name])
+        self.results[node.name] = StepResult(node.name, "failed", decision.reason, attempt,
+                                             record.duration, error=error, key=decision.key)
+        self.observer.step_finished(node.name, "failed", error)
+        for name in sorted(self.dag.downstream({node.name}), key=list(self.dag.nodes).index):
+            if name in self.results:
+                continue
+            reason = f"upstream step '{node.name}' failed"
+            skipped = self.dag.nodes[name]
+            self.ctx.lineage.queue_step(StepRecord(self.run_id, name, skipped.step.name, skipped.site,
+                                                   "skipped", reason))
+            self.results[name] = StepResult(name, "skipped", reason)
+            self.observer.step_finished(name, "skipped", reason)
+        for waiting in self.blocked.pop(node.name, []):
+            self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
+        self.ctx.lineage.flush()
+
+    def _repair(self, node: Node, digest: str) -> None:
+        """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
+        producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
+        try:
+            self.ctx.store.delete(digest)
+        except OSError:
+            pass  # already gone: the producer rewrites it either way
+        self.ctx.lineage.forget_artifact(digest)
+        self.values.pop(digest, None)
+        if producer is None or producer in self.blocked:
+            self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
+            return
+        self.observer.step_finished(node.name, "waiting", f"input from '{producer}' was damaged")
+        self.blocked.setdefault(producer, []).append(node.name)
+        self.redo[producer] = cache.DAMAGED
+        self.results.pop(producer, None)
+        self._start(producer)
+
+    def _release(self, node: Node) -> None:
+        """``node`` is done: free upstream values nobody needs any more, ready its children."""
+        for up in node.upstream:
+            left = self.consumers_left.get(up, len(self.children[up])) - 1
+            self.consumers_left[up] = left
+            if left <= 0:
+                for name in self.dag.nodes[up].outputs:
+                    self.values.pop(self.digests.get((up, name), ""), None)
+        for child in self.children[node.name]:
+            self.waiting[child] -= 1
+            if self.waiting[child] == 0 and child not in self.results:
+                self.ready.insert(0, child)
+
+    # -- records --------------------------------------------------------------
+
+    def _record(self, node: Node, status: str, decision: cache.Decision, attempts: int) -> StepRecord:
+        started = self.started.get(node.name)
+        return StepRecord(
+            run_id=self.run_id, node=node.name, step=node.step.name, site=node.site, status=status,
+            reason=decision.reason, key=decision.key, key_parts=decision.parts, attempts=attempts,
+            started=started, ended=time.time() if started is not None and status != "running" else None,
+            inputs=_input_edges(node, self.digests), files=list(node.file_params.items()),
+        )
+
+    def _start_record(self, file: str | None) -> None:
+        self.ctx.lineage.start_run({
+            "run_id": self.run_id, "pipeline": self.dag.pipeline, "file": file,
+            "params": {k: _jsonable(v) for k, v in self.dag.params.items()}, "status": "running",
+            "started": time.time(), "user": _user(), "host": os.uname().nodename, "pid": os.getpid(),
+            "pid_start": process_start_token(os.getpid()), "git_commit": git_commit(file),
+            "python": platform.python_version(), "packages": _package_versions(),
+            "executor": self.executor.name,
+        })
+
+    def _interrupt(self) -> None:
+        for future, (node, decision, attempt) in list(self.running.items()):
+            future.cancel()
+            record = self._record(node, "interrupted", decision, attempts=attempt)
+            self.ctx.lineage.queue_step(record)
+            self.results[node.name] = StepResult(node.name, "interrupted", "interrupted by the user", attempt)
+        self.executor.shutdown(cancel=True)
+
+    def _finish(self, status: str) -> None:
+        outputs = None
+        if status == "succeeded":
+            outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
+        first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
+        error = None
+        if first_failure is not None:
+            error = f"step '{first_failure.name}' failed after {first_failure.attempts} attempt" \
+                    f"{'s' if first_failure.attempts != 1 else ''}: {first_failure.error}"
+        self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error)
+        self.executor.shutdown()
+        self.observer.run_finished(self.run_id, status, self.results)
+
+    def _run_object(self, status: str) -> Run:
+        steps = {n: self.results[n] for n in self.dag.nodes if n in self.results}
+        run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.root, result=self.dag.result)
+        failed = run.failed_steps
+        if failed:
+            f = failed[0]
+            run.error = (f"step '{f.name}' failed after {f.attempts} attempt{'s' if f.attempts != 1 else ''}: "
+                         f"{f.error} (details: `orch show {self.run_id}`)")
+        return run
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""
+
+
+_PACKAGES = ("orchestrator", "numpy", "pandas", "pyarrow", "scikit-learn", "cloudpickle", "xxhash")
+_package_cache: dict[str, str] = {}
+
+
+def _package_versions() -> dict[str, str]:
+    if not _package_cache:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for name in _PACKAGES:
+            try:
+                _package_cache[name] = version(name)
+            except PackageNotFoundError:
+                continue
+    return dict(_package_cache)
+
+
+def git_commit(file: str | None) -> str | None:
+    """The commit checked out in the git repository holding ``file`` (or the cwd), read from ``.git``."""
+    start = Path(file).resolve().parent if file else Path.cwd()
+    for folder in (start, *start.parents):
+        git = folder / ".git"
+        if git.is_dir():
+            try:
+                head = (git / "HEAD").read_text().strip()
+                if not head.startswith("ref: "):
+                    return head
+                ref = head[5:]
+                ref_file = git / ref
+                if ref_file.exists():
+                    return ref_file.read_text().strip()
+                packed = git / "packed-refs"
+                if packed.exists():
+                    for line in packed.read_text().splitlines():
+                        if line.endswith(" " + ref):
+                            return line.split()[0]
+            except OSError:
+                return None
+            return None
+    return None
+
+
+def _source_file(pipeline: Pipeline) -> str | None:
+    module = sys.modules.get(getattr(pipeline.fn, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    return os.path.abspath(path) if path else None

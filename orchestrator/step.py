@@ -1,0 +1,386 @@
+"""``@step``: the decorated function, its settings, and the tracing context.
+
+A ``Step`` wraps a plain function. Called outside a pipeline it simply runs
+the function, so steps stay unit-testable. Called while a ``@pipeline`` body
+is being traced, it runs nothing: it records a ``Call`` in the active
+``Trace`` and returns ``Output`` placeholders that later calls take as
+inputs. This module knows nothing of graphs, stores or execution.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextvars
+import functools
+import inspect
+import os
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
+from orchestrator.retry import RetryPolicy
+
+_PATH_WORD = re.compile(r"\b(Path|PosixPath|WindowsPath)\b")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+SINGLE_OUTPUT = "out"
+
+
+def call_site(skip_package: bool = True) -> str:
+    """``file.py:LINE`` of the innermost frame outside this package."""
+    frame = sys._getframe(1)
+    while frame is not None and skip_package and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def definition_site(fn: Callable[..., Any]) -> str:
+    """``file.py:LINE`` where ``fn`` is defined."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return "<unknown>"
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+
+
+class Output:
+    """A placeholder for one output of one node, handed out while tracing.
+
+    It stands for a value that does not exist yet, so anything that would
+    need the value (truth tests, iteration, arithmetic, formatting) raises an
+    error that says to pass it to another step instead.
+    """
+
+    __slots__ = ("node", "name")
+
+    def __init__(self, node: str, name: str) -> None:
+        self.node = node
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<output {self.name!r} of step {self.node!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Output) and (self.node, self.name) == (other.node, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.node, self.name))
+
+    def _unavailable(self, *_: object, **__: object) -> Any:
+        raise PipelineDefinitionError(
+            f"the output of step '{self.node}' is used as a value at {call_site()} while the "
+            "pipeline is being built, but it does not exist until the step runs. "
+            "Pass it to another step and use it there."
+        )
+
+    __bool__ = __iter__ = __len__ = __getitem__ = __format__ = _unavailable  # type: ignore[assignment]
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _unavailable
+    __truediv__ = __rtruediv__ = __lt__ = __le__ = __gt__ = __ge__ = _unavailable
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
+        return self._unavailable()
+
+
+@dataclass
+class Call:
+    """One recorded call of a step inside a pipeline body: a future DAG node."""
+
+    name: str
+    step: Step
+    arguments: dict[str, Any]
+    site: str
+    outputs: tuple[Output, ...]
+
+
+@dataclass
+class Trace:
+    """The calls recorded while one pipeline body runs, and the problems found."""
+
+    calls: list[Call] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def node_name(self, base: str, alias: str | None, site: str) -> str:
+        """A unique node name: the step's name, then ``_2``, ``_3``… in call order."""
+        if alias is not None:
+            if alias in self.names:
+                self.problems.append(
+                    f"step name '{alias}' at {site} is already used in this pipeline. "
+                    "Give each .alias() a different name."
+                )
+            self.names.add(alias)
+            return alias
+        n = self._counts.get(base, 0)
+        while True:
+            n += 1
+            name = base if n == 1 else f"{base}_{n}"
+            if name not in self.names:
+                break
+        self._counts[base] = n
+        self.names.add(name)
+        return name
+
+
+_ACTIVE_TRACE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
+    "orchestrator_trace", default=None
+)
+
+
+def active_trace() -> Trace | None:
+    return _ACTIVE_TRACE.get()
+
+
+class tracing:
+    """Context manager that makes step calls record into ``trace``."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self._token: contextvars.Token[Trace | None] | None = None
+
+    def __enter__(self) -> Trace:
+        self._token = _ACTIVE_TRACE.set(self.trace)
+        return self.trace
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _ACTIVE_TRACE.reset(self._token)
+
+
+class Step:
+    """A decorated function plus its settings. See :func:`step`."""
+
+    _is_orchestrator_step = True
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy,
+        cache: bool = True,
+        version: str | None = None,
+        outputs: Sequence[str] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise UserError(f"@step needs a function, got {fn!r}")
+        functools.update_wrapper(self, fn)
+        self.__wrapped__ = fn
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.retry = retry
+        self.cache = cache
+        self.version = None if version is None else str(version)
+        self.site = definition_site(fn)
+        self.signature = inspect.signature(fn)
+        self.output_names = _output_names(fn, outputs, self.name, self.site)
+        self.path_params = _path_parameters(fn, self.signature)
+
+    @property
+    def multiple_outputs(self) -> bool:
+        return self.output_names != (SINGLE_OUTPUT,)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name!r} ({self.site})>"
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        # A step defined in a class body behaves like a plain function there.
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = _ACTIVE_TRACE.get()
+        if trace is None:
+            return self.fn(*args, **kwargs)
+        return self._record(trace, args, kwargs, alias=None)
+
+    def alias(self, name: str) -> Callable[..., Any]:
+        """Call this step under an explicit node name: ``fit.alias("fit_small")(train)``."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise UserError(
+                f"step alias {name!r} is not a valid name. Use letters, digits and underscores."
+            )
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            trace = _ACTIVE_TRACE.get()
+            if trace is None:
+                return self.fn(*args, **kwargs)
+            return self._record(trace, args, kwargs, alias=name)
+
+        return call
+
+    def map(self, items: Any, **kwargs: Any) -> list[Any]:
+        """Call the step once per item (the item is the first argument); returns the outputs in order.
+
+        Inside a pipeline each item becomes its own node (``square``,
+        ``square_2``, …), cached on its own; outside one it is a list comprehension.
+        """
+        if isinstance(items, Output):
+            raise PipelineDefinitionError(
+                f"{self.name}.map() at {call_site()} needs a list known while the pipeline is "
+                f"built; it got the output of step '{items.node}'. Pass a list or a pipeline parameter."
+            )
+        return [self(item, **kwargs) for item in items]
+
+    def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
+        site = call_site()
+        name = trace.node_name(self.name, alias, site)
+        arguments = self._bind(trace, args, kwargs, site)
+        outputs = tuple(Output(name, out) for out in self.output_names)
+        trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
+        return outputs if self.multiple_outputs else outputs[0]
+
+    def _bind(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], site: str) -> dict[str, Any]:
+        params = self.signature.parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        problems = []
+        if not takes_kwargs:
+            for key in kwargs:
+                if key not in params:
+                    problems.append(
+                        f"step '{self.name}' ({site}) has no parameter '{key}'."
+                        + did_you_mean(key, params)
+                    )
+        try:
+            bound = self.signature.bind_partial(*args, **{k: v for k, v in kwargs.items() if takes_kwargs or k in params})
+        except TypeError as exc:
+            problems.append(f"step '{self.name}' ({site}): {exc}. Check the call's arguments.")
+            trace.problems.extend(problems)
+            return {}
+        bound.apply_defaults()
+        for pname, param in params.items():
+            if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                problems.append(
+                    f"step '{self.name}' ({site}) is called without input '{pname}'. "
+                    "Pass a step output or a value."
+                )
+        trace.problems.extend(problems)
+        return dict(bound.arguments)
+
+
+def step(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    backoff: float = 1.0,
+    max_delay: float = 300.0,
+    jitter: float = 0.1,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    timeout: float | None = None,
+    cache: bool = True,
+    version: str | int | None = None,
+    outputs: Sequence[str] | None = None,
+) -> Any:
+    """Make a function a pipeline step.
+
+    Use bare (``@step``) or with settings (``@step(retries=3, timeout=60)``).
+
+    Args:
+        name: node name (default: the function's name).
+        retries: extra attempts after a failure; ``retries=N`` allows N+1 attempts.
+        retry_delay: seconds before the first retry; later ones grow by ``backoff``.
+        backoff: factor between successive delays (with ``jitter``, capped at ``max_delay``).
+        retry_on: exception classes that are retried; others fail at once.
+        timeout: seconds an attempt may run; then it is stopped and counts as failed.
+        cache: ``False`` runs the step every time.
+        version: change it to force new cache keys by hand.
+        outputs: names of several outputs (otherwise a ``tuple[...]`` return
+            annotation gives one output per element).
+
+    Retry, timeout and cache settings are not part of the cache key: changing
+    them re-runs nothing.
+    """
+    on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+
+    def wrap(f: Callable[..., Any]) -> Step:
+        policy = RetryPolicy(
+            retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
+            jitter=jitter, retry_on=on, timeout=timeout,
+        )
+        return Step(f, name=name, retry=policy, cache=cache, version=version, outputs=outputs)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def iter_outputs(value: Any) -> Iterator[Output]:
+    """Every ``Output`` placeholder inside ``value`` (nested lists, tuples, dicts)."""
+    if isinstance(value, Output):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from iter_outputs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_outputs(item)
+
+
+def _output_names(fn: Callable[..., Any], outputs: Sequence[str] | None, name: str, site: str) -> tuple[str, ...]:
+    if outputs is not None:
+        names = tuple(outputs)
+        if isinstance(outputs, str) or not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise UserError(
+                f"step '{name}' ({site}): outputs must be a tuple of names, e.g. outputs=(\"train\", \"test\")"
+            )
+        if len(set(names)) != len(names):
+            raise UserError(f"step '{name}' ({site}): output names must be different: {names}")
+        return names
+    count = _tuple_arity(inspect.signature(fn).return_annotation, fn)
+    if count is None:
+        return (SINGLE_OUTPUT,)
+    if count == -1:
+        raise UserError(
+            f"step '{name}' ({site}) returns tuple[..., ...] of unknown length. "
+            "Annotate each element or declare outputs=(\"a\", \"b\")."
+        )
+    return tuple(f"out{i}" for i in range(count))
+
+
+def _tuple_arity(annotation: Any, fn: Callable[..., Any]) -> int | None:
+    """Number of elements of a ``tuple[...]`` return annotation, -1 if variadic, else None."""
+    if annotation is inspect.Signature.empty:
+        return None
+    if isinstance(annotation, str):
+        try:
+            expr = ast.parse(annotation, mode="eval").body
+        except SyntaxError:
+            return None
+        if not (isinstance(expr, ast.Subscript) and _annotation_name(expr.value) in ("tuple", "Tuple")):
+            return None
+        elts = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+        if any(isinstance(e, ast.Constant) and e.value is Ellipsis for e in elts):
+            return -1
+        return len(elts)
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if Ellipsis in args:
+            return -1
+        return len(args) if args else None
+    return None
+
+
+def _annotation_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
+    """Parameters annotated ``Path``: their values are file inputs hashed by content."""
+    names = set()
+    for pname, param in signature.parameters.items():
+        ann = param.annotation
+        if ann is inspect.Parameter.empty:
+            continue
+        text = ann if isinstance(ann, str) else str(getattr(ann, "__name__", None) or ann)
+        if ann is not str and _PATH_WORD.search(text):
+            names.add(pname)
+    return frozenset(names)

@@ -1,0 +1,221 @@
+"""One attempt of one node, as a worker runs it: load inputs, call, hash, store.
+
+``run_task`` is what every executor runs, in the driver's process or in a
+worker. It loads input artifacts (each checked against its checksum), calls
+the step with its stdout, stderr and log records captured, hashes each output
+once, writes it to the store and reports ``ArtifactInfo`` back. It never
+opens the metadata database and never raises for a step's own failure: the
+failure is part of the result, so the driver records it and applies the
+retry policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError
+from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.retry import Failure
+from orchestrator.store import ArtifactInfo, ArtifactStore
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An input that the worker loads from the store itself."""
+
+    info: ArtifactInfo
+
+
+@dataclass
+class TaskSpec:
+    """Everything a worker needs for one attempt; picklable with cloudpickle."""
+
+    node: str
+    step_name: str
+    fn: Callable[..., Any]
+    arguments: dict[str, Any]
+    output_names: tuple[str, ...]
+    store_root: str
+    attempt: int = 1
+    timeout: float | None = None
+    echo: bool = False
+    keep_values: bool = True
+    fsync: bool = True
+
+
+@dataclass
+class TaskResult:
+    """What an attempt produced: output artifacts, captured output, or a failure."""
+
+    node: str
+    attempt: int
+    started: float
+    ended: float
+    outputs: list[tuple[str, ArtifactInfo]] = field(default_factory=list)
+    values: dict[str, Any] | None = None
+    stdout: str = ""
+    stderr: str = ""
+    logs: str = ""
+    failure: Failure | None = None
+    damaged_input: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.damaged_input is None
+
+
+_stores: dict[tuple[str, bool], ArtifactStore] = {}
+
+
+def _store(root: str, fsync: bool) -> ArtifactStore:
+    store = _stores.get((root, fsync))
+    if store is None:
+        store = _stores[(root, fsync)] = ArtifactStore(root, fsync=fsync)
+    return store
+
+
+def output_digest(value: Any) -> str:
+    """The digest of an output value; a path output is identified by its content too."""
+    if isinstance(value, PurePath) and os.path.exists(value):
+        return combine("path-output", os.fspath(value), hash_file(value))
+    return hash_value(value)
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Run one attempt. Step exceptions are returned as a failure, never raised."""
+    started = time.time()
+    store = _store(spec.store_root, spec.fsync)
+    result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
+    try:
+        kwargs = _load_arguments(spec.arguments, store)
+    except (CorruptArtifactError, MissingArtifactError) as exc:
+        result.damaged_input = exc.digest
+        result.ended = time.time()
+        return result
+    with _Capture(spec.echo) as captured:
+        try:
+            value = spec.fn(**kwargs)
+        except Exception as exc:  # the step's own failure: reported, retried by policy
+            result.failure = Failure.from_exception(exc, _user_traceback(exc))
+            value = None
+    result.stdout, result.stderr, result.logs = captured.stdout, captured.stderr, captured.logs
+    if result.failure is None:
+        try:
+            _store_outputs(spec, value, store, result)
+        except Exception as exc:
+            result.failure = Failure.from_exception(exc, traceback.format_exc())
+            result.outputs = []
+            result.values = None
+    result.ended = time.time()
+    return result
+
+
+def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: TaskResult) -> None:
+    names = spec.output_names
+    if len(names) == 1 and names[0] == "out":
+        values = [value]
+    else:
+        if not isinstance(value, (tuple, list)) or len(value) != len(names):
+            got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
+                else type(value).__name__
+            raise TypeError(
+                f"step '{spec.step_name}' declares {len(names)} outputs ({', '.join(names)}) "
+                f"but returned a {got}. Return a tuple with one value per output."
+            )
+        values = list(value)
+    kept: dict[str, Any] = {}
+    for name, v in zip(names, values):
+        info = store.put(v, output_digest(v))
+        result.outputs.append((name, info))
+        if spec.keep_values:
+            kept[name] = v
+    result.values = kept if spec.keep_values else None
+
+
+def _load_arguments(arguments: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
+    return {k: _load(v, store) for k, v in arguments.items()}
+
+
+def _load(value: Any, store: ArtifactStore) -> Any:
+    if isinstance(value, ArtifactRef):
+        return store.get(value.info)
+    if isinstance(value, list):
+        return [_load(v, store) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_load(v, store) for v in value)
+    if isinstance(value, dict):
+        return {k: _load(v, store) for k, v in value.items()}
+    return value
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without the orchestrator's own frames at the top."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+class _Tee(io.TextIOBase):
+    """Collects text and, when echoing, also passes it to the original stream."""
+
+    def __init__(self, echo_to: Any | None) -> None:
+        self.buffer_ = io.StringIO()
+        self.echo_to = echo_to
+
+    def write(self, text: str) -> int:
+        self.buffer_.write(text)
+        if self.echo_to is not None:
+            self.echo_to.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.echo_to is not None:
+            self.echo_to.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+class _Capture:
+    """Captures stdout, stderr and log records of the running step."""
+
+    def __init__(self, echo: bool) -> None:
+        self.echo = echo
+        self.stdout = self.stderr = self.logs = ""
+
+    def __enter__(self) -> _Capture:
+        self._out = _Tee(sys.stdout if self.echo else None)
+        self._err = _Tee(sys.stderr if self.echo else None)
+        self._log = io.StringIO()
+        self._handler = logging.StreamHandler(self._log)
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        self._level = root.level
+        if not root.handlers and root.level > logging.INFO:
+            # Logging is not configured: record INFO and above without printing anything new.
+            root.setLevel(logging.INFO)
+        root.addHandler(self._handler)
+        self._redirects = contextlib.ExitStack()
+        self._redirects.enter_context(contextlib.redirect_stdout(self._out))
+        self._redirects.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._redirects.close()
+        root = logging.getLogger()
+        root.removeHandler(self._handler)
+        root.setLevel(self._level)
+        self.stdout = self._out.buffer_.getvalue()
+        self.stderr = self._err.buffer_.getvalue()
+        self.logs = self._log.getvalue()

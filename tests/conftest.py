@@ -1,0 +1,72 @@
+"""Shared fixtures: a store in tmp_path, a call log, and the ``orch`` CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+PIPELINES = Path(__file__).parent / "pipelines"
+ROOT = Path(__file__).parent.parent
+
+
+class CallLog:
+    """Steps of tests/pipelines call ``recorder.record(name)``; this counts those calls."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def counts(self) -> Counter[str]:
+        if not self.path.exists():
+            return Counter()
+        return Counter(self.path.read_text().split())
+
+    def ran(self) -> set[str]:
+        return set(self.counts())
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CallLog:
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("ORCH_TEST_LOG", str(log))
+    return CallLog(log)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of tests/pipelines in tmp_path, free to edit."""
+    dest = tmp_path / "project"
+    shutil.copytree(PIPELINES, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+class Orch:
+    """Runs ``python -m orchestrator --store STORE ...`` in a fresh process."""
+
+    def __init__(self, store: Path, cwd: Path, env: dict[str, str]) -> None:
+        self.store, self.cwd, self.env = store, cwd, env
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--store", str(self.store), *args],
+            cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+
+@pytest.fixture
+def orch(store: Path, project: Path, calls: CallLog) -> Orch:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ORCH_TEST_LOG": str(calls.path), "COLUMNS": "200"}
+    return Orch(store, project, env)

@@ -1,0 +1,166 @@
+"""The `orch` command line: exit codes, JSON documents, error lines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_run_then_runs_and_show_json(orch, calls):
+    result = orch("run", "edits.py")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert len(runs) == 1
+    assert set(runs[0]) >= {"run_id", "pipeline", "status", "started"}
+    assert runs[0]["pipeline"] == "edits" and runs[0]["status"] == "succeeded"
+    shown = json.loads(orch("show", runs[0]["run_id"][:6], "--json").stdout)
+    assert shown["run_id"] == runs[0]["run_id"] and shown["status"] == "succeeded"
+    step = next(s for s in shown["steps"] if s["name"] == "plain")
+    assert step["status"] == "ran" and step["attempts"] == 1 and step["reason"] == "no earlier result"
+    assert step["outputs"][0]["name"] == "out" and len(step["outputs"][0]["hash"]) == 32
+
+
+def test_runs_lists_last_started_first(orch, calls):
+    orch("run", "edits.py")
+    orch("run", "edits.py", "-p", "n=9")
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert [r["started"] for r in runs] == sorted((r["started"] for r in runs), reverse=True)
+    shown = json.loads(orch("show", runs[0]["run_id"], "--json").stdout)
+    assert shown["params"] == {"n": 9}
+
+
+def test_failed_run_exits_1_with_one_line_error(orch, calls):
+    result = orch("run", "branches.py")
+    assert result.returncode == 1
+    assert "step 'bad' failed after 1 attempt: ValueError: bad input: x is odd" in result.stderr
+    assert "Traceback" not in result.stderr
+    verbose = orch("run", "branches.py", "--verbose")
+    assert verbose.returncode == 1
+    assert "Traceback" in verbose.stderr
+
+
+def test_logs_prints_captured_output(orch, calls):
+    orch("run", "branches.py")
+    run_id = json.loads(orch("runs", "--json").stdout)[0]["run_id"]
+    out = orch("logs", f"{run_id}:bad")
+    assert out.returncode == 0
+    assert "ValueError: bad input" in out.stdout
+
+
+def test_param_conversion(orch, calls, project):
+    (project / "input.txt").write_text("abc")
+    result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["params"] == {"path": "input.txt", "unit": "letters"}
+    bad = orch("run", "edits.py", "-p", "n=four")
+    assert bad.returncode == 2
+    assert "parameter 'n': cannot convert 'four' to int" in bad.stderr
+
+
+def test_params_file(orch, calls, project):
+    (project / "p.toml").write_text("n = 7\n")
+    result = orch("run", "edits.py", "--params", "p.toml", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"] == {"n": 7}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "missing.py"], "pipeline file missing.py does not exist"),
+    (["run", "recorder.py"], "recorder.py defines no pipeline"),
+    (["run", "flaky.py"], "defines 3 pipelines (flaky_pipeline, filtered, timeouts). Choose one: flaky.py:"),
+    (["run", "flaky.py:flaky_pipelin"], "has no pipeline 'flaky_pipelin'. Did you mean 'flaky_pipeline'?"),
+    (["run", "edits.py", "-p", "m=3"], "pipeline 'edits' has no parameter 'm'"),
+    (["run", "edits.py", "-p", "n"], "is not name=value"),
+    (["run", "edits.py", "--rerun", "plian"], "has no step 'plian'. Did you mean 'plain'?"),
+    (["show", "nope"], "no run 'nope' in this store"),
+    (["logs", "nope:step"], "no run 'nope' in this store"),
+    (["lineage", "zzz"], "is not a run id, RUN:step or digest"),
+    (["plan", "missing.py"], "does not exist"),
+])
+def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
+    result = orch(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_syntax_error_in_pipeline_file_is_one_line(orch, project):
+    (project / "broken.py").write_text("from orchestrator import step\n\ndef f(:\n    pass\n")
+    result = orch("run", "broken.py")
+    assert result.returncode == 2
+    assert "broken.py:3: syntax error" in result.stderr
+
+
+def test_lineage_both_ways_across_runs(orch, calls, project):
+    (project / "input.txt").write_text("hello")
+    assert orch("run", "files.py").returncode == 0
+    assert orch("run", "files.py", "-p", "unit=letters").returncode == 0
+    runs = json.loads(orch("runs", "--json").stdout)
+    latest = json.loads(orch("show", runs[0]["run_id"], "--json").stdout)
+    report = next(s for s in latest["steps"] if s["name"] == "report")
+    up = json.loads(orch("lineage", f"{runs[0]['run_id']}:report", "--format", "json").stdout)
+    labels = " ".join(n["label"] for n in up["nodes"])
+    # report ran in the second run; length and read were cached there and computed in the first.
+    assert f"run {runs[0]['run_id']}" in labels and f"run {runs[1]['run_id']}" in labels
+    assert any(n["kind"] == "file" and n["path"].endswith("input.txt") for n in up["nodes"])
+    read_out = next(s for s in json.loads(orch("show", runs[1]["run_id"], "--json").stdout)["steps"]
+                    if s["name"] == "read")["outputs"][0]["hash"]
+    down = json.loads(orch("lineage", read_out[:10], "--downstream", "--format", "json").stdout)
+    steps = {n["step"] for n in down["nodes"] if n["kind"] == "step"}
+    assert {"shout", "length", "report"} <= steps
+    assert report["outputs"][0]["hash"] in {n.get("digest") for n in down["nodes"]}
+    for fmt in ("tree", "dot", "mermaid"):
+        out = orch("lineage", f"{runs[0]['run_id']}:report", "--format", fmt)
+        assert out.returncode == 0 and "report" in out.stdout
+
+
+def test_dag_formats(orch):
+    tree = orch("dag", "edits.py")
+    assert tree.returncode == 0 and "uses_other" in tree.stdout and "← base" in tree.stdout
+    dot = orch("dag", "edits.py", "--format", "dot")
+    assert '"base" -> "plain"' in dot.stdout
+    mermaid = orch("dag", "edits.py", "--format", "mermaid")
+    assert "base --> plain" in mermaid.stdout
+
+
+def test_cache_ls_verify_gc(orch, calls, project, store):
+    big = project / "big.py"
+    big.write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
+    )
+    assert orch("run", "big.py").returncode == 0
+    listed = json.loads(orch("cache", "ls", "--json").stdout)
+    files = [o for o in listed if o["path"]]
+    assert len(files) == 1 and set(files[0]) >= {"hash", "size", "type", "path"}
+    assert orch("cache", "verify").returncode == 0
+    from pathlib import Path
+
+    path = Path(files[0]["path"])
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    verify = orch("cache", "verify")
+    assert verify.returncode == 1
+    assert files[0]["hash"] in verify.stdout
+    assert orch("run", "big.py", "-p", "n=101").returncode == 0
+    gc = orch("cache", "gc", "--keep-last", "1")
+    assert gc.returncode == 0 and "removed 1 artifacts" in gc.stdout
+    assert not path.exists()
+
+
+def test_help_is_fast_and_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, orchestrator, orchestrator.cli;"
+            "print(','.join(m for m in ('pandas','pyarrow','sklearn','numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+    help_out = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True)
+    assert help_out.returncode == 0 and "lineage" in help_out.stdout

@@ -1,0 +1,119 @@
+"""An edit re-runs exactly the steps that depend on what was edited (through `orch run`)."""
+
+from __future__ import annotations
+
+import pytest
+
+ALL = {"base", "uses_helper", "uses_other", "uses_imported", "uses_class", "uses_const",
+       "uses_closure", "uses_default", "plain"}
+
+EDITS = [
+    # (file, old text, new text, steps expected to re-run)
+    ("edits.py", "    record(\"plain\")\n    return x - 1", "    record(\"plain\")\n    return x - 2", {"plain"}),
+    ("edits.py", "    return x + 1\n", "    return x + 11\n", {"uses_helper"}),
+    ("other_helpers.py", "return x * 3", "return x * 4", {"uses_other", "uses_imported"}),
+    ("edits.py", "        return x * 2", "        return x * 3", {"uses_class"}),
+    ("edits.py", "THRESHOLD = 3", "THRESHOLD = 2", {"uses_const"}),
+    ("edits.py", "factor = 10", "factor = 11", {"uses_closure"}),
+    ("edits.py", "def uses_default(x, k=5)", "def uses_default(x, k=6)", {"uses_default"}),
+]
+
+NO_RERUN_EDITS = [
+    ("edits.py", "THRESHOLD = 3", "# a comment\n\n\nTHRESHOLD = 3  # trailing comment"),
+    ("edits.py", "def same_module_helper(x):\n", "def same_module_helper(x):\n    \"\"\"A docstring.\"\"\"\n"),
+    ("edits.py", "@step(retries=0)", "@step(retries=5, retry_delay=2.0, timeout=300)"),
+    ("other_helpers.py", "def triple(x):", "\n\n# moved down\ndef triple(x):"),
+]
+
+
+def _edit(project, file, old, new):
+    path = project / file
+    text = path.read_text()
+    assert old in text, f"test edit not found in {file}: {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+def test_first_run_runs_all_then_all_cached(orch, calls):
+    first = orch("run", "edits.py")
+    assert first.returncode == 0, first.stderr
+    assert calls.ran() == ALL
+    calls.clear()
+    second = orch("run", "edits.py")
+    assert second.returncode == 0, second.stderr
+    assert calls.ran() == set()
+
+
+@pytest.mark.parametrize("file,old,new,expected", EDITS, ids=[e[3].__iter__().__next__() for e in EDITS])
+def test_edit_reruns_exactly_dependents(orch, calls, project, file, old, new, expected):
+    assert orch("run", "edits.py").returncode == 0
+    calls.clear()
+    _edit(project, file, old, new)
+    result = orch("run", "edits.py")
+    assert result.returncode == 0, result.stderr
+    assert calls.ran() == expected
+
+
+@pytest.mark.parametrize("file,old,new", NO_RERUN_EDITS, ids=["comment", "docstring", "settings", "line-shift"])
+def test_formatting_and_settings_edits_stay_cached(orch, calls, project, file, old, new):
+    assert orch("run", "edits.py").returncode == 0
+    calls.clear()
+    _edit(project, file, old, new)
+    result = orch("run", "edits.py")
+    assert result.returncode == 0, result.stderr
+    assert calls.ran() == set()
+
+
+def test_plan_explains_helper_change(orch, calls, project):
+    assert orch("run", "edits.py").returncode == 0
+    _edit(project, "other_helpers.py", "return x * 3", "return x * 4")
+    plan = orch("plan", "edits.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    import json
+
+    steps = {s["name"]: s for s in json.loads(plan.stdout)["steps"]}
+    assert steps["uses_other"]["status"] == "will run"
+    assert "triple" in steps["uses_other"]["reason"]
+    assert steps["plain"]["status"] == "cached"
+
+
+def test_parameter_change_reruns_and_plan_says_why(orch, calls):
+    assert orch("run", "edits.py").returncode == 0
+    calls.clear()
+    plan = orch("plan", "edits.py", "-p", "n=5", "--json")
+    import json
+
+    steps = {s["name"]: s for s in json.loads(plan.stdout)["steps"]}
+    assert steps["base"]["status"] == "will run"
+    assert "parameter `n` changed" in steps["base"]["reason"]
+    assert steps["plain"]["status"] == "may run"
+    assert orch("run", "edits.py", "-p", "n=5").returncode == 0
+    assert calls.ran() == ALL
+
+
+def test_early_cutoff_keeps_downstream_cached(orch, calls, project):
+    assert orch("run", "edits.py").returncode == 0
+    calls.clear()
+    # base's code changes but its output (n) stays the same: only base re-runs.
+    _edit(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return int(n)")
+    result = orch("run", "edits.py")
+    assert result.returncode == 0, result.stderr
+    assert calls.ran() == {"base"}
+
+
+def test_keys_equal_from_cli_and_python_import(orch, calls, project, store):
+    import json
+    import subprocess
+    import sys
+
+    assert orch("run", "edits.py").returncode == 0
+    calls.clear()
+    code = (
+        "import sys; sys.path.insert(0, '.');"
+        "import edits; r = edits.edits.run(store=sys.argv[1]);"
+        "print(sorted(s.status for s in r.steps.values()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(store)], cwd=project, env=orch.env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert calls.ran() == set()
+    assert json.loads(out.stdout.replace("'", '"')) == ["cached"] * len(ALL)

@@ -1,0 +1,608 @@
+"""Tests of orchestrator.hashing: equal digests if and only if the values are equal."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import xxhash
+
+from orchestrator import hashing
+from orchestrator.errors import UnhashableValueError
+from orchestrator.hashing import combine, hash_bytes, hash_file, hash_value
+
+ROOT = Path(__file__).parent.parent
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class Shade(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+@dataclasses.dataclass
+class Vector:
+    x: int
+    y: int
+
+
+class Plain:
+    """A user class without custom pickling: hashed through its reduction."""
+
+    def __init__(self, tags: set[str], table: dict[str, int]) -> None:
+        self.tags = tags
+        self.table = table
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": np.arange(6, dtype=np.float64),
+            "n": np.arange(6, dtype=np.int64),
+            "s": pd.Series(list("abcdef"), dtype="str"),
+        }
+    )
+
+
+# Values that all differ from each other. Each must get its own digest.
+DISTINCT = [
+    None, True, False, 0, 1, -1, 2**64, -(2**64), 1.0, 0.0, -0.0, float("nan"), float("inf"),
+    1 + 0j, "", "1", "a", "ab", b"", b"1", bytearray(b"1"), (), [], {}, set(), frozenset(),
+    (1,), [1], {1}, frozenset({1}), {1: 2}, {2: 1}, ("ab", "c"), ("a", "bc"), ["a", "bc"],
+    (1, (2, 3)), ((1, 2), 3), [[]], [()], Color.RED, Color.BLUE, Shade.RED, Point(1, 2),
+    Vector(1, 2), Point(2, 1), pathlib.PurePosixPath("a/b"), "a/b", np.float64(1.0),
+    np.int64(1), np.int32(1), np.array([1, 2]), np.array([[1, 2]]), np.array([1, 2], "i4"),
+    decimal.Decimal("1.5"), datetime.date(2020, 1, 2), collections.OrderedDict(a=1, b=2),
+    collections.OrderedDict(b=2, a=1), collections.namedtuple("Pair", "a b")(1, 2), int, str,
+]  # fmt: skip
+
+
+def test_distinct_values_get_distinct_digests() -> None:
+    digests = [hash_value(value) for value in DISTINCT]
+    collisions = [
+        (DISTINCT[i], DISTINCT[j])
+        for i in range(len(digests))
+        for j in range(i)
+        if digests[i] == digests[j]
+    ]
+    assert collisions == []
+
+
+def test_digest_format() -> None:
+    digest = hash_value("x")
+    assert len(digest) == 32 and digest == digest.lower() and int(digest, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ({"x", "y", "z", "w"}, {"w", "z", "y", "x"}),
+        (frozenset(["a", "b"]), frozenset(["b", "a"])),
+        ({"k": {"b", "a"}}, {"k": {"a", "b"}}),
+        (float("nan"), float("-nan")),
+        (float("nan"), float("inf") - float("inf")),
+        (10**40, 10**40),
+        ("é" * 3, "é" * 3),
+        ("x" * 100_000, "x" * 100_000),
+        (b"y" * 100_000, bytes(bytearray(b"y" * 100_000))),
+        (Point(1, 2), Point(1, 2)),
+        (Plain({"a", "b"}, {"x": 1, "y": 2}), Plain({"b", "a"}, {"y": 2, "x": 1})),
+        (np.float64("nan"), np.float64(-np.nan)),
+        (pathlib.Path("data/x.csv"), pathlib.PurePosixPath("data/x.csv")),
+        (memoryview(b"abc"), memoryview(bytearray(b"abc"))),
+    ],
+)
+def test_equal_values_hash_equal(a: object, b: object) -> None:
+    assert hash_value(a) == hash_value(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (0.0, -0.0),
+        (1, 1.0),
+        (1, True),
+        (0, False),
+        ("1", b"1"),
+        ([1, 2], (1, 2)),
+        ({1, 2}, frozenset({1, 2})),
+        (("ab", "c"), ("a", "bc")),
+        (Point(1, 2), Vector(1, 2)),
+        (Color.RED, Shade.RED),
+        (Plain({"a"}, {}), Plain({"b"}, {})),
+        (np.float64(1.0), 1.0),
+        (np.float32(1.0), np.float64(1.0)),
+    ],
+)
+def test_different_values_hash_differently(a: object, b: object) -> None:
+    assert hash_value(a) != hash_value(b)
+
+
+def test_fast_path_agrees_with_streamed_encoding() -> None:
+    # Scalars take a one-shot path at top level and the streaming path inside containers;
+    # a container of one element must still see the same element encoding.
+    for value in [None, True, 3, 2**70, 1.5, 1j, "s", b"b"]:
+        assert hash_value([value]) == hash_value([value])
+        streamed = hashing._Hasher()
+        hashing._feed(streamed, value, set())
+        assert streamed.hexdigest() == hash_value(value)
+
+
+def test_dataclass_digest_ignores_the_module() -> None:
+    namespace_a: dict[str, object] = {"__name__": "pipelines.training"}
+    namespace_b: dict[str, object] = {"__name__": "__main__"}
+    source = "import dataclasses\n@dataclasses.dataclass\nclass Config:\n    lr: float\n"
+    code = compile(source, "<config>", "exec", dont_inherit=True)  # no string annotations
+    exec(code, namespace_a)  # noqa: S102 - code without a source file
+    exec(code, namespace_b)  # noqa: S102 - code without a source file
+    config_a = namespace_a["Config"](0.1)  # type: ignore[operator]
+    config_b = namespace_b["Config"](0.1)  # type: ignore[operator]
+    assert hash_value(config_a) == hash_value(config_b)
+    assert hash_value(config_a) != hash_value(namespace_a["Config"](0.2))  # type: ignore[operator]
+
+
+# -- determinism across processes ----------------------------------------------------------
+
+
+def cross_process_values() -> list[object]:
+    """Values whose digests a subprocess recomputes; order-sensitive structures included."""
+    frame = _frame()
+    return [
+        {"b": 1, "a": 2, "c": [1, 2]},
+        {"zeta", "alpha", "beta", "gamma", "delta"},
+        frozenset({"x", "yy"}),
+        [-0.0, 0.0, float("nan")],
+        Plain({"p", "q", "r"}, {"k2": 2, "k1": 1}),
+        frame,
+        frame.astype({"s": object}),
+        pa.table({"a": [1, 2, None], "s": ["x", None, "z"]}),
+        np.arange(12).reshape(3, 4).T,
+        collections.Counter("mississippi"),
+    ]
+
+
+def test_digests_are_the_same_in_every_process() -> None:
+    expected = [hash_value(value) for value in cross_process_values()]
+    script = (
+        "import json; from tests.test_hashing import cross_process_values; "
+        "from orchestrator.hashing import hash_value; "
+        "print(json.dumps([hash_value(v) for v in cross_process_values()]))"
+    )
+    for seed in ("0", "1", "random"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(out.stdout) == expected, f"PYTHONHASHSEED={seed}"
+
+
+def test_import_does_not_load_heavy_libraries() -> None:
+    script = (
+        "import sys; import orchestrator.hashing, orchestrator.fingerprint; "
+        "print([m for m in ('numpy', 'pandas', 'pyarrow') if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# -- numpy ------------------------------------------------------------------------------------
+
+
+def test_numpy_same_bytes_other_shape_or_dtype_differ() -> None:
+    a = np.arange(12, dtype=np.int32)
+    assert hash_value(a) != hash_value(a.reshape(3, 4))
+    assert hash_value(a.reshape(3, 4)) != hash_value(a.reshape(4, 3))
+    assert hash_value(a) != hash_value(a.view(np.uint32))
+    assert hash_value(a) != hash_value(a.view(np.float32))
+    assert hash_value(a) == hash_value(np.arange(12, dtype=np.int32))
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda a: a[:, ::2],
+        lambda a: a[::-1],
+        lambda a: a.T,
+        lambda a: np.asfortranarray(a),
+        lambda a: a[1:, 1:3],
+    ],
+)
+def test_numpy_views_hash_like_their_copy(view) -> None:  # type: ignore[no-untyped-def]
+    a = np.arange(2000, dtype=np.float64).reshape(40, 50)
+    v = view(a)
+    assert hash_value(v) == hash_value(np.array(v, order="C", copy=True))
+
+
+def test_numpy_large_strided_view_is_hashed_in_blocks() -> None:
+    a = np.arange(4_000_000, dtype=np.int64).reshape(2000, 2000)
+    assert hash_value(a[:, ::3]) == hash_value(a[:, ::3].copy())
+
+
+def test_numpy_object_and_structured_arrays() -> None:
+    objects = np.array(["a", None, 3, (1, 2)], dtype=object)
+    assert hash_value(objects) == hash_value(np.array(["a", None, 3, (1, 2)], dtype=object))
+    assert hash_value(objects) != hash_value(np.array(["a", None, 3, (1, 3)], dtype=object))
+    rec_a = np.zeros(3, dtype=[("a", "i4"), ("b", "f4")])
+    rec_b = np.zeros(3, dtype=[("c", "i4"), ("d", "f4")])
+    assert hash_value(rec_a) != hash_value(rec_b)
+
+
+def test_numpy_masked_values_under_the_mask_do_not_matter() -> None:
+    a = np.ma.masked_array([1, 2, 3], mask=[False, True, False])
+    b = np.ma.masked_array([1, 99, 3], mask=[False, True, False])
+    assert hash_value(a) == hash_value(b)
+    assert hash_value(a) != hash_value(np.ma.masked_array([1, 2, 3], mask=[False] * 3))
+
+
+# -- pandas -----------------------------------------------------------------------------------
+
+
+def test_frames_differing_only_in_index_dtype_order_or_names_differ() -> None:
+    frame = _frame()
+    variants = {
+        "index": frame.set_axis(range(1, 7)),
+        "index values": frame.set_axis(pd.Index([0, 1, 2, 3, 4, 6])),
+        "index name": frame.rename_axis("row"),
+        "dtype": frame.astype({"n": np.int32}),
+        "float dtype": frame.astype({"x": np.float32}),
+        "string dtype": frame.astype({"s": object}),
+        "column order": frame[["n", "x", "s"]],
+        "column names": frame.rename(columns={"x": "y"}),
+        "columns axis name": frame.rename_axis(columns="field"),
+        "value": frame.assign(x=frame["x"] + 1),
+    }
+    base = hash_value(frame)
+    digests = {name: hash_value(value) for name, value in variants.items()}
+    assert all(digest != base for digest in digests.values()), digests
+    assert len(set(digests.values())) == len(digests)
+
+
+def test_equal_frames_built_differently_hash_equal() -> None:
+    frame = _frame()
+    via_concat = pd.concat([frame.iloc[:2], frame.iloc[2:]])
+    assert hash_value(via_concat) == hash_value(frame)
+    wide = frame.assign(extra=1.5)
+    assert hash_value(wide[["x", "n", "s"]]) == hash_value(frame)
+    copied = pd.DataFrame({c: frame[c].copy() for c in frame.columns})
+    assert hash_value(copied) == hash_value(frame)
+
+
+def test_frames_from_chunked_arrow_equal_frames_from_contiguous_arrow() -> None:
+    table = pa.table(
+        {
+            "i": pa.array([1, 2, None, 4, 5], pa.int64()),
+            "s": pa.array(["a", None, "ccc", "", "e"]),
+            "t": pa.array([1, 2, 3, 4, None], pa.timestamp("ms")),
+            "b": pa.array([True, None, False, True, True]),
+        }
+    )
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2, 1), table.slice(3)])
+    assert chunked.column("s").num_chunks == 3
+    plain = table.to_pandas(types_mapper=pd.ArrowDtype)
+    from_chunks = chunked.to_pandas(types_mapper=pd.ArrowDtype)
+    assert hash_value(plain) == hash_value(from_chunks)
+    assert hash_value(plain) != hash_value(table.to_pandas())  # numpy-backed dtypes differ
+
+
+def test_series_and_index() -> None:
+    series = pd.Series([1.0, 2.0], name="a")
+    assert hash_value(series) == hash_value(pd.Series([1.0, 2.0], name="a"))
+    assert hash_value(series) != hash_value(series.rename("b"))
+    assert hash_value(series) != hash_value(series.to_frame())
+    assert hash_value(pd.RangeIndex(0, 0)) == hash_value(pd.RangeIndex(5, 5))
+    assert hash_value(pd.RangeIndex(0, 4)) != hash_value(pd.RangeIndex(0, 4, 2))
+    multi = pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["n", "s"])
+    assert hash_value(multi) == hash_value(
+        pd.MultiIndex.from_arrays([[1, 2], ["a", "b"]], names=["n", "s"])
+    )
+    assert hash_value(multi) != hash_value(multi.set_names(["n", "t"]))
+
+
+def test_object_string_columns() -> None:
+    words = [f"w{i}" for i in range(500)]
+    column = pd.Series(words, dtype=object)
+    assert hash_value(column) == hash_value(pd.Series(list(words), dtype=object))
+    assert hash_value(column) != hash_value(pd.Series(words[:-1] + ["other"], dtype=object))
+    with_none = pd.Series(words[:-1] + [None], dtype=object)
+    with_nan = pd.Series(words[:-1] + [float("nan")], dtype=object)
+    with_bytes = pd.Series(words[:-1] + [words[-1].encode()], dtype=object)
+    digests = {hash_value(s) for s in (column, with_none, with_nan, with_bytes)}
+    assert len(digests) == 4
+    assert hash_value(column) != hash_value(column.astype("str"))
+
+
+def test_nullable_masked_values_do_not_matter() -> None:
+    mask = np.array([False, True, False])
+    a = pd.arrays.IntegerArray(np.array([1, 2, 3]), mask)
+    b = pd.arrays.IntegerArray(np.array([1, 777, 3]), mask.copy())
+    assert hash_value(pd.Series(a)) == hash_value(pd.Series(b))
+    assert hash_value(pd.Series(a)) != hash_value(pd.Series([1, 2, 3], dtype="Int64"))
+
+
+def test_pandas_special_dtypes() -> None:
+    utc = pd.Series(pd.date_range("2024-01-01", periods=3, tz="UTC"))
+    paris = utc.dt.tz_convert("Europe/Paris")
+    naive = pd.Series(pd.date_range("2024-01-01", periods=3))
+    assert len({hash_value(utc), hash_value(paris), hash_value(naive)}) == 3
+    cat = pd.Series(["a", "b", "a"], dtype="category")
+    assert hash_value(cat) == hash_value(pd.Series(["a", "b", "a"], dtype="category"))
+    assert hash_value(cat) != hash_value(cat.cat.set_categories(["b", "a"]))
+    assert hash_value(cat) != hash_value(cat.cat.as_ordered())
+    deltas = pd.Series(pd.to_timedelta([1, 2], unit="s"))
+    assert hash_value(deltas) != hash_value(pd.Series(pd.to_timedelta([1, 3], unit="s")))
+
+
+# -- pyarrow ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array(range(20), pa.int64()),
+        pa.array([i * 0.5 if i % 3 else None for i in range(20)]),
+        pa.array([f"s{i}" * (i % 4) if i % 5 else None for i in range(20)]),
+        pa.array([f"s{i}" for i in range(20)], pa.large_string()),
+        pa.array([bytes([i]) * i for i in range(20)], pa.binary()),
+        pa.array([i % 3 == 0 if i % 7 else None for i in range(20)]),
+        pa.array([f"k{i % 3}" for i in range(20)]).dictionary_encode(),
+        pa.array(range(20), pa.timestamp("us", tz="UTC")),
+        pa.array(range(20), pa.date32()),
+        pa.array([decimal.Decimal(i) / 4 for i in range(20)], pa.decimal128(10, 2)),
+        pa.array([[i, i + 1] if i % 4 else None for i in range(20)]),
+        pa.array([{"a": i, "b": str(i)} for i in range(20)]),
+    ],
+    ids=lambda a: str(a.type),
+)
+def test_arrow_chunking_and_slicing_do_not_matter(array: pa.Array) -> None:
+    digest = hash_value(array)
+    assert hash_value(pa.chunked_array([array[:3], array[3:]])) == digest
+    assert hash_value(pa.chunked_array([array[:0], array[:7], array[7:13], array[13:]])) == digest
+    fresh = pa.array(array[5:17].to_pylist(), array.type)
+    assert hash_value(array[5:17]) == hash_value(fresh)
+    assert hash_value(array[5:17]) != hash_value(array[5:16])
+
+
+def test_arrow_dictionaries_per_chunk_compare_by_decoded_values() -> None:
+    one = pa.array(["x", "y", "x"]).dictionary_encode()
+    other_dictionary = pa.DictionaryArray.from_arrays(pa.array([1, 0, 1], pa.int32()), ["y", "x"])
+    assert hash_value(pa.chunked_array([one, other_dictionary])) == hash_value(
+        pa.chunked_array([one, one])
+    )
+
+
+def test_arrow_values_under_null_slots_do_not_matter() -> None:
+    validity = pa.array([True, False, True]).buffers()[1]
+    ints_a = pa.Array.from_buffers(
+        pa.int64(), 3, [validity, pa.py_buffer(np.array([1, 2, 3]).tobytes())]
+    )
+    ints_b = pa.Array.from_buffers(
+        pa.int64(), 3, [validity, pa.py_buffer(np.array([1, 9, 3]).tobytes())]
+    )
+    assert hash_value(ints_a) == hash_value(ints_b) == hash_value(pa.array([1, None, 3]))
+    # A null string slot may even own bytes in the data buffer.
+    offsets = pa.py_buffer(np.array([0, 1, 4, 5], dtype=np.int32).tobytes())
+    strings = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, pa.py_buffer(b"aXYZc")])
+    assert hash_value(strings) == hash_value(pa.array(["a", None, "c"]))
+
+
+def test_arrow_tables_and_batches() -> None:
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y", None]})
+    assert hash_value(table) == hash_value(pa.concat_tables([table.slice(0, 1), table.slice(1)]))
+    assert hash_value(table) == hash_value(table.to_batches()[0])
+    assert hash_value(table) != hash_value(table.rename_columns(["a", "c"]))
+    assert hash_value(table) != hash_value(table.select(["b", "a"]))
+    assert hash_value(table) != hash_value(
+        table.cast(pa.schema([("a", pa.int32()), ("b", pa.string())]))
+    )
+    assert hash_value(table) != hash_value(table.slice(1))
+
+
+# -- unhashable values ------------------------------------------------------------------------
+
+
+def _generator():  # type: ignore[no-untyped-def]
+    yield 1
+
+
+@pytest.mark.parametrize(
+    "value", [threading.Lock(), _generator(), [1, threading.Lock()], {"k": _generator()}]
+)
+def test_unpicklable_values_raise(value: object) -> None:
+    with pytest.raises(UnhashableValueError, match=r"cannot hash a value of type (lock|generator)"):
+        hash_value(value)
+
+
+def test_cycles_raise_instead_of_recursing() -> None:
+    loop: list[object] = [1]
+    loop.append(loop)
+    with pytest.raises(UnhashableValueError, match="contains itself"):
+        hash_value(loop)
+    table: dict[str, object] = {}
+    table["self"] = [table]
+    with pytest.raises(UnhashableValueError, match="contains itself"):
+        hash_value(table)
+    shared = [1, 2]
+    assert hash_value([shared, shared]) == hash_value([[1, 2], [1, 2]])  # sharing is no cycle
+
+
+# -- combine and raw bytes -------------------------------------------------------------------
+
+
+def test_combine_is_ordered_and_unambiguous() -> None:
+    assert combine("a", "b") != combine("b", "a")
+    assert combine("ab", "c") != combine("a", "bc")
+    assert combine("a") != combine("a", "")
+    assert combine() != combine("")
+    assert combine("x", "y") == combine("x", "y")
+
+
+def test_hash_bytes_is_plain_xxh3() -> None:
+    data = bytes(range(256)) * 10
+    assert hash_bytes(data) == xxhash.xxh3_128_hexdigest(data)
+    assert hash_bytes(memoryview(data)) == hash_bytes(bytearray(data))
+    assert hash_bytes(memoryview(data)[::2]) == hash_bytes(data[::2])
+
+
+def test_small_scalars_are_fast() -> None:
+    for value in (12345, "a short string", 0.25):
+        start = time.perf_counter()
+        for _ in range(10_000):
+            hash_value(value)
+        per_call = (time.perf_counter() - start) / 10_000
+        assert per_call < 5e-6, f"{value!r}: {per_call * 1e6:.1f} µs"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _old(path: Path) -> None:
+    """Move a file's mtime out of the window in which hash_file refuses to memoise it."""
+    stamp = time.time() - 60
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file read by hash_file, in order."""
+    seen: list[str] = []
+    original = hashing._read_file_digest
+
+    def counting(path: str) -> str:
+        seen.append(os.path.basename(path))
+        return original(path)
+
+    monkeypatch.setattr(hashing, "_read_file_digest", counting)
+    return seen
+
+
+def test_file_digest_depends_on_content_only(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"payload" * 1000)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "renamed.dat").write_bytes(b"payload" * 1000)
+    (tmp_path / "c.bin").write_bytes(b"payload" * 999)
+    assert hash_file(tmp_path / "a.bin") == hash_file(str(tmp_path / "sub" / "renamed.dat"))
+    assert hash_file(tmp_path / "a.bin") != hash_file(tmp_path / "c.bin")
+    assert hash_file(tmp_path / "a.bin") != hash_bytes(b"payload" * 1000)  # tagged as a file
+
+
+def test_large_file_is_streamed(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).integers(0, 256, 20_000_000, dtype=np.uint8).tobytes()
+    (tmp_path / "big").write_bytes(data)
+    expected = xxhash.xxh3_128(b"\x00file\x00" + data).hexdigest()
+    assert hash_file(tmp_path / "big") == expected
+
+
+def test_memo_avoids_reading_unchanged_files(tmp_path: Path, reads: list[str]) -> None:
+    target = tmp_path / "data.csv"
+    target.write_text("a,b\n1,2\n")
+    _old(target)
+    memo: dict[str, str] = {}
+    first = hash_file(target, memo)
+    assert hash_file(target, memo) == first
+    assert reads == ["data.csv"]
+    assert len(memo) == 1 and list(memo.values()) == [first]
+
+    target.write_text("a,b\n1,2\n3,4\n")  # new size and mtime
+    _old(target)
+    second = hash_file(target, memo)
+    assert second != first and reads == ["data.csv", "data.csv"]
+
+    os.utime(target, (time.time() - 30, time.time() - 30))  # same bytes, new mtime: read again
+    assert hash_file(target, memo) == second and len(reads) == 3
+
+
+def test_memo_skips_files_modified_just_now(tmp_path: Path, reads: list[str]) -> None:
+    target = tmp_path / "fresh.txt"
+    target.write_text("x")
+    memo: dict[str, str] = {}
+    hash_file(target, memo)
+    hash_file(target, memo)
+    assert memo == {} and reads == ["fresh.txt", "fresh.txt"]
+
+
+def test_memo_is_used_inside_directories(tmp_path: Path, reads: list[str]) -> None:
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name)
+        _old(tmp_path / name)
+    memo: dict[str, str] = {}
+    digest = hash_file(tmp_path, memo)
+    assert hash_file(tmp_path, memo) == digest
+    assert sorted(reads) == ["a.txt", "b.txt"]
+
+
+def _tree(root: Path, files: dict[str, str], dirs: tuple[str, ...] = ()) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    for name in dirs:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def test_directories(tmp_path: Path) -> None:
+    files = {"a.txt": "1", "sub/b.txt": "2", "sub/deeper/c.txt": "3"}
+    base = hash_file(_tree(tmp_path / "one", files))
+    assert hash_file(_tree(tmp_path / "two", files)) == base  # the root's own name is not hashed
+    renamed = {"a.txt": "1", "sub/B.txt": "2", "sub/deeper/c.txt": "3"}
+    swapped = {"a.txt": "2", "sub/b.txt": "1", "sub/deeper/c.txt": "3"}
+    moved = {"a.txt": "1", "b.txt": "2", "sub/deeper/c.txt": "3"}
+    changed = {"a.txt": "1", "sub/b.txt": "2!", "sub/deeper/c.txt": "3"}
+    variants = [renamed, swapped, moved, changed]
+    digests = {hash_file(_tree(tmp_path / f"v{i}", v)) for i, v in enumerate(variants)}
+    assert base not in digests and len(digests) == len(variants)
+    with_empty_dir = hash_file(_tree(tmp_path / "empty", files, dirs=("sub/nothing",)))
+    assert with_empty_dir != base
+    assert hash_file(tmp_path / "one" / "a.txt") != hash_file(_tree(tmp_path / "d", {"a.txt": "1"}))
+
+
+def test_directory_symlinks_are_followed_and_loops_stop(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root", {"data/x.txt": "x"})
+    (root / "link.txt").symlink_to(root / "data" / "x.txt")
+    (root / "data" / "loop").symlink_to(root)
+    (root / "dangling").symlink_to(tmp_path / "missing")
+    digest = hash_file(root)
+    (root / "data" / "x.txt").write_text("y")
+    assert hash_file(root) != digest
+
+
+def test_missing_path_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        hash_file(tmp_path / "nope")

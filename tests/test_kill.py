@@ -1,0 +1,64 @@
+"""A run killed with SIGKILL loses only the running step; the store stays sound."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _start(orch, *args):
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *args],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.slow
+def test_kill_during_step_then_resume(orch, calls):
+    proc = _start(orch, "slow.py")
+    _wait_for(lambda: "wait" in calls.ran())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+    shown = json.loads(orch("show", runs[0]["run_id"], "--json").stdout)
+    statuses = {s["name"]: s["status"] for s in shown["steps"]}
+    assert statuses == {"produce": "ran", "wait": "interrupted"}
+    assert orch("cache", "verify").returncode == 0
+    calls.clear()
+    resumed = orch("run", "slow.py", "-p", "seconds=0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert calls.ran() == {"wait"}
+
+
+@pytest.mark.slow
+def test_kill_at_random_moments_never_leaves_a_readable_partial_object(orch, calls, store):
+    import random
+
+    rng = random.Random(7)
+    for i in range(4):
+        proc = _start(orch, "slow.py", "-p", f"n={30_000_000 + i}", "-p", "seconds=0")
+        time.sleep(rng.uniform(0.2, 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        objects = store / "objects"
+        if objects.exists():
+            verify = orch("cache", "verify")
+            assert verify.returncode == 0, verify.stdout
+    calls.clear()
+    final = orch("run", "slow.py", "-p", "n=30000003", "-p", "seconds=0")
+    assert final.returncode == 0, final.stderr
+    assert orch("cache", "verify").returncode == 0

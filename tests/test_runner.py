@@ -1,0 +1,336 @@
+"""Running pipelines through the Python API: statuses, retries, failures, resume, outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestrator import pipeline, step
+from orchestrator.errors import PipelineDefinitionError, UserError
+from orchestrator.loader import load_pipeline
+
+from .conftest import PIPELINES
+
+
+def _load(target: str):
+    return load_pipeline(str(PIPELINES / target))
+
+
+def test_retries_until_success_records_every_attempt(store, calls):
+    run = _load("flaky.py:flaky_pipeline").run(store=str(store), fail_times=2)
+    assert run.status == "succeeded"
+    assert run.steps["flaky"].attempts == 3
+    assert calls.counts()["flaky"] == 3
+    assert run.output() == "ok"
+    from orchestrator.lineage import Lineage
+
+    attempts = Lineage(store / "metadata.db").attempts(run.id, "flaky")
+    assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
+    assert "ConnectionError: temporary network problem" in attempts[0]["error"]
+
+
+def test_retries_exhausted_fail_the_step(store, calls):
+    run = _load("flaky.py:flaky_pipeline").run(store=str(store), fail_times=10)
+    assert run.status == "failed"
+    assert run.steps["flaky"].status == "failed"
+    assert run.steps["flaky"].attempts == 4  # retries=3 allows 4 attempts
+    assert "failed after 4 attempts: ConnectionError" in run.error
+
+
+def test_retry_on_filters_exception_kinds(store, calls):
+    run = _load("flaky.py:filtered").run(store=str(store))
+    assert run.status == "failed"
+    assert run.steps["wrong_kind"].attempts == 1
+    assert calls.counts()["wrong_kind"] == 1
+
+
+@pytest.mark.slow
+def test_timeout_stops_the_step_and_counts_as_failed_attempt(store, calls):
+    import time
+
+    started = time.time()
+    run = _load("flaky.py:timeouts").run(store=str(store), seconds=30.0)
+    assert time.time() - started < 15
+    assert run.status == "failed"
+    assert run.steps["hangs"].attempts == 2
+    assert "timeout" in run.steps["hangs"].error
+
+
+def test_timeout_step_that_finishes_in_time_succeeds(store, calls):
+    run = _load("flaky.py:timeouts").run(store=str(store), seconds=0.01)
+    assert run.status == "succeeded"
+    assert run.output() == "done"
+
+
+def test_failure_skips_downstream_and_independent_branch_finishes(store, calls, monkeypatch):
+    monkeypatch.delenv("ORCH_TEST_FIX", raising=False)
+    run = _load("branches.py").run(store=str(store))
+    assert run.status == "failed"
+    statuses = {n: s.status for n, s in run.steps.items()}
+    assert statuses == {"source": "ran", "good": "ran", "good_after": "ran", "bad": "failed",
+                        "after_bad": "skipped"}
+    assert "ValueError: bad input" in run.error
+    assert f"orch show {run.id}" in run.error
+
+
+def test_resume_after_failure_reruns_only_what_failed(store, calls, monkeypatch):
+    monkeypatch.delenv("ORCH_TEST_FIX", raising=False)
+    assert _load("branches.py").run(store=str(store)).status == "failed"
+    calls.clear()
+    monkeypatch.setenv("ORCH_TEST_FIX", "1")
+    run = _load("branches.py").run(store=str(store))
+    assert run.status == "succeeded"
+    assert calls.ran() == {"bad", "after_bad"}
+    assert run.steps["good"].status == "cached"
+
+
+def test_file_input_is_hashed_by_content(tmp_path, store, calls):
+    files = _load("files.py")
+    data = tmp_path / "input.txt"
+    data.write_text("hello")
+    run = files.run(store=str(store), path=data)
+    assert run.output() == ("HELLO", "5 chars")
+    calls.clear()
+    # Same content under another name: everything cached.
+    other = tmp_path / "copy.txt"
+    other.write_text("hello")
+    assert files.run(store=str(store), path=other).status == "succeeded"
+    assert calls.ran() == set()
+    # New content: read runs; a same-length change keeps `report` cached (early cutoff).
+    data.write_text("world")
+    os.utime(data, ns=(1, 1))
+    run = files.run(store=str(store), path=data)
+    assert calls.ran() == {"read", "shout", "length"}
+    assert run.steps["read"].reason == "parameter `path` changed"
+    assert run.steps["report"].status == "cached"
+    calls.clear()
+    files.run(store=str(store), path=data, unit="letters")
+    assert calls.ran() == {"report"}
+
+
+def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
+    big = "x" * 100_000  # large enough to be stored as a file, not inline
+
+    @step
+    def make(n: int) -> str:
+        return big * n
+
+    @step
+    def size(text: str) -> int:
+        return len(text)
+
+    @pipeline
+    def corrupt(n: int = 2):
+        return size(make(n))
+
+    first = corrupt.run(store=str(store))
+    assert first.output() == 200_000
+    digest = first.steps["make"].outputs["out"]
+    from orchestrator.store import ArtifactStore
+
+    obj = ArtifactStore(store).path_of(digest)
+    data = bytearray(obj.read_bytes())
+    data[-10] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    # Force `size` to run, so it must read the damaged input.
+    run = corrupt.run(store=str(store), rerun=["size"])
+    assert run.status == "succeeded"
+    assert run.steps["make"].status == "ran"
+    assert run.steps["make"].reason == "stored output was damaged"
+    assert run.output() == 200_000
+    assert ArtifactStore(store).verify(digest) is None
+
+
+def test_multiple_outputs_and_aliases(store):
+    @step
+    def split(xs: list) -> tuple[list, list]:
+        return xs[: len(xs) // 2], xs[len(xs) // 2:]
+
+    @step(outputs=("total", "count"))
+    def stats(xs: list):
+        return sum(xs), len(xs)
+
+    @step
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @pipeline
+    def multi(xs: list = [1, 2, 3, 4]):  # noqa: B006
+        left, right = split(xs)
+        t1, _ = stats(left)
+        t2, _ = stats(right)
+        return add(t1, t2), add.alias("again")(t1, 0)
+
+    run = multi.run(store=str(store))
+    assert list(run.steps) == ["split", "stats", "stats_2", "add", "again"]
+    assert set(run.steps["split"].outputs) == {"out0", "out1"}
+    assert set(run.steps["stats"].outputs) == {"total", "count"}
+    assert run.output() == (10, 3)
+
+
+def test_step_outside_pipeline_is_a_plain_function():
+    @step(retries=3)
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(4) == 8
+
+
+def test_pipeline_body_runs_plain_python_with_loops(store):
+    @step
+    def square(x: int) -> int:
+        return x * x
+
+    @step
+    def total(values: list) -> int:
+        return sum(values)
+
+    @pipeline
+    def loop(n: int = 4, skip_odd: bool = False):
+        squares = [square(i) for i in range(n) if not (skip_odd and i % 2)]
+        return total(squares)
+
+    run = loop.run(store=str(store))
+    assert list(run.steps) == ["square", "square_2", "square_3", "square_4", "total"]
+    assert run.output() == 14
+    assert loop.run(store=str(store), skip_odd=True).output() == 4
+
+
+def test_definition_mistakes_are_reported_together_with_locations():
+    @step
+    def fit(train: list, alpha: float) -> float:
+        return alpha
+
+    @pipeline
+    def broken():
+        fit([1], alpah=0.1)
+        return fit(train=[1])
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        broken.build()
+    message = str(info.value)
+    assert "has no parameter 'alpah'. Did you mean 'alpha'?" in message
+    assert "is called without input 'alpha'" in message
+    assert "test_runner.py:" in message
+
+
+def test_unknown_pipeline_parameter_suggests_close_match(store):
+    @step
+    def one(lr: float) -> float:
+        return lr
+
+    @pipeline
+    def train(lr: float = 0.1):
+        return one(lr)
+
+    with pytest.raises(UserError, match="pipeline 'train' has no parameter 'lrr'. Did you mean 'lr'?"):
+        train.run(store=str(store), lrr=0.2)
+
+
+def test_using_a_placeholder_as_a_value_is_a_clear_error():
+    @step
+    def load() -> int:
+        return 1
+
+    @step
+    def use(x: int) -> int:
+        return x
+
+    @pipeline
+    def misuse():
+        raw = load()
+        if raw:
+            return use(raw)
+        return None
+
+    with pytest.raises(PipelineDefinitionError, match="does not exist until the step runs"):
+        misuse.build()
+
+
+def test_unhashable_argument_is_reported_by_name(store):
+    import threading
+
+    @step
+    def use(lock) -> int:
+        return 1
+
+    @pipeline
+    def bad():
+        return use(threading.Lock())
+
+    with pytest.raises(PipelineDefinitionError, match="argument 'lock' cannot be hashed"):
+        bad.build()
+
+
+def test_cache_false_always_runs_and_rerun_forces(store, calls):
+    counter = {"n": 0}
+
+    @step(cache=False)
+    def now() -> int:
+        counter["n"] += 1
+        return 5
+
+    @step
+    def keep(x: int) -> int:
+        return x
+
+    @pipeline
+    def always():
+        return keep(now())
+
+    always.run(store=str(store))
+    run = always.run(store=str(store))
+    assert counter["n"] == 2
+    assert run.steps["now"].reason == "cache disabled for this step (cache=False)"
+    assert run.steps["keep"].status == "cached"  # same output: early cutoff
+    forced = always.run(store=str(store), rerun=["keep"])
+    assert forced.steps["keep"].status == "ran"
+    assert forced.steps["keep"].reason == "forced with --rerun"
+    with pytest.raises(UserError, match="has no step 'kep'. Did you mean 'keep'?"):
+        always.run(store=str(store), rerun=["kep"])
+
+
+def test_logs_are_captured_per_attempt(store):
+    import logging
+
+    @step
+    def noisy() -> int:
+        print("to stdout")
+        import sys
+
+        print("to stderr", file=sys.stderr)
+        logging.getLogger("user").warning("a log record")
+        return 1
+
+    @pipeline
+    def talk():
+        return noisy()
+
+    run = talk.run(store=str(store))
+    from orchestrator.lineage import Lineage
+
+    attempt = Lineage(store / "metadata.db").attempts(run.id, "noisy")[0]
+    assert attempt["stdout"] == "to stdout\n"
+    assert attempt["stderr"] == "to stderr\n"
+    assert "WARNING user: a log record" in attempt["logs"]
+
+
+def test_output_is_loaded_from_store_with_same_digest(store):
+    import pandas as pd
+
+    from orchestrator.hashing import hash_value
+
+    @step
+    def frame(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"a": range(n), "b": [f"s{i}" for i in range(n)]}).set_index("b")
+
+    @pipeline
+    def frames(n: int = 5000):
+        return frame(n)
+
+    run = frames.run(store=str(store))
+    loaded = run.output()
+    assert hash_value(loaded) == run.steps["frame"].outputs["out"]
+    pd.testing.assert_frame_equal(loaded, frame(5000))

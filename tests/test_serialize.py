@@ -1,0 +1,553 @@
+"""Tests for orchestrator.serialize: faithful round trips, or pickle."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import sys
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from orchestrator import serialize
+from orchestrator.errors import StoreError
+
+
+def roundtrip(value: object) -> tuple[str, object]:
+    """Encode with the chosen materializer, decode from a buffer; return (name, value)."""
+    m = serialize.materializer_for(value)
+    buf = io.BytesIO()
+    meta = m.write(value, buf)
+    assert json.loads(json.dumps(meta)) == meta
+    return m.name, m.read(memoryview(bytearray(buf.getvalue())), meta)
+
+
+def assert_same_index(out: pd.Index, expected: pd.Index) -> None:
+    assert type(out) is type(expected)
+    assert out.dtype == expected.dtype
+    assert list(out.names) == list(expected.names)
+    if isinstance(expected, pd.MultiIndex):
+        assert [lvl.dtype for lvl in out.levels] == [lvl.dtype for lvl in expected.levels]
+    levels = expected.levels if isinstance(expected, pd.MultiIndex) else [expected]
+    out_levels = out.levels if isinstance(out, pd.MultiIndex) else [out]
+    for out_level, level in zip(out_levels, levels):
+        assert getattr(out_level, "freq", None) == getattr(level, "freq", None)
+
+
+def assert_faithful_frame(out: object, df: pd.DataFrame) -> None:
+    assert type(out) is pd.DataFrame
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
+    assert list(out.dtypes) == list(df.dtypes)
+    assert_same_index(out.index, df.index)
+    assert_same_index(out.columns, df.columns)
+    assert out.attrs == df.attrs
+
+
+N = 6
+OBJ_STR = pd.Series(["a", None, "c", "dé", "", "f"], dtype=object)
+DT = pd.date_range("2021-03-01", periods=N, freq="h")
+FAITHFUL_FRAMES = {
+    "int": pd.DataFrame({"i8": np.arange(N, dtype="int8"), "i64": np.arange(N) - 3}),
+    "uint-float": pd.DataFrame(
+        {"u": np.arange(N, dtype="uint64") + 2**63, "f": [0.1, -0.0, np.nan, 1e308, 5e-324, 2]}
+    ),
+    "float32": pd.DataFrame({"f": np.arange(N, dtype="float32") / 3}),
+    "bool": pd.DataFrame({"b": [True, False] * 3}),
+    "nullable Int64": pd.DataFrame({"n": pd.array([1, None, 3, 4, None, 6], dtype="Int64")}),
+    "nullable boolean": pd.DataFrame({"n": pd.array([True, None, False] * 2, dtype="boolean")}),
+    "nullable Float64": pd.DataFrame({"n": pd.array([1.5, None] * 3, dtype="Float64")}),
+    "str (pandas default)": pd.DataFrame({"s": ["x", None, "z", "é", "", "w"]}),
+    "string (NA)": pd.DataFrame({"s": pd.array(["x", None] * 3, dtype="string[pyarrow]")}),
+    "object str": pd.DataFrame({"o": OBJ_STR}),
+    "object str no missing": pd.DataFrame({"o": pd.Series(list("abcdef"), dtype=object)}),
+    "object bytes": pd.DataFrame({"o": pd.Series([b"a", None] * 3, dtype=object)}),
+    "object all None": pd.DataFrame({"o": pd.Series([None] * N, dtype=object)}),
+    "categorical": pd.DataFrame({"c": pd.Categorical(list("abcabc"))}),
+    "categorical ordered int": pd.DataFrame(
+        {"c": pd.Categorical([3, 1, 2, 3, None, 1], categories=[3, 2, 1], ordered=True)}
+    ),
+    "datetime64[ns]": pd.DataFrame({"t": DT.astype("datetime64[ns]")}),
+    "datetime64[s] with NaT": pd.DataFrame(
+        {"t": pd.Series(DT, dtype="datetime64[s]").where(lambda s: s.dt.hour != 2)}
+    ),
+    "datetime tz": pd.DataFrame({"t": DT.tz_localize("Europe/Paris")}),
+    "datetime UTC ms": pd.DataFrame({"t": DT.tz_localize("UTC").astype("datetime64[ms, UTC]")}),
+    "timedelta": pd.DataFrame({"d": pd.to_timedelta(np.arange(N), unit="s")}),
+    "period": pd.DataFrame({"p": pd.period_range("2020-01", periods=N, freq="M")}),
+    "interval": pd.DataFrame({"iv": pd.interval_range(0, N)}),
+    "arrow int": pd.DataFrame({"a": pd.array([1, None, 3, 4, 5, 6], dtype="int64[pyarrow]")}),
+    "range index moved": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.RangeIndex(10, 22, 2, name="r")
+    ),
+    "named str index": pd.DataFrame({"a": np.arange(N)}, index=pd.Index(list("uvwxyz"), name="k")),
+    "object str index": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.Index(list("uvwxyz"), dtype=object)
+    ),
+    "int index int name": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.Index(np.arange(N) * 7, name=3)
+    ),
+    "datetime index with freq": pd.DataFrame({"a": np.arange(N)}, index=DT.rename("when")),
+    "timedelta index with freq": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.timedelta_range("1D", periods=N)
+    ),
+    "categorical index": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.CategoricalIndex(list("xyzxyz"))
+    ),
+    "multiindex": pd.DataFrame(
+        {"a": np.arange(N)},
+        index=pd.MultiIndex.from_arrays([list("aabbcc"), np.arange(N) % 2], names=["x", "y"]),
+    ),
+    "multiindex object level": pd.DataFrame(
+        {"a": np.arange(N)},
+        index=pd.MultiIndex.from_arrays(
+            [pd.Index(list("aabbcc"), dtype=object), DT], names=["x", None]
+        ),
+    ),
+    "duplicate index values": pd.DataFrame(
+        {"x": np.arange(4.0), "s": list("abcd"), "o": pd.Series(list("wxyz"), dtype=object)},
+        index=pd.Index([1, 1, 2, 2], name="k"),
+    ),
+    "index named like a column": pd.DataFrame(
+        {"a": np.arange(N)}, index=pd.Index(range(N), name="a")
+    ),
+    "int labels": pd.DataFrame({0: np.arange(N), 1: np.ones(N)}),
+    "range labels": pd.DataFrame(np.zeros((N, 3))),
+    "range labels moved, named": pd.DataFrame(
+        np.zeros((N, 2)), columns=pd.RangeIndex(5, 9, 2, name="c")
+    ),
+    "float labels": pd.DataFrame({0.5: np.arange(N), 1.25: np.arange(N)}),
+    "object labels": pd.DataFrame(np.zeros((N, 2)), columns=pd.Index(["a", "b"], dtype=object)),
+    "labels with a name": pd.DataFrame({"a": np.arange(N)}).rename_axis(columns="features"),
+    "labels with an int name": pd.DataFrame({"a": np.arange(N)}).rename_axis(columns=5),
+    "float and bool index names": pd.DataFrame(
+        {"a": np.arange(N)},
+        index=pd.MultiIndex.from_arrays([np.arange(N), list("abcdef")], names=[1.5, True]),
+    ),
+    "multiindex labels": pd.DataFrame(
+        np.zeros((N, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)], names=["g", "n"])
+    ),
+    "attrs": pd.DataFrame({"a": np.arange(N)}).pipe(lambda d: d.attrs.update(src="x", v=[1]) or d),
+    "no columns": pd.DataFrame(index=pd.RangeIndex(N)),
+    "empty": pd.DataFrame(),
+    "zero rows": pd.DataFrame(
+        {
+            "a": pd.Series([], dtype="int64"),
+            "o": pd.Series([], dtype=object),
+            "s": pd.Series([], dtype="str"),
+        }
+    ),
+    "non-contiguous block": pd.DataFrame(np.arange(24.0).reshape(6, 4)[:, ::2], columns=["p", "q"]),
+}
+
+
+@pytest.mark.parametrize("df", FAITHFUL_FRAMES.values(), ids=FAITHFUL_FRAMES.keys())
+def test_frames_round_trip_through_arrow_faithfully(df: pd.DataFrame) -> None:
+    name, out = roundtrip(df)
+    assert name == "arrow.pandas"
+    assert_faithful_frame(out, df)
+
+
+def test_all_dtypes_in_one_frame_round_trip() -> None:
+    singles = [f for f in FAITHFUL_FRAMES.values() if isinstance(f.index, pd.RangeIndex)]
+    wide = pd.concat(
+        [
+            f.reset_index(drop=True).add_prefix(f"{i}_")
+            for i, f in enumerate(singles)
+            if len(f) == N and f.shape[1] and isinstance(f.columns[0], str)
+        ],
+        axis=1,
+    )
+    assert wide.shape[1] > 20
+    name, out = roundtrip(wide)
+    assert name == "arrow.pandas"
+    assert_faithful_frame(out, wide)
+
+
+def test_frames_decode_from_a_read_only_buffer_too() -> None:
+    df = FAITHFUL_FRAMES["int"].assign(f=np.arange(N) / 2)
+    m = serialize.materializer_for(df)
+    buf = io.BytesIO()
+    meta = m.write(df, buf)
+    out = m.read(memoryview(buf.getvalue()), meta)
+    assert_faithful_frame(out, df)
+    out.loc[0, "f"] = 9.0  # still editable: Arrow's read-only views are not used
+    assert out.loc[0, "f"] == 9.0
+
+
+def test_object_str_column_stays_object_with_none_for_missing() -> None:
+    _, out = roundtrip(pd.DataFrame({"o": OBJ_STR}))
+    assert out["o"].dtype == object
+    assert out["o"].tolist() == OBJ_STR.tolist()
+    assert out["o"][1] is None
+
+
+SERIES = {
+    "named float with str index": pd.Series(
+        [1.5, 2.0, np.nan], name="x", index=pd.Index(list("abc"), name="k")
+    ),
+    "unnamed": pd.Series([1, 2, 3]),
+    "int name, str values": pd.Series(["a", None, "c"], name=7),
+    "object str": pd.Series(["a", None, "c"], dtype=object, name="o"),
+    "categorical, datetime index": pd.Series(pd.Categorical(list("aba")), index=DT[:3]),
+    "tz aware, multiindex": pd.Series(
+        DT[:4].tz_localize("UTC"), index=pd.MultiIndex.from_product([[1, 2], ["p", "q"]])
+    ),
+    "named like the placeholder column": pd.Series([1, 2], name="__series__"),
+}
+
+
+@pytest.mark.parametrize("s", SERIES.values(), ids=SERIES.keys())
+def test_series_round_trip_with_name_and_index(s: pd.Series) -> None:
+    name, out = roundtrip(s)
+    assert name == "arrow.pandas"
+    assert type(out) is pd.Series
+    pd.testing.assert_series_equal(out, s, check_exact=True)
+    assert out.dtype == s.dtype
+    assert out.name == s.name and type(out.name) is type(s.name)
+    assert_same_index(out.index, s.index)
+
+
+class MyFrame(pd.DataFrame):
+    pass
+
+
+def _attrs(df: pd.DataFrame, **attrs: Any) -> pd.DataFrame:
+    df.attrs.update(attrs)
+    return df
+
+
+UNFAITHFUL = {
+    "mixed object column": pd.DataFrame({"o": pd.Series(["a", 1, 2.5], dtype=object)}),
+    "object ints and floats": pd.DataFrame({"o": pd.Series([1, 2.0, 3], dtype=object)}),
+    "object str with NaN": pd.DataFrame({"o": pd.Series(["a", np.nan, "c"], dtype=object)}),
+    "object decimals": pd.DataFrame({"o": [Decimal("1.1"), Decimal(2)]}),
+    "object tuples": pd.DataFrame({"o": pd.Series([(1, 2), (3,)], dtype=object)}),
+    "duplicate labels": pd.DataFrame(np.zeros((2, 2)), columns=["a", "a"]),
+    "mixed labels": pd.DataFrame({0: [1, 2], "b": [3, 4]}),
+    "bool labels": pd.DataFrame({True: [1], False: [2]}),
+    "tuple labels in object index": pd.DataFrame(
+        np.zeros((1, 2)), columns=pd.Index([("a", 1), "b"], dtype=object)
+    ),
+    "StringDtype NA labels": pd.DataFrame(
+        np.zeros((1, 2)), columns=pd.array(["a", "b"], dtype="string")
+    ),
+    "string[python]": pd.DataFrame({"s": pd.array(["a", None], dtype="string[python]")}),
+    "arrow string": pd.DataFrame({"s": pd.array(["a", None], dtype=pd.ArrowDtype(pa.string()))}),
+    "arrow list": pd.DataFrame(
+        {"l": pd.Series([[1], None], dtype=pd.ArrowDtype(pa.list_(pa.int64())))}
+    ),
+    "complex": pd.DataFrame({"c": np.arange(3) * 1j}),
+    "long double": pd.DataFrame({"f": np.zeros(2, dtype=np.longdouble)}),
+    "categorical with object categories": pd.DataFrame(
+        {"c": pd.Categorical(pd.Series(["x", "y"], dtype=object))}
+    ),
+    "sparse": pd.DataFrame({"s": pd.arrays.SparseArray([0, 0, 1])}),
+    "object index with None": pd.DataFrame(
+        {"a": [1, 2]}, index=pd.Index(["a", None], dtype=object)
+    ),
+    "mixed object index": pd.DataFrame({"a": [1, 2]}, index=pd.Index(["a", 1], dtype=object)),
+    "tuple index name": pd.DataFrame({"a": [1, 2]}, index=pd.Index([1, 2], name=("a", "b"))),
+    "custom business day freq": pd.DataFrame(
+        {"a": [1, 2]},
+        index=pd.date_range(
+            "2024-01-01", periods=2, freq=pd.offsets.CustomBusinessDay(holidays=["2024-01-02"])
+        ),
+    ),
+    "attrs with a tuple": _attrs(pd.DataFrame({"a": [1]}), k=(1, 2)),
+    "attrs not JSON": _attrs(pd.DataFrame({"a": [1]}), k={1, 2}),
+    "no duplicate labels flag": pd.DataFrame({"a": [1]}).set_flags(allows_duplicate_labels=False),
+    "DataFrame subclass": MyFrame({"a": [1, 2]}),
+    "Series with tuple name": pd.Series([1, 2], name=("a", "b")),
+    "Series of mixed objects": pd.Series(["a", 1], dtype=object),
+}
+
+
+@pytest.mark.parametrize("value", UNFAITHFUL.values(), ids=UNFAITHFUL.keys())
+def test_unfaithful_frames_fall_back_to_pickle(value: Any) -> None:
+    name, out = roundtrip(value)
+    assert name == "pickle"
+    assert type(out) is type(value)
+    if isinstance(value, pd.Series):
+        pd.testing.assert_series_equal(out, value, check_exact=True)
+    else:
+        pd.testing.assert_frame_equal(out, value, check_exact=True)
+        assert out.attrs == value.attrs
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"a": [1, None, 3], "s": ["x", "y", None], "l": [[1], [], None]}),
+        pa.table({"a": pa.array([1.5], pa.float32())}).replace_schema_metadata({"k": "v"}),
+        pa.Table.from_batches([pa.record_batch({"a": [1, 2]}), pa.record_batch({"a": [3]})]),
+        pa.table({"d": pa.array([1, 2]).dictionary_encode()}),
+        pa.table({"a": pa.array([], pa.int64())}),
+    ],
+)
+def test_arrow_tables_round_trip(table: pa.Table) -> None:
+    name, out = roundtrip(table)
+    assert name == "arrow.table"
+    assert isinstance(out, pa.Table)
+    assert out.equals(table, check_metadata=True)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        pa.record_batch({"a": [1, 2], "b": ["x", None]}),
+        pa.record_batch({"a": pa.array([], pa.int64())}),
+    ],
+)
+def test_record_batch_comes_back_as_record_batch(batch: pa.RecordBatch) -> None:
+    name, out = roundtrip(batch)
+    assert name == "arrow.table"
+    assert isinstance(out, pa.RecordBatch) and out.equals(batch)
+
+
+ARRAYS = {
+    "float2d": np.arange(12.0).reshape(3, 4),
+    "fortran": np.asfortranarray(np.arange(12, dtype="int32").reshape(3, 4)),
+    "strided": np.arange(20)[::3],
+    "0d": np.array(3.5),
+    "empty": np.zeros((0, 3)),
+    "bool": np.array([True, False]),
+    "datetime64": np.array(["2020-01-01", "NaT"], dtype="datetime64[ms]"),
+    "unicode": np.array(["a", "bcd"]),
+    "structured": np.array([(1, 2.0)], dtype=[("x", "i4"), ("y", "f8")]),
+    "big-endian": np.arange(5, dtype=">i8"),
+    "complex": np.arange(3) * 1j,
+}
+
+
+@pytest.mark.parametrize("arr", ARRAYS.values(), ids=ARRAYS.keys())
+def test_numpy_arrays_round_trip(arr: np.ndarray) -> None:
+    name, out = roundtrip(arr)
+    assert name == "numpy"
+    assert type(out) is np.ndarray
+    assert out.dtype == arr.dtype and out.shape == arr.shape
+    if arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        assert out.flags.f_contiguous and not out.flags.c_contiguous
+    else:
+        assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, arr)
+
+
+def test_numpy_read_shares_the_buffer() -> None:
+    arr = np.arange(1000.0)
+    m = serialize.materializer_for(arr)
+    buf = io.BytesIO()
+    meta = m.write(arr, buf)
+    data = bytearray(buf.getvalue())
+    out = m.read(memoryview(data), meta)
+    assert np.shares_memory(out, np.frombuffer(data, dtype=np.uint8))
+    assert out.flags.writeable
+
+
+def test_numpy_object_arrays_are_pickled() -> None:
+    arr = np.array([1, "a", None], dtype=object)
+    name, out = roundtrip(arr)
+    assert name == "pickle"
+    assert out.tolist() == arr.tolist()
+
+
+JSON_EXACT = [
+    None,
+    True,
+    0,
+    -(2**70),
+    1.5,
+    -0.0,
+    1e-310,
+    "",
+    "héllo \u2603",
+    "\udc80",
+    [],
+    {},
+    [1, [2, [3, None]]],
+    {"a": {"b": [1.0, "x", False]}},
+]
+
+
+@pytest.mark.parametrize("value", JSON_EXACT, ids=repr)
+def test_exact_json_values_use_json(value: object) -> None:
+    name, out = roundtrip(value)
+    assert name == "json"
+    assert out == value and type(out) is type(value)
+    if isinstance(value, float):
+        assert repr(out) == repr(value)  # keeps -0.0
+
+
+NOT_JSON = {
+    "tuple": (1, 2),
+    "list with a tuple": [1, (2, 3)],
+    "nan": float("nan"),
+    "inf": [float("inf")],
+    "int keys": {1: "a"},
+    "bytes": b"abc",
+    "set": {1, 2},
+    "numpy scalar": np.float64(1.5),
+    "bool subclass-ish int": np.int64(3),
+    "str subclass": type("S", (str,), {})("x"),
+    "huge int": 10**5000,
+}
+
+
+@pytest.mark.parametrize("value", NOT_JSON.values(), ids=NOT_JSON.keys())
+def test_values_json_would_change_go_to_pickle(value: object) -> None:
+    name, out = roundtrip(value)
+    assert name == "pickle"
+    assert type(out) is type(value)
+    if not (isinstance(value, float) and math.isnan(value)):
+        assert out == value
+
+
+def test_self_referencing_list_goes_to_pickle() -> None:
+    value: list[object] = [1]
+    value.append(value)
+    name, out = roundtrip(value)
+    assert name == "pickle"
+    assert out[1] is out
+
+
+def test_pickle_materializer_needs_unpickling_and_others_do_not() -> None:
+    names = {"arrow.pandas", "arrow.table", "numpy", "json"}
+    for name in names:
+        assert serialize.get_materializer(name).needs_unpickling is False
+    assert serialize.get_materializer("pickle").needs_unpickling is True
+
+
+def test_pickle_handles_local_functions() -> None:
+    offset = 3
+    name, out = roundtrip(lambda x: x + offset)
+    assert name == "pickle"
+    assert out(1) == 4
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+
+class PointMaterializer:
+    name = "test.point"
+    needs_unpickling = False
+
+    def can_write(self, value: object) -> bool:
+        return type(value) is Point
+
+    def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
+        assert isinstance(value, Point)
+        f.write(f"{value.x},{value.y}".encode())
+        return {"fields": ["x", "y"]}
+
+    def read(self, data: memoryview, meta: dict[str, Any]) -> object:
+        x, y = bytes(data).decode().split(",")
+        return Point(int(x), int(y))
+
+
+class DictUpper:
+    """Claims plain dicts, to show user materializers come before the built-ins."""
+
+    name = "test.dict"
+    needs_unpickling = False
+
+    def can_write(self, value: object) -> bool:
+        return type(value) is dict
+
+    def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
+        f.write(json.dumps(value).encode())
+        return {}
+
+    def read(self, data: memoryview, meta: dict[str, Any]) -> object:
+        return json.loads(bytes(data))
+
+
+@pytest.fixture
+def registered():
+    names: list[str] = []
+
+    def register(m: Any, **kw: Any) -> Any:
+        serialize.register_materializer(m, **kw)
+        names.append(m.name)
+        return m
+
+    yield register
+    for name in names:
+        serialize.unregister_materializer(name)
+
+
+def test_user_materializer_for_user_class(registered: Any) -> None:
+    assert serialize.materializer_for(Point(1, 2)).name == "pickle"
+    registered(PointMaterializer())
+    name, out = roundtrip(Point(1, 2))
+    assert name == "test.point"
+    assert (out.x, out.y) == (1, 2)
+    assert serialize.get_materializer("test.point").name == "test.point"
+
+
+def test_user_materializer_takes_precedence_over_builtins(registered: Any) -> None:
+    registered(DictUpper())
+    assert serialize.materializer_for({"a": 1}).name == "test.dict"
+    serialize.unregister_materializer("test.dict")
+    assert serialize.materializer_for({"a": 1}).name == "json"
+
+
+def test_materializer_registered_last_comes_after_builtins(registered: Any) -> None:
+    registered(DictUpper(), first=False)
+    assert serialize.materializer_for({"a": 1}).name == "json"
+    assert serialize.materializer_for({1: 1}).name == "test.dict"  # before pickle
+
+
+def test_newest_first_registration_wins(registered: Any) -> None:
+    class Other(PointMaterializer):
+        name = "test.point2"
+
+    registered(PointMaterializer())
+    registered(Other())
+    assert serialize.materializer_for(Point(0, 0)).name == "test.point2"
+
+
+def test_builtin_names_cannot_be_taken() -> None:
+    class Fake(PointMaterializer):
+        name = "pickle"
+
+    with pytest.raises(StoreError, match="'pickle' is built in"):
+        serialize.register_materializer(Fake())
+
+
+def test_non_materializer_is_rejected() -> None:
+    with pytest.raises(StoreError, match="is not a materializer"):
+        serialize.register_materializer(object())  # type: ignore[arg-type]
+
+
+def test_unknown_materializer_names_itself_and_suggests() -> None:
+    with pytest.raises(
+        StoreError, match=r"no materializer named 'arrow\.panda' .*Did you mean 'arrow\.pandas'"
+    ):
+        serialize.get_materializer("arrow.panda")
+
+
+def test_import_does_not_load_heavy_libraries() -> None:
+    code = (
+        "import sys, orchestrator.serialize, orchestrator.store;"
+        "heavy = {'pandas', 'numpy', 'pyarrow'} & {m.split('.')[0] for m in sys.modules};"
+        "assert not heavy, heavy;"
+        "from orchestrator.serialize import materializer_for;"
+        "assert materializer_for({'a': [1]}).name == 'json';"
+        "assert materializer_for((1,)).name == 'pickle';"
+        "heavy = {'pandas', 'numpy', 'pyarrow'} & {m.split('.')[0] for m in sys.modules};"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=_repo_root())
+
+
+def _repo_root() -> str:
+    import orchestrator
+
+    return str(__import__("pathlib").Path(orchestrator.__file__).parent.parent)

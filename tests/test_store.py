@@ -1,0 +1,645 @@
+"""Tests for orchestrator.store: atomic, verified, content-addressed objects."""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from orchestrator import serialize
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError
+from orchestrator.store import INLINE_MAX, MAGIC, ArtifactInfo, ArtifactStore
+
+ROOT = Path(__file__).resolve().parent.parent
+D1, D2, D3 = "1" * 32, "2" * 32, "3" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "store")
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def big_frame(rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": rng.random(rows),
+            "y": rng.random(rows),
+            "n": rng.integers(0, 1 << 40, rows),
+            "s": pd.Series(rng.integers(0, 1000, rows)).astype(str),
+        }
+    )
+
+
+def payload_offset(path: Path) -> int:
+    magic, _, offset = struct.unpack("<8sII", path.read_bytes()[:16])
+    assert magic == MAGIC
+    return offset
+
+
+def flip_byte(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# --- round trips ---------------------------------------------------------------
+
+
+SMALL = {
+    "int": 3,
+    "dict": {"a": [1, 2.5, None]},
+    "tuple": (1, "x"),
+    "array": np.arange(5),
+    "frame": pd.DataFrame({"a": [1, 2]}),
+    "none": None,
+}
+
+
+@pytest.mark.parametrize("value", SMALL.values(), ids=SMALL.keys())
+def test_small_values_are_inline_and_write_no_file(store: ArtifactStore, value: object) -> None:
+    info = store.put(value, D1)
+    assert info.inline is not None and len(info.inline) == info.size <= INLINE_MAX
+    assert files_under(store.root) == []
+    assert not store.has(D1)
+    out = store.get(info)
+    if isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(out, value)
+    elif isinstance(value, np.ndarray):
+        np.testing.assert_array_equal(out, value)
+    else:
+        assert out == value
+
+
+LARGE = {
+    "frame": big_frame(),
+    "series": pd.Series(np.arange(10_000.0), name="v"),
+    "table": pa.table({"a": np.arange(10_000), "b": [str(i) for i in range(10_000)]}),
+    "array": np.arange(100_000, dtype="int32").reshape(100, -1),
+    "json": list(range(5_000)),
+    "pickle": {i: str(i) for i in range(5_000)},
+}
+
+
+@pytest.mark.parametrize("value", LARGE.values(), ids=LARGE.keys())
+def test_large_values_round_trip_through_a_file(store: ArtifactStore, value: object) -> None:
+    info = store.put(value, D1)
+    assert info.inline is None and info.size > INLINE_MAX
+    assert store.has(D1)
+    assert files_under(store.root) == [store.path_of(D1)]
+    assert store.path_of(D1) == store.root / "objects" / D1[:2] / D1
+    assert payload_offset(store.path_of(D1)) % 64 == 0
+    out = store.get(info)
+    if isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(out, value, check_exact=True)
+    elif isinstance(value, pd.Series):
+        pd.testing.assert_series_equal(out, value, check_exact=True)
+    elif isinstance(value, pa.Table):
+        assert out.equals(value)
+    elif isinstance(value, np.ndarray):
+        np.testing.assert_array_equal(out, value)
+    else:
+        assert out == value
+
+
+def test_info_describes_the_value(store: ArtifactStore) -> None:
+    df = big_frame()
+    info = store.put(df, D1)
+    assert info.digest == D1
+    assert info.materializer == "arrow.pandas"
+    assert info.type_name == "pandas.DataFrame"
+    assert info.meta["rows"] == len(df) and info.meta["columns"] == ["x", "y", "n", "s"]
+    assert info.meta["dtypes"]["n"] == "int64"
+    assert len(info.checksum) == 32 and int(info.checksum, 16) >= 0
+    assert store.put(3, D2).type_name == "int"
+    assert store.put(np.zeros(3), D3).type_name == "numpy.ndarray"
+
+
+def test_inline_limit_is_inclusive(store: ArtifactStore) -> None:
+    at_limit = "x" * (INLINE_MAX - 2)  # JSON adds two quotes
+    assert store.put(at_limit, D1).inline is not None
+    over = store.put(at_limit + "y", D2)
+    assert over.inline is None and over.size == INLINE_MAX + 1
+    assert store.get(over) == at_limit + "y"
+
+
+def test_info_is_picklable_and_json_able(store: ArtifactStore) -> None:
+    for info in (store.put(big_frame(), D1), store.put({"a": 1}, D2)):
+        assert pickle.loads(pickle.dumps(info)) == info
+        assert ArtifactInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+    assert isinstance(store.put({"a": 1}, D2).to_dict()["inline"], str)
+
+
+def test_malformed_info_dict_is_rejected(store: ArtifactStore) -> None:
+    d = store.put({"a": 1}, D1).to_dict()
+    with pytest.raises(StoreError, match="'checksum' is missing"):
+        ArtifactInfo.from_dict({k: v for k, v in d.items() if k != "checksum"})
+    with pytest.raises(StoreError, match="bad inline bytes"):
+        ArtifactInfo.from_dict({**d, "inline": "not base64!"})
+
+
+def test_inline_info_with_meta_none_still_loads(store: ArtifactStore) -> None:
+    info = store.put([1, 2], D1)
+    record = ArtifactInfo(**{**info.to_dict(), "meta": None, "inline": info.inline})  # type: ignore[arg-type]
+    assert store.get(record) == [1, 2]
+
+
+def test_unpicklable_value_names_its_type_and_leaves_no_temp(store: ArtifactStore) -> None:
+    import threading
+
+    with pytest.raises(
+        StoreError,
+        match="cannot store a value of type list with materializer 'pickle': .*cannot pickle '_thread.lock'",
+    ):
+        store.put([threading.Lock()] * 2000, D1)
+    assert files_under(store.root) == []
+
+
+def test_arrow_failure_falls_back_to_pickle(store: ArtifactStore) -> None:
+    # Lone surrogates pass the object-column check but Arrow cannot encode them.
+    df = pd.DataFrame({"o": pd.Series(["\udc80", "a"] * 3000, dtype=object)})
+    info = store.put(df, D1)
+    assert info.materializer == "pickle"
+    pd.testing.assert_frame_equal(store.get(info), df, check_exact=True)
+    assert files_under(store.root / "tmp") == []
+
+
+def test_wide_frame_header_larger_than_its_room(store: ArtifactStore) -> None:
+    df = pd.DataFrame({f"feature_{i:04d}_with_a_long_name": [i] * 20 for i in range(300)})
+    info = store.put(df, D1)
+    assert len(json.dumps(info.meta)) > 4096
+    assert payload_offset(store.path_of(D1)) > 4096
+    assert payload_offset(store.path_of(D1)) % 64 == 0
+    assert store.verify(D1) is None
+    pd.testing.assert_frame_equal(store.get(info), df)
+    assert files_under(store.root / "tmp") == []
+
+
+def test_object_file_describes_itself(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    raw = store.path_of(D1).read_bytes()
+    magic, header_len, offset = struct.unpack("<8sII", raw[:16])
+    assert magic == b"ORCHOBJ1"
+    header = json.loads(raw[16 : 16 + header_len])
+    assert header == {k: v for k, v in info.to_dict().items() if k != "inline"}
+    assert raw[16 + header_len : offset].strip(b"\0") == b""
+    assert len(raw) == offset + info.size
+
+
+def test_fsync_off_still_round_trips(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "s", fsync=False)
+    info = store.put(big_frame(), D1)
+    assert store.verify(D1) is None
+    pd.testing.assert_frame_equal(store.get(info), big_frame())
+
+
+# --- zero copy and lifetime ------------------------------------------------------
+
+
+def test_values_outlive_the_store_and_the_file(store: ArtifactStore) -> None:
+    table = pa.table({"a": np.arange(100_000), "s": [str(i) for i in range(100_000)]})
+    frame, array = big_frame(), np.arange(100_000.0)
+    infos = [store.put(v, d) for v, d in ((table, D1), (frame, D2), (array, D3))]
+    loaded = [store.get(info) for info in infos]
+    for digest in (D1, D2, D3):
+        store.delete(digest)
+    del store, infos
+    gc.collect()
+    assert loaded[0].equals(table)
+    pd.testing.assert_frame_equal(loaded[1], frame)
+    np.testing.assert_array_equal(loaded[2], array)
+
+
+def test_loaded_arrays_are_writable_but_the_file_never_changes(store: ArtifactStore) -> None:
+    info = store.put(np.zeros(10_000), D1)
+    out = store.get(info)
+    out[:] = 7
+    assert store.verify(D1) is None
+    assert (store.get(info) == 0).all()
+
+
+def test_loaded_frames_are_editable_in_place_and_the_file_never_changes(
+    store: ArtifactStore,
+) -> None:
+    frame = big_frame()
+    info = store.put(frame, D1)
+    out = store.get(info)
+    out.loc[0, "x"] = 5.0
+    out["y"] += 1
+    out.iloc[1, 2] = 7
+    assert out.loc[0, "x"] == 5.0 and out.iloc[1, 2] == 7
+    assert store.verify(D1) is None
+    pd.testing.assert_frame_equal(store.get(info), frame, check_exact=True)
+
+
+def test_numeric_columns_are_views_of_the_mapped_file(store: ArtifactStore) -> None:
+    import mmap
+
+    frame = pd.DataFrame({"x": np.arange(100_000.0), "n": np.arange(100_000), "s": "a"})
+    out = store.get(store.put(frame, D1))
+    for name in ("x", "n"):
+        owner: Any = out[name].to_numpy()
+        while isinstance(owner, np.ndarray) and owner.base is not None:
+            owner = owner.base
+        assert isinstance(owner, memoryview) and isinstance(owner.obj, mmap.mmap)
+    pd.testing.assert_frame_equal(out, frame, check_exact=True)
+
+
+def test_arrow_table_is_zero_copy_from_the_mapped_file(store: ArtifactStore) -> None:
+    info = store.put(pa.table({"a": np.arange(1_000_000)}), D1)
+    before = pa.total_allocated_bytes()
+    out = store.get(info)
+    assert pa.total_allocated_bytes() - before < 100_000  # not 8 MB
+    assert out.column("a")[999_999].as_py() == 999_999
+
+
+# --- dedup ------------------------------------------------------------------------
+
+
+class Blob:
+    def __init__(self, size: int = 100_000, fill: bytes = b"b") -> None:
+        self.data = fill * size
+
+
+class RecordingMaterializer:
+    """Counts writes and reads of Blob values."""
+
+    name = "test.blob"
+    needs_unpickling = False
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.reads = 0
+
+    def can_write(self, value: object) -> bool:
+        return isinstance(value, Blob)
+
+    def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
+        assert isinstance(value, Blob)
+        self.writes += 1
+        f.write(value.data)
+        return {"length": len(value.data)}
+
+    def read(self, data: memoryview, meta: dict[str, Any]) -> object:
+        self.reads += 1
+        blob = Blob(0)
+        blob.data = bytes(data)
+        return blob
+
+
+@pytest.fixture
+def recorder():
+    m = RecordingMaterializer()
+    serialize.register_materializer(m)
+    yield m
+    serialize.unregister_materializer(m.name)
+
+
+def test_same_digest_twice_writes_one_file_once(
+    store: ArtifactStore, recorder: RecordingMaterializer
+) -> None:
+    first = store.put(Blob(), D1)
+    before = store.path_of(D1).stat()
+    time.sleep(0.01)
+    second = store.put(Blob(), D1)
+    after = store.path_of(D1).stat()
+    assert recorder.writes == 1
+    assert second == first
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert files_under(store.root) == [store.path_of(D1)]
+
+
+def test_race_loser_reports_the_winners_bytes(
+    store: ArtifactStore, recorder: RecordingMaterializer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    winner = store.put(Blob(fill=b"w"), D1)
+    real_read_header = store.read_header
+    calls = []
+
+    def absent_at_first(digest: str) -> ArtifactInfo:
+        calls.append(digest)
+        if len(calls) == 1:  # the loser checked before the winner published
+            raise MissingArtifactError(digest)
+        return real_read_header(digest)
+
+    monkeypatch.setattr(store, "read_header", absent_at_first)
+    loser = store.put(Blob(fill=b"l"), D1)
+    assert recorder.writes == 2
+    assert loser == winner
+    assert store.get(loser).data == b"w" * 100_000
+    assert files_under(store.root) == [store.path_of(D1)]
+
+
+def test_put_replaces_an_object_whose_header_is_damaged(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    flip_byte(store.path_of(D1), 0)
+    assert store.put(big_frame(), D1) == info
+    assert store.verify(D1) is None
+
+
+# --- damage --------------------------------------------------------------------
+
+
+def test_flipped_payload_byte_is_caught_before_reading(
+    store: ArtifactStore, recorder: RecordingMaterializer
+) -> None:
+    info = store.put(Blob(), D1)
+    path = store.path_of(D1)
+    flip_byte(path, payload_offset(path) + info.size // 2)
+    with pytest.raises(
+        CorruptArtifactError, match=f"artifact {D1} is damaged: checksum mismatch"
+    ) as exc:
+        store.get(info)
+    assert exc.value.digest == D1
+    assert recorder.reads == 0
+    assert store.read_header(D1) == info  # the header alone is still fine
+
+
+UNPICKLED: list[int] = []
+
+
+def _mark_unpickled(data: bytes) -> Evil:
+    UNPICKLED.append(len(data))
+    return Evil()
+
+
+class Evil:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_mark_unpickled, (b"e" * 50_000,))
+
+
+def test_damaged_pickle_is_never_unpickled(store: ArtifactStore) -> None:
+    info = store.put(Evil(), D1)
+    assert info.materializer == "pickle"
+    path = store.path_of(D1)
+    flip_byte(path, path.stat().st_size - 100)
+    UNPICKLED.clear()
+    with pytest.raises(CorruptArtifactError):
+        store.get(info)
+    assert UNPICKLED == []
+    store.put(Evil(), D2)
+    store.get(store.read_header(D2))
+    assert UNPICKLED == [50_000]  # the flag works when the bytes are intact
+
+
+def test_inline_payload_is_checked_too(store: ArtifactStore) -> None:
+    info = store.put({"a": 1}, D1)
+    assert info.inline is not None
+    bad = ArtifactInfo(**{**info.to_dict(), "inline": info.inline.replace(b"1", b"2")})
+    with pytest.raises(CorruptArtifactError, match="inline payload checksum mismatch"):
+        store.get(bad)
+
+
+def test_checksum_recorded_by_the_caller_must_match(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    other = ArtifactInfo(**{**info.to_dict(), "checksum": "0" * 32, "inline": None})
+    with pytest.raises(CorruptArtifactError, match="object checksum .* != recorded"):
+        store.get(other)
+
+
+def test_truncated_file_is_corrupt(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    path = store.path_of(D1)
+    os.truncate(path, path.stat().st_size - 1000)
+    with pytest.raises(CorruptArtifactError, match="truncated"):
+        store.get(info)
+    with pytest.raises(CorruptArtifactError, match="truncated"):
+        store.read_header(D1)
+    os.truncate(path, 10)
+    with pytest.raises(CorruptArtifactError, match="truncated"):
+        store.get(info)
+
+
+def test_missing_object(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    store.delete(D1)
+    store.delete(D1)  # idempotent
+    with pytest.raises(MissingArtifactError, match=f"artifact {D1} is missing"):
+        store.get(info)
+    with pytest.raises(MissingArtifactError):
+        store.read_header(D1)
+    assert not store.has(D1)
+
+
+def test_read_header_matches_put(store: ArtifactStore) -> None:
+    info = store.put(big_frame(), D1)
+    assert store.read_header(D1) == info
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda p: flip_byte(p, 0), "bad magic"),
+        (lambda p: flip_byte(p, 20), "header unreadable"),
+        (lambda p: flip_byte(p, p.stat().st_size - 1), "checksum mismatch"),
+        (lambda p: os.truncate(p, p.stat().st_size - 1), "truncated"),
+        (lambda p: os.truncate(p, 5), "truncated"),
+        (lambda p: p.write_bytes(p.read_bytes() + b"x"), "unexpected bytes"),
+        (lambda p: p.write_bytes(b""), "truncated"),
+        (lambda p: p.unlink(), "missing"),
+    ],
+    ids=[
+        "magic",
+        "header",
+        "payload",
+        "truncated",
+        "truncated-prefix",
+        "trailing",
+        "empty",
+        "missing",
+    ],
+)
+def test_verify_names_the_damage(store: ArtifactStore, damage: Any, reason: str) -> None:
+    info = store.put(big_frame(), D1)
+    store.put(big_frame(seed=1), D2)
+    assert store.verify(D1) is None
+    damage(store.path_of(D1))
+    problem = store.verify(D1)
+    assert problem is not None and reason in problem and "\n" not in problem
+    assert store.verify(D2) is None
+    with pytest.raises(StoreError):  # Corrupt or Missing
+        store.get(info)
+
+
+def test_header_naming_another_digest_is_corrupt(store: ArtifactStore) -> None:
+    store.put(big_frame(), D1)
+    store.path_of(D2).parent.mkdir(parents=True)
+    os.link(store.path_of(D1), store.path_of(D2))
+    assert "another digest" in (store.verify(D2) or "")
+
+
+def test_iter_objects_lists_complete_objects_only(store: ArtifactStore) -> None:
+    assert list(store.iter_objects()) == []
+    store.put(big_frame(), D2)
+    store.put(big_frame(seed=1), D1)
+    store.put(1, D3)  # inline: no object
+    (store.root / "tmp").mkdir(exist_ok=True)
+    (store.root / "tmp" / f"{os.getpid()}-x.tmp").write_bytes(b"partial")
+    (store.root / "objects" / "11" / "notes.txt").write_text("stray")
+    assert list(store.iter_objects()) == [D1, D2]
+
+
+# --- digests -------------------------------------------------------------------
+
+BAD_DIGESTS = [
+    "../x",
+    "ABC",
+    "a" * 33,
+    "A" * 32,
+    "a" * 31,
+    "a" * 32 + "\n",
+    "",
+    "../" + "a" * 29,
+    "g" * 32,
+    None,
+    123,
+]
+
+
+@pytest.mark.parametrize("digest", BAD_DIGESTS, ids=repr)
+def test_invalid_digests_are_rejected_before_any_path(store: ArtifactStore, digest: Any) -> None:
+    for call in (
+        store.path_of,
+        store.has,
+        store.read_header,
+        store.verify,
+        store.delete,
+        lambda d: store.put(big_frame(), d),
+    ):
+        with pytest.raises(StoreError, match="invalid artifact digest"):
+            call(digest)
+    info = ArtifactInfo(
+        digest=digest, materializer="json", type_name="int", size=1, checksum="0" * 32, meta={}
+    )
+    with pytest.raises(StoreError, match="invalid artifact digest"):
+        store.get(info)
+    assert not store.root.exists()
+
+
+# --- temporary files and crashes ---------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sweep_removes_dead_and_old_temp_files_only(store: ArtifactStore) -> None:
+    temp = store.root / "tmp"
+    temp.mkdir(parents=True)
+    dead = temp / f"{_dead_pid()}-abc.tmp"
+    live = temp / f"{os.getpid()}-def.tmp"
+    old = temp / f"{os.getpid()}-old.tmp"
+    other = temp / "keep.me"
+    for path in (dead, live, old, other):
+        path.write_bytes(b"partial")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    assert store.sweep_temp() == 2
+    assert sorted(temp.iterdir()) == sorted([live, other])
+    assert ArtifactStore(store.root / "nowhere").sweep_temp() == 0
+
+
+_SLOW_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from orchestrator.serialize import register_materializer
+    from orchestrator.store import ArtifactStore
+
+    class Slow:
+        name = "test.slow"
+        needs_unpickling = False
+        def can_write(self, value):
+            return value == "slow"
+        def write(self, value, f):
+            for _ in range(100_000):
+                f.write(b"x" * (1 << 20))
+                time.sleep(0.005)
+            return {}
+        def read(self, data, meta):
+            return "slow"
+
+    register_materializer(Slow())
+    ArtifactStore(sys.argv[1]).put("slow", sys.argv[2])
+    """
+)
+
+
+def test_killed_writer_leaves_no_object(store: ArtifactStore) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(store.root), D1],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    temp = store.root / "tmp"
+    deadline = time.monotonic() + 60
+    try:
+        while not any(p.stat().st_size > 20 << 20 for p in temp.glob("*.tmp")):
+            assert proc.poll() is None, "writer exited early"
+            assert time.monotonic() < deadline, "writer never got going"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not store.has(D1)
+    assert list(store.iter_objects()) == []
+    with pytest.raises(MissingArtifactError):
+        store.read_header(D1)
+    assert len(list(temp.glob("*.tmp"))) == 1
+    assert store.sweep_temp() == 1
+    assert list(temp.iterdir()) == []
+
+
+RACE_ROWS = 700_000  # about 20 MB encoded
+
+
+def _race_put(root: str, barrier: Any, results: Any) -> None:
+    frame = big_frame(RACE_ROWS)
+    store = ArtifactStore(root)
+    barrier.wait(timeout=120)
+    seen = store.has(D1)
+    results.put((seen, store.put(frame, D1).to_dict()))
+
+
+@pytest.mark.slow
+def test_eight_processes_racing_one_digest(store: ArtifactStore) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    procs = [
+        ctx.Process(target=_race_put, args=(str(store.root), barrier, results)) for _ in range(8)
+    ]
+    for proc in procs:
+        proc.start()
+    reports = [results.get(timeout=300) for _ in procs]
+    infos = [ArtifactInfo.from_dict(info) for _, info in reports]
+    assert sum(not seen for seen, _ in reports) >= 2  # several really wrote at once
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert list(store.iter_objects()) == [D1]
+    assert store.verify(D1) is None
+    assert files_under(store.root) == [store.path_of(D1)]  # losers left no temp files
+    header = store.read_header(D1)
+    assert header.size > 15 << 20
+    assert all(info == header for info in infos)
+    pd.testing.assert_frame_equal(store.get(header), big_frame(RACE_ROWS), check_exact=True)
