@@ -11,6 +11,8 @@ it never loads or writes artifacts.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,11 @@ class Decision:
     reason: str
     outputs: list[CachedOutput] | None = None
 
+    @functools.cached_property
+    def parts_json(self) -> str:
+        """The key's parts as JSON, serialized once however often the node is recorded."""
+        return json.dumps(self.parts)
+
 
 def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """The full cache key of ``node`` given its inputs' hashes, and its parts."""
@@ -54,11 +61,29 @@ def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, A
     return key, parts
 
 
+class History:
+    """The key parts each node of a pipeline had last time, loaded once, on the first miss."""
+
+    def __init__(self, lineage: Lineage, pipeline: str) -> None:
+        self.lineage, self.pipeline = lineage, pipeline
+        self._keys: dict[str, tuple[str, str | None]] | None = None
+
+    def last(self, node: str) -> dict[str, Any] | None:
+        if self._keys is None:
+            self._keys = self.lineage.recent_keys(self.pipeline)
+        found = self._keys.get(node)
+        if found is None:
+            return None
+        key, parts = found
+        return json.loads(parts) if parts else self.lineage.key_parts_of(key)
+
+
 def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store: ArtifactStore,
-           *, pipeline: str, force: str | None = None) -> Decision:
+           history: History, *, force: str | None = None) -> Decision:
     """Hit or miss for ``node`` under ``key``; a miss carries the reason it must run.
 
     Args:
+        history: what each node's key was made of last time, to explain a miss.
         force: a reason that overrides the cache (``--rerun``, ``--no-cache``, damage).
     """
     if force:
@@ -70,7 +95,7 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
         if all(o.inline or store.has(o.digest) for o in outputs):
             return Decision(True, key, parts, "cached", outputs)
         return Decision(False, key, parts, MISSING)
-    return Decision(False, key, parts, explain(lineage.last_key_parts(pipeline, node.name), parts))
+    return Decision(False, key, parts, explain(history.last(node.name), parts))
 
 
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,32 +38,31 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
 CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, step TEXT NOT NULL, site TEXT,
+    run_id TEXT NOT NULL, node TEXT NOT NULL, position INTEGER, step TEXT NOT NULL, site TEXT,
     key TEXT, key_parts TEXT, status TEXT NOT NULL, reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration REAL, error TEXT,
     PRIMARY KEY (run_id, node)
-);
-CREATE INDEX IF NOT EXISTS steps_node ON steps(node);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, node TEXT NOT NULL, attempt INTEGER NOT NULL,
     status TEXT NOT NULL, started REAL, ended REAL, error TEXT, traceback TEXT,
     stdout TEXT, stderr TEXT, logs TEXT,
     PRIMARY KEY (run_id, node, attempt)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
     digest TEXT PRIMARY KEY, type TEXT, materializer TEXT, size INTEGER,
     checksum TEXT, meta TEXT, inline BLOB, created REAL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edges (
     run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL,
-    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT
-);
-CREATE INDEX IF NOT EXISTS edges_step ON edges(run_id, node);
+    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT,
+    PRIMARY KEY (run_id, node, direction, name)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, direction);
 CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL
-);
-CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL);
+    key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL, parts TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID;
 """
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
@@ -90,6 +90,7 @@ class StepRecord:
     site: str
     status: str
     reason: str = ""
+    position: int | None = None
     key: str | None = None
     key_parts: dict[str, Any] | None = None
     attempts: int = 0
@@ -100,11 +101,18 @@ class StepRecord:
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (output name, digest)
     files: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # (input name, (path, digest))
 
+    key_parts_json: str | None = None
+
     @property
     def duration(self) -> float | None:
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
+
+    def parts_json(self) -> str | None:
+        if self.key_parts_json is None and self.key_parts:
+            self.key_parts_json = json.dumps(self.key_parts)
+        return self.key_parts_json
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,11 @@ class Lineage:
         self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
-        self._pending: list[StepRecord] = []
+        self._lock = threading.RLock()
+        self._reading = False
+        self.last_flush = time.monotonic()
+        self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
+                                  list[CachedOutput] | None]] = []
 
     # -- connection ---------------------------------------------------------
 
@@ -169,6 +181,7 @@ class Lineage:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
         conn.execute("PRAGMA foreign_keys=OFF")
         self._migrate(conn)
         return conn
@@ -205,19 +218,26 @@ class Lineage:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front (``BEGIN IMMEDIATE``), so it never deadlocks."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """A write transaction taken up front (``BEGIN IMMEDIATE``), so it never deadlocks.
+
+        Held under a lock: the runner's commit thread may flush while the main
+        thread is inside a long step.
+        """
+        with self._lock:
+            conn = self.conn
+            self._end_read()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
             self.flush()
+            self._end_read()
             self._conn.close()
         self._conn = None
 
@@ -304,107 +324,153 @@ class Lineage:
     # -- steps --------------------------------------------------------------
 
     def mark_running(self, record: StepRecord) -> None:
-        """Record that a node started, so a crash leaves it visibly ``interrupted``."""
-        self._pending.append(record)
-        self.flush()
+        """Queue the row saying a node started; the runner flushes it before the node's work begins."""
+        self.queue_step(record)
 
     def record_step(self, record: StepRecord, attempts: Iterable[AttemptRecord] = (),
                     artifacts: Iterable[Any] = (), cache_entry: list[CachedOutput] | None = None) -> None:
-        """Commit a finished node: its row, attempts, new artifacts, edges and cache entry.
+        """Commit a finished node (and everything queued before it) now."""
+        self.queue_step(record, attempts, artifacts, cache_entry)
+        self.flush()
 
-        Queued records of cached nodes go into the same transaction, so a
-        finished step is durable before its dependents start.
+    def queue_step(self, record: StepRecord, attempts: Iterable[AttemptRecord] = (),
+                   artifacts: Iterable[Any] = (), cache_entry: list[CachedOutput] | None = None) -> None:
+        """Queue a node's row, attempts, new artifacts, edges and cache entry for the next ``flush``.
+
+        The runner flushes before it starts any work and before it waits, so a
+        finished step is durable before its dependents start, while nodes that
+        needed no work (cached, skipped) share one transaction.
         """
-        pending, self._pending = self._pending, []
-        with self.transaction() as c:
-            for queued in pending:
-                self._write_step(c, queued)
-            self._write_step(c, record)
-            for a in attempts:
-                c.execute(
-                    "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (record.run_id, record.node, a.attempt, a.status, a.started, a.ended, a.error,
-                     a.traceback, a.stdout or None, a.stderr or None, a.logs or None),
-                )
-            for info in artifacts:
-                c.execute(
-                    "INSERT OR IGNORE INTO artifacts VALUES (?,?,?,?,?,?,?,?)",
-                    (info.digest, info.type_name, info.materializer, info.size, info.checksum,
-                     json.dumps(info.meta) if info.meta else None, info.inline, time.time()),
-                )
-            if cache_entry is not None and record.key:
-                c.execute(
-                    "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?)",
-                    (record.key, json.dumps([[o.name, o.digest, o.inline] for o in cache_entry]),
-                     record.run_id, record.node, time.time()),
-                )
-
-    def queue_step(self, record: StepRecord) -> None:
-        """Queue the record of a node that needed no work (cached, skipped); written by ``flush``."""
-        self._pending.append(record)
+        with self._lock:
+            self._pending.append((record, tuple(attempts), tuple(artifacts), cache_entry))
         if len(self._pending) >= 512:
             self.flush()
 
+    @property
+    def pending(self) -> int:
+        """How many node records are queued and not yet committed."""
+        return len(self._pending)
+
     def flush(self) -> None:
+        """Write everything queued in one transaction."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._pending:
             return
+        self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
+        steps, edges, attempts, artifacts, cache = [], [], [], [], []
+        now = time.time()
+        for r, tries, infos, entry in pending:
+            steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
+                          r.attempts, r.started, r.ended, r.duration, r.error))
+            if r.status != "running":
+                edges.extend((r.run_id, r.node, "in", n, d, None) for n, d in r.inputs)
+                edges.extend((r.run_id, r.node, "in", n, d, p) for n, (p, d) in r.files)
+                edges.extend((r.run_id, r.node, "out", n, d, None) for n, d in r.outputs)
+            attempts.extend((r.run_id, r.node, a.attempt, a.status, a.started, a.ended, a.error,
+                             a.traceback, a.stdout or None, a.stderr or None, a.logs or None) for a in tries)
+            artifacts.extend((i.digest, i.type_name, i.materializer, i.size, i.checksum,
+                              json.dumps(i.meta) if i.meta else None, i.inline, now) for i in infos)
+            if entry is not None and r.key:
+                cache.append((r.key, json.dumps([[o.name, o.digest, o.inline] for o in entry]),
+                              r.run_id, r.node, now, r.parts_json()))
         with self.transaction() as c:
-            for record in pending:
-                self._write_step(c, record)
-
-    @staticmethod
-    def _write_step(c: sqlite3.Connection, r: StepRecord) -> None:
-        c.execute(
-            "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (r.run_id, r.node, r.step, r.site, r.key, json.dumps(r.key_parts) if r.key_parts else None,
-             r.status, r.reason, r.attempts, r.started, r.ended, r.duration, r.error),
-        )
-        if r.inputs or r.outputs or r.files:
-            c.execute("DELETE FROM edges WHERE run_id=? AND node=?", (r.run_id, r.node))
-            c.executemany(
-                "INSERT INTO edges VALUES (?,?,?,?,?,?)",
-                [(r.run_id, r.node, "in", n, d, None) for n, d in r.inputs]
-                + [(r.run_id, r.node, "in", n, d, p) for n, (p, d) in r.files]
-                + [(r.run_id, r.node, "out", n, d, None) for n, d in r.outputs],
-            )
+            c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
+            if edges:
+                c.executemany("INSERT OR REPLACE INTO edges VALUES (?,?,?,?,?,?)", edges)
+            if attempts:
+                c.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)", attempts)
+            if artifacts:
+                c.executemany("INSERT OR IGNORE INTO artifacts VALUES (?,?,?,?,?,?,?,?)", artifacts)
+            if cache:
+                c.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)", cache)
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._dict_rows("SELECT * FROM steps WHERE run_id=? ORDER BY rowid", (run_id,))
-        edges: dict[str, dict[str, list[dict[str, str]]]] = {}
-        for node, direction, name, digest, path in self.conn.execute(
-            "SELECT node, direction, name, digest, path FROM edges WHERE run_id=? ORDER BY rowid", (run_id,)
-        ):
-            edge = {"name": name, "hash": digest, **({"path": path} if path else {})}
-            edges.setdefault(node, {"in": [], "out": []})[direction].append(edge)
+        """Every node record of a run, in DAG order, with its input and output edges."""
+        self._end_read()
+        rows = self._dict_rows("SELECT * FROM steps WHERE run_id=? ORDER BY position", (run_id,))
         for row in rows:
             row["key_parts"] = json.loads(row["key_parts"]) if row["key_parts"] else None
-            row["inputs"] = edges.get(row["node"], {}).get("in", [])
-            row["outputs"] = edges.get(row["node"], {}).get("out", [])
+            edges = self.step_edges(run_id, row["node"], row)
+            row["inputs"] = [_edge(e) for e in edges if e[0] == "in"]
+            row["outputs"] = [_edge(e) for e in edges if e[0] == "out"]
         return rows
+
+    def origin(self, run_id: str, node: str, row: dict[str, Any] | None = None) -> tuple[str, str]:
+        """The step run whose edges describe this one.
+
+        A cached step run records no edges of its own: equal keys mean equal
+        inputs and outputs, so they are those of the step run that computed
+        the key (kept in the cache index).
+        """
+        row = row if row is not None else self.step_row(run_id, node)
+        if row["status"] == "cached" and row["key"]:
+            found = self.conn.execute("SELECT run_id, node FROM cache WHERE key=?", (row["key"],)).fetchone()
+            if found:
+                return str(found[0]), str(found[1])
+        return run_id, node
+
+    def step_edges(self, run_id: str, node: str,
+                   row: dict[str, Any] | None = None) -> list[tuple[str, str, str, str | None]]:
+        """(direction, name, digest, path) of a step run's inputs and outputs."""
+        origin_run, origin_node = self.origin(run_id, node, row)
+        return [tuple(e) for e in self.conn.execute(  # type: ignore[misc]
+            "SELECT direction, name, digest, path FROM edges WHERE run_id=? AND node=? "
+            "ORDER BY direction DESC, name", (origin_run, origin_node))]
 
     def attempts(self, run_id: str, node: str) -> list[dict[str, Any]]:
         return self._dict_rows(
             "SELECT * FROM attempts WHERE run_id=? AND node=? ORDER BY attempt", (run_id, node)
         )
 
-    def last_key_parts(self, pipeline: str, node: str) -> dict[str, Any] | None:
-        """Key parts of the most recent recorded key for ``node`` of ``pipeline``."""
-        row = self.conn.execute(
-            "SELECT s.key_parts FROM steps s JOIN runs r ON r.run_id = s.run_id "
-            "WHERE r.pipeline=? AND s.node=? AND s.key_parts IS NOT NULL "
-            "AND s.status IN ('ran', 'cached') ORDER BY r.started DESC LIMIT 1",
-            (pipeline, node),
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+    def recent_keys(self, pipeline: str, runs: int = 10) -> dict[str, tuple[str, str | None]]:
+        """For each node of ``pipeline``: its key the last time it ran or was cached, and its parts.
+
+        Reads the pipeline's last few runs by primary key, newest first, so that
+        explaining every miss of a large pipeline costs a handful of queries.
+        The parts of a cached record are fetched by ``key_parts_of`` when needed.
+        """
+        out: dict[str, tuple[str, str | None]] = {}
+        run_ids = [r[0] for r in self.conn.execute(
+            "SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT ?", (pipeline, runs))]
+        for run_id in run_ids:
+            for node, key, parts in self.conn.execute(
+                "SELECT node, key, key_parts FROM steps WHERE run_id=? AND key IS NOT NULL "
+                "AND status IN ('ran', 'cached')", (run_id,)):
+                out.setdefault(node, (key, parts))
+        return out
+
+    def key_parts_of(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT parts FROM cache WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     # -- cache index and artifacts -----------------------------------------
 
     def lookup(self, key: str) -> list[CachedOutput] | None:
-        row = self.conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
+        """The outputs stored under ``key``, or None.
+
+        Lookups share one read transaction until the next write, which saves
+        SQLite's per-statement locking on the hot path of a cached run; the
+        snapshot is at most one commit interval old, so at worst a result
+        another run just stored is computed again.
+        """
+        with self._lock:
+            conn = self.conn
+            if not self._reading:
+                conn.execute("BEGIN")
+                self._reading = True
+            row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
         return [CachedOutput(n, d, bool(i)) for n, d, i in json.loads(row[0])]
+
+    def _end_read(self) -> None:
+        if self._reading:
+            self._reading = False
+            self.conn.execute("COMMIT")
 
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""
@@ -450,14 +516,6 @@ class Lineage:
             "SELECT e.run_id, e.node, e.name FROM edges e JOIN runs r ON r.run_id=e.run_id "
             "WHERE e.digest=? AND e.direction='in' ORDER BY r.started", (digest,))]
 
-    def step_edges(self, run_id: str, node: str) -> dict[str, list[tuple[str, str]]]:
-        out: dict[str, list[tuple[str, str]]] = {"in": [], "out": []}
-        for direction, name, digest in self.conn.execute(
-            "SELECT direction, name, digest FROM edges WHERE run_id=? AND node=? ORDER BY rowid", (run_id, node)
-        ):
-            out[direction].append((name, digest))
-        return out
-
     def step_row(self, run_id: str, node: str) -> dict[str, Any]:
         row = self._dict_row("SELECT * FROM steps WHERE run_id=? AND node=?", (run_id, node))
         if row is None:
@@ -468,6 +526,8 @@ class Lineage:
         return row
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:
+        """Every artifact digest the given runs read or produced (cached steps included)."""
+        self._end_read()
         ids = list(run_ids)
         out: set[str] = set()
         for i in range(0, len(ids), 500):
@@ -475,6 +535,15 @@ class Lineage:
             marks = ",".join("?" for _ in chunk)
             out.update(r[0] for r in self.conn.execute(
                 f"SELECT DISTINCT digest FROM edges WHERE run_id IN ({marks})", chunk))
+            for (run_id, node) in self.conn.execute(
+                f"SELECT DISTINCT c.run_id, c.node FROM steps s JOIN cache c ON c.key = s.key "
+                f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():
+                out.update(r[0] for r in self.conn.execute(
+                    "SELECT digest FROM edges WHERE run_id=? AND node=?", (run_id, node)))
+            for (outputs,) in self.conn.execute(
+                f"SELECT c.outputs FROM steps s JOIN cache c ON c.key = s.key "
+                f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():
+                out.update(d for _, d, _ in json.loads(outputs))
         return out
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:
@@ -506,6 +575,11 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
+
+
+def _edge(edge: tuple[str, str, str, str | None]) -> dict[str, str]:
+    _, name, digest, path = edge
+    return {"name": name, "hash": digest, **({"path": path} if path else {})}
 
 
 def _sql(value: Any) -> Any:

@@ -81,17 +81,16 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
     if kind == "step":
         run_id, node = ident.split(":", 1)
         row = lineage.step_row(run_id, node)
+        parts = row["key_parts"] or (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
         v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']})", {
             "run_id": run_id, "step": node, "status": row["status"], "key": row["key"],
-            "code": (row["key_parts"] or {}).get("code"), "params": (row["key_parts"] or {}).get("values"),
-            "param_hashes": (row["key_parts"] or {}).get("params"),
+            "code": parts.get("code"), "code_parts": parts.get("code_parts"), "params": parts.get("values"),
+            "param_hashes": parts.get("params"),
         })
         g.vertices[vid] = v
         if depth <= 0:
             return vid
-        edges = lineage.conn.execute(
-            "SELECT direction, name, digest, path FROM edges WHERE run_id=? AND node=? ORDER BY rowid",
-            (run_id, node)).fetchall()
+        edges = lineage.step_edges(run_id, node, row)
         wanted = "in" if g.direction == "upstream" else "out"
         for direction, name, digest, path in edges:
             if direction != wanted:

@@ -16,6 +16,7 @@ import os
 import platform
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -159,6 +160,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     ctx = Context.open(store)
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun)
+    history = cache.History(ctx.lineage, dag.pipeline)
     digests: dict[tuple[str, str], str] = {}
     state: dict[str, str] = {}
     entries = []
@@ -171,7 +173,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             continue
         key, parts = cache.node_key(node, _input_hashes(node, digests))
         force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
-        decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, pipeline=dag.pipeline, force=force)
+        decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, history, force=force)
         if decision.hit:
             assert decision.outputs is not None
             for o in decision.outputs:
@@ -216,6 +218,47 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str]) -> list[tuple[
     return edges
 
 
+class GroupCommit:
+    """When finished work is committed to the metadata database.
+
+    A commit costs about 0.1 ms, more than a trivial step, so records are
+    queued and committed together: before a cached-kind step starts when the
+    last commit is older than ``budget`` seconds, and by a watcher thread
+    whenever queued records are older than that (so a long step's "running"
+    row and everything finished before it become durable while it runs).
+    Objects themselves are written at once; a crash loses at most the steps
+    that were running plus ``budget`` seconds' worth of finished records,
+    whose objects the next run finds and reuses. ``ORCH_COMMIT_BUDGET=0``
+    commits before every step.
+    """
+
+    def __init__(self, lineage: Lineage, budget: float | None = None) -> None:
+        self.lineage = lineage
+        self.budget = float(os.environ.get("ORCH_COMMIT_BUDGET", "0.02")) if budget is None else budget
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.budget > 0:
+            self._thread = threading.Thread(target=self._watch, name="orch-commit", daemon=True)
+            self._thread.start()
+
+    def before_work(self) -> None:
+        if self.budget <= 0 or time.monotonic() - self.lineage.last_flush >= self.budget:
+            self.lineage.flush()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.budget / 2):
+            if self.lineage.pending and time.monotonic() - self.lineage.last_flush >= self.budget:
+                self.lineage.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.lineage.flush()
+
+
 class _RunLoop:
     """State of one run while it executes."""
 
@@ -224,6 +267,9 @@ class _RunLoop:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
         self.forced, self.no_cache, self.verbose = forced, no_cache, verbose
         self.run_id = secrets.token_hex(6)
+        self.history = cache.History(ctx.lineage, dag.pipeline)
+        self.commits = GroupCommit(ctx.lineage)
+        self.position = {name: i for i, name in enumerate(dag.nodes)}
         self.digests: dict[tuple[str, str], str] = {}
         self.values: dict[str, Any] = {}          # digest -> value produced in this process
         self.consumers_left: dict[str, int] = {}  # node -> children not finished yet
@@ -250,6 +296,7 @@ class _RunLoop:
         self.observer.run_started(self.run_id, self.dag)
         status = "failed"
         try:
+            self.commits.start()
             self._loop()
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
         except KeyboardInterrupt:
@@ -285,8 +332,7 @@ class _RunLoop:
         key, parts = cache.node_key(node, _input_hashes(node, self.digests))
         force = self.redo.pop(name, None) or (
             cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
-        decision = cache.decide(node, key, parts, self.ctx.lineage, self.ctx.store,
-                                pipeline=self.dag.pipeline, force=force)
+        decision = cache.decide(node, key, parts, self.ctx.lineage, self.ctx.store, self.history, force=force)
         self.decisions[name] = decision
         if decision.hit:
             self._cached(node, decision)
@@ -298,6 +344,8 @@ class _RunLoop:
         self._submit(node, decision, 1)
 
     def _submit(self, node: Node, decision: cache.Decision, attempt: int) -> None:
+        if node.step.cache:
+            self.commits.before_work()
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
             arguments=self._arguments(node), output_names=node.outputs,
@@ -325,9 +373,11 @@ class _RunLoop:
         outputs = {o.name: o.digest for o in decision.outputs}
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
-        record = self._record(node, "cached", decision, attempts=0)
-        record.outputs = list(outputs.items())
-        self.ctx.lineage.queue_step(record)
+        # Equal keys mean equal inputs and outputs: the record points at the step run that
+        # computed this key (through the cache index) instead of repeating its edges.
+        self.ctx.lineage.queue_step(StepRecord(
+            self.run_id, node.name, node.step.name, node.site, "cached", "cached",
+            position=self.position[node.name], key=decision.key))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
         self.observer.step_finished(node.name, "cached", "cached")
@@ -366,7 +416,7 @@ class _RunLoop:
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None) for n, i in result.outputs] \
             if node.step.cache else None
-        self.ctx.lineage.record_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
+        self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
                                              record.duration, key=decision.key, outputs=outputs)
         self.observer.step_finished(node.name, "ran", decision.reason)
@@ -387,7 +437,7 @@ class _RunLoop:
             reason = f"upstream step '{node.name}' failed"
             skipped = self.dag.nodes[name]
             self.ctx.lineage.queue_step(StepRecord(self.run_id, name, skipped.step.name, skipped.site,
-                                                   "skipped", reason))
+                                                   "skipped", reason, position=self.position[name]))
             self.results[name] = StepResult(name, "skipped", reason)
             self.observer.step_finished(name, "skipped", reason)
         for waiting in self.blocked.pop(node.name, []):
@@ -430,10 +480,12 @@ class _RunLoop:
     def _record(self, node: Node, status: str, decision: cache.Decision, attempts: int) -> StepRecord:
         started = self.started.get(node.name)
         return StepRecord(
-            run_id=self.run_id, node=node.name, step=node.step.name, site=node.site, status=status,
+            run_id=self.run_id, node=node.name, position=self.position[node.name], step=node.step.name,
+            site=node.site, status=status,
             reason=decision.reason, key=decision.key, key_parts=decision.parts, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
             inputs=_input_edges(node, self.digests), files=list(node.file_params.items()),
+            key_parts_json=decision.parts_json,
         )
 
     def _start_record(self, file: str | None) -> None:
@@ -455,6 +507,7 @@ class _RunLoop:
         self.executor.shutdown(cancel=True)
 
     def _finish(self, status: str) -> None:
+        self.commits.stop()
         outputs = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])

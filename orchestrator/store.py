@@ -197,6 +197,7 @@ class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.root = Path(root).absolute()
         self.fsync = fsync
+        self._objects = os.path.join(str(self.root), "objects")
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r})"
@@ -207,12 +208,16 @@ class ArtifactStore:
         Raises:
             StoreError: If ``digest`` is not 32 lowercase hex characters.
         """
+        return Path(self._path(digest))
+
+    def _path(self, digest: str) -> str:
+        # A plain string: this is on the per-step hot path, where pathlib costs more than the stat.
         _check_digest(digest)
-        return self.root / "objects" / digest[:2] / digest
+        return f"{self._objects}/{digest[:2]}/{digest}"
 
     def has(self, digest: str) -> bool:
         """Return True if a complete object for ``digest`` exists (one stat)."""
-        return os.path.exists(self.path_of(digest))
+        return os.path.exists(self._path(digest))
 
     def put(self, value: object, digest: str) -> ArtifactInfo:
         """Store ``value`` under ``digest`` and return what to record about it.
@@ -223,13 +228,15 @@ class ArtifactStore:
         Raises:
             StoreError: For an invalid digest, or a value that cannot be encoded.
         """
-        path = self.path_of(digest)
-        try:
-            return self.read_header(digest)
-        except MissingArtifactError:
-            damaged = False
-        except CorruptArtifactError:
-            damaged = True  # bit rot, tampering or a lost unsynced write: replace it
+        path = self._path(digest)
+        damaged = False
+        if os.path.exists(path):  # one stat; the common small-value case never opens a file
+            try:
+                return self.read_header(digest)
+            except MissingArtifactError:
+                pass
+            except CorruptArtifactError:
+                damaged = True  # bit rot, tampering or a lost unsynced write: replace it
         try:
             materializer, writer, meta = self._encode_value(value)
         except OSError as exc:
@@ -247,7 +254,7 @@ class ArtifactStore:
             if info.inline is not None:
                 return info
             self._finish_temp(writer, info)
-            return self._publish(writer, path, info, replace=damaged)
+            return self._publish(writer, Path(path), info, replace=damaged)
         except OSError as exc:
             raise StoreError(f"cannot write artifact {digest} under {self.root}: {exc}") from exc
         finally:
@@ -285,7 +292,7 @@ class ArtifactStore:
             MissingArtifactError: If there is no object for ``digest``.
             CorruptArtifactError: If the header is unreadable or the file is truncated.
         """
-        path = self.path_of(digest)
+        path = self._path(digest)
         try:
             with open(path, "rb") as f:
                 file_size = os.fstat(f.fileno()).st_size
@@ -367,7 +374,8 @@ class ArtifactStore:
         writer = _PayloadWriter(self._open_temp)
         try:
             meta = materializer.write(value, cast(BinaryIO, writer))
-            if not isinstance(meta, dict) or json.loads(json.dumps(meta, allow_nan=False)) != meta:
+            if meta != {} and (not isinstance(meta, dict)
+                               or json.loads(json.dumps(meta, allow_nan=False)) != meta):
                 raise TypeError(f"write() returned {meta!r}, not a dict that survives JSON")
         except BaseException:
             writer.discard()
@@ -444,7 +452,7 @@ class ArtifactStore:
 
     def _map_object(self, digest: str) -> tuple[dict[str, Any], memoryview]:
         """Map an object file, check it whole, and return its header and payload view."""
-        path = self.path_of(digest)
+        path = self._path(digest)
         try:
             with open(path, "rb") as f:
                 file_size = os.fstat(f.fileno()).st_size
