@@ -323,10 +323,6 @@ class Lineage:
 
     # -- steps --------------------------------------------------------------
 
-    def mark_running(self, record: StepRecord) -> None:
-        """Queue the row saying a node started; the runner flushes it before the node's work begins."""
-        self.queue_step(record)
-
     def record_step(self, record: StepRecord, attempts: Iterable[AttemptRecord] = (),
                     artifacts: Iterable[Any] = (), cache_entry: list[CachedOutput] | None = None) -> None:
         """Commit a finished node (and everything queued before it) now."""

@@ -18,7 +18,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,22 +219,31 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str]) -> list[tuple[
 
 
 class GroupCommit:
-    """When finished work is committed to the metadata database.
+    """When records reach the metadata database.
 
     A commit costs about 0.1 ms, more than a trivial step, so records are
-    queued and committed together: before a cached-kind step starts when the
+    queued and committed together: before a cacheable step starts when the
     last commit is older than ``budget`` seconds, and by a watcher thread
-    whenever queued records are older than that (so a long step's "running"
-    row and everything finished before it become durable while it runs).
-    Objects themselves are written at once; a crash loses at most the steps
-    that were running plus ``budget`` seconds' worth of finished records,
-    whose objects the next run finds and reuses. ``ORCH_COMMIT_BUDGET=0``
-    commits before every step.
+    whenever queued records are older than that. The watcher also writes the
+    "running" row of a step that has run longer than ``budget``, so a long
+    step shows as ``interrupted`` after a crash (within a quarter second of
+    its start) while trivial steps never pay for that row. Objects are written at once; a crash loses at most the
+    steps that were running plus ``budget`` seconds' worth of finished
+    records, whose objects the next run finds and reuses.
+    ``ORCH_COMMIT_BUDGET=0`` commits before every step.
+
+    The watcher wakes every ``WATCH_INTERVAL`` seconds, not more often: each
+    wake-up makes the main thread hand over the GIL, which measurably slows
+    runs of many short steps.
     """
+
+    WATCH_INTERVAL = 0.25
 
     def __init__(self, lineage: Lineage, budget: float | None = None) -> None:
         self.lineage = lineage
         self.budget = float(os.environ.get("ORCH_COMMIT_BUDGET", "0.02")) if budget is None else budget
+        self._in_flight: dict[str, tuple[float, Callable[[], StepRecord]]] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -243,13 +252,34 @@ class GroupCommit:
             self._thread = threading.Thread(target=self._watch, name="orch-commit", daemon=True)
             self._thread.start()
 
+    def started(self, node: str, running_record: Callable[[], StepRecord]) -> None:
+        """``node`` starts work; ``running_record`` makes its "running" row if it is needed."""
+        if self.budget <= 0:
+            self.lineage.queue_step(running_record())
+        else:
+            self._in_flight[node] = (time.monotonic(), running_record)
+
+    def finished(self, node: str) -> None:
+        """``node`` is done; call before queueing its final record so that one wins."""
+        with self._lock:
+            self._in_flight.pop(node, None)
+
     def before_work(self) -> None:
         if self.budget <= 0 or time.monotonic() - self.lineage.last_flush >= self.budget:
             self.lineage.flush()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.budget / 2):
-            if self.lineage.pending and time.monotonic() - self.lineage.last_flush >= self.budget:
+        # Acts only while some step has been running longer than the budget: between short
+        # steps the main thread commits by itself, and a second thread taking the GIL for
+        # Python work there would only slow it down.
+        while not self._stop.wait(self.WATCH_INTERVAL):
+            now = time.monotonic()
+            with self._lock:
+                long_running = [n for n, (since, _) in self._in_flight.items() if now - since >= self.budget]
+                for node in long_running:
+                    self.lineage.queue_step(self._in_flight.pop(node)[1]())
+            if long_running or (self._in_flight and self.lineage.pending
+                                and now - self.lineage.last_flush >= self.budget):
                 self.lineage.flush()
 
     def stop(self) -> None:
@@ -322,7 +352,9 @@ class _RunLoop:
                     time.sleep(max(0.0, self.retry_at[0][0] - time.time()))
                 continue
             timeout = max(0.0, self.retry_at[0][0] - time.time()) if self.retry_at else None
-            done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+            done = [f for f in self.running if f.done()]
+            if not done:
+                done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 node, decision, attempt = self.running.pop(future)
                 self._finished_attempt(node, decision, attempt, future.result())
@@ -339,7 +371,7 @@ class _RunLoop:
             return
         self.started[name] = time.time()
         self.attempts[name] = []
-        self.ctx.lineage.mark_running(self._record(node, "running", decision, attempts=0))
+        self.commits.started(name, lambda: self._record(node, "running", decision, attempts=0))
         self.observer.step_started(name, decision.reason)
         self._submit(node, decision, 1)
 
@@ -384,6 +416,9 @@ class _RunLoop:
         self._release(node)
 
     def _finished_attempt(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
+        if result.ok or result.damaged_input is not None or not node.step.retry.should_retry(
+                result.failure, attempt):  # type: ignore[arg-type]
+            self.commits.finished(node.name)
         if result.damaged_input is not None:
             self._repair(node, result.damaged_input)
             return
@@ -501,6 +536,7 @@ class _RunLoop:
     def _interrupt(self) -> None:
         for future, (node, decision, attempt) in list(self.running.items()):
             future.cancel()
+            self.commits.finished(node.name)
             record = self._record(node, "interrupted", decision, attempts=attempt)
             self.ctx.lineage.queue_step(record)
             self.results[node.name] = StepResult(node.name, "interrupted", "interrupted by the user", attempt)

@@ -11,11 +11,7 @@ retry policy.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from orchestrator.capture import Capture
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.retry import Failure
@@ -102,7 +99,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         result.damaged_input = exc.digest
         result.ended = time.time()
         return result
-    with _Capture(spec.echo) as captured:
+    with Capture(spec.echo) as captured:
         try:
             value = spec.fn(**kwargs)
         except Exception as exc:  # the step's own failure: reported, retried by policy
@@ -164,58 +161,3 @@ def _user_traceback(exc: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
-class _Tee(io.TextIOBase):
-    """Collects text and, when echoing, also passes it to the original stream."""
-
-    def __init__(self, echo_to: Any | None) -> None:
-        self.buffer_ = io.StringIO()
-        self.echo_to = echo_to
-
-    def write(self, text: str) -> int:
-        self.buffer_.write(text)
-        if self.echo_to is not None:
-            self.echo_to.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.echo_to is not None:
-            self.echo_to.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-
-class _Capture:
-    """Captures stdout, stderr and log records of the running step."""
-
-    def __init__(self, echo: bool) -> None:
-        self.echo = echo
-        self.stdout = self.stderr = self.logs = ""
-
-    def __enter__(self) -> _Capture:
-        self._out = _Tee(sys.stdout if self.echo else None)
-        self._err = _Tee(sys.stderr if self.echo else None)
-        self._log = io.StringIO()
-        self._handler = logging.StreamHandler(self._log)
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger()
-        self._level = root.level
-        if not root.handlers and root.level > logging.INFO:
-            # Logging is not configured: record INFO and above without printing anything new.
-            root.setLevel(logging.INFO)
-        root.addHandler(self._handler)
-        self._redirects = contextlib.ExitStack()
-        self._redirects.enter_context(contextlib.redirect_stdout(self._out))
-        self._redirects.enter_context(contextlib.redirect_stderr(self._err))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._redirects.close()
-        root = logging.getLogger()
-        root.removeHandler(self._handler)
-        root.setLevel(self._level)
-        self.stdout = self._out.buffer_.getvalue()
-        self.stderr = self._err.buffer_.getvalue()
-        self.logs = self._log.getvalue()

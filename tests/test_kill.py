@@ -30,7 +30,7 @@ def _wait_for(predicate, timeout=60.0):
 def test_kill_during_step_then_resume(orch, calls):
     proc = _start(orch, "slow.py")
     _wait_for(lambda: "wait" in calls.ran())
-    time.sleep(0.3)  # past the group-commit budget (20 ms), so the step's "running" row is durable
+    time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     runs = json.loads(orch("runs", "--json").stdout)

@@ -1,0 +1,105 @@
+"""Capturing what a step prints and logs, per attempt.
+
+While a step runs, ``sys.stdout`` and ``sys.stderr`` are replaced by tees
+that keep the text (and, with ``--verbose``, pass it on), and one reused
+logging handler on the root logger keeps the step's log records. This runs
+for every attempt, trivial ones included, so it allocates little and does
+not reconfigure logging each time. It must not change what the user's own
+logging configuration prints outside steps.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from typing import Any
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Tee(io.TextIOBase):
+    """Collects text and, when echoing, also passes it to the original stream."""
+
+    def __init__(self, echo_to: Any | None) -> None:
+        self.parts: list[str] = []
+        self.echo_to = echo_to
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        if self.echo_to is not None:
+            self.echo_to.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.echo_to is not None:
+            self.echo_to.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+class _RecordHandler(logging.Handler):
+    """Writes log records into the active capture's buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(_FORMAT))
+        self.target: _Tee | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = self.target
+        if target is not None:
+            try:
+                target.write(self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+
+_handler: _RecordHandler | None = None
+
+
+def _record_handler() -> _RecordHandler:
+    global _handler
+    if _handler is None:
+        _handler = _RecordHandler()
+        root = logging.getLogger()
+        if not root.handlers and root.level > logging.INFO:
+            # Logging is not configured: let INFO records reach handlers so steps' INFO logs
+            # are captured. Nothing new is printed: with no handlers, only WARNING and above
+            # reach Python's last-resort handler, as before.
+            root.setLevel(logging.INFO)
+    return _handler
+
+
+class Capture:
+    """``with Capture(echo) as c: ...`` then ``c.stdout``, ``c.stderr``, ``c.logs``."""
+
+    __slots__ = ("echo", "stdout", "stderr", "logs", "_out", "_err", "_log", "_saved")
+
+    def __init__(self, echo: bool) -> None:
+        self.echo = echo
+        self.stdout = self.stderr = self.logs = ""
+
+    def __enter__(self) -> Capture:
+        self._saved = (sys.stdout, sys.stderr)
+        self._out = _Tee(sys.stdout if self.echo else None)
+        self._err = _Tee(sys.stderr if self.echo else None)
+        self._log = _Tee(sys.stderr if self.echo else None)
+        handler = _record_handler()
+        handler.target = self._log
+        logging.getLogger().addHandler(handler)
+        sys.stdout, sys.stderr = self._out, self._err
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout, sys.stderr = self._saved
+        handler = _record_handler()
+        handler.target = None
+        logging.getLogger().removeHandler(handler)
+        self.stdout = self._out.getvalue()
+        self.stderr = self._err.getvalue()
+        self.logs = self._log.getvalue()
