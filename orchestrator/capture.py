@@ -55,7 +55,7 @@ class _RecordHandler(logging.Handler):
         if target is not None:
             try:
                 target.write(self.format(record) + "\n")
-            except Exception:
+            except Exception:  # noqa: BLE001 - logging's own convention for a failing handler
                 self.handleError(record)
 
 
@@ -78,7 +78,7 @@ def _record_handler() -> _RecordHandler:
 class Capture:
     """``with Capture(echo) as c: ...`` then ``c.stdout``, ``c.stderr``, ``c.logs``."""
 
-    __slots__ = ("echo", "stdout", "stderr", "logs", "_out", "_err", "_log", "_saved")
+    __slots__ = ("_err", "_log", "_out", "_saved", "echo", "logs", "stderr", "stdout")
 
     def __init__(self, echo: bool) -> None:
         self.echo = echo

@@ -378,9 +378,9 @@ def cache_verify(ctx: click.Context, as_json: bool) -> None:
             problem: str | None = "missing from the store"
         else:
             problem = context.store.verify(digest)
-            if problem is None and digest in recorded:
-                if context.store.read_header(digest).checksum != recorded[digest]["checksum"]:
-                    problem = "checksum differs from the one recorded"
+            recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
+            if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
+                problem = "checksum differs from the one recorded"
         if problem is not None:
             damaged.append({"hash": digest, "problem": problem})
     checked = len(set(recorded) | on_disk)

@@ -543,7 +543,7 @@ def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:
     _feed(hasher, list(frame.columns.names), stack)
     _feed(hasher, frame.columns.tolist(), stack)
     _feed_index(hasher, frame.index, stack)
-    for _, column in frame.items():  # noqa: PERF102 - a DataFrame has no .values() method
+    for _, column in frame.items():
         _feed_pandas_values(hasher, column.array, stack)
 
 

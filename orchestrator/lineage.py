@@ -357,7 +357,11 @@ class Lineage:
             return
         self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
-        steps, edges, attempts, artifacts, cache = [], [], [], [], []
+        steps: list[tuple[Any, ...]] = []
+        edges: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
+        artifacts: list[tuple[Any, ...]] = []
+        cache: list[tuple[Any, ...]] = []
         now = time.time()
         for r, tries, infos, entry in pending:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,

@@ -134,7 +134,7 @@ def convert(text: Any, target: Any) -> Any:
 def _type_hints(fn: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unresolvable annotations fall back to the raw ones
         return {}
 
 

@@ -105,9 +105,10 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
             if (name, child) not in v.children:
                 v.children.append((name, child))
         return vid
-    row = lineage.artifact_row(ident) if kind == "artifact" else None
-    label = f"{ident[:12]}" + (f" ({row['type']}, {row['size']} B)" if row else "")
-    v = Vertex(vid, kind, label, {"digest": ident, **({"type": row["type"], "size": row["size"]} if row else {})})
+    artifact = lineage.artifact_row(ident) if kind == "artifact" else None
+    label = f"{ident[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
+    extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
+    v = Vertex(vid, kind, label, {"digest": ident, **extra})
     g.vertices[vid] = v
     if depth <= 0:
         return vid

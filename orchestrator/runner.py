@@ -352,7 +352,7 @@ class _RunLoop:
                     time.sleep(max(0.0, self.retry_at[0][0] - time.time()))
                 continue
             timeout = max(0.0, self.retry_at[0][0] - time.time()) if self.retry_at else None
-            done = [f for f in self.running if f.done()]
+            done: Iterable[Future[TaskResult]] = [f for f in self.running if f.done()]
             if not done:
                 done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
@@ -580,7 +580,7 @@ def _jsonable(value: Any) -> Any:
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no user name (e.g. no passwd entry) is not an error
         return ""
 
 

@@ -55,7 +55,7 @@ class Output:
     error that says to pass it to another step instead.
     """
 
-    __slots__ = ("node", "name")
+    __slots__ = ("name", "node")
 
     def __init__(self, node: str, name: str) -> None:
         self.node = node
@@ -304,7 +304,8 @@ def step(
             retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
             jitter=jitter, retry_on=on, timeout=timeout,
         )
-        return Step(f, name=name, retry=policy, cache=cache, version=version, outputs=outputs)
+        return Step(f, name=name, retry=policy, cache=cache,
+                    version=None if version is None else str(version), outputs=outputs)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -102,14 +102,14 @@ def run_task(spec: TaskSpec) -> TaskResult:
     with Capture(spec.echo) as captured:
         try:
             value = spec.fn(**kwargs)
-        except Exception as exc:  # the step's own failure: reported, retried by policy
+        except Exception as exc:  # noqa: BLE001 - the step's own failure: reported, retried by policy
             result.failure = Failure.from_exception(exc, _user_traceback(exc))
             value = None
     result.stdout, result.stderr, result.logs = captured.stdout, captured.stderr, captured.logs
     if result.failure is None:
         try:
             _store_outputs(spec, value, store, result)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad output (arity, storing) fails the attempt
             result.failure = Failure.from_exception(exc, traceback.format_exc())
             result.outputs = []
             result.values = None

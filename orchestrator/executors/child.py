@@ -16,7 +16,7 @@ import os
 import pickle
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -34,7 +34,7 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes) -> 
     result = run_task(spec)
     try:
         data = cloudpickle.dumps(result)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any pickling failure: fall back to names and text
         # An exception that cannot be pickled travels by its names and text only.
         if result.failure is not None:
             result.failure = replace(result.failure, exception=None)
@@ -48,7 +48,7 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
     from orchestrator.task import TaskResult
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
+    ctx: Any = multiprocessing.get_context(method)
     parent, child = ctx.Pipe(duplex=False)
     payload = cloudpickle.dumps(replace(spec, keep_values=False))
     proc = ctx.Process(target=_child_main, args=(child, payload), daemon=True)
