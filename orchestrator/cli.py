@@ -369,21 +369,10 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def cache_verify(ctx: click.Context, as_json: bool) -> None:
     """Re-check every stored object against its checksum; exit 1 if any is damaged."""
-    context = _context(ctx.parent)  # type: ignore[arg-type]
-    damaged = []
-    recorded = {r["digest"]: r for r in context.lineage.artifact_rows() if r["inline"] is None}
-    on_disk = set(context.store.iter_objects())
-    for digest in sorted(set(recorded) | on_disk):
-        if digest not in on_disk:
-            problem: str | None = "missing from the store"
-        else:
-            problem = context.store.verify(digest)
-            recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
-            if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
-                problem = "checksum differs from the one recorded"
-        if problem is not None:
-            damaged.append({"hash": digest, "problem": problem})
-    checked = len(set(recorded) | on_disk)
+    from orchestrator.maintenance import verify_store
+
+    checked, found = verify_store(_context(ctx.parent))  # type: ignore[arg-type]
+    damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
     if as_json:
         _emit_json({"checked": checked, "damaged": damaged})
     else:
@@ -401,25 +390,13 @@ def cache_verify(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:
     """Remove stored objects that no kept run references."""
-    context = _context(ctx.parent)  # type: ignore[arg-type]
-    all_runs = context.lineage.runs()
-    kept = [r["run_id"] for r in all_runs if r["status"] == "running"]
-    kept += [r["run_id"] for r in (all_runs if keep_last is None else all_runs[:keep_last])]
-    referenced = context.lineage.referenced_digests(set(kept))
-    present = set(context.store.iter_objects())
-    known = {r["digest"] for r in context.lineage.artifact_rows()}
-    doomed = sorted((present | known) - referenced)
-    freed = 0
-    for digest in doomed:
-        if context.store.has(digest):
-            freed += context.store.path_of(digest).stat().st_size
-            if not dry_run:
-                context.store.delete(digest)
-    if not dry_run:
-        context.lineage.delete_artifacts(doomed)
-        context.store.sweep_temp()
+    from orchestrator.maintenance import collect_garbage
+
+    result = collect_garbage(_context(ctx.parent), keep_last, dry_run)  # type: ignore[arg-type]
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(doomed)} artifacts ({freed / 1e6:.1f} MB); kept those of {len(set(kept))} runs")
+    spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
+    click.echo(f"{verb} {len(result.removed)} artifacts ({result.freed_bytes / 1e6:.1f} MB); "
+               f"kept those of {result.kept_runs} runs{spared}")
 
 
 def main(argv: list[str] | None = None) -> None:

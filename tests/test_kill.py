@@ -63,3 +63,19 @@ def test_kill_at_random_moments_never_leaves_a_readable_partial_object(orch, cal
     final = orch("run", "slow.py", "-p", "n=30000003", "-p", "seconds=0")
     assert final.returncode == 0, final.stderr
     assert orch("cache", "verify").returncode == 0
+
+
+@pytest.mark.slow
+def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
+    assert orch("run", "slow.py", "-p", "n=5000000", "-p", "seconds=0").returncode == 0
+    time.sleep(1.5)  # gc spares what was written within a second of a running run's start
+    proc = _start(orch, "slow.py", "-p", "n=6000000", "-p", "seconds=2")
+    _wait_for(lambda: calls.counts()["wait"] >= 2)
+    gc = orch("cache", "gc", "--keep-last", "0")
+    assert gc.returncode == 0, gc.stderr
+    assert "removed 2 artifacts" in gc.stdout  # only the first run's outputs (5 MB of bytes, an int)
+    assert proc.wait(timeout=60) == 0
+    assert orch("cache", "verify").returncode == 0
+    calls.clear()
+    again = orch("run", "slow.py", "-p", "n=6000000", "-p", "seconds=2")
+    assert again.returncode == 0 and calls.ran() == set()
