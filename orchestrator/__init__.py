@@ -9,12 +9,14 @@ scikit-learn; they are imported only when a value needs them.
 
 from __future__ import annotations
 
+from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
 from orchestrator.retry import RetryPolicy
 from orchestrator.step import Step, step
 
 __all__ = [
+    "Metrics",
     "OrchestratorError",
     "Pipeline",
     "RetryPolicy",

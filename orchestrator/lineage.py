@@ -78,6 +78,7 @@ class CachedOutput:
     name: str
     digest: str
     inline: bool
+    type_name: str = ""
 
 
 @dataclass
@@ -375,7 +376,7 @@ class Lineage:
             artifacts.extend((i.digest, i.type_name, i.materializer, i.size, i.checksum,
                               json.dumps(i.meta) if i.meta else None, i.inline, now) for i in infos)
             if entry is not None and r.key:
-                cache.append((r.key, json.dumps([[o.name, o.digest, o.inline] for o in entry]),
+                cache.append((r.key, json.dumps([[o.name, o.digest, o.inline, o.type_name] for o in entry]),
                               r.run_id, r.node, now, r.parts_json()))
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
@@ -465,7 +466,7 @@ class Lineage:
             row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
-        return [CachedOutput(n, d, bool(i)) for n, d, i in json.loads(row[0])]
+        return [CachedOutput(*entry[:3], *entry[3:4]) for entry in json.loads(row[0])]
 
     def _end_read(self) -> None:
         if self._reading:
@@ -543,7 +544,7 @@ class Lineage:
             for (outputs,) in self.conn.execute(
                 f"SELECT c.outputs FROM steps s JOIN cache c ON c.key = s.key "
                 f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():
-                out.update(d for _, d, _ in json.loads(outputs))
+                out.update(entry[1] for entry in json.loads(outputs))
         return out
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.dag import DAG, Node, input_hash, substitute
+from orchestrator.effects import EffectContext, handler_for
 from orchestrator.errors import UserError, did_you_mean
 from orchestrator.executors import make_executor
 from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
@@ -101,6 +102,11 @@ class Run:
     store_root: Path
     result: Any = None
     error: str | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
+        return Context.open(self.store_root).lineage.run(self.id)["metrics"] or {}
 
     def output(self) -> Any:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
@@ -412,6 +418,10 @@ class _RunLoop:
             position=self.position[node.name], key=decision.key))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
+        for out in decision.outputs:
+            if out.type_name and handler_for(out.type_name) and \
+                    not self._apply_effect(node, out.type_name, out.digest, None):
+                return
         self.observer.step_finished(node.name, "cached", "cached")
         self._release(node)
 
@@ -449,11 +459,16 @@ class _RunLoop:
                 self.values[digest] = result.values[name]
         record = self._record(node, "ran", decision, attempts=attempt)
         record.outputs = list(outputs.items())
-        entry = [CachedOutput(n, i.digest, i.inline is not None) for n, i in result.outputs] \
+        entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \
             if node.step.cache else None
         self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
                                              record.duration, key=decision.key, outputs=outputs)
+        for name, info in result.outputs:
+            if handler_for(info.type_name):
+                value = result.values.get(name) if result.values is not None else None
+                if not self._apply_effect(node, info.type_name, info.digest, value):
+                    return
         self.observer.step_finished(node.name, "ran", decision.reason)
         self._release(node)
         for waiting in self.blocked.pop(node.name, []):
@@ -496,6 +511,22 @@ class _RunLoop:
         self.redo[producer] = cache.DAMAGED
         self.results.pop(producer, None)
         self._start(producer)
+
+    def _apply_effect(self, node: Node, type_name: str, digest: str, value: Any) -> bool:
+        """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
+        handler = handler_for(type_name)
+        assert handler is not None
+        self.ctx.lineage.flush()  # the step's own records come first
+        try:
+            if value is None:
+                value = self.ctx.load(digest)
+            handler(EffectContext(self.ctx, self.run_id, self.dag.pipeline, node.name, digest), value)
+        except Exception as exc:  # noqa: BLE001 - a failing effect fails its step, not the run loop
+            self.attempts.setdefault(node.name, [])
+            self._failed(node, self.decisions[node.name], self.results[node.name].attempts,
+                         f"applying its {type_name} output failed: {type(exc).__name__}: {exc}")
+            return False
+        return True
 
     def _release(self, node: Node) -> None:
         """``node`` is done: free upstream values nobody needs any more, ready its children."""

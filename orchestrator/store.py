@@ -556,7 +556,11 @@ def _align(n: int) -> int:
 
 def _type_name(value: object) -> str:
     """Return a short type name: "int", "pandas.DataFrame", "numpy.ndarray"."""
-    cls = type(value)
+    return qualified_type_name(type(value))
+
+
+def qualified_type_name(cls: type) -> str:
+    """A class's short, stable name: "int", "pandas.DataFrame", "mypkg.models.Model"."""
     module, name = cls.__module__, cls.__qualname__
     if module == "builtins":
         return name

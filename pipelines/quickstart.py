@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import clean_columns, clip_outliers
-from orchestrator import pipeline, step
+from orchestrator import Metrics, pipeline, step
 
 
 @step
@@ -53,19 +53,17 @@ def train(frame: pd.DataFrame, C: float, seed: int):
 
 
 @step
-def evaluate(model, test: pd.DataFrame) -> dict:
+def evaluate(model, test: pd.DataFrame) -> Metrics:
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     X, y = test.drop(columns="target"), test["target"]
     scores = model.predict_proba(X)[:, 1]
     predicted = model.predict(X)
-    metrics = {
-        "accuracy": round(float(accuracy_score(y, predicted)), 4),
-        "f1": round(float(f1_score(y, predicted)), 4),
-        "roc_auc": round(float(roc_auc_score(y, scores)), 4),
-    }
-    print(f"metrics: {metrics}")
-    return metrics
+    return Metrics(
+        accuracy=round(float(accuracy_score(y, predicted)), 4),
+        f1=round(float(f1_score(y, predicted)), 4),
+        roc_auc=round(float(roc_auc_score(y, scores)), 4),
+    )
 
 
 @pipeline

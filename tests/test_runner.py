@@ -334,3 +334,21 @@ def test_output_is_loaded_from_store_with_same_digest(store):
     loaded = run.output()
     assert hash_value(loaded) == run.steps["frame"].outputs["out"]
     pd.testing.assert_frame_equal(loaded, frame(5000))
+
+
+def test_metrics_outputs_are_recorded_on_the_run_also_when_cached(store):
+    from orchestrator import Metrics
+
+    @step
+    def score(x: int) -> Metrics:
+        return Metrics(accuracy=x / 10, label="ok")
+
+    @pipeline
+    def scored(x: int = 9):
+        return score(x)
+
+    first = scored.run(store=str(store))
+    assert first.metrics == {"accuracy": 0.9, "label": "ok"}
+    second = scored.run(store=str(store))
+    assert second.steps["score"].status == "cached"
+    assert second.metrics == {"accuracy": 0.9, "label": "ok"}

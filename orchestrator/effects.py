@@ -1,0 +1,72 @@
+"""Effects: step outputs that the driver acts on after the step, such as run metrics.
+
+A step runs wherever the executor puts it and may not write the metadata
+database. When it returns a value of an effect type (``Metrics``, or a type
+registered with ``register_effect``), the run's driver, the one process that
+records lineage, calls the effect's handler with that value after the step
+has finished, whether it ran or was cached. Handlers must be idempotent: a
+cached step re-applies its effect on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.store import qualified_type_name
+
+if TYPE_CHECKING:
+    from orchestrator.runner import Context
+
+
+class Metrics(dict):  # type: ignore[type-arg]
+    """A dict of numbers that a step returns to have them recorded on the run.
+
+    ``orch runs`` and ``orch show`` display them; ``run.metrics`` holds them::
+
+        @step
+        def evaluate(model, test) -> Metrics:
+            return Metrics(accuracy=0.93, f1=0.91)
+    """
+
+
+@dataclass(frozen=True)
+class EffectContext:
+    """Where an effect applies: the store, the run and the node that produced the value."""
+
+    context: Context
+    run_id: str
+    pipeline: str
+    node: str
+    digest: str
+
+
+Handler = Callable[[EffectContext, Any], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def register_effect(cls: type, handler: Handler) -> None:
+    """Call ``handler(effect_context, value)`` in the driver for every output of type ``cls``."""
+    # The store names a type by its short form ("pkg.Class") when the package exports it, which
+    # may only be true once the package has finished importing: register both forms.
+    _HANDLERS[f"{cls.__module__}.{cls.__qualname__}"] = handler
+    _HANDLERS[f"{cls.__module__.partition('.')[0]}.{cls.__qualname__}"] = handler
+    _HANDLERS[qualified_type_name(cls)] = handler
+
+
+def handler_for(type_name: str) -> Handler | None:
+    return _HANDLERS.get(type_name) if _HANDLERS else None
+
+
+def _record_metrics(where: EffectContext, value: Metrics) -> None:
+    numbers: dict[str, float | str] = {}
+    for key, number in value.items():
+        try:
+            numbers[str(key)] = float(number)
+        except (TypeError, ValueError):
+            numbers[str(key)] = str(number)
+    where.context.lineage.set_run_metrics(where.run_id, numbers)
+
+
+register_effect(Metrics, _record_metrics)
