@@ -74,7 +74,7 @@ def single(x: int = 0):
 
 
 def run(quick: bool) -> list[Figure]:
-    reps = 3
+    reps = 5
     with temp_dir(NAME) as root:
         stores = Stores(root)
         _warm_up(stores)

@@ -166,7 +166,7 @@ def format_table(figures: list[Figure]) -> str:
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
-    notes = [f"  {f.label}: {f.note}" for f in figures if f.note]
+    notes = [f"  {f.label.split()[0]:<3} {f.note}" for f in figures if f.note]
     if notes:
         lines += ["", "notes:", *notes]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ import click
 from orchestrator.errors import OrchestratorError, UserError
 
 if TYPE_CHECKING:
-    from orchestrator.runner import Context
+    from orchestrator.context import Context
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -53,7 +53,7 @@ def cli(ctx: click.Context, store: str, verbose: bool) -> None:
 
 
 def _context(ctx: click.Context) -> Context:
-    from orchestrator.runner import Context
+    from orchestrator.context import Context
 
     context = Context.open(ctx.obj["store"])
     context.lineage.mark_dead_runs()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.store import qualified_type_name
 
 if TYPE_CHECKING:
-    from orchestrator.runner import Context
+    from orchestrator.context import Context
 
 
 class Metrics(dict):  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchestrator.runner import Context
+    from orchestrator.context import Context
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
+from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, input_hash, substitute
 from orchestrator.effects import EffectContext, handler_for
 from orchestrator.errors import UserError, did_you_mean
@@ -32,50 +33,11 @@ from orchestrator.executors import make_executor
 from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
 from orchestrator.report import RunObserver
 from orchestrator.step import Output, iter_outputs
-from orchestrator.store import ArtifactInfo, ArtifactStore
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
     from orchestrator.pipeline import Pipeline
-
-DEFAULT_STORE = "cache"
-
-
-def store_root(store: str | os.PathLike[str] | None) -> Path:
-    """The store folder: the argument, else ``$ORCH_STORE``, else ``./cache``."""
-    return Path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
-
-
-@dataclass
-class Context:
-    """The store and metadata database a run or a CLI command works on."""
-
-    root: Path
-    store: ArtifactStore
-    lineage: Lineage
-
-    @classmethod
-    def open(cls, store: str | os.PathLike[str] | None = None) -> Context:
-        root = store_root(store)
-        if root.exists() and not root.is_dir():
-            raise UserError(f"store path {root} is a file, not a folder. Pass --store DIR.")
-        durable = os.environ.get("ORCH_FSYNC", "1") != "0"
-        sync = "FULL" if os.environ.get("ORCH_FSYNC") == "all" else "NORMAL"
-        return cls(root, ArtifactStore(root, fsync=durable), Lineage(root / "metadata.db", synchronous=sync))
-
-    def load(self, digest: str) -> Any:
-        """Load an artifact by digest, verified against its checksum."""
-        return self.store.get(self.artifact_info(digest))
-
-    def artifact_info(self, digest: str) -> ArtifactInfo:
-        row = self.lineage.artifact_row(digest)
-        if row is None:
-            return self.store.read_header(digest)
-        return ArtifactInfo(digest=row["digest"], materializer=row["materializer"], type_name=row["type"],
-                            size=row["size"], checksum=row["checksum"], meta=row["meta"],
-                            inline=row["inline"])
-
 
 @dataclass
 class StepResult:
