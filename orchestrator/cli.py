@@ -86,13 +86,17 @@ _params_file_option = click.option("--params", "params_file", type=click.Path(di
 @_params_file_option
 @click.option("--rerun", multiple=True, metavar="STEP", help="Force STEP to run again (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring stored results.")
-@click.option("--executor", default="sequential", show_default=True, help="Where steps run.")
-@click.option("--workers", type=int, default=None, help="Parallel workers (process/dask executors).")
+@click.option("--executor", type=click.Choice(["sequential", "process", "dask"]), default="sequential",
+              show_default=True, help="Where steps run: in this process, a local process pool, or Dask.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel workers for process/dask (default: the number of cores).")
+@click.option("--address", default=None, metavar="tcp://HOST:PORT",
+              help="A running Dask scheduler (with --executor dask); default: a local cluster.")
 @click.option("--verbose", "run_verbose", is_flag=True, help="Show each step's output live and tracebacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON on stdout.")
 @click.pass_context
 def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
-        rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None,
+        rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
         run_verbose: bool, as_json: bool) -> None:
     """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed."""
     from orchestrator.loader import split_target
@@ -105,6 +109,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
     try:
         result = run_pipeline(pipeline, values, store=ctx.obj["store"], executor=executor, workers=workers,
+                              address=address,
                               rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                               file=os.path.abspath(split_target(target)[0]))
     except KeyboardInterrupt:

@@ -91,7 +91,8 @@ class Pipeline:
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
 
     def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
-            executor: str = "sequential", workers: int | None = None, rerun: Iterable[str] = (),
+            executor: str = "sequential", workers: int | None = None, address: str | None = None,
+            rerun: Iterable[str] = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
             **kwargs: Any) -> Run:
         """Run the pipeline and return a ``Run``.
@@ -103,7 +104,7 @@ class Pipeline:
         from orchestrator.runner import run_pipeline
 
         return run_pipeline(self, {**(params or {}), **kwargs}, store=store, executor=executor,
-                            workers=workers, rerun=tuple(rerun), no_cache=no_cache,
+                            workers=workers, address=address, rerun=tuple(rerun), no_cache=no_cache,
                             verbose=verbose, progress=progress)
 
     def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,

@@ -33,6 +33,7 @@ from orchestrator.executors import make_executor
 from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
 from orchestrator.report import RunObserver
 from orchestrator.step import Output, iter_outputs
+from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
 
 
 def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
-                 executor: str = "sequential", workers: int | None = None,
+                 executor: str = "sequential", workers: int | None = None, address: str | None = None,
                  rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
                  progress: RunObserver | None = None, file: str | None = None) -> Run:
     """Build and run ``pipeline``; return the ``Run`` (also when it failed).
@@ -168,7 +169,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     ctx.lineage.mark_dead_runs()
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun)
-    runner = _RunLoop(dag, ctx, make_executor(executor, workers), progress or RunObserver(),
+    runner = _RunLoop(dag, ctx, make_executor(executor, workers, address), progress or RunObserver(),
                       forced=forced, no_cache=no_cache, verbose=verbose)
     return runner.run(file=file or _source_file(pipeline))
 
@@ -270,6 +271,7 @@ class _RunLoop:
         self.position = {name: i for i, name in enumerate(dag.nodes)}
         self.digests: dict[tuple[str, str], str] = {}
         self.values: dict[str, Any] = {}          # digest -> value produced in this process
+        self.infos: dict[str, ArtifactInfo] = {}  # digest -> info of outputs produced in this run
         self.consumers_left: dict[str, int] = {}  # node -> children not finished yet
         self.results: dict[str, StepResult] = {}
         self.waiting: dict[str, int] = {n: len(node.upstream) for n, node in dag.nodes.items()}
@@ -350,7 +352,7 @@ class _RunLoop:
             node=node.name, step_name=node.step.name, fn=node.step.fn,
             arguments=self._arguments(node), output_names=node.outputs,
             store_root=str(self.ctx.root), attempt=attempt, timeout=node.step.retry.timeout,
-            echo=self.verbose, fsync=self.ctx.store.fsync,
+            echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
         )
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
 
@@ -364,7 +366,8 @@ class _RunLoop:
         digest = self.digests[(out.node, out.name)]
         if digest in self.values:
             return self.values[digest]
-        return ArtifactRef(self.ctx.artifact_info(digest))
+        info = self.infos.get(digest)
+        return ArtifactRef(info if info is not None else self.ctx.artifact_info(digest))
 
     # -- outcomes -------------------------------------------------------------
 
@@ -415,6 +418,8 @@ class _RunLoop:
 
     def _succeeded(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
         outputs = {name: info.digest for name, info in result.outputs}
+        for _, info in result.outputs:
+            self.infos[info.digest] = info
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
             if result.values is not None and self.children[node.name]:

@@ -10,19 +10,31 @@ from __future__ import annotations
 from orchestrator.errors import UserError
 from orchestrator.executors.base import Executor
 
-EXECUTORS = ("sequential",)
+EXECUTORS = ("sequential", "process", "dask")
 
 
-def make_executor(name: str, workers: int | None = None) -> Executor:
+def make_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
     """The executor called ``name``.
 
     Raises:
-        UserError: for an unknown name.
+        UserError: for an unknown name, or a Dask scheduler that cannot be reached.
     """
+    if address and name != "dask":
+        raise UserError("--address names a Dask scheduler: use it with --executor dask.")
     if name == "sequential":
         from orchestrator.executors.sequential import SequentialExecutor
 
         return SequentialExecutor()
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be 1 or more, got {workers}.")
+    if name == "process":
+        from orchestrator.executors.process import ProcessExecutor
+
+        return ProcessExecutor(workers)
+    if name == "dask":
+        from orchestrator.executors.dask import DaskExecutor
+
+        return DaskExecutor(workers, address)
     raise UserError(f"unknown executor '{name}'. Choose one of: {', '.join(EXECUTORS)}.")
 
 

@@ -1,0 +1,174 @@
+"""A local process pool: N spawned workers, one attempt each at a time.
+
+Not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies,
+the whole pool breaks and every running task fails with it. Here each worker
+has its own pipe, so a worker that dies (``os._exit``, SIGKILL, the OOM
+killer) fails exactly the attempt it was running, as a ``WorkerDiedError``,
+and is replaced; an attempt that outlives its ``timeout`` has its worker
+killed and counts as a ``StepTimeoutError``. Workers are spawned, not forked:
+they inherit no threads, locks or SQLite connections from the driver.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_any
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.worker import pickle_user_code_by_value, serve_pipe
+from orchestrator.retry import Failure
+
+if TYPE_CHECKING:
+    from orchestrator.task import TaskResult, TaskSpec
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    spec: TaskSpec | None = None
+    future: Future[TaskResult] | None = None
+    started: float = 0.0
+    deadline: float | None = None
+    tasks: int = field(default=0)
+
+
+class ProcessExecutor:
+    """Runs attempts in a pool of worker processes on this machine."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.capacity = max(1, workers or os.cpu_count() or 1)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._wake_r, self._wake_w = os.pipe()
+        self._closed = False
+        self._monitor: threading.Thread | None = None
+        pickle_user_code_by_value()
+        for _ in range(self.capacity):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path)), daemon=True,
+                                    name="orch-worker")
+        process.start()
+        child.close()
+        return _Worker(process=process, conn=parent)
+
+    def submit(self, spec: TaskSpec) -> Future[TaskResult]:
+        future: Future[TaskResult] = Future()
+        pickle_user_code_by_value()  # modules imported since the last task
+        payload = cloudpickle.dumps(spec)
+        with self._lock:
+            worker = next((w for w in self._workers if w.spec is None), None)
+            if worker is None:
+                raise RuntimeError("process pool is full: the runner submitted more than its capacity")
+            worker.spec, worker.future, worker.started = spec, future, time.time()
+            worker.deadline = time.monotonic() + spec.timeout if spec.timeout else None
+            try:
+                worker.conn.send_bytes(payload)
+            except (BrokenPipeError, OSError):
+                pass  # the worker is already dead: the monitor reports it
+        if self._monitor is None:
+            self._monitor = threading.Thread(target=self._watch, name="orch-pool", daemon=True)
+            self._monitor.start()
+        os.write(self._wake_w, b"x")
+        return future
+
+    # -- the monitor thread -------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._closed:
+            with self._lock:
+                busy = [w for w in self._workers if w.spec is not None]
+                deadlines = [w.deadline for w in busy if w.deadline is not None]
+            waitables: list[Any] = [self._wake_r]
+            for w in busy:
+                waitables += [w.conn, w.process.sentinel]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait_any(waitables, timeout=timeout)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            for w in busy:
+                if w.conn in ready:
+                    self._receive(w)
+                elif w.process.sentinel in ready:
+                    self._lost(w, None)
+                elif w.deadline is not None and time.monotonic() >= w.deadline:
+                    self._lost(w, w.spec.timeout if w.spec else None)
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            result = pickle.loads(worker.conn.recv_bytes())
+        except (EOFError, OSError):
+            self._lost(worker, None)
+            return
+        future = worker.future
+        with self._lock:
+            worker.spec = worker.future = None
+            worker.tasks += 1
+        if future is not None:
+            future.set_result(result)
+
+    def _lost(self, worker: _Worker, timeout: float | None) -> None:
+        """The worker died, or ran out of time and is killed: fail its attempt, replace it."""
+        from orchestrator.task import TaskResult
+
+        spec, future = worker.spec, worker.future
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        worker.conn.close()
+        with self._lock:
+            index = self._workers.index(worker)
+            self._workers[index] = self._spawn() if not self._closed else worker
+        if spec is None or future is None:
+            return
+        if timeout is not None:
+            exc: BaseException = StepTimeoutError(
+                f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s")
+        else:
+            exc = WorkerDiedError(
+                f"the worker running step '{spec.step_name}' died (exit code {code}) before reporting a result")
+        future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
+                                     ended=time.time(), failure=Failure.from_exception(exc)))
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""
+        if self._closed:
+            return
+        self._closed = True
+        os.write(self._wake_w, b"x")
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        for w in self._workers:
+            if w.spec is not None and cancel:
+                w.process.kill()
+            else:
+                try:
+                    w.conn.send_bytes(pickle.dumps(None))
+                except (BrokenPipeError, OSError):
+                    w.process.kill()
+        deadline = time.monotonic() + 5
+        for w in self._workers:
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join()
+            w.conn.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -1,0 +1,88 @@
+"""What runs inside a worker process: receive a task, run it, send the result back.
+
+Shared by the process pool (a loop over a pipe) and Dask (one call per
+task). Step functions of the user's own modules travel by value with
+cloudpickle (see ``pickle_user_code_by_value``), so a worker needs neither
+the pipeline file nor its folder on ``sys.path``. A worker never opens the
+metadata database: it writes objects and reports ``ArtifactInfo``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from orchestrator.task import TaskResult, TaskSpec
+
+_registered: set[str] = set()
+
+
+def pickle_user_code_by_value() -> None:
+    """Make cloudpickle carry every loaded module of the user's own code by value.
+
+    Workers may not be able to import the pipeline file (another folder,
+    another machine, a module loaded under a made-up name), so its functions,
+    classes and helpers are sent along with each task instead.
+    """
+    from orchestrator.fingerprint import is_user_module
+
+    for name, module in list(sys.modules.items()):
+        if name in _registered or module is None or name == "__main__":
+            continue
+        _registered.add(name)
+        if is_user_module(module):
+            try:
+                cloudpickle.register_pickle_by_value(module)
+            except (ValueError, TypeError):
+                continue  # a module cloudpickle cannot carry by value stays by reference
+
+
+def encode_result(result: TaskResult) -> bytes:
+    """Pickle a result; an exception that will not pickle travels by its names and text."""
+    try:
+        return cloudpickle.dumps(result)
+    except Exception:  # noqa: BLE001 - any pickling failure of the live exception
+        if result.failure is not None:
+            result.failure = replace(result.failure, exception=None)
+        return cloudpickle.dumps(result)
+
+
+def run_spec(spec: TaskSpec) -> TaskResult:
+    """Run one attempt in this worker (Dask), in a child process when it has a timeout."""
+    from orchestrator.task import run_task
+
+    spec = replace(spec, keep_values=False)
+    if spec.timeout is not None:
+        from orchestrator.executors.child import run_in_child
+
+        return run_in_child(spec, spec.timeout)
+    return run_task(spec)
+
+
+def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
+    """A pool worker's main loop: one task at a time until the pipe closes."""
+    # Ctrl-C reaches the whole process group; the driver decides what to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for entry in reversed(sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    while True:
+        try:
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        spec: Any = pickle.loads(payload)
+        if spec is None:
+            return
+        from orchestrator.task import run_task
+
+        # The pool enforces timeouts itself, by killing this worker.
+        conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))

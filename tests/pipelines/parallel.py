@@ -1,0 +1,66 @@
+"""Independent branches for the executors: timestamps, worker death, shared results."""
+
+import os
+import time
+from pathlib import Path
+
+from recorder import record
+
+from orchestrator import pipeline, step
+
+
+@step
+def branch(i: int, seconds: float) -> dict:
+    record(f"branch{i}")
+    started = time.time()
+    time.sleep(seconds)
+    return {"i": i, "started": started, "ended": time.time(), "pid": os.getpid()}
+
+
+@step
+def gather(results: list) -> list:
+    record("gather")
+    return sorted(r["i"] for r in results)
+
+
+@pipeline
+def parallel(n: int = 4, seconds: float = 0.5):
+    return gather([branch(i, seconds) for i in range(n)])
+
+
+@step(retries=2)
+def dies_once(x: int) -> int:
+    marker = Path(os.environ["ORCH_TEST_LOG"] + ".died")
+    record("dies_once")
+    if not marker.exists():
+        marker.write_text("1")
+        os._exit(9)  # the worker process dies mid-step
+    return x * 2
+
+
+@pipeline
+def dying(x: int = 21):
+    return dies_once(x)
+
+
+@step
+def square(x: int) -> int:
+    record(f"square{x}")
+    return x * x
+
+
+@step
+def frame(n: int):
+    import pandas as pd
+
+    return pd.DataFrame({"a": range(n), "b": [f"v{i}" for i in range(n)]})
+
+
+@step
+def combine(squares: list, table) -> dict:
+    return {"sum": sum(squares), "rows": len(table)}
+
+
+@pipeline
+def mixed(items: list = [1, 2, 3], n: int = 2000):  # noqa: B006
+    return combine(square.map(items), frame(n))

@@ -1,0 +1,110 @@
+"""Every executor gives the same keys, digests and statuses; parallel ones really overlap."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.loader import load_pipeline
+
+from .conftest import PIPELINES
+
+EXECUTORS = ["sequential", "process", "dask"]
+
+
+def _run(target, store, executor, **params):
+    return load_pipeline(str(PIPELINES / target)).run(store=str(store), executor=executor, workers=2, **params)
+
+
+@pytest.fixture(scope="module")
+def runs_by_executor(tmp_path_factory):
+    """The `mixed` pipeline run once per executor, each on a fresh store."""
+    pytest.importorskip("distributed")
+    out = {}
+    for executor in EXECUTORS:
+        store = tmp_path_factory.mktemp(executor)
+        out[executor] = (_run("parallel.py:mixed", store, executor), store)
+    return out
+
+
+@pytest.mark.slow
+def test_same_keys_digests_and_outputs_on_every_executor(runs_by_executor):
+    def signature(run):
+        return {n: (s.status, s.key, tuple(sorted(s.outputs.items()))) for n, s in run.steps.items()}
+
+    reference = signature(runs_by_executor["sequential"][0])
+    assert list(reference) == ["square", "square_2", "square_3", "frame", "combine"]
+    for executor in EXECUTORS[1:]:
+        run = runs_by_executor[executor][0]
+        assert run.status == "succeeded", run.error
+        assert signature(run) == reference, executor
+        assert run.output() == {"sum": 14, "rows": 2000}
+
+
+@pytest.mark.slow
+def test_lineage_is_recorded_the_same_way_on_every_executor(runs_by_executor):
+    from orchestrator.lineage import Lineage
+
+    def edges(run, store):
+        return [(s["node"], s["status"], [o["hash"] for o in s["outputs"]], [i["hash"] for i in s["inputs"]])
+                for s in Lineage(store / "metadata.db").steps(run.id)]
+
+    reference = edges(*runs_by_executor["sequential"])
+    for executor in EXECUTORS[1:]:
+        assert edges(*runs_by_executor[executor]) == reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_independent_steps_overlap(store, calls, executor):
+    pytest.importorskip("distributed")
+    run = _run("parallel.py:parallel", store, executor, n=2, seconds=1.0)
+    assert run.status == "succeeded", run.error
+    from orchestrator.context import Context
+
+    ctx = Context.open(store)
+    first, second = (ctx.load(run.steps[name].outputs["out"]) for name in ("branch", "branch_2"))
+    assert first["pid"] != second["pid"]
+    assert first["started"] < second["ended"] and second["started"] < first["ended"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
+    pytest.importorskip("distributed")
+    run = _run("parallel.py:dying", store, executor)
+    assert run.status == "succeeded", run.error
+    assert run.steps["dies_once"].attempts == 2
+    assert run.output() == 42
+    from orchestrator.lineage import Lineage
+
+    attempts = Lineage(store / "metadata.db").attempts(run.id, "dies_once")
+    assert attempts[0]["status"] == "failed" and "WorkerDiedError" in attempts[0]["error"]
+
+
+@pytest.mark.slow
+def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
+    run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",
+                                                                  seconds=30.0)
+    assert run.status == "failed"
+    assert run.steps["hangs"].attempts == 2
+    assert "timeout" in run.steps["hangs"].error
+
+
+@pytest.mark.slow
+def test_failure_on_process_executor_skips_downstream_only(store, calls, monkeypatch):
+    monkeypatch.delenv("ORCH_TEST_FIX", raising=False)
+    run = _run("branches.py", store, "process")
+    assert {n: s.status for n, s in run.steps.items()} == {
+        "source": "ran", "good": "ran", "good_after": "ran", "bad": "failed", "after_bad": "skipped"}
+
+
+def test_cli_executor_options(orch, calls):
+    bad = orch("run", "edits.py", "--executor", "process", "--workers", "0")
+    assert bad.returncode == 2
+    wrong = orch("run", "edits.py", "--address", "tcp://127.0.0.1:1")
+    assert wrong.returncode == 2 and "--executor dask" in wrong.stderr
+    ok = orch("run", "edits.py", "--executor", "process", "--workers", "2", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == "succeeded"
