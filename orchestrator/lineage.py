@@ -468,6 +468,11 @@ class Lineage:
             return None
         return [CachedOutput(*entry[:3], *entry[3:4]) for entry in json.loads(row[0])]
 
+    def refresh(self) -> None:
+        """See what other processes committed since this connection's last read."""
+        with self._lock:
+            self._end_read()
+
     def _end_read(self) -> None:
         if self._reading:
             self._reading = False

@@ -31,6 +31,7 @@ from orchestrator.effects import EffectContext, handler_for
 from orchestrator.errors import UserError, did_you_mean
 from orchestrator.executors import make_executor
 from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
+from orchestrator.locks import KeyLock, try_lock
 from orchestrator.report import RunObserver
 from orchestrator.step import Output, iter_outputs
 from orchestrator.store import ArtifactInfo
@@ -187,6 +188,9 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str]) -> list[tuple[
     return edges
 
 
+LOCK_POLL = 0.05  # seconds between tries of a key another run is computing
+
+
 class GroupCommit:
     """When records reach the metadata database.
 
@@ -212,6 +216,8 @@ class GroupCommit:
         self.lineage = lineage
         self.budget = float(os.environ.get("ORCH_COMMIT_BUDGET", "0.02")) if budget is None else budget
         self._in_flight: dict[str, tuple[float, Callable[[], StepRecord]]] = {}
+        self._held: dict[str, KeyLock] = {}
+        self._releasable: list[KeyLock] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -233,9 +239,28 @@ class GroupCommit:
         with self._lock:
             self._in_flight.pop(node, None)
 
+    def hold(self, node: str, lock: KeyLock) -> None:
+        """Keep ``node``'s key lock until its record is committed (see ``recorded``)."""
+        self._held[node] = lock
+
+    def recorded(self, node: str) -> None:
+        """``node``'s final record is queued: its key lock goes with the next commit."""
+        with self._lock:
+            lock = self._held.pop(node, None)
+            if lock is not None:
+                self._releasable.append(lock)
+
     def before_work(self) -> None:
         if self.budget <= 0 or time.monotonic() - self.lineage.last_flush >= self.budget:
-            self.lineage.flush()
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is queued, then let other runs have the keys whose results it holds."""
+        with self._lock:
+            releasable, self._releasable = self._releasable, []
+        self.lineage.flush()
+        for lock in releasable:
+            lock.release()
 
     def _watch(self) -> None:
         # Acts only while some step has been running longer than the budget: between short
@@ -249,13 +274,15 @@ class GroupCommit:
                     self.lineage.queue_step(self._in_flight.pop(node)[1]())
             if long_running or (self._in_flight and self.lineage.pending
                                 and now - self.lineage.last_flush >= self.budget):
-                self.lineage.flush()
+                self.flush()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.lineage.flush()
+        for node in list(self._held):
+            self.recorded(node)
+        self.flush()
 
 
 class _RunLoop:
@@ -288,6 +315,9 @@ class _RunLoop:
         self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
         self.redo: dict[str, str] = {}            # node -> reason it must run again
         self.started: dict[str, float] = {}
+        self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
+        self.lock_wait: set[str] = set()          # nodes whose key another run holds
+        self.lock_retry = 0.0
 
     # -- the loop -------------------------------------------------------------
 
@@ -309,7 +339,15 @@ class _RunLoop:
 
     def _loop(self) -> None:
         capacity = max(1, self.executor.capacity)
-        while self.ready or self.running or self.retry_at:
+        while self.ready or self.running or self.retry_at or self.lock_wait:
+            if self.lock_wait and time.monotonic() >= self.lock_retry:
+                # Keys another run is computing: try again; its result is usually a hit by now.
+                self.lock_retry = time.monotonic() + LOCK_POLL
+                self.ctx.lineage.refresh()
+                for name in list(self.lock_wait):
+                    if len(self.running) < capacity:
+                        self.lock_wait.discard(name)
+                        self._start(name)
             while self.ready and len(self.running) < capacity:
                 self._start(self.ready.pop())
             now = time.time()
@@ -318,8 +356,9 @@ class _RunLoop:
                 node = self.dag.nodes[name]
                 self._submit(node, self.decisions[name], attempt)
             if not self.running:
-                if self.retry_at and not self.ready:
-                    time.sleep(max(0.0, self.retry_at[0][0] - time.time()))
+                if not self.ready and (self.retry_at or self.lock_wait):
+                    until = min([self.retry_at[0][0] - time.time()] if self.retry_at else [LOCK_POLL])
+                    time.sleep(max(0.0, min(until, LOCK_POLL if self.lock_wait else until)))
                 continue
             timeout = max(0.0, self.retry_at[0][0] - time.time()) if self.retry_at else None
             done: Iterable[Future[TaskResult]] = [f for f in self.running if f.done()]
@@ -339,6 +378,20 @@ class _RunLoop:
         if decision.hit:
             self._cached(node, decision)
             return
+        if node.step.cache:
+            lock = try_lock(self.ctx.root, key)
+            if lock is None:
+                self.lock_wait.add(name)  # another run is computing this key right now
+                return
+            # The other run may have finished between our lookup and the lock: look again.
+            self.ctx.lineage.refresh()
+            again = cache.decide(node, key, parts, self.ctx.lineage, self.ctx.store, self.history, force=force)
+            if again.hit:
+                lock.release()
+                self.decisions[name] = again
+                self._cached(node, again)
+                return
+            self.commits.hold(name, lock)
         self.started[name] = time.time()
         self.attempts[name] = []
         self.commits.started(name, lambda: self._record(node, "running", decision, attempts=0))
@@ -354,6 +407,7 @@ class _RunLoop:
             store_root=str(self.ctx.root), attempt=attempt, timeout=node.step.retry.timeout,
             echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
         )
+        self.attempting[node.name] = attempt
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
 
     def _arguments(self, node: Node) -> dict[str, Any]:
@@ -429,6 +483,7 @@ class _RunLoop:
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \
             if node.step.cache else None
         self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
+        self.commits.recorded(node.name)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
                                              record.duration, key=decision.key, outputs=outputs)
         for name, info in result.outputs:
@@ -444,7 +499,9 @@ class _RunLoop:
     def _failed(self, node: Node, decision: cache.Decision, attempt: int, error: str) -> None:
         record = self._record(node, "failed", decision, attempts=attempt)
         record.error = error
-        self.ctx.lineage.record_step(record, self.attempts[node.name])
+        self.ctx.lineage.queue_step(record, self.attempts[node.name])
+        self.commits.recorded(node.name)
+        self.commits.flush()
         self.results[node.name] = StepResult(node.name, "failed", decision.reason, attempt,
                                              record.duration, error=error, key=decision.key)
         self.observer.step_finished(node.name, "failed", error)
@@ -459,7 +516,6 @@ class _RunLoop:
             self.observer.step_finished(name, "skipped", reason)
         for waiting in self.blocked.pop(node.name, []):
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
-        self.ctx.lineage.flush()
 
     def _repair(self, node: Node, digest: str) -> None:
         """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
@@ -532,13 +588,18 @@ class _RunLoop:
         })
 
     def _interrupt(self) -> None:
-        for future, (node, decision, attempt) in list(self.running.items()):
+        """Ctrl-C: stop running work; record what was started and not finished as interrupted."""
+        for future in self.running:
             future.cancel()
-            self.commits.finished(node.name)
-            record = self._record(node, "interrupted", decision, attempts=attempt)
-            self.ctx.lineage.queue_step(record)
-            self.results[node.name] = StepResult(node.name, "interrupted", "interrupted by the user", attempt)
         self.executor.shutdown(cancel=True)
+        # Nodes submitted and not finished, including one interrupted inside an inline executor.
+        for name, attempt in self.attempting.items():
+            if name in self.results:
+                continue
+            node = self.dag.nodes[name]
+            self.commits.finished(name)
+            self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt))
+            self.results[name] = StepResult(name, "interrupted", "interrupted by the user", attempt)
 
     def _finish(self, status: str) -> None:
         self.commits.stop()

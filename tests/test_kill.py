@@ -79,3 +79,33 @@ def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
     calls.clear()
     again = orch("run", "slow.py", "-p", "n=6000000", "-p", "seconds=2")
     assert again.returncode == 0 and calls.ran() == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
+    proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", executor)
+    _wait_for(lambda: "wait" in calls.ran())
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+    shown = json.loads(orch("show", runs[0]["run_id"], "--json").stdout)
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
+    calls.clear()
+    resumed = orch("run", "slow.py", "-p", "n=1000", "-p", "seconds=0", "--executor", executor)
+    assert resumed.returncode == 0, resumed.stderr
+    assert calls.ran() == {"wait"}
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
+    first = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5")
+    second = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5", "--executor", "process")
+    assert first.wait(timeout=60) == 0
+    assert second.wait(timeout=60) == 0
+    assert calls.counts() == {"produce": 1, "wait": 1}
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    assert orch("cache", "verify").returncode == 0

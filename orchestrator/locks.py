@@ -1,0 +1,66 @@
+"""Per-key locks between runs sharing a store: one computes a result, the others wait for it.
+
+All keys share one lock file, ``<store>/keys.lock``: a key's lock is a POSIX
+record lock (``fcntl.lockf``) on one byte at an offset taken from the key.
+That costs one system call per lock, with no file or folder per key, and
+the lock dies with the process that holds it, so a killed run never leaves
+a stale lock behind. Record locks belong to a process, not a thread: runs
+in one process do not exclude each other (at worst they compute the same
+result twice), and the file descriptor stays open for the process's life,
+because closing any descriptor of the file would drop all its locks. Locks
+are only ever tried without blocking; the runner decides what to do
+meanwhile. Without ``fcntl`` (Windows) every lock is granted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+_OFFSET_BITS = 60  # offsets from the key's first 15 hex digits: collisions are negligible
+_files: dict[str, int] = {}
+_guard = threading.Lock()
+
+
+class KeyLock:
+    """A held lock on one cache key; ``release()`` it once the result is recorded."""
+
+    __slots__ = ("_fd", "_offset")
+
+    def __init__(self, fd: int | None, offset: int) -> None:
+        self._fd, self._offset = fd, offset
+
+    def release(self) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._offset)
+            self._fd = None
+
+
+def _lock_file(root: str | os.PathLike[str]) -> int:
+    path = os.path.join(os.fspath(root), "keys.lock")
+    fd = _files.get(path)
+    if fd is None:
+        with _guard:
+            fd = _files.get(path)
+            if fd is None:
+                os.makedirs(os.fspath(root), exist_ok=True)
+                fd = _files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return fd
+
+
+def try_lock(root: str | os.PathLike[str], key: str) -> KeyLock | None:
+    """Take the lock of ``key`` if no other process holds it; None if one does."""
+    offset = int(key[: _OFFSET_BITS // 4], 16)
+    if fcntl is None:
+        return KeyLock(None, offset)
+    fd = _lock_file(root)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError:  # EAGAIN / EACCES: another process holds it
+        return None
+    return KeyLock(fd, offset)
