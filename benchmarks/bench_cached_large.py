@@ -29,7 +29,7 @@ TITLE = "fully cached re-run: 1 GB intermediate vs 1 KB (figure 5)"
 COLUMNS = 8
 ROW_BYTES = COLUMNS * 8
 LARGE_BYTES, LARGE_BYTES_QUICK, SMALL_BYTES = 1_000_000_000, 200_000_000, 1024
-RERUNS = 7
+RERUNS = 15
 
 
 @step

@@ -181,4 +181,23 @@ def machine() -> dict[str, object]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "executable": sys.executable,
+        "code": code_version(),
     }
+
+
+def code_version() -> str:
+    """The commit measured, and whether the package had uncommitted changes (read-only git)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    changed = git("status", "--porcelain", "--", "orchestrator")
+    return f"{commit} + uncommitted changes in orchestrator/" if changed else commit

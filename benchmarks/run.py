@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     print(f"\norchestrator benchmarks, {started:%Y-%m-%d %H:%M %Z}, "
-          f"{'quick' if args.quick else 'full'} sizes, {info['cpus']} CPUs, Python {info['python']}")
+          f"{'quick' if args.quick else 'full'} sizes, {info['cpus']} CPUs, Python {info['python']}, "
+          f"code {info['code']}")
     if cleared:
         print(f"(ignored for this run: {', '.join(f'{k}={v}' for k, v in cleared.items())})")
     print()

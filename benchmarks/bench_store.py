@@ -1,0 +1,131 @@
+"""Figure 7: writing and loading a large DataFrame through ``ArtifactStore``, against raw pyarrow.
+
+The store's put (Arrow IPC into a temporary file, header, fsync, atomic
+publish) and get (memory map, checksum, decode) are timed beside raw pyarrow
+doing the same I/O in the same run: ``pa.Table.from_pandas``, an IPC file
+write and an fsync; then ``pa.memory_map``, ``read_all`` and ``to_pandas``.
+The digest is computed beforehand (figure 6 times hashing). Files are read
+back right after being written, so both loads come from the page cache.
+Each repetition uses a fresh store; the first, full-size one is a warm-up and
+checks that both round trips give the frame back. This module measures; it
+asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from frames import frame_bytes, make_frame, rows_for
+from harness import Figure, at_least, format_number, progress, temp_dir, timed
+
+from orchestrator.hashing import hash_value
+from orchestrator.store import ArtifactStore
+
+NAME = "store"
+TITLE = "ArtifactStore put/get of a 10M-row DataFrame vs raw pyarrow (figure 7)"
+
+REPEAT = 3
+TARGET = 0.7
+
+
+def run(quick: bool) -> list[Figure]:
+    rows = rows_for(quick)
+    progress(f"building a {rows:,}-row frame")
+    frame = make_frame(rows)
+    size = frame_bytes(frame)
+    digest = hash_value(frame)
+    times: dict[str, list[float]] = {"put": [], "get": [], "raw_put": [], "raw_get": []}
+    with temp_dir(NAME) as root:
+        _round_trips(frame.head(1000), hash_value(frame.head(1000)), root / "warm-up-small", {})
+        progress(f"1 warm-up and {REPEAT} timed round trips each way, alternating")
+        for rep in range(REPEAT + 1):
+            timings: dict[str, list[float]] = {k: [] for k in times}
+            _round_trips(frame, digest, root / f"rep-{rep}", timings, raw_first=rep % 2 == 1,
+                         check=rep == 0)
+            if rep > 0:
+                for key, values in timings.items():
+                    times[key] += values
+    del frame
+    gc.collect()
+
+    gb = size / 1e9
+    med = {key: statistics.median(values) for key, values in times.items()}
+    trip = statistics.median(p + g for p, g in zip(times["put"], times["get"]))
+    raw_trip = statistics.median(p + g for p, g in zip(times["raw_put"], times["raw_get"]))
+    what = f"{rows / 1e6:g}M rows, {size / 1e6:,.0f} MB of column buffers; median of {REPEAT}"
+    figures = []
+    for key, label, own, raw, raw_label in (
+        ("store.put_gbps", "7  ArtifactStore.put (fsync)", med["put"], med["raw_put"],
+         "from_pandas + IPC write + fsync"),
+        ("store.get_gbps", "7b ArtifactStore.get", med["get"], med["raw_get"],
+         "memory_map + read_all + to_pandas"),
+        ("store.round_trip_gbps", "7c put + get", trip, raw_trip, "raw write + read"),
+    ):
+        rate, raw_rate = gb / own, gb / raw
+        share = rate / raw_rate
+        figures.append(Figure(
+            key, label, rate, "GB/s", raw_rate, raw_label, f"≥ {TARGET:.0%} of raw", at_least(share, TARGET),
+            shown=f"{format_number(rate)} GB/s = {share:.0%} of raw",
+            note=f"{what}; {own * 1e3:.0f} ms vs raw {raw * 1e3:.0f} ms"))
+    return figures
+
+
+def _round_trips(frame: pd.DataFrame, digest: str, folder: Path, times: dict[str, list[float]], *,
+                 raw_first: bool = False, check: bool = False) -> None:
+    """One store round trip and one raw pyarrow round trip of ``frame``, each on fresh files."""
+    folder.mkdir(parents=True)
+    store = ArtifactStore(folder / "store", fsync=True)
+    path = folder / "raw.arrow"
+    loaded: dict[str, Any] = {}
+
+    def store_trip() -> None:
+        info = None
+
+        def put() -> None:
+            nonlocal info
+            info = store.put(frame, digest)
+
+        _record(times, "put", timed(put))
+        _record(times, "get", timed(lambda: loaded.__setitem__("store", store.get(info))))  # type: ignore[arg-type]
+
+    def raw_trip() -> None:
+        _record(times, "raw_put", timed(lambda: _raw_write(frame, path)))
+        _record(times, "raw_get", timed(lambda: loaded.__setitem__("raw", _raw_read(path))))
+
+    for trip in (raw_trip, store_trip) if raw_first else (store_trip, raw_trip):
+        trip()
+    if check:
+        for name, value in loaded.items():
+            if not frame.equals(value) or list(frame.dtypes) != list(value.dtypes):
+                raise RuntimeError(f"the {name} round trip did not give the frame back")
+    loaded.clear()
+    gc.collect()
+    shutil.rmtree(folder)
+
+
+def _record(times: dict[str, list[float]], key: str, seconds: float) -> None:
+    times.setdefault(key, []).append(seconds)
+
+
+def _raw_write(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _raw_read(path: Path) -> pd.DataFrame:
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    return table.to_pandas()
