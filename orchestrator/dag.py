@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint
 from orchestrator.hashing import combine, hash_file, hash_value
-from orchestrator.step import Call, Output, Step, iter_outputs
+from orchestrator.step import MAP_ITEM, Call, Output, Step, iter_outputs
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -59,6 +59,12 @@ class Node:
     static_key: str = ""
     file_params: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (path, content digest)
     shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
+    map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
+    map_param: str = ""
+
+    @property
+    def is_map(self) -> bool:
+        return self.map_over is not None
 
     @property
     def label(self) -> str:
@@ -157,7 +163,11 @@ def _make_node(
     inputs: dict[str, Any] = {}
     file_params: dict[str, tuple[str, str]] = {}
     upstream: list[str] = []
+    map_param = ""
     for arg, value in call.arguments.items():
+        if value is MAP_ITEM:
+            map_param = arg
+            continue
         outs = list(iter_outputs(value))
         if outs:
             inputs[arg] = value
@@ -178,6 +188,11 @@ def _make_node(
             )
         except OSError as exc:
             problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")
+    if call.map_over is not None:
+        if call.map_over.node not in nodes:
+            problems.append(f"{label}: maps over the output of step '{call.map_over.node}', which failed to build.")
+        elif call.map_over.node not in upstream:
+            upstream.append(call.map_over.node)
     static_key = combine(
         KEY_FORMAT, code.digest, step.version or "",
         *(f"{k}={v}" for k, v in sorted(params.items())),
@@ -187,7 +202,39 @@ def _make_node(
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
         static_key=static_key, file_params=file_params,
         shown={k: _shown(call.arguments[k]) for k in params},
+        map_over=call.map_over, map_param=map_param,
     )
+
+
+def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:
+    """One node per item for a map node whose items are now known, named like repeated calls.
+
+    Names continue the step's own sequence (``square``, ``square_2``, …),
+    skipping names the pipeline already uses.
+
+    Raises:
+        PipelineDefinitionError: an item that cannot be hashed.
+    """
+    taken = set(dag.nodes)
+    problems: list[str] = []
+    expanded: list[Node] = []
+    base, n = node.step.name, 0
+    for item in items:
+        while True:
+            n += 1
+            name = base if n == 1 else f"{base}_{n}"
+            if name not in taken:
+                break
+        taken.add(name)
+        arguments = {**node.arguments, node.map_param: item}
+        outputs = tuple(Output(name, o) for o in node.outputs)
+        call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
+        made = _make_node(call, dag.nodes, {id(node.step): node.code}, problems, None)
+        if made is not None:
+            expanded.append(made)
+    if problems:
+        raise PipelineDefinitionError(problems)
+    return expanded
 
 
 def _shown(value: Any) -> Any:

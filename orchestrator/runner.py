@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, input_hash, substitute
+from orchestrator.dag import DAG, Node, expand_map, input_hash, substitute
 from orchestrator.effects import EffectContext, handler_for
-from orchestrator.errors import UserError, did_you_mean
+from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.executors import make_executor
+from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
 from orchestrator.locks import KeyLock, try_lock
 from orchestrator.report import RunObserver
@@ -135,6 +136,12 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     state: dict[str, str] = {}
     entries = []
     for node in dag.nodes.values():
+        if node.is_map:
+            state[node.name] = "may run"
+            entries.append(PlanEntry(node.name, "may run",
+                                     f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
+                                     None))
+            continue
         running_up = [u for u in node.upstream if state[u] != "cached"]
         if running_up:
             state[node.name] = "may run"
@@ -179,12 +186,23 @@ def _input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, 
     return {arg: input_hash(t, lambda o: digests[(o.node, o.name)]) for arg, t in node.inputs.items()}
 
 
-def _input_edges(node: Node, digests: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
-    edges = []
+def _input_edges(node: Node, digests: dict[tuple[str, str], str],
+                 map_children: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(input name, digest) of every artifact ``node`` reads; a map's result is one edge per item."""
+    refs: list[tuple[str, Output]] = []
     for arg, template in node.inputs.items():
-        outs = list(iter_outputs(template))
-        for i, out in enumerate(outs):
-            edges.append((arg if len(outs) == 1 else f"{arg}[{i}]", digests[(out.node, out.name)]))
+        for out in iter_outputs(template):
+            children = map_children.get(out.node)
+            refs.extend((arg, Output(c, out.name)) for c in children) if children is not None \
+                else refs.append((arg, out))
+    counts: dict[str, int] = {}
+    for arg, _ in refs:
+        counts[arg] = counts.get(arg, 0) + 1
+    edges, seen = [], dict.fromkeys(counts, 0)
+    for arg, out in refs:
+        name = arg if counts[arg] == 1 else f"{arg}[{seen[arg]}]"
+        seen[arg] += 1
+        edges.append((name, digests[(out.node, out.name)]))
     return edges
 
 
@@ -316,6 +334,7 @@ class _RunLoop:
         self.redo: dict[str, str] = {}            # node -> reason it must run again
         self.started: dict[str, float] = {}
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
+        self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.lock_retry = 0.0
 
@@ -370,6 +389,9 @@ class _RunLoop:
 
     def _start(self, name: str) -> None:
         node = self.dag.nodes[name]
+        if node.is_map:
+            self._map_done(node) if name in self.map_children else self._expand(node)
+            return
         key, parts = cache.node_key(node, _input_hashes(node, self.digests))
         force = self.redo.pop(name, None) or (
             cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
@@ -417,11 +439,62 @@ class _RunLoop:
         return args
 
     def _input_value(self, out: Output) -> Any:
+        children = self.map_children.get(out.node)
+        if children is not None:
+            outputs = self.dag.nodes[out.node].outputs
+            if len(outputs) == 1:
+                return [self._input_value(Output(c, outputs[0])) for c in children]
+            return [tuple(self._input_value(Output(c, o)) for o in outputs) for c in children]
         digest = self.digests[(out.node, out.name)]
         if digest in self.values:
             return self.values[digest]
         info = self.infos.get(digest)
         return ArtifactRef(info if info is not None else self.ctx.artifact_info(digest))
+
+    # -- maps over a step's output ---------------------------------------------
+
+    def _expand(self, node: Node) -> None:
+        """The list a map runs over is ready: add one node per item, in item order."""
+        try:
+            items = self._load_value(node.map_over)  # type: ignore[arg-type]
+            if not isinstance(items, (list, tuple)):
+                raise TypeError(f"{node.step.name}.map() needs a list, but step '{node.map_over.node}' "  # type: ignore[union-attr]
+                                f"returned a {type(items).__name__}")
+            expanded = expand_map(self.dag, node, items)
+        except (TypeError, OrchestratorError) as exc:
+            self.decisions[node.name] = cache.Decision(False, "", {}, "map")
+            self.attempts.setdefault(node.name, [])
+            self._failed(node, self.decisions[node.name], 0, f"{type(exc).__name__}: {exc}")
+            return
+        order = list(self.dag.nodes)
+        at = order.index(node.name)
+        names = [n.name for n in expanded]
+        nodes = {n.name: n for n in expanded}
+        self.dag.nodes = {name: nodes.get(name) or self.dag.nodes[name]
+                          for name in order[:at] + names + order[at:]}
+        self.position = {name: i for i, name in enumerate(self.dag.nodes)}
+        node.upstream = (*node.upstream, *names)
+        self.map_children[node.name] = names
+        self.waiting[node.name] = len(names)
+        for child in expanded:
+            self.children[child.name] = [node.name]
+            self.waiting[child.name] = 0
+        if not names:
+            self._map_done(node)
+        for name in reversed(names):
+            self.ready.append(name)
+
+    def _map_done(self, node: Node) -> None:
+        """Every item's node is done: the map's output is the list of their outputs."""
+        children = self.map_children[node.name]
+        for out in node.outputs:
+            self.digests[(node.name, out)] = combine("map", *(self.digests[(c, out)] for c in children))
+        self.results[node.name] = StepResult(node.name, "map")
+        self._release(node)
+
+    def _load_value(self, out: Output) -> Any:
+        value = self._input_value(out)
+        return self.ctx.store.get(value.info) if isinstance(value, ArtifactRef) else value
 
     # -- outcomes -------------------------------------------------------------
 
@@ -510,6 +583,9 @@ class _RunLoop:
                 continue
             reason = f"upstream step '{node.name}' failed"
             skipped = self.dag.nodes[name]
+            if skipped.is_map:
+                self.results[name] = StepResult(name, "skipped", reason)
+                continue
             self.ctx.lineage.queue_step(StepRecord(self.run_id, name, skipped.step.name, skipped.site,
                                                    "skipped", reason, position=self.position[name]))
             self.results[name] = StepResult(name, "skipped", reason)
@@ -573,7 +649,7 @@ class _RunLoop:
             site=node.site, status=status,
             reason=decision.reason, key=decision.key, key_parts=decision.parts, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
-            inputs=_input_edges(node, self.digests), files=list(node.file_params.items()),
+            inputs=_input_edges(node, self.digests, self.map_children), files=list(node.file_params.items()),
             key_parts_json=decision.parts_json,
         )
 
@@ -616,7 +692,9 @@ class _RunLoop:
         self.observer.run_finished(self.run_id, status, self.results)
 
     def _run_object(self, status: str) -> Run:
-        steps = {n: self.results[n] for n in self.dag.nodes if n in self.results}
+        # A map has no entry of its own, unless it failed to expand.
+        steps = {n: r for n in self.dag.nodes if (r := self.results.get(n)) is not None
+                 and not (self.dag.nodes[n].is_map and r.status in ("map", "skipped"))}
         run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.root, result=self.dag.result)
         failed = run.failed_steps
         if failed:

@@ -96,6 +96,17 @@ class Call:
     arguments: dict[str, Any]
     site: str
     outputs: tuple[Output, ...]
+    map_over: Output | None = None  # a map over a step's output: expanded when that step is done
+
+
+class _MapItem:
+    """Stands for the item argument of a map until the items are known."""
+
+    def __repr__(self) -> str:
+        return "<map item>"
+
+
+MAP_ITEM = _MapItem()
 
 
 @dataclass
@@ -214,18 +225,25 @@ class Step:
 
         return call
 
-    def map(self, items: Any, **kwargs: Any) -> list[Any]:
-        """Call the step once per item (the item is the first argument); returns the outputs in order.
+    def map(self, items: Any, **kwargs: Any) -> Any:
+        """Call the step once per item (the item is its first argument); the results in item order.
 
         Inside a pipeline each item becomes its own node (``square``,
-        ``square_2``, …), cached on its own; outside one it is a list comprehension.
+        ``square_2``, …), cached and recorded on its own. ``items`` is a list,
+        or a step's output holding one: then the nodes are made when that step
+        is done, and passing the map's result to another step delivers the
+        list of results. Outside a pipeline this is a list comprehension.
         """
-        if isinstance(items, Output):
-            raise PipelineDefinitionError(
-                f"{self.name}.map() at {call_site()} needs a list known while the pipeline is "
-                f"built; it got the output of step '{items.node}'. Pass a list or a pipeline parameter."
-            )
-        return [self(item, **kwargs) for item in items]
+        trace = _ACTIVE_TRACE.get()
+        if trace is None or not isinstance(items, Output):
+            return [self(item, **kwargs) for item in items]
+        site = call_site()
+        name = trace.node_name(f"{self.name}.map", None, site)
+        arguments = self._bind(trace, (MAP_ITEM,), kwargs, site)
+        output = Output(name, SINGLE_OUTPUT)
+        trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
+                                map_over=items))
+        return output
 
     def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         site = call_site()

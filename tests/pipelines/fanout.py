@@ -1,0 +1,38 @@
+"""Dynamic fan-out: a step's output (a list) mapped over, one node per item."""
+
+from recorder import record
+
+from orchestrator import pipeline, step
+
+
+@step
+def items(n: int, bump: int = 0) -> list:
+    record("items")
+    return [i + (bump if i == 1 else 0) for i in range(n)]
+
+
+@step
+def square(x: int, offset: int = 0) -> int:
+    record(f"square:{x}")
+    return x * x + offset
+
+
+@step
+def total(values: list) -> int:
+    record("total")
+    return sum(values)
+
+
+@pipeline
+def fanout(n: int = 4, bump: int = 0, offset: int = 0):
+    return total(square.map(items(n, bump), offset=offset))
+
+
+@step
+def not_a_list(n: int) -> int:
+    return n
+
+
+@pipeline
+def bad_map():
+    return total(square.map(not_a_list(3)))

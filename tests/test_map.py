@@ -1,0 +1,81 @@
+"""`step.map` over a list or a step's output: one cached node per item, results in item order."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.loader import load_pipeline
+
+from .conftest import PIPELINES
+
+
+def _fanout(target="fanout.py:fanout"):
+    return load_pipeline(str(PIPELINES / target))
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_map_over_a_step_output_makes_one_node_per_item(store, calls, executor):
+    run = _fanout().run(store=str(store), executor=executor, workers=2)
+    assert run.status == "succeeded", run.error
+    assert list(run.steps) == ["items", "square", "square_2", "square_3", "square_4", "total"]
+    assert run.output() == 0 + 1 + 4 + 9
+
+
+def test_changing_one_item_reruns_one_invocation(store, calls):
+    _fanout().run(store=str(store))
+    calls.clear()
+    run = _fanout().run(store=str(store), bump=10)  # item 1 becomes 11; the others stay
+    assert run.output() == 0 + 121 + 4 + 9
+    assert calls.ran() == {"items", "square:11", "total"}
+    assert run.steps["square"].status == "cached" and run.steps["square_2"].status == "ran"
+
+
+def test_more_items_run_only_the_new_ones_and_lineage_has_each_item(store, calls):
+    _fanout().run(store=str(store))
+    calls.clear()
+    run = _fanout().run(store=str(store), n=5)
+    assert calls.ran() == {"items", "square:4", "total"}
+    from orchestrator.lineage import Lineage
+
+    steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(run.id)}
+    assert "square.map" not in steps
+    assert [i["name"] for i in steps["total"]["inputs"]] == [f"values[{i}]" for i in range(5)]
+
+
+def test_static_map_over_a_list(store):
+    from orchestrator import pipeline, step
+
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @step
+    def collect(xs: list) -> list:
+        return xs
+
+    @pipeline
+    def static(values: list = [3, 1, 2]):  # noqa: B006
+        return collect(double.map(values))
+
+    run = static.run(store=str(store))
+    assert list(run.steps) == ["double", "double_2", "double_3", "collect"]
+    assert run.output() == [6, 2, 4]
+
+
+def test_map_over_a_non_list_fails_that_step_clearly(store):
+    run = _fanout("fanout.py:bad_map").run(store=str(store))
+    assert run.status == "failed"
+    assert "square.map() needs a list" in run.error and "returned a int" in run.error
+
+
+def test_plan_shows_a_map_as_may_run(store, calls):
+    plan = _fanout().plan(store=str(store))
+    assert [(e.node, e.status) for e in plan.entries] == [
+        ("items", "will run"), ("square.map", "may run"), ("total", "may run")]
+
+
+def test_plan_after_a_run_shows_the_map_as_may_run(store, calls):
+    _fanout().run(store=str(store))
+    plan = _fanout().plan(store=str(store))
+    assert [(e.node, e.status) for e in plan.entries] == [
+        ("items", "cached"), ("square.map", "may run"), ("total", "may run")]
