@@ -191,6 +191,10 @@ class Step:
         self.site = definition_site(fn)
         self.signature = inspect.signature(fn)
         self.output_names = _output_names(fn, outputs, self.name, self.site)
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.signature.parameters.values())
+        self._simple_names: tuple[str, ...] | None = tuple(self.signature.parameters) if plain else None
+        self._simple_defaults = {n: p.default for n, p in self.signature.parameters.items()
+                                 if p.default is not p.empty}
         self.path_params = _path_parameters(fn, self.signature)
 
     @property
@@ -254,6 +258,9 @@ class Step:
         return outputs if self.multiple_outputs else outputs[0]
 
     def _bind(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], site: str) -> dict[str, Any]:
+        fast = self._bind_simple(args, kwargs)
+        if fast is not None:
+            return fast
         params = self.signature.parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
         problems = []
@@ -279,6 +286,27 @@ class Step:
                 )
         trace.problems.extend(problems)
         return dict(bound.arguments)
+
+    def _bind_simple(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """Bind a correct call of a plain signature without ``inspect`` (the common, hot case).
+
+        Returns None for anything unusual (``*args``, keyword-only parameters,
+        a mistake), which ``_bind`` then handles and explains.
+        """
+        names = self._simple_names
+        if names is None or len(args) > len(names):
+            return None
+        bound = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key in bound or key not in self._simple_defaults and key not in names:
+                return None
+            bound[key] = value
+        if len(bound) < len(names):
+            for key, default in self._simple_defaults.items():
+                bound.setdefault(key, default)
+            if len(bound) < len(names):
+                return None
+        return {name: bound[name] for name in names}
 
 
 def step(
