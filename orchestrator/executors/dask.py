@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError, WorkerDiedError
-from orchestrator.executors.worker import pickle_user_code_by_value, run_spec
+from orchestrator.executors.worker import dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -62,14 +62,12 @@ class DaskExecutor:
         self.startup_seconds = time.perf_counter() - started
         self.capacity = max(1, sum(self.client.nthreads().values()))
         self._token = secrets.token_hex(4)
-        pickle_user_code_by_value()
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
-        pickle_user_code_by_value()
         result: Future[TaskResult] = Future()
         key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
         started = time.time()
-        task = self.client.submit(run_spec, spec, key=key, pure=False, retries=0)
+        task = self.client.submit(run_pickled, dumps_with_user_code(spec), key=key, pure=False, retries=0)
 
         def resolve(done: Any) -> None:
             from orchestrator.task import TaskResult

@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
-from orchestrator.executors.worker import pickle_user_code_by_value, serve_pipe
+from orchestrator.executors.worker import dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -56,7 +54,6 @@ class ProcessExecutor:
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._monitor: threading.Thread | None = None
-        pickle_user_code_by_value()
         for _ in range(self.capacity):
             self._workers.append(self._spawn())
 
@@ -70,8 +67,7 @@ class ProcessExecutor:
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         future: Future[TaskResult] = Future()
-        pickle_user_code_by_value()  # modules imported since the last task
-        payload = cloudpickle.dumps(spec)
+        payload = dumps_with_user_code(spec)
         with self._lock:
             worker = next((w for w in self._workers if w.spec is None), None)
             if worker is None:

@@ -22,27 +22,36 @@ if TYPE_CHECKING:
 
     from orchestrator.task import TaskResult, TaskSpec
 
-_registered: set[str] = set()
-
-
-def pickle_user_code_by_value() -> None:
-    """Make cloudpickle carry every loaded module of the user's own code by value.
+def dumps_with_user_code(spec: TaskSpec) -> bytes:
+    """Pickle a task so that the user's own modules travel with it, by value.
 
     Workers may not be able to import the pipeline file (another folder,
     another machine, a module loaded under a made-up name), so its functions,
-    classes and helpers are sent along with each task instead.
+    classes and helpers go along with each task. The by-value registration is
+    undone right after: it is process-wide, and the driver's own pickling
+    (artifacts it stores) must keep referring to the user's classes by name.
     """
     from orchestrator.fingerprint import is_user_module
 
+    registered = []
     for name, module in list(sys.modules.items()):
-        if name in _registered or module is None or name == "__main__":
+        if module is None or name == "__main__" or not is_user_module(module):
             continue
-        _registered.add(name)
-        if is_user_module(module):
-            try:
-                cloudpickle.register_pickle_by_value(module)
-            except (ValueError, TypeError):
-                continue  # a module cloudpickle cannot carry by value stays by reference
+        try:
+            cloudpickle.register_pickle_by_value(module)
+        except (ValueError, TypeError):
+            continue  # a module cloudpickle cannot carry by value stays by reference
+        registered.append(module)
+    try:
+        return cloudpickle.dumps(spec)
+    finally:
+        for module in registered:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def run_pickled(payload: bytes) -> TaskResult:
+    """Dask's entry point: a task pickled by ``dumps_with_user_code``."""
+    return run_spec(pickle.loads(payload))
 
 
 def encode_result(result: TaskResult) -> bytes:
