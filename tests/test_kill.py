@@ -82,9 +82,9 @@ def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["sequential", "process"])
+@pytest.mark.parametrize("executor", ["sequential", "process", "dask"])
 def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
-    proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", executor)
+    proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", executor, "--workers", "1")
     _wait_for(lambda: "wait" in calls.ran())
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
