@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.dag import DAG, build_dag
-from orchestrator.errors import ParameterError, UserError, did_you_mean
+from orchestrator.errors import (
+    OrchestratorError,
+    ParameterError,
+    PipelineDefinitionError,
+    UserError,
+    did_you_mean,
+)
 from orchestrator.step import Trace, definition_site, tracing
 
 if TYPE_CHECKING:
@@ -87,7 +93,16 @@ class Pipeline:
         values = self.resolve_params(params)
         trace = Trace()
         with tracing(trace):
-            result = self.fn(**values)
+            try:
+                result = self.fn(**values)
+            except OrchestratorError:
+                raise
+            except Exception as exc:
+                where = _innermost_user_line(exc)
+                raise PipelineDefinitionError(
+                    f"the body of pipeline '{self.name}' ({self.site}) raised {type(exc).__name__}: {exc}"
+                    f"{where}. The body runs while the pipeline is built; fix it there."
+                ) from exc
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
 
     def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
@@ -121,3 +136,17 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)
+
+
+def _innermost_user_line(exc: BaseException) -> str:
+    """`` at file.py:LINE`` of the deepest frame outside this package, or ``""``."""
+    import os
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    tb, where = exc.__traceback__, ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(package):
+            where = f" at {os.path.basename(filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where

@@ -352,3 +352,18 @@ def test_metrics_outputs_are_recorded_on_the_run_also_when_cached(store):
     second = scored.run(store=str(store))
     assert second.steps["score"].status == "cached"
     assert second.metrics == {"accuracy": 0.9, "label": "ok"}
+
+
+def test_an_exception_in_the_pipeline_body_is_one_clear_error():
+    @step
+    def one() -> int:
+        return 1
+
+    @pipeline
+    def broken_body(n: int = 3):
+        values = {"a": 1}
+        one()
+        return values["missing"]
+
+    with pytest.raises(PipelineDefinitionError, match=r"the body of pipeline 'broken_body' .* raised KeyError: 'missing' at test_runner.py:\d+"):
+        broken_body.build()
