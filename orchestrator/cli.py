@@ -144,7 +144,7 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
          rerun: tuple[str, ...], as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
-    from orchestrator.runner import plan_pipeline
+    from orchestrator.planner import plan_pipeline
 
     pipeline, values = _load_target(target, params, params_file)
     result = plan_pipeline(pipeline, values, store=ctx.obj["store"], rerun=rerun)

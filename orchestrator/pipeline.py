@@ -23,7 +23,8 @@ from orchestrator.errors import (
 from orchestrator.step import Trace, definition_site, tracing
 
 if TYPE_CHECKING:
-    from orchestrator.runner import Plan, Run
+    from orchestrator.planner import Plan
+    from orchestrator.results import Run
 
 #: Keyword arguments of ``Pipeline.run`` that are run options, not pipeline parameters.
 RUN_OPTIONS = frozenset(
@@ -125,7 +126,7 @@ class Pipeline:
     def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,
              rerun: Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
         """What a run would do now: for each node, cached / will run / may run, and why."""
-        from orchestrator.runner import plan_pipeline
+        from orchestrator.planner import plan_pipeline
 
         return plan_pipeline(self, {**(params or {}), **kwargs}, store=store,
                              rerun=tuple(rerun), no_cache=no_cache)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrator.dag import DAG
-    from orchestrator.runner import StepResult
+    from orchestrator.results import StepResult
 
 STATUS_STYLE = {
     "ran": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",

@@ -1,39 +1,41 @@
 """The run loop: the one place where DAG, cache, store, lineage and executor meet.
 
 ``run_pipeline`` builds the DAG, then walks it: a node whose inputs are done
-gets its key; a hit is recorded without loading anything; a miss is
-submitted to the executor, and each attempt's result is committed (outputs,
-attempts, edges, cache entry) before any dependent starts. Failures are
-retried by the step's policy; a final failure skips only what depends on it.
-``plan_pipeline`` answers the same questions without running anything.
+gets its key; a hit is recorded without loading anything; a miss takes the
+key's lock (so concurrent runs compute it once) and is submitted to the
+executor; each attempt's result is recorded (outputs, attempts, edges, cache
+entry) through the group commit (``commits``). Failures are retried by the
+step's policy; a final failure skips only what depends on it. A map over a
+step's output becomes one node per item when that output is ready. Planning
+lives in ``planner``, what a run returns in ``results``.
 """
 
 from __future__ import annotations
 
-import getpass
 import heapq
 import os
 import platform
 import secrets
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
+from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, input_hash, substitute
+from orchestrator.dag import DAG, Node, expand_map, substitute
 from orchestrator.effects import EffectContext, handler_for
-from orchestrator.errors import OrchestratorError, UserError, did_you_mean
+from orchestrator.environment import git_commit, jsonable, package_versions, user_name
+from orchestrator.errors import OrchestratorError
 from orchestrator.executors import make_executor
 from orchestrator.hashing import combine
-from orchestrator.lineage import AttemptRecord, CachedOutput, Lineage, StepRecord, process_start_token
-from orchestrator.locks import KeyLock, try_lock
+from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
+from orchestrator.locks import try_lock
+from orchestrator.planner import build, check_rerun, input_hashes
 from orchestrator.report import RunObserver
+from orchestrator.results import Run, StepResult
 from orchestrator.step import Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
@@ -41,127 +43,6 @@ from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
     from orchestrator.pipeline import Pipeline
-
-@dataclass
-class StepResult:
-    """How one node fared in a run."""
-
-    name: str
-    status: str
-    reason: str = ""
-    attempts: int = 0
-    duration: float | None = None
-    error: str | None = None
-    key: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Run:
-    """The outcome of ``Pipeline.run``: status, per-step results, and the outputs."""
-
-    id: str
-    pipeline: str
-    status: str
-    steps: dict[str, StepResult]
-    store_root: Path
-    result: Any = None
-    error: str | None = None
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
-        return Context.open(self.store_root).lineage.run(self.id)["metrics"] or {}
-
-    def output(self) -> Any:
-        """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
-        if self.status != "succeeded":
-            raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
-        ctx = Context.open(self.store_root)
-        return substitute(self.result, lambda out: ctx.load(self.steps[out.node].outputs[out.name]))
-
-    @property
-    def failed_steps(self) -> list[StepResult]:
-        return [s for s in self.steps.values() if s.status == "failed"]
-
-
-@dataclass(frozen=True)
-class PlanEntry:
-    node: str
-    status: str  # "cached" | "will run" | "may run"
-    reason: str
-    key: str | None
-
-
-@dataclass
-class Plan:
-    pipeline: str
-    entries: list[PlanEntry]
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in self.entries:
-            out[e.status] = out.get(e.status, 0) + 1
-        return out
-
-
-def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
-    names = set(rerun)
-    unknown = [n for n in names if n not in dag.nodes]
-    if unknown:
-        raise UserError(
-            f"--rerun: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
-            + did_you_mean(unknown[0], dag.nodes)
-        )
-    return names
-
-
-def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
-    """Trace the pipeline, hashing file inputs through the store's memo."""
-    memo = ctx.lineage.load_file_memo()
-    before = dict(memo)
-    dag = pipeline.build(file_memo=memo, **params)
-    ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
-    return dag
-
-
-def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
-                  rerun: tuple[str, ...] = (), no_cache: bool = False) -> Plan:
-    """For each node: cached, will run, or may run (an input comes from a node that runs), and why."""
-    ctx = Context.open(store)
-    dag = build(pipeline, params, ctx)
-    forced = check_rerun(dag, rerun)
-    history = cache.History(ctx.lineage, dag.pipeline)
-    digests: dict[tuple[str, str], str] = {}
-    state: dict[str, str] = {}
-    entries = []
-    for node in dag.nodes.values():
-        if node.is_map:
-            state[node.name] = "may run"
-            entries.append(PlanEntry(node.name, "may run",
-                                     f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
-                                     None))
-            continue
-        running_up = [u for u in node.upstream if state[u] != "cached"]
-        if running_up:
-            state[node.name] = "may run"
-            entries.append(PlanEntry(node.name, "may run",
-                                     f"input from step '{running_up[0]}', which will run", None))
-            continue
-        key, parts = cache.node_key(node, _input_hashes(node, digests))
-        force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
-        decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, history, force=force)
-        if decision.hit:
-            assert decision.outputs is not None
-            for o in decision.outputs:
-                digests[(node.name, o.name)] = o.digest
-            state[node.name] = "cached"
-            entries.append(PlanEntry(node.name, "cached", "cached", key))
-        else:
-            state[node.name] = "will run"
-            entries.append(PlanEntry(node.name, "will run", decision.reason, key))
-    return Plan(dag.pipeline, entries)
-
 
 def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
                  executor: str = "sequential", workers: int | None = None, address: str | None = None,
@@ -180,10 +61,6 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     runner = _RunLoop(dag, ctx, make_executor(executor, workers, address), progress or RunObserver(),
                       forced=forced, no_cache=no_cache, verbose=verbose)
     return runner.run(file=file or _source_file(pipeline))
-
-
-def _input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, str]:
-    return {arg: input_hash(t, lambda o: digests[(o.node, o.name)]) for arg, t in node.inputs.items()}
 
 
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
@@ -207,100 +84,6 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
 
 
 LOCK_POLL = 0.05  # seconds between tries of a key another run is computing
-
-
-class GroupCommit:
-    """When records reach the metadata database.
-
-    A commit costs about 0.1 ms, more than a trivial step, so records are
-    queued and committed together: before a cacheable step starts when the
-    last commit is older than ``budget`` seconds, and by a watcher thread
-    whenever queued records are older than that. The watcher also writes the
-    "running" row of a step that has run longer than ``budget``, so a long
-    step shows as ``interrupted`` after a crash (within a quarter second of
-    its start) while trivial steps never pay for that row. Objects are written at once; a crash loses at most the
-    steps that were running plus ``budget`` seconds' worth of finished
-    records, whose objects the next run finds and reuses.
-    ``ORCH_COMMIT_BUDGET=0`` commits before every step.
-
-    The watcher wakes every ``WATCH_INTERVAL`` seconds, not more often: each
-    wake-up makes the main thread hand over the GIL, which measurably slows
-    runs of many short steps.
-    """
-
-    WATCH_INTERVAL = 0.25
-
-    def __init__(self, lineage: Lineage, budget: float | None = None) -> None:
-        self.lineage = lineage
-        self.budget = float(os.environ.get("ORCH_COMMIT_BUDGET", "0.02")) if budget is None else budget
-        self._in_flight: dict[str, tuple[float, Callable[[], StepRecord]]] = {}
-        self._held: dict[str, KeyLock] = {}
-        self._releasable: list[KeyLock] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.budget > 0:
-            self._thread = threading.Thread(target=self._watch, name="orch-commit", daemon=True)
-            self._thread.start()
-
-    def started(self, node: str, running_record: Callable[[], StepRecord]) -> None:
-        """``node`` starts work; ``running_record`` makes its "running" row if it is needed."""
-        if self.budget <= 0:
-            self.lineage.queue_step(running_record())
-        else:
-            self._in_flight[node] = (time.monotonic(), running_record)
-
-    def finished(self, node: str) -> None:
-        """``node`` is done; call before queueing its final record so that one wins."""
-        with self._lock:
-            self._in_flight.pop(node, None)
-
-    def hold(self, node: str, lock: KeyLock) -> None:
-        """Keep ``node``'s key lock until its record is committed (see ``recorded``)."""
-        self._held[node] = lock
-
-    def recorded(self, node: str) -> None:
-        """``node``'s final record is queued: its key lock goes with the next commit."""
-        with self._lock:
-            lock = self._held.pop(node, None)
-            if lock is not None:
-                self._releasable.append(lock)
-
-    def before_work(self) -> None:
-        if self.budget <= 0 or time.monotonic() - self.lineage.last_flush >= self.budget:
-            self.flush()
-
-    def flush(self) -> None:
-        """Commit what is queued, then let other runs have the keys whose results it holds."""
-        with self._lock:
-            releasable, self._releasable = self._releasable, []
-        self.lineage.flush()
-        for lock in releasable:
-            lock.release()
-
-    def _watch(self) -> None:
-        # Acts only while some step has been running longer than the budget: between short
-        # steps the main thread commits by itself, and a second thread taking the GIL for
-        # Python work there would only slow it down.
-        while not self._stop.wait(self.WATCH_INTERVAL):
-            now = time.monotonic()
-            with self._lock:
-                long_running = [n for n, (since, _) in self._in_flight.items() if now - since >= self.budget]
-                for node in long_running:
-                    self.lineage.queue_step(self._in_flight.pop(node)[1]())
-            if long_running or (self._in_flight and self.lineage.pending
-                                and now - self.lineage.last_flush >= self.budget):
-                self.flush()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for node in list(self._held):
-            self.recorded(node)
-        self.flush()
 
 
 class _RunLoop:
@@ -392,7 +175,7 @@ class _RunLoop:
         if node.is_map:
             self._map_done(node) if name in self.map_children else self._expand(node)
             return
-        key, parts = cache.node_key(node, _input_hashes(node, self.digests))
+        key, parts = cache.node_key(node, input_hashes(node, self.digests))
         force = self.redo.pop(name, None) or (
             cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
         decision = cache.decide(node, key, parts, self.ctx.lineage, self.ctx.store, self.history, force=force)
@@ -656,10 +439,10 @@ class _RunLoop:
     def _start_record(self, file: str | None) -> None:
         self.ctx.lineage.start_run({
             "run_id": self.run_id, "pipeline": self.dag.pipeline, "file": file,
-            "params": {k: _jsonable(v) for k, v in self.dag.params.items()}, "status": "running",
-            "started": time.time(), "user": _user(), "host": os.uname().nodename, "pid": os.getpid(),
+            "params": {k: jsonable(v) for k, v in self.dag.params.items()}, "status": "running",
+            "started": time.time(), "user": user_name(), "host": os.uname().nodename, "pid": os.getpid(),
             "pid_start": process_start_token(os.getpid()), "git_commit": git_commit(file),
-            "python": platform.python_version(), "packages": _package_versions(),
+            "python": platform.python_version(), "packages": package_versions(),
             "executor": self.executor.name,
         })
 
@@ -702,64 +485,6 @@ class _RunLoop:
             run.error = (f"step '{f.name}' failed after {f.attempts} attempt{'s' if f.attempts != 1 else ''}: "
                          f"{f.error} (details: `orch show {self.run_id}`)")
         return run
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name (e.g. no passwd entry) is not an error
-        return ""
-
-
-_PACKAGES = ("orchestrator", "numpy", "pandas", "pyarrow", "scikit-learn", "cloudpickle", "xxhash")
-_package_cache: dict[str, str] = {}
-
-
-def _package_versions() -> dict[str, str]:
-    if not _package_cache:
-        from importlib.metadata import PackageNotFoundError, version
-
-        for name in _PACKAGES:
-            try:
-                _package_cache[name] = version(name)
-            except PackageNotFoundError:
-                continue
-    return dict(_package_cache)
-
-
-def git_commit(file: str | None) -> str | None:
-    """The commit checked out in the git repository holding ``file`` (or the cwd), read from ``.git``."""
-    start = Path(file).resolve().parent if file else Path.cwd()
-    for folder in (start, *start.parents):
-        git = folder / ".git"
-        if git.is_dir():
-            try:
-                head = (git / "HEAD").read_text().strip()
-                if not head.startswith("ref: "):
-                    return head
-                ref = head[5:]
-                ref_file = git / ref
-                if ref_file.exists():
-                    return ref_file.read_text().strip()
-                packed = git / "packed-refs"
-                if packed.exists():
-                    for line in packed.read_text().splitlines():
-                        if line.endswith(" " + ref):
-                            return line.split()[0]
-            except OSError:
-                return None
-            return None
-    return None
 
 
 def _source_file(pipeline: Pipeline) -> str | None:

@@ -1,0 +1,58 @@
+"""What a run hands back to Python: ``Run`` with one ``StepResult`` per node.
+
+Plain records built by the runner; ``Run.output()`` and ``Run.metrics``
+read the store lazily, so a ``Run`` stays cheap to keep around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.context import Context
+from orchestrator.dag import substitute
+from orchestrator.errors import UserError
+
+
+@dataclass
+class StepResult:
+    """How one node fared in a run."""
+
+    name: str
+    status: str
+    reason: str = ""
+    attempts: int = 0
+    duration: float | None = None
+    error: str | None = None
+    key: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """The outcome of ``Pipeline.run``: status, per-step results, and the outputs."""
+
+    id: str
+    pipeline: str
+    status: str
+    steps: dict[str, StepResult]
+    store_root: Path
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
+        return Context.open(self.store_root).lineage.run(self.id)["metrics"] or {}
+
+    def output(self) -> Any:
+        """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
+        if self.status != "succeeded":
+            raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
+        ctx = Context.open(self.store_root)
+        return substitute(self.result, lambda out: ctx.load(self.steps[out.node].outputs[out.name]))
+
+    @property
+    def failed_steps(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status == "failed"]
