@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean lint
+.PHONY: run quickstart test bench install clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The ML lifecycle demo on the embedded defaults (store ./cache): data -> train -> gate -> registry ->
+# a serving check on loopback -> monitoring of a clean batch (no alert) and a drifted one (alert, expected).
 run: $(STAMP)
+	$(BIN)/python pipelines/datasource.py
+	$(BIN)/orch run pipelines/lifecycle.py
+	$(BIN)/python pipelines/serving_check.py churn
+	$(BIN)/orch monitor churn --batch data/lifecycle/batch_clean.parquet
+	$(BIN)/orch monitor churn --batch data/lifecycle/batch_drifted.parquet; \
+	  status=$$?; test $$status -eq 1 && echo "(the alert above is expected: that batch is drifted)" || exit 1
+	$(BIN)/python pipelines/summary.py churn
+
+quickstart: $(STAMP)
 	$(BIN)/orch run pipelines/quickstart.py
 
 test: $(STAMP)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from orchestrator.context import Context
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_VERBOSE = [False]  # set once click has parsed -v/--verbose, for the error handler in main()
 
 
 class _Group(click.Group):
@@ -50,6 +51,7 @@ def cli(ctx: click.Context, store: str, verbose: bool) -> None:
       orch lineage RUN:step --upstream        what produced it, from what
     """
     ctx.obj = {"store": store, "verbose": verbose}
+    _VERBOSE[0] = verbose
 
 
 def _context(ctx: click.Context) -> Context:
@@ -105,6 +107,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
 
     verbose = run_verbose or ctx.obj["verbose"]
     ctx.obj["verbose"] = verbose
+    _VERBOSE[0] = verbose
     pipeline, values = _load_target(target, params, params_file)
     reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
     try:
@@ -370,21 +373,26 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 
 
 @cache.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...]} as JSON.")
+@click.option("--repair", is_flag=True, help="Remove damaged artifacts so that the next run recomputes them.")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...], repaired} as JSON.")
 @click.pass_context
-def cache_verify(ctx: click.Context, as_json: bool) -> None:
-    """Re-check every stored object against its checksum; exit 1 if any is damaged."""
-    from orchestrator.maintenance import verify_store
+def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Re-check every stored object (checksum, signature); exit 1 if any is damaged and not repaired."""
+    from orchestrator.maintenance import repair_store, verify_store
 
-    checked, found = verify_store(_context(ctx.parent))  # type: ignore[arg-type]
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    checked, found = verify_store(context)
+    if repair and found:
+        repair_store(context, found)
     damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
     if as_json:
-        _emit_json({"checked": checked, "damaged": damaged})
+        _emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found)})
     else:
         for d in damaged:
-            click.echo(f"damaged {d['hash']}: {d['problem']}")
-        click.echo(f"{checked} objects checked, {len(damaged)} damaged", err=True)
-    if damaged:
+            click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
+        tail = "; the next run recomputes them" if repair and damaged else ""
+        click.echo(f"{checked} objects checked, {len(damaged)} damaged{tail}", err=True)
+    if damaged and not repair:
         sys.exit(EXIT_FAILED)
 
 
@@ -404,10 +412,32 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:
                f"kept those of {result.kept_runs} runs{spared}")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...]} as JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check the store and say which command fixes each problem; exit 1 if any is found."""
+    from orchestrator.doctor import examine
+
+    checkup = examine(_context(ctx))
+    if as_json:
+        _emit_json({"checked": checkup.checked_objects, "findings": [
+            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings]})
+    else:
+        for f in checkup.findings:
+            click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
+        verdict = "healthy" if checkup.healthy else f"{len(checkup.findings)} problem(s)"
+        click.echo(f"{checkup.checked_objects} objects checked; store {verdict}", err=True)
+    if not checkup.healthy:
+        sys.exit(EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
-    verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+    _VERBOSE[0] = False
     try:
+        if any("\0" in arg for arg in (argv if argv is not None else sys.argv[1:])):
+            raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")
         cli.main(args=argv, prog_name="orch", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -418,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except OrchestratorError as exc:
-        if verbose:
+        if _VERBOSE[0]:
             import traceback
 
             traceback.print_exc()
@@ -427,4 +457,31 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except (OSError, UnicodeError) as exc:  # a name the file system or database cannot take
+        if _VERBOSE[0]:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {_bad_name(exc)}", err=True)
+        sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK)
+
+
+def _bad_name(exc: OSError | UnicodeError) -> str:
+    if isinstance(exc, UnicodeError):
+        return "an argument is not valid UTF-8 text. Pass names as UTF-8."
+    name = exc.filename if isinstance(exc.filename, str) else ""
+    shown = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
+    return f"{exc.strerror or exc}:{shown}. Check the path or name."
+
+
+def _add_lifecycle_commands() -> None:
+    # The model lifecycle commands live in their own modules; they only register here.
+    from orchestrator.cli_models import models, serve
+    from orchestrator.cli_monitor import monitor
+
+    for command in (models, serve, monitor):
+        cli.add_command(command)
+
+
+_add_lifecycle_commands()

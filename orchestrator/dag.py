@@ -194,7 +194,7 @@ def _make_node(
         elif call.map_over.node not in upstream:
             upstream.append(call.map_over.node)
     static_key = combine(
-        KEY_FORMAT, code.digest, step.version or "",
+        KEY_FORMAT, code.digest, step.version or "", ",".join(step.output_names),
         *(f"{k}={v}" for k, v in sorted(params.items())),
     )
     return Node(

@@ -78,6 +78,26 @@ class MissingArtifactError(StoreError):
         super().__init__(f"artifact {digest} is missing from the store")
 
 
+class UntrustedArtifactError(CorruptArtifactError):
+    """A pickled artifact whose signature is missing or does not verify.
+
+    It is never unpickled. Being a ``CorruptArtifactError``, it takes the same
+    path as damage: a run recomputes the producer, and
+    ``orch cache verify --repair`` removes it.
+    """
+
+    def __init__(self, digest: str, detail: str) -> None:
+        super().__init__(digest, detail)
+        self.args = (
+            f"artifact {digest} is not trusted: {detail}; it was not unpickled. "
+            "Run `orch cache verify --repair` to remove it so that the next run recomputes it.",
+        )
+
+
+class SigningKeyError(StoreError):
+    """The signing key cannot be read or created."""
+
+
 class RunFailedError(OrchestratorError):
     """A run finished with a failed step; the message names it and its error."""
 

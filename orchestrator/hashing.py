@@ -496,23 +496,21 @@ def _object_strings_digest(values: Any) -> bytes | None:
         return None
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
-        from pandas.api.types import infer_dtype  # type: ignore[import-untyped]
     except ImportError:
         return None
-    # infer_dtype is one fast C pass; it rejects bytes, which Arrow would silently take as text.
-    if values.dtype.kind != "O" or infer_dtype(values, skipna=True) != "string":
+    if values.dtype.kind != "O":
         return None
     try:
+        # Without a type, Arrow infers one per block: only all-text blocks come back as strings
+        # (bytes give binary, mixed values raise), so no separate type check is needed.
         chunks = [
-            pa.array(
-                values[start : start + _OBJECT_STRINGS_BLOCK],
-                type=pa.large_string(),
-                from_pandas=False,
-            )
+            pa.array(values[start : start + _OBJECT_STRINGS_BLOCK], from_pandas=False)
             for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)
         ]
     except (pa.ArrowException, TypeError, ValueError, UnicodeError):
         return None  # NaN, pd.NA or lone surrogates: the element-wise path tells them apart
+    if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
+        return None  # bytes, all-None blocks or other values: the element-wise path
     return _arrow_column_digest(chunks, set())
 
 

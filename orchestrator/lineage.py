@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -63,7 +64,32 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL, parts TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signatures (digest TEXT PRIMARY KEY, hmac TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created REAL NOT NULL, production INTEGER);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, model_digest TEXT NOT NULL,
+    run_id TEXT, node TEXT, created REAL NOT NULL, task TEXT, metric TEXT, metrics TEXT, params TEXT,
+    schema TEXT, gate TEXT,
+    PRIMARY KEY (name, version), UNIQUE (name, model_digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS model_events (
+    name TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at REAL NOT NULL,
+    user TEXT, host TEXT, run_id TEXT, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS model_events_name ON model_events(name, at);
+CREATE TABLE IF NOT EXISTS drift_checks (
+    name TEXT NOT NULL, version INTEGER, at REAL NOT NULL, source TEXT, status TEXT NOT NULL,
+    alert INTEGER NOT NULL, summary TEXT, report_json TEXT, report_html TEXT, run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS drift_checks_name ON drift_checks(name, at);
+CREATE TABLE IF NOT EXISTS request_segments (
+    path TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER, rows INTEGER NOT NULL, created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS request_segments_name ON request_segments(name, created);
 """
+
+# Every table of the schema: a store missing one (made before it was added) gets it on open.
+_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 
@@ -180,7 +206,7 @@ class Lineage:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the metadata database {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -190,7 +216,8 @@ class Lineage:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row and int(row[0]) == SCHEMA_VERSION:
+            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if row and int(row[0]) == SCHEMA_VERSION and present >= _TABLES:
                 return  # the common case: no write lock needed
         except sqlite3.OperationalError:
             pass  # no meta table yet: a new store
@@ -356,6 +383,8 @@ class Lineage:
     def _flush(self) -> None:
         if not self._pending:
             return
+        # Signed before the queue is taken, so a missing key loses no records.
+        signatures = _signatures(info for _, _, infos, _ in self._pending for info in infos)
         self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
         steps: list[tuple[Any, ...]] = []
@@ -385,7 +414,10 @@ class Lineage:
             if attempts:
                 c.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)", attempts)
             if artifacts:
-                c.executemany("INSERT OR IGNORE INTO artifacts VALUES (?,?,?,?,?,?,?,?)", artifacts)
+                # REPLACE: a re-recorded digest means its object was rewritten (it was damaged).
+                c.executemany("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?,?)", artifacts)
+            if signatures:
+                c.executemany("INSERT OR REPLACE INTO signatures VALUES (?,?)", signatures)
             if cache:
                 c.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)", cache)
 
@@ -573,6 +605,14 @@ class Lineage:
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
 
+    def rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read query; each row as a dict of column name to value."""
+        return self._dict_rows(sql, args)
+
+    def row(self, sql: str, args: Iterable[Any] = ()) -> dict[str, Any] | None:
+        """Run a read query for one row (the first), as a dict, or None."""
+        return self._dict_row(sql, args)
+
     def _dict_rows(self, sql: str, args: Iterable[Any]) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, tuple(args))
         names = [d[0] for d in cur.description]
@@ -581,6 +621,34 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other first openers.
+
+    Creating a new database's WAL takes an exclusive lock, and SQLite answers a
+    concurrent ``journal_mode`` change with "database is locked" at once rather
+    than through the busy handler, so this waits like the busy timeout would.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise StoreError(f"cannot open the metadata database: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def _signatures(infos: Iterable[Any]) -> list[tuple[str, str]]:
+    """(digest, hmac) of each artifact whose materializer unpickles (or may: any but the built-ins)."""
+    from orchestrator import signing
+    from orchestrator.serialize import needs_signature
+
+    return [(info.digest, signing.sign(info)) for info in infos if needs_signature(info.materializer)]
 
 
 def _edge(edge: tuple[str, str, str, str | None]) -> dict[str, str]:

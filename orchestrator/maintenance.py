@@ -1,4 +1,4 @@
-"""Store upkeep: verifying every object and removing what no kept run references.
+"""Store upkeep: verifying every object, repairing damage, and removing what no kept run references.
 
 Both work on a ``runner.Context`` (store plus metadata database) and return
 plain results for the CLI to print. Garbage collection never removes what a
@@ -31,30 +31,72 @@ class GcResult:
     spared_recent: int = 0
 
 
-def verify_store(context: Context) -> tuple[int, list[Damage]]:
+def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, list[Damage]]:
     """Check every object (recorded or merely present) against its checksum.
+
+    Inline payloads are checked too, and a pickled artifact must also carry a
+    valid signature (one that fails is listed as damaged: it would never be
+    loaded, so the next run must recompute it).
+
+    Args:
+        signatures: also check signatures (``orch doctor`` turns this off when
+            there is no key, rather than create one).
 
     Returns:
         How many objects were checked, and the damaged ones with a reason each.
     """
-    recorded = {r["digest"]: r for r in context.lineage.artifact_rows() if r["inline"] is None}
+    from orchestrator.errors import CorruptArtifactError, MissingArtifactError, SigningKeyError, StoreError
+
+    rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+    recorded = {d: r for d, r in rows.items() if r["inline"] is None}
     on_disk = set(context.store.iter_objects())
     damaged = []
-    for digest in sorted(set(recorded) | on_disk):
-        if digest not in on_disk:
-            damaged.append(Damage(digest, "missing from the store"))
-            continue
-        problem = context.store.verify(digest)
-        recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
-        if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
-            problem = "checksum differs from the one recorded"
+    for digest in sorted(set(rows) | on_disk):
+        row = rows.get(digest)
+        if row is not None and row["inline"] is not None:
+            problem = _inline_problem(row)
+        elif digest not in on_disk:
+            problem = "missing from the store"
+        else:
+            problem = context.store.verify(digest)
+            recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
+            if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
+                problem = "checksum differs from the one recorded"
+        if problem is None and row is not None and signatures:
+            try:
+                context.artifact_info(digest)  # checks the signature of a pickled artifact
+            except (CorruptArtifactError, MissingArtifactError) as exc:
+                problem = getattr(exc, "detail", str(exc))
+            except SigningKeyError:
+                raise  # a key problem is not damage: --repair must not remove everything pickled
+            except StoreError as exc:
+                problem = str(exc)
         if problem is not None:
             damaged.append(Damage(digest, problem))
-    return len(set(recorded) | on_disk), damaged
+    return len(set(rows) | on_disk), damaged
+
+
+def repair_store(context: Context, damaged: list[Damage]) -> None:
+    """Remove damaged artifacts (object, row, signature, cache entries) so the next run recomputes them."""
+    digests = [d.digest for d in damaged]
+    for digest in digests:
+        context.store.delete(digest)
+    context.lineage.delete_artifacts(digests)
+    context.forget_signatures(digests)
+
+
+def _inline_problem(row: dict[str, object]) -> str | None:
+    import xxhash
+
+    payload = row["inline"]
+    assert isinstance(payload, bytes)
+    if len(payload) != row["size"] or xxhash.xxh3_128(payload).hexdigest() != row["checksum"]:
+        return "inline payload checksum mismatch"
+    return None
 
 
 def collect_garbage(context: Context, keep_last: int | None = None, dry_run: bool = False) -> GcResult:
-    """Remove artifacts that no kept run references.
+    """Remove artifacts that no kept run references and no registered model version uses.
 
     Args:
         keep_last: keep the artifacts of the N most recent runs only (default: of every run).
@@ -64,7 +106,9 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     kept |= {r["run_id"] for r in (runs if keep_last is None else runs[:keep_last])}
-    referenced = context.lineage.referenced_digests(kept)
+    # Registered model versions stay loadable (serve, rollback) whatever runs are dropped.
+    referenced = context.lineage.referenced_digests(kept) | {
+        r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")}
     # A running run may have objects whose rows are not committed yet: spare anything newer.
     cutoff = min((r["started"] for r in running), default=None)
     rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
@@ -85,5 +129,6 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             context.store.delete(digest)
     if not dry_run:
         context.lineage.delete_artifacts(result.removed)
+        context.forget_signatures(result.removed)
         context.store.sweep_temp()
     return result

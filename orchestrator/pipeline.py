@@ -42,6 +42,9 @@ class Pipeline:
         if not callable(fn):
             raise UserError(f"@pipeline needs a function, got {fn!r}")
         self.fn = fn
+        if name is not None and not (isinstance(name, str) and name.isidentifier()):
+            raise UserError(f"pipeline name {name!r} ({definition_site(fn)}) is not a valid name. "
+                            "Use letters, digits and underscores.")
         self.name = name or fn.__name__
         self.site = definition_site(fn)
         self.signature = inspect.signature(fn)

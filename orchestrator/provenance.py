@@ -33,10 +33,17 @@ class LineageGraph:
     roots: list[str]
     vertices: dict[str, Vertex]
     direction: str
+    model: dict[str, Any] | None = None  # the audit record when REF is a registered model
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """Roots for a REF: ``RUN:step`` → that step run; a run id → its steps; else a digest prefix."""
+    """Roots for a REF: ``NAME@VERSION`` → the step run that made that model version;
+    ``RUN:step`` → that step run; a run id → its steps; else a digest prefix."""
+    if "@" in ref:
+        row = _model_row(lineage, ref)
+        if not row["run_id"] or not row["node"]:
+            raise NotFoundError(f"model {ref} has no recorded step run to trace.")
+        return [("step", f"{row['run_id']}:{row['node']}")]
     if ":" in ref:
         run_ref, node = ref.split(":", 1)
         run_id = lineage.resolve_run(run_ref)
@@ -67,6 +74,10 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     if direction not in ("upstream", "downstream"):
         raise UserError("direction must be upstream or downstream")
     graph = LineageGraph(roots=[], vertices={}, direction=direction)
+    if "@" in ref:
+        from orchestrator.audit import audit_version
+
+        graph.model = audit_version(lineage, _model_row(lineage, ref))
     for kind, ident in resolve_ref(lineage, ref):
         vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
         if vid not in graph.roots:
@@ -132,6 +143,12 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
     return vid
 
 
+def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:
+    from orchestrator.registry import Registry
+
+    return Registry(lineage).resolve(ref)
+
+
 def render(g: LineageGraph, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(_json(g), indent=2)
@@ -157,7 +174,12 @@ def render(g: LineageGraph, fmt: str) -> str:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
                 lines.append(f"  {ids[a]} -->|{label}| {ids[b]}")
         return "\n".join(lines)
-    return "\n".join(_tree_lines(g))
+    head = []
+    if g.model is not None:
+        m = g.model
+        head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
+                    f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
+    return "\n".join(head + _tree_lines(g))
 
 
 def _tree_lines(g: LineageGraph) -> list[str]:
@@ -187,7 +209,9 @@ def _tree_lines(g: LineageGraph) -> list[str]:
 
 
 def _json(g: LineageGraph) -> dict[str, Any]:
+    doc: dict[str, Any] = {"model": g.model} if g.model is not None else {}
     return {
+        **doc,
         "direction": g.direction,
         "roots": g.roots,
         "nodes": [{"id": v.id, "kind": v.kind, "label": v.label, **v.data} for v in g.vertices.values()],

@@ -28,7 +28,7 @@ from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, substitute
 from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError
 from orchestrator.executors import make_executor
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
@@ -206,9 +206,17 @@ class _RunLoop:
     def _submit(self, node: Node, decision: cache.Decision, attempt: int) -> None:
         if node.step.cache:
             self.commits.before_work()
+        try:
+            arguments = self._arguments(node)
+        except (CorruptArtifactError, MissingArtifactError) as exc:
+            # Checked here, in the driver: an input whose record or signature does not verify
+            # (an untrusted pickle is one) is recomputed like a damaged one.
+            self.commits.finished(node.name)
+            self._repair(node, exc.digest)
+            return
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
-            arguments=self._arguments(node), output_names=node.outputs,
+            arguments=arguments, output_names=node.outputs,
             store_root=str(self.ctx.root), attempt=attempt, timeout=node.step.retry.timeout,
             echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
         )

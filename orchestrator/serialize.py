@@ -634,6 +634,23 @@ def get_materializer(name: str) -> Materializer:
     )
 
 
+def needs_unpickling(name: str) -> bool:
+    """True if loading with the materializer ``name`` unpickles; an unknown name is assumed to."""
+    try:
+        return get_materializer(name).needs_unpickling
+    except StoreError:
+        return True
+
+
+def needs_signature(name: str) -> bool:
+    """True unless ``name`` is a built-in materializer that never unpickles.
+
+    A user materializer is signed even if it does not unpickle: a process that
+    has not registered it (``orch cache verify``) cannot tell, and must check.
+    """
+    return not any(m.name == name and not m.needs_unpickling for m in _BUILTINS)
+
+
 def is_builtin(m: Materializer) -> bool:
     """Return True for the built-in materializers (whose write may fall back to pickle)."""
     return any(m is builtin for builtin in _BUILTINS)

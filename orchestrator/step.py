@@ -184,6 +184,9 @@ class Step:
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
         self.fn = fn
+        if name is not None and not (isinstance(name, str) and name.isidentifier()):
+            raise UserError(f"step name {name!r} ({definition_site(fn)}) is not a valid name. "
+                            "Use letters, digits and underscores.")
         self.name = name or fn.__name__
         self.retry = retry
         self.cache = cache
@@ -298,7 +301,7 @@ class Step:
             return None
         bound = dict(zip(names, args))
         for key, value in kwargs.items():
-            if key in bound or key not in self._simple_defaults and key not in names:
+            if key in bound or (key not in self._simple_defaults and key not in names):
                 return None
             bound[key] = value
         if len(bound) < len(names):

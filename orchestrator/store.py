@@ -17,8 +17,19 @@ is larger), so Arrow can map it without copying.
 The core promise: a partially written object is never read and a crash never
 damages the store. Payloads are written to ``root/tmp/<pid>-<random>.tmp`` on
 the same filesystem, flushed and fsynced, then published under their final
-name in one atomic step that never replaces a complete object. Checksums are
-verified before anything is deserialized.
+name in one atomic step that never replaces a complete object (except a
+damaged one, or a pickled one whose bytes differ from the writer's own: see
+``put``). Checksums are verified before anything is deserialized.
+
+Fault injection, for tests only: ``ORCH_FAULT="write:N"``, ``"fsync:N"`` or
+``"rename:N"`` (optionally ``":ERRNO-NAME"``, e.g. ``"fsync:2:EIO"``) makes
+the Nth such operation on object files in this process raise ``OSError``
+(ENOSPC for writes and renames, EIO for fsync), as a full disk or a failing
+device would; ``ORCH_FAULT="after-object[:N]"`` ends the process with
+``os._exit(137)`` right after its Nth object is published, before any
+metadata row can record it. The variable is read once, at import; tests
+running in one process use :func:`inject_fault`. Unset, it costs one
+``None`` check per operation.
 
 This module must not decide what is cached or record lineage (the cache and
 lineage modules do), and must not import pandas, pyarrow or numpy.
@@ -46,7 +57,13 @@ from typing import Any, BinaryIO, cast
 import xxhash
 
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError
-from orchestrator.serialize import Materializer, get_materializer, is_builtin, materializer_for
+from orchestrator.serialize import (
+    Materializer,
+    get_materializer,
+    is_builtin,
+    materializer_for,
+    needs_unpickling,
+)
 
 INLINE_MAX = 4096
 MAGIC = b"ORCHOBJ1"
@@ -56,6 +73,7 @@ _RESERVED_OFFSET = 4096  # payload offset when the header fits before it
 _MAX_HEADER = 64 << 20
 _TEMP_MAX_AGE = 24 * 3600.0
 _DIGEST = re.compile(r"[0-9a-f]{32}")
+_FAULT_OPS = {"write": errno.ENOSPC, "fsync": errno.EIO, "rename": errno.ENOSPC, "after-object": 0}
 _HEADER_FIELDS = {
     "digest": str,
     "materializer": str,
@@ -165,6 +183,8 @@ class _PayloadWriter(io.BufferedIOBase):
         if self.file is None:
             self._head += view
         else:
+            if _fault is not None:
+                _fault.hit("write")
             self.file.write(view)
         self.size += view.nbytes
         return view.nbytes
@@ -198,6 +218,7 @@ class ArtifactStore:
         self.root = Path(root).absolute()
         self.fsync = fsync
         self._objects = os.path.join(str(self.root), "objects")
+        self._swept = False
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r})"
@@ -230,9 +251,17 @@ class ArtifactStore:
         """
         path = self._path(digest)
         damaged = False
+        existing: ArtifactInfo | None = None
         if os.path.exists(path):  # one stat; the common small-value case never opens a file
+            # An object may be an orphan (its writer died before a row recorded it): adopt it
+            # only once it checks out whole, header and payload. A pickled one could also have
+            # been planted, and adopting it would get it signed: it is kept only if our own
+            # encoding comes out byte-identical, else ours replaces it.
             try:
-                return self.read_header(digest)
+                header, _ = self._map_object(digest)
+                existing = ArtifactInfo(**{name: header[name] for name in _HEADER_FIELDS})
+                if not needs_unpickling(existing.materializer):
+                    return existing
             except MissingArtifactError:
                 pass
             except CorruptArtifactError:
@@ -253,8 +282,13 @@ class ArtifactStore:
             )
             if info.inline is not None:
                 return info
+            if existing is not None and (existing.checksum, existing.size) == (info.checksum, info.size):
+                return existing
             self._finish_temp(writer, info)
-            return self._publish(writer, Path(path), info, replace=damaged)
+            published = self._publish(writer, Path(path), info, replace=damaged or existing is not None)
+            if _fault is not None:
+                _fault.hit("after-object")
+            return published
         except OSError as exc:
             raise StoreError(f"cannot write artifact {digest} under {self.root}: {exc}") from exc
         finally:
@@ -331,21 +365,31 @@ class ArtifactStore:
 
     def sweep_temp(self) -> int:
         """Remove temporary files of dead writers (or older than 24 h); return how many."""
+        removed = 0
+        for path in self.dead_temp_files():
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                continue  # its writer published or removed it meanwhile
+        return removed
+
+    def dead_temp_files(self) -> list[Path]:
+        """Temporary files whose writer is dead (or that are older than 24 h)."""
         temp = self.root / "tmp"
         if not temp.is_dir():
-            return 0
-        removed = 0
+            return []
+        dead = []
         now = time.time()
         for path in temp.glob("*.tmp"):
             try:
                 age = now - path.stat().st_mtime
-                pid = _temp_pid(path.name)
-                if age > _TEMP_MAX_AGE or (pid is not None and not _pid_alive(pid)):
-                    path.unlink()
-                    removed += 1
             except FileNotFoundError:
-                continue  # its writer published or removed it meanwhile
-        return removed
+                continue
+            pid = _temp_pid(path.name)
+            if age > _TEMP_MAX_AGE or (pid is not None and not _pid_alive(pid)):
+                dead.append(path)
+        return dead
 
     # --- writing ---------------------------------------------------------
 
@@ -385,6 +429,9 @@ class ArtifactStore:
     def _open_temp(self) -> tuple[Path, BinaryIO]:
         temp = self.root / "tmp"
         temp.mkdir(parents=True, exist_ok=True)
+        if not self._swept:  # once per process: what killed writers left behind
+            self._swept = True
+            self.sweep_temp()
         path = temp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         f = os.fdopen(os.open(path, flags, 0o644), "wb", buffering=1 << 20)
@@ -400,8 +447,12 @@ class ArtifactStore:
             self._move_payload(writer, header)
         else:
             prefix = _PREFIX.pack(MAGIC, len(header), _RESERVED_OFFSET) + header
+            if _fault is not None:
+                _fault.hit("write")
             os.pwrite(writer.file.fileno(), prefix.ljust(_RESERVED_OFFSET, b"\0"), 0)
         if self.fsync:
+            if _fault is not None:
+                _fault.hit("fsync")
             os.fsync(writer.file.fileno())
 
     def _move_payload(self, writer: _PayloadWriter, header: bytes) -> None:
@@ -429,6 +480,8 @@ class ArtifactStore:
         """Give the temporary file its final name, unless another writer already did."""
         assert writer.path is not None
         self._make_dir(path.parent)
+        if _fault is not None:
+            _fault.hit("rename")
         if replace:
             os.replace(writer.path, path)
         elif not _link_no_clobber(writer.path, path):
@@ -626,6 +679,8 @@ def _copy_range(src: int, src_offset: int, dst: int, dst_offset: int, count: int
 
 
 def _fsync_dir(directory: Path) -> None:
+    if _fault is not None:
+        _fault.hit("fsync")
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -648,3 +703,59 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # alive, owned by someone else
     return True
+
+
+# --- fault injection (tests only) ---------------------------------------------
+
+
+class _Fault:
+    """Fails the Nth operation of one kind in this process; see the module docstring."""
+
+    def __init__(self, op: str, n: int, code: int) -> None:
+        self.op, self.n, self.code, self.count = op, n, code, 0
+
+    def hit(self, op: str) -> None:
+        if op != self.op:
+            return
+        self.count += 1
+        if self.count != self.n:
+            return
+        if op == "after-object":
+            os._exit(137)  # as SIGKILL would, with no cleanup at all
+        raise OSError(self.code, f"{os.strerror(self.code)} (injected by ORCH_FAULT={op}:{self.n})")
+
+
+def inject_fault(spec: str | None) -> _Fault | None:
+    """Arm a fault like ``ORCH_FAULT`` does (``None`` disarms), with a fresh count.
+
+    Returns the armed fault, whose ``count`` says how many such operations ran.
+
+    Raises:
+        StoreError: If ``spec`` is not ``OP[:N[:ERRNO]]`` with a known OP.
+    """
+    global _fault
+    _fault = _parse_fault(spec)
+    return _fault
+
+
+def _parse_fault(spec: str | None) -> _Fault | None:
+    if not spec:
+        return None
+    op, _, rest = spec.partition(":")
+    count, _, code_name = rest.partition(":")
+    code = getattr(errno, code_name, None) if code_name else _FAULT_OPS.get(op)
+    if op not in _FAULT_OPS or not (count or "1").isdigit() or int(count or "1") < 1 or code is None:
+        raise StoreError(f"ORCH_FAULT={spec!r} is not OP[:N[:ERRNO]] with OP one of "
+                         f"{', '.join(_FAULT_OPS)}. Unset it outside tests.")
+    return _Fault(op, int(count or "1"), code)
+
+
+def _fault_from_env() -> _Fault | None:
+    try:
+        return _parse_fault(os.environ.get("ORCH_FAULT"))
+    except StoreError as exc:  # at import there is no caller to tell: say it once, inject nothing
+        sys.stderr.write(f"warning: {exc}\n")
+        return None
+
+
+_fault: _Fault | None = _fault_from_env()

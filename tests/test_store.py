@@ -332,16 +332,16 @@ def test_race_loser_reports_the_winners_bytes(
     store: ArtifactStore, recorder: RecordingMaterializer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     winner = store.put(Blob(fill=b"w"), D1)
-    real_read_header = store.read_header
+    real_map_object = store._map_object
     calls = []
 
-    def absent_at_first(digest: str) -> ArtifactInfo:
+    def absent_at_first(digest: str) -> Any:
         calls.append(digest)
         if len(calls) == 1:  # the loser checked before the winner published
             raise MissingArtifactError(digest)
-        return real_read_header(digest)
+        return real_map_object(digest)
 
-    monkeypatch.setattr(store, "read_header", absent_at_first)
+    monkeypatch.setattr(store, "_map_object", absent_at_first)
     loser = store.put(Blob(fill=b"l"), D1)
     assert recorder.writes == 2
     assert loser == winner

@@ -1,0 +1,66 @@
+"""The audit trail of a registered model version: what made it, who ran it, and how it got promoted.
+
+``audit_version`` gathers, for one version: the training data files (paths
+and content digests), every upstream step with its code fingerprint and
+parameters, the metrics, the run's user, host, git commit and time, and the
+registry events (registration, gate verdicts, promotions, rollbacks). It
+powers ``orch lineage NAME@production --format json`` and ``orch models
+show``. Reads the metadata database only; it must not change anything.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.lineage import Lineage
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
+
+
+def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
+    """The audit record of one version row (as ``Registry.version`` returns it)."""
+    from orchestrator.provenance import walk
+    from orchestrator.registry import Registry
+
+    registry = Registry(lineage)
+    name, version = row["name"], int(row["version"])
+    run: dict[str, Any] = {}
+    data: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    if row["run_id"]:
+        try:
+            r = lineage.run(row["run_id"])
+            run = {"run_id": r["run_id"], "pipeline": r["pipeline"], "file": r["file"], "user": r["user"],
+                   "host": r["host"], "git_commit": r["git_commit"], "started": _iso(r["started"]),
+                   "python": r["python"], "packages": r["packages"], "params": r["params"]}
+        except Exception:  # noqa: BLE001 - a run removed from the store leaves the rest of the trail usable
+            run = {"run_id": row["run_id"], "missing": True}
+        if row["node"]:
+            graph = walk(lineage, f"{row['run_id']}:{row['node']}", "upstream")
+            for v in graph.vertices.values():
+                if v.kind == "file":
+                    data.append({"path": v.data["path"], "digest": v.data["digest"]})
+                elif v.kind == "step":
+                    steps.append({"step": v.data["step"], "run_id": v.data["run_id"], "code": v.data["code"],
+                                  "params": v.data["params"], "key": v.data["key"]})
+    production = registry.production(name)
+    events = [{"action": e["action"], "version": e["version"], "previous": e["previous"], "at": _iso(e["at"]),
+               "user": e["user"], "host": e["host"], "run_id": e["run_id"], "gate": e["detail"]}
+              for e in registry.events(name) if e["version"] == version or e["previous"] == version]
+    promoted = [e for e in events if e["version"] == version and e["action"] in
+                ("promoted", "promoted by hand", "rolled back")]
+    return {
+        "model": name, "version": version, "stage": "production" if production == version else "registered",
+        "production_version": production, "artifact": row["digest"], "model_digest": row["model_digest"],
+        "registered": _iso(row["created"]), "task": row["task"], "metric": row["metric"],
+        "metrics": row["metrics"], "params": row["params"], "schema": row["schema"], "gate": row["gate"],
+        "promoted": promoted[-1] if promoted else None,
+        "run": run, "training_data": sorted(data, key=lambda d: d["path"]), "steps": steps, "events": events,
+        "lineage_ref": f"{row['run_id']}:{row['node']}" if row["run_id"] else None,
+    }

@@ -1,0 +1,283 @@
+"""Drift statistics: PSI, Kolmogorov-Smirnov and chi-square, per feature and on predictions.
+
+``compare_frames`` compares a current window with a reference, column by
+column, and says for each one ``ok``, ``drift`` or ``insufficient_data``
+(with the reason). Every bad window is one of those three, never an
+exception and never a silent "no drift": an empty window, a column that is
+all NaN, fewer rows than ``min_rows``, a constant column, a single category,
+an unseen category, ±inf (counted as missing and compared as a missing
+ratio).
+
+This module computes; it must not read or write the store, and it imports
+numpy, pandas and scipy only inside its functions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
+_EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a column counts as drifted, and when a check raises an alert.
+
+    A column drifts when its PSI reaches ``psi`` or its test's p-value falls
+    below ``p_value`` divided by the number of columns tested (Bonferroni, so
+    that many columns do not make false alarms likely), or when its missing
+    ratio moves by ``missing`` or more. An alert is raised when at least
+    ``drift_share`` of the features drift, when the predictions drift, or
+    when a metric falls by ``performance_drop`` or more over at least
+    ``min_labels`` labelled rows (fewer give too noisy a metric to alert on).
+    """
+
+    psi: float = 0.2
+    p_value: float = 0.01
+    missing: float = 0.1
+    drift_share: float = 0.0
+    performance_drop: float = 0.05
+    min_rows: int = 30
+    min_labels: int = 1000
+    bins: int = 10
+
+
+@dataclass
+class ColumnDrift:
+    """The comparison of one column."""
+
+    name: str
+    kind: str  # "number" | "category"
+    status: str
+    psi: float | None = None
+    test: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    missing_reference: float | None = None
+    missing_current: float | None = None
+    detail: str = ""
+    reference_hist: list[float] = field(default_factory=list)
+    current_hist: list[float] = field(default_factory=list)
+    bin_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DriftResult:
+    """A whole check: every feature, the predictions, performance, and the verdict."""
+
+    status: str  # "ok" | "alert" | "insufficient_data"
+    alert: bool
+    reasons: list[str]
+    rows_reference: int
+    rows_current: int
+    features: list[ColumnDrift]
+    prediction: ColumnDrift | None = None
+    performance: dict[str, Any] | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def drifted(self) -> list[str]:
+        return [f.name for f in self.features if f.status == DRIFT]
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers worth keeping over time."""
+        return {
+            "status": self.status, "alert": self.alert, "reasons": self.reasons,
+            "rows_current": self.rows_current, "drifted": self.drifted,
+            "psi": {f.name: f.psi for f in self.features},
+            "prediction_psi": self.prediction.psi if self.prediction else None,
+            "performance": self.performance,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def psi_number(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> tuple[float, list[float], list[float], list[str]]:
+    """PSI of two finite numeric samples over the reference's quantile bins; also both histograms."""
+    import numpy as np
+
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:  # a constant reference: one bin for its value, one for anything else
+        value = edges[0]
+        ref = np.array([np.mean(reference == value), np.mean(reference != value)])
+        cur = np.array([np.mean(current == value), np.mean(current != value)])
+        labels = [f"={value:g}", f"≠{value:g}"]
+    else:
+        inner = edges[1:-1]
+        ref = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=len(edges) - 1) / len(reference)
+        cur = np.bincount(np.searchsorted(inner, current, side="right"), minlength=len(edges) - 1) / len(current)
+        labels = [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
+    return _psi(ref, cur), ref.tolist(), cur.tolist(), labels
+
+
+def psi_category(reference: pd.Series, current: pd.Series) -> tuple[float, list[float], list[float], list[str]]:
+    """PSI of two categorical samples over the union of their categories."""
+    import numpy as np
+
+    ref_counts = reference.astype(str).value_counts()
+    cur_counts = current.astype(str).value_counts()
+    labels = sorted(set(ref_counts.index) | set(cur_counts.index))
+    ref = np.array([ref_counts.get(c, 0) for c in labels], dtype=float) / max(len(reference), 1)
+    cur = np.array([cur_counts.get(c, 0) for c in labels], dtype=float) / max(len(current), 1)
+    return _psi(ref, cur), ref.tolist(), cur.tolist(), labels
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
+    import numpy as np
+
+    ref = np.clip(ref, _EPS, None)
+    cur = np.clip(cur, _EPS, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def chi_square(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+    """Chi-square test of homogeneity of two categorical samples: (statistic, p-value).
+
+    Categories absent from both are dropped; a single category gives (0, 1):
+    there is nothing that could differ.
+    """
+    import numpy as np
+    from scipy import stats
+
+    ref_counts = reference.astype(str).value_counts()
+    cur_counts = current.astype(str).value_counts()
+    labels = sorted(set(ref_counts.index) | set(cur_counts.index))
+    table = np.array([[ref_counts.get(c, 0) for c in labels], [cur_counts.get(c, 0) for c in labels]], dtype=float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 1.0
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    return statistic, float(stats.chi2.sf(statistic, dof))
+
+
+def compare_column(name: str, kind: str, reference: pd.Series, current: pd.Series,
+                   thresholds: Thresholds, tests: int = 1) -> ColumnDrift:
+    """Compare one column of the current window with the reference."""
+    import numpy as np
+    import pandas as pd
+
+    if kind == "number":
+        ref_values = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        cur_values = pd.to_numeric(current, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        ref_ok, cur_ok = np.isfinite(ref_values), np.isfinite(cur_values)
+    else:
+        ref_ok, cur_ok = reference.notna().to_numpy(), current.notna().to_numpy()
+    out = ColumnDrift(name, kind, OK,
+                      missing_reference=_ratio(ref_ok), missing_current=_ratio(cur_ok))
+    n_ref, n_cur = int(ref_ok.sum()), int(cur_ok.sum())
+    if len(current) == 0:
+        out.status, out.detail = INSUFFICIENT, "the current window is empty"
+        return out
+    missing_moved = out.missing_current is not None and out.missing_reference is not None and \
+        abs(out.missing_current - out.missing_reference) >= thresholds.missing
+    if n_ref < thresholds.min_rows or n_cur < thresholds.min_rows:
+        which = "reference" if n_ref < thresholds.min_rows else "current window"
+        if missing_moved:
+            out.status = DRIFT
+            out.detail = (f"missing ratio {out.missing_reference:.2f} → {out.missing_current:.2f}; too few "
+                          f"values in the {which} for the distribution tests")
+        else:
+            out.status = INSUFFICIENT
+            out.detail = f"{min(n_ref, n_cur)} usable values in the {which} (need {thresholds.min_rows})"
+        return out
+    from scipy import stats
+
+    if kind == "number":
+        ref_f, cur_f = ref_values[ref_ok], cur_values[cur_ok]
+        out.psi, out.reference_hist, out.current_hist, out.bin_labels = psi_number(ref_f, cur_f, thresholds.bins)
+        if np.ptp(ref_f) == 0 and np.ptp(cur_f) == 0:
+            # Two constant samples: equal or not, a KS test says nothing more than the values do.
+            same = ref_f[0] == cur_f[0]
+            out.test, out.statistic, out.p_value = "ks", 0.0 if same else 1.0, 1.0 if same else 0.0
+        else:
+            ks = stats.ks_2samp(ref_f, cur_f)
+            out.test, out.statistic, out.p_value = "ks", float(ks.statistic), float(ks.pvalue)
+    else:
+        ref_c, cur_c = reference[ref_ok], current[cur_ok]
+        out.psi, out.reference_hist, out.current_hist, out.bin_labels = psi_category(ref_c, cur_c)
+        out.test = "chi2"
+        out.statistic, out.p_value = chi_square(ref_c, cur_c)
+        unseen = sorted(set(cur_c.astype(str)) - set(ref_c.astype(str)))
+        if unseen:
+            out.detail = f"unseen categories: {', '.join(unseen[:5])}" + (" …" if len(unseen) > 5 else "")
+    out.psi = round(out.psi, 6) if out.psi is not None and math.isfinite(out.psi) else out.psi
+    reasons = []
+    if out.psi is not None and out.psi >= thresholds.psi:
+        reasons.append(f"PSI {out.psi:.3f} ≥ {thresholds.psi}")
+    if out.p_value is not None and out.p_value < thresholds.p_value / max(tests, 1):
+        reasons.append(f"{out.test} p={out.p_value:.2g}")
+    if missing_moved:
+        reasons.append(f"missing ratio {out.missing_reference:.2f} → {out.missing_current:.2f}")
+    if reasons:
+        out.status = DRIFT
+        out.detail = "; ".join(reasons + ([out.detail] if out.detail else []))
+    return out
+
+
+def _ratio(ok: np.ndarray) -> float | None:
+    return None if len(ok) == 0 else round(float(1 - ok.mean()), 6)
+
+
+def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str],
+                   thresholds: Thresholds | None = None, *,
+                   reference_scores: list[float] | None = None, current_scores: list[float] | None = None,
+                   performance: dict[str, Any] | None = None) -> DriftResult:
+    """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
+
+    ``reference_scores``/``current_scores`` are the model's outputs on each
+    (prediction drift); ``performance`` is ``{"metric", "reference",
+    "current"}`` when labels are available.
+    """
+    import pandas as pd
+
+    t = thresholds or Thresholds()
+    features = []
+    for name, kind in kinds.items():
+        if name not in current.columns:
+            features.append(ColumnDrift(name, kind, INSUFFICIENT, detail="the column is missing from the window"))
+            continue
+        features.append(compare_column(name, kind, reference[name], current[name], t, tests=len(kinds)))
+    prediction = None
+    if reference_scores is not None and current_scores is not None:
+        prediction = compare_column("prediction", "number", pd.Series(reference_scores, dtype=float),
+                                    pd.Series(current_scores, dtype=float), t)
+    reasons = []
+    drifted = [f.name for f in features if f.status == DRIFT]
+    measured = [f for f in features if f.status != INSUFFICIENT]
+    if drifted and len(drifted) / max(len(features), 1) >= t.drift_share:
+        reasons.append(f"{len(drifted)} of {len(features)} features drifted: {', '.join(drifted)}")
+    if prediction is not None and prediction.status == DRIFT:
+        reasons.append(f"predictions drifted ({prediction.detail})")
+    if performance and performance.get("current") is not None and performance.get("reference") is not None:
+        from orchestrator.registry import higher_is_better
+
+        drop = performance["reference"] - performance["current"]
+        if not higher_is_better(performance["metric"]):
+            drop = -drop
+        performance = {**performance, "drop": round(drop, 6)}
+        if performance.get("rows", 0) < t.min_labels:
+            performance["note"] = f"fewer than {t.min_labels} labelled rows: too noisy to alert on"
+        elif drop >= t.performance_drop:
+            reasons.append(f"{performance['metric']} fell from {performance['reference']:.4f} to "
+                           f"{performance['current']:.4f}")
+    if reasons:
+        status, alert = "alert", True
+    elif len(current) == 0 or not measured:
+        status, alert = INSUFFICIENT, False
+        reasons.append("not enough data to compare: " + (
+            "the window is empty" if len(current) == 0 else
+            f"{len(current)} rows, every feature lacks usable values (need {t.min_rows} per feature)"))
+    else:
+        status, alert = OK, False
+    return DriftResult(status, alert, reasons, len(reference), len(current), features, prediction, performance, t)

@@ -1,0 +1,98 @@
+"""The serving request log: what a model server was asked and what it answered, for monitoring.
+
+Each answered request becomes one append-only JSON Lines segment under
+``<store>/serving/<model>/``, written to a temporary file and renamed into
+place, so a reader never sees half a segment; its path is then indexed in the
+metadata database with one short insert, so the server never holds the write
+lock for longer than that. Each line is ``{"at", "version", "features",
+"prediction"}``.
+
+This module must not import pandas or fastapi at import time, and must not
+decide anything about drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from orchestrator.context import Context
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def segment_folder(root: Path, name: str) -> Path:
+    """Where the segments of model ``name`` live (the name made safe for a path)."""
+    return root / "serving" / _SAFE.sub("_", name)
+
+
+def append_requests(context: Context, name: str, version: int, records: list[dict[str, Any]],
+                    predictions: dict[str, list[Any]]) -> Path:
+    """Write one segment for one answered request and index it; returns its path."""
+
+    folder = segment_folder(context.root, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    lines = []
+    for i, record in enumerate(records):
+        answer = {k: v[i] for k, v in predictions.items()}
+        lines.append(json.dumps({"at": now, "version": version, "features": record, "prediction": answer},
+                                allow_nan=False, default=str))
+    stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}"
+    temp = folder / f".{stem}.tmp"
+    final = folder / f"{stem}.jsonl"
+    with open(temp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(temp, final)
+    with context.lineage.transaction() as c:
+        c.execute("INSERT OR REPLACE INTO request_segments (path, name, version, rows, created) VALUES (?,?,?,?,?)",
+                  (str(final.relative_to(context.root)), name, version, len(records), now))
+    return final
+
+
+def read_requests(context: Context, name: str, *, version: int | None = None,
+                  since: float | None = None, limit: int | None = None) -> tuple[pd.DataFrame, list[float]]:
+    """The logged feature rows of ``name`` (newest ``limit`` rows) and the score of each answer.
+
+    The score is the answer's ``probability`` if present, else its ``prediction``.
+    """
+    import pandas as pd
+
+
+    sql = "SELECT path FROM request_segments WHERE name=?"
+    args: list[Any] = [name]
+    if version is not None:
+        sql += " AND version=?"
+        args.append(version)
+    if since is not None:
+        sql += " AND created>=?"
+        args.append(since)
+    sql += " ORDER BY created DESC"
+    rows: list[dict[str, Any]] = []
+    scores: list[float] = []
+    for (path,) in context.lineage.conn.execute(sql, args).fetchall():
+        try:
+            text = (context.root / path).read_text(encoding="utf-8")
+        except OSError:
+            continue  # a segment removed by hand: the rest of the log is still usable
+        batch = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for entry in reversed(batch):
+            rows.append(entry["features"])
+            answer = entry.get("prediction") or {}
+            score = answer.get("probability", answer.get("prediction"))
+            scores.append(float(score) if isinstance(score, (int, float)) else float("nan"))
+        if limit is not None and len(rows) >= limit:
+            break
+    if limit is not None:
+        rows, scores = rows[:limit], scores[:limit]
+    rows.reverse()
+    scores.reverse()
+    return pd.DataFrame(rows), scores

@@ -1,0 +1,179 @@
+"""The ML lifecycle, start to finish: ingest → validate → split → features → train → evaluate → register.
+
+    orch run pipelines/lifecycle.py                          # everything, on the seeded demo data
+    orch run pipelines/lifecycle.py -p 'C=[0.5, 2.0]'        # another candidate grid: only training re-runs
+    orch run pipelines/lifecycle.py -p model=boosting        # gradient boosting candidates (max_depth grid)
+    orch run pipelines/lifecycle.py -p data=my.csv           # your own file (same columns)
+    orch run pipelines/lifecycle.py -p monitor_batch=data/lifecycle/batch_drifted.parquet
+    orch models show churn@production                        # what the gate decided, and why
+
+The data source (``datasource.py``) writes a seeded file once; the file is a
+``Path`` input, so new data re-runs exactly what depends on it. The last step
+returns a ``ModelCandidate``: the run's driver registers it in the store's
+model registry and promotes it only if it beats production by ``margin`` on
+``metric`` (see docs/lifecycle.md). The model is plain scikit-learn, so it
+loads anywhere ``orchestrator`` is installed, without this folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from datasource import TRAIN_FILE, ensure_dataset
+from expectations import Expectation, check_frame, columns, raise_for_failures
+from orchestrator import Metrics, pipeline, step
+from orchestrator.monitor import DriftCheck
+from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+LABEL = "churned"
+KEY = "customer_id"
+NUMERIC = ["age", "tenure_months", "monthly_charges", "total_charges", "support_calls"]
+CATEGORICAL = ["contract", "payment_method", "region"]
+EXPECTATIONS = [
+    *columns(**{KEY: "number", LABEL: "number"}, **dict.fromkeys(NUMERIC, "number"),
+             **dict.fromkeys(CATEGORICAL, "category")),
+    Expectation("rows", low=200, high=5_000_000),
+    Expectation("unique", KEY),
+    Expectation("range", "age", low=18, high=110),
+    Expectation("range", "tenure_months", low=0, high=600),
+    Expectation("range", "monthly_charges", low=0, high=10_000),
+    Expectation("range", LABEL, low=0, high=1),
+    Expectation("categories", "contract", allowed=("month-to-month", "one-year", "two-year")),
+    Expectation("categories", "payment_method", allowed=("card", "bank", "check", "wallet")),
+    Expectation("nulls", "age", max_ratio=0.1),
+    Expectation("nulls", "total_charges", max_ratio=0.1),
+    Expectation("nulls", "region", max_ratio=0.2),
+    Expectation("nulls", LABEL, max_ratio=0.0),
+    Expectation("nulls", "contract", max_ratio=0.0),
+]
+
+
+@step
+def ingest(path: Path) -> pd.DataFrame:
+    """Read the raw table (CSV or Parquet, by extension)."""
+    if path.suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+@step
+def validate(raw: pd.DataFrame) -> dict:
+    """Check the declared expectations; the report is stored whether or not they pass."""
+    return check_frame(raw, EXPECTATIONS)
+
+
+@step
+def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
+    """Stop the run with the failed checks, one readable line, when the data broke an expectation."""
+    raise_for_failures(report)
+    return raw[[*NUMERIC, *CATEGORICAL, LABEL]]
+
+
+@step
+def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded, stratified split."""
+    from sklearn.model_selection import train_test_split
+
+    a, b = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL])
+    return a, b
+
+
+def _features() -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return ColumnTransformer([
+        ("number", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                   OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+    ])
+
+
+def _estimator(params: dict, seed: int) -> Any:
+    if params["model"] == "boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_depth=params["max_depth"], learning_rate=params["learning_rate"],
+                                              max_iter=100, random_state=seed)
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=params["C"], max_iter=2000)
+
+
+@step
+def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: int, metric: str) -> dict:
+    """Fit one candidate (features + estimator) and score it on the validation rows."""
+    from sklearn.pipeline import Pipeline
+
+    model = Pipeline([("features", _features()), ("model", _estimator(params, seed))])
+    model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
+    scores = evaluate("classification", model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
+    return {"params": params, "model": model, "validation": scores, "score": scores[metric]}
+
+
+@step
+def select_best(candidates: list, metric: str) -> dict:
+    """The candidate with the best validation score (the first one on a tie)."""
+    lower = metric in ("rmse", "mae")
+    best = min(candidates, key=lambda c: c["score"]) if lower else max(candidates, key=lambda c: c["score"])
+    board = [{"params": c["params"], metric: c["score"]} for c in candidates]
+    return {**best, "leaderboard": board}
+
+
+@step
+def assess(best: dict, test: pd.DataFrame) -> Metrics:
+    """Test-set metrics of the chosen model, recorded on the run."""
+    return Metrics(evaluate("classification", best["model"], test[NUMERIC + CATEGORICAL], test[LABEL]))
+
+
+@step
+def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, name: str, metric: str,
+            margin: float, data_params: dict) -> ModelCandidate:
+    """Offer the model to the registry; the driver registers, gates and maybe promotes it."""
+    features = train[NUMERIC + CATEGORICAL]
+    return ModelCandidate(
+        name=name, model=best["model"], task="classification", features=describe_schema(features),
+        label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
+        model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
+        eval_data=test.reset_index(drop=True), reference=features.sample(min(len(features), 3000), random_state=0)
+        .reset_index(drop=True),
+    )
+
+
+@step
+def monitor(candidate: ModelCandidate, batch: pd.DataFrame, source: str) -> DriftCheck:
+    """Compare a new batch with the training reference; the driver records the result."""
+    from orchestrator.monitor import compare
+
+    return DriftCheck(candidate.name, candidate.model_digest, source, compare(candidate, batch))
+
+
+@pipeline
+def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_name: str = "churn",
+              model: str = "logistic", C: list = [0.1, 1.0, 10.0], max_depth: list = [3, 6],  # noqa: B006
+              learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
+              margin: float = 0.002, monitor_batch: Path | None = None):
+    ensure_dataset(data, rows=rows, seed=seed)  # the data source: writes the seeded file if it is missing
+    raw = ingest(data)
+    report = validate(raw)
+    clean = require_valid(raw, report)
+    train_set, test_set = split(clean, test_size=test_size, seed=seed)
+    fit_set, valid_set = split.alias("split_validation")(train_set, test_size=0.25, seed=seed)
+    if model == "boosting":
+        grid = [{"model": "boosting", "max_depth": d, "learning_rate": learning_rate} for d in max_depth]
+    else:
+        grid = [{"model": "logistic", "C": c} for c in C]
+    candidates = train_candidate.map(grid, fit=fit_set, valid=valid_set, seed=seed, metric=metric)
+    best = select_best(candidates, metric=metric)
+    metrics = assess(best, test_set)
+    candidate = package(best, train_set, test_set, metrics, name=model_name, metric=metric, margin=margin,
+                        data_params={"data": str(data), "seed": seed, "test_size": test_size})
+    if monitor_batch is not None:
+        batch = ingest.alias("ingest_batch")(monitor_batch)
+        monitor(candidate, batch, source=f"batch {monitor_batch}")
+    return metrics

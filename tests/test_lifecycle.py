@@ -1,0 +1,331 @@
+"""The ML lifecycle pipeline end to end: registry and gate, portability, serving, monitoring, validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.context import Context
+from orchestrator.loader import load_pipeline
+from orchestrator.registry import Registry, load_model
+
+ROOT = Path(__file__).parent.parent
+PIPELINE = ROOT / "pipelines" / "lifecycle.py"
+ROWS = 800
+sys.path.insert(0, str(ROOT / "pipelines"))  # the demo's data source, as the pipeline file imports it
+
+
+def orch(store: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), *args],
+                          cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def lifecycle():
+    return load_pipeline(str(PIPELINE))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, lifecycle):
+    """One store with three runs: a weak model (v1), a better one (v2), a worse one (v3)."""
+    from datasource import customers, write_table
+
+    base = tmp_path_factory.mktemp("lifecycle")
+    store, data = base / "store", base / "customers.csv"
+    write_table(customers(ROWS, seed=0), data)
+    write_table(customers(400, seed=1), base / "clean.parquet")
+    write_table(customers(400, seed=2, drift=1.0), base / "drifted.parquet")
+    weak = {"model": "boosting", "max_depth": [1], "learning_rate": 0.001}
+    settings = [weak, {"C": [1e-3]}, {**weak, "learning_rate": 0.002}]
+    runs = [lifecycle.run(store=str(store), data=data, margin=0.002, **kw) for kw in settings]
+    return {"store": store, "data": data, "base": base, "runs": runs}
+
+
+def test_pipeline_runs_end_to_end_and_records_metrics(trained):
+    run = trained["runs"][1]
+    assert run.status == "succeeded"
+    assert set(run.steps) >= {"ingest", "validate", "require_valid", "split", "train_candidate", "select_best",
+                              "assess", "package"}
+    assert {"accuracy", "f1", "roc_auc"} <= set(run.metrics)
+    assert run.metrics["model"] == "churn@2"
+    shown = json.loads(orch(trained["store"], "runs", "--json").stdout)
+    assert shown[0]["metrics"]["roc_auc"] > 0.6
+
+
+def test_gate_promotes_a_better_model_and_refuses_a_worse_one(trained):
+    registry = Registry(Context.open(trained["store"]).lineage)
+    versions = {v["version"]: v for v in registry.versions("churn")}
+    assert versions[1]["gate"]["promoted"] and versions[1]["gate"]["reason"] == "no production version yet"
+    assert versions[2]["gate"]["promoted"]
+    assert not versions[3]["gate"]["promoted"] and "does not beat" in versions[3]["gate"]["reason"]
+    assert registry.production("churn") == 2
+    assert "not promoted" in trained["runs"][2].metrics["gate"]
+
+
+def test_same_model_again_registers_no_new_version(trained, lifecycle):
+    run = lifecycle.run(store=str(trained["store"]), data=trained["data"], C=[1e-3], margin=0.002)
+    assert all(s.status == "cached" for s in run.steps.values())
+    assert run.metrics["model"] == "churn@2"
+    assert "already registered" in run.metrics["gate"]
+    assert len(Registry(Context.open(trained["store"]).lineage).versions("churn")) == 3
+
+
+def test_models_cli_ls_show_promote_rollback(trained, tmp_path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(trained["store"], store)
+    listed = json.loads(orch(store, "models", "ls", "--json").stdout)
+    assert listed == [{"name": "churn", "versions": 3, "latest": 3, "production": 2,
+                       "metrics": listed[0]["metrics"]}] and "roc_auc" in listed[0]["metrics"]
+    shown = orch(store, "models", "show", "churn@production")
+    assert shown.returncode == 0 and "churn v2 (production)" in shown.stdout and "customers.csv" in shown.stdout
+    assert orch(store, "models", "promote", "churn@3").returncode == 0
+    assert Registry(Context.open(store).lineage).production("churn") == 3
+    back = orch(store, "models", "rollback", "churn")
+    assert back.returncode == 0 and "from v3 to v2" in back.stdout
+    back = orch(store, "models", "rollback", "churn")
+    assert "from v2 to v1" in back.stdout
+    assert Registry(Context.open(store).lineage).production("churn") == 1
+    for args, text in [(("models", "show", "nope"), "no model 'nope'"),
+                       (("models", "show", "churn@9"), "has no version 9"),
+                       (("models", "show", "churn@x1"), "is not a model reference"),
+                       (("models", "rollback", "churn"), "no earlier production version")]:
+        bad = orch(store, *args)
+        assert bad.returncode == 2 and text in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_lineage_of_production_model_is_an_audit_trail(trained):
+    doc = json.loads(orch(trained["store"], "lineage", "churn@production", "--format", "json").stdout)
+    model = doc["model"]
+    assert model["version"] == 2 and model["stage"] == "production"
+    assert model["training_data"] == [{"path": str(trained["data"]), "digest": model["training_data"][0]["digest"]}]
+    assert model["run"]["user"] is not None and model["run"]["host"] and "git_commit" in model["run"]
+    assert model["promoted"]["gate"]["promoted"] and model["promoted"]["at"]
+    assert {s["step"] for s in model["steps"]} >= {"ingest", "train_candidate", "package"}
+    assert all(s["code"] for s in model["steps"])
+    assert any(n["kind"] == "file" for n in doc["nodes"])
+
+
+def test_registered_model_loads_without_the_pipelines_folder(trained, tmp_path):
+    batch = pd.read_parquet(trained["base"] / "clean.parquet").head(20)
+    batch.to_parquet(tmp_path / "batch.parquet")
+    code = (
+        "import sys, json, pandas as pd\n"
+        "from orchestrator.registry import load_model\n"
+        f"m = load_model('churn@production', store={str(trained['store'])!r})\n"
+        "out = m.predict(pd.read_parquet('batch.parquet'))\n"
+        "assert not any(k in sys.modules for k in ('lifecycle', 'datasource', 'expectations'))\n"
+        "print(json.dumps(out))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed package only
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    here = load_model("churn@production", store=trained["store"]).predict(batch)
+    assert json.loads(done.stdout) == here
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    pytest.importorskip("fastapi")
+    import warnings
+
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from orchestrator.serve import create_app
+
+    app = create_app(Context.open(trained["store"]), "churn@production", max_body=4096)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_server_predicts_like_the_model_in_process(client, trained):
+    batch = pd.read_parquet(trained["base"] / "clean.parquet").head(10)
+    features = [f["name"] for f in client.get("/model").json()["features"]]
+    records = json.loads(batch[features].to_json(orient="records"))
+    answer = client.post("/predict", json=records)
+    assert answer.status_code == 200
+    here = load_model("churn@production", store=trained["store"]).predict(batch)
+    assert answer.json()["prediction"] == here["prediction"]
+    assert answer.json()["probability"] == pytest.approx(here["probability"])
+    info = client.get("/model").json()
+    assert info["version"] == 2 and info["lineage"]["command"] == "orch lineage churn@2"
+    assert client.get("/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(("body", "status", "text"), [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[]", 422, "non-empty JSON array"),
+    (b'[{"age": NaN}]', 422, "NaN"),
+    (b"[1, 2]", 422, "JSON object"),
+    (json.dumps([{"age": "forty"}]).encode(), 422, "missing columns"),
+    (b"x" * 5000, 413, "limit"),
+])
+def test_server_rejects_malformed_requests_and_stays_up(client, body, status, text):
+    answer = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status and text in answer.json()["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_server_caps_a_chunked_body_without_content_length(client):
+    answer = client.post("/predict", content=iter([b"[" + b" " * 3000, b" " * 3000 + b"]"]))
+    assert answer.status_code == 413
+    assert client.get("/health").status_code == 200
+
+
+def test_server_names_the_bad_column(client):
+    features = [f for f in client.get("/model").json()["features"]]
+    record = {f["name"]: (1.0 if f["kind"] == "number" else f["categories"][0]) for f in features}
+    bad = client.post("/predict", json=[{**record, "age": "old"}])
+    assert bad.status_code == 422 and "column age must be a number" in bad.json()["detail"]
+    bad = client.post("/predict", json=[{**record, "contract": 3}])
+    assert bad.status_code == 422 and "column contract must be a string" in bad.json()["detail"]
+    bad = client.post("/predict", json=[{**record, "surprise": 1}])
+    assert bad.status_code == 422 and "unknown column surprise" in bad.json()["detail"]
+    assert client.post("/predict", json=[{**record, "age": None}]).status_code == 200
+
+
+def test_served_requests_are_logged_for_monitoring(client, trained):
+    from orchestrator.request_log import read_requests
+
+    frame, scores = read_requests(Context.open(trained["store"]), "churn")
+    assert len(frame) >= 10 and len(scores) == len(frame)
+    done = orch(trained["store"], "monitor", "churn", "--json")
+    doc = json.loads(done.stdout)
+    assert doc["source"].startswith("served requests") and Path(doc["report_html"]).exists()
+
+
+def test_monitor_flags_the_drifted_batch_and_not_the_clean_one(trained, tmp_path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(trained["store"], store)
+    clean = orch(store, "monitor", "churn", "--batch", str(trained["base"] / "clean.parquet"))
+    assert clean.returncode == 0, clean.stderr
+    drifted = orch(store, "monitor", "churn", "--batch", str(trained["base"] / "drifted.parquet"))
+    assert drifted.returncode == 1 and "alert" in drifted.stdout
+    html = sorted((store / "reports" / "churn").glob("*.html"))[-1].read_text()
+    assert "<svg" in html and "<script" not in html
+    history = orch(store, "monitor", "churn", "--history", "--json")
+    rows = json.loads(history.stdout)
+    assert [r["alert"] for r in rows][-2:] == [False, True] and history.returncode == 1
+    assert orch(store, "monitor", "nope").returncode == 2
+    assert orch(store, "monitor", "churn", "--batch", "missing.csv").returncode == 2
+
+
+@pytest.mark.slow
+def test_no_false_alarm_on_fresh_samples_of_the_same_distribution(trained):
+    from datasource import customers
+
+    from orchestrator.monitor import compare
+
+    candidate = load_model("churn@production", store=trained["store"]).candidate
+    alerts = [compare(candidate, customers(500, seed=seed)).alert for seed in range(10, 30)]
+    assert sum(alerts) <= 1, alerts  # the thresholds aim at well under 5% false alarms
+    assert compare(candidate, customers(500, seed=99, drift=1.0)).alert
+
+
+def test_monitor_step_records_drift_through_the_driver(trained, lifecycle):
+    store = str(trained["store"])
+    batch = trained["base"] / "drifted.parquet"
+    run = lifecycle.run(store=store, data=trained["data"], C=[1e-3], margin=0.002, monitor_batch=batch)
+    assert run.status == "succeeded" and run.metrics[f"drift_batch {batch}"].startswith("alert")
+    rows = Context.open(store).lineage.conn.execute(
+        "SELECT status, version FROM drift_checks WHERE run_id=?", (run.id,)).fetchall()
+    assert rows == [("alert", 2)]
+
+
+def test_validation_failure_stops_the_run_with_a_report(tmp_path):
+    from datasource import customers, write_table
+
+    frame = customers(300, seed=0)
+    frame.loc[:5, "age"] = 500
+    frame.loc[:40, "contract"] = "lifetime"
+    frame.loc[10, "customer_id"] = frame.loc[11, "customer_id"]
+    bad = write_table(frame, tmp_path / "bad.csv")
+    store = tmp_path / "store"
+    done = orch(store, "run", str(PIPELINE), "-p", f"data={bad}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "3 of" in done.stderr and "expectations failed" in done.stderr
+    assert "age: range" in done.stderr and "contract: categories" in done.stderr and "customer_id: unique" in done.stderr
+    shown = json.loads(orch(store, "show", "latest", "--json").stdout)
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["validate"]["status"] == "ran" and steps["validate"]["outputs"]
+    report = Context.open(store).load(steps["validate"]["outputs"][0]["hash"])
+    assert report["passed"] is False and report["failed"] == 3
+    assert steps["require_valid"]["status"] == "failed" and steps["package"]["status"] == "skipped"
+
+
+@pytest.mark.slow
+def test_real_server_on_loopback(trained):
+    """`orch serve` under uvicorn in a subprocess: health, a prediction, a 4xx, then a clean stop."""
+    pytest.importorskip("uvicorn")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "serving_check.py"), "churn",
+                           "--store", str(trained["store"])], cwd=trained["base"], env=env,
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "POST /predict 200" in done.stdout and "malformed request 422" in done.stdout
+
+
+def test_gate_on_a_regression_metric_prefers_lower_errors():
+    from sklearn.linear_model import LinearRegression
+
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, judge, model_digest
+
+    rng = __import__("numpy").random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "g": rng.choice(["a", "b"], 300)})
+    frame["y"] = 3 * frame["x"] + rng.normal(scale=0.1, size=300)
+    good = LinearRegression().fit(frame[["x"]], frame["y"])
+    bad = LinearRegression().fit(frame[["x"]], rng.normal(size=300))
+
+    def offer(model, margin=0.0):
+        metrics = evaluate("regression", model, frame[["x"]], frame["y"])
+        return ModelCandidate("reg", model, "regression", describe_schema(frame[["x"]]), "y", metrics, "rmse",
+                              margin, model_digest(model), eval_data=frame)
+
+    assert set(offer(good).metrics) == {"rmse", "mae", "r2"}
+    assert judge(offer(good), offer(bad), 1).promoted
+    refused = judge(offer(bad), offer(good), 1)
+    assert not refused.promoted and "does not beat" in refused.reason
+    assert not judge(offer(good, margin=10.0), offer(bad), 1).promoted
+    schema = describe_schema(frame[["x", "g"]])
+    assert [(f["name"], f["kind"]) for f in schema] == [("x", "number"), ("g", "category")]
+    assert schema[1]["categories"] == ["a", "b"]
+
+
+def test_gc_keeps_every_registered_model_version(trained, lifecycle, tmp_path):
+    from orchestrator.maintenance import collect_garbage
+
+    store = tmp_path / "store"
+    lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
+    lifecycle.run(store=str(store), data=trained["data"], model="boosting", max_depth=[1], learning_rate=0.001)
+    removed = collect_garbage(Context.open(store), keep_last=0, dry_run=False).removed
+    assert removed  # the runs' other artifacts go
+    assert load_model("churn@1", store=store).version == 1
+    assert load_model("churn@2", store=store).version == 2
+
+
+def test_a_deleted_model_artifact_is_restored_by_running_again(trained, lifecycle, tmp_path):
+    from orchestrator.errors import NotFoundError
+
+    store = tmp_path / "store"
+    lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
+    context = Context.open(store)
+    digest = context.lineage.row("SELECT digest FROM model_versions WHERE version=1")["digest"]
+    context.store.delete(digest)
+    context.lineage.delete_artifacts([digest])
+    with pytest.raises(NotFoundError, match="no longer in the store"):
+        load_model("churn@1", store=store)
+    again = lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
+    assert again.metrics["model"] == "churn@1"
+    assert load_model("churn@1", store=store).version == 1
