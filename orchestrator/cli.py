@@ -193,14 +193,20 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     from orchestrator.report import STATUS_STYLE, format_duration
 
     table = Table(box=None, pad_edge=False)
-    for col in ("run", "pipeline", "status", "started", "time"):
+    for col in ("run", "pipeline", "status", "started", "time", "metrics"):
         table.add_column(col)
     for r in rows:
         st = STATUS_STYLE.get(r["status"], "")
         table.add_row(r["run_id"], r["pipeline"], f"[{st}]{r['status']}[/]",
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
-                      format_duration(_duration(r)))
+                      format_duration(_duration(r)), _short_metrics(r["metrics"]))
     Console(highlight=False).print(table)
+
+
+def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
+    """The first few numeric metrics of a run, for one table cell."""
+    numbers = [(k, v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))]
+    return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit])
 
 
 def _iso(ts: float | None) -> str | None:

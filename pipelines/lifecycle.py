@@ -7,8 +7,8 @@
     orch run pipelines/lifecycle.py -p monitor_batch=data/lifecycle/batch_drifted.parquet
     orch models show churn@production                        # what the gate decided, and why
 
-The data source (``datasource.py``) writes a seeded file once; the file is a
-``Path`` input, so new data re-runs exactly what depends on it. The last step
+The data source step writes a seeded file once (``datasource.py``); the file
+is identified by its content, so new data re-runs exactly what depends on it. The last step
 returns a ``ModelCandidate``: the run's driver registers it in the store's
 model registry and promotes it only if it beats production by ``margin`` on
 ``metric`` (see docs/lifecycle.md). The model is plain scikit-learn, so it
@@ -49,6 +49,16 @@ EXPECTATIONS = [
     Expectation("nulls", LABEL, max_ratio=0.0),
     Expectation("nulls", "contract", max_ratio=0.0),
 ]
+
+
+@step
+def source(data: Path, rows: int, seed: int) -> Path:
+    """The data source: the file at ``data``, written by the seeded generator when it is missing.
+
+    It returns the path, and a path output is identified by the file's content, so editing or
+    replacing the file re-runs exactly what reads it (your own file is never overwritten).
+    """
+    return ensure_dataset(data, rows=rows, seed=seed)
 
 
 @step
@@ -158,8 +168,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               model: str = "logistic", C: list = [0.1, 1.0, 10.0], max_depth: list = [3, 6],  # noqa: B006
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
-    ensure_dataset(data, rows=rows, seed=seed)  # the data source: writes the seeded file if it is missing
-    raw = ingest(data)
+    raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)
     train_set, test_set = split(clean, test_size=test_size, seed=seed)
