@@ -45,10 +45,11 @@ def cli(ctx: click.Context, store: str, verbose: bool) -> None:
 
     \b
     Start with:
-      orch run pipelines/quickstart.py        run a pipeline
+      orch run pipelines/quickstart.py        run a pipeline (lifecycle.py: the full ML demo)
       orch plan pipelines/quickstart.py       what would re-run, and why
       orch runs / orch show RUN_ID            what happened
       orch lineage RUN:step --upstream        what produced it, from what
+      orch models ls / orch monitor NAME      registered models, drift
     """
     ctx.obj = {"store": store, "verbose": verbose}
     _VERBOSE[0] = verbose
