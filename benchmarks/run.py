@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ORCH_ENV, Figure, format_table, machine  # noqa: E402
 
-#: In figure order: chain (1-4), cached_large (5), hashing (6), store (7), plan (8), startup (9).
-BENCHMARKS = ("chain", "cached_large", "hashing", "store", "plan", "startup")
+#: In figure order: chain (1-4), cached_large (5), hashing (6), store (7), plan (8), startup (9),
+#: executors (10-12).
+BENCHMARKS = ("chain", "cached_large", "hashing", "store", "plan", "startup", "executors")
 
 
 def main(argv: list[str] | None = None) -> int:

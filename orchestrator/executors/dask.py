@@ -57,10 +57,12 @@ class DaskExecutor:
                                   "distributed.worker.daemon": False}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=max(1, workers or os.cpu_count() or 1), threads_per_worker=1,
-                    processes=True, dashboard_address=None, silence_logs=40)
+                    processes=True, dashboard_address="127.0.0.1:0", silence_logs=40)
                 self.client = distributed.Client(self._cluster, set_as_default=False)
         self.startup_seconds = time.perf_counter() - started
-        self.capacity = max(1, sum(self.client.nthreads().values()))
+        # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
+        # waiting a scheduler round trip for the run loop to submit it.
+        self.capacity = 2 * max(1, sum(self.client.nthreads().values()))
         self._token = secrets.token_hex(4)
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:

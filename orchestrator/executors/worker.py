@@ -31,12 +31,8 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
     undone right after: it is process-wide, and the driver's own pickling
     (artifacts it stores) must keep referring to the user's classes by name.
     """
-    from orchestrator.fingerprint import is_user_module
-
     registered = []
-    for name, module in list(sys.modules.items()):
-        if module is None or name == "__main__" or not is_user_module(module):
-            continue
+    for module in _user_modules():
         try:
             cloudpickle.register_pickle_by_value(module)
         except (ValueError, TypeError):
@@ -47,6 +43,22 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
     finally:
         for module in registered:
             cloudpickle.unregister_pickle_by_value(module)
+
+
+_user_modules_seen: tuple[int, list[Any]] = (-1, [])
+
+
+def _user_modules() -> list[Any]:
+    """Loaded modules of the user's own code, recomputed only when modules were imported."""
+    global _user_modules_seen
+    from orchestrator.fingerprint import is_user_module
+
+    count = len(sys.modules)
+    if _user_modules_seen[0] != count:
+        found = [m for name, m in list(sys.modules.items())
+                 if m is not None and name != "__main__" and is_user_module(m)]
+        _user_modules_seen = (count, found)
+    return _user_modules_seen[1]
 
 
 def run_pickled(payload: bytes) -> TaskResult:
