@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError
@@ -29,6 +30,19 @@ if TYPE_CHECKING:
 
 MAX_BODY = 1 << 20  # bytes
 MAX_RECORDS = 10_000
+_FLOAT_MAX = sys.float_info.max  # a JSON integer beyond this is infinite to the model
+JSON_TYPES = ("application/json", "text/json")
+
+
+def check_content_type(value: str | None) -> None:
+    """Refuse a body that says it is not JSON (415); a missing Content-Type is read as JSON."""
+    if value is None:
+        return
+    media = value.split(";", 1)[0].strip().lower()
+    if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise RequestProblem(415, f"the body is sent as {media or 'an empty Content-Type'}; send JSON with "
+                              "Content-Type: application/json")
 
 
 class RequestProblem(Exception):
@@ -53,6 +67,8 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
         raise
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestProblem(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestProblem(400, "the body nests JSON too deeply; send a flat array of records") from None
     if isinstance(doc, dict) and set(doc) == {"records"}:
         doc = doc["records"]
     elif isinstance(doc, dict):
@@ -87,7 +103,7 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     problems.append(f"record {i}: column {f['name']} must be a number, got {type(value).__name__} "
                                     f"{json.dumps(value)[:40]}")
-                elif not math.isfinite(float(value)):
+                elif (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _FLOAT_MAX:
                     problems.append(f"record {i}: column {f['name']} is not finite")
             elif not isinstance(value, str):
                 problems.append(f"record {i}: column {f['name']} must be a string (a category), got "
@@ -138,6 +154,10 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         })
 
     async def predict(request: Any) -> Any:
+        try:
+            check_content_type(request.headers.get("content-type"))
+        except RequestProblem as exc:
+            return problem(exc.status, exc.detail)
         length = request.headers.get("content-length")
         if length is not None:
             if not length.isdigit():

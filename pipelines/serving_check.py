@@ -52,7 +52,7 @@ def main() -> int:
     try:
         for _ in range(100):  # at most ~20 s
             try:
-                status, health = _call(f"{base}/health")
+                status, _ = _call(f"{base}/health")
                 if status == 200:
                     break
             except OSError:
