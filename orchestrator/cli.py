@@ -36,11 +36,14 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", envvar="ORCH_STORE", default="cache", show_default=True,
-              help="Artifact store folder (or set ORCH_STORE).")
+              help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE).")
+@click.option("--metadata", envvar="ORCH_METADATA", default=None, metavar="PATH",
+              help="Local folder of the metadata database; needed with a store URL "
+                   "(default: inside the store folder; or set ORCH_METADATA).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and live step output.")
 @click.version_option(package_name="orchestrator", prog_name="orch")
 @click.pass_context
-def cli(ctx: click.Context, store: str, verbose: bool) -> None:
+def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> None:
     """orchestrator: run content-hashed, cached, retried pipelines and inspect their lineage.
 
     \b
@@ -51,14 +54,14 @@ def cli(ctx: click.Context, store: str, verbose: bool) -> None:
       orch lineage RUN:step --upstream        what produced it, from what
       orch models ls / orch monitor NAME      registered models, drift
     """
-    ctx.obj = {"store": store, "verbose": verbose}
+    ctx.obj = {"store": store, "metadata": metadata, "verbose": verbose}
     _VERBOSE[0] = verbose
 
 
 def _context(ctx: click.Context) -> Context:
     from orchestrator.context import Context
 
-    context = Context.open(ctx.obj["store"])
+    context = Context.open(ctx.obj["store"], ctx.obj["metadata"])
     context.lineage.mark_dead_runs()
     return context
 
@@ -112,7 +115,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     pipeline, values = _load_target(target, params, params_file)
     reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
     try:
-        result = run_pipeline(pipeline, values, store=ctx.obj["store"], executor=executor, workers=workers,
+        result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], executor=executor, workers=workers,
                               address=address,
                               rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                               file=os.path.abspath(split_target(target)[0]))
@@ -151,7 +154,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from orchestrator.planner import plan_pipeline
 
     pipeline, values = _load_target(target, params, params_file)
-    result = plan_pipeline(pipeline, values, store=ctx.obj["store"], rerun=rerun)
+    result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun)
     if as_json:
         _emit_json({"pipeline": result.pipeline, "steps": [
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries]})
@@ -369,7 +372,7 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
     for r in context.lineage.artifact_rows():
         stored = r["inline"] is not None
         rows.append({"hash": r["digest"], "size": r["size"], "type": r["type"],
-                     "path": None if stored else str(context.store.path_of(r["digest"])),
+                     "path": None if stored else context.store.url_of(r["digest"]),
                      "materializer": r["materializer"]})
     if as_json:
         _emit_json(rows)

@@ -28,8 +28,8 @@ def _open(ctx: click.Context) -> tuple[Context, Registry]:
     from orchestrator.context import Context
     from orchestrator.registry import Registry
 
-    root = ctx.find_root().obj["store"]
-    context = Context.open(root)
+    obj = ctx.find_root().obj
+    context = Context.open(obj["store"], obj["metadata"])
     return context, Registry(context.lineage)
 
 

@@ -41,7 +41,8 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
-    context = Context.open(ctx.find_root().obj["store"])
+    obj = ctx.find_root().obj
+    context = Context.open(obj["store"], obj["metadata"])
     name = ref.partition("@")[0]
     Registry(context.lineage)._check_model(name)
     if history:

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator import signing
 from orchestrator.errors import UntrustedArtifactError, UserError
 from orchestrator.lineage import Lineage
+from orchestrator.remote_store import FsspecStore, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
@@ -27,24 +28,78 @@ def store_root(store: str | os.PathLike[str] | None) -> Path:
     return Path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
 
 
+def store_location(store: str | os.PathLike[str] | None) -> str | Path:
+    """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec."""
+    chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
+    return str(chosen) if is_url(chosen) else Path(chosen)
+
+
+def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(local folder for locks and reports, metadata database file) for ``--metadata PATH``.
+
+    PATH is a folder (the database is ``PATH/metadata.db``) or, when it ends
+    in ``.db`` or names an existing file, the database file itself.
+    """
+    text = os.fspath(metadata)
+    if is_url(text):
+        raise UserError(f"--metadata {text} is a URL; the metadata database must stay on this machine. "
+                        "Pass a local folder.")
+    if "\0" in text:
+        raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
+    path = Path(text)
+    if path.suffix == ".db" or path.is_file():
+        return path.parent, path
+    return path, path / "metadata.db"
+
+
 @dataclass
 class Context:
-    """The store and metadata database a run or a CLI command works on."""
+    """The store and metadata database a run or a CLI command works on.
+
+    ``root`` is the local folder beside the metadata database (key locks,
+    monitoring reports, request logs): the store folder itself, unless the
+    store is a URL or ``--metadata`` puts the database elsewhere.
+    """
 
     root: Path
     store: ArtifactStore
     lineage: Lineage
+    metadata: str | None = None
 
     @classmethod
-    def open(cls, store: str | os.PathLike[str] | None = None) -> Context:
-        root = store_root(store)
-        if "\0" in str(root):
-            raise UserError("the store path contains a NUL character. Pass --store DIR with a plain path.")
-        if root.exists() and not root.is_dir():
-            raise UserError(f"store path {root} is a file, not a folder. Pass --store DIR.")
+    def open(cls, store: str | os.PathLike[str] | None = None,
+             metadata: str | os.PathLike[str] | None = None) -> Context:
+        """Open the store (a folder or an fsspec URL) and its metadata database.
+
+        Raises:
+            UserError: an unusable path, or a store URL without a local ``metadata`` path.
+        """
+        location = store_location(store)
+        chosen = metadata or os.environ.get("ORCH_METADATA") or None
         durable = os.environ.get("ORCH_FSYNC", "1") != "0"
         sync = "FULL" if os.environ.get("ORCH_FSYNC") == "all" else "NORMAL"
-        return cls(root, ArtifactStore(root, fsync=durable), Lineage(root / "metadata.db", synchronous=sync))
+        if isinstance(location, str):
+            if not chosen:
+                raise UserError(f"store {location} is a URL, and the metadata database stays on this "
+                                "machine: pass --metadata PATH (a local folder) or set ORCH_METADATA.")
+            home, database = metadata_home(chosen)
+            artifacts: ArtifactStore = FsspecStore(location, fsync=durable)
+        else:
+            if "\0" in str(location):
+                raise UserError("the store path contains a NUL character. Pass --store DIR with a plain path.")
+            if location.exists() and not location.is_dir():
+                raise UserError(f"store path {location} is a file, not a folder. Pass --store DIR.")
+            home, database = metadata_home(chosen) if chosen else (location, location / "metadata.db")
+            artifacts = ArtifactStore(location, fsync=durable)
+        if home.exists() and not home.is_dir():
+            raise UserError(f"metadata path {home} is a file, not a folder. Pass --metadata DIR.")
+        return cls(home, artifacts, Lineage(database, synchronous=sync),
+                   metadata=os.fspath(chosen) if chosen else None)
+
+    @property
+    def location(self) -> str:
+        """The store as workers open it: a folder path or a URL."""
+        return self.store.location
 
     def load(self, digest: str) -> Any:
         """Load an artifact by digest, verified against its signature and checksum first."""

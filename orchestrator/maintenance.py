@@ -9,7 +9,6 @@ the run recorded them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -114,17 +113,13 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
     result = GcResult(kept_runs=len(kept))
     for digest in sorted((set(context.store.iter_objects()) | set(rows)) - referenced):
-        path = context.store.path_of(digest)
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            stat = None
-        created = stat.st_mtime if stat else (rows[digest]["created"] if digest in rows else 0)
+        stat = context.store.object_stat(digest)
+        created = stat[0] if stat else (rows[digest]["created"] if digest in rows else 0)
         if cutoff is not None and created >= cutoff - 1:
             result.spared_recent += 1
             continue
         result.removed.append(digest)
-        result.freed_bytes += stat.st_size if stat else 0
+        result.freed_bytes += stat[1] if stat else 0
         if not dry_run and stat is not None:
             context.store.delete(digest)
     if not dry_run:

@@ -110,6 +110,7 @@ class Pipeline:
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
 
     def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+            metadata: str | None = None,
             executor: str = "sequential", workers: int | None = None, address: str | None = None,
             rerun: Iterable[str] = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
@@ -118,20 +119,23 @@ class Pipeline:
 
         Pipeline parameters are keyword arguments (or ``params={...}`` when a
         name collides with a run option). ``store`` defaults to ``$ORCH_STORE``
-        or ``./cache``.
+        or ``./cache``; it may be an fsspec URL (``file://``, ``s3://``, ...),
+        and then ``metadata`` names the local folder of the metadata database
+        (default ``$ORCH_METADATA``).
         """
         from orchestrator.runner import run_pipeline
 
-        return run_pipeline(self, {**(params or {}), **kwargs}, store=store, executor=executor,
+        return run_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata, executor=executor,
                             workers=workers, address=address, rerun=tuple(rerun), no_cache=no_cache,
                             verbose=verbose, progress=progress)
 
     def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+             metadata: str | None = None,
              rerun: Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
         """What a run would do now: for each node, cached / will run / may run, and why."""
         from orchestrator.planner import plan_pipeline
 
-        return plan_pipeline(self, {**(params or {}), **kwargs}, store=store,
+        return plan_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata,
                              rerun=tuple(rerun), no_cache=no_cache)
 
 

@@ -63,9 +63,10 @@ def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
 
 
 def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
+                  metadata: str | None = None,
                   rerun: tuple[str, ...] = (), no_cache: bool = False) -> Plan:
     """For each node: cached, will run, or may run (an input comes from a node that runs), and why."""
-    ctx = Context.open(store)
+    ctx = Context.open(store, metadata)
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun)
     history = cache.History(ctx.lineage, dag.pipeline)

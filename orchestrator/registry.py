@@ -461,11 +461,15 @@ class LoadedModel:
         return self.candidate.model
 
 
-def load_model(ref: str, store: str | os.PathLike[str] | None = None) -> LoadedModel:
-    """Load ``NAME[@production|@latest|@VERSION]`` from a store (default ``$ORCH_STORE`` or ``./cache``)."""
+def load_model(ref: str, store: str | os.PathLike[str] | None = None,
+               metadata: str | os.PathLike[str] | None = None) -> LoadedModel:
+    """Load ``NAME[@production|@latest|@VERSION]`` from a store (default ``$ORCH_STORE`` or ``./cache``).
+
+    With a store URL, ``metadata`` is the local folder of its metadata database.
+    """
     from orchestrator.context import Context
 
-    context = Context.open(store)
+    context = Context.open(store, metadata)
     return load_version(context, ref)
 
 

@@ -7,7 +7,6 @@ read the store lazily, so a ``Run`` stays cheap to keep around.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.context import Context
@@ -37,20 +36,21 @@ class Run:
     pipeline: str
     status: str
     steps: dict[str, StepResult]
-    store_root: Path
+    store: str
     result: Any = None
     error: str | None = None
+    metadata: str | None = None
 
     @property
     def metrics(self) -> dict[str, Any]:
         """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
-        return Context.open(self.store_root).lineage.run(self.id)["metrics"] or {}
+        return Context.open(self.store, self.metadata).lineage.run(self.id)["metrics"] or {}
 
     def output(self) -> Any:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
-        ctx = Context.open(self.store_root)
+        ctx = Context.open(self.store, self.metadata)
         return substitute(self.result, lambda out: ctx.load(self.steps[out.node].outputs[out.name]))
 
     @property

@@ -28,12 +28,13 @@ from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, substitute
 from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, input_hashes
+from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult
 from orchestrator.step import Output, iter_outputs
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from orchestrator.pipeline import Pipeline
 
 def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
+                 metadata: str | None = None,
                  executor: str = "sequential", workers: int | None = None, address: str | None = None,
                  rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
                  progress: RunObserver | None = None, file: str | None = None) -> Run:
@@ -54,7 +56,11 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         UserError: for mistakes found before anything runs.
         KeyboardInterrupt: after recording the run as ``interrupted``.
     """
-    ctx = Context.open(store)
+    ctx = Context.open(store, metadata)
+    if executor != "sequential" and is_process_local(ctx.location):
+        raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
+                        "reach it. Use --executor sequential, or a store every worker reaches "
+                        "(a folder, file://, s3://, ...).")
     ctx.lineage.mark_dead_runs()
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun)
@@ -217,7 +223,7 @@ class _RunLoop:
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
             arguments=arguments, output_names=node.outputs,
-            store_root=str(self.ctx.root), attempt=attempt, timeout=node.step.retry.timeout,
+            store_root=self.ctx.location, attempt=attempt, timeout=node.step.retry.timeout,
             echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
         )
         self.attempting[node.name] = attempt
@@ -486,7 +492,8 @@ class _RunLoop:
         # A map has no entry of its own, unless it failed to expand.
         steps = {n: r for n in self.dag.nodes if (r := self.results.get(n)) is not None
                  and not (self.dag.nodes[n].is_map and r.status in ("map", "skipped"))}
-        run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.root, result=self.dag.result)
+        run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.location, result=self.dag.result,
+                  metadata=self.ctx.metadata)
         failed = run.failed_steps
         if failed:
             f = failed[0]

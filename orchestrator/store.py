@@ -216,12 +216,13 @@ class ArtifactStore:
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.root = Path(root).absolute()
+        self.location = str(self.root)  # what messages and workers name the store by
         self.fsync = fsync
         self._objects = os.path.join(str(self.root), "objects")
         self._swept = False
 
     def __repr__(self) -> str:
-        return f"ArtifactStore({str(self.root)!r})"
+        return f"{type(self).__name__}({self.location!r})"
 
     def path_of(self, digest: str) -> Path:
         """Return where the object for ``digest`` lives (whether or not it exists).
@@ -236,9 +237,24 @@ class ArtifactStore:
         _check_digest(digest)
         return f"{self._objects}/{digest[:2]}/{digest}"
 
+    def url_of(self, digest: str) -> str:
+        """Where the object for ``digest`` lives, as a path or URL to show a user."""
+        return self._path(digest)
+
     def has(self, digest: str) -> bool:
         """Return True if a complete object for ``digest`` exists (one stat)."""
-        return os.path.exists(self._path(digest))
+        return self._exists(self._path(digest))
+
+    def _exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def object_stat(self, digest: str) -> tuple[float, int] | None:
+        """(modification time, size in bytes) of the object file, or None if there is none."""
+        try:
+            st = os.stat(self._path(digest))
+        except FileNotFoundError:
+            return None
+        return st.st_mtime, st.st_size
 
     def put(self, value: object, digest: str) -> ArtifactInfo:
         """Store ``value`` under ``digest`` and return what to record about it.
@@ -252,7 +268,7 @@ class ArtifactStore:
         path = self._path(digest)
         damaged = False
         existing: ArtifactInfo | None = None
-        if os.path.exists(path):  # one stat; the common small-value case never opens a file
+        if self._exists(path):  # one stat; the common small-value case never opens a file
             # An object may be an orphan (its writer died before a row recorded it): adopt it
             # only once it checks out whole, header and payload. A pickled one could also have
             # been planted, and adopting it would get it signed: it is kept only if our own
@@ -269,7 +285,7 @@ class ArtifactStore:
         try:
             materializer, writer, meta = self._encode_value(value)
         except OSError as exc:
-            raise StoreError(f"cannot write artifact {digest} under {self.root}: {exc}") from exc
+            raise StoreError(f"cannot write artifact {digest} under {self.location}: {exc}") from exc
         try:
             info = ArtifactInfo(
                 digest=digest,
@@ -285,12 +301,12 @@ class ArtifactStore:
             if existing is not None and (existing.checksum, existing.size) == (info.checksum, info.size):
                 return existing
             self._finish_temp(writer, info)
-            published = self._publish(writer, Path(path), info, replace=damaged or existing is not None)
+            published = self._publish(writer, path, info, replace=damaged or existing is not None)
             if _fault is not None:
                 _fault.hit("after-object")
             return published
         except OSError as exc:
-            raise StoreError(f"cannot write artifact {digest} under {self.root}: {exc}") from exc
+            raise StoreError(f"cannot write artifact {digest} under {self.location}: {exc}") from exc
         finally:
             writer.discard()
 
@@ -326,10 +342,9 @@ class ArtifactStore:
             MissingArtifactError: If there is no object for ``digest``.
             CorruptArtifactError: If the header is unreadable or the file is truncated.
         """
-        path = self._path(digest)
         try:
-            with open(path, "rb") as f:
-                file_size = os.fstat(f.fileno()).st_size
+            f, file_size = self._open_read(self._path(digest))
+            with f:
                 prefix = f.read(_PREFIX.size)
                 header_len, offset = _parse_prefix(prefix, file_size)
                 header = _parse_header(f.read(header_len), digest, offset, file_size)
@@ -338,6 +353,11 @@ class ArtifactStore:
         except _Damaged as exc:
             raise CorruptArtifactError(digest, str(exc)) from None
         return ArtifactInfo(**{name: header[name] for name in _HEADER_FIELDS})
+
+    def _open_read(self, path: str) -> tuple[BinaryIO, int]:
+        """An object file opened for reading, and its size; FileNotFoundError if there is none."""
+        f = open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return f, os.fstat(f.fileno()).st_size
 
     def verify(self, digest: str) -> str | None:
         """Return None if the object is intact, else a one-line reason."""
@@ -475,10 +495,11 @@ class ArtifactStore:
         old_path.unlink()
 
     def _publish(
-        self, writer: _PayloadWriter, path: Path, info: ArtifactInfo, *, replace: bool
+        self, writer: _PayloadWriter, final: str, info: ArtifactInfo, *, replace: bool
     ) -> ArtifactInfo:
         """Give the temporary file its final name, unless another writer already did."""
         assert writer.path is not None
+        path = Path(final)
         self._make_dir(path.parent)
         if _fault is not None:
             _fault.hit("rename")
@@ -503,22 +524,28 @@ class ArtifactStore:
 
     # --- reading ---------------------------------------------------------
 
-    def _map_object(self, digest: str) -> tuple[dict[str, Any], memoryview]:
-        """Map an object file, check it whole, and return its header and payload view."""
-        path = self._path(digest)
+    def _read_object(self, digest: str) -> memoryview:
+        """The whole object file as a writable view (here a private memory map).
+
+        Raises:
+            MissingArtifactError: There is no object file.
+            _Damaged: It is too short to hold a header.
+        """
         try:
-            with open(path, "rb") as f:
+            with open(self._path(digest), "rb") as f:
                 file_size = os.fstat(f.fileno()).st_size
                 if file_size < _PREFIX.size:
                     raise _Damaged(f"truncated: {file_size} bytes, shorter than the header")
                 # A private mapping: decoded arrays are writable, the file never changes.
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
-        except _Damaged as exc:
-            raise CorruptArtifactError(digest, str(exc)) from None
-        view = memoryview(mapped)
+
+    def _map_object(self, digest: str) -> tuple[dict[str, Any], memoryview]:
+        """Read an object file, check it whole, and return its header and payload view."""
         try:
+            view = self._read_object(digest)
+            file_size = len(view)
             header_len, offset = _parse_prefix(view[: _PREFIX.size], file_size)
             header_bytes = view[_PREFIX.size : _PREFIX.size + header_len]
             header = _parse_header(header_bytes, digest, offset, file_size)

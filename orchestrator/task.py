@@ -22,6 +22,7 @@ from typing import Any
 from orchestrator.capture import Capture
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError
 from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
@@ -77,7 +78,7 @@ _stores: dict[tuple[str, bool], ArtifactStore] = {}
 def _store(root: str, fsync: bool) -> ArtifactStore:
     store = _stores.get((root, fsync))
     if store is None:
-        store = _stores[(root, fsync)] = ArtifactStore(root, fsync=fsync)
+        store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
     return store
 
 

@@ -1,0 +1,216 @@
+"""The artifact store on any fsspec filesystem: an object store, a shared or in-memory filesystem.
+
+Workers on several machines need a store they all reach; the metadata
+database stays on the driver's machine (see ``context``). Objects have the
+same self-describing format and names as in the local store
+(``<url>/objects/<2 hex>/<digest>``), so everything above the store works
+unchanged: checksums are checked before anything is deserialized, and an
+object is published whole or not at all.
+
+Writing: the payload is encoded into a local staging file (the system temp
+folder), its header written in front, then uploaded to
+``<url>/tmp/<host>-<pid>-<random>.tmp`` and moved to its final name. A move
+is a rename on a filesystem and a server-side copy on an object store; in
+both cases a reader sees either no object or the complete one. Durability is
+the filesystem's: fsspec has no fsync.
+
+Reading: the whole object is fetched into memory (a remote file cannot be
+memory-mapped) and checked against its checksum before decoding.
+
+fsspec is imported only when a store URL is opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from orchestrator import store as _local
+from orchestrator.errors import MissingArtifactError, UserError
+from orchestrator.store import (
+    _DIGEST,
+    _PREFIX,
+    _TEMP_MAX_AGE,
+    ArtifactInfo,
+    ArtifactStore,
+    _Damaged,
+    _PayloadWriter,
+    _pid_alive,
+)
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """True for ``proto://...`` (a store fsspec opens), False for a plain path."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def is_process_local(url: str) -> bool:
+    """True for a filesystem that lives inside one process (``memory://``): workers cannot share it."""
+    return is_url(url) and url.split("://", 1)[0].lower() == "memory"
+
+
+class FsspecStore(ArtifactStore):
+    """Content-addressed artifacts under an fsspec URL (``file://``, ``memory://``, ``s3://``, ...).
+
+    Raises:
+        UserError: fsspec is not installed, or it has no filesystem for the URL's protocol.
+    """
+
+    def __init__(self, url: str, *, fsync: bool = True) -> None:
+        try:
+            from fsspec.core import url_to_fs
+        except ImportError:
+            raise UserError(f"store {url} is a URL, which needs fsspec: "
+                            "pip install 'orchestrator[remote]'") from None
+        try:
+            fs, base = url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise UserError(f"cannot open store {url}: {exc}. Install the fsspec filesystem for it "
+                            "(e.g. s3fs for s3://) or pass a local folder.") from None
+        # Local staging for encoding: the base class writes its temp files under root / "tmp".
+        super().__init__(Path(tempfile.gettempdir()) / "orch-staging", fsync=fsync)
+        self.location = url
+        self.fs = fs
+        self._base = cast(str, base).rstrip("/")
+        self._objects = f"{self._base}/objects"
+        self._made: set[str] = set()
+
+    def url_of(self, digest: str) -> str:
+        protocol = self.location.split("://", 1)[0]
+        return f"{protocol}://{self._path(digest).lstrip('/')}" if protocol != "file" else \
+            f"file://{self._path(digest)}"
+
+    def path_of(self, digest: str) -> Path:
+        raise TypeError(f"{self.location} is not a local folder; use url_of()")
+
+    def _exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def object_stat(self, digest: str) -> tuple[float, int] | None:
+        try:
+            info = self.fs.info(self._path(digest))
+        except FileNotFoundError:
+            return None
+        return _mtime(info), int(info.get("size") or 0)
+
+    def iter_objects(self) -> Iterator[str]:
+        try:
+            found = self.fs.find(self._objects)
+        except FileNotFoundError:
+            return
+        names = (p.rsplit("/", 1)[-1] for p in found)
+        yield from sorted(n for n in names if _DIGEST.fullmatch(n))
+
+    def delete(self, digest: str) -> None:
+        try:
+            self.fs.rm_file(self._path(digest))
+        except FileNotFoundError:
+            pass
+
+    def sweep_temp(self) -> int:
+        """Remove dead local staging files, and remote temp files of dead writers on this host."""
+        removed = super().sweep_temp()
+        for path in self._dead_remote_temp():
+            try:
+                self.fs.rm_file(path)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def _dead_remote_temp(self) -> list[str]:
+        try:
+            entries = self.fs.ls(f"{self._base}/tmp", detail=True)
+        except FileNotFoundError:
+            return []
+        dead, now = [], time.time()
+        for entry in entries:
+            name = str(entry["name"]).rsplit("/", 1)[-1]
+            host, _, rest = name.partition("-")
+            pid = rest.split("-", 1)[0]
+            mine_and_dead = host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
+            if mine_and_dead or now - _mtime(entry) > _TEMP_MAX_AGE:
+                dead.append(str(entry["name"]))
+        return dead
+
+    # --- writing ---------------------------------------------------------
+
+    def _publish(self, writer: _PayloadWriter, final: str, info: ArtifactInfo, *,
+                 replace: bool) -> ArtifactInfo:
+        """Upload the staged object under a temp name, then move it to its final name."""
+        assert writer.path is not None and writer.file is not None
+        writer.file.flush()
+        if not replace and self._exists(final):
+            return self.read_header(info.digest)  # another writer published it first
+        temp = f"{self._base}/tmp/{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        self._make_remote_dir(f"{self._base}/tmp")
+        self._make_remote_dir(final.rsplit("/", 1)[0])
+        if _local._fault is not None:
+            _local._fault.hit("write")
+        self.fs.put_file(str(writer.path), temp)
+        try:
+            if _local._fault is not None:
+                _local._fault.hit("rename")
+            self.fs.mv(temp, final)
+        except BaseException:
+            try:
+                self.fs.rm_file(temp)
+            except (FileNotFoundError, OSError):
+                pass
+            raise
+        return info
+
+    def _make_remote_dir(self, directory: str) -> None:
+        if directory not in self._made:
+            self.fs.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+
+    # --- reading ---------------------------------------------------------
+
+    def _read_object(self, digest: str) -> memoryview:
+        try:
+            data = self.fs.cat_file(self._path(digest))
+        except FileNotFoundError:
+            raise MissingArtifactError(digest) from None
+        if len(data) < _PREFIX.size:
+            raise _Damaged(f"truncated: {len(data)} bytes, shorter than the header")
+        return memoryview(bytearray(data))  # writable, like the local store's private mapping
+
+    def _open_read(self, path: str) -> tuple[BinaryIO, int]:
+        size = int(self.fs.size(path))
+        return cast(BinaryIO, self.fs.open(path, "rb")), size
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """A listing entry's modification time as a timestamp (filesystems name it differently)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, dt.datetime):
+            stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            return stamp.timestamp()
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+def open_store(location: str | os.PathLike[str], *, fsync: bool = True) -> ArtifactStore:
+    """The artifact store at ``location``: a local folder, or any fsspec URL."""
+    if is_url(location):
+        return FsspecStore(str(location), fsync=fsync)
+    return ArtifactStore(location, fsync=fsync)

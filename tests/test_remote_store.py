@@ -1,0 +1,160 @@
+"""A store behind an fsspec URL (in-memory and local filesystems), with the metadata database kept local."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli, main
+from orchestrator.context import Context
+from orchestrator.errors import UserError
+from orchestrator.loader import load_pipeline
+
+from .conftest import PIPELINES
+
+fsspec = pytest.importorskip("fsspec")
+
+
+def _signature(run):
+    return {n: (s.status, s.key, tuple(sorted(s.outputs.items()))) for n, s in run.steps.items()}
+
+
+def _mixed(**run_options):
+    return load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(**run_options)
+
+
+@pytest.fixture
+def memory_url():
+    """A fresh in-memory store URL, removed afterwards (the memory filesystem is process-wide)."""
+    bucket = f"orch-test-{uuid.uuid4().hex[:12]}"
+    yield f"memory://{bucket}/store"
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{bucket}"):
+        fs.rm(f"/{bucket}", recursive=True)
+
+
+@pytest.fixture
+def reference(tmp_path_factory, calls):
+    """The same pipeline on a plain local store: what every other store must reproduce."""
+    run = _mixed(store=str(tmp_path_factory.mktemp("local")))
+    assert run.status == "succeeded", run.error
+    return run
+
+
+def test_memory_store_gives_the_same_keys_and_digests_and_caches(memory_url, reference, tmp_path, calls):
+    meta = tmp_path / "meta"
+    first = _mixed(store=memory_url, metadata=str(meta))
+    assert first.status == "succeeded", first.error
+    assert {n: v[1:] for n, v in _signature(first).items()} == {n: v[1:] for n, v in _signature(reference).items()}
+    assert first.output() == {"sum": 14, "rows": 2000}
+
+    fs = fsspec.filesystem("memory")
+    base = memory_url.removeprefix("memory://")
+    stored = [p.rsplit("/", 1)[-1] for p in fs.find(f"/{base}/objects")]
+    assert first.steps["frame"].outputs["out"] in stored  # the 2,000-row table is an object in the remote store
+    assert (meta / "metadata.db").exists() and not fs.exists(f"/{base}/metadata.db")
+
+    calls.clear()
+    again = _mixed(store=memory_url, metadata=str(meta))
+    assert {s.status for s in again.steps.values()} == {"cached"}
+    assert calls.ran() == set()
+    assert again.output() == {"sum": 14, "rows": 2000}
+
+
+def test_damaged_remote_object_is_detected_and_recomputed(memory_url, tmp_path, calls):
+    meta = str(tmp_path / "meta")
+    first = _mixed(store=memory_url, metadata=meta)
+    digest = first.steps["frame"].outputs["out"]
+    fs = fsspec.filesystem("memory")
+    path = f"/{memory_url.removeprefix('memory://')}/objects/{digest[:2]}/{digest}"
+    data = bytearray(fs.cat_file(path))
+    data[-10] ^= 0xFF
+    fs.pipe_file(path, bytes(data))
+
+    verify = CliRunner().invoke(cli, ["--store", memory_url, "--metadata", meta, "cache", "verify", "--json"])
+    assert verify.exit_code == 1, verify.output
+    assert [d["hash"] for d in json.loads(verify.output)["damaged"]] == [digest]
+
+    # The step that reads it is forced, so the damage is found mid-run and its producer re-runs.
+    second = _mixed(store=memory_url, metadata=meta, rerun=["combine"])
+    assert second.status == "succeeded", second.error
+    assert second.steps["frame"].status == "ran"
+    assert second.steps["frame"].reason == "stored output was damaged"
+    assert second.output() == {"sum": 14, "rows": 2000}
+    clean = CliRunner().invoke(cli, ["--store", memory_url, "--metadata", meta, "cache", "verify"])
+    assert clean.exit_code == 0, clean.output
+
+
+def test_cli_lists_and_collects_a_remote_store(memory_url, tmp_path, calls):
+    meta = str(tmp_path / "meta")
+    run = _mixed(store=memory_url, metadata=meta)
+    base = ["--store", memory_url, "--metadata", meta]
+    listed = CliRunner().invoke(cli, [*base, "cache", "ls", "--json"])
+    assert listed.exit_code == 0, listed.output
+    objects = {o["hash"]: o for o in json.loads(listed.output)}
+    frame = run.steps["frame"].outputs["out"]
+    assert objects[frame]["path"] == f"{memory_url.split('/store')[0]}/store/objects/{frame[:2]}/{frame}"
+
+    shown = CliRunner().invoke(cli, [*base, "show", run.id, "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["status"] == "succeeded"
+
+    # An object no run references is collected; the run's own objects stay.
+    ctx = Context.open(memory_url, meta)
+    stray = ctx.store.put(b"x" * 10_000, "0" * 32)
+    assert stray.inline is None and ctx.store.has("0" * 32)
+    gc = CliRunner().invoke(cli, [*base, "cache", "gc"])
+    assert gc.exit_code == 0, gc.output
+    assert not ctx.store.has("0" * 32) and ctx.store.has(frame)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_file_url_store_is_shared_by_workers(executor, reference, tmp_path, calls):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    folder = tmp_path / "shared"
+    meta = tmp_path / "meta"
+    run = _mixed(store=f"file://{folder}", metadata=str(meta), executor=executor, workers=2)
+    assert run.status == "succeeded", run.error
+    assert _signature(run) == _signature(reference)
+    frame = run.steps["frame"].outputs["out"]
+    assert (folder / "objects" / frame[:2] / frame).is_file()  # written by a worker, through fsspec
+    assert not (folder / "metadata.db").exists() and (meta / "metadata.db").exists()
+    assert not list((folder / "tmp").glob("*.tmp"))  # uploads were moved to their final names
+    assert run.output() == {"sum": 14, "rows": 2000}
+
+
+def _orch(capsys, *args):
+    """``orch ARGS`` in this process (the memory filesystem is per process): (exit code, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_store_url_mistakes_are_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ORCH_METADATA", raising=False)
+    code, err = _orch(capsys, "--store", "memory://b/s", "runs")
+    assert code == 2 and "pass --metadata PATH" in err and err.count("\n") == 1
+
+    code, err = _orch(capsys, "--store", "memory://b/s", "--metadata", "s3://x/meta", "runs")
+    assert code == 2 and "must stay on this machine" in err and err.count("\n") == 1
+
+    code, err = _orch(capsys, "--store", "nosuchfs://b/s", "--metadata", str(tmp_path), "runs")
+    assert code == 2 and "cannot open store nosuchfs://b/s" in err and err.count("\n") == 1
+
+    with pytest.raises(UserError, match="lives inside this process"):
+        _mixed(store="memory://b/s", metadata=str(tmp_path), executor="process")
+
+
+def test_metadata_elsewhere_for_a_local_store(tmp_path, calls):
+    store, meta = tmp_path / "objects-only", tmp_path / "meta" / "lineage.db"
+    run = _mixed(store=str(store), metadata=str(meta))
+    assert run.status == "succeeded", run.error
+    assert meta.is_file() and not (store / "metadata.db").exists()
+    listed = CliRunner().invoke(cli, ["--store", str(store), "--metadata", str(meta), "runs", "--json"])
+    assert [r["run_id"] for r in json.loads(listed.output)] == [run.id]
+    assert Path(store / "objects").is_dir()
