@@ -570,6 +570,32 @@ _before_builtins: list[Materializer] = []
 _after_builtins: list[Materializer] = []
 
 
+_SCALARS = (int, float, str, bool, type(None))
+_SCALAR_MAX = 1024  # characters of a str taken by the fast path
+_INT_MAX = 1 << 64
+
+
+def scalar_payload(value: object) -> bytes | None:
+    """The ``json`` materializer's bytes for a plain scalar, skipping the registry; else None.
+
+    The per-step hot path of small results (an int, a short str): the bytes
+    are exactly what ``materializer_for(value)`` would write, so an artifact
+    stored either way is the same. None when a user materializer is
+    registered ahead of the built-ins (it might claim scalars), for NaN and
+    infinities (JSON has none), for long strings and for subclasses.
+    """
+    if _before_builtins or type(value) not in _SCALARS:
+        return None
+    if type(value) is float and not math.isfinite(value):  # type: ignore[arg-type]
+        return None
+    if type(value) is str and len(value) > _SCALAR_MAX:  # type: ignore[arg-type]
+        return None
+    if type(value) is int and not -_INT_MAX < value < _INT_MAX:  # type: ignore[operator]
+        return None  # a huge int: the registry decides (past 4300 digits it is pickled)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _chain() -> list[Materializer]:
     """Every materializer in the order :func:`materializer_for` tries them."""
     return [*_before_builtins, *_BUILTINS[:-1], *_after_builtins, _PICKLE]

@@ -63,6 +63,7 @@ from orchestrator.serialize import (
     is_builtin,
     materializer_for,
     needs_unpickling,
+    scalar_payload,
 )
 
 INLINE_MAX = 4096
@@ -265,6 +266,11 @@ class ArtifactStore:
         Raises:
             StoreError: For an invalid digest, or a value that cannot be encoded.
         """
+        scalar = scalar_payload(value)
+        if scalar is not None:  # an int or a short str: inline, no registry walk, no stat
+            _check_digest(digest)
+            return ArtifactInfo(digest=digest, materializer="json", type_name=type(value).__name__,
+                                size=len(scalar), checksum=_checksum(scalar), meta={}, inline=scalar)
         path = self._path(digest)
         damaged = False
         existing: ArtifactInfo | None = None

@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator import serialize
 from orchestrator.errors import StoreError
+from orchestrator.store import ArtifactStore
 
 
 def roundtrip(value: object) -> tuple[str, object]:
@@ -381,6 +382,25 @@ def test_exact_json_values_use_json(value: object) -> None:
     assert out == value and type(out) is type(value)
     if isinstance(value, float):
         assert repr(out) == repr(value)  # keeps -0.0
+
+
+@pytest.mark.parametrize("value", [*JSON_EXACT, 2**64, -(2**64), 10**5000, float("nan"), float("-inf"),
+                                   "x" * 5000, "\udc80", type("S", (str,), {})("x"), np.int64(3)],
+                         ids=lambda v: type(v).__name__)
+def test_scalar_fast_path_writes_what_the_registry_would(value: object, tmp_path: Any) -> None:
+    """The store's shortcut for small scalars gives the same bytes as the json materializer, or steps aside."""
+    fast = serialize.scalar_payload(value)
+    buffer = io.BytesIO()
+    chosen = serialize.materializer_for(value)
+    chosen.write(value, buffer)
+    if fast is not None:
+        assert chosen.name == "json" and fast == buffer.getvalue()
+    store = ArtifactStore(tmp_path)
+    info = store.put(value, "0" * 32)
+    assert info.materializer == chosen.name
+    assert info.type_name == type(value).__name__ or "." in info.type_name
+    out = store.get(info)
+    assert out == value or (isinstance(value, float) and value != value and out != out)
 
 
 NOT_JSON = {
