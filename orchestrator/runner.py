@@ -30,6 +30,7 @@ from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
+from orchestrator.executors.spawning import check_not_bootstrapping
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -56,6 +57,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         UserError: for mistakes found before anything runs.
         KeyboardInterrupt: after recording the run as ``interrupted``.
     """
+    check_not_bootstrapping()
     ctx = Context.open(store, metadata)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "

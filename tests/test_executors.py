@@ -108,3 +108,50 @@ def test_cli_executor_options(orch, calls):
     ok = orch("run", "edits.py", "--executor", "process", "--workers", "2", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "succeeded"
+
+
+UNGUARDED_SCRIPT = '''
+import os
+from pathlib import Path
+from orchestrator import step, pipeline
+
+@step(retries=2)
+def dies_once(x: int) -> int:
+    marker = Path(os.environ["MARKER"])
+    if not marker.exists():
+        marker.write_text("1")
+        os._exit(9)  # the worker dies; a replacement worker is started
+    return x * 2
+
+@pipeline
+def dying(x: int = 21):
+    return dies_once(x)
+
+# No `if __name__ == "__main__":` guard: workers must not run this again.
+run = dying.run(store=os.environ["STORE"], executor=os.environ["EXECUTOR"], workers=2)
+print("RESULT", run.status, run.output(), run.steps["dies_once"].attempts)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_script_without_a_main_guard_runs_once(tmp_path, executor):
+    """Spawned workers (and replacements for dead ones) do not re-import the user's script."""
+    import os
+    import subprocess
+    import sys
+
+    from orchestrator.lineage import Lineage
+
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    script = tmp_path / "train.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    env = {**os.environ, "STORE": str(tmp_path / "store"), "EXECUTOR": executor,
+           "MARKER": str(tmp_path / "died")}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RESULT succeeded 42 2" in done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(Lineage(tmp_path / "store" / "metadata.db").runs()) == 1

@@ -16,9 +16,11 @@ import os
 import secrets
 import time
 from concurrent.futures import Future
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError, WorkerDiedError
+from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
 
@@ -45,6 +47,8 @@ class DaskExecutor:
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         dask, distributed = _import_distributed()
         self._cluster = None
+        # For the cluster's whole life: its nannies also spawn replacements for dead workers.
+        self._main_hidden = ExitStack()
         started = time.perf_counter()
         if address:
             try:
@@ -53,12 +57,17 @@ class DaskExecutor:
                 raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}. "
                                 "Start one with `dask scheduler` or drop --address.") from exc
         else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                  "distributed.worker.daemon": False}):
-                self._cluster = distributed.LocalCluster(
-                    n_workers=max(1, workers or os.cpu_count() or 1), threads_per_worker=1,
-                    processes=True, dashboard_address="127.0.0.1:0", silence_logs=40)
-                self.client = distributed.Client(self._cluster, set_as_default=False)
+            self._main_hidden.enter_context(main_script_hidden())
+            try:
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                      "distributed.worker.daemon": False}):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=max(1, workers or os.cpu_count() or 1), threads_per_worker=1,
+                        processes=True, dashboard_address="127.0.0.1:0", silence_logs=50)
+                    self.client = distributed.Client(self._cluster, set_as_default=False)
+            except BaseException:
+                self._main_hidden.close()
+                raise
         self.startup_seconds = time.perf_counter() - started
         # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
         # waiting a scheduler round trip for the run loop to submit it.
@@ -96,5 +105,8 @@ class DaskExecutor:
         try:
             self.client.close()
         finally:
-            if self._cluster is not None:
-                self._cluster.close()
+            try:
+                if self._cluster is not None:
+                    self._cluster.close()
+            finally:
+                self._main_hidden.close()

@@ -23,6 +23,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
 
@@ -61,7 +62,8 @@ class ProcessExecutor:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path)), daemon=True,
                                     name="orch-worker")
-        process.start()
+        with main_script_hidden():
+            process.start()
         child.close()
         return _Worker(process=process, conn=parent)
 
