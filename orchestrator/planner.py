@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, input_hash
-from orchestrator.errors import UserError, did_you_mean
+from orchestrator.dag import DAG, Node, expand_map, input_hash
+from orchestrator.errors import OrchestratorError, UserError, did_you_mean
+from orchestrator.hashing import combine
 
 if TYPE_CHECKING:
     from orchestrator.pipeline import Pipeline
@@ -72,20 +73,14 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     history = cache.History(ctx.lineage, dag.pipeline)
     digests: dict[tuple[str, str], str] = {}
     state: dict[str, str] = {}
-    entries = []
-    for node in dag.nodes.values():
-        if node.is_map:
-            state[node.name] = "may run"
-            entries.append(PlanEntry(node.name, "may run",
-                                     f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
-                                     None))
-            continue
+    entries: list[PlanEntry] = []
+
+    def plan_node(node: Node) -> None:
         running_up = [u for u in node.upstream if state[u] != "cached"]
         if running_up:
             state[node.name] = "may run"
-            entries.append(PlanEntry(node.name, "may run",
-                                     f"input from step '{running_up[0]}', which will run", None))
-            continue
+            entries.append(PlanEntry(node.name, "may run", f"input from step '{running_up[0]}', which will run", None))
+            return
         key, parts = cache.node_key(node, input_hashes(node, digests))
         force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
         decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, history, force=force)
@@ -98,7 +93,49 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
         else:
             state[node.name] = "will run"
             entries.append(PlanEntry(node.name, "will run", decision.reason, key))
+
+    for node in list(dag.nodes.values()):
+        if not node.is_map:
+            plan_node(node)
+            continue
+        children = _expand_known_map(dag, node, state, digests, ctx)
+        if children is None:
+            state[node.name] = "may run"
+            entries.append(PlanEntry(node.name, "may run",
+                                     f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
+                                     None))
+            continue
+        for child in children:
+            dag.nodes[child.name] = child  # so that a later map of the same step names its items after these
+            plan_node(child)
+        # Like a run: the items are the entries, and the map's output is the list of theirs.
+        if all(state[c.name] == "cached" for c in children):
+            state[node.name] = "cached"
+            for out in node.outputs:
+                digests[(node.name, out)] = combine("map", *(digests[(c.name, out)] for c in children))
+        else:
+            state[node.name] = "may run"
     return Plan(dag.pipeline, entries)
+
+
+def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict[tuple[str, str], str],
+                      ctx: Context) -> list[Node] | None:
+    """The item nodes of a map whose list is already in the store (its producer is cached), else None.
+
+    Loads that one list artifact (verified like any load); a list that cannot
+    be loaded or is not a list leaves the map to be expanded by the run.
+    """
+    if any(state[u] != "cached" for u in node.upstream):
+        return None
+    source = node.map_over
+    assert source is not None
+    try:
+        items = ctx.load(digests[(source.node, source.name)])
+        if not isinstance(items, (list, tuple)):
+            return None
+        return expand_map(dag, node, items)
+    except (OrchestratorError, KeyError):
+        return None
 
 
 def input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, str]:

@@ -74,8 +74,24 @@ def test_plan_shows_a_map_as_may_run(store, calls):
         ("items", "will run"), ("square.map", "may run"), ("total", "may run")]
 
 
-def test_plan_after_a_run_shows_the_map_as_may_run(store, calls):
+def test_plan_after_a_run_expands_the_map_from_its_cached_list(store, calls):
     _fanout().run(store=str(store))
     plan = _fanout().plan(store=str(store))
     assert [(e.node, e.status) for e in plan.entries] == [
-        ("items", "cached"), ("square.map", "may run"), ("total", "may run")]
+        ("items", "cached"), ("square", "cached"), ("square_2", "cached"), ("square_3", "cached"),
+        ("square_4", "cached"), ("total", "cached")]
+
+    # A parameter of the mapped step changes every item; one more item adds one node.
+    changed = _fanout().plan(store=str(store), offset=1)
+    assert [(e.node, e.status) for e in changed.entries][1:] == [
+        ("square", "will run"), ("square_2", "will run"), ("square_3", "will run"), ("square_4", "will run"),
+        ("total", "may run")]
+    assert "parameter `offset` changed" in changed.entries[1].reason
+    grown = _fanout().plan(store=str(store), n=5)
+    assert [(e.node, e.status) for e in grown.entries] == [("items", "will run"), ("square.map", "may run"),
+                                                            ("total", "may run")]
+    # What the plan promised is what the run does.
+    run = _fanout().run(store=str(store), offset=1)
+    promised = {"will run": {"ran"}, "may run": {"ran", "cached"}, "cached": {"cached"}}
+    assert list(run.steps) == [e.node for e in changed.entries]
+    assert all(run.steps[e.node].status in promised[e.status] for e in changed.entries)
