@@ -33,18 +33,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from orchestrator import store as _local
+from orchestrator import store_faults
 from orchestrator.errors import MissingArtifactError, UserError
-from orchestrator.store import (
-    _DIGEST,
-    _PREFIX,
-    _TEMP_MAX_AGE,
-    ArtifactInfo,
-    ArtifactStore,
-    _Damaged,
-    _PayloadWriter,
-    _pid_alive,
-)
+from orchestrator.files import pid_alive
+from orchestrator.object_format import DIGEST, PREFIX, ArtifactInfo, Damaged
+from orchestrator.store import _TEMP_MAX_AGE, ArtifactStore, _PayloadWriter
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
@@ -110,7 +103,7 @@ class FsspecStore(ArtifactStore):
         except FileNotFoundError:
             return
         names = (p.rsplit("/", 1)[-1] for p in found)
-        yield from sorted(n for n in names if _DIGEST.fullmatch(n))
+        yield from sorted(n for n in names if DIGEST.fullmatch(n))
 
     def delete(self, digest: str) -> None:
         try:
@@ -139,7 +132,7 @@ class FsspecStore(ArtifactStore):
             name = str(entry["name"]).rsplit("/", 1)[-1]
             host, _, rest = name.partition("-")
             pid = rest.split("-", 1)[0]
-            mine_and_dead = host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
+            mine_and_dead = host == _HOST and pid.isdigit() and not pid_alive(int(pid))
             if mine_and_dead or now - _mtime(entry) > _TEMP_MAX_AGE:
                 dead.append(str(entry["name"]))
         return dead
@@ -156,12 +149,10 @@ class FsspecStore(ArtifactStore):
         temp = f"{self._base}/tmp/{_HOST}-{os.getpid()}-{secrets.token_hex(8)}.tmp"
         self._make_remote_dir(f"{self._base}/tmp")
         self._make_remote_dir(final.rsplit("/", 1)[0])
-        if _local._fault is not None:
-            _local._fault.hit("write")
+        store_faults.hit("write")
         self.fs.put_file(str(writer.path), temp)
         try:
-            if _local._fault is not None:
-                _local._fault.hit("rename")
+            store_faults.hit("rename")
             self.fs.mv(temp, final)
         except BaseException:
             try:
@@ -183,8 +174,8 @@ class FsspecStore(ArtifactStore):
             data = self.fs.cat_file(self._path(digest))
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
-        if len(data) < _PREFIX.size:
-            raise _Damaged(f"truncated: {len(data)} bytes, shorter than the header")
+        if len(data) < PREFIX.size:
+            raise Damaged(f"truncated: {len(data)} bytes, shorter than the header")
         return memoryview(bytearray(data))  # writable, like the local store's private mapping
 
     def _open_read(self, path: str) -> tuple[BinaryIO, int]:

@@ -1,0 +1,73 @@
+"""File operations the local store is built from: publish without replacing, copy a range, make durable.
+
+Each one is a thin wrapper over one or two system calls, with the fallbacks
+and the fault-injection hook the store needs. This module knows nothing of
+objects or digests.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from orchestrator import store_faults
+from orchestrator.errors import StoreError
+
+
+def link_no_clobber(source: Path, target: Path) -> bool:
+    """Atomically create ``target`` as ``source``; False if ``target`` already exists.
+
+    A hard link never replaces an existing object, so no writer can swap bytes
+    under a checksum another writer already reported. Filesystems without
+    hard links fall back to os.replace, which is atomic but may replace.
+    """
+    try:
+        os.link(source, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    if os.path.exists(target):
+        return False
+    os.replace(source, target)
+    return True
+
+
+def copy_range(src: int, src_offset: int, dst: int, dst_offset: int, count: int) -> None:
+    while count > 0:
+        chunk = os.pread(src, min(count, 16 << 20), src_offset)
+        if not chunk:
+            raise StoreError("temporary file shrank while it was being written")
+        os.pwrite(dst, chunk, dst_offset)
+        src_offset += len(chunk)
+        dst_offset += len(chunk)
+        count -= len(chunk)
+
+
+def fsync_dir(directory: Path) -> None:
+    store_faults.hit("fsync")
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_pid(name: str) -> int | None:
+    head = name.partition("-")[0]
+    return int(head) if head.isdigit() and int(head) > 0 else None
+
+
+def pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would not probe there; rely on age
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
