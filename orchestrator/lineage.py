@@ -14,165 +14,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import NotFoundError, StoreError
-
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 60_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT, params TEXT,
-    status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-    user TEXT, host TEXT, pid INTEGER, pid_start TEXT, git_commit TEXT,
-    python TEXT, packages TEXT, executor TEXT, outputs TEXT, error TEXT, metrics TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, position INTEGER, step TEXT NOT NULL, site TEXT,
-    key TEXT, key_parts TEXT, status TEXT NOT NULL, reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration REAL, error TEXT,
-    PRIMARY KEY (run_id, node)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, attempt INTEGER NOT NULL,
-    status TEXT NOT NULL, started REAL, ended REAL, error TEXT, traceback TEXT,
-    stdout TEXT, stderr TEXT, logs TEXT,
-    PRIMARY KEY (run_id, node, attempt)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS artifacts (
-    digest TEXT PRIMARY KEY, type TEXT, materializer TEXT, size INTEGER,
-    checksum TEXT, meta TEXT, inline BLOB, created REAL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS edges (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL,
-    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT,
-    PRIMARY KEY (run_id, node, direction, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, direction);
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL, parts TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS signatures (digest TEXT PRIMARY KEY, hmac TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created REAL NOT NULL, production INTEGER);
-CREATE TABLE IF NOT EXISTS model_versions (
-    name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, model_digest TEXT NOT NULL,
-    run_id TEXT, node TEXT, created REAL NOT NULL, task TEXT, metric TEXT, metrics TEXT, params TEXT,
-    schema TEXT, gate TEXT,
-    PRIMARY KEY (name, version), UNIQUE (name, model_digest)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS model_events (
-    name TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at REAL NOT NULL,
-    user TEXT, host TEXT, run_id TEXT, detail TEXT
-);
-CREATE INDEX IF NOT EXISTS model_events_name ON model_events(name, at);
-CREATE TABLE IF NOT EXISTS drift_checks (
-    name TEXT NOT NULL, version INTEGER, at REAL NOT NULL, source TEXT, status TEXT NOT NULL,
-    alert INTEGER NOT NULL, summary TEXT, report_json TEXT, report_html TEXT, run_id TEXT
-);
-CREATE INDEX IF NOT EXISTS drift_checks_name ON drift_checks(name, at);
-CREATE TABLE IF NOT EXISTS request_segments (
-    path TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER, rows INTEGER NOT NULL, created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS request_segments_name ON request_segments(name, created);
-"""
-
-# Every table of the schema: a store missing one (made before it was added) gets it on open.
-_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
+from orchestrator.errors import NotFoundError
+from orchestrator.lineage_records import (
+    AttemptRecord,
+    CachedOutput,
+    StepRecord,
+    process_alive,
+    process_start_token,
+)
+from orchestrator.lineage_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, open_database
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 
-# Migrations from version N to N+1, applied in order inside one transaction.
-_MIGRATIONS: dict[int, str] = {}
-
-
-@dataclass(frozen=True)
-class CachedOutput:
-    """One output recorded under a cache key: its name, digest and whether it is inline."""
-
-    name: str
-    digest: str
-    inline: bool
-    type_name: str = ""
-
-
-@dataclass
-class StepRecord:
-    """Everything recorded about one node in one run."""
-
-    run_id: str
-    node: str
-    step: str
-    site: str
-    status: str
-    reason: str = ""
-    position: int | None = None
-    key: str | None = None
-    key_parts: dict[str, Any] | None = None
-    attempts: int = 0
-    started: float | None = None
-    ended: float | None = None
-    error: str | None = None
-    inputs: list[tuple[str, str]] = field(default_factory=list)   # (input name, digest)
-    outputs: list[tuple[str, str]] = field(default_factory=list)  # (output name, digest)
-    files: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # (input name, (path, digest))
-
-    key_parts_json: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return self.ended - self.started
-
-    def parts_json(self) -> str | None:
-        if self.key_parts_json is None and self.key_parts:
-            self.key_parts_json = json.dumps(self.key_parts)
-        return self.key_parts_json
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    attempt: int
-    status: str
-    started: float
-    ended: float
-    error: str | None = None
-    traceback: str | None = None
-    stdout: str = ""
-    stderr: str = ""
-    logs: str = ""
-
-
-def process_start_token(pid: int) -> str:
-    """A token that tells a live process from a later one that reused its pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def process_alive(pid: int, token: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not token or process_start_token(pid) in ("", token)
-
+__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "AttemptRecord", "CachedOutput", "Lineage", "StepRecord",
+           "process_alive", "process_start_token"]
 
 class Lineage:
     """The metadata database of one store."""
@@ -199,50 +62,7 @@ class Lineage:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the metadata database {self.path}: {exc}") from exc
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _enable_wal(conn)
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
-        conn.execute("PRAGMA foreign_keys=OFF")
-        self._migrate(conn)
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if row and int(row[0]) == SCHEMA_VERSION and present >= _TABLES:
-                return  # the common case: no write lock needed
-        except sqlite3.OperationalError:
-            pass  # no meta table yet: a new store
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else SCHEMA_VERSION
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store at {self.path.parent} was written by a newer orchestrator "
-                    f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator."
-                )
-            while version < SCHEMA_VERSION:
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                version += 1
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return open_database(self.path, self.synchronous)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -621,26 +441,6 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting out other first openers.
-
-    Creating a new database's WAL takes an exclusive lock, and SQLite answers a
-    concurrent ``journal_mode`` change with "database is locked" at once rather
-    than through the busy handler, so this waits like the busy timeout would.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                raise StoreError(f"cannot open the metadata database: {exc}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
 
 
 def _signatures(infos: Iterable[Any]) -> list[tuple[str, str]]:

@@ -1,0 +1,92 @@
+"""The records a run hands to the metadata database, and how a run's process is recognised later.
+
+Plain data: a step's record (status, key and its parts, inputs and outputs),
+its attempts, a cached output. ``process_start_token`` lets a later command
+tell the run's own process from a newer one that reused its pid, so that a
+run whose process died is shown as interrupted. This module must not touch
+the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CachedOutput:
+    """One output recorded under a cache key: its name, digest and whether it is inline."""
+
+    name: str
+    digest: str
+    inline: bool
+    type_name: str = ""
+
+
+@dataclass
+class StepRecord:
+    """Everything recorded about one node in one run."""
+
+    run_id: str
+    node: str
+    step: str
+    site: str
+    status: str
+    reason: str = ""
+    position: int | None = None
+    key: str | None = None
+    key_parts: dict[str, Any] | None = None
+    attempts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    inputs: list[tuple[str, str]] = field(default_factory=list)   # (input name, digest)
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (output name, digest)
+    files: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # (input name, (path, digest))
+
+    key_parts_json: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+    def parts_json(self) -> str | None:
+        if self.key_parts_json is None and self.key_parts:
+            self.key_parts_json = json.dumps(self.key_parts)
+        return self.key_parts_json
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    attempt: int
+    status: str
+    started: float
+    ended: float
+    error: str | None = None
+    traceback: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    logs: str = ""
+
+
+def process_start_token(pid: int) -> str:
+    """A token that tells a live process from a later one that reused its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(pid: int, token: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not token or process_start_token(pid) in ("", token)

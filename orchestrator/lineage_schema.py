@@ -1,0 +1,157 @@
+"""The metadata database's schema, its migrations, and opening a connection to it.
+
+SQLite in WAL mode with a busy timeout (so concurrent runs wait rather than
+fail with "database is locked"). A store made by an older version gets the
+tables it lacks and its migrations on open, inside one ``BEGIN IMMEDIATE``
+transaction; a store made by a newer version is refused. This module must
+not read or write records (``lineage`` does).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+from orchestrator.errors import StoreError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT, params TEXT,
+    status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
+    user TEXT, host TEXT, pid INTEGER, pid_start TEXT, git_commit TEXT,
+    python TEXT, packages TEXT, executor TEXT, outputs TEXT, error TEXT, metrics TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, node TEXT NOT NULL, position INTEGER, step TEXT NOT NULL, site TEXT,
+    key TEXT, key_parts TEXT, status TEXT NOT NULL, reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration REAL, error TEXT,
+    PRIMARY KEY (run_id, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL, node TEXT NOT NULL, attempt INTEGER NOT NULL,
+    status TEXT NOT NULL, started REAL, ended REAL, error TEXT, traceback TEXT,
+    stdout TEXT, stderr TEXT, logs TEXT,
+    PRIMARY KEY (run_id, node, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    digest TEXT PRIMARY KEY, type TEXT, materializer TEXT, size INTEGER,
+    checksum TEXT, meta TEXT, inline BLOB, created REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edges (
+    run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL,
+    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT,
+    PRIMARY KEY (run_id, node, direction, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, direction);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL, parts TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signatures (digest TEXT PRIMARY KEY, hmac TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created REAL NOT NULL, production INTEGER);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL, model_digest TEXT NOT NULL,
+    run_id TEXT, node TEXT, created REAL NOT NULL, task TEXT, metric TEXT, metrics TEXT, params TEXT,
+    schema TEXT, gate TEXT,
+    PRIMARY KEY (name, version), UNIQUE (name, model_digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS model_events (
+    name TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at REAL NOT NULL,
+    user TEXT, host TEXT, run_id TEXT, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS model_events_name ON model_events(name, at);
+CREATE TABLE IF NOT EXISTS drift_checks (
+    name TEXT NOT NULL, version INTEGER, at REAL NOT NULL, source TEXT, status TEXT NOT NULL,
+    alert INTEGER NOT NULL, summary TEXT, report_json TEXT, report_html TEXT, run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS drift_checks_name ON drift_checks(name, at);
+CREATE TABLE IF NOT EXISTS request_segments (
+    path TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER, rows INTEGER NOT NULL, created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS request_segments_name ON request_segments(name, created);
+"""
+
+# Every table of the schema: a store missing one (made before it was added) gets it on open.
+TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+
+
+# Migrations from version N to N+1, applied in order inside one transaction.
+MIGRATIONS: dict[int, str] = {}
+
+
+def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the metadata database {path}: {exc}") from exc
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    _enable_wal(conn)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    _migrate(conn, path)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create missing tables and apply migrations, unless the schema is current (no write lock then)."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if row and int(row[0]) == SCHEMA_VERSION and present >= TABLES:
+            return  # the common case: no write lock needed
+    except sqlite3.OperationalError:
+        pass  # no meta table yet: a new store
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {path.parent} was written by a newer orchestrator "
+                f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator."
+            )
+        while version < SCHEMA_VERSION:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            version += 1
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other first openers.
+
+    Creating a new database's WAL takes an exclusive lock, and SQLite answers a
+    concurrent ``journal_mode`` change with "database is locked" at once rather
+    than through the busy handler, so this waits like the busy timeout would.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise StoreError(f"cannot open the metadata database: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
