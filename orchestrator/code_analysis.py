@@ -1,0 +1,308 @@
+"""What a function's, class's or module's code is, and which names that code reads.
+
+Code is digested as a normalized AST (no docstrings, no name, no decorators
+on functions, no line numbers) when the file on disk still compiles to the
+running bytecode, and as bytecode without line numbers or file names
+otherwise. References are found in bytecode: globals and the attribute
+chains read from them, local ``import`` statements and what they bind, and
+for a class, the names its body reads outside its methods. Results are
+cached per code object (and per class), for the life of the process.
+
+This module must not resolve a reference to an object, import a module,
+or decide whose code is the user's (``fingerprint`` and ``user_code`` do);
+it must not hash values other than code, and must not import numpy, pandas
+or pyarrow.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import functools
+import inspect
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator import hashing
+
+_MAX_COMPILED = 32  # module sources kept compiled for the staleness check
+_ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+_TRANSPARENT_OPS = frozenset({"EXTENDED_ARG", "CACHE", "NOP"})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference found in bytecode: a root, then attribute names read from it.
+
+    ``root`` is ``("global", name)`` or ``("import", module, level, top_only)``;
+    ``binding`` marks the name bound by a local ``from m import x``, which
+    counts only when it is not a module (uses of a module are followed
+    through its attributes instead).
+    """
+
+    root: tuple[Any, ...]
+    attrs: tuple[str, ...]
+    binding: bool = False
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """A function's code digest and the references its code makes, sorted."""
+
+    digest: str
+    refs: tuple[Ref, ...]
+
+
+# Keyed by id() with the object kept alive in the value, so an id is never reused while its
+# entry exists. Code objects compare equal by content across files; identity keeps the
+# source-or-bytecode decision of one function from leaking into another.
+_CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
+_CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...]]] = {}
+_COMPILED: dict[tuple[str, str], dict[str, list[types.CodeType]]] = {}
+
+
+def function_info(fn: types.FunctionType) -> CodeInfo:
+    """Digest and references of a function's code (a lambda's from its bytecode)."""
+    code = fn.__code__
+    cached = _CODE_INFO.get(id(code))
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    digest = None
+    if code.co_name != "<lambda>":  # getsource gives a lambda's whole line: use its bytecode
+        digest = _source_digest(fn, (code,), ast.FunctionDef, ast.AsyncFunctionDef)
+    info = CodeInfo(digest or _code_digest(code), tuple(sorted(_scan(code, {}), key=repr)))
+    _CODE_INFO[id(code)] = (code, info)
+    return info
+
+
+def _scan(code: types.CodeType, local_roots: dict[str, Ref]) -> Iterator[Ref]:
+    """Yield the globals, module attributes and local imports a code object reads."""
+    local_roots = dict(local_roots)  # nested code sees the enclosing imports through cells
+    chain: list[Any] | None = None  # [root ref, attribute names...] being read
+    recent: list[Any] = [None, None]  # the last two constants: an import's level and fromlist
+    importing: Ref | None = None  # the module of the import statement being run
+    pending: Ref | None = None  # what the next STORE_* binds, during an import
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op in _TRANSPARENT_OPS:
+            continue
+        if chain is not None and op in _ATTRIBUTE_OPS:
+            chain.append(ins.argval)
+            continue
+        if chain is not None:
+            yield Ref(chain[0].root, chain[0].attrs + tuple(chain[1:]))
+            chain = None
+        if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+            chain = [Ref(("global", ins.argval), ())]
+        elif op.startswith("LOAD_FAST") or op in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
+            name = ins.argval[-1] if isinstance(ins.argval, tuple) else ins.argval
+            if name in local_roots:
+                chain = [local_roots[name]]
+        elif op in ("LOAD_CONST", "LOAD_SMALL_INT"):
+            recent = [recent[1], ins.argval]
+        elif op == "IMPORT_NAME":
+            level, fromlist = recent
+            importing = pending = Ref(("import", ins.argval, level or 0, fromlist is None), ())
+        elif op == "IMPORT_FROM" and importing is not None:
+            if importing.root[3]:  # "import a.b.c as m" walks down from the top package
+                pending = Ref(importing.root, (pending or importing).attrs + (ins.argval,))
+            else:  # "from m import x": a binding, followed unless it is a module
+                pending = Ref(importing.root, (ins.argval,))
+                yield Ref(importing.root, (ins.argval,), binding=True)
+        elif op == "IMPORT_STAR" and importing is not None:
+            yield Ref(importing.root, ())  # every name of the module may be used
+        elif op.startswith("STORE_") and pending is not None:
+            local_roots[ins.argval] = pending
+            pending = None
+    if chain is not None:
+        yield Ref(chain[0].root, chain[0].attrs + tuple(chain[1:]))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _scan(const, local_roots)
+
+
+def _code_digest(code: types.CodeType, strict: bool = False) -> str:
+    """Digest of a code object's instructions, without line numbers or its file's name.
+
+    Instructions are read with their arguments resolved (the constant, the
+    name), so a docstring, which shifts constant indices, does not count.
+    Local variable names count only when ``strict``.
+    """
+    ops: list[tuple[str, Any]] = []
+    for ins in dis.get_instructions(code):
+        arg = ins.argval
+        if isinstance(arg, types.CodeType):
+            arg = ("<code>", _code_digest(arg, strict))
+        elif not strict and (ins.opcode in dis.haslocal or ins.opcode in dis.hasfree):
+            arg = ins.arg
+        ops.append((ins.opname, arg))
+    material: tuple[Any, ...] = (
+        tuple(ops),
+        len(code.co_varnames),
+        code.co_argcount,
+        code.co_posonlyargcount,
+        code.co_kwonlyargcount,
+        code.co_flags,
+        code.co_exceptiontable,
+    )
+    if strict:
+        material += (code.co_varnames, code.co_freevars, code.co_cellvars)
+    return hashing.hash_value(material)
+
+
+# -- source ----------------------------------------------------------------------------------
+
+
+def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: type) -> str | None:
+    """Digest of ``obj``'s normalized source, or None when it is missing or stale.
+
+    ``inspect`` reads the file as it is on disk now, which may not be the code
+    that runs if the file was edited after import. The source is used only if
+    compiling it yields the running bytecode for every code object in
+    ``codes``; otherwise the caller falls back to hashing bytecode.
+    """
+    try:
+        lines, start = inspect.findsource(obj)
+        filename = inspect.getsourcefile(obj) or inspect.getfile(obj)
+    except (OSError, TypeError):
+        return None
+    if not all(_is_current(code, filename, lines) for code in codes):
+        return None
+    snippet = "".join(inspect.getblock(lines[start:]))
+    try:
+        tree = ast.parse(textwrap.dedent(snippet))
+    except SyntaxError:
+        return None
+    if not tree.body or not isinstance(tree.body[0], node_types):
+        return None
+    node = tree.body[0]
+    _strip_docstrings(node)
+    node.name = ""  # type: ignore[attr-defined]  # renaming keeps the fingerprint
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        node.decorator_list = []  # decorator arguments are execution settings, not code
+    return hashing.hash_value(
+        ("ast", ast.dump(node, annotate_fields=True, include_attributes=False))
+    )
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = node.body[1:] or [ast.Pass()]
+
+
+def _is_current(code: types.CodeType, filename: str, lines: list[str]) -> bool:
+    source = "".join(lines)
+    key = (filename, hashing.hash_value(source))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        try:
+            module_code = compile(source, filename, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            return False
+        compiled = {}
+        _index_code(module_code, compiled)
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = compiled
+    wanted = _code_digest(code, strict=True)
+    return any(_code_digest(c, strict=True) == wanted for c in compiled.get(code.co_qualname, ()))
+
+
+def _index_code(code: types.CodeType, into: dict[str, list[types.CodeType]]) -> None:
+    into.setdefault(code.co_qualname, []).append(code)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _index_code(const, into)
+
+
+def _class_body_names(cls: type) -> list[str]:
+    """Names a class body reads outside its methods' bodies (bases, attributes, defaults).
+
+    Methods' own reads come from their bytecode; this covers what only the
+    class body evaluates, such as ``scale = DEFAULT_SCALE`` or ``def f(x=LIMIT)``.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    names: list[str] = []
+    pending: list[ast.AST] = [tree.body[0]] if tree.body else []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            pending.extend(node.args.defaults + [d for d in node.args.kw_defaults if d])
+            pending.extend(getattr(node, "decorator_list", []))
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.append(node.id)
+        pending.extend(ast.iter_child_nodes(node))
+    return sorted(set(names))
+
+
+# -- classes ---------------------------------------------------------------------------------
+
+
+def _class_functions(cls: type) -> list[types.FunctionType]:
+    """Functions defined in a class body: methods, static/class methods, property accessors."""
+    found: list[Any] = []
+    for value in vars(cls).values():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            found.extend(
+                f for f in (value.fget, value.fset, value.fdel) if isinstance(f, types.FunctionType)
+            )
+        elif isinstance(value, functools.cached_property):
+            found.append(value.func)
+        elif isinstance(value, types.FunctionType):
+            found.append(value)
+    return found
+
+
+def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
+    """(digest of the class's code, references with the globals each resolves in)."""
+    functions = _class_functions(cls)
+    key = tuple(id(f.__code__) for f in functions)
+    cached = _CLASS_INFO.get(id(cls))
+    if cached is not None and cached[0] is cls and cached[1] == key:
+        return cached[2], cached[3]
+    module = sys.modules.get(cls.__module__)
+    # Methods a decorator generated (dataclass's __init__...) have no source to check.
+    own = [f for f in functions if f.__code__.co_filename == getattr(module, "__file__", None)]
+    digest = _source_digest(cls, tuple(f.__code__ for f in own), ast.ClassDef)
+    if digest is None:
+        digest = hashing.hash_value(
+            sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
+        )
+    refs: list[tuple[Any, Ref]] = []
+    for f in functions:
+        refs.extend((f, ref) for ref in function_info(f).refs)
+    if module is not None:
+        refs.extend((module, Ref(("global", name), ())) for name in _class_body_names(cls))
+    _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
+    return digest, tuple(refs)
+
+
+# -- modules ---------------------------------------------------------------------------------
+
+
+def module_source_digest(module: types.ModuleType, codes: tuple[types.CodeType, ...]) -> str:
+    """Digest of a whole module's source, or of ``codes`` when that source is missing or stale."""
+    digest = None
+    try:
+        lines, _ = inspect.findsource(module)
+        filename = inspect.getsourcefile(module) or ""
+        if all(_is_current(code, filename, lines) for code in codes):
+            tree = ast.parse("".join(lines))
+            _strip_docstrings(tree)
+            digest = hashing.hash_value(("ast", ast.dump(tree, include_attributes=False)))
+    except (OSError, TypeError, SyntaxError):
+        pass
+    return digest or hashing.hash_value(sorted(_code_digest(code) for code in codes))
