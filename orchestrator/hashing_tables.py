@@ -1,0 +1,379 @@
+"""Content hashes of arrays and tables: numpy, pandas and Arrow values.
+
+The tabular half of ``hashing``'s encoding. ``hashing`` hands a value here
+when its type comes from numpy, pandas or pyarrow (see ``LIBRARY_HANDLERS``)
+and imports this module only then. Array and column bytes are fed straight
+from their buffers where they can be; an Arrow column hashes the same however
+it is chunked or sliced, and whatever its null slots hold; an object column
+of strings goes through Arrow in blocks rather than element by element.
+
+This module must not import numpy, pandas or pyarrow at import time: it takes
+them from ``sys.modules``, where the value being hashed has already put them.
+Imports point from here to ``hashing`` only, never back at import time. It
+must not encode scalars or containers itself (elements go back through
+``hashing._feed``, so a value hashes the same inside a column as outside),
+and it must not read files.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from orchestrator.hashing import (
+    _READ_CHUNK,
+    Handler,
+    _enc_int,
+    _feed,
+    _feed_buffer,
+    _feed_reduced,
+    _feed_text,
+    _Hasher,
+    _u64,
+)
+
+_OBJECT_STRINGS_MIN = (
+    64  # below this, converting an object column to Arrow costs more than it saves
+)
+_OBJECT_STRINGS_BLOCK = 1 << 22  # rows per Arrow conversion: bounds the extra memory
+
+
+# -- numpy -----------------------------------------------------------------------------------
+
+
+def _dtype_token(dtype: Any) -> str:
+    # dtype.str is "|V16" for every 16-byte record type: records need their field layout.
+    return str(dtype.descr) if dtype.names is not None else dtype.str
+
+
+def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
+    np = sys.modules["numpy"]
+    if isinstance(value, np.ndarray):
+        _feed_ndarray(hasher, value, stack)
+    elif isinstance(value, np.generic):
+        _feed_numpy_scalar(hasher, value)
+    elif isinstance(value, np.dtype):
+        _feed_text(hasher, b"nd", _dtype_token(value))
+    else:
+        _feed_reduced(hasher, value, stack)
+
+
+def _feed_numpy_scalar(hasher: Any, value: Any) -> None:
+    np = sys.modules["numpy"]
+    data = value.tobytes()
+    if value.dtype.kind == "f" and np.isnan(value):
+        data = np.array(np.nan, dtype=value.dtype).tobytes()
+    _feed_text(hasher, b"n", _dtype_token(value.dtype))
+    _feed_buffer(hasher, b"", data)
+
+
+def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
+    np = sys.modules["numpy"]
+    if type(array) is not np.ndarray:
+        _feed_text(hasher, b"U", type(array).__qualname__)
+        if isinstance(array, np.ma.MaskedArray):
+            mask = np.ma.getmaskarray(array)
+            # Values under the mask are not data: the same masked array may hold anything there.
+            _feed_ndarray(hasher, np.asarray(mask), stack)
+            array = np.ma.filled(array, np.zeros((), dtype=array.dtype))
+        array = array.view(np.ndarray)
+    _feed_text(hasher, b"A", _dtype_token(array.dtype))
+    hasher.update(_u64(array.ndim) + b"".join(_u64(dim) for dim in array.shape))
+    if array.dtype.hasobject or array.dtype.kind == "T":
+        # Object (and variable-width string) arrays hold pointers: hash the elements themselves.
+        _feed_object_values(hasher, array.ravel(order="C"), stack)
+    else:
+        _feed_array_bytes(hasher, array)
+
+
+def _feed_array_bytes(hasher: Any, array: Any) -> None:
+    """Feed the C-order bytes of a fixed-width array without copying it whole."""
+    np = sys.modules["numpy"]
+    hasher.update(_u64(array.nbytes))
+    if array.flags.c_contiguous:
+        hasher.update(array.reshape(-1).view(np.uint8))
+        return
+    # A strided view: copy a block of rows at a time, so the bytes equal those of its copy.
+    rows = max(1, _READ_CHUNK // max(1, array[:1].nbytes))
+    for start in range(0, len(array), rows):
+        block = np.ascontiguousarray(array[start : start + rows])
+        hasher.update(block.reshape(-1).view(np.uint8))
+
+
+def _feed_object_values(hasher: Any, values: Any, stack: set[int]) -> None:
+    """Feed a 1-D object array: all-string arrays go through Arrow, others element by element."""
+    digest = _object_strings_digest(values)
+    if digest is not None:
+        hasher.update(b"os" + digest)
+        return
+    hasher.update(b"oe" + _u64(len(values)))
+    for item in values.tolist() if values.dtype.kind == "O" else values.astype(object).tolist():
+        _feed(hasher, item, stack)
+
+
+def _object_strings_digest(values: Any) -> bytes | None:
+    """Digest of an object array of ``str`` and ``None``, or None if it holds anything else."""
+    if len(values) < _OBJECT_STRINGS_MIN or "pandas" not in sys.modules:
+        return None
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    if values.dtype.kind != "O":
+        return None
+    try:
+        # Without a type, Arrow infers one per block: only all-text blocks come back as strings
+        # (bytes give binary, mixed values raise), so no separate type check is needed.
+        chunks = [
+            pa.array(values[start : start + _OBJECT_STRINGS_BLOCK], from_pandas=False)
+            for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)
+        ]
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
+        return None  # NaN, pd.NA or lone surrogates: the element-wise path tells them apart
+    if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
+        return None  # bytes, all-None blocks or other values: the element-wise path
+    return _arrow_column_digest(chunks, set())
+
+
+# -- pandas ----------------------------------------------------------------------------------
+
+
+def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
+    pd = sys.modules["pandas"]
+    if isinstance(value, pd.DataFrame):
+        _feed_frame(hasher, value, stack)
+    elif isinstance(value, pd.Series):
+        hasher.update(b"x")
+        _feed(hasher, value.name, stack)
+        _feed_index(hasher, value.index, stack)
+        _feed_pandas_values(hasher, value.array, stack)
+    elif isinstance(value, pd.Index):
+        _feed_index(hasher, value, stack)
+    elif isinstance(value, pd.api.extensions.ExtensionArray):
+        hasher.update(b"xa")
+        _feed_pandas_values(hasher, value, stack)
+    else:
+        _feed_reduced(hasher, value, stack)
+
+
+def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:
+    hasher.update(b"X" + _u64(frame.shape[0]) + _u64(frame.shape[1]))
+    # Column labels are hashed as values: the same labels may sit in an object or a str Index.
+    _feed(hasher, list(frame.columns.names), stack)
+    _feed(hasher, frame.columns.tolist(), stack)
+    _feed_index(hasher, frame.index, stack)
+    for _, column in frame.items():
+        _feed_pandas_values(hasher, column.array, stack)
+
+
+def _feed_index(hasher: Any, index: Any, stack: set[int]) -> None:
+    pd = sys.modules["pandas"]
+    _feed(hasher, list(index.names), stack)
+    if type(index) is pd.RangeIndex:
+        # Equal ranges hash equal (range(0, 0) == range(5, 5)); no need to materialise them.
+        span = range(index.start, index.stop, index.step)
+        first = span[0] if span else 0
+        step = span.step if len(span) > 1 else 1
+        hasher.update(b"Ir" + _enc_int(len(span)) + _enc_int(first) + _enc_int(step))
+    elif isinstance(index, pd.MultiIndex):
+        hasher.update(b"Im" + _u64(index.nlevels))
+        for level in range(index.nlevels):
+            _feed_pandas_values(hasher, index.get_level_values(level).array, stack)
+    else:
+        hasher.update(b"Ii")
+        _feed_pandas_values(hasher, index.array, stack)
+
+
+def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
+    """Feed one column's dtype (as text) and values, reading its buffers where it can."""
+    pd = sys.modules["pandas"]
+    np = sys.modules["numpy"]
+    dtype = array.dtype
+    _feed_text(hasher, b"V", str(dtype))
+    hasher.update(_u64(len(array)))
+    if isinstance(array, pd.arrays.NumpyExtensionArray):
+        values = array.to_numpy(copy=False)
+        if values.dtype.kind == "O":
+            _feed_object_values(hasher, values, stack)
+        else:
+            _feed_array_bytes(hasher, values)
+    elif isinstance(
+        array, (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray, pd.arrays.PeriodArray)
+    ):
+        _feed_array_bytes(hasher, array.asi8)  # NaT is int64 min; unit and tz are in str(dtype)
+    elif isinstance(array, pd.Categorical):
+        hasher.update(b"T" if dtype.ordered else b"F")
+        _feed_index(hasher, array.categories, stack)
+        _feed_array_bytes(hasher, np.asarray(array.codes))
+    elif isinstance(array, pd.core.arrays.masked.BaseMaskedArray):
+        _feed_masked(hasher, array._data, array._mask)
+    elif isinstance(array, pd.arrays.ArrowExtensionArray):
+        hasher.update(b"q" + _arrow_column_digest(_chunks_of(array.__arrow_array__()), stack))
+    elif isinstance(array, pd.arrays.StringArray):  # str values and missing markers
+        _feed_object_values(hasher, array.to_numpy(dtype=object, na_value=None), stack)
+    else:
+        _feed_object_values(hasher, np.asarray(array, dtype=object), stack)
+
+
+def _feed_masked(hasher: Any, data: Any, mask: Any) -> None:
+    np = sys.modules["numpy"]
+    missing = np.flatnonzero(mask)
+    if len(missing):
+        # Whatever a masked slot holds is not data; zero it in a copy so it cannot matter.
+        data = data.copy()
+        data[missing] = 0
+    _feed_array_bytes(hasher, missing.astype("<i8"))
+    _feed_array_bytes(hasher, data)
+
+
+# -- pyarrow ---------------------------------------------------------------------------------
+
+
+def _chunks_of(column: Any) -> list[Any]:
+    return list(column.chunks) if hasattr(column, "chunks") else [column]
+
+
+def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
+    pa = sys.modules["pyarrow"]
+    if isinstance(value, (pa.Table, pa.RecordBatch)):
+        # Tables and record batches with the same schema and values hash the same.
+        hasher.update(b"R" + _u64(value.num_rows) + _u64(value.num_columns))
+        for field, column in zip(value.schema, value.columns):
+            _feed_text(hasher, b"", field.name)
+            _feed_text(hasher, b"", str(field.type))
+            hasher.update(_arrow_column_digest(_chunks_of(column), stack))
+    elif isinstance(value, (pa.Array, pa.ChunkedArray)):
+        # An Array is a ChunkedArray of one chunk: equal values hash equal however chunked.
+        _feed_text(hasher, b"Q", str(value.type))
+        hasher.update(_arrow_column_digest(_chunks_of(value), stack))
+    elif isinstance(value, pa.Scalar):
+        _feed_text(hasher, b"Qs", str(value.type))
+        _feed(hasher, value.as_py(), stack)
+    elif isinstance(value, (pa.DataType, pa.Schema, pa.Field)):
+        _feed_text(hasher, b"Qt", str(value))
+    else:
+        _feed_reduced(hasher, value, stack)
+
+
+class _ColumnStreams:
+    """The three streams of one Arrow column, fed chunk by chunk (see _arrow_column_digest)."""
+
+    def __init__(self) -> None:
+        self.nulls = _Hasher()
+        self.ends = _Hasher()
+        self.data = _Hasher()
+        self.data_size = 0  # bytes of variable-width values fed so far
+
+
+def _arrow_column_digest(chunks: list[Any], stack: set[int]) -> bytes:
+    """Digest of one Arrow column's values, independent of chunking, slicing and null slots.
+
+    Three streams are fed chunk by chunk: the positions of nulls, where each
+    variable-width value ends (counted from the column's first byte), and
+    the bytes of the valid values. Chunk boundaries reach none of them, so
+    any chunking of equal values gives equal streams; and null slots are
+    dropped, so whatever they hold is moot.
+    """
+    streams = _ColumnStreams()
+    position = 0
+    for chunk in chunks:
+        size = len(chunk)
+        if size == 0:
+            continue
+        if chunk.null_count:
+            _feed_null_positions(streams.nulls, chunk, position)
+            chunk = chunk.drop_null()
+        _feed_arrow_chunk(chunk, streams, stack)
+        position += size
+    return _u64(position) + streams.nulls.digest() + streams.ends.digest() + streams.data.digest()
+
+
+def _feed_null_positions(nulls: Any, chunk: Any, position: int) -> None:
+    np = sys.modules["numpy"]
+    is_null = chunk.is_null().to_numpy(zero_copy_only=False)
+    nulls.update((np.flatnonzero(is_null) + position).astype("<i8"))
+
+
+def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> None:
+    """Feed one null-free chunk's value ends and value bytes."""
+    pa = sys.modules["pyarrow"]
+    np = sys.modules["numpy"]
+    kind = chunk.type
+    if isinstance(kind, pa.ExtensionType):
+        chunk, kind = chunk.storage, kind.storage_type
+    if pa.types.is_dictionary(kind):
+        # Each chunk may carry its own dictionary: only the decoded values are comparable.
+        chunk = chunk.dictionary_decode()
+        kind = chunk.type
+    if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
+        chunk = chunk.cast(
+            pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary()
+        )
+        kind = chunk.type
+    if len(chunk) == 0 or pa.types.is_null(kind):
+        return
+    if pa.types.is_boolean(kind):
+        # Bits are packed from a chunk-dependent offset: one byte per value compares across chunks.
+        streams.data.update(chunk.to_numpy(zero_copy_only=False).view(np.uint8))
+    elif _is_variable_binary(pa, kind):
+        _feed_arrow_binary(chunk, streams)
+    elif _fixed_width(kind):
+        width = _fixed_width(kind)
+        buffer = chunk.buffers()[1]
+        start = chunk.offset * width
+        streams.data.update(memoryview(buffer)[start : start + len(chunk) * width])
+    else:
+        # Nested types (list, struct, map, union) take the slow, simple and correct path.
+        for item in chunk.to_pylist():
+            _feed(streams.data, item, stack)
+
+
+def _is_variable_binary(pa: Any, kind: Any) -> bool:
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+def _fixed_width(kind: Any) -> int:
+    try:
+        bits = kind.bit_width
+    except ValueError:
+        return 0
+    return bits // 8 if bits >= 8 and bits % 8 == 0 else 0
+
+
+def _feed_arrow_binary(chunk: Any, streams: _ColumnStreams) -> None:
+    np = sys.modules["numpy"]
+    pa = sys.modules["pyarrow"]
+    large = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
+    offset_type = np.dtype(np.int64 if large else np.int32)
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    offsets = np.frombuffer(
+        offsets_buffer,
+        dtype=offset_type,
+        count=len(chunk) + 1,
+        offset=chunk.offset * offset_type.itemsize,
+    )
+    first, last = int(offsets[0]), int(offsets[-1])
+    ends = offsets[1:]
+    shift = streams.data_size - first
+    # Ends as int64 counted from the column's start: string and large_string agree, and an
+    # unsliced single-chunk large_string column (pandas' str dtype) is hashed without a copy.
+    if shift or not large:
+        ends = ends.astype(np.int64)
+        ends += shift
+    streams.ends.update(ends)
+    if last > first:
+        streams.data.update(memoryview(data_buffer)[first:last])
+    streams.data_size += last - first
+
+
+#: The encoder for each library whose types ``hashing`` sends here, by top-level module name.
+LIBRARY_HANDLERS: dict[str, Handler] = {
+    "numpy": _feed_numpy,
+    "pandas": _feed_pandas,
+    "pyarrow": _feed_arrow,
+}
