@@ -103,7 +103,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     with Capture(spec.echo) as captured:
         try:
             value = spec.fn(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - the step's own failure: reported, retried by policy
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
             result.failure = Failure.from_exception(exc, _user_traceback(exc))
             value = None
     result.stdout, result.stderr, result.logs = captured.stdout, captured.stderr, captured.logs

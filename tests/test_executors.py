@@ -155,3 +155,27 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path, executor):
     assert "RESULT succeeded 42 2" in done.stdout
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert len(Lineage(tmp_path / "store" / "metadata.db").runs()) == 1
+
+
+ODD_FAILURES = {"custom": "DataError: 3 bad values in column age", "locked": "LockedError: the resource is locked",
+                "exit": "SystemExit: 3"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_awkward_exceptions_fail_the_step_cleanly_on_every_executor(tmp_path, executor):
+    """An exception that will not cross processes, or sys.exit() in a step, is that step's failure."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    for kind, summary in ODD_FAILURES.items():
+        run = _run("odd_failures.py:odd", tmp_path / kind, executor, kind=kind)
+        assert run.status == "failed"
+        assert run.steps["check"].status == "failed" and run.steps["after"].status == "skipped"
+        assert summary in run.error, (kind, run.error)
+        assert "WorkerDied" not in run.error
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_FAILURES))
+def test_awkward_exceptions_from_a_timed_child_process(tmp_path, kind):
+    run = _run("odd_failures.py:odd_in_child", tmp_path, "sequential", kind=kind)
+    assert run.status == "failed" and ODD_FAILURES[kind] in run.error, run.error

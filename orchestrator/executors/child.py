@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.worker import decode_result, encode_result
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -31,15 +32,7 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes) -> 
     from orchestrator.task import run_task
 
     spec = pickle.loads(payload)
-    result = run_task(spec)
-    try:
-        data = cloudpickle.dumps(result)
-    except Exception:  # noqa: BLE001 - any pickling failure: fall back to names and text
-        # An exception that cannot be pickled travels by its names and text only.
-        if result.failure is not None:
-            result.failure = replace(result.failure, exception=None)
-        data = cloudpickle.dumps(result)
-    conn.send_bytes(data)
+    conn.send_bytes(encode_result(run_task(spec)))
     conn.close()
 
 
@@ -59,7 +52,7 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
         ready = parent.poll(timeout)
         if ready:
             try:
-                return pickle.loads(parent.recv_bytes())
+                return decode_result(parent.recv_bytes(), spec)
             except EOFError:
                 pass
         else:

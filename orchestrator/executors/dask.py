@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError, WorkerDiedError
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import dumps_with_user_code, run_pickled
+from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class DaskExecutor:
             from orchestrator.task import TaskResult
 
             try:
-                result.set_result(done.result())
+                data = done.result()
             except Exception as exc:  # noqa: BLE001 - anything Dask reports is a lost attempt
                 if type(exc).__name__ == "CancelledError" and result.cancelled():
                     return
@@ -92,6 +92,8 @@ class DaskExecutor:
                                        f"{type(exc).__name__}: {exc}")
                 result.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                              ended=time.time(), failure=Failure.from_exception(died)))
+                return
+            result.set_result(decode_result(data, spec))
 
         task.add_done_callback(resolve)
         self._tasks = getattr(self, "_tasks", [])

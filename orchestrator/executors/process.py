@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import dumps_with_user_code, serve_pipe
+from orchestrator.executors.worker import decode_result, dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -110,15 +110,16 @@ class ProcessExecutor:
 
     def _receive(self, worker: _Worker) -> None:
         try:
-            result = pickle.loads(worker.conn.recv_bytes())
+            data = worker.conn.recv_bytes()
         except (EOFError, OSError):
             self._lost(worker, None)
             return
-        future = worker.future
+        future, spec = worker.future, worker.spec
+        result = decode_result(data, spec) if spec is not None else None
         with self._lock:
             worker.spec = worker.future = None
             worker.tasks += 1
-        if future is not None:
+        if future is not None and result is not None:
             future.set_result(result)
 
     def _lost(self, worker: _Worker, timeout: float | None) -> None:

@@ -61,19 +61,51 @@ def _user_modules() -> list[Any]:
     return _user_modules_seen[1]
 
 
-def run_pickled(payload: bytes) -> TaskResult:
-    """Dask's entry point: a task pickled by ``dumps_with_user_code``."""
-    return run_spec(pickle.loads(payload))
+def run_pickled(payload: bytes) -> bytes:
+    """Dask's entry point: a task pickled by ``dumps_with_user_code``; returns ``encode_result`` bytes.
+
+    The result goes back as bytes so that decoding it is the driver's own
+    step (``decode_result``), never a Dask deserialization failure that
+    would look like a lost worker.
+    """
+    return encode_result(run_spec(pickle.loads(payload)))
 
 
 def encode_result(result: TaskResult) -> bytes:
-    """Pickle a result; an exception that will not pickle travels by its names and text."""
+    """Pickle a result; an exception that will not travel goes by its names and text only.
+
+    An exception must survive the whole round trip: many pickle fine and
+    then fail to unpickle (a custom ``__init__`` with extra required
+    arguments), which would break the driver instead of failing the step.
+    """
+    if result.failure is not None and result.failure.exception is not None:
+        try:
+            pickle.loads(cloudpickle.dumps(result.failure.exception))
+        except Exception:  # noqa: BLE001 - any failure to carry the live exception
+            result.failure = replace(result.failure, exception=None)
     try:
         return cloudpickle.dumps(result)
-    except Exception:  # noqa: BLE001 - any pickling failure of the live exception
+    except Exception:  # noqa: BLE001 - something else in the result would not pickle
         if result.failure is not None:
             result.failure = replace(result.failure, exception=None)
         return cloudpickle.dumps(result)
+
+
+def decode_result(data: bytes, spec: TaskSpec) -> TaskResult:
+    """The driver's side of ``encode_result``; a result that cannot be decoded fails the attempt."""
+    try:
+        return pickle.loads(data)  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - a damaged or undecodable result: that attempt failed
+        import time
+
+        from orchestrator.retry import Failure
+        from orchestrator.task import TaskResult
+
+        now = time.time()
+        failure = Failure(type_name="ResultDecodeError",
+                          message=f"the result of step '{spec.step_name}' could not be read back: "
+                                  f"{type(exc).__name__}: {exc}", traceback="")
+        return TaskResult(node=spec.node, attempt=spec.attempt, started=now, ended=now, failure=failure)
 
 
 def run_spec(spec: TaskSpec) -> TaskResult:
