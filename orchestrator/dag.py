@@ -257,7 +257,7 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
         path = os.fspath(value)
         if os.path.exists(path):
             content = hash_file(path, memo)
-            seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (path, content)
+            seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (os.path.abspath(path), content)
             return _FileRef(content)
         return ("missing-path", path)
     if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):

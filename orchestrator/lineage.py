@@ -366,13 +366,15 @@ class Lineage:
         """(run_id, node, output name) of every step run that output ``digest``, oldest first."""
         return [tuple(r) for r in self.conn.execute(  # type: ignore[misc]
             "SELECT e.run_id, e.node, e.name FROM edges e JOIN runs r ON r.run_id=e.run_id "
-            "WHERE e.digest=? AND e.direction='out' ORDER BY r.started", (digest,))]
+            "JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
+            "WHERE e.digest=? AND e.direction='out' ORDER BY r.started, s.position", (digest,))]
 
     def consumers(self, digest: str) -> list[tuple[str, str, str]]:
         """(run_id, node, input name) of every step run that read ``digest``, oldest first."""
         return [tuple(r) for r in self.conn.execute(  # type: ignore[misc]
             "SELECT e.run_id, e.node, e.name FROM edges e JOIN runs r ON r.run_id=e.run_id "
-            "WHERE e.digest=? AND e.direction='in' ORDER BY r.started", (digest,))]
+            "JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
+            "WHERE e.digest=? AND e.direction='in' ORDER BY r.started, s.position", (digest,))]
 
     def step_row(self, run_id: str, node: str) -> dict[str, Any]:
         row = self._dict_row("SELECT * FROM steps WHERE run_id=? AND node=?", (run_id, node))

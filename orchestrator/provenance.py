@@ -127,7 +127,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
         producers = lineage.conn.execute(
             "SELECT e.run_id, e.node FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='out' "
-            "ORDER BY s.status='ran' DESC, r.started ASC LIMIT 1", (ident,)).fetchall()
+            # Within a run, the earliest step: a later one that passed the same value on
+            # (returned its input unchanged) did not make it.
+            "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (ident,)).fetchall()
         for run_id, node in producers:
             v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
     else:
