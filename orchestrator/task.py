@@ -11,6 +11,7 @@ retry policy.
 
 from __future__ import annotations
 
+import linecache
 import os
 import time
 import traceback
@@ -73,6 +74,7 @@ class TaskResult:
 
 
 _stores: dict[tuple[str, bool], ArtifactStore] = {}
+_DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
 
 def _store(root: str, fsync: bool) -> ArtifactStore:
@@ -157,8 +159,39 @@ def _load(value: Any, store: ArtifactStore) -> Any:
 
 
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` without the orchestrator's own frames at the top."""
+    """The traceback of ``exc`` without the orchestrator's own frames at the top.
+
+    Code that travelled by value to a worker has lost its file name
+    (cloudpickle names it ``<dynamic-code>``); its module's ``__file__``
+    travelled along, so frames are shown with the real file and source line,
+    as they are when the step runs in the driver.
+    """
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    return "".join(_format_chain(exc, tb, set()))
+
+
+def _format_chain(exc: BaseException, tb: Any, seen: set[int]) -> list[str]:
+    """``traceback.format_exception`` with real file names, causes and contexts included."""
+    seen.add(id(exc))
+    lines: list[str] = []
+    cause, context = exc.__cause__, exc.__context__
+    if cause is not None and id(cause) not in seen:
+        lines += _format_chain(cause, cause.__traceback__, seen)
+        lines.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
+        lines += _format_chain(context, context.__traceback__, seen)
+        lines.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    frames = []
+    for frame, lineno in traceback.walk_tb(tb):
+        filename = frame.f_code.co_filename
+        if filename == _DYNAMIC_CODE and isinstance(frame.f_globals.get("__file__"), str):
+            filename = frame.f_globals["__file__"]
+        frames.append(traceback.FrameSummary(filename, lineno, frame.f_code.co_name,
+                                             line=linecache.getline(filename, lineno).strip() or None))
+    if frames:
+        lines.append("Traceback (most recent call last):\n")
+        lines += traceback.StackSummary.from_list(frames).format()
+    lines += traceback.format_exception_only(type(exc), exc)
+    return lines

@@ -179,3 +179,18 @@ def test_awkward_exceptions_fail_the_step_cleanly_on_every_executor(tmp_path, ex
 def test_awkward_exceptions_from_a_timed_child_process(tmp_path, kind):
     run = _run("odd_failures.py:odd_in_child", tmp_path, "sequential", kind=kind)
     assert run.status == "failed" and ODD_FAILURES[kind] in run.error, run.error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_worker_tracebacks_name_the_real_file_and_line(tmp_path, executor):
+    """Code travels to workers by value; its tracebacks still point at the user's file."""
+    from orchestrator.lineage import Lineage
+
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = _run("odd_failures.py:odd", tmp_path, executor, kind="custom")
+    [attempt] = Lineage(tmp_path / "metadata.db").attempts(run.id, "check")
+    assert str(PIPELINES / "odd_failures.py") in attempt["traceback"]
+    assert 'raise DataError("age", 3)' in attempt["traceback"]
+    assert "<dynamic-code>" not in attempt["traceback"]
