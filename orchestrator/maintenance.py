@@ -98,13 +98,21 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     """Remove artifacts that no kept run references and no registered model version uses.
 
     Args:
-        keep_last: keep the artifacts of the N most recent runs only (default: of every run).
+        keep_last: keep the artifacts of the N most recent succeeded runs, and of every run
+            started since the oldest of them (a newer failed run keeps what it finished, so
+            the next run still resumes); default: of every run. With no succeeded run at
+            all, every run is kept; 0 keeps running runs only.
         dry_run: only report what would be removed.
     """
-    runs = context.lineage.runs()
+    runs = context.lineage.runs()  # newest first
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
-    kept |= {r["run_id"] for r in (runs if keep_last is None else runs[:keep_last])}
+    if keep_last is None:
+        kept |= {r["run_id"] for r in runs}
+    elif keep_last > 0:
+        good = [r for r in runs if r["status"] == "succeeded"][:keep_last]
+        since = good[-1]["started"] if good else float("-inf")
+        kept |= {r["run_id"] for r in runs if r["started"] >= since}
     # Registered model versions stay loadable (serve, rollback) whatever runs are dropped.
     referenced = context.lineage.referenced_digests(kept) | {
         r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")}
