@@ -60,13 +60,22 @@ def handler_for(type_name: str) -> Handler | None:
 
 
 def _record_metrics(where: EffectContext, value: Metrics) -> None:
-    numbers: dict[str, float | str] = {}
+    numbers: dict[str, int | float | str] = {}
     for key, number in value.items():
+        if isinstance(number, bool):
+            numbers[str(key)] = str(number)
+            continue
         try:
-            numbers[str(key)] = float(number)
-        except (TypeError, ValueError):
+            # A whole number stays one (depth=2, not 2.0); numpy scalars become Python numbers.
+            numbers[str(key)] = int(number) if _is_integral(number) else float(number)
+        except (TypeError, ValueError, OverflowError):
             numbers[str(key)] = str(number)
     where.context.lineage.set_run_metrics(where.run_id, numbers)
+
+
+def _is_integral(number: object) -> bool:
+    """True for ints and integer numpy scalars, not for floats that happen to be whole."""
+    return isinstance(number, int) or type(number).__name__.startswith(("int", "uint"))
 
 
 register_effect(Metrics, _record_metrics)

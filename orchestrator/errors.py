@@ -33,7 +33,8 @@ class PipelineDefinitionError(UserError):
     """
 
     def __init__(self, problems: str | Iterable[str]) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        # dict.fromkeys: the same mistake made by every item of a map is reported once.
+        self.problems = [problems] if isinstance(problems, str) else list(dict.fromkeys(problems))
         super().__init__("\n".join(self.problems))
 
 

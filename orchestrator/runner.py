@@ -71,6 +71,13 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     return runner.run(file=file or _source_file(pipeline))
 
 
+def _failure_line(step: StepResult) -> str:
+    """``step 'fit' failed after 3 attempts: ValueError: ...``; a map that could not expand made none."""
+    if step.attempts == 0:
+        return f"step '{step.name}' failed: {step.error}"
+    return f"step '{step.name}' failed after {step.attempts} attempt{'s' if step.attempts != 1 else ''}: {step.error}"
+
+
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
                  map_children: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(input name, digest) of every artifact ``node`` reads; a map's result is one edge per item."""
@@ -484,8 +491,7 @@ class _RunLoop:
         first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
         error = None
         if first_failure is not None:
-            error = f"step '{first_failure.name}' failed after {first_failure.attempts} attempt" \
-                    f"{'s' if first_failure.attempts != 1 else ''}: {first_failure.error}"
+            error = _failure_line(first_failure)
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error)
         self.executor.shutdown()
         self.observer.run_finished(self.run_id, status, self.results)
@@ -499,8 +505,7 @@ class _RunLoop:
         failed = run.failed_steps
         if failed:
             f = failed[0]
-            run.error = (f"step '{f.name}' failed after {f.attempts} attempt{'s' if f.attempts != 1 else ''}: "
-                         f"{f.error} (details: `orch show {self.run_id}`)")
+            run.error = f"{_failure_line(f)} (details: `orch show {self.run_id}`)"
         return run
 
 

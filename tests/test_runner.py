@@ -340,17 +340,21 @@ def test_metrics_outputs_are_recorded_on_the_run_also_when_cached(store):
 
     @step
     def score(x: int) -> Metrics:
-        return Metrics(accuracy=x / 10, label="ok")
+        import numpy as np
+
+        return Metrics(accuracy=x / 10, label="ok", depth=3, trees=np.int64(100), whole=2.0, flag=True)
 
     @pipeline
     def scored(x: int = 9):
         return score(x)
 
+    expected = {"accuracy": 0.9, "label": "ok", "depth": 3, "trees": 100, "whole": 2.0, "flag": "True"}
     first = scored.run(store=str(store))
-    assert first.metrics == {"accuracy": 0.9, "label": "ok"}
+    assert first.metrics == expected
+    assert type(first.metrics["depth"]) is int and type(first.metrics["whole"]) is float
     second = scored.run(store=str(store))
     assert second.steps["score"].status == "cached"
-    assert second.metrics == {"accuracy": 0.9, "label": "ok"}
+    assert second.metrics == expected
 
 
 def test_an_exception_in_the_pipeline_body_is_one_clear_error():
