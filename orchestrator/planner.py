@@ -9,8 +9,10 @@ shared with the runner (tracing with the store's file memo, checking
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
@@ -92,7 +94,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             entries.append(PlanEntry(node.name, "cached", "cached", key))
         else:
             state[node.name] = "will run"
-            entries.append(PlanEntry(node.name, "will run", decision.reason, key))
+            entries.append(PlanEntry(node.name, "will run", decision.reason + _missing_files(node), key))
 
     for node in list(dag.nodes.values()):
         if not node.is_map:
@@ -116,6 +118,13 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
         else:
             state[node.name] = "may run"
     return Plan(dag.pipeline, entries)
+
+
+def _missing_files(node: Node) -> str:
+    """A note naming path parameters with nothing behind them (a typo, or an output to be made)."""
+    missing = [f"{arg}: no file at {os.fspath(value)}" for arg, value in node.arguments.items()
+               if isinstance(value, PurePath) and not os.path.exists(value)]
+    return f" ({'; '.join(missing)})" if missing else ""
 
 
 def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict[tuple[str, str], str],
