@@ -36,11 +36,3 @@ def test_a_relative_input_path_is_recorded_absolute(tmp_path, monkeypatch, calls
     paths = [path for _, _, _, path in lineage.step_edges(run.id, "read") if path]
     assert paths == [str(work / "input.txt")]
 
-
-def test_plan_names_a_path_parameter_with_no_file_behind_it(tmp_path, calls):
-    from pathlib import Path
-
-    plan = load_pipeline(str(PIPELINES / "files.py")).plan(store=str(tmp_path / "store"),
-                                                           path=Path(tmp_path / "nosuch.csv"))
-    read = next(e for e in plan.entries if e.node == "read")
-    assert read.status == "will run" and f"path: no file at {tmp_path / 'nosuch.csv'}" in read.reason
