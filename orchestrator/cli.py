@@ -4,12 +4,15 @@ Each command parses its options, calls the runner or reads the metadata
 database, and prints. A user's mistake prints one line on stderr and exits
 2; a failed run exits 1; a traceback appears only with ``--verbose``.
 Listing commands take ``--json`` and then print exactly one JSON document on
-stdout. Heavy modules (rich, pandas, the runner) are imported inside the
-commands so that ``orch --help`` stays fast.
+stdout. Only ``run``, ``plan`` and ``dag`` may create a store; every other
+command reads one, and a store that does not exist is a user's mistake there
+(nothing is created). Heavy modules (rich, pandas, the runner) are imported
+inside the commands so that ``orch --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -59,11 +62,34 @@ def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> 
 
 
 def _context(ctx: click.Context) -> Context:
+    """The store a command reads; one that does not exist is a user error, and is not created."""
     from orchestrator.context import Context
 
-    context = Context.open(ctx.obj["store"], ctx.obj["metadata"])
+    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False)
     context.lineage.mark_dead_runs()
     return context
+
+
+def _require_store(command: click.Command) -> click.Command:
+    """Make ``command`` refuse a missing store before it opens the store itself (which would create it)."""
+    callback = command.callback
+    if callback is None:
+        return command
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from orchestrator.context import Context
+
+        obj = click.get_current_context().find_root().obj
+        Context.open(obj["store"], obj["metadata"], create=False)
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+    return command
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _emit_json(doc: Any) -> None:
@@ -76,7 +102,8 @@ def _load_target(target: str, params: tuple[str, ...], params_file: str | None) 
 
     pipeline = load_pipeline(target)
     typed = load_params_file(params_file) if params_file else {}
-    values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed)
+    values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
+                            source=params_file)
     return pipeline, values
 
 
@@ -161,13 +188,15 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
         table.add_column(col)
     style = {"cached": "cyan", "will run": "green", "may run": "yellow"}
     for e in result.entries:
-        table.add_row(e.node, f"[{style[e.status]}]{e.status}[/]", "" if e.status == "cached" else e.reason)
+        table.add_row(Text(e.node), Text(e.status, style=style.get(e.status, "")),
+                      Text("" if e.status == "cached" else e.reason))
     console = Console(highlight=False)
     console.print(table)
     counts = result.counts()
@@ -193,17 +222,17 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from orchestrator.report import STATUS_STYLE, format_duration
+    from orchestrator.report import format_duration, one_line, status_text
 
     table = Table(box=None, pad_edge=False)
     for col in ("run", "pipeline", "status", "started", "time", "metrics"):
         table.add_column(col)
     for r in rows:
-        st = STATUS_STYLE.get(r["status"], "")
-        table.add_row(r["run_id"], r["pipeline"], f"[{st}]{r['status']}[/]",
+        table.add_row(Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
-                      format_duration(_duration(r)), _short_metrics(r["metrics"]))
+                      format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"]))))
     Console(highlight=False).print(table)
 
 
@@ -255,31 +284,34 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from orchestrator.report import STATUS_STYLE, format_duration
+    from orchestrator.report import escape, format_duration, one_line, status_text, styled
 
     console = Console(highlight=False)
-    st = STATUS_STYLE.get(doc["status"], "")
-    console.print(f"run [bold]{doc['run_id']}[/]  pipeline [bold]{doc['pipeline']}[/]  [{st}]{doc['status']}[/]")
-    console.print(f"  started {doc['started']}  took {format_duration(doc['duration'])}  "
-                  f"by {doc['user']}@{doc['host']}  commit {(doc['git_commit'] or '-')[:12]}")
+    console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
+                  f"{styled(doc['status'])}")
+    console.print(Text(f"  started {doc['started']}  took {format_duration(doc['duration'])}  "
+                       f"by {doc['user']}@{doc['host']}  commit {(doc['git_commit'] or '-')[:12]}"))
     if doc["file"]:
-        console.print(f"  file {doc['file']}")
+        console.print(Text(f"  file {doc['file']}"))
+    # Values are cut to one line each here; `orch show --json` has them in full.
     if doc["params"]:
-        console.print("  params " + ", ".join(f"{k}={v}" for k, v in doc["params"].items()))
+        console.print(Text("  params " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["params"].items())),
+                      soft_wrap=True)
     if doc["metrics"]:
-        console.print("  metrics " + ", ".join(f"{k}={v}" for k, v in doc["metrics"].items()))
+        console.print(Text("  metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["metrics"].items())),
+                      soft_wrap=True)
     if doc["error"]:
-        console.print(f"  [red]error[/] {doc['error']}")
+        console.print(f"  [red]error[/] {escape(doc['error'])}")
     table = Table(box=None, pad_edge=False)
     for col in ("step", "status", "attempts", "time", "outputs", "why"):
         table.add_column(col)
     for s in doc["steps"]:
-        style = STATUS_STYLE.get(s["status"], "")
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
         why = s["error"] if s["status"] == "failed" else s["reason"]
-        table.add_row(s["name"], f"[{style}]{s['status']}[/]", str(s["attempts"] or ""),
-                      format_duration(s["duration"]), outs, why or "")
+        table.add_row(Text(s["name"]), status_text(s["status"]), str(s["attempts"] or ""),
+                      format_duration(s["duration"]), Text(outs), Text(why or ""))
     console.print(table)
 
 
@@ -314,17 +346,19 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
 
 @cli.command()
 @click.argument("ref", metavar="REF")
-@click.option("--upstream", "direction", flag_value="upstream", default=True,
-              help="What produced REF, from what (default).")
-@click.option("--downstream", "direction", flag_value="downstream", help="What was built from REF.")
+@click.option("--upstream", is_flag=True, help="What produced REF, from what (default).")
+@click.option("--downstream", is_flag=True, help="What was built from REF.")
 @click.option("--depth", type=int, default=None, help="Stop after N steps.")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
               show_default=True)
 @click.pass_context
-def lineage(ctx: click.Context, ref: str, direction: str, depth: int | None, fmt: str) -> None:
+def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, depth: int | None, fmt: str) -> None:
     """Trace lineage of REF across runs: a run id, RUN:STEP, or a digest prefix."""
     from orchestrator.provenance import render, walk
 
+    if upstream and downstream:
+        raise UserError("choose one of --upstream or --downstream: a lineage is traced one way at a time.")
+    direction = "downstream" if downstream else "upstream"
     click.echo(render(walk(_context(ctx).lineage, ref, direction, depth), fmt))
 
 
@@ -379,7 +413,7 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{r['hash']}  {r['size']:>12}  {r['type']:<24} {r['path'] or '(inline in metadata.db)'}")
-    click.echo(f"{len(rows)} artifacts", err=True)
+    click.echo(_plural(len(rows), "artifact"), err=True)
 
 
 @cache.command("verify")
@@ -418,8 +452,8 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:
     result = collect_garbage(_context(ctx.parent), keep_last, dry_run)  # type: ignore[arg-type]
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
-    click.echo(f"{verb} {len(result.removed)} artifacts ({result.freed_bytes / 1e6:.1f} MB); "
-               f"kept those of {result.kept_runs} runs{spared}")
+    click.echo(f"{verb} {_plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
+               f"kept those of {_plural(result.kept_runs, 'run')}{spared}")
 
 
 @cli.command()
@@ -486,10 +520,13 @@ def _bad_name(exc: OSError | UnicodeError) -> str:
 
 
 def _add_lifecycle_commands() -> None:
-    # The model lifecycle commands live in their own modules; they only register here.
+    # The model lifecycle commands live in their own modules; they only register here. They
+    # all read an existing store, so each refuses a missing one (see _require_store).
     from orchestrator.cli_models import models, serve
     from orchestrator.cli_monitor import monitor
 
+    for command in (*models.commands.values(), serve, monitor):
+        _require_store(command)
     for command in (models, serve, monitor):
         cli.add_command(command)
 

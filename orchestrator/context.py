@@ -52,6 +52,13 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path, path / "metadata.db"
 
 
+def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> str:
+    fix = "run a pipeline first with orch run FILE, or pass --store DIR"
+    if not chosen_metadata:
+        return f"no store at {location} (no metadata.db): {fix}"
+    return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"
+
+
 @dataclass
 class Context:
     """The store and metadata database a run or a CLI command works on.
@@ -68,11 +75,17 @@ class Context:
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
-             metadata: str | os.PathLike[str] | None = None) -> Context:
+             metadata: str | os.PathLike[str] | None = None, *, create: bool = True) -> Context:
         """Open the store (a folder or an fsspec URL) and its metadata database.
 
+        Args:
+            create: whether a store that does not exist yet is made on first use (a run).
+                Commands that only read pass False: then a missing metadata database is
+                the user's mistake, and nothing is created.
+
         Raises:
-            UserError: an unusable path, or a store URL without a local ``metadata`` path.
+            UserError: an unusable path, a store URL without a local ``metadata`` path, or
+                (with ``create=False``) no metadata database where the store should be.
         """
         location = store_location(store)
         chosen = metadata or os.environ.get("ORCH_METADATA") or None
@@ -93,6 +106,8 @@ class Context:
             artifacts = ArtifactStore(location, fsync=durable)
         if home.exists() and not home.is_dir():
             raise UserError(f"metadata path {home} is a file, not a folder. Pass --metadata DIR.")
+        if not create and not database.is_file():
+            raise UserError(_no_store(location, database, bool(chosen)))
         return cls(home, artifacts, Lineage(database, synchronous=sync),
                    metadata=os.fspath(chosen) if chosen else None)
 

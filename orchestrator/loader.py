@@ -34,6 +34,9 @@ def load_pipeline(target: str) -> Pipeline:
         LoadError: missing file, import failure, no pipeline, or an ambiguous choice.
     """
     file, name = split_target(target)
+    if name is None and target.endswith(":") and split_target(target + "x")[1] == "x":
+        raise LoadError(f"the pipeline name after ':' in '{target}' is empty. Write {target}PIPELINE, "
+                        f"or just {target[:-1]} when the file defines one pipeline.")
     module = load_module(file)
     found = pipelines_in(module)
     if name is not None:
@@ -91,9 +94,29 @@ def load_module(file: str) -> ModuleType:
     except Exception as exc:
         sys.modules.pop(name, None)
         where = _user_frame(exc, str(path))
+        if isinstance(exc, ImportError) and "relative import" in str(exc):
+            raise LoadError(f"importing {file} failed{where}: {type(exc).__name__}: {exc}. "
+                            + _relative_import_hint(path)) from exc
         raise LoadError(f"importing {file} failed{where}: {type(exc).__name__}: {exc} "
                         "(run with --verbose for the traceback)") from exc
     return module
+
+
+def _relative_import_hint(path: Path) -> str:
+    # The file is imported under its stem with its folder on sys.path, never as a package's
+    # module (that keeps its keys equal to a plain import), so only absolute imports resolve.
+    package: list[str] = []
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.parent != folder:
+        package.insert(0, folder.name)
+        folder = folder.parent
+    if not package:
+        return (f"orch loads {path.name} as a plain module, not as part of a package: use an absolute import "
+                f"(`from helpers import x` for a file beside it, whose folder is on sys.path).")
+    dotted = ".".join(package)
+    return (f"orch loads {path.name} as a plain module, not as part of package '{dotted}': use an absolute "
+            f"import (`from helpers import x` for a file beside it, or `from {dotted}.helpers import x` "
+            f"with {folder} on PYTHONPATH).")
 
 
 def _user_frame(exc: BaseException, path: str) -> str:

@@ -1,8 +1,12 @@
 """Pipeline parameters from the command line: ``-p name=value`` and ``--params FILE``.
 
 Each text value is converted to the parameter's annotation, else to the type
-of its default; a ``str`` stays raw text. A value that does not convert is a
-``ParameterError`` naming the parameter, the expected type and the value.
+of its default; a ``str`` stays raw text, and a container must be JSON of the
+same kind (a list for ``list``/``tuple``/``set``, an object for ``dict``).
+Values from a file already have a type; they get the same check (``3.7`` is
+not an ``int``, ``"3"`` not a number). A value that does not convert is a
+``ParameterError`` naming the parameter, the file if any, the expected type
+and the value.
 """
 
 from __future__ import annotations
@@ -52,11 +56,17 @@ def load_params_file(path: str) -> dict[str, Any]:
 
 
 def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
-                   texts: dict[str, str], typed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Convert CLI text values (and file values) to the pipeline's parameter types.
+                   texts: dict[str, str], typed: dict[str, Any] | None = None,
+                   source: str | None = None) -> dict[str, Any]:
+    """Convert CLI text values, and check file values, against the pipeline's parameter types.
+
+    Args:
+        texts: ``-p`` values, still text; they win over ``typed``.
+        typed: values read from a parameters file (already JSON/TOML types).
+        source: the file ``typed`` came from, named in error messages.
 
     Raises:
-        ParameterError: an unknown name, or a value that does not convert.
+        ParameterError: an unknown name, or a value that does not convert, all of them in one message.
     """
     params = signature.parameters
     hints = _type_hints(fn)
@@ -73,15 +83,32 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
         target = hints.get(name, param.annotation)
-        if target is inspect.Parameter.empty or isinstance(target, str):
-            target = type(param.default) if param.default not in (inspect.Parameter.empty, None) else str
+        declared = not (target is inspect.Parameter.empty or isinstance(target, str))
+        if not declared:
+            declared = param.default not in (inspect.Parameter.empty, None)
+            target = type(param.default) if declared else str
+        from_text = name in texts
+        where = "" if from_text or not source else f" in {source}"
         try:
-            out[name] = convert(value, target) if isinstance(value, str) or name in texts else value
+            if from_text:
+                out[name] = convert(value, target)
+            else:  # a file value has its type already: check it, as -p would, unless nothing declares one
+                out[name] = check_value(value, target) if declared else value
+        except _Mismatch as exc:
+            problems.append(f"parameter '{name}'{where}: {exc}.")
         except (ValueError, TypeError) as exc:
-            problems.append(f"parameter '{name}': cannot convert {value!r} to {_type_name(target)} ({exc}).")
+            problems.append(f"parameter '{name}'{where}: cannot convert {_clip(repr(value))} to "
+                            f"{_type_name(target)} ({_clip(str(exc), 120)}).")
     if problems:
         raise ParameterError("\n".join(problems))
     return out
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong kind; the message reads "expected ..., got ..."."""
+
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def convert(text: Any, target: Any) -> Any:
@@ -91,15 +118,17 @@ def convert(text: Any, target: Any) -> Any:
         args = typing.get_args(target)
         if type(None) in args and str(text).lower() in ("none", "null", ""):
             return None
-        errors = []
+        errors: list[Exception] = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return convert(text, arg)
             except (ValueError, TypeError) as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(errors))
+                errors.append(exc)
+        if len(errors) == 1 and isinstance(errors[0], _Mismatch):
+            raise errors[0]  # ``X | None``: the text was meant as an X
+        raise ValueError("; ".join(map(str, errors)))
     if origin is typing.Literal:
         for choice in typing.get_args(target):
             if str(choice) == str(text):
@@ -122,13 +151,125 @@ def convert(text: Any, target: Any) -> Any:
         return float(text.strip())
     if isinstance(target, type) and issubclass(target, Path):
         return Path(text)
-    if target in (list, dict, tuple) or origin in (list, dict, tuple):
-        value = json.loads(text)
-        kind = origin or target
-        return tuple(value) if kind is tuple else kind(value)
+    if target in _CONTAINERS or origin in _CONTAINERS:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise _Mismatch(f"expected {_expected(origin or target)}, got {_clip(text)} (not JSON)") from None
+        return check_value(value, target, shown=_clip(text))
     if isinstance(target, type):
         return target(text)
     return text
+
+
+def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
+    """``value`` (a JSON or TOML value) as ``target``, or ``_Mismatch`` if it is of another kind.
+
+    As strict as ``-p``: an int parameter takes an int (or a float without a
+    fraction), a float parameter an int or a float, a list a list; a bool is
+    not a number and a string is not a number or a list.
+    """
+    got = shown if shown is not None else _shown(value)
+    origin = typing.get_origin(target)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = typing.get_args(target)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return check_value(value, arg)
+                except (ValueError, TypeError):
+                    continue
+        raise _Mismatch(f"expected {' or '.join(_expected(a) for a in args)}, got {got}")
+    if origin is typing.Literal:
+        choices = typing.get_args(target)
+        if any(value == c and type(value) is type(c) for c in choices):
+            return value
+        raise _Mismatch(f"expected one of {', '.join(map(str, choices))}, got {got}")
+    kind = origin or target
+    if kind is Any or kind is object or not isinstance(kind, type):
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif issubclass(kind, Path):
+        if isinstance(value, (str, Path)):
+            return kind(value)
+    elif kind is dict:
+        if isinstance(value, dict):
+            args = typing.get_args(target)
+            return {k: _item(v, args[1], k) for k, v in value.items()} if len(args) == 2 else dict(value)
+    elif kind in (list, tuple, set, frozenset):
+        if isinstance(value, list):
+            items = [_item(v, _item_type(target, i), i) for i, v in enumerate(value)]
+            return items if kind is list else kind(items)
+    elif isinstance(value, kind):
+        return value
+    else:
+        make: Any = kind  # a class of the user's (an Enum, say) made from the value, as -p does from text
+        try:
+            return make(value)
+        except (ValueError, TypeError) as exc:
+            raise _Mismatch(f"expected {_expected(kind)}, got {got} ({exc})") from None
+    raise _Mismatch(f"expected {_expected(kind)}, got {got}")
+
+
+def _item(value: Any, target: Any, where: int | str) -> Any:
+    try:
+        return check_value(value, target)
+    except _Mismatch as exc:
+        raise _Mismatch(f"item {where!r}: {exc}") from None
+
+
+def _item_type(target: Any, index: int) -> Any:
+    """The type of item ``index`` of ``list[X]``, ``tuple[X, ...]``, ``tuple[X, Y]`` (``Any`` if unsaid)."""
+    args = typing.get_args(target)
+    if not args:
+        return Any
+    if len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    if typing.get_origin(target) is tuple:
+        return args[index] if index < len(args) else Any
+    return args[0]
+
+
+def _expected(kind: Any) -> str:
+    """How a kind of value is asked for in a message: "an integer like 3"."""
+    origin = typing.get_origin(kind) or kind
+    names = {bool: "true or false", int: "an integer like 3", float: "a number like 0.5", str: "a string",
+             dict: 'a JSON object like {"a": 1}', type(None): "null"}
+    if origin in names:
+        return names[origin]
+    if origin in (list, tuple, set, frozenset):
+        return "a JSON list like [1, 2]"
+    if isinstance(origin, type) and issubclass(origin, Path):
+        return "a path (a string)"
+    return f"a {_type_name(kind)}"
+
+
+def _shown(value: Any) -> str:
+    """A typed value as a message shows it: as JSON, on one short line."""
+    try:
+        return _clip(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):
+        return _clip(repr(value))
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _type_hints(fn: Any) -> dict[str, Any]:

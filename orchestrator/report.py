@@ -4,7 +4,8 @@ The runner calls a ``RunObserver`` as nodes start and finish. The base class
 does nothing (the Python API is quiet by default); ``ConsoleReporter`` shows
 a live rich progress line on a terminal (done/total, current step, cache
 hits) or plain lines otherwise, then a summary table. Nothing here changes
-what a run does.
+what a run does. Names, reasons and errors come from user code, so they are
+never parsed as rich markup; only the styles chosen here are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from orchestrator.dag import DAG
     from orchestrator.results import StepResult
 
@@ -20,6 +23,49 @@ STATUS_STYLE = {
     "ran": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
     "interrupted": "magenta", "running": "blue", "succeeded": "bold green",
 }
+SHORT_VALUE = 200  # characters of a parameter or metric value shown on one line of a display
+
+
+def escape(text: str) -> str:
+    """``text`` with its square brackets escaped, so that rich prints it as it is."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
+
+
+def styled(status: str) -> str:
+    """``status`` as rich markup in its style; a status without a style stays plain text."""
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{escape(status)}[/]" if style else escape(status)
+
+
+def status_text(status: str) -> Text:
+    """``status`` in its style (plain for a status without one), as text that is never markup."""
+    from rich.text import Text
+
+    return Text(str(status), style=STATUS_STYLE.get(status, ""))
+
+
+def one_line(value: object, limit: int = SHORT_VALUE) -> str:
+    """``str(value)`` on one line of at most ``limit`` characters, ending in "…" when cut.
+
+    For displays only: ``--json`` documents keep values in full.
+    """
+    text = str(value).replace("\r\n", "\n").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def shown_results(results: dict[str, StepResult], dag: DAG | None) -> dict[str, StepResult]:
+    """The results a summary shows: those of step calls, not the map nodes that expanded into them.
+
+    Mirrors ``Run.steps``: a map has no entry of its own unless it failed to expand.
+    """
+    def is_map(name: str) -> bool:
+        node = dag.nodes.get(name) if dag is not None else None
+        return node.is_map if node is not None else False
+
+    return {name: r for name, r in results.items()
+            if r.status != "map" and not (r.status == "skipped" and is_map(name))}
 
 
 class RunObserver:
@@ -48,12 +94,17 @@ class ConsoleReporter(RunObserver):
         self.live = self.console.is_terminal and not verbose
         self.total = self.done = self.hits = 0
         self.current = ""
+        self._dag: DAG | None = None
         self._progress: Any = None
         self._task: Any = None
 
     def run_started(self, run_id: str, dag: DAG) -> None:
-        self.total = len(dag.nodes)
-        self.console.print(f"run [bold]{run_id}[/] of pipeline [bold]{dag.pipeline}[/]: {self.total} steps")
+        self._dag = dag
+        self.total = self._step_count()
+        # A map's items are known only once the list it maps over exists, so they cannot be counted yet.
+        mapped = " + mapped items" if any(n.is_map for n in dag.nodes.values()) else ""
+        self.console.print(f"run [bold]{escape(run_id)}[/] of pipeline [bold]{escape(dag.pipeline)}[/]: "
+                           f"{self.total} step{'s' if self.total != 1 else ''}{mapped}")
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -65,57 +116,65 @@ class ConsoleReporter(RunObserver):
             self._task = self._progress.add_task("starting", total=self.total, hits=0)
             self._progress.start()
 
+    def _step_count(self) -> int:
+        # Step calls only: a map node is replaced by its items' nodes once it expands.
+        return sum(not n.is_map for n in self._dag.nodes.values()) if self._dag is not None else 0
+
     def step_started(self, node: str, reason: str) -> None:
         self.current = node
         if self._progress is not None:
-            self._progress.update(self._task, description=f"running [bold]{node}[/]")
+            self.total = max(self.total, self._step_count())
+            self._progress.update(self._task, total=self.total, description=f"running [bold]{escape(node)}[/]")
         else:
-            self.console.print(f"  [blue]▶[/] {node}: [dim]{reason}[/]")
+            self.console.print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]")
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
-        self.console.print(f"  [yellow]↻[/] {node}: attempt {attempt} failed ({error}); "
+        self.console.print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "
                            f"retrying in {delay:.1f} s")
 
     def step_finished(self, node: str, status: str, detail: str) -> None:
         if status == "waiting":
-            self.console.print(f"  [yellow]![/] {node}: {detail}; recomputing it")
+            self.console.print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it")
             return
         self.done += 1
         self.hits += status == "cached"
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done, hits=self.hits)
+            self.total = max(self.total, self._step_count(), self.done)
+            self._progress.update(self._task, total=self.total, completed=self.done, hits=self.hits)
             if status == "failed":
-                self._progress.console.print(f"  [bold red]✗[/] {node}: {detail}")
+                self._progress.console.print(f"  [bold red]✗[/] {escape(node)}: {escape(detail)}")
         elif status != "cached" or self.verbose:
-            style = STATUS_STYLE.get(status, "")
             extra = f": {detail}" if status in ("failed", "skipped") else ""
-            self.console.print(f"  [{style}]{status}[/] {node}{extra}")
+            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)}")
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:
             self._progress.stop()
+        shown = shown_results(results, self._dag)
         if self.summary:
-            self.console.print(summary_table(results))
+            self.console.print(summary_table(shown, self._dag))
         counts: dict[str, int] = {}
-        for r in results.values():
+        for r in shown.values():
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = ", ".join(f"{n} {s}" for s, n in counts.items())
-        style = STATUS_STYLE.get(status, "")
-        self.console.print(f"run [bold]{run_id}[/] [{style}]{status}[/] ({parts})")
+        self.console.print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
 
 
-def summary_table(results: dict[str, StepResult]) -> Any:
-    """A rich table: one row per node with status, attempts, duration and reason."""
+def summary_table(results: dict[str, StepResult], dag: DAG | None = None) -> Any:
+    """A rich table: one row per step call with status, attempts, duration and reason.
+
+    Map nodes are left out (see ``shown_results``); no cell is parsed as markup.
+    """
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("step", "status", "attempts", "time", "why"):
         table.add_column(col, justify="right" if col in ("attempts", "time") else "left")
-    for r in results.values():
-        style = STATUS_STYLE.get(r.status, "")
+    for r in shown_results(results, dag).values():
         why = r.error if r.status == "failed" and r.error else r.reason
-        table.add_row(r.name, f"[{style}]{r.status}[/]", str(r.attempts or ""),
-                      format_duration(r.duration), why or "")
+        table.add_row(Text(r.name), status_text(r.status), str(r.attempts or ""),
+                      format_duration(r.duration), Text(why or ""))
     return table
 
 

@@ -78,8 +78,12 @@ def test_params_file(orch, calls, project):
     (["logs", "nope:step"], "no run 'nope' in this store"),
     (["lineage", "zzz"], "is not a run id, RUN:step or digest"),
     (["plan", "missing.py"], "does not exist"),
+    (["run", "edits.py:"], "the pipeline name after ':' in 'edits.py:' is empty. Write edits.py:PIPELINE"),
+    (["lineage", "latest", "--upstream", "--downstream"], "choose one of --upstream or --downstream"),
 ])
 def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
+    if args[0] in ("show", "logs", "lineage"):
+        assert orch("run", "edits.py").returncode == 0  # these commands need a store to read
     result = orch(*args)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert needle in result.stderr
@@ -149,7 +153,7 @@ def test_cache_ls_verify_gc(orch, calls, project, store):
     assert files[0]["hash"] in verify.stdout
     assert orch("run", "big.py", "-p", "n=101").returncode == 0
     gc = orch("cache", "gc", "--keep-last", "1")
-    assert gc.returncode == 0 and "removed 1 artifacts" in gc.stdout
+    assert gc.returncode == 0 and "removed 1 artifact (" in gc.stdout and "kept those of 1 run\n" in gc.stdout
     assert not path.exists()
 
 
@@ -164,3 +168,150 @@ def test_help_is_fast_and_light():
     assert out.stdout.strip() == ""
     help_out = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True)
     assert help_out.returncode == 0 and "lineage" in help_out.stdout
+
+
+def test_run_with_a_map_prints_a_summary_of_step_calls(orch, calls):
+    result = orch("run", "fanout.py:fanout")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert ": 2 steps + mapped items" in result.stderr
+    assert "square.map" not in result.stderr  # the map has no row, as in Run.steps
+    assert "succeeded (6 ran)" in result.stderr
+    rows = {line.split()[0] for line in result.stderr.splitlines() if line.split()[1:2] == ["ran"]}
+    assert {"items", "square", "square_2", "square_3", "square_4", "total"} <= rows
+    cached = orch("run", "fanout.py:fanout")
+    assert cached.returncode == 0 and "succeeded (6 cached)" in cached.stderr
+
+
+def test_run_with_a_map_that_cannot_expand_shows_the_map_failure(orch, calls):
+    result = orch("run", "fanout.py:bad_map")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "failed (1 ran, 1 failed, 1 skipped)" in result.stderr
+    assert "square.map() needs a list" in result.stderr
+
+
+# Every command except these only reads a store; with a missing one each must say so and create nothing.
+_READERS = [
+    ("runs",), ("runs", "--json"), ("show", "latest"), ("logs", "latest:plain"), ("lineage", "latest"),
+    ("cache", "ls"), ("cache", "verify"), ("cache", "gc"), ("doctor",), ("doctor", "--json"),
+    ("models", "ls"), ("models", "show", "churn"), ("models", "promote", "churn@1"),
+    ("models", "rollback", "churn"), ("serve", "churn"), ("monitor", "churn"),
+]
+
+
+def _leaf_commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_reading_command_is_checked_for_a_missing_store():
+    from orchestrator.cli import cli
+
+    covered = {tuple(args[:2]) if args[0] in ("cache", "models") else args[:1] for args in _READERS}
+    assert set(_leaf_commands(cli)) - {("run",), ("plan",), ("dag",)} == covered
+
+
+def _main(*args):
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    return exit_.value.code
+
+
+@pytest.mark.parametrize("args", _READERS, ids=" ".join)
+def test_reading_commands_refuse_a_missing_store_and_create_nothing(tmp_path, capsys, args):
+    missing = tmp_path / "nostore"
+    assert _main("--store", str(missing), *args) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: no store at {missing} (no metadata.db): run a pipeline first with orch run FILE, "
+                   "or pass --store DIR\n")
+    assert not missing.exists()
+    missing.mkdir()  # a folder without a metadata database is no store either
+    assert _main("--store", str(missing), *args) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert list(missing.iterdir()) == []
+
+
+def test_missing_metadata_database_of_a_store_url(tmp_path, capsys):
+    pytest.importorskip("fsspec")
+    meta = tmp_path / "meta"
+    code = _main("--store", f"file://{tmp_path / 'remote'}", "--metadata", str(meta), "runs")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"no metadata database {meta / 'metadata.db'}" in err and "--metadata PATH" in err
+    assert not meta.exists() and not (tmp_path / "remote").exists()
+
+
+def test_commands_read_a_store_that_a_run_created(orch, calls):
+    assert orch("runs").returncode == 2
+    assert orch("run", "edits.py").returncode == 0
+    for args in (("runs",), ("doctor",), ("cache", "ls"), ("models", "ls")):
+        result = orch(*args)
+        assert result.returncode == 0, (args, result.stderr)
+
+
+def test_show_cuts_long_parameter_values_to_one_line(orch, calls, project):
+    (project / "text.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef length(s: str) -> int:\n    return len(s)\n"
+        "@pipeline\ndef text(s: str = 'x', note: str = ''):\n    return length(s)\n"
+    )
+    value = "[red]ab\n" * 12_500  # 100 KB over many lines, with something that looks like markup
+    assert orch("run", "text.py", "-p", f"s={value}", "-p", "note=two\nlines").returncode == 0
+    shown = orch("show", "latest")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) < 10 and max(map(len, lines)) < 300
+    params = next(line for line in lines if line.startswith("  params "))
+    assert "s=[red]ab\\n[red]ab" in params and "…" in params and "note=two\\nlines" in params
+    full = json.loads(orch("show", "latest", "--json").stdout)
+    assert full["params"]["s"] == value
+    listed = orch("runs")
+    assert listed.returncode == 0 and max(map(len, listed.stdout.splitlines())) < 300
+
+
+def test_params_file_values_get_the_same_type_check_as_p(orch, calls, project):
+    (project / "p.json").write_text('{"n": 3.7}')
+    bad = orch("run", "edits.py", "--params", "p.json")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr == "error: parameter 'n' in p.json: expected an integer like 3, got 3.7.\n"
+    (project / "p.toml").write_text('n = "3"\n')
+    bad = orch("run", "edits.py", "--params", "p.toml")
+    assert bad.returncode == 2 and "parameter 'n' in p.toml: expected an integer like 3, got \"3\"" in bad.stderr
+    (project / "p.json").write_text('{"n": 3.0}')
+    good = orch("run", "edits.py", "--params", "p.json", "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["params"] == {"n": 3}
+
+
+def test_p_list_parameter_needs_a_json_list(orch, calls, project):
+    (project / "depths.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef count(depths: list) -> int:\n    return len(depths)\n"
+        "@pipeline\ndef depths(depths: list = [1]):\n    return count(depths)\n"
+    )
+    for text, got in (('{"a":1}', '{"a":1}'), ('"ab"', '"ab"'), ("ab", "ab (not JSON)")):
+        bad = orch("run", "depths.py", "-p", f"depths={text}")
+        assert bad.returncode == 2
+        assert bad.stderr == f"error: parameter 'depths': expected a JSON list like [1, 2], got {got}.\n"
+    good = orch("run", "depths.py", "-p", "depths=[3, 4]", "--json")
+    assert good.returncode == 0 and json.loads(good.stdout)["params"] == {"depths": [3, 4]}
+
+
+def test_relative_import_in_a_pipeline_file_gets_a_hint(orch, project):
+    pkg = project / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def f():\n    return 1\n")
+    (pkg / "mod.py").write_text("from .helpers import f\n")
+    result = orch("run", "pkg/mod.py")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "attempted relative import with no known parent package" in result.stderr
+    assert "not as part of package 'pkg'" in result.stderr and "`from pkg.helpers import x`" in result.stderr
