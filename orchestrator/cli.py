@@ -342,6 +342,9 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
         if a["traceback"]:
             click.echo("--- traceback ---")
             click.echo(a["traceback"].rstrip("\n"))
+        elif a["error"]:  # a timeout or a dead worker: no traceback of the step's own
+            click.echo("--- error ---")
+            click.echo(a["error"].rstrip("\n"))
 
 
 @cli.command()
@@ -442,7 +445,8 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 
 @cache.command("gc")
 @click.option("--keep-last", type=int, default=None, metavar="N",
-              help="Keep only the artifacts of the N most recent runs (default: of every run).")
+              help="Keep the artifacts of the last N succeeded runs and of every run since "
+                   "(default: of every run).")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @click.pass_context
 def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:

@@ -42,7 +42,9 @@ def _when(ts: float | None) -> str:
 
 
 def _metrics_text(metrics: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (metrics or {}).items()) or "-"
+    from orchestrator.report import one_line
+
+    return ", ".join(f"{k}={one_line(v)}" for k, v in (metrics or {}).items()) or "-"
 
 
 @click.group("models")
@@ -116,7 +118,9 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     click.echo(f"  run       {run.get('run_id')} of {run.get('pipeline')} by {run.get('user')}@{run.get('host')} "
                f"at {run.get('started')}, commit {(run.get('git_commit') or '-')[:12]}")
     if doc["params"]:
-        click.echo("  params    " + ", ".join(f"{k}={v}" for k, v in doc["params"].items()))
+        from orchestrator.report import one_line
+
+        click.echo("  params    " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["params"].items()))
     for d in doc["training_data"]:
         click.echo(f"  data      {d['path']}  ({d['digest']})")
     for s in doc["steps"]:

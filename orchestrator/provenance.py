@@ -194,7 +194,9 @@ def _tree_lines(g: LineageGraph) -> list[str]:
         head = f"{label}: " if label else ""
         text = v.label
         if v.kind == "step" and v.data.get("params"):
-            text += "  " + ", ".join(f"{k}={val}" for k, val in v.data["params"].items())
+            from orchestrator.report import one_line
+
+            text += "  " + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
         repeated = vid in printed and bool(v.children)
         lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
         if vid in path or repeated:

@@ -315,3 +315,11 @@ def test_relative_import_in_a_pipeline_file_gets_a_hint(orch, project):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "attempted relative import with no known parent package" in result.stderr
     assert "not as part of package 'pkg'" in result.stderr and "`from pkg.helpers import x`" in result.stderr
+
+
+def test_logs_of_a_timed_out_attempt_show_why_it_failed(orch, calls):
+    assert orch("run", "flaky.py:timeouts", "-p", "seconds=30").returncode == 1
+    out = orch("logs", "latest:hangs")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("--- error ---") == 2  # two attempts, each stopped by its timeout
+    assert "did not finish within its timeout of 0.5 s" in out.stdout
