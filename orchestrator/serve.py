@@ -175,7 +175,11 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
         # The model and the log write block: run them off the event loop so /health keeps answering.
-        answer = await run_in_threadpool(answer_records, records)
+        try:
+            answer = await run_in_threadpool(answer_records, records)
+        except (ValueError, TypeError, KeyError) as exc:  # valid JSON the model itself refuses (e.g. null it cannot impute)
+            return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         return JSONResponse({"model": loaded.name, "version": loaded.version, **answer})
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -168,3 +168,18 @@ def test_orch_serve_binds_loopback_by_default(served, monkeypatch):
     done = CliRunner().invoke(cli, ["--store", str(served["store"]), "serve", "churn"])
     assert done.exit_code == 0, done.output
     assert bound["host"] == "127.0.0.1" and bound["port"] == 8000
+
+
+def test_a_record_the_model_itself_refuses_is_a_422_not_a_500(served, monkeypatch, figure):
+    """Valid JSON that the model cannot take (a null it cannot impute, say) is the client's problem."""
+    loaded = served["app"].state.loaded
+
+    def refuse(frame):
+        raise ValueError("Input X contains NaN.\nmore detail")
+
+    monkeypatch.setattr(loaded, "predict", refuse)
+    answer = served["client"].post("/predict", json=[served["record"]])
+    monkeypatch.undo()
+    ok, what = _judge(served, answer)
+    figure(bad_inputs=1, rejected=int(ok), escapes=int(not ok))
+    assert ok and answer.status_code == 422 and "Input X contains NaN." in answer.json()["detail"], what
