@@ -12,7 +12,6 @@ inside the commands so that ``orch --help`` stays fast.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -68,24 +67,6 @@ def _context(ctx: click.Context) -> Context:
     context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False)
     context.lineage.mark_dead_runs()
     return context
-
-
-def _require_store(command: click.Command) -> click.Command:
-    """Make ``command`` refuse a missing store before it opens the store itself (which would create it)."""
-    callback = command.callback
-    if callback is None:
-        return command
-
-    @functools.wraps(callback)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        from orchestrator.context import Context
-
-        obj = click.get_current_context().find_root().obj
-        Context.open(obj["store"], obj["metadata"], create=False)
-        return callback(*args, **kwargs)
-
-    command.callback = checked
-    return command
 
 
 def _plural(n: int, word: str) -> str:
@@ -524,13 +505,10 @@ def _bad_name(exc: OSError | UnicodeError) -> str:
 
 
 def _add_lifecycle_commands() -> None:
-    # The model lifecycle commands live in their own modules; they only register here. They
-    # all read an existing store, so each refuses a missing one (see _require_store).
+    # The model lifecycle commands live in their own modules; they only register here.
     from orchestrator.cli_models import models, serve
     from orchestrator.cli_monitor import monitor
 
-    for command in (*models.commands.values(), serve, monitor):
-        _require_store(command)
     for command in (models, serve, monitor):
         cli.add_command(command)
 

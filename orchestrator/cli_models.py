@@ -29,7 +29,7 @@ def _open(ctx: click.Context) -> tuple[Context, Registry]:
     from orchestrator.registry import Registry
 
     obj = ctx.find_root().obj
-    context = Context.open(obj["store"], obj["metadata"])
+    context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
     return context, Registry(context.lineage)
 
 

@@ -42,7 +42,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from orchestrator.registry import Registry
 
     obj = ctx.find_root().obj
-    context = Context.open(obj["store"], obj["metadata"])
+    context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
     name = ref.partition("@")[0]
     Registry(context.lineage)._check_model(name)
     if history:

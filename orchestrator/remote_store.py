@@ -80,9 +80,9 @@ class FsspecStore(ArtifactStore):
         self._made: set[str] = set()
 
     def url_of(self, digest: str) -> str:
-        protocol = self.location.split("://", 1)[0]
-        return f"{protocol}://{self._path(digest).lstrip('/')}" if protocol != "file" else \
-            f"file://{self._path(digest)}"
+        protocol, path = self.location.split("://", 1)[0], self._path(digest)
+        # A file URL keeps the absolute path's slash (file:///...); others name bucket/key.
+        return f"file://{path}" if protocol == "file" else f"{protocol}://{path.lstrip('/')}"
 
     def path_of(self, digest: str) -> Path:
         raise TypeError(f"{self.location} is not a local folder; use url_of()")

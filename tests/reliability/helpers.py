@@ -58,5 +58,18 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.005) -> 
     return False
 
 
+def start_mid_write(orch: Any, args: tuple[str, ...], temp: Path, pause: float) -> subprocess.Popen[bytes] | None:
+    """Start ``orch ARGS`` and return it ``pause`` seconds into its first object write, or None if it
+    finished before a temp file could be seen (no kill possible)."""
+    proc = start(orch, *args)
+    writing = wait_for(lambda: proc.poll() is not None or (temp.exists() and any(temp.glob("*.tmp"))),
+                       timeout=60)
+    assert writing
+    if proc.poll() is not None:
+        return None
+    wait_for(lambda: False, timeout=pause)  # a random moment of the write
+    return proc
+
+
 def no_traceback(result: subprocess.CompletedProcess[str]) -> bool:
     return "Traceback" not in result.stderr and "Traceback" not in result.stdout

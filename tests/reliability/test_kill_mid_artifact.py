@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from tests.reliability.helpers import start, statuses, store_problems, wait_for
+from tests.reliability.helpers import start_mid_write, statuses, store_problems
 
 SIZE = 200_000_000
 KILLS = 10
@@ -27,14 +27,10 @@ def test_kill_mid_artifact(orch, store, figure):
     while faults < KILLS and seed < KILLS * 3:
         seed += 1
         args = ("run", "big.py", "-p", f"n={SIZE}", "-p", f"seed={seed}")
-        proc = start(orch, *args)
         temp = store / "tmp"
-        writing = wait_for(lambda: proc.poll() is not None or (temp.exists() and any(temp.glob("*.tmp"))),
-                           timeout=60)
-        assert writing
-        if proc.poll() is not None:
+        proc = start_mid_write(orch, args, temp, rng.uniform(0.0, 0.3))
+        if proc is None:
             continue  # finished before the write could be caught: not a kill
-        wait_for(lambda: False, timeout=rng.uniform(0.0, 0.3))  # a random moment of the write
         mid_write = any(temp.glob("*.tmp"))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

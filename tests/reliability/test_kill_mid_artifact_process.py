@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import start, statuses, store_problems, wait_for
+from tests.reliability.helpers import start_mid_write, statuses, store_problems, wait_for
 
 SIZE = 150_000_000
 KILLS = 6
@@ -56,13 +56,9 @@ def test_kill_mid_artifact_on_process_pool(orch, store, figure):
     while faults < KILLS and seed < KILLS * 3:
         seed += 1
         args = ("run", "big.py", "-p", f"n={SIZE}", "-p", f"seed={seed}", *PROCESS)
-        proc = start(orch, *args)
-        writing = wait_for(lambda: proc.poll() is not None or (temp.exists() and any(temp.glob("*.tmp"))),
-                           timeout=60)
-        assert writing
-        if proc.poll() is not None:
+        proc = start_mid_write(orch, args, temp, rng.uniform(0.0, 0.3))
+        if proc is None:
             continue  # finished before the write could be caught: not a kill
-        wait_for(lambda: False, timeout=rng.uniform(0.0, 0.3))  # a random moment of the write
         workers = _children(proc.pid)
         mid_write = any(temp.glob("*.tmp"))
         proc.send_signal(signal.SIGKILL)
