@@ -23,6 +23,11 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
 
 
+def _unique(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Files sorted by path, each (path, digest) once: a file can be both an input and a step's output."""
+    return [dict(zip(("path", "digest"), pair)) for pair in sorted({(f["path"], f["digest"]) for f in files})]
+
+
 def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
     """The audit record of one version row (as ``Registry.version`` returns it)."""
     from orchestrator.provenance import walk
@@ -46,6 +51,8 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
             for v in graph.vertices.values():
                 if v.kind == "file":
                     data.append({"path": v.data["path"], "digest": v.data["digest"]})
+                elif v.kind == "artifact" and v.data.get("file"):  # a file a step wrote, then read
+                    data.append({"path": v.data["file"]["path"], "digest": v.data["file"]["content"]})
                 elif v.kind == "step":
                     steps.append({"step": v.data["step"], "run_id": v.data["run_id"], "code": v.data["code"],
                                   "params": v.data["params"], "key": v.data["key"]})
@@ -61,6 +68,6 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
         "registered": _iso(row["created"]), "task": row["task"], "metric": row["metric"],
         "metrics": row["metrics"], "params": row["params"], "schema": row["schema"], "gate": row["gate"],
         "promoted": promoted[-1] if promoted else None,
-        "run": run, "training_data": sorted(data, key=lambda d: d["path"]), "steps": steps, "events": events,
+        "run": run, "training_data": _unique(data), "steps": steps, "events": events,
         "lineage_ref": f"{row['run_id']}:{row['node']}" if row["run_id"] else None,
     }

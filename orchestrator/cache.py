@@ -29,6 +29,7 @@ NO_CACHE_FLAG = "caching turned off for this run (--no-cache)"
 FORCED = "forced with --rerun"
 DAMAGED = "stored output was damaged"
 MISSING = "stored output is missing"
+REMOVED = "its stored result was removed (cache gc or verify --repair)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, A
         "inputs": input_hashes,
         "values": node.shown,
     }
+    if node.file_params:
+        parts["files"] = {arg: path for arg, (path, _) in node.file_params.items()}
     return key, parts
 
 
@@ -68,13 +71,19 @@ class History:
         self.lineage, self.pipeline = lineage, pipeline
         self._keys: dict[str, tuple[str, str | None]] | None = None
 
-    def last(self, node: str) -> dict[str, Any] | None:
+    def last_key(self, node: str) -> str | None:
+        """The key ``node`` had the last time it ran or was cached."""
         if self._keys is None:
             self._keys = self.lineage.recent_keys(self.pipeline)
         found = self._keys.get(node)
-        if found is None:
+        return found[0] if found else None
+
+    def last(self, node: str) -> dict[str, Any] | None:
+        """The parts of that key, if they are still recorded."""
+        if self.last_key(node) is None:
             return None
-        key, parts = found
+        assert self._keys is not None
+        key, parts = self._keys[node]
         return json.loads(parts) if parts else self.lineage.key_parts_of(key)
 
 
@@ -95,6 +104,8 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
         if all(o.inline or store.has(o.digest) for o in outputs):
             return Decision(True, key, parts, "cached", outputs)
         return Decision(False, key, parts, MISSING)
+    if history.last_key(node.name) == key:
+        return Decision(False, key, parts, REMOVED)
     return Decision(False, key, parts, explain(history.last(node.name), parts))
 
 
@@ -107,7 +118,8 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
         reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
     if old.get("code") != new.get("code"):
         reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {}))
-    reasons.extend(_value_changes("parameter", old.get("params") or {}, new.get("params") or {}))
+    reasons.extend(_value_changes("parameter", old.get("params") or {}, new.get("params") or {},
+                                  old.get("files") or {}, new.get("files") or {}))
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
     if not reasons:
         return "no stored result for this key"
@@ -133,7 +145,10 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return out or ["its code changed"]
 
 
-def _value_changes(kind: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
+def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
+                   old_files: dict[str, str] | None = None, new_files: dict[str, str] | None = None) -> list[str]:
+    """Names of the values that differ; a path parameter says what happened to its file."""
+    old_files, new_files = old_files or {}, new_files or {}
     out = []
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
@@ -141,6 +156,12 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str]) -> list[
                 out.append(f"new {kind} `{name}`")
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
+            elif name in new_files and name not in old_files:
+                out.append(f"file `{name}` now exists ({new_files[name]})")
+            elif name in old_files and name not in new_files:
+                out.append(f"file `{name}` is gone ({old_files[name]})")
+            elif name in new_files and old_files[name] == new_files[name]:
+                out.append(f"content of file `{name}` changed ({new_files[name]})")
             else:
                 out.append(f"{kind} `{name}` changed")
     return out

@@ -59,6 +59,22 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> st
     return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"
 
 
+def _check_url_has_objects(artifacts: FsspecStore, lineage: Lineage, database: Path) -> None:
+    """Refuse a store URL with no objects when the database records stored objects: a mistyped URL.
+
+    Without this, every object would look missing, and ``cache verify --repair``
+    would drop the records of a store that is fine at its real URL.
+    """
+    if artifacts.has_objects():
+        return
+    row = lineage.conn.execute("SELECT count(*) FROM artifacts WHERE inline IS NULL").fetchone()
+    if row and row[0]:
+        lineage.close()
+        raise UserError(f"no store at {artifacts.location} (no objects/ there), but the metadata database "
+                        f"{database} records {row[0]} stored objects: check the store URL, or pass a new "
+                        "--metadata folder to start a new store there.")
+
+
 @dataclass
 class Context:
     """The store and metadata database a run or a CLI command works on.
@@ -108,8 +124,11 @@ class Context:
             raise UserError(f"metadata path {home} is a file, not a folder. Pass --metadata DIR.")
         if not create and not database.is_file():
             raise UserError(_no_store(location, database, bool(chosen)))
-        return cls(home, artifacts, Lineage(database, synchronous=sync),
-                   metadata=os.fspath(chosen) if chosen else None)
+        had_database = database.is_file()
+        lineage = Lineage(database, synchronous=sync)
+        if isinstance(artifacts, FsspecStore) and had_database:
+            _check_url_has_objects(artifacts, lineage, database)
+        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
 
     @property
     def location(self) -> str:

@@ -12,6 +12,8 @@ the store or the metadata database.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -245,9 +247,28 @@ def _shown(value: Any) -> Any:
         return value if len(value) <= 200 else value[:197] + "..."
     if isinstance(value, PurePath):
         return os.fspath(value)
+    if isinstance(value, (list, tuple, dict)) and _plain_json(value, 3):
+        text = json.dumps(value)
+        if len(text) <= 200:
+            return json.loads(text)  # lists and dicts stay structured in `--json` output
     text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
 
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """Whether ``value`` is made of JSON scalars, lists and string-keyed dicts only (and not too deep)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth <= 0:
+        return False
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 50 and all(_plain_json(v, depth - 1) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= 50 and all(isinstance(k, str) and _plain_json(v, depth - 1) for k, v in value.items())
+    return False
 
 
 def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,

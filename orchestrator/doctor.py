@@ -41,6 +41,26 @@ class Checkup:
         return not self.findings
 
 
+def _model_findings(context: Context, rows: set[str], damaged: dict[str, str]) -> list[Finding]:
+    """Registered model versions whose artifact is gone or damaged: they can no longer be served."""
+    found = []
+    versions = context.lineage.conn.execute(
+        "SELECT v.name, v.version, v.digest, v.run_id, r.file, m.production FROM model_versions v "
+        "JOIN models m ON m.name = v.name LEFT JOIN runs r ON r.run_id = v.run_id ORDER BY v.name, v.version"
+    ).fetchall()
+    for name, version, digest, run_id, file, production in versions:
+        problem = damaged.get(digest) or (None if digest in rows else "missing from the store")
+        if problem is None:
+            continue
+        stage = " (production)" if production == version else ""
+        rerun = f"re-run the pipeline that made it (`orch run {file}`, run {run_id})" if file \
+            else "re-run the pipeline that made it"
+        found.append(Finding("model", f"{name}@{version}{stage}: its artifact {digest} is {problem}; it cannot be "
+                             "loaded or served", f"{rerun}: the same model is registered again under "
+                             f"v{version}; or `orch models promote {name}@VERSION` another version"))
+    return found
+
+
 def examine(context: Context) -> Checkup:
     """Run every check on the store of ``context``."""
     findings: list[Finding] = []
@@ -67,6 +87,7 @@ def examine(context: Context) -> Checkup:
         findings.append(Finding(
             "orphans", f"{len(orphans)} object(s) recorded by no row (a process died before recording them), "
             f"e.g. {orphans[0]}", "orch cache gc (or re-run the pipeline, which adopts them once verified)"))
+    findings.extend(_model_findings(context, rows, {d.digest: d.problem for d in damaged}))
     stale = len(context.store.dead_temp_files())
     if stale:
         findings.append(Finding("temp files", f"{stale} temporary file(s) left by dead writers under "

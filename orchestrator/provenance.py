@@ -119,6 +119,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{ident[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
+    if artifact and artifact["meta"].get("file"):  # a path output: the file it names, by content
+        extra["file"] = artifact["meta"]["file"]
+        label += f" → {artifact['meta']['file']['path']}"
     v = Vertex(vid, kind, label, {"digest": ident, **extra})
     g.vertices[vid] = v
     if depth <= 0:

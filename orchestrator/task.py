@@ -16,7 +16,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
@@ -84,11 +84,18 @@ def _store(root: str, fsync: bool) -> ArtifactStore:
     return store
 
 
-def output_digest(value: Any) -> str:
-    """The digest of an output value; a path output is identified by its content too."""
+def output_digest(value: Any) -> tuple[str, dict[str, str]]:
+    """The digest of an output value, and what lineage should know about a path output.
+
+    A path output (a step that writes a file and returns its path) is
+    identified by the file's content too, and its absolute path and content
+    digest are returned so lineage can list the file as data, like a file input.
+    """
     if isinstance(value, PurePath) and os.path.exists(value):
-        return combine("path-output", os.fspath(value), hash_file(value))
-    return hash_value(value)
+        content = hash_file(value)
+        return combine("path-output", os.fspath(value), content), {"path": os.path.abspath(value),
+                                                                    "content": content}
+    return hash_value(value), {}
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
@@ -135,7 +142,10 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         values = list(value)
     kept: dict[str, Any] = {}
     for name, v in zip(names, values):
-        info = store.put(v, output_digest(v))
+        digest, file_meta = output_digest(v)
+        info = store.put(v, digest)
+        if file_meta:
+            info = replace(info, meta={**info.meta, "file": file_meta})
         result.outputs.append((name, info))
         if spec.keep_values:
             kept[name] = v

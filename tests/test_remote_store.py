@@ -158,3 +158,18 @@ def test_metadata_elsewhere_for_a_local_store(tmp_path, calls):
     listed = CliRunner().invoke(cli, ["--store", str(store), "--metadata", str(meta), "runs", "--json"])
     assert [r["run_id"] for r in json.loads(listed.output)] == [run.id]
     assert Path(store / "objects").is_dir()
+
+
+def test_mistyped_store_url_is_refused_before_anything_reads_or_repairs(memory_url, tmp_path, capsys):
+    meta = str(tmp_path / "meta")
+    run = _mixed(store=memory_url, metadata=meta)
+    assert run.status == "succeeded", run.error
+    wrong = memory_url.replace("/store", "/stroe")
+    for command in (["cache", "verify", "--repair"], ["doctor"], ["runs"]):
+        code, err = _orch(capsys, "--store", wrong, "--metadata", meta, *command)
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"no store at {wrong}" in err and "check the store URL" in err
+    # Nothing was dropped: the real URL still has every record and object.
+    code, _ = _orch(capsys, "--store", memory_url, "--metadata", meta, "cache", "verify")
+    assert code == 0
+    assert _mixed(store=memory_url, metadata=meta).steps["frame"].status == "cached"

@@ -102,7 +102,7 @@ def test_file_input_is_hashed_by_content(tmp_path, store, calls):
     os.utime(data, ns=(1, 1))
     run = files.run(store=str(store), path=data)
     assert calls.ran() == {"read", "shout", "length"}
-    assert run.steps["read"].reason == "parameter `path` changed"
+    assert run.steps["read"].reason == f"content of file `path` changed ({data})"
     assert run.steps["report"].status == "cached"
     calls.clear()
     files.run(store=str(store), path=data, unit="letters")

@@ -1,0 +1,71 @@
+"""The shipped lifecycle pipeline on a data file its source step writes: the file is the model's training data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from orchestrator.audit import audit_version
+from orchestrator.context import Context
+from orchestrator.loader import load_pipeline
+from orchestrator.registry import Registry
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT / "pipelines"))  # the demo's data source, as the pipeline file imports it
+
+
+def test_data_written_by_the_source_step_is_the_audited_training_data(tmp_path):
+    lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
+    store, data = tmp_path / "store", tmp_path / "made" / "customers.csv"
+    options = {"store": str(store), "data": data, "rows": 600, "C": [1.0]}
+
+    first = lifecycle.run(**options)
+    assert first.status == "succeeded", first.error and data.is_file()
+    context = Context.open(store)
+    row = Registry(context.lineage).resolve("churn@production")
+    trail = audit_version(context.lineage, row)
+    assert [d["path"] for d in trail["training_data"]] == [str(data)]
+    content = trail["training_data"][0]["digest"]
+    trained = next(s for s in trail["steps"] if s["step"] == "train_candidate")
+    assert trained["params"]["params"] == {"model": "logistic", "C": 1.0}  # structured, not a repr string
+
+    # Now the file exists: the source step says so, and its unchanged output leaves the rest cached.
+    second = lifecycle.run(**options)
+    assert second.steps["source"].reason == f"file `data` now exists ({data})"
+    assert {n for n, s in second.steps.items() if s.status == "ran"} == {"source"}
+    third = lifecycle.run(**options)
+    assert all(s.status == "cached" for s in third.steps.values())
+
+    # Edited data: the reason names the file, and the audit of the new version names its new content.
+    text = data.read_text().splitlines()
+    data.write_text("\n".join(text[:-1]) + "\n")  # one customer fewer
+    fourth = lifecycle.run(**options)
+    assert fourth.steps["source"].reason == f"content of file `data` changed ({data})"
+    row = Registry(Context.open(store).lineage).versions("churn")[-1]
+    assert [(d["path"], d["digest"] != content) for d in audit_version(context.lineage, row)["training_data"]] \
+        == [(str(data), True)]
+
+
+def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
+    from orchestrator.doctor import examine
+    from orchestrator.maintenance import repair_store, verify_store
+
+    lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
+    store = tmp_path / "store"
+    options = {"store": str(store), "data": tmp_path / "customers.csv", "rows": 600, "C": [1.0]}
+    run = lifecycle.run(**options)
+    assert run.status == "succeeded", run.error
+    context = Context.open(store)
+    digest = Registry(context.lineage).resolve("churn@production")["digest"]
+    context.store.path_of(digest).unlink()
+    _, damaged = verify_store(context)
+    repair_store(context, damaged)  # what `orch cache verify --repair` does: the row goes too
+
+    findings = [f for f in examine(context).findings if f.check == "model"]
+    assert len(findings) == 1
+    assert findings[0].problem.startswith(f"churn@1 (production): its artifact {digest} is missing")
+    assert "re-run the pipeline that made it" in findings[0].fix and run.id in findings[0].fix
+
+    # The re-run the fix names restores it: v1 loads again and the doctor is satisfied.
+    assert lifecycle.run(**options).steps["package"].reason.startswith("its stored result was removed")
+    assert not [f for f in examine(Context.open(store)).findings if f.check == "model"]
