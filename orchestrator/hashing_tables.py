@@ -132,7 +132,19 @@ def _object_strings_digest(values: Any) -> bytes | None:
         return None  # NaN, pd.NA or lone surrogates: the element-wise path tells them apart
     if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
         return None  # bytes, all-None blocks or other values: the element-wise path
-    return _arrow_column_digest(chunks, set())
+    if any(c.null_count or not pa.types.is_string(c.type) or c.offset for c in chunks):
+        return _arrow_column_digest(chunks, set())
+    # Fresh, null-free string arrays made from fixed-size blocks: equal values give equal
+    # blocks, so each block's own offsets (from 0) and bytes are hashed as they are, uncopied.
+    np = sys.modules["numpy"]
+    ends, data = _Hasher(), _Hasher()
+    for chunk in chunks:
+        _, offsets, text = chunk.buffers()
+        used = int(np.frombuffer(offsets, dtype="<i4", count=len(chunk) + 1)[-1])
+        ends.update(memoryview(offsets)[: (len(chunk) + 1) * 4])
+        if used:
+            data.update(memoryview(text)[:used])  # the buffer may be longer: only the values' bytes
+    return b"b" + _u64(len(values)) + ends.digest() + data.digest()
 
 
 # -- pandas ----------------------------------------------------------------------------------
