@@ -10,6 +10,7 @@ Graphviz dot or Mermaid. Reads the metadata database only.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,11 @@ class LineageGraph:
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """Roots for a REF: ``NAME@VERSION`` → the step run that made that model version;
-    ``RUN:step`` → that step run; a run id → its steps; else a digest prefix."""
+    """Roots for a REF: a file or folder on disk → its content, as read or written by steps;
+    ``NAME@VERSION`` → the step run that made that model version; ``RUN:step`` → that step
+    run; a run id → its steps; else a digest prefix."""
+    if _names_a_file(ref):
+        return _file_roots(lineage, ref)
     if "@" in ref:
         row = _model_row(lineage, ref)
         if not row["run_id"] or not row["node"]:
@@ -67,6 +71,38 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         if row is None:
             raise
         return [("file", row[0])]
+
+
+def _names_a_file(ref: str) -> bool:
+    """Whether REF is a path on disk rather than an id (a bare hex name that exists stays an id)."""
+    looks_like_id = bool(ref) and all(c in "0123456789abcdef" for c in ref.lower())
+    return not looks_like_id and os.path.exists(ref)
+
+
+def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
+    """The file's current content as steps read it (a file input) or wrote it (a path output)."""
+    from orchestrator.hashing import hash_file
+
+    content = hash_file(ref)
+    roots: list[tuple[str, str]] = []
+    if lineage.conn.execute("SELECT 1 FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1",
+                            (content,)).fetchone():
+        roots.append(("file", content))
+    roots += [("artifact", str(d)) for (d,) in lineage.conn.execute(
+        "SELECT digest FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"content": "{content}"%',))]
+    if roots:
+        return roots
+    path = os.path.abspath(ref)
+    earlier = [str(d) for (d,) in lineage.conn.execute(
+        "SELECT DISTINCT digest FROM edges WHERE path=? LIMIT 5", (path,))]
+    earlier += [str(d) for (d,) in lineage.conn.execute(
+        "SELECT digest FROM artifacts WHERE meta LIKE ? LIMIT 5", (f'%"path": {json.dumps(path)}%',))]
+    if earlier:
+        raise NotFoundError(f"no run read or wrote {ref} as it is now (content {content[:12]}); earlier "
+                            f"contents were: {', '.join(d[:12] for d in earlier)}. Trace one with "
+                            f"`orch lineage DIGEST --downstream`.")
+    raise NotFoundError(f"no run in this store read or wrote {ref}. Pass a run id, RUN:step, "
+                        "NAME@VERSION or a digest (see `orch runs`).")
 
 
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
@@ -119,6 +155,11 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{ident[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
+    if kind == "file":
+        found = lineage.conn.execute("SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1",
+                                     (ident,)).fetchone()
+        if found:
+            label, extra = f"{found[0]} ({ident[:12]})", {"path": found[0]}
     if artifact and artifact["meta"].get("file"):  # a path output: the file it names, by content
         extra["file"] = artifact["meta"]["file"]
         label += f" → {artifact['meta']['file']['path']}"

@@ -36,3 +36,34 @@ def test_a_relative_input_path_is_recorded_absolute(tmp_path, monkeypatch, calls
     paths = [path for _, _, _, path in lineage.step_edges(run.id, "read") if path]
     assert paths == [str(work / "input.txt")]
 
+
+
+def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys):
+    """`orch lineage data.csv --downstream` answers "what was built from this dataset?"."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    run = load_pipeline(str(PIPELINES / "written.py")).run(store=str(store), rows=3)
+    assert run.status == "succeeded" and run.output() == 3
+    lineage = Context.open(store).lineage
+
+    down = walk(lineage, "export.txt", "downstream")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"count"}
+    up = walk(lineage, str(tmp_path / "export.txt"), "upstream")
+    assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} == {"export"}
+
+    def lineage_of(ref):
+        try:
+            main(["--store", str(store), "lineage", ref])
+        except SystemExit as exited:
+            return exited.code, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    (tmp_path / "export.txt").write_text("edited by hand\n")
+    code, out = lineage_of("export.txt")
+    assert code == 2 and out.err.count("\n") == 1
+    assert "no run read or wrote export.txt as it is now" in out.err and "earlier contents were" in out.err
+    (tmp_path / "unrelated.csv").write_text("a\n")
+    code, out = lineage_of("unrelated.csv")
+    assert code == 2 and "no run in this store read or wrote unrelated.csv" in out.err
