@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.hashing import combine
@@ -59,9 +61,20 @@ def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, A
         "inputs": input_hashes,
         "values": node.shown,
     }
-    if node.file_params:
-        parts["files"] = {arg: path for arg, (path, _) in node.file_params.items()}
+    files = _path_arguments(node)
+    if files:
+        parts["files"] = files
     return key, parts
+
+
+def _path_arguments(node: Node) -> dict[str, list[Any]]:
+    """Each path argument's absolute path and whether it existed, to explain a miss by its file."""
+    files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
+    for arg, value in node.arguments.items():
+        if arg not in files and (isinstance(value, PurePath) or (arg in node.step.path_params
+                                                                 and isinstance(value, str))):
+            files[arg] = [os.path.abspath(value), False]
+    return files
 
 
 class History:
@@ -145,8 +158,22 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return out or ["its code changed"]
 
 
+def _file_change(name: str, old: Any, new: Any) -> str:
+    """What happened to a path parameter's file: moved, appeared, gone, or edited."""
+    if not (isinstance(old, list) and isinstance(new, list) and len(old) == len(new) == 2):
+        return f"parameter `{name}` changed"
+    (old_path, old_exists), (new_path, new_exists) = old, new
+    if old_path != new_path:
+        return f"parameter `{name}` changed (now {new_path})"
+    if not old_exists:
+        return f"file `{name}` now exists ({new_path})"
+    if not new_exists:
+        return f"file `{name}` is gone ({new_path})"
+    return f"content of file `{name}` changed ({new_path})"
+
+
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
-                   old_files: dict[str, str] | None = None, new_files: dict[str, str] | None = None) -> list[str]:
+                   old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None) -> list[str]:
     """Names of the values that differ; a path parameter says what happened to its file."""
     old_files, new_files = old_files or {}, new_files or {}
     out = []
@@ -156,12 +183,8 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                 out.append(f"new {kind} `{name}`")
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
-            elif name in new_files and name not in old_files:
-                out.append(f"file `{name}` now exists ({new_files[name]})")
-            elif name in old_files and name not in new_files:
-                out.append(f"file `{name}` is gone ({old_files[name]})")
-            elif name in new_files and old_files[name] == new_files[name]:
-                out.append(f"content of file `{name}` changed ({new_files[name]})")
+            elif name in old_files and name in new_files:
+                out.append(_file_change(name, old_files[name], new_files[name]))
             else:
                 out.append(f"{kind} `{name}` changed")
     return out

@@ -109,6 +109,22 @@ def test_file_input_is_hashed_by_content(tmp_path, store, calls):
     assert calls.ran() == {"report"}
 
 
+def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
+    files = _load("files.py")
+    data = tmp_path / "input.txt"
+    data.write_text("hello")
+    assert files.run(store=str(store), path=data).status == "succeeded"
+    data.unlink()
+    assert files.run(store=str(store), path=data).steps["read"].reason == f"file `path` is gone ({data})"
+    data.write_text("hello")
+    assert files.run(store=str(store), path=data).steps["read"].status == "cached"
+    moved = tmp_path / "elsewhere.txt"
+    run = files.run(store=str(store), path=moved)
+    assert run.steps["read"].reason == f"parameter `path` changed (now {moved})"
+    moved.write_text("new text")  # compared with the last result, made from input.txt
+    assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
+
+
 def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     big = "x" * 100_000  # large enough to be stored as a file, not inline
 
