@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.hashing import combine
@@ -70,10 +68,7 @@ def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, A
 def _path_arguments(node: Node) -> dict[str, list[Any]]:
     """Each path argument's absolute path and whether it existed, to explain a miss by its file."""
     files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
-    for arg, value in node.arguments.items():
-        if arg not in files and (isinstance(value, PurePath) or (arg in node.step.path_params
-                                                                 and isinstance(value, str))):
-            files[arg] = [os.path.abspath(value), False]
+    files.update((arg, [path, False]) for arg, path in node.missing_paths.items())
     return files
 
 

@@ -60,6 +60,7 @@ class Node:
     code: CodeFingerprint
     static_key: str = ""
     file_params: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (path, content digest)
+    missing_paths: dict[str, str] = field(default_factory=dict)  # name -> absolute path with no file behind it
     shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
@@ -164,6 +165,7 @@ def _make_node(
     params: dict[str, str] = {}
     inputs: dict[str, Any] = {}
     file_params: dict[str, tuple[str, str]] = {}
+    missing_paths: dict[str, str] = {}
     upstream: list[str] = []
     map_param = ""
     for arg, value in call.arguments.items():
@@ -181,7 +183,10 @@ def _make_node(
             continue
         as_path = arg in step.path_params and isinstance(value, str)
         try:
-            template = _with_file_refs(PurePath(value) if as_path else value, file_memo, file_params, arg)
+            value = PurePath(value) if as_path else value
+            template = _with_file_refs(value, file_memo, file_params, arg)
+            if isinstance(value, PurePath) and arg not in file_params:
+                missing_paths[arg] = os.path.abspath(value)
             params[arg] = hash_value(template)
         except UnhashableValueError as exc:
             problems.append(
@@ -202,7 +207,7 @@ def _make_node(
     return Node(
         name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
-        static_key=static_key, file_params=file_params,
+        static_key=static_key, file_params=file_params, missing_paths=missing_paths,
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param,
     )

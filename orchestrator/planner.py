@@ -9,10 +9,8 @@ shared with the runner (tracing with the store's file memo, checking
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
@@ -122,8 +120,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
 
 def _missing_files(node: Node) -> str:
     """A note naming path parameters with nothing behind them (a typo, or an output to be made)."""
-    missing = [f"{arg}: no file at {os.fspath(value)}" for arg, value in node.arguments.items()
-               if isinstance(value, PurePath) and not os.path.exists(value)]
+    missing = [f"{arg}: no file at {path}" for arg, path in node.missing_paths.items()]
     return f" ({'; '.join(missing)})" if missing else ""
 
 
