@@ -306,6 +306,17 @@ class _RunLoop:
 
     def _cached(self, node: Node, decision: cache.Decision) -> None:
         assert decision.outputs is not None
+        effects: list[tuple[str, str, Any]] = []
+        for out in decision.outputs:
+            if out.type_name and handler_for(out.type_name):
+                # The driver acts on this value itself: a damaged one is recomputed, like a damaged input.
+                try:
+                    effects.append((out.type_name, out.digest, self.ctx.load(out.digest)))
+                except (CorruptArtifactError, MissingArtifactError) as exc:
+                    self._discard(exc.digest)
+                    self.redo[node.name] = cache.DAMAGED
+                    self._start(node.name)
+                    return
         outputs = {o.name: o.digest for o in decision.outputs}
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
@@ -316,9 +327,8 @@ class _RunLoop:
             position=self.position[node.name], key=decision.key))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
-        for out in decision.outputs:
-            if out.type_name and handler_for(out.type_name) and \
-                    not self._apply_effect(node, out.type_name, out.digest, None):
+        for type_name, digest, value in effects:
+            if not self._apply_effect(node, type_name, digest, value):
                 return
         self.observer.step_finished(node.name, "cached", "cached")
         self._release(node)
@@ -399,15 +409,19 @@ class _RunLoop:
         for waiting in self.blocked.pop(node.name, []):
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
 
-    def _repair(self, node: Node, digest: str) -> None:
-        """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
-        producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
+    def _discard(self, digest: str) -> None:
+        """Remove a damaged or missing artifact's object and records, so its producer writes it anew."""
         try:
             self.ctx.store.delete(digest)
         except OSError:
             pass  # already gone: the producer rewrites it either way
         self.ctx.lineage.forget_artifact(digest)
         self.values.pop(digest, None)
+
+    def _repair(self, node: Node, digest: str) -> None:
+        """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
+        producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
+        self._discard(digest)
         if producer is None or producer in self.blocked:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return

@@ -69,3 +69,26 @@ def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
     # The re-run the fix names restores it: v1 loads again and the doctor is satisfied.
     assert lifecycle.run(**options).steps["package"].reason.startswith("its stored result was removed")
     assert not [f for f in examine(Context.open(store)).findings if f.check == "model"]
+
+
+def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
+    """The driver loads a cached candidate to register it: damage there is a miss, like a damaged input."""
+    lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
+    store = tmp_path / "store"
+    options = {"store": str(store), "data": tmp_path / "customers.csv", "rows": 600, "C": [1.0]}
+    assert lifecycle.run(**options).status == "succeeded"
+    context = Context.open(store)
+    digest = Registry(context.lineage).resolve("churn@1")["digest"]
+    path = context.store.path_of(digest)
+    damaged = bytearray(path.read_bytes())
+    damaged[-100:] = b"\0" * 100
+    path.chmod(0o644)
+    path.write_bytes(bytes(damaged))
+
+    run = lifecycle.run(**options)
+    assert run.status == "succeeded", run.error
+    assert run.steps["package"].status == "ran" and run.steps["package"].reason == "stored output was damaged"
+    assert run.metrics["model"] == "churn@1"  # the same model, registered under its version again
+    from orchestrator.registry import load_model
+
+    assert load_model("churn@1", store=str(store)).version == 1
