@@ -18,22 +18,37 @@ import click
 EXIT_ALERT = 1
 
 
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
 @click.command("monitor")
 @click.argument("ref", metavar="NAME[@VERSION|@production]")
 @click.option("--batch", type=click.Path(dir_okay=False), default=None,
-              help="A .csv or .parquet batch to compare (default: the served request log).")
+              help="A .csv or .parquet batch to compare (default: the requests served by the version).")
 @click.option("--last", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="How many of the latest served requests to compare.")
-@click.option("--history", is_flag=True, help="Show the drift history instead of running a check.")
-@click.option("--psi", type=float, default=None, help="PSI at which a column drifts (default 0.2).")
-@click.option("--p-value", "p_value", type=float, default=None, help="Test p-value below which a column drifts "
+              help="How many of the version's latest served requests to compare (not with --batch).")
+@click.option("--history", is_flag=True, help="Show the drift history instead of running a check "
+              "(of every version, or of @VERSION only).")
+@click.option("--psi", type=_POSITIVE, default=None, help="PSI at which a column drifts, > 0 (default 0.2).")
+@click.option("--p-value", "p_value", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              default=None, help="Test p-value below which a column drifts, between 0 and 1 "
               "(Bonferroni-corrected over columns; default 0.01).")
-@click.option("--drop", type=float, default=None, help="Metric drop that raises an alert (default 0.05).")
+@click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
 def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history: bool, psi: float | None,
             p_value: float | None, drop: float | None, as_json: bool) -> None:
-    """Compare a batch or the served requests with the training reference; exit 1 on an alert."""
+    """Compare a batch or the served requests with the training reference; exit 1 on an alert.
+
+    NAME alone is the production version; NAME@VERSION (or @latest) another
+    one. Without --batch, the check reads the requests that `orch serve`
+    logged for that version only: after a promotion, `orch monitor NAME`
+    follows the new production version, and NAME@VERSION checks an older one.
+    A batch or window of fewer than 30 rows, or one that lacks feature
+    columns, gives insufficient_data (exit 0) and says why. Exit codes: 0 no
+    alert, 1 an alert, 2 a mistake (a bad file or option, a model that
+    cannot be loaded or has no training reference).
+    """
     from dataclasses import replace
 
     from orchestrator.context import Context
@@ -41,16 +56,20 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
+    _check_options(ctx, batch, history)
     obj = ctx.find_root().obj
     context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
     name = ref.partition("@")[0]
-    Registry(context.lineage)._check_model(name)
+    registry = Registry(context.lineage)
+    registry._check_model(name)
     if history:
-        rows = history_rows(context, name)
+        # NAME@VERSION narrows the history to that version; NAME alone shows every version's checks.
+        version = int(registry.resolve(ref)["version"]) if "@" in ref else None
+        rows = [r for r in history_rows(context, name) if version is None or r["version"] == version]
         if as_json:
             click.echo(json.dumps(rows, indent=2, default=str))
         elif not rows:
-            click.echo(f"no drift checks of {name} yet. Run `orch monitor {name} --batch FILE`.")
+            click.echo(f"no drift checks of {ref} yet. Run `orch monitor {ref} --batch FILE`.")
         for r in rows if not as_json else []:
             s = r["summary"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
@@ -58,7 +77,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
             click.echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
                        f"{s.get('rows_current', 0):>6} rows  drifted: {drifted}  ({r['source']})")
         if rows and rows[-1]["alert"]:
-            click.echo(f"alert: the latest check of {name} raised an alert", err=True)
+            click.echo(f"alert: the latest check of {ref} raised an alert", err=True)
             sys.exit(EXIT_ALERT)
         return
     thresholds = Thresholds()
@@ -69,8 +88,8 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     if drop is not None:
         thresholds = replace(thresholds, performance_drop=drop)
     frame = read_table(batch) if batch else None
-    row, result, source = check_model(context, ref, frame, thresholds, last=last)
-    source = f"batch {batch}" if batch else source
+    row, result, source = check_model(context, ref, frame, thresholds, last=last,
+                                      source=f"batch {batch}" if batch else "batch")
     json_path, html_path = record_check(context, row["name"], int(row["version"]), result, source)
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
@@ -83,9 +102,29 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         for reason in result.reasons:
             click.echo(f"  {reason}")
         for f in result.features:
-            if f.status != "ok":
+            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows:
                 click.echo(f"  {f.name}: {f.status} {f.detail}")
         click.echo(f"  report: {html_path}\n  json:   {json_path}")
     if result.alert:
         click.echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
         sys.exit(EXIT_ALERT)
+
+
+def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None:
+    """Refuse options that the chosen mode would silently ignore.
+
+    Raises:
+        UserError: --history with an option of a new check, or --last with --batch.
+    """
+    from click.core import ParameterSource
+
+    from orchestrator.errors import UserError
+
+    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "psi", "p_value", "drop")
+             if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT)]
+    if history and given:
+        raise UserError(f"--history shows past checks and runs none, so {' and '.join(given)} would be ignored. "
+                        "Drop --history to run a check, or drop the other option(s).")
+    if batch is not None and "--last" in given:
+        raise UserError("--last counts served requests, and --batch replaces them with a file. "
+                        "Give one of --batch or --last.")

@@ -2,7 +2,7 @@
 
 ``check_model`` runs the drift statistics of ``orchestrator.drift`` on a
 registered version (features, predictions, and performance when the batch
-has labels); ``record_check`` writes the JSON and HTML reports under
+has labels), against a batch or the requests that version served; ``record_check`` writes the JSON and HTML reports under
 ``<store>/reports/<model>/`` and keeps the summary in the ``drift_checks``
 table, so ``orch monitor NAME --history`` shows drift over time. A step that
 monitors returns a :class:`DriftCheck`, which the run's driver records
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.context import Context
-    from orchestrator.registry import ModelCandidate
+    from orchestrator.registry import LoadedModel, ModelCandidate
 
 
 @dataclass(frozen=True)
@@ -44,32 +44,91 @@ class DriftCheck:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file.
+    """Read a CSV or Parquet batch that has at least one row.
 
     Raises:
-        UserError: the file is missing or has another extension.
+        UserError: the file is missing, a folder, of another type, empty,
+            unreadable as its extension says, or has no rows.
     """
     import pandas as pd
 
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"batch file {p} is a folder. Give a .csv or .parquet file.")
     if not p.is_file():
         raise UserError(f"batch file {p} does not exist. Give a .csv or .parquet file.")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if p.suffix.lower() in (".csv", ".txt"):
-        return pd.read_csv(p)
-    raise UserError(f"batch file {p} is neither .csv nor .parquet. Convert it, or rename it if it is one.")
+    suffix = p.suffix.lower()
+    if suffix not in _PARQUET + _CSV:
+        raise UserError(f"batch file {p} has the extension '{p.suffix}', which is neither .csv nor .parquet. "
+                        "Convert it, or rename it if it is one.")
+    if p.stat().st_size == 0:
+        raise UserError(f"batch file {p} is empty (0 bytes). Give a file with a header and at least one row.")
+    if suffix in _PARQUET:
+        try:
+            frame = pd.read_parquet(p)
+        except Exception:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+            raise UserError(f"batch file {p} is not a readable Parquet file: it is damaged, or another format "
+                            "renamed .parquet. Write it with DataFrame.to_parquet, or rename it .csv if it is "
+                            "CSV text.") from None
+    else:
+        try:
+            frame = pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            raise UserError(f"batch file {p} holds no CSV columns (only blank lines). "
+                            "Give a file with a header and at least one row.") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise UserError(f"batch file {p} is not a readable CSV file ({_first_line(exc, p)}). "
+                            "Check that it is comma-separated UTF-8 text with one header row.") from None
+    if frame.empty:
+        raise UserError(f"batch file {p} has columns but no rows. Give a batch with at least one row "
+                        "(30 or more to compare distributions).")
+    return frame
+
+
+_PARQUET, _CSV = (".parquet", ".pq"), (".csv", ".txt")
+
+
+def _first_line(exc: BaseException, path: Path) -> str:
+    """The first line of a reader's error, without the path it repeats, shortened to fit one line."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = text.replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Thresholds | None = None) -> DriftResult:
-    """Drift of ``batch`` against the candidate's reference: features, predictions, performance."""
+    """Drift of ``batch`` against the candidate's reference: features, predictions, performance.
+
+    Feature columns missing from ``batch`` are not compared (nor, then, the
+    predictions); the result names them and is ``insufficient_data`` unless
+    something else drifted.
+
+    Raises:
+        UserError: the candidate has no reference (``ModelCandidate(reference=None)``)
+            or its reference is not a DataFrame.
+    """
+    import pandas as pd
+
     from orchestrator.registry import evaluate, prediction_scores
 
-    kinds = {f["name"]: f["kind"] for f in candidate.features}
     reference = candidate.reference
-    ref_scores = prediction_scores(candidate, reference) if reference is not None and len(reference) else None
+    if reference is None:
+        raise UserError(f"model '{candidate.name}' was registered without a training reference, so there is "
+                        "nothing to compare a batch with. Pass reference=<a sample of the training features> "
+                        "to ModelCandidate in its pipeline, and run it again to register a version that has one.")
+    if not isinstance(reference, pd.DataFrame):
+        raise UserError(f"model '{candidate.name}' has a training reference of type {type(reference).__name__}, "
+                        "not a pandas DataFrame. Pass reference=<a DataFrame of training features> to "
+                        "ModelCandidate in its pipeline, and run it again.")
+    kinds = {f["name"]: f["kind"] for f in candidate.features}
+    ref_scores = None
+    if len(reference) and all(name in reference.columns for name in kinds):
+        try:
+            ref_scores = prediction_scores(candidate, reference)
+        except Exception:  # noqa: BLE001 - a reference the model cannot score still gives feature drift
+            ref_scores = None
     cur_scores = None
-    usable = batch.reindex(columns=list(kinds))
+    # Only the feature columns the batch has: adding the others as all-NaN would read as a missing-ratio drift.
+    usable = batch[[name for name in kinds if name in batch.columns]]
     if len(batch) and all(name in batch.columns for name in kinds):
         try:
             cur_scores = prediction_scores(candidate, _coerce(usable, candidate))
@@ -79,8 +138,8 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
         labelled = batch[batch[candidate.label].notna()]
         try:
-            current = evaluate(candidate.task, candidate.model, _coerce(labelled.reindex(columns=list(kinds)),
-                                                                        candidate), labelled[candidate.label])
+            current = evaluate(candidate.task, candidate.model, _coerce(labelled[list(kinds)], candidate),
+                               labelled[candidate.label])
             performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
                            "current": current.get(candidate.metric), "rows": len(labelled)}
         except Exception:  # noqa: BLE001 - e.g. one class only in the labels: no performance figure
@@ -103,21 +162,65 @@ def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
 
 
 def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
-                thresholds: Thresholds | None = None, last: int = 5000) -> tuple[dict[str, Any], DriftResult, str]:
-    """Compare ``batch`` (or, if None, the last ``last`` served requests) with version ``ref``.
+                thresholds: Thresholds | None = None, last: int = 5000,
+                source: str = "batch") -> tuple[dict[str, Any], DriftResult, str]:
+    """Compare ``batch`` (or, if None, the last ``last`` requests served by that version) with version ``ref``.
+
+    ``ref`` without a version means the production version; the request log
+    is read for the resolved version only, since another version's requests
+    say nothing about this one. ``source`` names the batch in messages.
 
     Returns the version row, the result and a description of the source.
+
+    Raises:
+        UserError: the version's artifact is damaged, it has no training
+            reference, or the batch has none of its feature columns.
+        NotFoundError: no such model or version, or its artifact is gone.
     """
-    from orchestrator.registry import load_version
     from orchestrator.request_log import read_requests
 
-    loaded = load_version(context, ref)
+    loaded = _load(context, ref)
+    name, version = loaded.name, loaded.version
+    from_log = batch is None
     if batch is None:
-        batch, _ = read_requests(context, loaded.name, limit=last)
-        source = f"served requests (last {len(batch)})"
+        batch, _ = read_requests(context, name, version=version, limit=last)
+        source = f"served requests of v{version} " + (f"(last {len(batch)})" if len(batch) else "(none logged)")
     else:
-        source = "batch"
-    return loaded.row, compare(loaded.candidate, batch, thresholds), source
+        features = loaded.candidate.feature_names
+        if features and not any(f in batch.columns for f in features):
+            shown = ", ".join(map(str, batch.columns[:8])) + (" ..." if len(batch.columns) > 8 else "")
+            raise UserError(f"{source} has none of the feature columns of {name} v{version} "
+                            f"({', '.join(features)}); its columns are {shown}. Is it the right file?")
+    result = compare(loaded.candidate, batch, thresholds)
+    if from_log and not len(batch):
+        others = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
+                                      "AND version<>? GROUP BY version ORDER BY version", (name, version))
+        served = "; ".join(f"v{r['version']} served {r['n']} (`orch monitor {name}@{r['version']}`)" for r in others)
+        result.reasons.append(f"no requests served by {name} v{version} are logged: serve it with "
+                              f"`orch serve {name}@{version}`, or pass --batch FILE"
+                              + (f" ({served})" if served else ""))
+    return loaded.row, result, source
+
+
+def _load(context: Context, ref: str) -> LoadedModel:
+    """The registered version, or one line (exit 2) on why its artifact cannot be loaded."""
+    from orchestrator.errors import CorruptArtifactError, StoreError, UntrustedArtifactError
+    from orchestrator.registry import Registry, load_version
+
+    try:
+        return load_version(context, ref)
+    except StoreError as exc:
+        # A model that cannot be loaded is no drift verdict: exit 2 with the fix, since 1 would read as an alert.
+        if not isinstance(exc, CorruptArtifactError):  # the registry's own message already names the fix
+            doctor = "" if "orch doctor" in str(exc) else " `orch doctor` checks the rest of the store."
+            raise UserError(f"{exc}{doctor}") from None
+        row = Registry(context.lineage).resolve(ref)
+        what = "not trusted" if isinstance(exc, UntrustedArtifactError) else "damaged"
+        made_by = f" (`orch show {row['run_id']}`)" if row.get("run_id") else ""
+        raise UserError(
+            f"model {row['name']}@{row['version']}: its artifact {exc.digest} is {what} ({exc.detail}); run "
+            f"`orch cache verify --repair` to remove it, then re-run the pipeline that made it{made_by} "
+            "to restore it. `orch doctor` checks the rest of the store.") from None
 
 
 def record_check(context: Context, name: str, version: int | None, result: DriftResult, source: str,

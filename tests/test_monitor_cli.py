@@ -1,0 +1,253 @@
+"""``orch monitor`` on a user's mistakes and on windows too small to judge: one clear line, the right exit code.
+
+A mistake (a bad batch file, a model without a drift reference, a damaged
+model artifact, out-of-range thresholds, options that would be ignored) is
+one ``error:`` line and exit 2, never a traceback, and never exit 1, which
+means an alert. A window too small or lacking feature columns is
+``insufficient_data`` (exit 0) and says why. The served request log is read
+for the checked version only. The store is built once per module by a tiny
+pipeline (a two-feature logistic regression), not by the lifecycle demo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.context import Context
+from orchestrator.loader import load_pipeline
+
+TINY_PIPELINE = '''
+from orchestrator import pipeline, step
+from orchestrator.monitor import DriftCheck
+from orchestrator.registry import ModelCandidate, describe_schema, model_digest
+
+
+@step
+def fit(model_name: str, seed: int, with_reference: bool, auc: float) -> ModelCandidate:
+    """A logistic regression on x and z; the reference is its training features, unless left out."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400)})
+    model = LogisticRegression().fit(X, (X["x"] + rng.normal(scale=0.5, size=400) > 0).astype(int))
+    return ModelCandidate(model_name, model, "classification", describe_schema(X), "y", {"roc_auc": auc},
+                          "roc_auc", 0.0, model_digest(model), reference=X if with_reference else None)
+
+
+@step
+def check(candidate: ModelCandidate, rows: int) -> DriftCheck:
+    """The lifecycle demo's monitor step, on a fresh sample."""
+    import numpy as np
+    import pandas as pd
+
+    from orchestrator.monitor import compare
+
+    rng = np.random.default_rng(7)
+    batch = pd.DataFrame({"x": rng.normal(size=rows), "z": rng.normal(size=rows)})
+    return DriftCheck(candidate.name, candidate.model_digest, "fresh", compare(candidate, batch))
+
+
+@pipeline
+def tiny(model_name: str = "tiny", seed: int = 0, with_reference: bool = True, auc: float = 0.8,
+         monitor_rows: int = 0):
+    candidate = fit(model_name, seed, with_reference, auc)
+    if monitor_rows:
+        check(candidate, monitor_rows)
+'''
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A store with tiny v1 and v2 (production), and noref v1, registered without a drift reference."""
+    base = tmp_path_factory.mktemp("monitor")
+    (base / "tiny_model.py").write_text(TINY_PIPELINE)
+    tiny = load_pipeline(str(base / "tiny_model.py"))
+    store = base / "store"
+    for params in ({"seed": 0}, {"seed": 1, "auc": 0.9}, {"model_name": "noref", "with_reference": False}):
+        assert tiny.run(store=str(store), **params).status == "succeeded"
+    return {"base": base, "store": store, "pipeline": tiny}
+
+
+@pytest.fixture
+def store(built, tmp_path):
+    """A private copy of the built store, for tests that write checks or damage it."""
+    copy = tmp_path / "store"
+    shutil.copytree(built["store"], copy)
+    return copy
+
+
+def _frame(rows: int, shift: float = 0.0, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x": rng.normal(shift, 1, rows), "z": rng.normal(0, 1, rows)})
+
+
+def _orch(capsys, store: Path, *args: str) -> tuple[int, str, str]:
+    """``orch --store STORE ARGS`` in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), *args])
+    out = capsys.readouterr()
+    return exited.value.code, out.out, out.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("empty.csv", b"", "is empty (0 bytes)"),
+    ("blank.csv", b"\n\n", "holds no CSV columns"),
+    ("header.csv", b"x,z\n", "has columns but no rows"),
+    ("random.parquet", bytes(range(256)) * 4, "is not a readable Parquet file"),
+    ("text.parquet", b"x,z\n1,2\n", "is not a readable Parquet file"),
+    ("latin1.csv", b"\xff\xfe\x00x,z\n\x80\x81,3\n", "is not a readable CSV file"),
+    ("batch.xlsx", b"PK\x03\x04", "neither .csv nor .parquet"),
+])
+def test_an_unreadable_batch_is_one_line_naming_the_file(built, tmp_path, capsys, name, content, says):
+    """Bug 1: empty, header-only, non-Parquet, undecodable and unsupported batch files gave tracebacks."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and f"batch file {path}" in line and says in line
+
+
+def test_a_header_only_parquet_batch_is_refused(built, tmp_path, capsys):
+    """Bug 1: a Parquet file with columns and no rows is no batch to check."""
+    path = tmp_path / "none.parquet"
+    _frame(10).iloc[:0].to_parquet(path)
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
+    assert code == 2 and "has columns but no rows" in _one_error_line(err)
+
+
+def test_a_batch_without_any_feature_column_is_the_wrong_file(built, tmp_path, capsys):
+    """A batch that shares no column with the model is a mistake, not an insufficient_data verdict."""
+    path = tmp_path / "other.csv"
+    pd.DataFrame({"a": range(50)}).to_csv(path, index=False)
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and "none of the feature columns of tiny v2 (x, z)" in line and "its columns are a" in line
+
+
+def test_a_model_without_a_reference_says_how_to_add_one(built, tmp_path, capsys):
+    """Bug 2: ModelCandidate(reference=None) made `orch monitor` raise a TypeError."""
+    path = tmp_path / "batch.csv"
+    _frame(200).to_csv(path, index=False)
+    code, _, err = _orch(capsys, built["store"], "monitor", "noref", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and "without a training reference" in line and "reference=" in line
+
+
+def test_the_monitor_step_on_a_model_without_a_reference_fails_clearly(built, tmp_path):
+    """Bug 2, inside a pipeline: the step fails with the same message, not a TypeError."""
+    run = built["pipeline"].run(store=str(tmp_path / "store"), model_name="noref", with_reference=False,
+                                monitor_rows=100)
+    assert run.status == "failed"
+    error = run.steps["check"].error or ""
+    assert "without a training reference" in error and "TypeError" not in error
+
+
+def test_served_requests_are_read_for_the_checked_version_only(store, capsys):
+    """Bug 3: NAME@VERSION (and NAME, the production version) read the requests of every version."""
+    from orchestrator.request_log import append_requests
+
+    def serve(version: int, frame: pd.DataFrame) -> None:
+        context = Context.open(store)
+        records = json.loads(frame.to_json(orient="records"))
+        append_requests(context, "tiny", version, records, {"prediction": [0] * len(records)})
+        context.lineage.close()
+
+    serve(1, _frame(300, shift=3.0))
+    code, out, _ = _orch(capsys, store, "monitor", "tiny")
+    assert code == 0 and "tiny v2: served requests of v2 (none logged), 0 rows: insufficient_data" in out
+    assert "no requests served by tiny v2 are logged" in out and "v1 served 300 (`orch monitor tiny@1`)" in out
+    serve(2, _frame(300, seed=4))
+    code, out, _ = _orch(capsys, store, "monitor", "tiny")
+    assert code == 0 and "tiny v2: served requests of v2 (last 300), 300 rows: ok" in out
+    code, out, err = _orch(capsys, store, "monitor", "tiny@1", "--last", "100")
+    assert code == 1 and "tiny v1: served requests of v1 (last 100), 100 rows: alert" in out and "alert" in err
+    code, out, _ = _orch(capsys, store, "monitor", "tiny@2", "--history")
+    assert code == 0 and " v2 " in out and " v1 " not in out  # @VERSION narrows the history too
+
+
+def test_a_tiny_batch_is_insufficient_data_not_an_alert(store, tmp_path, capsys):
+    """Bug 4: 3 rows, one with a missing value, raised an alert on the missing ratio."""
+    path = tmp_path / "tiny.csv"
+    frame = _frame(3)
+    frame.loc[0, "x"] = np.nan
+    frame.to_csv(path, index=False)
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "alert" not in out + err
+    assert "3 rows: insufficient_data" in out and "3 rows in the window; at least 30 are needed" in out
+
+
+def test_a_batch_missing_a_feature_column_names_it_and_does_not_alert(store, tmp_path, capsys):
+    """Bug 4: a missing column was filled with NaN, so it 'drifted' and raised an alert."""
+    path = tmp_path / "no_z.csv"
+    _frame(300)[["x"]].to_csv(path, index=False)
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["status"] == "insufficient_data" and not doc["alert"] and doc["drifted"] == []
+    assert any("lacks 1 of 2 feature columns (z)" in r and "nor are the predictions" in r for r in doc["reasons"])
+
+
+def test_a_drifted_batch_missing_a_column_still_alerts_and_names_it(store, tmp_path, capsys):
+    """A missing column does not hide drift in the columns that are there."""
+    path = tmp_path / "shifted_no_z.csv"
+    _frame(300, shift=3.0)[["x"]].to_csv(path, index=False)
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 1 and ": alert" in out and "lacks 1 of 2 feature columns (z)" in out and "alert" in err
+
+
+@pytest.mark.parametrize("option", [("--psi", "-1"), ("--psi", "0"), ("--p-value", "2"), ("--p-value", "0"),
+                                    ("--p-value", "1"), ("--drop", "-0.5"), ("--drop", "0")])
+def test_thresholds_out_of_range_are_usage_errors(built, capsys, option):
+    """Bug 5: nonsense thresholds were accepted and silently changed the verdict."""
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", *option)
+    assert code == 2 and f"Invalid value for '{option[0]}'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--history", "--batch", "b.csv"), "--history shows past checks and runs none, so --batch would be ignored"),
+    (("--history", "--psi", "0.3", "--last", "10"), "so --last and --psi would be ignored"),
+    (("--batch", "b.csv", "--last", "10"), "Give one of --batch or --last"),
+])
+def test_options_the_mode_would_ignore_are_refused(built, capsys, args, says):
+    """Bug 6: --batch with --history (and --last with --batch) were silently ignored."""
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", *args)
+    assert code == 2 and says in _one_error_line(err)
+
+
+def test_a_damaged_model_artifact_is_exit_2_with_the_fix(store, tmp_path, capsys):
+    """Bug 7: a damaged model exited 1, which reads as a drift alert."""
+    context = Context.open(store)
+    row = context.lineage.row("SELECT digest, run_id FROM model_versions WHERE name='tiny' AND version=2")
+    context.lineage.close()
+    obj = next(p for p in (store / "objects").rglob(row["digest"] + "*") if p.is_file())
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    path = tmp_path / "batch.csv"
+    _frame(100).to_csv(path, index=False)
+    code, _, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and f"model tiny@2: its artifact {row['digest']}" in line
+    assert "orch cache verify --repair" in line and f"orch show {row['run_id']}" in line and "orch doctor" in line
+
+
+def test_a_clean_batch_is_still_ok(store, tmp_path, capsys):
+    """The fixes leave the plain path alone: a fresh sample is ok, exit 0."""
+    path = tmp_path / "fresh.parquet"
+    _frame(300).to_parquet(path)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and f"tiny v2: batch {path}, 300 rows: ok" in out
