@@ -83,8 +83,10 @@ def models_ls(ctx: click.Context, as_json: bool) -> None:
 def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a model's versions, or one version's audit trail (data, code, params, gate, who and when)."""
     from orchestrator.audit import audit_version
+    from orchestrator.registry import parse_ref
 
     context, registry = _open(ctx)
+    parse_ref(ref)  # a malformed reference (`churn@`, `churn@٣`) is one line before anything is read
     if "@" not in ref:
         versions = registry.versions(ref)
         production = registry.production(ref)
@@ -134,14 +136,21 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.pass_context
 def models_promote(ctx: click.Context, ref: str) -> None:
     """Make a version production by hand, without the gate (recorded with who did it)."""
+    from orchestrator.registry import PRODUCTION, parse_ref
+
     _, registry = _open(ctx)
-    name, sep, which = ref.partition("@")
-    if not sep or which in ("", "production"):
-        raise UserError(f"say which version to promote: `orch models promote {name}@VERSION`.")
+    name, which = parse_ref(ref, default="")
+    if which in ("", PRODUCTION):
+        raise UserError(f"say which version to promote: `orch models promote {name}@VERSION` "
+                        f"(see `orch models show {name}`).")
     row = registry.resolve(ref)
-    previous = registry.promote(name, int(row["version"]))
+    version = int(row["version"])
+    previous = registry.promote(name, version)
+    if previous == version:
+        click.echo(f"{name}: v{version} is already production; nothing changed")
+        return
     was = f"v{previous}" if previous is not None else "none"
-    click.echo(f"{name}: production is now v{row['version']} (was {was})")
+    click.echo(f"{name}: production is now v{version} (was {was})")
 
 
 @models.command("rollback")
@@ -150,7 +159,11 @@ def models_promote(ctx: click.Context, ref: str) -> None:
 def models_rollback(ctx: click.Context, name: str) -> None:
     """Restore the production version that preceded the current one."""
     _, registry = _open(ctx)
-    current, previous = registry.rollback(name.partition("@")[0])
+    if "@" in name:
+        model = name.partition("@")[0] or "NAME"
+        raise UserError(f"rollback takes a model name, not a version: `orch models rollback {model}` "
+                        f"(to make one version production, `orch models promote {model}@VERSION`).")
+    current, previous = registry.rollback(name)
     click.echo(f"{name}: production rolled back from v{current} to v{previous}")
 
 
@@ -165,8 +178,8 @@ def serve(ctx: click.Context, ref: str, host: str, port: int) -> None:
 
     context, _ = _open(ctx)
 
-    def announce(loaded: Any) -> None:
-        click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port} "
+    def announce(loaded: Any, address: str) -> None:
+        click.echo(f"serving {loaded.name} v{loaded.version} on http://{address} "
                    "(POST /predict, GET /health, GET /model); Ctrl-C stops", err=True)
 
     run_server(context, ref, host=host, port=port, announce=announce)

@@ -5,7 +5,11 @@ effect (``apply_candidate``): it records a version (once per model digest, so
 a cached step re-applying its effect registers nothing new), runs the gate
 against the current production version on the candidate's own evaluation
 data, and promotes the candidate only if it wins by the configured margin.
-The ``orch models`` commands read and change the same tables.
+A candidate is checked (``model_checks.check_candidate``) when it is made and
+again before anything is written, so a wrong one fails its step and leaves no
+version without a verdict. References (``NAME@VERSION``...) are parsed
+strictly by ``model_checks.parse_ref`` for every command. The ``orch models`` commands read and change
+the same tables.
 
 A version points at the candidate artifact its run stored, so it is linked by
 lineage to the run, data, code and parameters that made it. The pickled
@@ -21,29 +25,50 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.effects import EffectContext, register_effect
-from orchestrator.errors import NotFoundError, OrchestratorError, UserError, did_you_mean
-from orchestrator.hashing import hash_value
+from orchestrator.errors import (
+    MissingArtifactError,
+    NotFoundError,
+    OrchestratorError,
+    StoreError,
+    UserError,
+)
+from orchestrator.model_checks import (
+    LATEST,
+    PRODUCTION,
+    REF_FORMS,
+    InvalidCandidateError,
+    _closest,
+    _shown,
+    check_candidate,
+    check_gate_settings,
+    parse_ref,
+)
+from orchestrator.model_frames import (
+    describe_schema,
+    evaluate,
+    higher_is_better,
+    model_digest,
+    predict,
+    prediction_scores,
+)
+
+__all__ = [  # the registry's public API; the checks and frame helpers live in their own modules
+    "LATEST", "PRODUCTION", "GateResult", "InvalidCandidateError", "LoadedModel", "ModelCandidate", "Registry",
+    "apply_candidate", "check_candidate", "check_gate_settings", "describe_schema", "evaluate", "judge",
+    "load_model", "load_version", "model_digest", "parse_ref", "predict", "prediction_scores",
+]
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.context import Context
     from orchestrator.lineage import Lineage
-
-PRODUCTION = "production"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
-CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-
 
 @dataclass(frozen=True)
 class ModelCandidate:
@@ -76,6 +101,12 @@ class ModelCandidate:
     eval_data: Any = None
     reference: Any = None
 
+    def __post_init__(self) -> None:
+        # Checked where the candidate is made, so the step that makes a wrong one fails and names
+        # the problem, before the driver registers anything. Unpickling skips this (no __init__):
+        # ``apply_candidate`` checks again.
+        check_candidate(self)
+
     @property
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.features]
@@ -92,75 +123,6 @@ class GateResult:
     margin: float
     promoted: bool
     reason: str
-
-
-# -- helpers for the step that builds a candidate -----------------------------
-
-
-def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The serving schema of a feature frame: each column's name, kind, dtype and categories."""
-    import pandas as pd
-
-    out: list[dict[str, Any]] = []
-    for name in frame.columns:
-        col = frame[name]
-        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-            cats = sorted({str(v) for v in col.dropna().unique()})
-            out.append({"name": str(name), "kind": "category", "dtype": str(col.dtype), "categories": cats})
-        else:
-            out.append({"name": str(name), "kind": "number", "dtype": str(col.dtype)})
-    return out
-
-
-def model_digest(model: Any) -> str:
-    """A model's identity: its content digest, equal for equal fitted models.
-
-    The value hash, not the pickle's bytes: a model loaded back from the store
-    pickles differently from the one just fitted, but hashes the same.
-    """
-    return hash_value(model)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
-
-
-def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
-    """Classification: accuracy, F1, ROC-AUC; regression: RMSE, MAE, R²; rounded to 4 places."""
-    from sklearn import metrics as m
-
-    if task == "classification":
-        predicted = model.predict(X)
-        out = {"accuracy": m.accuracy_score(y, predicted), "f1": m.f1_score(y, predicted, average="binary")
-               if len(set(y)) <= 2 else m.f1_score(y, predicted, average="macro")}
-        if hasattr(model, "predict_proba") and len(set(y)) == 2:
-            out["roc_auc"] = m.roc_auc_score(y, model.predict_proba(X)[:, 1])
-    else:
-        predicted = model.predict(X)
-        out = {"rmse": math.sqrt(m.mean_squared_error(y, predicted)), "mae": m.mean_absolute_error(y, predicted),
-               "r2": m.r2_score(y, predicted)}
-    return {k: round(float(v), 4) for k, v in out.items()}
-
-
-def predict(candidate: ModelCandidate, frame: pd.DataFrame) -> dict[str, list[Any]]:
-    """Predictions for ``frame``: ``prediction`` and, for a binary classifier, ``probability``."""
-    X = frame[candidate.feature_names]
-    out: dict[str, list[Any]] = {"prediction": [_plain(v) for v in candidate.model.predict(X)]}
-    if candidate.task == "classification" and hasattr(candidate.model, "predict_proba"):
-        proba = candidate.model.predict_proba(X)
-        if proba.shape[1] == 2:
-            out["probability"] = [round(float(p), 6) for p in proba[:, 1]]
-    return out
-
-
-def prediction_scores(candidate: ModelCandidate, frame: pd.DataFrame) -> list[float]:
-    """One number per row to watch for prediction drift: the positive-class probability, else the prediction."""
-    preds = predict(candidate, frame)
-    return [float(v) for v in preds.get("probability", preds["prediction"])]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 # -- the registry tables ------------------------------------------------------
@@ -195,7 +157,8 @@ class Registry:
         row = self.lineage.row("SELECT * FROM model_versions WHERE name=? AND version=?", (name, number))
         if row is None:
             have = [str(v["version"]) for v in self.versions(name)]
-            raise NotFoundError(f"model '{name}' has no version {number}; it has {', '.join(have) or 'none'}. "
+            listed = ", ".join(have) if len(have) <= 10 else f"{have[0]} to {have[-1]}"
+            raise NotFoundError(f"model '{name}' has no version {number}; it has {listed or 'none'}. "
                                 f"See `orch models show {name}`.")
         return _decode_version(row)
 
@@ -208,8 +171,7 @@ class Registry:
             NotFoundError: unknown model, version, or no production version.
             UserError: a malformed reference.
         """
-        name, _, which = ref.partition("@")
-        which = which or default
+        name, which = parse_ref(ref, default)
         self._check_model(name)
         if which == PRODUCTION:
             number = self.production(name)
@@ -217,17 +179,14 @@ class Registry:
                 raise NotFoundError(f"model '{name}' has no production version. Promote one with "
                                     f"`orch models promote {name}@VERSION` (see `orch models show {name}`).")
             return self.version(name, number)
-        if which == "latest":
+        if which == LATEST:
             row = self.lineage.conn.execute("SELECT MAX(version) FROM model_versions WHERE name=?",
                                             (name,)).fetchone()
             if row[0] is None:
                 raise NotFoundError(f"model '{name}' has no versions yet.")
             return self.version(name, int(row[0]))
-        number_text = which[1:] if which[:1] in ("v", "V") else which
-        if not number_text.isdigit():
-            raise UserError(f"'{ref}' is not a model reference. Write NAME, NAME@production, NAME@latest "
-                            f"or NAME@VERSION (e.g. {name}@1).")
-        return self.version(name, int(number_text))
+        assert isinstance(which, int)
+        return self.version(name, which)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         rows = self.lineage.rows("SELECT * FROM model_events WHERE name=? ORDER BY at, rowid", (name,))
@@ -240,11 +199,9 @@ class Registry:
         """Record ``candidate`` as the next version; (version, True) or (existing version, False).
 
         Raises:
-            UserError: the model name cannot be used in a reference (``NAME@VERSION``) or a path.
+            InvalidCandidateError: the candidate cannot be registered (see :func:`check_candidate`).
         """
-        if not _NAME.fullmatch(candidate.name or ""):
-            raise UserError(f"model name {candidate.name!r} is not usable: use letters, digits, '_', '-' and '.', "
-                            "starting with a letter or digit (e.g. 'churn').")
+        check_candidate(candidate)  # before anything is written: a bad candidate leaves no version behind
         now = time.time()
         with self.lineage.transaction() as c:
             row = c.execute("SELECT version FROM model_versions WHERE name=? AND model_digest=?",
@@ -277,13 +234,24 @@ class Registry:
             previous = c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0]
             if gate.promoted:
                 c.execute("UPDATE models SET production=? WHERE name=?", (version, name))
-            _event(c, name, version, previous, "promoted" if gate.promoted else "refused", run_id, asdict(gate))
+            # Passing the gate while already production is not a promotion: it must not count in
+            # the history that ``rollback`` walks.
+            action = ("gate passed (already production)" if previous == version else "promoted") \
+                if gate.promoted else "refused"
+            _event(c, name, version, previous, action, run_id, asdict(gate))
 
     def promote(self, name: str, version: int, action: str = "promoted by hand") -> int | None:
-        """Make ``version`` production without the gate; returns the previous production version."""
+        """Make ``version`` production without the gate; returns the previous production version.
+
+        Promoting the version that already is production changes nothing and records no
+        event (so ``rollback`` never "rolls back" from a version to itself); the caller sees
+        ``previous == version``.
+        """
         self.version(name, version)
         with self.lineage.transaction() as c:
             previous = c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0]
+            if previous == version:
+                return version
             c.execute("UPDATE models SET production=? WHERE name=?", (version, name))
             _event(c, name, version, previous, action, None, None)
         return None if previous is None else int(previous)
@@ -298,20 +266,31 @@ class Registry:
         if current is None:
             self._check_model(name)
             raise NotFoundError(f"model '{name}' has no production version to roll back.")
-        # Production history as a stack: a promotion pushes, a rollback pops, so repeated
-        # rollbacks walk further back instead of toggling between two versions.
+        # Production history as a stack: a promotion pushes, a rollback to version V drops what
+        # was pushed after V, so repeated rollbacks walk further back instead of toggling between
+        # two versions. A push of the version already on top is no change (stores written before
+        # promote became a no-op for the current version have such events), so two neighbours
+        # on the stack always differ and a rollback always changes the version.
         stack: list[int] = []
         for e in self.events(name):
+            version = None if e["version"] is None else int(e["version"])
+            if version is None:
+                continue
             if e["action"] in ("promoted", "promoted by hand"):
-                stack.append(int(e["version"]))
-            elif e["action"] == "rolled back" and stack:
-                stack.pop()
+                if not stack or stack[-1] != version:
+                    stack.append(version)
+            elif e["action"] == "rolled back":
+                if version in stack:
+                    del stack[len(stack) - stack[::-1].index(version):]
+                else:
+                    stack = [version]
         while len(stack) > 1 and stack[-1] != current:
             stack.pop()
-        previous = stack[-2] if len(stack) > 1 else None
+        previous = stack[-2] if len(stack) > 1 and stack[-1] == current else None
         if previous is None:
-            raise NotFoundError(f"model '{name}' has no earlier production version than {current}. "
-                                f"Promote one with `orch models promote {name}@VERSION`.")
+            raise NotFoundError(f"model '{name}' has no production version before v{current} to roll back to. "
+                                f"Promote one with `orch models promote {name}@VERSION` "
+                                f"(see `orch models show {name}`).")
         with self.lineage.transaction() as c:
             c.execute("UPDATE models SET production=? WHERE name=?", (previous, name))
             _event(c, name, previous, current, "rolled back", None, None)
@@ -319,11 +298,13 @@ class Registry:
 
     def _check_model(self, name: str) -> None:
         if not name:
-            raise UserError("a model reference needs a name, e.g. churn@production.")
+            raise UserError(f"a model reference needs a name. Write {REF_FORMS} (e.g. churn@production).")
         row = self.lineage.conn.execute("SELECT 1 FROM models WHERE name=?", (name,)).fetchone()
         if row is None:
             names = self.names()
-            raise NotFoundError(f"no model '{name}' in this store.{did_you_mean(name, names)} "
+            close = _closest(name, names)  # ignoring case: CHURN -> churn
+            hint = f" Did you mean '{close}'?" if close else ""
+            raise NotFoundError(f"no model '{_shown(name)}' in this store.{hint} "
                                 + ("Models: " + ", ".join(names) + "." if names
                                    else "Register one by running a pipeline whose step returns a ModelCandidate."))
 
@@ -391,13 +372,22 @@ def judge(candidate: ModelCandidate, production: ModelCandidate | None, producti
 
 
 def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
-    """The effect of a ``ModelCandidate``: register it, gate it, promote it; say what happened on the run."""
+    """The effect of a ``ModelCandidate``: register it, gate it, promote it; say what happened on the run.
+
+    Raises:
+        InvalidCandidateError: the candidate is not usable; checked before anything is
+            written, so the step fails (and the run with it) and no version is left without
+            a gate verdict.
+    """
+    check_candidate(candidate)
     registry = Registry(where.context.lineage)
     version, new = registry.register(candidate, where.digest, where.run_id, where.node)
     if not new:
         row = registry.version(candidate.name, version)
-        if row["digest"] != where.digest and where.context.lineage.artifact_row(row["digest"]) is None:
-            # The version's artifact was garbage-collected; this run stored the same model again.
+        if row["digest"] != where.digest and (where.context.lineage.artifact_row(row["digest"]) is None
+                                              or not where.context.store.has(row["digest"])):
+            # The version's artifact was removed (`orch cache gc`, `cache verify --repair`, by hand);
+            # this run stored the same model again.
             registry.relink(candidate.name, version, where.digest)
     # A version without a verdict was registered by a run that stopped before its gate: gate it now.
     if new or registry.version(candidate.name, version)["gate"] is None:
@@ -410,7 +400,11 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
                 production = _load_candidate(where.context, row)
             except OrchestratorError:
                 production = None  # e.g. removed by `orch cache gc`: the gate falls back to its recorded metrics
-        gate = judge(candidate, production, None if current == version else current, recorded)
+        if current == version:  # promoted by hand before its gate ran: nothing to compare with
+            gate = GateResult(candidate.metric, float(candidate.metrics[candidate.metric]), None, None,
+                              candidate.margin, True, "already production (promoted by hand before its gate ran)")
+        else:
+            gate = judge(candidate, production, current, recorded)
         registry.record_gate(candidate.name, version, gate, where.run_id)
         verdict = ("promoted to production: " if gate.promoted else "registered, not promoted: ") + gate.reason
     else:
@@ -429,24 +423,36 @@ register_effect(ModelCandidate, apply_candidate)
 
 
 def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
-    from orchestrator.errors import MissingArtifactError
+    """The stored candidate of a version row, with a fix when its artifact is gone or damaged.
 
+    Raises:
+        NotFoundError: the artifact is missing from the store.
+        StoreError: the artifact is damaged or not a model candidate.
+    """
+    from orchestrator.errors import CorruptArtifactError
+
+    ref, digest, run_id = f"{row['name']}@{row['version']}", row["digest"], row["run_id"]
+    # Whatever removed it (`orch cache verify --repair`, a deleted file, an older gc), running
+    # the same pipeline again stores the same model and relinks the version to it.
+    again = (f"re-run the pipeline that made it (run {run_id}, `orch show {run_id}`) to restore it"
+             if run_id else "re-run the pipeline that made it to restore it")
     try:
-        value = context.load(row["digest"])
+        value = context.load(digest)
     except MissingArtifactError:
-        raise NotFoundError(
-            f"model {row['name']}@{row['version']}: its artifact {row['digest']} is no longer in the store "
-            f"(removed by `orch cache gc`?). Re-run the run that made it (`orch show {row['run_id']}`) to "
-            "store it again.") from None
+        raise NotFoundError(f"model {ref}: its artifact {digest} is missing from the store; {again}. "
+                            "`orch doctor` checks the rest of the store.") from None
+    except CorruptArtifactError as exc:
+        raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
+                         f"run `orch cache verify --repair` to remove it, then {again}.") from None
     if not isinstance(value, ModelCandidate):
-        raise NotFoundError(f"model {row['name']}@{row['version']}: artifact {row['digest']} is not a model "
-                            "candidate. Was the store edited by hand?")
+        raise StoreError(f"model {ref}: artifact {digest} is not a model candidate. Was the store edited by "
+                         "hand? `orch doctor` checks it.")
     return value
 
 
 @dataclass
 class LoadedModel:
-    """A registered version, ready to predict."""
+    """A registered version, ready to predict; ``predict`` checks the frame's columns first."""
 
     name: str
     version: int
@@ -465,11 +471,19 @@ def load_model(ref: str, store: str | os.PathLike[str] | None = None,
                metadata: str | os.PathLike[str] | None = None) -> LoadedModel:
     """Load ``NAME[@production|@latest|@VERSION]`` from a store (default ``$ORCH_STORE`` or ``./cache``).
 
-    With a store URL, ``metadata`` is the local folder of its metadata database.
+    With a store URL, ``metadata`` is the local folder of its metadata database. The store
+    is only read: a path where there is no store is an error, and nothing is created there.
+
+    Raises:
+        UserError: no store there, or a malformed reference.
+        NotFoundError: no such model or version, or its artifact is missing.
     """
     from orchestrator.context import Context
 
-    context = Context.open(store, metadata)
+    try:
+        context = Context.open(store, metadata, create=False)
+    except UserError as exc:
+        raise NotFoundError(f"cannot load model '{_shown(ref)}': {exc} (load_model takes store=PATH).") from None
     return load_version(context, ref)
 
 

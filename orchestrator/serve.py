@@ -7,6 +7,10 @@ NaN or infinity, a missing, extra or mistyped column get a 4xx whose
 ``detail`` names the problem, and the server stays up. Each answered request
 is logged to the store (``orchestrator.request_log``) for monitoring.
 
+``serve`` binds the listening socket itself before handing it to uvicorn, so a
+busy port or a host that is not an address of this machine is one line naming
+``host:port`` (a ``UserError``), not uvicorn's log and exit code.
+
 FastAPI is imported only inside ``create_app`` (it is the optional extra
 ``serve``), so importing this module stays light. This module must not train
 or register models.
@@ -14,9 +18,11 @@ or register models.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_BODY = 1 << 20  # bytes
 MAX_RECORDS = 10_000
+MAX_NAMES = 10  # column names listed in one 422 detail; a record with 60,000 unknown keys names 10
 _FLOAT_MAX = sys.float_info.max  # a JSON integer beyond this is infinite to the model
 JSON_TYPES = ("application/json", "text/json")
 
@@ -83,8 +90,17 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
     return doc
 
 
+def _names(names: list[str]) -> str:
+    """The first ``MAX_NAMES`` names, each cut to 40 characters, then ``… and N more``."""
+    shown = ", ".join(n if len(n) <= 40 else n[:40] + "…" for n in names[:MAX_NAMES])
+    return shown + (f" … and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
+
+
 def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> None:
-    """Check records against the training schema; raise a 422 naming every problem (first five)."""
+    """Check records against the training schema; raise a 422 naming every problem (first five).
+
+    Column lists are capped (``MAX_NAMES``), so the detail stays short whatever the request holds.
+    """
     names = [f["name"] for f in schema]
     expected = set(names)
     problems: list[str] = []
@@ -92,9 +108,9 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
         missing = [n for n in names if n not in record]
         extra = sorted(set(record) - expected)
         if missing:
-            problems.append(f"record {i}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            problems.append(f"record {i}: missing column{'s' if len(missing) > 1 else ''} {_names(missing)}")
         if extra:
-            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {', '.join(extra)}")
+            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {_names(extra)}")
         for f in schema:
             value = record.get(f["name"])
             if value is None:
@@ -205,14 +221,93 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     return app
 
 
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host:port`` (every address the host resolves to), bound here.
+
+    Binding before uvicorn starts turns its log line and exit code 3 into one line naming
+    ``host:port`` and the fix. The sockets are then handed to uvicorn, so nothing can take
+    the port in between.
+
+    Raises:
+        UserError: the host does not resolve, is not an address of this machine, or the
+            port is in use or needs privileges.
+    """
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
+        raise UserError(f"cannot serve on {where}: host {host!r} does not resolve ({reason}); pass --host "
+                        "127.0.0.1 (this machine only) or 0.0.0.0 (every interface).") from None
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            # As uvicorn and asyncio do: a port left in TIME_WAIT by a stopped server is reusable.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise UserError(_bind_problem(exc, host, port, where)) from None
+    return sockets
+
+
+def _bind_problem(exc: OSError, host: str, port: int, where: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is in use by another program; pass --port with a free port "
+                f"(e.g. --port {port + 1 if port < 65535 else 8000}), or stop the other server.")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot serve on {where}: {host} is not an address of this machine; pass --host 127.0.0.1 "
+                "(this machine only) or 0.0.0.0 (every interface).")
+    if exc.errno == errno.EACCES:
+        return (f"cannot serve on {where}: port {port} needs administrator rights; pass --port 1024 or "
+                "higher (e.g. --port 8000).")
+    return f"cannot serve on {where}: {exc.strerror or exc}; pass another --host or --port."
+
+
 def serve(context: Context, ref: str, host: str = "127.0.0.1", port: int = 8000,
-          announce: Callable[[LoadedModel], None] | None = None) -> None:
-    """Run the app with uvicorn until interrupted; ``announce`` is called once the model is loaded."""
+          announce: Callable[[LoadedModel, str], None] | None = None) -> None:
+    """Run the app with uvicorn until interrupted.
+
+    ``announce(loaded, "host:port")`` is called once the model is loaded and the port is
+    bound (with ``--port 0``, the port the system chose).
+
+    Raises:
+        UserError: FastAPI/uvicorn missing, a bad reference, or ``host:port`` cannot be bound.
+        NotFoundError: no such model or version.
+        OrchestratorError: the server stopped before it started answering.
+    """
     try:
         import uvicorn
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
-    app = create_app(context, ref)
-    if announce is not None:
-        announce(app.state.loaded)
-    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("ORCH_SERVE_LOG", "warning"))
+    from orchestrator.errors import OrchestratorError
+
+    app = create_app(context, ref)  # an unknown model or a missing artifact is reported before binding
+    sockets = bind(host, port)
+    try:
+        bound = sockets[0].getsockname()
+        address = f"{host}:{bound[1]}" if ":" not in host else f"[{host}]:{bound[1]}"
+        if announce is not None:
+            announce(app.state.loaded, address)
+        config = uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("ORCH_SERVE_LOG", "warning"))
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=sockets)
+        except KeyboardInterrupt:
+            pass
+        if not server.started and not server.should_exit:
+            raise OrchestratorError(f"the server on {address} stopped before it started; rerun with "
+                                    "ORCH_SERVE_LOG=info for uvicorn's log.")
+    finally:
+        for sock in sockets:
+            sock.close()

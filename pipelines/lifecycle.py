@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from datasource import TRAIN_FILE, ensure_dataset
 from expectations import Expectation, check_frame, columns, raise_for_failures
+
 from orchestrator import Metrics, pipeline, step
 from orchestrator.monitor import DriftCheck
-from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+from orchestrator.registry import ModelCandidate, check_gate_settings, describe_schema, evaluate, model_digest
 
 LABEL = "churned"
 KEY = "customer_id"
@@ -168,6 +168,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               model: str = "logistic", C: list = [0.1, 1.0, 10.0], max_depth: list = [3, 6],  # noqa: B006
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
+    check_gate_settings("classification", metric, margin)  # a wrong -p metric/margin stops here
     raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from helpers import clean_columns, clip_outliers
+
 from orchestrator import Metrics, pipeline, step
 
 

@@ -97,7 +97,7 @@ def test_models_cli_ls_show_promote_rollback(trained, tmp_path):
     for args, text in [(("models", "show", "nope"), "no model 'nope'"),
                        (("models", "show", "churn@9"), "has no version 9"),
                        (("models", "show", "churn@x1"), "is not a model reference"),
-                       (("models", "rollback", "churn"), "no earlier production version")]:
+                       (("models", "rollback", "churn"), "no production version before v1")]:
         bad = orch(store, *args)
         assert bad.returncode == 2 and text in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -324,8 +324,52 @@ def test_a_deleted_model_artifact_is_restored_by_running_again(trained, lifecycl
     digest = context.lineage.row("SELECT digest FROM model_versions WHERE version=1")["digest"]
     context.store.delete(digest)
     context.lineage.delete_artifacts([digest])
-    with pytest.raises(NotFoundError, match="no longer in the store"):
+    with pytest.raises(NotFoundError, match="is missing from the store; re-run the pipeline that made it"):
         load_model("churn@1", store=store)
     again = lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
     assert again.metrics["model"] == "churn@1"
     assert load_model("churn@1", store=store).version == 1
+
+
+def test_an_artifact_deleted_by_hand_gets_a_hint_that_does_not_blame_gc(trained, lifecycle, tmp_path):
+    """Only the object file goes (`rm`, or `orch cache verify --repair` of a damaged one): the record stays."""
+    pytest.importorskip("fastapi")
+    from orchestrator.errors import NotFoundError
+    from orchestrator.serve import create_app
+
+    store = tmp_path / "store"
+    lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
+    context = Context.open(store)
+    row = context.lineage.row("SELECT digest, run_id FROM model_versions WHERE version=1")
+    context.store.delete(row["digest"])
+    with pytest.raises(NotFoundError) as gone:
+        create_app(context, "churn@1")  # what `orch serve churn@1` reports
+    message = str(gone.value)
+    assert f"model churn@1: its artifact {row['digest']} is missing from the store" in message
+    assert f"re-run the pipeline that made it (run {row['run_id']}" in message and "orch doctor" in message
+    assert "gc" not in message and "\n" not in message
+    again = lifecycle.run(store=str(store), data=trained["data"], C=[1e-3])
+    assert again.status == "succeeded" and again.metrics["model"] == "churn@1"
+    assert load_model("churn@1", store=store).version == 1
+
+
+@pytest.mark.parametrize(("param", "text"), [
+    ({"metric": "bogus"}, "metric 'bogus' is not measured for classification; use one of accuracy, f1, roc_auc"),
+    ({"margin": -0.01}, "margin -0.01 is negative"),
+    ({"margin": float("nan")}, "margin nan is not a finite number"),
+])
+def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle, tmp_path, param, text):
+    """Used to fail in train_candidate with KeyError: 'bogus', or to ignore a negative margin."""
+    from orchestrator.errors import ParameterError
+
+    store = tmp_path / "store"
+    with pytest.raises(ParameterError, match=text.replace("(", r"\(")):
+        lifecycle.run(store=str(store), data=tmp_path / "never-read.csv", **param)
+    assert not (tmp_path / "never-read.csv").exists()
+
+
+def test_orch_run_with_a_bad_metric_is_one_line_and_exit_2(tmp_path):
+    done = orch(tmp_path / "store", "run", str(PIPELINE), "-p", "metric=bogus", "-p", f"data={tmp_path / 'x.csv'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: metric 'bogus' is not measured for classification; use one of accuracy, f1, roc_auc."]

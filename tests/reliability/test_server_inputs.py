@@ -157,17 +157,52 @@ def test_bad_request_edge_cases(served, name, figure):
 
 
 def test_orch_serve_binds_loopback_by_default(served, monkeypatch):
+    """`orch serve churn` binds 127.0.0.1:8000 itself and hands that socket to uvicorn."""
+    import socket
+
     uvicorn = pytest.importorskip("uvicorn")
     from click.testing import CliRunner
 
+    from orchestrator import serve
     from orchestrator.cli import cli
 
-    bound: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: bound.update(kw))
+    asked: dict[str, Any] = {}
+    handed: list[str] = []
+
+    def bind(host: str, port: int) -> list[socket.socket]:  # the real port 8000 may be taken on this machine
+        asked.update(host=host, port=port)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        return [sock]
+
+    monkeypatch.setattr(serve, "bind", bind)
+    def run(self: Any, sockets: list[socket.socket] | None = None) -> None:
+        handed.extend(sock.getsockname()[0] for sock in sockets or [])
+        self.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(served["store"].parent / "config"))  # the key that signed the model
     done = CliRunner().invoke(cli, ["--store", str(served["store"]), "serve", "churn"])
     assert done.exit_code == 0, done.output
-    assert bound["host"] == "127.0.0.1" and bound["port"] == 8000
+    assert asked == {"host": "127.0.0.1", "port": 8000}
+    assert handed == ["127.0.0.1"]
+
+
+def test_a_record_with_many_unknown_keys_gets_a_short_detail(served, figure):
+    """60,000 unknown keys are named ten at a time, not all (the detail was over 400 KB)."""
+    record = {**served["record"], **{f"k{i:05d}": 1 for i in range(60_000)}}
+    answer = served["client"].post("/predict", json=[record])
+    ok, what = _judge(served, answer)
+    detail = answer.json()["detail"]
+    figure(bad_inputs=1, rejected=int(ok), escapes=int(not ok))
+    assert ok and answer.status_code == 422, what
+    assert "unknown columns k00000, k00001" in detail and "k00010" not in detail
+    assert "… and 59990 more" in detail and len(detail) < 300
+
+
+def test_a_record_with_a_huge_unknown_key_gets_a_short_detail(served):
+    answer = served["client"].post("/predict", json=[{**served["record"], "x" * 100_000: 1}])
+    assert answer.status_code == 422 and len(answer.json()["detail"]) < 200
 
 
 def test_a_record_the_model_itself_refuses_is_a_422_not_a_500(served, monkeypatch, figure):

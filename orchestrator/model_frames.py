@@ -1,0 +1,117 @@
+"""A model and its frames: the training schema, evaluation metrics, and predictions checked against it.
+
+The helpers a step uses to build a ``ModelCandidate`` (``describe_schema``,
+``model_digest``, ``evaluate``) and those the server, ``load_model`` and the
+monitor use to predict (``predict``, ``prediction_scores``). Imports pandas
+and scikit-learn only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import UserError
+from orchestrator.hashing import hash_value
+from orchestrator.model_checks import LOWER_IS_BETTER, _shown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from orchestrator.registry import ModelCandidate
+
+
+def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The serving schema of a feature frame: each column's name, kind, dtype and categories."""
+    import pandas as pd
+
+    out: list[dict[str, Any]] = []
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+            cats = sorted({str(v) for v in col.dropna().unique()})
+            out.append({"name": str(name), "kind": "category", "dtype": str(col.dtype), "categories": cats})
+        else:
+            out.append({"name": str(name), "kind": "number", "dtype": str(col.dtype)})
+    return out
+
+
+def model_digest(model: Any) -> str:
+    """A model's identity: its content digest, equal for equal fitted models.
+
+    The value hash, not the pickle's bytes: a model loaded back from the store
+    pickles differently from the one just fitted, but hashes the same.
+    """
+    return hash_value(model)
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
+    """Classification: accuracy, F1, ROC-AUC; regression: RMSE, MAE, R²; rounded to 4 places."""
+    from sklearn import metrics as m
+
+    if task == "classification":
+        predicted = model.predict(X)
+        out = {"accuracy": m.accuracy_score(y, predicted), "f1": m.f1_score(y, predicted, average="binary")
+               if len(set(y)) <= 2 else m.f1_score(y, predicted, average="macro")}
+        if hasattr(model, "predict_proba") and len(set(y)) == 2:
+            out["roc_auc"] = m.roc_auc_score(y, model.predict_proba(X)[:, 1])
+    else:
+        predicted = model.predict(X)
+        out = {"rmse": math.sqrt(m.mean_squared_error(y, predicted)), "mae": m.mean_absolute_error(y, predicted),
+               "r2": m.r2_score(y, predicted)}
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def check_columns(candidate: ModelCandidate, frame: pd.DataFrame) -> None:
+    """Check that ``frame`` has every feature column of the training schema (extra columns are ignored).
+
+    Raises:
+        UserError: naming the missing columns (the first ten) and the expected ones.
+    """
+    import pandas as pd
+
+    names = candidate.feature_names
+    if not isinstance(frame, pd.DataFrame):
+        raise UserError(f"model '{candidate.name}' predicts from a pandas DataFrame with the columns "
+                        f"{_listed(names)}; got {type(frame).__name__}.")
+    have = set(frame.columns)
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise UserError(f"model '{candidate.name}': the frame has no column{'s' if len(missing) > 1 else ''} "
+                        f"{_listed(missing)}; the model expects {_listed(names)} (its training schema).")
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+    """``a, b, c`` or, past ``limit`` names, the first ones and ``… and N more``."""
+    shown = ", ".join(_shown(n, 40) for n in names[:limit])
+    return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def predict(candidate: ModelCandidate, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """Predictions for ``frame``: ``prediction`` and, for a binary classifier, ``probability``.
+
+    Raises:
+        UserError: ``frame`` lacks a feature column of the training schema.
+    """
+    check_columns(candidate, frame)
+    X = frame[candidate.feature_names]
+    out: dict[str, list[Any]] = {"prediction": [_plain(v) for v in candidate.model.predict(X)]}
+    if candidate.task == "classification" and hasattr(candidate.model, "predict_proba"):
+        proba = candidate.model.predict_proba(X)
+        if proba.shape[1] == 2:
+            out["probability"] = [round(float(p), 6) for p in proba[:, 1]]
+    return out
+
+
+def prediction_scores(candidate: ModelCandidate, frame: pd.DataFrame) -> list[float]:
+    """One number per row to watch for prediction drift: the positive-class probability, else the prediction."""
+    preds = predict(candidate, frame)
+    return [float(v) for v in preds.get("probability", preds["prediction"])]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

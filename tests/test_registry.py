@@ -1,0 +1,344 @@
+"""The model registry from a user's side: references, candidate checks, promote/rollback, load_model, serve.
+
+One tiny pipeline (a logistic regression on eight rows, written to tmp) is run
+into a module store, so every test is fast. The CLI is driven in-process
+through ``orchestrator.cli.main``, which maps errors to one line and an exit
+code exactly as ``orch`` does.
+"""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.context import Context
+from orchestrator.errors import NotFoundError, ParameterError, UserError
+from orchestrator.loader import load_pipeline
+from orchestrator.registry import (
+    InvalidCandidateError,
+    ModelCandidate,
+    Registry,
+    check_gate_settings,
+    describe_schema,
+    load_model,
+    model_digest,
+    parse_ref,
+)
+
+TINY = textwrap.dedent('''
+    """A model candidate from eight rows; `mutate` breaks it after its checks, as an old pickle could be."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    @step
+    def package(c: float, task: str, metric: str, margin: float, mutate: str) -> ModelCandidate:
+        """A logistic regression with C=c (accuracy 0.75), or, for c=0, a constant model (0.5)."""
+        from sklearn.dummy import DummyClassifier
+        from sklearn.linear_model import LogisticRegression
+
+        frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7], "y": [0, 0, 0, 1, 0, 1, 1, 1]})
+        model = (LogisticRegression(C=c) if c else DummyClassifier()).fit(frame[["x"]], frame["y"])
+        candidate = ModelCandidate(
+            "tiny", model, task, describe_schema(frame[["x"]]), "y",
+            evaluate("classification", model, frame[["x"]], frame["y"]), metric, margin, model_digest(model),
+            eval_data=frame, reference=frame[["x"]])
+        if mutate:
+            object.__setattr__(candidate, "metric", mutate)  # skips __post_init__, like an unpickled value
+        return candidate
+
+
+    @pipeline
+    def tiny(c: float = 1.0, task: str = "classification", metric: str = "accuracy", margin: float = 0.0,
+             mutate: str = ""):
+        return package(c=c, task=task, metric=metric, margin=margin, mutate=mutate)
+''')
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A private signing key for the whole module (module fixtures run outside function monkeypatches)."""
+    base = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(base / "config"))
+        mp.delenv("ORCH_SIGNING_KEY", raising=False)
+        yield base
+
+
+@pytest.fixture(scope="module")
+def tiny(env):
+    path = env / "tiny.py"
+    path.write_text(TINY)
+    return load_pipeline(str(path))
+
+
+@pytest.fixture(scope="module")
+def models(env, tiny):
+    """A store with model `tiny`: v1 (constant), v2 (C=1, better: promoted), v3 (C=0.1, no better: refused)."""
+    store = env / "store"
+    for c in (0.0, 1.0, 0.1):
+        run = tiny.run(store=str(store), c=c)
+        assert run.status == "succeeded", run.error
+    return store
+
+
+@pytest.fixture
+def store(models, tmp_path):
+    """A copy of the module store, free to change.
+
+    The database goes through SQLite's backup: other tests keep connections to the module
+    store open, and its -wal/-shm files come and go while a plain copy runs.
+    """
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "store"
+    shutil.copytree(models, copy, ignore=shutil.ignore_patterns("metadata.db*"))
+    source, target = sqlite3.connect(models / "metadata.db"), sqlite3.connect(copy / "metadata.db")
+    with source, target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return copy
+
+
+def orch(store: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``orch --store STORE ARGS`` run in this process."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--store", str(store), *args])
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err
+
+
+def one_line_error(code: int, err: str, text: str, exit_code: int = 2) -> bool:
+    return code == exit_code and text in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# -- references ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ref", "expected"), [
+    ("churn", ("churn", "production")), ("churn@production", ("churn", "production")),
+    ("churn@latest", ("churn", "latest")), ("churn@3", ("churn", 3)), ("churn@v3", ("churn", 3)),
+    ("churn@V12", ("churn", 12)),
+])
+def test_parse_ref_accepts_the_documented_forms(ref, expected):
+    assert parse_ref(ref) == expected
+
+
+@pytest.mark.parametrize(("ref", "text"), [
+    ("tiny@99999999999999999999", "out of range"),  # SQLite raised OverflowError on this
+    ("tiny@" + "9" * 5000, "out of range"),  # int() refuses this many digits
+    ("tiny@0", "out of range"),
+    ("tiny@٣", "not a model reference"),  # Arabic-Indic 3: str.isdigit() says yes
+    ("tiny@²", "not a model reference"),
+    ("tiny@", "nothing after '@'"),  # used to mean production, silently
+    ("@2", "names no model"),
+    ("tiny@Production", "Did you mean 'tiny@production'?"),
+    ("TINY", "no model 'TINY' in this store. Did you mean 'tiny'?"),
+    ("tiny@4", "has no version 4; it has 1, 2, 3"),
+])
+@pytest.mark.parametrize("command", [("models", "show"), ("models", "promote"), ("lineage",)])
+def test_a_bad_reference_is_one_line_and_exit_2(store, capsys, command, ref, text):
+    if ref == "TINY":  # promote needs a version; lineage reads a bare word as a run id
+        ref = "TINY@1"
+    code, _, err = orch(store, *command, ref, capsys=capsys)
+    assert one_line_error(code, err, text), (code, err)
+    assert "NAME, NAME@VERSION, NAME@production" in err or "version" in err or "model" in err
+
+
+def test_serve_uses_the_same_reference_parser(store, capsys):
+    pytest.importorskip("fastapi")
+    for ref, text in [("tiny@٣", "not a model reference"), ("tiny@", "nothing after '@'"),
+                      ("TINY", "Did you mean 'tiny'?"), ("tiny@99999999999999999999", "out of range")]:
+        code, _, err = orch(store, "serve", ref, capsys=capsys)
+        assert one_line_error(code, err, text), (ref, code, err)
+
+
+def test_load_model_parses_references_strictly(models):
+    with pytest.raises(UserError, match="nothing after '@'"):
+        load_model("tiny@", store=models)
+    with pytest.raises(UserError, match="out of range"):
+        load_model("tiny@99999999999999999999", store=models)
+
+
+# -- candidates are checked before anything is written -------------------------
+
+
+def _candidate(**changes: Any) -> ModelCandidate:
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0, 0, 1, 1]})
+    model = LogisticRegression().fit(frame[["x"]], frame["y"])
+    fields = {"name": "m", "model": model, "task": "classification", "features": describe_schema(frame[["x"]]),
+              "label": "y", "metrics": {"accuracy": 1.0}, "metric": "accuracy", "margin": 0.0,
+              "model_digest": model_digest(model), "eval_data": frame}
+    return ModelCandidate(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(("changes", "text"), [
+    ({"metric": "bogus"}, "the gate metric 'bogus' is not in its metrics (accuracy)"),
+    ({"metric": "Accuracy"}, "did you mean 'accuracy'?"),
+    ({"task": "clasification"}, "task 'clasification' is not one of classification, regression "
+                                "(did you mean 'classification'?)"),
+    ({"metrics": {"accuracy": "high"}}, "metrics accuracy are not numbers"),
+    ({"metrics": {"accuracy": float("nan")}}, "the gate metric accuracy is nan, not a finite number"),
+    ({"margin": -0.01}, "margin -0.01 is negative"),
+    ({"margin": float("inf")}, "margin inf is not a finite number"),
+    ({"margin": "0.1"}, "margin '0.1' is not a number"),
+    ({"name": "my model"}, "name 'my model' is not usable"),
+    ({"model": object()}, "has no predict method"),
+])
+def test_an_invalid_candidate_is_refused_with_one_line(changes, text):
+    with pytest.raises(InvalidCandidateError) as refused:
+        _candidate(**changes)
+    message = str(refused.value)
+    assert text in message and "\n" not in message and message.startswith("model candidate")
+
+
+def test_every_problem_of_a_candidate_is_named_at_once():
+    with pytest.raises(InvalidCandidateError) as refused:
+        _candidate(task="clasification", metric="bogus", margin=-1)
+    assert all(t in str(refused.value) for t in ("task 'clasification'", "'bogus'", "margin -1 is negative"))
+
+
+def test_a_step_making_an_invalid_candidate_fails_the_run_and_registers_nothing(env, tiny, tmp_path, capsys):
+    store = tmp_path / "store"
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "task=clasification", capsys=capsys)
+    assert code == 1 and "did you mean 'classification'?" in err and "Traceback" not in err
+    assert "step 'package' failed" in err.strip().splitlines()[-1]
+    assert Registry(Context.open(store).lineage).names() == []
+
+
+def test_a_candidate_that_skipped_its_checks_is_refused_before_registration(tiny, tmp_path):
+    """A candidate made without ``__init__`` (an older pickle) is checked again by the driver."""
+    store = tmp_path / "store"
+    run = tiny.run(store=str(store), mutate="bogus")
+    assert run.status == "failed"
+    assert "InvalidCandidateError" in run.steps["package"].error
+    assert "the gate metric 'bogus' is not in its metrics" in run.steps["package"].error
+    lineage = Context.open(store).lineage
+    assert lineage.rows("SELECT * FROM model_versions", ()) == []  # no version left without a verdict
+    assert lineage.rows("SELECT * FROM model_events", ()) == []
+
+
+@pytest.mark.parametrize(("task", "metric", "margin", "text"), [
+    ("classification", "bogus", 0.0, "metric 'bogus' is not measured for classification; use one of accuracy, "
+                                     "f1, roc_auc"),
+    ("classification", "rmse", 0.0, "metric 'rmse' is not measured for classification"),
+    ("classification", "roc-auc", 0.0, "did you mean 'roc_auc'?"),
+    ("regression", "rmse", -0.01, "margin -0.01 is negative"),
+    ("regresion", "rmse", 0.0, "did you mean 'regression'?"),
+])
+def test_gate_settings_are_checked_before_a_pipeline_runs(task, metric, margin, text):
+    with pytest.raises(ParameterError, match="^" + ".*" + text.replace("(", r"\(").replace(")", r"\)")
+                       .replace("?", r"\?")):
+        check_gate_settings(task, metric, margin)
+    check_gate_settings("regression", "rmse", 0.0)
+
+
+# -- promote and rollback -------------------------------------------------------
+
+
+def _events(store: Path) -> list[tuple[str, int, int | None]]:
+    return [(e["action"], e["version"], e["previous"]) for e in Registry(Context.open(store).lineage).events("tiny")]
+
+
+def test_the_module_store_has_three_versions_and_v2_in_production(models):
+    registry = Registry(Context.open(models).lineage)
+    assert [v["version"] for v in registry.versions("tiny")] == [1, 2, 3]
+    assert registry.production("tiny") == 2
+
+
+def test_promoting_the_production_version_changes_nothing(store, capsys):
+    before = _events(store)
+    code, out, _ = orch(store, "models", "promote", "tiny@2", capsys=capsys)
+    assert code == 0 and "v2 is already production; nothing changed" in out
+    assert _events(store) == before
+
+
+def test_rollback_goes_to_the_previous_distinct_version_then_says_there_is_none(store, capsys):
+    orch(store, "models", "promote", "tiny@2", capsys=capsys)  # a no-op: must not count as a promotion
+    code, out, _ = orch(store, "models", "rollback", "tiny", capsys=capsys)
+    assert code == 0 and "from v2 to v1" in out
+    code, _, err = orch(store, "models", "rollback", "tiny", capsys=capsys)
+    assert one_line_error(code, err, "no production version before v1 to roll back to")
+    assert Registry(Context.open(store).lineage).production("tiny") == 1
+
+
+def test_rollback_skips_repeated_promotions_that_older_stores_recorded(store, capsys):
+    """Before promote was a no-op, promoting production again wrote a second 'promoted' event."""
+    from orchestrator.registry import _event
+
+    lineage = Context.open(store).lineage
+    with lineage.transaction() as c:
+        _event(c, "tiny", 2, 2, "promoted by hand", None, None)
+    code, out, _ = orch(store, "models", "rollback", "tiny", capsys=capsys)
+    assert code == 0 and "from v2 to v1" in out
+
+
+def test_rollback_walks_back_through_hand_promotions(store, capsys):
+    for ref in ("tiny@3", "tiny@1"):
+        orch(store, "models", "promote", ref, capsys=capsys)
+    outs = [orch(store, "models", "rollback", "tiny", capsys=capsys)[1] for _ in range(3)]
+    assert ["from v1 to v3" in outs[0], "from v3 to v2" in outs[1], "from v2 to v1" in outs[2]] == [True] * 3
+
+
+def test_rollback_takes_a_model_name_not_a_version(store, capsys):
+    code, _, err = orch(store, "models", "rollback", "tiny@2", capsys=capsys)
+    assert one_line_error(code, err, "rollback takes a model name, not a version")
+
+
+# -- load_model -------------------------------------------------------------------
+
+
+def test_load_model_never_creates_a_store(tmp_path):
+    where = tmp_path / "nonexistent"
+    with pytest.raises(NotFoundError, match="no store at"):
+        load_model("tiny", store=where)
+    assert not where.exists()
+
+
+def test_predict_names_the_missing_columns_and_the_expected_ones(models):
+    model = load_model("tiny", store=models)
+    with pytest.raises(UserError, match=r"the frame has no column x; the model expects x \(its training schema\)"):
+        model.predict(pd.DataFrame({"z": [1.0]}))
+    assert model.predict(pd.DataFrame({"x": [0.0, 7.0], "extra": ["ignored", "too"]}))["prediction"] == [0, 1]
+
+
+# -- orch serve: binding ----------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        yield taken.getsockname()[1]
+
+
+def test_serve_on_a_busy_port_is_one_line_naming_host_and_port(store, capsys, busy_port):
+    pytest.importorskip("uvicorn")
+    code, _, err = orch(store, "serve", "tiny", "--port", str(busy_port), capsys=capsys)
+    assert one_line_error(code, err, f"port {busy_port} on 127.0.0.1 is in use"), err
+    assert "pass --port" in err
+
+
+@pytest.mark.parametrize(("host", "text"), [
+    ("999.1.1.1", "host '999.1.1.1' does not resolve"),
+    ("192.0.2.1", "192.0.2.1 is not an address of this machine"),  # TEST-NET-1: never local
+])
+def test_serve_on_a_bad_host_is_one_line(store, capsys, host, text):
+    pytest.importorskip("uvicorn")
+    code, _, err = orch(store, "serve", "tiny", "--host", host, "--port", "8765", capsys=capsys)
+    assert one_line_error(code, err, text), err
+    assert f"cannot serve on {host}:8765" in err and "--host 127.0.0.1" in err
