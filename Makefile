@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check orchestrator
+	$(BIN)/python -m ruff check orchestrator tests pipelines benchmarks
 	$(BIN)/python -m mypy orchestrator
 
 clean:
