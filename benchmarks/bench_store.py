@@ -100,6 +100,8 @@ def _round_trips(frame: pd.DataFrame, digest: str, folder: Path, times: dict[str
         _record(times, "raw_get", timed(lambda: loaded.__setitem__("raw", _raw_read(path))))
 
     for trip in (raw_trip, store_trip) if raw_first else (store_trip, raw_trip):
+        # Earlier files' writeback (and the last rep's deletion) must not land inside a timed fsync.
+        os.sync()
         trip()
     if check:
         for name, value in loaded.items():
