@@ -80,10 +80,22 @@ def _names_a_file(ref: str) -> bool:
 
 
 def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """The file's current content as steps read it (a file input) or wrote it (a path output)."""
+    """The file's current content as steps read it (a file input) or wrote it (a path output).
+
+    The path is looked up first, and the file hashed only if some run used it:
+    ``orch lineage /`` must not read the whole disk to say that no run did.
+    """
     from orchestrator.hashing import hash_file
 
-    content = hash_file(ref)
+    path = os.path.abspath(ref)
+    pattern = f'%"path": {json.dumps(path)}%'
+    used = lineage.conn.execute("SELECT 1 FROM edges WHERE path=? LIMIT 1", (path,)).fetchone() or \
+        lineage.conn.execute("SELECT 1 FROM artifacts WHERE meta LIKE ? LIMIT 1", (pattern,)).fetchone()
+    if not used:
+        raise NotFoundError(f"no run in this store read or wrote '{ref}'. Pass a run id, RUN:step, "
+                            "NAME@VERSION or a digest (see `orch runs`).")
+    memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
+    content = hash_file(ref, memo)
     roots: list[tuple[str, str]] = []
     if lineage.conn.execute("SELECT 1 FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1",
                             (content,)).fetchone():
@@ -92,17 +104,13 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         "SELECT digest FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"content": "{content}"%',))]
     if roots:
         return roots
-    path = os.path.abspath(ref)
     earlier = [str(d) for (d,) in lineage.conn.execute(
         "SELECT DISTINCT digest FROM edges WHERE path=? LIMIT 5", (path,))]
-    earlier += [str(d) for (d,) in lineage.conn.execute(
-        "SELECT digest FROM artifacts WHERE meta LIKE ? LIMIT 5", (f'%"path": {json.dumps(path)}%',))]
-    if earlier:
-        raise NotFoundError(f"no run read or wrote {ref} as it is now (content {content[:12]}); earlier "
-                            f"contents were: {', '.join(d[:12] for d in earlier)}. Trace one with "
-                            f"`orch lineage DIGEST --downstream`.")
-    raise NotFoundError(f"no run in this store read or wrote {ref}. Pass a run id, RUN:step, "
-                        "NAME@VERSION or a digest (see `orch runs`).")
+    earlier += [json.loads(m)["file"]["content"] for (m,) in lineage.conn.execute(
+        "SELECT meta FROM artifacts WHERE meta LIKE ? LIMIT 5", (pattern,))]
+    raise NotFoundError(f"no run read or wrote '{ref}' as it is now (content {content[:12]}); earlier "
+                        f"contents were: {', '.join(dict.fromkeys(d[:12] for d in earlier))}. Trace one with "
+                        "`orch lineage DIGEST --downstream`.")
 
 
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:

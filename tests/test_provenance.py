@@ -63,7 +63,7 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
     (tmp_path / "export.txt").write_text("edited by hand\n")
     code, out = lineage_of("export.txt")
     assert code == 2 and out.err.count("\n") == 1
-    assert "no run read or wrote export.txt as it is now" in out.err and "earlier contents were" in out.err
+    assert "no run read or wrote 'export.txt' as it is now" in out.err and "earlier contents were" in out.err
     (tmp_path / "unrelated.csv").write_text("a\n")
     code, out = lineage_of("unrelated.csv")
-    assert code == 2 and "no run in this store read or wrote unrelated.csv" in out.err
+    assert code == 2 and "no run in this store read or wrote 'unrelated.csv'" in out.err
