@@ -60,7 +60,7 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     except NotFoundError:
         pass
     if not all(c in "0123456789abcdef" for c in ref.lower()) or not ref:
-        raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store. "
+        raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
                             "See `orch runs` and `orch cache ls`.")
     try:
         return [("artifact", lineage.resolve_digest(ref))]
@@ -71,6 +71,13 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         if row is None:
             raise
         return [("file", row[0])]
+
+
+def _model_hint(lineage: Lineage, ref: str) -> str:
+    """`` Did you mean 'churn@production'?`` when REF names a registered model (any case)."""
+    names = [str(n) for (n,) in lineage.conn.execute("SELECT name FROM models")]
+    match = next((n for n in names if n.casefold() == ref.casefold()), None)
+    return f" Did you mean '{match}@production'?" if match else ""
 
 
 def _names_a_file(ref: str) -> bool:

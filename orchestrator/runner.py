@@ -58,6 +58,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         KeyboardInterrupt: after recording the run as ``interrupted``.
     """
     check_not_bootstrapping()
+    pipeline.resolve_params(params)  # a mistyped parameter name must not create a store first
     ctx = Context.open(store, metadata)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "

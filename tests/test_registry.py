@@ -164,6 +164,11 @@ def test_serve_uses_the_same_reference_parser(store, capsys):
         assert one_line_error(code, err, text), (ref, code, err)
 
 
+def test_lineage_of_a_bare_model_name_suggests_its_production_version(store, capsys):
+    code, _, err = orch(store, "lineage", "TINY", capsys=capsys)
+    assert one_line_error(code, err, "Did you mean 'tiny@production'?"), (code, err)
+
+
 def test_load_model_parses_references_strictly(models):
     with pytest.raises(UserError, match="nothing after '@'"):
         load_model("tiny@", store=models)

@@ -241,7 +241,8 @@ def test_unknown_pipeline_parameter_suggests_close_match(store):
         return one(lr)
 
     with pytest.raises(UserError, match="pipeline 'train' has no parameter 'lrr'. Did you mean 'lr'?"):
-        train.run(store=str(store), lrr=0.2)
+        train.run(store=str(store / "new"), lrr=0.2)
+    assert not (store / "new").exists()  # the mistake is found before a store is made
 
 
 def test_using_a_placeholder_as_a_value_is_a_clear_error():
