@@ -53,6 +53,23 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+def copy_store(source: Path, target: Path) -> Path:
+    """A private copy of a store whose database other tests may hold open.
+
+    The database goes through SQLite's backup: its -wal/-shm files come and go
+    while a plain file copy runs, which can copy a torn database.
+    """
+    import sqlite3
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("metadata.db*"))
+    reader, writer = sqlite3.connect(source / "metadata.db"), sqlite3.connect(target / "metadata.db")
+    with reader, writer:
+        reader.backup(writer)
+    reader.close()
+    writer.close()
+    return target
+
+
 class Orch:
     """Runs ``python -m orchestrator --store STORE ...`` in a fresh process."""
 

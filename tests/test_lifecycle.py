@@ -15,6 +15,8 @@ from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.registry import Registry, load_model
 
+from .conftest import copy_store
+
 ROOT = Path(__file__).parent.parent
 PIPELINE = ROOT / "pipelines" / "lifecycle.py"
 ROWS = 800
@@ -78,10 +80,8 @@ def test_same_model_again_registers_no_new_version(trained, lifecycle):
 
 
 def test_models_cli_ls_show_promote_rollback(trained, tmp_path):
-    import shutil
-
     store = tmp_path / "store"
-    shutil.copytree(trained["store"], store)
+    copy_store(trained["store"], store)
     listed = json.loads(orch(store, "models", "ls", "--json").stdout)
     assert listed == [{"name": "churn", "versions": 3, "latest": 3, "production": 2,
                        "metrics": listed[0]["metrics"]}] and "roc_auc" in listed[0]["metrics"]
@@ -205,10 +205,8 @@ def test_served_requests_are_logged_for_monitoring(client, trained):
 
 
 def test_monitor_flags_the_drifted_batch_and_not_the_clean_one(trained, tmp_path):
-    import shutil
-
     store = tmp_path / "store"
-    shutil.copytree(trained["store"], store)
+    copy_store(trained["store"], store)
     clean = orch(store, "monitor", "churn", "--batch", str(trained["base"] / "clean.parquet"))
     assert clean.returncode == 0, clean.stderr
     drifted = orch(store, "monitor", "churn", "--batch", str(trained["base"] / "drifted.parquet"))

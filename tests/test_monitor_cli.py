@@ -12,7 +12,6 @@ pipeline (a two-feature logistic regression), not by the lifecycle demo.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
+
+from .conftest import copy_store
 
 TINY_PIPELINE = '''
 from orchestrator import pipeline, step
@@ -80,9 +81,7 @@ def built(tmp_path_factory):
 @pytest.fixture
 def store(built, tmp_path):
     """A private copy of the built store, for tests that write checks or damage it."""
-    copy = tmp_path / "store"
-    shutil.copytree(built["store"], copy)
-    return copy
+    return copy_store(built["store"], tmp_path / "store")
 
 
 def _frame(rows: int, shift: float = 0.0, seed: int = 3) -> pd.DataFrame:

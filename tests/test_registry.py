@@ -31,6 +31,8 @@ from orchestrator.registry import (
     parse_ref,
 )
 
+from .conftest import copy_store
+
 TINY = textwrap.dedent('''
     """A model candidate from eight rows; `mutate` breaks it after its checks, as an old pickle could be."""
     import pandas as pd
@@ -92,22 +94,8 @@ def models(env, tiny):
 
 @pytest.fixture
 def store(models, tmp_path):
-    """A copy of the module store, free to change.
-
-    The database goes through SQLite's backup: other tests keep connections to the module
-    store open, and its -wal/-shm files come and go while a plain copy runs.
-    """
-    import shutil
-    import sqlite3
-
-    copy = tmp_path / "store"
-    shutil.copytree(models, copy, ignore=shutil.ignore_patterns("metadata.db*"))
-    source, target = sqlite3.connect(models / "metadata.db"), sqlite3.connect(copy / "metadata.db")
-    with source, target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return copy
+    """A copy of the module store, free to change (other tests keep its database open)."""
+    return copy_store(models, tmp_path / "store")
 
 
 def orch(store: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
