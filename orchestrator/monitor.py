@@ -218,9 +218,9 @@ def _load(context: Context, ref: str) -> LoadedModel:
         what = "not trusted" if isinstance(exc, UntrustedArtifactError) else "damaged"
         made_by = f" (`orch show {row['run_id']}`)" if row.get("run_id") else ""
         raise UserError(
-            f"model {row['name']}@{row['version']}: its artifact {exc.digest} is {what} ({exc.detail}); run "
-            f"`orch cache verify --repair` to remove it, then re-run the pipeline that made it{made_by} "
-            "to restore it. `orch doctor` checks the rest of the store.") from None
+            f"model {row['name']}@{row['version']}: its artifact {exc.digest} is {what} ({exc.detail}); "
+            f"re-run the pipeline that made it{made_by}: the run finds the damage and computes it again. "
+            "`orch doctor` checks the rest of the store.") from None
 
 
 def record_check(context: Context, name: str, version: int | None, result: DriftResult, source: str,

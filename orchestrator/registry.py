@@ -443,7 +443,7 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
                             "`orch doctor` checks the rest of the store.") from None
     except CorruptArtifactError as exc:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
-                         f"run `orch cache verify --repair` to remove it, then {again}.") from None
+                         f"{again}: the run finds the damage and computes it again.") from None
     if not isinstance(value, ModelCandidate):
         raise StoreError(f"model {ref}: artifact {digest} is not a model candidate. Was the store edited by "
                          "hand? `orch doctor` checks it.")

@@ -241,7 +241,8 @@ def test_a_damaged_model_artifact_is_exit_2_with_the_fix(store, tmp_path, capsys
     code, _, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     line = _one_error_line(err)
     assert code == 2 and f"model tiny@2: its artifact {row['digest']}" in line
-    assert "orch cache verify --repair" in line and f"orch show {row['run_id']}" in line and "orch doctor" in line
+    assert "re-run the pipeline that made it" in line and "computes it again" in line
+    assert f"orch show {row['run_id']}" in line and "orch doctor" in line
 
 
 def test_a_clean_batch_is_still_ok(store, tmp_path, capsys):
