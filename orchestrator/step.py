@@ -36,7 +36,14 @@ def call_site(skip_package: bool = True) -> str:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return "<unknown>"
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    filename = frame.f_code.co_filename
+    name = _BASENAMES.get(filename)
+    if name is None:
+        name = _BASENAMES[filename] = os.path.basename(filename)
+    return f"{name}:{frame.f_lineno}"
+
+
+_BASENAMES: dict[str, str] = {}  # co_filename -> its base name: call_site runs once per step call
 
 
 def definition_site(fn: Callable[..., Any]) -> str:
