@@ -31,6 +31,7 @@ from orchestrator.environment import git_commit, jsonable, package_versions, use
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
 from orchestrator.executors.spawning import check_not_bootstrapping
+from orchestrator.handover import LOAD, handover
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -254,7 +255,9 @@ class _RunLoop:
             return [tuple(self._input_value(Output(c, o)) for o in outputs) for c in children]
         digest = self.digests[(out.node, out.name)]
         if digest in self.values:
-            return self.values[digest]
+            value = handover(self.values[digest])
+            if value is not LOAD:
+                return value
         info = self.infos.get(digest)
         return ArtifactRef(info if info is not None else self.ctx.artifact_info(digest))
 

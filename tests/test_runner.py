@@ -387,3 +387,14 @@ def test_an_exception_in_the_pipeline_body_is_one_clear_error():
 
     with pytest.raises(PipelineDefinitionError, match=r"the body of pipeline 'broken_body' .* raised KeyError: 'missing' at test_runner.py:\d+"):
         broken_body.build()
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor, tmp_path):
+    """The sequential executor hands kept values over as copies (or reloads them): like every executor."""
+    mutating = _load("mutating.py")
+    run = mutating.run(store=str(tmp_path / "store"), executor=executor, workers=2)
+    assert run.status == "succeeded", run.error
+    assert run.output() == {"frame": 6, "array": 6, "items": 6, "n": 4}
+    again = mutating.run(store=str(tmp_path / "store"), rerun=("read",))
+    assert again.steps["read"].outputs == run.steps["read"].outputs  # the cached result was the right one

@@ -1,0 +1,65 @@
+"""Handing a value the driver kept in memory to the next step, as if it had been loaded from the store.
+
+With the sequential executor a step's outputs stay in the driver's memory
+for the steps that read them, which saves loading them again. A step may
+change its input in place (``df["a"] *= 100``), and that must neither reach
+another step that reads the same output nor differ from what the process and
+Dask executors do, where every step loads its own copy. So a kept value is
+handed over only when that is safe and cheap: values that cannot change, a
+pandas object as a copy-on-write copy, a numpy array as a copy. Anything else
+(lists, dicts, models, user classes) is loaded from the store again,
+checksum-checked like on any other executor.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import PurePath
+from typing import Any
+
+#: Returned by ``handover`` for a value that must be loaded from the store instead.
+LOAD = object()
+
+_UNCHANGEABLE = (bool, int, float, complex, str, bytes, type(None), range, PurePath)
+
+
+def handover(value: Any) -> Any:
+    """``value`` itself, an independent copy of it, or ``LOAD`` when neither is safe and cheap."""
+    if isinstance(value, _UNCHANGEABLE):
+        return value
+    if type(value) is tuple:
+        return value if all(handover(item) is item for item in value) else LOAD
+    library = type(value).__module__.partition(".")[0]
+    if library == "numpy":
+        return _numpy(value)
+    if library == "pandas":
+        return _pandas(value)
+    if library == "pyarrow":
+        pa = sys.modules["pyarrow"]
+        # Arrow arrays and tables cannot be changed in place.
+        return value if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)) else LOAD
+    return LOAD
+
+
+def _numpy(value: Any) -> Any:
+    np = sys.modules["numpy"]
+    if isinstance(value, np.generic):
+        return value  # numpy scalars are immutable
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        return value.copy()
+    return LOAD
+
+
+def _pandas(value: Any) -> Any:
+    pd = sys.modules["pandas"]
+    if not isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        return LOAD
+    if any(dtype == object for dtype in _dtypes(value)):
+        return LOAD  # cells may hold lists or dicts that a copy would still share
+    # With copy-on-write (always on from pandas 3), a shallow copy is independent and costs no data.
+    cow = int(pd.__version__.split(".")[0]) >= 3 or bool(pd.options.mode.copy_on_write)
+    return value.copy(deep=not cow)
+
+
+def _dtypes(value: Any) -> list[Any]:
+    return list(value.dtypes) if hasattr(value, "columns") else [value.dtype]

@@ -1,0 +1,32 @@
+"""Steps that change their inputs in place: a sibling that reads the same output must not see it."""
+
+import numpy as np
+import pandas as pd
+
+from orchestrator import pipeline, step
+
+
+@step
+def make(n: int) -> tuple[pd.DataFrame, np.ndarray, list, dict]:
+    return pd.DataFrame({"a": range(n)}), np.arange(n), list(range(n)), {"n": n}
+
+
+@step
+def spoil(frame: pd.DataFrame, array: np.ndarray, items: list, info: dict) -> int:
+    frame["a"] = frame["a"] * 100
+    array *= 100
+    items.append(1000)
+    info["n"] = -1
+    return 0
+
+
+@step
+def read(frame: pd.DataFrame, array: np.ndarray, items: list, info: dict, after: int) -> dict:
+    return {"frame": int(frame["a"].sum()), "array": int(array.sum()), "items": sum(items), "n": info["n"]}
+
+
+@pipeline
+def mutating(n: int = 4):
+    frame, array, items, info = make(n)
+    done = spoil(frame, array, items, info)
+    return read(frame, array, items, info, after=done)
