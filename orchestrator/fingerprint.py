@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import sys
 import types
 from collections.abc import Callable
@@ -265,6 +266,12 @@ class _Walk:
         if isinstance(obj, (staticmethod, classmethod)):
             return self.reference(obj.__func__, name, where)
         kind, top = object_kind(obj)
+        if kind in ("installed", "stdlib") and alias is not None and not _wraps_user_code(obj):
+            # Which library object a name is bound to: `Model` swapped from LogisticRegression to
+            # RandomForestClassifier is the same package at the same version, but other code.
+            qualname = getattr(obj, "__qualname__", type(obj).__qualname__)
+            self.add_part(f"binding {alias}", alias,
+                          hashing.combine("binding", str(getattr(obj, "__module__", "")), qualname))
         if kind == "installed":
             self.package(top)
         elif kind == "user" and isinstance(obj, types.FunctionType):
@@ -329,6 +336,15 @@ def _import_root(root: tuple[Any, ...], scope: dict[str, Any]) -> Any:
     except (ImportError, ValueError):
         return None  # the step would fail on this import too; nothing to fingerprint
     return sys.modules.get(name.partition(".")[0]) if top_only else module
+
+
+def _wraps_user_code(obj: Any) -> bool:
+    """Whether ``obj`` is a library's wrapper (a contextmanager...) around the user's own function."""
+    try:
+        inner = inspect.unwrap(obj)
+    except ValueError:  # a __wrapped__ cycle
+        return False
+    return inner is not obj and object_kind(inner)[0] == "user"
 
 
 def _is_structural(obj: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 ALL = {"base", "uses_helper", "uses_other", "uses_imported", "uses_class", "uses_const",
-       "uses_closure", "uses_default", "plain"}
+       "uses_closure", "uses_default", "uses_library", "plain"}
 
 EDITS = [
     # (file, old text, new text, steps expected to re-run)
@@ -16,6 +16,9 @@ EDITS = [
     ("edits.py", "THRESHOLD = 3", "THRESHOLD = 2", {"uses_const"}),
     ("edits.py", "factor = 10", "factor = 11", {"uses_closure"}),
     ("edits.py", "def uses_default(x, k=5)", "def uses_default(x, k=6)", {"uses_default"}),
+    # Another object of the same library under the same name: same package version, other code.
+    ("edits.py", "from statistics import mean as summarize", "from statistics import median as summarize",
+     {"uses_library"}),
 ]
 
 NO_RERUN_EDITS = [

@@ -1,5 +1,7 @@
 """One step per kind of dependency, to prove that an edit re-runs exactly its dependents."""
 
+from statistics import mean as summarize
+
 import other_helpers
 from other_helpers import triple
 from recorder import record
@@ -74,6 +76,12 @@ def uses_default(x, k=5):
     return x + k
 
 
+@step
+def uses_library(x):
+    record("uses_library")
+    return summarize([x, 1, 1])
+
+
 @step(retries=0)
 def plain(x):
     record("plain")
@@ -84,4 +92,4 @@ def plain(x):
 def edits(n: int = 4):
     b = base(n)
     return (uses_helper(b), uses_other(b), uses_imported(b), uses_class(b), uses_const(b),
-            uses_closure(b), uses_default(b), plain(b))
+            uses_closure(b), uses_default(b), uses_library(b), plain(b))
