@@ -30,6 +30,7 @@ FORCED = "forced with --rerun"
 DAMAGED = "stored output was damaged"
 MISSING = "stored output is missing"
 REMOVED = "its stored result was removed (cache gc or verify --repair)"
+_SAME_PARTS = "no stored result for this key"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,15 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
         return Decision(False, key, parts, force)
     if not node.step.cache:
         return Decision(False, key, parts, CACHE_DISABLED)
+    if node.missing_paths:
+        # A path with no file behind it is the step's to make (an output path given as a
+        # parameter), or a missing input the step should report: either way it runs.
+        arg, path = next(iter(node.missing_paths.items()))
+        missing = f"file `{arg}` does not exist ({path})"
+        if history.last_key(node.name) == key:
+            return Decision(False, key, parts, missing)
+        reason = explain(history.last(node.name), parts)
+        return Decision(False, key, parts, missing if reason in (NO_EARLIER_RESULT, _SAME_PARTS) else reason)
     outputs = lineage.lookup(key)
     if outputs is not None:
         if all(o.inline or store.has(o.digest) for o in outputs):
@@ -130,7 +140,7 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
                                   old.get("files") or {}, new.get("files") or {}))
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
     if not reasons:
-        return "no stored result for this key"
+        return _SAME_PARTS
     return "; ".join(reasons)
 
 

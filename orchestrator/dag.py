@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -200,10 +200,7 @@ def _make_node(
             problems.append(f"{label}: maps over the output of step '{call.map_over.node}', which failed to build.")
         elif call.map_over.node not in upstream:
             upstream.append(call.map_over.node)
-    static_key = combine(
-        KEY_FORMAT, code.digest, step.version or "", ",".join(step.output_names),
-        *(f"{k}={v}" for k, v in sorted(params.items())),
-    )
+    static_key = _static_key(step, code, params)
     return Node(
         name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
@@ -211,6 +208,36 @@ def _make_node(
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param,
     )
+
+
+def _static_key(step: Step, code: CodeFingerprint, params: dict[str, str]) -> str:
+    """The part of a node's key known when the DAG is built: code, version, outputs, parameters."""
+    return combine(KEY_FORMAT, code.digest, step.version or "", ",".join(step.output_names),
+                   *(f"{k}={v}" for k, v in sorted(params.items())))
+
+
+def rekey(node: Node) -> Node | None:
+    """``node`` as the next build will see it, if it made files its path parameters named.
+
+    A step given a path to write (``out: Path = Path("report.csv")``) was keyed
+    with "no file there"; the next build finds the file and hashes it. Storing
+    the result under that key too keeps the next run cached, while a deleted
+    or edited file still makes the step run again. Only files that did not
+    exist are taken: a file that existed may have been changed by someone else
+    while the step read it. None when no such file appeared.
+    """
+    made = {arg: path for arg, path in node.missing_paths.items() if os.path.exists(path)}
+    if not made:
+        return None
+    params, file_params = dict(node.params), dict(node.file_params)
+    for arg, path in made.items():
+        try:
+            params[arg] = hash_value(_with_file_refs(PurePath(path), None, file_params, arg))
+        except OSError:
+            return None  # unreadable now: the next run will say so
+    missing = {arg: path for arg, path in node.missing_paths.items() if arg not in made}
+    return replace(node, params=params, file_params=file_params, missing_paths=missing,
+                   static_key=_static_key(node.step, node.code, params))
 
 
 def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:

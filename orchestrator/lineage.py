@@ -225,8 +225,9 @@ class Lineage:
             artifacts.extend((i.digest, i.type_name, i.materializer, i.size, i.checksum,
                               json.dumps(i.meta) if i.meta else None, i.inline, now) for i in infos)
             if entry is not None and r.key:
-                cache.append((r.key, json.dumps([[o.name, o.digest, o.inline, o.type_name] for o in entry]),
-                              r.run_id, r.node, now, r.parts_json()))
+                outputs = json.dumps([[o.name, o.digest, o.inline, o.type_name] for o in entry])
+                cache.append((r.key, outputs, r.run_id, r.node, now, r.parts_json()))
+                cache.extend((key, outputs, r.run_id, r.node, now, parts) for key, parts in r.also_keys)
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
             if edges:

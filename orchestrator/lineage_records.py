@@ -45,6 +45,8 @@ class StepRecord:
     inputs: list[tuple[str, str]] = field(default_factory=list)   # (input name, digest)
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (output name, digest)
     files: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # (input name, (path, digest))
+    # More keys for the same result: the key the node has once a file it wrote exists (see dag.rekey).
+    also_keys: list[tuple[str, str]] = field(default_factory=list)  # (key, its parts as JSON)
 
     key_parts_json: str | None = None
 

@@ -13,6 +13,7 @@ lives in ``planner``, what a run returns in ``results``.
 from __future__ import annotations
 
 import heapq
+import json
 import os
 import platform
 import secrets
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import cache
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, substitute
+from orchestrator.dag import DAG, Node, expand_map, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
@@ -375,6 +376,10 @@ class _RunLoop:
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \
             if node.step.cache else None
+        written = rekey(node) if entry is not None and node.missing_paths else None
+        if written is not None:  # it made the file a path parameter names: the next run sees that file
+            key, parts = cache.node_key(written, input_hashes(written, self.digests))
+            record.also_keys.append((key, json.dumps(parts)))
         self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
         self.commits.recorded(node.name)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,

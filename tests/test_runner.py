@@ -398,3 +398,19 @@ def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor
     assert run.output() == {"frame": 6, "array": 6, "items": 6, "n": 4}
     again = mutating.run(store=str(tmp_path / "store"), rerun=("read",))
     assert again.steps["read"].outputs == run.steps["read"].outputs  # the cached result was the right one
+
+
+def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
+    """`out: Path` that the step writes: cached once written, made again when deleted or edited."""
+    pipe, out = _load("report_path.py"), tmp_path / "report.txt"
+    assert pipe.run(store=str(store), out=out).steps["report"].reason == f"file `out` does not exist ({out})"
+    calls.clear()
+    assert pipe.run(store=str(store), out=out).status == "succeeded" and calls.ran() == set()
+    out.unlink()
+    run = pipe.run(store=str(store), out=out)
+    assert run.steps["report"].reason == f"file `out` is gone ({out})" and out.read_text() == "n=1\n"
+    assert run.steps["double"].status == "cached"
+    out.write_text("edited by hand\n")
+    calls.clear()
+    pipe.run(store=str(store), out=out)
+    assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
