@@ -127,6 +127,27 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
     return Decision(False, key, parts, explain(history.last(node.name), parts))
 
 
+def own_change(node: Node, history: History) -> str | None:
+    """Why ``node`` runs whatever its inputs turn out to be, or None if that depends on them.
+
+    For ``orch plan``: a node downstream of one that runs has unknown inputs,
+    but a change to its own code, version or parameters (or a file it must
+    make, or caching turned off) makes it run anyway.
+    """
+    if not node.step.cache:
+        return CACHE_DISABLED
+    if node.missing_paths:
+        arg, path = next(iter(node.missing_paths.items()))
+        return f"file `{arg}` does not exist ({path})"
+    old = history.last(node.name)
+    if old is None:  # never ran under this name: another node's result may still fit its key
+        return None
+    _, parts = node_key(node, {})
+    mine = {k: v for k, v in parts.items() if k != "inputs"}
+    reason = explain({k: v for k, v in old.items() if k != "inputs"}, mine)
+    return None if reason == _SAME_PARTS else reason
+
+
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """Why a key differs from the one recorded before, in a few words."""
     if old is None:

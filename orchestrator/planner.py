@@ -78,8 +78,12 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     def plan_node(node: Node) -> None:
         running_up = [u for u in node.upstream if state[u] != "cached"]
         if running_up:
-            state[node.name] = "may run"
-            entries.append(PlanEntry(node.name, "may run", f"input from step '{running_up[0]}', which will run", None))
+            # Its inputs are not known yet, but a change of its own (code, parameters...) makes it run.
+            sure = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else \
+                cache.own_change(node, history)
+            state[node.name] = "will run" if sure else "may run"
+            entries.append(PlanEntry(node.name, state[node.name],
+                                     sure or f"input from step '{running_up[0]}', which will run", None))
             return
         key, parts = cache.node_key(node, input_hashes(node, digests))
         force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None

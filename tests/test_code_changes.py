@@ -79,6 +79,20 @@ def test_plan_explains_helper_change(orch, calls, project):
     assert steps["plain"]["status"] == "cached"
 
 
+def test_plan_says_will_run_for_a_changed_step_below_one_that_runs(orch, calls, project):
+    """Its inputs are unknown until `base` runs, but its own edit makes it run whatever they are."""
+    import json
+
+    assert orch("run", "edits.py").returncode == 0
+    _edit(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return n + 0")
+    _edit(project, "edits.py", "    record(\"plain\")\n    return x - 1", "    record(\"plain\")\n    return x - 2")
+    plan = orch("plan", "edits.py", "--json")
+    steps = {s["name"]: s for s in json.loads(plan.stdout)["steps"]}
+    assert steps["base"]["status"] == "will run"
+    assert (steps["plain"]["status"], steps["plain"]["reason"]) == ("will run", "its code changed")
+    assert steps["uses_helper"]["status"] == "may run"
+
+
 def test_parameter_change_reruns_and_plan_says_why(orch, calls):
     assert orch("run", "edits.py").returncode == 0
     calls.clear()
