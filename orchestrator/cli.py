@@ -185,7 +185,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
 
 
 @cli.command()
-@click.option("-n", "--limit", type=int, default=20, show_default=True, help="How many runs to list.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many runs to list.")
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, newest first.")
 @click.pass_context
@@ -298,7 +299,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref", metavar="RUN:STEP")
-@click.option("--attempt", type=int, default=None, help="Only this attempt (default: all).")
+@click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
 @click.pass_context
 def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
     """Print the captured stdout, stderr and log records of a step's attempts."""
@@ -312,6 +313,10 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
     if not attempts:
         click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
         return
+    numbers = [a["attempt"] for a in attempts]
+    if attempt is not None and attempt not in numbers:
+        raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; its attempts are "
+                        f"{', '.join(map(str, numbers))}. Pass one of them to --attempt, or leave it out.")
     for a in attempts:
         if attempt is not None and a["attempt"] != attempt:
             continue
@@ -332,7 +337,7 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
 @click.argument("ref", metavar="REF")
 @click.option("--upstream", is_flag=True, help="What produced REF, from what (default).")
 @click.option("--downstream", is_flag=True, help="What was built from REF.")
-@click.option("--depth", type=int, default=None, help="Stop after N steps.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="Stop after N steps.")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
               show_default=True)
 @click.pass_context
@@ -425,7 +430,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 
 
 @cache.command("gc")
-@click.option("--keep-last", type=int, default=None, metavar="N",
+@click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
               help="Keep the artifacts of the last N succeeded runs and of every run since "
                    "(default: of every run).")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")

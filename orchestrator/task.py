@@ -21,7 +21,7 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator.capture import Capture
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UnhashableValueError
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
@@ -133,16 +133,22 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         values = [value]
     else:
         if not isinstance(value, (tuple, list)) or len(value) != len(names):
-            got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
-                else type(value).__name__
+            got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
+                else f"a value of type {type(value).__name__}"
             raise TypeError(
                 f"step '{spec.step_name}' declares {len(names)} outputs ({', '.join(names)}) "
-                f"but returned a {got}. Return a tuple with one value per output."
+                f"but returned {got}. Return a tuple with one value per output."
             )
         values = list(value)
     kept: dict[str, Any] = {}
     for name, v in zip(names, values):
-        digest, file_meta = output_digest(v)
+        try:
+            digest, file_meta = output_digest(v)
+        except UnhashableValueError as exc:
+            shown = "its value" if tuple(names) == ("out",) else f"its output '{name}'"
+            raise TypeError(f"step '{spec.step_name}' returned {type(v).__name__} as {shown}, which cannot be "
+                            f"stored ({exc}). Return data (numbers, lists, dicts, frames, arrays) instead; "
+                            "a generator, lock or open file stays inside the step.") from None
         info = store.put(v, digest)
         if file_meta:
             info = replace(info, meta={**info.meta, "file": file_meta})

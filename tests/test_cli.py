@@ -80,6 +80,7 @@ def test_params_file(orch, calls, project):
     (["plan", "missing.py"], "does not exist"),
     (["run", "edits.py:"], "the pipeline name after ':' in 'edits.py:' is empty. Write edits.py:PIPELINE"),
     (["lineage", "latest", "--upstream", "--downstream"], "choose one of --upstream or --downstream"),
+    (["logs", "latest:plain", "--attempt", "5"], "has no attempt 5; its attempts are 1"),
 ])
 def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
     if args[0] in ("show", "logs", "lineage"):
@@ -89,6 +90,14 @@ def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["runs", "-n", "0"], ["runs", "-n", "-1"], ["cache", "gc", "--keep-last", "-2"],
+                                  ["lineage", "latest", "--depth", "-1"], ["logs", "latest:plain", "--attempt", "0"]])
+def test_out_of_range_numbers_are_usage_errors(orch, args):
+    assert orch("run", "edits.py").returncode == 0
+    result = orch(*args)
+    assert result.returncode == 2 and "is not in the range" in result.stderr, result.stderr
 
 
 def test_syntax_error_in_pipeline_file_is_one_line(orch, project):

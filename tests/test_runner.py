@@ -414,3 +414,22 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     calls.clear()
     pipe.run(store=str(store), out=out)
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
+
+
+def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clear_line(store):
+    @step
+    def lazy(n: int):
+        return (i for i in range(n))
+
+    @step(outputs=("a", "b"))
+    def pair(n: int):
+        return n
+
+    @pipeline
+    def outputs(n: int = 3):
+        return lazy(n), pair(n)
+
+    run = outputs.run(store=str(store))
+    assert run.status == "failed"
+    assert "step 'lazy' returned generator as its value, which cannot be stored" in run.steps["lazy"].error
+    assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
