@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import shutil
 import sys
 from typing import Any
 
@@ -19,16 +21,24 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _Tee(io.TextIOBase):
-    """Collects text and, when echoing, also passes it to the original stream."""
+    """Collects text and, when echoing, also passes it to the original stream.
 
-    def __init__(self, echo_to: Any | None) -> None:
+    With a ``spill`` file, every write also goes there at once, so that the text
+    survives the process being killed (a step that runs out of its timeout).
+    """
+
+    def __init__(self, echo_to: Any | None, spill: Any | None = None) -> None:
         self.parts: list[str] = []
         self.echo_to = echo_to
+        self.spill = spill
 
     def write(self, text: str) -> int:
         self.parts.append(text)
         if self.echo_to is not None:
             self.echo_to.write(text)
+        if self.spill is not None:
+            self.spill.write(text)
+            self.spill.flush()
         return len(text)
 
     def flush(self) -> None:
@@ -75,20 +85,45 @@ def _record_handler() -> _RecordHandler:
     return _handler
 
 
+_STREAMS = ("stdout", "stderr", "logs")
+
+
+def read_spill(folder: str | None) -> tuple[str, str, str]:
+    """What a killed attempt had written to its spill folder (stdout, stderr, logs); removes it."""
+    if not folder:
+        return "", "", ""
+    texts = []
+    for stream in _STREAMS:
+        try:
+            with open(os.path.join(folder, stream), encoding="utf-8", errors="replace") as f:
+                texts.append(f.read())
+        except OSError:
+            texts.append("")
+    shutil.rmtree(folder, ignore_errors=True)
+    return texts[0], texts[1], texts[2]
+
+
 class Capture:
-    """``with Capture(echo) as c: ...`` then ``c.stdout``, ``c.stderr``, ``c.logs``."""
+    """``with Capture(echo) as c: ...`` then ``c.stdout``, ``c.stderr``, ``c.logs``.
 
-    __slots__ = ("_err", "_log", "_out", "_saved", "echo", "logs", "stderr", "stdout")
+    ``spill``: a folder where the text is also written as it comes (for an
+    attempt that may be killed; see ``read_spill``); removed when the capture ends.
+    """
 
-    def __init__(self, echo: bool) -> None:
+    __slots__ = ("_err", "_files", "_log", "_out", "_saved", "echo", "logs", "spill", "stderr", "stdout")
+
+    def __init__(self, echo: bool, spill: str | None = None) -> None:
         self.echo = echo
+        self.spill = spill
         self.stdout = self.stderr = self.logs = ""
 
     def __enter__(self) -> Capture:
         self._saved = (sys.stdout, sys.stderr)
-        self._out = _Tee(sys.stdout if self.echo else None)
-        self._err = _Tee(sys.stderr if self.echo else None)
-        self._log = _Tee(sys.stderr if self.echo else None)
+        self._files = [open(os.path.join(self.spill, stream), "w", encoding="utf-8")  # noqa: SIM115
+                       for stream in _STREAMS] if self.spill else [None, None, None]
+        self._out = _Tee(sys.stdout if self.echo else None, self._files[0])
+        self._err = _Tee(sys.stderr if self.echo else None, self._files[1])
+        self._log = _Tee(sys.stderr if self.echo else None, self._files[2])
         handler = _record_handler()
         handler.target = self._log
         logging.getLogger().addHandler(handler)
@@ -103,3 +138,8 @@ class Capture:
         self.stdout = self._out.getvalue()
         self.stderr = self._err.getvalue()
         self.logs = self._log.getvalue()
+        if self.spill:
+            for f in self._files:
+                if f is not None:
+                    f.close()
+            shutil.rmtree(self.spill, ignore_errors=True)

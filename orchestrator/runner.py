@@ -18,6 +18,7 @@ import os
 import platform
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -237,6 +238,9 @@ class _RunLoop:
             arguments=arguments, output_names=node.outputs,
             store_root=self.ctx.location, attempt=attempt, timeout=node.step.retry.timeout,
             echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
+            # An attempt that may be killed (a timeout) on this machine keeps its output in a folder too.
+            spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
+            and self.executor.name in ("sequential", "process") else None,
         )
         self.attempting[node.name] = attempt
         self.running[self.executor.submit(spec)] = (node, decision, attempt)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class TaskSpec:
     echo: bool = False
     keep_values: bool = True
     fsync: bool = True
+    spill: str | None = None  # a local folder the captured text also goes to, for a killed attempt
 
 
 @dataclass
@@ -108,8 +110,10 @@ def run_task(spec: TaskSpec) -> TaskResult:
     except (CorruptArtifactError, MissingArtifactError) as exc:
         result.damaged_input = exc.digest
         result.ended = time.time()
+        if spec.spill:
+            shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
         return result
-    with Capture(spec.echo) as captured:
+    with Capture(spec.echo, spec.spill) as captured:
         try:
             value = spec.fn(**kwargs)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included

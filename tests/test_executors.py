@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 
 from .conftest import PIPELINES
@@ -90,6 +91,9 @@ def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
     assert run.status == "failed"
     assert run.steps["hangs"].attempts == 2
     assert "timeout" in run.steps["hangs"].error
+    # What the attempt printed and logged before it was killed is kept: that is what explains a hang.
+    attempts = Context.open(store).lineage.attempts(run.id, "hangs")
+    assert all("waiting for the slow service" in a["stdout"] and "still waiting" in a["logs"] for a in attempts)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from orchestrator import pipeline, step
+from orchestrator.context import Context
 from orchestrator.errors import PipelineDefinitionError, UserError
 from orchestrator.loader import load_pipeline
 
@@ -55,6 +56,9 @@ def test_timeout_stops_the_step_and_counts_as_failed_attempt(store, calls):
     assert run.status == "failed"
     assert run.steps["hangs"].attempts == 2
     assert "timeout" in run.steps["hangs"].error
+    # What the attempt printed and logged before it was killed is kept: that is what explains a hang.
+    attempts = Context.open(store).lineage.attempts(run.id, "hangs")
+    assert all("waiting for the slow service" in a["stdout"] and "still waiting" in a["logs"] for a in attempts)
 
 
 def test_timeout_step_that_finishes_in_time_succeeds(store, calls):

@@ -38,7 +38,6 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes) -> 
 
 def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
     """Run ``spec`` in a child process, killing it after ``timeout`` seconds."""
-    from orchestrator.task import TaskResult
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx: Any = multiprocessing.get_context(method)
@@ -61,15 +60,13 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
             exc: BaseException = StepTimeoutError(
                 f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s"
             )
-            return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
-                              failure=Failure.from_exception(exc))
+            return _killed(spec, started, exc)
         proc.join()
         code = proc.exitcode
         exc = WorkerDiedError(
             f"the process running step '{spec.step_name}' died (exit code {code}) before reporting a result"
         )
-        return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
-                          failure=Failure.from_exception(exc))
+        return _killed(spec, started, exc)
     except BaseException:
         if proc.is_alive():
             proc.kill()
@@ -79,3 +76,13 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
         proc.join(timeout=5)
         if os.name == "posix" and proc.is_alive():
             proc.kill()
+
+
+def _killed(spec: TaskSpec, started: float, exc: BaseException) -> TaskResult:
+    """The failed attempt of a child that was killed or died, with what it had printed and logged."""
+    from orchestrator.capture import read_spill
+    from orchestrator.task import TaskResult
+
+    stdout, stderr, logs = read_spill(spec.spill)
+    return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
+                      failure=Failure.from_exception(exc), stdout=stdout, stderr=stderr, logs=logs)

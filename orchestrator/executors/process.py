@@ -124,6 +124,7 @@ class ProcessExecutor:
 
     def _lost(self, worker: _Worker, timeout: float | None) -> None:
         """The worker died, or ran out of time and is killed: fail its attempt, replace it."""
+        from orchestrator.capture import read_spill
         from orchestrator.task import TaskResult
 
         spec, future = worker.spec, worker.future
@@ -143,8 +144,10 @@ class ProcessExecutor:
         else:
             exc = WorkerDiedError(
                 f"the worker running step '{spec.step_name}' died (exit code {code}) before reporting a result")
+        stdout, stderr, logs = read_spill(spec.spill)  # what it printed and logged before it was killed
         future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
-                                     ended=time.time(), failure=Failure.from_exception(exc)))
+                                     ended=time.time(), failure=Failure.from_exception(exc),
+                                     stdout=stdout, stderr=stderr, logs=logs))
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""

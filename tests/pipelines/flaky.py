@@ -1,5 +1,6 @@
 """Retry behaviour: a step that fails a set number of times, one with a filter, one that hangs."""
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ def wrong_kind() -> str:
 @step(timeout=0.5, retries=1)
 def hangs(seconds: float) -> str:
     record("hangs")
+    print("waiting for the slow service", flush=True)
+    logging.getLogger("flaky").warning("still waiting")
     time.sleep(seconds)
     return "done"
 
