@@ -252,7 +252,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     taken = set(dag.nodes)
     problems: list[str] = []
     expanded: list[Node] = []
-    base, n = node.step.name, 0
+    base, n = node.name.partition(".map")[0], 0  # the step's name, or the alias it was mapped under
     for item in items:
         while True:
             n += 1

@@ -224,22 +224,16 @@ class Step:
             return self.fn(*args, **kwargs)
         return self._record(trace, args, kwargs, alias=None)
 
-    def alias(self, name: str) -> Callable[..., Any]:
+    def alias(self, name: str) -> _Aliased:
         """Call this step under an explicit node name: ``fit.alias("fit_small")(train)``."""
         if not isinstance(name, str) or not name.isidentifier():
             raise UserError(
                 f"step alias {name!r} is not a valid name. Use letters, digits and underscores."
             )
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            trace = _ACTIVE_TRACE.get()
-            if trace is None:
-                return self.fn(*args, **kwargs)
-            return self._record(trace, args, kwargs, alias=name)
+        return _Aliased(self, name)
 
-        return call
-
-    def map(self, items: Any, **kwargs: Any) -> Any:
+    def map(self, items: Any, _alias: str | None = None, **kwargs: Any) -> Any:
         """Call the step once per item (the item is its first argument); the results in item order.
 
         Inside a pipeline each item becomes its own node (``square``,
@@ -250,9 +244,12 @@ class Step:
         """
         trace = _ACTIVE_TRACE.get()
         if trace is None or not isinstance(items, Output):
-            return [self(item, **kwargs) for item in items]
+            if _alias is None or trace is None:
+                return [self(item, **kwargs) for item in items]
+            return [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
+                    for i, item in enumerate(items)]
         site = call_site()
-        name = trace.node_name(f"{self.name}.map", None, site)
+        name = trace.node_name(f"{_alias or self.name}.map", None, site)
         arguments = self._bind(trace, (MAP_ITEM,), kwargs, site)
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
@@ -317,6 +314,25 @@ class Step:
             if len(bound) < len(names):
                 return None
         return {name: bound[name] for name in names}
+
+
+class _Aliased:
+    """A step called under an explicit node name (``fit.alias("fit_small")``); also maps under it."""
+
+    __slots__ = ("name", "step")
+
+    def __init__(self, step: Step, name: str) -> None:
+        self.step, self.name = step, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = _ACTIVE_TRACE.get()
+        if trace is None:
+            return self.step.fn(*args, **kwargs)
+        return self.step._record(trace, args, kwargs, alias=self.name)
+
+    def map(self, items: Any, **kwargs: Any) -> Any:
+        """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
+        return self.step.map(items, _alias=self.name, **kwargs)
 
 
 def step(

@@ -95,3 +95,29 @@ def test_plan_after_a_run_expands_the_map_from_its_cached_list(store, calls):
     promised = {"will run": {"ran"}, "may run": {"ran", "cached"}, "cached": {"cached"}}
     assert list(run.steps) == [e.node for e in changed.entries]
     assert all(run.steps[e.node].status in promised[e.status] for e in changed.entries)
+
+
+def test_a_map_under_an_alias_names_its_items_after_it(store):
+    from orchestrator import pipeline, step
+
+    @step
+    def items(n: int) -> list:
+        return list(range(n))
+
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @step
+    def collect(a: list, b: list) -> list:
+        return a + b
+
+    @pipeline
+    def aliased(n: int = 2):
+        return collect(double.alias("dyn").map(items(n)), double.alias("fixed").map([5, 6]))
+
+    run = aliased.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert set(run.steps) == {"items", "fixed", "fixed_2", "dyn", "dyn_2", "collect"}
+    assert run.output() == [0, 2, 10, 12]
+    assert double.alias("x").map([1, 2]) == [2, 4]  # outside a pipeline: plain calls
