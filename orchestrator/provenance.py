@@ -99,6 +99,11 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     used = lineage.conn.execute("SELECT 1 FROM edges WHERE path=? LIMIT 1", (path,)).fetchone() or \
         lineage.conn.execute("SELECT 1 FROM artifacts WHERE meta LIKE ? LIMIT 1", (pattern,)).fetchone()
     if not used:
+        folder = lineage.conn.execute(  # read as part of a folder input: trace that folder
+            "SELECT path FROM edges WHERE path IS NOT NULL AND substr(?1, 1, length(path) + 1) = path || '/' "
+            "ORDER BY length(path) DESC LIMIT 1", (path,)).fetchone()
+        if folder is not None and os.path.isdir(folder[0]):
+            return _file_roots(lineage, folder[0])
         raise NotFoundError(f"no run in this store read or wrote '{ref}'. Pass a run id, RUN:step, "
                             "NAME@VERSION or a digest (see `orch runs`).")
     memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again

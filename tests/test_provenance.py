@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.provenance import walk
@@ -67,3 +69,23 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
     (tmp_path / "unrelated.csv").write_text("a\n")
     code, out = lineage_of("unrelated.csv")
     assert code == 2 and "no run in this store read or wrote 'unrelated.csv'" in out.err
+
+
+def test_a_file_inside_a_folder_input_traces_to_that_folder(tmp_path, monkeypatch):
+    from orchestrator import pipeline, step
+
+    @step
+    def count(folder: Path) -> int:
+        return len(list(folder.iterdir()))
+
+    @pipeline
+    def folders(folder: Path = Path("data")):
+        return count(folder)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("a\n")
+    run = folders.run(store=str(tmp_path / "store"))
+    graph = walk(Context.open(tmp_path / "store").lineage, "data/x.csv", "downstream")
+    assert [graph.vertices[r].data["path"] for r in graph.roots] == [str(tmp_path / "data")]
+    assert {v.data["run_id"] for v in graph.vertices.values() if v.kind == "step"} == {run.id}
