@@ -3,7 +3,7 @@
 A key is the node's static key (code fingerprint, version, constant
 parameters; see ``dag``) combined with the digests of its inputs. Each key is
 stored with a manifest of its parts, so a miss can be explained by comparing
-them with the parts recorded the last time this node ran: "code of
+them with the closest of the keys this node had in its pipeline's recent runs: "code of
 ``helpers.clean`` changed", "parameter ``alpha`` changed", "input ``raw``
 changed". This module reads the cache index and checks that objects exist;
 it never loads or writes artifacts.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,22 +79,46 @@ class History:
 
     def __init__(self, lineage: Lineage, pipeline: str) -> None:
         self.lineage, self.pipeline = lineage, pipeline
-        self._keys: dict[str, tuple[str, str | None]] | None = None
+        self._keys: dict[str, list[tuple[str, str | None]]] | None = None
+
+    def _recent(self, node: str) -> list[tuple[str, str | None]]:
+        if self._keys is None:
+            self._keys = self.lineage.recent_keys(self.pipeline)
+        return self._keys.get(node, [])
 
     def last_key(self, node: str) -> str | None:
         """The key ``node`` had the last time it ran or was cached."""
-        if self._keys is None:
-            self._keys = self.lineage.recent_keys(self.pipeline)
-        found = self._keys.get(node)
-        return found[0] if found else None
+        recent = self._recent(node)
+        return recent[0][0] if recent else None
 
-    def last(self, node: str) -> dict[str, Any] | None:
-        """The parts of that key, if they are still recorded."""
-        if self.last_key(node) is None:
-            return None
-        assert self._keys is not None
-        key, parts = self._keys[node]
-        return json.loads(parts) if parts else self.lineage.key_parts_of(key)
+    def had_key(self, node: str, key: str) -> bool:
+        """Whether ``node`` had ``key`` in one of the last runs."""
+        return any(k == key for k, _ in self._recent(node))
+
+    def why(self, node: str, parts: dict[str, Any]) -> str:
+        """Why ``parts`` match no stored result: the differences from the closest recent key.
+
+        Closest, not latest: after runs with ``C=0.5`` and then the defaults, a
+        run that changes only ``features`` is told "parameter `features` changed".
+        """
+        return _closest_reason(self.earlier(node), parts)
+
+    def earlier(self, node: str) -> list[dict[str, Any] | None]:
+        """The parts of each recent key of ``node``, newest first (None where no longer recorded)."""
+        return [json.loads(stored) if stored else self.lineage.key_parts_of(key)
+                for key, stored in self._recent(node)]
+
+
+def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str, Any]) -> str:
+    """``explain`` against the candidate with the fewest differences (the newest on a tie)."""
+    best: str | None = None
+    best_count = 0
+    for old in candidates:
+        reason = explain(old, parts)
+        count = reason.count("; ") + 1
+        if best is None or count < best_count:
+            best, best_count = reason, count
+    return best if best is not None else NO_EARLIER_RESULT
 
 
 def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store: ArtifactStore,
@@ -113,18 +138,18 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
         # parameter), or a missing input the step should report: either way it runs.
         arg, path = next(iter(node.missing_paths.items()))
         missing = f"file `{arg}` does not exist ({path})"
-        if history.last_key(node.name) == key:
+        if history.had_key(node.name, key):
             return Decision(False, key, parts, missing)
-        reason = explain(history.last(node.name), parts)
+        reason = history.why(node.name, parts)
         return Decision(False, key, parts, missing if reason in (NO_EARLIER_RESULT, _SAME_PARTS) else reason)
     outputs = lineage.lookup(key)
     if outputs is not None:
         if all(o.inline or store.has(o.digest) for o in outputs):
             return Decision(True, key, parts, "cached", outputs)
         return Decision(False, key, parts, MISSING)
-    if history.last_key(node.name) == key:
+    if history.had_key(node.name, key):
         return Decision(False, key, parts, REMOVED)
-    return Decision(False, key, parts, explain(history.last(node.name), parts))
+    return Decision(False, key, parts, history.why(node.name, parts))
 
 
 def own_change(node: Node, history: History) -> str | None:
@@ -139,12 +164,11 @@ def own_change(node: Node, history: History) -> str | None:
     if node.missing_paths:
         arg, path = next(iter(node.missing_paths.items()))
         return f"file `{arg}` does not exist ({path})"
-    old = history.last(node.name)
-    if old is None:  # never ran under this name: another node's result may still fit its key
+    earlier = [{k: v for k, v in old.items() if k != "inputs"} for old in history.earlier(node.name) if old]
+    if not earlier:  # never ran under this name: another node's result may still fit its key
         return None
     _, parts = node_key(node, {})
-    mine = {k: v for k, v in parts.items() if k != "inputs"}
-    reason = explain({k: v for k, v in old.items() if k != "inputs"}, mine)
+    reason = _closest_reason(earlier, {k: v for k, v in parts.items() if k != "inputs"})
     return None if reason == _SAME_PARTS else reason
 
 

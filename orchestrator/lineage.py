@@ -280,21 +280,23 @@ class Lineage:
             "SELECT * FROM attempts WHERE run_id=? AND node=? ORDER BY attempt", (run_id, node)
         )
 
-    def recent_keys(self, pipeline: str, runs: int = 10) -> dict[str, tuple[str, str | None]]:
-        """For each node of ``pipeline``: its key the last time it ran or was cached, and its parts.
+    def recent_keys(self, pipeline: str, runs: int = 10) -> dict[str, list[tuple[str, str | None]]]:
+        """For each node of ``pipeline``: its distinct keys in the last runs, newest first, with parts.
 
         Reads the pipeline's last few runs by primary key, newest first, so that
         explaining every miss of a large pipeline costs a handful of queries.
         The parts of a cached record are fetched by ``key_parts_of`` when needed.
         """
-        out: dict[str, tuple[str, str | None]] = {}
+        out: dict[str, list[tuple[str, str | None]]] = {}
         run_ids = [r[0] for r in self.conn.execute(
             "SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT ?", (pipeline, runs))]
         for run_id in run_ids:
             for node, key, parts in self.conn.execute(
                 "SELECT node, key, key_parts FROM steps WHERE run_id=? AND key IS NOT NULL "
                 "AND status IN ('ran', 'cached')", (run_id,)):
-                out.setdefault(node, (key, parts))
+                seen = out.setdefault(node, [])
+                if all(key != k for k, _ in seen):
+                    seen.append((key, parts))
         return out
 
     def key_parts_of(self, key: str) -> dict[str, Any] | None:

@@ -412,7 +412,7 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     assert pipe.run(store=str(store), out=out).status == "succeeded" and calls.ran() == set()
     out.unlink()
     run = pipe.run(store=str(store), out=out)
-    assert run.steps["report"].reason == f"file `out` is gone ({out})" and out.read_text() == "n=1\n"
+    assert run.steps["report"].reason == f"file `out` does not exist ({out})" and out.read_text() == "n=1\n"
     assert run.steps["double"].status == "cached"
     out.write_text("edited by hand\n")
     calls.clear()
@@ -437,3 +437,20 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     assert run.status == "failed"
     assert "step 'lazy' returned generator as its value, which cannot be stored" in run.steps["lazy"].error
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
+
+
+def test_a_miss_is_explained_against_the_closest_earlier_result(store):
+    """Not the latest run's: after C=0.5 and then the defaults, changing only `features` says just that."""
+    @step
+    def fit(C: float, seed: int, features: list) -> str:
+        return f"{C} {seed} {features}"
+
+    @pipeline
+    def train(C: float = 1.0, seed: int = 0, features: list = ["a"]):  # noqa: B006
+        return fit(C, seed, features)
+
+    train.run(store=str(store))
+    train.run(store=str(store), C=0.5, seed=3)
+    run = train.run(store=str(store), features=["a", "b"])
+    assert run.steps["fit"].reason == "parameter `features` changed"
+    assert train.run(store=str(store), C=0.5, seed=3).steps["fit"].status == "cached"
