@@ -216,7 +216,7 @@ def _static_key(step: Step, code: CodeFingerprint, params: dict[str, str]) -> st
                    *(f"{k}={v}" for k, v in sorted(params.items())))
 
 
-def rekey(node: Node) -> Node | None:
+def rekey(node: Node, file_memo: MutableMapping[str, str] | None = None) -> Node | None:
     """``node`` as the next build will see it, if it made files its path parameters named.
 
     A step given a path to write (``out: Path = Path("report.csv")``) was keyed
@@ -224,7 +224,8 @@ def rekey(node: Node) -> Node | None:
     the result under that key too keeps the next run cached, while a deleted
     or edited file still makes the step run again. Only files that did not
     exist are taken: a file that existed may have been changed by someone else
-    while the step read it. None when no such file appeared.
+    while the step read it. ``file_memo`` gets the new files' digests, so the
+    next build does not read them again. None when no such file appeared.
     """
     made = {arg: path for arg, path in node.missing_paths.items() if os.path.exists(path)}
     if not made:
@@ -232,7 +233,7 @@ def rekey(node: Node) -> Node | None:
     params, file_params = dict(node.params), dict(node.file_params)
     for arg, path in made.items():
         try:
-            params[arg] = hash_value(_with_file_refs(PurePath(path), None, file_params, arg))
+            params[arg] = hash_value(_with_file_refs(PurePath(path), file_memo, file_params, arg))
         except OSError:
             return None  # unreadable now: the next run will say so
     missing = {arg: path for arg, path in node.missing_paths.items() if arg not in made}

@@ -269,7 +269,9 @@ class _Walk:
         if kind in ("installed", "stdlib") and alias is not None and not _wraps_user_code(obj):
             # Which library object a name is bound to: `Model` swapped from LogisticRegression to
             # RandomForestClassifier is the same package at the same version, but other code.
-            qualname = getattr(obj, "__qualname__", type(obj).__qualname__)
+            # A ufunc (numpy.add) has a __name__ but no __qualname__.
+            qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) \
+                or type(obj).__qualname__
             self.add_part(f"binding {alias}", alias,
                           hashing.combine("binding", str(getattr(obj, "__module__", "")), qualname))
         if kind == "installed":

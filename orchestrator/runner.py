@@ -380,10 +380,12 @@ class _RunLoop:
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \
             if node.step.cache else None
-        written = rekey(node) if entry is not None and node.missing_paths else None
+        memo: dict[str, str] = {}
+        written = rekey(node, memo) if entry is not None and node.missing_paths else None
         if written is not None:  # it made the file a path parameter names: the next run sees that file
             key, parts = cache.node_key(written, input_hashes(written, self.digests))
             record.also_keys.append((key, json.dumps(parts)))
+            self.ctx.lineage.save_file_memo(memo)
         self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
         self.commits.recorded(node.name)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
