@@ -10,15 +10,27 @@ the package except ``cli``.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
+from typing import Any
 
 import click
 
 EXIT_ALERT = 1
 
 
-_POSITIVE = click.FloatRange(min=0, min_open=True)
+class _FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and inf (a nan threshold would switch the check off)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+_POSITIVE = _FiniteRange(min=0, min_open=True)
 
 
 @click.command("monitor")
@@ -30,7 +42,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option("--history", is_flag=True, help="Show the drift history instead of running a check "
               "(of every version, or of @VERSION only).")
 @click.option("--psi", type=_POSITIVE, default=None, help="PSI at which a column drifts, > 0 (default 0.2).")
-@click.option("--p-value", "p_value", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+@click.option("--p-value", "p_value", type=_FiniteRange(min=0, max=1, min_open=True, max_open=True),
               default=None, help="Test p-value below which a column drifts, between 0 and 1 "
               "(Bonferroni-corrected over columns; default 0.01).")
 @click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05).")

@@ -8,11 +8,14 @@ Dask executors do, where every step loads its own copy. So a kept value is
 handed over only when that is safe and cheap: values that cannot change, a
 pandas object as a copy-on-write copy, a numpy array as a copy. Anything else
 (lists, dicts, models, user classes) is loaded from the store again,
-checksum-checked like on any other executor.
+checksum-checked like on any other executor. Parameter values made in the
+pipeline body get the same treatment (``own_copy``), with a deep copy for the
+rest.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import PurePath
 from typing import Any
@@ -63,3 +66,19 @@ def _pandas(value: Any) -> Any:
 
 def _dtypes(value: Any) -> list[Any]:
     return list(value.dtypes) if hasattr(value, "columns") else [value.dtype]
+
+
+def own_copy(value: Any) -> Any:
+    """A parameter value for one step, which it may change without reaching another step.
+
+    Values made in the pipeline body (a list, an array, a frame) are passed to
+    every step that takes them; other executors pickle them per task, so each
+    step has its own. A value that cannot be copied is passed as it is.
+    """
+    shared = handover(value)
+    if shared is not LOAD:
+        return shared
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - a lock, a client, an open file: passed as it is
+        return value

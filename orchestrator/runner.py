@@ -33,7 +33,7 @@ from orchestrator.environment import git_commit, jsonable, package_versions, use
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover
+from orchestrator.handover import LOAD, handover, own_copy
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -247,6 +247,8 @@ class _RunLoop:
 
     def _arguments(self, node: Node) -> dict[str, Any]:
         args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
+        if self.executor.name == "sequential":  # other executors send each task its own pickled copy
+            args = {k: own_copy(v) for k, v in args.items()}
         for arg, template in node.inputs.items():
             args[arg] = substitute(template, self._input_value)
         return args

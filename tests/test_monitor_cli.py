@@ -208,7 +208,7 @@ def test_a_drifted_batch_missing_a_column_still_alerts_and_names_it(store, tmp_p
     assert code == 1 and ": alert" in out and "lacks 1 of 2 feature columns (z)" in out and "alert" in err
 
 
-@pytest.mark.parametrize("option", [("--psi", "-1"), ("--psi", "0"), ("--p-value", "2"), ("--p-value", "0"),
+@pytest.mark.parametrize("option", [("--psi", "-1"), ("--psi", "0"), ("--psi", "nan"), ("--drop", "inf"), ("--p-value", "2"), ("--p-value", "0"),
                                     ("--p-value", "1"), ("--drop", "-0.5"), ("--drop", "0")])
 def test_thresholds_out_of_range_are_usage_errors(built, capsys, option):
     """Bug 5: nonsense thresholds were accepted and silently changed the verdict."""

@@ -396,12 +396,15 @@ def test_an_exception_in_the_pipeline_body_is_one_clear_error():
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor, tmp_path):
     """The sequential executor hands kept values over as copies (or reloads them): like every executor."""
-    mutating = _load("mutating.py")
+    mutating = _load("mutating.py:mutating")
     run = mutating.run(store=str(tmp_path / "store"), executor=executor, workers=2)
     assert run.status == "succeeded", run.error
     assert run.output() == {"frame": 6, "array": 6, "items": 6, "n": 4}
     again = mutating.run(store=str(tmp_path / "store"), rerun=("read",))
     assert again.steps["read"].outputs == run.steps["read"].outputs  # the cached result was the right one
+    # Values made in the pipeline body and passed to two steps: each step has its own.
+    body = _load("mutating.py:body_values").run(store=str(tmp_path / "store"), executor=executor, workers=2)
+    assert body.output() == [3, 3, 5]
 
 
 def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):

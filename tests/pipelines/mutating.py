@@ -30,3 +30,22 @@ def mutating(n: int = 4):
     frame, array, items, info = make(n)
     done = spoil(frame, array, items, info)
     return read(frame, array, items, info, after=done)
+
+
+@step
+def spoil_params(array: np.ndarray, frame: pd.DataFrame, items: list) -> int:
+    array *= 100
+    frame["a"] = 0
+    items.append(1000)
+    return 0
+
+
+@step
+def read_params(array: np.ndarray, frame: pd.DataFrame, items: list, after: int) -> list:
+    return [int(array.sum()), int(frame["a"].sum()), sum(items)]
+
+
+@pipeline
+def body_values():
+    array, frame, items = np.arange(3), pd.DataFrame({"a": [1, 2]}), [5]
+    return read_params(array, frame, items, after=spoil_params(array, frame, items))
