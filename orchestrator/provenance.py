@@ -138,7 +138,22 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
         if vid not in graph.roots:
             graph.roots.append(vid)
+    if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
+        below = _reachable(graph, graph.roots)
+        graph.roots = [r for r in graph.roots if r not in below] or graph.roots
     return graph
+
+
+def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
+    """Every vertex below ``roots`` (not the roots themselves, unless one is below another)."""
+    seen: set[str] = set()
+    stack = [child for root in roots for _, child in graph.vertices[root].children]
+    while stack:
+        vid = stack.pop()
+        if vid not in seen:
+            seen.add(vid)
+            stack.extend(child for _, child in graph.vertices[vid].children)
+    return seen
 
 
 def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int) -> str:

@@ -52,6 +52,7 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
 
     down = walk(lineage, "export.txt", "downstream")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"count"}
+    assert len(down.roots) == 1  # one tree, not the file and the path `export` returned side by side
     up = walk(lineage, str(tmp_path / "export.txt"), "upstream")
     assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} == {"export"}
 
