@@ -136,8 +136,7 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
     if node.missing_paths:
         # A path with no file behind it is the step's to make (an output path given as a
         # parameter), or a missing input the step should report: either way it runs.
-        arg, path = next(iter(node.missing_paths.items()))
-        missing = f"file `{arg}` does not exist ({path})"
+        missing = _missing_file(node)
         if history.had_key(node.name, key):
             return Decision(False, key, parts, missing)
         reason = history.why(node.name, parts)
@@ -152,6 +151,11 @@ def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store:
     return Decision(False, key, parts, history.why(node.name, parts))
 
 
+def _missing_file(node: Node) -> str:
+    arg, path = next(iter(node.missing_paths.items()))
+    return f"file `{arg}` does not exist ({path})"
+
+
 def own_change(node: Node, history: History) -> str | None:
     """Why ``node`` runs whatever its inputs turn out to be, or None if that depends on them.
 
@@ -162,8 +166,7 @@ def own_change(node: Node, history: History) -> str | None:
     if not node.step.cache:
         return CACHE_DISABLED
     if node.missing_paths:
-        arg, path = next(iter(node.missing_paths.items()))
-        return f"file `{arg}` does not exist ({path})"
+        return _missing_file(node)
     earlier = [{k: v for k, v in old.items() if k != "inputs"} for old in history.earlier(node.name) if old]
     if not earlier:  # never ran under this name: another node's result may still fit its key
         return None
@@ -210,8 +213,6 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
 
 def _file_change(name: str, old: Any, new: Any) -> str:
     """What happened to a path parameter's file: moved, appeared, gone, or edited."""
-    if not (isinstance(old, list) and isinstance(new, list) and len(old) == len(new) == 2):
-        return f"parameter `{name}` changed"
     (old_path, old_exists), (new_path, new_exists) = old, new
     if old_path != new_path:
         return f"parameter `{name}` changed (now {new_path})"

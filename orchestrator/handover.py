@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -28,10 +29,25 @@ _UNCHANGEABLE = (bool, int, float, complex, str, bytes, type(None), range, PureP
 
 def handover(value: Any) -> Any:
     """``value`` itself, an independent copy of it, or ``LOAD`` when neither is safe and cheap."""
+    copier = _copier(value)
+    return LOAD if copier is None else copier(value)
+
+
+def worth_keeping(value: Any) -> bool:
+    """Whether ``handover`` can use ``value``: else keeping it in memory only holds memory."""
+    return _copier(value) is not None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _copier(value: Any) -> Callable[[Any], Any] | None:
+    """How to hand ``value`` over (itself, or a copy), or None when it must be loaded instead."""
     if isinstance(value, _UNCHANGEABLE):
-        return value
+        return _same
     if type(value) is tuple:
-        return value if all(handover(item) is item for item in value) else LOAD
+        return _same if all(_copier(item) is _same for item in value) else None
     library = type(value).__module__.partition(".")[0]
     if library == "numpy":
         return _numpy(value)
@@ -40,28 +56,28 @@ def handover(value: Any) -> Any:
     if library == "pyarrow":
         pa = sys.modules["pyarrow"]
         # Arrow arrays and tables cannot be changed in place.
-        return value if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)) else LOAD
-    return LOAD
+        return _same if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)) else None
+    return None
 
 
-def _numpy(value: Any) -> Any:
+def _numpy(value: Any) -> Callable[[Any], Any] | None:
     np = sys.modules["numpy"]
     if isinstance(value, np.generic):
-        return value  # numpy scalars are immutable
+        return _same  # numpy scalars are immutable
     if isinstance(value, np.ndarray) and not value.dtype.hasobject:
-        return value.copy()
-    return LOAD
+        return np.ndarray.copy
+    return None
 
 
-def _pandas(value: Any) -> Any:
+def _pandas(value: Any) -> Callable[[Any], Any] | None:
     pd = sys.modules["pandas"]
     if not isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
-        return LOAD
+        return None
     if any(dtype == object for dtype in _dtypes(value)):
-        return LOAD  # cells may hold lists or dicts that a copy would still share
+        return None  # cells may hold lists or dicts that a copy would still share
     # With copy-on-write (always on from pandas 3), a shallow copy is independent and costs no data.
-    cow = int(pd.__version__.split(".")[0]) >= 3 or bool(pd.options.mode.copy_on_write)
-    return value.copy(deep=not cow)
+    deep = not (int(pd.__version__.split(".")[0]) >= 3 or bool(pd.options.mode.copy_on_write))
+    return lambda frame: frame.copy(deep=deep)
 
 
 def _dtypes(value: Any) -> list[Any]:

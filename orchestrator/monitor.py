@@ -204,23 +204,16 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
 
 def _load(context: Context, ref: str) -> LoadedModel:
     """The registered version, or one line (exit 2) on why its artifact cannot be loaded."""
-    from orchestrator.errors import CorruptArtifactError, StoreError, UntrustedArtifactError
-    from orchestrator.registry import Registry, load_version
+    from orchestrator.errors import StoreError
+    from orchestrator.registry import load_version
 
     try:
         return load_version(context, ref)
     except StoreError as exc:
-        # A model that cannot be loaded is no drift verdict: exit 2 with the fix, since 1 would read as an alert.
-        if not isinstance(exc, CorruptArtifactError):  # the registry's own message already names the fix
-            doctor = "" if "orch doctor" in str(exc) else " `orch doctor` checks the rest of the store."
-            raise UserError(f"{exc}{doctor}") from None
-        row = Registry(context.lineage).resolve(ref)
-        what = "not trusted" if isinstance(exc, UntrustedArtifactError) else "damaged"
-        made_by = f" (`orch show {row['run_id']}`)" if row.get("run_id") else ""
-        raise UserError(
-            f"model {row['name']}@{row['version']}: its artifact {exc.digest} is {what} ({exc.detail}); "
-            f"re-run the pipeline that made it{made_by}: the run finds the damage and computes it again. "
-            "`orch doctor` checks the rest of the store.") from None
+        # A model that cannot be loaded is no drift verdict: exit 2 with the fix, since 1 would read as an
+        # alert. The registry's message names the artifact, the run that made it and the fix.
+        doctor = "" if "orch doctor" in str(exc) else " `orch doctor` checks the rest of the store."
+        raise UserError(f"{exc}{doctor}") from None
 
 
 def record_check(context: Context, name: str, version: int | None, result: DriftResult, source: str,

@@ -59,7 +59,7 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                 if s["status"] in ("ran", "cached")]
     except NotFoundError:
         pass
-    if not all(c in "0123456789abcdef" for c in ref.lower()) or not ref:
+    if not _looks_like_id(ref):
         raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
                             "See `orch runs` and `orch cache ls`.")
     try:
@@ -80,10 +80,14 @@ def _model_hint(lineage: Lineage, ref: str) -> str:
     return f" Did you mean '{match}@production'?" if match else ""
 
 
+def _looks_like_id(ref: str) -> bool:
+    """Whether REF could be a run id or a digest prefix: hex digits only."""
+    return bool(ref) and all(c in "0123456789abcdef" for c in ref.lower())
+
+
 def _names_a_file(ref: str) -> bool:
     """Whether REF is a path on disk rather than an id (a bare hex name that exists stays an id)."""
-    looks_like_id = bool(ref) and all(c in "0123456789abcdef" for c in ref.lower())
-    return not looks_like_id and os.path.exists(ref)
+    return not _looks_like_id(ref) and os.path.exists(ref)
 
 
 def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:

@@ -33,7 +33,7 @@ from orchestrator.environment import git_commit, jsonable, package_versions, use
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover, own_copy
+from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -376,18 +376,14 @@ class _RunLoop:
             self.infos[info.digest] = info
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
-            if result.values is not None and self.children[node.name]:
+            if result.values is not None and self.children[node.name] and worth_keeping(result.values[name]):
                 self.values[digest] = result.values[name]
         record = self._record(node, "ran", decision, attempts=attempt)
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \
             if node.step.cache else None
-        memo: dict[str, str] = {}
-        written = rekey(node, memo) if entry is not None and node.missing_paths else None
-        if written is not None:  # it made the file a path parameter names: the next run sees that file
-            key, parts = cache.node_key(written, input_hashes(written, self.digests))
-            record.also_keys.append((key, json.dumps(parts)))
-            self.ctx.lineage.save_file_memo(memo)
+        if entry is not None and node.missing_paths:
+            self._key_made_files(node, record)
         self.ctx.lineage.queue_step(record, self.attempts[node.name], [i for _, i in result.outputs], entry)
         self.commits.recorded(node.name)
         self.results[node.name] = StepResult(node.name, "ran", decision.reason, attempt,
@@ -425,6 +421,15 @@ class _RunLoop:
             self.observer.step_finished(name, "skipped", reason)
         for waiting in self.blocked.pop(node.name, []):
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
+
+    def _key_made_files(self, node: Node, record: StepRecord) -> None:
+        """It made the file a path parameter names: store its result under the next build's key too."""
+        memo: dict[str, str] = {}
+        written = rekey(node, memo)
+        if written is not None:
+            key, parts = cache.node_key(written, input_hashes(written, self.digests))
+            record.also_keys.append((key, json.dumps(parts)))
+            self.ctx.lineage.save_file_memo(memo)
 
     def _discard(self, digest: str) -> None:
         """Remove a damaged or missing artifact's object and records, so its producer writes it anew."""
