@@ -11,10 +11,8 @@ it never loads or writes artifacts.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.hashing import combine
@@ -34,25 +32,49 @@ REMOVED = "its stored result was removed (cache gc or verify --repair)"
 _SAME_PARTS = "no stored result for this key"
 
 
-@dataclass(frozen=True)
 class Decision:
-    """Whether a node can be skipped, under which key, and why (not)."""
+    """Whether a node can be skipped, under which key, and why (not).
 
-    hit: bool
-    key: str
-    parts: dict[str, Any]
-    reason: str
-    outputs: list[CachedOutput] | None = None
+    ``parts`` is the key's manifest, made only when something will record or
+    explain it (a miss): a hit is recorded by its key alone, so the hot path
+    of a cached re-run never builds it. A plain class, not a dataclass: one is
+    made per node per run.
+    """
 
-    @functools.cached_property
+    __slots__ = ("_inputs", "_node", "_parts", "_parts_json", "hit", "key", "outputs", "reason")
+
+    def __init__(self, hit: bool, key: str, reason: str, outputs: list[CachedOutput] | None = None, *,
+                 node: Node | None = None, inputs: dict[str, str] | None = None,
+                 parts: dict[str, Any] | None = None) -> None:
+        self.hit, self.key, self.reason, self.outputs = hit, key, reason, outputs
+        self._node, self._inputs, self._parts = node, inputs, parts
+        self._parts_json: str | None = None
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        """What the key is made of (see ``key_parts``); empty for a decision made without a node."""
+        if self._parts is None:
+            self._parts = key_parts(self._node, self._inputs or {}) if self._node is not None else {}
+        return self._parts
+
+    @property
     def parts_json(self) -> str:
         """The key's parts as JSON, serialized once however often the node is recorded."""
-        return json.dumps(self.parts)
+        if self._parts_json is None:
+            self._parts_json = json.dumps(self.parts)
+        return self._parts_json
+
+    def __repr__(self) -> str:
+        return f"Decision(hit={self.hit}, key={self.key!r}, reason={self.reason!r})"
 
 
-def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    """The full cache key of ``node`` given its inputs' hashes, and its parts."""
-    key = combine(node.static_key, *(f"{k}={v}" for k, v in sorted(input_hashes.items())))
+def node_key(node: Node, input_hashes: dict[str, str]) -> str:
+    """The full cache key of ``node`` given its inputs' hashes."""
+    return combine(node.static_key, *(f"{k}={v}" for k, v in sorted(input_hashes.items())))
+
+
+def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
+    """What ``node``'s key is made of, recorded with it so that a later miss can be explained."""
     parts = {
         "code": node.code.digest,
         "code_parts": node.code.parts,
@@ -64,7 +86,7 @@ def node_key(node: Node, input_hashes: dict[str, str]) -> tuple[str, dict[str, A
     files = _path_arguments(node)
     if files:
         parts["files"] = files
-    return key, parts
+    return parts
 
 
 def _path_arguments(node: Node) -> dict[str, list[Any]]:
@@ -121,34 +143,40 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
     return best if best is not None else NO_EARLIER_RESULT
 
 
-def decide(node: Node, key: str, parts: dict[str, Any], lineage: Lineage, store: ArtifactStore,
+def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store: ArtifactStore,
            history: History, *, force: str | None = None) -> Decision:
     """Hit or miss for ``node`` under ``key``; a miss carries the reason it must run.
 
     Args:
+        inputs: the digest of each input, which ``key`` was made from.
         history: what each node's key was made of last time, to explain a miss.
         force: a reason that overrides the cache (``--rerun``, ``--no-cache``, damage).
     """
+    def miss(reason: str, parts: dict[str, Any] | None = None) -> Decision:
+        return Decision(False, key, reason, node=node, inputs=inputs, parts=parts)
+
     if force:
-        return Decision(False, key, parts, force)
+        return miss(force)
     if not node.step.cache:
-        return Decision(False, key, parts, CACHE_DISABLED)
+        return miss(CACHE_DISABLED)
     if node.missing_paths:
         # A path with no file behind it is the step's to make (an output path given as a
         # parameter), or a missing input the step should report: either way it runs.
         missing = _missing_file(node)
         if history.had_key(node.name, key):
-            return Decision(False, key, parts, missing)
+            return miss(missing)
+        parts = key_parts(node, inputs)
         reason = history.why(node.name, parts)
-        return Decision(False, key, parts, missing if reason in (NO_EARLIER_RESULT, _SAME_PARTS) else reason)
+        return miss(missing if reason in (NO_EARLIER_RESULT, _SAME_PARTS) else reason, parts)
     outputs = lineage.lookup(key)
     if outputs is not None:
         if all(o.inline or store.has(o.digest) for o in outputs):
-            return Decision(True, key, parts, "cached", outputs)
-        return Decision(False, key, parts, MISSING)
+            return Decision(True, key, "cached", outputs)
+        return miss(MISSING)
     if history.had_key(node.name, key):
-        return Decision(False, key, parts, REMOVED)
-    return Decision(False, key, parts, history.why(node.name, parts))
+        return miss(REMOVED)
+    parts = key_parts(node, inputs)
+    return miss(history.why(node.name, parts), parts)
 
 
 def _missing_file(node: Node) -> str:
@@ -170,7 +198,7 @@ def own_change(node: Node, history: History) -> str | None:
     earlier = [{k: v for k, v in old.items() if k != "inputs"} for old in history.earlier(node.name) if old]
     if not earlier:  # never ran under this name: another node's result may still fit its key
         return None
-    _, parts = node_key(node, {})
+    parts = key_parts(node, {})
     reason = _closest_reason(earlier, {k: v for k, v in parts.items() if k != "inputs"})
     return None if reason == _SAME_PARTS else reason
 

@@ -321,7 +321,7 @@ class Lineage:
             row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
-        return [CachedOutput(*entry[:3], *entry[3:4]) for entry in json.loads(row[0])]
+        return [CachedOutput(*entry[:4]) for entry in json.loads(row[0])]
 
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class CachedOutput:
-    """One output recorded under a cache key: its name, digest and whether it is inline."""
+class CachedOutput(NamedTuple):
+    """One output recorded under a cache key: its name, digest and whether it is inline.
+
+    A named tuple: a cached re-run makes one per output per node.
+    """
 
     name: str
     digest: str
@@ -42,11 +45,12 @@ class StepRecord:
     started: float | None = None
     ended: float | None = None
     error: str | None = None
-    inputs: list[tuple[str, str]] = field(default_factory=list)   # (input name, digest)
-    outputs: list[tuple[str, str]] = field(default_factory=list)  # (output name, digest)
-    files: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # (input name, (path, digest))
+    # Sequences, empty tuples by default: a record is made per node per run, and is assigned, not appended to.
+    inputs: Sequence[tuple[str, str]] = ()   # (input name, digest)
+    outputs: Sequence[tuple[str, str]] = ()  # (output name, digest)
+    files: Sequence[tuple[str, tuple[str, str]]] = ()  # (input name, (path, digest))
     # More keys for the same result: the key the node has once a file it wrote exists (see dag.rekey).
-    also_keys: list[tuple[str, str]] = field(default_factory=list)  # (key, its parts as JSON)
+    also_keys: Sequence[tuple[str, str]] = ()  # (key, its parts as JSON)
 
     key_parts_json: str | None = None
 

@@ -85,9 +85,10 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             entries.append(PlanEntry(node.name, state[node.name],
                                      sure or f"input from step '{running_up[0]}', which will run", None))
             return
-        key, parts = cache.node_key(node, input_hashes(node, digests))
+        inputs = input_hashes(node, digests)
+        key = cache.node_key(node, inputs)
         force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
-        decision = cache.decide(node, key, parts, ctx.lineage, ctx.store, history, force=force)
+        decision = cache.decide(node, key, inputs, ctx.lineage, ctx.store, history, force=force)
         if decision.hit:
             assert decision.outputs is not None
             for o in decision.outputs:

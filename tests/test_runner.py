@@ -457,3 +457,43 @@ def test_a_miss_is_explained_against_the_closest_earlier_result(store):
     run = train.run(store=str(store), features=["a", "b"])
     assert run.steps["fit"].reason == "parameter `features` changed"
     assert train.run(store=str(store), C=0.5, seed=3).steps["fit"].status == "cached"
+
+
+@step
+def _count_frozen() -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+@step
+def _fails_on_purpose() -> int:
+    raise ValueError("on purpose")
+
+
+@pipeline
+def _freeze_probe():
+    return _count_frozen()
+
+
+@pipeline
+def _freeze_failing():
+    return _fails_on_purpose()
+
+
+def test_a_run_keeps_older_objects_out_of_collections_and_thaws_them_after(store):
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    run = _freeze_probe.run(store=str(store))
+    assert run.output() > 0  # the step ran while the objects made before the run were frozen
+    assert gc.get_freeze_count() == 0  # and they are collectable again afterwards
+    assert _freeze_failing.run(store=str(store)).status == "failed"
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()  # a process that froze its own objects (a pre-fork server) keeps them frozen
+    try:
+        _freeze_probe.run(store=str(store))
+        assert gc.get_freeze_count() > 0  # (objects freed meanwhile leave the count)
+    finally:
+        gc.unfreeze()
