@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as _json_text
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.hashing import combine
@@ -61,7 +62,10 @@ class Decision:
     def parts_json(self) -> str:
         """The key's parts as JSON, serialized once however often the node is recorded."""
         if self._parts_json is None:
-            self._parts_json = json.dumps(self.parts)
+            if self._parts is None and self._node is not None:
+                self._parts_json = key_parts_json(self._node, self._inputs or {})
+            else:
+                self._parts_json = json.dumps(self.parts)
         return self._parts_json
 
     def __repr__(self) -> str:
@@ -89,6 +93,31 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
     return parts
 
 
+_STATIC_PARTS_JSON: dict[str, str] = {}  # static key -> JSON of the parts it stands for, without "inputs"
+_STATIC_PARTS_MEMO = 4096
+
+
+def key_parts_json(node: Node, input_hashes: dict[str, str]) -> str:
+    """``key_parts`` as JSON, for the record of a node that runs.
+
+    Every node is recorded with its parts, but nodes with the same static key
+    (the same step and parameters: a chain, a map's items) differ only in
+    their inputs, so the rest is serialized once. A node with path
+    parameters shows its own paths, so it is serialized whole.
+    """
+    if node.file_params or node.missing_paths:
+        return json.dumps(key_parts(node, input_hashes))
+    static = _STATIC_PARTS_JSON.get(node.static_key)
+    if static is None:
+        if len(_STATIC_PARTS_JSON) >= _STATIC_PARTS_MEMO:
+            _STATIC_PARTS_JSON.clear()
+        parts = key_parts(node, {})
+        del parts["inputs"]
+        static = _STATIC_PARTS_JSON[node.static_key] = json.dumps(parts)[:-1]
+    inputs = ", ".join(f'{_json_text(name)}: "{digest}"' for name, digest in input_hashes.items())
+    return f'{static}, "inputs": {{{inputs}}}}}'
+
+
 def _path_arguments(node: Node) -> dict[str, list[Any]]:
     """Each path argument's absolute path and whether it existed, to explain a miss by its file."""
     files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
@@ -112,6 +141,10 @@ class History:
         """The key ``node`` had the last time it ran or was cached."""
         recent = self._recent(node)
         return recent[0][0] if recent else None
+
+    def ran_before(self, node: str) -> bool:
+        """Whether ``node`` ran or was cached in one of the last runs (else no miss can be explained)."""
+        return bool(self._recent(node))
 
     def had_key(self, node: str, key: str) -> bool:
         """Whether ``node`` had ``key`` in one of the last runs."""
@@ -165,6 +198,8 @@ def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store
         missing = _missing_file(node)
         if history.had_key(node.name, key):
             return miss(missing)
+        if not history.ran_before(node.name):
+            return miss(missing)
         parts = key_parts(node, inputs)
         reason = history.why(node.name, parts)
         return miss(missing if reason in (NO_EARLIER_RESULT, _SAME_PARTS) else reason, parts)
@@ -175,6 +210,8 @@ def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store
         return miss(MISSING)
     if history.had_key(node.name, key):
         return miss(REMOVED)
+    if not history.ran_before(node.name):
+        return miss(NO_EARLIER_RESULT)  # nothing to compare its parts with
     parts = key_parts(node, inputs)
     return miss(history.why(node.name, parts), parts)
 

@@ -66,8 +66,10 @@ class StepRecord:
         return self.key_parts_json
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AttemptRecord:
+    """One attempt of a step: its outcome and what it printed and logged (not frozen: one per step run)."""
+
     attempt: int
     status: str
     started: float

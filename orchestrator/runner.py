@@ -34,6 +34,7 @@ from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
+from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
 from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
 from orchestrator.hashing import combine
@@ -269,6 +270,10 @@ class _RunLoop:
             and self.executor.name in ("sequential", "process") else None,
         )
         self.attempting[node.name] = attempt
+        if isinstance(self.executor, SequentialExecutor):
+            # Nothing else runs meanwhile: take the result at once, without a future in between.
+            self._finished_attempt(node, decision, attempt, self.executor.run(spec))
+            return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
 
     def _arguments(self, node: Node) -> dict[str, Any]:
@@ -516,7 +521,7 @@ class _RunLoop:
         return StepRecord(
             run_id=self.run_id, node=node.name, position=self.position[node.name], step=node.step.name,
             site=node.site, status=status,
-            reason=decision.reason, key=decision.key, key_parts=decision.parts, attempts=attempts,
+            reason=decision.reason, key=decision.key, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
             inputs=_input_edges(node, self.digests, self.map_children), files=list(node.file_params.items()),
             key_parts_json=decision.parts_json,

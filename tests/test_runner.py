@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -497,3 +498,47 @@ def test_a_run_keeps_older_objects_out_of_collections_and_thaws_them_after(store
         assert gc.get_freeze_count() > 0  # (objects freed meanwhile leave the count)
     finally:
         gc.unfreeze()
+
+
+@step
+def _quiet(x: int) -> int:
+    return x + 1
+
+
+@step
+def _chatty(x: int) -> int:
+    print("hello from chatty")
+    return x * 2
+
+
+@pipeline
+def _quiet_and_chatty(x: int = 1):
+    return _chatty(_quiet(x))
+
+
+def test_every_step_that_ran_has_its_attempts_quiet_or_not(store):
+    run = _quiet_and_chatty.run(store=str(store))
+    lineage = Context.open(str(store)).lineage
+    [quiet] = lineage.attempts(run.id, "_quiet")
+    assert quiet["attempt"] == 1 and quiet["status"] == "succeeded" and quiet["error"] is None
+    assert quiet["started"] <= quiet["ended"]
+    [chatty] = lineage.attempts(run.id, "_chatty")
+    assert chatty["stdout"] == "hello from chatty\n"
+    cached = _quiet_and_chatty.run(store=str(store))
+    assert lineage.attempts(cached.id, "_quiet") == []  # a cached step made no attempt in that run
+
+
+def test_recorded_key_parts_are_each_nodes_own(store):
+    """Nodes of the same step share the serialized part of their parts, never their inputs."""
+    from orchestrator import cache
+    from orchestrator.planner import build
+
+    @pipeline
+    def two_calls(x: int = 1):
+        return _chatty(_quiet(_quiet(_quiet(x))))
+
+    dag = build(two_calls, {}, Context.open(str(store)))
+    first, second, third = dag.nodes["_quiet"], dag.nodes["_quiet_2"], dag.nodes["_quiet_3"]
+    assert second.static_key == third.static_key
+    for node, inputs in ((first, {}), (second, {"x": "ab" * 16}), (third, {"x": "cd" * 16}), (third, {})):
+        assert json.loads(cache.key_parts_json(node, inputs)) == cache.key_parts(node, inputs)

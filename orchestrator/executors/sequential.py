@@ -16,20 +16,23 @@ if TYPE_CHECKING:
 
 
 class SequentialExecutor:
-    """Runs each attempt to completion inside ``submit``."""
+    """Runs each attempt to completion inside ``submit`` (or ``run``)."""
 
     name = "sequential"
     capacity = 1
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
+        future: Future[TaskResult] = Future()
+        future.set_result(self.run(spec))
+        return future
+
+    def run(self, spec: TaskSpec) -> TaskResult:
+        """Run one attempt now and return its result (the run loop's shortcut past a future)."""
         from orchestrator.task import run_task
 
-        future: Future[TaskResult] = Future()
         if spec.timeout is not None:
-            future.set_result(run_in_child(spec, spec.timeout))
-        else:
-            future.set_result(run_task(spec))
-        return future
+            return run_in_child(spec, spec.timeout)
+        return run_task(spec)
 
     def shutdown(self, cancel: bool = False) -> None:
         return None
