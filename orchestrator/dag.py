@@ -127,9 +127,10 @@ def build_dag(
     """
     problems = list(problems)
     fingerprints: dict[int, CodeFingerprint] = {}
+    static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str] = {}
     nodes: dict[str, Node] = {}
     for call in calls:
-        node = _make_node(call, nodes, fingerprints, problems, file_memo)
+        node = _make_node(call, nodes, fingerprints, static_keys, problems, file_memo)
         if node is not None:
             nodes[node.name] = node
     for out in iter_outputs(result):
@@ -149,6 +150,7 @@ def _make_node(
     call: Call,
     nodes: dict[str, Node],
     fingerprints: dict[int, CodeFingerprint],
+    static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str],
     problems: list[str],
     file_memo: MutableMapping[str, str] | None,
 ) -> Node | None:
@@ -172,7 +174,7 @@ def _make_node(
         if value is MAP_ITEM:
             map_param = arg
             continue
-        outs = list(iter_outputs(value))
+        outs = [value] if type(value) is Output else list(iter_outputs(value))
         if outs:
             inputs[arg] = value
             for out in outs:
@@ -200,7 +202,11 @@ def _make_node(
             problems.append(f"{label}: maps over the output of step '{call.map_over.node}', which failed to build.")
         elif call.map_over.node not in upstream:
             upstream.append(call.map_over.node)
-    static_key = _static_key(step, code, params)
+    # Calls of one step with the same parameters (a chain, a loop) share their static key.
+    memo_key = (id(step), tuple(sorted(params.items())))
+    static_key = static_keys.get(memo_key)
+    if static_key is None:
+        static_key = static_keys[memo_key] = _static_key(step, code, params)
     return Node(
         name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
@@ -253,6 +259,8 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     taken = set(dag.nodes)
     problems: list[str] = []
     expanded: list[Node] = []
+    fingerprints = {id(node.step): node.code}
+    static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str] = {}
     base, n = node.name.partition(".map")[0], 0  # the step's name, or the alias it was mapped under
     for item in items:
         while True:
@@ -264,7 +272,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
         arguments = {**node.arguments, node.map_param: item}
         outputs = tuple(Output(name, o) for o in node.outputs)
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
-        made = _make_node(call, dag.nodes, {id(node.step): node.code}, problems, None)
+        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None)
         if made is not None:
             expanded.append(made)
     if problems:

@@ -303,6 +303,8 @@ class Step:
         names = self._simple_names
         if names is None or len(args) > len(names):
             return None
+        if not kwargs and len(args) == len(names):
+            return dict(zip(names, args))
         bound = dict(zip(names, args))
         for key, value in kwargs.items():
             if key in bound or (key not in self._simple_defaults and key not in names):
