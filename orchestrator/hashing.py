@@ -17,8 +17,13 @@ libraries first shows up.
 This module must not import numpy, pandas, pyarrow or ``hashing_tables`` at
 import time: start-up stays light, those types are recognised by their module
 name only, and imports between the two modules point one way. It hashes data,
-never code: a step's code fingerprint lives in ``fingerprint.py`` and only
-calls ``hash_value`` for the constants it finds.
+not code: a step's code fingerprint lives in ``fingerprint.py`` and only
+calls ``hash_value`` for the constants it finds. The one exception is a value
+whose behaviour is the user's own code: an instance of a class from the
+user's modules, or such a function passed as a value, carries that code's
+digest (``value_code.behaviour_digest``, imported when such a value first
+shows up), because pickled by reference it would look the same after the code
+changed, and early cutoff would keep its consumers cached on stale behaviour.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import stat
 import struct
 import time
 import types
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -294,6 +300,7 @@ def _feed_memoryview(hasher: Any, value: memoryview, stack: set[int]) -> None:
 
 def _feed_enum(hasher: Any, value: enum.Enum, stack: set[int]) -> None:
     _feed_text(hasher, b"E", type(value).__qualname__)
+    _feed_user_code(hasher, type(value))
     _feed(hasher, value.value, stack)
 
 
@@ -305,6 +312,7 @@ def _feed_dataclass(hasher: Any, value: Any, stack: set[int]) -> None:
     fields = dataclasses.fields(value)
     # The module is left out on purpose: moving a module must not change its values' digests.
     _feed_text(hasher, b"D", type(value).__qualname__)
+    _feed_user_code(hasher, type(value))
     hasher.update(_u64(len(fields)))
     for field in fields:
         _feed_text(hasher, b"", field.name)
@@ -319,11 +327,44 @@ def _feed_path(hasher: Any, value: pathlib.PurePath, stack: set[int]) -> None:
 
 def _feed_class_ref(hasher: Any, value: type, stack: set[int]) -> None:
     _feed_text(hasher, b"C", getattr(value, "__qualname__", value.__name__))
+    _feed_user_code(hasher, value)
+
+
+def _feed_user_code(hasher: Any, obj: Any) -> None:
+    """Feed the code digest of a class or function of the user's own modules (nothing for others)."""
+    digest = _user_code_digest(obj)
+    if digest:
+        _feed_text(hasher, b"@", digest)
+
+
+_CODE_DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _user_code_digest(obj: Any) -> str:
+    """``value_code.behaviour_digest`` of ``obj`` if it is the user's class or function, else ""."""
+    try:
+        known = _CODE_DIGESTS.get(obj)
+    except TypeError:  # not weakly referenceable: not a class or function
+        return ""
+    if known is not None:
+        return known
+    digest = ""
+    if isinstance(obj, (type, types.FunctionType)):
+        from orchestrator.value_code import behaviour_digest, is_users
+
+        if is_users(obj):
+            try:
+                digest = behaviour_digest(obj)
+            except (AttributeError, TypeError, ValueError):
+                digest = ""  # code it cannot read (an extension type's methods): by name only, as before
+    _CODE_DIGESTS[obj] = digest
+    return digest
 
 
 def _feed_builtin_subclass(hasher: Any, value: Any, stack: set[int]) -> None:
     """Subclasses of built-in types: class name, the built-in value, then any extra state."""
     _feed_text(hasher, b"U", type(value).__qualname__)
+    _feed_user_code(hasher, type(value))
     if hasattr(value, "_fields") and isinstance(value, tuple):  # a namedtuple
         _feed_tuple(hasher, value, stack)
         return
@@ -352,6 +393,8 @@ def _feed_pickled(hasher: Any, value: Any, stack: set[int]) -> None:
             f"cannot hash a value of type {type(value).__qualname__}: {exc}"
         ) from exc
     _feed_buffer(hasher, b"K", data)
+    # A function of the user's modules is pickled by name: its code must count too.
+    _feed_user_code(hasher, value.__func__ if isinstance(value, types.MethodType) else value)
 
 
 def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
@@ -388,6 +431,7 @@ def _feed_callable_ref(hasher: Any, func: Any, stack: set[int]) -> None:
     name = getattr(func, "__qualname__", None)
     if isinstance(name, str):
         _feed_text(hasher, b"C", name)
+        _feed_user_code(hasher, func)
     else:
         _feed(hasher, func, stack)
 

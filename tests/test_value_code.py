@@ -1,0 +1,75 @@
+"""A value made from the user's own class carries that class's code: editing it re-runs its users."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.hashing import hash_value
+
+
+def _edit(project, file, old, new):
+    path = project / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+
+
+def _output(orch):
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    return {s["name"]: s["status"] for s in shown["steps"]}
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    # A method of the class an input was built from: the step using the instance re-runs.
+    ("        return scale_by(v, self.k)", "        return scale_by(v, self.k) + 1000", {"build", "use"}),
+    # A helper that method calls: the same, though neither step's own code changed.
+    ("    return v * k", "    return v * k + 1", {"build", "use"}),
+    # A parameter value made from the user's dataclass in the pipeline body.
+    ("        return v + self.by", "        return v - self.by", {"shift"}),
+])
+def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, project, old, new, expected):
+    assert orch("run", "behaviour.py").returncode == 0
+    calls.clear()
+    _edit(project, "behaviour_lib.py", old, new)
+    result = orch("run", "behaviour.py")
+    assert result.returncode == 0, result.stderr
+    assert calls.ran() == expected
+
+
+def test_comments_in_the_class_keep_everything_cached(orch, calls, project):
+    assert orch("run", "behaviour.py").returncode == 0
+    calls.clear()
+    _edit(project, "behaviour_lib.py", "    def apply(self, v):\n        return scale_by",
+          "    # scales\n\n    def apply(self, v):\n        return scale_by")
+    assert orch("run", "behaviour.py").returncode == 0
+    assert calls.ran() == set()
+
+
+@pytest.mark.slow
+def test_instances_hash_the_same_on_every_executor(orch, calls):
+    """Workers receive the class by value, without its source: the digest must not change."""
+    digests = []
+    for executor in ("sequential", "process"):
+        orch("cache", "gc", "--keep-last", "0")
+        result = orch("run", "behaviour.py", "--executor", executor, "--rerun", "build", "--json")
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        digests.append({s["name"]: [o["hash"] for o in s["outputs"]] for s in shown["steps"]})
+    assert digests[0] == digests[1]
+
+
+def _scaler_class(body: str) -> type:
+    namespace: dict = {}
+    exec(f"def apply(self, v):\n    return {body}", namespace)
+    # A module that is not loaded counts as the user's (a worker that received the class by value).
+    return type("Scaler", (), {"apply": namespace["apply"], "__module__": "not_loaded_user_module"})
+
+
+def test_same_state_and_name_but_other_code_hash_differently():
+    first, second, again = _scaler_class("v * 2"), _scaler_class("v * 3"), _scaler_class("v * 2")
+    a, b, c = first(), second(), again()
+    a.k = b.k = c.k = 2
+    assert hash_value(a) != hash_value(b)
+    assert hash_value(a) == hash_value(c)  # code compared by content, not by object
+    assert hash_value(first) != hash_value(second)  # the class itself as a value, too
