@@ -360,19 +360,10 @@ def dag(target: str, params: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     pipeline, values = _load_target(target, params, None)
     built = pipeline.build(**values)
-    if fmt == "dot":
-        click.echo("digraph pipeline {\n  rankdir=LR;")
-        for node in built.nodes.values():
-            click.echo(f'  "{node.name}";')
-            for up in node.upstream:
-                click.echo(f'  "{up}" -> "{node.name}";')
-        click.echo("}")
-    elif fmt == "mermaid":
-        click.echo("graph LR")
-        for node in built.nodes.values():
-            click.echo(f"  {node.name}")
-            for up in node.upstream:
-                click.echo(f"  {up} --> {node.name}")
+    if fmt in ("dot", "mermaid"):
+        from orchestrator.diagrams import render_dag
+
+        click.echo(render_dag(built, fmt))
     else:
         click.echo(f"pipeline {built.pipeline} ({len(built.nodes)} steps)")
         for node in built.nodes.values():

@@ -2,11 +2,13 @@
 
 Each text value is converted to the parameter's annotation, else to the type
 of its default; a ``str`` stays raw text, and a container must be JSON of the
-same kind (a list for ``list``/``tuple``/``set``, an object for ``dict``).
-Values from a file already have a type; they get the same check (``3.7`` is
-not an ``int``, ``"3"`` not a number). A value that does not convert is a
-``ParameterError`` naming the parameter, the file if any, the expected type
-and the value.
+same kind (a list for ``list``/``tuple``/``set``, an object for ``dict``; a
+``tuple[int, str]`` of that many items). A ``date`` or ``datetime`` is ISO 8601
+text, an ``Enum`` member is named or given by its value. Values from a file
+already have a type; they get the same check (``3.7`` is not an ``int``,
+``"3"`` not a number; a date may be a TOML date or an ISO string, since JSON
+has no dates). A value that does not convert is a ``ParameterError`` naming
+the parameter, the file if any, the expected type and the value.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import inspect
 import json
 import typing
+from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +101,11 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
         except _Mismatch as exc:
             problems.append(f"parameter '{name}'{where}: {exc}.")
         except (ValueError, TypeError) as exc:
+            # ``Optional[int]`` failed as an int: say "to int", and show the whole annotation too.
+            inner = _optional_of(target)
+            why = _clip(str(exc), 120) if inner is None else f"{_type_name(target)}: {_clip(str(exc), 120)}"
             problems.append(f"parameter '{name}'{where}: cannot convert {_clip(repr(value))} to "
-                            f"{_type_name(target)} ({_clip(str(exc), 120)}).")
+                            f"{_type_name(inner or target)} ({why}).")
     if problems:
         raise ParameterError("\n".join(problems))
     return out
@@ -126,7 +133,7 @@ def convert(text: Any, target: Any) -> Any:
                 return convert(text, arg)
             except (ValueError, TypeError) as exc:
                 errors.append(exc)
-        if len(errors) == 1 and isinstance(errors[0], _Mismatch):
+        if len(errors) == 1:
             raise errors[0]  # ``X | None``: the text was meant as an X
         raise ValueError("; ".join(map(str, errors)))
     if origin is typing.Literal:
@@ -150,7 +157,13 @@ def convert(text: Any, target: Any) -> Any:
     if target is float:
         return float(text.strip())
     if isinstance(target, type) and issubclass(target, Path):
+        if not text:  # Path("") is Path("."): a forgotten value must not quietly mean this folder
+            raise _Mismatch("empty path (write . for the current folder)")
         return Path(text)
+    if target in (datetime, date):
+        return _from_iso(text, target, _clip(text))
+    if isinstance(target, type) and issubclass(target, Enum):
+        return _enum_member(text, target, _clip(text), from_text=True)
     if target in _CONTAINERS or origin in _CONTAINERS:
         try:
             value = json.loads(text)
@@ -205,14 +218,26 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
         if isinstance(value, str):
             return value
     elif issubclass(kind, Path):
+        if value == "":
+            raise _Mismatch("empty path (write . for the current folder)")
         if isinstance(value, (str, Path)):
             return kind(value)
+    elif kind in (datetime, date):
+        if isinstance(value, str):  # JSON has no dates: an ISO string stands for one
+            return _from_iso(value, kind, got)
+        if isinstance(value, kind):  # a TOML date or datetime (a datetime is a date too)
+            return value
+        if kind is datetime and isinstance(value, date):  # a TOML date, as -p dt=2024-05-06 reads it
+            return datetime(value.year, value.month, value.day)
+    elif issubclass(kind, Enum):
+        return _enum_member(value, kind, got)
     elif kind is dict:
         if isinstance(value, dict):
             args = typing.get_args(target)
             return {k: _item(v, args[1], k) for k, v in value.items()} if len(args) == 2 else dict(value)
     elif kind in (list, tuple, set, frozenset):
         if isinstance(value, list):
+            _check_length(value, target, got)
             items = [_item(v, _item_type(target, i), i) for i, v in enumerate(value)]
             return items if kind is list else kind(items)
     elif isinstance(value, kind):
@@ -224,6 +249,49 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
         except (ValueError, TypeError) as exc:
             raise _Mismatch(f"expected {_expected(kind)}, got {got} ({exc})") from None
     raise _Mismatch(f"expected {_expected(kind)}, got {got}")
+
+
+def _from_iso(text: str, kind: type[date], got: str) -> Any:
+    """An ISO 8601 ``date`` or ``datetime``; a ``datetime`` also takes a bare date (midnight)."""
+    try:
+        return kind.fromisoformat(text.strip())
+    except ValueError:
+        raise _Mismatch(f"expected {_expected(kind)}, got {got}") from None
+
+
+def _enum_member(value: Any, kind: type[Enum], got: str, from_text: bool = False) -> Enum:
+    """The member of ``kind`` whose value is ``value``, else whose name is ``value``.
+
+    Text from ``-p`` is also converted to each member's value type first, so
+    that ``-p level=2`` finds ``Level.HIGH = 2`` of an ``IntEnum``.
+    """
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        pass
+    if isinstance(value, str) and value in kind.__members__:
+        return kind[value]
+    # Only numbers (bools too) have a text form that convert() reads without guessing.
+    numbers = [m for m in kind if isinstance(m.value, (int, float))] if from_text else []
+    for member in numbers:
+        try:
+            if convert(value, type(member.value)) == member.value:
+                return member
+        except (ValueError, TypeError):
+            continue
+    names = ", ".join(member.name for member in kind)
+    raise _Mismatch(f"expected a {_type_name(kind)} name, one of {names} (or its value), got {got}")
+
+
+def _check_length(value: list[Any], target: Any, got: str) -> None:
+    """``tuple[int, str]`` takes exactly two items; ``tuple[int, ...]`` and ``list[int]`` any number."""
+    args = typing.get_args(target)
+    if typing.get_origin(target) is not tuple or not args or (len(args) == 2 and args[1] is Ellipsis):
+        return
+    if len(value) != len(args):
+        types = ", ".join(_type_name(a) for a in args)
+        raise _Mismatch(f"expected a JSON list of {len(args)} items ({types}), got {got} "
+                        f"({len(value)} item{'' if len(value) == 1 else 's'})")
 
 
 def _item(value: Any, target: Any, where: int | str) -> Any:
@@ -249,7 +317,9 @@ def _expected(kind: Any) -> str:
     """How a kind of value is asked for in a message: "an integer like 3"."""
     origin = typing.get_origin(kind) or kind
     names = {bool: "true or false", int: "an integer like 3", float: "a number like 0.5", str: "a string",
-             dict: 'a JSON object like {"a": 1}', type(None): "null"}
+             dict: 'a JSON object like {"a": 1}', type(None): "null",
+             datetime: "an ISO 8601 date and time like 2024-05-06T10:11:12",
+             date: "an ISO 8601 date like 2024-05-06"}
     if origin in names:
         return names[origin]
     if origin in (list, tuple, set, frozenset):
@@ -279,5 +349,18 @@ def _type_hints(fn: Any) -> dict[str, Any]:
         return {}
 
 
+def _optional_of(target: Any) -> Any:
+    """``X`` of ``Optional[X]`` / ``X | None``, else ``None``."""
+    origin = typing.get_origin(target)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = [a for a in typing.get_args(target) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(target)) == 2:
+            return args[0]
+    return None
+
+
 def _type_name(target: Any) -> str:
+    """``int``, ``Color``; a typing construct in full: ``Optional[int]``, ``list[int]``."""
+    if typing.get_origin(target) is not None:
+        return str(target).replace("typing.", "")
     return getattr(target, "__name__", str(target))

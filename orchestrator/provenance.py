@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
@@ -241,23 +242,23 @@ def render(g: LineageGraph, fmt: str) -> str:
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():
             shape = "box" if v.kind == "step" else "ellipse"
-            lines.append(f'  "{v.id}" [label="{v.label}", shape={shape}];')
+            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(v.label)}, shape={shape}];")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f'  "{a}" -> "{b}" [label="{label}"];')
+                lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(label)}];")
         lines.append("}")
         return "\n".join(lines)
     if fmt == "mermaid":
         ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
         lines = ["graph LR"]
         for v in g.vertices.values():
-            text = v.label.replace('"', "'")
-            lines.append(f'  {ids[v.id]}["{text}"]' if v.kind == "step" else f'  {ids[v.id]}("{text}")')
+            text = mermaid_quote(v.label)
+            lines.append(f"  {ids[v.id]}[{text}]" if v.kind == "step" else f"  {ids[v.id]}({text})")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f"  {ids[a]} -->|{label}| {ids[b]}")
+                lines.append(f"  {ids[a]} -->|{mermaid_quote(label)}| {ids[b]}")
         return "\n".join(lines)
     head = []
     if g.model is not None:

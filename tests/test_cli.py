@@ -135,8 +135,59 @@ def test_dag_formats(orch):
     assert tree.returncode == 0 and "uses_other" in tree.stdout and "← base" in tree.stdout
     dot = orch("dag", "edits.py", "--format", "dot")
     assert '"base" -> "plain"' in dot.stdout
-    mermaid = orch("dag", "edits.py", "--format", "mermaid")
-    assert "base --> plain" in mermaid.stdout
+    mermaid = orch("dag", "edits.py", "--format", "mermaid").stdout.splitlines()
+    ids = {line.split("[")[1].strip('"]'): line.split("[")[0].strip() for line in mermaid if "[" in line}
+    assert f"  {ids['base']} --> {ids['plain']}" in mermaid
+
+
+def test_dag_diagrams_quote_every_name(orch, project):
+    """Step names that are Mermaid keywords (end, class, graph) get generated ids and quoted labels."""
+    (project / "keywords.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef graph(n: int) -> int:\n    return n\n"
+        "@step\ndef end(n: int) -> int:\n    return n\n"
+        "@step(name='class')\ndef klass(n: int) -> int:\n    return n\n"
+        "@pipeline\ndef keywords(n: int = 1):\n    return klass(end(graph(n)))\n"
+    )
+    mermaid = orch("dag", "keywords.py", "--format", "mermaid")
+    assert mermaid.returncode == 0, mermaid.stderr
+    assert mermaid.stdout.splitlines() == [
+        "graph LR", '  n0["graph"]', '  n1["end"]', '  n2["class"]', "  n0 --> n1", "  n1 --> n2"]
+    dot = orch("dag", "keywords.py", "--format", "dot")
+    assert '"graph" -> "end";' in dot.stdout and '"end" -> "class";' in dot.stdout
+
+
+def test_diagram_quoting_of_quotes_backslashes_and_hashes():
+    from orchestrator.diagrams import dot_quote, mermaid_quote
+
+    assert dot_quote('we"ird [x].txt') == '"we\\"ird [x].txt"'
+    assert dot_quote("C:\\data\\") == '"C:\\\\data\\\\"'  # a final backslash must not eat the quote
+    assert dot_quote("two\nlines") == '"two\\nlines"'
+    assert mermaid_quote('we"ird #1;') == '"we#quot;ird #35;1;"'
+    assert mermaid_quote("two\nlines") == '"two lines"'
+
+
+def test_p_dates_and_enums_reach_the_steps(orch, calls, project):
+    (project / "typed.py").write_text(
+        "import datetime, enum\n"
+        "from orchestrator import pipeline, step\n"
+        "class Level(enum.IntEnum):\n    LOW = 1\n    HIGH = 2\n"
+        "@step\ndef describe(dt: datetime.datetime, day: datetime.date, lev: Level) -> str:\n"
+        "    return f'{dt.isoformat()} {day.isoformat()} {lev.name}'\n"
+        "@pipeline\ndef typed(dt: datetime.datetime = datetime.datetime(2024, 1, 1),\n"
+        "          day: datetime.date = datetime.date(2024, 1, 1), lev: Level = Level.LOW):\n"
+        "    return describe(dt, day, lev)\n"
+    )
+    for lev in ("2", "HIGH"):
+        good = orch("run", "typed.py", "-p", "dt=2024-05-06T10:11:12", "-p", "day=2024-02-03", "-p", f"lev={lev}",
+                    "--json")
+        assert good.returncode == 0, good.stderr
+        assert json.loads(good.stdout)["params"] == {"dt": "2024-05-06 10:11:12", "day": "2024-02-03", "lev": 2}
+    (project / "p.json").write_text('{"dt": "2024-05-06T10:11:12", "day": "2024-02-03", "lev": "HIGH"}')
+    assert orch("run", "typed.py", "--params", "p.json").returncode == 0
+    bad = orch("run", "typed.py", "-p", "day=tomorrow")
+    assert bad.returncode == 2
+    assert bad.stderr == "error: parameter 'day': expected an ISO 8601 date like 2024-05-06, got tomorrow.\n"
 
 
 def test_cache_ls_verify_gc(orch, calls, project, store):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from datetime import date, datetime
+from enum import Enum, IntEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import pytest
 
 from orchestrator.errors import ParameterError
-from orchestrator.params import convert_params
+from orchestrator.params import convert_params, load_params_file
 
 
 def _pipeline(depths: list = [1], n: int = 1, lr: float = 0.1, pair: tuple = (1, 2),  # noqa: B006
@@ -88,3 +90,93 @@ def test_every_problem_is_reported_and_p_wins_over_the_file():
         _convert(typed={"n": 3.7, "depths": 3})
     assert len(str(exc.value).splitlines()) == 2
     assert _convert({"n": "4"}, {"n": 3.7}) == {"n": 4}
+
+
+class Color(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Level(IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+def _typed(dt: datetime = datetime(2024, 1, 1), day: date = date(2024, 1, 1), guessed_day=date(2024, 1, 1),
+           col: Color = Color.RED, lev: Level = Level.LOW, pair: tuple[int, str] = (1, "a"),
+           many: tuple[int, ...] = (), path: Path = Path("x"), y: int | None = None,
+           x: Optional[int] = None):  # noqa: UP045 - user code still writes Optional
+    ...
+
+
+def _convert_typed(texts=None, typed=None):
+    return convert_params(inspect.signature(_typed), _typed, "p", texts or {}, typed, source="p.json")
+
+
+@pytest.mark.parametrize("texts,expected", [
+    ({"dt": "2024-05-06T10:11:12"}, {"dt": datetime(2024, 5, 6, 10, 11, 12)}),
+    ({"dt": "2024-05-06"}, {"dt": datetime(2024, 5, 6)}),
+    ({"day": "2024-02-03"}, {"day": date(2024, 2, 3)}),
+    ({"guessed_day": "2024-02-03"}, {"guessed_day": date(2024, 2, 3)}),
+    ({"col": "blue"}, {"col": Color.BLUE}),
+    ({"col": "BLUE"}, {"col": Color.BLUE}),
+    ({"lev": "2"}, {"lev": Level.HIGH}),
+    ({"lev": "HIGH"}, {"lev": Level.HIGH}),
+    ({"pair": '[2, "b"]'}, {"pair": (2, "b")}),
+    ({"many": "[1, 2, 3]"}, {"many": (1, 2, 3)}),
+    ({"many": "[]"}, {"many": ()}),
+    ({"x": "none"}, {"x": None}),
+])
+def test_p_text_converts_dates_enums_and_tuples(texts, expected):
+    assert _convert_typed(texts) == expected
+
+
+@pytest.mark.parametrize("texts,message", [
+    ({"dt": "yesterday"},
+     "parameter 'dt': expected an ISO 8601 date and time like 2024-05-06T10:11:12, got yesterday."),
+    ({"day": "03/02/2024"}, "parameter 'day': expected an ISO 8601 date like 2024-05-06, got 03/02/2024."),
+    ({"col": "green"}, "parameter 'col': expected a Color name, one of RED, BLUE (or its value), got green."),
+    ({"lev": "3"}, "parameter 'lev': expected a Level name, one of LOW, HIGH (or its value), got 3."),
+    ({"pair": "[1]"}, "parameter 'pair': expected a JSON list of 2 items (int, str), got [1] (1 item)."),
+    ({"pair": '[1, "a", 2]'}, "parameter 'pair': expected a JSON list of 2 items (int, str), got"),
+    ({"path": ""}, "parameter 'path': empty path (write . for the current folder)."),
+    ({"x": "abc"}, "parameter 'x': cannot convert 'abc' to int (Optional[int]: invalid literal for int()"),
+    ({"y": "abc"}, "parameter 'y': cannot convert 'abc' to int (int | None: invalid literal for int()"),
+])
+def test_p_text_refusals_name_the_expected_form(texts, message):
+    with pytest.raises(ParameterError) as exc:
+        _convert_typed(texts)
+    assert str(exc.value).startswith(message)
+    assert len(str(exc.value).splitlines()) == 1
+
+
+def test_file_values_take_iso_dates_enum_names_and_fixed_length_tuples():
+    typed = {"dt": "2024-05-06T10:11:12", "day": "2024-02-03", "col": "BLUE", "lev": 2, "pair": [2, "b"],
+             "many": [1, 2, 3]}
+    assert _convert_typed(typed=typed) == {
+        "dt": datetime(2024, 5, 6, 10, 11, 12), "day": date(2024, 2, 3), "col": Color.BLUE, "lev": Level.HIGH,
+        "pair": (2, "b"), "many": (1, 2, 3)}
+    assert _convert_typed(typed={"lev": "HIGH"}) == {"lev": Level.HIGH}
+
+
+def test_native_toml_dates_still_work(tmp_path):
+    (tmp_path / "p.toml").write_text("dt = 2024-05-06T10:11:12\nday = 2024-02-03\n")
+    assert _convert_typed(typed=load_params_file(str(tmp_path / "p.toml"))) == {
+        "dt": datetime(2024, 5, 6, 10, 11, 12), "day": date(2024, 2, 3)}
+    (tmp_path / "p.toml").write_text("dt = 2024-05-06\n")  # a date for a datetime: midnight, as -p reads it
+    assert _convert_typed(typed=load_params_file(str(tmp_path / "p.toml"))) == {"dt": datetime(2024, 5, 6)}
+
+
+@pytest.mark.parametrize("typed,message", [
+    ({"dt": "soon"}, """parameter 'dt' in p.json: expected an ISO 8601 date and time like 2024-05-06T10:11:12, \
+got "soon"."""),
+    ({"day": 20240203}, "parameter 'day' in p.json: expected an ISO 8601 date like 2024-05-06, got 20240203."),
+    ({"col": "GREEN"}, """parameter 'col' in p.json: expected a Color name, one of RED, BLUE (or its value), \
+got "GREEN"."""),
+    ({"pair": [1]}, "parameter 'pair' in p.json: expected a JSON list of 2 items (int, str), got [1] (1 item)."),
+    ({"path": ""}, "parameter 'path' in p.json: empty path (write . for the current folder)."),
+])
+def test_file_values_refusals_name_the_expected_form(typed, message):
+    with pytest.raises(ParameterError) as exc:
+        _convert_typed(typed=typed)
+    assert str(exc.value) == message

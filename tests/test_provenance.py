@@ -6,7 +6,7 @@ from pathlib import Path
 
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
-from orchestrator.provenance import walk
+from orchestrator.provenance import render, walk
 
 from .conftest import PIPELINES
 
@@ -37,6 +37,21 @@ def test_a_relative_input_path_is_recorded_absolute(tmp_path, monkeypatch, calls
     lineage = Context.open(tmp_path / "store").lineage
     paths = [path for _, _, _, path in lineage.step_edges(run.id, "read") if path]
     assert paths == [str(work / "input.txt")]
+
+
+def test_dot_and_mermaid_escape_quotes_and_backslashes_in_labels(tmp_path, monkeypatch, calls):
+    """A file input named `we"ird [x].txt` must not end the label early (dot -Tsvg would refuse it)."""
+    monkeypatch.chdir(tmp_path)
+    name = 'we"ird [x]\\.txt'
+    (tmp_path / name).write_text("hello")
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(tmp_path / "store"), path=Path(name))
+    assert run.status == "succeeded"
+    graph = walk(Context.open(tmp_path / "store").lineage, f"{run.id}:read", "upstream")
+    shown = str(tmp_path / name).replace("\\", "\\\\").replace('"', '\\"')
+    dot = render(graph, "dot")
+    assert f'[label="{shown} (' in dot and name not in dot
+    mermaid = render(graph, "mermaid")
+    assert f'("{tmp_path}/we#quot;ird [x]\\.txt (' in mermaid and '"path"' in mermaid
 
 
 
