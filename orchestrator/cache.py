@@ -170,6 +170,8 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
     best_count = 0
     for old in candidates:
         reason = explain(old, parts)
+        if reason == _SAME_PARTS:
+            return reason  # no difference at all: nothing can be closer
         count = reason.count("; ") + 1
         if best is None or count < best_count:
             best, best_count = reason, count

@@ -134,3 +134,15 @@ def test_keys_equal_from_cli_and_python_import(orch, calls, project, store):
     assert out.returncode == 0, out.stderr
     assert calls.ran() == set()
     assert json.loads(out.stdout.replace("'", '"')) == ["cached"] * len(ALL)
+
+
+def test_plan_below_a_running_step_matches_any_recent_run_not_just_the_last(orch, calls):
+    """`second` had y=1 two runs ago: with x changed, only its (unknown) input decides."""
+    import json
+
+    for y in ("1", "2"):
+        assert orch("run", "two_params.py", "-p", f"y={y}").returncode == 0
+    plan = orch("plan", "two_params.py", "-p", "x=5", "-p", "y=1", "--json")
+    steps = {s["name"]: s for s in json.loads(plan.stdout)["steps"]}
+    assert steps["first"]["status"] == "will run"
+    assert steps["second"]["status"] == "may run", steps["second"]
