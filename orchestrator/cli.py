@@ -12,6 +12,7 @@ inside the commands so that ``orch --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -77,6 +78,15 @@ def _emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, default=str))
 
 
+def _prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[Any]:
+    """While a command's stdout is a document (``--json``, a diagram), user code prints to stderr.
+
+    A pipeline file that prints when imported, or a step's output echoed with
+    ``--verbose``, must not land in the middle of the JSON a script parses.
+    """
+    return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
+
+
 def _load_target(target: str, params: tuple[str, ...], params_file: str | None) -> tuple[Any, dict[str, Any]]:
     from orchestrator.loader import load_pipeline
     from orchestrator.params import convert_params, load_params_file, parse_assignments
@@ -120,13 +130,14 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     verbose = run_verbose or ctx.obj["verbose"]
     ctx.obj["verbose"] = verbose
     _VERBOSE[0] = verbose
-    pipeline, values = _load_target(target, params, params_file)
-    reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
     try:
-        result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], executor=executor, workers=workers,
-                              address=address,
-                              rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
-                              file=os.path.abspath(split_target(target)[0]))
+        with _prints_to_stderr(as_json):
+            pipeline, values = _load_target(target, params, params_file)
+            reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
+            result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
+                                  executor=executor, workers=workers, address=address,
+                                  rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
+                                  file=os.path.abspath(split_target(target)[0]))
     except KeyboardInterrupt:
         click.echo("interrupted: finished steps are kept; run the same command again to resume.", err=True)
         sys.exit(130)
@@ -161,8 +172,9 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
-    pipeline, values = _load_target(target, params, params_file)
-    result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun)
+    with _prints_to_stderr(as_json):
+        pipeline, values = _load_target(target, params, params_file)
+        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun)
     if as_json:
         _emit_json({"pipeline": result.pipeline, "steps": [
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries]})
@@ -358,8 +370,9 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
               show_default=True)
 def dag(target: str, params: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
-    pipeline, values = _load_target(target, params, None)
-    built = pipeline.build(**values)
+    with _prints_to_stderr():
+        pipeline, values = _load_target(target, params, None)
+        built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):
         from orchestrator.diagrams import render_dag
 

@@ -383,3 +383,17 @@ def test_logs_of_a_timed_out_attempt_show_why_it_failed(orch, calls):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("--- error ---") == 2  # two attempts, each stopped by its timeout
     assert "did not finish within its timeout of 0.5 s" in out.stdout
+
+
+@pytest.mark.parametrize("args", [("run", "chatty.py", "--verbose", "--json"), ("plan", "chatty.py", "--json"),
+                                  ("dag", "chatty.py", "--format", "dot")])
+def test_what_user_code_prints_never_mixes_into_a_document_on_stdout(orch, args):
+    result = orch(*args)
+    assert result.returncode == 0, result.stderr
+    if args[0] != "dag":
+        json.loads(result.stdout)  # exactly one JSON document
+    else:
+        assert result.stdout.startswith("digraph")
+    assert "loading chatty.py" in result.stderr
+    if args[0] == "run":
+        assert "talking about 1" in result.stderr
