@@ -9,6 +9,7 @@ shared with the runner (tracing with the store's file memo, checking
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,17 @@ class Plan:
 
 
 def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
+    """The node names ``--rerun`` forces; an item of a map over a step's output counts before it exists.
+
+    ``--rerun square.map`` forces every item of that map, ``--rerun square_3``
+    only that item (items are named like repeated calls: ``square``,
+    ``square_2``, ...).
+
+    Raises:
+        UserError: a name that is no node and no map item of this pipeline.
+    """
     names = set(rerun)
-    unknown = [n for n in names if n not in dag.nodes]
+    unknown = [n for n in names if n not in dag.nodes and _map_of_item(dag, n) is None]
     if unknown:
         raise UserError(
             f"--rerun: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
@@ -61,6 +71,22 @@ def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
     dag = pipeline.build(file_memo=memo, **params)
     ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
     return dag
+
+
+def _map_of_item(dag: DAG, name: str) -> Node | None:
+    """The map node whose items would include ``name`` (``square_2`` of ``square.map``), if any."""
+    match = re.fullmatch(r"(.+?)(?:_\d+)?", name)
+    base = match.group(1) if match else name
+    for candidate in (f"{name}.map", f"{base}.map"):
+        node = dag.nodes.get(candidate)
+        if node is not None and node.is_map:
+            return node
+    return None
+
+
+def forced_items(map_node: Node, items: Iterable[str], forced: set[str]) -> set[str]:
+    """Which of a map's new item nodes ``--rerun`` forces: all for the map's own name, else those named."""
+    return set(items) if map_node.name in forced else {name for name in items if name in forced}
 
 
 def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
@@ -110,6 +136,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
                                      f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
                                      None))
             continue
+        forced |= forced_items(node, [c.name for c in children], forced)
         for child in children:
             dag.nodes[child.name] = child  # so that a later map of the same step names its items after these
             plan_node(child)

@@ -40,7 +40,7 @@ from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
 from orchestrator.hashing import combine
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
-from orchestrator.planner import build, check_rerun, input_hashes
+from orchestrator.planner import build, check_rerun, forced_items, input_hashes
 from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult
@@ -322,6 +322,7 @@ class _RunLoop:
                           for name in order[:at] + names + order[at:]}
         self.position = {name: i for i, name in enumerate(self.dag.nodes)}
         node.upstream = (*node.upstream, *names)
+        self.forced |= forced_items(node, names, self.forced)
         self.map_children[node.name] = names
         self.waiting[node.name] = len(names)
         for child in expanded:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.errors import UserError
 from orchestrator.loader import load_pipeline
 
 from .conftest import PIPELINES
@@ -121,3 +122,28 @@ def test_a_map_under_an_alias_names_its_items_after_it(store):
     assert set(run.steps) == {"items", "fixed", "fixed_2", "dyn", "dyn_2", "collect"}
     assert run.output() == [0, 2, 10, 12]
     assert double.alias("x").map([1, 2]) == [2, 4]  # outside a pipeline: plain calls
+
+
+def test_rerun_forces_every_item_of_a_map_or_one_item_by_name(store, calls):
+    _fanout().run(store=str(store))
+    calls.clear()
+    run = _fanout().run(store=str(store), rerun=["square.map"])
+    assert {n: s.status for n, s in run.steps.items() if n.startswith("square")} == dict.fromkeys(
+        ["square", "square_2", "square_3", "square_4"], "ran")
+    assert run.steps["square_3"].reason == "forced with --rerun"
+    assert run.steps["total"].status == "cached"  # same outputs: early cutoff
+    calls.clear()
+    run = _fanout().run(store=str(store), rerun=["square_3"])  # an item that exists only at run time
+    assert calls.ran() == {"square:2"}
+    with pytest.raises(UserError, match="no step 'squares'"):
+        _fanout().run(store=str(store), rerun=["squares"])
+
+
+def test_plan_with_rerun_of_a_map_forces_its_items(store, calls):
+    from orchestrator.planner import plan_pipeline
+
+    _fanout().run(store=str(store))
+    plan = plan_pipeline(_fanout(), {}, store=str(store), rerun=("square.map",))
+    statuses = {e.node: (e.status, e.reason) for e in plan.entries}
+    assert statuses["square_2"] == ("will run", "forced with --rerun")
+    assert statuses["items"][0] == "cached"
