@@ -205,15 +205,20 @@ def _insert_rows(store: Path, folder: Path) -> float:
         start = time.perf_counter()
         for batch, batch_edges, batch_attempts, batch_artifacts in batches:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
-            conn.executemany("INSERT OR REPLACE INTO edges VALUES (?,?,?,?,?,?)", batch_edges)
+            conn.executemany(f"INSERT OR REPLACE INTO steps VALUES ({_marks(batch)})", batch)
+            conn.executemany(f"INSERT OR REPLACE INTO edges VALUES ({_marks(batch_edges)})", batch_edges)
             if batch_attempts:
-                conn.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch_attempts)
-            conn.executemany("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?,?)", batch_artifacts)
+                conn.executemany(f"INSERT OR REPLACE INTO attempts VALUES ({_marks(batch_attempts)})", batch_attempts)
+            conn.executemany(f"INSERT OR REPLACE INTO artifacts VALUES ({_marks(batch_artifacts)})", batch_artifacts)
             conn.execute("COMMIT")
         return time.perf_counter() - start
     finally:
         conn.close()
+
+
+def _marks(rows: list[Any]) -> str:
+    """``?,?,...`` for rows read back with ``SELECT *``: as many as the table has columns."""
+    return ",".join("?" * len(rows[0])) if rows else "?"
 
 
 def _atomic_writes(folder: Path, count: int, *, fsync: bool, batches: int = 5) -> float:

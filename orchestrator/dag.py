@@ -64,6 +64,7 @@ class Node:
     shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
+    item_of: Output | None = None  # set on an item of a map over a step's output: the list it came from
 
     @property
     def is_map(self) -> bool:
@@ -274,6 +275,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
         made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None)
         if made is not None:
+            made.item_of, made.map_param = node.map_over, node.map_param  # for its lineage
             expanded.append(made)
     if problems:
         raise PipelineDefinitionError(problems)

@@ -217,9 +217,9 @@ class Lineage:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
                           r.attempts, r.started, r.ended, r.duration, r.error))
             if r.status != "running":
-                edges.extend((r.run_id, r.node, "in", n, d, None) for n, d in r.inputs)
-                edges.extend((r.run_id, r.node, "in", n, d, p) for n, (p, d) in r.files)
-                edges.extend((r.run_id, r.node, "out", n, d, None) for n, d in r.outputs)
+                edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
+                edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
+                edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
             if not _implied_attempt(r, tries):
                 attempts.extend((r.run_id, r.node, a.attempt, a.status, a.started, a.ended, a.error,
                                  a.traceback, a.stdout or None, a.stderr or None, a.logs or None) for a in tries)
@@ -232,7 +232,7 @@ class Lineage:
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
             if edges:
-                c.executemany("INSERT OR REPLACE INTO edges VALUES (?,?,?,?,?,?)", edges)
+                c.executemany("INSERT OR REPLACE INTO edges VALUES (?,?,?,?,?,?,?)", edges)
             if attempts:
                 c.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)", attempts)
             if artifacts:
@@ -271,9 +271,18 @@ class Lineage:
     def step_edges(self, run_id: str, node: str,
                    row: dict[str, Any] | None = None) -> list[tuple[str, str, str, str | None]]:
         """(direction, name, digest, path) of a step run's inputs and outputs."""
+        return [e[:4] for e in self.flow_edges(run_id, node, row)[1]]
+
+    def flow_edges(self, run_id: str, node: str, row: dict[str, Any] | None = None
+                   ) -> tuple[tuple[str, str], list[tuple[str, str, str, str | None, str | None]]]:
+        """The step run whose edges describe this one, and (direction, name, digest, path, source) of each.
+
+        ``source`` is the node of that step run's run whose output an input was
+        (None for a file, and for edges recorded before sources were).
+        """
         origin_run, origin_node = self.origin(run_id, node, row)
-        return [tuple(e) for e in self.conn.execute(  # type: ignore[misc]
-            "SELECT direction, name, digest, path FROM edges WHERE run_id=? AND node=? "
+        return (origin_run, origin_node), [tuple(e) for e in self.conn.execute(  # type: ignore[misc]
+            "SELECT direction, name, digest, path, source FROM edges WHERE run_id=? AND node=? "
             "ORDER BY direction DESC, name", (origin_run, origin_node))]
 
     def attempts(self, run_id: str, node: str) -> list[dict[str, Any]]:

@@ -46,7 +46,7 @@ class StepRecord:
     ended: float | None = None
     error: str | None = None
     # Sequences, empty tuples by default: a record is made per node per run, and is assigned, not appended to.
-    inputs: Sequence[tuple[str, str]] = ()   # (input name, digest)
+    inputs: Sequence[tuple[str, str, str]] = ()   # (input name, digest, node of this run that made it)
     outputs: Sequence[tuple[str, str]] = ()  # (output name, digest)
     files: Sequence[tuple[str, tuple[str, str]]] = ()  # (input name, (path, digest))
     # More keys for the same result: the key the node has once a file it wrote exists (see dag.rekey).

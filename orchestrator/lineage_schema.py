@@ -17,7 +17,7 @@ from pathlib import Path
 
 from orchestrator.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 
 SCHEMA = """
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edges (
     run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL,
-    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT,
+    name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT, source TEXT,
     PRIMARY KEY (run_id, node, direction, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, direction);
@@ -84,7 +84,11 @@ TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 
 
 # Migrations from version N to N+1, applied in order inside one transaction.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2: an input edge names the node of the same run whose output it read (NULL: a file, or
+    # recorded before), so lineage follows the pipeline's data flow, not only equal contents.
+    1: "ALTER TABLE edges ADD COLUMN source TEXT",
+}
 
 
 def open_database(path: Path, synchronous: str) -> sqlite3.Connection:

@@ -1,8 +1,12 @@
 """Lineage walks: what produced an artifact (upstream) and what was built from it (downstream).
 
-The walk crosses runs: an artifact's producer is the step run that first
-computed it (a later cached step run merely reused it), and its consumers
-are every step run, in any run, that read it. The result is a small graph
+The walk crosses runs and follows the pipeline's data flow: from a step run,
+an input's producer is the node its input edge names (the step run that
+computed it, when that node was cached), and an output's consumers are the
+step runs that read it from that node, in its run or in later runs that
+reused the same computation. From a bare digest, the walk goes by content:
+its producer is the step run that first computed it, and its consumers every
+step run, in any run, that read it. The result is a small graph
 of artifact and step-run vertices that ``render`` prints as a tree, JSON,
 Graphviz dot or Mermaid. Reads the metadata database only.
 """
@@ -161,8 +165,19 @@ def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
     return seen
 
 
-def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int) -> str:
-    vid = f"{kind}:{ident}"
+def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
+           via: tuple[str, str] | None = None) -> str:
+    """Add the vertex of a step run (``RUN:node``), artifact or file, and what lies beyond it.
+
+    ``via`` is the step run an artifact is seen through, when the walk came
+    from a step: going up, the node that output what that step read; going
+    down, the node that output it. The walk then follows the pipeline's data
+    flow: a step that passed its input on unchanged is the producer its
+    consumers read from, and a run elsewhere that happened to make or read
+    equal content is not mixed in. Without ``via`` (a digest given as REF),
+    the artifact is taken by content, across runs.
+    """
+    vid = f"{kind}:{ident}" if via is None else f"{kind}:{ident}@{via[0]}:{via[1]}"
     if vid in g.vertices:
         return vid
     if kind == "step":
@@ -177,9 +192,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
         g.vertices[vid] = v
         if depth <= 0:
             return vid
-        edges = lineage.step_edges(run_id, node, row)
+        origin, edges = lineage.flow_edges(run_id, node, row)
         wanted = "in" if g.direction == "upstream" else "out"
-        for direction, name, digest, path in edges:
+        for direction, name, digest, path, source in edges:
             if direction != wanted:
                 continue
             if path:
@@ -188,7 +203,8 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
                                                   {"path": path, "digest": digest}))
                 v.children.append((name, fid))
                 continue
-            child = _visit(lineage, g, "artifact", digest, depth - 1)
+            through = origin if g.direction == "downstream" else (origin[0], source) if source else None
+            child = _visit(lineage, g, "artifact", digest, depth - 1, through)
             if (name, child) not in v.children:
                 v.children.append((name, child))
         return vid
@@ -207,7 +223,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
     g.vertices[vid] = v
     if depth <= 0:
         return vid
-    if g.direction == "upstream":
+    if via is not None and kind == "artifact":
+        _visit_flow(lineage, g, v, ident, depth, via)
+    elif g.direction == "upstream":
         producers = lineage.conn.execute(
             "SELECT e.run_id, e.node FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='out' "
@@ -227,6 +245,30 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int)
             seen.add((node, key))
             v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
     return vid
+
+
+def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: int,
+                via: tuple[str, str]) -> None:
+    """An artifact's producer or consumers along the data flow, seen through step run ``via``."""
+    run_id, node = via
+    row = lineage.row("SELECT key FROM steps WHERE run_id=? AND node=?", (run_id, node))
+    if g.direction == "upstream":
+        if row is not None:
+            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+        return
+    # Read from this node, in its run or in a later one where the same computation (its key) was
+    # reused; and edges recorded before sources were, by content as before.
+    seen: set[tuple[str, str]] = set()
+    for consumer_run, consumer, key in lineage.conn.execute(
+        "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
+        "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
+        "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached') AND (e.source IS NULL "
+        "OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
+        "ORDER BY s.status='ran' DESC, r.started ASC", (digest, run_id, node, row["key"] if row else None)):
+        if (consumer, key) in seen:
+            continue  # the same computation reused in a later run: shown once
+        seen.add((consumer, key))
+        v.children.append(("read by", _visit(lineage, g, "step", f"{consumer_run}:{consumer}", depth - 1)))
 
 
 def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:

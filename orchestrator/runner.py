@@ -109,8 +109,12 @@ def _failure_line(step: StepResult) -> str:
 
 
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
-                 map_children: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """(input name, digest) of every artifact ``node`` reads; a map's result is one edge per item."""
+                 map_children: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(input name, digest, producing node) of every artifact ``node`` reads.
+
+    A map's result is one edge per item; an item of a map over a step's
+    output reads that output too (the list its item came from).
+    """
     refs: list[tuple[str, Output]] = []
     for arg, template in node.inputs.items():
         for out in iter_outputs(template):
@@ -124,7 +128,9 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
     for arg, out in refs:
         name = arg if counts[arg] == 1 else f"{arg}[{seen[arg]}]"
         seen[arg] += 1
-        edges.append((name, digests[(out.node, out.name)]))
+        edges.append((name, digests[(out.node, out.name)], out.node))
+    if node.item_of is not None and node.map_param not in counts:
+        edges.append((node.map_param, digests[(node.item_of.node, node.item_of.name)], node.item_of.node))
     return edges
 
 

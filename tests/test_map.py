@@ -147,3 +147,16 @@ def test_plan_with_rerun_of_a_map_forces_its_items(store, calls):
     statuses = {e.node: (e.status, e.reason) for e in plan.entries}
     assert statuses["square_2"] == ("will run", "forced with --rerun")
     assert statuses["items"][0] == "cached"
+
+
+def test_lineage_of_a_map_over_a_step_output_reaches_the_list_and_its_maker(store, calls):
+    from orchestrator.context import Context
+    from orchestrator.provenance import walk
+
+    run = _fanout().run(store=str(store))
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{run.id}:total", "upstream")
+    steps = {v.data["step"] for v in up.vertices.values() if v.kind == "step"}
+    assert steps == {"total", "square", "square_2", "square_3", "square_4", "items"}
+    down = walk(lineage, f"{run.id}:items", "downstream")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == steps

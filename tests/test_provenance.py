@@ -1,4 +1,4 @@
-"""Lineage walks name the step that made an artifact, also when a later step passed it on."""
+"""Lineage walks follow the pipeline's data flow, also through a step that passed its input on."""
 
 from __future__ import annotations
 
@@ -11,19 +11,40 @@ from orchestrator.provenance import render, walk
 from .conftest import PIPELINES
 
 
-def test_a_passed_on_artifact_is_traced_to_the_step_that_made_it(store):
+def test_a_passed_on_artifact_is_traced_through_the_step_that_passed_it(store):
     run = load_pipeline(str(PIPELINES / "passthrough.py")).run(store=str(store), n=5)
     assert run.status == "succeeded"
     lineage = Context.open(store).lineage
     graph = walk(lineage, f"{run.id}:total", "upstream")
     steps = [v.data["step"] for v in graph.vertices.values() if v.kind == "step"]
-    assert steps == ["total", "load"]  # a_check output the same digest but did not make it
+    assert steps == ["total", "a_check", "load"]  # total read a_check's output, equal to load's
     digest = run.steps["load"].outputs["out"]
     assert [node for _, node, _ in lineage.producers(digest)] == ["load", "a_check"]
     assert [node for _, node, _ in lineage.consumers(digest)] == ["a_check", "total"]
     # No vertex points back at itself through the shared digest.
-    artifact = graph.vertices[f"artifact:{digest}"]
-    assert artifact.children == [("produced by", f"step:{run.id}:load")]
+    passed_on = graph.vertices[f"artifact:{digest}@{run.id}:a_check"]
+    assert passed_on.children == [("produced by", f"step:{run.id}:a_check")]
+    made = graph.vertices[f"artifact:{digest}@{run.id}:load"]
+    assert made.children == [("produced by", f"step:{run.id}:load")]
+
+    down = walk(lineage, f"{run.id}:load", "downstream")
+    assert [v.data["step"] for v in down.vertices.values() if v.kind == "step"] == ["load", "a_check", "total"]
+    # By digest alone the walk goes by content: the first step run that made it.
+    by_content = walk(lineage, digest, "upstream")
+    assert by_content.vertices[f"artifact:{digest}"].children == [("produced by", f"step:{run.id}:load")]
+
+
+def test_equal_content_made_by_another_pipeline_is_not_its_lineage(store):
+    """`total` of another pipeline output the same int: it is not downstream of this one's output."""
+    ours = load_pipeline(str(PIPELINES / "passthrough.py")).run(store=str(store), n=4)  # total = 6
+    other = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=2, y=3)  # 3 * 3 = 9
+    also = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=5, y=1)  # 6 * 1 = 6
+    assert ours.output() == also.output() == 6 and other.status == "succeeded"
+    lineage = Context.open(store).lineage
+    down = walk(lineage, f"{ours.id}:load", "downstream")
+    assert {v.data["run_id"] for v in down.vertices.values() if v.kind == "step"} == {ours.id}
+    up = walk(lineage, f"{also.id}:second", "upstream")
+    assert [v.data["step"] for v in up.vertices.values() if v.kind == "step"] == ["second", "first"]
 
 
 def test_a_relative_input_path_is_recorded_absolute(tmp_path, monkeypatch, calls):
@@ -105,3 +126,30 @@ def test_a_file_inside_a_folder_input_traces_to_that_folder(tmp_path, monkeypatc
     graph = walk(Context.open(tmp_path / "store").lineage, "data/x.csv", "downstream")
     assert [graph.vertices[r].data["path"] for r in graph.roots] == [str(tmp_path / "data")]
     assert {v.data["run_id"] for v in graph.vertices.values() if v.kind == "step"} == {run.id}
+
+
+def test_a_store_recorded_before_input_sources_is_migrated_and_traced_by_content(tmp_path):
+    """A version-1 database (edges without their source node) opens, migrates, and its lineage works."""
+    import sqlite3
+
+    from orchestrator.lineage_schema import SCHEMA_VERSION
+
+    store = tmp_path / "store"
+    run = load_pipeline(str(PIPELINES / "passthrough.py")).run(store=str(store), n=3)
+    db = store / "metadata.db"
+    with sqlite3.connect(db) as conn:  # turn it back into what version 1 wrote
+        conn.executescript(
+            "CREATE TABLE old_edges AS SELECT run_id, node, direction, name, digest, path FROM edges;"
+            "DROP TABLE edges;"
+            "CREATE TABLE edges (run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL, "
+            "name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT, PRIMARY KEY (run_id, node, direction, name)) "
+            "WITHOUT ROWID; INSERT INTO edges SELECT * FROM old_edges; DROP TABLE old_edges;"
+            "UPDATE meta SET value='1' WHERE key='schema_version';")
+    conn.close()
+    lineage = Context.open(store).lineage
+    assert lineage.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
+        str(SCHEMA_VERSION)
+    up = walk(lineage, f"{run.id}:total", "upstream")
+    assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} >= {"total", "load"}
+    again = load_pipeline(str(PIPELINES / "passthrough.py")).run(store=str(store), n=3)
+    assert again.status == "succeeded" and all(s.status == "cached" for s in again.steps.values())
