@@ -249,10 +249,14 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     reasons: list[str] = []
     if old.get("version") != new.get("version"):
         reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
+    params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
+                            old.get("files") or {}, new.get("files") or {})
     if old.get("code") != new.get("code"):
-        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {}))
-    reasons.extend(_value_changes("parameter", old.get("params") or {}, new.get("params") or {},
-                                  old.get("files") or {}, new.get("files") or {}))
+        # No part named: the step's own default values changed, which the parameters they
+        # became already say; or parts recorded differently (an older version).
+        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {})
+                       or ([] if params else ["its code changed"]))
+    reasons.extend(params)
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
     if not reasons:
         return _SAME_PARTS
@@ -275,7 +279,7 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             out.append(f"no longer uses `{name}`")
         else:
             out.append(f"code of `{name}` changed")
-    return out or ["its code changed"]
+    return out
 
 
 def _file_change(name: str, old: Any, new: Any) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 
 from orchestrator import hashing
 from orchestrator.code_analysis import Ref, class_info, function_info, module_source_digest
+from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.user_code import is_user_module, module_kind, object_kind, package_versions
 
@@ -159,6 +160,7 @@ class _Walk:
             tokens.append(self.token(value, f"default value #{index + 1}", where))
         for name, value in sorted((fn.__kwdefaults__ or {}).items()):
             tokens.append(self.token(value, f"default value of parameter '{name}'", where))
+        closures: list[tuple[str, str]] = []
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
                 value = cell.cell_contents
@@ -166,9 +168,17 @@ class _Walk:
                 tokens.append(f"<empty cell {name}>")
                 continue
             tokens.append(self.token(value, f"closure variable '{name}'", where))
+            closures.append((name, tokens[-1]))
         digest = hashing.combine(*tokens)
         if is_root:
             self.add_part("<self>", "<self>", digest)
+            # Explanations only (the digest above covers them all): the body on its own, and each
+            # closure value by name, so a changed closure reads "code of `factor` changed" rather
+            # than "its code changed". A changed default of the step's own parameter shows as that
+            # parameter (the value it is called with).
+            self.parts["<self>"] = code_digest(fn.__code__)  # bytecode: without the default values
+            for name, token in closures:
+                self.parts.setdefault(name, token)
         else:
             # A lambda is better known by the global name it is bound to than by "<lambda>",
             # and a decorator's wrapper (named after what it wraps) by its own code's name.
