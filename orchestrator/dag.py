@@ -171,9 +171,10 @@ def _make_node(
     missing_paths: dict[str, str] = {}
     upstream: list[str] = []
     map_param = ""
+    mapped = call.map_over is not None
     for arg, value in call.arguments.items():
-        if value is MAP_ITEM:
-            map_param = arg
+        if value is MAP_ITEM or (mapped and type(value) is tuple and value and value[0] is MAP_ITEM):
+            map_param = arg  # in a tuple: a map of a ``*args`` step, whose item is args[0]
             continue
         outs = [value] if type(value) is Output else list(iter_outputs(value))
         if outs:
@@ -270,7 +271,8 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
             if name not in taken:
                 break
         taken.add(name)
-        arguments = {**node.arguments, node.map_param: item}
+        template = node.arguments[node.map_param]
+        arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
         outputs = tuple(Output(name, o) for o in node.outputs)
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
         made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None)

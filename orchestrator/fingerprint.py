@@ -43,7 +43,7 @@ from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.user_code import is_user_module, module_kind, object_kind, package_versions
 
-__all__ = ["CodeFingerprint", "fingerprint", "is_user_module"]
+__all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module"]
 
 _FIX = "Make it a step parameter or a constant that can be pickled."
 _MISSING = object()
@@ -82,15 +82,8 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         TypeError: ``fn`` is not one of the supported callables.
     """
     walk = _Walk()
-    root = _unwrap(fn)
     extras: list[tuple[str, object]] = []
-    while isinstance(root, (types.MethodType, functools.partial)):
-        if isinstance(root, types.MethodType):
-            extras.append(("bound instance", root.__self__))
-            root = _unwrap(root.__func__)
-        else:
-            extras.append(("partial arguments", (root.args, root.keywords)))
-            root = _unwrap(root.func)
+    root = _peel(fn, extras)
     if not isinstance(root, types.FunctionType):
         raise TypeError(f"fingerprint() takes a function or a step, not {type(fn).__qualname__}")
     walk.root_module = root.__module__
@@ -100,6 +93,29 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         )
     walk.function(root, is_root=True)
     return walk.result()
+
+
+def code_root(fn: Any) -> types.FunctionType | None:
+    """The Python function whose code ``fingerprint(fn)`` digests, or None if it cannot take ``fn``.
+
+    ``@step`` asks this when it is applied, so that a class or another
+    callable without Python code is refused there, not when a run starts.
+    """
+    root = _peel(fn, [])
+    return root if isinstance(root, types.FunctionType) else None
+
+
+def _peel(fn: Any, extras: list[tuple[str, object]]) -> Any:
+    """``fn`` without steps, bound methods and partials around it; what they bind goes to ``extras``."""
+    root = _unwrap(fn)
+    while isinstance(root, (types.MethodType, functools.partial)):
+        if isinstance(root, types.MethodType):
+            extras.append(("bound instance", root.__self__))
+            root = _unwrap(root.__func__)
+        else:
+            extras.append(("partial arguments", (root.args, root.keywords)))
+            root = _unwrap(root.func)
+    return root
 
 
 # -- the walk --------------------------------------------------------------------------------

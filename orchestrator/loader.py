@@ -4,19 +4,22 @@ The file's folder is put on ``sys.path`` while it loads (and stays there for
 the run), so a pipeline next to its ``helpers.py`` just works. The module is
 registered under the file's stem, like a plain import, so that the keys of a
 pipeline run with ``orch run FILE`` equal those of the same pipeline imported
-from Python. Import errors in the user's file become one clear line.
+from Python. Import errors in the user's file become one clear line, naming
+the helper module and line where one of its imports failed.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from orchestrator.errors import LoadError, did_you_mean
+from orchestrator.errors import LoadError, UserError, did_you_mean
 from orchestrator.pipeline import Pipeline
+from orchestrator.user_code import file_kind
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -87,18 +90,22 @@ def load_module(file: str) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(name, None)
-        raise LoadError(f"{file}:{exc.lineno}: syntax error: {exc.msg}. Fix the file and try again.") from exc
-    except LoadError:
+        if exc.filename in (None, str(path)):
+            raise LoadError(f"{file}:{exc.lineno}: syntax error: {exc.msg}. Fix the file and try again.") from exc
+        # In a module the file imports: name that module, and the import line that reached it.
+        line, _ = _failure_site(exc, path)
+        raise LoadError(f"{_shown(exc.filename, path)}:{exc.lineno}: syntax error: {exc.msg} (imported from "
+                        f"{path.name}:{line}). Fix the file and try again.") from exc
+    except UserError:
         sys.modules.pop(name, None)
-        raise
+        raise  # already one line that names its place (a bad @step, a missing file)
     except Exception as exc:
         sys.modules.pop(name, None)
-        where = _user_frame(exc, str(path))
+        where = _where(exc, path)
+        text = f"{type(exc).__name__}: {exc}{_suggestion(exc)}"
         if isinstance(exc, ImportError) and "relative import" in str(exc):
-            raise LoadError(f"importing {file} failed{where}: {type(exc).__name__}: {exc}. "
-                            + _relative_import_hint(path)) from exc
-        raise LoadError(f"importing {file} failed{where}: {type(exc).__name__}: {exc} "
-                        "(run with --verbose for the traceback)") from exc
+            raise LoadError(f"importing {file} failed{where}: {text}. " + _relative_import_hint(path)) from exc
+        raise LoadError(f"importing {file} failed{where}: {text} (run with --verbose for the traceback)") from exc
     return module
 
 
@@ -119,11 +126,52 @@ def _relative_import_hint(path: Path) -> str:
             f"with {folder} on PYTHONPATH).")
 
 
-def _user_frame(exc: BaseException, path: str) -> str:
+def _failure_site(exc: BaseException, path: Path) -> tuple[int | None, tuple[str, int] | None]:
+    """The line of ``path`` that failed, and the deepest frame of the user's code below it, if any.
+
+    The deepest frame is the last one in a file of the user's own (not the
+    standard library, an installed package or this package) under the
+    pipeline file's failing line: a helper module it imports, however deep.
+    """
     tb = exc.__traceback__
-    line = None
+    line, inner = None, None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == path:
-            line = tb.tb_lineno
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == str(path):
+            line, inner = tb.tb_lineno, None
+        elif line is not None and os.path.isabs(filename) and file_kind(filename) == "user":
+            inner = (filename, tb.tb_lineno)
         tb = tb.tb_next
-    return f" at line {line}" if line else ""
+    return line, inner
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`` at line 4`` in the pipeline file, or `` at helpers.py:3 (imported from pipe.py:2)``.
+
+    A mistake in a helper module is shown where it is, not at the ``import``
+    line that ran it.
+    """
+    line, inner = _failure_site(exc, path)
+    if line is None:
+        return ""
+    if inner is None:
+        return f" at line {line}"
+    return f" at {_shown(inner[0], path)}:{inner[1]} (imported from {path.name}:{line})"
+
+
+def _shown(filename: str, pipeline_file: Path) -> str:
+    """A file's name as the user knows it: relative to the pipeline's folder when inside it."""
+    relative = os.path.relpath(filename, pipeline_file.parent)
+    return os.path.basename(filename) if relative.startswith("..") else relative
+
+
+def _suggestion(exc: BaseException) -> str:
+    """``". Did you mean 'LogisticRegression'?"`` for a misspelled ``from module import name``."""
+    if not isinstance(exc, ImportError) or exc.name is None:
+        return ""
+    missing = re.match(r"cannot import name '(\w+)'", str(exc))
+    module = sys.modules.get(exc.name)
+    if missing is None or module is None:
+        return ""
+    close = did_you_mean(missing.group(1), [n for n in dir(module) if not n.startswith("_")])
+    return f".{close}" if close else ""

@@ -37,14 +37,14 @@ from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
 from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
-from orchestrator.hashing import combine
+from orchestrator.hashing import combine, hash_value
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, forced_items, input_hashes
 from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult
-from orchestrator.step import Output, iter_outputs
+from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 
@@ -134,6 +134,7 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
     return edges
 
 
+_NONE_DIGEST = hash_value(None)  # what an output that is None is stored under
 LOCK_POLL = 0.05  # seconds between tries of a key another run is computing
 
 
@@ -274,6 +275,7 @@ class _RunLoop:
             # An attempt that may be killed (a timeout) on this machine keeps its output in a folder too.
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
+            layout=node.step.call_layout,
         )
         self.attempting[node.name] = attempt
         if isinstance(self.executor, SequentialExecutor):
@@ -406,7 +408,27 @@ class _RunLoop:
             self.observer.step_retrying(node.name, attempt, failure.summary(), delay)
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
-        self._failed(node, decision, attempt, failure.summary())
+        self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node))
+
+    def _none_input_hint(self, node: Node) -> str:
+        """Why an input of failed ``node`` is None, when its producer is annotated not to return None.
+
+        A step that forgets ``return`` succeeds; its consumer fails on the
+        None (``'NoneType' object is not iterable``). Comparing digests with
+        None's loads nothing; this runs only for a failed step.
+        """
+        for arg, template in node.inputs.items():
+            for out in iter_outputs(template):
+                producer = self.dag.nodes.get(out.node)
+                if producer is None or self.digests.get((out.node, out.name)) != _NONE_DIGEST:
+                    continue
+                declared = producer.step.declared_type(out.name)
+                if declared is not None:
+                    source = f"step '{producer.name}'" if out.name == SINGLE_OUTPUT \
+                        else f"output '{out.name}' of step '{producer.name}'"
+                    return (f" (input '{arg}' {'is' if template is out else 'holds'} None: {source} is "
+                            f"annotated -> {declared} but returned None; did it forget `return`?)")
+        return ""
 
     def _succeeded(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
         outputs = {name: info.digest for name, info in result.outputs}

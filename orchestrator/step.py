@@ -16,12 +16,14 @@ import inspect
 import os
 import re
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
+from orchestrator.fingerprint import code_root
 from orchestrator.retry import RetryPolicy
 
 _PATH_WORD = re.compile(r"\b(Path|PosixPath|WindowsPath)\b")
@@ -186,26 +188,45 @@ class Step:
         version: str | None = None,
         outputs: Sequence[str] | None = None,
     ) -> None:
-        if not callable(fn):
-            raise UserError(f"@step needs a function, got {fn!r}")
+        root = code_root(fn)
+        if root is None:
+            raise UserError(_not_a_function(fn))
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
         self.fn = fn
         if name is not None and not (isinstance(name, str) and name.isidentifier()):
-            raise UserError(f"step name {name!r} ({definition_site(fn)}) is not a valid name. "
+            raise UserError(f"step name {name!r} ({definition_site(root)}) is not a valid name. "
                             "Use letters, digits and underscores.")
-        self.name = name or fn.__name__
+        self.name: str = name or str(getattr(fn, "__name__", root.__name__))  # a partial has no name
         self.retry = retry
         self.cache = cache
         self.version = None if version is None else str(version)
-        self.site = definition_site(fn)
+        self.site = definition_site(root)
         self.signature = inspect.signature(fn)
         self.output_names = _output_names(fn, outputs, self.name, self.site)
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.signature.parameters.values())
         self._simple_names: tuple[str, ...] | None = tuple(self.signature.parameters) if plain else None
         self._simple_defaults = {n: p.default for n, p in self.signature.parameters.items()
                                  if p.default is not p.empty}
+        self.call_layout = _call_layout(self.signature)
         self.path_params = _path_parameters(fn, self.signature)
+
+    def declared_type(self, output: str) -> str | None:
+        """The return annotation of ``output`` if it rules out None (``-> list``), else None.
+
+        None for no annotation, ``None``, ``Optional[...]``/``X | None``,
+        ``Any`` and ``object``. The runner uses it, only when a step fails, to
+        say that an input was None because its producer forgot to return.
+        """
+        annotation = self.signature.return_annotation
+        if self.multiple_outputs:
+            # Only a tuple[...] annotation names each output's type; outputs=(...) alone does not.
+            elements = (_tuple_elements(annotation) or ()) if isinstance(annotation, str) \
+                else typing.get_args(annotation)
+            if len(elements) != len(self.output_names) or output not in self.output_names:
+                return None
+            annotation = elements[self.output_names.index(output)]
+        return _never_none(annotation)
 
     @property
     def multiple_outputs(self) -> bool:
@@ -396,6 +417,49 @@ def iter_outputs(value: Any) -> Iterator[Output]:
             yield from iter_outputs(item)
 
 
+def _not_a_function(obj: Any) -> str:
+    """Why ``@step`` refuses ``obj``, and what to decorate instead.
+
+    A step's cache key is built from its Python code (``fingerprint``), so a
+    step must be a function, or a bound method or ``functools.partial`` of
+    one. A class, a callable instance or a builtin has no such code.
+    """
+    where = call_site()
+    if isinstance(obj, (staticmethod, classmethod)):
+        kind = type(obj).__name__
+        return (f"@step cannot decorate a {kind} object ({where}): it needs the plain function. "
+                f"Write @{kind} above @step.")
+    if isinstance(obj, type):
+        return (f"@step cannot decorate class '{obj.__qualname__}' ({where}): a step must be a function. "
+                f"Decorate a function that builds it and returns the result, e.g. "
+                f"`@step def make_{obj.__name__.lower()}(...): return {obj.__name__}(...)`.")
+    if not callable(obj):
+        return f"@step needs a function, got {obj!r} ({where}). Decorate a function defined with def."
+    named = getattr(obj, "__qualname__", None)
+    shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
+    return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "
+            "Decorate a function that calls it.")
+
+
+def _call_layout(signature: inspect.Signature) -> tuple[tuple[str, str], ...] | None:
+    """How to call the function with its bound arguments, or None when ``fn(**arguments)`` does.
+
+    Bound arguments are a dict by parameter name. That dict cannot be passed
+    as keywords to positional-only parameters, ``*args`` or ``**kwargs``
+    (the call would get ``args=(...)`` as one keyword), so such a signature
+    gets its parameters in order, each marked ``"pos"``, ``"*"``, ``"kw"``
+    or ``"**"``, for ``task.call_arguments``. None for every other signature
+    keeps their calls as cheap as a plain keyword call.
+    """
+    p = inspect.Parameter
+    kinds = [param.kind for param in signature.parameters.values()]
+    if not any(k in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for k in kinds):
+        return None
+    marks = {p.POSITIONAL_ONLY: "pos", p.POSITIONAL_OR_KEYWORD: "pos", p.VAR_POSITIONAL: "*",
+             p.KEYWORD_ONLY: "kw", p.VAR_KEYWORD: "**"}
+    return tuple((name, marks[kind]) for name, kind in zip(signature.parameters, kinds))
+
+
 def _output_names(fn: Callable[..., Any], outputs: Sequence[str] | None, name: str, site: str) -> tuple[str, ...]:
     if outputs is not None:
         names = tuple(outputs)
@@ -422,22 +486,67 @@ def _tuple_arity(annotation: Any, fn: Callable[..., Any]) -> int | None:
     if annotation is inspect.Signature.empty:
         return None
     if isinstance(annotation, str):
-        try:
-            expr = ast.parse(annotation, mode="eval").body
-        except SyntaxError:
+        elements = _tuple_elements(annotation)
+        if elements is None:
             return None
-        if not (isinstance(expr, ast.Subscript) and _annotation_name(expr.value) in ("tuple", "Tuple")):
-            return None
-        elts = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
-        if any(isinstance(e, ast.Constant) and e.value is Ellipsis for e in elts):
-            return -1
-        return len(elts)
+        return -1 if "..." in elements else len(elements)
     if typing.get_origin(annotation) is tuple:
         args = typing.get_args(annotation)
         if Ellipsis in args:
             return -1
         return len(args) if args else None
     return None
+
+
+_MAY_BE_NONE = frozenset({"None", "NoneType", "Any", "object", "Optional"})
+
+
+def _never_none(annotation: Any) -> str | None:
+    """``annotation`` as text if it is a type that excludes None, else None (see ``Step.declared_type``)."""
+    if annotation is inspect.Signature.empty:
+        return None
+    if isinstance(annotation, str):  # ``from __future__ import annotations``: judge the text
+        try:
+            expr = ast.parse(annotation, mode="eval").body
+        except SyntaxError:
+            return None
+        return None if _text_may_be_none(expr) else annotation
+    if annotation is None or annotation is type(None) or annotation is Any or annotation is object \
+            or isinstance(annotation, typing.TypeVar):
+        return None
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+            and type(None) in typing.get_args(annotation):
+        return None
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__qualname__
+    return str(annotation).replace("typing.", "")
+
+
+def _text_may_be_none(expr: ast.expr) -> bool:
+    """Whether an annotation's expression allows None: ``None``, ``Any``, ``X | None``, ``Optional[X]``..."""
+    if isinstance(expr, ast.Constant):
+        return expr.value is None or isinstance(expr.value, str)  # a quoted name: not judged
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
+        return _text_may_be_none(expr.left) or _text_may_be_none(expr.right)
+    if isinstance(expr, ast.Subscript):
+        name = _annotation_name(expr.value)
+        if name == "Union":
+            elts = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+            return any(_text_may_be_none(e) for e in elts)
+        return name == "Optional"
+    return _annotation_name(expr) in _MAY_BE_NONE
+
+
+def _tuple_elements(annotation: str) -> tuple[str, ...] | None:
+    """The element annotations of ``"tuple[list, int]"`` as text; None if the text is no ``tuple[...]``."""
+    try:
+        expr = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(expr, ast.Subscript) and _annotation_name(expr.value) in ("tuple", "Tuple")):
+        return None
+    elts = expr.slice.elts if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+    return tuple(ast.unparse(e) for e in elts)
 
 
 def _annotation_name(node: ast.expr) -> str:

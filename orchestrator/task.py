@@ -52,6 +52,7 @@ class TaskSpec:
     keep_values: bool = True
     fsync: bool = True
     spill: str | None = None  # a local folder the captured text also goes to, for a killed attempt
+    layout: tuple[tuple[str, str], ...] | None = None  # ``Step.call_layout``: None calls ``fn(**arguments)``
 
 
 @dataclass
@@ -106,7 +107,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     store = _store(spec.store_root, spec.fsync)
     result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
     try:
-        kwargs = _load_arguments(spec.arguments, store)
+        loaded = _load_arguments(spec.arguments, store)
     except (CorruptArtifactError, MissingArtifactError) as exc:
         result.damaged_input = exc.digest
         result.ended = time.time()
@@ -115,7 +116,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     with Capture(spec.echo, spec.spill) as captured:
         try:
-            value = spec.fn(**kwargs)
+            if spec.layout is None:
+                value = spec.fn(**loaded)
+            else:
+                args, kwargs = call_arguments(spec.layout, loaded)
+                value = spec.fn(*args, **kwargs)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
             result.failure = Failure.from_exception(exc, _user_traceback(exc))
             value = None
@@ -160,6 +165,29 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         if spec.keep_values:
             kept[name] = v
     result.values = kept if spec.keep_values else None
+
+
+def call_arguments(layout: tuple[tuple[str, str], ...],
+                   arguments: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments of a call, from bound arguments by parameter name.
+
+    Follows the signature's order (``layout``), not the dict's: the runner
+    puts constants before inputs. Every parameter before ``*args`` goes by
+    position, so that ``*args`` lands after them.
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, kind in layout:
+        value = arguments[name]
+        if kind == "pos":
+            args.append(value)
+        elif kind == "*":
+            args.extend(value)
+        elif kind == "**":
+            kwargs.update(value)
+        else:
+            kwargs[name] = value
+    return args, kwargs
 
 
 def _load_arguments(arguments: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:

@@ -58,6 +58,11 @@ def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return norm(installed), norm(stdlib)
 
 
+def file_kind(path: str) -> str:
+    """The kind of the code in the file ``path`` (``"user"``, ``"installed"``...)."""
+    return _path_kind(path)
+
+
 @functools.cache
 def _path_kind(path: str) -> str:
     real = os.path.realpath(path)

@@ -107,6 +107,50 @@ def test_syntax_error_in_pipeline_file_is_one_line(orch, project):
     assert "broken.py:3: syntax error" in result.stderr
 
 
+HELPER_MISTAKES = {
+    "name": ("import os\n\nY = undefined_name + 1\n",
+             "importing pipe.py failed at helpers.py:3 (imported from pipe.py:2): NameError: "
+             "name 'undefined_name' is not defined"),
+    "misspelled import": ("from collections import OrderedDit\n",
+                          "importing pipe.py failed at helpers.py:1 (imported from pipe.py:2): ImportError: "
+                          "cannot import name 'OrderedDit' from 'collections'"),
+    "syntax": ("def f(:\n    pass\n", "helpers.py:1: syntax error: invalid syntax (imported from pipe.py:2)"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(HELPER_MISTAKES))
+def test_an_error_in_an_imported_helper_is_shown_where_it_is(orch, project, mistake):
+    source, needle = HELPER_MISTAKES[mistake]
+    (project / "helpers.py").write_text(source)
+    (project / "pipe.py").write_text("from orchestrator import pipeline, step\nimport helpers\n")
+    result = orch("run", "pipe.py")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert needle in result.stderr, result.stderr
+    if mistake == "misspelled import":
+        assert "Did you mean 'OrderedDict'?" in result.stderr
+
+
+def test_an_error_in_a_helper_of_a_subfolder_names_its_path_and_own_errors_keep_their_line(orch, project):
+    (project / "lib").mkdir()
+    (project / "lib" / "deep.py").write_text("def boom():\n    return {}['missing']\n\nboom()\n")
+    (project / "pipe.py").write_text("import json\n\nfrom lib import deep\n")
+    assert "failed at lib/deep.py:2 (imported from pipe.py:3): KeyError: 'missing'" in orch("run", "pipe.py").stderr
+    (project / "own.py").write_text("import json\ny = json.dumps(undefined)\n")
+    assert "importing own.py failed at line 2: NameError:" in orch("run", "own.py").stderr
+
+
+def test_step_on_a_class_is_one_line_at_import(orch, project):
+    (project / "model.py").write_text(
+        "from orchestrator import pipeline, step\n\n\n@step\nclass Model:\n    pass\n\n\n"
+        "@pipeline\ndef p():\n    return Model()\n")
+    result = orch("run", "model.py")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: @step cannot decorate class 'Model' (model.py:4): a step must be a "
+                                    "function. Decorate a function that builds it")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_lineage_both_ways_across_runs(orch, calls, project):
     (project / "input.txt").write_text("hello")
     assert orch("run", "files.py").returncode == 0

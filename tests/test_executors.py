@@ -58,6 +58,21 @@ def test_lineage_is_recorded_the_same_way_on_every_executor(runs_by_executor):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
+def test_star_args_and_positional_only_steps_get_their_arguments_in_workers(tmp_path, calls, executor):
+    """The task pickled to a worker says how to call a step whose arguments are not all keywords."""
+    from .test_runner import SIGNATURE_OUTPUTS
+
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    reference = _run("signatures.py:signatures", tmp_path / "sequential", "sequential")
+    run = _run("signatures.py:signatures", tmp_path / executor, executor)
+    assert run.status == "succeeded", run.error
+    assert run.output() == SIGNATURE_OUTPUTS
+    assert {n: s.key for n, s in run.steps.items()} == {n: s.key for n, s in reference.steps.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
 def test_independent_steps_overlap(store, calls, executor):
     pytest.importorskip("distributed")
     run = _run("parallel.py:parallel", store, executor, n=2, seconds=1.0)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import UnhashableValueError
-from orchestrator.fingerprint import CodeFingerprint, fingerprint, is_user_module
+from orchestrator.fingerprint import CodeFingerprint, code_root, fingerprint, is_user_module
 from tests.fingerprint_cases import decorated, objects, packages, recursion, registry, unhashable
 
 ROOT = Path(__file__).parent.parent
@@ -261,6 +261,25 @@ def test_a_step_is_fingerprinted_through_its_function(load: Loader) -> None:
     module = load(BASE)
     assert getattr(module.train, "_is_orchestrator_step", False) is True
     assert fingerprint(module.train) == fingerprint(module.train.__wrapped__)
+
+
+def test_code_root_is_what_fingerprint_takes(load: Loader) -> None:
+    """``@step`` refuses exactly the callables ``fingerprint`` cannot take, using ``code_root``."""
+    import functools
+
+    module = load(BASE)
+    fn = module.train.__wrapped__
+    bound = types.MethodType(fn, object())
+    taken = [fn, module.train, bound, functools.partial(fn, 1), functools.partial(bound)]
+    assert all(code_root(c) is fn for c in taken)
+    class Model:
+        def __call__(self, x: int) -> int:
+            return x
+
+    for refused in (Model, Model(), len, staticmethod(fn), classmethod(fn), 3):
+        assert code_root(refused) is None
+        with pytest.raises(TypeError, match="takes a function or a step"):
+            fingerprint(refused)  # type: ignore[arg-type]
 
 
 def test_closure_values_count(load: Loader) -> None:

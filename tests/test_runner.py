@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -542,3 +543,142 @@ def test_recorded_key_parts_are_each_nodes_own(store):
     assert second.static_key == third.static_key
     for node, inputs in ((first, {}), (second, {"x": "ab" * 16}), (third, {"x": "cd" * 16}), (third, {})):
         assert json.loads(cache.key_parts_json(node, inputs)) == cache.key_parts(node, inputs)
+
+
+SIGNATURE_OUTPUTS = {
+    "constants": "((1, 2, 4), {'z': 10})",
+    "posonly": 43,
+    "inputs": "((400, 7), {'args': 400, 'kw': [400]})",
+    "mixed": "(1, 400, (3, 4), 400, 5, {'e': 1})",
+    "posonly_input": 4001,
+}
+
+
+def test_star_args_kwargs_and_positional_only_parameters_get_the_values_passed(store, calls):
+    run = _load("signatures.py:signatures").run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.output() == SIGNATURE_OUTPUTS
+
+
+def test_keys_of_star_args_steps_follow_their_values_and_inputs(store, calls):
+    signatures = _load("signatures.py:signatures")
+    first = signatures.run(store=str(store))
+    assert {s.status for s in signatures.run(store=str(store)).steps.values()} == {"cached"}
+    changed = signatures.run(store=str(store), z=11)  # a constant inside **kwargs
+    assert {n for n, s in changed.steps.items() if s.status == "ran"} == {"varargs"}
+    assert changed.output()["constants"] == "((1, 2, 4), {'z': 11})"
+    calls.clear()
+    moved = signatures.run(store=str(store), n=5)  # the output passed through *args and **kwargs changes
+    assert moved.output()["inputs"] == "((500, 7), {'args': 500, 'kw': [500]})"
+    assert moved.steps["varargs_2"].key != first.steps["varargs_2"].key
+    assert calls.counts()["varargs"] == 2 and calls.counts()["mixed"] == 1
+    from orchestrator.lineage import Lineage
+
+    steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(moved.id)}
+    assert [i["name"] for i in steps["varargs_2"]["inputs"]] == ["args", "kwargs[0]", "kwargs[1]"]
+
+
+def test_a_map_of_a_star_args_step_passes_each_item_as_its_first_argument(store, calls):
+    run = _load("signatures.py:mapped").run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.output() == ["((0,), {'k': 1})", "((1,), {'k': 1})", "((2,), {'k': 1})"]
+
+
+class _Model:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __call__(self, x: int) -> int:
+        return x
+
+
+@pytest.mark.parametrize("target,needle", [
+    (_Model, "@step cannot decorate class '_Model' (test_runner.py:"),
+    (_Model(1), "@step cannot decorate a _Model object (test_runner.py:"),
+    (len, "@step cannot decorate 'len', a builtin_function_or_method (test_runner.py:"),
+    (staticmethod(lambda x: x), "@step cannot decorate a staticmethod object (test_runner.py:"),
+    (42, "@step needs a function, got 42 (test_runner.py:"),
+])
+def test_step_refuses_what_has_no_python_code_where_it_is_applied(target, needle):
+    with pytest.raises(UserError) as info:
+        step(target)
+    message = str(info.value)
+    assert message.startswith(needle) and "\n" not in message
+    assert "Write @staticmethod above @step." in message if isinstance(target, staticmethod) \
+        else "Decorate a function" in message
+
+
+def test_bound_methods_static_methods_and_partials_are_steps(store):
+    import functools
+
+    class Scaler:
+        factor = 3
+
+        @staticmethod
+        @step
+        def shift(x: int) -> int:
+            return x + 1
+
+        def scale(self, x: int) -> int:
+            return x * self.factor
+
+    def add(a: int, x: int) -> int:
+        return a + x
+
+    scale, add_ten = step(Scaler().scale), step(functools.partial(add, 10))
+    assert (add_ten.name, scale.name) == ("add", "scale")
+
+    @pipeline
+    def methods(n: int = 2):
+        return Scaler.shift(n), scale(n), add_ten(n)
+
+    assert methods.run(store=str(store)).output() == (3, 6, 12)
+
+
+def test_a_consumer_failing_on_none_names_the_step_that_forgot_to_return(store):
+    run = _load("forgot_return.py:forgot").run(store=str(store))
+    assert run.status == "failed"
+    assert ("step 'total' failed after 1 attempt: TypeError: 'NoneType' object is not iterable "
+            "(input 'xs' is None: step 'load' is annotated -> list but returned None; "
+            "did it forget `return`?)") in run.error
+    assert run.steps["load"].status == "ran"
+    optional = _load("forgot_return.py:optional").run(store=str(store))  # -> list | None: None is allowed
+    assert optional.status == "failed" and "did it forget" not in optional.error
+
+
+def test_the_none_hint_reads_string_annotations_and_names_an_output(store):
+    @step
+    def split(n: int) -> tuple[list, list]:
+        return [n], None  # type: ignore[return-value]
+
+    @step
+    def quiet(n: int):
+        pass
+
+    @step
+    def size(xs: list) -> int:
+        return len(xs)
+
+    @pipeline
+    def halves(n: int = 1):
+        _, right = split(n)
+        return size(right), size.alias("unannotated")(quiet(n))
+
+    run = halves.run(store=str(store))
+    assert run.steps["size"].error.endswith(
+        "(input 'xs' is None: output 'out1' of step 'split' is annotated -> list but returned None; "
+        "did it forget `return`?)")
+    assert run.steps["unannotated"].error == "TypeError: object of type 'NoneType' has no len()"
+
+
+@pytest.mark.parametrize("annotation,declared", [
+    ("list", "list"), ("dict[str, int]", "dict[str, int]"), ("pd.DataFrame", "pd.DataFrame"),
+    (list, "list"), (dict[str, int], "dict[str, int]"), (int | str, "int | str"),
+    ("None", None), ("Any", None), ("object", None), ("list | None", None), ("None | list", None),
+    ("Optional[list]", None), ("typing.Union[int, None]", None), ("'Forward'", None),
+    (None, None), (type(None), None), (object, None), (list | None, None), (inspect.Parameter.empty, None),
+])
+def test_declared_type_is_only_a_type_that_rules_out_none(annotation, declared):
+    from orchestrator.step import _never_none
+
+    assert _never_none(annotation) == declared
