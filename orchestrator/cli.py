@@ -323,6 +323,11 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
     row = context.lineage.step_row(run_id, node)
     attempts = context.lineage.attempts(run_id, node)
     if not attempts:
+        origin_run, origin_node = context.lineage.origin(run_id, node, row)
+        if row["status"] == "cached" and origin_run != run_id:
+            click.echo(f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
+                       f"Its output: `orch logs {origin_run}:{origin_node}`.")
+            return
         click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
         return
     numbers = [a["attempt"] for a in attempts]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -281,9 +282,11 @@ class Lineage:
         (None for a file, and for edges recorded before sources were).
         """
         origin_run, origin_node = self.origin(run_id, node, row)
-        return (origin_run, origin_node), [tuple(e) for e in self.conn.execute(  # type: ignore[misc]
-            "SELECT direction, name, digest, path, source FROM edges WHERE run_id=? AND node=? "
-            "ORDER BY direction DESC, name", (origin_run, origin_node))]
+        edges = [tuple(e) for e in self.conn.execute(
+            "SELECT direction, name, digest, path, source FROM edges WHERE run_id=? AND node=?",
+            (origin_run, origin_node))]
+        edges.sort(key=lambda e: (e[0] != "out", _natural(e[1])))  # outputs first; xs[2] before xs[10]
+        return (origin_run, origin_node), edges  # type: ignore[return-value]
 
     def attempts(self, run_id: str, node: str) -> list[dict[str, Any]]:
         """Every attempt of a step run, in order, with its error, traceback and captured text."""
@@ -467,6 +470,11 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """Sort key that orders the numbers inside a name by value: ``xs[2]`` before ``xs[10]``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def _implied_attempt(record: StepRecord, tries: tuple[AttemptRecord, ...]) -> bool:

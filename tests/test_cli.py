@@ -441,3 +441,13 @@ def test_what_user_code_prints_never_mixes_into_a_document_on_stdout(orch, args)
     assert "loading chatty.py" in result.stderr
     if args[0] == "run":
         assert "talking about 1" in result.stderr
+
+
+def test_logs_of_a_cached_step_name_the_run_that_computed_it(orch):
+    first = json.loads(orch("run", "chatty.py", "--json").stdout)["run_id"]
+    orch("run", "chatty.py")
+    out = orch("logs", "latest:talk")
+    assert out.returncode == 0
+    assert f"reused the result of run {first}" in out.stdout
+    assert f"orch logs {first}:talk" in out.stdout
+    assert "talking about 1" in orch("logs", f"{first}:talk").stdout

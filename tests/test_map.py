@@ -160,3 +160,11 @@ def test_lineage_of_a_map_over_a_step_output_reaches_the_list_and_its_maker(stor
     assert steps == {"total", "square", "square_2", "square_3", "square_4", "items"}
     down = walk(lineage, f"{run.id}:items", "downstream")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == steps
+
+
+def test_a_map_results_edges_are_in_item_order_past_ten(store, calls):
+    from orchestrator.lineage import Lineage
+
+    run = _fanout().run(store=str(store), n=12)
+    steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(run.id)}
+    assert [i["name"] for i in steps["total"]["inputs"]] == [f"values[{i}]" for i in range(12)]
