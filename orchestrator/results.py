@@ -40,6 +40,8 @@ class Run:
     result: Any = None
     error: str | None = None
     metadata: str | None = None
+    # A map's node -> (its item nodes, its step's output names): a map is no step of its own.
+    maps: dict[str, tuple[list[str], tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -51,7 +53,16 @@ class Run:
         if self.status != "succeeded":
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
         ctx = Context.open(self.store, self.metadata)
-        return substitute(self.result, lambda out: ctx.load(self.steps[out.node].outputs[out.name]))
+
+        def load(node: str, name: str) -> Any:
+            if node in self.maps:  # the list of its items' outputs (tuples for a multi-output step)
+                items, names = self.maps[node]
+                if len(names) == 1:
+                    return [load(item, names[0]) for item in items]
+                return [tuple(load(item, n) for n in names) for item in items]
+            return ctx.load(self.steps[node].outputs[name])
+
+        return substitute(self.result, lambda out: load(out.node, out.name))
 
     @property
     def failed_steps(self) -> list[StepResult]:

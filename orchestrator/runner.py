@@ -598,7 +598,8 @@ class _RunLoop:
         steps = {n: r for n in self.dag.nodes if (r := self.results.get(n)) is not None
                  and not (self.dag.nodes[n].is_map and r.status in ("map", "skipped"))}
         run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.location, result=self.dag.result,
-                  metadata=self.ctx.metadata)
+                  metadata=self.ctx.metadata,
+                  maps={n: (items, self.dag.nodes[n].outputs) for n, items in self.map_children.items()})
         failed = run.failed_steps
         if failed:
             f = failed[0]

@@ -168,3 +168,9 @@ def test_a_map_results_edges_are_in_item_order_past_ten(store, calls):
     run = _fanout().run(store=str(store), n=12)
     steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(run.id)}
     assert [i["name"] for i in steps["total"]["inputs"]] == [f"values[{i}]" for i in range(12)]
+
+
+def test_a_pipeline_may_return_a_map_itself(store, calls):
+    for _ in range(2):  # ran, then cached
+        run = _fanout("fanout.py:squares").run(store=str(store))
+        assert run.output() == ([0, 1, 4], 61)

@@ -36,3 +36,8 @@ def not_a_list(n: int) -> int:
 @pipeline
 def bad_map():
     return total(square.map(not_a_list(3)))
+
+
+@pipeline
+def squares(n: int = 3):
+    return square.map(items(n)), total(square.map([5, 6]))
