@@ -199,8 +199,10 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
                 continue
             if path:
                 fid = f"file:{digest}"
-                g.vertices.setdefault(fid, Vertex(fid, "file", f"{path} ({digest[:12]})",
-                                                  {"path": path, "digest": digest}))
+                if fid not in g.vertices:
+                    now = _file_now(lineage, path, digest)
+                    g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
+                                             {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
                 v.children.append((name, fid))
                 continue
             through = origin if g.direction == "downstream" else (origin[0], source) if source else None
@@ -245,6 +247,18 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             seen.add((node, key))
             v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
     return vid
+
+
+def _file_now(lineage: Lineage, path: str, digest: str) -> str:
+    """``", changed since"`` or ``", gone since"`` when the file no longer has the content a run read."""
+    from orchestrator.hashing import hash_file
+
+    try:
+        return "" if hash_file(path, lineage.load_file_memo()) == digest else ", changed since"
+    except FileNotFoundError:
+        return ", gone since"
+    except OSError:
+        return ""  # unreadable now: say nothing rather than guess
 
 
 def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: int,
@@ -323,6 +337,8 @@ def _tree_lines(g: LineageGraph) -> list[str]:
             from orchestrator.report import one_line
 
             text += "  " + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
+        if v.kind == "step" and v.data.get("code"):
+            text += f"  code {v.data['code'][:12]}"
         repeated = vid in printed and bool(v.children)
         lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
         if vid in path or repeated:
