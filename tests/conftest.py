@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +14,16 @@ import pytest
 
 PIPELINES = Path(__file__).parent / "pipelines"
 ROOT = Path(__file__).parent.parent
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
 
 
 class CallLog:

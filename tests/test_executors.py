@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 
-from .conftest import PIPELINES
+from .conftest import PIPELINES, wait_for
 
 EXECUTORS = ["sequential", "process", "dask"]
 
@@ -124,6 +130,9 @@ def test_cli_executor_options(orch, calls):
     assert bad.returncode == 2
     wrong = orch("run", "edits.py", "--address", "tcp://127.0.0.1:1")
     assert wrong.returncode == 2 and "--executor dask" in wrong.stderr
+    malformed = orch("run", "edits.py", "--executor", "dask", "--address", "foo")
+    assert malformed.returncode == 2 and malformed.stderr.startswith("error: --address 'foo' is not")
+    assert len(malformed.stderr.splitlines()) == 1, malformed.stderr
     ok = orch("run", "edits.py", "--executor", "process", "--workers", "2", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "succeeded"
@@ -156,10 +165,6 @@ print("RESULT", run.status, run.output(), run.steps["dies_once"].attempts)
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_a_script_without_a_main_guard_runs_once(tmp_path, executor):
     """Spawned workers (and replacements for dead ones) do not re-import the user's script."""
-    import os
-    import subprocess
-    import sys
-
     from orchestrator.lineage import Lineage
 
     if executor == "dask":
@@ -213,3 +218,132 @@ def test_worker_tracebacks_name_the_real_file_and_line(tmp_path, executor):
     assert str(PIPELINES / "odd_failures.py") in attempt["traceback"]
     assert 'raise DataError("age", 3)' in attempt["traceback"]
     assert "<dynamic-code>" not in attempt["traceback"]
+
+
+def _run_timed_pipeline(target: str, store: str, queue) -> None:
+    run = load_pipeline(str(PIPELINES / target)).run(store=store)
+    queue.put({name: (s.status, s.error) for name, s in run.steps.items()})
+
+
+def _start_daemonic(target: str, store):
+    """Run a pipeline in a daemonic process, as a Dask worker is one (spawned: this process may have threads).
+
+    Returns the process and the queue that receives ``{node: (status, error)}``.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run_timed_pipeline, args=(target, str(store), queue), daemon=True)
+    proc.start()
+    return proc, queue
+
+
+def test_timed_steps_run_inside_a_daemonic_process(tmp_path):
+    """multiprocessing refuses children to daemonic processes; a step's timeout child is started anyway."""
+    proc, queue = _start_daemonic("timed.py:timed", tmp_path)
+    steps = queue.get(timeout=60)
+    proc.join(timeout=10)
+    assert steps["quick"] == ("ran", None)
+    assert steps["hangs"][0] == "failed" and "StepTimeoutError" in steps["hangs"][1]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the child asks Linux to kill it with its parent")
+def test_a_timed_child_dies_with_its_daemonic_parent(tmp_path, calls):
+    from pathlib import Path
+
+    proc, _ = _start_daemonic("timed.py:waiting", tmp_path)
+    pid_file = Path(f"{calls.path}.pid")
+    wait_for(lambda: pid_file.exists() and pid_file.read_text() != "")
+    child = int(pid_file.read_text())
+    proc.kill()
+    proc.join()
+
+    def gone() -> bool:  # no process, or a zombie nobody reaps (a container's init may not)
+        stat = Path(f"/proc/{child}/stat")
+        return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_for(gone, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def users_cluster():
+    """A cluster like one started with `dask scheduler` and `dask worker`: its workers are daemonic."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.slow
+def test_timed_steps_on_a_users_dask_cluster(users_cluster, tmp_path):
+    run = load_pipeline(str(PIPELINES / "timed.py:timed")).run(store=str(tmp_path), executor="dask",
+                                                               address=users_cluster)
+    assert run.steps["quick"].status == "ran"
+    assert run.steps["hangs"].status == "failed" and "StepTimeoutError" in run.steps["hangs"].error
+
+
+def _ctrl_c(orch, started, *args: str) -> tuple[int, str, float]:
+    """`orch run ARGS` in a process group of its own, Ctrl-C'd like a terminal does once `started()`.
+
+    Returns the exit code, stderr, and the seconds it took to exit after Ctrl-C.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *args],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        wait_for(started)
+        time.sleep(0.5)
+        pressed = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        return proc.returncode, stderr, time.monotonic() - pressed
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_users_dask_cluster_prints_no_traceback(users_cluster, orch):
+    import distributed
+
+    with distributed.Client(users_cluster, set_as_default=False) as client:
+        code, stderr, _ = _ctrl_c(orch, lambda: any(client.processing().values()), "slow.py", "-p", "n=1000",
+                                  "-p", "seconds=3", "--executor", "dask", "--address", users_cluster)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "Error in callback" not in stderr, stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_our_local_cluster_is_quiet_and_quick(orch, calls):
+    """Workers leave Ctrl-C to the driver, which kills them at once instead of waiting for their tasks."""
+    pytest.importorskip("distributed")
+    code, stderr, seconds = _ctrl_c(orch, lambda: "wait" in calls.ran(), "slow.py", "-p", "n=1000",
+                                    "--executor", "dask", "--workers", "1")
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert seconds < 3, seconds  # a nanny gives a busy worker 4 s before killing it
+
+
+@pytest.mark.parametrize(("address", "problem"), [
+    ("foo", "is not a Dask scheduler address"), ("tcp://127.0.0.1", "is not a Dask scheduler address"),
+    ("http://127.0.0.1:8787", "Dask has no scheme 'http'"), ("127.0.0.1:99999", "port 99999 is out of range")])
+def test_malformed_dask_addresses_are_refused_up_front(address, problem):
+    pytest.importorskip("distributed")
+    from orchestrator.errors import UserError
+    from orchestrator.executors.dask import check_address
+
+    with pytest.raises(UserError, match=re.escape(problem)):
+        check_address(address)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://sched.example:8786",
+                                     "tcp://[::1]:8786", "localhost:8786"])
+def test_well_formed_dask_addresses_pass(address):
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import check_address
+
+    check_address(address)

@@ -10,25 +10,18 @@ import time
 
 import pytest
 
+from .conftest import wait_for
+
 
 def _start(orch, *args):
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *args],
                             cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.mark.slow
 def test_kill_during_step_then_resume(orch, calls):
     proc = _start(orch, "slow.py")
-    _wait_for(lambda: "wait" in calls.ran())
+    wait_for(lambda: "wait" in calls.ran())
     time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -69,7 +62,7 @@ def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
     assert orch("run", "slow.py", "-p", "n=5000000", "-p", "seconds=0").returncode == 0
     time.sleep(1.5)  # gc spares what was written within a second of a running run's start
     proc = _start(orch, "slow.py", "-p", "n=6000000", "-p", "seconds=2")
-    _wait_for(lambda: calls.counts()["wait"] >= 2)
+    wait_for(lambda: calls.counts()["wait"] >= 2)
     gc = orch("cache", "gc", "--keep-last", "0")
     assert gc.returncode == 0, gc.stderr
     assert "removed 2 artifacts" in gc.stdout  # only the first run's outputs (5 MB of bytes, an int)
@@ -84,7 +77,7 @@ def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
 @pytest.mark.parametrize("executor", ["sequential", "process", "dask"])
 def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
     proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", executor, "--workers", "1")
-    _wait_for(lambda: "wait" in calls.ran())
+    wait_for(lambda: "wait" in calls.ran())
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130

@@ -7,6 +7,10 @@ the loaded pipeline module come along for free) and reports its
 as artifact references. A child that dies without reporting is a
 ``WorkerDiedError`` attempt; one that outlives its timeout is killed and
 reported as a ``StepTimeoutError`` attempt.
+
+The caller may itself be a daemonic process (every Dask worker is, unless
+configured otherwise), which ``multiprocessing`` forbids to start children;
+the child is started anyway, and is made to die with its parent instead.
 """
 
 from __future__ import annotations
@@ -14,7 +18,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +37,22 @@ if TYPE_CHECKING:
     from orchestrator.task import TaskResult, TaskSpec
 
 
-def _child_main(conn: multiprocessing.connection.Connection, payload: bytes) -> None:
+_starting = threading.Lock()  # the daemon flag is process-wide; Dask runs tasks in several threads
+
+
+def _new_lock_in_child() -> None:
+    global _starting
+    _starting = threading.Lock()  # a forked child inherits the lock held by the thread that forked it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, parent_pid: int) -> None:
     from orchestrator.task import run_task
 
+    _die_with_parent(parent_pid)
     spec = pickle.loads(payload)
     conn.send_bytes(encode_result(run_task(spec)))
     conn.close()
@@ -43,9 +65,10 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
     ctx: Any = multiprocessing.get_context(method)
     parent, child = ctx.Pipe(duplex=False)
     payload = cloudpickle.dumps(replace(spec, keep_values=False))
-    proc = ctx.Process(target=_child_main, args=(child, payload), daemon=True)
+    proc = ctx.Process(target=_child_main, args=(child, payload, os.getpid()), daemon=True)
     started = time.time()
-    proc.start()
+    with _children_allowed():
+        proc.start()
     child.close()
     try:
         ready = parent.poll(timeout)
@@ -76,6 +99,48 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
         proc.join(timeout=5)
         if os.name == "posix" and proc.is_alive():
             proc.kill()
+
+
+@contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a daemonic process start a child, by clearing its daemon flag around ``Process.start()``.
+
+    ``multiprocessing`` refuses children to daemonic processes because such a
+    process is terminated when its own parent exits, which would leave its
+    children orphaned. Here the child guards itself instead: it asks the
+    kernel to kill it when its parent dies (``_die_with_parent``), and
+    ``run_in_child`` kills or joins it before returning. The flag is cleared
+    for that one call (the child has its own, set at creation).
+    """
+    current: Any = multiprocessing.current_process()
+    with _starting:
+        daemonic = current._config.get("daemon", False)
+        current._config["daemon"] = False
+        try:
+            yield
+        finally:
+            current._config["daemon"] = daemonic
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Best effort: on Linux, have this process SIGKILLed when its parent dies.
+
+    The parent may be a daemonic Dask worker that is killed (cancelled run,
+    memory limit) while the step still runs; without this the child would go
+    on as an orphan. The signal follows the parent *thread*, which is the one
+    blocked in ``run_in_child`` for the child's whole life.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(1)
 
 
 def _killed(spec: TaskSpec, started: float, exc: BaseException) -> TaskResult:

@@ -8,14 +8,19 @@ through the scheduler. A task whose worker dies is not re-run silently by
 Dask (``allowed-failures`` is 0 for a LocalCluster): it comes back as a
 ``WorkerDiedError`` attempt, retried by the step's own policy like on every
 other executor. Timeouts run the step in a child process of the worker.
+
+Ctrl-C belongs to the driver: the LocalCluster's workers ignore SIGINT (see
+``dask_setup`` in ``worker.py``); on Ctrl-C the driver kills them itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import secrets
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +44,33 @@ def _import_distributed() -> Any:
     return dask, distributed
 
 
+# [SCHEME://]HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
+_ADDRESS = re.compile(r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
+                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):(?P<port>[0-9]{1,5})")
+
+
+def check_address(address: str) -> None:
+    """Refuse a scheduler address Dask could not even try, before it spends 20 s failing on it.
+
+    Raises:
+        UserError: ``address`` is not ``[SCHEME://]HOST:PORT`` with a scheme Dask knows.
+    """
+    from distributed.comm import registry
+
+    fix = "Write it as tcp://HOST:PORT (or HOST:PORT), like tcp://127.0.0.1:8786."
+    match = _ADDRESS.fullmatch(address)
+    if match is None:
+        raise UserError(f"--address '{address}' is not a Dask scheduler address. {fix}")
+    scheme, port = match["scheme"] or "tcp", int(match["port"])
+    try:
+        registry.get_backend(scheme)
+    except ValueError:
+        known = ", ".join(sorted(registry.backends))
+        raise UserError(f"--address '{address}': Dask has no scheme '{scheme}' (it knows {known}). {fix}") from None
+    if not 0 < port < 65536:
+        raise UserError(f"--address '{address}': port {port} is out of range (1-65535). {fix}")
+
+
 class DaskExecutor:
     """Runs attempts on a Dask cluster."""
 
@@ -51,6 +83,7 @@ class DaskExecutor:
         self._main_hidden = ExitStack()
         started = time.perf_counter()
         if address:
+            check_address(address)
             try:
                 self.client = distributed.Client(address, timeout="10s", set_as_default=False)
             except OSError as exc:
@@ -59,11 +92,11 @@ class DaskExecutor:
         else:
             self._main_hidden.enter_context(main_script_hidden())
             try:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                      "distributed.worker.daemon": False}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = distributed.LocalCluster(
                         n_workers=max(1, workers or os.cpu_count() or 1), threads_per_worker=1,
-                        processes=True, dashboard_address="127.0.0.1:0", silence_logs=50)
+                        processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
+                        preload=["orchestrator.executors.worker"])
                     self.client = distributed.Client(self._cluster, set_as_default=False)
             except BaseException:
                 self._main_hidden.close()
@@ -83,17 +116,23 @@ class DaskExecutor:
         def resolve(done: Any) -> None:
             from orchestrator.task import TaskResult
 
+            if result.cancelled():
+                # The run loop gave this attempt up (Ctrl-C), and then the Dask task was cancelled
+                # too (a FutureCancelledError): nobody waits for its outcome.
+                return
             try:
                 data = done.result()
-            except Exception as exc:  # noqa: BLE001 - anything Dask reports is a lost attempt
-                if type(exc).__name__ == "CancelledError" and result.cancelled():
-                    return
+            except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
                 died = WorkerDiedError(f"the Dask task of step '{spec.step_name}' was lost: "
                                        f"{type(exc).__name__}: {exc}")
-                result.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=started,
-                                             ended=time.time(), failure=Failure.from_exception(died)))
-                return
-            result.set_result(decode_result(data, spec))
+                outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
+                                     ended=time.time(), failure=Failure.from_exception(died))
+            else:
+                outcome = decode_result(data, spec)
+            try:
+                result.set_result(outcome)
+            except InvalidStateError:
+                pass  # cancelled by the run loop while this callback ran
 
         task.add_done_callback(resolve)
         self._tasks = getattr(self, "_tasks", [])
@@ -101,14 +140,25 @@ class DaskExecutor:
         return result
 
     def shutdown(self, cancel: bool = False) -> None:
-        if cancel:
-            for task in getattr(self, "_tasks", []):
-                task.cancel()
-        try:
-            self.client.close()
-        finally:
-            try:
+        with ExitStack() as closing:  # each step runs even when one before it fails
+            closing.callback(self._main_hidden.close)
+            if self._cluster is not None:
+                closing.callback(self._cluster.close)
+            closing.callback(self.client.close)
+            if cancel:
+                # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
+                for task in getattr(self, "_tasks", []):
+                    task.cancel()
                 if self._cluster is not None:
-                    self._cluster.close()
-            finally:
-                self._main_hidden.close()
+                    self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+
+
+async def _kill_workers(nannies: list[Any]) -> None:
+    """Stop our LocalCluster's workers now, running tasks and all (Ctrl-C).
+
+    Closing the cluster would give each busy worker 4 s to finish its task
+    before killing it; a nanny closed first with a short timeout kills its
+    worker at once, and being closed, does not start a replacement.
+    """
+    await asyncio.gather(*(nanny.close(timeout=0.2, reason="orch-cancel") for nanny in nannies),
+                         return_exceptions=True)

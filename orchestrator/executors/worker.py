@@ -139,3 +139,14 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
 
         # The pool enforces timeouts itself, by killing this worker.
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each worker of the LocalCluster that the dask executor starts.
+
+    Ctrl-C reaches the whole process group, the workers included; the driver
+    decides what to stop (it kills the workers), so a worker ignores SIGINT
+    instead of dying of it with a ``KeyboardInterrupt`` traceback. Replacement
+    workers that the nannies start run this too.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

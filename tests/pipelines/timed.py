@@ -1,0 +1,35 @@
+"""Steps with a timeout, which run in a child process: one quick, one that hangs, one that waits."""
+
+import os
+import time
+from pathlib import Path
+
+from orchestrator import pipeline, step
+
+
+@step(timeout=30)
+def quick() -> int:
+    return 1
+
+
+@step(timeout=0.5)
+def hangs() -> int:
+    time.sleep(60)
+    return 2
+
+
+@step(timeout=60)
+def waits() -> int:
+    Path(os.environ["ORCH_TEST_LOG"] + ".pid").write_text(str(os.getpid()))
+    time.sleep(60)
+    return 3
+
+
+@pipeline
+def timed():
+    return [quick(), hangs()]
+
+
+@pipeline
+def waiting():
+    return waits()
