@@ -153,3 +153,20 @@ def test_a_store_recorded_before_input_sources_is_migrated_and_traced_by_content
     assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} >= {"total", "load"}
     again = load_pipeline(str(PIPELINES / "passthrough.py")).run(store=str(store), n=3)
     assert again.status == "succeeded" and all(s.status == "cached" for s in again.steps.values())
+
+
+def test_the_tree_shows_code_and_whether_an_input_file_changed_since(tmp_path, monkeypatch, calls):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "input.txt"
+    data.write_text("hello")
+    store = tmp_path / "store"
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(store))
+    lineage = Context.open(store).lineage
+    code = lineage.step_row(run.id, "read")["key_parts"]["code"]
+    tree = render(walk(lineage, f"{run.id}:shout", "upstream"), "tree")
+    assert f"code {code[:12]}" in tree
+    assert f"{data} (" in tree and "changed since" not in tree
+    data.write_text("bye")
+    assert "changed since)" in render(walk(lineage, f"{run.id}:shout", "upstream"), "tree")
+    data.unlink()
+    assert "gone since)" in render(walk(lineage, f"{run.id}:shout", "upstream"), "tree")
