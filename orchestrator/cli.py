@@ -371,12 +371,13 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @cli.command()
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
+@_params_file_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True)
-def dag(target: str, params: tuple[str, ...], fmt: str) -> None:
+def dag(target: str, params: tuple[str, ...], params_file: str | None, fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
-        pipeline, values = _load_target(target, params, None)
+        pipeline, values = _load_target(target, params, params_file)
         built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):
         from orchestrator.diagrams import render_dag

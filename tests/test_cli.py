@@ -451,3 +451,14 @@ def test_logs_of_a_cached_step_name_the_run_that_computed_it(orch):
     assert f"reused the result of run {first}" in out.stdout
     assert f"orch logs {first}:talk" in out.stdout
     assert "talking about 1" in orch("logs", f"{first}:talk").stdout
+
+
+def test_dag_takes_a_params_file_like_run_and_plan(orch, project):
+    (project / "p.toml").write_text("n = 3\n")
+    tree = orch("dag", "fanout.py:squares", "--params", "p.toml")
+    assert tree.returncode == 0, tree.stderr
+    (project / "typo.toml").write_text("nn = 3\n")
+    typo = orch("dag", "fanout.py:squares", "--params", "typo.toml")
+    assert typo.returncode == 2 and "nn" in typo.stderr  # the file is read, and checked
+    bad = orch("dag", "fanout.py:squares", "--params", "missing.toml")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
