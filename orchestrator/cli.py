@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _VERBOSE = [False]  # set once click has parsed -v/--verbose, for the error handler in main()
+_STORE: dict[str, str | None] = {}  # --store and --metadata, so that main() can name a damaged database
 
 
 class _Group(click.Group):
@@ -59,14 +60,25 @@ def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> 
     """
     ctx.obj = {"store": store, "metadata": metadata, "verbose": verbose}
     _VERBOSE[0] = verbose
+    _STORE.update(store=store, metadata=metadata)
 
 
-def _context(ctx: click.Context) -> Context:
-    """The store a command reads; one that does not exist is a user error, and is not created."""
+def _context(ctx: click.Context, *, damaged_ok: bool = False) -> Context:
+    """The store a command reads; one that does not exist is a user error, and is not created.
+
+    Args:
+        damaged_ok: return the store even when its metadata database is damaged
+            (``orch doctor`` reports that and still checks the objects).
+    """
     from orchestrator.context import Context
+    from orchestrator.errors import DamagedDatabaseError
 
     context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False)
-    context.lineage.mark_dead_runs()
+    try:
+        context.lineage.mark_dead_runs()
+    except DamagedDatabaseError:
+        if not damaged_ok:
+            raise
     return context
 
 
@@ -206,6 +218,8 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     """List runs, the last started first."""
     context = _context(ctx)
     rows = context.lineage.runs(limit=limit, pipeline=pipeline)
+    if not rows and pipeline:
+        _no_runs_of(context, pipeline)
     if as_json:
         _emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
                      "started": _iso(r["started"]), "ended": _iso(r["ended"]),
@@ -228,6 +242,17 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
                       format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"]))))
     Console(highlight=False).print(table)
+
+
+def _no_runs_of(context: Context, pipeline: str) -> None:
+    """Raise for ``--pipeline NAME`` when other pipelines have runs but NAME has none."""
+    from orchestrator.errors import NotFoundError, did_you_mean
+
+    names = context.lineage.pipelines()
+    if names:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise NotFoundError(f"no runs of pipeline '{pipeline}' in this store; pipelines with runs: {shown}."
+                            f"{did_you_mean(pipeline, names)}")
 
 
 def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
@@ -444,12 +469,15 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
               help="Keep the artifacts of the last N succeeded runs and of every run since "
                    "(default: of every run).")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("--force", is_flag=True,
+              help="Remove objects even when the metadata database records no runs at all (it was lost or "
+                   "reset?), which deletes every object.")
 @click.pass_context
-def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool) -> None:
+def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bool) -> None:
     """Remove stored objects that no kept run references."""
     from orchestrator.maintenance import collect_garbage
 
-    result = collect_garbage(_context(ctx.parent), keep_last, dry_run)  # type: ignore[arg-type]
+    result = collect_garbage(_context(ctx.parent), keep_last, dry_run, force=force)  # type: ignore[arg-type]
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
     click.echo(f"{verb} {_plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
@@ -463,7 +491,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the store and say which command fixes each problem; exit 1 if any is found."""
     from orchestrator.doctor import examine
 
-    checkup = examine(_context(ctx))
+    checkup = examine(_context(ctx, damaged_ok=True))
     if as_json:
         _emit_json({"checked": checkup.checked_objects, "findings": [
             {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings]})
@@ -479,6 +507,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
+    _STORE.clear()
     try:
         if any("\0" in arg for arg in (argv if argv is not None else sys.argv[1:])):
             raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")
@@ -508,7 +537,36 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"error: {_bad_name(exc)}", err=True)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:
+        error = _database_error(exc)
+        if error is None:
+            raise
+        if _VERBOSE[0]:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
     sys.exit(EXIT_OK)
+
+
+def _database_error(exc: Exception) -> OrchestratorError | None:
+    """The one-line error for a SQLite failure of the metadata database met after it opened.
+
+    Opening converts its own failures; this catches damage SQLite meets only when a
+    query reaches a bad page, and a read-only file met at the first write.
+    """
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+        return None
+    from orchestrator.context import database_file
+    from orchestrator.lineage_schema import database_error
+
+    try:
+        path = database_file(_STORE.get("store"), _STORE.get("metadata"))
+    except OrchestratorError:
+        path = None
+    return database_error(path, exc)
 
 
 def _bad_name(exc: OSError | UnicodeError) -> str:

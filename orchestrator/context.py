@@ -52,8 +52,22 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path, path / "metadata.db"
 
 
+def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathLike[str] | None) -> Path | None:
+    """Where the metadata database of a store is, as ``Context.open`` finds it (None: a URL without one)."""
+    chosen = metadata or os.environ.get("ORCH_METADATA") or None
+    if chosen:
+        return metadata_home(chosen)[1]
+    location = store_location(store)
+    return None if isinstance(location, str) else location / "metadata.db"
+
+
 def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> str:
     fix = "run a pipeline first with orch run FILE, or pass --store DIR"
+    if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
+        # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
+        return (f"the store at {location} holds objects but no metadata database {database} (lost or moved?): "
+                "re-run your pipelines, which re-adopt the stored objects, or pass --metadata PATH if the "
+                "database is elsewhere")
     if not chosen_metadata:
         return f"no store at {location} (no metadata.db): {fix}"
     return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"

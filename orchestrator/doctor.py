@@ -3,8 +3,10 @@
 Checks the metadata database (``PRAGMA integrity_check``), every object
 (checksum, and the signature of pickled ones), rows whose object is gone,
 objects no row records (orphans of a process that died between writing an
-object and recording it), temporary files of dead writers, and whether a
-signing key is configured. It reads only: fixing is left to the commands it
+object and recording it, or of a metadata database that was lost or reset),
+temporary files of dead writers, and whether a signing key is configured.
+When the database is damaged, it still checks what needs none (objects,
+temporary files, the key). It reads only: fixing is left to the commands it
 names, so that nothing is removed without the user asking.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator import signing
+from orchestrator.errors import DamagedDatabaseError
 from orchestrator.maintenance import verify_store
 
 if TYPE_CHECKING:
@@ -62,34 +65,75 @@ def _model_findings(context: Context, rows: set[str], damaged: dict[str, str]) -
 
 
 def examine(context: Context) -> Checkup:
-    """Run every check on the store of ``context``."""
+    """Run every check on the store of ``context``.
+
+    A damaged metadata database is reported, and the objects are still checked
+    on their own (their checksums): they are what re-running the pipelines re-adopts.
+    """
     findings: list[Finding] = []
-    integrity = context.lineage.integrity_check()
+    try:
+        integrity = context.lineage.integrity_check()
+    except DamagedDatabaseError as exc:
+        return _examine_objects(context, Finding("database", exc.problem, exc.fix))
     if integrity != "ok":
-        findings.append(Finding(
-            "database", f"{context.lineage.path} fails PRAGMA integrity_check: {integrity}",
-            f"move {context.lineage.path} aside (results are recomputed) or restore it from a backup"))
-    key_ok = signing.has_key()
-    if not key_ok:
-        findings.append(Finding(
-            "signing key", f"no signing key ({signing.key_source()}): pickled artifacts cannot be verified "
-            "and would be recomputed",
-            f"set {signing.KEY_ENV} to your team's key, or run `orch run` once to create one"))
+        damage = DamagedDatabaseError(context.lineage.path, f"PRAGMA integrity_check: {integrity}")
+        return _examine_objects(context, Finding("database", damage.problem, damage.fix))
+    key_ok = _signing_key_finding(findings)
     checked, damaged = verify_store(context, signatures=key_ok)
     rows = {r["digest"] for r in context.lineage.artifact_rows()}
     for d in damaged:
         check = "dangling row" if d.problem == "missing from the store" else "object"
         findings.append(Finding(check, f"artifact {d.digest}: {d.problem}", "orch cache verify --repair"))
     damaged_digests = {d.digest for d in damaged}
-    running = any(r["status"] == "running" for r in context.lineage.runs())
+    runs = context.lineage.runs()
+    running = any(r["status"] == "running" for r in runs)
     orphans = [d for d in context.store.iter_objects() if d not in rows and d not in damaged_digests]
-    if orphans and not running:
+    if orphans and not runs:
+        # An emptied or recreated metadata.db, not a crash between writing and recording:
+        # gc would delete every object that re-running the pipelines could re-adopt.
+        findings.append(Finding(
+            "orphans", f"the metadata database {context.lineage.path} records no runs, yet {len(orphans)} "
+            "object(s) exist (metadata.db lost or reset?)",
+            "re-run your pipelines: each run re-adopts the objects it produces once verified. Do not run "
+            "`orch cache gc`: it would delete them all (it refuses without --force)"))
+    elif orphans and not running:
         findings.append(Finding(
             "orphans", f"{len(orphans)} object(s) recorded by no row (a process died before recording them), "
             f"e.g. {orphans[0]}", "orch cache gc (or re-run the pipeline, which adopts them once verified)"))
     findings.extend(_model_findings(context, rows, {d.digest: d.problem for d in damaged}))
-    stale = len(context.store.dead_temp_files())
-    if stale:
-        findings.append(Finding("temp files", f"{stale} temporary file(s) left by dead writers under "
-                                f"{context.root / 'tmp'}", "orch cache gc"))
+    findings.extend(_temp_findings(context, "orch cache gc"))
     return Checkup(checked, findings)
+
+
+def _examine_objects(context: Context, database: Finding) -> Checkup:
+    """The checks that need no database, for a store whose database cannot be trusted."""
+    findings = [database]
+    _signing_key_finding(findings)
+    objects = list(context.store.iter_objects())
+    for digest in objects:
+        problem = context.store.verify(digest)
+        if problem is not None:
+            findings.append(Finding("object", f"artifact {digest}: {problem}",
+                                    "nothing more once the database is fixed: re-running the pipeline that made "
+                                    "it replaces a damaged object instead of adopting it"))
+    findings.extend(_temp_findings(context, "orch cache gc, once the database is fixed"))
+    return Checkup(len(objects), findings)
+
+
+def _signing_key_finding(findings: list[Finding]) -> bool:
+    """Add a finding when no signing key is configured; return whether one is."""
+    if signing.has_key():
+        return True
+    findings.append(Finding(
+        "signing key", f"no signing key ({signing.key_source()}): pickled artifacts cannot be verified "
+        "and would be recomputed",
+        f"set {signing.KEY_ENV} to your team's key, or run `orch run` once to create one"))
+    return False
+
+
+def _temp_findings(context: Context, fix: str) -> list[Finding]:
+    stale = len(context.store.dead_temp_files())
+    if not stale:
+        return []
+    return [Finding("temp files", f"{stale} temporary file(s) left by dead writers under "
+                    f"{context.root / 'tmp'}", fix)]

@@ -2,14 +2,16 @@
 
 Every error a user can cause is an ``OrchestratorError`` subclass whose
 message is one line: what is wrong, where, and how to fix it. The CLI prints
-that line and exits 2 (``UserError``) or 1 (a failed run); it shows a
-traceback only under ``--verbose``. This module imports nothing from the rest
+that line and exits with the error's ``exit_code``: 2 for a ``UserError`` and
+for a metadata database that is damaged or cannot be opened, 1 for a failed
+run; it shows a traceback only under ``--verbose``. This module imports nothing from the rest
 of the package, so every layer can raise these.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
 
@@ -56,6 +58,42 @@ class NotFoundError(UserError):
 
 class StoreError(OrchestratorError):
     """The artifact store or metadata database cannot be used."""
+
+
+class DamagedDatabaseError(StoreError):
+    """The metadata database file is damaged or is not a SQLite database at all. Exit 2.
+
+    The objects beside it are intact and self-describing, so the fix is to
+    move the file aside and re-run: runs re-adopt the objects they produce.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+        self.path = os.fspath(path)
+        self.detail = detail
+        name = os.path.basename(self.path)
+        self.problem = f"the metadata database {self.path} is damaged ({detail})"
+        self.fix = (f"move {name} aside (with {name}-wal and {name}-shm, if present) and re-run your pipelines: "
+                    "steps run again and re-adopt the objects already stored, as orphans are (see docs/store.md, "
+                    "'A damaged, lost or read-only metadata database'); or restore it from a backup")
+        super().__init__(f"{self.problem}. Check the objects with `orch doctor`, then {self.fix}.")
+
+
+class DatabaseAccessError(StoreError):
+    """SQLite cannot open or write the metadata database: a read-only store or file system. Exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+        self.path = os.fspath(path)
+        folder = os.path.dirname(self.path) or "."
+        self.detail = detail
+        super().__init__(
+            f"cannot open the metadata database {self.path}: {detail}. SQLite needs write access to the folder "
+            f"{folder}, even to read, since it keeps the database's WAL and index ({os.path.basename(self.path)}"
+            f"-wal, -shm) beside it: make the folder and the database writable for you (chmod -R u+w {folder}), "
+            "or copy the store to a writable place and pass --store COPY.")
 
 
 class CorruptArtifactError(StoreError):

@@ -31,7 +31,7 @@ from orchestrator.lineage_records import (
     process_alive,
     process_start_token,
 )
-from orchestrator.lineage_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, open_database
+from orchestrator.lineage_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, database_error, open_database
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 
@@ -132,6 +132,9 @@ class Lineage:
 
     def resolve_run(self, ref: str) -> str:
         """The full run id for an id or unique prefix; ``latest`` is the newest run."""
+        if not ref:
+            raise NotFoundError("an empty run id is not valid. Pass a run id or a prefix of one (see `orch runs`), "
+                                "or `latest`.")
         if ref in ("latest", "last", "-"):
             row = self.conn.execute("SELECT run_id FROM runs ORDER BY started DESC LIMIT 1").fetchone()
             if not row:
@@ -153,6 +156,10 @@ class Lineage:
         for key in ("params", "packages", "outputs", "metrics"):
             row[key] = json.loads(row[key]) if row[key] else None
         return row
+
+    def pipelines(self) -> list[str]:
+        """The names of the pipelines that have runs, sorted."""
+        return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
     def runs(self, limit: int | None = None, pipeline: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs"
@@ -452,7 +459,18 @@ class Lineage:
     # -- helpers ------------------------------------------------------------
 
     def integrity_check(self) -> str:
-        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+        """``ok``, or SQLite's first complaint about the file.
+
+        Raises:
+            DamagedDatabaseError: the file cannot even be read as a database.
+        """
+        try:
+            return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            error = database_error(self.path, exc)
+            if error is None:
+                raise
+            raise error from exc
 
     def rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run a read query; each row as a dict of column name to value."""

@@ -15,7 +15,13 @@ import sqlite3
 import time
 from pathlib import Path
 
-from orchestrator.errors import StoreError
+from orchestrator.errors import (
+    DamagedDatabaseError,
+    DatabaseAccessError,
+    OrchestratorError,
+    StoreError,
+    UserError,
+)
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
@@ -92,20 +98,56 @@ MIGRATIONS: dict[int, str] = {
 
 
 def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
-    """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout."""
+    """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout.
+
+    Raises:
+        UserError: the folder of ``path`` cannot be created (a path the file system cannot take).
+        DamagedDatabaseError: the file is damaged, or not a SQLite database.
+        DatabaseAccessError: SQLite cannot open or write it (a read-only store).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the store folder {path.parent} for the metadata database: "
+                        f"{exc.strerror or exc}. Pass --store DIR (or --metadata PATH) with a folder you "
+                        "can create.") from exc
+    conn: sqlite3.Connection | None = None
+    try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the metadata database {path}: {exc}") from exc
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    _enable_wal(conn)
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
-    conn.execute("PRAGMA foreign_keys=OFF")
-    _migrate(conn, path)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enable_wal(conn, path)
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise database_error(path, exc) or StoreError(
+            f"cannot open the metadata database {path}: {exc}") from exc
     return conn
+
+
+def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError | None:
+    """The one-line error for a SQLite failure caused by the database file itself, or None (a bug).
+
+    A damaged file and one that is not a database at all say how to start over
+    without losing the objects; a file or folder SQLite cannot open or write
+    (a read-only store) says that SQLite needs write access beside the file.
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    shown = path if path is not None else Path("metadata.db")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return DamagedDatabaseError(shown, text)
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")) \
+            or "unable to open database file" in text or "readonly database" in text:
+        if path is not None and path.is_dir():
+            return UserError(f"the metadata database {path} is a folder, not a file. Move it aside, or pass "
+                             "--metadata PATH naming a database file.")
+        return DatabaseAccessError(shown, text)
+    return None
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -141,7 +183,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
     """Switch to WAL, waiting out other first openers.
 
     Creating a new database's WAL takes an exclusive lock, and SQLite answers a
@@ -155,7 +197,10 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                raise StoreError(f"cannot open the metadata database: {exc}") from exc
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreError(f"cannot open the metadata database {path}: {exc} (another process has "
+                                 f"held it for {BUSY_TIMEOUT_MS // 1000} s)") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

@@ -94,7 +94,8 @@ def _inline_problem(row: dict[str, object]) -> str | None:
     return None
 
 
-def collect_garbage(context: Context, keep_last: int | None = None, dry_run: bool = False) -> GcResult:
+def collect_garbage(context: Context, keep_last: int | None = None, dry_run: bool = False, *,
+                    force: bool = False) -> GcResult:
     """Remove artifacts that no kept run references and no registered model version uses.
 
     Args:
@@ -103,8 +104,21 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             the next run still resumes); default: of every run. With no succeeded run at
             all, every run is kept; 0 keeps running runs only.
         dry_run: only report what would be removed.
+        force: remove objects even when the database records no runs at all.
+
+    Raises:
+        UserError: the database records no runs while objects exist, and not ``force``:
+            a lost or reset ``metadata.db`` would otherwise cost every object.
     """
+    from orchestrator.errors import UserError
+
     runs = context.lineage.runs()  # newest first
+    on_disk = set(context.store.iter_objects())
+    if not runs and on_disk and not dry_run and not force:
+        raise UserError(
+            f"refusing to collect garbage: the metadata database {context.lineage.path} records no runs, yet the "
+            f"store holds {len(on_disk)} objects (metadata.db lost or reset?), and gc would delete them all. "
+            "Re-run your pipelines to re-adopt them, or pass --force to delete them.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:
@@ -120,7 +134,7 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     cutoff = min((r["started"] for r in running), default=None)
     rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
     result = GcResult(kept_runs=len(kept))
-    for digest in sorted((set(context.store.iter_objects()) | set(rows)) - referenced):
+    for digest in sorted((on_disk | set(rows)) - referenced):
         stat = context.store.object_stat(digest)
         created = stat[0] if stat else (rows[digest]["created"] if digest in rows else 0)
         if cutoff is not None and created >= cutoff - 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     """Roots for a REF: a file or folder on disk → its content, as read or written by steps;
     ``NAME@VERSION`` → the step run that made that model version; ``RUN:step`` → that step
     run; a run id → its steps; else a digest prefix."""
+    if not ref:
+        raise NotFoundError("an empty REF is not valid. Pass a run id, RUN:step, NAME@VERSION, a file or a digest "
+                            "(see `orch runs` and `orch cache ls`).")
     if _names_a_file(ref):
         return _file_roots(lineage, ref)
     if "@" in ref:
@@ -58,24 +62,54 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         run_id = lineage.resolve_run(run_ref)
         lineage.step_row(run_id, node)
         return [("step", f"{run_id}:{node}")]
+    if _looks_like_path(ref):
+        raise NotFoundError(f"file '{ref}' does not exist (relative paths start at {os.getcwd()}). Pass an "
+                            "existing file or folder, or a run id, RUN:step, NAME@VERSION or digest.")
+    if _looks_like_id(ref):
+        return _prefix_roots(lineage, ref)
     try:
-        run_id = lineage.resolve_run(ref)
-        return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
-                if s["status"] in ("ran", "cached")]
+        return _run_roots(lineage, lineage.resolve_run(ref))  # `latest`
     except NotFoundError:
         pass
-    if not _looks_like_id(ref):
-        raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
-                            "See `orch runs` and `orch cache ls`.")
-    try:
-        return [("artifact", lineage.resolve_digest(ref))]
-    except NotFoundError:
-        row = lineage.conn.execute(
-            "SELECT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 1",
-            (ref.lower(), ref.lower() + "g")).fetchone()
-        if row is None:
-            raise
-        return [("file", row[0])]
+    raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
+                        "See `orch runs` and `orch cache ls`.")
+
+
+def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
+    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id) if s["status"] in ("ran", "cached")]
+
+
+def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
+    """Roots for a hex REF: the run, artifact or input file whose id it begins; ambiguity is an error.
+
+    A full run id wins; otherwise the prefix must name exactly one thing among
+    run ids and digests, so that a short prefix never silently picks a kind.
+    """
+    runs = [str(r) for (r,) in lineage.conn.execute(
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2", (ref, ref + "\uffff"))]
+    if runs and runs[0] == ref:
+        return _run_roots(lineage, ref)
+    prefix = ref.lower()
+    artifacts = [str(d) for (d,) in lineage.conn.execute(
+        "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 2", (prefix, prefix + "g"))]
+    files = [str(d) for (d,) in lineage.conn.execute(
+        "SELECT DISTINCT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 2",
+        (prefix, prefix + "g")) if d not in artifacts]
+    found = len(runs) + len(artifacts) + len(files)
+    if found == 0:
+        raise NotFoundError(f"no run id or digest in this store begins with '{ref}'. See `orch runs` and "
+                            "`orch cache ls`.")
+    if found > 1:
+        kinds = [_some(len(runs), "run id"), _some(len(artifacts) + len(files), "digest")]
+        raise NotFoundError(f"'{ref}' is ambiguous: it begins {' and '.join(k for k in kinds if k)}. Give more "
+                            "characters (see `orch runs` and `orch cache ls`).")
+    if runs:
+        return _run_roots(lineage, runs[0])
+    return [("artifact", artifacts[0])] if artifacts else [("file", files[0])]
+
+
+def _some(n: int, noun: str) -> str:
+    return "" if n == 0 else f"a {noun}" if n == 1 else f"several {noun}s"
 
 
 def _model_hint(lineage: Lineage, ref: str) -> str:
@@ -88,6 +122,11 @@ def _model_hint(lineage: Lineage, ref: str) -> str:
 def _looks_like_id(ref: str) -> bool:
     """Whether REF could be a run id or a digest prefix: hex digits only."""
     return bool(ref) and all(c in "0123456789abcdef" for c in ref.lower())
+
+
+def _looks_like_path(ref: str) -> bool:
+    """Whether REF is written as a path (a folder separator, or a file extension), not as an id."""
+    return "/" in ref or os.sep in ref or re.search(r"\S\.[A-Za-z][A-Za-z0-9]{0,7}$", ref) is not None
 
 
 def _names_a_file(ref: str) -> bool:

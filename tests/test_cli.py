@@ -81,9 +81,17 @@ def test_params_file(orch, calls, project):
     (["run", "edits.py:"], "the pipeline name after ':' in 'edits.py:' is empty. Write edits.py:PIPELINE"),
     (["lineage", "latest", "--upstream", "--downstream"], "choose one of --upstream or --downstream"),
     (["logs", "latest:plain", "--attempt", "5"], "has no attempt 5; its attempts are 1"),
+    (["show", ""], "an empty run id is not valid"),
+    (["logs", ":plain"], "an empty run id is not valid"),
+    (["lineage", ""], "an empty REF is not valid"),
+    (["lineage", "data/missing.csv"], "file 'data/missing.csv' does not exist"),
+    (["lineage", "missing.csv"], "file 'missing.csv' does not exist"),
+    (["runs", "--pipeline", "edit"],
+     "no runs of pipeline 'edit' in this store; pipelines with runs: edits. Did you mean 'edits'?"),
+    (["runs", "--pipeline", "nosuch", "--json"], "no runs of pipeline 'nosuch' in this store; pipelines with runs: edits."),
 ])
 def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
-    if args[0] in ("show", "logs", "lineage"):
+    if args[0] in ("show", "logs", "lineage", "runs"):
         assert orch("run", "edits.py").returncode == 0  # these commands need a store to read
     result = orch(*args)
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -462,3 +470,110 @@ def test_dag_takes_a_params_file_like_run_and_plan(orch, project):
     assert typo.returncode == 2 and "nn" in typo.stderr  # the file is read, and checked
     bad = orch("dag", "fanout.py:squares", "--params", "missing.toml")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def _empty_store(store):
+    from orchestrator.context import Context
+
+    lineage = Context.open(store).lineage
+    lineage.integrity_check()  # the database is made on first use
+    lineage.close()
+
+
+def _one_line(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_runs_of_a_pipeline_in_a_store_without_runs_is_no_mistake(orch, store):
+    _empty_store(store)
+    result = orch("runs", "--pipeline", "edits")
+    assert result.returncode == 0 and "no runs yet" in result.stdout
+
+
+def test_lineage_names_an_ambiguous_prefix_like_show_does(orch, store):
+    import sqlite3
+
+    assert orch("run", "edits.py").returncode == 0
+    db = sqlite3.connect(store / "metadata.db")
+    with db:  # runs and an artifact whose ids begin alike
+        db.executemany("INSERT INTO runs (run_id, pipeline, status, started) VALUES (?, 'edits', 'succeeded', 0)",
+                       [("abc000000001",), ("abc000000002",), ("abc100000000",)])
+        db.execute("INSERT INTO artifacts (digest, type, size) VALUES (?, 'int', 1)", ("abc1" + "2" * 28,))
+    db.close()
+    expected = {
+        "abc": "'abc' is ambiguous: it begins several run ids and a digest. Give more characters",
+        "abc0": "'abc0' is ambiguous: it begins several run ids. Give more characters",
+        "abc1": "'abc1' is ambiguous: it begins a run id and a digest. Give more characters",
+    }
+    for ref, needle in expected.items():
+        result = orch("lineage", ref)
+        assert result.returncode == 2
+        assert needle in _one_line(result)
+    assert "run id 'abc' is ambiguous" in _one_line(orch("show", "abc"))
+    assert orch("lineage", "abc12").returncode == 0  # one digest: no longer ambiguous
+    assert orch("lineage", "abc100000000").returncode == 0  # a full run id wins over a digest prefix
+    missing = orch("lineage", "fedcba")
+    assert missing.returncode == 2 and "no run id or digest in this store begins with 'fedcba'" in _one_line(missing)
+
+
+def test_store_paths_the_file_system_cannot_take_are_user_mistakes(orch, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for store in (afile / "sub", "/proc/orch-test/store"):
+        result = orch("--store", str(store), "run", "edits.py")
+        assert result.returncode == 2, result.stderr
+        assert f"cannot create the store folder {store}" in _one_line(result)
+
+
+def test_an_unopenable_database_names_the_file_and_that_sqlite_needs_write_access(orch, store):
+    assert orch("run", "edits.py").returncode == 0
+    database = store / "metadata.db"
+    assert not (store / "metadata.db-wal").exists()
+    (store / "metadata.db-wal").mkdir()  # SQLite cannot open its WAL: what a read-only store does as non-root
+    for command in (("runs",), ("doctor",), ("run", "edits.py")):
+        result = orch(*command)
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result)
+        assert f"cannot open the metadata database {database}: unable to open database file" in line
+        assert f"SQLite needs write access to the folder {store}" in line and "-wal, -shm" in line
+        assert "chmod" in line and "--store" in line
+
+
+def test_a_read_only_database_is_explained(tmp_path):
+    import sqlite3
+
+    from orchestrator.errors import DatabaseAccessError
+    from orchestrator.lineage_schema import database_error
+
+    store = tmp_path / "store"
+    _empty_store(store)
+    conn = sqlite3.connect(f"file:{store / 'metadata.db'}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        conn.execute("INSERT INTO meta VALUES ('x', 'y')")
+    conn.close()
+    error = database_error(store / "metadata.db", raised.value)
+    assert isinstance(error, DatabaseAccessError) and error.exit_code == 2
+    assert str(error).startswith(f"cannot open the metadata database {store / 'metadata.db'}: attempt to write a "
+                                 "readonly database. SQLite needs write access to the folder")
+
+
+def test_damage_met_after_opening_is_one_line(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from orchestrator.lineage import Lineage
+
+    store = tmp_path / "store"
+    _empty_store(store)
+
+    def damaged(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(Lineage, "runs", damaged)
+    assert _main("--store", str(store), "runs") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the metadata database {store / 'metadata.db'} is damaged (database disk image "
+                          "is malformed). Check the objects with `orch doctor`")
+    assert len(err.splitlines()) == 1

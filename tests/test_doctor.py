@@ -57,3 +57,93 @@ def test_doctor_without_a_key_says_how_to_get_one(orch, store, tmp_path):
     code, found = _findings(orch)
     assert code == 1 and set(found) == {"signing key"} and "ORCH_SIGNING_KEY" in found["signing key"]["fix"]
     assert not (tmp_path / "config" / "orchestrator" / "signing.key").exists()  # doctor only reads
+
+
+def _one_line_error(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_a_damaged_database_is_one_line_everywhere_and_doctor_still_checks_objects(orch, store, calls, damage):
+    args = ("run", "slow.py", "-p", "n=100000", "-p", "seconds=0")
+    assert orch(*args).returncode == 0
+    database = store / "metadata.db"
+    if damage == "truncated":
+        os.truncate(database, 8192)
+    else:
+        database.write_text("not a database\n")
+    for command in (("runs",), ("show", "latest"), ("cache", "ls"), ("cache", "gc"), ("lineage", "latest"), args):
+        result = orch(*command)
+        assert result.returncode == 2, (command, result.stderr)
+        line = _one_line_error(result)
+        assert f"the metadata database {database} is damaged (" in line
+        assert "orch doctor" in line and "move metadata.db aside" in line and "re-run your pipelines" in line
+        assert "docs/store.md" in line
+    (obj,) = ArtifactStore(store).iter_objects()
+    path = ArtifactStore(store).path_of(obj)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    result = orch("doctor", "--json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    found = {f["check"]: f for f in doc["findings"]}
+    assert doc["checked"] == 1 and set(found) == {"database", "object"}
+    assert str(database) in found["database"]["problem"] and "damaged" in found["database"]["problem"]
+    assert "move metadata.db aside" in found["database"]["fix"] and "re-adopt" in found["database"]["fix"]
+    assert obj in found["object"]["problem"]
+    # The fix works: a new database, and the run replaces the damaged object.
+    database.rename(store / "metadata.db.damaged")
+    calls.clear()
+    assert orch(*args).returncode == 0
+    assert calls.counts()["produce"] == 1
+    assert _findings(orch) == (0, {})
+
+
+def test_an_emptied_database_is_not_a_store_full_of_orphans(orch, store, calls):
+    args = ("run", "slow.py", "-p", "n=100000", "-p", "seconds=0")
+    assert orch(*args).returncode == 0
+    objects = list(ArtifactStore(store).iter_objects())
+    assert objects
+    os.truncate(store / "metadata.db", 0)
+    code, found = _findings(orch)
+    assert code == 1 and set(found) == {"orphans"}
+    assert f"{store / 'metadata.db'} records no runs, yet {len(objects)} object(s) exist" in found["orphans"]["problem"]
+    assert "lost or reset" in found["orphans"]["problem"]
+    fix = found["orphans"]["fix"]
+    assert fix.startswith("re-run your pipelines") and "re-adopts" in fix and "would delete them all" in fix
+    gc = orch("cache", "gc")
+    assert gc.returncode == 2
+    line = _one_line_error(gc)
+    assert "records no runs" in line and f"holds {len(objects)} object" in line and "--force" in line
+    assert list(ArtifactStore(store).iter_objects()) == objects
+    assert "--force" in orch("cache", "gc", "--help").stdout
+    # Re-running adopts the objects: the store is healthy again, and gc keeps them.
+    assert orch(*args).returncode == 0
+    assert _findings(orch) == (0, {})
+    assert orch("cache", "gc").returncode == 0
+    assert list(ArtifactStore(store).iter_objects()) == objects
+
+
+def test_gc_force_deletes_the_objects_of_an_emptied_database(orch, store):
+    assert orch("run", "slow.py", "-p", "n=100000", "-p", "seconds=0").returncode == 0
+    os.truncate(store / "metadata.db", 0)
+    result = orch("cache", "gc", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 artifact" in result.stdout
+    assert list(ArtifactStore(store).iter_objects()) == []
+
+
+def test_a_deleted_database_beside_objects_is_named_as_lost(orch, store):
+    assert orch("run", "slow.py", "-p", "n=100000", "-p", "seconds=0").returncode == 0
+    os.remove(store / "metadata.db")
+    for command in (("doctor",), ("cache", "gc")):
+        result = orch(*command)
+        assert result.returncode == 2
+        line = _one_line_error(result)
+        assert f"holds objects but no metadata database {store / 'metadata.db'}" in line
+        assert "re-run your pipelines" in line
+    assert len(list(ArtifactStore(store).iter_objects())) == 1
