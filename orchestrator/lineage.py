@@ -48,6 +48,7 @@ class Lineage:
         self._pid = -1
         self._lock = threading.RLock()
         self._reading = False
+        self._preloaded: dict[str, str] = {}  # cache key -> its outputs' JSON, read ahead (see preload_cache)
         self.last_flush = time.monotonic()
         self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
                                   list[CachedOutput] | None]] = []
@@ -344,15 +345,36 @@ class Lineage:
         snapshot is at most one commit interval old, so at worst a result
         another run just stored is computed again.
         """
-        with self._lock:
-            conn = self.conn
-            if not self._reading:
-                conn.execute("BEGIN")
-                self._reading = True
-            row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
+        stored = self._preloaded.pop(key, None)
+        if stored is None:
+            with self._lock:
+                conn = self.conn
+                if not self._reading:
+                    conn.execute("BEGIN")
+                    self._reading = True
+                row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            stored = row[0]
+        return [CachedOutput(*entry[:4]) for entry in json.loads(stored)]
+
+    def preload_cache(self, pipeline: str) -> None:
+        """Read ahead, in one query, the cache entries of the keys the pipeline's last run had.
+
+        A re-run mostly looks up those keys again, one node at a time; taking
+        them from memory instead of one SQLite query each is a fifth of a
+        fully cached run's time. An entry is used once (a repeated lookup goes
+        to the database), and entries dropped meanwhile by this process are
+        dropped here too; one another process removes is found missing later
+        (its object is checked, or its load fails), as with any snapshot.
+        """
+        row = self.conn.execute("SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT 1",
+                                (pipeline,)).fetchone()
         if row is None:
-            return None
-        return [CachedOutput(*entry[:4]) for entry in json.loads(row[0])]
+            return
+        self._preloaded = dict(self.conn.execute(
+            "SELECT key, outputs FROM cache WHERE key IN "
+            "(SELECT key FROM steps WHERE run_id=? AND key IS NOT NULL)", (row[0],)).fetchall())
 
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""
@@ -366,10 +388,12 @@ class Lineage:
 
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""
+        self._preloaded.pop(key, None)
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE key=?", (key,))
 
     def forget_artifact(self, digest: str) -> None:
+        self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{digest}"' not in v}
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE outputs LIKE ?", (f'%"{digest}"%',))
 
@@ -441,6 +465,9 @@ class Lineage:
         return out
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:
+        digests = list(digests)
+        for d in digests:
+            self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{d}"' not in v}
         with self.transaction() as c:
             for d in digests:
                 c.execute("DELETE FROM artifacts WHERE digest=?", (d,))

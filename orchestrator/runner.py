@@ -176,6 +176,7 @@ class _RunLoop:
     # -- the loop -------------------------------------------------------------
 
     def run(self, file: str | None) -> Run:
+        self.ctx.lineage.preload_cache(self.dag.pipeline)  # before this run's own record is the latest
         self._start_record(file)
         self.observer.run_started(self.run_id, self.dag)
         status = "failed"

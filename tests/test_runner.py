@@ -682,3 +682,19 @@ def test_declared_type_is_only_a_type_that_rules_out_none(annotation, declared):
     from orchestrator.step import _never_none
 
     assert _never_none(annotation) == declared
+
+
+def test_a_cache_entry_read_ahead_is_dropped_with_its_artifact(store):
+    """Entries read ahead for a re-run never outlive a forget() in the same process."""
+    first = _quiet_and_chatty.run(store=str(store))
+    lineage = Context.open(str(store)).lineage
+    key = lineage.step_row(first.id, "_quiet")["key"]
+    digest = first.steps["_quiet"].outputs["out"]
+    lineage.preload_cache("_quiet_and_chatty")
+    assert lineage._preloaded  # read ahead
+    lineage.forget_artifact(digest)
+    assert lineage.lookup(key) is None
+    lineage.preload_cache("_quiet_and_chatty")
+    assert all(digest not in v for v in lineage._preloaded.values())
+    again = _quiet_and_chatty.run(store=str(store))
+    assert again.steps["_quiet"].status == "ran" and again.steps["_chatty"].status == "cached"
