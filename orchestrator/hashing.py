@@ -28,6 +28,7 @@ changed, and early cutoff would keep its consumers cached on stale behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import dataclasses
 import enum
@@ -36,6 +37,7 @@ import os
 import pathlib
 import stat
 import struct
+import threading
 import time
 import types
 import weakref
@@ -338,10 +340,28 @@ def _feed_user_code(hasher: Any, obj: Any) -> None:
 
 
 _CODE_DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_by_name = threading.local()  # .active while a behaviour digest is computed in this thread
+
+
+@contextlib.contextmanager
+def code_by_name() -> Iterator[None]:
+    """While a behaviour digest is computed, the user's code inside the values it hashes counts by name.
+
+    Its own walk covers the code it reaches; nested digests would make the
+    result depend on which value was hashed first, and could loop.
+    """
+    before = getattr(_by_name, "active", False)
+    _by_name.active = True
+    try:
+        yield
+    finally:
+        _by_name.active = before
 
 
 def _user_code_digest(obj: Any) -> str:
     """``value_code.behaviour_digest`` of ``obj`` if it is the user's class or function, else ""."""
+    if getattr(_by_name, "active", False):
+        return ""
     try:
         known = _CODE_DIGESTS.get(obj)
     except TypeError:  # not weakly referenceable: not a class or function
@@ -383,6 +403,18 @@ def _feed_builtin_subclass(hasher: Any, value: Any, stack: set[int]) -> None:
 
 
 def _feed_pickled(hasher: Any, value: Any, stack: set[int]) -> None:
+    function = value.__func__ if isinstance(value, types.MethodType) else value
+    if isinstance(function, types.FunctionType):
+        from orchestrator.value_code import is_users
+
+        if is_users(function):
+            # By name and what it does, not by its pickle: that holds file names and line
+            # numbers, and is by reference in the driver but by value in a worker.
+            _feed_text(hasher, b"F", function.__qualname__)
+            if function is not value:
+                _feed(hasher, value.__self__, stack)  # a bound method: its instance too
+            _feed_user_code(hasher, function)
+            return
     # Deferred: only values without a structural encoding need it.
     import cloudpickle  # type: ignore[import-untyped]
 
@@ -393,8 +425,6 @@ def _feed_pickled(hasher: Any, value: Any, stack: set[int]) -> None:
             f"cannot hash a value of type {type(value).__qualname__}: {exc}"
         ) from exc
     _feed_buffer(hasher, b"K", data)
-    # A function of the user's modules is pickled by name: its code must count too.
-    _feed_user_code(hasher, value.__func__ if isinstance(value, types.MethodType) else value)
 
 
 def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:

@@ -20,6 +20,8 @@ values other than code.
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
 import types
 from typing import Any
@@ -48,39 +50,107 @@ def is_users(obj: Any) -> bool:
 
 
 def behaviour_digest(obj: type | types.FunctionType) -> str:
-    """Digest of the bytecode of ``obj`` and of the user code it reaches (see the module docstring)."""
-    parts: list[tuple[str, str, str]] = []
-    seen: dict[int, Any] = {}  # id -> object, kept alive so ids stay unique during the walk
-    pending: list[Any] = [obj]
-    while pending:
-        item = pending.pop()
-        if id(item) in seen:
+    """Digest of what ``obj`` does: its bytecode and the data and user code it reaches.
+
+    A class counts with its functions (a wrapped method by what it wraps: a
+    scikit-learn transformer's ``transform``, an ``lru_cache``), its data
+    attributes and its user base classes; a function with its default values;
+    the function given (not the functions it reaches) also with its closure
+    values; and every function of both, with the user functions and classes
+    and the constants (``OFFSET``, ``helpers.FACTOR``) its code reads by global
+    name. Values met on the way count by their data only (see
+    ``hashing.code_by_name``), so the digest does not depend on which value was
+    hashed first.
+    """
+    with hashing.code_by_name():
+        parts: list[tuple[str, str, str]] = []
+        seen: dict[int, Any] = {}  # id -> object, kept alive so ids stay unique during the walk
+        pending: list[Any] = [obj]
+        while pending:
+            item = pending.pop()
+            if id(item) in seen:
+                continue
+            seen[id(item)] = item
+            if isinstance(item, type):
+                parts.extend(_class_parts(item, pending))
+            elif isinstance(item, types.FunctionType):
+                parts.append(("function", item.__qualname__, _code_digest(item.__code__)))
+                parts.extend(_default_parts(item))
+                if item is obj:
+                    parts.extend(("closure", f"{item.__qualname__}:{name}", _token(_cell(cell)))
+                                 for name, cell in zip(item.__code__.co_freevars, item.__closure__ or ()))
+                parts.extend(_reached(item, pending))
+                wrapped = _innermost(item)
+                if wrapped is not item:
+                    pending.append(wrapped)
+        return hashing.hash_value(sorted(parts))
+
+
+def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
+    functions = _class_functions(cls)
+    code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
+    parts = [("class", cls.__qualname__, hashing.hash_value(code))]
+    for name, value in sorted(vars(cls).items()):
+        if name.startswith("__") and name.endswith("__"):
             continue
-        seen[id(item)] = item
-        if isinstance(item, type):
-            functions = _class_functions(item)
-            code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
-            parts.append(("class", item.__qualname__, hashing.hash_value(code)))
-            pending.extend(base for base in item.__bases__ if is_users(base))
-            pending.extend(functions)
-        elif isinstance(item, types.FunctionType):
-            parts.append(("function", item.__qualname__, _code_digest(item.__code__)))
-            pending.extend(_reached(item))
-    return hashing.hash_value(sorted(parts))
+        wrapped = _innermost(value)
+        if wrapped is not value and isinstance(wrapped, types.FunctionType):
+            pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
+        elif not isinstance(value, _CODE_ATTRIBUTES):
+            parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
+    pending.extend(base for base in cls.__bases__ if is_users(base))
+    pending.extend(functions)
+    return parts
 
 
-def _reached(fn: types.FunctionType) -> list[Any]:
-    """The user functions and classes ``fn``'s code reads by global name (also in user modules)."""
-    found: list[Any] = []
+_CODE_ATTRIBUTES = (types.FunctionType, staticmethod, classmethod, property, functools.cached_property)
+
+
+def _default_parts(fn: types.FunctionType) -> list[tuple[str, str, str]]:
+    parts = [("default", f"{fn.__qualname__}:{i}", _token(v)) for i, v in enumerate(fn.__defaults__ or ())]
+    parts += [("default", f"{fn.__qualname__}:{k}", _token(v)) for k, v in sorted((fn.__kwdefaults__ or {}).items())]
+    return parts
+
+
+def _reached(fn: types.FunctionType, pending: list[Any]) -> list[tuple[str, str, str]]:
+    """Queue the user functions and classes ``fn`` reads by global name; return the constants it reads."""
+    constants: list[tuple[str, str, str]] = []
     for ref in function_info(fn).refs:
-        if ref.root[0] != "global":
+        if ref.root[0] != "global" or ref.root[1] not in fn.__globals__:
             continue
-        value = fn.__globals__.get(ref.root[1])
+        value, name = fn.__globals__[ref.root[1]], ref.root[1]
         for attr in ref.attrs:
-            if not isinstance(value, types.ModuleType):
+            if not isinstance(value, types.ModuleType) or not is_users(value):
                 break
-            value = getattr(value, attr, None)  # helpers.clean: follow into user modules
-        found.append(value)
-    # Closures are not followed: what a decorator wraps (a dataclass's generated __repr__) has a
-    # module, and so an owner, that depends on where the class was made, not on its code.
-    return [v for v in found if isinstance(v, (type, types.FunctionType)) and is_users(v)]
+            value, name = getattr(value, attr, None), f"{name}.{attr}"  # helpers.clean, helpers.FACTOR
+        if isinstance(value, (type, types.FunctionType)):
+            if is_users(value):
+                pending.append(value)
+        elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType, logging.Logger)):
+            constants.append(("constant", name, _token(value)))
+    # Closures of what the walk reaches are not followed: a decorator's wrapper (a dataclass's
+    # generated __repr__) holds functions whose module depends on where the class was made.
+    return constants
+
+
+def _innermost(obj: Any) -> Any:
+    """What a chain of ``functools.wraps`` wrappers wraps, or ``obj`` itself."""
+    seen = 0
+    while getattr(obj, "__wrapped__", None) is not None and seen < 100:
+        obj, seen = obj.__wrapped__, seen + 1
+    return obj
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet filled in
+        return None
+
+
+def _token(value: Any) -> str:
+    """A value's digest by its data, or its type's name when it has no hashable data."""
+    try:
+        return hashing.hash_value(value)
+    except Exception:  # noqa: BLE001 - an object that cannot be pickled (a lock, a connection)
+        return f"<{type(value).__qualname__}>"

@@ -20,18 +20,29 @@ def _output(orch):
     return {s["name"]: s["status"] for s in shown["steps"]}
 
 
-@pytest.mark.parametrize("old,new,expected", [
+@pytest.mark.parametrize("file,old,new,expected", [
     # A method of the class an input was built from: the step using the instance re-runs.
-    ("        return scale_by(v, self.k)", "        return scale_by(v, self.k) + 1000", {"build", "use"}),
+    ("behaviour_lib.py", "return scale_by(v, self.k) *", "return scale_by(v, self.k) + 1 *", {"build", "use"}),
     # A helper that method calls: the same, though neither step's own code changed.
-    ("    return v * k", "    return v * k + 1", {"build", "use"}),
+    ("behaviour_lib.py", "    return v * k", "    return v * k + 1", {"build", "use"}),
+    # Data the method reads: a class attribute, a module constant, its own default.
+    ("behaviour_lib.py", "    unit = 1", "    unit = 3", {"build", "use"}),
+    ("behaviour_lib.py", "OFFSET = 0", "OFFSET = 7", {"build", "use"}),
+    ("behaviour_lib.py", "def apply(self, v, extra=0)", "def apply(self, v, extra=1)", {"build", "use"}),
     # A parameter value made from the user's dataclass in the pipeline body.
-    ("        return v + self.by", "        return v - self.by", {"shift"}),
+    ("behaviour_lib.py", "        return v + self.by", "        return v - self.by", {"shift"}),
+    # scikit-learn's wrapper around transform: what it wraps counts.
+    ("behaviour_lib.py", "np.asarray(X) + self.k", "np.asarray(X) + 2 * self.k", {"make_shift", "transform"}),
+    # A function passed as a value.
+    ("behaviour_lib.py", "return [2 * x for x in xs]", "return [3 * x for x in xs]", {"apply_fn:double"}),
+    ("behaviour.py", "[x + 1 for x in xs]", "[x + 2 for x in xs]", {"apply_fn:<lambda>"}),
+    # Comments, blank lines and line shifts count for nothing, also in a lambda's file.
+    ("behaviour.py", "@pipeline\n", "# the pipeline\n\n\n@pipeline\n", set()),
 ])
-def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, project, old, new, expected):
+def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, project, file, old, new, expected):
     assert orch("run", "behaviour.py").returncode == 0
     calls.clear()
-    _edit(project, "behaviour_lib.py", old, new)
+    _edit(project, file, old, new)
     result = orch("run", "behaviour.py")
     assert result.returncode == 0, result.stderr
     assert calls.ran() == expected
@@ -40,8 +51,8 @@ def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, pr
 def test_comments_in_the_class_keep_everything_cached(orch, calls, project):
     assert orch("run", "behaviour.py").returncode == 0
     calls.clear()
-    _edit(project, "behaviour_lib.py", "    def apply(self, v):\n        return scale_by",
-          "    # scales\n\n    def apply(self, v):\n        return scale_by")
+    _edit(project, "behaviour_lib.py", "    def apply(self, v, extra=0):\n",
+          "    # scales\n\n    def apply(self, v, extra=0):\n        \"\"\"Scale.\"\"\"\n")
     assert orch("run", "behaviour.py").returncode == 0
     assert calls.ran() == set()
 
