@@ -40,7 +40,6 @@ import struct
 import threading
 import time
 import types
-import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -333,14 +332,31 @@ def _feed_class_ref(hasher: Any, value: type, stack: set[int]) -> None:
 
 
 def _feed_user_code(hasher: Any, obj: Any) -> None:
-    """Feed the code digest of a class or function of the user's own modules (nothing for others)."""
-    digest = _user_code_digest(obj)
-    if digest:
-        _feed_text(hasher, b"@", digest)
+    """Feed the code digest of a class or function of the user's own modules (nothing for others).
+
+    On the path of every instance hashed: one flag and one dict lookup per call.
+    """
+    if _mode.by_name:
+        return
+    feed = _CODE_FEEDS.get(obj)
+    if feed is None:
+        digest = _user_code_digest(obj)
+        data = digest.encode()
+        feed = b"@" + _u64(len(data)) + data if digest else b""
+        if len(_CODE_FEEDS) >= _CODE_FEEDS_MAX:
+            _CODE_FEEDS.clear()  # dynamically made classes must not pile up
+        _CODE_FEEDS[obj] = feed
+    if feed:
+        hasher.update(feed)
 
 
-_CODE_DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_by_name = threading.local()  # .active while a behaviour digest is computed in this thread
+class _CodeMode(threading.local):
+    by_name = False  # True while a behaviour digest is computed in this thread
+
+
+_mode = _CodeMode()
+_CODE_FEEDS: dict[Any, bytes] = {}  # class or function -> the bytes _feed_user_code feeds for it
+_CODE_FEEDS_MAX = 4096
 
 
 @contextlib.contextmanager
@@ -350,35 +366,26 @@ def code_by_name() -> Iterator[None]:
     Its own walk covers the code it reaches; nested digests would make the
     result depend on which value was hashed first, and could loop.
     """
-    before = getattr(_by_name, "active", False)
-    _by_name.active = True
+    before = _mode.by_name
+    _mode.by_name = True
     try:
         yield
     finally:
-        _by_name.active = before
+        _mode.by_name = before
 
 
 def _user_code_digest(obj: Any) -> str:
     """``value_code.behaviour_digest`` of ``obj`` if it is the user's class or function, else ""."""
-    if getattr(_by_name, "active", False):
+    if not isinstance(obj, (type, types.FunctionType)):
+        return ""
+    from orchestrator.value_code import behaviour_digest, is_users
+
+    if not is_users(obj):
         return ""
     try:
-        known = _CODE_DIGESTS.get(obj)
-    except TypeError:  # not weakly referenceable: not a class or function
-        return ""
-    if known is not None:
-        return known
-    digest = ""
-    if isinstance(obj, (type, types.FunctionType)):
-        from orchestrator.value_code import behaviour_digest, is_users
-
-        if is_users(obj):
-            try:
-                digest = behaviour_digest(obj)
-            except (AttributeError, TypeError, ValueError):
-                digest = ""  # code it cannot read (an extension type's methods): by name only, as before
-    _CODE_DIGESTS[obj] = digest
-    return digest
+        return behaviour_digest(obj)
+    except (AttributeError, TypeError, ValueError):
+        return ""  # code it cannot read (an extension type's methods): by name only, as before
 
 
 def _feed_builtin_subclass(hasher: Any, value: Any, stack: set[int]) -> None:
