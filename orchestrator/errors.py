@@ -80,6 +80,15 @@ class DamagedDatabaseError(StoreError):
         super().__init__(f"{self.problem}. Check the objects with `orch doctor`, then {self.fix}.")
 
 
+class NewerStoreError(StoreError):
+    """The store was written by a newer orchestrator (a later metadata schema). Exit 2.
+
+    Nothing is read or changed: an older version could misread the newer records.
+    """
+
+    exit_code = 2
+
+
 class DatabaseAccessError(StoreError):
     """SQLite cannot open or write the metadata database: a read-only store or file system. Exit 2."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from orchestrator.errors import (
     DamagedDatabaseError,
     DatabaseAccessError,
+    NewerStoreError,
     OrchestratorError,
     StoreError,
     UserError,
@@ -93,7 +94,14 @@ TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 MIGRATIONS: dict[int, str] = {
     # 2: an input edge names the node of the same run whose output it read (NULL: a file, or
     # recorded before), so lineage follows the pipeline's data flow, not only equal contents.
-    1: "ALTER TABLE edges ADD COLUMN source TEXT",
+    # Edges recorded before get, where their run shows it, the latest node before the reader that
+    # output that digest.
+    1: "ALTER TABLE edges ADD COLUMN source TEXT;"
+       "UPDATE edges SET source = (SELECT o.node FROM edges o JOIN steps so ON so.run_id = o.run_id "
+       "AND so.node = o.node WHERE o.digest = edges.digest AND o.direction = 'out' "
+       "AND o.run_id = edges.run_id AND so.position < (SELECT si.position FROM steps si "
+       "WHERE si.run_id = edges.run_id AND si.node = edges.node) ORDER BY so.position DESC LIMIT 1) "
+       "WHERE direction = 'in' AND path IS NULL",
 }
 
 
@@ -167,9 +175,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = int(row[0]) if row else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
-            raise StoreError(
+            raise NewerStoreError(
                 f"the store at {path.parent} was written by a newer orchestrator "
-                f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator."
+                f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator (pip install -U), or use "
+                "another --store with this version."
             )
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version].split(";"):

@@ -312,12 +312,20 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
     seen: set[tuple[str, str]] = set()
-    for consumer_run, consumer, key in lineage.conn.execute(
+    readers = lineage.conn.execute(
         "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
         "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached') AND (e.source IS NULL "
         "OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
-        "ORDER BY s.status='ran' DESC, r.started ASC", (digest, run_id, node, row["key"] if row else None)):
+        "ORDER BY s.status='ran' DESC, r.started ASC", (digest, run_id, node, row["key"] if row else None)).fetchall()
+    # A cached step of the same run records no edges: it read this output if the step run that
+    # computed its key read it from a node of that name.
+    readers += lineage.conn.execute(
+        "SELECT s.run_id, s.node, s.key FROM steps s JOIN cache c ON c.key=s.key "
+        "JOIN edges e ON e.run_id=c.run_id AND e.node=c.node "
+        "WHERE s.run_id=? AND s.status='cached' AND e.direction='in' AND e.digest=? AND e.source=? "
+        "ORDER BY s.position", (run_id, digest, node)).fetchall()
+    for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
         seen.add((consumer, key))

@@ -212,6 +212,9 @@ class _RunLoop:
                 self._submit(node, self.decisions[name], attempt)
             if not self.running:
                 if not self.ready and (self.retry_at or self.lock_wait):
+                    # Before waiting on another run's key, commit ours: that run may be waiting on a
+                    # key whose lock we hold until our record of it is committed.
+                    self.commits.flush()
                     until = min([self.retry_at[0][0] - time.time()] if self.retry_at else [LOCK_POLL])
                     time.sleep(max(0.0, min(until, LOCK_POLL if self.lock_wait else until)))
                 continue

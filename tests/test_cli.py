@@ -577,3 +577,19 @@ def test_damage_met_after_opening_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.startswith(f"error: the metadata database {store / 'metadata.db'} is damaged (database disk image "
                           "is malformed). Check the objects with `orch doctor`")
     assert len(err.splitlines()) == 1
+
+
+def test_a_store_from_a_newer_version_is_refused_with_exit_2_and_left_as_it_is(orch, store):
+    import sqlite3
+
+    assert orch("run", "chatty.py").returncode == 0
+    with sqlite3.connect(store / "metadata.db") as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.close()
+    before = (store / "metadata.db").read_bytes()
+    for args in (("runs",), ("run", "chatty.py")):
+        result = orch(*args)
+        assert result.returncode == 2
+        assert "written by a newer orchestrator (schema 99" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (store / "metadata.db").read_bytes() == before

@@ -174,3 +174,14 @@ def test_a_pipeline_may_return_a_map_itself(store, calls):
     for _ in range(2):  # ran, then cached
         run = _fanout("fanout.py:squares").run(store=str(store))
         assert run.output() == ([0, 1, 4], 61)
+
+
+def test_downstream_of_a_rerun_step_reaches_the_cached_steps_that_read_its_output(store, calls):
+    from orchestrator.context import Context
+    from orchestrator.provenance import walk
+
+    _fanout().run(store=str(store), n=1)
+    run = _fanout().run(store=str(store), n=1, bump=5)  # items re-runs, same [0]: the rest is cached
+    assert run.steps["items"].status == "ran" and run.steps["square"].status == "cached"
+    down = walk(Context.open(store).lineage, f"{run.id}:items", "downstream")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"items", "square", "total"}

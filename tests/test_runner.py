@@ -698,3 +698,27 @@ def test_a_cache_entry_read_ahead_is_dropped_with_its_artifact(store):
     assert all(digest not in v for v in lineage._preloaded.values())
     again = _quiet_and_chatty.run(store=str(store))
     assert again.steps["_quiet"].status == "ran" and again.steps["_chatty"].status == "cached"
+
+
+def test_two_runs_that_each_hold_a_key_the_other_needs_both_finish(tmp_path):
+    """Each run waits on the other's key while holding its own: both must commit and go on."""
+    import subprocess
+    import sys
+    import time as clock
+
+    from .conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "orchestrator", "--store", str(tmp_path / "store"), "run",
+               str(PIPELINES / "two_slow.py"), "--json"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clock.sleep(0.2)
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        outs = [p.communicate(timeout=60) for p in (first, second)]
+    finally:
+        for p in (first, second):
+            p.kill()
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    statuses = [{s["name"]: s["status"] for s in json.loads(out)["steps"]} for out, _ in outs]
+    assert all(s["add"] in ("ran", "cached") for s in statuses)
