@@ -19,6 +19,7 @@ from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import combine
+from orchestrator.step import Output
 
 if TYPE_CHECKING:
     from orchestrator.pipeline import Pipeline
@@ -177,4 +178,11 @@ def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict
 
 
 def input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, str]:
-    return {arg: input_hash(t, lambda o: digests[(o.node, o.name)]) for arg, t in node.inputs.items()}
+    """The digest of each input argument of ``node`` (a structure of outputs hashes as one)."""
+    hashes = {}
+    for arg, template in node.inputs.items():
+        if type(template) is Output:  # the common case, once per node per run: no closure, no call
+            hashes[arg] = digests[(template.node, template.name)]
+        else:
+            hashes[arg] = input_hash(template, lambda o: digests[(o.node, o.name)])
+    return hashes
