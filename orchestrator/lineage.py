@@ -225,6 +225,8 @@ class Lineage:
         for r, tries, infos, entry in pending:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
                           r.attempts, r.started, r.ended, r.duration, r.error))
+            if r.status == "cached" and not tries and not infos:
+                continue  # a cached node is its row alone (most nodes of a re-run)
             if r.status != "running":
                 edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
                 edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
