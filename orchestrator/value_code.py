@@ -9,10 +9,10 @@ Unlike a step's fingerprint (``fingerprint``), which reads normalized source,
 this digest reads bytecode only, and decides whose code is the user's from
 the object alone: it must come out the same in the driver and in a worker
 that received the class by value, without its source file or its module. It
-covers the class's own functions, its user base classes, and the user
-functions and classes their code reaches by global name (``helpers.clean``
-included); installed
-packages and the standard library count for nothing.
+covers the class's own functions and data, its user base classes, and the
+user functions, classes and constants their code reads by global name
+(``helpers.clean`` and ``helpers.FACTOR`` included); installed packages and
+the standard library count for nothing.
 
 This module must not import numpy, pandas or pyarrow, and must not hash
 values other than code.
@@ -34,13 +34,13 @@ __all__ = ["behaviour_digest", "is_users"]
 
 
 def is_users(obj: Any) -> bool:
-    """Whether a class or function is the user's code, judged the same in a driver and a worker.
+    """Whether a class, function or module is the user's code, judged the same in a driver and a worker.
 
     A worker that received the user's code by value has no module of that
     name loaded: an unloaded module counts as the user's. Installed packages
     and the standard library are always loaded where their objects exist.
     """
-    name = getattr(obj, "__module__", None)
+    name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None)
     if not isinstance(name, str) or name in ("builtins", "orchestrator") or name.startswith("orchestrator."):
         return False
     if name == "__main__":

@@ -28,6 +28,7 @@ def _output(orch):
     # Data the method reads: a class attribute, a module constant, its own default.
     ("behaviour_lib.py", "    unit = 1", "    unit = 3", {"build", "use"}),
     ("behaviour_lib.py", "OFFSET = 0", "OFFSET = 7", {"build", "use"}),
+    ("behaviour_consts.py", "FACTOR = 1", "FACTOR = 2", {"build", "use"}),
     ("behaviour_lib.py", "def apply(self, v, extra=0)", "def apply(self, v, extra=1)", {"build", "use"}),
     # A parameter value made from the user's dataclass in the pipeline body.
     ("behaviour_lib.py", "        return v + self.by", "        return v - self.by", {"shift"}),

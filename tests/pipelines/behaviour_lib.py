@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import behaviour_consts
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
@@ -19,7 +20,7 @@ class Scaler:
         self.k = k
 
     def apply(self, v, extra=0):
-        return scale_by(v, self.k) * self.unit + OFFSET + extra
+        return scale_by(v, self.k) * self.unit * behaviour_consts.FACTOR + OFFSET + extra
 
 
 @dataclass
