@@ -98,3 +98,22 @@ class Orch:
 def orch(store: Path, project: Path, calls: CallLog) -> Orch:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ORCH_TEST_LOG": str(calls.path), "COLUMNS": "200"}
     return Orch(store, project, env)
+
+
+def edit_file(project: Path, file: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a file of the test project (which must contain it)."""
+    path = project / file
+    text = path.read_text()
+    assert old in text, f"test edit not found in {file}: {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+def reran_after_edit(orch: Orch, calls: CallLog, project: Path, target: str,
+                     file: str, old: str, new: str) -> set[str]:
+    """Run ``target``, make one edit, run it again: what the second run recorded as running."""
+    assert orch("run", target).returncode == 0
+    calls.clear()
+    edit_file(project, file, old, new)
+    result = orch("run", target)
+    assert result.returncode == 0, result.stderr
+    return calls.ran()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from .conftest import edit_file, reran_after_edit
+
 ALL = {"base", "uses_helper", "uses_other", "uses_imported", "uses_class", "uses_const",
        "uses_closure", "uses_default", "uses_library", "plain"}
 
@@ -29,13 +31,6 @@ NO_RERUN_EDITS = [
 ]
 
 
-def _edit(project, file, old, new):
-    path = project / file
-    text = path.read_text()
-    assert old in text, f"test edit not found in {file}: {old!r}"
-    path.write_text(text.replace(old, new))
-
-
 def test_first_run_runs_all_then_all_cached(orch, calls):
     first = orch("run", "edits.py")
     assert first.returncode == 0, first.stderr
@@ -48,19 +43,14 @@ def test_first_run_runs_all_then_all_cached(orch, calls):
 
 @pytest.mark.parametrize("file,old,new,expected", EDITS, ids=[e[3].__iter__().__next__() for e in EDITS])
 def test_edit_reruns_exactly_dependents(orch, calls, project, file, old, new, expected):
-    assert orch("run", "edits.py").returncode == 0
-    calls.clear()
-    _edit(project, file, old, new)
-    result = orch("run", "edits.py")
-    assert result.returncode == 0, result.stderr
-    assert calls.ran() == expected
+    assert reran_after_edit(orch, calls, project, "edits.py", file, old, new) == expected
 
 
 @pytest.mark.parametrize("file,old,new", NO_RERUN_EDITS, ids=["comment", "docstring", "settings", "line-shift"])
 def test_formatting_and_settings_edits_stay_cached(orch, calls, project, file, old, new):
     assert orch("run", "edits.py").returncode == 0
     calls.clear()
-    _edit(project, file, old, new)
+    edit_file(project, file, old, new)
     result = orch("run", "edits.py")
     assert result.returncode == 0, result.stderr
     assert calls.ran() == set()
@@ -68,7 +58,7 @@ def test_formatting_and_settings_edits_stay_cached(orch, calls, project, file, o
 
 def test_plan_explains_helper_change(orch, calls, project):
     assert orch("run", "edits.py").returncode == 0
-    _edit(project, "other_helpers.py", "return x * 3", "return x * 4")
+    edit_file(project, "other_helpers.py", "return x * 3", "return x * 4")
     plan = orch("plan", "edits.py", "--json")
     assert plan.returncode == 0, plan.stderr
     import json
@@ -84,8 +74,8 @@ def test_plan_says_will_run_for_a_changed_step_below_one_that_runs(orch, calls, 
     import json
 
     assert orch("run", "edits.py").returncode == 0
-    _edit(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return n + 0")
-    _edit(project, "edits.py", "    record(\"plain\")\n    return x - 1", "    record(\"plain\")\n    return x - 2")
+    edit_file(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return n + 0")
+    edit_file(project, "edits.py", "    record(\"plain\")\n    return x - 1", "    record(\"plain\")\n    return x - 2")
     plan = orch("plan", "edits.py", "--json")
     steps = {s["name"]: s for s in json.loads(plan.stdout)["steps"]}
     assert steps["base"]["status"] == "will run"
@@ -111,7 +101,7 @@ def test_early_cutoff_keeps_downstream_cached(orch, calls, project):
     assert orch("run", "edits.py").returncode == 0
     calls.clear()
     # base's code changes but its output (n) stays the same: only base re-runs.
-    _edit(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return int(n)")
+    edit_file(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return int(n)")
     result = orch("run", "edits.py")
     assert result.returncode == 0, result.stderr
     assert calls.ran() == {"base"}
@@ -158,7 +148,7 @@ def test_the_reason_names_the_closure_constant_or_default_that_changed(orch, cal
     import json
 
     assert orch("run", "edits.py").returncode == 0
-    _edit(project, "edits.py", old, new)
+    edit_file(project, "edits.py", old, new)
     assert orch("run", "edits.py").returncode == 0
     steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
     assert steps[step]["reason"] == reason

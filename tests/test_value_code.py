@@ -8,11 +8,7 @@ import pytest
 
 from orchestrator.hashing import hash_value
 
-
-def _edit(project, file, old, new):
-    path = project / file
-    assert old in path.read_text()
-    path.write_text(path.read_text().replace(old, new))
+from .conftest import edit_file, reran_after_edit
 
 
 def _output(orch):
@@ -41,18 +37,13 @@ def _output(orch):
     ("behaviour.py", "@pipeline\n", "# the pipeline\n\n\n@pipeline\n", set()),
 ])
 def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, project, file, old, new, expected):
-    assert orch("run", "behaviour.py").returncode == 0
-    calls.clear()
-    _edit(project, file, old, new)
-    result = orch("run", "behaviour.py")
-    assert result.returncode == 0, result.stderr
-    assert calls.ran() == expected
+    assert reran_after_edit(orch, calls, project, "behaviour.py", file, old, new) == expected
 
 
 def test_comments_in_the_class_keep_everything_cached(orch, calls, project):
     assert orch("run", "behaviour.py").returncode == 0
     calls.clear()
-    _edit(project, "behaviour_lib.py", "    def apply(self, v, extra=0):\n",
+    edit_file(project, "behaviour_lib.py", "    def apply(self, v, extra=0):\n",
           "    # scales\n\n    def apply(self, v, extra=0):\n        \"\"\"Scale.\"\"\"\n")
     assert orch("run", "behaviour.py").returncode == 0
     assert calls.ran() == set()
