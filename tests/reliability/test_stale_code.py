@@ -9,7 +9,8 @@ nothing. A fault here is one edit; it is lost when a stale result is served
 
 from __future__ import annotations
 
-from tests.test_code_changes import EDITS, _edit
+from tests.conftest import edit_file
+from tests.test_code_changes import EDITS
 
 COMMENT_ONLY = [
     ("other_helpers.py", "def triple(x):\n", "def triple(x):\n    # a comment, nothing else\n", set()),
@@ -24,7 +25,7 @@ def test_stale_code_matrix(orch, calls, project, figure):
     wrong = []
     for file, old, new, expected in [*EDITS, *COMMENT_ONLY]:
         calls.clear()
-        _edit(project, file, old, new)
+        edit_file(project, file, old, new)
         result = orch("run", "edits.py")
         ran = calls.ran()
         faults += 1
