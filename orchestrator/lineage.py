@@ -48,7 +48,9 @@ class Lineage:
         self._pid = -1
         self._lock = threading.RLock()
         self._reading = False
-        self._preloaded: dict[str, str] = {}  # cache key -> its outputs' JSON, read ahead (see preload_cache)
+        # cache key -> (its outputs' JSON, run_id, node), read ahead (see preload_cache)
+        self._preloaded: dict[str, tuple[str, str, str]] = {}
+        self.found_in: dict[str, str] = {}  # cache key -> "RUN:node" that stored it, as lookup found it
         self.last_flush = time.monotonic()
         self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
                                   list[CachedOutput] | None]] = []
@@ -224,7 +226,7 @@ class Lineage:
         now = time.time()
         for r, tries, infos, entry in pending:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
-                          r.attempts, r.started, r.ended, r.duration, r.error))
+                          r.attempts, r.started, r.ended, r.duration, r.error, r.origin))
             if r.status == "cached" and not tries and not infos:
                 continue  # a cached node is its row alone (most nodes of a re-run)
             if r.status != "running":
@@ -241,7 +243,7 @@ class Lineage:
                 cache.append((r.key, outputs, r.run_id, r.node, now, r.parts_json()))
                 cache.extend((key, outputs, r.run_id, r.node, now, parts) for key, parts in r.also_keys)
         with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
+            c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
             if edges:
                 c.executemany("INSERT OR REPLACE INTO edges VALUES (?,?,?,?,?,?,?)", edges)
             if attempts:
@@ -269,11 +271,14 @@ class Lineage:
         """The step run whose edges describe this one.
 
         A cached step run records no edges of its own: equal keys mean equal
-        inputs and outputs, so they are those of the step run that computed
-        the key (kept in the cache index).
+        inputs and outputs, so they are those of the step run whose result it
+        reused (recorded with it; for older records, the cache index's).
         """
         row = row if row is not None else self.step_row(run_id, node)
-        if row["status"] == "cached" and row["key"]:
+        if row.get("origin"):
+            origin_run, _, origin_node = str(row["origin"]).partition(":")
+            return origin_run, origin_node
+        if row["status"] == "cached" and row["key"]:  # recorded before origins were
             found = self.conn.execute("SELECT run_id, node FROM cache WHERE key=?", (row["key"],)).fetchone()
             if found:
                 return str(found[0]), str(found[1])
@@ -347,18 +352,18 @@ class Lineage:
         snapshot is at most one commit interval old, so at worst a result
         another run just stored is computed again.
         """
-        stored = self._preloaded.pop(key, None)
-        if stored is None:
+        row = self._preloaded.pop(key, None)
+        if row is None:
             with self._lock:
                 conn = self.conn
                 if not self._reading:
                     conn.execute("BEGIN")
                     self._reading = True
-                row = conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone()
+                row = conn.execute("SELECT outputs, run_id, node FROM cache WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
-            stored = row[0]
-        return [CachedOutput(*entry[:4]) for entry in json.loads(stored)]
+        self.found_in[key] = f"{row[1]}:{row[2]}"
+        return [CachedOutput(*entry[:4]) for entry in json.loads(row[0])]
 
     def preload_cache(self, pipeline: str) -> None:
         """Read ahead, in one query, the cache entries of the keys the pipeline's last run had.
@@ -370,13 +375,14 @@ class Lineage:
         dropped here too; one another process removes is found missing later
         (its object is checked, or its load fails), as with any snapshot.
         """
+        self.found_in.clear()
         row = self.conn.execute("SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT 1",
                                 (pipeline,)).fetchone()
         if row is None:
             return
-        self._preloaded = dict(self.conn.execute(
-            "SELECT key, outputs FROM cache WHERE key IN "
-            "(SELECT key FROM steps WHERE run_id=? AND key IS NOT NULL)", (row[0],)).fetchall())
+        self._preloaded = {key: (outputs, run_id, node) for key, outputs, run_id, node in self.conn.execute(
+            "SELECT key, outputs, run_id, node FROM cache WHERE key IN "
+            "(SELECT key FROM steps WHERE run_id=? AND key IS NOT NULL)", (row[0],))}
 
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""
@@ -395,7 +401,7 @@ class Lineage:
             c.execute("DELETE FROM cache WHERE key=?", (key,))
 
     def forget_artifact(self, digest: str) -> None:
-        self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{digest}"' not in v}
+        self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{digest}"' not in v[0]}
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE outputs LIKE ?", (f'%"{digest}"%',))
 
@@ -469,7 +475,7 @@ class Lineage:
     def delete_artifacts(self, digests: Iterable[str]) -> None:
         digests = list(digests)
         for d in digests:
-            self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{d}"' not in v}
+            self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{d}"' not in v[0]}
         with self.transaction() as c:
             for d in digests:
                 c.execute("DELETE FROM artifacts WHERE digest=?", (d,))

@@ -53,6 +53,7 @@ class StepRecord:
     also_keys: Sequence[tuple[str, str]] = ()  # (key, its parts as JSON)
 
     key_parts_json: str | None = None
+    origin: str | None = None  # a cached node: "RUN:node" of the step run whose result it reused
 
     @property
     def duration(self) -> float | None:

@@ -24,7 +24,7 @@ from orchestrator.errors import (
     UserError,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 
 SCHEMA = """
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL, node TEXT NOT NULL, position INTEGER, step TEXT NOT NULL, site TEXT,
     key TEXT, key_parts TEXT, status TEXT NOT NULL, reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, duration REAL, error TEXT,
+    origin TEXT,
     PRIMARY KEY (run_id, node)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
@@ -102,6 +103,9 @@ MIGRATIONS: dict[int, str] = {
        "AND o.run_id = edges.run_id AND so.position < (SELECT si.position FROM steps si "
        "WHERE si.run_id = edges.run_id AND si.node = edges.node) ORDER BY so.position DESC LIMIT 1) "
        "WHERE direction = 'in' AND path IS NULL",
+    # 3: a cached step run names the step run whose result it reused ("RUN:node"): the cache
+    # index keeps only the latest one per key, and a later --rerun would move it.
+    2: "ALTER TABLE steps ADD COLUMN origin TEXT",
 }
 
 

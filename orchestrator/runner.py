@@ -379,7 +379,8 @@ class _RunLoop:
         # computed this key (through the cache index) instead of repeating its edges.
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
-            position=self.position[node.name], key=decision.key))
+            position=self.position[node.name], key=decision.key,
+            origin=self.ctx.lineage.found_in.pop(decision.key, None)))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
         for type_name, digest, value in effects:

@@ -144,6 +144,7 @@ def test_a_store_recorded_before_input_sources_is_migrated_with_its_sources(tmp_
             "CREATE TABLE edges (run_id TEXT NOT NULL, node TEXT NOT NULL, direction TEXT NOT NULL, "
             "name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT, PRIMARY KEY (run_id, node, direction, name)) "
             "WITHOUT ROWID; INSERT INTO edges SELECT * FROM old_edges; DROP TABLE old_edges;"
+            "ALTER TABLE steps DROP COLUMN origin;"
             "UPDATE meta SET value='1' WHERE key='schema_version';")
     conn.close()
     lineage = Context.open(store).lineage
@@ -170,3 +171,16 @@ def test_the_tree_shows_code_and_whether_an_input_file_changed_since(tmp_path, m
     assert "changed since)" in render(walk(lineage, f"{run.id}:shout", "upstream"), "tree")
     data.unlink()
     assert "gone since)" in render(walk(lineage, f"{run.id}:shout", "upstream"), "tree")
+
+
+def test_a_cached_step_run_keeps_its_origin_after_a_later_rerun_of_the_same_key(store):
+    """Run 2 reused run 1's `load`; a forced run 3 recomputes that key: run 2 still came from run 1."""
+    pipe = load_pipeline(str(PIPELINES / "passthrough.py"))
+    first = pipe.run(store=str(store), n=4)
+    second = pipe.run(store=str(store), n=4)
+    third = pipe.run(store=str(store), n=4, rerun=["load"])
+    assert second.steps["load"].status == "cached" and third.steps["load"].status == "ran"
+    lineage = Context.open(store).lineage
+    assert lineage.origin(second.id, "load") == (first.id, "load")
+    graph = walk(lineage, f"{second.id}:total", "upstream")
+    assert {v.data["run_id"] for v in graph.vertices.values() if v.kind == "step"} == {second.id, first.id}

@@ -695,7 +695,7 @@ def test_a_cache_entry_read_ahead_is_dropped_with_its_artifact(store):
     lineage.forget_artifact(digest)
     assert lineage.lookup(key) is None
     lineage.preload_cache("_quiet_and_chatty")
-    assert all(digest not in v for v in lineage._preloaded.values())
+    assert all(digest not in outputs for outputs, _, _ in lineage._preloaded.values())
     again = _quiet_and_chatty.run(store=str(store))
     assert again.steps["_quiet"].status == "ran" and again.steps["_chatty"].status == "cached"
 
