@@ -198,9 +198,7 @@ def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store
         # A path with no file behind it is the step's to make (an output path given as a
         # parameter), or a missing input the step should report: either way it runs.
         missing = _missing_file(node)
-        if history.had_key(node.name, key):
-            return miss(missing)
-        if not history.ran_before(node.name):
+        if history.had_key(node.name, key) or not history.ran_before(node.name):
             return miss(missing)
         parts = key_parts(node, inputs)
         reason = history.why(node.name, parts)

@@ -384,6 +384,11 @@ class Lineage:
             "SELECT key, outputs, run_id, node FROM cache WHERE key IN "
             "(SELECT key FROM steps WHERE run_id=? AND key IS NOT NULL)", (row[0],))}
 
+    def _drop_preloaded(self, digests: list[str]) -> None:
+        """Forget read-ahead cache entries with any of these outputs, as the database does."""
+        quoted = [f'"{d}"' for d in digests]
+        self._preloaded = {k: v for k, v in self._preloaded.items() if not any(q in v[0] for q in quoted)}
+
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""
         with self._lock:
@@ -401,7 +406,7 @@ class Lineage:
             c.execute("DELETE FROM cache WHERE key=?", (key,))
 
     def forget_artifact(self, digest: str) -> None:
-        self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{digest}"' not in v[0]}
+        self._drop_preloaded([digest])
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE outputs LIKE ?", (f'%"{digest}"%',))
 
@@ -474,8 +479,7 @@ class Lineage:
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:
         digests = list(digests)
-        for d in digests:
-            self._preloaded = {k: v for k, v in self._preloaded.items() if f'"{d}"' not in v[0]}
+        self._drop_preloaded(digests)
         with self.transaction() as c:
             for d in digests:
                 c.execute("DELETE FROM artifacts WHERE digest=?", (d,))

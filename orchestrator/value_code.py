@@ -21,6 +21,7 @@ values other than code.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
 import types
@@ -135,10 +136,10 @@ def _reached(fn: types.FunctionType, pending: list[Any]) -> list[tuple[str, str,
 
 def _innermost(obj: Any) -> Any:
     """What a chain of ``functools.wraps`` wrappers wraps, or ``obj`` itself."""
-    seen = 0
-    while getattr(obj, "__wrapped__", None) is not None and seen < 100:
-        obj, seen = obj.__wrapped__, seen + 1
-    return obj
+    try:
+        return inspect.unwrap(obj)
+    except ValueError:  # a wrapper that wraps itself
+        return obj
 
 
 def _cell(cell: Any) -> Any:
