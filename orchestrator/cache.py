@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.dag import without_address
 from orchestrator.hashing import combine
 
 if TYPE_CHECKING:
@@ -248,7 +249,8 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     if old.get("version") != new.get("version"):
         reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
-                            old.get("files") or {}, new.get("files") or {})
+                            old.get("files") or {}, new.get("files") or {},
+                            old.get("values") or {}, new.get("values") or {})
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
@@ -293,9 +295,16 @@ def _file_change(name: str, old: Any, new: Any) -> str:
 
 
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
-                   old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None) -> list[str]:
-    """Names of the values that differ; a path parameter says what happened to its file."""
+                   old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None,
+                   old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None) -> list[str]:
+    """Names of the values that differ; a path parameter says what happened to its file.
+
+    A parameter whose value was recorded for display on both sides says how
+    it changed: ``(1.0 → 0.5)`` when both are short, or that it prints the
+    same (a function whose code changed, a long frame whose data did).
+    """
     old_files, new_files = old_files or {}, new_files or {}
+    old_shown, new_shown = old_shown or {}, new_shown or {}
     out = []
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
@@ -305,6 +314,27 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
                 out.append(_file_change(name, old_files[name], new_files[name]))
+            elif name in old_shown and name in new_shown:
+                out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:
                 out.append(f"{kind} `{name}` changed")
     return out
+
+
+_SHOWN_WIDTH = 40  # longer values are not repeated in a reason
+
+
+def _shown_change(old: Any, new: Any) -> str:
+    """`` (1.0 → 0.5)``, or why equal-looking values have different keys, or nothing if too long."""
+    before, after = _brief(old), _brief(new)
+    if before == after:
+        return " (it prints the same: its code or contents changed)"
+    if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
+        return ""
+    return f" ({before} → {after})"
+
+
+def _brief(shown: Any) -> str:
+    if isinstance(shown, str):
+        shown = without_address(shown)  # recorded before addresses were left out
+    return json.dumps(shown, ensure_ascii=False, separators=(", ", ": "))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
@@ -296,8 +297,16 @@ def _shown(value: Any) -> Any:
         text = json.dumps(value)
         if len(text) <= 200:
             return json.loads(text)  # lists and dicts stay structured in `--json` output
-    text = repr(value)
+    text = without_address(repr(value))
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>)")
+
+
+def without_address(text: str) -> str:
+    """``<function f at 0x7f..>`` as ``<function f>``: the same in every process."""
+    return _ADDRESS.sub("", text)
 
 
 

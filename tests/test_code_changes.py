@@ -140,7 +140,7 @@ def test_plan_below_a_running_step_matches_any_recent_run_not_just_the_last(orch
 
 @pytest.mark.parametrize("old,new,step,reason", [
     ("factor = 10", "factor = 11", "uses_closure", "code of `factor` changed"),
-    ("def uses_default(x, k=5)", "def uses_default(x, k=6)", "uses_default", "parameter `k` changed"),
+    ("def uses_default(x, k=5)", "def uses_default(x, k=6)", "uses_default", "parameter `k` changed (5 → 6)"),
     ("THRESHOLD = 3", "THRESHOLD = 2", "uses_const", "code of `THRESHOLD` changed"),
 ])
 def test_the_reason_names_the_closure_constant_or_default_that_changed(orch, calls, project, old, new, step,

@@ -457,8 +457,31 @@ def test_a_miss_is_explained_against_the_closest_earlier_result(store):
     train.run(store=str(store))
     train.run(store=str(store), C=0.5, seed=3)
     run = train.run(store=str(store), features=["a", "b"])
-    assert run.steps["fit"].reason == "parameter `features` changed"
+    assert run.steps["fit"].reason == 'parameter `features` changed (["a"] → ["a", "b"])'
     assert train.run(store=str(store), C=0.5, seed=3).steps["fit"].status == "cached"
+
+
+def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store):
+    @step
+    def label(n: int, title: str, fn=None) -> str:
+        return f"{n} {title}"
+
+    def suffixed(end):
+        def add_suffix(text):
+            return text + end
+        return add_suffix
+
+    @pipeline
+    def report(n: int = 1, title: str = "q3", fn=suffixed("!")):  # noqa: B008
+        return label(n, title, fn)
+
+    report.run(store=str(store))
+    assert report.run(store=str(store), n=2).steps["label"].reason == "parameter `n` changed (1 → 2)"
+    assert report.run(store=str(store), n=2, title="Q3 " * 20).steps["label"].reason == "parameter `title` changed"
+    # The same function, another closure value: it prints the same, so the reason says what differs.
+    changed = report.run(store=str(store), n=2, title="Q3 " * 20, fn=suffixed("?")).steps["label"].reason
+    assert changed == "parameter `fn` changed (it prints the same: its code or contents changed)"
+    assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
 
 
 @step
