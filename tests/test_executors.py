@@ -105,6 +105,22 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
     assert attempts[0]["status"] == "failed" and "WorkerDiedError" in attempts[0]["error"]
 
 
+def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
+    from orchestrator.executors.process import ProcessExecutor
+
+    spawned = []
+    spawn = ProcessExecutor._spawn
+    monkeypatch.setattr(ProcessExecutor, "_spawn", lambda self: spawned.append(1) or spawn(self))
+    parallel = load_pipeline(str(PIPELINES / "parallel.py:parallel"))
+    run = parallel.run(store=str(store), executor="process", workers=6, n=2, seconds=0.3)
+    assert run.status == "succeeded", run.error
+    assert len(spawned) == 2  # two branches at once; `gather` reuses an idle worker
+    spawned.clear()
+    again = parallel.run(store=str(store), executor="process", workers=6, n=2, seconds=0.3)
+    assert {s.status for s in again.steps.values()} == {"cached"}
+    assert spawned == []
+
+
 @pytest.mark.slow
 def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
     run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",

@@ -1,4 +1,4 @@
-"""A local process pool: N spawned workers, one attempt each at a time.
+"""A local process pool: up to N spawned workers, one attempt each at a time.
 
 Not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies,
 the whole pool breaks and every running task fails with it. Here each worker
@@ -6,7 +6,9 @@ has its own pipe, so a worker that dies (``os._exit``, SIGKILL, the OOM
 killer) fails exactly the attempt it was running, as a ``WorkerDiedError``,
 and is replaced; an attempt that outlives its ``timeout`` has its worker
 killed and counts as a ``StepTimeoutError``. Workers are spawned, not forked:
-they inherit no threads, locks or SQLite connections from the driver.
+they inherit no threads, locks or SQLite connections from the driver. They
+are started when an attempt finds none idle, so a cached run starts none and
+``--workers 32`` for three steps starts three; an idle worker is reused.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ class ProcessExecutor:
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._monitor: threading.Thread | None = None
-        for _ in range(self.capacity):
-            self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
@@ -73,7 +73,10 @@ class ProcessExecutor:
         with self._lock:
             worker = next((w for w in self._workers if w.spec is None), None)
             if worker is None:
-                raise RuntimeError("process pool is full: the runner submitted more than its capacity")
+                if len(self._workers) >= self.capacity:
+                    raise RuntimeError("process pool is full: the runner submitted more than its capacity")
+                worker = self._spawn()
+                self._workers.append(worker)
             worker.spec, worker.future, worker.started = spec, future, time.time()
             worker.deadline = time.monotonic() + spec.timeout if spec.timeout else None
             try:
@@ -123,7 +126,7 @@ class ProcessExecutor:
             future.set_result(result)
 
     def _lost(self, worker: _Worker, timeout: float | None) -> None:
-        """The worker died, or ran out of time and is killed: fail its attempt, replace it."""
+        """The worker died, or ran out of time and is killed: fail its attempt; the next one gets a new worker."""
         from orchestrator.capture import read_spill
         from orchestrator.task import TaskResult
 
@@ -134,8 +137,8 @@ class ProcessExecutor:
         code = worker.process.exitcode
         worker.conn.close()
         with self._lock:
-            index = self._workers.index(worker)
-            self._workers[index] = self._spawn() if not self._closed else worker
+            if not self._closed:
+                self._workers.remove(worker)
         if spec is None or future is None:
             return
         if timeout is not None:
