@@ -6,7 +6,7 @@ run on ``sequential``, ``process`` with 2 workers and ``dask`` with 2 worker
 processes, each on a fresh store. Dask's time leaves out the cluster's start-up:
 the LocalCluster is started here, with the settings the executor uses for its
 own, and the runs are given its ``address``. The executor's own start-up
-(``DaskExecutor.startup_seconds`` of ``make_executor("dask", 2)``) is measured
+(``DaskExecutor.startup_seconds`` of ``make_executor("dask", 2)``, started) is measured
 on its own line. The process pool starts its workers inside every run, so its
 time includes that. Baselines: the same sixteen calls as a plain loop and on a
 plain ``multiprocessing`` pool of 2 spawned processes.
@@ -298,6 +298,7 @@ def _dask_executor_startup() -> tuple[float, float]:
         warnings.filterwarnings("ignore", "Port .* is already in use")
         executor: Any = make_executor("dask", WORKERS)
     try:
+        executor.start()  # what a run's first attempt does
         startup = executor.startup_seconds
     finally:
         shutdown = timed(executor.shutdown)

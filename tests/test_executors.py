@@ -122,6 +122,20 @@ def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, m
 
 
 @pytest.mark.slow
+def test_a_cached_run_on_dask_starts_no_local_cluster(store, calls, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    started = []
+    local_cluster = distributed.LocalCluster
+    monkeypatch.setattr(distributed, "LocalCluster", lambda **kw: started.append(1) or local_cluster(**kw))
+    first = _run("parallel.py:mixed", store, "dask")
+    assert first.status == "succeeded", first.error
+    assert started == [1]
+    again = _run("parallel.py:mixed", store, "dask")
+    assert {s.status for s in again.steps.values()} == {"cached"}
+    assert started == [1]
+
+
+@pytest.mark.slow
 def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
     run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",
                                                                   seconds=30.0)

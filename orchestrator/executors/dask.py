@@ -1,8 +1,8 @@
 """Dask distributed: attempts run as tasks on a Dask cluster (the optional extra ``dask``).
 
 With an address, tasks go to that running scheduler; without, a
-``LocalCluster`` of worker processes is started for the run and closed after
-it. Tasks carry the step and artifact references only: workers load inputs
+``LocalCluster`` of worker processes is started when the run's first attempt
+needs it (a fully cached run starts none) and closed after the run. Tasks carry the step and artifact references only: workers load inputs
 from the store and write outputs there themselves, so data never passes
 through the scheduler. A task whose worker dies is not re-run silently by
 Dask (``allowed-failures`` is 0 for a LocalCluster): it comes back as a
@@ -77,37 +77,62 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
-        dask, distributed = _import_distributed()
-        self._cluster = None
+        self._dask, distributed = _import_distributed()
+        self._cluster: Any = None
+        self.client: Any = None
+        self._workers = max(1, workers or os.cpu_count() or 1)
         # For the cluster's whole life: its nannies also spawn replacements for dead workers.
         self._main_hidden = ExitStack()
-        started = time.perf_counter()
+        self.startup_seconds = 0.0
+        self._tasks: list[Any] = []
+        self._token = secrets.token_hex(4)
         if address:
             check_address(address)
+            started = time.perf_counter()
             try:
                 self.client = distributed.Client(address, timeout="10s", set_as_default=False)
             except OSError as exc:
                 raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}. "
                                 "Start one with `dask scheduler` or drop --address.") from exc
+            self.startup_seconds = time.perf_counter() - started
+            threads = sum(self.client.nthreads().values())
         else:
-            self._main_hidden.enter_context(main_script_hidden())
-            try:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                    self._cluster = distributed.LocalCluster(
-                        n_workers=max(1, workers or os.cpu_count() or 1), threads_per_worker=1,
-                        processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
-                        preload=["orchestrator.executors.worker"])
-                    self.client = distributed.Client(self._cluster, set_as_default=False)
-            except BaseException:
-                self._main_hidden.close()
-                raise
-        self.startup_seconds = time.perf_counter() - started
+            threads = self._workers  # one thread per worker of the LocalCluster, started when needed
         # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
         # waiting a scheduler round trip for the run loop to submit it.
-        self.capacity = 2 * max(1, sum(self.client.nthreads().values()))
-        self._token = secrets.token_hex(4)
+        self.capacity = 2 * max(1, threads)
+
+    def start(self) -> None:
+        """Start the LocalCluster and its client, unless running (the first ``submit`` calls this).
+
+        Deferred to the first attempt, so a fully cached run starts no
+        cluster. ``startup_seconds`` is how long it took.
+        """
+        if self.client is not None:
+            return
+        import distributed
+
+        started = time.perf_counter()
+        self._main_hidden.enter_context(main_script_hidden())
+        try:
+            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self._workers, threads_per_worker=1,
+                    processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
+                    preload=["orchestrator.executors.worker"])
+                self.client = distributed.Client(self._cluster, set_as_default=False)
+                # Every worker is up before the first task: its capacity is what the run loop counts on.
+                self.client.wait_for_workers(self._workers, timeout=60)
+        except BaseException:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+            self._main_hidden.close()
+            raise
+        self.startup_seconds = time.perf_counter() - started
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
+        self.start()
         result: Future[TaskResult] = Future()
         key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
         started = time.time()
@@ -135,7 +160,6 @@ class DaskExecutor:
                 pass  # cancelled by the run loop while this callback ran
 
         task.add_done_callback(resolve)
-        self._tasks = getattr(self, "_tasks", [])
         self._tasks.append(task)
         return result
 
@@ -144,10 +168,11 @@ class DaskExecutor:
             closing.callback(self._main_hidden.close)
             if self._cluster is not None:
                 closing.callback(self._cluster.close)
-            closing.callback(self.client.close)
+            if self.client is not None:
+                closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
-                for task in getattr(self, "_tasks", []):
+                for task in self._tasks:
                     task.cancel()
                 if self._cluster is not None:
                     self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
