@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -142,17 +143,23 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     verbose = run_verbose or ctx.obj["verbose"]
     ctx.obj["verbose"] = verbose
     _VERBOSE[0] = verbose
+    if workers is not None and ctx.get_parameter_source("executor") is click.core.ParameterSource.DEFAULT:
+        # Else ignored: the run would be as slow as without it, and nothing would say why. A
+        # script that names the executor (--executor "$EXECUTOR" --workers 2) may give both.
+        raise UserError(f"--workers {workers} sizes a process pool or a Dask cluster, but steps run one at a time "
+                        f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
-        with _prints_to_stderr(as_json):
+        with _prints_to_stderr(as_json), _terminate_as_interrupt():
             pipeline, values = _load_target(target, params, params_file)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]))
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished steps are kept; run the same command again to resume.", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
+        sys.exit(143 if isinstance(exc, _Terminated) else 130)
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
     if result.status != "succeeded":
@@ -161,6 +168,36 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
         if verbose:
             _print_tracebacks(_context(ctx), result.id)
         sys.exit(EXIT_FAILED)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM reached ``orch run``: stopped as Ctrl-C stops it."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM (``timeout``, a cancelled CI job, ``docker stop``) as Ctrl-C while a run lasts.
+
+    By default SIGTERM ends the driver on the spot: its process-pool workers (which
+    only the driver stops) finish their steps unrecorded, then print a BrokenPipeError
+    traceback, and the run is left ``running``. As an interrupt, the runner records the
+    run as ``interrupted`` and kills the workers at once.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:

@@ -184,6 +184,9 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
     node.name = ""  # type: ignore[attr-defined]  # renaming keeps the fingerprint
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         node.decorator_list = []  # decorator arguments are execution settings, not code
+        # Default values count as values (the fingerprint hashes them, or a step's own are bound
+        # as its parameters), not as the text that computes them.
+        node.args.defaults, node.args.kw_defaults = [], []
     return hashing.hash_value(
         ("ast", ast.dump(node, annotate_fields=True, include_attributes=False))
     )

@@ -59,6 +59,12 @@ def handler_for(type_name: str) -> Handler | None:
     return _HANDLERS.get(type_name) if _HANDLERS else None
 
 
+# Per run: which node reported each metric name, and its value; None once two nodes did.
+# Kept for the last few runs of this process only: a run's effects all apply in its driver.
+_METRIC_OWNERS: dict[str, dict[str, tuple[str, int | float | str] | None]] = {}
+_OWNED_RUNS = 16
+
+
 def _record_metrics(where: EffectContext, value: Metrics) -> None:
     numbers: dict[str, int | float | str] = {}
     for key, number in value.items():
@@ -70,7 +76,35 @@ def _record_metrics(where: EffectContext, value: Metrics) -> None:
             numbers[str(key)] = int(number) if _is_integral(number) else float(number)
         except (TypeError, ValueError, OverflowError):
             numbers[str(key)] = str(number)
-    where.context.lineage.set_run_metrics(where.run_id, numbers)
+    recorded, dropped = _name_by_node(where.run_id, where.node, numbers)
+    where.context.lineage.set_run_metrics(where.run_id, recorded, drop=dropped)
+
+
+def _name_by_node(run_id: str, node: str, numbers: dict[str, int | float | str]
+                  ) -> tuple[dict[str, int | float | str], list[str]]:
+    """Metric names as recorded: a name that several nodes report becomes ``node.name`` for each.
+
+    Without this the node that happened to finish last would win (``evaluate`` called for two
+    models, on the process pool): the run would show one model's accuracy, not always the same.
+    Returns the metrics to record and the plain names to remove.
+    """
+    if run_id not in _METRIC_OWNERS and len(_METRIC_OWNERS) >= _OWNED_RUNS:
+        del _METRIC_OWNERS[next(iter(_METRIC_OWNERS))]
+    owners = _METRIC_OWNERS.setdefault(run_id, {})
+    recorded: dict[str, int | float | str] = {}
+    dropped: list[str] = []
+    for name, number in numbers.items():
+        if name not in owners or (owners[name] or ("",))[0] == node:
+            owners[name] = (node, number)
+            recorded[name] = number
+            continue
+        first = owners[name]
+        if first is not None:  # a second node reports it: the first one's goes under its name too
+            dropped.append(name)
+            recorded[f"{first[0]}.{name}"] = first[1]
+            owners[name] = None
+        recorded[f"{node}.{name}"] = number
+    return recorded, dropped
 
 
 def _is_integral(number: object) -> bool:

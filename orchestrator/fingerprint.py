@@ -127,6 +127,11 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
+def _binds_own_signature(fn: types.FunctionType) -> bool:
+    """True when ``inspect.signature`` of ``fn`` is its own (not one ``__wrapped__`` names)."""
+    return not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__")
+
+
 def _last(module_name: str) -> str:
     return module_name.rpartition(".")[2]
 
@@ -172,10 +177,14 @@ class _Walk:
         info = function_info(fn)
         where = fn.__qualname__
         tokens = [info.digest]
-        for index, value in enumerate(fn.__defaults__ or ()):
-            tokens.append(self.token(value, f"default value #{index + 1}", where))
-        for name, value in sorted((fn.__kwdefaults__ or {}).items()):
-            tokens.append(self.token(value, f"default value of parameter '{name}'", where))
+        # The step's own defaults are bound as parameters of every call, so they are in the key
+        # as the values used: hashed here too, a changed default would re-run the calls that pass
+        # their own value. Not so when the signature the call binds is another function's.
+        if not (is_root and _binds_own_signature(fn)):
+            for index, value in enumerate(fn.__defaults__ or ()):
+                tokens.append(self.token(value, f"default value #{index + 1}", where))
+            for name, value in sorted((fn.__kwdefaults__ or {}).items()):
+                tokens.append(self.token(value, f"default value of parameter '{name}'", where))
         closures: list[tuple[str, str]] = []
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:

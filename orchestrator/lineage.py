@@ -111,10 +111,13 @@ class Lineage:
                 (status, time.time(), None if outputs is None else json.dumps(outputs), error, run_id),
             )
 
-    def set_run_metrics(self, run_id: str, metrics: dict[str, Any]) -> None:
+    def set_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
+        """Add ``metrics`` to the run's, replacing equal names; remove the names in ``drop``."""
         with self.transaction() as c:
             row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            merged = {**json.loads(row[0] or "{}"), **metrics} if row else metrics
+            merged = {**json.loads(row[0] or "{}"), **metrics} if row else dict(metrics)
+            for name in drop:
+                merged.pop(name, None)
             c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
 
     def mark_dead_runs(self) -> list[str]:

@@ -49,11 +49,16 @@ def load_pipeline(target: str) -> Pipeline:
                         + (f" Pipelines in it: {', '.join(found)}." if found else ""))
     if not found:
         raise LoadError(f"{file} defines no pipeline. Decorate a function with @pipeline.")
-    if len(found) > 1:
-        first = next(iter(found))
-        raise LoadError(f"{file} defines {len(found)} pipelines ({', '.join(found)}). "
+    # A pipeline the file imports to reuse its steps (``from train import training``) is not
+    # the one it means: those it defines come first, the imported ones only when it defines none.
+    own = {n: p for n, p in found.items() if getattr(p.fn, "__module__", None) == module.__name__}
+    candidates = own or found
+    if len(candidates) > 1:
+        first = next(iter(candidates))
+        verb = "defines" if own else "imports"
+        raise LoadError(f"{file} {verb} {len(candidates)} pipelines ({', '.join(candidates)}). "
                         f"Choose one: {file}:{first}")
-    return next(iter(found.values()))
+    return next(iter(candidates.values()))
 
 
 def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:

@@ -1,7 +1,8 @@
 """Pipeline parameters from the command line: ``-p name=value`` and ``--params FILE``.
 
 Each text value is converted to the parameter's annotation, else to the type
-of its default; a ``str`` stays raw text, and a container must be JSON of the
+of its default, else (``limit=None``) read as a JSON file would give it (``100``
+is a number, ``rf`` text); a ``str`` stays raw text, and a container must be JSON of the
 same kind (a list for ``list``/``tuple``/``set``, an object for ``dict``; a
 ``tuple[int, str]`` of that many items). A ``date`` or ``datetime`` is ISO 8601
 text, an ``Enum`` member is named or given by its value. Values from a file
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import typing
 from datetime import date, datetime
 from enum import Enum
@@ -95,7 +97,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
         where = "" if from_text or not source else f" in {source}"
         try:
             if from_text:
-                out[name] = convert(value, target)
+                out[name] = convert(value, target) if declared else guess(value)
             else:  # a file value has its type already: check it, as -p would, unless nothing declares one
                 out[name] = check_value(value, target) if declared else value
         except _Mismatch as exc:
@@ -116,6 +118,32 @@ class _Mismatch(ValueError):
 
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def guess(text: str) -> Any:
+    """The value of ``-p`` text for a parameter nothing types (no annotation, default None).
+
+    What a JSON parameters file would give: a number (``100``, ``0.5``, ``.5``, ``1e-3``),
+    ``true``/``false``, a JSON list or object; anything else (``rf``, ``007``, ``2024-05-06``)
+    stays text. Annotate the parameter (``limit: str | None = None``) to keep ``100`` as text.
+    """
+    stripped = text.strip()
+    if _INT.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT.fullmatch(stripped) and not re.fullmatch(r"[+-]?0[0-9]+", stripped):
+        return float(stripped)
+    if stripped in ("true", "false"):
+        return stripped == "true"
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
+    return text
 
 
 def convert(text: Any, target: Any) -> Any:

@@ -100,6 +100,17 @@ def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_pipeline_the_file_imports_is_not_one_it_defines(orch, project):
+    ran = orch("run", "reuses.py", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["pipeline"] == "reuse"
+    assert orch("plan", "reuses.py:two_params").returncode == 0  # still there when asked for by name
+    (project / "runs_two.py").write_text("from two_params import two_params\nfrom reuses import reuse\n")
+    both = orch("run", "runs_two.py")
+    assert both.returncode == 2
+    assert "runs_two.py imports 2 pipelines (two_params, reuse). Choose one: runs_two.py:two_params" in both.stderr
+
+
 @pytest.mark.parametrize("args", [["runs", "-n", "0"], ["runs", "-n", "-1"], ["cache", "gc", "--keep-last", "-2"],
                                   ["lineage", "latest", "--depth", "-1"], ["logs", "latest:plain", "--attempt", "0"]])
 def test_out_of_range_numbers_are_usage_errors(orch, args):

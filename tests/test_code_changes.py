@@ -152,3 +152,18 @@ def test_the_reason_names_the_closure_constant_or_default_that_changed(orch, cal
     assert orch("run", "edits.py").returncode == 0
     steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
     assert steps[step]["reason"] == reason
+
+
+def test_the_steps_own_default_reruns_only_the_calls_that_use_it(orch, calls, project):
+    """A call that passes its own `k` does not use the default: editing it leaves that call cached."""
+    import json
+
+    assert reran_after_edit(orch, calls, project, "own_default.py", "own_default.py",
+                            "def scale(x: int, k=5)", "def scale(x: int, k=6)") == {"scale:6"}
+    steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
+    assert (steps["scale"]["reason"], steps["scale_2"]["status"]) == ("parameter `k` changed", "cached")
+    # A helper's default is part of the code both calls run.
+    calls.clear()
+    edit_file(project, "own_default.py", "def shift(x, by=1)", "def shift(x, by=2)")
+    assert orch("run", "own_default.py").returncode == 0
+    assert calls.ran() == {"scale:6", "scale:2"}

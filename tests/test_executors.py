@@ -160,6 +160,10 @@ def test_cli_executor_options(orch, calls):
     assert bad.returncode == 2
     wrong = orch("run", "edits.py", "--address", "tcp://127.0.0.1:1")
     assert wrong.returncode == 2 and "--executor dask" in wrong.stderr
+    # --workers alone would be ignored: the run is sequential. Said before anything runs.
+    alone = orch("run", "edits.py", "--workers", "4")
+    assert alone.returncode == 2 and "add --executor process (or dask)" in alone.stderr
+    assert len(alone.stderr.splitlines()) == 1 and not calls.ran(), alone.stderr
     malformed = orch("run", "edits.py", "--executor", "dask", "--address", "foo")
     assert malformed.returncode == 2 and malformed.stderr.startswith("error: --address 'foo' is not")
     assert len(malformed.stderr.splitlines()) == 1, malformed.stderr

@@ -92,6 +92,21 @@ def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
 
 
 @pytest.mark.slow
+def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
+    """`timeout`, a cancelled CI job or `docker stop` send SIGTERM: the worker must not run on."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "slow.py",
+                             "-p", "n=1000", "--executor", "process", "--workers", "1"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: "wait" in calls.ran())
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)  # stderr closes only once the worker holding it is gone too
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "terminated (SIGTERM): finished steps are kept" in stderr
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
+
+
+@pytest.mark.slow
 def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     first = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5")
     second = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5", "--executor", "process")

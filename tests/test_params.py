@@ -35,9 +35,22 @@ def _convert(texts=None, typed=None):
     ({"guessed": "[3]"}, {"guessed": [3]}),
     ({"maybe": "3"}, {"maybe": 3}),
     ({"lr": "1"}, {"lr": 1.0}),
+    ({"name": "100"}, {"name": "100"}),
 ])
 def test_p_text_converts(texts, expected):
     assert _convert(texts) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("100", 100), ("-3", -3), ("0.5", 0.5), (".5", 0.5), ("1e-3", 0.001), ("true", True),
+    ("[1, 2]", [1, 2]), ('{"a": 1}', {"a": 1}),
+    ("rf", "rf"), ("007", "007"), ("2024-05-06", "2024-05-06"), ("[oops", "[oops"), ("nan", "nan"),
+])
+def test_p_text_for_an_untyped_parameter_is_taken_as_a_parameters_file_would_give_it(text, expected):
+    """`loose=None` has no type to convert to: `-p loose=100` must not reach `df.head(loose)` as text."""
+    converted = _convert({"loose": text})["loose"]
+    assert (converted, type(converted)) == (expected, type(expected))
+    assert converted == _convert(typed={"loose": expected})["loose"]
 
 
 @pytest.mark.parametrize("texts,message", [

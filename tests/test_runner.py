@@ -380,6 +380,32 @@ def test_metrics_outputs_are_recorded_on_the_run_also_when_cached(store):
     assert second.metrics == expected
 
 
+def test_a_metric_that_several_nodes_report_is_recorded_under_each_node(store):
+    from orchestrator import Metrics
+
+    @step
+    def evaluate(depth: int) -> Metrics:
+        return Metrics(accuracy=depth / 10, **({"trees": 100} if depth == 5 else {}))
+
+    @step
+    def holdout(depth: int) -> Metrics:
+        return Metrics(accuracy=0.7, rows=20)
+
+    @pipeline
+    def compared():
+        evaluate(1)
+        evaluate(5)
+        return holdout(3)
+
+    # Whichever finishes last must not silently win: every reporter keeps its value, by node name.
+    expected = {"evaluate.accuracy": 0.1, "evaluate_2.accuracy": 0.5, "holdout.accuracy": 0.7,
+                "trees": 100, "rows": 20}
+    assert compared.run(store=str(store)).metrics == expected
+    again = compared.run(store=str(store))
+    assert again.steps["evaluate_2"].status == "cached"
+    assert again.metrics == expected
+
+
 def test_an_exception_in_the_pipeline_body_is_one_clear_error():
     @step
     def one() -> int:
