@@ -140,13 +140,17 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
     names = spec.output_names
     if len(names) == 1 and names[0] == "out":
         values = [value]
+    elif isinstance(value, dict) and set(value) == set(names):  # Kedro's way: one entry per output
+        values = [value[name] for name in names]
     else:
         if not isinstance(value, (tuple, list)) or len(value) != len(names):
             got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
+                else f"a dict with keys {', '.join(map(str, value))}" if isinstance(value, dict) \
                 else f"a value of type {type(value).__name__}"
             raise TypeError(
                 f"step '{spec.step_name}' declares {len(names)} outputs ({', '.join(names)}) "
-                f"but returned {got}. Return a tuple with one value per output."
+                f"but returned {got}. Return a tuple with one value per output, in that order, "
+                f"or a dict with exactly those keys."
             )
         values = list(value)
     kept: dict[str, Any] = {}

@@ -470,6 +470,29 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
 
 
+def test_named_outputs_may_be_returned_as_a_dict_with_those_keys(store):
+    @step(outputs=("train", "test"))
+    def split(n: int):
+        return {"test": list(range(n, 2 * n)), "train": list(range(n))}
+
+    @step(outputs=("train", "test"))
+    def misnamed(n: int):
+        return {"train": n, "valid": n}
+
+    @pipeline
+    def good(n: int = 2):
+        train, test = split(n)
+        return train, test
+
+    @pipeline
+    def bad(n: int = 2):
+        return misnamed(n)
+
+    assert good.run(store=str(store)).output() == ([0, 1], [2, 3])
+    assert "declares 2 outputs (train, test) but returned a dict with keys train, valid" \
+        in bad.run(store=str(store)).steps["misnamed"].error
+
+
 def test_a_miss_is_explained_against_the_closest_earlier_result(store):
     """Not the latest run's: after C=0.5 and then the defaults, changing only `features` says just that."""
     @step
