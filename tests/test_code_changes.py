@@ -161,7 +161,7 @@ def test_the_steps_own_default_reruns_only_the_calls_that_use_it(orch, calls, pr
     assert reran_after_edit(orch, calls, project, "own_default.py", "own_default.py",
                             "def scale(x: int, k=5)", "def scale(x: int, k=6)") == {"scale:6"}
     steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
-    assert (steps["scale"]["reason"], steps["scale_2"]["status"]) == ("parameter `k` changed", "cached")
+    assert (steps["scale"]["reason"], steps["scale_2"]["status"]) == ("parameter `k` changed (5 → 6)", "cached")
     # A helper's default is part of the code both calls run.
     calls.clear()
     edit_file(project, "own_default.py", "def shift(x, by=1)", "def shift(x, by=2)")
