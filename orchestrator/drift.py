@@ -263,12 +263,14 @@ def _ratio(ok: np.ndarray) -> float | None:
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str],
                    thresholds: Thresholds | None = None, *,
                    reference_scores: list[float] | None = None, current_scores: list[float] | None = None,
-                   performance: dict[str, Any] | None = None) -> DriftResult:
+                   performance: dict[str, Any] | None = None, unscored: str = "") -> DriftResult:
     """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
 
     ``reference_scores``/``current_scores`` are the model's outputs on each
     (prediction drift); ``performance`` is ``{"metric", "reference",
-    "current"}`` when labels are available.
+    "current"}`` when labels are available. ``unscored`` says why the model
+    could not score a window that has every feature column (its predictions
+    are then not compared, so the verdict cannot be ``ok``).
 
     The verdict is ``insufficient_data`` (never an alert) for a window of
     fewer than ``min_rows`` rows; otherwise ``alert`` when something drifted,
@@ -311,7 +313,8 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         elif drop >= t.performance_drop:
             reasons.append(f"{performance['metric']} fell from {performance['reference']:.4f} to "
                            f"{performance['current']:.4f}")
-    not_compared = _not_compared(kinds, reference, absent, reference_scores is not None and current_scores is None)
+    not_compared = _not_compared(kinds, reference, absent, reference_scores is not None and current_scores is None,
+                                 unscored)
     if len(current) < t.min_rows:
         # Too few rows to say anything: never an alert, whatever a column or the metric seems to show.
         status, alert = INSUFFICIENT, False
@@ -334,9 +337,12 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     return DriftResult(status, alert, reasons, len(reference), len(current), features, prediction, performance, t)
 
 
-def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[str], no_predictions: bool) -> str:
-    """Which columns a check could not compare, and why, as one reason ("" when it compared them all)."""
+def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[str], no_predictions: bool,
+                  unscored: str = "") -> str:
+    """Which columns (and predictions) a check could not compare, and why, as one reason ("" when it compared them all)."""
     parts = []
+    if unscored and not absent:
+        parts.append(f"the predictions are not compared: {unscored}")
     if absent:
         parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({', '.join(absent)}): "
                      + ("it is" if len(absent) == 1 else "they are") + " not compared"
