@@ -1,12 +1,16 @@
-"""The model server on models trained on the kinds of columns users bring: booleans next to numbers and categories.
+"""Serving models as users build them: boolean columns, and code of their own pipeline file inside the model.
 
-A tiny pipeline (a logistic regression on a number, a boolean and a category, one-hot encoded with
-``handle_unknown="ignore"``) is run once into a module store; the app is driven with FastAPI's
-TestClient, without a port.
+Two tiny pipelines are run once into a module store: ``flags`` (a logistic regression on a number,
+a boolean and a category, one-hot encoded with ``handle_unknown="ignore"``) and ``custom`` (a
+``FunctionTransformer`` of a function the pipeline file defines). The app is driven with FastAPI's
+TestClient, without a port; loading elsewhere runs in a fresh process started in another folder.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import warnings
 
@@ -16,6 +20,8 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.registry import load_model
+
+from .conftest import ROOT
 
 FLAGS = textwrap.dedent('''
     """A model over a number, a boolean and a category; the boolean decides most of the label."""
@@ -53,15 +59,48 @@ FLAGS = textwrap.dedent('''
 ''')
 
 
+CUSTOM = textwrap.dedent('''
+    """A model whose first stage is a function of this file: pickled by reference to this module."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    def doubled(frame):
+        return frame * 2
+
+
+    @step
+    def package() -> ModelCandidate:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        frame = pd.DataFrame({"x": [float(i) for i in range(20)], "y": [int(i >= 10) for i in range(20)]})
+        model = make_pipeline(FunctionTransformer(doubled), LogisticRegression()).fit(frame[["x"]], frame["y"])
+        return ModelCandidate("custom", model, "classification", describe_schema(frame[["x"]]), "y",
+                              evaluate("classification", model, frame[["x"]], frame["y"]), "accuracy", 0.0,
+                              model_digest(model), eval_data=frame, reference=frame[["x"]])
+
+
+    @pipeline
+    def custom():
+        return package()
+''')
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     base = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CONFIG_HOME", str(base / "config"))
         mp.delenv("ORCH_SIGNING_KEY", raising=False)
-        (base / "flags.py").write_text(FLAGS)
-        run = load_pipeline(str(base / "flags.py")).run(store=str(base / "store"))
-        assert run.status == "succeeded", run.error
+        (base / "project").mkdir()
+        for name, text in (("served_flags", FLAGS), ("served_custom", CUSTOM)):
+            (base / "project" / f"{name}.py").write_text(text)
+            run = load_pipeline(str(base / "project" / f"{name}.py")).run(store=str(base / "store"))
+            assert run.status == "succeeded", run.error
         yield base
 
 
@@ -96,3 +135,27 @@ def test_a_boolean_column_names_what_it_takes(client, value):
     answer = client.post("/predict", json=[{"x": 1.0, "cosigner": value, "colour": "red"}])
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith("record 0: column cosigner must be true or false, got ")
+
+
+def _elsewhere(built, *args: str, path: str = "") -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process started outside the pipeline's folder."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p),
+           "XDG_CONFIG_HOME": str(built / "config")}
+    env.pop("ORCH_SIGNING_KEY", None)
+    return subprocess.run([sys.executable, *args], cwd=built, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_model_using_pipeline_code_names_the_folder_to_import_when_served_elsewhere(built):
+    """It failed with exit 1 and 'Check that library versions match', though no library differed: the
+    model's FunctionTransformer refers to the pipeline file's module, which `orch serve` cannot import."""
+    done = _elsewhere(built, "-m", "orchestrator", "--store", str(built / "store"), "serve", "custom", "--port", "0")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: model custom@1 cannot be loaded in this process: it uses code from the "
+                               "module 'served_custom'")
+    assert f"PYTHONPATH={built / 'project'} orch ..." in lines[0] and "library versions" not in lines[0]
+    code = f"from orchestrator.registry import load_model; print(load_model('custom', store={str(built / 'store')!r})" \
+           ".predict(__import__('pandas').DataFrame({'x': [1.0, 18.0]}))['prediction'])"
+    assert "cannot be loaded in this process" in _elsewhere(built, "-c", code).stderr
+    fixed = _elsewhere(built, "-c", code, path=str(built / "project"))
+    assert fixed.returncode == 0 and fixed.stdout.strip() == "[0, 1]", fixed.stderr
