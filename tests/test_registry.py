@@ -190,6 +190,12 @@ def _candidate(**changes: Any) -> ModelCandidate:
     ({"margin": "0.1"}, "margin '0.1' is not a number"),
     ({"name": "my model"}, "name 'my model' is not usable"),
     ({"model": object()}, "has no predict method"),
+    # A regression model left with the template's task='classification' was registered, and monitoring
+    # then scored it as a classifier and silently dropped its performance check.
+    ({"metrics": {"rmse": 0.5}, "metric": "rmse"}, "the gate metric rmse is a regression metric, but task is "
+                                                   "'classification': use task='regression', or a "
+                                                   "classification metric (accuracy, f1, roc_auc)"),
+    ({"task": "regression"}, "the gate metric accuracy is a classification metric, but task is 'regression'"),
 ])
 def test_an_invalid_candidate_is_refused_with_one_line(changes, text):
     with pytest.raises(InvalidCandidateError) as refused:
