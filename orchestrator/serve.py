@@ -66,8 +66,11 @@ def _reject_constant(name: str) -> Any:
                               "for a missing value")
 
 
-def parse_records(body: bytes) -> list[dict[str, Any]]:
-    """The records of a request body: a JSON array of objects, or ``{"records": [...]}``."""
+def parse_records(body: bytes, schema: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The records of a request body: a JSON array of objects, or ``{"records": [...]}``.
+
+    ``schema`` (the training schema) gives the example in the message for a body that holds no records.
+    """
     try:
         doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except RequestProblem:
@@ -81,13 +84,26 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
     elif isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list) or not doc:
-        raise RequestProblem(422, 'send a non-empty JSON array of records, e.g. [{"age": 42, ...}], '
+        raise RequestProblem(422, f"send a non-empty JSON array of records, e.g. [{_example(schema)}], "
                                   'or {"records": [...]}')
     if len(doc) > MAX_RECORDS:
         raise RequestProblem(413, f"{len(doc)} records in one request; send at most {MAX_RECORDS}")
     if not all(isinstance(r, dict) for r in doc):
         raise RequestProblem(422, "every record must be a JSON object of column: value")
     return doc
+
+
+def _example(schema: list[dict[str, Any]] | None) -> str:
+    """``{"x": 1.0, "colour": "red", ...}``: a record of this model's first features (the model's own
+    columns, not another model's)."""
+    if not schema:
+        return '{"column": value, ...}'
+    shown = []
+    for f in schema[:2]:
+        value = (1.0 if f["kind"] == "number" else True if _is_flag(f)
+                 else (f.get("categories") or ["text"])[0])
+        shown.append(f"{json.dumps(f['name'][:40])}: {json.dumps(value[:40] if isinstance(value, str) else value)}")
+    return "{" + ", ".join(shown) + (", ...}" if len(schema) > 2 else "}")
 
 
 def _names(names: list[str]) -> str:
@@ -215,7 +231,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             if len(body) > max_body:
                 return problem(413, f"the body is over the limit of {max_body} bytes")
         try:
-            records = parse_records(bytes(body))
+            records = parse_records(bytes(body), schema)
             validate_records(records, schema)
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)

@@ -137,6 +137,15 @@ def test_a_boolean_column_names_what_it_takes(client, value):
     assert answer.json()["detail"].startswith("record 0: column cosigner must be true or false, got ")
 
 
+@pytest.mark.parametrize("body", [[], {"records": []}, "x"])
+def test_a_body_without_records_shows_this_models_columns(client, body):
+    """The example was the demo's `{"age": 42, ...}` whatever model was served."""
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == ('send a non-empty JSON array of records, e.g. [{"x": 1.0, "cosigner": true, '
+                                       '...}], or {"records": [...]}')
+
+
 def _elsewhere(built, *args: str, path: str = "") -> subprocess.CompletedProcess[str]:
     """``python ARGS`` in a fresh process started outside the pipeline's folder."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p),
