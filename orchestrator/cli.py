@@ -155,12 +155,30 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
         sys.exit(130)
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
+    else:
+        _print_run_metrics(_context(ctx).lineage.run(result.id)["metrics"] or {})
     if result.status != "succeeded":
         if result.error:
             click.echo(f"error: {result.error}", err=True)
         if verbose:
             _print_tracebacks(_context(ctx), result.id)
         sys.exit(EXIT_FAILED)
+
+
+def _print_run_metrics(metrics: dict[str, Any]) -> None:
+    """After the summary: the run's numbers, then what each effect did (the model, its gate verdict, drift).
+
+    A run that trains a worse model succeeds like one that deploys a better one; the gate's verdict
+    says which, so it is printed rather than left to `orch show`.
+    """
+    from orchestrator.report import one_line
+
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in numbers.items()), err=True)
+    for key, value in metrics.items():
+        if key not in numbers:
+            click.echo(f"{key}: {one_line(value, 300)}", err=True)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:

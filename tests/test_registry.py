@@ -218,6 +218,15 @@ def test_a_step_making_an_invalid_candidate_fails_the_run_and_registers_nothing(
     assert Registry(Context.open(store).lineage).names() == []
 
 
+def test_orch_run_ends_with_the_model_and_its_gate_verdict(env, store, capsys):
+    """A run whose model the gate refused ended like one that deployed it: 'run … succeeded'. The verdict
+    was only in `orch show`."""
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    lines = err.strip().splitlines()
+    assert code == 0 and " succeeded (1 ran)" in lines[-3] and lines[-2] == "model: tiny@4", err
+    assert lines[-1].startswith("gate: registered, not promoted: accuracy ") and "vs production v2" in lines[-1]
+
+
 def test_a_candidate_that_skipped_its_checks_is_refused_before_registration(tiny, tmp_path):
     """A candidate made without ``__init__`` (an older pickle) is checked again by the driver."""
     store = tmp_path / "store"
