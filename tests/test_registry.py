@@ -26,6 +26,7 @@ from orchestrator.registry import (
     Registry,
     check_gate_settings,
     describe_schema,
+    evaluate,
     load_model,
     model_digest,
     parse_ref,
@@ -176,6 +177,18 @@ def _candidate(**changes: Any) -> ModelCandidate:
               "label": "y", "metrics": {"accuracy": 1.0}, "metric": "accuracy", "margin": 0.0,
               "model_digest": model_digest(model), "eval_data": frame}
     return ModelCandidate(**{**fields, **changes})
+
+
+def test_evaluate_scores_text_labels_like_the_same_labels_as_numbers():
+    """A label column of "no"/"yes" failed every candidate: f1_score's default pos_label=1 is not a label."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7], "y": [0, 0, 0, 1, 0, 1, 1, 1]})
+    words = frame["y"].map({0: "no", 1: "yes"})
+    as_numbers = evaluate("classification", LogisticRegression().fit(frame[["x"]], frame["y"]), frame[["x"]],
+                          frame["y"])
+    as_words = evaluate("classification", LogisticRegression().fit(frame[["x"]], words), frame[["x"]], words)
+    assert as_words == as_numbers and as_numbers["f1"] > 0
 
 
 @pytest.mark.parametrize(("changes", "text"), [
