@@ -159,10 +159,27 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
         _print_run_metrics(_context(ctx).lineage.run(result.id)["metrics"] or {})
     if result.status != "succeeded":
         if result.error:
-            click.echo(f"error: {result.error}", err=True)
+            click.echo(f"error: {_cut_error(result.error)}", err=True)
         if verbose:
             _print_tracebacks(_context(ctx), result.id)
         sys.exit(EXIT_FAILED)
+
+
+_ERROR_SHOWN = 600  # characters of a failed step's error on the last line of `orch run`
+
+
+def _cut_error(error: str) -> str:
+    """A failed step's error, its middle cut when it is long, keeping where the details are.
+
+    A user's exception can hold a whole array (scikit-learn lists every class of a stratified
+    split that has too few members): thousands of characters on what should be one line.
+    """
+    if len(error) <= _ERROR_SHOWN:
+        return error
+    head, sep, details = error.rpartition(" (details: ")
+    tail = sep + details if sep and len(details) < 200 else ""
+    body = head if tail else error
+    return f"{body[:_ERROR_SHOWN - 100]} … [{len(body) - (_ERROR_SHOWN - 100)} more characters]{tail}"
 
 
 def _print_run_metrics(metrics: dict[str, Any]) -> None:
