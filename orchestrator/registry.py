@@ -448,39 +448,44 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
                          f"{again}: the run finds the damage and computes it again.") from None
     except StoreError as exc:
-        unimportable = _unimportable_code(exc.__cause__)
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(context, run_id))
         if unimportable is None:
             raise
-        raise UserError(f"model {ref} cannot be loaded in this process: {unimportable}. "
-                        f"{_code_fix(context, run_id)}") from None
+        raise UserError(f"model {ref} cannot be loaded in this process: {unimportable}") from None
     if not isinstance(value, ModelCandidate):
         raise StoreError(f"model {ref}: artifact {digest} is not a model candidate. Was the store edited by "
                          "hand? `orch doctor` checks it.")
     return value
 
 
-def _unimportable_code(cause: BaseException | None) -> str | None:
-    """What the model needs and cannot import, when unpickling it failed for that reason.
+def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+    """What the model needs and cannot import, and the fix, when unpickling it failed for that reason.
 
     A function or class that a pipeline file defines (``FunctionTransformer(my_function)``, a
     custom transformer) is pickled by reference to that file's module, which a process started
-    elsewhere (``orch serve``, ``load_model`` in another project) cannot import.
+    elsewhere (``orch serve``, ``load_model`` in another project) cannot import. The folder is
+    only named: the store does not get to choose what this process imports.
     """
+    where = f"PYTHONPATH={folder if folder else 'THE_PIPELINE_FOLDER'} orch ..."
     if isinstance(cause, ModuleNotFoundError) and cause.name:
-        return (f"it uses code from the module '{cause.name}' (a function or class of your pipeline's "
-                f"files, e.g. in a FunctionTransformer), which is not importable here")
+        top = cause.name.partition(".")[0]
+        if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+            return (f"it uses code from the module '{cause.name}' of your pipeline's folder (a function or class "
+                    f"of yours, e.g. in a FunctionTransformer), which is not importable here. Put that folder "
+                    f"on the import path ({where}), or move that code into an installed package and re-run the "
+                    "pipeline.")
+        return (f"it needs the module '{cause.name}', which is not installed here. Install it (pip install {top}), "
+                f"or, if it is code of your pipeline's files, put their folder on the import path ({where}).")
     if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
-        return (f"it uses code your pipeline's files no longer define ({_shown(cause, 120)}); "
-                "restore it, or re-run the pipeline to register a model of the current code")
+        return (f"it uses code your pipeline's files no longer define ({_shown(cause, 120)}). Restore it, or "
+                "re-run the pipeline to register a model of the current code.")
     return None
 
 
-def _code_fix(context: Context, run_id: str | None) -> str:
-    """Put the folder of the pipeline file that made the model on the import path (named when recorded)."""
+def _pipeline_folder(context: Context, run_id: str | None) -> Path | None:
+    """The folder of the pipeline file whose run made a version, when the run recorded it."""
     run = context.lineage.row("SELECT file FROM runs WHERE run_id = ?", (run_id,)) if run_id else None
-    folder = str(Path(run["file"]).parent) if run and run["file"] else "THE_PIPELINE_FOLDER"
-    return (f"Put the folder of the pipeline that made it on the import path (PYTHONPATH={folder} orch ...), "
-            "or move that code into an installed package and re-run the pipeline.")
+    return Path(run["file"]).parent if run and run["file"] else None
 
 
 @dataclass

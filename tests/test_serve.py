@@ -168,3 +168,18 @@ def test_a_model_using_pipeline_code_names_the_folder_to_import_when_served_else
     assert "cannot be loaded in this process" in _elsewhere(built, "-c", code).stderr
     fixed = _elsewhere(built, "-c", code, path=str(built / "project"))
     assert fixed.returncode == 0 and fixed.stdout.strip() == "[0, 1]", fixed.stderr
+
+
+def test_a_missing_package_is_not_taken_for_pipeline_code(tmp_path):
+    """Only a module that is a file or folder of the pipeline's folder is called the user's code; a package
+    missing from the serving environment is named as one to install."""
+    from orchestrator.registry import _unimportable_code
+
+    (tmp_path / "features.py").write_text("")
+    mine = _unimportable_code(ModuleNotFoundError("No module named 'features'", name="features"), tmp_path)
+    assert mine is not None and "code from the module 'features' of your pipeline's folder" in mine
+    assert f"PYTHONPATH={tmp_path} orch ..." in mine
+    theirs = _unimportable_code(ModuleNotFoundError("No module named 'xgboost'", name="xgboost.sklearn"), tmp_path)
+    assert theirs is not None and theirs.startswith("it needs the module 'xgboost.sklearn', which is not installed "
+                                                    "here. Install it (pip install xgboost)")
+    assert _unimportable_code(ValueError("unsupported pickle protocol"), tmp_path) is None
