@@ -156,7 +156,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
     else:
-        _print_run_metrics(_context(ctx).lineage.run(result.id)["metrics"] or {})
+        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {})
     if result.status != "succeeded":
         if result.error:
             click.echo(f"error: {_cut_error(result.error)}", err=True)
