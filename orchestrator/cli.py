@@ -162,9 +162,11 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
         sys.exit(143 if isinstance(exc, _Terminated) else 130)
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
+    else:
+        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {})
     if result.status != "succeeded":
         if result.error:
-            click.echo(f"error: {result.error}", err=True)
+            click.echo(f"error: {_cut_error(result.error)}", err=True)
         if verbose:
             _print_tracebacks(_context(ctx), result.id)
         sys.exit(EXIT_FAILED)
@@ -198,6 +200,39 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+_ERROR_SHOWN = 600  # characters of a failed step's error on the last line of `orch run`
+
+
+def _cut_error(error: str) -> str:
+    """A failed step's error, its middle cut when it is long, keeping where the details are.
+
+    A user's exception can hold a whole array (scikit-learn lists every class of a stratified
+    split that has too few members): thousands of characters on what should be one line.
+    """
+    if len(error) <= _ERROR_SHOWN:
+        return error
+    head, sep, details = error.rpartition(" (details: ")
+    tail = sep + details if sep and len(details) < 200 else ""
+    body = head if tail else error
+    return f"{body[:_ERROR_SHOWN - 100]} … [{len(body) - (_ERROR_SHOWN - 100)} more characters]{tail}"
+
+
+def _print_run_metrics(metrics: dict[str, Any]) -> None:
+    """After the summary: the run's numbers, then what each effect did (the model, its gate verdict, drift).
+
+    A run that trains a worse model succeeds like one that deploys a better one; the gate's verdict
+    says which, so it is printed rather than left to `orch show`.
+    """
+    from orchestrator.report import one_line
+
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in numbers.items()), err=True)
+    for key, value in metrics.items():
+        if key not in numbers:
+            click.echo(f"{key}: {one_line(value, 300)}", err=True)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:

@@ -45,7 +45,7 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
 @click.option("--p-value", "p_value", type=_FiniteRange(min=0, max=1, min_open=True, max_open=True),
               default=None, help="Test p-value below which a column drifts, between 0 and 1 "
               "(Bonferroni-corrected over columns; default 0.01).")
-@click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05).")
+@click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05; for rmse/mae a fraction of the training error).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
 def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history: bool, psi: float | None,

@@ -38,6 +38,8 @@ class Thresholds:
     ``drift_share`` of the features drift, when the predictions drift, or
     when a metric falls by ``performance_drop`` or more over at least
     ``min_labels`` labelled rows (fewer give too noisy a metric to alert on).
+    An error metric (rmse, mae) has the scale of the label, so for it the
+    drop is relative: the error grew by that fraction of its training value.
     """
 
     psi: float = 0.2
@@ -263,12 +265,14 @@ def _ratio(ok: np.ndarray) -> float | None:
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str],
                    thresholds: Thresholds | None = None, *,
                    reference_scores: list[float] | None = None, current_scores: list[float] | None = None,
-                   performance: dict[str, Any] | None = None) -> DriftResult:
+                   performance: dict[str, Any] | None = None, unscored: str = "") -> DriftResult:
     """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
 
     ``reference_scores``/``current_scores`` are the model's outputs on each
     (prediction drift); ``performance`` is ``{"metric", "reference",
-    "current"}`` when labels are available.
+    "current"}`` when labels are available. ``unscored`` says why the model
+    could not score a window that has every feature column (its predictions
+    are then not compared, so the verdict cannot be ``ok``).
 
     The verdict is ``insufficient_data`` (never an alert) for a window of
     fewer than ``min_rows`` rows; otherwise ``alert`` when something drifted,
@@ -302,16 +306,24 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     if performance and performance.get("current") is not None and performance.get("reference") is not None:
         from orchestrator.registry import higher_is_better
 
-        drop = performance["reference"] - performance["current"]
-        if not higher_is_better(performance["metric"]):
-            drop = -drop
+        before, now = performance["reference"], performance["current"]
+        error = not higher_is_better(performance["metric"])
+        drop = now - before if error else before - now
+        # An error's size is the label's scale (dollars, days): 0.05 more RMSE is nothing on house
+        # prices and a lot on a probability, so an error metric is judged by its relative growth.
+        judged = drop / before if error and before > 0 else drop
         performance = {**performance, "drop": round(drop, 6)}
+        if error and before > 0:
+            performance["relative_drop"] = round(judged, 6)
         if performance.get("rows", 0) < t.min_labels:
             performance["note"] = f"fewer than {t.min_labels} labelled rows: too noisy to alert on"
-        elif drop >= t.performance_drop:
-            reasons.append(f"{performance['metric']} fell from {performance['reference']:.4f} to "
-                           f"{performance['current']:.4f}")
-    not_compared = _not_compared(kinds, reference, absent, reference_scores is not None and current_scores is None)
+        elif judged >= t.performance_drop:
+            reasons.append(f"{performance['metric']} rose from {before:.4f} to {now:.4f} (worse by {judged:.1%})"
+                           if error and before > 0 else
+                           f"{performance['metric']} {'rose' if error else 'fell'} from {before:.4f} to "
+                           f"{now:.4f}")
+    not_compared = _not_compared(kinds, reference, absent, reference_scores is not None and current_scores is None,
+                                 unscored)
     if len(current) < t.min_rows:
         # Too few rows to say anything: never an alert, whatever a column or the metric seems to show.
         status, alert = INSUFFICIENT, False
@@ -334,9 +346,12 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     return DriftResult(status, alert, reasons, len(reference), len(current), features, prediction, performance, t)
 
 
-def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[str], no_predictions: bool) -> str:
-    """Which columns a check could not compare, and why, as one reason ("" when it compared them all)."""
+def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[str], no_predictions: bool,
+                  unscored: str = "") -> str:
+    """Which columns (and predictions) a check could not compare, and why, as one reason ("" when it compared them all)."""
     parts = []
+    if unscored and not absent:
+        parts.append(f"the predictions are not compared: {unscored}")
     if absent:
         parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({', '.join(absent)}): "
                      + ("it is" if len(absent) == 1 else "they are") + " not compared"

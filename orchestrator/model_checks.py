@@ -132,6 +132,11 @@ def candidate_problems(candidate: ModelCandidate) -> list[str]:
                         f"({', '.join(names) or 'none'}){_suggest(str(c.metric), names)}")
     elif _is_number(metrics[c.metric]) and not math.isfinite(float(metrics[c.metric])):
         problems.append(f"the gate metric {c.metric} is {metrics[c.metric]}, not a finite number")
+    other = [t for t in TASKS if t != c.task and c.metric in TASK_METRICS[t]] if c.task in TASKS else []
+    if other:
+        # Scored as the wrong task, monitoring's performance check fails silently on every batch.
+        problems.append(f"the gate metric {c.metric} is a {other[0]} metric, but task is '{c.task}': use "
+                        f"task='{other[0]}', or a {c.task} metric ({', '.join(TASK_METRICS[c.task])})")
     margin_text = margin_problem(c.margin)
     if margin_text:
         problems.append(margin_text)

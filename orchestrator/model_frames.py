@@ -55,7 +55,12 @@ def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]
 
     if task == "classification":
         predicted = model.predict(X)
-        out = {"accuracy": m.accuracy_score(y, predicted), "f1": m.f1_score(y, predicted, average="binary")
+        # The positive class is the one whose probability `predict` reports (the second of two
+        # classes_), so labels "no"/"yes" score F1 on "yes" instead of failing on pos_label=1.
+        classes = list(getattr(model, "classes_", []))
+        positive = classes[1] if len(classes) == 2 else 1
+        out = {"accuracy": m.accuracy_score(y, predicted),
+               "f1": m.f1_score(y, predicted, average="binary", pos_label=positive)
                if len(set(y)) <= 2 else m.f1_score(y, predicted, average="macro")}
         if hasattr(model, "predict_proba") and len(set(y)) == 2:
             out["roc_auc"] = m.roc_auc_score(y, model.predict_proba(X)[:, 1])

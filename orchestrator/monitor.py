@@ -121,19 +121,23 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                         "ModelCandidate in its pipeline, and run it again.")
     kinds = {f["name"]: f["kind"] for f in candidate.features}
     ref_scores = None
+    # Why the predictions could not be compared, when the model refused to score: said in the verdict,
+    # since a window the production model cannot score must not read as ``ok``.
+    unscored = ""
     if len(reference) and all(name in reference.columns for name in kinds):
         try:
             ref_scores = prediction_scores(candidate, reference)
-        except Exception:  # noqa: BLE001 - a reference the model cannot score still gives feature drift
-            ref_scores = None
+        except Exception as exc:  # noqa: BLE001 - a reference the model cannot score still gives feature drift
+            ref_scores, unscored = None, f"the model cannot score its training reference ({_refusal(exc)})"
     cur_scores = None
     # Only the feature columns the batch has: adding the others as all-NaN would read as a missing-ratio drift.
     usable = batch[[name for name in kinds if name in batch.columns]]
     if len(batch) and all(name in batch.columns for name in kinds):
         try:
             cur_scores = prediction_scores(candidate, _coerce(usable, candidate))
-        except Exception:  # noqa: BLE001 - rows the model cannot score still get feature drift
+        except Exception as exc:  # noqa: BLE001 - rows the model cannot score still get feature drift
             cur_scores = None
+            unscored = unscored or f"the model cannot score the window ({_refusal(exc)})"
     performance = None
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
         labelled = batch[batch[candidate.label].notna()]
@@ -145,7 +149,14 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
         except Exception:  # noqa: BLE001 - e.g. one class only in the labels: no performance figure
             performance = None
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
-                          current_scores=cur_scores, performance=performance)
+                          current_scores=cur_scores, performance=performance, unscored=unscored)
+
+
+def _refusal(exc: BaseException) -> str:
+    """``ValueError: Input X contains NaN.``: the first line of a model's refusal, cut to fit one line."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:

@@ -14,7 +14,9 @@ the same tables.
 A version points at the candidate artifact its run stored, so it is linked by
 lineage to the run, data, code and parameters that made it. The pickled
 candidate holds only scikit-learn, numpy and pandas objects plus this
-module's classes, so it loads wherever ``orchestrator`` is installed.
+module's classes, so it loads wherever ``orchestrator`` is installed, unless
+the model holds code of the user's pipeline files, which must then be
+importable (``_load_candidate`` names the folder).
 
 This module must not be used from inside a step (only ``orch`` processes
 write the metadata database) and must not import pandas or scikit-learn at
@@ -28,6 +30,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.effects import EffectContext, register_effect
@@ -444,10 +447,45 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
     except CorruptArtifactError as exc:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
                          f"{again}: the run finds the damage and computes it again.") from None
+    except StoreError as exc:
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(context, run_id))
+        if unimportable is None:
+            raise
+        raise UserError(f"model {ref} cannot be loaded in this process: {unimportable}") from None
     if not isinstance(value, ModelCandidate):
         raise StoreError(f"model {ref}: artifact {digest} is not a model candidate. Was the store edited by "
                          "hand? `orch doctor` checks it.")
     return value
+
+
+def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+    """What the model needs and cannot import, and the fix, when unpickling it failed for that reason.
+
+    A function or class that a pipeline file defines (``FunctionTransformer(my_function)``, a
+    custom transformer) is pickled by reference to that file's module, which a process started
+    elsewhere (``orch serve``, ``load_model`` in another project) cannot import. The folder is
+    only named: the store does not get to choose what this process imports.
+    """
+    where = f"PYTHONPATH={folder if folder else 'THE_PIPELINE_FOLDER'} orch ..."
+    if isinstance(cause, ModuleNotFoundError) and cause.name:
+        top = cause.name.partition(".")[0]
+        if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+            return (f"it uses code from the module '{cause.name}' of your pipeline's folder (a function or class "
+                    f"of yours, e.g. in a FunctionTransformer), which is not importable here. Put that folder "
+                    f"on the import path ({where}), or move that code into an installed package and re-run the "
+                    "pipeline.")
+        return (f"it needs the module '{cause.name}', which is not installed here. Install it (pip install {top}), "
+                f"or, if it is code of your pipeline's files, put their folder on the import path ({where}).")
+    if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
+        return (f"it uses code your pipeline's files no longer define ({_shown(cause, 120)}). Restore it, or "
+                "re-run the pipeline to register a model of the current code.")
+    return None
+
+
+def _pipeline_folder(context: Context, run_id: str | None) -> Path | None:
+    """The folder of the pipeline file whose run made a version, when the run recorded it."""
+    run = context.lineage.row("SELECT file FROM runs WHERE run_id = ?", (run_id,)) if run_id else None
+    return Path(run["file"]).parent if run and run["file"] else None
 
 
 @dataclass
@@ -475,7 +513,8 @@ def load_model(ref: str, store: str | os.PathLike[str] | None = None,
     is only read: a path where there is no store is an error, and nothing is created there.
 
     Raises:
-        UserError: no store there, or a malformed reference.
+        UserError: no store there, a malformed reference, or the model uses code of a pipeline
+            file that this process cannot import (the message names the folder to add).
         NotFoundError: no such model or version, or its artifact is missing.
     """
     from orchestrator.context import Context

@@ -66,8 +66,11 @@ def _reject_constant(name: str) -> Any:
                               "for a missing value")
 
 
-def parse_records(body: bytes) -> list[dict[str, Any]]:
-    """The records of a request body: a JSON array of objects, or ``{"records": [...]}``."""
+def parse_records(body: bytes, schema: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The records of a request body: a JSON array of objects, or ``{"records": [...]}``.
+
+    ``schema`` (the training schema) gives the example in the message for a body that holds no records.
+    """
     try:
         doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except RequestProblem:
@@ -81,13 +84,26 @@ def parse_records(body: bytes) -> list[dict[str, Any]]:
     elif isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list) or not doc:
-        raise RequestProblem(422, 'send a non-empty JSON array of records, e.g. [{"age": 42, ...}], '
+        raise RequestProblem(422, f"send a non-empty JSON array of records, e.g. [{_example(schema)}], "
                                   'or {"records": [...]}')
     if len(doc) > MAX_RECORDS:
         raise RequestProblem(413, f"{len(doc)} records in one request; send at most {MAX_RECORDS}")
     if not all(isinstance(r, dict) for r in doc):
         raise RequestProblem(422, "every record must be a JSON object of column: value")
     return doc
+
+
+def _example(schema: list[dict[str, Any]] | None) -> str:
+    """``{"x": 1.0, "colour": "red", ...}``: a record of this model's first features (the model's own
+    columns, not another model's)."""
+    if not schema:
+        return '{"column": value, ...}'
+    shown = []
+    for f in schema[:2]:
+        value = (1.0 if f["kind"] == "number" else True if _is_flag(f)
+                 else (f.get("categories") or ["text"])[0])
+        shown.append(f"{json.dumps(f['name'][:40])}: {json.dumps(value[:40] if isinstance(value, str) else value)}")
+    return "{" + ", ".join(shown) + (", ...}" if len(schema) > 2 else "}")
 
 
 def _names(names: list[str]) -> str:
@@ -121,6 +137,10 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
                                     f"{json.dumps(value)[:40]}")
                 elif (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _FLOAT_MAX:
                     problems.append(f"record {i}: column {f['name']} is not finite")
+            elif _is_flag(f):
+                if not isinstance(value, bool) and str(value).lower() not in _FLAGS:
+                    problems.append(f"record {i}: column {f['name']} must be true or false, got "
+                                    f"{type(value).__name__} {json.dumps(value)[:40]}")
             elif not isinstance(value, str):
                 problems.append(f"record {i}: column {f['name']} must be a string (a category), got "
                                 f"{type(value).__name__} {json.dumps(value)[:40]}")
@@ -128,6 +148,33 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
             break
     if problems:
         raise RequestProblem(422, "; ".join(problems[:5]))
+
+
+# A column trained as booleans: the model knows True and False, not the text "True" (which a
+# one-hot encoder would silently treat as an unknown category), so JSON true/false are what it takes.
+_FLAGS = {"true": True, "false": False}
+
+
+def _is_flag(feature: dict[str, Any]) -> bool:
+    return feature["kind"] == "category" and str(feature.get("dtype", "")).lower() in ("bool", "boolean")
+
+
+def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> Any:
+    """The validated records as the DataFrame the model was trained on: numbers as floats, categories
+    as objects, and a boolean column as True/False (also from the text "true"/"false")."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=[f["name"] for f in schema])
+    for f in schema:
+        if f["kind"] == "number":
+            frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
+        elif _is_flag(f):
+            flags = [None if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
+                     for v in frame[f["name"]]]
+            frame[f["name"]] = pd.Series(flags, index=frame.index, dtype=object)
+        else:
+            frame[f["name"]] = frame[f["name"]].astype(object)
+    return frame
 
 
 def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requests: bool = True) -> Any:
@@ -143,8 +190,6 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
-    import pandas as pd
-
     from orchestrator.registry import load_version
     from orchestrator.request_log import append_requests
 
@@ -186,7 +231,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             if len(body) > max_body:
                 return problem(413, f"the body is over the limit of {max_body} bytes")
         try:
-            records = parse_records(bytes(body))
+            records = parse_records(bytes(body), schema)
             validate_records(records, schema)
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
@@ -199,13 +244,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         return JSONResponse({"model": loaded.name, "version": loaded.version, **answer})
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        frame = pd.DataFrame.from_records(records, columns=[f["name"] for f in schema])
-        for f in schema:
-            if f["kind"] == "number":
-                frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
-            else:
-                frame[f["name"]] = frame[f["name"]].astype(object)
-        answer = loaded.predict(frame)
+        answer = loaded.predict(records_frame(records, schema))
         if log_requests:
             try:
                 append_requests(context, loaded.name, loaded.version, records, answer)

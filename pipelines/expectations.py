@@ -40,7 +40,8 @@ def check_frame(frame: pd.DataFrame, expectations: list[Expectation]) -> dict[st
     """Run every expectation; ``{"passed", "rows", "failed", "checks": [...]}``."""
     checks = [_check(frame, e) for e in expectations]
     failed = [c for c in checks if not c["passed"]]
-    return {"passed": not failed, "rows": len(frame), "failed": len(failed), "checks": checks}
+    return {"passed": not failed, "rows": len(frame), "columns": [str(c) for c in frame.columns],
+            "failed": len(failed), "checks": checks}
 
 
 def _check(frame: pd.DataFrame, e: Expectation) -> dict[str, Any]:
@@ -80,6 +81,20 @@ def raise_for_failures(report: dict[str, Any]) -> None:
     if report["passed"]:
         return
     failed = [c for c in report["checks"] if not c["passed"]]
-    parts = [f"{c['column'] or 'table'}: {c['check']} expected {c['expected']}, got {c['observed']}" for c in failed]
+    # A file with other columns (your own data in the demo pipeline) fails every check of every
+    # column it lacks: say which columns are missing once, and which it has, instead.
+    absent = list(dict.fromkeys(c["column"] for c in failed if c["observed"] == "missing" and c["column"]))
+    others = [c for c in failed if c["column"] not in absent]
+    parts = [f"{c['column'] or 'table'}: {c['check']} expected {c['expected']}, got {c['observed']}" for c in others]
+    if absent:
+        has = report.get("columns")
+        parts.insert(0, f"the data lacks the column{'s' if len(absent) > 1 else ''} {_listed(absent)}"
+                     + (f" (it has {_listed(has)})" if has is not None else "")
+                     + "; for your own data, declare its columns in the pipeline's EXPECTATIONS (and features, label)")
     raise DataValidationError(f"{len(failed)} of {len(report['checks'])} expectations failed: " + "; ".join(parts)
                               + ". The full report is the output of step 'validate' (see `orch show RUN_ID`).")
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")

@@ -25,6 +25,7 @@ from datasource import TRAIN_FILE, ensure_dataset
 from expectations import Expectation, check_frame, columns, raise_for_failures
 
 from orchestrator import Metrics, pipeline, step
+from orchestrator.errors import ParameterError
 from orchestrator.monitor import DriftCheck
 from orchestrator.registry import ModelCandidate, check_gate_settings, describe_schema, evaluate, model_digest
 
@@ -49,6 +50,27 @@ EXPECTATIONS = [
     Expectation("nulls", LABEL, max_ratio=0.0),
     Expectation("nulls", "contract", max_ratio=0.0),
 ]
+
+
+MODELS = {"logistic": ("C", "[1.0]"), "boosting": ("max_depth", "[3]")}  # the parameter of each model's grid
+
+
+def check_search(model: str, grids: dict[str, list]) -> None:
+    """Stop before any step runs on a model this pipeline does not train, or an empty candidate grid.
+
+    Any other ``model`` used to train logistic regressions silently (``-p model=boostng``), and an
+    empty grid failed in ``select_best`` with ``max() arg is an empty sequence``.
+    """
+    import difflib
+
+    if model not in MODELS:
+        close = difflib.get_close_matches(str(model), list(MODELS), n=1)
+        raise ParameterError(f"model {model!r} is not one of {', '.join(MODELS)}"
+                             + (f". Did you mean '{close[0]}'?" if close else "; pass -p model=logistic or boosting."))
+    grid, example = MODELS[model]
+    if not grids[grid]:
+        raise ParameterError(f"the candidate grid {grid}=[] of model {model!r} is empty; give at least one value "
+                             f"(e.g. -p '{grid}={example}').")
 
 
 @step
@@ -169,6 +191,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings("classification", metric, margin)  # a wrong -p metric/margin stops here
+    check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
     raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)

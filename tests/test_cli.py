@@ -40,6 +40,22 @@ def test_failed_run_exits_1_with_one_line_error(orch, calls):
     assert "Traceback" in verbose.stderr
 
 
+def test_a_step_error_holding_a_whole_array_is_cut_on_the_last_line(orch, project):
+    """A stratified split of a regression target raised an error listing every value: thousands of
+    characters on `orch run`'s one error line. `orch show` keeps the whole error."""
+    (project / "long_error.py").write_text(
+        "from orchestrator import pipeline, step\n\n\n@step\ndef split(n: int) -> int:\n"
+        "    raise ValueError('too few members: ' + str(list(range(n))))\n\n\n"
+        "@pipeline\ndef long_error(n: int = 2000):\n    return split(n)\n")
+    result = orch("run", "long_error.py")
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and len(line) < 700, line
+    assert line.startswith("error: step 'split' failed after 1 attempt: ValueError: too few members: [0, 1, 2")
+    assert "more characters] (details: `orch show " in line and line.endswith("`)")
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert "1998, 1999]" in shown["steps"][0]["error"]
+
+
 def test_logs_prints_captured_output(orch, calls):
     orch("run", "branches.py")
     run_id = json.loads(orch("runs", "--json").stdout)[0]["run_id"]

@@ -77,6 +77,25 @@ def test_whole_frame_verdicts():
     assert not noisy.alert and "too noisy" in noisy.performance["note"]
 
 
+@pytest.mark.parametrize(("reference", "current", "alert"), [
+    (25_000.0, 25_500.0, False),  # 2% more error on prices: was an alert (500 ≥ 0.05)
+    (0.02, 0.03, True),           # 50% more error on a small scale: was silent (0.01 < 0.05)
+    (1.0, 1.02, False),
+    (1.0, 1.08, True),
+])
+def test_an_error_metric_is_judged_by_its_relative_growth_and_said_to_rise(reference, current, alert):
+    """RMSE has the label's scale, so a fixed 0.05 'drop' alerted on any noise for prices and never for
+    small targets; and a higher RMSE was reported as 'rmse fell'."""
+    ref = pd.DataFrame({"x": REF_NUM, "c": REF_CAT})
+    result = compare_frames(ref, ref.sample(1200, random_state=1), {"x": "number", "c": "category"},
+                            performance={"metric": "rmse", "reference": reference, "current": current, "rows": 1200})
+    assert result.alert is alert
+    assert result.performance["relative_drop"] == pytest.approx(current / reference - 1)
+    if alert:
+        assert result.reasons == [f"rmse rose from {reference:.4f} to {current:.4f} "
+                                  f"(worse by {current / reference - 1:.1%})"]
+
+
 def test_false_alarm_rate_over_seeds():
     ref = pd.DataFrame({"x": REF_NUM, "c": REF_CAT})
     kinds = {"x": "number", "c": "category"}

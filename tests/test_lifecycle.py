@@ -355,6 +355,10 @@ def test_an_artifact_deleted_by_hand_gets_a_hint_that_does_not_blame_gc(trained,
     ({"metric": "bogus"}, "metric 'bogus' is not measured for classification; use one of accuracy, f1, roc_auc"),
     ({"margin": -0.01}, "margin -0.01 is negative"),
     ({"margin": float("nan")}, "margin nan is not a finite number"),
+    # A misspelled model trained logistic regressions silently; an empty grid failed in select_best.
+    ({"model": "boostng"}, "model 'boostng' is not one of logistic, boosting. Did you mean 'boosting'"),
+    ({"C": []}, "of model 'logistic' is empty; give at least one value"),
+    ({"model": "boosting", "max_depth": []}, "max_depth=.. of model 'boosting' is empty"),
 ])
 def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle, tmp_path, param, text):
     """Used to fail in train_candidate with KeyError: 'bogus', or to ignore a negative margin."""

@@ -251,3 +251,17 @@ def test_a_clean_batch_is_still_ok(store, tmp_path, capsys):
     _frame(300).to_parquet(path)
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     assert code == 0 and f"tiny v2: batch {path}, 300 rows: ok" in out
+
+
+def test_a_window_the_model_cannot_score_is_not_ok_and_says_why(store, tmp_path, capsys):
+    """A batch the production model refuses (one NaN its estimator cannot take) read as ``ok``: the predictions
+    were silently left out of the check."""
+    path = tmp_path / "one_nan.csv"
+    frame = _frame(300)
+    frame.loc[5, "x"] = np.nan
+    frame.to_csv(path, index=False)
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["status"] == "insufficient_data" and not doc["alert"] and doc["drifted"] == []
+    assert any("the predictions are not compared: the model cannot score the window (ValueError: Input X "
+               "contains NaN" in r for r in doc["reasons"]), doc["reasons"]

@@ -26,6 +26,7 @@ from orchestrator.registry import (
     Registry,
     check_gate_settings,
     describe_schema,
+    evaluate,
     load_model,
     model_digest,
     parse_ref,
@@ -178,6 +179,18 @@ def _candidate(**changes: Any) -> ModelCandidate:
     return ModelCandidate(**{**fields, **changes})
 
 
+def test_evaluate_scores_text_labels_like_the_same_labels_as_numbers():
+    """A label column of "no"/"yes" failed every candidate: f1_score's default pos_label=1 is not a label."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7], "y": [0, 0, 0, 1, 0, 1, 1, 1]})
+    words = frame["y"].map({0: "no", 1: "yes"})
+    as_numbers = evaluate("classification", LogisticRegression().fit(frame[["x"]], frame["y"]), frame[["x"]],
+                          frame["y"])
+    as_words = evaluate("classification", LogisticRegression().fit(frame[["x"]], words), frame[["x"]], words)
+    assert as_words == as_numbers and as_numbers["f1"] > 0
+
+
 @pytest.mark.parametrize(("changes", "text"), [
     ({"metric": "bogus"}, "the gate metric 'bogus' is not in its metrics (accuracy)"),
     ({"metric": "Accuracy"}, "did you mean 'accuracy'?"),
@@ -190,6 +203,12 @@ def _candidate(**changes: Any) -> ModelCandidate:
     ({"margin": "0.1"}, "margin '0.1' is not a number"),
     ({"name": "my model"}, "name 'my model' is not usable"),
     ({"model": object()}, "has no predict method"),
+    # A regression model left with the template's task='classification' was registered, and monitoring
+    # then scored it as a classifier and silently dropped its performance check.
+    ({"metrics": {"rmse": 0.5}, "metric": "rmse"}, "the gate metric rmse is a regression metric, but task is "
+                                                   "'classification': use task='regression', or a "
+                                                   "classification metric (accuracy, f1, roc_auc)"),
+    ({"task": "regression"}, "the gate metric accuracy is a classification metric, but task is 'regression'"),
 ])
 def test_an_invalid_candidate_is_refused_with_one_line(changes, text):
     with pytest.raises(InvalidCandidateError) as refused:
@@ -210,6 +229,15 @@ def test_a_step_making_an_invalid_candidate_fails_the_run_and_registers_nothing(
     assert code == 1 and "did you mean 'classification'?" in err and "Traceback" not in err
     assert "step 'package' failed" in err.strip().splitlines()[-1]
     assert Registry(Context.open(store).lineage).names() == []
+
+
+def test_orch_run_ends_with_the_model_and_its_gate_verdict(env, store, capsys):
+    """A run whose model the gate refused ended like one that deployed it: 'run … succeeded'. The verdict
+    was only in `orch show`."""
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    lines = err.strip().splitlines()
+    assert code == 0 and " succeeded (1 ran)" in lines[-3] and lines[-2] == "model: tiny@4", err
+    assert lines[-1].startswith("gate: registered, not promoted: accuracy ") and "vs production v2" in lines[-1]
 
 
 def test_a_candidate_that_skipped_its_checks_is_refused_before_registration(tiny, tmp_path):

@@ -1,0 +1,185 @@
+"""Serving models as users build them: boolean columns, and code of their own pipeline file inside the model.
+
+Two tiny pipelines are run once into a module store: ``flags`` (a logistic regression on a number,
+a boolean and a category, one-hot encoded with ``handle_unknown="ignore"``) and ``custom`` (a
+``FunctionTransformer`` of a function the pipeline file defines). The app is driven with FastAPI's
+TestClient, without a port; loading elsewhere runs in a fresh process started in another folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pandas as pd
+import pytest
+
+from orchestrator.context import Context
+from orchestrator.loader import load_pipeline
+from orchestrator.registry import load_model
+
+from .conftest import ROOT
+
+FLAGS = textwrap.dedent('''
+    """A model over a number, a boolean and a category; the boolean decides most of the label."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    @step
+    def package() -> ModelCandidate:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder
+
+        n = 60
+        frame = pd.DataFrame({"x": [float(i % 7) for i in range(n)], "cosigner": [i % 3 == 0 for i in range(n)],
+                              "colour": [("red", "blue")[i % 2] for i in range(n)]})
+        frame["y"] = (frame["cosigner"] | (frame["x"] > 5)).astype(int)
+        features = frame[["x", "cosigner", "colour"]]
+        model = Pipeline([
+            ("features", ColumnTransformer([("flags", OneHotEncoder(handle_unknown="ignore"), ["cosigner", "colour"])],
+                                           remainder="passthrough")),
+            ("model", LogisticRegression(C=10.0)),
+        ]).fit(features, frame["y"])
+        return ModelCandidate("flags", model, "classification", describe_schema(features), "y",
+                              evaluate("classification", model, features, frame["y"]), "accuracy", 0.0,
+                              model_digest(model), eval_data=frame, reference=features)
+
+
+    @pipeline
+    def flags():
+        return package()
+''')
+
+
+CUSTOM = textwrap.dedent('''
+    """A model whose first stage is a function of this file: pickled by reference to this module."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    def doubled(frame):
+        return frame * 2
+
+
+    @step
+    def package() -> ModelCandidate:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        frame = pd.DataFrame({"x": [float(i) for i in range(20)], "y": [int(i >= 10) for i in range(20)]})
+        model = make_pipeline(FunctionTransformer(doubled), LogisticRegression()).fit(frame[["x"]], frame["y"])
+        return ModelCandidate("custom", model, "classification", describe_schema(frame[["x"]]), "y",
+                              evaluate("classification", model, frame[["x"]], frame["y"]), "accuracy", 0.0,
+                              model_digest(model), eval_data=frame, reference=frame[["x"]])
+
+
+    @pipeline
+    def custom():
+        return package()
+''')
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(base / "config"))
+        mp.delenv("ORCH_SIGNING_KEY", raising=False)
+        (base / "project").mkdir()
+        for name, text in (("served_flags", FLAGS), ("served_custom", CUSTOM)):
+            (base / "project" / f"{name}.py").write_text(text)
+            run = load_pipeline(str(base / "project" / f"{name}.py")).run(store=str(base / "store"))
+            assert run.status == "succeeded", run.error
+        yield base
+
+
+@pytest.fixture(scope="module")
+def client(built):
+    pytest.importorskip("fastapi")
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from orchestrator.serve import create_app
+
+    with TestClient(create_app(Context.open(built / "store"), "flags", log_requests=False)) as c:
+        yield c
+
+
+def test_a_boolean_column_takes_json_booleans_and_predicts_like_the_model(client, built):
+    """A boolean feature refused JSON true ("must be a string"), and took "True", which the one-hot
+    encoder did not know: every request was silently scored as if the column were missing."""
+    rows = [{"x": 1.0, "cosigner": True, "colour": "red"}, {"x": 1.0, "cosigner": False, "colour": "red"}]
+    here = load_model("flags", store=built / "store").predict(pd.DataFrame(rows))
+    assert here["prediction"] == [1, 0]
+    answer = client.post("/predict", json=rows)
+    assert answer.status_code == 200 and answer.json()["probability"] == pytest.approx(here["probability"])
+    as_text = client.post("/predict", json=[{**r, "cosigner": str(r["cosigner"])} for r in rows])
+    assert as_text.status_code == 200 and as_text.json()["probability"] == pytest.approx(here["probability"])
+    assert client.post("/predict", json=[{**rows[0], "cosigner": None}]).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0.0, [True]])
+def test_a_boolean_column_names_what_it_takes(client, value):
+    answer = client.post("/predict", json=[{"x": 1.0, "cosigner": value, "colour": "red"}])
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("record 0: column cosigner must be true or false, got ")
+
+
+@pytest.mark.parametrize("body", [[], {"records": []}, "x"])
+def test_a_body_without_records_shows_this_models_columns(client, body):
+    """The example was the demo's `{"age": 42, ...}` whatever model was served."""
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == ('send a non-empty JSON array of records, e.g. [{"x": 1.0, "cosigner": true, '
+                                       '...}], or {"records": [...]}')
+
+
+def _elsewhere(built, *args: str, path: str = "") -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process started outside the pipeline's folder."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p),
+           "XDG_CONFIG_HOME": str(built / "config")}
+    env.pop("ORCH_SIGNING_KEY", None)
+    return subprocess.run([sys.executable, *args], cwd=built, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_model_using_pipeline_code_names_the_folder_to_import_when_served_elsewhere(built):
+    """It failed with exit 1 and 'Check that library versions match', though no library differed: the
+    model's FunctionTransformer refers to the pipeline file's module, which `orch serve` cannot import."""
+    done = _elsewhere(built, "-m", "orchestrator", "--store", str(built / "store"), "serve", "custom", "--port", "0")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: model custom@1 cannot be loaded in this process: it uses code from the "
+                               "module 'served_custom'")
+    assert f"PYTHONPATH={built / 'project'} orch ..." in lines[0] and "library versions" not in lines[0]
+    code = f"from orchestrator.registry import load_model; print(load_model('custom', store={str(built / 'store')!r})" \
+           ".predict(__import__('pandas').DataFrame({'x': [1.0, 18.0]}))['prediction'])"
+    assert "cannot be loaded in this process" in _elsewhere(built, "-c", code).stderr
+    fixed = _elsewhere(built, "-c", code, path=str(built / "project"))
+    assert fixed.returncode == 0 and fixed.stdout.strip() == "[0, 1]", fixed.stderr
+
+
+def test_a_missing_package_is_not_taken_for_pipeline_code(tmp_path):
+    """Only a module that is a file or folder of the pipeline's folder is called the user's code; a package
+    missing from the serving environment is named as one to install."""
+    from orchestrator.registry import _unimportable_code
+
+    (tmp_path / "features.py").write_text("")
+    mine = _unimportable_code(ModuleNotFoundError("No module named 'features'", name="features"), tmp_path)
+    assert mine is not None and "code from the module 'features' of your pipeline's folder" in mine
+    assert f"PYTHONPATH={tmp_path} orch ..." in mine
+    theirs = _unimportable_code(ModuleNotFoundError("No module named 'xgboost'", name="xgboost.sklearn"), tmp_path)
+    assert theirs is not None and theirs.startswith("it needs the module 'xgboost.sklearn', which is not installed "
+                                                    "here. Install it (pip install xgboost)")
+    assert _unimportable_code(ValueError("unsupported pickle protocol"), tmp_path) is None
