@@ -73,9 +73,20 @@ def check_search(model: str, grids: dict[str, list]) -> None:
                              f"(e.g. -p '{grid}={example}').")
 
 
+def check_data(data: Path) -> None:
+    """Refuse a missing data file, unless it is the demo's own (which ``source`` then writes).
+
+    Generating wherever a file is missing turned a typo (``-p data=data/churn.cvs``) into a
+    model trained, and possibly promoted, on synthetic data.
+    """
+    if not Path(data).exists() and Path(data).resolve() != TRAIN_FILE.resolve():
+        raise ParameterError(f"data file {data} does not exist. Pass an existing CSV or Parquet file, or leave "
+                             f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
+
+
 @step
 def source(data: Path, rows: int, seed: int) -> Path:
-    """The data source: the file at ``data``, written by the seeded generator when it is missing.
+    """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing.
 
     It returns the path, and a path output is identified by the file's content, so editing or
     replacing the file re-runs exactly what reads it (your own file is never overwritten).
@@ -192,6 +203,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings("classification", metric, margin)  # a wrong -p metric/margin stops here
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
+    check_data(data)  # and a data file that is not there
     raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)

@@ -14,9 +14,10 @@ ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "pipelines"))  # the demo's data source, as the pipeline file imports it
 
 
-def test_data_written_by_the_source_step_is_the_audited_training_data(tmp_path):
+def test_data_written_by_the_source_step_is_the_audited_training_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the demo's own data file, data/lifecycle/customers.csv, is written here
     lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
-    store, data = tmp_path / "store", tmp_path / "made" / "customers.csv"
+    store, data = tmp_path / "store", tmp_path / "data" / "lifecycle" / "customers.csv"
     options = {"store": str(store), "data": data, "rows": 600, "C": [1.0]}
 
     first = lifecycle.run(**options)
@@ -43,13 +44,34 @@ def test_data_written_by_the_source_step_is_the_audited_training_data(tmp_path):
         == [(str(data), True)]
 
 
+def _your_data(tmp_path: Path) -> Path:
+    from datasource import ensure_dataset
+
+    return ensure_dataset(tmp_path / "customers.csv", rows=600)
+
+
+def test_a_missing_data_file_is_refused_not_generated(tmp_path, monkeypatch):
+    """A typo in -p data must not train (and maybe promote) a model on the demo's synthetic data."""
+    import subprocess
+
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(tmp_path / "store"), "run",
+                           str(ROOT / "pipelines" / "lifecycle.py"), "-p", "data=data/churn.cvs"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: data file data/churn.cvs does not exist. Pass an existing CSV or Parquet file, or leave out -p data "
+        "to use the seeded demo data (data/lifecycle/customers.csv).")
+    assert not (tmp_path / "data").exists()
+
+
 def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
     from orchestrator.doctor import examine
     from orchestrator.maintenance import repair_store, verify_store
 
     lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
     store = tmp_path / "store"
-    options = {"store": str(store), "data": tmp_path / "customers.csv", "rows": 600, "C": [1.0]}
+    options = {"store": str(store), "data": _your_data(tmp_path), "rows": 600, "C": [1.0]}
     run = lifecycle.run(**options)
     assert run.status == "succeeded", run.error
     context = Context.open(store)
@@ -72,7 +94,7 @@ def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
     """The driver loads a cached candidate to register it: damage there is a miss, like a damaged input."""
     lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
     store = tmp_path / "store"
-    options = {"store": str(store), "data": tmp_path / "customers.csv", "rows": 600, "C": [1.0]}
+    options = {"store": str(store), "data": _your_data(tmp_path), "rows": 600, "C": [1.0]}
     assert lifecycle.run(**options).status == "succeeded"
     context = Context.open(store)
     digest = Registry(context.lineage).resolve("churn@1")["digest"]
