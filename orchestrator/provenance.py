@@ -260,6 +260,11 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
     if artifact and artifact["meta"].get("file"):  # a path output: the file it names, by content
         extra["file"] = artifact["meta"]["file"]
         label += f" → {artifact['meta']['file']['path']}"
+    models = _registered_as(lineage, ident) if artifact else []
+    if models:  # "what was built from this dataset?" ends at the model version, not at its artifact
+        extra["models"] = models
+        label += " → model " + ", ".join(
+            f"{m['name']}@{m['version']}" + (" (production)" if m["production"] else "") for m in models)
     v = Vertex(vid, kind, label, {"digest": ident, **extra})
     g.vertices[vid] = v
     if depth <= 0:
@@ -286,6 +291,14 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             seen.add((node, key))
             v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
     return vid
+
+
+def _registered_as(lineage: Lineage, digest: str) -> list[dict[str, Any]]:
+    """The model versions registered from artifact ``digest`` (a model candidate), oldest first."""
+    return [{"name": name, "version": version, "production": production == version}
+            for name, version, production in lineage.conn.execute(
+                "SELECT v.name, v.version, m.production FROM model_versions v LEFT JOIN models m ON m.name=v.name "
+                "WHERE v.digest=? ORDER BY v.created", (digest,))]
 
 
 def _file_now(lineage: Lineage, path: str, digest: str) -> str:

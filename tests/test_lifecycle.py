@@ -61,6 +61,15 @@ def test_pipeline_runs_end_to_end_and_records_metrics(trained):
     assert shown[0]["metrics"]["roc_auc"] > 0.6
 
 
+def test_what_was_built_from_the_data_reaches_the_registered_versions(trained):
+    shown = orch(trained["store"], "lineage", str(trained["data"]), "--downstream", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    models = [m for node in json.loads(shown.stdout)["nodes"] for m in node.get("models", [])]
+    assert sorted((m["version"], m["production"]) for m in models) == [(1, False), (2, True), (3, False)]
+    tree = orch(trained["store"], "lineage", str(trained["data"]), "--downstream").stdout
+    assert "→ model churn@2 (production)" in tree and "→ model churn@3" in tree
+
+
 def test_gate_promotes_a_better_model_and_refuses_a_worse_one(trained):
     registry = Registry(Context.open(trained["store"]).lineage)
     versions = {v["version"]: v for v in registry.versions("churn")}
