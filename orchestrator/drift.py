@@ -37,7 +37,9 @@ class Thresholds:
     ratio moves by ``missing`` or more. An alert is raised when at least
     ``drift_share`` of the features drift, when the predictions drift, or
     when a metric falls by ``performance_drop`` or more over at least
-    ``min_labels`` labelled rows (fewer give too noisy a metric to alert on).
+    ``min_labels`` labelled rows (fewer give too noisy a metric to alert on)
+    and, when the model kept held-out rows, a bootstrap says a fall that
+    large is unlikely by chance (its p-value is below ``p_value``).
     An error metric (rmse, mae) has the scale of the label, so for it the
     drop is relative: the error grew by that fraction of its training value.
     """
@@ -315,8 +317,13 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         performance = {**performance, "drop": round(drop, 6)}
         if error and before > 0:
             performance["relative_drop"] = round(judged, 6)
+        chance = performance.get("p_value")
         if performance.get("rows", 0) < t.min_labels:
             performance["note"] = f"fewer than {t.min_labels} labelled rows: too noisy to alert on"
+        elif judged >= t.performance_drop and chance is not None and chance >= t.p_value:
+            worse = f"worse by {judged:.1%}" if error and before > 0 else f"down {drop:.4f}"
+            performance["note"] = (f"{worse}, within chance: p={chance:.3g} ≥ {t.p_value:g} "
+                                   "(a bootstrap of the batch's and the held-out rows)")
         elif judged >= t.performance_drop:
             reasons.append(f"{performance['metric']} rose from {before:.4f} to {now:.4f} (worse by {judged:.1%})"
                            if error and before > 0 else

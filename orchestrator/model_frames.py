@@ -51,24 +51,87 @@ def higher_is_better(metric: str) -> bool:
 
 def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
     """Classification: accuracy, F1, ROC-AUC; regression: RMSE, MAE, R²; rounded to 4 places."""
-    from sklearn import metrics as m
+    scored = _Scored.of(task, model, X, y)
+    names = ("accuracy", "f1", "roc_auc") if task == "classification" else ("rmse", "mae", "r2")
+    out = {name: scored.metric(name) for name in names}
+    return {k: round(float(v), 4) for k, v in out.items() if v is not None}
 
-    if task == "classification":
-        predicted = model.predict(X)
-        # The positive class is the one whose probability `predict` reports (the second of two
-        # classes_), so labels "no"/"yes" score F1 on "yes" instead of failing on pos_label=1.
-        classes = list(getattr(model, "classes_", []))
-        positive = classes[1] if len(classes) == 2 else 1
-        out = {"accuracy": m.accuracy_score(y, predicted),
-               "f1": m.f1_score(y, predicted, average="binary", pos_label=positive)
-               if len(set(y)) <= 2 else m.f1_score(y, predicted, average="macro")}
-        if hasattr(model, "predict_proba") and len(set(y)) == 2:
-            out["roc_auc"] = m.roc_auc_score(y, model.predict_proba(X)[:, 1])
-    else:
-        predicted = model.predict(X)
-        out = {"rmse": math.sqrt(m.mean_squared_error(y, predicted)), "mae": m.mean_absolute_error(y, predicted),
-               "r2": m.r2_score(y, predicted)}
-    return {k: round(float(v), 4) for k, v in out.items()}
+
+class _Scored:
+    """A model's predictions on labelled rows, computed once, and any metric of any subset of them."""
+
+    def __init__(self, task: str, y: Any, predicted: Any, proba: Any, positive: Any) -> None:
+        self.task, self.y, self.predicted, self.proba, self.positive = task, y, predicted, proba, positive
+
+    @classmethod
+    def of(cls, task: str, model: Any, X: pd.DataFrame, y: Any) -> _Scored:
+        import numpy as np
+
+        y = np.asarray(y)
+        predicted = np.asarray(model.predict(X))
+        proba, positive = None, None
+        if task == "classification":
+            # The positive class is the one whose probability `predict` reports (the second of two
+            # classes_), so labels "no"/"yes" score F1 on "yes" instead of failing on pos_label=1.
+            classes = list(getattr(model, "classes_", []))
+            positive = classes[1] if len(classes) == 2 else 1
+            if hasattr(model, "predict_proba") and len(set(y.tolist())) == 2:
+                proba = np.asarray(model.predict_proba(X))[:, 1]
+        return cls(task, y, predicted, proba, positive)
+
+    def metric(self, name: str, rows: Any = None) -> float | None:
+        """``name`` over ``rows`` (indices; all rows when None); None when it cannot be measured there."""
+        from sklearn import metrics as m
+
+        y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
+        two = len(set(y.tolist())) <= 2
+        if name == "accuracy":
+            return float(m.accuracy_score(y, predicted))
+        if name == "f1":
+            return float(m.f1_score(y, predicted, average="binary", pos_label=self.positive) if two
+                         else m.f1_score(y, predicted, average="macro"))
+        if name == "roc_auc":
+            if self.proba is None or len(set(y.tolist())) != 2:
+                return None
+            return float(m.roc_auc_score(y, self.proba if rows is None else self.proba[rows]))
+        if name == "rmse":
+            return math.sqrt(m.mean_squared_error(y, predicted))
+        if name == "mae":
+            return float(m.mean_absolute_error(y, predicted))
+        if name == "r2":
+            return float(m.r2_score(y, predicted))
+        return None
+
+
+BOOTSTRAP_ROUNDS = 200
+
+
+def worse_by_chance(task: str, model: Any, metric: str, reference: tuple[pd.DataFrame, Any],
+                    current: tuple[pd.DataFrame, Any], rounds: int = BOOTSTRAP_ROUNDS) -> float | None:
+    """How likely ``metric`` is no worse on ``current`` than on ``reference``: a one-sided bootstrap p-value.
+
+    Both sets of labelled rows are resampled ``rounds`` times (a fixed seed:
+    the same data gives the same p-value); the p-value is the share of rounds
+    in which the current rows did at least as well, so a small one says the
+    model really got worse rather than drew a bad sample. Both sets are
+    scored once. None when the metric cannot be measured on either set.
+    """
+    import numpy as np
+
+    before, now = _Scored.of(task, model, *reference), _Scored.of(task, model, *current)
+    if before.metric(metric) is None or now.metric(metric) is None:
+        return None
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    rng = np.random.default_rng(0)
+    as_good = counted = 0
+    for _ in range(rounds):
+        a = before.metric(metric, rng.integers(0, len(before.y), len(before.y)))
+        b = now.metric(metric, rng.integers(0, len(now.y), len(now.y)))
+        if a is None or b is None:
+            continue  # a resample with one class only has no ROC-AUC
+        counted += 1
+        as_good += sign * (b - a) >= 0
+    return (as_good + 1) / (counted + 1) if counted else None
 
 
 def check_columns(candidate: ModelCandidate, frame: pd.DataFrame) -> None:

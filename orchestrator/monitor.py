@@ -148,8 +148,36 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                            "current": current.get(candidate.metric), "rows": len(labelled)}
         except Exception:  # noqa: BLE001 - e.g. one class only in the labels: no performance figure
             performance = None
+        if performance is not None:
+            performance.update(_chance(candidate, labelled, kinds))
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
                           current_scores=cur_scores, performance=performance, unscored=unscored)
+
+
+def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
+    """``{"p_value": p}``: how likely the labelled batch scores no worse than the held-out rows did.
+
+    The reference metric comes from one sample of held-out rows (often a few
+    hundred), and the batch is another sample, so a few percent either way
+    is chance; the alert needs this to be small as well. Empty when the
+    candidate kept no held-out rows (``eval_data``) with every feature and the label.
+    """
+    import pandas as pd
+
+    from orchestrator.model_frames import worse_by_chance
+
+    held_out = candidate.eval_data
+    if not isinstance(held_out, pd.DataFrame) or candidate.label not in held_out.columns \
+            or any(name not in held_out.columns for name in kinds):
+        return {}
+    held_out = held_out[held_out[candidate.label].notna()]
+    try:
+        p = worse_by_chance(candidate.task, candidate.model, candidate.metric,
+                            (held_out[list(kinds)], held_out[candidate.label]),
+                            (_coerce(labelled[list(kinds)], candidate), labelled[candidate.label]))
+    except Exception:  # noqa: BLE001 - no p-value: the threshold alone decides, as without held-out rows
+        return {}
+    return {} if p is None else {"p_value": round(p, 4)}
 
 
 def _refusal(exc: BaseException) -> str:

@@ -150,3 +150,32 @@ def test_small_windows_of_the_same_distribution_do_not_drift_on_psi_noise():
     # A real shift on the same small window is still caught, and the raised bar is explained.
     shifted = compare_column("x", "number", reference, pd.Series(rng.normal(1.5, size=50)), Thresholds())
     assert shifted.status == DRIFT and "raised from 0.2 for 50 values" in shifted.detail
+
+
+def test_a_metric_worse_by_chance_is_noted_and_a_real_fall_alerts():
+    """A 750-row held-out RMSE against a 1,200-row batch: a few percent either way is sampling noise."""
+    from sklearn.linear_model import LinearRegression
+
+    from orchestrator.monitor import compare
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+    def rows(n: int, noise: float, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=n)
+        return pd.DataFrame({"x": x, "y": 2 * x + rng.normal(scale=noise, size=n)})
+
+    train, held_out = rows(2000, 1.0, 0), rows(750, 1.0, 1)
+    model = LinearRegression().fit(train[["x"]], train["y"])
+    candidate = ModelCandidate("r", model, "regression", describe_schema(train[["x"]]), "y",
+                               evaluate("regression", model, held_out[["x"]], held_out["y"]), "rmse", 0.0,
+                               model_digest(model), eval_data=held_out, reference=train[["x"]])
+
+    unlucky = compare(candidate, rows(1200, 1.06, 8))  # the same model, a slightly noisier draw
+    assert unlucky.performance["relative_drop"] > Thresholds().performance_drop
+    assert not unlucky.alert and unlucky.status == "ok"
+    assert unlucky.performance["p_value"] >= 0.01 and "within chance" in unlucky.performance["note"]
+
+    worse = compare(candidate, rows(1200, 1.5, 8))
+    assert worse.alert and worse.performance["p_value"] < 0.01
+    assert worse.reasons == [f"rmse rose from {worse.performance['reference']:.4f} to "
+                             f"{worse.performance['current']:.4f} (worse by {worse.performance['relative_drop']:.1%})"]
