@@ -44,8 +44,10 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
 @click.option("--psi", type=_POSITIVE, default=None, help="PSI at which a column drifts, > 0 (default 0.2).")
 @click.option("--p-value", "p_value", type=_FiniteRange(min=0, max=1, min_open=True, max_open=True),
               default=None, help="Test p-value below which a column drifts, between 0 and 1 "
-              "(Bonferroni-corrected over columns; default 0.01).")
-@click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05; for rmse/mae a fraction of the training error).")
+              "(Bonferroni-corrected over columns; default 0.01); a metric's drop must also be this "
+              "unlikely by chance.")
+@click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05; for rmse/mae a fraction of the "
+              "training error), when --p-value says it is not chance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
 def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history: bool, psi: float | None,
