@@ -41,6 +41,9 @@ class LineageGraph:
     vertices: dict[str, Vertex]
     direction: str
     model: dict[str, Any] | None = None  # the audit record when REF is a registered model
+    # Going down: the runs that used the REF. A step run elsewhere that read an equal value
+    # (a cached step's output, reused by a run of older data) was not built from it.
+    runs: set[str] | None = None
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
@@ -157,11 +160,11 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
     content = hash_file(ref, memo)
     roots: list[tuple[str, str]] = []
-    if lineage.conn.execute("SELECT 1 FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1",
-                            (content,)).fetchone():
-        roots.append(("file", content))
+    if lineage.conn.execute("SELECT 1 FROM edges WHERE digest=? AND path=? LIMIT 1", (content, path)).fetchone():
+        roots.append(("file", f"{content}@{path}"))
     roots += [("artifact", str(d)) for (d,) in lineage.conn.execute(
-        "SELECT digest FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"content": "{content}"%',))]
+        "SELECT digest FROM artifacts WHERE meta LIKE ? AND meta LIKE ? ORDER BY created",
+        (f'%"content": "{content}"%', pattern))]
     if roots:
         return roots
     earlier = [str(d) for (d,) in lineage.conn.execute(
@@ -182,7 +185,10 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         from orchestrator.audit import audit_version
 
         graph.model = audit_version(lineage, _model_row(lineage, ref))
-    for kind, ident in resolve_ref(lineage, ref):
+    roots = resolve_ref(lineage, ref)
+    if direction == "downstream":
+        graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
+    for kind, ident in roots:
         vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
         if vid not in graph.roots:
             graph.roots.append(vid)
@@ -190,6 +196,34 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         below = _reachable(graph, graph.roots)
         graph.roots = [r for r in graph.roots if r not in below] or graph.roots
     return graph
+
+
+def _runs_using(lineage: Lineage, kind: str, ident: str) -> set[str]:
+    """The runs in which a root was used: read or made by one of their steps, ran or cached."""
+    if kind == "step":
+        run_id, node = ident.split(":", 1)
+        key = lineage.step_row(run_id, node)["key"]
+        return {run_id} | {str(r) for (r,) in lineage.conn.execute(
+            "SELECT run_id FROM steps WHERE node=? AND key=? AND status IN ('ran', 'cached')", (node, key))}
+    digest, _, path = ident.partition("@")
+    where, args = ("e.digest=? AND e.path=?", (digest, path)) if path else ("e.digest=?", (digest,))
+    # A cached step of another run reused one of those computations (its key), and so used the root too.
+    return {str(r) for (r,) in lineage.conn.execute(
+        f"SELECT run_id FROM edges e WHERE {where} UNION SELECT run_id FROM steps WHERE status IN ('ran', 'cached') "
+        f"AND key IN (SELECT s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node WHERE {where})",
+        args + args)}
+
+
+def _in_used_runs(lineage: Lineage, g: LineageGraph, run_id: str, node: str, key: str | None) -> str | None:
+    """``run_id`` when its run used the REF, else a run that did and reused the same step run; None if none."""
+    if g.runs is None or run_id in g.runs:
+        return run_id
+    for (other,) in lineage.conn.execute(
+            "SELECT s.run_id FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE s.node=? AND s.key=? "
+            "AND s.status IN ('ran', 'cached') ORDER BY s.status='ran' DESC, r.started ASC", (node, key)):
+        if other in g.runs:
+            return str(other)
+    return None
 
 
 def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
@@ -236,8 +270,8 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
         for direction, name, digest, path, source in edges:
             if direction != wanted:
                 continue
-            if path:
-                fid = f"file:{digest}"
+            if path:  # a file is its content at its path: an equal copy elsewhere is another file
+                fid = f"file:{digest}@{path}"
                 if fid not in g.vertices:
                     now = _file_now(lineage, path, digest)
                     g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
@@ -249,14 +283,16 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             if (name, child) not in v.children:
                 v.children.append((name, child))
         return vid
+    # A file from disk is "DIGEST@PATH"; a file given by digest alone is its content at any path.
+    digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
-    label = f"{ident[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
+    label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
     if kind == "file":
-        found = lineage.conn.execute("SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1",
-                                     (ident,)).fetchone()
+        found = (path,) if path else lineage.conn.execute(
+            "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
         if found:
-            label, extra = f"{found[0]} ({ident[:12]})", {"path": found[0]}
+            label, extra = f"{found[0]} ({digest[:12]})", {"path": found[0]}
     if artifact and artifact["meta"].get("file"):  # a path output: the file it names, by content
         extra["file"] = artifact["meta"]["file"]
         label += f" → {artifact['meta']['file']['path']}"
@@ -265,7 +301,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
         extra["models"] = models
         label += " → model " + ", ".join(
             f"{m['name']}@{m['version']}" + (" (production)" if m["production"] else "") for m in models)
-    v = Vertex(vid, kind, label, {"digest": ident, **extra})
+    v = Vertex(vid, kind, label, {"digest": digest, **extra})
     g.vertices[vid] = v
     if depth <= 0:
         return vid
@@ -277,7 +313,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='out' "
             # Within a run, the earliest step: a later one that passed the same value on
             # (returned its input unchanged) did not make it.
-            "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (ident,)).fetchall()
+            "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (digest,)).fetchall()
         for run_id, node in producers:
             v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
     else:
@@ -285,7 +321,8 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
         for run_id, node, key in lineage.conn.execute(
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
-            "AND s.status IN ('ran', 'cached') ORDER BY s.status='ran' DESC, r.started ASC", (ident,)):
+            f"AND s.status IN ('ran', 'cached'){' AND e.path=?' if path else ''} "
+            "ORDER BY s.status='ran' DESC, r.started ASC", (digest, path) if path else (digest,)):
             if (node, key) in seen:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
@@ -342,7 +379,9 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
         seen.add((consumer, key))
-        v.children.append(("read by", _visit(lineage, g, "step", f"{consumer_run}:{consumer}", depth - 1)))
+        used = _in_used_runs(lineage, g, consumer_run, consumer, key)
+        if used is not None:
+            v.children.append(("read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1)))
 
 
 def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:

@@ -184,3 +184,79 @@ def test_a_cached_step_run_keeps_its_origin_after_a_later_rerun_of_the_same_key(
     assert lineage.origin(second.id, "load") == (first.id, "load")
     graph = walk(lineage, f"{second.id}:total", "upstream")
     assert {v.data["run_id"] for v in graph.vertices.values() if v.kind == "step"} == {second.id, first.id}
+
+
+def test_downstream_of_a_file_leaves_out_runs_of_its_older_content(tmp_path, monkeypatch):
+    """`upper` is cached in run 2 (its input is the same) and was computed in run 1: the `combine` of
+    run 1 read its output too, but run 1 read the file's older content, so it was not built from this one."""
+    from orchestrator import pipeline, step
+
+    @step
+    def load(path: Path) -> list:
+        return path.read_text().split()
+
+    @step
+    def head(rows: list) -> str:
+        return rows[0]
+
+    @step
+    def upper(word: str) -> str:
+        return word.upper()
+
+    @step
+    def last(rows: list) -> str:
+        return rows[-1]
+
+    @step
+    def combine(first: str, final: str) -> str:
+        return first + final
+
+    @pipeline
+    def words(path: Path = Path("words.txt")):
+        rows = load(path)
+        return combine(upper(head(rows)), last(rows))
+
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "store")
+    (tmp_path / "words.txt").write_text("a b\n")
+    old = words.run(store=store)
+    (tmp_path / "words.txt").write_text("a b c\n")
+    new = words.run(store=store)
+    assert new.steps["upper"].status == "cached" and new.steps["combine"].status == "ran"
+    assert old.output() == "Ab" and new.output() == "Ac"
+    down = walk(Context.open(store).lineage, "words.txt", "downstream")
+    combines = {v.data["run_id"] for v in down.vertices.values() if v.kind == "step" and v.data["step"] == "combine"}
+    assert combines == {new.id}
+    steps = {v.data["step"] for v in down.vertices.values() if v.kind == "step"}
+    assert steps == {"load", "head", "upper", "last", "combine"}
+
+
+def test_a_file_is_its_path_and_content_not_any_equal_copy(tmp_path, monkeypatch):
+    """Two files with the same bytes are two inputs: each keeps its own path, and its own readers."""
+    from orchestrator import pipeline, step
+
+    @step
+    def compare(left: Path, right: Path) -> bool:
+        return left.read_text() == right.read_text()
+
+    @step
+    def size(path: Path) -> int:
+        return len(path.read_text())
+
+    @pipeline
+    def copies(left: Path = Path("a.csv"), right: Path = Path("b.csv")):
+        return compare(left, right), size(right)
+
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "store")
+    (tmp_path / "a.csv").write_text("x\n")
+    (tmp_path / "b.csv").write_text("x\n")
+    run = copies.run(store=store)
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{run.id}:compare", "upstream")
+    files = {v.data["path"] for v in up.vertices.values() if v.kind == "file"}
+    assert files == {str(tmp_path / "a.csv"), str(tmp_path / "b.csv")}
+    down = walk(lineage, "a.csv", "downstream")
+    assert [down.vertices[r].data["path"] for r in down.roots] == [str(tmp_path / "a.csv")]
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"compare"}
+    assert f"{tmp_path / 'b.csv'}" not in render(down, "tree")
