@@ -425,9 +425,16 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
             click.echo(f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
                        f"Its output: `orch logs {origin_run}:{origin_node}`.")
             return
+        if _unrecorded_attempt(node, row, 0, attempt):
+            return
+        if attempt is not None and row["attempts"]:
+            raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; it made {row['attempts']}. "
+                            "Pass one of them to --attempt, or leave it out.")
         click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
         return
     numbers = [a["attempt"] for a in attempts]
+    if attempt is not None and attempt not in numbers and _unrecorded_attempt(node, row, max(numbers), attempt):
+        return
     if attempt is not None and attempt not in numbers:
         raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; its attempts are "
                         f"{', '.join(map(str, numbers))}. Pass one of them to --attempt, or leave it out.")
@@ -445,6 +452,19 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
         elif a["error"]:  # a timeout or a dead worker: no traceback of the step's own
             click.echo("--- error ---")
             click.echo(a["error"].rstrip("\n"))
+    if attempt is None:
+        _unrecorded_attempt(node, row, max(numbers), None)
+
+
+def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: int | None) -> bool:
+    """Say so when the step's last attempt was cut short (Ctrl-C, a killed process) and left no record."""
+    last = row["attempts"] or 0
+    if row["status"] not in ("interrupted", "running") or last <= recorded or wanted not in (None, last):
+        return False
+    why = ("it is still running; what it prints is recorded when it ends" if row["status"] == "running" else
+           "it was stopped before it finished (Ctrl-C or a killed process), and what it printed was lost")
+    click.echo(f"=== {node} attempt {last} ({row['status']}) ===\n--- nothing recorded: {why} ---")
+    return True
 
 
 @cli.command()

@@ -116,3 +116,38 @@ def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     runs = json.loads(orch("runs", "--json").stdout)
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     assert orch("cache", "verify").returncode == 0
+
+
+def test_logs_of_an_interrupted_attempt_say_it_left_no_record(tmp_path, capsys):
+    """A Ctrl-C'd attempt was made (attempts 1) but recorded nothing: `orch logs` must not say it did not run."""
+    from orchestrator import pipeline, step
+    from orchestrator.cli import main
+    from orchestrator.context import Context
+
+    @step
+    def stuck() -> int:
+        print("loading the big file")
+        raise KeyboardInterrupt
+
+    @pipeline
+    def hangs():
+        return stuck()
+
+    store = str(tmp_path / "store")
+    with pytest.raises(KeyboardInterrupt):
+        hangs.run(store=store)
+    run_id = Context.open(store).lineage.runs(limit=1)[0]["run_id"]
+
+    def logs(*args):
+        try:
+            main(["--store", store, "logs", f"{run_id}:stuck", *args])
+        except SystemExit as exited:
+            return exited.code, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    code, out = logs()
+    assert code == 0 and "did not run" not in out.out
+    assert "=== stuck attempt 1 (interrupted) ===" in out.out and "stopped before it finished" in out.out
+    assert logs("--attempt", "1")[1].out == out.out
+    code, out = logs("--attempt", "2")
+    assert code == 2 and "has no attempt 2; it made 1" in out.err
