@@ -369,6 +369,11 @@ def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: parameters, environment, and every step with why it ran."""
     context = _context(ctx)
+    run_ref, sep, node = run_id.partition(":")
+    if sep and node:  # `orch show RUN:STEP`: the step's run, or its logs and lineage
+        context.lineage.step_row(context.lineage.resolve_run(run_ref), node)
+        raise UserError(f"orch show takes a run, not a step: `orch show {run_ref}` shows every step of it; for "
+                        f"step '{node}' alone, `orch logs {run_id}` or `orch lineage {run_id}`.")
     doc = _show_doc(context, context.lineage.resolve_run(run_id))
     if as_json:
         _emit_json(doc)

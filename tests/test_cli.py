@@ -21,6 +21,15 @@ def test_run_then_runs_and_show_json(orch, calls):
     assert step["outputs"][0]["name"] == "out" and len(step["outputs"][0]["hash"]) == 32
 
 
+def test_show_of_a_step_points_to_its_run_logs_and_lineage(orch, calls):
+    assert orch("run", "edits.py").returncode == 0
+    shown = orch("show", "latest:plain")
+    assert shown.returncode == 2 and shown.stderr.count("\n") == 1 and "Traceback" not in shown.stderr
+    assert "orch show takes a run, not a step" in shown.stderr and "`orch logs latest:plain`" in shown.stderr
+    unknown = orch("show", "latest:nope")
+    assert unknown.returncode == 2 and "has no step 'nope'" in unknown.stderr
+
+
 def test_runs_lists_last_started_first(orch, calls):
     orch("run", "edits.py")
     orch("run", "edits.py", "-p", "n=9")
