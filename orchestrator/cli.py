@@ -307,8 +307,9 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     from orchestrator.report import format_duration, one_line, status_text
 
     table = Table(box=None, pad_edge=False)
-    for col in ("run", "pipeline", "status", "started", "time", "metrics"):
-        table.add_column(col)
+    for col in ("run", "pipeline", "status", "started", "time"):
+        table.add_column(col, no_wrap=col != "pipeline")
+    table.add_column("metrics", overflow="fold")  # a narrow or piped terminal: wrapped, never cut to `name…`
     for r in rows:
         table.add_row(Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),

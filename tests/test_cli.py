@@ -629,3 +629,30 @@ def test_a_store_from_a_newer_version_is_refused_with_exit_2_and_left_as_it_is(o
         assert "written by a newer orchestrator (schema 99" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert (store / "metadata.db").read_bytes() == before
+
+
+def test_runs_on_a_narrow_terminal_wraps_metrics_instead_of_cutting_their_values(tmp_path, monkeypatch, capsys):
+    """Piped output is 80 columns wide: `evaluate.accurac…` hid every value."""
+    from orchestrator import Metrics, pipeline, step
+    from orchestrator.cli import main
+
+    @step
+    def evaluate(seed: int) -> Metrics:
+        return Metrics(validation_accuracy=0.8125, validation_roc_auc=0.9375)
+
+    @pipeline
+    def scored(seed: int = 1):
+        return evaluate(seed)
+
+    store = str(tmp_path / "store")
+    assert scored.run(store=store).status == "succeeded"
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "runs"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    lines = out.splitlines()
+    column = lines[0].index("metrics")
+    flat = "".join(line[column:].strip() for line in lines[1:])
+    assert "0.8125" in flat and "0.9375" in flat
