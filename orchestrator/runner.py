@@ -184,9 +184,9 @@ class _RunLoop:
             self.commits.start()
             self._loop()
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             status = "interrupted"
-            self._interrupt()
+            self._interrupt(getattr(stop, "interrupted_attempt", None))
             raise
         finally:
             self._finish(status)
@@ -571,8 +571,12 @@ class _RunLoop:
             "executor": self.executor.name,
         })
 
-    def _interrupt(self) -> None:
-        """Ctrl-C: stop running work; record what was started and not finished as interrupted."""
+    def _interrupt(self, inline: TaskResult | None) -> None:
+        """Ctrl-C: stop running work; record what was started and not finished as interrupted.
+
+        ``inline`` is the attempt the interrupt stopped in this process (the
+        sequential executor), with what it printed and logged until then.
+        """
         for future in self.running:
             future.cancel()
         self.executor.shutdown(cancel=True)
@@ -582,7 +586,13 @@ class _RunLoop:
                 continue
             node = self.dag.nodes[name]
             self.commits.finished(name)
-            self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt))
+            tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
+            if inline is not None and inline.node == name and inline.attempt == attempt:
+                tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
+                                           ended=inline.ended, error="interrupted by the user",
+                                           stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
+            self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
+                                        tries)
             self.results[name] = StepResult(name, "interrupted", "interrupted by the user", attempt)
 
     def _finish(self, status: str) -> None:

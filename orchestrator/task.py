@@ -114,16 +114,25 @@ def run_task(spec: TaskSpec) -> TaskResult:
         if spec.spill:
             shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
         return result
-    with Capture(spec.echo, spec.spill) as captured:
-        try:
-            if spec.layout is None:
-                value = spec.fn(**loaded)
-            else:
-                args, kwargs = call_arguments(spec.layout, loaded)
-                value = spec.fn(*args, **kwargs)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
-            result.failure = Failure.from_exception(exc, _user_traceback(exc))
-            value = None
+    captured = Capture(spec.echo, spec.spill)
+    try:
+        with captured:
+            try:
+                if spec.layout is None:
+                    value = spec.fn(**loaded)
+                else:
+                    args, kwargs = call_arguments(spec.layout, loaded)
+                    value = spec.fn(*args, **kwargs)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
+                result.failure = Failure.from_exception(exc, _user_traceback(exc))
+                value = None
+    except KeyboardInterrupt as stop:
+        # Ctrl-C while the step runs in this process: what it printed so far is what explains a
+        # hang, so it travels with the interrupt for the runner to record with the attempt.
+        result.stdout, result.stderr, result.logs = captured.stdout, captured.stderr, captured.logs
+        result.ended = time.time()
+        stop.interrupted_attempt = result  # type: ignore[attr-defined]
+        raise
     result.stdout, result.stderr, result.logs = captured.stdout, captured.stderr, captured.logs
     if result.failure is None:
         try:

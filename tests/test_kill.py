@@ -118,8 +118,8 @@ def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     assert orch("cache", "verify").returncode == 0
 
 
-def test_logs_of_an_interrupted_attempt_say_it_left_no_record(tmp_path, capsys):
-    """A Ctrl-C'd attempt was made (attempts 1) but recorded nothing: `orch logs` must not say it did not run."""
+def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
+    """A Ctrl-C'd attempt was made (attempts 1): `orch logs` shows what it printed until then, which explains a hang."""
     from orchestrator import pipeline, step
     from orchestrator.cli import main
     from orchestrator.context import Context
@@ -147,7 +147,35 @@ def test_logs_of_an_interrupted_attempt_say_it_left_no_record(tmp_path, capsys):
 
     code, out = logs()
     assert code == 0 and "did not run" not in out.out
-    assert "=== stuck attempt 1 (interrupted) ===" in out.out and "stopped before it finished" in out.out
+    assert out.out.splitlines()[:3] == ["=== stuck attempt 1 (interrupted) ===", "--- stdout ---",
+                                        "loading the big file"]
     assert logs("--attempt", "1")[1].out == out.out
     code, out = logs("--attempt", "2")
-    assert code == 2 and "has no attempt 2; it made 1" in out.err
+    assert code == 2 and "has no attempt 2; its attempts are 1" in out.err
+
+
+def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+
+    tries = []
+
+    @step(retries=2, retry_delay=0)
+    def flaky() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("service down")
+        raise KeyboardInterrupt
+
+    @pipeline
+    def retried():
+        return flaky()
+
+    store = str(tmp_path / "store")
+    with pytest.raises(KeyboardInterrupt):
+        retried.run(store=store)
+    lineage = Context.open(store).lineage
+    run_id = lineage.runs(limit=1)[0]["run_id"]
+    attempts = lineage.attempts(run_id, "flaky")
+    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, "failed"), (2, "interrupted")]
+    assert "ConnectionError: service down" in attempts[0]["error"]
