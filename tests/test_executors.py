@@ -381,3 +381,18 @@ def test_well_formed_dask_addresses_pass(address):
     from orchestrator.executors.dask import check_address
 
     check_address(address)
+
+
+@pytest.mark.slow
+def test_local_dask_workers_run_blas_with_the_drivers_threads(tmp_path, monkeypatch):
+    # Dask's default of one BLAS thread per worker changes a fitted model's last bits, and so
+    # its digest, against the same step run sequentially or in the process pool.
+    pytest.importorskip("distributed")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    expected = {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": "2"}
+    for executor in EXECUTORS:
+        run = _run("blas_threads.py", tmp_path / executor, executor)
+        assert run.output() == expected, executor
+    assert "OMP_NUM_THREADS" not in os.environ  # nor set in the driver by the cluster's nannies

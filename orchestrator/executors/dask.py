@@ -115,7 +115,8 @@ class DaskExecutor:
         started = time.perf_counter()
         self._main_hidden.enter_context(main_script_hidden())
         try:
-            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                        "distributed.nanny.pre-spawn-environ": _worker_environ(self._dask)}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=self._workers, threads_per_worker=1,
                     processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
@@ -176,6 +177,20 @@ class DaskExecutor:
                     task.cancel()
                 if self._cluster is not None:
                     self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+
+
+# Dask starts its workers with these at 1. A BLAS routine on one thread adds up in another order
+# than on several, so a model fitted there differs in its last bits, and so does its digest,
+# from the same step run sequentially or in the process pool. Our workers run BLAS as the driver does.
+_BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _worker_environ(dask: Any) -> dict[str, Any]:
+    """Dask's environment for new workers, with the BLAS thread settings left to the driver's own."""
+    environ = {name: value for name, value in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+               if name not in _BLAS_THREADS}
+    environ.update({name: os.environ[name] for name in _BLAS_THREADS if name in os.environ})
+    return environ
 
 
 async def _kill_workers(nannies: list[Any]) -> None:
