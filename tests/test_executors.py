@@ -103,6 +103,10 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
 
     attempts = Lineage(store / "metadata.db").attempts(run.id, "dies_once")
     assert attempts[0]["status"] == "failed" and "WorkerDiedError" in attempts[0]["error"]
+    # One short line on both: no Dask task key, advice or link.
+    assert "running step 'dies_once' died" in attempts[0]["error"]
+    assert "before reporting a result" in attempts[0]["error"]
+    assert "orch-" not in attempts[0]["error"] and "http" not in attempts[0]["error"]
 
 
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):

@@ -149,8 +149,7 @@ class DaskExecutor:
             try:
                 data = done.result()
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
-                died = WorkerDiedError(f"the Dask task of step '{spec.step_name}' was lost: "
-                                       f"{type(exc).__name__}: {exc}")
+                died = _lost(spec.step_name, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
@@ -177,6 +176,15 @@ class DaskExecutor:
                     task.cancel()
                 if self._cluster is not None:
                     self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+
+
+def _lost(step_name: str, exc: Exception) -> WorkerDiedError:
+    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
+    if type(exc).__name__ == "KilledWorker":
+        worker = getattr(getattr(exc, "last_worker", None), "address", None)
+        where = f" ({worker}; its log may say why)" if worker else ""
+        return WorkerDiedError(f"the Dask worker running step '{step_name}' died before reporting a result{where}")
+    return WorkerDiedError(f"the Dask task of step '{step_name}' was lost: {type(exc).__name__}: {exc}")
 
 
 # Dask starts its workers with these at 1. A BLAS routine on one thread adds up in another order
