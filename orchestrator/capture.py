@@ -15,9 +15,20 @@ import logging
 import os
 import shutil
 import sys
+from collections import deque
 from typing import Any
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# What an attempt keeps of each stream, in characters: the first half and the last half of
+# this. A step that prints a line per row of a large frame would otherwise hold all of it in
+# its worker, send it to the driver and write it into metadata.db, once per attempt and item.
+CAPTURE_LIMIT = 1_000_000
+
+
+def _left_out(count: int) -> str:
+    return (f"\n[... {count:,} characters left out: an attempt keeps the first and last "
+            f"{CAPTURE_LIMIT // 2:,} of each stream; --verbose shows all of it live ...]\n")
 
 
 class _Tee(io.TextIOBase):
@@ -28,12 +39,16 @@ class _Tee(io.TextIOBase):
     """
 
     def __init__(self, echo_to: Any | None, spill: Any | None = None) -> None:
-        self.parts: list[str] = []
+        self.head: list[str] = []
+        self.tail: deque[str] = deque()
+        self._head_room = CAPTURE_LIMIT // 2
+        self._tail_size = 0
+        self.left_out = 0
         self.echo_to = echo_to
         self.spill = spill
 
     def write(self, text: str) -> int:
-        self.parts.append(text)
+        self._keep(text)
         if self.echo_to is not None:
             self.echo_to.write(text)
         if self.spill is not None:
@@ -48,8 +63,30 @@ class _Tee(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def _keep(self, text: str) -> None:
+        if self._head_room:
+            part = text[:self._head_room]
+            self.head.append(part)
+            self._head_room -= len(part)
+            text = text[len(part):]
+            if not text:
+                return
+        self.tail.append(text)
+        self._tail_size += len(text)
+        room = CAPTURE_LIMIT - CAPTURE_LIMIT // 2
+        while self._tail_size > room:
+            excess, first = self._tail_size - room, self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                excess = len(first)
+            else:
+                self.tail[0] = first[excess:]
+            self._tail_size -= excess
+            self.left_out += excess
+
     def getvalue(self) -> str:
-        return "".join(self.parts)
+        middle = _left_out(self.left_out) if self.left_out else ""
+        return "".join(self.head) + middle + "".join(self.tail)
 
 
 class _RecordHandler(logging.Handler):
@@ -95,12 +132,25 @@ def read_spill(folder: str | None) -> tuple[str, str, str]:
     texts = []
     for stream in _STREAMS:
         try:
-            with open(os.path.join(folder, stream), encoding="utf-8", errors="replace") as f:
-                texts.append(f.read())
+            texts.append(_read_clipped(os.path.join(folder, stream)))
         except OSError:
             texts.append("")
     shutil.rmtree(folder, ignore_errors=True)
     return texts[0], texts[1], texts[2]
+
+
+def _read_clipped(path: str) -> str:
+    """A spill file's text, clipped like a live capture (counting bytes, not characters)."""
+    half = CAPTURE_LIMIT // 2
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= CAPTURE_LIMIT:
+            return f.read().decode("utf-8", errors="replace")
+        head = f.read(half)
+        f.seek(size - half)
+        tail = f.read()
+    return (head.decode("utf-8", errors="replace") + _left_out(size - len(head) - len(tail))
+            + tail.decode("utf-8", errors="replace"))
 
 
 class Capture:

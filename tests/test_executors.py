@@ -103,6 +103,10 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
 
     attempts = Lineage(store / "metadata.db").attempts(run.id, "dies_once")
     assert attempts[0]["status"] == "failed" and "WorkerDiedError" in attempts[0]["error"]
+    # One short line on both: no Dask task key, advice or link.
+    assert "running step 'dies_once' died" in attempts[0]["error"]
+    assert "before reporting a result" in attempts[0]["error"]
+    assert "orch-" not in attempts[0]["error"] and "http" not in attempts[0]["error"]
 
 
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
@@ -381,3 +385,18 @@ def test_well_formed_dask_addresses_pass(address):
     from orchestrator.executors.dask import check_address
 
     check_address(address)
+
+
+@pytest.mark.slow
+def test_local_dask_workers_run_blas_with_the_drivers_threads(tmp_path, monkeypatch):
+    # Dask's default of one BLAS thread per worker changes a fitted model's last bits, and so
+    # its digest, against the same step run sequentially or in the process pool.
+    pytest.importorskip("distributed")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    expected = {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": "2"}
+    for executor in EXECUTORS:
+        run = _run("blas_threads.py", tmp_path / executor, executor)
+        assert run.output() == expected, executor
+    assert "OMP_NUM_THREADS" not in os.environ  # nor set in the driver by the cluster's nannies

@@ -115,7 +115,8 @@ class DaskExecutor:
         started = time.perf_counter()
         self._main_hidden.enter_context(main_script_hidden())
         try:
-            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                        "distributed.nanny.pre-spawn-environ": _worker_environ(self._dask)}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=self._workers, threads_per_worker=1,
                     processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
@@ -148,8 +149,7 @@ class DaskExecutor:
             try:
                 data = done.result()
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
-                died = WorkerDiedError(f"the Dask task of step '{spec.step_name}' was lost: "
-                                       f"{type(exc).__name__}: {exc}")
+                died = _lost(spec.step_name, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
@@ -176,6 +176,29 @@ class DaskExecutor:
                     task.cancel()
                 if self._cluster is not None:
                     self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+
+
+def _lost(step_name: str, exc: Exception) -> WorkerDiedError:
+    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
+    if type(exc).__name__ == "KilledWorker":
+        worker = getattr(getattr(exc, "last_worker", None), "address", None)
+        where = f" ({worker}; its log may say why)" if worker else ""
+        return WorkerDiedError(f"the Dask worker running step '{step_name}' died before reporting a result{where}")
+    return WorkerDiedError(f"the Dask task of step '{step_name}' was lost: {type(exc).__name__}: {exc}")
+
+
+# Dask starts its workers with these at 1. A BLAS routine on one thread adds up in another order
+# than on several, so a model fitted there differs in its last bits, and so does its digest,
+# from the same step run sequentially or in the process pool. Our workers run BLAS as the driver does.
+_BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _worker_environ(dask: Any) -> dict[str, Any]:
+    """Dask's environment for new workers, with the BLAS thread settings left to the driver's own."""
+    environ = {name: value for name, value in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+               if name not in _BLAS_THREADS}
+    environ.update({name: os.environ[name] for name in _BLAS_THREADS if name in os.environ})
+    return environ
 
 
 async def _kill_workers(nannies: list[Any]) -> None:
