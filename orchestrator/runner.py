@@ -74,7 +74,9 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     with _older_objects_frozen():
         dag = build(pipeline, params, ctx)
         forced = check_rerun(dag, rerun)
-        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address), progress or RunObserver(),
+        # With a map, its items are only known when its list is ready: then no bound.
+        most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
+        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most), progress or RunObserver(),
                           forced=forced, no_cache=no_cache, verbose=verbose)
         return runner.run(file=file or _source_file(pipeline))
 

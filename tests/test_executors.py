@@ -140,6 +140,17 @@ def test_a_cached_run_on_dask_starts_no_local_cluster(store, calls, monkeypatch)
 
 
 @pytest.mark.slow
+def test_a_local_cluster_has_no_more_workers_than_the_run_has_steps(store, calls, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    sizes = []
+    local_cluster = distributed.LocalCluster
+    monkeypatch.setattr(distributed, "LocalCluster", lambda **kw: sizes.append(kw["n_workers"]) or local_cluster(**kw))
+    run = load_pipeline(str(PIPELINES / "slow.py")).run(store=str(store), executor="dask", workers=8, n=10, seconds=0.0)
+    assert run.status == "succeeded", run.error
+    assert sizes == [2]  # two steps: `produce`, then `wait`
+
+
+@pytest.mark.slow
 def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
     run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",
                                                                   seconds=30.0)

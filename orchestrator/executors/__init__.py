@@ -13,8 +13,14 @@ from orchestrator.executors.base import Executor
 EXECUTORS = ("sequential", "process", "dask")
 
 
-def make_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
+def make_executor(name: str, workers: int | None = None, address: str | None = None,
+                  most: int | None = None) -> Executor:
     """The executor called ``name``.
+
+    ``most``: how many attempts the run can have going at once at most (its
+    number of steps, when no map adds more), so a LocalCluster does not start
+    forty workers for five steps. The process pool needs no hint: it starts
+    workers only as attempts find none idle.
 
     Raises:
         UserError: for an unknown name, or a Dask scheduler that cannot be reached.
@@ -34,7 +40,7 @@ def make_executor(name: str, workers: int | None = None, address: str | None = N
     if name == "dask":
         from orchestrator.executors.dask import DaskExecutor
 
-        return DaskExecutor(workers, address)
+        return DaskExecutor(workers, address, most=most)
     raise UserError(f"unknown executor '{name}'. Choose one of: {', '.join(EXECUTORS)}.")
 
 

@@ -19,6 +19,7 @@ import asyncio
 import os
 import re
 import secrets
+import sys
 import time
 from concurrent.futures import Future, InvalidStateError
 from contextlib import ExitStack
@@ -76,11 +77,12 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+    def __init__(self, workers: int | None = None, address: str | None = None, *, most: int | None = None) -> None:
         self._dask, distributed = _import_distributed()
         self._cluster: Any = None
         self.client: Any = None
-        self._workers = max(1, workers or os.cpu_count() or 1)
+        # A LocalCluster starts every worker before the first task: no more than the run can use.
+        self._workers = max(1, min(workers or os.cpu_count() or 1, most or sys.maxsize))
         # For the cluster's whole life: its nannies also spawn replacements for dead workers.
         self._main_hidden = ExitStack()
         self.startup_seconds = 0.0
