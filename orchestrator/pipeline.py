@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 from orchestrator.dag import DAG, build_dag
 from orchestrator.errors import (
@@ -20,7 +20,7 @@ from orchestrator.errors import (
     UserError,
     did_you_mean,
 )
-from orchestrator.step import Trace, definition_site, tracing
+from orchestrator.step import Trace, definition_site, tracing, unknown_option_message
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -139,8 +139,15 @@ class Pipeline:
                              rerun=tuple(rerun), no_cache=no_cache)
 
 
-def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name="train")``."""
+def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+             **unknown: Never) -> Any:
+    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name="train")``.
+
+    Raises:
+        UserError: ``fn`` is no function, or an option other than ``name`` is given.
+    """
+    if unknown:
+        raise UserError(unknown_option_message("@pipeline", unknown, ("name",)))
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)

@@ -20,7 +20,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Never
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
@@ -372,6 +372,7 @@ def step(
     cache: bool = True,
     version: str | int | None = None,
     outputs: Sequence[str] | None = None,
+    **unknown: Never,
 ) -> Any:
     """Make a function a pipeline step.
 
@@ -391,18 +392,53 @@ def step(
 
     Retry, timeout and cache settings are not part of the cache key: changing
     them re-runs nothing.
+
+    Raises:
+        UserError: an unknown option (``retry=3``, with the close match) or a
+            setting out of range, naming the step and where it is decorated.
     """
+    if unknown:
+        raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
     on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
 
     def wrap(f: Callable[..., Any]) -> Step:
-        policy = RetryPolicy(
-            retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
-            jitter=jitter, retry_on=on, timeout=timeout,
-        )
-        return Step(f, name=name, retry=policy, cache=cache,
-                    version=None if version is None else str(version), outputs=outputs)
+        if not isinstance(cache, bool):
+            problem = f"cache must be True or False, got {cache!r}"
+        else:
+            try:
+                policy = RetryPolicy(
+                    retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
+                    jitter=jitter, retry_on=on, timeout=timeout,
+                )
+            except UserError as exc:
+                problem = str(exc)
+            else:
+                return Step(f, name=name, retry=policy, cache=cache,
+                            version=None if version is None else str(version), outputs=outputs)
+        label = name or getattr(f, "__name__", None)
+        shown = f" '{label}'" if isinstance(label, str) else ""
+        where = definition_site(code_root(f) or f) if callable(f) else call_site()
+        raise UserError(f"@step{shown} ({where}): {problem}.")
 
     return wrap(fn) if fn is not None else wrap
+
+
+_STEP_OPTIONS = ("name", "retries", "retry_delay", "backoff", "max_delay", "jitter", "retry_on",
+                 "timeout", "cache", "version", "outputs")
+
+
+# Names other orchestrators (Prefect, Airflow, Celery) use for an option @step spells differently.
+_OPTION_SYNONYMS = {"retry": "retries", "max_retries": "retries", "retry_delay_seconds": "retry_delay",
+                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout"}
+
+
+def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Sequence[str]) -> str:
+    """One line naming a mistyped decorator option (``retry=3``), the close match and the options."""
+    first = next(iter(unknown))
+    synonym = _OPTION_SYNONYMS.get(first)
+    hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
+    listed = "" if hint else f" Its options: {', '.join(options)}."
+    return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
 
 
 def iter_outputs(value: Any) -> Iterator[Output]:
