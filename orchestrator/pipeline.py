@@ -20,7 +20,14 @@ from orchestrator.errors import (
     UserError,
     did_you_mean,
 )
-from orchestrator.step import Trace, definition_site, tracing, unknown_option_message
+from orchestrator.step import (
+    Trace,
+    active_trace,
+    call_site,
+    definition_site,
+    tracing,
+    unknown_option_message,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -103,11 +110,25 @@ class Pipeline:
                 raise
             except Exception as exc:
                 where = _innermost_user_line(exc)
+                # Python's own message names the placeholder's type (`'Output' object has no attribute`).
+                hint = (" A step's output does not exist until the step runs: pass it to another step "
+                        "and use it there." if "Output" in str(exc) else
+                        " The body runs while the pipeline is built; fix it there.")
                 raise PipelineDefinitionError(
                     f"the body of pipeline '{self.name}' ({self.site}) raised {type(exc).__name__}: {exc}"
-                    f"{where}. The body runs while the pipeline is built; fix it there."
+                    f"{where}.{hint}"
                 ) from exc
-        return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
+        return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo,
+                         site=self.site)
+
+    def _refuse_while_building(self, method: str) -> None:
+        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too)."""
+        if active_trace() is not None:
+            raise PipelineDefinitionError(
+                f"{self.name}.{method}() is called at {call_site()} while a pipeline body is being built. "
+                f"Call {self.name}(...) there instead to add its steps to that pipeline, or call "
+                f".{method}() outside any pipeline."
+            )
 
     def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
             metadata: str | None = None,
@@ -125,6 +146,7 @@ class Pipeline:
         """
         from orchestrator.runner import run_pipeline
 
+        self._refuse_while_building("run")
         return run_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata, executor=executor,
                             workers=workers, address=address, rerun=tuple(rerun), no_cache=no_cache,
                             verbose=verbose, progress=progress)
@@ -135,6 +157,7 @@ class Pipeline:
         """What a run would do now: for each node, cached / will run / may run, and why."""
         from orchestrator.planner import plan_pipeline
 
+        self._refuse_while_building("plan")
         return plan_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata,
                              rerun=tuple(rerun), no_cache=no_cache)
 
