@@ -9,6 +9,7 @@ runner, imported lazily because the runner sits above this module.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Never
 
@@ -89,6 +90,9 @@ class Pipeline:
                 continue
             if pname in params:
                 values[pname] = params[pname]
+                problem = _text_for_number(self.name, pname, param.annotation, params[pname])
+                if problem:
+                    problems.append(problem)
             elif param.default is not param.empty:
                 values[pname] = param.default
             else:
@@ -130,10 +134,10 @@ class Pipeline:
                 f".{method}() outside any pipeline."
             )
 
-    def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+    def run(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
             metadata: str | None = None,
-            executor: str = "sequential", workers: int | None = None, address: str | None = None,
-            rerun: Iterable[str] = (),
+            executor: str | None = None, workers: int | None = None, address: str | None = None,
+            rerun: str | Iterable[str] = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
             **kwargs: Any) -> Run:
         """Run the pipeline and return a ``Run``.
@@ -142,24 +146,46 @@ class Pipeline:
         name collides with a run option). ``store`` defaults to ``$ORCH_STORE``
         or ``./cache``; it may be an fsspec URL (``file://``, ``s3://``, ...),
         and then ``metadata`` names the local folder of the metadata database
-        (default ``$ORCH_METADATA``).
+        (default ``$ORCH_METADATA``). ``executor`` is ``"sequential"``
+        (default), ``"process"`` or ``"dask"``; ``workers`` sizes the latter
+        two. ``rerun`` names a step, or several, to run whatever the cache holds.
+
+        Raises:
+            UserError: an unknown parameter, a store that is no path or URL
+                (``p.run(4)`` for ``p.run(n=4)``), ``workers`` without an
+                executor, or a mistake in the pipeline found while building it.
         """
         from orchestrator.runner import run_pipeline
 
         self._refuse_while_building("run")
-        return run_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata, executor=executor,
-                            workers=workers, address=address, rerun=tuple(rerun), no_cache=no_cache,
-                            verbose=verbose, progress=progress)
+        location, forced = self._run_arguments(store, rerun)
+        if workers is not None and executor is None:
+            raise UserError(f"workers={workers} sizes a process pool or a Dask cluster, but steps run one at a time "
+                            "without an executor: add executor=\"process\" (or \"dask\"), or drop workers.")
+        return run_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
+                            executor=executor or "sequential", workers=workers, address=address, rerun=forced,
+                            no_cache=no_cache, verbose=verbose, progress=progress)
 
-    def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+    def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
              metadata: str | None = None,
-             rerun: Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
+             rerun: str | Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
         """What a run would do now: for each node, cached / will run / may run, and why."""
         from orchestrator.planner import plan_pipeline
 
         self._refuse_while_building("plan")
-        return plan_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata,
-                             rerun=tuple(rerun), no_cache=no_cache)
+        location, forced = self._run_arguments(store, rerun)
+        return plan_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
+                             rerun=forced, no_cache=no_cache)
+
+    def _run_arguments(self, store: Any, rerun: Any) -> tuple[str | None, tuple[str, ...]]:
+        """``store`` as text and ``rerun`` as names, or a ``UserError`` for a value of another kind."""
+        if store is not None and not isinstance(store, (str, os.PathLike)):
+            first = next(iter(self.parameters), None)
+            hint = f" Pipeline parameters are keywords: {self.name}.run({first}={store!r})." if first else ""
+            raise UserError(f"store must be a folder path or a URL, got {store!r} "
+                            f"({type(store).__name__}).{hint}")
+        names = (rerun,) if isinstance(rerun, str) else tuple(rerun)
+        return (None if store is None else os.fspath(store)), names
 
 
 def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
@@ -176,10 +202,28 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     return lambda f: Pipeline(f, name=name)
 
 
+_NUMBER_TYPES = {int: "int", float: "float", bool: "bool", "int": "int", "float": "float", "bool": "bool"}
+
+
+def _text_for_number(pipeline: str, name: str, annotation: Any, value: Any) -> str | None:
+    """The problem when a parameter annotated ``int``/``float``/``bool`` is given text from Python.
+
+    ``-p`` converts text before it gets here, so only a Python caller passes
+    ``n="4"`` (read from ``sys.argv`` or an environment variable, say), which
+    a step would take as text: ``"0.5" * 2`` is ``"0.50.5"``, ``"false"`` is true.
+    """
+    try:
+        kind = _NUMBER_TYPES.get(annotation)
+    except TypeError:  # an unhashable annotation (``Annotated[...]`` with a list) is no plain type
+        return None
+    if kind is None or not isinstance(value, str):
+        return None
+    fix = "Pass True or False" if kind == "bool" else f"Pass {'an' if kind == 'int' else 'a'} {kind}: {kind}({value!r})"
+    return f"pipeline '{pipeline}': parameter '{name}' is annotated {kind}, but got the text {value!r}. {fix}."
+
+
 def _innermost_user_line(exc: BaseException) -> str:
     """`` at file.py:LINE`` of the deepest frame outside this package, or ``""``."""
-    import os
-
     package = os.path.dirname(os.path.abspath(__file__))
     tb, where = exc.__traceback__, ""
     while tb is not None:

@@ -1,16 +1,17 @@
-"""Building a ``@pipeline``: a beginner's misuse of a step's output fails at build time, with one line."""
+"""``@pipeline``: building (a misuse of a step output fails with one line) and the arguments of ``run``/``plan``."""
 
 from __future__ import annotations
 
 import inspect
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from orchestrator import pipeline, step
-from orchestrator.errors import PipelineDefinitionError
+from orchestrator.errors import ParameterError, PipelineDefinitionError, UserError
 
 
 @step
@@ -136,3 +137,49 @@ def test_running_a_pipeline_inside_a_body_is_refused(method: str, tmp_path) -> N
         "any pipeline."
     )
     assert not (tmp_path / "store").exists()
+
+
+@step
+def count(n: int) -> int:
+    return n
+
+
+@pipeline
+def counting(n: int = 3, ratio: float = 0.5, strict: bool = False, label: str = "x"):
+    return count(n)
+
+
+def test_a_positional_run_argument_is_no_store(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^store must be a folder path or a URL, got 4 \(int\). "
+                       r"Pipeline parameters are keywords: counting.run\(n=4\).$"):
+        counting.run(4)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": "4"}, "parameter 'n' is annotated int, but got the text '4'. Pass an int: int('4')."),
+        ({"ratio": "0.5"}, "parameter 'ratio' is annotated float, but got the text '0.5'. Pass a float: float('0.5')."),
+        ({"strict": "false"}, "parameter 'strict' is annotated bool, but got the text 'false'. Pass True or False."),
+    ],
+)
+def test_text_for_a_number_parameter_is_refused_before_anything_runs(params, message, tmp_path) -> None:
+    with pytest.raises(ParameterError, match=re.escape(f"pipeline 'counting': {message}")):
+        counting.run(store=str(tmp_path / "s"), **params)
+    assert not (tmp_path / "s").exists()
+
+
+def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
+    run = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7")
+    assert run.output() == 4
+    again = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count")
+    assert again.steps["count"].reason == "forced with --rerun"
+    assert counting.plan(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count").counts() == {
+        "will run": 1}
+
+
+def test_workers_without_an_executor_is_refused(tmp_path) -> None:
+    with pytest.raises(UserError, match=r'workers=2 sizes a process pool .* add executor="process"'):
+        counting.run(store=str(tmp_path / "s"), workers=2)
