@@ -8,6 +8,7 @@ runner, imported lazily because the runner sits above this module.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, MutableMapping
@@ -56,8 +57,12 @@ class Pipeline:
         self.name = name or fn.__name__
         self.site = definition_site(fn)
         self.signature = inspect.signature(fn)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        functools.update_wrapper(self, fn)  # help(p) and inspect.signature(p) show the function's
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline:
+        # A pipeline in a class body stays this pipeline; being a descriptor also makes
+        # help() document it as a function, with its signature and docstring.
+        return self
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r} ({self.site})>"

@@ -183,3 +183,16 @@ def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
 def test_workers_without_an_executor_is_refused(tmp_path) -> None:
     with pytest.raises(UserError, match=r'workers=2 sizes a process pool .* add executor="process"'):
         counting.run(store=str(tmp_path / "s"), workers=2)
+
+
+def test_help_shows_the_pipeline_signature_and_docstring() -> None:
+    import pydoc
+
+    @pipeline
+    def documented(n: int = 3):
+        """Sum the first n numbers."""
+        return count(n)
+
+    text = pydoc.render_doc(documented, renderer=pydoc.plaintext)
+    assert "documented(n: 'int' = 3)\n    Sum the first n numbers." in text  # future annotations: text
+    assert str(inspect.signature(documented)) == "(n: 'int' = 3)"
