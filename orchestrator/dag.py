@@ -121,8 +121,9 @@ def build_dag(
     problems: list[str],
     *,
     file_memo: MutableMapping[str, str] | None = None,
+    site: str = "",
 ) -> DAG:
-    """Build and validate the DAG of one traced pipeline body.
+    """Build and validate the DAG of one traced pipeline body (``site``: where the pipeline is defined).
 
     Raises:
         PipelineDefinitionError: with every problem found, one per line.
@@ -138,10 +139,14 @@ def build_dag(
     for out in iter_outputs(result):
         if out.node not in nodes and not problems:
             problems.append(f"pipeline '{pipeline}' returns the output of unknown step '{out.node}'.")
-    if not _only_outputs(result):
+    plain = _first_plain_value(result, "")
+    if plain is not None:
+        where, value = plain
+        shown = _short_repr(value)
         problems.append(
-            f"pipeline '{pipeline}' must return step outputs (one, or a tuple/list/dict of them) or "
-            "nothing; it returned a plain value. Return what a step produced."
+            f"pipeline '{pipeline}'{f' ({site})' if site else ''} returns a plain value, not a step output: "
+            f"{f'{where} is ' if where else ''}{shown}. A pipeline returns step outputs (one, or a "
+            "tuple/list/dict of them) or nothing: pass the value to a step, or leave it out."
         )
     if problems:
         raise PipelineDefinitionError(problems)
@@ -363,11 +368,23 @@ def substitute(template: Any, value_of: Callable[[Output], Any]) -> Any:
     return template
 
 
-def _only_outputs(result: Any) -> bool:
+def _first_plain_value(result: Any, where: str) -> tuple[str, Any] | None:
+    """(where, value) of the first value in a pipeline's result that is no step output, or None."""
     if result is None or isinstance(result, Output):
-        return True
+        return None
     if isinstance(result, (list, tuple)):
-        return all(_only_outputs(v) for v in result)
-    if isinstance(result, dict):
-        return all(_only_outputs(v) for v in result.values())
-    return False
+        items: Any = enumerate(result)
+    elif isinstance(result, dict):
+        items = result.items()
+    else:
+        return where, result
+    for key, value in items:
+        found = _first_plain_value(value, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _short_repr(value: Any) -> str:
+    text = " ".join(repr(value).split())  # a frame's repr spans lines: the message is one
+    return text if len(text) <= 60 else f"{text[:57]}..."

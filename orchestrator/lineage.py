@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, did_you_mean
 from orchestrator.lineage_records import (
     AttemptRecord,
     CachedOutput,
@@ -453,8 +453,10 @@ class Lineage:
     def step_row(self, run_id: str, node: str) -> dict[str, Any]:
         row = self._dict_row("SELECT * FROM steps WHERE run_id=? AND node=?", (run_id, node))
         if row is None:
+            nodes = [r[0] for r in self.conn.execute("SELECT node FROM steps WHERE run_id=?", (run_id,))]
             raise NotFoundError(
-                f"run {run_id[:12]} has no step '{node}'. See its steps with `orch show {run_id[:12]}`."
+                f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} "
+                f"See its steps with `orch show {run_id[:12]}`."
             )
         row["key_parts"] = json.loads(row["key_parts"]) if row["key_parts"] else None
         return row

@@ -8,9 +8,11 @@ runner, imported lazily because the runner sits above this module.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 from orchestrator.dag import DAG, build_dag
 from orchestrator.errors import (
@@ -20,7 +22,14 @@ from orchestrator.errors import (
     UserError,
     did_you_mean,
 )
-from orchestrator.step import Trace, definition_site, tracing
+from orchestrator.step import (
+    Trace,
+    active_trace,
+    call_site,
+    definition_site,
+    tracing,
+    unknown_option_message,
+)
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -48,8 +57,12 @@ class Pipeline:
         self.name = name or fn.__name__
         self.site = definition_site(fn)
         self.signature = inspect.signature(fn)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        functools.update_wrapper(self, fn)  # help(p) and inspect.signature(p) show the function's
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline:
+        # A pipeline in a class body stays this pipeline; being a descriptor also makes
+        # help() document it as a function, with its signature and docstring.
+        return self
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r} ({self.site})>"
@@ -82,6 +95,9 @@ class Pipeline:
                 continue
             if pname in params:
                 values[pname] = params[pname]
+                problem = _text_for_number(self.name, pname, param.annotation, params[pname])
+                if problem:
+                    problems.append(problem)
             elif param.default is not param.empty:
                 values[pname] = param.default
             else:
@@ -103,16 +119,30 @@ class Pipeline:
                 raise
             except Exception as exc:
                 where = _innermost_user_line(exc)
+                # Python's own message names the placeholder's type (`'Output' object has no attribute`).
+                hint = (" A step's output does not exist until the step runs: pass it to another step "
+                        "and use it there." if "Output" in str(exc) else
+                        " The body runs while the pipeline is built; fix it there.")
                 raise PipelineDefinitionError(
                     f"the body of pipeline '{self.name}' ({self.site}) raised {type(exc).__name__}: {exc}"
-                    f"{where}. The body runs while the pipeline is built; fix it there."
+                    f"{where}.{hint}"
                 ) from exc
-        return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo)
+        return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo,
+                         site=self.site)
 
-    def run(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+    def _refuse_while_building(self, method: str) -> None:
+        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too)."""
+        if active_trace() is not None:
+            raise PipelineDefinitionError(
+                f"{self.name}.{method}() is called at {call_site()} while a pipeline body is being built. "
+                f"Call {self.name}(...) there instead to add its steps to that pipeline, or call "
+                f".{method}() outside any pipeline."
+            )
+
+    def run(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
             metadata: str | None = None,
-            executor: str = "sequential", workers: int | None = None, address: str | None = None,
-            rerun: Iterable[str] = (),
+            executor: str | None = None, workers: int | None = None, address: str | None = None,
+            rerun: str | Iterable[str] = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
             **kwargs: Any) -> Run:
         """Run the pipeline and return a ``Run``.
@@ -121,35 +151,84 @@ class Pipeline:
         name collides with a run option). ``store`` defaults to ``$ORCH_STORE``
         or ``./cache``; it may be an fsspec URL (``file://``, ``s3://``, ...),
         and then ``metadata`` names the local folder of the metadata database
-        (default ``$ORCH_METADATA``).
+        (default ``$ORCH_METADATA``). ``executor`` is ``"sequential"``
+        (default), ``"process"`` or ``"dask"``; ``workers`` sizes the latter
+        two. ``rerun`` names a step, or several, to run whatever the cache holds.
+
+        Raises:
+            UserError: an unknown parameter, a store that is no path or URL
+                (``p.run(4)`` for ``p.run(n=4)``), ``workers`` without an
+                executor, or a mistake in the pipeline found while building it.
         """
         from orchestrator.runner import run_pipeline
 
-        return run_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata, executor=executor,
-                            workers=workers, address=address, rerun=tuple(rerun), no_cache=no_cache,
-                            verbose=verbose, progress=progress)
+        self._refuse_while_building("run")
+        location, forced = self._run_arguments(store, rerun)
+        if workers is not None and executor is None:
+            raise UserError(f"workers={workers} sizes a process pool or a Dask cluster, but steps run one at a time "
+                            "without an executor: add executor=\"process\" (or \"dask\"), or drop workers.")
+        return run_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
+                            executor=executor or "sequential", workers=workers, address=address, rerun=forced,
+                            no_cache=no_cache, verbose=verbose, progress=progress)
 
-    def plan(self, store: str | None = None, *, params: dict[str, Any] | None = None,
+    def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
              metadata: str | None = None,
-             rerun: Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
+             rerun: str | Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
         """What a run would do now: for each node, cached / will run / may run, and why."""
         from orchestrator.planner import plan_pipeline
 
-        return plan_pipeline(self, {**(params or {}), **kwargs}, store=store, metadata=metadata,
-                             rerun=tuple(rerun), no_cache=no_cache)
+        self._refuse_while_building("plan")
+        location, forced = self._run_arguments(store, rerun)
+        return plan_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
+                             rerun=forced, no_cache=no_cache)
+
+    def _run_arguments(self, store: Any, rerun: Any) -> tuple[str | None, tuple[str, ...]]:
+        """``store`` as text and ``rerun`` as names, or a ``UserError`` for a value of another kind."""
+        if store is not None and not isinstance(store, (str, os.PathLike)):
+            first = next(iter(self.parameters), None)
+            hint = f" Pipeline parameters are keywords: {self.name}.run({first}={store!r})." if first else ""
+            raise UserError(f"store must be a folder path or a URL, got {store!r} "
+                            f"({type(store).__name__}).{hint}")
+        names = (rerun,) if isinstance(rerun, str) else tuple(rerun)
+        return (None if store is None else os.fspath(store)), names
 
 
-def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name="train")``."""
+def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+             **unknown: Never) -> Any:
+    """Make a function a pipeline: ``@pipeline`` or ``@pipeline(name="train")``.
+
+    Raises:
+        UserError: ``fn`` is no function, or an option other than ``name`` is given.
+    """
+    if unknown:
+        raise UserError(unknown_option_message("@pipeline", unknown, ("name",)))
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)
 
 
+_NUMBER_TYPES = {int: "int", float: "float", bool: "bool", "int": "int", "float": "float", "bool": "bool"}
+
+
+def _text_for_number(pipeline: str, name: str, annotation: Any, value: Any) -> str | None:
+    """The problem when a parameter annotated ``int``/``float``/``bool`` is given text from Python.
+
+    ``-p`` converts text before it gets here, so only a Python caller passes
+    ``n="4"`` (read from ``sys.argv`` or an environment variable, say), which
+    a step would take as text: ``"0.5" * 2`` is ``"0.50.5"``, ``"false"`` is true.
+    """
+    try:
+        kind = _NUMBER_TYPES.get(annotation)
+    except TypeError:  # an unhashable annotation (``Annotated[...]`` with a list) is no plain type
+        return None
+    if kind is None or not isinstance(value, str):
+        return None
+    fix = "Pass True or False" if kind == "bool" else f"Pass {'an' if kind == 'int' else 'a'} {kind}: {kind}({value!r})"
+    return f"pipeline '{pipeline}': parameter '{name}' is annotated {kind}, but got the text {value!r}. {fix}."
+
+
 def _innermost_user_line(exc: BaseException) -> str:
     """`` at file.py:LINE`` of the deepest frame outside this package, or ``""``."""
-    import os
-
     package = os.path.dirname(os.path.abspath(__file__))
     tb, where = exc.__traceback__, ""
     while tb is not None:

@@ -44,6 +44,14 @@ class Plan:
             out[e.status] = out.get(e.status, 0) + 1
         return out
 
+    def __repr__(self) -> str:
+        # A REPL shows what `orch plan` prints: one node per line, its status and why.
+        width = max((len(e.node) for e in self.entries), default=0)
+        lines = [f"  {e.node:<{width}}  {e.status:<8}  {e.reason if e.reason != e.status else ''}".rstrip()
+                 for e in self.entries]
+        counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
+        return "\n".join([f"<plan of pipeline {self.pipeline!r}: {counts}", *lines]) + ">"
+
 
 def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     """The node names ``--rerun`` forces; an item of a map over a step's output counts before it exists.

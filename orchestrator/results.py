@@ -27,6 +27,16 @@ class StepResult:
     key: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # What a REPL user looks for; the key and output digests are one attribute away.
+        shown = [self.status]
+        if self.attempts:
+            shown.append(f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}")
+        if self.duration is not None and self.status != "cached":
+            shown.append(_seconds(self.duration))
+        why = self.error or (self.reason if self.reason != self.status else "")
+        return f"<result of step {self.name!r}: {', '.join(shown)}{f' ({why})' if why else ''}>"
+
 
 @dataclass
 class Run:
@@ -42,6 +52,14 @@ class Run:
     metadata: str | None = None
     # A map's node -> (its item nodes, its step's output names): a map is no step of its own.
     maps: dict[str, tuple[list[str], tuple[str, ...]]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for result in self.steps.values():
+            counts[result.status] = counts.get(result.status, 0) + 1
+        steps = ", ".join(f"{n} {status}" for status, n in counts.items())
+        error = f": {self.error}" if self.error else ""
+        return f"<run {self.id} of pipeline {self.pipeline!r}: {self.status} ({steps}){error}; store {self.store}>"
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -67,3 +85,8 @@ class Run:
     @property
     def failed_steps(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status == "failed"]
+
+
+def _seconds(duration: float) -> str:
+    """``0.25 ms``, ``1.2 s``: a duration as a person reads it, not 17 digits."""
+    return f"{duration * 1000:.3g} ms" if duration < 1 else f"{duration:.3g} s"

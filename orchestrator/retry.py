@@ -79,12 +79,24 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.retries, int) or self.retries < 0:
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             problems.append(f"retries must be a whole number >= 0, got {self.retries!r}")
+        numbers = {"retry_delay": self.delay, "backoff": self.backoff, "max_delay": self.max_delay,
+                   "jitter": self.jitter, "timeout": self.timeout}
+        for label, value in numbers.items():
+            # A number given as text ("10") would fail later, at a comparison far from the decorator.
+            if not (value is None and label == "timeout") and not _is_number(value):
+                problems.append(f"{label} must be a number of seconds, got {value!r}"
+                                if label in ("retry_delay", "max_delay", "timeout")
+                                else f"{label} must be a number, got {value!r}")
+        if problems:
+            raise UserError("; ".join(problems))
         if self.delay < 0:
             problems.append(f"retry_delay must be >= 0, got {self.delay!r}")
         if self.backoff < 1:
             problems.append(f"backoff must be >= 1, got {self.backoff!r}")
+        if self.max_delay < 0:
+            problems.append(f"max_delay must be >= 0, got {self.max_delay!r}")
         if not 0 <= self.jitter <= 1:
             problems.append(f"jitter must be between 0 and 1, got {self.jitter!r}")
         if self.timeout is not None and self.timeout <= 0:
@@ -118,3 +130,7 @@ class RetryPolicy:
         base = min(self.delay * self.backoff ** (attempt - 2), self.max_delay)
         spread = (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, base * (1 + spread))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

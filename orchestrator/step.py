@@ -20,11 +20,12 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Never
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
 from orchestrator.retry import RetryPolicy
+from orchestrator.user_code import file_kind
 
 _PATH_WORD = re.compile(r"\b(Path|PosixPath|WindowsPath)\b")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +47,20 @@ def call_site(skip_package: bool = True) -> str:
 
 
 _BASENAMES: dict[str, str] = {}  # co_filename -> its base name: call_site runs once per step call
+
+
+def user_site() -> str:
+    """``file.py:LINE`` of the innermost frame in the user's own code (not a library's, not ours).
+
+    For errors only: a placeholder misused inside ``pandas.concat`` should
+    point at the pipeline body's line, not at pandas.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if file_kind(frame.f_code.co_filename) == "user":
+            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return call_site()
 
 
 def definition_site(fn: Callable[..., Any]) -> str:
@@ -74,21 +89,35 @@ class Output:
         return f"<output {self.name!r} of step {self.node!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Output) and (self.node, self.name) == (other.node, other.name)
+        if isinstance(other, Output):
+            return (self.node, self.name) == (other.node, other.name)
+        # `if df == None:` in a body would otherwise pick a branch on a value that does not exist yet.
+        return self._unavailable()
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     def __hash__(self) -> int:
         return hash((self.node, self.name))
 
     def _unavailable(self, *_: object, **__: object) -> Any:
         raise PipelineDefinitionError(
-            f"the output of step '{self.node}' is used as a value at {call_site()} while the "
+            f"the output of step '{self.node}' is used as a value at {user_site()} while the "
             "pipeline is being built, but it does not exist until the step runs. "
             "Pass it to another step and use it there."
         )
 
-    __bool__ = __iter__ = __len__ = __getitem__ = __format__ = _unavailable  # type: ignore[assignment]
+    __bool__ = __iter__ = __len__ = __getitem__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
+    __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable
+    __int__ = __float__ = __complex__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = _unavailable
+    __neg__ = __pos__ = __abs__ = __invert__ = _unavailable
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _unavailable
-    __truediv__ = __rtruediv__ = __lt__ = __le__ = __gt__ = __ge__ = _unavailable
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _unavailable
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __divmod__ = __rdivmod__ = _unavailable
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _unavailable
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _unavailable
+    __lt__ = __le__ = __gt__ = __ge__ = _unavailable
+    __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
@@ -372,6 +401,7 @@ def step(
     cache: bool = True,
     version: str | int | None = None,
     outputs: Sequence[str] | None = None,
+    **unknown: Never,
 ) -> Any:
     """Make a function a pipeline step.
 
@@ -391,18 +421,53 @@ def step(
 
     Retry, timeout and cache settings are not part of the cache key: changing
     them re-runs nothing.
+
+    Raises:
+        UserError: an unknown option (``retry=3``, with the close match) or a
+            setting out of range, naming the step and where it is decorated.
     """
+    if unknown:
+        raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
     on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
 
     def wrap(f: Callable[..., Any]) -> Step:
-        policy = RetryPolicy(
-            retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
-            jitter=jitter, retry_on=on, timeout=timeout,
-        )
-        return Step(f, name=name, retry=policy, cache=cache,
-                    version=None if version is None else str(version), outputs=outputs)
+        if not isinstance(cache, bool):
+            problem = f"cache must be True or False, got {cache!r}"
+        else:
+            try:
+                policy = RetryPolicy(
+                    retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
+                    jitter=jitter, retry_on=on, timeout=timeout,
+                )
+            except UserError as exc:
+                problem = str(exc)
+            else:
+                return Step(f, name=name, retry=policy, cache=cache,
+                            version=None if version is None else str(version), outputs=outputs)
+        label = name or getattr(f, "__name__", None)
+        shown = f" '{label}'" if isinstance(label, str) else ""
+        where = definition_site(code_root(f) or f) if callable(f) else call_site()
+        raise UserError(f"@step{shown} ({where}): {problem}.")
 
     return wrap(fn) if fn is not None else wrap
+
+
+_STEP_OPTIONS = ("name", "retries", "retry_delay", "backoff", "max_delay", "jitter", "retry_on",
+                 "timeout", "cache", "version", "outputs")
+
+
+# Names other orchestrators (Prefect, Airflow, Celery) use for an option @step spells differently.
+_OPTION_SYNONYMS = {"retry": "retries", "max_retries": "retries", "retry_delay_seconds": "retry_delay",
+                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout"}
+
+
+def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Sequence[str]) -> str:
+    """One line naming a mistyped decorator option (``retry=3``), the close match and the options."""
+    first = next(iter(unknown))
+    synonym = _OPTION_SYNONYMS.get(first)
+    hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
+    listed = "" if hint else f" Its options: {', '.join(options)}."
+    return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
 
 
 def iter_outputs(value: Any) -> Iterator[Output]:

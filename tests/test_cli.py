@@ -30,6 +30,13 @@ def test_show_of_a_step_points_to_its_run_logs_and_lineage(orch, calls):
     assert unknown.returncode == 2 and "has no step 'nope'" in unknown.stderr
 
 
+def test_logs_of_a_mistyped_step_names_the_close_one(orch, calls):
+    assert orch("run", "edits.py").returncode == 0
+    logs = orch("logs", "latest:plian")
+    assert logs.returncode == 2 and logs.stderr.count("\n") == 1
+    assert "has no step 'plian'. Did you mean 'plain'? See its steps with `orch show" in logs.stderr
+
+
 def test_runs_lists_last_started_first(orch, calls):
     orch("run", "edits.py")
     orch("run", "edits.py", "-p", "n=9")

@@ -1,0 +1,198 @@
+"""``@pipeline``: building (a misuse of a step output fails with one line) and the arguments of ``run``/``plan``."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator import pipeline, step
+from orchestrator.errors import ParameterError, PipelineDefinitionError, UserError
+
+
+@step
+def load(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"a": range(n)})
+
+
+@step
+def total(value) -> int:
+    return int(value["a"].sum())
+
+
+def _line_of(marker: str) -> int:
+    """Line of this file holding ``marker``: the line the error must name."""
+    lines = inspect.getsource(inspect.getmodule(_line_of)).splitlines()  # type: ignore[arg-type]
+    return next(i for i, line in enumerate(lines, 1) if line.endswith(marker))
+
+
+MISUSES = {
+    "eq_none": lambda df: total(df) if df == None else None,  # noqa: E711  # misuse:eq_none
+    "ne": lambda df: total(df) if df != 0 else None,  # misuse:ne
+    "str": lambda df: total(str(df)),  # misuse:str
+    "int": lambda df: total(int(df)),  # misuse:int
+    "neg": lambda df: total(-df),  # misuse:neg
+    "pow": lambda df: total(df ** 2),  # misuse:pow
+    "round": lambda df: total(round(df)),  # misuse:round
+    "index": lambda df: total([1, 2][df]),  # misuse:index
+    "setitem": lambda df: df.__setitem__("b", 1),  # misuse:setitem
+    "in": lambda df: total(df) if "a" in df else None,  # misuse:in
+    "math": lambda df: total(math.sqrt(df)),  # misuse:math
+    "numpy": lambda df: total(np.log(df)),  # misuse:numpy
+    "pandas": lambda df: total(pd.concat([df, df])),  # misuse:pandas
+}
+
+
+@pytest.mark.parametrize("misuse", sorted(MISUSES))
+def test_using_an_output_as_a_value_names_the_body_line(misuse: str) -> None:
+    use = MISUSES[misuse]
+
+    @pipeline
+    def body(n: int = 3):
+        return use(load(n))
+
+    line = _line_of(f"# misuse:{misuse}")
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step 'load' is used as a value at test_pipeline.py:{line} while the pipeline is "
+        "being built, but it does not exist until the step runs. Pass it to another step and use it there."
+    )
+
+
+def test_a_misuse_python_reports_itself_gets_the_same_advice() -> None:
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        df.flag = 1
+        return total(df)
+
+    with pytest.raises(PipelineDefinitionError, match=r"raised AttributeError: 'Output' object has no "
+                       r"attribute 'flag' at test_pipeline.py:\d+. A step's output does not exist until"):
+        body.build()
+
+
+def test_outputs_still_compare_as_placeholders() -> None:
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        assert df == df and not (df != df) and len({df, df}) == 1
+        return total(df)
+
+    assert list(body.build().nodes) == ["load", "total"]
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [
+        (lambda df: 42, "42"),
+        (lambda df: {"t": total(df), "n": 3}, "['n'] is 3"),
+        (lambda df: (total(df), ["x"]), "[1][0] is 'x'"),
+    ],
+)
+def test_a_plain_value_in_the_result_is_named(returned, shown: str) -> None:
+    @pipeline
+    def body(n: int = 3):
+        return returned(load(n))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"pipeline 'body' ({body.site}) returns a plain value, not a step output: {shown}. A pipeline "
+        "returns step outputs (one, or a tuple/list/dict of them) or nothing: pass the value to a step, "
+        "or leave it out."
+    )
+
+
+@pipeline
+def features(n: int = 3):
+    return total(load(n))
+
+
+def test_calling_another_pipeline_in_a_body_adds_its_steps() -> None:
+    @pipeline
+    def outer(n: int = 3):
+        return features(n), total(load(n + 1))
+
+    assert list(outer.build().nodes) == ["load", "total", "load_2", "total_2"]
+
+
+@pytest.mark.parametrize("method", ["run", "plan"])
+def test_running_a_pipeline_inside_a_body_is_refused(method: str, tmp_path) -> None:
+    @pipeline
+    def outer(n: int = 3):
+        getattr(features, method)(n=n, store=str(tmp_path / "store"))  # misuse:run-in-body
+        return total(load(n))
+
+    line = _line_of("# misuse:run-in-body")
+    with pytest.raises(PipelineDefinitionError) as info:
+        outer.build()
+    assert str(info.value) == (
+        f"features.{method}() is called at test_pipeline.py:{line} while a pipeline body is being built. "
+        f"Call features(...) there instead to add its steps to that pipeline, or call .{method}() outside "
+        "any pipeline."
+    )
+    assert not (tmp_path / "store").exists()
+
+
+@step
+def count(n: int) -> int:
+    return n
+
+
+@pipeline
+def counting(n: int = 3, ratio: float = 0.5, strict: bool = False, label: str = "x"):
+    return count(n)
+
+
+def test_a_positional_run_argument_is_no_store(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^store must be a folder path or a URL, got 4 \(int\). "
+                       r"Pipeline parameters are keywords: counting.run\(n=4\).$"):
+        counting.run(4)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": "4"}, "parameter 'n' is annotated int, but got the text '4'. Pass an int: int('4')."),
+        ({"ratio": "0.5"}, "parameter 'ratio' is annotated float, but got the text '0.5'. Pass a float: float('0.5')."),
+        ({"strict": "false"}, "parameter 'strict' is annotated bool, but got the text 'false'. Pass True or False."),
+    ],
+)
+def test_text_for_a_number_parameter_is_refused_before_anything_runs(params, message, tmp_path) -> None:
+    with pytest.raises(ParameterError, match=re.escape(f"pipeline 'counting': {message}")):
+        counting.run(store=str(tmp_path / "s"), **params)
+    assert not (tmp_path / "s").exists()
+
+
+def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
+    run = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7")
+    assert run.output() == 4
+    again = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count")
+    assert again.steps["count"].reason == "forced with --rerun"
+    assert counting.plan(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count").counts() == {
+        "will run": 1}
+
+
+def test_workers_without_an_executor_is_refused(tmp_path) -> None:
+    with pytest.raises(UserError, match=r'workers=2 sizes a process pool .* add executor="process"'):
+        counting.run(store=str(tmp_path / "s"), workers=2)
+
+
+def test_help_shows_the_pipeline_signature_and_docstring() -> None:
+    import pydoc
+
+    @pipeline
+    def documented(n: int = 3):
+        """Sum the first n numbers."""
+        return count(n)
+
+    text = pydoc.render_doc(documented, renderer=pydoc.plaintext)
+    assert "documented(n: 'int' = 3)\n    Sum the first n numbers." in text  # future annotations: text
+    assert str(inspect.signature(documented)) == "(n: 'int' = 3)"

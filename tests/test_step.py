@@ -1,0 +1,54 @@
+"""``@step`` and ``@pipeline`` settings: a mistyped or out-of-range option fails where it is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import pipeline, step
+from orchestrator.errors import UserError
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retry": 3}, r"@step has no option 'retry' \(test_step.py:\d+\). Did you mean 'retries'\?"),
+        ({"retires": 3}, r"@step has no option 'retires' \(test_step.py:\d+\). Did you mean 'retries'\?"),
+        ({"timeout_seconds": 5}, r"no option 'timeout_seconds' .* Did you mean 'timeout'\?"),
+        ({"zzz": 1}, r"@step has no option 'zzz' \(test_step.py:\d+\). Its options: name, retries, "),
+    ],
+)
+def test_an_unknown_step_option_names_the_close_one(options: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        step(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"timeout": -1}, "timeout must be > 0 seconds, got -1"),
+        ({"timeout": "10"}, "timeout must be a number of seconds, got '10'"),
+        ({"retries": -1}, "retries must be a whole number >= 0, got -1"),
+        ({"retries": True}, "retries must be a whole number >= 0, got True"),
+        ({"max_delay": -1}, "max_delay must be >= 0, got -1"),
+        ({"backoff": "2"}, "backoff must be a number, got '2'"),
+        ({"cache": "no"}, "cache must be True or False, got 'no'"),
+    ],
+)
+def test_a_bad_step_setting_names_the_step_and_its_line(options: dict[str, object], problem: str) -> None:
+    with pytest.raises(UserError, match=rf"^@step 'double' \(test_step.py:\d+\): {problem}\.$"):
+        step(**options)(double)  # type: ignore[arg-type]
+
+
+def test_valid_settings_are_kept() -> None:
+    s = step(retries=2, timeout=1.5, max_delay=0, cache=False)(double)
+    assert (s.retry.retries, s.retry.timeout, s.cache) == (2, 1.5, False)
+    assert s(4) == 8
+
+
+def test_an_unknown_pipeline_option_names_the_close_one() -> None:
+    with pytest.raises(UserError, match=r"@pipeline has no option 'nme' \(test_step.py:\d+\). Did you mean 'name'\?"):
+        pipeline(nme="train")  # type: ignore[arg-type]
