@@ -265,6 +265,74 @@ def test_numpy_object_and_structured_arrays() -> None:
     assert hash_value(rec_a) != hash_value(rec_b)
 
 
+def _negative_nan(dtype: str) -> np.ndarray:
+    """NaNs as x86 arithmetic makes them (0/0, inf - inf): sign bit set, unlike ``np.nan``."""
+    with np.errstate(invalid="ignore"):
+        return np.array([0.0, 1.0, 0.0], dtype=dtype) / np.array([0.0, 1.0, 0.0], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex128", "longdouble"])
+def test_every_nan_in_an_array_hashes_the_same(dtype: str) -> None:
+    computed = _negative_nan(dtype)
+    nan = complex(np.nan, np.nan) if dtype.startswith("complex") else np.nan  # as 0j / 0j
+    literal = np.array([nan, 1.0, nan], dtype=dtype)
+    assert hash_value(computed) == hash_value(literal)
+    assert hash_value(computed[::2]) == hash_value(literal[::2])  # the strided path too
+    assert hash_value(computed[0]) == hash_value(literal[0])  # and a numpy scalar
+    assert hash_value(literal) != hash_value(np.array([np.inf, 1.0, np.nan], dtype=dtype))
+    big = np.zeros(300_000, dtype=dtype)
+    big[-1] = computed[0]
+    assert hash_value(big) != hash_value(np.zeros(300_000, dtype=dtype))
+    assert hash_value(big) == hash_value(np.where(np.arange(300_000) == 299_999, nan, 0).astype(dtype))
+    assert np.signbit(computed[0].real) == np.signbit(_negative_nan(dtype)[0].real)  # not mutated
+
+
+def test_complex_nan_parts_are_kept_apart() -> None:
+    nan = float("nan")
+    assert hash_value(np.complex128(complex(nan, 1))) != hash_value(np.complex128(complex(nan, 2)))
+    assert hash_value(np.array([complex(1, nan)])) != hash_value(np.array([complex(nan, 1)]))
+
+
+def test_nan_from_arithmetic_in_frames_and_arrow_hashes_like_np_nan() -> None:
+    computed = pd.DataFrame({"ratio": _negative_nan("float64")})
+    literal = pd.DataFrame({"ratio": [np.nan, 1.0, np.nan]})
+    assert hash_value(computed) == hash_value(literal)
+    assert hash_value(pa.array(computed["ratio"].to_numpy())) == hash_value(
+        pa.array(literal["ratio"].to_numpy())
+    )
+    assert hash_value(pa.array(computed["ratio"].to_numpy())) != hash_value(
+        pa.array(literal["ratio"].to_numpy(), from_pandas=True)  # NaN as null is another value
+    )
+
+
+def _aligned_records(fill: int) -> np.ndarray:
+    dtype = np.dtype(
+        [("flag", "i1"), ("value", "f8"), ("pair", [("a", "i1"), ("b", "i4")], (2,))], align=True
+    )
+    records = np.full(3, fill, dtype=np.uint8).repeat(dtype.itemsize).view(dtype)
+    records["flag"], records["value"] = 1, 2.5
+    records["pair"]["a"], records["pair"]["b"] = 3, 4
+    return records
+
+
+def test_padding_bytes_do_not_matter() -> None:
+    # Aligned records and x87 long doubles have bytes no field covers; nothing initialises them.
+    zeroed, dirty = _aligned_records(0), _aligned_records(0xAB)
+    assert zeroed.tobytes() != dirty.tobytes()
+    assert hash_value(zeroed) == hash_value(dirty)
+    assert hash_value(zeroed[1]) == hash_value(dirty[1])
+    assert hash_value(zeroed[::2]) == hash_value(dirty[::2])
+    changed = _aligned_records(0)
+    changed["pair"]["b"][0, 1] = 5
+    assert hash_value(changed) != hash_value(zeroed)
+    if np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > 10:
+        clean = np.zeros(2, dtype=np.longdouble) + 1
+        noisy = np.full(2 * clean.itemsize, 0xAB, dtype=np.uint8).view(np.longdouble)
+        noisy[:] = 1
+        assert hash_value(clean) == hash_value(noisy)
+        assert hash_value(clean) != hash_value(clean + 1)
+
+
 def test_numpy_masked_values_under_the_mask_do_not_matter() -> None:
     a = np.ma.masked_array([1, 2, 3], mask=[False, True, False])
     b = np.ma.masked_array([1, 99, 3], mask=[False, True, False])
