@@ -32,6 +32,7 @@ import contextlib
 import copyreg
 import dataclasses
 import enum
+import functools
 import math
 import os
 import pathlib
@@ -317,8 +318,33 @@ def _feed_dataclass(hasher: Any, value: Any, stack: set[int]) -> None:
     hasher.update(_u64(len(fields)))
     for field in fields:
         _feed_text(hasher, b"", field.name)
-        _feed(hasher, getattr(value, field.name), stack)
+        try:
+            item = getattr(value, field.name)
+        except AttributeError:  # an init=False field not set yet: no value encoding starts with \0
+            hasher.update(b"\x00unset")
+            continue
+        _feed(hasher, item, stack)
+    extra = _extra_attributes(value, fields)
+    if extra:
+        # State set outside the fields (``model.weights_ = ...``) is data too; nothing is fed
+        # when there is none, so such a dataclass hashes as it always did.
+        hasher.update(b"\x00extra")
+        _feed(hasher, extra, stack)
     stack.discard(id(value))
+
+
+def _extra_attributes(value: Any, fields: tuple[dataclasses.Field[Any], ...]) -> dict[str, Any]:
+    """Instance attributes of a dataclass that are not fields, nor cached properties of its fields."""
+    state = getattr(value, "__dict__", None)
+    if not state:
+        return {}
+    names = {field.name for field in fields}
+    kind = type(value)
+    return {
+        name: item
+        for name, item in state.items()
+        if name not in names and not isinstance(getattr(kind, name, None), functools.cached_property)
+    }
 
 
 def _feed_path(hasher: Any, value: pathlib.PurePath, stack: set[int]) -> None:

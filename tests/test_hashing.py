@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import json
 import os
 import pathlib
@@ -164,6 +165,34 @@ def test_dataclass_digest_ignores_the_module() -> None:
     config_b = namespace_b["Config"](0.1)  # type: ignore[operator]
     assert hash_value(config_a) == hash_value(config_b)
     assert hash_value(config_a) != hash_value(namespace_a["Config"](0.2))  # type: ignore[operator]
+
+
+@dataclasses.dataclass
+class Model:
+    """A dataclass whose fit sets state outside its fields, as estimators do."""
+
+    alpha: float
+    fitted: bool = dataclasses.field(init=False)
+
+    @functools.cached_property
+    def penalty(self) -> float:
+        return self.alpha * 2
+
+
+def test_dataclass_state_outside_its_fields_counts() -> None:
+    unfitted = Model(0.1)
+    assert hash_value(unfitted) == hash_value(Model(0.1))  # an unset init=False field hashes
+    assert hash_value(unfitted) != hash_value(Model(0.2))
+    a, b = Model(0.1), Model(0.1)
+    a.fitted = b.fitted = True
+    assert hash_value(a) != hash_value(unfitted)
+    a.weights_ = np.array([1.0, 2.0])  # type: ignore[attr-defined]
+    b.weights_ = np.array([1.0, 3.0])  # type: ignore[attr-defined]
+    assert hash_value(a) != hash_value(b)
+    b.weights_ = np.array([1.0, 2.0])  # type: ignore[attr-defined]
+    assert hash_value(a) == hash_value(b)
+    _ = a.penalty  # a cached property is derived from the fields: reading it changes nothing
+    assert hash_value(a) == hash_value(b)
 
 
 # -- determinism across processes ----------------------------------------------------------
