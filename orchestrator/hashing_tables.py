@@ -368,6 +368,10 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
             _feed_text(hasher, b"", field.name)
             _feed_text(hasher, b"", str(field.type))
             hasher.update(_arrow_column_digest(_chunks_of(column), stack))
+        ranges = _pandas_range_index(value.schema.metadata, value.num_rows)
+        if ranges:  # no value encoding starts with \0, so this cannot pass for another value
+            hasher.update(b"\x00range")
+            _feed(hasher, ranges, stack)
     elif isinstance(value, (pa.Array, pa.ChunkedArray)):
         # An Array is a ChunkedArray of one chunk: equal values hash equal however chunked.
         _feed_text(hasher, b"Q", str(value.type))
@@ -379,6 +383,32 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_text(hasher, b"Qt", str(value))
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _pandas_range_index(metadata: dict[bytes, bytes] | None, rows: int) -> list[Any]:
+    """The row index that a table made by ``Table.from_pandas`` keeps in its metadata only.
+
+    A RangeIndex is stored as (name, start, stop, step) rather than as a
+    column, so two such tables of equal columns differ only there, and
+    ``to_pandas()`` gives them different indexes. Empty for the default
+    ``RangeIndex(rows)`` (what a table without metadata gives too) and for
+    other metadata, which holds library versions and nothing that is data.
+    """
+    import json
+
+    text = (metadata or {}).get(b"pandas")
+    if not text:
+        return []
+    try:
+        entries = json.loads(text).get("index_columns", [])
+        ranges = [
+            [entry.get("name"), entry["start"], entry["stop"], entry["step"]]
+            for entry in entries
+            if isinstance(entry, dict) and entry.get("kind") == "range"
+        ]
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return []  # not pandas' format: nothing to add
+    return [] if ranges == [[None, 0, rows, 1]] else ranges
 
 
 class _ColumnStreams:

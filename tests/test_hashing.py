@@ -532,6 +532,19 @@ def test_arrow_tables_and_batches() -> None:
     assert hash_value(table) != hash_value(table.slice(1))
 
 
+def test_arrow_tables_from_frames_differing_in_their_range_index_differ() -> None:
+    # Table.from_pandas keeps a RangeIndex in the schema metadata only; to_pandas restores it.
+    frame = pd.DataFrame({"x": [1, 2]})
+    shifted = frame.set_axis(pd.RangeIndex(10, 12))
+    table = pa.Table.from_pandas(frame)
+    assert hash_value(table) == hash_value(pa.table({"x": [1, 2]}))  # the default index
+    assert hash_value(pa.Table.from_pandas(shifted)) != hash_value(table)
+    assert hash_value(pa.Table.from_pandas(frame.rename_axis("k"))) != hash_value(table)
+    assert hash_value(pa.Table.from_pandas(shifted)) == hash_value(
+        pa.RecordBatch.from_pandas(shifted)
+    )
+
+
 # -- unhashable values ------------------------------------------------------------------------
 
 
