@@ -476,6 +476,7 @@ def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_text(hasher, b"G", f"{type(value).__qualname__}:{reduced}")
         return
     func, args, state, list_items, dict_items = (tuple(reduced) + (None,) * 5)[:5]
+    state = _slots_state(value, state)
     _enter(value, stack)
     hasher.update(b"O")
     if func in _NEWOBJ and args:
@@ -488,6 +489,26 @@ def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
     _feed(hasher, list(list_items) if list_items is not None else None, stack)
     _feed(hasher, dict(dict_items) if dict_items is not None else None, stack)
     stack.discard(id(value))
+
+
+def _slots_state(value: Any, state: Any) -> Any:
+    """Default state of an object with slots as ``(None, {every attribute})``.
+
+    Python reduces such an object to ``(__dict__ or None, slot values)``. A
+    class that cloudpickle rebuilt by value in a worker has no real slots, so
+    there the same object reduces to ``(attributes, attributes)``: which of
+    the two holds an attribute is storage, not data.
+    """
+    if (
+        type(state) is not tuple
+        or len(state) != 2
+        or getattr(type(value), "__getstate__", None) is not object.__getstate__
+    ):
+        return state
+    held, slots = state
+    if (held is not None and type(held) is not dict) or type(slots) is not dict:
+        return state
+    return (None, {**(held or {}), **slots})
 
 
 def _feed_callable_ref(hasher: Any, func: Any, stack: set[int]) -> None:
