@@ -302,7 +302,10 @@ def _shown(value: Any) -> Any:
         text = json.dumps(value)
         if len(text) <= 200:
             return json.loads(text)  # lists and dicts stay structured in `--json` output
-    text = without_address(repr(value))
+    try:
+        text = without_address(repr(value))
+    except Exception:  # noqa: BLE001 - a value that cannot show itself is still a valid argument
+        text = f"<{type(value).__qualname__}>"  # e.g. a dataclass with a field its repr lacks
     return text if len(text) <= 200 else text[:197] + "..."
 
 

@@ -32,6 +32,7 @@ import contextlib
 import copyreg
 import dataclasses
 import enum
+import functools
 import math
 import os
 import pathlib
@@ -317,8 +318,33 @@ def _feed_dataclass(hasher: Any, value: Any, stack: set[int]) -> None:
     hasher.update(_u64(len(fields)))
     for field in fields:
         _feed_text(hasher, b"", field.name)
-        _feed(hasher, getattr(value, field.name), stack)
+        try:
+            item = getattr(value, field.name)
+        except AttributeError:  # an init=False field not set yet: no value encoding starts with \0
+            hasher.update(b"\x00unset")
+            continue
+        _feed(hasher, item, stack)
+    extra = _extra_attributes(value, fields)
+    if extra:
+        # State set outside the fields (``model.weights_ = ...``) is data too; nothing is fed
+        # when there is none, so such a dataclass hashes as it always did.
+        hasher.update(b"\x00extra")
+        _feed(hasher, extra, stack)
     stack.discard(id(value))
+
+
+def _extra_attributes(value: Any, fields: tuple[dataclasses.Field[Any], ...]) -> dict[str, Any]:
+    """Instance attributes of a dataclass that are not fields, nor cached properties of its fields."""
+    state = getattr(value, "__dict__", None)
+    if not state:
+        return {}
+    names = {field.name for field in fields}
+    kind = type(value)
+    return {
+        name: item
+        for name, item in state.items()
+        if name not in names and not isinstance(getattr(kind, name, None), functools.cached_property)
+    }
 
 
 def _feed_path(hasher: Any, value: pathlib.PurePath, stack: set[int]) -> None:
@@ -450,6 +476,7 @@ def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_text(hasher, b"G", f"{type(value).__qualname__}:{reduced}")
         return
     func, args, state, list_items, dict_items = (tuple(reduced) + (None,) * 5)[:5]
+    state = _slots_state(value, state)
     _enter(value, stack)
     hasher.update(b"O")
     if func in _NEWOBJ and args:
@@ -462,6 +489,26 @@ def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
     _feed(hasher, list(list_items) if list_items is not None else None, stack)
     _feed(hasher, dict(dict_items) if dict_items is not None else None, stack)
     stack.discard(id(value))
+
+
+def _slots_state(value: Any, state: Any) -> Any:
+    """Default state of an object with slots as ``(None, {every attribute})``.
+
+    Python reduces such an object to ``(__dict__ or None, slot values)``. A
+    class that cloudpickle rebuilt by value in a worker has no real slots, so
+    there the same object reduces to ``(attributes, attributes)``: which of
+    the two holds an attribute is storage, not data.
+    """
+    if (
+        type(state) is not tuple
+        or len(state) != 2
+        or getattr(type(value), "__getstate__", None) is not object.__getstate__
+    ):
+        return state
+    held, slots = state
+    if (held is not None and type(held) is not dict) or type(slots) is not dict:
+        return state
+    return (None, {**(held or {}), **slots})
 
 
 def _feed_callable_ref(hasher: Any, func: Any, stack: set[int]) -> None:

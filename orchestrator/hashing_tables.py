@@ -6,6 +6,10 @@ and imports this module only then. Array and column bytes are fed straight
 from their buffers where they can be; an Arrow column hashes the same however
 it is chunked or sliced, and whatever its null slots hold; an object column
 of strings goes through Arrow in blocks rather than element by element.
+Bytes that hold no data are made canonical first: every float NaN (whatever
+its sign and payload, which arithmetic and machines choose differently) has
+one bit pattern, as in ``hashing``, and the padding of aligned records and
+x87 long doubles, which nothing initialises, is zero.
 
 This module must not import numpy, pandas or pyarrow at import time: it takes
 them from ``sys.modules``, where the value being hashed has already put them.
@@ -17,6 +21,8 @@ and it must not read files.
 
 from __future__ import annotations
 
+import functools
+import math
 import sys
 from typing import Any
 
@@ -61,8 +67,9 @@ def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
 def _feed_numpy_scalar(hasher: Any, value: Any) -> None:
     np = sys.modules["numpy"]
     data = value.tobytes()
-    if value.dtype.kind == "f" and np.isnan(value):
-        data = np.array(np.nan, dtype=value.dtype).tobytes()
+    nan_part, padding = _layout(value.dtype)
+    if nan_part is not None or padding is not None:
+        data = _canonical(np.array(value).reshape(1), nan_part, padding).tobytes()
     _feed_text(hasher, b"n", _dtype_token(value.dtype))
     _feed_buffer(hasher, b"", data)
 
@@ -87,17 +94,124 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
 
 
 def _feed_array_bytes(hasher: Any, array: Any) -> None:
-    """Feed the C-order bytes of a fixed-width array without copying it whole."""
+    """Feed the C-order bytes of a fixed-width array without copying it whole.
+
+    Bytes that are not data are made canonical on the way: every NaN gets one
+    bit pattern, and padding (of aligned records and x87 long doubles) is zero.
+    """
     np = sys.modules["numpy"]
     hasher.update(_u64(array.nbytes))
+    nan_part, padding = _layout(array.dtype)
+    plain = nan_part is None and padding is None
     if array.flags.c_contiguous:
-        hasher.update(array.reshape(-1).view(np.uint8))
+        flat = array.reshape(-1)
+        if plain:
+            hasher.update(flat.view(np.uint8))
+        else:
+            _feed_canonical(hasher, flat, nan_part, padding)
         return
     # A strided view: copy a block of rows at a time, so the bytes equal those of its copy.
     rows = max(1, _READ_CHUNK // max(1, array[:1].nbytes))
     for start in range(0, len(array), rows):
         block = np.ascontiguousarray(array[start : start + rows])
+        if not plain:
+            block = _canonical(block, nan_part, padding)
         hasher.update(block.reshape(-1).view(np.uint8))
+
+
+def _feed_canonical(hasher: Any, flat: Any, nan_part: Any, padding: Any) -> None:
+    """Feed a flat contiguous array's canonical bytes in small blocks.
+
+    A block stays in cache between the NaN check and the hash, and nothing
+    is copied unless the block has a NaN or padding.
+    """
+    np = sys.modules["numpy"]
+    items = max(1, _CANONICAL_BLOCK // max(1, flat.itemsize))
+    for start in range(0, len(flat), items):
+        hasher.update(_canonical(flat[start : start + items], nan_part, padding).view(np.uint8))
+
+
+# How much of an x87 extended double (numpy's long double on x86) is value: its other 2 or 6
+# bytes are padding that nothing initialises.
+_X87_BYTES = 10
+_CANONICAL_BLOCK = 1 << 18  # bytes per block of an array whose NaNs or padding are made canonical
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(dtype: Any) -> tuple[Any, Any]:
+    """How to make an item's bytes canonical: (the float type whose NaNs to unify, padding bytes).
+
+    The first is the dtype of one part of a float or complex value, else None;
+    the second the positions of the bytes of one item that hold no value, or
+    None if there are none.
+    """
+    np = sys.modules["numpy"]
+    nan_part = np.empty(0, dtype=dtype).real.dtype if dtype.kind in "fc" else None
+    used = np.zeros(dtype.itemsize, dtype=bool)
+    _mark_value_bytes(dtype, 0, used)
+    padding = None if used.all() else np.flatnonzero(~used)
+    return nan_part, padding
+
+
+def _mark_value_bytes(dtype: Any, offset: int, used: Any) -> None:
+    """Mark in ``used`` the bytes of an item of ``dtype`` (at ``offset``) that hold its value."""
+    np = sys.modules["numpy"]
+    if dtype.names is not None:
+        for name in dtype.names:
+            field, field_offset = dtype.fields[name][:2]
+            _mark_value_bytes(field, offset + field_offset, used)
+    elif dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        if _layout(base)[1] is None:
+            used[offset : offset + dtype.itemsize] = True
+        else:
+            for item in range(math.prod(shape)):
+                _mark_value_bytes(base, offset + item * base.itemsize, used)
+    elif dtype.kind in "fc" and _is_x87(np.empty(0, dtype=dtype).real.dtype):
+        part = dtype.itemsize // 2 if dtype.kind == "c" else dtype.itemsize
+        for start in range(offset, offset + dtype.itemsize, part):
+            used[start : start + _X87_BYTES] = True
+    else:
+        used[offset : offset + dtype.itemsize] = True
+
+
+def _is_x87(part: Any) -> bool:
+    np = sys.modules["numpy"]
+    return bool(
+        part.itemsize > _X87_BYTES
+        and part.byteorder in "=|<"
+        and sys.byteorder == "little"
+        and np.finfo(part).nmant == 63
+    )
+
+
+def _canonical(block: Any, nan_part: Any, padding: Any) -> Any:
+    """A contiguous block's items as a flat array, with NaNs unified and padding zeroed.
+
+    The block itself (flattened) when nothing needs changing; a copy otherwise.
+    """
+    np = sys.modules["numpy"]
+    flat = block.reshape(-1)
+    copied = False
+    if nan_part is not None:
+        parts = flat.view(nan_part)
+        if len(parts) and _has_nan(parts):
+            parts = parts.copy()
+            parts[np.isnan(parts)] = np.nan
+            flat, copied = parts.view(block.dtype), True
+    if padding is not None and len(flat):
+        if not copied:
+            flat = flat.copy()
+        flat.view(np.uint8).reshape(len(flat), -1)[:, padding] = 0
+    return flat
+
+
+def _has_nan(values: Any) -> bool:
+    np = sys.modules["numpy"]
+    if values.itemsize == 2:  # numpy has no fast half-float minimum: compare the bits
+        bits = values.view(np.uint16)
+        return bool(np.max(np.bitwise_and(bits, 0x7FFF)) > 0x7C00)
+    return bool(np.isnan(np.minimum.reduce(values)))  # a minimum is NaN if any value is
 
 
 def _feed_object_values(hasher: Any, values: Any, stack: set[int]) -> None:
@@ -254,6 +368,10 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
             _feed_text(hasher, b"", field.name)
             _feed_text(hasher, b"", str(field.type))
             hasher.update(_arrow_column_digest(_chunks_of(column), stack))
+        ranges = _pandas_range_index(value.schema.metadata, value.num_rows)
+        if ranges:  # no value encoding starts with \0, so this cannot pass for another value
+            hasher.update(b"\x00range")
+            _feed(hasher, ranges, stack)
     elif isinstance(value, (pa.Array, pa.ChunkedArray)):
         # An Array is a ChunkedArray of one chunk: equal values hash equal however chunked.
         _feed_text(hasher, b"Q", str(value.type))
@@ -265,6 +383,32 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_text(hasher, b"Qt", str(value))
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _pandas_range_index(metadata: dict[bytes, bytes] | None, rows: int) -> list[Any]:
+    """The row index that a table made by ``Table.from_pandas`` keeps in its metadata only.
+
+    A RangeIndex is stored as (name, start, stop, step) rather than as a
+    column, so two such tables of equal columns differ only there, and
+    ``to_pandas()`` gives them different indexes. Empty for the default
+    ``RangeIndex(rows)`` (what a table without metadata gives too) and for
+    other metadata, which holds library versions and nothing that is data.
+    """
+    import json
+
+    text = (metadata or {}).get(b"pandas")
+    if not text:
+        return []
+    try:
+        entries = json.loads(text).get("index_columns", [])
+        ranges = [
+            [entry.get("name"), entry["start"], entry["stop"], entry["step"]]
+            for entry in entries
+            if isinstance(entry, dict) and entry.get("kind") == "range"
+        ]
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return []  # not pandas' format: nothing to add
+    return [] if ranges == [[None, 0, rows, 1]] else ranges
 
 
 class _ColumnStreams:
@@ -329,6 +473,12 @@ def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> N
         streams.data.update(chunk.to_numpy(zero_copy_only=False).view(np.uint8))
     elif _is_variable_binary(pa, kind):
         _feed_arrow_binary(chunk, streams)
+    elif pa.types.is_floating(kind):
+        dtype = np.dtype(kind.to_pandas_dtype())
+        values = np.frombuffer(
+            chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize
+        )
+        _feed_canonical(streams.data, values, dtype, None)  # every NaN the same, as in numpy
     elif _fixed_width(kind):
         width = _fixed_width(kind)
         buffer = chunk.buffers()[1]

@@ -104,7 +104,16 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
     return parts
 
 
-_CODE_ATTRIBUTES = (types.FunctionType, staticmethod, classmethod, property, functools.cached_property)
+# A slot's descriptor is neither code nor data (the instance's state holds the value), and a
+# class that cloudpickle rebuilds by value in a worker has none: counting it split the digests.
+_CODE_ATTRIBUTES = (
+    types.FunctionType,
+    staticmethod,
+    classmethod,
+    property,
+    functools.cached_property,
+    types.MemberDescriptorType,
+)
 
 
 def _default_parts(fn: types.FunctionType) -> list[tuple[str, str, str]]:

@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import json
 import os
 import pathlib
@@ -166,6 +167,34 @@ def test_dataclass_digest_ignores_the_module() -> None:
     assert hash_value(config_a) != hash_value(namespace_a["Config"](0.2))  # type: ignore[operator]
 
 
+@dataclasses.dataclass
+class Model:
+    """A dataclass whose fit sets state outside its fields, as estimators do."""
+
+    alpha: float
+    fitted: bool = dataclasses.field(init=False)
+
+    @functools.cached_property
+    def penalty(self) -> float:
+        return self.alpha * 2
+
+
+def test_dataclass_state_outside_its_fields_counts() -> None:
+    unfitted = Model(0.1)
+    assert hash_value(unfitted) == hash_value(Model(0.1))  # an unset init=False field hashes
+    assert hash_value(unfitted) != hash_value(Model(0.2))
+    a, b = Model(0.1), Model(0.1)
+    a.fitted = b.fitted = True
+    assert hash_value(a) != hash_value(unfitted)
+    a.weights_ = np.array([1.0, 2.0])  # type: ignore[attr-defined]
+    b.weights_ = np.array([1.0, 3.0])  # type: ignore[attr-defined]
+    assert hash_value(a) != hash_value(b)
+    b.weights_ = np.array([1.0, 2.0])  # type: ignore[attr-defined]
+    assert hash_value(a) == hash_value(b)
+    _ = a.penalty  # a cached property is derived from the fields: reading it changes nothing
+    assert hash_value(a) == hash_value(b)
+
+
 # -- determinism across processes ----------------------------------------------------------
 
 
@@ -263,6 +292,74 @@ def test_numpy_object_and_structured_arrays() -> None:
     rec_a = np.zeros(3, dtype=[("a", "i4"), ("b", "f4")])
     rec_b = np.zeros(3, dtype=[("c", "i4"), ("d", "f4")])
     assert hash_value(rec_a) != hash_value(rec_b)
+
+
+def _negative_nan(dtype: str) -> np.ndarray:
+    """NaNs as x86 arithmetic makes them (0/0, inf - inf): sign bit set, unlike ``np.nan``."""
+    with np.errstate(invalid="ignore"):
+        return np.array([0.0, 1.0, 0.0], dtype=dtype) / np.array([0.0, 1.0, 0.0], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex128", "longdouble"])
+def test_every_nan_in_an_array_hashes_the_same(dtype: str) -> None:
+    computed = _negative_nan(dtype)
+    nan = complex(np.nan, np.nan) if dtype.startswith("complex") else np.nan  # as 0j / 0j
+    literal = np.array([nan, 1.0, nan], dtype=dtype)
+    assert hash_value(computed) == hash_value(literal)
+    assert hash_value(computed[::2]) == hash_value(literal[::2])  # the strided path too
+    assert hash_value(computed[0]) == hash_value(literal[0])  # and a numpy scalar
+    assert hash_value(literal) != hash_value(np.array([np.inf, 1.0, np.nan], dtype=dtype))
+    big = np.zeros(300_000, dtype=dtype)
+    big[-1] = computed[0]
+    assert hash_value(big) != hash_value(np.zeros(300_000, dtype=dtype))
+    assert hash_value(big) == hash_value(np.where(np.arange(300_000) == 299_999, nan, 0).astype(dtype))
+    assert np.signbit(computed[0].real) == np.signbit(_negative_nan(dtype)[0].real)  # not mutated
+
+
+def test_complex_nan_parts_are_kept_apart() -> None:
+    nan = float("nan")
+    assert hash_value(np.complex128(complex(nan, 1))) != hash_value(np.complex128(complex(nan, 2)))
+    assert hash_value(np.array([complex(1, nan)])) != hash_value(np.array([complex(nan, 1)]))
+
+
+def test_nan_from_arithmetic_in_frames_and_arrow_hashes_like_np_nan() -> None:
+    computed = pd.DataFrame({"ratio": _negative_nan("float64")})
+    literal = pd.DataFrame({"ratio": [np.nan, 1.0, np.nan]})
+    assert hash_value(computed) == hash_value(literal)
+    assert hash_value(pa.array(computed["ratio"].to_numpy())) == hash_value(
+        pa.array(literal["ratio"].to_numpy())
+    )
+    assert hash_value(pa.array(computed["ratio"].to_numpy())) != hash_value(
+        pa.array(literal["ratio"].to_numpy(), from_pandas=True)  # NaN as null is another value
+    )
+
+
+def _aligned_records(fill: int) -> np.ndarray:
+    dtype = np.dtype(
+        [("flag", "i1"), ("value", "f8"), ("pair", [("a", "i1"), ("b", "i4")], (2,))], align=True
+    )
+    records = np.full(3, fill, dtype=np.uint8).repeat(dtype.itemsize).view(dtype)
+    records["flag"], records["value"] = 1, 2.5
+    records["pair"]["a"], records["pair"]["b"] = 3, 4
+    return records
+
+
+def test_padding_bytes_do_not_matter() -> None:
+    # Aligned records and x87 long doubles have bytes no field covers; nothing initialises them.
+    zeroed, dirty = _aligned_records(0), _aligned_records(0xAB)
+    assert zeroed.tobytes() != dirty.tobytes()
+    assert hash_value(zeroed) == hash_value(dirty)
+    assert hash_value(zeroed[1]) == hash_value(dirty[1])
+    assert hash_value(zeroed[::2]) == hash_value(dirty[::2])
+    changed = _aligned_records(0)
+    changed["pair"]["b"][0, 1] = 5
+    assert hash_value(changed) != hash_value(zeroed)
+    if np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize > 10:
+        clean = np.zeros(2, dtype=np.longdouble) + 1
+        noisy = np.full(2 * clean.itemsize, 0xAB, dtype=np.uint8).view(np.longdouble)
+        noisy[:] = 1
+        assert hash_value(clean) == hash_value(noisy)
+        assert hash_value(clean) != hash_value(clean + 1)
 
 
 def test_numpy_masked_values_under_the_mask_do_not_matter() -> None:
@@ -433,6 +530,19 @@ def test_arrow_tables_and_batches() -> None:
         table.cast(pa.schema([("a", pa.int32()), ("b", pa.string())]))
     )
     assert hash_value(table) != hash_value(table.slice(1))
+
+
+def test_arrow_tables_from_frames_differing_in_their_range_index_differ() -> None:
+    # Table.from_pandas keeps a RangeIndex in the schema metadata only; to_pandas restores it.
+    frame = pd.DataFrame({"x": [1, 2]})
+    shifted = frame.set_axis(pd.RangeIndex(10, 12))
+    table = pa.Table.from_pandas(frame)
+    assert hash_value(table) == hash_value(pa.table({"x": [1, 2]}))  # the default index
+    assert hash_value(pa.Table.from_pandas(shifted)) != hash_value(table)
+    assert hash_value(pa.Table.from_pandas(frame.rename_axis("k"))) != hash_value(table)
+    assert hash_value(pa.Table.from_pandas(shifted)) == hash_value(
+        pa.RecordBatch.from_pandas(shifted)
+    )
 
 
 # -- unhashable values ------------------------------------------------------------------------

@@ -286,6 +286,27 @@ def test_unhashable_argument_is_reported_by_name(store):
         bad.build()
 
 
+def test_argument_whose_repr_fails_is_hashed_and_shown_by_type(store):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Fitted:
+        alpha: float
+        coef: float = dataclasses.field(init=False)  # set by a fit that has not run yet
+
+    @step
+    def use(model) -> float:
+        return model.alpha
+
+    @pipeline
+    def fitting():
+        return use(Fitted(0.5))
+
+    run = fitting.run(store=str(store))
+    assert run.status == "succeeded" and run.output() == 0.5
+    assert fitting.run(store=str(store)).steps["use"].status == "cached"
+
+
 def test_cache_false_always_runs_and_rerun_forces(store, calls):
     counter = {"n": 0}
 

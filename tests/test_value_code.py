@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
+import cloudpickle
 import pytest
 
 from orchestrator.hashing import hash_value
 
-from .conftest import edit_file, reran_after_edit
+from .conftest import ROOT, edit_file, reran_after_edit
 
 
 def _output(orch):
@@ -76,3 +81,35 @@ def test_same_state_and_name_but_other_code_hash_differently():
     assert hash_value(a) != hash_value(b)
     assert hash_value(a) == hash_value(c)  # code compared by content, not by object
     assert hash_value(first) != hash_value(second)  # the class itself as a value, too
+
+
+def test_classes_with_slots_hash_the_same_in_a_worker_that_got_them_by_value(tmp_path, monkeypatch):
+    (tmp_path / "slotted_lib.py").write_text(textwrap.dedent("""
+        import dataclasses
+
+        @dataclasses.dataclass(slots=True)
+        class Config:
+            depth: int = 3
+
+        class Point:
+            __slots__ = ("x", "y")
+
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import slotted_lib
+
+    cloudpickle.register_pickle_by_value(slotted_lib)
+    try:
+        values = [slotted_lib.Config(4), slotted_lib.Point(1, 2)]
+        blob = cloudpickle.dumps(values)
+    finally:
+        cloudpickle.unregister_pickle_by_value(slotted_lib)
+    script = (
+        "import json, pickle, sys; from orchestrator.hashing import hash_value; "
+        "print(json.dumps([hash_value(v) for v in pickle.loads(sys.stdin.buffer.read())]))"
+    )
+    worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert json.loads(worker.stdout) == [hash_value(v) for v in values]
