@@ -134,9 +134,7 @@ def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
         return stuck()
 
     store = str(tmp_path / "store")
-    with pytest.raises(KeyboardInterrupt):
-        hangs.run(store=store)
-    run_id = Context.open(store).lineage.runs(limit=1)[0]["run_id"]
+    run_id = _interrupted_run(hangs, store)
 
     def logs(*args):
         try:
@@ -172,10 +170,16 @@ def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
         return flaky()
 
     store = str(tmp_path / "store")
-    with pytest.raises(KeyboardInterrupt):
-        retried.run(store=store)
-    lineage = Context.open(store).lineage
-    run_id = lineage.runs(limit=1)[0]["run_id"]
-    attempts = lineage.attempts(run_id, "flaky")
+    run_id = _interrupted_run(retried, store)
+    attempts = Context.open(store).lineage.attempts(run_id, "flaky")
     assert [(a["attempt"], a["status"]) for a in attempts] == [(1, "failed"), (2, "interrupted")]
     assert "ConnectionError: service down" in attempts[0]["error"]
+
+
+def _interrupted_run(pipeline, store: str) -> str:
+    """Run ``pipeline``, which a step stops with KeyboardInterrupt (Ctrl-C), and return the run's id."""
+    from orchestrator.context import Context
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(store=store)
+    return Context.open(store).lineage.runs(limit=1)[0]["run_id"]
