@@ -122,7 +122,6 @@ def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
     """A Ctrl-C'd attempt was made (attempts 1): `orch logs` shows what it printed until then, which explains a hang."""
     from orchestrator import pipeline, step
     from orchestrator.cli import main
-    from orchestrator.context import Context
 
     @step
     def stuck() -> int:
