@@ -66,6 +66,7 @@ class Node:
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
     item_of: Output | None = None  # set on an item of a map over a step's output: the list it came from
+    in_map: str = ""  # set on an item of a map over a list the body holds: that map's name
 
     @property
     def is_map(self) -> bool:
@@ -220,7 +221,7 @@ def _make_node(
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
         static_key=static_key, file_params=file_params, missing_paths=missing_paths,
         shown={k: _shown(call.arguments[k]) for k in params},
-        map_over=call.map_over, map_param=map_param,
+        map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
 
 

@@ -55,14 +55,20 @@ class Plan:
 def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     """The node names ``--rerun`` forces; an item of a map over a step's output counts before it exists.
 
-    ``--rerun square.map`` forces every item of that map, ``--rerun square_3``
-    only that item (items are named like repeated calls: ``square``,
-    ``square_2``, ...).
+    ``--rerun square.map`` forces every item of that map, also of a map over
+    a list the body holds (whose items are nodes from the start), and
+    ``--rerun square_3`` only that item (items are named like repeated calls:
+    ``square``, ``square_2``, ...).
 
     Raises:
         UserError: a name that is no node and no map item of this pipeline.
     """
     names = set(rerun)
+    maps = {n for n in names if n.endswith(".map")}
+    if maps:
+        items = {node.name: node.in_map for node in dag.nodes.values() if node.in_map in maps}
+        names |= set(items)
+        names -= {m for m in items.values() if m not in dag.nodes}  # no node of its own to force
     unknown = [n for n in names if n not in dag.nodes and _map_of_item(dag, n) is None]
     if unknown:
         raise UserError(

@@ -135,6 +135,7 @@ class Call:
     site: str
     outputs: tuple[Output, ...]
     map_over: Output | None = None  # a map over a step's output: expanded when that step is done
+    in_map: str = ""  # an item of a map over a list the body holds: that map's name, for --rerun NAME.map
 
 
 class _MapItem:
@@ -325,9 +326,14 @@ class Step:
         trace = _ACTIVE_TRACE.get()
         if trace is None or not isinstance(items, Output):
             if _alias is None or trace is None:
-                return [self(item, **kwargs) for item in items]
-            return [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
-                    for i, item in enumerate(items)]
+                results = [self(item, **kwargs) for item in items]
+            else:
+                results = [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
+                           for i, item in enumerate(items)]
+            if trace is not None:
+                for call in trace.calls[len(trace.calls) - len(results):]:
+                    call.in_map = f"{_alias or self.name}.map"
+            return results
         site = call_site()
         name = trace.node_name(f"{_alias or self.name}.map", None, site)
         arguments = self._bind(trace, (MAP_ITEM,), kwargs, site)

@@ -220,3 +220,16 @@ def _lineage_steps(store, run_id):
     from orchestrator.lineage import Lineage
 
     return Lineage(store / "metadata.db").steps(run_id)
+
+
+def test_rerun_of_a_map_over_a_list_in_the_body_forces_its_items_only(store, calls):
+    pipe = _fanout("fanout.py:squares")  # square.map(items(n)) and square.map([5, 6]) under one name
+    pipe.run(store=str(store))
+    calls.clear()
+    run = pipe.run(store=str(store), rerun=["square.map"])
+    assert run.status == "succeeded", run.error
+    assert {n for n, s in run.steps.items() if s.status == "ran"} == {f"square{s}" for s in ("", "_2", "_3", "_4", "_5")}
+    assert run.steps["items"].status == "cached"
+    plan = pipe.plan(store=str(store), rerun=["square.map"])
+    assert {e.node for e in plan.entries if e.reason == "forced with --rerun"} == {
+        "square", "square_2", "square_3", "square_4", "square_5"}
