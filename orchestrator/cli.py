@@ -267,15 +267,23 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from rich.table import Table
     from rich.text import Text
 
+    from orchestrator.report import fold_note, fold_rows, folded_name
+
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "step")
     style = {"cached": "cyan", "will run": "green", "may run": "yellow"}
-    for e in result.entries:
-        table.add_row(Text(e.node), Text(e.status, style=style.get(e.status, "")),
-                      Text("" if e.status == "cached" else e.reason))
+    entries = result.entries
+    groups = fold_rows([(e.node, e.status, e.reason) for e in entries])
+    for group in groups:
+        e = entries[group[0]]
+        table.add_row(Text(folded_name([entries[i].node for i in group])),
+                      Text(e.status, style=style.get(e.status, "")), Text("" if e.status == "cached" else e.reason))
     console = Console(highlight=False)
     console.print(table)
+    note = fold_note(len(entries), len(groups), "orch plan --json lists each")
+    if note:
+        console.print(note, style="dim")
     counts = result.counts()
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()) or "no steps")
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint
 from orchestrator.hashing import combine, hash_file, hash_value
-from orchestrator.step import MAP_ITEM, Call, Output, Step, iter_outputs
+from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -66,6 +66,7 @@ class Node:
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
     item_of: Output | None = None  # set on an item of a map over a step's output: the list it came from
+    in_map: str = ""  # set on an item of a map over a list the body holds: that map's name
 
     @property
     def is_map(self) -> bool:
@@ -220,7 +221,7 @@ def _make_node(
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
         static_key=static_key, file_params=file_params, missing_paths=missing_paths,
         shown={k: _shown(call.arguments[k]) for k in params},
-        map_over=call.map_over, map_param=map_param,
+        map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
 
 
@@ -288,6 +289,22 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     if problems:
         raise PipelineDefinitionError(problems)
     return expanded
+
+
+def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], str]) -> None:
+    """Record the digests of a map's result, once every item's node has its outputs.
+
+    Each output of the step gets the list of its items' digests. The map's
+    placeholder (``Output(MAP, "out")``) stands for the list of its items' whole
+    results, so for a step with several outputs (whose items are tuples) it
+    gets its own digest too: a step that takes the list, or a map over it, is
+    keyed by it.
+    """
+    for out in node.outputs:
+        digests[(node.name, out)] = combine("map", *(digests[(c, out)] for c in children))
+    if node.outputs != (SINGLE_OUTPUT,):
+        digests[(node.name, SINGLE_OUTPUT)] = combine(
+            "map", *(combine(*(digests[(c, out)] for out in node.outputs)) for c in children))
 
 
 def _shown(value: Any) -> Any:

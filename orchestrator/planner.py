@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, input_hash
+from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
-from orchestrator.hashing import combine
-from orchestrator.step import Output
+from orchestrator.step import SINGLE_OUTPUT, Output
 
 if TYPE_CHECKING:
     from orchestrator.pipeline import Pipeline
@@ -56,14 +55,20 @@ class Plan:
 def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     """The node names ``--rerun`` forces; an item of a map over a step's output counts before it exists.
 
-    ``--rerun square.map`` forces every item of that map, ``--rerun square_3``
-    only that item (items are named like repeated calls: ``square``,
-    ``square_2``, ...).
+    ``--rerun square.map`` forces every item of that map, also of a map over
+    a list the body holds (whose items are nodes from the start), and
+    ``--rerun square_3`` only that item (items are named like repeated calls:
+    ``square``, ``square_2``, ...).
 
     Raises:
         UserError: a name that is no node and no map item of this pipeline.
     """
     names = set(rerun)
+    maps = {n for n in names if n.endswith(".map")}
+    if maps:
+        items = {node.name: node.in_map for node in dag.nodes.values() if node.in_map in maps}
+        names |= set(items)
+        names -= {m for m in items.values() if m not in dag.nodes}  # no node of its own to force
     unknown = [n for n in names if n not in dag.nodes and _map_of_item(dag, n) is None]
     if unknown:
         raise UserError(
@@ -109,6 +114,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     digests: dict[tuple[str, str], str] = {}
     state: dict[str, str] = {}
     entries: list[PlanEntry] = []
+    map_children: dict[str, list[str]] = {}  # an expanded map -> its item nodes
 
     def plan_node(node: Node) -> None:
         running_up = [u for u in node.upstream if state[u] != "cached"]
@@ -118,7 +124,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
                 cache.own_change(node, history)
             state[node.name] = "will run" if sure else "may run"
             entries.append(PlanEntry(node.name, state[node.name],
-                                     sure or f"input from step '{running_up[0]}', which will run", None))
+                                     sure or f"input from step '{running_up[0]}', which {state[running_up[0]]}",
+                                     None))
             return
         inputs = input_hashes(node, digests)
         key = cache.node_key(node, inputs)
@@ -138,22 +145,22 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
         if not node.is_map:
             plan_node(node)
             continue
-        children = _expand_known_map(dag, node, state, digests, ctx)
+        children = _expand_known_map(dag, node, state, digests, ctx, map_children)
         if children is None:
             state[node.name] = "may run"
             entries.append(PlanEntry(node.name, "may run",
                                      f"one step per item of step '{node.map_over.node}', made when it is done",  # type: ignore[union-attr]
                                      None))
             continue
-        forced |= forced_items(node, [c.name for c in children], forced)
+        map_children[node.name] = [c.name for c in children]
+        forced |= forced_items(node, map_children[node.name], forced)
         for child in children:
             dag.nodes[child.name] = child  # so that a later map of the same step names its items after these
             plan_node(child)
         # Like a run: the items are the entries, and the map's output is the list of theirs.
         if all(state[c.name] == "cached" for c in children):
             state[node.name] = "cached"
-            for out in node.outputs:
-                digests[(node.name, out)] = combine("map", *(digests[(c.name, out)] for c in children))
+            map_digests(node, [c.name for c in children], digests)
         else:
             state[node.name] = "may run"
     return Plan(dag.pipeline, entries)
@@ -166,18 +173,24 @@ def _missing_files(node: Node) -> str:
 
 
 def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict[tuple[str, str], str],
-                      ctx: Context) -> list[Node] | None:
+                      ctx: Context, map_children: dict[str, list[str]]) -> list[Node] | None:
     """The item nodes of a map whose list is already in the store (its producer is cached), else None.
 
-    Loads that one list artifact (verified like any load); a list that cannot
-    be loaded or is not a list leaves the map to be expanded by the run.
+    Loads that one list artifact (verified like any load), or, for a map over
+    another map, each of that map's items' outputs; a list that cannot be
+    loaded or is not a list leaves the map to be expanded by the run.
     """
     if any(state[u] != "cached" for u in node.upstream):
         return None
     source = node.map_over
     assert source is not None
     try:
-        items = ctx.load(digests[(source.node, source.name)])
+        if source.node in map_children:  # a map over a map: its list is made of its items' outputs
+            names = dag.nodes[source.node].outputs if source.name == SINGLE_OUTPUT else (source.name,)
+            values = [[ctx.load(digests[(c, name)]) for name in names] for c in map_children[source.node]]
+            items: Any = [v[0] if len(names) == 1 else tuple(v) for v in values]
+        else:
+            items = ctx.load(digests[(source.node, source.name)])
         if not isinstance(items, (list, tuple)):
             return None
         return expand_map(dag, node, items)

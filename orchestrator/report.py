@@ -10,6 +10,7 @@ never parsed as rich markup; only the styles chosen here are.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,7 @@ class ConsoleReporter(RunObserver):
             self._progress.stop()
         shown = shown_results(results, self._dag)
         if self.summary:
-            self.console.print(summary_table(shown, self._dag))
+            self.console.print(summary_table(shown, self._dag, run_id))
         counts: dict[str, int] = {}
         for r in shown.values():
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -160,21 +161,66 @@ class ConsoleReporter(RunObserver):
         self.console.print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
 
 
-def summary_table(results: dict[str, StepResult], dag: DAG | None = None) -> Any:
+FOLD_ABOVE = 40  # rows a summary or plan shows one by one; past that, alike calls of one step share a row
+_NUMBER = re.compile(r"_\d+$")
+_NUMBERED_NAME = re.compile(r"'([A-Za-z_]\w*?)_\d+'")
+
+
+def fold_rows(rows: list[tuple[str, str, str]]) -> list[list[int]]:
+    """Indexes of ``(node, status, reason)`` rows grouped for display, in order of first appearance.
+
+    Up to ``FOLD_ABOVE`` rows, or for a failed row, each row is its own group.
+    Past that, calls of one step (``fit``, ``fit_2``… or a map's items) with
+    the same status and the same reason (up to the numbers of the nodes it
+    names: ``input from step 'load_7'``) share one group, so that a pipeline
+    of 5,000 nodes reads in a screen.
+    """
+    if len(rows) <= FOLD_ABOVE:
+        return [[i] for i in range(len(rows))]
+    groups: dict[Any, list[int]] = {}
+    for i, (node, status, reason) in enumerate(rows):
+        key: Any = i if status == "failed" else \
+            (_NUMBER.sub("", node), status, _NUMBERED_NAME.sub(r"'\1'", reason))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def folded_name(names: list[str]) -> str:
+    """``fit`` for one node; ``fit … fit_2000 (2000)`` for a group of them."""
+    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]} ({len(names)})"
+
+
+def fold_note(rows: int, groups: int, where: str) -> str:
+    """The line under a folded table, or "" when nothing was folded."""
+    if rows == groups:
+        return ""
+    return f"{rows} steps in {groups} rows (alike calls of one step share a row; {where})"
+
+
+def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id: str = "") -> Any:
     """A rich table: one row per step call with status, attempts, duration and reason.
 
     Map nodes are left out (see ``shown_results``); no cell is parsed as markup.
+    Past ``FOLD_ABOVE`` rows, alike calls of one step share a row (``fold_rows``).
     """
     from rich.table import Table
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("step", "status", "attempts", "time", "why"):
-        table.add_column(col, justify="right" if col in ("attempts", "time") else "left")
-    for r in shown_results(results, dag).values():
-        why = r.error if r.status == "failed" and r.error else r.reason
-        table.add_row(Text(r.name), status_text(r.status), str(r.attempts or ""),
-                      format_duration(r.duration), Text(why or ""))
+        table.add_column(col, justify="right" if col in ("attempts", "time") else "left", no_wrap=col == "step")
+    shown = list(shown_results(results, dag).values())
+    whys = [(r.error if r.status == "failed" and r.error else r.reason) or "" for r in shown]
+    groups = fold_rows([(r.name, r.status, why) for r, why in zip(shown, whys)])
+    for group in groups:
+        rs = [shown[i] for i in group]
+        durations = [r.duration for r in rs if r.duration is not None]
+        table.add_row(Text(folded_name([r.name for r in rs])), status_text(rs[0].status),
+                      str(sum(r.attempts for r in rs) or ""),
+                      format_duration(sum(durations) if durations else None), Text(whys[group[0]]))
+    note = fold_note(len(shown), len(groups), f"orch show {run_id or 'RUN_ID'} lists each")
+    if note:
+        table.caption, table.caption_justify = note, "left"
     return table
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import cache
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, rekey, substitute
+from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
@@ -37,7 +37,7 @@ from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
 from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
-from orchestrator.hashing import combine, hash_value
+from orchestrator.hashing import hash_value
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, forced_items, input_hashes
@@ -111,18 +111,22 @@ def _failure_line(step: StepResult) -> str:
 
 
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
-                 map_children: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+                 map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[tuple[str, str, str]]:
     """(input name, digest, producing node) of every artifact ``node`` reads.
 
-    A map's result is one edge per item; an item of a map over a step's
-    output reads that output too (the list its item came from).
+    A map's result is one edge per item (per item and output, for a step with
+    several); an item of a map over a step's output reads that output too (the
+    list its item came from).
     """
     refs: list[tuple[str, Output]] = []
     for arg, template in node.inputs.items():
         for out in iter_outputs(template):
             children = map_children.get(out.node)
-            refs.extend((arg, Output(c, out.name)) for c in children) if children is not None \
-                else refs.append((arg, out))
+            if children is None:
+                refs.append((arg, out))
+                continue
+            names = nodes[out.node].outputs if out.name == SINGLE_OUTPUT else (out.name,)
+            refs.extend((arg, Output(c, name)) for c in children for name in names)
     counts: dict[str, int] = {}
     for arg, _ in refs:
         counts[arg] = counts.get(arg, 0) + 1
@@ -350,13 +354,22 @@ class _RunLoop:
     def _map_done(self, node: Node) -> None:
         """Every item's node is done: the map's output is the list of their outputs."""
         children = self.map_children[node.name]
-        for out in node.outputs:
-            self.digests[(node.name, out)] = combine("map", *(self.digests[(c, out)] for c in children))
+        map_digests(node, children, self.digests)
         self.results[node.name] = StepResult(node.name, "map")
         self._release(node)
 
     def _load_value(self, out: Output) -> Any:
+        """The value of ``out`` itself; for a map's result, the list of its items' values.
+
+        A map over a map's result keys each item by its value, as the plan
+        does, so the items must not stay references to stored artifacts.
+        """
         value = self._input_value(out)
+        if out.node in self.map_children:
+            return [tuple(map(self._loaded, v)) if type(v) is tuple else self._loaded(v) for v in value]
+        return self._loaded(value)
+
+    def _loaded(self, value: Any) -> Any:
         return self.ctx.store.get(value.info) if isinstance(value, ArtifactRef) else value
 
     # -- outcomes -------------------------------------------------------------
@@ -559,7 +572,7 @@ class _RunLoop:
             site=node.site, status=status,
             reason=decision.reason, key=decision.key, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
-            inputs=_input_edges(node, self.digests, self.map_children), files=list(node.file_params.items()),
+            inputs=_input_edges(node, self.digests, self.map_children, self.dag.nodes), files=list(node.file_params.items()),
             key_parts_json=decision.parts_json,
         )
 

@@ -135,6 +135,7 @@ class Call:
     site: str
     outputs: tuple[Output, ...]
     map_over: Output | None = None  # a map over a step's output: expanded when that step is done
+    in_map: str = ""  # an item of a map over a list the body holds: that map's name, for --rerun NAME.map
 
 
 class _MapItem:
@@ -155,17 +156,37 @@ class Trace:
     names: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     _counts: dict[str, int] = field(default_factory=dict)
+    _numbered: dict[str, str] = field(default_factory=dict)  # a numbered name (fit_2) -> its step's name (fit)
 
     def node_name(self, base: str, alias: str | None, site: str) -> str:
-        """A unique node name: the step's name, then ``_2``, ``_3``… in call order."""
+        """A unique node name: the step's name, then ``_2``, ``_3``… in call order.
+
+        A name given on purpose (an ``.alias()``, or a step's own name at its
+        first call) wins over a number given to repeated calls of another step:
+        a step named ``fit_2`` is node ``fit_2`` whether it is called before or
+        after the second call of ``fit``, which becomes ``fit_3``.
+        """
         if alias is not None:
-            if alias in self.names:
+            if alias in self._numbered:
+                self._renumber(alias)
+            elif alias in self.names:
+                holder = next((c for c in self.calls if c.name == alias), None)
+                used = f" by the call of step '{holder.step.name}' at {holder.site}" if holder else ""
                 self.problems.append(
-                    f"step name '{alias}' at {site} is already used in this pipeline. "
+                    f"step name '{alias}' at {site} is already used in this pipeline{used}. "
                     "Give each .alias() a different name."
                 )
             self.names.add(alias)
             return alias
+        if base in self._numbered:
+            self._renumber(base)
+            self._counts[base] = 1
+            return base
+        name = self._next(base)
+        self.names.add(name)
+        return name
+
+    def _next(self, base: str) -> str:
         n = self._counts.get(base, 0)
         while True:
             n += 1
@@ -173,8 +194,18 @@ class Trace:
             if name not in self.names:
                 break
         self._counts[base] = n
-        self.names.add(name)
+        if n > 1:
+            self._numbered[name] = base
         return name
+
+    def _renumber(self, name: str) -> None:
+        """Give the call numbered ``name`` the next number of its step; ``name`` stays taken, for the caller."""
+        base = self._numbered.pop(name)
+        call = next(c for c in self.calls if c.name == name)
+        call.name = self._next(base)
+        self.names.add(call.name)
+        for out in call.outputs:
+            out.node = call.name  # the same placeholders later calls and the result hold
 
 
 _ACTIVE_TRACE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
@@ -295,9 +326,14 @@ class Step:
         trace = _ACTIVE_TRACE.get()
         if trace is None or not isinstance(items, Output):
             if _alias is None or trace is None:
-                return [self(item, **kwargs) for item in items]
-            return [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
-                    for i, item in enumerate(items)]
+                results = [self(item, **kwargs) for item in items]
+            else:
+                results = [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
+                           for i, item in enumerate(items)]
+            if trace is not None:
+                for call in trace.calls[len(trace.calls) - len(results):]:
+                    call.in_map = f"{_alias or self.name}.map"
+            return results
         site = call_site()
         name = trace.node_name(f"{_alias or self.name}.map", None, site)
         arguments = self._bind(trace, (MAP_ITEM,), kwargs, site)

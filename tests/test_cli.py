@@ -663,3 +663,13 @@ def test_runs_on_a_narrow_terminal_wraps_metrics_instead_of_cutting_their_values
     column = lines[0].index("metrics")
     flat = "".join(line[column:].strip() for line in lines[1:])
     assert "0.8125" in flat and "0.9375" in flat
+
+
+def test_plan_of_a_big_map_folds_its_items_into_one_row(orch, calls):
+    assert orch("run", "fanout.py:fanout", "-p", "n=50").returncode == 0
+    result = orch("plan", "fanout.py:fanout", "-p", "n=50", "-p", "offset=1")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("  ")[0] for line in result.stdout.splitlines()[1:4]]
+    assert rows == ["items", "square … square_50 (50)", "total"]
+    assert "52 steps in 3 rows (alike calls of one step share a row; orch plan --json lists each)" in result.stdout
+    assert "50 will run" in result.stdout

@@ -185,3 +185,51 @@ def test_downstream_of_a_rerun_step_reaches_the_cached_steps_that_read_its_outpu
     assert run.steps["items"].status == "ran" and run.steps["square"].status == "cached"
     down = walk(Context.open(store).lineage, f"{run.id}:items", "downstream")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"items", "square", "total"}
+
+
+def test_a_map_over_a_map_keys_its_items_by_value_so_plan_and_rerun_agree(store, calls):
+    pipe = _fanout("fanout.py:chained")
+    first = pipe.run(store=str(store))
+    assert first.status == "succeeded", first.error
+    assert first.output() == 1 + 2 + 5
+    parts = {s["node"]: s["key_parts"] for s in _lineage_steps(store, first.id)}
+    assert parts["add_one_3"]["values"] == {"x": 4}  # the item's value, not a reference to it
+    calls.clear()
+    again = pipe.run(store=str(store))
+    assert {s.status for s in again.steps.values()} == {"cached"} and calls.ran() == set()
+    assert {e.status for e in pipe.plan(store=str(store)).entries} == {"cached"}
+    grown = pipe.plan(store=str(store), n=4)
+    assert grown.entries[-1].reason == "input from step 'add_one.map', which may run"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_map_of_a_step_with_several_outputs_feeds_a_step_and_another_map(store, calls, executor):
+    pipe = _fanout("fanout.py:pairs")
+    run = pipe.run(store=str(store), executor=executor, workers=2)
+    assert run.status == "succeeded", run.error
+    assert run.output() == (["m0", "m1", "m2"], 0 + 10 + 20)
+    inputs = {s["node"]: s["inputs"] for s in _lineage_steps(store, run.id)}
+    assert [i["name"] for i in inputs["count"]] == [f"pairs[{i}]" for i in range(6)]
+    calls.clear()
+    again = pipe.run(store=str(store), executor=executor, workers=2)
+    assert {s.status for s in again.steps.values()} == {"cached"} and calls.ran() == set()
+    assert {e.status for e in pipe.plan(store=str(store)).entries} == {"cached"}
+
+
+def _lineage_steps(store, run_id):
+    from orchestrator.lineage import Lineage
+
+    return Lineage(store / "metadata.db").steps(run_id)
+
+
+def test_rerun_of_a_map_over_a_list_in_the_body_forces_its_items_only(store, calls):
+    pipe = _fanout("fanout.py:squares")  # square.map(items(n)) and square.map([5, 6]) under one name
+    pipe.run(store=str(store))
+    calls.clear()
+    run = pipe.run(store=str(store), rerun=["square.map"])
+    assert run.status == "succeeded", run.error
+    assert {n for n, s in run.steps.items() if s.status == "ran"} == {f"square{s}" for s in ("", "_2", "_3", "_4", "_5")}
+    assert run.steps["items"].status == "cached"
+    plan = pipe.plan(store=str(store), rerun=["square.map"])
+    assert {e.node for e in plan.entries if e.reason == "forced with --rerun"} == {
+        "square", "square_2", "square_3", "square_4", "square_5"}

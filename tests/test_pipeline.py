@@ -196,3 +196,43 @@ def test_help_shows_the_pipeline_signature_and_docstring() -> None:
     text = pydoc.render_doc(documented, renderer=pydoc.plaintext)
     assert "documented(n: 'int' = 3)\n    Sum the first n numbers." in text  # future annotations: text
     assert str(inspect.signature(documented)) == "(n: 'int' = 3)"
+
+
+@step
+def load_2(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"a": range(n + 100)})
+
+
+@pytest.mark.parametrize("order", ["step first", "step last"])
+def test_a_step_named_like_a_numbered_call_keeps_its_name_whatever_the_order(order: str) -> None:
+    @pipeline
+    def body():
+        mine = load_2(1) if order == "step first" else None
+        a, b = load(1), load(2)
+        mine = load_2(1) if order == "step last" else mine
+        return total(a), total(b), total(mine)
+
+    dag = body.build()
+    assert {n: node.step.name for n, node in dag.nodes.items() if n.startswith("load")} == {
+        "load": "load", "load_3": "load", "load_2": "load_2"}
+    assert dag.nodes["total_2"].upstream == ("load_3",)  # a renamed call's placeholders follow it
+    assert dag.nodes["total_3"].upstream == ("load_2",)
+
+
+def test_an_alias_wins_over_a_numbered_call_and_names_the_call_it_collides_with() -> None:
+    @pipeline
+    def mapped():
+        return total(load.map([1, 2])), total(load.alias("load_2")(5))
+
+    dag = mapped.build()
+    assert [(n, dag.nodes[n].arguments["n"]) for n in ("load", "load_3", "load_2")] == [
+        ("load", 1), ("load_3", 2), ("load_2", 5)]
+
+    @pipeline
+    def twice():
+        return total(load(1)), total(load.alias("load")(2))  # alias:twice
+
+    with pytest.raises(PipelineDefinitionError,
+                       match=rf"step name 'load' at test_pipeline.py:{_line_of('# alias:twice')} is already "
+                             rf"used in this pipeline by the call of step 'load' at test_pipeline.py:"):
+        twice.build()

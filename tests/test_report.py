@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from orchestrator.report import one_line, status_text, styled, summary_table
+from orchestrator.report import FOLD_ABOVE, fold_rows, one_line, status_text, styled, summary_table
 from orchestrator.results import StepResult
 
 
@@ -38,3 +38,27 @@ def test_one_line_cuts_long_and_multi_line_values():
     assert one_line("a\nb") == "a\\nb"
     cut = one_line("x" * 1000)
     assert len(cut) == 200 and cut.endswith("…")
+
+
+def test_a_big_summary_folds_alike_calls_of_one_step_but_never_a_failure():
+    results = {"items": StepResult("items", "ran", "no earlier result", 1, 0.5)}
+    for i in range(1, 61):
+        name = "square" if i == 1 else f"square_{i}"
+        status, why = ("failed", None) if i == 30 else ("cached", "cached") if i % 2 else ("ran", "no earlier result")
+        results[name] = StepResult(name, status, why or "", 1 if status != "cached" else 0, 0.25,
+                                   error="ValueError: bad item" if status == "failed" else None)
+    results["total"] = StepResult("total", "skipped", "input from step 'square_30', which failed")
+    lines = _render(summary_table(results, run_id="abc123")).splitlines()
+    assert [line.split("  ")[0].strip() for line in lines[1:6]] == [
+        "items", "square … square_59 (30)", "square_2 … square_60 (29)", "square_30", "total"]
+    assert lines[3].split()[4:8] == ["ran", "29", "7.2", "s"]  # attempts and time add up
+    assert "ValueError: bad item" in lines[4]
+    assert lines[6].rstrip() == "62 steps in 5 rows (alike calls of one step share a row; orch show abc123 lists each)"
+    few = {k: results[k] for k in list(results)[:FOLD_ABOVE]}
+    assert len(_render(summary_table(few)).splitlines()) == FOLD_ABOVE + 1  # a header, then one row each
+
+
+def test_fold_rows_tells_the_nodes_a_reason_names_apart_only_by_step():
+    rows = [(f"fit_{i}", "may run", f"input from step 'load_{i}', which will run") for i in range(2, 50)]
+    rows.append(("fit", "may run", "input from step 'clean', which will run"))
+    assert [len(g) for g in fold_rows(rows)] == [48, 1]

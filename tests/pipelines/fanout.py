@@ -41,3 +41,36 @@ def bad_map():
 @pipeline
 def squares(n: int = 3):
     return square.map(items(n)), total(square.map([5, 6]))
+
+
+@step
+def add_one(x: int) -> int:
+    record(f"add_one:{x}")
+    return x + 1
+
+
+@pipeline
+def chained(n: int = 3):
+    return total(add_one.map(square.map(items(n))))
+
+
+@step
+def named(x: int) -> tuple[str, int]:
+    record(f"named:{x}")
+    return f"m{x}", x * 10
+
+
+@step
+def second(pair: tuple) -> int:
+    return pair[1]
+
+
+@step
+def count(pairs: list) -> list:
+    return [name for name, _ in pairs]
+
+
+@pipeline
+def pairs(n: int = 3):
+    models = named.map(items(n))
+    return count(models), total(second.map(models))
