@@ -105,6 +105,29 @@ class DatabaseAccessError(StoreError):
             "or copy the store to a writable place and pass --store COPY.")
 
 
+class DatabaseWriteError(StoreError):
+    """SQLite cannot write the metadata database: its file system is full or failing. Exit 2.
+
+    What was committed stays; a run stopped by it is shown ``interrupted`` by the
+    next command, and running it again resumes from the cache.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | os.PathLike[str], detail: str, free: int | None) -> None:
+        self.path = os.fspath(path)
+        self.detail = detail
+        folder = os.path.dirname(self.path) or "."
+        if free is not None and free < 1 << 20:
+            cause = f"the file system holding {folder} is full ({free} bytes free)"
+        else:
+            cause = f"the disk holding {folder} failed a write or read (full, unmounted or failing?)"
+        super().__init__(
+            f"cannot write the metadata database {self.path}: {detail}: {cause}. Free some space or fix the "
+            "disk, then run the same command again: what finished is kept, and a run stopped by it resumes "
+            "from the cache.")
+
+
 class CorruptArtifactError(StoreError):
     """A stored object's bytes do not match its recorded checksum.
 

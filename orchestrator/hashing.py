@@ -130,10 +130,10 @@ def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | Non
     Args:
         path: The file or directory.
         memo: Optional mapping kept by the caller between calls. It maps a
-            key built from a file's resolved path, size, mtime and inode to
-            that file's digest, so unchanged files are not read again. Files
-            modified in the last two seconds are not memoised: another write
-            within the same mtime tick would go unnoticed.
+            key built from a file's resolved path, size, mtime, inode and ctime
+            to that file's digest, so unchanged files are not read again. Files
+            modified (or whose mtime was set) in the last two seconds are not
+            memoised: another write within the same tick would go unnoticed.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -559,11 +559,14 @@ _HANDLERS: dict[type, Handler] = {
 def _file_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None) -> str:
     if memo is None:
         return _read_file_digest(path)
-    key = f"{os.path.realpath(path)}\x00{info.st_size}\x00{info.st_mtime_ns}\x00{info.st_ino}"
+    # The ctime too: an edit that keeps the size and restores the mtime (`touch -d`, `cp -p`,
+    # `rsync -t`, an unpacked archive) keeps size, mtime and inode, but no one can set the ctime.
+    key = (f"{os.path.realpath(path)}\x00{info.st_size}\x00{info.st_mtime_ns}\x00{info.st_ino}"
+           f"\x00{info.st_ctime_ns}")
     digest = memo.get(key)
     if digest is None:
         digest = _read_file_digest(path)
-        if time.time_ns() - info.st_mtime_ns >= _RACY_NS:
+        if time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) >= _RACY_NS:
             memo[key] = digest
     return digest
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from orchestrator.errors import (
     DamagedDatabaseError,
     DatabaseAccessError,
+    DatabaseWriteError,
     NewerStoreError,
     OrchestratorError,
     StoreError,
@@ -146,7 +148,8 @@ def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError |
 
     A damaged file and one that is not a database at all say how to start over
     without losing the objects; a file or folder SQLite cannot open or write
-    (a read-only store) says that SQLite needs write access beside the file.
+    (a read-only store) says that SQLite needs write access beside the file;
+    a full or failing disk says so, and that running again resumes.
     """
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
@@ -159,7 +162,16 @@ def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError |
             return UserError(f"the metadata database {path} is a folder, not a file. Move it aside, or pass "
                              "--metadata PATH naming a database file.")
         return DatabaseAccessError(shown, text)
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk is full" in text or "disk I/O error" in text:
+        return DatabaseWriteError(shown, text, _free_bytes(shown))
     return None
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    except OSError:
+        return None
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

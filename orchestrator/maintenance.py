@@ -3,17 +3,23 @@
 Both work on a ``runner.Context`` (store plus metadata database) and return
 plain results for the CLI to print. Garbage collection never removes what a
 run still in progress may need: objects and rows created since the oldest
-running run started are kept, since a worker may have written them before
-the run recorded them.
+running run started, or since the collection read the runs (a run that
+reused an old object renews its time), are kept, since a worker may have
+written them before the run recorded them.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
+
+
+# File times come from a coarse kernel clock that lags time.time() by up to a tick (1-10 ms).
+_CLOCK_SLACK = 0.01
 
 
 @dataclass
@@ -112,8 +118,13 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     """
     from orchestrator.errors import UserError
 
-    runs = context.lineage.runs()  # newest first
+    # The candidates are listed before the runs: a run that starts meanwhile (so is not among
+    # them) cannot have its new objects or rows taken for garbage. One that reuses an old object
+    # after that renews its mtime (``ArtifactStore.put``), which ``read_runs`` then spares.
     on_disk = set(context.store.iter_objects())
+    rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+    runs = context.lineage.runs()  # newest first
+    read_runs = time.time() - _CLOCK_SLACK
     if not runs and on_disk and not dry_run and not force:
         raise UserError(
             f"refusing to collect garbage: the metadata database {context.lineage.path} records no runs, yet the "
@@ -132,12 +143,11 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
         r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")}
     # A running run may have objects whose rows are not committed yet: spare anything newer.
     cutoff = min((r["started"] for r in running), default=None)
-    rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
     result = GcResult(kept_runs=len(kept))
     for digest in sorted((on_disk | set(rows)) - referenced):
         stat = context.store.object_stat(digest)
         created = stat[0] if stat else (rows[digest]["created"] if digest in rows else 0)
-        if cutoff is not None and created >= cutoff - 1:
+        if (cutoff is not None and created >= cutoff - 1) or created >= read_runs:
             result.spared_recent += 1
             continue
         result.removed.append(digest)

@@ -94,6 +94,9 @@ class FsspecStore(ArtifactStore):
     def _exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
 
+    def _reused(self, path: str, existing: ArtifactInfo) -> ArtifactInfo:
+        return existing  # an object store cannot renew a time without rewriting the object
+
     def object_stat(self, digest: str) -> tuple[float, int] | None:
         try:
             info = self.fs.info(self._path(digest))

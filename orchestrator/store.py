@@ -25,6 +25,7 @@ lineage modules do), and must not import pandas, pyarrow or numpy.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import mmap
@@ -207,7 +208,7 @@ class ArtifactStore:
                 header, _ = self._map_object(digest)
                 existing = ArtifactInfo(**{name: header[name] for name in HEADER_FIELDS})
                 if not needs_unpickling(existing.materializer):
-                    return existing
+                    return self._reused(path, existing)
             except MissingArtifactError:
                 pass
             except CorruptArtifactError:
@@ -229,7 +230,7 @@ class ArtifactStore:
             if info.inline is not None:
                 return info
             if existing is not None and (existing.checksum, existing.size) == (info.checksum, info.size):
-                return existing
+                return self._reused(path, existing)
             self._finish_temp(writer, info)
             published = self._publish(writer, path, info, replace=damaged or existing is not None)
             store_faults.hit("after-object")
@@ -238,6 +239,16 @@ class ArtifactStore:
             raise StoreError(f"cannot write artifact {digest} under {self.location}: {exc}") from exc
         finally:
             writer.discard()
+
+    def _reused(self, path: str, existing: ArtifactInfo) -> ArtifactInfo:
+        """An existing object stands for a new write: renew its mtime, as a write would have.
+
+        ``orch cache gc`` spares objects newer than a running run (whose rows may not be
+        committed yet); an old object this run just produced again must count as new too.
+        """
+        with contextlib.suppress(OSError):  # a read-only file is still a complete object
+            os.utime(path)
+        return existing
 
     def get(self, info: ArtifactInfo) -> object:
         """Load the value described by ``info``, checking its checksum first.

@@ -622,6 +622,53 @@ def test_damage_met_after_opening_is_one_line(tmp_path, capsys, monkeypatch):
     assert len(err.splitlines()) == 1
 
 
+def test_a_full_disk_met_while_a_run_commits_is_one_line_and_the_next_run_resumes(
+        tmp_path, project, calls, capsys, monkeypatch):
+    import sqlite3
+
+    from orchestrator.lineage import Lineage
+
+    store = tmp_path / "store"
+    target = str(project / "edits.py")
+    real_flush = Lineage._flush
+    commits = []
+
+    def full(self):
+        commits.append(1)
+        if len(commits) == 2:  # the first commit made the run's row: the disk fills after it
+            raise sqlite3.OperationalError("database or disk is full")
+        real_flush(self)
+
+    monkeypatch.setattr(Lineage, "_flush", full)
+    assert _main("--store", str(store), "run", target) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in err.splitlines() if "error" in line.lower()] and len(errors) == 1, err
+    assert errors[0].startswith(f"error: cannot write the metadata database {store / 'metadata.db'}: database or "
+                                "disk is full: the ")
+    assert "run the same command again" in errors[0] and "Traceback" not in err
+    monkeypatch.setattr(Lineage, "_flush", real_flush)
+    capsys.readouterr()
+    assert _main("--store", str(store), "run", target) == 0
+
+
+def test_a_failing_disk_under_the_database_is_named(tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+    import types
+
+    from orchestrator.errors import DatabaseWriteError
+    from orchestrator.lineage_schema import database_error
+
+    path = tmp_path / "metadata.db"
+    error = database_error(path, sqlite3.OperationalError("disk I/O error"))
+    assert isinstance(error, DatabaseWriteError) and error.exit_code == 2
+    assert "the disk holding" in str(error) and "failed" in str(error)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: types.SimpleNamespace(total=10, used=10, free=0))
+    assert f"the file system holding {tmp_path} is full (0 bytes free)" in str(
+        database_error(path, sqlite3.OperationalError("disk I/O error")))
+
+
 def test_a_store_from_a_newer_version_is_refused_with_exit_2_and_left_as_it_is(orch, store):
     import sqlite3
 

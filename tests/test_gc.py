@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from orchestrator.context import Context
+from orchestrator.hashing import hash_value
 from orchestrator.loader import load_pipeline
 from orchestrator.maintenance import collect_garbage
 
@@ -35,3 +39,45 @@ def test_keep_last_with_no_succeeded_run_keeps_everything(store):
     result = collect_garbage(Context.open(store), keep_last=1)
     assert result.removed == []
     assert first.status == second.status == "failed"
+
+
+def _during_gc(ctx: Context, action) -> None:
+    """Make ``action`` happen while ``collect_garbage`` runs, right after it reads the runs."""
+    read_runs = ctx.lineage.runs
+
+    def runs(*args, **kwargs):
+        found = read_runs(*args, **kwargs)
+        action()
+        return found
+
+    ctx.lineage.runs = runs  # type: ignore[method-assign]
+
+
+def test_a_run_that_starts_during_gc_keeps_what_it_writes(store):
+    _run(store, n=1)
+    _run(store, n=2)
+    ctx = Context.open(store)
+    started: list = []
+    _during_gc(ctx, lambda: started.append(_run(store, n=3)))
+
+    collect_garbage(ctx, keep_last=1)
+
+    made = started[0].steps["make"].outputs["out"]
+    assert ctx.store.has(made)
+    assert _run(store, n=3).steps["make"].status == "cached"
+
+
+def test_an_old_object_a_running_run_produces_again_is_kept(store):
+    old = _run(store, n=1)
+    _run(store, n=2)
+    digest = old.steps["make"].outputs["out"]
+    assert hash_value([1] * 5000) == digest
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600
+    os.utime(ctx.store.path_of(digest), (hour_ago, hour_ago))
+    # Another run's step returns the same value again; its rows are not committed yet.
+    _during_gc(ctx, lambda: ctx.store.put([1] * 5000, digest))
+
+    result = collect_garbage(ctx, keep_last=1)
+
+    assert digest not in result.removed and ctx.store.has(digest)

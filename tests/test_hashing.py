@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -610,6 +611,13 @@ def _old(path: Path) -> None:
 
 
 @pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hash_file's clock runs a minute ahead: the ctime every write (and utime) sets is not recent."""
+    ahead = types.SimpleNamespace(time_ns=lambda: time.time_ns() + 60 * 10**9)
+    monkeypatch.setattr(hashing, "time", ahead)
+
+
+@pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every file read by hash_file, in order."""
     seen: list[str] = []
@@ -640,7 +648,7 @@ def test_large_file_is_streamed(tmp_path: Path) -> None:
     assert hash_file(tmp_path / "big") == expected
 
 
-def test_memo_avoids_reading_unchanged_files(tmp_path: Path, reads: list[str]) -> None:
+def test_memo_avoids_reading_unchanged_files(tmp_path: Path, reads: list[str], later: None) -> None:
     target = tmp_path / "data.csv"
     target.write_text("a,b\n1,2\n")
     _old(target)
@@ -668,7 +676,30 @@ def test_memo_skips_files_modified_just_now(tmp_path: Path, reads: list[str]) ->
     assert memo == {} and reads == ["fresh.txt", "fresh.txt"]
 
 
-def test_memo_is_used_inside_directories(tmp_path: Path, reads: list[str]) -> None:
+def test_memo_sees_an_edit_that_restores_size_and_mtime(tmp_path: Path, reads: list[str], later: None) -> None:
+    target = tmp_path / "data.csv"
+    target.write_text("a,b\n1,2\n")
+    _old(target)
+    memo: dict[str, str] = {}
+    first = hash_file(target, memo)
+    assert hash_file(target, memo) == first and len(memo) == 1
+    stamp = target.stat().st_mtime_ns
+    time.sleep(0.01)  # past the ctime tick of the first write
+    target.write_text("a,b\n3,4\n")  # same size, same inode (written in place)
+    os.utime(target, ns=(stamp, stamp))  # `touch -d` back to the old mtime
+    assert hash_file(target, memo) == hash_file(target) != first
+
+
+def test_memo_skips_files_whose_mtime_was_just_set_back(tmp_path: Path, reads: list[str]) -> None:
+    target = tmp_path / "restored.txt"
+    target.write_text("x")
+    _old(target)  # an old mtime, but the ctime is now
+    memo: dict[str, str] = {}
+    hash_file(target, memo)
+    assert memo == {}
+
+
+def test_memo_is_used_inside_directories(tmp_path: Path, reads: list[str], later: None) -> None:
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text(name)
         _old(tmp_path / name)
