@@ -527,7 +527,8 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of {hash, size, type, path}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of {hash, size, type, path, materializer}.")
 @click.pass_context
 def cache_ls(ctx: click.Context, as_json: bool) -> None:
     """List stored artifacts."""

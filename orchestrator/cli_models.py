@@ -53,7 +53,8 @@ def models() -> None:
 
 
 @models.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of {name, versions, production, metrics}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of {name, versions, latest, production, metrics}.")
 @click.pass_context
 def models_ls(ctx: click.Context, as_json: bool) -> None:
     """List registered models with their production version and its metrics."""
