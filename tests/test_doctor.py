@@ -34,7 +34,7 @@ def test_doctor_reports_and_fixes(orch, store):
     data[-1] ^= 1
     path.write_bytes(bytes(data))
     ArtifactStore(store).put(b"orphan" * 2000, "e" * 32)  # an object no row records
-    (store / "tmp" / "999999999-dead.tmp").write_bytes(b"partial")
+    (store / "tmp" / f"999999999-{'d' * 16}.tmp").write_bytes(b"partial")
     db = sqlite3.connect(store / "metadata.db")
     with db:
         db.execute("INSERT INTO artifacts VALUES (?, 'bytes', 'pickle', 5, ?, NULL, NULL, 0)", ("d" * 32, "0" * 32))
