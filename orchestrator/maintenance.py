@@ -83,9 +83,13 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
 
 def repair_store(context: Context, damaged: list[Damage]) -> None:
     """Remove damaged artifacts (object, row, signature, cache entries) so the next run recomputes them."""
+    from orchestrator.object_format import DIGEST
+
     digests = [d.digest for d in damaged]
     for digest in digests:
-        context.store.delete(digest)
+        # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: drop the row only.
+        if isinstance(digest, str) and DIGEST.fullmatch(digest):
+            context.store.delete(digest)
     context.lineage.delete_artifacts(digests)
     context.forget_signatures(digests)
 

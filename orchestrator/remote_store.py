@@ -7,8 +7,9 @@ same self-describing format and names as in the local store
 unchanged: checksums are checked before anything is deserialized, and an
 object is published whole or not at all.
 
-Writing: the payload is encoded into a local staging file (the system temp
-folder), its header written in front, then uploaded to
+Writing: the payload is encoded into a local staging file (a folder of this
+user's own in the system temp folder, mode 0700, refused if another user owns it
+or can write it: the temp folder is shared), its header written in front, then uploaded to
 ``<url>/tmp/<host>-<pid>-<random>.tmp`` and moved to its final name. A move
 is a rename on a filesystem and a server-side copy on an object store; in
 both cases a reader sees either no object or the complete one. Durability is
@@ -27,6 +28,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from orchestrator import store_faults
-from orchestrator.errors import MissingArtifactError, UserError
+from orchestrator.errors import MissingArtifactError, StoreError, UserError
 from orchestrator.files import pid_alive
 from orchestrator.object_format import DIGEST, PREFIX, ArtifactInfo, Damaged
 from orchestrator.store import _TEMP_MAX_AGE, ArtifactStore, _PayloadWriter
@@ -72,12 +74,16 @@ class FsspecStore(ArtifactStore):
             raise UserError(f"cannot open store {url}: {exc}. Install the fsspec filesystem for it "
                             "(e.g. s3fs for s3://) or pass a local folder.") from None
         # Local staging for encoding: the base class writes its temp files under root / "tmp".
-        super().__init__(Path(tempfile.gettempdir()) / "orch-staging", fsync=fsync)
+        super().__init__(staging_folder(), fsync=fsync)
         self.location = url
         self.fs = fs
         self._base = cast(str, base).rstrip("/")
         self._objects = f"{self._base}/objects"
         self._made: set[str] = set()
+
+    def _open_temp(self) -> tuple[Path, BinaryIO]:
+        _check_private(self.root)
+        return super()._open_temp()
 
     def url_of(self, digest: str) -> str:
         protocol, path = self.location.split("://", 1)[0], self._path(digest)
@@ -188,6 +194,32 @@ class FsspecStore(ArtifactStore):
     def _open_read(self, path: str) -> tuple[BinaryIO, int]:
         size = int(self.fs.size(path))
         return cast(BinaryIO, self.fs.open(path, "rb")), size
+
+
+def staging_folder() -> Path:
+    """This user's local staging folder for objects on their way to a store URL."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"orch-staging-{uid}"
+
+
+def _check_private(folder: Path) -> None:
+    """Make ``folder`` (mode 0700) if needed; refuse a symlink, or a folder another user owns.
+
+    The system temp folder is shared: a folder planted there under the staging name (or a
+    symlink to one) would let its owner read every payload staged in it, or swap a staged file.
+    """
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError as exc:
+        raise StoreError(f"cannot make the local staging folder {folder}: {exc}. Set TMPDIR to a folder "
+                         "of your own.") from exc
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if not stat.S_ISDIR(st.st_mode) or not mine:
+        raise StoreError(f"the local staging folder {folder} is not a folder of yours (a symlink, or another "
+                         "user's); remove it, or set TMPDIR to a folder of your own.")
+    if st.st_mode & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def _mtime(info: dict[str, Any]) -> float:

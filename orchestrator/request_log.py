@@ -7,6 +7,11 @@ metadata database with one short insert, so the server never holds the write
 lock for longer than that. Each line is ``{"at", "version", "features",
 "prediction"}``.
 
+Reading trusts neither the index nor the segments: an indexed path is read
+only if it names a segment inside the model's own folder (never an absolute
+path, ``..`` or a symlink leading elsewhere, which a crafted ``metadata.db``
+could hold), and a line that is not such a JSON object is skipped.
+
 This module must not import pandas or fastapi at import time, and must not
 decide anything about drift.
 """
@@ -78,15 +83,22 @@ def read_requests(context: Context, name: str, *, version: int | None = None,
     sql += " ORDER BY created DESC"
     rows: list[dict[str, Any]] = []
     scores: list[float] = []
+    folder = segment_folder(context.root, name)
     for (path,) in context.lineage.conn.execute(sql, args).fetchall():
+        segment = _segment_file(context.root, folder, path)
+        if segment is None:
+            continue  # not a segment of this model: never read a file the index merely names
         try:
-            text = (context.root / path).read_text(encoding="utf-8")
-        except OSError:
+            text = segment.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             continue  # a segment removed by hand: the rest of the log is still usable
-        batch = [json.loads(line) for line in text.splitlines() if line.strip()]
+        batch = [_entry(line) for line in text.splitlines() if line.strip()]
         for entry in reversed(batch):
+            if entry is None:
+                continue
             rows.append(entry["features"])
-            answer = entry.get("prediction") or {}
+            answer = entry.get("prediction")
+            answer = answer if isinstance(answer, dict) else {}
             score = answer.get("probability", answer.get("prediction"))
             scores.append(float(score) if isinstance(score, (int, float)) else float("nan"))
         if limit is not None and len(rows) >= limit:
@@ -96,3 +108,32 @@ def read_requests(context: Context, name: str, *, version: int | None = None,
     rows.reverse()
     scores.reverse()
     return pd.DataFrame(rows), scores
+
+
+def _segment_file(root: Path, folder: Path, path: object) -> Path | None:
+    """The segment an indexed ``path`` names, if it is a ``.jsonl`` file in ``folder``; else None."""
+    if not isinstance(path, str) or "\0" in path or not path.endswith(".jsonl"):
+        return None
+    relative = Path(path)
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    candidate = root / relative
+    try:
+        # resolve() follows symlinks: a segment that is a link to a file elsewhere is refused,
+        # while a serving folder the user moved and linked still reads.
+        if candidate.resolve().parent != folder.resolve():
+            return None
+    except (OSError, RuntimeError):
+        return None
+    return candidate
+
+
+def _entry(line: str) -> dict[str, Any] | None:
+    """One logged request line, or None if it is not ``{"features": {...}, ...}``."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("features"), dict):
+        return None
+    return entry

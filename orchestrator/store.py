@@ -30,6 +30,7 @@ import io
 import json
 import mmap
 import os
+import re
 import secrets
 import sys
 import time
@@ -71,6 +72,7 @@ __all__ = ["INLINE_MAX", "MAGIC", "ArtifactInfo", "ArtifactStore", "inject_fault
 
 INLINE_MAX = 4096
 _TEMP_MAX_AGE = 24 * 3600.0
+_TEMP_NAME = re.compile(r"[0-9]+-[0-9a-f]{16}\.tmp")  # <pid>-<random>.tmp, as _open_temp names them
 
 
 class _PayloadWriter(io.BufferedIOBase):
@@ -335,15 +337,21 @@ class ArtifactStore:
         return removed
 
     def dead_temp_files(self) -> list[Path]:
-        """Temporary files whose writer is dead (or that are older than 24 h)."""
+        """Temporary files whose writer is dead (or that are older than 24 h).
+
+        Only files named as ``_open_temp`` names them count: ``tmp/`` may be a symlink
+        (a copied or crafted store), and its target's other ``*.tmp`` files are not ours.
+        """
         temp = self.root / "tmp"
         if not temp.is_dir():
             return []
         dead = []
         now = time.time()
         for path in temp.glob("*.tmp"):
+            if not _TEMP_NAME.fullmatch(path.name):
+                continue
             try:
-                age = now - path.stat().st_mtime
+                age = now - path.lstat().st_mtime
             except FileNotFoundError:
                 continue
             pid = temp_pid(path.name)

@@ -34,7 +34,7 @@ def test_doctor_reports_and_fixes(orch, store):
     data[-1] ^= 1
     path.write_bytes(bytes(data))
     ArtifactStore(store).put(b"orphan" * 2000, "e" * 32)  # an object no row records
-    (store / "tmp" / "999999999-dead.tmp").write_bytes(b"partial")
+    (store / "tmp" / f"999999999-{'d' * 16}.tmp").write_bytes(b"partial")
     db = sqlite3.connect(store / "metadata.db")
     with db:
         db.execute("INSERT INTO artifacts VALUES (?, 'bytes', 'pickle', 5, ?, NULL, NULL, 0)", ("d" * 32, "0" * 32))
@@ -49,6 +49,23 @@ def test_doctor_reports_and_fixes(orch, store):
     assert orch("cache", "gc").returncode == 0
     assert _findings(orch) == (0, {})
     assert orch("run", "slow.py", "-p", "n=100000", "-p", "seconds=0").returncode == 0
+
+
+def test_repair_drops_a_row_whose_digest_is_a_path_and_touches_nothing_outside(orch, store, tmp_path):
+    """A crafted metadata.db row with digest ../victim: doctor names it, --repair removes the row only."""
+    assert orch("run", "slow.py", "-p", "n=10", "-p", "seconds=0").returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    evil = os.path.relpath(victim, store / "objects" / "00")
+    db = sqlite3.connect(store / "metadata.db")
+    with db:
+        db.execute("INSERT INTO artifacts VALUES (?, 'bytes', 'pickle', 5, ?, NULL, NULL, 0)", (evil, "0" * 32))
+    code, found = _findings(orch)
+    assert code == 1 and found["dangling row"]["fix"] == "orch cache verify --repair"
+    result = orch("cache", "verify", "--repair")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert victim.read_text() == "keep"
+    assert _findings(orch) == (0, {})
 
 
 def test_doctor_without_a_key_says_how_to_get_one(orch, store, tmp_path):

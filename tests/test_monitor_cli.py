@@ -179,6 +179,29 @@ def test_served_requests_are_read_for_the_checked_version_only(store, capsys):
     assert code == 0 and " v2 " in out and " v1 " not in out  # @VERSION narrows the history too
 
 
+def test_the_request_index_never_reads_files_outside_the_model_folder(store, tmp_path, capsys):
+    """A crafted metadata.db indexing an absolute path, `..` or a symlinked segment is not read."""
+    from orchestrator.request_log import append_requests, read_requests
+
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(json.dumps({"features": {"x": 99.0, "z": 99.0}, "prediction": {"prediction": 1}}) + "\n")
+    context = Context.open(store)
+    logged = append_requests(context, "tiny", 2, [{"x": 0.5, "z": 0.5}], {"prediction": [0]})
+    folder = logged.parent
+    (folder / "link.jsonl").symlink_to(outside)
+    (folder / "garbage.jsonl").write_text("not json\n[1, 2]\n{\"features\": 3}\n")
+    planted = [str(outside), f"serving/tiny/../../../{outside.name}", "serving/tiny/link.jsonl",
+               "serving/tiny/garbage.jsonl", "serving/other/x.jsonl"]
+    with context.lineage.transaction() as c:
+        c.executemany("INSERT INTO request_segments (path, name, version, rows, created) VALUES (?,?,?,?,?)",
+                      [(path, "tiny", 2, 1, 1e10) for path in planted])
+    frame, scores = read_requests(context, "tiny", version=2)
+    context.lineage.close()
+    assert frame.to_dict("records") == [{"x": 0.5, "z": 0.5}] and scores == [0.0]
+    code, out, err = _orch(capsys, store, "monitor", "tiny")
+    assert code == 0 and "Traceback" not in err and "1 rows" in out
+
+
 def test_a_tiny_batch_is_insufficient_data_not_an_alert(store, tmp_path, capsys):
     """Bug 4: 3 rows, one with a missing value, raised an alert on the missing ratio."""
     path = tmp_path / "tiny.csv"

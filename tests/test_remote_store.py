@@ -175,3 +175,32 @@ def test_mistyped_store_url_is_refused_before_anything_reads_or_repairs(memory_u
     code, _ = _orch(capsys, "--store", memory_url, "--metadata", meta, "cache", "verify")
     assert code == 0
     assert _mixed(store=memory_url, metadata=meta).steps["frame"].status == "cached"
+
+
+def test_objects_are_staged_in_a_private_folder_of_this_user(memory_url, tmp_path, monkeypatch):
+    """The system temp folder is shared: a planted staging folder (a symlink, another user's) is refused."""
+    import os
+
+    from orchestrator.errors import StoreError
+    from orchestrator.remote_store import FsspecStore, staging_folder
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    payload = b"x" * 10_000  # over the inline limit: staged in a file
+    store = FsspecStore(memory_url)
+    store.put(payload, "a" * 32)
+    assert store.root == staging_folder() and (store.root.stat().st_mode & 0o777) == 0o700
+    assert store.root.parent == tmp_path
+
+    other = tmp_path / "someone-elses"
+    other.mkdir(mode=0o777)
+    store.root.rename(tmp_path / "moved")
+    store.root.symlink_to(other)
+    with pytest.raises(StoreError, match="is not a folder of yours"):
+        FsspecStore(memory_url).put(payload, "b" * 32)
+    assert list(other.iterdir()) == []
+    if os.getuid() == 0:  # root can plant a folder of another user's, as that user would have
+        store.root.unlink()
+        store.root.mkdir()
+        os.chown(store.root, 65534, 65534)
+        with pytest.raises(StoreError, match="is not a folder of yours"):
+            FsspecStore(memory_url).put(payload, "b" * 32)

@@ -572,9 +572,9 @@ def _dead_pid() -> int:
 def test_sweep_removes_dead_and_old_temp_files_only(store: ArtifactStore) -> None:
     temp = store.root / "tmp"
     temp.mkdir(parents=True)
-    dead = temp / f"{_dead_pid()}-abc.tmp"
-    live = temp / f"{os.getpid()}-def.tmp"
-    old = temp / f"{os.getpid()}-old.tmp"
+    dead = temp / f"{_dead_pid()}-{'a' * 16}.tmp"
+    live = temp / f"{os.getpid()}-{'d' * 16}.tmp"
+    old = temp / f"{os.getpid()}-{'0' * 16}.tmp"
     other = temp / "keep.me"
     for path in (dead, live, old, other):
         path.write_bytes(b"partial")
@@ -583,6 +583,23 @@ def test_sweep_removes_dead_and_old_temp_files_only(store: ArtifactStore) -> Non
     assert store.sweep_temp() == 2
     assert sorted(temp.iterdir()) == sorted([live, other])
     assert ArtifactStore(store.root / "nowhere").sweep_temp() == 0
+
+
+def test_sweep_through_a_symlinked_tmp_removes_only_the_stores_own_temp_files(store: ArtifactStore,
+                                                                               tmp_path: Path) -> None:
+    """A copied or crafted store whose tmp/ links elsewhere: gc must not delete that folder's *.tmp files."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    notes, dead_looking = outside / "notes.tmp", outside / f"{_dead_pid()}-draft.tmp"
+    ours = outside / f"{_dead_pid()}-{'b' * 16}.tmp"
+    for path in (notes, dead_looking, ours):
+        path.write_bytes(b"mine")
+    day_ago = time.time() - 25 * 3600
+    os.utime(notes, (day_ago, day_ago))
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / "tmp").symlink_to(outside)
+    assert store.sweep_temp() == 1
+    assert sorted(outside.iterdir()) == sorted([notes, dead_looking])
 
 
 _SLOW_WRITER = textwrap.dedent(
