@@ -349,8 +349,8 @@ def _noop_figures(marginal: dict[str, float], whole: dict[str, float], fixed: di
     figures.append(Figure(
         "executors.raw_dask_us", f"11c raw Client.submit round trip, {WORKERS} in flight", raw_paced * us, "µs",
         raw_all * us, f"all {NOOP_STEPS} at once",
-        note=f"{NOOP_STEPS} trivial tasks on the same cluster, per task; the run loop keeps at most "
-             f"capacity = {WORKERS} tasks submitted; 1 run each"))
+        note=f"{NOOP_STEPS} trivial tasks on the same cluster, per task, at most one per worker thread "
+             f"submitted (the run loop keeps up to twice that, {2 * WORKERS}); 1 run each"))
     return figures
 
 
