@@ -90,12 +90,19 @@ def _installed_top(path: str) -> str:
     return ""
 
 
-def _kind_of_name(name: str, file: str | None) -> str:
+def _kind_of_name(name: str, file: str | None, portions: tuple[str, ...] = ()) -> str:
     top = name.partition(".")[0]
     if top == _OWN_PACKAGE:
         return "orchestrator"
     if file:
         return _path_kind(file)
+    if portions:
+        # A namespace package (no __init__.py, so no __file__) is where its folders are: an
+        # installed one (opentelemetry, google) is not the user's, and must not travel to
+        # workers by value. One folder of the user's makes it theirs, so that the walk goes on
+        # into its modules, each of which is then classified by its own file.
+        kinds = {_path_kind(portion) for portion in portions}
+        return "user" if "user" in kinds else "installed" if "installed" in kinds else kinds.pop()
     if name in sys.builtin_module_names or top in sys.stdlib_module_names:
         return "stdlib"
     return "user"  # made with types.ModuleType or exec, or an interactive __main__
@@ -109,7 +116,7 @@ def module_kind(module: types.ModuleType) -> str:
     cached = _KINDS.get(module.__name__)
     if cached is not None and cached[0] is module:
         return cached[1]
-    kind = _kind_of_name(module.__name__, getattr(module, "__file__", None))
+    kind = _kind_of_name(module.__name__, getattr(module, "__file__", None), _portions(module))
     _KINDS[module.__name__] = (module, kind)
     return kind
 
@@ -120,7 +127,18 @@ def _kind_of_unloaded(name: str) -> str:
     except (ImportError, ValueError):
         spec = None
     origin = spec.origin if spec is not None and spec.has_location else None
-    return _kind_of_name(name, origin)
+    locations = spec.submodule_search_locations if spec is not None else None
+    return _kind_of_name(name, origin, tuple(locations or ()))
+
+
+def _portions(module: types.ModuleType) -> tuple[str, ...]:
+    """The folders of a namespace package; empty for a module with a file of its own."""
+    if getattr(module, "__file__", None):
+        return ()
+    try:
+        return tuple(str(entry) for entry in getattr(module, "__path__", ()) or ())
+    except TypeError:  # a __path__ that is not iterable
+        return ()
 
 
 def object_kind(obj: Any) -> tuple[str, str]:

@@ -484,6 +484,31 @@ def test_is_user_module() -> None:
     assert not is_user_module(sys.modules["orchestrator.fingerprint"])
 
 
+def test_namespace_packages_are_whose_folders_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A namespace package (no __init__.py) has no __file__: an installed one (opentelemetry,
+    # google) passed for the user's code, and travelled to workers by value, dragging along
+    # everything beneath it (a ContextVar cannot be pickled).
+    installed = tmp_path / "venv" / "site-packages"
+    user = tmp_path / "project" / "src"
+    for root, name in ((installed, "fp_ns_lib"), (user, "fp_ns_own"), (installed, "fp_ns_mixed"),
+                       (user, "fp_ns_mixed")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / f"part_{root.name.replace('-', '_')}.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(installed))
+    monkeypatch.syspath_prepend(str(user))
+    assert not is_user_module("fp_ns_lib")  # before it is imported: by its spec
+    lib, own, mixed = (importlib.import_module(n) for n in ("fp_ns_lib", "fp_ns_own", "fp_ns_mixed"))
+    assert not is_user_module(lib)
+    assert not is_user_module(importlib.import_module("fp_ns_lib.part_site_packages"))
+    assert is_user_module(own) and is_user_module("fp_ns_own.part_src")
+    assert is_user_module(mixed)  # one folder of the user's: the walk goes on into its modules
+    assert not is_user_module(importlib.import_module("fp_ns_mixed.part_site_packages"))
+    for name in [n for n in sys.modules if n.startswith("fp_ns_")]:
+        del sys.modules[name]
+
+
 def test_refingerprinting_is_cheap(load: Loader) -> None:
     module = load(BASE)
     fingerprint(module.train)
