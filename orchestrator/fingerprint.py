@@ -308,7 +308,7 @@ class _Walk:
             qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) \
                 or type(obj).__qualname__
             self.add_part(f"binding {alias}", alias,
-                          hashing.combine("binding", str(getattr(obj, "__module__", "")), qualname))
+                          hashing.combine("binding", _importable_name(obj), qualname))
         if kind == "installed":
             self.package(top)
         elif kind == "user" and isinstance(obj, types.FunctionType):
@@ -373,6 +373,19 @@ def _import_root(root: tuple[Any, ...], scope: dict[str, Any]) -> Any:
     except (ImportError, ValueError):
         return None  # the step would fail on this import too; nothing to fingerprint
     return sys.modules.get(name.partition(".")[0]) if top_only else module
+
+
+def _importable_name(obj: Any) -> str:
+    """The module an object is defined in, by the name an ``import`` gives it.
+
+    An installed module run with ``python -m pkg.mod`` is ``__main__``; its functions must
+    bind as they do when ``pkg.mod`` is imported, or every step using them would re-run.
+    """
+    name = str(getattr(obj, "__module__", "") or "")
+    if name == "__main__":
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        name = getattr(spec, "name", None) or name
+    return name
 
 
 def _wraps_user_code(obj: Any) -> bool:

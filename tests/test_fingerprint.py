@@ -349,6 +349,34 @@ def test_running_as_a_script_gives_the_same_digest(load: Loader) -> None:
     assert out.stdout.strip() == fingerprint(module.train).digest
 
 
+def test_an_installed_module_run_with_python_m_gives_the_same_digest(tmp_path: Path) -> None:
+    # Its own helpers count as the package's (by version) plus which object each name binds;
+    # under ``python -m`` they are defined in ``__main__``, which must bind as the import does.
+    package = tmp_path / "site-packages" / "fp_installed"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text(textwrap.dedent("""
+        def helper(x):
+            return x + 1
+
+        def train(x):
+            return helper(x)
+
+        if __name__ == "__main__":
+            from orchestrator.fingerprint import fingerprint
+            print(fingerprint(train).digest)
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(package.parent)])}
+    imported = "from fp_installed.train import train; from orchestrator.fingerprint import fingerprint; " \
+               "print(fingerprint(train).digest)"
+    digests = {
+        subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True,
+                       cwd=tmp_path).stdout.strip()
+        for args in (["-m", "fp_installed.train"], ["-c", imported])
+    }
+    assert len(digests) == 1
+
+
 def test_code_without_source_uses_bytecode() -> None:
     def compiled(source: str) -> Callable[..., Any]:
         namespace: dict[str, Any] = {"__name__": "generated"}
