@@ -2,7 +2,10 @@
 
 The file's folder is put on ``sys.path`` while it loads (and stays there for
 the run), so a pipeline next to its ``helpers.py`` just works. The module is
-registered under the file's stem, like a plain import, so that the keys of a
+registered under the file's stem, like a plain import; a file of a package
+that imports relatively (``from ..features import clean``) is imported as its
+package's module instead (``churnlab.pipelines.train``, with the folder above
+the package on ``sys.path``), as ``python -m`` would. Either way the keys of a
 pipeline run with ``orch run FILE`` equal those of the same pipeline imported
 from Python. Import errors in the user's file become one clear line, naming
 the helper module and line where one of its imports failed.
@@ -10,10 +13,13 @@ the helper module and line where one of its imports failed.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -80,6 +86,9 @@ def load_module(file: str) -> ModuleType:
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
+    member = _package_member(path)
+    if member is not None:
+        return _load_package_member(file, path, *member)
     name = path.stem if path.stem.isidentifier() else "orch_pipeline"
     existing = sys.modules.get(name)
     if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == str(path):
@@ -91,8 +100,55 @@ def load_module(file: str) -> ModuleType:
         raise LoadError(f"cannot import {file}. Give a .py file that defines a @pipeline.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _execute(file, path, name, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
+    return module
+
+
+def _package_member(path: Path) -> tuple[str, str] | None:
+    """``("churnlab.pipelines.train", ".../src")`` for a file of a package that imports relatively.
+
+    Only such a file is imported as its package's module: it cannot load any other way, and a
+    file that loaded as a plain module before keeps doing so (its package's ``__init__.py`` does
+    not start running). Its keys are those of a plain import either way, since fingerprints
+    hold no module names.
+    """
+    if not path.stem.isidentifier():
+        return None
     try:
-        spec.loader.exec_module(module)
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return None  # the plain import reports it
+    if not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree)):
+        return None
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.name.isidentifier() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return (".".join(parts), str(folder)) if len(parts) > 1 else None
+
+
+def _load_package_member(file: str, path: Path, name: str, root: str) -> ModuleType:
+    """Import ``path`` as the module ``name`` of its package, whose top folder is in ``root``."""
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    existing = sys.modules.get(name)
+    if existing is None:
+        _execute(file, path, name, lambda: importlib.import_module(name))
+        existing = sys.modules[name]
+    found = os.path.realpath(getattr(existing, "__file__", "") or "")
+    if found != os.path.realpath(path):
+        top = name.partition(".")[0]
+        raise LoadError(f"{file} is module {name} of package '{top}', but importing {name} gives {found} "
+                        f"(another copy of '{top}', installed or earlier on sys.path). Run that copy with "
+                        f"`python -m {name}`, or install this one with `pip install -e .`")
+    return existing
+
+
+def _execute(file: str, path: Path, name: str, run: Callable[[], object]) -> None:
+    """Run the import of the pipeline file; a failure becomes one line naming where it happened."""
+    try:
+        run()
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         if exc.filename in (None, str(path)):
@@ -111,24 +167,23 @@ def load_module(file: str) -> ModuleType:
         if isinstance(exc, ImportError) and "relative import" in str(exc):
             raise LoadError(f"importing {file} failed{where}: {text}. " + _relative_import_hint(path)) from exc
         raise LoadError(f"importing {file} failed{where}: {text} (run with --verbose for the traceback)") from exc
-    return module
 
 
 def _relative_import_hint(path: Path) -> str:
-    # The file is imported under its stem with its folder on sys.path, never as a package's
-    # module (that keeps its keys equal to a plain import), so only absolute imports resolve.
+    # A file of a package is imported as its package's module (see _package_member), so a
+    # relative import fails only outside a package, or reaching above its top folder.
     package: list[str] = []
     folder = path.parent
-    while (folder / "__init__.py").exists() and folder.parent != folder:
+    while (folder / "__init__.py").exists() and folder.name.isidentifier() and folder.parent != folder:
         package.insert(0, folder.name)
         folder = folder.parent
     if not package:
-        return (f"orch loads {path.name} as a plain module, not as part of a package: use an absolute import "
-                f"(`from helpers import x` for a file beside it, whose folder is on sys.path).")
+        return (f"{path.name} is not in a package (no __init__.py beside it), so a relative import has no "
+                f"package to start from: use an absolute import (`from helpers import x` for a file beside "
+                f"it, whose folder is on sys.path), or add __init__.py to make its folder a package.")
     dotted = ".".join(package)
-    return (f"orch loads {path.name} as a plain module, not as part of package '{dotted}': use an absolute "
-            f"import (`from helpers import x` for a file beside it, or `from {dotted}.helpers import x` "
-            f"with {folder} on PYTHONPATH).")
+    return (f"{path.name} is in package '{dotted}' (its top folder in {folder}): a relative import must "
+            f"stay inside it. Use an absolute import for a module outside it, with its folder on PYTHONPATH.")
 
 
 def _failure_site(exc: BaseException, path: Path) -> tuple[int | None, tuple[str, int] | None]:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import Orch
 
 
 def test_run_then_runs_and_show_json(orch, calls):
@@ -459,17 +465,85 @@ def test_p_list_parameter_needs_a_json_list(orch, calls, project):
     assert good.returncode == 0 and json.loads(good.stdout)["params"] == {"depths": [3, 4]}
 
 
-def test_relative_import_in_a_pipeline_file_gets_a_hint(orch, project):
-    pkg = project / "pkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "helpers.py").write_text("def f():\n    return 1\n")
-    (pkg / "mod.py").write_text("from .helpers import f\n")
-    result = orch("run", "pkg/mod.py")
+PACKAGED_PIPELINE = """
+from orchestrator import pipeline, step
+from ..features import clean
+from ..features.clean import FACTOR
+
+
+@step
+def prepare(n: int) -> list:
+    from tests.pipelines.recorder import record
+    record("prepare")
+    return clean.scaled(n)
+
+
+@step
+def total(xs: list) -> int:
+    from tests.pipelines.recorder import record
+    record("total")
+    return sum(xs) * FACTOR
+
+
+@pipeline
+def training(n: int = 3):
+    return total(prepare(n))
+"""
+
+
+def _packaged_project(project: Path) -> Path:
+    """A src-layout package whose pipeline module imports its helpers relatively."""
+    package = project / "src" / "churnlab"
+    for sub in ("", "features", "pipelines"):
+        (package / sub).mkdir(parents=True, exist_ok=True)
+        (package / sub / "__init__.py").write_text("")
+    (package / "utils.py").write_text("def double(x):\n    return 2 * x\n")
+    (package / "features" / "clean.py").write_text(
+        "from ..utils import double\nFACTOR = 1\n\ndef scaled(n):\n    return [double(i) for i in range(n)]\n")
+    (package / "pipelines" / "train.py").write_text(PACKAGED_PIPELINE)
+    return package
+
+
+def test_a_package_module_with_relative_imports_runs_as_its_package_module(orch, calls, project):
+    package = _packaged_project(project)
+    first = orch("run", "src/churnlab/pipelines/train.py")
+    assert first.returncode == 0, first.stderr
+    assert calls.ran() == {"prepare", "total"}
+    calls.clear()
+    # From another folder, with the process executor, and imported from Python: the same keys.
+    again = Orch(orch.store, package / "pipelines", orch.env)("run", "train.py", "--executor", "process",
+                                                              "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    env = {**orch.env, "PYTHONPATH": os.pathsep.join([orch.env["PYTHONPATH"], str(project / "src")])}
+    imported = subprocess.run(
+        [sys.executable, "-c", "from churnlab.pipelines.train import training; import sys; "
+         "print(training.run(store=sys.argv[1]).steps['total'].status)", str(orch.store)],
+        cwd=project.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "cached", imported.stderr
+    assert calls.ran() == set()
+    (package / "utils.py").write_text("def double(x):\n    return 3 * x\n")
+    edited = orch("run", "src/churnlab/pipelines/train.py", "--json")
+    assert edited.returncode == 0, edited.stderr
+    assert calls.ran() == {"prepare", "total"}
+    reasons = {s["name"]: s["reason"] for s in json.loads(edited.stdout)["steps"]}
+    assert reasons["prepare"] == "code of `utils.double` changed"
+
+
+def test_relative_import_outside_a_package_gets_a_hint(orch, project):
+    (project / "loose").mkdir()
+    (project / "loose" / "mod.py").write_text("from .helpers import f\n")
+    result = orch("run", "loose/mod.py")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "attempted relative import with no known parent package" in result.stderr
-    assert "not as part of package 'pkg'" in result.stderr and "`from pkg.helpers import x`" in result.stderr
+    assert "mod.py is not in a package (no __init__.py beside it)" in result.stderr
+    pkg = project / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text("from ..helpers import f\n")
+    result = orch("run", "pkg/mod.py")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "mod.py is in package 'pkg'" in result.stderr and "must stay inside it" in result.stderr
 
 
 def test_logs_of_a_timed_out_attempt_show_why_it_failed(orch, calls):
