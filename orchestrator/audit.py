@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.errors import NotFoundError
+
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
 
@@ -44,7 +46,7 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
             run = {"run_id": r["run_id"], "pipeline": r["pipeline"], "file": r["file"], "user": r["user"],
                    "host": r["host"], "git_commit": r["git_commit"], "started": _iso(r["started"]),
                    "python": r["python"], "packages": r["packages"], "params": r["params"]}
-        except Exception:  # noqa: BLE001 - a run removed from the store leaves the rest of the trail usable
+        except NotFoundError:  # a run removed from the store leaves the rest of the trail usable
             run = {"run_id": row["run_id"], "missing": True}
         if row["node"]:
             graph = walk(lineage, f"{row['run_id']}:{row['node']}", "upstream")

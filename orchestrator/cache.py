@@ -17,6 +17,7 @@ from json.encoder import encode_basestring_ascii as _json_text
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.dag import without_address
+from orchestrator.errors import DamagedRecordError
 from orchestrator.hashing import combine
 
 if TYPE_CHECKING:
@@ -161,8 +162,21 @@ class History:
 
     def earlier(self, node: str) -> list[dict[str, Any] | None]:
         """The parts of each recent key of ``node``, newest first (None where no longer recorded)."""
-        return [json.loads(stored) if stored else self.lineage.key_parts_of(key)
-                for key, stored in self._recent(node)]
+        return [_parts_or_none(self.lineage, key, stored) for key, stored in self._recent(node)]
+
+
+def _parts_or_none(lineage: Lineage, key: str, stored: str | None) -> dict[str, Any] | None:
+    """A recent key's recorded parts; None when they are gone or damaged.
+
+    They only explain a miss: a damaged record (``orch doctor`` names it) must not
+    stop a run or a plan, so it is explained as one no longer recorded.
+    """
+    try:
+        if stored:
+            return lineage.decode(stored, f"steps.key_parts of key {key}")  # type: ignore[no-any-return]
+        return lineage.key_parts_of(key)
+    except DamagedRecordError:
+        return None
 
 
 def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str, Any]) -> str:

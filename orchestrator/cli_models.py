@@ -114,7 +114,8 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     click.echo(f"model {doc['model']} v{doc['version']} ({doc['stage']})  registered {doc['registered']}")
     click.echo(f"  metrics   {_metrics_text(doc['metrics'])}  (gate metric: {doc['metric']})")
     if doc["gate"]:
-        click.echo(f"  gate      {'promoted' if doc['gate']['promoted'] else 'refused'}: {doc['gate']['reason']}")
+        click.echo(f"  gate      {'promoted' if doc['gate'].get('promoted') else 'refused'}: "
+                   f"{doc['gate'].get('reason', '')}")
     if doc["promoted"]:
         p = doc["promoted"]
         click.echo(f"  promoted  {p['at']} by {p['user']}@{p['host']} ({p['action']})")

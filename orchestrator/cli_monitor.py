@@ -87,7 +87,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         for r in rows if not as_json else []:
             s = r["summary"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
-            drifted = ", ".join(s.get("drifted") or []) or "-"
+            drifted = ", ".join(str(c) for c in s.get("drifted") or []) or "-"
             click.echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
                        f"{s.get('rows_current', 0):>6} rows  drifted: {drifted}  ({r['source']})")
         if rows and rows[-1]["alert"]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import signing
-from orchestrator.errors import UntrustedArtifactError, UserError
+from orchestrator.errors import CorruptArtifactError, DamagedRecordError, UntrustedArtifactError, UserError
 from orchestrator.lineage import Lineage
 from orchestrator.remote_store import FsspecStore, is_url
 from orchestrator.serialize import needs_unpickling
@@ -163,9 +163,12 @@ class Context:
         Raises:
             UntrustedArtifactError: A pickled artifact is unsigned or its signature is wrong.
             MissingArtifactError: Neither a row nor an object exists.
-            CorruptArtifactError: The object file's header is unreadable (no row).
+            CorruptArtifactError: The object file's header is unreadable (no row), or its row is damaged.
         """
-        row = self.lineage.artifact_row(digest)
+        try:
+            row = self.lineage.artifact_row(digest)
+        except DamagedRecordError as exc:  # a damaged record is a damaged artifact: recomputed, or repaired
+            raise CorruptArtifactError(digest, f"its record is damaged: {exc.detail}") from None
         if row is None:
             info = self.store.read_header(digest)
             if needs_unpickling(info.materializer):

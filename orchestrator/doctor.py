@@ -1,6 +1,7 @@
 """``orch doctor``: check a store and say, for each problem found, which command fixes it.
 
-Checks the metadata database (``PRAGMA integrity_check``), every object
+Checks the metadata database (``PRAGMA integrity_check``, and that every
+JSON value in it decodes to its kind), every object
 (checksum, and the signature of pickled ones), rows whose object is gone,
 objects no row records (orphans of a process that died between writing an
 object and recording it, or of a metadata database that was lost or reset),
@@ -17,10 +18,14 @@ from typing import TYPE_CHECKING
 
 from orchestrator import signing
 from orchestrator.errors import DamagedDatabaseError
+from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.maintenance import verify_store
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
+
+# Damaged JSON values listed one by one per column; past that, counted.
+_SHOWN_PER_COLUMN = 10
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,9 @@ def examine(context: Context) -> Checkup:
         check = "dangling row" if d.problem == "missing from the store" else "object"
         findings.append(Finding(check, f"artifact {d.digest}: {d.problem}", "orch cache verify --repair"))
     damaged_digests = {d.digest for d in damaged}
-    runs = context.lineage.runs()
-    running = any(r["status"] == "running" for r in runs)
+    # Statuses only: a run whose JSON values are damaged is reported below, not decoded here.
+    runs = [status for (status,) in context.lineage.conn.execute("SELECT status FROM runs")]
+    running = "running" in runs
     orphans = [d for d in context.store.iter_objects() if d not in rows and d not in damaged_digests]
     if orphans and not runs:
         # An emptied or recreated metadata.db, not a crash between writing and recording:
@@ -101,8 +107,38 @@ def examine(context: Context) -> Checkup:
             "orphans", f"{len(orphans)} object(s) recorded by no row (a process died before recording them), "
             f"e.g. {orphans[0]}", "orch cache gc (or re-run the pipeline, which adopts them once verified)"))
     findings.extend(_model_findings(context, rows, {d.digest: d.problem for d in damaged}))
+    findings.extend(_value_findings(context))
     findings.extend(_temp_findings(context, "orch cache gc"))
     return Checkup(checked, findings)
+
+
+def _value_findings(context: Context) -> list[Finding]:
+    """JSON values that do not decode to their kind: each stops the commands that read it (exit 2).
+
+    ``artifacts.meta`` is left to the object check, whose fix (``orch cache verify
+    --repair``) drops the row so that the next run recomputes the artifact.
+    """
+    found = []
+    shown: dict[tuple[str, str], int] = {}
+    path = context.lineage.path
+    columns = [c for c in JSON_COLUMNS if c != ("artifacts", "meta")]
+    for v in context.lineage.damaged_values(columns):
+        count = shown[(v.table, v.column)] = shown.get((v.table, v.column), 0) + 1
+        if count > _SHOWN_PER_COLUMN:
+            continue
+        if v.table == "cache":
+            command, effect = f"DELETE FROM cache WHERE {v.where}", "the step runs again the next time"
+        else:
+            command = f"UPDATE {v.table} SET {v.column} = NULL WHERE {v.where}"
+            effect = "this value is dropped, the rest of the record stays"
+        found.append(Finding("damaged value", f"{v.table}.{v.column} where {v.where}: {v.detail}",
+                             f'sqlite3 {path} "{command}" ({effect}); or restore {path.name} from a backup copy'))
+    for (table, column), count in shown.items():
+        if count > _SHOWN_PER_COLUMN:
+            found.append(Finding("damaged value", f"{count - _SHOWN_PER_COLUMN} more damaged value(s) in "
+                                 f"{table}.{column}", f"restore {path.name} from a backup copy, or clear "
+                                 "each value as above"))
+    return found
 
 
 def _examine_objects(context: Context, database: Finding) -> Checkup:

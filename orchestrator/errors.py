@@ -80,6 +80,25 @@ class DamagedDatabaseError(StoreError):
         super().__init__(f"{self.problem}. Check the objects with `orch doctor`, then {self.fix}.")
 
 
+class DamagedRecordError(StoreError):
+    """A JSON value of the metadata database does not decode, or is not of the kind recorded there. Exit 2.
+
+    The file itself is sound: a hand edit, a crafted value or a bad sector hit one
+    value. ``orch doctor`` lists every such value with the command that clears it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | os.PathLike[str] | None, what: str, detail: str) -> None:
+        self.path = os.fspath(path) if path is not None else "metadata.db"
+        self.what = what
+        self.detail = detail
+        self.problem = f"the metadata database {self.path} holds a damaged value in {what}: {detail}"
+        self.fix = ("`orch doctor` lists every damaged value with the command that clears it; or restore "
+                    f"{os.path.basename(self.path)} from a backup copy")
+        super().__init__(f"{self.problem}. {self.fix}.")
+
+
 class NewerStoreError(StoreError):
     """The store was written by a newer orchestrator (a later metadata schema). Exit 2.
 

@@ -23,17 +23,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import NotFoundError, did_you_mean
+from orchestrator.errors import DamagedRecordError, NotFoundError, did_you_mean
 from orchestrator.lineage_records import (
     AttemptRecord,
     CachedOutput,
+    DamagedValue,
     StepRecord,
     process_alive,
     process_start_token,
 )
-from orchestrator.lineage_schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION, database_error, open_database
+from orchestrator.lineage_schema import (
+    BUSY_TIMEOUT_MS,
+    JSON_COLUMNS,
+    SCHEMA_VERSION,
+    database_error,
+    decode_column,
+    open_database,
+)
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
+# The kind of value each JSON column of ``runs`` holds.
+_RUN_KINDS = {column: JSON_COLUMNS[("runs", column)][0] for column in ("params", "packages", "outputs", "metrics")}
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "AttemptRecord", "CachedOutput", "Lineage", "StepRecord",
            "process_alive", "process_start_token"]
@@ -115,7 +125,8 @@ class Lineage:
         """Add ``metrics`` to the run's, replacing equal names; remove the names in ``drop``."""
         with self.transaction() as c:
             row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            merged = {**json.loads(row[0] or "{}"), **metrics} if row else dict(metrics)
+            earlier = self.decode(row[0], f"runs.metrics of run {run_id}") if row else None
+            merged = {**(earlier or {}), **metrics}
             for name in drop:
                 merged.pop(name, None)
             c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
@@ -159,8 +170,7 @@ class Lineage:
         row = self._dict_row("SELECT * FROM runs WHERE run_id=?", (run_id,))
         if row is None:
             raise NotFoundError(f"no run '{run_id}' in this store. List runs with `orch runs`.")
-        for key in ("params", "packages", "outputs", "metrics"):
-            row[key] = json.loads(row[key]) if row[key] else None
+        self._decode_run(row)
         return row
 
     def pipelines(self) -> list[str]:
@@ -178,10 +188,14 @@ class Lineage:
             sql += f" LIMIT {int(limit)}"
         out = []
         for row in self._dict_rows(sql, args):
-            for key in ("params", "packages", "outputs", "metrics"):
-                row[key] = json.loads(row[key]) if row[key] else None
-            out.append(row)
+            out.append(self._decode_run(row))
         return out
+
+    def _decode_run(self, row: dict[str, Any]) -> dict[str, Any]:
+        for key, kind in _RUN_KINDS.items():
+            if row[key]:
+                row[key] = self.decode(row[key], f"runs.{key} of run {row['run_id']}", kind)
+        return row
 
     # -- steps --------------------------------------------------------------
 
@@ -264,7 +278,7 @@ class Lineage:
         self._end_read()
         rows = self._dict_rows("SELECT * FROM steps WHERE run_id=? ORDER BY position", (run_id,))
         for row in rows:
-            row["key_parts"] = json.loads(row["key_parts"]) if row["key_parts"] else None
+            row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{row['node']}")
             edges = self.step_edges(run_id, row["node"], row)
             row["inputs"] = [_edge(e) for e in edges if e[0] == "in"]
             row["outputs"] = [_edge(e) for e in edges if e[0] == "out"]
@@ -343,7 +357,7 @@ class Lineage:
 
     def key_parts_of(self, key: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT parts FROM cache WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+        return self.decode(row[0], f"cache.parts of key {key}") if row else None  # type: ignore[no-any-return]
 
     # -- cache index and artifacts -----------------------------------------
 
@@ -365,8 +379,11 @@ class Lineage:
                 row = conn.execute("SELECT outputs, run_id, node FROM cache WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
+        outputs = _cached_outputs(row[0])
+        if outputs is None:
+            return None  # a damaged entry is a miss: the step runs again and its result replaces it
         self.found_in[key] = f"{row[1]}:{row[2]}"
-        return [CachedOutput(*entry[:4]) for entry in json.loads(row[0])]
+        return outputs
 
     def preload_cache(self, pipeline: str) -> None:
         """Read ahead, in one query, the cache entries of the keys the pipeline's last run had.
@@ -414,16 +431,20 @@ class Lineage:
             c.execute("DELETE FROM cache WHERE outputs LIKE ?", (f'%"{digest}"%',))
 
     def artifact_row(self, digest: str) -> dict[str, Any] | None:
+        """The artifact's row, its ``meta`` decoded.
+
+        Raises:
+            DamagedRecordError: its ``meta`` is not a JSON object.
+        """
         row = self._dict_row("SELECT * FROM artifacts WHERE digest=?", (digest,))
         if row is not None:
-            row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+            row["meta"] = self.decode(row["meta"], f"artifacts.meta of artifact {digest}") or {}
         return row
 
     def artifact_rows(self) -> list[dict[str, Any]]:
-        rows = self._dict_rows("SELECT * FROM artifacts ORDER BY created", ())
-        for row in rows:
-            row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
-        return rows
+        """Every artifact's row, oldest first, without ``meta`` (``artifact_row`` has it)."""
+        return self._dict_rows("SELECT digest, type, materializer, size, checksum, inline, created "
+                               "FROM artifacts ORDER BY created", ())
 
     def resolve_digest(self, prefix: str) -> str:
         prefix = prefix.lower()
@@ -458,7 +479,7 @@ class Lineage:
                 f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} "
                 f"See its steps with `orch show {run_id[:12]}`."
             )
-        row["key_parts"] = json.loads(row["key_parts"]) if row["key_parts"] else None
+        row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{node}")
         return row
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:
@@ -476,10 +497,16 @@ class Lineage:
                 f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():
                 out.update(r[0] for r in self.conn.execute(
                     "SELECT digest FROM edges WHERE run_id=? AND node=?", (run_id, node)))
-            for (outputs,) in self.conn.execute(
-                f"SELECT c.outputs FROM steps s JOIN cache c ON c.key = s.key "
+            for (key, outputs) in self.conn.execute(
+                f"SELECT c.key, c.outputs FROM steps s JOIN cache c ON c.key = s.key "
                 f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():
-                out.update(entry[1] for entry in json.loads(outputs))
+                # A damaged entry stops gc rather than let it delete what the entry names.
+                entries = _cached_outputs(outputs)
+                if entries is None:
+                    self.decode(outputs, f"cache.outputs of key {key}", list)
+                    raise DamagedRecordError(self.path, f"cache.outputs of key {key}",
+                                             "not a list of [name, digest, ...] entries")
+                out.update(entry.digest for entry in entries)
         return out
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:
@@ -501,6 +528,34 @@ class Lineage:
                 c.executemany("INSERT OR REPLACE INTO file_memo VALUES (?, ?)", list(entries.items()))
 
     # -- helpers ------------------------------------------------------------
+
+    def decode(self, text: str | bytes | None, what: str, expect: type | tuple[type, ...] = dict) -> Any:
+        """A JSON column's value, checked (see ``decode_column``); None for NULL.
+
+        Raises:
+            DamagedRecordError: it does not decode, or is not of the kind ``expect``.
+        """
+        return decode_column(text, what, expect, self.path)
+
+    def damaged_values(self, columns: Iterable[tuple[str, str]] | None = None) -> list[DamagedValue]:
+        """Every JSON value of the database that does not decode to its kind (``orch doctor``).
+
+        Reads each JSON column once, whole: a large store takes a few seconds.
+        """
+        found: list[DamagedValue] = []
+        for table, column in columns if columns is not None else JSON_COLUMNS:
+            kind, names = JSON_COLUMNS[(table, column)]
+            selected = ", ".join(names)
+            for row in self.conn.execute(f"SELECT {column}, {selected} FROM {table} WHERE {column} IS NOT NULL "
+                                         f"AND {column} != ''"):
+                try:
+                    decode_column(row[0], "", kind)
+                    if (table, column) == ("cache", "outputs") and _cached_outputs(row[0]) is None:
+                        raise DamagedRecordError(self.path, "", "not a list of [name, digest, ...] entries")
+                except DamagedRecordError as exc:
+                    where = " AND ".join(f"{name} = {_sql_literal(value)}" for name, value in zip(names, row[1:]))
+                    found.append(DamagedValue(table, column, where, row[1], exc.detail))
+        return found
 
     def integrity_check(self) -> str:
         """``ok``, or SQLite's first complaint about the file.
@@ -532,6 +587,28 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
+
+
+def _cached_outputs(text: str | bytes) -> list[CachedOutput] | None:
+    """The outputs a cache entry records, or None when it is damaged (see ``decode_column``).
+
+    On the hot path of a cached run: one decode and a type check per output.
+    """
+    try:
+        entries = decode_column(text, "cache.outputs", list)
+    except DamagedRecordError:
+        return None
+    if entries is None or not all(type(e) is list and len(e) >= 3 and type(e[1]) is str for e in entries):
+        return None
+    return [CachedOutput(*entry[:4]) for entry in entries]
+
+
+def _sql_literal(value: Any) -> str:
+    """``value`` as SQL, for a command the user runs (``orch doctor``'s fix)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    text = str(value)
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _natural(name: str) -> tuple[Any, ...]:

@@ -16,6 +16,17 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 
+@dataclass(frozen=True)
+class DamagedValue:
+    """A JSON value of the metadata database that does not decode to its kind (``orch doctor``)."""
+
+    table: str
+    column: str
+    where: str  # SQL naming its row: ``run_id = '1a2b'``
+    key: Any  # the first column naming its row (a run id, a digest, a cache key)
+    detail: str
+
+
 class CachedOutput(NamedTuple):
     """One output recorded under a cache key: its name, digest and whether it is inline.
 

@@ -3,21 +3,25 @@
 SQLite in WAL mode with a busy timeout (so concurrent runs wait rather than
 fail with "database is locked"). A store made by an older version gets the
 tables it lacks and its migrations on open, inside one ``BEGIN IMMEDIATE``
-transaction; a store made by a newer version is refused. This module must
-not read or write records (``lineage`` does).
+transaction; a store made by a newer version is refused. ``decode_column``
+reads back a JSON column, checking what it holds. This module must not read
+or write records (``lineage`` does).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import (
     DamagedDatabaseError,
+    DamagedRecordError,
     DatabaseAccessError,
     DatabaseWriteError,
     NewerStoreError,
@@ -93,6 +97,63 @@ CREATE INDEX IF NOT EXISTS request_segments_name ON request_segments(name, creat
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 
 
+# Every JSON column: (table, column) -> (the kind of value it holds, the columns naming a row).
+# ``object`` holds any JSON value. A column that may be NULL loses only that value when cleared.
+JSON_COLUMNS: dict[tuple[str, str], tuple[type | tuple[type, ...], tuple[str, ...]]] = {
+    ("runs", "params"): (dict, ("run_id",)),
+    ("runs", "packages"): (dict, ("run_id",)),
+    ("runs", "outputs"): (object, ("run_id",)),
+    ("runs", "metrics"): (dict, ("run_id",)),
+    ("steps", "key_parts"): (dict, ("run_id", "node")),
+    ("cache", "outputs"): (list, ("key",)),
+    ("cache", "parts"): (dict, ("key",)),
+    ("artifacts", "meta"): (dict, ("digest",)),
+    ("model_versions", "metrics"): (dict, ("name", "version")),
+    ("model_versions", "params"): (dict, ("name", "version")),
+    ("model_versions", "schema"): (list, ("name", "version")),
+    ("model_versions", "gate"): (dict, ("name", "version")),
+    ("model_events", "detail"): (dict, ("rowid",)),
+    ("drift_checks", "summary"): (dict, ("rowid",)),
+}
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+          bool: "true or false", type(None): "null"}
+
+
+def decode_column(text: str | bytes | None, what: str, expect: type | tuple[type, ...] = dict,
+                  path: str | os.PathLike[str] | None = None) -> Any:
+    """The JSON value of a database column, or None for NULL (or an empty value).
+
+    A value written by hand, by a bad sector or on purpose must not become a
+    traceback later: it is checked to decode and to be of the kind ``expect``
+    (``object`` for any). Decoding costs what ``json.loads`` does, plus one
+    type check.
+
+    Args:
+        what: the column and its row, for the message (``runs.metrics of run 1a2b3c``).
+        path: the database file, for the message.
+
+    Raises:
+        DamagedRecordError: not JSON, nested too deeply, an integer too long to read,
+            or a value of another kind.
+    """
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DamagedRecordError(path, what, f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise DamagedRecordError(path, what, "JSON nested too deeply to read") from None
+    except (ValueError, TypeError) as exc:  # an int past Python's digit limit; bytes that are not text
+        detail = "an integer too long to read" if "digits" in str(exc) else f"not valid JSON text ({exc})"
+        raise DamagedRecordError(path, what, detail) from None
+    if expect is not object and not isinstance(value, expect):
+        wanted = _KINDS.get(expect, "JSON") if isinstance(expect, type) else "JSON"
+        raise DamagedRecordError(path, what, f"{_KINDS.get(type(value), 'JSON')} where {wanted} belongs")
+    return value
+
+
 # Migrations from version N to N+1, applied in order inside one transaction.
 MIGRATIONS: dict[int, str] = {
     # 2: an input edge names the node of the same run whose output it read (NULL: a file, or
@@ -140,6 +201,10 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
             conn.close()
         raise database_error(path, exc) or StoreError(
             f"cannot open the metadata database {path}: {exc}") from exc
+    except OrchestratorError:  # a newer store, a damaged schema version
+        if conn is not None:
+            conn.close()
+        raise
     return conn
 
 
@@ -179,7 +244,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if row and int(row[0]) == SCHEMA_VERSION and present >= TABLES:
+        if row and _schema_version(row[0], path) == SCHEMA_VERSION and present >= TABLES:
             return  # the common case: no write lock needed
     except sqlite3.OperationalError:
         pass  # no meta table yet: a new store
@@ -189,7 +254,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             if statement.strip():
                 conn.execute(statement)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else SCHEMA_VERSION
+        version = _schema_version(row[0], path) if row else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
             raise NewerStoreError(
                 f"the store at {path.parent} was written by a newer orchestrator "
@@ -206,6 +271,16 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _schema_version(value: Any, path: Path) -> int:
+    """The recorded schema version; a hand-edited one makes the database damaged, not a traceback.
+
+    Without it nothing says how to read the rest, so the whole file is reported (``orch doctor`` too).
+    """
+    if type(value) is int or (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10):
+        return int(value)
+    raise DamagedDatabaseError(path, f"its schema version {str(value)[:20]!r} is not a number")
 
 
 def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:

@@ -55,6 +55,8 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
     rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
     recorded = {d: r for d, r in rows.items() if r["inline"] is None}
     on_disk = set(context.store.iter_objects())
+    # A row whose metadata does not decode cannot be loaded: --repair drops it, the next run recomputes it.
+    bad_rows = {v.key: v.detail for v in context.lineage.damaged_values([("artifacts", "meta")])}
     damaged = []
     for digest in sorted(set(rows) | on_disk):
         row = rows.get(digest)
@@ -67,6 +69,8 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
             recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
             if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
                 problem = "checksum differs from the one recorded"
+        if problem is None and digest in bad_rows:
+            problem = f"its record is damaged: {bad_rows[digest]}"
         if problem is None and row is not None and signatures:
             try:
                 context.artifact_info(digest)  # checks the signature of a pickled artifact

@@ -280,12 +280,13 @@ def record_check(context: Context, name: str, version: int | None, result: Drift
 def history_rows(context: Context, name: str, limit: int | None = None) -> list[dict[str, Any]]:
     """The drift checks of ``name``, oldest first (the newest ``limit`` of them)."""
 
-    sql = "SELECT * FROM drift_checks WHERE name=? ORDER BY at DESC, rowid DESC"
+    sql = "SELECT rowid, * FROM drift_checks WHERE name=? ORDER BY at DESC, rowid DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"
     rows = context.lineage.rows(sql, (name,))
     for r in rows:
-        r["summary"] = json.loads(r["summary"]) if r["summary"] else {}
+        rowid = r.pop("rowid")
+        r["summary"] = context.lineage.decode(r["summary"], f"drift_checks.summary of {name} (rowid {rowid})") or {}
         r["alert"] = bool(r["alert"])
     rows.reverse()
     return rows

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.diagrams import dot_quote, mermaid_quote
-from orchestrator.errors import NotFoundError, UserError
+from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
@@ -169,8 +169,11 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         return roots
     earlier = [str(d) for (d,) in lineage.conn.execute(
         "SELECT DISTINCT digest FROM edges WHERE path=? LIMIT 5", (path,))]
-    earlier += [json.loads(m)["file"]["content"] for (m,) in lineage.conn.execute(
-        "SELECT meta FROM artifacts WHERE meta LIKE ? LIMIT 5", (pattern,))]
+    for digest, meta in lineage.conn.execute("SELECT digest, meta FROM artifacts WHERE meta LIKE ? LIMIT 5",
+                                             (pattern,)):
+        named = (lineage.decode(meta, f"artifacts.meta of artifact {digest}") or {}).get("file")
+        if isinstance(named, dict) and isinstance(named.get("content"), str):
+            earlier.append(named["content"])
     raise NotFoundError(f"no run read or wrote '{ref}' as it is now (content {content[:12]}); earlier "
                         f"contents were: {', '.join(dict.fromkeys(d[:12] for d in earlier))}. Trace one with "
                         "`orch lineage DIGEST --downstream`.")
@@ -257,6 +260,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
         run_id, node = ident.split(":", 1)
         row = lineage.step_row(run_id, node)
         parts = row["key_parts"] or (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
+        if not isinstance(parts.get("values") or {}, dict):
+            raise DamagedRecordError(lineage.path, f"steps.key_parts of {run_id}:{node}",
+                                     "its `values` is not an object")
         v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']})", {
             "run_id": run_id, "step": node, "status": row["status"], "key": row["key"],
             "code": parts.get("code"), "code_parts": parts.get("code_parts"), "params": parts.get("values"),
@@ -293,9 +299,13 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
         if found:
             label, extra = f"{found[0]} ({digest[:12]})", {"path": found[0]}
-    if artifact and artifact["meta"].get("file"):  # a path output: the file it names, by content
-        extra["file"] = artifact["meta"]["file"]
-        label += f" → {artifact['meta']['file']['path']}"
+    named = artifact["meta"].get("file") if artifact else None
+    if named:  # a path output: the file it names, by content
+        if not isinstance(named, dict) or not isinstance(named.get("path"), str):
+            raise DamagedRecordError(lineage.path, f"artifacts.meta of artifact {ident}",
+                                     "its `file` is not an object with a `path`")
+        extra["file"] = named
+        label += f" → {named['path']}"
     models = _registered_as(lineage, ident) if artifact else []
     if models:  # "what was built from this dataset?" ends at the model version, not at its artifact
         extra["models"] = models

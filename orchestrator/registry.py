@@ -41,6 +41,7 @@ from orchestrator.errors import (
     StoreError,
     UserError,
 )
+from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.model_checks import (
     LATEST,
     PRODUCTION,
@@ -153,7 +154,7 @@ class Registry:
     def versions(self, name: str) -> list[dict[str, Any]]:
         self._check_model(name)
         rows = self.lineage.rows("SELECT * FROM model_versions WHERE name=? ORDER BY version", (name,))
-        return [_decode_version(r) for r in rows]
+        return [_decode_version(self.lineage, r) for r in rows]
 
     def version(self, name: str, number: int) -> dict[str, Any]:
         self._check_model(name)
@@ -163,7 +164,7 @@ class Registry:
             listed = ", ".join(have) if len(have) <= 10 else f"{have[0]} to {have[-1]}"
             raise NotFoundError(f"model '{name}' has no version {number}; it has {listed or 'none'}. "
                                 f"See `orch models show {name}`.")
-        return _decode_version(row)
+        return _decode_version(self.lineage, row)
 
     def resolve(self, ref: str, default: str = PRODUCTION) -> dict[str, Any]:
         """The version row for ``NAME``, ``NAME@production``, ``NAME@latest`` or ``NAME@VERSION``.
@@ -192,9 +193,10 @@ class Registry:
         return self.version(name, which)
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        rows = self.lineage.rows("SELECT * FROM model_events WHERE name=? ORDER BY at, rowid", (name,))
+        rows = self.lineage.rows("SELECT rowid, * FROM model_events WHERE name=? ORDER BY at, rowid", (name,))
         for r in rows:
-            r["detail"] = json.loads(r["detail"]) if r["detail"] else None
+            rowid = r.pop("rowid")
+            r["detail"] = self.lineage.decode(r["detail"], f"model_events.detail of {name} (rowid {rowid})")
         return rows
 
     def register(self, candidate: ModelCandidate, digest: str, run_id: str | None,
@@ -320,9 +322,11 @@ def _event(c: Any, name: str, version: int | None, previous: int | None, action:
                None if detail is None else json.dumps(detail)))
 
 
-def _decode_version(row: dict[str, Any]) -> dict[str, Any]:
+def _decode_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
     for key in ("metrics", "params", "schema", "gate"):
-        row[key] = json.loads(row[key]) if row[key] else None
+        if row[key]:
+            row[key] = lineage.decode(row[key], f"model_versions.{key} of {row['name']}@{row['version']}",
+                                      JSON_COLUMNS[("model_versions", key)][0])
     return row
 
 
