@@ -592,15 +592,21 @@ class Lineage:
 def _cached_outputs(text: str | bytes) -> list[CachedOutput] | None:
     """The outputs a cache entry records, or None when it is damaged (see ``decode_column``).
 
-    On the hot path of a cached run: one decode and a type check per output.
+    On the hot path of a cached run, so checked in the one pass that builds
+    the entries: as fast as decoding without checks.
     """
     try:
-        entries = decode_column(text, "cache.outputs", list)
-    except DamagedRecordError:
+        entries = json.loads(text)
+    except (ValueError, RecursionError, TypeError):  # not JSON, too deep, too long an integer
         return None
-    if entries is None or not all(type(e) is list and len(e) >= 3 and type(e[1]) is str for e in entries):
+    if type(entries) is not list:
         return None
-    return [CachedOutput(*entry[:4]) for entry in entries]
+    outputs = []
+    for entry in entries:
+        if type(entry) is not list or len(entry) < 3 or type(entry[1]) is not str:
+            return None
+        outputs.append(CachedOutput(*entry[:4]))
+    return outputs
 
 
 def _sql_literal(value: Any) -> str:
