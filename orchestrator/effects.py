@@ -11,7 +11,7 @@ cached step re-applies its effect on every run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.store import qualified_type_name
@@ -40,6 +40,9 @@ class EffectContext:
     pipeline: str
     node: str
     digest: str
+    # One dict per run, shared by its effects, for what they must know of each other (which node
+    # reported a metric name); the run loop owns it, so it ends with the run.
+    run_state: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 Handler = Callable[[EffectContext, Any], None]
@@ -59,12 +62,6 @@ def handler_for(type_name: str) -> Handler | None:
     return _HANDLERS.get(type_name) if _HANDLERS else None
 
 
-# Per run: which node reported each metric name, and its value; None once two nodes did.
-# Kept for the last few runs of this process only: a run's effects all apply in its driver.
-_METRIC_OWNERS: dict[str, dict[str, tuple[str, int | float | str] | None]] = {}
-_OWNED_RUNS = 16
-
-
 def _record_metrics(where: EffectContext, value: Metrics) -> None:
     numbers: dict[str, int | float | str] = {}
     for key, number in value.items():
@@ -76,21 +73,20 @@ def _record_metrics(where: EffectContext, value: Metrics) -> None:
             numbers[str(key)] = int(number) if _is_integral(number) else float(number)
         except (TypeError, ValueError, OverflowError):
             numbers[str(key)] = str(number)
-    recorded, dropped = _name_by_node(where.run_id, where.node, numbers)
+    owners = where.run_state.setdefault("metric_owners", {})
+    recorded, dropped = _name_by_node(owners, where.node, numbers)
     where.context.lineage.set_run_metrics(where.run_id, recorded, drop=dropped)
 
 
-def _name_by_node(run_id: str, node: str, numbers: dict[str, int | float | str]
-                  ) -> tuple[dict[str, int | float | str], list[str]]:
+def _name_by_node(owners: dict[str, tuple[str, int | float | str] | None], node: str,
+                  numbers: dict[str, int | float | str]) -> tuple[dict[str, int | float | str], list[str]]:
     """Metric names as recorded: a name that several nodes report becomes ``node.name`` for each.
 
     Without this the node that happened to finish last would win (``evaluate`` called for two
     models, on the process pool): the run would show one model's accuracy, not always the same.
+    ``owners`` is the run's: each name's node and value so far, None once two nodes reported it.
     Returns the metrics to record and the plain names to remove.
     """
-    if run_id not in _METRIC_OWNERS and len(_METRIC_OWNERS) >= _OWNED_RUNS:
-        del _METRIC_OWNERS[next(iter(_METRIC_OWNERS))]
-    owners = _METRIC_OWNERS.setdefault(run_id, {})
     recorded: dict[str, int | float | str] = {}
     dropped: list[str] = []
     for name, number in numbers.items():

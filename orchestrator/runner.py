@@ -178,6 +178,7 @@ class _RunLoop:
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.lock_retry = 0.0
+        self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
 
     # -- the loop -------------------------------------------------------------
 
@@ -542,7 +543,8 @@ class _RunLoop:
         try:
             if value is None:
                 value = self.ctx.load(digest)
-            handler(EffectContext(self.ctx, self.run_id, self.dag.pipeline, node.name, digest), value)
+            handler(EffectContext(self.ctx, self.run_id, self.dag.pipeline, node.name, digest, self.effect_state),
+                    value)
         except Exception as exc:  # noqa: BLE001 - a failing effect fails its step, not the run loop
             self.attempts.setdefault(node.name, [])
             self._failed(node, self.decisions[node.name], self.results[node.name].attempts,
