@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class ConsoleReporter(RunObserver):
         self.live = self.console.is_terminal and not verbose
         self.total = self.done = self.hits = 0
         self.current = ""
+        self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
         self._dag: DAG | None = None
         self._progress: Any = None
         self._task: Any = None
@@ -127,6 +129,7 @@ class ConsoleReporter(RunObserver):
             self.total = max(self.total, self._step_count())
             self._progress.update(self._task, total=self.total, description=f"running [bold]{escape(node)}[/]")
         else:
+            self._began.setdefault(node, time.monotonic())
             self.console.print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]")
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
@@ -145,8 +148,13 @@ class ConsoleReporter(RunObserver):
             if status == "failed":
                 self._progress.console.print(f"  [bold red]✗[/] {escape(node)}: {escape(detail)}")
         elif status != "cached" or self.verbose:
+            # Written to a log (CI) rather than redrawn: each line says how far the run is, and how
+            # long the step took, since no live bar shows either.
             extra = f": {detail}" if status in ("failed", "skipped") else ""
-            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)}")
+            began = self._began.pop(node, None)
+            took = f", {format_duration(time.monotonic() - began)}" if began is not None else ""
+            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} "
+                               f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:

@@ -52,6 +52,19 @@ def test_runs_lists_last_started_first(orch, calls):
     assert shown["params"] == {"n": 9}
 
 
+def test_progress_written_to_a_log_says_how_far_the_run_is_and_how_long_each_step_took(orch, calls):
+    import re
+
+    result = orch("run", "branches.py")  # stderr is a pipe here, as in CI: one line per event
+    lines = result.stderr.splitlines()
+    finished = [line for line in lines if re.match(r"\s+(ran|failed|skipped) ", line)]
+    assert [re.search(r"\((\d+)/5", line).group(1) for line in finished] == ["1", "2", "3", "4", "5"]
+    ran = next(line for line in finished if line.split()[:2] == ["ran", "source"])
+    assert re.search(r"\(\d/5, [\d.]+ (ms|s)\)$", ran), ran
+    skipped = next(line for line in finished if line.split()[0] == "skipped")
+    assert skipped.endswith("/5)"), skipped  # a skipped step never started: no duration
+
+
 def test_failed_run_exits_1_with_one_line_error(orch, calls):
     result = orch("run", "branches.py")
     assert result.returncode == 1
