@@ -39,6 +39,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m ruff check orchestrator tests pipelines benchmarks
 	$(BIN)/python -m mypy orchestrator
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info
