@@ -26,6 +26,7 @@ lineage modules do), and must not import pandas, pyarrow or numpy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import mmap
@@ -71,6 +72,10 @@ from orchestrator.store_faults import inject_fault
 __all__ = ["INLINE_MAX", "MAGIC", "ArtifactInfo", "ArtifactStore", "inject_fault", "qualified_type_name"]
 
 INLINE_MAX = 4096
+# Meta key of the SHA-256 of a payload that is unpickled. The signature covers the meta and the
+# xxh3 checksum; xxh3 only detects damage, while the SHA-256 also rules out a crafted second
+# payload with the same checksum. Checked before anything is unpickled.
+PAYLOAD_SHA256 = "payload_sha256"
 _TEMP_MAX_AGE = 24 * 3600.0
 _TEMP_NAME = re.compile(r"[0-9]+-[0-9a-f]{16}\.tmp")  # <pid>-<random>.tmp, as _open_temp names them
 
@@ -84,11 +89,12 @@ class _PayloadWriter(io.BufferedIOBase):
     is what Arrow's file footer must record.
     """
 
-    def __init__(self, open_temp: Callable[[], tuple[Path, BinaryIO]]) -> None:
+    def __init__(self, open_temp: Callable[[], tuple[Path, BinaryIO]], *, strong: bool = False) -> None:
         super().__init__()
         self._open_temp = open_temp
         self._head = bytearray()
         self._hasher = xxhash.xxh3_128()
+        self._sha256 = hashlib.sha256() if strong else None
         self.size = 0
         self.path: Path | None = None
         self.file: BinaryIO | None = None
@@ -105,6 +111,8 @@ class _PayloadWriter(io.BufferedIOBase):
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         self._hasher.update(view)
+        if self._sha256 is not None:
+            self._sha256.update(view)
         if self.file is None and self.size + view.nbytes > INLINE_MAX:
             self.path, self.file = self._open_temp()
             self.file.write(self._head)
@@ -124,6 +132,10 @@ class _PayloadWriter(io.BufferedIOBase):
 
     def checksum(self) -> str:
         return self._hasher.hexdigest()
+
+    def sha256(self) -> str | None:
+        """The payload's SHA-256 (hex) when it was asked for (a payload that is unpickled)."""
+        return self._sha256.hexdigest() if self._sha256 is not None else None
 
     def discard(self) -> None:
         """Close and remove the temporary file, if any."""
@@ -232,7 +244,9 @@ class ArtifactStore:
             if info.inline is not None:
                 return info
             if existing is not None and (existing.checksum, existing.size) == (info.checksum, info.size):
-                return self._reused(path, existing)
+                # Our own description is recorded (and signed), SHA-256 included: should the file on
+                # disk be a crafted payload with the same checksum, its load fails that check.
+                return self._reused(path, info)
             self._finish_temp(writer, info)
             published = self._publish(writer, path, info, replace=damaged or existing is not None)
             store_faults.hit("after-object")
@@ -267,6 +281,7 @@ class ArtifactStore:
             payload = memoryview(bytearray(info.inline))  # writable, like a mapped file
             if len(payload) != info.size or checksum(payload) != info.checksum:
                 raise CorruptArtifactError(info.digest, "inline payload checksum mismatch")
+            _check_strong(info, payload)
             return _decode(info, info.materializer, payload, info.meta or {})
         header, payload = self._map_object(info.digest)
         for name in ("materializer", "size", "checksum"):
@@ -275,6 +290,7 @@ class ArtifactStore:
                     info.digest,
                     f"object {name} {header[name]!r} != recorded {getattr(info, name)!r}",
                 )
+        _check_strong(info, payload)
         return _decode(info, header["materializer"], payload, header["meta"])
 
     def read_header(self, digest: str) -> ArtifactInfo:
@@ -304,7 +320,8 @@ class ArtifactStore:
     def verify(self, digest: str) -> str | None:
         """Return None if the object is intact, else a one-line reason."""
         try:
-            self._map_object(digest)
+            header, payload = self._map_object(digest)
+            _check_strong(ArtifactInfo(**{name: header[name] for name in HEADER_FIELDS}), payload)
         except MissingArtifactError:
             return "object file is missing"
         except CorruptArtifactError as exc:
@@ -383,7 +400,7 @@ class ArtifactStore:
     def _encode(
         self, value: object, materializer: Materializer
     ) -> tuple[_PayloadWriter, dict[str, Any]]:
-        writer = _PayloadWriter(self._open_temp)
+        writer = _PayloadWriter(self._open_temp, strong=materializer.needs_unpickling)
         try:
             meta = materializer.write(value, cast(BinaryIO, writer))
             if meta != {} and (not isinstance(meta, dict)
@@ -392,6 +409,9 @@ class ArtifactStore:
         except BaseException:
             writer.discard()
             raise
+        strong = writer.sha256()
+        if strong is not None:
+            meta = {**meta, PAYLOAD_SHA256: strong}
         return writer, meta
 
     def _open_temp(self) -> tuple[Path, BinaryIO]:
@@ -517,6 +537,19 @@ def qualified_type_name(cls: type) -> str:
     if getattr(sys.modules.get(package), name, None) is cls:
         return f"{package}.{name}"
     return f"{module}.{name}"
+
+
+def _check_strong(info: ArtifactInfo, payload: memoryview) -> None:
+    """Before unpickling: the payload's SHA-256 must be the one recorded (and signed) with it.
+
+    Artifacts stored before payloads of pickles had a SHA-256 have none recorded; they are
+    checked by their xxh3 checksum alone, as they were.
+    """
+    expected = (info.meta or {}).get(PAYLOAD_SHA256)
+    if expected is None or not needs_unpickling(info.materializer):
+        return
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise CorruptArtifactError(info.digest, "payload SHA-256 differs from the one recorded with it")
 
 
 def _decode(info: ArtifactInfo, name: str, payload: memoryview, meta: dict[str, Any]) -> object:

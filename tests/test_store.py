@@ -426,6 +426,28 @@ def test_damaged_pickle_is_never_unpickled(store: ArtifactStore) -> None:
     assert UNPICKLED == [50_000]  # the flag works when the bytes are intact
 
 
+@pytest.mark.parametrize("size", [100, 50_000], ids=["inline", "file"])
+def test_a_pickle_whose_checksum_collides_is_never_unpickled(store: ArtifactStore, monkeypatch, size: int) -> None:
+    """xxh3 detects damage, not a crafted payload with the same checksum: the SHA-256 does."""
+    from orchestrator import store as store_module
+
+    info = store.put(Evil() if size > 4096 else {"e" * size}, D1)
+    assert info.materializer == "pickle" and len(info.meta[store_module.PAYLOAD_SHA256]) == 64
+    # A writer of the store swaps one byte and finds bytes that keep the xxh3 checksum (simulated).
+    monkeypatch.setattr(store_module, "checksum", lambda data: info.checksum)
+    UNPICKLED.clear()
+    if info.inline is not None:
+        forged = ArtifactInfo(**{**info.to_dict(), "inline": info.inline.replace(b"eee", b"eef", 1)})
+    else:
+        path = store.path_of(D1)
+        path.write_bytes(path.read_bytes().replace(b"eee", b"eef", 1))
+        forged = info
+        assert "SHA-256 differs" in (store.verify(D1) or "")  # `orch cache verify` names it too
+    with pytest.raises(CorruptArtifactError, match="SHA-256 differs"):
+        store.get(forged)
+    assert UNPICKLED == []
+
+
 def test_inline_payload_is_checked_too(store: ArtifactStore) -> None:
     info = store.put({"a": 1}, D1)
     assert info.inline is not None
