@@ -251,6 +251,8 @@ class Step:
         root = code_root(fn)
         if root is None:
             raise UserError(_not_a_function(fn))
+        if inspect.isgeneratorfunction(root) or inspect.isasyncgenfunction(root):
+            raise UserError(_a_generator(root, name))
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
         self.fn = fn
@@ -540,6 +542,20 @@ def _not_a_function(obj: Any) -> str:
     shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
     return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "
             "Decorate a function that calls it.")
+
+
+def _a_generator(fn: types.FunctionType, name: str | None) -> str:
+    """Why ``@step`` refuses a generator function, and the fix.
+
+    Calling one only makes a generator: nothing of the step has run yet, and a
+    generator can be neither hashed nor stored. Said where the step is
+    decorated, not after its upstream steps ran.
+    """
+    kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+    collect = "[item async for item in ...]" if inspect.isasyncgenfunction(fn) else "list(...)"
+    return (f"@step '{name or fn.__name__}' ({definition_site(fn)}) is {kind} function (it uses yield): "
+            "calling it runs none of its code and returns a generator, which cannot be stored. "
+            f"Collect the items inside the step and return them (`return {collect}`).")
 
 
 def _call_layout(signature: inspect.Signature) -> tuple[tuple[str, str], ...] | None:

@@ -1,0 +1,95 @@
+"""Steps written the way people write Python: async functions, generators, their own decorators."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchestrator import pipeline, step
+from orchestrator.errors import UserError
+
+
+def test_an_async_step_runs_to_its_result_and_is_cached(store):
+    @step
+    async def load(n: int) -> list:
+        await asyncio.sleep(0)
+        print("loaded")
+        return list(range(n))
+
+    @step
+    def total(xs: list) -> int:
+        return sum(xs)
+
+    @pipeline
+    def flow(n: int = 4):
+        return total(load(n))
+
+    run = flow.run(store=str(store))
+    assert run.status == "succeeded", run.steps["load"].error
+    assert run.output() == 6
+    again = flow.run(store=str(store))
+    assert [s.status for s in again.steps.values()] == ["cached", "cached"]
+
+
+def test_an_async_step_runs_when_the_caller_already_runs_an_event_loop(store):
+    # A notebook runs its cells inside an event loop, where asyncio.run is refused.
+    @step
+    async def load(n: int) -> list:
+        await asyncio.sleep(0)
+        return list(range(n))
+
+    @pipeline
+    def flow(n: int = 3):
+        return load(n)
+
+    async def notebook_cell():
+        return flow.run(store=str(store))
+
+    run = asyncio.run(notebook_cell())
+    assert run.status == "succeeded", run.steps["load"].error
+    assert run.output() == [0, 1, 2]
+
+
+def test_an_async_step_that_raises_fails_with_its_own_error(store):
+    @step
+    async def broken() -> int:
+        raise ValueError("no data")
+
+    @pipeline
+    def flow():
+        return broken()
+
+    run = flow.run(store=str(store))
+    assert run.status == "failed"
+    assert "ValueError: no data" in run.steps["broken"].error
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_a_generator_step_is_refused_where_it_is_decorated(kind):
+    def items(n: int):
+        yield from range(n)
+
+    async def async_items(n: int):
+        for i in range(n):
+            yield i
+
+    fn = items if kind == "generator" else async_items
+    with pytest.raises(UserError, match=rf"^@step '{fn.__name__}' \(test_authoring.py:\d+\) is an? {kind} "
+                                        r"function \(it uses yield\): .* Collect the items inside the step"):
+        step(fn)
+
+
+def test_a_step_that_wraps_a_generator_and_collects_it_is_accepted(store):
+    def items(n: int):
+        yield from range(n)
+
+    @step
+    def collected(n: int) -> list:
+        return list(items(n))
+
+    @pipeline
+    def flow():
+        return collected(3)
+
+    assert flow.run(store=str(store)).output() == [0, 1, 2]
