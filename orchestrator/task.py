@@ -18,8 +18,8 @@ import os
 import shutil
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
