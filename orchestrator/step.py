@@ -13,6 +13,7 @@ import ast
 import contextvars
 import functools
 import inspect
+import linecache
 import os
 import re
 import sys
@@ -260,10 +261,13 @@ class Step:
             raise UserError(f"step name {name!r} ({definition_site(root)}) is not a valid name. "
                             "Use letters, digits and underscores.")
         self.name: str = name or str(getattr(fn, "__name__", root.__name__))  # a partial has no name
+        self.site = definition_site(root)
+        written = _written_name(fn, root)
+        if written is not None:
+            self.name, self.site = name or written[0], written[1]
         self.retry = retry
         self.cache = cache
         self.version = None if version is None else str(version)
-        self.site = definition_site(root)
         self.signature = inspect.signature(fn)
         self.output_names = _output_names(fn, outputs, self.name, self.site)
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.signature.parameters.values())
@@ -542,6 +546,55 @@ def _not_a_function(obj: Any) -> str:
     shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
     return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "
             "Decorate a function that calls it.")
+
+
+def _written_name(fn: Callable[..., Any], root: types.FunctionType) -> tuple[str, str] | None:
+    """The name the user's source gives a step whose function has a name of its own, and its ``file:line``.
+
+    A lambda is named ``<lambda>``, and the function a decorator without
+    ``functools.wraps`` returns, or a factory builds, has the name of that
+    inner function (``inner``, ``wrapper``): each such step would be a node
+    ``inner``, ``inner_2``... So, for those only, the line that applies
+    ``@step`` is read: the ``def`` it decorates (``@step @logged def load``
+    is ``load``) or the name it is assigned to (``double = step(lambda ...)``).
+    A function named by ``functools.wraps``, a partial or a method keeps its name.
+    """
+    if fn is not root or not ("<locals>" in root.__qualname__ or root.__name__ == "<lambda>"):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    filename, line = frame.f_code.co_filename, frame.f_lineno
+    for node in ast.walk(_parsed(filename)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and any(d.lineno == line for d in node.decorator_list):
+            first = min(d.lineno for d in node.decorator_list)
+            return node.name, f"{os.path.basename(filename)}:{first}"
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno == line \
+                and isinstance(node.value, ast.Call):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                return targets[0].id, f"{os.path.basename(filename)}:{line}"
+    return None
+
+
+_PARSED: dict[tuple[str, int], ast.Module] = {}  # (file, hash of its text) -> its syntax tree
+
+
+def _parsed(filename: str) -> ast.Module:
+    """The syntax tree of a source file (an empty one without source), parsed once per content."""
+    text = "".join(linecache.getlines(filename))
+    key = (filename, hash(text))
+    tree = _PARSED.get(key)
+    if tree is None:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            tree = ast.Module(body=[], type_ignores=[])
+        _PARSED[key] = tree
+    return tree
 
 
 def _a_generator(fn: types.FunctionType, name: str | None) -> str:

@@ -93,3 +93,52 @@ def test_a_step_that_wraps_a_generator_and_collects_it_is_accepted(store):
         return collected(3)
 
     assert flow.run(store=str(store)).output() == [0, 1, 2]
+
+
+def _logged(fn):
+    def inner(*args, **kwargs):  # no functools.wraps: the function's own name is `inner`
+        return fn(*args, **kwargs)
+
+    return inner
+
+
+def _scaled_by(k: int):
+    def scale(xs: list) -> list:
+        return [x * k for x in xs]
+
+    return scale
+
+
+def test_steps_are_named_as_written_under_a_decorator_without_wraps_or_as_assigned(store):
+    @step
+    @_logged
+    def load(n: int) -> list:
+        return list(range(n))
+
+    @step(retries=1)
+    @_logged
+    def clean(xs: list) -> list:
+        return [x for x in xs if x]
+
+    double = step(_scaled_by(2))
+    halve = step(lambda xs: [x / 2 for x in xs])
+
+    @pipeline
+    def flow():
+        return halve(double(clean(load(3))))
+
+    assert (load.name, clean.name, double.name, halve.name) == ("load", "clean", "double", "halve")
+    assert load.site.startswith("test_authoring.py:")
+    run = flow.run(store=str(store))
+    assert list(run.steps) == ["load", "clean", "double", "halve"]
+    assert run.output() == [1.0, 2.0]
+
+
+def test_a_given_name_and_a_functions_own_name_are_kept(store):
+    @step(name="fetch")
+    @_logged
+    def load(n: int) -> list:
+        return list(range(n))
+
+    steps = [step(lambda x: x)]  # no name written for it: it stays what Python calls it
+    assert (load.name, steps[0].name) == ("fetch", "<lambda>")
