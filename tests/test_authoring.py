@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -142,3 +143,34 @@ def test_a_given_name_and_a_functions_own_name_are_kept(store):
 
     steps = [step(lambda x: x)]  # no name written for it: it stays what Python calls it
     assert (load.name, steps[0].name) == ("fetch", "<lambda>")
+
+
+def _scale(xs: list, factor: int, offset: int = 0) -> list:
+    return [x * factor + offset for x in xs]
+
+
+class _Scaler:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def apply(self, xs: list) -> list:
+        return [x * self.k for x in xs]
+
+
+def _bound_steps(factor: int, k: int):
+    scale = step(functools.partial(_scale, [1, 2], factor=factor))
+    apply = step(_Scaler(k).apply)
+
+    @pipeline
+    def bound():
+        return scale(), apply([1])
+
+    return bound
+
+
+def test_a_changed_partial_argument_or_bound_object_is_named_in_words(store):
+    assert _bound_steps(factor=2, k=3).run(store=str(store)).status == "succeeded"
+    reasons = {e.node: e.reason for e in _bound_steps(factor=5, k=4).plan(store=str(store)).entries}
+    assert reasons["apply"] == "the object its method is bound to changed"
+    assert reasons["_scale"].startswith("the arguments functools.partial binds changed")
+    assert "<self>" not in reasons["_scale"]
