@@ -92,7 +92,30 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             f"<self> {label}", f"<self> {label}", walk.token(value, label, root.__qualname__)
         )
     walk.function(root, is_root=True)
+    _name_decorated_parts(walk, root)
     return walk.result()
+
+
+def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
+    """Under a decorator of the user's, explain the step's own code as ``<self>``, the wrapper by name.
+
+    ``@step @timed def load`` digests ``timed``'s wrapper as the root and
+    ``load`` as code it reaches, so an edit of ``load`` would read "code of
+    `load` changed" and an edit of the decorator "its code changed". Only the
+    explanation is swapped: the digest stays as the walk made it.
+    """
+    inner = root
+    while isinstance(getattr(inner, "__wrapped__", None), types.FunctionType) \
+            and object_kind(inner.__wrapped__)[0] == "user":
+        inner = inner.__wrapped__
+    if inner is root:
+        return
+    shown = walk.display(inner.__module__ or "", inner.__qualname__)
+    if shown not in walk.parts:
+        return
+    del walk.parts[shown]
+    walk.parts[f"{shown} (via {root.__code__.co_qualname})"] = walk.parts["<self>"]
+    walk.parts["<self>"] = code_digest(inner.__code__)
 
 
 def code_root(fn: Any) -> types.FunctionType | None:
