@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -374,6 +375,8 @@ class _Walk:
             return self.reference(value, label, where)
         if _is_logger(value):
             return "<logger>"  # a logger's name is its module's name; it never changes results
+        if _is_lock(value):
+            return "<lock>"  # `with LOCK:` around a shared cache: it orders work, it holds no data
         if type(value) in _CONTAINERS and _holds_code(value, set()):
             return self.container_token(value, label, where)
         self.reference(type(value), label, where)  # an instance: its class's code counts too
@@ -441,6 +444,15 @@ def _is_wrapper(obj: Any) -> bool:
 def _is_logger(value: Any) -> bool:
     logging = sys.modules.get("logging")
     return logging is not None and isinstance(value, (logging.Logger, logging.LoggerAdapter))
+
+
+# ``threading`` locks, conditions, semaphores, events and barriers: they cannot be pickled, nor need be.
+_LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Semaphore,
+          threading.Event, threading.Barrier)
+
+
+def _is_lock(value: Any) -> bool:
+    return isinstance(value, _LOCKS)
 
 
 def _holds_code(value: Any, seen: set[int]) -> bool:
