@@ -309,6 +309,15 @@ class Step:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
             return self.fn(*args, **kwargs)
+        # What the step's module binds its name to: a function wrapping the step itself is a
+        # decorator written above @step.
+        fn = self.fn
+        wrapper = fn.__globals__.get(fn.__name__) if type(fn) is types.FunctionType else None
+        if type(wrapper) is types.FunctionType and getattr(wrapper, "__wrapped__", None) is self \
+                and wrapper.__code__ is sys._getframe(1).f_code:
+            problem = _decorated_above(self, wrapper)
+            if problem not in trace.problems:
+                trace.problems.append(problem)
         return self._record(trace, args, kwargs, alias=None)
 
     def alias(self, name: str) -> _Aliased:
@@ -595,6 +604,19 @@ def _parsed(filename: str) -> ast.Module:
             tree = ast.Module(body=[], type_ignores=[])
         _PARSED[key] = tree
     return tree
+
+
+def _decorated_above(step: Step, wrapper: types.FunctionType) -> str:
+    """Why a decorator of the user's above ``@step`` is a mistake, and the fix.
+
+    ``@timed @step def load`` wraps the step, not its function: the wrapper
+    runs once while the pipeline is built (timing, logging or retrying
+    nothing) and never when the step runs, so it quietly does not do its job.
+    """
+    decorator = wrapper.__code__.co_qualname.partition(".<locals>")[0]
+    return (f"step '{step.name}' ({step.site}) is wrapped by `{decorator}` ({definition_site(wrapper)}), "
+            f"written above @step: `{decorator}` runs while the pipeline is built, not when the step runs. "
+            f"Put @step above @{decorator}.")
 
 
 def _a_generator(fn: types.FunctionType, name: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 
 import pytest
 
@@ -174,3 +175,44 @@ def test_a_changed_partial_argument_or_bound_object_is_named_in_words(store):
     assert reasons["apply"] == "the object its method is bound to changed"
     assert reasons["_scale"].startswith("the arguments functools.partial binds changed")
     assert "<self>" not in reasons["_scale"]
+
+
+def _timed(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_timed
+@step
+def _timed_above(xs: list) -> int:
+    return len(xs)
+
+
+@step
+@_timed
+def _timed_below(xs: list) -> int:
+    return len(xs)
+
+
+def test_a_decorator_written_above_step_is_reported_where_it_is_written(store):
+    @pipeline
+    def flow():
+        return _timed_above([1, 2]), _timed_above([3])
+
+    with pytest.raises(UserError) as info:
+        flow.build()
+    assert str(info.value).count("is wrapped by") == 1  # once, however often the step is called
+    assert re.search(r"step '_timed_above' \(test_authoring.py:\d+\) is wrapped by `_timed` "
+                     r"\(test_authoring.py:\d+\), written above @step: `_timed` runs while the pipeline is "
+                     r"built, not when the step runs. Put @step above @_timed.", str(info.value))
+
+
+def test_a_decorator_written_below_step_runs_with_the_step(store):
+    @pipeline
+    def flow():
+        return _timed_below([1, 2])
+
+    assert flow.run(store=str(store)).output() == 2
