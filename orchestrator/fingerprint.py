@@ -106,9 +106,9 @@ def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
     explanation is swapped: the digest stays as the walk made it.
     """
     inner = root
-    while isinstance(getattr(inner, "__wrapped__", None), types.FunctionType) \
-            and object_kind(inner.__wrapped__)[0] == "user":
-        inner = inner.__wrapped__
+    wrapped = getattr(inner, "__wrapped__", None)
+    while isinstance(wrapped, types.FunctionType) and object_kind(wrapped)[0] == "user":
+        inner, wrapped = wrapped, getattr(wrapped, "__wrapped__", None)
     if inner is root:
         return
     shown = walk.display(inner.__module__ or "", inner.__qualname__)
