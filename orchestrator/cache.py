@@ -287,6 +287,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             out.append(f"package {name[4:]} {before or 'unused'} → {after or 'unused'}")
         elif name == "<self>":
             out.append("its code changed")
+        elif name in _BOUND_PARTS:
+            out.append(_BOUND_PARTS[name])
         elif before is None:
             out.append(f"now uses `{name}`")
         elif after is None:
@@ -294,6 +296,13 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         else:
             out.append(f"code of `{name}` changed")
     return out
+
+
+# What ``fingerprint`` binds to a step that is a bound method or a ``functools.partial``, by part name.
+_BOUND_PARTS = {
+    "<self> bound instance": "the object its method is bound to changed",
+    "<self> partial arguments": "the arguments functools.partial binds changed",
+}
 
 
 def _file_change(name: str, old: Any, new: Any) -> str:

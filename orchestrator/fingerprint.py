@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,30 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             f"<self> {label}", f"<self> {label}", walk.token(value, label, root.__qualname__)
         )
     walk.function(root, is_root=True)
+    _name_decorated_parts(walk, root)
     return walk.result()
+
+
+def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
+    """Under a decorator of the user's, explain the step's own code as ``<self>``, the wrapper by name.
+
+    ``@step @timed def load`` digests ``timed``'s wrapper as the root and
+    ``load`` as code it reaches, so an edit of ``load`` would read "code of
+    `load` changed" and an edit of the decorator "its code changed". Only the
+    explanation is swapped: the digest stays as the walk made it.
+    """
+    inner = root
+    wrapped = getattr(inner, "__wrapped__", None)
+    while isinstance(wrapped, types.FunctionType) and object_kind(wrapped)[0] == "user":
+        inner, wrapped = wrapped, getattr(wrapped, "__wrapped__", None)
+    if inner is root:
+        return
+    shown = walk.display(inner.__module__ or "", inner.__qualname__)
+    if shown not in walk.parts:
+        return
+    del walk.parts[shown]
+    walk.parts[f"{shown} (via {root.__code__.co_qualname})"] = walk.parts["<self>"]
+    walk.parts["<self>"] = code_digest(inner.__code__)
 
 
 def code_root(fn: Any) -> types.FunctionType | None:
@@ -351,6 +375,8 @@ class _Walk:
             return self.reference(value, label, where)
         if _is_logger(value):
             return "<logger>"  # a logger's name is its module's name; it never changes results
+        if _is_lock(value):
+            return "<lock>"  # `with LOCK:` around a shared cache: it orders work, it holds no data
         if type(value) in _CONTAINERS and _holds_code(value, set()):
             return self.container_token(value, label, where)
         self.reference(type(value), label, where)  # an instance: its class's code counts too
@@ -418,6 +444,15 @@ def _is_wrapper(obj: Any) -> bool:
 def _is_logger(value: Any) -> bool:
     logging = sys.modules.get("logging")
     return logging is not None and isinstance(value, (logging.Logger, logging.LoggerAdapter))
+
+
+# ``threading`` locks, conditions, semaphores, events and barriers: they cannot be pickled, nor need be.
+_LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Semaphore,
+          threading.Event, threading.Barrier)
+
+
+def _is_lock(value: Any) -> bool:
+    return isinstance(value, _LOCKS)
 
 
 def _holds_code(value: Any, seen: set[int]) -> bool:

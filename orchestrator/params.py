@@ -5,7 +5,8 @@ of its default, else (``limit=None``) read as a JSON file would give it (``100``
 is a number, ``rf`` text); a ``str`` stays raw text, and a container must be JSON of the
 same kind (a list for ``list``/``tuple``/``set``, an object for ``dict``; a
 ``tuple[int, str]`` of that many items). A ``date`` or ``datetime`` is ISO 8601
-text, an ``Enum`` member is named or given by its value. Values from a file
+text, an ``Enum`` member is named or given by its value, a dataclass is a JSON
+object of its fields. Values from a file
 already have a type; they get the same check (``3.7`` is not an ``int``,
 ``"3"`` not a number; a date may be a TOML date or an ISO string, since JSON
 has no dates). A value that does not convert is a ``ParameterError`` naming
@@ -14,6 +15,7 @@ the parameter, the file if any, the expected type and the value.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -102,10 +104,10 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                 out[name] = check_value(value, target) if declared else value
         except _Mismatch as exc:
             problems.append(f"parameter '{name}'{where}: {exc}.")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:  # decimal.Decimal("abc") is arithmetic
             # ``Optional[int]`` failed as an int: say "to int", and show the whole annotation too.
             inner = _optional_of(target)
-            why = _clip(str(exc), 120) if inner is None else f"{_type_name(target)}: {_clip(str(exc), 120)}"
+            why = _clip(_why(exc), 120) if inner is None else f"{_type_name(target)}: {_clip(_why(exc), 120)}"
             problems.append(f"parameter '{name}'{where}: cannot convert {_clip(repr(value))} to "
                             f"{_type_name(inner or target)} ({why}).")
     if problems:
@@ -192,7 +194,7 @@ def convert(text: Any, target: Any) -> Any:
         return _from_iso(text, target, _clip(text))
     if isinstance(target, type) and issubclass(target, Enum):
         return _enum_member(text, target, _clip(text), from_text=True)
-    if target in _CONTAINERS or origin in _CONTAINERS:
+    if target in _CONTAINERS or origin in _CONTAINERS or dataclasses.is_dataclass(target):
         try:
             value = json.loads(text)
         except ValueError:
@@ -270,13 +272,50 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
             return items if kind is list else kind(items)
     elif isinstance(value, kind):
         return value
+    elif dataclasses.is_dataclass(kind):
+        if isinstance(value, dict):
+            return _dataclass_value(value, kind, got)
     else:
         make: Any = kind  # a class of the user's (an Enum, say) made from the value, as -p does from text
         try:
             return make(value)
-        except (ValueError, TypeError) as exc:
-            raise _Mismatch(f"expected {_expected(kind)}, got {got} ({exc})") from None
+        except (ValueError, TypeError, ArithmeticError) as exc:  # decimal.Decimal("abc") is arithmetic
+            raise _Mismatch(f"expected {_expected(kind)}, got {got} ({_why(exc)})") from None
     raise _Mismatch(f"expected {_expected(kind)}, got {got}")
+
+
+def _dataclass_value(value: dict[str, Any], kind: type, got: str) -> Any:
+    """A dataclass built from a JSON object or TOML table of its fields, each checked against its type.
+
+    ``Cfg("...")`` from the text would put the whole text in the first field,
+    whatever its type: a run with a config that is not the one asked for.
+    """
+    fields = {f.name: f for f in dataclasses.fields(kind) if f.init}
+    hints = _type_hints(kind)
+    for name in value:
+        if name not in fields:
+            raise _Mismatch(f"{_type_name(kind)} has no field {name!r} (its fields: {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if n not in value and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise _Mismatch(f"{_type_name(kind)} needs field{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}, got {got}")
+    checked = {}
+    for name, item in value.items():
+        try:
+            checked[name] = check_value(item, hints.get(name, Any))
+        except _Mismatch as exc:
+            raise _Mismatch(f"field {name!r} of {_type_name(kind)}: {exc}") from None
+    make: Any = kind
+    try:
+        return make(**checked)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # its __post_init__ refused the values
+        raise _Mismatch(f"{_type_name(kind)} refused {got}: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    """An exception's message; ``decimal.Decimal("abc")`` says only ``[<class 'decimal.ConversionSyntax'>]``."""
+    return "not a number" if isinstance(exc, ArithmeticError) else str(exc) or type(exc).__name__
 
 
 def _from_iso(text: str, kind: type[date], got: str) -> Any:
@@ -354,6 +393,9 @@ def _expected(kind: Any) -> str:
         return "a JSON list like [1, 2]"
     if isinstance(origin, type) and issubclass(origin, Path):
         return "a path (a string)"
+    if dataclasses.is_dataclass(origin):
+        fields = ", ".join(f'"{f.name}": ...' for f in dataclasses.fields(origin) if f.init)
+        return f"a JSON object of {_type_name(origin)}'s fields like {{{fields}}}"
     return f"a {_type_name(kind)}"
 
 

@@ -13,6 +13,7 @@ import ast
 import contextvars
 import functools
 import inspect
+import linecache
 import os
 import re
 import sys
@@ -251,6 +252,8 @@ class Step:
         root = code_root(fn)
         if root is None:
             raise UserError(_not_a_function(fn))
+        if inspect.isgeneratorfunction(root) or inspect.isasyncgenfunction(root):
+            raise UserError(_a_generator(root, name))
         functools.update_wrapper(self, fn)
         self.__wrapped__ = fn
         self.fn = fn
@@ -258,10 +261,13 @@ class Step:
             raise UserError(f"step name {name!r} ({definition_site(root)}) is not a valid name. "
                             "Use letters, digits and underscores.")
         self.name: str = name or str(getattr(fn, "__name__", root.__name__))  # a partial has no name
+        self.site = definition_site(root)
+        written = _written_name(fn, root)
+        if written is not None:
+            self.name, self.site = name or written[0], written[1]
         self.retry = retry
         self.cache = cache
         self.version = None if version is None else str(version)
-        self.site = definition_site(root)
         self.signature = inspect.signature(fn)
         self.output_names = _output_names(fn, outputs, self.name, self.site)
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.signature.parameters.values())
@@ -303,6 +309,15 @@ class Step:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
             return self.fn(*args, **kwargs)
+        # What the step's module binds its name to: a function wrapping the step itself is a
+        # decorator written above @step.
+        fn = self.fn
+        wrapper = fn.__globals__.get(fn.__name__) if type(fn) is types.FunctionType else None
+        if type(wrapper) is types.FunctionType and getattr(wrapper, "__wrapped__", None) is self \
+                and wrapper.__code__ is sys._getframe(1).f_code:
+            problem = _decorated_above(self, wrapper)
+            if problem not in trace.problems:
+                trace.problems.append(problem)
         return self._record(trace, args, kwargs, alias=None)
 
     def alias(self, name: str) -> _Aliased:
@@ -540,6 +555,82 @@ def _not_a_function(obj: Any) -> str:
     shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
     return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "
             "Decorate a function that calls it.")
+
+
+def _written_name(fn: Callable[..., Any], root: types.FunctionType) -> tuple[str, str] | None:
+    """The name the user's source gives a step whose function has a name of its own, and its ``file:line``.
+
+    A lambda is named ``<lambda>``, and the function a decorator without
+    ``functools.wraps`` returns, or a factory builds, has the name of that
+    inner function (``inner``, ``wrapper``): each such step would be a node
+    ``inner``, ``inner_2``... So, for those only, the line that applies
+    ``@step`` is read: the ``def`` it decorates (``@step @logged def load``
+    is ``load``) or the name it is assigned to (``double = step(lambda ...)``).
+    A function named by ``functools.wraps``, a partial or a method keeps its name.
+    """
+    if fn is not root or not ("<locals>" in root.__qualname__ or root.__name__ == "<lambda>"):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    filename, line = frame.f_code.co_filename, frame.f_lineno
+    for node in ast.walk(_parsed(filename)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and any(d.lineno == line for d in node.decorator_list):
+            first = min(d.lineno for d in node.decorator_list)
+            return node.name, f"{os.path.basename(filename)}:{first}"
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno == line \
+                and isinstance(node.value, ast.Call):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                return targets[0].id, f"{os.path.basename(filename)}:{line}"
+    return None
+
+
+_PARSED: dict[tuple[str, int], ast.Module] = {}  # (file, hash of its text) -> its syntax tree
+
+
+def _parsed(filename: str) -> ast.Module:
+    """The syntax tree of a source file (an empty one without source), parsed once per content."""
+    text = "".join(linecache.getlines(filename))
+    key = (filename, hash(text))
+    tree = _PARSED.get(key)
+    if tree is None:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            tree = ast.Module(body=[], type_ignores=[])
+        _PARSED[key] = tree
+    return tree
+
+
+def _decorated_above(step: Step, wrapper: types.FunctionType) -> str:
+    """Why a decorator of the user's above ``@step`` is a mistake, and the fix.
+
+    ``@timed @step def load`` wraps the step, not its function: the wrapper
+    runs once while the pipeline is built (timing, logging or retrying
+    nothing) and never when the step runs, so it quietly does not do its job.
+    """
+    decorator = wrapper.__code__.co_qualname.partition(".<locals>")[0]
+    return (f"step '{step.name}' ({step.site}) is wrapped by `{decorator}` ({definition_site(wrapper)}), "
+            f"written above @step: `{decorator}` runs while the pipeline is built, not when the step runs. "
+            f"Put @step above @{decorator}.")
+
+
+def _a_generator(fn: types.FunctionType, name: str | None) -> str:
+    """Why ``@step`` refuses a generator function, and the fix.
+
+    Calling one only makes a generator: nothing of the step has run yet, and a
+    generator can be neither hashed nor stored. Said where the step is
+    decorated, not after its upstream steps ran.
+    """
+    kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+    collect = "[item async for item in ...]" if inspect.isasyncgenfunction(fn) else "list(...)"
+    return (f"@step '{name or fn.__name__}' ({definition_site(fn)}) is {kind} function (it uses yield): "
+            "calling it runs none of its code and returns a generator, which cannot be stored. "
+            f"Collect the items inside the step and return them (`return {collect}`).")
 
 
 def _call_layout(signature: inspect.Signature) -> tuple[tuple[str, str], ...] | None:

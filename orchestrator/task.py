@@ -11,12 +11,15 @@ retry policy.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import linecache
 import os
 import shutil
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
@@ -123,6 +126,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 else:
                     args, kwargs = call_arguments(spec.layout, loaded)
                     value = spec.fn(*args, **kwargs)
+                if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
+                    value = _await(value)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
                 value = None
@@ -143,6 +148,22 @@ def run_task(spec: TaskSpec) -> TaskResult:
             result.values = None
     result.ended = time.time()
     return result
+
+
+def _await(coroutine: Any) -> Any:
+    """Run an ``async def`` step's coroutine to its end and return its result.
+
+    A step is one unit of work whose result is stored, so its coroutine runs
+    in an event loop of its own. When this thread already runs one (a
+    pipeline started from a Jupyter notebook), ``asyncio.run`` is refused
+    there, so the coroutine gets a thread and a loop of its own instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-async-step") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: TaskResult) -> None:

@@ -167,3 +167,40 @@ def test_the_steps_own_default_reruns_only_the_calls_that_use_it(orch, calls, pr
     edit_file(project, "own_default.py", "def shift(x, by=1)", "def shift(x, by=2)")
     assert orch("run", "own_default.py").returncode == 0
     assert calls.ran() == {"scale:6", "scale:2"}
+
+
+DECORATED = '''
+import functools
+from orchestrator import step, pipeline
+
+def timed(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+
+@step
+@timed
+def load(n: int = 3) -> list:
+    return list(range(n))
+
+@pipeline
+def decorated():
+    return load()
+'''
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("return list(range(n))", "return list(range(n + 1))", "its code changed"),
+    ("return fn(*args, **kwargs)", "return fn(*args, **kwargs)[::-1]",
+     "code of `load (via timed.<locals>.wrapper)` changed"),
+], ids=["step-body", "decorator"])
+def test_under_a_decorator_the_reason_tells_the_step_from_its_decorator(orch, project, old, new, reason):
+    import json
+
+    (project / "decorated.py").write_text(DECORATED)
+    assert orch("run", "decorated.py").returncode == 0
+    edit_file(project, "decorated.py", old, new)
+    plan = orch("plan", "decorated.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("load", reason)]

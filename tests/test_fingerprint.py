@@ -467,11 +467,22 @@ def test_module_metadata_is_not_a_constant() -> None:
 def test_unhashable_module_value_is_named() -> None:
     with pytest.raises(
         UnhashableValueError,
-        match=r"module-level value 'REGISTRY_LOCK' used by 'guarded' cannot be hashed \(.*lock.*\)\. "
+        match=r"module-level value 'PENDING' used by 'guarded' cannot be hashed \(.*generator.*\)\. "
         r"Make it a step parameter",
     ):
         fingerprint(unhashable.guarded)
-    assert set(fingerprint(unhashable.not_using_the_lock).parts) == {"<self>"}
+    assert set(fingerprint(unhashable.not_using_the_generator).parts) == {"<self>"}
+
+
+def test_a_module_level_lock_or_event_is_no_obstacle_and_no_difference() -> None:
+    # `with LOCK:` around shared state orders work and holds no data; it used to refuse the step.
+    parts = fingerprint(unhashable.with_lock).parts
+    assert set(parts) == {"<self>", "REGISTRY_LOCK", "READY"}
+    free = fingerprint(unhashable.with_lock).digest
+    with unhashable.REGISTRY_LOCK:  # held or free, set or not, a lock is the same to the key
+        unhashable.READY.set()
+        assert fingerprint(unhashable.with_lock).digest == free
+    unhashable.READY.clear()
 
 
 def test_fingerprint_rejects_non_functions() -> None:

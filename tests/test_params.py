@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Literal, Optional
@@ -193,3 +195,46 @@ def test_file_values_refusals_name_the_expected_form(typed, message):
     with pytest.raises(ParameterError) as exc:
         _convert_typed(typed=typed)
     assert str(exc.value) == message
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    lr: float
+    layers: tuple[int, ...] = (1, 2)
+    name: str = "base"
+
+
+def _configured(cfg: _Cfg = _Cfg(0.1), amount: Decimal = Decimal("1.5")):
+    ...
+
+
+def _convert_config(texts=None, typed=None):
+    return convert_params(inspect.signature(_configured), _configured, "p", texts or {}, typed,
+                          source="p.toml")
+
+
+@pytest.mark.parametrize("texts,typed", [
+    ({"cfg": '{"lr": 0.5, "layers": [3]}'}, None),
+    (None, {"cfg": {"lr": 0.5, "layers": [3]}}),
+], ids=["p", "file"])
+def test_a_dataclass_parameter_is_built_from_an_object_of_its_fields(texts, typed):
+    assert _convert_config(texts, typed) == {"cfg": _Cfg(lr=0.5, layers=(3,))}
+
+
+@pytest.mark.parametrize("texts,typed,message", [
+    # Cfg("fast") would have put the text in `lr` and run with it.
+    ({"cfg": "fast"}, None, "parameter 'cfg': expected a JSON object of _Cfg's fields like "
+                            '{"lr": ..., "layers": ..., "name": ...}, got fast (not JSON).'),
+    ({"cfg": '{"lr": "x"}'}, None, "parameter 'cfg': field 'lr' of _Cfg: expected a number like 0.5, got \"x\"."),
+    ({"cfg": '{"nmae": "a", "lr": 1}'}, None, "parameter 'cfg': _Cfg has no field 'nmae' "
+                                              "(its fields: lr, layers, name)."),
+    ({"cfg": "{}"}, None, "parameter 'cfg': _Cfg needs field lr, got {}."),
+    (None, {"cfg": "fast"}, "parameter 'cfg' in p.toml: expected a JSON object of _Cfg's fields like "),
+    # decimal.Decimal("abc") raises an ArithmeticError, which reached the user as a traceback.
+    ({"amount": "abc"}, None, "parameter 'amount': cannot convert 'abc' to Decimal (not a number)."),
+    (None, {"amount": "abc"}, "parameter 'amount' in p.toml: expected a Decimal, got \"abc\" (not a number)."),
+])
+def test_a_dataclass_or_decimal_parameter_that_does_not_convert_is_one_line(texts, typed, message):
+    with pytest.raises(ParameterError) as info:
+        _convert_config(texts, typed)
+    assert str(info.value).startswith(message)
