@@ -11,7 +11,6 @@ retry policy.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import linecache
 import os
@@ -19,7 +18,6 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
@@ -158,6 +156,9 @@ def _await(coroutine: Any) -> Any:
     pipeline started from a Jupyter notebook), ``asyncio.run`` is refused
     there, so the coroutine gets a thread and a loop of its own instead.
     """
+    import asyncio  # here: most runs have no async step, and importing asyncio costs ~15 ms
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
