@@ -18,7 +18,7 @@ import inspect
 import json
 import re
 import typing
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -253,8 +253,8 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
     elif kind in (datetime, date):
         if isinstance(value, str):  # JSON has no dates: an ISO string stands for one
             return _from_iso(value, kind, got)
-        if isinstance(value, kind):  # a TOML date or datetime (a datetime is a date too)
-            return value
+        if isinstance(value, kind) and not (kind is date and isinstance(value, datetime)):
+            return value  # a TOML date or datetime; a datetime is a date to Python, but not to a step
         if kind is datetime and isinstance(value, date):  # a TOML date, as -p dt=2024-05-06 reads it
             return datetime(value.year, value.month, value.day)
     elif issubclass(kind, Enum):
@@ -358,7 +358,9 @@ def _expected(kind: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A typed value as a message shows it: as JSON, on one short line."""
+    """A typed value as a message shows it: as JSON, on one short line (a TOML date or time as in the file)."""
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     try:
         return _clip(json.dumps(value, ensure_ascii=False))
     except (TypeError, ValueError):

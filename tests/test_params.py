@@ -180,6 +180,18 @@ def test_native_toml_dates_still_work(tmp_path):
     assert _convert_typed(typed=load_params_file(str(tmp_path / "p.toml"))) == {"dt": datetime(2024, 5, 6)}
 
 
+def test_a_toml_date_and_time_is_refused_for_a_date_as_p_refuses_it(tmp_path):
+    # A datetime is a date to isinstance, but a step comparing it with a date finds them unequal.
+    (tmp_path / "p.toml").write_text("day = 2024-05-06T01:02:03\ndt = 10:11:12\n")
+    with pytest.raises(ParameterError) as exc:
+        _convert_typed(typed=load_params_file(str(tmp_path / "p.toml")))
+    assert str(exc.value).splitlines() == [
+        "parameter 'day' in p.json: expected an ISO 8601 date like 2024-05-06, got 2024-05-06T01:02:03.",
+        "parameter 'dt' in p.json: expected an ISO 8601 date and time like 2024-05-06T10:11:12, got 10:11:12."]
+    with pytest.raises(ParameterError, match="expected an ISO 8601 date like 2024-05-06, got 2024-05-06T01:02"):
+        _convert_typed({"day": "2024-05-06T01:02:03"})
+
+
 @pytest.mark.parametrize("typed,message", [
     ({"dt": "soon"}, """parameter 'dt' in p.json: expected an ISO 8601 date and time like 2024-05-06T10:11:12, \
 got "soon"."""),
