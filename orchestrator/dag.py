@@ -18,6 +18,8 @@ import os
 import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
+from datetime import date, time
+from enum import Enum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -308,7 +310,16 @@ def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], 
 
 
 def _shown(value: Any) -> Any:
-    """A short JSON-able rendering of a parameter value, for lineage displays."""
+    """A short JSON-able rendering of a parameter value, for lineage displays.
+
+    An Enum member, a date or a time reads as a user writes it (``Color.BLUE``,
+    ``2024-05-06``), not as its repr (``<Color.BLUE: 'blue'>``,
+    ``datetime.date(2024, 5, 6)``), which a reason would repeat in quotes.
+    """
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import inspect
 import json
 import os
@@ -552,6 +554,31 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     changed = report.run(store=str(store), n=2, title="Q3 " * 20, fn=suffixed("?")).steps["label"].reason
     assert changed == "parameter `fn` changed (it prints the same: its code or contents changed)"
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
+
+
+class _Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+def test_a_changed_enum_or_date_parameter_reads_as_the_user_writes_it(store):
+    """Not as its repr (``"<_Shade.LIGHT: 'light'>"``, ``"datetime.date(2024, 1, 1)"``) in quotes."""
+    @step
+    def paint(shade: _Shade, day: datetime.date, at: datetime.datetime) -> str:
+        return f"{shade} {day} {at}"
+
+    @pipeline
+    def daily(shade: _Shade = _Shade.LIGHT, day: datetime.date = datetime.date(2024, 1, 1),
+              at: datetime.datetime = datetime.datetime(2024, 1, 1)):
+        return paint(shade, day, at)
+
+    daily.run(store=str(store))
+    run = daily.run(store=str(store), shade=_Shade.DARK, day=datetime.date(2024, 3, 5),
+                    at=datetime.datetime(2024, 2, 3, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=2))))
+    assert run.steps["paint"].reason == (
+        'parameter `at` changed ("2024-01-01T00:00:00" → "2024-02-03T10:00:00+02:00"); '
+        'parameter `day` changed ("2024-01-01" → "2024-03-05"); '
+        'parameter `shade` changed ("_Shade.LIGHT" → "_Shade.DARK")')
 
 
 @step
