@@ -7,6 +7,7 @@ import enum
 import inspect
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +132,53 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert run.steps["read"].reason == f"parameter `path` changed (now {moved})"
     moved.write_text("new text")  # compared with the last result, made from input.txt
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
+
+
+def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
+    """Not the list's first file, whatever happened to another one."""
+    @step
+    def total(files: list[Path], extra: dict[str, Path]) -> int:
+        return sum(len(p.read_text()) for p in [*files, *extra.values()] if p.exists())
+
+    first, second, third = (tmp_path / f"{n}.csv" for n in ("first", "second", "third"))
+    for path in (first, second, third):
+        path.write_text(f"a,b\n{path.stem},1\n")  # each its own content: equal files would share keys
+
+    @pipeline
+    def merged(files: list[Path] = [first, second], extra: dict[str, Path] = {"x": third}):  # noqa: B006
+        return total(files, extra)
+
+    def reason(**params) -> str:
+        return merged.run(store=str(store), **params).steps["total"].reason
+
+    assert reason() == "no earlier result"
+    second.write_text("a,b\nsecond,2\n")
+    assert reason() == f"content of file `files` changed ({second})"
+    second.unlink()
+    assert reason() == f"file `files` is gone ({second})"
+    second.write_text("a,b\nsecond,2\n")
+    assert merged.run(store=str(store)).steps["total"].status == "cached"
+    assert reason(files=[first, third]) == f"parameter `files` changed (now {third})"
+    assert reason(files=[first]) == f"parameter `files` changed (no longer {third})"
+    third.write_text("changed")
+    assert reason(files=[first]) == f"content of file `extra` changed ({third})"
+    other = str(tmp_path / "other")
+    merged.run(store=other)
+    assert merged.run(store=other, files=[second, first]).steps["total"].reason == \
+        "parameter `files` changed (the same files in another order)"
+
+
+def test_a_list_of_paths_recorded_by_an_older_version_is_explained_without_guessing():
+    """Such a key recorded no digests: the reason cannot tell which file changed, and does not name one."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c", "params": {"files": "h1"}, "files": {"files": ["/d/a.csv", True],
+                                                             "files[1]": ["/d/b.csv", True]}}
+    new = {"code": "c", "params": {"files": "h2"}, "files": {"files": [["/d/a.csv", True, "x"],
+                                                                       ["/d/b.csv", True, "y"]]}}
+    assert explain(old, new) == "content of a file of `files` changed"
+    new["files"]["files"][1] = ["/d/b.csv", False, None]
+    assert explain(old, new) == "file `files` is gone (/d/b.csv)"
 
 
 def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
