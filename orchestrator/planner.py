@@ -139,7 +139,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             entries.append(PlanEntry(node.name, "cached", "cached", key))
         else:
             state[node.name] = "will run"
-            entries.append(PlanEntry(node.name, "will run", decision.reason + _missing_files(node), key))
+            entries.append(PlanEntry(node.name, "will run", decision.reason + _missing_files(node, decision.reason),
+                                     key))
 
     for node in list(dag.nodes.values()):
         if not node.is_map:
@@ -166,9 +167,12 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     return Plan(dag.pipeline, entries)
 
 
-def _missing_files(node: Node) -> str:
-    """A note naming path parameters with nothing behind them (a typo, or an output to be made)."""
-    missing = [f"{arg}: no file at {path}" for arg, path in node.missing_paths.items()]
+def _missing_files(node: Node, reason: str) -> str:
+    """A note naming path parameters with nothing behind them (a typo, or an output to be made).
+
+    A path the reason already names (``file `path` does not exist (/abs/path)``) is not named twice.
+    """
+    missing = [f"{arg}: no file at {path}" for arg, path in node.missing_paths.items() if f"({path})" not in reason]
     return f" ({'; '.join(missing)})" if missing else ""
 
 
