@@ -394,3 +394,81 @@ def _type_name(target: Any) -> str:
     if typing.get_origin(target) is not None:
         return str(target).replace("typing.", "")
     return getattr(target, "__name__", str(target))
+
+
+def type_hints(fn: Any) -> dict[str, Any]:
+    """``fn``'s resolved annotations, or ``{}`` when one cannot be resolved (a name defined in a function)."""
+    return _type_hints(fn)
+
+
+def python_value_problem(annotation: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` passed from Python for a parameter so annotated, or None.
+
+    ``-p`` converts text to the annotation before a run sees it, so only a
+    Python caller passes ``n="4"``, ``day="2024-05-06"`` or ``color="BLUE"``
+    (read from ``sys.argv``, an environment variable or a config dict), which
+    a step would take as text: ``"0.5" * 2`` is ``"0.50.5"``, ``"false"`` is
+    true, ``"2024-05-06" < date(2024, 6, 1)`` raises, ``color is Color.BLUE``
+    is false. A value outside a ``Literal``'s choices is refused whatever its
+    type. Text for a ``str``, a path or an unannotated parameter is fine.
+    Returns the end of a message: "is annotated int, but got the text '4'. Pass an int: int('4')".
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if any(value == c and type(value) is type(c) for c in choices):
+            return None
+        return f"is one of {', '.join(map(repr, choices))}, but got {_clip(repr(value))}"
+    if not isinstance(value, str):
+        return None
+    kinds = _without_none(annotation)
+    if not kinds or any(_takes_text(kind) for kind in kinds):
+        return None
+    fix = _fix_for_text(kinds[0], value)
+    return f"is annotated {_type_name(annotation)}, but got the text {_clip(repr(value))}. {fix}"
+
+
+def _without_none(annotation: Any) -> list[Any]:
+    """The kinds an annotation allows, ``None`` left out: ``[int]`` for ``Optional[int]``."""
+    if typing.get_origin(annotation) is typing.Union or str(typing.get_origin(annotation)) == \
+            "<class 'types.UnionType'>":
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+# Kinds text is refused for: what -p converts text to, and a step would misuse as text.
+_NOT_TEXT = (bool, int, float, date, datetime, list, tuple, set, frozenset, dict)
+
+
+def _takes_text(kind: Any) -> bool:
+    """Whether text is a fair value of ``kind`` (``str``, a path, anything unsaid or unknown)."""
+    if isinstance(kind, str):  # an annotation that did not resolve: only the plain names are known
+        return kind not in ("int", "float", "bool")
+    if typing.get_origin(kind) is typing.Literal:
+        return any(isinstance(c, str) for c in typing.get_args(kind))
+    base = typing.get_origin(kind) or kind
+    if not isinstance(base, type):
+        return True
+    if issubclass(base, Enum):
+        return False
+    return not issubclass(base, _NOT_TEXT)
+
+
+def _fix_for_text(kind: Any, text: str) -> str:
+    """How to pass the value the text stands for: "Pass an int: int('4')", "Pass Color.BLUE"."""
+    if isinstance(kind, str):
+        kind = {"int": int, "float": float, "bool": bool}[kind]
+    base = typing.get_origin(kind) or kind
+    if base is bool:
+        return "Pass True or False"
+    if base in (int, float):
+        return f"Pass {'an' if base is int else 'a'} {base.__name__}: {base.__name__}({text!r})"
+    if base in (date, datetime):
+        return f"Pass a {base.__name__}: {base.__name__}.fromisoformat({text!r})"
+    if issubclass(base, Enum):
+        try:
+            member = _enum_member(text, base, text, from_text=True)
+        except _Mismatch:
+            return f"Pass a member: {', '.join(f'{base.__name__}.{m.name}' for m in base)}"
+        return f"Pass {base.__name__}.{member.name}"
+    return f"Pass a {base.__name__}, not its text"
