@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import typing
 from datetime import date, datetime, time
@@ -187,7 +188,7 @@ def convert(text: Any, target: Any) -> Any:
     if isinstance(target, type) and issubclass(target, Path):
         if not text:  # Path("") is Path("."): a forgotten value must not quietly mean this folder
             raise _Mismatch("empty path (write . for the current folder)")
-        return Path(text)
+        return _user_path(Path, text)
     if target in (datetime, date):
         return _from_iso(text, target, _clip(text))
     if isinstance(target, type) and issubclass(target, Enum):
@@ -249,7 +250,7 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
         if value == "":
             raise _Mismatch("empty path (write . for the current folder)")
         if isinstance(value, (str, Path)):
-            return kind(value)
+            return _user_path(kind, value)
     elif kind in (datetime, date):
         if isinstance(value, str):  # JSON has no dates: an ISO string stands for one
             return _from_iso(value, kind, got)
@@ -277,6 +278,19 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
         except (ValueError, TypeError) as exc:
             raise _Mismatch(f"expected {_expected(kind)}, got {got} ({exc})") from None
     raise _Mismatch(f"expected {_expected(kind)}, got {got}")
+
+
+def _user_path(kind: Any, text: str | Path) -> Path:
+    """A path as a shell would have given it: ``~/data`` is in the home folder.
+
+    A shell expands ``~`` only at the start of a word, so ``-p 'path=~/data'``
+    and a parameters file keep it. Left as it is, it names a folder ``~`` here,
+    which does not exist: the step would run every time as one that makes its
+    file, while pandas, which expands it, reads a file the key does not cover.
+    """
+    # os.path's, unlike Path.expanduser, leaves ``~nosuchuser`` as it is, as a shell does.
+    path: Path = kind(os.path.expanduser(text))
+    return path
 
 
 def _from_iso(text: str, kind: type[date], got: str) -> Any:

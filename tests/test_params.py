@@ -205,3 +205,12 @@ def test_file_values_refusals_name_the_expected_form(typed, message):
     with pytest.raises(ParameterError) as exc:
         _convert_typed(typed=typed)
     assert str(exc.value) == message
+
+
+def test_a_path_from_p_or_a_file_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """As a shell would give it: else it names a folder `~` here, and the step is keyed as a missing file."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _convert_typed({"path": "~/raw.csv"}) == {"path": tmp_path / "raw.csv"}
+    assert _convert_typed(typed={"path": "~/raw.csv"}) == {"path": tmp_path / "raw.csv"}
+    assert _convert_typed({"path": "data/~raw.csv"}) == {"path": Path("data/~raw.csv")}
+    assert _convert_typed({"path": "~nosuchuser/raw.csv"}) == {"path": Path("~nosuchuser/raw.csv")}
