@@ -144,6 +144,16 @@ class Context:
             _check_url_has_objects(artifacts, lineage, database)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
 
+    def own_folders(self) -> list[Path]:
+        """The local folders this store writes to (its metadata folder, and its objects' when local).
+
+        A directory input that holds them leaves them out of its digest (``hashing.skipping_folders``).
+        """
+        folders = [self.root]
+        if isinstance(self.store, ArtifactStore) and not isinstance(self.store, FsspecStore):
+            folders.append(self.store.root)
+        return folders
+
     @property
     def location(self) -> str:
         """The store as workers open it: a folder path or a URL."""

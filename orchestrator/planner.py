@@ -18,6 +18,7 @@ from orchestrator import cache
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
+from orchestrator.hashing import skipping_folders
 from orchestrator.step import SINGLE_OUTPUT, Output
 
 if TYPE_CHECKING:
@@ -79,10 +80,11 @@ def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
 
 
 def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
-    """Trace the pipeline, hashing file inputs through the store's memo."""
+    """Trace the pipeline, hashing file inputs through the store's memo (a folder input without the store)."""
     memo = ctx.lineage.load_file_memo()
     before = dict(memo)
-    dag = pipeline.build(file_memo=memo, **params)
+    with skipping_folders(ctx.own_folders()):
+        dag = pipeline.build(file_memo=memo, **params)
     ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
     return dag
 

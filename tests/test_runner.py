@@ -168,6 +168,38 @@ def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
         "parameter `files` changed (the same files in another order)"
 
 
+def test_a_folder_input_holding_the_store_stays_cached(tmp_path, monkeypatch):
+    """The store a run writes to (./cache under the folder `.`) is no part of the folder's content."""
+    from orchestrator.context import Context
+    from orchestrator.provenance import walk
+
+    @step
+    def listing(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.glob("*.csv"))
+
+    @pipeline
+    def project(folder: Path = Path(".")):
+        return listing(folder)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    first = project.run(store="cache")
+    assert project.run(store="cache").steps["listing"].status == "cached"
+    assert project.run(store="cache").steps["listing"].status == "cached"
+    (tmp_path / "b.csv").write_text("x\n2\n")
+    assert project.run(store="cache").steps["listing"].reason == f"content of file `folder` changed ({tmp_path})"
+    (tmp_path / "b.csv").unlink()
+    again = project.run(store="cache")
+    assert (again.steps["listing"].status, again.output()) == ("cached", ["a.csv"])
+    # `orch lineage .` finds the runs that read the folder as it is now.
+    graph = walk(Context.open("cache").lineage, ".", "downstream")
+    assert any(first.id in label for label in (v.label for v in graph.vertices.values()))
+    # A store somewhere else inside the folder, with its metadata elsewhere again.
+    (tmp_path / "sub").mkdir()
+    assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "ran"
+    assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "cached"
+
+
 def test_a_list_of_paths_recorded_by_an_older_version_is_explained_without_guessing():
     """Such a key recorded no digests: the reason cannot tell which file changed, and does not name one."""
     from orchestrator.cache import explain
