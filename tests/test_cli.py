@@ -109,6 +109,8 @@ def test_params_file(orch, calls, project):
     (["run", "recorder.py"], "recorder.py defines no pipeline"),
     (["run", "flaky.py"], "defines 3 pipelines (flaky_pipeline, filtered, timeouts). Choose one: flaky.py:"),
     (["run", "flaky.py:flaky_pipelin"], "has no pipeline 'flaky_pipelin'. Did you mean 'flaky_pipeline'?"),
+    (["run", "flaky.py:wrong_kind"], "flaky.py has no pipeline 'wrong_kind'. 'wrong_kind' is a step: name the "
+                                     "pipeline that calls it. Pipelines in it: flaky_pipeline, filtered, timeouts."),
     (["run", "edits.py", "-p", "m=3"], "pipeline 'edits' has no parameter 'm'"),
     (["run", "edits.py", "-p", "n"], "is not name=value"),
     (["run", "edits.py", "--rerun", "plian"], "has no step 'plian'. Did you mean 'plain'?"),
