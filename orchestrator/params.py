@@ -486,3 +486,30 @@ def _fix_for_text(kind: Any, text: str) -> str:
             return f"Pass a member: {', '.join(f'{base.__name__}.{m.name}' for m in base)}"
         return f"Pass {base.__name__}.{member.name}"
     return f"Pass a {base.__name__}, not its text"
+
+
+def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], file: str) -> list[str]:
+    """A warning for each relative path parameter found beside the pipeline file but not here.
+
+    A relative path is read from the current folder, as every program reads
+    it. Run from another folder (``orch run proj/train.py``), a default such as
+    ``Path("data")`` then names nothing, and a step that globs it or checks
+    ``exists()`` quietly works on no data. When the path does exist beside
+    the pipeline file, that is almost surely what was meant: say so, with both fixes.
+    """
+    folder = os.path.dirname(os.path.abspath(file))
+    if folder == os.getcwd():
+        return []
+    out = []
+    for name, param in signature.parameters.items():
+        value = values.get(name, param.default)
+        paths = [value] if isinstance(value, Path) else \
+            [v for v in value if isinstance(v, Path)] if isinstance(value, (list, tuple)) else []
+        for path in paths:
+            if not path.is_absolute() and not path.exists() and (Path(folder) / path).exists():
+                beside = os.path.relpath(Path(folder) / path)
+                fix = f"pass -p {name}={beside}" if value is path else f"give its paths from here ({beside}, ...)"
+                out.append(f"parameter '{name}' is {path}, which is not in the current folder {os.getcwd()} but is "
+                           f"beside {os.path.basename(file)}: run from {os.path.relpath(folder)}, or {fix}")
+                break
+    return out

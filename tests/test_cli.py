@@ -796,3 +796,16 @@ def test_plan_of_a_big_map_folds_its_items_into_one_row(orch, calls):
     assert rows == ["items", "square … square_50 (50)", "total"]
     assert "52 steps in 3 rows (alike calls of one step share a row; orch plan --json lists each)" in result.stdout
     assert "50 will run" in result.stdout
+
+
+def test_a_relative_path_beside_the_pipeline_file_but_not_here_is_warned_about(orch, project, tmp_path):
+    """Run from another folder, Path("input.txt") names nothing: the warning gives both fixes."""
+    (project / "input.txt").write_text("hello")
+    elsewhere = Orch(orch.store, tmp_path, orch.env)
+    result = elsewhere("plan", "project/files.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: parameter 'path' is input.txt, which is not in the current folder {tmp_path} but is beside "
+        "files.py: run from project, or pass -p path=project/input.txt")
+    assert "warning" not in elsewhere("plan", "project/files.py", "-p", "path=project/input.txt").stderr
+    assert "warning" not in orch("plan", "files.py").stderr  # run from its folder
