@@ -82,14 +82,14 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
     for name, value in {**(typed or {}), **texts}.items():
         param = params.get(name)
         if param is None:
-            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                out[name] = value
-                continue
+            # A name ``**options`` takes: converted as one of them (``**options: int``), or guessed.
+            param = next((p for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+        if param is None:
             hint = did_you_mean(name, params)
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
-        target = hints.get(name, param.annotation)
+        target = hints.get(param.name, param.annotation)
         declared = not (target is inspect.Parameter.empty or isinstance(target, str))
         if not declared:
             declared = param.default not in (inspect.Parameter.empty, None)

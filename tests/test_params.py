@@ -214,3 +214,17 @@ def test_a_path_from_p_or_a_file_starting_with_a_tilde_is_in_the_home_folder(tmp
     assert _convert_typed(typed={"path": "~/raw.csv"}) == {"path": tmp_path / "raw.csv"}
     assert _convert_typed({"path": "data/~raw.csv"}) == {"path": Path("data/~raw.csv")}
     assert _convert_typed({"path": "~nosuchuser/raw.csv"}) == {"path": Path("~nosuchuser/raw.csv")}
+
+
+def test_a_name_that_kwargs_takes_is_converted_as_an_unannotated_parameter_is():
+    """`-p n=100` is 100 for `**options`, as for `n=None`; `**options: float` converts each to a float."""
+    def loose(**options): ...
+
+    def typed(**options: float): ...
+
+    assert convert_params(inspect.signature(loose), loose, "p", {"n": "100", "flag": "true", "name": "rf"}) == \
+        {"n": 100, "flag": True, "name": "rf"}
+    assert convert_params(inspect.signature(typed), typed, "p", {"n": "1"}) == {"n": 1.0}
+    with pytest.raises(ParameterError, match="parameter 'n': cannot convert 'x' to float"):
+        convert_params(inspect.signature(typed), typed, "p", {"n": "x"})
+    assert convert_params(inspect.signature(typed), typed, "p", {}, {"n": 2}, source="p.toml") == {"n": 2.0}
