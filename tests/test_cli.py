@@ -809,3 +809,18 @@ def test_a_relative_path_beside_the_pipeline_file_but_not_here_is_warned_about(o
         "files.py: run from project, or pass -p path=project/input.txt")
     assert "warning" not in elsewhere("plan", "project/files.py", "-p", "path=project/input.txt").stderr
     assert "warning" not in orch("plan", "files.py").stderr  # run from its folder
+
+
+def test_a_store_or_metadata_path_starting_with_a_tilde_is_in_the_home_folder(orch, project, tmp_path):
+    """As quoted in a .env file or a CI setting: not a folder named `~` in the current folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**orch.env, "HOME": str(home)}
+    assert Orch(Path("~/store"), project, env)("run", "edits.py").returncode == 0
+    assert (home / "store" / "metadata.db").is_file()
+    assert Orch(Path("~/other"), project, {**env, "ORCH_METADATA": "~/meta"})("run", "edits.py").returncode == 0
+    assert (home / "meta" / "metadata.db").is_file()
+    assert not (project / "~").exists()
+    from orchestrator.context import store_root
+
+    assert store_root("~/store") == Path(os.path.expanduser("~/store"))
