@@ -43,7 +43,7 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def load_params_file(path: str) -> dict[str, Any]:
     """Parameters from a ``.toml`` or ``.json`` file (a table / object of name → value)."""
-    p = Path(path)
+    p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
         raise ParameterError(f"parameters file {path} does not exist.")
     try:
@@ -86,6 +86,9 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             param = next((p for p in params.values() if p.kind is p.VAR_KEYWORD), None)
         if param is None:
             hint = did_you_mean(name, params)
+            if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
+                # A [section] of a TOML file (or a nested JSON object) holding the parameters.
+                hint = f" Its keys look like parameters: write them at the top level of {source}, not under [{name}]."
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue

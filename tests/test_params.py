@@ -228,3 +228,13 @@ def test_a_name_that_kwargs_takes_is_converted_as_an_unannotated_parameter_is():
     with pytest.raises(ParameterError, match="parameter 'n': cannot convert 'x' to float"):
         convert_params(inspect.signature(typed), typed, "p", {"n": "x"})
     assert convert_params(inspect.signature(typed), typed, "p", {}, {"n": 2}, source="p.toml") == {"n": 2.0}
+
+
+def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, monkeypatch):
+    (tmp_path / "p.toml").write_text("[train]\nn = 3\nlr = 0.5\n")
+    with pytest.raises(ParameterError) as exc:
+        _convert(typed=load_params_file(str(tmp_path / "p.toml")))
+    assert str(exc.value) == ("pipeline 'p' has no parameter 'train'. Its keys look like parameters: write them "
+                              "at the top level of p.toml, not under [train].")
+    monkeypatch.setenv("HOME", str(tmp_path))  # quoted on the command line, ~ is still the home folder
+    assert load_params_file("~/p.toml") == {"train": {"n": 3, "lr": 0.5}}
