@@ -107,7 +107,7 @@ def key_parts_json(node: Node, input_hashes: dict[str, str]) -> str:
     their inputs, so the rest is serialized once. A node with path
     parameters shows its own paths, so it is serialized whole.
     """
-    if node.file_params or node.missing_paths:
+    if node.file_params or node.missing_paths or node.path_lists:
         return json.dumps(key_parts(node, input_hashes))
     static = _STATIC_PARTS_JSON.get(node.static_key)
     if static is None:
@@ -121,9 +121,20 @@ def key_parts_json(node: Node, input_hashes: dict[str, str]) -> str:
 
 
 def _path_arguments(node: Node) -> dict[str, list[Any]]:
-    """Each path argument's absolute path and whether it existed, to explain a miss by its file."""
+    """Each path argument's absolute path and whether it existed, to explain a miss by its file.
+
+    An argument holding several paths (a list, a dict) gets ``[[path, exists,
+    content digest or None], ...]``, one per path in order, so that a miss names
+    the file that changed rather than the argument's first one.
+    """
     files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
     files.update((arg, [path, False]) for arg, path in node.missing_paths.items())
+    if node.path_lists:
+        digests = dict(node.file_params.values())
+        for arg, paths in node.path_lists.items():
+            for label in [k for k in files if k == arg or k.startswith(f"{arg}[")]:
+                del files[label]
+            files[arg] = [[path, path in digests, digests.get(path)] for path in paths]
     return files
 
 
@@ -305,16 +316,55 @@ _BOUND_PARTS = {
 }
 
 
-def _file_change(name: str, old: Any, new: Any) -> str:
-    """What happened to a path parameter's file: moved, appeared, gone, or edited."""
-    (old_path, old_exists), (new_path, new_exists) = old, new
-    if old_path != new_path:
-        return f"parameter `{name}` changed (now {new_path})"
-    if not old_exists:
-        return f"file `{name}` now exists ({new_path})"
-    if not new_exists:
-        return f"file `{name}` is gone ({new_path})"
-    return f"content of file `{name}` changed ({new_path})"
+def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]) -> str:
+    """What happened to a path parameter's files: another path, appeared, gone, or edited.
+
+    For a list or dict of paths, the files that changed are named: those the
+    parameter now holds and did not, else those that appeared, went or whose
+    content changed (by their digests; a key recorded by an older version has
+    none, so only a single path can be named by elimination).
+    """
+    old, new = _file_entries(old_files, name), _file_entries(new_files, name)
+    old_paths, new_paths = [e[0] for e in old], [e[0] for e in new]
+    if old_paths != new_paths:
+        added = [p for p in new_paths if p not in old_paths]
+        dropped = [p for p in old_paths if p not in new_paths]
+        how = f"now {_few(added)}" if added else f"no longer {_few(dropped)}" if dropped else \
+            "the same files in another order"
+        return f"parameter `{name}` changed ({how})"
+    appeared: list[str] = []
+    gone: list[str] = []
+    edited: list[str] = []
+    unknown = False
+    for (path, was, before), (_, now, after) in zip(old, new):
+        if was != now:
+            (appeared if now else gone).append(path)
+        elif now and (before is None or after is None):
+            unknown = True
+        elif now and before != after:
+            edited.append(path)
+    parts = [f"file `{name}` now exists ({_few(appeared)})" if appeared else "",
+             f"file `{name}` is gone ({_few(gone)})" if gone else "",
+             f"content of file `{name}` changed ({_few(edited)})" if edited else ""]
+    if any(parts):
+        return "; ".join(part for part in parts if part)
+    if len(new) == 1:  # one path, there both times: its content is what changed
+        return f"content of file `{name}` changed ({new_paths[0]})"
+    return f"content of a file of `{name}` changed" if unknown else f"parameter `{name}` changed"
+
+
+def _file_entries(files: dict[str, Any], name: str) -> list[tuple[str, bool, str | None]]:
+    """(path, existed, digest or None) of each path of parameter ``name``, from a key's recorded parts."""
+    value = files[name]
+    if value and isinstance(value[0], list):
+        return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in value]
+    # One path, or the first of several as an older version recorded them (the others as name[N]).
+    return [(e[0], e[1], None) for e in [value, *(v for k, v in files.items() if k.startswith(f"{name}["))]]
+
+
+def _few(paths: list[str]) -> str:
+    """``/a``, ``/a, /b`` or ``/a, /b, /c and 2 more``: a reason stays short however many files changed."""
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
@@ -336,7 +386,7 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
-                out.append(_file_change(name, old_files[name], new_files[name]))
+                out.append(_file_change(name, old_files, new_files))
             elif name in old_shown and name in new_shown:
                 out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:

@@ -25,13 +25,23 @@ DEFAULT_STORE = "cache"
 
 def store_root(store: str | os.PathLike[str] | None) -> Path:
     """The store folder: the argument, else ``$ORCH_STORE``, else ``./cache``."""
-    return Path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
+    return _local_path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
 
 
 def store_location(store: str | os.PathLike[str] | None) -> str | Path:
     """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec."""
     chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
-    return str(chosen) if is_url(chosen) else Path(chosen)
+    return str(chosen) if is_url(chosen) else _local_path(chosen)
+
+
+def _local_path(text: str | os.PathLike[str]) -> Path:
+    """A local store or metadata path, a leading ``~`` the home folder.
+
+    A shell expands ``~`` only unquoted at the start of a word: ``ORCH_STORE="~/stores/x"``
+    in a ``.env`` file, a Makefile or a CI setting keeps it, and it would make a folder
+    named ``~`` in the current folder (one ``rm -rf ~`` away from the real home).
+    """
+    return Path(os.path.expanduser(os.fspath(text)))
 
 
 def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -46,7 +56,7 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
                         "Pass a local folder.")
     if "\0" in text:
         raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
-    path = Path(text)
+    path = _local_path(text)
     if path.suffix == ".db" or path.is_file():
         return path.parent, path
     return path, path / "metadata.db"
@@ -143,6 +153,16 @@ class Context:
         if isinstance(artifacts, FsspecStore) and had_database:
             _check_url_has_objects(artifacts, lineage, database)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
+
+    def own_folders(self) -> list[Path]:
+        """The local folders this store writes to (its metadata folder, and its objects' when local).
+
+        A directory input that holds them leaves them out of its digest (``hashing.skipping_folders``).
+        """
+        folders = [self.root]
+        if isinstance(self.store, ArtifactStore) and not isinstance(self.store, FsspecStore):
+            folders.append(self.store.root)
+        return folders
 
     @property
     def location(self) -> str:

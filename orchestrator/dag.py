@@ -18,6 +18,8 @@ import os
 import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
+from datetime import date, time
+from enum import Enum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,9 @@ class Node:
     static_key: str = ""
     file_params: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (path, content digest)
     missing_paths: dict[str, str] = field(default_factory=dict)  # name -> absolute path with no file behind it
+    # name -> the absolute paths a list, tuple or dict argument holds, in order, with or without a file
+    # behind them: a changed one is named in a reason, which the argument's one hash cannot say
+    path_lists: dict[str, list[str]] = field(default_factory=dict)
     shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
@@ -176,6 +181,7 @@ def _make_node(
     inputs: dict[str, Any] = {}
     file_params: dict[str, tuple[str, str]] = {}
     missing_paths: dict[str, str] = {}
+    path_lists: dict[str, list[str]] = {}
     upstream: list[str] = []
     map_param = ""
     mapped = call.map_over is not None
@@ -195,9 +201,12 @@ def _make_node(
         as_path = arg in step.path_params and isinstance(value, str)
         try:
             value = PurePath(value) if as_path else value
-            template = _with_file_refs(value, file_memo, file_params, arg)
+            listed: list[str] = []
+            template = _with_file_refs(value, file_memo, file_params, arg, listed)
             if isinstance(value, PurePath) and arg not in file_params:
                 missing_paths[arg] = os.path.abspath(value)
+            elif listed and not isinstance(value, PurePath):
+                path_lists[arg] = listed
             params[arg] = hash_value(template)
         except UnhashableValueError as exc:
             problems.append(
@@ -219,7 +228,7 @@ def _make_node(
     return Node(
         name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
-        static_key=static_key, file_params=file_params, missing_paths=missing_paths,
+        static_key=static_key, file_params=file_params, missing_paths=missing_paths, path_lists=path_lists,
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
@@ -308,7 +317,16 @@ def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], 
 
 
 def _shown(value: Any) -> Any:
-    """A short JSON-able rendering of a parameter value, for lineage displays."""
+    """A short JSON-able rendering of a parameter value, for lineage displays.
+
+    An Enum member, a date or a time reads as a user writes it (``Color.BLUE``,
+    ``2024-05-06``), not as its repr (``<Color.BLUE: 'blue'>``,
+    ``datetime.date(2024, 5, 6)``), which a reason would repeat in quotes.
+    """
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
@@ -351,21 +369,31 @@ def _plain_json(value: Any, depth: int) -> bool:
 
 
 def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
-                    seen: dict[str, tuple[str, str]], arg: str) -> Any:
-    """Replace every path in ``value`` by its content digest (missing paths by their text)."""
+                    seen: dict[str, tuple[str, str]], arg: str, listed: list[str] | None = None) -> Any:
+    """Replace every path in ``value`` by its content digest (missing paths by their text).
+
+    ``listed`` gets every path's absolute form, in order, whether a file is there or not.
+    """
     if isinstance(value, PurePath):
         path = os.fspath(value)
+        if listed is not None:
+            listed.append(os.path.abspath(path))
         if os.path.exists(path):
             content = hash_file(path, memo)
             seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (os.path.abspath(path), content)
             return _FileRef(content)
         return ("missing-path", path)
     if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
-        return type(value)(_with_file_refs(v, memo, seen, arg) for v in value) if isinstance(value, list) \
-            else tuple(_with_file_refs(v, memo, seen, arg) for v in value)
+        return type(value)(_with_file_refs(v, memo, seen, arg, listed) for v in value) if isinstance(value, list) \
+            else tuple(_with_file_refs(v, memo, seen, arg, listed) for v in value)
     if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
-        return {k: _with_file_refs(v, memo, seen, arg) for k, v in value.items()}
+        # In the order of the keys, so that the paths are listed alike however the dict was built.
+        return {k: _with_file_refs(v, memo, seen, arg, listed) for k, v in sorted(value.items(), key=_key_text)}
     return value
+
+
+def _key_text(item: tuple[Any, Any]) -> str:
+    return repr(item[0])
 
 
 def input_hash(template: Any, digest_of: Callable[[Output], str]) -> str:

@@ -29,6 +29,7 @@ changed, and early cutoff would keep its consumers cached on stale behaviour.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copyreg
 import dataclasses
 import enum
@@ -42,7 +43,7 @@ import threading
 import time
 import types
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import xxhash
@@ -583,6 +584,37 @@ def _read_file_digest(path: str) -> str:
     return hasher.hexdigest()
 
 
+# Folders a directory input's digest leaves out: the store a run writes to, when it lies inside one.
+_SKIPPED_FOLDERS: contextvars.ContextVar[frozenset[tuple[int, int]]] = contextvars.ContextVar(
+    "skipped_folders", default=frozenset())
+
+
+@contextlib.contextmanager
+def skipping_folders(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """Leave these folders out of every directory digest computed in the block.
+
+    A store inside a folder input (``./cache`` under ``-p data=.``, or
+    ``--store data/cache``) changes with every run that writes to it, so the
+    folder's digest would change too and its step would never stay cached. The
+    store is no data a step reads: it is left out, as if it were not there, so
+    the digest is also the one the folder had before the store was made.
+    Folders are matched by (device, inode), whatever path reaches them; one
+    that does not exist is skipped.
+    """
+    found = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        found.add((info.st_dev, info.st_ino))
+    token = _SKIPPED_FOLDERS.set(_SKIPPED_FOLDERS.get() | found)
+    try:
+        yield
+    finally:
+        _SKIPPED_FOLDERS.reset(token)
+
+
 def _dir_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None) -> str:
     hasher = _Hasher()
     hasher.update(b"\x00dir\x00")
@@ -606,6 +638,8 @@ def _walk(
             continue  # a dangling symlink
         if stat.S_ISDIR(info.st_mode):
             identity = (info.st_dev, info.st_ino)
+            if identity in _SKIPPED_FOLDERS.get():
+                continue  # the store: it changes with every run, and holds no data a step reads
             if identity in ancestors:  # a symlink back up the tree: note it, do not loop
                 yield b"l", relative, ""
                 continue

@@ -25,6 +25,7 @@ from types import ModuleType
 
 from orchestrator.errors import LoadError, UserError, did_you_mean
 from orchestrator.pipeline import Pipeline
+from orchestrator.step import Step
 from orchestrator.user_code import file_kind
 
 
@@ -51,7 +52,10 @@ def load_pipeline(target: str) -> Pipeline:
     if name is not None:
         if name in found:
             return found[name]
-        raise LoadError(f"{file} has no pipeline '{name}'.{did_you_mean(name, found)}"
+        hint = did_you_mean(name, found)
+        if not hint and isinstance(getattr(module, name, None), Step):
+            hint = f" '{name}' is a step: name the pipeline that calls it."
+        raise LoadError(f"{file} has no pipeline '{name}'.{hint}"
                         + (f" Pipelines in it: {', '.join(found)}." if found else ""))
     if not found:
         raise LoadError(f"{file} defines no pipeline. Decorate a function with @pipeline.")

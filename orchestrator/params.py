@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import re
 import typing
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def load_params_file(path: str) -> dict[str, Any]:
     """Parameters from a ``.toml`` or ``.json`` file (a table / object of name → value)."""
-    p = Path(path)
+    p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
         raise ParameterError(f"parameters file {path} does not exist.")
     try:
@@ -83,14 +84,17 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
     for name, value in {**(typed or {}), **texts}.items():
         param = params.get(name)
         if param is None:
-            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                out[name] = value
-                continue
+            # A name ``**options`` takes: converted as one of them (``**options: int``), or guessed.
+            param = next((p for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+        if param is None:
             hint = did_you_mean(name, params)
+            if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
+                # A [section] of a TOML file (or a nested JSON object) holding the parameters.
+                hint = f" Its keys look like parameters: write them at the top level of {source}, not under [{name}]."
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
-        target = hints.get(name, param.annotation)
+        target = hints.get(param.name, param.annotation)
         declared = not (target is inspect.Parameter.empty or isinstance(target, str))
         if not declared:
             declared = param.default not in (inspect.Parameter.empty, None)
@@ -189,7 +193,7 @@ def convert(text: Any, target: Any) -> Any:
     if isinstance(target, type) and issubclass(target, Path):
         if not text:  # Path("") is Path("."): a forgotten value must not quietly mean this folder
             raise _Mismatch("empty path (write . for the current folder)")
-        return Path(text)
+        return _user_path(Path, text)
     if target in (datetime, date):
         return _from_iso(text, target, _clip(text))
     if isinstance(target, type) and issubclass(target, Enum):
@@ -251,12 +255,12 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
         if value == "":
             raise _Mismatch("empty path (write . for the current folder)")
         if isinstance(value, (str, Path)):
-            return kind(value)
+            return _user_path(kind, value)
     elif kind in (datetime, date):
         if isinstance(value, str):  # JSON has no dates: an ISO string stands for one
             return _from_iso(value, kind, got)
-        if isinstance(value, kind):  # a TOML date or datetime (a datetime is a date too)
-            return value
+        if isinstance(value, kind) and not (kind is date and isinstance(value, datetime)):
+            return value  # a TOML date or datetime; a datetime is a date to Python, but not to a step
         if kind is datetime and isinstance(value, date):  # a TOML date, as -p dt=2024-05-06 reads it
             return datetime(value.year, value.month, value.day)
     elif issubclass(kind, Enum):
@@ -316,6 +320,19 @@ def _dataclass_value(value: dict[str, Any], kind: type, got: str) -> Any:
 def _why(exc: Exception) -> str:
     """An exception's message; ``decimal.Decimal("abc")`` says only ``[<class 'decimal.ConversionSyntax'>]``."""
     return "not a number" if isinstance(exc, ArithmeticError) else str(exc) or type(exc).__name__
+
+
+def _user_path(kind: Any, text: str | Path) -> Path:
+    """A path as a shell would have given it: ``~/data`` is in the home folder.
+
+    A shell expands ``~`` only at the start of a word, so ``-p 'path=~/data'``
+    and a parameters file keep it. Left as it is, it names a folder ``~`` here,
+    which does not exist: the step would run every time as one that makes its
+    file, while pandas, which expands it, reads a file the key does not cover.
+    """
+    # os.path's, unlike Path.expanduser, leaves ``~nosuchuser`` as it is, as a shell does.
+    path: Path = kind(os.path.expanduser(text))
+    return path
 
 
 def _from_iso(text: str, kind: type[date], got: str) -> Any:
@@ -400,7 +417,9 @@ def _expected(kind: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A typed value as a message shows it: as JSON, on one short line."""
+    """A typed value as a message shows it: as JSON, on one short line (a TOML date or time as in the file)."""
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     try:
         return _clip(json.dumps(value, ensure_ascii=False))
     except (TypeError, ValueError):
@@ -434,3 +453,108 @@ def _type_name(target: Any) -> str:
     if typing.get_origin(target) is not None:
         return str(target).replace("typing.", "")
     return getattr(target, "__name__", str(target))
+
+
+def type_hints(fn: Any) -> dict[str, Any]:
+    """``fn``'s resolved annotations, or ``{}`` when one cannot be resolved (a name defined in a function)."""
+    return _type_hints(fn)
+
+
+def python_value_problem(annotation: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` passed from Python for a parameter so annotated, or None.
+
+    ``-p`` converts text to the annotation before a run sees it, so only a
+    Python caller passes ``n="4"``, ``day="2024-05-06"`` or ``color="BLUE"``
+    (read from ``sys.argv``, an environment variable or a config dict), which
+    a step would take as text: ``"0.5" * 2`` is ``"0.50.5"``, ``"false"`` is
+    true, ``"2024-05-06" < date(2024, 6, 1)`` raises, ``color is Color.BLUE``
+    is false. A value outside a ``Literal``'s choices is refused whatever its
+    type. Text for a ``str``, a path or an unannotated parameter is fine.
+    Returns the end of a message: "is annotated int, but got the text '4'. Pass an int: int('4')".
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if any(value == c and type(value) is type(c) for c in choices):
+            return None
+        return f"is one of {', '.join(map(repr, choices))}, but got {_clip(repr(value))}"
+    if not isinstance(value, str):
+        return None
+    kinds = _without_none(annotation)
+    if not kinds or any(_takes_text(kind) for kind in kinds):
+        return None
+    fix = _fix_for_text(kinds[0], value)
+    return f"is annotated {_type_name(annotation)}, but got the text {_clip(repr(value))}. {fix}"
+
+
+def _without_none(annotation: Any) -> list[Any]:
+    """The kinds an annotation allows, ``None`` left out: ``[int]`` for ``Optional[int]``."""
+    if typing.get_origin(annotation) is typing.Union or str(typing.get_origin(annotation)) == \
+            "<class 'types.UnionType'>":
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+# Kinds text is refused for: what -p converts text to, and a step would misuse as text.
+_NOT_TEXT = (bool, int, float, date, datetime, list, tuple, set, frozenset, dict)
+
+
+def _takes_text(kind: Any) -> bool:
+    """Whether text is a fair value of ``kind`` (``str``, a path, anything unsaid or unknown)."""
+    if isinstance(kind, str):  # an annotation that did not resolve: only the plain names are known
+        return kind not in ("int", "float", "bool")
+    if typing.get_origin(kind) is typing.Literal:
+        return any(isinstance(c, str) for c in typing.get_args(kind))
+    base = typing.get_origin(kind) or kind
+    if not isinstance(base, type):
+        return True
+    if issubclass(base, Enum):
+        return False
+    return not issubclass(base, _NOT_TEXT)
+
+
+def _fix_for_text(kind: Any, text: str) -> str:
+    """How to pass the value the text stands for: "Pass an int: int('4')", "Pass Color.BLUE"."""
+    if isinstance(kind, str):
+        kind = {"int": int, "float": float, "bool": bool}[kind]
+    base = typing.get_origin(kind) or kind
+    if base is bool:
+        return "Pass True or False"
+    if base in (int, float):
+        return f"Pass {'an' if base is int else 'a'} {base.__name__}: {base.__name__}({text!r})"
+    if base in (date, datetime):
+        return f"Pass a {base.__name__}: {base.__name__}.fromisoformat({text!r})"
+    if issubclass(base, Enum):
+        try:
+            member = _enum_member(text, base, text, from_text=True)
+        except _Mismatch:
+            return f"Pass a member: {', '.join(f'{base.__name__}.{m.name}' for m in base)}"
+        return f"Pass {base.__name__}.{member.name}"
+    return f"Pass a {base.__name__}, not its text"
+
+
+def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], file: str) -> list[str]:
+    """A warning for each relative path parameter found beside the pipeline file but not here.
+
+    A relative path is read from the current folder, as every program reads
+    it. Run from another folder (``orch run proj/train.py``), a default such as
+    ``Path("data")`` then names nothing, and a step that globs it or checks
+    ``exists()`` quietly works on no data. When the path does exist beside
+    the pipeline file, that is almost surely what was meant: say so, with both fixes.
+    """
+    folder = os.path.dirname(os.path.abspath(file))
+    if folder == os.getcwd():
+        return []
+    out = []
+    for name, param in signature.parameters.items():
+        value = values.get(name, param.default)
+        paths = [value] if isinstance(value, Path) else \
+            [v for v in value if isinstance(v, Path)] if isinstance(value, (list, tuple)) else []
+        for path in paths:
+            if not path.is_absolute() and not path.exists() and (Path(folder) / path).exists():
+                beside = os.path.relpath(Path(folder) / path)
+                fix = f"pass -p {name}={beside}" if value is path else f"give its paths from here ({beside}, ...)"
+                out.append(f"parameter '{name}' is {path}, which is not in the current folder {os.getcwd()} but is "
+                           f"beside {os.path.basename(file)}: run from {os.path.relpath(folder)}, or {fix}")
+                break
+    return out

@@ -81,8 +81,11 @@ class Pipeline:
         Raises:
             ParameterError: for unknown names (with a close match) or missing ones.
         """
+        from orchestrator.params import python_value_problem, type_hints
+
         sig = self.signature.parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+        hints = type_hints(self.fn) if params else {}
         problems = []
         for key in params:
             if key not in sig and not takes_kwargs:
@@ -95,13 +98,14 @@ class Pipeline:
                 continue
             if pname in params:
                 values[pname] = params[pname]
-                problem = _text_for_number(self.name, pname, param.annotation, params[pname])
+                problem = python_value_problem(hints.get(pname, param.annotation), params[pname])
                 if problem:
-                    problems.append(problem)
+                    problems.append(f"pipeline '{self.name}': parameter '{pname}' {problem}.")
             elif param.default is not param.empty:
                 values[pname] = param.default
             else:
-                problems.append(f"pipeline '{self.name}' needs parameter '{pname}'. Pass -p {pname}=VALUE.")
+                problems.append(f"pipeline '{self.name}' needs parameter '{pname}', which has no default. "
+                                f"Pass -p {pname}=VALUE (from Python: {pname}=...).")
         if takes_kwargs:
             values.update({k: v for k, v in params.items() if k not in sig})
         if problems:
@@ -205,26 +209,6 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)
-
-
-_NUMBER_TYPES = {int: "int", float: "float", bool: "bool", "int": "int", "float": "float", "bool": "bool"}
-
-
-def _text_for_number(pipeline: str, name: str, annotation: Any, value: Any) -> str | None:
-    """The problem when a parameter annotated ``int``/``float``/``bool`` is given text from Python.
-
-    ``-p`` converts text before it gets here, so only a Python caller passes
-    ``n="4"`` (read from ``sys.argv`` or an environment variable, say), which
-    a step would take as text: ``"0.5" * 2`` is ``"0.50.5"``, ``"false"`` is true.
-    """
-    try:
-        kind = _NUMBER_TYPES.get(annotation)
-    except TypeError:  # an unhashable annotation (``Annotated[...]`` with a list) is no plain type
-        return None
-    if kind is None or not isinstance(value, str):
-        return None
-    fix = "Pass True or False" if kind == "bool" else f"Pass {'an' if kind == 'int' else 'a'} {kind}: {kind}({value!r})"
-    return f"pipeline '{pipeline}': parameter '{name}' is annotated {kind}, but got the text {value!r}. {fix}."
 
 
 def _innermost_user_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from orchestrator import cache
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
+from orchestrator.hashing import skipping_folders
 from orchestrator.step import SINGLE_OUTPUT, Output
 
 if TYPE_CHECKING:
@@ -79,10 +80,11 @@ def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
 
 
 def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
-    """Trace the pipeline, hashing file inputs through the store's memo."""
+    """Trace the pipeline, hashing file inputs through the store's memo (a folder input without the store)."""
     memo = ctx.lineage.load_file_memo()
     before = dict(memo)
-    dag = pipeline.build(file_memo=memo, **params)
+    with skipping_folders(ctx.own_folders()):
+        dag = pipeline.build(file_memo=memo, **params)
     ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
     return dag
 
@@ -139,7 +141,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             entries.append(PlanEntry(node.name, "cached", "cached", key))
         else:
             state[node.name] = "will run"
-            entries.append(PlanEntry(node.name, "will run", decision.reason + _missing_files(node), key))
+            entries.append(PlanEntry(node.name, "will run", decision.reason + _missing_files(node, decision.reason),
+                                     key))
 
     for node in list(dag.nodes.values()):
         if not node.is_map:
@@ -166,9 +169,12 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     return Plan(dag.pipeline, entries)
 
 
-def _missing_files(node: Node) -> str:
-    """A note naming path parameters with nothing behind them (a typo, or an output to be made)."""
-    missing = [f"{arg}: no file at {path}" for arg, path in node.missing_paths.items()]
+def _missing_files(node: Node, reason: str) -> str:
+    """A note naming path parameters with nothing behind them (a typo, or an output to be made).
+
+    A path the reason already names (``file `path` does not exist (/abs/path)``) is not named twice.
+    """
+    missing = [f"{arg}: no file at {path}" for arg, path in node.missing_paths.items() if f"({path})" not in reason]
     return f" ({'; '.join(missing)})" if missing else ""
 
 

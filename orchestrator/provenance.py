@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
+from orchestrator.hashing import skipping_folders
 
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
@@ -188,13 +189,15 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         from orchestrator.audit import audit_version
 
         graph.model = audit_version(lineage, _model_row(lineage, ref))
-    roots = resolve_ref(lineage, ref)
-    if direction == "downstream":
-        graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
-    for kind, ident in roots:
-        vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
-        if vid not in graph.roots:
-            graph.roots.append(vid)
+    # A folder is hashed as runs hashed it: without the store inside it (its metadata folder).
+    with skipping_folders([lineage.path.parent]):
+        roots = resolve_ref(lineage, ref)
+        if direction == "downstream":
+            graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
+        for kind, ident in roots:
+            vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
+            if vid not in graph.roots:
+                graph.roots.append(vid)
     if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
         below = _reachable(graph, graph.roots)
         graph.roots = [r for r in graph.roots if r not in below] or graph.roots

@@ -37,7 +37,7 @@ from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
 from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
-from orchestrator.hashing import hash_value
+from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, forced_items, input_hashes
@@ -506,7 +506,8 @@ class _RunLoop:
     def _key_made_files(self, node: Node, record: StepRecord) -> None:
         """It made the file a path parameter names: store its result under the next build's key too."""
         memo: dict[str, str] = {}
-        written = rekey(node, memo)
+        with skipping_folders(self.ctx.own_folders()):
+            written = rekey(node, memo)
         if written is not None:
             inputs = input_hashes(written, self.digests)
             record.also_keys = [*record.also_keys,

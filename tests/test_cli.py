@@ -122,6 +122,8 @@ def test_params_file(orch, calls, project):
     (["run", "recorder.py"], "recorder.py defines no pipeline"),
     (["run", "flaky.py"], "defines 3 pipelines (flaky_pipeline, filtered, timeouts). Choose one: flaky.py:"),
     (["run", "flaky.py:flaky_pipelin"], "has no pipeline 'flaky_pipelin'. Did you mean 'flaky_pipeline'?"),
+    (["run", "flaky.py:wrong_kind"], "flaky.py has no pipeline 'wrong_kind'. 'wrong_kind' is a step: name the "
+                                     "pipeline that calls it. Pipelines in it: flaky_pipeline, filtered, timeouts."),
     (["run", "edits.py", "-p", "m=3"], "pipeline 'edits' has no parameter 'm'"),
     (["run", "edits.py", "-p", "n"], "is not name=value"),
     (["run", "edits.py", "--rerun", "plian"], "has no step 'plian'. Did you mean 'plain'?"),
@@ -807,3 +809,31 @@ def test_plan_of_a_big_map_folds_its_items_into_one_row(orch, calls):
     assert rows == ["items", "square … square_50 (50)", "total"]
     assert "52 steps in 3 rows (alike calls of one step share a row; orch plan --json lists each)" in result.stdout
     assert "50 will run" in result.stdout
+
+
+def test_a_relative_path_beside_the_pipeline_file_but_not_here_is_warned_about(orch, project, tmp_path):
+    """Run from another folder, Path("input.txt") names nothing: the warning gives both fixes."""
+    (project / "input.txt").write_text("hello")
+    elsewhere = Orch(orch.store, tmp_path, orch.env)
+    result = elsewhere("plan", "project/files.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: parameter 'path' is input.txt, which is not in the current folder {tmp_path} but is beside "
+        "files.py: run from project, or pass -p path=project/input.txt")
+    assert "warning" not in elsewhere("plan", "project/files.py", "-p", "path=project/input.txt").stderr
+    assert "warning" not in orch("plan", "files.py").stderr  # run from its folder
+
+
+def test_a_store_or_metadata_path_starting_with_a_tilde_is_in_the_home_folder(orch, project, tmp_path):
+    """As quoted in a .env file or a CI setting: not a folder named `~` in the current folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**orch.env, "HOME": str(home)}
+    assert Orch(Path("~/store"), project, env)("run", "edits.py").returncode == 0
+    assert (home / "store" / "metadata.db").is_file()
+    assert Orch(Path("~/other"), project, {**env, "ORCH_METADATA": "~/meta"})("run", "edits.py").returncode == 0
+    assert (home / "meta" / "metadata.db").is_file()
+    assert not (project / "~").exists()
+    from orchestrator.context import store_root
+
+    assert store_root("~/store") == Path(os.path.expanduser("~/store"))

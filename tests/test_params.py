@@ -182,6 +182,18 @@ def test_native_toml_dates_still_work(tmp_path):
     assert _convert_typed(typed=load_params_file(str(tmp_path / "p.toml"))) == {"dt": datetime(2024, 5, 6)}
 
 
+def test_a_toml_date_and_time_is_refused_for_a_date_as_p_refuses_it(tmp_path):
+    # A datetime is a date to isinstance, but a step comparing it with a date finds them unequal.
+    (tmp_path / "p.toml").write_text("day = 2024-05-06T01:02:03\ndt = 10:11:12\n")
+    with pytest.raises(ParameterError) as exc:
+        _convert_typed(typed=load_params_file(str(tmp_path / "p.toml")))
+    assert str(exc.value).splitlines() == [
+        "parameter 'day' in p.json: expected an ISO 8601 date like 2024-05-06, got 2024-05-06T01:02:03.",
+        "parameter 'dt' in p.json: expected an ISO 8601 date and time like 2024-05-06T10:11:12, got 10:11:12."]
+    with pytest.raises(ParameterError, match="expected an ISO 8601 date like 2024-05-06, got 2024-05-06T01:02"):
+        _convert_typed({"day": "2024-05-06T01:02:03"})
+
+
 @pytest.mark.parametrize("typed,message", [
     ({"dt": "soon"}, """parameter 'dt' in p.json: expected an ISO 8601 date and time like 2024-05-06T10:11:12, \
 got "soon"."""),
@@ -238,3 +250,36 @@ def test_a_dataclass_or_decimal_parameter_that_does_not_convert_is_one_line(text
     with pytest.raises(ParameterError) as info:
         _convert_config(texts, typed)
     assert str(info.value).startswith(message)
+
+
+def test_a_path_from_p_or_a_file_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """As a shell would give it: else it names a folder `~` here, and the step is keyed as a missing file."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _convert_typed({"path": "~/raw.csv"}) == {"path": tmp_path / "raw.csv"}
+    assert _convert_typed(typed={"path": "~/raw.csv"}) == {"path": tmp_path / "raw.csv"}
+    assert _convert_typed({"path": "data/~raw.csv"}) == {"path": Path("data/~raw.csv")}
+    assert _convert_typed({"path": "~nosuchuser/raw.csv"}) == {"path": Path("~nosuchuser/raw.csv")}
+
+
+def test_a_name_that_kwargs_takes_is_converted_as_an_unannotated_parameter_is():
+    """`-p n=100` is 100 for `**options`, as for `n=None`; `**options: float` converts each to a float."""
+    def loose(**options): ...
+
+    def typed(**options: float): ...
+
+    assert convert_params(inspect.signature(loose), loose, "p", {"n": "100", "flag": "true", "name": "rf"}) == \
+        {"n": 100, "flag": True, "name": "rf"}
+    assert convert_params(inspect.signature(typed), typed, "p", {"n": "1"}) == {"n": 1.0}
+    with pytest.raises(ParameterError, match="parameter 'n': cannot convert 'x' to float"):
+        convert_params(inspect.signature(typed), typed, "p", {"n": "x"})
+    assert convert_params(inspect.signature(typed), typed, "p", {}, {"n": 2}, source="p.toml") == {"n": 2.0}
+
+
+def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, monkeypatch):
+    (tmp_path / "p.toml").write_text("[train]\nn = 3\nlr = 0.5\n")
+    with pytest.raises(ParameterError) as exc:
+        _convert(typed=load_params_file(str(tmp_path / "p.toml")))
+    assert str(exc.value) == ("pipeline 'p' has no parameter 'train'. Its keys look like parameters: write them "
+                              "at the top level of p.toml, not under [train].")
+    monkeypatch.setenv("HOME", str(tmp_path))  # quoted on the command line, ~ is still the home folder
+    assert load_params_file("~/p.toml") == {"train": {"n": 3, "lr": 0.5}}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import inspect
 import math
 import re
+from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -171,6 +175,46 @@ def test_text_for_a_number_parameter_is_refused_before_anything_runs(params, mes
     assert not (tmp_path / "s").exists()
 
 
+class Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+@pipeline
+def typed(day: datetime.date = datetime.date(2024, 1, 1), shade: Shade = Shade.LIGHT,
+          limit: Optional[int] = None, mode: Literal["fast", "full"] = "fast",  # noqa: UP045 - as users write it
+          depths: list[int] = [1], path: Path = Path("."), label: str | None = None):  # noqa: B006
+    return count(1)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"day": "2024-05-06"}, "parameter 'day' is annotated date, but got the text '2024-05-06'. "
+                                "Pass a date: date.fromisoformat('2024-05-06')."),
+        ({"shade": "DARK"}, "parameter 'shade' is annotated Shade, but got the text 'DARK'. Pass Shade.DARK."),
+        ({"shade": "dark"}, "parameter 'shade' is annotated Shade, but got the text 'dark'. Pass Shade.DARK."),
+        ({"shade": "dim"}, "parameter 'shade' is annotated Shade, but got the text 'dim'. "
+                           "Pass a member: Shade.LIGHT, Shade.DARK."),
+        ({"limit": "3"}, "parameter 'limit' is annotated Optional[int], but got the text '3'. Pass an int: int('3')."),
+        ({"mode": "quick"}, "parameter 'mode' is one of 'fast', 'full', but got 'quick'."),
+        ({"depths": "[1, 2]"}, "parameter 'depths' is annotated list[int], but got the text '[1, 2]'. "
+                               "Pass a list, not its text."),
+    ],
+)
+def test_text_that_p_would_convert_is_refused_from_python(params, message, tmp_path) -> None:
+    """A step would take it as text: ``color is Shade.DARK`` false, a date compared with text raises."""
+    with pytest.raises(ParameterError, match=re.escape(f"pipeline 'typed': {message}")):
+        typed.run(store=str(tmp_path / "s"), **params)
+    assert not (tmp_path / "s").exists()
+
+
+def test_values_of_the_kinds_python_passes_are_taken(tmp_path) -> None:
+    run = typed.run(store=str(tmp_path / "s"), day=datetime.date(2024, 5, 6), shade=Shade.DARK, limit=None,
+                    mode="full", depths=[2], path="data", label="text")
+    assert run.status == "succeeded"
+
+
 def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
     run = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7")
     assert run.output() == 4
@@ -236,3 +280,14 @@ def test_an_alias_wins_over_a_numbered_call_and_names_the_call_it_collides_with(
                        match=rf"step name 'load' at test_pipeline.py:{_line_of('# alias:twice')} is already "
                              rf"used in this pipeline by the call of step 'load' at test_pipeline.py:"):
         twice.build()
+
+
+def test_a_parameter_without_default_is_asked_for_as_cli_and_python_pass_it(tmp_path) -> None:
+    @pipeline
+    def needs(n: int, ratio: float):
+        return count(n)
+
+    with pytest.raises(ParameterError) as exc:
+        needs.run(store=str(tmp_path / "s"), ratio=0.5)
+    assert str(exc.value) == ("pipeline 'needs' needs parameter 'n', which has no default. "
+                              "Pass -p n=VALUE (from Python: n=...).")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import inspect
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -129,6 +132,85 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert run.steps["read"].reason == f"parameter `path` changed (now {moved})"
     moved.write_text("new text")  # compared with the last result, made from input.txt
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
+
+
+def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
+    """Not the list's first file, whatever happened to another one."""
+    @step
+    def total(files: list[Path], extra: dict[str, Path]) -> int:
+        return sum(len(p.read_text()) for p in [*files, *extra.values()] if p.exists())
+
+    first, second, third = (tmp_path / f"{n}.csv" for n in ("first", "second", "third"))
+    for path in (first, second, third):
+        path.write_text(f"a,b\n{path.stem},1\n")  # each its own content: equal files would share keys
+
+    @pipeline
+    def merged(files: list[Path] = [first, second], extra: dict[str, Path] = {"x": third}):  # noqa: B006
+        return total(files, extra)
+
+    def reason(**params) -> str:
+        return merged.run(store=str(store), **params).steps["total"].reason
+
+    assert reason() == "no earlier result"
+    second.write_text("a,b\nsecond,2\n")
+    assert reason() == f"content of file `files` changed ({second})"
+    second.unlink()
+    assert reason() == f"file `files` is gone ({second})"
+    second.write_text("a,b\nsecond,2\n")
+    assert merged.run(store=str(store)).steps["total"].status == "cached"
+    assert reason(files=[first, third]) == f"parameter `files` changed (now {third})"
+    assert reason(files=[first]) == f"parameter `files` changed (no longer {third})"
+    third.write_text("changed")
+    assert reason(files=[first]) == f"content of file `extra` changed ({third})"
+    other = str(tmp_path / "other")
+    merged.run(store=other)
+    assert merged.run(store=other, files=[second, first]).steps["total"].reason == \
+        "parameter `files` changed (the same files in another order)"
+
+
+def test_a_folder_input_holding_the_store_stays_cached(tmp_path, monkeypatch):
+    """The store a run writes to (./cache under the folder `.`) is no part of the folder's content."""
+    from orchestrator.context import Context
+    from orchestrator.provenance import walk
+
+    @step
+    def listing(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.glob("*.csv"))
+
+    @pipeline
+    def project(folder: Path = Path(".")):
+        return listing(folder)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    first = project.run(store="cache")
+    assert project.run(store="cache").steps["listing"].status == "cached"
+    assert project.run(store="cache").steps["listing"].status == "cached"
+    (tmp_path / "b.csv").write_text("x\n2\n")
+    assert project.run(store="cache").steps["listing"].reason == f"content of file `folder` changed ({tmp_path})"
+    (tmp_path / "b.csv").unlink()
+    again = project.run(store="cache")
+    assert (again.steps["listing"].status, again.output()) == ("cached", ["a.csv"])
+    # `orch lineage .` finds the runs that read the folder as it is now.
+    graph = walk(Context.open("cache").lineage, ".", "downstream")
+    assert any(first.id in label for label in (v.label for v in graph.vertices.values()))
+    # A store somewhere else inside the folder, with its metadata elsewhere again.
+    (tmp_path / "sub").mkdir()
+    assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "ran"
+    assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "cached"
+
+
+def test_a_list_of_paths_recorded_by_an_older_version_is_explained_without_guessing():
+    """Such a key recorded no digests: the reason cannot tell which file changed, and does not name one."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c", "params": {"files": "h1"}, "files": {"files": ["/d/a.csv", True],
+                                                             "files[1]": ["/d/b.csv", True]}}
+    new = {"code": "c", "params": {"files": "h2"}, "files": {"files": [["/d/a.csv", True, "x"],
+                                                                       ["/d/b.csv", True, "y"]]}}
+    assert explain(old, new) == "content of a file of `files` changed"
+    new["files"]["files"][1] = ["/d/b.csv", False, None]
+    assert explain(old, new) == "file `files` is gone (/d/b.csv)"
 
 
 def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
@@ -552,6 +634,31 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     changed = report.run(store=str(store), n=2, title="Q3 " * 20, fn=suffixed("?")).steps["label"].reason
     assert changed == "parameter `fn` changed (it prints the same: its code or contents changed)"
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
+
+
+class _Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+def test_a_changed_enum_or_date_parameter_reads_as_the_user_writes_it(store):
+    """Not as its repr (``"<_Shade.LIGHT: 'light'>"``, ``"datetime.date(2024, 1, 1)"``) in quotes."""
+    @step
+    def paint(shade: _Shade, day: datetime.date, at: datetime.datetime) -> str:
+        return f"{shade} {day} {at}"
+
+    @pipeline
+    def daily(shade: _Shade = _Shade.LIGHT, day: datetime.date = datetime.date(2024, 1, 1),
+              at: datetime.datetime = datetime.datetime(2024, 1, 1)):
+        return paint(shade, day, at)
+
+    daily.run(store=str(store))
+    run = daily.run(store=str(store), shade=_Shade.DARK, day=datetime.date(2024, 3, 5),
+                    at=datetime.datetime(2024, 2, 3, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=2))))
+    assert run.steps["paint"].reason == (
+        'parameter `at` changed ("2024-01-01T00:00:00" → "2024-02-03T10:00:00+02:00"); '
+        'parameter `day` changed ("2024-01-01" → "2024-03-05"); '
+        'parameter `shade` changed ("_Shade.LIGHT" → "_Shade.DARK")')
 
 
 @step
