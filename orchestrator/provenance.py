@@ -14,6 +14,7 @@ Graphviz dot or Mermaid. Reads the metadata database only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -44,6 +45,14 @@ class LineageGraph:
     # Going down: the runs that used the REF. A step run elsewhere that read an equal value
     # (a cached step's output, reused by a run of older data) was not built from it.
     runs: set[str] | None = None
+    # vertex id -> the steps left to show below it when it was expanded: a vertex first met at
+    # the end of a long path is expanded again when a shorter one reaches it with more left.
+    expanded: dict[str, float] = field(default_factory=dict)
+
+    def add_child(self, parent: Vertex, label: str, child: str) -> None:
+        """Link ``child`` under ``parent`` once, however often the walk passes there."""
+        if (label, child) not in parent.children:
+            parent.children.append((label, child))
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
@@ -192,7 +201,9 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     if direction == "downstream":
         graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
     for kind, ident in roots:
-        vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
+        # No limit is infinity, not a large number: it never grows along a shorter path, so no
+        # vertex is expanded twice.
+        vid = _visit(lineage, graph, kind, ident, depth if depth is not None else math.inf)
         if vid not in graph.roots:
             graph.roots.append(vid)
     if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
@@ -241,7 +252,7 @@ def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
     return seen
 
 
-def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
+def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: float,
            via: tuple[str, str] | None = None) -> str:
     """Add the vertex of a step run (``RUN:node``), artifact or file, and what lies beyond it.
 
@@ -252,13 +263,19 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
     consumers read from, and a run elsewhere that happened to make or read
     equal content is not mixed in. Without ``via`` (a digest given as REF),
     the artifact is taken by content, across runs.
+
+    ``depth`` is how many more step runs may be shown along this path: a step
+    run at 0 is shown but not expanded, so ``--depth N`` shows N steps beyond
+    the REF (the artifacts between them do not count).
     """
     vid = f"{kind}:{ident}" if via is None else f"{kind}:{ident}@{via[0]}:{via[1]}"
-    if vid in g.vertices:
+    if vid in g.vertices and g.expanded.get(vid, -1) >= depth:
         return vid
     if kind == "step":
         run_id, node = ident.split(":", 1)
         row = lineage.step_row(run_id, node)
+        if vid in g.vertices:
+            return _expand_step(lineage, g, g.vertices[vid], run_id, node, row, depth)
         parts = row["key_parts"] or (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
         if not isinstance(parts.get("values") or {}, dict):
             raise DamagedRecordError(lineage.path, f"steps.key_parts of {run_id}:{node}",
@@ -269,26 +286,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             "param_hashes": parts.get("params"),
         })
         g.vertices[vid] = v
-        if depth <= 0:
-            return vid
-        origin, edges = lineage.flow_edges(run_id, node, row)
-        wanted = "in" if g.direction == "upstream" else "out"
-        for direction, name, digest, path, source in edges:
-            if direction != wanted:
-                continue
-            if path:  # a file is its content at its path: an equal copy elsewhere is another file
-                fid = f"file:{digest}@{path}"
-                if fid not in g.vertices:
-                    now = _file_now(lineage, path, digest)
-                    g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
-                                             {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
-                v.children.append((name, fid))
-                continue
-            through = origin if g.direction == "downstream" else (origin[0], source) if source else None
-            child = _visit(lineage, g, "artifact", digest, depth - 1, through)
-            if (name, child) not in v.children:
-                v.children.append((name, child))
-        return vid
+        return _expand_step(lineage, g, v, run_id, node, row, depth)
+    if vid in g.vertices:
+        return _expand_data(lineage, g, g.vertices[vid], kind, ident, depth, via)
     # A file from disk is "DIGEST@PATH"; a file given by digest alone is its content at any path.
     digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
@@ -313,8 +313,40 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             f"{m['name']}@{m['version']}" + (" (production)" if m["production"] else "") for m in models)
     v = Vertex(vid, kind, label, {"digest": digest, **extra})
     g.vertices[vid] = v
+    return _expand_data(lineage, g, v, kind, ident, depth, via)
+
+
+def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node: str, row: dict[str, Any],
+                 depth: float) -> str:
+    """Add a step run's inputs (going up) or outputs (going down) under it, unless no step is left to show."""
+    g.expanded[v.id] = depth
     if depth <= 0:
-        return vid
+        return v.id
+    origin, edges = lineage.flow_edges(run_id, node, row)
+    wanted = "in" if g.direction == "upstream" else "out"
+    for direction, name, digest, path, source in edges:
+        if direction != wanted:
+            continue
+        if path:  # a file is its content at its path: an equal copy elsewhere is another file
+            fid = f"file:{digest}@{path}"
+            if fid not in g.vertices:
+                now = _file_now(lineage, path, digest)
+                g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
+                                         {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
+            g.add_child(v, name, fid)
+            continue
+        through = origin if g.direction == "downstream" else (origin[0], source) if source else None
+        g.add_child(v, name, _visit(lineage, g, "artifact", digest, depth, through))
+    return v.id
+
+
+def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident: str, depth: float,
+                 via: tuple[str, str] | None) -> str:
+    """Add an artifact's or a file's producer (going up) or readers (going down) under it."""
+    g.expanded[v.id] = depth
+    if depth <= 0:
+        return v.id
+    digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     if via is not None and kind == "artifact":
         _visit_flow(lineage, g, v, ident, depth, via)
     elif g.direction == "upstream":
@@ -325,7 +357,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             # (returned its input unchanged) did not make it.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (digest,)).fetchall()
         for run_id, node in producers:
-            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
     else:
         seen: set[tuple[str, str]] = set()
         for run_id, node, key in lineage.conn.execute(
@@ -336,8 +368,8 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             if (node, key) in seen:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
-            v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
-    return vid
+            g.add_child(v, "read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
+    return v.id
 
 
 def _registered_as(lineage: Lineage, digest: str) -> list[dict[str, Any]]:
@@ -360,14 +392,14 @@ def _file_now(lineage: Lineage, path: str, digest: str) -> str:
         return ""  # unreadable now: say nothing rather than guess
 
 
-def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: int,
+def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: float,
                 via: tuple[str, str]) -> None:
     """An artifact's producer or consumers along the data flow, seen through step run ``via``."""
     run_id, node = via
     row = lineage.row("SELECT key FROM steps WHERE run_id=? AND node=?", (run_id, node))
     if g.direction == "upstream":
         if row is not None:
-            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
         return
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
@@ -391,7 +423,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         seen.add((consumer, key))
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
-            v.children.append(("read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1)))
+            g.add_child(v, "read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1))
 
 
 def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:

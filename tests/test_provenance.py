@@ -260,3 +260,28 @@ def test_a_file_is_its_path_and_content_not_any_equal_copy(tmp_path, monkeypatch
     assert [down.vertices[r].data["path"] for r in down.roots] == [str(tmp_path / "a.csv")]
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"compare"}
     assert f"{tmp_path / 'b.csv'}" not in render(down, "tree")
+
+
+def _steps_within(graph) -> set[str]:  # type: ignore[no-untyped-def]
+    return {v.data["step"] for v in graph.vertices.values() if v.kind == "step"}
+
+
+def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
+    """`--depth N` shows N steps beyond the REF, however the walk first met a shared input."""
+    run = load_pipeline(str(PIPELINES / "diamond.py")).run(store=str(store))
+    assert run.status == "succeeded"
+    lineage = Context.open(store).lineage
+    up = {depth: walk(lineage, f"{run.id}:score", "upstream", depth) for depth in (0, 1, 2, 3)}
+    assert _steps_within(up[0]) == {"score"}
+    # One step up is the producers of score's inputs, not only the inputs themselves.
+    assert _steps_within(up[1]) == {"score", "fit", "prep"}
+    # `z_data` is met first through `fit` (two steps away), then directly (one step away).
+    assert _steps_within(up[2]) == _steps_within(up[3]) == {"score", "fit", "prep", "load"}
+    z_data = f"artifact:{run.steps['prep'].outputs['out']}@{run.id}:prep"
+    assert up[3].vertices[z_data].children == [("produced by", f"step:{run.id}:prep")]
+    assert render(up[3], "tree") == render(walk(lineage, f"{run.id}:score", "upstream"), "tree")
+
+    load_out = run.steps["load"].outputs["out"]
+    down = {depth: walk(lineage, load_out, "downstream", depth) for depth in (1, 2)}
+    assert _steps_within(down[1]) == {"prep"}
+    assert _steps_within(down[2]) == {"prep", "fit", "score"}
