@@ -164,8 +164,7 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
             "ORDER BY length(path) DESC LIMIT 1", (path,)).fetchone()
         if folder is not None and os.path.isdir(folder[0]):
             return _file_roots(lineage, folder[0])
-        raise NotFoundError(f"no run in this store read or wrote '{ref}'. Pass a run id, RUN:step, "
-                            "NAME@VERSION or a digest (see `orch runs`).")
+        raise NotFoundError(f"no run in this store read or wrote '{ref}'{_same_content_elsewhere(lineage, ref)}")
     memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
     content = hash_file(ref, memo)
     roots: list[tuple[str, str]] = []
@@ -186,6 +185,32 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     raise NotFoundError(f"no run read or wrote '{ref}' as it is now (content {content[:12]}); earlier "
                         f"contents were: {', '.join(dict.fromkeys(d[:12] for d in earlier))}. Trace one with "
                         "`orch lineage DIGEST --downstream`.")
+
+
+def _same_content_elsewhere(lineage: Lineage, ref: str) -> str:
+    """The end of the "no run used this path" message: where runs used a file of the same bytes.
+
+    A project folder moved or copied elsewhere (or data renamed) keeps its
+    files' contents but not their paths, which the store recorded absolute:
+    the user's question is then answered by the content's digest. Only a
+    regular file is hashed, never a folder (``orch lineage /`` must stay quick).
+    """
+    from orchestrator.hashing import hash_file
+
+    fallback = ". Pass a run id, RUN:step, NAME@VERSION or a digest (see `orch runs`)."
+    if not os.path.isfile(ref):
+        return fallback
+    try:
+        content = hash_file(ref, lineage.load_file_memo())
+    except OSError:
+        return fallback
+    paths = [str(p) for (p,) in lineage.conn.execute(
+        "SELECT DISTINCT path FROM edges WHERE digest=? AND path IS NOT NULL ORDER BY path LIMIT 3", (content,))]
+    if not paths:
+        return fallback
+    where = ", ".join(paths[:2]) + (" and elsewhere" if len(paths) > 2 else "")
+    return (f" at {os.path.abspath(ref)}, but runs read the same content ({content[:12]}) at {where} (moved or "
+            f"copied?). Trace it there with `orch lineage {content[:12]} --downstream`.")
 
 
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:

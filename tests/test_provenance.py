@@ -285,3 +285,29 @@ def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
     down = {depth: walk(lineage, load_out, "downstream", depth) for depth in (1, 2)}
     assert _steps_within(down[1]) == {"prep"}
     assert _steps_within(down[2]) == {"prep", "fit", "score"}
+
+
+def test_a_moved_project_names_where_runs_read_the_same_file_content(tmp_path, monkeypatch, capsys, calls):
+    """After moving the project folder, `orch lineage FILE` names where runs read that content, and how to trace it."""
+    from orchestrator.cli import main
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "input.txt").write_text("hello")
+    monkeypatch.chdir(old)
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(tmp_path / "store"))
+    assert run.status == "succeeded"
+    moved = tmp_path / "moved"
+    old.rename(moved)
+    monkeypatch.chdir(moved)
+    try:
+        main(["--store", str(tmp_path / "store"), "lineage", "input.txt", "--downstream"])
+    except SystemExit as exited:
+        assert exited.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    digest = next(d for _, _, d, path in Context.open(tmp_path / "store").lineage.step_edges(run.id, "read") if path)
+    assert f"at {moved / 'input.txt'}, but runs read the same content ({digest[:12]}) at {old / 'input.txt'}" in err
+    assert f"`orch lineage {digest[:12]} --downstream`" in err
+    graph = walk(Context.open(tmp_path / "store").lineage, digest[:12], "downstream")  # the command it names works
+    assert {v.data["step"] for v in graph.vertices.values() if v.kind == "step"} >= {"read", "shout"}
