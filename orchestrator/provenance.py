@@ -107,6 +107,10 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     files = [str(d) for (d,) in lineage.conn.execute(
         "SELECT DISTINCT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 2",
         (prefix, prefix + "g")) if d not in artifacts]
+    # An artifact `cache gc` removed is still in its runs' records (and in `orch show`): its lineage stands.
+    artifacts += [str(d) for (d,) in lineage.conn.execute(
+        "SELECT DISTINCT digest FROM edges WHERE path IS NULL AND digest >= ? AND digest < ? LIMIT 2",
+        (prefix, prefix + "g")) if d not in artifacts and d not in files]
     found = len(runs) + len(artifacts) + len(files)
     if found == 0:
         raise NotFoundError(f"no run id or digest in this store begins with '{ref}'. See `orch runs` and "
@@ -318,7 +322,12 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
-    extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
+    extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
+    if kind == "artifact" and artifact is None:
+        # Its record outlived its object (`cache gc`, `cache verify --repair`): say so, or the bare
+        # digest reads like a display glitch and the user looks for it with `orch cache ls`.
+        label += " (no longer stored: removed by orch cache gc or verify --repair)"
+        extra["stored"] = False
     if kind == "file":
         found = (path,) if path else lineage.conn.execute(
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from orchestrator.context import Context
@@ -311,3 +313,30 @@ def test_a_moved_project_names_where_runs_read_the_same_file_content(tmp_path, m
     assert f"`orch lineage {digest[:12]} --downstream`" in err
     graph = walk(Context.open(tmp_path / "store").lineage, digest[:12], "downstream")  # the command it names works
     assert {v.data["step"] for v in graph.vertices.values() if v.kind == "step"} >= {"read", "shout"}
+
+
+def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
+    """After `cache gc --keep-last 1`, an older run's lineage still stands, and says what gc removed."""
+    from orchestrator.maintenance import collect_garbage
+
+    gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
+    old = gc_runs.run(store=str(store), n=1)
+    new = gc_runs.run(store=str(store), n=2)
+    removed = old.steps["make"].outputs["out"]
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
+    os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
+    assert collect_garbage(ctx, keep_last=1).removed == [removed]
+    lineage = Context.open(store).lineage
+
+    up = walk(lineage, f"{old.id}:check", "upstream")
+    gone = up.vertices[f"artifact:{removed}@{old.id}:make"]
+    assert gone.label == f"{removed[:12]} (no longer stored: removed by orch cache gc or verify --repair)"
+    assert gone.data["stored"] is False and gone.children == [("produced by", f"step:{old.id}:make")]
+    kept = walk(lineage, f"{new.id}:check", "upstream").vertices[
+        f"artifact:{new.steps['make'].outputs['out']}@{new.id}:make"]
+    assert kept.data["stored"] is True and "no longer stored" not in kept.label
+    # The digest `orch show` still lists for the old run is a REF, traced through the runs' records.
+    by_digest = walk(lineage, removed[:10], "downstream")
+    assert by_digest.roots == [f"artifact:{removed}"]
+    assert {v.data["run_id"] for v in by_digest.vertices.values() if v.kind == "step"} == {old.id}
