@@ -473,7 +473,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():
             shape = "box" if v.kind == "step" else "ellipse"
-            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(v.label)}, shape={shape}];")
+            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10)))}, shape={shape}];")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
@@ -484,7 +484,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
         lines = ["graph LR"]
         for v in g.vertices.values():
-            text = mermaid_quote(v.label)
+            text = mermaid_quote(_shown(v, "  "))
             lines.append(f"  {ids[v.id]}[{text}]" if v.kind == "step" else f"  {ids[v.id]}({text})")
         for v in g.vertices.values():
             for label, child in v.children:
@@ -499,6 +499,22 @@ def render(g: LineageGraph, fmt: str) -> str:
     return "\n".join(head + _tree_lines(g))
 
 
+def _shown(v: Vertex, sep: str) -> str:
+    """A vertex as the tree and the diagrams show it: a step run with its parameters and code.
+
+    "Which data, code and parameters made this model?" must be answerable
+    from a diagram too, not only from the tree or the JSON.
+    """
+    text = v.label
+    if v.kind == "step" and v.data.get("params"):
+        from orchestrator.report import one_line
+
+        text += sep + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
+    if v.kind == "step" and v.data.get("code"):
+        text += f"{sep}code {v.data['code'][:12]}"
+    return text
+
+
 def _tree_lines(g: LineageGraph) -> list[str]:
     lines: list[str] = []
     printed: set[str] = set()
@@ -507,13 +523,7 @@ def _tree_lines(g: LineageGraph) -> list[str]:
         v = g.vertices[vid]
         branch = "" if top else ("└── " if last else "├── ")
         head = f"{label}: " if label else ""
-        text = v.label
-        if v.kind == "step" and v.data.get("params"):
-            from orchestrator.report import one_line
-
-            text += "  " + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
-        if v.kind == "step" and v.data.get("code"):
-            text += f"  code {v.data['code'][:12]}"
+        text = _shown(v, "  ")
         repeated = vid in printed and bool(v.children)
         lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
         if vid in path or repeated:

@@ -340,3 +340,16 @@ def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
     by_digest = walk(lineage, removed[:10], "downstream")
     assert by_digest.roots == [f"artifact:{removed}"]
     assert {v.data["run_id"] for v in by_digest.vertices.values() if v.kind == "step"} == {old.id}
+
+
+def test_diagrams_show_each_step_runs_parameters_and_code(store):
+    """`--format dot|mermaid` answer "which parameters and code made this?" as the tree does."""
+    run = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=4, y=7)
+    graph = walk(Context.open(store).lineage, f"{run.id}:second", "upstream")
+    code = graph.vertices[f"step:{run.id}:second"].data["code"][:12]
+    dot = render(graph, "dot")
+    assert f'[label="second (run {run.id}, ran)\\ny=7\\ncode {code}", shape=box];' in dot
+    assert f'[label="first (run {run.id}, ran)\\nx=4\\ncode ' in dot
+    mermaid = render(graph, "mermaid")
+    assert f'["second (run {run.id}, ran)  y=7  code {code}"]' in mermaid
+    assert f"second (run {run.id}, ran)  y=7  code {code}" in render(graph, "tree")
