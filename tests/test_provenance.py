@@ -353,3 +353,32 @@ def test_diagrams_show_each_step_runs_parameters_and_code(store):
     mermaid = render(graph, "mermaid")
     assert f'["second (run {run.id}, ran)  y=7  code {code}"]' in mermaid
     assert f"second (run {run.id}, ran)  y=7  code {code}" in render(graph, "tree")
+
+
+def test_a_step_an_interrupted_run_never_reached_is_explained(store, capsys):
+    """`orch logs RUN:evaluate` after Ctrl-C: the step exists, the run stopped before it."""
+    import sqlite3
+
+    from orchestrator.cli import main
+
+    two_params = load_pipeline(str(PIPELINES / "two_params.py"))
+    done = two_params.run(store=str(store), x=1)
+    stopped = two_params.run(store=str(store), x=2)
+    with sqlite3.connect(store / "metadata.db") as db:  # as Ctrl-C during `first` leaves it
+        db.execute("UPDATE runs SET status='interrupted' WHERE run_id=?", (stopped.id,))
+        db.execute("DELETE FROM steps WHERE run_id=? AND node='second'", (stopped.id,))
+
+    def error_of(*args: str) -> str:
+        try:
+            main(["--store", str(store), *args])
+        except SystemExit as exited:
+            assert exited.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err
+
+    for args in (["logs", f"{stopped.id[:6]}:second"], ["lineage", f"{stopped.id[:6]}:second"]):
+        assert (f"run {stopped.id} (interrupted) has no record of step 'second': it stopped before that step "
+                f"started. The last run that has one is {done.id}.") in error_of(*args)
+    assert f"run {done.id} has no step 'secnd'. Did you mean 'second'?" in error_of("logs", f"{done.id}:secnd")
+    assert f"no step after ':'. Write RUN:STEP, such as {done.id}:second." in error_of("lineage", f"{done.id}:")
