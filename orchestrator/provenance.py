@@ -477,7 +477,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(label)}];")
+                lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(_arrow_label(g, label))}];")
         lines.append("}")
         return "\n".join(lines)
     if fmt == "mermaid":
@@ -489,7 +489,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f"  {ids[a]} -->|{mermaid_quote(label)}| {ids[b]}")
+                lines.append(f"  {ids[a]} -->|{mermaid_quote(_arrow_label(g, label))}| {ids[b]}")
         return "\n".join(lines)
     head = []
     if g.model is not None:
@@ -497,6 +497,16 @@ def render(g: LineageGraph, fmt: str) -> str:
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
     return "\n".join(head + _tree_lines(g))
+
+
+def _arrow_label(g: LineageGraph, label: str) -> str:
+    """An edge's label as it reads along a diagram's arrow, which always points the way data flowed.
+
+    The tree reads from REF outwards (``X ← produced by: features``); going
+    up, a diagram's arrow runs the other way, from the step to what it made,
+    where "produced by" would say the opposite of what happened.
+    """
+    return "produced" if g.direction == "upstream" and label == "produced by" else label
 
 
 def _shown(v: Vertex, sep: str) -> str:

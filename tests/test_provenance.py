@@ -382,3 +382,16 @@ def test_a_step_an_interrupted_run_never_reached_is_explained(store, capsys):
                 f"started. The last run that has one is {done.id}.") in error_of(*args)
     assert f"run {done.id} has no step 'secnd'. Did you mean 'second'?" in error_of("logs", f"{done.id}:secnd")
     assert f"no step after ':'. Write RUN:STEP, such as {done.id}:second." in error_of("lineage", f"{done.id}:")
+
+
+def test_diagram_arrows_read_the_way_the_data_flowed(store):
+    """Going up, the arrow from a step to its output says `produced`, not `produced by`."""
+    run = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=4, y=7)
+    up = walk(Context.open(store).lineage, f"{run.id}:second", "upstream")
+    made = f"artifact:{run.steps['first'].outputs['out']}@{run.id}:first"
+    dot = render(up, "dot")
+    assert f'"step:{run.id}:first" -> "{made}" [label="produced"];' in dot and "produced by" not in dot
+    assert '-->|"produced"|' in render(up, "mermaid")
+    assert "produced by: first" in render(up, "tree")  # the tree reads from REF outwards
+    down = render(walk(Context.open(store).lineage, f"{run.id}:first", "downstream"), "dot")
+    assert f'"{made}" -> "step:{run.id}:second" [label="read by"];' in down
