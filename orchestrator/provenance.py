@@ -88,7 +88,12 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
 
 
 def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
-    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id) if s["status"] in ("ran", "cached")]
+    """Every step of the run that read its inputs: a failed or interrupted one too, often the one asked about.
+
+    A skipped step read nothing, and a running one has no inputs recorded yet.
+    """
+    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
+            if s["status"] in ("ran", "cached", "failed", "interrupted")]
 
 
 def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:

@@ -395,3 +395,14 @@ def test_diagram_arrows_read_the_way_the_data_flowed(store):
     assert "produced by: first" in render(up, "tree")  # the tree reads from REF outwards
     down = render(walk(Context.open(store).lineage, f"{run.id}:first", "downstream"), "dot")
     assert f'"{made}" -> "step:{run.id}:second" [label="read by"];' in down
+
+
+def test_the_lineage_of_a_failed_run_includes_its_failed_step(store):
+    """`orch lineage RUN` traces all its steps: the one that failed, and what it read, above all."""
+    failed = load_pipeline(str(PIPELINES / "gc_runs.py")).run(store=str(store), n=2, fail=True)
+    assert failed.status == "failed"
+    graph = walk(Context.open(store).lineage, failed.id, "upstream")
+    assert graph.roots == [f"step:{failed.id}:make", f"step:{failed.id}:check"]
+    check = graph.vertices[f"step:{failed.id}:check"]
+    assert check.data["status"] == "failed" and check.data["params"] == {"fail": True}
+    assert check.children == [("xs", f"artifact:{failed.steps['make'].outputs['out']}@{failed.id}:make")]
