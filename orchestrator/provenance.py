@@ -359,10 +359,14 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
                  depth: float) -> str:
     """Add a step run's inputs (going up) or outputs (going down) under it, unless no step is left to show."""
     g.expanded[v.id] = depth
-    if depth <= 0:
-        return v.id
     origin, edges = lineage.flow_edges(run_id, node, row)
     wanted = "in" if g.direction == "upstream" else "out"
+    if depth <= 0:
+        # Cut by --depth: say so, or a step shown without inputs reads as one that had none.
+        if any(edge[0] == wanted for edge in edges):
+            v.data["truncated"] = True
+        return v.id
+    v.data.pop("truncated", None)
     for direction, name, digest, path, source in edges:
         if direction != wanted:
             continue
@@ -540,7 +544,8 @@ def _tree_lines(g: LineageGraph) -> list[str]:
         head = f"{label}: " if label else ""
         text = _shown(v, "  ")
         repeated = vid in printed and bool(v.children)
-        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
+        more = "  (more beyond --depth)" if v.data.get("truncated") else ""
+        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else more))
         if vid in path or repeated:
             return
         printed.add(vid)

@@ -282,6 +282,10 @@ def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
     z_data = f"artifact:{run.steps['prep'].outputs['out']}@{run.id}:prep"
     assert up[3].vertices[z_data].children == [("produced by", f"step:{run.id}:prep")]
     assert render(up[3], "tree") == render(walk(lineage, f"{run.id}:score", "upstream"), "tree")
+    # A step cut by the depth says so: shown bare, it would read as one that had no inputs.
+    cut = {v.data["step"] for v in up[1].vertices.values() if v.data.get("truncated")}
+    assert cut == {"fit", "prep"} and render(up[1], "tree").count("(more beyond --depth)") == 2
+    assert not any(v.data.get("truncated") for v in up[2].vertices.values())  # `load` reads no artifact
 
     load_out = run.steps["load"].outputs["out"]
     down = {depth: walk(lineage, load_out, "downstream", depth) for depth in (1, 2)}
