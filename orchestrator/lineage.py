@@ -486,6 +486,13 @@ class Lineage:
         if not node:
             example = f", such as {run_id[:12]}:{nodes[-1]}" if nodes else ""
             return f"no step after ':'. Write RUN:STEP{example}. {see}"
+        if node.endswith(".map"):  # as `orch dag` and `--rerun` name a map: its items are the steps
+            base = node[:-len(".map")]
+            items = [n for n in nodes if n == base or re.fullmatch(re.escape(base) + r"_\d+", n)]
+            if items:
+                shown = ", ".join(items[:3]) + (f", … ({len(items)} in all)" if len(items) > 3 else "")
+                return (f"run {run_id[:12]} has no step '{node}': each item of a map is a step of its own, here "
+                        f"{shown}. Name one, such as {run_id[:12]}:{items[-1]}.")
         run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if run is not None and run[1] in ("interrupted", "running", "failed"):
             # A run stopped by Ctrl-C or a crash records no step it never reached; the step
