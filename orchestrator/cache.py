@@ -22,6 +22,7 @@ from orchestrator.hashing import combine
 
 if TYPE_CHECKING:
     from orchestrator.dag import Node
+    from orchestrator.fingerprint import CodeFingerprint
     from orchestrator.lineage import CachedOutput, Lineage
     from orchestrator.store import ArtifactStore
 
@@ -95,7 +96,8 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
     return parts
 
 
-_STATIC_PARTS_JSON: dict[str, str] = {}  # static key -> JSON of the parts it stands for, without "inputs"
+# static key -> (the code fingerprint it was made from, JSON of the parts without "inputs")
+_STATIC_PARTS_JSON: dict[str, tuple[CodeFingerprint, str]] = {}
 _STATIC_PARTS_MEMO = 4096
 
 
@@ -109,13 +111,18 @@ def key_parts_json(node: Node, input_hashes: dict[str, str]) -> str:
     """
     if node.file_params or node.missing_paths or node.path_lists:
         return json.dumps(key_parts(node, input_hashes))
-    static = _STATIC_PARTS_JSON.get(node.static_key)
-    if static is None:
+    memo = _STATIC_PARTS_JSON.get(node.static_key)
+    # Two steps with equal code (one module with `from __future__ import annotations`, one
+    # without) share a static key but not their explanation parts (bytecode): each keeps its own.
+    if memo is not None and (memo[0] is node.code or memo[0].parts == node.code.parts):
+        static = memo[1]
+    else:
         if len(_STATIC_PARTS_JSON) >= _STATIC_PARTS_MEMO:
             _STATIC_PARTS_JSON.clear()
         parts = key_parts(node, {})
         del parts["inputs"]
-        static = _STATIC_PARTS_JSON[node.static_key] = json.dumps(parts)[:-1]
+        static = json.dumps(parts)[:-1]
+        _STATIC_PARTS_JSON[node.static_key] = (node.code, static)
     inputs = ", ".join(f'{_json_text(name)}: "{digest}"' for name, digest in input_hashes.items())
     return f'{static}, "inputs": {{{inputs}}}}}'
 

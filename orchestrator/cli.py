@@ -488,7 +488,8 @@ def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: i
 @click.argument("ref", metavar="REF")
 @click.option("--upstream", is_flag=True, help="What produced REF, from what (default).")
 @click.option("--downstream", is_flag=True, help="What was built from REF.")
-@click.option("--depth", type=click.IntRange(min=0), default=None, help="Stop after N steps.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Show N steps beyond REF (artifacts between them do not count).")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
               show_default=True)
 @click.pass_context

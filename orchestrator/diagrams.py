@@ -26,13 +26,16 @@ def dot_quote(text: str) -> str:
 
 
 def mermaid_quote(text: str) -> str:
-    """``text`` as a double-quoted Mermaid label, with ``#`` and ``"`` as entity codes.
+    """``text`` as a double-quoted Mermaid label, with ``#``, ``"``, ``<``, ``>`` and ``&`` as entity codes.
 
     Mermaid has no backslash escape; ``#quot;`` renders a quote, and ``#``
     itself is coded (``#35;``) so that a name like ``a#b;`` is not read as
-    one. A line break would end the statement, so it becomes a space.
+    one. Labels are rendered as HTML, so ``<b>`` in a file name would turn
+    bold and vanish, and ``&lt;`` would show as ``<``: they are coded too.
+    A line break would end the statement, so it becomes a space.
     """
     escaped = text.replace("#", "#35;").replace('"', "#quot;")
+    escaped = escaped.replace("&", "#38;").replace("<", "#60;").replace(">", "#62;")
     return '"' + " ".join(escaped.splitlines()) + '"'
 
 

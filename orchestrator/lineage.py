@@ -474,13 +474,36 @@ class Lineage:
     def step_row(self, run_id: str, node: str) -> dict[str, Any]:
         row = self._dict_row("SELECT * FROM steps WHERE run_id=? AND node=?", (run_id, node))
         if row is None:
-            nodes = [r[0] for r in self.conn.execute("SELECT node FROM steps WHERE run_id=?", (run_id,))]
-            raise NotFoundError(
-                f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} "
-                f"See its steps with `orch show {run_id[:12]}`."
-            )
+            raise NotFoundError(self._no_step(run_id, node))
         row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{node}")
         return row
+
+    def _no_step(self, run_id: str, node: str) -> str:
+        """Why run ``run_id`` has no record of ``node``, and where to look instead."""
+        see = f"See its steps with `orch show {run_id[:12]}`."
+        nodes = [r[0] for r in self.conn.execute("SELECT node FROM steps WHERE run_id=? ORDER BY position",
+                                                 (run_id,))]
+        if not node:
+            example = f", such as {run_id[:12]}:{nodes[-1]}" if nodes else ""
+            return f"no step after ':'. Write RUN:STEP{example}. {see}"
+        if node.endswith(".map"):  # as `orch dag` and `--rerun` name a map: its items are the steps
+            base = node[:-len(".map")]
+            items = [n for n in nodes if n == base or re.fullmatch(re.escape(base) + r"_\d+", n)]
+            if items:
+                shown = ", ".join(items[:3]) + (f", … ({len(items)} in all)" if len(items) > 3 else "")
+                return (f"run {run_id[:12]} has no step '{node}': each item of a map is a step of its own, here "
+                        f"{shown}. Name one, such as {run_id[:12]}:{items[-1]}.")
+        run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if run is not None and run[1] in ("interrupted", "running", "failed"):
+            # A run stopped by Ctrl-C or a crash records no step it never reached; the step
+            # exists if another run of the pipeline has it.
+            other = self.conn.execute(
+                "SELECT s.run_id FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE r.pipeline=? AND s.node=? "
+                "AND s.run_id != ? ORDER BY r.started DESC LIMIT 1", (run[0], node, run_id)).fetchone()
+            if other is not None:
+                return (f"run {run_id[:12]} ({run[1]}) has no record of step '{node}': it stopped before that "
+                        f"step started. The last run that has one is {other[0]}. {see}")
+        return f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} {see}"
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:
         """Every artifact digest the given runs read or produced (cached steps included)."""

@@ -14,6 +14,7 @@ Graphviz dot or Mermaid. Reads the metadata database only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,14 @@ class LineageGraph:
     # Going down: the runs that used the REF. A step run elsewhere that read an equal value
     # (a cached step's output, reused by a run of older data) was not built from it.
     runs: set[str] | None = None
+    # vertex id -> the steps left to show below it when it was expanded: a vertex first met at
+    # the end of a long path is expanded again when a shorter one reaches it with more left.
+    expanded: dict[str, float] = field(default_factory=dict)
+
+    def add_child(self, parent: Vertex, label: str, child: str) -> None:
+        """Link ``child`` under ``parent`` once, however often the walk passes there."""
+        if (label, child) not in parent.children:
+            parent.children.append((label, child))
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
@@ -80,7 +89,12 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
 
 
 def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
-    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id) if s["status"] in ("ran", "cached")]
+    """Every step of the run that read its inputs: a failed or interrupted one too, often the one asked about.
+
+    A skipped step read nothing, and a running one has no inputs recorded yet.
+    """
+    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
+            if s["status"] in ("ran", "cached", "failed", "interrupted")]
 
 
 def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
@@ -99,6 +113,10 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     files = [str(d) for (d,) in lineage.conn.execute(
         "SELECT DISTINCT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 2",
         (prefix, prefix + "g")) if d not in artifacts]
+    # An artifact `cache gc` removed is still in its runs' records (and in `orch show`): its lineage stands.
+    artifacts += [str(d) for (d,) in lineage.conn.execute(
+        "SELECT DISTINCT digest FROM edges WHERE path IS NULL AND digest >= ? AND digest < ? LIMIT 2",
+        (prefix, prefix + "g")) if d not in artifacts and d not in files]
     found = len(runs) + len(artifacts) + len(files)
     if found == 0:
         raise NotFoundError(f"no run id or digest in this store begins with '{ref}'. See `orch runs` and "
@@ -156,8 +174,7 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
             "ORDER BY length(path) DESC LIMIT 1", (path,)).fetchone()
         if folder is not None and os.path.isdir(folder[0]):
             return _file_roots(lineage, folder[0])
-        raise NotFoundError(f"no run in this store read or wrote '{ref}'. Pass a run id, RUN:step, "
-                            "NAME@VERSION or a digest (see `orch runs`).")
+        raise NotFoundError(f"no run in this store read or wrote '{ref}'{_same_content_elsewhere(lineage, ref)}")
     memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
     content = hash_file(ref, memo)
     roots: list[tuple[str, str]] = []
@@ -180,6 +197,32 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                         "`orch lineage DIGEST --downstream`.")
 
 
+def _same_content_elsewhere(lineage: Lineage, ref: str) -> str:
+    """The end of the "no run used this path" message: where runs used a file of the same bytes.
+
+    A project folder moved or copied elsewhere (or data renamed) keeps its
+    files' contents but not their paths, which the store recorded absolute:
+    the user's question is then answered by the content's digest. Only a
+    regular file is hashed, never a folder (``orch lineage /`` must stay quick).
+    """
+    from orchestrator.hashing import hash_file
+
+    fallback = ". Pass a run id, RUN:step, NAME@VERSION or a digest (see `orch runs`)."
+    if not os.path.isfile(ref):
+        return fallback
+    try:
+        content = hash_file(ref, lineage.load_file_memo())
+    except OSError:
+        return fallback
+    paths = [str(p) for (p,) in lineage.conn.execute(
+        "SELECT DISTINCT path FROM edges WHERE digest=? AND path IS NOT NULL ORDER BY path LIMIT 3", (content,))]
+    if not paths:
+        return fallback
+    where = ", ".join(paths[:2]) + (" and elsewhere" if len(paths) > 2 else "")
+    return (f" at {os.path.abspath(ref)}, but runs read the same content ({content[:12]}) at {where} (moved or "
+            f"copied?). Trace it there with `orch lineage {content[:12]} --downstream`.")
+
+
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
     """The lineage graph of ``ref`` in ``direction`` ("upstream" or "downstream")."""
     if direction not in ("upstream", "downstream"):
@@ -195,7 +238,9 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         if direction == "downstream":
             graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
         for kind, ident in roots:
-            vid = _visit(lineage, graph, kind, ident, depth if depth is not None else 10**6)
+            # No limit is infinity, not a large number: it never grows along a shorter path, so no
+            # vertex is expanded twice.
+            vid = _visit(lineage, graph, kind, ident, depth if depth is not None else math.inf)
             if vid not in graph.roots:
                 graph.roots.append(vid)
     if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
@@ -244,7 +289,7 @@ def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
     return seen
 
 
-def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
+def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: float,
            via: tuple[str, str] | None = None) -> str:
     """Add the vertex of a step run (``RUN:node``), artifact or file, and what lies beyond it.
 
@@ -255,13 +300,19 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
     consumers read from, and a run elsewhere that happened to make or read
     equal content is not mixed in. Without ``via`` (a digest given as REF),
     the artifact is taken by content, across runs.
+
+    ``depth`` is how many more step runs may be shown along this path: a step
+    run at 0 is shown but not expanded, so ``--depth N`` shows N steps beyond
+    the REF (the artifacts between them do not count).
     """
     vid = f"{kind}:{ident}" if via is None else f"{kind}:{ident}@{via[0]}:{via[1]}"
-    if vid in g.vertices:
+    if vid in g.vertices and g.expanded.get(vid, -1) >= depth:
         return vid
     if kind == "step":
         run_id, node = ident.split(":", 1)
         row = lineage.step_row(run_id, node)
+        if vid in g.vertices:
+            return _expand_step(lineage, g, g.vertices[vid], run_id, node, row, depth)
         parts = row["key_parts"] or (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
         if not isinstance(parts.get("values") or {}, dict):
             raise DamagedRecordError(lineage.path, f"steps.key_parts of {run_id}:{node}",
@@ -272,31 +323,19 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             "param_hashes": parts.get("params"),
         })
         g.vertices[vid] = v
-        if depth <= 0:
-            return vid
-        origin, edges = lineage.flow_edges(run_id, node, row)
-        wanted = "in" if g.direction == "upstream" else "out"
-        for direction, name, digest, path, source in edges:
-            if direction != wanted:
-                continue
-            if path:  # a file is its content at its path: an equal copy elsewhere is another file
-                fid = f"file:{digest}@{path}"
-                if fid not in g.vertices:
-                    now = _file_now(lineage, path, digest)
-                    g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
-                                             {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
-                v.children.append((name, fid))
-                continue
-            through = origin if g.direction == "downstream" else (origin[0], source) if source else None
-            child = _visit(lineage, g, "artifact", digest, depth - 1, through)
-            if (name, child) not in v.children:
-                v.children.append((name, child))
-        return vid
+        return _expand_step(lineage, g, v, run_id, node, row, depth)
+    if vid in g.vertices:
+        return _expand_data(lineage, g, g.vertices[vid], kind, ident, depth, via)
     # A file from disk is "DIGEST@PATH"; a file given by digest alone is its content at any path.
     digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
-    extra = {"type": artifact["type"], "size": artifact["size"]} if artifact else {}
+    extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
+    if kind == "artifact" and artifact is None:
+        # Its record outlived its object (`cache gc`, `cache verify --repair`): say so, or the bare
+        # digest reads like a display glitch and the user looks for it with `orch cache ls`.
+        label += " (no longer stored: removed by orch cache gc or verify --repair)"
+        extra["stored"] = False
     if kind == "file":
         found = (path,) if path else lineage.conn.execute(
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
@@ -316,8 +355,44 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             f"{m['name']}@{m['version']}" + (" (production)" if m["production"] else "") for m in models)
     v = Vertex(vid, kind, label, {"digest": digest, **extra})
     g.vertices[vid] = v
+    return _expand_data(lineage, g, v, kind, ident, depth, via)
+
+
+def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node: str, row: dict[str, Any],
+                 depth: float) -> str:
+    """Add a step run's inputs (going up) or outputs (going down) under it, unless no step is left to show."""
+    g.expanded[v.id] = depth
+    origin, edges = lineage.flow_edges(run_id, node, row)
+    wanted = "in" if g.direction == "upstream" else "out"
     if depth <= 0:
-        return vid
+        # Cut by --depth: say so, or a step shown without inputs reads as one that had none.
+        if any(edge[0] == wanted for edge in edges):
+            v.data["truncated"] = True
+        return v.id
+    v.data.pop("truncated", None)
+    for direction, name, digest, path, source in edges:
+        if direction != wanted:
+            continue
+        if path:  # a file is its content at its path: an equal copy elsewhere is another file
+            fid = f"file:{digest}@{path}"
+            if fid not in g.vertices:
+                now = _file_now(lineage, path, digest)
+                g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
+                                         {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
+            g.add_child(v, name, fid)
+            continue
+        through = origin if g.direction == "downstream" else (origin[0], source) if source else None
+        g.add_child(v, name, _visit(lineage, g, "artifact", digest, depth, through))
+    return v.id
+
+
+def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident: str, depth: float,
+                 via: tuple[str, str] | None) -> str:
+    """Add an artifact's or a file's producer (going up) or readers (going down) under it."""
+    g.expanded[v.id] = depth
+    if depth <= 0:
+        return v.id
+    digest, _, path = ident.partition("@") if kind == "file" else (ident, "", "")
     if via is not None and kind == "artifact":
         _visit_flow(lineage, g, v, ident, depth, via)
     elif g.direction == "upstream":
@@ -328,7 +403,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             # (returned its input unchanged) did not make it.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (digest,)).fetchall()
         for run_id, node in producers:
-            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
     else:
         seen: set[tuple[str, str]] = set()
         for run_id, node, key in lineage.conn.execute(
@@ -339,8 +414,8 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: int,
             if (node, key) in seen:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
-            v.children.append(("read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
-    return vid
+            g.add_child(v, "read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
+    return v.id
 
 
 def _registered_as(lineage: Lineage, digest: str) -> list[dict[str, Any]]:
@@ -363,14 +438,14 @@ def _file_now(lineage: Lineage, path: str, digest: str) -> str:
         return ""  # unreadable now: say nothing rather than guess
 
 
-def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: int,
+def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: float,
                 via: tuple[str, str]) -> None:
     """An artifact's producer or consumers along the data flow, seen through step run ``via``."""
     run_id, node = via
     row = lineage.row("SELECT key FROM steps WHERE run_id=? AND node=?", (run_id, node))
     if g.direction == "upstream":
         if row is not None:
-            v.children.append(("produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1)))
+            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
         return
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
@@ -394,7 +469,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         seen.add((consumer, key))
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
-            v.children.append(("read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1)))
+            g.add_child(v, "read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1))
 
 
 def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:
@@ -410,23 +485,23 @@ def render(g: LineageGraph, fmt: str) -> str:
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():
             shape = "box" if v.kind == "step" else "ellipse"
-            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(v.label)}, shape={shape}];")
+            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10)))}, shape={shape}];")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(label)}];")
+                lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(_arrow_label(g, label))}];")
         lines.append("}")
         return "\n".join(lines)
     if fmt == "mermaid":
         ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
         lines = ["graph LR"]
         for v in g.vertices.values():
-            text = mermaid_quote(v.label)
+            text = mermaid_quote(_shown(v, "  "))
             lines.append(f"  {ids[v.id]}[{text}]" if v.kind == "step" else f"  {ids[v.id]}({text})")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
-                lines.append(f"  {ids[a]} -->|{mermaid_quote(label)}| {ids[b]}")
+                lines.append(f"  {ids[a]} -->|{mermaid_quote(_arrow_label(g, label))}| {ids[b]}")
         return "\n".join(lines)
     head = []
     if g.model is not None:
@@ -434,6 +509,32 @@ def render(g: LineageGraph, fmt: str) -> str:
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
     return "\n".join(head + _tree_lines(g))
+
+
+def _arrow_label(g: LineageGraph, label: str) -> str:
+    """An edge's label as it reads along a diagram's arrow, which always points the way data flowed.
+
+    The tree reads from REF outwards (``X ← produced by: features``); going
+    up, a diagram's arrow runs the other way, from the step to what it made,
+    where "produced by" would say the opposite of what happened.
+    """
+    return "produced" if g.direction == "upstream" and label == "produced by" else label
+
+
+def _shown(v: Vertex, sep: str) -> str:
+    """A vertex as the tree and the diagrams show it: a step run with its parameters and code.
+
+    "Which data, code and parameters made this model?" must be answerable
+    from a diagram too, not only from the tree or the JSON.
+    """
+    text = v.label
+    if v.kind == "step" and v.data.get("params"):
+        from orchestrator.report import one_line
+
+        text += sep + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
+    if v.kind == "step" and v.data.get("code"):
+        text += f"{sep}code {v.data['code'][:12]}"
+    return text
 
 
 def _tree_lines(g: LineageGraph) -> list[str]:
@@ -444,15 +545,10 @@ def _tree_lines(g: LineageGraph) -> list[str]:
         v = g.vertices[vid]
         branch = "" if top else ("└── " if last else "├── ")
         head = f"{label}: " if label else ""
-        text = v.label
-        if v.kind == "step" and v.data.get("params"):
-            from orchestrator.report import one_line
-
-            text += "  " + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
-        if v.kind == "step" and v.data.get("code"):
-            text += f"  code {v.data['code'][:12]}"
+        text = _shown(v, "  ")
         repeated = vid in printed and bool(v.children)
-        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else ""))
+        more = "  (more beyond --depth)" if v.data.get("truncated") else ""
+        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else more))
         if vid in path or repeated:
             return
         printed.add(vid)

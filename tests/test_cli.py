@@ -281,6 +281,8 @@ def test_diagram_quoting_of_quotes_backslashes_and_hashes():
     assert dot_quote("two\nlines") == '"two\\nlines"'
     assert mermaid_quote('we"ird #1;') == '"we#quot;ird #35;1;"'
     assert mermaid_quote("two\nlines") == '"two lines"'
+    # Mermaid renders labels as HTML: a file named `<b>x</b>&lt;.csv` must show as it is, not bold.
+    assert mermaid_quote("<b>x</b>&lt;.csv") == '"#60;b#62;x#60;/b#62;#38;lt;.csv"'
 
 
 def test_p_dates_and_enums_reach_the_steps(orch, calls, project):

@@ -233,3 +233,16 @@ def test_rerun_of_a_map_over_a_list_in_the_body_forces_its_items_only(store, cal
     plan = pipe.plan(store=str(store), rerun=["square.map"])
     assert {e.node for e in plan.entries if e.reason == "forced with --rerun"} == {
         "square", "square_2", "square_3", "square_4", "square_5"}
+
+
+def test_a_map_named_as_orch_dag_names_it_lists_its_item_steps(store, calls):
+    """`orch dag` shows `square.map`; `orch lineage RUN:square.map` names the items to trace instead."""
+    from orchestrator.context import Context
+    from orchestrator.errors import NotFoundError
+
+    run = _fanout().run(store=str(store))
+    lineage = Context.open(store).lineage
+    with pytest.raises(NotFoundError) as raised:
+        lineage.step_row(run.id, "square.map")
+    assert str(raised.value) == (f"run {run.id} has no step 'square.map': each item of a map is a step of its own, "
+                                 f"here square, square_2, square_3, … (4 in all). Name one, such as {run.id}:square_4.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from orchestrator.context import Context
@@ -260,3 +262,151 @@ def test_a_file_is_its_path_and_content_not_any_equal_copy(tmp_path, monkeypatch
     assert [down.vertices[r].data["path"] for r in down.roots] == [str(tmp_path / "a.csv")]
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"compare"}
     assert f"{tmp_path / 'b.csv'}" not in render(down, "tree")
+
+
+def _steps_within(graph) -> set[str]:  # type: ignore[no-untyped-def]
+    return {v.data["step"] for v in graph.vertices.values() if v.kind == "step"}
+
+
+def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
+    """`--depth N` shows N steps beyond the REF, however the walk first met a shared input."""
+    run = load_pipeline(str(PIPELINES / "diamond.py")).run(store=str(store))
+    assert run.status == "succeeded"
+    lineage = Context.open(store).lineage
+    up = {depth: walk(lineage, f"{run.id}:score", "upstream", depth) for depth in (0, 1, 2, 3)}
+    assert _steps_within(up[0]) == {"score"}
+    # One step up is the producers of score's inputs, not only the inputs themselves.
+    assert _steps_within(up[1]) == {"score", "fit", "prep"}
+    # `z_data` is met first through `fit` (two steps away), then directly (one step away).
+    assert _steps_within(up[2]) == _steps_within(up[3]) == {"score", "fit", "prep", "load"}
+    z_data = f"artifact:{run.steps['prep'].outputs['out']}@{run.id}:prep"
+    assert up[3].vertices[z_data].children == [("produced by", f"step:{run.id}:prep")]
+    assert render(up[3], "tree") == render(walk(lineage, f"{run.id}:score", "upstream"), "tree")
+    # A step cut by the depth says so: shown bare, it would read as one that had no inputs.
+    cut = {v.data["step"] for v in up[1].vertices.values() if v.data.get("truncated")}
+    assert cut == {"fit", "prep"} and render(up[1], "tree").count("(more beyond --depth)") == 2
+    assert not any(v.data.get("truncated") for v in up[2].vertices.values())  # `load` reads no artifact
+
+    load_out = run.steps["load"].outputs["out"]
+    down = {depth: walk(lineage, load_out, "downstream", depth) for depth in (1, 2)}
+    assert _steps_within(down[1]) == {"prep"}
+    assert _steps_within(down[2]) == {"prep", "fit", "score"}
+
+
+def test_a_moved_project_names_where_runs_read_the_same_file_content(tmp_path, monkeypatch, capsys, calls):
+    """After moving the project folder, `orch lineage FILE` names where runs read that content, and how to trace it."""
+    from orchestrator.cli import main
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "input.txt").write_text("hello")
+    monkeypatch.chdir(old)
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(tmp_path / "store"))
+    assert run.status == "succeeded"
+    moved = tmp_path / "moved"
+    old.rename(moved)
+    monkeypatch.chdir(moved)
+    try:
+        main(["--store", str(tmp_path / "store"), "lineage", "input.txt", "--downstream"])
+    except SystemExit as exited:
+        assert exited.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    digest = next(d for _, _, d, path in Context.open(tmp_path / "store").lineage.step_edges(run.id, "read") if path)
+    assert f"at {moved / 'input.txt'}, but runs read the same content ({digest[:12]}) at {old / 'input.txt'}" in err
+    assert f"`orch lineage {digest[:12]} --downstream`" in err
+    graph = walk(Context.open(tmp_path / "store").lineage, digest[:12], "downstream")  # the command it names works
+    assert {v.data["step"] for v in graph.vertices.values() if v.kind == "step"} >= {"read", "shout"}
+
+
+def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
+    """After `cache gc --keep-last 1`, an older run's lineage still stands, and says what gc removed."""
+    from orchestrator.maintenance import collect_garbage
+
+    gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
+    old = gc_runs.run(store=str(store), n=1)
+    new = gc_runs.run(store=str(store), n=2)
+    removed = old.steps["make"].outputs["out"]
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
+    os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
+    assert collect_garbage(ctx, keep_last=1).removed == [removed]
+    lineage = Context.open(store).lineage
+
+    up = walk(lineage, f"{old.id}:check", "upstream")
+    gone = up.vertices[f"artifact:{removed}@{old.id}:make"]
+    assert gone.label == f"{removed[:12]} (no longer stored: removed by orch cache gc or verify --repair)"
+    assert gone.data["stored"] is False and gone.children == [("produced by", f"step:{old.id}:make")]
+    kept = walk(lineage, f"{new.id}:check", "upstream").vertices[
+        f"artifact:{new.steps['make'].outputs['out']}@{new.id}:make"]
+    assert kept.data["stored"] is True and "no longer stored" not in kept.label
+    # The digest `orch show` still lists for the old run is a REF, traced through the runs' records.
+    by_digest = walk(lineage, removed[:10], "downstream")
+    assert by_digest.roots == [f"artifact:{removed}"]
+    assert {v.data["run_id"] for v in by_digest.vertices.values() if v.kind == "step"} == {old.id}
+
+
+def test_diagrams_show_each_step_runs_parameters_and_code(store):
+    """`--format dot|mermaid` answer "which parameters and code made this?" as the tree does."""
+    run = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=4, y=7)
+    graph = walk(Context.open(store).lineage, f"{run.id}:second", "upstream")
+    code = graph.vertices[f"step:{run.id}:second"].data["code"][:12]
+    dot = render(graph, "dot")
+    assert f'[label="second (run {run.id}, ran)\\ny=7\\ncode {code}", shape=box];' in dot
+    assert f'[label="first (run {run.id}, ran)\\nx=4\\ncode ' in dot
+    mermaid = render(graph, "mermaid")
+    assert f'["second (run {run.id}, ran)  y=7  code {code}"]' in mermaid
+    assert f"second (run {run.id}, ran)  y=7  code {code}" in render(graph, "tree")
+
+
+def test_a_step_an_interrupted_run_never_reached_is_explained(store, capsys):
+    """`orch logs RUN:evaluate` after Ctrl-C: the step exists, the run stopped before it."""
+    import sqlite3
+
+    from orchestrator.cli import main
+
+    two_params = load_pipeline(str(PIPELINES / "two_params.py"))
+    done = two_params.run(store=str(store), x=1)
+    stopped = two_params.run(store=str(store), x=2)
+    with sqlite3.connect(store / "metadata.db") as db:  # as Ctrl-C during `first` leaves it
+        db.execute("UPDATE runs SET status='interrupted' WHERE run_id=?", (stopped.id,))
+        db.execute("DELETE FROM steps WHERE run_id=? AND node='second'", (stopped.id,))
+
+    def error_of(*args: str) -> str:
+        try:
+            main(["--store", str(store), *args])
+        except SystemExit as exited:
+            assert exited.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err
+
+    for args in (["logs", f"{stopped.id[:6]}:second"], ["lineage", f"{stopped.id[:6]}:second"]):
+        assert (f"run {stopped.id} (interrupted) has no record of step 'second': it stopped before that step "
+                f"started. The last run that has one is {done.id}.") in error_of(*args)
+    assert f"run {done.id} has no step 'secnd'. Did you mean 'second'?" in error_of("logs", f"{done.id}:secnd")
+    assert f"no step after ':'. Write RUN:STEP, such as {done.id}:second." in error_of("lineage", f"{done.id}:")
+
+
+def test_diagram_arrows_read_the_way_the_data_flowed(store):
+    """Going up, the arrow from a step to its output says `produced`, not `produced by`."""
+    run = load_pipeline(str(PIPELINES / "two_params.py")).run(store=str(store), x=4, y=7)
+    up = walk(Context.open(store).lineage, f"{run.id}:second", "upstream")
+    made = f"artifact:{run.steps['first'].outputs['out']}@{run.id}:first"
+    dot = render(up, "dot")
+    assert f'"step:{run.id}:first" -> "{made}" [label="produced"];' in dot and "produced by" not in dot
+    assert '-->|"produced"|' in render(up, "mermaid")
+    assert "produced by: first" in render(up, "tree")  # the tree reads from REF outwards
+    down = render(walk(Context.open(store).lineage, f"{run.id}:first", "downstream"), "dot")
+    assert f'"{made}" -> "step:{run.id}:second" [label="read by"];' in down
+
+
+def test_the_lineage_of_a_failed_run_includes_its_failed_step(store):
+    """`orch lineage RUN` traces all its steps: the one that failed, and what it read, above all."""
+    failed = load_pipeline(str(PIPELINES / "gc_runs.py")).run(store=str(store), n=2, fail=True)
+    assert failed.status == "failed"
+    graph = walk(Context.open(store).lineage, failed.id, "upstream")
+    assert graph.roots == [f"step:{failed.id}:make", f"step:{failed.id}:check"]
+    check = graph.vertices[f"step:{failed.id}:check"]
+    assert check.data["status"] == "failed" and check.data["params"] == {"fail": True}
+    assert check.children == [("xs", f"artifact:{failed.steps['make'].outputs['out']}@{failed.id}:make")]

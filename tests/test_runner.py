@@ -745,6 +745,24 @@ def test_recorded_key_parts_are_each_nodes_own(store):
         assert json.loads(cache.key_parts_json(node, inputs)) == cache.key_parts(node, inputs)
 
 
+
+def test_recorded_key_parts_are_a_steps_own_when_another_step_has_the_same_code(store):
+    """`first` (two_params.py) is `_quiet`'s code in a module without `from __future__ import annotations`.
+
+    Equal code and parameters give equal keys, but each step's explanation parts
+    (its bytecode) are its own: recording the other's would explain a later miss wrongly.
+    """
+    from orchestrator import cache
+    from orchestrator.planner import build
+
+    ctx = Context.open(str(store))
+    theirs = build(load_pipeline(str(PIPELINES / "two_params.py")), {}, ctx).nodes["first"]
+    ours = build(_quiet_and_chatty, {}, ctx).nodes["_quiet"]
+    assert theirs.static_key == ours.static_key and theirs.code.parts != ours.code.parts
+    for node in (theirs, ours, theirs):
+        assert json.loads(cache.key_parts_json(node, {"x": "ab" * 16})) == cache.key_parts(node, {"x": "ab" * 16})
+
+
 SIGNATURE_OUTPUTS = {
     "constants": "((1, 2, 4), {'z': 10})",
     "posonly": 43,
