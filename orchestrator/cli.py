@@ -519,10 +519,15 @@ def dag(target: str, params: tuple[str, ...], params_file: str | None, fmt: str)
 
         click.echo(render_dag(built, fmt))
     else:
-        click.echo(f"pipeline {built.pipeline} ({len(built.nodes)} steps)")
+        # Counted as `orch run` counts them: a map over a step's output becomes one step per item
+        # only once that output exists, so the map itself is not a step.
+        steps = sum(not node.is_map for node in built.nodes.values())
+        mapped = " + mapped items" if any(node.is_map for node in built.nodes.values()) else ""
+        click.echo(f"pipeline {built.pipeline} ({steps} step{'s' if steps != 1 else ''}{mapped})")
         for node in built.nodes.values():
             deps = f" ← {', '.join(node.upstream)}" if node.upstream else ""
-            click.echo(f"  {node.name} ({node.site}){deps}")
+            each = ": one step per item of its list" if node.is_map and node.map_over is not None else ""
+            click.echo(f"  {node.name} ({node.site}){deps}{each}")
 
 
 @cli.group(cls=_Group)

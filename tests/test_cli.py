@@ -256,6 +256,15 @@ def test_dag_formats(orch):
     assert f"  {ids['base']} --> {ids['plain']}" in mermaid
 
 
+def test_dag_counts_steps_as_run_does_and_says_a_map_makes_one_step_per_item(orch):
+    tree = orch("dag", "fanout.py:fanout")
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines()[0] == "pipeline fanout (2 steps + mapped items)"
+    assert "square.map (fanout.py:28) ← items: one step per item of its list" in tree.stdout
+    run = orch("run", "fanout.py:fanout")
+    assert ": 2 steps + mapped items" in run.stderr
+
+
 def test_dag_diagrams_quote_every_name(orch, project):
     """Step names that are Mermaid keywords (end, class, graph) get generated ids and quoted labels."""
     (project / "keywords.py").write_text(
