@@ -631,6 +631,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `orch` or `orch cache` alone: the help it asks for
+            exc.show()
+            sys.exit(exc.exit_code)
+        # One line, as for every other mistake: what is wrong, then where the usage is.
+        where = exc.ctx.command_path if exc.ctx is not None else "orch"
+        click.echo(f"error: {exc.format_message()} See `{where} --help`.", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

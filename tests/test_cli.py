@@ -170,6 +170,24 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
     assert orch("run", "edits.py").returncode == 0
     result = orch(*args)
     assert result.returncode == 2 and "is not in the range" in result.stderr, result.stderr
+    command = " ".join(args[:2] if args[0] == "cache" else args[:1])
+    assert result.stderr.count("\n") == 1 and f"See `orch {command} --help`." in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["runz"], "error: No such command 'runz'. (Did you mean one of: 'run', 'runs'?) See `orch --help`."),
+    (["run"], "error: Missing argument 'FILE[:PIPELINE]'. See `orch run --help`."),
+    (["runs", "--jsn"], "error: No such option '--jsn'. Did you mean '--json'? See `orch runs --help`."),
+])
+def test_a_usage_mistake_is_one_line_naming_the_help_to_read(orch, args, says):
+    result = orch(*args)
+    assert result.returncode == 2 and result.stderr == says + "\n", result.stderr
+
+
+def test_orch_alone_prints_its_help():
+    alone = subprocess.run([sys.executable, "-m", "orchestrator"], capture_output=True, text=True)
+    assert "Usage: orch [OPTIONS] COMMAND" in alone.stdout + alone.stderr and "lineage" in alone.stdout + alone.stderr
+    assert "error:" not in alone.stderr
 
 
 def test_syntax_error_in_pipeline_file_is_one_line(orch, project):
