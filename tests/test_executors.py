@@ -109,6 +109,20 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
     assert "orch-" not in attempts[0]["error"] and "http" not in attempts[0]["error"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_dying_worker_fails_only_the_step_that_killed_it(store, calls, executor):
+    """Steps queued behind it on the same worker (Dask keeps more submitted than it has threads) run as usual."""
+    pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "parallel.py:neighbours")).run(store=str(store), executor=executor,
+                                                                       workers=1)
+    assert run.steps["kills_its_worker"].status == "failed"
+    assert "WorkerDiedError" in run.steps["kills_its_worker"].error
+    healthy = {n: (s.status, s.attempts) for n, s in run.steps.items() if n.startswith("branch")}
+    assert healthy == {"branch": ("ran", 1), "branch_2": ("ran", 1), "branch_3": ("ran", 1)}
+    assert calls.counts() == {"kills_its_worker": 1, "branch0": 1, "branch1": 1, "branch2": 1}
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 

@@ -61,13 +61,18 @@ def _user_modules() -> list[Any]:
     return _user_modules_seen[1]
 
 
-def run_pickled(payload: bytes) -> bytes:
+def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     """Dask's entry point: a task pickled by ``dumps_with_user_code``; returns ``encode_result`` bytes.
 
     The result goes back as bytes so that decoding it is the driver's own
     step (``decode_result``), never a Dask deserialization failure that
-    would look like a lost worker.
+    would look like a lost worker. ``started``: a file to create before the
+    step runs, which tells the driver that a task lost with its worker had
+    begun (an attempt that failed) rather than only waited there.
     """
+    if started is not None:
+        with open(started, "a"):
+            pass
     return encode_result(run_spec(pickle.loads(payload)))
 
 
