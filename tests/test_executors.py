@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,8 +166,11 @@ def test_a_local_cluster_has_no_more_workers_than_the_run_has_steps(store, calls
 
 
 @pytest.mark.slow
-def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
-    run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor=executor,
                                                                   seconds=30.0)
     assert run.status == "failed"
     assert run.steps["hangs"].attempts == 2
@@ -346,6 +350,8 @@ def test_timed_steps_on_a_users_dask_cluster(users_cluster, tmp_path):
                                                                address=users_cluster)
     assert run.steps["quick"].status == "ran"
     assert run.steps["hangs"].status == "failed" and "StepTimeoutError" in run.steps["hangs"].error
+    # The worker keeps the killed attempt's output in a folder of its own, and removes it after.
+    assert "sleeping past the timeout" in Context.open(tmp_path).lineage.attempts(run.id, "hangs")[0]["stdout"]
 
 
 def _ctrl_c(orch, started, *args: str) -> tuple[int, str, float]:
@@ -389,6 +395,21 @@ def test_ctrl_c_on_our_local_cluster_is_quiet_and_quick(orch, calls):
     assert code == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert seconds < 3, seconds  # a nanny gives a busy worker 4 s before killing it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor):
+    """A timed attempt's output goes to a spill folder too; a worker killed on Ctrl-C never reads it back."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    temp = orch.store.parent / "temp"
+    temp.mkdir()
+    orch.env["TMPDIR"] = str(temp)
+    pid_file = Path(str(calls.path) + ".pid")
+    code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting", "--executor", executor, "--workers", "1")
+    assert code == 130, stderr
+    assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
 
 
 @pytest.mark.parametrize(("address", "problem"), [

@@ -12,7 +12,9 @@ other executor. Timeouts run the step in a child process of the worker.
 Dask also fails the tasks that were only waiting on a worker when it died
 (the run loop keeps twice the threads submitted): on the LocalCluster each
 task marks its start in a folder, and a task lost before it started is sent
-again, so a step that kills its worker costs its neighbours nothing.
+again, so a step that kills its worker costs its neighbours nothing. That
+folder also holds the spill folders of timed attempts (what they print), so
+that workers killed on Ctrl-C leave nothing behind in the temp folder.
 
 Ctrl-C belongs to the driver: the LocalCluster's workers ignore SIGINT (see
 ``dask_setup`` in ``worker.py``); on Ctrl-C the driver kills them itself.
@@ -30,6 +32,7 @@ import tempfile
 import time
 from concurrent.futures import Future, InvalidStateError
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError, WorkerDiedError
@@ -95,8 +98,9 @@ class DaskExecutor:
         self.startup_seconds = 0.0
         self._tasks: list[Any] = []
         self._token = secrets.token_hex(4)
-        # Where LocalCluster tasks mark that they started (see ``submit``); None on a user's cluster.
-        self._started: str | None = None
+        # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
+        # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
+        self._scratch: str | None = None
         if address:
             check_address(address)
             started = time.perf_counter()
@@ -135,7 +139,7 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 # Every worker is up before the first task: its capacity is what the run loop counts on.
                 self.client.wait_for_workers(self._workers, timeout=60)
-            self._started = tempfile.mkdtemp(prefix="orch-dask-started-")
+            self._scratch = tempfile.mkdtemp(prefix="orch-dask-")
         except BaseException:
             if self._cluster is not None:
                 self._cluster.close()
@@ -147,12 +151,14 @@ class DaskExecutor:
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         self.start()
         result: Future[TaskResult] = Future()
+        if self._scratch is not None and spec.timeout is not None and spec.spill is None:
+            spec = replace(spec, spill=tempfile.mkdtemp(prefix="attempt-", dir=self._scratch))
         payload = dumps_with_user_code(spec)
         started = time.time()
 
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
-            marker = os.path.join(self._started, key) if self._started is not None else None
+            marker = os.path.join(self._scratch, key) if self._scratch is not None else None
             task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
             task.add_done_callback(lambda done: resolve(done, marker))
             self._tasks.append(task)
@@ -191,8 +197,8 @@ class DaskExecutor:
     def shutdown(self, cancel: bool = False) -> None:
         with ExitStack() as closing:  # each step runs even when one before it fails
             closing.callback(self._main_hidden.close)
-            if self._started is not None:
-                closing.callback(shutil.rmtree, self._started, ignore_errors=True)
+            if self._scratch is not None:
+                closing.callback(shutil.rmtree, self._scratch, ignore_errors=True)
             if self._cluster is not None:
                 closing.callback(self._cluster.close)
             if self.client is not None:

@@ -114,13 +114,22 @@ def decode_result(data: bytes, spec: TaskSpec) -> TaskResult:
 
 
 def run_spec(spec: TaskSpec) -> TaskResult:
-    """Run one attempt in this worker (Dask), in a child process when it has a timeout."""
+    """Run one attempt in this worker (Dask), in a child process when it has a timeout.
+
+    A timed attempt's child also writes what it prints and logs to a spill
+    folder made here, on the worker's own machine (the driver's folders may be
+    out of its reach), so that an attempt killed by its timeout keeps them.
+    """
     from orchestrator.task import run_task
 
     spec = replace(spec, keep_values=False)
     if spec.timeout is not None:
+        import tempfile
+
         from orchestrator.executors.child import run_in_child
 
+        if spec.spill is None:
+            spec = replace(spec, spill=tempfile.mkdtemp(prefix="orch-attempt-"))
         return run_in_child(spec, spec.timeout)
     return run_task(spec)
 
