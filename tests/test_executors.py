@@ -124,6 +124,26 @@ def test_a_dying_worker_fails_only_the_step_that_killed_it(store, calls, executo
     assert calls.counts() == {"kills_its_worker": 1, "branch0": 1, "branch1": 1, "branch2": 1}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_an_instance_a_worker_stored_loads_as_the_users_own_class(orch, executor):
+    """Not as a copy of the class rebuilt from the pickle: `isinstance` and dataclass `==` hold in a later run."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    # A file name of its own: the module of another test's own_classes.py may be loaded in this process.
+    file = f"own_classes_{executor}.py"
+    (orch.cwd / file).write_text((orch.cwd / "own_classes.py").read_text())
+    first = orch("run", file, "--executor", executor, "--workers", "1")  # another process
+    assert first.returncode == 0, first.stderr
+    pipeline = load_pipeline(str(orch.cwd / file))
+    here = pipeline.run(store=str(orch.store), tag="b")  # `make` cached: its stored output is loaded here
+    assert here.steps["make"].status == "cached"
+    assert here.output() == {"isinstance": True, "equal": True, "tag": "b"}
+    in_worker = pipeline.run(store=str(orch.store), executor=executor, workers=1, tag="c")
+    assert in_worker.steps["make"].status == "cached"
+    assert in_worker.output() == {"isinstance": True, "equal": True, "tag": "c"}
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 

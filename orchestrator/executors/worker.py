@@ -120,9 +120,11 @@ def run_spec(spec: TaskSpec) -> TaskResult:
     folder made here, on the worker's own machine (the driver's folders may be
     out of its reach), so that an attempt killed by its timeout keeps them.
     """
+    from orchestrator.class_refs import remember_classes
     from orchestrator.task import run_task
 
     spec = replace(spec, keep_values=False)
+    remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
     if spec.timeout is not None:
         import tempfile
 
@@ -149,8 +151,10 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
         spec: Any = pickle.loads(payload)
         if spec is None:
             return
+        from orchestrator.class_refs import remember_classes
         from orchestrator.task import run_task
 
+        remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
         # The pool enforces timeouts itself, by killing this worker.
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
 
