@@ -144,6 +144,17 @@ def test_an_instance_a_worker_stored_loads_as_the_users_own_class(orch, executor
     assert in_worker.output() == {"isinstance": True, "equal": True, "tag": "c"}
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_step_logs_at_the_level_the_pipeline_file_configured_on_every_executor(orch, executor):
+    """`logging.basicConfig(level=DEBUG)` runs in the driver only; workers capture DEBUG records all the same."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    result = orch("run", "debug_logs.py", "--executor", executor)
+    assert result.returncode == 0, result.stderr
+    logs = orch("logs", "latest:diagnose").stdout
+    assert "DEBUG debug_logs: checking 1 in detail" in logs and "INFO debug_logs: checked 1" in logs
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 
