@@ -155,6 +155,16 @@ def test_a_step_logs_at_the_level_the_pipeline_file_configured_on_every_executor
     assert "DEBUG debug_logs: checking 1 in detail" in logs and "INFO debug_logs: checked 1" in logs
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_step_may_start_a_multiprocessing_pool_on_every_executor(store, executor):
+    """Workers and a timed step's child are daemonic processes, which multiprocessing refuses children to."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "pools.py")).run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == ([3, 2, 1], [3, 2, 1])
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 

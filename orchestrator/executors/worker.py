@@ -113,6 +113,20 @@ def decode_result(data: bytes, spec: TaskSpec) -> TaskResult:
         return TaskResult(node=spec.node, attempt=spec.attempt, started=now, ended=now, failure=failure)
 
 
+def allow_children() -> None:
+    """Let the user's steps in this worker start processes (a ``multiprocessing.Pool``), as they can in ``orch``.
+
+    Pool and Dask workers, and the child of a timed step, are daemonic, and
+    ``multiprocessing`` refuses children to a daemonic process (because it is
+    killed, not joined, when its parent ends). Each of them is ended by its
+    parent on purpose anyway, and a ``Pool``'s workers end when their parent
+    does; a step that forks must not fail only because of where it runs.
+    """
+    import multiprocessing
+
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
+
+
 def run_spec(spec: TaskSpec) -> TaskResult:
     """Run one attempt in this worker (Dask), in a child process when it has a timeout.
 
@@ -125,6 +139,7 @@ def run_spec(spec: TaskSpec) -> TaskResult:
 
     spec = replace(spec, keep_values=False)
     remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
+    allow_children()
     if spec.timeout is not None:
         import tempfile
 
@@ -140,6 +155,7 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
     """A pool worker's main loop: one task at a time until the pipe closes."""
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    allow_children()
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
