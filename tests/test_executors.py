@@ -229,6 +229,16 @@ def test_failure_on_process_executor_skips_downstream_only(store, calls, monkeyp
         "source": "ran", "good": "ran", "good_after": "ran", "bad": "failed", "after_bad": "skipped"}
 
 
+@pytest.mark.parametrize("workers", ["2", 0, 2.5, True])
+def test_a_wrong_number_of_workers_from_python_is_one_clear_error(tmp_path, workers):
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError, match=r"workers=.*give a whole number of worker processes, 1 or more"):
+        load_pipeline(str(PIPELINES / "parallel.py:parallel")).run(store=str(tmp_path / "store"),
+                                                                     executor="process", workers=workers)
+    assert not (tmp_path / "store").exists()
+
+
 def test_cli_executor_options(orch, calls):
     bad = orch("run", "edits.py", "--executor", "process", "--workers", "0")
     assert bad.returncode == 2
