@@ -59,7 +59,11 @@ def _travelled_by_value(cls: type) -> bool:
 
 
 def _live_class(module: str, qualname: str, by_value: bytes) -> type:
-    """Unpickling's side of ``_Pickler``: the live class, the one a task brought, or the stored one."""
+    """Unpickling's side of ``_Pickler``: the live class, the one a task brought, or the stored one.
+
+    Stored objects name this function (``orchestrator.class_refs._live_class``) and
+    its three arguments: keep both, or older stores stop loading.
+    """
     found = _named(module, qualname)
     if isinstance(found, type):
         return found
