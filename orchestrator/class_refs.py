@@ -42,7 +42,10 @@ def _named(module: str, qualname: str) -> Any:
     """The object called ``qualname`` in the loaded module ``module``, or None."""
     found: Any = sys.modules.get(module)
     for part in qualname.split("."):
-        found = getattr(found, part, None)
+        try:
+            found = getattr(found, part, None)
+        except Exception:  # noqa: BLE001 - a module's own __getattr__ may raise anything
+            return None
     return found
 
 
@@ -55,6 +58,8 @@ def _travelled_by_value(cls: type) -> bool:
     module, qualname = getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str) or "<locals>" in qualname:
         return False
+    # Not only when its module is not loaded here: a worker may have imported the user's file
+    # meanwhile (a pickle by reference does), where that name is another object than this copy.
     return _named(module, qualname) is not cls
 
 
