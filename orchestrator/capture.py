@@ -160,11 +160,14 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_err", "_files", "_log", "_out", "_saved", "echo", "logs", "spill", "stderr", "stdout")
+    __slots__ = ("_err", "_files", "_level", "_log", "_out", "_saved", "echo", "log_level", "logs", "spill",
+                 "stderr", "stdout")
 
-    def __init__(self, echo: bool, spill: str | None = None) -> None:
+    def __init__(self, echo: bool, spill: str | None = None, log_level: int | None = None) -> None:
         self.echo = echo
         self.spill = spill
+        self.log_level = log_level  # lower the root logger to this meanwhile (the driver's; see TaskSpec)
+        self._level: int | None = None
         self.stdout = self.stderr = self.logs = ""
 
     def __enter__(self) -> Capture:
@@ -176,7 +179,11 @@ class Capture:
         self._log = _Tee(sys.stderr if self.echo else None, self._files[2])
         handler = _record_handler()
         handler.target = self._log
-        logging.getLogger().addHandler(handler)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if self.log_level is not None and self.log_level < root.level:
+            self._level = root.level
+            root.setLevel(self.log_level)
         sys.stdout, sys.stderr = self._out, self._err
         return self
 
@@ -184,7 +191,10 @@ class Capture:
         sys.stdout, sys.stderr = self._saved
         handler = _record_handler()
         handler.target = None
-        logging.getLogger().removeHandler(handler)
+        root = logging.getLogger()
+        root.removeHandler(handler)
+        if self._level is not None and root.level == self.log_level:
+            root.setLevel(self._level)  # unless something else changed it meanwhile
         self.stdout = self._out.getvalue()
         self.stderr = self._err.getvalue()
         self.logs = self._log.getvalue()

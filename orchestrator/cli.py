@@ -198,11 +198,37 @@ def _terminate_as_interrupt() -> Iterator[None]:
     def _interrupt(signum: int, frame: Any) -> None:
         raise _Terminated()
 
+    _interrupt.orch_terminate = True  # type: ignore[attr-defined]
+    _default_sigterm_after_fork()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+_FORK_HOOK: list[bool] = []
+
+
+def _default_sigterm_after_fork() -> None:
+    """Give a process forked during a run (a step's ``multiprocessing.Pool``) SIGTERM's default back.
+
+    A forked child inherits the driver's handler and its whole call stack. The
+    pool's ``terminate()`` sends its workers SIGTERM, and one caught early would
+    raise ``_Terminated`` up that inherited stack: the child would record the
+    run as interrupted through the driver's database connection and print
+    tracebacks. SIGTERM must simply end such a child.
+    """
+    import os
+    import signal
+
+    def _in_child() -> None:
+        if getattr(signal.getsignal(signal.SIGTERM), "orch_terminate", False):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    if not _FORK_HOOK and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_in_child)  # once per process: hooks cannot be removed
+        _FORK_HOOK.append(True)
 
 
 _ERROR_SHOWN = 600  # characters of a failed step's error on the last line of `orch run`

@@ -171,6 +171,9 @@ class Pipeline:
         if workers is not None and executor is None:
             raise UserError(f"workers={workers} sizes a process pool or a Dask cluster, but steps run one at a time "
                             "without an executor: add executor=\"process\" (or \"dask\"), or drop workers.")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            # Else a raw TypeError from deep in the executor ('2'), or a message naming the CLI's --workers.
+            raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")
         return run_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
                             executor=executor or "sequential", workers=workers, address=address, rerun=forced,
                             no_cache=no_cache, verbose=verbose, progress=progress)

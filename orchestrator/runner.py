@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import heapq
 import json
+import logging
 import os
 import platform
 import secrets
@@ -101,6 +102,12 @@ def _older_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _configured_log_level() -> int | None:
+    """The root logger's level if the user configured logging in this process (it has handlers), else None."""
+    root = logging.getLogger()
+    return root.level if root.handlers else None
 
 
 def _failure_line(step: StepResult) -> str:
@@ -286,7 +293,7 @@ class _RunLoop:
             # An attempt that may be killed (a timeout) on this machine keeps its output in a folder too.
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
-            layout=node.step.call_layout,
+            layout=node.step.call_layout, log_level=_configured_log_level(),
         )
         self.attempting[node.name] = attempt
         if isinstance(self.executor, SequentialExecutor):

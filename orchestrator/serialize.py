@@ -104,9 +104,9 @@ class _PickleMaterializer:
         return True
 
     def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
-        import cloudpickle
+        from orchestrator import class_refs
 
-        cloudpickle.dump(value, f, protocol=5)
+        class_refs.dump(value, f)  # cloudpickle; a class a worker got by value loads as the live one
         return {"protocol": 5}
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:

@@ -54,6 +54,9 @@ class TaskSpec:
     fsync: bool = True
     spill: str | None = None  # a local folder the captured text also goes to, for a killed attempt
     layout: tuple[tuple[str, str], ...] | None = None  # ``Step.call_layout``: None calls ``fn(**arguments)``
+    # The driver's root logger level when its logging is configured (``logging.basicConfig(level=DEBUG)``
+    # at the top of the pipeline file runs there only): a worker captures what the driver would.
+    log_level: int | None = None
 
 
 @dataclass
@@ -115,7 +118,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         if spec.spill:
             shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
         return result
-    captured = Capture(spec.echo, spec.spill)
+    captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
         with captured:
             try:

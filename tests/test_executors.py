@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +110,61 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
     assert "orch-" not in attempts[0]["error"] and "http" not in attempts[0]["error"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_dying_worker_fails_only_the_step_that_killed_it(store, calls, executor):
+    """Steps queued behind it on the same worker (Dask keeps more submitted than it has threads) run as usual."""
+    pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "parallel.py:neighbours")).run(store=str(store), executor=executor,
+                                                                       workers=1)
+    assert run.steps["kills_its_worker"].status == "failed"
+    assert "WorkerDiedError" in run.steps["kills_its_worker"].error
+    healthy = {n: (s.status, s.attempts) for n, s in run.steps.items() if n.startswith("branch")}
+    assert healthy == {"branch": ("ran", 1), "branch_2": ("ran", 1), "branch_3": ("ran", 1)}
+    assert calls.counts() == {"kills_its_worker": 1, "branch0": 1, "branch1": 1, "branch2": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_an_instance_a_worker_stored_loads_as_the_users_own_class(orch, executor):
+    """Not as a copy of the class rebuilt from the pickle: `isinstance` and dataclass `==` hold in a later run."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    # A file name of its own: the module of another test's own_classes.py may be loaded in this process.
+    file = f"own_classes_{executor}.py"
+    (orch.cwd / file).write_text((orch.cwd / "own_classes.py").read_text())
+    first = orch("run", file, "--executor", executor, "--workers", "1")  # another process
+    assert first.returncode == 0, first.stderr
+    pipeline = load_pipeline(str(orch.cwd / file))
+    here = pipeline.run(store=str(orch.store), tag="b")  # `make` cached: its stored output is loaded here
+    assert here.steps["make"].status == "cached"
+    assert here.output() == {"isinstance": True, "equal": True, "tag": "b"}
+    in_worker = pipeline.run(store=str(orch.store), executor=executor, workers=1, tag="c")
+    assert in_worker.steps["make"].status == "cached"
+    assert in_worker.output() == {"isinstance": True, "equal": True, "tag": "c"}
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_step_logs_at_the_level_the_pipeline_file_configured_on_every_executor(orch, executor):
+    """`logging.basicConfig(level=DEBUG)` runs in the driver only; workers capture DEBUG records all the same."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    result = orch("run", "debug_logs.py", "--executor", executor)
+    assert result.returncode == 0, result.stderr
+    logs = orch("logs", "latest:diagnose").stdout
+    assert "DEBUG debug_logs: checking 1 in detail" in logs and "INFO debug_logs: checked 1" in logs
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_step_may_start_a_multiprocessing_pool_on_every_executor(store, executor):
+    """Workers and a timed step's child are daemonic processes, which multiprocessing refuses children to."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "pools.py")).run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == ([3, 2, 1], [3, 2, 1])
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 
@@ -151,8 +207,11 @@ def test_a_local_cluster_has_no_more_workers_than_the_run_has_steps(store, calls
 
 
 @pytest.mark.slow
-def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls):
-    run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor="process",
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_timeout_kills_the_worker_and_the_pool_goes_on(store, calls, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "flaky.py:timeouts")).run(store=str(store), executor=executor,
                                                                   seconds=30.0)
     assert run.status == "failed"
     assert run.steps["hangs"].attempts == 2
@@ -168,6 +227,16 @@ def test_failure_on_process_executor_skips_downstream_only(store, calls, monkeyp
     run = _run("branches.py", store, "process")
     assert {n: s.status for n, s in run.steps.items()} == {
         "source": "ran", "good": "ran", "good_after": "ran", "bad": "failed", "after_bad": "skipped"}
+
+
+@pytest.mark.parametrize("workers", ["2", 0, 2.5, True])
+def test_a_wrong_number_of_workers_from_python_is_one_clear_error(tmp_path, workers):
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError, match=r"workers=.*give a whole number of worker processes, 1 or more"):
+        load_pipeline(str(PIPELINES / "parallel.py:parallel")).run(store=str(tmp_path / "store"),
+                                                                     executor="process", workers=workers)
+    assert not (tmp_path / "store").exists()
 
 
 def test_cli_executor_options(orch, calls):
@@ -332,6 +401,8 @@ def test_timed_steps_on_a_users_dask_cluster(users_cluster, tmp_path):
                                                                address=users_cluster)
     assert run.steps["quick"].status == "ran"
     assert run.steps["hangs"].status == "failed" and "StepTimeoutError" in run.steps["hangs"].error
+    # The worker keeps the killed attempt's output in a folder of its own, and removes it after.
+    assert "sleeping past the timeout" in Context.open(tmp_path).lineage.attempts(run.id, "hangs")[0]["stdout"]
 
 
 def _ctrl_c(orch, started, *args: str) -> tuple[int, str, float]:
@@ -375,6 +446,21 @@ def test_ctrl_c_on_our_local_cluster_is_quiet_and_quick(orch, calls):
     assert code == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert seconds < 3, seconds  # a nanny gives a busy worker 4 s before killing it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor):
+    """A timed attempt's output goes to a spill folder too; a worker killed on Ctrl-C never reads it back."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    temp = orch.store.parent / "temp"
+    temp.mkdir()
+    orch.env["TMPDIR"] = str(temp)
+    pid_file = Path(str(calls.path) + ".pid")
+    code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting", "--executor", executor, "--workers", "1")
+    assert code == 130, stderr
+    assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
 
 
 @pytest.mark.parametrize(("address", "problem"), [

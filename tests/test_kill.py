@@ -106,6 +106,18 @@ def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
     assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
 
 
+def test_sigterm_to_a_process_a_step_forked_ends_only_that_process(orch):
+    """As `multiprocessing.Pool.terminate()` does to its workers: the child must not act as `orch run`."""
+    from orchestrator.hashing import hash_value
+
+    result = orch("run", "forking.py")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "terminated" not in result.stderr, result.stderr
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert shown["status"] == "succeeded"
+    assert shown["outputs"] == hash_value(-signal.SIGTERM)  # the child died of SIGTERM
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     first = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5")

@@ -571,3 +571,30 @@ def _repo_root() -> str:
     import orchestrator
 
     return str(__import__("pathlib").Path(orchestrator.__file__).parent.parent)
+
+
+def _module_with_point(name: str):
+    """A module ``name`` (not in sys.modules) defining a dataclass ``Point``, like a file a worker never imported."""
+    import types
+
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # @dataclass looks its module up while it builds the class
+    try:
+        exec("from dataclasses import dataclass\n\n@dataclass\nclass Point:\n    x: int\n", module.__dict__)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def test_a_class_that_came_by_value_loads_as_the_live_class_of_its_name(monkeypatch):
+    """A worker pickles the user's classes by value; where their module is loaded, they load as its class."""
+    worker_side = _module_with_point("orch_test_points")  # the worker has the class, not the module
+    name, written = serialize.materializer_for(worker_side.Point(1)), io.BytesIO()
+    meta = name.write(worker_side.Point(1), written)
+    live = _module_with_point("orch_test_points")  # the user's module, loaded in a later process
+    monkeypatch.setitem(sys.modules, "orch_test_points", live)
+    loaded = name.read(memoryview(written.getvalue()), meta)
+    assert type(loaded) is live.Point and loaded == live.Point(1)
+    monkeypatch.delitem(sys.modules, "orch_test_points")
+    rebuilt = name.read(memoryview(written.getvalue()), meta)  # no such module here: the stored class
+    assert type(rebuilt).__name__ == "Point" and rebuilt.x == 1

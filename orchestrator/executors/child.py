@@ -50,9 +50,11 @@ if hasattr(os, "register_at_fork"):
 
 
 def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, parent_pid: int) -> None:
+    from orchestrator.executors.worker import allow_children
     from orchestrator.task import run_task
 
     _die_with_parent(parent_pid)
+    allow_children()
     spec = pickle.loads(payload)
     conn.send_bytes(encode_result(run_task(spec)))
     conn.close()

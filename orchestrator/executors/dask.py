@@ -9,6 +9,13 @@ Dask (``allowed-failures`` is 0 for a LocalCluster): it comes back as a
 ``WorkerDiedError`` attempt, retried by the step's own policy like on every
 other executor. Timeouts run the step in a child process of the worker.
 
+Dask also fails the tasks that were only waiting on a worker when it died
+(the run loop keeps twice the threads submitted): on the LocalCluster each
+task marks its start in a folder, and a task lost before it started is sent
+again, so a step that kills its worker costs its neighbours nothing. That
+folder also holds the spill folders of timed attempts (what they print), so
+that workers killed on Ctrl-C leave nothing behind in the temp folder.
+
 Ctrl-C belongs to the driver: the LocalCluster's workers ignore SIGINT (see
 ``dask_setup`` in ``worker.py``); on Ctrl-C the driver kills them itself.
 """
@@ -19,10 +26,13 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import Future, InvalidStateError
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError, WorkerDiedError
@@ -88,6 +98,9 @@ class DaskExecutor:
         self.startup_seconds = 0.0
         self._tasks: list[Any] = []
         self._token = secrets.token_hex(4)
+        # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
+        # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
+        self._scratch: str | None = None
         if address:
             check_address(address)
             started = time.perf_counter()
@@ -126,6 +139,7 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 # Every worker is up before the first task: its capacity is what the run loop counts on.
                 self.client.wait_for_workers(self._workers, timeout=60)
+            self._scratch = tempfile.mkdtemp(prefix="orch-dask-")
         except BaseException:
             if self._cluster is not None:
                 self._cluster.close()
@@ -137,11 +151,19 @@ class DaskExecutor:
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         self.start()
         result: Future[TaskResult] = Future()
-        key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
+        if self._scratch is not None and spec.timeout is not None and spec.spill is None:
+            spec = replace(spec, spill=tempfile.mkdtemp(prefix="attempt-", dir=self._scratch))
+        payload = dumps_with_user_code(spec)
         started = time.time()
-        task = self.client.submit(run_pickled, dumps_with_user_code(spec), key=key, pure=False, retries=0)
 
-        def resolve(done: Any) -> None:
+        def send() -> None:
+            key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
+            marker = os.path.join(self._scratch, key) if self._scratch is not None else None
+            task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
+            task.add_done_callback(lambda done: resolve(done, marker))
+            self._tasks.append(task)
+
+        def resolve(done: Any, marker: str | None) -> None:
             from orchestrator.task import TaskResult
 
             if result.cancelled():
@@ -151,6 +173,14 @@ class DaskExecutor:
             try:
                 data = done.result()
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
+                if marker is not None and type(exc).__name__ == "KilledWorker" and not os.path.exists(marker):
+                    # It was only queued on a worker that another step killed: it never ran, so it
+                    # is no attempt of this step. Send it again.
+                    try:
+                        send()
+                        return
+                    except Exception:  # noqa: BLE001 - the cluster is closing: report the loss below
+                        pass
                 died = _lost(spec.step_name, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
@@ -161,13 +191,14 @@ class DaskExecutor:
             except InvalidStateError:
                 pass  # cancelled by the run loop while this callback ran
 
-        task.add_done_callback(resolve)
-        self._tasks.append(task)
+        send()
         return result
 
     def shutdown(self, cancel: bool = False) -> None:
         with ExitStack() as closing:  # each step runs even when one before it fails
             closing.callback(self._main_hidden.close)
+            if self._scratch is not None:
+                closing.callback(shutil.rmtree, self._scratch, ignore_errors=True)
             if self._cluster is not None:
                 closing.callback(self._cluster.close)
             if self.client is not None:

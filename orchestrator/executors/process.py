@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import shutil
 import sys
 import threading
 import time
@@ -175,5 +176,8 @@ class ProcessExecutor:
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+            if w.spec is not None and w.spec.spill:
+                # A timed attempt killed with its worker (Ctrl-C): nobody reads its output any more.
+                shutil.rmtree(w.spec.spill, ignore_errors=True)
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -61,13 +61,18 @@ def _user_modules() -> list[Any]:
     return _user_modules_seen[1]
 
 
-def run_pickled(payload: bytes) -> bytes:
+def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     """Dask's entry point: a task pickled by ``dumps_with_user_code``; returns ``encode_result`` bytes.
 
     The result goes back as bytes so that decoding it is the driver's own
     step (``decode_result``), never a Dask deserialization failure that
-    would look like a lost worker.
+    would look like a lost worker. ``started``: a file to create before the
+    step runs, which tells the driver that a task lost with its worker had
+    begun (an attempt that failed) rather than only waited there.
     """
+    if started is not None:
+        with open(started, "a"):
+            pass
     return encode_result(run_spec(pickle.loads(payload)))
 
 
@@ -108,14 +113,40 @@ def decode_result(data: bytes, spec: TaskSpec) -> TaskResult:
         return TaskResult(node=spec.node, attempt=spec.attempt, started=now, ended=now, failure=failure)
 
 
+def allow_children() -> None:
+    """Let the user's steps in this worker start processes (a ``multiprocessing.Pool``), as they can in ``orch``.
+
+    Pool and Dask workers, and the child of a timed step, are daemonic, and
+    ``multiprocessing`` refuses children to a daemonic process (because it is
+    killed, not joined, when its parent ends). Each of them is ended by its
+    parent on purpose anyway, and a ``Pool``'s workers end when their parent
+    does; a step that forks must not fail only because of where it runs.
+    """
+    import multiprocessing
+
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
+
+
 def run_spec(spec: TaskSpec) -> TaskResult:
-    """Run one attempt in this worker (Dask), in a child process when it has a timeout."""
+    """Run one attempt in this worker (Dask), in a child process when it has a timeout.
+
+    A timed attempt's child also writes what it prints and logs to a spill
+    folder made here, on the worker's own machine (the driver's folders may be
+    out of its reach), so that an attempt killed by its timeout keeps them.
+    """
+    from orchestrator.class_refs import remember_classes
     from orchestrator.task import run_task
 
     spec = replace(spec, keep_values=False)
+    remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
+    allow_children()
     if spec.timeout is not None:
+        import tempfile
+
         from orchestrator.executors.child import run_in_child
 
+        if spec.spill is None:
+            spec = replace(spec, spill=tempfile.mkdtemp(prefix="orch-attempt-"))
         return run_in_child(spec, spec.timeout)
     return run_task(spec)
 
@@ -124,6 +155,7 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
     """A pool worker's main loop: one task at a time until the pipe closes."""
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    allow_children()
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -135,8 +167,10 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
         spec: Any = pickle.loads(payload)
         if spec is None:
             return
+        from orchestrator.class_refs import remember_classes
         from orchestrator.task import run_task
 
+        remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
         # The pool enforces timeouts itself, by killing this worker.
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
 

@@ -44,6 +44,19 @@ def dying(x: int = 21):
 
 
 @step
+def kills_its_worker(seconds: float) -> int:
+    record("kills_its_worker")
+    time.sleep(seconds)  # long enough for the next step to be queued behind it on the same worker
+    os._exit(9)
+
+
+@pipeline
+def neighbours(n: int = 3, seconds: float = 0.5):
+    """A step that kills its worker, called first, beside healthy steps that have no retries."""
+    return [kills_its_worker(seconds)] + [branch(i, 0.0) for i in range(n)]
+
+
+@step
 def square(x: int) -> int:
     record(f"square{x}")
     return x * x

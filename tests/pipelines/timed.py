@@ -14,6 +14,7 @@ def quick() -> int:
 
 @step(timeout=0.5)
 def hangs() -> int:
+    print("sleeping past the timeout", flush=True)
     time.sleep(60)
     return 2
 
