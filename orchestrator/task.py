@@ -12,6 +12,7 @@ retry policy.
 from __future__ import annotations
 
 import inspect
+import io
 import linecache
 import os
 import shutil
@@ -189,6 +190,13 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         values = list(value)
     kept: dict[str, Any] = {}
     for name, v in zip(names, values):
+        if isinstance(v, io.IOBase):
+            # Pickling a file opened for reading snapshots what is left of it: the result would be
+            # some of the file's text, named after a handle that no later run can read again.
+            shown = "its value" if tuple(names) == ("out",) else f"its output '{name}'"
+            raise TypeError(f"step '{spec.step_name}' returned an open file ({type(v).__name__}) as {shown}, "
+                            "which cannot be stored. Return what it holds (`f.read()`, a DataFrame) or "
+                            "its path (a pathlib.Path), and close it inside the step.")
         try:
             digest, file_meta = output_digest(v)
         except UnhashableValueError as exc:

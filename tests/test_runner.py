@@ -573,6 +573,26 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
 
 
+def test_an_open_file_returned_by_a_step_fails_it_instead_of_storing_part_of_its_text(store, tmp_path):
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b\n1,2\n")
+
+    @step
+    def handle(path: str):
+        f = open(path)  # noqa: SIM115 - the mistake under test
+        f.readline()
+        return f
+
+    @pipeline
+    def reads(path: str = str(data)):
+        return handle(path)
+
+    run = reads.run(store=str(store))
+    assert run.status == "failed"
+    assert "step 'handle' returned an open file (TextIOWrapper) as its value, which cannot be stored. " \
+           "Return what it holds" in run.steps["handle"].error
+
+
 def test_named_outputs_may_be_returned_as_a_dict_with_those_keys(store):
     @step(outputs=("train", "test"))
     def split(n: int):
