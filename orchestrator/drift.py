@@ -266,12 +266,14 @@ def _ratio(ok: np.ndarray) -> float | None:
 
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str],
                    thresholds: Thresholds | None = None, *,
-                   reference_scores: list[float] | None = None, current_scores: list[float] | None = None,
-                   performance: dict[str, Any] | None = None, unscored: str = "") -> DriftResult:
+                   reference_scores: list[Any] | None = None, current_scores: list[Any] | None = None,
+                   performance: dict[str, Any] | None = None, unscored: str = "",
+                   prediction_kind: str = "number") -> DriftResult:
     """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
 
     ``reference_scores``/``current_scores`` are the model's outputs on each
-    (prediction drift); ``performance`` is ``{"metric", "reference",
+    (prediction drift): numbers (a probability, a regressor's value) or, with
+    ``prediction_kind="category"``, predicted classes; ``performance`` is ``{"metric", "reference",
     "current"}`` when labels are available. ``unscored`` says why the model
     could not score a window that has every feature column (its predictions
     are then not compared, so the verdict cannot be ``ok``).
@@ -296,8 +298,9 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
             features.append(compare_column(name, kind, reference[name], current[name], t, tests=len(kinds)))
     prediction = None
     if reference_scores is not None and current_scores is not None:
-        prediction = compare_column("prediction", "number", pd.Series(reference_scores, dtype=float),
-                                    pd.Series(current_scores, dtype=float), t)
+        dtype = float if prediction_kind == "number" else object
+        prediction = compare_column("prediction", prediction_kind, pd.Series(reference_scores, dtype=dtype),
+                                    pd.Series(current_scores, dtype=dtype), t)
     reasons = []
     drifted = [f.name for f in features if f.status == DRIFT]
     measured = [f for f in features if f.status != INSUFFICIENT]

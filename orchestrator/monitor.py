@@ -108,7 +108,8 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
     """
     import pandas as pd
 
-    from orchestrator.registry import evaluate, prediction_scores
+    from orchestrator.model_frames import prediction_values
+    from orchestrator.registry import evaluate
 
     reference = candidate.reference
     if reference is None:
@@ -120,23 +121,24 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                         "not a pandas DataFrame. Pass reference=<a DataFrame of training features> to "
                         "ModelCandidate in its pipeline, and run it again.")
     kinds = {f["name"]: f["kind"] for f in candidate.features}
-    ref_scores = None
+    ref_scores: list[Any] | None = None
+    score_kind = "number"
     # Why the predictions could not be compared, when the model refused to score: said in the verdict,
     # since a window the production model cannot score must not read as ``ok``.
     unscored = ""
     if len(reference) and all(name in reference.columns for name in kinds):
         try:
-            ref_scores = prediction_scores(candidate, reference)
+            score_kind, ref_scores = prediction_values(candidate, reference)
         except Exception as exc:  # noqa: BLE001 - a reference the model cannot score still gives feature drift
             ref_scores, unscored = None, f"the model cannot score its training reference ({_refusal(exc)})"
-    cur_scores = None
+    cur_scores: list[Any] | None = None
     # Only the feature columns the batch has: adding the others as all-NaN would read as a missing-ratio drift.
     usable = batch[[name for name in kinds if name in batch.columns]]
     if len(batch) and all(name in batch.columns for name in kinds):
         try:
-            cur_scores = prediction_scores(candidate, _coerce(usable, candidate))
+            score_kind, cur_scores = prediction_values(candidate, _coerce(usable, candidate))
         except Exception as exc:  # noqa: BLE001 - rows the model cannot score still get feature drift
-            cur_scores = None
+            cur_scores: list[Any] | None = None
             unscored = unscored or f"the model cannot score the window ({_refusal(exc)})"
     performance = None
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
@@ -151,7 +153,8 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
         if performance is not None:
             performance.update(_chance(candidate, labelled, kinds))
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
-                          current_scores=cur_scores, performance=performance, unscored=unscored)
+                          current_scores=cur_scores, performance=performance, unscored=unscored,
+                          prediction_kind=score_kind)
 
 
 def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
