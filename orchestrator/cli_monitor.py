@@ -66,7 +66,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from dataclasses import replace
 
     from orchestrator.context import Context
-    from orchestrator.drift import Thresholds
+    from orchestrator.drift import MISSING_COLUMN, Thresholds
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
@@ -88,6 +88,10 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
             s = r["summary"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
             drifted = ", ".join(str(c) for c in s.get("drifted") or []) or "-"
+            if drifted == "-" and (r["alert"] or r["status"] != "ok") and s.get("reasons"):
+                # An alert on the predictions or the metric alone read as an alert with nothing behind it, and
+                # insufficient_data did not say what was insufficient.
+                drifted += "; " + "; ".join(str(reason) for reason in s["reasons"])
             click.echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
                        f"{s.get('rows_current', 0):>6} rows  drifted: {drifted}  ({r['source']})")
         if rows and rows[-1]["alert"]:
@@ -116,7 +120,10 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         for reason in result.reasons:
             click.echo(f"  {reason}")
         for f in result.features:
-            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows:
+            # A column the window lacks is named in the reasons already: one line per such column
+            # buried the verdict of a wide table's batch under dozens of "missing" lines.
+            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows \
+                    and f.detail != MISSING_COLUMN:
                 click.echo(f"  {f.name}: {f.status} {f.detail}")
         click.echo(f"  report: {html_path}\n  json:   {json_path}")
     if result.alert:

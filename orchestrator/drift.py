@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
+MISSING_COLUMN = "the column is missing from the window"  # the detail of a feature the window lacks
 _EPS = 1e-4
 
 
@@ -291,7 +292,7 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     absent = [name for name in kinds if name not in current.columns]
     for name, kind in kinds.items():
         if name in absent:
-            features.append(ColumnDrift(name, kind, INSUFFICIENT, detail="the column is missing from the window"))
+            features.append(ColumnDrift(name, kind, INSUFFICIENT, detail=MISSING_COLUMN))
         elif name not in reference.columns:
             features.append(ColumnDrift(name, kind, INSUFFICIENT, detail="the training reference has no such column"))
         else:
@@ -363,11 +364,17 @@ def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[s
     if unscored and not absent:
         parts.append(f"the predictions are not compared: {unscored}")
     if absent:
-        parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({', '.join(absent)}): "
+        parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({_listed(absent)}): "
                      + ("it is" if len(absent) == 1 else "they are") + " not compared"
                      + (", nor are the predictions (the model needs every feature)" if no_predictions else ""))
     unreferenced = [name for name in kinds if name not in reference.columns and name not in absent]
     if unreferenced:
-        parts.append(f"the training reference lacks {', '.join(unreferenced)}, so there is nothing to compare "
+        parts.append(f"the training reference lacks {_listed(unreferenced)}, so there is nothing to compare "
                      + ("it" if len(unreferenced) == 1 else "them") + " with")
     return "; ".join(parts)
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+    """``a, b, c`` or, past ``limit`` names, the first ones and ``… and N more``: a reason stays one readable line
+    when a batch of a 500-column table lacks 30 of them (the report lists each column)."""
+    return ", ".join(names[:limit]) + (f" … and {len(names) - limit} more" if len(names) > limit else "")

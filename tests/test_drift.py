@@ -179,3 +179,15 @@ def test_a_metric_worse_by_chance_is_noted_and_a_real_fall_alerts():
     assert worse.alert and worse.performance["p_value"] < 0.01
     assert worse.reasons == [f"rmse rose from {worse.performance['reference']:.4f} to "
                              f"{worse.performance['current']:.4f} (worse by {worse.performance['relative_drop']:.1%})"]
+
+
+def test_a_wide_window_lacking_many_columns_names_ten_and_counts_the_rest():
+    """A 500-column table's batch lacking 30 columns listed all 30 in one reason."""
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(40)]
+    reference = pd.DataFrame(rng.normal(size=(200, 40)), columns=names)
+    current = reference[names[:10]]
+    result = compare_frames(reference, current, dict.fromkeys(names, "number"))
+    assert result.status == INSUFFICIENT
+    assert "the window lacks 30 of 40 feature columns (f10, f11, f12, f13, f14, f15, f16, f17, f18, f19 … and " \
+           "20 more)" in result.reasons[0]

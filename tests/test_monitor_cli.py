@@ -288,3 +288,16 @@ def test_a_window_the_model_cannot_score_is_not_ok_and_says_why(store, tmp_path,
     assert code == 0 and doc["status"] == "insufficient_data" and not doc["alert"] and doc["drifted"] == []
     assert any("the predictions are not compared: the model cannot score the window (ValueError: Input X "
                "contains NaN" in r for r in doc["reasons"]), doc["reasons"]
+
+
+def test_a_lacking_column_is_named_once_and_the_history_says_why_a_check_was_not_ok(store, tmp_path, capsys):
+    """A batch lacking a column printed it again as 'z: insufficient_data the column is missing...' (30 such
+    lines for a wide table), and `--history` showed that check, or an alert on the predictions or the metric
+    alone, as 'drifted: -' with no reason."""
+    path = tmp_path / "no_z.csv"
+    _frame(300)[["x"]].to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "lacks 1 of 2 feature columns (z)" in out and "z: insufficient_data" not in out, out
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--history")
+    line = out.strip().splitlines()[-1]
+    assert "insufficient_data" in line and "drifted: -; the window lacks 1 of 2 feature columns (z)" in line, out
