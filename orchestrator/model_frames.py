@@ -106,8 +106,11 @@ class _Scored:
         if name == "accuracy":
             return float(m.accuracy_score(y, predicted))
         if name == "f1":
-            return float(m.f1_score(y, predicted, average="binary", pos_label=self.positive) if two
-                         else m.f1_score(y, predicted, average="macro"))
+            # No positive among the labels nor the predictions (rare classes, small batches) is an F1 of
+            # 0, as sklearn's default says too, but without the UndefinedMetricWarning it printed under
+            # `orch monitor`'s verdict.
+            return float(m.f1_score(y, predicted, average="binary", pos_label=self.positive, zero_division=0) if two
+                         else m.f1_score(y, predicted, average="macro", zero_division=0))
         if name == "roc_auc":
             proba = self.proba if rows is None or self.proba is None else self.proba[rows]
             if self.classes is not None:

@@ -58,3 +58,17 @@ def test_a_multiclass_models_predictions_are_compared_as_categories():
     assert clean.performance is not None and clean.performance["metric"] == "roc_auc"
     shifted = compare(candidate, _species(300, 3, shift=1.5).drop(columns="species"))
     assert shifted.alert and any(r.startswith("predictions drifted") for r in shifted.reasons), shifted.reasons
+
+
+def test_a_rare_class_absent_from_a_batch_scores_f1_zero_without_a_warning():
+    """1% positives: a batch with none of them printed sklearn's UndefinedMetricWarning under the verdict."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": np.arange(200.0)})
+    model = LogisticRegression().fit(frame, (frame["x"] > 197).astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = evaluate("classification", model, frame.head(50), np.zeros(50, dtype=int))
+    assert scores["f1"] == 0.0 and scores["accuracy"] == 1.0
