@@ -84,6 +84,18 @@ def check_data(data: Path) -> None:
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
 
 
+def check_batch(batch: Path | None) -> None:
+    """Refuse a ``monitor_batch`` that is not a file, before any step runs.
+
+    Otherwise the whole pipeline trained, gated and registered first, and then the run failed
+    (exit 1) on ``FileNotFoundError: [Errno 2] No such file or directory``, as if a step broke.
+    """
+    if batch is not None and not Path(batch).is_file():
+        what = "is a folder" if Path(batch).is_dir() else "does not exist"
+        raise ParameterError(f"monitor batch {batch} {what}. Pass an existing CSV or Parquet file to "
+                             "-p monitor_batch, or leave it out to train without a drift check.")
+
+
 @step
 def source(data: Path, rows: int, seed: int) -> Path:
     """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing.
@@ -97,7 +109,7 @@ def source(data: Path, rows: int, seed: int) -> Path:
 @step
 def ingest(path: Path) -> pd.DataFrame:
     """Read the raw table (CSV or Parquet, by extension)."""
-    if path.suffix in (".parquet", ".pq"):
+    if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     return pd.read_csv(path)
 
@@ -204,6 +216,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
     check_gate_settings("classification", metric, margin)  # a wrong -p metric/margin stops here
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
     check_data(data)  # and a data file that is not there
+    check_batch(monitor_batch)  # or a batch to monitor that is not there
     raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)

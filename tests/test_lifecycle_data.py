@@ -65,6 +65,25 @@ def test_a_missing_data_file_is_refused_not_generated(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_missing_monitor_batch_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """-p monitor_batch=TYPO trained, gated and registered a model, then failed the run (exit 1) with
+    FileNotFoundError in step ingest_batch."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    try:
+        main(["--store", str(store), "run", str(ROOT / "pipelines" / "lifecycle.py"), "-p", "rows=300",
+              "-p", "monitor_batch=batch.csvv"])
+    except SystemExit as exited:
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: monitor batch batch.csvv does not exist. Pass an existing CSV or Parquet file to -p monitor_batch, "
+        "or leave it out to train without a drift check."), err
+    assert not (tmp_path / "data").exists() and "Traceback" not in err  # nothing ran, nothing was generated
+
+
 def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
     from orchestrator.doctor import examine
     from orchestrator.maintenance import repair_store, verify_store
