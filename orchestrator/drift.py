@@ -261,6 +261,16 @@ def compare_column(name: str, kind: str, reference: pd.Series, current: pd.Serie
     return out
 
 
+def _usable(values: pd.Series, kind: str) -> int:
+    """How many values of a column the tests can use: finite numbers, or present categories."""
+    import numpy as np
+    import pandas as pd
+
+    if kind == "number":
+        return int(np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)).sum())
+    return int(values.notna().sum())
+
+
 def _ratio(ok: np.ndarray) -> float | None:
     return None if len(ok) == 0 else round(float(1 - ok.mean()), 6)
 
@@ -350,8 +360,17 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         reasons.append(not_compared)
     elif not measured:
         status, alert = INSUFFICIENT, False
-        reasons.append(f"not enough data to compare: {len(current)} rows, every feature lacks usable values "
-                       f"(need {t.min_rows} per feature)")
+        compared = [f for f in features if f.name in reference.columns and f.name in current.columns]
+        if compared and all(_usable(reference[f.name], f.kind) < t.min_rows <= _usable(current[f.name], f.kind)
+                            for f in compared):
+            # The window was blamed ("200 rows, every feature lacks usable values") when the model was
+            # trained on a handful of rows and its reference is what is too small.
+            reasons.append(f"not enough data to compare: the training reference has {len(reference)} rows, fewer "
+                           f"usable values than the {t.min_rows} each feature needs; register the model with a "
+                           "larger reference (ModelCandidate(reference=...)) to monitor it")
+        else:
+            reasons.append(f"not enough data to compare: {len(current)} rows, every feature lacks usable values "
+                           f"(need {t.min_rows} per feature)")
     else:
         status, alert = OK, False
     return DriftResult(status, alert, reasons, len(reference), len(current), features, prediction, performance, t)
