@@ -112,13 +112,18 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
                                "status": result.status, "alert": result.alert, "reasons": result.reasons,
-                               "drifted": result.drifted, "report_json": str(json_path),
+                               "drifted": result.drifted, "performance": result.performance,
+                               "report_json": str(json_path),
                                "report_html": str(html_path)}, indent=2, default=str))
     else:
         click.echo(f"{row['name']} v{row['version']}: {source}, {result.rows_current} rows: "
                    + ("alert" if result.alert else result.status))
         for reason in result.reasons:
             click.echo(f"  {reason}")
+        metric = (result.performance or {}).get("metric")
+        if result.performance and result.rows_current >= result.thresholds.min_rows \
+                and not any(r.startswith(f"{metric} ") for r in result.reasons):  # an alert on it says it already
+            click.echo(f"  {_performance_line(result.performance)}")
         for f in result.features:
             # A column the window lacks is named in the reasons already: one line per such column
             # buried the verdict of a wide table's batch under dozens of "missing" lines.
@@ -129,6 +134,21 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     if result.alert:
         click.echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
         sys.exit(EXIT_ALERT)
+
+
+def _performance_line(performance: dict[str, Any]) -> str:
+    """The labelled rows' metric against its training value, and why it did not alert when it fell.
+
+    A labelled batch whose RMSE tripled read only ``ok`` when it had fewer labelled rows than an
+    alert needs: the metric and that note were in the JSON report alone.
+    """
+    metric, before, now = performance.get("metric"), performance.get("reference"), performance.get("current")
+    rows = performance.get("rows", 0)
+    if now is None:
+        return f"performance: {metric} cannot be measured on the {rows} labelled rows (e.g. they hold one class only)"
+    line = f"performance: {metric} {now:.4f} on {rows} labelled rows"
+    line += f", {before:.4f} at training" if isinstance(before, (int, float)) else ""
+    return line + (f"; {performance['note']}" if performance.get("note") else "")
 
 
 def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None:

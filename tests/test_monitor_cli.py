@@ -301,3 +301,18 @@ def test_a_lacking_column_is_named_once_and_the_history_says_why_a_check_was_not
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--history")
     line = out.strip().splitlines()[-1]
     assert "insufficient_data" in line and "drifted: -; the window lacks 1 of 2 feature columns (z)" in line, out
+
+
+def test_a_labelled_batch_prints_its_metric_and_why_it_cannot_alert(store, tmp_path, capsys):
+    """A labelled batch whose metric collapsed read only 'ok' when it had fewer than 1000 labelled rows: the
+    metric and the note saying why it did not alert were in the JSON report alone."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(y=(frame["x"] < 0).astype(int)).to_csv(path, index=False)  # labels the model now gets wrong
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and ": ok" in out.splitlines()[0]
+    line = next(x for x in out.splitlines() if x.strip().startswith("performance:"))
+    assert line.startswith("  performance: roc_auc 0.0") and "on 300 labelled rows, 0.9000 at training; " \
+        "fewer than 1000 labelled rows: too noisy to alert on" in line, out
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
+    assert json.loads(out)["performance"]["rows"] == 300
