@@ -232,7 +232,7 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
         if features and not any(f in batch.columns for f in features):
             shown = ", ".join(map(str, batch.columns[:8])) + (" ..." if len(batch.columns) > 8 else "")
             raise UserError(f"{source} has none of the feature columns of {name} v{version} "
-                            f"({', '.join(features)}); its columns are {shown}. Is it the right file?")
+                            f"({', '.join(features)}); its columns are {shown}. " + _separator_hint(batch))
     result = compare(loaded.candidate, batch, thresholds)
     if from_log and not len(batch):
         others = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
@@ -242,6 +242,20 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                               f"`orch serve {name}@{version}`, or pass --batch FILE"
                               + (f" ({served})" if served else ""))
     return loaded.row, result, source
+
+
+def _separator_hint(batch: pd.DataFrame) -> str:
+    """The fix for a batch with no feature column: another separator than the comma, or the wrong file.
+
+    A semicolon-separated CSV (Excel's export in many locales) reads as one column named
+    ``id;x1;x2;...``, which holds every feature name and matches none.
+    """
+    if len(batch.columns) == 1:
+        for sep, said in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in str(batch.columns[0]):
+                return (f"It looks separated by {said}: a CSV batch is read comma-separated; write it with "
+                        "DataFrame.to_csv(path, index=False), or save it as Parquet.")
+    return "Is it the right file?"
 
 
 def _load(context: Context, ref: str) -> LoadedModel:

@@ -136,6 +136,17 @@ def test_a_batch_without_any_feature_column_is_the_wrong_file(built, tmp_path, c
     code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
     line = _one_error_line(err)
     assert code == 2 and "none of the feature columns of tiny v2 (x, z)" in line and "its columns are a" in line
+    assert line.endswith("Is it the right file?")
+
+
+def test_a_semicolon_separated_batch_is_named_as_such(built, tmp_path, capsys):
+    """Excel's CSV in many locales reads as one column 'x;z': 'Is it the right file?' pointed the wrong way."""
+    path = tmp_path / "excel.csv"
+    _frame(50).to_csv(path, sep=";", index=False)
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and "its columns are x;z. It looks separated by semicolons: a CSV batch is read " \
+        "comma-separated" in line, line
 
 
 def test_a_model_without_a_reference_says_how_to_add_one(built, tmp_path, capsys):
