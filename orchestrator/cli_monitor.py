@@ -145,7 +145,7 @@ def _performance_line(performance: dict[str, Any]) -> str:
     metric, before, now = performance.get("metric"), performance.get("reference"), performance.get("current")
     rows = performance.get("rows", 0)
     if now is None:
-        return f"performance: {metric} cannot be measured on the {rows} labelled rows (e.g. they hold one class only)"
+        return f"performance: not measured on the {rows} labelled rows: {performance.get('note', '')}"
     line = f"performance: {metric} {now:.4f} on {rows} labelled rows"
     line += f", {before:.4f} at training" if isinstance(before, (int, float)) else ""
     return line + (f"; {performance['note']}" if performance.get("note") else "")

@@ -138,9 +138,9 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
         try:
             score_kind, cur_scores = prediction_values(candidate, _coerce(usable, candidate))
         except Exception as exc:  # noqa: BLE001 - rows the model cannot score still get feature drift
-            cur_scores: list[Any] | None = None
+            cur_scores = None
             unscored = unscored or f"the model cannot score the window ({_refusal(exc)})"
-    performance = None
+    performance: dict[str, Any] | None = None
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
         labelled = batch[batch[candidate.label].notna()]
         try:
@@ -148,9 +148,15 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                                labelled[candidate.label])
             performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
                            "current": current.get(candidate.metric), "rows": len(labelled)}
-        except Exception:  # noqa: BLE001 - e.g. one class only in the labels: no performance figure
-            performance = None
-        if performance is not None:
+        except Exception as exc:  # noqa: BLE001 - labels the metric cannot take: said, not silently dropped
+            performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
+                           "current": None, "rows": len(labelled),
+                           "note": f"the labels in column '{candidate.label}' cannot be scored ({_refusal(exc)})"}
+        if performance["current"] is None:
+            performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
+                                           "every class among them)" if candidate.metric == "roc_auc" else
+                                   f"{candidate.metric} cannot be measured on these labels")
+        else:
             performance.update(_chance(candidate, labelled, kinds))
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
                           current_scores=cur_scores, performance=performance, unscored=unscored,

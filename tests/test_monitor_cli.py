@@ -327,3 +327,17 @@ def test_a_labelled_batch_prints_its_metric_and_why_it_cannot_alert(store, tmp_p
         "fewer than 1000 labelled rows: too noisy to alert on" in line, out
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
     assert json.loads(out)["performance"]["rows"] == 300
+
+
+@pytest.mark.parametrize(("labels", "says"), [
+    ([0], "not measured on the 300 labelled rows: roc_auc cannot be measured on these labels (ROC-AUC needs "
+          "every class among them)"),
+    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' cannot be scored ("),
+])
+def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, capsys, labels, says):
+    """Labels of another type than the model's (text for 0/1), or of one class only, dropped the performance
+    check without a word."""
+    path = tmp_path / "labelled.csv"
+    _frame(300).assign(y=[labels[i % len(labels)] for i in range(300)]).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and f"  performance: {says}" in out, out
