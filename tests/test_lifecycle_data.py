@@ -130,3 +130,32 @@ def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
     from orchestrator.registry import load_model
 
     assert load_model("churn@1", store=str(store)).version == 1
+
+
+def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_path, monkeypatch):
+    """The docs say: for your own data, edit LABEL, NUMERIC, CATEGORICAL and EXPECTATIONS. For a continuous
+    label that failed in `split` (stratified on the label) and then in training (a classifier on it): the
+    task was written as "classification" in five places."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    for name in ("lifecycle.py", "datasource.py", "expectations.py"):
+        shutil.copy(ROOT / "pipelines" / name, tmp_path / name)
+    with open(tmp_path / "lifecycle.py", "a") as f:  # the user's edits of the constants at the top
+        f.write('\nLABEL, TASK, NUMERIC, CATEGORICAL = "price", "regression", ["rooms", "area"], ["city"]\n'
+                'EXPECTATIONS = [*columns(price="number", rooms="number", area="number", city="category")]\n')
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"rooms": rng.integers(1, 6, 300), "area": rng.normal(80, 20, 300),
+                          "city": rng.choice(["oslo", "bergen"], 300)})
+    frame["price"] = 50 * frame["rooms"] + 2 * frame["area"] + (frame["city"] == "oslo") * 100 + rng.normal(0, 5, 300)
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = load_pipeline(str(tmp_path / "lifecycle.py"))
+    run = pipeline.run(store=str(tmp_path / "store"), data=tmp_path / "houses.csv", model_name="houses",
+                       metric="rmse", C=[1.0])
+    assert run.status == "succeeded", run.error
+    row = Registry(Context.open(tmp_path / "store").lineage).resolve("houses")
+    assert row["task"] == "regression" and set(row["metrics"]) == {"rmse", "mae", "r2"} and row["metrics"]["r2"] > 0.9
