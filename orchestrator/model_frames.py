@@ -22,9 +22,23 @@ if TYPE_CHECKING:
 
 
 def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The serving schema of a feature frame: each column's name, kind, dtype and categories."""
+    """The serving schema of a feature frame: each column's name, kind, dtype and categories.
+
+    Raises:
+        UserError: a column name is not text. Requests (JSON), batches (CSV, Parquet) and the
+            request log name columns with text, so a model fitted on columns ``0, 1, 2`` (a frame
+            made from a numpy array) could never be served or monitored: every frame "had no
+            columns 0, 1, 2" although it showed exactly those.
+    """
     import pandas as pd
 
+    named = [n for n in frame.columns if not isinstance(n, str)]
+    if named:
+        shown = ", ".join(repr(n) for n in named[:5]) + (" …" if len(named) > 5 else "")
+        raise UserError(f"describe_schema: column names must be text, since requests, batches and the request log "
+                        f"name columns with text; {len(named)} of {len(frame.columns)} are not ({shown}, "
+                        f"{type(named[0]).__name__}). Name the columns before fitting the model, e.g. "
+                        "frame.columns = [f'f{c}' for c in frame.columns].")
     out: list[dict[str, Any]] = []
     for name in frame.columns:
         col = frame[name]

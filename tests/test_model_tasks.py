@@ -72,3 +72,18 @@ def test_a_rare_class_absent_from_a_batch_scores_f1_zero_without_a_warning():
         warnings.simplefilter("error")
         scores = evaluate("classification", model, frame.head(50), np.zeros(50, dtype=int))
     assert scores["f1"] == 0.0 and scores["accuracy"] == 1.0
+
+
+def test_a_frame_with_numbered_columns_is_refused_when_its_schema_is_described():
+    """A model fitted on a frame made from a numpy array (columns 0..499) was registered, and then neither
+    served nor monitored: 'the frame has no columns 0, 1, 2; the model expects 0, 1, 2'."""
+    import pytest
+
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        describe_schema(pd.DataFrame(np.zeros((3, 500))))
+    assert str(refused.value) == (
+        "describe_schema: column names must be text, since requests, batches and the request log name columns "
+        "with text; 500 of 500 are not (0, 1, 2, 3, 4 …, int). Name the columns before fitting the model, e.g. "
+        "frame.columns = [f'f{c}' for c in frame.columns].")
