@@ -180,6 +180,10 @@ def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: 
     model = Pipeline([("features", _features()), ("model", _estimator(params, seed))])
     model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
     scores = evaluate(TASK, model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
+    if metric not in scores:  # was KeyError: 'roc_auc' when a rare class had no row among the validation rows
+        raise ValueError(f"{metric} cannot be measured on the {len(valid)} validation rows, which hold "
+                         f"{valid[LABEL].nunique()} of the label's classes: give more rows, or -p metric=accuracy "
+                         "or f1.")
     return {"params": params, "model": model, "validation": scores, "score": scores[metric]}
 
 

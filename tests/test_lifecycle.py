@@ -409,3 +409,16 @@ def test_the_summary_of_an_unknown_model_is_one_line(trained, monkeypatch, capsy
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.strip() == "error: no model 'CHURN' in this store. Did you mean " \
         "'churn'? Models: churn."
+
+
+def test_a_validation_set_without_the_rare_class_says_why_roc_auc_is_missing():
+    """1% positives and few rows: a validation split with no positive failed with KeyError: 'roc_auc'."""
+    from datasource import customers
+    from lifecycle import CATEGORICAL, LABEL, NUMERIC, train_candidate
+
+    frame = customers(200, seed=0)[[*NUMERIC, *CATEGORICAL, LABEL]]
+    valid = frame[frame[LABEL] == 0].head(40)
+    with pytest.raises(ValueError) as refused:
+        train_candidate({"model": "logistic", "C": 1.0}, frame, valid, 0, "roc_auc")
+    assert str(refused.value) == ("roc_auc cannot be measured on the 40 validation rows, which hold 1 of the "
+                                  "label's classes: give more rows, or -p metric=accuracy or f1.")

@@ -194,6 +194,9 @@ def test_evaluate_scores_text_labels_like_the_same_labels_as_numbers():
 @pytest.mark.parametrize(("changes", "text"), [
     ({"metric": "bogus"}, "the gate metric 'bogus' is not in its metrics (accuracy)"),
     ({"metric": "Accuracy"}, "did you mean 'accuracy'?"),
+    # evaluate() leaves roc_auc out when the test rows of a rare class hold none of it: it read like a typo.
+    ({"metric": "roc_auc"}, "the gate metric 'roc_auc' is not in its metrics (accuracy): ROC-AUC needs every class "
+                            "among the evaluation rows (a rare class may have none in a small test set"),
     ({"task": "clasification"}, "task 'clasification' is not one of classification, regression "
                                 "(did you mean 'classification'?)"),
     ({"metrics": {"accuracy": "high"}}, "metrics accuracy are not numbers"),
