@@ -66,7 +66,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from dataclasses import replace
 
     from orchestrator.context import Context
-    from orchestrator.drift import Thresholds
+    from orchestrator.drift import MISSING_COLUMN, Thresholds
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
@@ -88,6 +88,10 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
             s = r["summary"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
             drifted = ", ".join(str(c) for c in s.get("drifted") or []) or "-"
+            if drifted == "-" and (r["alert"] or r["status"] != "ok") and s.get("reasons"):
+                # An alert on the predictions or the metric alone read as an alert with nothing behind it, and
+                # insufficient_data did not say what was insufficient.
+                drifted += "; " + "; ".join(str(reason) for reason in s["reasons"])
             click.echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
                        f"{s.get('rows_current', 0):>6} rows  drifted: {drifted}  ({r['source']})")
         if rows and rows[-1]["alert"]:
@@ -108,20 +112,43 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
                                "status": result.status, "alert": result.alert, "reasons": result.reasons,
-                               "drifted": result.drifted, "report_json": str(json_path),
+                               "drifted": result.drifted, "performance": result.performance,
+                               "report_json": str(json_path),
                                "report_html": str(html_path)}, indent=2, default=str))
     else:
         click.echo(f"{row['name']} v{row['version']}: {source}, {result.rows_current} rows: "
                    + ("alert" if result.alert else result.status))
         for reason in result.reasons:
             click.echo(f"  {reason}")
+        metric = (result.performance or {}).get("metric")
+        if result.performance and result.rows_current >= result.thresholds.min_rows \
+                and not any(r.startswith(f"{metric} ") for r in result.reasons):  # an alert on it says it already
+            click.echo(f"  {_performance_line(result.performance)}")
         for f in result.features:
-            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows:
+            # A column the window lacks is named in the reasons already: one line per such column
+            # buried the verdict of a wide table's batch under dozens of "missing" lines.
+            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows \
+                    and f.detail != MISSING_COLUMN:
                 click.echo(f"  {f.name}: {f.status} {f.detail}")
         click.echo(f"  report: {html_path}\n  json:   {json_path}")
     if result.alert:
         click.echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
         sys.exit(EXIT_ALERT)
+
+
+def _performance_line(performance: dict[str, Any]) -> str:
+    """The labelled rows' metric against its training value, and why it did not alert when it fell.
+
+    A labelled batch whose RMSE tripled read only ``ok`` when it had fewer labelled rows than an
+    alert needs: the metric and that note were in the JSON report alone.
+    """
+    metric, before, now = performance.get("metric"), performance.get("reference"), performance.get("current")
+    rows = performance.get("rows", 0)
+    if now is None:
+        return f"performance: not measured on the {rows} labelled rows: {performance.get('note', '')}"
+    line = f"performance: {metric} {now:.4f} on {rows} labelled rows"
+    line += f", {before:.4f} at training" if isinstance(before, (int, float)) else ""
+    return line + (f"; {performance['note']}" if performance.get("note") else "")
 
 
 def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None:

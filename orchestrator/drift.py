@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
+MISSING_COLUMN = "the column is missing from the window"  # the detail of a feature the window lacks
 _EPS = 1e-4
 
 
@@ -260,18 +261,30 @@ def compare_column(name: str, kind: str, reference: pd.Series, current: pd.Serie
     return out
 
 
+def _usable(values: pd.Series, kind: str) -> int:
+    """How many values of a column the tests can use: finite numbers, or present categories."""
+    import numpy as np
+    import pandas as pd
+
+    if kind == "number":
+        return int(np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)).sum())
+    return int(values.notna().sum())
+
+
 def _ratio(ok: np.ndarray) -> float | None:
     return None if len(ok) == 0 else round(float(1 - ok.mean()), 6)
 
 
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str],
                    thresholds: Thresholds | None = None, *,
-                   reference_scores: list[float] | None = None, current_scores: list[float] | None = None,
-                   performance: dict[str, Any] | None = None, unscored: str = "") -> DriftResult:
+                   reference_scores: list[Any] | None = None, current_scores: list[Any] | None = None,
+                   performance: dict[str, Any] | None = None, unscored: str = "",
+                   prediction_kind: str = "number") -> DriftResult:
     """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
 
     ``reference_scores``/``current_scores`` are the model's outputs on each
-    (prediction drift); ``performance`` is ``{"metric", "reference",
+    (prediction drift): numbers (a probability, a regressor's value) or, with
+    ``prediction_kind="category"``, predicted classes; ``performance`` is ``{"metric", "reference",
     "current"}`` when labels are available. ``unscored`` says why the model
     could not score a window that has every feature column (its predictions
     are then not compared, so the verdict cannot be ``ok``).
@@ -289,15 +302,16 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     absent = [name for name in kinds if name not in current.columns]
     for name, kind in kinds.items():
         if name in absent:
-            features.append(ColumnDrift(name, kind, INSUFFICIENT, detail="the column is missing from the window"))
+            features.append(ColumnDrift(name, kind, INSUFFICIENT, detail=MISSING_COLUMN))
         elif name not in reference.columns:
             features.append(ColumnDrift(name, kind, INSUFFICIENT, detail="the training reference has no such column"))
         else:
             features.append(compare_column(name, kind, reference[name], current[name], t, tests=len(kinds)))
     prediction = None
     if reference_scores is not None and current_scores is not None:
-        prediction = compare_column("prediction", "number", pd.Series(reference_scores, dtype=float),
-                                    pd.Series(current_scores, dtype=float), t)
+        dtype = float if prediction_kind == "number" else object
+        prediction = compare_column("prediction", prediction_kind, pd.Series(reference_scores, dtype=dtype),
+                                    pd.Series(current_scores, dtype=dtype), t)
     reasons = []
     drifted = [f.name for f in features if f.status == DRIFT]
     measured = [f for f in features if f.status != INSUFFICIENT]
@@ -346,8 +360,17 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         reasons.append(not_compared)
     elif not measured:
         status, alert = INSUFFICIENT, False
-        reasons.append(f"not enough data to compare: {len(current)} rows, every feature lacks usable values "
-                       f"(need {t.min_rows} per feature)")
+        compared = [f for f in features if f.name in reference.columns and f.name in current.columns]
+        if compared and all(_usable(reference[f.name], f.kind) < t.min_rows <= _usable(current[f.name], f.kind)
+                            for f in compared):
+            # The window was blamed ("200 rows, every feature lacks usable values") when the model was
+            # trained on a handful of rows and its reference is what is too small.
+            reasons.append(f"not enough data to compare: the training reference has {len(reference)} rows, fewer "
+                           f"usable values than the {t.min_rows} each feature needs; register the model with a "
+                           "larger reference (ModelCandidate(reference=...)) to monitor it")
+        else:
+            reasons.append(f"not enough data to compare: {len(current)} rows, every feature lacks usable values "
+                           f"(need {t.min_rows} per feature)")
     else:
         status, alert = OK, False
     return DriftResult(status, alert, reasons, len(reference), len(current), features, prediction, performance, t)
@@ -360,11 +383,17 @@ def _not_compared(kinds: dict[str, str], reference: pd.DataFrame, absent: list[s
     if unscored and not absent:
         parts.append(f"the predictions are not compared: {unscored}")
     if absent:
-        parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({', '.join(absent)}): "
+        parts.append(f"the window lacks {len(absent)} of {len(kinds)} feature columns ({_listed(absent)}): "
                      + ("it is" if len(absent) == 1 else "they are") + " not compared"
                      + (", nor are the predictions (the model needs every feature)" if no_predictions else ""))
     unreferenced = [name for name in kinds if name not in reference.columns and name not in absent]
     if unreferenced:
-        parts.append(f"the training reference lacks {', '.join(unreferenced)}, so there is nothing to compare "
+        parts.append(f"the training reference lacks {_listed(unreferenced)}, so there is nothing to compare "
                      + ("it" if len(unreferenced) == 1 else "them") + " with")
     return "; ".join(parts)
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+    """``a, b, c`` or, past ``limit`` names, the first ones and ``… and N more``: a reason stays one readable line
+    when a batch of a 500-column table lacks 30 of them (the report lists each column)."""
+    return ", ".join(names[:limit]) + (f" … and {len(names) - limit} more" if len(names) > limit else "")

@@ -128,8 +128,12 @@ def candidate_problems(candidate: ModelCandidate) -> list[str]:
         problems.append(f"metrics {', '.join(_shown(k, 30) for k in bad[:5])} are not numbers")
     names = [str(k) for k in metrics]
     if not isinstance(c.metric, str) or c.metric not in metrics:
+        # evaluate() leaves out roc_auc where it cannot be measured: say why, or the message reads as a typo.
+        unmeasured = (": ROC-AUC needs every class among the evaluation rows (a rare class may have none in a "
+                      "small test set: more rows, or metric accuracy or f1) and a model with predict_proba"
+                      if c.metric == "roc_auc" and c.task == "classification" and metrics else "")
         problems.append(f"the gate metric {_shown(repr(c.metric))} is not in its metrics "
-                        f"({', '.join(names) or 'none'}){_suggest(str(c.metric), names)}")
+                        f"({', '.join(names) or 'none'}){_suggest(str(c.metric), names)}{unmeasured}")
     elif _is_number(metrics[c.metric]) and not math.isfinite(float(metrics[c.metric])):
         problems.append(f"the gate metric {c.metric} is {metrics[c.metric]}, not a finite number")
     other = [t for t in TASKS if t != c.task and c.metric in TASK_METRICS[t]] if c.task in TASKS else []

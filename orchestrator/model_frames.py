@@ -2,7 +2,7 @@
 
 The helpers a step uses to build a ``ModelCandidate`` (``describe_schema``,
 ``model_digest``, ``evaluate``) and those the server, ``load_model`` and the
-monitor use to predict (``predict``, ``prediction_scores``). Imports pandas
+monitor use to predict (``predict``, ``prediction_scores``, ``prediction_values``). Imports pandas
 and scikit-learn only inside the functions that need them.
 """
 
@@ -22,9 +22,23 @@ if TYPE_CHECKING:
 
 
 def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The serving schema of a feature frame: each column's name, kind, dtype and categories."""
+    """The serving schema of a feature frame: each column's name, kind, dtype and categories.
+
+    Raises:
+        UserError: a column name is not text. Requests (JSON), batches (CSV, Parquet) and the
+            request log name columns with text, so a model fitted on columns ``0, 1, 2`` (a frame
+            made from a numpy array) could never be served or monitored: every frame "had no
+            columns 0, 1, 2" although it showed exactly those.
+    """
     import pandas as pd
 
+    named = [n for n in frame.columns if not isinstance(n, str)]
+    if named:
+        shown = ", ".join(repr(n) for n in named[:5]) + (" …" if len(named) > 5 else "")
+        raise UserError(f"describe_schema: column names must be text, since requests, batches and the request log "
+                        f"name columns with text; {len(named)} of {len(frame.columns)} are not ({shown}, "
+                        f"{type(named[0]).__name__}). Name the columns before fitting the model, e.g. "
+                        "frame.columns = [f'f{c}' for c in frame.columns].")
     out: list[dict[str, Any]] = []
     for name in frame.columns:
         col = frame[name]
@@ -50,7 +64,13 @@ def higher_is_better(metric: str) -> bool:
 
 
 def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]:
-    """Classification: accuracy, F1, ROC-AUC; regression: RMSE, MAE, R²; rounded to 4 places."""
+    """Classification: accuracy, F1, ROC-AUC; regression: RMSE, MAE, R²; rounded to 4 places.
+
+    ROC-AUC of a binary classifier is that of its second class; of a classifier with three or
+    more classes, the unweighted mean of each class against the rest (one-vs-rest, macro),
+    measured when the rows hold every class the model knows. A model without
+    ``predict_proba`` has no ROC-AUC.
+    """
     scored = _Scored.of(task, model, X, y)
     names = ("accuracy", "f1", "roc_auc") if task == "classification" else ("rmse", "mae", "r2")
     out = {name: scored.metric(name) for name in names}
@@ -60,8 +80,11 @@ def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]
 class _Scored:
     """A model's predictions on labelled rows, computed once, and any metric of any subset of them."""
 
-    def __init__(self, task: str, y: Any, predicted: Any, proba: Any, positive: Any) -> None:
+    def __init__(self, task: str, y: Any, predicted: Any, proba: Any, positive: Any,
+                 classes: list[Any] | None = None) -> None:
         self.task, self.y, self.predicted, self.proba, self.positive = task, y, predicted, proba, positive
+        # The model's classes when it has three or more: ``proba`` is then one column per class.
+        self.classes = classes
 
     @classmethod
     def of(cls, task: str, model: Any, X: pd.DataFrame, y: Any) -> _Scored:
@@ -69,31 +92,49 @@ class _Scored:
 
         y = np.asarray(y)
         predicted = np.asarray(model.predict(X))
-        proba, positive = None, None
+        proba, positive, many = None, None, None
         if task == "classification":
             # The positive class is the one whose probability `predict` reports (the second of two
             # classes_), so labels "no"/"yes" score F1 on "yes" instead of failing on pos_label=1.
             classes = list(getattr(model, "classes_", []))
             positive = classes[1] if len(classes) == 2 else 1
-            if hasattr(model, "predict_proba") and len(set(y.tolist())) == 2:
+            if len(classes) > 2:
+                many = classes
+                # Three or more classes: keep every column, for a one-vs-rest ROC-AUC. Without it a
+                # multiclass model had no roc_auc, and the shipped pipeline's default metric failed
+                # its training step with KeyError: 'roc_auc'.
+                if hasattr(model, "predict_proba"):
+                    proba = np.asarray(model.predict_proba(X))
+            elif hasattr(model, "predict_proba") and len(set(y.tolist())) == 2:
                 proba = np.asarray(model.predict_proba(X))[:, 1]
-        return cls(task, y, predicted, proba, positive)
+        return cls(task, y, predicted, proba, positive, many)
 
     def metric(self, name: str, rows: Any = None) -> float | None:
         """``name`` over ``rows`` (indices; all rows when None); None when it cannot be measured there."""
         from sklearn import metrics as m
 
         y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
-        two = len(set(y.tolist())) <= 2
+        # Binary or not is the model's own count of classes: rows of a three-class model that hold
+        # two of them still need the multiclass F1 (binary F1 refuses a third predicted class).
+        two = self.classes is None and len(set(y.tolist()) | set(predicted.tolist())) <= 2
         if name == "accuracy":
             return float(m.accuracy_score(y, predicted))
         if name == "f1":
-            return float(m.f1_score(y, predicted, average="binary", pos_label=self.positive) if two
-                         else m.f1_score(y, predicted, average="macro"))
+            # No positive among the labels nor the predictions (rare classes, small batches) is an F1 of
+            # 0, as sklearn's default says too, but without the UndefinedMetricWarning it printed under
+            # `orch monitor`'s verdict.
+            return float(m.f1_score(y, predicted, average="binary", pos_label=self.positive, zero_division=0) if two
+                         else m.f1_score(y, predicted, average="macro", zero_division=0))
         if name == "roc_auc":
-            if self.proba is None or len(set(y.tolist())) != 2:
+            proba = self.proba if rows is None or self.proba is None else self.proba[rows]
+            if self.classes is not None:
+                # One-vs-rest needs each class among the rows (and no label the model never saw).
+                if proba is None or set(y.tolist()) != set(self.classes):
+                    return None
+                return float(m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=self.classes))
+            if proba is None or len(set(y.tolist())) != 2:
                 return None
-            return float(m.roc_auc_score(y, self.proba if rows is None else self.proba[rows]))
+            return float(m.roc_auc_score(y, proba))
         if name == "rmse":
             return math.sqrt(m.mean_squared_error(y, predicted))
         if name == "mae":
@@ -179,6 +220,20 @@ def prediction_scores(candidate: ModelCandidate, frame: pd.DataFrame) -> list[fl
     """One number per row to watch for prediction drift: the positive-class probability, else the prediction."""
     preds = predict(candidate, frame)
     return [float(v) for v in preds.get("probability", preds["prediction"])]
+
+
+def prediction_values(candidate: ModelCandidate, frame: pd.DataFrame) -> tuple[str, list[Any]]:
+    """What to watch for prediction drift, and its kind: ``("number", scores)`` or ``("category", classes)``.
+
+    A binary classifier's positive-class probability and a regressor's prediction are numbers;
+    the predicted class of any other classifier (three or more classes, or no
+    ``predict_proba``) is a category, compared like a categorical feature: its labels may be
+    text (``"setosa"``), which are no number, and class ids 0, 1, 2 have no order worth a KS test.
+    """
+    preds = predict(candidate, frame)
+    if "probability" in preds or candidate.task != "classification":
+        return "number", [float(v) for v in preds.get("probability", preds["prediction"])]
+    return "category", [str(v) for v in preds["prediction"]]
 
 
 def _plain(value: Any) -> Any:

@@ -108,7 +108,8 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
     """
     import pandas as pd
 
-    from orchestrator.registry import evaluate, prediction_scores
+    from orchestrator.model_frames import prediction_values
+    from orchestrator.registry import evaluate
 
     reference = candidate.reference
     if reference is None:
@@ -120,25 +121,26 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                         "not a pandas DataFrame. Pass reference=<a DataFrame of training features> to "
                         "ModelCandidate in its pipeline, and run it again.")
     kinds = {f["name"]: f["kind"] for f in candidate.features}
-    ref_scores = None
+    ref_scores: list[Any] | None = None
+    score_kind = "number"
     # Why the predictions could not be compared, when the model refused to score: said in the verdict,
     # since a window the production model cannot score must not read as ``ok``.
     unscored = ""
     if len(reference) and all(name in reference.columns for name in kinds):
         try:
-            ref_scores = prediction_scores(candidate, reference)
+            score_kind, ref_scores = prediction_values(candidate, reference)
         except Exception as exc:  # noqa: BLE001 - a reference the model cannot score still gives feature drift
             ref_scores, unscored = None, f"the model cannot score its training reference ({_refusal(exc)})"
-    cur_scores = None
+    cur_scores: list[Any] | None = None
     # Only the feature columns the batch has: adding the others as all-NaN would read as a missing-ratio drift.
     usable = batch[[name for name in kinds if name in batch.columns]]
     if len(batch) and all(name in batch.columns for name in kinds):
         try:
-            cur_scores = prediction_scores(candidate, _coerce(usable, candidate))
+            score_kind, cur_scores = prediction_values(candidate, _coerce(usable, candidate))
         except Exception as exc:  # noqa: BLE001 - rows the model cannot score still get feature drift
             cur_scores = None
             unscored = unscored or f"the model cannot score the window ({_refusal(exc)})"
-    performance = None
+    performance: dict[str, Any] | None = None
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
         labelled = batch[batch[candidate.label].notna()]
         try:
@@ -146,12 +148,19 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                                labelled[candidate.label])
             performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
                            "current": current.get(candidate.metric), "rows": len(labelled)}
-        except Exception:  # noqa: BLE001 - e.g. one class only in the labels: no performance figure
-            performance = None
-        if performance is not None:
+        except Exception as exc:  # noqa: BLE001 - labels the metric cannot take: said, not silently dropped
+            performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
+                           "current": None, "rows": len(labelled),
+                           "note": f"the labels in column '{candidate.label}' cannot be scored ({_refusal(exc)})"}
+        if performance["current"] is None:
+            performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
+                                           "every class among them)" if candidate.metric == "roc_auc" else
+                                   f"{candidate.metric} cannot be measured on these labels")
+        else:
             performance.update(_chance(candidate, labelled, kinds))
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
-                          current_scores=cur_scores, performance=performance, unscored=unscored)
+                          current_scores=cur_scores, performance=performance, unscored=unscored,
+                          prediction_kind=score_kind)
 
 
 def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
@@ -229,7 +238,7 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
         if features and not any(f in batch.columns for f in features):
             shown = ", ".join(map(str, batch.columns[:8])) + (" ..." if len(batch.columns) > 8 else "")
             raise UserError(f"{source} has none of the feature columns of {name} v{version} "
-                            f"({', '.join(features)}); its columns are {shown}. Is it the right file?")
+                            f"({', '.join(features)}); its columns are {shown}. " + _separator_hint(batch))
     result = compare(loaded.candidate, batch, thresholds)
     if from_log and not len(batch):
         others = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
@@ -239,6 +248,20 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                               f"`orch serve {name}@{version}`, or pass --batch FILE"
                               + (f" ({served})" if served else ""))
     return loaded.row, result, source
+
+
+def _separator_hint(batch: pd.DataFrame) -> str:
+    """The fix for a batch with no feature column: another separator than the comma, or the wrong file.
+
+    A semicolon-separated CSV (Excel's export in many locales) reads as one column named
+    ``id;x1;x2;...``, which holds every feature name and matches none.
+    """
+    if len(batch.columns) == 1:
+        for sep, said in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in str(batch.columns[0]):
+                return (f"It looks separated by {said}: a CSV batch is read comma-separated; write it with "
+                        "DataFrame.to_csv(path, index=False), or save it as Parquet.")
+    return "Is it the right file?"
 
 
 def _load(context: Context, ref: str) -> LoadedModel:

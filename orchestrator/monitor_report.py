@@ -104,7 +104,8 @@ def render_html(doc: dict[str, Any], history: list[dict[str, Any]]) -> str:
     perf = doc.get("performance")
     if perf:
         out.append(f"<h2>Performance</h2><p>{_e(perf.get('metric'))}: reference {_fmt(perf.get('reference'), 4)}, "
-                   f"current {_fmt(perf.get('current'), 4)}</p>")
+                   f"current {_fmt(perf.get('current'), 4)} on {_e(perf.get('rows', '?'))} labelled rows"
+                   + (f"; {_e(perf['note'])}" if perf.get("note") else "") + "</p>")
     out.append("<h2>Features</h2><table><tr><th>column</th><th>kind</th><th>status</th><th>PSI</th>"
                "<th>test</th><th>statistic</th><th>p-value</th><th>missing ref → cur</th><th>detail</th></tr>")
     columns = list(doc["features"]) + ([doc["prediction"]] if doc.get("prediction") else [])

@@ -204,7 +204,8 @@ class Registry:
         """Record ``candidate`` as the next version; (version, True) or (existing version, False).
 
         Raises:
-            InvalidCandidateError: the candidate cannot be registered (see :func:`check_candidate`).
+            InvalidCandidateError: the candidate cannot be registered (see :func:`check_candidate`), or
+                the name's versions are models of the other task.
         """
         check_candidate(candidate)  # before anything is written: a bad candidate leaves no version behind
         now = time.time()
@@ -213,6 +214,7 @@ class Registry:
                             (candidate.name, candidate.model_digest)).fetchone()
             if row is not None:
                 return int(row[0]), False
+            _check_same_task(c, candidate)
             c.execute("INSERT OR IGNORE INTO models (name, created, production) VALUES (?, ?, NULL)",
                       (candidate.name, now))
             latest = c.execute("SELECT MAX(version) FROM model_versions WHERE name=?", (candidate.name,)).fetchone()
@@ -312,6 +314,25 @@ class Registry:
             raise NotFoundError(f"no model '{_shown(name)}' in this store.{hint} "
                                 + ("Models: " + ", ".join(names) + "." if names
                                    else "Register one by running a pipeline whose step returns a ModelCandidate."))
+
+
+def _check_same_task(c: Any, candidate: ModelCandidate) -> None:
+    """Refuse a candidate whose task differs from that of the versions already under its name.
+
+    A copied pipeline that kept the default ``model_name`` registered a regression model as
+    ``churn@2`` and promoted it over the churn classifier ("production v1 has no rmse"): the
+    server and the monitor of ``churn`` then answered with another kind of model.
+
+    Raises:
+        InvalidCandidateError: naming both tasks and the fix.
+    """
+    row = c.execute("SELECT task, MAX(version) FROM model_versions WHERE name=? AND task<>?",
+                    (candidate.name, candidate.task)).fetchone()
+    if row is not None and row[0] is not None:
+        raise InvalidCandidateError(
+            f"model candidate {_shown(repr(candidate.name))} cannot be registered: the versions of "
+            f"'{candidate.name}' (v{row[1]}) are {row[0]} models, and this one is a {candidate.task} model. "
+            "Give it a name of its own (ModelCandidate(name=...); in the lifecycle pipeline, -p model_name=...).")
 
 
 def _event(c: Any, name: str, version: int | None, previous: int | None, action: str,

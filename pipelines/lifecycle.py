@@ -3,7 +3,8 @@
     orch run pipelines/lifecycle.py                          # everything, on the seeded demo data
     orch run pipelines/lifecycle.py -p 'C=[0.5, 2.0]'        # another candidate grid: only training re-runs
     orch run pipelines/lifecycle.py -p model=boosting        # gradient boosting candidates (max_depth grid)
-    orch run pipelines/lifecycle.py -p data=my.csv           # your own file (same columns)
+    orch run pipelines/lifecycle.py -p data=my.csv           # your own file (same columns; or edit LABEL,
+                                                             #   NUMERIC, CATEGORICAL, EXPECTATIONS, TASK)
     orch run pipelines/lifecycle.py -p monitor_batch=data/lifecycle/batch_drifted.parquet
     orch models show churn@production                        # what the gate decided, and why
 
@@ -30,6 +31,7 @@ from orchestrator.monitor import DriftCheck
 from orchestrator.registry import ModelCandidate, check_gate_settings, describe_schema, evaluate, model_digest
 
 LABEL = "churned"
+TASK = "classification"  # "regression" for a continuous LABEL (then -p metric=rmse, mae or r2)
 KEY = "customer_id"
 NUMERIC = ["age", "tenure_months", "monthly_charges", "total_charges", "support_calls"]
 CATEGORICAL = ["contract", "payment_method", "region"]
@@ -84,6 +86,18 @@ def check_data(data: Path) -> None:
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
 
 
+def check_batch(batch: Path | None) -> None:
+    """Refuse a ``monitor_batch`` that is not a file, before any step runs.
+
+    Otherwise the whole pipeline trained, gated and registered first, and then the run failed
+    (exit 1) on ``FileNotFoundError: [Errno 2] No such file or directory``, as if a step broke.
+    """
+    if batch is not None and not Path(batch).is_file():
+        what = "is a folder" if Path(batch).is_dir() else "does not exist"
+        raise ParameterError(f"monitor batch {batch} {what}. Pass an existing CSV or Parquet file to "
+                             "-p monitor_batch, or leave it out to train without a drift check.")
+
+
 @step
 def source(data: Path, rows: int, seed: int) -> Path:
     """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing.
@@ -97,7 +111,7 @@ def source(data: Path, rows: int, seed: int) -> Path:
 @step
 def ingest(path: Path) -> pd.DataFrame:
     """Read the raw table (CSV or Parquet, by extension)."""
-    if path.suffix in (".parquet", ".pq"):
+    if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     return pd.read_csv(path)
 
@@ -120,7 +134,7 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     """A seeded, stratified split."""
     from sklearn.model_selection import train_test_split
 
-    a, b = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL])
+    a, b = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL] if TASK == "classification" else None)
     return a, b
 
 
@@ -138,11 +152,21 @@ def _features() -> Any:
 
 
 def _estimator(params: dict, seed: int) -> Any:
-    if params["model"] == "boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
+    """The candidate's estimator; for ``TASK = "regression"``, the regressor of the same family.
 
-        return HistGradientBoostingClassifier(max_depth=params["max_depth"], learning_rate=params["learning_rate"],
-                                              max_iter=100, random_state=seed)
+    ``logistic`` is then a ridge regression with ``alpha = 1/C`` (``C`` is the inverse of the
+    regularization strength in both), and ``boosting`` the gradient-boosting regressor.
+    """
+    if params["model"] == "boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        boosting = HistGradientBoostingRegressor if TASK == "regression" else HistGradientBoostingClassifier
+        return boosting(max_depth=params["max_depth"], learning_rate=params["learning_rate"], max_iter=100,
+                        random_state=seed)
+    if TASK == "regression":
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=1 / params["C"])
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=params["C"], max_iter=2000)
@@ -155,7 +179,11 @@ def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: 
 
     model = Pipeline([("features", _features()), ("model", _estimator(params, seed))])
     model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
-    scores = evaluate("classification", model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
+    scores = evaluate(TASK, model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
+    if metric not in scores:  # was KeyError: 'roc_auc' when a rare class had no row among the validation rows
+        raise ValueError(f"{metric} cannot be measured on the {len(valid)} validation rows, which hold "
+                         f"{valid[LABEL].nunique()} of the label's classes: give more rows, or -p metric=accuracy "
+                         "or f1.")
     return {"params": params, "model": model, "validation": scores, "score": scores[metric]}
 
 
@@ -171,7 +199,7 @@ def select_best(candidates: list, metric: str) -> dict:
 @step
 def assess(best: dict, test: pd.DataFrame) -> Metrics:
     """Test-set metrics of the chosen model, recorded on the run."""
-    return Metrics(evaluate("classification", best["model"], test[NUMERIC + CATEGORICAL], test[LABEL]))
+    return Metrics(evaluate(TASK, best["model"], test[NUMERIC + CATEGORICAL], test[LABEL]))
 
 
 @step
@@ -180,7 +208,7 @@ def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, 
     """Offer the model to the registry; the driver registers, gates and maybe promotes it."""
     features = train[NUMERIC + CATEGORICAL]
     return ModelCandidate(
-        name=name, model=best["model"], task="classification", features=describe_schema(features),
+        name=name, model=best["model"], task=TASK, features=describe_schema(features),
         label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
         model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
         eval_data=test.reset_index(drop=True), reference=features.sample(min(len(features), 3000), random_state=0)
@@ -201,9 +229,10 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               model: str = "logistic", C: list = [0.1, 1.0, 10.0], max_depth: list = [3, 6],  # noqa: B006
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
-    check_gate_settings("classification", metric, margin)  # a wrong -p metric/margin stops here
+    check_gate_settings(TASK, metric, margin)  # a wrong -p metric/margin stops here
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
     check_data(data)  # and a data file that is not there
+    check_batch(monitor_batch)  # or a batch to monitor that is not there
     raw = ingest(source(data, rows=rows, seed=seed))
     report = validate(raw)
     clean = require_valid(raw, report)

@@ -3,7 +3,7 @@
     python pipelines/serving_check.py churn [--store cache]
 
 Starts the server on a free port, waits (bounded) for ``/health``, posts five
-fresh records, posts a malformed request and expects a 4xx, reads
+fresh records (made from the model's schema for a model of your own data), posts a malformed request and expects a 4xx, reads
 ``/model``, then stops the server. Exits 1 if anything is off. Stdlib only.
 """
 
@@ -40,6 +40,21 @@ def _call(url: str, body: bytes | None = None) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def _records(features: list[dict], rows: int) -> list[dict]:
+    """``rows`` records for the model's schema: fresh demo customers, or, for a model of your own data,
+    records made from the schema (each category in turn, numbers 0, 1, 2...).
+
+    Demo records only fitted the demo's columns: any other model stopped this check with a KeyError.
+    """
+    names = [f["name"] for f in features]
+    frame = customers(rows, seed=1)  # fresh records of the demo's training distribution
+    if all(name in frame.columns for name in names):
+        return json.loads(frame[names].to_json(orient="records"))
+    return [{f["name"]: (float(i) if f["kind"] == "number" else
+                         (f.get("categories") or ["a"])[i % len(f.get("categories") or ["a"])])
+             for f in features} for i in range(rows)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
@@ -64,10 +79,8 @@ def main() -> int:
         else:
             print("serving check: the server did not come up within 20 s", file=sys.stderr)
             return 1
-        frame = customers(5, seed=1)  # five fresh records of the training distribution
         _, info = _call(f"{base}/model")
-        features = [f["name"] for f in info["features"]]
-        records = json.loads(frame[features].to_json(orient="records"))
+        records = _records(info["features"], 5)
         status, answer = _call(f"{base}/predict", json.dumps(records).encode())
         bad_status, bad = _call(f"{base}/predict", json.dumps([{"age": "forty"}]).encode())
         ok = status == 200 and len(answer["prediction"]) == 5 and 400 <= bad_status < 500

@@ -179,3 +179,32 @@ def test_a_metric_worse_by_chance_is_noted_and_a_real_fall_alerts():
     assert worse.alert and worse.performance["p_value"] < 0.01
     assert worse.reasons == [f"rmse rose from {worse.performance['reference']:.4f} to "
                              f"{worse.performance['current']:.4f} (worse by {worse.performance['relative_drop']:.1%})"]
+
+
+def test_a_wide_window_lacking_many_columns_names_ten_and_counts_the_rest():
+    """A 500-column table's batch lacking 30 columns listed all 30 in one reason."""
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(40)]
+    reference = pd.DataFrame(rng.normal(size=(200, 40)), columns=names)
+    current = reference[names[:10]]
+    result = compare_frames(reference, current, dict.fromkeys(names, "number"))
+    assert result.status == INSUFFICIENT
+    assert "the window lacks 30 of 40 feature columns (f10, f11, f12, f13, f14, f15, f16, f17, f18, f19 … and " \
+           "20 more)" in result.reasons[0]
+
+
+def test_a_reference_too_small_to_compare_is_blamed_instead_of_the_window():
+    """A model trained on 20 rows keeps a 15-row reference: a 200-row batch was said to be the problem
+    ('200 rows, every feature lacks usable values')."""
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"x": rng.normal(size=15), "c": rng.choice(["a", "b"], 15)})
+    current = pd.DataFrame({"x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)})
+    result = compare_frames(reference, current, {"x": "number", "c": "category"})
+    assert result.status == INSUFFICIENT and not result.alert
+    assert result.reasons == ["not enough data to compare: the training reference has 15 rows, fewer usable values "
+                              "than the 30 each feature needs; register the model with a larger reference "
+                              "(ModelCandidate(reference=...)) to monitor it"]
+    # A window with few usable values, against a reference with as few, is still the window's fault.
+    sparse = current.assign(x=np.where(np.arange(200) < 20, current["x"], np.nan))[["x"]]
+    result = compare_frames(sparse.sample(200, random_state=0), sparse, {"x": "number"})
+    assert result.reasons[0].startswith("not enough data to compare: 200 rows, every feature lacks usable values")

@@ -384,3 +384,41 @@ def test_orch_run_with_a_bad_metric_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: metric 'bogus' is not measured for classification; use one of accuracy, f1, roc_auc."]
+
+
+def test_the_serving_check_makes_records_for_a_model_of_your_own_data():
+    """`serving_check.py MODEL` posted demo customers to any model: one of your own data stopped it with a
+    KeyError traceback naming its columns."""
+    from serving_check import _records
+
+    features = [{"name": "x1", "kind": "number", "dtype": "float64"},
+                {"name": "color", "kind": "category", "dtype": "str", "categories": ["blue", "red"]}]
+    assert _records(features, 3) == [{"x1": 0.0, "color": "blue"}, {"x1": 1.0, "color": "red"},
+                                     {"x1": 2.0, "color": "blue"}]
+    demo = [{"name": "age", "kind": "number"}, {"name": "contract", "kind": "category", "categories": ["x"]}]
+    assert all(r["contract"] in ("month-to-month", "one-year", "two-year") for r in _records(demo, 5))
+
+
+def test_the_summary_of_an_unknown_model_is_one_line(trained, monkeypatch, capsys):
+    """`summary.py MODEL` of a model the store lacks ended in a NotFoundError traceback."""
+    import summary
+
+    monkeypatch.setattr(sys, "argv", ["summary.py", "CHURN", "--store", str(trained["store"])])
+    with pytest.raises(SystemExit) as exited:
+        summary.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.strip() == "error: no model 'CHURN' in this store. Did you mean " \
+        "'churn'? Models: churn."
+
+
+def test_a_validation_set_without_the_rare_class_says_why_roc_auc_is_missing():
+    """1% positives and few rows: a validation split with no positive failed with KeyError: 'roc_auc'."""
+    from datasource import customers
+    from lifecycle import CATEGORICAL, LABEL, NUMERIC, train_candidate
+
+    frame = customers(200, seed=0)[[*NUMERIC, *CATEGORICAL, LABEL]]
+    valid = frame[frame[LABEL] == 0].head(40)
+    with pytest.raises(ValueError) as refused:
+        train_candidate({"model": "logistic", "C": 1.0}, frame, valid, 0, "roc_auc")
+    assert str(refused.value) == ("roc_auc cannot be measured on the 40 validation rows, which hold 1 of the "
+                                  "label's classes: give more rows, or -p metric=accuracy or f1.")

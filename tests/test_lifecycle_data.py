@@ -65,6 +65,25 @@ def test_a_missing_data_file_is_refused_not_generated(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_missing_monitor_batch_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """-p monitor_batch=TYPO trained, gated and registered a model, then failed the run (exit 1) with
+    FileNotFoundError in step ingest_batch."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    try:
+        main(["--store", str(store), "run", str(ROOT / "pipelines" / "lifecycle.py"), "-p", "rows=300",
+              "-p", "monitor_batch=batch.csvv"])
+    except SystemExit as exited:
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: monitor batch batch.csvv does not exist. Pass an existing CSV or Parquet file to -p monitor_batch, "
+        "or leave it out to train without a drift check."), err
+    assert not (tmp_path / "data").exists() and "Traceback" not in err  # nothing ran, nothing was generated
+
+
 def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
     from orchestrator.doctor import examine
     from orchestrator.maintenance import repair_store, verify_store
@@ -111,3 +130,32 @@ def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
     from orchestrator.registry import load_model
 
     assert load_model("churn@1", store=str(store)).version == 1
+
+
+def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_path, monkeypatch):
+    """The docs say: for your own data, edit LABEL, NUMERIC, CATEGORICAL and EXPECTATIONS. For a continuous
+    label that failed in `split` (stratified on the label) and then in training (a classifier on it): the
+    task was written as "classification" in five places."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    for name in ("lifecycle.py", "datasource.py", "expectations.py"):
+        shutil.copy(ROOT / "pipelines" / name, tmp_path / name)
+    with open(tmp_path / "lifecycle.py", "a") as f:  # the user's edits of the constants at the top
+        f.write('\nLABEL, TASK, NUMERIC, CATEGORICAL = "price", "regression", ["rooms", "area"], ["city"]\n'
+                'EXPECTATIONS = [*columns(price="number", rooms="number", area="number", city="category")]\n')
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"rooms": rng.integers(1, 6, 300), "area": rng.normal(80, 20, 300),
+                          "city": rng.choice(["oslo", "bergen"], 300)})
+    frame["price"] = 50 * frame["rooms"] + 2 * frame["area"] + (frame["city"] == "oslo") * 100 + rng.normal(0, 5, 300)
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = load_pipeline(str(tmp_path / "lifecycle.py"))
+    run = pipeline.run(store=str(tmp_path / "store"), data=tmp_path / "houses.csv", model_name="houses",
+                       metric="rmse", C=[1.0])
+    assert run.status == "succeeded", run.error
+    row = Registry(Context.open(tmp_path / "store").lineage).resolve("houses")
+    assert row["task"] == "regression" and set(row["metrics"]) == {"rmse", "mae", "r2"} and row["metrics"]["r2"] > 0.9

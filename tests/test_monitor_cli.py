@@ -136,6 +136,17 @@ def test_a_batch_without_any_feature_column_is_the_wrong_file(built, tmp_path, c
     code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
     line = _one_error_line(err)
     assert code == 2 and "none of the feature columns of tiny v2 (x, z)" in line and "its columns are a" in line
+    assert line.endswith("Is it the right file?")
+
+
+def test_a_semicolon_separated_batch_is_named_as_such(built, tmp_path, capsys):
+    """Excel's CSV in many locales reads as one column 'x;z': 'Is it the right file?' pointed the wrong way."""
+    path = tmp_path / "excel.csv"
+    _frame(50).to_csv(path, sep=";", index=False)
+    code, _, err = _orch(capsys, built["store"], "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and "its columns are x;z. It looks separated by semicolons: a CSV batch is read " \
+        "comma-separated" in line, line
 
 
 def test_a_model_without_a_reference_says_how_to_add_one(built, tmp_path, capsys):
@@ -288,3 +299,45 @@ def test_a_window_the_model_cannot_score_is_not_ok_and_says_why(store, tmp_path,
     assert code == 0 and doc["status"] == "insufficient_data" and not doc["alert"] and doc["drifted"] == []
     assert any("the predictions are not compared: the model cannot score the window (ValueError: Input X "
                "contains NaN" in r for r in doc["reasons"]), doc["reasons"]
+
+
+def test_a_lacking_column_is_named_once_and_the_history_says_why_a_check_was_not_ok(store, tmp_path, capsys):
+    """A batch lacking a column printed it again as 'z: insufficient_data the column is missing...' (30 such
+    lines for a wide table), and `--history` showed that check, or an alert on the predictions or the metric
+    alone, as 'drifted: -' with no reason."""
+    path = tmp_path / "no_z.csv"
+    _frame(300)[["x"]].to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "lacks 1 of 2 feature columns (z)" in out and "z: insufficient_data" not in out, out
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--history")
+    line = out.strip().splitlines()[-1]
+    assert "insufficient_data" in line and "drifted: -; the window lacks 1 of 2 feature columns (z)" in line, out
+
+
+def test_a_labelled_batch_prints_its_metric_and_why_it_cannot_alert(store, tmp_path, capsys):
+    """A labelled batch whose metric collapsed read only 'ok' when it had fewer than 1000 labelled rows: the
+    metric and the note saying why it did not alert were in the JSON report alone."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(y=(frame["x"] < 0).astype(int)).to_csv(path, index=False)  # labels the model now gets wrong
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and ": ok" in out.splitlines()[0]
+    line = next(x for x in out.splitlines() if x.strip().startswith("performance:"))
+    assert line.startswith("  performance: roc_auc 0.0") and "on 300 labelled rows, 0.9000 at training; " \
+        "fewer than 1000 labelled rows: too noisy to alert on" in line, out
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
+    assert json.loads(out)["performance"]["rows"] == 300
+
+
+@pytest.mark.parametrize(("labels", "says"), [
+    ([0], "not measured on the 300 labelled rows: roc_auc cannot be measured on these labels (ROC-AUC needs "
+          "every class among them)"),
+    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' cannot be scored ("),
+])
+def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, capsys, labels, says):
+    """Labels of another type than the model's (text for 0/1), or of one class only, dropped the performance
+    check without a word."""
+    path = tmp_path / "labelled.csv"
+    _frame(300).assign(y=[labels[i % len(labels)] for i in range(300)]).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and f"  performance: {says}" in out, out

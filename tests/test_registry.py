@@ -194,6 +194,9 @@ def test_evaluate_scores_text_labels_like_the_same_labels_as_numbers():
 @pytest.mark.parametrize(("changes", "text"), [
     ({"metric": "bogus"}, "the gate metric 'bogus' is not in its metrics (accuracy)"),
     ({"metric": "Accuracy"}, "did you mean 'accuracy'?"),
+    # evaluate() leaves roc_auc out when the test rows of a rare class hold none of it: it read like a typo.
+    ({"metric": "roc_auc"}, "the gate metric 'roc_auc' is not in its metrics (accuracy): ROC-AUC needs every class "
+                            "among the evaluation rows (a rare class may have none in a small test set"),
     ({"task": "clasification"}, "task 'clasification' is not one of classification, regression "
                                 "(did you mean 'classification'?)"),
     ({"metrics": {"accuracy": "high"}}, "metrics accuracy are not numbers"),
@@ -363,3 +366,26 @@ def test_serve_on_a_bad_host_is_one_line(store, capsys, host, text):
     code, _, err = orch(store, "serve", "tiny", "--host", host, "--port", "8765", capsys=capsys)
     assert one_line_error(code, err, text), err
     assert f"cannot serve on {host}:8765" in err and "--host 127.0.0.1" in err
+
+
+def test_a_model_of_the_other_task_is_refused_under_an_existing_name(tmp_path):
+    """A copied pipeline that kept the default model_name registered a regression model as churn@2 and
+    promoted it over the churn classifier ('production v1 has no rmse')."""
+    from sklearn.linear_model import LinearRegression
+
+    registry = Registry(Context.open(tmp_path / "store").lineage)
+    assert registry.register(_candidate(), "a" * 32, None, None) == (1, True)
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.5, 1.5, 2.5, 3.5]})
+    model = LinearRegression().fit(frame[["x"]], frame["y"])
+    regression = _candidate(model=model, task="regression", metrics={"rmse": 0.0}, metric="rmse",
+                            model_digest=model_digest(model), eval_data=frame)
+    with pytest.raises(InvalidCandidateError) as refused:
+        registry.register(regression, "b" * 32, None, None)
+    assert str(refused.value) == (
+        "model candidate 'm' cannot be registered: the versions of 'm' (v1) are classification models, and this "
+        "one is a regression model. Give it a name of its own (ModelCandidate(name=...); in the lifecycle "
+        "pipeline, -p model_name=...).")
+    assert [v["version"] for v in registry.versions("m")] == [1]
+    assert registry.register(_candidate(name="m_price", model=model, task="regression", metrics={"rmse": 0.0},
+                                        metric="rmse", model_digest=model_digest(model)), "b" * 32, None, None) \
+        == (1, True)
