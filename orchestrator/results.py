@@ -1,7 +1,10 @@
 """What a run hands back to Python: ``Run`` with one ``StepResult`` per node.
 
-Plain records built by the runner; ``Run.output()`` and ``Run.metrics``
-read the store lazily, so a ``Run`` stays cheap to keep around.
+Plain records built by the runner (or rebuilt from the metadata database by
+``orchestrator.get_run``); ``Run.output()`` and ``Run.metrics`` read the
+store lazily, so a ``Run`` stays cheap to keep around. The shape of a
+pipeline's return value is recorded with its run (``encode_result``), so a
+run rebuilt later returns the same tuple, list or dict the live one did.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import Any
 
 from orchestrator.context import Context
 from orchestrator.dag import substitute
-from orchestrator.errors import UserError
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UserError
+from orchestrator.step import Output
 
 
 @dataclass
@@ -40,7 +44,7 @@ class StepResult:
 
 @dataclass
 class Run:
-    """The outcome of ``Pipeline.run``: status, per-step results, and the outputs."""
+    """The outcome of ``Pipeline.run`` (or of an earlier run: ``orchestrator.get_run``): status, steps, outputs."""
 
     id: str
     pipeline: str
@@ -52,6 +56,8 @@ class Run:
     metadata: str | None = None
     # A map's node -> (its item nodes, its step's output names): a map is no step of its own.
     maps: dict[str, tuple[list[str], tuple[str, ...]]] = field(default_factory=dict)
+    # Why ``output()`` cannot rebuild the return value of a run rebuilt from old records, if so.
+    unavailable: str | None = None
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
@@ -70,21 +76,114 @@ class Run:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
+        if self.unavailable:
+            raise UserError(self.unavailable)
         ctx = Context.open(self.store, self.metadata)
-
-        def load(node: str, name: str) -> Any:
-            if node in self.maps:  # the list of its items' outputs (tuples for a multi-output step)
-                items, names = self.maps[node]
-                if len(names) == 1:
-                    return [load(item, names[0]) for item in items]
-                return [tuple(load(item, n) for n in names) for item in items]
-            return ctx.load(self.steps[node].outputs[name])
-
-        return substitute(self.result, lambda out: load(out.node, out.name))
+        return substitute(expand_maps(self.result, self.maps), lambda out: load_output(
+            ctx, self.steps[out.node].outputs[out.name], f"output '{out.name}' of step '{out.node}' of run {self.id}"))
 
     @property
     def failed_steps(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status == "failed"]
+
+
+def expand_maps(template: Any, maps: dict[str, tuple[list[str], tuple[str, ...]]]) -> Any:
+    """A result template with each map's placeholder replaced by its items' outputs.
+
+    A map stands for the list of its items' outputs (tuples for a step with
+    several), so every ``Output`` left names one output of one step run.
+    """
+    def leaf(out: Output) -> Any:
+        if out.node not in maps:
+            return out
+        items, names = maps[out.node]
+        if len(names) == 1:
+            return [leaf(Output(item, names[0])) for item in items]
+        return [tuple(leaf(Output(item, n)) for n in names) for item in items]
+
+    return substitute(template, leaf)
+
+
+def encode_result(template: Any, digest_of: Any) -> Any:
+    """A result template (maps expanded) as JSON that keeps its shape: what ``decode_result`` reads back.
+
+    Plain JSON (the ``outputs`` column) turns a tuple into a list and an int
+    key into text, so a run rebuilt from it would hand back another shape
+    than the live run did. Each output is ``{"step", "output", "digest"}``.
+    """
+    if isinstance(template, Output):
+        return {"step": template.node, "output": template.name, "digest": digest_of(template)}
+    if isinstance(template, tuple):
+        return {"tuple": [encode_result(v, digest_of) for v in template]}
+    if isinstance(template, list):
+        return {"list": [encode_result(v, digest_of) for v in template]}
+    if isinstance(template, dict):
+        return {"dict": [[_encode_key(k), encode_result(v, digest_of)] for k, v in template.items()]}
+    return None  # a pipeline's result holds only step outputs and containers of them (or is None)
+
+
+def decode_result(doc: Any) -> tuple[Any, list[tuple[Output, str]]]:
+    """(the template ``encode_result`` recorded, with ``Output`` leaves; each leaf with its digest).
+
+    Raises:
+        ValueError: the record is not what ``encode_result`` writes (a damaged value).
+    """
+    leaves: list[tuple[Output, str]] = []
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or len(value) not in (1, 3):
+            raise ValueError(f"unexpected {type(value).__name__}")
+        if "digest" in value:
+            out = Output(str(value["step"]), str(value["output"]))
+            leaves.append((out, str(value["digest"])))
+            return out
+        if "tuple" in value:
+            return tuple(decode(v) for v in value["tuple"])
+        if "list" in value:
+            return [decode(v) for v in value["list"]]
+        if "dict" in value:
+            return {_decode_key(k): decode(v) for k, v in value["dict"]}
+        raise ValueError(f"unexpected key {next(iter(value))!r}")
+
+    return decode(doc), leaves
+
+
+def _encode_key(key: Any) -> Any:
+    if key is None or isinstance(key, (str, int, float, bool)):
+        return key
+    if isinstance(key, tuple):
+        return {"tuple": [_encode_key(k) for k in key]}
+    return {"text": str(key)}  # an Enum or another object: kept as its text
+
+
+def _decode_key(key: Any) -> Any:
+    if isinstance(key, dict) and "tuple" in key:
+        return tuple(_decode_key(k) for k in key["tuple"])
+    if isinstance(key, dict):
+        return str(key.get("text"))
+    return key
+
+
+def load_output(ctx: Context, digest: str, what: str) -> Any:
+    """Load ``digest`` through the checked path (checksum, signature), or say in one line why it cannot.
+
+    Args:
+        what: what the value is, for the message (``output 'out' of step 'fit' of run 1a2b``).
+
+    Raises:
+        UserError: the object was removed (``orch cache gc``) or is damaged.
+    """
+    try:
+        return ctx.load(digest)
+    except MissingArtifactError:
+        raise UserError(f"{what} (artifact {digest[:12]}) is no longer in the store: `orch cache gc` or "
+                        "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
+                        "make it again.") from None
+    except CorruptArtifactError as exc:
+        raise UserError(f"{what} (artifact {digest[:12]}) cannot be loaded: {exc.detail}. Run `orch cache verify "
+                        "--repair`, then the pipeline again to recompute it.") from None
 
 
 def _seconds(duration: float) -> str:
