@@ -83,7 +83,10 @@ def _open(store: PathLike | None, metadata: PathLike | None) -> Context:
     """The store, read as the CLI reads it: never created, and runs whose process died shown interrupted."""
     from orchestrator.context import Context
 
-    ctx = Context.open(store, metadata, create=False)
+    try:
+        ctx = Context.open(store, metadata, create=False)
+    except UserError as exc:  # its fix names the CLI's flags; say what they are called here
+        raise UserError(f"{exc} (in Python: store=PATH, metadata=PATH)") from None
     ctx.lineage.mark_dead_runs()
     return ctx
 
@@ -120,7 +123,8 @@ def _rebuild(ctx: Context, run_id: str) -> Run:
             raise DamagedRecordError(lineage.path, f"runs.result of run {run_id}",
                                      f"not a recorded result ({exc})") from None
         for out, digest in leaves:  # the digest it returned, even if its step's records were cleared
-            steps.setdefault(out.node, StepResult(out.node, "cached")).outputs.setdefault(out.name, digest)
+            steps.setdefault(out.node, StepResult(out.node, "cached", source=(run.store, run.metadata, run_id))) \
+                .outputs.setdefault(out.name, digest)
     elif row["status"] == "succeeded" and row["outputs"] is not None:
         # Recorded before runs kept their result's shape: each digest it returned is found among
         # its steps' outputs; a list stays a list (a tuple was recorded as one).

@@ -30,6 +30,26 @@ class StepResult:
     error: str | None = None
     key: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    # (store, metadata, run id) of the run this belongs to, set by ``Run``: where ``output()`` loads from.
+    source: tuple[str, str | None, str] | None = field(default=None, repr=False, compare=False)
+
+    def output(self) -> Any:
+        """What the step returned, loaded from the store (a tuple in declared order for several outputs).
+
+        A step cached in this run gives the output of the run it reused.
+
+        Raises:
+            UserError: the step failed, was skipped or interrupted; its artifact was removed or is damaged.
+        """
+        if self.status not in ("ran", "cached") or not self.outputs or self.source is None:
+            why = f" ({self.error or self.reason})" if self.error or self.reason not in ("", self.status) else ""
+            run = f" of run {self.source[2]}" if self.source else ""
+            raise UserError(f"step '{self.name}'{run} {self.status}{why}: it has no output.")
+        store, metadata, run_id = self.source
+        ctx = Context.open(store, metadata)
+        values = [load_output(ctx, digest, f"output '{name}' of step '{self.name}' of run {run_id}")
+                  for name, digest in self.outputs.items()]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def __repr__(self) -> str:
         # What a REPL user looks for; the key and output digests are one attribute away.
@@ -58,6 +78,10 @@ class Run:
     maps: dict[str, tuple[list[str], tuple[str, ...]]] = field(default_factory=dict)
     # Why ``output()`` cannot rebuild the return value of a run rebuilt from old records, if so.
     unavailable: str | None = None
+
+    def __post_init__(self) -> None:
+        for result in self.steps.values():  # so that ``run.steps["fit"].output()`` knows where to look
+            result.source = (self.store, self.metadata, self.id)
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

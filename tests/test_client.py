@@ -117,6 +117,22 @@ def test_a_cached_step_loads_from_the_run_it_reused(store):
     assert rebuilt.output()["model"] == {"coef": 45.0}
 
 
+def test_a_step_result_loads_its_own_output_on_a_live_and_a_rebuilt_run(store):
+    first = training.run(store=str(store))
+    second = training.run(store=str(store), alpha=3.0)
+    for run in (second, orchestrator.get_run(second.id, store=store)):
+        train, test = run.steps["split"].output()  # cached in this run: the output of the run it reused
+        pd.testing.assert_frame_equal(test, frame(6).iloc[1::2])
+        assert run.steps["fit"].output() == {"coef": 45.0}
+        assert run.steps["halves"].output() == (0, 0)  # the first item of the map, a step of its own
+    assert first.steps["fit"].output() == {"coef": 15.0}
+    failed = broken.run(store=str(store))
+    for run in (failed, orchestrator.get_run(failed.id, store=store)):
+        with pytest.raises(UserError, match=rf"^step 'fit' of run {failed.id} failed \(TypeError.*\): it has no "
+                                             "output.$"):
+            run.steps["fit"].output()
+
+
 def test_a_run_from_another_process(orch, store):
     assert orch("run", "diamond.py", "-p", "n=4").returncode == 0
     run = orchestrator.get_run("latest", store=store)
@@ -133,8 +149,10 @@ def test_the_store_is_found_as_the_cli_finds_it(store, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert orchestrator.get_run(store="~/store").pipeline == "pair"
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\)"):
+    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\).*\(in Python: store=PATH"):
         orchestrator.get_run()
+    with pytest.raises(UserError, match="is a URL.*pass --metadata PATH.*in Python: store=PATH, metadata=PATH"):
+        orchestrator.load("latest:x", store="file:///nowhere")
     assert not (tmp_path / "cache").exists()  # only read: nothing is created
 
 
