@@ -111,7 +111,8 @@ def _rebuild(ctx: Context, run_id: str) -> Run:
         outputs = lineage.ordered_outputs(s["key"], {o["name"]: o["hash"] for o in s["outputs"]})
         steps[s["node"]] = StepResult(s["node"], s["status"], s["reason"] or "", int(s["attempts"] or 0),
                                       s["duration"], s["error"], s["key"], outputs)
-    run = Run(run_id, row["pipeline"], row["status"], steps, ctx.location, error=row["error"],
+    error = f"{row['error']} (details: `orch show {run_id}`)" if row["error"] else None  # as a live Run says
+    run = Run(run_id, row["pipeline"], row["status"], steps, ctx.location, error=error,
               metadata=_absolute(ctx.metadata))
     recorded = lineage.decode(row.get("result"), f"runs.result of run {run_id}")
     if recorded is not None:
