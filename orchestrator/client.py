@@ -174,8 +174,8 @@ def _load_step(ctx: Context, run_id: str, ref: str) -> Any:
         if name not in outputs:
             raise NotFoundError(f"step '{node}' of run {short} has no output '{name}'; its outputs are "
                                 f"{', '.join(outputs)}. Write {short}:{node} for all of them.")
-        return load_output(ctx, outputs[name], f"output '{name}' {where}")
-    values = [load_output(ctx, digest, f"output '{n}' {where}") for n, digest in outputs.items()]
+        return load_output(ctx, outputs[name], f"output '{name}' {where}", run_id)
+    values = [load_output(ctx, digest, f"output '{n}' {where}", run_id) for n, digest in outputs.items()]
     return values[0] if len(values) == 1 else tuple(values)
 
 

@@ -10,11 +10,12 @@ run rebuilt later returns the same tuple, list or dict the live one did.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.context import Context
 from orchestrator.dag import substitute
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UserError
+from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError, UserError
 from orchestrator.step import Output
 
 
@@ -47,7 +48,7 @@ class StepResult:
             raise UserError(f"step '{self.name}'{run} {self.status}{why}: it has no output.")
         store, metadata, run_id = self.source
         ctx = Context.open(store, metadata)
-        values = [load_output(ctx, digest, f"output '{name}' of step '{self.name}' of run {run_id}")
+        values = [load_output(ctx, digest, f"output '{name}' of step '{self.name}' of run {run_id}", run_id)
                   for name, digest in self.outputs.items()]
         return values[0] if len(values) == 1 else tuple(values)
 
@@ -104,7 +105,8 @@ class Run:
             raise UserError(self.unavailable)
         ctx = Context.open(self.store, self.metadata)
         return substitute(expand_maps(self.result, self.maps), lambda out: load_output(
-            ctx, self.steps[out.node].outputs[out.name], f"output '{out.name}' of step '{out.node}' of run {self.id}"))
+            ctx, self.steps[out.node].outputs[out.name], f"output '{out.name}' of step '{out.node}' of run {self.id}",
+            self.id))
 
     @property
     def failed_steps(self) -> list[StepResult]:
@@ -190,24 +192,75 @@ def _decode_key(key: Any) -> Any:
     return key
 
 
-def load_output(ctx: Context, digest: str, what: str) -> Any:
+def load_output(ctx: Context, digest: str, what: str, run_id: str | None = None) -> Any:
     """Load ``digest`` through the checked path (checksum, signature), or say in one line why it cannot.
 
     Args:
         what: what the value is, for the message (``output 'out' of step 'fit' of run 1a2b``).
+        run_id: the run it belongs to, whose pipeline file's folder the message names when
+            the value is an object of code this process cannot import.
 
     Raises:
-        UserError: the object was removed (``orch cache gc``) or is damaged.
+        UserError: the object was removed (``orch cache gc``) or is damaged, or it is an object of
+            code (a class of the pipeline file) that this process cannot import.
     """
     try:
         return ctx.load(digest)
-    except MissingArtifactError:
-        raise UserError(f"{what} (artifact {digest[:12]}) is no longer in the store: `orch cache gc` or "
-                        "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
-                        "make it again.") from None
-    except CorruptArtifactError as exc:
-        raise UserError(f"{what} (artifact {digest[:12]}) cannot be loaded: {exc.detail}. Run `orch cache verify "
-                        "--repair`, then the pipeline again to recompute it.") from None
+    except StoreError as exc:
+        if isinstance(exc, (MissingArtifactError, CorruptArtifactError)):
+            raise _unloadable(exc, digest, what) from None
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(ctx, run_id, digest))
+        if unimportable is None:
+            raise
+        raise UserError(f"{_named(what, digest)} cannot be loaded in this process: {unimportable}") from None
+
+
+def _named(what: str, digest: str) -> str:
+    """``output 'out' of step 'fit' of run 1a2b (artifact 9f86d081884c)``; an artifact named by digest once."""
+    return what if what.startswith("artifact ") else f"{what} (artifact {digest[:12]})"
+
+
+def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
+    """The one line for an artifact that is gone or damaged, with the fix."""
+    if isinstance(exc, MissingArtifactError):
+        return UserError(f"{_named(what, digest)} is no longer in the store: `orch cache gc` or "
+                         "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
+                         "make it again.")
+    detail = exc.detail if isinstance(exc, CorruptArtifactError) else str(exc)
+    return UserError(f"{_named(what, digest)} cannot be loaded: {detail}. Run `orch cache verify "
+                     "--repair`, then the pipeline again to recompute it.")
+
+
+def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+    """What an unpickled value needs and this process cannot import, with the fix; None for another failure.
+
+    A class or function a pipeline file defines is pickled by reference to that
+    file's module (``train.Model``), which a notebook started in another folder
+    cannot import: the generic "check that library versions match" would send
+    the user looking in the wrong place. The folder is only named, never added:
+    the store does not get to choose what this process imports.
+    """
+    if isinstance(cause, ModuleNotFoundError) and cause.name:
+        top = cause.name.partition(".")[0]
+        if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+            return (f"it is an object of code in the module '{cause.name}' of the pipeline's folder {folder}, "
+                    f"which is not importable here. Put that folder on the import path first "
+                    f"(sys.path.insert(0, {str(folder)!r}), or PYTHONPATH={folder}).")
+        return (f"it needs the module '{cause.name}', which is not importable here. Install it, or, if it is code "
+                "of your pipeline's files, put their folder on the import path (sys.path.insert(0, FOLDER)).")
+    if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
+        return (f"it uses code the module no longer defines ({cause}). Restore that code, or run the pipeline "
+                "again to store a value of the current code.")
+    return None
+
+
+def _pipeline_folder(ctx: Context, run_id: str | None, digest: str) -> Path | None:
+    """The folder of the pipeline file of ``run_id`` (else of the first run that produced ``digest``)."""
+    if run_id is None:
+        producers = ctx.lineage.producers(digest)
+        run_id = producers[0][0] if producers else None
+    row = ctx.lineage.row("SELECT file FROM runs WHERE run_id=?", (run_id,)) if run_id else None
+    return Path(row["file"]).parent if row and row["file"] else None
 
 
 def _seconds(duration: float) -> str:

@@ -8,6 +8,7 @@ checked path; and a mistake gets one line that says what to do.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pandas as pd
@@ -252,3 +253,32 @@ def test_a_schema_3_store_is_migrated_and_its_runs_still_load(store):
     with sqlite3.connect(store / "metadata.db") as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
+
+
+def test_an_object_of_a_pipeline_files_class_names_the_folder_to_import(store, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "client_models.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from orchestrator import pipeline, step\n\n\n"
+        "@dataclass\nclass Model:\n    w: float\n\n\n"
+        "@step\ndef fit(w: float = 2.0) -> Model:\n    return Model(w)\n\n\n"
+        "@pipeline\ndef models(w: float = 2.0):\n    return fit(w)\n")
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "run", "client_models.py"],
+                          cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fix = rf"in the module 'client_models' of the pipeline's folder {project}, which is not importable here. " \
+          rf"Put that folder on the import path first \(sys.path.insert\(0, '{project}'\)"
+    run = orchestrator.get_run(store=store)
+    digest = run.steps["fit"].outputs["out"]
+    for attempt in (lambda: orchestrator.load("latest:fit", store=store), run.output,
+                    lambda: orchestrator.load(digest[:10], store=store)):
+        with pytest.raises(UserError, match=fix):
+            attempt()
+    monkeypatch.syspath_prepend(str(project))
+    assert orchestrator.load("latest:fit", store=store).w == 2.0
