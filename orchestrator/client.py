@@ -117,8 +117,8 @@ def _rebuild(ctx: Context, run_id: str) -> Run:
     recorded = lineage.decode(row.get("result"), f"runs.result of run {run_id}")
     if recorded is not None:
         try:
-            run.result, leaves = decode_result(recorded["value"])
-        except (KeyError, TypeError, ValueError) as exc:
+            run.result, leaves = decode_result(recorded)
+        except ValueError as exc:  # the check `orch doctor` makes too (Lineage.damaged_values)
             from orchestrator.errors import DamagedRecordError
 
             raise DamagedRecordError(lineage.path, f"runs.result of run {run_id}",

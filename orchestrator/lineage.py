@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from orchestrator import result_record
 from orchestrator.errors import DamagedRecordError, NotFoundError, did_you_mean
 from orchestrator.lineage_records import (
     AttemptRecord,
@@ -595,6 +596,8 @@ class Lineage:
                     decode_column(row[0], "", kind)
                     if (table, column) == ("cache", "outputs") and _cached_outputs(row[0]) is None:
                         raise DamagedRecordError(self.path, "", "not a list of [name, digest, ...] entries")
+                    if (table, column) == ("runs", "result"):
+                        _check_result(row[0])
                 except DamagedRecordError as exc:
                     where = " AND ".join(f"{name} = {_sql_literal(value)}" for name, value in zip(names, row[1:]))
                     found.append(DamagedValue(table, column, where, row[1], exc.detail))
@@ -650,6 +653,14 @@ def _cached_outputs(text: str | bytes) -> list[CachedOutput] | None:
             return None
         outputs.append(CachedOutput(*entry[:4]))
     return outputs
+
+
+def _check_result(text: str | bytes) -> None:
+    """Raise ``DamagedRecordError`` unless ``runs.result`` holds what ``result_record.encode`` writes."""
+    try:
+        result_record.decode_record(decode_column(text, "", dict), lambda *leaf: None)
+    except ValueError as exc:
+        raise DamagedRecordError(None, "", f"not a recorded result ({exc})") from None
 
 
 def _text_keys(value: Any) -> Any:

@@ -9,10 +9,12 @@ run rebuilt later returns the same tuple, list or dict the live one did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import result_record
 from orchestrator.context import Context
 from orchestrator.dag import substitute
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError, UserError
@@ -130,25 +132,13 @@ def expand_maps(template: Any, maps: dict[str, tuple[list[str], tuple[str, ...]]
     return substitute(template, leaf)
 
 
-def encode_result(template: Any, digest_of: Any) -> Any:
-    """A result template (maps expanded) as JSON that keeps its shape: what ``decode_result`` reads back.
-
-    Plain JSON (the ``outputs`` column) turns a tuple into a list and an int
-    key into text, so a run rebuilt from it would hand back another shape
-    than the live run did. Each output is ``{"step", "output", "digest"}``.
-    """
-    if isinstance(template, Output):
-        return {"step": template.node, "output": template.name, "digest": digest_of(template)}
-    if isinstance(template, tuple):
-        return {"tuple": [encode_result(v, digest_of) for v in template]}
-    if isinstance(template, list):
-        return {"list": [encode_result(v, digest_of) for v in template]}
-    if isinstance(template, dict):
-        return {"dict": [[_encode_key(k), encode_result(v, digest_of)] for k, v in template.items()]}
-    return None  # a pipeline's result holds only step outputs and containers of them (or is None)
+def encode_result(template: Any, digest_of: Callable[[Output], str]) -> dict[str, Any]:
+    """A result template (maps expanded) as the JSON that ``runs.result`` keeps (see ``result_record``)."""
+    return result_record.record(template, lambda value: (
+        (value.node, value.name, digest_of(value)) if isinstance(value, Output) else None))
 
 
-def decode_result(doc: Any) -> tuple[Any, list[tuple[Output, str]]]:
+def decode_result(column: Any) -> tuple[Any, list[tuple[Output, str]]]:
     """(the template ``encode_result`` recorded, with ``Output`` leaves; each leaf with its digest).
 
     Raises:
@@ -156,40 +146,12 @@ def decode_result(doc: Any) -> tuple[Any, list[tuple[Output, str]]]:
     """
     leaves: list[tuple[Output, str]] = []
 
-    def decode(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or len(value) not in (1, 3):
-            raise ValueError(f"unexpected {type(value).__name__}")
-        if "digest" in value:
-            out = Output(str(value["step"]), str(value["output"]))
-            leaves.append((out, str(value["digest"])))
-            return out
-        if "tuple" in value:
-            return tuple(decode(v) for v in value["tuple"])
-        if "list" in value:
-            return [decode(v) for v in value["list"]]
-        if "dict" in value:
-            return {_decode_key(k): decode(v) for k, v in value["dict"]}
-        raise ValueError(f"unexpected key {next(iter(value))!r}")
+    def leaf(node: str, name: str, digest: str) -> Output:
+        out = Output(node, name)
+        leaves.append((out, digest))
+        return out
 
-    return decode(doc), leaves
-
-
-def _encode_key(key: Any) -> Any:
-    if key is None or isinstance(key, (str, int, float, bool)):
-        return key
-    if isinstance(key, tuple):
-        return {"tuple": [_encode_key(k) for k in key]}
-    return {"text": str(key)}  # an Enum or another object: kept as its text
-
-
-def _decode_key(key: Any) -> Any:
-    if isinstance(key, dict) and "tuple" in key:
-        return tuple(_decode_key(k) for k in key["tuple"])
-    if isinstance(key, dict):
-        return str(key.get("text"))
-    return key
+    return result_record.decode_record(column, leaf), leaves
 
 
 def load_output(ctx: Context, digest: str, what: str, run_id: str | None = None) -> Any:

@@ -618,8 +618,8 @@ class _RunLoop:
         outputs = result = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
-            result = {"value": encode_result(expand_maps(self.dag.result, self._maps()),
-                                             lambda o: self.digests[(o.node, o.name)])}
+            result = encode_result(expand_maps(self.dag.result, self._maps()),
+                                   lambda o: self.digests[(o.node, o.name)])
         first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
         error = None
         if first_failure is not None:

@@ -282,3 +282,19 @@ def test_an_object_of_a_pipeline_files_class_names_the_folder_to_import(store, t
             attempt()
     monkeypatch.syspath_prepend(str(project))
     assert orchestrator.load("latest:fit", store=store).w == 2.0
+
+
+@pytest.mark.parametrize("value", ["nope", '{"value": [1]}', '{"value": {"tuple": [{"step": 1}]}}', '{"x": null}'])
+def test_a_damaged_result_record_is_found_by_doctor_and_named_by_get_run(store, value):
+    run = pair.run(store=str(store))
+    with sqlite3.connect(store / "metadata.db") as conn:
+        conn.execute("UPDATE runs SET result=?", (value,))
+    conn.close()
+    damaged = Context.open(store).lineage.damaged_values([("runs", "result")])
+    assert [(v.table, v.column, v.key) for v in damaged] == [("runs", "result", run.id)]
+    with pytest.raises(orchestrator.OrchestratorError, match=f"damaged value in runs.result of run {run.id}"):
+        orchestrator.get_run(run.id, store=store)  # `orch doctor` names the fix: set it to NULL
+    with sqlite3.connect(store / "metadata.db") as conn:
+        conn.execute("UPDATE runs SET result=NULL")
+    conn.close()
+    assert [len(f) for f in orchestrator.get_run(run.id, store=store).output()] == [2, 2]
