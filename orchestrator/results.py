@@ -17,7 +17,13 @@ from typing import Any
 from orchestrator import result_record
 from orchestrator.context import Context
 from orchestrator.dag import substitute
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError, UserError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UntrustedArtifactError,
+    UserError,
+)
 from orchestrator.step import Output
 
 
@@ -188,6 +194,15 @@ def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
         return UserError(f"{_named(what, digest)} is no longer in the store: `orch cache gc` or "
                          "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
                          "make it again.")
+    if isinstance(exc, UntrustedArtifactError):
+        # Often not damage at all: a notebook on another machine or account signs with another key,
+        # and `verify --repair` would then delete what teammates' runs stored.
+        from orchestrator.signing import key_source
+
+        return UserError(f"{_named(what, digest)} is not trusted: {exc.detail}; it was not unpickled. This process "
+                         f"signs with the key of {key_source()}: if the run was made with another (a teammate's, "
+                         "another machine's), set ORCH_SIGNING_KEY to that key (see docs/security.md); otherwise "
+                         "run the pipeline again to recompute it.")
     detail = exc.detail if isinstance(exc, CorruptArtifactError) else str(exc)
     return UserError(f"{_named(what, digest)} cannot be loaded: {detail}. Run `orch cache verify "
                      "--repair`, then the pipeline again to recompute it.")

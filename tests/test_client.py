@@ -64,6 +64,23 @@ def pair(n: int = 4):
     return split(frame(n))
 
 
+class Box:
+    """An object of this module's own class: pickled, so signed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+@step
+def box(size: int) -> Box:
+    return Box(size)
+
+
+@pipeline
+def boxed(size: int = 3):
+    return box(size)
+
+
 @pipeline
 def broken(n: int = 4):
     return fit(frame(n), alpha="x")  # str * float: fit fails, evaluate is skipped
@@ -221,6 +238,19 @@ def test_a_damaged_object_is_refused(store):
     with pytest.raises(UserError, match=f"output 'out' of step 'make' of run {run.id} .*cannot be loaded: .*"
                                         "orch cache verify --repair"):
         orchestrator.load(f"{run.id}:make", store=store)
+
+
+def test_an_artifact_signed_with_another_key_names_the_key_not_a_repair(store, monkeypatch):
+    run = boxed.run(store=str(store))
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "a-teammates-key")
+    with pytest.raises(UserError) as caught:
+        orchestrator.load(f"{run.id}:box", store=store)
+    message = str(caught.value)
+    assert message.startswith(f"output 'out' of step 'box' of run {run.id} (artifact ")
+    assert "is not trusted: its signature does not match" in message and "signs with the key of " \
+        "$ORCH_SIGNING_KEY: if the run was made with another" in message and "verify --repair" not in message
+    monkeypatch.delenv("ORCH_SIGNING_KEY")
+    assert orchestrator.load(f"{run.id}:box", store=store).size == 3
 
 
 def test_a_run_recorded_before_results_kept_their_shape(store, tmp_path):
