@@ -9,6 +9,7 @@ scikit-learn; they are imported only when a value needs them.
 
 from __future__ import annotations
 
+from orchestrator.client import get_run, load
 from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
@@ -22,6 +23,8 @@ __all__ = [
     "RetryPolicy",
     "Step",
     "UserError",
+    "get_run",
+    "load",
     "pipeline",
     "step",
 ]

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from orchestrator import result_record
 from orchestrator.errors import DamagedRecordError, NotFoundError, did_you_mean
 from orchestrator.lineage_records import (
     AttemptRecord,
@@ -113,12 +114,15 @@ class Lineage:
         with self.transaction() as c:
             c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", [_sql(v) for v in run.values()])
 
-    def finish_run(self, run_id: str, status: str, *, outputs: Any = None, error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, *, outputs: Any = None, error: str | None = None,
+                   result: Any = None) -> None:
+        """Record how the run ended: ``outputs`` the digests it returned, ``result`` their shape (see results)."""
         self.flush()
         with self.transaction() as c:
             c.execute(
-                "UPDATE runs SET status=?, ended=?, outputs=?, error=? WHERE run_id=?",
-                (status, time.time(), None if outputs is None else json.dumps(outputs), error, run_id),
+                "UPDATE runs SET status=?, ended=?, outputs=?, error=?, result=? WHERE run_id=?",
+                (status, time.time(), None if outputs is None else json.dumps(_text_keys(outputs)), error,
+                 None if result is None else json.dumps(result), run_id),
             )
 
     def set_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
@@ -355,6 +359,23 @@ class Lineage:
                     seen.append((key, parts))
         return out
 
+    def ordered_outputs(self, key: str | None, outputs: dict[str, str]) -> dict[str, str]:
+        """A step run's outputs (name -> digest) in the order its step declares them.
+
+        Edges carry names, not order; the cache entry under the step's key
+        lists them as the step returned them (``outputs=("train", "test")``).
+        Without one, names sort naturally (``out2`` before ``out10``), the
+        declared order of a ``tuple[...]`` annotation. With no edges (their
+        records cleared), the cache entry's digests are the outputs.
+        """
+        row = self.conn.execute("SELECT outputs FROM cache WHERE key=?", (key,)).fetchone() if key else None
+        cached = (_cached_outputs(row[0]) or []) if row else []
+        if cached and outputs and {o.name for o in cached} == set(outputs):
+            return {o.name: outputs[o.name] for o in cached}
+        if cached and not outputs:
+            return {o.name: o.digest for o in cached}
+        return dict(sorted(outputs.items(), key=lambda item: _natural(item[0])))
+
     def key_parts_of(self, key: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT parts FROM cache WHERE key=?", (key,)).fetchone()
         return self.decode(row[0], f"cache.parts of key {key}") if row else None  # type: ignore[no-any-return]
@@ -575,6 +596,8 @@ class Lineage:
                     decode_column(row[0], "", kind)
                     if (table, column) == ("cache", "outputs") and _cached_outputs(row[0]) is None:
                         raise DamagedRecordError(self.path, "", "not a list of [name, digest, ...] entries")
+                    if (table, column) == ("runs", "result"):
+                        _check_result(row[0])
                 except DamagedRecordError as exc:
                     where = " AND ".join(f"{name} = {_sql_literal(value)}" for name, value in zip(names, row[1:]))
                     found.append(DamagedValue(table, column, where, row[1], exc.detail))
@@ -630,6 +653,27 @@ def _cached_outputs(text: str | bytes) -> list[CachedOutput] | None:
             return None
         outputs.append(CachedOutput(*entry[:4]))
     return outputs
+
+
+def _check_result(text: str | bytes) -> None:
+    """Raise ``DamagedRecordError`` unless ``runs.result`` holds what ``result_record.encode`` writes."""
+    try:
+        result_record.decode_record(decode_column(text, "", dict), lambda *leaf: None)
+    except ValueError as exc:
+        raise DamagedRecordError(None, "", f"not a recorded result ({exc})") from None
+
+
+def _text_keys(value: Any) -> Any:
+    """``value`` with every dict key JSON cannot take (a tuple, an Enum) as its text.
+
+    A pipeline may return ``{("a", 1): model}``; its run must still be recorded.
+    """
+    if isinstance(value, dict):
+        return {k if k is None or isinstance(k, (str, int, float, bool)) else str(k): _text_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def _sql_literal(value: Any) -> str:

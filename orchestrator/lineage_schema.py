@@ -30,7 +30,7 @@ from orchestrator.errors import (
     UserError,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
 
 SCHEMA = """
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, file TEXT, params TEXT,
     status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
     user TEXT, host TEXT, pid INTEGER, pid_start TEXT, git_commit TEXT,
-    python TEXT, packages TEXT, executor TEXT, outputs TEXT, error TEXT, metrics TEXT
+    python TEXT, packages TEXT, executor TEXT, outputs TEXT, error TEXT, metrics TEXT, result TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
 CREATE TABLE IF NOT EXISTS steps (
@@ -104,6 +104,7 @@ JSON_COLUMNS: dict[tuple[str, str], tuple[type | tuple[type, ...], tuple[str, ..
     ("runs", "packages"): (dict, ("run_id",)),
     ("runs", "outputs"): (object, ("run_id",)),
     ("runs", "metrics"): (dict, ("run_id",)),
+    ("runs", "result"): (dict, ("run_id",)),
     ("steps", "key_parts"): (dict, ("run_id", "node")),
     ("cache", "outputs"): (list, ("key",)),
     ("cache", "parts"): (dict, ("key",)),
@@ -169,6 +170,9 @@ MIGRATIONS: dict[int, str] = {
     # 3: a cached step run names the step run whose result it reused ("RUN:node"): the cache
     # index keeps only the latest one per key, and a later --rerun would move it.
     2: "ALTER TABLE steps ADD COLUMN origin TEXT",
+    # 4: a succeeded run records the shape of its pipeline's return value (tuples, lists, dicts
+    # and the output each leaf is), so ``orchestrator.get_run(...).output()`` rebuilds it as it was.
+    3: "ALTER TABLE runs ADD COLUMN result TEXT",
 }
 
 

@@ -1,17 +1,30 @@
 """What a run hands back to Python: ``Run`` with one ``StepResult`` per node.
 
-Plain records built by the runner; ``Run.output()`` and ``Run.metrics``
-read the store lazily, so a ``Run`` stays cheap to keep around.
+Plain records built by the runner (or rebuilt from the metadata database by
+``orchestrator.get_run``); ``Run.output()`` and ``Run.metrics`` read the
+store lazily, so a ``Run`` stays cheap to keep around. The shape of a
+pipeline's return value is recorded with its run (``encode_result``), so a
+run rebuilt later returns the same tuple, list or dict the live one did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from orchestrator import result_record
 from orchestrator.context import Context
 from orchestrator.dag import substitute
-from orchestrator.errors import UserError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UntrustedArtifactError,
+    UserError,
+)
+from orchestrator.step import Output
 
 
 @dataclass
@@ -26,6 +39,26 @@ class StepResult:
     error: str | None = None
     key: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    # (store, metadata, run id) of the run this belongs to, set by ``Run``: where ``output()`` loads from.
+    source: tuple[str, str | None, str] | None = field(default=None, repr=False, compare=False)
+
+    def output(self) -> Any:
+        """What the step returned, loaded from the store (a tuple in declared order for several outputs).
+
+        A step cached in this run gives the output of the run it reused.
+
+        Raises:
+            UserError: the step failed, was skipped or interrupted; its artifact was removed or is damaged.
+        """
+        if self.status not in ("ran", "cached") or not self.outputs or self.source is None:
+            why = f" ({self.error or self.reason})" if self.error or self.reason not in ("", self.status) else ""
+            run = f" of run {self.source[2]}" if self.source else ""
+            raise UserError(f"step '{self.name}'{run} {self.status}{why}: it has no output.")
+        store, metadata, run_id = self.source
+        ctx = Context.open(store, metadata)
+        values = [load_output(ctx, digest, f"output '{name}' of step '{self.name}' of run {run_id}", run_id)
+                  for name, digest in self.outputs.items()]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def __repr__(self) -> str:
         # What a REPL user looks for; the key and output digests are one attribute away.
@@ -40,7 +73,7 @@ class StepResult:
 
 @dataclass
 class Run:
-    """The outcome of ``Pipeline.run``: status, per-step results, and the outputs."""
+    """The outcome of ``Pipeline.run`` (or of an earlier run: ``orchestrator.get_run``): status, steps, outputs."""
 
     id: str
     pipeline: str
@@ -52,6 +85,12 @@ class Run:
     metadata: str | None = None
     # A map's node -> (its item nodes, its step's output names): a map is no step of its own.
     maps: dict[str, tuple[list[str], tuple[str, ...]]] = field(default_factory=dict)
+    # Why ``output()`` cannot rebuild the return value of a run rebuilt from old records, if so.
+    unavailable: str | None = None
+
+    def __post_init__(self) -> None:
+        for result in self.steps.values():  # so that ``run.steps["fit"].output()`` knows where to look
+            result.source = (self.store, self.metadata, self.id)
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
@@ -70,21 +109,135 @@ class Run:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
+        if self.unavailable:
+            raise UserError(self.unavailable)
         ctx = Context.open(self.store, self.metadata)
-
-        def load(node: str, name: str) -> Any:
-            if node in self.maps:  # the list of its items' outputs (tuples for a multi-output step)
-                items, names = self.maps[node]
-                if len(names) == 1:
-                    return [load(item, names[0]) for item in items]
-                return [tuple(load(item, n) for n in names) for item in items]
-            return ctx.load(self.steps[node].outputs[name])
-
-        return substitute(self.result, lambda out: load(out.node, out.name))
+        return substitute(expand_maps(self.result, self.maps), lambda out: load_output(
+            ctx, self.steps[out.node].outputs[out.name], f"output '{out.name}' of step '{out.node}' of run {self.id}",
+            self.id))
 
     @property
     def failed_steps(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status == "failed"]
+
+
+def expand_maps(template: Any, maps: dict[str, tuple[list[str], tuple[str, ...]]]) -> Any:
+    """A result template with each map's placeholder replaced by its items' outputs.
+
+    A map stands for the list of its items' outputs (tuples for a step with
+    several), so every ``Output`` left names one output of one step run.
+    """
+    def leaf(out: Output) -> Any:
+        if out.node not in maps:
+            return out
+        items, names = maps[out.node]
+        if len(names) == 1:
+            return [leaf(Output(item, names[0])) for item in items]
+        return [tuple(leaf(Output(item, n)) for n in names) for item in items]
+
+    return substitute(template, leaf)
+
+
+def encode_result(template: Any, digest_of: Callable[[Output], str]) -> dict[str, Any]:
+    """A result template (maps expanded) as the JSON that ``runs.result`` keeps (see ``result_record``)."""
+    return result_record.record(template, lambda value: (
+        (value.node, value.name, digest_of(value)) if isinstance(value, Output) else None))
+
+
+def decode_result(column: Any) -> tuple[Any, list[tuple[Output, str]]]:
+    """(the template ``encode_result`` recorded, with ``Output`` leaves; each leaf with its digest).
+
+    Raises:
+        ValueError: the record is not what ``encode_result`` writes (a damaged value).
+    """
+    leaves: list[tuple[Output, str]] = []
+
+    def leaf(node: str, name: str, digest: str) -> Output:
+        out = Output(node, name)
+        leaves.append((out, digest))
+        return out
+
+    return result_record.decode_record(column, leaf), leaves
+
+
+def load_output(ctx: Context, digest: str, what: str, run_id: str | None = None) -> Any:
+    """Load ``digest`` through the checked path (checksum, signature), or say in one line why it cannot.
+
+    Args:
+        what: what the value is, for the message (``output 'out' of step 'fit' of run 1a2b``).
+        run_id: the run it belongs to, whose pipeline file's folder the message names when
+            the value is an object of code this process cannot import.
+
+    Raises:
+        UserError: the object was removed (``orch cache gc``) or is damaged, or it is an object of
+            code (a class of the pipeline file) that this process cannot import.
+    """
+    try:
+        return ctx.load(digest)
+    except StoreError as exc:
+        if isinstance(exc, (MissingArtifactError, CorruptArtifactError)):
+            raise _unloadable(exc, digest, what) from None
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(ctx, run_id, digest))
+        if unimportable is None:
+            raise
+        raise UserError(f"{_named(what, digest)} cannot be loaded in this process: {unimportable}") from None
+
+
+def _named(what: str, digest: str) -> str:
+    """``output 'out' of step 'fit' of run 1a2b (artifact 9f86d081884c)``; an artifact named by digest once."""
+    return what if what.startswith("artifact ") else f"{what} (artifact {digest[:12]})"
+
+
+def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
+    """The one line for an artifact that is gone or damaged, with the fix."""
+    if isinstance(exc, MissingArtifactError):
+        return UserError(f"{_named(what, digest)} is no longer in the store: `orch cache gc` or "
+                         "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
+                         "make it again.")
+    if isinstance(exc, UntrustedArtifactError):
+        # Often not damage at all: a notebook on another machine or account signs with another key,
+        # and `verify --repair` would then delete what teammates' runs stored.
+        from orchestrator.signing import key_source
+
+        return UserError(f"{_named(what, digest)} is not trusted: {exc.detail}; it was not unpickled. This process "
+                         f"signs with the key of {key_source()}: if the run was made with another (a teammate's, "
+                         "another machine's), set ORCH_SIGNING_KEY to that key (see docs/security.md); otherwise "
+                         "run the pipeline again to recompute it.")
+    detail = exc.detail if isinstance(exc, CorruptArtifactError) else str(exc)
+    return UserError(f"{_named(what, digest)} cannot be loaded: {detail}. Run `orch cache verify "
+                     "--repair`, then the pipeline again to recompute it.")
+
+
+def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+    """What an unpickled value needs and this process cannot import, with the fix; None for another failure.
+
+    A class or function a pipeline file defines is pickled by reference to that
+    file's module (``train.Model``), which a notebook started in another folder
+    cannot import: the generic "check that library versions match" would send
+    the user looking in the wrong place. The folder is only named, never added:
+    the store does not get to choose what this process imports.
+    """
+    if isinstance(cause, ModuleNotFoundError) and cause.name:
+        top = cause.name.partition(".")[0]
+        if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):
+            return (f"it is an object of code in the module '{cause.name}' of the pipeline's folder {folder}, "
+                    f"which is not importable here. Put that folder on the import path first "
+                    f"(sys.path.insert(0, {str(folder)!r}), or PYTHONPATH={folder}).")
+        return (f"it needs the module '{cause.name}', which is not importable here. Install it, or, if it is code "
+                "of your pipeline's files, put their folder on the import path (sys.path.insert(0, FOLDER)).")
+    if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
+        return (f"it uses code the module no longer defines ({cause}). Restore that code, or run the pipeline "
+                "again to store a value of the current code.")
+    return None
+
+
+def _pipeline_folder(ctx: Context, run_id: str | None, digest: str) -> Path | None:
+    """The folder of the pipeline file of ``run_id`` (else of the first run that produced ``digest``)."""
+    if run_id is None:
+        producers = ctx.lineage.producers(digest)
+        run_id = producers[0][0] if producers else None
+    row = ctx.lineage.row("SELECT file FROM runs WHERE run_id=?", (run_id,)) if run_id else None
+    return Path(row["file"]).parent if row and row["file"] else None
 
 
 def _seconds(duration: float) -> str:

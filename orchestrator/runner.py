@@ -44,7 +44,7 @@ from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, forced_items, input_hashes
 from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
-from orchestrator.results import Run, StepResult
+from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
@@ -622,16 +622,22 @@ class _RunLoop:
 
     def _finish(self, status: str) -> None:
         self.commits.stop()
-        outputs = None
+        outputs = result = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
+            result = encode_result(expand_maps(self.dag.result, self._maps()),
+                                   lambda o: self.digests[(o.node, o.name)])
         first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
         error = None
         if first_failure is not None:
             error = _failure_line(first_failure)
-        self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error)
+        self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error, result=result)
         self.executor.shutdown()
         self.observer.run_finished(self.run_id, status, self.results)
+
+    def _maps(self) -> dict[str, tuple[list[str], tuple[str, ...]]]:
+        """Each map over a step's output: its item nodes and its step's output names."""
+        return {n: (items, self.dag.nodes[n].outputs) for n, items in self.map_children.items()}
 
     def _run_object(self, status: str) -> Run:
         # A map has no entry of its own, unless it failed to expand.
@@ -639,7 +645,7 @@ class _RunLoop:
                  and not (self.dag.nodes[n].is_map and r.status in ("map", "skipped"))}
         run = Run(self.run_id, self.dag.pipeline, status, steps, self.ctx.location, result=self.dag.result,
                   metadata=self.ctx.metadata,
-                  maps={n: (items, self.dag.nodes[n].outputs) for n, items in self.map_children.items()})
+                  maps=self._maps())
         failed = run.failed_steps
         if failed:
             f = failed[0]

@@ -147,6 +147,7 @@ def test_a_store_recorded_before_input_sources_is_migrated_with_its_sources(tmp_
             "name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT, PRIMARY KEY (run_id, node, direction, name)) "
             "WITHOUT ROWID; INSERT INTO edges SELECT * FROM old_edges; DROP TABLE old_edges;"
             "ALTER TABLE steps DROP COLUMN origin;"
+            "ALTER TABLE runs DROP COLUMN result;"
             "UPDATE meta SET value='1' WHERE key='schema_version';")
     conn.close()
     lineage = Context.open(store).lineage
