@@ -210,13 +210,17 @@ class _RunLoop:
                     if len(self.running) < capacity:
                         self.lock_wait.discard(name)
                         self._start(name)
-            while self.ready and len(self.running) < capacity:
-                self._start(self.ready.pop())
-            now = time.time()
-            while self.retry_at and self.retry_at[0][0] <= now and len(self.running) < capacity:
-                _, attempt, name = heapq.heappop(self.retry_at)
-                node = self.dag.nodes[name]
-                self._submit(node, self.decisions[name], attempt)
+            while len(self.running) < capacity:
+                # A retry that is due goes before steps not started yet: else it waits behind every
+                # item of a long map (the sequential executor never leaves this loop while work is
+                # ready), its failure is known only at the end, and its time counts that wait.
+                if self.retry_at and self.retry_at[0][0] <= time.time():
+                    _, attempt, name = heapq.heappop(self.retry_at)
+                    self._submit(self.dag.nodes[name], self.decisions[name], attempt)
+                elif self.ready:
+                    self._start(self.ready.pop())
+                else:
+                    break
             if not self.running:
                 if not self.ready and (self.retry_at or self.lock_wait):
                     # Before waiting on another run's key, commit ours: that run may be waiting on a

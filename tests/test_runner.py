@@ -44,6 +44,17 @@ def test_retries_exhausted_fail_the_step(store, calls):
     assert "failed after 4 attempts: ConnectionError" in run.error
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_due_retry_runs_before_the_steps_not_started_yet(store, calls, executor):
+    # Else it waits behind every other item of the map: its failure shows only at the end, and
+    # its time counts that wait.
+    run = _load("flaky.py:flaky_map").run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.steps["item_fails_once"].attempts == 2
+    order = calls.path.read_text().split()
+    assert order[:2] == ["item:0", "item:0"], order
+
+
 def test_retry_on_filters_exception_kinds(store, calls):
     run = _load("flaky.py:filtered").run(store=str(store))
     assert run.status == "failed"
