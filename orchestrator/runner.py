@@ -110,6 +110,19 @@ def _failure_line(step: StepResult) -> str:
     return f"step '{step.name}' failed after {step.attempts} attempt{'s' if step.attempts != 1 else ''}: {step.error}"
 
 
+def _others_failed(failed: list[StepResult]) -> str:
+    """``; 3 more steps failed: fit_2, fit_5, fit_9``: the error line names one failure, and says it is not alone.
+
+    Several items of a map often fail at once; naming only the first would read
+    as if one item needed fixing.
+    """
+    others = [f.name for f in failed[1:]]
+    if not others:
+        return ""
+    names = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return f"; {len(others)} more step{'s' if len(others) != 1 else ''} failed: {names}"
+
+
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
                  map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[tuple[str, str, str]]:
     """(input name, digest, producing node) of every artifact ``node`` reads.
@@ -622,13 +635,14 @@ class _RunLoop:
         outputs = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
-        first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
-        error = None
-        if first_failure is not None:
-            error = _failure_line(first_failure)
+        # In pipeline order, as `orch show` and `Run.steps` list them, not in the order steps finished
+        # (a retried or slow step would come after the steps behind it, and its dependents before it).
+        results = {n: self.results[n] for n in self.dag.nodes if n in self.results} | self.results
+        failed = [r for r in results.values() if r.status == "failed"]
+        error = _failure_line(failed[0]) + _others_failed(failed) if failed else None
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error)
         self.executor.shutdown()
-        self.observer.run_finished(self.run_id, status, self.results)
+        self.observer.run_finished(self.run_id, status, results)
 
     def _run_object(self, status: str) -> Run:
         # A map has no entry of its own, unless it failed to expand.
@@ -639,8 +653,7 @@ class _RunLoop:
                   maps={n: (items, self.dag.nodes[n].outputs) for n, items in self.map_children.items()})
         failed = run.failed_steps
         if failed:
-            f = failed[0]
-            run.error = f"{_failure_line(f)} (details: `orch show {self.run_id}`)"
+            run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
 
 

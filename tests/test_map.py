@@ -246,3 +246,38 @@ def test_a_map_named_as_orch_dag_names_it_lists_its_item_steps(store, calls):
         lineage.step_row(run.id, "square.map")
     assert str(raised.value) == (f"run {run.id} has no step 'square.map': each item of a map is a step of its own, "
                                  f"here square, square_2, square_3, … (4 in all). Name one, such as {run.id}:square_4.")
+
+
+def test_failed_items_are_reported_in_pipeline_order_and_all_named(store):
+    from orchestrator import pipeline, step
+    from orchestrator.report import RunObserver
+
+    @step
+    def check(x: int) -> int:
+        if x in (1, 4):
+            raise ValueError(f"bad item {x}")
+        return x
+
+    @step
+    def collect(xs: list) -> list:
+        return xs
+
+    @pipeline
+    def checks(values: list = [0, 1, 2, 3, 4, 5]):  # noqa: B006
+        return collect(check.map(values))
+
+    class Summary(RunObserver):
+        def run_finished(self, run_id, status, results):
+            self.rows = list(results)
+
+    seen = Summary()
+    run = checks.run(store=str(store), progress=seen)
+    # The skipped consumer came before the items still to run when it was recorded; the summary
+    # lists the run as the pipeline reads, as `orch show` does.
+    assert seen.rows == ["check", "check_2", "check_3", "check_4", "check_5", "check_6", "collect"]
+    assert run.error.startswith("step 'check_2' failed after 1 attempt: ValueError: bad item 1 (details: ")
+    assert run.error.endswith("; 1 more step failed: check_5)")
+    from orchestrator.lineage import Lineage
+
+    recorded = Lineage(store / "metadata.db").run(run.id)["error"]
+    assert recorded.endswith("ValueError: bad item 1; 1 more step failed: check_5")

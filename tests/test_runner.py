@@ -48,7 +48,7 @@ def test_retries_exhausted_fail_the_step(store, calls):
 def test_a_due_retry_runs_before_the_steps_not_started_yet(store, calls, executor):
     # Else it waits behind every other item of the map: its failure shows only at the end, and
     # its time counts that wait.
-    run = _load("flaky.py:flaky_map").run(store=str(store), executor=executor, workers=1)
+    run = _load("flaky_map.py").run(store=str(store), executor=executor, workers=1)
     assert run.status == "succeeded", run.error
     assert run.steps["item_fails_once"].attempts == 2
     order = calls.path.read_text().split()

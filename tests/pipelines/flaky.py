@@ -53,16 +53,3 @@ def filtered():
 @pipeline
 def timeouts(seconds: float = 30.0):
     return hangs(seconds)
-
-
-@step(retries=1)
-def item_fails_once(x: int) -> int:
-    record(f"item:{x}")
-    if x == 0 and _failures_so_far("item_fails_once") < 1:
-        raise ConnectionError("temporary network problem")
-    return x
-
-
-@pipeline
-def flaky_map(n: int = 20):
-    return item_fails_once.map(list(range(n)))
