@@ -81,6 +81,9 @@ class RunObserver:
 
     def step_finished(self, node: str, status: str, detail: str) -> None: ...
 
+    def warning(self, message: str) -> None:
+        """Something the run found that the user should know, that does not stop it."""
+
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None: ...
 
 
@@ -155,6 +158,9 @@ class ConsoleReporter(RunObserver):
             took = f", {format_duration(time.monotonic() - began)}" if began is not None else ""
             self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} "
                                f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}")
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:

@@ -40,7 +40,14 @@ from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
-from orchestrator.planner import build, check_rerun, forced_items, input_hashes
+from orchestrator.planner import (
+    build,
+    check_rerun,
+    forced_items,
+    input_hashes,
+    unforced_items,
+    unforced_message,
+)
 from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult
@@ -190,6 +197,7 @@ class _RunLoop:
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
+        self.warned: set[str] = set()             # --rerun names of map items no map made, said once
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
 
@@ -360,6 +368,11 @@ class _RunLoop:
         node.upstream = (*node.upstream, *names)
         self.forced |= forced_items(node, names, self.forced)
         self.map_children[node.name] = names
+        unforced = [n for n in unforced_items(self.dag, self.map_children, self.forced) if n not in self.warned]
+        if unforced:
+            # Known only now, with the run under way: said, rather than stopping the run for it.
+            self.warned.update(unforced)
+            self.observer.warning(unforced_message(self.dag, self.map_children, unforced) + "; nothing forced there")
         self.waiting[node.name] = len(names)
         for child in expanded:
             self.children[child.name] = [node.name]

@@ -139,6 +139,35 @@ def test_rerun_forces_every_item_of_a_map_or_one_item_by_name(store, calls):
         _fanout().run(store=str(store), rerun=["squares"])
 
 
+def test_rerun_of_an_item_no_map_makes_is_refused_or_said_never_silently_ignored(store, calls):
+    from orchestrator.planner import plan_pipeline
+    from orchestrator.report import RunObserver
+
+    with pytest.raises(UserError, match="no step 'square_1'. The items of a map are named like repeated "
+                                        "calls: 'square' for the first, then 'square_2'"):
+        _fanout().run(store=str(store), rerun=["square_1"])
+    with pytest.raises(UserError, match=r"Did you mean 'square.map'\?"):
+        _fanout().run(store=str(store), rerun=["sqare.map"])
+    _fanout().run(store=str(store))
+    # Once the list is in the store, the plan knows the map's items, and refuses one it does not make.
+    with pytest.raises(UserError, match=r"--rerun square_9: no item of map 'square.map' has that name "
+                                        r"\(its 4 items are square … square_4\)"):
+        plan_pipeline(_fanout(), {}, store=str(store), rerun=("square_9",))
+
+    class Warnings(RunObserver):
+        said: list[str] = []
+
+        def warning(self, message):
+            self.said.append(message)
+
+    calls.clear()
+    seen = Warnings()
+    run = _fanout().run(store=str(store), rerun=["square_9"], progress=seen)  # known only once the run is under way
+    assert run.status == "succeeded" and not calls.ran()
+    assert seen.said == ["--rerun square_9: no item of map 'square.map' has that name "
+                         "(its 4 items are square … square_4); nothing forced there"]
+
+
 def test_plan_with_rerun_of_a_map_forces_its_items(store, calls):
     from orchestrator.planner import plan_pipeline
 
