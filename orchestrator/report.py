@@ -101,6 +101,7 @@ class ConsoleReporter(RunObserver):
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
         self._dag: DAG | None = None
+        self._counted = (-1, 0)  # (nodes in the DAG, step calls among them) when last counted
         self._progress: Any = None
         self._task: Any = None
 
@@ -123,8 +124,14 @@ class ConsoleReporter(RunObserver):
             self._progress.start()
 
     def _step_count(self) -> int:
-        # Step calls only: a map node is replaced by its items' nodes once it expands.
-        return sum(not n.is_map for n in self._dag.nodes.values()) if self._dag is not None else 0
+        # Step calls only: a map node is replaced by its items' nodes once it expands. Counted again
+        # only when nodes were added (maps only add them): this runs at every step's start and end,
+        # and counting each time made a run of N items take N² steps.
+        if self._dag is None:
+            return 0
+        if self._counted[0] != len(self._dag.nodes):
+            self._counted = (len(self._dag.nodes), sum(not n.is_map for n in self._dag.nodes.values()))
+        return self._counted[1]
 
     def step_started(self, node: str, reason: str) -> None:
         self.current = node
