@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from orchestrator.errors import UserError
@@ -310,3 +312,53 @@ def test_failed_items_are_reported_in_pipeline_order_and_all_named(store):
 
     recorded = Lineage(store / "metadata.db").run(run.id)["error"]
     assert recorded.endswith("ValueError: bad item 1; 1 more step failed: check_5")
+
+
+def test_a_map_takes_other_arguments_positionally_too(store):
+    # train.map(items, 5.0) once made 5.0 the name of the map's items and crashed printing it.
+    from orchestrator import pipeline, step
+
+    @step
+    def items() -> list:
+        return [1, 2, 3]
+
+    @step
+    def scale(x: int, factor: float, shift: int = 0) -> float:
+        return x * factor + shift
+
+    @step
+    def combine(*parts: float, w: float = 1.0) -> float:
+        return sum(parts) * w
+
+    @pipeline
+    def scaled():
+        return (scale.map(items(), 10.0), scale.alias("fixed").map([1, 2], 2.0, shift=1),
+                combine.map(items(), 100, w=2.0))
+
+    run = scaled.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.output() == ([10.0, 20.0, 30.0], [3.0, 5.0], [202.0, 204.0, 206.0])
+    assert {"fixed", "fixed_2"} <= set(run.steps)
+    assert scale.map([1, 2], 3.0) == [3.0, 6.0]  # outside a pipeline: plain calls
+
+
+@pytest.mark.parametrize(("items", "says"), [
+    ({"a": 1, "b": 2}, "got a dict, whose items would be its keys: pass list(d.values())"),
+    ({"b", "a"}, "got a set, whose order can change from run to run: pass sorted(...)"),
+    ("abc", "got a str, whose items would be its characters"),
+])
+def test_a_map_over_what_iterates_otherwise_than_meant_is_refused_where_written(store, items, says):
+    from orchestrator import pipeline, step
+    from orchestrator.errors import PipelineDefinitionError
+
+    @step
+    def double(x) -> object:
+        return x * 2
+
+    @pipeline
+    def doubled():
+        return double.map(items)
+
+    with pytest.raises(PipelineDefinitionError, match=r"double.map\(\) \(test_map.py:\d+\) " + re.escape(says)):
+        doubled.run(store=str(store))
+    assert double.map(["x"]) == ["xx"]
