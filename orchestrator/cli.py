@@ -270,7 +270,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.report import fold_note, fold_rows, folded_name
+    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason
 
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
@@ -281,7 +281,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     for group in groups:
         e = entries[group[0]]
         table.add_row(Text(folded_name([entries[i].node for i in group])),
-                      Text(e.status, style=style.get(e.status, "")), Text("" if e.status == "cached" else e.reason))
+                      Text(e.status, style=style.get(e.status, "")),
+                      Text("" if e.status == "cached" else folded_reason([entries[i].reason for i in group])))
     console = Console(highlight=False)
     console.print(table)
     note = fold_note(len(entries), len(groups), "orch plan --json lists each")

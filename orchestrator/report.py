@@ -200,10 +200,31 @@ def fold_rows(rows: list[tuple[str, str, str]]) -> list[list[int]]:
         return [[i] for i in range(len(rows))]
     groups: dict[Any, list[int]] = {}
     for i, (node, status, reason) in enumerate(rows):
-        key: Any = i if status == "failed" else \
-            (_NUMBER.sub("", node), status, _NUMBERED_NAME.sub(r"'\1'", reason))
+        key: Any = i if status == "failed" else (_NUMBER.sub("", node), status, _alike(reason))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+# What a reason says in parentheses at the end of one of its parts: the values of a changed
+# parameter (``(5 → 6)``), the path of a changed file. Each item of a map has its own.
+_DETAIL = re.compile(r" \([^;]*\)(?=; |$)")
+
+
+def _alike(reason: str) -> str:
+    """``reason`` without what differs between alike calls: the numbers of the nodes it names, its details."""
+    return _DETAIL.sub("", _NUMBERED_NAME.sub(r"'\1'", reason))
+
+
+def folded_reason(reasons: list[str]) -> str:
+    """The reason a row of alike calls shows: theirs, or what they share when each has its own values.
+
+    A map whose every item changed (``parameter `x` changed (5 → 6)``,
+    ``(7 → 8)``…) reads ``parameter `x` changed (differs per call)``.
+    """
+    first = reasons[0]
+    if all(_NUMBERED_NAME.sub(r"'\1'", r) == _NUMBERED_NAME.sub(r"'\1'", first) for r in reasons):
+        return first
+    return f"{_alike(first)} (differs per call)"
 
 
 def folded_name(names: list[str]) -> str:
@@ -238,7 +259,8 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
         durations = [r.duration for r in rs if r.duration is not None]
         table.add_row(Text(folded_name([r.name for r in rs])), status_text(rs[0].status),
                       str(sum(r.attempts for r in rs) or ""),
-                      format_duration(sum(durations) if durations else None), Text(whys[group[0]]))
+                      format_duration(sum(durations) if durations else None),
+                      Text(folded_reason([whys[i] for i in group])))
     note = fold_note(len(shown), len(groups), f"orch show {run_id or 'RUN_ID'} lists each")
     if note:
         table.caption, table.caption_justify = note, "left"
