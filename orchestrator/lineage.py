@@ -61,6 +61,9 @@ class Lineage:
         # cache key -> (its outputs' JSON, run_id, node), read ahead (see preload_cache)
         self._preloaded: dict[str, tuple[str, str, str]] = {}
         self.found_in: dict[str, str] = {}  # cache key -> "RUN:node" that stored it, as lookup found it
+        # cache key -> (outputs, "RUN:node") of entries queued and not yet committed: a map item whose
+        # twin (an equal item) just ran finds its result here instead of computing it again
+        self._queued: dict[str, tuple[list[CachedOutput], str]] = {}
         self.last_flush = time.monotonic()
         self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
                                   list[CachedOutput] | None]] = []
@@ -215,6 +218,8 @@ class Lineage:
         """
         with self._lock:
             self._pending.append((record, tuple(attempts), tuple(artifacts), cache_entry))
+            if cache_entry is not None and record.key:
+                self._queued[record.key] = (cache_entry, f"{record.run_id}:{record.node}")
         if len(self._pending) >= 512:
             self.flush()
 
@@ -235,6 +240,7 @@ class Lineage:
         signatures = _signatures(info for _, _, infos, _ in self._pending for info in infos)
         self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
+        self._queued = {}  # committed below, and the write ends the read: lookups find them in the database
         steps: list[tuple[Any, ...]] = []
         edges: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
@@ -369,6 +375,10 @@ class Lineage:
         snapshot is at most one commit interval old, so at worst a result
         another run just stored is computed again.
         """
+        queued = self._queued.get(key)
+        if queued is not None:
+            self.found_in[key] = queued[1]
+            return queued[0]
         row = self._preloaded.pop(key, None)
         if row is None:
             with self._lock:
@@ -408,6 +418,7 @@ class Lineage:
         """Forget read-ahead cache entries with any of these outputs, as the database does."""
         quoted = [f'"{d}"' for d in digests]
         self._preloaded = {k: v for k, v in self._preloaded.items() if not any(q in v[0] for q in quoted)}
+        self._queued = {k: v for k, v in self._queued.items() if not any(o.digest in digests for o in v[0])}
 
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""
@@ -422,6 +433,7 @@ class Lineage:
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""
         self._preloaded.pop(key, None)
+        self._queued.pop(key, None)
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE key=?", (key,))
 

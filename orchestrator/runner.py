@@ -198,6 +198,7 @@ class _RunLoop:
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.warned: set[str] = set()             # --rerun names of map items no map made, said once
+        self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
 
@@ -273,6 +274,11 @@ class _RunLoop:
             self._cached(node, decision)
             return
         if node.step.cache:
+            if force is None and self.computing.get(key, name) != name:
+                # An equal node of this run (a repeated map item) is computing this key: wait for its
+                # result, as for another run's. The key lock cannot tell: it belongs to the process.
+                self.lock_wait.add(name)
+                return
             lock = try_lock(self.ctx.root, key)
             if lock is None:
                 self.lock_wait.add(name)  # another run is computing this key right now
@@ -286,6 +292,7 @@ class _RunLoop:
                 self._cached(node, again)
                 return
             self.commits.hold(name, lock)
+            self.computing[key] = name
         self.started[name] = time.time()
         self.attempts[name] = []
         self.commits.started(name, lambda: self._record(node, "running", decision, attempts=0))
@@ -301,6 +308,7 @@ class _RunLoop:
             # Checked here, in the driver: an input whose record or signature does not verify
             # (an untrusted pickle is one) is recomputed like a damaged one.
             self.commits.finished(node.name)
+            self._done_computing(node, decision.key)
             self._repair(node, exc.digest)
             return
         spec = TaskSpec(
@@ -319,6 +327,11 @@ class _RunLoop:
             self._finished_attempt(node, decision, attempt, self.executor.run(spec))
             return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
+
+    def _done_computing(self, node: Node, key: str) -> None:
+        """``node`` no longer computes ``key``: an equal node waiting for it looks it up again."""
+        if self.computing.get(key) == node.name:
+            del self.computing[key]
 
     def _arguments(self, node: Node) -> dict[str, Any]:
         args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
@@ -439,6 +452,7 @@ class _RunLoop:
         if result.ok or result.damaged_input is not None or not node.step.retry.should_retry(
                 result.failure, attempt):  # type: ignore[arg-type]
             self.commits.finished(node.name)
+            self._done_computing(node, decision.key)
         if result.damaged_input is not None:
             self._repair(node, result.damaged_input)
             return

@@ -362,3 +362,18 @@ def test_a_map_over_what_iterates_otherwise_than_meant_is_refused_where_written(
     with pytest.raises(PipelineDefinitionError, match=r"double.map\(\) \(test_map.py:\d+\) " + re.escape(says)):
         doubled.run(store=str(store))
     assert double.map(["x"]) == ["xx"]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_equal_items_of_a_map_are_computed_once_in_a_run(store, calls, executor):
+    # The first item's result was not committed yet when its twin looked it up (sequential), or
+    # was still being computed (a pool): each twin computed it again.
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4)
+    assert run.status == "succeeded", run.error
+    assert calls.counts() == {"slow_square:3": 1, "slow_square:4": 1, "total": 1}
+    assert [run.steps[n].status for n in ("slow_square", "slow_square_2", "slow_square_3", "slow_square_4")] \
+        == ["ran", "cached", "ran", "cached"]
+    assert run.output() == 9 + 9 + 16 + 9
+    calls.clear()
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4, rerun="slow_square.map")
+    assert calls.counts()["slow_square:3"] == 3  # forced: each runs, equal or not
