@@ -644,6 +644,10 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     # The same function, another closure value: it prints the same, so the reason says what differs.
     changed = report.run(store=str(store), n=2, title="Q3 " * 20, fn=suffixed("?")).steps["label"].reason
     assert changed == "parameter `fn` changed (it prints the same: its code or contents changed)"
+    # Long values are shown cut: equal up to the cut is not "prints the same" (a frame one row longer).
+    report.run(store=str(store), n=2, title="x" * 300, fn=suffixed("?"))
+    cut = report.run(store=str(store), n=2, title="x" * 299 + "y", fn=suffixed("?")).steps["label"].reason
+    assert cut == "parameter `title` changed (equal in the first 200 characters it prints: it differs after them)"
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
 
 
