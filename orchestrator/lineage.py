@@ -64,6 +64,8 @@ class Lineage:
         # cache key -> (outputs, "RUN:node") of entries queued and not yet committed: a map item whose
         # twin (an equal item) just ran finds its result here instead of computing it again
         self._queued: dict[str, tuple[list[CachedOutput], str]] = {}
+        # run id -> (metrics to set, names to remove) for the next flush (see queue_run_metrics)
+        self._metrics_queued: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self.last_flush = time.monotonic()
         self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
                                   list[CachedOutput] | None]] = []
@@ -127,12 +129,31 @@ class Lineage:
     def set_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
         """Add ``metrics`` to the run's, replacing equal names; remove the names in ``drop``."""
         with self.transaction() as c:
-            row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            earlier = self.decode(row[0], f"runs.metrics of run {run_id}") if row else None
-            merged = {**(earlier or {}), **metrics}
+            self._merge_run_metrics(c, run_id, metrics, set(drop))
+
+    def queue_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
+        """``set_run_metrics``, written with the next ``flush`` (the step records' own transaction).
+
+        Each write re-encodes all of the run's metrics: once per item of a
+        map of 2,000 items that each report some, that was quadratic, and a
+        transaction per item besides.
+        """
+        with self._lock:
+            added, dropped = self._metrics_queued.setdefault(run_id, ({}, set()))
             for name in drop:
-                merged.pop(name, None)
-            c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
+                added.pop(name, None)
+                dropped.add(name)
+            for name, value in metrics.items():
+                added[name] = value
+                dropped.discard(name)
+
+    def _merge_run_metrics(self, c: sqlite3.Connection, run_id: str, metrics: dict[str, Any],
+                           drop: set[str]) -> None:
+        row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        earlier = self.decode(row[0], f"runs.metrics of run {run_id}") if row else None
+        merged = {name: value for name, value in (earlier or {}).items() if name not in drop}
+        merged.update(metrics)
+        c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
 
     def mark_dead_runs(self) -> list[str]:
         """Mark ``running`` runs whose process is gone as ``interrupted``; return their ids."""
@@ -234,7 +255,7 @@ class Lineage:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._metrics_queued:
             return
         # Signed before the queue is taken, so a missing key loses no records.
         signatures = _signatures(info for _, _, infos, _ in self._pending for info in infos)
@@ -278,6 +299,12 @@ class Lineage:
                 c.executemany("INSERT OR REPLACE INTO signatures VALUES (?,?)", signatures)
             if cache:
                 c.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)", cache)
+            metrics, self._metrics_queued = self._metrics_queued, {}
+            for run_id, (added, dropped) in metrics.items():
+                try:
+                    self._merge_run_metrics(c, run_id, added, dropped)
+                except DamagedRecordError:  # the run's own row, hand-edited meanwhile: its metrics start anew
+                    c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(added), run_id))
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """Every node record of a run, in DAG order, with its input and output edges."""

@@ -30,7 +30,7 @@ from orchestrator import cache
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
-from orchestrator.effects import EffectContext, handler_for
+from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
@@ -584,7 +584,8 @@ class _RunLoop:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
         handler = handler_for(type_name)
         assert handler is not None
-        self.ctx.lineage.flush()  # the step's own records come first
+        if records_first(type_name):
+            self.ctx.lineage.flush()  # the step's own records come first
         try:
             if value is None:
                 value = self.ctx.load(digest)

@@ -520,6 +520,37 @@ def test_a_metric_that_several_nodes_report_is_recorded_under_each_node(store):
     assert again.metrics == expected
 
 
+def test_metrics_of_a_long_map_are_written_with_the_step_records_not_once_per_item(store, monkeypatch):
+    # Each item committed its records, then rewrote all of the run's metrics in a transaction of
+    # its own: a map of 2,000 items spent most of its time there. Count the writes, not the time.
+    from orchestrator import Metrics
+    from orchestrator.lineage import Lineage
+
+    @step
+    def evaluate(lr: float) -> Metrics:
+        return Metrics(accuracy=lr * 2)
+
+    @pipeline
+    def search(n: int = 200):
+        return evaluate.map([i / 100 for i in range(n)])
+
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "3600")  # commits only where the runner must
+    writes = [0]
+    transaction = Lineage.transaction
+
+    def counted(self):
+        writes[0] += 1
+        return transaction(self)
+
+    monkeypatch.setattr(Lineage, "transaction", counted)
+    run = search.run(store=str(store))
+    assert len(run.metrics) == 200 and run.metrics["evaluate_200.accuracy"] == 3.98
+    assert writes[0] < 20, writes[0]
+    writes[0] = 0
+    assert search.run(store=str(store)).metrics == run.metrics  # cached: the same, in as few writes
+    assert writes[0] < 20, writes[0]
+
+
 def test_an_exception_in_the_pipeline_body_is_one_clear_error():
     @step
     def one() -> int:
