@@ -166,7 +166,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
     else:
-        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {})
+        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {}, result.id)
     if result.status != "succeeded":
         if result.error:
             click.echo(f"error: {_cut_error(result.error)}", err=True)
@@ -222,20 +222,34 @@ def _cut_error(error: str) -> str:
     return f"{body[:_ERROR_SHOWN - 100]} … [{len(body) - (_ERROR_SHOWN - 100)} more characters]{tail}"
 
 
-def _print_run_metrics(metrics: dict[str, Any]) -> None:
+_METRICS_SHOWN = 20  # numbers on the metrics line after a run, and lines of other values; `orch show` has all
+
+
+def _print_run_metrics(metrics: dict[str, Any], run_id: str) -> None:
     """After the summary: the run's numbers, then what each effect did (the model, its gate verdict, drift).
 
     A run that trains a worse model succeeds like one that deploys a better one; the gate's verdict
-    says which, so it is printed rather than left to `orch show`.
+    says which, so it is printed rather than left to `orch show`. A map whose every item reports
+    metrics records them per item (``evaluate_7.accuracy``): past ``_METRICS_SHOWN`` the rest are
+    counted, not printed, so 2,000 items do not print 4,000 of them on one line.
     """
     from orchestrator.report import one_line
 
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    others = [(k, v) for k, v in metrics.items() if k not in numbers]
     if numbers:
-        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in numbers.items()), err=True)
-    for key, value in metrics.items():
-        if key not in numbers:
-            click.echo(f"{key}: {one_line(value, 300)}", err=True)
+        shown = list(numbers.items())
+        if len(shown) > _METRICS_SHOWN:
+            # Cut: names one node reported (best_accuracy) before those several did, kept per node
+            # (fit_7.accuracy), so that the search's result is not among the ones left out.
+            shown = sorted(shown, key=lambda kv: "." in kv[0])[:_METRICS_SHOWN]
+        more = f", … and {len(numbers) - len(shown)} more (orch show {run_id} lists them)" \
+            if len(numbers) > len(shown) else ""
+        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in shown) + more, err=True)
+    for key, value in others[:_METRICS_SHOWN]:
+        click.echo(f"{key}: {one_line(value, 300)}", err=True)
+    if len(others) > _METRICS_SHOWN:
+        click.echo(f"… and {len(others) - _METRICS_SHOWN} more (orch show {run_id} lists them)", err=True)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:
