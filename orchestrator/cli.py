@@ -355,8 +355,13 @@ def _no_runs_of(context: Context, pipeline: str) -> None:
 
 
 def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
-    """The first few numeric metrics of a run, for one table cell."""
+    """The first few numeric metrics of a run, for one table cell.
+
+    When some are left out, names one node reported go first (see ``_print_run_metrics``).
+    """
     numbers = [(k, v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))]
+    if len(numbers) > limit:
+        numbers.sort(key=lambda kv: "." in kv[0])
     return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit])
 
 
