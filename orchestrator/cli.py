@@ -124,7 +124,8 @@ _params_file_option = click.option("--params", "params_file", type=click.Path(di
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
-@click.option("--rerun", multiple=True, metavar="STEP", help="Force STEP to run again (repeatable).")
+@click.option("--rerun", multiple=True, metavar="STEP",
+              help="Force STEP to run again (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring stored results.")
 @click.option("--executor", type=click.Choice(["sequential", "process", "dask"]), default="sequential",
               show_default=True, help="Where steps run: in this process, a local process pool, or Dask.")
@@ -265,7 +266,8 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
-@click.option("--rerun", multiple=True, metavar="STEP", help="Plan as if STEP were forced.")
+@click.option("--rerun", multiple=True, metavar="STEP",
+              help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
