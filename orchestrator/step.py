@@ -454,12 +454,16 @@ class _Aliased:
 def _unordered_items(items: Any, where: str) -> str | None:
     """Why ``NAME.map(items)`` in a pipeline body would not map over what its author meant, or None.
 
-    A dict (or other mapping) iterates over its keys, a string over its
-    characters, a set in an order that can change from run to run (strings
-    hash differently in each process), and a DataFrame over its column names.
+    Not a collection at all (``5``, None); a dict (or other mapping) iterates
+    over its keys, a string over its characters, a set in an order that can
+    change from run to run (strings hash differently in each process), and a
+    DataFrame over its column names.
     ``where`` is ``train.map() (pipe.py:12)``.
     """
     kind = type(items).__name__
+    if items is None or not hasattr(items, "__iter__"):
+        article = "an" if kind[:1] in tuple("aeiouAEIOU") else "a"
+        return f"{where} needs a list of items, but got {'None' if items is None else f'{article} {kind}'}"
     if isinstance(items, (str, bytes)):
         return f"{where} got a {kind}, whose items would be its characters: pass a list of them"
     if isinstance(items, Mapping):

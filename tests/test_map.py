@@ -346,6 +346,8 @@ def test_a_map_takes_other_arguments_positionally_too(store):
     ({"a": 1, "b": 2}, "got a dict, whose items would be its keys: pass list(d.values())"),
     ({"b", "a"}, "got a set, whose order can change from run to run: pass sorted(...)"),
     ("abc", "got a str, whose items would be its characters"),
+    (5, "needs a list of items, but got an int"),
+    (None, "needs a list of items, but got None"),
 ])
 def test_a_map_over_what_iterates_otherwise_than_meant_is_refused_where_written(store, items, says):
     from orchestrator import pipeline, step
