@@ -106,9 +106,9 @@ def unforced_items(dag: DAG, expanded: dict[str, list[str]], forced: set[str]) -
     maps of one step number their items in one sequence.
     """
     out = []
-    for name in forced:
+    for name in (n for n in forced if n not in dag.nodes):  # forced items that exist: the common case
         base = _item_base(name)
-        if name in dag.nodes or base is None:
+        if base is None:
             continue
         maps = [n.name for n in dag.nodes.values() if n.is_map and n.name.partition(".map")[0] == base]
         if maps and all(m in expanded for m in maps):
