@@ -402,12 +402,16 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
 
 
 _SHOWN_WIDTH = 40  # longer values are not repeated in a reason
+_SHOWN_CUT = 200  # a value shown for lineage is cut to this many characters, "..." included (see dag._shown)
 
 
 def _shown_change(old: Any, new: Any) -> str:
     """`` (1.0 → 0.5)``, or why equal-looking values have different keys, or nothing if too long."""
     before, after = _brief(old), _brief(new)
     if before == after:
+        if isinstance(old, str) and old.endswith("...") and len(old) >= _SHOWN_CUT:
+            # Both were cut where lineage shows them (a long frame, a long list): equal up to there.
+            return " (equal in the first 200 characters it prints: it differs after them)"
         return " (it prints the same: its code or contents changed)"
     if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
         return ""

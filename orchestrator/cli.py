@@ -124,7 +124,8 @@ _params_file_option = click.option("--params", "params_file", type=click.Path(di
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
-@click.option("--rerun", multiple=True, metavar="STEP", help="Force STEP to run again (repeatable).")
+@click.option("--rerun", multiple=True, metavar="STEP",
+              help="Force STEP to run again (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring stored results.")
 @click.option("--executor", type=click.Choice(["sequential", "process", "dask"]), default="sequential",
               show_default=True, help="Where steps run: in this process, a local process pool, or Dask.")
@@ -166,7 +167,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
     else:
-        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {})
+        _print_run_metrics((_context(ctx).lineage.run(result.id) or {}).get("metrics") or {}, result.id)
     if result.status != "succeeded":
         if result.error:
             click.echo(f"error: {_cut_error(result.error)}", err=True)
@@ -248,20 +249,34 @@ def _cut_error(error: str) -> str:
     return f"{body[:_ERROR_SHOWN - 100]} … [{len(body) - (_ERROR_SHOWN - 100)} more characters]{tail}"
 
 
-def _print_run_metrics(metrics: dict[str, Any]) -> None:
+_METRICS_SHOWN = 20  # numbers on the metrics line after a run, and lines of other values; `orch show` has all
+
+
+def _print_run_metrics(metrics: dict[str, Any], run_id: str) -> None:
     """After the summary: the run's numbers, then what each effect did (the model, its gate verdict, drift).
 
     A run that trains a worse model succeeds like one that deploys a better one; the gate's verdict
-    says which, so it is printed rather than left to `orch show`.
+    says which, so it is printed rather than left to `orch show`. A map whose every item reports
+    metrics records them per item (``evaluate_7.accuracy``): past ``_METRICS_SHOWN`` the rest are
+    counted, not printed, so 2,000 items do not print 4,000 of them on one line.
     """
     from orchestrator.report import one_line
 
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    others = [(k, v) for k, v in metrics.items() if k not in numbers]
     if numbers:
-        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in numbers.items()), err=True)
-    for key, value in metrics.items():
-        if key not in numbers:
-            click.echo(f"{key}: {one_line(value, 300)}", err=True)
+        shown = list(numbers.items())
+        if len(shown) > _METRICS_SHOWN:
+            # Cut: names one node reported (best_accuracy) before those several did, kept per node
+            # (fit_7.accuracy), so that the search's result is not among the ones left out.
+            shown = sorted(shown, key=lambda kv: "." in kv[0])[:_METRICS_SHOWN]
+        more = f", … and {len(numbers) - len(shown)} more (orch show {run_id} lists them)" \
+            if len(numbers) > len(shown) else ""
+        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in shown) + more, err=True)
+    for key, value in others[:_METRICS_SHOWN]:
+        click.echo(f"{key}: {one_line(value, 300)}", err=True)
+    if len(others) > _METRICS_SHOWN:
+        click.echo(f"… and {len(others) - _METRICS_SHOWN} more (orch show {run_id} lists them)", err=True)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:
@@ -277,7 +292,8 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
-@click.option("--rerun", multiple=True, metavar="STEP", help="Plan as if STEP were forced.")
+@click.option("--rerun", multiple=True, metavar="STEP",
+              help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
@@ -296,7 +312,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.report import fold_note, fold_rows, folded_name
+    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason
 
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
@@ -307,7 +323,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     for group in groups:
         e = entries[group[0]]
         table.add_row(Text(folded_name([entries[i].node for i in group])),
-                      Text(e.status, style=style.get(e.status, "")), Text("" if e.status == "cached" else e.reason))
+                      Text(e.status, style=style.get(e.status, "")),
+                      Text("" if e.status == "cached" else folded_reason([entries[i].reason for i in group])))
     console = Console(highlight=False)
     console.print(table)
     note = fold_note(len(entries), len(groups), "orch plan --json lists each")
@@ -366,8 +383,13 @@ def _no_runs_of(context: Context, pipeline: str) -> None:
 
 
 def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
-    """The first few numeric metrics of a run, for one table cell."""
+    """The first few numeric metrics of a run, for one table cell.
+
+    When some are left out, names one node reported go first (see ``_print_run_metrics``).
+    """
     numbers = [(k, v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))]
+    if len(numbers) > limit:
+        numbers.sort(key=lambda kv: "." in kv[0])
     return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit])
 
 

@@ -47,10 +47,20 @@ class EffectContext:
 
 Handler = Callable[[EffectContext, Any], None]
 _HANDLERS: dict[str, Handler] = {}
+_QUEUES_ONLY: set[str] = set()  # type names whose handler needs no commit before it (see register_effect)
 
 
-def register_effect(cls: type, handler: Handler) -> None:
-    """Call ``handler(effect_context, value)`` in the driver for every output of type ``cls``."""
+def register_effect(cls: type, handler: Handler, *, records_first: bool = True) -> None:
+    """Call ``handler(effect_context, value)`` in the driver for every output of type ``cls``.
+
+    ``records_first``: commit the step's records before the handler runs, for
+    a handler that writes in a transaction of its own rows that refer to them.
+    One that only queues its writes with them (``Lineage.queue_run_metrics``)
+    passes False: a commit per item of a long map would cost more than the map.
+    """
+    if not records_first:
+        _QUEUES_ONLY.update({f"{cls.__module__}.{cls.__qualname__}",
+                             f"{cls.__module__.partition('.')[0]}.{cls.__qualname__}", qualified_type_name(cls)})
     # The store names a type by its short form ("pkg.Class") when the package exports it, which
     # may only be true once the package has finished importing: register both forms.
     _HANDLERS[f"{cls.__module__}.{cls.__qualname__}"] = handler
@@ -60,6 +70,11 @@ def register_effect(cls: type, handler: Handler) -> None:
 
 def handler_for(type_name: str) -> Handler | None:
     return _HANDLERS.get(type_name) if _HANDLERS else None
+
+
+def records_first(type_name: str) -> bool:
+    """Whether the step's records must be committed before the handler of ``type_name`` runs."""
+    return type_name not in _QUEUES_ONLY
 
 
 def _record_metrics(where: EffectContext, value: Metrics) -> None:
@@ -75,7 +90,9 @@ def _record_metrics(where: EffectContext, value: Metrics) -> None:
             numbers[str(key)] = str(number)
     owners = where.run_state.setdefault("metric_owners", {})
     recorded, dropped = _name_by_node(owners, where.node, numbers)
-    where.context.lineage.set_run_metrics(where.run_id, recorded, drop=dropped)
+    # With the step records' next commit: a map whose every item reports metrics writes them a few
+    # times, not once per item.
+    where.context.lineage.queue_run_metrics(where.run_id, recorded, drop=dropped)
 
 
 def _name_by_node(owners: dict[str, tuple[str, int | float | str] | None], node: str,
@@ -108,4 +125,4 @@ def _is_integral(number: object) -> bool:
     return isinstance(number, int) or type(number).__name__.startswith(("int", "uint"))
 
 
-register_effect(Metrics, _record_metrics)
+register_effect(Metrics, _record_metrics, records_first=False)

@@ -62,6 +62,11 @@ class Lineage:
         # cache key -> (its outputs' JSON, run_id, node), read ahead (see preload_cache)
         self._preloaded: dict[str, tuple[str, str, str]] = {}
         self.found_in: dict[str, str] = {}  # cache key -> "RUN:node" that stored it, as lookup found it
+        # cache key -> (outputs, "RUN:node") of entries queued and not yet committed: a map item whose
+        # twin (an equal item) just ran finds its result here instead of computing it again
+        self._queued: dict[str, tuple[list[CachedOutput], str]] = {}
+        # run id -> (metrics to set, names to remove) for the next flush (see queue_run_metrics)
+        self._metrics_queued: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self.last_flush = time.monotonic()
         self._pending: list[tuple[StepRecord, tuple[AttemptRecord, ...], tuple[Any, ...],
                                   list[CachedOutput] | None]] = []
@@ -128,12 +133,31 @@ class Lineage:
     def set_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
         """Add ``metrics`` to the run's, replacing equal names; remove the names in ``drop``."""
         with self.transaction() as c:
-            row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            earlier = self.decode(row[0], f"runs.metrics of run {run_id}") if row else None
-            merged = {**(earlier or {}), **metrics}
+            self._merge_run_metrics(c, run_id, metrics, set(drop))
+
+    def queue_run_metrics(self, run_id: str, metrics: dict[str, Any], drop: Iterable[str] = ()) -> None:
+        """``set_run_metrics``, written with the next ``flush`` (the step records' own transaction).
+
+        Each write re-encodes all of the run's metrics: once per item of a
+        map of 2,000 items that each report some, that was quadratic, and a
+        transaction per item besides.
+        """
+        with self._lock:
+            added, dropped = self._metrics_queued.setdefault(run_id, ({}, set()))
             for name in drop:
-                merged.pop(name, None)
-            c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
+                added.pop(name, None)
+                dropped.add(name)
+            for name, value in metrics.items():
+                added[name] = value
+                dropped.discard(name)
+
+    def _merge_run_metrics(self, c: sqlite3.Connection, run_id: str, metrics: dict[str, Any],
+                           drop: set[str]) -> None:
+        row = c.execute("SELECT metrics FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        earlier = self.decode(row[0], f"runs.metrics of run {run_id}") if row else None
+        merged = {name: value for name, value in (earlier or {}).items() if name not in drop}
+        merged.update(metrics)
+        c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
 
     def mark_dead_runs(self) -> list[str]:
         """Mark ``running`` runs whose process is gone as ``interrupted``; return their ids."""
@@ -219,6 +243,8 @@ class Lineage:
         """
         with self._lock:
             self._pending.append((record, tuple(attempts), tuple(artifacts), cache_entry))
+            if cache_entry is not None and record.key:
+                self._queued[record.key] = (cache_entry, f"{record.run_id}:{record.node}")
         if len(self._pending) >= 512:
             self.flush()
 
@@ -233,12 +259,13 @@ class Lineage:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._metrics_queued:
             return
         # Signed before the queue is taken, so a missing key loses no records.
         signatures = _signatures(info for _, _, infos, _ in self._pending for info in infos)
         self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
+        self._queued = {}  # committed below, and the write ends the read: lookups find them in the database
         steps: list[tuple[Any, ...]] = []
         edges: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
@@ -276,6 +303,12 @@ class Lineage:
                 c.executemany("INSERT OR REPLACE INTO signatures VALUES (?,?)", signatures)
             if cache:
                 c.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)", cache)
+            metrics, self._metrics_queued = self._metrics_queued, {}
+            for run_id, (added, dropped) in metrics.items():
+                try:
+                    self._merge_run_metrics(c, run_id, added, dropped)
+                except DamagedRecordError:  # the run's own row, hand-edited meanwhile: its metrics start anew
+                    c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(added), run_id))
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """Every node record of a run, in DAG order, with its input and output edges."""
@@ -390,6 +423,10 @@ class Lineage:
         snapshot is at most one commit interval old, so at worst a result
         another run just stored is computed again.
         """
+        queued = self._queued.get(key)
+        if queued is not None:
+            self.found_in[key] = queued[1]
+            return queued[0]
         row = self._preloaded.pop(key, None)
         if row is None:
             with self._lock:
@@ -429,6 +466,7 @@ class Lineage:
         """Forget read-ahead cache entries with any of these outputs, as the database does."""
         quoted = [f'"{d}"' for d in digests]
         self._preloaded = {k: v for k, v in self._preloaded.items() if not any(q in v[0] for q in quoted)}
+        self._queued = {k: v for k, v in self._queued.items() if not any(o.digest in digests for o in v[0])}
 
     def refresh(self) -> None:
         """See what other processes committed since this connection's last read."""
@@ -443,6 +481,7 @@ class Lineage:
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""
         self._preloaded.pop(key, None)
+        self._queued.pop(key, None)
         with self.transaction() as c:
             c.execute("DELETE FROM cache WHERE key=?", (key,))
 

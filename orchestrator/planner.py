@@ -74,9 +74,67 @@ def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     if unknown:
         raise UserError(
             f"--rerun: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
-            + did_you_mean(unknown[0], dag.nodes)
+            + (_item_names_hint(dag, unknown[0]) or did_you_mean(unknown[0], [*dag.nodes, *_map_names(dag)]))
         )
     return names
+
+
+def _map_names(dag: DAG) -> list[str]:
+    """The ``NAME.map`` names ``--rerun`` takes: those of the maps a run expands, and of the static ones."""
+    return sorted({n.name if n.is_map else n.in_map for n in dag.nodes.values() if n.is_map or n.in_map})
+
+
+def _item_names_hint(dag: DAG, name: str) -> str:
+    """How a map's items are named, for ``fit_1`` or ``fit_0`` (the first item is ``fit``, then ``fit_2``)."""
+    match = re.fullmatch(r"(.+)_0*[01]", name)
+    if match is None or match.group(1) not in _map_bases(dag):
+        return ""
+    base = match.group(1)
+    return (f" The items of a map are named like repeated calls: '{base}' for the first, "
+            f"then '{base}_2', '{base}_3', …")
+
+
+def _map_bases(dag: DAG) -> set[str]:
+    """``square`` for ``square.map`` and ``square.map_2``: the names a map's items are numbered after."""
+    return {name.partition(".map")[0] for name in _map_names(dag)}
+
+
+def unforced_items(dag: DAG, expanded: dict[str, list[str]], forced: set[str]) -> list[str]:
+    """Map items ``--rerun`` named that no map made (``square_7`` of 3 items).
+
+    A name counts once every map whose items could bear it has expanded: two
+    maps of one step number their items in one sequence.
+    """
+    out = []
+    for name in (n for n in forced if n not in dag.nodes):  # forced items that exist: the common case
+        base = _item_base(name)
+        if base is None:
+            continue
+        maps = [n.name for n in dag.nodes.values() if n.is_map and n.name.partition(".map")[0] == base]
+        if maps and all(m in expanded for m in maps):
+            out.append(name)
+    return sorted(out, key=_item_number)
+
+
+def unforced_message(dag: DAG, expanded: dict[str, list[str]], names: list[str]) -> str:
+    """``--rerun square_7: no item of map 'square.map' has that name (its 3 items are square … square_3)``."""
+    base = _item_base(names[0])
+    maps = [n.name for n in dag.nodes.values() if n.is_map and n.name.partition(".map")[0] == base]
+    items = sorted((item for m in maps for item in expanded[m]), key=lambda n: _item_number(n) if n != base else 1)
+    which = f"map '{maps[0]}'" if len(maps) == 1 else "maps " + ", ".join(f"'{m}'" for m in maps)
+    made = "it made no items" if not items else f"its item is {items[0]}" if len(items) == 1 else \
+        f"{'its' if len(maps) == 1 else 'their'} {len(items)} items are {items[0]} … {items[-1]}"
+    return f"--rerun {', '.join(names)}: no item of {which} has that name ({made})"
+
+
+def _item_base(name: str) -> str | None:
+    """``square`` for ``square_3``: the step a numbered item name would belong to (numbers start at 2)."""
+    match = re.fullmatch(r"(.+?)_([2-9]|[1-9]\d+)", name)
+    return match.group(1) if match else None
+
+
+def _item_number(name: str) -> int:
+    return int(name.rpartition("_")[2])
 
 
 def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
@@ -91,8 +149,8 @@ def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
 
 def _map_of_item(dag: DAG, name: str) -> Node | None:
     """The map node whose items would include ``name`` (``square_2`` of ``square.map``), if any."""
-    match = re.fullmatch(r"(.+?)(?:_\d+)?", name)
-    base = match.group(1) if match else name
+    # Items are named like repeated calls: ``square``, ``square_2``, ... (never ``square_1``).
+    base = _item_base(name) or name
     for candidate in (f"{name}.map", f"{base}.map"):
         node = dag.nodes.get(candidate)
         if node is not None and node.is_map:
@@ -166,6 +224,9 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             map_digests(node, [c.name for c in children], digests)
         else:
             state[node.name] = "may run"
+    unforced = unforced_items(dag, map_children, forced)
+    if unforced:
+        raise UserError(unforced_message(dag, map_children, unforced) + ".")
     return Plan(dag.pipeline, entries)
 
 

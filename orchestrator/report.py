@@ -81,6 +81,9 @@ class RunObserver:
 
     def step_finished(self, node: str, status: str, detail: str) -> None: ...
 
+    def warning(self, message: str) -> None:
+        """Something the run found that the user should know, that does not stop it."""
+
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None: ...
 
 
@@ -98,6 +101,7 @@ class ConsoleReporter(RunObserver):
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
         self._dag: DAG | None = None
+        self._counted = (-1, 0)  # (nodes in the DAG, step calls among them) when last counted
         self._progress: Any = None
         self._task: Any = None
 
@@ -120,8 +124,14 @@ class ConsoleReporter(RunObserver):
             self._progress.start()
 
     def _step_count(self) -> int:
-        # Step calls only: a map node is replaced by its items' nodes once it expands.
-        return sum(not n.is_map for n in self._dag.nodes.values()) if self._dag is not None else 0
+        # Step calls only: a map node is replaced by its items' nodes once it expands. Counted again
+        # only when nodes were added (maps only add them): this runs at every step's start and end,
+        # and counting each time made a run of N items take N² steps.
+        if self._dag is None:
+            return 0
+        if self._counted[0] != len(self._dag.nodes):
+            self._counted = (len(self._dag.nodes), sum(not n.is_map for n in self._dag.nodes.values()))
+        return self._counted[1]
 
     def step_started(self, node: str, reason: str) -> None:
         self.current = node
@@ -156,6 +166,9 @@ class ConsoleReporter(RunObserver):
             self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} "
                                f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
 
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:
             self._progress.stop()
@@ -187,10 +200,31 @@ def fold_rows(rows: list[tuple[str, str, str]]) -> list[list[int]]:
         return [[i] for i in range(len(rows))]
     groups: dict[Any, list[int]] = {}
     for i, (node, status, reason) in enumerate(rows):
-        key: Any = i if status == "failed" else \
-            (_NUMBER.sub("", node), status, _NUMBERED_NAME.sub(r"'\1'", reason))
+        key: Any = i if status == "failed" else (_NUMBER.sub("", node), status, _alike(reason))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+# What a reason says in parentheses at the end of one of its parts: the values of a changed
+# parameter (``(5 → 6)``), the path of a changed file. Each item of a map has its own.
+_DETAIL = re.compile(r" \([^;]*\)(?=; |$)")
+
+
+def _alike(reason: str) -> str:
+    """``reason`` without what differs between alike calls: the numbers of the nodes it names, its details."""
+    return _DETAIL.sub("", _NUMBERED_NAME.sub(r"'\1'", reason))
+
+
+def folded_reason(reasons: list[str]) -> str:
+    """The reason a row of alike calls shows: theirs, or what they share when each has its own values.
+
+    A map whose every item changed (``parameter `x` changed (5 → 6)``,
+    ``(7 → 8)``…) reads ``parameter `x` changed (differs per call)``.
+    """
+    first = reasons[0]
+    if all(_NUMBERED_NAME.sub(r"'\1'", r) == _NUMBERED_NAME.sub(r"'\1'", first) for r in reasons):
+        return first
+    return f"{_alike(first)} (differs per call)"
 
 
 def folded_name(names: list[str]) -> str:
@@ -225,7 +259,8 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
         durations = [r.duration for r in rs if r.duration is not None]
         table.add_row(Text(folded_name([r.name for r in rs])), status_text(rs[0].status),
                       str(sum(r.attempts for r in rs) or ""),
-                      format_duration(sum(durations) if durations else None), Text(whys[group[0]]))
+                      format_duration(sum(durations) if durations else None),
+                      Text(folded_reason([whys[i] for i in group])))
     note = fold_note(len(shown), len(groups), f"orch show {run_id or 'RUN_ID'} lists each")
     if note:
         table.caption, table.caption_justify = note, "left"

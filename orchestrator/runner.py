@@ -31,7 +31,7 @@ from orchestrator import cache
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
-from orchestrator.effects import EffectContext, handler_for
+from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
@@ -41,7 +41,14 @@ from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
-from orchestrator.planner import build, check_rerun, forced_items, input_hashes
+from orchestrator.planner import (
+    build,
+    check_rerun,
+    forced_items,
+    input_hashes,
+    unforced_items,
+    unforced_message,
+)
 from orchestrator.remote_store import is_process_local
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
@@ -117,6 +124,19 @@ def _failure_line(step: StepResult) -> str:
     return f"step '{step.name}' failed after {step.attempts} attempt{'s' if step.attempts != 1 else ''}: {step.error}"
 
 
+def _others_failed(failed: list[StepResult]) -> str:
+    """``; 3 more steps failed: fit_2, fit_5, fit_9``: the error line names one failure, and says it is not alone.
+
+    Several items of a map often fail at once; naming only the first would read
+    as if one item needed fixing.
+    """
+    others = [f.name for f in failed[1:]]
+    if not others:
+        return ""
+    names = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return f"; {len(others)} more step{'s' if len(others) != 1 else ''} failed: {names}"
+
+
 def _input_edges(node: Node, digests: dict[tuple[str, str], str],
                  map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[tuple[str, str, str]]:
     """(input name, digest, producing node) of every artifact ``node`` reads.
@@ -184,6 +204,8 @@ class _RunLoop:
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
+        self.warned: set[str] = set()             # --rerun names of map items no map made, said once
+        self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
 
@@ -217,13 +239,17 @@ class _RunLoop:
                     if len(self.running) < capacity:
                         self.lock_wait.discard(name)
                         self._start(name)
-            while self.ready and len(self.running) < capacity:
-                self._start(self.ready.pop())
-            now = time.time()
-            while self.retry_at and self.retry_at[0][0] <= now and len(self.running) < capacity:
-                _, attempt, name = heapq.heappop(self.retry_at)
-                node = self.dag.nodes[name]
-                self._submit(node, self.decisions[name], attempt)
+            while len(self.running) < capacity:
+                # A retry that is due goes before steps not started yet: else it waits behind every
+                # item of a long map (the sequential executor never leaves this loop while work is
+                # ready), its failure is known only at the end, and its time counts that wait.
+                if self.retry_at and self.retry_at[0][0] <= time.time():
+                    _, attempt, name = heapq.heappop(self.retry_at)
+                    self._submit(self.dag.nodes[name], self.decisions[name], attempt)
+                elif self.ready:
+                    self._start(self.ready.pop())
+                else:
+                    break
             if not self.running:
                 if not self.ready and (self.retry_at or self.lock_wait):
                     # Before waiting on another run's key, commit ours: that run may be waiting on a
@@ -255,6 +281,11 @@ class _RunLoop:
             self._cached(node, decision)
             return
         if node.step.cache:
+            if force is None and self.computing.get(key, name) != name:
+                # An equal node of this run (a repeated map item) is computing this key: wait for its
+                # result, as for another run's. The key lock cannot tell: it belongs to the process.
+                self.lock_wait.add(name)
+                return
             lock = try_lock(self.ctx.root, key)
             if lock is None:
                 self.lock_wait.add(name)  # another run is computing this key right now
@@ -268,6 +299,7 @@ class _RunLoop:
                 self._cached(node, again)
                 return
             self.commits.hold(name, lock)
+            self.computing[key] = name
         self.started[name] = time.time()
         self.attempts[name] = []
         self.commits.started(name, lambda: self._record(node, "running", decision, attempts=0))
@@ -283,6 +315,7 @@ class _RunLoop:
             # Checked here, in the driver: an input whose record or signature does not verify
             # (an untrusted pickle is one) is recomputed like a damaged one.
             self.commits.finished(node.name)
+            self._done_computing(node, decision.key)
             self._repair(node, exc.digest)
             return
         spec = TaskSpec(
@@ -301,6 +334,11 @@ class _RunLoop:
             self._finished_attempt(node, decision, attempt, self.executor.run(spec))
             return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
+
+    def _done_computing(self, node: Node, key: str) -> None:
+        """``node`` no longer computes ``key``: an equal node waiting for it looks it up again."""
+        if self.computing.get(key) == node.name:
+            del self.computing[key]
 
     def _arguments(self, node: Node) -> dict[str, Any]:
         args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
@@ -350,6 +388,11 @@ class _RunLoop:
         node.upstream = (*node.upstream, *names)
         self.forced |= forced_items(node, names, self.forced)
         self.map_children[node.name] = names
+        unforced = [n for n in unforced_items(self.dag, self.map_children, self.forced) if n not in self.warned]
+        if unforced:
+            # Known only now, with the run under way: said, rather than stopping the run for it.
+            self.warned.update(unforced)
+            self.observer.warning(unforced_message(self.dag, self.map_children, unforced) + "; nothing forced there")
         self.waiting[node.name] = len(names)
         for child in expanded:
             self.children[child.name] = [node.name]
@@ -416,6 +459,7 @@ class _RunLoop:
         if result.ok or result.damaged_input is not None or not node.step.retry.should_retry(
                 result.failure, attempt):  # type: ignore[arg-type]
             self.commits.finished(node.name)
+            self._done_computing(node, decision.key)
         if result.damaged_input is not None:
             self._repair(node, result.damaged_input)
             return
@@ -547,7 +591,8 @@ class _RunLoop:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
         handler = handler_for(type_name)
         assert handler is not None
-        self.ctx.lineage.flush()  # the step's own records come first
+        if records_first(type_name):
+            self.ctx.lineage.flush()  # the step's own records come first
         try:
             if value is None:
                 value = self.ctx.load(digest)
@@ -627,13 +672,14 @@ class _RunLoop:
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
             result = encode_result(expand_maps(self.dag.result, self._maps()),
                                    lambda o: self.digests[(o.node, o.name)])
-        first_failure = next((r for r in self.results.values() if r.status == "failed"), None)
-        error = None
-        if first_failure is not None:
-            error = _failure_line(first_failure)
+        # In pipeline order, as `orch show` and `Run.steps` list them, not in the order steps finished
+        # (a retried or slow step would come after the steps behind it, and its dependents before it).
+        results = {n: self.results[n] for n in self.dag.nodes if n in self.results} | self.results
+        failed = [r for r in results.values() if r.status == "failed"]
+        error = _failure_line(failed[0]) + _others_failed(failed) if failed else None
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error, result=result)
         self.executor.shutdown()
-        self.observer.run_finished(self.run_id, status, self.results)
+        self.observer.run_finished(self.run_id, status, results)
 
     def _maps(self) -> dict[str, tuple[list[str], tuple[str, ...]]]:
         """Each map over a step's output: its item nodes and its step's output names."""
@@ -648,8 +694,7 @@ class _RunLoop:
                   maps=self._maps())
         failed = run.failed_steps
         if failed:
-            f = failed[0]
-            run.error = f"{_failure_line(f)} (details: `orch show {self.run_id}`)"
+            run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
 
 

@@ -19,7 +19,8 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Never
 
@@ -329,29 +330,41 @@ class Step:
 
         return _Aliased(self, name)
 
-    def map(self, items: Any, _alias: str | None = None, **kwargs: Any) -> Any:
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the step once per item (the item is its first argument); the results in item order.
 
         Inside a pipeline each item becomes its own node (``square``,
         ``square_2``, …), cached and recorded on its own. ``items`` is a list,
         or a step's output holding one: then the nodes are made when that step
         is done, and passing the map's result to another step delivers the
-        list of results. Outside a pipeline this is a list comprehension.
+        list of results. Other arguments, positional (after the item) or by
+        name, are the same for every item. Outside a pipeline this is a list
+        comprehension.
         """
+        return self._map(items, args, kwargs, None)
+
+    def _map(self, items: Any, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         trace = _ACTIVE_TRACE.get()
+        if trace is not None and not isinstance(items, Output):
+            problem = _unordered_items(items, f"{alias or self.name}.map() ({call_site()})")
+            if problem is not None:
+                # Iterating it would map over its keys, its characters or an order that changes
+                # between runs (a set of strings), without a word.
+                trace.problems.append(problem + ".")
+                return []
         if trace is None or not isinstance(items, Output):
-            if _alias is None or trace is None:
-                results = [self(item, **kwargs) for item in items]
+            if alias is None or trace is None:
+                results = [self(item, *args, **kwargs) for item in items]
             else:
-                results = [_Aliased(self, _alias if i == 0 else f"{_alias}_{i + 1}")(item, **kwargs)
+                results = [_Aliased(self, alias if i == 0 else f"{alias}_{i + 1}")(item, *args, **kwargs)
                            for i, item in enumerate(items)]
             if trace is not None:
                 for call in trace.calls[len(trace.calls) - len(results):]:
-                    call.in_map = f"{_alias or self.name}.map"
+                    call.in_map = f"{alias or self.name}.map"
             return results
         site = call_site()
-        name = trace.node_name(f"{_alias or self.name}.map", None, site)
-        arguments = self._bind(trace, (MAP_ITEM,), kwargs, site)
+        name = trace.node_name(f"{alias or self.name}.map", None, site)
+        arguments = self._bind(trace, (MAP_ITEM, *args), kwargs, site)
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -433,9 +446,35 @@ class _Aliased:
             return self.step.fn(*args, **kwargs)
         return self.step._record(trace, args, kwargs, alias=self.name)
 
-    def map(self, items: Any, **kwargs: Any) -> Any:
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> Any:
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
-        return self.step.map(items, _alias=self.name, **kwargs)
+        return self.step._map(items, args, kwargs, self.name)
+
+
+def _unordered_items(items: Any, where: str) -> str | None:
+    """Why ``NAME.map(items)`` in a pipeline body would not map over what its author meant, or None.
+
+    Not a collection at all (``5``, None); a dict (or other mapping) iterates
+    over its keys, a string over its characters, a set in an order that can
+    change from run to run (strings hash differently in each process), and a
+    DataFrame over its column names.
+    ``where`` is ``train.map() (pipe.py:12)``.
+    """
+    kind = type(items).__name__
+    if items is None or not hasattr(items, "__iter__"):
+        article = "an" if kind[:1] in tuple("aeiouAEIOU") else "a"
+        return f"{where} needs a list of items, but got {'None' if items is None else f'{article} {kind}'}"
+    if isinstance(items, (str, bytes)):
+        return f"{where} got a {kind}, whose items would be its characters: pass a list of them"
+    if isinstance(items, Mapping):
+        return (f"{where} got a {kind}, whose items would be its keys: pass list(d.values()), "
+                f"or list(d.items()) for (key, value) pairs")
+    if isinstance(items, AbstractSet):
+        return f"{where} got a {kind}, whose order can change from run to run: pass sorted(...) or a list"
+    if hasattr(items, "columns") and hasattr(items, "iterrows"):
+        return (f"{where} got a {kind}, whose items would be its column names: pass a list of frames "
+                f"([g for _, g in df.groupby(...)]), or map over a step that returns one")
+    return None
 
 
 def step(

@@ -866,3 +866,23 @@ def test_a_store_or_metadata_path_starting_with_a_tilde_is_in_the_home_folder(or
     from orchestrator.context import store_root
 
     assert store_root("~/store") == Path(os.path.expanduser("~/store"))
+
+
+def test_the_metrics_after_a_run_of_a_long_map_are_cut_keeping_those_of_one_node(capsys):
+    # Every item of a 2,000-item search reports its accuracy: 2,000 names on one line once.
+    from orchestrator.cli import _METRICS_SHOWN, _print_run_metrics
+
+    metrics = {f"evaluate_{i}.accuracy": i / 100 for i in range(2, 2001)}
+    metrics |= {"best_accuracy": 19.99, **{f"evaluate_{i}.note": "ok" for i in range(2, 40)}}
+    _print_run_metrics(metrics, "abc123")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("metrics best_accuracy=19.99, evaluate_2.accuracy=0.02, ")
+    assert lines[0].endswith(f", … and {2000 - _METRICS_SHOWN} more (orch show abc123 lists them)")
+    assert lines[1] == "evaluate_2.note: ok" and len(lines) == 2 + _METRICS_SHOWN
+    assert lines[-1] == f"… and {38 - _METRICS_SHOWN} more (orch show abc123 lists them)"
+    _print_run_metrics({"f1": 0.5, "accuracy": 0.9}, "abc123")
+    assert capsys.readouterr().err == "metrics f1=0.5, accuracy=0.9\n"  # a few: all, in their order
+    from orchestrator.cli import _short_metrics
+
+    assert _short_metrics(metrics) == "best_accuracy=19.99 evaluate_2.accuracy=0.02 evaluate_3.accuracy=0.03 " \
+                                      "evaluate_4.accuracy=0.04"  # the cell of `orch runs`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from orchestrator.errors import UserError
@@ -139,6 +141,35 @@ def test_rerun_forces_every_item_of_a_map_or_one_item_by_name(store, calls):
         _fanout().run(store=str(store), rerun=["squares"])
 
 
+def test_rerun_of_an_item_no_map_makes_is_refused_or_said_never_silently_ignored(store, calls):
+    from orchestrator.planner import plan_pipeline
+    from orchestrator.report import RunObserver
+
+    with pytest.raises(UserError, match="no step 'square_1'. The items of a map are named like repeated "
+                                        "calls: 'square' for the first, then 'square_2'"):
+        _fanout().run(store=str(store), rerun=["square_1"])
+    with pytest.raises(UserError, match=r"Did you mean 'square.map'\?"):
+        _fanout().run(store=str(store), rerun=["sqare.map"])
+    _fanout().run(store=str(store))
+    # Once the list is in the store, the plan knows the map's items, and refuses one it does not make.
+    with pytest.raises(UserError, match=r"--rerun square_9: no item of map 'square.map' has that name "
+                                        r"\(its 4 items are square … square_4\)"):
+        plan_pipeline(_fanout(), {}, store=str(store), rerun=("square_9",))
+
+    class Warnings(RunObserver):
+        said: list[str] = []
+
+        def warning(self, message):
+            self.said.append(message)
+
+    calls.clear()
+    seen = Warnings()
+    run = _fanout().run(store=str(store), rerun=["square_9"], progress=seen)  # known only once the run is under way
+    assert run.status == "succeeded" and not calls.ran()
+    assert seen.said == ["--rerun square_9: no item of map 'square.map' has that name "
+                         "(its 4 items are square … square_4); nothing forced there"]
+
+
 def test_plan_with_rerun_of_a_map_forces_its_items(store, calls):
     from orchestrator.planner import plan_pipeline
 
@@ -246,3 +277,105 @@ def test_a_map_named_as_orch_dag_names_it_lists_its_item_steps(store, calls):
         lineage.step_row(run.id, "square.map")
     assert str(raised.value) == (f"run {run.id} has no step 'square.map': each item of a map is a step of its own, "
                                  f"here square, square_2, square_3, … (4 in all). Name one, such as {run.id}:square_4.")
+
+
+def test_failed_items_are_reported_in_pipeline_order_and_all_named(store):
+    from orchestrator import pipeline, step
+    from orchestrator.report import RunObserver
+
+    @step
+    def check(x: int) -> int:
+        if x in (1, 4):
+            raise ValueError(f"bad item {x}")
+        return x
+
+    @step
+    def collect(xs: list) -> list:
+        return xs
+
+    @pipeline
+    def checks(values: list = [0, 1, 2, 3, 4, 5]):  # noqa: B006
+        return collect(check.map(values))
+
+    class Summary(RunObserver):
+        def run_finished(self, run_id, status, results):
+            self.rows = list(results)
+
+    seen = Summary()
+    run = checks.run(store=str(store), progress=seen)
+    # The skipped consumer came before the items still to run when it was recorded; the summary
+    # lists the run as the pipeline reads, as `orch show` does.
+    assert seen.rows == ["check", "check_2", "check_3", "check_4", "check_5", "check_6", "collect"]
+    assert run.error.startswith("step 'check_2' failed after 1 attempt: ValueError: bad item 1 (details: ")
+    assert run.error.endswith("; 1 more step failed: check_5)")
+    from orchestrator.lineage import Lineage
+
+    recorded = Lineage(store / "metadata.db").run(run.id)["error"]
+    assert recorded.endswith("ValueError: bad item 1; 1 more step failed: check_5")
+
+
+def test_a_map_takes_other_arguments_positionally_too(store):
+    # train.map(items, 5.0) once made 5.0 the name of the map's items and crashed printing it.
+    from orchestrator import pipeline, step
+
+    @step
+    def items() -> list:
+        return [1, 2, 3]
+
+    @step
+    def scale(x: int, factor: float, shift: int = 0) -> float:
+        return x * factor + shift
+
+    @step
+    def combine(*parts: float, w: float = 1.0) -> float:
+        return sum(parts) * w
+
+    @pipeline
+    def scaled():
+        return (scale.map(items(), 10.0), scale.alias("fixed").map([1, 2], 2.0, shift=1),
+                combine.map(items(), 100, w=2.0))
+
+    run = scaled.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.output() == ([10.0, 20.0, 30.0], [3.0, 5.0], [202.0, 204.0, 206.0])
+    assert {"fixed", "fixed_2"} <= set(run.steps)
+    assert scale.map([1, 2], 3.0) == [3.0, 6.0]  # outside a pipeline: plain calls
+
+
+@pytest.mark.parametrize(("items", "says"), [
+    ({"a": 1, "b": 2}, "got a dict, whose items would be its keys: pass list(d.values())"),
+    ({"b", "a"}, "got a set, whose order can change from run to run: pass sorted(...)"),
+    ("abc", "got a str, whose items would be its characters"),
+    (5, "needs a list of items, but got an int"),
+    (None, "needs a list of items, but got None"),
+])
+def test_a_map_over_what_iterates_otherwise_than_meant_is_refused_where_written(store, items, says):
+    from orchestrator import pipeline, step
+    from orchestrator.errors import PipelineDefinitionError
+
+    @step
+    def double(x) -> object:
+        return x * 2
+
+    @pipeline
+    def doubled():
+        return double.map(items)
+
+    with pytest.raises(PipelineDefinitionError, match=r"double.map\(\) \(test_map.py:\d+\) " + re.escape(says)):
+        doubled.run(store=str(store))
+    assert double.map(["x"]) == ["xx"]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_equal_items_of_a_map_are_computed_once_in_a_run(store, calls, executor):
+    # The first item's result was not committed yet when its twin looked it up (sequential), or
+    # was still being computed (a pool): each twin computed it again.
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4)
+    assert run.status == "succeeded", run.error
+    assert calls.counts() == {"slow_square:3": 1, "slow_square:4": 1, "total": 1}
+    assert [run.steps[n].status for n in ("slow_square", "slow_square_2", "slow_square_3", "slow_square_4")] \
+        == ["ran", "cached", "ran", "cached"]
+    assert run.output() == 9 + 9 + 16 + 9
+    calls.clear()
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4, rerun="slow_square.map")
+    assert calls.counts()["slow_square:3"] == 3  # forced: each runs, equal or not

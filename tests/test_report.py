@@ -62,3 +62,55 @@ def test_fold_rows_tells_the_nodes_a_reason_names_apart_only_by_step():
     rows = [(f"fit_{i}", "may run", f"input from step 'load_{i}', which will run") for i in range(2, 50)]
     rows.append(("fit", "may run", "input from step 'clean', which will run"))
     assert [len(g) for g in fold_rows(rows)] == [48, 1]
+
+
+def test_progress_of_a_long_map_counts_its_steps_in_linear_time(store, monkeypatch, capsys):
+    # The reporter counted every node of the DAG at each step's start and end: a map of N items
+    # made N² checks, minutes at 20,000 items. Count the checks rather than time them.
+    from orchestrator import pipeline, step
+    from orchestrator.dag import Node
+    from orchestrator.report import ConsoleReporter
+
+    @step
+    def items(n: int) -> list:
+        return list(range(n))
+
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @pipeline
+    def doubles(n: int = 400):
+        return double.map(items(n))
+
+    checks = [0]
+    is_map = Node.is_map
+
+    def counted(node):
+        checks[0] += 1
+        return is_map.fget(node)
+
+    monkeypatch.setattr(Node, "is_map", property(counted))
+    run = doubles.run(store=str(store), progress=ConsoleReporter())
+    assert run.status == "succeeded" and len(run.steps) == 401
+    assert checks[0] < 30 * 400, checks[0]
+    assert "401/401" in capsys.readouterr().err  # the count itself is still right
+
+
+def test_a_big_summary_folds_calls_whose_reasons_differ_only_by_their_values():
+    # A grid search whose every config changed: each item's reason names its own values.
+    results = {}
+    for i in range(1, 61):
+        name = "fit" if i == 1 else f"fit_{i}"
+        why = "no earlier result" if i > 50 else f'parameter `cfg` changed ({{"lr": {i}}} → {{"lr": {i + 1}}})'
+        results[name] = StepResult(name, "ran", why, 1, 0.1)
+    results["best"] = StepResult("best", "ran", "input `results` changed", 1, 0.1)
+    lines = _render(summary_table(results)).splitlines()
+    rows = [line.split("  ")[0].strip() for line in lines[1:4]]
+    assert rows == ["fit … fit_50 (50)", "fit_51 … fit_60 (10)", "best"]
+    assert lines[1].rstrip().endswith("parameter `cfg` changed (differs per call)")
+    assert lines[2].rstrip().endswith("no earlier result")
+    same = {f"f_{i}": StepResult(f"f_{i}", "ran", "caching turned off for this run (--no-cache)", 1)
+            for i in range(2, 60)}
+    assert _render(summary_table(same)).splitlines()[1].rstrip().endswith(
+        "caching turned off for this run (--no-cache)")  # one reason for all: shown whole

@@ -44,6 +44,17 @@ def test_retries_exhausted_fail_the_step(store, calls):
     assert "failed after 4 attempts: ConnectionError" in run.error
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_due_retry_runs_before_the_steps_not_started_yet(store, calls, executor):
+    # Else it waits behind every other item of the map: its failure shows only at the end, and
+    # its time counts that wait.
+    run = _load("flaky_map.py").run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.steps["item_fails_once"].attempts == 2
+    order = calls.path.read_text().split()
+    assert order[:2] == ["item:0", "item:0"], order
+
+
 def test_retry_on_filters_exception_kinds(store, calls):
     run = _load("flaky.py:filtered").run(store=str(store))
     assert run.status == "failed"
@@ -509,6 +520,37 @@ def test_a_metric_that_several_nodes_report_is_recorded_under_each_node(store):
     assert again.metrics == expected
 
 
+def test_metrics_of_a_long_map_are_written_with_the_step_records_not_once_per_item(store, monkeypatch):
+    # Each item committed its records, then rewrote all of the run's metrics in a transaction of
+    # its own: a map of 2,000 items spent most of its time there. Count the writes, not the time.
+    from orchestrator import Metrics
+    from orchestrator.lineage import Lineage
+
+    @step
+    def evaluate(lr: float) -> Metrics:
+        return Metrics(accuracy=lr * 2)
+
+    @pipeline
+    def search(n: int = 200):
+        return evaluate.map([i / 100 for i in range(n)])
+
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "3600")  # commits only where the runner must
+    writes = [0]
+    transaction = Lineage.transaction
+
+    def counted(self):
+        writes[0] += 1
+        return transaction(self)
+
+    monkeypatch.setattr(Lineage, "transaction", counted)
+    run = search.run(store=str(store))
+    assert len(run.metrics) == 200 and run.metrics["evaluate_200.accuracy"] == 3.98
+    assert writes[0] < 20, writes[0]
+    writes[0] = 0
+    assert search.run(store=str(store)).metrics == run.metrics  # cached: the same, in as few writes
+    assert writes[0] < 20, writes[0]
+
+
 def test_an_exception_in_the_pipeline_body_is_one_clear_error():
     @step
     def one() -> int:
@@ -653,6 +695,10 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     # The same function, another closure value: it prints the same, so the reason says what differs.
     changed = report.run(store=str(store), n=2, title="Q3 " * 20, fn=suffixed("?")).steps["label"].reason
     assert changed == "parameter `fn` changed (it prints the same: its code or contents changed)"
+    # Long values are shown cut: equal up to the cut is not "prints the same" (a frame one row longer).
+    report.run(store=str(store), n=2, title="x" * 300, fn=suffixed("?"))
+    cut = report.run(store=str(store), n=2, title="x" * 299 + "y", fn=suffixed("?")).steps["label"].reason
+    assert cut == "parameter `title` changed (equal in the first 200 characters it prints: it differs after them)"
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
 
 

@@ -1,5 +1,7 @@
 """Dynamic fan-out: a step's output (a list) mapped over, one node per item."""
 
+import time
+
 from recorder import record
 
 from orchestrator import pipeline, step
@@ -74,3 +76,15 @@ def count(pairs: list) -> list:
 def pairs(n: int = 3):
     models = named.map(items(n))
     return count(models), total(second.map(models))
+
+
+@step
+def slow_square(x: int) -> int:
+    record(f"slow_square:{x}")
+    time.sleep(0.05)  # long enough for a twin item to start while this one runs, on a pool
+    return x * x
+
+
+@pipeline
+def repeated(values: list = [3, 3, 4, 3]):  # noqa: B006
+    return total(slow_square.map(values))
