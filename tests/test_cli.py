@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -278,7 +279,7 @@ def test_dag_counts_steps_as_run_does_and_says_a_map_makes_one_step_per_item(orc
     tree = orch("dag", "fanout.py:fanout")
     assert tree.returncode == 0, tree.stderr
     assert tree.stdout.splitlines()[0] == "pipeline fanout (2 steps + mapped items)"
-    assert "square.map (fanout.py:28) ← items: one step per item of its list" in tree.stdout
+    assert re.search(r"^  square\.map \(fanout\.py:\d+\) ← items: one step per item of its list$", tree.stdout, re.M)
     run = orch("run", "fanout.py:fanout")
     assert ": 2 steps + mapped items" in run.stderr
 
