@@ -179,6 +179,7 @@ class _RunLoop:
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
+        self.returned = {out.node for out in dag.result_outputs()}  # nodes whose outputs the run returns
 
     # -- the loop -------------------------------------------------------------
 
@@ -377,6 +378,16 @@ class _RunLoop:
 
     def _cached(self, node: Node, decision: cache.Decision) -> None:
         assert decision.outputs is not None
+        if self._returned(node.name):
+            # No step loads what the pipeline returns, so a damaged object would pass as cached
+            # and only fail later, in ``run.output()``: check it whole now and recompute it if damaged.
+            damaged = next((o.digest for o in decision.outputs
+                            if not o.inline and self.ctx.store.verify(o.digest) is not None), None)
+            if damaged is not None:
+                self._discard(damaged)
+                self.redo[node.name] = cache.DAMAGED
+                self._start(node.name)
+                return
         effects: list[tuple[str, str, Any]] = []
         for out in decision.outputs:
             if out.type_name and handler_for(out.type_name):
@@ -531,10 +542,18 @@ class _RunLoop:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return
         self.observer.step_finished(node.name, "waiting", f"input from '{producer}' was damaged")
+        if self.decisions[node.name].reason == cache.DAMAGED:
+            # Its own output was damaged too (and is forgotten): it still runs for that reason.
+            self.redo[node.name] = cache.DAMAGED
         self.blocked.setdefault(producer, []).append(node.name)
         self.redo[producer] = cache.DAMAGED
         self.results.pop(producer, None)
         self._start(producer)
+
+    def _returned(self, name: str) -> bool:
+        """Whether the pipeline returns ``name``'s outputs, itself or as an item of a returned map."""
+        return name in self.returned or any(c in self.returned and c in self.map_children
+                                            for c in self.children.get(name, ()))
 
     def _apply_effect(self, node: Node, type_name: str, digest: str, value: Any) -> bool:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""

@@ -246,6 +246,39 @@ def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     assert ArtifactStore(store).verify(digest) is None
 
 
+def test_a_damaged_output_the_pipeline_returns_is_recomputed_not_reported_cached(store, calls):
+    """Nothing in the run loads what the pipeline returns, so only a check of the cached object
+    keeps ``run.output()`` from failing on a run that says it succeeded."""
+    big = "x" * 100_000  # stored as a file
+
+    @step
+    def make(n: int) -> str:
+        return big * n
+
+    @step
+    def twice(text: str) -> str:
+        return text * 2
+
+    @pipeline
+    def returned(n: int = 2):
+        return twice(make(n))
+
+    first = returned.run(store=str(store))
+    from orchestrator.store import ArtifactStore
+
+    objects = ArtifactStore(store)
+    for digest in (first.steps["make"].outputs["out"], first.steps["twice"].outputs["out"]):
+        path = objects.path_of(digest)
+        os.truncate(path, path.stat().st_size // 2)  # a lost unsynced write, a full disk
+    run = returned.run(store=str(store))
+    assert run.status == "succeeded"
+    assert {name: (s.status, s.reason) for name, s in run.steps.items()} == {
+        "make": ("ran", "stored output was damaged"), "twice": ("ran", "stored output was damaged")}
+    assert run.output() == big * 4
+    assert objects.verify(run.steps["twice"].outputs["out"]) is None
+    assert returned.run(store=str(store)).steps["twice"].status == "cached"
+
+
 def test_multiple_outputs_and_aliases(store):
     @step
     def split(xs: list) -> tuple[list, list]:
