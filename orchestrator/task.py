@@ -15,6 +15,7 @@ import inspect
 import linecache
 import os
 import shutil
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -126,7 +127,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
                     value = spec.fn(*args, **kwargs)
                 if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
                     value = _await(value)
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
+            except BaseException as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
+                if isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here():
+                    raise  # Ctrl-C: the run stops, below
+                # Any other exception is the step's, a BaseException of its own too
+                # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
                 value = None
     except KeyboardInterrupt as stop:
@@ -146,6 +151,15 @@ def run_task(spec: TaskSpec) -> TaskResult:
             result.values = None
     result.ended = time.time()
     return result
+
+
+def _ctrl_c_reaches_here() -> bool:
+    """Whether a KeyboardInterrupt here may be Ctrl-C rather than the step's own ``raise``.
+
+    Pool and Dask workers ignore SIGINT (the driver stops them), so there a
+    KeyboardInterrupt can only be raised by the step itself: a failure of that attempt.
+    """
+    return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
 def _await(coroutine: Any) -> Any:
