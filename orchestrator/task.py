@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.capture import Capture
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UnhashableValueError
 from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
 from orchestrator.store import ArtifactInfo, ArtifactStore
@@ -118,7 +119,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill)
     try:
-        with captured:
+        with captured, kept_process_state():
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)

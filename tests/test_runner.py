@@ -279,6 +279,40 @@ def test_a_damaged_output_the_pipeline_returns_is_recomputed_not_reported_cached
     assert returned.run(store=str(store)).steps["twice"].status == "cached"
 
 
+def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(store, tmp_path, monkeypatch):
+    """The sequential executor runs steps in the caller's process: what one step changes there
+    must not reach the next step (a relative path read in another folder), nor the caller."""
+    import sys
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("ORCH_TEST_LEAK", raising=False)
+    path_before = list(sys.path)
+
+    @step
+    def wander(x: int) -> int:
+        os.chdir(elsewhere)
+        os.environ["ORCH_TEST_LEAK"] = "set by wander"
+        sys.path.insert(0, str(elsewhere))
+        return x
+
+    @step
+    def look(x: int) -> dict:
+        return {"cwd": os.getcwd(), "env": os.environ.get("ORCH_TEST_LEAK"),
+                "path": str(elsewhere) in sys.path}
+
+    @pipeline
+    def wandering(x: int = 1):
+        return look(wander(x))
+
+    run = wandering.run(store=str(store))
+    assert run.output() == {"cwd": str(work), "env": None, "path": False}
+    assert os.getcwd() == str(work) and "ORCH_TEST_LEAK" not in os.environ and sys.path == path_before
+
+
 def test_multiple_outputs_and_aliases(store):
     @step
     def split(xs: list) -> tuple[list, list]:
