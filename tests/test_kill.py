@@ -151,6 +151,45 @@ def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
     assert code == 2 and "has no attempt 2; its attempts are 1" in out.err
 
 
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_logs_of_a_step_in_its_first_attempt_say_nothing_is_recorded_yet(tmp_path, capsys, status):
+    """A step's row counts attempts as they end: one still running, or whose `orch` was killed in
+    its first attempt, says 0. `orch logs` must not call that a step that did not run."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.cli import main
+
+    @step
+    def stuck() -> int:
+        raise KeyboardInterrupt
+
+    @pipeline
+    def hangs():
+        return stuck()
+
+    store = str(tmp_path / "store")
+    run_id = _interrupted_run(hangs, store)
+    with sqlite3.connect(tmp_path / "store" / "metadata.db") as db:  # what a running or killed attempt leaves
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+        db.execute("UPDATE steps SET attempts=0, status=? WHERE run_id=?", (status, run_id))
+        db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))  # this process: alive
+
+    def logs(*args):
+        try:
+            main(["--store", store, "logs", f"{run_id}:stuck", *args])
+        except SystemExit as exited:
+            return exited.code, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    code, out = logs()
+    assert code == 0 and "did not run" not in out.out
+    assert out.out.startswith(f"=== stuck attempt 1 ({status}) ===\n--- nothing recorded: ")
+    assert logs("--attempt", "1")[1].out == out.out
+    code, out = logs("--attempt", "2")
+    assert code == 2 and "has no attempt 2; it made 1" in out.err
+
+
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
     from orchestrator import pipeline, step
     from orchestrator.context import Context
