@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,42 @@ def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
     assert "Traceback" not in stderr and "terminated (SIGTERM): finished steps are kept" in stderr
     shown = json.loads(orch("show", "latest", "--json").stdout)
     assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
+
+
+def _children(pid: int) -> set[int]:
+    """Pids of the live, not yet reaped children of ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel kills them on Linux only")
+def test_pool_workers_die_with_a_killed_driver(orch, calls):
+    """A SIGKILLed `orch run` cannot stop its workers itself: a step left running in one would
+    hold its CPU, memory or GPU to the end while the run is already shown interrupted."""
+    proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", "process", "--workers", "2")
+    wait_for(lambda: "wait" in calls.ran())
+    workers = _children(proc.pid)
+    assert workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
 
 
 @pytest.mark.slow
