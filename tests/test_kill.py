@@ -227,6 +227,41 @@ def test_logs_of_a_step_in_its_first_attempt_say_nothing_is_recorded_yet(tmp_pat
     assert code == 2 and "has no attempt 2; it made 1" in out.err
 
 
+def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
+    """A killed `orch` cannot record its end: an `orch runs` a day later must not say it took a day."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+
+    @step
+    def first(x: int) -> int:
+        return x
+
+    @step
+    def second(x: int) -> int:
+        return x
+
+    @pipeline
+    def two(x: int = 1):
+        return second(first(x))
+
+    store = str(tmp_path / "store")
+    run_id = two.run(store=store).id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(tmp_path / "store" / "metadata.db") as db:  # what a SIGKILL in `second` leaves
+        db.execute("UPDATE runs SET status='running', started=1000, ended=NULL, pid=? WHERE run_id=?",
+                   (int(dead.stdout), run_id))
+        db.execute("UPDATE steps SET started=1001, ended=1002 WHERE run_id=? AND node='first'", (run_id,))
+        db.execute("UPDATE steps SET status='running', started=1003, ended=NULL WHERE run_id=? AND node='second'",
+                   (run_id,))
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+    lineage = Context.open(store).lineage
+    assert lineage.mark_dead_runs() == [run_id]
+    run = lineage.run(run_id)
+    assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
+
+
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
     from orchestrator import pipeline, step
     from orchestrator.context import Context
