@@ -177,6 +177,7 @@ class _RunLoop:
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
+        self.lock_announced: set[str] = set()     # nodes whose wait the observer was told of
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
         self.returned = {out.node for out in dag.result_outputs()}  # nodes whose outputs the run returns
@@ -251,6 +252,11 @@ class _RunLoop:
         if node.step.cache:
             lock = try_lock(self.ctx.root, key)
             if lock is None:
+                if name not in self.lock_wait and name not in self.lock_announced:
+                    self.lock_announced.add(name)
+                    waiting = getattr(self.observer, "step_waiting", None)  # an observer older than it
+                    if waiting is not None:
+                        waiting(name)
                 self.lock_wait.add(name)  # another run is computing this key right now
                 return
             # The other run may have finished between our lookup and the lock: look again.

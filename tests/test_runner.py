@@ -16,7 +16,7 @@ from orchestrator.context import Context
 from orchestrator.errors import PipelineDefinitionError, UserError
 from orchestrator.loader import load_pipeline
 
-from .conftest import PIPELINES
+from .conftest import PIPELINES, ROOT
 
 
 def _load(target: str):
@@ -311,6 +311,52 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     run = wandering.run(store=str(store))
     assert run.output() == {"cwd": str(work), "env": None, "path": False}
     assert os.getcwd() == str(work) and "ORCH_TEST_LEAK" not in os.environ and sys.path == path_before
+
+
+HOLD_KEY_LOCK = """
+import os, sys, time
+from orchestrator.locks import try_lock
+lock = try_lock(sys.argv[1], sys.argv[2])
+assert lock is not None
+print("held", flush=True)
+give_up = time.time() + 30  # so that a run that never says it waits fails the test, not hangs it
+while not os.path.exists(sys.argv[3]) and time.time() < give_up:  # until the run says it waits
+    time.sleep(0.01)
+"""
+
+
+def test_a_run_waiting_for_another_runs_step_says_so(store, tmp_path):
+    """Another run computing the same key may take hours: the waiting run must not look hung."""
+    import subprocess
+    import sys
+
+    from orchestrator.report import RunObserver
+
+    @step
+    def shared(x: int) -> int:
+        return x * 2
+
+    @pipeline
+    def waits(x: int = 4):
+        return shared(x)
+
+    key = waits.plan(store=str(store)).entries[0].key
+    said = tmp_path / "said"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_KEY_LOCK, str(store), key, str(said)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+
+    class Seen(RunObserver):
+        waited: list[str] = []
+
+        def step_waiting(self, node: str) -> None:
+            self.waited.append(node)
+            said.touch()  # the other "run" ends without a result: this one computes it
+
+    run = waits.run(store=str(store), progress=Seen())
+    holder.wait(timeout=60)
+    assert Seen.waited == ["shared"]
+    assert run.status == "succeeded" and run.output() == 8
 
 
 def test_multiple_outputs_and_aliases(store):
