@@ -7,6 +7,7 @@ import enum
 import inspect
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -291,9 +292,12 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     monkeypatch.chdir(work)
     monkeypatch.delenv("ORCH_TEST_LEAK", raising=False)
     path_before = list(sys.path)
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     @step
     def wander(x: int) -> int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a library that takes Ctrl-C and kill over
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         os.chdir(elsewhere)
         os.environ["ORCH_TEST_LEAK"] = "set by wander"
         sys.path.insert(0, str(elsewhere))
@@ -302,15 +306,16 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     @step
     def look(x: int) -> dict:
         return {"cwd": os.getcwd(), "env": os.environ.get("ORCH_TEST_LEAK"),
-                "path": str(elsewhere) in sys.path}
+                "path": str(elsewhere) in sys.path, "ctrl-c": signal.getsignal(signal.SIGINT) is not signal.SIG_IGN}
 
     @pipeline
     def wandering(x: int = 1):
         return look(wander(x))
 
     run = wandering.run(store=str(store))
-    assert run.output() == {"cwd": str(work), "env": None, "path": False}
+    assert run.output() == {"cwd": str(work), "env": None, "path": False, "ctrl-c": True}
     assert os.getcwd() == str(work) and "ORCH_TEST_LEAK" not in os.environ and sys.path == path_before
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
 
 
 HOLD_KEY_LOCK = """
