@@ -128,7 +128,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
                     value = spec.fn(*args, **kwargs)
                 if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
                     value = _await(value)
-            except BaseException as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
+            except BaseException as exc:  # the step's own failure, sys.exit() included
                 if isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here():
                     raise  # Ctrl-C: the run stops, below
                 # Any other exception is the step's, a BaseException of its own too

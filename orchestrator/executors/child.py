@@ -18,8 +18,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
