@@ -41,7 +41,7 @@ from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
 from orchestrator.planner import build, check_rerun, forced_items, input_hashes
-from orchestrator.remote_store import is_process_local
+from orchestrator.remote_store import is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
@@ -384,9 +384,10 @@ class _RunLoop:
 
     def _cached(self, node: Node, decision: cache.Decision) -> None:
         assert decision.outputs is not None
-        if self._returned(node.name):
+        if self._returned(node.name) and not is_url(self.ctx.location):
             # No step loads what the pipeline returns, so a damaged object would pass as cached
             # and only fail later, in ``run.output()``: check it whole now and recompute it if damaged.
+            # (Not behind a URL, where checking means downloading it at every cached run.)
             damaged = next((o.digest for o in decision.outputs
                             if not o.inline and self.ctx.store.verify(o.digest) is not None), None)
             if damaged is not None:
