@@ -636,6 +636,27 @@ def test_sweep_removes_dead_and_old_temp_files_only(store: ArtifactStore) -> Non
     assert ArtifactStore(store.root / "nowhere").sweep_temp() == 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tells a zombie through /proc")
+def test_sweep_counts_a_killed_writer_not_yet_reaped_as_dead(store: ArtifactStore) -> None:
+    """A killed driver's pool workers go to PID 1, which in a container without an init never
+    reaps them: their temp files must still be swept, and their runs seen as over."""
+    from orchestrator.lineage_records import process_alive, process_start_token
+
+    temp = store.root / "tmp"
+    temp.mkdir(parents=True)
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        token = process_start_token(writer.pid)
+        while not Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            time.sleep(0.01)  # exited, and nobody waits for it yet
+        partial = temp / f"{writer.pid}-{'e' * 16}.tmp"
+        partial.write_bytes(b"partial")
+        assert store.sweep_temp() == 1 and not partial.exists()
+        assert not process_alive(writer.pid, token)
+    finally:
+        writer.wait()
+
+
 def test_sweep_through_a_symlinked_tmp_removes_only_the_stores_own_temp_files(store: ArtifactStore,
                                                                                tmp_path: Path) -> None:
     """A copied or crafted store whose tmp/ links elsewhere: gc must not delete that folder's *.tmp files."""
