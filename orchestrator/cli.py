@@ -492,8 +492,9 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
             return
         if _unrecorded_attempt(node, row, 0, attempt):
             return
-        if attempt is not None and row["attempts"]:
-            raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; it made {row['attempts']}. "
+        made = _attempts_made(row)
+        if attempt is not None and made:
+            raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; it made {made}. "
                             "Pass one of them to --attempt, or leave it out.")
         click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
         return
@@ -521,9 +522,15 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
         _unrecorded_attempt(node, row, max(numbers), None)
 
 
+def _attempts_made(row: dict[str, Any]) -> int:
+    """How many attempts a step made. Its row counts them as they end: a step still running, or
+    cut short in its first attempt (a killed `orch`), is in its first though the row says 0."""
+    return int(row["attempts"] or (1 if row["status"] in ("interrupted", "running") else 0))
+
+
 def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: int | None) -> bool:
     """Say so when the step's last attempt was cut short (Ctrl-C, a killed process) and left no record."""
-    last = row["attempts"] or 0
+    last = _attempts_made(row)
     if row["status"] not in ("interrupted", "running") or last <= recorded or wanted not in (None, last):
         return False
     why = ("it is still running; what it prints is recorded when it ends" if row["status"] == "running" else

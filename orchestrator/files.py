@@ -70,4 +70,18 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by someone else
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only waits to be reaped (Linux; False where unknown).
+
+    ``kill(pid, 0)`` still finds such a process. A killed writer's workers are reparented
+    to PID 1, which in a container without an init (``docker run`` without ``--init``)
+    never reaps them: counted alive, their temp files or runs would never be seen as dead.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

@@ -169,8 +169,13 @@ class Lineage:
         if dead:
             with self.transaction() as c:
                 for run_id in dead:
-                    c.execute("UPDATE runs SET status='interrupted', ended=COALESCE(ended, ?) "
-                              "WHERE run_id=? AND status='running'", (time.time(), run_id))
+                    # It ended at its last recorded sign of life, not when someone looked: an
+                    # `orch runs` a day later must not say the run took a day.
+                    c.execute("UPDATE runs SET status='interrupted', ended=COALESCE(ended, "
+                              "(SELECT MAX(t) FROM (SELECT started AS t FROM runs WHERE run_id=:id "
+                              "UNION ALL SELECT MAX(COALESCE(ended, 0), COALESCE(started, 0)) FROM steps "
+                              "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id))) "
+                              "WHERE run_id=:id AND status='running'", {"id": run_id})
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
                               "WHERE run_id=? AND status='running'", ("the run's process died", run_id))
         return dead

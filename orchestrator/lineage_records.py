@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from orchestrator.files import zombie
+
 
 @dataclass(frozen=True)
 class DamagedValue:
@@ -109,4 +111,6 @@ def process_alive(pid: int, token: str) -> bool:
         return False
     except PermissionError:
         return True
+    if zombie(pid):  # killed, not yet reaped: its run is over
+        return False
     return not token or process_start_token(pid) in ("", token)

@@ -79,6 +79,9 @@ class RunObserver:
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None: ...
 
+    def step_waiting(self, node: str) -> None:
+        """Another run is computing ``node``'s key: this run waits for its result (once per node)."""
+
     def step_finished(self, node: str, status: str, detail: str) -> None: ...
 
     def warning(self, message: str) -> None:
@@ -145,6 +148,15 @@ class ConsoleReporter(RunObserver):
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
         self.console.print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "
                            f"retrying in {delay:.1f} s")
+
+    def step_waiting(self, node: str) -> None:
+        # Said once: that run's step may take hours, and without this the run looks hung.
+        what = "another run is computing it; waiting for its result"
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"waiting for [bold]{escape(node)}[/]")
+            self._progress.console.print(f"  [yellow]…[/] {escape(node)}: {what}")
+        else:
+            self.console.print(f"  [yellow]…[/] {escape(node)}: {what}")
 
     def step_finished(self, node: str, status: str, detail: str) -> None:
         if status == "waiting":

@@ -49,7 +49,7 @@ from orchestrator.planner import (
     unforced_items,
     unforced_message,
 )
-from orchestrator.remote_store import is_process_local
+from orchestrator.remote_store import is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
@@ -206,8 +206,10 @@ class _RunLoop:
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.warned: set[str] = set()             # --rerun names of map items no map made, said once
         self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
+        self.lock_announced: set[str] = set()     # nodes whose wait the observer was told of
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
+        self.returned = {out.node for out in dag.result_outputs()}  # nodes whose outputs the run returns
 
     # -- the loop -------------------------------------------------------------
 
@@ -288,6 +290,11 @@ class _RunLoop:
                 return
             lock = try_lock(self.ctx.root, key)
             if lock is None:
+                if name not in self.lock_wait and name not in self.lock_announced:
+                    self.lock_announced.add(name)
+                    waiting = getattr(self.observer, "step_waiting", None)  # an observer older than it
+                    if waiting is not None:
+                        waiting(name)
                 self.lock_wait.add(name)  # another run is computing this key right now
                 return
             # The other run may have finished between our lookup and the lock: look again.
@@ -427,6 +434,19 @@ class _RunLoop:
 
     def _cached(self, node: Node, decision: cache.Decision) -> None:
         assert decision.outputs is not None
+        if self._returned(node.name) and not is_url(self.ctx.location):
+            # No step loads what the pipeline returns, so a lost object would pass as cached and
+            # only fail later, in ``run.output()``: its header is read (one small read, whatever its
+            # size, so a cached run still reads no data) to find it missing or cut short, and then
+            # it is recomputed. A flipped bit is found when it is loaded, or by `orch cache verify`.
+            # (Not behind a URL, where each check is a request at every cached run.)
+            damaged = next((o.digest for o in decision.outputs if not o.inline and not self._whole(o.digest)),
+                           None)
+            if damaged is not None:
+                self._discard(damaged)
+                self.redo[node.name] = cache.DAMAGED
+                self._start(node.name)
+                return
         effects: list[tuple[str, str, Any]] = []
         for out in decision.outputs:
             if out.type_name and handler_for(out.type_name):
@@ -582,10 +602,26 @@ class _RunLoop:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return
         self.observer.step_finished(node.name, "waiting", f"input from '{producer}' was damaged")
+        if self.decisions[node.name].reason == cache.DAMAGED:
+            # Its own output was damaged too (and is forgotten): it still runs for that reason.
+            self.redo[node.name] = cache.DAMAGED
         self.blocked.setdefault(producer, []).append(node.name)
         self.redo[producer] = cache.DAMAGED
         self.results.pop(producer, None)
         self._start(producer)
+
+    def _whole(self, digest: str) -> bool:
+        """Whether the object of ``digest`` exists with its full length (its header says so)."""
+        try:
+            self.ctx.store.read_header(digest)
+        except (CorruptArtifactError, MissingArtifactError):
+            return False
+        return True
+
+    def _returned(self, name: str) -> bool:
+        """Whether the pipeline returns ``name``'s outputs, itself or as an item of a returned map."""
+        return name in self.returned or any(c in self.returned and c in self.map_children
+                                            for c in self.children.get(name, ()))
 
     def _apply_effect(self, node: Node, type_name: str, digest: str, value: Any) -> bool:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""

@@ -138,11 +138,19 @@ class _PayloadWriter(io.BufferedIOBase):
         return self._sha256.hexdigest() if self._sha256 is not None else None
 
     def discard(self) -> None:
-        """Close and remove the temporary file, if any."""
-        if self.file is not None:
-            self.file.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        """Close and remove the temporary file, if any.
+
+        On a full disk, closing fails too (it flushes what is still buffered): the file is
+        removed all the same, since a partial object left in ``tmp/`` would keep the disk full
+        until a later sweep, and the run could not even record why its step failed.
+        """
+        try:
+            if self.file is not None:
+                with contextlib.suppress(OSError):
+                    self.file.close()
+        finally:
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
 
 
 class ArtifactStore:
@@ -452,7 +460,8 @@ class ArtifactStore:
             f.flush()
             copy_range(writer.file.fileno(), RESERVED_OFFSET, f.fileno(), offset, writer.size)
         except BaseException:
-            f.close()
+            with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+                f.close()
             path.unlink(missing_ok=True)
             raise
         old_path, old_file = writer.path, writer.file

@@ -16,6 +16,7 @@ import io
 import linecache
 import os
 import shutil
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any
 from orchestrator.capture import Capture
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UnhashableValueError
 from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
 from orchestrator.store import ArtifactInfo, ArtifactStore
@@ -121,7 +123,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
-        with captured:
+        with captured, kept_process_state():
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)
@@ -130,7 +132,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
                     value = spec.fn(*args, **kwargs)
                 if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
                     value = _await(value)
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the step's own failure, sys.exit() included
+            except BaseException as exc:  # the step's own failure, sys.exit() included
+                if isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here():
+                    raise  # Ctrl-C: the run stops, below
+                # Any other exception is the step's, a BaseException of its own too
+                # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
                 value = None
     except KeyboardInterrupt as stop:
@@ -150,6 +156,15 @@ def run_task(spec: TaskSpec) -> TaskResult:
             result.values = None
     result.ended = time.time()
     return result
+
+
+def _ctrl_c_reaches_here() -> bool:
+    """Whether a KeyboardInterrupt here may be Ctrl-C rather than the step's own ``raise``.
+
+    Pool and Dask workers ignore SIGINT (the driver stops them), so there a
+    KeyboardInterrupt can only be raised by the step itself: a failure of that attempt.
+    """
+    return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
 def _await(coroutine: Any) -> Any:

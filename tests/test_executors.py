@@ -300,7 +300,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path, executor):
 
 
 ODD_FAILURES = {"custom": "DataError: 3 bad values in column age", "locked": "LockedError: the resource is locked",
-                "exit": "SystemExit: 3"}
+                "exit": "SystemExit: 3", "cancelled": "Cancelled: the job was cancelled"}
 
 
 @pytest.mark.slow
@@ -315,6 +315,24 @@ def test_awkward_exceptions_fail_the_step_cleanly_on_every_executor(tmp_path, ex
         assert run.steps["check"].status == "failed" and run.steps["after"].status == "skipped"
         assert summary in run.error, (kind, run.error)
         assert "WorkerDied" not in run.error
+
+
+def test_a_base_exception_of_a_step_is_its_failure_not_a_crash(tmp_path):
+    """Not only Exception and SystemExit: a step's own BaseException fails that step, with no
+    traceback out of the run (on Dask the run waited for ever)."""
+    run = _run("odd_failures.py:odd", tmp_path, "sequential", kind="cancelled")
+    assert run.status == "failed"
+    assert run.steps["check"].status == "failed" and run.steps["after"].status == "skipped"
+    assert "Cancelled: the job was cancelled" in run.error
+
+
+@pytest.mark.slow
+def test_a_keyboard_interrupt_raised_by_a_step_in_a_pool_worker_is_its_failure(tmp_path):
+    """Workers ignore Ctrl-C (the driver stops them), so there it is the step's own raise: a failed
+    attempt naming it, not a worker that died."""
+    run = _run("odd_failures.py:odd", tmp_path, "process", kind="interrupt")
+    assert run.status == "failed" and run.steps["check"].attempts == 1
+    assert "KeyboardInterrupt: stopped by the step" in run.error and "WorkerDied" not in run.error
 
 
 @pytest.mark.parametrize("kind", sorted(ODD_FAILURES))

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +119,42 @@ def test_sigterm_to_a_process_a_step_forked_ends_only_that_process(orch):
     assert shown["outputs"] == hash_value(-signal.SIGTERM)  # the child died of SIGTERM
 
 
+def _children(pid: int) -> set[int]:
+    """Pids of the live, not yet reaped children of ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel kills them on Linux only")
+def test_pool_workers_die_with_a_killed_driver(orch, calls):
+    """A SIGKILLed `orch run` cannot stop its workers itself: a step left running in one would
+    hold its CPU, memory or GPU to the end while the run is already shown interrupted."""
+    proc = _start(orch, "slow.py", "-p", "n=1000", "--executor", "process", "--workers", "2")
+    wait_for(lambda: "wait" in calls.ran())
+    workers = _children(proc.pid)
+    assert workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert runs[0]["status"] == "interrupted"
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     first = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5")
@@ -161,6 +198,80 @@ def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
     assert logs("--attempt", "1")[1].out == out.out
     code, out = logs("--attempt", "2")
     assert code == 2 and "has no attempt 2; its attempts are 1" in out.err
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_logs_of_a_step_in_its_first_attempt_say_nothing_is_recorded_yet(tmp_path, capsys, status):
+    """A step's row counts attempts as they end: one still running, or whose `orch` was killed in
+    its first attempt, says 0. `orch logs` must not call that a step that did not run."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.cli import main
+
+    @step
+    def stuck() -> int:
+        raise KeyboardInterrupt
+
+    @pipeline
+    def hangs():
+        return stuck()
+
+    store = str(tmp_path / "store")
+    run_id = _interrupted_run(hangs, store)
+    with sqlite3.connect(tmp_path / "store" / "metadata.db") as db:  # what a running or killed attempt leaves
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+        db.execute("UPDATE steps SET attempts=0, status=? WHERE run_id=?", (status, run_id))
+        db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))  # this process: alive
+
+    def logs(*args):
+        try:
+            main(["--store", store, "logs", f"{run_id}:stuck", *args])
+        except SystemExit as exited:
+            return exited.code, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    code, out = logs()
+    assert code == 0 and "did not run" not in out.out
+    assert out.out.startswith(f"=== stuck attempt 1 ({status}) ===\n--- nothing recorded: ")
+    assert logs("--attempt", "1")[1].out == out.out
+    code, out = logs("--attempt", "2")
+    assert code == 2 and "has no attempt 2; it made 1" in out.err
+
+
+def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
+    """A killed `orch` cannot record its end: an `orch runs` a day later must not say it took a day."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+
+    @step
+    def first(x: int) -> int:
+        return x
+
+    @step
+    def second(x: int) -> int:
+        return x
+
+    @pipeline
+    def two(x: int = 1):
+        return second(first(x))
+
+    store = str(tmp_path / "store")
+    run_id = two.run(store=store).id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(tmp_path / "store" / "metadata.db") as db:  # what a SIGKILL in `second` leaves
+        db.execute("UPDATE runs SET status='running', started=1000, ended=NULL, pid=? WHERE run_id=?",
+                   (int(dead.stdout), run_id))
+        db.execute("UPDATE steps SET started=1001, ended=1002 WHERE run_id=? AND node='first'", (run_id,))
+        db.execute("UPDATE steps SET status='running', started=1003, ended=NULL WHERE run_id=? AND node='second'",
+                   (run_id,))
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+    lineage = Context.open(store).lineage
+    assert lineage.mark_dead_runs() == [run_id]
+    run = lineage.run(run_id)
+    assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
 
 
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):

@@ -7,6 +7,7 @@ import enum
 import inspect
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from orchestrator.context import Context
 from orchestrator.errors import PipelineDefinitionError, UserError
 from orchestrator.loader import load_pipeline
 
-from .conftest import PIPELINES
+from .conftest import PIPELINES, ROOT
 
 
 def _load(target: str):
@@ -255,6 +256,123 @@ def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     assert run.steps["make"].reason == "stored output was damaged"
     assert run.output() == 200_000
     assert ArtifactStore(store).verify(digest) is None
+
+
+def test_a_damaged_output_the_pipeline_returns_is_recomputed_not_reported_cached(store, calls):
+    """Nothing in the run loads what the pipeline returns, so only a check of the cached object
+    keeps ``run.output()`` from failing on a run that says it succeeded."""
+    big = "x" * 100_000  # stored as a file
+
+    @step
+    def make(n: int) -> str:
+        return big * n
+
+    @step
+    def twice(text: str) -> str:
+        return text * 2
+
+    @pipeline
+    def returned(n: int = 2):
+        return twice(make(n))
+
+    first = returned.run(store=str(store))
+    from orchestrator.store import ArtifactStore
+
+    objects = ArtifactStore(store)
+    for digest in (first.steps["make"].outputs["out"], first.steps["twice"].outputs["out"]):
+        path = objects.path_of(digest)
+        os.truncate(path, path.stat().st_size // 2)  # a lost unsynced write, a full disk
+    run = returned.run(store=str(store))
+    assert run.status == "succeeded"
+    assert {name: (s.status, s.reason) for name, s in run.steps.items()} == {
+        "make": ("ran", "stored output was damaged"), "twice": ("ran", "stored output was damaged")}
+    assert run.output() == big * 4
+    assert objects.verify(run.steps["twice"].outputs["out"]) is None
+    assert returned.run(store=str(store)).steps["twice"].status == "cached"
+
+
+def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(store, tmp_path, monkeypatch):
+    """The sequential executor runs steps in the caller's process: what one step changes there
+    must not reach the next step (a relative path read in another folder), nor the caller."""
+    import sys
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("ORCH_TEST_LEAK", raising=False)
+    path_before = list(sys.path)
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @step
+    def wander(x: int) -> int:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a library that takes Ctrl-C and kill over
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.chdir(elsewhere)
+        os.environ["ORCH_TEST_LEAK"] = "set by wander"
+        sys.path.insert(0, str(elsewhere))
+        return x
+
+    @step
+    def look(x: int) -> dict:
+        return {"cwd": os.getcwd(), "env": os.environ.get("ORCH_TEST_LEAK"),
+                "path": str(elsewhere) in sys.path, "ctrl-c": signal.getsignal(signal.SIGINT) is not signal.SIG_IGN}
+
+    @pipeline
+    def wandering(x: int = 1):
+        return look(wander(x))
+
+    run = wandering.run(store=str(store))
+    assert run.output() == {"cwd": str(work), "env": None, "path": False, "ctrl-c": True}
+    assert os.getcwd() == str(work) and "ORCH_TEST_LEAK" not in os.environ and sys.path == path_before
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
+
+
+HOLD_KEY_LOCK = """
+import os, sys, time
+from orchestrator.locks import try_lock
+lock = try_lock(sys.argv[1], sys.argv[2])
+assert lock is not None
+print("held", flush=True)
+give_up = time.time() + 30  # so that a run that never says it waits fails the test, not hangs it
+while not os.path.exists(sys.argv[3]) and time.time() < give_up:  # until the run says it waits
+    time.sleep(0.01)
+"""
+
+
+def test_a_run_waiting_for_another_runs_step_says_so(store, tmp_path):
+    """Another run computing the same key may take hours: the waiting run must not look hung."""
+    import subprocess
+    import sys
+
+    from orchestrator.report import RunObserver
+
+    @step
+    def shared(x: int) -> int:
+        return x * 2
+
+    @pipeline
+    def waits(x: int = 4):
+        return shared(x)
+
+    key = waits.plan(store=str(store)).entries[0].key
+    said = tmp_path / "said"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_KEY_LOCK, str(store), key, str(said)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+
+    class Seen(RunObserver):
+        waited: list[str] = []
+
+        def step_waiting(self, node: str) -> None:
+            self.waited.append(node)
+            said.touch()  # the other "run" ends without a result: this one computes it
+
+    run = waits.run(store=str(store), progress=Seen())
+    holder.wait(timeout=60)
+    assert Seen.waited == ["shared"]
+    assert run.status == "succeeded" and run.output() == 8
 
 
 def test_multiple_outputs_and_aliases(store):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import io
 import json
 import multiprocessing
 import os
@@ -14,7 +16,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pandas as pd
@@ -194,6 +196,33 @@ def test_unpicklable_value_names_its_type_and_leaves_no_temp(store: ArtifactStor
         match="cannot store a value of type list with materializer 'pickle': .*cannot pickle '_thread.lock'",
     ):
         store.put([threading.Lock()] * 2000, D1)
+    assert files_under(store.root) == []
+
+
+class _FullDisk(io.FileIO):
+    """A file on a disk that fills up after ``room`` bytes: every later write, flush included, fails."""
+
+    room = 2 * INLINE_MAX
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(memoryview(data)) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)
+
+
+def test_a_full_disk_leaves_no_partial_temp_file(store: ArtifactStore, monkeypatch) -> None:
+    """The buffered bytes fail again when the file is closed: the temp file must go all the same,
+    or the partial object keeps the disk full and the run cannot even record its failure."""
+    def open_temp() -> tuple[Path, BinaryIO]:
+        (store.root / "tmp").mkdir(parents=True, exist_ok=True)
+        path = store.root / "tmp" / f"{os.getpid()}-{'0' * 16}.tmp"
+        f = io.BufferedWriter(_FullDisk(path, "w"), buffer_size=1 << 20)
+        return path, cast(BinaryIO, f)
+
+    monkeypatch.setattr(store, "_open_temp", open_temp)
+    wide = pd.DataFrame({f"c{i}": np.arange(20_000) for i in range(60)})  # many buffered writes
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.put(wide, D1)
     assert files_under(store.root) == []
 
 
@@ -605,6 +634,27 @@ def test_sweep_removes_dead_and_old_temp_files_only(store: ArtifactStore) -> Non
     assert store.sweep_temp() == 2
     assert sorted(temp.iterdir()) == sorted([live, other])
     assert ArtifactStore(store.root / "nowhere").sweep_temp() == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tells a zombie through /proc")
+def test_sweep_counts_a_killed_writer_not_yet_reaped_as_dead(store: ArtifactStore) -> None:
+    """A killed driver's pool workers go to PID 1, which in a container without an init never
+    reaps them: their temp files must still be swept, and their runs seen as over."""
+    from orchestrator.lineage_records import process_alive, process_start_token
+
+    temp = store.root / "tmp"
+    temp.mkdir(parents=True)
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        token = process_start_token(writer.pid)
+        while not Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            time.sleep(0.01)  # exited, and nobody waits for it yet
+        partial = temp / f"{writer.pid}-{'e' * 16}.tmp"
+        partial.write_bytes(b"partial")
+        assert store.sweep_temp() == 1 and not partial.exists()
+        assert not process_alive(writer.pid, token)
+    finally:
+        writer.wait()
 
 
 def test_sweep_through_a_symlinked_tmp_removes_only_the_stores_own_temp_files(store: ArtifactStore,

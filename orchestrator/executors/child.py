@@ -18,8 +18,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
-from orchestrator.executors.worker import decode_result, encode_result
+from orchestrator.executors.worker import decode_result, die_with_parent, encode_result
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -53,7 +51,7 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, par
     from orchestrator.executors.worker import allow_children
     from orchestrator.task import run_task
 
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     allow_children()
     spec = pickle.loads(payload)
     conn.send_bytes(encode_result(run_task(spec)))
@@ -110,7 +108,7 @@ def _children_allowed() -> Iterator[None]:
     ``multiprocessing`` refuses children to daemonic processes because such a
     process is terminated when its own parent exits, which would leave its
     children orphaned. Here the child guards itself instead: it asks the
-    kernel to kill it when its parent dies (``_die_with_parent``), and
+    kernel to kill it when its parent dies (``die_with_parent``), and
     ``run_in_child`` kills or joins it before returning. The flag is cleared
     for that one call (the child has its own, set at creation).
     """
@@ -122,27 +120,6 @@ def _children_allowed() -> Iterator[None]:
             yield
         finally:
             current._config["daemon"] = daemonic
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Best effort: on Linux, have this process SIGKILLed when its parent dies.
-
-    The parent may be a daemonic Dask worker that is killed (cancelled run,
-    memory limit) while the step still runs; without this the child would go
-    on as an orphan. The signal follows the parent *thread*, which is the one
-    blocked in ``run_in_child`` for the child's whole life.
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before the request was in place
-        os._exit(1)
 
 
 def _killed(spec: TaskSpec, started: float, exc: BaseException) -> TaskResult:

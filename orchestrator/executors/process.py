@@ -61,7 +61,7 @@ class ProcessExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path)), daemon=True,
+        process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path), os.getpid()), daemon=True,
                                     name="orch-worker")
         with main_script_hidden():
             process.start()

@@ -9,6 +9,7 @@ metadata database: it writes objects and reports ``ArtifactInfo``.
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import sys
@@ -151,11 +152,15 @@ def run_spec(spec: TaskSpec) -> TaskResult:
     return run_task(spec)
 
 
-def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
+def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = None) -> None:
     """A pool worker's main loop: one task at a time until the pipe closes."""
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_children()
+    if parent_pid is not None:
+        # A driver killed outright (SIGKILL, the OOM killer) cannot stop its workers, and the run
+        # is shown interrupted: a step left running would hold its CPU, memory or GPU for hours.
+        die_with_parent(parent_pid)
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -173,6 +178,28 @@ def serve_pipe(conn: Connection, sys_path: list[str]) -> None:
         remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
         # The pool enforces timeouts itself, by killing this worker.
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Best effort: on Linux, have this process SIGKILLed when its parent dies.
+
+    The parent may be a daemonic Dask worker that is killed (cancelled run,
+    memory limit) while the step still runs, or a driver killed with SIGKILL;
+    without this the child would go on as an orphan. The signal follows the
+    parent *thread*, which must live as long as the child is needed (the one
+    blocked in ``run_in_child``, or the run loop that started a pool worker).
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(1)
 
 
 def dask_setup(worker: Any) -> None:

@@ -21,6 +21,10 @@ class LockedError(Exception):
         self.lock = threading.Lock()
 
 
+class Cancelled(BaseException):
+    """A library's own cancellation: a BaseException, like asyncio's CancelledError or GeneratorExit."""
+
+
 @step
 def check(kind: str) -> int:
     if kind == "custom":
@@ -29,6 +33,10 @@ def check(kind: str) -> int:
         raise LockedError()
     if kind == "exit":
         sys.exit(3)
+    if kind == "cancelled":
+        raise Cancelled("the job was cancelled")
+    if kind == "interrupt":  # the step's own, not Ctrl-C
+        raise KeyboardInterrupt("stopped by the step")
     return 1
 
 
