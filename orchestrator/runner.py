@@ -620,8 +620,8 @@ class _RunLoop:
 
     def _returned(self, name: str) -> bool:
         """Whether the pipeline returns ``name``'s outputs, itself or as an item of a returned map."""
-        return name in self.returned or any(c in self.returned and c in self.map_children
-                                            for c in self.children.get(name, ()))
+        return name in self.returned or (bool(self.map_children) and any(
+            c in self.returned and c in self.map_children for c in self.children.get(name, ())))
 
     def _apply_effect(self, node: Node, type_name: str, digest: str, value: Any) -> bool:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
