@@ -120,3 +120,13 @@ def test_no_code_span_is_nested_in_another(page: Path) -> None:
 def test_a_nested_code_span_is_found() -> None:
     assert _misnested_code_spans("stops with `error: bad (…). `orch doctor` lists it.` Then") != []
     assert _misnested_code_spans("stops with ``error: bad. `orch doctor` lists it.`` Then") == []
+
+
+def test_cli_md_lists_every_environment_variable_the_package_reads() -> None:
+    read = set()
+    for source in (ROOT / "orchestrator").rglob("*.py"):
+        read |= set(re.findall(r"\bORCH_[A-Z_]*[A-Z]\b", source.read_text()))
+    listed = set(re.findall(r"^\| `(ORCH_[A-Z_]+)`(?:, `(ORCH_[A-Z_]+)`)?", (ROOT / "docs" / "cli.md").read_text(),
+                            flags=re.MULTILINE))
+    documented = {name for row in listed for name in row if name}
+    assert read <= documented, f"not in the environment table of docs/cli.md: {sorted(read - documented)}"
