@@ -130,3 +130,23 @@ def test_cli_md_lists_every_environment_variable_the_package_reads() -> None:
                             flags=re.MULTILINE))
     documented = {name for row in listed for name in row if name}
     assert read <= documented, f"not in the environment table of docs/cli.md: {sorted(read - documented)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_table_row_has_as_many_cells_as_its_header(page: Path) -> None:
+    """A `|` inside a cell (`a | b` in a code span too) splits it unless written `\\|`."""
+    uneven = []
+    header = None
+    fenced = False
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not line.startswith("|"):
+            header = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line))
+        if header is None:
+            header = cells
+        elif cells != header:
+            uneven.append(f"line {number}: {cells - 1} cells, the header has {header - 1}")
+    assert not uneven, f"{page.name}: {uneven}"
