@@ -278,7 +278,9 @@ def test_dag_counts_steps_as_run_does_and_says_a_map_makes_one_step_per_item(orc
     tree = orch("dag", "fanout.py:fanout")
     assert tree.returncode == 0, tree.stderr
     assert tree.stdout.splitlines()[0] == "pipeline fanout (2 steps + mapped items)"
-    assert "square.map (fanout.py:28) ← items: one step per item of its list" in tree.stdout
+    source = (Path(__file__).parent / "pipelines" / "fanout.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if "square.map(" in text)
+    assert f"square.map (fanout.py:{line}) ← items: one step per item of its list" in tree.stdout
     run = orch("run", "fanout.py:fanout")
     assert ": 2 steps + mapped items" in run.stderr
 
