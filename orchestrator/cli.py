@@ -645,7 +645,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
                    "reset?), which deletes every object.")
 @click.pass_context
 def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bool) -> None:
-    """Remove stored objects that no kept run references."""
+    """Remove stored objects that no kept run references and no registered model version uses."""
     from orchestrator.maintenance import collect_garbage
 
     result = collect_garbage(_context(ctx.parent), keep_last, dry_run, force=force)  # type: ignore[arg-type]

@@ -79,7 +79,7 @@ def models_ls(ctx: click.Context, as_json: bool) -> None:
 
 @models.command("show")
 @click.argument("ref", metavar="NAME[@VERSION|@production|@latest]")
-@click.option("--json", "as_json", is_flag=True, help="Print the version's audit record as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the model's versions, or one version's audit record, as JSON.")
 @click.pass_context
 def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a model's versions, or one version's audit trail (data, code, params, gate, who and when)."""
@@ -172,7 +172,8 @@ def models_rollback(ctx: click.Context, name: str) -> None:
 @click.command("serve")
 @click.argument("ref", metavar="NAME[@production|@VERSION]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to bind (0: any free port).")
 @click.pass_context
 def serve(ctx: click.Context, ref: str, host: str, port: int) -> None:
     """Serve a registered model over HTTP: POST /predict, GET /health, GET /model."""

@@ -1,0 +1,152 @@
+"""The documentation a newcomer reads agrees with the package.
+
+README.md and docs/*.md are edited by many hands; these checks catch the drift a reader
+trips over: a link to a page or heading that no longer exists, and an ``orch`` option that
+``--help`` lists but docs/cli.md does not explain.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from orchestrator.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a page: lower case, punctuation dropped, spaces as dashes."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if fenced or not heading:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_and_anchor_exists(page: Path) -> None:
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and anchor not in _anchors(linked):
+            broken.append(f"{target} (no such heading in {linked.name})")
+    assert not broken, f"{page.name}: {broken}"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """docs/cli.md split by its ``## `orch NAME ...` `` headings (kept); '' is the text above them."""
+    parts = re.split(r"^(## `orch ([a-z]+).*)$", text, flags=re.MULTILINE)
+    sections = {"": parts[0]}
+    for heading, name, body in zip(parts[1::3], parts[2::3], parts[3::3]):
+        sections[name] = sections.get(name, "") + heading + body
+    return sections
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found: list[tuple[tuple[str, ...], click.Command]] = [(prefix, group)]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append(((*prefix, name), command))
+    return found
+
+
+def test_cli_md_explains_every_option_that_help_lists() -> None:
+    sections = _sections((ROOT / "docs" / "cli.md").read_text())
+    missing = []
+    for path, command in _commands(cli):
+        if path and path[0] not in sections:
+            missing.append(f"orch {' '.join(path)}: no section")
+            continue
+        text = sections[path[0] if path else ""]
+        for param in command.params:
+            if not isinstance(param, click.Option) or "--help" in param.opts:
+                continue
+            if not any(re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text) for opt in param.opts):
+                missing.append(f"orch {' '.join(path)} {'/'.join(param.opts)}")
+    assert not missing, f"options --help lists but docs/cli.md does not explain: {missing}"
+
+
+def _misnested_code_spans(text: str) -> list[str]:
+    """Single-backtick code spans that begin or end with a space: a span nested in another.
+
+    ```error: ... `orch doctor` lists ...``` written with single backticks closes at the inner
+    backtick, so the message renders as code, plain text, code; the outer span needs double
+    backticks. Fenced blocks are left out.
+    """
+    text = re.sub(r"^```.*?^```", "", text, flags=re.DOTALL | re.MULTILINE)
+    found = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        runs = list(re.finditer(r"`+", paragraph))
+        i = 0
+        while i < len(runs):
+            width = len(runs[i].group(0))
+            close = next((k for k in range(i + 1, len(runs)) if len(runs[k].group(0)) == width), None)
+            if close is None:
+                found.append(f"unclosed: {paragraph[runs[i].start():][:60]!r}")
+                break
+            content = paragraph[runs[i].end():runs[close].start()]
+            if width == 1 and content.strip() and (content[0].isspace() or content[-1].isspace()):
+                found.append(repr(content[:60]))
+            i = close + 1
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_code_span_is_nested_in_another(page: Path) -> None:
+    assert not _misnested_code_spans(page.read_text()), page.name
+
+
+def test_a_nested_code_span_is_found() -> None:
+    assert _misnested_code_spans("stops with `error: bad (…). `orch doctor` lists it.` Then") != []
+    assert _misnested_code_spans("stops with ``error: bad. `orch doctor` lists it.`` Then") == []
+
+
+def test_cli_md_lists_every_environment_variable_the_package_reads() -> None:
+    read = set()
+    for source in (ROOT / "orchestrator").rglob("*.py"):
+        read |= set(re.findall(r"\bORCH_[A-Z_]*[A-Z]\b", source.read_text()))
+    listed = set(re.findall(r"^\| `(ORCH_[A-Z_]+)`(?:, `(ORCH_[A-Z_]+)`)?", (ROOT / "docs" / "cli.md").read_text(),
+                            flags=re.MULTILINE))
+    documented = {name for row in listed for name in row if name}
+    assert read <= documented, f"not in the environment table of docs/cli.md: {sorted(read - documented)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_table_row_has_as_many_cells_as_its_header(page: Path) -> None:
+    """A `|` inside a cell (`a | b` in a code span too) splits it unless written `\\|`."""
+    uneven = []
+    header = None
+    fenced = False
+    for number, line in enumerate(page.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not line.startswith("|"):
+            header = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line))
+        if header is None:
+            header = cells
+        elif cells != header:
+            uneven.append(f"line {number}: {cells - 1} cells, the header has {header - 1}")
+    assert not uneven, f"{page.name}: {uneven}"
