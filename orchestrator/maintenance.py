@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from orchestrator import store_users
+
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
@@ -118,11 +120,13 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             the next run still resumes); default: of every run. With no succeeded run at
             all, every run is kept; 0 keeps running runs only.
         dry_run: only report what would be removed.
-        force: remove objects even when the database records no runs at all.
+        force: remove objects even when the database records no runs at all, or when other
+            metadata databases share the store (``store_users``).
 
     Raises:
         UserError: the database records no runs while objects exist, and not ``force``:
-            a lost or reset ``metadata.db`` would otherwise cost every object.
+            a lost or reset ``metadata.db`` would otherwise cost every object; or other
+            metadata databases use the store, and not ``force``.
     """
     from orchestrator.errors import UserError
 
@@ -138,6 +142,12 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             f"refusing to collect garbage: the metadata database {context.lineage.path} records no runs, yet the "
             f"store holds {len(on_disk)} objects (metadata.db lost or reset?), and gc would delete them all. "
             "Re-run your pipelines to re-adopt them, or pass --force to delete them.")
+    others = [] if force else store_users.other_databases(context.store, context.lineage.path)
+    if others:
+        raise UserError(
+            f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
+            f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
+            "objects they still use. Run gc from a single database per store, or pass --force to delete them anyway.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:

@@ -85,6 +85,11 @@ class FsspecStore(ArtifactStore):
         _check_private(self.root)
         return super()._open_temp()
 
+    @property
+    def location_path(self) -> str:
+        """The store's root as a path of ``self.fs`` (no protocol, no trailing slash)."""
+        return self._base
+
     def url_of(self, digest: str) -> str:
         protocol, path = self.location.split("://", 1)[0], self._path(digest)
         # A file URL keeps the absolute path's slash (file:///...); others name bucket/key.

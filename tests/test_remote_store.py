@@ -204,3 +204,40 @@ def test_objects_are_staged_in_a_private_folder_of_this_user(memory_url, tmp_pat
         os.chown(store.root, 65534, 65534)
         with pytest.raises(StoreError, match="is not a folder of yours"):
             FsspecStore(memory_url).put(payload, "b" * 32)
+
+
+def test_a_store_shared_by_two_metadata_databases_keeps_each_ones_objects(memory_url, tmp_path, capsys, calls):
+    """Two users, each with their own --metadata, on one store: neither's gc or doctor takes the other's objects."""
+    alice, bob = str(tmp_path / "alice"), str(tmp_path / "bob")
+    shared = _mixed(store=memory_url, metadata=alice)            # bob runs the same: same digests
+    only_alice = _mixed(store=memory_url, metadata=alice, n=3000)  # a table only alice records
+    assert _mixed(store=memory_url, metadata=bob).status == "succeeded"
+    frames = [shared.steps["frame"].outputs["out"], only_alice.steps["frame"].outputs["out"]]
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+
+    code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, "doctor")
+    assert code == 0, err  # alice's table is hers, not an orphan of a crash to collect
+    for gc in (["cache", "gc"], ["cache", "gc", "--keep-last", "0"]):
+        code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, *gc)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "shared with 1 other metadata database" in err and "alice" in err and "--force" in err
+    store = Context.open(memory_url, alice).store
+    assert all(store.has(f) for f in frames)
+    assert _mixed(store=memory_url, metadata=alice, n=3000).steps["frame"].status == "cached"
+
+    # --force is the user's explicit word: then bob's gc does what it says.
+    code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, "cache", "gc", "--force")
+    assert code == 0, err
+    assert store.has(frames[0]) and not store.has(frames[1])
+
+
+def test_a_metadata_user_of_a_local_store_sees_the_database_inside_it(tmp_path, capsys, calls):
+    store = tmp_path / "store"
+    assert _mixed(store=str(store), n=3000).status == "succeeded"  # the database inside the store folder
+    assert _mixed(store=str(store), metadata=str(tmp_path / "meta")).status == "succeeded"
+    time.sleep(0.05)
+    code, err = _orch(capsys, "--store", str(store), "--metadata", str(tmp_path / "meta"), "cache", "gc")
+    assert code == 2 and str(store / "metadata.db") in err, err
+    # The owner of the folder sees the --metadata user, who registered in the store.
+    code, err = _orch(capsys, "--store", str(store), "cache", "gc")
+    assert code == 2 and str(tmp_path / "meta" / "metadata.db") in err, err
