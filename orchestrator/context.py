@@ -9,6 +9,7 @@ objects, its signature) is checked before anything is deserialized.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,34 @@ def store_root(store: str | os.PathLike[str] | None) -> Path:
 
 
 def store_location(store: str | os.PathLike[str] | None) -> str | Path:
-    """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec."""
+    """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec.
+
+    Raises:
+        UserError: a URL missing its ``//`` (``file:/mnt/store``, ``s3:/bucket``).
+    """
     chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
-    return str(chosen) if is_url(chosen) else _local_path(chosen)
+    if is_url(chosen):
+        return str(chosen)
+    _refuse_half_url(os.fspath(chosen), "store")
+    return _local_path(chosen)
+
+
+# ``scheme:/path``: a URL whose ``//`` was lost (a typo, or a shell or config that collapsed it).
+_HALF_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/(?!/)")
+
+
+def _refuse_half_url(text: str, what: str) -> None:
+    """Refuse ``scheme:/path``, which would otherwise be a local folder named ``scheme:`` in the current folder.
+
+    A one-letter scheme is a Windows drive (``C:/stores``), not a URL.
+    """
+    match = _HALF_URL.match(text)
+    if match:
+        scheme, path = match.group(1), text[match.end() - 1:]
+        # A file URL keeps the absolute path's own slash (file:///mnt/x); others name bucket/key.
+        fixed = f"{scheme}://{path if scheme.lower() == 'file' else path.lstrip('/')}"
+        raise UserError(f"{what} {text} looks like a URL missing its '//', and would be a local folder named "
+                        f"'{scheme}:' in the current folder: write {fixed} (or ./{text} if you mean such a folder).")
 
 
 def _local_path(text: str | os.PathLike[str]) -> Path:
@@ -56,6 +82,7 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
                         "Pass a local folder.")
     if "\0" in text:
         raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
+    _refuse_half_url(text, "--metadata")
     path = _local_path(text)
     if path.suffix == ".db" or path.is_file():
         return path.parent, path

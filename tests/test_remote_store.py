@@ -241,3 +241,20 @@ def test_a_metadata_user_of_a_local_store_sees_the_database_inside_it(tmp_path, 
     # The owner of the folder sees the --metadata user, who registered in the store.
     code, err = _orch(capsys, "--store", str(store), "cache", "gc")
     assert code == 2 and str(tmp_path / "meta" / "metadata.db") in err, err
+
+
+@pytest.mark.parametrize(("given", "fixed"), [("file:/mnt/shared/store", "file:///mnt/shared/store"),
+                                               ("s3:/bucket/store", "s3://bucket/store")])
+def test_a_url_missing_its_slashes_is_refused_not_made_a_local_folder(given, fixed, tmp_path, capsys,
+                                                                      monkeypatch, calls):
+    monkeypatch.chdir(tmp_path)
+    code, err = _orch(capsys, "--store", given, "--metadata", str(tmp_path / "meta"), "runs")
+    assert code == 2 and err.count("\n") == 1 and f"write {fixed}" in err, err
+    code, err = _orch(capsys, "--store", str(tmp_path / "s"), "--metadata", given, "runs")
+    assert code == 2 and err.count("\n") == 1 and "missing its '//'" in err, err
+    with pytest.raises(UserError, match="missing its '//'"):
+        _mixed(store=given, metadata=str(tmp_path / "meta"))
+    assert list(tmp_path.iterdir()) == []  # no folder named 'file:' or 's3:'
+    # A folder of that name is still reachable, explicitly; a drive letter is no URL.
+    assert _mixed(store=f"./{given}", metadata=str(tmp_path / "meta")).status == "succeeded"
+    assert _mixed(store="C:/stores/x", metadata=str(tmp_path / "meta2")).status == "succeeded"
