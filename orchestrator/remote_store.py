@@ -75,9 +75,11 @@ class FsspecStore(ArtifactStore):
                             "(e.g. s3fs for s3://) or pass a local folder.") from None
         # Local staging for encoding: the base class writes its temp files under root / "tmp".
         super().__init__(staging_folder(), fsync=fsync)
-        self.location = url
         self.fs = fs
         self._base = cast(str, base).rstrip("/")
+        # What workers open the store by: a relative file URL (file://store) would name another folder
+        # in a worker whose current folder differs (a Dask worker elsewhere), so it is made absolute.
+        self.location = f"file://{self._base}" if url.split("://", 1)[0].lower() in ("file", "local") else url
         self._objects = f"{self._base}/objects"
         self._made: set[str] = set()
 

@@ -258,3 +258,17 @@ def test_a_url_missing_its_slashes_is_refused_not_made_a_local_folder(given, fix
     # A folder of that name is still reachable, explicitly; a drive letter is no URL.
     assert _mixed(store=f"./{given}", metadata=str(tmp_path / "meta")).status == "succeeded"
     assert _mixed(store="C:/stores/x", metadata=str(tmp_path / "meta2")).status == "succeeded"
+
+
+def test_a_relative_file_url_names_one_folder_wherever_a_worker_runs(tmp_path, monkeypatch, calls):
+    """Workers open the store by ``Context.location``: a relative URL must not depend on their folder."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    run = _mixed(store="file://rel", metadata="meta")
+    assert run.status == "succeeded", run.error
+    ctx = Context.open("file://rel", "meta")
+    assert ctx.location == f"file://{tmp_path / 'a' / 'rel'}"
+    frame = run.steps["frame"].outputs["out"]
+    monkeypatch.chdir(tmp_path / "b")  # a worker started elsewhere
+    assert Context.open(ctx.location, str(tmp_path / "a" / "meta")).store.has(frame)
