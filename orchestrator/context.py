@@ -17,7 +17,7 @@ from typing import Any
 from orchestrator import signing
 from orchestrator.errors import CorruptArtifactError, DamagedRecordError, UntrustedArtifactError, UserError
 from orchestrator.lineage import Lineage
-from orchestrator.remote_store import FsspecStore, is_url
+from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
@@ -110,20 +110,25 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> st
     return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"
 
 
-def _check_url_has_objects(artifacts: FsspecStore, lineage: Lineage, database: Path) -> None:
-    """Refuse a store URL with no objects when the database records stored objects: a mistyped URL.
+def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path) -> None:
+    """Refuse a store apart from its database with no objects when the database records stored objects.
 
-    Without this, every object would look missing, and ``cache verify --repair``
-    would drop the records of a store that is fine at its real URL.
+    That is a mistyped URL or path, or a forgotten ``--store`` (``ORCH_METADATA`` set, the
+    store left at ``./cache``). Without this, every object would look missing, and
+    ``cache verify --repair`` would drop the records of a store that is fine at its real address.
     """
     if artifacts.has_objects():
         return
     row = lineage.conn.execute("SELECT count(*) FROM artifacts WHERE inline IS NULL").fetchone()
     if row and row[0]:
         lineage.close()
+        what = "URL" if isinstance(artifacts, FsspecStore) else "folder (--store or ORCH_STORE)"
+        # A memory:// store is gone once the process that wrote it ends: likelier than a typo.
+        memory = (" (a memory:// store lives only as long as the process that wrote it, and each orch command is "
+                  "a new one: use a folder or a file:// URL to keep one)") if is_process_local(artifacts.location) else ""
         raise UserError(f"no store at {artifacts.location} (no objects/ there), but the metadata database "
-                        f"{database} records {row[0]} stored objects: check the store URL, or pass a new "
-                        "--metadata folder to start a new store there.")
+                        f"{database} records {row[0]} stored objects: check the store {what}{memory}, or pass a "
+                        "new --metadata folder to start a new store there.")
 
 
 @dataclass
@@ -177,8 +182,8 @@ class Context:
             raise UserError(_no_store(location, database, bool(chosen)))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync)
-        if isinstance(artifacts, FsspecStore) and had_database:
-            _check_url_has_objects(artifacts, lineage, database)
+        if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
+            _check_store_has_objects(artifacts, lineage, database)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
 
     def own_folders(self) -> list[Path]:

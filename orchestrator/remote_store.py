@@ -100,10 +100,6 @@ class FsspecStore(ArtifactStore):
     def path_of(self, digest: str) -> Path:
         raise TypeError(f"{self.location} is not a local folder; use url_of()")
 
-    def has_objects(self) -> bool:
-        """Whether the store at this URL holds an objects folder (any object ever stored)."""
-        return self._exists(self._objects)
-
     def _exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
 

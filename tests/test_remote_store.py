@@ -272,3 +272,29 @@ def test_a_relative_file_url_names_one_folder_wherever_a_worker_runs(tmp_path, m
     frame = run.steps["frame"].outputs["out"]
     monkeypatch.chdir(tmp_path / "b")  # a worker started elsewhere
     assert Context.open(ctx.location, str(tmp_path / "a" / "meta")).store.has(frame)
+
+
+def test_a_forgotten_store_with_metadata_elsewhere_is_refused_before_repair(tmp_path, capsys, monkeypatch, calls):
+    """ORCH_METADATA set, --store forgotten (or mistyped): not every object 'missing', and nothing dropped."""
+    store, meta = tmp_path / "objects-only", str(tmp_path / "meta")
+    run = _mixed(store=str(store), metadata=meta)
+    assert run.status == "succeeded", run.error
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCH_STORE", raising=False)
+    monkeypatch.setenv("ORCH_METADATA", meta)
+    for command in (["cache", "verify", "--repair"], ["doctor"]):
+        code, err = _orch(capsys, *command)  # the store defaults to ./cache
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"no store at {tmp_path / 'cache'}" in err and "--store or ORCH_STORE" in err
+    assert not (tmp_path / "cache").exists()
+    code, err = _orch(capsys, "--store", str(store), "cache", "verify")
+    assert code == 0, err
+    assert _mixed(store=str(store), metadata=meta).steps["frame"].status == "cached"
+
+
+def test_a_memory_store_named_again_by_a_later_command_says_it_did_not_outlive_its_process(tmp_path, capsys):
+    meta = str(tmp_path / "meta")
+    assert _mixed(store="memory://gone/store", metadata=meta).status == "succeeded"
+    fsspec.filesystem("memory").rm("/gone", recursive=True)  # what a new process sees
+    code, err = _orch(capsys, "--store", "memory://gone/store", "--metadata", meta, "runs")
+    assert code == 2 and err.count("\n") == 1 and "lives only as long as the process" in err, err
