@@ -21,6 +21,7 @@ from orchestrator import signing, store_users
 from orchestrator.errors import DamagedDatabaseError
 from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.maintenance import verify_store
+from orchestrator.remote_store import FsspecStore
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -171,8 +172,13 @@ def _signing_key_finding(findings: list[Finding]) -> bool:
 
 
 def _temp_findings(context: Context, fix: str) -> list[Finding]:
-    stale = len(context.store.dead_temp_files())
-    if not stale:
+    """Temp files of dead writers, named where they are: the store's ``tmp/``, and for a store URL
+    also the local staging folder its objects are encoded in before the upload."""
+    store = context.store
+    places = [(len(store.dead_temp_files()), str(store.root / "tmp"))]
+    if isinstance(store, FsspecStore):
+        places.append((len(store.dead_remote_temp()), f"{store.location}/tmp"))
+    found = [f"{count} under {where}" for count, where in places if count]
+    if not found:
         return []
-    return [Finding("temp files", f"{stale} temporary file(s) left by dead writers under "
-                    f"{context.root / 'tmp'}", fix)]
+    return [Finding("temp files", f"temporary file(s) left by dead writers: {', '.join(found)}", fix)]

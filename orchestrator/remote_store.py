@@ -130,7 +130,7 @@ class FsspecStore(ArtifactStore):
     def sweep_temp(self) -> int:
         """Remove dead local staging files, and remote temp files of dead writers on this host."""
         removed = super().sweep_temp()
-        for path in self._dead_remote_temp():
+        for path in self.dead_remote_temp():
             try:
                 self.fs.rm_file(path)
                 removed += 1
@@ -138,7 +138,8 @@ class FsspecStore(ArtifactStore):
                 continue
         return removed
 
-    def _dead_remote_temp(self) -> list[str]:
+    def dead_remote_temp(self) -> list[str]:
+        """Temp files under ``<url>/tmp`` of dead writers on this host, or older than 24 h (as paths of ``fs``)."""
         try:
             entries = self.fs.ls(f"{self._base}/tmp", detail=True)
         except FileNotFoundError:

@@ -298,3 +298,26 @@ def test_a_memory_store_named_again_by_a_later_command_says_it_did_not_outlive_i
     fsspec.filesystem("memory").rm("/gone", recursive=True)  # what a new process sees
     code, err = _orch(capsys, "--store", "memory://gone/store", "--metadata", meta, "runs")
     assert code == 2 and err.count("\n") == 1 and "lives only as long as the process" in err, err
+
+
+def test_doctor_names_where_dead_writers_left_temp_files(memory_url, tmp_path, monkeypatch, calls):
+    """Not the metadata folder's tmp/, which holds none: the store's own, and a URL's remote tmp/."""
+    from orchestrator.remote_store import _HOST
+
+    store, meta = tmp_path / "objects-only", str(tmp_path / "meta")
+    assert _mixed(store=str(store), metadata=meta).status == "succeeded"
+    dead_pid = 2**22 + 12345  # above Linux's pid_max: no such process
+    (store / "tmp" / f"{dead_pid}-{'a' * 16}.tmp").write_bytes(b"half")
+    doctor = CliRunner().invoke(cli, ["--store", str(store), "--metadata", meta, "doctor", "--json"])
+    found = {f["check"]: f for f in json.loads(doctor.output)["findings"]}
+    assert doctor.exit_code == 1 and f"1 under {store / 'tmp'}" in found["temp files"]["problem"], found
+
+    remote_meta = str(tmp_path / "remote-meta")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "staging"))
+    (tmp_path / "staging").mkdir()
+    assert _mixed(store=memory_url, metadata=remote_meta).status == "succeeded"
+    fsspec.filesystem("memory").pipe_file(
+        f"/{memory_url.removeprefix('memory://')}/tmp/{_HOST}-{dead_pid}-{'b' * 16}.tmp", b"half")
+    doctor = CliRunner().invoke(cli, ["--store", memory_url, "--metadata", remote_meta, "doctor", "--json"])
+    found = {f["check"]: f for f in json.loads(doctor.output)["findings"]}
+    assert doctor.exit_code == 1 and f"1 under {memory_url}/tmp" in found["temp files"]["problem"], found
