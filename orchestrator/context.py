@@ -84,9 +84,23 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
         raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
     _refuse_half_url(text, "--metadata")
     path = _local_path(text)
+    if path.suffix != ".db" and path.is_file() and not _could_be_database(path):
+        # Not a damaged database (whose fix is to move it aside) but the wrong argument: a pipeline file, a CSV.
+        raise UserError(f"--metadata {text} is a file that is not an SQLite database. Pass a folder (the "
+                        "database is FOLDER/metadata.db) or a path ending in .db.")
     if path.suffix == ".db" or path.is_file():
         return path.parent, path
     return path, path / "metadata.db"
+
+
+def _could_be_database(path: Path) -> bool:
+    """Whether ``path`` starts as an SQLite database does (an empty file is one SQLite would create)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return True  # unreadable: let opening it say why
+    return not head or head == b"SQLite format 3\x00"
 
 
 def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathLike[str] | None) -> Path | None:

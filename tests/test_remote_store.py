@@ -321,3 +321,18 @@ def test_doctor_names_where_dead_writers_left_temp_files(memory_url, tmp_path, m
     doctor = CliRunner().invoke(cli, ["--store", memory_url, "--metadata", remote_meta, "doctor", "--json"])
     found = {f["check"]: f for f in json.loads(doctor.output)["findings"]}
     assert doctor.exit_code == 1 and f"1 under {memory_url}/tmp" in found["temp files"]["problem"], found
+
+
+def test_metadata_naming_a_file_that_is_no_database_is_a_mistake_not_damage(tmp_path, capsys):
+    """`--metadata pipeline.py` must not be called a damaged database whose fix is to move the file aside."""
+    pipeline_file = tmp_path / "pipeline.py"
+    pipeline_file.write_text("from orchestrator import step\n")
+    code, err = _orch(capsys, "--store", str(tmp_path / "s"), "--metadata", str(pipeline_file), "runs")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "is a file that is not an SQLite database" in err and "damaged" not in err and "aside" not in err
+    assert pipeline_file.read_text() == "from orchestrator import step\n"
+    # A database file of another name is still one: --metadata names it.
+    meta = tmp_path / "lineage.sqlite"
+    assert _mixed(store=str(tmp_path / "s"), metadata=str(tmp_path / "m.db")).status == "succeeded"
+    meta.write_bytes((tmp_path / "m.db").read_bytes())
+    assert CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "--metadata", str(meta), "runs"]).exit_code == 0
