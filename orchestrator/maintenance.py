@@ -92,12 +92,31 @@ def repair_store(context: Context, damaged: list[Damage]) -> None:
     from orchestrator.object_format import DIGEST
 
     digests = [d.digest for d in damaged]
-    for digest in digests:
+    for done, digest in enumerate(digests):
         # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: drop the row only.
         if isinstance(digest, str) and DIGEST.fullmatch(digest):
-            context.store.delete(digest)
+            _delete(context, digest, digests[:done], "repair")
     context.lineage.delete_artifacts(digests)
     context.forget_signatures(digests)
+
+
+def _delete(context: Context, digest: str, before: list[str], action: str) -> None:
+    """Delete one object; if the store refuses (read-only, no permission), forget those deleted before it.
+
+    Their rows go with them, so that no record names an object that is gone, and the
+    user gets one line naming the store and the cause instead of an ``OSError``.
+    """
+    from orchestrator.errors import UserError
+
+    try:
+        context.store.delete(digest)
+    except OSError as exc:
+        context.lineage.delete_artifacts(before)
+        context.forget_signatures(before)
+        raise UserError(
+            f"cannot remove object {digest} from the store {context.location}: {exc.strerror or exc} (a read-only "
+            f"store, or no permission to delete?); {action} removed {len(before)} artifact(s) before it. Run it "
+            "again where the store is writable.") from None
 
 
 def _inline_problem(row: dict[str, object]) -> str | None:
@@ -168,10 +187,10 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
         if (cutoff is not None and created >= cutoff - 1) or created >= read_runs:
             result.spared_recent += 1
             continue
+        if not dry_run and stat is not None:
+            _delete(context, digest, result.removed, "gc")
         result.removed.append(digest)
         result.freed_bytes += stat[1] if stat else 0
-        if not dry_run and stat is not None:
-            context.store.delete(digest)
     if not dry_run:
         context.lineage.delete_artifacts(result.removed)
         context.forget_signatures(result.removed)
