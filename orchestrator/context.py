@@ -136,12 +136,16 @@ def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, databas
     row = lineage.conn.execute("SELECT count(*) FROM artifacts WHERE inline IS NULL").fetchone()
     if row and row[0]:
         lineage.close()
-        what = "URL" if isinstance(artifacts, FsspecStore) else "folder (--store or ORCH_STORE)"
-        # A memory:// store is gone once the process that wrote it ends: likelier than a typo.
-        memory = (" (a memory:// store lives only as long as the process that wrote it, and each orch command is "
-                  "a new one: use a folder or a file:// URL to keep one)") if is_process_local(artifacts.location) else ""
+        if is_process_local(artifacts.location):
+            # A memory:// store is gone once the process that wrote it ends: likelier than a typo.
+            what = ("URL (a memory:// store lives only as long as the process that wrote it, and each orch "
+                    "command is a new one: use a folder or a file:// URL to keep one)")
+        elif isinstance(artifacts, FsspecStore):
+            what = "URL (and that your credentials can list it)"  # an object store may answer "not there"
+        else:
+            what = "folder (--store or ORCH_STORE)"
         raise UserError(f"no store at {artifacts.location} (no objects/ there), but the metadata database "
-                        f"{database} records {row[0]} stored objects: check the store {what}{memory}, or pass a "
+                        f"{database} records {row[0]} stored objects: check the store {what}, or pass a "
                         "new --metadata folder to start a new store there.")
 
 
