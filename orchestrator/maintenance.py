@@ -166,7 +166,8 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
         raise UserError(
             f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
             f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
-            "objects they still use. Run gc from a single database per store, or pass --force to delete them anyway.")
+            f"objects they still use. Delete the file of a database that no longer uses the store from "
+            f"{context.location}/{store_users.FOLDER}/, or pass --force to delete their objects anyway.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:
