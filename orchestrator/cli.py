@@ -642,7 +642,8 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @click.option("--force", is_flag=True,
               help="Remove objects even when the metadata database records no runs at all (it was lost or "
-                   "reset?), which deletes every object.")
+                   "reset?), which deletes every object, or when other metadata databases share the store "
+                   "(their objects look unused from this one).")
 @click.pass_context
 def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bool) -> None:
     """Remove stored objects that no kept run references and no registered model version uses."""

@@ -9,6 +9,7 @@ objects, its signature) is checked before anything is deserialized.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from orchestrator import signing
 from orchestrator.errors import CorruptArtifactError, DamagedRecordError, UntrustedArtifactError, UserError
 from orchestrator.lineage import Lineage
-from orchestrator.remote_store import FsspecStore, is_url
+from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
@@ -29,9 +30,34 @@ def store_root(store: str | os.PathLike[str] | None) -> Path:
 
 
 def store_location(store: str | os.PathLike[str] | None) -> str | Path:
-    """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec."""
+    """Like ``store_root``, but a ``proto://`` URL stays a string for fsspec.
+
+    Raises:
+        UserError: a URL missing its ``//`` (``file:/mnt/store``, ``s3:/bucket``).
+    """
     chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
-    return str(chosen) if is_url(chosen) else _local_path(chosen)
+    if is_url(chosen):
+        return str(chosen)
+    _refuse_half_url(os.fspath(chosen), "store")
+    return _local_path(chosen)
+
+
+# ``scheme:/path``: a URL whose ``//`` was lost (a typo, or a shell or config that collapsed it).
+_HALF_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/(?!/)")
+
+
+def _refuse_half_url(text: str, what: str) -> None:
+    """Refuse ``scheme:/path``, which would otherwise be a local folder named ``scheme:`` in the current folder.
+
+    A one-letter scheme is a Windows drive (``C:/stores``), not a URL.
+    """
+    match = _HALF_URL.match(text)
+    if match:
+        scheme, path = match.group(1), text[match.end() - 1:]
+        # A file URL keeps the absolute path's own slash (file:///mnt/x); others name bucket/key.
+        fixed = f"{scheme}://{path if scheme.lower() == 'file' else path.lstrip('/')}"
+        raise UserError(f"{what} {text} looks like a URL missing its '//', and would be a local folder named "
+                        f"'{scheme}:' in the current folder: write {fixed} (or ./{text} if you mean such a folder).")
 
 
 def _local_path(text: str | os.PathLike[str]) -> Path:
@@ -56,10 +82,25 @@ def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
                         "Pass a local folder.")
     if "\0" in text:
         raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
+    _refuse_half_url(text, "--metadata")
     path = _local_path(text)
+    if path.suffix != ".db" and path.is_file() and not _could_be_database(path):
+        # Not a damaged database (whose fix is to move it aside) but the wrong argument: a pipeline file, a CSV.
+        raise UserError(f"--metadata {text} is a file that is not an SQLite database. Pass a folder (the "
+                        "database is FOLDER/metadata.db) or a path ending in .db.")
     if path.suffix == ".db" or path.is_file():
         return path.parent, path
     return path, path / "metadata.db"
+
+
+def _could_be_database(path: Path) -> bool:
+    """Whether ``path`` starts as an SQLite database does (an empty file is one SQLite would create)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return True  # unreadable: let opening it say why
+    return not head or head == b"SQLite format 3\x00"
 
 
 def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathLike[str] | None) -> Path | None:
@@ -83,20 +124,29 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> st
     return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"
 
 
-def _check_url_has_objects(artifacts: FsspecStore, lineage: Lineage, database: Path) -> None:
-    """Refuse a store URL with no objects when the database records stored objects: a mistyped URL.
+def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path) -> None:
+    """Refuse a store apart from its database with no objects when the database records stored objects.
 
-    Without this, every object would look missing, and ``cache verify --repair``
-    would drop the records of a store that is fine at its real URL.
+    That is a mistyped URL or path, or a forgotten ``--store`` (``ORCH_METADATA`` set, the
+    store left at ``./cache``). Without this, every object would look missing, and
+    ``cache verify --repair`` would drop the records of a store that is fine at its real address.
     """
     if artifacts.has_objects():
         return
     row = lineage.conn.execute("SELECT count(*) FROM artifacts WHERE inline IS NULL").fetchone()
     if row and row[0]:
         lineage.close()
+        if is_process_local(artifacts.location):
+            # A memory:// store is gone once the process that wrote it ends: likelier than a typo.
+            what = ("URL (a memory:// store lives only as long as the process that wrote it, and each orch "
+                    "command is a new one: use a folder or a file:// URL to keep one)")
+        elif isinstance(artifacts, FsspecStore):
+            what = "URL (and that your credentials can list it)"  # an object store may answer "not there"
+        else:
+            what = "folder (--store or ORCH_STORE)"
         raise UserError(f"no store at {artifacts.location} (no objects/ there), but the metadata database "
-                        f"{database} records {row[0]} stored objects: check the store URL, or pass a new "
-                        "--metadata folder to start a new store there.")
+                        f"{database} records {row[0]} stored objects: check the store {what}, or pass a "
+                        "new --metadata folder to start a new store there.")
 
 
 @dataclass
@@ -150,8 +200,8 @@ class Context:
             raise UserError(_no_store(location, database, bool(chosen)))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync)
-        if isinstance(artifacts, FsspecStore) and had_database:
-            _check_url_has_objects(artifacts, lineage, database)
+        if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
+            _check_store_has_objects(artifacts, lineage, database)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
 
     def own_folders(self) -> list[Path]:

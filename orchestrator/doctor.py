@@ -4,7 +4,8 @@ Checks the metadata database (``PRAGMA integrity_check``, and that every
 JSON value in it decodes to its kind), every object
 (checksum, and the signature of pickled ones), rows whose object is gone,
 objects no row records (orphans of a process that died between writing an
-object and recording it, or of a metadata database that was lost or reset),
+object and recording it, or of a metadata database that was lost or reset;
+not in a store other metadata databases share, where they are theirs),
 temporary files of dead writers, and whether a signing key is configured.
 When the database is damaged, it still checks what needs none (objects,
 temporary files, the key). It reads only: fixing is left to the commands it
@@ -16,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator import signing
+from orchestrator import signing, store_users
 from orchestrator.errors import DamagedDatabaseError
 from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.maintenance import verify_store
+from orchestrator.remote_store import FsspecStore
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -94,7 +96,9 @@ def examine(context: Context) -> Checkup:
     runs = [status for (status,) in context.lineage.conn.execute("SELECT status FROM runs")]
     running = "running" in runs
     orphans = [d for d in context.store.iter_objects() if d not in rows and d not in damaged_digests]
-    if orphans and not runs:
+    if orphans and store_users.other_databases(context.store, context.lineage.path):
+        pass  # a shared store: objects this database does not record are, as a rule, another's
+    elif orphans and not runs:
         # An emptied or recreated metadata.db, not a crash between writing and recording:
         # gc would delete every object that re-running the pipelines could re-adopt.
         findings.append(Finding(
@@ -168,8 +172,13 @@ def _signing_key_finding(findings: list[Finding]) -> bool:
 
 
 def _temp_findings(context: Context, fix: str) -> list[Finding]:
-    stale = len(context.store.dead_temp_files())
-    if not stale:
+    """Temp files of dead writers, named where they are: the store's ``tmp/``, and for a store URL
+    also the local staging folder its objects are encoded in before the upload."""
+    store = context.store
+    places = [(len(store.dead_temp_files()), str(store.root / "tmp"))]
+    if isinstance(store, FsspecStore):
+        places.append((len(store.dead_remote_temp()), f"{store.location}/tmp"))
+    found = [f"{count} under {where}" for count, where in places if count]
+    if not found:
         return []
-    return [Finding("temp files", f"{stale} temporary file(s) left by dead writers under "
-                    f"{context.root / 'tmp'}", fix)]
+    return [Finding("temp files", f"temporary file(s) left by dead writers: {', '.join(found)}", fix)]

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from orchestrator import store_users
+
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
@@ -90,12 +92,31 @@ def repair_store(context: Context, damaged: list[Damage]) -> None:
     from orchestrator.object_format import DIGEST
 
     digests = [d.digest for d in damaged]
-    for digest in digests:
+    for done, digest in enumerate(digests):
         # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: drop the row only.
         if isinstance(digest, str) and DIGEST.fullmatch(digest):
-            context.store.delete(digest)
+            _delete(context, digest, digests[:done], "repair")
     context.lineage.delete_artifacts(digests)
     context.forget_signatures(digests)
+
+
+def _delete(context: Context, digest: str, before: list[str], action: str) -> None:
+    """Delete one object; if the store refuses (read-only, no permission), forget those deleted before it.
+
+    Their rows go with them, so that no record names an object that is gone, and the
+    user gets one line naming the store and the cause instead of an ``OSError``.
+    """
+    from orchestrator.errors import UserError
+
+    try:
+        context.store.delete(digest)
+    except OSError as exc:
+        context.lineage.delete_artifacts(before)
+        context.forget_signatures(before)
+        raise UserError(
+            f"cannot remove object {digest} from the store {context.location}: {exc.strerror or exc} (a read-only "
+            f"store, or no permission to delete?); {action} removed {len(before)} artifact(s) before it. Run it "
+            "again where the store is writable.") from None
 
 
 def _inline_problem(row: dict[str, object]) -> str | None:
@@ -118,11 +139,13 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             the next run still resumes); default: of every run. With no succeeded run at
             all, every run is kept; 0 keeps running runs only.
         dry_run: only report what would be removed.
-        force: remove objects even when the database records no runs at all.
+        force: remove objects even when the database records no runs at all, or when other
+            metadata databases share the store (``store_users``).
 
     Raises:
         UserError: the database records no runs while objects exist, and not ``force``:
-            a lost or reset ``metadata.db`` would otherwise cost every object.
+            a lost or reset ``metadata.db`` would otherwise cost every object; or other
+            metadata databases use the store, and not ``force``.
     """
     from orchestrator.errors import UserError
 
@@ -138,6 +161,13 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             f"refusing to collect garbage: the metadata database {context.lineage.path} records no runs, yet the "
             f"store holds {len(on_disk)} objects (metadata.db lost or reset?), and gc would delete them all. "
             "Re-run your pipelines to re-adopt them, or pass --force to delete them.")
+    others = [] if force else store_users.other_databases(context.store, context.lineage.path)
+    if others:
+        raise UserError(
+            f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
+            f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
+            f"objects they still use. Delete the file of a database that no longer uses the store from "
+            f"{context.location}/{store_users.FOLDER}/, or pass --force to delete their objects anyway.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:
@@ -158,10 +188,10 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
         if (cutoff is not None and created >= cutoff - 1) or created >= read_runs:
             result.spared_recent += 1
             continue
+        if not dry_run and stat is not None:
+            _delete(context, digest, result.removed, "gc")
         result.removed.append(digest)
         result.freed_bytes += stat[1] if stat else 0
-        if not dry_run and stat is not None:
-            context.store.delete(digest)
     if not dry_run:
         context.lineage.delete_artifacts(result.removed)
         context.forget_signatures(result.removed)

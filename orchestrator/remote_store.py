@@ -75,15 +75,22 @@ class FsspecStore(ArtifactStore):
                             "(e.g. s3fs for s3://) or pass a local folder.") from None
         # Local staging for encoding: the base class writes its temp files under root / "tmp".
         super().__init__(staging_folder(), fsync=fsync)
-        self.location = url
         self.fs = fs
         self._base = cast(str, base).rstrip("/")
+        # What workers open the store by: a relative file URL (file://store) would name another folder
+        # in a worker whose current folder differs (a Dask worker elsewhere), so it is made absolute.
+        self.location = f"file://{self._base}" if url.split("://", 1)[0].lower() in ("file", "local") else url
         self._objects = f"{self._base}/objects"
         self._made: set[str] = set()
 
     def _open_temp(self) -> tuple[Path, BinaryIO]:
         _check_private(self.root)
         return super()._open_temp()
+
+    @property
+    def location_path(self) -> str:
+        """The store's root as a path of ``self.fs`` (no protocol, no trailing slash)."""
+        return self._base
 
     def url_of(self, digest: str) -> str:
         protocol, path = self.location.split("://", 1)[0], self._path(digest)
@@ -92,10 +99,6 @@ class FsspecStore(ArtifactStore):
 
     def path_of(self, digest: str) -> Path:
         raise TypeError(f"{self.location} is not a local folder; use url_of()")
-
-    def has_objects(self) -> bool:
-        """Whether the store at this URL holds an objects folder (any object ever stored)."""
-        return self._exists(self._objects)
 
     def _exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
@@ -127,7 +130,7 @@ class FsspecStore(ArtifactStore):
     def sweep_temp(self) -> int:
         """Remove dead local staging files, and remote temp files of dead writers on this host."""
         removed = super().sweep_temp()
-        for path in self._dead_remote_temp():
+        for path in self.dead_remote_temp():
             try:
                 self.fs.rm_file(path)
                 removed += 1
@@ -135,7 +138,8 @@ class FsspecStore(ArtifactStore):
                 continue
         return removed
 
-    def _dead_remote_temp(self) -> list[str]:
+    def dead_remote_temp(self) -> list[str]:
+        """Temp files under ``<url>/tmp`` of dead writers on this host, or older than 24 h (as paths of ``fs``)."""
         try:
             entries = self.fs.ls(f"{self._base}/tmp", detail=True)
         except FileNotFoundError:

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import cache
+from orchestrator import cache, store_users
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
@@ -49,7 +49,7 @@ from orchestrator.planner import (
     unforced_items,
     unforced_message,
 )
-from orchestrator.remote_store import is_process_local, is_url
+from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
@@ -78,6 +78,9 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
                         "reach it. Use --executor sequential, or a store every worker reaches "
                         "(a folder, file://, s3://, ...).")
+    if ctx.metadata is not None or isinstance(ctx.store, FsspecStore):
+        # A store apart from its database may be shared: say which database uses it (gc, doctor).
+        store_users.register(ctx.store, ctx.lineage.path)
     ctx.lineage.mark_dead_runs()
     with _older_objects_frozen():
         dag = build(pipeline, params, ctx)

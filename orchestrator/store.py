@@ -189,6 +189,10 @@ class ArtifactStore:
         """Where the object for ``digest`` lives, as a path or URL to show a user."""
         return self._path(digest)
 
+    def has_objects(self) -> bool:
+        """Whether the store holds an objects folder (any object ever stored)."""
+        return self._exists(self._objects)
+
     def has(self, digest: str) -> bool:
         """Return True if a complete object for ``digest`` exists (one stat)."""
         return self._exists(self._path(digest))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from orchestrator.context import Context
 from orchestrator.hashing import hash_value
 from orchestrator.loader import load_pipeline
@@ -81,3 +83,32 @@ def test_an_old_object_a_running_run_produces_again_is_kept(store):
     result = collect_garbage(ctx, keep_last=1)
 
     assert digest not in result.removed and ctx.store.has(digest)
+
+
+def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_row(store, monkeypatch, capsys):
+    """A read-only store (or missing delete permission on a bucket): say so; record what was deleted."""
+    from orchestrator.cli import main
+    from orchestrator.doctor import examine
+    from orchestrator.store import ArtifactStore
+
+    old = [_run(store, n=n).steps["make"].outputs["out"] for n in (1, 2)]
+    _run(store, n=3)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    real_delete, calls = ArtifactStore.delete, []
+
+    def refuses_the_second(self, digest):
+        calls.append(digest)
+        if len(calls) > 1:
+            raise PermissionError(13, "Permission denied", str(self.path_of(digest)))
+        real_delete(self, digest)
+
+    monkeypatch.setattr(ArtifactStore, "delete", refuses_the_second)
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "cache", "gc", "--keep-last", "1"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert "cannot remove object" in err and "Permission denied" in err and "removed 1 artifact(s) before it" in err
+    monkeypatch.setattr(ArtifactStore, "delete", real_delete)
+    ctx = Context.open(store)
+    assert examine(ctx).healthy  # the deleted object's row went with it; the other is intact
+    assert sum(ctx.store.has(d) for d in old) == 1

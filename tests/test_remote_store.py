@@ -204,3 +204,135 @@ def test_objects_are_staged_in_a_private_folder_of_this_user(memory_url, tmp_pat
         os.chown(store.root, 65534, 65534)
         with pytest.raises(StoreError, match="is not a folder of yours"):
             FsspecStore(memory_url).put(payload, "b" * 32)
+
+
+def test_a_store_shared_by_two_metadata_databases_keeps_each_ones_objects(memory_url, tmp_path, capsys, calls):
+    """Two users, each with their own --metadata, on one store: neither's gc or doctor takes the other's objects."""
+    alice, bob = str(tmp_path / "alice"), str(tmp_path / "bob")
+    shared = _mixed(store=memory_url, metadata=alice)            # bob runs the same: same digests
+    only_alice = _mixed(store=memory_url, metadata=alice, n=3000)  # a table only alice records
+    assert _mixed(store=memory_url, metadata=bob).status == "succeeded"
+    frames = [shared.steps["frame"].outputs["out"], only_alice.steps["frame"].outputs["out"]]
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+
+    code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, "doctor")
+    assert code == 0, err  # alice's table is hers, not an orphan of a crash to collect
+    for gc in (["cache", "gc"], ["cache", "gc", "--keep-last", "0"]):
+        code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, *gc)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "shared with 1 other metadata database" in err and "alice" in err and "--force" in err
+    store = Context.open(memory_url, alice).store
+    assert all(store.has(f) for f in frames)
+    assert _mixed(store=memory_url, metadata=alice, n=3000).steps["frame"].status == "cached"
+
+    # --force is the user's explicit word: then bob's gc does what it says.
+    code, err = _orch(capsys, "--store", memory_url, "--metadata", bob, "cache", "gc", "--force")
+    assert code == 0, err
+    assert store.has(frames[0]) and not store.has(frames[1])
+
+
+def test_a_metadata_user_of_a_local_store_sees_the_database_inside_it(tmp_path, capsys, calls):
+    store = tmp_path / "store"
+    assert _mixed(store=str(store), n=3000).status == "succeeded"  # the database inside the store folder
+    assert _mixed(store=str(store), metadata=str(tmp_path / "meta")).status == "succeeded"
+    time.sleep(0.05)
+    code, err = _orch(capsys, "--store", str(store), "--metadata", str(tmp_path / "meta"), "cache", "gc")
+    assert code == 2 and str(store / "metadata.db") in err, err
+    # The owner of the folder sees the --metadata user, who registered in the store.
+    code, err = _orch(capsys, "--store", str(store), "cache", "gc")
+    assert code == 2 and str(tmp_path / "meta" / "metadata.db") in err, err
+
+
+@pytest.mark.parametrize(("given", "fixed"), [("file:/mnt/shared/store", "file:///mnt/shared/store"),
+                                               ("s3:/bucket/store", "s3://bucket/store")])
+def test_a_url_missing_its_slashes_is_refused_not_made_a_local_folder(given, fixed, tmp_path, capsys,
+                                                                      monkeypatch, calls):
+    monkeypatch.chdir(tmp_path)
+    code, err = _orch(capsys, "--store", given, "--metadata", str(tmp_path / "meta"), "runs")
+    assert code == 2 and err.count("\n") == 1 and f"write {fixed}" in err, err
+    code, err = _orch(capsys, "--store", str(tmp_path / "s"), "--metadata", given, "runs")
+    assert code == 2 and err.count("\n") == 1 and "missing its '//'" in err, err
+    with pytest.raises(UserError, match="missing its '//'"):
+        _mixed(store=given, metadata=str(tmp_path / "meta"))
+    assert list(tmp_path.iterdir()) == []  # no folder named 'file:' or 's3:'
+    # A folder of that name is still reachable, explicitly; a drive letter is no URL.
+    assert _mixed(store=f"./{given}", metadata=str(tmp_path / "meta")).status == "succeeded"
+    assert _mixed(store="C:/stores/x", metadata=str(tmp_path / "meta2")).status == "succeeded"
+
+
+def test_a_relative_file_url_names_one_folder_wherever_a_worker_runs(tmp_path, monkeypatch, calls):
+    """Workers open the store by ``Context.location``: a relative URL must not depend on their folder."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    run = _mixed(store="file://rel", metadata="meta")
+    assert run.status == "succeeded", run.error
+    ctx = Context.open("file://rel", "meta")
+    assert ctx.location == f"file://{tmp_path / 'a' / 'rel'}"
+    frame = run.steps["frame"].outputs["out"]
+    monkeypatch.chdir(tmp_path / "b")  # a worker started elsewhere
+    assert Context.open(ctx.location, str(tmp_path / "a" / "meta")).store.has(frame)
+
+
+def test_a_forgotten_store_with_metadata_elsewhere_is_refused_before_repair(tmp_path, capsys, monkeypatch, calls):
+    """ORCH_METADATA set, --store forgotten (or mistyped): not every object 'missing', and nothing dropped."""
+    store, meta = tmp_path / "objects-only", str(tmp_path / "meta")
+    run = _mixed(store=str(store), metadata=meta)
+    assert run.status == "succeeded", run.error
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCH_STORE", raising=False)
+    monkeypatch.setenv("ORCH_METADATA", meta)
+    for command in (["cache", "verify", "--repair"], ["doctor"]):
+        code, err = _orch(capsys, *command)  # the store defaults to ./cache
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"no store at {tmp_path / 'cache'}" in err and "--store or ORCH_STORE" in err
+    assert not (tmp_path / "cache").exists()
+    code, err = _orch(capsys, "--store", str(store), "cache", "verify")
+    assert code == 0, err
+    assert _mixed(store=str(store), metadata=meta).steps["frame"].status == "cached"
+
+
+def test_a_memory_store_named_again_by_a_later_command_says_it_did_not_outlive_its_process(tmp_path, capsys):
+    meta = str(tmp_path / "meta")
+    assert _mixed(store="memory://gone/store", metadata=meta).status == "succeeded"
+    fsspec.filesystem("memory").rm("/gone", recursive=True)  # what a new process sees
+    code, err = _orch(capsys, "--store", "memory://gone/store", "--metadata", meta, "runs")
+    assert code == 2 and err.count("\n") == 1 and "lives only as long as the process" in err, err
+
+
+def test_doctor_names_where_dead_writers_left_temp_files(memory_url, tmp_path, monkeypatch, calls):
+    """Not the metadata folder's tmp/, which holds none: the store's own, and a URL's remote tmp/."""
+    from orchestrator.remote_store import _HOST
+
+    store, meta = tmp_path / "objects-only", str(tmp_path / "meta")
+    assert _mixed(store=str(store), metadata=meta).status == "succeeded"
+    dead_pid = 2**22 + 12345  # above Linux's pid_max: no such process
+    (store / "tmp" / f"{dead_pid}-{'a' * 16}.tmp").write_bytes(b"half")
+    doctor = CliRunner().invoke(cli, ["--store", str(store), "--metadata", meta, "doctor", "--json"])
+    found = {f["check"]: f for f in json.loads(doctor.output)["findings"]}
+    assert doctor.exit_code == 1 and f"1 under {store / 'tmp'}" in found["temp files"]["problem"], found
+
+    remote_meta = str(tmp_path / "remote-meta")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "staging"))
+    (tmp_path / "staging").mkdir()
+    assert _mixed(store=memory_url, metadata=remote_meta).status == "succeeded"
+    fsspec.filesystem("memory").pipe_file(
+        f"/{memory_url.removeprefix('memory://')}/tmp/{_HOST}-{dead_pid}-{'b' * 16}.tmp", b"half")
+    doctor = CliRunner().invoke(cli, ["--store", memory_url, "--metadata", remote_meta, "doctor", "--json"])
+    found = {f["check"]: f for f in json.loads(doctor.output)["findings"]}
+    assert doctor.exit_code == 1 and f"1 under {memory_url}/tmp" in found["temp files"]["problem"], found
+
+
+def test_metadata_naming_a_file_that_is_no_database_is_a_mistake_not_damage(tmp_path, capsys):
+    """`--metadata pipeline.py` must not be called a damaged database whose fix is to move the file aside."""
+    pipeline_file = tmp_path / "pipeline.py"
+    pipeline_file.write_text("from orchestrator import step\n")
+    code, err = _orch(capsys, "--store", str(tmp_path / "s"), "--metadata", str(pipeline_file), "runs")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "is a file that is not an SQLite database" in err and "damaged" not in err and "aside" not in err
+    assert pipeline_file.read_text() == "from orchestrator import step\n"
+    # A database file of another name is still one: --metadata names it.
+    meta = tmp_path / "lineage.sqlite"
+    assert _mixed(store=str(tmp_path / "s"), metadata=str(tmp_path / "m.db")).status == "succeeded"
+    meta.write_bytes((tmp_path / "m.db").read_bytes())
+    assert CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "--metadata", str(meta), "runs"]).exit_code == 0
