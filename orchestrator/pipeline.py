@@ -12,7 +12,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, Never
+from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.dag import DAG, build_dag
 from orchestrator.errors import (
@@ -23,6 +23,8 @@ from orchestrator.errors import (
     did_you_mean,
 )
 from orchestrator.step import (
+    P,
+    R,
     Trace,
     active_trace,
     call_site,
@@ -42,12 +44,16 @@ RUN_OPTIONS = frozenset(
 )
 
 
-class Pipeline:
-    """A decorated pipeline function. See :func:`pipeline`."""
+class Pipeline(Generic[P, R]):
+    """A decorated pipeline function. See :func:`pipeline`.
+
+    Generic in the function's parameters and return type, for type checkers:
+    calling it (``training(n=3)``) runs the body as the function would.
+    """
 
     _is_orchestrator_pipeline = True
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
         if not callable(fn):
             raise UserError(f"@pipeline needs a function, got {fn!r}")
         self.fn = fn
@@ -59,7 +65,7 @@ class Pipeline:
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)  # help(p) and inspect.signature(p) show the function's
 
-    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline:
+    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline[P, R]:
         # A pipeline in a class body stays this pipeline; being a descriptor also makes
         # help() document it as a function, with its signature and docstring.
         return self
@@ -71,7 +77,7 @@ class Pipeline:
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(self.signature.parameters)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the body as plain Python: steps run as plain functions, nothing is cached."""
         return self.fn(*args, **kwargs)
 
@@ -118,7 +124,7 @@ class Pipeline:
         trace = Trace()
         with tracing(trace):
             try:
-                result = self.fn(**values)
+                result = self.fn(**values)  # type: ignore[call-arg]  # checked by resolve_params
             except OrchestratorError:
                 raise
             except Exception as exc:
@@ -198,6 +204,14 @@ class Pipeline:
                             f"({type(store).__name__}).{hint}")
         names = (rerun,) if isinstance(rerun, str) else tuple(rerun)
         return (None if store is None else os.fspath(store)), names
+
+
+@overload
+def pipeline(fn: Callable[P, R], *, name: str | None = None) -> Pipeline[P, R]: ...
+
+
+@overload
+def pipeline(fn: None = None, *, name: str | None = None) -> Callable[[Callable[P, R]], Pipeline[P, R]]: ...
 
 
 def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
