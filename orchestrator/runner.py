@@ -223,6 +223,10 @@ class _RunLoop:
         except KeyboardInterrupt as stop:
             status = "interrupted"
             self._interrupt(getattr(stop, "interrupted_attempt", None))
+            # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
+            stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
+                          f"interrupted; the steps that finished are kept, and running again resumes from the "
+                          f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
             self._finish(status)
