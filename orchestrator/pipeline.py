@@ -21,6 +21,7 @@ from orchestrator.errors import (
     PipelineDefinitionError,
     UserError,
     did_you_mean,
+    short_traceback,
 )
 from orchestrator.step import (
     P,
@@ -118,6 +119,7 @@ class Pipeline(Generic[P, R]):
             raise ParameterError("\n".join(problems))
         return values
 
+    @short_traceback
     def build(self, *args: Any, file_memo: MutableMapping[str, str] | None = None, **params: Any) -> DAG:
         """Trace the body with ``params`` (defaults filled in) and return its DAG.
 
@@ -134,9 +136,10 @@ class Pipeline(Generic[P, R]):
                             f"{self._keywords_hint('build', args[0]) or ' It takes pipeline parameters as keywords.'}")
         values = self.resolve_params(params)
         trace = Trace()
+        body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
         with tracing(trace):
             try:
-                result = self.fn(**values)  # type: ignore[call-arg]  # checked by resolve_params
+                result = body(**values)
             except OrchestratorError:
                 raise
             except Exception as exc:
@@ -161,6 +164,7 @@ class Pipeline(Generic[P, R]):
                 f".{method}() outside any pipeline."
             )
 
+    @short_traceback
     def run(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
             metadata: str | os.PathLike[str] | None = None,
             executor: str | None = None, workers: int | None = None, address: str | None = None,
@@ -210,6 +214,7 @@ class Pipeline(Generic[P, R]):
                             executor=executor or "sequential", workers=workers, address=address,
                             rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe)
 
+    @short_traceback
     def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
              metadata: str | os.PathLike[str] | None = None,
              rerun: str | Iterable[str] | None = (), no_cache: bool = False, **kwargs: Any) -> Plan:

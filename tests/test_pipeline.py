@@ -283,6 +283,37 @@ def test_plan_names_plan_when_a_parameter_is_passed_by_position(tmp_path) -> Non
         counting.plan(4)  # type: ignore[arg-type]
 
 
+def _frames(error: BaseException) -> list[str]:
+    import traceback
+
+    return [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+
+
+@pytest.mark.parametrize("call", ["run", "plan", "build"])
+def test_a_user_error_from_python_has_a_short_traceback(call, tmp_path) -> None:
+    """The caller's frame and the one that re-raises: not the package's frames down to build_dag."""
+    import orchestrator.errors
+
+    options = {} if call == "build" else {"store": str(tmp_path / "s")}
+    with pytest.raises(UserError, match="has no parameter 'nn'") as raised:
+        getattr(counting, call)(nn=1, **options)
+    assert _frames(raised.value) == [__file__, orchestrator.errors.__file__]
+
+
+def test_verbose_keeps_the_whole_traceback_and_a_body_error_keeps_its_cause(tmp_path) -> None:
+    with pytest.raises(UserError) as raised:
+        counting.run(store=str(tmp_path / "s"), nn=1, verbose=True)
+    assert len(_frames(raised.value)) > 2
+
+    @pipeline
+    def broken():
+        return count({"a": 1}["b"])
+
+    with pytest.raises(PipelineDefinitionError, match="raised KeyError: 'b'") as raised:
+        broken.run(store=str(tmp_path / "s"))
+    assert _frames(raised.value.__cause__)[-1] == __file__  # the body's own line, where the KeyError is
+
+
 def test_help_shows_the_pipeline_signature_and_docstring() -> None:
     import pydoc
 
