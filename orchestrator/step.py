@@ -19,10 +19,10 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Generic, Never, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
@@ -494,6 +494,19 @@ def _unordered_items(items: Any, where: str) -> str | None:
     return None
 
 
+class _StepDecorator(Protocol):
+    """What ``@step(...)`` returns, for type checkers: it types a step as ``step(fn)`` does."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, Any]], /) -> Step[P, Any]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+# An async def step returns a coroutine when called as a plain function but stands for the awaited
+# value in a pipeline body: no return type fits both, so it is typed by its parameters only.
+@overload
+def step(fn: Callable[P, Coroutine[Any, Any, Any]]) -> Step[P, Any]: ...
 @overload
 def step(fn: Callable[P, R]) -> Step[P, R]: ...
 
@@ -513,7 +526,7 @@ def step(
     cache: bool = True,
     version: str | int | None = None,
     outputs: Sequence[str] | None = None,
-) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+) -> _StepDecorator: ...
 
 
 def step(

@@ -18,6 +18,8 @@ from orchestrator import Pipeline, Step, pipeline, step
 REPO = Path(__file__).resolve().parent.parent
 
 USER_FILE = '''
+import asyncio
+
 from orchestrator import Metrics, pipeline, step
 
 
@@ -41,8 +43,21 @@ def report(t: float) -> Metrics:
     return Metrics(total=t)
 
 
+@step
+async def fetch(n: int) -> list[int]:
+    await asyncio.sleep(0)
+    return list(range(n))
+
+
+@step(retries=1)
+async def fetch_again(n: int) -> list[int]:
+    return list(range(n))
+
+
 @pipeline
 def training(n: int = 5) -> Metrics:
+    total(fetch(n))  # in a body an async step's output is the awaited value, not a coroutine
+    total(fetch_again(n))
     train, test = split(load(n))
     both = total.map([train, test])
     return report(total(train, scale=2.0))
@@ -58,6 +73,7 @@ total("text")
 total([1], scales=2.0)
 run = training.run(n=3, store="cache")
 reveal_type(run)
+reveal_type(fetch_again)
 '''
 
 
@@ -76,6 +92,7 @@ def test_mypy_sees_a_step_as_the_function_it_wraps(tmp_path: Path, monkeypatch: 
     assert 'note: Revealed type is "float"' in lines, out        # an alias call
     assert 'note: Revealed type is "list[float]"' in lines, out  # a map
     assert 'note: Revealed type is "orchestrator.results.Run"' in lines, out
+    assert 'note: Revealed type is "orchestrator.step.Step[[n: int], Any]"' in lines, out  # an async step
     errors = [line for line in lines if line.startswith("error:")]
     # Exactly the user's three mistakes: no "untyped decorator", nothing from the pipeline body.
     assert len(errors) == 3, out
