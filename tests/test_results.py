@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
-from orchestrator import pipeline, step
+import pytest
+
+import orchestrator
+from orchestrator import UserError, pipeline, step
 
 
 @step
@@ -48,3 +52,23 @@ def test_repr_of_a_plan_is_what_orch_plan_prints(tmp_path) -> None:
         "  load   will run  parameter `n` changed (3 → 4)\n"
         "  total  may run   input from step 'load', which will run>"
     )
+
+
+def test_a_run_whose_store_was_deleted_says_so_and_makes_no_new_store(tmp_path) -> None:
+    """A notebook keeps a Run after its store (a temporary folder) is gone: reading it must not re-create it."""
+    store = tmp_path / "store"
+    run = summed.run(store=str(store))
+    assert run.output() == 3 and run.metrics == {}
+    shutil.rmtree(store)
+    for read in (run.output, lambda: run.metrics, run.steps["total"].output):
+        with pytest.raises(UserError, match=rf"^run {run.id} was made in the store {re.escape(str(store))}, which "
+                           r"is gone \(no .*metadata.db\): it was deleted or moved. Run the pipeline again"):
+            read()
+    assert not store.exists()
+
+
+def test_get_run_refuses_a_store_that_is_no_path(tmp_path) -> None:
+    with pytest.raises(orchestrator.UserError, match=r"^store must be a folder path or a URL, got 5 \(int\).$"):
+        orchestrator.get_run(store=5)  # type: ignore[arg-type]
+    with pytest.raises(orchestrator.UserError, match=r"^metadata must be a folder path, got 5 \(int\).$"):
+        orchestrator.load("latest", store=str(tmp_path), metadata=5)  # type: ignore[arg-type]
