@@ -60,6 +60,21 @@ class StepResult:
                   for name, digest in self.outputs.items()]
         return values[0] if len(values) == 1 else tuple(values)
 
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of the step's last failed attempt in its run, as ``orch logs RUN:STEP`` shows it.
+
+        None when the step did not fail. Read from the metadata database when
+        asked, so a notebook sees why a step failed without a terminal.
+        """
+        if self.status != "failed" or self.source is None:
+            return None
+        store, metadata, run_id = self.source
+        failed = [a for a in open_store(store, metadata, run_id).lineage.attempts(run_id, self.name)
+                  if a["traceback"] or a["error"]]
+        # A timeout or a dead worker leaves no traceback of the step's own: its error says what happened.
+        return (failed[-1]["traceback"] or failed[-1]["error"]) if failed else self.error
+
     def __repr__(self) -> str:
         # What a REPL user looks for; the key and output digests are one attribute away.
         shown = [self.status]

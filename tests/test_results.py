@@ -72,3 +72,23 @@ def test_get_run_refuses_a_store_that_is_no_path(tmp_path) -> None:
         orchestrator.get_run(store=5)  # type: ignore[arg-type]
     with pytest.raises(orchestrator.UserError, match=r"^metadata must be a folder path, got 5 \(int\).$"):
         orchestrator.load("latest", store=str(tmp_path), metadata=5)  # type: ignore[arg-type]
+
+
+@step
+def divide(xs: list) -> float:
+    return 1 / (len(xs) - 2)
+
+
+@pipeline
+def failing(n: int = 2):
+    return divide(load(n))
+
+
+def test_a_failed_step_shows_its_traceback_from_python(tmp_path) -> None:
+    store = str(tmp_path / "store")
+    run = failing.run(store=store)
+    traceback = run.steps["divide"].traceback
+    assert traceback is not None and traceback.startswith("Traceback (most recent call last):")
+    assert "return 1 / (len(xs) - 2)" in traceback and traceback.endswith("ZeroDivisionError: division by zero\n")
+    assert run.steps["load"].traceback is None
+    assert orchestrator.get_run(run.id, store=store).steps["divide"].traceback == traceback
