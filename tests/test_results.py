@@ -92,3 +92,18 @@ def test_a_failed_step_shows_its_traceback_from_python(tmp_path) -> None:
     assert "return 1 / (len(xs) - 2)" in traceback and traceback.endswith("ZeroDivisionError: division by zero\n")
     assert run.steps["load"].traceback is None
     assert orchestrator.get_run(run.id, store=store).steps["divide"].traceback == traceback
+
+
+def test_run_and_step_result_are_importable_from_the_package_without_loading_them_at_import() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys, orchestrator; loaded = 'orchestrator.results' in sys.modules; "
+              "from orchestrator import Run, StepResult; import orchestrator.results as r; "
+              "print(loaded, Run is r.Run, StepResult is r.StepResult, 'Run' in orchestrator.__all__)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["False", "True", "True", "True"]
+    with pytest.raises(AttributeError, match="has no attribute 'Runn'"):
+        orchestrator.Runn  # noqa: B018
