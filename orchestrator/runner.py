@@ -595,8 +595,10 @@ class _RunLoop:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
         handler = handler_for(type_name)
         assert handler is not None
-        if records_first(type_name):
-            self.ctx.lineage.flush()  # the step's own records come first
+        if records_first(type_name) or value is None:
+            # The step's own records come first; and a value a worker did not send back is loaded
+            # through its artifact's record, which may still be queued (all there is of an inline one).
+            self.ctx.lineage.flush()
         try:
             if value is None:
                 value = self.ctx.load(digest)
