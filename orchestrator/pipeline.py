@@ -184,7 +184,9 @@ class Pipeline(Generic[P, R]):
         ``no_cache=True`` runs every step. ``progress=True`` shows live
         progress and a summary on stderr, as ``orch run`` does (default:
         nothing); an ``orchestrator.report.RunObserver`` receives the run's
-        events instead. ``verbose`` adds each step's captured output to it.
+        events instead. ``verbose=True`` also shows what steps print as they
+        run (it is captured and kept for ``orch logs`` either way), and keeps
+        the whole traceback of a ``UserError``.
 
         Raises:
             UserError: an unknown parameter, a store that is no path or URL
