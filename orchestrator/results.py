@@ -123,6 +123,9 @@ class Run:
     def output(self) -> Any:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":
+            # Why, in the line a test report or a notebook shows, not only behind `orch show`.
+            if self.error:
+                raise UserError(f"run {self.id} {self.status}, so it has no output: {self.error}")
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
         if self.unavailable:
             raise UserError(self.unavailable)
