@@ -107,3 +107,9 @@ def test_run_and_step_result_are_importable_from_the_package_without_loading_the
     assert out.stdout.split() == ["False", "True", "True", "True"]
     with pytest.raises(AttributeError, match="has no attribute 'Runn'"):
         orchestrator.Runn  # noqa: B018
+
+
+def test_repr_of_a_built_dag_and_its_nodes_is_short() -> None:
+    dag = summed.build(n=4)
+    assert repr(dag) == "<dag of pipeline 'summed'(n=4): 2 nodes: load, total>"
+    assert repr(dag.nodes["total"]) == f"<node 'total' ({dag.nodes['total'].site}), after load>"
