@@ -301,9 +301,20 @@ def test_a_user_error_from_python_has_a_short_traceback(call, tmp_path) -> None:
 
 
 def test_verbose_keeps_the_whole_traceback_and_a_body_error_keeps_its_cause(tmp_path) -> None:
+    import orchestrator.dag
+    from orchestrator.runner import run_pipeline
+
     with pytest.raises(UserError) as raised:
         counting.run(store=str(tmp_path / "s"), nn=1, verbose=True)
     assert len(_frames(raised.value)) > 2
+
+    @pipeline
+    def misnamed():
+        return count(nn=1)
+
+    with pytest.raises(UserError) as raised:  # as `orch run --verbose` runs it: build is called from inside
+        run_pipeline(misnamed, {}, store=str(tmp_path / "s"))
+    assert _frames(raised.value)[-1] == orchestrator.dag.__file__
 
     @pipeline
     def broken():
