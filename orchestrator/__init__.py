@@ -9,6 +9,8 @@ scikit-learn; they are imported only when a value needs them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from orchestrator.client import get_run, load
 from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
@@ -16,12 +18,17 @@ from orchestrator.pipeline import Pipeline, pipeline
 from orchestrator.retry import RetryPolicy
 from orchestrator.step import Step, step
 
+if TYPE_CHECKING:
+    from orchestrator.results import Run, StepResult
+
 __all__ = [
     "Metrics",
     "OrchestratorError",
     "Pipeline",
     "RetryPolicy",
+    "Run",
     "Step",
+    "StepResult",
     "UserError",
     "get_run",
     "load",
@@ -30,3 +37,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # What run() and get_run() return, for a user's annotations (`def check(run: orchestrator.Run)`);
+    # imported when first named, as their module opens stores and the metadata database.
+    if name in ("Run", "StepResult"):
+        from orchestrator import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'orchestrator' has no attribute '{name}'")

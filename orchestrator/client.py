@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import NotFoundError, UserError
+from orchestrator.errors import NotFoundError, UserError, short_traceback
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -27,6 +27,7 @@ PathLike = str | os.PathLike[str]
 _LATEST = ("latest", "last", "-")
 
 
+@short_traceback
 def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: PathLike | None = None) -> Run:
     """The ``Run`` of an earlier run: a run id, a unique prefix of one, or ``latest``.
 
@@ -41,6 +42,7 @@ def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: Pat
     return _rebuild(ctx, ctx.lineage.resolve_run(_text(ref)))
 
 
+@short_traceback
 def load(ref: str, *, store: PathLike | None = None, metadata: PathLike | None = None) -> Any:
     """A value an earlier run produced, loaded (checksum and signature verified) from the store.
 
@@ -83,6 +85,10 @@ def _open(store: PathLike | None, metadata: PathLike | None) -> Context:
     """The store, read as the CLI reads it: never created, and runs whose process died shown interrupted."""
     from orchestrator.context import Context
 
+    for option, value in (("store", store), ("metadata", metadata)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise UserError(f"{option} must be a folder path{' or a URL' if option == 'store' else ''}, "
+                            f"got {value!r} ({type(value).__name__}).")
     try:
         ctx = Context.open(store, metadata, create=False)
     except UserError as exc:  # its fix names the CLI's flags; say what they are called here

@@ -81,6 +81,12 @@ class Node:
     def label(self) -> str:
         return f"step '{self.name}' ({self.site})"
 
+    def __repr__(self) -> str:
+        # What a notebook shows: not the fingerprint, digests and arguments the dataclass would print.
+        step = "" if self.step.name == self.name else f" of step '{self.step.name}'"
+        after = f", after {', '.join(self.upstream)}" if self.upstream else ""
+        return f"<node '{self.name}'{step} ({self.site}){after}>"
+
 
 @dataclass
 class DAG:
@@ -106,6 +112,13 @@ class DAG:
                     g.add_edge(up, node.name, inputs=names)
             self._graph = g
         return self._graph
+
+    def __repr__(self) -> str:
+        # `p.build(n=4)` in a notebook: which nodes, not a dump of every fingerprint.
+        names = list(self.nodes)
+        shown = ", ".join(names[:12]) + (f", … ({len(names) - 12} more)" if len(names) > 12 else "")
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"<dag of pipeline '{self.pipeline}'({params}): {len(names)} node{'s' * (len(names) != 1)}: {shown}>"
 
     def downstream(self, names: set[str]) -> set[str]:
         """Every node that depends, directly or not, on one of ``names`` (excluded)."""

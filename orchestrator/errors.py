@@ -11,8 +11,15 @@ of the package, so every layer can raise these.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 class OrchestratorError(Exception):
@@ -207,3 +214,25 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def short_traceback(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Raise a ``UserError`` from ``fn`` (an entry point of the Python API) with the caller's frames only.
+
+    The message names the mistake and the fix; the frames of the package
+    between the user's call and the ``raise`` (``run`` → ``run_pipeline`` →
+    ``build`` → ``build_dag``) only bury it in a notebook or a test report.
+    What caused the error (a pipeline body's own exception) keeps its
+    traceback, and ``verbose=True`` keeps the whole one, as does a call from
+    the package itself (``orch run --verbose`` builds through ``build``).
+    """
+    @functools.wraps(fn)
+    def entry(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            if kwargs.get("verbose") is True or sys._getframe(1).f_code.co_filename.startswith(_PACKAGE):
+                raise
+            error = exc  # raised below, outside the handler: its cause and context stay as they were
+        raise error.with_traceback(None)  # the message says it all; verbose=True keeps the full traceback
+    return entry

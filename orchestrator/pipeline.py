@@ -12,7 +12,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, Never
+from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.dag import DAG, build_dag
 from orchestrator.errors import (
@@ -21,8 +21,11 @@ from orchestrator.errors import (
     PipelineDefinitionError,
     UserError,
     did_you_mean,
+    short_traceback,
 )
 from orchestrator.step import (
+    P,
+    R,
     Trace,
     active_trace,
     call_site,
@@ -42,12 +45,16 @@ RUN_OPTIONS = frozenset(
 )
 
 
-class Pipeline:
-    """A decorated pipeline function. See :func:`pipeline`."""
+class Pipeline(Generic[P, R]):
+    """A decorated pipeline function. See :func:`pipeline`.
+
+    Generic in the function's parameters and return type, for type checkers:
+    calling it (``training(n=3)``) runs the body as the function would.
+    """
 
     _is_orchestrator_pipeline = True
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
         if not callable(fn):
             raise UserError(f"@pipeline needs a function, got {fn!r}")
         self.fn = fn
@@ -59,7 +66,7 @@ class Pipeline:
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)  # help(p) and inspect.signature(p) show the function's
 
-    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline:
+    def __get__(self, obj: object, objtype: type | None = None) -> Pipeline[P, R]:
         # A pipeline in a class body stays this pipeline; being a descriptor also makes
         # help() document it as a function, with its signature and docstring.
         return self
@@ -71,7 +78,7 @@ class Pipeline:
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(self.signature.parameters)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the body as plain Python: steps run as plain functions, nothing is cached."""
         return self.fn(*args, **kwargs)
 
@@ -112,13 +119,27 @@ class Pipeline:
             raise ParameterError("\n".join(problems))
         return values
 
-    def build(self, file_memo: MutableMapping[str, str] | None = None, **params: Any) -> DAG:
-        """Trace the body with ``params`` (defaults filled in) and return its DAG."""
+    @short_traceback
+    def build(self, *args: Any, file_memo: MutableMapping[str, str] | None = None, **params: Any) -> DAG:
+        """Trace the body with ``params`` (defaults filled in) and return its DAG.
+
+        Parameters are keywords, as for ``run``: a value passed by position
+        would otherwise be taken for ``file_memo`` and the body built with
+        the defaults, without a word.
+
+        Raises:
+            UserError: a value passed by position, an unknown parameter, or a
+                mistake in the pipeline found while building it.
+        """
+        if args:
+            raise UserError(f"{self.name}.build() got {args[0]!r} by position."
+                            f"{self._keywords_hint('build', args[0]) or ' It takes pipeline parameters as keywords.'}")
         values = self.resolve_params(params)
         trace = Trace()
+        body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
         with tracing(trace):
             try:
-                result = self.fn(**values)
+                result = body(**values)
             except OrchestratorError:
                 raise
             except Exception as exc:
@@ -143,10 +164,11 @@ class Pipeline:
                 f".{method}() outside any pipeline."
             )
 
+    @short_traceback
     def run(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
-            metadata: str | None = None,
+            metadata: str | os.PathLike[str] | None = None,
             executor: str | None = None, workers: int | None = None, address: str | None = None,
-            rerun: str | Iterable[str] = (),
+            rerun: str | Iterable[str] | None = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
             **kwargs: Any) -> Run:
         """Run the pipeline and return a ``Run``.
@@ -157,47 +179,85 @@ class Pipeline:
         and then ``metadata`` names the local folder of the metadata database
         (default ``$ORCH_METADATA``). ``executor`` is ``"sequential"``
         (default), ``"process"`` or ``"dask"``; ``workers`` sizes the latter
-        two. ``rerun`` names a step, or several, to run whatever the cache holds.
+        two; ``address`` is the scheduler of ``executor="dask"``. ``rerun``
+        names a step, or several, to run whatever the cache holds;
+        ``no_cache=True`` runs every step. ``progress=True`` shows live
+        progress and a summary on stderr, as ``orch run`` does (default:
+        nothing); an ``orchestrator.report.RunObserver`` receives the run's
+        events instead. ``verbose=True`` also shows what steps print as they
+        run (it is captured and kept for ``orch logs`` either way), and keeps
+        the whole traceback of a ``UserError``.
 
         Raises:
             UserError: an unknown parameter, a store that is no path or URL
-                (``p.run(4)`` for ``p.run(n=4)``), ``workers`` without an
+                (``p.run(4)`` for ``p.run(n=4)``), an option of the wrong kind
+                (``rerun=5``, ``no_cache="no"``), ``workers`` without an
                 executor, or a mistake in the pipeline found while building it.
+            KeyboardInterrupt: after recording the run as ``interrupted``.
         """
+        from orchestrator.run_options import check_flag, check_options, observer
         from orchestrator.runner import run_pipeline
 
         self._refuse_while_building("run")
-        location, forced = self._run_arguments(store, rerun)
+        location = self._store_argument("run", store)
+        options = check_options(self.name, "run", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
+                                no_cache=no_cache)
+        check_flag("verbose", verbose)
+        observe = observer(progress, verbose)
+        if address is not None and executor != "dask":
+            raise UserError(f"address={address!r} names a Dask scheduler: use it with executor=\"dask\".")
         if workers is not None and executor is None:
             raise UserError(f"workers={workers} sizes a process pool or a Dask cluster, but steps run one at a time "
                             "without an executor: add executor=\"process\" (or \"dask\"), or drop workers.")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             # Else a raw TypeError from deep in the executor ('2'), or a message naming the CLI's --workers.
             raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")
-        return run_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
-                            executor=executor or "sequential", workers=workers, address=address, rerun=forced,
-                            no_cache=no_cache, verbose=verbose, progress=progress)
+        return run_pipeline(self, options.params, store=location, metadata=options.metadata,
+                            executor=executor or "sequential", workers=workers, address=address,
+                            rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe)
 
+    @short_traceback
     def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
-             metadata: str | None = None,
-             rerun: str | Iterable[str] = (), no_cache: bool = False, **kwargs: Any) -> Plan:
-        """What a run would do now: for each node, cached / will run / may run, and why."""
+             metadata: str | os.PathLike[str] | None = None,
+             rerun: str | Iterable[str] | None = (), no_cache: bool = False, **kwargs: Any) -> Plan:
+        """What a run would do now: for each node, cached / will run / may run, and why.
+
+        Takes the parameters and the options of ``run`` that change what would
+        run (``store``, ``metadata``, ``rerun``, ``no_cache``); it runs nothing.
+
+        Raises:
+            UserError: as ``run`` does, and for an option only ``run`` takes
+                (``executor=``, ``workers=``, ``progress=``...).
+        """
         from orchestrator.planner import plan_pipeline
+        from orchestrator.run_options import check_options
 
         self._refuse_while_building("plan")
-        location, forced = self._run_arguments(store, rerun)
-        return plan_pipeline(self, {**(params or {}), **kwargs}, store=location, metadata=metadata,
-                             rerun=forced, no_cache=no_cache)
+        location = self._store_argument("plan", store)
+        options = check_options(self.name, "plan", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
+                                no_cache=no_cache)
+        return plan_pipeline(self, options.params, store=location, metadata=options.metadata,
+                             rerun=options.rerun, no_cache=no_cache)
 
-    def _run_arguments(self, store: Any, rerun: Any) -> tuple[str | None, tuple[str, ...]]:
-        """``store`` as text and ``rerun`` as names, or a ``UserError`` for a value of another kind."""
+    def _keywords_hint(self, method: str, value: Any) -> str:
+        """`` Pipeline parameters are keywords: p.run(n=4).`` for a value passed by position, if it has any."""
+        first = next(iter(self.parameters), None)
+        return f" Pipeline parameters are keywords: {self.name}.{method}({first}={value!r})." if first else ""
+
+    def _store_argument(self, method: str, store: Any) -> str | None:
+        """``store`` as text, or a ``UserError`` for a value of another kind (a parameter passed by position)."""
         if store is not None and not isinstance(store, (str, os.PathLike)):
-            first = next(iter(self.parameters), None)
-            hint = f" Pipeline parameters are keywords: {self.name}.run({first}={store!r})." if first else ""
             raise UserError(f"store must be a folder path or a URL, got {store!r} "
-                            f"({type(store).__name__}).{hint}")
-        names = (rerun,) if isinstance(rerun, str) else tuple(rerun)
-        return (None if store is None else os.fspath(store)), names
+                            f"({type(store).__name__}).{self._keywords_hint(method, store)}")
+        return None if store is None else os.fspath(store)
+
+
+@overload
+def pipeline(fn: Callable[P, R], *, name: str | None = None) -> Pipeline[P, R]: ...
+
+
+@overload
+def pipeline(fn: None = None, *, name: str | None = None) -> Callable[[Callable[P, R]], Pipeline[P, R]]: ...
 
 
 def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,

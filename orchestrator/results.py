@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import result_record
-from orchestrator.context import Context
+from orchestrator.context import Context, database_file
 from orchestrator.dag import substitute
 from orchestrator.errors import (
     CorruptArtifactError,
@@ -55,10 +55,25 @@ class StepResult:
             run = f" of run {self.source[2]}" if self.source else ""
             raise UserError(f"step '{self.name}'{run} {self.status}{why}: it has no output.")
         store, metadata, run_id = self.source
-        ctx = Context.open(store, metadata)
+        ctx = open_store(store, metadata, run_id)
         values = [load_output(ctx, digest, f"output '{name}' of step '{self.name}' of run {run_id}", run_id)
                   for name, digest in self.outputs.items()]
         return values[0] if len(values) == 1 else tuple(values)
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of the step's last failed attempt in its run, as ``orch logs RUN:STEP`` shows it.
+
+        None when the step did not fail. Read from the metadata database when
+        asked, so a notebook sees why a step failed without a terminal.
+        """
+        if self.status != "failed" or self.source is None:
+            return None
+        store, metadata, run_id = self.source
+        failed = [a for a in open_store(store, metadata, run_id).lineage.attempts(run_id, self.name)
+                  if a["traceback"] or a["error"]]
+        # A timeout or a dead worker leaves no traceback of the step's own: its error says what happened.
+        return (failed[-1]["traceback"] or failed[-1]["error"]) if failed else self.error
 
     def __repr__(self) -> str:
         # What a REPL user looks for; the key and output digests are one attribute away.
@@ -103,15 +118,18 @@ class Run:
     @property
     def metrics(self) -> dict[str, Any]:
         """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
-        return Context.open(self.store, self.metadata).lineage.run(self.id)["metrics"] or {}
+        return open_store(self.store, self.metadata, self.id).lineage.run(self.id)["metrics"] or {}
 
     def output(self) -> Any:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":
+            # Why, in the line a test report or a notebook shows, not only behind `orch show`.
+            if self.error:
+                raise UserError(f"run {self.id} {self.status}, so it has no output: {self.error}")
             raise UserError(f"run {self.id} {self.status}; it has no output. See `orch show {self.id}`.")
         if self.unavailable:
             raise UserError(self.unavailable)
-        ctx = Context.open(self.store, self.metadata)
+        ctx = open_store(self.store, self.metadata, self.id)
         return substitute(expand_maps(self.result, self.maps), lambda out: load_output(
             ctx, self.steps[out.node].outputs[out.name], f"output '{out.name}' of step '{out.node}' of run {self.id}",
             self.id))
@@ -119,6 +137,23 @@ class Run:
     @property
     def failed_steps(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status == "failed"]
+
+
+def open_store(store: str, metadata: str | None, run_id: str) -> Context:
+    """The store run ``run_id`` was made in, opened to read: one deleted since is said to be gone.
+
+    Opening it to write would make a new, empty store where it was (a
+    notebook's ``run.output()`` after its temporary folder was removed), and
+    every output would then look removed by ``orch cache gc``.
+
+    Raises:
+        UserError: no metadata database where the run's store was.
+    """
+    database = database_file(store, metadata)
+    if database is not None and not database.is_file():
+        raise UserError(f"run {run_id} was made in the store {store}, which is gone (no {database}): it was "
+                        "deleted or moved. Run the pipeline again to make its outputs again.")
+    return Context.open(store, metadata, create=False)
 
 
 def expand_maps(template: Any, maps: dict[str, tuple[list[str], tuple[str, ...]]]) -> Any:

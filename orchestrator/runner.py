@@ -228,6 +228,10 @@ class _RunLoop:
         except KeyboardInterrupt as stop:
             status = "interrupted"
             self._interrupt(getattr(stop, "interrupted_attempt", None))
+            # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
+            stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
+                          f"interrupted; the steps that finished are kept, and running again resumes from the "
+                          f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
             self._finish(status)
@@ -630,8 +634,10 @@ class _RunLoop:
         """Let the driver act on an effect output (metrics, a model registration...); False if it failed."""
         handler = handler_for(type_name)
         assert handler is not None
-        if records_first(type_name):
-            self.ctx.lineage.flush()  # the step's own records come first
+        if records_first(type_name) or value is None:
+            # The step's own records come first; and a value a worker did not send back is loaded
+            # through its artifact's record, which may still be queued (all there is of an inline one).
+            self.ctx.lineage.flush()
         try:
             if value is None:
                 value = self.ctx.load(digest)

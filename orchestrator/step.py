@@ -19,15 +19,20 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Never
+from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
 from orchestrator.retry import RetryPolicy
 from orchestrator.user_code import file_kind
+
+# A step's parameters and return type, so that a type checker sees a step (called outside a
+# pipeline, or in a body, where its placeholders stand for its values) as the function it wraps.
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PATH_WORD = re.compile(r"\b(Path|PosixPath|WindowsPath)\b")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -235,14 +240,18 @@ class tracing:
         _ACTIVE_TRACE.reset(self._token)
 
 
-class Step:
-    """A decorated function plus its settings. See :func:`step`."""
+class Step(Generic[P, R]):
+    """A decorated function plus its settings. See :func:`step`.
+
+    Generic in the function's parameters and return type (``Step[[int], float]``
+    for ``def f(n: int) -> float``): only type checkers use them.
+    """
 
     _is_orchestrator_step = True
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[P, R],
         *,
         name: str | None = None,
         retry: RetryPolicy,
@@ -302,11 +311,16 @@ class Step:
     def __repr__(self) -> str:
         return f"<step {self.name!r} ({self.site})>"
 
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Step[P, R]: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> Callable[..., R]: ...
+
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         # A step defined in a class body behaves like a plain function there.
-        return self if obj is None else functools.partial(self, obj)
+        return self if obj is None else functools.partial(self, obj)  # type: ignore[arg-type]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
             return self.fn(*args, **kwargs)
@@ -321,7 +335,7 @@ class Step:
                 trace.problems.append(problem)
         return self._record(trace, args, kwargs, alias=None)
 
-    def alias(self, name: str) -> _Aliased:
+    def alias(self, name: str) -> _Aliased[P, R]:
         """Call this step under an explicit node name: ``fit.alias("fit_small")(train)``."""
         if not isinstance(name, str) or not name.isidentifier():
             raise UserError(
@@ -330,7 +344,7 @@ class Step:
 
         return _Aliased(self, name)
 
-    def map(self, items: Any, *args: Any, **kwargs: Any) -> Any:
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
         """Call the step once per item (the item is its first argument); the results in item order.
 
         Inside a pipeline each item becomes its own node (``square``,
@@ -432,21 +446,24 @@ class Step:
         return {name: bound[name] for name in names}
 
 
-class _Aliased:
+class _Aliased(Generic[P, R]):
     """A step called under an explicit node name (``fit.alias("fit_small")``); also maps under it."""
 
     __slots__ = ("name", "step")
 
-    def __init__(self, step: Step, name: str) -> None:
+    def __init__(self, step: Step[P, R], name: str) -> None:
         self.step, self.name = step, name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __repr__(self) -> str:
+        return f"<step {self.step.name!r} as {self.name!r} ({self.step.site})>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
             return self.step.fn(*args, **kwargs)
         return self.step._record(trace, args, kwargs, alias=self.name)
 
-    def map(self, items: Any, *args: Any, **kwargs: Any) -> Any:
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
         return self.step._map(items, args, kwargs, self.name)
 
@@ -477,6 +494,41 @@ def _unordered_items(items: Any, where: str) -> str | None:
     return None
 
 
+class _StepDecorator(Protocol):
+    """What ``@step(...)`` returns, for type checkers: it types a step as ``step(fn)`` does."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, Any]], /) -> Step[P, Any]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+# An async def step returns a coroutine when called as a plain function but stands for the awaited
+# value in a pipeline body: no return type fits both, so it is typed by its parameters only.
+@overload
+def step(fn: Callable[P, Coroutine[Any, Any, Any]]) -> Step[P, Any]: ...
+@overload
+def step(fn: Callable[P, R]) -> Step[P, R]: ...
+
+
+@overload
+def step(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    backoff: float = 1.0,
+    max_delay: float = 300.0,
+    jitter: float = 0.1,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    timeout: float | None = None,
+    cache: bool = True,
+    version: str | int | None = None,
+    outputs: Sequence[str] | None = None,
+) -> _StepDecorator: ...
+
+
 def step(
     fn: Callable[..., Any] | None = None,
     *,
@@ -496,6 +548,9 @@ def step(
     """Make a function a pipeline step.
 
     Use bare (``@step``) or with settings (``@step(retries=3, timeout=60)``).
+    A type checker sees the step as the function it wraps (its parameters and
+    return type), both where it is called as a plain function and in a
+    pipeline body, where its placeholders stand for its values.
 
     Args:
         name: node name (default: the function's name).
@@ -520,7 +575,7 @@ def step(
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
     on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
 
-    def wrap(f: Callable[..., Any]) -> Step:
+    def wrap(f: Callable[..., Any]) -> Step[..., Any]:
         if not isinstance(cache, bool):
             problem = f"cache must be True or False, got {cache!r}"
         else:

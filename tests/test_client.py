@@ -196,14 +196,32 @@ def test_unknown_or_ambiguous_refs_are_one_line_each(store):
         orchestrator.load(3, store=store)  # type: ignore[arg-type]
 
 
+def test_an_unknown_ref_has_a_short_traceback(store):
+    """The notebook's frame and the one that re-raises, not the lineage queries below them."""
+    import traceback
+
+    import orchestrator.errors
+
+    training.run(store=str(store))
+    for call in (lambda: orchestrator.load("latest:fitt", store=store),
+                 lambda: orchestrator.get_run("abc", store=store)):
+        with pytest.raises(UserError) as caught:
+            call()
+        files = [frame.filename for frame in traceback.extract_tb(caught.value.__traceback__)]
+        assert files[1:] == [__file__, orchestrator.errors.__file__]  # [0]: the call just above
+
+
 def test_a_failed_or_skipped_step_has_no_output(store):
     run = broken.run(store=str(store))
     assert run.status == "failed"
     rebuilt = orchestrator.get_run(run.id, store=store)
     assert rebuilt.status == "failed" and rebuilt.steps["fit"].status == "failed"
     assert "TypeError" in rebuilt.steps["fit"].error and rebuilt.error == run.error
-    with pytest.raises(UserError, match=f"run {run.id} failed; it has no output"):
-        rebuilt.output()
+    for failed in (run, rebuilt):  # the reason, in the line a test report shows
+        with pytest.raises(UserError) as raised:
+            failed.output()
+        assert str(raised.value) == f"run {run.id} failed, so it has no output: {run.error}"
+        assert "step 'fit' failed after 1 attempt: TypeError" in str(raised.value)
     with pytest.raises(UserError, match=rf"step 'fit' of run {run.id} failed \(TypeError.*: it has no output. "
                                          rf"See `orch logs {run.id}:fit`"):
         orchestrator.load(f"{run.id}:fit", store=store)

@@ -165,6 +165,18 @@ def test_a_step_may_start_a_multiprocessing_pool_on_every_executor(store, execut
     assert run.output() == ([3, 2, 1], [3, 2, 1])
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_metrics_a_worker_returned_are_recorded_on_every_executor(store, executor):
+    """A worker sends back no value: the driver loads the small (inline) Metrics by its record, still queued."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    run = _run("scored.py", store, executor)
+    assert run.status == "succeeded", run.error
+    assert run.metrics == {"accuracy": 0.6, "depth": 3}
+    again = _run("scored.py", store, executor)
+    assert again.steps["evaluate"].status == "cached" and again.metrics == {"accuracy": 0.6, "depth": 3}
+
+
 def test_the_process_pool_starts_workers_only_as_steps_need_them(store, calls, monkeypatch):
     from orchestrator.executors.process import ProcessExecutor
 

@@ -298,6 +298,29 @@ def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
     assert "ConnectionError: service down" in attempts[0]["error"]
 
 
+def test_an_interrupt_in_python_names_the_run_it_recorded(tmp_path):
+    """A notebook's Ctrl-C never gets the Run back: the KeyboardInterrupt says which run it was."""
+    import orchestrator
+    from orchestrator import pipeline, step
+
+    @step
+    def stuck() -> int:
+        raise KeyboardInterrupt
+
+    @pipeline
+    def hangs():
+        return stuck()
+
+    store = str(tmp_path / "store")
+    with pytest.raises(KeyboardInterrupt) as raised:
+        hangs.run(store=store)
+    run = orchestrator.get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert raised.value.__notes__ == [
+        f"orchestrator: run {run.id} of pipeline 'hangs' is recorded as interrupted; the steps that finished are "
+        f"kept, and running again resumes from the cache. orchestrator.get_run('{run.id}') shows it."]
+
+
 def _interrupted_run(pipeline, store: str) -> str:
     """Run ``pipeline``, which a step stops with KeyboardInterrupt (Ctrl-C), and return the run's id."""
     from orchestrator.context import Context

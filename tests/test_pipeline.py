@@ -229,6 +229,102 @@ def test_workers_without_an_executor_is_refused(tmp_path) -> None:
         counting.run(store=str(tmp_path / "s"), workers=2)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rerun": 5}, 'rerun names steps to run whatever the cache holds: a name or a list of names '
+                       '(rerun="fit", rerun=["fit", "evaluate"]), got 5 (int).'),
+        ({"rerun": [count]}, "got [<step 'count' (test_pipeline.py:"),
+        ({"rerun": [count]}, "Pass the step's name: rerun='count'."),
+        ({"metadata": 5}, "metadata must be the path of a local folder, got 5 (int)."),
+        ({"params": 3}, "params must be a dict of pipeline parameters, got 3 (int): counting.run(params="),
+        ({"params": {"n": 3}, "n": 4}, "parameter 'n' is given twice, in params= (3) and as a keyword (4). Give it once."),
+        ({"no_cache": "no"}, "no_cache must be True or False, got 'no' (str)."),
+        ({"verbose": "yes"}, "verbose must be True or False, got 'yes' (str)."),
+        ({"progress": "bar"}, "progress must be True (live progress and a summary on stderr), False, or an "
+                              "orchestrator.report.RunObserver, got 'bar' (str)."),
+        ({"address": "tcp://host:8786"}, "address='tcp://host:8786' names a Dask scheduler: use it with "
+                                         'executor="dask".'),
+    ],
+)
+def test_a_run_option_of_the_wrong_kind_is_one_user_error(options, message, tmp_path) -> None:
+    # Not a raw TypeError/AttributeError from the runner, nor `no_cache="no"` read as true.
+    with pytest.raises(UserError) as raised:
+        counting.run(store=str(tmp_path / "s"), **options)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert not (tmp_path / "s").exists()
+
+
+def test_rerun_none_forces_nothing_and_progress_true_reports_on_stderr(tmp_path, capsys) -> None:
+    counting.run(store=tmp_path / "s")
+    again = counting.run(store=tmp_path / "s", rerun=None, progress=True)
+    assert again.steps["count"].status == "cached"
+    err = capsys.readouterr().err
+    assert f"run {again.id} succeeded" in err and "count" in err
+
+
+@pytest.mark.parametrize("option", ["executor", "workers", "progress"])
+def test_plan_refuses_an_option_only_run_takes(option, tmp_path) -> None:
+    with pytest.raises(UserError, match=rf"^{option}= is an option of counting.run\(\), not of counting.plan\(\): "
+                       r"a plan runs nothing\."):
+        counting.plan(store=str(tmp_path / "s"), **{option: 2})
+
+
+def test_build_refuses_a_parameter_passed_by_position() -> None:
+    # It used to be taken for `file_memo`, and the body built with n=3, without a word.
+    with pytest.raises(UserError, match=r"^counting.build\(\) got 4 by position. "
+                       r"Pipeline parameters are keywords: counting.build\(n=4\).$"):
+        counting.build(4)
+    assert counting.build(n=4).params["n"] == 4
+
+
+def test_plan_names_plan_when_a_parameter_is_passed_by_position(tmp_path) -> None:
+    with pytest.raises(UserError, match=r"Pipeline parameters are keywords: counting.plan\(n=4\).$"):
+        counting.plan(4)  # type: ignore[arg-type]
+
+
+def _frames(error: BaseException) -> list[str]:
+    import traceback
+
+    return [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+
+
+@pytest.mark.parametrize("call", ["run", "plan", "build"])
+def test_a_user_error_from_python_has_a_short_traceback(call, tmp_path) -> None:
+    """The caller's frame and the one that re-raises: not the package's frames down to build_dag."""
+    import orchestrator.errors
+
+    options = {} if call == "build" else {"store": str(tmp_path / "s")}
+    with pytest.raises(UserError, match="has no parameter 'nn'") as raised:
+        getattr(counting, call)(nn=1, **options)
+    assert _frames(raised.value) == [__file__, orchestrator.errors.__file__]
+
+
+def test_verbose_keeps_the_whole_traceback_and_a_body_error_keeps_its_cause(tmp_path) -> None:
+    import orchestrator.dag
+    from orchestrator.runner import run_pipeline
+
+    with pytest.raises(UserError) as raised:
+        counting.run(store=str(tmp_path / "s"), nn=1, verbose=True)
+    assert len(_frames(raised.value)) > 2
+
+    @pipeline
+    def misnamed():
+        return count(nn=1)
+
+    with pytest.raises(UserError) as raised:  # as `orch run --verbose` runs it: build is called from inside
+        run_pipeline(misnamed, {}, store=str(tmp_path / "s"))
+    assert _frames(raised.value)[-1] == orchestrator.dag.__file__
+
+    @pipeline
+    def broken():
+        return count({"a": 1}["b"])
+
+    with pytest.raises(PipelineDefinitionError, match="raised KeyError: 'b'") as raised:
+        broken.run(store=str(tmp_path / "s"))
+    assert _frames(raised.value.__cause__)[-1] == __file__  # the body's own line, where the KeyError is
+
+
 def test_help_shows_the_pipeline_signature_and_docstring() -> None:
     import pydoc
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
-from orchestrator import pipeline, step
+import pytest
+
+import orchestrator
+from orchestrator import UserError, pipeline, step
 
 
 @step
@@ -48,3 +52,64 @@ def test_repr_of_a_plan_is_what_orch_plan_prints(tmp_path) -> None:
         "  load   will run  parameter `n` changed (3 → 4)\n"
         "  total  may run   input from step 'load', which will run>"
     )
+
+
+def test_a_run_whose_store_was_deleted_says_so_and_makes_no_new_store(tmp_path) -> None:
+    """A notebook keeps a Run after its store (a temporary folder) is gone: reading it must not re-create it."""
+    store = tmp_path / "store"
+    run = summed.run(store=str(store))
+    assert run.output() == 3 and run.metrics == {}
+    shutil.rmtree(store)
+    for read in (run.output, lambda: run.metrics, run.steps["total"].output):
+        with pytest.raises(UserError, match=rf"^run {run.id} was made in the store {re.escape(str(store))}, which "
+                           r"is gone \(no .*metadata.db\): it was deleted or moved. Run the pipeline again"):
+            read()
+    assert not store.exists()
+
+
+def test_get_run_refuses_a_store_that_is_no_path(tmp_path) -> None:
+    with pytest.raises(orchestrator.UserError, match=r"^store must be a folder path or a URL, got 5 \(int\).$"):
+        orchestrator.get_run(store=5)  # type: ignore[arg-type]
+    with pytest.raises(orchestrator.UserError, match=r"^metadata must be a folder path, got 5 \(int\).$"):
+        orchestrator.load("latest", store=str(tmp_path), metadata=5)  # type: ignore[arg-type]
+
+
+@step
+def divide(xs: list) -> float:
+    return 1 / (len(xs) - 2)
+
+
+@pipeline
+def failing(n: int = 2):
+    return divide(load(n))
+
+
+def test_a_failed_step_shows_its_traceback_from_python(tmp_path) -> None:
+    store = str(tmp_path / "store")
+    run = failing.run(store=store)
+    traceback = run.steps["divide"].traceback
+    assert traceback is not None and traceback.startswith("Traceback (most recent call last):")
+    assert "return 1 / (len(xs) - 2)" in traceback and traceback.endswith("ZeroDivisionError: division by zero\n")
+    assert run.steps["load"].traceback is None
+    assert orchestrator.get_run(run.id, store=store).steps["divide"].traceback == traceback
+
+
+def test_run_and_step_result_are_importable_from_the_package_without_loading_them_at_import() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys, orchestrator; loaded = 'orchestrator.results' in sys.modules; "
+              "from orchestrator import Run, StepResult; import orchestrator.results as r; "
+              "print(loaded, Run is r.Run, StepResult is r.StepResult, 'Run' in orchestrator.__all__)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["False", "True", "True", "True"]
+    with pytest.raises(AttributeError, match="has no attribute 'Runn'"):
+        orchestrator.Runn  # noqa: B018
+
+
+def test_repr_of_a_built_dag_and_its_nodes_is_short() -> None:
+    dag = summed.build(n=4)
+    assert repr(dag) == "<dag of pipeline 'summed'(n=4): 2 nodes: load, total>"
+    assert repr(dag.nodes["total"]) == f"<node 'total' ({dag.nodes['total'].site}), after load>"
