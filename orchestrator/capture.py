@@ -179,7 +179,7 @@ class Capture:
         self._log = _Tee(sys.stderr if self.echo else None, self._files[2])
         handler = _record_handler()
         handler.target = self._log
-        root = logging.getLogger()
+        root = logging.root
         root.addHandler(handler)
         if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
@@ -191,7 +191,7 @@ class Capture:
         sys.stdout, sys.stderr = self._saved
         handler = _record_handler()
         handler.target = None
-        root = logging.getLogger()
+        root = logging.root
         root.removeHandler(handler)
         if self._level is not None and root.level == self.log_level:
             root.setLevel(self._level)  # unless something else changed it meanwhile

@@ -116,7 +116,7 @@ def _older_objects_frozen() -> Iterator[None]:
 
 def _configured_log_level() -> int | None:
     """The root logger's level if the user configured logging in this process (it has handlers), else None."""
-    root = logging.getLogger()
+    root = logging.root  # what getLogger() returns, without its call on the per-step path
     return root.level if root.handlers else None
 
 

@@ -84,6 +84,7 @@ class TaskResult:
 
 
 _stores: dict[tuple[str, bool], ArtifactStore] = {}
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, tuple, dict})
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
 
@@ -205,7 +206,7 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         values = list(value)
     kept: dict[str, Any] = {}
     for name, v in zip(names, values):
-        if isinstance(v, io.IOBase):
+        if type(v) not in _PLAIN and isinstance(v, io.IOBase):  # an ABC check: skipped for plain values
             # Pickling a file opened for reading snapshots what is left of it: the result would be
             # some of the file's text, named after a handle that no later run can read again.
             shown = "its value" if tuple(names) == ("out",) else f"its output '{name}'"
