@@ -670,8 +670,10 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     else:
         for f in checkup.findings:
             click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
-        verdict = "healthy" if checkup.healthy else f"{len(checkup.findings)} problem(s)"
-        click.echo(f"{checkup.checked_objects} objects checked; store {verdict}", err=True)
+        count = len(checkup.findings)
+        verdict = "healthy" if checkup.healthy else f"has {count} problem{'s' if count != 1 else ''}"
+        objects = checkup.checked_objects
+        click.echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
     if not checkup.healthy:
         sys.exit(EXIT_FAILED)
 

@@ -45,9 +45,11 @@ def test_doctor_reports_and_fixes(orch, store):
     assert "orch cache gc" in found["orphans"]["fix"] and "orch cache gc" in found["temp files"]["fix"]
     text = orch("doctor")
     assert text.returncode == 1 and "fix: orch cache verify --repair" in text.stdout
+    assert text.stderr.rstrip().endswith("objects checked; store has 4 problems"), text.stderr
     assert orch("cache", "verify", "--repair").returncode == 0
     assert orch("cache", "gc").returncode == 0
     assert _findings(orch) == (0, {})
+    assert orch("doctor").stderr == "1 object checked; store healthy\n"  # the object of the one run kept
     assert orch("run", "slow.py", "-p", "n=100000", "-p", "seconds=0").returncode == 0
 
 
