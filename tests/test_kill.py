@@ -155,6 +155,17 @@ def test_pool_workers_die_with_a_killed_driver(orch, calls):
     assert runs[0]["status"] == "interrupted"
 
 
+def _orch_logs(capsys, store: str, ref: str, *args: str):
+    """``orch logs REF ARGS`` in this process: (exit code, captured stdout and stderr)."""
+    from orchestrator.cli import main
+
+    try:
+        main(["--store", store, "logs", ref, *args])
+    except SystemExit as exited:
+        return exited.code, capsys.readouterr()
+    return 0, capsys.readouterr()
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
     first = _start(orch, "slow.py", "-p", "n=3000000", "-p", "seconds=1.5")
@@ -170,7 +181,6 @@ def test_two_concurrent_runs_compute_a_shared_step_once(orch, calls):
 def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
     """A Ctrl-C'd attempt was made (attempts 1): `orch logs` shows what it printed until then, which explains a hang."""
     from orchestrator import pipeline, step
-    from orchestrator.cli import main
 
     @step
     def stuck() -> int:
@@ -185,11 +195,7 @@ def test_logs_of_an_interrupted_attempt_show_what_it_printed(tmp_path, capsys):
     run_id = _interrupted_run(hangs, store)
 
     def logs(*args):
-        try:
-            main(["--store", store, "logs", f"{run_id}:stuck", *args])
-        except SystemExit as exited:
-            return exited.code, capsys.readouterr()
-        return 0, capsys.readouterr()
+        return _orch_logs(capsys, store, f"{run_id}:stuck", *args)
 
     code, out = logs()
     assert code == 0 and "did not run" not in out.out
@@ -207,7 +213,6 @@ def test_logs_of_a_step_in_its_first_attempt_say_nothing_is_recorded_yet(tmp_pat
     import sqlite3
 
     from orchestrator import pipeline, step
-    from orchestrator.cli import main
 
     @step
     def stuck() -> int:
@@ -225,11 +230,7 @@ def test_logs_of_a_step_in_its_first_attempt_say_nothing_is_recorded_yet(tmp_pat
         db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, run_id))  # this process: alive
 
     def logs(*args):
-        try:
-            main(["--store", store, "logs", f"{run_id}:stuck", *args])
-        except SystemExit as exited:
-            return exited.code, capsys.readouterr()
-        return 0, capsys.readouterr()
+        return _orch_logs(capsys, store, f"{run_id}:stuck", *args)
 
     code, out = logs()
     assert code == 0 and "did not run" not in out.out
