@@ -48,10 +48,13 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
               "unlikely by chance.")
 @click.option("--drop", type=_POSITIVE, default=None, help="Metric drop that raises an alert, > 0 (default 0.05; for rmse/mae a fraction of the "
               "training error), when --p-value says it is not chance.")
+@click.option("--min-labels", "min_labels", type=click.IntRange(min=1), default=None,
+              help="Fewest labelled rows a metric alert needs (default 100 when the model kept held-out "
+              "rows to test the drop against, else 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
 def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history: bool, psi: float | None,
-            p_value: float | None, drop: float | None, as_json: bool) -> None:
+            p_value: float | None, drop: float | None, min_labels: int | None, as_json: bool) -> None:
     """Compare a batch or the served requests with the training reference; exit 1 on an alert.
 
     NAME alone is the production version; NAME@VERSION (or @latest) another
@@ -105,6 +108,8 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         thresholds = replace(thresholds, p_value=p_value)
     if drop is not None:
         thresholds = replace(thresholds, performance_drop=drop)
+    if min_labels is not None:
+        thresholds = replace(thresholds, min_labels=min_labels)
     frame = read_table(batch) if batch else None
     row, result, source = check_model(context, ref, frame, thresholds, last=last,
                                       source=f"batch {batch}" if batch else "batch")
@@ -161,7 +166,7 @@ def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None
 
     from orchestrator.errors import UserError
 
-    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "psi", "p_value", "drop")
+    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "psi", "p_value", "drop", "min_labels")
              if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT)]
     if history and given:
         raise UserError(f"--history shows past checks and runs none, so {' and '.join(given)} would be ignored. "

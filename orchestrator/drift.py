@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
 MISSING_COLUMN = "the column is missing from the window"  # the detail of a feature the window lacks
 _EPS = 1e-4
+MIN_LABELS_TESTED = 100  # labelled rows a metric alert needs when a bootstrap tests the fall
+MIN_LABELS_UNTESTED = 1000  # ... and when nothing does (the model kept no held-out rows)
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,13 @@ class Thresholds:
     that many columns do not make false alarms likely), or when its missing
     ratio moves by ``missing`` or more. An alert is raised when at least
     ``drift_share`` of the features drift, when the predictions drift, or
-    when a metric falls by ``performance_drop`` or more over at least
-    ``min_labels`` labelled rows (fewer give too noisy a metric to alert on)
-    and, when the model kept held-out rows, a bootstrap says a fall that
-    large is unlikely by chance (its p-value is below ``p_value``).
+    when a metric falls by ``performance_drop`` or more over enough labelled
+    rows and, when the model kept held-out rows, a bootstrap says a fall that
+    large is unlikely by chance (its p-value is below ``p_value``). Enough is
+    ``min_labels``, or when it is None: ``MIN_LABELS_TESTED`` when the
+    bootstrap ran (it already tells a real fall from a noisy sample, so a
+    collapsed model alerts on a few hundred labels), else
+    ``MIN_LABELS_UNTESTED`` (the count alone must keep the noise down).
     An error metric (rmse, mae) has the scale of the label, so for it the
     drop is relative: the error grew by that fraction of its training value.
     """
@@ -51,7 +56,7 @@ class Thresholds:
     drift_share: float = 0.0
     performance_drop: float = 0.05
     min_rows: int = 30
-    min_labels: int = 1000
+    min_labels: int | None = None
     bins: int = 10
 
 
@@ -332,8 +337,10 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         if error and before > 0:
             performance["relative_drop"] = round(judged, 6)
         chance = performance.get("p_value")
-        if performance.get("rows", 0) < t.min_labels:
-            performance["note"] = f"fewer than {t.min_labels} labelled rows: too noisy to alert on"
+        floor = t.min_labels if t.min_labels is not None else (
+            MIN_LABELS_UNTESTED if chance is None else MIN_LABELS_TESTED)
+        if performance.get("rows", 0) < floor:
+            performance["note"] = f"fewer than {floor} labelled rows: too noisy to alert on"
         elif judged >= t.performance_drop and chance is not None and chance >= t.p_value:
             worse = f"worse by {judged:.1%}" if error and before > 0 else f"down {drop:.4f}"
             performance["note"] = (f"{worse}, within chance: p={chance:.3g} ≥ {t.p_value:g} "

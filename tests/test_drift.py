@@ -181,6 +181,36 @@ def test_a_metric_worse_by_chance_is_noted_and_a_real_fall_alerts():
                              f"{worse.performance['current']:.4f} (worse by {worse.performance['relative_drop']:.1%})"]
 
 
+def test_a_collapsed_classifier_alerts_on_a_few_hundred_labels_when_the_fall_is_tested():
+    """With held-out rows the bootstrap tells a real fall from noise, so 1000 labels are not needed: a model
+    whose accuracy collapsed on a 300-row labelled batch alerts, and a fresh 300-row sample does not."""
+    from sklearn.linear_model import LogisticRegression
+
+    from orchestrator.monitor import compare
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+    def rows(n: int, seed: int, flipped: bool = False) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=n)
+        y = (x + rng.normal(scale=0.5, size=n) > 0).astype(int)
+        return pd.DataFrame({"x": x, "y": 1 - y if flipped else y})
+
+    train, held_out = rows(2000, 0), rows(400, 1)
+    model = LogisticRegression().fit(train[["x"]], train["y"])
+    candidate = ModelCandidate("c", model, "classification", describe_schema(train[["x"]]), "y",
+                               evaluate("classification", model, held_out[["x"]], held_out["y"]), "roc_auc", 0.0,
+                               model_digest(model), eval_data=held_out, reference=train[["x"]])
+
+    fresh = compare(candidate, rows(300, 5))
+    assert not fresh.alert and fresh.performance["rows"] == 300
+    collapsed = compare(candidate, rows(300, 5, flipped=True))
+    assert collapsed.alert and collapsed.performance["p_value"] < 0.01
+    assert collapsed.reasons == [f"roc_auc fell from {collapsed.performance['reference']:.4f} to "
+                                 f"{collapsed.performance['current']:.4f}"]
+    few = compare(candidate, rows(60, 5, flipped=True))  # below the tested floor: too few to judge
+    assert not few.alert and "fewer than 100 labelled rows" in few.performance["note"]
+
+
 def test_a_wide_window_lacking_many_columns_names_ten_and_counts_the_rest():
     """A 500-column table's batch lacking 30 columns listed all 30 in one reason."""
     rng = np.random.default_rng(0)

@@ -341,3 +341,14 @@ def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, cap
     _frame(300).assign(y=[labels[i % len(labels)] for i in range(300)]).to_csv(path, index=False)
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     assert code == 0 and f"  performance: {says}" in out, out
+
+
+def test_min_labels_lets_a_smaller_labelled_batch_alert(store, tmp_path, capsys):
+    """A model that kept no held-out rows needs 1000 labels by default; --min-labels lowers the bar."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(y=(frame["x"] < 0).astype(int)).to_csv(path, index=False)  # labels the model now gets wrong
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--min-labels", "200")
+    assert code == 1 and "alert" in out.splitlines()[0] and "roc_auc fell from 0.9000 to 0.0" in out, out
+    code, _, err = _orch(capsys, store, "monitor", "tiny", "--history", "--min-labels", "200")
+    assert code == 2 and "--min-labels would be ignored" in err
