@@ -110,6 +110,28 @@ FAITHFUL_FRAMES = {
             [pd.Index(list("aabbcc"), dtype=object), DT], names=["x", None]
         ),
     ),
+    # Arrow's conversion gives these index dtypes back as numpy or str ones (Int64 with a
+    # missing value as float64): the plan restores them from the table's own columns.
+    "nullable Int64 index with NA": pd.DataFrame(
+        {"a": np.arange(3)}, index=pd.Index([2**62 + 1, None, 3], dtype="Int64", name="id")
+    ),
+    "nullable index dtypes": pd.DataFrame(
+        {"a": np.arange(2)},
+        index=pd.MultiIndex.from_arrays(
+            [
+                pd.array([True, None], dtype="boolean"),
+                pd.array([1.5, 2.5], dtype="Float64"),
+                pd.array([1, 2], dtype="UInt8"),
+            ],
+            names=["b", None, "u"],
+        ),
+    ),
+    "string[pyarrow] and arrow index": pd.DataFrame(
+        {"a": np.arange(2)},
+        index=pd.MultiIndex.from_arrays(
+            [pd.array(["x", None], dtype="string[pyarrow]"), pd.array([1, None], dtype="int64[pyarrow]")]
+        ),
+    ),
     "duplicate index values": pd.DataFrame(
         {"x": np.arange(4.0), "s": list("abcd"), "o": pd.Series(list("wxyz"), dtype=object)},
         index=pd.Index([1, 1, 2, 2], name="k"),
@@ -200,6 +222,7 @@ SERIES = {
         DT[:4].tz_localize("UTC"), index=pd.MultiIndex.from_product([[1, 2], ["p", "q"]])
     ),
     "named like the placeholder column": pd.Series([1, 2], name="__series__"),
+    "nullable Int64 index": pd.Series([1.0, 2.0], index=pd.Index([7, None], dtype="Int64")),
 }
 
 
