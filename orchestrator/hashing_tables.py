@@ -268,11 +268,13 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
     pd = sys.modules["pandas"]
     if isinstance(value, pd.DataFrame):
         _feed_frame(hasher, value, stack)
+        _feed_attrs(hasher, value, stack)
     elif isinstance(value, pd.Series):
         hasher.update(b"x")
         _feed(hasher, value.name, stack)
         _feed_index(hasher, value.index, stack)
         _feed_pandas_values(hasher, value.array, stack)
+        _feed_attrs(hasher, value, stack)
     elif isinstance(value, pd.Index):
         _feed_index(hasher, value, stack)
     elif isinstance(value, pd.api.extensions.ExtensionArray):
@@ -280,6 +282,21 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_pandas_values(hasher, value, stack)
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _feed_attrs(hasher: Any, value: Any, stack: set[int]) -> None:
+    """Feed a frame's or series' ``attrs`` (units, a source, a schema version) when it has any.
+
+    They are data a consumer may read, and the store keeps them: two frames
+    that differ only there must not share a digest, or the consumer stays
+    cached on the old ones. Nothing is fed when they are empty, so such a
+    value hashes as it always did; no value encoding starts with \\0, so this
+    suffix cannot pass for another value.
+    """
+    attrs = value.attrs
+    if attrs:
+        hasher.update(b"\x00attrs")
+        _feed(hasher, dict(attrs), stack)
 
 
 def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:

@@ -393,6 +393,20 @@ def test_frames_differing_only_in_index_dtype_order_or_names_differ() -> None:
     assert len(set(digests.values())) == len(digests)
 
 
+def test_frames_and_series_differing_only_in_attrs_differ() -> None:
+    frame, series = _frame(), pd.Series([1.0, 2.0], name="a")
+    for value in (frame, series):
+        metres, centimetres = value.copy(), value.copy()
+        metres.attrs["unit"] = "m"
+        centimetres.attrs["unit"] = "cm"
+        digests = {hash_value(value), hash_value(metres), hash_value(centimetres)}
+        assert len(digests) == 3
+        again = value.copy()
+        again.attrs.update(unit="m")
+        assert hash_value(again) == hash_value(metres)
+        assert hash_value(value.copy()) == hash_value(value)  # empty attrs: the digest it always had
+
+
 def test_equal_frames_built_differently_hash_equal() -> None:
     frame = _frame()
     via_concat = pd.concat([frame.iloc[:2], frame.iloc[2:]])
