@@ -218,8 +218,16 @@ def register_materializer(m: Materializer, *, first: bool = True) -> None:
             otherwise after them, but still before the pickle catch-all.
 
     Raises:
-        StoreError: If ``m`` lacks a part of the protocol or takes a built-in name.
+        StoreError: If ``m`` is a class rather than an instance, lacks a part of the
+            protocol or takes a built-in name.
     """
+    if isinstance(m, type):
+        # A class passes the protocol check (its methods are attributes), then every store
+        # write fails with "can_write() missing 1 required positional argument".
+        raise StoreError(
+            f"register_materializer() got the class {m.__qualname__}, not an instance of it. "
+            f"Register an instance: register_materializer({m.__qualname__}())."
+        )
     name = getattr(m, "name", None)
     if not isinstance(name, str) or not name or not isinstance(m, Materializer):
         raise StoreError(
@@ -242,10 +250,26 @@ def unregister_materializer(name: str) -> None:
 
 
 def materializer_for(value: object) -> Materializer:
-    """Return the first materializer that can write ``value`` faithfully (pickle at worst)."""
+    """Return the first materializer that can write ``value`` faithfully (pickle at worst).
+
+    Raises:
+        StoreError: A registered materializer's ``can_write`` raised (named in the message).
+    """
     for m in _chain():
-        if m.can_write(value):
-            return m
+        try:
+            if m.can_write(value):
+                return m
+        except Exception as exc:
+            if is_builtin(m):
+                raise
+            # A user's can_write sees every value a step returns (before the built-ins), not only
+            # its own type: without its name, the error reads like a bug of the step itself.
+            raise StoreError(
+                f"materializer {m.name!r}: can_write() raised {type(exc).__name__}: {exc} on a "
+                f"value of type {type(value).__qualname__}. It is asked about every value a step "
+                "returns: make it return False for values it does not take "
+                "(e.g. `return isinstance(value, MyType)`)."
+            ) from exc
     return _PICKLE  # pragma: no cover - pickle accepts everything
 
 

@@ -569,6 +569,29 @@ def test_non_materializer_is_rejected() -> None:
         serialize.register_materializer(object())  # type: ignore[arg-type]
 
 
+def test_a_materializer_class_instead_of_an_instance_is_rejected() -> None:
+    with pytest.raises(StoreError, match=r"register_materializer\(PointMaterializer\(\)\)"):
+        serialize.register_materializer(PointMaterializer)  # type: ignore[arg-type]
+    assert serialize.materializer_for(Point(1, 2)).name == "pickle"  # nothing was registered
+
+
+class StrictPointMaterializer(PointMaterializer):
+    """A can_write that assumes it only ever sees Points."""
+
+    name = "test.strict"
+
+    def can_write(self, value: object) -> bool:
+        return value.x is not None  # type: ignore[attr-defined]
+
+
+def test_a_can_write_that_raises_is_named_in_the_error(registered: Any, tmp_path: Any) -> None:
+    registered(StrictPointMaterializer())
+    assert serialize.materializer_for(Point(1, 2)).name == "test.strict"
+    with pytest.raises(StoreError, match=r"materializer 'test\.strict': can_write\(\) raised "
+                       r"AttributeError.* on a value of type int.*return False"):
+        ArtifactStore(tmp_path).put(3, "0" * 32)
+
+
 def test_unknown_materializer_names_itself_and_suggests() -> None:
     with pytest.raises(
         StoreError, match=r"no materializer named 'arrow\.panda' .*Did you mean 'arrow\.pandas'"
