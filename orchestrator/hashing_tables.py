@@ -1,4 +1,4 @@
-"""Content hashes of arrays and tables: numpy, pandas and Arrow values.
+"""Content hashes of arrays and tables: numpy, pandas and Arrow values, scipy sparse matrices.
 
 The tabular half of ``hashing``'s encoding. ``hashing`` hands a value here
 when its type comes from numpy, pandas or pyarrow (see ``LIBRARY_HANDLERS``)
@@ -11,7 +11,7 @@ its sign and payload, which arithmetic and machines choose differently) has
 one bit pattern, as in ``hashing``, and the padding of aligned records and
 x87 long doubles, which nothing initialises, is zero.
 
-This module must not import numpy, pandas or pyarrow at import time: it takes
+This module must not import numpy, pandas, pyarrow or scipy at import time: it takes
 them from ``sys.modules``, where the value being hashed has already put them.
 Imports point from here to ``hashing`` only, never back at import time. It
 must not encode scalars or containers itself (elements go back through
@@ -550,9 +550,39 @@ def _feed_arrow_binary(chunk: Any, streams: _ColumnStreams) -> None:
     streams.data_size += last - first
 
 
+# -- scipy.sparse ----------------------------------------------------------------------------
+
+
+def _feed_scipy_sparse(hasher: Any, value: Any, stack: set[int]) -> None:
+    """Feed a sparse matrix or array by its type, shape, dtype and canonical entries.
+
+    Its pickle would hold the storage: the order of entries (a COO matrix
+    built in another order), duplicate entries that add up, explicit zeros,
+    and flags scipy caches on first use (``has_sorted_indices``), so equal
+    matrices hashed differently. The entries are summed, stripped of zeros
+    and sorted by position instead; the type stays in, as a pandas dtype does.
+    """
+    np = sys.modules["numpy"]
+    sparse = sys.modules["scipy.sparse"]
+    if not sparse.issparse(value):  # another scipy.sparse object (a LinearOperator)
+        _feed_reduced(hasher, value, stack)
+        return
+    coo = value.tocoo(copy=True)  # sum_duplicates works in place: never on the caller's matrix
+    coo.sum_duplicates()
+    coo.eliminate_zeros()
+    coords = [np.asarray(axis, dtype="<i8") for axis in coo.coords]
+    order = np.lexsort(coords[::-1]) if coords else np.arange(0)
+    _feed_text(hasher, b"M", type(value).__qualname__)
+    hasher.update(_u64(len(coo.shape)) + b"".join(_u64(dim) for dim in coo.shape))
+    for axis in coords:
+        _feed_array_bytes(hasher, axis[order])
+    _feed_ndarray(hasher, np.asarray(coo.data)[order], stack)
+
+
 #: The encoder for each library whose types ``hashing`` sends here, by top-level module name.
 LIBRARY_HANDLERS: dict[str, Handler] = {
     "numpy": _feed_numpy,
     "pandas": _feed_pandas,
     "pyarrow": _feed_arrow,
+    "scipy": _feed_scipy_sparse,
 }

@@ -547,6 +547,37 @@ def test_arrow_tables_and_batches() -> None:
     assert hash_value(table) != hash_value(table.slice(1))
 
 
+# -- scipy.sparse -----------------------------------------------------------------------------
+
+
+def test_equal_sparse_matrices_hash_equal_however_stored() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    dense = np.array([[0.0, 1.5, 0.0], [2.0, 0.0, np.nan]])
+    csr = sparse.csr_matrix(dense)
+    base = hash_value(csr)
+    flagged = csr.copy()
+    assert flagged.has_sorted_indices  # scipy caches this flag on first use
+    coo = sparse.coo_matrix(dense)
+    reordered = sparse.coo_matrix((coo.data[::-1], (coo.row[::-1], coo.col[::-1])), shape=coo.shape)
+    split = sparse.coo_matrix(  # 1.5 stored as two entries that add up, plus an explicit zero
+        ([1.0, 0.5, 2.0, np.nan, 0.0], ([0, 0, 1, 1, 0], [1, 1, 0, 2, 0])), shape=(2, 3)
+    )
+    assert hash_value(flagged) == base
+    assert hash_value(reordered) == hash_value(coo) == hash_value(split)
+    assert split.nnz == 5  # hashing did not change the caller's matrix
+    assert hash_value(sparse.csr_matrix(split)) == base
+    different = {
+        "value": sparse.csr_matrix(dense * 2),
+        "shape": sparse.csr_matrix(dense[:, :2]),
+        "dtype": sparse.csr_matrix(dense.astype(np.float32)),
+        "position": sparse.csr_matrix(dense[:, ::-1]),
+        "format": csr.tocsc(),
+        "sparse array": sparse.csr_array(csr),
+    }
+    digests = {name: hash_value(value) for name, value in different.items()}
+    assert base not in digests.values() and len(set(digests.values())) == len(digests), digests
+
+
 def test_arrow_tables_from_frames_differing_in_their_range_index_differ() -> None:
     # Table.from_pandas keeps a RangeIndex in the schema metadata only; to_pandas restores it.
     frame = pd.DataFrame({"x": [1, 2]})
