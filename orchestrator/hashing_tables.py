@@ -84,6 +84,7 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
             _feed_ndarray(hasher, np.asarray(mask), stack)
             array = np.ma.filled(array, np.zeros((), dtype=array.dtype))
         array = array.view(np.ndarray)
+    array = _little_endian(array)
     _feed_text(hasher, b"A", _dtype_token(array.dtype))
     hasher.update(_u64(array.ndim) + b"".join(_u64(dim) for dim in array.shape))
     if array.dtype.hasobject or array.dtype.kind == "T":
@@ -91,6 +92,24 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_object_values(hasher, array.ravel(order="C"), stack)
     else:
         _feed_array_bytes(hasher, array)
+
+
+def _little_endian(array: Any) -> Any:
+    """The array itself, or a little-endian copy of one that holds big-endian numbers.
+
+    Byte order is storage, not value: ``>i4`` data (read from a FITS or HDF5
+    file, or native on a big-endian machine) hashes like the same numbers in
+    ``<i4``, dtype token included, so digests agree across machines too.
+    """
+    little = _little_endian_dtype(array.dtype)
+    return array if little is None else array.astype(little)
+
+
+@functools.lru_cache(maxsize=256)
+def _little_endian_dtype(dtype: Any) -> Any:
+    """``dtype`` with every field little-endian, or None if it already is (or has no order)."""
+    little = dtype.newbyteorder("<")
+    return None if little == dtype else little
 
 
 def _feed_array_bytes(hasher: Any, array: Any) -> None:
@@ -332,10 +351,13 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
     pd = sys.modules["pandas"]
     np = sys.modules["numpy"]
     dtype = array.dtype
+    numpy_backed = isinstance(array, pd.arrays.NumpyExtensionArray)
+    if numpy_backed:
+        values = _little_endian(array.to_numpy(copy=False))
+        dtype = values.dtype  # its text is the one of the pandas dtype, in little-endian order
     _feed_text(hasher, b"V", str(dtype))
     hasher.update(_u64(len(array)))
-    if isinstance(array, pd.arrays.NumpyExtensionArray):
-        values = array.to_numpy(copy=False)
+    if numpy_backed:
         if values.dtype.kind == "O":
             _feed_object_values(hasher, values, stack)
         else:

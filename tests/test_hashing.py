@@ -265,6 +265,21 @@ def test_numpy_same_bytes_other_shape_or_dtype_differ() -> None:
     assert hash_value(a) == hash_value(np.arange(12, dtype=np.int32))
 
 
+def test_byte_order_is_storage_not_value() -> None:
+    record = [("a", "i4"), ("b", "f8", (2,)), ("s", "U3")]
+    little = np.array([(1, [np.nan, 2.5], "ab")], dtype=[(n, "<" + t, *r) for n, t, *r in record])
+    big = little.astype([(n, ">" + t, *r) for n, t, *r in record])
+    assert big.dtype != little.dtype and big.tobytes() != little.tobytes()
+    assert hash_value(big) == hash_value(little)
+    assert hash_value(np.arange(5, dtype=">i4")) == hash_value(np.arange(5, dtype="<i4"))
+    assert hash_value(np.arange(5, dtype=">i4")) != hash_value(np.arange(5, dtype="<i8"))
+    assert hash_value(np.arange(5, dtype=">i4")) != hash_value(np.arange(1, 6, dtype="<i4"))
+    frame = pd.DataFrame({"x": np.arange(3, dtype=">f8")}, index=pd.Index(np.arange(3, dtype=">u2")))
+    native = pd.DataFrame({"x": np.arange(3.0)}, index=pd.Index(np.arange(3, dtype="u2")))
+    assert frame["x"].dtype.str == ">f8"  # pandas keeps the order it is given
+    assert hash_value(frame) == hash_value(native)
+
+
 @pytest.mark.parametrize(
     "view",
     [
