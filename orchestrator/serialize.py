@@ -209,8 +209,10 @@ def _chain() -> list[Materializer]:
 def register_materializer(m: Materializer, *, first: bool = True) -> None:
     """Make a materializer available for writing and reading.
 
-    Register it in every process that stores or loads its values (import the
-    module that registers it in the step's module).
+    Register it in the pipeline file or a module it imports: the runner sends
+    the materializers registered in the driver with each task, so process and
+    Dask workers (which do not import the file) use them too; they must
+    therefore be picklable.
 
     Args:
         m: The materializer; its ``name`` is recorded with each artifact.
@@ -241,6 +243,27 @@ def register_materializer(m: Materializer, *, first: bool = True) -> None:
         _before_builtins.insert(0, m)
     else:
         _after_builtins.append(m)
+
+
+def registered_materializers() -> tuple[tuple[Materializer, ...], tuple[Materializer, ...]]:
+    """The materializers registered in this process: (before the built-ins, after them), in order.
+
+    The runner sends them with each task: a process or Dask worker receives the
+    step's code by value, without the pipeline file's ``register_materializer``
+    call, and would otherwise store such values with pickle and fail to load them.
+    """
+    return tuple(_before_builtins), tuple(_after_builtins)
+
+
+def adopt_materializers(registered: tuple[tuple[Materializer, ...], tuple[Materializer, ...]]) -> None:
+    """Register those of ``registered_materializers()`` (of another process) not known here by name.
+
+    One this process registered itself, under the same name, is kept as it is.
+    """
+    known = {m.name for m in _chain()}
+    before, after = registered
+    _before_builtins.extend(m for m in before if m.name not in known)
+    _after_builtins.extend(m for m in after if m.name not in known)
 
 
 def unregister_materializer(name: str) -> None:

@@ -25,11 +25,17 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator.capture import Capture
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UnhashableValueError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UnhashableValueError,
+)
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
+from orchestrator.serialize import adopt_materializers
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
 
@@ -60,6 +66,9 @@ class TaskSpec:
     # The driver's root logger level when its logging is configured (``logging.basicConfig(level=DEBUG)``
     # at the top of the pipeline file runs there only): a worker captures what the driver would.
     log_level: int | None = None
+    # The materializers registered in the driver (``serialize.registered_materializers()``): a
+    # worker received the step's code by value, without the pipeline file's register call.
+    materializers: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
 
 @dataclass
@@ -114,6 +123,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     started = time.time()
     store = _store(spec.store_root, spec.fsync)
     result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
+    adopt_materializers(spec.materializers)  # before loading: inputs may be in their formats
     try:
         loaded = _load_arguments(spec.arguments, store)
     except (CorruptArtifactError, MissingArtifactError) as exc:
@@ -121,6 +131,15 @@ def run_task(spec: TaskSpec) -> TaskResult:
         result.ended = time.time()
         if spec.spill:
             shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
+        return result
+    except StoreError as exc:
+        # An input this process cannot decode (its materializer is not registered here, or its
+        # library version differs): a failure of this attempt with the store's message, not an
+        # exception out of the task, which a pool worker would die of.
+        result.failure = Failure.from_exception(exc)
+        result.ended = time.time()
+        if spec.spill:
+            shutil.rmtree(spec.spill, ignore_errors=True)
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
