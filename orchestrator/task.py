@@ -110,12 +110,36 @@ def output_digest(value: Any) -> tuple[str, dict[str, str]]:
     A path output (a step that writes a file and returns its path) is
     identified by the file's content too, and its absolute path and content
     digest are returned so lineage can list the file as data, like a file input.
+    Paths to files in a list, tuple or dict output count by content too.
     """
     if isinstance(value, PurePath) and os.path.exists(value):
         content = hash_file(value)
         return combine("path-output", os.fspath(value), content), {"path": os.path.abspath(value),
                                                                     "content": content}
+    if isinstance(value, (list, tuple, dict)):
+        written: list[str] = []
+        marked = _with_written_files(value, written)
+        if written:
+            # Paths of files the step wrote, in a list, tuple or dict (`return [train_csv, test_csv]`):
+            # by their text alone, a re-run that wrote other content would keep the digest, and the
+            # consumers that read the files would stay cached on the old content.
+            return combine("path-outputs", hash_value(marked)), {}
     return hash_value(value), {}
+
+
+def _with_written_files(value: Any, written: list[str]) -> Any:
+    """``value`` with each path to an existing file (in lists, tuples and dicts) as its text and content."""
+    if isinstance(value, PurePath):
+        if not os.path.exists(value):
+            return value
+        written.append(os.fspath(value))
+        return ("path-output", os.fspath(value), hash_file(value))
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
+        items = [_with_written_files(v, written) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
+        return {k: _with_written_files(v, written) for k, v in value.items()}
+    return value
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
