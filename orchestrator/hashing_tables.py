@@ -108,7 +108,10 @@ def _little_endian(array: Any) -> Any:
 @functools.lru_cache(maxsize=256)
 def _little_endian_dtype(dtype: Any) -> Any:
     """``dtype`` with every field little-endian, or None if it already is (or has no order)."""
-    little = dtype.newbyteorder("<")
+    try:
+        little = dtype.newbyteorder("<")
+    except (TypeError, ValueError):  # new-style dtypes (StringDType) have no byte order to set
+        return None
     return None if little == dtype else little
 
 

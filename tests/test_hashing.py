@@ -278,6 +278,8 @@ def test_byte_order_is_storage_not_value() -> None:
     native = pd.DataFrame({"x": np.arange(3.0)}, index=pd.Index(np.arange(3, dtype="u2")))
     assert frame["x"].dtype.str == ">f8"  # pandas keeps the order it is given
     assert hash_value(frame) == hash_value(native)
+    strings = np.array(["a", "bé"], dtype=np.dtypes.StringDType())  # a dtype without a byte order
+    assert hash_value(strings) == hash_value(strings.copy()) != hash_value(strings[::-1])
 
 
 @pytest.mark.parametrize(
