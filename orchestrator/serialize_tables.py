@@ -436,6 +436,11 @@ class ArrowPandasMaterializer:
         if prepared is None:
             raise StoreError(f"a {type(value).__name__} cannot be stored faithfully as Arrow")
         frame, plan = prepared
+        if any(name is not None for name in frame.index.names):
+            # Arrow names index columns after their names, as text: an index named 0 beside a
+            # column labelled 0 made one column of the two, and the frame read back lost a
+            # column or failed to load. read() restores the names from the plan.
+            frame = frame.rename_axis(index=[None] * frame.index.nlevels)
         with warnings.catch_warnings():
             # read() restores the names this warns about.
             warnings.filterwarnings("ignore", "The DataFrame has non-str index name")

@@ -132,6 +132,17 @@ FAITHFUL_FRAMES = {
             [pd.array(["x", None], dtype="string[pyarrow]"), pd.array([1, None], dtype="int64[pyarrow]")]
         ),
     ),
+    # Arrow names index columns by their names as text: these lost a column or failed to load.
+    "index named like an int label": pd.DataFrame(
+        {0: [1.5, 2.5], 1: pd.Categorical(["a", "b"])}, index=pd.Index([7, 8], name=0)
+    ),
+    "nullable index named like an int label": pd.DataFrame(
+        {0: [1.5, 2.5]}, index=pd.Index([7, None], dtype="Int64", name=0)
+    ),
+    "multiindex named like int labels": pd.DataFrame(
+        {0: pd.array([1, None], dtype="Int64"), 1: ["x", "y"]},
+        index=pd.MultiIndex.from_arrays([[0.5, 1.5], ["p", "q"]], names=[1, 0]),
+    ),
     "duplicate index values": pd.DataFrame(
         {"x": np.arange(4.0), "s": list("abcd"), "o": pd.Series(list("wxyz"), dtype=object)},
         index=pd.Index([1, 1, 2, 2], name="k"),
