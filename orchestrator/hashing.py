@@ -9,12 +9,12 @@ lengths, then payload), so ``("ab", "c")`` and ``("a", "bc")``, ``[1]`` and
 
 This module holds the public entry points, the dispatch by type, the
 encoding of scalars and containers, the pickle-reduction fallback for other
-objects, and file and directory digests. numpy arrays and pandas and Arrow
-objects are encoded by ``hashing_tables``, which builds on this module's
+objects, and file and directory digests. numpy arrays, pandas and Arrow
+objects and scipy sparse matrices are encoded by ``hashing_tables``, which builds on this module's
 primitives and is imported from here only when a value of one of those
 libraries first shows up.
 
-This module must not import numpy, pandas, pyarrow or ``hashing_tables`` at
+This module must not import numpy, pandas, pyarrow, scipy or ``hashing_tables`` at
 import time: start-up stays light, those types are recognised by their module
 name only, and imports between the two modules point one way. It hashes data,
 not code: a step's code fingerprint lives in ``fingerprint.py`` and only
@@ -60,8 +60,10 @@ _STREAM_THRESHOLD = 1 << 16  # bigger str/bytes values are streamed instead of c
 _RACY_NS = 2_000_000_000  # a file modified this recently may change again within its mtime tick
 _CANONICAL_NAN = b"\x00\x00\x00\x00\x00\x00\xf8\x7f"
 
-# Types from these libraries are encoded by hashing_tables (see _choose_handler).
+# Types from these libraries (and scipy's sparse matrices) are encoded by hashing_tables
+# (see _choose_handler).
 _TABLE_LIBRARIES = frozenset({"numpy", "pandas", "pyarrow"})
+_SPARSE_MODULE = "scipy.sparse"
 
 Handler = Callable[[Any, Any, set[int]], None]
 
@@ -221,8 +223,9 @@ def _choose_handler(kind: type) -> Handler:
     if dataclasses.is_dataclass(kind):
         return _feed_dataclass
     for base in kind.__mro__:
-        library = (base.__module__ or "").partition(".")[0]
-        if library in _TABLE_LIBRARIES:
+        module = base.__module__ or ""
+        library = module.partition(".")[0]
+        if library in _TABLE_LIBRARIES or module.startswith(_SPARSE_MODULE):
             # Deferred: hashing_tables imports this module, and is only needed once such a value exists.
             from orchestrator.hashing_tables import LIBRARY_HANDLERS
 

@@ -1,4 +1,4 @@
-"""Content hashes of arrays and tables: numpy, pandas and Arrow values.
+"""Content hashes of arrays and tables: numpy, pandas and Arrow values, scipy sparse matrices.
 
 The tabular half of ``hashing``'s encoding. ``hashing`` hands a value here
 when its type comes from numpy, pandas or pyarrow (see ``LIBRARY_HANDLERS``)
@@ -11,7 +11,7 @@ its sign and payload, which arithmetic and machines choose differently) has
 one bit pattern, as in ``hashing``, and the padding of aligned records and
 x87 long doubles, which nothing initialises, is zero.
 
-This module must not import numpy, pandas or pyarrow at import time: it takes
+This module must not import numpy, pandas, pyarrow or scipy at import time: it takes
 them from ``sys.modules``, where the value being hashed has already put them.
 Imports point from here to ``hashing`` only, never back at import time. It
 must not encode scalars or containers itself (elements go back through
@@ -84,6 +84,7 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
             _feed_ndarray(hasher, np.asarray(mask), stack)
             array = np.ma.filled(array, np.zeros((), dtype=array.dtype))
         array = array.view(np.ndarray)
+    array = _little_endian(array)
     _feed_text(hasher, b"A", _dtype_token(array.dtype))
     hasher.update(_u64(array.ndim) + b"".join(_u64(dim) for dim in array.shape))
     if array.dtype.hasobject or array.dtype.kind == "T":
@@ -91,6 +92,27 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_object_values(hasher, array.ravel(order="C"), stack)
     else:
         _feed_array_bytes(hasher, array)
+
+
+def _little_endian(array: Any) -> Any:
+    """The array itself, or a little-endian copy of one that holds big-endian numbers.
+
+    Byte order is storage, not value: ``>i4`` data (read from a FITS or HDF5
+    file, or native on a big-endian machine) hashes like the same numbers in
+    ``<i4``, dtype token included, so digests agree across machines too.
+    """
+    little = _little_endian_dtype(array.dtype)
+    return array if little is None else array.astype(little)
+
+
+@functools.lru_cache(maxsize=256)
+def _little_endian_dtype(dtype: Any) -> Any:
+    """``dtype`` with every field little-endian, or None if it already is (or has no order)."""
+    try:
+        little = dtype.newbyteorder("<")
+    except (TypeError, ValueError):  # new-style dtypes (StringDType) have no byte order to set
+        return None
+    return None if little == dtype else little
 
 
 def _feed_array_bytes(hasher: Any, array: Any) -> None:
@@ -268,11 +290,13 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
     pd = sys.modules["pandas"]
     if isinstance(value, pd.DataFrame):
         _feed_frame(hasher, value, stack)
+        _feed_attrs(hasher, value, stack)
     elif isinstance(value, pd.Series):
         hasher.update(b"x")
         _feed(hasher, value.name, stack)
         _feed_index(hasher, value.index, stack)
         _feed_pandas_values(hasher, value.array, stack)
+        _feed_attrs(hasher, value, stack)
     elif isinstance(value, pd.Index):
         _feed_index(hasher, value, stack)
     elif isinstance(value, pd.api.extensions.ExtensionArray):
@@ -280,6 +304,21 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_pandas_values(hasher, value, stack)
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _feed_attrs(hasher: Any, value: Any, stack: set[int]) -> None:
+    """Feed a frame's or series' ``attrs`` (units, a source, a schema version) when it has any.
+
+    They are data a consumer may read, and the store keeps them: two frames
+    that differ only there must not share a digest, or the consumer stays
+    cached on the old ones. Nothing is fed when they are empty, so such a
+    value hashes as it always did; no value encoding starts with \\0, so this
+    suffix cannot pass for another value.
+    """
+    attrs = value.attrs
+    if attrs:
+        hasher.update(b"\x00attrs")
+        _feed(hasher, dict(attrs), stack)
 
 
 def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:
@@ -315,10 +354,13 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
     pd = sys.modules["pandas"]
     np = sys.modules["numpy"]
     dtype = array.dtype
+    numpy_backed = isinstance(array, pd.arrays.NumpyExtensionArray)
+    if numpy_backed:
+        values = _little_endian(array.to_numpy(copy=False))
+        dtype = values.dtype  # its text is the one of the pandas dtype, in little-endian order
     _feed_text(hasher, b"V", str(dtype))
     hasher.update(_u64(len(array)))
-    if isinstance(array, pd.arrays.NumpyExtensionArray):
-        values = array.to_numpy(copy=False)
+    if numpy_backed:
         if values.dtype.kind == "O":
             _feed_object_values(hasher, values, stack)
         else:
@@ -533,9 +575,39 @@ def _feed_arrow_binary(chunk: Any, streams: _ColumnStreams) -> None:
     streams.data_size += last - first
 
 
+# -- scipy.sparse ----------------------------------------------------------------------------
+
+
+def _feed_scipy_sparse(hasher: Any, value: Any, stack: set[int]) -> None:
+    """Feed a sparse matrix or array by its type, shape, dtype and canonical entries.
+
+    Its pickle would hold the storage: the order of entries (a COO matrix
+    built in another order), duplicate entries that add up, explicit zeros,
+    and flags scipy caches on first use (``has_sorted_indices``), so equal
+    matrices hashed differently. The entries are summed, stripped of zeros
+    and sorted by position instead; the type stays in, as a pandas dtype does.
+    """
+    np = sys.modules["numpy"]
+    sparse = sys.modules["scipy.sparse"]
+    if not sparse.issparse(value):  # another scipy.sparse object (a LinearOperator)
+        _feed_reduced(hasher, value, stack)
+        return
+    coo = value.tocoo(copy=True)  # sum_duplicates works in place: never on the caller's matrix
+    coo.sum_duplicates()
+    coo.eliminate_zeros()
+    coords = [np.asarray(axis, dtype="<i8") for axis in coo.coords]
+    order = np.lexsort(coords[::-1]) if coords else np.arange(0)
+    _feed_text(hasher, b"M", type(value).__qualname__)
+    hasher.update(_u64(len(coo.shape)) + b"".join(_u64(dim) for dim in coo.shape))
+    for axis in coords:
+        _feed_array_bytes(hasher, axis[order])
+    _feed_ndarray(hasher, np.asarray(coo.data)[order], stack)
+
+
 #: The encoder for each library whose types ``hashing`` sends here, by top-level module name.
 LIBRARY_HANDLERS: dict[str, Handler] = {
     "numpy": _feed_numpy,
     "pandas": _feed_pandas,
     "pyarrow": _feed_arrow,
+    "scipy": _feed_scipy_sparse,
 }

@@ -52,6 +52,7 @@ from orchestrator.planner import (
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.serialize import registered_materializers
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
@@ -341,6 +342,7 @@ class _RunLoop:
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
             layout=node.step.call_layout, log_level=_configured_log_level(),
+            materializers=registered_materializers(),
         )
         self.attempting[node.name] = attempt
         if isinstance(self.executor, SequentialExecutor):

@@ -209,8 +209,10 @@ def _chain() -> list[Materializer]:
 def register_materializer(m: Materializer, *, first: bool = True) -> None:
     """Make a materializer available for writing and reading.
 
-    Register it in every process that stores or loads its values (import the
-    module that registers it in the step's module).
+    Register it in the pipeline file or a module it imports: the runner sends
+    the materializers registered in the driver with each task, so process and
+    Dask workers (which do not import the file) use them too; they must
+    therefore be picklable.
 
     Args:
         m: The materializer; its ``name`` is recorded with each artifact.
@@ -218,8 +220,16 @@ def register_materializer(m: Materializer, *, first: bool = True) -> None:
             otherwise after them, but still before the pickle catch-all.
 
     Raises:
-        StoreError: If ``m`` lacks a part of the protocol or takes a built-in name.
+        StoreError: If ``m`` is a class rather than an instance, lacks a part of the
+            protocol or takes a built-in name.
     """
+    if isinstance(m, type):
+        # A class passes the protocol check (its methods are attributes), then every store
+        # write fails with "can_write() missing 1 required positional argument".
+        raise StoreError(
+            f"register_materializer() got the class {m.__qualname__}, not an instance of it. "
+            f"Register an instance: register_materializer({m.__qualname__}())."
+        )
     name = getattr(m, "name", None)
     if not isinstance(name, str) or not name or not isinstance(m, Materializer):
         raise StoreError(
@@ -235,6 +245,27 @@ def register_materializer(m: Materializer, *, first: bool = True) -> None:
         _after_builtins.append(m)
 
 
+def registered_materializers() -> tuple[tuple[Materializer, ...], tuple[Materializer, ...]]:
+    """The materializers registered in this process: (before the built-ins, after them), in order.
+
+    The runner sends them with each task: a process or Dask worker receives the
+    step's code by value, without the pipeline file's ``register_materializer``
+    call, and would otherwise store such values with pickle and fail to load them.
+    """
+    return tuple(_before_builtins), tuple(_after_builtins)
+
+
+def adopt_materializers(registered: tuple[tuple[Materializer, ...], tuple[Materializer, ...]]) -> None:
+    """Register those of ``registered_materializers()`` (of another process) not known here by name.
+
+    One this process registered itself, under the same name, is kept as it is.
+    """
+    known = {m.name for m in _chain()}
+    before, after = registered
+    _before_builtins.extend(m for m in before if m.name not in known)
+    _after_builtins.extend(m for m in after if m.name not in known)
+
+
 def unregister_materializer(name: str) -> None:
     """Forget a user materializer (e.g. at the end of a test). Unknown names are ignored."""
     for registered in (_before_builtins, _after_builtins):
@@ -242,10 +273,26 @@ def unregister_materializer(name: str) -> None:
 
 
 def materializer_for(value: object) -> Materializer:
-    """Return the first materializer that can write ``value`` faithfully (pickle at worst)."""
+    """Return the first materializer that can write ``value`` faithfully (pickle at worst).
+
+    Raises:
+        StoreError: A registered materializer's ``can_write`` raised (named in the message).
+    """
     for m in _chain():
-        if m.can_write(value):
-            return m
+        try:
+            if m.can_write(value):
+                return m
+        except Exception as exc:
+            if is_builtin(m):
+                raise
+            # A user's can_write sees every value a step returns (before the built-ins), not only
+            # its own type: without its name, the error reads like a bug of the step itself.
+            raise StoreError(
+                f"materializer {m.name!r}: can_write() raised {type(exc).__name__}: {exc} on a "
+                f"value of type {type(value).__qualname__}. It is asked about every value a step "
+                "returns: make it return False for values it does not take "
+                "(e.g. `return isinstance(value, MyType)`)."
+            ) from exc
     return _PICKLE  # pragma: no cover - pickle accepts everything
 
 

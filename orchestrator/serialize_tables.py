@@ -120,12 +120,85 @@ def _index_plan(index: pd.Index, plan: dict[str, Any]) -> bool:
         if needs_object:
             object_levels.append(position)
     plan["object_index_levels"] = object_levels
+    dtypes = {}
+    for position, level in enumerate(levels):
+        if _arrow_restores_index_dtype(level.dtype):
+            continue
+        text = _dtype_text(level.dtype)
+        if text is None:
+            return False
+        dtypes[str(position)] = text
+    if dtypes:
+        plan["index_dtypes"] = dtypes
     freqs = [_freq_text(level) for level in levels]
     if any(freq is False for freq in freqs):
         return False
     if any(freqs):
         plan["index_freqs"] = freqs
     return True
+
+
+def _arrow_restores_index_dtype(dtype: Any) -> bool:
+    """Return True if Arrow's pandas metadata gives an index level of this dtype back as it was.
+
+    It does for numpy dtypes and the dtypes pandas keeps whole in that metadata
+    (categorical, interval, period, tz-aware datetimes, ``str``), but not for
+    masked (``Int64``), ``string[pyarrow]`` or ``ArrowDtype`` levels: those come
+    back as numpy or ``str`` levels, and ``Int64`` with a missing value as
+    float64, so their dtype is kept in the plan and restored from the table.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(dtype, pd.StringDtype):
+        return dtype == pd.StringDtype(na_value=np.nan)  # pandas' default ``str``
+    return isinstance(
+        dtype, (np.dtype, pd.CategoricalDtype, pd.IntervalDtype, pd.PeriodDtype, pd.DatetimeTZDtype)
+    )
+
+
+def _dtype_text(dtype: Any) -> str | None:
+    """Text that ``pandas_dtype`` turns back into ``dtype``, or None if there is none."""
+    import pandas as pd
+
+    candidates = [str(dtype)]
+    if isinstance(dtype, pd.StringDtype):  # str() says "string" for either storage
+        candidates.insert(0, f"string[{dtype.storage}]")
+    for text in candidates:
+        try:
+            if pd.api.types.pandas_dtype(text) == dtype:
+                return text
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _restore_index_dtypes(frame: pd.DataFrame, table: Any, dtypes: dict[str, str]) -> None:
+    """Rebuild the index levels whose dtype Arrow's conversion changed, from the table's columns.
+
+    From the Arrow column, not by casting the converted level: an ``Int64``
+    level with a missing value came back as float64, which is not exact past 2**53.
+    """
+    import pandas as pd
+
+    names = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    index = frame.index
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    changed = False
+    for position, text in dtypes.items():
+        i = int(position)
+        dtype = pd.api.types.pandas_dtype(text)
+        if levels[i].dtype == dtype or i >= len(names) or not isinstance(names[i], str):
+            continue
+        values = dtype.__from_arrow__(table.column(names[i]))  # type: ignore[union-attr]
+        levels[i] = pd.Index(values, name=levels[i].name)
+        changed = True
+    if not changed:
+        return
+    if isinstance(index, pd.MultiIndex):
+        frame.index = pd.MultiIndex.from_arrays(levels, names=index.names)
+    else:
+        frame.index = levels[0]
 
 
 def _freq_text(level: pd.Index) -> str | bool | None:
@@ -238,6 +311,8 @@ def _restore_frame(frame: pd.DataFrame, table: Any, plan: dict[str, Any]) -> pd.
     for position in plan.get("object_columns", ()):
         values = table.column(position).to_numpy(zero_copy_only=False)
         frame.isetitem(position, pd.Series(values, index=frame.index, dtype=object, copy=False))
+    if plan.get("index_dtypes"):
+        _restore_index_dtypes(frame, table, plan["index_dtypes"])
     object_levels = plan.get("object_index_levels")
     if object_levels:
         index = frame.index
@@ -361,6 +436,11 @@ class ArrowPandasMaterializer:
         if prepared is None:
             raise StoreError(f"a {type(value).__name__} cannot be stored faithfully as Arrow")
         frame, plan = prepared
+        if any(name is not None for name in frame.index.names):
+            # Arrow names index columns after their names, as text: an index named 0 beside a
+            # column labelled 0 made one column of the two, and the frame read back lost a
+            # column or failed to load. read() restores the names from the plan.
+            frame = frame.rename_axis(index=[None] * frame.index.nlevels)
         with warnings.catch_warnings():
             # read() restores the names this warns about.
             warnings.filterwarnings("ignore", "The DataFrame has non-str index name")

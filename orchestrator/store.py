@@ -580,9 +580,13 @@ def _decode(info: ArtifactInfo, name: str, payload: memoryview, meta: dict[str, 
 
 
 def _encode_error(value: object, materializer: Materializer, exc: Exception) -> StoreError:
+    if is_builtin(materializer):
+        fix = ("Return a picklable value, or register a materializer for this type "
+               "with orchestrator.serialize.register_materializer().")
+    else:  # the user's own materializer took the value: registering one is not the fix
+        fix = (f"Fix the write() of materializer '{materializer.name}', or make its can_write() "
+               "return False for such values, which then go to the next materializer.")
     return StoreError(
         f"cannot store a value of type {_type_name(value)} with materializer "
-        f"'{materializer.name}': {type(exc).__name__}: {exc}. "
-        "Return a picklable value, or register a materializer for this type "
-        "with orchestrator.serialize.register_materializer()."
+        f"'{materializer.name}': {type(exc).__name__}: {exc}. {fix}"
     )

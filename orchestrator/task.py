@@ -25,11 +25,17 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator.capture import Capture
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, UnhashableValueError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UnhashableValueError,
+)
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import open_store
 from orchestrator.retry import Failure
+from orchestrator.serialize import adopt_materializers
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
 
@@ -60,6 +66,9 @@ class TaskSpec:
     # The driver's root logger level when its logging is configured (``logging.basicConfig(level=DEBUG)``
     # at the top of the pipeline file runs there only): a worker captures what the driver would.
     log_level: int | None = None
+    # The materializers registered in the driver (``serialize.registered_materializers()``): a
+    # worker received the step's code by value, without the pipeline file's register call.
+    materializers: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
 
 @dataclass
@@ -101,12 +110,36 @@ def output_digest(value: Any) -> tuple[str, dict[str, str]]:
     A path output (a step that writes a file and returns its path) is
     identified by the file's content too, and its absolute path and content
     digest are returned so lineage can list the file as data, like a file input.
+    Paths to files in a list, tuple or dict output count by content too.
     """
     if isinstance(value, PurePath) and os.path.exists(value):
         content = hash_file(value)
         return combine("path-output", os.fspath(value), content), {"path": os.path.abspath(value),
                                                                     "content": content}
+    if isinstance(value, (list, tuple, dict)):
+        written: list[str] = []
+        marked = _with_written_files(value, written)
+        if written:
+            # Paths of files the step wrote, in a list, tuple or dict (`return [train_csv, test_csv]`):
+            # by their text alone, a re-run that wrote other content would keep the digest, and the
+            # consumers that read the files would stay cached on the old content.
+            return combine("path-outputs", hash_value(marked)), {}
     return hash_value(value), {}
+
+
+def _with_written_files(value: Any, written: list[str]) -> Any:
+    """``value`` with each path to an existing file (in lists, tuples and dicts) as its text and content."""
+    if isinstance(value, PurePath):
+        if not os.path.exists(value):
+            return value
+        written.append(os.fspath(value))
+        return ("path-output", os.fspath(value), hash_file(value))
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
+        items = [_with_written_files(v, written) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
+        return {k: _with_written_files(v, written) for k, v in value.items()}
+    return value
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
@@ -114,6 +147,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     started = time.time()
     store = _store(spec.store_root, spec.fsync)
     result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
+    adopt_materializers(spec.materializers)  # before loading: inputs may be in their formats
     try:
         loaded = _load_arguments(spec.arguments, store)
     except (CorruptArtifactError, MissingArtifactError) as exc:
@@ -121,6 +155,15 @@ def run_task(spec: TaskSpec) -> TaskResult:
         result.ended = time.time()
         if spec.spill:
             shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
+        return result
+    except StoreError as exc:
+        # An input this process cannot decode (its materializer is not registered here, or its
+        # library version differs): a failure of this attempt with the store's message, not an
+        # exception out of the task, which a pool worker would die of.
+        result.failure = Failure.from_exception(exc)
+        result.ended = time.time()
+        if spec.spill:
+            shutil.rmtree(spec.spill, ignore_errors=True)
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:

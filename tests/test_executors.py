@@ -16,7 +16,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 
-from .conftest import PIPELINES, wait_for
+from .conftest import PIPELINES, edit_file, wait_for
 
 EXECUTORS = ["sequential", "process", "dask"]
 
@@ -153,6 +153,32 @@ def test_a_step_logs_at_the_level_the_pipeline_file_configured_on_every_executor
     assert result.returncode == 0, result.stderr
     logs = orch("logs", "latest:diagnose").stdout
     assert "DEBUG debug_logs: checking 1 in detail" in logs and "INFO debug_logs: checked 1" in logs
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_materializer_the_pipeline_file_registers_is_used_on_every_executor(orch, executor):
+    """`register_materializer(...)` at the top of the file runs in the driver only; workers store and
+    load with it all the same (they stored such values with pickle, and could not load them)."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    first = orch("run", "own_materializer.py", "--executor", executor, "--workers", "1")
+    assert first.returncode == 0, first.stderr
+    listed = json.loads(orch("cache", "ls", "--json").stdout)
+    assert sorted(entry["materializer"] for entry in listed) == ["json", "test.vocab"]
+    again = orch("run", "own_materializer.py", "--executor", executor, "--workers", "1", "--rerun", "count")
+    assert again.returncode == 0, again.stderr  # a worker loads the input in that format
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_an_input_no_materializer_can_load_fails_its_step_not_the_worker(orch, project, executor):
+    """Loading an input whose materializer is not registered failed outside the step: a pool
+    worker died of it (`WorkerDiedError ... exit code -9`), and the reason was lost."""
+    assert orch("run", "own_materializer.py").returncode == 0
+    edit_file(project, "own_materializer.py", "register_materializer(VocabMaterializer())", "")
+    result = orch("run", "own_materializer.py", "--executor", executor, "--rerun", "count")
+    assert result.returncode == 1, result.stderr
+    assert "step 'count' failed after 1 attempt: StoreError: no materializer named 'test.vocab'" in result.stderr
+    assert "WorkerDied" not in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])

@@ -265,6 +265,23 @@ def test_numpy_same_bytes_other_shape_or_dtype_differ() -> None:
     assert hash_value(a) == hash_value(np.arange(12, dtype=np.int32))
 
 
+def test_byte_order_is_storage_not_value() -> None:
+    record = [("a", "i4"), ("b", "f8", (2,)), ("s", "U3")]
+    little = np.array([(1, [np.nan, 2.5], "ab")], dtype=[(n, "<" + t, *r) for n, t, *r in record])
+    big = little.astype([(n, ">" + t, *r) for n, t, *r in record])
+    assert big.dtype != little.dtype and big.tobytes() != little.tobytes()
+    assert hash_value(big) == hash_value(little)
+    assert hash_value(np.arange(5, dtype=">i4")) == hash_value(np.arange(5, dtype="<i4"))
+    assert hash_value(np.arange(5, dtype=">i4")) != hash_value(np.arange(5, dtype="<i8"))
+    assert hash_value(np.arange(5, dtype=">i4")) != hash_value(np.arange(1, 6, dtype="<i4"))
+    frame = pd.DataFrame({"x": np.arange(3, dtype=">f8")}, index=pd.Index(np.arange(3, dtype=">u2")))
+    native = pd.DataFrame({"x": np.arange(3.0)}, index=pd.Index(np.arange(3, dtype="u2")))
+    assert frame["x"].dtype.str == ">f8"  # pandas keeps the order it is given
+    assert hash_value(frame) == hash_value(native)
+    strings = np.array(["a", "bé"], dtype=np.dtypes.StringDType())  # a dtype without a byte order
+    assert hash_value(strings) == hash_value(strings.copy()) != hash_value(strings[::-1])
+
+
 @pytest.mark.parametrize(
     "view",
     [
@@ -391,6 +408,20 @@ def test_frames_differing_only_in_index_dtype_order_or_names_differ() -> None:
     digests = {name: hash_value(value) for name, value in variants.items()}
     assert all(digest != base for digest in digests.values()), digests
     assert len(set(digests.values())) == len(digests)
+
+
+def test_frames_and_series_differing_only_in_attrs_differ() -> None:
+    frame, series = _frame(), pd.Series([1.0, 2.0], name="a")
+    for value in (frame, series):
+        metres, centimetres = value.copy(), value.copy()
+        metres.attrs["unit"] = "m"
+        centimetres.attrs["unit"] = "cm"
+        digests = {hash_value(value), hash_value(metres), hash_value(centimetres)}
+        assert len(digests) == 3
+        again = value.copy()
+        again.attrs.update(unit="m")
+        assert hash_value(again) == hash_value(metres)
+        assert hash_value(value.copy()) == hash_value(value)  # empty attrs: the digest it always had
 
 
 def test_equal_frames_built_differently_hash_equal() -> None:
@@ -531,6 +562,37 @@ def test_arrow_tables_and_batches() -> None:
         table.cast(pa.schema([("a", pa.int32()), ("b", pa.string())]))
     )
     assert hash_value(table) != hash_value(table.slice(1))
+
+
+# -- scipy.sparse -----------------------------------------------------------------------------
+
+
+def test_equal_sparse_matrices_hash_equal_however_stored() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    dense = np.array([[0.0, 1.5, 0.0], [2.0, 0.0, np.nan]])
+    csr = sparse.csr_matrix(dense)
+    base = hash_value(csr)
+    flagged = csr.copy()
+    assert flagged.has_sorted_indices  # scipy caches this flag on first use
+    coo = sparse.coo_matrix(dense)
+    reordered = sparse.coo_matrix((coo.data[::-1], (coo.row[::-1], coo.col[::-1])), shape=coo.shape)
+    split = sparse.coo_matrix(  # 1.5 stored as two entries that add up, plus an explicit zero
+        ([1.0, 0.5, 2.0, np.nan, 0.0], ([0, 0, 1, 1, 0], [1, 1, 0, 2, 0])), shape=(2, 3)
+    )
+    assert hash_value(flagged) == base
+    assert hash_value(reordered) == hash_value(coo) == hash_value(split)
+    assert split.nnz == 5  # hashing did not change the caller's matrix
+    assert hash_value(sparse.csr_matrix(split)) == base
+    different = {
+        "value": sparse.csr_matrix(dense * 2),
+        "shape": sparse.csr_matrix(dense[:, :2]),
+        "dtype": sparse.csr_matrix(dense.astype(np.float32)),
+        "position": sparse.csr_matrix(dense[:, ::-1]),
+        "format": csr.tocsc(),
+        "sparse array": sparse.csr_array(csr),
+    }
+    digests = {name: hash_value(value) for name, value in different.items()}
+    assert base not in digests.values() and len(set(digests.values())) == len(digests), digests
 
 
 def test_arrow_tables_from_frames_differing_in_their_range_index_differ() -> None:

@@ -733,6 +733,31 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
 
 
+def test_files_a_step_writes_and_returns_in_a_list_or_dict_count_by_content(store, tmp_path):
+    """Not by their paths' text: a re-run that wrote other content kept the digest, so the consumer
+    that reads the files stayed cached and returned a result of the old content."""
+    @step
+    def export(rows: int) -> dict[str, list[Path]]:
+        paths = [tmp_path / "train.csv", tmp_path / "test.csv"]
+        for path in paths:
+            path.write_text("x\n" * rows)
+        return {"parts": paths}
+
+    @step
+    def count(exported: dict[str, list[Path]]) -> int:
+        return sum(len(path.read_text().splitlines()) for path in exported["parts"])
+
+    @pipeline
+    def exports(rows: int = 1):
+        return count(export(rows))
+
+    assert exports.run(store=str(store)).output() == 2
+    again = exports.run(store=str(store), rows=5)
+    assert again.steps["count"].reason == "input `exported` changed"
+    assert again.output() == 10
+    assert exports.run(store=str(store), rows=5).steps["count"].status == "cached"
+
+
 def test_an_open_file_returned_by_a_step_fails_it_instead_of_storing_part_of_its_text(store, tmp_path):
     data = tmp_path / "rows.csv"
     data.write_text("a,b\n1,2\n")

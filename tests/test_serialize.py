@@ -110,6 +110,39 @@ FAITHFUL_FRAMES = {
             [pd.Index(list("aabbcc"), dtype=object), DT], names=["x", None]
         ),
     ),
+    # Arrow's conversion gives these index dtypes back as numpy or str ones (Int64 with a
+    # missing value as float64): the plan restores them from the table's own columns.
+    "nullable Int64 index with NA": pd.DataFrame(
+        {"a": np.arange(3)}, index=pd.Index([2**62 + 1, None, 3], dtype="Int64", name="id")
+    ),
+    "nullable index dtypes": pd.DataFrame(
+        {"a": np.arange(2)},
+        index=pd.MultiIndex.from_arrays(
+            [
+                pd.array([True, None], dtype="boolean"),
+                pd.array([1.5, 2.5], dtype="Float64"),
+                pd.array([1, 2], dtype="UInt8"),
+            ],
+            names=["b", None, "u"],
+        ),
+    ),
+    "string[pyarrow] and arrow index": pd.DataFrame(
+        {"a": np.arange(2)},
+        index=pd.MultiIndex.from_arrays(
+            [pd.array(["x", None], dtype="string[pyarrow]"), pd.array([1, None], dtype="int64[pyarrow]")]
+        ),
+    ),
+    # Arrow names index columns by their names as text: these lost a column or failed to load.
+    "index named like an int label": pd.DataFrame(
+        {0: [1.5, 2.5], 1: pd.Categorical(["a", "b"])}, index=pd.Index([7, 8], name=0)
+    ),
+    "nullable index named like an int label": pd.DataFrame(
+        {0: [1.5, 2.5]}, index=pd.Index([7, None], dtype="Int64", name=0)
+    ),
+    "multiindex named like int labels": pd.DataFrame(
+        {0: pd.array([1, None], dtype="Int64"), 1: ["x", "y"]},
+        index=pd.MultiIndex.from_arrays([[0.5, 1.5], ["p", "q"]], names=[1, 0]),
+    ),
     "duplicate index values": pd.DataFrame(
         {"x": np.arange(4.0), "s": list("abcd"), "o": pd.Series(list("wxyz"), dtype=object)},
         index=pd.Index([1, 1, 2, 2], name="k"),
@@ -200,6 +233,7 @@ SERIES = {
         DT[:4].tz_localize("UTC"), index=pd.MultiIndex.from_product([[1, 2], ["p", "q"]])
     ),
     "named like the placeholder column": pd.Series([1, 2], name="__series__"),
+    "nullable Int64 index": pd.Series([1.0, 2.0], index=pd.Index([7, None], dtype="Int64")),
 }
 
 
@@ -544,6 +578,29 @@ def test_builtin_names_cannot_be_taken() -> None:
 def test_non_materializer_is_rejected() -> None:
     with pytest.raises(StoreError, match="is not a materializer"):
         serialize.register_materializer(object())  # type: ignore[arg-type]
+
+
+def test_a_materializer_class_instead_of_an_instance_is_rejected() -> None:
+    with pytest.raises(StoreError, match=r"register_materializer\(PointMaterializer\(\)\)"):
+        serialize.register_materializer(PointMaterializer)  # type: ignore[arg-type]
+    assert serialize.materializer_for(Point(1, 2)).name == "pickle"  # nothing was registered
+
+
+class StrictPointMaterializer(PointMaterializer):
+    """A can_write that assumes it only ever sees Points."""
+
+    name = "test.strict"
+
+    def can_write(self, value: object) -> bool:
+        return value.x is not None  # type: ignore[attr-defined]
+
+
+def test_a_can_write_that_raises_is_named_in_the_error(registered: Any, tmp_path: Any) -> None:
+    registered(StrictPointMaterializer())
+    assert serialize.materializer_for(Point(1, 2)).name == "test.strict"
+    with pytest.raises(StoreError, match=r"materializer 'test\.strict': can_write\(\) raised "
+                       r"AttributeError.* on a value of type int.*return False"):
+        ArtifactStore(tmp_path).put(3, "0" * 32)
 
 
 def test_unknown_materializer_names_itself_and_suggests() -> None:

@@ -366,6 +366,28 @@ def recorder():
     serialize.unregister_materializer(m.name)
 
 
+class _TupleMeta(RecordingMaterializer):
+    name = "test.tuple-meta"
+
+    def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
+        super().write(value, f)
+        return {"shape": (1, 2)}  # JSON gives a list back
+
+
+def test_a_user_materializer_that_fails_to_write_is_named_as_the_fix(store: ArtifactStore) -> None:
+    serialize.register_materializer(_TupleMeta())
+    try:
+        with pytest.raises(StoreError) as caught:
+            store.put(Blob(), D1)
+    finally:
+        serialize.unregister_materializer(_TupleMeta.name)
+    message = str(caught.value)
+    assert "materializer 'test.tuple-meta': TypeError: write() returned {'shape': (1, 2)}" in message
+    assert "Fix the write() of materializer 'test.tuple-meta'" in message
+    assert "register a materializer" not in message  # it has one: that is not the fix
+    assert files_under(store.root) == []
+
+
 def test_same_digest_twice_writes_one_file_once(
     store: ArtifactStore, recorder: RecordingMaterializer
 ) -> None:
