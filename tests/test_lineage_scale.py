@@ -8,6 +8,8 @@ against them one by one.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 
 import pytest
@@ -104,3 +106,70 @@ def test_a_store_of_schema_4_gets_the_lineage_indexes(two_runs):
     assert lineage.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
         str(SCHEMA_VERSION)
     assert walk(lineage, f"{first.id}:add", "upstream").roots == [f"step:{first.id}:add"]
+
+
+@step
+def inc(x: int) -> int:
+    return x + 1
+
+
+@pipeline
+def chained(n: int = 400):
+    x = 0
+    for _ in range(n):
+        x = inc(x)
+    return x
+
+
+def _orch(capsys, *args: str) -> tuple[int, str, str]:
+    from orchestrator.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def chain_store(tmp_path_factory):
+    store = tmp_path_factory.mktemp("chain") / "store"
+    run = chained.run(store=str(store), n=400)
+    assert run.status == "succeeded"
+    return store, run.id
+
+
+def test_the_lineage_of_a_long_chain_is_walked_whole(chain_store):
+    """Past Python's recursion limit: the last step of a 2,000-step chain crashed with RecursionError."""
+    store, run_id = chain_store
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{run_id}:inc_400", "upstream")
+    assert sum(v.kind == "step" for v in up.vertices.values()) == 400
+    first = up.vertices[f"step:{run_id}:inc"]
+    assert first.children == [] and first.data["params"] == {"x": 0}
+    down = walk(lineage, f"{run_id}:inc", "downstream")
+    assert sum(v.kind == "step" for v in down.vertices.values()) == 400
+
+
+def test_a_deep_tree_stops_at_a_step_and_names_the_command_that_goes_on(chain_store, capsys, monkeypatch):
+    from orchestrator.provenance import TREE_LEVELS
+
+    monkeypatch.setenv("COLUMNS", "200")
+    store, run_id = chain_store
+    code, out, err = _orch(capsys, "--store", str(store), "lineage", f"{run_id}:inc_400")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) == TREE_LEVELS + 1  # not 800 lines, each up to 3,200 characters wide
+    step = 400 - TREE_LEVELS // 2
+    assert re.search(rf"produced by: inc_{step} \(run {run_id}, ran\)  code [0-9a-f]{{12}}  "
+                     rf"\(more beyond: orch lineage {run_id}:inc_{step}\)$", lines[-1]), lines[-1]
+    # The command it names goes on from there; the JSON has everything.
+    code, more, _ = _orch(capsys, "--store", str(store), "lineage", f"{run_id}:inc_{step}")
+    assert code == 0 and more.splitlines()[0].startswith(f"inc_{step} (run {run_id}, ran)")
+    code, doc, _ = _orch(capsys, "--store", str(store), "lineage", f"{run_id}:inc_400", "--format", "json")
+    assert code == 0 and sum(node["kind"] == "step" for node in json.loads(doc)["nodes"]) == 400
+    code, out, _ = _orch(capsys, "--store", str(store), "lineage", f"{run_id}:inc", "--downstream")
+    assert code == 0 and out.splitlines()[-1].endswith(
+        f"(more beyond: orch lineage {run_id}:inc_{TREE_LEVELS // 2 + 1} --downstream)")
