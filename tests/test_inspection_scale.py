@@ -1,9 +1,10 @@
-"""Inspecting a store with months of history: lineage walks stay linear in what they show.
+"""Inspecting a store with months of history: lineage, show and runs stay fast and readable at any size.
 
-Timing is not asserted. What is asserted is what makes a walk linear: every
+Timing is not asserted. What is asserted is what keeps them fast: for lineage, every
 query it issues is an index lookup (no table scan), a lookup by digest starts
 from the digest, and a vertex with thousands of children is not checked
-against them one by one.
+against them one by one; a deep tree stops and names the command that goes
+on; a table of thousands of rows is printed one line a row.
 """
 
 from __future__ import annotations
@@ -173,3 +174,50 @@ def test_a_deep_tree_stops_at_a_step_and_names_the_command_that_goes_on(chain_st
     code, out, _ = _orch(capsys, "--store", str(store), "lineage", f"{run_id}:inc", "--downstream")
     assert code == 0 and out.splitlines()[-1].endswith(
         f"(more beyond: orch lineage {run_id}:inc_{TREE_LEVELS // 2 + 1} --downstream)")
+
+
+def test_show_of_a_long_run_prints_one_line_per_step(chain_store, capsys, monkeypatch):
+    """Past RICH_ROWS rows, rich's layout (3 s for 5,000 steps) gives way to one aligned line per row."""
+    from orchestrator.tables import RICH_ROWS
+
+    assert 400 > RICH_ROWS
+    monkeypatch.setenv("COLUMNS", "60")  # narrower than a row: rows are not wrapped
+    store, run_id = chain_store
+    code, out, err = _orch(capsys, "--store", str(store), "show", run_id)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("step"))
+    assert lines[head].split() == ["step", "status", "attempts", "time", "outputs", "why"]
+    rows = lines[head + 1:]
+    assert [row.split()[0] for row in rows] == ["inc"] + [f"inc_{i}" for i in range(2, 401)]
+    assert all(row.split()[1:3] == ["ran", "1"] for row in rows)
+    # Aligned: each column starts where its header does.
+    status_at = lines[head].index("status")
+    assert {row.index(" ran ") + 1 for row in rows} == {status_at}
+
+
+def test_the_long_table_shows_what_rich_shows_and_keeps_its_styles(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from orchestrator import tables
+    from orchestrator.report import status_text
+
+    columns = [("step", {}), ("status", {}), ("why", {"overflow": "fold"})]
+    rows: list[list[str | Text]] = [[Text(f"fit_{i}"), status_text("ran" if i % 2 else "cached"),
+                                     "parameter `x` changed" * (i % 3)] for i in range(8)]
+
+    def printed(rich_rows: int, **options) -> str:
+        monkeypatch.setattr(tables, "RICH_ROWS", rich_rows)
+        console = Console(file=io.StringIO(), width=200, **options)
+        tables.print_table(console, columns, rows)
+        return console.file.getvalue()
+
+    def lines(text: str) -> list[str]:
+        return [line.rstrip() for line in text.splitlines()]
+
+    assert lines(printed(100)) == lines(printed(2))
+    colored = printed(2, force_terminal=True, color_system="standard")
+    assert "\x1b[32mran" in colored and "\x1b[36mcached" in colored
