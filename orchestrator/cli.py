@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -363,10 +364,16 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     columns: list[tuple[str, dict[str, Any]]] = [
         (col, {"no_wrap": col != "pipeline"}) for col in ("run", "pipeline", "status", "started", "time")]
     columns.append(("metrics", {"overflow": "fold"}))  # a narrow or piped terminal: wrapped, never cut to `name…`
-    print_table(Console(highlight=False), columns, [
+    console = Console(highlight=False)
+    print_table(console, columns, [
         [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
          format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"])))] for r in rows])
+    total = context.lineage.count_runs(pipeline) if len(rows) == limit else len(rows)
+    if total > len(rows):  # else 20 rows read as all there is
+        of = f" --pipeline {shlex.quote(pipeline)}" if pipeline else ""
+        console.print(Text(f"the last {len(rows)} of {total} runs{of and f' of {pipeline}'}; "
+                           f"orch runs{of} -n {total} lists them all"), style="dim")
 
 
 def _no_runs_of(context: Context, pipeline: str) -> None:

@@ -210,6 +210,12 @@ class Lineage:
         """The names of the pipelines that have runs, sorted."""
         return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
+    def count_runs(self, pipeline: str | None = None) -> int:
+        """How many runs the store records (of ``pipeline``, if given)."""
+        sql, args = ("SELECT count(*) FROM runs WHERE pipeline=?", (pipeline,)) if pipeline else \
+            ("SELECT count(*) FROM runs", ())
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
     def runs(self, limit: int | None = None, pipeline: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs"
         args: list[Any] = []

@@ -99,11 +99,12 @@ def test_a_store_of_schema_4_gets_the_lineage_indexes(two_runs):
     db = store / "metadata.db"
     with sqlite3.connect(db) as conn:  # as version 4 wrote it
         conn.executescript("DROP INDEX steps_key; DROP INDEX cache_step; DROP INDEX model_versions_digest;"
+                           "DROP INDEX runs_pipeline;"
                            "UPDATE meta SET value='4' WHERE key='schema_version';")
     conn.close()
     lineage = Context.open(store).lineage
     indexes = {name for (name,) in lineage.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"steps_key", "cache_step", "model_versions_digest"} <= indexes
+    assert {"steps_key", "cache_step", "model_versions_digest", "runs_pipeline"} <= indexes
     assert lineage.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
         str(SCHEMA_VERSION)
     assert walk(lineage, f"{first.id}:add", "upstream").roots == [f"step:{first.id}:add"]
@@ -221,3 +222,32 @@ def test_the_long_table_shows_what_rich_shows_and_keeps_its_styles(monkeypatch):
     assert lines(printed(100)) == lines(printed(2))
     colored = printed(2, force_terminal=True, color_system="standard")
     assert "\x1b[32mran" in colored and "\x1b[36mcached" in colored
+
+
+def test_runs_says_how_many_it_left_out_and_how_to_list_them(two_runs, capsys, monkeypatch):
+    """`orch runs` shows 20 by default: in a store of 3,000 runs, 20 rows read as all there is."""
+    monkeypatch.setenv("COLUMNS", "200")
+    store, first, second = two_runs
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "-n", "1")
+    assert code == 0 and second.id in out and first.id not in out
+    assert out.splitlines()[-1] == "the last 1 of 2 runs; orch runs -n 2 lists them all"
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--pipeline", "mapped", "-n", "1")
+    assert out.splitlines()[-1] == "the last 1 of 2 runs of mapped; orch runs --pipeline mapped -n 2 lists them all"
+    for args in (["-n", "2"], []):
+        code, out, _ = _orch(capsys, "--store", str(store), "runs", *args)
+        assert code == 0 and out.splitlines()[-1].startswith(first.id)
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "-n", "1", "--json")
+    assert [r["run_id"] for r in json.loads(out)] == [second.id]  # the JSON is the array alone
+
+
+def test_the_runs_of_one_pipeline_are_read_by_index(two_runs):
+    store, _, _ = two_runs
+    lineage = Context.open(store).lineage
+    statements: list[str] = []
+    lineage.conn.set_trace_callback(statements.append)
+    lineage.runs(limit=20, pipeline="mapped")
+    lineage.count_runs("mapped")
+    lineage.conn.set_trace_callback(None)
+    plans = _plans(lineage.conn, statements)
+    assert len(plans) == 2 and all("USING" in line and "INDEX runs_pipeline" in line
+                                   for plan in plans.values() for line in plan), plans
