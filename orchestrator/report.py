@@ -248,7 +248,7 @@ def fold_note(rows: int, groups: int, where: str) -> str:
     """The line under a folded table, or "" when nothing was folded."""
     if rows == groups:
         return ""
-    return f"{rows} steps in {groups} rows (alike calls of one step share a row; {where})"
+    return f"{rows} steps in {groups} row{'s' if groups != 1 else ''} (alike calls of one step share a row; {where})"
 
 
 def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id: str = "") -> Any:

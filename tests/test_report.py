@@ -114,3 +114,11 @@ def test_a_big_summary_folds_calls_whose_reasons_differ_only_by_their_values():
             for i in range(2, 60)}
     assert _render(summary_table(same)).splitlines()[1].rstrip().endswith(
         "caching turned off for this run (--no-cache)")  # one reason for all: shown whole
+
+
+def test_a_chain_folded_into_one_row_says_row():
+    from orchestrator.report import fold_note
+
+    assert fold_note(2000, 1, "orch show abc123 lists each") == \
+        "2000 steps in 1 row (alike calls of one step share a row; orch show abc123 lists each)"
+    assert fold_note(62, 5, "x").startswith("62 steps in 5 rows (")
