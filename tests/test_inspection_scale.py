@@ -99,12 +99,12 @@ def test_a_store_of_schema_4_gets_the_lineage_indexes(two_runs):
     db = store / "metadata.db"
     with sqlite3.connect(db) as conn:  # as version 4 wrote it
         conn.executescript("DROP INDEX steps_key; DROP INDEX cache_step; DROP INDEX model_versions_digest;"
-                           "DROP INDEX runs_pipeline;"
+                           "DROP INDEX runs_pipeline; DROP INDEX runs_running;"
                            "UPDATE meta SET value='4' WHERE key='schema_version';")
     conn.close()
     lineage = Context.open(store).lineage
     indexes = {name for (name,) in lineage.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"steps_key", "cache_step", "model_versions_digest", "runs_pipeline"} <= indexes
+    assert {"steps_key", "cache_step", "model_versions_digest", "runs_pipeline", "runs_running"} <= indexes
     assert lineage.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
         str(SCHEMA_VERSION)
     assert walk(lineage, f"{first.id}:add", "upstream").roots == [f"step:{first.id}:add"]
@@ -240,14 +240,16 @@ def test_runs_says_how_many_it_left_out_and_how_to_list_them(two_runs, capsys, m
     assert [r["run_id"] for r in json.loads(out)] == [second.id]  # the JSON is the array alone
 
 
-def test_the_runs_of_one_pipeline_are_read_by_index(two_runs):
+def test_the_runs_of_one_pipeline_and_the_running_ones_are_read_by_index(two_runs):
+    """Every run and command looks for running runs whose process died: a scan of every run, each time."""
     store, _, _ = two_runs
     lineage = Context.open(store).lineage
     statements: list[str] = []
     lineage.conn.set_trace_callback(statements.append)
     lineage.runs(limit=20, pipeline="mapped")
     lineage.count_runs("mapped")
+    lineage.mark_dead_runs()
     lineage.conn.set_trace_callback(None)
     plans = _plans(lineage.conn, statements)
-    assert len(plans) == 2 and all("USING" in line and "INDEX runs_pipeline" in line
+    assert len(plans) == 3 and all("USING" in line and re.search(r"INDEX runs_(pipeline|running)\b", line)
                                    for plan in plans.values() for line in plan), plans
