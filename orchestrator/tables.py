@@ -33,15 +33,15 @@ def print_table(console: Console, columns: list[tuple[str, dict[str, Any]]], row
             table.add_row(*row)
         console.print(table)
         return
-    cells = [[cell if isinstance(cell, Text) else Text(cell) for cell in row] for row in rows]
-    header = [Text(name, style="bold") for name, _ in columns]
-    widths = [max(c.cell_len for c in column) for column in zip(header, *cells)]
+    lines: list[list[Text]] = [[Text(name, style="bold") for name, _ in columns]]
+    lines += [[cell if isinstance(cell, Text) else Text(cell) for cell in row] for row in rows]
+    widths = [max(line[i].cell_len for line in lines) for i in range(len(columns))]
     out = Text()
-    for row in [header, *cells]:
-        for i, cell in enumerate(row):
-            out.append_text(cell)
-            if i < len(row) - 1:
-                out.append(" " * (widths[i] - cell.cell_len) + GAP)
+    for line in lines:
+        for i, text in enumerate(line):
+            out.append_text(text)
+            if i < len(line) - 1:
+                out.append(" " * (widths[i] - text.cell_len) + GAP)
         out.append("\n")
     out.rstrip()
     console.print(out, soft_wrap=True, highlight=False)
