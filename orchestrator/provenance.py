@@ -444,7 +444,8 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
             f"AND s.status IN ('ran', 'cached'){' AND e.path=?' if path else ''} "
-            "ORDER BY s.status='ran' DESC, r.started ASC", (digest, path) if path else (digest,)):
+            # In a run, pipeline order: a map's items read `square, square_2, …`, not `square_1000`.
+            "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC", (digest, path) if path else (digest,)):
             if (node, key) in seen:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
@@ -489,7 +490,8 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached') AND (e.source IS NULL "
         "OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
-        "ORDER BY s.status='ran' DESC, r.started ASC", (digest, run_id, node, row["key"] if row else None)).fetchall()
+        "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
+        (digest, run_id, node, row["key"] if row else None)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that
     # computed its key read it from a node of that name.
     # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
@@ -577,14 +579,19 @@ def _shown(v: Vertex, sep: str) -> str:
 # Each level indents by 4 characters: the last step of a 2,000-step chain made a 4,000-level tree
 # of 32 MB, its lines 16,000 characters wide. 48 levels are 24 steps beyond REF.
 TREE_LEVELS = 48
+# How many of a vertex's children the tree lists: the list every item of a 5,000-item map read
+# had 5,000 (15,000 lines), alike but for their numbers. The rest are counted on one line.
+TREE_CHILDREN = 50
 
 
 def _tree_lines(g: LineageGraph) -> list[str]:
     """The tree, each vertex's subtree printed once (later: ``(shown above)``).
 
     A step deeper than ``TREE_LEVELS`` is not expanded: its line names the
-    ``orch lineage`` command that shows what lies beyond it (the JSON, dot and
-    Mermaid formats keep everything). With a stack of its own, not recursion.
+    ``orch lineage`` command that shows what lies beyond it, and past
+    ``TREE_CHILDREN`` children of a vertex one line counts the others (the
+    JSON, dot and Mermaid formats keep everything). With a stack of its own,
+    not recursion.
     """
     lines: list[str] = []
     printed: set[str] = set()
@@ -592,6 +599,9 @@ def _tree_lines(g: LineageGraph) -> list[str]:
     stack: list[tuple[str, str, bool, str, int]] = [(root, "", True, "", 0) for root in reversed(g.roots)]
     while stack:
         vid, prefix, last, label, level = stack.pop()
+        if vid == "":  # the line counting the children left out; `label` says how many
+            lines.append(f"{prefix}└── … {label}")
+            continue
         v = g.vertices[vid]
         branch = "" if level == 0 else ("└── " if last else "├── ")
         head = f"{label}: " if label else ""
@@ -607,10 +617,26 @@ def _tree_lines(g: LineageGraph) -> list[str]:
             continue
         printed.add(vid)
         ext = prefix + ("" if level == 0 else ("    " if last else "│   "))
-        kids = v.children
-        stack.extend((child, ext, i == len(kids) - 1, elabel, level + 1)
+        kids = v.children[:TREE_CHILDREN]
+        left = len(v.children) - len(kids)
+        if left:
+            stack.append(("", ext, True, f"{left} more{_counted(v.children[len(kids):])} (--format json "
+                          "lists every one)", level + 1))
+        stack.extend((child, ext, i == len(kids) - 1 and not left, elabel, level + 1)
                      for i, (elabel, child) in reversed(list(enumerate(kids))))
     return lines
+
+
+def _counted(children: list[tuple[str, str]]) -> str:
+    """What the children a tree leaves out are: `` read by``, `` xs[…]`` (one input's items), or
+    ``: 4000 read by, 950 out`` when they are of several kinds."""
+    labels: dict[str, int] = {}
+    for label, _ in children:
+        key = re.sub(r"\[\d+\]$", "[…]", label)
+        labels[key] = labels.get(key, 0) + 1
+    if len(labels) == 1:
+        return f" {next(iter(labels))}"
+    return ": " + ", ".join(f"{n} {label}" for label, n in labels.items())
 
 
 def _json(g: LineageGraph) -> dict[str, Any]:

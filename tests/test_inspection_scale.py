@@ -253,3 +253,22 @@ def test_the_runs_of_one_pipeline_and_the_running_ones_are_read_by_index(two_run
     plans = _plans(lineage.conn, statements)
     assert len(plans) == 3 and all("USING" in line and re.search(r"INDEX runs_(pipeline|running)\b", line)
                                    for plan in plans.values() for line in plan), plans
+
+
+def test_a_vertex_with_many_children_lists_the_first_and_counts_the_rest(two_runs, monkeypatch):
+    """The list a 5,000-item map read printed 15,000 lines; its readers are listed in pipeline order."""
+    from orchestrator import provenance
+    from orchestrator.provenance import render
+
+    monkeypatch.setattr(provenance, "TREE_CHILDREN", 2)
+    store, first, _ = two_runs
+    lineage = Context.open(store).lineage
+    down = render(walk(lineage, f"{first.id}:numbers", "downstream"), "tree").splitlines()
+    readers = [line.split("read by: ")[1].split()[0] for line in down if "read by: square" in line]
+    assert readers == ["square", "square_2"]
+    assert down[-1] == "    └── … 2 more read by (--format json lists every one)"
+    up = render(walk(lineage, f"{first.id}:add", "upstream"), "tree").splitlines()
+    assert [line.split(":")[0].strip("├└─│ ") for line in up if "]: " in line] == ["xs[0]", "xs[1]"]
+    assert up[-1] == "└── … 2 more xs[…] (--format json lists every one)"
+    doc = json.loads(render(walk(lineage, f"{first.id}:numbers", "downstream"), "json"))
+    assert sum(edge["label"] == "read by" and "square" in edge["to"] for edge in doc["edges"]) == 4
