@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -355,20 +356,24 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
         click.echo("no runs yet. Start one with `orch run FILE`.")
         return
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from orchestrator.report import format_duration, one_line, status_text
+    from orchestrator.tables import print_table
 
-    table = Table(box=None, pad_edge=False)
-    for col in ("run", "pipeline", "status", "started", "time"):
-        table.add_column(col, no_wrap=col != "pipeline")
-    table.add_column("metrics", overflow="fold")  # a narrow or piped terminal: wrapped, never cut to `name…`
-    for r in rows:
-        table.add_row(Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
-                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
-                      format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"]))))
-    Console(highlight=False).print(table)
+    columns: list[tuple[str, dict[str, Any]]] = [
+        (col, {"no_wrap": col != "pipeline"}) for col in ("run", "pipeline", "status", "started", "time")]
+    columns.append(("metrics", {"overflow": "fold"}))  # a narrow or piped terminal: wrapped, never cut to `name…`
+    console = Console(highlight=False)
+    print_table(console, columns, [
+        [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
+         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
+         format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"])))] for r in rows])
+    total = context.lineage.count_runs(pipeline) if len(rows) == limit else len(rows)
+    if total > len(rows):  # else 20 rows read as all there is
+        of = f" --pipeline {shlex.quote(pipeline)}" if pipeline else ""
+        console.print(Text(f"the last {len(rows)} of {total} runs{of and f' of {pipeline}'}; "
+                           f"orch runs{of} -n {total} lists them all"), style="dim")
 
 
 def _no_runs_of(context: Context, pipeline: str) -> None:
@@ -439,10 +444,10 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         _emit_json(doc)
         return
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from orchestrator.report import escape, format_duration, one_line, status_text, styled
+    from orchestrator.tables import print_table
 
     console = Console(highlight=False)
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
@@ -460,15 +465,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
                       soft_wrap=True)
     if doc["error"]:
         console.print(f"  [red]error[/] {escape(doc['error'])}")
-    table = Table(box=None, pad_edge=False)
-    for col in ("step", "status", "attempts", "time", "outputs", "why"):
-        table.add_column(col)
+    rows: list[list[str | Text]] = []
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
         why = s["error"] if s["status"] == "failed" else s["reason"]
-        table.add_row(Text(s["name"]), status_text(s["status"]), str(s["attempts"] or ""),
-                      format_duration(s["duration"]), Text(outs), Text(why or ""))
-    console.print(table)
+        rows.append([Text(s["name"]), status_text(s["status"]), str(s["attempts"] or ""),
+                     format_duration(s["duration"]), Text(outs), Text(why or "")])
+    print_table(console, [(col, {}) for col in ("step", "status", "attempts", "time", "outputs", "why")], rows)
 
 
 @cli.command()

@@ -210,6 +210,12 @@ class Lineage:
         """The names of the pipelines that have runs, sorted."""
         return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
+    def count_runs(self, pipeline: str | None = None) -> int:
+        """How many runs the store records (of ``pipeline``, if given)."""
+        sql, args = ("SELECT count(*) FROM runs WHERE pipeline=?", (pipeline,)) if pipeline else \
+            ("SELECT count(*) FROM runs", ())
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
     def runs(self, limit: int | None = None, pipeline: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM runs"
         args: list[Any] = []
@@ -598,12 +604,22 @@ class Lineage:
         return out
 
     def delete_artifacts(self, digests: Iterable[str]) -> None:
+        """Forget artifacts: their rows, and every cache entry that names one (its step runs again).
+
+        The cache index is read once, whatever the number of artifacts: ``cache gc`` removes
+        thousands at a time, and a scan of the index per artifact took minutes on a store with
+        months of history. An entry is matched as a text search for ``"DIGEST"`` would match it,
+        so a damaged entry naming a removed artifact goes too.
+        """
         digests = list(digests)
         self._drop_preloaded(digests)
         with self.transaction() as c:
-            for d in digests:
-                c.execute("DELETE FROM artifacts WHERE digest=?", (d,))
-                c.execute("DELETE FROM cache WHERE outputs LIKE ?", (f'%"{d}"%',))
+            c.executemany("DELETE FROM artifacts WHERE digest=?", [(d,) for d in digests])
+            gone = {d.lower() for d in digests}
+            if gone:
+                stale = [(key,) for key, outputs in c.execute("SELECT key, outputs FROM cache").fetchall()
+                         if not gone.isdisjoint(_quoted(outputs))]
+                c.executemany("DELETE FROM cache WHERE key=?", stale)
 
     # -- file memo ----------------------------------------------------------
 
@@ -677,6 +693,20 @@ class Lineage:
     def _dict_row(self, sql: str, args: Iterable[Any]) -> dict[str, Any] | None:
         rows = self._dict_rows(sql, args)
         return rows[0] if rows else None
+
+
+def _quoted(text: str | bytes | None) -> set[str]:
+    """Every text between two double quotes in ``text`` (overlapping ones too), lowercased.
+
+    ``"d" in text`` for any ``d`` without a quote, as SQL's ``LIKE '%"d"%'`` tests it, is
+    ``d in _quoted(text)``, for valid JSON and for a damaged value alike.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return set(_BETWEEN_QUOTES.findall(text.lower())) if text else set()
+
+
+_BETWEEN_QUOTES = re.compile(r'(?="([^"]*)")')
 
 
 def _cached_outputs(text: str | bytes) -> list[CachedOutput] | None:

@@ -30,7 +30,7 @@ from orchestrator.errors import (
     UserError,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
 
 SCHEMA = """
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     python TEXT, packages TEXT, executor TEXT, outputs TEXT, error TEXT, metrics TEXT, result TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+CREATE INDEX IF NOT EXISTS runs_pipeline ON runs(pipeline, started);
+CREATE INDEX IF NOT EXISTS runs_running ON runs(host) WHERE status = 'running';
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL, node TEXT NOT NULL, position INTEGER, step TEXT NOT NULL, site TEXT,
     key TEXT, key_parts TEXT, status TEXT NOT NULL, reason TEXT,
@@ -49,6 +51,7 @@ CREATE TABLE IF NOT EXISTS steps (
     origin TEXT,
     PRIMARY KEY (run_id, node)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_key ON steps(key);
 CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, node TEXT NOT NULL, attempt INTEGER NOT NULL,
     status TEXT NOT NULL, started REAL, ended REAL, error TEXT, traceback TEXT,
@@ -68,6 +71,7 @@ CREATE INDEX IF NOT EXISTS edges_digest ON edges(digest, direction);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, outputs TEXT NOT NULL, run_id TEXT, node TEXT, created REAL, parts TEXT
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cache_step ON cache(run_id, node);
 CREATE TABLE IF NOT EXISTS file_memo (memo_key TEXT PRIMARY KEY, digest TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS signatures (digest TEXT PRIMARY KEY, hmac TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created REAL NOT NULL, production INTEGER);
@@ -77,6 +81,7 @@ CREATE TABLE IF NOT EXISTS model_versions (
     schema TEXT, gate TEXT,
     PRIMARY KEY (name, version), UNIQUE (name, model_digest)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS model_versions_digest ON model_versions(digest);
 CREATE TABLE IF NOT EXISTS model_events (
     name TEXT NOT NULL, version INTEGER, previous INTEGER, action TEXT NOT NULL, at REAL NOT NULL,
     user TEXT, host TEXT, run_id TEXT, detail TEXT
@@ -173,6 +178,17 @@ MIGRATIONS: dict[int, str] = {
     # 4: a succeeded run records the shape of its pipeline's return value (tuples, lists, dicts
     # and the output each leaf is), so ``orchestrator.get_run(...).output()`` rebuilds it as it was.
     3: "ALTER TABLE runs ADD COLUMN result TEXT",
+    # 5: indexes for lineage in a store with months of history: the step runs of one key (which
+    # runs reused a computation), the cache entry a step run made and the model versions of an
+    # artifact. Without them `orch lineage` scanned those tables once per vertex it showed
+    # (26 s for the downstream lineage of a 5,000-item map's run in a store of 3,000 runs).
+    # And the runs of one pipeline, newest first (`orch runs --pipeline`, plans, reruns), and the
+    # running ones, which every run and command checks for a dead process (8 ms at 8,000 runs).
+    4: "CREATE INDEX IF NOT EXISTS runs_pipeline ON runs(pipeline, started);"
+       "CREATE INDEX IF NOT EXISTS runs_running ON runs(host) WHERE status = 'running';"
+       "CREATE INDEX IF NOT EXISTS steps_key ON steps(key);"
+       "CREATE INDEX IF NOT EXISTS cache_step ON cache(run_id, node);"
+       "CREATE INDEX IF NOT EXISTS model_versions_digest ON model_versions(digest)",
 }
 
 

@@ -35,6 +35,9 @@ class Vertex:
     label: str
     data: dict[str, Any] = field(default_factory=dict)
     children: list[tuple[str, str]] = field(default_factory=list)  # (edge label, vertex id)
+    # The same pairs as a set: an artifact read by every item of a 5,000-item map has 5,000
+    # children, and checking the list for each one made the walk quadratic.
+    linked: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)
 
 
 @dataclass
@@ -49,10 +52,13 @@ class LineageGraph:
     # vertex id -> the steps left to show below it when it was expanded: a vertex first met at
     # the end of a long path is expanded again when a shorter one reaches it with more left.
     expanded: dict[str, float] = field(default_factory=dict)
+    # Visits scheduled and not done yet: (kind, ident, depth, via), the next one last.
+    pending: list[tuple[str, str, float, tuple[str, str] | None]] = field(default_factory=list)
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
-        if (label, child) not in parent.children:
+        if (label, child) not in parent.linked:
+            parent.linked.add((label, child))
             parent.children.append((label, child))
 
 
@@ -237,11 +243,13 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         roots = resolve_ref(lineage, ref)
         if direction == "downstream":
             graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
+        shown: set[str] = set()  # graph.roots as a set: a run's roots are its steps, thousands for a map
         for kind, ident in roots:
             # No limit is infinity, not a large number: it never grows along a shorter path, so no
             # vertex is expanded twice.
-            vid = _visit(lineage, graph, kind, ident, depth if depth is not None else math.inf)
-            if vid not in graph.roots:
+            vid = _walk_from(lineage, graph, kind, ident, depth if depth is not None else math.inf)
+            if vid not in shown:
+                shown.add(vid)
                 graph.roots.append(vid)
     if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
         below = _reachable(graph, graph.roots)
@@ -289,9 +297,35 @@ def _reachable(graph: LineageGraph, roots: list[str]) -> set[str]:
     return seen
 
 
+def _vertex_id(kind: str, ident: str, via: tuple[str, str] | None) -> str:
+    return f"{kind}:{ident}" if via is None else f"{kind}:{ident}@{via[0]}:{via[1]}"
+
+
+def _later(g: LineageGraph, kind: str, ident: str, depth: float, via: tuple[str, str] | None = None) -> str:
+    """Schedule a visit (see ``_visit``) and return the id its vertex has, to link it now."""
+    g.pending.append((kind, ident, depth, via))
+    return _vertex_id(kind, ident, via)
+
+
+def _walk_from(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: float) -> str:
+    """Visit a root and everything beyond it, depth first, in the order a recursive walk would.
+
+    With a stack of its own rather than Python's: the lineage of the last step of a
+    2,000-step chain is 4,000 vertices deep, past Python's recursion limit. The
+    visits one vertex schedules are reversed on the stack, so the first is done first.
+    """
+    vid = _later(g, kind, ident, depth)
+    while g.pending:
+        item = g.pending.pop()
+        mark = len(g.pending)
+        _visit(lineage, g, *item)
+        g.pending[mark:] = g.pending[mark:][::-1]
+    return vid
+
+
 def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: float,
            via: tuple[str, str] | None = None) -> str:
-    """Add the vertex of a step run (``RUN:node``), artifact or file, and what lies beyond it.
+    """Add the vertex of a step run (``RUN:node``), artifact or file, and schedule what lies beyond it.
 
     ``via`` is the step run an artifact is seen through, when the walk came
     from a step: going up, the node that output what that step read; going
@@ -305,7 +339,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     run at 0 is shown but not expanded, so ``--depth N`` shows N steps beyond
     the REF (the artifacts between them do not count).
     """
-    vid = f"{kind}:{ident}" if via is None else f"{kind}:{ident}@{via[0]}:{via[1]}"
+    vid = _vertex_id(kind, ident, via)
     if vid in g.vertices and g.expanded.get(vid, -1) >= depth:
         return vid
     if kind == "step":
@@ -382,7 +416,7 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             g.add_child(v, name, fid)
             continue
         through = origin if g.direction == "downstream" else (origin[0], source) if source else None
-        g.add_child(v, name, _visit(lineage, g, "artifact", digest, depth, through))
+        g.add_child(v, name, _later(g, "artifact", digest, depth, through))
     return v.id
 
 
@@ -403,18 +437,19 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             # (returned its input unchanged) did not make it.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC LIMIT 1", (digest,)).fetchall()
         for run_id, node in producers:
-            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
+            g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     else:
         seen: set[tuple[str, str]] = set()
         for run_id, node, key in lineage.conn.execute(
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
             f"AND s.status IN ('ran', 'cached'){' AND e.path=?' if path else ''} "
-            "ORDER BY s.status='ran' DESC, r.started ASC", (digest, path) if path else (digest,)):
+            # In a run, pipeline order: a map's items read `square, square_2, …`, not `square_1000`.
+            "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC", (digest, path) if path else (digest,)):
             if (node, key) in seen:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
-            g.add_child(v, "read by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
+            g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     return v.id
 
 
@@ -445,7 +480,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     row = lineage.row("SELECT key FROM steps WHERE run_id=? AND node=?", (run_id, node))
     if g.direction == "upstream":
         if row is not None:
-            g.add_child(v, "produced by", _visit(lineage, g, "step", f"{run_id}:{node}", depth - 1))
+            g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
         return
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
@@ -455,21 +490,24 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached') AND (e.source IS NULL "
         "OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
-        "ORDER BY s.status='ran' DESC, r.started ASC", (digest, run_id, node, row["key"] if row else None)).fetchall()
+        "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
+        (digest, run_id, node, row["key"] if row else None)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that
     # computed its key read it from a node of that name.
+    # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
+    # 5,000-item map once per item. From the readers of this digest, each join is one index lookup.
     readers += lineage.conn.execute(
-        "SELECT s.run_id, s.node, s.key FROM steps s JOIN cache c ON c.key=s.key "
-        "JOIN edges e ON e.run_id=c.run_id AND e.node=c.node "
-        "WHERE s.run_id=? AND s.status='cached' AND e.direction='in' AND e.digest=? AND e.source=? "
-        "ORDER BY s.position", (run_id, digest, node)).fetchall()
+        "SELECT s.run_id, s.node, s.key FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
+        "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
+        "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
+        "ORDER BY s.position", (digest, node, run_id)).fetchall()
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
         seen.add((consumer, key))
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
-            g.add_child(v, "read by", _visit(lineage, g, "step", f"{used}:{consumer}", depth - 1))
+            g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
 
 
 def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:
@@ -537,29 +575,68 @@ def _shown(v: Vertex, sep: str) -> str:
     return text
 
 
+# How deep the tree nests before it stops at a step and names the command that goes on from it.
+# Each level indents by 4 characters: the last step of a 2,000-step chain made a 4,000-level tree
+# of 32 MB, its lines 16,000 characters wide. 48 levels are 24 steps beyond REF.
+TREE_LEVELS = 48
+# How many of a vertex's children the tree lists: the list every item of a 5,000-item map read
+# had 5,000 (15,000 lines), alike but for their numbers. The rest are counted on one line.
+TREE_CHILDREN = 50
+
+
 def _tree_lines(g: LineageGraph) -> list[str]:
+    """The tree, each vertex's subtree printed once (later: ``(shown above)``).
+
+    A step deeper than ``TREE_LEVELS`` is not expanded: its line names the
+    ``orch lineage`` command that shows what lies beyond it, and past
+    ``TREE_CHILDREN`` children of a vertex one line counts the others (the
+    JSON, dot and Mermaid formats keep everything). With a stack of its own,
+    not recursion.
+    """
     lines: list[str] = []
     printed: set[str] = set()
-
-    def emit(vid: str, prefix: str, last: bool, label: str, top: bool, path: set[str]) -> None:
+    # (vertex, prefix, last among its siblings, edge label, nesting level), the next one last
+    stack: list[tuple[str, str, bool, str, int]] = [(root, "", True, "", 0) for root in reversed(g.roots)]
+    while stack:
+        vid, prefix, last, label, level = stack.pop()
+        if vid == "":  # the line counting the children left out; `label` says how many
+            lines.append(f"{prefix}└── … {label}")
+            continue
         v = g.vertices[vid]
-        branch = "" if top else ("└── " if last else "├── ")
+        branch = "" if level == 0 else ("└── " if last else "├── ")
         head = f"{label}: " if label else ""
-        text = _shown(v, "  ")
+        # An ancestor met again (a cycle) was printed too: it is repeated, and not descended into.
         repeated = vid in printed and bool(v.children)
-        more = "  (more beyond --depth)" if v.data.get("truncated") else ""
-        lines.append(f"{prefix}{branch}{head}{text}" + ("  (shown above)" if repeated else more))
-        if vid in path or repeated:
-            return
+        deeper = not repeated and bool(v.children) and level >= TREE_LEVELS and v.kind == "step"
+        note = "  (shown above)" if repeated else "  (more beyond --depth)" if v.data.get("truncated") else ""
+        if deeper:
+            down = " --downstream" if g.direction == "downstream" else ""
+            note = f"  (more beyond: orch lineage {v.data['run_id']}:{v.data['step']}{down})"
+        lines.append(f"{prefix}{branch}{head}{_shown(v, '  ')}{note}")
+        if repeated or deeper:
+            continue
         printed.add(vid)
-        kids = v.children
-        for i, (elabel, child) in enumerate(kids):
-            ext = "" if top else ("    " if last else "│   ")
-            emit(child, prefix + ext, i == len(kids) - 1, elabel, False, path | {vid})
-
-    for root in g.roots:
-        emit(root, "", True, "", True, set())
+        ext = prefix + ("" if level == 0 else ("    " if last else "│   "))
+        kids = v.children[:TREE_CHILDREN]
+        left = len(v.children) - len(kids)
+        if left:
+            stack.append(("", ext, True, f"{left} more{_counted(v.children[len(kids):])} (--format json "
+                          "lists every one)", level + 1))
+        stack.extend((child, ext, i == len(kids) - 1 and not left, elabel, level + 1)
+                     for i, (elabel, child) in reversed(list(enumerate(kids))))
     return lines
+
+
+def _counted(children: list[tuple[str, str]]) -> str:
+    """What the children a tree leaves out are: `` read by``, `` xs[…]`` (one input's items), or
+    ``: 4000 read by, 950 out`` when they are of several kinds."""
+    labels: dict[str, int] = {}
+    for label, _ in children:
+        key = re.sub(r"\[\d+\]$", "[…]", label)
+        labels[key] = labels.get(key, 0) + 1
+    if len(labels) == 1:
+        return f" {next(iter(labels))}"
+    return ": " + ", ".join(f"{n} {label}" for label, n in labels.items())
 
 
 def _json(g: LineageGraph) -> dict[str, Any]:

@@ -235,8 +235,27 @@ def folded_reason(reasons: list[str]) -> str:
     """
     first = reasons[0]
     if all(_NUMBERED_NAME.sub(r"'\1'", r) == _NUMBERED_NAME.sub(r"'\1'", first) for r in reasons):
-        return first
+        return _name_ranges(first, reasons[-1])
     return f"{_alike(first)} (differs per call)"
+
+
+def _name_ranges(first: str, last: str) -> str:
+    """``first``, each numbered node it names written as the range up to the one ``last`` names there.
+
+    Each link of a chain waits for the one before it: ``inc_3 … inc_2000`` read
+    ``input from step 'inc_2'``, true of the first alone; they now read
+    ``input from step 'inc_2 … inc_1999'``.
+    """
+    ends = [m.group(0)[1:-1] for m in _NUMBERED_NAME.finditer(last)]
+    starts = list(_NUMBERED_NAME.finditer(first))
+    if len(ends) != len(starts):
+        return first
+    out, at = [], 0
+    for m, end in zip(starts, ends):
+        start = m.group(0)[1:-1]
+        out += [first[at:m.start()], f"'{start} … {end}'" if start != end else m.group(0)]
+        at = m.end()
+    return "".join(out) + first[at:]
 
 
 def folded_name(names: list[str]) -> str:
@@ -248,7 +267,7 @@ def fold_note(rows: int, groups: int, where: str) -> str:
     """The line under a folded table, or "" when nothing was folded."""
     if rows == groups:
         return ""
-    return f"{rows} steps in {groups} rows (alike calls of one step share a row; {where})"
+    return f"{rows} steps in {groups} row{'s' if groups != 1 else ''} (alike calls of one step share a row; {where})"
 
 
 def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id: str = "") -> Any:

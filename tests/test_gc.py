@@ -112,3 +112,25 @@ def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_
     ctx = Context.open(store)
     assert examine(ctx).healthy  # the deleted object's row went with it; the other is intact
     assert sum(ctx.store.has(d) for d in old) == 1
+
+
+def test_gc_reads_the_cache_index_once_however_many_artifacts_it_removes(store):
+    """A scan of the cache index per removed artifact made gc of 2,000 artifacts take 14 s."""
+    old = [_run(store, n=n) for n in (1, 2, 3, 4)]
+    _run(store, n=5)  # the run kept
+    ctx = Context.open(store)
+    statements: list[str] = []
+    ctx.lineage.conn.set_trace_callback(statements.append)
+    result = collect_garbage(ctx, keep_last=1)
+    ctx.lineage.conn.set_trace_callback(None)
+
+    removed = {run.steps["make"].outputs["out"] for run in old}
+    assert set(result.removed) == removed  # every `check` returned 5000: that artifact is kept's too
+    scans = [s for s in dict.fromkeys(statements) if "cache" in s and any(
+        row[3].startswith("SCAN") for row in ctx.lineage.conn.execute("EXPLAIN QUERY PLAN " + s))]
+    assert len(scans) <= 1, scans
+    # Exactly the entries naming a removed artifact are gone: the kept run's and every `check`'s stay.
+    outputs = [o for (o,) in ctx.lineage.conn.execute("SELECT outputs FROM cache")]
+    assert len(outputs) == 6 and not any(d in o for d in removed for o in outputs)
+    again = _run(store, n=1)
+    assert (again.steps["make"].status, again.steps["check"].status) == ("ran", "cached")

@@ -114,3 +114,21 @@ def test_a_big_summary_folds_calls_whose_reasons_differ_only_by_their_values():
             for i in range(2, 60)}
     assert _render(summary_table(same)).splitlines()[1].rstrip().endswith(
         "caching turned off for this run (--no-cache)")  # one reason for all: shown whole
+
+
+def test_a_chain_folded_into_one_row_says_row():
+    from orchestrator.report import fold_note
+
+    assert fold_note(2000, 1, "orch show abc123 lists each") == \
+        "2000 steps in 1 row (alike calls of one step share a row; orch show abc123 lists each)"
+    assert fold_note(62, 5, "x").startswith("62 steps in 5 rows (")
+
+
+def test_a_folded_chain_names_the_range_of_steps_its_links_wait_for():
+    from orchestrator.report import folded_reason
+
+    reasons = [f"input from step 'inc_{i - 1}', which may run" for i in range(3, 2001)]
+    assert folded_reason(reasons) == "input from step 'inc_2 … inc_1999', which may run"
+    alike = ["input from step 'items', which may run"] * 3
+    assert folded_reason(alike) == alike[0]
+    assert folded_reason(["input from step 'load_7' changed"] * 2) == "input from step 'load_7' changed"
