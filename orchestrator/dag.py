@@ -24,7 +24,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
-from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
 
@@ -220,7 +220,8 @@ def _make_node(
                 missing_paths[arg] = os.path.abspath(value)
             elif listed and not isinstance(value, PurePath):
                 path_lists[arg] = listed
-            params[arg] = hash_value(template)
+            # The object a step of a class body runs on counts as far as the step reaches it.
+            params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
         except UnhashableValueError as exc:
             problems.append(
                 f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass a value that can be pickled, "

@@ -45,7 +45,7 @@ from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
 from orchestrator.user_code import is_user_module, module_kind, object_kind, package_versions
 
-__all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module"]
+__all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module", "self_digest"]
 
 _FIX = "Make it a step parameter or a constant that can be pickled."
 _MISSING = object()
@@ -101,6 +101,38 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
     return walk.result()
+
+
+def self_digest(fn: Any, arg: str, value: Any) -> str | None:
+    """The digest of the object a step defined in a class body runs on, as far as the step reaches it.
+
+    ``@step`` on a method in a class body, called as ``trainer.fit(x)``,
+    receives ``trainer`` as its parameter ``self``: hashed whole, its value
+    would carry the code of every method of its class, so editing any of them
+    would re-run the step. When ``value`` is an object whose class has this
+    step as a member and the method's code says what it reaches through
+    ``arg`` (``method_reach``), the digest covers the object's data and only
+    those members; otherwise None (hash the value whole).
+    """
+    root = code_root(fn)
+    if root is None or isinstance(value, type):
+        return None
+    code = root.__code__
+    if code.co_argcount == 0 or code.co_varnames[0] != arg:
+        return None
+    try:
+        member = inspect.getattr_static(type(value), root.__name__)
+    except AttributeError:
+        return None
+    if code_root(member) is not root:
+        return None
+    reach = bound_reach(value, root)
+    if reach is None:
+        return None
+    walk = _Walk()
+    walk.root_module = root.__module__
+    token = walk.reached(value, reach, f"parameter '{arg}'", root.__qualname__)
+    return hashing.combine("self", token, walk.result().digest)
 
 
 def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:

@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.code_analysis import first_argument_attributes
-from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 
 MODULE = '''
 import functools
+
+from orchestrator import pipeline, step
 
 LIMIT = 3
 
@@ -72,6 +74,15 @@ class Trainer(Base):
 
     def escapes(self):
         return takes_self(self)
+
+    @step
+    def fit_step(self, x: int) -> int:
+        return self.helper(x)
+
+
+@pipeline
+def in_class(x: int = 1):
+    return TRAINER.fit_step(x)
 
 
 TRAINER = Trainer(3)
@@ -187,3 +198,26 @@ def _uses(source: str) -> frozenset[str] | None:
 def test_first_argument_attributes(source: str, expected: set[str] | None) -> None:
     found = _uses(source)
     assert (None if found is None else set(found)) == expected
+
+
+def test_a_step_of_a_class_body_counts_its_self_parameter_as_far_as_it_reaches(load, store: Path) -> None:
+    """`@step` on a method, called as `trainer.fit_step(x)`: the object is its parameter `self`."""
+    assert load().in_class.run(store=str(store)).status == "succeeded"
+    kept = load('return "v1"', 'return "v2"').in_class.plan(store=str(store)).entries
+    assert [e.status for e in kept] == ["cached"]
+    edited = load("return outside(x) * self.FACTOR", "return outside(x) - self.FACTOR")
+    [entry] = edited.in_class.plan(store=str(store)).entries
+    assert entry.status == "will run" and entry.reason.startswith("parameter `self` changed")
+
+
+def test_self_digest_only_for_the_object_a_class_body_step_runs_on(load) -> None:
+    module = load()
+    fit_step = module.Trainer.fit_step
+    digest = self_digest(fit_step, "self", module.TRAINER)
+    assert digest is not None
+    assert self_digest(fit_step, "x", module.TRAINER) is None  # not its first parameter
+    assert self_digest(fit_step, "self", object()) is None  # not an object of its class
+    other = load('return "v1"', 'return "v2"')
+    assert self_digest(other.Trainer.fit_step, "self", other.TRAINER) == digest
+    moved = load("TRAINER = Trainer(3)", "TRAINER = Trainer(5)")
+    assert self_digest(moved.Trainer.fit_step, "self", moved.TRAINER) != digest
