@@ -102,9 +102,22 @@ def _plain_class(cls: type) -> bool:
     for klass in cls.__mro__:
         if klass in _NEUTRAL_BASES:
             continue
-        if object_kind(klass)[0] != "user" or _CUSTOM_HOOKS & vars(klass).keys():
+        if object_kind(klass)[0] != "user" or (_CUSTOM_HOOKS & vars(klass).keys()) - _frozen_guards(klass):
             return False
     return True
+
+
+def _frozen_guards(klass: type) -> set[str]:
+    """The ``__setattr__``/``__delattr__`` that ``@dataclass(frozen=True)`` generates: they only refuse writes.
+
+    Reading an attribute never runs them, and a method that writes one fails
+    whatever else the class holds, so they hide nothing a method reaches.
+    """
+    params = vars(klass).get("__dataclass_params__")
+    if not getattr(params, "frozen", False):
+        return set()
+    return {name for name in ("__setattr__", "__delattr__")
+            if getattr(getattr(vars(klass).get(name), "__code__", None), "co_filename", None) == "<string>"}
 
 
 def _lookup(cls: type, name: str) -> Member | None:

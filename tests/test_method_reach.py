@@ -21,6 +21,7 @@ from orchestrator.code_analysis import first_argument_attributes
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 
 MODULE = '''
+import dataclasses
 import functools
 
 from orchestrator import pipeline, step
@@ -78,6 +79,23 @@ class Trainer(Base):
     @step
     def fit_step(self, x: int) -> int:
         return self.helper(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    a: int = 1
+
+    def fit(self, x):
+        return x + self.a + self.helper()
+
+    def helper(self):
+        return 2
+
+    def other(self):
+        return 3
+
+
+FROZEN = Frozen()
 
 
 @pipeline
@@ -221,3 +239,11 @@ def test_self_digest_only_for_the_object_a_class_body_step_runs_on(load) -> None
     assert self_digest(other.Trainer.fit_step, "self", other.TRAINER) == digest
     moved = load("TRAINER = Trainer(3)", "TRAINER = Trainer(5)")
     assert self_digest(moved.Trainer.fit_step, "self", moved.TRAINER) != digest
+
+
+def test_a_frozen_dataclass_is_narrowed_too(load) -> None:
+    """The __setattr__ that frozen=True generates only refuses writes: it hides nothing."""
+    digest = fingerprint(load().FROZEN.fit).digest
+    assert fingerprint(load("return 3", "return 4").FROZEN.fit).digest == digest
+    assert fingerprint(load("return 2", "return 5").FROZEN.fit).digest != digest
+    assert fingerprint(load("FROZEN = Frozen()", "FROZEN = Frozen(2)").FROZEN.fit).digest != digest
