@@ -121,7 +121,11 @@ def combine(*parts: str) -> str:
     return _oneshot(b"".join(chunks))
 
 
-def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | None = None) -> str:
+def hash_file(
+    path: os.PathLike[str] | str,
+    memo: MutableMapping[str, str] | None = None,
+    listing: list[tuple[str, str]] | None = None,
+) -> str:
     """Return the content digest of a file or a directory tree.
 
     A file's digest depends only on its bytes, not on its name or location. A
@@ -139,6 +143,9 @@ def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | Non
             to that file's digest, so unchanged files are not read again. Files
             modified (or whose mtime was set) in the last two seconds are not
             memoised: another write within the same tick would go unnoticed.
+        listing: Optional list that a directory's files are appended to, as
+            (relative POSIX path, content digest), so that a caller can say
+            which file of a folder changed without reading it again.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -146,7 +153,7 @@ def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | Non
     path = os.fspath(path)
     info = os.stat(path)
     if stat.S_ISDIR(info.st_mode):
-        return _dir_digest(path, info, memo)
+        return _dir_digest(path, info, memo, listing)
     return _file_digest(path, info, memo)
 
 
@@ -619,13 +626,16 @@ def skipping_folders(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
         _SKIPPED_FOLDERS.reset(token)
 
 
-def _dir_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None) -> str:
+def _dir_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None,
+                listing: list[tuple[str, str]] | None = None) -> str:
     hasher = _Hasher()
     hasher.update(b"\x00dir\x00")
     rules = IgnoreRules.of(path)
     for tag, relative, digest in _walk(path, "", {(info.st_dev, info.st_ino)}, memo, rules):
         _feed_text(hasher, tag, relative)
         _feed_text(hasher, b"", digest)
+        if listing is not None and tag == b"f":
+            listing.append((relative, digest))
     return hasher.hexdigest()
 
 
