@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
 from enum import Enum
 from pathlib import PurePath
@@ -415,14 +415,39 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
             seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (os.path.abspath(path), content)
             return _FileRef(content)
         return ("missing-path", path)
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
+    if isinstance(value, (list, tuple)) and any(_may_hold_path(v) for v in value):
         return type(value)(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value) \
             if isinstance(value, list) else tuple(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value)
-    if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
+    if is_dataclass(value) and not isinstance(value, type) and _holds_path(value, 0):
+        # A config object's path fields are file inputs too (`cfg.data.read_text()`): by their
+        # content as well as by the object's fields, so editing the file re-runs the step.
+        files = [(f.name, _with_file_refs(getattr(value, f.name, None), memo, seen, arg, listed, folders))
+                 for f in fields(value) if _holds_path(getattr(value, f.name, None), 1)]
+        return ("dataclass-files", hash_value(value), files)
+    if isinstance(value, dict) and any(_may_hold_path(v) for v in value.values()):
         # In the order of the keys, so that the paths are listed alike however the dict was built.
         return {k: _with_file_refs(v, memo, seen, arg, listed, folders)
                 for k, v in sorted(value.items(), key=_key_text)}
     return value
+
+
+def _may_hold_path(value: Any) -> bool:
+    return isinstance(value, (PurePath, list, tuple, dict)) or (is_dataclass(value) and not isinstance(value, type))
+
+
+def _holds_path(value: Any, depth: int) -> bool:
+    """Whether a dataclass, list, tuple or dict holds a path (a few levels deep; a cycle ends it)."""
+    if isinstance(value, PurePath):
+        return True
+    if depth > 4:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_holds_path(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_path(v, depth + 1) for v in value.values())
+    if is_dataclass(value) and not isinstance(value, type):
+        return any(_holds_path(getattr(value, f.name, None), depth + 1) for f in fields(value))
+    return False
 
 
 def _key_text(item: tuple[Any, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import inspect
@@ -144,6 +145,49 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert run.steps["read"].reason == f"parameter `path` changed (now {moved})"
     moved.write_text("new text")  # compared with the last result, made from input.txt
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Paths:
+    train: Path
+    lookups: list[Path]
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class _Config:
+    paths: _Paths
+    alpha: float = 1.0
+
+
+def test_paths_in_a_dataclass_config_are_file_inputs(tmp_path, store):
+    """Editing a file a config object names re-runs the step that reads it, and the reason names it."""
+    @step
+    def read(cfg: _Config) -> str:
+        return cfg.paths.train.read_text() + "".join(p.read_text() for p in cfg.paths.lookups)
+
+    @step
+    def plain(cfg: _Config) -> float:
+        return cfg.alpha
+
+    train, lookup = tmp_path / "train.csv", tmp_path / "lookup.csv"
+    train.write_text("a\n1\n")
+    lookup.write_text("k\nv\n")
+    config = _Config(_Paths(train, [lookup]))
+
+    @pipeline
+    def configured(cfg: _Config = config):
+        return read(cfg), plain(_Config(_Paths(Path("nothing"), []), 0.5))
+
+    assert configured.run(store=str(store)).status == "succeeded"
+    assert {s.status for s in configured.run(store=str(store)).steps.values()} == {"cached"}
+    lookup.write_text("k\nw\n")
+    run = configured.run(store=str(store))
+    assert (run.steps["read"].reason, run.steps["plain"].status) == \
+        (f"content of file `cfg` changed ({lookup})", "cached")
+    assert run.output()[0] == "a\n1\nk\nw\n"
+    train.write_text("a\n2\n")
+    assert configured.run(store=str(store)).steps["read"].reason == f"content of file `cfg` changed ({train})"
 
 
 def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
