@@ -68,8 +68,8 @@ def _rule(line: str) -> _Rule | None:
     keep = text.startswith("!")
     text = text[1:] if keep else text
     folders_only = text.endswith("/")
-    text = text.strip("/") if folders_only else text
-    anchored = "/" in text
+    text = text.rstrip("/")
+    anchored = "/" in text  # in front or inside (`/docs/`, `raw/*.tmp`); a trailing one does not anchor
     text = text.lstrip("/")
     if not text:
         return None

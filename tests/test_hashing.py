@@ -782,6 +782,16 @@ def test_orchignore_leaves_out_what_it_names(tmp_path: Path) -> None:
     assert hash_file(root) != base
 
 
+def test_orchignore_leading_slash_anchors_a_folder_pattern(tmp_path: Path) -> None:
+    """`/docs/` is the folder input's own docs/ only; a docs/ deeper down is data."""
+    root = _tree(tmp_path / "root", {"a.csv": "1", "sub/docs/b.csv": "2", "docs/x": "x", ".orchignore": "/docs/\n"})
+    digest = hash_file(root)
+    (root / "docs" / "x").write_text("edited")
+    assert hash_file(root) == digest
+    (root / "sub" / "docs" / "b.csv").write_text("edited")
+    assert hash_file(root) != digest
+
+
 def test_orchignore_keeps_with_a_bang(tmp_path: Path) -> None:
     """A `!` line keeps what a default or an earlier line leaves out; the last matching line decides."""
     root = _tree(tmp_path / "root", {"a.csv": "1", "backup~": "old", "x.log": "1", "keep.log": "1"})
