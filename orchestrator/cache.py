@@ -93,6 +93,8 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
     files = _path_arguments(node)
     if files:
         parts["files"] = files
+    if node.folder_files:
+        parts["folders"] = node.folder_files
     return parts
 
 
@@ -282,7 +284,8 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
         reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
-                            old.get("values") or {}, new.get("values") or {})
+                            old.get("values") or {}, new.get("values") or {},
+                            (old.get("folders") or {}, new.get("folders") or {}))
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
@@ -323,7 +326,11 @@ _BOUND_PARTS = {
 }
 
 
-def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]) -> str:
+Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, new) folder listings
+
+
+def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
+                 folders: Folders = ({}, {})) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
@@ -352,12 +359,30 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
             edited.append(path)
     parts = [f"file `{name}` now exists ({_few(appeared)})" if appeared else "",
              f"file `{name}` is gone ({_few(gone)})" if gone else "",
-             f"content of file `{name}` changed ({_few(edited)})" if edited else ""]
+             f"content of file `{name}` changed ({_few([_in_folder(p, folders) for p in edited])})"
+             if edited else ""]
     if any(parts):
         return "; ".join(part for part in parts if part)
     if len(new) == 1:  # one path, there both times: its content is what changed
-        return f"content of file `{name}` changed ({new_paths[0]})"
+        return f"content of file `{name}` changed ({_in_folder(new_paths[0], folders)})"
     return f"content of a file of `{name}` changed" if unknown else f"parameter `{name}` changed"
+
+
+def _in_folder(path: str, folders: Folders) -> str:
+    """``path``, or for a folder whose files both keys listed, which of them changed.
+
+    ``/abs/data: y.csv edited, z.csv added`` (a few, then how many more), so
+    that a user sees which file re-runs the step, not only which folder.
+    """
+    old, new = folders[0].get(path), folders[1].get(path)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return path
+    changes = [f"{rel} edited" for rel in sorted(old.keys() & new.keys()) if old[rel] != new[rel]]
+    changes += [f"{rel} added" for rel in sorted(new.keys() - old.keys())]
+    changes += [f"{rel} removed" for rel in sorted(old.keys() - new.keys())]
+    if not changes:
+        return path  # an empty folder added or removed: the listing holds files only
+    return f"{path}: " + ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
 
 
 def _file_entries(files: dict[str, Any], name: str) -> list[tuple[str, bool, str | None]]:
@@ -376,7 +401,8 @@ def _few(paths: list[str]) -> str:
 
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                    old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None,
-                   old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None) -> list[str]:
+                   old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None,
+                   folders: Folders = ({}, {})) -> list[str]:
     """Names of the values that differ; a path parameter says what happened to its file.
 
     A parameter whose value was recorded for display on both sides says how
@@ -393,7 +419,7 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
-                out.append(_file_change(name, old_files, new_files))
+                out.append(_file_change(name, old_files, new_files, folders))
             elif name in old_shown and name in new_shown:
                 out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:

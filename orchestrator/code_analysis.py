@@ -125,6 +125,64 @@ def _scan(code: types.CodeType, local_roots: dict[str, Ref]) -> Iterator[Ref]:
             yield from _scan(const, local_roots)
 
 
+# What may follow a load of ``self`` for the load to be an attribute access and nothing else.
+_SELF_ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR"})
+_SELF_LOADS = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLASSDEREF")
+_SELF_BINDS = ("STORE_FAST", "DELETE_FAST", "STORE_DEREF", "DELETE_DEREF")
+
+
+def first_argument_attributes(fn: types.FunctionType) -> frozenset[str] | None:
+    """The attribute names a method reads or sets on its first argument (``self.NAME``, ``cls.NAME``).
+
+    None when the code uses that argument in any other way, so that what it
+    reaches through it cannot be told from its code: passed to a call
+    (``getattr(self, name)``, ``helper(self)``, ``type(self)``), returned,
+    stored, operated on (``self + 1``, ``len(self)``, ``with self``), a dunder
+    attribute (``self.__dict__``, ``self.__class__``), rebound, or a
+    zero-argument ``super()``. Nested functions and comprehensions that
+    capture it are read too. Conservative by design: a name missed here would
+    be an edit that leaves a step cached on stale code.
+    """
+    code = fn.__code__
+    if code.co_argcount == 0:
+        return None  # (*args, **kwargs): the instance arrives in a tuple
+    return _attributes_of(code, code.co_varnames[0])
+
+
+def _attributes_of(code: types.CodeType, name: str) -> frozenset[str] | None:
+    if "__class__" in code.co_freevars:
+        return None  # zero-argument super(): reads the instance from the frame, by no name
+    found: set[str] = set()
+    instructions = [ins for ins in dis.get_instructions(code) if ins.opname not in _TRANSPARENT_OPS]
+    for index, ins in enumerate(instructions):
+        names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+        if name not in names:
+            continue
+        if ins.opname.startswith(_SELF_BINDS):
+            return None  # `self = other`: later uses are of another object
+        if ins.opname == "LOAD_CLOSURE" or ins.opname in ("MAKE_CELL", "COPY_FREE_VARS"):
+            continue  # handed to a nested function, read below
+        if not ins.opname.startswith(_SELF_LOADS):
+            continue  # an instruction that names it otherwise (an attribute called `self`)
+        following = instructions[index + 1] if index + 1 < len(instructions) else None
+        if following is not None and following.opname == "COPY" and following.arg == 1 \
+                and index + 2 < len(instructions):
+            following = instructions[index + 2]  # `self.n += 1`: the copy is what STORE_ATTR takes
+        if names[-1] != name or following is None or following.opname not in _SELF_ATTRIBUTE_OPS:
+            return None
+        attribute = following.argval
+        if not isinstance(attribute, str) or (attribute.startswith("__") and attribute.endswith("__")):
+            return None
+        found.add(attribute)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and name in const.co_freevars:
+            nested = _attributes_of(const, name)
+            if nested is None:
+                return None
+            found |= nested
+    return frozenset(found)
+
+
 def _code_digest(code: types.CodeType, strict: bool = False) -> str:
     """Digest of a code object's instructions, without line numbers or its file's name.
 

@@ -17,14 +17,14 @@ import math
 import os
 import re
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
 from enum import Enum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
-from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
 
@@ -67,6 +67,9 @@ class Node:
     # name -> the absolute paths a list, tuple or dict argument holds, in order, with or without a file
     # behind them: a changed one is named in a reason, which the argument's one hash cannot say
     path_lists: dict[str, list[str]] = field(default_factory=dict)
+    # absolute path of a folder input -> {relative path: content digest (its start)} of its files
+    # (up to LISTED_FILES of them), so that a reason can name the files of the folder that changed
+    folder_files: dict[str, dict[str, str]] = field(default_factory=dict)
     shown: dict[str, Any] = field(default_factory=dict)  # parameter values for people (lineage), not keys
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
@@ -195,6 +198,7 @@ def _make_node(
     file_params: dict[str, tuple[str, str]] = {}
     missing_paths: dict[str, str] = {}
     path_lists: dict[str, list[str]] = {}
+    folder_files: dict[str, dict[str, str]] = {}
     upstream: list[str] = []
     map_param = ""
     mapped = call.map_over is not None
@@ -215,12 +219,13 @@ def _make_node(
         try:
             value = PurePath(value) if as_path else value
             listed: list[str] = []
-            template = _with_file_refs(value, file_memo, file_params, arg, listed)
+            template = _with_file_refs(value, file_memo, file_params, arg, listed, folder_files)
             if isinstance(value, PurePath) and arg not in file_params:
                 missing_paths[arg] = os.path.abspath(value)
             elif listed and not isinstance(value, PurePath):
                 path_lists[arg] = listed
-            params[arg] = hash_value(template)
+            # The object a step of a class body runs on counts as far as the step reaches it.
+            params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
         except UnhashableValueError as exc:
             problems.append(
                 f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass a value that can be pickled, "
@@ -242,6 +247,7 @@ def _make_node(
         name=call.name, step=step, site=call.site, arguments=call.arguments, params=params,
         inputs=inputs, upstream=tuple(upstream), outputs=step.output_names, code=code,
         static_key=static_key, file_params=file_params, missing_paths=missing_paths, path_lists=path_lists,
+        folder_files=folder_files,
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
@@ -381,28 +387,67 @@ def _plain_json(value: Any, depth: int) -> bool:
     return False
 
 
+# A folder input of up to this many files has them listed in its key's parts, with the first
+# LISTED_DIGEST characters of their digests (enough to tell an edit; the key has the full digest of
+# the folder), so that a reason names the files that changed. Every run records a node's parts, so
+# a larger folder is named as a whole: its listing would grow lineage by its size on every run.
+LISTED_FILES = 200
+LISTED_DIGEST = 16
+
+
 def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
-                    seen: dict[str, tuple[str, str]], arg: str, listed: list[str] | None = None) -> Any:
+                    seen: dict[str, tuple[str, str]], arg: str, listed: list[str] | None = None,
+                    folders: dict[str, dict[str, str]] | None = None) -> Any:
     """Replace every path in ``value`` by its content digest (missing paths by their text).
 
-    ``listed`` gets every path's absolute form, in order, whether a file is there or not.
+    ``listed`` gets every path's absolute form, in order, whether a file is there or not;
+    ``folders`` each folder's files with their digests (see ``Node.folder_files``).
     """
     if isinstance(value, PurePath):
         path = os.fspath(value)
         if listed is not None:
             listed.append(os.path.abspath(path))
         if os.path.exists(path):
-            content = hash_file(path, memo)
+            files: list[tuple[str, str]] = []
+            content = hash_file(path, memo, files)
+            if folders is not None and os.path.isdir(path) and len(files) <= LISTED_FILES:
+                folders[os.path.abspath(path)] = {rel: digest[:LISTED_DIGEST] for rel, digest in files}
             seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (os.path.abspath(path), content)
             return _FileRef(content)
         return ("missing-path", path)
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value):
-        return type(value)(_with_file_refs(v, memo, seen, arg, listed) for v in value) if isinstance(value, list) \
-            else tuple(_with_file_refs(v, memo, seen, arg, listed) for v in value)
-    if isinstance(value, dict) and any(isinstance(v, (PurePath, list, tuple, dict)) for v in value.values()):
+    if isinstance(value, (list, tuple)) and any(_may_hold_path(v) for v in value):
+        return type(value)(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value) \
+            if isinstance(value, list) else tuple(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value)
+    if is_dataclass(value) and not isinstance(value, type) and _holds_path(value, 0):
+        # A config object's path fields are file inputs too (`cfg.data.read_text()`): by their
+        # content as well as by the object's fields, so editing the file re-runs the step.
+        files = [(f.name, _with_file_refs(getattr(value, f.name, None), memo, seen, arg, listed, folders))
+                 for f in fields(value) if _holds_path(getattr(value, f.name, None), 1)]
+        return ("dataclass-files", hash_value(value), files)
+    if isinstance(value, dict) and any(_may_hold_path(v) for v in value.values()):
         # In the order of the keys, so that the paths are listed alike however the dict was built.
-        return {k: _with_file_refs(v, memo, seen, arg, listed) for k, v in sorted(value.items(), key=_key_text)}
+        return {k: _with_file_refs(v, memo, seen, arg, listed, folders)
+                for k, v in sorted(value.items(), key=_key_text)}
     return value
+
+
+def _may_hold_path(value: Any) -> bool:
+    return isinstance(value, (PurePath, list, tuple, dict)) or (is_dataclass(value) and not isinstance(value, type))
+
+
+def _holds_path(value: Any, depth: int) -> bool:
+    """Whether a dataclass, list, tuple or dict holds a path (a few levels deep; a cycle ends it)."""
+    if isinstance(value, PurePath):
+        return True
+    if depth > 4:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_holds_path(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_path(v, depth + 1) for v in value.values())
+    if is_dataclass(value) and not isinstance(value, type):
+        return any(_holds_path(getattr(value, f.name, None), depth + 1) for f in fields(value))
+    return False
 
 
 def _key_text(item: tuple[Any, Any]) -> str:

@@ -42,9 +42,10 @@ from orchestrator import hashing
 from orchestrator.code_analysis import Ref, class_info, function_info, module_source_digest
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
+from orchestrator.method_reach import Reach, bound_reach
 from orchestrator.user_code import is_user_module, module_kind, object_kind, package_versions
 
-__all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module"]
+__all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module", "self_digest"]
 
 _FIX = "Make it a step parameter or a constant that can be pickled."
 _MISSING = object()
@@ -83,18 +84,55 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         TypeError: ``fn`` is not one of the supported callables.
     """
     walk = _Walk()
-    extras: list[tuple[str, object]] = []
+    extras: list[tuple[str, object, object]] = []
     root = _peel(fn, extras)
     if not isinstance(root, types.FunctionType):
         raise TypeError(f"fingerprint() takes a function or a step, not {type(fn).__qualname__}")
     walk.root_module = root.__module__
-    for label, value in extras:
-        walk.add_part(
-            f"<self> {label}", f"<self> {label}", walk.token(value, label, root.__qualname__)
-        )
+    for label, value, method in extras:
+        # A method bound right around the step's function: only the members of its class that
+        # the method reaches through `self` count, when its code says which (method_reach).
+        reach = bound_reach(value, root) if method is root else None
+        if reach is None:
+            token = walk.token(value, label, root.__qualname__)
+        else:
+            token = walk.reached(value, reach, label, root.__qualname__)
+        walk.add_part(f"<self> {label}", f"<self> {label}", token)
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
     return walk.result()
+
+
+def self_digest(fn: Any, arg: str, value: Any) -> str | None:
+    """The digest of the object a step defined in a class body runs on, as far as the step reaches it.
+
+    ``@step`` on a method in a class body, called as ``trainer.fit(x)``,
+    receives ``trainer`` as its parameter ``self``: hashed whole, its value
+    would carry the code of every method of its class, so editing any of them
+    would re-run the step. When ``value`` is an object whose class has this
+    step as a member and the method's code says what it reaches through
+    ``arg`` (``method_reach``), the digest covers the object's data and only
+    those members; otherwise None (hash the value whole).
+    """
+    root = code_root(fn)
+    if root is None or isinstance(value, type):
+        return None
+    code = root.__code__
+    if code.co_argcount == 0 or code.co_varnames[0] != arg:
+        return None
+    try:
+        member = inspect.getattr_static(type(value), root.__name__)
+    except AttributeError:
+        return None
+    if code_root(member) is not root:
+        return None
+    reach = bound_reach(value, root)
+    if reach is None:
+        return None
+    walk = _Walk()
+    walk.root_module = root.__module__
+    token = walk.reached(value, reach, f"parameter '{arg}'", root.__qualname__)
+    return hashing.combine("self", token, walk.result().digest)
 
 
 def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
@@ -129,15 +167,19 @@ def code_root(fn: Any) -> types.FunctionType | None:
     return root if isinstance(root, types.FunctionType) else None
 
 
-def _peel(fn: Any, extras: list[tuple[str, object]]) -> Any:
-    """``fn`` without steps, bound methods and partials around it; what they bind goes to ``extras``."""
+def _peel(fn: Any, extras: list[tuple[str, object, object]]) -> Any:
+    """``fn`` without steps, bound methods and partials around it.
+
+    What they bind goes to ``extras``: (label, bound value, and for a bound
+    method the function it binds, else None).
+    """
     root = _unwrap(fn)
     while isinstance(root, (types.MethodType, functools.partial)):
         if isinstance(root, types.MethodType):
-            extras.append(("bound instance", root.__self__))
+            extras.append(("bound instance", root.__self__, _unwrap(root.__func__)))
             root = _unwrap(root.__func__)
         else:
-            extras.append(("partial arguments", (root.args, root.keywords)))
+            extras.append(("partial arguments", (root.args, root.keywords), None))
             root = _unwrap(root.func)
     return root
 
@@ -344,6 +386,31 @@ class _Walk:
         if wrapped is not None:  # an lru_cache, a contextmanager, a library's decorator
             self.reference(wrapped, name, where)
         return f"<ref {getattr(obj, '__qualname__', type(obj).__qualname__)}>"
+
+    def reached(self, obj: Any, reach: Reach, label: str, where: str) -> str:
+        """Account for the class members a bound method reaches; return a token for the object's data.
+
+        Each member counts as the code or value it is (``Trainer.helper``,
+        ``Trainer.THRESHOLD``), so an edit of a member the method never
+        reaches changes nothing, and a reason names the member that changed.
+        """
+        for member in reach.members:
+            name = f"{member.owner.__qualname__}.{member.name}"
+            value = member.value
+            if isinstance(value, property):
+                for accessor in (value.fget, value.fset, value.fdel):
+                    if accessor is not None:
+                        self.reference(accessor, name, where)
+            elif isinstance(value, functools.cached_property):
+                self.reference(value.func, name, where)
+            elif _is_structural(value) or hasattr(type(value), "__get__"):
+                self.reference(value, name, where)
+            else:
+                self.constant(value, name, member.owner.__module__, where)
+        cls = obj if isinstance(obj, type) else type(obj)
+        if reach.state is None:
+            return hashing.combine("class", cls.__qualname__)
+        return hashing.combine("instance", cls.__qualname__, self.token(reach.state, label, where))
 
     def container_token(self, value: Any, label: str, where: str) -> str:
         """A list, dict... holding functions or classes: a registry, a pipeline of helpers."""

@@ -49,6 +49,7 @@ from typing import Any
 import xxhash
 
 from orchestrator.errors import UnhashableValueError
+from orchestrator.folder_ignore import IgnoreRules
 
 _Hasher = xxhash.xxh3_128
 _oneshot = xxhash.xxh3_128_hexdigest
@@ -122,13 +123,20 @@ def combine(*parts: str) -> str:
     return _oneshot(b"".join(chunks))
 
 
-def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | None = None) -> str:
+def hash_file(
+    path: os.PathLike[str] | str,
+    memo: MutableMapping[str, str] | None = None,
+    listing: list[tuple[str, str]] | None = None,
+) -> str:
     """Return the content digest of a file or a directory tree.
 
     A file's digest depends only on its bytes, not on its name or location. A
     directory's digest covers each entry's relative POSIX path and content;
     symlinks are followed, and entries that are neither regular files nor
-    directories (sockets, FIFOs, dangling links) are ignored.
+    directories (sockets, FIFOs, dangling links) are ignored, and so is what
+    is never data (``.DS_Store``, ``__pycache__/``, ``.ipynb_checkpoints/``,
+    editor swap and backup files, ``.git/``) or what the folder's
+    ``.orchignore`` names (``folder_ignore``).
 
     Args:
         path: The file or directory.
@@ -137,6 +145,9 @@ def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | Non
             to that file's digest, so unchanged files are not read again. Files
             modified (or whose mtime was set) in the last two seconds are not
             memoised: another write within the same tick would go unnoticed.
+        listing: Optional list that a directory's files are appended to, as
+            (relative POSIX path, content digest), so that a caller can say
+            which file of a folder changed without reading it again.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -144,7 +155,7 @@ def hash_file(path: os.PathLike[str] | str, memo: MutableMapping[str, str] | Non
     path = os.fspath(path)
     info = os.stat(path)
     if stat.S_ISDIR(info.st_mode):
-        return _dir_digest(path, info, memo)
+        return _dir_digest(path, info, memo, listing)
     return _file_digest(path, info, memo)
 
 
@@ -618,19 +629,28 @@ def skipping_folders(paths: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
         _SKIPPED_FOLDERS.reset(token)
 
 
-def _dir_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None) -> str:
+def _dir_digest(path: str, info: os.stat_result, memo: MutableMapping[str, str] | None,
+                listing: list[tuple[str, str]] | None = None) -> str:
     hasher = _Hasher()
     hasher.update(b"\x00dir\x00")
-    for tag, relative, digest in _walk(path, "", {(info.st_dev, info.st_ino)}, memo):
+    rules = IgnoreRules.of(path)
+    for tag, relative, digest in _walk(path, "", {(info.st_dev, info.st_ino)}, memo, rules):
         _feed_text(hasher, tag, relative)
         _feed_text(hasher, b"", digest)
+        if listing is not None and tag == b"f":
+            listing.append((relative, digest))
     return hasher.hexdigest()
 
 
 def _walk(
-    path: str, prefix: str, ancestors: set[tuple[int, int]], memo: MutableMapping[str, str] | None
+    path: str, prefix: str, ancestors: set[tuple[int, int]], memo: MutableMapping[str, str] | None,
+    rules: IgnoreRules,
 ) -> Iterator[tuple[bytes, str, str]]:
-    """Yield (kind, relative POSIX path, digest) for a directory's entries, sorted by name."""
+    """Yield (kind, relative POSIX path, digest) for a directory's entries, sorted by name.
+
+    Entries ``rules`` leave out (tool debris, what ``.orchignore`` names) are
+    skipped as if absent, a folder with everything in it.
+    """
     with os.scandir(path) as entries:
         names = sorted((entry.name, entry.path) for entry in entries)
     for name, full in names:
@@ -639,6 +659,8 @@ def _walk(
             info = os.stat(full)  # follows symlinks
         except FileNotFoundError:
             continue  # a dangling symlink
+        if rules.ignored(relative, stat.S_ISDIR(info.st_mode)):
+            continue  # not data: a .DS_Store, __pycache__/, an editor's swap file...
         if stat.S_ISDIR(info.st_mode):
             identity = (info.st_dev, info.st_ino)
             if identity in _SKIPPED_FOLDERS.get():
@@ -647,6 +669,6 @@ def _walk(
                 yield b"l", relative, ""
                 continue
             yield b"d", relative, ""
-            yield from _walk(full, relative + "/", ancestors | {identity}, memo)
+            yield from _walk(full, relative + "/", ancestors | {identity}, memo, rules)
         elif stat.S_ISREG(info.st_mode):
             yield b"f", relative, _file_digest(full, info, memo)

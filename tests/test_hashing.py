@@ -808,6 +808,73 @@ def test_directories(tmp_path: Path) -> None:
     assert hash_file(tmp_path / "one" / "a.txt") != hash_file(_tree(tmp_path / "d", {"a.txt": "1"}))
 
 
+def test_directories_leave_out_tool_debris(tmp_path: Path) -> None:
+    """Opening a folder in Finder, Jupyter, vim or git adds files that are not data: same digest."""
+    files = {"a.csv": "1", "sub/b.csv": "2"}
+    base = hash_file(_tree(tmp_path / "clean", files))
+    debris = {
+        ".DS_Store": "x", "sub/.DS_Store": "x", "Thumbs.db": "x",
+        ".ipynb_checkpoints/a-checkpoint.csv": "x", "sub/__pycache__/m.cpython-311.pyc": "x",
+        ".a.csv.swp": "x", "a.csv~": "x", ".#a.csv": "x", ".git/HEAD": "x",
+    }
+    assert hash_file(_tree(tmp_path / "debris", {**files, **debris})) == base
+    # Names that only look alike are data.
+    for i, name in enumerate(["a.swp", "DS_Store", "a~.csv", "pycache/c.csv", "git/c.csv"]):
+        assert hash_file(_tree(tmp_path / f"data{i}", {**files, name: "x"})) != base, name
+
+
+def test_orchignore_leaves_out_what_it_names(tmp_path: Path) -> None:
+    files = {"a.csv": "1", "sub/b.csv": "2", "out/1/2/c.csv": "3"}
+    base = hash_file(_tree(tmp_path / "clean", files))
+    rules = "# scratch work\n\n*.log\nscratch/\n/top.txt\nsub/*.tmp\nout/**/x.bin\n"
+    ignored = {
+        ".orchignore": rules, "run.log": "x", "sub/run.log": "x", "scratch/c.csv": "x",
+        "sub/scratch/c.csv": "x", "top.txt": "x", "sub/b.tmp": "x", "out/x.bin": "x",
+        "out/1/2/x.bin": "x",
+    }
+    root = _tree(tmp_path / "ignored", {**files, **ignored})
+    assert hash_file(root) == base
+    # Anchored patterns match from the folder input only; `*` stays within one name;
+    # a folder-only pattern leaves a file of that name in.
+    for i, name in enumerate(["sub/top.txt", "sub/deep/b.tmp", "out/x.bin2", "scratch.csv"]):
+        kept = _tree(tmp_path / f"kept{i}", {**files, **ignored, name: "x"})
+        assert hash_file(kept) != base, name
+    # A folder is part of the listing even when all it holds is left out, as an empty one is.
+    (root / "scratch.txt").mkdir()
+    assert hash_file(root) != base
+
+
+def test_orchignore_leading_slash_anchors_a_folder_pattern(tmp_path: Path) -> None:
+    """`/docs/` is the folder input's own docs/ only; a docs/ deeper down is data."""
+    root = _tree(tmp_path / "root", {"a.csv": "1", "sub/docs/b.csv": "2", "docs/x": "x", ".orchignore": "/docs/\n"})
+    digest = hash_file(root)
+    (root / "docs" / "x").write_text("edited")
+    assert hash_file(root) == digest
+    (root / "sub" / "docs" / "b.csv").write_text("edited")
+    assert hash_file(root) != digest
+
+
+def test_orchignore_keeps_with_a_bang(tmp_path: Path) -> None:
+    """A `!` line keeps what a default or an earlier line leaves out; the last matching line decides."""
+    root = _tree(tmp_path / "root", {"a.csv": "1", "backup~": "old", "x.log": "1", "keep.log": "1"})
+    without = hash_file(root)
+    (root / ".orchignore").write_text("*.log\n!keep.log\n!*~\n")
+    with_rules = hash_file(root)
+    assert with_rules != without
+    (root / "x.log").write_text("2")
+    assert hash_file(root) == with_rules
+    for name in ("backup~", "keep.log"):
+        (root / name).write_text("edited")
+        assert hash_file(root) != with_rules, name
+        with_rules = hash_file(root)
+
+
+def test_ignored_entries_are_not_read(tmp_path: Path, reads: list[str]) -> None:
+    root = _tree(tmp_path / "root", {"a.csv": "1", ".ipynb_checkpoints/a.csv": "1", ".DS_Store": "x"})
+    hash_file(root)
+    assert reads == ["a.csv"]
+
+
 def test_directory_symlinks_are_followed_and_loops_stop(tmp_path: Path) -> None:
     root = _tree(tmp_path / "root", {"data/x.txt": "x"})
     (root / "link.txt").symlink_to(root / "data" / "x.txt")

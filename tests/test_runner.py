@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import inspect
@@ -146,6 +147,49 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Paths:
+    train: Path
+    lookups: list[Path]
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class _Config:
+    paths: _Paths
+    alpha: float = 1.0
+
+
+def test_paths_in_a_dataclass_config_are_file_inputs(tmp_path, store):
+    """Editing a file a config object names re-runs the step that reads it, and the reason names it."""
+    @step
+    def read(cfg: _Config) -> str:
+        return cfg.paths.train.read_text() + "".join(p.read_text() for p in cfg.paths.lookups)
+
+    @step
+    def plain(cfg: _Config) -> float:
+        return cfg.alpha
+
+    train, lookup = tmp_path / "train.csv", tmp_path / "lookup.csv"
+    train.write_text("a\n1\n")
+    lookup.write_text("k\nv\n")
+    config = _Config(_Paths(train, [lookup]))
+
+    @pipeline
+    def configured(cfg: _Config = config):
+        return read(cfg), plain(_Config(_Paths(Path("nothing"), []), 0.5))
+
+    assert configured.run(store=str(store)).status == "succeeded"
+    assert {s.status for s in configured.run(store=str(store)).steps.values()} == {"cached"}
+    lookup.write_text("k\nw\n")
+    run = configured.run(store=str(store))
+    assert (run.steps["read"].reason, run.steps["plain"].status) == \
+        (f"content of file `cfg` changed ({lookup})", "cached")
+    assert run.output()[0] == "a\n1\nk\nw\n"
+    train.write_text("a\n2\n")
+    assert configured.run(store=str(store)).steps["read"].reason == f"content of file `cfg` changed ({train})"
+
+
 def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
     """Not the list's first file, whatever happened to another one."""
     @step
@@ -199,7 +243,8 @@ def test_a_folder_input_holding_the_store_stays_cached(tmp_path, monkeypatch):
     assert project.run(store="cache").steps["listing"].status == "cached"
     assert project.run(store="cache").steps["listing"].status == "cached"
     (tmp_path / "b.csv").write_text("x\n2\n")
-    assert project.run(store="cache").steps["listing"].reason == f"content of file `folder` changed ({tmp_path})"
+    assert project.run(store="cache").steps["listing"].reason == \
+        f"content of file `folder` changed ({tmp_path}: b.csv added)"
     (tmp_path / "b.csv").unlink()
     again = project.run(store="cache")
     assert (again.steps["listing"].status, again.output()) == ("cached", ["a.csv"])
@@ -210,6 +255,44 @@ def test_a_folder_input_holding_the_store_stays_cached(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
     assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "ran"
     assert project.run(store="sub/store", metadata="meta").steps["listing"].status == "cached"
+
+
+def test_a_changed_folder_input_names_its_files_and_ignores_tool_debris(tmp_path, monkeypatch):
+    """Opening the folder (Finder, Jupyter, vim) keeps the step cached; an edit names the file."""
+    @step
+    def count(folder: Path) -> int:
+        return len(list(folder.rglob("*.csv")))
+
+    @pipeline
+    def project(folder: Path = Path("data")):
+        return count(folder)
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv", "sub/c.csv"):
+        (data / name).write_text(f"x\n{name}\n")
+    assert project.run(store="cache").status == "succeeded"
+    (data / ".DS_Store").write_bytes(b"\0\1")
+    (data / ".ipynb_checkpoints").mkdir()
+    (data / ".ipynb_checkpoints" / "a-checkpoint.csv").write_text("x\n")
+    (data / ".b.csv.swp").write_text("swap")
+    (data / "notes.tmp").write_text("scratch")
+    (data / ".orchignore").write_text("*.tmp\n")
+    assert project.plan(store="cache").entries[0].status == "cached"
+    (data / "sub" / "c.csv").write_text("x\nedited\n")
+    (data / "d.csv").write_text("x\n")
+    (data / "a.csv").unlink()
+    [entry] = project.plan(store="cache").entries
+    assert entry.reason == f"content of file `folder` changed ({data}: sub/c.csv edited, d.csv added, a.csv removed)"
+    assert project.run(store="cache").steps["count"].reason == entry.reason
+    for i in range(4):
+        (data / f"new{i}.csv").write_text("x\n")
+    assert project.plan(store="cache").entries[0].reason == \
+        f"content of file `folder` changed ({data}: new0.csv added, new1.csv added, new2.csv added and 1 more)"
+    # A folder of more files than a key lists is named as a whole.
+    monkeypatch.setattr("orchestrator.dag.LISTED_FILES", 2)
+    assert project.plan(store="cache").entries[0].reason == f"content of file `folder` changed ({data})"
 
 
 def test_a_list_of_paths_recorded_by_an_older_version_is_explained_without_guessing():
