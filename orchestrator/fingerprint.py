@@ -117,6 +117,9 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
     root = code_root(fn)
     if root is None or isinstance(value, type):
         return None
+    owner, dot, _ = root.__qualname__.rpartition(".")
+    if not dot or owner.endswith("<locals>"):
+        return None  # not defined in a class body: the common case, told apart without a lookup
     code = root.__code__
     if code.co_argcount == 0 or code.co_varnames[0] != arg:
         return None
