@@ -51,6 +51,7 @@ from orchestrator.planner import (
 )
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
+from orchestrator.spelling import CLI, Spelling
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
@@ -64,19 +65,22 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                  metadata: str | None = None,
                  executor: str = "sequential", workers: int | None = None, address: str | None = None,
                  rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
-                 progress: RunObserver | None = None, file: str | None = None) -> Run:
+                 progress: RunObserver | None = None, file: str | None = None, spelling: Spelling = CLI) -> Run:
     """Build and run ``pipeline``; return the ``Run`` (also when it failed).
+
+    ``spelling``: how the user wrote the options (``--rerun`` in a shell,
+    ``rerun=`` in Python), for the messages and reasons that name them.
 
     Raises:
         UserError: for mistakes found before anything runs.
         KeyboardInterrupt: after recording the run as ``interrupted``.
     """
     check_not_bootstrapping()
-    pipeline.resolve_params(params)  # a mistyped parameter name must not create a store first
+    pipeline.resolve_params(params, spelling)  # a mistyped parameter name must not create a store first
     ctx = Context.open(store, metadata)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
-                        "reach it. Use --executor sequential, or a store every worker reaches "
+                        f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
                         "(a folder, file://, s3://, ...).")
     if ctx.metadata is not None or isinstance(ctx.store, FsspecStore):
         # A store apart from its database may be shared: say which database uses it (gc, doctor).
@@ -84,11 +88,12 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     ctx.lineage.mark_dead_runs()
     with _older_objects_frozen():
         dag = build(pipeline, params, ctx)
-        forced = check_rerun(dag, rerun)
+        forced = check_rerun(dag, rerun, spelling)
         # With a map, its items are only known when its list is ready: then no bound.
         most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
-        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most), progress or RunObserver(),
-                          forced=forced, no_cache=no_cache, verbose=verbose)
+        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
+                          progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
+                          spelling=spelling)
         return runner.run(file=file or _source_file(pipeline))
 
 
@@ -178,9 +183,9 @@ class _RunLoop:
     """State of one run while it executes."""
 
     def __init__(self, dag: DAG, ctx: Context, executor: Executor, observer: RunObserver, *,
-                 forced: set[str], no_cache: bool, verbose: bool) -> None:
+                 forced: set[str], no_cache: bool, verbose: bool, spelling: Spelling = CLI) -> None:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
-        self.forced, self.no_cache, self.verbose = forced, no_cache, verbose
+        self.forced, self.no_cache, self.verbose, self.spelling = forced, no_cache, verbose, spelling
         self.run_id = secrets.token_hex(6)
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
@@ -207,7 +212,7 @@ class _RunLoop:
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
-        self.warned: set[str] = set()             # --rerun names of map items no map made, said once
+        self.warned: set[str] = set()             # rerun names of map items no map made, said once
         self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
         self.lock_announced: set[str] = set()     # nodes whose wait the observer was told of
         self.lock_retry = 0.0
@@ -282,8 +287,7 @@ class _RunLoop:
             return
         inputs = input_hashes(node, self.digests)
         key = cache.node_key(node, inputs)
-        force = self.redo.pop(name, None) or (
-            cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
+        force = self.redo.pop(name, None) or cache.forced_reason(name in self.forced, self.no_cache, self.spelling)
         decision = cache.decide(node, key, inputs, self.ctx.lineage, self.ctx.store, self.history, force=force)
         self.decisions[name] = decision
         if decision.hit:
@@ -406,7 +410,8 @@ class _RunLoop:
         if unforced:
             # Known only now, with the run under way: said, rather than stopping the run for it.
             self.warned.update(unforced)
-            self.observer.warning(unforced_message(self.dag, self.map_children, unforced) + "; nothing forced there")
+            self.observer.warning(unforced_message(self.dag, self.map_children, unforced, self.spelling)
+                                  + "; nothing forced there")
         self.waiting[node.name] = len(names)
         for child in expanded:
             self.children[child.name] = [node.name]
