@@ -22,9 +22,9 @@ from orchestrator.hashing import combine
 
 if TYPE_CHECKING:
     from orchestrator.dag import Node
-    from orchestrator.spelling import Spelling
     from orchestrator.fingerprint import CodeFingerprint
     from orchestrator.lineage import CachedOutput, Lineage
+    from orchestrator.spelling import Spelling
     from orchestrator.store import ArtifactStore
 
 NO_EARLIER_RESULT = "no earlier result"

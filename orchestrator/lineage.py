@@ -483,6 +483,17 @@ class Lineage:
             self._reading = False
             self.conn.execute("COMMIT")
 
+    def forget_steps(self, run_id: str, nodes: Iterable[str]) -> None:
+        """Remove the rows of nodes that ``run_id`` submitted but that never started.
+
+        A step queued on a Dask worker when the run was interrupted got a
+        "running" row when it was submitted; having never run, it is no step
+        of the run, as a step the other executors never submitted is not.
+        """
+        self.flush()  # a queued "running" row must not land after the delete
+        with self.transaction() as c:
+            c.executemany("DELETE FROM steps WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
+
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""
         self._preloaded.pop(key, None)

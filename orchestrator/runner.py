@@ -51,8 +51,8 @@ from orchestrator.planner import (
 )
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
-from orchestrator.spelling import CLI, Spelling
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
@@ -700,12 +700,22 @@ class _RunLoop:
         for future in self.running:
             future.cancel()
         self.executor.shutdown(cancel=True)
+        # Attempts only queued (on a Dask worker, behind another task) never ran: a step whose first
+        # attempt it was never started, and is left out as the other executors leave out a step they
+        # had not submitted; a retry that never began leaves the step at its earlier attempts.
+        unstarted = self.executor.unstarted()
+        never: list[str] = []
         # Nodes submitted and not finished, including one interrupted inside an inline executor.
         for name, attempt in self.attempting.items():
             if name in self.results:
                 continue
             node = self.dag.nodes[name]
             self.commits.finished(name)
+            if (name, attempt) in unstarted:
+                attempt -= 1
+                if attempt == 0:
+                    never.append(name)
+                    continue
             tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
             if inline is not None and inline.node == name and inline.attempt == attempt:
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
@@ -714,6 +724,8 @@ class _RunLoop:
             self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
                                         tries)
             self.results[name] = StepResult(name, "interrupted", "interrupted by the user", attempt)
+        if never:
+            self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
     def _finish(self, status: str) -> None:
         self.commits.stop()

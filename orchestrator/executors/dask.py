@@ -106,6 +106,9 @@ class DaskExecutor:
         # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
         # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
         self._scratch: str | None = None
+        # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
+        self._markers: dict[tuple[str, int], str] = {}
+        self._unstarted: set[tuple[str, int]] = set()
         if address:
             check_address(address, spelling)
             started = time.perf_counter()
@@ -164,6 +167,8 @@ class DaskExecutor:
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
             marker = os.path.join(self._scratch, key) if self._scratch is not None else None
+            if marker is not None:
+                self._markers[(spec.node, spec.attempt)] = marker
             task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
             task.add_done_callback(lambda done: resolve(done, marker))
             self._tasks.append(task)
@@ -191,6 +196,7 @@ class DaskExecutor:
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
                 outcome = decode_result(data, spec)
+            self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
             try:
                 result.set_result(outcome)
             except InvalidStateError:
@@ -213,7 +219,16 @@ class DaskExecutor:
                 for task in self._tasks:
                     task.cancel()
                 if self._cluster is not None:
-                    self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+                    try:
+                        self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+                    finally:
+                        # Looked at once the workers are dead (no task can start any more), before the
+                        # scratch folder goes. On a user's cluster nothing marks a start: none is known.
+                        self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
+
+    def unstarted(self) -> set[tuple[str, int]]:
+        """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
+        return set(self._unstarted)
 
 
 def _lost(step_name: str, exc: Exception) -> WorkerDiedError:
