@@ -180,6 +180,8 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
 class _Terminated(KeyboardInterrupt):
     """SIGTERM reached ``orch run``: stopped as Ctrl-C stops it."""
 
+    orch_reason = "stopped by SIGTERM"  # recorded for the steps it stopped, not "interrupted by the user"
+
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:

@@ -232,7 +232,10 @@ class _RunLoop:
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
         except KeyboardInterrupt as stop:
             status = "interrupted"
-            self._interrupt(getattr(stop, "interrupted_attempt", None))
+            # SIGTERM (`timeout`, a cancelled CI job, `docker stop`) arrives as a KeyboardInterrupt that says
+            # so: "interrupted by the user" would blame someone who pressed nothing.
+            self._interrupt(getattr(stop, "interrupted_attempt", None),
+                            getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
@@ -691,11 +694,12 @@ class _RunLoop:
             "executor": self.executor.name,
         })
 
-    def _interrupt(self, inline: TaskResult | None) -> None:
+    def _interrupt(self, inline: TaskResult | None, why: str) -> None:
         """Ctrl-C: stop running work; record what was started and not finished as interrupted.
 
         ``inline`` is the attempt the interrupt stopped in this process (the
-        sequential executor), with what it printed and logged until then.
+        sequential executor), with what it printed and logged until then;
+        ``why`` what stopped it (``interrupted by the user``, ``stopped by SIGTERM``).
         """
         for future in self.running:
             future.cancel()
@@ -719,11 +723,11 @@ class _RunLoop:
             tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
             if inline is not None and inline.node == name and inline.attempt == attempt:
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
-                                           ended=inline.ended, error="interrupted by the user",
+                                           ended=inline.ended, error=why,
                                            stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
             self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
                                         tries)
-            self.results[name] = StepResult(name, "interrupted", "interrupted by the user", attempt)
+            self.results[name] = StepResult(name, "interrupted", why, attempt)
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 

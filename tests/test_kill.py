@@ -403,3 +403,25 @@ def _interrupted_run(pipeline, store: str) -> str:
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(store=store)
     return Context.open(store).lineage.runs(limit=1)[0]["run_id"]
+
+
+def test_steps_stopped_by_sigterm_say_so_not_that_the_user_interrupted_them(tmp_path, capsys):
+    """`timeout`, a cancelled CI job or `docker stop`: nobody pressed Ctrl-C, and the records must not say so."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.context import Context
+
+    (tmp_path / "termed.py").write_text(
+        "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef stop() -> int:\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(5)\n    return 1\n\n"
+        "@pipeline\ndef termed():\n    return stop()\n")
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "termed.py")])
+    assert exited.value.code == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM" in err and "interrupted by the user" not in err
+    run = get_run("latest", store=store)
+    assert run.steps["stop"].status == "interrupted"
+    attempts = Context.open(store).lineage.attempts(run.id, "stop")
+    assert [(a["status"], a["error"]) for a in attempts] == [("interrupted", "stopped by SIGTERM")]
