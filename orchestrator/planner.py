@@ -173,7 +173,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     ``spelling``: how the user wrote the options (``--rerun`` or ``rerun=``), for messages and reasons.
     """
     pipeline.resolve_params(params, spelling)  # a missing parameter is named as the user passes it
-    ctx = Context.open(store, metadata)
+    ctx = Context.open(store, metadata, spelling=spelling)
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun, spelling)
     history = cache.History(ctx.lineage, dag.pipeline)

@@ -77,7 +77,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     """
     check_not_bootstrapping()
     pipeline.resolve_params(params, spelling)  # a mistyped parameter name must not create a store first
-    ctx = Context.open(store, metadata)
+    ctx = Context.open(store, metadata, spelling=spelling)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
                         f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "

@@ -48,9 +48,24 @@ class Spelling:
         """``--address`` or ``address=``: the Dask scheduler to submit to."""
         return "--address" if self.cli else "address="
 
+    def option(self, name: str, placeholder: str = "") -> str:
+        """``--store DIR`` or ``store=DIR``: an option of ``orch`` (``store``, ``metadata``) with what it takes."""
+        if self.cli:
+            return f"--{name.replace('_', '-')}" + (f" {placeholder}" if placeholder else "")
+        return f"{name}={placeholder}"
+
+    def given(self, name: str, value: str) -> str:
+        """``--metadata s3://x`` or ``metadata='s3://x'``: an option with the value the user gave it."""
+        return f"--{name.replace('_', '-')} {value}" if self.cli else f"{name}={value!r}"
+
     def address_of(self, value: str) -> str:
         """``--address 'tcp://x'`` or ``address='tcp://x'``: a scheduler address as the user gave it."""
         return f"--address '{value}'" if self.cli else f"address={value!r}"
+
+    @property
+    def first_run(self) -> str:
+        """How a store comes to be: ``orch run FILE``, or a pipeline's ``.run()``."""
+        return "orch run FILE" if self.cli else "pipeline.run()"
 
 
 CLI = Spelling(cli=True)

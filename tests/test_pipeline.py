@@ -404,6 +404,11 @@ def test_messages_and_reasons_from_python_name_the_python_keywords(tmp_path) -> 
         "caching turned off for this run (no_cache=True)"
     with pytest.raises(UserError, match=r"^address='no address' is not a Dask scheduler address"):
         counting.run(store=store, n=2, ratio=1, strict=True, label="x", executor="dask", address="no address")
+    with pytest.raises(UserError, match=r"^store s3://bucket/s is a URL, and the metadata database stays on this "
+                                        r"machine: pass metadata=PATH \(a local folder\) or set ORCH_METADATA.$"):
+        counting.run(store="s3://bucket/s", n=2, ratio=1, strict=True, label="x")
+    with pytest.raises(UserError, match=r"^metadata='s3://b/m' is a URL; the metadata database must stay"):
+        counting.plan(store="s3://bucket/s", metadata="s3://b/m", n=2, ratio=1, strict=True, label="x")
     with pytest.raises(UserError, match=r'Use executor="sequential", or a store every worker reaches'):
         counting.run(store="memory://spelling", metadata=str(tmp_path / "m"), n=2, ratio=1, strict=True,
                      label="x", executor="process")
