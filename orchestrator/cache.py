@@ -24,16 +24,29 @@ if TYPE_CHECKING:
     from orchestrator.dag import Node
     from orchestrator.fingerprint import CodeFingerprint
     from orchestrator.lineage import CachedOutput, Lineage
+    from orchestrator.spelling import Spelling
     from orchestrator.store import ArtifactStore
 
 NO_EARLIER_RESULT = "no earlier result"
 CACHE_DISABLED = "cache disabled for this step (cache=False)"
-NO_CACHE_FLAG = "caching turned off for this run (--no-cache)"
-FORCED = "forced with --rerun"
 DAMAGED = "stored output was damaged"
 MISSING = "stored output is missing"
 REMOVED = "its stored result was removed (cache gc or verify --repair)"
 _SAME_PARTS = "no stored result for this key"
+
+
+def forced_reason(forced: bool, no_cache: bool, spelling: Spelling) -> str | None:
+    """Why a run ignores a node's stored result, if it does: the option that said so, as the user wrote it.
+
+    ``forced with --rerun`` from ``orch run``, ``forced with rerun=`` from
+    ``Pipeline.run``; the reason is recorded, so ``orch show`` later says
+    which it was too.
+    """
+    if forced:
+        return f"forced with {spelling.rerun}"
+    if no_cache:
+        return f"caching turned off for this run ({spelling.no_cache})"
+    return None
 
 
 class Decision:

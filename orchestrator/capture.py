@@ -124,6 +124,19 @@ def _record_handler() -> _RecordHandler:
 
 _STREAMS = ("stdout", "stderr", "logs")
 
+# sys.stderr as it was outside any capture, while one is active: see ``driver_stderr``.
+_outside: list[Any] = []
+
+
+def driver_stderr() -> Any:
+    """The process's own stderr, also while a step's capture has replaced ``sys.stderr``.
+
+    What the orchestrator itself says while a step runs in this process
+    (another thread waiting for the metadata database) is meant for the user,
+    not for that step's captured output in ``orch logs``.
+    """
+    return _outside[0] if _outside else sys.stderr
+
 
 def read_spill(folder: str | None) -> tuple[str, str, str]:
     """What a killed attempt had written to its spill folder (stdout, stderr, logs); removes it."""
@@ -184,11 +197,14 @@ class Capture:
         if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
             root.setLevel(self.log_level)
+        _outside.append(sys.stderr)
         sys.stdout, sys.stderr = self._out, self._err
         return self
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
+        if _outside:
+            _outside.pop()
         handler = _record_handler()
         handler.target = None
         root = logging.root

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator.errors import OrchestratorError, UserError
+from orchestrator.spelling import CLI
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -160,7 +161,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
-                                  file=os.path.abspath(split_target(target)[0]))
+                                  file=os.path.abspath(split_target(target)[0]), spelling=CLI)
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
         click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
@@ -179,6 +180,8 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM reached ``orch run``: stopped as Ctrl-C stops it."""
+
+    orch_reason = "stopped by SIGTERM"  # recorded for the steps it stopped, not "interrupted by the user"
 
 
 @contextlib.contextmanager
@@ -304,7 +307,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
 
     with _prints_to_stderr(as_json):
         pipeline, values = _load_target(target, params, params_file)
-        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun)
+        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
+                               spelling=CLI)
     if as_json:
         _emit_json({"pipeline": result.pipeline, "steps": [
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries]})
@@ -571,6 +575,7 @@ def dag(target: str, params: tuple[str, ...], params_file: str | None, fmt: str)
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
         pipeline, values = _load_target(target, params, params_file)
+        pipeline.resolve_params(values, CLI)  # a missing parameter is asked for as -p NAME=VALUE
         built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):
         from orchestrator.diagrams import render_dag

@@ -84,15 +84,13 @@ def load(ref: str, *, store: PathLike | None = None, metadata: PathLike | None =
 def _open(store: PathLike | None, metadata: PathLike | None) -> Context:
     """The store, read as the CLI reads it: never created, and runs whose process died shown interrupted."""
     from orchestrator.context import Context
+    from orchestrator.spelling import PYTHON
 
     for option, value in (("store", store), ("metadata", metadata)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise UserError(f"{option} must be a folder path{' or a URL' if option == 'store' else ''}, "
                             f"got {value!r} ({type(value).__name__}).")
-    try:
-        ctx = Context.open(store, metadata, create=False)
-    except UserError as exc:  # its fix names the CLI's flags; say what they are called here
-        raise UserError(f"{exc} (in Python: store=PATH, metadata=PATH)") from None
+    ctx = Context.open(store, metadata, create=False, spelling=PYTHON)  # a fix names store=, metadata=
     ctx.lineage.mark_dead_runs()
     return ctx
 

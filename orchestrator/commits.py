@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.lineage import Lineage, StepRecord
 from orchestrator.locks import KeyLock
 
@@ -98,7 +99,13 @@ class GroupCommit:
                     self.lineage.queue_step(self._in_flight.pop(node)[1]())
             if long_running or (self._in_flight and self.lineage.pending
                                 and now - self.lineage.last_flush >= self.budget):
-                self.flush()
+                try:
+                    self.flush()
+                except OrchestratorError:
+                    # The database cannot be written (locked by another process, a full disk): the main
+                    # thread meets the same error at its next commit and stops the run with one line;
+                    # raised here, it would only print a thread's traceback.
+                    return
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,6 +19,7 @@ from orchestrator.errors import CorruptArtifactError, DamagedRecordError, Untrus
 from orchestrator.lineage import Lineage
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
+from orchestrator.spelling import CLI, Spelling
 from orchestrator.store import ArtifactInfo, ArtifactStore
 
 DEFAULT_STORE = "cache"
@@ -38,7 +39,7 @@ def store_location(store: str | os.PathLike[str] | None) -> str | Path:
     chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
     if is_url(chosen):
         return str(chosen)
-    _refuse_half_url(os.fspath(chosen), "store")
+    _refuse_half_url(os.fspath(chosen), f"store {os.fspath(chosen)}")
     return _local_path(chosen)
 
 
@@ -46,7 +47,7 @@ def store_location(store: str | os.PathLike[str] | None) -> str | Path:
 _HALF_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/(?!/)")
 
 
-def _refuse_half_url(text: str, what: str) -> None:
+def _refuse_half_url(text: str, given: str) -> None:
     """Refuse ``scheme:/path``, which would otherwise be a local folder named ``scheme:`` in the current folder.
 
     A one-letter scheme is a Windows drive (``C:/stores``), not a URL.
@@ -56,7 +57,7 @@ def _refuse_half_url(text: str, what: str) -> None:
         scheme, path = match.group(1), text[match.end() - 1:]
         # A file URL keeps the absolute path's own slash (file:///mnt/x); others name bucket/key.
         fixed = f"{scheme}://{path if scheme.lower() == 'file' else path.lstrip('/')}"
-        raise UserError(f"{what} {text} looks like a URL missing its '//', and would be a local folder named "
+        raise UserError(f"{given} looks like a URL missing its '//', and would be a local folder named "
                         f"'{scheme}:' in the current folder: write {fixed} (or ./{text} if you mean such a folder).")
 
 
@@ -70,24 +71,26 @@ def _local_path(text: str | os.PathLike[str]) -> Path:
     return Path(os.path.expanduser(os.fspath(text)))
 
 
-def metadata_home(metadata: str | os.PathLike[str]) -> tuple[Path, Path]:
+def metadata_home(metadata: str | os.PathLike[str], spelling: Spelling = CLI) -> tuple[Path, Path]:
     """(local folder for locks and reports, metadata database file) for ``--metadata PATH``.
 
     PATH is a folder (the database is ``PATH/metadata.db``) or, when it ends
-    in ``.db`` or names an existing file, the database file itself.
+    in ``.db`` or names an existing file, the database file itself. A mistake
+    is named as ``spelling`` writes the option (``--metadata``, ``metadata=``).
     """
     text = os.fspath(metadata)
     if is_url(text):
-        raise UserError(f"--metadata {text} is a URL; the metadata database must stay on this machine. "
-                        "Pass a local folder.")
+        raise UserError(f"{spelling.given('metadata', text)} is a URL; the metadata database must stay on this "
+                        "machine. Pass a local folder.")
     if "\0" in text:
-        raise UserError("the metadata path contains a NUL character. Pass --metadata with a plain path.")
-    _refuse_half_url(text, "--metadata")
+        raise UserError(f"the metadata path contains a NUL character. Pass {spelling.option('metadata')} with a "
+                        "plain path.")
+    _refuse_half_url(text, spelling.given("metadata", text))
     path = _local_path(text)
     if path.suffix != ".db" and path.is_file() and not _could_be_database(path):
         # Not a damaged database (whose fix is to move it aside) but the wrong argument: a pipeline file, a CSV.
-        raise UserError(f"--metadata {text} is a file that is not an SQLite database. Pass a folder (the "
-                        "database is FOLDER/metadata.db) or a path ending in .db.")
+        raise UserError(f"{spelling.given('metadata', text)} is a file that is not an SQLite database. Pass a "
+                        "folder (the database is FOLDER/metadata.db) or a path ending in .db.")
     if path.suffix == ".db" or path.is_file():
         return path.parent, path
     return path, path / "metadata.db"
@@ -112,19 +115,19 @@ def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathL
     return None if isinstance(location, str) else location / "metadata.db"
 
 
-def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> str:
-    fix = "run a pipeline first with orch run FILE, or pass --store DIR"
+def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling) -> str:
+    fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
         # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
         return (f"the store at {location} holds objects but no metadata database {database} (lost or moved?): "
-                "re-run your pipelines, which re-adopt the stored objects, or pass --metadata PATH if the "
-                "database is elsewhere")
+                f"re-run your pipelines, which re-adopt the stored objects, or pass {spelling.option('metadata', 'PATH')} "
+                "if the database is elsewhere")
     if not chosen_metadata:
         return f"no store at {location} (no metadata.db): {fix}"
-    return f"no store at {location} (no metadata database {database}): {fix} and --metadata PATH"
+    return f"no store at {location} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
 
 
-def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path) -> None:
+def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path, spelling: Spelling) -> None:
     """Refuse a store apart from its database with no objects when the database records stored objects.
 
     That is a mistyped URL or path, or a forgotten ``--store`` (``ORCH_METADATA`` set, the
@@ -143,10 +146,10 @@ def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, databas
         elif isinstance(artifacts, FsspecStore):
             what = "URL (and that your credentials can list it)"  # an object store may answer "not there"
         else:
-            what = "folder (--store or ORCH_STORE)"
+            what = f"folder ({spelling.option('store')} or ORCH_STORE)"
         raise UserError(f"no store at {artifacts.location} (no objects/ there), but the metadata database "
                         f"{database} records {row[0]} stored objects: check the store {what}, or pass a "
-                        "new --metadata folder to start a new store there.")
+                        f"new {spelling.option('metadata')} folder to start a new store there.")
 
 
 @dataclass
@@ -165,13 +168,16 @@ class Context:
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
-             metadata: str | os.PathLike[str] | None = None, *, create: bool = True) -> Context:
+             metadata: str | os.PathLike[str] | None = None, *, create: bool = True,
+             spelling: Spelling = CLI) -> Context:
         """Open the store (a folder or an fsspec URL) and its metadata database.
 
         Args:
             create: whether a store that does not exist yet is made on first use (a run).
                 Commands that only read pass False: then a missing metadata database is
                 the user's mistake, and nothing is created.
+            spelling: how the user gave the store (``--store``, or ``store=`` from Python),
+                for the messages that name it.
 
         Raises:
             UserError: an unusable path, a store URL without a local ``metadata`` path, or
@@ -184,24 +190,26 @@ class Context:
         if isinstance(location, str):
             if not chosen:
                 raise UserError(f"store {location} is a URL, and the metadata database stays on this "
-                                "machine: pass --metadata PATH (a local folder) or set ORCH_METADATA.")
-            home, database = metadata_home(chosen)
+                                f"machine: pass {spelling.option('metadata', 'PATH')} (a local folder) or set "
+                                "ORCH_METADATA.")
+            home, database = metadata_home(chosen, spelling)
             artifacts: ArtifactStore = FsspecStore(location, fsync=durable)
         else:
             if "\0" in str(location):
-                raise UserError("the store path contains a NUL character. Pass --store DIR with a plain path.")
+                raise UserError(f"the store path contains a NUL character. Pass {spelling.option('store', 'DIR')} "
+                                "with a plain path.")
             if location.exists() and not location.is_dir():
-                raise UserError(f"store path {location} is a file, not a folder. Pass --store DIR.")
-            home, database = metadata_home(chosen) if chosen else (location, location / "metadata.db")
+                raise UserError(f"store path {location} is a file, not a folder. Pass {spelling.option('store', 'DIR')}.")
+            home, database = metadata_home(chosen, spelling) if chosen else (location, location / "metadata.db")
             artifacts = ArtifactStore(location, fsync=durable)
         if home.exists() and not home.is_dir():
-            raise UserError(f"metadata path {home} is a file, not a folder. Pass --metadata DIR.")
+            raise UserError(f"metadata path {home} is a file, not a folder. Pass {spelling.option('metadata', 'DIR')}.")
         if not create and not database.is_file():
-            raise UserError(_no_store(location, database, bool(chosen)))
+            raise UserError(_no_store(location, database, bool(chosen), spelling))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
-            _check_store_has_objects(artifacts, lineage, database)
+            _check_store_has_objects(artifacts, lineage, database, spelling)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
 
     def own_folders(self) -> list[Path]:

@@ -154,6 +154,26 @@ class DatabaseWriteError(StoreError):
             "from the cache.")
 
 
+class DatabaseLockedError(StoreError):
+    """Another process held the metadata database's write lock longer than a command waits. Exit 2.
+
+    A ``sqlite3`` shell or another tool with a transaction open, not a damaged
+    store: nothing is lost, and the same command succeeds once it lets go. A
+    run stopped by it is shown ``interrupted`` by the next command, and
+    resumes from the cache.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | os.PathLike[str], seconds: float) -> None:
+        self.path = os.fspath(path)
+        self.seconds = seconds
+        super().__init__(
+            f"the metadata database {self.path} is locked by another process, which held its write lock for "
+            f"{seconds:g} s (a sqlite3 shell or another tool with a transaction open?). End that transaction or "
+            "close that program, then run the same command again: what finished is kept.")
+
+
 class CorruptArtifactError(StoreError):
     """A stored object's bytes do not match its recorded checksum.
 

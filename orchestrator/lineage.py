@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import result_record
-from orchestrator.errors import DamagedRecordError, NotFoundError, did_you_mean
+from orchestrator.errors import DamagedRecordError, DatabaseLockedError, NotFoundError, did_you_mean
 from orchestrator.lineage_records import (
     AttemptRecord,
     CachedOutput,
@@ -37,6 +37,7 @@ from orchestrator.lineage_schema import (
     BUSY_TIMEOUT_MS,
     JSON_COLUMNS,
     SCHEMA_VERSION,
+    begin_immediate,
     database_error,
     decode_column,
     open_database,
@@ -59,6 +60,7 @@ class Lineage:
         self._pid = -1
         self._lock = threading.RLock()
         self._reading = False
+        self._locked_out: DatabaseLockedError | None = None  # the write lock was not had in the busy timeout
         # cache key -> (its outputs' JSON, run_id, node), read ahead (see preload_cache)
         self._preloaded: dict[str, tuple[str, str, str]] = {}
         self.found_in: dict[str, str] = {}  # cache key -> "RUN:node" that stored it, as lookup found it
@@ -94,7 +96,15 @@ class Lineage:
         with self._lock:
             conn = self.conn
             self._end_read()
-            conn.execute("BEGIN IMMEDIATE")
+            if self._locked_out is not None:
+                # This command already waited the whole busy timeout once: it does not wait again for
+                # each record it still tries to write while it stops (a run's last records, its end).
+                raise DatabaseLockedError(self.path, self._locked_out.seconds)
+            try:
+                begin_immediate(conn, self.path)  # says so on stderr if another process holds the lock long
+            except DatabaseLockedError as exc:
+                self._locked_out = exc
+                raise
             try:
                 yield conn
             except BaseException:
@@ -488,6 +498,17 @@ class Lineage:
         if self._reading:
             self._reading = False
             self.conn.execute("COMMIT")
+
+    def forget_steps(self, run_id: str, nodes: Iterable[str]) -> None:
+        """Remove the rows of nodes that ``run_id`` submitted but that never started.
+
+        A step queued on a Dask worker when the run was interrupted got a
+        "running" row when it was submitted; having never run, it is no step
+        of the run, as a step the other executors never submitted is not.
+        """
+        self.flush()  # a queued "running" row must not land after the delete
+        with self.transaction() as c:
+            c.executemany("DELETE FROM steps WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
 
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""

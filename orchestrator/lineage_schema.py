@@ -23,6 +23,7 @@ from orchestrator.errors import (
     DamagedDatabaseError,
     DamagedRecordError,
     DatabaseAccessError,
+    DatabaseLockedError,
     DatabaseWriteError,
     NewerStoreError,
     OrchestratorError,
@@ -32,6 +33,8 @@ from orchestrator.errors import (
 
 SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
+#: How long taking the write lock waits quietly; past it, the wait is said on stderr (``begin_immediate``).
+LOCK_NOTICE_MS = 1_500
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -268,7 +271,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             return  # the common case: no write lock needed
     except sqlite3.OperationalError:
         pass  # no meta table yet: a new store
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn, path)
     try:
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -291,6 +294,63 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+_announced: set[str] = set()  # databases whose lock wait this process has said on stderr
+_LOCK_SLICE_MS = 200  # SQLite waits this long at a time for the write lock; Python gets control between
+
+
+def begin_immediate(conn: sqlite3.Connection, path: Path) -> None:
+    """``BEGIN IMMEDIATE``: take the write lock, waiting for another process that holds it.
+
+    Every command that writes the metadata database starts its transactions
+    here. Another ``orch`` holds the lock for milliseconds; a ``sqlite3``
+    shell or another tool with a transaction open may hold it for as long as
+    it likes, and the command would sit silent for the whole busy timeout and
+    then fail with SQLite's bare ``database is locked``. So the first
+    ``LOCK_NOTICE_MS`` are waited quietly; then stderr says once what the
+    command waits for, and after ``BUSY_TIMEOUT_MS`` in all it gives up. The
+    wait goes in short slices, so that Ctrl-C stops it at once (SQLite's own
+    wait does not return to Python until it ends).
+
+    Raises:
+        DatabaseLockedError: the lock was not free within ``BUSY_TIMEOUT_MS``.
+    """
+    started = time.monotonic()
+    conn.execute(f"PRAGMA busy_timeout={min(LOCK_NOTICE_MS, _LOCK_SLICE_MS)}")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited * 1000 >= BUSY_TIMEOUT_MS:
+                    raise DatabaseLockedError(path, BUSY_TIMEOUT_MS / 1000) from exc
+                if waited * 1000 >= LOCK_NOTICE_MS and str(path) not in _announced:
+                    _announced.add(str(path))
+                    _say(f"… waiting for the metadata database {path}: another process holds its write lock "
+                         "(a sqlite3 shell or another tool with a transaction open?); "
+                         f"giving up after {BUSY_TIMEOUT_MS / 1000:g} s")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _say(line: str) -> None:
+    """One line on the process's stderr, not in the captured output of a step running meanwhile."""
+    from orchestrator.capture import driver_stderr
+
+    stream = driver_stderr()
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock (SQLITE_BUSY)."""
+    return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY") or "locked" in str(exc) \
+        or "busy" in str(exc)
 
 
 def _schema_version(value: Any, path: Path) -> int:

@@ -37,6 +37,7 @@ from orchestrator.step import (
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
     from orchestrator.results import Run
+    from orchestrator.spelling import Spelling
 
 #: Keyword arguments of ``Pipeline.run`` that are run options, not pipeline parameters.
 RUN_OPTIONS = frozenset(
@@ -82,13 +83,17 @@ class Pipeline(Generic[P, R]):
         """Run the body as plain Python: steps run as plain functions, nothing is cached."""
         return self.fn(*args, **kwargs)
 
-    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+    def resolve_params(self, params: dict[str, Any], spelling: Spelling | None = None) -> dict[str, Any]:
         """Check ``params`` against the signature and fill in defaults.
+
+        ``spelling`` says how a missing parameter is asked for: ``-p n=VALUE``
+        on the command line, ``n=...`` from Python (the default).
 
         Raises:
             ParameterError: for unknown names (with a close match) or missing ones.
         """
         from orchestrator.params import python_value_problem, type_hints
+        from orchestrator.spelling import PYTHON
 
         sig = self.signature.parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.values())
@@ -112,7 +117,7 @@ class Pipeline(Generic[P, R]):
                 values[pname] = param.default
             else:
                 problems.append(f"pipeline '{self.name}' needs parameter '{pname}', which has no default. "
-                                f"Pass -p {pname}=VALUE (from Python: {pname}=...).")
+                                f"Pass {(spelling or PYTHON).param(pname)}.")
         if takes_kwargs:
             values.update({k: v for k, v in params.items() if k not in sig})
         if problems:
@@ -197,6 +202,7 @@ class Pipeline(Generic[P, R]):
         """
         from orchestrator.run_options import check_flag, check_options, observer
         from orchestrator.runner import run_pipeline
+        from orchestrator.spelling import PYTHON
 
         self._refuse_while_building("run")
         location = self._store_argument("run", store)
@@ -214,7 +220,8 @@ class Pipeline(Generic[P, R]):
             raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")
         return run_pipeline(self, options.params, store=location, metadata=options.metadata,
                             executor=executor or "sequential", workers=workers, address=address,
-                            rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe)
+                            rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe,
+                            spelling=PYTHON)
 
     @short_traceback
     def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
@@ -231,13 +238,14 @@ class Pipeline(Generic[P, R]):
         """
         from orchestrator.planner import plan_pipeline
         from orchestrator.run_options import check_options
+        from orchestrator.spelling import PYTHON
 
         self._refuse_while_building("plan")
         location = self._store_argument("plan", store)
         options = check_options(self.name, "plan", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
                                 no_cache=no_cache)
         return plan_pipeline(self, options.params, store=location, metadata=options.metadata,
-                             rerun=options.rerun, no_cache=no_cache)
+                             rerun=options.rerun, no_cache=no_cache, spelling=PYTHON)
 
     def _keywords_hint(self, method: str, value: Any) -> str:
         """`` Pipeline parameters are keywords: p.run(n=4).`` for a value passed by position, if it has any."""

@@ -19,6 +19,7 @@ from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import skipping_folders
+from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Plan:
         return "\n".join([f"<plan of pipeline {self.pipeline!r}: {counts}", *lines]) + ">"
 
 
-def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
+def check_rerun(dag: DAG, rerun: Iterable[str], spelling: Spelling = CLI) -> set[str]:
     """The node names ``--rerun`` forces; an item of a map over a step's output counts before it exists.
 
     ``--rerun square.map`` forces every item of that map, also of a map over
@@ -62,7 +63,8 @@ def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     ``square``, ``square_2``, ...).
 
     Raises:
-        UserError: a name that is no node and no map item of this pipeline.
+        UserError: a name that is no node and no map item of this pipeline,
+            naming the option as ``spelling`` writes it.
     """
     names = set(rerun)
     maps = {n for n in names if n.endswith(".map")}
@@ -73,7 +75,7 @@ def check_rerun(dag: DAG, rerun: Iterable[str]) -> set[str]:
     unknown = [n for n in names if n not in dag.nodes and _map_of_item(dag, n) is None]
     if unknown:
         raise UserError(
-            f"--rerun: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
+            f"{spelling.rerun_of([unknown[0]])}: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
             + (_item_names_hint(dag, unknown[0]) or did_you_mean(unknown[0], [*dag.nodes, *_map_names(dag)]))
         )
     return names
@@ -116,7 +118,7 @@ def unforced_items(dag: DAG, expanded: dict[str, list[str]], forced: set[str]) -
     return sorted(out, key=_item_number)
 
 
-def unforced_message(dag: DAG, expanded: dict[str, list[str]], names: list[str]) -> str:
+def unforced_message(dag: DAG, expanded: dict[str, list[str]], names: list[str], spelling: Spelling = CLI) -> str:
     """``--rerun square_7: no item of map 'square.map' has that name (its 3 items are square … square_3)``."""
     base = _item_base(names[0])
     maps = [n.name for n in dag.nodes.values() if n.is_map and n.name.partition(".map")[0] == base]
@@ -124,7 +126,7 @@ def unforced_message(dag: DAG, expanded: dict[str, list[str]], names: list[str])
     which = f"map '{maps[0]}'" if len(maps) == 1 else "maps " + ", ".join(f"'{m}'" for m in maps)
     made = "it made no items" if not items else f"its item is {items[0]}" if len(items) == 1 else \
         f"{'its' if len(maps) == 1 else 'their'} {len(items)} items are {items[0]} … {items[-1]}"
-    return f"--rerun {', '.join(names)}: no item of {which} has that name ({made})"
+    return f"{spelling.rerun_of(names)}: no item of {which} has that name ({made})"
 
 
 def _item_base(name: str) -> str | None:
@@ -165,11 +167,15 @@ def forced_items(map_node: Node, items: Iterable[str], forced: set[str]) -> set[
 
 def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
                   metadata: str | None = None,
-                  rerun: tuple[str, ...] = (), no_cache: bool = False) -> Plan:
-    """For each node: cached, will run, or may run (an input comes from a node that runs), and why."""
-    ctx = Context.open(store, metadata)
+                  rerun: tuple[str, ...] = (), no_cache: bool = False, spelling: Spelling = CLI) -> Plan:
+    """For each node: cached, will run, or may run (an input comes from a node that runs), and why.
+
+    ``spelling``: how the user wrote the options (``--rerun`` or ``rerun=``), for messages and reasons.
+    """
+    pipeline.resolve_params(params, spelling)  # a missing parameter is named as the user passes it
+    ctx = Context.open(store, metadata, spelling=spelling)
     dag = build(pipeline, params, ctx)
-    forced = check_rerun(dag, rerun)
+    forced = check_rerun(dag, rerun, spelling)
     history = cache.History(ctx.lineage, dag.pipeline)
     digests: dict[tuple[str, str], str] = {}
     state: dict[str, str] = {}
@@ -180,8 +186,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
         running_up = [u for u in node.upstream if state[u] != "cached"]
         if running_up:
             # Its inputs are not known yet, but a change of its own (code, parameters...) makes it run.
-            sure = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else \
-                cache.own_change(node, history)
+            sure = cache.forced_reason(node.name in forced, no_cache, spelling) or cache.own_change(node, history)
             state[node.name] = "will run" if sure else "may run"
             entries.append(PlanEntry(node.name, state[node.name],
                                      sure or f"input from step '{running_up[0]}', which {state[running_up[0]]}",
@@ -189,7 +194,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             return
         inputs = input_hashes(node, digests)
         key = cache.node_key(node, inputs)
-        force = cache.FORCED if node.name in forced else cache.NO_CACHE_FLAG if no_cache else None
+        force = cache.forced_reason(node.name in forced, no_cache, spelling)
         decision = cache.decide(node, key, inputs, ctx.lineage, ctx.store, history, force=force)
         if decision.hit:
             assert decision.outputs is not None
@@ -226,7 +231,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
             state[node.name] = "may run"
     unforced = unforced_items(dag, map_children, forced)
     if unforced:
-        raise UserError(unforced_message(dag, map_children, unforced) + ".")
+        raise UserError(unforced_message(dag, map_children, unforced, spelling) + ".")
     return Plan(dag.pipeline, entries)
 
 

@@ -543,11 +543,12 @@ def load_model(ref: str, store: str | os.PathLike[str] | None = None,
         NotFoundError: no such model or version, or its artifact is missing.
     """
     from orchestrator.context import Context
+    from orchestrator.spelling import PYTHON
 
     try:
-        context = Context.open(store, metadata, create=False)
+        context = Context.open(store, metadata, create=False, spelling=PYTHON)
     except UserError as exc:
-        raise NotFoundError(f"cannot load model '{_shown(ref)}': {exc} (load_model takes store=PATH).") from None
+        raise NotFoundError(f"cannot load model '{_shown(ref)}': {exc}.") from None
     return load_version(context, ref)
 
 

@@ -24,6 +24,7 @@ from orchestrator.errors import (
     UntrustedArtifactError,
     UserError,
 )
+from orchestrator.spelling import PYTHON
 from orchestrator.step import Output
 
 
@@ -153,7 +154,7 @@ def open_store(store: str, metadata: str | None, run_id: str) -> Context:
     if database is not None and not database.is_file():
         raise UserError(f"run {run_id} was made in the store {store}, which is gone (no {database}): it was "
                         "deleted or moved. Run the pipeline again to make its outputs again.")
-    return Context.open(store, metadata, create=False)
+    return Context.open(store, metadata, create=False, spelling=PYTHON)  # Run.output(), from Python
 
 
 def expand_maps(template: Any, maps: dict[str, tuple[list[str], tuple[str, ...]]]) -> Any:

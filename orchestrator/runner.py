@@ -53,6 +53,7 @@ from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.serialize import registered_materializers
+from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
@@ -65,19 +66,22 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                  metadata: str | None = None,
                  executor: str = "sequential", workers: int | None = None, address: str | None = None,
                  rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
-                 progress: RunObserver | None = None, file: str | None = None) -> Run:
+                 progress: RunObserver | None = None, file: str | None = None, spelling: Spelling = CLI) -> Run:
     """Build and run ``pipeline``; return the ``Run`` (also when it failed).
+
+    ``spelling``: how the user wrote the options (``--rerun`` in a shell,
+    ``rerun=`` in Python), for the messages and reasons that name them.
 
     Raises:
         UserError: for mistakes found before anything runs.
         KeyboardInterrupt: after recording the run as ``interrupted``.
     """
     check_not_bootstrapping()
-    pipeline.resolve_params(params)  # a mistyped parameter name must not create a store first
-    ctx = Context.open(store, metadata)
+    pipeline.resolve_params(params, spelling)  # a mistyped parameter name must not create a store first
+    ctx = Context.open(store, metadata, spelling=spelling)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
-                        "reach it. Use --executor sequential, or a store every worker reaches "
+                        f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
                         "(a folder, file://, s3://, ...).")
     if ctx.metadata is not None or isinstance(ctx.store, FsspecStore):
         # A store apart from its database may be shared: say which database uses it (gc, doctor).
@@ -85,11 +89,12 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     ctx.lineage.mark_dead_runs()
     with _older_objects_frozen():
         dag = build(pipeline, params, ctx)
-        forced = check_rerun(dag, rerun)
+        forced = check_rerun(dag, rerun, spelling)
         # With a map, its items are only known when its list is ready: then no bound.
         most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
-        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most), progress or RunObserver(),
-                          forced=forced, no_cache=no_cache, verbose=verbose)
+        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
+                          progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
+                          spelling=spelling)
         return runner.run(file=file or _source_file(pipeline))
 
 
@@ -179,9 +184,9 @@ class _RunLoop:
     """State of one run while it executes."""
 
     def __init__(self, dag: DAG, ctx: Context, executor: Executor, observer: RunObserver, *,
-                 forced: set[str], no_cache: bool, verbose: bool) -> None:
+                 forced: set[str], no_cache: bool, verbose: bool, spelling: Spelling = CLI) -> None:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
-        self.forced, self.no_cache, self.verbose = forced, no_cache, verbose
+        self.forced, self.no_cache, self.verbose, self.spelling = forced, no_cache, verbose, spelling
         self.run_id = secrets.token_hex(6)
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
@@ -208,7 +213,7 @@ class _RunLoop:
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
-        self.warned: set[str] = set()             # --rerun names of map items no map made, said once
+        self.warned: set[str] = set()             # rerun names of map items no map made, said once
         self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
         self.lock_announced: set[str] = set()     # nodes whose wait the observer was told of
         self.lock_retry = 0.0
@@ -228,7 +233,10 @@ class _RunLoop:
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
         except KeyboardInterrupt as stop:
             status = "interrupted"
-            self._interrupt(getattr(stop, "interrupted_attempt", None))
+            # SIGTERM (`timeout`, a cancelled CI job, `docker stop`) arrives as a KeyboardInterrupt that says
+            # so: "interrupted by the user" would blame someone who pressed nothing.
+            self._interrupt(getattr(stop, "interrupted_attempt", None),
+                            getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
@@ -283,8 +291,7 @@ class _RunLoop:
             return
         inputs = input_hashes(node, self.digests)
         key = cache.node_key(node, inputs)
-        force = self.redo.pop(name, None) or (
-            cache.FORCED if name in self.forced else cache.NO_CACHE_FLAG if self.no_cache else None)
+        force = self.redo.pop(name, None) or cache.forced_reason(name in self.forced, self.no_cache, self.spelling)
         decision = cache.decide(node, key, inputs, self.ctx.lineage, self.ctx.store, self.history, force=force)
         self.decisions[name] = decision
         if decision.hit:
@@ -408,7 +415,8 @@ class _RunLoop:
         if unforced:
             # Known only now, with the run under way: said, rather than stopping the run for it.
             self.warned.update(unforced)
-            self.observer.warning(unforced_message(self.dag, self.map_children, unforced) + "; nothing forced there")
+            self.observer.warning(unforced_message(self.dag, self.map_children, unforced, self.spelling)
+                                  + "; nothing forced there")
         self.waiting[node.name] = len(names)
         for child in expanded:
             self.children[child.name] = [node.name]
@@ -688,29 +696,42 @@ class _RunLoop:
             "executor": self.executor.name,
         })
 
-    def _interrupt(self, inline: TaskResult | None) -> None:
+    def _interrupt(self, inline: TaskResult | None, why: str) -> None:
         """Ctrl-C: stop running work; record what was started and not finished as interrupted.
 
         ``inline`` is the attempt the interrupt stopped in this process (the
-        sequential executor), with what it printed and logged until then.
+        sequential executor), with what it printed and logged until then;
+        ``why`` what stopped it (``interrupted by the user``, ``stopped by SIGTERM``).
         """
         for future in self.running:
             future.cancel()
         self.executor.shutdown(cancel=True)
+        # Attempts only queued (on a Dask worker, behind another task) never ran: a step whose first
+        # attempt it was never started, and is left out as the other executors leave out a step they
+        # had not submitted; a retry that never began leaves the step at its earlier attempts.
+        unstarted = self.executor.unstarted()
+        never: list[str] = []
         # Nodes submitted and not finished, including one interrupted inside an inline executor.
         for name, attempt in self.attempting.items():
             if name in self.results:
                 continue
             node = self.dag.nodes[name]
             self.commits.finished(name)
+            if (name, attempt) in unstarted:
+                attempt -= 1
+                if attempt == 0:
+                    never.append(name)
+                    continue
             tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
             if inline is not None and inline.node == name and inline.attempt == attempt:
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
-                                           ended=inline.ended, error="interrupted by the user",
+                                           ended=inline.ended, error=why,
                                            stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
             self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
                                         tries)
-            self.results[name] = StepResult(name, "interrupted", "interrupted by the user", attempt)
+            self.results[name] = StepResult(name, "interrupted", why, attempt)
+        if never:
+            self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
     def _finish(self, status: str) -> None:
         self.commits.stop()

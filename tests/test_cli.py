@@ -125,7 +125,8 @@ def test_params_file(orch, calls, project):
                                      "pipeline that calls it. Pipelines in it: flaky_pipeline, filtered, timeouts."),
     (["run", "edits.py", "-p", "m=3"], "pipeline 'edits' has no parameter 'm'"),
     (["run", "edits.py", "-p", "n"], "is not name=value"),
-    (["run", "edits.py", "--rerun", "plian"], "has no step 'plian'. Did you mean 'plain'?"),
+    (["run", "edits.py", "--rerun", "plian"], "--rerun plian: pipeline 'edits' has no step 'plian'. Did you mean 'plain'?"),
+    (["plan", "edits.py", "--rerun", "plian"], "--rerun plian: pipeline 'edits' has no step 'plian'."),
     (["show", "nope"], "no run 'nope' in this store"),
     (["logs", "nope:step"], "no run 'nope' in this store"),
     (["lineage", "zzz"], "is not a run id, RUN:step or digest"),
@@ -150,6 +151,21 @@ def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_command_line_names_its_own_options_in_reasons_and_messages(orch, project):
+    """`orch run` says `--rerun` and `-p`, where `Pipeline.run` says `rerun=` and `n=VALUE`."""
+    assert orch("run", "edits.py").returncode == 0
+    forced = orch("run", "edits.py", "--rerun", "plain", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert {s["name"]: s["reason"] for s in json.loads(forced.stdout)["steps"]}["plain"] == "forced with --rerun"
+    (project / "needs.py").write_text("from orchestrator import pipeline, step\n\n@step\ndef one(n: int) -> int:\n"
+                                      "    return n\n\n@pipeline\ndef needs(n: int):\n    return one(n)\n")
+    for command in ("run", "plan", "dag"):
+        missing = orch(command, "needs.py")
+        assert missing.returncode == 2
+        assert missing.stderr == ("error: pipeline 'needs' needs parameter 'n', which has no default. "
+                                  "Pass -p n=VALUE.\n"), command
 
 
 def test_a_pipeline_the_file_imports_is_not_one_it_defines(orch, project):

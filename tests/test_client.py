@@ -168,9 +168,10 @@ def test_the_store_is_found_as_the_cli_finds_it(store, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert orchestrator.get_run(store="~/store").pipeline == "pair"
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\).*\(in Python: store=PATH"):
+    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\): run a pipeline first with "
+                                        r"pipeline.run\(\), or pass store=DIR$"):
         orchestrator.get_run()
-    with pytest.raises(UserError, match="is a URL.*pass --metadata PATH.*in Python: store=PATH, metadata=PATH"):
+    with pytest.raises(UserError, match=r"is a URL.*: pass metadata=PATH \(a local folder\) or set ORCH_METADATA.$"):
         orchestrator.load("latest:x", store="file:///nowhere")
     assert not (tmp_path / "cache").exists()  # only read: nothing is created
 

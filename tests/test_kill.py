@@ -93,6 +93,33 @@ def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
 
 
 @pytest.mark.slow
+def test_a_step_only_queued_on_dask_when_interrupted_is_not_shown_as_interrupted(orch, calls, project):
+    """Dask keeps twice its threads submitted: a step waiting behind another never ran, as on other executors."""
+    (project / "queued.py").write_text(
+        "import time\nfrom recorder import record\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef hold(i: int, seconds: float) -> int:\n    record(f'hold{i}')\n    time.sleep(seconds)\n"
+        "    return i\n\n@pipeline\ndef queued(seconds: float = 60.0):\n"
+        "    return [hold(i, seconds) for i in range(2)]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "queued.py",
+                             "--executor", "dask", "--workers", "1"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: calls.ran() == {"hold0"})
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert calls.ran() == {"hold0"}  # the second one was queued on the only worker, behind the first
+    assert "interrupted (1 interrupted)" in stderr and "hold_2  interrupted" not in stderr
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert [(s["name"], s["status"], s["attempts"]) for s in shown["steps"]] == [("hold", "interrupted", 1)]
+    assert "hold_2" not in orch("show", "latest").stdout
+    calls.clear()
+    resumed = orch("run", "queued.py", "-p", "seconds=0", "--executor", "dask", "--workers", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert calls.ran() == {"hold0", "hold1"}
+
+
+@pytest.mark.slow
 def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
     """`timeout`, a cancelled CI job or `docker stop` send SIGTERM: the worker must not run on."""
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "slow.py",
@@ -299,6 +326,53 @@ def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
     assert "ConnectionError: service down" in attempts[0]["error"]
 
 
+def test_a_retry_only_queued_when_interrupted_leaves_the_step_at_its_earlier_attempts(tmp_path, monkeypatch):
+    """An executor that queues (Dask) says which attempts never began: they are no attempt of their step."""
+    import threading
+    from concurrent.futures import Future
+
+    import orchestrator.runner as runner
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+    from orchestrator.task import run_task
+
+    class Queueing:
+        """Runs each attempt at once, but leaves flaky's retry queued and then the user presses Ctrl-C."""
+
+        name, capacity = "queueing", 2
+
+        def submit(self, spec):
+            future = Future()
+            if spec.attempt == 2:  # Ctrl-C while the run loop waits for it
+                main = threading.main_thread().ident
+                threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT)).start()
+            else:
+                future.set_result(run_task(spec))
+            return future
+
+        def shutdown(self, cancel=False):
+            pass
+
+        def unstarted(self):
+            return {("flaky", 2)}
+
+    monkeypatch.setattr(runner, "make_executor", lambda *args, **kwargs: Queueing())
+
+    @step(retries=1, retry_delay=0)
+    def flaky() -> int:
+        raise ConnectionError("service down")
+
+    @pipeline
+    def retried():
+        return flaky()
+
+    store = str(tmp_path / "store")
+    run_id = _interrupted_run(retried, store)
+    lineage = Context.open(store).lineage
+    assert [(s["node"], s["status"], s["attempts"]) for s in lineage.steps(run_id)] == [("flaky", "interrupted", 1)]
+    assert [(a["attempt"], a["status"]) for a in lineage.attempts(run_id, "flaky")] == [(1, "failed")]
+
+
 def test_an_interrupt_in_python_names_the_run_it_recorded(tmp_path):
     """A notebook's Ctrl-C never gets the Run back: the KeyboardInterrupt says which run it was."""
     import orchestrator
@@ -329,3 +403,25 @@ def _interrupted_run(pipeline, store: str) -> str:
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(store=store)
     return Context.open(store).lineage.runs(limit=1)[0]["run_id"]
+
+
+def test_steps_stopped_by_sigterm_say_so_not_that_the_user_interrupted_them(tmp_path, capsys):
+    """`timeout`, a cancelled CI job or `docker stop`: nobody pressed Ctrl-C, and the records must not say so."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.context import Context
+
+    (tmp_path / "termed.py").write_text(
+        "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef stop() -> int:\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(5)\n    return 1\n\n"
+        "@pipeline\ndef termed():\n    return stop()\n")
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "termed.py")])
+    assert exited.value.code == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM" in err and "interrupted by the user" not in err
+    run = get_run("latest", store=store)
+    assert run.steps["stop"].status == "interrupted"
+    attempts = Context.open(store).lineage.attempts(run.id, "stop")
+    assert [(a["status"], a["error"]) for a in attempts] == [("interrupted", "stopped by SIGTERM")]

@@ -132,7 +132,7 @@ def test_rerun_forces_every_item_of_a_map_or_one_item_by_name(store, calls):
     run = _fanout().run(store=str(store), rerun=["square.map"])
     assert {n: s.status for n, s in run.steps.items() if n.startswith("square")} == dict.fromkeys(
         ["square", "square_2", "square_3", "square_4"], "ran")
-    assert run.steps["square_3"].reason == "forced with --rerun"
+    assert run.steps["square_3"].reason == "forced with rerun="
     assert run.steps["total"].status == "cached"  # same outputs: early cutoff
     calls.clear()
     run = _fanout().run(store=str(store), rerun=["square_3"])  # an item that exists only at run time
@@ -166,7 +166,7 @@ def test_rerun_of_an_item_no_map_makes_is_refused_or_said_never_silently_ignored
     seen = Warnings()
     run = _fanout().run(store=str(store), rerun=["square_9"], progress=seen)  # known only once the run is under way
     assert run.status == "succeeded" and not calls.ran()
-    assert seen.said == ["--rerun square_9: no item of map 'square.map' has that name "
+    assert seen.said == ["rerun='square_9': no item of map 'square.map' has that name "
                          "(its 4 items are square … square_4); nothing forced there"]
 
 
@@ -262,7 +262,7 @@ def test_rerun_of_a_map_over_a_list_in_the_body_forces_its_items_only(store, cal
     assert {n for n, s in run.steps.items() if s.status == "ran"} == {f"square{s}" for s in ("", "_2", "_3", "_4", "_5")}
     assert run.steps["items"].status == "cached"
     plan = pipe.plan(store=str(store), rerun=["square.map"])
-    assert {e.node for e in plan.entries if e.reason == "forced with --rerun"} == {
+    assert {e.node for e in plan.entries if e.reason == "forced with rerun="} == {
         "square", "square_2", "square_3", "square_4", "square_5"}
 
 

@@ -219,7 +219,7 @@ def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
     run = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7")
     assert run.output() == 4
     again = counting.run(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count")
-    assert again.steps["count"].reason == "forced with --rerun"
+    assert again.steps["count"].reason == "forced with rerun="
     assert counting.plan(store=tmp_path / "s", n=4, ratio=1, strict=True, label="7", rerun="count").counts() == {
         "will run": 1}
 
@@ -378,7 +378,7 @@ def test_an_alias_wins_over_a_numbered_call_and_names_the_call_it_collides_with(
         twice.build()
 
 
-def test_a_parameter_without_default_is_asked_for_as_cli_and_python_pass_it(tmp_path) -> None:
+def test_a_parameter_without_default_is_asked_for_as_python_passes_it(tmp_path) -> None:
     @pipeline
     def needs(n: int, ratio: float):
         return count(n)
@@ -386,4 +386,29 @@ def test_a_parameter_without_default_is_asked_for_as_cli_and_python_pass_it(tmp_
     with pytest.raises(ParameterError) as exc:
         needs.run(store=str(tmp_path / "s"), ratio=0.5)
     assert str(exc.value) == ("pipeline 'needs' needs parameter 'n', which has no default. "
-                              "Pass -p n=VALUE (from Python: n=...).")
+                              "Pass n=VALUE.")
+
+
+def test_messages_and_reasons_from_python_name_the_python_keywords(tmp_path) -> None:
+    """A notebook user is told `rerun=`, `no_cache=True`, `address=`, not the CLI's `--rerun` and friends."""
+    store = str(tmp_path / "s")
+    counting.run(store=store, n=2, ratio=1, strict=True, label="x")
+    with pytest.raises(UserError) as unknown:
+        counting.run(store=store, n=2, ratio=1, strict=True, label="x", rerun=["cont"])
+    assert str(unknown.value).startswith("rerun='cont': pipeline 'counting' has no step 'cont'.")
+    with pytest.raises(UserError, match=r"^rerun='cont': pipeline"):
+        counting.plan(store=store, n=2, ratio=1, strict=True, label="x", rerun="cont")
+    no_cache = counting.run(store=store, n=2, ratio=1, strict=True, label="x", no_cache=True)
+    assert no_cache.steps["count"].reason == "caching turned off for this run (no_cache=True)"
+    assert counting.plan(store=store, n=2, ratio=1, strict=True, label="x", no_cache=True).entries[0].reason == \
+        "caching turned off for this run (no_cache=True)"
+    with pytest.raises(UserError, match=r"^address='no address' is not a Dask scheduler address"):
+        counting.run(store=store, n=2, ratio=1, strict=True, label="x", executor="dask", address="no address")
+    with pytest.raises(UserError, match=r"^store s3://bucket/s is a URL, and the metadata database stays on this "
+                                        r"machine: pass metadata=PATH \(a local folder\) or set ORCH_METADATA.$"):
+        counting.run(store="s3://bucket/s", n=2, ratio=1, strict=True, label="x")
+    with pytest.raises(UserError, match=r"^metadata='s3://b/m' is a URL; the metadata database must stay"):
+        counting.plan(store="s3://bucket/s", metadata="s3://b/m", n=2, ratio=1, strict=True, label="x")
+    with pytest.raises(UserError, match=r'Use executor="sequential", or a store every worker reaches'):
+        counting.run(store="memory://spelling", metadata=str(tmp_path / "m"), n=2, ratio=1, strict=True,
+                     label="x", executor="process")

@@ -624,7 +624,7 @@ def test_cache_false_always_runs_and_rerun_forces(store, calls):
     assert run.steps["keep"].status == "cached"  # same output: early cutoff
     forced = always.run(store=str(store), rerun=["keep"])
     assert forced.steps["keep"].status == "ran"
-    assert forced.steps["keep"].reason == "forced with --rerun"
+    assert forced.steps["keep"].reason == "forced with rerun="
     with pytest.raises(UserError, match="has no step 'kep'. Did you mean 'keep'?"):
         always.run(store=str(store), rerun=["kep"])
 

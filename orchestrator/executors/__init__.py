@@ -9,24 +9,26 @@ from __future__ import annotations
 
 from orchestrator.errors import UserError
 from orchestrator.executors.base import Executor
+from orchestrator.spelling import CLI, Spelling
 
 EXECUTORS = ("sequential", "process", "dask")
 
 
 def make_executor(name: str, workers: int | None = None, address: str | None = None,
-                  most: int | None = None) -> Executor:
+                  most: int | None = None, spelling: Spelling = CLI) -> Executor:
     """The executor called ``name``.
 
     ``most``: how many attempts the run can have going at once at most (its
     number of steps, when no map adds more), so a LocalCluster does not start
     forty workers for five steps. The process pool needs no hint: it starts
-    workers only as attempts find none idle.
+    workers only as attempts find none idle. ``spelling``: how the user wrote
+    the options, for the messages that name them.
 
     Raises:
         UserError: for an unknown name, or a Dask scheduler that cannot be reached.
     """
     if address and name != "dask":
-        raise UserError("--address names a Dask scheduler: use it with --executor dask.")
+        raise UserError(f"{spelling.address} names a Dask scheduler: use it with {spelling.executor('dask')}.")
     if name == "sequential":
         from orchestrator.executors.sequential import SequentialExecutor
 
@@ -40,7 +42,7 @@ def make_executor(name: str, workers: int | None = None, address: str | None = N
     if name == "dask":
         from orchestrator.executors.dask import DaskExecutor
 
-        return DaskExecutor(workers, address, most=most)
+        return DaskExecutor(workers, address, most=most, spelling=spelling)
     raise UserError(f"unknown executor '{name}'. Choose one of: {', '.join(EXECUTORS)}.")
 
 

@@ -22,3 +22,11 @@ class Executor(Protocol):
     def shutdown(self, cancel: bool = False) -> None:
         """Release workers; with ``cancel``, stop running attempts now."""
         ...
+
+    def unstarted(self) -> set[tuple[str, int]]:
+        """After ``shutdown(cancel=True)``: (node, attempt) of the attempts submitted that never began.
+
+        Only an executor that queues attempts beyond its workers has any (the
+        Dask LocalCluster); they are no attempt of their step.
+        """
+        ...

@@ -39,6 +39,7 @@ from orchestrator.errors import UserError, WorkerDiedError
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
+from orchestrator.spelling import CLI, Spelling
 
 if TYPE_CHECKING:
     from orchestrator.task import TaskResult, TaskSpec
@@ -60,8 +61,10 @@ _ADDRESS = re.compile(r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
                       r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+):(?P<port>[0-9]{1,5})")
 
 
-def check_address(address: str) -> None:
+def check_address(address: str, spelling: Spelling = CLI) -> None:
     """Refuse a scheduler address Dask could not even try, before it spends 20 s failing on it.
+
+    The message names the option as ``spelling`` writes it (``--address``, ``address=``).
 
     Raises:
         UserError: ``address`` is not ``[SCHEME://]HOST:PORT`` with a scheme Dask knows.
@@ -71,15 +74,16 @@ def check_address(address: str) -> None:
     fix = "Write it as tcp://HOST:PORT (or HOST:PORT), like tcp://127.0.0.1:8786."
     match = _ADDRESS.fullmatch(address)
     if match is None:
-        raise UserError(f"--address '{address}' is not a Dask scheduler address. {fix}")
+        raise UserError(f"{spelling.address_of(address)} is not a Dask scheduler address. {fix}")
     scheme, port = match["scheme"] or "tcp", int(match["port"])
     try:
         registry.get_backend(scheme)
     except ValueError:
         known = ", ".join(sorted(registry.backends))
-        raise UserError(f"--address '{address}': Dask has no scheme '{scheme}' (it knows {known}). {fix}") from None
+        raise UserError(f"{spelling.address_of(address)}: Dask has no scheme '{scheme}' (it knows {known}). {fix}") \
+            from None
     if not 0 < port < 65536:
-        raise UserError(f"--address '{address}': port {port} is out of range (1-65535). {fix}")
+        raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
 class DaskExecutor:
@@ -87,7 +91,8 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, workers: int | None = None, address: str | None = None, *, most: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, address: str | None = None, *, most: int | None = None,
+                 spelling: Spelling = CLI) -> None:
         self._dask, distributed = _import_distributed()
         self._cluster: Any = None
         self.client: Any = None
@@ -101,14 +106,17 @@ class DaskExecutor:
         # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
         # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
         self._scratch: str | None = None
+        # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
+        self._markers: dict[tuple[str, int], str] = {}
+        self._unstarted: set[tuple[str, int]] = set()
         if address:
-            check_address(address)
+            check_address(address, spelling)
             started = time.perf_counter()
             try:
                 self.client = distributed.Client(address, timeout="10s", set_as_default=False)
             except OSError as exc:
                 raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}. "
-                                "Start one with `dask scheduler` or drop --address.") from exc
+                                f"Start one with `dask scheduler` or drop {spelling.address}.") from exc
             self.startup_seconds = time.perf_counter() - started
             threads = sum(self.client.nthreads().values())
         else:
@@ -159,6 +167,8 @@ class DaskExecutor:
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
             marker = os.path.join(self._scratch, key) if self._scratch is not None else None
+            if marker is not None:
+                self._markers[(spec.node, spec.attempt)] = marker
             task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
             task.add_done_callback(lambda done: resolve(done, marker))
             self._tasks.append(task)
@@ -186,6 +196,7 @@ class DaskExecutor:
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
                 outcome = decode_result(data, spec)
+            self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
             try:
                 result.set_result(outcome)
             except InvalidStateError:
@@ -208,7 +219,16 @@ class DaskExecutor:
                 for task in self._tasks:
                     task.cancel()
                 if self._cluster is not None:
-                    self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+                    try:
+                        self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
+                    finally:
+                        # Looked at once the workers are dead (no task can start any more), before the
+                        # scratch folder goes. On a user's cluster nothing marks a start: none is known.
+                        self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
+
+    def unstarted(self) -> set[tuple[str, int]]:
+        """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
+        return set(self._unstarted)
 
 
 def _lost(step_name: str, exc: Exception) -> WorkerDiedError:

@@ -153,6 +153,9 @@ class ProcessExecutor:
                                      ended=time.time(), failure=Failure.from_exception(exc),
                                      stdout=stdout, stderr=stderr, logs=logs))
 
+    def unstarted(self) -> set[tuple[str, int]]:
+        return set()  # an attempt is sent to an idle worker, which starts it at once
+
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""
         if self._closed:

@@ -36,3 +36,6 @@ class SequentialExecutor:
 
     def shutdown(self, cancel: bool = False) -> None:
         return None
+
+    def unstarted(self) -> set[tuple[str, int]]:
+        return set()  # an attempt runs as it is submitted
