@@ -32,7 +32,8 @@ CACHE_DISABLED = "cache disabled for this step (cache=False)"
 DAMAGED = "stored output was damaged"
 MISSING = "stored output is missing"
 REMOVED = "its stored result was removed (cache gc or verify --repair)"
-_SAME_PARTS = "no stored result for this key"
+_SAME_PARTS = ("no stored result for this key: its code, parameters and inputs are as recorded before, so its "
+               "outputs were renamed or an orchestrator upgrade changed how keys are made")
 
 
 def forced_reason(forced: bool, no_cache: bool, spelling: Spelling) -> str | None:

@@ -1232,3 +1232,26 @@ def test_two_runs_that_each_hold_a_key_the_other_needs_both_finish(tmp_path):
     assert [p.returncode for p in (first, second)] == [0, 0], outs
     statuses = [{s["name"]: s["status"] for s in json.loads(out)["steps"]} for out, _ in outs]
     assert all(s["add"] in ("ran", "cached") for s in statuses)
+
+
+def test_a_key_that_differs_in_nothing_recorded_says_what_else_changes_keys(store):
+    """Output names are in the key but not in its recorded parts: renaming them read only "no stored result
+    for this key", with nothing to say why the step ran."""
+    def make(names: tuple[str, str]):
+        @step(outputs=names)
+        def halves(n: int):
+            return n // 2, n - n // 2
+
+        @pipeline
+        def cut(n: int = 5):
+            first, _ = halves(n)
+            return first
+
+        return cut
+
+    assert make(("a", "b")).run(store=str(store)).steps["halves"].status == "ran"
+    renamed = make(("left", "right")).run(store=str(store)).steps["halves"]
+    assert renamed.status == "ran"
+    assert renamed.reason == ("no stored result for this key: its code, parameters and inputs are as recorded "
+                              "before, so its outputs were renamed or an orchestrator upgrade changed how keys "
+                              "are made")
