@@ -418,7 +418,7 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
     if isinstance(value, (list, tuple)) and any(_may_hold_path(v) for v in value):
         return type(value)(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value) \
             if isinstance(value, list) else tuple(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value)
-    if is_dataclass(value) and not isinstance(value, type) and _holds_path(value, 0):
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type) and _holds_path(value, 0):
         # A config object's path fields are file inputs too (`cfg.data.read_text()`): by their
         # content as well as by the object's fields, so editing the file re-runs the step.
         files = [(f.name, _with_file_refs(getattr(value, f.name, None), memo, seen, arg, listed, folders))

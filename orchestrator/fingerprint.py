@@ -114,14 +114,8 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
     ``arg`` (``method_reach``), the digest covers the object's data and only
     those members; otherwise None (hash the value whole).
     """
-    root = code_root(fn)
-    if root is None or isinstance(value, type):
-        return None
-    owner, dot, _ = root.__qualname__.rpartition(".")
-    if not dot or owner.endswith("<locals>"):
-        return None  # not defined in a class body: the common case, told apart without a lookup
-    code = root.__code__
-    if code.co_argcount == 0 or code.co_varnames[0] != arg:
+    root = _class_body_method(fn)
+    if root is None or root.__code__.co_varnames[0] != arg or isinstance(value, type):
         return None
     try:
         member = inspect.getattr_static(type(value), root.__name__)
@@ -136,6 +130,22 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
     walk.root_module = root.__module__
     token = walk.reached(value, reach, f"parameter '{arg}'", root.__qualname__)
     return hashing.combine("self", token, walk.result().digest)
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_body_method(fn: Any) -> types.FunctionType | None:
+    """The function under ``fn`` if it was defined in a class body and takes a first argument, else None.
+
+    Asked for every parameter of every node a build makes, so it is cached:
+    almost every step is a plain function, told apart by its qualified name.
+    """
+    root = code_root(fn)
+    if root is None:
+        return None
+    owner, dot, _ = root.__qualname__.rpartition(".")
+    if not dot or owner.endswith("<locals>") or root.__code__.co_argcount == 0:
+        return None
+    return root
 
 
 def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
