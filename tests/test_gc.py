@@ -112,3 +112,22 @@ def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_
     ctx = Context.open(store)
     assert examine(ctx).healthy  # the deleted object's row went with it; the other is intact
     assert sum(ctx.store.has(d) for d in old) == 1
+
+
+def test_an_old_object_a_running_run_reuses_from_the_cache_is_kept(store, monkeypatch):
+    """gc while a run is under way must not delete what its cache hits named, before their rows commit."""
+    pipeline = load_pipeline(str(PIPELINES / "gc_during_run.py"))
+    first = pipeline.run(store=str(store))
+    digest = first.steps["make"].outputs["out"]
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600
+    os.utime(ctx.store.path_of(digest), (hour_ago, hour_ago))
+    # Records are committed in groups; with a long budget, the cache hit's row is still queued when gc runs.
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "3600")
+    monkeypatch.setenv("GC_DURING_RUN_STORE", str(store))
+
+    second = pipeline.run(store=str(store), round=1)
+
+    assert second.steps["make"].status == "cached"
+    assert ctx.store.has(digest)
+    assert second.output()[0] == [1] * 5000
