@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.errors import OrchestratorError, UserError
+from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -754,6 +754,8 @@ def _database_error(exc: Exception) -> OrchestratorError | None:
 def _bad_name(exc: OSError | UnicodeError) -> str:
     if isinstance(exc, UnicodeError):
         return "an argument is not valid UTF-8 text. Pass names as UTF-8."
+    if isinstance(exc, FileNotFoundError) and exc.filename is None and current_folder_gone():
+        return CURRENT_FOLDER_GONE  # os.getcwd(), behind every relative path (--store cache too), names no file
     name = exc.filename if isinstance(exc.filename, str) else ""
     shown = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
     return f"{exc.strerror or exc}:{shown}. Check the path or name."

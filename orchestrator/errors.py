@@ -210,6 +210,19 @@ class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
 
 
+CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this shell entered it), "
+                       "so relative paths name nothing: cd to an existing folder and run the command again.")
+
+
+def current_folder_gone() -> bool:
+    """Whether the process's working folder was deleted: every relative path then fails as missing."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Orch
+from tests.conftest import PIPELINES, Orch
 
 
 def test_run_then_runs_and_show_json(orch, calls):
@@ -887,3 +887,23 @@ def test_the_metrics_after_a_run_of_a_long_map_are_cut_keeping_those_of_one_node
 
     assert _short_metrics(metrics) == "best_accuracy=19.99 evaluate_2.accuracy=0.02 evaluate_3.accuracy=0.03 " \
                                       "evaluate_4.accuracy=0.04"  # the cell of `orch runs`
+
+
+def test_a_deleted_current_folder_is_one_line_and_absolute_paths_still_work(tmp_path, monkeypatch, capsys, calls):
+    """A shell left in a folder someone removed: relative paths (the default store) name nothing."""
+    from orchestrator.cli import main
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for args in (["runs"], ["run", "edits.py"], ["--store", str(tmp_path / "s"), "run", "edits.py"]):
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1, err
+        assert "the current folder no longer exists" in err and "cd to an existing folder" in err
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "run", str(PIPELINES / "edits.py")])
+    assert exited.value.code == 0, capsys.readouterr().err
