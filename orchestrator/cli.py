@@ -312,20 +312,20 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason
+    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason, step_cell
 
+    console = Console(highlight=False)
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
-        table.add_column(col, no_wrap=col == "step")
+        table.add_column(col, no_wrap=col != "why")
     style = {"cached": "cyan", "will run": "green", "may run": "yellow"}
     entries = result.entries
     groups = fold_rows([(e.node, e.status, e.reason) for e in entries])
     for group in groups:
         e = entries[group[0]]
-        table.add_row(Text(folded_name([entries[i].node for i in group])),
+        table.add_row(step_cell(folded_name([entries[i].node for i in group]), console.width, 40),
                       Text(e.status, style=style.get(e.status, "")),
                       Text("" if e.status == "cached" else folded_reason([entries[i].reason for i in group])))
-    console = Console(highlight=False)
     console.print(table)
     note = fold_note(len(entries), len(groups), "orch plan --json lists each")
     if note:
@@ -442,7 +442,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.report import escape, format_duration, one_line, status_text, styled
+    from orchestrator.report import escape, format_duration, one_line, status_text, step_cell, styled
 
     console = Console(highlight=False)
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
@@ -462,11 +462,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         console.print(f"  [red]error[/] {escape(doc['error'])}")
     table = Table(box=None, pad_edge=False)
     for col in ("step", "status", "attempts", "time", "outputs", "why"):
-        table.add_column(col)
+        # An output is `out=` and 10 hex digits: wrapped between outputs, not cut inside one.
+        table.add_column(col, no_wrap=col in ("step", "status", "attempts", "time"),
+                         min_width=14 if col == "outputs" else None)
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
         why = s["error"] if s["status"] == "failed" else s["reason"]
-        table.add_row(Text(s["name"]), status_text(s["status"]), str(s["attempts"] or ""),
+        table.add_row(step_cell(s["name"], console.width, 66), status_text(s["status"]), str(s["attempts"] or ""),
                       format_duration(s["duration"]), Text(outs), Text(why or ""))
     console.print(table)
 

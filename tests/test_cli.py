@@ -907,3 +907,14 @@ def test_a_deleted_current_folder_is_one_line_and_absolute_paths_still_work(tmp_
     with pytest.raises(SystemExit) as exited:
         main(["--store", str(tmp_path / "store"), "run", str(PIPELINES / "edits.py")])
     assert exited.value.code == 0, capsys.readouterr().err
+
+
+def test_show_and_plan_tell_calls_of_a_long_named_step_apart_in_80_columns(orch):
+    orch.env["COLUMNS"] = "80"
+    assert orch("run", "long_names.py").returncode == 0
+    for args in (("show", "latest"), ("plan", "long_names.py", "-p", "n=2")):
+        result = orch(*args)
+        assert result.returncode == 0, result.stderr
+        names = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("compute")]
+        assert [n[-2:] for n in names] == ["nt", "_2", "_3"], result.stdout
+        assert all(len(line) <= 80 for line in result.stdout.splitlines())
