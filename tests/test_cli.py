@@ -704,6 +704,62 @@ def test_an_unopenable_database_names_the_file_and_that_sqlite_needs_write_acces
         assert "chmod" in line and "--store" in line
 
 
+def _not_writable_for_me(monkeypatch, *paths: Path) -> None:
+    """``paths`` are not writable for this process, as a teammate's files are (root may write any file)."""
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.geteuid() == 0:
+        real = os.access
+        names = {str(p) for p in paths}
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **kw: not (mode & os.W_OK and os.fspath(p) in names)
+                            and real(p, mode, *a, **kw))
+
+
+def test_a_teammates_store_is_read_without_leaving_files_that_lock_its_owner_out(orch, store, project,
+                                                                                   monkeypatch, capsys):
+    """Its database not writable for me: reading works and creates no -wal/-shm of mine (which the owner's
+    SQLite could not write, so that every run of theirs would fail); a run says what is not writable."""
+    from orchestrator.cli import main
+    from orchestrator.context import Context
+
+    assert orch("run", "edits.py").returncode == 0
+    database = store / "metadata.db"
+    _not_writable_for_me(monkeypatch, database)
+    try:
+        reader = Context.open(store).lineage
+        assert [r["pipeline"] for r in reader.runs()] == ["edits"]
+        assert not (store / "metadata.db-wal").exists() and not (store / "metadata.db-shm").exists()
+        reader.close()
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "show", "latest"])
+        assert exited.value.code == 0, capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "run", str(project / "edits.py")])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1, err
+        assert f"{database} is not writable for you" in err and "Commands that read" in err and "--store COPY" in err
+    finally:
+        database.chmod(0o644)
+
+
+def test_a_read_only_store_folder_is_read_and_a_run_names_the_folder(orch, store, project, monkeypatch, capsys):
+    from orchestrator.cli import main
+
+    assert orch("run", "edits.py").returncode == 0
+    _not_writable_for_me(monkeypatch, store / "metadata.db", store)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "lineage", "latest:plain", "--upstream"])
+        assert exited.value.code == 0, capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "run", str(project / "edits.py")])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and f"the folder {store} is not writable for you" in err, err
+    finally:
+        store.chmod(0o755)
+        (store / "metadata.db").chmod(0o644)
+
+
 def test_a_read_only_database_is_explained(tmp_path):
     import sqlite3
 
