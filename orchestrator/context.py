@@ -112,6 +112,16 @@ def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathL
     return None if isinstance(location, str) else location / "metadata.db"
 
 
+def _dangling_link(path: Path) -> Path | None:
+    """``path`` or the first of its folders that is a symbolic link to nothing, or None."""
+    if path.exists():
+        return None
+    for part in (path, *path.parents):
+        if part.is_symlink() and not part.exists():
+            return part
+    return None
+
+
 def _no_store(location: str | Path, database: Path, chosen_metadata: bool) -> str:
     fix = "run a pipeline first with orch run FILE, or pass --store DIR"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
@@ -192,6 +202,11 @@ class Context:
                 raise UserError("the store path contains a NUL character. Pass --store DIR with a plain path.")
             if location.exists() and not location.is_dir():
                 raise UserError(f"store path {location} is a file, not a folder. Pass --store DIR.")
+            dangling = _dangling_link(location)
+            if dangling is not None:
+                # `cache -> /mnt/team/store` with the share not mounted: creating it would fail as "File exists".
+                raise UserError(f"store path {location}: {dangling} is a symbolic link to {os.readlink(dangling)}, "
+                                "which does not exist (a share not mounted?). Mount or create it, or pass --store DIR.")
             home, database = metadata_home(chosen) if chosen else (location, location / "metadata.db")
             artifacts = ArtifactStore(location, fsync=durable)
         if home.exists() and not home.is_dir():

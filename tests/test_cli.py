@@ -690,6 +690,18 @@ def test_store_paths_the_file_system_cannot_take_are_user_mistakes(orch, tmp_pat
         assert f"cannot create the store folder {store}" in _one_line(result)
 
 
+def test_a_store_behind_a_symbolic_link_to_nothing_names_the_link(orch, tmp_path):
+    """`cache -> /mnt/team/store` with the share not mounted: not "cannot create ...: File exists"."""
+    link = tmp_path / "linked"
+    link.symlink_to(tmp_path / "unmounted" / "store")
+    for store, command in ((link, ("run", "edits.py")), (link / "sub", ("run", "edits.py")), (link, ("runs",))):
+        result = orch("--store", str(store), *command)
+        assert result.returncode == 2, result.stderr
+        assert f"{link} is a symbolic link to {tmp_path / 'unmounted' / 'store'}, which does not exist" \
+            in _one_line(result)
+    assert not (tmp_path / "unmounted").exists()
+
+
 def test_an_unopenable_database_names_the_file_and_that_sqlite_needs_write_access(orch, store):
     assert orch("run", "edits.py").returncode == 0
     database = store / "metadata.db"
