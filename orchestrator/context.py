@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import signing
-from orchestrator.errors import CorruptArtifactError, DamagedRecordError, UntrustedArtifactError, UserError
+from orchestrator.errors import (
+    CURRENT_FOLDER_GONE,
+    CorruptArtifactError,
+    DamagedRecordError,
+    UntrustedArtifactError,
+    UserError,
+    current_folder_gone,
+)
 from orchestrator.lineage import Lineage
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
@@ -189,6 +196,11 @@ class Context:
         """
         location = store_location(store)
         chosen = metadata or os.environ.get("ORCH_METADATA") or None
+        paths = [location] if isinstance(location, Path) else []
+        if chosen and not is_url(os.fspath(chosen)):
+            paths.append(Path(os.path.expanduser(os.fspath(chosen))))
+        if any(not p.is_absolute() for p in paths) and current_folder_gone():
+            raise UserError(CURRENT_FOLDER_GONE)  # a notebook whose folder was removed: not a bare FileNotFoundError
         durable = os.environ.get("ORCH_FSYNC", "1") != "0"
         sync = "FULL" if os.environ.get("ORCH_FSYNC") == "all" else "NORMAL"
         if isinstance(location, str):

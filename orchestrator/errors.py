@@ -241,8 +241,9 @@ class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
 
 
-CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this shell entered it), "
-                       "so relative paths name nothing: cd to an existing folder and run the command again.")
+CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this process entered it), "
+                       "so relative paths (the default store ./cache too) name nothing: change to an existing "
+                       "folder (cd; os.chdir in Python) and try again, or give absolute paths.")
 
 
 def current_folder_gone() -> bool:

@@ -970,11 +970,28 @@ def test_a_deleted_current_folder_is_one_line_and_absolute_paths_still_work(tmp_
             main(args)
         err = capsys.readouterr().err
         assert exited.value.code == 2 and err.count("\n") == 1, err
-        assert "the current folder no longer exists" in err and "cd to an existing folder" in err
+        assert "the current folder no longer exists" in err and "change to an existing folder" in err
 
     with pytest.raises(SystemExit) as exited:
         main(["--store", str(tmp_path / "store"), "run", str(PIPELINES / "edits.py")])
     assert exited.value.code == 0, capsys.readouterr().err
+
+
+def test_a_deleted_current_folder_is_a_user_error_from_python_too(tmp_path, monkeypatch, calls):
+    """A notebook whose folder was removed: a UserError naming it, not a bare FileNotFoundError."""
+    import orchestrator
+    from orchestrator.errors import UserError
+    from orchestrator.loader import load_pipeline
+
+    edits = load_pipeline(str(PIPELINES / "edits.py"))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for call in (edits.run, lambda: orchestrator.get_run("latest")):
+        with pytest.raises(UserError, match="the current folder no longer exists"):
+            call()
+    assert edits.run(store=str(tmp_path / "store")).status == "succeeded"
 
 
 def test_show_and_plan_tell_calls_of_a_long_named_step_apart_in_80_columns(orch):
