@@ -215,16 +215,14 @@ def _parts_or_none(lineage: Lineage, key: str, stored: str | None) -> dict[str, 
 
 def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str, Any]) -> str:
     """``explain`` against the candidate with the fewest differences (the newest on a tie)."""
-    best: str | None = None
-    best_count = 0
+    best: list[str] | None = None
     for old in candidates:
-        reason = explain(old, parts)
-        if reason == _SAME_PARTS:
-            return reason  # no difference at all: nothing can be closer
-        count = reason.count("; ") + 1
-        if best is None or count < best_count:
-            best, best_count = reason, count
-    return best if best is not None else NO_EARLIER_RESULT
+        changes = [NO_EARLIER_RESULT] if old is None else _changes(old, parts)
+        if not changes:
+            return _SAME_PARTS  # no difference at all: nothing can be closer
+        if best is None or len(changes) < len(best):  # counted in full, though a reason names only a few
+            best = changes
+    return _joined(best) if best is not None else NO_EARLIER_RESULT
 
 
 def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store: ArtifactStore,
@@ -293,6 +291,24 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """Why a key differs from the one recorded before, in a few words."""
     if old is None:
         return NO_EARLIER_RESULT
+    return _joined(_changes(old, new)) or _SAME_PARTS
+
+
+# A reason names this many changes at most: a run given a new config of 60 hyperparameters
+# would otherwise show a reason of 60 clauses, a screen per step in `orch run` and `orch plan`.
+MOST_CHANGES_NAMED = 5
+
+
+def _joined(changes: list[str]) -> str:
+    """``changes`` as one reason; past ``MOST_CHANGES_NAMED``, the rest are counted, not named."""
+    if len(changes) <= MOST_CHANGES_NAMED:
+        return "; ".join(changes)
+    named = changes[:MOST_CHANGES_NAMED - 1]
+    return "; ".join(named) + f"; and {len(changes) - len(named)} more changes"
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Each difference between the parts of a recorded key and of a new one, in a few words."""
     reasons: list[str] = []
     if old.get("version") != new.get("version"):
         reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
@@ -307,9 +323,7 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
                        or ([] if params else ["its code changed"]))
     reasons.extend(params)
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
-    if not reasons:
-        return _SAME_PARTS
-    return "; ".join(reasons)
+    return reasons
 
 
 def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:

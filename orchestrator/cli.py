@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.errors import OrchestratorError, UserError
+from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
 
 if TYPE_CHECKING:
@@ -317,20 +317,20 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason
+    from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason, step_cell
 
+    console = Console(highlight=False)
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
-        table.add_column(col, no_wrap=col == "step")
+        table.add_column(col, no_wrap=col != "why")
     style = {"cached": "cyan", "will run": "green", "may run": "yellow"}
     entries = result.entries
     groups = fold_rows([(e.node, e.status, e.reason) for e in entries])
     for group in groups:
         e = entries[group[0]]
-        table.add_row(Text(folded_name([entries[i].node for i in group])),
+        table.add_row(step_cell(folded_name([entries[i].node for i in group]), console.width, 40),
                       Text(e.status, style=style.get(e.status, "")),
                       Text("" if e.status == "cached" else folded_reason([entries[i].reason for i in group])))
-    console = Console(highlight=False)
     console.print(table)
     note = fold_note(len(entries), len(groups), "orch plan --json lists each")
     if note:
@@ -450,7 +450,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from orchestrator.report import escape, format_duration, one_line, status_text, styled
+    from orchestrator.report import escape, format_duration, one_line, status_text, step_cell, styled
     from orchestrator.tables import print_table
 
     console = Console(highlight=False)
@@ -473,9 +473,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
         why = s["error"] if s["status"] == "failed" else s["reason"]
-        rows.append([Text(s["name"]), status_text(s["status"]), str(s["attempts"] or ""),
+        rows.append([step_cell(s["name"], console.width, 66), status_text(s["status"]), str(s["attempts"] or ""),
                      format_duration(s["duration"]), Text(outs), Text(why or "")])
-    print_table(console, [(col, {}) for col in ("step", "status", "attempts", "time", "outputs", "why")], rows)
+    # An output is `out=` and 10 hex digits: wrapped between outputs, not cut inside one.
+    columns = [(col, {"no_wrap": col in ("step", "status", "attempts", "time"),
+                      "min_width": 14 if col == "outputs" else None})
+               for col in ("step", "status", "attempts", "time", "outputs", "why")]
+    print_table(console, columns, rows)
 
 
 @cli.command()
@@ -762,6 +766,8 @@ def _database_error(exc: Exception) -> OrchestratorError | None:
 def _bad_name(exc: OSError | UnicodeError) -> str:
     if isinstance(exc, UnicodeError):
         return "an argument is not valid UTF-8 text. Pass names as UTF-8."
+    if isinstance(exc, FileNotFoundError) and exc.filename is None and current_folder_gone():
+        return CURRENT_FOLDER_GONE  # os.getcwd(), behind every relative path (--store cache too), names no file
     name = exc.filename if isinstance(exc.filename, str) else ""
     shown = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
     return f"{exc.strerror or exc}:{shown}. Check the path or name."

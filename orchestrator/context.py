@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import signing
-from orchestrator.errors import CorruptArtifactError, DamagedRecordError, UntrustedArtifactError, UserError
+from orchestrator.errors import (
+    CURRENT_FOLDER_GONE,
+    CorruptArtifactError,
+    DamagedRecordError,
+    UntrustedArtifactError,
+    UserError,
+    current_folder_gone,
+)
 from orchestrator.lineage import Lineage
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
@@ -115,6 +122,16 @@ def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathL
     return None if isinstance(location, str) else location / "metadata.db"
 
 
+def _dangling_link(path: Path) -> Path | None:
+    """``path`` or the first of its folders that is a symbolic link to nothing, or None."""
+    if path.exists():
+        return None
+    for part in (path, *path.parents):
+        if part.is_symlink() and not part.exists():
+            return part
+    return None
+
+
 def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling) -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
@@ -185,6 +202,11 @@ class Context:
         """
         location = store_location(store)
         chosen = metadata or os.environ.get("ORCH_METADATA") or None
+        paths = [location] if isinstance(location, Path) else []
+        if chosen and not is_url(os.fspath(chosen)):
+            paths.append(Path(os.path.expanduser(os.fspath(chosen))))
+        if any(not p.is_absolute() for p in paths) and current_folder_gone():
+            raise UserError(CURRENT_FOLDER_GONE)  # a notebook whose folder was removed: not a bare FileNotFoundError
         durable = os.environ.get("ORCH_FSYNC", "1") != "0"
         sync = "FULL" if os.environ.get("ORCH_FSYNC") == "all" else "NORMAL"
         if isinstance(location, str):
@@ -200,6 +222,12 @@ class Context:
                                 "with a plain path.")
             if location.exists() and not location.is_dir():
                 raise UserError(f"store path {location} is a file, not a folder. Pass {spelling.option('store', 'DIR')}.")
+            dangling = _dangling_link(location)
+            if dangling is not None:
+                # `cache -> /mnt/team/store` with the share not mounted: creating it would fail as "File exists".
+                raise UserError(f"store path {location}: {dangling} is a symbolic link to {os.readlink(dangling)}, "
+                                "which does not exist (a share not mounted?). Mount or create it, or pass "
+                                f"{spelling.option('store', 'DIR')}.")
             home, database = metadata_home(chosen, spelling) if chosen else (location, location / "metadata.db")
             artifacts = ArtifactStore(location, fsync=durable)
         if home.exists() and not home.is_dir():

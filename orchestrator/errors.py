@@ -124,11 +124,42 @@ class DatabaseAccessError(StoreError):
         self.path = os.fspath(path)
         folder = os.path.dirname(self.path) or "."
         self.detail = detail
+        unwritable = _not_writable(folder, self.path)
+        if unwritable is not None:
+            # Commands that only read work on such a store (opened read-only); this one writes.
+            what = f"the folder {unwritable}" if unwritable == folder else unwritable
+            super().__init__(
+                f"cannot write the metadata database {self.path}: {what} is not writable for you"
+                f"{_owner(unwritable)}. Commands that read (runs, show, lineage, logs, plan, doctor) work on such "
+                f"a store; to run or change it, make {unwritable} writable for you, or copy the store to a "
+                "writable place and pass --store COPY.")
+            return
         super().__init__(
             f"cannot open the metadata database {self.path}: {detail}. SQLite needs write access to the folder "
             f"{folder}, even to read, since it keeps the database's WAL and index ({os.path.basename(self.path)}"
             f"-wal, -shm) beside it: make the folder and the database writable for you (chmod -R u+w {folder}), "
             "or copy the store to a writable place and pass --store COPY.")
+
+
+def _not_writable(folder: str, database: str) -> str | None:
+    """The first of the database's folder, file, WAL and index that exists and this user cannot write."""
+    for path in (folder, database, f"{database}-wal", f"{database}-shm"):
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return path
+    return None
+
+
+def _owner(path: str) -> str:
+    """`` (owned by NAME)`` when another user owns ``path``: whom to ask."""
+    try:
+        uid = os.stat(path).st_uid
+        if uid == os.geteuid():
+            return ""
+        import pwd
+
+        return f" (owned by {pwd.getpwuid(uid).pw_name})"
+    except (OSError, KeyError, ImportError, AttributeError):  # no such user name, or not POSIX
+        return ""
 
 
 class DatabaseWriteError(StoreError):
@@ -228,6 +259,20 @@ class StepTimeoutError(OrchestratorError, TimeoutError):
 
 class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
+
+
+CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this process entered it), "
+                       "so relative paths (the default store ./cache too) name nothing: change to an existing "
+                       "folder (cd; os.chdir in Python) and try again, or give absolute paths.")
+
+
+def current_folder_gone() -> bool:
+    """Whether the process's working folder was deleted: every relative path then fails as missing."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

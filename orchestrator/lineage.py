@@ -12,6 +12,7 @@ and never touches artifact objects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import result_record
-from orchestrator.errors import DamagedRecordError, DatabaseLockedError, NotFoundError, did_you_mean
+from orchestrator.errors import (
+    DamagedRecordError,
+    DatabaseAccessError,
+    DatabaseLockedError,
+    NotFoundError,
+    did_you_mean,
+)
 from orchestrator.lineage_records import (
     AttemptRecord,
     CachedOutput,
@@ -107,6 +114,12 @@ class Lineage:
                 raise
             try:
                 yield conn
+            except sqlite3.OperationalError as exc:
+                conn.execute("ROLLBACK")
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY":
+                    # A store opened read-only (not writable for this user): one line, from Python too.
+                    raise DatabaseAccessError(self.path, str(exc)) from exc
+                raise
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -177,7 +190,8 @@ class Lineage:
         ).fetchall()
         dead = [r[0] for r in rows if r[1] != os.getpid() and not process_alive(r[1], r[2] or "")]
         if dead:
-            with self.transaction() as c:
+            with contextlib.suppress(DatabaseAccessError), self.transaction() as c:
+                # A store this user may only read (a teammate's) is left for its owner's next command to mark.
                 for run_id in dead:
                     # It ended at its last recorded sign of life, not when someone looked: an
                     # `orch runs` a day later must not say the run took a day.

@@ -211,12 +211,15 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
                         "can create.") from exc
     conn: sqlite3.Connection | None = None
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _enable_wal(conn, path)
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
+        if path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            conn = _open_read_only(path)
+        else:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _enable_wal(conn, path)
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
         conn.execute("PRAGMA foreign_keys=OFF")
         _migrate(conn, path)
     except sqlite3.Error as exc:
@@ -228,6 +231,25 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
         if conn is not None:
             conn.close()
         raise
+    return conn
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Open a database this user cannot write (a teammate's store, a read-only mount) for reading.
+
+    Opened as usual, SQLite would create ``-wal`` and ``-shm`` beside it as this
+    user (when the folder lets it), and, unable to write the database, leave them
+    behind: the owner's SQLite then cannot write the ``-shm`` of another user, and
+    every later run of the owner fails as "readonly". So when no ``-shm`` exists
+    (no one has the database open, so it is whole in its file) it is opened
+    ``immutable``, which creates no file; otherwise the existing ``-shm`` is
+    read, as the open writer keeps it. Either way every write fails as readonly.
+    """
+    shared = os.path.exists(f"{path}-shm")
+    uri = f"{path.absolute().as_uri()}?mode=ro{'' if shared else '&immutable=1'}"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
 
 
@@ -269,6 +291,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if row and _schema_version(row[0], path) == SCHEMA_VERSION and present >= TABLES:
             return  # the common case: no write lock needed
+        if row and _schema_version(row[0], path) > SCHEMA_VERSION:
+            raise _newer(path, _schema_version(row[0], path))  # said before a write lock a reader cannot take
     except sqlite3.OperationalError:
         pass  # no meta table yet: a new store
     begin_immediate(conn, path)
@@ -279,11 +303,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = _schema_version(row[0], path) if row else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
-            raise NewerStoreError(
-                f"the store at {path.parent} was written by a newer orchestrator "
-                f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator (pip install -U), or use "
-                "another --store with this version."
-            )
+            raise _newer(path, version)
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():
@@ -351,6 +371,12 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite gave up waiting for another connection's lock (SQLITE_BUSY)."""
     return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY") or "locked" in str(exc) \
         or "busy" in str(exc)
+
+
+def _newer(path: Path, version: int) -> NewerStoreError:
+    return NewerStoreError(
+        f"the store at {path.parent} was written by a newer orchestrator (schema {version} > {SCHEMA_VERSION}). "
+        "Upgrade orchestrator (pip install -U), or use another --store with this version.")
 
 
 def _schema_version(value: Any, path: Path) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from orchestrator.errors import LoadError, UserError, did_you_mean
+from orchestrator.errors import CURRENT_FOLDER_GONE, LoadError, UserError, current_folder_gone, did_you_mean
 from orchestrator.pipeline import Pipeline
 from orchestrator.step import Step
 from orchestrator.user_code import file_kind
@@ -83,6 +83,8 @@ def load_module(file: str) -> ModuleType:
     """Import the Python file ``file`` as a module named after its stem."""
     path = Path(file)
     if not path.exists():
+        if not path.is_absolute() and current_folder_gone():
+            raise LoadError(CURRENT_FOLDER_GONE)
         raise LoadError(f"pipeline file {file} does not exist. Check the path.")
     if path.is_dir() or path.suffix != ".py":
         raise LoadError(f"{file} is not a Python file. Give a .py file that defines a @pipeline.")

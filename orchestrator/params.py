@@ -542,8 +542,12 @@ def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], 
     ``exists()`` quietly works on no data. When the path does exist beside
     the pipeline file, that is almost surely what was meant: say so, with both fixes.
     """
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:  # the current folder was deleted: no relative path names anything
+        return []
     folder = os.path.dirname(os.path.abspath(file))
-    if folder == os.getcwd():
+    if folder == here:
         return []
     out = []
     for name, param in signature.parameters.items():
@@ -554,7 +558,7 @@ def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], 
             if not path.is_absolute() and not path.exists() and (Path(folder) / path).exists():
                 beside = os.path.relpath(Path(folder) / path)
                 fix = f"pass -p {name}={beside}" if value is path else f"give its paths from here ({beside}, ...)"
-                out.append(f"parameter '{name}' is {path}, which is not in the current folder {os.getcwd()} but is "
+                out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
                            f"beside {os.path.basename(file)}: run from {os.path.relpath(folder)}, or {fix}")
                 break
     return out

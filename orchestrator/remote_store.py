@@ -106,6 +106,10 @@ class FsspecStore(ArtifactStore):
     def _reused(self, path: str, existing: ArtifactInfo) -> ArtifactInfo:
         return existing  # an object store cannot renew a time without rewriting the object
 
+    def renew(self, digest: str) -> bool:
+        # Nor for a cache hit; the lookup has just checked that the object exists.
+        return True
+
     def object_stat(self, digest: str) -> tuple[float, int] | None:
         try:
             info = self.fs.info(self._path(digest))

@@ -186,7 +186,7 @@ class ConsoleReporter(RunObserver):
             self._progress.stop()
         shown = shown_results(results, self._dag)
         if self.summary:
-            self.console.print(summary_table(shown, self._dag, run_id))
+            self.console.print(summary_table(shown, self._dag, run_id, width=self.console.width))
         counts: dict[str, int] = {}
         for r in shown.values():
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -258,6 +258,23 @@ def _name_ranges(first: str, last: str) -> str:
     return "".join(out) + first[at:]
 
 
+def step_cell(name: str, width: int, others: int) -> Text:
+    """``name`` for the step column of a table ``width`` characters wide.
+
+    The other columns need ``others`` characters to stay readable (a reason cut to a few
+    letters a line is not), so a longer name is cut to what is left, 24 characters or more.
+    It is cut in its middle, not at its end: calls of one step differ only at their end
+    (``…_for_segment_2``, ``…_for_segment_3``), which a cut at the end would make read alike.
+    """
+    from rich.text import Text
+
+    room = max(24, width - others)
+    if len(name) <= room:
+        return Text(name)
+    tail = (room - 1) // 2
+    return Text(f"{name[:room - 1 - tail]}…{name[-tail:]}")
+
+
 def folded_name(names: list[str]) -> str:
     """``fit`` for one node; ``fit … fit_2000 (2000)`` for a group of them."""
     return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]} ({len(names)})"
@@ -270,25 +287,27 @@ def fold_note(rows: int, groups: int, where: str) -> str:
     return f"{rows} steps in {groups} row{'s' if groups != 1 else ''} (alike calls of one step share a row; {where})"
 
 
-def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id: str = "") -> Any:
+def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id: str = "",
+                  width: int = 80) -> Any:
     """A rich table: one row per step call with status, attempts, duration and reason.
 
     Map nodes are left out (see ``shown_results``); no cell is parsed as markup.
     Past ``FOLD_ABOVE`` rows, alike calls of one step share a row (``fold_rows``).
+    ``width`` is the console's, which a long step name must leave room in (``step_cell``).
     """
     from rich.table import Table
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("step", "status", "attempts", "time", "why"):
-        table.add_column(col, justify="right" if col in ("attempts", "time") else "left", no_wrap=col == "step")
+        table.add_column(col, justify="right" if col in ("attempts", "time") else "left", no_wrap=col != "why")
     shown = list(shown_results(results, dag).values())
     whys = [(r.error if r.status == "failed" and r.error else r.reason) or "" for r in shown]
     groups = fold_rows([(r.name, r.status, why) for r, why in zip(shown, whys)])
     for group in groups:
         rs = [shown[i] for i in group]
         durations = [r.duration for r in rs if r.duration is not None]
-        table.add_row(Text(folded_name([r.name for r in rs])), status_text(rs[0].status),
+        table.add_row(step_cell(folded_name([r.name for r in rs]), width, 50), status_text(rs[0].status),
                       str(sum(r.attempts for r in rs) or ""),
                       format_duration(sum(durations) if durations else None),
                       Text(folded_reason([whys[i] for i in group])))

@@ -227,9 +227,10 @@ def _named(what: str, digest: str) -> str:
 def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
     """The one line for an artifact that is gone or damaged, with the fix."""
     if isinstance(exc, MissingArtifactError):
+        # Not always orch's doing: an objects folder deleted or restored without it looks the same.
         return UserError(f"{_named(what, digest)} is no longer in the store: `orch cache gc` or "
-                         "`orch cache verify --repair` removed it. Run the pipeline again (orch run FILE) to "
-                         "make it again.")
+                         "`orch cache verify --repair` removed it, or its file was deleted. Run the pipeline "
+                         "again (orch run FILE) to make it again.")
     if isinstance(exc, UntrustedArtifactError):
         # Often not damage at all: a notebook on another machine or account signs with another key,
         # and `verify --repair` would then delete what teammates' runs stored.

@@ -451,6 +451,12 @@ class _RunLoop:
 
     def _cached(self, node: Node, decision: cache.Decision) -> None:
         assert decision.outputs is not None
+        # Renewed first, so that `orch cache gc` (which spares objects newer than a running run)
+        # keeps them until this record is committed; one gc deleted just now is recomputed.
+        if not all(o.inline or self.ctx.store.renew(o.digest) for o in decision.outputs):
+            self.redo[node.name] = cache.MISSING
+            self._start(node.name)
+            return
         if self._returned(node.name) and not is_url(self.ctx.location):
             # No step loads what the pipeline returns, so a lost object would pass as cached and
             # only fail later, in ``run.output()``: its header is read (one small read, whatever its

@@ -200,6 +200,23 @@ class ArtifactStore:
     def _exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def renew(self, digest: str) -> bool:
+        """A cache hit reuses the object for ``digest``: renew its mtime; False if it is gone.
+
+        ``orch cache gc`` spares objects newer than the oldest running run, because a
+        run's rows are committed in groups: the row of a cache hit may not be committed
+        yet when gc reads the runs. An old object the hit named must count as new, as
+        one produced again does (``_reused``), or gc deletes what the run returns.
+        """
+        path = self._path(digest)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        except OSError:  # another user's file, a read-only mount: it is there all the same
+            return self._exists(path)
+        return True
+
     def object_stat(self, digest: str) -> tuple[float, int] | None:
         """(modification time, size in bytes) of the object file, or None if there is none."""
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Orch
+from tests.conftest import PIPELINES, Orch
 
 
 def test_run_then_runs_and_show_json(orch, calls):
@@ -706,6 +706,18 @@ def test_store_paths_the_file_system_cannot_take_are_user_mistakes(orch, tmp_pat
         assert f"cannot create the store folder {store}" in _one_line(result)
 
 
+def test_a_store_behind_a_symbolic_link_to_nothing_names_the_link(orch, tmp_path):
+    """`cache -> /mnt/team/store` with the share not mounted: not "cannot create ...: File exists"."""
+    link = tmp_path / "linked"
+    link.symlink_to(tmp_path / "unmounted" / "store")
+    for store, command in ((link, ("run", "edits.py")), (link / "sub", ("run", "edits.py")), (link, ("runs",))):
+        result = orch("--store", str(store), *command)
+        assert result.returncode == 2, result.stderr
+        assert f"{link} is a symbolic link to {tmp_path / 'unmounted' / 'store'}, which does not exist" \
+            in _one_line(result)
+    assert not (tmp_path / "unmounted").exists()
+
+
 def test_an_unopenable_database_names_the_file_and_that_sqlite_needs_write_access(orch, store):
     assert orch("run", "edits.py").returncode == 0
     database = store / "metadata.db"
@@ -718,6 +730,62 @@ def test_an_unopenable_database_names_the_file_and_that_sqlite_needs_write_acces
         assert f"cannot open the metadata database {database}: unable to open database file" in line
         assert f"SQLite needs write access to the folder {store}" in line and "-wal, -shm" in line
         assert "chmod" in line and "--store" in line
+
+
+def _not_writable_for_me(monkeypatch, *paths: Path) -> None:
+    """``paths`` are not writable for this process, as a teammate's files are (root may write any file)."""
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.geteuid() == 0:
+        real = os.access
+        names = {str(p) for p in paths}
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **kw: not (mode & os.W_OK and os.fspath(p) in names)
+                            and real(p, mode, *a, **kw))
+
+
+def test_a_teammates_store_is_read_without_leaving_files_that_lock_its_owner_out(orch, store, project,
+                                                                                   monkeypatch, capsys):
+    """Its database not writable for me: reading works and creates no -wal/-shm of mine (which the owner's
+    SQLite could not write, so that every run of theirs would fail); a run says what is not writable."""
+    from orchestrator.cli import main
+    from orchestrator.context import Context
+
+    assert orch("run", "edits.py").returncode == 0
+    database = store / "metadata.db"
+    _not_writable_for_me(monkeypatch, database)
+    try:
+        reader = Context.open(store).lineage
+        assert [r["pipeline"] for r in reader.runs()] == ["edits"]
+        assert not (store / "metadata.db-wal").exists() and not (store / "metadata.db-shm").exists()
+        reader.close()
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "show", "latest"])
+        assert exited.value.code == 0, capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "run", str(project / "edits.py")])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1, err
+        assert f"{database} is not writable for you" in err and "Commands that read" in err and "--store COPY" in err
+    finally:
+        database.chmod(0o644)
+
+
+def test_a_read_only_store_folder_is_read_and_a_run_names_the_folder(orch, store, project, monkeypatch, capsys):
+    from orchestrator.cli import main
+
+    assert orch("run", "edits.py").returncode == 0
+    _not_writable_for_me(monkeypatch, store / "metadata.db", store)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "lineage", "latest:plain", "--upstream"])
+        assert exited.value.code == 0, capsys.readouterr().err
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "run", str(project / "edits.py")])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and f"the folder {store} is not writable for you" in err, err
+    finally:
+        store.chmod(0o755)
+        (store / "metadata.db").chmod(0o644)
 
 
 def test_a_read_only_database_is_explained(tmp_path):
@@ -903,3 +971,51 @@ def test_the_metrics_after_a_run_of_a_long_map_are_cut_keeping_those_of_one_node
 
     assert _short_metrics(metrics) == "best_accuracy=19.99 evaluate_2.accuracy=0.02 evaluate_3.accuracy=0.03 " \
                                       "evaluate_4.accuracy=0.04"  # the cell of `orch runs`
+
+
+def test_a_deleted_current_folder_is_one_line_and_absolute_paths_still_work(tmp_path, monkeypatch, capsys, calls):
+    """A shell left in a folder someone removed: relative paths (the default store) name nothing."""
+    from orchestrator.cli import main
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for args in (["runs"], ["run", "edits.py"], ["--store", str(tmp_path / "s"), "run", "edits.py"]):
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1, err
+        assert "the current folder no longer exists" in err and "change to an existing folder" in err
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "run", str(PIPELINES / "edits.py")])
+    assert exited.value.code == 0, capsys.readouterr().err
+
+
+def test_a_deleted_current_folder_is_a_user_error_from_python_too(tmp_path, monkeypatch, calls):
+    """A notebook whose folder was removed: a UserError naming it, not a bare FileNotFoundError."""
+    import orchestrator
+    from orchestrator.errors import UserError
+    from orchestrator.loader import load_pipeline
+
+    edits = load_pipeline(str(PIPELINES / "edits.py"))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for call in (edits.run, lambda: orchestrator.get_run("latest")):
+        with pytest.raises(UserError, match="the current folder no longer exists"):
+            call()
+    assert edits.run(store=str(tmp_path / "store")).status == "succeeded"
+
+
+def test_show_and_plan_tell_calls_of_a_long_named_step_apart_in_80_columns(orch):
+    orch.env["COLUMNS"] = "80"
+    assert orch("run", "long_names.py").returncode == 0
+    for args in (("show", "latest"), ("plan", "long_names.py", "-p", "n=2")):
+        result = orch(*args)
+        assert result.returncode == 0, result.stderr
+        names = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("compute")]
+        assert [n[-2:] for n in names] == ["nt", "_2", "_3"], result.stdout
+        assert all(len(line) <= 80 for line in result.stdout.splitlines())

@@ -9,6 +9,7 @@ checked path; and a mistake gets one line that says what to do.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 
@@ -241,12 +242,23 @@ def test_an_artifact_removed_by_gc_says_so(store):
     past = time.time() - 3600
     os.utime(store / "objects" / removed[:2] / removed, (past, past))
     assert collect_garbage(Context.open(store), keep_last=1).removed == [removed]
-    fix = "is no longer in the store: `orch cache gc` or `orch cache verify --repair` removed it. Run the " \
-          "pipeline again"
+    fix = "is no longer in the store: `orch cache gc` or `orch cache verify --repair` removed it, or its " \
+          "file was deleted. Run the pipeline again"
     for ref in (f"{old.id}:make", removed[:12]):
         with pytest.raises(UserError, match=fix):
             orchestrator.load(ref, store=store)
     assert orchestrator.get_run(old.id, store=store).output() == 5000  # `check` kept its small result
+
+
+def test_an_object_deleted_outside_orch_is_not_blamed_on_gc(store):
+    """A teammate's `rm -r objects` (or a restore without them) leaves the rows: the line names that cause too."""
+    from orchestrator.loader import load_pipeline
+
+    run = load_pipeline(str(PIPELINES / "gc_runs.py")).run(store=str(store), n=1)
+    shutil.rmtree(store / "objects")
+    with pytest.raises(UserError, match=f"output 'out' of step 'make' of run {run.id} .* is no longer in the "
+                                        "store: .*, or its file was deleted. Run the pipeline again"):
+        orchestrator.load(f"{run.id}:make", store=store)
 
 
 def test_a_damaged_object_is_refused(store):

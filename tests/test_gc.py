@@ -134,3 +134,22 @@ def test_gc_reads_the_cache_index_once_however_many_artifacts_it_removes(store):
     assert len(outputs) == 6 and not any(d in o for d in removed for o in outputs)
     again = _run(store, n=1)
     assert (again.steps["make"].status, again.steps["check"].status) == ("ran", "cached")
+
+
+def test_an_old_object_a_running_run_reuses_from_the_cache_is_kept(store, monkeypatch):
+    """gc while a run is under way must not delete what its cache hits named, before their rows commit."""
+    pipeline = load_pipeline(str(PIPELINES / "gc_during_run.py"))
+    first = pipeline.run(store=str(store))
+    digest = first.steps["make"].outputs["out"]
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600
+    os.utime(ctx.store.path_of(digest), (hour_ago, hour_ago))
+    # Records are committed in groups; with a long budget, the cache hit's row is still queued when gc runs.
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "3600")
+    monkeypatch.setenv("GC_DURING_RUN_STORE", str(store))
+
+    second = pipeline.run(store=str(store), round=1)
+
+    assert second.steps["make"].status == "cached"
+    assert ctx.store.has(digest)
+    assert second.output()[0] == [1] * 5000

@@ -10,9 +10,9 @@ from orchestrator.report import FOLD_ABOVE, fold_rows, one_line, status_text, st
 from orchestrator.results import StepResult
 
 
-def _render(renderable) -> str:
+def _render(renderable, width: int = 200) -> str:
     out = io.StringIO()
-    Console(file=out, width=200, highlight=False).print(renderable)
+    Console(file=out, width=width, highlight=False).print(renderable)
     return out.getvalue()
 
 
@@ -132,3 +132,14 @@ def test_a_folded_chain_names_the_range_of_steps_its_links_wait_for():
     alike = ["input from step 'items', which may run"] * 3
     assert folded_reason(alike) == alike[0]
     assert folded_reason(["input from step 'load_7' changed"] * 2) == "input from step 'load_7' changed"
+
+
+def test_long_step_names_in_a_narrow_terminal_keep_their_ends_status_and_reason():
+    """A piped run (80 columns): the calls stay told apart, and status and reason stay whole words."""
+    name = "compute_customer_lifetime_value_features_for_segment"
+    results = {n: StepResult(n, "cached" if n.endswith("_2") else "ran", "no earlier result", 1, 0.001)
+               for n in (name, f"{name}_2", f"{name}_3")}
+    lines = _render(summary_table(results, width=80), width=80).splitlines()[1:]
+    assert [line.split()[0][-10:] for line in lines] == ["or_segment", "_segment_2", "_segment_3"]
+    assert [line.split()[1] for line in lines] == ["ran", "cached", "ran"]
+    assert all(line.rstrip().endswith("no earlier result") for line in lines)

@@ -901,6 +901,26 @@ def test_a_miss_is_explained_against_the_closest_earlier_result(store):
     assert train.run(store=str(store), C=0.5, seed=3).steps["fit"].status == "cached"
 
 
+def test_a_reason_names_a_few_of_many_changed_parameters_and_counts_the_rest(store):
+    """A new config of 12 hyperparameters: one short reason, still explained against the closest run."""
+    @step
+    def fit(h00: int, h01: int, h02: int, h03: int, h04: int, h05: int, h06: int, h07: int, h08: int,
+            h09: int, h10: int, h11: int) -> int:
+        return h00 + h11
+
+    @pipeline
+    def train(shift: int = 0, extra: int = 0):
+        return fit(extra, *(i + shift for i in range(1, 12)))
+
+    train.run(store=str(store))
+    train.run(store=str(store), extra=5)  # one change from the first; twelve from the next
+    run = train.run(store=str(store), shift=100)
+    assert run.steps["fit"].reason == ("parameter `h01` changed (1 → 101); parameter `h02` changed (2 → 102); "
+                                       "parameter `h03` changed (3 → 103); parameter `h04` changed (4 → 104); "
+                                       "and 7 more changes")
+    assert train.run(store=str(store), shift=100, extra=5).steps["fit"].reason == "parameter `h00` changed (0 → 5)"
+
+
 def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store):
     @step
     def label(n: int, title: str, fn=None) -> str:
