@@ -291,7 +291,9 @@ class _RunLoop:
             return
         inputs = input_hashes(node, self.digests)
         key = cache.node_key(node, inputs)
-        force = self.redo.pop(name, None) or cache.forced_reason(name in self.forced, self.no_cache, self.spelling)
+        force = self.redo.pop(name, None) or (
+            cache.forced_reason(name in self.forced, self.no_cache, self.spelling)
+            if self.no_cache or name in self.forced else None)  # a plain node pays no call
         decision = cache.decide(node, key, inputs, self.ctx.lineage, self.ctx.store, self.history, force=force)
         self.decisions[name] = decision
         if decision.hit:
