@@ -35,7 +35,8 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import PurePath
 from typing import Any
 
 from orchestrator import hashing
@@ -73,6 +74,10 @@ class CodeFingerprint:
 
     digest: str
     parts: dict[str, str] = field(hash=False)
+    # Paths the code reaches as values, not as parameters: (kind, name, path), such as
+    # ("module constant", "DATA", "data.csv"). They count by their text only, so the file behind
+    # one can change while the step stays cached; ``untracked`` turns them into a warning.
+    paths: tuple[tuple[str, str, str], ...] = field(default=(), hash=False, compare=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -98,6 +103,8 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         else:
             token = walk.reached(value, reach, label, root.__qualname__)
         walk.add_part(f"<self> {label}", f"<self> {label}", token)
+        if method is None:
+            walk.note_paths("argument bound by functools.partial", f"{root.__name__}.partial", value)
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
     return walk.result()
@@ -215,10 +222,18 @@ class _Walk:
         self.parts: dict[str, str] = {}
         self.constants: set[tuple[str, str]] = set()  # (module name, global name) already hashed
         self.open_containers: set[int] = set()
+        self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
-        return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())))
+        return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
+                               tuple(self.paths.values()))
+
+    def note_paths(self, kind: str, name: str, value: Any) -> None:
+        """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
+        found = paths_in(value)
+        if found and (kind, name) not in self.paths:
+            self.paths[(kind, name)] = (kind, name, found[0] if len(found) == 1 else f"{found[0]}, …")
 
     def add_part(self, key: str, display: str, digest: str) -> None:
         """Record a part; ``key`` (no module name) feeds the digest, ``display`` explains it."""
@@ -250,10 +265,14 @@ class _Walk:
         # as the values used: hashed here too, a changed default would re-run the calls that pass
         # their own value. Not so when the signature the call binds is another function's.
         if not (is_root and _binds_own_signature(fn)):
-            for index, value in enumerate(fn.__defaults__ or ()):
+            defaults = fn.__defaults__ or ()
+            first = fn.__code__.co_argcount - len(defaults)
+            for index, value in enumerate(defaults):
                 tokens.append(self.token(value, f"default value #{index + 1}", where))
+                self.note_paths("default value", f"{where}.{fn.__code__.co_varnames[first + index]}", value)
             for name, value in sorted((fn.__kwdefaults__ or {}).items()):
                 tokens.append(self.token(value, f"default value of parameter '{name}'", where))
+                self.note_paths("default value", f"{where}.{name}", value)
         closures: list[tuple[str, str]] = []
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
@@ -263,6 +282,7 @@ class _Walk:
                 continue
             tokens.append(self.token(value, f"closure variable '{name}'", where))
             closures.append((name, tokens[-1]))
+            self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
         if is_root:
             self.add_part("<self>", "<self>", digest)
@@ -438,6 +458,7 @@ class _Walk:
         self.constants.add((owner, name))
         digest = self.token(value, f"module-level value '{name}'", where)
         self.add_part(name, self.display(owner, name), digest)
+        self.note_paths("module constant", self.display(owner, name), value)
 
     def token(self, value: Any, label: str, where: str) -> str:
         """Digest of a value that code uses; functions and classes inside it are followed."""
@@ -456,6 +477,23 @@ class _Walk:
             raise UnhashableValueError(
                 f"{label} used by '{where}' cannot be hashed ({exc}). {_FIX}"
             ) from exc
+
+
+def paths_in(value: Any, depth: int = 0) -> list[str]:
+    """The paths a value is or holds (in a list, tuple, set, dict or dataclass, a few levels deep)."""
+    if isinstance(value, PurePath):
+        return [str(value)]
+    if depth > 3 or isinstance(value, (str, bytes)):
+        return []
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+    elif is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name, None) for f in fields(value)]
+    else:
+        return []
+    return [path for item in items for path in paths_in(item, depth + 1)]
 
 
 def _import_root(root: tuple[Any, ...], scope: dict[str, Any]) -> Any:
