@@ -107,7 +107,29 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             walk.note_paths("argument bound by functools.partial", f"{root.__name__}.partial", value)
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
+    _note_class_paths(walk, root)
     return walk.result()
+
+
+def _note_class_paths(walk: _Walk, root: types.FunctionType) -> None:
+    """Paths in class attributes a step defined in a class body reads through ``self`` (``self.DATA``).
+
+    The instance arrives as the parameter ``self``, but a class attribute is
+    code, not the instance's data: it counts by its text, as a module constant does.
+    """
+    owner, dot, _ = root.__qualname__.rpartition(".")
+    if not dot or "<locals>" in owner:
+        return
+    cls: Any = sys.modules.get(root.__module__)
+    for part in owner.split("."):
+        cls = getattr(cls, part, None)
+    if not isinstance(cls, type):
+        return
+    reach = bound_reach(cls, root)
+    members = [(m.owner, m.name, m.value) for m in reach.members] if reach is not None \
+        else [(cls, name, value) for name, value in vars(cls).items() if not name.startswith("__")]
+    for klass, name, value in members:
+        walk.note_paths("class attribute", walk.display(klass.__module__, f"{klass.__qualname__}.{name}"), value)
 
 
 def self_digest(fn: Any, arg: str, value: Any) -> str | None:
@@ -311,6 +333,12 @@ class _Walk:
             return
         digest, refs = class_info(cls)
         self.add_part(cls.__qualname__, self.display(cls.__module__, cls.__qualname__), digest)
+        # `class Paths: TRAIN = Path("train.csv")`, read as Paths.TRAIN. Not a dataclass field's
+        # default: an instance given as a parameter is what usually holds it, and counts by content.
+        defaults = {f.name for f in fields(cls)} if is_dataclass(cls) else set()
+        for name, value in vars(cls).items():
+            if not name.startswith("__") and name not in defaults:
+                self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
@@ -429,7 +457,7 @@ class _Walk:
             elif _is_structural(value) or hasattr(type(value), "__get__"):
                 self.reference(value, name, where)
             else:
-                self.constant(value, name, member.owner.__module__, where)
+                self.constant(value, name, member.owner.__module__, where, "class attribute")
         cls = obj if isinstance(obj, type) else type(obj)
         if reach.state is None:
             return hashing.combine("class", cls.__qualname__)
@@ -452,13 +480,14 @@ class _Walk:
         self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
-    def constant(self, value: Any, name: str, owner: str, where: str) -> None:
+    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> None:
+        """A value the code reads by name: a module constant, or a class attribute (``kind``)."""
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
         digest = self.token(value, f"module-level value '{name}'", where)
         self.add_part(name, self.display(owner, name), digest)
-        self.note_paths("module constant", self.display(owner, name), value)
+        self.note_paths(kind, self.display(owner, name), value)
 
     def token(self, value: Any, label: str, where: str) -> str:
         """Digest of a value that code uses; functions and classes inside it are followed."""

@@ -70,8 +70,8 @@ def _opted_out(name: str, untracked: frozenset[str]) -> bool:
 
 
 def _message(step: str, kind: str, name: str, path: str) -> str:
-    if kind == "module constant":
-        what, fix = f"module constant `{name}`", f"`{_parameter_name(name)}: Path = {name}`"
+    if kind in ("module constant", "class attribute"):
+        what, fix = f"{kind} `{name}`", f"`{_parameter_name(name)}: Path = {name}`"
     elif kind == "closure variable":
         what, fix = f"closure variable `{name}`", f"`{_parameter_name(name)}: Path`"
     else:  # a helper's default value (`read.path`), an argument bound by functools.partial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 import warnings
@@ -50,6 +51,42 @@ def via_helper_default() -> str:
 @step
 def reads_dict() -> list[str]:
     return sorted(FILES)
+
+
+class Locations:
+    TRAIN = Path("train.csv")
+
+
+@dataclasses.dataclass
+class Config:
+    data: Path = Path("config-default.csv")
+
+
+class Trainer:
+    LOOKUP = Path("lookup.csv")
+    OTHER = Path("never-read.csv")
+
+    @step
+    def fit(self) -> str:
+        return self.LOOKUP.read_text()
+
+
+@step
+def reads_class_attribute() -> str:
+    return Locations.TRAIN.read_text()
+
+
+@step
+def checks_config(cfg: Config) -> str:
+    assert isinstance(cfg, Config)
+    return cfg.data.read_text()
+
+
+def test_class_attributes_holding_paths_are_named():
+    """Read through the class's name or through `self` by a step of a class body; a dataclass default is not."""
+    assert fingerprint(reads_class_attribute).paths == (("class attribute", "Locations.TRAIN", "train.csv"),)
+    assert fingerprint(Trainer.fit).paths == (("class attribute", "Trainer.LOOKUP", "lookup.csv"),)
+    assert fingerprint(checks_config).paths == ()
 
 
 def test_fingerprint_names_the_paths_code_reaches_and_keeps_the_digest():
