@@ -33,17 +33,18 @@ class UntrackedPathWarning(UserWarning):
 
 
 def untracked_path_warnings(dag: DAG) -> list[str]:
-    """One line per (step, path value) the pipeline's steps reach outside their parameters."""
-    messages: list[str] = []
-    said: set[tuple[str, str]] = set()
+    """One line per path value the pipeline's steps reach outside their parameters, naming those steps.
+
+    A constant many steps use (``ROOT``) is one line, not one per step.
+    """
+    users: dict[tuple[str, str, str], list[str]] = {}
     for node in dag.nodes.values():
         step = node.step
-        for kind, name, path in node.code.paths:
-            if (step.name, name) in said or _opted_out(name, step.untracked):
-                continue
-            said.add((step.name, name))
-            messages.append(_message(step.name, kind, name, path))
-    return messages
+        for found in node.code.paths:
+            steps = users.setdefault(found, [])
+            if step.name not in steps and not _opted_out(found[1], step.untracked):
+                steps.append(step.name)
+    return [_message(steps, *found) for found, steps in users.items() if steps]
 
 
 def warn_untracked(dag: DAG, observer: RunObserver | None) -> None:
@@ -69,16 +70,27 @@ def _opted_out(name: str, untracked: frozenset[str]) -> bool:
     return name in untracked or name.rpartition(".")[2] in untracked
 
 
-def _message(step: str, kind: str, name: str, path: str) -> str:
+def _message(steps: list[str], kind: str, name: str, path: str) -> str:
     if kind in ("module constant", "class attribute"):
         what, fix = f"{kind} `{name}`", f"`{_parameter_name(name)}: Path = {name}`"
     elif kind == "closure variable":
         what, fix = f"closure variable `{name}`", f"`{_parameter_name(name)}: Path`"
     else:  # a helper's default value (`read.path`), an argument bound by functools.partial
         what, fix = f"{kind} `{name}`", "a `Path` parameter"
-    return (f"step '{step}' uses {what} = {path}: a path counts by its file's content only as a step parameter, "
-            f"so editing {path} leaves '{step}' cached. Pass it as one ({fix}), or add "
-            f"@step(untracked=\"{name.rpartition('.')[2]}\") if '{step}' does not read it.")
+    shown = [f"'{s}'" for s in steps[:_SHOWN]]
+    if len(steps) > _SHOWN:
+        shown.append(f"{len(steps) - _SHOWN} more")
+    untracked = f"@step(untracked=\"{name.rpartition('.')[2]}\")"
+    if len(steps) == 1:
+        who, verb, it, opt_out = f"step {shown[0]}", "uses", shown[0], f"if {shown[0]} does not read it"
+    else:
+        who, verb, it, opt_out = f"steps {', '.join(shown[:-1])} and {shown[-1]}", "use", "them", \
+            "to those that do not read it"
+    return (f"{who} {verb} {what} = {path}: a path counts by its file's content only as a step parameter, "
+            f"so editing {path} leaves {it} cached. Pass it as one ({fix}), or add {untracked} {opt_out}.")
+
+
+_SHOWN = 3  # steps named in one warning; the rest are counted
 
 
 def _parameter_name(name: str) -> str:

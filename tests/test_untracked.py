@@ -210,3 +210,22 @@ def test_cli_says_nothing_for_names_the_user_marked_untracked(orch, project):
         result = orch(command, "writer.py")
         assert result.returncode == 0, result.stderr
         assert "warning" not in result.stderr
+
+
+@step
+def also_reads_constant() -> int:
+    return len(DATA.read_text())
+
+
+def test_a_constant_several_steps_use_is_one_line_naming_them(tmp_path, store, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    DATA.write_text("a\n")
+
+    @pipeline
+    def shared():
+        return read_constant(), also_reads_constant(), read_opted_out()
+
+    assert shared.plan(store=str(store)).warnings == [
+        "steps 'read_constant' and 'also_reads_constant' use module constant `DATA` = untracked-data.csv: a path "
+        "counts by its file's content only as a step parameter, so editing untracked-data.csv leaves them cached. "
+        "Pass it as one (`data: Path = DATA`), or add @step(untracked=\"DATA\") to those that do not read it."]
