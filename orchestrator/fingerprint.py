@@ -104,11 +104,22 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             token = walk.reached(value, reach, label, root.__qualname__)
         walk.add_part(f"<self> {label}", f"<self> {label}", token)
         if method is None:
-            walk.note_paths("argument bound by functools.partial", f"{root.__name__}.partial", value)
+            _note_bound_paths(walk, root, value)
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
     _note_class_paths(walk, root)
     return walk.result()
+
+
+def _note_bound_paths(walk: _Walk, root: types.FunctionType, bound: Any) -> None:
+    """Paths a ``functools.partial`` step binds, each by the parameter it is bound to (``load.path``)."""
+    args, keywords = bound
+    names = root.__code__.co_varnames[:root.__code__.co_argcount]
+    for index, value in enumerate(args):
+        name = names[index] if index < len(names) else f"args[{index}]"
+        walk.note_paths("argument bound by functools.partial", f"{root.__name__}.{name}", value)
+    for name, value in sorted(keywords.items()):
+        walk.note_paths("argument bound by functools.partial", f"{root.__name__}.{name}", value)
 
 
 def _note_class_paths(walk: _Walk, root: types.FunctionType) -> None:

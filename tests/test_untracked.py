@@ -229,3 +229,23 @@ def test_a_constant_several_steps_use_is_one_line_naming_them(tmp_path, store, m
         "steps 'read_constant' and 'also_reads_constant' use module constant `DATA` = untracked-data.csv: a path "
         "counts by its file's content only as a step parameter, so editing untracked-data.csv leaves them cached. "
         "Pass it as one (`data: Path = DATA`), or add @step(untracked=\"DATA\") to those that do not read it."]
+
+
+def _load(path: Path, sep: str = ",") -> str:
+    return path.read_text()
+
+
+def _make_step(path: Path):
+    @step
+    def inner() -> str:
+        return path.read_text()
+    return inner
+
+
+def test_a_partial_step_and_a_closure_name_their_paths():
+    """Bound into the step, not passed to it: named by the parameter it is bound to, or the variable."""
+    import functools
+
+    bound = step(functools.partial(_load, Path("a.csv"), sep=";"), name="load_a")
+    assert fingerprint(bound).paths == (("argument bound by functools.partial", "_load.path", "a.csv"),)
+    assert fingerprint(_make_step(Path("b.csv"))).paths == (("closure variable", "path", "b.csv"),)
