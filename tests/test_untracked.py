@@ -97,6 +97,7 @@ def test_fingerprint_names_the_paths_code_reaches_and_keeps_the_digest():
     assert fingerprint(reads_dict).paths == (("module constant", "FILES", "train.csv, …"),)
     assert fingerprint(uses_number).paths == ()
     assert fingerprint(read_parameter).paths == ()  # the step's own default is a parameter: counted by content
+    assert fingerprint(read_opted_out).digest == code.digest  # untracked= is not in the key
 
 
 def test_a_python_run_warns_once_per_step_and_a_stale_hit_is_said(tmp_path, store, monkeypatch):
