@@ -883,7 +883,7 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
 def test_files_a_step_writes_and_returns_in_a_list_or_dict_count_by_content(store, tmp_path):
     """Not by their paths' text: a re-run that wrote other content kept the digest, so the consumer
     that reads the files stayed cached and returned a result of the old content."""
-    @step
+    @step(untracked="tmp_path")  # the folder it writes to: not an input
     def export(rows: int) -> dict[str, list[Path]]:
         paths = [tmp_path / "train.csv", tmp_path / "test.csv"]
         for path in paths:
