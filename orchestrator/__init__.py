@@ -17,6 +17,7 @@ from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
 from orchestrator.retry import RetryPolicy
 from orchestrator.step import Step, step
+from orchestrator.untracked import UntrackedPathWarning
 
 if TYPE_CHECKING:
     from orchestrator.results import Run, StepResult
@@ -29,6 +30,7 @@ __all__ = [
     "Run",
     "Step",
     "StepResult",
+    "UntrackedPathWarning",
     "UserError",
     "get_run",
     "load",

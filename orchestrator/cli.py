@@ -309,9 +309,12 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: 
         pipeline, values = _load_target(target, params, params_file)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
                                spelling=CLI)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _emit_json({"pipeline": result.pipeline, "steps": [
-            {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries]})
+            {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries],
+            "warnings": result.warnings})
         return
     from rich.console import Console
     from rich.table import Table

@@ -12,10 +12,12 @@ the store or the metadata database.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
+import types
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
@@ -27,6 +29,7 @@ from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
+from orchestrator.user_code import object_kind
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -424,6 +427,13 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
         files = [(f.name, _with_file_refs(getattr(value, f.name, None), memo, seen, arg, listed, folders))
                  for f in fields(value) if _holds_path(getattr(value, f.name, None), 1)]
         return ("dataclass-files", hash_value(value), files)
+    held = _held_values(value)
+    if held is not None and _holds_path(value, 0):
+        # A partial, a function with a closure, an instance of a class of the user's, attrs or
+        # pydantic, given as a parameter: its paths are file inputs as a dataclass's are.
+        files = [(name, _with_file_refs(item, memo, seen, arg, listed, folders))
+                 for name, item in held if _holds_path(item, 1)]
+        return ("object-files", hash_value(value), files)
     if isinstance(value, dict) and any(_may_hold_path(v) for v in value.values()):
         # In the order of the keys, so that the paths are listed alike however the dict was built.
         return {k: _with_file_refs(v, memo, seen, arg, listed, folders)
@@ -432,7 +442,60 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
 
 
 def _may_hold_path(value: Any) -> bool:
-    return isinstance(value, (PurePath, list, tuple, dict)) or (is_dataclass(value) and not isinstance(value, type))
+    return isinstance(value, (PurePath, list, tuple, dict)) or (is_dataclass(value) and not isinstance(value, type)) \
+        or _held_values(value) is not None
+
+
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+_USER_CLASSES: dict[type, bool] = {}  # a class's kind is asked for each object of a list: once per class
+
+
+def _is_user_class(cls: type) -> bool:
+    try:
+        kind = _USER_CLASSES.get(cls)
+    except TypeError:  # a metaclass that makes its classes unhashable
+        return object_kind(cls)[0] == "user"
+    if kind is None:
+        if len(_USER_CLASSES) > 256:
+            _USER_CLASSES.clear()
+        kind = _USER_CLASSES[cls] = object_kind(cls)[0] == "user"
+    return kind
+
+
+def _held_values(value: Any) -> list[tuple[str, Any]] | None:
+    """The values a parameter holds by name, for the kinds other than containers and dataclasses.
+
+    A ``functools.partial``'s bound arguments; a function's closure values and
+    default values; the attributes of an instance of one of the user's classes,
+    of an attrs class or of a pydantic model. None for any other value (a
+    library's object, whose insides are its own business).
+    """
+    if isinstance(value, functools.partial):
+        return [(f"args[{i}]", a) for i, a in enumerate(value.args)] + sorted(value.keywords.items())
+    if isinstance(value, types.FunctionType):
+        cells = []
+        for name, cell in zip(value.__code__.co_freevars, value.__closure__ or ()):
+            try:
+                cells.append((name, cell.cell_contents))
+            except ValueError:  # a cell not filled in yet
+                continue
+        defaults = [(f"defaults[{i}]", d) for i, d in enumerate(value.__defaults__ or ())]
+        return cells + defaults + sorted((value.__kwdefaults__ or {}).items())
+    cls = type(value)
+    if cls in _PLAIN or isinstance(value, type) or is_dataclass(value):
+        return None
+    names: Any = None
+    if hasattr(cls, "__attrs_attrs__"):
+        names = [a.name for a in cls.__attrs_attrs__]
+    elif isinstance(getattr(cls, "model_fields", None), dict):  # pydantic 2
+        names = list(cls.model_fields)
+    elif _is_user_class(cls) and isinstance(getattr(value, "__dict__", None), dict):
+        names = sorted(vars(value))
+    if names is None:
+        return None
+    return [(name, getattr(value, name, None)) for name in names]
 
 
 def _holds_path(value: Any, depth: int) -> bool:
@@ -447,7 +510,8 @@ def _holds_path(value: Any, depth: int) -> bool:
         return any(_holds_path(v, depth + 1) for v in value.values())
     if is_dataclass(value) and not isinstance(value, type):
         return any(_holds_path(getattr(value, f.name, None), depth + 1) for f in fields(value))
-    return False
+    held = _held_values(value)
+    return held is not None and any(_holds_path(item, depth + 1) for _, item in held)
 
 
 def _key_text(item: tuple[Any, Any]) -> str:

@@ -35,7 +35,8 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import PurePath
 from typing import Any
 
 from orchestrator import hashing
@@ -73,6 +74,10 @@ class CodeFingerprint:
 
     digest: str
     parts: dict[str, str] = field(hash=False)
+    # Paths the code reaches as values, not as parameters: (kind, name, path), such as
+    # ("module constant", "DATA", "data.csv"). They count by their text only, so the file behind
+    # one can change while the step stays cached; ``untracked`` turns them into a warning.
+    paths: tuple[tuple[str, str, str], ...] = field(default=(), hash=False, compare=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -98,9 +103,44 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         else:
             token = walk.reached(value, reach, label, root.__qualname__)
         walk.add_part(f"<self> {label}", f"<self> {label}", token)
+        if method is None:
+            _note_bound_paths(walk, root, value)
     walk.function(root, is_root=True)
     _name_decorated_parts(walk, root)
+    _note_class_paths(walk, root)
     return walk.result()
+
+
+def _note_bound_paths(walk: _Walk, root: types.FunctionType, bound: Any) -> None:
+    """Paths a ``functools.partial`` step binds, each by the parameter it is bound to (``load.path``)."""
+    args, keywords = bound
+    names = root.__code__.co_varnames[:root.__code__.co_argcount]
+    for index, value in enumerate(args):
+        name = names[index] if index < len(names) else f"args[{index}]"
+        walk.note_paths("argument bound by functools.partial", f"{root.__name__}.{name}", value)
+    for name, value in sorted(keywords.items()):
+        walk.note_paths("argument bound by functools.partial", f"{root.__name__}.{name}", value)
+
+
+def _note_class_paths(walk: _Walk, root: types.FunctionType) -> None:
+    """Paths in class attributes a step defined in a class body reads through ``self`` (``self.DATA``).
+
+    The instance arrives as the parameter ``self``, but a class attribute is
+    code, not the instance's data: it counts by its text, as a module constant does.
+    """
+    owner, dot, _ = root.__qualname__.rpartition(".")
+    if not dot or "<locals>" in owner:
+        return
+    cls: Any = sys.modules.get(root.__module__)
+    for part in owner.split("."):
+        cls = getattr(cls, part, None)
+    if not isinstance(cls, type):
+        return
+    reach = bound_reach(cls, root)
+    members = [(m.owner, m.name, m.value) for m in reach.members] if reach is not None \
+        else [(cls, name, value) for name, value in vars(cls).items() if not name.startswith("__")]
+    for klass, name, value in members:
+        walk.note_paths("class attribute", walk.display(klass.__module__, f"{klass.__qualname__}.{name}"), value)
 
 
 def self_digest(fn: Any, arg: str, value: Any) -> str | None:
@@ -225,10 +265,18 @@ class _Walk:
         self.parts: dict[str, str] = {}
         self.constants: set[tuple[str, str]] = set()  # (module name, global name) already hashed
         self.open_containers: set[int] = set()
+        self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
-        return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())))
+        return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
+                               tuple(self.paths.values()))
+
+    def note_paths(self, kind: str, name: str, value: Any) -> None:
+        """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
+        found = paths_in(value)
+        if found and (kind, name) not in self.paths:
+            self.paths[(kind, name)] = (kind, name, found[0] if len(found) == 1 else f"{found[0]}, …")
 
     def add_part(self, key: str, display: str, digest: str) -> None:
         """Record a part; ``key`` (no module name) feeds the digest, ``display`` explains it."""
@@ -260,10 +308,14 @@ class _Walk:
         # as the values used: hashed here too, a changed default would re-run the calls that pass
         # their own value. Not so when the signature the call binds is another function's.
         if not (is_root and _binds_own_signature(fn)):
-            for index, value in enumerate(fn.__defaults__ or ()):
+            defaults = fn.__defaults__ or ()
+            first = fn.__code__.co_argcount - len(defaults)
+            for index, value in enumerate(defaults):
                 tokens.append(self.token(value, f"default value #{index + 1}", where))
+                self.note_paths("default value", f"{where}.{fn.__code__.co_varnames[first + index]}", value)
             for name, value in sorted((fn.__kwdefaults__ or {}).items()):
                 tokens.append(self.token(value, f"default value of parameter '{name}'", where))
+                self.note_paths("default value", f"{where}.{name}", value)
         closures: list[tuple[str, str]] = []
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
@@ -273,6 +325,7 @@ class _Walk:
                 continue
             tokens.append(self.token(value, f"closure variable '{name}'", where))
             closures.append((name, tokens[-1]))
+            self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
         if is_root:
             self.add_part("<self>", "<self>", digest)
@@ -301,6 +354,12 @@ class _Walk:
             return
         digest, refs = class_info(cls)
         self.add_part(cls.__qualname__, self.display(cls.__module__, cls.__qualname__), digest)
+        # `class Paths: TRAIN = Path("train.csv")`, read as Paths.TRAIN. Not a dataclass field's
+        # default: an instance given as a parameter is what usually holds it, and counts by content.
+        defaults = {f.name for f in fields(cls)} if is_dataclass(cls) else set()
+        for name, value in vars(cls).items():
+            if not name.startswith("__") and name not in defaults:
+                self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
@@ -419,7 +478,7 @@ class _Walk:
             elif _is_structural(value) or hasattr(type(value), "__get__"):
                 self.reference(value, name, where)
             else:
-                self.constant(value, name, member.owner.__module__, where)
+                self.constant(value, name, member.owner.__module__, where, "class attribute")
         cls = obj if isinstance(obj, type) else type(obj)
         if reach.state is None:
             return hashing.combine("class", cls.__qualname__)
@@ -442,12 +501,14 @@ class _Walk:
         self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
-    def constant(self, value: Any, name: str, owner: str, where: str) -> None:
+    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> None:
+        """A value the code reads by name: a module constant, or a class attribute (``kind``)."""
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
         digest = self.token(value, f"module-level value '{name}'", where)
         self.add_part(name, self.display(owner, name), digest)
+        self.note_paths(kind, self.display(owner, name), value)
 
     def token(self, value: Any, label: str, where: str) -> str:
         """Digest of a value that code uses; functions and classes inside it are followed."""
@@ -466,6 +527,23 @@ class _Walk:
             raise UnhashableValueError(
                 f"{label} used by '{where}' cannot be hashed ({exc}). {_FIX}"
             ) from exc
+
+
+def paths_in(value: Any, depth: int = 0) -> list[str]:
+    """The paths a value is or holds (in a list, tuple, set, dict or dataclass, a few levels deep)."""
+    if isinstance(value, PurePath):
+        return [str(value)]
+    if depth > 3 or isinstance(value, (str, bytes)):
+        return []
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+    elif is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name, None) for f in fields(value)]
+    else:
+        return []
+    return [path for item in items for path in paths_in(item, depth + 1)]
 
 
 def _import_root(root: tuple[Any, ...], scope: dict[str, Any]) -> Any:

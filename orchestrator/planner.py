@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
@@ -21,6 +21,7 @@ from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import skipping_folders
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output
+from orchestrator.untracked import untracked_path_warnings
 
 if TYPE_CHECKING:
     from orchestrator.pipeline import Pipeline
@@ -38,6 +39,8 @@ class PlanEntry:
 class Plan:
     pipeline: str
     entries: list[PlanEntry]
+    # Paths steps use outside their parameters, whose files the keys do not count (``untracked``).
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -51,7 +54,8 @@ class Plan:
         lines = [f"  {e.node:<{width}}  {e.status:<8}  {e.reason if e.reason != e.status else ''}".rstrip()
                  for e in self.entries]
         counts = ", ".join(f"{n} {status}" for status, n in self.counts().items())
-        return "\n".join([f"<plan of pipeline {self.pipeline!r}: {counts}", *lines]) + ">"
+        notes = [f"  warning: {w}" for w in self.warnings]
+        return "\n".join([f"<plan of pipeline {self.pipeline!r}: {counts}", *lines, *notes]) + ">"
 
 
 def check_rerun(dag: DAG, rerun: Iterable[str], spelling: Spelling = CLI) -> set[str]:
@@ -232,7 +236,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     unforced = unforced_items(dag, map_children, forced)
     if unforced:
         raise UserError(unforced_message(dag, map_children, unforced, spelling) + ".")
-    return Plan(dag.pipeline, entries)
+    return Plan(dag.pipeline, entries, untracked_path_warnings(dag))
 
 
 def _missing_files(node: Node, reason: str) -> str:

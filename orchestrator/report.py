@@ -179,7 +179,8 @@ class ConsoleReporter(RunObserver):
                                f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        # One line, as every message is: not folded at the console's width, so it can be grepped.
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:

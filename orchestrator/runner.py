@@ -57,6 +57,7 @@ from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
+from orchestrator.untracked import warn_untracked
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
@@ -90,6 +91,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     with _older_objects_frozen():
         dag = build(pipeline, params, ctx)
         forced = check_rerun(dag, rerun, spelling)
+        warn_untracked(dag, progress)
         # With a map, its items are only known when its list is ready: then no bound.
         most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
         runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),

@@ -258,6 +258,7 @@ class Step(Generic[P, R]):
         cache: bool = True,
         version: str | None = None,
         outputs: Sequence[str] | None = None,
+        untracked: frozenset[str] = frozenset(),
     ) -> None:
         root = code_root(fn)
         if root is None:
@@ -278,6 +279,7 @@ class Step(Generic[P, R]):
         self.retry = retry
         self.cache = cache
         self.version = None if version is None else str(version)
+        self.untracked = untracked  # names of path constants the user says are not inputs (no warning)
         self.signature = inspect.signature(fn)
         self.output_names = _output_names(fn, outputs, self.name, self.site)
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.signature.parameters.values())
@@ -526,6 +528,7 @@ def step(
     cache: bool = True,
     version: str | int | None = None,
     outputs: Sequence[str] | None = None,
+    untracked: str | Sequence[str] = (),
 ) -> _StepDecorator: ...
 
 
@@ -543,6 +546,7 @@ def step(
     cache: bool = True,
     version: str | int | None = None,
     outputs: Sequence[str] | None = None,
+    untracked: str | Sequence[str] = (),
     **unknown: Never,
 ) -> Any:
     """Make a function a pipeline step.
@@ -563,9 +567,12 @@ def step(
         version: change it to force new cache keys by hand.
         outputs: names of several outputs (otherwise a ``tuple[...]`` return
             annotation gives one output per element).
+        untracked: names of path constants the step uses that are not its
+            inputs (``"OUT"`` for ``OUT = Path("outputs")`` it writes to): no
+            warning that their files' content is not in the key.
 
-    Retry, timeout and cache settings are not part of the cache key: changing
-    them re-runs nothing.
+    Retry, timeout, cache and untracked settings are not part of the cache
+    key: changing them re-runs nothing.
 
     Raises:
         UserError: an unknown option (``retry=3``, with the close match) or a
@@ -575,9 +582,14 @@ def step(
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
     on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
 
+    names = (untracked,) if isinstance(untracked, str) else untracked
+
     def wrap(f: Callable[..., Any]) -> Step[..., Any]:
         if not isinstance(cache, bool):
             problem = f"cache must be True or False, got {cache!r}"
+        elif not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
+            problem = (f"untracked must name path constants, as a string or a list of strings "
+                       f"(untracked=[\"OUT\", \"LOG\"]), got {untracked!r}")
         else:
             try:
                 policy = RetryPolicy(
@@ -588,7 +600,8 @@ def step(
                 problem = str(exc)
             else:
                 return Step(f, name=name, retry=policy, cache=cache,
-                            version=None if version is None else str(version), outputs=outputs)
+                            version=None if version is None else str(version), outputs=outputs,
+                            untracked=frozenset(names))
         label = name or getattr(f, "__name__", None)
         shown = f" '{label}'" if isinstance(label, str) else ""
         where = definition_site(code_root(f) or f) if callable(f) else call_site()
@@ -598,7 +611,7 @@ def step(
 
 
 _STEP_OPTIONS = ("name", "retries", "retry_delay", "backoff", "max_delay", "jitter", "retry_on",
-                 "timeout", "cache", "version", "outputs")
+                 "timeout", "cache", "version", "outputs", "untracked")
 
 
 # Names other orchestrators (Prefect, Airflow, Celery) use for an option @step spells differently.
