@@ -406,6 +406,8 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
     ``listed`` gets every path's absolute form, in order, whether a file is there or not;
     ``folders`` each folder's files with their digests (see ``Node.folder_files``).
     """
+    if type(value) in _PLAIN:
+        return value  # the common case: a number or a text holds no path
     if isinstance(value, PurePath):
         path = os.fspath(value)
         if listed is not None:
