@@ -452,7 +452,7 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     path_before = list(sys.path)
     handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    @step
+    @step(untracked="elsewhere")  # a folder they move into, not data they read
     def wander(x: int) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a library that takes Ctrl-C and kill over
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -461,7 +461,7 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
         sys.path.insert(0, str(elsewhere))
         return x
 
-    @step
+    @step(untracked="elsewhere")
     def look(x: int) -> dict:
         return {"cwd": os.getcwd(), "env": os.environ.get("ORCH_TEST_LEAK"),
                 "path": str(elsewhere) in sys.path, "ctrl-c": signal.getsignal(signal.SIGINT) is not signal.SIG_IGN}
