@@ -42,15 +42,18 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--store", envvar="ORCH_STORE", default="cache", show_default=True,
-              help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE).")
+@click.option("--store", envvar="ORCH_STORE", default=None, metavar="DIR|URL",
+              help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE). "
+                   "Default: `store` of [tool.orchestrator] in the nearest pyproject.toml that has one, "
+                   "else ./cache.")
 @click.option("--metadata", envvar="ORCH_METADATA", default=None, metavar="PATH",
               help="Local folder of the metadata database; needed with a store URL "
-                   "(default: inside the store folder; or set ORCH_METADATA).")
+                   "(default: inside the store folder; or set ORCH_METADATA, or `metadata` of "
+                   "[tool.orchestrator]).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and live step output.")
 @click.version_option(package_name="orchestrator", prog_name="orch")
 @click.pass_context
-def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, store: str | None, metadata: str | None, verbose: bool) -> None:
     """orchestrator: run content-hashed, cached, retried pipelines and inspect their lineage.
 
     \b
@@ -61,6 +64,8 @@ def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> 
       orch lineage RUN:step --upstream        what produced it, from what
       orch models ls / orch monitor NAME      registered models, drift
     """
+    if ctx.get_parameter_source("store") is click.core.ParameterSource.ENVIRONMENT:
+        store = None  # the store's resolution reads ORCH_STORE itself, and so can say that it came from there
     ctx.obj = {"store": store, "metadata": metadata, "verbose": verbose}
     _VERBOSE[0] = verbose
     _STORE.update(store=store, metadata=metadata)
@@ -675,11 +680,18 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the store and say which command fixes each problem; exit 1 if any is found."""
     from orchestrator.doctor import examine
 
-    checkup = examine(_context(ctx, damaged_ok=True))
+    context = _context(ctx, damaged_ok=True)
+    checkup = examine(context)
+    where = _store_description(context)
     if as_json:
         _emit_json({"checked": checkup.checked_objects, "findings": [
-            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings]})
+            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings],
+            "store": where["store"], "metadata": where["metadata"], "store_source": where["source"]})
     else:
+        # Which store, and why: run from a subfolder, ./cache would be another store than the project's.
+        source = where["source"] or ""
+        click.echo(f"store {where['store']} ({source if source.startswith('the default') else 'from ' + source})",
+                   err=True)
         for f in checkup.findings:
             click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
         count = len(checkup.findings)
@@ -688,6 +700,16 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
     if not checkup.healthy:
         sys.exit(EXIT_FAILED)
+
+
+def _store_description(context: Context) -> dict[str, str | None]:
+    """The store and metadata database a command opened, as absolute paths, and why that store."""
+    from orchestrator.remote_store import is_url
+
+    location = context.location
+    store = location if is_url(location) else os.path.abspath(location)
+    database = os.path.abspath(context.lineage.path)
+    return {"store": store, "metadata": database, "source": context.source or "the default ./cache"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -534,31 +534,39 @@ def _fix_for_text(kind: Any, text: str) -> str:
 
 
 def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], file: str) -> list[str]:
-    """A warning for each relative path parameter found beside the pipeline file but not here.
+    """A warning for each relative path parameter found beside the pipeline file, or at the project root, but not here.
 
     A relative path is read from the current folder, as every program reads
-    it. Run from another folder (``orch run proj/train.py``), a default such as
+    it. Run from another folder (``orch run proj/train.py``, or ``cd pipelines &&
+    orch run train.py`` in a project whose data sits at its root), a default such as
     ``Path("data")`` then names nothing, and a step that globs it or checks
     ``exists()`` quietly works on no data. When the path does exist beside
-    the pipeline file, that is almost surely what was meant: say so, with both fixes.
+    the pipeline file, or at the root of the project (the folder of the pyproject.toml
+    whose ``[tool.orchestrator]`` table chose the store), that is almost surely what
+    was meant: say so, with both fixes.
     """
+    from orchestrator.project import find_project
+
     try:
         here = os.getcwd()
     except FileNotFoundError:  # the current folder was deleted: no relative path names anything
         return []
-    folder = os.path.dirname(os.path.abspath(file))
-    if folder == here:
-        return []
+    places = [(os.path.dirname(os.path.abspath(file)), f"beside {os.path.basename(file)}")]
+    project = find_project()
+    if project is not None:
+        places.append((os.fspath(project.folder), f"at the project root ({project.file.name})"))
     out = []
     for name, param in signature.parameters.items():
         value = values.get(name, param.default)
         paths = [value] if isinstance(value, Path) else \
             [v for v in value if isinstance(v, Path)] if isinstance(value, (list, tuple)) else []
-        for path in paths:
-            if not path.is_absolute() and not path.exists() and (Path(folder) / path).exists():
-                beside = os.path.relpath(Path(folder) / path)
-                fix = f"pass -p {name}={beside}" if value is path else f"give its paths from here ({beside}, ...)"
-                out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
-                           f"beside {os.path.basename(file)}: run from {os.path.relpath(folder)}, or {fix}")
-                break
+        found = next(((path, folder, where) for path in paths for folder, where in places
+                      if folder != here and not path.is_absolute() and not path.exists()
+                      and (Path(folder) / path).exists()), None)
+        if found is not None:
+            path, folder, where = found
+            there = os.path.relpath(Path(folder) / path)
+            fix = f"pass -p {name}={there}" if value is path else f"give its paths from here ({there}, ...)"
+            out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
+                       f"{where}: run from {os.path.relpath(folder)}, or {fix}")
     return out
