@@ -110,10 +110,16 @@ def _prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[
 def _load_target(target: str, params: tuple[str, ...], params_file: str | None) -> tuple[Any, dict[str, Any]]:
     """The pipeline and its converted parameters; a warning for a relative path found beside the file only."""
     from orchestrator.loader import load_pipeline, split_target
-    from orchestrator.params import convert_params, load_params_file, parse_assignments, paths_beside_the_file
+    from orchestrator.params import (
+        convert_params,
+        load_params_file,
+        parse_assignments,
+        paths_beside_the_file,
+        pipeline_section,
+    )
 
     pipeline = load_pipeline(target)
-    typed = load_params_file(params_file) if params_file else {}
+    typed = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature) if params_file else {}
     values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
                             source=params_file)
     for warning in paths_beside_the_file(pipeline.signature, values, split_target(target)[0]):

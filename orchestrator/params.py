@@ -64,6 +64,26 @@ def load_params_file(path: str) -> dict[str, Any]:
     return data
 
 
+def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Signature) -> dict[str, Any]:
+    """The values of a parameters file meant for ``pipeline``: its ``[pipeline]`` table over shared top-level values.
+
+    One file may serve several pipelines (``conf/base.toml`` with ``[training]`` and
+    ``[scoring]`` tables), as Kedro's parameter namespaces do. When the file has a table
+    named after the pipeline, and the pipeline has no parameter of that name (the table
+    would then be that parameter's value), the table's keys are the pipeline's
+    parameters, each checked as usual, over the top-level values the pipeline has a
+    parameter of (``seed = 1`` shared by every pipeline). The other tables and top-level
+    values are other pipelines' and are left out. A file without such a table is read
+    at its top level, every key checked, as before.
+    """
+    section = data.get(pipeline)
+    params = signature.parameters
+    if not isinstance(section, dict) or pipeline in params:
+        return data
+    shared = {name: value for name, value in data.items() if name in params}
+    return {**shared, **section}
+
+
 def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                    texts: dict[str, str], typed: dict[str, Any] | None = None,
                    source: str | None = None) -> dict[str, Any]:
@@ -90,7 +110,8 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             hint = did_you_mean(name, params)
             if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
-                hint = f" Its keys look like parameters: write them at the top level of {source}, not under [{name}]."
+                hint = (f" Its keys look like parameters: write them at the top level of {source}, not under "
+                        f"[{name}], or name the table after the pipeline: [{pipeline}].")
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue

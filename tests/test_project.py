@@ -189,3 +189,18 @@ def test_a_default_path_found_at_the_project_root_is_warned_about(myproj: Path, 
             f"{myproj / 'pipelines'} but is at the project root (pyproject.toml): run from .., or pass "
             "-p path=../data/raw.txt") in err, err
 
+
+def test_one_params_file_serves_several_pipelines_by_their_tables(myproj: Path, monkeypatch, capsys):
+    """``[proj_pipe]`` holds this pipeline's values, over the shared top level; -p wins over both."""
+    (myproj / "conf").mkdir()
+    (myproj / "conf" / "base.toml").write_text(
+        'path = "data/raw.txt"\nseed = 7\n\n[proj_pipe]\ntimes = 2\n\n[scoring]\nthreshold = 0.3\n')
+    monkeypatch.chdir(myproj)
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--json") == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["params"] == {"path": "data/raw.txt", "times": 2}
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "-p", "times=3", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["params"]["times"] == 3
+    (myproj / "conf" / "base.toml").write_text("[proj_pipe]\ntims = 2\n")  # its own table is checked key by key
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml") == 2
+    assert "pipeline 'proj_pipe' has no parameter 'tims'. Did you mean 'times'?" in capsys.readouterr().err
