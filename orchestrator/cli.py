@@ -107,8 +107,12 @@ def _prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[
     return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
 
 
-def _load_target(target: str, params: tuple[str, ...], params_file: str | None) -> tuple[Any, dict[str, Any]]:
-    """The pipeline and its converted parameters; a warning for a relative path found beside the file only."""
+def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+    """The pipeline and its converted parameters; a warning for a relative path found beside the file only.
+
+    Several ``--params`` files are layered as Kedro layers ``conf/base`` and ``conf/local``:
+    a later file's value wins, key by key, and ``-p`` wins over them all.
+    """
     from orchestrator.loader import load_pipeline, split_target
     from orchestrator.params import (
         convert_params,
@@ -119,9 +123,14 @@ def _load_target(target: str, params: tuple[str, ...], params_file: str | None) 
     )
 
     pipeline = load_pipeline(target)
-    typed = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature) if params_file else {}
+    typed: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for params_file in params_files:
+        section = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature)
+        typed.update(section)
+        sources.update(dict.fromkeys(section, params_file))
     values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
-                            source=params_file)
+                            source=sources)
     for warning in paths_beside_the_file(pipeline.signature, values, split_target(target)[0]):
         click.echo(f"warning: {warning}", err=True)
     return pipeline, values
@@ -129,8 +138,10 @@ def _load_target(target: str, params: tuple[str, ...], params_file: str | None) 
 
 _param_option = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                              help="Set a pipeline parameter (repeatable); converted to its type.")
-_params_file_option = click.option("--params", "params_file", type=click.Path(dir_okay=False),
-                                   help="Read parameters from a .toml or .json file.")
+_params_file_option = click.option("--params", "params_files", type=click.Path(dir_okay=False), multiple=True,
+                                   metavar="FILE",
+                                   help="Read parameters from a .toml or .json file (repeatable: a later file "
+                                        "wins, as conf/local.toml over conf/base.toml).")
 
 
 @cli.command()
@@ -149,7 +160,7 @@ _params_file_option = click.option("--params", "params_file", type=click.Path(di
 @click.option("--verbose", "run_verbose", is_flag=True, help="Show each step's output live and tracebacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON on stdout.")
 @click.pass_context
-def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
         rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
         run_verbose: bool, as_json: bool) -> None:
     """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed."""
@@ -167,7 +178,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
         with _prints_to_stderr(as_json), _terminate_as_interrupt():
-            pipeline, values = _load_target(target, params, params_file)
+            pipeline, values = _load_target(target, params, params_files)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
@@ -311,13 +322,13 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
               help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
-def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
          rerun: tuple[str, ...], as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
     with _prints_to_stderr(as_json):
-        pipeline, values = _load_target(target, params, params_file)
+        pipeline, values = _load_target(target, params, params_files)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
                                spelling=CLI)
     if as_json:
@@ -586,10 +597,10 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @_params_file_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True)
-def dag(target: str, params: tuple[str, ...], params_file: str | None, fmt: str) -> None:
+def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
-        pipeline, values = _load_target(target, params, params_file)
+        pipeline, values = _load_target(target, params, params_files)
         pipeline.resolve_params(values, CLI)  # a missing parameter is asked for as -p NAME=VALUE
         built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):

@@ -86,13 +86,14 @@ def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Sig
 
 def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                    texts: dict[str, str], typed: dict[str, Any] | None = None,
-                   source: str | None = None) -> dict[str, Any]:
+                   source: str | dict[str, str] | None = None) -> dict[str, Any]:
     """Convert CLI text values, and check file values, against the pipeline's parameter types.
 
     Args:
         texts: ``-p`` values, still text; they win over ``typed``.
         typed: values read from a parameters file (already JSON/TOML types).
-        source: the file ``typed`` came from, named in error messages.
+        source: the file ``typed`` came from, named in error messages; or, with several
+            files, the file each name's value came from.
 
     Raises:
         ParameterError: an unknown name, or a value that does not convert, all of them in one message.
@@ -102,6 +103,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
     out: dict[str, Any] = {}
     problems = []
     for name, value in {**(typed or {}), **texts}.items():
+        file = source.get(name) if isinstance(source, dict) else source
         param = params.get(name)
         if param is None:
             # A name ``**options`` takes: converted as one of them (``**options: int``), or guessed.
@@ -110,7 +112,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             hint = did_you_mean(name, params)
             if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
-                hint = (f" Its keys look like parameters: write them at the top level of {source}, not under "
+                hint = (f" Its keys look like parameters: write them at the top level of {file}, not under "
                         f"[{name}], or name the table after the pipeline: [{pipeline}].")
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
@@ -121,7 +123,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             declared = param.default not in (inspect.Parameter.empty, None)
             target = type(param.default) if declared else str
         from_text = name in texts
-        where = "" if from_text or not source else f" in {source}"
+        where = "" if from_text or not file else f" in {file}"
         try:
             if from_text:
                 out[name] = convert(value, target) if declared else guess(value)

@@ -204,3 +204,18 @@ def test_one_params_file_serves_several_pipelines_by_their_tables(myproj: Path, 
     (myproj / "conf" / "base.toml").write_text("[proj_pipe]\ntims = 2\n")  # its own table is checked key by key
     assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml") == 2
     assert "pipeline 'proj_pipe' has no parameter 'tims'. Did you mean 'times'?" in capsys.readouterr().err
+
+
+def test_params_files_are_layered_a_later_one_winning_key_by_key(myproj: Path, monkeypatch, capsys):
+    """``--params conf/base.toml --params conf/local.toml``: the first file's other values are kept, not dropped."""
+    (myproj / "conf").mkdir()
+    (myproj / "conf" / "base.toml").write_text('path = "data/other.txt"\ntimes = 2\n')
+    (myproj / "conf" / "local.toml").write_text('path = "data/raw.txt"\n')
+    monkeypatch.chdir(myproj)
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml",
+                 "--json") == 0
+    assert json.loads(capsys.readouterr().out)["params"] == {"path": "data/raw.txt", "times": 2}
+    (myproj / "conf" / "local.toml").write_text('times = "3"\n')
+    assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml") == 2
+    err = capsys.readouterr().err
+    assert "parameter 'times' in conf/local.toml: expected an integer" in err, err
