@@ -219,3 +219,19 @@ def test_params_files_are_layered_a_later_one_winning_key_by_key(myproj: Path, m
     assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml") == 2
     err = capsys.readouterr().err
     assert "parameter 'times' in conf/local.toml: expected an integer" in err, err
+
+
+def test_a_src_package_not_installed_is_named_with_the_install_command(myproj: Path, monkeypatch, capsys):
+    """``from myproj.features import x`` in pipelines/, the project never installed: say where it is and what to run."""
+    (myproj / "src" / "myproj_uninstalled").mkdir(parents=True)
+    (myproj / "src" / "myproj_uninstalled" / "__init__.py").write_text("")
+    (myproj / "pipelines" / "uses_src.py").write_text("import myproj_uninstalled.features\n" + PIPELINE)
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "uses_src.py") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("No module named 'myproj_uninstalled'. 'myproj_uninstalled' is in "
+                                     f"{myproj / 'src'}, which this Python ({sys.executable}) does not import "
+                                     f"from: pip install -e {myproj}, with the Python that runs orch") in err, err
+    (myproj / "pipelines" / "other.py").write_text("import not_in_this_project\n" + PIPELINE)
+    assert _main("run", "other.py") == 2
+    assert "No module named 'not_in_this_project' (run with --verbose" in capsys.readouterr().err
