@@ -191,6 +191,20 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spell
     return f"no store at {location}{where} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
 
 
+def _former_default(location: str | Path, spelling: Spelling) -> str:
+    """A note that ``./cache`` here is a store, when the project's table points elsewhere.
+
+    A project that adds ``[tool.orchestrator]`` after running for a while has its
+    history in ``./cache``; told only that the table's store does not exist, its
+    user would think the history lost.
+    """
+    former = Path(DEFAULT_STORE)
+    if (former / "metadata.db").is_file() and former.resolve() != Path(location).resolve():
+        return (f". ./{DEFAULT_STORE} here is a store too (the default before the table): read it with "
+                f"{spelling.option('store', DEFAULT_STORE)}, or move it to {location}")
+    return ""
+
+
 def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path, spelling: Spelling) -> None:
     """Refuse a store apart from its database with no objects when the database records stored objects.
 
@@ -283,7 +297,8 @@ class Context:
             raise UserError(f"metadata path {home} is a file, not a folder. Pass {spelling.option('metadata', 'DIR')}.")
         if not create and not database.is_file():
             where = f" (from {choice.source})" if choice.from_project else ""
-            raise UserError(_no_store(location, database, bool(chosen), spelling, where))
+            raise UserError(_no_store(location, database, bool(chosen), spelling, where)
+                            + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:

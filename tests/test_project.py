@@ -235,3 +235,14 @@ def test_a_src_package_not_installed_is_named_with_the_install_command(myproj: P
     (myproj / "pipelines" / "other.py").write_text("import not_in_this_project\n" + PIPELINE)
     assert _main("run", "other.py") == 2
     assert "No module named 'not_in_this_project' (run with --verbose" in capsys.readouterr().err
+
+
+def test_a_missing_project_store_points_at_the_former_cache_here(myproj: Path, monkeypatch, capsys):
+    """Runs made before the table was added live in ./cache: say so, not only that the project's store is missing."""
+    monkeypatch.chdir(myproj)
+    assert _main("--store", "cache", "run", "pipelines/proj_pipe.py") == 0
+    capsys.readouterr()
+    assert _main("runs") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("./cache here is a store too (the default before the table): read it with "
+                                     f"--store cache, or move it to {myproj / 'data' / 'cache'}") in err, err
