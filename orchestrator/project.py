@@ -22,6 +22,7 @@ only reads the table; ``orchestrator.context`` decides the precedence
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -91,6 +92,10 @@ def _read(file: Path, text: str) -> ProjectSettings | None:
     tool = document.get("tool")
     table = tool.get("orchestrator") if isinstance(tool, dict) else None
     if table is None:
+        # [tool.orchestrater] would be passed over in silence, and every run would go to ./cache again.
+        misspelled = difflib.get_close_matches("orchestrator", list(tool or {}), n=1, cutoff=0.9)
+        if misspelled:
+            raise UserError(f"[tool.{misspelled[0]}] in {file}: did you mean {TABLE}? Rename the table.")
         return None
     if not isinstance(table, dict):
         raise UserError(f"tool.orchestrator in {file} must be a table ({TABLE} with keys "
