@@ -42,15 +42,18 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--store", envvar="ORCH_STORE", default="cache", show_default=True,
-              help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE).")
+@click.option("--store", envvar="ORCH_STORE", default=None, metavar="DIR|URL",
+              help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE). "
+                   "Default: `store` of [tool.orchestrator] in the nearest pyproject.toml that has one, "
+                   "else ./cache.")
 @click.option("--metadata", envvar="ORCH_METADATA", default=None, metavar="PATH",
               help="Local folder of the metadata database; needed with a store URL "
-                   "(default: inside the store folder; or set ORCH_METADATA).")
+                   "(default: inside the store folder; or set ORCH_METADATA, or `metadata` of "
+                   "[tool.orchestrator]).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and live step output.")
 @click.version_option(package_name="orchestrator", prog_name="orch")
 @click.pass_context
-def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, store: str | None, metadata: str | None, verbose: bool) -> None:
     """orchestrator: run content-hashed, cached, retried pipelines and inspect their lineage.
 
     \b
@@ -61,6 +64,8 @@ def cli(ctx: click.Context, store: str, metadata: str | None, verbose: bool) -> 
       orch lineage RUN:step --upstream        what produced it, from what
       orch models ls / orch monitor NAME      registered models, drift
     """
+    if ctx.get_parameter_source("store") is click.core.ParameterSource.ENVIRONMENT:
+        store = None  # the store's resolution reads ORCH_STORE itself, and so can say that it came from there
     ctx.obj = {"store": store, "metadata": metadata, "verbose": verbose}
     _VERBOSE[0] = verbose
     _STORE.update(store=store, metadata=metadata)
@@ -102,15 +107,30 @@ def _prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[
     return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
 
 
-def _load_target(target: str, params: tuple[str, ...], params_file: str | None) -> tuple[Any, dict[str, Any]]:
-    """The pipeline and its converted parameters; a warning for a relative path found beside the file only."""
+def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+    """The pipeline and its converted parameters; a warning for a relative path found beside the file only.
+
+    Several ``--params`` files are layered as Kedro layers ``conf/base`` and ``conf/local``:
+    a later file's value wins, key by key, and ``-p`` wins over them all.
+    """
     from orchestrator.loader import load_pipeline, split_target
-    from orchestrator.params import convert_params, load_params_file, parse_assignments, paths_beside_the_file
+    from orchestrator.params import (
+        convert_params,
+        load_params_file,
+        parse_assignments,
+        paths_beside_the_file,
+        pipeline_section,
+    )
 
     pipeline = load_pipeline(target)
-    typed = load_params_file(params_file) if params_file else {}
+    typed: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for params_file in params_files:
+        section = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature)
+        typed.update(section)
+        sources.update(dict.fromkeys(section, params_file))
     values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
-                            source=params_file)
+                            source=sources)
     for warning in paths_beside_the_file(pipeline.signature, values, split_target(target)[0]):
         click.echo(f"warning: {warning}", err=True)
     return pipeline, values
@@ -118,8 +138,10 @@ def _load_target(target: str, params: tuple[str, ...], params_file: str | None) 
 
 _param_option = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                              help="Set a pipeline parameter (repeatable); converted to its type.")
-_params_file_option = click.option("--params", "params_file", type=click.Path(dir_okay=False),
-                                   help="Read parameters from a .toml or .json file.")
+_params_file_option = click.option("--params", "params_files", type=click.Path(dir_okay=False), multiple=True,
+                                   metavar="FILE",
+                                   help="Read parameters from a .toml or .json file (repeatable: a later file "
+                                        "wins, as conf/local.toml over conf/base.toml).")
 
 
 @cli.command()
@@ -138,7 +160,7 @@ _params_file_option = click.option("--params", "params_file", type=click.Path(di
 @click.option("--verbose", "run_verbose", is_flag=True, help="Show each step's output live and tracebacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON on stdout.")
 @click.pass_context
-def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
         rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
         run_verbose: bool, as_json: bool) -> None:
     """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed."""
@@ -156,7 +178,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_file: s
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
         with _prints_to_stderr(as_json), _terminate_as_interrupt():
-            pipeline, values = _load_target(target, params, params_file)
+            pipeline, values = _load_target(target, params, params_files)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
@@ -300,13 +322,13 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
               help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
-def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_file: str | None,
+def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
          rerun: tuple[str, ...], as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
     with _prints_to_stderr(as_json):
-        pipeline, values = _load_target(target, params, params_file)
+        pipeline, values = _load_target(target, params, params_files)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
                                spelling=CLI)
     for warning in result.warnings:
@@ -578,10 +600,10 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @_params_file_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True)
-def dag(target: str, params: tuple[str, ...], params_file: str | None, fmt: str) -> None:
+def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
-        pipeline, values = _load_target(target, params, params_file)
+        pipeline, values = _load_target(target, params, params_files)
         pipeline.resolve_params(values, CLI)  # a missing parameter is asked for as -p NAME=VALUE
         built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):
@@ -678,11 +700,18 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the store and say which command fixes each problem; exit 1 if any is found."""
     from orchestrator.doctor import examine
 
-    checkup = examine(_context(ctx, damaged_ok=True))
+    context = _context(ctx, damaged_ok=True)
+    checkup = examine(context)
+    where = _store_description(context)
     if as_json:
         _emit_json({"checked": checkup.checked_objects, "findings": [
-            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings]})
+            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings],
+            "store": where["store"], "metadata": where["metadata"], "store_source": where["source"]})
     else:
+        # Which store, and why: run from a subfolder, ./cache would be another store than the project's.
+        source = where["source"] or ""
+        click.echo(f"store {where['store']} ({source if source.startswith('the default') else 'from ' + source})",
+                   err=True)
         for f in checkup.findings:
             click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
         count = len(checkup.findings)
@@ -691,6 +720,16 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
     if not checkup.healthy:
         sys.exit(EXIT_FAILED)
+
+
+def _store_description(context: Context) -> dict[str, str | None]:
+    """The store and metadata database a command opened, as absolute paths, and why that store."""
+    from orchestrator.remote_store import is_url
+
+    location = context.location
+    store = location if is_url(location) else os.path.abspath(location)
+    database = os.path.abspath(context.lineage.path)
+    return {"store": store, "metadata": database, "source": context.source or "the default ./cache"}
 
 
 def main(argv: list[str] | None = None) -> None:

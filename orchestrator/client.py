@@ -7,7 +7,7 @@ metadata database: statuses, reasons, attempts, output digests, metrics, and
 ``latest``, a digest or a unique prefix of one) and loads the value through
 ``Context.load``, so checksums and signatures are verified as in a run.
 The store is found as the CLI finds it (``store=None``: ``$ORCH_STORE``, else
-``./cache``; a leading ``~`` is the home folder) and is only read.
+the project's ``[tool.orchestrator]`` table, else ``./cache``; a leading ``~`` is the home folder) and is only read.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: Pat
     """The ``Run`` of an earlier run: a run id, a unique prefix of one, or ``latest``.
 
     Args:
-        store: the store folder or URL (default ``$ORCH_STORE``, else ``./cache``).
+        store: the store folder or URL (default ``$ORCH_STORE``, else the project's table, else ``./cache``).
         metadata: the local folder of the metadata database, for a store behind a URL.
 
     Raises:

@@ -1,7 +1,7 @@
 """The store a command works on: the artifact store and its metadata database, opened together.
 
-Resolves where the store is (argument, ``$ORCH_STORE``, ``./cache``) and
-reads the durability settings from the environment. Loading an artifact by
+Resolves where the store is (argument, ``$ORCH_STORE``, the project's
+``[tool.orchestrator]`` table, ``./cache``) and reads the durability settings from the environment. Loading an artifact by
 digest goes through here so that its recorded checksum (and, for pickled
 objects, its signature) is checked before anything is deserialized.
 """
@@ -24,6 +24,7 @@ from orchestrator.errors import (
     current_folder_gone,
 )
 from orchestrator.lineage import Lineage
+from orchestrator.project import anchored, find_project
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.spelling import CLI, Spelling
@@ -32,9 +33,55 @@ from orchestrator.store import ArtifactInfo, ArtifactStore
 DEFAULT_STORE = "cache"
 
 
+@dataclass(frozen=True)
+class StoreChoice:
+    """Which store and metadata database a command uses, and why (for ``orch doctor`` and messages).
+
+    ``store`` is as given, or an absolute path when it comes from a project's table,
+    so that a run recorded from a subfolder names the same store as one from the root.
+    """
+
+    store: str
+    metadata: str | None
+    source: str  # "--store", "ORCH_STORE", "[tool.orchestrator] in /p/pyproject.toml", "the default"
+
+    @property
+    def from_project(self) -> bool:
+        return self.source.startswith("[tool.orchestrator]")
+
+
+def choose_store(store: str | os.PathLike[str] | None, metadata: str | os.PathLike[str] | None = None,
+                 spelling: Spelling = CLI) -> StoreChoice:
+    """The store and metadata database to use: the first of the argument, ``$ORCH_STORE``, the table, ``./cache``.
+
+    The table's ``metadata`` goes with its store: it is used only when the store comes
+    from the table too (an explicit ``--store`` elsewhere paired with the project's
+    database would be refused as a mistyped store). ``--metadata``/``$ORCH_METADATA``
+    win over it, as they pair with any store.
+
+    Raises:
+        UserError: a project table that cannot be read, or that holds a URL missing its ``//``.
+    """
+    chosen_metadata = os.fspath(metadata) if metadata else os.environ.get("ORCH_METADATA") or None
+    if store:
+        return StoreChoice(os.fspath(store), chosen_metadata, spelling.option("store"))
+    if os.environ.get("ORCH_STORE"):
+        return StoreChoice(os.environ["ORCH_STORE"], chosen_metadata, "ORCH_STORE")
+    project = find_project()
+    if project is None:
+        return StoreChoice(DEFAULT_STORE, chosen_metadata, f"the default ./{DEFAULT_STORE}")
+    text = project.store or DEFAULT_STORE
+    _refuse_half_url(text, f"store = {text!r} in {project.source}")
+    store_text = anchored(project, text, is_url(text))
+    if chosen_metadata is None and project.metadata:
+        _refuse_half_url(project.metadata, f"metadata = {project.metadata!r} in {project.source}")
+        chosen_metadata = anchored(project, project.metadata, is_url(project.metadata))
+    return StoreChoice(store_text, chosen_metadata, project.source)
+
+
 def store_root(store: str | os.PathLike[str] | None) -> Path:
-    """The store folder: the argument, else ``$ORCH_STORE``, else ``./cache``."""
-    return _local_path(store or os.environ.get("ORCH_STORE") or DEFAULT_STORE)
+    """The store folder: the argument, else ``$ORCH_STORE``, else the project's table, else ``./cache``."""
+    return _local_path(choose_store(store).store)
 
 
 def store_location(store: str | os.PathLike[str] | None) -> str | Path:
@@ -43,7 +90,7 @@ def store_location(store: str | os.PathLike[str] | None) -> str | Path:
     Raises:
         UserError: a URL missing its ``//`` (``file:/mnt/store``, ``s3:/bucket``).
     """
-    chosen = store or os.environ.get("ORCH_STORE") or DEFAULT_STORE
+    chosen = choose_store(store).store
     if is_url(chosen):
         return str(chosen)
     _refuse_half_url(os.fspath(chosen), f"store {os.fspath(chosen)}")
@@ -115,10 +162,10 @@ def _could_be_database(path: Path) -> bool:
 
 def database_file(store: str | os.PathLike[str] | None, metadata: str | os.PathLike[str] | None) -> Path | None:
     """Where the metadata database of a store is, as ``Context.open`` finds it (None: a URL without one)."""
-    chosen = metadata or os.environ.get("ORCH_METADATA") or None
-    if chosen:
-        return metadata_home(chosen)[1]
-    location = store_location(store)
+    choice = choose_store(store, metadata)
+    if choice.metadata:
+        return metadata_home(choice.metadata)[1]
+    location = store_location(choice.store)
     return None if isinstance(location, str) else location / "metadata.db"
 
 
@@ -132,7 +179,7 @@ def _dangling_link(path: Path) -> Path | None:
     return None
 
 
-def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling) -> str:
+def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "") -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
         # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
@@ -140,8 +187,22 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spell
                 f"re-run your pipelines, which re-adopt the stored objects, or pass {spelling.option('metadata', 'PATH')} "
                 "if the database is elsewhere")
     if not chosen_metadata:
-        return f"no store at {location} (no metadata.db): {fix}"
-    return f"no store at {location} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
+        return f"no store at {location}{where} (no metadata.db): {fix}"
+    return f"no store at {location}{where} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
+
+
+def _former_default(location: str | Path, spelling: Spelling) -> str:
+    """A note that ``./cache`` here is a store, when the project's table points elsewhere.
+
+    A project that adds ``[tool.orchestrator]`` after running for a while has its
+    history in ``./cache``; told only that the table's store does not exist, its
+    user would think the history lost.
+    """
+    former = Path(DEFAULT_STORE)
+    if (former / "metadata.db").is_file() and former.resolve() != Path(location).resolve():
+        return (f". ./{DEFAULT_STORE} here is a store too (the default before the table): read it with "
+                f"{spelling.option('store', DEFAULT_STORE)}, or move it to {location}")
+    return ""
 
 
 def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path, spelling: Spelling) -> None:
@@ -182,6 +243,7 @@ class Context:
     store: ArtifactStore
     lineage: Lineage
     metadata: str | None = None
+    source: str | None = None  # why this store: "--store", "ORCH_STORE", a project's table, the default
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
@@ -200,8 +262,9 @@ class Context:
             UserError: an unusable path, a store URL without a local ``metadata`` path, or
                 (with ``create=False``) no metadata database where the store should be.
         """
-        location = store_location(store)
-        chosen = metadata or os.environ.get("ORCH_METADATA") or None
+        choice = choose_store(store, metadata, spelling)
+        location = store_location(choice.store)
+        chosen = choice.metadata
         paths = [location] if isinstance(location, Path) else []
         if chosen and not is_url(os.fspath(chosen)):
             paths.append(Path(os.path.expanduser(os.fspath(chosen))))
@@ -233,12 +296,14 @@ class Context:
         if home.exists() and not home.is_dir():
             raise UserError(f"metadata path {home} is a file, not a folder. Pass {spelling.option('metadata', 'DIR')}.")
         if not create and not database.is_file():
-            raise UserError(_no_store(location, database, bool(chosen), spelling))
+            where = f" (from {choice.source})" if choice.from_project else ""
+            raise UserError(_no_store(location, database, bool(chosen), spelling, where)
+                            + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
-        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
+        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source)
 
     def own_folders(self) -> list[Path]:
         """The local folders this store writes to (its metadata folder, and its objects' when local).

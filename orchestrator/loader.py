@@ -169,7 +169,7 @@ def _execute(file: str, path: Path, name: str, run: Callable[[], object]) -> Non
     except Exception as exc:
         sys.modules.pop(name, None)
         where = _where(exc, path)
-        text = f"{type(exc).__name__}: {exc}{_suggestion(exc)}"
+        text = f"{type(exc).__name__}: {exc}{_suggestion(exc) or _uninstalled_package(exc, path)}"
         if isinstance(exc, ImportError) and "relative import" in str(exc):
             raise LoadError(f"importing {file} failed{where}: {text}. " + _relative_import_hint(path)) from exc
         raise LoadError(f"importing {file} failed{where}: {text} (run with --verbose for the traceback)") from exc
@@ -229,6 +229,37 @@ def _shown(filename: str, pipeline_file: Path) -> str:
     """A file's name as the user knows it: relative to the pipeline's folder when inside it."""
     relative = os.path.relpath(filename, pipeline_file.parent)
     return os.path.basename(filename) if relative.startswith("..") else relative
+
+
+def _uninstalled_package(exc: BaseException, path: Path) -> str:
+    """Where a module that cannot be found is, when it is the project's own package, not installed here.
+
+    Kedro's and most projects' layout keeps the package in ``src/myproj`` and the
+    pipelines in ``pipelines/``: ``import myproj`` works only once the project is
+    installed (``pip install -e .``) in the Python that runs ``orch``, or with ``src`` on
+    ``PYTHONPATH``. A bare ``No module named 'myproj'`` does not say that the package is
+    right there, in another venv's reach or simply never installed.
+    """
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    top = exc.name.partition(".")[0]
+    if top in sys.modules:
+        return ""  # the package imports; a module inside it is what is missing
+    for folder in (path.parent, *path.parent.parents):
+        if any((folder / marker).exists() for marker in _PROJECT_MARKERS):
+            break  # the project root: look no higher (an unrelated /lib is no answer to `import lib`)
+    else:
+        return ""
+    for holder in (folder / "src", folder):
+        if holder != path.parent and ((holder / top).is_dir() or (holder / f"{top}.py").is_file()):
+            installable = (folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()
+            fix = f"pip install -e {folder}" if installable else f"put {holder} on PYTHONPATH"
+            return (f". '{top}' is in {holder}, which this Python ({sys.executable}) does not import from: "
+                    f"{fix}, with the Python that runs orch")
+    return ""
+
+
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
 def _suggestion(exc: BaseException) -> str:

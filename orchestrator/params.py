@@ -64,15 +64,36 @@ def load_params_file(path: str) -> dict[str, Any]:
     return data
 
 
+def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Signature) -> dict[str, Any]:
+    """The values of a parameters file meant for ``pipeline``: its ``[pipeline]`` table over shared top-level values.
+
+    One file may serve several pipelines (``conf/base.toml`` with ``[training]`` and
+    ``[scoring]`` tables), as Kedro's parameter namespaces do. When the file has a table
+    named after the pipeline, and the pipeline has no parameter of that name (the table
+    would then be that parameter's value), the table's keys are the pipeline's
+    parameters, each checked as usual, over the top-level values the pipeline has a
+    parameter of (``seed = 1`` shared by every pipeline). The other tables and top-level
+    values are other pipelines' and are left out. A file without such a table is read
+    at its top level, every key checked, as before.
+    """
+    section = data.get(pipeline)
+    params = signature.parameters
+    if not isinstance(section, dict) or pipeline in params:
+        return data
+    shared = {name: value for name, value in data.items() if name in params}
+    return {**shared, **section}
+
+
 def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                    texts: dict[str, str], typed: dict[str, Any] | None = None,
-                   source: str | None = None) -> dict[str, Any]:
+                   source: str | dict[str, str] | None = None) -> dict[str, Any]:
     """Convert CLI text values, and check file values, against the pipeline's parameter types.
 
     Args:
         texts: ``-p`` values, still text; they win over ``typed``.
         typed: values read from a parameters file (already JSON/TOML types).
-        source: the file ``typed`` came from, named in error messages.
+        source: the file ``typed`` came from, named in error messages; or, with several
+            files, the file each name's value came from.
 
     Raises:
         ParameterError: an unknown name, or a value that does not convert, all of them in one message.
@@ -82,6 +103,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
     out: dict[str, Any] = {}
     problems = []
     for name, value in {**(typed or {}), **texts}.items():
+        file = source.get(name) if isinstance(source, dict) else source
         param = params.get(name)
         if param is None:
             # A name ``**options`` takes: converted as one of them (``**options: int``), or guessed.
@@ -90,7 +112,8 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             hint = did_you_mean(name, params)
             if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
-                hint = f" Its keys look like parameters: write them at the top level of {source}, not under [{name}]."
+                hint = (f" Its keys look like parameters: write them at the top level of {file}, not under "
+                        f"[{name}], or name the table after the pipeline: [{pipeline}].")
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
@@ -100,7 +123,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
             declared = param.default not in (inspect.Parameter.empty, None)
             target = type(param.default) if declared else str
         from_text = name in texts
-        where = "" if from_text or not source else f" in {source}"
+        where = "" if from_text or not file else f" in {file}"
         try:
             if from_text:
                 out[name] = convert(value, target) if declared else guess(value)
@@ -534,31 +557,39 @@ def _fix_for_text(kind: Any, text: str) -> str:
 
 
 def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], file: str) -> list[str]:
-    """A warning for each relative path parameter found beside the pipeline file but not here.
+    """A warning for each relative path parameter found beside the pipeline file, or at the project root, but not here.
 
     A relative path is read from the current folder, as every program reads
-    it. Run from another folder (``orch run proj/train.py``), a default such as
+    it. Run from another folder (``orch run proj/train.py``, or ``cd pipelines &&
+    orch run train.py`` in a project whose data sits at its root), a default such as
     ``Path("data")`` then names nothing, and a step that globs it or checks
     ``exists()`` quietly works on no data. When the path does exist beside
-    the pipeline file, that is almost surely what was meant: say so, with both fixes.
+    the pipeline file, or at the root of the project (the folder of the pyproject.toml
+    whose ``[tool.orchestrator]`` table chose the store), that is almost surely what
+    was meant: say so, with both fixes.
     """
+    from orchestrator.project import find_project
+
     try:
         here = os.getcwd()
     except FileNotFoundError:  # the current folder was deleted: no relative path names anything
         return []
-    folder = os.path.dirname(os.path.abspath(file))
-    if folder == here:
-        return []
+    places = [(os.path.dirname(os.path.abspath(file)), f"beside {os.path.basename(file)}")]
+    project = find_project()
+    if project is not None:
+        places.append((os.fspath(project.folder), f"at the project root ({project.file.name})"))
     out = []
     for name, param in signature.parameters.items():
         value = values.get(name, param.default)
         paths = [value] if isinstance(value, Path) else \
             [v for v in value if isinstance(v, Path)] if isinstance(value, (list, tuple)) else []
-        for path in paths:
-            if not path.is_absolute() and not path.exists() and (Path(folder) / path).exists():
-                beside = os.path.relpath(Path(folder) / path)
-                fix = f"pass -p {name}={beside}" if value is path else f"give its paths from here ({beside}, ...)"
-                out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
-                           f"beside {os.path.basename(file)}: run from {os.path.relpath(folder)}, or {fix}")
-                break
+        found = next(((path, folder, where) for path in paths for folder, where in places
+                      if folder != here and not path.is_absolute() and not path.exists()
+                      and (Path(folder) / path).exists()), None)
+        if found is not None:
+            path, folder, where = found
+            there = os.path.relpath(Path(folder) / path)
+            fix = f"pass -p {name}={there}" if value is path else f"give its paths from here ({there}, ...)"
+            out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
+                       f"{where}: run from {os.path.relpath(folder)}, or {fix}")
     return out

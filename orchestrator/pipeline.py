@@ -179,8 +179,9 @@ class Pipeline(Generic[P, R]):
         """Run the pipeline and return a ``Run``.
 
         Pipeline parameters are keyword arguments (or ``params={...}`` when a
-        name collides with a run option). ``store`` defaults to ``$ORCH_STORE``
-        or ``./cache``; it may be an fsspec URL (``file://``, ``s3://``, ...),
+        name collides with a run option). ``store`` defaults to ``$ORCH_STORE``,
+        else the ``[tool.orchestrator]`` table of the project's pyproject.toml,
+        else ``./cache``, as for ``orch run``; it may be an fsspec URL (``file://``, ``s3://``, ...),
         and then ``metadata`` names the local folder of the metadata database
         (default ``$ORCH_METADATA``). ``executor`` is ``"sequential"``
         (default), ``"process"`` or ``"dask"``; ``workers`` sizes the latter

@@ -532,7 +532,7 @@ class LoadedModel:
 
 def load_model(ref: str, store: str | os.PathLike[str] | None = None,
                metadata: str | os.PathLike[str] | None = None) -> LoadedModel:
-    """Load ``NAME[@production|@latest|@VERSION]`` from a store (default ``$ORCH_STORE`` or ``./cache``).
+    """Load ``NAME[@production|@latest|@VERSION]`` from a store (default: as ``orch`` finds it).
 
     With a store URL, ``metadata`` is the local folder of its metadata database. The store
     is only read: a path where there is no store is an error, and nothing is created there.

@@ -49,7 +49,8 @@ def test_doctor_reports_and_fixes(orch, store):
     assert orch("cache", "verify", "--repair").returncode == 0
     assert orch("cache", "gc").returncode == 0
     assert _findings(orch) == (0, {})
-    assert orch("doctor").stderr == "1 object checked; store healthy\n"  # the object of the one run kept
+    # The store it checked and why it is that one, then the verdict: the object of the one run kept.
+    assert orch("doctor").stderr == f"store {store} (from --store)\n1 object checked; store healthy\n"
     assert orch("run", "slow.py", "-p", "n=100000", "-p", "seconds=0").returncode == 0
 
 

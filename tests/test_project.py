@@ -1,0 +1,249 @@
+"""A project's defaults in ``[tool.orchestrator]`` of its pyproject.toml: one store wherever in it a command runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PIPELINE = '''
+from pathlib import Path
+from orchestrator import pipeline, step
+
+
+@step
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+@step
+def shout(text: str, times: int) -> str:
+    return text.upper() * times
+
+
+@pipeline
+def proj_pipe(path: Path = Path("data/raw.txt"), times: int = 1):
+    return shout(read(path), times=times)
+'''
+
+
+@pytest.fixture
+def myproj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project laid out as Kedro/DVC users do: pyproject.toml with the table, pipelines/, data/."""
+    monkeypatch.delenv("ORCH_STORE", raising=False)
+    monkeypatch.delenv("ORCH_METADATA", raising=False)
+    root = tmp_path / "myproj"
+    (root / "pipelines").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "data" / "raw.txt").write_text("abc")
+    (root / "pipelines" / "proj_pipe.py").write_text(PIPELINE)
+    (root / "pyproject.toml").write_text('[project]\nname = "myproj"\n\n[tool.orchestrator]\nstore = "data/cache"\n')
+    return root
+
+
+def _orch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("ORCH_STORE", "ORCH_METADATA")}
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**base, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}, timeout=120)
+
+
+def _main(*args: str) -> int:
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    return int(exited.value.code or 0)
+
+
+def test_a_run_from_a_subfolder_uses_the_projects_store_and_hits_its_cache(myproj: Path):
+    first = _orch(myproj, "run", "pipelines/proj_pipe.py")
+    assert first.returncode == 0, first.stderr
+    assert (myproj / "data" / "cache" / "metadata.db").is_file() and not (myproj / "cache").exists()
+    again = _orch(myproj / "pipelines", "run", "proj_pipe.py", "-p", "path=../data/raw.txt", "--json")
+    assert again.returncode == 0, again.stderr
+    assert {s["status"] for s in json.loads(again.stdout)["steps"]} == {"cached"}
+    assert not (myproj / "pipelines" / "cache").exists()  # no second, empty store in the subfolder
+    listed = _orch(myproj / "data", "runs", "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2, listed.stderr
+
+
+def test_doctor_names_the_store_and_why(myproj: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.chdir(myproj)
+    assert _main("run", "pipelines/proj_pipe.py") == 0
+    capsys.readouterr()
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("doctor") == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"store {myproj / 'data' / 'cache'} (from [tool.orchestrator] in "
+                          f"{myproj / 'pyproject.toml'})\n"), err
+    assert _main("doctor", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["store"] == str(myproj / "data" / "cache")
+    assert doc["metadata"] == str(myproj / "data" / "cache" / "metadata.db")
+    assert doc["store_source"] == f"[tool.orchestrator] in {myproj / 'pyproject.toml'}"
+
+
+def test_store_flag_and_environment_win_over_the_table(myproj: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.chdir(myproj)
+    other = myproj.parent / "elsewhere"
+    assert _main("--store", str(other), "run", "pipelines/proj_pipe.py") == 0
+    assert (other / "metadata.db").is_file() and not (myproj / "data" / "cache").exists()
+    capsys.readouterr()
+    monkeypatch.setenv("ORCH_STORE", str(other))
+    assert _main("doctor", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["store"] == str(other) and doc["store_source"] == "ORCH_STORE"
+    assert _main("--store", str(other), "doctor", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["store_source"] == "--store"
+
+
+def test_without_the_table_the_store_is_cache_in_the_current_folder(myproj: Path, monkeypatch, capsys):
+    (myproj / "pyproject.toml").write_text('[project]\nname = "myproj"\n\n[tool.ruff]\nline-length = 99\n')
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "proj_pipe.py", "-p", "path=../data/raw.txt") == 0
+    assert (myproj / "pipelines" / "cache" / "metadata.db").is_file()
+    capsys.readouterr()
+    assert _main("doctor", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["store"] == str(myproj / "pipelines" / "cache") and doc["store_source"] == "the default ./cache"
+
+
+def test_an_empty_table_anchors_the_default_store_at_the_project_root(myproj: Path, monkeypatch, capsys):
+    (myproj / "pyproject.toml").write_text("[tool.orchestrator]\n")
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "proj_pipe.py", "-p", "path=../data/raw.txt") == 0
+    assert (myproj / "cache" / "metadata.db").is_file() and not (myproj / "pipelines" / "cache").exists()
+
+
+def test_the_tables_metadata_goes_with_its_store_only(myproj: Path, monkeypatch, capsys):
+    (myproj / "pyproject.toml").write_text('[tool.orchestrator]\nstore = "data/cache"\nmetadata = "meta"\n')
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "proj_pipe.py", "-p", "path=../data/raw.txt") == 0
+    assert (myproj / "meta" / "metadata.db").is_file() and not (myproj / "data" / "cache" / "metadata.db").exists()
+    capsys.readouterr()
+    assert _main("doctor", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["store"], doc["metadata"]) == (str(myproj / "data" / "cache"), str(myproj / "meta" / "metadata.db"))
+    # An explicit store elsewhere keeps its own database, instead of being paired with the project's.
+    other = myproj.parent / "elsewhere"
+    assert _main("--store", str(other), "run", "proj_pipe.py", "-p", "path=../data/raw.txt") == 0
+    assert (other / "metadata.db").is_file()
+
+
+def test_a_pipeline_run_from_python_without_store_uses_the_table(myproj: Path, monkeypatch):
+    """``pipeline.run()`` finds the store as the CLI does: a notebook in notebooks/ shares the project's cache."""
+    from orchestrator import get_run
+    from orchestrator.loader import load_pipeline
+
+    monkeypatch.chdir(myproj)
+    pipe = load_pipeline(str(myproj / "pipelines" / "proj_pipe.py"))
+    first = pipe.run()
+    (myproj / "notebooks").mkdir()
+    monkeypatch.chdir(myproj / "notebooks")
+    again = pipe.run(path=Path("../data/raw.txt"))
+    assert {s.status for s in again.steps.values()} == {"cached"}
+    assert get_run("latest").id == again.id and first.output() == again.output() == "ABC"
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    ('[tool.orchestrator]\nstor = "x"\n', "unknown key 'stor' in [tool.orchestrator] of {file}. Did you mean 'store'?"),
+    ('[tool.orchestrator]\nstore = 3\n', "'store' in [tool.orchestrator] of {file} must be a non-empty string"),
+    ('[tool.orchestrator]\nstore = "s3:/bucket/x"\n', "looks like a URL missing its '//'"),
+    ('[tool.orchestrator\nstore = "x"\n', "cannot read [tool.orchestrator] in {file}: it is not valid TOML"),
+    ('[tool.orchestrater]\nstore = "x"\n', "[tool.orchestrater] in {file}: did you mean [tool.orchestrator]?"),
+])
+def test_a_mistake_in_the_table_is_one_line_and_exit_2(myproj: Path, monkeypatch, capsys, table, expected):
+    file = myproj / "pyproject.toml"
+    file.write_text(table)
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("runs") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected.format(file=file) in err, err
+
+
+def test_a_broken_pyproject_that_does_not_configure_us_is_passed_over(myproj: Path, monkeypatch, capsys):
+    (myproj / "pipelines" / "pyproject.toml").write_text("[project\nname = broken\n")
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "proj_pipe.py", "-p", "path=../data/raw.txt") == 0
+    assert (myproj / "data" / "cache" / "metadata.db").is_file()
+
+
+def test_a_missing_store_names_the_table_that_chose_it(myproj: Path, monkeypatch, capsys):
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("runs") == 2
+    err = capsys.readouterr().err
+    assert (f"no store at {myproj / 'data' / 'cache'} (from [tool.orchestrator] in {myproj / 'pyproject.toml'})"
+            in err), err
+
+
+def test_a_default_path_found_at_the_project_root_is_warned_about(myproj: Path, monkeypatch, capsys):
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "proj_pipe.py") == 1  # data/raw.txt is not in pipelines/: the step fails
+    err = capsys.readouterr().err
+    assert ("warning: parameter 'path' is data/raw.txt, which is not in the current folder "
+            f"{myproj / 'pipelines'} but is at the project root (pyproject.toml): run from .., or pass "
+            "-p path=../data/raw.txt") in err, err
+
+
+def test_one_params_file_serves_several_pipelines_by_their_tables(myproj: Path, monkeypatch, capsys):
+    """``[proj_pipe]`` holds this pipeline's values, over the shared top level; -p wins over both."""
+    (myproj / "conf").mkdir()
+    (myproj / "conf" / "base.toml").write_text(
+        'path = "data/raw.txt"\nseed = 7\n\n[proj_pipe]\ntimes = 2\n\n[scoring]\nthreshold = 0.3\n')
+    monkeypatch.chdir(myproj)
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--json") == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["params"] == {"path": "data/raw.txt", "times": 2}
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "-p", "times=3", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["params"]["times"] == 3
+    (myproj / "conf" / "base.toml").write_text("[proj_pipe]\ntims = 2\n")  # its own table is checked key by key
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml") == 2
+    assert "pipeline 'proj_pipe' has no parameter 'tims'. Did you mean 'times'?" in capsys.readouterr().err
+
+
+def test_params_files_are_layered_a_later_one_winning_key_by_key(myproj: Path, monkeypatch, capsys):
+    """``--params conf/base.toml --params conf/local.toml``: the first file's other values are kept, not dropped."""
+    (myproj / "conf").mkdir()
+    (myproj / "conf" / "base.toml").write_text('path = "data/other.txt"\ntimes = 2\n')
+    (myproj / "conf" / "local.toml").write_text('path = "data/raw.txt"\n')
+    monkeypatch.chdir(myproj)
+    assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml",
+                 "--json") == 0
+    assert json.loads(capsys.readouterr().out)["params"] == {"path": "data/raw.txt", "times": 2}
+    (myproj / "conf" / "local.toml").write_text('times = "3"\n')
+    assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml") == 2
+    err = capsys.readouterr().err
+    assert "parameter 'times' in conf/local.toml: expected an integer" in err, err
+
+
+def test_a_src_package_not_installed_is_named_with_the_install_command(myproj: Path, monkeypatch, capsys):
+    """``from myproj.features import x`` in pipelines/, the project never installed: say where it is and what to run."""
+    (myproj / "src" / "myproj_uninstalled").mkdir(parents=True)
+    (myproj / "src" / "myproj_uninstalled" / "__init__.py").write_text("")
+    (myproj / "pipelines" / "uses_src.py").write_text("import myproj_uninstalled.features\n" + PIPELINE)
+    monkeypatch.chdir(myproj / "pipelines")
+    assert _main("run", "uses_src.py") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("No module named 'myproj_uninstalled'. 'myproj_uninstalled' is in "
+                                     f"{myproj / 'src'}, which this Python ({sys.executable}) does not import "
+                                     f"from: pip install -e {myproj}, with the Python that runs orch") in err, err
+    (myproj / "pipelines" / "other.py").write_text("import not_in_this_project\n" + PIPELINE)
+    assert _main("run", "other.py") == 2
+    assert "No module named 'not_in_this_project' (run with --verbose" in capsys.readouterr().err
+
+
+def test_a_missing_project_store_points_at_the_former_cache_here(myproj: Path, monkeypatch, capsys):
+    """Runs made before the table was added live in ./cache: say so, not only that the project's store is missing."""
+    monkeypatch.chdir(myproj)
+    assert _main("--store", "cache", "run", "pipelines/proj_pipe.py") == 0
+    capsys.readouterr()
+    assert _main("runs") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("./cache here is a store too (the default before the table): read it with "
+                                     f"--store cache, or move it to {myproj / 'data' / 'cache'}") in err, err
