@@ -553,3 +553,45 @@ def test_local_dask_workers_run_blas_with_the_drivers_threads(tmp_path, monkeypa
         run = _run("blas_threads.py", tmp_path / executor, executor)
         assert run.output() == expected, executor
     assert "OMP_NUM_THREADS" not in os.environ  # nor set in the driver by the cluster's nannies
+
+
+SPAWNING_STEP = '''
+import subprocess, time
+from pathlib import Path
+from orchestrator import pipeline, step
+
+@step(timeout=1)
+def spawns() -> int:
+    child = subprocess.Popen(["sleep", "60"])
+    Path(__file__).with_name("grandchild.pid").write_text(str(child.pid))
+    time.sleep(60)
+    return 1
+
+@pipeline
+def spawning():
+    return spawns()
+'''
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_timeout_also_kills_the_processes_the_step_started(tmp_path, executor):
+    """A step that started `train.sh` and timed out must not leave it running, holding CPU or GPU."""
+    from orchestrator.files import zombie
+
+    (tmp_path / "spawning.py").write_text(SPAWNING_STEP)
+    run = load_pipeline(str(tmp_path / "spawning.py")).run(store=str(tmp_path / "store"), executor=executor)
+    assert run.steps["spawns"].status == "failed" and "StepTimeoutError" in run.steps["spawns"].error
+    pid = int((tmp_path / "grandchild.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return zombie(pid)
+
+    try:
+        wait_for(gone, timeout=5)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
@@ -133,7 +134,7 @@ class ProcessExecutor:
 
         spec, future = worker.spec, worker.future
         if worker.process.is_alive():
-            worker.process.kill()
+            kill_tree(worker.process.pid)  # with what the step started: a timeout stops all its work
         worker.process.join(timeout=5)
         code = worker.process.exitcode
         worker.conn.close()
@@ -166,7 +167,7 @@ class ProcessExecutor:
             self._monitor.join(timeout=5)
         for w in self._workers:
             if w.spec is not None and cancel:
-                w.process.kill()
+                kill_tree(w.process.pid)
             else:
                 try:
                     w.conn.send_bytes(pickle.dumps(None))
