@@ -573,7 +573,8 @@ def step(
     """
     if unknown:
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
-    on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    # A list reads as naturally as a tuple (`retry_on=[ConnectionError, TimeoutError]`).
+    on = tuple(retry_on) if isinstance(retry_on, (tuple, list)) else (retry_on,)
 
     def wrap(f: Callable[..., Any]) -> Step[..., Any]:
         if not isinstance(cache, bool):
