@@ -165,6 +165,7 @@ class Context:
     store: ArtifactStore
     lineage: Lineage
     metadata: str | None = None
+    spelling: Spelling = CLI  # how the user gave its options, for messages that name one (`--force`, `force=True`)
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
@@ -207,10 +208,10 @@ class Context:
         if not create and not database.is_file():
             raise UserError(_no_store(location, database, bool(chosen), spelling))
         had_database = database.is_file()
-        lineage = Lineage(database, synchronous=sync)
+        lineage = Lineage(database, synchronous=sync, spelling=spelling)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
-        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None)
+        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, spelling=spelling)
 
     def own_folders(self) -> list[Path]:
         """The local folders this store writes to (its metadata folder, and its objects' when local).

@@ -30,6 +30,7 @@ from orchestrator.errors import (
     StoreError,
     UserError,
 )
+from orchestrator.spelling import CLI, Spelling
 
 SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
@@ -195,8 +196,11 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
+def open_database(path: Path, synchronous: str, spelling: Spelling = CLI) -> sqlite3.Connection:
     """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout.
+
+    ``spelling``: how the user gave the store (``--store``, or ``store=`` from Python), for the
+    messages that name the option to change.
 
     Raises:
         UserError: the folder of ``path`` cannot be created (a path the file system cannot take).
@@ -207,8 +211,8 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the store folder {path.parent} for the metadata database: "
-                        f"{exc.strerror or exc}. Pass --store DIR (or --metadata PATH) with a folder you "
-                        "can create.") from exc
+                        f"{exc.strerror or exc}. Pass {spelling.option('store', 'DIR')} (or "
+                        f"{spelling.option('metadata', 'PATH')}) with a folder you can create.") from exc
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -218,11 +222,11 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
         conn.execute("PRAGMA foreign_keys=OFF")
-        _migrate(conn, path)
+        _migrate(conn, path, spelling)
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()
-        raise database_error(path, exc) or StoreError(
+        raise database_error(path, exc, spelling) or StoreError(
             f"cannot open the metadata database {path}: {exc}") from exc
     except OrchestratorError:  # a newer store, a damaged schema version
         if conn is not None:
@@ -231,12 +235,13 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError | None:
+def database_error(path: Path | None, exc: sqlite3.Error, spelling: Spelling = CLI) -> OrchestratorError | None:
     """The one-line error for a SQLite failure caused by the database file itself, or None (a bug).
 
     A damaged file and one that is not a database at all say how to start over
     without losing the objects; a file or folder SQLite cannot open or write
-    (a read-only store) says that SQLite needs write access beside the file;
+    (a read-only store) says that SQLite needs write access beside the file (naming the
+    option to pass as ``spelling`` writes it);
     a full or failing disk says so, and that running again resumes.
     """
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -248,8 +253,8 @@ def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError |
             or "unable to open database file" in text or "readonly database" in text:
         if path is not None and path.is_dir():
             return UserError(f"the metadata database {path} is a folder, not a file. Move it aside, or pass "
-                             "--metadata PATH naming a database file.")
-        return DatabaseAccessError(shown, text)
+                             f"{spelling.option('metadata', 'PATH')} naming a database file.")
+        return DatabaseAccessError(shown, text, spelling.option("store", "COPY"))
     if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk is full" in text or "disk I/O error" in text:
         return DatabaseWriteError(shown, text, _free_bytes(shown))
     return None
@@ -262,7 +267,7 @@ def _free_bytes(path: Path) -> int | None:
         return None
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, spelling: Spelling = CLI) -> None:
     """Create missing tables and apply migrations, unless the schema is current (no write lock then)."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -282,7 +287,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             raise NewerStoreError(
                 f"the store at {path.parent} was written by a newer orchestrator "
                 f"(schema {version} > {SCHEMA_VERSION}). Upgrade orchestrator (pip install -U), or use "
-                "another --store with this version."
+                f"another {spelling.option('store', 'DIR')} with this version."
             )
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version].split(";"):

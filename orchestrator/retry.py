@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from orchestrator.errors import UserError, WorkerDiedError
 
-
 MAX_TIMEOUT = 365 * 24 * 3600.0
 """The longest ``timeout`` accepted, in seconds: a year, well within what the OS can wait for."""
 
