@@ -39,7 +39,7 @@ class Failure:
         names = tuple(f"{k.__module__}.{k.__qualname__}" for k in type(exc).__mro__)
         return cls(
             type_name=type(exc).__name__,
-            message=str(exc),
+            message=_message_of(exc),
             traceback=traceback_text,
             type_names=names,
             exception=exc,
@@ -147,6 +147,24 @@ class RetryPolicy:
             base = self.max_delay
         spread = (rng or random).uniform(-self.jitter, self.jitter)
         return max(0.0, base * (1 + spread))
+
+
+def _message_of(exc: BaseException) -> str:
+    """``str(exc)``, or what stands for it when that fails.
+
+    An exception's own ``__str__`` may raise (one that formats an attribute
+    its constructor did not set, as some HTTP clients' errors do when raised
+    with a plain message): the step failed all the same, and must be recorded
+    so, not crash the run or its worker.
+    """
+    try:
+        return str(exc)
+    except Exception as broken:  # noqa: BLE001 - whatever the user's __str__ raises
+        try:
+            args = ", ".join(repr(a) for a in exc.args)
+        except Exception:  # noqa: BLE001 - its args' repr may fail as well
+            args = ""
+        return f"{args} (its str() failed: {type(broken).__name__}: {broken})".lstrip()
 
 
 def _not_a_class(value: object) -> str:

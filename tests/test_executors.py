@@ -595,3 +595,31 @@ def test_a_timeout_also_kills_the_processes_the_step_started(tmp_path, executor)
     finally:
         if not gone():
             os.kill(pid, signal.SIGKILL)
+
+
+BROKEN_STR_STEP = '''
+from orchestrator import pipeline, step
+
+class ApiError(Exception):
+    """Formats an attribute that raising it with a plain message leaves unset, as some HTTP clients do."""
+    def __str__(self):
+        return f"HTTP {self.response.status_code}"
+
+@step(retries=1, retry_on=(ApiError,))
+def call() -> int:
+    raise ApiError("service unavailable")
+
+@pipeline
+def calling():
+    return call()
+'''
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_an_exception_whose_str_fails_is_a_failed_attempt_not_a_crash(tmp_path, executor):
+    (tmp_path / "calling.py").write_text(BROKEN_STR_STEP)
+    run = load_pipeline(str(tmp_path / "calling.py")).run(store=str(tmp_path / "store"), executor=executor)
+    step_run = run.steps["call"]
+    assert (step_run.status, step_run.attempts) == ("failed", 2)  # retried by its class, as any failure
+    assert step_run.error == ("ApiError: 'service unavailable' (its str() failed: AttributeError: "
+                              "'ApiError' object has no attribute 'response')")
