@@ -146,7 +146,8 @@ class RetryPolicy:
         except OverflowError:  # backoff ** n past a float (retries=2000): far beyond the cap
             base = self.max_delay
         spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, base * (1 + spread))
+        # The cap holds after the jitter too: max_delay=300 never waits 330 s.
+        return min(self.max_delay, max(0.0, base * (1 + spread)))
 
 
 def _message_of(exc: BaseException) -> str:

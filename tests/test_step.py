@@ -80,6 +80,18 @@ def test_the_delay_of_a_late_retry_is_capped_not_overflowed() -> None:
     assert policy.delay_before(3) == 2.0
 
 
+def test_no_delay_exceeds_max_delay_even_with_jitter() -> None:
+    import random
+
+    from orchestrator.retry import RetryPolicy
+
+    policy = RetryPolicy(retries=10, delay=10.0, backoff=3.0, max_delay=60.0, jitter=0.5)
+    rng = random.Random(0)
+    delays = [policy.delay_before(attempt, rng) for attempt in range(2, 12) for _ in range(20)]
+    assert max(delays) == 60.0  # the later retries sit at the cap, the jitter only spreads them below it
+    assert 5.0 <= min(delays) < 10.0  # the first retry: 10 s ± 50%
+
+
 def test_valid_settings_are_kept() -> None:
     s = step(retries=2, timeout=1.5, max_delay=0, cache=False)(double)
     assert (s.retry.retries, s.retry.timeout, s.cache) == (2, 1.5, False)
