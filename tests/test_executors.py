@@ -519,6 +519,20 @@ def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
 
 
+def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):
+    """Its child is killed, but what it printed is read back from its spill folder, as for an untimed step."""
+    temp = orch.store.parent / "temp"
+    temp.mkdir()
+    orch.env["TMPDIR"] = str(temp)
+    pid_file = Path(str(calls.path) + ".pid")
+    code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting")
+    assert code == 130, stderr
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+    assert [p.name for p in temp.iterdir() if "orch" in p.name] == []  # the spill folder was read and removed
+
+
 @pytest.mark.parametrize(("address", "problem"), [
     ("foo", "is not a Dask scheduler address"), ("tcp://127.0.0.1", "is not a Dask scheduler address"),
     ("http://127.0.0.1:8787", "Dask has no scheme 'http'"), ("127.0.0.1:99999", "port 99999 is out of range")])

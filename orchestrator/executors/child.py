@@ -91,9 +91,14 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
             f"the process running step '{spec.step_name}' died (exit code {code}) before reporting a result"
         )
         return _killed(spec, started, exc)
-    except BaseException:
+    except BaseException as stop:
         if proc.is_alive():
             kill_tree(proc.pid)
+        if isinstance(stop, KeyboardInterrupt):
+            # Ctrl-C (or SIGTERM) in the driver: what the step printed until then is what explains a hang,
+            # and it is recorded with the interrupted attempt, as for a step running in this process.
+            proc.join(timeout=5)
+            stop.interrupted_attempt = _killed(spec, started, stop)  # type: ignore[attr-defined]
         raise
     finally:
         parent.close()
