@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.errors import UserError, WorkerDiedError
 
@@ -82,6 +83,10 @@ class RetryPolicy:
     timeout: float | None = None
 
     def __post_init__(self) -> None:
+        # One class, or a list of them, reads as naturally as a tuple (`retry_on=[ConnectionError, TimeoutError]`);
+        # kept as a tuple, which is what isinstance() takes when an attempt fails.
+        on: Any = self.retry_on
+        object.__setattr__(self, "retry_on", tuple(on) if isinstance(on, (tuple, list)) else (on,))
         problems = []
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             problems.append(f"retries must be a whole number >= 0, got {self.retries!r}")

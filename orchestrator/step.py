@@ -521,7 +521,7 @@ def step(
     backoff: float = 1.0,
     max_delay: float = 300.0,
     jitter: float = 0.1,
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]] = (Exception,),
     timeout: float | None = None,
     cache: bool = True,
     version: str | int | None = None,
@@ -538,7 +538,7 @@ def step(
     backoff: float = 1.0,
     max_delay: float = 300.0,
     jitter: float = 0.1,
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]] = (Exception,),
     timeout: float | None = None,
     cache: bool = True,
     version: str | int | None = None,
@@ -557,7 +557,7 @@ def step(
         retries: extra attempts after a failure; ``retries=N`` allows N+1 attempts.
         retry_delay: seconds before the first retry; later ones grow by ``backoff``.
         backoff: factor between successive delays (with ``jitter``, capped at ``max_delay``).
-        retry_on: exception classes that are retried; others fail at once.
+        retry_on: exception classes that are retried (one, a tuple or a list); others fail at once.
         timeout: seconds an attempt may run; then it is stopped and counts as failed.
         cache: ``False`` runs the step every time.
         version: change it to force new cache keys by hand.
@@ -573,8 +573,6 @@ def step(
     """
     if unknown:
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
-    # A list reads as naturally as a tuple (`retry_on=[ConnectionError, TimeoutError]`).
-    on = tuple(retry_on) if isinstance(retry_on, (tuple, list)) else (retry_on,)
 
     def wrap(f: Callable[..., Any]) -> Step[..., Any]:
         if not isinstance(cache, bool):
@@ -583,7 +581,8 @@ def step(
             try:
                 policy = RetryPolicy(
                     retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
-                    jitter=jitter, retry_on=on, timeout=timeout,
+                    jitter=jitter, retry_on=retry_on,  # type: ignore[arg-type]  # made a tuple there
+                    timeout=timeout,
                 )
             except UserError as exc:
                 problem = str(exc)

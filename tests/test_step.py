@@ -68,8 +68,15 @@ def test_a_setting_that_would_crash_the_run_is_refused_where_the_step_is_decorat
 
 
 def test_retry_on_may_be_a_list() -> None:
+    from orchestrator import RetryPolicy
+    from orchestrator.retry import Failure
+
     s = step(retries=1, retry_on=[ConnectionError, KeyError])(double)  # type: ignore[arg-type]
     assert s.retry.retry_on == (ConnectionError, KeyError)
+    for on in ([ConnectionError], ConnectionError):  # the public RetryPolicy takes what @step takes
+        policy = RetryPolicy(retries=1, retry_on=on)  # type: ignore[arg-type]
+        assert policy.should_retry(Failure.from_exception(ConnectionError("down")), 1)
+        assert not policy.should_retry(Failure.from_exception(ValueError("bad")), 1)
 
 
 def test_the_delay_of_a_late_retry_is_capped_not_overflowed() -> None:
