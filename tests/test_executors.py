@@ -637,3 +637,35 @@ def test_an_exception_whose_str_fails_is_a_failed_attempt_not_a_crash(tmp_path, 
     assert (step_run.status, step_run.attempts) == ("failed", 2)  # retried by its class, as any failure
     assert step_run.error == ("ApiError: 'service unavailable' (its str() failed: AttributeError: "
                               "'ApiError' object has no attribute 'response')")
+
+
+SLOW_TO_START = '''
+import time
+from orchestrator import pipeline, step
+
+def _load_settings():
+    time.sleep(1.5)  # stands for a worker that takes long to start: a busy machine, heavy imports
+    return Settings()
+
+class Settings:
+    def __reduce__(self):
+        return (_load_settings, ())
+
+SETTINGS = Settings()
+
+@step(timeout=1)
+def quick() -> str:
+    return type(SETTINGS).__name__
+
+@pipeline
+def starting():
+    return quick()
+'''
+
+
+def test_a_pool_timeout_counts_from_when_the_attempt_starts_not_from_the_workers_start(tmp_path):
+    """`timeout=1` is the step's second, not also the time a new worker takes to start and receive it."""
+    (tmp_path / "starting.py").write_text(SLOW_TO_START)
+    run = load_pipeline(str(tmp_path / "starting.py")).run(store=str(tmp_path / "store"), executor="process")
+    assert run.steps["quick"].status == "ran", run.steps["quick"].error
+    assert run.output() == "Settings"
