@@ -244,6 +244,7 @@ class Context:
     lineage: Lineage
     metadata: str | None = None
     source: str | None = None  # why this store: "--store", "ORCH_STORE", a project's table, the default
+    spelling: Spelling = CLI  # how the user gave its options, for messages that name one (`--force`, `force=True`)
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
@@ -300,10 +301,11 @@ class Context:
             raise UserError(_no_store(location, database, bool(chosen), spelling, where)
                             + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
-        lineage = Lineage(database, synchronous=sync)
+        lineage = Lineage(database, synchronous=sync, spelling=spelling)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
-        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source)
+        return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source,
+                   spelling=spelling)
 
     def own_folders(self) -> list[Path]:
         """The local folders this store writes to (its metadata folder, and its objects' when local).

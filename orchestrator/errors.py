@@ -120,7 +120,8 @@ class DatabaseAccessError(StoreError):
 
     exit_code = 2
 
-    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], detail: str, store_option: str = "--store COPY") -> None:
+        # store_option: how the user passes another store (`--store COPY`, or `store=COPY` from Python)
         self.path = os.fspath(path)
         folder = os.path.dirname(self.path) or "."
         self.detail = detail
@@ -138,7 +139,7 @@ class DatabaseAccessError(StoreError):
             f"cannot open the metadata database {self.path}: {detail}. SQLite needs write access to the folder "
             f"{folder}, even to read, since it keeps the database's WAL and index ({os.path.basename(self.path)}"
             f"-wal, -shm) beside it: make the folder and the database writable for you (chmod -R u+w {folder}), "
-            "or copy the store to a writable place and pass --store COPY.")
+            f"or copy the store to a writable place and pass {store_option}.")
 
 
 def _not_writable(folder: str, database: str) -> str | None:

@@ -49,6 +49,7 @@ from orchestrator.lineage_schema import (
     decode_column,
     open_database,
 )
+from orchestrator.spelling import CLI, Spelling
 
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 # The kind of value each JSON column of ``runs`` holds.
@@ -60,9 +61,11 @@ __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "AttemptRecord", "CachedOutput",
 class Lineage:
     """The metadata database of one store."""
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
+                 spelling: Spelling = CLI) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
+        self.spelling = spelling  # how its messages name the options (`--store`, or `store=` from Python)
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._lock = threading.RLock()
@@ -91,7 +94,7 @@ class Lineage:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        return open_database(self.path, self.synchronous)
+        return open_database(self.path, self.synchronous, self.spelling)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -707,7 +710,7 @@ class Lineage:
         try:
             return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
         except sqlite3.DatabaseError as exc:
-            error = database_error(self.path, exc)
+            error = database_error(self.path, exc, self.spelling)
             if error is None:
                 raise
             raise error from exc

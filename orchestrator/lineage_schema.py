@@ -30,6 +30,7 @@ from orchestrator.errors import (
     StoreError,
     UserError,
 )
+from orchestrator.spelling import CLI, Spelling
 
 SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
@@ -195,8 +196,11 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
+def open_database(path: Path, synchronous: str, spelling: Spelling = CLI) -> sqlite3.Connection:
     """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout.
+
+    ``spelling``: how the user gave the store (``--store``, or ``store=`` from Python), for the
+    messages that name the option to change.
 
     Raises:
         UserError: the folder of ``path`` cannot be created (a path the file system cannot take).
@@ -207,8 +211,8 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the store folder {path.parent} for the metadata database: "
-                        f"{exc.strerror or exc}. Pass --store DIR (or --metadata PATH) with a folder you "
-                        "can create.") from exc
+                        f"{exc.strerror or exc}. Pass {spelling.option('store', 'DIR')} (or "
+                        f"{spelling.option('metadata', 'PATH')}) with a folder you can create.") from exc
     conn: sqlite3.Connection | None = None
     try:
         if path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
@@ -221,11 +225,11 @@ def open_database(path: Path, synchronous: str) -> sqlite3.Connection:
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA wal_autocheckpoint={os.environ.get('ORCH_WAL_CKPT', '1000')}")
         conn.execute("PRAGMA foreign_keys=OFF")
-        _migrate(conn, path)
+        _migrate(conn, path, spelling)
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()
-        raise database_error(path, exc) or StoreError(
+        raise database_error(path, exc, spelling) or StoreError(
             f"cannot open the metadata database {path}: {exc}") from exc
     except OrchestratorError:  # a newer store, a damaged schema version
         if conn is not None:
@@ -253,12 +257,13 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError | None:
+def database_error(path: Path | None, exc: sqlite3.Error, spelling: Spelling = CLI) -> OrchestratorError | None:
     """The one-line error for a SQLite failure caused by the database file itself, or None (a bug).
 
     A damaged file and one that is not a database at all say how to start over
     without losing the objects; a file or folder SQLite cannot open or write
-    (a read-only store) says that SQLite needs write access beside the file;
+    (a read-only store) says that SQLite needs write access beside the file (naming the
+    option to pass as ``spelling`` writes it);
     a full or failing disk says so, and that running again resumes.
     """
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -270,8 +275,8 @@ def database_error(path: Path | None, exc: sqlite3.Error) -> OrchestratorError |
             or "unable to open database file" in text or "readonly database" in text:
         if path is not None and path.is_dir():
             return UserError(f"the metadata database {path} is a folder, not a file. Move it aside, or pass "
-                             "--metadata PATH naming a database file.")
-        return DatabaseAccessError(shown, text)
+                             f"{spelling.option('metadata', 'PATH')} naming a database file.")
+        return DatabaseAccessError(shown, text, spelling.option("store", "COPY"))
     if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk is full" in text or "disk I/O error" in text:
         return DatabaseWriteError(shown, text, _free_bytes(shown))
     return None
@@ -284,7 +289,7 @@ def _free_bytes(path: Path) -> int | None:
         return None
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, spelling: Spelling = CLI) -> None:
     """Create missing tables and apply migrations, unless the schema is current (no write lock then)."""
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -292,7 +297,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         if row and _schema_version(row[0], path) == SCHEMA_VERSION and present >= TABLES:
             return  # the common case: no write lock needed
         if row and _schema_version(row[0], path) > SCHEMA_VERSION:
-            raise _newer(path, _schema_version(row[0], path))  # said before a write lock a reader cannot take
+            raise _newer(path, _schema_version(row[0], path), spelling)  # said before a write lock a reader cannot take
     except sqlite3.OperationalError:
         pass  # no meta table yet: a new store
     begin_immediate(conn, path)
@@ -303,7 +308,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = _schema_version(row[0], path) if row else SCHEMA_VERSION
         if version > SCHEMA_VERSION:
-            raise _newer(path, version)
+            raise _newer(path, version, spelling)
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():
@@ -373,10 +378,10 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
         or "busy" in str(exc)
 
 
-def _newer(path: Path, version: int) -> NewerStoreError:
+def _newer(path: Path, version: int, spelling: Spelling = CLI) -> NewerStoreError:
     return NewerStoreError(
         f"the store at {path.parent} was written by a newer orchestrator (schema {version} > {SCHEMA_VERSION}). "
-        "Upgrade orchestrator (pip install -U), or use another --store with this version.")
+        f"Upgrade orchestrator (pip install -U), or use another {spelling.option('store', 'DIR')} with this version.")
 
 
 def _schema_version(value: Any, path: Path) -> int:

@@ -160,14 +160,15 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
         raise UserError(
             f"refusing to collect garbage: the metadata database {context.lineage.path} records no runs, yet the "
             f"store holds {len(on_disk)} objects (metadata.db lost or reset?), and gc would delete them all. "
-            "Re-run your pipelines to re-adopt them, or pass --force to delete them.")
+            f"Re-run your pipelines to re-adopt them, or pass {context.spelling.force} to delete them.")
     others = [] if force else store_users.other_databases(context.store, context.lineage.path)
     if others:
         raise UserError(
             f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
             f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
             f"objects they still use. Delete the file of a database that no longer uses the store from "
-            f"{context.location}/{store_users.FOLDER}/, or pass --force to delete their objects anyway.")
+            f"{context.location}/{store_users.FOLDER}/, or pass {context.spelling.force} to delete their objects "
+            "anyway.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:

@@ -9,10 +9,15 @@ settings are execution settings, not part of a step's cache key.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.errors import UserError, WorkerDiedError
+
+MAX_TIMEOUT = 365 * 24 * 3600.0
+"""The longest ``timeout`` accepted, in seconds: a year, well within what the OS can wait for."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Failure:
         names = tuple(f"{k.__module__}.{k.__qualname__}" for k in type(exc).__mro__)
         return cls(
             type_name=type(exc).__name__,
-            message=str(exc),
+            message=_message_of(exc),
             traceback=traceback_text,
             type_names=names,
             exception=exc,
@@ -78,6 +83,10 @@ class RetryPolicy:
     timeout: float | None = None
 
     def __post_init__(self) -> None:
+        # One class, or a list of them, reads as naturally as a tuple (`retry_on=[ConnectionError, TimeoutError]`);
+        # kept as a tuple, which is what isinstance() takes when an attempt fails.
+        on: Any = self.retry_on
+        object.__setattr__(self, "retry_on", tuple(on) if isinstance(on, (tuple, list)) else (on,))
         problems = []
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             problems.append(f"retries must be a whole number >= 0, got {self.retries!r}")
@@ -91,6 +100,12 @@ class RetryPolicy:
                                 else f"{label} must be a number, got {value!r}")
         if problems:
             raise UserError("; ".join(problems))
+        for label, value in numbers.items():
+            # NaN passes every comparison below and then crashes the run where the attempt is waited for.
+            if value is not None and math.isnan(value):
+                problems.append(f"{label} must be a number, got nan")
+        if problems:
+            raise UserError("; ".join(problems))
         if self.delay < 0:
             problems.append(f"retry_delay must be >= 0, got {self.delay!r}")
         if self.backoff < 1:
@@ -101,9 +116,13 @@ class RetryPolicy:
             problems.append(f"jitter must be between 0 and 1, got {self.jitter!r}")
         if self.timeout is not None and self.timeout <= 0:
             problems.append(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        elif self.timeout is not None and self.timeout > MAX_TIMEOUT:
+            # No operating system waits that long (inf, 1e30 overflow its timers): None is no limit.
+            problems.append(f"timeout must be at most {MAX_TIMEOUT:g} seconds (a year), got {self.timeout!r}; "
+                            f"timeout=None sets no limit")
         bad = [k for k in self.retry_on if not (isinstance(k, type) and issubclass(k, BaseException))]
         if bad:
-            problems.append(f"retry_on must hold exception classes, got {bad[0]!r}")
+            problems.append(f"retry_on must hold exception classes, got {_not_a_class(bad[0])}")
         if problems:
             raise UserError("; ".join(problems))
 
@@ -127,9 +146,40 @@ class RetryPolicy:
         """Seconds to wait before attempt number ``attempt`` (2 for the first retry)."""
         if attempt <= 1 or self.delay == 0:
             return 0.0
-        base = min(self.delay * self.backoff ** (attempt - 2), self.max_delay)
+        try:
+            base = min(self.delay * self.backoff ** (attempt - 2), self.max_delay)
+        except OverflowError:  # backoff ** n past a float (retries=2000): far beyond the cap
+            base = self.max_delay
         spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, base * (1 + spread))
+        # The cap holds after the jitter too: max_delay=300 never waits 330 s.
+        return min(self.max_delay, max(0.0, base * (1 + spread)))
+
+
+def _message_of(exc: BaseException) -> str:
+    """``str(exc)``, or what stands for it when that fails.
+
+    An exception's own ``__str__`` may raise (one that formats an attribute
+    its constructor did not set, as some HTTP clients' errors do when raised
+    with a plain message): the step failed all the same, and must be recorded
+    so, not crash the run or its worker.
+    """
+    try:
+        return str(exc)
+    except Exception as broken:  # noqa: BLE001 - whatever the user's __str__ raises
+        try:
+            args = ", ".join(repr(a) for a in exc.args)
+        except Exception:  # noqa: BLE001 - its args' repr may fail as well
+            args = ""
+        return f"{args} (its str() failed: {type(broken).__name__}: {broken})".lstrip()
+
+
+def _not_a_class(value: object) -> str:
+    """How a wrong ``retry_on`` entry is named, with what to write instead when that is clear."""
+    if isinstance(value, BaseException):
+        return f"the instance {value!r}: pass the class {type(value).__name__}"
+    if isinstance(value, str) and value.isidentifier():
+        return f"the text {value!r}: pass the class {value} itself"
+    return repr(value)
 
 
 def _is_number(value: object) -> bool:

@@ -63,6 +63,11 @@ class Spelling:
         return f"--address '{value}'" if self.cli else f"address={value!r}"
 
     @property
+    def force(self) -> str:
+        """``--force`` or ``force=True``: what overrides a safety check (``orch cache gc --force``)."""
+        return "--force" if self.cli else "force=True"
+
+    @property
     def first_run(self) -> str:
         """How a store comes to be: ``orch run FILE``, or a pipeline's ``.run()``."""
         return "orch run FILE" if self.cli else "pipeline.run()"

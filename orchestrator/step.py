@@ -523,7 +523,7 @@ def step(
     backoff: float = 1.0,
     max_delay: float = 300.0,
     jitter: float = 0.1,
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]] = (Exception,),
     timeout: float | None = None,
     cache: bool = True,
     version: str | int | None = None,
@@ -541,7 +541,7 @@ def step(
     backoff: float = 1.0,
     max_delay: float = 300.0,
     jitter: float = 0.1,
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | list[type[BaseException]] = (Exception,),
     timeout: float | None = None,
     cache: bool = True,
     version: str | int | None = None,
@@ -561,7 +561,7 @@ def step(
         retries: extra attempts after a failure; ``retries=N`` allows N+1 attempts.
         retry_delay: seconds before the first retry; later ones grow by ``backoff``.
         backoff: factor between successive delays (with ``jitter``, capped at ``max_delay``).
-        retry_on: exception classes that are retried; others fail at once.
+        retry_on: exception classes that are retried (one, a tuple or a list); others fail at once.
         timeout: seconds an attempt may run; then it is stopped and counts as failed.
         cache: ``False`` runs the step every time.
         version: change it to force new cache keys by hand.
@@ -580,7 +580,6 @@ def step(
     """
     if unknown:
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
-    on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
 
     names = (untracked,) if isinstance(untracked, str) else untracked
 
@@ -594,7 +593,8 @@ def step(
             try:
                 policy = RetryPolicy(
                     retries=retries, delay=retry_delay, backoff=backoff, max_delay=max_delay,
-                    jitter=jitter, retry_on=on, timeout=timeout,
+                    jitter=jitter, retry_on=retry_on,  # type: ignore[arg-type]  # made a tuple there
+                    timeout=timeout,
                 )
             except UserError as exc:
                 problem = str(exc)

@@ -364,3 +364,35 @@ def test_a_damaged_result_record_is_found_by_doctor_and_named_by_get_run(store, 
         conn.execute("UPDATE runs SET result=NULL")
     conn.close()
     assert [len(f) for f in orchestrator.get_run(run.id, store=store).output()] == [2, 2]
+
+
+def test_store_problems_met_from_python_name_the_options_as_python_spells_them(store, tmp_path):
+    """A notebook told `pass --store DIR` or `pass --force` has to translate it back to `store=`."""
+    from orchestrator.lineage_schema import database_error
+    from orchestrator.spelling import PYTHON
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UserError, match=r"cannot create the store folder .*Pass store=DIR \(or metadata=PATH\) "):
+        pair.run(store=str(afile / "sub"))
+    (tmp_path / "folder" / "metadata.db").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"is a folder, not a file. Move it aside, or pass metadata=PATH "):
+        pair.run(store=str(tmp_path / "folder"))
+    access = database_error(tmp_path / "metadata.db", sqlite3.OperationalError("unable to open database file"),
+                            PYTHON)
+    assert str(access).endswith("pass store=COPY.")
+
+    pair.run(store=str(store))
+    with sqlite3.connect(store / "metadata.db") as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.close()
+    with pytest.raises(orchestrator.OrchestratorError, match=r"or use another store=DIR with this version"):
+        orchestrator.get_run(store=str(store))
+
+    emptied = tmp_path / "emptied"
+    pair.run(store=str(emptied), n=20_000)  # a frame too large to be kept inside the database
+    assert next(Context.open(emptied).store.iter_objects(), None), "the test needs an object file"
+    for database in emptied.glob("metadata.db*"):
+        database.unlink()
+    with pytest.raises(UserError, match=r"or pass force=True to delete them"):
+        collect_garbage(Context.open(emptied, spelling=PYTHON), keep_last=1)

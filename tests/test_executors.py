@@ -519,6 +519,20 @@ def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
 
 
+def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):
+    """Its child is killed, but what it printed is read back from its spill folder, as for an untimed step."""
+    temp = orch.store.parent / "temp"
+    temp.mkdir()
+    orch.env["TMPDIR"] = str(temp)
+    pid_file = Path(str(calls.path) + ".pid")
+    code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting")
+    assert code == 130, stderr
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+    assert [p.name for p in temp.iterdir() if "orch" in p.name] == []  # the spill folder was read and removed
+
+
 @pytest.mark.parametrize(("address", "problem"), [
     ("foo", "is not a Dask scheduler address"), ("tcp://127.0.0.1", "is not a Dask scheduler address"),
     ("http://127.0.0.1:8787", "Dask has no scheme 'http'"), ("127.0.0.1:99999", "port 99999 is out of range")])
@@ -553,3 +567,105 @@ def test_local_dask_workers_run_blas_with_the_drivers_threads(tmp_path, monkeypa
         run = _run("blas_threads.py", tmp_path / executor, executor)
         assert run.output() == expected, executor
     assert "OMP_NUM_THREADS" not in os.environ  # nor set in the driver by the cluster's nannies
+
+
+SPAWNING_STEP = '''
+import subprocess, time
+from pathlib import Path
+from orchestrator import pipeline, step
+
+@step(timeout=1)
+def spawns() -> int:
+    child = subprocess.Popen(["sleep", "60"])
+    Path(__file__).with_name("grandchild.pid").write_text(str(child.pid))
+    time.sleep(60)
+    return 1
+
+@pipeline
+def spawning():
+    return spawns()
+'''
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_a_timeout_also_kills_the_processes_the_step_started(tmp_path, executor):
+    """A step that started `train.sh` and timed out must not leave it running, holding CPU or GPU."""
+    from orchestrator.files import zombie
+
+    (tmp_path / "spawning.py").write_text(SPAWNING_STEP)
+    run = load_pipeline(str(tmp_path / "spawning.py")).run(store=str(tmp_path / "store"), executor=executor)
+    assert run.steps["spawns"].status == "failed" and "StepTimeoutError" in run.steps["spawns"].error
+    pid = int((tmp_path / "grandchild.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return zombie(pid)
+
+    try:
+        wait_for(gone, timeout=5)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)
+
+
+BROKEN_STR_STEP = '''
+from orchestrator import pipeline, step
+
+class ApiError(Exception):
+    """Formats an attribute that raising it with a plain message leaves unset, as some HTTP clients do."""
+    def __str__(self):
+        return f"HTTP {self.response.status_code}"
+
+@step(retries=1, retry_on=(ApiError,))
+def call() -> int:
+    raise ApiError("service unavailable")
+
+@pipeline
+def calling():
+    return call()
+'''
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_an_exception_whose_str_fails_is_a_failed_attempt_not_a_crash(tmp_path, executor):
+    (tmp_path / "calling.py").write_text(BROKEN_STR_STEP)
+    run = load_pipeline(str(tmp_path / "calling.py")).run(store=str(tmp_path / "store"), executor=executor)
+    step_run = run.steps["call"]
+    assert (step_run.status, step_run.attempts) == ("failed", 2)  # retried by its class, as any failure
+    assert step_run.error == ("ApiError: 'service unavailable' (its str() failed: AttributeError: "
+                              "'ApiError' object has no attribute 'response')")
+
+
+SLOW_TO_START = '''
+import time
+from orchestrator import pipeline, step
+
+def _load_settings():
+    time.sleep(1.5)  # stands for a worker that takes long to start: a busy machine, heavy imports
+    return Settings()
+
+class Settings:
+    def __reduce__(self):
+        return (_load_settings, ())
+
+SETTINGS = Settings()
+
+@step(timeout=1)
+def quick() -> str:
+    return type(SETTINGS).__name__
+
+@pipeline
+def starting():
+    return quick()
+'''
+
+
+def test_a_pool_timeout_counts_from_when_the_attempt_starts_not_from_the_workers_start(tmp_path):
+    """`timeout=1` is the step's second, not also the time a new worker takes to start and receive it."""
+    (tmp_path / "starting.py").write_text(SLOW_TO_START)
+    run = load_pipeline(str(tmp_path / "starting.py")).run(store=str(tmp_path / "store"), executor="process")
+    assert run.steps["quick"].status == "ran", run.steps["quick"].error
+    assert run.output() == "Settings"

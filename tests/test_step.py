@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from orchestrator import pipeline, step
@@ -41,6 +43,60 @@ def test_an_unknown_step_option_names_the_close_one(options: dict[str, object], 
 def test_a_bad_step_setting_names_the_step_and_its_line(options: dict[str, object], problem: str) -> None:
     with pytest.raises(UserError, match=rf"^@step 'double' \(test_step.py:\d+\): {problem}\.$"):
         step(**options)(double)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"timeout": float("nan")}, "timeout must be a number, got nan"),
+        ({"retry_delay": float("nan")}, "retry_delay must be a number, got nan"),
+        ({"timeout": float("inf")}, "timeout must be at most 3.1536e+07 seconds (a year), got inf; "
+                                    "timeout=None sets no limit"),
+        ({"timeout": 10**30}, "timeout must be at most 3.1536e+07 seconds (a year), got "),
+        ({"retry_on": ValueError()}, "retry_on must hold exception classes, got the instance ValueError(): "
+                                     "pass the class ValueError"),
+        ({"retry_on": "ValueError"}, "retry_on must hold exception classes, got the text 'ValueError': "
+                                     "pass the class ValueError itself"),
+        ({"retry_on": (KeyError, int)}, "retry_on must hold exception classes, got <class 'int'>"),
+    ],
+)
+def test_a_setting_that_would_crash_the_run_is_refused_where_the_step_is_decorated(
+        options: dict[str, object], problem: str) -> None:
+    # Before: nan or inf timeouts passed here and the run died with a traceback in the executor.
+    with pytest.raises(UserError, match=rf"^@step 'double' \(test_step.py:\d+\): {re.escape(problem)}"):
+        step(**options)(double)  # type: ignore[arg-type]
+
+
+def test_retry_on_may_be_a_list() -> None:
+    from orchestrator import RetryPolicy
+    from orchestrator.retry import Failure
+
+    s = step(retries=1, retry_on=[ConnectionError, KeyError])(double)  # type: ignore[arg-type]
+    assert s.retry.retry_on == (ConnectionError, KeyError)
+    for on in ([ConnectionError], ConnectionError):  # the public RetryPolicy takes what @step takes
+        policy = RetryPolicy(retries=1, retry_on=on)  # type: ignore[arg-type]
+        assert policy.should_retry(Failure.from_exception(ConnectionError("down")), 1)
+        assert not policy.should_retry(Failure.from_exception(ValueError("bad")), 1)
+
+
+def test_the_delay_of_a_late_retry_is_capped_not_overflowed() -> None:
+    from orchestrator.retry import RetryPolicy
+
+    policy = RetryPolicy(retries=5000, delay=1.0, backoff=2.0, max_delay=60.0, jitter=0.0)
+    assert policy.delay_before(2000) == 60.0
+    assert policy.delay_before(3) == 2.0
+
+
+def test_no_delay_exceeds_max_delay_even_with_jitter() -> None:
+    import random
+
+    from orchestrator.retry import RetryPolicy
+
+    policy = RetryPolicy(retries=10, delay=10.0, backoff=3.0, max_delay=60.0, jitter=0.5)
+    rng = random.Random(0)
+    delays = [policy.delay_before(attempt, rng) for attempt in range(2, 12) for _ in range(20)]
+    assert max(delays) == 60.0  # the later retries sit at the cap, the jitter only spreads them below it
+    assert 5.0 <= min(delays) < 10.0  # the first retry: 10 s ± 50%
 
 
 def test_valid_settings_are_kept() -> None:

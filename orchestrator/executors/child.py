@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.worker import decode_result, die_with_parent, encode_result
 from orchestrator.retry import Failure
 
@@ -78,7 +79,7 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
             except EOFError:
                 pass
         else:
-            proc.kill()
+            kill_tree(proc.pid)  # with what the step started: a timeout stops all its work
             proc.join()
             exc: BaseException = StepTimeoutError(
                 f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s"
@@ -90,9 +91,14 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
             f"the process running step '{spec.step_name}' died (exit code {code}) before reporting a result"
         )
         return _killed(spec, started, exc)
-    except BaseException:
+    except BaseException as stop:
         if proc.is_alive():
-            proc.kill()
+            kill_tree(proc.pid)
+        if isinstance(stop, KeyboardInterrupt):
+            # Ctrl-C (or SIGTERM) in the driver: what the step printed until then is what explains a hang,
+            # and it is recorded with the interrupted attempt, as for a step running in this process.
+            proc.join(timeout=5)
+            stop.interrupted_attempt = _killed(spec, started, stop)  # type: ignore[attr-defined]
         raise
     finally:
         parent.close()

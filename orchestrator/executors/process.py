@@ -26,12 +26,16 @@ from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import decode_result, dumps_with_user_code, serve_pipe
+from orchestrator.executors.worker import STARTED, decode_result, dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
     from orchestrator.task import TaskResult, TaskSpec
+
+
+_STARTUP_ALLOWANCE = 60.0  # seconds a worker may take to start an attempt before its timeout counts anyway
 
 
 @dataclass
@@ -79,7 +83,10 @@ class ProcessExecutor:
                 worker = self._spawn()
                 self._workers.append(worker)
             worker.spec, worker.future, worker.started = spec, future, time.time()
-            worker.deadline = time.monotonic() + spec.timeout if spec.timeout else None
+            # The timeout counts from the moment the worker starts the attempt (it says so, ``STARTED``), not
+            # from here: a new worker first starts Python and imports orchestrator, which on a busy machine
+            # takes seconds a `timeout=5` step would lose. Until then this bounds a worker that never starts.
+            worker.deadline = time.monotonic() + spec.timeout + _STARTUP_ALLOWANCE if spec.timeout else None
             try:
                 worker.conn.send_bytes(payload)
             except (BrokenPipeError, OSError):
@@ -118,6 +125,12 @@ class ProcessExecutor:
         except (EOFError, OSError):
             self._lost(worker, None)
             return
+        if data == STARTED:
+            with self._lock:
+                if worker.spec is not None and worker.spec.timeout:
+                    worker.started = time.time()
+                    worker.deadline = time.monotonic() + worker.spec.timeout
+            return
         future, spec = worker.future, worker.spec
         result = decode_result(data, spec) if spec is not None else None
         with self._lock:
@@ -133,7 +146,7 @@ class ProcessExecutor:
 
         spec, future = worker.spec, worker.future
         if worker.process.is_alive():
-            worker.process.kill()
+            kill_tree(worker.process.pid)  # with what the step started: a timeout stops all its work
         worker.process.join(timeout=5)
         code = worker.process.exitcode
         worker.conn.close()
@@ -166,7 +179,7 @@ class ProcessExecutor:
             self._monitor.join(timeout=5)
         for w in self._workers:
             if w.spec is not None and cancel:
-                w.process.kill()
+                kill_tree(w.process.pid)
             else:
                 try:
                     w.conn.send_bytes(pickle.dumps(None))

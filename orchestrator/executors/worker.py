@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
     from orchestrator.task import TaskResult, TaskSpec
 
+STARTED = b"orch:started"
+"""What a pool worker sends when it starts a timed attempt: its timeout counts from then (not a pickle)."""
+
+
 def dumps_with_user_code(spec: TaskSpec) -> bytes:
     """Pickle a task so that the user's own modules travel with it, by value.
 
@@ -176,7 +180,9 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
         from orchestrator.task import run_task
 
         remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
-        # The pool enforces timeouts itself, by killing this worker.
+        # The pool enforces timeouts itself, by killing this worker, counting from this message.
+        if spec.timeout is not None:
+            conn.send_bytes(STARTED)
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
 
 

@@ -21,6 +21,7 @@ def hangs() -> int:
 
 @step(timeout=60)
 def waits() -> int:
+    print("waiting for the lock", flush=True)
     Path(os.environ["ORCH_TEST_LOG"] + ".pid").write_text(str(os.getpid()))
     time.sleep(60)
     return 3

@@ -1,0 +1,85 @@
+"""Kill a process together with every process it started.
+
+A step stopped by its timeout (or a run cancelled) must not leave work behind:
+a step that ran ``subprocess.Popen(["train.sh"])`` or a ``multiprocessing.Pool``
+has children of its own, which a plain ``SIGKILL`` of the step's process
+orphans. They then go on holding CPU, GPU or memory, and a child still writing
+to the terminal keeps a pipe open long after the run has ended.
+
+The tree is found from ``/proc`` (each process's parent), so this works on
+Linux; elsewhere only the process itself is killed. Each process found is
+stopped (``SIGSTOP``) before the tree is walked again, so none can start a new
+child that the walk would miss, and then all are killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants (Linux); elsewhere ``pid`` alone."""
+    tree = _stopped_tree(pid) if sys.platform == "linux" else [pid]
+    for member in tree:
+        _signal(member, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, parents before children (Linux; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for ppid, child in _parents():
+        children.setdefault(ppid, []).append(child)
+    found: list[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        current = todo.pop(0)
+        if current in found:
+            continue
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _stopped_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, each stopped, walking again until no new one appears."""
+    stopped = [pid]
+    _signal(pid, signal.SIGSTOP)
+    for _ in range(50):  # a bound: every round stops what it found, so new ones soon stop appearing
+        new = [p for p in descendants(pid) if p not in stopped]
+        if not new:
+            break
+        for member in new:
+            _signal(member, signal.SIGSTOP)
+        stopped += new
+    return stopped
+
+
+def _parents() -> list[tuple[int, int]]:
+    """``(parent pid, pid)`` of every process this user can see."""
+    pairs = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        try:
+            pairs.append((int(fields[1]), int(entry)))
+        except (IndexError, ValueError):
+            continue
+    return pairs
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
