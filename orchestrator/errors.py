@@ -242,6 +242,14 @@ class UntrustedArtifactError(CorruptArtifactError):
         )
 
 
+class StoreUnreachableError(StoreError):
+    """The local store folder the driver names does not exist where a step runs (a Dask worker elsewhere).
+
+    A worker that made the folder itself would write the step's outputs
+    where the driver never looks: the run would succeed with outputs missing.
+    """
+
+
 class SigningKeyError(StoreError):
     """The signing key cannot be read or created."""
 

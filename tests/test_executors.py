@@ -553,3 +553,38 @@ def test_local_dask_workers_run_blas_with_the_drivers_threads(tmp_path, monkeypa
         run = _run("blas_threads.py", tmp_path / executor, executor)
         assert run.output() == expected, executor
     assert "OMP_NUM_THREADS" not in os.environ  # nor set in the driver by the cluster's nannies
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_worker_that_cannot_see_the_store_folder_fails_the_step_naming_it(tmp_path):
+    """A Dask worker on another machine (or in another mount namespace) has no such folder.
+
+    Making it there would put the outputs where the driver never looks: the run succeeded
+    and `orch cache verify` then found every output missing.
+    """
+    from orchestrator.task import TaskSpec, run_task
+
+    missing = tmp_path / "team" / "store"
+    spec = TaskSpec(node="double", step_name="double", fn=_double, arguments={"x": 21},
+                    output_names=("out",), store_root=str(missing))
+    result = run_task(spec)
+    assert result.failure is not None and result.failure.type_name == "StoreUnreachableError"
+    assert f"the store folder {missing} does not exist on " in result.failure.message
+    assert "where step 'double' ran" in result.failure.message and "s3://" in result.failure.message
+    assert not missing.exists() and result.outputs == []
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_run_makes_its_store_folder_before_any_worker_looks_for_it(tmp_path, executor):
+    """A task refuses a store folder that does not exist: a run's own, new one exists before its first task.
+
+    Also with the metadata database elsewhere, where no database file makes the folder.
+    """
+    store = tmp_path / "objects-here"
+    run = load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(store=str(store), metadata=str(tmp_path / "meta"),
+                                                                  executor=executor)
+    assert run.status == "succeeded", [s.error for s in run.steps.values()]
+    assert (store / "objects").is_dir()
