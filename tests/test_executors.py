@@ -588,3 +588,85 @@ def test_a_run_makes_its_store_folder_before_any_worker_looks_for_it(tmp_path, e
                                                                   executor=executor)
     assert run.status == "succeeded", [s.error for s in run.steps.values()]
     assert (store / "objects").is_dir()
+
+
+def _within(seconds: float, call):
+    """``call()``'s result or exception, failing the test if it has neither after ``seconds`` (a hang)."""
+    import threading
+
+    outcome: list = []
+
+    def target():
+        try:
+            outcome.append(("ok", call()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome.append(("raised", exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+@pytest.fixture
+def not_a_scheduler():
+    """A server on loopback that accepts connections and answers like `answer` (None: says nothing)."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(answer: bytes | None):
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                if answer is not None:
+                    conn.recv(1024)
+                    conn.sendall(answer)
+                    conn.close()
+                else:
+                    servers.append(conn)  # kept open, silent, like an HTTP server waiting for a request
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    (None, "accepts connections but does not answer as a Dask scheduler (the dashboard's port?)"),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "answers, but not as a Dask scheduler"),
+])
+def test_an_address_where_something_else_listens_is_refused_not_waited_on(not_a_scheduler, monkeypatch, tmp_path,
+                                                                           answer, problem):
+    """The dashboard's port (8787) copied for the scheduler's: Dask's client waited for ever."""
+    pytest.importorskip("distributed")
+    from orchestrator.errors import UserError
+    from orchestrator.executors import dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "_HANDSHAKE_SECONDS", 0.5)
+    address = not_a_scheduler(answer)
+    pipeline = load_pipeline(str(PIPELINES / "parallel.py:mixed"))
+    kind, outcome = _within(20, lambda: pipeline.run(store=str(tmp_path), executor="dask", address=address))
+    assert kind == "raised" and isinstance(outcome, UserError), outcome
+    assert str(outcome) == (f"address='{address}' {problem}. Give the scheduler's own address, the `Scheduler at:` "
+                            "line of its log (port 8786 by default).")
+
+
+def test_a_scheduler_host_that_does_not_resolve_is_refused_at_once():
+    pytest.importorskip("distributed")
+    from orchestrator.errors import UserError
+    from orchestrator.executors.dask import check_scheduler_answers
+
+    kind, outcome = _within(8, lambda: check_scheduler_answers("tcp://sched.invalid:8786"))
+    assert kind == "raised" and isinstance(outcome, UserError), outcome
+    assert str(outcome).startswith("--address 'tcp://sched.invalid:8786': the host 'sched.invalid' is not known")

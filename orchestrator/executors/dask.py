@@ -86,6 +86,76 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
         raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
+_CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
+_HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
+_OWN = "Give the scheduler's own address, the `Scheduler at:` line of its log (port 8786 by default)"
+
+
+def check_scheduler_answers(address: str, spelling: Spelling = CLI) -> None:
+    """Refuse an address where no Dask scheduler answers, within seconds rather than never.
+
+    Dask's client waits without end for the handshake of a server that accepts the
+    connection but speaks another protocol: the dashboard's port (8787), a web server, a
+    database. A host name that does not resolve is refused at once, where Dask would
+    retry it for its whole timeout. The check runs in a thread of its own, so a caller
+    inside an event loop (a notebook) can make it too.
+
+    Where nothing accepts the connection, this says nothing: the client made next retries
+    for 10 s (a scheduler may be starting) and says so when it gives up.
+
+    Raises:
+        UserError: the host is unknown, or what accepts the connection does not answer as
+            a Dask scheduler within 5 s.
+    """
+    from distributed.comm import parse_address, registry
+    from distributed.security import Security
+
+    match = _ADDRESS.fullmatch(address)
+    if match is not None and (match["scheme"] or "tcp") in ("tcp", "tls"):
+        import socket
+
+        host = match["host"].strip("[]")
+        try:
+            socket.getaddrinfo(host, int(match["port"]), type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UserError(f"{spelling.address_of(address)}: the host '{host}' is not known ({exc.strerror}). "
+                            f"Check its spelling, or give the scheduler's IP address.") from None
+
+    async def handshake() -> str | None:
+        """What is wrong with the server at ``address``, or None (a scheduler, or nothing there yet)."""
+        scheme, location = parse_address(address)
+        connector = registry.get_backend(scheme).get_connector()
+        try:
+            comm = await asyncio.wait_for(connector.connect(location, deserialize=False,
+                                                            **Security().get_connection_args("client")),
+                                          _CONNECT_SECONDS)
+        except OSError:  # TimeoutError (ours) is one too
+            return None  # nothing accepts it (yet): the client retries, and says so when it gives up
+        except Exception as exc:  # noqa: BLE001 - Dask refused to try (tls:// without its TLS settings)
+            return (f"cannot be connected to: {type(exc).__name__}: {exc}. Set up Dask's TLS configuration "
+                    f"(distributed.comm.tls), or give a tcp:// address")
+        try:
+            # Dask's own handshake (distributed.comm.core.connect): each side sends its info first.
+            await comm.write(comm.handshake_info())
+            await asyncio.wait_for(comm.read(), _HANDSHAKE_SECONDS)
+        except TimeoutError:
+            return f"accepts connections but does not answer as a Dask scheduler (the dashboard's port?). {_OWN}"
+        except Exception:  # noqa: BLE001 - it answered, but not with Dask's handshake
+            # What Dask makes of another protocol's reply says nothing useful (it read an HTTP
+            # status line as a frame length: "MemoryError: Unable to allocate 3.07 EiB").
+            return f"answers, but not as a Dask scheduler. {_OWN}"
+        finally:
+            comm.abort()
+        return None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="orch-dask-probe") as pool:
+        problem = pool.submit(asyncio.run, handshake()).result()
+    if problem is not None:
+        raise UserError(f"{spelling.address_of(address)} {problem}.")
+
+
 class DaskExecutor:
     """Runs attempts on a Dask cluster."""
 
@@ -112,8 +182,9 @@ class DaskExecutor:
         if address:
             check_address(address, spelling)
             started = time.perf_counter()
+            check_scheduler_answers(address, spelling)
             try:
-                self.client = distributed.Client(address, timeout="10s", set_as_default=False)
+                self.client = distributed.Client(address, timeout=f"{_CONNECT_SECONDS}s", set_as_default=False)
             except OSError as exc:
                 raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}. "
                                 f"Start one with `dask scheduler` or drop {spelling.address}.") from exc
