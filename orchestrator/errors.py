@@ -269,6 +269,13 @@ class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
 
 
+class SchedulerLostError(OrchestratorError):
+    """The run lost its Dask scheduler (it stopped, or the network failed): no attempt can run any more.
+
+    Not retried: another attempt would go to the same lost scheduler.
+    """
+
+
 CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this process entered it), "
                        "so relative paths (the default store ./cache too) name nothing: change to an existing "
                        "folder (cd; os.chdir in Python) and try again, or give absolute paths.")

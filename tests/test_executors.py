@@ -670,3 +670,48 @@ def test_a_scheduler_host_that_does_not_resolve_is_refused_at_once():
     kind, outcome = _within(8, lambda: check_scheduler_answers("tcp://sched.invalid:8786"))
     assert kind == "raised" and isinstance(outcome, UserError), outcome
     assert str(outcome).startswith("--address 'tcp://sched.invalid:8786': the host 'sched.invalid' is not known")
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_retries(tmp_path, capfd):
+    """The scheduler was killed mid-run: each attempt was a `WorkerDiedError ... FutureCancelledError`, retried
+    against the dead scheduler for 10 s, and then Dask's client logged a traceback of its own."""
+    import functools
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor
+    from orchestrator.retry import RetryPolicy
+    from orchestrator.task import TaskSpec
+
+    spec = TaskSpec(node="nap", step_name="nap", fn=functools.partial(time.sleep, 3), arguments={},
+                    output_names=("out",), store_root=str(tmp_path))
+    file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                  "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)], **quiet)
+    worker = None
+    try:
+        wait_for(file.exists, timeout=30)
+        worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(file),
+                                   "--nthreads", "1", "--no-nanny", "--no-dashboard"], **quiet)
+        address = json.loads(file.read_text())["address"]
+        executor = DaskExecutor(address=address)
+        try:
+            executor.client.wait_for_workers(1, timeout=30)
+            running = executor.submit(spec)
+            wait_for(lambda: any(executor.client.processing().values()), timeout=20)
+            scheduler.kill()
+            lost = running.result(timeout=20)
+            again = executor.submit(spec).result(timeout=1)  # not sent: it would wait for Dask to reconnect
+        finally:
+            executor.shutdown()
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait()
+    for result in (lost, again):
+        assert result.failure is not None and result.failure.type_name == "SchedulerLostError"
+        assert result.failure.message.startswith(f"the connection to the Dask scheduler at {address} was lost")
+    assert not RetryPolicy(retries=3).should_retry(lost.failure, 1)
+    assert "Traceback" not in capfd.readouterr().err

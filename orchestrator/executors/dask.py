@@ -30,12 +30,13 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, InvalidStateError
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
@@ -179,6 +180,9 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
+        self._lost: SchedulerLostError | None = None
+        self._address = address
         if address:
             check_address(address, spelling)
             started = time.perf_counter()
@@ -230,6 +234,15 @@ class DaskExecutor:
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         self.start()
         result: Future[TaskResult] = Future()
+        if self._lost is not None:
+            # The scheduler is gone: this attempt fails at once, as the running ones did, rather than
+            # wait for Dask's reconnection to give up (and burn the step's retries meanwhile).
+            from orchestrator.task import TaskResult
+
+            now = time.time()
+            result.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=now, ended=now,
+                                         failure=Failure.from_exception(self._lost)))
+            return result
         if self._scratch is not None and spec.timeout is not None and spec.spill is None:
             spec = replace(spec, spill=tempfile.mkdtemp(prefix="attempt-", dir=self._scratch))
         payload = dumps_with_user_code(spec)
@@ -262,7 +275,13 @@ class DaskExecutor:
                         return
                     except Exception:  # noqa: BLE001 - the cluster is closing: report the loss below
                         pass
-                died = _lost(spec.step_name, exc)
+                if _scheduler_lost(exc, self.client):
+                    where = self._address or getattr(self._cluster, "scheduler_address", None) or "?"
+                    self._lost = SchedulerLostError(
+                        f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
+                        f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
+                        f"that finished are cached")
+                died = self._lost or _lost(spec.step_name, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
@@ -284,6 +303,11 @@ class DaskExecutor:
             if self._cluster is not None:
                 closing.callback(self._cluster.close)
             if self.client is not None:
+                if self._lost is not None:
+                    # Closing stops the client's attempts to reconnect, which Dask logs as an error
+                    # with a traceback of its own: the run already said that the scheduler is gone.
+                    # (Entered first, left last: the callbacks run in reverse order.)
+                    closing.enter_context(_silenced("distributed.client", "distributed.utils"))
                 closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
@@ -300,6 +324,30 @@ class DaskExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+
+@contextmanager
+def _silenced(*names: str) -> Iterator[None]:
+    """Drop the records of the loggers ``names`` (and below) until the block ends."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
+
+
+def _scheduler_lost(exc: Exception, client: Any) -> bool:
+    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker)."""
+    if type(exc).__name__ != "FutureCancelledError":
+        return False
+    return getattr(exc, "reason", None) == "scheduler-connection-lost" or \
+        getattr(client, "status", "running") in ("connecting", "closing", "closed")
 
 
 def _lost(step_name: str, exc: Exception) -> WorkerDiedError:
