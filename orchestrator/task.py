@@ -70,6 +70,9 @@ class TaskSpec:
     # The materializers registered in the driver (``serialize.registered_materializers()``): a
     # worker received the step's code by value, without the pipeline file's register call.
     materializers: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
+    # The driver's working folder, for a worker started in another one (a Dask cluster of the user's):
+    # relative paths in the step (a ``Path("data.csv")`` parameter) name what they name for ``orch``.
+    folder: str | None = None
 
 
 @dataclass

@@ -715,3 +715,81 @@ def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_r
         assert result.failure.message.startswith(f"the connection to the Dask scheduler at {address} was lost")
     assert not RetryPolicy(retries=3).should_retry(lost.failure, 1)
     assert "Traceback" not in capfd.readouterr().err
+
+
+READS_RELATIVE_PATHS = '''
+from pathlib import Path
+from orchestrator import step, pipeline
+
+@step
+def read(path: Path) -> str:
+    return path.read_text() + "+" + open("notes.txt").read()
+
+@step(timeout=60)
+def read_in_time(path: Path) -> str:
+    return path.read_text() + "+" + open("notes.txt").read()
+
+@pipeline
+def reading(path: Path = Path("data.txt")):
+    return read(path), read_in_time(path)
+'''
+
+
+@pytest.mark.slow
+def test_relative_paths_in_steps_mean_the_drivers_folder_on_a_users_dask_cluster(users_cluster, tmp_path,
+                                                                                  monkeypatch):
+    """Workers of `dask worker` run in the folder they were started in: a `Path("data.txt")` default (the
+    README's pipeline) failed there with FileNotFoundError, though `orch` hashed the file it names."""
+    import distributed
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pipe.py").write_text(READS_RELATIVE_PATHS)
+    (project / "data.txt").write_text("rows")
+    (project / "notes.txt").write_text("notes")
+    with distributed.Client(users_cluster, set_as_default=False) as client:
+        (worker_folder,) = set(client.run(os.getcwd).values())
+        assert worker_folder != str(project)
+        monkeypatch.chdir(project)
+        run = load_pipeline("pipe.py").run(store=str(tmp_path / "store"), executor="dask", address=users_cluster)
+        assert run.status == "succeeded", [s.error for s in run.steps.values()]
+        assert run.output() == ("rows+notes", "rows+notes")
+        assert set(client.run(os.getcwd).values()) == {worker_folder}  # the worker is back where it was
+
+
+def test_steps_of_two_folders_never_share_a_workers_working_folder(tmp_path, monkeypatch):
+    """Threads of one Dask worker run steps of several runs: the working folder is the whole process's."""
+    import threading
+
+    from orchestrator.process_state import in_folder
+
+    home, first, second = (tmp_path / n for n in ("home", "first", "second"))
+    for folder in (home, first, second):
+        folder.mkdir()
+    monkeypatch.chdir(home)
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def hold_first():
+        with in_folder(str(first)):
+            inside.set()
+            release.wait(10)
+            seen["first, at its end"] = os.getcwd()
+
+    def use_second():
+        with in_folder(str(second)):
+            seen["second"] = os.getcwd()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    inside.wait(10)
+    with in_folder(str(first)):  # the same folder: shared at once, not waited for
+        assert os.getcwd() == str(first)
+    other = threading.Thread(target=use_second)
+    other.start()  # waits until the first folder's step is done
+    release.set()
+    holder.join(10)
+    other.join(10)
+    assert seen == {"first, at its end": str(first), "second": str(second)}
+    assert os.getcwd() == str(home)
+    with in_folder(str(tmp_path / "not-on-this-machine")):
+        assert os.getcwd() == str(home)

@@ -245,6 +245,10 @@ class DaskExecutor:
             return result
         if self._scratch is not None and spec.timeout is not None and spec.spill is None:
             spec = replace(spec, spill=tempfile.mkdtemp(prefix="attempt-", dir=self._scratch))
+        if spec.folder is None:
+            # Workers of the user's cluster were started in a folder of their own: relative paths in
+            # the step mean this one, as on every executor (``worker.run_spec``).
+            spec = replace(spec, folder=_driver_folder())
         payload = dumps_with_user_code(spec)
         started = time.time()
 
@@ -324,6 +328,14 @@ class DaskExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+
+def _driver_folder() -> str | None:
+    """This process's working folder, None if it was deleted."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 @contextmanager
