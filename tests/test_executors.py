@@ -793,3 +793,32 @@ def test_steps_of_two_folders_never_share_a_workers_working_folder(tmp_path, mon
     assert os.getcwd() == str(home)
     with in_folder(str(tmp_path / "not-on-this-machine")):
         assert os.getcwd() == str(home)
+
+
+IMPORTS_AS_IT_RUNS = '''
+from orchestrator import step, pipeline
+
+@step
+def uses_a_helper(x: int) -> int:
+    import lazy_helpers_of_mine
+    return lazy_helpers_of_mine.double(x)
+
+@pipeline
+def lazy(x: int = 2):
+    return uses_a_helper(x)
+'''
+
+
+@pytest.mark.slow
+def test_a_step_importing_the_users_module_as_it_runs_on_a_users_cluster_says_how_to_fix_it(users_cluster, tmp_path,
+                                                                                             monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lazy_pipe.py").write_text(IMPORTS_AS_IT_RUNS)
+    (project / "lazy_helpers_of_mine.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.chdir(project)
+    run = load_pipeline("lazy_pipe.py").run(store=str(tmp_path / "store"), executor="dask", address=users_cluster)
+    error = run.steps["uses_a_helper"].error
+    assert error.startswith("ModuleNotFoundError: No module named 'lazy_helpers_of_mine' (your module "
+                            "'lazy_helpers_of_mine' cannot be imported on the Dask workers"), error
+    assert "import it at the top of the step's file, not inside the step" in error

@@ -290,6 +290,8 @@ class DaskExecutor:
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
                 outcome = decode_result(data, spec)
+                if self._address is not None and outcome.failure is not None:
+                    outcome.failure = _with_import_hint(outcome.failure)
             self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
             try:
                 result.set_result(outcome)
@@ -328,6 +330,39 @@ class DaskExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+
+def _with_import_hint(failure: Failure) -> Failure:
+    """A ``ModuleNotFoundError`` on a worker of the user's cluster, for a module this process can import.
+
+    Those workers have neither the user's files nor their folder on ``sys.path``: the
+    user's modules reach them with the step's code, by value, only when the step's module
+    imported them (at its top), not when the step imports them as it runs. A library
+    installed here may be missing in the workers' environment.
+    """
+    if not failure.is_instance_of((ModuleNotFoundError,)):
+        return failure
+    match = re.match(r"No module named '([^']+)'", failure.message)
+    if match is None:
+        return failure
+    import importlib.util
+
+    from orchestrator.user_code import is_user_module
+
+    top = match[1].partition(".")[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return failure  # missing here too: nothing to tell
+    if is_user_module(top):
+        hint = (f"your module '{top}' cannot be imported on the Dask workers, which have neither your files nor "
+                f"their folder: import it at the top of the step's file, not inside the step, and it travels "
+                f"with the step's code; see docs/execution.md")
+    else:
+        hint = f"'{top}' is installed here but not where the Dask workers run: install it in their environment"
+    return replace(failure, message=f"{failure.message} ({hint})")
 
 
 def _driver_folder() -> str | None:
