@@ -352,6 +352,10 @@ class _RunLoop:
             materializers=registered_materializers(),
         )
         self.attempting[node.name] = attempt
+        notice = getattr(self.executor, "notice", None)  # once, before the first attempt
+        if notice:
+            self.executor.notice = None  # type: ignore[attr-defined]
+            self.observer.warning(notice)
         if isinstance(self.executor, SequentialExecutor):
             # Nothing else runs meanwhile: take the result at once, without a future in between.
             self._finished_attempt(node, decision, attempt, self.executor.run(spec))

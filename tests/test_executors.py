@@ -822,3 +822,38 @@ def test_a_step_importing_the_users_module_as_it_runs_on_a_users_cluster_says_ho
     assert error.startswith("ModuleNotFoundError: No module named 'lazy_helpers_of_mine' (your module "
                             "'lazy_helpers_of_mine' cannot be imported on the Dask workers"), error
     assert "import it at the top of the step's file, not inside the step" in error
+
+
+@pytest.mark.slow
+def test_a_users_scheduler_without_workers_is_said_once_and_the_run_goes_on_when_one_joins(tmp_path):
+    """Nothing ran and nothing was said: the run looked hung."""
+    import logging
+    import threading
+
+    distributed = pytest.importorskip("distributed")
+    from orchestrator.report import RunObserver
+    from orchestrator.runner import run_pipeline
+
+    class Warnings(RunObserver):
+        def __init__(self):
+            self.said, self.first = [], threading.Event()
+
+        def warning(self, message):
+            self.said.append(message)
+            self.first.set()
+
+    observer = Warnings()
+    with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  silence_logs=logging.CRITICAL) as cluster:
+        address = cluster.scheduler_address
+        pipeline = load_pipeline(str(PIPELINES / "parallel.py:mixed"))
+        outcome: list = []
+        running = threading.Thread(target=lambda: outcome.append(run_pipeline(
+            pipeline, {}, store=str(tmp_path), executor="dask", address=address, progress=observer)), daemon=True)
+        running.start()
+        assert observer.first.wait(30), "no word of the missing workers"
+        cluster.scale(1)
+        running.join(60)
+    assert outcome and outcome[0].status == "succeeded", outcome
+    assert observer.said == [f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
+                             f"(start one with `dask worker {address}`)"]

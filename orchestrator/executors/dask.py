@@ -182,6 +182,7 @@ class DaskExecutor:
         self._unstarted: set[tuple[str, int]] = set()
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
         self._lost: SchedulerLostError | None = None
+        self.notice: str | None = None  # what the run should tell the user before its first attempt
         self._address = address
         if address:
             check_address(address, spelling)
@@ -194,6 +195,11 @@ class DaskExecutor:
                                 f"Start one with `dask scheduler` or drop {spelling.address}.") from exc
             self.startup_seconds = time.perf_counter() - started
             threads = sum(self.client.nthreads().values())
+            if threads == 0:
+                # An adaptive cluster may start its workers for the work: wait, but say so, or the
+                # run looks hung.
+                self.notice = (f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
+                               f"(start one with `dask worker {address}`)")
         else:
             threads = self._workers  # one thread per worker of the LocalCluster, started when needed
         # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
