@@ -857,3 +857,18 @@ def test_a_users_scheduler_without_workers_is_said_once_and_the_run_goes_on_when
     assert outcome and outcome[0].status == "succeeded", outcome
     assert observer.said == [f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
                              f"(start one with `dask worker {address}`)"]
+
+
+def test_workers_with_the_address_of_a_users_cluster_is_refused_not_ignored(orch, calls, tmp_path):
+    """The cluster's workers are the ones `dask worker` started there: --workers 8 did nothing, silently."""
+    pytest.importorskip("distributed")
+    given = orch("run", "edits.py", "--executor", "dask", "--address", "tcp://127.0.0.1:1", "--workers", "8")
+    assert given.returncode == 2 and not calls.ran(), given.stderr
+    assert given.stderr == ("error: --workers 8 sizes the LocalCluster that --executor dask starts without --address; "
+                            "the cluster at tcp://127.0.0.1:1 has the workers that `dask worker` started there. "
+                            "Drop --workers, or --address for a LocalCluster.\n")
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError, match=r"^workers=8 sizes the LocalCluster that executor=\"dask\" starts"):
+        load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(store=str(tmp_path / "store"), executor="dask",
+                                                                address="tcp://127.0.0.1:1", workers=8)
