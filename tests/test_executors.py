@@ -872,3 +872,73 @@ def test_workers_with_the_address_of_a_users_cluster_is_refused_not_ignored(orch
     with pytest.raises(UserError, match=r"^workers=8 sizes the LocalCluster that executor=\"dask\" starts"):
         load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(store=str(tmp_path / "store"), executor="dask",
                                                                 address="tcp://127.0.0.1:1", workers=8)
+
+
+NAPS = '''
+import time
+from orchestrator import step, pipeline
+
+@step
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+@pipeline
+def napping(seconds: float = 3.0):
+    return nap(seconds)
+'''
+
+
+@pytest.mark.slow
+def test_a_users_cluster_that_loses_its_last_worker_mid_run_is_said_and_the_run_goes_on_when_one_joins(
+        tmp_path, monkeypatch):
+    """`dask worker --no-nanny` killed: Dask keeps the step for a new worker, and the run waited without a word."""
+    import threading
+
+    pytest.importorskip("distributed")
+    import distributed
+
+    from orchestrator.executors import dask as dask_executor
+    from orchestrator.report import RunObserver
+    from orchestrator.runner import run_pipeline
+
+    monkeypatch.setattr(dask_executor, "_POLL_SECONDS", 0.2)
+
+    class Warnings(RunObserver):
+        def __init__(self):
+            self.said, self.first = [], threading.Event()
+
+        def warning(self, message):
+            self.said.append(message)
+            self.first.set()
+
+    (tmp_path / "naps.py").write_text(NAPS)
+    file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    worker = [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(file), "--nthreads", "1", "--no-nanny",
+              "--no-dashboard"]
+    processes = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)], **quiet)]
+    try:
+        wait_for(file.exists, timeout=30)
+        processes.append(subprocess.Popen(worker, **quiet))
+        address = json.loads(file.read_text())["address"]
+        observer, outcome = Warnings(), []
+        with distributed.Client(address, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=30)
+            running = threading.Thread(target=lambda: outcome.append(run_pipeline(
+                load_pipeline(str(tmp_path / "naps.py")), {}, store=str(tmp_path / "store"), executor="dask",
+                address=address, progress=observer)), daemon=True)
+            running.start()
+            wait_for(lambda: any(client.processing().values()), timeout=30)
+            processes[1].kill()
+            assert observer.first.wait(30), "no word of the lost workers"
+            processes.append(subprocess.Popen(worker, **quiet))
+            running.join(60)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert outcome and outcome[0].status == "succeeded", outcome
+    assert observer.said == [f"the Dask cluster at {address} has no workers left: steps wait until one joins "
+                             f"(start one with `dask worker {address}`)"]

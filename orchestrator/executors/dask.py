@@ -87,6 +87,7 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
         raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
+_POLL_SECONDS = 5.0  # how often a run on a cluster of the user's looks whether it still has workers
 _CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
 _HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
 _OWN = "Give the scheduler's own address, the `Scheduler at:` line of its log (port 8786 by default)"
@@ -183,6 +184,10 @@ class DaskExecutor:
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
         self._lost: SchedulerLostError | None = None
         self.notice: str | None = None  # what the run should tell the user before its first attempt
+        # On a cluster of the user's, how often the run loop asks ``notices`` while it waits: its
+        # workers may all go (killed, scaled down), and the run would wait for a new one unsaid.
+        self.poll_seconds: float | None = _POLL_SECONDS if address else None
+        self._workerless = False  # said that the cluster has no workers, and none joined since
         self._address = address
         if address:
             check_address(address, spelling)
@@ -198,6 +203,7 @@ class DaskExecutor:
             if threads == 0:
                 # An adaptive cluster may start its workers for the work: wait, but say so, or the
                 # run looks hung.
+                self._workerless = True
                 self.notice = (f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
                                f"(start one with `dask worker {address}`)")
         else:
@@ -306,6 +312,23 @@ class DaskExecutor:
 
         send()
         return result
+
+    def notices(self) -> list[str]:
+        """What the user should hear while the run waits: the cluster lost its last worker (once per loss)."""
+        if self._address is None or self.client is None or self._lost is not None:
+            return []
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler is going away: the attempts report that
+            return []
+        if workers:
+            self._workerless = False
+            return []
+        if self._workerless:
+            return []
+        self._workerless = True
+        return [f"the Dask cluster at {self._address} has no workers left: steps wait until one joins "
+                f"(start one with `dask worker {self._address}`)"]
 
     def shutdown(self, cancel: bool = False) -> None:
         with ExitStack() as closing:  # each step runs even when one before it fails
