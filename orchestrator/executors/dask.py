@@ -102,7 +102,7 @@ def check_scheduler_answers(address: str, spelling: Spelling = CLI) -> None:
     retry it for its whole timeout. The check runs in a thread of its own, so a caller
     inside an event loop (a notebook) can make it too.
 
-    Where nothing accepts the connection, this says nothing: the client made next retries
+    Where nothing accepts the connection, this says nothing: the client, made next, retries
     for 10 s (a scheduler may be starting) and says so when it gives up.
 
     Raises:
