@@ -243,6 +243,14 @@ class UntrustedArtifactError(CorruptArtifactError):
         )
 
 
+class StoreUnreachableError(StoreError):
+    """The local store folder the driver names does not exist where a step runs (a Dask worker elsewhere).
+
+    A worker that made the folder itself would write the step's outputs
+    where the driver never looks: the run would succeed with outputs missing.
+    """
+
+
 class SigningKeyError(StoreError):
     """The signing key cannot be read or created."""
 
@@ -260,6 +268,13 @@ class StepTimeoutError(OrchestratorError, TimeoutError):
 
 class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
+
+
+class SchedulerLostError(OrchestratorError):
+    """The run lost its Dask scheduler (it stopped, or the network failed): no attempt can run any more.
+
+    Not retried: another attempt would go to the same lost scheduler.
+    """
 
 
 CURRENT_FOLDER_GONE = ("the current folder no longer exists (deleted or moved since this process entered it), "

@@ -81,3 +81,47 @@ def _cwd() -> str | None:
         return os.getcwd()
     except OSError:  # the current folder was deleted
         return None
+
+
+class _Folder:
+    """The working folder that the steps running in this process's threads share (see ``in_folder``)."""
+
+    changed = threading.Condition()
+    users = 0  # steps running in ``current``
+    current: str | None = None
+    home: str | None = None  # the folder the process had before the first of them
+
+
+@contextlib.contextmanager
+def in_folder(folder: str | None) -> Any:
+    """Run the body with ``folder`` as the working folder, when it exists here; else where the process is.
+
+    A Dask worker of the user's own cluster was started in some folder of its own,
+    while the steps' relative paths (a ``Path("data.csv")`` parameter, ``open("config.yaml")``)
+    mean the folder ``orch`` runs in, as they do on every other executor. The working folder
+    belongs to the whole process, and a worker runs several steps at once in threads: steps
+    of the same folder share it, a step of another folder (another run's) waits until they
+    are done. The last one out goes back to the folder the process had.
+    """
+    if folder is None or not os.path.isdir(folder):
+        yield
+        return
+    with _Folder.changed:
+        while _Folder.users and _Folder.current != folder:
+            _Folder.changed.wait()
+        if not _Folder.users:
+            _Folder.home = _cwd()
+            os.chdir(folder)
+            _Folder.current = folder
+        _Folder.users += 1
+    try:
+        yield
+    finally:
+        with _Folder.changed:
+            _Folder.users -= 1
+            if not _Folder.users:
+                if _Folder.home is not None:
+                    with contextlib.suppress(OSError):  # removed meanwhile: nothing to go back to
+                        os.chdir(_Folder.home)
+                _Folder.current = None
+                _Folder.changed.notify_all()

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
 
 MAX_TIMEOUT = 365 * 24 * 3600.0
 """The longest ``timeout`` accepted, in seconds: a year, well within what the OS can wait for."""
@@ -134,9 +134,10 @@ class RetryPolicy:
         """Whether attempt number ``attempt`` (1-based), which failed, gets another try.
 
         A worker that died is an infrastructure failure, not the step's own
-        exception, so it is retried whenever attempts remain.
+        exception, so it is retried whenever attempts remain. A lost Dask
+        scheduler is one too, but no attempt can run without it: never retried.
         """
-        if attempt >= self.max_attempts:
+        if attempt >= self.max_attempts or failure.is_instance_of((SchedulerLostError,)):
             return False
         if failure.is_instance_of((WorkerDiedError,)):
             return True

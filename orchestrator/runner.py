@@ -279,9 +279,15 @@ class _RunLoop:
                     time.sleep(max(0.0, min(until, LOCK_POLL if self.lock_wait else until)))
                 continue
             timeout = max(0.0, self.retry_at[0][0] - time.time()) if self.retry_at else None
+            poll = getattr(self.executor, "poll_seconds", None)  # an executor that has news while steps run
+            if poll is not None:
+                timeout = poll if timeout is None else min(timeout, poll)
             done: Iterable[Future[TaskResult]] = [f for f in self.running if f.done()]
             if not done:
                 done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+                if not done and poll is not None:
+                    for notice in self.executor.notices():  # type: ignore[attr-defined]
+                        self.observer.warning(notice)
             for future in done:
                 node, decision, attempt = self.running.pop(future)
                 self._finished_attempt(node, decision, attempt, future.result())
@@ -356,6 +362,10 @@ class _RunLoop:
             materializers=registered_materializers(),
         )
         self.attempting[node.name] = attempt
+        notice = getattr(self.executor, "notice", None)  # once, before the first attempt
+        if notice:
+            self.executor.notice = None  # type: ignore[attr-defined]
+            self.observer.warning(notice)
         if isinstance(self.executor, SequentialExecutor):
             # Nothing else runs meanwhile: take the result at once, without a future in between.
             self._finished_attempt(node, decision, attempt, self.executor.run(spec))

@@ -29,11 +29,12 @@ from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
     StoreError,
+    StoreUnreachableError,
     UnhashableValueError,
 )
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.process_state import kept_process_state
-from orchestrator.remote_store import open_store
+from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
 from orchestrator.store import ArtifactInfo, ArtifactStore
@@ -69,6 +70,9 @@ class TaskSpec:
     # The materializers registered in the driver (``serialize.registered_materializers()``): a
     # worker received the step's code by value, without the pipeline file's register call.
     materializers: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
+    # The driver's working folder, for a worker started in another one (a Dask cluster of the user's):
+    # relative paths in the step (a ``Path("data.csv")`` parameter) name what they name for ``orch``.
+    folder: str | None = None
 
 
 @dataclass
@@ -97,7 +101,23 @@ _PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, tuple, dict}
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
 
-def _store(root: str, fsync: bool) -> ArtifactStore:
+def _store(root: str, fsync: bool, step_name: str) -> ArtifactStore:
+    """The store a task reads its inputs from and writes its outputs to.
+
+    Raises:
+        StoreUnreachableError: ``root`` is a local folder that does not exist in this process
+            (a Dask worker on another machine, or with another view of the filesystem). The
+            driver made it before the run, and writing here would make it: the outputs would
+            land where the driver never looks, and the run would succeed with them missing.
+    """
+    if not is_url(root) and not os.path.isdir(root):
+        import socket
+
+        raise StoreUnreachableError(
+            f"the store folder {root} does not exist on {socket.gethostname()}, where step '{step_name}' ran: "
+            "every worker must see the store at the same path. Mount it at that path on the workers, or use "
+            "a store all workers reach by URL (s3://bucket/store, file:///mnt/shared/store; "
+            "see docs/execution.md).")
     store = _stores.get((root, fsync))
     if store is None:
         store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
@@ -145,10 +165,10 @@ def _with_written_files(value: Any, written: list[str]) -> Any:
 def run_task(spec: TaskSpec) -> TaskResult:
     """Run one attempt. Step exceptions are returned as a failure, never raised."""
     started = time.time()
-    store = _store(spec.store_root, spec.fsync)
     result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
     adopt_materializers(spec.materializers)  # before loading: inputs may be in their formats
     try:
+        store = _store(spec.store_root, spec.fsync, spec.step_name)
         loaded = _load_arguments(spec.arguments, store)
     except (CorruptArtifactError, MissingArtifactError) as exc:
         result.damaged_input = exc.digest

@@ -669,3 +669,392 @@ def test_a_pool_timeout_counts_from_when_the_attempt_starts_not_from_the_workers
     run = load_pipeline(str(tmp_path / "starting.py")).run(store=str(tmp_path / "store"), executor="process")
     assert run.steps["quick"].status == "ran", run.steps["quick"].error
     assert run.output() == "Settings"
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_worker_that_cannot_see_the_store_folder_fails_the_step_naming_it(tmp_path):
+    """A Dask worker on another machine (or in another mount namespace) has no such folder.
+
+    Making it there would put the outputs where the driver never looks: the run succeeded
+    and `orch cache verify` then found every output missing.
+    """
+    from orchestrator.task import TaskSpec, run_task
+
+    missing = tmp_path / "team" / "store"
+    spec = TaskSpec(node="double", step_name="double", fn=_double, arguments={"x": 21},
+                    output_names=("out",), store_root=str(missing))
+    result = run_task(spec)
+    assert result.failure is not None and result.failure.type_name == "StoreUnreachableError"
+    assert f"the store folder {missing} does not exist on " in result.failure.message
+    assert "where step 'double' ran" in result.failure.message and "s3://" in result.failure.message
+    assert not missing.exists() and result.outputs == []
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_run_makes_its_store_folder_before_any_worker_looks_for_it(tmp_path, executor):
+    """A task refuses a store folder that does not exist: a run's own, new one exists before its first task.
+
+    Also with the metadata database elsewhere, where no database file makes the folder.
+    """
+    store = tmp_path / "objects-here"
+    run = load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(store=str(store), metadata=str(tmp_path / "meta"),
+                                                                  executor=executor)
+    assert run.status == "succeeded", [s.error for s in run.steps.values()]
+    assert (store / "objects").is_dir()
+
+
+def _within(seconds: float, call):
+    """``call()``'s result or exception, failing the test if it has neither after ``seconds`` (a hang)."""
+    import threading
+
+    outcome: list = []
+
+    def target():
+        try:
+            outcome.append(("ok", call()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome.append(("raised", exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+@pytest.fixture
+def not_a_scheduler():
+    """A server on loopback that accepts connections and answers like `answer` (None: says nothing)."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(answer: bytes | None):
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                if answer is not None:
+                    conn.recv(1024)
+                    conn.sendall(answer)
+                    conn.close()
+                else:
+                    servers.append(conn)  # kept open, silent, like an HTTP server waiting for a request
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    (None, "accepts connections but does not answer as a Dask scheduler (the dashboard's port?)"),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "answers, but not as a Dask scheduler"),
+])
+def test_an_address_where_something_else_listens_is_refused_not_waited_on(not_a_scheduler, monkeypatch, tmp_path,
+                                                                           answer, problem):
+    """The dashboard's port (8787) copied for the scheduler's: Dask's client waited for ever."""
+    pytest.importorskip("distributed")
+    from orchestrator.errors import UserError
+    from orchestrator.executors import dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "_HANDSHAKE_SECONDS", 0.5)
+    address = not_a_scheduler(answer)
+    pipeline = load_pipeline(str(PIPELINES / "parallel.py:mixed"))
+    kind, outcome = _within(20, lambda: pipeline.run(store=str(tmp_path), executor="dask", address=address))
+    assert kind == "raised" and isinstance(outcome, UserError), outcome
+    assert str(outcome) == (f"address='{address}' {problem}. Give the scheduler's own address, the `Scheduler at:` "
+                            "line of its log (port 8786 by default).")
+
+
+def test_a_scheduler_host_that_does_not_resolve_is_refused_at_once():
+    pytest.importorskip("distributed")
+    from orchestrator.errors import UserError
+    from orchestrator.executors.dask import check_scheduler_answers
+
+    kind, outcome = _within(8, lambda: check_scheduler_answers("tcp://sched.invalid:8786"))
+    assert kind == "raised" and isinstance(outcome, UserError), outcome
+    assert str(outcome).startswith("--address 'tcp://sched.invalid:8786': the host 'sched.invalid' is not known")
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_retries(tmp_path, capfd):
+    """The scheduler was killed mid-run: each attempt was a `WorkerDiedError ... FutureCancelledError`, retried
+    against the dead scheduler for 10 s, and then Dask's client logged a traceback of its own."""
+    import functools
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor
+    from orchestrator.retry import RetryPolicy
+    from orchestrator.task import TaskSpec
+
+    spec = TaskSpec(node="nap", step_name="nap", fn=functools.partial(time.sleep, 3), arguments={},
+                    output_names=("out",), store_root=str(tmp_path))
+    file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                  "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)], **quiet)
+    worker = None
+    try:
+        wait_for(file.exists, timeout=30)
+        worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(file),
+                                   "--nthreads", "1", "--no-nanny", "--no-dashboard"], **quiet)
+        address = json.loads(file.read_text())["address"]
+        executor = DaskExecutor(address=address)
+        try:
+            executor.client.wait_for_workers(1, timeout=30)
+            running = executor.submit(spec)
+            wait_for(lambda: any(executor.client.processing().values()), timeout=20)
+            scheduler.kill()
+            lost = running.result(timeout=20)
+            again = executor.submit(spec).result(timeout=1)  # not sent: it would wait for Dask to reconnect
+        finally:
+            executor.shutdown()
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait()
+    for result in (lost, again):
+        assert result.failure is not None and result.failure.type_name == "SchedulerLostError"
+        assert result.failure.message.startswith(f"the connection to the Dask scheduler at {address} was lost")
+    assert not RetryPolicy(retries=3).should_retry(lost.failure, 1)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+READS_RELATIVE_PATHS = '''
+from pathlib import Path
+from orchestrator import step, pipeline
+
+@step
+def read(path: Path) -> str:
+    return path.read_text() + "+" + open("notes.txt").read()
+
+@step(timeout=60)
+def read_in_time(path: Path) -> str:
+    return path.read_text() + "+" + open("notes.txt").read()
+
+@pipeline
+def reading(path: Path = Path("data.txt")):
+    return read(path), read_in_time(path)
+'''
+
+
+@pytest.mark.slow
+def test_relative_paths_in_steps_mean_the_drivers_folder_on_a_users_dask_cluster(users_cluster, tmp_path,
+                                                                                  monkeypatch):
+    """Workers of `dask worker` run in the folder they were started in: a `Path("data.txt")` default (the
+    README's pipeline) failed there with FileNotFoundError, though `orch` hashed the file it names."""
+    import distributed
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pipe.py").write_text(READS_RELATIVE_PATHS)
+    (project / "data.txt").write_text("rows")
+    (project / "notes.txt").write_text("notes")
+    with distributed.Client(users_cluster, set_as_default=False) as client:
+        (worker_folder,) = set(client.run(os.getcwd).values())
+        assert worker_folder != str(project)
+        monkeypatch.chdir(project)
+        run = load_pipeline("pipe.py").run(store=str(tmp_path / "store"), executor="dask", address=users_cluster)
+        assert run.status == "succeeded", [s.error for s in run.steps.values()]
+        assert run.output() == ("rows+notes", "rows+notes")
+        assert set(client.run(os.getcwd).values()) == {worker_folder}  # the worker is back where it was
+
+
+def test_steps_of_two_folders_never_share_a_workers_working_folder(tmp_path, monkeypatch):
+    """Threads of one Dask worker run steps of several runs: the working folder is the whole process's."""
+    import threading
+
+    from orchestrator.process_state import in_folder
+
+    home, first, second = (tmp_path / n for n in ("home", "first", "second"))
+    for folder in (home, first, second):
+        folder.mkdir()
+    monkeypatch.chdir(home)
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def hold_first():
+        with in_folder(str(first)):
+            inside.set()
+            release.wait(10)
+            seen["first, at its end"] = os.getcwd()
+
+    def use_second():
+        with in_folder(str(second)):
+            seen["second"] = os.getcwd()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    inside.wait(10)
+    with in_folder(str(first)):  # the same folder: shared at once, not waited for
+        assert os.getcwd() == str(first)
+    other = threading.Thread(target=use_second)
+    other.start()  # waits until the first folder's step is done
+    release.set()
+    holder.join(10)
+    other.join(10)
+    assert seen == {"first, at its end": str(first), "second": str(second)}
+    assert os.getcwd() == str(home)
+    with in_folder(str(tmp_path / "not-on-this-machine")):
+        assert os.getcwd() == str(home)
+
+
+IMPORTS_AS_IT_RUNS = '''
+from orchestrator import step, pipeline
+
+@step
+def uses_a_helper(x: int) -> int:
+    import lazy_helpers_of_mine
+    return lazy_helpers_of_mine.double(x)
+
+@pipeline
+def lazy(x: int = 2):
+    return uses_a_helper(x)
+'''
+
+
+@pytest.mark.slow
+def test_a_step_importing_the_users_module_as_it_runs_on_a_users_cluster_says_how_to_fix_it(users_cluster, tmp_path,
+                                                                                             monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lazy_pipe.py").write_text(IMPORTS_AS_IT_RUNS)
+    (project / "lazy_helpers_of_mine.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.chdir(project)
+    run = load_pipeline("lazy_pipe.py").run(store=str(tmp_path / "store"), executor="dask", address=users_cluster)
+    error = run.steps["uses_a_helper"].error
+    assert error.startswith("ModuleNotFoundError: No module named 'lazy_helpers_of_mine' (your module "
+                            "'lazy_helpers_of_mine' cannot be imported on the Dask workers"), error
+    assert "import it at the top of the step's file, not inside the step" in error
+
+
+@pytest.mark.slow
+def test_a_users_scheduler_without_workers_is_said_once_and_the_run_goes_on_when_one_joins(tmp_path):
+    """Nothing ran and nothing was said: the run looked hung."""
+    import logging
+    import threading
+
+    distributed = pytest.importorskip("distributed")
+    from orchestrator.report import RunObserver
+    from orchestrator.runner import run_pipeline
+
+    class Warnings(RunObserver):
+        def __init__(self):
+            self.said, self.first = [], threading.Event()
+
+        def warning(self, message):
+            self.said.append(message)
+            self.first.set()
+
+    observer = Warnings()
+    with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  silence_logs=logging.CRITICAL) as cluster:
+        address = cluster.scheduler_address
+        pipeline = load_pipeline(str(PIPELINES / "parallel.py:mixed"))
+        outcome: list = []
+        running = threading.Thread(target=lambda: outcome.append(run_pipeline(
+            pipeline, {}, store=str(tmp_path), executor="dask", address=address, progress=observer)), daemon=True)
+        running.start()
+        assert observer.first.wait(30), "no word of the missing workers"
+        cluster.scale(1)
+        running.join(60)
+    assert outcome and outcome[0].status == "succeeded", outcome
+    assert observer.said == [f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
+                             f"(start one with `dask worker {address}`)"]
+
+
+def test_workers_with_the_address_of_a_users_cluster_is_refused_not_ignored(orch, calls, tmp_path):
+    """The cluster's workers are the ones `dask worker` started there: --workers 8 did nothing, silently."""
+    pytest.importorskip("distributed")
+    given = orch("run", "edits.py", "--executor", "dask", "--address", "tcp://127.0.0.1:1", "--workers", "8")
+    assert given.returncode == 2 and not calls.ran(), given.stderr
+    assert given.stderr == ("error: --workers 8 sizes the LocalCluster that --executor dask starts without --address; "
+                            "the cluster at tcp://127.0.0.1:1 has the workers that `dask worker` started there. "
+                            "Drop --workers, or --address for a LocalCluster.\n")
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError, match=r"^workers=8 sizes the LocalCluster that executor=\"dask\" starts"):
+        load_pipeline(str(PIPELINES / "parallel.py:mixed")).run(store=str(tmp_path / "store"), executor="dask",
+                                                                address="tcp://127.0.0.1:1", workers=8)
+
+
+NAPS = '''
+import time
+from orchestrator import step, pipeline
+
+@step
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+@pipeline
+def napping(seconds: float = 3.0):
+    return nap(seconds)
+'''
+
+
+@pytest.mark.slow
+def test_a_users_cluster_that_loses_its_last_worker_mid_run_is_said_and_the_run_goes_on_when_one_joins(
+        tmp_path, monkeypatch):
+    """`dask worker --no-nanny` killed: Dask keeps the step for a new worker, and the run waited without a word."""
+    import threading
+
+    pytest.importorskip("distributed")
+    import distributed
+
+    from orchestrator.executors import dask as dask_executor
+    from orchestrator.report import RunObserver
+    from orchestrator.runner import run_pipeline
+
+    monkeypatch.setattr(dask_executor, "_POLL_SECONDS", 0.2)
+
+    class Warnings(RunObserver):
+        def __init__(self):
+            self.said, self.first = [], threading.Event()
+
+        def warning(self, message):
+            self.said.append(message)
+            self.first.set()
+
+    (tmp_path / "naps.py").write_text(NAPS)
+    file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    worker = [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(file), "--nthreads", "1", "--no-nanny",
+              "--no-dashboard"]
+    processes = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)], **quiet)]
+    try:
+        wait_for(file.exists, timeout=30)
+        processes.append(subprocess.Popen(worker, **quiet))
+        address = json.loads(file.read_text())["address"]
+        observer, outcome = Warnings(), []
+        with distributed.Client(address, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=30)
+            running = threading.Thread(target=lambda: outcome.append(run_pipeline(
+                load_pipeline(str(tmp_path / "naps.py")), {}, store=str(tmp_path / "store"), executor="dask",
+                address=address, progress=observer)), daemon=True)
+            running.start()
+            wait_for(lambda: any(client.processing().values()), timeout=30)
+            processes[1].kill()
+            assert observer.first.wait(30), "no word of the lost workers"
+            processes.append(subprocess.Popen(worker, **quiet))
+            running.join(60)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert outcome and outcome[0].status == "succeeded", outcome
+    assert observer.said == [f"the Dask cluster at {address} has no workers left: steps wait until one joins "
+                             f"(start one with `dask worker {address}`)"]

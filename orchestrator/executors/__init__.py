@@ -25,10 +25,17 @@ def make_executor(name: str, workers: int | None = None, address: str | None = N
     the options, for the messages that name them.
 
     Raises:
-        UserError: for an unknown name, or a Dask scheduler that cannot be reached.
+        UserError: for an unknown name, ``workers`` with an ``address`` (that cluster has its own),
+            or a Dask scheduler that cannot be reached.
     """
     if address and name != "dask":
         raise UserError(f"{spelling.address} names a Dask scheduler: use it with {spelling.executor('dask')}.")
+    if address and workers is not None:
+        # Else ignored: the cluster's workers are the ones its `dask worker` commands started.
+        raise UserError(f"{spelling.option('workers', str(workers))} sizes the LocalCluster that "
+                        f"{spelling.executor('dask')} starts without {spelling.address}; the cluster at {address} "
+                        f"has the workers that `dask worker` started there. Drop "
+                        f"{spelling.option('workers')}, or {spelling.address} for a LocalCluster.")
     if name == "sequential":
         from orchestrator.executors.sequential import SequentialExecutor
 

@@ -30,12 +30,13 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, InvalidStateError
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
@@ -86,6 +87,77 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
         raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
+_POLL_SECONDS = 5.0  # how often a run on a cluster of the user's looks whether it still has workers
+_CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
+_HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
+_OWN = "Give the scheduler's own address, the `Scheduler at:` line of its log (port 8786 by default)"
+
+
+def check_scheduler_answers(address: str, spelling: Spelling = CLI) -> None:
+    """Refuse an address where no Dask scheduler answers, within seconds rather than never.
+
+    Dask's client waits without end for the handshake of a server that accepts the
+    connection but speaks another protocol: the dashboard's port (8787), a web server, a
+    database. A host name that does not resolve is refused at once, where Dask would
+    retry it for its whole timeout. The check runs in a thread of its own, so a caller
+    inside an event loop (a notebook) can make it too.
+
+    Where nothing accepts the connection, this says nothing: the client, made next, retries
+    for 10 s (a scheduler may be starting) and says so when it gives up.
+
+    Raises:
+        UserError: the host is unknown, or what accepts the connection does not answer as
+            a Dask scheduler within 5 s.
+    """
+    from distributed.comm import parse_address, registry
+    from distributed.security import Security
+
+    match = _ADDRESS.fullmatch(address)
+    if match is not None and (match["scheme"] or "tcp") in ("tcp", "tls"):
+        import socket
+
+        host = match["host"].strip("[]")
+        try:
+            socket.getaddrinfo(host, int(match["port"]), type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UserError(f"{spelling.address_of(address)}: the host '{host}' is not known ({exc.strerror}). "
+                            f"Check its spelling, or give the scheduler's IP address.") from None
+
+    async def handshake() -> str | None:
+        """What is wrong with the server at ``address``, or None (a scheduler, or nothing there yet)."""
+        scheme, location = parse_address(address)
+        connector = registry.get_backend(scheme).get_connector()
+        try:
+            comm = await asyncio.wait_for(connector.connect(location, deserialize=False,
+                                                            **Security().get_connection_args("client")),
+                                          _CONNECT_SECONDS)
+        except OSError:  # TimeoutError (ours) is one too
+            return None  # nothing accepts it (yet): the client retries, and says so when it gives up
+        except Exception as exc:  # noqa: BLE001 - Dask refused to try (tls:// without its TLS settings)
+            return (f"cannot be connected to: {type(exc).__name__}: {exc}. Set up Dask's TLS configuration "
+                    f"(distributed.comm.tls), or give a tcp:// address")
+        try:
+            # Dask's own handshake (distributed.comm.core.connect): each side sends its info first.
+            await comm.write(comm.handshake_info())
+            await asyncio.wait_for(comm.read(), _HANDSHAKE_SECONDS)
+        except TimeoutError:
+            return f"accepts connections but does not answer as a Dask scheduler (the dashboard's port?). {_OWN}"
+        except Exception:  # noqa: BLE001 - it answered, but not with Dask's handshake
+            # What Dask makes of another protocol's reply says nothing useful (it read an HTTP
+            # status line as a frame length: "MemoryError: Unable to allocate 3.07 EiB").
+            return f"answers, but not as a Dask scheduler. {_OWN}"
+        finally:
+            comm.abort()
+        return None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="orch-dask-probe") as pool:
+        problem = pool.submit(asyncio.run, handshake()).result()
+    if problem is not None:
+        raise UserError(f"{spelling.address_of(address)} {problem}.")
+
+
 class DaskExecutor:
     """Runs attempts on a Dask cluster."""
 
@@ -109,16 +181,31 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
+        self._lost: SchedulerLostError | None = None
+        self.notice: str | None = None  # what the run should tell the user before its first attempt
+        # On a cluster of the user's, how often the run loop asks ``notices`` while it waits: its
+        # workers may all go (killed, scaled down), and the run would wait for a new one unsaid.
+        self.poll_seconds: float | None = _POLL_SECONDS if address else None
+        self._workerless = False  # said that the cluster has no workers, and none joined since
+        self._address = address
         if address:
             check_address(address, spelling)
             started = time.perf_counter()
+            check_scheduler_answers(address, spelling)
             try:
-                self.client = distributed.Client(address, timeout="10s", set_as_default=False)
+                self.client = distributed.Client(address, timeout=f"{_CONNECT_SECONDS}s", set_as_default=False)
             except OSError as exc:
                 raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}. "
                                 f"Start one with `dask scheduler` or drop {spelling.address}.") from exc
             self.startup_seconds = time.perf_counter() - started
             threads = sum(self.client.nthreads().values())
+            if threads == 0:
+                # An adaptive cluster may start its workers for the work: wait, but say so, or the
+                # run looks hung.
+                self._workerless = True
+                self.notice = (f"the Dask scheduler at {address} has no workers yet: steps wait until one joins "
+                               f"(start one with `dask worker {address}`)")
         else:
             threads = self._workers  # one thread per worker of the LocalCluster, started when needed
         # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
@@ -159,8 +246,21 @@ class DaskExecutor:
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         self.start()
         result: Future[TaskResult] = Future()
+        if self._lost is not None:
+            # The scheduler is gone: this attempt fails at once, as the running ones did, rather than
+            # wait for Dask's reconnection to give up (and burn the step's retries meanwhile).
+            from orchestrator.task import TaskResult
+
+            now = time.time()
+            result.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=now, ended=now,
+                                         failure=Failure.from_exception(self._lost)))
+            return result
         if self._scratch is not None and spec.timeout is not None and spec.spill is None:
             spec = replace(spec, spill=tempfile.mkdtemp(prefix="attempt-", dir=self._scratch))
+        if spec.folder is None:
+            # Workers of the user's cluster were started in a folder of their own: relative paths in
+            # the step mean this one, as on every executor (``worker.run_spec``).
+            spec = replace(spec, folder=_driver_folder())
         payload = dumps_with_user_code(spec)
         started = time.time()
 
@@ -191,11 +291,19 @@ class DaskExecutor:
                         return
                     except Exception:  # noqa: BLE001 - the cluster is closing: report the loss below
                         pass
-                died = _lost(spec.step_name, exc)
+                if _scheduler_lost(exc, self.client):
+                    where = self._address or getattr(self._cluster, "scheduler_address", None) or "?"
+                    self._lost = SchedulerLostError(
+                        f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
+                        f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
+                        f"that finished are cached")
+                died = self._lost or _lost(spec.step_name, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
                 outcome = decode_result(data, spec)
+                if self._address is not None and outcome.failure is not None:
+                    outcome.failure = _with_import_hint(outcome.failure)
             self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
             try:
                 result.set_result(outcome)
@@ -205,6 +313,23 @@ class DaskExecutor:
         send()
         return result
 
+    def notices(self) -> list[str]:
+        """What the user should hear while the run waits: the cluster lost its last worker (once per loss)."""
+        if self._address is None or self.client is None or self._lost is not None:
+            return []
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler is going away: the attempts report that
+            return []
+        if workers:
+            self._workerless = False
+            return []
+        if self._workerless:
+            return []
+        self._workerless = True
+        return [f"the Dask cluster at {self._address} has no workers left: steps wait until one joins "
+                f"(start one with `dask worker {self._address}`)"]
+
     def shutdown(self, cancel: bool = False) -> None:
         with ExitStack() as closing:  # each step runs even when one before it fails
             closing.callback(self._main_hidden.close)
@@ -213,6 +338,11 @@ class DaskExecutor:
             if self._cluster is not None:
                 closing.callback(self._cluster.close)
             if self.client is not None:
+                if self._lost is not None:
+                    # Closing stops the client's attempts to reconnect, which Dask logs as an error
+                    # with a traceback of its own: the run already said that the scheduler is gone.
+                    # (Entered first, left last: the callbacks run in reverse order.)
+                    closing.enter_context(_silenced("distributed.client", "distributed.utils"))
                 closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
@@ -229,6 +359,71 @@ class DaskExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+
+def _with_import_hint(failure: Failure) -> Failure:
+    """A ``ModuleNotFoundError`` on a worker of the user's cluster, for a module this process can import.
+
+    Those workers have neither the user's files nor their folder on ``sys.path``: the
+    user's modules reach them with the step's code, by value, only when the step's module
+    imported them (at its top), not when the step imports them as it runs. A library
+    installed here may be missing in the workers' environment.
+    """
+    if not failure.is_instance_of((ModuleNotFoundError,)):
+        return failure
+    match = re.match(r"No module named '([^']+)'", failure.message)
+    if match is None:
+        return failure
+    import importlib.util
+
+    from orchestrator.user_code import is_user_module
+
+    top = match[1].partition(".")[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return failure  # missing here too: nothing to tell
+    if is_user_module(top):
+        hint = (f"your module '{top}' cannot be imported on the Dask workers, which have neither your files nor "
+                f"their folder: import it at the top of the step's file, not inside the step, and it travels "
+                f"with the step's code; see docs/execution.md")
+    else:
+        hint = f"'{top}' is installed here but not where the Dask workers run: install it in their environment"
+    return replace(failure, message=f"{failure.message} ({hint})")
+
+
+def _driver_folder() -> str | None:
+    """This process's working folder, None if it was deleted."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+@contextmanager
+def _silenced(*names: str) -> Iterator[None]:
+    """Drop the records of the loggers ``names`` (and below) until the block ends."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
+
+
+def _scheduler_lost(exc: Exception, client: Any) -> bool:
+    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker)."""
+    if type(exc).__name__ != "FutureCancelledError":
+        return False
+    return getattr(exc, "reason", None) == "scheduler-connection-lost" or \
+        getattr(client, "status", "running") in ("connecting", "closing", "closed")
 
 
 def _lost(step_name: str, exc: Exception) -> WorkerDiedError:

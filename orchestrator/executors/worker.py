@@ -133,27 +133,29 @@ def allow_children() -> None:
 
 
 def run_spec(spec: TaskSpec) -> TaskResult:
-    """Run one attempt in this worker (Dask), in a child process when it has a timeout.
+    """Run one attempt in this worker (Dask), in the driver's working folder, in a child process when it has a timeout.
 
     A timed attempt's child also writes what it prints and logs to a spill
     folder made here, on the worker's own machine (the driver's folders may be
     out of its reach), so that an attempt killed by its timeout keeps them.
     """
     from orchestrator.class_refs import remember_classes
+    from orchestrator.process_state import in_folder
     from orchestrator.task import run_task
 
     spec = replace(spec, keep_values=False)
     remember_classes(spec.fn)  # its inputs load with the classes its code uses (see class_refs)
     allow_children()
-    if spec.timeout is not None:
-        import tempfile
+    with in_folder(spec.folder):  # a timed step's child starts there too
+        if spec.timeout is not None:
+            import tempfile
 
-        from orchestrator.executors.child import run_in_child
+            from orchestrator.executors.child import run_in_child
 
-        if spec.spill is None:
-            spec = replace(spec, spill=tempfile.mkdtemp(prefix="orch-attempt-"))
-        return run_in_child(spec, spec.timeout)
-    return run_task(spec)
+            if spec.spill is None:
+                spec = replace(spec, spill=tempfile.mkdtemp(prefix="orch-attempt-"))
+            return run_in_child(spec, spec.timeout)
+        return run_task(spec)
 
 
 def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = None) -> None:
