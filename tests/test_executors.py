@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,8 +16,20 @@ import pytest
 
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
+from orchestrator.report import RunObserver
 
 from .conftest import PIPELINES, edit_file, wait_for
+
+
+class _Warnings(RunObserver):
+    """Keeps the warnings a run says, and signals the first one."""
+
+    def __init__(self):
+        self.said, self.first = [], threading.Event()
+
+    def warning(self, message):
+        self.said.append(message)
+        self.first.set()
 
 EXECUTORS = ["sequential", "process", "dask"]
 
@@ -947,18 +960,9 @@ def test_a_users_scheduler_without_workers_is_said_once_and_the_run_goes_on_when
     import threading
 
     distributed = pytest.importorskip("distributed")
-    from orchestrator.report import RunObserver
     from orchestrator.runner import run_pipeline
 
-    class Warnings(RunObserver):
-        def __init__(self):
-            self.said, self.first = [], threading.Event()
-
-        def warning(self, message):
-            self.said.append(message)
-            self.first.set()
-
-    observer = Warnings()
+    observer = _Warnings()
     with distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                   silence_logs=logging.CRITICAL) as cluster:
         address = cluster.scheduler_address
@@ -1015,18 +1019,9 @@ def test_a_users_cluster_that_loses_its_last_worker_mid_run_is_said_and_the_run_
     import distributed
 
     from orchestrator.executors import dask as dask_executor
-    from orchestrator.report import RunObserver
     from orchestrator.runner import run_pipeline
 
     monkeypatch.setattr(dask_executor, "_POLL_SECONDS", 0.2)
-
-    class Warnings(RunObserver):
-        def __init__(self):
-            self.said, self.first = [], threading.Event()
-
-        def warning(self, message):
-            self.said.append(message)
-            self.first.set()
 
     (tmp_path / "naps.py").write_text(NAPS)
     file = tmp_path / "scheduler.json"
@@ -1039,7 +1034,7 @@ def test_a_users_cluster_that_loses_its_last_worker_mid_run_is_said_and_the_run_
         wait_for(file.exists, timeout=30)
         processes.append(subprocess.Popen(worker, **quiet))
         address = json.loads(file.read_text())["address"]
-        observer, outcome = Warnings(), []
+        observer, outcome = _Warnings(), []
         with distributed.Client(address, set_as_default=False) as client:
             client.wait_for_workers(1, timeout=30)
             running = threading.Thread(target=lambda: outcome.append(run_pipeline(
