@@ -260,8 +260,10 @@ def adopt_materializers(registered: tuple[tuple[Materializer, ...], tuple[Materi
 
     One this process registered itself, under the same name, is kept as it is.
     """
-    known = {m.name for m in _chain()}
     before, after = registered
+    if not (before or after):
+        return  # the common case: no user materializer at all, nothing to compare
+    known = {m.name for m in _chain()}
     _before_builtins.extend(m for m in before if m.name not in known)
     _after_builtins.extend(m for m in after if m.name not in known)
 

@@ -110,6 +110,9 @@ def _store(root: str, fsync: bool, step_name: str) -> ArtifactStore:
             driver made it before the run, and writing here would make it: the outputs would
             land where the driver never looks, and the run would succeed with them missing.
     """
+    store = _stores.get((root, fsync))
+    if store is not None:
+        return store  # checked when this process first opened it
     if not is_url(root) and not os.path.isdir(root):
         import socket
 
@@ -118,9 +121,7 @@ def _store(root: str, fsync: bool, step_name: str) -> ArtifactStore:
             "every worker must see the store at the same path. Mount it at that path on the workers, or use "
             "a store all workers reach by URL (s3://bucket/store, file:///mnt/shared/store; "
             "see docs/execution.md).")
-    store = _stores.get((root, fsync))
-    if store is None:
-        store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
+    store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
     return store
 
 
