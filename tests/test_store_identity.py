@@ -89,6 +89,7 @@ def test_a_worker_whose_folder_has_no_store_id_fails_the_step(tmp_path):
 
 def test_a_url_store_is_checked_too(tmp_path):
     """`file:///data/store` names a folder on each machine, exactly like the path."""
+    pytest.importorskip("fsspec")
     store = tmp_path / "urlstore"
     url = f"file://{store}"
     run_id = store_identity.ensure_id(open_store(url))
