@@ -251,6 +251,14 @@ class StoreUnreachableError(StoreError):
     """
 
 
+class StoreMismatchError(StoreUnreachableError):
+    """The folder a worker finds at the store's path is another store than the run's (its ``store-id`` differs).
+
+    Each machine of a cluster may have its own folder at one path (``/data/store`` local on
+    every node): a worker writing there would put the outputs where the driver never looks.
+    """
+
+
 class SigningKeyError(StoreError):
     """The signing key cannot be read or created."""
 

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import cache, store_users
+from orchestrator import cache, store_identity, store_users
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
@@ -190,6 +190,9 @@ class _RunLoop:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
         self.forced, self.no_cache, self.verbose, self.spelling = forced, no_cache, verbose, spelling
         self.run_id = secrets.token_hex(6)
+        # The store's id, given to it now if it has none: each task carries it, so a worker on a machine
+        # whose folder at the store's path is another store fails instead of writing there.
+        self.store_id = store_identity.ensure_id(ctx.store)
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
         self.position = {name: i for i, name in enumerate(dag.nodes)}
@@ -359,7 +362,7 @@ class _RunLoop:
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
             layout=node.step.call_layout, log_level=_configured_log_level(),
-            materializers=registered_materializers(),
+            materializers=registered_materializers(), store_id=self.store_id,
         )
         self.attempting[node.name] = attempt
         notice = getattr(self.executor, "notice", None)  # once, before the first attempt

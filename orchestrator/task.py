@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
+from orchestrator import store_identity
 from orchestrator.capture import Capture
 from orchestrator.errors import (
     CorruptArtifactError,
@@ -73,6 +74,9 @@ class TaskSpec:
     # The driver's working folder, for a worker started in another one (a Dask cluster of the user's):
     # relative paths in the step (a ``Path("data.csv")`` parameter) name what they name for ``orch``.
     folder: str | None = None
+    # The id in the run's store marker (``store_identity``): a worker checks that the folder it finds at
+    # ``store_root`` is that store before writing. None: the store has no id (read-only), no check.
+    store_id: str | None = None
 
 
 @dataclass
@@ -101,7 +105,7 @@ _PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, tuple, dict}
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
 
-def _store(root: str, fsync: bool, step_name: str) -> ArtifactStore:
+def _store(root: str, fsync: bool, step_name: str, store_id: str | None = None) -> ArtifactStore:
     """The store a task reads its inputs from and writes its outputs to.
 
     Raises:
@@ -109,19 +113,22 @@ def _store(root: str, fsync: bool, step_name: str) -> ArtifactStore:
             (a Dask worker on another machine, or with another view of the filesystem). The
             driver made it before the run, and writing here would make it: the outputs would
             land where the driver never looks, and the run would succeed with them missing.
+        StoreMismatchError: the folder at ``root`` here is another store than the run's (its
+            marker holds another id, or none): the same mistake on a cluster whose machines
+            each have their own folder at that path. Checked once per process and store.
     """
     store = _stores.get((root, fsync))
-    if store is not None:
-        return store  # checked when this process first opened it
-    if not is_url(root) and not os.path.isdir(root):
-        import socket
+    if store is None:  # the folder's existence is checked when this process first opens it
+        if not is_url(root) and not os.path.isdir(root):
+            import socket
 
-        raise StoreUnreachableError(
-            f"the store folder {root} does not exist on {socket.gethostname()}, where step '{step_name}' ran: "
-            "every worker must see the store at the same path. Mount it at that path on the workers, or use "
-            "a store all workers reach by URL (s3://bucket/store, file:///mnt/shared/store; "
-            "see docs/execution.md).")
-    store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
+            raise StoreUnreachableError(
+                f"the store folder {root} does not exist on {socket.gethostname()}, where step '{step_name}' ran: "
+                "every worker must see the store at the same path. Mount it at that path on the workers, or use "
+                "a store all workers reach by URL (s3://bucket/store, file:///mnt/shared/store; "
+                "see docs/execution.md).")
+        store = _stores[(root, fsync)] = open_store(root, fsync=fsync)
+    store_identity.check(store, store_id, step_name)  # a lookup once this id matched here
     return store
 
 
@@ -169,7 +176,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     result = TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=started)
     adopt_materializers(spec.materializers)  # before loading: inputs may be in their formats
     try:
-        store = _store(spec.store_root, spec.fsync, spec.step_name)
+        store = _store(spec.store_root, spec.fsync, spec.step_name, spec.store_id)
         loaded = _load_arguments(spec.arguments, store)
     except (CorruptArtifactError, MissingArtifactError) as exc:
         result.damaged_input = exc.digest
