@@ -397,6 +397,17 @@ def test_worker_tracebacks_name_the_real_file_and_line(tmp_path, executor):
     assert "<dynamic-code>" not in attempt["traceback"]
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_timeout_names_the_map_item_that_ran_out_of_time(tmp_path, executor):
+    """`orch show` lists naps_2: its error must say naps_2, not the step every item shares."""
+    workers = {"workers": 2} if executor == "process" else {}
+    run = load_pipeline(str(PIPELINES / "timed.py:mapped_naps")).run(store=str(tmp_path), executor=executor,
+                                                                     **workers)
+    assert run.steps["naps"].status == "ran"
+    assert run.steps["naps_2"].status == "failed"
+    assert "step 'naps_2' did not finish within its timeout of 0.5 s" in (run.steps["naps_2"].error or "")
+
+
 def _run_timed_pipeline(target: str, store: str, queue) -> None:
     run = load_pipeline(str(PIPELINES / target)).run(store=store)
     queue.put({name: (s.status, s.error) for name, s in run.steps.items()})
