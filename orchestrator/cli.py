@@ -478,7 +478,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from orchestrator.report import escape, format_duration, one_line, status_text, step_cell, styled
+    from orchestrator.report import STOPPED, escape, format_duration, one_line, status_text, step_cell, styled
     from orchestrator.tables import print_table
 
     console = Console(highlight=False)
@@ -500,7 +500,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     rows: list[list[str | Text]] = []
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
-        why = s["error"] if s["status"] == "failed" else s["reason"]
+        why = s["error"] if s["status"] in STOPPED and s["error"] else s["reason"]
         rows.append([step_cell(s["name"], console.width, 66), status_text(s["status"]), str(s["attempts"] or ""),
                      format_duration(s["duration"]), Text(outs), Text(why or "")])
     # An output is `out=` and 10 hex digits: wrapped between outputs, not cut inside one.

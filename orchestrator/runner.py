@@ -747,9 +747,14 @@ class _RunLoop:
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
                                            ended=inline.ended, error=why,
                                            stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
-            self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
-                                        tries)
-            self.results[name] = StepResult(name, "interrupted", why, attempt)
+            # As for a failed step: the reason stays why it started, the error says what stopped it, so that
+            # `orch show` and get_run() say "interrupted by the user" as the run's summary did.
+            decision = self.decisions[name]
+            record = self._record(node, "interrupted", decision, attempts=attempt)
+            record.error = why
+            self.ctx.lineage.queue_step(record, tries)
+            self.results[name] = StepResult(name, "interrupted", decision.reason, attempt, record.duration,
+                                            error=why, key=decision.key)
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
