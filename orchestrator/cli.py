@@ -171,14 +171,11 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
     verbose = run_verbose or ctx.obj["verbose"]
     ctx.obj["verbose"] = verbose
     _VERBOSE[0] = verbose
-    if workers is not None and executor == "sequential":
-        # Else ignored: the run would be as slow as without it, and nothing would say why. Named
-        # or not, the sequential executor has no workers to size, so both are refused alike.
-        named = ctx.get_parameter_source("executor") is not click.core.ParameterSource.DEFAULT
-        how = ("with --executor sequential: use --executor process" if named
-               else "without --executor: add --executor process")
+    if workers is not None and ctx.get_parameter_source("executor") is click.core.ParameterSource.DEFAULT:
+        # Else ignored: the run would be as slow as without it, and nothing would say why. A
+        # script that names the executor (--executor "$EXECUTOR" --workers 2) may give both.
         raise UserError(f"--workers {workers} sizes a process pool or a Dask cluster, but steps run one at a time "
-                        f"{how} (or dask), or drop --workers.")
+                        f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
         with _prints_to_stderr(as_json), _terminate_as_interrupt():
             pipeline, values = _load_target(target, params, params_files)

@@ -213,10 +213,9 @@ class Pipeline(Generic[P, R]):
         observe = observer(progress, verbose)
         if address is not None and executor != "dask":
             raise UserError(f"address={address!r} names a Dask scheduler: use it with executor=\"dask\".")
-        if workers is not None and executor in (None, "sequential"):
-            how = ("without an executor: add" if executor is None else "with executor=\"sequential\": use")
+        if workers is not None and executor is None:
             raise UserError(f"workers={workers} sizes a process pool or a Dask cluster, but steps run one at a time "
-                            f"{how} executor=\"process\" (or \"dask\"), or drop workers.")
+                            "without an executor: add executor=\"process\" (or \"dask\"), or drop workers.")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             # Else a raw TypeError from deep in the executor ('2'), or a message naming the CLI's --workers.
             raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")

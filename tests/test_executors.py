@@ -286,9 +286,6 @@ def test_cli_executor_options(orch, calls):
     alone = orch("run", "edits.py", "--workers", "4")
     assert alone.returncode == 2 and "add --executor process (or dask)" in alone.stderr
     assert len(alone.stderr.splitlines()) == 1 and not calls.ran(), alone.stderr
-    named = orch("run", "edits.py", "--executor", "sequential", "--workers", "4")
-    assert named.returncode == 2 and "with --executor sequential: use --executor process" in named.stderr
-    assert len(named.stderr.splitlines()) == 1 and not calls.ran(), named.stderr
     malformed = orch("run", "edits.py", "--executor", "dask", "--address", "foo")
     assert malformed.returncode == 2 and malformed.stderr.startswith("error: --address 'foo' is not")
     assert len(malformed.stderr.splitlines()) == 1, malformed.stderr

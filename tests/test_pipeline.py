@@ -227,10 +227,6 @@ def test_values_of_the_annotated_kind_and_rerun_by_one_name(tmp_path) -> None:
 def test_workers_without_an_executor_is_refused(tmp_path) -> None:
     with pytest.raises(UserError, match=r'workers=2 sizes a process pool .* add executor="process"'):
         counting.run(store=str(tmp_path / "s"), workers=2)
-    # Naming the sequential executor does not size anything either: refused the same way, run nothing.
-    with pytest.raises(UserError, match=r'workers=2 sizes .* with executor="sequential": use executor="process"'):
-        counting.run(store=str(tmp_path / "s"), executor="sequential", workers=2)
-    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
