@@ -22,6 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
@@ -57,11 +58,27 @@ from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
-from orchestrator.untracked import warn_untracked
+from orchestrator.untracked import _caller_level, warn_untracked
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
     from orchestrator.pipeline import Pipeline
+
+def _warn_unused_workers(workers: int, observer: RunObserver | None, spelling: Spelling) -> None:
+    """Say that ``workers`` does nothing with the sequential executor named, instead of ignoring it in silence.
+
+    A warning, not a refusal (as ``workers`` without any executor is): a script
+    that passes its executor from a variable (``--executor "$EXECUTOR"
+    --workers 2``) is right to run sequentially when that names ``sequential``.
+    """
+    message = (f"{spelling.option('workers', str(workers))} is unused: {spelling.executor('sequential')} runs "
+               f"steps one at a time; use {spelling.executor('process')} (or dask) to run independent steps at "
+               f"once, or drop {spelling.option('workers')}.")
+    if observer is not None:
+        observer.warning(message)
+    else:
+        warnings.warn(message, UserWarning, stacklevel=_caller_level())
+
 
 def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
                  metadata: str | None = None,
@@ -79,6 +96,8 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     """
     check_not_bootstrapping()
     pipeline.resolve_params(params, spelling)  # a mistyped parameter name must not create a store first
+    if workers is not None and executor == "sequential":
+        _warn_unused_workers(workers, progress, spelling)
     ctx = Context.open(store, metadata, spelling=spelling)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "

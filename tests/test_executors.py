@@ -286,6 +286,11 @@ def test_cli_executor_options(orch, calls):
     alone = orch("run", "edits.py", "--workers", "4")
     assert alone.returncode == 2 and "add --executor process (or dask)" in alone.stderr
     assert len(alone.stderr.splitlines()) == 1 and not calls.ran(), alone.stderr
+    # Named, the sequential executor runs (a script may pass it from a variable), saying --workers is unused.
+    named = orch("run", "edits.py", "--executor", "sequential", "--workers", "4")
+    assert named.returncode == 0, named.stderr
+    assert named.stderr.startswith("warning: --workers 4 is unused: --executor sequential runs steps one at a "
+                                   "time; use --executor process"), named.stderr
     malformed = orch("run", "edits.py", "--executor", "dask", "--address", "foo")
     assert malformed.returncode == 2 and malformed.stderr.startswith("error: --address 'foo' is not")
     assert len(malformed.stderr.splitlines()) == 1, malformed.stderr
