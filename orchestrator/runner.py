@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache, store_users
 from orchestrator.commits import GroupCommit
-from orchestrator.context import Context
+from orchestrator.context import Context, former_default_warning
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
@@ -74,6 +74,11 @@ def _warn_unused_workers(workers: int, observer: RunObserver | None, spelling: S
     message = (f"{spelling.option('workers', str(workers))} is unused: {spelling.executor('sequential')} runs "
                f"steps one at a time; use {spelling.executor('process')} (or dask) to run independent steps at "
                f"once, or drop {spelling.option('workers')}.")
+    _warn(message, observer)
+
+
+def _warn(message: str, observer: RunObserver | None) -> None:
+    """Tell the user something that does not stop the run: through ``observer``, else as a Python warning."""
     if observer is not None:
         observer.warning(message)
     else:
@@ -99,6 +104,9 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     if workers is not None and executor == "sequential":
         _warn_unused_workers(workers, progress, spelling)
     ctx = Context.open(store, metadata, spelling=spelling)
+    moved = former_default_warning(ctx)
+    if moved:
+        _warn(moved, progress)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
                         f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
