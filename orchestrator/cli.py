@@ -732,6 +732,22 @@ def _store_description(context: Context) -> dict[str, str | None]:
     return {"store": store, "metadata": database, "source": context.source or "the default ./cache"}
 
 
+def _misplaced_global_option(exc: click.UsageError) -> str | None:
+    """The fix for ``orch run FILE --store DIR``: ``--store`` is an option of ``orch``, given before the command.
+
+    Messages tell users to "pass --store cache"; appended to the command they typed,
+    click's own answer (no such option, did you mean --json?) points nowhere useful.
+    """
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
+        return None
+    for param in cli.params:
+        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_flag:
+            command = exc.ctx.command_path.partition(" ")[2]
+            return (f"{exc.option_name} is an option of orch, not of `{exc.ctx.command_path}`: give it before the "
+                    f"command, `orch {exc.option_name} {param.metavar or 'VALUE'} {command} ...`.")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
@@ -749,7 +765,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         # One line, as for every other mistake: what is wrong, then where the usage is.
         where = exc.ctx.command_path if exc.ctx is not None else "orch"
-        click.echo(f"error: {exc.format_message()} See `{where} --help`.", err=True)
+        misplaced = _misplaced_global_option(exc)
+        click.echo(f"error: {misplaced or exc.format_message()} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
