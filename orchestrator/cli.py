@@ -475,7 +475,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from orchestrator.report import escape, format_duration, one_line, status_text, step_cell, styled
+    from orchestrator.report import STOPPED, escape, format_duration, one_line, status_text, step_cell, styled
     from orchestrator.tables import print_table
 
     console = Console(highlight=False)
@@ -497,7 +497,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     rows: list[list[str | Text]] = []
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
-        why = s["error"] if s["status"] == "failed" else s["reason"]
+        why = s["error"] if s["status"] in STOPPED and s["error"] else s["reason"]
         rows.append([step_cell(s["name"], console.width, 66), status_text(s["status"]), str(s["attempts"] or ""),
                      format_duration(s["duration"]), Text(outs), Text(why or "")])
     # An output is `out=` and 10 hex digits: wrapped between outputs, not cut inside one.
@@ -732,6 +732,22 @@ def _store_description(context: Context) -> dict[str, str | None]:
     return {"store": store, "metadata": database, "source": context.source or "the default ./cache"}
 
 
+def _misplaced_global_option(exc: click.UsageError) -> str | None:
+    """The fix for ``orch run FILE --store DIR``: ``--store`` is an option of ``orch``, given before the command.
+
+    Messages tell users to "pass --store cache"; appended to the command they typed,
+    click's own answer (no such option, did you mean --json?) points nowhere useful.
+    """
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
+        return None
+    for param in cli.params:
+        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_flag:
+            command = exc.ctx.command_path.partition(" ")[2]
+            return (f"{exc.option_name} is an option of orch, not of `{exc.ctx.command_path}`: give it before the "
+                    f"command, `orch {exc.option_name} {param.metavar or 'VALUE'} {command} ...`.")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
@@ -749,7 +765,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         # One line, as for every other mistake: what is wrong, then where the usage is.
         where = exc.ctx.command_path if exc.ctx is not None else "orch"
-        click.echo(f"error: {exc.format_message()} See `{where} --help`.", err=True)
+        misplaced = _misplaced_global_option(exc)
+        click.echo(f"error: {misplaced or exc.format_message()} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

@@ -205,6 +205,25 @@ def _former_default(location: str | Path, spelling: Spelling) -> str:
     return ""
 
 
+def former_default_warning(ctx: Context) -> str | None:
+    """A warning for a run that starts a project's new store while ``./cache`` here holds the earlier runs.
+
+    A project that adds ``[tool.orchestrator]`` after running for a while would
+    otherwise re-run everything into an empty store, and its user would find
+    the history gone from ``orch runs``, with no word of where it is.
+    """
+    if not ctx.new or not (ctx.source or "").startswith("[tool.orchestrator]"):
+        return None
+    former = Path(DEFAULT_STORE)
+    if not (former / "metadata.db").is_file() or former.resolve() == Path(ctx.location).resolve():
+        return None
+    # --store is an option of `orch`, not of `orch run`: name where it goes.
+    keep = (f"orch --store {DEFAULT_STORE} run ..." if ctx.spelling.cli else f"store={DEFAULT_STORE!r}")
+    return (f"this run starts a new, empty store at {ctx.location} (from {ctx.source}), but ./{DEFAULT_STORE} "
+            f"here holds the runs made before the table: to keep using it, run with {keep} (or make it the "
+            f"table's store), or move it to {ctx.location} before running again.")
+
+
 def _check_store_has_objects(artifacts: ArtifactStore, lineage: Lineage, database: Path, spelling: Spelling) -> None:
     """Refuse a store apart from its database with no objects when the database records stored objects.
 
@@ -245,6 +264,7 @@ class Context:
     metadata: str | None = None
     source: str | None = None  # why this store: "--store", "ORCH_STORE", a project's table, the default
     spelling: Spelling = CLI  # how the user gave its options, for messages that name one (`--force`, `force=True`)
+    new: bool = False  # whether opening it made its metadata database: no run has used this store before
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
@@ -305,7 +325,7 @@ class Context:
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source,
-                   spelling=spelling)
+                   spelling=spelling, new=not had_database)
 
     def own_folders(self) -> list[Path]:
         """The local folders this store writes to (its metadata folder, and its objects' when local).

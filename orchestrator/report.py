@@ -25,6 +25,8 @@ STATUS_STYLE = {
     "ran": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
     "interrupted": "magenta", "running": "blue", "succeeded": "bold green",
 }
+# A step with one of these statuses shows its error (what stopped it) as its why, not why it started.
+STOPPED = ("failed", "interrupted")
 SHORT_VALUE = 200  # characters of a parameter or metric value shown on one line of a display
 
 
@@ -303,7 +305,7 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
     for col in ("step", "status", "attempts", "time", "why"):
         table.add_column(col, justify="right" if col in ("attempts", "time") else "left", no_wrap=col != "why")
     shown = list(shown_results(results, dag).values())
-    whys = [(r.error if r.status == "failed" and r.error else r.reason) or "" for r in shown]
+    whys = [(r.error if r.status in STOPPED and r.error else r.reason) or "" for r in shown]
     groups = fold_rows([(r.name, r.status, why) for r, why in zip(shown, whys)])
     for group in groups:
         rs = [shown[i] for i in group]

@@ -22,6 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache, store_identity, store_users
 from orchestrator.commits import GroupCommit
-from orchestrator.context import Context
+from orchestrator.context import Context, former_default_warning
 from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
@@ -57,11 +58,32 @@ from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
-from orchestrator.untracked import warn_untracked
+from orchestrator.untracked import _caller_level, warn_untracked
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
     from orchestrator.pipeline import Pipeline
+
+def _warn_unused_workers(workers: int, observer: RunObserver | None, spelling: Spelling) -> None:
+    """Say that ``workers`` does nothing with the sequential executor named, instead of ignoring it in silence.
+
+    A warning, not a refusal (as ``workers`` without any executor is): a script
+    that passes its executor from a variable (``--executor "$EXECUTOR"
+    --workers 2``) is right to run sequentially when that names ``sequential``.
+    """
+    message = (f"{spelling.option('workers', str(workers))} is unused: {spelling.executor('sequential')} runs "
+               f"steps one at a time; use {spelling.executor('process')} (or dask) to run independent steps at "
+               f"once, or drop {spelling.option('workers')}.")
+    _warn(message, observer)
+
+
+def _warn(message: str, observer: RunObserver | None) -> None:
+    """Tell the user something that does not stop the run: through ``observer``, else as a Python warning."""
+    if observer is not None:
+        observer.warning(message)
+    else:
+        warnings.warn(message, UserWarning, stacklevel=_caller_level())
+
 
 def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
                  metadata: str | None = None,
@@ -79,7 +101,12 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     """
     check_not_bootstrapping()
     pipeline.resolve_params(params, spelling)  # a mistyped parameter name must not create a store first
+    if workers is not None and executor == "sequential":
+        _warn_unused_workers(workers, progress, spelling)
     ctx = Context.open(store, metadata, spelling=spelling)
+    moved = former_default_warning(ctx)
+    if moved:
+        _warn(moved, progress)
     if executor != "sequential" and is_process_local(ctx.location):
         raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
                         f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
@@ -750,9 +777,14 @@ class _RunLoop:
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
                                            ended=inline.ended, error=why,
                                            stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
-            self.ctx.lineage.queue_step(self._record(node, "interrupted", self.decisions[name], attempts=attempt),
-                                        tries)
-            self.results[name] = StepResult(name, "interrupted", why, attempt)
+            # As for a failed step: the reason stays why it started, the error says what stopped it, so that
+            # `orch show` and get_run() say "interrupted by the user" as the run's summary did.
+            decision = self.decisions[name]
+            record = self._record(node, "interrupted", decision, attempts=attempt)
+            record.error = why
+            self.ctx.lineage.queue_step(record, tries)
+            self.results[name] = StepResult(name, "interrupted", decision.reason, attempt, record.duration,
+                                            error=why, key=decision.key)
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 

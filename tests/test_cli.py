@@ -193,6 +193,13 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
     (["runz"], "error: No such command 'runz'. (Did you mean one of: 'run', 'runs'?) See `orch --help`."),
     (["run"], "error: Missing argument 'FILE[:PIPELINE]'. See `orch run --help`."),
     (["runs", "--jsn"], "error: No such option '--jsn'. Did you mean '--json'? See `orch runs --help`."),
+    # What a user told to "pass --store cache" types: the option of orch after the command.
+    (["run", "edits.py", "--store", "cache"], "error: --store is an option of orch, not of `orch run`: give it "
+                                              "before the command, `orch --store DIR|URL run ...`. See `orch run "
+                                              "--help`."),
+    (["cache", "gc", "--metadata", "m"], "error: --metadata is an option of orch, not of `orch cache gc`: give it "
+                                         "before the command, `orch --metadata PATH cache gc ...`. See `orch cache "
+                                         "gc --help`."),
 ])
 def test_a_usage_mistake_is_one_line_naming_the_help_to_read(orch, args, says):
     result = orch(*args)

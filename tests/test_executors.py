@@ -299,6 +299,11 @@ def test_cli_executor_options(orch, calls):
     alone = orch("run", "edits.py", "--workers", "4")
     assert alone.returncode == 2 and "add --executor process (or dask)" in alone.stderr
     assert len(alone.stderr.splitlines()) == 1 and not calls.ran(), alone.stderr
+    # Named, the sequential executor runs (a script may pass it from a variable), saying --workers is unused.
+    named = orch("run", "edits.py", "--executor", "sequential", "--workers", "4")
+    assert named.returncode == 0, named.stderr
+    assert named.stderr.startswith("warning: --workers 4 is unused: --executor sequential runs steps one at a "
+                                   "time; use --executor process"), named.stderr
     malformed = orch("run", "edits.py", "--executor", "dask", "--address", "foo")
     assert malformed.returncode == 2 and malformed.stderr.startswith("error: --address 'foo' is not")
     assert len(malformed.stderr.splitlines()) == 1, malformed.stderr
@@ -405,6 +410,17 @@ def test_worker_tracebacks_name_the_real_file_and_line(tmp_path, executor):
     assert str(PIPELINES / "odd_failures.py") in attempt["traceback"]
     assert 'raise DataError("age", 3)' in attempt["traceback"]
     assert "<dynamic-code>" not in attempt["traceback"]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_timeout_names_the_map_item_that_ran_out_of_time(tmp_path, executor):
+    """`orch show` lists naps_2: its error must say naps_2, not the step every item shares."""
+    workers = {"workers": 2} if executor == "process" else {}
+    run = load_pipeline(str(PIPELINES / "timed.py:mapped_naps")).run(store=str(tmp_path), executor=executor,
+                                                                     **workers)
+    assert run.steps["naps"].status == "ran"
+    assert run.steps["naps_2"].status == "failed"
+    assert "step 'naps_2' did not finish within its timeout of 0.5 s" in (run.steps["naps_2"].error or "")
 
 
 def _run_timed_pipeline(target: str, store: str, queue) -> None:

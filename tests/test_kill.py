@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -425,3 +426,32 @@ def test_steps_stopped_by_sigterm_say_so_not_that_the_user_interrupted_them(tmp_
     assert run.steps["stop"].status == "interrupted"
     attempts = Context.open(store).lineage.attempts(run.id, "stop")
     assert [(a["status"], a["error"]) for a in attempts] == [("interrupted", "stopped by SIGTERM")]
+
+
+def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(tmp_path, capsys):
+    """The summary's why is "interrupted by the user"; `orch show` must not say "no earlier result" instead."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+
+    (tmp_path / "pressed.py").write_text(
+        "from orchestrator import pipeline, step\n\n"
+        "@step\ndef press() -> int:\n    raise KeyboardInterrupt\n\n"
+        "@pipeline\ndef pressed():\n    return press()\n")
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "pressed.py")])
+    assert exited.value.code == 130
+    captured = capsys.readouterr()
+    summary = captured.out + captured.err
+    assert re.search(r"press\s+interrupted\s+1\s+.*interrupted by the user", summary), summary
+    with pytest.raises(SystemExit):
+        main(["--store", store, "show", "latest"])
+    shown = capsys.readouterr().out
+    assert re.search(r"press\s+interrupted\s+1\s+.*interrupted by the user", shown), shown
+    with pytest.raises(SystemExit):
+        main(["--store", store, "show", "latest", "--json"])
+    step = json.loads(capsys.readouterr().out)["steps"][0]
+    # As for a failed step: `reason` is why it started, `error` what stopped it.
+    assert (step["status"], step["reason"], step["error"]) == ("interrupted", "no earlier result",
+                                                                "interrupted by the user")
+    assert get_run("latest", store=store).steps["press"].error == "interrupted by the user"

@@ -229,6 +229,15 @@ def test_workers_without_an_executor_is_refused(tmp_path) -> None:
         counting.run(store=str(tmp_path / "s"), workers=2)
 
 
+def test_workers_with_the_sequential_executor_named_is_said_to_be_unused(tmp_path) -> None:
+    # Not refused (a script may pass its executor from a variable), but not ignored in silence either.
+    with pytest.warns(UserWarning, match=r'^workers=2 is unused: executor="sequential" runs steps one at a time; '
+                                         r'use executor="process"') as caught:
+        run = counting.run(store=str(tmp_path / "s"), executor="sequential", workers=2)
+    assert run.status == "succeeded"
+    assert [w.filename for w in caught if "is unused" in str(w.message)] == [__file__]  # the user's line
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

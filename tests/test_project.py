@@ -247,3 +247,27 @@ def test_a_missing_project_store_points_at_the_former_cache_here(myproj: Path, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("./cache here is a store too (the default before the table): read it with "
                                      f"--store cache, or move it to {myproj / 'data' / 'cache'}") in err, err
+
+
+def test_a_run_that_starts_the_projects_store_names_the_former_cache_here(myproj: Path, monkeypatch, capsys):
+    """Adding the table must not silently start an empty store beside the earlier runs in ./cache."""
+    import shutil
+
+    from orchestrator.loader import load_pipeline
+
+    monkeypatch.chdir(myproj)
+    assert _main("--store", "cache", "run", "pipelines/proj_pipe.py") == 0
+    capsys.readouterr()
+    assert _main("run", "pipelines/proj_pipe.py") == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: this run starts a new, empty store at "
+                          f"{myproj / 'data' / 'cache'} (from [tool.orchestrator] in {myproj / 'pyproject.toml'}), "
+                          "but ./cache here holds the runs made before the table: to keep using it, run with "
+                          "orch --store cache run ..."), err
+    assert f"or move it to {myproj / 'data' / 'cache'}" in err.splitlines()[0]
+    assert _main("run", "pipelines/proj_pipe.py") == 0  # the project's store is in use now: said once
+    assert "warning" not in capsys.readouterr().err
+    # From Python, as a warning at the user's line.
+    shutil.rmtree(myproj / "data" / "cache")
+    with pytest.warns(UserWarning, match=r"new, empty store .* to keep using it, run with store='cache'"):
+        load_pipeline(str(myproj / "pipelines" / "proj_pipe.py")).run()

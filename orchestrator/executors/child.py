@@ -82,13 +82,13 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
             kill_tree(proc.pid)  # with what the step started: a timeout stops all its work
             proc.join()
             exc: BaseException = StepTimeoutError(
-                f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s"
+                f"step '{spec.node}' did not finish within its timeout of {timeout:g} s"
             )
             return _killed(spec, started, exc)
         proc.join()
         code = proc.exitcode
         exc = WorkerDiedError(
-            f"the process running step '{spec.step_name}' died (exit code {code}) before reporting a result"
+            f"the process running step '{spec.node}' died (exit code {code}) before reporting a result"
         )
         return _killed(spec, started, exc)
     except BaseException as stop:

@@ -297,7 +297,7 @@ class DaskExecutor:
                         f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
                         f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
                         f"that finished are cached")
-                died = self._lost or _lost(spec.step_name, exc)
+                died = self._lost or _lost(spec.node, exc)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
@@ -426,13 +426,13 @@ def _scheduler_lost(exc: Exception, client: Any) -> bool:
         getattr(client, "status", "running") in ("connecting", "closing", "closed")
 
 
-def _lost(step_name: str, exc: Exception) -> WorkerDiedError:
+def _lost(node: str, exc: Exception) -> WorkerDiedError:
     """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
     if type(exc).__name__ == "KilledWorker":
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
         where = f" ({worker}; its log may say why)" if worker else ""
-        return WorkerDiedError(f"the Dask worker running step '{step_name}' died before reporting a result{where}")
-    return WorkerDiedError(f"the Dask task of step '{step_name}' was lost: {type(exc).__name__}: {exc}")
+        return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result{where}")
+    return WorkerDiedError(f"the Dask task of step '{node}' was lost: {type(exc).__name__}: {exc}")
 
 
 # Dask starts its workers with these at 1. A BLAS routine on one thread adds up in another order

@@ -157,10 +157,10 @@ class ProcessExecutor:
             return
         if timeout is not None:
             exc: BaseException = StepTimeoutError(
-                f"step '{spec.step_name}' did not finish within its timeout of {timeout:g} s")
+                f"step '{spec.node}' did not finish within its timeout of {timeout:g} s")
         else:
             exc = WorkerDiedError(
-                f"the worker running step '{spec.step_name}' died (exit code {code}) before reporting a result")
+                f"the worker running step '{spec.node}' died (exit code {code}) before reporting a result")
         stdout, stderr, logs = read_spill(spec.spill)  # what it printed and logged before it was killed
         future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
                                      ended=time.time(), failure=Failure.from_exception(exc),

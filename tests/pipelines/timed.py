@@ -35,3 +35,14 @@ def timed():
 @pipeline
 def waiting():
     return waits()
+
+
+@step(timeout=0.5)
+def naps(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pipeline
+def mapped_naps():
+    return naps.map([0, 60])  # naps_2 runs out of time
