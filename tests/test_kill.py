@@ -406,20 +406,27 @@ def _interrupted_run(pipeline, store: str) -> str:
     return Context.open(store).lineage.runs(limit=1)[0]["run_id"]
 
 
+def _orch_run_source(tmp_path, name: str, source: str) -> tuple[str, int]:
+    """Write ``source`` as ``name``.py and ``orch run`` it in this process: (the store, the exit code)."""
+    from orchestrator.cli import main
+
+    (tmp_path / f"{name}.py").write_text(source)
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / f"{name}.py")])
+    return store, exited.value.code
+
+
 def test_steps_stopped_by_sigterm_say_so_not_that_the_user_interrupted_them(tmp_path, capsys):
     """`timeout`, a cancelled CI job or `docker stop`: nobody pressed Ctrl-C, and the records must not say so."""
     from orchestrator import get_run
-    from orchestrator.cli import main
     from orchestrator.context import Context
 
-    (tmp_path / "termed.py").write_text(
+    store, code = _orch_run_source(tmp_path, "termed", (
         "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
         "@step\ndef stop() -> int:\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(5)\n    return 1\n\n"
-        "@pipeline\ndef termed():\n    return stop()\n")
-    store = str(tmp_path / "store")
-    with pytest.raises(SystemExit) as exited:
-        main(["--store", store, "run", str(tmp_path / "termed.py")])
-    assert exited.value.code == 143
+        "@pipeline\ndef termed():\n    return stop()\n"))
+    assert code == 143
     err = capsys.readouterr().err
     assert "stopped by SIGTERM" in err and "interrupted by the user" not in err
     run = get_run("latest", store=store)
@@ -433,14 +440,11 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
     from orchestrator import get_run
     from orchestrator.cli import main
 
-    (tmp_path / "pressed.py").write_text(
+    store, code = _orch_run_source(tmp_path, "pressed", (
         "from orchestrator import pipeline, step\n\n"
         "@step\ndef press() -> int:\n    raise KeyboardInterrupt\n\n"
-        "@pipeline\ndef pressed():\n    return press()\n")
-    store = str(tmp_path / "store")
-    with pytest.raises(SystemExit) as exited:
-        main(["--store", store, "run", str(tmp_path / "pressed.py")])
-    assert exited.value.code == 130
+        "@pipeline\ndef pressed():\n    return press()\n"))
+    assert code == 130
     captured = capsys.readouterr()
     summary = captured.out + captured.err
     assert re.search(r"press\s+interrupted\s+1\s+.*interrupted by the user", summary), summary
