@@ -444,6 +444,8 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
 
 
 def _may_hold_path(value: Any) -> bool:
+    if type(value) in _PLAIN:
+        return False  # asked of every element of a list parameter: numbers and text at one lookup
     return isinstance(value, (PurePath, list, tuple, dict)) or (is_dataclass(value) and not isinstance(value, type)) \
         or _held_values(value) is not None
 
@@ -502,6 +504,8 @@ def _held_values(value: Any) -> list[tuple[str, Any]] | None:
 
 def _holds_path(value: Any, depth: int) -> bool:
     """Whether a dataclass, list, tuple or dict holds a path (a few levels deep; a cycle ends it)."""
+    if type(value) in _PLAIN:
+        return False
     if isinstance(value, PurePath):
         return True
     if depth > 4:
