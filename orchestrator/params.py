@@ -574,15 +574,17 @@ def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], 
         here = os.getcwd()
     except FileNotFoundError:  # the current folder was deleted: no relative path names anything
         return []
-    places = [(os.path.dirname(os.path.abspath(file)), f"beside {os.path.basename(file)}")]
-    project = find_project()
-    if project is not None:
-        places.append((os.fspath(project.folder), f"at the project root ({project.file.name})"))
+    places: list[tuple[str, str]] = []
     out = []
     for name, param in signature.parameters.items():
         value = values.get(name, param.default)
         paths = [value] if isinstance(value, Path) else \
             [v for v in value if isinstance(v, Path)] if isinstance(value, (list, tuple)) else []
+        if paths and not places:  # looked up once, and only for a pipeline that takes paths
+            places.append((os.path.dirname(os.path.abspath(file)), f"beside {os.path.basename(file)}"))
+            project = find_project()
+            if project is not None:
+                places.append((os.fspath(project.folder), f"at the project root ({project.file.name})"))
         found = next(((path, folder, where) for path in paths for folder, where in places
                       if folder != here and not path.is_absolute() and not path.exists()
                       and (Path(folder) / path).exists()), None)
