@@ -5,7 +5,8 @@ when its type comes from numpy, pandas or pyarrow (see ``LIBRARY_HANDLERS``)
 and imports this module only then. Array and column bytes are fed straight
 from their buffers where they can be; an Arrow column hashes the same however
 it is chunked or sliced, and whatever its null slots hold; an object column
-of strings goes through Arrow in blocks rather than element by element.
+of strings is hashed from its text joined in blocks (through Arrow when it
+also holds ``None``) rather than element by element.
 Bytes that hold no data are made canonical first: every float NaN (whatever
 its sign and payload, which arithmetic and machines choose differently) has
 one bit pattern, as in ``hashing``, and the padding of aligned records and
@@ -39,9 +40,12 @@ from orchestrator.hashing import (
 )
 
 _OBJECT_STRINGS_MIN = (
-    64  # below this, converting an object column to Arrow costs more than it saves
+    64  # below this, joining or converting an object column costs more than it saves
 )
 _OBJECT_STRINGS_BLOCK = 1 << 22  # rows per Arrow conversion: bounds the extra memory
+# Rows per join of an all-``str`` object array: small enough that a block's objects are still
+# in the CPU cache when they are read the second time (listing them, then joining them).
+_OBJECT_TEXT_BLOCK = 1 << 12
 
 
 # -- numpy -----------------------------------------------------------------------------------
@@ -249,13 +253,14 @@ def _feed_object_values(hasher: Any, values: Any, stack: set[int]) -> None:
 
 def _object_strings_digest(values: Any) -> bytes | None:
     """Digest of an object array of ``str`` and ``None``, or None if it holds anything else."""
-    if len(values) < _OBJECT_STRINGS_MIN or "pandas" not in sys.modules:
+    if len(values) < _OBJECT_STRINGS_MIN or values.dtype.kind != "O":
         return None
+    text_digest = _object_text_digest(values)
+    if text_digest is not None or "pandas" not in sys.modules:
+        return text_digest
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
     except ImportError:
-        return None
-    if values.dtype.kind != "O":
         return None
     try:
         # Without a type, Arrow infers one per block: only all-text blocks come back as strings
@@ -281,6 +286,34 @@ def _object_strings_digest(values: Any) -> bytes | None:
         if used:
             data.update(memoryview(text)[:used])  # the buffer may be longer: only the values' bytes
     return b"b" + _u64(len(values)) + ends.digest() + data.digest()
+
+
+def _object_text_digest(values: Any) -> bytes | None:
+    """Digest of an object array holding only ``str``, or None if it holds anything else.
+
+    Touching ten million scattered Python objects is what hashing such a column costs, so
+    each is read as few times as possible: a block of them is listed and joined with NUL
+    by ``str.join`` (C speed; a non-``str`` raises), and the UTF-8 bytes are hashed. The
+    joined text decodes back to the same strings only if none of them holds a NUL itself,
+    which one count per block confirms; any that does, or a ``None``, leaves the array to
+    the Arrow path. Which path an array takes depends on its values alone, so equal arrays
+    always hash alike.
+    """
+    np = sys.modules["numpy"]
+    data = _Hasher()
+    for start in range(0, len(values), _OBJECT_TEXT_BLOCK):
+        items = values[start : start + _OBJECT_TEXT_BLOCK].tolist()
+        try:
+            encoded = "\x00".join(items).encode("utf-8", "surrogatepass")
+        except TypeError:
+            return None
+        # numpy counts the NULs several times faster than ``bytes.count`` does.
+        if np.count_nonzero(np.frombuffer(encoded, dtype=np.uint8) == 0) != len(items) - 1:
+            return None  # a string holds a NUL: the separators would not mark every boundary
+        if start:
+            data.update(b"\x00")
+        data.update(encoded)
+    return b"j" + _u64(len(values)) + data.digest()
 
 
 # -- pandas ----------------------------------------------------------------------------------

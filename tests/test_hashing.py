@@ -478,6 +478,40 @@ def test_object_string_columns() -> None:
     assert hash_value(column) != hash_value(column.astype("str"))
 
 
+def test_object_text_columns_keep_every_string_boundary() -> None:
+    """An all-``str`` column is hashed from its strings joined by NUL, block by block.
+
+    Strings that hold a NUL themselves, split points that fall elsewhere, blocks of any
+    size and strided views must all be told apart or matched exactly as their values are.
+    """
+    from orchestrator import hashing_tables
+
+    block = hashing_tables._OBJECT_TEXT_BLOCK
+    words = [f"w{i}" for i in range(2 * block + 7)]  # three blocks, the last one short
+    column = pd.Series(words, dtype=object)
+    # The same text split at other places, as many strings: joined by NUL, they read alike.
+    assert hash_value(pd.Series(["a\x00b", "c"] * 64, dtype=object)) != hash_value(
+        pd.Series(["a", "b\x00c"] * 64, dtype=object)
+    )
+    # Moving a string across a block boundary changes the value, and so the digest.
+    shifted = words[: block - 1] + [words[block - 1] + words[block][:1], words[block][1:]]
+    shifted += words[block + 1 :]
+    assert hash_value(column) != hash_value(pd.Series(shifted, dtype=object))
+    # A None or a NUL in the last block sends the column down another path: still distinct.
+    last_none = pd.Series(words[:-1] + [None], dtype=object)
+    last_nul = pd.Series(words[:-1] + ["w\x00"], dtype=object)
+    assert len({hash_value(column), hash_value(last_none), hash_value(last_nul)}) == 3
+    assert hash_value(last_nul) == hash_value(pd.Series(list(last_nul), dtype=object))
+    # Layout does not matter: every other row of a wider array against its copy.
+    wide = np.array(words + words, dtype=object)[::2]
+    assert hash_value(wide) == hash_value(np.ascontiguousarray(wide))
+    # Text beyond ASCII, and lone surrogates, which UTF-8 cannot encode strictly.
+    accents = pd.Series(["café", "naïve", "日本", "\ud800"] * 40, dtype=object)
+    assert hash_value(accents) == hash_value(pd.Series(list(accents), dtype=object))
+    assert hash_value(accents) != hash_value(pd.Series(["cafe", "naïve", "日本", "\ud800"] * 40,
+                                                       dtype=object))
+
+
 def test_nullable_masked_values_do_not_matter() -> None:
     mask = np.array([False, True, False])
     a = pd.arrays.IntegerArray(np.array([1, 2, 3]), mask)
