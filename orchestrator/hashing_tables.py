@@ -387,7 +387,10 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
     pd = sys.modules["pandas"]
     np = sys.modules["numpy"]
     dtype = array.dtype
-    numpy_backed = isinstance(array, pd.arrays.NumpyExtensionArray)
+    # pandas 2's StringArray is a NumpyExtensionArray too: its dtype must stay "string".
+    numpy_backed = isinstance(array, pd.arrays.NumpyExtensionArray) and not isinstance(
+        array, pd.arrays.StringArray
+    )
     if numpy_backed:
         values = _little_endian(array.to_numpy(copy=False))
         dtype = values.dtype  # its text is the one of the pandas dtype, in little-endian order
@@ -536,10 +539,8 @@ def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> N
         # Each chunk may carry its own dictionary: only the decoded values are comparable.
         chunk = chunk.dictionary_decode()
         kind = chunk.type
-    if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
-        chunk = chunk.cast(
-            pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary()
-        )
+    if _is_view_type(pa, kind):
+        chunk = chunk.cast(pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary())
         kind = chunk.type
     if len(chunk) == 0 or pa.types.is_null(kind):
         return
@@ -563,6 +564,12 @@ def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> N
         # Nested types (list, struct, map, union) take the slow, simple and correct path.
         for item in chunk.to_pylist():
             _feed(streams.data, item, stack)
+
+
+def _is_view_type(pa: Any, kind: Any) -> bool:
+    """Whether ``kind`` is Arrow's string_view or binary_view (pyarrow 16 on; older has neither)."""
+    is_string_view = getattr(pa.types, "is_string_view", None)
+    return bool(is_string_view is not None and (is_string_view(kind) or pa.types.is_binary_view(kind)))
 
 
 def _is_variable_binary(pa: Any, kind: Any) -> bool:
@@ -628,7 +635,9 @@ def _feed_scipy_sparse(hasher: Any, value: Any, stack: set[int]) -> None:
     coo = value.tocoo(copy=True)  # sum_duplicates works in place: never on the caller's matrix
     coo.sum_duplicates()
     coo.eliminate_zeros()
-    coords = [np.asarray(axis, dtype="<i8") for axis in coo.coords]
+    # ``coords`` arrived in scipy 1.13 (with n-dimensional COO arrays); older ones have row/col.
+    axes = coo.coords if hasattr(coo, "coords") else (coo.row, coo.col)
+    coords = [np.asarray(axis, dtype="<i8") for axis in axes]
     order = np.lexsort(coords[::-1]) if coords else np.arange(0)
     _feed_text(hasher, b"M", type(value).__qualname__)
     hasher.update(_u64(len(coo.shape)) + b"".join(_u64(dim) for dim in coo.shape))

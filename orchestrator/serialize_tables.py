@@ -16,6 +16,7 @@ before either is needed.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -41,6 +42,14 @@ _MASKED_DTYPES = frozenset(
 _SERIES_COLUMN = "__series__"
 
 
+@functools.lru_cache(maxsize=1)
+def _pandas_major() -> int:
+    """pandas' major version: what Arrow gives back to pandas 2 differs in places."""
+    import pandas as pd
+
+    return int(pd.__version__.split(".")[0])
+
+
 def _dtype_is_faithful(dtype: Any) -> bool:
     """Return True if Arrow gives back a column of this dtype unchanged (object: see values)."""
     import numpy as np
@@ -54,7 +63,8 @@ def _dtype_is_faithful(dtype: Any) -> bool:
         categories = dtype.categories.dtype
         return categories != object and _dtype_is_faithful(categories)
     if isinstance(dtype, pd.StringDtype):
-        return dtype.storage == "pyarrow"  # python storage comes back as pyarrow
+        # python storage comes back as pyarrow; before pandas 3, pyarrow comes back as python.
+        return dtype.storage == "pyarrow" and _pandas_major() >= 3
     if isinstance(dtype, pd.ArrowDtype):
         # Strings come back as StringDtype; nested types do not come back at all.
         arrow_type = dtype.pyarrow_dtype
@@ -151,7 +161,7 @@ def _arrow_restores_index_dtype(dtype: Any) -> bool:
     import pandas as pd
 
     if isinstance(dtype, pd.StringDtype):
-        return dtype == pd.StringDtype(na_value=np.nan)  # pandas' default ``str``
+        return _is_default_str(dtype)
     return isinstance(
         dtype, (np.dtype, pd.CategoricalDtype, pd.IntervalDtype, pd.PeriodDtype, pd.DatetimeTZDtype)
     )
@@ -229,8 +239,19 @@ def _is_plain_label_dtype(dtype: Any) -> bool:
     import pandas as pd
 
     if isinstance(dtype, pd.StringDtype):
-        return dtype == pd.StringDtype(na_value=np.nan)  # pandas' default ``str``
+        return _is_default_str(dtype)
     return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def _is_default_str(dtype: Any) -> bool:
+    """Return True for pandas' default ``str`` dtype (Arrow-backed text, NaN when missing)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        return bool(dtype == pd.StringDtype(na_value=np.nan))
+    except TypeError:  # pandas before 2.3 has no such dtype: every StringDtype uses pd.NA
+        return False
 
 
 def _labels_plan(columns: pd.Index, plan: dict[str, Any]) -> bool:
@@ -264,6 +285,8 @@ def _frame_plan(frame: pd.DataFrame) -> dict[str, Any] | None:
             return None
     except RecursionError:
         return None
+    if frame.attrs and _pandas_major() < 3:
+        return None  # pandas 2 writes attrs into Arrow's metadata but does not read them back
     plan: dict[str, Any] = {}
     if not _labels_plan(frame.columns, plan) or not _index_plan(frame.index, plan):
         return None
