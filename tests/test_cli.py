@@ -386,6 +386,34 @@ def test_cache_ls_verify_gc(orch, calls, project, store):
     assert not path.exists()
 
 
+def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, calls, project, store):
+    (project / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@step\ndef size(b: bytes) -> int:\n    return len(b)\n"
+        "@pipeline\ndef big(n: int = 100):\n    return size(make(n))\n"
+    )
+    assert orch("run", "big.py").returncode == 0
+    [made] = [o for o in json.loads(orch("cache", "ls", "--json").stdout) if o["path"]]
+    from pathlib import Path
+
+    path = Path(made["path"])
+    path.unlink()
+    path.mkdir()
+    verify = orch("cache", "verify")
+    assert verify.returncode == 1 and f"damaged {made['hash']}: not a file: a folder is at its path" in verify.stdout
+    doctor = orch("doctor")
+    assert "a folder is at its path" in doctor.stdout and "Traceback" not in doctor.stderr
+    rerun = orch("run", "big.py", "--rerun", "make")  # publishing the object over the folder
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
+    assert path.is_file() and orch("cache", "verify").returncode == 0
+    path.unlink()
+    path.mkdir()
+    assert orch("cache", "verify", "--repair").returncode == 0 and not path.exists()
+    again = orch("run", "big.py")  # the next run recomputes the object that was removed
+    assert again.returncode == 0 and path.is_file() and orch("cache", "verify").returncode == 0, again.stderr
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
