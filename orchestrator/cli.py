@@ -81,7 +81,7 @@ def _context(ctx: click.Context, *, damaged_ok: bool = False) -> Context:
     from orchestrator.context import Context
     from orchestrator.errors import DamagedDatabaseError
 
-    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False)
+    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False, short=True)
     try:
         context.lineage.mark_dead_runs()
     except DamagedDatabaseError:

@@ -269,7 +269,7 @@ class Context:
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
              metadata: str | os.PathLike[str] | None = None, *, create: bool = True,
-             spelling: Spelling = CLI) -> Context:
+             spelling: Spelling = CLI, short: bool = False) -> Context:
         """Open the store (a folder or an fsspec URL) and its metadata database.
 
         Args:
@@ -278,6 +278,10 @@ class Context:
                 the user's mistake, and nothing is created.
             spelling: how the user gave the store (``--store``, or ``store=`` from Python),
                 for the messages that name it.
+            short: a command that ends soon (``orch runs``, ``cache gc``, ``doctor``): on a disk
+                too full for SQLite's shared-memory file it opens the database with an
+                exclusive lock rather than fail, so that ``gc`` can free space. Never a run, a
+                server or a notebook, which would keep everyone else out while they last.
 
         Raises:
             UserError: an unusable path, a store URL without a local ``metadata`` path, or
@@ -321,7 +325,7 @@ class Context:
             raise UserError(_no_store(location, database, bool(chosen), spelling, where)
                             + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
-        lineage = Lineage(database, synchronous=sync, spelling=spelling)
+        lineage = Lineage(database, synchronous=sync, spelling=spelling, exclusive_if_full=short)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source,

@@ -907,6 +907,74 @@ def test_a_failing_disk_under_the_database_is_named(tmp_path, monkeypatch):
         database_error(path, sqlite3.OperationalError("disk I/O error")))
 
 
+def _too_full_for_the_shm() -> None:
+    """In the child: no file may grow past 1 byte, as on a full disk (SQLite cannot size its -shm)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="POSIX file size limit")
+def test_reading_commands_work_on_a_disk_too_full_for_the_shared_memory_file(orch, store):
+    # A full disk made every command fail as "disk I/O error", reading ones included, since
+    # every reader of a WAL database needs its -shm file: `orch cache gc`, the command that
+    # frees space, and `orch doctor` too. A run still stops with one line (exit 2).
+    import sqlite3
+
+    assert orch("run", "chatty.py").returncode == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(store / "metadata.db") as conn:  # a run whose process died: `runs` marks it, space allowing
+        conn.execute("INSERT INTO runs (run_id, pipeline, status, started, host, pid) VALUES "
+                     "('deadbeef0000', 'chatty', 'running', 1, ?, ?)", (os.uname().nodename, int(dead.stdout)))
+    conn.close()
+
+    def full(*args):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), *args], cwd=orch.cwd,
+                              env=orch.env, capture_output=True, text=True, preexec_fn=_too_full_for_the_shm)
+
+    runs = full("runs")
+    assert runs.returncode == 0 and "deadbeef0000" in runs.stdout and runs.stderr == "", runs.stderr
+    for args in (("show", "latest"), ("doctor",), ("cache", "verify"), ("cache", "gc")):
+        result = full(*args)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+    run = full("run", "chatty.py", "-p", "x=9")
+    assert run.returncode == 2 and run.stderr.startswith("error: cannot write the metadata database ")
+    assert len(run.stderr.splitlines()) == 1 and "Free some space" in run.stderr
+    statuses = {r["run_id"]: r["status"] for r in json.loads(orch("runs", "--json").stdout)}
+    assert statuses["deadbeef0000"] == "interrupted"  # with room again, the next command marks it
+
+
+def test_cache_gc_frees_space_on_a_disk_too_full_for_the_shared_memory_file(orch, project, store, monkeypatch,
+                                                                            capsys):
+    # What SQLite says when it cannot size the -shm file of a full disk, in place of a full disk.
+    import sqlite3
+
+    from orchestrator import lineage_schema
+
+    (project / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
+    )
+    assert orch("run", "big.py").returncode == 0 and orch("run", "big.py", "-p", "n=101").returncode == 0
+
+    def no_shm(conn, path):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(lineage_schema, "_enable_wal", no_shm)
+    assert _main("--store", str(store), "cache", "gc", "--keep-last", "1") == 0
+    assert "removed 1 artifact (" in capsys.readouterr().out
+    import gc
+
+    gc.collect()  # as the command's process ends: its connection, which holds the lock, is closed
+    assert _main("--store", str(store), "cache", "gc", "--keep-last", "1") == 0  # its rows went with the object
+    assert "removed 0 artifacts" in capsys.readouterr().out
+    assert _main("--store", str(store), "run", str(PIPELINES / "chatty.py")) == 2  # a run is not let in
+    assert capsys.readouterr().err.startswith("error: cannot write the metadata database ")
+
+
 def test_a_store_from_a_newer_version_is_refused_with_exit_2_and_left_as_it_is(orch, store):
     import sqlite3
 
