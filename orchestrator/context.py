@@ -179,6 +179,26 @@ def _dangling_link(path: Path) -> Path | None:
     return None
 
 
+# The folders a local store keeps its files in, and what for (the message for one that is not a folder).
+_OWN_FOLDERS = {"objects": "its stored objects", "tmp": "the objects being written"}
+
+
+def _not_a_folder(location: Path) -> str | None:
+    """The one-line error for a store whose ``objects`` or ``tmp`` is a file, not a folder, or None.
+
+    A file there (made by hand, a botched copy or sync) failed every step that writes
+    an object with a bare ``[Errno 17] File exists`` or ``Not a directory`` (exit 1),
+    while ``orch doctor`` called the store healthy and ``orch cache verify`` listed every
+    object as missing. Nothing can be stored until it is moved, so it is said up front.
+    """
+    for name, holds in _OWN_FOLDERS.items():
+        path = location / name
+        if path.exists() and not path.is_dir():
+            return (f"the store's {name}/ ({path}) is a file, not a folder: the store keeps {holds} there. "
+                    "Move the file aside, then run the same command again.")
+    return None
+
+
 def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "") -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
@@ -310,6 +330,9 @@ class Context:
                                 "with a plain path.")
             if location.exists() and not location.is_dir():
                 raise UserError(f"store path {location} is a file, not a folder. Pass {spelling.option('store', 'DIR')}.")
+            broken = _not_a_folder(location)
+            if broken is not None:
+                raise UserError(broken)
             dangling = _dangling_link(location)
             if dangling is not None:
                 # `cache -> /mnt/team/store` with the share not mounted: creating it would fail as "File exists".

@@ -414,6 +414,27 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
     assert again.returncode == 0 and path.is_file() and orch("cache", "verify").returncode == 0, again.stderr
 
 
+@pytest.mark.parametrize("folder", ["objects", "tmp"])
+def test_a_file_where_the_store_keeps_a_folder_is_one_line_before_anything_runs(orch, calls, store, folder):
+    # It failed each step that writes an object with a bare "[Errno 17] File exists" (exit 1),
+    # while `orch doctor` called the store healthy.
+    assert orch("run", "chatty.py").returncode == 0
+    import shutil
+
+    shutil.rmtree(store / folder, ignore_errors=True)
+    (store / folder).write_text("not a folder")
+    before = (store / "metadata.db").read_bytes()
+    for args in (("run", "chatty.py", "-p", "x=2"), ("doctor",), ("runs",)):
+        result = orch(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == (f"error: the store's {folder}/ ({store / folder}) is a file, not a folder: the "
+                                 f"store keeps {'its stored objects' if folder == 'objects' else 'the objects being written'}"
+                                 " there. Move the file aside, then run the same command again.\n"), result.stderr
+    assert (store / "metadata.db").read_bytes() == before and (store / folder).read_text() == "not a folder"
+    (store / folder).unlink()
+    assert orch("run", "chatty.py", "-p", "x=2").returncode == 0
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
