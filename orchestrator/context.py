@@ -60,8 +60,18 @@ def choose_store(store: str | os.PathLike[str] | None, metadata: str | os.PathLi
     win over it, as they pair with any store.
 
     Raises:
-        UserError: a project table that cannot be read, or that holds a URL missing its ``//``.
+        UserError: a project table that cannot be read, or that holds a URL missing its ``//``; an
+            empty (or blank) ``store`` or ``metadata``.
     """
+    for value, name, placeholder, usual in (
+            (store, "store", "DIR", "ORCH_STORE, the project's [tool.orchestrator] store, or ./cache"),
+            (metadata, "metadata", "PATH", "the metadata.db in the store folder")):
+        if value is not None and not os.fspath(value).strip():
+            # `--store "$STORE"` with $STORE unset: taken as not given, it ran in ./cache, a new and
+            # empty store, re-running every step (a blank one made a folder named by spaces).
+            why = " (an unset shell variable?)" if spelling.cli else ""
+            raise UserError(f"{spelling.option(name)} is empty{why}: pass {spelling.option(name, placeholder)}, "
+                            f"or leave it out for {usual}.")
     chosen_metadata = os.fspath(metadata) if metadata else os.environ.get("ORCH_METADATA") or None
     if store:
         return StoreChoice(os.fspath(store), chosen_metadata, spelling.option("store"))

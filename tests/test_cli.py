@@ -435,6 +435,36 @@ def test_a_file_where_the_store_keeps_a_folder_is_one_line_before_anything_runs(
     assert orch("run", "chatty.py", "-p", "x=2").returncode == 0
 
 
+@pytest.mark.parametrize("given", ["", "  "])
+def test_an_empty_store_or_metadata_is_refused_not_taken_as_not_given(tmp_path, monkeypatch, capsys, given):
+    # `orch --store "$STORE" run ...` with $STORE unset ran in ./cache, a new, empty store that
+    # re-ran every step; a blank one made a folder named by spaces.
+    from orchestrator import pipeline, step
+    from orchestrator.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    assert _main("--store", given, "run", str(PIPELINES / "chatty.py")) == 2
+    assert capsys.readouterr().err == ("error: --store is empty (an unset shell variable?): pass --store DIR, or "
+                                       "leave it out for ORCH_STORE, the project's [tool.orchestrator] store, "
+                                       "or ./cache.\n")
+    assert _main("--metadata", given, "runs") == 2
+    assert capsys.readouterr().err.startswith("error: --metadata is empty (an unset shell variable?): pass "
+                                              "--metadata PATH, or leave it out for the metadata.db in the store")
+    assert list(tmp_path.iterdir()) == []  # no ./cache, no folder named by spaces
+
+    @step
+    def one() -> int:
+        return 1
+
+    @pipeline
+    def p():
+        return one()
+
+    with pytest.raises(UserError, match=r"^store= is empty: pass store=DIR, or leave it out"):
+        p.run(store=given)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
