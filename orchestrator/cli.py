@@ -329,8 +329,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files:
 
     with _prints_to_stderr(as_json):
         pipeline, values = _load_target(target, params, params_files)
-        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
-                               spelling=CLI)
+        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
+                               rerun=rerun, spelling=CLI)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -987,7 +987,7 @@ def test_reading_commands_work_on_a_disk_too_full_for_the_shared_memory_file(orc
 
     runs = full("runs")
     assert runs.returncode == 0 and "deadbeef0000" in runs.stdout and runs.stderr == "", runs.stderr
-    for args in (("show", "latest"), ("doctor",), ("cache", "verify"), ("cache", "gc")):
+    for args in (("show", "latest"), ("plan", "chatty.py"), ("doctor",), ("cache", "verify"), ("cache", "gc")):
         result = full(*args)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
     run = full("run", "chatty.py", "-p", "x=9")
