@@ -13,6 +13,7 @@ inside the commands so that ``orch --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -829,7 +830,19 @@ def _bad_name(exc: OSError | UnicodeError) -> str:
         return CURRENT_FOLDER_GONE  # os.getcwd(), behind every relative path (--store cache too), names no file
     name = exc.filename if isinstance(exc.filename, str) else ""
     shown = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
-    return f"{exc.strerror or exc}:{shown}. Check the path or name."
+    return f"{exc.strerror or exc}:{shown}. {_OS_FIXES.get(exc.errno or 0, 'Check the path or name.')}"
+
+
+# What to do about an OSError that is no bad name: "Check the path or name" sent a user whose disk
+# was full (a drift report that did not fit) looking for a typo.
+_OS_FIXES = {
+    errno.ENOSPC: "Free some space, then run the same command again.",
+    errno.EDQUOT: "Free some space within your quota, then run the same command again.",
+    errno.EROFS: "It is on a read-only file system: pass --store with a writable folder, or remount it.",
+    errno.EACCES: "Make it accessible for you, or pass --store with a folder you may write.",
+    errno.EPERM: "Make it accessible for you, or pass --store with a folder you may write.",
+    errno.EIO: "The disk failed a read or write: check it, then run the same command again.",
+}
 
 
 def _add_lifecycle_commands() -> None:
