@@ -209,16 +209,23 @@ def _not_a_folder(location: Path) -> str | None:
     return None
 
 
-def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "") -> str:
+def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "",
+              source: str = "") -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
         # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
         return (f"the store at {location} holds objects but no metadata database {database} (lost or moved?): "
                 f"re-run your pipelines, which re-adopt the stored objects, or pass {spelling.option('metadata', 'PATH')} "
                 "if the database is elsewhere")
+    here = ""
+    if isinstance(location, Path) and not location.is_absolute():
+        # `ORCH_STORE=cache` (or the default ./cache) read from a subfolder: "no store at cache" alone
+        # did not say that the path was looked for here, not where the runs were made.
+        here = f" in the current folder {Path.cwd()}" + (f", from {source}" if source == "ORCH_STORE" else "")
     if not chosen_metadata:
-        return f"no store at {location}{where} (no metadata.db): {fix}"
-    return f"no store at {location}{where} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
+        return f"no store at {location}{where} (no metadata.db){here}: {fix}"
+    return (f"no store at {location}{where} (no metadata database {database}){here}: {fix} and "
+            f"{spelling.option('metadata', 'PATH')}")
 
 
 def _former_default(location: str | Path, spelling: Spelling) -> str:
@@ -355,7 +362,7 @@ class Context:
             raise UserError(f"metadata path {home} is a file, not a folder. Pass {spelling.option('metadata', 'DIR')}.")
         if not create and not database.is_file():
             where = f" (from {choice.source})" if choice.from_project else ""
-            raise UserError(_no_store(location, database, bool(chosen), spelling, where)
+            raise UserError(_no_store(location, database, bool(chosen), spelling, where, choice.source)
                             + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
         lineage = Lineage(database, synchronous=sync, spelling=spelling, exclusive_if_full=short)

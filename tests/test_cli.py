@@ -465,6 +465,23 @@ def test_an_empty_store_or_metadata_is_refused_not_taken_as_not_given(tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_relative_store_that_is_not_found_names_the_folder_it_was_looked_for_in(orch, store, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # `ORCH_STORE=cache` set at the project root, then `orch runs` from a subfolder: "no store at
+    # cache" alone did not say that it was looked for in the subfolder.
+    assert orch("run", "chatty.py").returncode == 0
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    monkeypatch.setenv("ORCH_STORE", "cache")
+    assert _main("runs") == 2
+    assert capsys.readouterr().err == (f"error: no store at cache (no metadata.db) in the current folder {sub}, from "
+                                       "ORCH_STORE: run a pipeline first with orch run FILE, or pass --store DIR\n")
+    monkeypatch.delenv("ORCH_STORE")
+    assert _main("--store", os.path.relpath(store, sub), "runs") == 0  # relative to here, it is found
+    assert list(sub.iterdir()) == []
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
