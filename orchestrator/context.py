@@ -194,7 +194,7 @@ _OWN_FOLDERS = {"objects": "its stored objects", "tmp": "the objects being writt
 
 
 def _not_a_folder(location: Path) -> str | None:
-    """The one-line error for a store whose ``objects`` or ``tmp`` is a file, not a folder, or None.
+    """The one-line error for a store whose ``objects`` or ``tmp`` is a file or a link to nothing, or None.
 
     A file there (made by hand, a botched copy or sync) failed every step that writes
     an object with a bare ``[Errno 17] File exists`` or ``Not a directory`` (exit 1),
@@ -203,6 +203,11 @@ def _not_a_folder(location: Path) -> str | None:
     """
     for name, holds in _OWN_FOLDERS.items():
         path = location / name
+        if path.is_symlink() and not path.exists():
+            # An objects/ on a share not mounted: every object looked missing, and `orch cache verify
+            # --repair` would have dropped the records of every one of them.
+            return (f"the store's {name}/ ({path}) is a symbolic link to {os.readlink(path)}, which does not "
+                    "exist (a share not mounted?). Mount or create it, then run the same command again.")
         if path.exists() and not path.is_dir():
             return (f"the store's {name}/ ({path}) is a file, not a folder: the store keeps {holds} there. "
                     "Move the file aside, then run the same command again.")

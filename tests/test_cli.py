@@ -482,6 +482,27 @@ def test_a_relative_store_that_is_not_found_names_the_folder_it_was_looked_for_i
     assert list(sub.iterdir()) == []
 
 
+def test_an_objects_folder_linked_to_nothing_is_refused_before_repair_drops_every_record(orch, store, tmp_path):
+    # objects/ a symbolic link to a share not mounted: every object looked missing, and
+    # `orch cache verify --repair` dropped the records of all of them.
+    (orch.cwd / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
+    )
+    assert orch("run", "big.py").returncode == 0
+    (store / "objects").rename(tmp_path / "share")
+    (store / "objects").symlink_to(tmp_path / "unmounted")
+    for args in (("cache", "verify", "--repair"), ("run", "big.py"), ("doctor",)):
+        result = orch(*args)
+        assert result.returncode == 2 and result.stderr == (
+            f"error: the store's objects/ ({store / 'objects'}) is a symbolic link to {tmp_path / 'unmounted'}, which "
+            "does not exist (a share not mounted?). Mount or create it, then run the same command again.\n"), args
+    (tmp_path / "share").rename(tmp_path / "unmounted")  # mounted again: nothing was lost
+    verify = orch("cache", "verify")
+    assert verify.returncode == 0 and "checked, 0 damaged" in verify.stderr, verify.stderr
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
