@@ -13,6 +13,7 @@ inside the commands so that ``orch --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -81,7 +82,7 @@ def _context(ctx: click.Context, *, damaged_ok: bool = False) -> Context:
     from orchestrator.context import Context
     from orchestrator.errors import DamagedDatabaseError
 
-    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False)
+    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False, short=True)
     try:
         context.lineage.mark_dead_runs()
     except DamagedDatabaseError:
@@ -329,8 +330,8 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files:
 
     with _prints_to_stderr(as_json):
         pipeline, values = _load_target(target, params, params_files)
-        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], rerun=rerun,
-                               spelling=CLI)
+        result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
+                               rerun=rerun, spelling=CLI)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
@@ -829,7 +830,19 @@ def _bad_name(exc: OSError | UnicodeError) -> str:
         return CURRENT_FOLDER_GONE  # os.getcwd(), behind every relative path (--store cache too), names no file
     name = exc.filename if isinstance(exc.filename, str) else ""
     shown = f" {name[:60]}…" if len(name) > 60 else f" {name}" if name else ""
-    return f"{exc.strerror or exc}:{shown}. Check the path or name."
+    return f"{exc.strerror or exc}:{shown}. {_OS_FIXES.get(exc.errno or 0, 'Check the path or name.')}"
+
+
+# What to do about an OSError that is no bad name: "Check the path or name" sent a user whose disk
+# was full (a drift report that did not fit) looking for a typo.
+_OS_FIXES = {
+    errno.ENOSPC: "Free some space, then run the same command again.",
+    errno.EDQUOT: "Free some space within your quota, then run the same command again.",
+    errno.EROFS: "It is on a read-only file system: pass --store with a writable folder, or remount it.",
+    errno.EACCES: "Make it accessible for you, or pass --store with a folder you may write.",
+    errno.EPERM: "Make it accessible for you, or pass --store with a folder you may write.",
+    errno.EIO: "The disk failed a read or write: check it, then run the same command again.",
+}
 
 
 def _add_lifecycle_commands() -> None:

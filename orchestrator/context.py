@@ -60,8 +60,18 @@ def choose_store(store: str | os.PathLike[str] | None, metadata: str | os.PathLi
     win over it, as they pair with any store.
 
     Raises:
-        UserError: a project table that cannot be read, or that holds a URL missing its ``//``.
+        UserError: a project table that cannot be read, or that holds a URL missing its ``//``; an
+            empty (or blank) ``store`` or ``metadata``.
     """
+    for value, name, placeholder, usual in (
+            (store, "store", "DIR", "ORCH_STORE, the project's [tool.orchestrator] store, or ./cache"),
+            (metadata, "metadata", "PATH", "the metadata.db in the store folder")):
+        if value is not None and not os.fspath(value).strip():
+            # `--store "$STORE"` with $STORE unset: taken as not given, it ran in ./cache, a new and
+            # empty store, re-running every step (a blank one made a folder named by spaces).
+            why = " (an unset shell variable?)" if spelling.cli else ""
+            raise UserError(f"{spelling.option(name)} is empty{why}: pass {spelling.option(name, placeholder)}, "
+                            f"or leave it out for {usual}.")
     chosen_metadata = os.fspath(metadata) if metadata else os.environ.get("ORCH_METADATA") or None
     if store:
         return StoreChoice(os.fspath(store), chosen_metadata, spelling.option("store"))
@@ -179,16 +189,48 @@ def _dangling_link(path: Path) -> Path | None:
     return None
 
 
-def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "") -> str:
+# The folders a local store keeps its files in, and what for (the message for one that is not a folder).
+_OWN_FOLDERS = {"objects": "its stored objects", "tmp": "the objects being written"}
+
+
+def _not_a_folder(location: Path) -> str | None:
+    """The one-line error for a store whose ``objects`` or ``tmp`` is a file or a link to nothing, or None.
+
+    A file there (made by hand, a botched copy or sync) failed every step that writes
+    an object with a bare ``[Errno 17] File exists`` or ``Not a directory`` (exit 1),
+    while ``orch doctor`` called the store healthy and ``orch cache verify`` listed every
+    object as missing. Nothing can be stored until it is moved, so it is said up front.
+    """
+    for name, holds in _OWN_FOLDERS.items():
+        path = location / name
+        if path.is_symlink() and not path.exists():
+            # An objects/ on a share not mounted: every object looked missing, and `orch cache verify
+            # --repair` would have dropped the records of every one of them.
+            return (f"the store's {name}/ ({path}) is a symbolic link to {os.readlink(path)}, which does not "
+                    "exist (a share not mounted?). Mount or create it, then run the same command again.")
+        if path.exists() and not path.is_dir():
+            return (f"the store's {name}/ ({path}) is a file, not a folder: the store keeps {holds} there. "
+                    "Move the file aside, then run the same command again.")
+    return None
+
+
+def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spelling: Spelling, where: str = "",
+              source: str = "") -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
         # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
         return (f"the store at {location} holds objects but no metadata database {database} (lost or moved?): "
                 f"re-run your pipelines, which re-adopt the stored objects, or pass {spelling.option('metadata', 'PATH')} "
                 "if the database is elsewhere")
+    here = ""
+    if isinstance(location, Path) and not location.is_absolute():
+        # `ORCH_STORE=cache` (or the default ./cache) read from a subfolder: "no store at cache" alone
+        # did not say that the path was looked for here, not where the runs were made.
+        here = f" in the current folder {Path.cwd()}" + (f", from {source}" if source == "ORCH_STORE" else "")
     if not chosen_metadata:
-        return f"no store at {location}{where} (no metadata.db): {fix}"
-    return f"no store at {location}{where} (no metadata database {database}): {fix} and {spelling.option('metadata', 'PATH')}"
+        return f"no store at {location}{where} (no metadata.db){here}: {fix}"
+    return (f"no store at {location}{where} (no metadata database {database}){here}: {fix} and "
+            f"{spelling.option('metadata', 'PATH')}")
 
 
 def _former_default(location: str | Path, spelling: Spelling) -> str:
@@ -269,7 +311,7 @@ class Context:
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None,
              metadata: str | os.PathLike[str] | None = None, *, create: bool = True,
-             spelling: Spelling = CLI) -> Context:
+             spelling: Spelling = CLI, short: bool = False) -> Context:
         """Open the store (a folder or an fsspec URL) and its metadata database.
 
         Args:
@@ -278,6 +320,10 @@ class Context:
                 the user's mistake, and nothing is created.
             spelling: how the user gave the store (``--store``, or ``store=`` from Python),
                 for the messages that name it.
+            short: a command that ends soon (``orch runs``, ``cache gc``, ``doctor``): on a disk
+                too full for SQLite's shared-memory file it opens the database with an
+                exclusive lock rather than fail, so that ``gc`` can free space. Never a run, a
+                server or a notebook, which would keep everyone else out while they last.
 
         Raises:
             UserError: an unusable path, a store URL without a local ``metadata`` path, or
@@ -306,6 +352,9 @@ class Context:
                                 "with a plain path.")
             if location.exists() and not location.is_dir():
                 raise UserError(f"store path {location} is a file, not a folder. Pass {spelling.option('store', 'DIR')}.")
+            broken = _not_a_folder(location)
+            if broken is not None:
+                raise UserError(broken)
             dangling = _dangling_link(location)
             if dangling is not None:
                 # `cache -> /mnt/team/store` with the share not mounted: creating it would fail as "File exists".
@@ -318,10 +367,10 @@ class Context:
             raise UserError(f"metadata path {home} is a file, not a folder. Pass {spelling.option('metadata', 'DIR')}.")
         if not create and not database.is_file():
             where = f" (from {choice.source})" if choice.from_project else ""
-            raise UserError(_no_store(location, database, bool(chosen), spelling, where)
+            raise UserError(_no_store(location, database, bool(chosen), spelling, where, choice.source)
                             + (_former_default(location, spelling) if choice.from_project else ""))
         had_database = database.is_file()
-        lineage = Lineage(database, synchronous=sync, spelling=spelling)
+        lineage = Lineage(database, synchronous=sync, spelling=spelling, exclusive_if_full=short)
         if (isinstance(artifacts, FsspecStore) or chosen) and had_database:
             _check_store_has_objects(artifacts, lineage, database, spelling)
         return cls(home, artifacts, lineage, metadata=os.fspath(chosen) if chosen else None, source=choice.source,

@@ -29,6 +29,7 @@ from orchestrator.errors import (
     DamagedRecordError,
     DatabaseAccessError,
     DatabaseLockedError,
+    DatabaseWriteError,
     NotFoundError,
     did_you_mean,
 )
@@ -62,9 +63,10 @@ class Lineage:
     """The metadata database of one store."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
-                 spelling: Spelling = CLI) -> None:
+                 spelling: Spelling = CLI, exclusive_if_full: bool = False) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
+        self.exclusive_if_full = exclusive_if_full  # a short command: a full disk opens it exclusively
         self.spelling = spelling  # how its messages name the options (`--store`, or `store=` from Python)
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -94,7 +96,7 @@ class Lineage:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        return open_database(self.path, self.synchronous, self.spelling)
+        return open_database(self.path, self.synchronous, self.spelling, exclusive_if_full=self.exclusive_if_full)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -193,7 +195,8 @@ class Lineage:
         ).fetchall()
         dead = [r[0] for r in rows if r[1] != os.getpid() and not process_alive(r[1], r[2] or "")]
         if dead:
-            with contextlib.suppress(DatabaseAccessError), self.transaction() as c:
+            with contextlib.suppress(DatabaseAccessError, DatabaseWriteError), self._full_disk_as_error(), \
+                    self.transaction() as c:
                 # A store this user may only read (a teammate's) is left for its owner's next command to mark.
                 for run_id in dead:
                     # It ended at its last recorded sign of life, not when someone looked: an
@@ -206,6 +209,24 @@ class Lineage:
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
                               "WHERE run_id=? AND status='running'", ("the run's process died", run_id))
         return dead
+
+    @contextmanager
+    def _full_disk_as_error(self) -> Iterator[None]:
+        """SQLite's "database or disk is full" from the block as ``DatabaseWriteError``, its transaction ended.
+
+        For a write a reading command may skip: marking dead runs ``interrupted`` on a
+        full disk is left for a later command, and ``orch runs`` still shows the runs.
+        """
+        try:
+            yield
+        except sqlite3.Error as exc:
+            error = database_error(self.path, exc, self.spelling)
+            if not isinstance(error, DatabaseWriteError):
+                raise
+            if self._conn is not None and self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise error from exc
 
     def resolve_run(self, ref: str) -> str:
         """The full run id for an id or unique prefix; ``latest`` is the newest run."""

@@ -10,6 +10,7 @@ or write records (``lineage`` does).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -196,11 +197,15 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-def open_database(path: Path, synchronous: str, spelling: Spelling = CLI) -> sqlite3.Connection:
+def open_database(path: Path, synchronous: str, spelling: Spelling = CLI, *,
+                  exclusive_if_full: bool = False) -> sqlite3.Connection:
     """Open (creating, migrating) the metadata database at ``path``, in WAL mode with a busy timeout.
 
     ``spelling``: how the user gave the store (``--store``, or ``store=`` from Python), for the
-    messages that name the option to change.
+    messages that name the option to change. ``exclusive_if_full``: when the disk is too full for
+    SQLite's shared-memory file (``-shm``, which every reader of a WAL database needs), open the
+    database in exclusive locking mode instead, which needs none (see ``_open_exclusive``). Only
+    for short commands: the lock keeps every other process out of the database while it is open.
 
     Raises:
         UserError: the folder of ``path`` cannot be created (a path the file system cannot take).
@@ -229,11 +234,42 @@ def open_database(path: Path, synchronous: str, spelling: Spelling = CLI) -> sql
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()
-        raise database_error(path, exc, spelling) or StoreError(
-            f"cannot open the metadata database {path}: {exc}") from exc
+        error = database_error(path, exc, spelling)
+        if exclusive_if_full and isinstance(error, DatabaseWriteError) and path.is_file():
+            with contextlib.suppress(sqlite3.Error):
+                return _open_exclusive(path, synchronous, spelling)
+        raise error or StoreError(f"cannot open the metadata database {path}: {exc}") from exc
     except OrchestratorError:  # a newer store, a damaged schema version
         if conn is not None:
             conn.close()
+        raise
+    return conn
+
+
+def _open_exclusive(path: Path, synchronous: str, spelling: Spelling) -> sqlite3.Connection:
+    """Open the database on a disk too full for its ``-shm`` file, in exclusive locking mode.
+
+    A WAL database is read through a shared-memory index in ``-shm``; on a full disk
+    SQLite cannot size that file, and every statement, a read included, fails as a
+    "disk I/O error". So every command failed, ``orch cache gc`` (the command that
+    frees space) and ``orch doctor`` among them. Set before the first read, exclusive
+    locking mode keeps that index in this process's memory: the database is read
+    whole (its WAL included) and consistent, and written once there is room again
+    (``gc`` deletes objects first). Other processes wait for the lock meanwhile.
+
+    The lock is taken at the first read, and held from then on, so only that wait
+    counts: while another process has the database open (``orch serve``, a notebook)
+    it is not had, and the command soon says the disk is full, as it did before.
+    """
+    conn = sqlite3.connect(path, timeout=LOCK_NOTICE_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={LOCK_NOTICE_MS}")
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        _migrate(conn, path, spelling)
+    except BaseException:
+        conn.close()
         raise
     return conn
 

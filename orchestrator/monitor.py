@@ -290,13 +290,20 @@ def record_check(context: Context, name: str, version: int | None, result: Drift
     json_path = folder / f"drift-{stamp}.json"
     html_path = folder / f"drift-{stamp}.html"
     history = history_rows(context, name, limit=50)
-    _write_atomic(json_path, json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
-    _write_atomic(html_path, render_html(doc, [*history, {"at": doc["at"], "summary": result.summary()}]))
-    with context.lineage.transaction() as c:
-        c.execute("INSERT INTO drift_checks (name, version, at, source, status, alert, summary, report_json, "
-                  "report_html, run_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                  (name, version, doc["at"], source, result.status, int(result.alert),
-                   json.dumps(_sanitize(result.summary()), default=_json_default), str(json_path), str(html_path), run_id))
+    try:
+        _write_atomic(json_path, json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
+        _write_atomic(html_path, render_html(doc, [*history, {"at": doc["at"], "summary": result.summary()}]))
+        with context.lineage.transaction() as c:
+            c.execute("INSERT INTO drift_checks (name, version, at, source, status, alert, summary, report_json, "
+                      "report_html, run_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (name, version, doc["at"], source, result.status, int(result.alert),
+                       json.dumps(_sanitize(result.summary()), default=_json_default), str(json_path),
+                       str(html_path), run_id))
+    except BaseException:
+        # A full disk (the HTML, or the row, did not fit): no report the history does not list.
+        for written in (json_path, html_path):
+            written.unlink(missing_ok=True)
+        raise
     return json_path, html_path
 
 
@@ -316,9 +323,14 @@ def history_rows(context: Context, name: str, limit: int | None = None) -> list[
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all; a failed write (a full disk) leaves no partial temp file."""
     temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.replace(path)
+    try:
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _json_default(value: Any) -> Any:

@@ -171,13 +171,16 @@ def forced_items(map_node: Node, items: Iterable[str], forced: set[str]) -> set[
 
 def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | None = None,
                   metadata: str | None = None,
-                  rerun: tuple[str, ...] = (), no_cache: bool = False, spelling: Spelling = CLI) -> Plan:
+                  rerun: tuple[str, ...] = (), no_cache: bool = False, spelling: Spelling = CLI,
+                  short: bool = False) -> Plan:
     """For each node: cached, will run, or may run (an input comes from a node that runs), and why.
 
     ``spelling``: how the user wrote the options (``--rerun`` or ``rerun=``), for messages and reasons.
+    ``short``: a command that ends with the plan (``orch plan``), which may then read a store on a
+    full disk (``Context.open``).
     """
     pipeline.resolve_params(params, spelling)  # a missing parameter is named as the user passes it
-    ctx = Context.open(store, metadata, spelling=spelling)
+    ctx = Context.open(store, metadata, spelling=spelling, short=short)
     dag = build(pipeline, params, ctx)
     forced = check_rerun(dag, rerun, spelling)
     history = cache.History(ctx.lineage, dag.pipeline)

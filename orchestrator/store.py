@@ -33,6 +33,7 @@ import mmap
 import os
 import re
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +78,8 @@ INLINE_MAX = 4096
 # payload with the same checksum. Checked before anything is unpickled.
 PAYLOAD_SHA256 = "payload_sha256"
 _TEMP_MAX_AGE = 24 * 3600.0
+# What a folder at an object's path is reported as (verify, doctor, a step that loads it).
+_NOT_A_FILE = "not a file: a folder is at its path"
 _TEMP_NAME = re.compile(r"[0-9]+-[0-9a-f]{16}\.tmp")  # <pid>-<random>.tmp, as _open_temp names them
 
 
@@ -337,6 +340,8 @@ class ArtifactStore:
                 header = parse_header(f.read(header_len), digest, offset, file_size)
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
+        except IsADirectoryError:
+            raise CorruptArtifactError(digest, _NOT_A_FILE) from None
         except Damaged as exc:
             raise CorruptArtifactError(digest, str(exc)) from None
         return ArtifactInfo(**{name: header[name] for name in HEADER_FIELDS})
@@ -368,8 +373,13 @@ class ArtifactStore:
                     yield name
 
     def delete(self, digest: str) -> None:
-        """Remove the object for ``digest``; a missing object is not an error."""
-        self.path_of(digest).unlink(missing_ok=True)
+        """Remove the object for ``digest``; a missing object is not an error.
+
+        A folder at its path (made by hand, or by a tool that took the store for a
+        tree of folders) is damage like any other, and goes too: left there, no
+        object could ever be published under that digest again.
+        """
+        _remove_entry(self.path_of(digest))
 
     def sweep_temp(self) -> int:
         """Remove temporary files of dead writers (or older than 24 h); return how many."""
@@ -499,6 +509,8 @@ class ArtifactStore:
         self._make_dir(path.parent)
         store_faults.hit("rename")
         if replace:
+            if path.is_dir() and not path.is_symlink():
+                _remove_entry(path)  # a folder where the object belongs: no rename can replace it
             os.replace(writer.path, path)
         elif not link_no_clobber(writer.path, path):
             # Another writer won. Its bytes may differ (pickle is not always
@@ -535,6 +547,8 @@ class ArtifactStore:
                 return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
+        except IsADirectoryError:
+            raise Damaged(_NOT_A_FILE) from None
 
     def _map_object(self, digest: str) -> tuple[dict[str, Any], memoryview]:
         """Read an object file, check it whole, and return its header and payload view."""
@@ -551,6 +565,14 @@ class ArtifactStore:
         except Damaged as exc:
             raise CorruptArtifactError(digest, str(exc)) from None
         return header, payload
+
+
+def _remove_entry(path: Path) -> None:
+    """Remove what is at ``path``: a file or link, or a whole folder; nothing there is no error."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=False)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _type_name(value: object) -> str:

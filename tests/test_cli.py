@@ -386,6 +386,123 @@ def test_cache_ls_verify_gc(orch, calls, project, store):
     assert not path.exists()
 
 
+def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, calls, project, store):
+    (project / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@step\ndef size(b: bytes) -> int:\n    return len(b)\n"
+        "@pipeline\ndef big(n: int = 100):\n    return size(make(n))\n"
+    )
+    assert orch("run", "big.py").returncode == 0
+    [made] = [o for o in json.loads(orch("cache", "ls", "--json").stdout) if o["path"]]
+    from pathlib import Path
+
+    path = Path(made["path"])
+    path.unlink()
+    path.mkdir()
+    verify = orch("cache", "verify")
+    assert verify.returncode == 1 and f"damaged {made['hash']}: not a file: a folder is at its path" in verify.stdout
+    doctor = orch("doctor")
+    assert "a folder is at its path" in doctor.stdout and "Traceback" not in doctor.stderr
+    rerun = orch("run", "big.py", "--rerun", "make")  # publishing the object over the folder
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
+    assert path.is_file() and orch("cache", "verify").returncode == 0
+    path.unlink()
+    path.mkdir()
+    assert orch("cache", "verify", "--repair").returncode == 0 and not path.exists()
+    again = orch("run", "big.py")  # the next run recomputes the object that was removed
+    assert again.returncode == 0 and path.is_file() and orch("cache", "verify").returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("folder", ["objects", "tmp"])
+def test_a_file_where_the_store_keeps_a_folder_is_one_line_before_anything_runs(orch, calls, store, folder):
+    # It failed each step that writes an object with a bare "[Errno 17] File exists" (exit 1),
+    # while `orch doctor` called the store healthy.
+    assert orch("run", "chatty.py").returncode == 0
+    import shutil
+
+    shutil.rmtree(store / folder, ignore_errors=True)
+    (store / folder).write_text("not a folder")
+    before = (store / "metadata.db").read_bytes()
+    for args in (("run", "chatty.py", "-p", "x=2"), ("doctor",), ("runs",)):
+        result = orch(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == (f"error: the store's {folder}/ ({store / folder}) is a file, not a folder: the "
+                                 f"store keeps {'its stored objects' if folder == 'objects' else 'the objects being written'}"
+                                 " there. Move the file aside, then run the same command again.\n"), result.stderr
+    assert (store / "metadata.db").read_bytes() == before and (store / folder).read_text() == "not a folder"
+    (store / folder).unlink()
+    assert orch("run", "chatty.py", "-p", "x=2").returncode == 0
+
+
+@pytest.mark.parametrize("given", ["", "  "])
+def test_an_empty_store_or_metadata_is_refused_not_taken_as_not_given(tmp_path, monkeypatch, capsys, given):
+    # `orch --store "$STORE" run ...` with $STORE unset ran in ./cache, a new, empty store that
+    # re-ran every step; a blank one made a folder named by spaces.
+    from orchestrator import pipeline, step
+    from orchestrator.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    assert _main("--store", given, "run", str(PIPELINES / "chatty.py")) == 2
+    assert capsys.readouterr().err == ("error: --store is empty (an unset shell variable?): pass --store DIR, or "
+                                       "leave it out for ORCH_STORE, the project's [tool.orchestrator] store, "
+                                       "or ./cache.\n")
+    assert _main("--metadata", given, "runs") == 2
+    assert capsys.readouterr().err.startswith("error: --metadata is empty (an unset shell variable?): pass "
+                                              "--metadata PATH, or leave it out for the metadata.db in the store")
+    assert list(tmp_path.iterdir()) == []  # no ./cache, no folder named by spaces
+
+    @step
+    def one() -> int:
+        return 1
+
+    @pipeline
+    def p():
+        return one()
+
+    with pytest.raises(UserError, match=r"^store= is empty: pass store=DIR, or leave it out"):
+        p.run(store=given)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_relative_store_that_is_not_found_names_the_folder_it_was_looked_for_in(orch, store, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # `ORCH_STORE=cache` set at the project root, then `orch runs` from a subfolder: "no store at
+    # cache" alone did not say that it was looked for in the subfolder.
+    assert orch("run", "chatty.py").returncode == 0
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    monkeypatch.setenv("ORCH_STORE", "cache")
+    assert _main("runs") == 2
+    assert capsys.readouterr().err == (f"error: no store at cache (no metadata.db) in the current folder {sub}, from "
+                                       "ORCH_STORE: run a pipeline first with orch run FILE, or pass --store DIR\n")
+    monkeypatch.delenv("ORCH_STORE")
+    assert _main("--store", os.path.relpath(store, sub), "runs") == 0  # relative to here, it is found
+    assert list(sub.iterdir()) == []
+
+
+def test_an_objects_folder_linked_to_nothing_is_refused_before_repair_drops_every_record(orch, store, tmp_path):
+    # objects/ a symbolic link to a share not mounted: every object looked missing, and
+    # `orch cache verify --repair` dropped the records of all of them.
+    (orch.cwd / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
+    )
+    assert orch("run", "big.py").returncode == 0
+    (store / "objects").rename(tmp_path / "share")
+    (store / "objects").symlink_to(tmp_path / "unmounted")
+    for args in (("cache", "verify", "--repair"), ("run", "big.py"), ("doctor",)):
+        result = orch(*args)
+        assert result.returncode == 2 and result.stderr == (
+            f"error: the store's objects/ ({store / 'objects'}) is a symbolic link to {tmp_path / 'unmounted'}, which "
+            "does not exist (a share not mounted?). Mount or create it, then run the same command again.\n"), args
+    (tmp_path / "share").rename(tmp_path / "unmounted")  # mounted again: nothing was lost
+    verify = orch("cache", "verify")
+    assert verify.returncode == 0 and "checked, 0 damaged" in verify.stderr, verify.stderr
+
+
 def test_help_is_fast_and_light():
     import subprocess
     import sys
@@ -877,6 +994,74 @@ def test_a_failing_disk_under_the_database_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _: types.SimpleNamespace(total=10, used=10, free=0))
     assert f"the file system holding {tmp_path} is full (0 bytes free)" in str(
         database_error(path, sqlite3.OperationalError("disk I/O error")))
+
+
+def _too_full_for_the_shm() -> None:
+    """In the child: no file may grow past 1 byte, as on a full disk (SQLite cannot size its -shm)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="POSIX file size limit")
+def test_reading_commands_work_on_a_disk_too_full_for_the_shared_memory_file(orch, store):
+    # A full disk made every command fail as "disk I/O error", reading ones included, since
+    # every reader of a WAL database needs its -shm file: `orch cache gc`, the command that
+    # frees space, and `orch doctor` too. A run still stops with one line (exit 2).
+    import sqlite3
+
+    assert orch("run", "chatty.py").returncode == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(store / "metadata.db") as conn:  # a run whose process died: `runs` marks it, space allowing
+        conn.execute("INSERT INTO runs (run_id, pipeline, status, started, host, pid) VALUES "
+                     "('deadbeef0000', 'chatty', 'running', 1, ?, ?)", (os.uname().nodename, int(dead.stdout)))
+    conn.close()
+
+    def full(*args):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), *args], cwd=orch.cwd,
+                              env=orch.env, capture_output=True, text=True, preexec_fn=_too_full_for_the_shm)
+
+    runs = full("runs")
+    assert runs.returncode == 0 and "deadbeef0000" in runs.stdout and runs.stderr == "", runs.stderr
+    for args in (("show", "latest"), ("plan", "chatty.py"), ("doctor",), ("cache", "verify"), ("cache", "gc")):
+        result = full(*args)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+    run = full("run", "chatty.py", "-p", "x=9")
+    assert run.returncode == 2 and run.stderr.startswith("error: cannot write the metadata database ")
+    assert len(run.stderr.splitlines()) == 1 and "Free some space" in run.stderr
+    statuses = {r["run_id"]: r["status"] for r in json.loads(orch("runs", "--json").stdout)}
+    assert statuses["deadbeef0000"] == "interrupted"  # with room again, the next command marks it
+
+
+def test_cache_gc_frees_space_on_a_disk_too_full_for_the_shared_memory_file(orch, project, store, monkeypatch,
+                                                                            capsys):
+    # What SQLite says when it cannot size the -shm file of a full disk, in place of a full disk.
+    import sqlite3
+
+    from orchestrator import lineage_schema
+
+    (project / "big.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
+        "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
+    )
+    assert orch("run", "big.py").returncode == 0 and orch("run", "big.py", "-p", "n=101").returncode == 0
+
+    def no_shm(conn, path):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(lineage_schema, "_enable_wal", no_shm)
+    assert _main("--store", str(store), "cache", "gc", "--keep-last", "1") == 0
+    assert "removed 1 artifact (" in capsys.readouterr().out
+    import gc
+
+    gc.collect()  # as the command's process ends: its connection, which holds the lock, is closed
+    assert _main("--store", str(store), "cache", "gc", "--keep-last", "1") == 0  # its rows went with the object
+    assert "removed 0 artifacts" in capsys.readouterr().out
+    assert _main("--store", str(store), "run", str(PIPELINES / "chatty.py")) == 2  # a run is not let in
+    assert capsys.readouterr().err.startswith("error: cannot write the metadata database ")
 
 
 def test_a_store_from_a_newer_version_is_refused_with_exit_2_and_left_as_it_is(orch, store):

@@ -169,8 +169,8 @@ def test_the_store_is_found_as_the_cli_finds_it(store, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert orchestrator.get_run(store="~/store").pipeline == "pair"
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\): run a pipeline first with "
-                                        r"pipeline.run\(\), or pass store=DIR$"):
+    with pytest.raises(UserError, match=r"^no store at .*cache \(no metadata.db\) in the current folder .*: run a "
+                                        r"pipeline first with pipeline.run\(\), or pass store=DIR$"):
         orchestrator.get_run()
     with pytest.raises(UserError, match=r"is a URL.*: pass metadata=PATH \(a local folder\) or set ORCH_METADATA.$"):
         orchestrator.load("latest:x", store="file:///nowhere")

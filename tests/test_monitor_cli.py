@@ -352,3 +352,32 @@ def test_min_labels_lets_a_smaller_labelled_batch_alert(store, tmp_path, capsys)
     assert code == 1 and "alert" in out.splitlines()[0] and "roc_auc fell from 0.9000 to 0.0" in out, out
     code, _, err = _orch(capsys, store, "monitor", "tiny", "--history", "--min-labels", "200")
     assert code == 2 and "--min-labels would be ignored" in err
+
+
+@pytest.mark.parametrize("fails", ["json", "html"])
+def test_a_report_that_does_not_fit_on_the_disk_is_one_line_and_leaves_nothing(store, tmp_path, capsys,
+                                                                               monkeypatch, fails):
+    """A full disk said "No space left on device: ….json.tmp. Check the path or name." and left a partial
+    temp file, or a JSON report that the drift history does not list."""
+    import errno
+
+    path = tmp_path / "batch.csv"
+    _frame(300).to_csv(path, index=False)
+    real_write = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        if self.name.startswith(".drift-") and self.name.endswith(f".{fails}.tmp"):
+            real_write(self, text[: len(text) // 2], *args, **kwargs)  # as far as it got
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    line = _one_error_line(err)
+    assert code == 2 and "No space left on device" in line, err
+    assert line.endswith("Free some space, then run the same command again.") and "Check the path" not in line
+    reports = store / "reports" / "tiny"
+    assert not reports.exists() or list(reports.iterdir()) == []
+    from orchestrator.monitor import history_rows
+
+    assert history_rows(Context.open(store, create=False), "tiny") == []  # and no check recorded

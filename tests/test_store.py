@@ -578,6 +578,27 @@ def test_verify_names_the_damage(store: ArtifactStore, damage: Any, reason: str)
         store.get(info)
 
 
+def test_a_folder_at_an_objects_path_is_damage_that_put_and_delete_clear(store: ArtifactStore) -> None:
+    # A folder made by hand (or by a sync tool) where an object belongs: reading it must be
+    # a damaged object (verify lists it, a run recomputes it), not a raw IsADirectoryError,
+    # and writing or deleting the object must get rid of it.
+    info = store.put(big_frame(), D1)
+    path = store.path_of(D1)
+    path.unlink()
+    (path / "junk").mkdir(parents=True)
+    assert store.verify(D1) == "not a file: a folder is at its path"
+    with pytest.raises(CorruptArtifactError, match="a folder is at its path"):
+        store.get(info)
+    with pytest.raises(CorruptArtifactError, match="a folder is at its path"):
+        store.read_header(D1)
+    assert store.put(big_frame(), D1) == info  # recomputed: the folder is replaced by the object
+    assert path.is_file() and store.verify(D1) is None
+    path.unlink()
+    path.mkdir()
+    store.delete(D1)  # what `orch cache verify --repair` and `orch cache gc` do
+    assert not path.exists()
+
+
 def test_header_naming_another_digest_is_corrupt(store: ArtifactStore) -> None:
     store.put(big_frame(), D1)
     store.path_of(D2).parent.mkdir(parents=True)
