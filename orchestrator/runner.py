@@ -38,7 +38,7 @@ from orchestrator.errors import CorruptArtifactError, MissingArtifactError, Orch
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
+from orchestrator.handover import LOAD, handover, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -595,8 +595,12 @@ class _RunLoop:
             self.infos[info.digest] = info
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
-            if result.values is not None and self.children[node.name] and worth_keeping(result.values[name]):
-                self.values[digest] = result.values[name]
+            if result.values is not None and self.children[node.name]:
+                # A copy, not the step's object: a step may return an array it keeps and changes
+                # later (a module-level buffer), and its readers must see the value the digest names.
+                kept = handover(result.values[name])
+                if kept is not LOAD:
+                    self.values[digest] = kept
         record = self._record(node, "ran", decision, attempts=attempt)
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \

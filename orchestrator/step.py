@@ -26,6 +26,7 @@ from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
+from orchestrator.handover import own_copy
 from orchestrator.retry import RetryPolicy
 from orchestrator.user_code import file_kind
 
@@ -380,7 +381,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = self._bind(trace, (MAP_ITEM, *args), kwargs, site)
+        arguments = _as_of_call(self._bind(trace, (MAP_ITEM, *args), kwargs, site))
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -389,7 +390,7 @@ class Step(Generic[P, R]):
     def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         site = call_site()
         name = trace.node_name(self.name, alias, site)
-        arguments = self._bind(trace, args, kwargs, site)
+        arguments = _as_of_call(self._bind(trace, args, kwargs, site))
         outputs = tuple(Output(name, out) for out in self.output_names)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
         return outputs if self.multiple_outputs else outputs[0]
@@ -626,6 +627,31 @@ def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Seq
     hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
     listed = "" if hint else f" Its options: {', '.join(options)}."
     return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
+
+
+def _as_of_call(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments as they are now, which later changes in the body or a step cannot reach.
+
+    A step called in a pipeline body runs after the body has returned, so an
+    argument the body changes after the call (``cfg["lr"] = lr`` in a loop of
+    calls) or a step changes in place (a module-level array) would reach the
+    call, while its key and the other executors, which pickle it, see it as
+    it was. A copy taken here keeps the call's own value, as a plain call sees it.
+    """
+    return {name: _as_of_now(value) for name, value in arguments.items()}
+
+
+def _as_of_now(value: Any) -> Any:
+    """``value`` copied, keeping the outputs and map items inside lists, tuples and dicts as they are."""
+    if type(value) is Output or value is MAP_ITEM:
+        return value
+    kind = type(value)
+    if kind is list or kind is tuple:
+        if any(item is MAP_ITEM or next(iter_outputs(item), None) is not None for item in value):
+            return kind(_as_of_now(item) for item in value)
+    elif kind is dict and next(iter_outputs(value), None) is not None:
+        return {key: _as_of_now(item) for key, item in value.items()}
+    return own_copy(value)
 
 
 def iter_outputs(value: Any) -> Iterator[Output]:

@@ -845,6 +845,44 @@ def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor
     assert body.output() == [3, 3, 5]
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_returned_object_the_step_changes_later_reaches_its_readers_as_it_was_stored(executor, tmp_path):
+    """A step returning a module-level array that another step then changes in place: its readers
+    read the value its digest names, on every executor (the sequential one kept the live array)."""
+    run = _load("mutating.py:kept_buffer").run(store=str(tmp_path / "store"), executor=executor,
+                                               workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    stored = float(run.steps["buffer"].output().sum())
+    assert run.steps["total"].output() == stored
+    assert run.steps["total_2"].output() == stored  # BUFFER as the body passed it, not as `refill` left it
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_value_the_body_changes_after_a_call_reaches_that_call_as_it_was(executor, store):
+    """A sweep that edits one dict between calls: each call runs on the dict as it was at the call,
+    like a plain call, and so is cached under it (every call ran on the last one)."""
+    @step
+    def train(cfg: dict, layers: list) -> str:
+        return f"{cfg['lr']} {layers}"
+
+    @pipeline
+    def sweep():
+        cfg, layers, runs = {"lr": 0.0}, [8], []
+        for lr in (0.1, 0.2):
+            cfg["lr"] = lr
+            layers.append(len(layers))
+            runs.append(train(cfg, layers))
+        last = train(cfg, [layers, runs[0]])  # a list holding a step's output too
+        layers.append(99)
+        return last
+
+    run = sweep.run(store=str(store), executor=executor, workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    assert [run.steps[n].output() for n in ("train", "train_2", "train_3")] == \
+        ["0.1 [8, 1]", "0.2 [8, 1, 2]", "0.2 [[8, 1, 2], '0.1 [8, 1]']"]
+    assert all(s.status == "ran" for s in run.steps.values())
+
+
 def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     """`out: Path` that the step writes: cached once written, made again when deleted or edited."""
     pipe, out = _load("report_path.py"), tmp_path / "report.txt"
