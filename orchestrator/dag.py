@@ -287,6 +287,37 @@ def rekey(node: Node, file_memo: MutableMapping[str, str] | None = None) -> Node
                    static_key=_static_key(node.step, node.code, params))
 
 
+def changed_files(node: Node, file_memo: MutableMapping[str, str] | None = None) -> list[str]:
+    """The paths of ``node``'s file inputs whose content is not what its key was built with.
+
+    A file hashed when the DAG was built may be written before the step reads
+    it (by an earlier step of the run, or by the step itself), and a path with
+    no file behind it may have got one. Files left as they were cost a
+    ``stat`` each: ``file_memo`` knows their digests.
+    """
+    changed = []
+    for path, digest in node.file_params.values():
+        try:
+            now = hash_file(path, file_memo)
+        except OSError:
+            now = ""
+        if now != digest:
+            changed.append(path)
+    return changed + [path for path in node.missing_paths.values() if os.path.exists(path)]
+
+
+def rebuilt(node: Node, nodes: dict[str, Node], file_memo: MutableMapping[str, str] | None = None) -> Node | None:
+    """``node`` keyed by its files as they are now (see ``changed_files``); None if it cannot be hashed now."""
+    outputs = tuple(Output(node.name, o) for o in node.outputs)
+    call = Call(name=node.name, step=node.step, arguments=node.arguments, site=node.site, outputs=outputs,
+                in_map=node.in_map)
+    problems: list[str] = []
+    made = _make_node(call, nodes, {id(node.step): node.code}, {}, problems, file_memo)
+    if made is None or problems:
+        return None
+    return replace(made, item_of=node.item_of, map_param=node.map_param)
+
+
 def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:
     """One node per item for a map node whose items are now known, named like repeated calls.
 

@@ -899,6 +899,33 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
 
 
+def test_a_file_an_earlier_step_writes_keys_its_reader_by_the_content_it_reads(store, tmp_path):
+    """`count` was keyed by the file as it was before the run, while it read what `prepare` wrote:
+    once the old content was back (and `prepare` cached), the cache returned 3 lines for a 1-line file."""
+    data = tmp_path / "prepared.txt"
+
+    @step
+    def prepare(n: int, where: str) -> int:
+        Path(where).write_text("x\n" * n)  # a file it writes beside its result
+        return n
+
+    @step
+    def count(path: Path, after: int) -> int:
+        return len(path.read_text().splitlines())
+
+    @pipeline
+    def prepared(n: int = 3):
+        return count(data, prepare(n, str(data)))
+
+    data.write_text("old\n")
+    first = prepared.run(store=str(store))
+    assert first.output() == 3
+    assert prepared.run(store=str(store)).steps["count"].status == "cached"  # keyed so: a re-run is cached
+    data.write_text("old\n")  # `prepare` stays cached and does not write it again
+    again = prepared.run(store=str(store))
+    assert again.steps["count"].status == "ran" and again.output() == 1
+
+
 def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clear_line(store):
     @step
     def lazy(n: int):
