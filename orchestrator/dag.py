@@ -231,8 +231,9 @@ def _make_node(
             params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
         except UnhashableValueError as exc:
             problems.append(
-                f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass a value that can be pickled, "
-                "or make it a step that produces it."
+                f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass data that can be pickled: for a "
+                "connection, client, lock or open file, pass what it is made from (a path, a URL, settings) "
+                "and open it inside the step."
             )
         except OSError as exc:
             problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")

@@ -640,8 +640,11 @@ def test_unhashable_argument_is_reported_by_name(store):
     def bad():
         return use(threading.Lock())
 
-    with pytest.raises(PipelineDefinitionError, match="argument 'lock' cannot be hashed"):
+    with pytest.raises(PipelineDefinitionError, match="argument 'lock' cannot be hashed") as refused:
         bad.build()
+    # Not "make it a step that produces it": a step cannot return a lock either.
+    assert str(refused.value).endswith("for a connection, client, lock or open file, pass what it is made "
+                                       "from (a path, a URL, settings) and open it inside the step.")
 
 
 def test_argument_whose_repr_fails_is_hashed_and_shown_by_type(store):
