@@ -12,7 +12,8 @@ checksum-checked like on any other executor. The driver keeps such a copy
 too, not the object the step returned, which the step's module may hold and
 change later. Parameter values made in the pipeline body get the same
 treatment (``own_copy``), with a deep copy for the rest: once when the body
-calls the step (``step._as_of_call``), once per attempt.
+calls the step (``Trace.copy_of``, shared by calls given the same unchanged
+value), once per attempt.
 """
 
 from __future__ import annotations

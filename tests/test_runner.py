@@ -902,6 +902,29 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
 
 
+def test_a_value_passed_unchanged_to_many_calls_is_copied_once():
+    """The copy each call takes is shared while the value is unchanged: a map over 50 items with one
+    array must not hold 50 copies of it; a changed array gets a copy of its own."""
+    import numpy as np
+
+    @step
+    def score(m: int, features: np.ndarray, cfg: dict) -> float:
+        return float(features.sum()) * m
+
+    @pipeline
+    def scores():
+        features, cfg = np.ones(1000), {"weights": [1.0, 2.0]}
+        first = score.map(list(range(50)), features, cfg)
+        features[0] = 5.0
+        return first, score(99, features, cfg)
+
+    nodes = scores.build().nodes
+    copies = {id(nodes[f"score_{i}" if i > 1 else "score"].arguments["features"]) for i in range(1, 51)}
+    assert len(copies) == 1 and len({id(n.arguments["cfg"]) for n in nodes.values()}) == 1
+    assert id(nodes["score_51"].arguments["features"]) not in copies
+    assert nodes["score_51"].arguments["features"][0] == 5.0 and nodes["score"].arguments["features"][0] == 1.0
+
+
 def test_a_file_an_earlier_step_writes_keys_its_reader_by_the_content_it_reads(store, tmp_path):
     """`count` was keyed by the file as it was before the run, while it read what `prepare` wrote:
     once the old content was back (and `prepare` cached), the cache returned 3 lines for a 1-line file."""
