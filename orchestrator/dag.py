@@ -18,7 +18,7 @@ import math
 import os
 import re
 import types
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
 from enum import Enum
@@ -230,11 +230,7 @@ def _make_node(
             # The object a step of a class body runs on counts as far as the step reaches it.
             params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
         except UnhashableValueError as exc:
-            problems.append(
-                f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass data that can be pickled: for a "
-                "connection, client, lock or open file, pass what it is made from (a path, a URL, settings) "
-                "and open it inside the step."
-            )
+            problems.append(f"{label}: argument '{arg}' cannot be hashed ({exc}). {_unhashable_fix(value)}")
         except OSError as exc:
             problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")
     if call.map_over is not None:
@@ -255,6 +251,14 @@ def _make_node(
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
+
+
+def _unhashable_fix(value: Any) -> str:
+    """What to pass instead of an argument that cannot be hashed (so cannot be pickled or stored either)."""
+    if isinstance(value, (types.GeneratorType, Iterator)) and not hasattr(value, "read"):
+        return "Pass a list of its items (`list(...)`): a generator or iterator is used up once read."
+    return ("Pass data that can be pickled: for a connection, client, lock or open file, pass what it is "
+            "made from (a path, a URL, settings) and open it inside the step.")
 
 
 def _static_key(step: Step, code: CodeFingerprint, params: dict[str, str]) -> str:

@@ -646,6 +646,14 @@ def test_unhashable_argument_is_reported_by_name(store):
     assert str(refused.value).endswith("for a connection, client, lock or open file, pass what it is made "
                                        "from (a path, a URL, settings) and open it inside the step.")
 
+    @pipeline
+    def lazy():
+        return use(x for x in range(3))
+
+    with pytest.raises(PipelineDefinitionError, match=r"argument 'lock' cannot be hashed \(.*generator.*\)\. "
+                       r"Pass a list of its items \(`list\(...\)`\): a generator or iterator is used up"):
+        lazy.build()
+
 
 def test_argument_whose_repr_fails_is_hashed_and_shown_by_type(store):
     import dataclasses
