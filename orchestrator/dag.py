@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.containers import like
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
@@ -571,12 +572,10 @@ def substitute(template: Any, value_of: Callable[[Output], Any]) -> Any:
     """``template`` with every ``Output`` replaced by ``value_of(output)``."""
     if isinstance(template, Output):
         return value_of(template)
-    if isinstance(template, list):
-        return [substitute(v, value_of) for v in template]
-    if isinstance(template, tuple):
-        return tuple(substitute(v, value_of) for v in template)
+    if isinstance(template, (list, tuple)):
+        return like(template, [substitute(v, value_of) for v in template])
     if isinstance(template, dict):
-        return {k: substitute(v, value_of) for k, v in template.items()}
+        return like(template, [(k, substitute(v, value_of)) for k, v in template.items()])
     return template
 
 

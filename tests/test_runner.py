@@ -910,6 +910,32 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_namedtuple_or_dict_subclass_argument_reaches_the_step_as_itself(executor, store):
+    """A namedtuple config (`cfg.lr`), or one holding step outputs, came as a plain tuple, an
+    OrderedDict as a dict and a defaultdict without its default."""
+    from collections import OrderedDict, defaultdict, namedtuple
+
+    Config = namedtuple("Config", "lr epochs")
+
+    @step
+    def one(n: int) -> int:
+        return n
+
+    @step
+    def use(cfg, pair, ordered, counts) -> list:
+        return [cfg.lr, pair.epochs, type(ordered).__name__, list(ordered), counts["missing"], counts["x"]]
+
+    @pipeline
+    def configured():
+        pair = Config(lr=one(1), epochs=one(2))
+        return use(Config(0.1, 3), pair, OrderedDict(b=one(3), a=1), defaultdict(list, x=one(4)))
+
+    run = configured.run(store=str(store), executor=executor, workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    assert run.output() == [0.1, 2, "OrderedDict", ["b", "a"], [], 4]
+
+
 def test_a_value_passed_unchanged_to_many_calls_is_copied_once():
     """The copy each call takes is shared while the value is unchanged: a map over 50 items with one
     array must not hold 50 copies of it; a changed array gets a copy of its own."""
