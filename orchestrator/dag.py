@@ -297,8 +297,8 @@ def changed_files(node: Node, file_memo: MutableMapping[str, str] | None = None)
     """The paths of ``node``'s file inputs whose content is not what its key was built with.
 
     A file hashed when the DAG was built may be written before the step reads
-    it (by an earlier step of the run, or by the step itself), and a path with
-    no file behind it may have got one. Files left as they were cost a
+    it (by an earlier step of the run), and a path with no file behind it may
+    have got one. Files left as they were cost a
     ``stat`` each: ``file_memo`` knows their digests.
     """
     changed = []
