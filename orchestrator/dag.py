@@ -18,13 +18,14 @@ import math
 import os
 import re
 import types
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
 from enum import Enum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.containers import like
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
@@ -230,10 +231,7 @@ def _make_node(
             # The object a step of a class body runs on counts as far as the step reaches it.
             params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
         except UnhashableValueError as exc:
-            problems.append(
-                f"{label}: argument '{arg}' cannot be hashed ({exc}). Pass a value that can be pickled, "
-                "or make it a step that produces it."
-            )
+            problems.append(f"{label}: argument '{arg}' cannot be hashed ({exc}). {_unhashable_fix(value)}")
         except OSError as exc:
             problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")
     if call.map_over is not None:
@@ -254,6 +252,14 @@ def _make_node(
         shown={k: _shown(call.arguments[k]) for k in params},
         map_over=call.map_over, map_param=map_param, in_map=call.in_map,
     )
+
+
+def _unhashable_fix(value: Any) -> str:
+    """What to pass instead of an argument that cannot be hashed (so cannot be pickled or stored either)."""
+    if isinstance(value, (types.GeneratorType, Iterator)) and not hasattr(value, "read"):
+        return "Pass a list of its items (`list(...)`): a generator or iterator is used up once read."
+    return ("Pass data that can be pickled: for a connection, client, lock or open file, pass what it is "
+            "made from (a path, a URL, settings) and open it inside the step.")
 
 
 def _static_key(step: Step, code: CodeFingerprint, params: dict[str, str]) -> str:
@@ -285,6 +291,37 @@ def rekey(node: Node, file_memo: MutableMapping[str, str] | None = None) -> Node
     missing = {arg: path for arg, path in node.missing_paths.items() if arg not in made}
     return replace(node, params=params, file_params=file_params, missing_paths=missing,
                    static_key=_static_key(node.step, node.code, params))
+
+
+def changed_files(node: Node, file_memo: MutableMapping[str, str] | None = None) -> list[str]:
+    """The paths of ``node``'s file inputs whose content is not what its key was built with.
+
+    A file hashed when the DAG was built may be written before the step reads
+    it (by an earlier step of the run), and a path with no file behind it may
+    have got one. Files left as they were cost a
+    ``stat`` each: ``file_memo`` knows their digests.
+    """
+    changed = []
+    for path, digest in node.file_params.values():
+        try:
+            now = hash_file(path, file_memo)
+        except OSError:
+            now = ""
+        if now != digest:
+            changed.append(path)
+    return changed + [path for path in node.missing_paths.values() if os.path.exists(path)]
+
+
+def rebuilt(node: Node, nodes: dict[str, Node], file_memo: MutableMapping[str, str] | None = None) -> Node | None:
+    """``node`` keyed by its files as they are now (see ``changed_files``); None if it cannot be hashed now."""
+    outputs = tuple(Output(node.name, o) for o in node.outputs)
+    call = Call(name=node.name, step=node.step, arguments=node.arguments, site=node.site, outputs=outputs,
+                in_map=node.in_map)
+    problems: list[str] = []
+    made = _make_node(call, nodes, {id(node.step): node.code}, {}, problems, file_memo)
+    if made is None or problems:
+        return None
+    return replace(made, item_of=node.item_of, map_param=node.map_param)
 
 
 def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:
@@ -535,12 +572,10 @@ def substitute(template: Any, value_of: Callable[[Output], Any]) -> Any:
     """``template`` with every ``Output`` replaced by ``value_of(output)``."""
     if isinstance(template, Output):
         return value_of(template)
-    if isinstance(template, list):
-        return [substitute(v, value_of) for v in template]
-    if isinstance(template, tuple):
-        return tuple(substitute(v, value_of) for v in template)
+    if isinstance(template, (list, tuple)):
+        return like(template, [substitute(v, value_of) for v in template])
     if isinstance(template, dict):
-        return {k: substitute(v, value_of) for k, v in template.items()}
+        return like(template, [(k, substitute(v, value_of)) for k, v in template.items()])
     return template
 
 

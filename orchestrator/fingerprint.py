@@ -48,7 +48,10 @@ from orchestrator.user_code import is_user_module, module_kind, object_kind, pac
 
 __all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module", "self_digest"]
 
-_FIX = "Make it a step parameter or a constant that can be pickled."
+#: A value that cannot be hashed cannot be pickled either, so it cannot be a parameter or an output:
+#: the step has to make it itself.
+_FIX = ("Create it inside the step (or in a function the step calls), from a path, URL or setting the "
+        "step takes as a parameter: a connection, client, generator or open file cannot be hashed or stored.")
 _MISSING = object()
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _STRUCTURAL = (

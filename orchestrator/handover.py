@@ -8,9 +8,12 @@ Dask executors do, where every step loads its own copy. So a kept value is
 handed over only when that is safe and cheap: values that cannot change, a
 pandas object as a copy-on-write copy, a numpy array as a copy. Anything else
 (lists, dicts, models, user classes) is loaded from the store again,
-checksum-checked like on any other executor. Parameter values made in the
-pipeline body get the same treatment (``own_copy``), with a deep copy for the
-rest.
+checksum-checked like on any other executor. The driver keeps such a copy
+too, not the object the step returned, which the step's module may hold and
+change later. Parameter values made in the pipeline body get the same
+treatment (``own_copy``), with a deep copy for the rest: once when the body
+calls the step (``Trace.copy_of``, shared by calls given the same unchanged
+value), once per attempt.
 """
 
 from __future__ import annotations
@@ -31,11 +34,6 @@ def handover(value: Any) -> Any:
     """``value`` itself, an independent copy of it, or ``LOAD`` when neither is safe and cheap."""
     copier = _copier(value)
     return LOAD if copier is None else copier(value)
-
-
-def worth_keeping(value: Any) -> bool:
-    """Whether ``handover`` can use ``value``: else keeping it in memory only holds memory."""
-    return _copier(value) is not None
 
 
 def _same(value: Any) -> Any:

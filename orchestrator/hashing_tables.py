@@ -364,7 +364,7 @@ def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:
         _feed_pandas_values(hasher, column.array, stack)
 
 
-def _feed_index(hasher: Any, index: Any, stack: set[int]) -> None:
+def _feed_index(hasher: Any, index: Any, stack: set[int], with_freq: bool = True) -> None:
     pd = sys.modules["pandas"]
     _feed(hasher, list(index.names), stack)
     if type(index) is pd.RangeIndex:
@@ -380,6 +380,14 @@ def _feed_index(hasher: Any, index: Any, stack: set[int]) -> None:
     else:
         hasher.update(b"Ii")
         _feed_pandas_values(hasher, index.array, stack)
+        freq = index.freq if with_freq and isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)) else None
+        if freq is not None:
+            # A date index's frequency (`freq="D"`) is data a consumer reads (`shift`, `asfreq`, a
+            # forecasting model) and the store keeps it: two series that differ only there must not
+            # share a digest. Nothing is fed without one, so such an index hashes as it always did;
+            # no value encoding starts with \0, so this suffix cannot pass for another value.
+            hasher.update(b"\x00freq")
+            _feed_text(hasher, b"", index.freqstr)
 
 
 def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
@@ -407,7 +415,7 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_array_bytes(hasher, array.asi8)  # NaT is int64 min; unit and tz are in str(dtype)
     elif isinstance(array, pd.Categorical):
         hasher.update(b"T" if dtype.ordered else b"F")
-        _feed_index(hasher, array.categories, stack)
+        _feed_index(hasher, array.categories, stack, with_freq=False)  # followed by bytes, not a tag
         _feed_array_bytes(hasher, np.asarray(array.codes))
     elif isinstance(array, pd.core.arrays.masked.BaseMaskedArray):
         _feed_masked(hasher, array._data, array._mask)

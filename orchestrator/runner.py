@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import cache, store_identity, store_users
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context, former_default_warning
-from orchestrator.dag import DAG, Node, expand_map, map_digests, rekey, substitute
+from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover, own_copy, worth_keeping
+from orchestrator.handover import LOAD, handover, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -251,6 +251,8 @@ class _RunLoop:
         self.lock_retry = 0.0
         self.effect_state: dict[str, Any] = {}    # shared by this run's effects (see EffectContext)
         self.returned = {out.node for out in dag.result_outputs()}  # nodes whose outputs the run returns
+        self.some_ran = False                     # a step ran here: it may have written files others read
+        self.file_memo: dict[str, str] | None = None  # file digests by stat, loaded when first needed
 
     # -- the loop -------------------------------------------------------------
 
@@ -327,6 +329,8 @@ class _RunLoop:
         if node.is_map:
             self._map_done(node) if name in self.map_children else self._expand(node)
             return
+        if self.some_ran and (node.file_params or node.missing_paths):
+            node = self._keyed_by_files_as_now(node)
         inputs = input_hashes(node, self.digests)
         key = cache.node_key(node, inputs)
         force = self.redo.pop(name, None) or (
@@ -401,6 +405,25 @@ class _RunLoop:
             self._finished_attempt(node, decision, attempt, self.executor.run(spec))
             return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
+
+    def _keyed_by_files_as_now(self, node: Node) -> Node:
+        """``node`` keyed by the files it will read, which a step that ran before it may have written.
+
+        Its key was built with the files as they were before the run. Kept, it
+        would record (and later return from the cache) a result under content
+        the step never read. Only checked once a step has run: a cached step
+        writes nothing, so a cached re-run pays nothing.
+        """
+        if self.file_memo is None:
+            self.file_memo = self.ctx.lineage.load_file_memo()
+        with skipping_folders(self.ctx.own_folders()):  # as the build hashed a folder holding the store
+            if not changed_files(node, self.file_memo):
+                return node
+            fresh = rebuilt(node, self.dag.nodes, self.file_memo)
+        if fresh is None:
+            return node  # unreadable now: the step says so when it reads it
+        self.dag.nodes[node.name] = fresh
+        return fresh
 
     def _done_computing(self, node: Node, key: str) -> None:
         """``node`` no longer computes ``key``: an equal node waiting for it looks it up again."""
@@ -590,13 +613,18 @@ class _RunLoop:
         return ""
 
     def _succeeded(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
+        self.some_ran = True
         outputs = {name: info.digest for name, info in result.outputs}
         for _, info in result.outputs:
             self.infos[info.digest] = info
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
-            if result.values is not None and self.children[node.name] and worth_keeping(result.values[name]):
-                self.values[digest] = result.values[name]
+            if result.values is not None and self.children[node.name]:
+                # A copy, not the step's object: a step may return an array it keeps and changes
+                # later (a module-level buffer), and its readers must see the value the digest names.
+                kept = handover(result.values[name])
+                if kept is not LOAD:
+                    self.values[digest] = kept
         record = self._record(node, "ran", decision, attempts=attempt)
         record.outputs = list(outputs.items())
         entry = [CachedOutput(n, i.digest, i.inline is not None, i.type_name) for n, i in result.outputs] \

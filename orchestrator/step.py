@@ -24,8 +24,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
-from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
+from orchestrator.errors import PipelineDefinitionError, UnhashableValueError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
+from orchestrator.handover import LOAD, handover, own_copy
+from orchestrator.hashing import hash_value
 from orchestrator.retry import RetryPolicy
 from orchestrator.user_code import file_kind
 
@@ -164,6 +166,28 @@ class Trace:
     problems: list[str] = field(default_factory=list)
     _counts: dict[str, int] = field(default_factory=dict)
     _numbered: dict[str, str] = field(default_factory=dict)  # a numbered name (fit_2) -> its step's name (fit)
+    # id of a value the body passed -> [the value, the copy a call took, that copy's digest once known]
+    _copies: dict[int, list[Any]] = field(default_factory=dict)
+
+    def copy_of(self, value: Any) -> Any:
+        """A copy of ``value`` for one call; the copy an earlier call took when the value has not changed.
+
+        One array or object passed to many calls (``score.map(models, X)``, a
+        step of a class body called on its object) is then held once, not once
+        per call. Telling "unchanged" costs a hash of it, from the second call on.
+        """
+        held = self._copies.get(id(value))
+        if held is not None and held[0] is value:
+            try:
+                if held[2] is None:
+                    held[2] = hash_value(held[1])
+                if hash_value(value) == held[2]:
+                    return held[1]
+            except UnhashableValueError:
+                pass  # the build reports it
+        copied = own_copy(value)
+        self._copies[id(value)] = [value, copied, None]
+        return copied
 
     def node_name(self, base: str, alias: str | None, site: str) -> str:
         """A unique node name: the step's name, then ``_2``, ``_3``… in call order.
@@ -380,7 +404,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = self._bind(trace, (MAP_ITEM, *args), kwargs, site)
+        arguments = _as_of_call(trace, self._bind(trace, (MAP_ITEM, *args), kwargs, site))
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -389,7 +413,7 @@ class Step(Generic[P, R]):
     def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         site = call_site()
         name = trace.node_name(self.name, alias, site)
-        arguments = self._bind(trace, args, kwargs, site)
+        arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site))
         outputs = tuple(Output(name, out) for out in self.output_names)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
         return outputs if self.multiple_outputs else outputs[0]
@@ -626,6 +650,35 @@ def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Seq
     hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
     listed = "" if hint else f" Its options: {', '.join(options)}."
     return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
+
+
+def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments as they are now, which later changes in the body or a step cannot reach.
+
+    A step called in a pipeline body runs after the body has returned, so an
+    argument the body changes after the call (``cfg["lr"] = lr`` in a loop of
+    calls) or a step changes in place (a module-level array) would reach the
+    call, while its key and the other executors, which pickle it, see it as
+    it was. A copy taken here keeps the call's own value, as a plain call sees it.
+    """
+    return {name: _as_of_now(trace, value) for name, value in arguments.items()}
+
+
+def _as_of_now(trace: Trace, value: Any) -> Any:
+    """``value`` copied, keeping the outputs and map items inside lists, tuples and dicts as they are."""
+    if type(value) is Output or value is MAP_ITEM:
+        return value
+    kind = type(value)
+    if kind is list or kind is tuple:
+        if any(item is MAP_ITEM or next(iter_outputs(item), None) is not None for item in value):
+            return kind(_as_of_now(trace, item) for item in value)
+    elif kind is dict and next(iter_outputs(value), None) is not None:
+        return {key: _as_of_now(trace, item) for key, item in value.items()}
+    if not type(value).__module__.startswith("numpy"):  # an array's copy costs its data: copy_of shares it
+        shared = handover(value)
+        if shared is not LOAD:
+            return shared  # a value that cannot change, or a pandas object's copy, which costs no data
+    return trace.copy_of(value)
 
 
 def iter_outputs(value: Any) -> Iterator[Output]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from orchestrator import store_identity
 from orchestrator.capture import Capture
+from orchestrator.containers import like
 from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
@@ -330,12 +331,10 @@ def _load_arguments(arguments: dict[str, Any], store: ArtifactStore) -> dict[str
 def _load(value: Any, store: ArtifactStore) -> Any:
     if isinstance(value, ArtifactRef):
         return store.get(value.info)
-    if isinstance(value, list):
-        return [_load(v, store) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_load(v, store) for v in value)
+    if isinstance(value, (list, tuple)):
+        return like(value, [_load(v, store) for v in value])
     if isinstance(value, dict):
-        return {k: _load(v, store) for k, v in value.items()}
+        return like(value, [(k, _load(v, store)) for k, v in value.items()])
     return value
 
 

@@ -468,7 +468,7 @@ def test_unhashable_module_value_is_named() -> None:
     with pytest.raises(
         UnhashableValueError,
         match=r"module-level value 'PENDING' used by 'guarded' cannot be hashed \(.*generator.*\)\. "
-        r"Make it a step parameter",
+        r"Create it inside the step \(or in a function the step calls\), from a path, URL or setting",
     ):
         fingerprint(unhashable.guarded)
     assert set(fingerprint(unhashable.not_using_the_generator).parts) == {"<self>"}

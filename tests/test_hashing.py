@@ -426,6 +426,24 @@ def test_frames_and_series_differing_only_in_attrs_differ() -> None:
         assert hash_value(value.copy()) == hash_value(value)  # empty attrs: the digest it always had
 
 
+def test_series_and_frames_differing_only_in_their_index_freq_differ() -> None:
+    """The store keeps a date index's freq: a step that only sets it (`asfreq`) must not be an early
+    cutoff whose cached consumer, or a consumer on another executor, reads the other freq."""
+    for index in (pd.date_range("2020-01-01", periods=3, freq="D"), pd.timedelta_range("1s", periods=3, freq="s")):
+        daily = pd.Series([1.0, 2.0, 3.0], index=index)
+        unset = daily.copy()
+        unset.index = unset.index._with_freq(None)
+        assert unset.index.freq is None and unset.equals(daily)
+        assert hash_value(daily) != hash_value(unset)
+        assert hash_value(daily.to_frame()) != hash_value(unset.to_frame())
+        assert hash_value(daily.index) != hash_value(unset.index)
+        assert hash_value(daily.copy()) == hash_value(daily)
+    weekly = pd.Series([1.0], index=pd.DatetimeIndex(["2020-01-05"], freq="W-SUN"))
+    assert hash_value(weekly) != hash_value(pd.Series([1.0], index=pd.DatetimeIndex(["2020-01-05"], freq="D")))
+    plain = pd.Series([1.0, 2.0], index=pd.DatetimeIndex(["2020-01-01", "2020-01-03"]))  # no freq
+    assert hash_value(plain) == hash_value(pd.Series([1.0, 2.0], index=pd.to_datetime(["2020-01-01", "2020-01-03"])))
+
+
 def test_equal_frames_built_differently_hash_equal() -> None:
     frame = _frame()
     via_concat = pd.concat([frame.iloc[:2], frame.iloc[2:]])

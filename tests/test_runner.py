@@ -640,8 +640,19 @@ def test_unhashable_argument_is_reported_by_name(store):
     def bad():
         return use(threading.Lock())
 
-    with pytest.raises(PipelineDefinitionError, match="argument 'lock' cannot be hashed"):
+    with pytest.raises(PipelineDefinitionError, match="argument 'lock' cannot be hashed") as refused:
         bad.build()
+    # Not "make it a step that produces it": a step cannot return a lock either.
+    assert str(refused.value).endswith("for a connection, client, lock or open file, pass what it is made "
+                                       "from (a path, a URL, settings) and open it inside the step.")
+
+    @pipeline
+    def lazy():
+        return use(x for x in range(3))
+
+    with pytest.raises(PipelineDefinitionError, match=r"argument 'lock' cannot be hashed \(.*generator.*\)\. "
+                       r"Pass a list of its items \(`list\(...\)`\): a generator or iterator is used up"):
+        lazy.build()
 
 
 def test_argument_whose_repr_fails_is_hashed_and_shown_by_type(store):
@@ -845,6 +856,44 @@ def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor
     assert body.output() == [3, 3, 5]
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_returned_object_the_step_changes_later_reaches_its_readers_as_it_was_stored(executor, tmp_path):
+    """A step returning a module-level array that another step then changes in place: its readers
+    read the value its digest names, on every executor (the sequential one kept the live array)."""
+    run = _load("mutating.py:kept_buffer").run(store=str(tmp_path / "store"), executor=executor,
+                                               workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    stored = float(run.steps["buffer"].output().sum())
+    assert run.steps["total"].output() == stored
+    assert run.steps["total_2"].output() == stored  # BUFFER as the body passed it, not as `refill` left it
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_value_the_body_changes_after_a_call_reaches_that_call_as_it_was(executor, store):
+    """A sweep that edits one dict between calls: each call runs on the dict as it was at the call,
+    like a plain call, and so is cached under it (every call ran on the last one)."""
+    @step
+    def train(cfg: dict, layers: list) -> str:
+        return f"{cfg['lr']} {layers}"
+
+    @pipeline
+    def sweep():
+        cfg, layers, runs = {"lr": 0.0}, [8], []
+        for lr in (0.1, 0.2):
+            cfg["lr"] = lr
+            layers.append(len(layers))
+            runs.append(train(cfg, layers))
+        last = train(cfg, [layers, runs[0]])  # a list holding a step's output too
+        layers.append(99)
+        return last
+
+    run = sweep.run(store=str(store), executor=executor, workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    assert [run.steps[n].output() for n in ("train", "train_2", "train_3")] == \
+        ["0.1 [8, 1]", "0.2 [8, 1, 2]", "0.2 [[8, 1, 2], '0.1 [8, 1]']"]
+    assert all(s.status == "ran" for s in run.steps.values())
+
+
 def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     """`out: Path` that the step writes: cached once written, made again when deleted or edited."""
     pipe, out = _load("report_path.py"), tmp_path / "report.txt"
@@ -859,6 +908,82 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     calls.clear()
     pipe.run(store=str(store), out=out)
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_namedtuple_or_dict_subclass_argument_reaches_the_step_as_itself(executor, store):
+    """A namedtuple config (`cfg.lr`), or one holding step outputs, came as a plain tuple, an
+    OrderedDict as a dict and a defaultdict without its default."""
+    from collections import OrderedDict, defaultdict, namedtuple
+
+    Config = namedtuple("Config", "lr epochs")
+
+    @step
+    def one(n: int) -> int:
+        return n
+
+    @step
+    def use(cfg, pair, ordered, counts) -> list:
+        return [cfg.lr, pair.epochs, type(ordered).__name__, list(ordered), counts["missing"], counts["x"]]
+
+    @pipeline
+    def configured():
+        pair = Config(lr=one(1), epochs=one(2))
+        return use(Config(0.1, 3), pair, OrderedDict(b=one(3), a=1), defaultdict(list, x=one(4)))
+
+    run = configured.run(store=str(store), executor=executor, workers=2 if executor == "process" else None)
+    assert run.status == "succeeded", run.error
+    assert run.output() == [0.1, 2, "OrderedDict", ["b", "a"], [], 4]
+
+
+def test_a_value_passed_unchanged_to_many_calls_is_copied_once():
+    """The copy each call takes is shared while the value is unchanged: a map over 50 items with one
+    array must not hold 50 copies of it; a changed array gets a copy of its own."""
+    import numpy as np
+
+    @step
+    def score(m: int, features: np.ndarray, cfg: dict) -> float:
+        return float(features.sum()) * m
+
+    @pipeline
+    def scores():
+        features, cfg = np.ones(1000), {"weights": [1.0, 2.0]}
+        first = score.map(list(range(50)), features, cfg)
+        features[0] = 5.0
+        return first, score(99, features, cfg)
+
+    nodes = scores.build().nodes
+    copies = {id(nodes[f"score_{i}" if i > 1 else "score"].arguments["features"]) for i in range(1, 51)}
+    assert len(copies) == 1 and len({id(n.arguments["cfg"]) for n in nodes.values()}) == 1
+    assert id(nodes["score_51"].arguments["features"]) not in copies
+    assert nodes["score_51"].arguments["features"][0] == 5.0 and nodes["score"].arguments["features"][0] == 1.0
+
+
+def test_a_file_an_earlier_step_writes_keys_its_reader_by_the_content_it_reads(store, tmp_path):
+    """`count` was keyed by the file as it was before the run, while it read what `prepare` wrote:
+    once the old content was back (and `prepare` cached), the cache returned 3 lines for a 1-line file."""
+    data = tmp_path / "prepared.txt"
+
+    @step
+    def prepare(n: int, where: str) -> int:
+        Path(where).write_text("x\n" * n)  # a file it writes beside its result
+        return n
+
+    @step
+    def count(path: Path, after: int) -> int:
+        return len(path.read_text().splitlines())
+
+    @pipeline
+    def prepared(n: int = 3):
+        return count(data, prepare(n, str(data)))
+
+    data.write_text("old\n")
+    first = prepared.run(store=str(store))
+    assert first.output() == 3
+    assert prepared.run(store=str(store)).steps["count"].status == "cached"  # keyed so: a re-run is cached
+    data.write_text("old\n")  # `prepare` stays cached and does not write it again
+    again = prepared.run(store=str(store))
+    assert again.steps["count"].status == "ran" and again.output() == 1
 
 
 def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clear_line(store):

@@ -49,3 +49,30 @@ def read_params(array: np.ndarray, frame: pd.DataFrame, items: list, after: int)
 def body_values():
     array, frame, items = np.arange(3), pd.DataFrame({"a": [1, 2]}), [5]
     return read_params(array, frame, items, after=spoil_params(array, frame, items))
+
+
+BUFFER = np.zeros(3)
+
+
+@step
+def buffer() -> np.ndarray:
+    return BUFFER  # a module-level array the step's module keeps
+
+
+@step
+def refill(values: np.ndarray) -> int:
+    BUFFER[:] += 1  # changes the array `buffer` returned, after its digest was taken
+    return 0
+
+
+@step
+def total(values: np.ndarray, after: int) -> float:
+    return float(values.sum())
+
+
+@pipeline
+def kept_buffer():
+    """A step's output and a body value that a later step changes where the driver still holds them."""
+    values = buffer()
+    done = refill(values)
+    return total(values, after=done), total(BUFFER, after=done)
