@@ -30,6 +30,7 @@ from orchestrator.step import (
     active_trace,
     call_site,
     definition_site,
+    name_by_position_message,
     tracing,
     unknown_option_message,
 )
@@ -278,6 +279,8 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     """
     if unknown:
         raise UserError(unknown_option_message("@pipeline", unknown, ("name",)))
+    if isinstance(fn, str):
+        raise UserError(name_by_position_message("@pipeline", fn))
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)

@@ -56,18 +56,20 @@ def call_site(skip_package: bool = True) -> str:
 _BASENAMES: dict[str, str] = {}  # co_filename -> its base name: call_site runs once per step call
 
 
-def user_site() -> str:
+def user_site(fallback: bool = True) -> str:
     """``file.py:LINE`` of the innermost frame in the user's own code (not a library's, not ours).
 
     For errors only: a placeholder misused inside ``pandas.concat`` should
-    point at the pipeline body's line, not at pandas.
+    point at the pipeline body's line, not at pandas. Without such a frame
+    (a thread of a pool runs only the standard library's), the innermost
+    frame outside this package, or ``""`` when ``fallback`` is false.
     """
     frame = sys._getframe(1)
     while frame is not None:
         if file_kind(frame.f_code.co_filename) == "user":
             return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
-    return call_site()
+    return call_site() if fallback else ""
 
 
 def definition_site(fn: Callable[..., Any]) -> str:
@@ -108,6 +110,15 @@ class Output:
         return hash((self.node, self.name))
 
     def _unavailable(self, *_: object, **__: object) -> Any:
+        if _ACTIVE_TRACE.get() is None:
+            # Not in a body being built (a thread it started, or after the build): "while the
+            # pipeline is being built" would send the user looking in the wrong place.
+            raise PipelineDefinitionError(
+                f"the output of step '{self.node}' is used as a value at {user_site()}, outside the "
+                "pipeline body that made it (in a thread the body started, or after it was built). "
+                "It stands for a value only in that body: pass it to a step there. After a run, "
+                f"run.steps['{self.node}'].output() holds the value."
+            )
         raise PipelineDefinitionError(
             f"the output of step '{self.node}' is used as a value at {user_site()} while the "
             "pipeline is being built, but it does not exist until the step runs. "
@@ -325,12 +336,14 @@ class Step(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
+            if args or kwargs:
+                _refuse_placeholders(self.name, args, kwargs)
             return self.fn(*args, **kwargs)
         # What the step's module binds its name to: a function wrapping the step itself is a
         # decorator written above @step.
         fn = self.fn
         wrapper = fn.__globals__.get(fn.__name__) if type(fn) is types.FunctionType else None
-        if type(wrapper) is types.FunctionType and getattr(wrapper, "__wrapped__", None) is self \
+        if type(wrapper) is types.FunctionType and _wraps(wrapper, self) \
                 and wrapper.__code__ is sys._getframe(1).f_code:
             problem = _decorated_above(self, wrapper)
             if problem not in trace.problems:
@@ -448,6 +461,34 @@ class Step(Generic[P, R]):
         return {name: bound[name] for name in names}
 
 
+def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a plain call of step ``name`` (no pipeline being built here) that is given a placeholder.
+
+    A placeholder only stands for a value inside the body that made it. A step
+    called with one outside that body, most often from a thread the body
+    started (``ThreadPoolExecutor().submit(fit, train)``: the trace belongs to
+    the body's own thread), would run at once, while the pipeline is built,
+    and be neither a node nor cached. Only the arguments themselves and the
+    items of a list, tuple or dict among them are looked at, so that a plain
+    call of a step on a large list stays as cheap as calling its function.
+    """
+    for value in (*args, *kwargs.values()):
+        items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else (value,)
+        if len(items) > 64:
+            continue
+        placeholder = next((v for v in items if isinstance(v, Output)), None)
+        if placeholder is not None:
+            where = user_site(fallback=False)
+            shown = f" at {where}" if where else ""  # a pool's thread runs none of the user's lines
+            raise PipelineDefinitionError(
+                f"step '{name}' is called{shown} with the output of step '{placeholder.node}' outside the "
+                "pipeline body that made it (in a thread the body started, or after it was built), so it "
+                "would run at once, as a plain function. Call steps in the body itself, not through a "
+                "thread pool: each call becomes a node, and independent nodes run in parallel with "
+                "--executor process."
+            )
+
+
 class _Aliased(Generic[P, R]):
     """A step called under an explicit node name (``fit.alias("fit_small")``); also maps under it."""
 
@@ -462,6 +503,8 @@ class _Aliased(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
+            if args or kwargs:
+                _refuse_placeholders(self.name, args, kwargs)
             return self.step.fn(*args, **kwargs)
         return self.step._record(trace, args, kwargs, alias=self.name)
 
@@ -580,6 +623,8 @@ def step(
     """
     if unknown:
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
+    if isinstance(fn, str):
+        raise UserError(name_by_position_message("@step", fn))
 
     names = (untracked,) if isinstance(untracked, str) else untracked
 
@@ -626,6 +671,16 @@ def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Seq
     hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
     listed = "" if hint else f" Its options: {', '.join(options)}."
     return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
+
+
+def name_by_position_message(decorator: str, text: str) -> str:
+    """Why ``@step("load")`` (Prefect's and Airflow's spelling) fails, and how to name it.
+
+    The text would otherwise be taken for the function to decorate, and the
+    user told that a name is not a function.
+    """
+    return (f"{decorator}({text!r}) ({call_site()}): a name is given by keyword, "
+            f"{decorator}(name={text!r}).")
 
 
 def iter_outputs(value: Any) -> Iterator[Output]:
@@ -711,6 +766,23 @@ def _parsed(filename: str) -> ast.Module:
             tree = ast.Module(body=[], type_ignores=[])
         _PARSED[key] = tree
     return tree
+
+
+def _wraps(wrapper: types.FunctionType, step: Step) -> bool:
+    """Whether ``wrapper`` is a decorator's function around ``step``.
+
+    Named so by ``functools.wraps`` (its ``__wrapped__``), or, without it,
+    holding the step in its closure (``def inner(*a): return fn(*a)``).
+    """
+    if getattr(wrapper, "__wrapped__", None) is step:
+        return True
+    for cell in wrapper.__closure__ or ():
+        try:
+            if cell.cell_contents is step:
+                return True
+        except ValueError:  # a cell not yet filled
+            continue
+    return False
 
 
 def _decorated_above(step: Step, wrapper: types.FunctionType) -> str:
