@@ -140,6 +140,9 @@ class Pipeline(Generic[P, R]):
         if args:
             raise UserError(f"{self.name}.build() got {args[0]!r} by position."
                             f"{self._keywords_hint('build', args[0]) or ' It takes pipeline parameters as keywords.'}")
+        # In a body, a build of its own would record the calls in a DAG of their own, cut off from
+        # the placeholders the body passes it ("comes from step 'load', which failed to build").
+        self._refuse_while_building("build")
         values = self.resolve_params(params)
         trace = Trace()
         body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
@@ -162,7 +165,8 @@ class Pipeline(Generic[P, R]):
                          site=self.site)
 
     def _refuse_while_building(self, method: str) -> None:
-        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too)."""
+        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too);
+        a ``.build()`` there makes a DAG apart from the body's."""
         if active_trace() is not None:
             raise PipelineDefinitionError(
                 f"{self.name}.{method}() is called at {call_site()} while a pipeline body is being built. "

@@ -125,7 +125,7 @@ def test_calling_another_pipeline_in_a_body_adds_its_steps() -> None:
     assert list(outer.build().nodes) == ["load", "total", "load_2", "total_2"]
 
 
-@pytest.mark.parametrize("method", ["run", "plan"])
+@pytest.mark.parametrize("method", ["run", "plan", "build"])
 def test_running_a_pipeline_inside_a_body_is_refused(method: str, tmp_path) -> None:
     @pipeline
     def outer(n: int = 3):
