@@ -353,8 +353,11 @@ class Step(Generic[P, R]):
     def alias(self, name: str) -> _Aliased[P, R]:
         """Call this step under an explicit node name: ``fit.alias("fit_small")(train)``."""
         if not isinstance(name, str) or not name.isidentifier():
+            # Most often made in a loop from a value (f"fit_{alpha}" with alpha=0.1): say where.
             raise UserError(
-                f"step alias {name!r} is not a valid name. Use letters, digits and underscores."
+                f"step alias {name!r} of step '{self.name}' ({call_site()}) is not a valid name. "
+                "Use letters, digits and underscores (f\"fit_{i}\" with a loop's index, not a value "
+                "such as 0.1)."
             )
 
         return _Aliased(self, name)

@@ -306,3 +306,15 @@ def test_a_placeholder_kept_from_a_build_is_refused_by_a_plain_call_naming_where
                     r"pipeline body that made it .* run.steps\['_load3'\].output\(\) holds the value.",
                     str(info.value))
     assert _fit([1], 2.0) == 2.0  # real values: a plain function call, as before
+
+
+def test_an_alias_that_is_no_name_says_which_step_and_where(store):
+    @pipeline
+    def flow():
+        return [_fit.alias(f"fit_{alpha}")([1], alpha) for alpha in (0.1, 1.0)]
+
+    with pytest.raises(UserError) as info:
+        flow.build()
+    assert re.fullmatch(r"step alias 'fit_0.1' of step '_fit' \(test_authoring.py:\d+\) is not a valid name. "
+                        r"Use letters, digits and underscores \(f\"fit_\{i\}\" with a loop's index, not a "
+                        r"value such as 0.1\).", str(info.value))
