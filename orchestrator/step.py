@@ -109,7 +109,36 @@ class Output:
     def __hash__(self) -> int:
         return hash((self.node, self.name))
 
-    def _unavailable(self, *_: object, **__: object) -> Any:
+    def __iter__(self) -> Any:
+        # `train, test = split(raw)` and `for x in xs:` in a body: the fix is several outputs or a map.
+        return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(
+            "annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\"))")
+            + " To call a step once per item, pass this output to that step's .map().")
+
+    def __getitem__(self, key: object) -> Any:
+        # `split(raw)[0]`, `stats(xs)["mean"]`: a part of a result is passed on as an output of its own.
+        names = f"\"{key}\", ..." if isinstance(key, str) and key.isidentifier() else "\"a\", \"b\""
+        return self._unavailable(use=f"is indexed ([{key!r}])", hint=self._parts_hint(
+            f"declare @step(outputs=({names})) and return a dict with those keys (or a tuple), "
+            "or index it inside the step that takes it"))
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
+        if attr.startswith("_") or file_kind(sys._getframe(1).f_code.co_filename) != "user":
+            return self._unavailable()  # a library's probe (pandas reads `._typ`): not the user's words
+        # `split(raw).train` on a dataclass a step returns.
+        return self._unavailable(use=f"has its attribute `.{attr}` read", hint=self._parts_hint(
+            f"declare @step(outputs=(\"{attr}\", ...)) and return a dict with those keys, "
+            f"or read `.{attr}` inside the step that takes it"))
+
+    def _parts_hint(self, how: str) -> str:
+        """How to pass a part of this output to a step, or "" for an output that is already one of several."""
+        if self.name != SINGLE_OUTPUT:
+            return ""
+        return f" To pass its parts to steps one by one, give step '{self.node}' several outputs: {how}."
+
+    def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
         if _ACTIVE_TRACE.get() is None:
             # Not in a body being built (a thread it started, or after the build): "while the
             # pipeline is being built" would send the user looking in the wrong place.
@@ -120,12 +149,12 @@ class Output:
                 f"run.steps['{self.node}'].output() holds the value."
             )
         raise PipelineDefinitionError(
-            f"the output of step '{self.node}' is used as a value at {user_site()} while the "
+            f"the output of step '{self.node}' {use} at {user_site()} while the "
             "pipeline is being built, but it does not exist until the step runs. "
-            "Pass it to another step and use it there."
+            f"Pass it to another step and use it there.{hint}"
         )
 
-    __bool__ = __iter__ = __len__ = __getitem__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
+    __bool__ = __len__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
     __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable
     __int__ = __float__ = __complex__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = _unavailable
     __neg__ = __pos__ = __abs__ = __invert__ = _unavailable
@@ -136,11 +165,6 @@ class Output:
     __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _unavailable
     __lt__ = __le__ = __gt__ = __ge__ = _unavailable
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
-        return self._unavailable()
 
 
 @dataclass

@@ -421,3 +421,63 @@ def test_messages_and_reasons_from_python_name_the_python_keywords(tmp_path) -> 
     with pytest.raises(UserError, match=r'Use executor="sequential", or a store every worker reaches'):
         counting.run(store="memory://spelling", metadata=str(tmp_path / "m"), n=2, ratio=1, strict=True,
                      label="x", executor="process")
+
+
+@step
+def _split(df: pd.DataFrame):  # one output: no tuple annotation, no outputs=
+    return df.iloc[:1], df.iloc[1:]
+
+
+PART_MISUSES = {
+    "unpack": (lambda df: total(_unpacked(df)),
+               "is unpacked or iterated", " To pass its parts to steps one by one, give step '_split' several "
+               "outputs: annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\")). To call a "
+               "step once per item, pass this output to that step's .map()."),
+    "key": (lambda df: total(df["train"]),  # misuse:key
+            "is indexed (['train'])", " To pass its parts to steps one by one, give step '_split' several "
+            "outputs: declare @step(outputs=(\"train\", ...)) and return a dict with those keys (or a tuple), "
+            "or index it inside the step that takes it."),
+    "attribute": (lambda df: total(df.train),  # misuse:attribute
+                  "has its attribute `.train` read", " To pass its parts to steps one by one, give step "
+                  "'_split' several outputs: declare @step(outputs=(\"train\", ...)) and return a dict with "
+                  "those keys, or read `.train` inside the step that takes it."),
+}
+
+
+def _unpacked(df):
+    train, test = df  # misuse:unpack
+    return train
+
+
+@pytest.mark.parametrize("misuse", sorted(PART_MISUSES))
+def test_taking_a_part_of_a_single_output_says_how_to_give_the_step_several(misuse: str) -> None:
+    use, said, hint = PART_MISUSES[misuse]
+
+    @pipeline
+    def body(n: int = 3):
+        return use(_split(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step '_split' {said} at test_pipeline.py:{_line_of(f'# misuse:{misuse}')} while the "
+        "pipeline is being built, but it does not exist until the step runs. Pass it to another step and use "
+        f"it there.{hint}"
+    )
+
+
+def test_unpacking_one_of_several_outputs_does_not_suggest_several_outputs() -> None:
+    @step
+    def halves(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return df.iloc[:1], df.iloc[1:]
+
+    @pipeline
+    def body(n: int = 3):
+        first, _ = halves(load(n))
+        a, b = first
+        return total(a)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert "several outputs" not in str(info.value)
+    assert str(info.value).endswith("To call a step once per item, pass this output to that step's .map().")
