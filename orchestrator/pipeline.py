@@ -26,6 +26,7 @@ from orchestrator.errors import (
 from orchestrator.step import (
     P,
     R,
+    Step,
     Trace,
     active_trace,
     call_site,
@@ -58,7 +59,15 @@ class Pipeline(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
         if not callable(fn):
-            raise UserError(f"@pipeline needs a function, got {fn!r}")
+            raise UserError(f"@pipeline needs a function, got {fn!r} ({call_site()}).")
+        if isinstance(fn, (Step, Pipeline, type)):
+            # Copying a step's attributes (update_wrapper, below) would make the pipeline's body
+            # the step's plain function, which records nothing.
+            kind = "step" if isinstance(fn, Step) else "pipeline" if isinstance(fn, Pipeline) else "class"
+            raise UserError(
+                f"@pipeline cannot decorate {kind} '{getattr(fn, 'name', None) or fn.__name__}' ({call_site()}): "
+                "a pipeline is a function whose body calls steps. Write @pipeline on such a function alone."
+            )
         self.fn = fn
         if name is not None and not (isinstance(name, str) and name.isidentifier()):
             raise UserError(f"pipeline name {name!r} ({definition_site(fn)}) is not a valid name. "

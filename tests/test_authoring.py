@@ -318,3 +318,17 @@ def test_an_alias_that_is_no_name_says_which_step_and_where(store):
     assert re.fullmatch(r"step alias 'fit_0.1' of step '_fit' \(test_authoring.py:\d+\) is not a valid name. "
                         r"Use letters, digits and underscores \(f\"fit_\{i\}\" with a loop's index, not a "
                         r"value such as 0.1\).", str(info.value))
+
+
+@pytest.mark.parametrize("kind", ["step", "pipeline", "class"])
+def test_pipeline_on_a_step_a_pipeline_or_a_class_is_refused_where_it_is_applied(kind):
+    def body(n: int = 3):
+        return _load3()
+
+    target, shown = {"step": (_load3, "_load3"), "pipeline": (pipeline(body), "body"),
+                     "class": (_Scaler, "_Scaler")}[kind]
+    with pytest.raises(UserError) as info:
+        pipeline(target)
+    assert re.fullmatch(rf"@pipeline cannot decorate {kind} '{shown}' \(test_authoring.py:\d+\): a pipeline is a "
+                        r"function whose body calls steps. Write @pipeline on such a function alone.",
+                        str(info.value))
