@@ -63,9 +63,10 @@ class Pipeline(Generic[P, R]):
         if isinstance(fn, (Step, Pipeline, type)):
             # Copying a step's attributes (update_wrapper, below) would make the pipeline's body
             # the step's plain function, which records nothing.
-            kind = "step" if isinstance(fn, Step) else "pipeline" if isinstance(fn, Pipeline) else "class"
+            kind, shown = ("class", fn.__name__) if isinstance(fn, type) else \
+                ("step" if isinstance(fn, Step) else "pipeline", str(getattr(fn, "name", "")))
             raise UserError(
-                f"@pipeline cannot decorate {kind} '{getattr(fn, 'name', None) or fn.__name__}' ({call_site()}): "
+                f"@pipeline cannot decorate {kind} '{shown}' ({call_site()}): "
                 "a pipeline is a function whose body calls steps. Write @pipeline on such a function alone."
             )
         self.fn = fn
