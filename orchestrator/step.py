@@ -144,7 +144,8 @@ class Output:
             # pipeline is being built" would send the user looking in the wrong place.
             raise PipelineDefinitionError(
                 f"the output of step '{self.node}' is used as a value at {user_site()}, outside the "
-                "pipeline body that made it (in a thread the body started, or after it was built). "
+                "pipeline body that made it (in a thread the body started, after it was built, or in a step "
+                "that got it inside an object the body passed). "
                 "It stands for a value only in that body: pass it to a step there. After a run, "
                 f"run.steps['{self.node}'].output() holds the value."
             )

@@ -7,6 +7,7 @@ import enum
 import inspect
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -481,3 +482,26 @@ def test_unpacking_one_of_several_outputs_does_not_suggest_several_outputs() -> 
         body.build()
     assert "several outputs" not in str(info.value)
     assert str(info.value).endswith("To call a step once per item, pass this output to that step's .map().")
+
+
+@dataclass
+class _Inputs:
+    frames: list
+
+
+@pytest.mark.parametrize(("wrap", "what"), [
+    (lambda df: {df}, "a set"),
+    (lambda df: frozenset([df]), "a frozenset"),
+    (lambda df: _Inputs([df]), "dataclass _Inputs"),
+])
+def test_an_output_hidden_in_a_set_or_a_dataclass_is_refused_when_built(wrap, what: str, tmp_path) -> None:
+    @pipeline
+    def body(n: int = 3):
+        return total(wrap(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert re.fullmatch(
+        rf"step 'total' \(test_pipeline.py:\d+\): argument 'value' holds the output of step 'load' inside {what}, "
+        r"where it would stay a placeholder: a step's output reaches a step as an argument, or inside a list, "
+        rf"tuple or dict. Pass it that way and build {what} inside the step.", str(info.value))
