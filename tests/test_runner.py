@@ -870,14 +870,21 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     def pair(n: int):
         return n
 
+    @step
+    def halves(n: int) -> tuple[list, list]:
+        xs = list(range(n))
+        train, test = xs[:1], xs[1:]  # noqa: F841 - no return: the mistake under test
+
     @pipeline
     def outputs(n: int = 3):
-        return lazy(n), pair(n)
+        return lazy(n), pair(n), halves(n)
 
     run = outputs.run(store=str(store))
     assert run.status == "failed"
     assert "step 'lazy' returned generator as its value, which cannot be stored" in run.steps["lazy"].error
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
+    assert ("declares 2 outputs (out0, out1) but returned None (did it forget `return`?). Return a tuple"
+            in run.steps["halves"].error)
 
 
 def test_files_a_step_writes_and_returns_in_a_list_or_dict_count_by_content(store, tmp_path):
