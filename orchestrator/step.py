@@ -88,18 +88,39 @@ class Output:
     error that says to pass it to another step instead.
     """
 
-    __slots__ = ("name", "node")
+    __slots__ = ("_name", "_node")
 
     def __init__(self, node: str, name: str) -> None:
-        self.node = node
-        self.name = name
+        self._node = node
+        self._name = name
+
+    # `.node` and `.name` are the package's, read once the body has run. In a body they are the
+    # user's words (`model.name` on a model a step returns): there, they would quietly be the node's
+    # name or "out" instead of the value, so they fail as any other attribute of a placeholder.
+    @property
+    def node(self) -> str:
+        """The name of the node this is an output of."""
+        if _ACTIVE_TRACE.get() is not None:
+            return self._unavailable_attribute("node")  # type: ignore[no-any-return]
+        return self._node
+
+    @node.setter
+    def node(self, value: str) -> None:
+        self._node = value  # a node renamed when a later call takes its name (Trace._renumber)
+
+    @property
+    def name(self) -> str:
+        """The name of this output of its node: ``out``, or one of the step's ``outputs``."""
+        if _ACTIVE_TRACE.get() is not None:
+            return self._unavailable_attribute("name")  # type: ignore[no-any-return]
+        return self._name
 
     def __repr__(self) -> str:
-        return f"<output {self.name!r} of step {self.node!r}>"
+        return f"<output {self._name!r} of step {self._node!r}>"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Output):
-            return (self.node, self.name) == (other.node, other.name)
+            return (self._node, self._name) == (other._node, other._name)
         # `if df == None:` in a body would otherwise pick a branch on a value that does not exist yet.
         return self._unavailable()
 
@@ -107,7 +128,7 @@ class Output:
         return not self == other
 
     def __hash__(self) -> int:
-        return hash((self.node, self.name))
+        return hash((self._node, self._name))
 
     def __iter__(self) -> Any:
         # `train, test = split(raw)` and `for x in xs:` in a body: the fix is several outputs or a map.
@@ -125,7 +146,10 @@ class Output:
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
-        if attr.startswith("_") or file_kind(sys._getframe(1).f_code.co_filename) != "user":
+        return self._unavailable_attribute(attr, depth=2)
+
+    def _unavailable_attribute(self, attr: str, depth: int = 2) -> Any:
+        if attr.startswith("_") or file_kind(sys._getframe(depth).f_code.co_filename) != "user":
             return self._unavailable()  # a library's probe (pandas reads `._typ`): not the user's words
         # `split(raw).train` on a dataclass a step returns.
         return self._unavailable(use=f"has its attribute `.{attr}` read", hint=self._parts_hint(
@@ -134,23 +158,23 @@ class Output:
 
     def _parts_hint(self, how: str) -> str:
         """How to pass a part of this output to a step, or "" for an output that is already one of several."""
-        if self.name != SINGLE_OUTPUT:
+        if self._name != SINGLE_OUTPUT:
             return ""
-        return f" To pass its parts to steps one by one, give step '{self.node}' several outputs: {how}."
+        return f" To pass its parts to steps one by one, give step '{self._node}' several outputs: {how}."
 
     def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
         if _ACTIVE_TRACE.get() is None:
             # Not in a body being built (a thread it started, or after the build): "while the
             # pipeline is being built" would send the user looking in the wrong place.
             raise PipelineDefinitionError(
-                f"the output of step '{self.node}' is used as a value at {user_site()}, outside the "
+                f"the output of step '{self._node}' is used as a value at {user_site()}, outside the "
                 "pipeline body that made it (in a thread the body started, after it was built, or in a step "
                 "that got it inside an object the body passed). "
                 "It stands for a value only in that body: pass it to a step there. After a run, "
-                f"run.steps['{self.node}'].output() holds the value."
+                f"run.steps['{self._node}'].output() holds the value."
             )
         raise PipelineDefinitionError(
-            f"the output of step '{self.node}' {use} at {user_site()} while the "
+            f"the output of step '{self._node}' {use} at {user_site()} while the "
             "pipeline is being built, but it does not exist until the step runs. "
             f"Pass it to another step and use it there.{hint}"
         )

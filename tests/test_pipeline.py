@@ -505,3 +505,22 @@ def test_an_output_hidden_in_a_set_or_a_dataclass_is_refused_when_built(wrap, wh
         rf"step 'total' \(test_pipeline.py:\d+\): argument 'value' holds the output of step 'load' inside {what}, "
         r"where it would stay a placeholder: a step's output reaches a step as an argument, or inside a list, "
         rf"tuple or dict. Pass it that way and build {what} inside the step.", str(info.value))
+
+
+@pytest.mark.parametrize("attr", ["name", "node"])
+def test_reading_name_or_node_of_an_output_in_a_body_fails_as_any_attribute(attr: str) -> None:
+    """They are the placeholder's own attributes: `model.name` passed the text "out" to the step."""
+    @pipeline
+    def body(n: int = 3):
+        return total(getattr(load(n), attr))
+
+    with pytest.raises(PipelineDefinitionError, match=rf"the output of step 'load' has its attribute `.{attr}` "
+                                                      r"read at test_pipeline.py:\d+ while the pipeline"):
+        body.build()
+
+    @pipeline
+    def whole(n: int = 3):
+        return _split(load(n))
+
+    out = whole.build().result  # once the body has run, they are the package's again
+    assert (out.node, out.name) == ("_split", "out")
