@@ -173,11 +173,15 @@ class Output:
                 "It stands for a value only in that body: pass it to a step there. After a run, "
                 f"run.steps['{self._node}'].output() holds the value."
             )
-        raise PipelineDefinitionError(
-            f"the output of step '{self._node}' {use} at {user_site()} while the "
-            "pipeline is being built, but it does not exist until the step runs. "
-            f"Pass it to another step and use it there.{hint}"
-        )
+        problem = (f"the output of step '{self._node}' {use} at {user_site()} while the "
+                   "pipeline is being built, but it does not exist until the step runs. "
+                   f"Pass it to another step and use it there.{hint}")
+        trace = _ACTIVE_TRACE.get()
+        if trace is not None and problem not in trace.problems:
+            # Also kept for the build: a body that catches the error (`try: n = len(xs) except
+            # Exception: n = 0`) would otherwise go on with a guess and build another pipeline.
+            trace.problems.append(problem)
+        raise PipelineDefinitionError(problem)
 
     __bool__ = __len__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
     __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable

@@ -524,3 +524,23 @@ def test_reading_name_or_node_of_an_output_in_a_body_fails_as_any_attribute(attr
 
     out = whole.build().result  # once the body has run, they are the package's again
     assert (out.node, out.name) == ("_split", "out")
+
+
+def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
+    """Else the body goes on with its guess (`n = 0`) and a different pipeline is built and run."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        try:
+            rows = len(df)  # misuse:caught
+        except Exception:
+            rows = 0
+        return total(load(rows))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step 'load' is used as a value at test_pipeline.py:{_line_of('# misuse:caught')} while "
+        "the pipeline is being built, but it does not exist until the step runs. Pass it to another step and "
+        "use it there."
+    )
