@@ -769,6 +769,11 @@ def _not_a_function(obj: Any) -> str:
                 f"`@step def make_{obj.__name__.lower()}(...): return {obj.__name__}(...)`.")
     if not callable(obj):
         return f"@step needs a function, got {obj!r} ({where}). Decorate a function defined with def."
+    if isinstance(obj, functools._lru_cache_wrapper):
+        # A memo in the process, under a cache of results keyed by code, parameters and inputs.
+        return (f"@step cannot decorate '{obj.__qualname__}', a functools.lru_cache (or cache) wrapper ({where}): "
+                "a step's results are cached already. Drop @lru_cache under @step, or put it on a helper "
+                "the step calls.")
     named = getattr(obj, "__qualname__", None)
     shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
     return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import inspect
 import json
 import os
@@ -1199,6 +1200,8 @@ class _Model:
     (len, "@step cannot decorate 'len', a builtin_function_or_method (test_runner.py:"),
     (staticmethod(lambda x: x), "@step cannot decorate a staticmethod object (test_runner.py:"),
     (42, "@step needs a function, got 42 (test_runner.py:"),
+    (functools.cache(lambda x: x), "@step cannot decorate '<lambda>', a functools.lru_cache (or cache) wrapper "
+                                   "(test_runner.py:"),
 ])
 def test_step_refuses_what_has_no_python_code_where_it_is_applied(target, needle):
     with pytest.raises(UserError) as info:
@@ -1206,6 +1209,7 @@ def test_step_refuses_what_has_no_python_code_where_it_is_applied(target, needle
     message = str(info.value)
     assert message.startswith(needle) and "\n" not in message
     assert "Write @staticmethod above @step." in message if isinstance(target, staticmethod) \
+        else "Drop @lru_cache under @step" in message if isinstance(target, functools._lru_cache_wrapper) \
         else "Decorate a function" in message
 
 
