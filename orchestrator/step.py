@@ -380,11 +380,11 @@ class Step(Generic[P, R]):
     @overload
     def __get__(self, obj: None, objtype: type | None = None) -> Step[P, R]: ...
     @overload
-    def __get__(self, obj: object, objtype: type | None = None) -> Callable[..., R]: ...
+    def __get__(self, obj: object, objtype: type | None = None) -> _BoundStep[R]: ...
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
-        # A step defined in a class body behaves like a plain function there.
-        return self if obj is None else functools.partial(self, obj)  # type: ignore[arg-type]
+        # A step defined in a class body behaves like a plain function there, .alias() and .map() included.
+        return self if obj is None else _BoundStep(self, obj)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
@@ -428,7 +428,10 @@ class Step(Generic[P, R]):
         """
         return self._map(items, args, kwargs, None)
 
-    def _map(self, items: Any, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
+    def _map(self, items: Any, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None,
+             lead: tuple[Any, ...] = ()) -> Any:
+        """``map`` (under ``alias``); ``lead`` is the instance a step of a class body is read from,
+        passed before the item."""
         trace = _ACTIVE_TRACE.get()
         if trace is not None and not isinstance(items, Output):
             problem = _unordered_items(items, f"{alias or self.name}.map() ({call_site()})")
@@ -439,9 +442,9 @@ class Step(Generic[P, R]):
                 return []
         if trace is None or not isinstance(items, Output):
             if alias is None or trace is None:
-                results = [self(item, *args, **kwargs) for item in items]
+                results = [self(*lead, item, *args, **kwargs) for item in items]
             else:
-                results = [_Aliased(self, alias if i == 0 else f"{alias}_{i + 1}")(item, *args, **kwargs)
+                results = [_Aliased(self, alias if i == 0 else f"{alias}_{i + 1}", lead)(item, *args, **kwargs)
                            for i, item in enumerate(items)]
             if trace is not None:
                 for call in trace.calls[len(trace.calls) - len(results):]:
@@ -449,7 +452,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = self._bind(trace, (MAP_ITEM, *args), kwargs, site)
+        arguments = self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site)
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -548,10 +551,10 @@ def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any
 class _Aliased(Generic[P, R]):
     """A step called under an explicit node name (``fit.alias("fit_small")``); also maps under it."""
 
-    __slots__ = ("name", "step")
+    __slots__ = ("lead", "name", "step")
 
-    def __init__(self, step: Step[P, R], name: str) -> None:
-        self.step, self.name = step, name
+    def __init__(self, step: Step[P, R], name: str, lead: tuple[Any, ...] = ()) -> None:
+        self.step, self.name, self.lead = step, name, lead  # lead: the instance of a step of a class body
 
     def __repr__(self) -> str:
         return f"<step {self.step.name!r} as {self.name!r} ({self.step.site})>"
@@ -561,12 +564,32 @@ class _Aliased(Generic[P, R]):
         if trace is None:
             if args or kwargs:
                 _refuse_placeholders(self.name, args, kwargs)
-            return self.step.fn(*args, **kwargs)
-        return self.step._record(trace, args, kwargs, alias=self.name)
+            return self.step.fn(*self.lead, *args, **kwargs)
+        return self.step._record(trace, (*self.lead, *args), kwargs, alias=self.name)
 
     def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
-        return self.step._map(items, args, kwargs, self.name)
+        return self.step._map(items, args, kwargs, self.name, self.lead)
+
+
+class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
+    """A step of a class body read from an instance (``trainer.fit``): the step with the instance first.
+
+    A ``functools.partial`` of the step, so it calls, hashes and is decorated
+    as one, that also has the step's ``.alias()`` and ``.map()``, which a
+    plain partial lacked (``trainer.fit.map(items)`` failed with an
+    AttributeError on the partial).
+    """
+
+    def alias(self, name: str) -> _Aliased[..., R]:
+        """Call this step of ``self.args[0]`` under an explicit node name, as ``Step.alias``."""
+        step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
+        return _Aliased(step.alias(name).step, name, self.args)
+
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
+        """Like ``Step.map``, each item passed after the instance."""
+        step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
+        return step._map(items, args, kwargs, None, self.args)  # type: ignore[no-any-return]
 
 
 def _unordered_items(items: Any, where: str) -> str | None:

@@ -332,3 +332,36 @@ def test_pipeline_on_a_step_a_pipeline_or_a_class_is_refused_where_it_is_applied
     assert re.fullmatch(rf"@pipeline cannot decorate {kind} '{shown}' \(test_authoring.py:\d+\): a pipeline is a "
                         r"function whose body calls steps. Write @pipeline on such a function alone.",
                         str(info.value))
+
+
+class _Trainer:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    @step
+    def fit(self, xs: list) -> float:
+        return sum(xs) * self.rate
+
+
+@step
+def _batches() -> list:
+    return [[1], [2, 3]]
+
+
+def test_a_step_of_a_class_body_read_from_an_instance_maps_and_takes_an_alias(store):
+    trainer = _Trainer(2.0)
+
+    @pipeline
+    def flow():
+        over_list = trainer.fit.map([[1], [4]])
+        over_output = trainer.fit.map(_batches())
+        named = trainer.fit.alias("fit_named")([5])
+        named_map = trainer.fit.alias("each").map([[6], [7]])
+        return over_list, over_output, named, named_map
+
+    run = flow.run(store=str(store))
+    assert run.output() == ([2.0, 8.0], [2.0, 10.0], 10.0, [12.0, 14.0])
+    assert {"fit_named", "each", "each_2"} <= set(run.steps)
+    # Outside a pipeline they are the plain function, with the instance first.
+    assert (trainer.fit([1]), trainer.fit.map([[1], [2]]), trainer.fit.alias("x")([3])) == (2.0, [2.0, 4.0], 6.0)
+    assert isinstance(trainer.fit, functools.partial)  # still calls, hashes and unwraps as a partial
