@@ -69,6 +69,15 @@ class Pipeline(Generic[P, R]):
                 f"@pipeline cannot decorate {kind} '{shown}' ({call_site()}): "
                 "a pipeline is a function whose body calls steps. Write @pipeline on such a function alone."
             )
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            # Calling it would only make a coroutine or a generator: no step call of its body would be
+            # recorded, and the build would say it returned a plain value.
+            kind = "a generator function (it uses yield)" if inspect.isgeneratorfunction(fn) else "an async function"
+            raise UserError(
+                f"@pipeline '{fn.__name__}' ({definition_site(fn)}) is {kind}: a body runs once, as a plain "
+                "function, while the pipeline is built. Write a plain `def`, call async steps without "
+                "`await` (each call is a node, awaited when it runs) and return the outputs."
+            )
         self.fn = fn
         if name is not None and not (isinstance(name, str) and name.isidentifier()):
             raise UserError(f"pipeline name {name!r} ({definition_site(fn)}) is not a valid name. "

@@ -365,3 +365,17 @@ def test_a_step_of_a_class_body_read_from_an_instance_maps_and_takes_an_alias(st
     # Outside a pipeline they are the plain function, with the instance first.
     assert (trainer.fit([1]), trainer.fit.map([[1], [2]]), trainer.fit.alias("x")([3])) == (2.0, [2.0, 4.0], 6.0)
     assert isinstance(trainer.fit, functools.partial)  # still calls, hashes and unwraps as a partial
+
+
+def test_an_async_or_generator_pipeline_body_is_refused_where_it_is_decorated():
+    async def flow():
+        return _batches()
+
+    def lazy():
+        yield _batches()
+
+    for body, kind in ((flow, "an async function"), (lazy, "a generator function \\(it uses yield\\)")):
+        with pytest.raises(UserError, match=rf"@pipeline '{body.__name__}' \(test_authoring.py:\d+\) is {kind}: a "
+                                            r"body runs once, as a plain function, while the pipeline is built. "
+                                            r"Write a plain `def`, call async steps without `await`"):
+            pipeline(body)
