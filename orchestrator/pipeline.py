@@ -176,10 +176,13 @@ class Pipeline(Generic[P, R]):
                 hint = (" A step's output does not exist until the step runs: pass it to another step "
                         "and use it there." if "Output" in str(exc) else
                         " The body runs while the pipeline is built; fix it there.")
-                raise PipelineDefinitionError(
+                # Problems found before it (a placeholder misuse a library caught and answered with an
+                # error of its own) come first: they are most likely the cause.
+                raise PipelineDefinitionError([
+                    *trace.problems,
                     f"the body of pipeline '{self.name}' ({self.site}) raised {type(exc).__name__}: {exc}"
-                    f"{where}.{hint}"
-                ) from exc
+                    f"{where}.{hint}",
+                ]) from exc
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo,
                          site=self.site)
 

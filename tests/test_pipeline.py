@@ -544,3 +544,21 @@ def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
         "the pipeline is being built, but it does not exist until the step runs. Pass it to another step and "
         "use it there."
     )
+
+
+def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> None:
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        try:
+            rows = len(df)  # misuse:reraised
+        except Exception as exc:
+            raise ValueError("cannot size the frame") from exc
+        return total(load(rows))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    first, second = str(info.value).split("\n")
+    assert first.startswith(f"the output of step 'load' is used as a value at test_pipeline.py:"
+                            f"{_line_of('# misuse:reraised')} while the pipeline is being built")
+    assert second.startswith(f"the body of pipeline 'body' ({body.site}) raised ValueError: cannot size the frame")
