@@ -179,6 +179,30 @@ def build_dag(
     return DAG(pipeline=pipeline, params=params, nodes=nodes, result=result)
 
 
+def _hidden_output(value: Any) -> str | None:
+    """Why a placeholder inside ``value`` would not reach the step, or None (the common case).
+
+    Placeholders are found as arguments and inside lists, tuples and dicts.
+    One in a set (``{a, b}``) or in a dataclass (``Config(model=fit(...))``)
+    would be hashed and passed as the placeholder itself, and the step would
+    fail on it after its upstream ran. Only those two kinds are looked into,
+    one level deep, so a plain value costs one type check.
+    """
+    kind = type(value)
+    if kind is set or kind is frozenset:
+        found, what = next((v for v in value if type(v) is Output), None), f"a {kind.__name__}"
+    elif is_dataclass(value) and not isinstance(value, type):
+        found = next((o for f in fields(value) for o in iter_outputs(getattr(value, f.name, None))), None)
+        what = f"dataclass {kind.__name__}"
+    else:
+        return None
+    if found is None:
+        return None
+    return ("{label}: argument '{arg}' holds the output of step '" + found.node + f"' inside {what}, where "
+            "it would stay a placeholder: a step's output reaches a step as an argument, or inside a list, "
+            f"tuple or dict. Pass it that way and build {what} inside the step.")
+
+
 def _make_node(
     call: Call,
     nodes: dict[str, Node],
@@ -218,6 +242,10 @@ def _make_node(
                     problems.append(f"{label}: input '{arg}' comes from step '{out.node}', which failed to build.")
                 elif out.node not in upstream:
                     upstream.append(out.node)
+            continue
+        hidden = _hidden_output(value)
+        if hidden is not None:
+            problems.append(hidden.format(label=label, arg=arg))
             continue
         as_path = arg in step.path_params and isinstance(value, str)
         try:

@@ -64,10 +64,15 @@ def load_pipeline(target: str) -> Pipeline:
     own = {n: p for n, p in found.items() if getattr(p.fn, "__module__", None) == module.__name__}
     candidates = own or found
     if len(candidates) > 1:
-        first = next(iter(candidates))
+        parts = _called_by(candidates)
+        # A pipeline made of the others (`main` calls `features`) is the one a file of
+        # sub-pipelines is most likely run for: suggest it, not the first sub-pipeline.
+        first = next((n for n in candidates if n not in parts), next(iter(candidates)))
+        called = [n for n in candidates if parts.get(n) == first]
+        why = f" (it calls {', '.join(called)})" if called else ""
         verb = "defines" if own else "imports"
         raise LoadError(f"{file} {verb} {len(candidates)} pipelines ({', '.join(candidates)}). "
-                        f"Choose one: {file}:{first}")
+                        f"Choose one: {file}:{first}{why}")
     return next(iter(candidates.values()))
 
 
@@ -77,6 +82,28 @@ def pipelines_in(module: ModuleType) -> dict[str, Pipeline]:
         if isinstance(value, Pipeline) and value.name not in found:
             found[value.name] = value
     return found
+
+
+def _called_by(pipelines: dict[str, Pipeline]) -> dict[str, str]:
+    """Each of ``pipelines`` that another one's body calls by name -> the name of one that calls it.
+
+    Read from the bodies' code (the global names they use, nested functions
+    and comprehensions included): nothing is built.
+    """
+    by_object = {id(p): name for name, p in pipelines.items()}
+    parts: dict[str, str] = {}
+    for name, p in pipelines.items():
+        code = getattr(p.fn, "__code__", None)
+        module_globals = getattr(p.fn, "__globals__", {})
+        codes = [code] if code is not None else []
+        while codes:
+            current = codes.pop()
+            codes.extend(c for c in current.co_consts if hasattr(c, "co_names"))
+            for used in current.co_names:
+                other = by_object.get(id(module_globals.get(used)))
+                if other is not None and other != name:
+                    parts.setdefault(other, name)
+    return parts
 
 
 def load_module(file: str) -> ModuleType:

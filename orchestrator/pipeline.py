@@ -26,10 +26,12 @@ from orchestrator.errors import (
 from orchestrator.step import (
     P,
     R,
+    Step,
     Trace,
     active_trace,
     call_site,
     definition_site,
+    name_by_position_message,
     tracing,
     unknown_option_message,
 )
@@ -57,7 +59,25 @@ class Pipeline(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
         if not callable(fn):
-            raise UserError(f"@pipeline needs a function, got {fn!r}")
+            raise UserError(f"@pipeline needs a function, got {fn!r} ({call_site()}).")
+        if isinstance(fn, (Step, Pipeline, type)):
+            # Copying a step's attributes (update_wrapper, below) would make the pipeline's body
+            # the step's plain function, which records nothing.
+            kind, shown = ("class", fn.__name__) if isinstance(fn, type) else \
+                ("step" if isinstance(fn, Step) else "pipeline", str(getattr(fn, "name", "")))
+            raise UserError(
+                f"@pipeline cannot decorate {kind} '{shown}' ({call_site()}): "
+                "a pipeline is a function whose body calls steps. Write @pipeline on such a function alone."
+            )
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            # Calling it would only make a coroutine or a generator: no step call of its body would be
+            # recorded, and the build would say it returned a plain value.
+            kind = "a generator function (it uses yield)" if inspect.isgeneratorfunction(fn) else "an async function"
+            raise UserError(
+                f"@pipeline '{fn.__name__}' ({definition_site(fn)}) is {kind}: a body runs once, as a plain "
+                "function, while the pipeline is built. Write a plain `def`, call async steps without "
+                "`await` (each call is a node, awaited when it runs) and return the outputs."
+            )
         self.fn = fn
         if name is not None and not (isinstance(name, str) and name.isidentifier()):
             raise UserError(f"pipeline name {name!r} ({definition_site(fn)}) is not a valid name. "
@@ -139,6 +159,9 @@ class Pipeline(Generic[P, R]):
         if args:
             raise UserError(f"{self.name}.build() got {args[0]!r} by position."
                             f"{self._keywords_hint('build', args[0]) or ' It takes pipeline parameters as keywords.'}")
+        # In a body, a build of its own would record the calls in a DAG of their own, cut off from
+        # the placeholders the body passes it ("comes from step 'load', which failed to build").
+        self._refuse_while_building("build")
         values = self.resolve_params(params)
         trace = Trace()
         body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
@@ -153,15 +176,19 @@ class Pipeline(Generic[P, R]):
                 hint = (" A step's output does not exist until the step runs: pass it to another step "
                         "and use it there." if "Output" in str(exc) else
                         " The body runs while the pipeline is built; fix it there.")
-                raise PipelineDefinitionError(
+                # Problems found before it (a placeholder misuse a library caught and answered with an
+                # error of its own) come first: they are most likely the cause.
+                raise PipelineDefinitionError([
+                    *trace.problems,
                     f"the body of pipeline '{self.name}' ({self.site}) raised {type(exc).__name__}: {exc}"
-                    f"{where}.{hint}"
-                ) from exc
+                    f"{where}.{hint}",
+                ]) from exc
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo,
                          site=self.site)
 
     def _refuse_while_building(self, method: str) -> None:
-        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too)."""
+        """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too);
+        a ``.build()`` there makes a DAG apart from the body's."""
         if active_trace() is not None:
             raise PipelineDefinitionError(
                 f"{self.name}.{method}() is called at {call_site()} while a pipeline body is being built. "
@@ -278,6 +305,8 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     """
     if unknown:
         raise UserError(unknown_option_message("@pipeline", unknown, ("name",)))
+    if isinstance(fn, str):
+        raise UserError(name_by_position_message("@pipeline", fn))
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)

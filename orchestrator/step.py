@@ -58,18 +58,20 @@ def call_site(skip_package: bool = True) -> str:
 _BASENAMES: dict[str, str] = {}  # co_filename -> its base name: call_site runs once per step call
 
 
-def user_site() -> str:
+def user_site(fallback: bool = True) -> str:
     """``file.py:LINE`` of the innermost frame in the user's own code (not a library's, not ours).
 
     For errors only: a placeholder misused inside ``pandas.concat`` should
-    point at the pipeline body's line, not at pandas.
+    point at the pipeline body's line, not at pandas. Without such a frame
+    (a thread of a pool runs only the standard library's), the innermost
+    frame outside this package, or ``""`` when ``fallback`` is false.
     """
     frame = sys._getframe(1)
     while frame is not None:
         if file_kind(frame.f_code.co_filename) == "user":
             return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
-    return call_site()
+    return call_site() if fallback else ""
 
 
 def definition_site(fn: Callable[..., Any]) -> str:
@@ -88,18 +90,39 @@ class Output:
     error that says to pass it to another step instead.
     """
 
-    __slots__ = ("name", "node")
+    __slots__ = ("_name", "_node")
 
     def __init__(self, node: str, name: str) -> None:
-        self.node = node
-        self.name = name
+        self._node = node
+        self._name = name
+
+    # `.node` and `.name` are the package's, read once the body has run. In a body they are the
+    # user's words (`model.name` on a model a step returns): there, they would quietly be the node's
+    # name or "out" instead of the value, so they fail as any other attribute of a placeholder.
+    @property
+    def node(self) -> str:
+        """The name of the node this is an output of."""
+        if _ACTIVE_TRACE.get() is not None:
+            return self._unavailable_attribute("node")  # type: ignore[no-any-return]
+        return self._node
+
+    @node.setter
+    def node(self, value: str) -> None:
+        self._node = value  # a node renamed when a later call takes its name (Trace._renumber)
+
+    @property
+    def name(self) -> str:
+        """The name of this output of its node: ``out``, or one of the step's ``outputs``."""
+        if _ACTIVE_TRACE.get() is not None:
+            return self._unavailable_attribute("name")  # type: ignore[no-any-return]
+        return self._name
 
     def __repr__(self) -> str:
-        return f"<output {self.name!r} of step {self.node!r}>"
+        return f"<output {self._name!r} of step {self._node!r}>"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Output):
-            return (self.node, self.name) == (other.node, other.name)
+            return (self._node, self._name) == (other._node, other._name)
         # `if df == None:` in a body would otherwise pick a branch on a value that does not exist yet.
         return self._unavailable()
 
@@ -107,16 +130,62 @@ class Output:
         return not self == other
 
     def __hash__(self) -> int:
-        return hash((self.node, self.name))
+        return hash((self._node, self._name))
 
-    def _unavailable(self, *_: object, **__: object) -> Any:
-        raise PipelineDefinitionError(
-            f"the output of step '{self.node}' is used as a value at {user_site()} while the "
-            "pipeline is being built, but it does not exist until the step runs. "
-            "Pass it to another step and use it there."
-        )
+    def __iter__(self) -> Any:
+        # `train, test = split(raw)` and `for x in xs:` in a body: the fix is several outputs or a map.
+        return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(
+            "annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\"))")
+            + " To call a step once per item, pass this output to that step's .map().")
 
-    __bool__ = __iter__ = __len__ = __getitem__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
+    def __getitem__(self, key: object) -> Any:
+        # `split(raw)[0]`, `stats(xs)["mean"]`: a part of a result is passed on as an output of its own.
+        names = f"\"{key}\", ..." if isinstance(key, str) and key.isidentifier() else "\"a\", \"b\""
+        return self._unavailable(use=f"is indexed ([{key!r}])", hint=self._parts_hint(
+            f"declare @step(outputs=({names})) and return a dict with those keys (or a tuple), "
+            "or index it inside the step that takes it"))
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
+        return self._unavailable_attribute(attr, depth=2)
+
+    def _unavailable_attribute(self, attr: str, depth: int = 2) -> Any:
+        if attr.startswith("_") or file_kind(sys._getframe(depth).f_code.co_filename) != "user":
+            return self._unavailable()  # a library's probe (pandas reads `._typ`): not the user's words
+        # `split(raw).train` on a dataclass a step returns.
+        return self._unavailable(use=f"has its attribute `.{attr}` read", hint=self._parts_hint(
+            f"declare @step(outputs=(\"{attr}\", ...)) and return a dict with those keys, "
+            f"or read `.{attr}` inside the step that takes it"))
+
+    def _parts_hint(self, how: str) -> str:
+        """How to pass a part of this output to a step, or "" for an output that is already one of several."""
+        if self._name != SINGLE_OUTPUT:
+            return ""
+        return f" To pass its parts to steps one by one, give step '{self._node}' several outputs: {how}."
+
+    def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
+        if _ACTIVE_TRACE.get() is None:
+            # Not in a body being built (a thread it started, or after the build): "while the
+            # pipeline is being built" would send the user looking in the wrong place.
+            raise PipelineDefinitionError(
+                f"the output of step '{self._node}' is used as a value at {user_site()}, outside the "
+                "pipeline body that made it (in a thread the body started, after it was built, or in a step "
+                "that got it inside an object the body passed). "
+                "It stands for a value only in that body: pass it to a step there. After a run, "
+                f"run.steps['{self._node}'].output() holds the value."
+            )
+        problem = (f"the output of step '{self._node}' {use} at {user_site()} while the "
+                   "pipeline is being built, but it does not exist until the step runs. "
+                   f"Pass it to another step and use it there.{hint}")
+        trace = _ACTIVE_TRACE.get()
+        if trace is not None and problem not in trace.problems:
+            # Also kept for the build: a body that catches the error (`try: n = len(xs) except
+            # Exception: n = 0`) would otherwise go on with a guess and build another pipeline.
+            trace.problems.append(problem)
+        raise PipelineDefinitionError(problem)
+
+    __bool__ = __len__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
     __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable
     __int__ = __float__ = __complex__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = _unavailable
     __neg__ = __pos__ = __abs__ = __invert__ = _unavailable
@@ -127,11 +196,6 @@ class Output:
     __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _unavailable
     __lt__ = __le__ = __gt__ = __ge__ = _unavailable
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)  # protocol probes (copy, pickle, numpy) must see a plain miss
-        return self._unavailable()
 
 
 @dataclass
@@ -340,21 +404,23 @@ class Step(Generic[P, R]):
     @overload
     def __get__(self, obj: None, objtype: type | None = None) -> Step[P, R]: ...
     @overload
-    def __get__(self, obj: object, objtype: type | None = None) -> Callable[..., R]: ...
+    def __get__(self, obj: object, objtype: type | None = None) -> _BoundStep[R]: ...
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
-        # A step defined in a class body behaves like a plain function there.
-        return self if obj is None else functools.partial(self, obj)  # type: ignore[arg-type]
+        # A step defined in a class body behaves like a plain function there, .alias() and .map() included.
+        return self if obj is None else _BoundStep(self, obj)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
+            if args or kwargs:
+                _refuse_placeholders(self.name, args, kwargs)
             return self.fn(*args, **kwargs)
         # What the step's module binds its name to: a function wrapping the step itself is a
         # decorator written above @step.
         fn = self.fn
         wrapper = fn.__globals__.get(fn.__name__) if type(fn) is types.FunctionType else None
-        if type(wrapper) is types.FunctionType and getattr(wrapper, "__wrapped__", None) is self \
+        if type(wrapper) is types.FunctionType and _wraps(wrapper, self) \
                 and wrapper.__code__ is sys._getframe(1).f_code:
             problem = _decorated_above(self, wrapper)
             if problem not in trace.problems:
@@ -364,8 +430,11 @@ class Step(Generic[P, R]):
     def alias(self, name: str) -> _Aliased[P, R]:
         """Call this step under an explicit node name: ``fit.alias("fit_small")(train)``."""
         if not isinstance(name, str) or not name.isidentifier():
+            # Most often made in a loop from a value (f"fit_{alpha}" with alpha=0.1): say where.
             raise UserError(
-                f"step alias {name!r} is not a valid name. Use letters, digits and underscores."
+                f"step alias {name!r} of step '{self.name}' ({call_site()}) is not a valid name. "
+                "Use letters, digits and underscores (f\"fit_{i}\" with a loop's index, not a value "
+                "such as 0.1)."
             )
 
         return _Aliased(self, name)
@@ -383,7 +452,10 @@ class Step(Generic[P, R]):
         """
         return self._map(items, args, kwargs, None)
 
-    def _map(self, items: Any, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
+    def _map(self, items: Any, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None,
+             lead: tuple[Any, ...] = ()) -> Any:
+        """``map`` (under ``alias``); ``lead`` is the instance a step of a class body is read from,
+        passed before the item."""
         trace = _ACTIVE_TRACE.get()
         if trace is not None and not isinstance(items, Output):
             problem = _unordered_items(items, f"{alias or self.name}.map() ({call_site()})")
@@ -394,9 +466,9 @@ class Step(Generic[P, R]):
                 return []
         if trace is None or not isinstance(items, Output):
             if alias is None or trace is None:
-                results = [self(item, *args, **kwargs) for item in items]
+                results = [self(*lead, item, *args, **kwargs) for item in items]
             else:
-                results = [_Aliased(self, alias if i == 0 else f"{alias}_{i + 1}")(item, *args, **kwargs)
+                results = [_Aliased(self, alias if i == 0 else f"{alias}_{i + 1}", lead)(item, *args, **kwargs)
                            for i, item in enumerate(items)]
             if trace is not None:
                 for call in trace.calls[len(trace.calls) - len(results):]:
@@ -404,7 +476,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = _as_of_call(trace, self._bind(trace, (MAP_ITEM, *args), kwargs, site))
+        arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site))
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -472,13 +544,41 @@ class Step(Generic[P, R]):
         return {name: bound[name] for name in names}
 
 
+def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a plain call of step ``name`` (no pipeline being built here) that is given a placeholder.
+
+    A placeholder only stands for a value inside the body that made it. A step
+    called with one outside that body, most often from a thread the body
+    started (``ThreadPoolExecutor().submit(fit, train)``: the trace belongs to
+    the body's own thread), would run at once, while the pipeline is built,
+    and be neither a node nor cached. Only the arguments themselves and the
+    items of a list, tuple or dict among them are looked at, so that a plain
+    call of a step on a large list stays as cheap as calling its function.
+    """
+    for value in (*args, *kwargs.values()):
+        items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else (value,)
+        if len(items) > 64:
+            continue
+        placeholder = next((v for v in items if isinstance(v, Output)), None)
+        if placeholder is not None:
+            where = user_site(fallback=False)
+            shown = f" at {where}" if where else ""  # a pool's thread runs none of the user's lines
+            raise PipelineDefinitionError(
+                f"step '{name}' is called{shown} with the output of step '{placeholder.node}' outside the "
+                "pipeline body that made it (in a thread the body started, or after it was built), so it "
+                "would run at once, as a plain function. Call steps in the body itself, not through a "
+                "thread pool: each call becomes a node, and independent nodes run in parallel with "
+                "--executor process."
+            )
+
+
 class _Aliased(Generic[P, R]):
     """A step called under an explicit node name (``fit.alias("fit_small")``); also maps under it."""
 
-    __slots__ = ("name", "step")
+    __slots__ = ("lead", "name", "step")
 
-    def __init__(self, step: Step[P, R], name: str) -> None:
-        self.step, self.name = step, name
+    def __init__(self, step: Step[P, R], name: str, lead: tuple[Any, ...] = ()) -> None:
+        self.step, self.name, self.lead = step, name, lead  # lead: the instance of a step of a class body
 
     def __repr__(self) -> str:
         return f"<step {self.step.name!r} as {self.name!r} ({self.step.site})>"
@@ -486,12 +586,34 @@ class _Aliased(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = _ACTIVE_TRACE.get()
         if trace is None:
-            return self.step.fn(*args, **kwargs)
-        return self.step._record(trace, args, kwargs, alias=self.name)
+            if args or kwargs:
+                _refuse_placeholders(self.name, args, kwargs)
+            return self.step.fn(*self.lead, *args, **kwargs)
+        return self.step._record(trace, (*self.lead, *args), kwargs, alias=self.name)
 
     def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
-        return self.step._map(items, args, kwargs, self.name)
+        return self.step._map(items, args, kwargs, self.name, self.lead)
+
+
+class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
+    """A step of a class body read from an instance (``trainer.fit``): the step with the instance first.
+
+    A ``functools.partial`` of the step, so it calls, hashes and is decorated
+    as one, that also has the step's ``.alias()`` and ``.map()``, which a
+    plain partial lacked (``trainer.fit.map(items)`` failed with an
+    AttributeError on the partial).
+    """
+
+    def alias(self, name: str) -> _Aliased[..., R]:
+        """Call this step of ``self.args[0]`` under an explicit node name, as ``Step.alias``."""
+        step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
+        return _Aliased(step.alias(name).step, name, self.args)
+
+    def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:
+        """Like ``Step.map``, each item passed after the instance."""
+        step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
+        return step._map(items, args, kwargs, None, self.args)  # type: ignore[no-any-return]
 
 
 def _unordered_items(items: Any, where: str) -> str | None:
@@ -604,6 +726,8 @@ def step(
     """
     if unknown:
         raise UserError(unknown_option_message("@step", unknown, _STEP_OPTIONS))
+    if isinstance(fn, str):
+        raise UserError(name_by_position_message("@step", fn))
 
     names = (untracked,) if isinstance(untracked, str) else untracked
 
@@ -681,6 +805,16 @@ def _as_of_now(trace: Trace, value: Any) -> Any:
     return trace.copy_of(value)
 
 
+def name_by_position_message(decorator: str, text: str) -> str:
+    """Why ``@step("load")`` (Prefect's and Airflow's spelling) fails, and how to name it.
+
+    The text would otherwise be taken for the function to decorate, and the
+    user told that a name is not a function.
+    """
+    return (f"{decorator}({text!r}) ({call_site()}): a name is given by keyword, "
+            f"{decorator}(name={text!r}).")
+
+
 def iter_outputs(value: Any) -> Iterator[Output]:
     """Every ``Output`` placeholder inside ``value`` (nested lists, tuples, dicts)."""
     if isinstance(value, Output):
@@ -711,6 +845,11 @@ def _not_a_function(obj: Any) -> str:
                 f"`@step def make_{obj.__name__.lower()}(...): return {obj.__name__}(...)`.")
     if not callable(obj):
         return f"@step needs a function, got {obj!r} ({where}). Decorate a function defined with def."
+    if isinstance(obj, functools._lru_cache_wrapper):
+        # A memo in the process, under a cache of results keyed by code, parameters and inputs.
+        return (f"@step cannot decorate '{obj.__qualname__}', a functools.lru_cache (or cache) wrapper ({where}): "
+                "a step's results are cached already. Drop @lru_cache under @step, or put it on a helper "
+                "the step calls.")
     named = getattr(obj, "__qualname__", None)
     shown = f"'{named}', a {type(obj).__name__}" if isinstance(named, str) else f"a {type(obj).__name__} object"
     return (f"@step cannot decorate {shown} ({where}): a step must be a function defined in Python. "
@@ -764,6 +903,23 @@ def _parsed(filename: str) -> ast.Module:
             tree = ast.Module(body=[], type_ignores=[])
         _PARSED[key] = tree
     return tree
+
+
+def _wraps(wrapper: types.FunctionType, step: Step) -> bool:
+    """Whether ``wrapper`` is a decorator's function around ``step``.
+
+    Named so by ``functools.wraps`` (its ``__wrapped__``), or, without it,
+    holding the step in its closure (``def inner(*a): return fn(*a)``).
+    """
+    if getattr(wrapper, "__wrapped__", None) is step:
+        return True
+    for cell in wrapper.__closure__ or ():
+        try:
+            if cell.cell_contents is step:
+                return True
+        except ValueError:  # a cell not yet filled
+            continue
+    return False
 
 
 def _decorated_above(step: Step, wrapper: types.FunctionType) -> str:

@@ -269,6 +269,7 @@ def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: Tas
         if not isinstance(value, (tuple, list)) or len(value) != len(names):
             got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
                 else f"a dict with keys {', '.join(map(str, value))}" if isinstance(value, dict) \
+                else "None (did it forget `return`?)" if value is None \
                 else f"a value of type {type(value).__name__}"
             raise TypeError(
                 f"step '{spec.step_name}' declares {len(names)} outputs ({', '.join(names)}) "

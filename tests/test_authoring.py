@@ -216,3 +216,166 @@ def test_a_decorator_written_below_step_runs_with_the_step(store):
         return _timed_below([1, 2])
 
     assert flow.run(store=str(store)).output() == 2
+
+
+@_logged
+@step
+def _logged_above(xs: list) -> int:
+    return len(xs)
+
+
+def test_a_decorator_without_wraps_written_above_step_is_reported_too(store):
+    @pipeline
+    def flow():
+        return _logged_above([1, 2])
+
+    with pytest.raises(UserError, match=r"step '_logged_above' \(test_authoring.py:\d+\) is wrapped by "
+                                        r"`_logged` \(test_authoring.py:\d+\), written above @step: .* "
+                                        r"Put @step above @_logged."):
+        flow.build()
+
+
+@pytest.mark.parametrize("decorator", [step, pipeline])
+def test_a_name_passed_by_position_says_to_pass_it_by_keyword(decorator):
+    label = "@step" if decorator is step else "@pipeline"
+    with pytest.raises(UserError) as info:
+        decorator("loader")  # type: ignore[call-overload]
+    assert re.fullmatch(rf"{label}\('loader'\) \(test_authoring.py:\d+\): a name is given by keyword, "
+                        rf"{label}\(name='loader'\).", str(info.value))
+
+
+_ran_during_build: list[float] = []
+
+
+@step
+def _load3() -> list:
+    return [1, 2, 3]
+
+
+@step
+def _fit(xs: list, alpha: float) -> float:
+    _ran_during_build.append(alpha)
+    return alpha
+
+
+@step
+def _best(scores: list) -> float:
+    return max(scores)
+
+
+def test_a_step_called_from_a_thread_the_body_starts_is_refused_not_run_while_building(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    @pipeline
+    def flow():
+        xs = _load3()
+        with ThreadPoolExecutor(2) as pool:
+            scores = [f.result() for f in [pool.submit(_fit, xs, a) for a in (0.1, 1.0)]]
+        return _best(scores)
+
+    _ran_during_build.clear()
+    with pytest.raises(UserError) as info:
+        flow.build()
+    assert _ran_during_build == []  # the thread's call ran nothing of the step
+    assert str(info.value) == (
+        "step '_fit' is called with the output of step '_load3' outside the pipeline body that made it "
+        "(in a thread the body started, or after it was built), so it would run at once, as a plain "
+        "function. Call steps in the body itself, not through a thread pool: each call becomes a node, "
+        "and independent nodes run in parallel with --executor process.")
+
+
+def test_a_placeholder_kept_from_a_build_is_refused_by_a_plain_call_naming_where():
+    kept = []
+
+    @pipeline
+    def flow():
+        xs = _load3()
+        kept.append(xs)
+        return _fit(xs, 1.0)
+
+    flow.build()
+    with pytest.raises(UserError, match=r"step '_fit' is called at test_authoring.py:\d+ with the output of "
+                                        r"step '_load3' outside the pipeline body that made it"):
+        _fit(kept[0], 2.0)
+    with pytest.raises(UserError, match=r"step 'alias_fit' is called at test_authoring.py:\d+ with the output"):
+        _fit.alias("alias_fit")(xs=[kept[0]], alpha=2.0)
+    with pytest.raises(UserError) as info:
+        len(kept[0])
+    assert "while the pipeline is being built" not in str(info.value)
+    assert re.match(r"the output of step '_load3' is used as a value at test_authoring.py:\d+, outside the "
+                    r"pipeline body that made it .* run.steps\['_load3'\].output\(\) holds the value.",
+                    str(info.value))
+    assert _fit([1], 2.0) == 2.0  # real values: a plain function call, as before
+
+
+def test_an_alias_that_is_no_name_says_which_step_and_where(store):
+    @pipeline
+    def flow():
+        return [_fit.alias(f"fit_{alpha}")([1], alpha) for alpha in (0.1, 1.0)]
+
+    with pytest.raises(UserError) as info:
+        flow.build()
+    assert re.fullmatch(r"step alias 'fit_0.1' of step '_fit' \(test_authoring.py:\d+\) is not a valid name. "
+                        r"Use letters, digits and underscores \(f\"fit_\{i\}\" with a loop's index, not a "
+                        r"value such as 0.1\).", str(info.value))
+
+
+@pytest.mark.parametrize("kind", ["step", "pipeline", "class"])
+def test_pipeline_on_a_step_a_pipeline_or_a_class_is_refused_where_it_is_applied(kind):
+    def body(n: int = 3):
+        return _load3()
+
+    target, shown = {"step": (_load3, "_load3"), "pipeline": (pipeline(body), "body"),
+                     "class": (_Scaler, "_Scaler")}[kind]
+    with pytest.raises(UserError) as info:
+        pipeline(target)
+    assert re.fullmatch(rf"@pipeline cannot decorate {kind} '{shown}' \(test_authoring.py:\d+\): a pipeline is a "
+                        r"function whose body calls steps. Write @pipeline on such a function alone.",
+                        str(info.value))
+
+
+class _Trainer:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    @step
+    def fit(self, xs: list) -> float:
+        return sum(xs) * self.rate
+
+
+@step
+def _batches() -> list:
+    return [[1], [2, 3]]
+
+
+def test_a_step_of_a_class_body_read_from_an_instance_maps_and_takes_an_alias(store):
+    trainer = _Trainer(2.0)
+
+    @pipeline
+    def flow():
+        over_list = trainer.fit.map([[1], [4]])
+        over_output = trainer.fit.map(_batches())
+        named = trainer.fit.alias("fit_named")([5])
+        named_map = trainer.fit.alias("each").map([[6], [7]])
+        return over_list, over_output, named, named_map
+
+    run = flow.run(store=str(store))
+    assert run.output() == ([2.0, 8.0], [2.0, 10.0], 10.0, [12.0, 14.0])
+    assert {"fit_named", "each", "each_2"} <= set(run.steps)
+    # Outside a pipeline they are the plain function, with the instance first.
+    assert (trainer.fit([1]), trainer.fit.map([[1], [2]]), trainer.fit.alias("x")([3])) == (2.0, [2.0, 4.0], 6.0)
+    assert isinstance(trainer.fit, functools.partial)  # still calls, hashes and unwraps as a partial
+
+
+def test_an_async_or_generator_pipeline_body_is_refused_where_it_is_decorated():
+    async def flow():
+        return _batches()
+
+    def lazy():
+        yield _batches()
+
+    for body, kind in ((flow, "an async function"), (lazy, "a generator function \\(it uses yield\\)")):
+        with pytest.raises(UserError, match=rf"@pipeline '{body.__name__}' \(test_authoring.py:\d+\) is {kind}: a "
+                                            r"body runs once, as a plain function, while the pipeline is built. "
+                                            r"Write a plain `def`, call async steps without `await`"):
+            pipeline(body)

@@ -1211,3 +1211,18 @@ def test_show_and_plan_tell_calls_of_a_long_named_step_apart_in_80_columns(orch)
         names = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("compute")]
         assert [n[-2:] for n in names] == ["nt", "_2", "_3"], result.stdout
         assert all(len(line) <= 80 for line in result.stdout.splitlines())
+
+
+def test_a_file_of_sub_pipelines_suggests_the_pipeline_that_calls_them(tmp_path):
+    from orchestrator.errors import LoadError
+    from orchestrator.loader import load_pipeline
+
+    (tmp_path / "composed.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef one(n: int) -> int:\n    return n\n\n"
+        "@pipeline\ndef features(n: int = 1):\n    return one(n)\n\n"
+        "@pipeline\ndef labels(n: int = 1):\n    return one(n)\n\n"
+        "@pipeline\ndef main(n: int = 2):\n    return [f(n) for f in (features, labels)]\n")
+    with pytest.raises(LoadError) as info:
+        load_pipeline(str(tmp_path / "composed.py"))
+    assert str(info.value).endswith("defines 3 pipelines (features, labels, main). Choose one: "
+                                    f"{tmp_path / 'composed.py'}:main (it calls features, labels)")

@@ -7,6 +7,7 @@ import enum
 import inspect
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -125,7 +126,7 @@ def test_calling_another_pipeline_in_a_body_adds_its_steps() -> None:
     assert list(outer.build().nodes) == ["load", "total", "load_2", "total_2"]
 
 
-@pytest.mark.parametrize("method", ["run", "plan"])
+@pytest.mark.parametrize("method", ["run", "plan", "build"])
 def test_running_a_pipeline_inside_a_body_is_refused(method: str, tmp_path) -> None:
     @pipeline
     def outer(n: int = 3):
@@ -421,3 +422,143 @@ def test_messages_and_reasons_from_python_name_the_python_keywords(tmp_path) -> 
     with pytest.raises(UserError, match=r'Use executor="sequential", or a store every worker reaches'):
         counting.run(store="memory://spelling", metadata=str(tmp_path / "m"), n=2, ratio=1, strict=True,
                      label="x", executor="process")
+
+
+@step
+def _split(df: pd.DataFrame):  # one output: no tuple annotation, no outputs=
+    return df.iloc[:1], df.iloc[1:]
+
+
+PART_MISUSES = {
+    "unpack": (lambda df: total(_unpacked(df)),
+               "is unpacked or iterated", " To pass its parts to steps one by one, give step '_split' several "
+               "outputs: annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\")). To call a "
+               "step once per item, pass this output to that step's .map()."),
+    "key": (lambda df: total(df["train"]),  # misuse:key
+            "is indexed (['train'])", " To pass its parts to steps one by one, give step '_split' several "
+            "outputs: declare @step(outputs=(\"train\", ...)) and return a dict with those keys (or a tuple), "
+            "or index it inside the step that takes it."),
+    "attribute": (lambda df: total(df.train),  # misuse:attribute
+                  "has its attribute `.train` read", " To pass its parts to steps one by one, give step "
+                  "'_split' several outputs: declare @step(outputs=(\"train\", ...)) and return a dict with "
+                  "those keys, or read `.train` inside the step that takes it."),
+}
+
+
+def _unpacked(df):
+    train, test = df  # misuse:unpack
+    return train
+
+
+@pytest.mark.parametrize("misuse", sorted(PART_MISUSES))
+def test_taking_a_part_of_a_single_output_says_how_to_give_the_step_several(misuse: str) -> None:
+    use, said, hint = PART_MISUSES[misuse]
+
+    @pipeline
+    def body(n: int = 3):
+        return use(_split(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step '_split' {said} at test_pipeline.py:{_line_of(f'# misuse:{misuse}')} while the "
+        "pipeline is being built, but it does not exist until the step runs. Pass it to another step and use "
+        f"it there.{hint}"
+    )
+
+
+def test_unpacking_one_of_several_outputs_does_not_suggest_several_outputs() -> None:
+    @step
+    def halves(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return df.iloc[:1], df.iloc[1:]
+
+    @pipeline
+    def body(n: int = 3):
+        first, _ = halves(load(n))
+        a, b = first
+        return total(a)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert "several outputs" not in str(info.value)
+    assert str(info.value).endswith("To call a step once per item, pass this output to that step's .map().")
+
+
+@dataclass
+class _Inputs:
+    frames: list
+
+
+@pytest.mark.parametrize(("wrap", "what"), [
+    (lambda df: {df}, "a set"),
+    (lambda df: frozenset([df]), "a frozenset"),
+    (lambda df: _Inputs([df]), "dataclass _Inputs"),
+])
+def test_an_output_hidden_in_a_set_or_a_dataclass_is_refused_when_built(wrap, what: str, tmp_path) -> None:
+    @pipeline
+    def body(n: int = 3):
+        return total(wrap(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert re.fullmatch(
+        rf"step 'total' \(test_pipeline.py:\d+\): argument 'value' holds the output of step 'load' inside {what}, "
+        r"where it would stay a placeholder: a step's output reaches a step as an argument, or inside a list, "
+        rf"tuple or dict. Pass it that way and build {what} inside the step.", str(info.value))
+
+
+@pytest.mark.parametrize("attr", ["name", "node"])
+def test_reading_name_or_node_of_an_output_in_a_body_fails_as_any_attribute(attr: str) -> None:
+    """They are the placeholder's own attributes: `model.name` passed the text "out" to the step."""
+    @pipeline
+    def body(n: int = 3):
+        return total(getattr(load(n), attr))
+
+    with pytest.raises(PipelineDefinitionError, match=rf"the output of step 'load' has its attribute `.{attr}` "
+                                                      r"read at test_pipeline.py:\d+ while the pipeline"):
+        body.build()
+
+    @pipeline
+    def whole(n: int = 3):
+        return _split(load(n))
+
+    out = whole.build().result  # once the body has run, they are the package's again
+    assert (out.node, out.name) == ("_split", "out")
+
+
+def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
+    """Else the body goes on with its guess (`n = 0`) and a different pipeline is built and run."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        try:
+            rows = len(df)  # misuse:caught
+        except Exception:
+            rows = 0
+        return total(load(rows))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step 'load' is used as a value at test_pipeline.py:{_line_of('# misuse:caught')} while "
+        "the pipeline is being built, but it does not exist until the step runs. Pass it to another step and "
+        "use it there."
+    )
+
+
+def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> None:
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        try:
+            rows = len(df)  # misuse:reraised
+        except Exception as exc:
+            raise ValueError("cannot size the frame") from exc
+        return total(load(rows))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    first, second = str(info.value).split("\n")
+    assert first.startswith(f"the output of step 'load' is used as a value at test_pipeline.py:"
+                            f"{_line_of('# misuse:reraised')} while the pipeline is being built")
+    assert second.startswith(f"the body of pipeline 'body' ({body.site}) raised ValueError: cannot size the frame")

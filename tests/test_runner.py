@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import inspect
 import json
 import os
@@ -995,14 +996,21 @@ def test_an_output_that_cannot_be_stored_or_is_the_wrong_shape_fails_with_a_clea
     def pair(n: int):
         return n
 
+    @step
+    def halves(n: int) -> tuple[list, list]:
+        xs = list(range(n))
+        train, test = xs[:1], xs[1:]  # noqa: F841 - no return: the mistake under test
+
     @pipeline
     def outputs(n: int = 3):
-        return lazy(n), pair(n)
+        return lazy(n), pair(n), halves(n)
 
     run = outputs.run(store=str(store))
     assert run.status == "failed"
     assert "step 'lazy' returned generator as its value, which cannot be stored" in run.steps["lazy"].error
     assert "declares 2 outputs (a, b) but returned a value of type int" in run.steps["pair"].error
+    assert ("declares 2 outputs (out0, out1) but returned None (did it forget `return`?). Return a tuple"
+            in run.steps["halves"].error)
 
 
 def test_files_a_step_writes_and_returns_in_a_list_or_dict_count_by_content(store, tmp_path):
@@ -1317,6 +1325,8 @@ class _Model:
     (len, "@step cannot decorate 'len', a builtin_function_or_method (test_runner.py:"),
     (staticmethod(lambda x: x), "@step cannot decorate a staticmethod object (test_runner.py:"),
     (42, "@step needs a function, got 42 (test_runner.py:"),
+    (functools.cache(lambda x: x), "@step cannot decorate '<lambda>', a functools.lru_cache (or cache) wrapper "
+                                   "(test_runner.py:"),
 ])
 def test_step_refuses_what_has_no_python_code_where_it_is_applied(target, needle):
     with pytest.raises(UserError) as info:
@@ -1324,6 +1334,7 @@ def test_step_refuses_what_has_no_python_code_where_it_is_applied(target, needle
     message = str(info.value)
     assert message.startswith(needle) and "\n" not in message
     assert "Write @staticmethod above @step." in message if isinstance(target, staticmethod) \
+        else "Drop @lru_cache under @step" in message if isinstance(target, functools._lru_cache_wrapper) \
         else "Decorate a function" in message
 
 
