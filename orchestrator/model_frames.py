@@ -77,6 +77,23 @@ def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]
     return {k: round(float(v), 4) for k, v in out.items() if v is not None}
 
 
+def unknown_labels(task: str, model: Any, y: Any) -> list[Any]:
+    """The labels among ``y`` that a classifier was not trained on (none of its ``classes_``), in first-seen order.
+
+    Scored anyway, such labels give a wrong figure rather than none: a binary ROC-AUC takes the
+    larger label as positive, so labels ``ok``/``suspicious`` for a model of ``fraud``/``ok``
+    scored 0.09 instead of 0.91, and labels written in another case (``SETOSA``) an accuracy of 0.
+    Empty for a regressor, or a model without ``classes_``. Missing labels are not counted.
+    """
+    import pandas as pd
+
+    classes = getattr(model, "classes_", None)
+    if task != "classification" or classes is None:
+        return []
+    known = {_plain(c) for c in classes}
+    return [_plain(v) for v in pd.unique(pd.Series(y).dropna()) if _plain(v) not in known]
+
+
 class _Scored:
     """A model's predictions on labelled rows, computed once, and any metric of any subset of them."""
 

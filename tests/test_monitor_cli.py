@@ -332,14 +332,22 @@ def test_a_labelled_batch_prints_its_metric_and_why_it_cannot_alert(store, tmp_p
 @pytest.mark.parametrize(("labels", "says"), [
     ([0], "not measured on the 300 labelled rows: roc_auc cannot be measured on these labels (ROC-AUC needs "
           "every class among them)"),
-    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' cannot be scored ("),
+    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' include 'no', 'yes', which "
+                    "the model was not trained on (its classes: 0, 1); encode the labels as the training data did"),
+    # 1/2 for the model's 0/1: ROC-AUC took 2 as the positive class and 'fell' to 0.1 (an alert with
+    # --min-labels 200), a wrong figure for an encoding the model never saw.
+    ([1, 2], "not measured on the 300 labelled rows: the labels in column 'y' include 2, which the model was "
+             "not trained on (its classes: 0, 1)"),
 ])
 def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, capsys, labels, says):
     """Labels of another type than the model's (text for 0/1), or of one class only, dropped the performance
-    check without a word."""
+    check without a word; labels of another encoding gave a wrong metric."""
     path = tmp_path / "labelled.csv"
-    _frame(300).assign(y=[labels[i % len(labels)] for i in range(300)]).to_csv(path, index=False)
-    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    frame = _frame(300)
+    y = np.where(frame["x"] > 0, labels[0], labels[-1]) if labels == [1, 2] else \
+        [labels[i % len(labels)] for i in range(300)]
+    frame.assign(y=y).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--min-labels", "200")
     assert code == 0 and f"  performance: {says}" in out, out
 
 
