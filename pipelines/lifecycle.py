@@ -79,11 +79,15 @@ def check_data(data: Path) -> None:
     """Refuse a missing data file, unless it is the demo's own (which ``source`` then writes).
 
     Generating wherever a file is missing turned a typo (``-p data=data/churn.cvs``) into a
-    model trained, and possibly promoted, on synthetic data.
+    model trained, and possibly promoted, on synthetic data. A folder or a file ``ingest``
+    cannot read (``.xlsx``) failed that step with ``IsADirectoryError`` or ``UnicodeDecodeError``.
     """
+    if Path(data).is_dir():
+        raise ParameterError(f"data file {data} is a folder. Pass a CSV or Parquet file in it to -p data.")
     if not Path(data).exists() and Path(data).resolve() != TRAIN_FILE.resolve():
         raise ParameterError(f"data file {data} does not exist. Pass an existing CSV or Parquet file, or leave "
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
+    check_readable(data, "data file", "-p data")
 
 
 def check_batch(batch: Path | None) -> None:
@@ -96,6 +100,22 @@ def check_batch(batch: Path | None) -> None:
         what = "is a folder" if Path(batch).is_dir() else "does not exist"
         raise ParameterError(f"monitor batch {batch} {what}. Pass an existing CSV or Parquet file to "
                              "-p monitor_batch, or leave it out to train without a drift check.")
+    if batch is not None:
+        check_readable(batch, "monitor batch", "-p monitor_batch")
+
+
+READABLE = (".csv", ".txt", ".parquet", ".pq")  # what ``ingest`` reads (CSV also compressed: .csv.gz)
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def check_readable(path: Path, what: str, flag: str) -> None:
+    """Refuse a file ``ingest`` does not read by its extension (``ingest`` reads any other as CSV)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes.pop()
+    if not suffixes or suffixes[-1] not in READABLE:
+        raise ParameterError(f"{what} {path} is not a .csv or .parquet file; this pipeline reads CSV (comma-separated) "
+                             f"and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) and pass it to {flag}.")
 
 
 @step

@@ -159,3 +159,34 @@ def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_pa
     assert run.status == "succeeded", run.error
     row = Registry(Context.open(tmp_path / "store").lineage).resolve("houses")
     assert row["task"] == "regression" and set(row["metrics"]) == {"rmse", "mae", "r2"} and row["metrics"]["r2"] > 0.9
+
+
+def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tmp_path, monkeypatch, capsys):
+    """-p data=FOLDER failed step ingest with IsADirectoryError, and -p data=book.xlsx (read as CSV) with
+    UnicodeDecodeError: exit 1, as if a step broke, instead of one line naming the fix (exit 2)."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x80\x81")
+    (tmp_path / "data.csv.gz").write_bytes(b"")
+    said = {
+        ("data", "."): "error: data file . is a folder. Pass a CSV or Parquet file in it to -p data.",
+        ("data", "book.xlsx"): "error: data file book.xlsx is not a .csv or .parquet file; this pipeline reads CSV "
+                               "(comma-separated) and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) "
+                               "and pass it to -p data.",
+        ("monitor_batch", "book.xlsx"): "error: monitor batch book.xlsx is not a .csv or .parquet file; this pipeline "
+                                        "reads CSV (comma-separated) and Parquet. Save it as one of them (e.g. "
+                                        "DataFrame.to_parquet) and pass it to -p monitor_batch.",
+    }
+    for (name, value), line in said.items():
+        try:
+            main(["--store", str(tmp_path / "store"), "plan", str(ROOT / "pipelines" / "lifecycle.py"),
+                  "-p", f"{name}={value}"])
+        except SystemExit as exited:
+            code = exited.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip().splitlines() == [line], err
+    # A compressed CSV is read by pandas as it is: still accepted.
+    from lifecycle import check_data
+
+    check_data(tmp_path / "data.csv.gz")
