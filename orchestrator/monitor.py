@@ -148,9 +148,27 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
                            "current": None, "rows": len(labelled), "note": _unknown_note(candidate, unknown)}
         else:
             performance = _performance(candidate, labelled, kinds)
+    elif candidate.label not in batch.columns and cur_scores is not None:
+        performance = _label_misnamed(candidate, [str(c) for c in batch.columns if c not in kinds])
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
                           current_scores=cur_scores, performance=performance, unscored=unscored,
                           prediction_kind=score_kind)
+
+
+def _label_misnamed(candidate: ModelCandidate, others: list[str]) -> dict[str, Any] | None:
+    """A note when the batch has no label column but one named nearly like it (``Species`` for ``species``).
+
+    A batch without labels is usual (no performance, nothing said); one whose label column was renamed
+    on the way lost its performance check without a word.
+    """
+    from orchestrator.model_checks import _closest
+
+    close = _closest(str(candidate.label), others)
+    if close is None:
+        return None
+    return {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric), "current": None,
+            "rows": 0, "note": f"the batch has no label column '{candidate.label}', and its column '{close}' is not "
+                               f"taken for it: rename it '{candidate.label}' to measure {candidate.metric}"}
 
 
 def _unknown_note(candidate: ModelCandidate, unknown: list[Any]) -> str:

@@ -360,3 +360,17 @@ def test_min_labels_lets_a_smaller_labelled_batch_alert(store, tmp_path, capsys)
     assert code == 1 and "alert" in out.splitlines()[0] and "roc_auc fell from 0.9000 to 0.0" in out, out
     code, _, err = _orch(capsys, store, "monitor", "tiny", "--history", "--min-labels", "200")
     assert code == 2 and "--min-labels would be ignored" in err
+
+
+def test_a_label_column_renamed_on_the_way_is_named_not_silently_skipped(store, tmp_path, capsys):
+    """A batch whose label column came back as 'Y' (the model's label is 'y') printed only 'ok': its
+    performance check was dropped without a word, as for a batch with no labels at all."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(Y=(frame["x"] > 0).astype(int)).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "  performance: not measured: the batch has no label column 'y', and its column 'Y' is " \
+        "not taken for it: rename it 'y' to measure roc_auc" in out, out
+    frame.assign(batch_id=1).to_csv(path, index=False)  # no labels at all: nothing to say
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "performance" not in out, out
