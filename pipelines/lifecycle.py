@@ -154,8 +154,29 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     """A seeded, stratified split."""
     from sklearn.model_selection import train_test_split
 
+    if TASK == "classification":
+        check_classes(frame[LABEL])
     a, b = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL] if TASK == "classification" else None)
     return a, b
+
+
+def check_classes(labels: pd.Series) -> None:
+    """Refuse labels a stratified split cannot divide, saying which class and what to do.
+
+    sklearn said ``The least populated classes in y have only 1 member ... groups``, or, for one
+    class only, failed every candidate later with ``This solver needs samples of at least 2 classes``.
+    """
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        raise ValueError(f"the label '{LABEL}' has one class only ({counts.index.tolist()[0]!r}) in these {len(labels)} rows: "
+                         "a classifier needs rows of two or more classes. Give data with other labels too "
+                         "(or set TASK = \"regression\" for a continuous label).")
+    rare = counts[counts < 2]
+    if len(rare):
+        shown = ", ".join(repr(c) for c in rare.index.tolist()[:5])
+        raise ValueError(f"the label '{LABEL}' has only 1 row of the class{'es' if len(rare) > 1 else ''} {shown} in "
+                         f"these {len(labels)} rows: a stratified split needs at least 2 rows of each class (and the "
+                         "training part is split again for validation). Add rows of it to the data, or drop it.")
 
 
 def _features() -> Any:

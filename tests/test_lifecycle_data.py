@@ -190,3 +190,22 @@ def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tm
     from lifecycle import check_data
 
     check_data(tmp_path / "data.csv.gz")
+
+
+def test_labels_a_stratified_split_cannot_divide_name_the_class_and_the_fix():
+    """One row of a rare class failed split with sklearn's 'The least populated classes in y have only 1
+    member ... groups'; a label of one class only failed every candidate with 'This solver needs samples
+    of at least 2 classes'."""
+    import pandas as pd
+    import pytest
+    from lifecycle import split
+
+    frame = pd.DataFrame({"age": range(40), "churned": [1] + [0] * 39})
+    with pytest.raises(ValueError, match=r"^the label 'churned' has only 1 row of the class 1 in these 40 rows: a "
+                                         r"stratified split needs at least 2 rows of each class"):
+        split(frame, test_size=0.25, seed=0)
+    with pytest.raises(ValueError, match=r"^the label 'churned' has one class only \(0\) in these 39 rows: a "
+                                         r"classifier needs rows of two or more classes"):
+        split(frame.iloc[1:], test_size=0.25, seed=0)
+    train, test = split(frame.assign(churned=[1, 1, 1] + [0] * 37), test_size=0.25, seed=0)
+    assert len(train) + len(test) == 40 and set(test["churned"]) == {0, 1}
