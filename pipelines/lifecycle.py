@@ -172,8 +172,13 @@ def check_classes(labels: pd.Series) -> None:
                          "a classifier needs rows of two or more classes. Give data with other labels too "
                          "(or set TASK = \"regression\" for a continuous label).")
     rare = counts[counts < 2]
+    if len(rare) and pd.api.types.is_numeric_dtype(labels) and len(counts) > 20:
+        # A continuous label with the template's TASK = "classification" left in place: hundreds of "classes".
+        raise ValueError(f"the label '{LABEL}' has {len(counts)} distinct numbers in these {len(labels)} rows, "
+                         f"{len(rare)} of them in one row only: it looks continuous. Set TASK = \"regression\" "
+                         "in the pipeline and pass -p metric=rmse (or mae, r2).")
     if len(rare):
-        shown = ", ".join(repr(c) for c in rare.index.tolist()[:5])
+        shown = ", ".join(repr(c) for c in rare.index.tolist()[:5]) + (" …" if len(rare) > 5 else "")
         raise ValueError(f"the label '{LABEL}' has only 1 row of the class{'es' if len(rare) > 1 else ''} {shown} in "
                          f"these {len(labels)} rows: a stratified split needs at least 2 rows of each class (and the "
                          "training part is split again for validation). Add rows of it to the data, or drop it.")

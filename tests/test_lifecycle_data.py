@@ -209,3 +209,7 @@ def test_labels_a_stratified_split_cannot_divide_name_the_class_and_the_fix():
         split(frame.iloc[1:], test_size=0.25, seed=0)
     train, test = split(frame.assign(churned=[1, 1, 1] + [0] * 37), test_size=0.25, seed=0)
     assert len(train) + len(test) == 40 and set(test["churned"]) == {0, 1}
+    # A continuous label left with TASK = "classification": hundreds of one-row "classes".
+    with pytest.raises(ValueError, match=r"^the label 'churned' has 40 distinct numbers in these 40 rows, 40 of them "
+                                         r"in one row only: it looks continuous. Set TASK = \"regression\""):
+        split(frame.assign(churned=[i * 1.5 for i in range(40)]), test_size=0.25, seed=0)
