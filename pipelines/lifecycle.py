@@ -75,6 +75,13 @@ def check_search(model: str, grids: dict[str, list]) -> None:
                              f"(e.g. -p '{grid}={example}').")
 
 
+def check_test_size(test_size: float) -> None:
+    """Refuse a test share outside (0, 1) before any step runs (it failed ``split`` after ingest and validation)."""
+    if not 0 < test_size < 1:
+        raise ParameterError(f"test_size {test_size:g} is not between 0 and 1: it is the share of rows held out "
+                             "for testing. Pass e.g. -p test_size=0.25.")
+
+
 def check_data(data: Path) -> None:
     """Refuse a missing data file, unless it is the demo's own (which ``source`` then writes).
 
@@ -277,6 +284,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings(TASK, metric, margin)  # a wrong -p metric/margin stops here
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
+    check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there
     raw = ingest(source(data, rows=rows, seed=seed))
