@@ -128,6 +128,7 @@ class _Scored:
 
     def metric(self, name: str, rows: Any = None) -> float | None:
         """``name`` over ``rows`` (indices; all rows when None); None when it cannot be measured there."""
+        import numpy as np
         from sklearn import metrics as m
 
         y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
@@ -151,7 +152,13 @@ class _Scored:
                 return float(m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=self.classes))
             if proba is None or len(set(y.tolist())) != 2:
                 return None
-            return float(m.roc_auc_score(y, proba))
+            # Of the positive class, as `proba` is: left to sklearn, the larger label of ``y`` was
+            # taken as positive, so labels other than the model's (ok/suspicious for fraud/ok)
+            # scored the wrong class (0.09 for 0.91).
+            hits = np.asarray(y == self.positive, dtype=bool)
+            if hits.all() or not hits.any():
+                return None
+            return float(m.roc_auc_score(hits, proba))
         if name == "rmse":
             return math.sqrt(m.mean_squared_error(y, predicted))
         if name == "mae":

@@ -124,3 +124,19 @@ def test_the_gate_does_not_score_production_on_labels_it_was_not_trained_on():
     gate = judge(candidate, production, 1, recorded=production.metrics)
     assert gate.production == 0.99 and not gate.promoted, gate.reason
     assert "as recorded (it cannot score the new evaluation data)" in gate.reason
+
+
+def test_a_binary_roc_auc_is_of_the_class_the_probability_is_of():
+    """evaluate() left the positive class to sklearn, the larger label: rows labelled ok/suspicious for a model
+    of fraud/ok scored ROC-AUC with 'suspicious' as positive against the probability of 'ok' (0.1 for 0.9)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=600)})
+    y = np.where(X["x"] + rng.normal(scale=0.5, size=600) > 0, "ok", "fraud")
+    model = LogisticRegression().fit(X, y)
+    known = evaluate("classification", model, X, y)["roc_auc"]
+    assert known > 0.9
+    renamed = np.where(y == "fraud", "suspicious", "ok")  # "suspicious" sorts after "ok"
+    assert evaluate("classification", model, X, renamed)["roc_auc"] == known
+    assert "roc_auc" not in evaluate("classification", model, X, np.where(y == "ok", "OK", "FRAUD"))
