@@ -140,7 +140,14 @@ def ingest(path: Path) -> pd.DataFrame:
     """Read the raw table (CSV or Parquet, by extension)."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    return pd.read_csv(path)
+    try:
+        return pd.read_csv(path)
+    except UnicodeDecodeError:  # Excel's "Unicode text" (UTF-16) or a Latin-1 export: say what to save instead
+        with open(path, "rb") as f:
+            utf16 = f.read(2) in (b"\xff\xfe", b"\xfe\xff")
+        encoding = "it is UTF-16" if utf16 else "it is in another encoding, e.g. Latin-1"
+        raise ValueError(f"{path} is not UTF-8 text ({encoding}). Save it as 'CSV UTF-8' (Excel), with "
+                         "DataFrame.to_csv(path, index=False), or as Parquet.") from None
 
 
 @step

@@ -213,3 +213,20 @@ def test_labels_a_stratified_split_cannot_divide_name_the_class_and_the_fix():
     with pytest.raises(ValueError, match=r"^the label 'churned' has 40 distinct numbers in these 40 rows, 40 of them "
                                          r"in one row only: it looks continuous. Set TASK = \"regression\""):
         split(frame.assign(churned=[i * 1.5 for i in range(40)]), test_size=0.25, seed=0)
+
+
+def test_a_csv_that_is_not_utf8_says_how_to_save_it(tmp_path):
+    """Excel's 'Unicode text' (UTF-16) or a Latin-1 export failed step ingest with "UnicodeDecodeError: 'utf-8'
+    codec can't decode byte 0xff in position 0: invalid start byte"."""
+    import pandas as pd
+    import pytest
+    from lifecycle import ingest
+
+    frame = pd.DataFrame({"city": ["Zürich", "Genève"], "n": [1, 2]})
+    for encoding, said in (("utf-16", "it is UTF-16"), ("latin-1", "it is in another encoding, e.g. Latin-1")):
+        path = tmp_path / f"{encoding}.csv"
+        frame.to_csv(path, index=False, encoding=encoding)
+        with pytest.raises(ValueError, match=rf"^{path} is not UTF-8 text \({said}\)\. Save it as 'CSV UTF-8' "):
+            ingest(path)
+    frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")  # UTF-8 with a BOM reads as it is
+    assert list(ingest(tmp_path / "bom.csv").columns) == ["city", "n"]
