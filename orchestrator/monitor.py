@@ -156,14 +156,17 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
 
 
 def _label_misnamed(candidate: ModelCandidate, others: list[str]) -> dict[str, Any] | None:
-    """A note when the batch has no label column but one named nearly like it (``Species`` for ``species``).
+    """A note when the batch has no label column but one named like it but for case and punctuation.
 
-    A batch without labels is usual (no performance, nothing said); one whose label column was renamed
-    on the way lost its performance check without a word.
+    A batch without labels is usual (no performance, nothing said); one whose label column came back
+    as ``Species`` or ``is-fraud`` (for ``species``, ``is_fraud``) lost its performance check without a
+    word. Only spelling that differs in case, spaces, ``_`` or ``-`` counts: a merely similar name
+    (``target_date`` for ``target``) is another column.
     """
-    from orchestrator.model_checks import _closest
+    def folded(name: str) -> str:
+        return re.sub(r"[\s_\-]", "", name).casefold()
 
-    close = _closest(str(candidate.label), others)
+    close = next((name for name in others if folded(name) == folded(str(candidate.label))), None)
     if close is None:
         return None
     return {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric), "current": None,

@@ -374,3 +374,6 @@ def test_a_label_column_renamed_on_the_way_is_named_not_silently_skipped(store, 
     frame.assign(batch_id=1).to_csv(path, index=False)  # no labels at all: nothing to say
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     assert code == 0 and "performance" not in out, out
+    frame.assign(yy=1).to_csv(path, index=False)  # a merely similar name is another column
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "performance" not in out, out
