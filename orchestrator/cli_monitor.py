@@ -150,7 +150,8 @@ def _performance_line(performance: dict[str, Any]) -> str:
     metric, before, now = performance.get("metric"), performance.get("reference"), performance.get("current")
     rows = performance.get("rows", 0)
     if now is None:
-        return f"performance: not measured on the {rows} labelled rows: {performance.get('note', '')}"
+        where = f" on the {rows} labelled rows" if rows else ""
+        return f"performance: not measured{where}: {performance.get('note', '')}"
     line = f"performance: {metric} {now:.4f} on {rows} labelled rows"
     line += f", {before:.4f} at training" if isinstance(before, (int, float)) else ""
     return line + (f"; {performance['note']}" if performance.get("note") else "")

@@ -197,7 +197,31 @@ def chi_square(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
 
 def compare_column(name: str, kind: str, reference: pd.Series, current: pd.Series,
                    thresholds: Thresholds, tests: int = 1) -> ColumnDrift:
-    """Compare one column of the current window with the reference."""
+    """Compare one column of the current window with the reference; text in a number column is named.
+
+    Text there (``"0,25"``, a decimal comma; ``"n.a."``) counts as missing, and the detail said only
+    ``missing ratio 0.00 → 1.00`` of a column whose every value was filled in.
+    """
+    out = _compare_column(name, kind, reference, current, thresholds, tests)
+    if kind == "number":
+        note = _text_in_numbers(current)
+        out.detail = "; ".join(part for part in (out.detail, note) if part)
+    return out
+
+
+def _text_in_numbers(values: pd.Series) -> str:
+    """``3 values are text, not numbers (e.g. '0,25')``, or empty when every present value is a number."""
+    import pandas as pd
+
+    present = values[values.notna()]
+    text = present[pd.to_numeric(present, errors="coerce").isna()]
+    if text.empty:
+        return ""
+    return f"{len(text)} value{'s are' if len(text) > 1 else ' is'} text, not numbers (e.g. {str(text.iloc[0])[:40]!r})"
+
+
+def _compare_column(name: str, kind: str, reference: pd.Series, current: pd.Series,
+                    thresholds: Thresholds, tests: int = 1) -> ColumnDrift:
     import numpy as np
     import pandas as pd
 

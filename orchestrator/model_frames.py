@@ -77,6 +77,23 @@ def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]
     return {k: round(float(v), 4) for k, v in out.items() if v is not None}
 
 
+def unknown_labels(task: str, model: Any, y: Any) -> list[Any]:
+    """The labels among ``y`` that a classifier was not trained on (none of its ``classes_``), in first-seen order.
+
+    Scored anyway, such labels give a wrong figure rather than none: a binary ROC-AUC takes the
+    larger label as positive, so labels ``ok``/``suspicious`` for a model of ``fraud``/``ok``
+    scored 0.09 instead of 0.91, and labels written in another case (``SETOSA``) an accuracy of 0.
+    Empty for a regressor, or a model without ``classes_``. Missing labels are not counted.
+    """
+    import pandas as pd
+
+    classes = getattr(model, "classes_", None)
+    if task != "classification" or classes is None:
+        return []
+    known = {_plain(c) for c in classes}
+    return [_plain(v) for v in pd.unique(pd.Series(y).dropna()) if _plain(v) not in known]
+
+
 class _Scored:
     """A model's predictions on labelled rows, computed once, and any metric of any subset of them."""
 
@@ -111,6 +128,7 @@ class _Scored:
 
     def metric(self, name: str, rows: Any = None) -> float | None:
         """``name`` over ``rows`` (indices; all rows when None); None when it cannot be measured there."""
+        import numpy as np
         from sklearn import metrics as m
 
         y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
@@ -134,7 +152,13 @@ class _Scored:
                 return float(m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=self.classes))
             if proba is None or len(set(y.tolist())) != 2:
                 return None
-            return float(m.roc_auc_score(y, proba))
+            # Of the positive class, as `proba` is: left to sklearn, the larger label of ``y`` was
+            # taken as positive, so labels other than the model's (ok/suspicious for fraud/ok)
+            # scored the wrong class (0.09 for 0.91).
+            hits = np.asarray(y == self.positive, dtype=bool)
+            if hits.all() or not hits.any():
+                return None
+            return float(m.roc_auc_score(hits, proba))
         if name == "rmse":
             return math.sqrt(m.mean_squared_error(y, predicted))
         if name == "mae":

@@ -108,8 +108,7 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
     """
     import pandas as pd
 
-    from orchestrator.model_frames import prediction_values
-    from orchestrator.registry import evaluate
+    from orchestrator.model_frames import prediction_values, unknown_labels
 
     reference = candidate.reference
     if reference is None:
@@ -143,24 +142,68 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
     performance: dict[str, Any] | None = None
     if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
         labelled = batch[batch[candidate.label].notna()]
-        try:
-            current = evaluate(candidate.task, candidate.model, _coerce(labelled[list(kinds)], candidate),
-                               labelled[candidate.label])
+        unknown = unknown_labels(candidate.task, candidate.model, labelled[candidate.label])
+        if unknown:
             performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
-                           "current": current.get(candidate.metric), "rows": len(labelled)}
-        except Exception as exc:  # noqa: BLE001 - labels the metric cannot take: said, not silently dropped
-            performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
-                           "current": None, "rows": len(labelled),
-                           "note": f"the labels in column '{candidate.label}' cannot be scored ({_refusal(exc)})"}
-        if performance["current"] is None:
-            performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
-                                           "every class among them)" if candidate.metric == "roc_auc" else
-                                   f"{candidate.metric} cannot be measured on these labels")
+                           "current": None, "rows": len(labelled), "note": _unknown_note(candidate, unknown)}
         else:
-            performance.update(_chance(candidate, labelled, kinds))
+            performance = _performance(candidate, labelled, kinds)
+    elif candidate.label not in batch.columns and cur_scores is not None:
+        performance = _label_misnamed(candidate, [str(c) for c in batch.columns if c not in kinds])
     return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
                           current_scores=cur_scores, performance=performance, unscored=unscored,
                           prediction_kind=score_kind)
+
+
+def _label_misnamed(candidate: ModelCandidate, others: list[str]) -> dict[str, Any] | None:
+    """A note when the batch has no label column but one named like it but for case and punctuation.
+
+    A batch without labels is usual (no performance, nothing said); one whose label column came back
+    as ``Species`` or ``is-fraud`` (for ``species``, ``is_fraud``) lost its performance check without a
+    word. Only spelling that differs in case, spaces, ``_`` or ``-`` counts: a merely similar name
+    (``target_date`` for ``target``) is another column.
+    """
+    def folded(name: str) -> str:
+        return re.sub(r"[\s_\-]", "", name).casefold()
+
+    close = next((name for name in others if folded(name) == folded(str(candidate.label))), None)
+    if close is None:
+        return None
+    return {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric), "current": None,
+            "rows": 0, "note": f"the batch has no label column '{candidate.label}', and its column '{close}' is not "
+                               f"taken for it: rename it '{candidate.label}' to measure {candidate.metric}"}
+
+
+def _unknown_note(candidate: ModelCandidate, unknown: list[Any]) -> str:
+    """Why labels the model was not trained on are not scored, naming them and the model's classes."""
+    classes = [str(c) for c in getattr(candidate.model, "classes_", [])]
+    shown = ", ".join(repr(v) for v in unknown[:5]) + (f" … and {len(unknown) - 5} more"
+                                                                    if len(unknown) > 5 else "")
+    return (f"the labels in column '{candidate.label}' include {shown}, which the model was not trained on "
+            f"(its classes: {', '.join(classes[:10])}{' …' if len(classes) > 10 else ''}); encode the labels "
+            "as the training data did")
+
+
+def _performance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
+    """The gate metric on the labelled rows of a window, with its chance p-value, or a note saying why not."""
+    from orchestrator.registry import evaluate
+
+    try:
+        current = evaluate(candidate.task, candidate.model, _coerce(labelled[list(kinds)], candidate),
+                           labelled[candidate.label])
+        performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
+                       "current": current.get(candidate.metric), "rows": len(labelled)}
+    except Exception as exc:  # noqa: BLE001 - labels the metric cannot take: said, not silently dropped
+        performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
+                       "current": None, "rows": len(labelled),
+                       "note": f"the labels in column '{candidate.label}' cannot be scored ({_refusal(exc)})"}
+    if performance["current"] is None:
+        performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
+                                       "every class among them)" if candidate.metric == "roc_auc" else
+                               f"{candidate.metric} cannot be measured on these labels")
+    else:
+        performance.update(_chance(candidate, labelled, kinds))
+    return performance
 
 
 def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ from orchestrator.model_frames import (
     model_digest,
     predict,
     prediction_scores,
+    unknown_labels,
 )
 
 __all__ = [  # the registry's public API; the checks and frame helpers live in their own modules
@@ -380,8 +381,11 @@ def judge(candidate: ModelCandidate, production: ModelCandidate | None, producti
     source = "on the same evaluation data"
     if production is not None:
         try:
-            X = candidate.eval_data[production.feature_names]
-            old = evaluate(candidate.task, production.model, X, candidate.eval_data[candidate.label]).get(metric)
+            X, y = candidate.eval_data[production.feature_names], candidate.eval_data[candidate.label]
+            # Labels production was not trained on (another encoding: 0/1 for no/yes) score it wrongly,
+            # not at all: an accuracy of 0 that promoted any candidate.
+            old = None if unknown_labels(candidate.task, production.model, y) else \
+                evaluate(candidate.task, production.model, X, y).get(metric)
         except Exception:  # noqa: BLE001 - a production model that cannot score these rows falls back to its record
             old = None
     if old is None:

@@ -195,6 +195,10 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
 
     loaded: LoadedModel = load_version(context, ref)
     schema = loaded.candidate.features
+    # A classifier's classes, and the one ``probability`` is of (the second of two): an answer
+    # {"prediction": ["fraud"], "probability": [0.00003]} read as a contradiction without it.
+    classes = [_plain(c) for c in getattr(loaded.candidate.model, "classes_", [])] \
+        if loaded.candidate.task == "classification" else []
     app = FastAPI(title=f"orchestrator: {loaded.name} v{loaded.version}", docs_url=None, redoc_url=None)
     app.state.loaded = loaded
 
@@ -210,6 +214,8 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         return JSONResponse({
             "name": loaded.name, "version": loaded.version, "task": loaded.candidate.task,
             "metrics": row["metrics"], "features": schema,
+            **({"classes": classes} if classes else {}),
+            **({"probability_of": classes[1]} if len(classes) == 2 else {}),
             "lineage": {"run_id": row["run_id"], "step": row["node"], "artifact": row["digest"],
                         "command": f"orch lineage {loaded.name}@{loaded.version}"},
         })
@@ -241,7 +247,8 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         except (ValueError, TypeError, KeyError) as exc:  # valid JSON the model itself refuses (e.g. null it cannot impute)
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
-        return JSONResponse({"model": loaded.name, "version": loaded.version, **answer})
+        of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
+        return JSONResponse({"model": loaded.name, "version": loaded.version, **answer, **of})
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))
@@ -350,3 +357,8 @@ def serve(context: Context, ref: str, host: str = "127.0.0.1", port: int = 8000,
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON takes (``np.int64(1)`` → ``1``)."""
+    return value.item() if hasattr(value, "item") else value

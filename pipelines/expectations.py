@@ -89,10 +89,23 @@ def raise_for_failures(report: dict[str, Any]) -> None:
     if absent:
         has = report.get("columns")
         parts.insert(0, f"the data lacks the column{'s' if len(absent) > 1 else ''} {_listed(absent)}"
-                     + (f" (it has {_listed(has)})" if has is not None else "")
-                     + "; for your own data, declare its columns in the pipeline's EXPECTATIONS (and features, label)")
+                     + (f" (it has {_listed(has)})" if has is not None else "") + "; " + _columns_fix(has))
     raise DataValidationError(f"{len(failed)} of {len(report['checks'])} expectations failed: " + "; ".join(parts)
                               + ". The full report is the output of step 'validate' (see `orch show RUN_ID`).")
+
+
+def _columns_fix(has: list[str] | None) -> str:
+    """The fix for absent columns: another separator than the comma, or declaring your own columns.
+
+    A semicolon-separated CSV (Excel's export in many locales) reads as one column named
+    ``id;x1;x2;...``; declaring columns is then the wrong advice.
+    """
+    if has is not None and len(has) == 1:
+        for sep, said in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in has[0]:
+                return (f"the file looks separated by {said}, and CSV is read comma-separated: write it with "
+                        "DataFrame.to_csv(path, index=False), or save it as Parquet")
+    return "for your own data, declare its columns in the pipeline's EXPECTATIONS (and features, label)"
 
 
 def _listed(names: list[str], limit: int = 10) -> str:

@@ -75,15 +75,26 @@ def check_search(model: str, grids: dict[str, list]) -> None:
                              f"(e.g. -p '{grid}={example}').")
 
 
+def check_test_size(test_size: float) -> None:
+    """Refuse a test share outside (0, 1) before any step runs (it failed ``split`` after ingest and validation)."""
+    if not 0 < test_size < 1:
+        raise ParameterError(f"test_size {test_size:g} is not between 0 and 1: it is the share of rows held out "
+                             "for testing. Pass e.g. -p test_size=0.25.")
+
+
 def check_data(data: Path) -> None:
     """Refuse a missing data file, unless it is the demo's own (which ``source`` then writes).
 
     Generating wherever a file is missing turned a typo (``-p data=data/churn.cvs``) into a
-    model trained, and possibly promoted, on synthetic data.
+    model trained, and possibly promoted, on synthetic data. A folder or a file ``ingest``
+    cannot read (``.xlsx``) failed that step with ``IsADirectoryError`` or ``UnicodeDecodeError``.
     """
+    if Path(data).is_dir():
+        raise ParameterError(f"data file {data} is a folder. Pass a CSV or Parquet file in it to -p data.")
     if not Path(data).exists() and Path(data).resolve() != TRAIN_FILE.resolve():
         raise ParameterError(f"data file {data} does not exist. Pass an existing CSV or Parquet file, or leave "
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
+    check_readable(data, "data file", "-p data")
 
 
 def check_batch(batch: Path | None) -> None:
@@ -96,6 +107,22 @@ def check_batch(batch: Path | None) -> None:
         what = "is a folder" if Path(batch).is_dir() else "does not exist"
         raise ParameterError(f"monitor batch {batch} {what}. Pass an existing CSV or Parquet file to "
                              "-p monitor_batch, or leave it out to train without a drift check.")
+    if batch is not None:
+        check_readable(batch, "monitor batch", "-p monitor_batch")
+
+
+READABLE = (".csv", ".txt", ".parquet", ".pq")  # what ``ingest`` reads (CSV also compressed: .csv.gz)
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def check_readable(path: Path, what: str, flag: str) -> None:
+    """Refuse a file ``ingest`` does not read by its extension (``ingest`` reads any other as CSV)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes.pop()
+    if not suffixes or suffixes[-1] not in READABLE:
+        raise ParameterError(f"{what} {path} is not a .csv or .parquet file; this pipeline reads CSV (comma-separated) "
+                             f"and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) and pass it to {flag}.")
 
 
 @step
@@ -113,7 +140,14 @@ def ingest(path: Path) -> pd.DataFrame:
     """Read the raw table (CSV or Parquet, by extension)."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    return pd.read_csv(path)
+    try:
+        return pd.read_csv(path)
+    except UnicodeDecodeError:  # Excel's "Unicode text" (UTF-16) or a Latin-1 export: say what to save instead
+        with open(path, "rb") as f:
+            utf16 = f.read(2) in (b"\xff\xfe", b"\xfe\xff")
+        encoding = "it is UTF-16" if utf16 else "it is in another encoding, e.g. Latin-1"
+        raise ValueError(f"{path} is not UTF-8 text ({encoding}). Save it as 'CSV UTF-8' (Excel), with "
+                         "DataFrame.to_csv(path, index=False), or as Parquet.") from None
 
 
 @step
@@ -134,8 +168,34 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     """A seeded, stratified split."""
     from sklearn.model_selection import train_test_split
 
+    if TASK == "classification":
+        check_classes(frame[LABEL])
     a, b = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL] if TASK == "classification" else None)
     return a, b
+
+
+def check_classes(labels: pd.Series) -> None:
+    """Refuse labels a stratified split cannot divide, saying which class and what to do.
+
+    sklearn said ``The least populated classes in y have only 1 member ... groups``, or, for one
+    class only, failed every candidate later with ``This solver needs samples of at least 2 classes``.
+    """
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        raise ValueError(f"the label '{LABEL}' has one class only ({counts.index.tolist()[0]!r}) in these {len(labels)} rows: "
+                         "a classifier needs rows of two or more classes. Give data with other labels too "
+                         "(or set TASK = \"regression\" for a continuous label).")
+    rare = counts[counts < 2]
+    if len(rare) and pd.api.types.is_numeric_dtype(labels) and len(counts) > 20:
+        # A continuous label with the template's TASK = "classification" left in place: hundreds of "classes".
+        raise ValueError(f"the label '{LABEL}' has {len(counts)} distinct numbers in these {len(labels)} rows, "
+                         f"{len(rare)} of them in one row only: it looks continuous. Set TASK = \"regression\" "
+                         "in the pipeline and pass -p metric=rmse (or mae, r2).")
+    if len(rare):
+        shown = ", ".join(repr(c) for c in rare.index.tolist()[:5]) + (" …" if len(rare) > 5 else "")
+        raise ValueError(f"the label '{LABEL}' has only 1 row of the class{'es' if len(rare) > 1 else ''} {shown} in "
+                         f"these {len(labels)} rows: a stratified split needs at least 2 rows of each class (and the "
+                         "training part is split again for validation). Add rows of it to the data, or drop it.")
 
 
 def _features() -> Any:
@@ -231,6 +291,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings(TASK, metric, margin)  # a wrong -p metric/margin stops here
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
+    check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there
     raw = ingest(source(data, rows=rows, seed=seed))

@@ -238,3 +238,15 @@ def test_a_reference_too_small_to_compare_is_blamed_instead_of_the_window():
     sparse = current.assign(x=np.where(np.arange(200) < 20, current["x"], np.nan))[["x"]]
     result = compare_frames(sparse.sample(200, random_state=0), sparse, {"x": "number"})
     assert result.reasons[0].startswith("not enough data to compare: 200 rows, every feature lacks usable values")
+
+
+def test_text_in_a_number_column_is_named_not_only_counted_as_missing():
+    """Numbers written with a decimal comma read as text: the detail said 'missing ratio 0.00 → 1.00' of a
+    column whose every value was there, without a word of why."""
+    written = pd.Series([f"{v:.3f}".replace(".", ",") for v in rng.normal(0, 1, 200)])
+    result = compare_column("x", "number", REF_NUM, written, T)
+    assert result.status == DRIFT and result.detail.startswith("missing ratio 0.00 → 1.00")
+    assert result.detail.endswith(f"; 200 values are text, not numbers (e.g. {written[0]!r})"), result.detail
+    few = pd.Series([*rng.normal(0, 1, 199), "n.a."], dtype=object)
+    assert compare_column("x", "number", REF_NUM, few, T).detail == "1 value is text, not numbers (e.g. 'n.a.')"
+    assert compare_column("x", "number", REF_NUM, pd.Series([*rng.normal(0, 1, 199), np.nan]), T).detail == ""

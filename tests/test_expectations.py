@@ -41,3 +41,17 @@ def test_a_report_stored_before_it_listed_the_columns_still_reads():
     with pytest.raises(DataValidationError, match=r"^1 of 2 expectations failed: the data lacks the column "
                                                   r"customer_id; for your own"):
         raise_for_failures(report)
+
+
+@pytest.mark.parametrize(("sep", "said"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_read_as_one_column_names_its_separator_not_the_expectations(tmp_path, sep, said):
+    """A semicolon-separated CSV (Excel's export in many locales) reads as one column 'customer_id;age;...':
+    the message told the user to declare their columns in EXPECTATIONS, which they already had."""
+    path = tmp_path / "customers.csv"
+    pd.DataFrame({"customer_id": [1, 2], "age": [30, 40], "contract": ["a", "b"]}).to_csv(path, sep=sep, index=False)
+    with pytest.raises(DataValidationError) as failed:
+        raise_for_failures(check_frame(pd.read_csv(path), EXPECTATIONS))
+    message = str(failed.value)
+    assert f"; the file looks separated by {said}, and CSV is read comma-separated: write it with " \
+        "DataFrame.to_csv(path, index=False), or save it as Parquet." in message
+    assert "declare its columns" not in message

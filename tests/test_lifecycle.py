@@ -368,6 +368,9 @@ def test_an_artifact_deleted_by_hand_gets_a_hint_that_does_not_blame_gc(trained,
     ({"model": "boostng"}, "model 'boostng' is not one of logistic, boosting. Did you mean 'boosting'"),
     ({"C": []}, "of model 'logistic' is empty; give at least one value"),
     ({"model": "boosting", "max_depth": []}, "max_depth=.. of model 'boosting' is empty"),
+    # A test share of 0 or 1.5 failed step split, after ingest and validation, with sklearn's message.
+    ({"test_size": 1.5}, "test_size 1.5 is not between 0 and 1: it is the share of rows held out for testing"),
+    ({"test_size": 0.0}, "test_size 0 is not between 0 and 1"),
 ])
 def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle, tmp_path, param, text):
     """Used to fail in train_candidate with KeyError: 'bogus', or to ignore a negative margin."""

@@ -159,3 +159,74 @@ def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_pa
     assert run.status == "succeeded", run.error
     row = Registry(Context.open(tmp_path / "store").lineage).resolve("houses")
     assert row["task"] == "regression" and set(row["metrics"]) == {"rmse", "mae", "r2"} and row["metrics"]["r2"] > 0.9
+
+
+def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tmp_path, monkeypatch, capsys):
+    """-p data=FOLDER failed step ingest with IsADirectoryError, and -p data=book.xlsx (read as CSV) with
+    UnicodeDecodeError: exit 1, as if a step broke, instead of one line naming the fix (exit 2)."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x80\x81")
+    (tmp_path / "data.csv.gz").write_bytes(b"")
+    said = {
+        ("data", "."): "error: data file . is a folder. Pass a CSV or Parquet file in it to -p data.",
+        ("data", "book.xlsx"): "error: data file book.xlsx is not a .csv or .parquet file; this pipeline reads CSV "
+                               "(comma-separated) and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) "
+                               "and pass it to -p data.",
+        ("monitor_batch", "book.xlsx"): "error: monitor batch book.xlsx is not a .csv or .parquet file; this pipeline "
+                                        "reads CSV (comma-separated) and Parquet. Save it as one of them (e.g. "
+                                        "DataFrame.to_parquet) and pass it to -p monitor_batch.",
+    }
+    for (name, value), line in said.items():
+        try:
+            main(["--store", str(tmp_path / "store"), "plan", str(ROOT / "pipelines" / "lifecycle.py"),
+                  "-p", f"{name}={value}"])
+        except SystemExit as exited:
+            code = exited.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip().splitlines() == [line], err
+    # A compressed CSV is read by pandas as it is: still accepted.
+    from lifecycle import check_data
+
+    check_data(tmp_path / "data.csv.gz")
+
+
+def test_labels_a_stratified_split_cannot_divide_name_the_class_and_the_fix():
+    """One row of a rare class failed split with sklearn's 'The least populated classes in y have only 1
+    member ... groups'; a label of one class only failed every candidate with 'This solver needs samples
+    of at least 2 classes'."""
+    import pandas as pd
+    import pytest
+    from lifecycle import split
+
+    frame = pd.DataFrame({"age": range(40), "churned": [1] + [0] * 39})
+    with pytest.raises(ValueError, match=r"^the label 'churned' has only 1 row of the class 1 in these 40 rows: a "
+                                         r"stratified split needs at least 2 rows of each class"):
+        split(frame, test_size=0.25, seed=0)
+    with pytest.raises(ValueError, match=r"^the label 'churned' has one class only \(0\) in these 39 rows: a "
+                                         r"classifier needs rows of two or more classes"):
+        split(frame.iloc[1:], test_size=0.25, seed=0)
+    train, test = split(frame.assign(churned=[1, 1, 1] + [0] * 37), test_size=0.25, seed=0)
+    assert len(train) + len(test) == 40 and set(test["churned"]) == {0, 1}
+    # A continuous label left with TASK = "classification": hundreds of one-row "classes".
+    with pytest.raises(ValueError, match=r"^the label 'churned' has 40 distinct numbers in these 40 rows, 40 of them "
+                                         r"in one row only: it looks continuous. Set TASK = \"regression\""):
+        split(frame.assign(churned=[i * 1.5 for i in range(40)]), test_size=0.25, seed=0)
+
+
+def test_a_csv_that_is_not_utf8_says_how_to_save_it(tmp_path):
+    """Excel's 'Unicode text' (UTF-16) or a Latin-1 export failed step ingest with "UnicodeDecodeError: 'utf-8'
+    codec can't decode byte 0xff in position 0: invalid start byte"."""
+    import pandas as pd
+    import pytest
+    from lifecycle import ingest
+
+    frame = pd.DataFrame({"city": ["Zürich", "Genève"], "n": [1, 2]})
+    for encoding, said in (("utf-16", "it is UTF-16"), ("latin-1", "it is in another encoding, e.g. Latin-1")):
+        path = tmp_path / f"{encoding}.csv"
+        frame.to_csv(path, index=False, encoding=encoding)
+        with pytest.raises(ValueError, match=rf"^{path} is not UTF-8 text \({said}\)\. Save it as 'CSV UTF-8' "):
+            ingest(path)
+    frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")  # UTF-8 with a BOM reads as it is
+    assert list(ingest(tmp_path / "bom.csv").columns) == ["city", "n"]

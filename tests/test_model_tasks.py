@@ -87,3 +87,56 @@ def test_a_frame_with_numbered_columns_is_refused_when_its_schema_is_described()
         "describe_schema: column names must be text, since requests, batches and the request log name columns "
         "with text; 500 of 500 are not (0, 1, 2, 3, 4 …, int). Name the columns before fitting the model, e.g. "
         "frame.columns = [f'f{c}' for c in frame.columns].")
+
+
+def _upper(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(species=frame["species"].str.upper())
+
+
+def test_labels_the_model_was_not_trained_on_are_named_not_scored():
+    """Labels written another way than in training (ALPHA for alpha) scored an accuracy of 0, and a binary
+    model's ROC-AUC took the larger unknown label as positive (0.09 for 0.91): a false alert either way."""
+    candidate = _multiclass()
+    candidate = ModelCandidate(**{**candidate.__dict__, "metric": "accuracy"})
+    batch = _upper(_species(300, 2))
+    result = compare(candidate, batch)
+    assert not result.alert and result.status == "ok", result.reasons
+    assert result.performance is not None and result.performance["current"] is None
+    note = result.performance["note"]
+    assert "the labels in column 'species' include 'GAMMA', 'BETA', 'ALPHA', which" in note and "its classes: alpha, beta, gamma" in note
+    # Labels as in training are still scored.
+    assert compare(candidate, _species(300, 2)).performance["current"] > 0.8
+
+
+def test_the_gate_does_not_score_production_on_labels_it_was_not_trained_on():
+    """A production model trained on ALPHA/BETA/GAMMA scored 0 on the candidate's alpha/beta/gamma rows, so any
+    candidate was promoted as 'beating it on the same evaluation data'; its recorded metric is used instead."""
+    from sklearn.linear_model import LogisticRegression
+
+    from orchestrator.registry import judge
+
+    candidate = ModelCandidate(**{**_multiclass().__dict__, "metric": "accuracy"})
+    train = _upper(_species(600, 0))
+
+    old_model = LogisticRegression(max_iter=1000).fit(train[["x"]], train["species"])
+    production = ModelCandidate(**{**candidate.__dict__, "model": old_model, "features": describe_schema(train[["x"]]),
+                                   "metrics": {"accuracy": 0.99}})
+    gate = judge(candidate, production, 1, recorded=production.metrics)
+    assert gate.production == 0.99 and not gate.promoted, gate.reason
+    assert "as recorded (it cannot score the new evaluation data)" in gate.reason
+
+
+def test_a_binary_roc_auc_is_of_the_class_the_probability_is_of():
+    """evaluate() left the positive class to sklearn, the larger label: rows labelled ok/suspicious for a model
+    of fraud/ok scored ROC-AUC with 'suspicious' as positive against the probability of 'ok' (0.1 for 0.9)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=600)})
+    y = np.where(X["x"] + rng.normal(scale=0.5, size=600) > 0, "ok", "fraud")
+    model = LogisticRegression().fit(X, y)
+    known = evaluate("classification", model, X, y)["roc_auc"]
+    assert known > 0.9
+    renamed = np.where(y == "fraud", "suspicious", "ok")  # "suspicious" sorts after "ok"
+    assert evaluate("classification", model, X, renamed)["roc_auc"] == known
+    assert "roc_auc" not in evaluate("classification", model, X, np.where(y == "ok", "OK", "FRAUD"))

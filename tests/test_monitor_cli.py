@@ -332,14 +332,22 @@ def test_a_labelled_batch_prints_its_metric_and_why_it_cannot_alert(store, tmp_p
 @pytest.mark.parametrize(("labels", "says"), [
     ([0], "not measured on the 300 labelled rows: roc_auc cannot be measured on these labels (ROC-AUC needs "
           "every class among them)"),
-    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' cannot be scored ("),
+    (["no", "yes"], "not measured on the 300 labelled rows: the labels in column 'y' include 'no', 'yes', which "
+                    "the model was not trained on (its classes: 0, 1); encode the labels as the training data did"),
+    # 1/2 for the model's 0/1: ROC-AUC took 2 as the positive class and 'fell' to 0.1 (an alert with
+    # --min-labels 200), a wrong figure for an encoding the model never saw.
+    ([1, 2], "not measured on the 300 labelled rows: the labels in column 'y' include 2, which the model was "
+             "not trained on (its classes: 0, 1)"),
 ])
 def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, capsys, labels, says):
     """Labels of another type than the model's (text for 0/1), or of one class only, dropped the performance
-    check without a word."""
+    check without a word; labels of another encoding gave a wrong metric."""
     path = tmp_path / "labelled.csv"
-    _frame(300).assign(y=[labels[i % len(labels)] for i in range(300)]).to_csv(path, index=False)
-    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    frame = _frame(300)
+    y = np.where(frame["x"] > 0, labels[0], labels[-1]) if labels == [1, 2] else \
+        [labels[i % len(labels)] for i in range(300)]
+    frame.assign(y=y).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--min-labels", "200")
     assert code == 0 and f"  performance: {says}" in out, out
 
 
@@ -381,3 +389,20 @@ def test_a_report_that_does_not_fit_on_the_disk_is_one_line_and_leaves_nothing(s
     from orchestrator.monitor import history_rows
 
     assert history_rows(Context.open(store, create=False), "tiny") == []  # and no check recorded
+
+
+def test_a_label_column_renamed_on_the_way_is_named_not_silently_skipped(store, tmp_path, capsys):
+    """A batch whose label column came back as 'Y' (the model's label is 'y') printed only 'ok': its
+    performance check was dropped without a word, as for a batch with no labels at all."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(Y=(frame["x"] > 0).astype(int)).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "  performance: not measured: the batch has no label column 'y', and its column 'Y' is " \
+        "not taken for it: rename it 'y' to measure roc_auc" in out, out
+    frame.assign(batch_id=1).to_csv(path, index=False)  # no labels at all: nothing to say
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "performance" not in out, out
+    frame.assign(yy=1).to_csv(path, index=False)  # a merely similar name is another column
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and "performance" not in out, out

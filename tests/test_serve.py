@@ -130,6 +130,15 @@ def test_a_boolean_column_takes_json_booleans_and_predicts_like_the_model(client
     assert client.post("/predict", json=[{**rows[0], "cosigner": None}]).status_code == 200
 
 
+def test_the_answer_says_which_class_the_probability_is_of(client):
+    """A binary classifier's probability is of its second class; the answer did not say so, and
+    {"prediction": ["fraud"], "probability": [0.00003]} (the probability of "ok") read as a contradiction."""
+    answer = client.post("/predict", json=[{"x": 6.0, "cosigner": True, "colour": "red"}]).json()
+    assert answer["prediction"] == [1] and answer["probability"][0] > 0.5 and answer["probability_of"] == 1
+    described = client.get("/model").json()
+    assert described["classes"] == [0, 1] and described["probability_of"] == 1
+
+
 @pytest.mark.parametrize("value", ["yes", 1, 0.0, [True]])
 def test_a_boolean_column_names_what_it_takes(client, value):
     answer = client.post("/predict", json=[{"x": 1.0, "cosigner": value, "colour": "red"}])
