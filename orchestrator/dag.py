@@ -238,10 +238,11 @@ def _make_node(
         if outs:
             inputs[arg] = value
             for out in outs:
-                if out.node not in nodes:
-                    problems.append(f"{label}: input '{arg}' comes from step '{out.node}', which failed to build.")
-                elif out.node not in upstream:
-                    upstream.append(out.node)
+                producer = out._node  # not ``.node``: that property is for users, once the body has run
+                if producer not in nodes:
+                    problems.append(f"{label}: input '{arg}' comes from step '{producer}', which failed to build.")
+                elif producer not in upstream:
+                    upstream.append(producer)
             continue
         hidden = _hidden_output(value)
         if hidden is not None:

@@ -282,7 +282,7 @@ def input_hashes(node: Node, digests: dict[tuple[str, str], str]) -> dict[str, s
     hashes = {}
     for arg, template in node.inputs.items():
         if type(template) is Output:  # the common case, once per node per run: no closure, no call
-            hashes[arg] = digests[(template.node, template.name)]
+            hashes[arg] = digests[(template._node, template._name)]  # the slots: no property calls
         else:
-            hashes[arg] = input_hash(template, lambda o: digests[(o.node, o.name)])
+            hashes[arg] = input_hash(template, lambda o: digests[(o._node, o._name)])
     return hashes

@@ -87,7 +87,9 @@ class Output:
 
     It stands for a value that does not exist yet, so anything that would
     need the value (truth tests, iteration, arithmetic, formatting) raises an
-    error that says to pass it to another step instead.
+    error that says to pass it to another step instead. The package's hot
+    paths (building the DAG, keying a node) read the ``_node`` and ``_name``
+    slots directly, without the properties' check for a running trace.
     """
 
     __slots__ = ("_name", "_node")
@@ -785,7 +787,14 @@ def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
     call, while its key and the other executors, which pickle it, see it as
     it was. A copy taken here keeps the call's own value, as a plain call sees it.
     """
-    return {name: _as_of_now(trace, value) for name, value in arguments.items()}
+    return {
+        name: value if type(value) in _AS_IS else _as_of_now(trace, value)
+        for name, value in arguments.items()
+    }
+
+
+#: Argument types taken as they are, without a call: outputs, and plain values that cannot change.
+_AS_IS = frozenset({Output, int, float, str, bool, bytes, type(None)})
 
 
 def _as_of_now(trace: Trace, value: Any) -> Any:
