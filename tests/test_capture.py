@@ -66,3 +66,71 @@ def test_a_step_printing_a_lot_records_a_bounded_text(store, executor):
     assert stdout.startswith("row 0\nrow 1\n") and stdout.endswith("row 199999\n")
     assert "characters left out" in stdout
     assert len(stdout) < capture.CAPTURE_LIMIT + 200
+
+
+def test_what_a_subprocess_writes_is_the_steps_output_in_order():
+    # A subprocess (or C code) writes to descriptors 1 and 2, not through sys.stdout: that text
+    # belongs to the step as much as its prints do, and comes where it was written.
+    import os
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        print("before")
+        subprocess.run(["echo", "from echo"], check=True)
+        os.system("echo from os.system; echo to stderr >&2")
+        print("after")
+    assert captured.stdout == "before\nfrom echo\nfrom os.system\nafter\n"
+    assert captured.stderr == "to stderr\n"
+
+
+def test_a_subprocess_printing_more_than_a_pipe_holds_is_clipped_not_stuck(small_limit):
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        subprocess.run([sys.executable, "-c", "print('y' * 1_000_000)"], check=True)
+    assert captured.stdout.startswith("y" * 50 + "\n[... 999,901 characters left out")
+
+
+def test_the_verbose_echo_reaches_the_real_descriptor_once(capfd):
+    import subprocess
+
+    with Capture(echo=True) as captured:
+        print("printed")
+        subprocess.run(["echo", "echoed"], check=True)
+    assert captured.stdout == "printed\nechoed\n"
+    assert capfd.readouterr().out == "printed\nechoed\n"
+
+
+def test_the_streams_answer_as_files_do():
+    # Code that asks sys.stdout for its encoding, descriptor or binary buffer works in a step.
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        assert sys.stdout.encoding == "utf-8"
+        sys.stdout.buffer.write(b"bytes \xff not utf-8\n")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'raw \\xfe\\n')"],
+                       stdout=sys.stdout, check=True)
+        print("fd", sys.stdout.fileno() == 1)
+    assert captured.stdout == "bytes \ufffd not utf-8\nraw \ufffd\nfd True\n"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor):
+    import subprocess
+
+    @step
+    def shell() -> int:
+        print("python")
+        subprocess.run(["echo", "shell"], check=True)
+        return 1
+
+    @pipeline
+    def talk():
+        return shell()
+
+    run = talk.run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded"
+    from orchestrator.lineage import Lineage
+
+    assert Lineage(store / "metadata.db").attempts(run.id, "shell")[0]["stdout"] == "python\nshell\n"
