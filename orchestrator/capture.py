@@ -56,6 +56,8 @@ class _Tee(io.TextIOBase):
         self.fd = fd  # the descriptor this stream stands for (1 or 2), if any
         self.fds: FdCapture | None = None  # drained before each write, to keep the order
         self.pid = os.getpid()
+        self.ends_line = True  # the text so far ends a line (or there is none)
+        self._forked: list[str] = []  # text written in a forked process, not yet sent
         self._buffer: _Bytes | None = None
 
     @property
@@ -70,9 +72,11 @@ class _Tee(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if os.getpid() != self.pid:
             # A process the step forked (a multiprocessing pool): this copy of the tee is not the
-            # step's, so its text goes to the descriptor, which the step's capture reads.
-            if self.fd is not None:
-                os.write(self.fd, text.encode("utf-8", errors="replace"))
+            # step's, so its text goes to the descriptor, which the step's capture reads, a line
+            # at a time so that the lines of several such processes do not run into each other.
+            self._forked.append(text)
+            if "\n" in text:
+                self.flush()
             return len(text)
         if self.fds is not None:
             self.fds.drain()
@@ -83,13 +87,20 @@ class _Tee(io.TextIOBase):
 
     def keep_raw(self, text: str) -> None:
         """Keep ``text`` (and spill it): what print wrote, or what arrived on the descriptor."""
+        self.ends_line = text.endswith("\n")
         self._keep(text)
         if self.spill is not None:
             self.spill.write(text)
             self.spill.flush()
 
     def flush(self) -> None:
-        if self.echo_to is not None:
+        if self._forked:
+            text, self._forked[:] = "".join(self._forked), []
+            if self.fd is not None:
+                data = text.encode("utf-8", errors="replace")
+                while data:
+                    data = data[os.write(self.fd, data):]
+        if self.echo_to is not None and os.getpid() == self.pid:
             self.echo_to.flush()
 
     def isatty(self) -> bool:
@@ -276,6 +287,12 @@ class Capture:
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
         self._fds.stop()
+        for tee in (self._out, self._err, self._log):
+            if tee.echo_to is not None and not tee.ends_line:
+                # `print(..., end="")` last: end its line on the terminal, or the progress line
+                # that follows would run on from it (`50%  ran fit`). What is kept is unchanged.
+                tee.echo_to.write("\n")
+                tee.echo_to.flush()
         if _outside:
             _outside.pop()
         handler = _record_handler()

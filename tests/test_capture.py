@@ -134,3 +134,32 @@ def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor)
     from orchestrator.lineage import Lineage
 
     assert Lineage(store / "metadata.db").attempts(run.id, "shell")[0]["stdout"] == "python\nshell\n"
+
+
+def test_what_a_forked_process_prints_is_kept_a_line_at_a_time():
+    # A multiprocessing pool's workers print through their copy of the step's sys.stdout. Each
+    # line must reach the capture whole, or the lines of several workers run into each other:
+    # here another writer (a second worker) writes between the two halves of a line.
+    import multiprocessing
+
+    with Capture(echo=False) as captured:
+        child = multiprocessing.get_context("fork").Process(target=_half_a_line)
+        child.start()
+        child.join()
+    assert captured.stdout == "other worker\nitem 1 done\n"
+
+
+def _half_a_line() -> None:
+    import os
+
+    sys.stdout.write("item 1 ")
+    os.write(1, b"other worker\n")
+    print("done")
+
+
+def test_the_verbose_echo_ends_a_line_the_step_left_open(capfd):
+    # `print("50%", end="")` last must not run into the progress line `orch run` prints next.
+    with Capture(echo=True) as captured:
+        print("50%", end="")
+    assert captured.stdout == "50%"
+    assert capfd.readouterr().out == "50%\n"
