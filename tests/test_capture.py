@@ -163,3 +163,25 @@ def test_the_verbose_echo_ends_a_line_the_step_left_open(capfd):
         print("50%", end="")
     assert captured.stdout == "50%"
     assert capfd.readouterr().out == "50%\n"
+
+
+def test_a_warning_on_a_worker_names_the_steps_file_and_line(store):
+    # On a worker the step's code arrived by value and its file name was `<dynamic-code>`. (In the
+    # sequential executor it has its file; but there pytest records the warning instead of showing it.)
+    import warnings
+
+    @step
+    def warns() -> int:
+        warnings.warn("old column name", FutureWarning)
+        return 1
+
+    @pipeline
+    def warned():
+        return warns()
+
+    run = warned.run(store=str(store), executor="process", workers=1)
+    from orchestrator.lineage import Lineage
+
+    stderr = Lineage(store / "metadata.db").attempts(run.id, "warns")[0]["stderr"]
+    assert stderr.startswith(f"{__file__}:"), stderr
+    assert stderr.endswith('FutureWarning: old column name\n  warnings.warn("old column name", FutureWarning)\n')
