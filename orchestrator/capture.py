@@ -181,12 +181,6 @@ def _record_handler() -> _RecordHandler:
     global _handler
     if _handler is None:
         _handler = _RecordHandler()
-        root = logging.getLogger()
-        if not root.handlers and root.level > logging.INFO:
-            # Logging is not configured: let INFO records reach handlers so steps' INFO logs
-            # are captured. Nothing new is printed: with no handlers, only WARNING and above
-            # reach Python's last-resort handler, as before.
-            root.setLevel(logging.INFO)
     return _handler
 
 
@@ -270,10 +264,18 @@ class Capture:
         handler = _record_handler()
         handler.target = self._log
         root = logging.root
+        lowest = self.log_level
+        if not root.handlers and root.level > logging.INFO:
+            # Logging is not configured: let INFO records reach handlers while the step runs, so
+            # its INFO logs are captured. Nothing new is printed: with no handlers, only WARNING
+            # and above reach Python's last-resort handler. Only meanwhile: a root logger left at
+            # INFO would make a later `logging.basicConfig()` of the user's print INFO records.
+            lowest = logging.INFO if lowest is None else min(lowest, logging.INFO)
         root.addHandler(handler)
-        if self.log_level is not None and self.log_level < root.level:
+        if lowest is not None and lowest < root.level:
             self._level = root.level
-            root.setLevel(self.log_level)
+            self.log_level = lowest
+            root.setLevel(lowest)
         _outside.append(real_err)
         sys.stdout, sys.stderr = self._out, self._err
         return self

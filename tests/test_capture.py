@@ -185,3 +185,18 @@ def test_a_warning_on_a_worker_names_the_steps_file_and_line(store):
     stderr = Lineage(store / "metadata.db").attempts(run.id, "warns")[0]["stderr"]
     assert stderr.startswith(f"{__file__}:"), stderr
     assert stderr.endswith('FutureWarning: old column name\n  warnings.warn("old column name", FutureWarning)\n')
+
+
+def test_unconfigured_logging_is_captured_and_left_unconfigured(monkeypatch):
+    # A notebook runs a pipeline, then configures logging: its basicConfig() must print WARNING
+    # and above, as Python's default, not the INFO records a run left the root logger open to.
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh process (pytest adds its own)
+    monkeypatch.setattr(capture, "_handler", None)
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+    with Capture(echo=False) as captured:
+        logging.getLogger("proj").info("loaded 3 rows")
+    assert captured.logs.endswith("INFO proj: loaded 3 rows\n")
+    assert logging.root.level == logging.WARNING
+    assert logging.root.handlers == []
