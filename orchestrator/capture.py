@@ -310,4 +310,9 @@ class Capture:
             for f in self._files:
                 if f is not None:
                     f.close()
-            shutil.rmtree(self.spill, ignore_errors=True)
+            interrupted = isinstance(exc[0], type) and issubclass(exc[0], KeyboardInterrupt)
+            if not interrupted:
+                # On Ctrl-C the spill stays: it reached this child of `orch` too, and the parent,
+                # which kills it and then reads the spill (``read_spill`` removes it), would
+                # otherwise find it gone, and the interrupted attempt would have lost its output.
+                shutil.rmtree(self.spill, ignore_errors=True)

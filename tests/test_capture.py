@@ -200,3 +200,19 @@ def test_unconfigured_logging_is_captured_and_left_unconfigured(monkeypatch):
     assert captured.logs.endswith("INFO proj: loaded 3 rows\n")
     assert logging.root.level == logging.WARNING
     assert logging.root.handlers == []
+
+
+def test_ctrl_c_leaves_the_spill_for_the_parent_to_read(tmp_path):
+    # A timed step's child gets Ctrl-C too: the parent kills it and reads the spill afterwards.
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pytest.raises(KeyboardInterrupt), Capture(echo=False, spill=str(spill)):
+        print("waiting for the lock")
+        raise KeyboardInterrupt
+    assert read_spill(str(spill))[0] == "waiting for the lock\n"
+    assert not spill.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    with Capture(echo=False, spill=str(other)):
+        print("done")
+    assert not other.exists()  # a finished attempt's text came back with its result
