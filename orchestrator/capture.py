@@ -1,8 +1,10 @@
 """Capturing what a step prints and logs, per attempt.
 
 While a step runs, ``sys.stdout`` and ``sys.stderr`` are replaced by tees
-that keep the text (and, with ``--verbose``, pass it on), and one reused
-logging handler on the root logger keeps the step's log records. This runs
+that keep the text (and, with ``--verbose``, pass it on), file descriptors 1
+and 2 are pointed at the same tees (``fd_capture``: a subprocess's or C code's
+output), and one reused logging handler on the root logger keeps the step's
+log records. This runs
 for every attempt, trivial ones included, so it allocates little and does
 not reconfigure logging each time. It must not change what the user's own
 logging configuration prints outside steps.
@@ -17,6 +19,8 @@ import shutil
 import sys
 from collections import deque
 from typing import Any
+
+from orchestrator.fd_capture import FdCapture, fileno_of
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -38,7 +42,10 @@ class _Tee(io.TextIOBase):
     survives the process being killed (a step that runs out of its timeout).
     """
 
-    def __init__(self, echo_to: Any | None, spill: Any | None = None) -> None:
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, echo_to: Any | None, spill: Any | None = None, fd: int | None = None) -> None:
         self.head: list[str] = []
         self.tail: deque[str] = deque()
         self._head_room = CAPTURE_LIMIT // 2
@@ -46,22 +53,67 @@ class _Tee(io.TextIOBase):
         self.left_out = 0
         self.echo_to = echo_to
         self.spill = spill
+        self.fd = fd  # the descriptor this stream stands for (1 or 2), if any
+        self.fds: FdCapture | None = None  # drained before each write, to keep the order
+        self.pid = os.getpid()
+        self.ends_line = True  # the text so far ends a line (or there is none)
+        self._forked: list[str] = []  # text written in a forked process, not yet sent
+        self._buffer: _Bytes | None = None
+
+    @property
+    def buffer(self) -> _Bytes:
+        """``sys.stdout.buffer``, made when a step asks for it (most never do)."""
+        if self._buffer is None:
+            self._buffer = _Bytes(self)
+        return self._buffer
 
     def write(self, text: str) -> int:
-        self._keep(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if os.getpid() != self.pid:
+            # A process the step forked (a multiprocessing pool): this copy of the tee is not the
+            # step's, so its text goes to the descriptor, which the step's capture reads, a line
+            # at a time so that the lines of several such processes do not run into each other.
+            self._forked.append(text)
+            if "\n" in text:
+                self.flush()
+            return len(text)
+        if self.fds is not None:
+            self.fds.drain()
+        self.keep_raw(text)
         if self.echo_to is not None:
             self.echo_to.write(text)
+        return len(text)
+
+    def keep_raw(self, text: str) -> None:
+        """Keep ``text`` (and spill it): what print wrote, or what arrived on the descriptor."""
+        self.ends_line = text.endswith("\n")
+        self._keep(text)
         if self.spill is not None:
             self.spill.write(text)
             self.spill.flush()
-        return len(text)
 
     def flush(self) -> None:
-        if self.echo_to is not None:
+        if self._forked:
+            text, self._forked[:] = "".join(self._forked), []
+            if self.fd is not None:
+                data = text.encode("utf-8", errors="replace")
+                while data:
+                    data = data[os.write(self.fd, data):]
+        if self.echo_to is not None and os.getpid() == self.pid:
             self.echo_to.flush()
 
     def isatty(self) -> bool:
         return False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        """The descriptor, which points at this capture too (``subprocess.run(stdout=sys.stdout)``)."""
+        if self.fd is None or self.fds is None:
+            raise io.UnsupportedOperation("fileno")
+        return self.fd
 
     def _keep(self, text: str) -> None:
         if self._head_room:
@@ -89,6 +141,22 @@ class _Tee(io.TextIOBase):
         return "".join(self.head) + middle + "".join(self.tail)
 
 
+class _Bytes(io.RawIOBase):
+    """``sys.stdout.buffer``: bytes written by a step, kept as text (bytes not UTF-8 as \ufffd)."""
+
+    def __init__(self, tee: _Tee) -> None:
+        super().__init__()
+        self._tee = tee
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self._tee.write(data.decode("utf-8", errors="replace"))
+        return len(data)
+
+
 class _RecordHandler(logging.Handler):
     """Writes log records into the active capture's buffer."""
 
@@ -113,12 +181,6 @@ def _record_handler() -> _RecordHandler:
     global _handler
     if _handler is None:
         _handler = _RecordHandler()
-        root = logging.getLogger()
-        if not root.handlers and root.level > logging.INFO:
-            # Logging is not configured: let INFO records reach handlers so steps' INFO logs
-            # are captured. Nothing new is printed: with no handlers, only WARNING and above
-            # reach Python's last-resort handler, as before.
-            root.setLevel(logging.INFO)
     return _handler
 
 
@@ -173,7 +235,7 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_err", "_files", "_level", "_log", "_out", "_saved", "echo", "log_level", "logs", "spill",
+    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_saved", "echo", "log_level", "logs", "spill",
                  "stderr", "stdout")
 
     def __init__(self, echo: bool, spill: str | None = None, log_level: int | None = None) -> None:
@@ -187,22 +249,52 @@ class Capture:
         self._saved = (sys.stdout, sys.stderr)
         self._files = [open(os.path.join(self.spill, stream), "w", encoding="utf-8")  # noqa: SIM115
                        for stream in _STREAMS] if self.spill else [None, None, None]
-        self._out = _Tee(sys.stdout if self.echo else None, self._files[0])
-        self._err = _Tee(sys.stderr if self.echo else None, self._files[1])
-        self._log = _Tee(sys.stderr if self.echo else None, self._files[2])
+        self._out = _Tee(None, self._files[0], 1)
+        self._err = _Tee(None, self._files[1], 2)
+        self._fds = FdCapture({1: self._out, 2: self._err}, self.echo)
+        self._fds.start()
+        # Where the real stdout and stderr are now: a stream that wrote to descriptor 1 or 2
+        # would write into the capture, so what must reach the terminal goes to its saved copy.
+        real_out, real_err = self._real(sys.stdout, 1), self._real(sys.stderr, 2)
+        if self._fds.writers:
+            self._out.fds = self._err.fds = self._fds
+        if self.echo:
+            self._out.echo_to, self._err.echo_to = real_out, real_err
+        self._log = _Tee(real_err if self.echo else None, self._files[2])
         handler = _record_handler()
         handler.target = self._log
         root = logging.root
+        lowest = self.log_level
+        if not root.handlers and root.level > logging.INFO:
+            # Logging is not configured: let INFO records reach handlers while the step runs, so
+            # its INFO logs are captured. Nothing new is printed: with no handlers, only WARNING
+            # and above reach Python's last-resort handler. Only meanwhile: a root logger left at
+            # INFO would make a later `logging.basicConfig()` of the user's print INFO records.
+            lowest = logging.INFO if lowest is None else min(lowest, logging.INFO)
         root.addHandler(handler)
-        if self.log_level is not None and self.log_level < root.level:
+        if lowest is not None and lowest < root.level:
             self._level = root.level
-            root.setLevel(self.log_level)
-        _outside.append(sys.stderr)
+            self.log_level = lowest
+            root.setLevel(lowest)
+        _outside.append(real_err)
         sys.stdout, sys.stderr = self._out, self._err
         return self
 
+    def _real(self, stream: Any, fd: int) -> Any:
+        """Where text meant for ``stream`` goes now that descriptor ``fd`` may point at the capture."""
+        if isinstance(stream, _Tee) or fileno_of(stream) != fd:
+            return stream  # a capture around this one, or a stream not on the descriptor (a notebook's)
+        return self._fds.writers.get(fd, stream)
+
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
+        self._fds.stop()
+        for tee in (self._out, self._err, self._log):
+            if tee.echo_to is not None and not tee.ends_line:
+                # `print(..., end="")` last: end its line on the terminal, or the progress line
+                # that follows would run on from it (`50%  ran fit`). What is kept is unchanged.
+                tee.echo_to.write("\n")
+                tee.echo_to.flush()
         if _outside:
             _outside.pop()
         handler = _record_handler()
@@ -218,4 +310,9 @@ class Capture:
             for f in self._files:
                 if f is not None:
                     f.close()
-            shutil.rmtree(self.spill, ignore_errors=True)
+            interrupted = isinstance(exc[0], type) and issubclass(exc[0], KeyboardInterrupt)
+            if not interrupted:
+                # On Ctrl-C the spill stays: it reached this child of `orch` too, and the parent,
+                # which kills it and then reads the spill (``read_spill`` removes it), would
+                # otherwise find it gone, and the interrupted attempt would have lost its output.
+                shutil.rmtree(self.spill, ignore_errors=True)

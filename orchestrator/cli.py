@@ -548,7 +548,7 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
         for label in ("stdout", "stderr", "logs"):
             if a[label]:
                 click.echo(f"--- {label} ---")
-                click.echo(a[label].rstrip("\n"))
+                click.echo(_settle_carriage_returns(a[label]).rstrip("\n"))
         if a["traceback"]:
             click.echo("--- traceback ---")
             click.echo(a["traceback"].rstrip("\n"))
@@ -557,6 +557,24 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
             click.echo(a["error"].rstrip("\n"))
     if attempt is None:
         _unrecorded_attempt(node, row, max(numbers), None)
+
+
+def _settle_carriage_returns(text: str) -> str:
+    """Each line as a terminal left it: a progress bar redrawn after ``\r`` (tqdm) shows its last state.
+
+    Raw, the redraws of one bar are one line of hundreds of states, unreadable in ``less``, a file
+    or a CI log. A later part overwrites the start of an earlier one, as on a terminal.
+    """
+    if "\r" not in text:
+        return text
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        if "\r" in line:
+            shown = ""
+            for part in line.split("\r"):
+                shown = part + shown[len(part):]
+            lines[k] = shown
+    return "\n".join(lines)
 
 
 def _attempts_made(row: dict[str, Any]) -> int:

@@ -40,6 +40,7 @@ from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
 from orchestrator.store import ArtifactInfo, ArtifactStore
+from orchestrator.warning_files import real_warning_files
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
-        with captured, kept_process_state():
+        with captured, kept_process_state(), real_warning_files():
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)

@@ -66,3 +66,153 @@ def test_a_step_printing_a_lot_records_a_bounded_text(store, executor):
     assert stdout.startswith("row 0\nrow 1\n") and stdout.endswith("row 199999\n")
     assert "characters left out" in stdout
     assert len(stdout) < capture.CAPTURE_LIMIT + 200
+
+
+def test_what_a_subprocess_writes_is_the_steps_output_in_order():
+    # A subprocess (or C code) writes to descriptors 1 and 2, not through sys.stdout: that text
+    # belongs to the step as much as its prints do, and comes where it was written.
+    import os
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        print("before")
+        subprocess.run(["echo", "from echo"], check=True)
+        os.system("echo from os.system; echo to stderr >&2")
+        print("after")
+    assert captured.stdout == "before\nfrom echo\nfrom os.system\nafter\n"
+    assert captured.stderr == "to stderr\n"
+
+
+def test_a_subprocess_printing_more_than_a_pipe_holds_is_clipped_not_stuck(small_limit):
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        subprocess.run([sys.executable, "-c", "print('y' * 1_000_000)"], check=True)
+    assert captured.stdout.startswith("y" * 50 + "\n[... 999,901 characters left out")
+
+
+def test_the_verbose_echo_reaches_the_real_descriptor_once(capfd):
+    import subprocess
+
+    with Capture(echo=True) as captured:
+        print("printed")
+        subprocess.run(["echo", "echoed"], check=True)
+    assert captured.stdout == "printed\nechoed\n"
+    assert capfd.readouterr().out == "printed\nechoed\n"
+
+
+def test_the_streams_answer_as_files_do():
+    # Code that asks sys.stdout for its encoding, descriptor or binary buffer works in a step.
+    import subprocess
+
+    with Capture(echo=False) as captured:
+        assert sys.stdout.encoding == "utf-8"
+        sys.stdout.buffer.write(b"bytes \xff not utf-8\n")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'raw \\xfe\\n')"],
+                       stdout=sys.stdout, check=True)
+        print("fd", sys.stdout.fileno() == 1)
+    assert captured.stdout == "bytes \ufffd not utf-8\nraw \ufffd\nfd True\n"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor):
+    import subprocess
+
+    @step
+    def shell() -> int:
+        print("python")
+        subprocess.run(["echo", "shell"], check=True)
+        return 1
+
+    @pipeline
+    def talk():
+        return shell()
+
+    run = talk.run(store=str(store), executor=executor, workers=1)
+    assert run.status == "succeeded"
+    from orchestrator.lineage import Lineage
+
+    assert Lineage(store / "metadata.db").attempts(run.id, "shell")[0]["stdout"] == "python\nshell\n"
+
+
+def test_what_a_forked_process_prints_is_kept_a_line_at_a_time():
+    # A multiprocessing pool's workers print through their copy of the step's sys.stdout. Each
+    # line must reach the capture whole, or the lines of several workers run into each other:
+    # here another writer (a second worker) writes between the two halves of a line.
+    import multiprocessing
+
+    with Capture(echo=False) as captured:
+        child = multiprocessing.get_context("fork").Process(target=_half_a_line)
+        child.start()
+        child.join()
+    assert captured.stdout == "other worker\nitem 1 done\n"
+
+
+def _half_a_line() -> None:
+    import os
+
+    sys.stdout.write("item 1 ")
+    os.write(1, b"other worker\n")
+    print("done")
+
+
+def test_the_verbose_echo_ends_a_line_the_step_left_open(capfd):
+    # `print("50%", end="")` last must not run into the progress line `orch run` prints next.
+    with Capture(echo=True) as captured:
+        print("50%", end="")
+    assert captured.stdout == "50%"
+    assert capfd.readouterr().out == "50%\n"
+
+
+def test_a_warning_on_a_worker_names_the_steps_file_and_line(store):
+    # On a worker the step's code arrived by value and its file name was `<dynamic-code>`. (In the
+    # sequential executor it has its file; but there pytest records the warning instead of showing it.)
+    import warnings
+
+    @step
+    def warns() -> int:
+        warnings.warn("old column name", FutureWarning)
+        return 1
+
+    @pipeline
+    def warned():
+        return warns()
+
+    run = warned.run(store=str(store), executor="process", workers=1)
+    from orchestrator.lineage import Lineage
+
+    stderr = Lineage(store / "metadata.db").attempts(run.id, "warns")[0]["stderr"]
+    assert stderr.startswith(f"{__file__}:"), stderr
+    assert stderr.endswith('FutureWarning: old column name\n  warnings.warn("old column name", FutureWarning)\n')
+
+
+def test_unconfigured_logging_is_captured_and_left_unconfigured(monkeypatch):
+    # A notebook runs a pipeline, then configures logging: its basicConfig() must print WARNING
+    # and above, as Python's default, not the INFO records a run left the root logger open to.
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh process (pytest adds its own)
+    monkeypatch.setattr(capture, "_handler", None)
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+    with Capture(echo=False) as captured:
+        logging.getLogger("proj").info("loaded 3 rows")
+    assert captured.logs.endswith("INFO proj: loaded 3 rows\n")
+    assert logging.root.level == logging.WARNING
+    assert logging.root.handlers == []
+
+
+def test_ctrl_c_leaves_the_spill_for_the_parent_to_read(tmp_path):
+    # A timed step's child gets Ctrl-C too: the parent kills it and reads the spill afterwards.
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pytest.raises(KeyboardInterrupt), Capture(echo=False, spill=str(spill)):
+        print("waiting for the lock")
+        raise KeyboardInterrupt
+    assert read_spill(str(spill))[0] == "waiting for the lock\n"
+    assert not spill.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    with Capture(echo=False, spill=str(other)):
+        print("done")
+    assert not other.exists()  # a finished attempt's text came back with its result

@@ -98,6 +98,28 @@ def test_logs_prints_captured_output(orch, calls):
     assert "ValueError: bad input" in out.stdout
 
 
+def test_logs_shows_a_redrawn_progress_bar_as_a_terminal_left_it(orch, project):
+    # tqdm redraws its bar after "\r": raw, hundreds of states on one line in `less` or a CI log.
+    (project / "bars.py").write_text(
+        "import subprocess, sys\n"
+        "from orchestrator import pipeline, step\n\n"
+        "@step\n"
+        "def bar() -> int:\n"
+        "    print('loading')\n"
+        "    for k in range(0, 101, 10):\n"
+        "        sys.stderr.write(f'\\r{k:3d}%|' + '#' * (k // 10))\n"
+        "    sys.stderr.write('\\r100%|##########| done\\n')\n"
+        "    subprocess.run(['echo', 'from a subprocess'], check=True)\n"
+        "    return 1\n\n"
+        "@pipeline\n"
+        "def bars():\n"
+        "    return bar()\n")
+    assert orch("run", "bars.py").returncode == 0
+    out = orch("logs", "latest:bar").stdout
+    assert out.splitlines()[1:] == ["--- stdout ---", "loading", "from a subprocess", "--- stderr ---",
+                                    "100%|##########| done"], out
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")

@@ -1,0 +1,242 @@
+"""Capturing what is written to file descriptors 1 and 2 while a step runs.
+
+Replacing ``sys.stdout`` catches ``print`` but not what bypasses Python's
+streams: a subprocess (``subprocess.run(["echo", ...])``, ``os.system``) or C
+code (a numpy, sklearn or BLAS warning) writes to the process's descriptors
+directly. Without this, that text went to the terminal in the middle of the
+progress lines (or into a pool worker's inherited stderr) and was missing from
+``orch logs``.
+
+While a capture is active, descriptors 1 and 2 point at pipes; a reader thread
+moves what arrives into the capture (and, with ``--verbose``, on to the real
+descriptor, so it still shows live). A pipe rather than a file: a subprocess
+printing hundreds of megabytes is clipped in memory as ``print`` is, not
+written to disk. The pipes and their thread are made once per process and
+reused by every capture, since starting a thread per attempt would cost more
+than a trivial step. What arrives while no capture is active (a background
+process a step left running) goes to the real descriptor, as it would have
+without the capture.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import select
+import sys
+import threading
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    def keep_raw(self, text: str) -> None: ...
+
+
+class FdWriter:
+    """A text stream writing to the real descriptor while the capture has redirected it.
+
+    Used for what must reach the terminal while fd 1 or 2 points at a pipe:
+    ``--verbose`` echo, and the orchestrator's own messages (``driver_stderr``).
+    """
+
+    def __init__(self, fd: int, saved: int, encoding: str) -> None:
+        self.fd, self.saved, self.encoding = fd, saved, encoding
+
+    def write(self, text: str) -> int:
+        # Once the capture ended its saved copy is closed, and the descriptor itself is real again.
+        _write_all(self.fd if self.saved < 0 else self.saved, text.encode(self.encoding, errors="replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to flush: every write reached the descriptor."""
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd if self.saved < 0 else self.saved)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass  # the terminal went away: what was printed is still captured
+
+
+_libc: list[Any] = []
+
+
+def _flush_c_stdio() -> None:
+    """Flush C's stdio buffers, so text a C extension ``printf``-ed lands where it was meant to."""
+    try:
+        if not _libc:
+            import ctypes
+
+            # PyDLL keeps the GIL for the call: it is quick, and letting another thread (the
+            # commit thread) take the GIL here would make every step wait for it.
+            _libc.append(ctypes.PyDLL(None))
+        _libc[0].fflush(None)
+    except (OSError, AttributeError):
+        _libc.append(None)
+
+
+class _Frame:
+    """One active capture: where each descriptor's text goes, and the descriptors it replaced."""
+
+    __slots__ = ("echo", "saved", "sinks", "writers")
+
+    def __init__(self, sinks: dict[int, Sink], echo: bool) -> None:
+        self.sinks, self.echo = sinks, echo
+        self.saved: dict[int, int] = {}
+        self.writers: dict[int, FdWriter] = {}
+
+
+class _Pipes:
+    """The process's two pipes, their reader thread, and the stack of active captures."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.frames: list[_Frame] = []
+        self.read: dict[int, int] = {}  # descriptor (1, 2) -> read end
+        self.write: dict[int, int] = {}  # descriptor -> write end
+        self.decoders: dict[int, Any] = {}
+        for fd in (1, 2):
+            read, write = os.pipe()
+            os.set_blocking(read, False)
+            os.set_inheritable(write, False)
+            self.read[fd], self.write[fd] = read, write
+            self.decoders[fd] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.ready = select.poll()  # one call says whether either pipe holds anything
+        for read in self.read.values():
+            self.ready.register(read, select.POLLIN)
+        threading.Thread(target=self._pump, name="orch-capture", daemon=True).start()
+
+    def _pump(self) -> None:
+        by_read = {read: fd for fd, read in self.read.items()}
+        while True:
+            try:
+                ready, _, _ = select.select(list(by_read), [], [])
+            except (OSError, ValueError):
+                return
+            with self.lock:
+                for read in ready:
+                    self.take(by_read[read])
+
+    def take(self, fd: int) -> None:
+        """Move what pipe ``fd`` holds to the innermost capture (or on to ``fd``), without waiting."""
+        while True:
+            try:
+                data = os.read(self.read[fd], 1 << 16)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            if not self.frames:
+                _write_all(fd, data)  # no capture: the real descriptor, as without one
+                continue
+            text = self.decoders[fd].decode(data)
+            # The innermost capture keeps it; one that echoes passes it to the capture around it,
+            # as nested tees would, and the outermost to the real descriptor it saved.
+            for depth in range(len(self.frames) - 1, -1, -1):
+                frame = self.frames[depth]
+                if text:
+                    frame.sinks[fd].keep_raw(text)
+                if not frame.echo:
+                    break
+                if depth == 0:
+                    _write_all(frame.saved[fd], data)
+
+    def drain(self) -> None:
+        with self.lock:
+            if self.ready.poll(0):
+                self.take(1)
+                self.take(2)
+
+
+_pipes: _Pipes | None = None
+
+
+def _process_pipes() -> _Pipes | None:
+    """This process's pipes, made on first use (again in a forked child, which has no reader thread)."""
+    global _pipes
+    if os.name == "nt":
+        return None  # select cannot wait on pipes there: only sys.stdout and sys.stderr are captured
+    if _pipes is None or _pipes.pid != os.getpid():
+        _pipes = _Pipes()
+    return _pipes
+
+
+class FdCapture:
+    """``start()`` points fd 1 and 2 at the pipes feeding ``sinks``; ``stop()`` puts them back."""
+
+    def __init__(self, sinks: dict[int, Sink], echo: bool) -> None:
+        self._frame = _Frame(sinks, echo)
+        self._pipes: _Pipes | None = None
+        self.writers = self._frame.writers  # the real descriptors, by the number they stand for
+
+    def start(self) -> None:
+        pipes = _process_pipes()
+        if pipes is None:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()  # what was printed before the step is not the step's
+            except (AttributeError, OSError, ValueError):
+                pass
+        _flush_c_stdio()
+        frame = self._frame
+        with pipes.lock:
+            for fd in frame.sinks:
+                try:
+                    saved = os.dup(fd)
+                except OSError:
+                    continue  # no such descriptor (a daemon started with it closed): nothing to capture
+                frame.saved[fd] = saved
+                stream = sys.__stdout__ if fd == 1 else sys.__stderr__
+                frame.writers[fd] = FdWriter(fd, saved, getattr(stream, "encoding", None) or "utf-8")
+            if len(frame.saved) < len(frame.sinks):
+                for saved in frame.saved.values():
+                    os.close(saved)
+                frame.saved.clear()
+                frame.writers.clear()
+                return
+            for fd in frame.saved:
+                os.dup2(pipes.write[fd], fd, inheritable=True)
+            pipes.frames.append(frame)
+        self._pipes = pipes
+
+    def drain(self) -> None:
+        """Take in what has arrived so far, so that it comes before what ``print`` adds next."""
+        if self._pipes is not None and self._pipes.pid == os.getpid():
+            self._pipes.drain()
+
+    def stop(self) -> None:
+        """Put the descriptors back, taking in everything written to them until now."""
+        pipes, self._pipes = self._pipes, None
+        if pipes is None or pipes.pid != os.getpid():
+            return
+        _flush_c_stdio()
+        frame = self._frame
+        with pipes.lock:
+            for fd, saved in frame.saved.items():
+                os.dup2(saved, fd)
+            if pipes.ready.poll(0):  # all that was written before the line above is in the pipes
+                pipes.take(1)
+                pipes.take(2)
+            for fd in frame.saved:
+                tail = pipes.decoders[fd].decode(b"", final=True)
+                if tail:
+                    frame.sinks[fd].keep_raw(tail)
+            if frame in pipes.frames:
+                pipes.frames.remove(frame)
+            for fd, saved in frame.saved.items():
+                frame.writers[fd].saved = -1
+                os.close(saved)
+
+
+def fileno_of(stream: Any) -> int | None:
+    """The descriptor a Python stream writes to, or None (an in-memory or notebook stream)."""
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
