@@ -82,10 +82,11 @@ def _flush_c_stdio() -> None:
 class _Frame:
     """One active capture: where each descriptor's text goes, and the descriptors it replaced."""
 
-    __slots__ = ("echo", "saved", "sinks", "writers")
+    __slots__ = ("echo", "saved", "sinks", "thread", "writers")
 
     def __init__(self, sinks: dict[int, Sink], echo: bool) -> None:
         self.sinks, self.echo = sinks, echo
+        self.thread = threading.get_ident()
         self.saved: dict[int, int] = {}
         self.writers: dict[int, FdWriter] = {}
 
@@ -186,6 +187,11 @@ class FdCapture:
         _flush_c_stdio()
         frame = self._frame
         with pipes.lock:
+            if any(other.thread != frame.thread for other in pipes.frames):
+                # Another thread's step holds the descriptors (a Dask worker running tasks in
+                # threads): they are the process's, so this step keeps only what Python prints.
+                # Saving the pipe as "the real descriptor" would leave it pointing at itself.
+                return
             for fd in frame.sinks:
                 try:
                     saved = os.dup(fd)

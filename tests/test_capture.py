@@ -83,6 +83,42 @@ def test_what_a_subprocess_writes_is_the_steps_output_in_order():
     assert captured.stderr == "to stderr\n"
 
 
+def test_steps_in_two_threads_leave_the_descriptors_as_they_found_them():
+    """A Dask worker with several threads runs two steps at once in one process. The second
+    must not save the first one's pipe as "the real descriptor": restoring it would leave fd 1
+    pointing at the pipe for good, and its reader writing what arrives back into it."""
+    import os
+    import subprocess
+    import threading
+
+    before = os.fstat(1), os.fstat(2)
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+    results: dict[str, str] = {}
+
+    def first() -> None:  # starts first and ends first: the steps' captures do not nest
+        with Capture(echo=False) as captured:
+            first_in.set()
+            second_in.wait(10)
+            subprocess.run(["echo", "from the first step"], check=True)
+        results["first"] = captured.stdout
+        first_done.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with Capture(echo=False):
+            second_in.set()
+            first_done.wait(10)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    after = os.fstat(1), os.fstat(2)
+    assert [(s.st_dev, s.st_ino) for s in after] == [(s.st_dev, s.st_ino) for s in before]
+    assert results["first"] == "from the first step\n"
+
+
 def test_a_subprocess_printing_more_than_a_pipe_holds_is_clipped_not_stuck(small_limit):
     import subprocess
 
