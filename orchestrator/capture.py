@@ -18,6 +18,8 @@ import os
 import shutil
 import sys
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.fd_capture import FdCapture, fileno_of
@@ -228,6 +230,24 @@ def _read_clipped(path: str) -> str:
             + tail.decode("utf-8", errors="replace"))
 
 
+#: The root logger's levels before captures opened it to INFO records, until the run ends.
+_lowered_from: list[int] = []
+
+
+@contextmanager
+def root_level_restored() -> Iterator[None]:
+    """Put the root logger's level back, after a run, if a capture opened it to INFO records."""
+    outer = len(_lowered_from)  # a nested run leaves the outer run's to the outer run
+    try:
+        yield
+    finally:
+        if len(_lowered_from) > outer:
+            level = _lowered_from[outer]
+            del _lowered_from[outer:]
+            if logging.root.level == logging.INFO:  # unless something else changed it meanwhile
+                logging.root.setLevel(level)
+
+
 class Capture:
     """``with Capture(echo) as c: ...`` then ``c.stdout``, ``c.stderr``, ``c.logs``.
 
@@ -264,18 +284,19 @@ class Capture:
         handler = _record_handler()
         handler.target = self._log
         root = logging.root
-        lowest = self.log_level
         if not root.handlers and root.level > logging.INFO:
-            # Logging is not configured: let INFO records reach handlers while the step runs, so
-            # its INFO logs are captured. Nothing new is printed: with no handlers, only WARNING
-            # and above reach Python's last-resort handler. Only meanwhile: a root logger left at
-            # INFO would make a later `logging.basicConfig()` of the user's print INFO records.
-            lowest = logging.INFO if lowest is None else min(lowest, logging.INFO)
+            # Logging is not configured: let INFO records reach handlers, so the step's INFO logs
+            # are captured. Nothing new is printed: with no handlers, only WARNING and above reach
+            # Python's last-resort handler. Not put back after each step (a level change clears
+            # every logger's cache: 26 µs a step once sklearn and Dask are imported), but when the
+            # run ends (``root_level_restored``): a root logger left at INFO would make a later
+            # `logging.basicConfig()` of the user's print INFO records.
+            _lowered_from.append(root.level)
+            root.setLevel(logging.INFO)
         root.addHandler(handler)
-        if lowest is not None and lowest < root.level:
+        if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
-            self.log_level = lowest
-            root.setLevel(lowest)
+            root.setLevel(self.log_level)
         _outside.append(real_err)
         sys.stdout, sys.stderr = self._out, self._err
         return self

@@ -187,7 +187,7 @@ class FdCapture:
         _flush_c_stdio()
         frame = self._frame
         with pipes.lock:
-            if any(other.thread != frame.thread for other in pipes.frames):
+            if pipes.frames and pipes.frames[0].thread != frame.thread:  # all frames are one thread's
                 # Another thread's step holds the descriptors (a Dask worker running tasks in
                 # threads): they are the process's, so this step keeps only what Python prints.
                 # Saving the pipe as "the real descriptor" would leave it pointing at itself.

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache, store_identity, store_users
+from orchestrator.capture import root_level_restored
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context, former_default_warning
 from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
@@ -115,7 +116,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         # A store apart from its database may be shared: say which database uses it (gc, doctor).
         store_users.register(ctx.store, ctx.lineage.path)
     ctx.lineage.mark_dead_runs()
-    with _older_objects_frozen():
+    with _older_objects_frozen(), root_level_restored():
         dag = build(pipeline, params, ctx)
         forced = check_rerun(dag, rerun, spelling)
         warn_untracked(dag, progress)

@@ -231,11 +231,34 @@ def test_unconfigured_logging_is_captured_and_left_unconfigured(monkeypatch):
     monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh process (pytest adds its own)
     monkeypatch.setattr(capture, "_handler", None)
     monkeypatch.setattr(logging.root, "level", logging.WARNING)
-    with Capture(echo=False) as captured:
-        logging.getLogger("proj").info("loaded 3 rows")
-    assert captured.logs.endswith("INFO proj: loaded 3 rows\n")
+    with capture.root_level_restored():  # what a run does around its steps
+        with Capture(echo=False) as captured:
+            logging.getLogger("proj").info("loaded 3 rows")
+        assert captured.logs.endswith("INFO proj: loaded 3 rows\n")
+        assert logging.root.level == logging.INFO  # open for the run's other steps
     assert logging.root.level == logging.WARNING
     assert logging.root.handlers == []
+
+
+def test_a_run_leaves_unconfigured_logging_unconfigured(monkeypatch, tmp_path):
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(capture, "_handler", None)
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+
+    @step
+    def talk() -> int:
+        logging.getLogger("proj").info("working")
+        return 1
+
+    @pipeline
+    def chatty():
+        return talk()
+
+    run = chatty.run(store=str(tmp_path / "store"))
+    assert run.status == "succeeded"
+    assert logging.root.level == logging.WARNING
 
 
 def test_ctrl_c_leaves_the_spill_for_the_parent_to_read(tmp_path):
