@@ -58,7 +58,7 @@ def test_a_step_printing_a_lot_records_a_bounded_text(store, executor):
     def talk():
         return loud()
 
-    run = talk.run(store=str(store), executor=executor, workers=1)
+    run = talk.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded"
     from orchestrator.lineage import Lineage
 
@@ -165,7 +165,7 @@ def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor)
     def talk():
         return shell()
 
-    run = talk.run(store=str(store), executor=executor, workers=1)
+    run = talk.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded"
     from orchestrator.lineage import Lineage
 

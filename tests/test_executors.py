@@ -35,7 +35,7 @@ EXECUTORS = ["sequential", "process", "dask"]
 
 
 def _run(target, store, executor, **params):
-    return load_pipeline(str(PIPELINES / target)).run(store=str(store), executor=executor, workers=2, **params)
+    return load_pipeline(str(PIPELINES / target)).run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2, **params)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_an_instance_a_worker_stored_loads_as_the_users_own_class(orch, executor
     here = pipeline.run(store=str(orch.store), tag="b")  # `make` cached: its stored output is loaded here
     assert here.steps["make"].status == "cached"
     assert here.output() == {"isinstance": True, "equal": True, "tag": "b"}
-    in_worker = pipeline.run(store=str(orch.store), executor=executor, workers=1, tag="c")
+    in_worker = pipeline.run(store=str(orch.store), executor=executor, workers=None if executor == "sequential" else 1, tag="c")
     assert in_worker.steps["make"].status == "cached"
     assert in_worker.output() == {"isinstance": True, "equal": True, "tag": "c"}
 
@@ -199,7 +199,7 @@ def test_a_step_may_start_a_multiprocessing_pool_on_every_executor(store, execut
     """Workers and a timed step's child are daemonic processes, which multiprocessing refuses children to."""
     if executor == "dask":
         pytest.importorskip("distributed")
-    run = load_pipeline(str(PIPELINES / "pools.py")).run(store=str(store), executor=executor, workers=1)
+    run = load_pipeline(str(PIPELINES / "pools.py")).run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded", run.error
     assert run.output() == ([3, 2, 1], [3, 2, 1])
 

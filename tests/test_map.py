@@ -18,7 +18,7 @@ def _fanout(target="fanout.py:fanout"):
 
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_map_over_a_step_output_makes_one_node_per_item(store, calls, executor):
-    run = _fanout().run(store=str(store), executor=executor, workers=2)
+    run = _fanout().run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
     assert run.status == "succeeded", run.error
     assert list(run.steps) == ["items", "square", "square_2", "square_3", "square_4", "total"]
     assert run.output() == 0 + 1 + 4 + 9
@@ -236,13 +236,13 @@ def test_a_map_over_a_map_keys_its_items_by_value_so_plan_and_rerun_agree(store,
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_a_map_of_a_step_with_several_outputs_feeds_a_step_and_another_map(store, calls, executor):
     pipe = _fanout("fanout.py:pairs")
-    run = pipe.run(store=str(store), executor=executor, workers=2)
+    run = pipe.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
     assert run.status == "succeeded", run.error
     assert run.output() == (["m0", "m1", "m2"], 0 + 10 + 20)
     inputs = {s["node"]: s["inputs"] for s in _lineage_steps(store, run.id)}
     assert [i["name"] for i in inputs["count"]] == [f"pairs[{i}]" for i in range(6)]
     calls.clear()
-    again = pipe.run(store=str(store), executor=executor, workers=2)
+    again = pipe.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
     assert {s.status for s in again.steps.values()} == {"cached"} and calls.ran() == set()
     assert {e.status for e in pipe.plan(store=str(store)).entries} == {"cached"}
 
@@ -370,12 +370,12 @@ def test_a_map_over_what_iterates_otherwise_than_meant_is_refused_where_written(
 def test_equal_items_of_a_map_are_computed_once_in_a_run(store, calls, executor):
     # The first item's result was not committed yet when its twin looked it up (sequential), or
     # was still being computed (a pool): each twin computed it again.
-    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4)
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=None if executor == "sequential" else 4)
     assert run.status == "succeeded", run.error
     assert calls.counts() == {"slow_square:3": 1, "slow_square:4": 1, "total": 1}
     assert [run.steps[n].status for n in ("slow_square", "slow_square_2", "slow_square_3", "slow_square_4")] \
         == ["ran", "cached", "ran", "cached"]
     assert run.output() == 9 + 9 + 16 + 9
     calls.clear()
-    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=4, rerun="slow_square.map")
+    run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=None if executor == "sequential" else 4, rerun="slow_square.map")
     assert calls.counts()["slow_square:3"] == 3  # forced: each runs, equal or not

@@ -120,7 +120,7 @@ def test_file_url_store_is_shared_by_workers(executor, reference, tmp_path, call
         pytest.importorskip("distributed")
     folder = tmp_path / "shared"
     meta = tmp_path / "meta"
-    run = _mixed(store=f"file://{folder}", metadata=str(meta), executor=executor, workers=2)
+    run = _mixed(store=f"file://{folder}", metadata=str(meta), executor=executor, workers=None if executor == "sequential" else 2)
     assert run.status == "succeeded", run.error
     assert _signature(run) == _signature(reference)
     frame = run.steps["frame"].outputs["out"]

@@ -51,7 +51,7 @@ def test_retries_exhausted_fail_the_step(store, calls):
 def test_a_due_retry_runs_before_the_steps_not_started_yet(store, calls, executor):
     # Else it waits behind every other item of the map: its failure shows only at the end, and
     # its time counts that wait.
-    run = _load("flaky_map.py").run(store=str(store), executor=executor, workers=1)
+    run = _load("flaky_map.py").run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded", run.error
     assert run.steps["item_fails_once"].attempts == 2
     order = calls.path.read_text().split()
@@ -847,13 +847,13 @@ def test_an_exception_in_the_pipeline_body_is_one_clear_error():
 def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor, tmp_path):
     """The sequential executor hands kept values over as copies (or reloads them): like every executor."""
     mutating = _load("mutating.py:mutating")
-    run = mutating.run(store=str(tmp_path / "store"), executor=executor, workers=2)
+    run = mutating.run(store=str(tmp_path / "store"), executor=executor, workers=None if executor == "sequential" else 2)
     assert run.status == "succeeded", run.error
     assert run.output() == {"frame": 6, "array": 6, "items": 6, "n": 4}
     again = mutating.run(store=str(tmp_path / "store"), rerun=("read",))
     assert again.steps["read"].outputs == run.steps["read"].outputs  # the cached result was the right one
     # Values made in the pipeline body and passed to two steps: each step has its own.
-    body = _load("mutating.py:body_values").run(store=str(tmp_path / "store"), executor=executor, workers=2)
+    body = _load("mutating.py:body_values").run(store=str(tmp_path / "store"), executor=executor, workers=None if executor == "sequential" else 2)
     assert body.output() == [3, 3, 5]
 
 
