@@ -62,6 +62,8 @@ class FsspecStore(ArtifactStore):
         UserError: fsspec is not installed, or it has no filesystem for the URL's protocol.
     """
 
+    maps_objects = False  # an object is read whole into memory (downloaded, or a memory:// copy)
+
     def __init__(self, url: str, *, fsync: bool = True) -> None:
         try:
             from fsspec.core import url_to_fs

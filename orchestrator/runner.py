@@ -38,7 +38,7 @@ from orchestrator.errors import CorruptArtifactError, MissingArtifactError, Orch
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover, own_copy
+from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -622,7 +622,7 @@ class _RunLoop:
             if result.values is not None and self.children[node.name]:
                 # A copy, not the step's object: a step may return an array it keeps and changes
                 # later (a module-level buffer), and its readers must see the value the digest names.
-                kept = handover(result.values[name])
+                kept = kept_output(result.values[name], self.ctx.store.maps_objects)
                 if kept is not LOAD:
                     self.values[digest] = kept
         record = self._record(node, "ran", decision, attempts=attempt)
