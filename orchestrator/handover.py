@@ -56,7 +56,7 @@ def kept_output(value: Any, store_maps: bool) -> Any:
 
 def _is_large_array(value: Any) -> bool:
     np = sys.modules.get("numpy")
-    return np is not None and type(value) is np.ndarray and value.nbytes > MAPPED_ABOVE
+    return np is not None and type(value) in (np.ndarray, np.memmap) and value.nbytes > MAPPED_ABOVE
 
 
 def _same(value: Any) -> Any:
