@@ -24,6 +24,7 @@ fsspec is imported only when a store URL is opened.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 import secrets
@@ -205,7 +206,7 @@ class FsspecStore(ArtifactStore):
         path = self._path(digest)
         try:
             size = int(self.fs.size(path))
-            f = cast(BinaryIO, self.fs.open(path, "rb"))
+            f = cast(io.BufferedIOBase, self.fs.open(path, "rb"))
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
         if size < PREFIX.size:
