@@ -27,6 +27,11 @@ from typing import Any
 #: Returned by ``handover`` for a value that must be loaded from the store instead.
 LOAD = object()
 
+#: A numpy array of more bytes than this is not kept as a copy when the store maps its object back:
+#: each reader loads it by a private memory map instead, which costs no memory of the driver's own
+#: (a 1 GB array was copied once to keep and once more per reader: 2 GB held for 1 GB of data).
+MAPPED_ABOVE = 1 << 20
+
 _UNCHANGEABLE = (bool, int, float, complex, str, bytes, type(None), range, PurePath)
 
 
@@ -34,6 +39,24 @@ def handover(value: Any) -> Any:
     """``value`` itself, an independent copy of it, or ``LOAD`` when neither is safe and cheap."""
     copier = _copier(value)
     return LOAD if copier is None else copier(value)
+
+
+def kept_output(value: Any, store_maps: bool) -> Any:
+    """What the driver keeps of a step's output for the steps that read it, or ``LOAD``.
+
+    As ``handover``, except that a large numpy array is left in the store when
+    the store loads objects by memory map (``store_maps``): loading it there is
+    what the process and Dask executors do, shares the page cache, and copies
+    nothing until a reader changes it in place (the map is private).
+    """
+    if store_maps and _is_large_array(value):
+        return LOAD
+    return handover(value)
+
+
+def _is_large_array(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and type(value) in (np.ndarray, np.memmap) and value.nbytes > MAPPED_ABOVE
 
 
 def _same(value: Any) -> Any:

@@ -80,7 +80,11 @@ def _feed_numpy_scalar(hasher: Any, value: Any) -> None:
 
 def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
     np = sys.modules["numpy"]
-    if type(array) is not np.ndarray:
+    if type(array) is np.memmap:
+        # How the data is held, not what it is: a step's `np.load(path, mmap_mode="r")[rows]` is
+        # the same value as the array it maps, and is stored and loaded back as that array.
+        array = array.view(np.ndarray)
+    elif type(array) is not np.ndarray:
         _feed_text(hasher, b"U", type(array).__qualname__)
         if isinstance(array, np.ma.MaskedArray):
             mask = np.ma.getmaskarray(array)

@@ -24,6 +24,7 @@ fsspec is imported only when a store URL is opened.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 import secrets
@@ -55,12 +56,18 @@ def is_process_local(url: str) -> bool:
     return is_url(url) and url.split("://", 1)[0].lower() == "memory"
 
 
+#: How much of an object is read from a store URL at a time (the most held twice while loading it).
+_READ_SLICE = 64 << 20
+
+
 class FsspecStore(ArtifactStore):
     """Content-addressed artifacts under an fsspec URL (``file://``, ``memory://``, ``s3://``, ...).
 
     Raises:
         UserError: fsspec is not installed, or it has no filesystem for the URL's protocol.
     """
+
+    maps_objects = False  # an object is read whole into memory (downloaded, or a memory:// copy)
 
     def __init__(self, url: str, *, fsync: bool = True) -> None:
         try:
@@ -191,13 +198,33 @@ class FsspecStore(ArtifactStore):
     # --- reading ---------------------------------------------------------
 
     def _read_object(self, digest: str) -> memoryview:
+        """The whole object, read into one writable buffer (like the local store's private mapping).
+
+        Read in slices straight into that buffer: ``bytearray(fs.cat_file(...))``
+        held the object twice at once (a 1 GB frame took 2 GB to load).
+        """
+        path = self._path(digest)
         try:
-            data = self.fs.cat_file(self._path(digest))
+            size = int(self.fs.size(path))
+            f = cast(io.BufferedIOBase, self.fs.open(path, "rb"))
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
-        if len(data) < PREFIX.size:
-            raise Damaged(f"truncated: {len(data)} bytes, shorter than the header")
-        return memoryview(bytearray(data))  # writable, like the local store's private mapping
+        if size < PREFIX.size:
+            f.close()
+            raise Damaged(f"truncated: {size} bytes, shorter than the header")
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        filled = 0
+        with f:
+            while filled < size:
+                # A slice at a time: fsspec's buffered files read a whole request into bytes first.
+                got = f.readinto(view[filled : filled + _READ_SLICE])
+                if not got:
+                    break
+                filled += got
+        if filled < size:
+            raise Damaged(f"truncated: {filled} of {size} bytes could be read")
+        return view
 
     def _open_read(self, path: str) -> tuple[BinaryIO, int]:
         size = int(self.fs.size(path))

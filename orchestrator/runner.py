@@ -39,7 +39,7 @@ from orchestrator.errors import CorruptArtifactError, MissingArtifactError, Orch
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
-from orchestrator.handover import LOAD, handover, own_copy
+from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import try_lock
@@ -435,19 +435,27 @@ class _RunLoop:
         args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
         if self.executor.name == "sequential":  # other executors send each task its own pickled copy
             args = {k: own_copy(v) for k, v in args.items()}
+        # A timed step runs in a child process, to which kept values would travel pickled: a copy
+        # in this process, and one more in the child beside the pickle it inherits (a 500 MB frame
+        # held 2 GB in the child). From a local store the child maps its inputs instead.
+        mapped = node.step.retry.timeout is not None and self.ctx.store.maps_objects
         for arg, template in node.inputs.items():
-            args[arg] = substitute(template, self._input_value)
+            args[arg] = substitute(template, self._stored_input if mapped else self._input_value)
         return args
 
-    def _input_value(self, out: Output) -> Any:
+    def _stored_input(self, out: Output) -> Any:
+        """``out`` as a reference to its stored object, never a value kept in memory."""
+        return self._input_value(out, kept=False)
+
+    def _input_value(self, out: Output, kept: bool = True) -> Any:
         children = self.map_children.get(out.node)
         if children is not None:
             outputs = self.dag.nodes[out.node].outputs
             if len(outputs) == 1:
-                return [self._input_value(Output(c, outputs[0])) for c in children]
-            return [tuple(self._input_value(Output(c, o)) for o in outputs) for c in children]
+                return [self._input_value(Output(c, outputs[0]), kept) for c in children]
+            return [tuple(self._input_value(Output(c, o), kept) for o in outputs) for c in children]
         digest = self.digests[(out.node, out.name)]
-        if digest in self.values:
+        if kept and digest in self.values:
             value = handover(self.values[digest])
             if value is not LOAD:
                 return value
@@ -623,7 +631,7 @@ class _RunLoop:
             if result.values is not None and self.children[node.name]:
                 # A copy, not the step's object: a step may return an array it keeps and changes
                 # later (a module-level buffer), and its readers must see the value the digest names.
-                kept = handover(result.values[name])
+                kept = kept_output(result.values[name], self.ctx.store.maps_objects)
                 if kept is not LOAD:
                     self.values[digest] = kept
         record = self._record(node, "ran", decision, attempts=attempt)

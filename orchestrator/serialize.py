@@ -125,7 +125,9 @@ class _NumpyMaterializer:
     def can_write(self, value: object) -> bool:
         np = _loaded("numpy")
         array: Any = value
-        return np is not None and type(array) is np.ndarray and not array.dtype.hasobject
+        # A memory map is stored as the array it maps (and loads as one, mapped from the store):
+        # pickled, it was read whole into memory on every load.
+        return np is not None and type(array) in (np.ndarray, np.memmap) and not array.dtype.hasobject
 
     def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
         import numpy as np

@@ -165,6 +165,9 @@ class ArtifactStore:
             written. Turn off only for throwaway stores (tests, benchmarks).
     """
 
+    #: Objects load by a private memory map of their file (no copy until a reader writes to one).
+    maps_objects = True
+
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)  # what messages and workers name the store by

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import pipeline, step
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.report import RunObserver
@@ -1069,3 +1070,32 @@ def test_a_users_cluster_that_loses_its_last_worker_mid_run_is_said_and_the_run_
     assert outcome and outcome[0].status == "succeeded", outcome
     assert observer.said == [f"the Dask cluster at {address} has no workers left: steps wait until one joins "
                              f"(start one with `dask worker {address}`)"]
+
+
+@pytest.mark.parametrize("executor,timeout", [("process", None), ("sequential", 60)])
+def test_a_step_killed_like_the_out_of_memory_killer_names_the_likely_cause_and_the_fix(store, executor, timeout):
+    """A worker (or a timed step's child) killed by SIGKILL, as the OOM killer kills, said only
+    `died (exit code -9)`: the user could not tell a memory problem from a bug."""
+    @step(timeout=timeout)
+    def greedy(n: int) -> int:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return n
+
+    @pipeline
+    def killed(n: int = 1):
+        return greedy(n)
+
+    run = killed.run(store=str(store), executor=executor, workers=1 if executor == "process" else None)
+    assert run.status == "failed"
+    error = run.steps["greedy"].error
+    assert error.startswith("WorkerDiedError: the ") and "step 'greedy' died (exit code -9: killed by SIGKILL" in error
+    assert "out-of-memory killer" in error and "give it less data at a time" in error
+
+
+def test_how_a_dead_step_process_ended_is_said_in_words():
+    from orchestrator.executors.deaths import died_because
+
+    assert died_because(3) == "(exit code 3)" and died_because(None) == "(exit code None)"
+    assert died_because(-signal.SIGSEGV).startswith("(exit code -11: SIGSEGV, a crash in native code")
+    assert died_because(-signal.SIGTERM) == "(exit code -15: killed by SIGTERM)"
+    assert died_because(-200) == "(exit code -200)"  # no such signal

@@ -336,3 +336,39 @@ def test_metadata_naming_a_file_that_is_no_database_is_a_mistake_not_damage(tmp_
     assert _mixed(store=str(tmp_path / "s"), metadata=str(tmp_path / "m.db")).status == "succeeded"
     meta.write_bytes((tmp_path / "m.db").read_bytes())
     assert CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "--metadata", str(meta), "runs"]).exit_code == 0
+
+
+def test_an_object_loads_from_a_url_store_without_being_held_twice(tmp_path, monkeypatch):
+    """`bytearray(fs.cat_file(...))` held an object twice while loading it: a 1 GB frame took 2 GB.
+    It is now read in slices into one buffer, and still loads writable and whole."""
+    import tracemalloc
+
+    import numpy as np
+
+    from orchestrator import remote_store
+    from orchestrator.hashing import hash_value
+    from orchestrator.remote_store import FsspecStore
+
+    monkeypatch.setattr(remote_store, "_READ_SLICE", 1 << 20, raising=False)
+    store = FsspecStore(f"file://{tmp_path / 'store'}", fsync=False)
+    array = np.arange(2_000_000, dtype=np.float64)  # 16 MB
+    info = store.put(array, hash_value(array))
+    tracemalloc.start()
+    try:
+        loaded = store.get(info)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(loaded, array) and loaded.flags.writeable
+    assert peak < 1.25 * array.nbytes, peak  # one buffer and a slice, not two copies
+
+
+def test_a_url_store_object_shorter_than_its_size_is_damaged(tmp_path, monkeypatch):
+    from orchestrator.object_format import Damaged
+    from orchestrator.remote_store import FsspecStore
+
+    store = FsspecStore(f"file://{tmp_path / 'store'}", fsync=False)
+    info = store.put(list(range(5000)), "0" * 32)
+    monkeypatch.setattr(store.fs, "size", lambda path: info.size + 10_000)  # the file shrank meanwhile
+    with pytest.raises(Damaged, match="truncated"):
+        store._read_object(info.digest)

@@ -869,6 +869,79 @@ def test_a_returned_object_the_step_changes_later_reaches_its_readers_as_it_was_
     assert run.steps["total_2"].output() == stored  # BUFFER as the body passed it, not as `refill` left it
 
 
+def test_a_large_array_reaches_its_readers_mapped_from_the_store_not_copied(store):
+    """The sequential executor copied a step's array once to keep it and once more per reader: a
+    1 GB array held 2 GB of the driver's memory. A large one is now mapped from the store, as every
+    other executor loads it, and a reader changing it in place still changes only its own view."""
+    import numpy as np
+
+    from orchestrator.handover import MAPPED_ABOVE
+
+    rows = MAPPED_ABOVE // 8 + 1
+
+    @step
+    def make(n: int) -> np.ndarray:
+        return np.arange(n, dtype=np.float64)
+
+    @step
+    def spoil(a: np.ndarray) -> list:
+        owned = bool(a.flags.owndata)
+        a *= -1  # in place: reaches no other reader
+        return [owned, float(a[1])]
+
+    @step
+    def total(a: np.ndarray) -> list:
+        return [bool(a.flags.owndata), float(a.sum())]
+
+    @pipeline
+    def arrays(n: int = rows):
+        a = make(n)
+        return spoil(a), total(a)
+
+    run = arrays.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    (spoil_owned, spoiled), (total_owned, summed) = run.output()
+    assert not spoil_owned and not total_owned  # views of the mapped object, no copies
+    assert spoiled == -1.0 and summed == float(np.arange(rows, dtype=np.float64).sum())
+
+
+def test_a_timed_step_maps_its_inputs_from_the_store_instead_of_receiving_them_pickled(store, monkeypatch):
+    """A timed step runs in a child process, and the sequential executor sent it the frames it kept,
+    pickled: a copy in the driver and another in the child (a 500 MB frame held 2 GB there)."""
+    import pandas as pd
+
+    from orchestrator.executors import sequential
+    from orchestrator.task import ArtifactRef
+
+    sent = []
+    in_child = sequential.run_in_child
+
+    def recorded(spec, timeout):
+        sent.append({name: type(value) for name, value in spec.arguments.items()})
+        return in_child(spec, timeout)
+
+    monkeypatch.setattr(sequential, "run_in_child", recorded)
+
+    @step
+    def make(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"a": range(n)})
+
+    @step(timeout=60)
+    def total(df: pd.DataFrame, k: int) -> int:
+        df["a"] *= k  # in place, in the child's own mapping
+        return int(df["a"].sum())
+
+    @pipeline
+    def timed(n: int = 1000):
+        frame = make(n)
+        return total(frame, 2), total(frame, 3)
+
+    run = timed.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.output() == (999_000, 1_498_500)
+    assert sent == [{"df": ArtifactRef, "k": int}] * 2
+
+
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_a_value_the_body_changes_after_a_call_reaches_that_call_as_it_was(executor, store):
     """A sweep that edits one dict between calls: each call runs on the dict as it was at the call,

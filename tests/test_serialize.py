@@ -378,6 +378,27 @@ def test_numpy_arrays_round_trip(arr: np.ndarray) -> None:
     np.testing.assert_array_equal(out, arr)
 
 
+def test_a_memory_mapped_array_is_stored_and_hashed_as_the_array_it_maps(tmp_path) -> None:
+    """A step returning `np.load(path, mmap_mode="r")[rows]` had its np.memmap pickled: each load
+    read it whole into memory, unpickled. It is stored as .npy, loads mapped from the store as a
+    plain array, and that array has the digest the memmap was stored under."""
+    from orchestrator.hashing import hash_value
+
+    arr = np.arange(40.0).reshape(10, 4)
+    np.save(tmp_path / "a.npy", arr)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")[::2]
+    assert type(mapped) is np.memmap
+    assert hash_value(mapped) == hash_value(arr[::2])
+    assert hash_value(np.ma.masked_array(arr)) != hash_value(arr)  # other subclasses stay apart
+    store = ArtifactStore(tmp_path / "store", fsync=False)
+    info = store.put(mapped, hash_value(mapped))
+    assert info.materializer == "numpy"
+    out = store.get(info)
+    assert type(out) is np.ndarray and not out.flags.owndata
+    np.testing.assert_array_equal(out, arr[::2])
+    assert hash_value(out) == info.digest
+
+
 def test_numpy_read_shares_the_buffer() -> None:
     arr = np.arange(1000.0)
     m = serialize.materializer_for(arr)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.deaths import died_because
 from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.worker import decode_result, die_with_parent, encode_result
 from orchestrator.retry import Failure
@@ -88,7 +89,7 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
         proc.join()
         code = proc.exitcode
         exc = WorkerDiedError(
-            f"the process running step '{spec.node}' died (exit code {code}) before reporting a result"
+            f"the process running step '{spec.node}' died {died_because(code)} before reporting a result"
         )
         return _killed(spec, started, exc)
     except BaseException as stop:

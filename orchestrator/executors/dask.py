@@ -37,6 +37,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
+from orchestrator.executors.deaths import MEMORY_ADVICE
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
@@ -430,7 +431,7 @@ def _lost(node: str, exc: Exception) -> WorkerDiedError:
     """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
     if type(exc).__name__ == "KilledWorker":
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
-        where = f" ({worker}; its log may say why)" if worker else ""
+        where = f" ({worker}; its log may say why; {MEMORY_ADVICE})" if worker else f" ({MEMORY_ADVICE})"
         return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result{where}")
     return WorkerDiedError(f"the Dask task of step '{node}' was lost: {type(exc).__name__}: {exc}")
 

@@ -26,6 +26,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.executors.deaths import died_because
 from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import STARTED, decode_result, dumps_with_user_code, serve_pipe
@@ -160,7 +161,7 @@ class ProcessExecutor:
                 f"step '{spec.node}' did not finish within its timeout of {timeout:g} s")
         else:
             exc = WorkerDiedError(
-                f"the worker running step '{spec.node}' died (exit code {code}) before reporting a result")
+                f"the worker running step '{spec.node}' died {died_because(code)} before reporting a result")
         stdout, stderr, logs = read_spill(spec.spill)  # what it printed and logged before it was killed
         future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
                                      ended=time.time(), failure=Failure.from_exception(exc),
