@@ -303,7 +303,7 @@ class Capture:
 
     def _real(self, stream: Any, fd: int) -> Any:
         """Where text meant for ``stream`` goes now that descriptor ``fd`` may point at the capture."""
-        if isinstance(stream, _Tee) or fileno_of(stream) != fd:
+        if type(stream) is _Tee or fileno_of(stream) != fd:  # type(): _Tee is an ABC, isinstance is slow
             return stream  # a capture around this one, or a stream not on the descriptor (a notebook's)
         return self._fds.writers.get(fd, stream)
 

@@ -187,11 +187,11 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
     refs: list[tuple[str, Output]] = []
     for arg, template in node.inputs.items():
         for out in iter_outputs(template):
-            children = map_children.get(out.node)
+            children = map_children.get(out._node)
             if children is None:
                 refs.append((arg, out))
                 continue
-            names = nodes[out.node].outputs if out.name == SINGLE_OUTPUT else (out.name,)
+            names = nodes[out._node].outputs if out._name == SINGLE_OUTPUT else (out._name,)
             refs.extend((arg, Output(c, name)) for c in children for name in names)
     counts: dict[str, int] = {}
     for arg, _ in refs:
@@ -200,9 +200,9 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
     for arg, out in refs:
         name = arg if counts[arg] == 1 else f"{arg}[{seen[arg]}]"
         seen[arg] += 1
-        edges.append((name, digests[(out.node, out.name)], out.node))
+        edges.append((name, digests[(out._node, out._name)], out._node))
     if node.item_of is not None and node.map_param not in counts:
-        edges.append((node.map_param, digests[(node.item_of.node, node.item_of.name)], node.item_of.node))
+        edges.append((node.map_param, digests[(node.item_of._node, node.item_of._name)], node.item_of._node))
     return edges
 
 
@@ -448,13 +448,13 @@ class _RunLoop:
         return self._input_value(out, kept=False)
 
     def _input_value(self, out: Output, kept: bool = True) -> Any:
-        children = self.map_children.get(out.node)
+        children = self.map_children.get(out._node)
         if children is not None:
-            outputs = self.dag.nodes[out.node].outputs
+            outputs = self.dag.nodes[out._node].outputs
             if len(outputs) == 1:
                 return [self._input_value(Output(c, outputs[0]), kept) for c in children]
             return [tuple(self._input_value(Output(c, o), kept) for o in outputs) for c in children]
-        digest = self.digests[(out.node, out.name)]
+        digest = self.digests[(out._node, out._name)]
         if kept and digest in self.values:
             value = handover(self.values[digest])
             if value is not LOAD:
