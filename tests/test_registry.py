@@ -8,6 +8,7 @@ code exactly as ``orch`` does.
 
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 from pathlib import Path
@@ -315,6 +316,37 @@ def test_rollback_walks_back_through_hand_promotions(store, capsys):
         orch(store, "models", "promote", ref, capsys=capsys)
     outs = [orch(store, "models", "rollback", "tiny", capsys=capsys)[1] for _ in range(3)]
     assert ["from v1 to v3" in outs[0], "from v3 to v2" in outs[1], "from v2 to v1" in outs[2]] == [True] * 3
+
+
+def test_a_gate_judges_against_the_version_another_process_promoted_meanwhile(env, store, capsys, monkeypatch):
+    """Two terminals: while a run's gate scored its candidate against production v2, another process
+    promoted v1. The verdict was still recorded against v2 ('vs production v2', refused), so the worse v1
+    stayed in production and the gate's reason named a version that was no longer production."""
+    import subprocess
+    import sys
+
+    from orchestrator import registry as registry_module
+
+    judged, judge = [], registry_module.judge
+
+    def judge_while_another_process_promotes(candidate, production, production_version, recorded=None):
+        if not judged:  # the first verdict is overtaken: `orch models promote tiny@1` in another terminal
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "models", "promote",
+                                   "tiny@1"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0, done.stderr
+        judged.append(production_version)
+        return judge(candidate, production, production_version, recorded)
+
+    monkeypatch.setattr(registry_module, "judge", judge_while_another_process_promotes)
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    assert code == 0 and judged == [2, 1], err
+    assert err.strip().splitlines()[-1].startswith("gate: promoted to production: accuracy ")
+    assert "vs production v1" in err.strip().splitlines()[-1]
+    registry = Registry(Context.open(store).lineage)
+    assert registry.production("tiny") == 4
+    assert registry.version("tiny", 4)["gate"]["production_version"] == 1
+    assert _events(store)[-1] == ("promoted", 4, 1)
 
 
 def test_rollback_takes_a_model_name_not_a_version(store, capsys):
