@@ -249,16 +249,19 @@ class Registry:
 
         Args:
             judged_against: the production version the gate compared with (None: there was
-                none). When given, the verdict is recorded only if that is still production:
-                another run on the store may have promoted a version meanwhile, and a verdict
-                against the old one would replace a better model with a worse one.
+                none). When given, the verdict is recorded only if that is still production and
+                the version has no verdict yet: another run on the store may have promoted a
+                version meanwhile (a verdict against the old one would replace a better model
+                with a worse one), or gated this very version (the same model, cached in both).
 
         Returns:
-            True if recorded; False if production changed since the gate judged (nothing written).
+            True if recorded; False if either happened since the gate judged (nothing written).
         """
         with self.lineage.transaction() as c:
             previous = c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0]
-            if not isinstance(judged_against, _Unchecked) and previous != judged_against:
+            if not isinstance(judged_against, _Unchecked) and (previous != judged_against or c.execute(
+                    "SELECT gate FROM model_versions WHERE name=? AND version=?", (name, version)).fetchone()[0]
+                    is not None):
                 return False
             c.execute("UPDATE model_versions SET gate=? WHERE name=? AND version=?",
                       (json.dumps(asdict(gate)), name, version))
@@ -445,8 +448,10 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
             # this run stored the same model again.
             registry.relink(candidate.name, version, where.digest)
     # A version without a verdict was registered by a run that stopped before its gate: gate it now.
+    gate = None
     if new or registry.version(candidate.name, version)["gate"] is None:
         gate = _gate(where.context, registry, candidate, version, where.run_id)
+    if gate is not None:
         verdict = ("promoted to production: " if gate.promoted else "registered, not promoted: ") + gate.reason
     else:
         row = registry.version(candidate.name, version)
@@ -458,14 +463,18 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
 
 
 def _gate(context: Context, registry: Registry, candidate: ModelCandidate, version: int,
-          run_id: str | None) -> GateResult:
+          run_id: str | None) -> GateResult | None:
     """Judge ``version`` against the production version and record the verdict; the verdict.
 
     The production model is loaded and scored outside the write transaction (it may take a
     while), so another run on the store may promote a version meanwhile: the verdict is then
     not recorded, and the candidate is judged again against the new production version.
+    Returns None when another run gated this version meanwhile (the same model, cached in both
+    runs): its verdict stands, and is not recorded twice.
     """
-    for _ in range(_GATE_ATTEMPTS):
+    for attempt in range(_GATE_ATTEMPTS):
+        if attempt and registry.version(candidate.name, version)["gate"] is not None:
+            return None
         current = registry.production(candidate.name)
         production = recorded = None
         if current is not None and current != version:

@@ -349,6 +349,34 @@ def test_a_gate_judges_against_the_version_another_process_promoted_meanwhile(en
     assert _events(store)[-1] == ("promoted", 4, 1)
 
 
+def test_the_same_model_from_two_runs_at_once_is_gated_once(env, store, capsys, monkeypatch):
+    """Two terminals run the same pipeline: both make the same model, registered once as v4. The second
+    run to finish found v4 without a verdict yet (the first was still scoring it) and gated it too, so
+    the registry held two verdicts for it, and a promotion could be recorded twice."""
+    import subprocess
+    import sys
+
+    from orchestrator import registry as registry_module
+
+    judged, judge = [], registry_module.judge
+
+    def judge_while_another_run_gates(candidate, production, production_version, recorded=None):
+        if not judged:  # the same run in another terminal, which ends (and gates v4) while this one scores
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "run",
+                                   str(env / "tiny.py"), "-p", "c=0.5"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0 and "model: tiny@4" in done.stderr, done.stderr
+        judged.append(production_version)
+        return judge(candidate, production, production_version, recorded)
+
+    monkeypatch.setattr(registry_module, "judge", judge_while_another_run_gates)
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    assert code == 0 and judged == [2], err
+    assert err.strip().splitlines()[-1].startswith(
+        "gate: already registered as version 4 (registered); gate not re-applied; its gate: accuracy "), err
+    assert [e for e in _events(store) if e[1] == 4] == [("registered", 4, None), ("refused", 4, 2)]
+
+
 def test_rollback_takes_a_model_name_not_a_version(store, capsys):
     code, _, err = orch(store, "models", "rollback", "tiny@2", capsys=capsys)
     assert one_line_error(code, err, "rollback takes a model name, not a version")
