@@ -655,12 +655,13 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Re-check every stored object (checksum, signature); exit 1 if any is damaged and not repaired."""
-    from orchestrator.maintenance import repair_store, verify_store
+    from orchestrator.maintenance import repair_store, upkeep, verify_store
 
     context = _context(ctx.parent)  # type: ignore[arg-type]
-    checked, found = verify_store(context)
-    if repair and found:
-        repair_store(context, found)
+    with upkeep(context, exclusive=repair):
+        checked, found = verify_store(context)
+        if repair and found:
+            repair_store(context, found)
     damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
     if as_json:
         _emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found)})

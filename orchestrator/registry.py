@@ -244,7 +244,7 @@ class Registry:
             c.execute("UPDATE model_versions SET digest=? WHERE name=? AND version=?", (digest, name, version))
 
     def record_gate(self, name: str, version: int, gate: GateResult, run_id: str | None, *,
-                    judged_against: int | None | _Unchecked = _UNCHECKED) -> bool:
+                    judged_against: int | _Unchecked | None = _UNCHECKED) -> bool:
         """Store the gate's verdict on the version; promote it when the gate says so.
 
         Args:
