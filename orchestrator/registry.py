@@ -293,9 +293,26 @@ class Registry:
     def rollback(self, name: str) -> tuple[int, int]:
         """Restore the production version that preceded the current one; (from, to).
 
+        The history is read before the write transaction: when production changed meanwhile (a
+        run's gate, or a promote or rollback in another terminal), the rollback is worked out again
+        from the new production version, rather than rolling back from one that no longer is.
+
         Raises:
             NotFoundError: the model has no production version, or none before it.
         """
+        for _ in range(_GATE_ATTEMPTS):
+            current, previous = self._rollback_target(name)
+            with self.lineage.transaction() as c:
+                if c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0] != current:
+                    continue
+                c.execute("UPDATE models SET production=? WHERE name=?", (previous, name))
+                _event(c, name, previous, current, "rolled back", None, None)
+            return current, previous
+        raise UserError(f"model '{name}' changed production version during every try to roll it back (runs "
+                        "promoting it in another terminal?): run the rollback again when they are done.")
+
+    def _rollback_target(self, name: str) -> tuple[int, int]:
+        """(current production version, the one a rollback restores), from the registry events."""
         current = self.production(name)
         if current is None:
             self._check_model(name)
@@ -325,9 +342,6 @@ class Registry:
             raise NotFoundError(f"model '{name}' has no production version before v{current} to roll back to. "
                                 f"Promote one with `orch models promote {name}@VERSION` "
                                 f"(see `orch models show {name}`).")
-        with self.lineage.transaction() as c:
-            c.execute("UPDATE models SET production=? WHERE name=?", (previous, name))
-            _event(c, name, previous, current, "rolled back", None, None)
         return current, previous
 
     def _check_model(self, name: str) -> None:

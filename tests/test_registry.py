@@ -377,6 +377,32 @@ def test_the_same_model_from_two_runs_at_once_is_gated_once(env, store, capsys, 
     assert [e for e in _events(store) if e[1] == 4] == [("registered", 4, None), ("refused", 4, 2)]
 
 
+def test_a_rollback_while_another_terminal_promotes_rolls_back_from_the_new_version(store, capsys, monkeypatch):
+    """`orch models rollback tiny` read the history with v2 in production; before it wrote, another terminal
+    promoted v3. The rollback still set v1 and recorded it as 'from v2', so v3 vanished from production
+    without a trace in the history."""
+    import subprocess
+    import sys
+
+    promoted, events = [], Registry.events
+
+    def events_while_another_terminal_promotes(self, name):
+        found = events(self, name)
+        if not promoted:
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "models", "promote",
+                                   "tiny@3"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0, done.stderr
+            promoted.append(3)
+        return found
+
+    monkeypatch.setattr(Registry, "events", events_while_another_terminal_promotes)
+    code, out, err = orch(store, "models", "rollback", "tiny", capsys=capsys)
+    assert code == 0 and "from v3 to v2" in out, (out, err)
+    assert Registry(Context.open(store).lineage).production("tiny") == 2
+    assert _events(store)[-2:] == [("promoted by hand", 3, 2), ("rolled back", 2, 3)]
+
+
 def test_rollback_takes_a_model_name_not_a_version(store, capsys):
     code, _, err = orch(store, "models", "rollback", "tiny@2", capsys=capsys)
     assert one_line_error(code, err, "rollback takes a model name, not a version")
