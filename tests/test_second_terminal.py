@@ -7,6 +7,8 @@ it, so each command looks at it at a known point rather than after a guessed del
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,32 @@ def test_a_step_the_running_run_has_not_reached_is_not_called_missing(orch, held
     assert proc.wait(timeout=60) == 0
     after = orch("lineage", "latest:last")
     assert after.returncode == 0 and "last (run " in after.stdout, after.stderr
+
+
+def test_a_run_waiting_for_the_items_of_a_map_another_run_computes_says_so_once(orch, project, store, tmp_path):
+    """Two terminals ran the same 400-item map: the second printed `… square_N: another run is computing
+    it; waiting for its result` once per item, hundreds of lines burying its progress."""
+    from orchestrator.locks import try_lock
+
+    plan = orch("plan", "held_map.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    keys = [s["key"] for s in json.loads(plan.stdout)["steps"] if s["name"].startswith("square")]
+    assert len(keys) == 5
+    store.mkdir(parents=True, exist_ok=True)
+    held = [try_lock(store, key) for key in keys]  # as the run in the other terminal holds them
+    assert all(held)
+    err = tmp_path / "run.err"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(store), "run", "held_map.py"],
+                                cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            waiting = lambda: err.read_text().count("another run is computing")  # noqa: E731
+            assert wait_for(lambda: proc.poll() is not None or waiting() >= 1, timeout=60)
+            wait_for(lambda: waiting() >= 2, timeout=2)  # gives a line per item the time to show, if it comes
+        finally:
+            for lock in held:
+                lock.release()
+        assert proc.wait(timeout=60) == 0, err.read_text()
+    lines = [line for line in err.read_text().splitlines() if "another run is computing" in line]
+    assert len(lines) == 1, err.read_text()
+    assert lines[0].endswith("waiting for its result (said once for all items of square)")
