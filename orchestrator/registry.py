@@ -80,8 +80,9 @@ class _Unchecked:
 
 
 _UNCHECKED = _Unchecked()
-# How often a gate is judged again when other runs keep promoting versions while it judges.
-_GATE_ATTEMPTS = 5
+# How often a gate is judged, or a rollback worked out, again when other processes keep changing
+# the production version meanwhile.
+_REGISTRY_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ class Registry:
         Raises:
             NotFoundError: the model has no production version, or none before it.
         """
-        for _ in range(_GATE_ATTEMPTS):
+        for _ in range(_REGISTRY_TRIES):
             current, previous = self._rollback_target(name)
             with self.lineage.transaction() as c:
                 if c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0] != current:
@@ -486,7 +487,7 @@ def _gate(context: Context, registry: Registry, candidate: ModelCandidate, versi
     Returns None when another run gated this version meanwhile (the same model, cached in both
     runs): its verdict stands, and is not recorded twice.
     """
-    for attempt in range(_GATE_ATTEMPTS):
+    for attempt in range(_REGISTRY_TRIES):
         if attempt and registry.version(candidate.name, version)["gate"] is not None:
             return None
         current = registry.production(candidate.name)
