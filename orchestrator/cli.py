@@ -482,7 +482,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     console = Console(highlight=False)
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
                   f"{styled(doc['status'])}")
-    console.print(Text(f"  started {doc['started']}  took {format_duration(doc['duration'])}  "
+    # A run looked at from a second terminal while it goes on has taken nothing yet: say how long it has run.
+    took = f"took {format_duration(doc['duration'])}" if doc["duration"] is not None else (
+        f"running for {format_duration(max(0.0, time.time() - context.lineage.run(doc['run_id'])['started']))}"
+        if doc["status"] == "running" else "took -")
+    console.print(Text(f"  started {doc['started']}  {took}  "
                        f"by {doc['user']}@{doc['host']}  commit {(doc['git_commit'] or '-')[:12]}"))
     if doc["file"]:
         console.print(Text(f"  file {doc['file']}"))

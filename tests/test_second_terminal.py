@@ -51,6 +51,17 @@ def test_a_step_the_running_run_has_not_reached_is_not_called_missing(orch, held
     assert after.returncode == 0 and "last (run " in after.stdout, after.stderr
 
 
+def test_show_of_a_running_run_says_how_long_it_has_run(orch, held_run):
+    """`orch show latest` polled during a run printed `started …  took   by …`: an empty duration."""
+    shown = orch("show", "latest")
+    header = shown.stdout.splitlines()[1]
+    assert shown.returncode == 0 and "running for " in header and "took" not in header, shown.stdout
+    proc, release = held_run
+    release.touch()
+    assert proc.wait(timeout=60) == 0
+    assert "  took " in orch("show", "latest").stdout.splitlines()[1]
+
+
 def test_a_run_waiting_for_the_items_of_a_map_another_run_computes_says_so_once(orch, project, store, tmp_path):
     """Two terminals ran the same 400-item map: the second printed `… square_N: another run is computing
     it; waiting for its result` once per item, hundreds of lines burying its progress."""
