@@ -482,7 +482,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     console = Console(highlight=False)
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
                   f"{styled(doc['status'])}")
-    console.print(Text(f"  started {doc['started']}  took {format_duration(doc['duration'])}  "
+    # A run looked at from a second terminal while it goes on has taken nothing yet: say how long it has run.
+    took = f"took {format_duration(doc['duration'])}" if doc["duration"] is not None else (
+        f"running for {format_duration(max(0.0, time.time() - context.lineage.run(doc['run_id'])['started']))}"
+        if doc["status"] == "running" else "took -")
+    console.print(Text(f"  started {doc['started']}  {took}  "
                        f"by {doc['user']}@{doc['host']}  commit {(doc['git_commit'] or '-')[:12]}"))
     if doc["file"]:
         console.print(Text(f"  file {doc['file']}"))
@@ -673,12 +677,13 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Re-check every stored object (checksum, signature); exit 1 if any is damaged and not repaired."""
-    from orchestrator.maintenance import repair_store, verify_store
+    from orchestrator.maintenance import repair_store, upkeep, verify_store
 
     context = _context(ctx.parent)  # type: ignore[arg-type]
-    checked, found = verify_store(context)
-    if repair and found:
-        repair_store(context, found)
+    with upkeep(context, exclusive=repair):
+        checked, found = verify_store(context)
+        if repair and found:
+            repair_store(context, found)
     damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
     if as_json:
         _emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found)})

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from orchestrator import signing, store_users
 from orchestrator.errors import DamagedDatabaseError
 from orchestrator.lineage_schema import JSON_COLUMNS
-from orchestrator.maintenance import verify_store
+from orchestrator.maintenance import upkeep, verify_store
 from orchestrator.remote_store import FsspecStore
 
 if TYPE_CHECKING:
@@ -86,8 +86,9 @@ def examine(context: Context) -> Checkup:
         damage = DamagedDatabaseError(context.lineage.path, f"PRAGMA integrity_check: {integrity}")
         return _examine_objects(context, Finding("database", damage.problem, damage.fix))
     key_ok = _signing_key_finding(findings)
-    checked, damaged = verify_store(context, signatures=key_ok)
-    rows = {r["digest"] for r in context.lineage.artifact_rows()}
+    with upkeep(context, exclusive=False):  # not half-way through a gc in another terminal
+        checked, damaged = verify_store(context, signatures=key_ok)
+        rows = {r["digest"] for r in context.lineage.artifact_rows()}
     for d in damaged:
         check = "dangling row" if d.problem == "missing from the store" else "object"
         findings.append(Finding(check, f"artifact {d.digest}: {d.problem}", "orch cache verify --repair"))

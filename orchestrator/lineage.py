@@ -624,7 +624,13 @@ class Lineage:
                 return (f"run {run_id[:12]} has no step '{node}': each item of a map is a step of its own, here "
                         f"{shown}. Name one, such as {run_id[:12]}:{items[-1]}.")
         run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if run is not None and run[1] in ("interrupted", "running", "failed"):
+        if run is not None and run[1] == "running" and node not in nodes:
+            # Polled from a second terminal while the run goes on: a step it has not started yet has no
+            # record, which is no reason to call it missing from the pipeline.
+            return (f"run {run_id[:12]} is still running and has no record of step '{node}' yet: it has not "
+                    f"started that step (or its pipeline has none).{did_you_mean(node, nodes)} Ask again once it "
+                    f"has; see its steps so far with `orch show {run_id[:12]}`.")
+        if run is not None and run[1] in ("interrupted", "failed"):
             # A run stopped by Ctrl-C or a crash records no step it never reached; the step
             # exists if another run of the pipeline has it.
             other = self.conn.execute(

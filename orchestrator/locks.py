@@ -10,12 +10,19 @@ result twice), and the file descriptor stays open for the process's life,
 because closing any descriptor of the file would drop all its locks. Locks
 are only ever tried without blocking; the runner decides what to do
 meanwhile. Without ``fcntl`` (Windows) every lock is granted.
+
+One byte beyond every key's offset is the upkeep lock: ``orch cache gc`` and
+``cache verify --repair`` hold it exclusively, ``cache verify`` and ``orch
+doctor`` shared, so a check never reads the store half-way through a removal
+(an object gone whose row is not yet) and reports it as damage.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 try:
     import fcntl
@@ -23,6 +30,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 _OFFSET_BITS = 60  # offsets from the key's first 15 hex digits: collisions are negligible
+_UPKEEP = 1 << _OFFSET_BITS  # beyond every key's offset
 _files: dict[str, int] = {}
 _guard = threading.Lock()
 
@@ -64,3 +72,34 @@ def try_lock(root: str | os.PathLike[str], key: str) -> KeyLock | None:
     except OSError:  # EAGAIN / EACCES: another process holds it
         return None
     return KeyLock(fd, offset)
+
+
+@contextmanager
+def upkeep_lock(root: str | os.PathLike[str], *, exclusive: bool,
+                on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the store's upkeep lock (see the module's docstring) for the body.
+
+    ``on_wait`` is called once, before blocking, when another process holds it. A store
+    whose lock file cannot be opened (read-only for this user) is not locked: nobody
+    who cannot write it collects its garbage from here, and its checks must still work.
+    Not to be nested in one process: a record lock taken again changes its kind.
+    """
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = _lock_file(root)
+    except OSError:
+        yield
+        return
+    kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    try:
+        fcntl.lockf(fd, kind | fcntl.LOCK_NB, 1, _UPKEEP)
+    except OSError:
+        if on_wait is not None:
+            on_wait()
+        fcntl.lockf(fd, kind, 1, _UPKEEP)
+    try:
+        yield
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, _UPKEEP)

@@ -6,15 +6,23 @@ run still in progress may need: objects and rows created since the oldest
 running run started, or since the collection read the runs (a run that
 reused an old object renews its time), are kept, since a worker may have
 written them before the run recorded them.
+
+Removing (gc, repair) and checking (verify, doctor) take the store's upkeep lock
+(``locks.upkeep_lock``), exclusive and shared: a check run while another terminal
+collects garbage waits for it, instead of finding objects gone whose rows are not
+yet, and calling them damaged.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator import store_users
+from orchestrator.locks import upkeep_lock
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -38,6 +46,19 @@ class GcResult:
     spared_recent: int = 0
 
 
+def upkeep(context: Context, *, exclusive: bool) -> AbstractContextManager[None]:
+    """Hold the store's upkeep lock: ``exclusive`` to remove objects, shared to check them.
+
+    Waiting for another process says so once on stderr, since a gc of a large store
+    takes minutes and the command would otherwise look hung.
+    """
+    def say() -> None:
+        print(f"waiting: another process is removing or checking the objects of the store {context.location} "
+              "(orch cache gc or orch cache verify); this goes on when it is done", file=sys.stderr, flush=True)
+
+    return upkeep_lock(context.root, exclusive=exclusive, on_wait=say)
+
+
 def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, list[Damage]]:
     """Check every object (recorded or merely present) against its checksum.
 
@@ -48,6 +69,8 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
     Args:
         signatures: also check signatures (``orch doctor`` turns this off when
             there is no key, rather than create one).
+
+    The caller holds ``upkeep(context, exclusive=False)`` (or exclusive, to repair what it finds).
 
     Returns:
         How many objects were checked, and the damaged ones with a reason each.
@@ -69,8 +92,11 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
         else:
             problem = context.store.verify(digest)
             recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
-            if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
-                problem = "checksum differs from the one recorded"
+            try:
+                if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
+                    problem = "checksum differs from the one recorded"
+            except MissingArtifactError:  # removed since it was checked (by hand: gc waits for this check)
+                problem = "object file is missing"
         if problem is None and digest in bad_rows:
             problem = f"its record is damaged: {bad_rows[digest]}"
         if problem is None and row is not None and signatures:
@@ -147,6 +173,11 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
             a lost or reset ``metadata.db`` would otherwise cost every object; or other
             metadata databases use the store, and not ``force``.
     """
+    with upkeep(context, exclusive=not dry_run):
+        return _collect_garbage(context, keep_last, dry_run, force)
+
+
+def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, force: bool) -> GcResult:
     from orchestrator.errors import UserError
 
     # The candidates are listed before the runs: a run that starts meanwhile (so is not among

@@ -75,6 +75,16 @@ if TYPE_CHECKING:
     from orchestrator.context import Context
     from orchestrator.lineage import Lineage
 
+class _Unchecked:
+    """The type of ``_UNCHECKED``: ``record_gate`` was not told what the gate judged against."""
+
+
+_UNCHECKED = _Unchecked()
+# How often a gate is judged, or a rollback worked out, again when other processes keep changing
+# the production version meanwhile.
+_REGISTRY_TRIES = 5
+
+
 @dataclass(frozen=True)
 class ModelCandidate:
     """A trained model offered to the registry, with what the gate and the server need.
@@ -234,12 +244,28 @@ class Registry:
         with self.lineage.transaction() as c:
             c.execute("UPDATE model_versions SET digest=? WHERE name=? AND version=?", (digest, name, version))
 
-    def record_gate(self, name: str, version: int, gate: GateResult, run_id: str | None) -> None:
-        """Store the gate's verdict on the version; promote it when the gate says so."""
+    def record_gate(self, name: str, version: int, gate: GateResult, run_id: str | None, *,
+                    judged_against: int | _Unchecked | None = _UNCHECKED) -> bool:
+        """Store the gate's verdict on the version; promote it when the gate says so.
+
+        Args:
+            judged_against: the production version the gate compared with (None: there was
+                none). When given, the verdict is recorded only if that is still production and
+                the version has no verdict yet: another run on the store may have promoted a
+                version meanwhile (a verdict against the old one would replace a better model
+                with a worse one), or gated this very version (the same model, cached in both).
+
+        Returns:
+            True if recorded; False if either happened since the gate judged (nothing written).
+        """
         with self.lineage.transaction() as c:
+            previous = c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0]
+            if not isinstance(judged_against, _Unchecked) and (previous != judged_against or c.execute(
+                    "SELECT gate FROM model_versions WHERE name=? AND version=?", (name, version)).fetchone()[0]
+                    is not None):
+                return False
             c.execute("UPDATE model_versions SET gate=? WHERE name=? AND version=?",
                       (json.dumps(asdict(gate)), name, version))
-            previous = c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0]
             if gate.promoted:
                 c.execute("UPDATE models SET production=? WHERE name=?", (version, name))
             # Passing the gate while already production is not a promotion: it must not count in
@@ -247,6 +273,7 @@ class Registry:
             action = ("gate passed (already production)" if previous == version else "promoted") \
                 if gate.promoted else "refused"
             _event(c, name, version, previous, action, run_id, asdict(gate))
+        return True
 
     def promote(self, name: str, version: int, action: str = "promoted by hand") -> int | None:
         """Make ``version`` production without the gate; returns the previous production version.
@@ -267,9 +294,26 @@ class Registry:
     def rollback(self, name: str) -> tuple[int, int]:
         """Restore the production version that preceded the current one; (from, to).
 
+        The history is read before the write transaction: when production changed meanwhile (a
+        run's gate, or a promote or rollback in another terminal), the rollback is worked out again
+        from the new production version, rather than rolling back from one that no longer is.
+
         Raises:
             NotFoundError: the model has no production version, or none before it.
         """
+        for _ in range(_REGISTRY_TRIES):
+            current, previous = self._rollback_target(name)
+            with self.lineage.transaction() as c:
+                if c.execute("SELECT production FROM models WHERE name=?", (name,)).fetchone()[0] != current:
+                    continue
+                c.execute("UPDATE models SET production=? WHERE name=?", (previous, name))
+                _event(c, name, previous, current, "rolled back", None, None)
+            return current, previous
+        raise UserError(f"model '{name}' changed production version during every try to roll it back (runs "
+                        "promoting it in another terminal?): run the rollback again when they are done.")
+
+    def _rollback_target(self, name: str) -> tuple[int, int]:
+        """(current production version, the one a rollback restores), from the registry events."""
         current = self.production(name)
         if current is None:
             self._check_model(name)
@@ -299,9 +343,6 @@ class Registry:
             raise NotFoundError(f"model '{name}' has no production version before v{current} to roll back to. "
                                 f"Promote one with `orch models promote {name}@VERSION` "
                                 f"(see `orch models show {name}`).")
-        with self.lineage.transaction() as c:
-            c.execute("UPDATE models SET production=? WHERE name=?", (previous, name))
-            _event(c, name, previous, current, "rolled back", None, None)
         return current, previous
 
     def _check_model(self, name: str) -> None:
@@ -422,22 +463,10 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
             # this run stored the same model again.
             registry.relink(candidate.name, version, where.digest)
     # A version without a verdict was registered by a run that stopped before its gate: gate it now.
+    gate = None
     if new or registry.version(candidate.name, version)["gate"] is None:
-        current = registry.production(candidate.name)
-        production = recorded = None
-        if current is not None and current != version:
-            row = registry.version(candidate.name, current)
-            recorded = row["metrics"]
-            try:
-                production = _load_candidate(where.context, row)
-            except OrchestratorError:
-                production = None  # e.g. removed by `orch cache gc`: the gate falls back to its recorded metrics
-        if current == version:  # promoted by hand before its gate ran: nothing to compare with
-            gate = GateResult(candidate.metric, float(candidate.metrics[candidate.metric]), None, None,
-                              candidate.margin, True, "already production (promoted by hand before its gate ran)")
-        else:
-            gate = judge(candidate, production, current, recorded)
-        registry.record_gate(candidate.name, version, gate, where.run_id)
+        gate = _gate(where.context, registry, candidate, version, where.run_id)
+    if gate is not None:
         verdict = ("promoted to production: " if gate.promoted else "registered, not promoted: ") + gate.reason
     else:
         row = registry.version(candidate.name, version)
@@ -446,6 +475,41 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
         if row["gate"]:
             verdict += f"; its gate: {row['gate']['reason']}"
     where.context.lineage.set_run_metrics(where.run_id, {"model": f"{candidate.name}@{version}", "gate": verdict})
+
+
+def _gate(context: Context, registry: Registry, candidate: ModelCandidate, version: int,
+          run_id: str | None) -> GateResult | None:
+    """Judge ``version`` against the production version and record the verdict; the verdict.
+
+    The production model is loaded and scored outside the write transaction (it may take a
+    while), so another run on the store may promote a version meanwhile: the verdict is then
+    not recorded, and the candidate is judged again against the new production version.
+    Returns None when another run gated this version meanwhile (the same model, cached in both
+    runs): its verdict stands, and is not recorded twice.
+    """
+    for attempt in range(_REGISTRY_TRIES):
+        if attempt and registry.version(candidate.name, version)["gate"] is not None:
+            return None
+        current = registry.production(candidate.name)
+        production = recorded = None
+        if current is not None and current != version:
+            row = registry.version(candidate.name, current)
+            recorded = row["metrics"]
+            try:
+                production = _load_candidate(context, row)
+            except OrchestratorError:
+                production = None  # e.g. removed by `orch cache gc`: the gate falls back to its recorded metrics
+        if current == version:  # promoted by hand before its gate ran: nothing to compare with
+            gate = GateResult(candidate.metric, float(candidate.metrics[candidate.metric]), None, None,
+                              candidate.margin, True, "already production (promoted by hand before its gate ran)")
+        else:
+            gate = judge(candidate, production, current, recorded)
+        if registry.record_gate(candidate.name, version, gate, run_id, judged_against=current):
+            return gate
+    # Production kept changing under every attempt (runs promoting in a tight loop): record the last
+    # verdict as it is; its event still names the version it replaced.
+    registry.record_gate(candidate.name, version, gate, run_id)
+    return gate
 
 
 register_effect(ModelCandidate, apply_candidate)

@@ -109,6 +109,7 @@ class ConsoleReporter(RunObserver):
         self._counted = (-1, 0)  # (nodes in the DAG, step calls among them) when last counted
         self._progress: Any = None
         self._task: Any = None
+        self._waiting_maps: set[str] = set()  # steps whose map items were said to wait for another run
 
     def run_started(self, run_id: str, dag: DAG) -> None:
         self._dag = dag
@@ -152,13 +153,23 @@ class ConsoleReporter(RunObserver):
                            f"retrying in {delay:.1f} s")
 
     def step_waiting(self, node: str) -> None:
-        # Said once: that run's step may take hours, and without this the run looks hung.
+        # Said once: that run's step may take hours, and without this the run looks hung. For the
+        # items of a map, once for all of them: two runs of one map share hundreds of items, and a
+        # line for each buried the progress of the items this run computes.
         what = "another run is computing it; waiting for its result"
+        item = self._dag.nodes.get(node) if self._dag is not None else None
+        if item is not None and (item.item_of is not None or item.in_map):
+            if item.step.name in self._waiting_maps:
+                if self._progress is not None:
+                    self._progress.update(self._task, description=f"waiting for [bold]{escape(node)}[/]")
+                return
+            self._waiting_maps.add(item.step.name)
+            what += f" (said once for all items of {item.step.name})"
         if self._progress is not None:
             self._progress.update(self._task, description=f"waiting for [bold]{escape(node)}[/]")
-            self._progress.console.print(f"  [yellow]…[/] {escape(node)}: {what}")
+            self._progress.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
         else:
-            self.console.print(f"  [yellow]…[/] {escape(node)}: {what}")
+            self.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
 
     def step_finished(self, node: str, status: str, detail: str) -> None:
         if status == "waiting":

@@ -21,6 +21,7 @@ import platform
 import secrets
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -116,16 +117,43 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
         # A store apart from its database may be shared: say which database uses it (gc, doctor).
         store_users.register(ctx.store, ctx.lineage.path)
     ctx.lineage.mark_dead_runs()
-    with _older_objects_frozen(), root_level_restored():
-        dag = build(pipeline, params, ctx)
-        forced = check_rerun(dag, rerun, spelling)
-        warn_untracked(dag, progress)
-        # With a map, its items are only known when its list is ready: then no bound.
-        most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
-        runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
-                          progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
-                          spelling=spelling)
-        return runner.run(file=file or _source_file(pipeline))
+    _wait_for_runs_in_other_threads(progress, spelling)
+    try:
+        with _older_objects_frozen(), root_level_restored():
+            dag = build(pipeline, params, ctx)
+            forced = check_rerun(dag, rerun, spelling)
+            warn_untracked(dag, progress)
+            # With a map, its items are only known when its list is ready: then no bound.
+            most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
+            runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
+                              progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
+                              spelling=spelling)
+            return runner.run(file=file or _source_file(pipeline))
+    finally:
+        _run_in_progress.release()
+
+
+# Held by the thread whose run is in progress in this process; re-entrant, for a step that runs a pipeline.
+_run_in_progress = threading.RLock()
+
+
+def _wait_for_runs_in_other_threads(observer: RunObserver | None, spelling: Spelling) -> None:
+    """Take ``_run_in_progress``: runs started from several threads of one process (a notebook's
+    ``ThreadPoolExecutor`` over a grid) go one after the other, saying so once when one has to wait.
+
+    A run changes what belongs to its whole process: ``sys.stdout``, ``sys.stderr`` and the root
+    logger's handler capture a step's output, and a step's working folder and environment are put
+    back after it. Two at once swapped those under each other: the process's own stdout stayed
+    replaced by a step's capture after both ended (every later ``print`` lost), and one step's
+    output was recorded in the other's logs. Runs in separate processes are not affected: they
+    share the store, not the process. The caller releases the lock when its run ends.
+    """
+    if not _run_in_progress.acquire(blocking=False):
+        _warn("another pipeline run is in progress in this process (in another thread): this run starts when it "
+              "ends, since runs in one process share its stdout, working folder and environment. For runs at "
+              f"once, start them in separate processes; for steps at once, use {spelling.executor('process')}.",
+              observer)
+        _run_in_progress.acquire()
 
 
 @contextmanager

@@ -153,3 +153,47 @@ def test_an_old_object_a_running_run_reuses_from_the_cache_is_kept(store, monkey
     assert second.steps["make"].status == "cached"
     assert ctx.store.has(digest)
     assert second.output()[0] == [1] * 5000
+
+
+def test_cache_verify_in_another_terminal_waits_for_gc_instead_of_reporting_what_it_removes(store, tmp_path):
+    """`orch cache verify` while `orch cache gc` ran in another terminal: gc deletes objects before their
+    rows, so verify found rows whose objects were gone and exited 1 calling them damaged ('missing from
+    the store', or `error: artifact … is missing from the store`). It now waits for gc, saying so."""
+    import subprocess
+    import sys
+    import threading
+
+    from tests.reliability.helpers import wait_for
+
+    from .conftest import ROOT
+
+    for n in (1, 2, 3):
+        _run(store, n=n)
+    ctx = Context.open(store)
+    deleted, go_on = threading.Event(), threading.Event()
+    delete = ctx.store.delete
+
+    def delete_then_pause(digest: str) -> None:
+        delete(digest)
+        deleted.set()
+        go_on.wait(timeout=60)  # gc is half-way: an object is gone, its row is not yet
+
+    ctx.store.delete = delete_then_pause  # type: ignore[method-assign]
+    gc = threading.Thread(target=collect_garbage, args=(ctx,), kwargs={"keep_last": 1})
+    gc.start()
+    try:
+        assert deleted.wait(timeout=60)
+        err = tmp_path / "verify.err"
+        with err.open("w") as stderr:
+            verify = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(store), "cache", "verify"],
+                                      stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert wait_for(lambda: verify.poll() is not None or "waiting: " in err.read_text(), timeout=60)
+    finally:
+        go_on.set()
+        gc.join(timeout=60)
+    out, _ = verify.communicate(timeout=60)
+    lines = err.read_text().strip().splitlines()
+    assert verify.returncode == 0 and out == "", (out, lines)
+    assert lines[0].startswith(f"waiting: another process is removing or checking the objects of the store {store}")
+    assert lines[-1] == "2 objects checked, 0 damaged"  # what run 3 keeps: its list and its (inline) count

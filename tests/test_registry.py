@@ -8,6 +8,7 @@ code exactly as ``orch`` does.
 
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 from pathlib import Path
@@ -315,6 +316,91 @@ def test_rollback_walks_back_through_hand_promotions(store, capsys):
         orch(store, "models", "promote", ref, capsys=capsys)
     outs = [orch(store, "models", "rollback", "tiny", capsys=capsys)[1] for _ in range(3)]
     assert ["from v1 to v3" in outs[0], "from v3 to v2" in outs[1], "from v2 to v1" in outs[2]] == [True] * 3
+
+
+def test_a_gate_judges_against_the_version_another_process_promoted_meanwhile(env, store, capsys, monkeypatch):
+    """Two terminals: while a run's gate scored its candidate against production v2, another process
+    promoted v1. The verdict was still recorded against v2 ('vs production v2', refused), so the worse v1
+    stayed in production and the gate's reason named a version that was no longer production."""
+    import subprocess
+    import sys
+
+    from orchestrator import registry as registry_module
+
+    judged, judge = [], registry_module.judge
+
+    def judge_while_another_process_promotes(candidate, production, production_version, recorded=None):
+        if not judged:  # the first verdict is overtaken: `orch models promote tiny@1` in another terminal
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "models", "promote",
+                                   "tiny@1"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0, done.stderr
+        judged.append(production_version)
+        return judge(candidate, production, production_version, recorded)
+
+    monkeypatch.setattr(registry_module, "judge", judge_while_another_process_promotes)
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    assert code == 0 and judged == [2, 1], err
+    assert err.strip().splitlines()[-1].startswith("gate: promoted to production: accuracy ")
+    assert "vs production v1" in err.strip().splitlines()[-1]
+    registry = Registry(Context.open(store).lineage)
+    assert registry.production("tiny") == 4
+    assert registry.version("tiny", 4)["gate"]["production_version"] == 1
+    assert _events(store)[-1] == ("promoted", 4, 1)
+
+
+def test_the_same_model_from_two_runs_at_once_is_gated_once(env, store, capsys, monkeypatch):
+    """Two terminals run the same pipeline: both make the same model, registered once as v4. The second
+    run to finish found v4 without a verdict yet (the first was still scoring it) and gated it too, so
+    the registry held two verdicts for it, and a promotion could be recorded twice."""
+    import subprocess
+    import sys
+
+    from orchestrator import registry as registry_module
+
+    judged, judge = [], registry_module.judge
+
+    def judge_while_another_run_gates(candidate, production, production_version, recorded=None):
+        if not judged:  # the same run in another terminal, which ends (and gates v4) while this one scores
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "run",
+                                   str(env / "tiny.py"), "-p", "c=0.5"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0 and "model: tiny@4" in done.stderr, done.stderr
+        judged.append(production_version)
+        return judge(candidate, production, production_version, recorded)
+
+    monkeypatch.setattr(registry_module, "judge", judge_while_another_run_gates)
+    code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
+    assert code == 0 and judged == [2], err
+    assert err.strip().splitlines()[-1].startswith(
+        "gate: already registered as version 4 (registered); gate not re-applied; its gate: accuracy "), err
+    assert [e for e in _events(store) if e[1] == 4] == [("registered", 4, None), ("refused", 4, 2)]
+
+
+def test_a_rollback_while_another_terminal_promotes_rolls_back_from_the_new_version(store, capsys, monkeypatch):
+    """`orch models rollback tiny` read the history with v2 in production; before it wrote, another terminal
+    promoted v3. The rollback still set v1 and recorded it as 'from v2', so v3 vanished from production
+    without a trace in the history."""
+    import subprocess
+    import sys
+
+    promoted, events = [], Registry.events
+
+    def events_while_another_terminal_promotes(self, name):
+        found = events(self, name)
+        if not promoted:
+            done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "models", "promote",
+                                   "tiny@3"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            assert done.returncode == 0, done.stderr
+            promoted.append(3)
+        return found
+
+    monkeypatch.setattr(Registry, "events", events_while_another_terminal_promotes)
+    code, out, err = orch(store, "models", "rollback", "tiny", capsys=capsys)
+    assert code == 0 and "from v3 to v2" in out, (out, err)
+    assert Registry(Context.open(store).lineage).production("tiny") == 2
+    assert _events(store)[-2:] == [("promoted by hand", 3, 2), ("rolled back", 2, 3)]
 
 
 def test_rollback_takes_a_model_name_not_a_version(store, capsys):

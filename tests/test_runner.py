@@ -1548,3 +1548,41 @@ def test_a_key_that_differs_in_nothing_recorded_says_what_else_changes_keys(stor
     assert renamed.reason == ("no stored result for this key: its code, parameters and inputs are as recorded "
                               "before, so its outputs were renamed or an orchestrator upgrade changed how keys "
                               "are made")
+
+
+@step
+def _says(word: str) -> str:
+    import time
+
+    print(f"says {word}")
+    time.sleep(0.2)  # long enough for the runs of the other threads to start meanwhile
+    return word
+
+
+@pipeline
+def _saying(word: str = "a"):
+    return _says(word)
+
+
+def test_runs_from_threads_of_one_process_keep_its_stdout_and_their_own_output(store):
+    """A notebook ran a grid in a ThreadPoolExecutor: each run swapped sys.stdout for its step's
+    capture and put back what it had saved, another run's capture, so after all had ended the
+    process's stdout was still a capture (every later print lost) and a step's output could be
+    recorded in another run's logs. Runs of one process now go one after the other."""
+    import sys
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.lineage import Lineage
+
+    before = sys.stdout, sys.stderr
+    words = ["red", "green", "blue"]
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(3) as pool:
+        warnings.simplefilter("always")
+        runs = list(pool.map(lambda w: _saying.run(store=str(store), word=w), words))
+    assert (sys.stdout, sys.stderr) == before
+    assert [r.output() for r in runs] == words
+    lineage = Lineage(store / "metadata.db")
+    assert [lineage.attempts(r.id, "_says")[0]["stdout"] for r in runs] == [f"says {w}\n" for w in words]
+    waited = [str(w.message) for w in caught if "in progress in this process" in str(w.message)]
+    assert waited and all("(in another thread): this run starts when it ends" in m for m in waited)
