@@ -862,6 +862,22 @@ def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_r
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_bare_cancelled_error_counts_as_a_lost_scheduler_when_the_client_is_reconnecting():
+    """Before distributed 2024.8 (the floor is 2024.4) Dask cancelled the client's futures with a bare
+    `CancelledError`, not `FutureCancelledError`: every later attempt then waited for the reconnection
+    to give up, and burnt the step's retries meanwhile."""
+    from concurrent.futures import CancelledError
+    from types import SimpleNamespace
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import _scheduler_lost
+
+    for status in ("connecting", "closing", "closed"):
+        assert _scheduler_lost(CancelledError("orch-nap-1"), SimpleNamespace(status=status))
+    assert not _scheduler_lost(CancelledError("orch-nap-1"), SimpleNamespace(status="running"))  # cancelled by us
+    assert not _scheduler_lost(RuntimeError("boom"), SimpleNamespace(status="connecting"))
+
+
 READS_RELATIVE_PATHS = '''
 from pathlib import Path
 from orchestrator import step, pipeline

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -419,8 +419,13 @@ def _silenced(*names: str) -> Iterator[None]:
 
 
 def _scheduler_lost(exc: Exception, client: Any) -> bool:
-    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker)."""
-    if type(exc).__name__ != "FutureCancelledError":
+    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker).
+
+    Dask cancels the client's futures when it loses the scheduler: since distributed 2024.8 with a
+    ``FutureCancelledError`` that gives the reason, before that with a bare ``CancelledError`` (its base
+    class), when only the client's status tells why.
+    """
+    if not isinstance(exc, CancelledError):
         return False
     return getattr(exc, "reason", None) == "scheduler-connection-lost" or \
         getattr(client, "status", "running") in ("connecting", "closing", "closed")
