@@ -862,6 +862,34 @@ def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_r
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
+def test_ctrl_c_on_the_local_dask_cluster_kills_busy_workers_and_leaves_their_nannies_closed(tmp_path):
+    """Under distributed 2024.4 a nanny closed with a short timeout raised TimeoutError and stayed
+    `closing`: `orch run --executor dask` then hung for good on Ctrl-C, closing the cluster."""
+    import functools
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor, _kill_workers
+    from orchestrator.task import TaskSpec
+
+    spec = TaskSpec(node="nap", step_name="nap", fn=functools.partial(time.sleep, 60), arguments={},
+                    output_names=("out",), store_root=str(tmp_path))
+    executor = DaskExecutor(workers=1)
+    try:
+        executor.submit(spec)
+        wait_for(lambda: any(executor.client.processing().values()), timeout=30)
+        nannies = list(executor._cluster.workers.values())
+        pids = [nanny.pid for nanny in nannies]
+        executor._cluster.sync(_kill_workers, nannies)
+        assert [str(nanny.status) for nanny in nannies] == ["Status.closed"]
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        executor._cluster.close(timeout=20)  # not waited on forever if a nanny was left closing
+        executor.shutdown()
+
+
 def test_a_bare_cancelled_error_counts_as_a_lost_scheduler_when_the_client_is_reconnecting():
     """Before distributed 2024.8 (the floor is 2024.4) Dask cancelled the client's futures with a bare
     `CancelledError`, not `FutureCancelledError`: every later attempt then waited for the reconnection
