@@ -562,6 +562,39 @@ def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_exec
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []  # the spill folder was read and removed
 
 
+CTRL_C_FROM_A_TIMED_STEP = '''
+import os, signal, time
+from orchestrator import pipeline, step
+
+@step(timeout=60)
+def waits() -> int:
+    print("waiting for the lock", flush=True)
+    # Ctrl-C at the terminal reaches the whole process group: this child first, then the driver.
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(60)
+    return 3
+
+@pipeline
+def waiting():
+    return waits()
+'''
+
+
+def test_ctrl_c_that_reaches_a_timed_steps_child_first_keeps_what_it_printed(orch):
+    """The child running a timed step took Ctrl-C as its own: it ended its capture, which removed the spill
+    folder the driver reads back, and `orch logs` showed the interrupted attempt without its output (or,
+    when the driver's Ctrl-C came later, the child's death as a failed step)."""
+    (orch.cwd / "ctrl_c.py").write_text(CTRL_C_FROM_A_TIMED_STEP)
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "ctrl_c.py"],
+                          cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == 130, done.stderr
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+
+
 @pytest.mark.parametrize(("address", "problem"), [
     ("foo", "is not a Dask scheduler address"), ("tcp://127.0.0.1", "is not a Dask scheduler address"),
     ("http://127.0.0.1:8787", "Dask has no scheme 'http'"), ("127.0.0.1:99999", "port 99999 is out of range")])
