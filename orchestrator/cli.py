@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator.cli_usage import OrderedGroup, usage_message
 from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
 
@@ -35,14 +36,7 @@ _VERBOSE = [False]  # set once click has parsed -v/--verbose, for the error hand
 _STORE: dict[str, str | None] = {}  # --store and --metadata, so that main() can name a damaged database
 
 
-class _Group(click.Group):
-    """Keeps commands in the order they are defined in ``--help``."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", envvar="ORCH_STORE", default=None, metavar="DIR|URL",
               help="Artifact store: a folder, or an fsspec URL such as s3://bucket/store (or set ORCH_STORE). "
                    "Default: `store` of [tool.orchestrator] in the nearest pyproject.toml that has one, "
@@ -645,7 +639,7 @@ def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt
             click.echo(f"  {node.name} ({node.site}){deps}{each}")
 
 
-@cli.group(cls=_Group)
+@cli.group(cls=OrderedGroup)
 def cache() -> None:
     """Inspect, verify and clean the artifact store."""
 
@@ -790,7 +784,7 @@ def main(argv: list[str] | None = None) -> None:
         # One line, as for every other mistake: what is wrong, then where the usage is.
         where = exc.ctx.command_path if exc.ctx is not None else "orch"
         misplaced = _misplaced_global_option(exc)
-        click.echo(f"error: {misplaced or exc.format_message()} See `{where} --help`.", err=True)
+        click.echo(f"error: {misplaced or usage_message(exc)} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

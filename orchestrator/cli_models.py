@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import UserError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _metrics_text(metrics: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={one_line(v)}" for k, v in (metrics or {}).items()) or "-"
 
 
-@click.group("models")
+@click.group("models", cls=OrderedGroup)
 def models() -> None:
     """List, inspect, promote and roll back registered models."""
 

@@ -215,6 +215,10 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
     (["runz"], "error: No such command 'runz'. (Did you mean one of: 'run', 'runs'?) See `orch --help`."),
     (["run"], "error: Missing argument 'FILE[:PIPELINE]'. See `orch run --help`."),
     (["runs", "--jsn"], "error: No such option '--jsn'. Did you mean '--json'? See `orch runs --help`."),
+    # The same words, and suggestions, on click 8.2 (the oldest `orch` installs with) as on the newest.
+    (["models", "lss"], "error: No such command 'lss'. Did you mean 'ls'? See `orch models --help`."),
+    (["cache", "gc", "--keep-lst", "3"], "error: No such option '--keep-lst'. Did you mean '--keep-last'? See "
+                                         "`orch cache gc --help`."),
     # What a user told to "pass --store cache" types: the option of orch after the command.
     (["run", "edits.py", "--store", "cache"], "error: --store is an option of orch, not of `orch run`: give it "
                                               "before the command, `orch --store DIR|URL run ...`. See `orch run "

@@ -150,3 +150,23 @@ def test_every_table_row_has_as_many_cells_as_its_header(page: Path) -> None:
         elif cells != header:
             uneven.append(f"line {number}: {cells - 1} cells, the header has {header - 1}")
     assert not uneven, f"{page.name}: {uneven}"
+
+
+def test_the_readmes_tested_floors_are_the_ones_pyproject_declares() -> None:
+    """The README names the minimum versions the suite was run with; a floor raised in pyproject.toml
+    and not there (or the other way round) tells a user with older packages the wrong thing."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["serve"],
+                *project["optional-dependencies"]["dask"]]
+    floors = {}
+    for requirement in declared:
+        match = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?>=([\d.]+)", requirement)
+        assert match, requirement
+        floors[match.group(1)] = match.group(2)
+    paragraph = " ".join((ROOT / "README.md").read_text().split("tested, not guessed")[1].split("\n\n")[0].split())
+    named = dict(re.findall(r"([a-z][\w/-]*) (\d[\d.]*)", paragraph))
+    named = {("dask" if name == "dask/distributed" else name): version for name, version in named.items()}
+    for name in ("pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "click", "dask", "fastapi", "uvicorn", "httpx"):
+        assert named.get(name) == floors[name], (name, named.get(name), floors[name])

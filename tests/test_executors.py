@@ -563,6 +563,39 @@ def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_exec
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []  # the spill folder was read and removed
 
 
+CTRL_C_FROM_A_TIMED_STEP = '''
+import os, signal, time
+from orchestrator import pipeline, step
+
+@step(timeout=60)
+def waits() -> int:
+    print("waiting for the lock", flush=True)
+    # Ctrl-C at the terminal reaches the whole process group: this child first, then the driver.
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(60)
+    return 3
+
+@pipeline
+def waiting():
+    return waits()
+'''
+
+
+def test_ctrl_c_that_reaches_a_timed_steps_child_first_keeps_what_it_printed(orch):
+    """The child running a timed step took Ctrl-C as its own: it ended its capture, which removed the spill
+    folder the driver reads back, and `orch logs` showed the interrupted attempt without its output (or,
+    when the driver's Ctrl-C came later, the child's death as a failed step)."""
+    (orch.cwd / "ctrl_c.py").write_text(CTRL_C_FROM_A_TIMED_STEP)
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "ctrl_c.py"],
+                          cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == 130, done.stderr
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+
+
 @pytest.mark.parametrize(("address", "problem"), [
     ("foo", "is not a Dask scheduler address"), ("tcp://127.0.0.1", "is not a Dask scheduler address"),
     ("http://127.0.0.1:8787", "Dask has no scheme 'http'"), ("127.0.0.1:99999", "port 99999 is out of range")])
@@ -861,6 +894,50 @@ def test_a_lost_scheduler_fails_the_running_and_later_attempts_at_once_without_r
         assert result.failure.message.startswith(f"the connection to the Dask scheduler at {address} was lost")
     assert not RetryPolicy(retries=3).should_retry(lost.failure, 1)
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_local_dask_cluster_kills_busy_workers_and_leaves_their_nannies_closed(tmp_path):
+    """Under distributed 2024.4 a nanny closed with a short timeout raised TimeoutError and stayed
+    `closing`: `orch run --executor dask` then hung for good on Ctrl-C, closing the cluster."""
+    import functools
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor, _kill_workers
+    from orchestrator.task import TaskSpec
+
+    spec = TaskSpec(node="nap", step_name="nap", fn=functools.partial(time.sleep, 60), arguments={},
+                    output_names=("out",), store_root=str(tmp_path))
+    executor = DaskExecutor(workers=1)
+    try:
+        executor.submit(spec)
+        wait_for(lambda: any(executor.client.processing().values()), timeout=30)
+        nannies = list(executor._cluster.workers.values())
+        pids = [nanny.pid for nanny in nannies]
+        executor._cluster.sync(_kill_workers, nannies)
+        assert [str(nanny.status) for nanny in nannies] == ["Status.closed"]
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        executor._cluster.close(timeout=20)  # not waited on forever if a nanny was left closing
+        executor.shutdown()
+
+
+def test_a_bare_cancelled_error_counts_as_a_lost_scheduler_when_the_client_is_reconnecting():
+    """Before distributed 2024.8 (the floor is 2024.4) Dask cancelled the client's futures with a bare
+    `CancelledError`, not `FutureCancelledError`: every later attempt then waited for the reconnection
+    to give up, and burnt the step's retries meanwhile."""
+    from concurrent.futures import CancelledError
+    from types import SimpleNamespace
+
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import _scheduler_lost
+
+    for status in ("connecting", "closing", "closed"):
+        assert _scheduler_lost(CancelledError("orch-nap-1"), SimpleNamespace(status=status))
+    assert not _scheduler_lost(CancelledError("orch-nap-1"), SimpleNamespace(status="running"))  # cancelled by us
+    assert not _scheduler_lost(RuntimeError("boom"), SimpleNamespace(status="connecting"))
 
 
 READS_RELATIVE_PATHS = '''

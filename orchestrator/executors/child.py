@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,10 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, par
     from orchestrator.executors.worker import allow_children
     from orchestrator.task import run_task
 
+    # Ctrl-C reaches the whole process group, this child included; the driver decides what to stop (it
+    # kills this child and reads back what the step printed). Taken here, it would end the capture,
+    # which removes that spill folder, and the interrupted attempt would be recorded without its output.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
     allow_children()
     spec = pickle.loads(payload)

@@ -27,12 +27,13 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, InvalidStateError
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import CancelledError, Future, InvalidStateError
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -420,8 +421,13 @@ def _silenced(*names: str) -> Iterator[None]:
 
 
 def _scheduler_lost(exc: Exception, client: Any) -> bool:
-    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker)."""
-    if type(exc).__name__ != "FutureCancelledError":
+    """Whether Dask gave an attempt up because its client lost the scheduler (not one worker).
+
+    Dask cancels the client's futures when it loses the scheduler: since distributed 2024.8 with a
+    ``FutureCancelledError`` that gives the reason, before that with a bare ``CancelledError`` (its base
+    class), when only the client's status tells why.
+    """
+    if not isinstance(exc, CancelledError):
         return False
     return getattr(exc, "reason", None) == "scheduler-connection-lost" or \
         getattr(client, "status", "running") in ("connecting", "closing", "closed")
@@ -454,8 +460,15 @@ async def _kill_workers(nannies: list[Any]) -> None:
     """Stop our LocalCluster's workers now, running tasks and all (Ctrl-C).
 
     Closing the cluster would give each busy worker 4 s to finish its task
-    before killing it; a nanny closed first with a short timeout kills its
-    worker at once, and being closed, does not start a replacement.
+    before killing it. Each worker process is killed here instead, once its
+    nanny was told not to start a replacement; the nanny is then closed, and
+    finds its worker gone. (A nanny closed with a short timeout to the same
+    end raised TimeoutError under distributed before 2024.8 and was left
+    closing for good: closing the cluster then waited on it forever.)
     """
-    await asyncio.gather(*(nanny.close(timeout=0.2, reason="orch-cancel") for nanny in nannies),
-                         return_exceptions=True)
+    for nanny in nannies:
+        nanny.close_gracefully(reason="orch-cancel")  # a worker that dies now is not replaced
+        if nanny.pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(nanny.pid, signal.SIGKILL)
+    await asyncio.gather(*(nanny.close(reason="orch-cancel") for nanny in nannies), return_exceptions=True)

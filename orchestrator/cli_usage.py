@@ -1,0 +1,55 @@
+"""The command groups of ``orch`` and the wording of its usage mistakes, the same on every click it supports.
+
+click words an unknown command or option differently from one release to the next:
+before 8.4 it suggests no command for ``orch runz`` and says ``No such option: --jsn``.
+A user on the oldest click ``orch`` installs with (8.2) gets the same one line, and the
+same suggestion, as on the newest.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from typing import Any
+
+import click
+
+
+def _suggestion(matches: list[str]) -> str:
+    """click's own wording of close matches (8.4 and later): one, or several in brackets."""
+    if not matches:
+        return ""
+    names = ", ".join(repr(name) for name in sorted(matches))
+    return f" Did you mean {names}?" if len(matches) == 1 else f" (Did you mean one of: {names}?)"
+
+
+class OrderedGroup(click.Group):
+    """A group that lists its commands in the order they are defined in ``--help``, and suggests the
+    commands nearest to an unknown one."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            if type(exc) is not click.UsageError or not args:
+                raise  # click 8.4 or later suggested the commands itself (NoSuchCommand), or no command
+            name = click.utils.make_str(args[0])
+            if ctx.token_normalize_func is not None:
+                name = ctx.token_normalize_func(name)
+            if self.get_command(ctx, name) is not None:
+                raise  # not an unknown command: a mistake of another kind
+            # Before click 8.4 an unknown command is a bare UsageError, without suggestions.
+            raise click.UsageError(f"No such command {name!r}.{_suggestion(get_close_matches(name, self.commands))}",
+                                   ctx) from exc
+
+
+def usage_message(exc: click.UsageError) -> str:
+    """What went wrong, in click 8.4's words whichever click raised ``exc``."""
+    if isinstance(exc, click.NoSuchOption) and exc.message == click.NoSuchOption(exc.option_name).message:
+        # click's own message, not one a command gave: before 8.4 it read "No such option: --jsn".
+        matches: Any = exc.possibilities or []
+        return f"No such option {exc.option_name!r}.{_suggestion(list(matches))}"
+    return exc.format_message()
