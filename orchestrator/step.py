@@ -167,7 +167,8 @@ class Output:
         return f" To pass its parts to steps one by one, give step '{self._node}' several outputs: {how}."
 
     def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
-        if _ACTIVE_TRACE.get() is None:
+        trace = _ACTIVE_TRACE.get()
+        if trace is None:
             # Not in a body being built (a thread it started, or after the build): "while the
             # pipeline is being built" would send the user looking in the wrong place.
             raise PipelineDefinitionError(
@@ -180,8 +181,7 @@ class Output:
         problem = (f"the output of step '{self._node}' {use} at {user_site()} while the "
                    "pipeline is being built, but it does not exist until the step runs. "
                    f"Pass it to another step and use it there.{hint}")
-        trace = _ACTIVE_TRACE.get()
-        if trace is not None and problem not in trace.problems:
+        if problem not in trace.problems:
             # Also kept for the build: a body that catches the error (`try: n = len(xs) except
             # Exception: n = 0`) would otherwise go on with a guess and build another pipeline.
             trace.problems.append(problem)
