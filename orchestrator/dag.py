@@ -148,8 +148,13 @@ def build_dag(
     *,
     file_memo: MutableMapping[str, str] | None = None,
     site: str = "",
+    known_digests: dict[int, tuple[Any, str]] | None = None,
 ) -> DAG:
     """Build and validate the DAG of one traced pipeline body (``site``: where the pipeline is defined).
+
+    ``known_digests``: argument values already hashed while the body ran (see
+    ``Trace.copy_digests``), by id, each beside its digest, so that a value given to
+    many calls is hashed once.
 
     Raises:
         PipelineDefinitionError: with every problem found, one per line.
@@ -159,7 +164,7 @@ def build_dag(
     static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str] = {}
     nodes: dict[str, Node] = {}
     for call in calls:
-        node = _make_node(call, nodes, fingerprints, static_keys, problems, file_memo)
+        node = _make_node(call, nodes, fingerprints, static_keys, problems, file_memo, known_digests or {})
         if node is not None:
             nodes[node.name] = node
     for out in iter_outputs(result):
@@ -177,6 +182,12 @@ def build_dag(
     if problems:
         raise PipelineDefinitionError(problems)
     return DAG(pipeline=pipeline, params=params, nodes=nodes, result=result)
+
+
+def _known_digest(value: Any, known: dict[int, tuple[Any, str]]) -> str | None:
+    """``value``'s digest when the body's trace already took it (the same object), else None."""
+    held = known.get(id(value))
+    return held[1] if held is not None and held[0] is value else None
 
 
 def _hidden_output(value: Any) -> str | None:
@@ -210,6 +221,7 @@ def _make_node(
     static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str],
     problems: list[str],
     file_memo: MutableMapping[str, str] | None,
+    known_digests: dict[int, tuple[Any, str]],
 ) -> Node | None:
     step = call.step
     label = f"step '{call.name}' ({call.site})"
@@ -258,7 +270,8 @@ def _make_node(
             elif listed and not isinstance(value, PurePath):
                 path_lists[arg] = listed
             # The object a step of a class body runs on counts as far as the step reaches it.
-            params[arg] = (template is value and self_digest(step.fn, arg, value)) or hash_value(template)
+            params[arg] = (template is value and (self_digest(step.fn, arg, value)
+                                                  or _known_digest(value, known_digests))) or hash_value(template)
         except UnhashableValueError as exc:
             problems.append(f"{label}: argument '{arg}' cannot be hashed ({exc}). {_unhashable_fix(value)}")
         except OSError as exc:
@@ -347,7 +360,7 @@ def rebuilt(node: Node, nodes: dict[str, Node], file_memo: MutableMapping[str, s
     call = Call(name=node.name, step=node.step, arguments=node.arguments, site=node.site, outputs=outputs,
                 in_map=node.in_map)
     problems: list[str] = []
-    made = _make_node(call, nodes, {id(node.step): node.code}, {}, problems, file_memo)
+    made = _make_node(call, nodes, {id(node.step): node.code}, {}, problems, file_memo, {})
     if made is None or problems:
         return None
     return replace(made, item_of=node.item_of, map_param=node.map_param)
@@ -379,7 +392,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
         arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
         outputs = tuple(Output(name, o) for o in node.outputs)
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
-        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None)
+        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, {})
         if made is not None:
             made.item_of, made.map_param = node.map_over, node.map_param  # for its lineage
             expanded.append(made)

@@ -184,7 +184,7 @@ class Pipeline(Generic[P, R]):
                     f"{where}.{hint}",
                 ]) from exc
         return build_dag(self.name, values, trace.calls, result, trace.problems, file_memo=file_memo,
-                         site=self.site)
+                         site=self.site, known_digests=trace.copy_digests())
 
     def _refuse_while_building(self, method: str) -> None:
         """A ``.run()`` in a pipeline body would run at every build (``orch plan``, ``orch dag`` too);

@@ -255,6 +255,15 @@ class Trace:
         self._copies[id(value)] = [value, copied, None]
         return copied
 
+    def copy_digests(self) -> dict[int, tuple[Any, str]]:
+        """The digests ``copy_of`` already took of the copies it handed to several calls, by id.
+
+        Building the DAG hashes each call's arguments; a copy shared by many calls (one
+        array given to every ``fit`` of a loop) is then hashed once there instead of once
+        per call. The copy is held with its digest, so its id cannot be reused meanwhile.
+        """
+        return {id(held[1]): (held[1], held[2]) for held in self._copies.values() if held[2] is not None}
+
     def node_name(self, base: str, alias: str | None, site: str) -> str:
         """A unique node name: the step's name, then ``_2``, ``_3``… in call order.
 

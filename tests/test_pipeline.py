@@ -7,6 +7,7 @@ import enum
 import inspect
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -562,3 +563,52 @@ def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> 
     assert first.startswith(f"the output of step 'load' is used as a value at test_pipeline.py:"
                             f"{_line_of('# misuse:reraised')} while the pipeline is being built")
     assert second.startswith(f"the body of pipeline 'body' ({body.site}) raised ValueError: cannot size the frame")
+
+
+@step
+def scaled(values, factor: float) -> float:
+    return float(values.sum()) * factor
+
+
+def test_an_array_given_to_many_calls_is_hashed_once_per_call_while_built_not_twice(monkeypatch) -> None:
+    """Building hashes an argument the body's calls already hashed (to tell it unchanged) only once.
+
+    A loop that gives one large array to every call (``fit(X, a)`` for each ``a``) paid one
+    hash per call to tell the array unchanged, then one more per call for the keys.
+    """
+    import orchestrator.dag as dag_module
+
+    step_module = sys.modules["orchestrator.step"]
+    values = np.arange(1000, dtype=np.float64)
+    seen: list[int] = []
+
+    def counting(value, *args, **kwargs):
+        if isinstance(value, np.ndarray) and value.size == values.size:
+            seen.append(1)
+        return original(value, *args, **kwargs)
+
+    original = dag_module.hash_value
+    monkeypatch.setattr(dag_module, "hash_value", counting)
+    monkeypatch.setattr(step_module, "hash_value", counting)
+
+    @pipeline
+    def sweep():
+        return [scaled(values, f) for f in (1.0, 2.0, 3.0, 4.0)]
+
+    dag = sweep.build()
+    # The copy once and the array at each later call (is it unchanged?); the keys reuse the copy's digest.
+    assert len(seen) == 1 + 3
+    digests = {node.params["values"] for node in dag.nodes.values()}
+    assert len(digests) == 1
+
+    @pipeline
+    def edited():
+        out = []
+        for f in (1.0, 2.0):
+            out.append(scaled(values, f))
+            values[0] += 1  # changed between calls: each call keeps what it was given
+        return out
+
+    nodes = list(edited.build().nodes.values())
+    assert nodes[0].params["values"] != nodes[1].params["values"]
+    assert nodes[0].params["values"] == digests.pop()

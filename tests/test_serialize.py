@@ -445,7 +445,8 @@ def test_exact_json_values_use_json(value: object) -> None:
 
 
 @pytest.mark.parametrize("value", [*JSON_EXACT, 2**64, -(2**64), 10**5000, float("nan"), float("-inf"),
-                                   "x" * 5000, "\udc80", type("S", (str,), {})("x"), np.int64(3)],
+                                   "x" * 5000, "\udc80", type("S", (str,), {})("x"), np.int64(3),
+                                   False, 2**63 - 1, 5e-324, 1e300, 'a"b\\\n\x00\u2028'],
                          ids=lambda v: type(v).__name__)
 def test_scalar_fast_path_writes_what_the_registry_would(value: object, tmp_path: Any) -> None:
     """The store's shortcut for small scalars gives the same bytes as the json materializer, or steps aside."""
