@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -26,9 +27,13 @@ import cloudpickle
 _carried: dict[tuple[str, str], type] = {}
 
 
-def dump(value: object, f: BinaryIO) -> None:
-    """``cloudpickle.dump(value, f, protocol=5)``, with by-value user classes loadable as the live class."""
-    _Pickler(f, protocol=5).dump(value)
+def dump(value: object, f: BinaryIO, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> None:
+    """``cloudpickle.dump(value, f, protocol=5)``, with by-value user classes loadable as the live class.
+
+    ``buffer_callback`` is pickle's: a buffer it returns a false value for is left out of the
+    stream (out of band), for the caller to store beside it.
+    """
+    _Pickler(f, protocol=5, buffer_callback=buffer_callback).dump(value)
 
 
 class _Pickler(cloudpickle.Pickler):

@@ -31,7 +31,7 @@ import json
 import math
 import pickle
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
 
 from orchestrator.errors import StoreError, did_you_mean
 from orchestrator.json_values import is_json_exact
@@ -96,7 +96,20 @@ class _JsonMaterializer:
 # --- pickle ------------------------------------------------------------------
 
 
+# A buffer at least this large (an array inside a pickled dict, model or list) is stored after
+# the pickle stream instead of inside it, so that loading maps it from the store, not copies it.
+OUT_OF_BAND_MIN = 1 << 16
+_BUFFER_ALIGN = 64  # as the store aligns payloads: numpy reads aligned data at full speed
+
+
 class _PickleMaterializer:
+    """cloudpickle (protocol 5); large array buffers out of band, after the stream.
+
+    The payload is the pickle stream, then each large buffer at a 64-byte aligned
+    offset. ``meta`` records the stream's length and each buffer's offset and
+    size; a payload without them (written before) is the stream alone.
+    """
+
     name = "pickle"
     needs_unpickling = True
 
@@ -106,11 +119,52 @@ class _PickleMaterializer:
     def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
         from orchestrator import class_refs
 
-        class_refs.dump(value, f)  # cloudpickle; a class a worker got by value loads as the live one
-        return {"protocol": 5}
+        kept: list[memoryview] = []
+
+        def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+            view = buffer.raw()
+            if view.nbytes < OUT_OF_BAND_MIN:
+                return True  # in the stream: small buffers are not worth an entry
+            kept.append(view)
+            return False
+
+        counted = _Counted(f)
+        # cloudpickle; a class a worker got by value loads as the live one
+        class_refs.dump(value, cast(BinaryIO, counted), buffer_callback=out_of_band)
+        if not kept:
+            return {"protocol": 5}
+        stream, spans = counted.size, []
+        for view in kept:
+            counted.write(bytes(-counted.size % _BUFFER_ALIGN))
+            spans.append([counted.size, view.nbytes])
+            counted.write(view)
+        return {"protocol": 5, "stream": stream, "buffers": spans}
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:
-        return pickle.loads(data)
+        spans = meta.get("buffers")
+        if not spans:
+            return pickle.loads(data)
+        stream = int(meta["stream"])
+        if not all(stream <= int(start) and int(start) + int(size) <= data.nbytes for start, size in spans):
+            raise ValueError(f"buffers {spans} lie outside the payload of {data.nbytes} bytes")
+        # Arrays are made on these views: writable ones (the store's private map of the object)
+        # are shared; a read-only payload (held in metadata.db, fetched from a URL) is copied,
+        # as an in-stream buffer would have been, so that every loaded array can be written to.
+        views = [data[start:start + size] for start, size in spans]
+        buffers = views if not data.readonly else [bytearray(view) for view in views]
+        return pickle.loads(data[:stream], buffers=buffers)
+
+
+class _Counted:
+    """A write-only stream that counts what passes through it to ``f``."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f, self.size = f, 0
+
+    def write(self, data: Any) -> int:
+        written = self._f.write(data)
+        self.size += memoryview(data).nbytes
+        return written
 
 
 # --- numpy -------------------------------------------------------------------

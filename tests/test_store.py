@@ -324,6 +324,64 @@ def test_arrow_table_is_zero_copy_from_the_mapped_file(store: ArtifactStore) -> 
     assert out.column("a")[999_999].as_py() == 999_999
 
 
+def _owner(array: Any) -> Any:
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
+
+
+def test_arrays_inside_a_pickled_value_are_mapped_from_the_file_not_copied(store: ArtifactStore) -> None:
+    """A dict of arrays (a model's weights, X and y together) loads its large arrays from the mapped file."""
+    import mmap
+
+    value = {"X": np.arange(300_000.0).reshape(1000, 300), "y": np.arange(1000) % 2, "t": (np.ones(50_000), "x"),
+             "fortran": np.asfortranarray(np.arange(200_000.0).reshape(400, 500)), "small": np.arange(3)}
+    info = store.put(value, D1)
+    assert info.materializer == "pickle" and len(info.meta["buffers"]) == 3  # X, t[0], fortran: ≥ 64 KB
+    out = store.get(info)
+    for array in (out["X"], out["t"][0], out["fortran"]):
+        owner = _owner(array)
+        assert isinstance(owner, memoryview) and isinstance(owner.obj, mmap.mmap)
+        assert array.flags.aligned
+    assert out["fortran"].flags.f_contiguous
+    for key in ("X", "y", "fortran", "small"):
+        np.testing.assert_array_equal(out[key], value[key])
+    assert out["t"][1] == "x"
+    out["X"][0, 0] = -1.0  # writable, and the file never changes
+    out["fortran"][:] = 0
+    assert store.verify(D1) is None
+    np.testing.assert_array_equal(store.get(info)["X"], value["X"])
+
+
+def test_arrays_of_a_pickled_value_read_from_bytes_are_writable_copies(store: ArtifactStore) -> None:
+    """A payload held as read-only bytes (a URL store's download) still gives arrays a step can write to."""
+    value = {"X": np.arange(20_000.0)}
+    store.put(value, D1)
+    path = store.path_of(D1)
+    header, payload = store._map_object(D1)
+    out = serialize.get_materializer("pickle").read(memoryview(bytes(payload)), header["meta"])
+    out["X"][0] = 5.0
+    np.testing.assert_array_equal(out["X"][1:], value["X"][1:])
+    assert path.exists() and store.verify(D1) is None
+
+
+def test_a_pickled_value_whose_buffer_table_is_wrong_is_reported_not_misread(store: ArtifactStore) -> None:
+    info = store.put({"X": np.arange(20_000.0)}, D1)
+    header, payload = store._map_object(D1)
+    meta = {**header["meta"], "buffers": [[header["meta"]["stream"], payload.nbytes]]}  # past the end
+    with pytest.raises(ValueError, match="outside the payload"):
+        serialize.get_materializer("pickle").read(payload, meta)
+    assert info.meta["buffers"][0][0] % 64 == 0
+
+
+def test_a_pickle_stored_without_a_buffer_table_still_loads(store: ArtifactStore) -> None:
+    """Objects written before buffers went out of band are the pickle stream alone."""
+    value = {"X": np.arange(20_000.0)}
+    payload = pickle.dumps(value, protocol=5)
+    out = serialize.get_materializer("pickle").read(memoryview(payload), {"protocol": 5})
+    np.testing.assert_array_equal(out["X"], value["X"])
+
+
 # --- dedup ------------------------------------------------------------------------
 
 
