@@ -1,11 +1,13 @@
 """The audit trail of a registered model version: what made it, who ran it, and how it got promoted.
 
 ``audit_version`` gathers, for one version: the training data files (paths
-and content digests), every upstream step with its code fingerprint and
-parameters, the metrics, the run's user, host, git commit and time, and the
-registry events (registration, gate verdicts, promotions, rollbacks). It
-powers ``orch lineage NAME@production --format json`` and ``orch models
-show``. Reads the metadata database only; it must not change anything.
+and content digests), every upstream computation once (a step a run reused
+cached and the step run that computed it are one) with its code fingerprint,
+the digests of the project code it is made of and its parameters, the
+metrics, the run's user, host, git commit and time, and the registry
+events (registration, gate verdicts, promotions, rollbacks). It powers
+``orch lineage NAME@production --format json`` and ``orch models show``.
+Reads the metadata database only; it must not change anything.
 """
 
 from __future__ import annotations
@@ -50,14 +52,18 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
             run = {"run_id": row["run_id"], "missing": True}
         if row["node"]:
             graph = walk(lineage, f"{row['run_id']}:{row['node']}", "upstream")
+            computations: set[str] = set()
             for v in graph.vertices.values():
                 if v.kind == "file":
                     data.append({"path": v.data["path"], "digest": v.data["digest"]})
                 elif v.kind == "artifact" and v.data.get("file"):  # a file a step wrote, then read
                     data.append({"path": v.data["file"]["path"], "digest": v.data["file"]["content"]})
-                elif v.kind == "step":
+                elif v.kind == "step" and v.data["computed_by"] not in computations:
+                    # A step the run reused cached and the run that computed it are one computation.
+                    computations.add(v.data["computed_by"])
                     steps.append({"step": v.data["step"], "run_id": v.data["run_id"], "code": v.data["code"],
-                                  "params": v.data["params"], "key": v.data["key"]})
+                                  "code_parts": v.data["code_parts"], "params": v.data["params"], "key": v.data["key"],
+                                  "computed_in": v.data["computed_by"].split(":", 1)[0]})
     production = registry.production(name)
     events = [{"action": e["action"], "version": e["version"], "previous": e["previous"], "at": _iso(e["at"]),
                "user": e["user"], "host": e["host"], "run_id": e["run_id"], "gate": e["detail"]}

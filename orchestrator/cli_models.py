@@ -129,7 +129,8 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     for d in doc["training_data"]:
         click.echo(f"  data      {d['path']}  ({d['digest']})")
     for s in doc["steps"]:
-        click.echo(f"  step      {s['step']}  code {str(s['code'] or '-')[:16]}  run {s['run_id']}")
+        reused = f" (cached in run {s['run_id']})" if s["computed_in"] != s["run_id"] else ""
+        click.echo(f"  step      {s['step']}  code {str(s['code'] or '-')[:16]}  run {s['computed_in']}{reused}")
     click.echo(f"  artifact  {doc['artifact']}  (model digest {doc['model_digest'][:16]})")
     click.echo(f"lineage: orch lineage {doc['model']}@{doc['version']}")
 

@@ -347,12 +347,14 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
         row = lineage.step_row(run_id, node)
         if vid in g.vertices:
             return _expand_step(lineage, g, g.vertices[vid], run_id, node, row, depth)
-        parts = row["key_parts"] or (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
+        origin = lineage.origin(run_id, node, row)
+        parts = _key_parts(lineage, run_id, node, row, origin)
         if not isinstance(parts.get("values") or {}, dict):
             raise DamagedRecordError(lineage.path, f"steps.key_parts of {run_id}:{node}",
                                      "its `values` is not an object")
-        v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']})", {
+        v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']}{_computed_elsewhere(run_id, node, origin)})", {
             "run_id": run_id, "step": node, "status": row["status"], "key": row["key"],
+            "computed_by": f"{origin[0]}:{origin[1]}",
             "code": parts.get("code"), "code_parts": parts.get("code_parts"), "params": parts.get("values"),
             "param_hashes": parts.get("params"),
         })
@@ -390,6 +392,34 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     v = Vertex(vid, kind, label, {"digest": digest, **extra})
     g.vertices[vid] = v
     return _expand_data(lineage, g, v, kind, ident, depth, via)
+
+
+def _key_parts(lineage: Lineage, run_id: str, node: str, row: dict[str, Any],
+               origin: tuple[str, str]) -> dict[str, Any]:
+    """A step run's parameters and code, as its key was made of.
+
+    A cached step run records none of its own: they are those of the step run
+    that computed its key, which keeps them. The cache index has them too, but
+    ``cache gc`` drops its entries with their artifacts, and the lineage of an
+    older run (its parameters and code) must still answer from the runs' records.
+    """
+    if row["key_parts"]:
+        return dict(row["key_parts"])
+    if origin != (run_id, node):
+        try:
+            computed = lineage.step_row(*origin)["key_parts"]
+        except NotFoundError:  # that run was deleted from the store
+            computed = None
+        if computed:
+            return dict(computed)
+    return (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
+
+
+def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:
+    """``", cached from run X"``: the step run that computed what a cached one reused, where its logs are."""
+    if origin == (run_id, node):
+        return ""
+    return f" from run {origin[0]}" + (f" step {origin[1]}" if origin[1] != node else "")
 
 
 def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node: str, row: dict[str, Any],

@@ -411,3 +411,33 @@ def test_the_lineage_of_a_failed_run_includes_its_failed_step(store):
     check = graph.vertices[f"step:{failed.id}:check"]
     assert check.data["status"] == "failed" and check.data["params"] == {"fail": True}
     assert check.children == [("xs", f"artifact:{failed.steps['make'].outputs['out']}@{failed.id}:make")]
+
+
+def test_a_cached_step_names_the_run_that_computed_it_and_keeps_its_parameters_after_gc(store):
+    """A step reused cached is shown with the run that computed it; gc dropping its cache entry keeps
+    its parameters and code, which the runs' records still hold."""
+    from orchestrator.maintenance import collect_garbage
+
+    gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
+    first = gc_runs.run(store=str(store), n=1)
+    second = gc_runs.run(store=str(store), n=1)
+    gc_runs.run(store=str(store), n=2)
+    assert second.steps["make"].status == "cached"
+    ctx = Context.open(store)
+    removed = first.steps["make"].outputs["out"]
+    hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
+    os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
+    assert collect_garbage(ctx, keep_last=1).removed == [removed]
+    lineage = Context.open(store).lineage
+    assert lineage.key_parts_of(second.steps["make"].key) is None  # gc dropped its cache entry
+
+    graph = walk(lineage, f"{second.id}:make", "upstream")
+    make = graph.vertices[f"step:{second.id}:make"]
+    assert make.label == f"make (run {second.id}, cached from run {first.id})"
+    assert make.data["computed_by"] == f"{first.id}:make"
+    assert make.data["params"] == {"n": 1}
+    assert make.data["code"] == lineage.step_row(first.id, "make")["key_parts"]["code"]
+    assert f"cached from run {first.id})  n=1  code {make.data['code'][:12]}" in render(graph, "tree")
+    ran = walk(lineage, f"{first.id}:make", "upstream").vertices[f"step:{first.id}:make"]
+    assert ran.label == f"make (run {first.id}, ran)" and ran.data["computed_by"] == f"{first.id}:make"
+
