@@ -54,6 +54,8 @@ class LineageGraph:
     expanded: dict[str, float] = field(default_factory=dict)
     # Visits scheduled and not done yet: (kind, ident, depth, via), the next one last.
     pending: list[tuple[str, str, float, tuple[str, str] | None]] = field(default_factory=list)
+    # REF a file: the other contents runs read at its path, [{digest, runs}] (None for other REFs).
+    other_contents: list[dict[str, Any]] | None = None
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
@@ -82,6 +84,9 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         lineage.step_row(run_id, node)
         return [("step", f"{run_id}:{node}")]
     if _looks_like_path(ref):
+        gone = _gone_file_roots(lineage, ref)
+        if gone:
+            return gone
         raise NotFoundError(f"file '{ref}' does not exist (relative paths start at {os.getcwd()}). Pass an "
                             "existing file or folder, or a run id, RUN:step, NAME@VERSION or digest.")
     if _looks_like_id(ref):
@@ -203,6 +208,39 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                         "`orch lineage DIGEST --downstream`.")
 
 
+def _gone_file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
+    """Every content runs read or wrote at a path no longer on disk, oldest first; none if no run used it.
+
+    A dataset deleted, or moved, after training is still the question ("what was
+    built from data/raw.csv?"): the runs recorded its path and contents, so the
+    answer comes from those records, each content marked ``gone since``.
+    """
+    path = os.path.abspath(ref)
+    roots = [("file", f"{d}@{path}") for (d,) in lineage.conn.execute(
+        "SELECT e.digest FROM edges e JOIN runs r ON r.run_id=e.run_id WHERE e.path=? "
+        "GROUP BY e.digest ORDER BY MIN(r.started)", (path,))]
+    return roots + [("artifact", str(d)) for (d,) in lineage.conn.execute(
+        "SELECT digest FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"path": {json.dumps(path)}%',))]
+
+
+def other_contents(lineage: Lineage, ref: str, roots: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The contents runs read at file REF's path other than those traced, oldest first, with their runs.
+
+    ``orch lineage data/raw.csv`` traces the file as it is now; the versions
+    of it that earlier runs trained on are named beside it, so that "what was
+    built from this dataset" does not silently stop at its last edit.
+    """
+    path = os.path.abspath(ref)
+    traced = {ident.partition("@")[0] for kind, ident in roots if kind == "file"}
+    others = [str(d) for (d,) in lineage.conn.execute(
+        "SELECT e.digest FROM edges e JOIN runs r ON r.run_id=e.run_id WHERE e.path=? "
+        "GROUP BY e.digest ORDER BY MIN(r.started)", (path,)) if d not in traced]
+    started = dict(lineage.conn.execute("SELECT run_id, started FROM runs"))
+    # A run that reused a cached reader of the content used it too, though it recorded no edge of its own.
+    return [{"digest": d, "runs": sorted(_runs_using(lineage, "file", f"{d}@{path}"),
+                                         key=lambda r: (started.get(r) or 0, r))} for d in others]
+
+
 def _same_content_elsewhere(lineage: Lineage, ref: str) -> str:
     """The end of the "no run used this path" message: where runs used a file of the same bytes.
 
@@ -251,9 +289,13 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
             if vid not in shown:
                 shown.add(vid)
                 graph.roots.append(vid)
-    if len(graph.roots) > 1 and _names_a_file(ref):  # the file, and the path a step returned, shown under it
-        below = _reachable(graph, graph.roots)
-        graph.roots = [r for r in graph.roots if r not in below] or graph.roots
+    if _names_a_file(ref) or ("@" not in ref and ":" not in ref and _looks_like_path(ref)):  # a path, on disk or not
+        if len(graph.roots) > 1:  # the file, and the path a step returned, shown under it
+            below = _reachable(graph, graph.roots)
+            # ... as the output of the step that returned it: the same artifact, seen through that step
+            below |= {vid.partition("@")[0] for vid in below if vid.startswith("artifact:")}
+            graph.roots = [r for r in graph.roots if r not in below] or graph.roots
+        graph.other_contents = other_contents(lineage, ref, roots)
     return graph
 
 
@@ -376,7 +418,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
         found = (path,) if path else lineage.conn.execute(
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
         if found:
-            label, extra = f"{found[0]} ({digest[:12]})", {"path": found[0]}
+            # A file REF on disk is traced as it is now; one no longer there, as runs read it.
+            now = ", gone since" if path and not os.path.exists(path) else ""
+            label, extra = f"{found[0]} ({digest[:12]}{now})", {"path": found[0], **({"now": now[2:]} if now else {})}
     named = artifact["meta"].get("file") if artifact else None
     if named:  # a path output: the file it names, by content
         if not isinstance(named, dict) or not isinstance(named.get("path"), str):
@@ -576,7 +620,19 @@ def render(g: LineageGraph, fmt: str) -> str:
         m = g.model
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
-    return "\n".join(head + _tree_lines(g))
+    return "\n".join(head + _tree_lines(g) + _other_contents_lines(g))
+
+
+def _other_contents_lines(g: LineageGraph) -> list[str]:
+    """The closing note of a file's tree: its path's other contents that runs read, and how to trace one."""
+    if not g.other_contents:
+        return []
+    shown = [f"{c['digest'][:12]} (run{'s' if len(c['runs']) > 1 else ''} {', '.join(c['runs'][:3])}"
+             f"{' …' if len(c['runs']) > 3 else ''})" for c in g.other_contents[:5]]
+    more = f" and {len(g.other_contents) - 5} more" if len(g.other_contents) > 5 else ""
+    direction = " --downstream" if g.direction == "downstream" else ""
+    return [f"other contents runs read at this path: {', '.join(shown)}{more}. Trace one with "
+            f"`orch lineage DIGEST{direction}`."]
 
 
 def _arrow_label(g: LineageGraph, label: str) -> str:
@@ -671,6 +727,8 @@ def _counted(children: list[tuple[str, str]]) -> str:
 
 def _json(g: LineageGraph) -> dict[str, Any]:
     doc: dict[str, Any] = {"model": g.model} if g.model is not None else {}
+    if g.other_contents is not None:
+        doc["other_contents"] = g.other_contents
     return {
         **doc,
         "direction": g.direction,

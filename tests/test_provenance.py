@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.provenance import render, walk
@@ -441,3 +443,91 @@ def test_a_cached_step_names_the_run_that_computed_it_and_keeps_its_parameters_a
     ran = walk(lineage, f"{first.id}:make", "upstream").vertices[f"step:{first.id}:make"]
     assert ran.label == f"make (run {first.id}, ran)" and ran.data["computed_by"] == f"{first.id}:make"
 
+
+def test_a_file_names_the_other_contents_runs_read_at_its_path(tmp_path, monkeypatch, capsys, calls):
+    """`orch lineage input.txt` traces the file as it is now, and names what earlier runs read there."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    files = load_pipeline(str(PIPELINES / "files.py"))
+    (tmp_path / "input.txt").write_text("hello")
+    old = files.run(store=str(store))
+    again = files.run(store=str(store), unit="letters")  # `read` cached: this run used the old content too
+    (tmp_path / "input.txt").write_text("bye")
+    new = files.run(store=str(store))
+    lineage = Context.open(store).lineage
+    before = next(digest for _, _, digest, path in lineage.step_edges(old.id, "read") if path)
+
+    down = walk(lineage, "input.txt", "downstream")
+    assert down.other_contents == [{"digest": before, "runs": [old.id, again.id]}]
+    assert {v.data["run_id"] for v in down.vertices.values() if v.kind == "step"} == {new.id}
+    assert render(down, "tree").endswith(
+        f"other contents runs read at this path: {before[:12]} (runs {old.id}, {again.id}). Trace one with "
+        "`orch lineage DIGEST --downstream`.")
+    code, out, _ = _orch(store, capsys, "lineage", "input.txt", "--format", "json")
+    assert code == 0 and json.loads(out)["other_contents"] == [{"digest": before, "runs": [old.id, again.id]}]
+    assert walk(lineage, f"{new.id}:read", "upstream").other_contents is None  # a step REF has no such note
+
+
+def test_a_deleted_file_is_still_traced_by_its_path_from_the_runs_records(tmp_path, monkeypatch, capsys, calls):
+    """"What was built from data/raw.csv?" after the file was deleted or moved: every content runs read there."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    files = load_pipeline(str(PIPELINES / "files.py"))
+    (tmp_path / "input.txt").write_text("hello")
+    old = files.run(store=str(store))
+    (tmp_path / "input.txt").write_text("bye")
+    new = files.run(store=str(store))
+    (tmp_path / "input.txt").unlink()
+    lineage = Context.open(store).lineage
+    contents = [next(d for _, _, d, path in lineage.step_edges(run.id, "read") if path) for run in (old, new)]
+
+    down = walk(lineage, "input.txt", "downstream")
+    path = str(tmp_path / "input.txt")
+    assert down.roots == [f"file:{d}@{path}" for d in contents]  # oldest first
+    assert [down.vertices[r].label for r in down.roots] == [f"{path} ({d[:12]}, gone since)" for d in contents]
+    assert {v.data["run_id"] for v in down.vertices.values() if v.kind == "step"} == {old.id, new.id}
+    assert down.other_contents == []
+    code, out, _ = _orch(store, capsys, "lineage", "input.txt", "--downstream")
+    assert code == 0 and out.count("gone since") == 2
+    code, _, err = _orch(store, capsys, "lineage", "other.txt")  # a path no run used is still refused
+    assert code == 2 and "file 'other.txt' does not exist" in err
+
+
+def _orch(store, capsys, *args):
+    """(exit code, stdout, stderr) of ``orch --store STORE ARGS`` run in this process."""
+    from orchestrator.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--store", str(store), *args])
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err
+
+
+def test_a_file_a_step_passes_on_as_its_path_is_one_tree(tmp_path, monkeypatch):
+    """A data source step returning its path input (as the lifecycle's `source` does): the file's tree
+    holds that path output, which is not printed again as a second tree below it."""
+    from orchestrator import pipeline, step
+
+    @step
+    def source(data: Path) -> Path:
+        return data
+
+    @step
+    def words(path: Path) -> int:
+        return len(path.read_text().split())
+
+    @pipeline
+    def sourced(data: Path = Path("raw.txt")):
+        return words(source(data))
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw.txt").write_text("a b c")
+    run = sourced.run(store=str(tmp_path / "store"))
+    assert run.output() == 3
+    down = walk(Context.open(tmp_path / "store").lineage, "raw.txt", "downstream")
+    assert len(down.roots) == 1 and down.roots[0].startswith("file:")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"source", "words"}
+    assert render(down, "tree").count("read by: words") == 1
