@@ -432,14 +432,25 @@ def _duration(row: dict[str, Any]) -> float | None:
     return None if row["ended"] is None else row["ended"] - row["started"]
 
 
+def _computed_in(run_id: str, node: str, computed_by: str) -> str:
+    """Where a cached step of ``run_id`` was computed: ``run X``, or ``STEP`` of the same run."""
+    origin_run, _, origin_node = computed_by.partition(":")
+    if origin_run == run_id:
+        return origin_node
+    return f"run {origin_run}" + (f" {origin_node}" if origin_node != node else "")
+
+
 def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
     run = context.lineage.run(run_id)
     steps = []
     for s in context.lineage.steps(run_id):
+        # A cached step's result, logs and lineage are those of the step run that computed it.
+        origin = context.lineage.origin(run_id, s["node"], s) if s["status"] == "cached" else None
         steps.append({
             "name": s["node"], "step": s["step"], "status": s["status"], "attempts": int(s["attempts"] or 0),
             "reason": s["reason"], "duration": s["duration"], "error": s["error"], "key": s["key"],
             "inputs": s["inputs"], "outputs": s["outputs"],
+            "computed_by": f"{origin[0]}:{origin[1]}" if origin else None,
         })
     return {
         "run_id": run["run_id"], "pipeline": run["pipeline"], "status": run["status"],
@@ -497,6 +508,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     for s in doc["steps"]:
         outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
         why = s["error"] if s["status"] in STOPPED and s["error"] else s["reason"]
+        if s["computed_by"]:
+            why = f"{why or 'cached'} (from {_computed_in(doc['run_id'], s['name'], s['computed_by'])})"
         rows.append([step_cell(s["name"], console.width, 66), status_text(s["status"]), str(s["attempts"] or ""),
                      format_duration(s["duration"]), Text(outs), Text(why or "")])
     # An output is `out=` and 10 hex digits: wrapped between outputs, not cut inside one.

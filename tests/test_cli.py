@@ -1252,3 +1252,28 @@ def test_a_file_of_sub_pipelines_suggests_the_pipeline_that_calls_them(tmp_path)
         load_pipeline(str(tmp_path / "composed.py"))
     assert str(info.value).endswith("defines 3 pipelines (features, labels, main). Choose one: "
                                     f"{tmp_path / 'composed.py'}:main (it calls features, labels)")
+
+
+def test_show_names_the_run_a_cached_step_was_computed_in(tmp_path, capsys, calls):
+    """A cached step's output, logs and lineage are in the run that computed it: `orch show` names it."""
+    from orchestrator.cli import main
+    from orchestrator.loader import load_pipeline
+
+    store = str(tmp_path / "store")
+    pipe = load_pipeline(str(PIPELINES / "two_params.py"))
+    first = pipe.run(store=store, x=2, y=3)
+    second = pipe.run(store=store, x=2, y=4)  # `first` reused, `second` computed again
+
+    def show(*args):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as done:
+            main(["--store", store, "show", second.id, *args])
+        assert done.value.code in (0, None)
+        return capsys.readouterr().out
+
+    steps = {s["name"]: s for s in json.loads(show("--json"))["steps"]}
+    assert steps["first"]["status"] == "cached" and steps["first"]["computed_by"] == f"{first.id}:first"
+    assert steps["second"]["status"] == "ran" and steps["second"]["computed_by"] is None
+    assert steps["first"]["reason"] == "cached"  # the reason recorded stays as it was
+    table = re.sub(r"\s+", " ", show())
+    assert f"cached (from run {first.id})" in table
