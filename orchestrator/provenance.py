@@ -514,10 +514,11 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     else:
         seen: set[tuple[str, str]] = set()
+        # A step that failed on it read it too: "which runs used this bad file?" names the run it broke.
         for run_id, node, key in lineage.conn.execute(
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
-            f"AND s.status IN ('ran', 'cached'){' AND e.path=?' if path else ''} "
+            f"AND s.status IN ('ran', 'cached', 'failed', 'interrupted'){' AND e.path=?' if path else ''} "
             # In a run, pipeline order: a map's items read `square, square_2, …`, not `square_1000`.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC", (digest, path) if path else (digest,)):
             if (node, key) in seen:
@@ -562,8 +563,8 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     readers = lineage.conn.execute(
         "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
         "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
-        "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached') AND (e.source IS NULL "
-        "OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
+        "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached', 'failed', 'interrupted') "
+        "AND (e.source IS NULL OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
         "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
         (digest, run_id, node, row["key"] if row else None)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that

@@ -531,3 +531,16 @@ def test_a_file_a_step_passes_on_as_its_path_is_one_tree(tmp_path, monkeypatch):
     assert len(down.roots) == 1 and down.roots[0].startswith("file:")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"source", "words"}
     assert render(down, "tree").count("read by: words") == 1
+
+
+def test_downstream_names_the_step_that_failed_on_it(store):
+    """"Which runs used this (bad) data?": a step that read it and failed is listed with its run."""
+    failed = load_pipeline(str(PIPELINES / "gc_runs.py")).run(store=str(store), n=3, fail=True)
+    assert failed.status == "failed"
+    lineage = Context.open(store).lineage
+    made = failed.steps["make"].outputs["out"]
+    for ref in (f"{failed.id}:make", made):  # along the data flow, and by content
+        down = walk(lineage, ref, "downstream")
+        check = down.vertices[f"step:{failed.id}:check"]
+        assert check.data["status"] == "failed" and check.label == f"check (run {failed.id}, failed)"
+    assert f"read by: check (run {failed.id}, failed)" in render(down, "tree")
