@@ -544,3 +544,28 @@ def test_downstream_names_the_step_that_failed_on_it(store):
         check = down.vertices[f"step:{failed.id}:check"]
         assert check.data["status"] == "failed" and check.label == f"check (run {failed.id}, failed)"
     assert f"read by: check (run {failed.id}, failed)" in render(down, "tree")
+
+
+def test_the_json_nodes_have_the_keys_docs_cli_md_lists(tmp_path, monkeypatch, calls):
+    """The node keys of `orch lineage --format json` are a documented contract: the table in docs/cli.md."""
+    import json
+    import re
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_text("hello")
+    store = str(tmp_path / "store")
+    first = load_pipeline(str(PIPELINES / "files.py")).run(store=store)
+    second = load_pipeline(str(PIPELINES / "files.py")).run(store=store, unit="words")
+    (tmp_path / "input.txt").write_text("edited")
+    lineage = Context.open(store).lineage
+    nodes = [n for ref in (first.id, second.id, f"{second.id}:report")
+             for n in json.loads(render(walk(lineage, ref, depth=1 if ":" in ref else None), "json"))["nodes"]]
+    table = ROOT.joinpath("docs", "cli.md").read_text().split("| `kind` | keys |", 1)[1].split("\n\n", 1)[0]
+    documented = {row.split("|")[1].strip(" `"): set(re.findall(r"`(\w+)(?=[`:])", row.split("|")[2]))
+                  for row in table.strip().splitlines()[1:]}
+    for node in nodes:
+        assert set(node) - {"id", "kind", "label"} <= documented[node["kind"]], node
+    assert {n["kind"] for n in nodes} == {"step", "artifact", "file"}
+    assert any(n.get("now") for n in nodes) and any(n.get("truncated") for n in nodes)
