@@ -185,7 +185,8 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
             "ORDER BY length(path) DESC LIMIT 1", (path,)).fetchone()
         if folder is not None and os.path.isdir(folder[0]):
             return _file_roots(lineage, folder[0])
-        raise NotFoundError(f"no run in this store read or wrote '{ref}'{_same_content_elsewhere(lineage, ref)}")
+        raise NotFoundError(f"no run in this store read or wrote '{ref}'"
+                            f"{_files_inside(lineage, path) or _same_content_elsewhere(lineage, ref)}")
     memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
     content = hash_file(ref, memo)
     roots: list[tuple[str, str]] = []
@@ -239,6 +240,20 @@ def other_contents(lineage: Lineage, ref: str, roots: list[tuple[str, str]]) -> 
     # A run that reused a cached reader of the content used it too, though it recorded no edge of its own.
     return [{"digest": d, "runs": sorted(_runs_using(lineage, "file", f"{d}@{path}"),
                                          key=lambda r: (started.get(r) or 0, r))} for d in others]
+
+
+def _files_inside(lineage: Lineage, folder: str) -> str:
+    """The end of the "no run used this path" message for a folder runs read files of, one by one."""
+    if not os.path.isdir(folder):
+        return ""
+    inside = [str(p) for (p,) in lineage.conn.execute(
+        "SELECT DISTINCT path FROM edges WHERE path IS NOT NULL AND substr(path, 1, length(?1) + 1) = ?1 || '/' "
+        "ORDER BY path LIMIT 4", (folder.rstrip(os.sep),))]
+    if not inside:
+        return ""
+    shown = ", ".join(os.path.relpath(p) for p in inside[:3]) + (" and more" if len(inside) > 3 else "")
+    return (f" as a folder, but runs read files in it: {shown}. Trace one with `orch lineage "
+            f"{os.path.relpath(inside[0])}`.")
 
 
 def _same_content_elsewhere(lineage: Lineage, ref: str) -> str:

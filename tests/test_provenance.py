@@ -569,3 +569,19 @@ def test_the_json_nodes_have_the_keys_docs_cli_md_lists(tmp_path, monkeypatch, c
         assert set(node) - {"id", "kind", "label"} <= documented[node["kind"]], node
     assert {n["kind"] for n in nodes} == {"step", "artifact", "file"}
     assert any(n.get("now") for n in nodes) and any(n.get("truncated") for n in nodes)
+
+
+def test_a_folder_whose_files_runs_read_names_them(tmp_path, monkeypatch, capsys, calls):
+    """`orch lineage data/` when runs read data/input.txt, not the folder: the message names the file to trace."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.txt").write_text("hello")
+    store = tmp_path / "store"
+    load_pipeline(str(PIPELINES / "files.py")).run(store=str(store), path=Path("data/input.txt"))
+    code, _, err = _orch(store, capsys, "lineage", "data")
+    assert code == 2 and err.count("\n") == 1
+    assert err.strip() == ("error: no run in this store read or wrote 'data' as a folder, but runs read files in it: "
+                           "data/input.txt. Trace one with `orch lineage data/input.txt`.")
+    (tmp_path / "empty").mkdir()
+    code, _, err = _orch(store, capsys, "lineage", "empty")
+    assert code == 2 and "read or wrote 'empty'. Pass a run id" in err
