@@ -27,9 +27,19 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
 
 
-def _unique(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Files sorted by path, each (path, digest) once: a file can be both an input and a step's output."""
-    return [dict(zip(("path", "digest"), pair)) for pair in sorted({(f["path"], f["digest"]) for f in files})]
+def _unique(lineage: Lineage, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Files sorted by path, each (path, digest) once: a file can be both an input and a step's output.
+
+    A file that no longer holds the content the model was trained on says so (``now``): the
+    file at that path today is not the training data.
+    """
+    from orchestrator.provenance import file_now
+
+    out = []
+    for path, digest in sorted({(f["path"], f["digest"]) for f in files}):
+        now = file_now(lineage, path, digest)
+        out.append({"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
+    return out
 
 
 def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +86,6 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
         "registered": _iso(row["created"]), "task": row["task"], "metric": row["metric"],
         "metrics": row["metrics"], "params": row["params"], "schema": row["schema"], "gate": row["gate"],
         "promoted": promoted[-1] if promoted else None,
-        "run": run, "training_data": _unique(data), "steps": steps, "events": events,
+        "run": run, "training_data": _unique(lineage, data), "steps": steps, "events": events,
         "lineage_ref": f"{row['run_id']}:{row['node']}" if row["run_id"] else None,
     }

@@ -127,7 +127,7 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
         click.echo("  params    " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["params"].items()))
     for d in doc["training_data"]:
-        click.echo(f"  data      {d['path']}  ({d['digest']})")
+        click.echo(f"  data      {d['path']}  ({d['digest']}{', ' + d['now'] if d.get('now') else ''})")
     for s in doc["steps"]:
         reused = f" (cached in run {s['run_id']})" if s["computed_in"] != s["run_id"] else ""
         click.echo(f"  step      {s['step']}  code {str(s['code'] or '-')[:16]}  run {s['computed_in']}{reused}")

@@ -499,7 +499,7 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
         if path:  # a file is its content at its path: an equal copy elsewhere is another file
             fid = f"file:{digest}@{path}"
             if fid not in g.vertices:
-                now = _file_now(lineage, path, digest)
+                now = file_now(lineage, path, digest)
                 g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
                                          {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
             g.add_child(v, name, fid)
@@ -551,7 +551,7 @@ def _registered_as(lineage: Lineage, digest: str) -> list[dict[str, Any]]:
                 "WHERE v.digest=? ORDER BY v.created", (digest,))]
 
 
-def _file_now(lineage: Lineage, path: str, digest: str) -> str:
+def file_now(lineage: Lineage, path: str, digest: str) -> str:
     """``", changed since"`` or ``", gone since"`` when the file no longer has the content a run read."""
     from orchestrator.hashing import hash_file
 

@@ -15,6 +15,8 @@ from orchestrator.registry import Registry
 # `package` reads `rows` directly and through `features`: a second run, of another C, reuses both
 # cached, and the walk meets `rows` in that run and, through `features`, in the run that computed it.
 CHAIN = textwrap.dedent('''
+    from pathlib import Path
+
     import pandas as pd
 
     from orchestrator import pipeline, step
@@ -22,8 +24,9 @@ CHAIN = textwrap.dedent('''
 
 
     @step
-    def rows(n: int) -> pd.DataFrame:
-        return pd.DataFrame({"x": [float(i) for i in range(n)], "y": [0, 0, 0, 1, 0, 1, 1, 1] * (n // 8)})
+    def rows(path: Path, n: int) -> pd.DataFrame:
+        scale = float(path.read_text())
+        return pd.DataFrame({"x": [i * scale for i in range(n)], "y": [0, 0, 0, 1, 0, 1, 1, 1] * (n // 8)})
 
 
     @step
@@ -42,8 +45,8 @@ CHAIN = textwrap.dedent('''
 
 
     @pipeline
-    def chain(n: int = 8, c: float = 1.0):
-        frame = rows(n)
+    def chain(path: Path = Path("scale.txt"), n: int = 8, c: float = 1.0):
+        frame = rows(path, n)
         return package(frame, features(frame), c=c)
 ''')
 
@@ -53,6 +56,8 @@ def versions(tmp_path, monkeypatch):
     """A store with model `chain` v1 (C=1) and v2 (C=0.5, `rows` and `features` reused cached)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("ORCH_SIGNING_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scale.txt").write_text("1.0")
     (tmp_path / "chain.py").write_text(CHAIN)
     chain = load_pipeline(str(tmp_path / "chain.py"))
     store = tmp_path / "store"
@@ -70,7 +75,7 @@ def test_each_upstream_computation_is_listed_once_with_the_run_that_computed_it(
     assert sorted(s["step"] for s in doc["steps"]) == ["features", "package", "rows"]  # `rows` once
     assert steps["package"]["computed_in"] == steps["package"]["run_id"] == second.id
     assert steps["rows"]["computed_in"] == steps["features"]["computed_in"] == first.id
-    assert steps["rows"]["params"] == {"n": 8} and steps["rows"]["code"]
+    assert steps["rows"]["params"] == {"path": "scale.txt", "n": 8} and steps["rows"]["code"]
     assert "<self>" in steps["rows"]["code_parts"]  # which project code (helpers) made the fingerprint
 
 
@@ -86,3 +91,21 @@ def test_models_show_names_the_run_each_step_was_computed_in(versions, capsys):
                line.endswith(f"  run {first.id} (cached in run {second.id})") for line in lines)
     assert any(line.startswith("  step      package  code ") and line.endswith(f"  run {second.id}")
                for line in lines)
+
+
+def test_training_data_says_when_the_file_no_longer_holds_it(versions, capsys):
+    """The file at a model's training-data path today may not be what it was trained on: it says so."""
+    store, _ = versions
+    lineage = Context.open(store).lineage
+    path = str(store.parent / "scale.txt")
+    data = audit_version(lineage, Registry(lineage).resolve("chain@2"))["training_data"]
+    assert [(d["path"], "now" in d) for d in data] == [(path, False)]
+    (store.parent / "scale.txt").write_text("2.0")
+    data = audit_version(lineage, Registry(lineage).resolve("chain@2"))["training_data"]
+    assert [(d["path"], d.get("now")) for d in data] == [(path, "changed since")]
+    with pytest.raises(SystemExit):
+        main(["--store", str(store), "models", "show", "chain@2"])
+    assert f"  data      {path}  ({data[0]['digest']}, changed since)" in capsys.readouterr().out.splitlines()
+    (store.parent / "scale.txt").unlink()
+    data = audit_version(lineage, Registry(lineage).resolve("chain@2"))["training_data"]
+    assert data[0]["now"] == "gone since"
