@@ -615,7 +615,8 @@ def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: i
               show_default=True)
 @click.pass_context
 def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, depth: int | None, fmt: str) -> None:
-    """Trace lineage of REF across runs: a run id, RUN:STEP, NAME@VERSION, a file path, or a digest prefix."""
+    """Trace lineage of REF across runs: a run id, RUN:STEP, NAME@VERSION, a file path (also one since deleted), or
+    a digest prefix."""
     from orchestrator.provenance import render, walk
 
     if upstream and downstream:
