@@ -42,6 +42,25 @@ def _unique(lineage: Lineage, files: list[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
+def _as_the_run_holds_them(lineage: Lineage, run_id: str,
+                           computations: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps (by the ``RUN:STEP`` that computed each) in the model's run's pipeline order, each named in
+    that run where it reused it cached.
+
+    The walk meets them going up, branch by branch, and a computation reached
+    through another run's records under that run's id: `orch show` of the
+    model's run lists them in order, each cached one with the run that computed it.
+    """
+    records = {str(r["node"]): r for r in lineage.rows(
+        "SELECT node, position, status, key, origin FROM steps WHERE run_id=?", (run_id,))}
+    for computed_by, s in computations.items():
+        record = records.get(s["step"])
+        if record is not None and ":".join(lineage.origin(run_id, s["step"], record)) == computed_by:
+            s["run_id"] = run_id
+    last = len(records)
+    return sorted(computations.values(), key=lambda s: records[s["step"]]["position"] if s["step"] in records else last)
+
+
 def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
     """The audit record of one version row (as ``Registry.version`` returns it)."""
     from orchestrator.provenance import walk
@@ -62,7 +81,7 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
             run = {"run_id": row["run_id"], "missing": True}
         if row["node"]:
             graph = walk(lineage, f"{row['run_id']}:{row['node']}", "upstream")
-            computations: set[str] = set()
+            computations: dict[str, dict[str, Any]] = {}
             for v in graph.vertices.values():
                 if v.kind == "file":
                     data.append({"path": v.data["path"], "digest": v.data["digest"]})
@@ -70,10 +89,11 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
                     data.append({"path": v.data["file"]["path"], "digest": v.data["file"]["content"]})
                 elif v.kind == "step" and v.data["computed_by"] not in computations:
                     # A step the run reused cached and the run that computed it are one computation.
-                    computations.add(v.data["computed_by"])
-                    steps.append({"step": v.data["step"], "run_id": v.data["run_id"], "code": v.data["code"],
-                                  "code_parts": v.data["code_parts"], "params": v.data["params"], "key": v.data["key"],
-                                  "computed_in": v.data["computed_by"].split(":", 1)[0]})
+                    computations[v.data["computed_by"]] = {
+                        "step": v.data["step"], "run_id": v.data["run_id"], "code": v.data["code"],
+                        "code_parts": v.data["code_parts"], "params": v.data["params"], "key": v.data["key"],
+                        "computed_in": v.data["computed_by"].split(":", 1)[0]}
+            steps = _as_the_run_holds_them(lineage, row["run_id"], computations)
     production = registry.production(name)
     events = [{"action": e["action"], "version": e["version"], "previous": e["previous"], "at": _iso(e["at"]),
                "user": e["user"], "host": e["host"], "run_id": e["run_id"], "gate": e["detail"]}

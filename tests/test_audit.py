@@ -12,8 +12,8 @@ from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.registry import Registry
 
-# `package` reads `rows` directly and through `features`: a second run, of another C, reuses both
-# cached, and the walk meets `rows` in that run and, through `features`, in the run that computed it.
+# `package` reads `rows` through `features` and directly: a second run, of another C, reuses both
+# cached, and the walk meets `rows` first through `features`, in the run that computed it, then in its own.
 CHAIN = textwrap.dedent('''
     from pathlib import Path
 
@@ -35,19 +35,19 @@ CHAIN = textwrap.dedent('''
 
 
     @step
-    def package(frame: pd.DataFrame, x: pd.DataFrame, c: float) -> ModelCandidate:
+    def package(feats: pd.DataFrame, frame: pd.DataFrame, c: float) -> ModelCandidate:
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=c).fit(x, frame["y"])
-        return ModelCandidate("chain", model, "classification", describe_schema(x), "y",
-                              evaluate("classification", model, x, frame["y"]), "accuracy", 0.0,
-                              model_digest(model), eval_data=frame, reference=x)
+        model = LogisticRegression(C=c).fit(feats, frame["y"])
+        return ModelCandidate("chain", model, "classification", describe_schema(feats), "y",
+                              evaluate("classification", model, feats, frame["y"]), "accuracy", 0.0,
+                              model_digest(model), eval_data=frame, reference=feats)
 
 
     @pipeline
     def chain(path: Path = Path("scale.txt"), n: int = 8, c: float = 1.0):
         frame = rows(path, n)
-        return package(frame, features(frame), c=c)
+        return package(features(frame), frame, c=c)
 ''')
 
 
@@ -72,9 +72,10 @@ def test_each_upstream_computation_is_listed_once_with_the_run_that_computed_it(
     lineage = Context.open(store).lineage
     doc = audit_version(lineage, Registry(lineage).resolve("chain@2"))
     steps = {s["step"]: s for s in doc["steps"]}
-    assert sorted(s["step"] for s in doc["steps"]) == ["features", "package", "rows"]  # `rows` once
+    assert [s["step"] for s in doc["steps"]] == ["rows", "features", "package"]  # `rows` once, pipeline order
     assert steps["package"]["computed_in"] == steps["package"]["run_id"] == second.id
     assert steps["rows"]["computed_in"] == steps["features"]["computed_in"] == first.id
+    assert steps["rows"]["run_id"] == steps["features"]["run_id"] == second.id  # both cached in the model's run
     assert steps["rows"]["params"] == {"path": "scale.txt", "n": 8} and steps["rows"]["code"]
     assert "<self>" in steps["rows"]["code_parts"]  # which project code (helpers) made the fingerprint
 
