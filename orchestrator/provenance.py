@@ -307,9 +307,14 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     if _names_a_file(ref) or ("@" not in ref and ":" not in ref and _looks_like_path(ref)):  # a path, on disk or not
         if len(graph.roots) > 1:  # the file, and the path a step returned, shown under it
             below = _reachable(graph, graph.roots)
-            # ... as the output of the step that returned it: the same artifact, seen through that step
-            below |= {vid.partition("@")[0] for vid in below if vid.startswith("artifact:")}
-            graph.roots = [r for r in graph.roots if r not in below] or graph.roots
+            # ... as the output of the step that returned it: the same artifact, seen through that step,
+            # and then no vertex of its own in the JSON and the diagrams either
+            seen = {vid.partition("@")[0] for vid in below if vid.startswith("artifact:")} - below
+            kept = [r for r in graph.roots if r not in below and r not in seen]
+            if kept:
+                graph.roots = kept
+                for vid in seen:
+                    graph.vertices.pop(vid, None)
         graph.other_contents = other_contents(lineage, ref, roots)
     return graph
 

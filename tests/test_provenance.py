@@ -531,6 +531,9 @@ def test_a_file_a_step_passes_on_as_its_path_is_one_tree(tmp_path, monkeypatch):
     assert len(down.roots) == 1 and down.roots[0].startswith("file:")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"source", "words"}
     assert render(down, "tree").count("read by: words") == 1
+    returned = run.steps["source"].outputs["out"]
+    assert f"artifact:{returned}" not in down.vertices  # nor a vertex of its own in the JSON and diagrams
+    assert f"artifact:{returned}@{run.id}:source" in down.vertices
 
 
 def test_downstream_names_the_step_that_failed_on_it(store):
