@@ -456,7 +456,10 @@ def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show one run: parameters, environment, and every step with why it ran."""
+    """Show one run: parameters, environment, and every step with why it ran.
+
+    RUN_ID is a run id, a unique prefix of one, or latest.
+    """
     context = _context(ctx)
     run_ref, sep, node = run_id.partition(":")
     if sep and node:  # `orch show RUN:STEP`: the step's run, or its logs and lineage
@@ -511,7 +514,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
 @click.pass_context
 def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
-    """Print the captured stdout, stderr and log records of a step's attempts."""
+    """Print the captured stdout, stderr and log records of a step's attempts.
+
+    RUN is a run id, a unique prefix of one, or latest; STEP a step as `orch show` lists it
+    (`orch logs latest:fit_2`).
+    """
     context = _context(ctx)
     run_ref, sep, node = ref.partition(":")
     if not sep or not node:
@@ -599,7 +606,7 @@ def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: i
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Show N steps beyond REF (artifacts between them do not count).")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
-              show_default=True)
+              show_default=True, help="Print a tree, a JSON graph, or a Graphviz dot or Mermaid diagram.")
 @click.pass_context
 def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, depth: int | None, fmt: str) -> None:
     """Trace lineage of REF across runs: a run id, RUN:STEP, NAME@VERSION, a file path, or a digest prefix."""
@@ -616,7 +623,7 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @_param_option
 @_params_file_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
-              show_default=True)
+              show_default=True, help="Print a tree, or a Graphviz dot or Mermaid diagram.")
 def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
@@ -712,7 +719,7 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...]} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...], store, metadata, store_source} as JSON.")
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the store and say which command fixes each problem; exit 1 if any is found."""
