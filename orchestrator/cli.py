@@ -314,7 +314,7 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @_param_option
 @_params_file_option
 @click.option("--rerun", multiple=True, metavar="STEP",
-              help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
+              help="Plan as if STEP were forced (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
