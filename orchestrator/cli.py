@@ -701,7 +701,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
               help="Keep the artifacts of the last N succeeded runs and of every run since "
                    "(default: of every run).")
-@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("--dry-run", is_flag=True, help="List each artifact that would be removed, and remove nothing.")
 @click.option("--force", is_flag=True,
               help="Remove objects even when the metadata database records no runs at all (it was lost or "
                    "reset?), which deletes every object, or when other metadata databases share the store "
@@ -711,7 +711,13 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
     """Remove stored objects that no kept run references and no registered model version uses."""
     from orchestrator.maintenance import collect_garbage
 
-    result = collect_garbage(_context(ctx.parent), keep_last, dry_run, force=force)  # type: ignore[arg-type]
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    result = collect_garbage(context, keep_last, dry_run, force=force)
+    if dry_run:  # which ones, as `orch cache ls` shows them, so each can be looked up before it goes
+        rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+        for digest in result.removed:
+            row = rows.get(digest)
+            click.echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
     click.echo(f"{verb} {_plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
