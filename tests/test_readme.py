@@ -1,4 +1,5 @@
-"""README.md's main example, typed as a reader types it: the pipeline, every `orch` line, the Python lines.
+"""README.md's main example, typed as a reader types it: the pipeline, every `orch` line, the Python lines;
+and the whole pipelines the docs show.
 
 The README is the first thing a user runs; a renamed function, flag or output there fails here, in a
 fresh folder with its own ./cache, as it would for them.
@@ -76,3 +77,15 @@ def test_the_python_lines_of_the_readme_run(folder: Path) -> None:
     result = subprocess.run([sys.executable, "-c", preamble + code + check], cwd=folder, env=_env(folder),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_map_example_of_execution_md_runs_as_its_comments_say(tmp_path: Path) -> None:
+    from orchestrator.loader import load_pipeline
+
+    text = (ROOT / "docs" / "execution.md").read_text().split("## Dynamic fan-out")[1]
+    code = re.search(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+    assert code, "execution.md lost its step.map example"
+    (tmp_path / "scoring_example.py").write_text(code.group(1))
+    run = load_pipeline(str(tmp_path / "scoring_example.py")).run(store=str(tmp_path / "cache"))
+    assert run.status == "succeeded" and run.output() == sum(part * 0.5 for part in range(8))
+    assert [name for name in run.steps if name.startswith("score")] == ["score", *(f"score_{i}" for i in range(2, 9))]
