@@ -89,3 +89,27 @@ def test_the_map_example_of_execution_md_runs_as_its_comments_say(tmp_path: Path
     run = load_pipeline(str(tmp_path / "scoring_example.py")).run(store=str(tmp_path / "cache"))
     assert run.status == "succeeded" and run.output() == sum(part * 0.5 for part in range(8))
     assert [name for name in run.steps if name.startswith("score")] == ["score", *(f"score_{i}" for i in range(2, 9))]
+
+
+def test_the_materializer_example_of_store_md_stores_its_type_in_its_format(tmp_path: Path) -> None:
+    from orchestrator.context import Context
+    from orchestrator.loader import load_pipeline
+
+    text = (ROOT / "docs" / "store.md").read_text().split("### Your own format: a materializer")[1]
+    code = re.search(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+    assert code, "store.md lost its materializer example"
+    pipeline = ("\nfrom orchestrator import pipeline, step\n\n@step\ndef words() -> Vocab:\n"
+                "    return Vocab(['a', 'b'])\n\n@step\ndef count(vocab: Vocab) -> int:\n    return len(vocab.words)\n\n"
+                "@pipeline\ndef vocab():\n    return words(), count(words())\n")
+    (tmp_path / "vocab_example.py").write_text(code.group(1) + pipeline)
+    try:
+        run = load_pipeline(str(tmp_path / "vocab_example.py")).run(store=str(tmp_path / "cache"))
+        assert run.status == "succeeded"
+        loaded, count = run.output()
+        assert loaded.words == ["a", "b"] and count == 2
+        digest = run.steps["words"].outputs["out"]
+        assert Context.open(str(tmp_path / "cache")).lineage.artifact_row(digest)["materializer"] == "vocab"
+    finally:
+        from orchestrator.serialize import unregister_materializer
+
+        unregister_materializer("vocab")  # registered at import, for this process: the other tests' values
