@@ -768,14 +768,16 @@ def _misplaced_global_option(exc: click.UsageError) -> str | None:
 
     Messages tell users to "pass --store cache"; appended to the command they typed,
     click's own answer (no such option, did you mean --json?) points nowhere useful.
+    So it is for ``-v`` (``orch runs -v``), which the docs list among orch's options.
     """
     if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
         return None
     for param in cli.params:
-        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_flag:
+        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_eager:
             command = exc.ctx.command_path.partition(" ")[2]
+            given = exc.option_name if param.is_flag else f"{exc.option_name} {param.metavar or 'VALUE'}"
             return (f"{exc.option_name} is an option of orch, not of `{exc.ctx.command_path}`: give it before the "
-                    f"command, `orch {exc.option_name} {param.metavar or 'VALUE'} {command} ...`.")
+                    f"command, `orch {given} {command} ...`.")
     return None
 
 

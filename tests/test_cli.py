@@ -226,6 +226,9 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
     (["cache", "gc", "--metadata", "m"], "error: --metadata is an option of orch, not of `orch cache gc`: give it "
                                          "before the command, `orch --metadata PATH cache gc ...`. See `orch cache "
                                          "gc --help`."),
+    # docs/cli.md lists -v among orch's options: after the command it was "No such option '-v'".
+    (["runs", "-v"], "error: -v is an option of orch, not of `orch runs`: give it before the command, `orch -v "
+                     "runs ...`. See `orch runs --help`."),
 ])
 def test_a_usage_mistake_is_one_line_naming_the_help_to_read(orch, args, says):
     result = orch(*args)
