@@ -315,17 +315,18 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @_params_file_option
 @click.option("--rerun", multiple=True, metavar="STEP",
               help="Plan as if STEP were forced (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
+@click.option("--no-cache", is_flag=True, help="Plan as orch run --no-cache would run: every step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
-         rerun: tuple[str, ...], as_json: bool) -> None:
+         rerun: tuple[str, ...], no_cache: bool, as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
     with _prints_to_stderr(as_json):
         pipeline, values = _load_target(target, params, params_files)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
-                               rerun=rerun, spelling=CLI)
+                               rerun=rerun, no_cache=no_cache, spelling=CLI)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

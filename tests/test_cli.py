@@ -1146,6 +1146,17 @@ def test_plan_of_a_big_map_folds_its_items_into_one_row(orch, calls):
     assert "50 will run" in result.stdout
 
 
+def test_plan_takes_the_no_cache_of_run_and_says_what_it_would_run(orch, calls):
+    """A script passing its run flags to `orch plan` first got "No such option '--no-cache'"."""
+    assert orch("run", "diamond.py").returncode == 0
+    result = orch("plan", "diamond.py", "--no-cache", "--json")
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert len(steps) == 4 and {(s["status"], s["reason"]) for s in steps} == {
+        ("will run", "caching turned off for this run (--no-cache)")}
+    assert {s["status"] for s in json.loads(orch("plan", "diamond.py", "--json").stdout)["steps"]} == {"cached"}
+
+
 def test_a_relative_path_beside_the_pipeline_file_but_not_here_is_warned_about(orch, project, tmp_path):
     """Run from another folder, Path("input.txt") names nothing: the warning gives both fixes."""
     (project / "input.txt").write_text("hello")
