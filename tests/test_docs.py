@@ -226,3 +226,28 @@ def test_the_readmes_tested_floors_are_the_ones_pyproject_declares() -> None:
     named = {("dask" if name == "dask/distributed" else name): version for name, version in named.items()}
     for name in ("pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "click", "dask", "fastapi", "uvicorn", "httpx"):
         assert named.get(name) == floors[name], (name, named.get(name), floors[name])
+
+
+def test_every_python_name_the_docs_give_exists() -> None:
+    """`orchestrator.registry.load_model`, `orchestrator.serialize.register_materializer`...: a name a reader
+    imports as written, which a rename or a move would otherwise leave pointing at nothing."""
+    import importlib
+
+    missing = []
+    for page in PAGES:
+        for name in sorted(set(re.findall(r"\borchestrator(?:\.[A-Za-z_]\w*)+", page.read_text()))):
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):  # the longest prefix that is a module, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[i:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    missing.append(f"{page.name}: {name}")
+                break
+            else:
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing
