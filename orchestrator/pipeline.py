@@ -168,6 +168,12 @@ class Pipeline(Generic[P, R]):
         with tracing(trace):
             try:
                 result = body(**values)
+            except PipelineDefinitionError as exc:
+                # A placeholder misuse ends the body: the mistakes found before it (an unknown argument
+                # of an earlier call) are named with it, so that one build reports them all.
+                if all(problem in exc.problems for problem in trace.problems):
+                    raise
+                raise PipelineDefinitionError([*trace.problems, *exc.problems]) from exc
             except OrchestratorError:
                 raise
             except Exception as exc:

@@ -197,3 +197,21 @@ def test_cache_verify_in_another_terminal_waits_for_gc_instead_of_reporting_what
     assert verify.returncode == 0 and out == "", (out, lines)
     assert lines[0].startswith(f"waiting: another process is removing or checking the objects of the store {store}")
     assert lines[-1] == "2 objects checked, 0 damaged"  # what run 3 keeps: its list and its (inline) count
+
+
+def test_dry_run_lists_each_artifact_it_would_remove_and_removes_nothing(store, capsys):
+    """`--dry-run` ("show what would be removed") printed a count alone: nothing to look up before deleting."""
+    from orchestrator.cli import main
+
+    old = _run(store, n=1)
+    _run(store, n=2)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    digest = old.steps["make"].outputs["out"]
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "cache", "gc", "--keep-last", "1", "--dry-run"])
+    out = capsys.readouterr().out.splitlines()
+    assert exited.value.code in (0, None)
+    size = next(r["size"] for r in Context.open(store).lineage.artifact_rows() if r["digest"] == digest)
+    assert out[0].split() == [digest, str(size), "list"], out
+    assert out[-1].startswith("would remove 1 artifact") and len(out) == 2, out
+    assert Context.open(store).store.has(digest)

@@ -547,6 +547,28 @@ def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
     )
 
 
+def test_a_misuse_is_reported_with_the_mistakes_of_the_calls_before_it() -> None:
+    """Mistakes are collected and reported together: a misuse that ended the body dropped the unknown
+    arguments of the calls before it, which the user then met one build at a time."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(nn=n)  # misuse:argument
+        if df:  # misuse:after-argument
+            return total(df)
+        return total(df)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value).split("\n") == [
+        f"step 'load' (test_pipeline.py:{_line_of('# misuse:argument')}) has no parameter 'nn'. Did you mean 'n'?",
+        f"step 'load' (test_pipeline.py:{_line_of('# misuse:argument')}) is called without input 'n'. Pass a step "
+        "output or a value.",
+        f"the output of step 'load' is used as a value at test_pipeline.py:{_line_of('# misuse:after-argument')} "
+        "while the pipeline is being built, but it does not exist until the step runs. Pass it to another step "
+        "and use it there.",
+    ]
+
+
 def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> None:
     @pipeline
     def body(n: int = 3):
