@@ -155,6 +155,20 @@ def counting(n: int = 3, ratio: float = 0.5, strict: bool = False, label: str = 
     return count(n)
 
 
+@pipeline
+def typed_training(path: Path = Path("data/raw.csv"), alpha: float = 1.0, folds: int = 5):
+    return count(folds)
+
+
+@pytest.mark.parametrize(("value", "meant"), [(0.5, r"alpha=0\.5\)\.$"), (3, r"folds=3\)\.$"),
+                                              (b"x", r"path=b'x'\) \(parameters: path, alpha, folds\)\.$")])
+def test_a_positional_run_argument_suggests_the_parameter_of_its_type(value, meant, tmp_path, monkeypatch) -> None:
+    """`training.run(0.5)` meant alpha, not the first parameter (a path)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"Pipeline parameters are keywords: typed_training\.run\(" + meant):
+        typed_training.run(value)  # type: ignore[arg-type]
+
+
 def test_a_positional_run_argument_is_no_store(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=r"^store must be a folder path or a URL, got 4 \(int\). "
