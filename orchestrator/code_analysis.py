@@ -355,15 +355,42 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
 
 
 def module_source_digest(module: types.ModuleType, codes: tuple[types.CodeType, ...]) -> str:
-    """Digest of a whole module's source, or of ``codes`` when that source is missing or stale."""
+    """Digest of a whole module's source, or of ``codes`` when that source is missing or stale.
+
+    Only the codes compiled from the module's own file tell whether its source
+    is current: a function of it under a decorator from another module (a
+    ``functools.wraps`` wrapper, which takes the wrapped function's
+    ``__module__``) has its code in that module's file. Top-level ``def`` and
+    ``class`` statements count in name order, so reordering the functions of a
+    file keeps the digest; the other statements (constants, ``partial(...)``,
+    ``if``...) count where they are, since their order can change what a
+    name is bound to.
+    """
     digest = None
     try:
         lines, _ = inspect.findsource(module)
         filename = inspect.getsourcefile(module) or ""
-        if all(_is_current(code, filename, lines) for code in codes):
+        own = [code for code in codes if code.co_filename == getattr(module, "__file__", None)]
+        if all(_is_current(code, filename, lines) for code in own):
             tree = ast.parse("".join(lines))
             _strip_docstrings(tree)
-            digest = hashing.hash_value(("ast", ast.dump(tree, include_attributes=False)))
+            digest = hashing.hash_value(("ast", *_module_statements(tree)))
     except (OSError, TypeError, SyntaxError):
         pass
     return digest or hashing.hash_value(sorted(_code_digest(code) for code in codes))
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _module_statements(tree: ast.Module) -> list[str]:
+    """A module's top-level statements as text: definitions sorted by name, then the rest in order.
+
+    When one name is defined twice, the later definition wins, so order
+    matters there: definitions keep their order then.
+    """
+    definitions = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
+    rest = [node for node in tree.body if not isinstance(node, _DEFINITIONS)]
+    if len({node.name for node in definitions}) == len(definitions):
+        definitions.sort(key=lambda node: node.name)
+    return [ast.dump(node, include_attributes=False) for node in (*definitions, *rest)]

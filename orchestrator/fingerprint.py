@@ -374,16 +374,18 @@ class _Walk:
         if not self.first_visit(module):
             return
         members = [
-            v
-            for v in vars(module).values()
+            (name, v)
+            for name, v in vars(module).items()
             if isinstance(v, (types.FunctionType, type))
             and getattr(v, "__module__", None) == module.__name__
         ]
-        codes = tuple(v.__code__ for v in members if isinstance(v, types.FunctionType))
+        codes = tuple(v.__code__ for _, v in members if isinstance(v, types.FunctionType))
         digest = module_source_digest(module, codes)
         self.add_part("<module>", f"module {_last(module.__name__)}", digest)
-        for member in sorted(members, key=lambda v: v.__qualname__):
-            self.reference(member, member.__qualname__, module.__name__)
+        for name, member in sorted(members, key=lambda item: (item[1].__qualname__, item[0])):
+            # A lambda is named by its global name (`square`), as when a step reads it by name.
+            alias = name if getattr(member, "__name__", None) == "<lambda>" else None
+            self.reference(member, member.__qualname__, module.__name__, alias=alias)
 
     def package(self, top: str) -> None:
         for key, version in package_versions(top):

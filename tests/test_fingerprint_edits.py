@@ -1,0 +1,108 @@
+"""Edits a data scientist makes to a project's code, and the steps whose fingerprints they change.
+
+Each case edits one template module, imports it fresh (``Loader``), and
+checks that the digest changes exactly when the code a step runs changed,
+and that the part a reason is made from names what was edited.
+"""
+
+from __future__ import annotations
+
+from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from tests.test_fingerprint import Loader, changed_parts, load  # noqa: F401 - load is a fixture
+
+DECO = '''
+import functools
+
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+'''
+
+HELPERS = '''
+import functools
+
+from fpe_deco import logged
+
+
+def scale(x, k=2):
+    return x * k
+
+
+SCALE_BY_3 = functools.partial(scale, k=3)
+
+
+@logged
+def decorated(x):
+    return x + 7
+
+
+def negate(x):
+    return -x
+
+
+def unused(x):
+    return x - 5
+'''
+
+STEPS = '''
+import fpe_helpers
+
+
+def by_name(x, name="negate"):
+    return getattr(fpe_helpers, name)(x)
+'''
+
+MODULES = {"fpe_deco.py": DECO, "fpe_helpers.py": HELPERS, "fpe_steps.py": STEPS}
+
+
+def fp(load: Loader, files: dict[str, str], name: str) -> CodeFingerprint:
+    return fingerprint(getattr(load(files, "fpe_steps"), name))
+
+
+def edit(file: str, old: str, new: str) -> dict[str, str]:
+    files = dict(MODULES)
+    assert files[file].count(old) == 1, f"{file} has no single {old!r}"
+    files[file] = files[file].replace(old, new)
+    return files
+
+
+def test_a_module_used_whole_counts_its_constants_beside_a_decorated_function(load: Loader) -> None:
+    """``getattr(helpers, name)`` counts the whole module, a decorator from another module or not.
+
+    The wrapper ``functools.wraps`` makes has its code in the decorator's file:
+    taken for the module's own code, it made the module's source look stale, and
+    the digest fell back to the functions' bytecode, without the module's
+    constants (``partial(scale, k=3)`` edited to ``k=4`` left the step cached).
+    """
+    before = fp(load, MODULES, "by_name")
+    after = fp(load, edit("fpe_helpers.py", "partial(scale, k=3)", "partial(scale, k=4)"), "by_name")
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {"module fpe_helpers"}
+
+
+def test_reordering_a_module_used_whole_keeps_its_digest(load: Loader) -> None:
+    """Moving a function down a file changes no code; its source digest is the module's then."""
+    plain = edit("fpe_helpers.py", "@logged\n", "")
+    before = fp(load, plain, "by_name")
+    moved = dict(plain)
+    moved["fpe_helpers.py"] = moved["fpe_helpers.py"].replace("def unused(x):\n    return x - 5\n", "")
+    moved["fpe_helpers.py"] = moved["fpe_helpers.py"].replace(
+        "def scale(x, k=2):", "def unused(x):\n    return x - 5\n\n\ndef scale(x, k=2):")
+    assert fp(load, moved, "by_name").digest == before.digest
+
+
+def test_a_module_used_whole_keeps_the_order_of_its_other_statements(load: Loader) -> None:
+    """``X = 1`` then ``X = 2`` binds another value than the other way round."""
+    files = edit("fpe_helpers.py", "def negate(x):", "LIMIT = 1\nLIMIT = 2\n\n\ndef negate(x):")
+    swapped = edit("fpe_helpers.py", "def negate(x):", "LIMIT = 2\nLIMIT = 1\n\n\ndef negate(x):")
+    assert fp(load, files, "by_name").digest != fp(load, swapped, "by_name").digest
+
+
+def test_a_lambda_of_a_module_used_whole_is_named_by_its_global_name(load: Loader) -> None:
+    files = edit("fpe_helpers.py", "def negate(x):", "square = lambda x: x * x\n\n\ndef negate(x):")
+    before = fp(load, files, "by_name")
+    after = fp(load, {**files, "fpe_helpers.py": files["fpe_helpers.py"].replace("x * x", "x * x * 1")}, "by_name")
+    assert "fpe_helpers.square" in changed_parts(before, after)
