@@ -300,8 +300,10 @@ class _Walk:
     # Structural objects --------------------------------------------------------------
 
     def function(
-        self, fn: types.FunctionType, is_root: bool = False, alias: str | None = None
+        self, fn: types.FunctionType, is_root: bool = False, alias: str | None = None,
+        shown: str | None = None,
     ) -> None:
+        """Account for a function of the user's; ``shown`` names its part instead of its own name."""
         if not self.first_visit(fn):
             return
         info = function_info(fn)
@@ -342,8 +344,8 @@ class _Walk:
         else:
             # A lambda is better known by the global name it is bound to than by "<lambda>",
             # and a decorator's wrapper (named after what it wraps) by its own code's name.
-            name = alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__
-            if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>":
+            name = shown or (alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__)
+            if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>" and not shown:
                 name = f"{name} (via {fn.__code__.co_qualname})"
             self.add_part(name, self.display(fn.__module__ or "", name), digest)
         wrapped = getattr(fn, "__wrapped__", None)
@@ -462,7 +464,40 @@ class _Walk:
         wrapped = getattr(obj, "__wrapped__", None)
         if wrapped is not None:  # an lru_cache, a contextmanager, a library's decorator
             self.reference(wrapped, name, where)
+            if isinstance(obj, types.FunctionType) and "registry" in obj.__dict__:
+                self.dispatch_registry(obj, where)
         return f"<ref {getattr(obj, '__qualname__', type(obj).__qualname__)}>"
+
+    def dispatch_registry(self, fn: types.FunctionType, where: str) -> None:
+        """The implementations a ``functools.singledispatch`` function chooses from, by type.
+
+        Calling ``describe(x)`` runs the implementation registered for
+        ``type(x)`` (``@describe.register def _(x: int)``), which no name in
+        the caller's code reads: each counts as code of its own
+        (``describe.register(int)``), and which type picks which as one more part.
+        """
+        registry = fn.__dict__["registry"]
+        if not isinstance(registry, types.MappingProxyType) or not callable(fn.__dict__.get("dispatch")):
+            return
+        owner = _unwrap(fn.__wrapped__)
+        base = getattr(owner, "__qualname__", fn.__qualname__)
+        module = getattr(owner, "__module__", None) or fn.__module__ or ""
+        choices = []
+        for cls, impl in registry.items():
+            if cls is object:
+                continue  # the decorated function itself: followed as __wrapped__
+            kind = f"{_importable_name(cls)}.{getattr(cls, '__qualname__', repr(cls))}"
+            label = f"{base}.register({getattr(cls, '__qualname__', repr(cls))})"
+            inner = _unwrap(impl)
+            if isinstance(inner, types.FunctionType) and object_kind(inner)[0] == "user":
+                self.function(inner, shown=label)
+                choices.append((kind, label))
+            else:
+                choices.append((kind, self.reference(impl, label, where)))
+        if choices:
+            flat = [item for pair in sorted(choices) for item in pair]
+            self.add_part(f"{base}.register", self.display(module, f"{base}.register"),
+                          hashing.combine("dispatch", *flat))
 
     def reached(self, obj: Any, reach: Reach, label: str, where: str) -> str:
         """Account for the class members a bound method reaches; return a token for the object's data.

@@ -43,6 +43,16 @@ def negate(x):
     return -x
 
 
+@functools.singledispatch
+def describe(x):
+    return "thing"
+
+
+@describe.register
+def _(x: int):
+    return "int"
+
+
 def unused(x):
     return x - 5
 '''
@@ -53,6 +63,10 @@ import fpe_helpers
 
 def by_name(x, name="negate"):
     return getattr(fpe_helpers, name)(x)
+
+
+def dispatched(x):
+    return fpe_helpers.describe(x)
 '''
 
 MODULES = {"fpe_deco.py": DECO, "fpe_helpers.py": HELPERS, "fpe_steps.py": STEPS}
@@ -106,3 +120,18 @@ def test_a_lambda_of_a_module_used_whole_is_named_by_its_global_name(load: Loade
     before = fp(load, files, "by_name")
     after = fp(load, {**files, "fpe_helpers.py": files["fpe_helpers.py"].replace("x * x", "x * x * 1")}, "by_name")
     assert "fpe_helpers.square" in changed_parts(before, after)
+
+
+def test_an_implementation_registered_with_singledispatch_counts(load: Loader) -> None:
+    """``describe(3)`` runs ``_(x: int)``, which no name in the step reads: editing it re-ran nothing."""
+    before = fp(load, MODULES, "dispatched")
+    after = fp(load, edit("fpe_helpers.py", 'return "int"', 'return "integer"'), "dispatched")
+    assert changed_parts(before, after) == {"fpe_helpers.describe.register(int)"}
+    retyped = fp(load, edit("fpe_helpers.py", "def _(x: int):", "def _(x: float):"), "dispatched")
+    assert {"fpe_helpers.describe.register", "fpe_helpers.describe.register(float)"} <= \
+        changed_parts(before, retyped)
+
+
+def test_an_edit_elsewhere_leaves_a_singledispatch_step_alone(load: Loader) -> None:
+    before = fp(load, MODULES, "dispatched")
+    assert fp(load, edit("fpe_helpers.py", "return x - 5", "return x - 6"), "dispatched").digest == before.digest
