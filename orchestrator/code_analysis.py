@@ -307,6 +307,45 @@ def _class_body_names(cls: type) -> list[str]:
     return sorted(set(names))
 
 
+_COMPUTED: dict[int, tuple[type, tuple[str, ...]]] = {}
+
+
+def computed_attributes(cls: type) -> tuple[str, ...]:
+    """Names a class body assigns from code rather than from a literal (``MODE = os.environ.get(...)``).
+
+    The class's source says what a literal attribute holds (``LR = 0.1``),
+    but not what ``os.environ``, a file or a function call gave when the
+    module was imported: those values must count by themselves. Empty when
+    the source cannot be read. Cached per class.
+    """
+    cached = _COMPUTED.get(id(cls))
+    if cached is not None and cached[0] is cls:
+        return cached[1]
+    names: list[str] = []
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        tree = None
+    body = tree.body[0] if tree is not None and tree.body else None
+    for node in body.body if isinstance(body, ast.ClassDef) else []:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        try:
+            ast.literal_eval(value)
+            continue  # its text is its value
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            pass
+        for target in targets:
+            names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    found = tuple(dict.fromkeys(names))
+    _COMPUTED[id(cls)] = (cls, found)
+    return found
+
+
 # -- classes ---------------------------------------------------------------------------------
 
 

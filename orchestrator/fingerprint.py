@@ -27,6 +27,7 @@ decides which values and which code take part.
 
 from __future__ import annotations
 
+import enum
 import functools
 import importlib
 import importlib.util
@@ -40,7 +41,7 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import Ref, class_info, function_info, module_source_digest
+from orchestrator.code_analysis import Ref, class_info, computed_attributes, function_info, module_source_digest
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
@@ -365,11 +366,34 @@ class _Walk:
         for name, value in vars(cls).items():
             if not name.startswith("__") and name not in defaults:
                 self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
+        for name in computed_attributes(cls):
+            self.class_value(cls, name)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             self.follow(ref, scope, cls.__qualname__)
+
+    def class_value(self, cls: type, name: str) -> None:
+        """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).
+
+        Its value counts as a part of its own (``Cfg.MODE``), as a module
+        constant's does. One that cannot be hashed (a client, a connection)
+        counts by the class's source only, as before: a class attribute is
+        not always read by the step, so it must not make the step fail.
+        """
+        value = vars(cls).get(name, _MISSING)
+        if isinstance(value, enum.Enum):
+            value = value.value  # a member: its class's code is the class being walked
+        if value is _MISSING or _is_structural(value) or hasattr(type(value), "__get__") \
+                or _is_logger(value) or _is_lock(value):
+            return
+        try:
+            token = self.token(value, f"class attribute '{cls.__qualname__}.{name}'", cls.__qualname__)
+        except UnhashableValueError:
+            return
+        shown = f"{cls.__qualname__}.{name}"
+        self.add_part(shown, self.display(cls.__module__, shown), token)
 
     def module(self, module: types.ModuleType) -> None:
         """A user module used as a whole (passed around, ``getattr``, ``import *``)."""

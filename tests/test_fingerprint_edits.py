@@ -7,6 +7,8 @@ and that the part a reason is made from names what was edited.
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.fingerprint import CodeFingerprint, fingerprint
 from tests.test_fingerprint import Loader, changed_parts, load  # noqa: F401 - load is a fixture
 
@@ -23,8 +25,18 @@ def logged(fn):
 
 HELPERS = '''
 import functools
+import os
+import threading
 
 from fpe_deco import logged
+
+
+class Cfg:
+    LR = 0.1
+    MODE = os.environ.get("FPE_MODE", "plain")
+    WORKERS: int = int(os.environ.get("FPE_WORKERS", "2"))
+    GUARD = threading.Lock()
+    STREAM = (n for n in [1, 2])
 
 
 def scale(x, k=2):
@@ -63,6 +75,10 @@ import fpe_helpers
 
 def by_name(x, name="negate"):
     return getattr(fpe_helpers, name)(x)
+
+
+def configured(x):
+    return f"{fpe_helpers.Cfg.MODE}:{x * fpe_helpers.Cfg.LR}"
 
 
 def dispatched(x):
@@ -135,3 +151,22 @@ def test_an_implementation_registered_with_singledispatch_counts(load: Loader) -
 def test_an_edit_elsewhere_leaves_a_singledispatch_step_alone(load: Loader) -> None:
     before = fp(load, MODULES, "dispatched")
     assert fp(load, edit("fpe_helpers.py", "return x - 5", "return x - 6"), "dispatched").digest == before.digest
+
+
+def test_a_class_attribute_computed_at_import_counts_by_its_value(load: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MODE = os.environ.get(...)`` in a class body: the source is the same, the value is not."""
+    before = fp(load, MODULES, "configured")
+    monkeypatch.setenv("FPE_MODE", "fancy")
+    after = fp(load, MODULES, "configured")
+    assert changed_parts(before, after) == {"fpe_helpers.Cfg.MODE"}
+    monkeypatch.setenv("FPE_WORKERS", "8")
+    assert changed_parts(after, fp(load, MODULES, "configured")) == {"fpe_helpers.Cfg.WORKERS"}
+
+
+def test_a_literal_class_attribute_counts_by_the_source_alone(load: Loader) -> None:
+    """``LR = 0.1`` is in the class's source: no part of its own; an attribute that cannot be hashed
+    (a lock, a generator) leaves the class counted by its source, as before, without an error."""
+    before = fp(load, MODULES, "configured")
+    assert not {"fpe_helpers.Cfg.LR", "fpe_helpers.Cfg.STREAM", "fpe_helpers.Cfg.GUARD"} & set(before.parts)
+    after = fp(load, edit("fpe_helpers.py", "LR = 0.1", "LR = 0.2"), "configured")
+    assert changed_parts(before, after) == {"fpe_helpers.Cfg"}
