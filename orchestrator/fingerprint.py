@@ -427,6 +427,8 @@ class _Walk:
             if name not in scope or (name.startswith("__") and name.endswith("__")):
                 # A builtin, a name not defined yet (the code's own digest names it), or module
                 # metadata such as __name__, which every class body reads and must not count.
+                if name == "globals" and not ref.attrs:
+                    self.own_module(scope, where)
                 return
             target, owner = scope[name], scope.get("__name__", "")
         else:
@@ -450,6 +452,16 @@ class _Walk:
             self.reference(target, name, where, alias=name)
         else:  # a value, or a method or partial whose bound values need a part of their own
             self.constant(target, name, owner, where)
+
+    def own_module(self, scope: dict[str, Any], where: str) -> None:
+        """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
+
+        Which of its names the code picks is a string known when it runs, so
+        every function, class and statement of the module counts.
+        """
+        module = sys.modules.get(scope.get("__name__", ""))
+        if module is not None and vars(module) is scope:
+            self.reference(module, "globals()", where)
 
     def reference(self, obj: Any, name: str, where: str, alias: str | None = None) -> str:
         """Account for a function, class, module or other callable; return a token for it."""

@@ -77,6 +77,14 @@ def by_name(x, name="negate"):
     return getattr(fpe_helpers, name)(x)
 
 
+def local_negate(x):
+    return -x
+
+
+def by_globals(x, name="local_negate"):
+    return globals()[name](x)
+
+
 def configured(x):
     return f"{fpe_helpers.Cfg.MODE}:{x * fpe_helpers.Cfg.LR}"
 
@@ -170,3 +178,10 @@ def test_a_literal_class_attribute_counts_by_the_source_alone(load: Loader) -> N
     assert not {"fpe_helpers.Cfg.LR", "fpe_helpers.Cfg.STREAM", "fpe_helpers.Cfg.GUARD"} & set(before.parts)
     after = fp(load, edit("fpe_helpers.py", "LR = 0.1", "LR = 0.2"), "configured")
     assert changed_parts(before, after) == {"fpe_helpers.Cfg"}
+
+
+def test_a_step_that_picks_a_function_from_globals_counts_its_module(load: Loader) -> None:
+    """``globals()[name](x)`` names no function: the step's whole module counts, as ``getattr`` on a module does."""
+    before = fp(load, MODULES, "by_globals")
+    after = fp(load, edit("fpe_steps.py", "    return -x\n", "    return -x - 1\n"), "by_globals")
+    assert {"local_negate", "module fpe_steps"} <= changed_parts(before, after)
