@@ -240,6 +240,8 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
     node = tree.body[0]
     _strip_docstrings(node)
     node.name = ""  # type: ignore[attr-defined]  # renaming keeps the fingerprint
+    if isinstance(node, ast.ClassDef):
+        node.body = _order_free(node.body)  # moving a method up or down the class changes nothing
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         node.decorator_list = []  # decorator arguments are execution settings, not code
         # Default values count as values (the fingerprint hashes them, or a step's own are bound
@@ -423,13 +425,31 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def _module_statements(tree: ast.Module) -> list[str]:
-    """A module's top-level statements as text: definitions sorted by name, then the rest in order.
+    """A module's top-level statements as text, its definitions in name order (``_order_free``)."""
+    return [ast.dump(node, include_attributes=False) for node in _order_free(tree.body)]
 
-    When one name is defined twice, the later definition wins, so order
-    matters there: definitions keep their order then.
+
+def _order_free(body: list[ast.stmt]) -> list[ast.stmt]:
+    """``body`` with its ``def`` and ``class`` statements first, sorted by name, then the rest in order.
+
+    Moving a function up or down a file or a class body changes nothing it
+    binds. It does when a name is bound twice (a second ``def`` of it, a
+    ``@x.setter``, ``f = staticmethod(f)``, an import of the same name): the
+    later binding wins, so such a body keeps its order.
     """
-    definitions = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
-    rest = [node for node in tree.body if not isinstance(node, _DEFINITIONS)]
-    if len({node.name for node in definitions}) == len(definitions):
-        definitions.sort(key=lambda node: node.name)
-    return [ast.dump(node, include_attributes=False) for node in (*definitions, *rest)]
+    definitions = [node for node in body if isinstance(node, _DEFINITIONS)]
+    rest = [node for node in body if not isinstance(node, _DEFINITIONS)]
+    names = [node.name for node in definitions]
+    if len(set(names)) < len(names):
+        return body
+    bound: set[str] = set()
+    for node in (inner for statement in rest for inner in ast.walk(statement)):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, _DEFINITIONS):  # a def under an `if` or a `try`
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
+    if bound & set(names):
+        return body
+    return sorted(definitions, key=lambda node: node.name) + rest

@@ -185,3 +185,57 @@ def test_a_step_that_picks_a_function_from_globals_counts_its_module(load: Loade
     before = fp(load, MODULES, "by_globals")
     after = fp(load, edit("fpe_steps.py", "    return -x\n", "    return -x - 1\n"), "by_globals")
     assert {"local_negate", "module fpe_steps"} <= changed_parts(before, after)
+
+
+CLASSES = '''
+class Scaler:
+    factor = 2
+
+    def fit(self, xs):
+        return [x * self.factor for x in xs]
+
+    def describe(self):
+        return "scaler"
+
+
+class Bound:
+    def first(self):
+        return 1
+
+    def first(self):  # noqa: F811 - the later one wins
+        return 2
+'''
+
+USES_CLASSES = '''
+import fpe_classes
+
+
+def scaled(xs):
+    return fpe_classes.Scaler().fit(xs)
+
+
+def bound():
+    return fpe_classes.Bound().first()
+'''
+
+
+def test_moving_a_method_up_or_down_its_class_keeps_the_digest(load: Loader) -> None:
+    files = {"fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").scaled)
+    moved = CLASSES.replace('''    def describe(self):
+        return "scaler"
+''', "").replace("    factor = 2\n", '''    factor = 2
+
+    def describe(self):
+        return "scaler"
+''')
+    assert fingerprint(load({**files, "fpe_classes.py": moved}, "fpe_steps").scaled).digest == before.digest
+    edited = CLASSES.replace("x * self.factor", "x + self.factor")
+    assert fingerprint(load({**files, "fpe_classes.py": edited}, "fpe_steps").scaled).digest != before.digest
+
+
+def test_a_name_defined_twice_keeps_the_order_that_says_which_one_wins(load: Loader) -> None:
+    files = {"fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").bound)
+    swapped = CLASSES.replace("return 1", "return @").replace("return 2", "return 1").replace("return @", "return 2")
+    assert fingerprint(load({**files, "fpe_classes.py": swapped}, "fpe_steps").bound).digest != before.digest
