@@ -348,7 +348,11 @@ class _Walk:
             name = shown or (alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__)
             if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>" and not shown:
                 name = f"{name} (via {fn.__code__.co_qualname})"
-            self.add_part(name, self.display(fn.__module__ or "", name), digest)
+            # A function a factory made (`SCALE4 = make_scaler(4)`) is shown by the name the code
+            # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
+            # Shown only: its key is its qualified name, as before.
+            seen_as = alias if alias and name == fn.__qualname__ and "<locals>" in name else name
+            self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
             self.reference(wrapped, "__wrapped__", where)

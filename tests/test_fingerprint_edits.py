@@ -55,6 +55,15 @@ def negate(x):
     return -x
 
 
+def make_scaler(k):
+    def scale(x):
+        return x * k
+    return scale
+
+
+SCALE4 = make_scaler(4)
+
+
 @functools.singledispatch
 def describe(x):
     return "thing"
@@ -83,6 +92,10 @@ def local_negate(x):
 
 def by_globals(x, name="local_negate"):
     return globals()[name](x)
+
+
+def factory_made(x):
+    return fpe_helpers.SCALE4(x)
 
 
 def configured(x):
@@ -239,3 +252,10 @@ def test_a_name_defined_twice_keeps_the_order_that_says_which_one_wins(load: Loa
     before = fingerprint(load(files, "fpe_steps").bound)
     swapped = CLASSES.replace("return 1", "return @").replace("return 2", "return 1").replace("return @", "return 2")
     assert fingerprint(load({**files, "fpe_classes.py": swapped}, "fpe_steps").bound).digest != before.digest
+
+
+def test_a_function_a_factory_made_is_named_by_the_constant_that_holds_it(load: Loader) -> None:
+    """``SCALE4 = make_scaler(4)`` edited to 5: the reason names SCALE4, not ``make_scaler.<locals>.scale``."""
+    before = fp(load, MODULES, "factory_made")
+    after = fp(load, edit("fpe_helpers.py", "make_scaler(4)", "make_scaler(5)"), "factory_made")
+    assert changed_parts(before, after) == {"fpe_helpers.SCALE4"}
