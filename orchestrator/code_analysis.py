@@ -63,6 +63,7 @@ class CodeInfo:
 _CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
 _CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...]]] = {}
 _COMPILED: dict[tuple[str, str], dict[str, list[types.CodeType]]] = {}
+_MODULE_DIGESTS: dict[int, tuple[types.ModuleType, tuple[types.CodeType, ...], str, str]] = {}
 
 
 def function_info(fn: types.FunctionType) -> CodeInfo:
@@ -407,18 +408,35 @@ def module_source_digest(module: types.ModuleType, codes: tuple[types.CodeType, 
     ``if``...) count where they are, since their order can change what a
     name is bound to.
     """
-    digest = None
     try:
         lines, _ = inspect.findsource(module)
         filename = inspect.getsourcefile(module) or ""
-        own = [code for code in codes if code.co_filename == getattr(module, "__file__", None)]
-        if all(_is_current(code, filename, lines) for code in own):
+    except (OSError, TypeError):
+        return _codes_digest(codes)
+    source = hashing.hash_value("".join(lines))
+    cached = _MODULE_DIGESTS.get(id(module))
+    # Asked at every build for each step that uses the module whole: the same source and the
+    # same running code give the same digest, without parsing the file again.
+    if cached is not None and cached[0] is module and cached[2] == source \
+            and len(cached[1]) == len(codes) and all(a is b for a, b in zip(cached[1], codes)):
+        return cached[3]
+    digest = None
+    own = [code for code in codes if code.co_filename == getattr(module, "__file__", None)]
+    if all(_is_current(code, filename, lines) for code in own):
+        try:
             tree = ast.parse("".join(lines))
+        except SyntaxError:
+            tree = None
+        if tree is not None:
             _strip_docstrings(tree)
             digest = hashing.hash_value(("ast", *_module_statements(tree)))
-    except (OSError, TypeError, SyntaxError):
-        pass
-    return digest or hashing.hash_value(sorted(_code_digest(code) for code in codes))
+    digest = digest or _codes_digest(codes)
+    _MODULE_DIGESTS[id(module)] = (module, codes, source, digest)
+    return digest
+
+
+def _codes_digest(codes: tuple[types.CodeType, ...]) -> str:
+    return hashing.hash_value(sorted(_code_digest(code) for code in codes))
 
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

@@ -259,3 +259,17 @@ def test_a_function_a_factory_made_is_named_by_the_constant_that_holds_it(load: 
     before = fp(load, MODULES, "factory_made")
     after = fp(load, edit("fpe_helpers.py", "make_scaler(4)", "make_scaler(5)"), "factory_made")
     assert changed_parts(before, after) == {"fpe_helpers.SCALE4"}
+
+
+def test_a_module_used_whole_is_not_parsed_again_while_it_is_unchanged(load: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every build fingerprints its steps: a module used whole is read once while its source stays the same."""
+    from orchestrator import code_analysis
+
+    module = load(MODULES, "fpe_steps")
+    first = fingerprint(module.by_name)
+    parsed: list[object] = []
+    real = code_analysis._module_statements
+    monkeypatch.setattr(code_analysis, "_module_statements", lambda tree: parsed.append(tree) or real(tree))
+    for _ in range(3):
+        assert fingerprint(module.by_name).digest == first.digest
+    assert parsed == []
