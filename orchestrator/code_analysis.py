@@ -286,17 +286,21 @@ def _index_code(code: types.CodeType, into: dict[str, list[types.CodeType]]) -> 
             _index_code(const, into)
 
 
-def _class_body_names(cls: type) -> list[str]:
-    """Names a class body reads outside its methods' bodies (bases, attributes, defaults).
+def _class_body_names(cls: type) -> list[tuple[str, tuple[str, ...]]]:
+    """Names a class body reads outside its methods' bodies (bases, attributes, defaults), with
+    the attributes read from each (``("config", ("SCALE",))`` for ``lr = config.SCALE * 0.1``).
 
     Methods' own reads come from their bytecode; this covers what only the
     class body evaluates, such as ``scale = DEFAULT_SCALE`` or ``def f(x=LIMIT)``.
+    The attributes matter for a module: ``config.SCALE`` counts that constant,
+    where ``config`` alone would count the whole module, so that editing any
+    setting in it re-ran the steps using the class.
     """
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
         return []
-    names: list[str] = []
+    names: set[tuple[str, tuple[str, ...]]] = set()
     pending: list[ast.AST] = [tree.body[0]] if tree.body else []
     while pending:
         node = pending.pop()
@@ -304,10 +308,19 @@ def _class_body_names(cls: type) -> list[str]:
             pending.extend(node.args.defaults + [d for d in node.args.kw_defaults if d])
             pending.extend(getattr(node, "decorator_list", []))
             continue
+        if isinstance(node, ast.Attribute):
+            attrs: list[str] = []
+            inner: ast.AST = node
+            while isinstance(inner, ast.Attribute):
+                attrs.append(inner.attr)
+                inner = inner.value
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
+                names.add((inner.id, tuple(reversed(attrs))))
+                continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            names.append(node.id)
+            names.add((node.id, ()))
         pending.extend(ast.iter_child_nodes(node))
-    return sorted(set(names))
+    return sorted(names)
 
 
 _COMPUTED: dict[int, tuple[type, tuple[str, ...]]] = {}
@@ -388,7 +401,7 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
     for f in functions:
         refs.extend((f, ref) for ref in function_info(f).refs)
     if module is not None:
-        refs.extend((module, Ref(("global", name), ())) for name in _class_body_names(cls))
+        refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
 

@@ -201,6 +201,16 @@ def test_a_step_that_picks_a_function_from_globals_counts_its_module(load: Loade
 
 
 CLASSES = '''
+import fpe_settings
+
+
+class Tuned:
+    lr = fpe_settings.SCALE * 0.1
+
+    def step(self, x):
+        return x * self.lr
+
+
 class Scaler:
     factor = 2
 
@@ -223,6 +233,10 @@ USES_CLASSES = '''
 import fpe_classes
 
 
+def tuned(x):
+    return fpe_classes.Tuned().step(x)
+
+
 def scaled(xs):
     return fpe_classes.Scaler().fit(xs)
 
@@ -233,7 +247,7 @@ def bound():
 
 
 def test_moving_a_method_up_or_down_its_class_keeps_the_digest(load: Loader) -> None:
-    files = {"fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    files = {"fpe_settings.py": "SCALE = 2\n", "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
     before = fingerprint(load(files, "fpe_steps").scaled)
     moved = CLASSES.replace('''    def describe(self):
         return "scaler"
@@ -248,7 +262,7 @@ def test_moving_a_method_up_or_down_its_class_keeps_the_digest(load: Loader) -> 
 
 
 def test_a_name_defined_twice_keeps_the_order_that_says_which_one_wins(load: Loader) -> None:
-    files = {"fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    files = {"fpe_settings.py": "SCALE = 2\n", "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
     before = fingerprint(load(files, "fpe_steps").bound)
     swapped = CLASSES.replace("return 1", "return @").replace("return 2", "return 1").replace("return @", "return 2")
     assert fingerprint(load({**files, "fpe_classes.py": swapped}, "fpe_steps").bound).digest != before.digest
@@ -273,3 +287,15 @@ def test_a_module_used_whole_is_not_parsed_again_while_it_is_unchanged(load: Loa
     for _ in range(3):
         assert fingerprint(module.by_name).digest == first.digest
     assert parsed == []
+
+
+def test_a_class_body_reading_a_module_constant_counts_that_constant_not_the_module(load: Loader) -> None:
+    """``lr = config.SCALE * 0.1`` in a class body: editing another setting of ``config`` re-ran the steps
+    using the class (the body's ``config`` counted the whole module)."""
+    settings = "SCALE = 2\nOFFSET = 10\n"
+    files = {"fpe_settings.py": settings, "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").tuned)
+    other = {**files, "fpe_settings.py": settings.replace("OFFSET = 10", "OFFSET = 11")}
+    assert fingerprint(load(other, "fpe_steps").tuned).digest == before.digest
+    used = {**files, "fpe_settings.py": settings.replace("SCALE = 2", "SCALE = 3")}
+    assert "fpe_settings.SCALE" in changed_parts(before, fingerprint(load(used, "fpe_steps").tuned))
