@@ -41,7 +41,13 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import Ref, class_info, computed_attributes, function_info, module_source_digest
+from orchestrator.code_analysis import (
+    Ref,
+    class_info,
+    computed_attributes,
+    function_info,
+    module_source_digest,
+)
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
@@ -519,7 +525,7 @@ class _Walk:
         registry = fn.__dict__["registry"]
         if not isinstance(registry, types.MappingProxyType) or not callable(fn.__dict__.get("dispatch")):
             return
-        owner = _unwrap(fn.__wrapped__)
+        owner = _unwrap(getattr(fn, "__wrapped__", fn))
         base = getattr(owner, "__qualname__", fn.__qualname__)
         module = getattr(owner, "__module__", None) or fn.__module__ or ""
         choices = []

@@ -7,10 +7,20 @@ and that the part a reason is made from names what was edited.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from orchestrator.fingerprint import CodeFingerprint, fingerprint
-from tests.test_fingerprint import Loader, changed_parts, load  # noqa: F401 - load is a fixture
+from tests.test_fingerprint import Loader, changed_parts
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Iterator[Loader]:
+    loader = Loader(tmp_path)
+    yield loader
+    loader.close()
 
 DECO = '''
 import functools
