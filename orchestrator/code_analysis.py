@@ -350,16 +350,41 @@ def computed_attributes(cls: type) -> tuple[str, ...]:
             targets, value = [node.target], node.value
         else:
             continue
-        try:
-            ast.literal_eval(value)
+        if _is_literal(value) or _is_new_container(value):
             continue  # its text is its value
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            pass
         for target in targets:
             names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     found = tuple(dict.fromkeys(names))
     _COMPUTED[id(cls)] = (cls, found)
     return found
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+# Containers a class makes empty and fills as it runs (``_cache = defaultdict(list)``).
+_CONTAINERS = frozenset({"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter",
+                         "WeakValueDictionary", "WeakKeyDictionary", "WeakSet"})
+
+
+def _is_new_container(node: ast.expr) -> bool:
+    """``dict()``, ``defaultdict(list)``, ``collections.deque(maxlen=10)``: an empty container.
+
+    Its text says what it held when the class was made; hashed by value, a
+    cache the class fills would give the steps using it a new key at every
+    run of a notebook's long-lived process.
+    """
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+    return name in _CONTAINERS and all(isinstance(a, ast.Name) or _is_literal(a) for a in arguments)
 
 
 # -- classes ---------------------------------------------------------------------------------

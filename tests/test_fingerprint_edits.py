@@ -34,6 +34,7 @@ def logged(fn):
 '''
 
 HELPERS = '''
+import collections
 import functools
 import os
 import threading
@@ -46,6 +47,8 @@ class Cfg:
     MODE = os.environ.get("FPE_MODE", "plain")
     WORKERS: int = int(os.environ.get("FPE_WORKERS", "2"))
     GUARD = threading.Lock()
+    SEEN = dict()
+    BY_KEY = collections.defaultdict(list)
     STREAM = (n for n in [1, 2])
 
 
@@ -192,6 +195,16 @@ def test_a_class_attribute_computed_at_import_counts_by_its_value(load: Loader, 
     assert changed_parts(before, after) == {"fpe_helpers.Cfg.MODE"}
     monkeypatch.setenv("FPE_WORKERS", "8")
     assert changed_parts(after, fp(load, MODULES, "configured")) == {"fpe_helpers.Cfg.WORKERS"}
+
+
+def test_a_cache_a_class_fills_keeps_the_key_while_it_fills(load: Loader) -> None:
+    """``SEEN = dict()`` made empty: what the class puts in it later is no edit of the code (a notebook
+    re-runs in one process, where the second run would see a filled cache and a new key)."""
+    module = load(MODULES, "fpe_steps")
+    before = fingerprint(module.configured)
+    module.fpe_helpers.Cfg.SEEN["x"] = 1
+    module.fpe_helpers.Cfg.BY_KEY["y"].append(2)
+    assert fingerprint(module.configured).digest == before.digest
 
 
 def test_a_literal_class_attribute_counts_by_the_source_alone(load: Loader) -> None:
