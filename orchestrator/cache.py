@@ -342,6 +342,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             out.append("its code changed")
         elif name in _BOUND_PARTS:
             out.append(_BOUND_PARTS[name])
+        elif name.startswith("module ") and before is not None and after is not None:
+            out.append(f"code of module `{name[len('module '):]}` changed")  # one used whole (getattr)
         elif before is None:
             out.append(f"now uses `{name}`")
         elif after is None:

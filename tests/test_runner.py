@@ -386,6 +386,14 @@ def test_a_helper_renamed_with_the_same_code_is_one_change_named_as_such():
     assert _closest_reason([last], edited) == "no longer uses `text.clean`; now uses `text.normalize`"
 
 
+def test_a_module_used_whole_is_named_as_a_module():
+    from orchestrator.cache import explain
+
+    old = {"code": "a", "code_parts": {"<self>": "s", "module helpers": "m1"}}
+    assert explain(old, {"code": "b", "code_parts": {"<self>": "s", "module helpers": "m2"}}) == \
+        "code of module `helpers` changed"
+
+
 def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     big = "x" * 100_000  # large enough to be stored as a file, not inline
 
