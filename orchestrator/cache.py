@@ -328,9 +328,13 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     out = []
+    renamed = _renamed_parts(old, new)
     for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
         before, after = old.get(name), new.get(name)
-        if before == after:
+        if before == after or name in renamed.values():
+            continue
+        if name in renamed:
+            out.append(f"`{name}` is now `{renamed[name]}` (the same code)")
             continue
         if name.startswith("pkg:"):
             out.append(f"package {name[4:]} {before or 'unused'} → {after or 'unused'}")
@@ -338,6 +342,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             out.append("its code changed")
         elif name in _BOUND_PARTS:
             out.append(_BOUND_PARTS[name])
+        elif name.startswith("module ") and before is not None and after is not None:
+            out.append(f"code of module `{name[len('module '):]}` changed")  # one used whole (getattr)
         elif before is None:
             out.append(f"now uses `{name}`")
         elif after is None:
@@ -345,6 +351,27 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         else:
             out.append(f"code of `{name}` changed")
     return out
+
+
+def _renamed_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """Parts that went and came back under another name with the same digest: old name -> new name.
+
+    A helper renamed (``clean`` to ``normalize``) or moved to another module
+    is one change, not "no longer uses" and "now uses": counted as two, it
+    made an older run with another edit look closer than the last one.
+    """
+    gone = {name: digest for name, digest in old.items() if name not in new and not name.startswith("pkg:")}
+    if not gone:
+        return {}
+    came: dict[str, list[str]] = {}
+    for name in sorted(n for n in new if n not in old and not n.startswith("pkg:")):
+        came.setdefault(new[name], []).append(name)
+    renamed = {}
+    for name in sorted(gone):
+        names = came.get(gone[name])
+        if names:
+            renamed[name] = names.pop(0)
+    return renamed
 
 
 # What ``fingerprint`` binds to a step that is a bound method or a ``functools.partial``, by part name.
