@@ -287,6 +287,12 @@ def own_change(node: Node, history: History) -> str | None:
     return None if reason == _SAME_PARTS else reason
 
 
+def _version(parts: dict[str, Any]) -> str:
+    """A key's ``@step(version=...)`` as a reason shows it: "none" when the step gave none."""
+    version = parts.get("version")
+    return "none" if version is None else repr(version) if isinstance(version, str) and not version else str(version)
+
+
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """Why a key differs from the one recorded before, in a few words."""
     if old is None:
@@ -311,7 +317,7 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Each difference between the parts of a recorded key and of a new one, in a few words."""
     reasons: list[str] = []
     if old.get("version") != new.get("version"):
-        reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
+        reasons.append(f"version changed ({_version(old)} → {_version(new)})")
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
                             old.get("values") or {}, new.get("values") or {},
