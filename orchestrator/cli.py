@@ -334,13 +334,13 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files:
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries],
             "warnings": result.warnings})
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason, step_cell
+    from orchestrator.tables import stdout_console
 
-    console = Console(highlight=False)
+    console = stdout_console()
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
         table.add_column(col, no_wrap=col != "why")
@@ -380,16 +380,15 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     if not rows:
         click.echo("no runs yet. Start one with `orch run FILE`.")
         return
-    from rich.console import Console
     from rich.text import Text
 
     from orchestrator.report import format_duration, one_line, status_text
-    from orchestrator.tables import print_table
+    from orchestrator.tables import print_table, stdout_console
 
     columns: list[tuple[str, dict[str, Any]]] = [
         (col, {"no_wrap": col != "pipeline"}) for col in ("run", "pipeline", "status", "started", "time")]
     columns.append(("metrics", {"overflow": "fold"}))  # a narrow or piped terminal: wrapped, never cut to `name…`
-    console = Console(highlight=False)
+    console = stdout_console()
     print_table(console, columns, [
         [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
@@ -471,13 +470,12 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     if as_json:
         _emit_json(doc)
         return
-    from rich.console import Console
     from rich.text import Text
 
     from orchestrator.report import STOPPED, escape, format_duration, one_line, status_text, step_cell, styled
-    from orchestrator.tables import print_table
+    from orchestrator.tables import print_table, stdout_console
 
-    console = Console(highlight=False)
+    console = stdout_console()
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
                   f"{styled(doc['status'])}")
     # A run looked at from a second terminal while it goes on has taken nothing yet: say how long it has run.
