@@ -1169,6 +1169,30 @@ def test_a_step_killed_like_the_out_of_memory_killer_names_the_likely_cause_and_
     assert "out-of-memory killer" in error and "give it less data at a time" in error
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_step_that_ends_its_worker_says_how_it_ended_on_the_pool_and_the_local_dask_cluster(store, executor):
+    """On the LocalCluster a step's `os._exit(3)` said only `died before reporting a result (tcp://...; its log
+    may say why; if it ran out of memory ...)`: the worker's log is silenced, and memory was not the cause.
+    The pool said `(exit code 3)`. A replacement worker's death is told the same way (the retry)."""
+    pytest.importorskip("distributed")
+
+    @step(retries=1)
+    def quits(n: int) -> int:
+        os._exit(n)
+
+    @pipeline
+    def quitting(n: int = 3):
+        return quits(n)
+
+    run = quitting.run(store=str(store), executor=executor, workers=1)
+    assert run.status == "failed" and run.steps["quits"].attempts == 2
+    errors = [a["error"] for a in Context.open(store).lineage.attempts(run.id, "quits")]
+    for error in errors:
+        assert error.startswith("WorkerDiedError: the ") and "step 'quits' died (exit code 3) before reporting" in error
+        assert "memory" not in error and "log" not in error
+
+
 def test_how_a_dead_step_process_ended_is_said_in_words():
     from orchestrator.executors.deaths import died_because
 

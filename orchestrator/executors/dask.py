@@ -38,7 +38,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
-from orchestrator.executors.deaths import MEMORY_ADVICE
+from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
+from orchestrator.executors.nanny_exits import WorkerExits
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
 from orchestrator.retry import Failure
@@ -183,6 +184,8 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        # The exit codes of the LocalCluster's dead workers (None on a user's cluster), for ``_lost``.
+        self._exits: WorkerExits | None = None
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
         self._lost: SchedulerLostError | None = None
         self.notice: str | None = None  # what the run should tell the user before its first attempt
@@ -236,6 +239,8 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 # Every worker is up before the first task: its capacity is what the run loop counts on.
                 self.client.wait_for_workers(self._workers, timeout=60)
+            self._exits = WorkerExits()
+            self._exits.watch(list(self._cluster.workers.values()))
             self._scratch = tempfile.mkdtemp(prefix="orch-dask-")
         except BaseException:
             if self._cluster is not None:
@@ -299,7 +304,7 @@ class DaskExecutor:
                         f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
                         f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
                         f"that finished are cached")
-                died = self._lost or _lost(spec.node, exc)
+                died = self._lost or _lost(spec.node, exc, self._exits)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
@@ -433,10 +438,24 @@ def _scheduler_lost(exc: Exception, client: Any) -> bool:
         getattr(client, "status", "running") in ("connecting", "closing", "closed")
 
 
-def _lost(node: str, exc: Exception) -> WorkerDiedError:
-    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
+_EXIT_CODE_SECONDS = 2.0  # how long a lost task waits for the nanny to reap its dead worker
+
+
+def _lost(node: str, exc: Exception, exits: WorkerExits | None = None) -> WorkerDiedError:
+    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key.
+
+    On the LocalCluster (``exits`` given) it says how the worker ended, as the process pool
+    does: its log, silenced, cannot say. On a user's cluster it names the worker, whose log can.
+    """
     if type(exc).__name__ == "KilledWorker":
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
+        if exits is not None:
+            code = exits.code_of(worker, wait=_EXIT_CODE_SECONDS)
+            if code is not None:
+                return WorkerDiedError(f"the Dask worker running step '{node}' died {died_because(code)} "
+                                       f"before reporting a result")
+            return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result "
+                                   f"({MEMORY_ADVICE})")
         where = f" ({worker}; its log may say why; {MEMORY_ADVICE})" if worker else f" ({MEMORY_ADVICE})"
         return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result{where}")
     return WorkerDiedError(f"the Dask task of step '{node}' was lost: {type(exc).__name__}: {exc}")
