@@ -536,8 +536,10 @@ def test_ctrl_c_on_our_local_cluster_is_quiet_and_quick(orch, calls):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
-def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor):
-    """A timed attempt's output goes to a spill folder too; a worker killed on Ctrl-C never reads it back."""
+def test_ctrl_c_during_a_timed_step_on_a_worker_keeps_what_it_printed_and_leaves_no_temp_folders(orch, calls,
+                                                                                                 executor):
+    """A timed attempt's output goes to a spill folder too. The pool and the LocalCluster removed it when Ctrl-C
+    killed the worker, and `orch logs` said 'what it printed was lost', where the sequential executor kept it."""
     if executor == "dask":
         pytest.importorskip("distributed")
     temp = orch.store.parent / "temp"
@@ -547,6 +549,10 @@ def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor
     code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting", "--executor", executor, "--workers", "1")
     assert code == 130, stderr
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+    assert "interrupted by the user" in logs.stdout
 
 
 def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):

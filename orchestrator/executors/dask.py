@@ -184,6 +184,9 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        # (node, attempt) -> (spill folder, start) of each pending timed task on the LocalCluster, for ``stopped``.
+        self._spills: dict[tuple[str, int], tuple[str, float]] = {}
+        self._stopped: dict[tuple[str, int], TaskResult] = {}
         # The exit codes of the LocalCluster's dead workers (None on a user's cluster), for ``_lost``.
         self._exits: WorkerExits | None = None
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
@@ -270,6 +273,8 @@ class DaskExecutor:
             spec = replace(spec, folder=_driver_folder())
         payload = dumps_with_user_code(spec)
         started = time.time()
+        if self._scratch is not None and spec.spill is not None:
+            self._spills[(spec.node, spec.attempt)] = (spec.spill, started)
 
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
@@ -312,6 +317,7 @@ class DaskExecutor:
                 if self._address is not None and outcome.failure is not None:
                     outcome.failure = _with_import_hint(outcome.failure)
             self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
+            self._spills.pop((spec.node, spec.attempt), None)
             try:
                 result.set_result(outcome)
             except InvalidStateError:
@@ -362,10 +368,31 @@ class DaskExecutor:
                         # Looked at once the workers are dead (no task can start any more), before the
                         # scratch folder goes. On a user's cluster nothing marks a start: none is known.
                         self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
+                        self._stopped = _spilled(self._spills, self._unstarted)
 
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        """Timed attempts the LocalCluster ran when ``shutdown(cancel=True)`` killed it, with their spilled output."""
+        return dict(self._stopped)
+
+
+def _spilled(spills: dict[tuple[str, int], tuple[str, float]],
+             unstarted: set[tuple[str, int]]) -> dict[tuple[str, int], TaskResult]:
+    """The started attempts of ``spills`` with what each wrote to its spill folder (read before the scratch goes)."""
+    from orchestrator.capture import read_spill
+    from orchestrator.task import TaskResult
+
+    stopped = {}
+    for (node, attempt), (folder, started) in list(spills.items()):
+        if (node, attempt) in unstarted:
+            continue
+        stdout, stderr, logs = read_spill(folder)
+        stopped[(node, attempt)] = TaskResult(node=node, attempt=attempt, started=started, ended=time.time(),
+                                              stdout=stdout, stderr=stderr, logs=logs)
+    return stopped
 
 
 def _with_import_hint(failure: Failure) -> Failure:

@@ -63,6 +63,7 @@ class ProcessExecutor:
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._monitor: threading.Thread | None = None
+        self._stopped: dict[tuple[str, int], TaskResult] = {}  # see ``stopped``
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
@@ -170,6 +171,9 @@ class ProcessExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         return set()  # an attempt is sent to an idle worker, which starts it at once
 
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        return dict(self._stopped)
+
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""
         if self._closed:
@@ -194,7 +198,21 @@ class ProcessExecutor:
                 w.process.join()
             w.conn.close()
             if w.spec is not None and w.spec.spill:
-                # A timed attempt killed with its worker (Ctrl-C): nobody reads its output any more.
-                shutil.rmtree(w.spec.spill, ignore_errors=True)
+                if cancel:
+                    # A timed attempt killed with its worker (Ctrl-C): it keeps what it printed, as the
+                    # sequential executor's does.
+                    self._stopped[(w.spec.node, w.spec.attempt)] = _spilled(w.spec, w.started)
+                else:
+                    shutil.rmtree(w.spec.spill, ignore_errors=True)
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _spilled(spec: TaskSpec, started: float) -> TaskResult:
+    """A stopped attempt with what it had written to its spill folder (which this removes)."""
+    from orchestrator.capture import read_spill
+    from orchestrator.task import TaskResult
+
+    stdout, stderr, logs = read_spill(spec.spill)
+    return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
+                      stdout=stdout, stderr=stderr, logs=logs)
