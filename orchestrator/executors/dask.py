@@ -475,9 +475,10 @@ def _lost(node: str, exc: Exception, exits: WorkerExits | None = None) -> Worker
     does: its log, silenced, cannot say. On a user's cluster it names the worker, whose log can.
     """
     if type(exc).__name__ == "KilledWorker":
-        worker = getattr(getattr(exc, "last_worker", None), "address", None)
+        last = getattr(exc, "last_worker", None)
+        worker = getattr(last, "address", None)
         if exits is not None:
-            code = exits.code_of(worker, wait=_EXIT_CODE_SECONDS)
+            code = exits.code_of(getattr(last, "pid", None), wait=_EXIT_CODE_SECONDS)
             if code is not None:
                 return WorkerDiedError(f"the Dask worker running step '{node}' died {died_because(code)} "
                                        f"before reporting a result")
