@@ -1177,6 +1177,41 @@ def test_a_step_killed_like_the_out_of_memory_killer_names_the_likely_cause_and_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
+def test_steps_that_finished_on_a_worker_a_later_step_kills_do_not_run_again(store, calls, executor):
+    """Dask keeps the result of every task whose future the client holds, and runs such a task again when
+    the worker holding its result dies: each finished step of that worker ran a second time, unrecorded."""
+    pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "parallel.py:finished_then_killed")).run(store=str(store),
+                                                                                 executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == 3 and run.steps["dies_once_after"].attempts == 2
+    assert calls.counts() == {"branch0": 1, "branch1": 1, "branch2": 1, "dies_once_after": 2}
+
+
+def test_a_dask_task_run_again_returns_its_kept_result_instead_of_running_the_step_again(tmp_path, calls):
+    """Dask runs a finished task again when its worker dies before the driver fetched the result: the step ran
+    twice (a timed one failed, its spill folder gone). Run again, the task returns what it returned."""
+    from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
+    from orchestrator.task import TaskSpec
+
+    from .pipelines.recorder import record
+
+    def counted(x: int) -> int:
+        record("counted")
+        return x + 1
+
+    (tmp_path / "store").mkdir()
+    spec = TaskSpec(node="counted", step_name="counted", fn=counted, arguments={"x": 1}, output_names=("out",),
+                    store_root=str(tmp_path / "store"), attempt=1)
+    payload, marker = dumps_with_user_code(spec), str(tmp_path / "orch-counted-1")
+    first = run_pickled(payload, marker)
+    assert decode_result(first, spec).ok
+    assert run_pickled(payload, marker) == first
+    assert calls.counts() == {"counted": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
 def test_a_step_that_ends_its_worker_says_how_it_ended_on_the_pool_and_the_local_dask_cluster(store, executor):
     """On the LocalCluster a step's `os._exit(3)` said only `died before reporting a result (tcp://...; its log
     may say why; if it ran out of memory ...)`: the worker's log is silenced, and memory was not the cause.

@@ -12,7 +12,9 @@ other executor. Timeouts run the step in a child process of the worker.
 Dask also fails the tasks that were only waiting on a worker when it died
 (the run loop keeps twice the threads submitted): on the LocalCluster each
 task marks its start in a folder, and a task lost before it started is sent
-again, so a step that kills its worker costs its neighbours nothing. That
+again, so a step that kills its worker costs its neighbours nothing; nor
+does it cost the steps that finished there, whose results Dask would run
+again (see ``_forget`` and ``run_pickled``). That
 folder also holds the spill folders of timed attempts (what they print), so
 that workers killed on Ctrl-C leave nothing behind in the temp folder.
 
@@ -41,7 +43,7 @@ from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
 from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
 from orchestrator.executors.nanny_exits import WorkerExits
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
+from orchestrator.executors.worker import decode_result, dumps_with_user_code, kept_result_path, run_pickled
 from orchestrator.retry import Failure
 from orchestrator.spelling import CLI, Spelling
 
@@ -176,7 +178,10 @@ class DaskExecutor:
         # For the cluster's whole life: its nannies also spawn replacements for dead workers.
         self._main_hidden = ExitStack()
         self.startup_seconds = 0.0
-        self._tasks: list[Any] = []
+        # The Dask futures of the attempts without an outcome yet, by key. One that has its outcome is
+        # released: a future the client holds is data Dask recomputes when the worker holding it dies,
+        # which ran a finished step again, unrecorded, whenever a later step killed its worker.
+        self._tasks: dict[str, Any] = {}
         self._token = secrets.token_hex(4)
         # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
         # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
@@ -282,8 +287,8 @@ class DaskExecutor:
             if marker is not None:
                 self._markers[(spec.node, spec.attempt)] = marker
             task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
+            self._tasks[key] = task  # before its callback, which may run at once, forgets it
             task.add_done_callback(lambda done: resolve(done, marker))
-            self._tasks.append(task)
 
         def resolve(done: Any, marker: str | None) -> None:
             from orchestrator.task import TaskResult
@@ -293,7 +298,10 @@ class DaskExecutor:
                 # too (a FutureCancelledError): nobody waits for its outcome.
                 return
             try:
-                data = done.result()
+                try:
+                    data = done.result()
+                finally:
+                    self._forget(done)
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
                 if marker is not None and type(exc).__name__ == "KilledWorker" and not os.path.exists(marker):
                     # It was only queued on a worker that another step killed: it never ran, so it
@@ -313,6 +321,9 @@ class DaskExecutor:
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
+                if marker is not None:
+                    with suppress(OSError):  # released above: Dask will not run it again
+                        os.remove(kept_result_path(marker))
                 outcome = decode_result(data, spec)
                 if self._address is not None and outcome.failure is not None:
                     outcome.failure = _with_import_hint(outcome.failure)
@@ -325,6 +336,11 @@ class DaskExecutor:
 
         send()
         return result
+
+    def _forget(self, task: Any) -> None:
+        """Let Dask drop a task whose outcome the run has: its result is in the driver now."""
+        self._tasks.pop(task.key, None)
+        task.release()
 
     def notices(self) -> list[str]:
         """What the user should hear while the run waits: the cluster lost its last worker (once per loss)."""
@@ -359,7 +375,7 @@ class DaskExecutor:
                 closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
-                for task in self._tasks:
+                for task in list(self._tasks.values()):
                     task.cancel()
                 if self._cluster is not None:
                     try:

@@ -74,11 +74,36 @@ def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     would look like a lost worker. ``started``: a file to create before the
     step runs, which tells the driver that a task lost with its worker had
     begun (an attempt that failed) rather than only waited there.
+
+    Beside it the result is kept too (``kept_result_path``). Dask holds a finished
+    task's result in its worker until the driver has fetched it; a worker that dies
+    meanwhile (the next step on it crashed at once) has Dask run the task again,
+    which ran the step a second time, unrecorded. Run again, it returns the kept result.
     """
     if started is not None:
+        kept = kept_result_path(started)
+        if os.path.exists(started):
+            try:
+                with open(kept, "rb") as f:
+                    return f.read()
+            except OSError:
+                pass  # it never finished (nothing but Dask's own retries runs a task twice): run it
         with open(started, "a"):
             pass
-    return encode_result(run_spec(pickle.loads(payload)))
+    data = encode_result(run_spec(pickle.loads(payload)))
+    if started is not None:
+        try:
+            with open(kept + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(kept + ".tmp", kept)
+        except OSError:
+            pass  # only a task Dask runs again needs it; this one's result goes back as usual
+    return data
+
+
+def kept_result_path(started: str) -> str:
+    """Where ``run_pickled`` keeps the result of the task that ``started`` marks."""
+    return started + ".result"
 
 
 def encode_result(result: TaskResult) -> bytes:
