@@ -92,6 +92,7 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
         raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
+_SCATTER_BYTES = 1 << 20  # a task pickled larger than this sends its payload to a worker by itself
 _POLL_SECONDS = 5.0  # how often a run on a cluster of the user's looks whether it still has workers
 _CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
 _HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
@@ -181,7 +182,8 @@ class DaskExecutor:
         # The Dask futures of the attempts without an outcome yet, by key. One that has its outcome is
         # released: a future the client holds is data Dask recomputes when the worker holding it dies,
         # which ran a finished step again, unrecorded, whenever a later step killed its worker.
-        self._tasks: dict[str, Any] = {}
+        # Each with the future of its scattered payload, if it had one (see ``send``).
+        self._tasks: dict[str, tuple[Any, Any]] = {}
         self._token = secrets.token_hex(4)
         # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
         # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
@@ -286,8 +288,16 @@ class DaskExecutor:
             marker = os.path.join(self._scratch, key) if self._scratch is not None else None
             if marker is not None:
                 self._markers[(spec.node, spec.attempt)] = marker
-            task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
-            self._tasks[key] = task  # before its callback, which may run at once, forgets it
+            scattered = None
+            if len(payload) > _SCATTER_BYTES:
+                # Inside the task, a large argument (a frame passed as a value) went through the
+                # scheduler, which keeps copies of it: a 320 MB frame held 3.5 GB in the driver and took
+                # seconds per step. Sent to a worker by itself, it is sent once, without a copy.
+                scattered = self.client.scatter(payload, direct=True if self._cluster is not None else None,
+                                                hash=False)
+            task = self.client.submit(run_pickled, payload if scattered is None else scattered, marker, key=key,
+                                      pure=False, retries=0)
+            self._tasks[key] = (task, scattered)  # before its callback, which may run at once, forgets it
             task.add_done_callback(lambda done: resolve(done, marker))
 
         def resolve(done: Any, marker: str | None) -> None:
@@ -339,8 +349,10 @@ class DaskExecutor:
 
     def _forget(self, task: Any) -> None:
         """Let Dask drop a task whose outcome the run has: its result is in the driver now."""
-        self._tasks.pop(task.key, None)
+        _, scattered = self._tasks.pop(task.key, (None, None))
         task.release()
+        if scattered is not None:
+            scattered.release()
 
     def notices(self) -> list[str]:
         """What the user should hear while the run waits: the cluster lost its last worker (once per loss)."""
@@ -375,7 +387,7 @@ class DaskExecutor:
                 closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
-                for task in list(self._tasks.values()):
+                for task, _ in list(self._tasks.values()):
                     task.cancel()
                 if self._cluster is not None:
                     try:
