@@ -555,6 +555,21 @@ def test_ctrl_c_during_a_timed_step_on_a_worker_keeps_what_it_printed_and_leaves
     assert "interrupted by the user" in logs.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_ctrl_c_keeps_what_a_step_on_a_worker_had_printed_and_logged(orch, calls, executor):
+    """The sequential executor kept an interrupted step's output; the pool and the LocalCluster killed the worker
+    with it, and `orch logs` said 'what it printed was lost'. The driver asks the workers for it first."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    code, stderr, _ = _ctrl_c(orch, lambda: "chatty_wait" in calls.ran(), "printing_wait.py",
+                              "--executor", executor, "--workers", "1")
+    assert code == 130, stderr
+    logs = orch("logs", "latest:chatty_wait").stdout
+    assert logs.splitlines()[:3] == ["=== chatty_wait attempt 1 (interrupted) ===", "--- stdout ---", "waiting 60 s"]
+    assert "WARNING slow: still waiting" in logs and "interrupted by the user" in logs
+
+
 def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):
     """Its child is killed, but what it printed is read back from its spill folder, as for an untimed step."""
     temp = orch.store.parent / "temp"

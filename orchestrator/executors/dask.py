@@ -43,7 +43,13 @@ from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
 from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
 from orchestrator.executors.nanny_exits import WorkerExits
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import decode_result, dumps_with_user_code, kept_result_path, run_pickled
+from orchestrator.executors.worker import (
+    decode_result,
+    dumps_with_user_code,
+    kept_result_path,
+    run_pickled,
+    running_snapshot,
+)
 from orchestrator.retry import Failure
 from orchestrator.spelling import CLI, Spelling
 
@@ -93,6 +99,7 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
 
 
 _SCATTER_BYTES = 1 << 20  # a task pickled larger than this sends its payload to a worker by itself
+_SNAPSHOT_SECONDS = 2.0  # how long Ctrl-C waits for the LocalCluster's workers to say what their steps printed
 _POLL_SECONDS = 5.0  # how often a run on a cluster of the user's looks whether it still has workers
 _CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
 _HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
@@ -194,6 +201,7 @@ class DaskExecutor:
         # (node, attempt) -> (spill folder, start) of each pending timed task on the LocalCluster, for ``stopped``.
         self._spills: dict[tuple[str, int], tuple[str, float]] = {}
         self._stopped: dict[tuple[str, int], TaskResult] = {}
+        self._begun: dict[tuple[str, int], float] = {}  # when each pending attempt was submitted
         # The exit codes of the LocalCluster's dead workers (None on a user's cluster), for ``_lost``.
         self._exits: WorkerExits | None = None
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
@@ -282,6 +290,7 @@ class DaskExecutor:
         started = time.time()
         if self._scratch is not None and spec.spill is not None:
             self._spills[(spec.node, spec.attempt)] = (spec.spill, started)
+        self._begun[(spec.node, spec.attempt)] = started
 
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
@@ -339,6 +348,7 @@ class DaskExecutor:
                     outcome.failure = _with_import_hint(outcome.failure)
             self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
             self._spills.pop((spec.node, spec.attempt), None)
+            self._begun.pop((spec.node, spec.attempt), None)
             try:
                 result.set_result(outcome)
             except InvalidStateError:
@@ -390,13 +400,41 @@ class DaskExecutor:
                 for task, _ in list(self._tasks.values()):
                     task.cancel()
                 if self._cluster is not None:
+                    printed = self._snapshots()  # before the workers, and what their steps printed, go
                     try:
                         self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
                     finally:
                         # Looked at once the workers are dead (no task can start any more), before the
                         # scratch folder goes. On a user's cluster nothing marks a start: none is known.
                         self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
-                        self._stopped = _spilled(self._spills, self._unstarted)
+                        self._stopped = printed | _spilled(self._spills, self._unstarted)
+
+    def _snapshots(self) -> dict[tuple[str, int], TaskResult]:
+        """What the untimed steps running on the LocalCluster's workers have printed and logged so far.
+
+        Asked of every worker at once; one whose step holds the interpreter (a long
+        call into C that keeps the GIL) cannot answer within ``_SNAPSHOT_SECONDS``,
+        and then none is waited for longer: those attempts are recorded without output.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from orchestrator.task import TaskResult
+
+        asking = ThreadPoolExecutor(1, thread_name_prefix="orch-dask-snapshots")
+        try:
+            answers = asking.submit(self.client.run, running_snapshot, on_error="return").result(_SNAPSHOT_SECONDS)
+        except Exception:  # noqa: BLE001 - a worker that does not answer in time, or a closing cluster
+            answers = {}
+        finally:
+            asking.shutdown(wait=False)
+        now, printed = time.time(), {}
+        for answer in answers.values():
+            if isinstance(answer, tuple):
+                node, attempt, stdout, stderr, logs = answer
+                printed[(node, attempt)] = TaskResult(node=node, attempt=attempt,
+                                                      started=self._begun.get((node, attempt), now), ended=now,
+                                                      stdout=stdout, stderr=stderr, logs=logs)
+        return printed
 
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
