@@ -287,6 +287,12 @@ def own_change(node: Node, history: History) -> str | None:
     return None if reason == _SAME_PARTS else reason
 
 
+def _version(parts: dict[str, Any]) -> str:
+    """A key's ``@step(version=...)`` as a reason shows it: "none" when the step gave none."""
+    version = parts.get("version")
+    return "none" if version is None else repr(version) if isinstance(version, str) and not version else str(version)
+
+
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     """Why a key differs from the one recorded before, in a few words."""
     if old is None:
@@ -311,7 +317,7 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Each difference between the parts of a recorded key and of a new one, in a few words."""
     reasons: list[str] = []
     if old.get("version") != new.get("version"):
-        reasons.append(f"version changed ({old.get('version')} → {new.get('version')})")
+        reasons.append(f"version changed ({_version(old)} → {_version(new)})")
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
                             old.get("values") or {}, new.get("values") or {},
@@ -328,9 +334,13 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     out = []
+    renamed = _renamed_parts(old, new)
     for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
         before, after = old.get(name), new.get(name)
-        if before == after:
+        if before == after or name in renamed.values():
+            continue
+        if name in renamed:
+            out.append(f"`{name}` is now `{renamed[name]}` (the same code)")
             continue
         if name.startswith("pkg:"):
             out.append(f"package {name[4:]} {before or 'unused'} → {after or 'unused'}")
@@ -338,6 +348,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
             out.append("its code changed")
         elif name in _BOUND_PARTS:
             out.append(_BOUND_PARTS[name])
+        elif name.startswith("module ") and before is not None and after is not None:
+            out.append(f"code of module `{name[len('module '):]}` changed")  # one used whole (getattr)
         elif before is None:
             out.append(f"now uses `{name}`")
         elif after is None:
@@ -345,6 +357,27 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         else:
             out.append(f"code of `{name}` changed")
     return out
+
+
+def _renamed_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """Parts that went and came back under another name with the same digest: old name -> new name.
+
+    A helper renamed (``clean`` to ``normalize``) or moved to another module
+    is one change, not "no longer uses" and "now uses": counted as two, it
+    made an older run with another edit look closer than the last one.
+    """
+    gone = {name: digest for name, digest in old.items() if name not in new and not name.startswith("pkg:")}
+    if not gone:
+        return {}
+    came: dict[str, list[str]] = {}
+    for name in sorted(n for n in new if n not in old and not n.startswith("pkg:")):
+        came.setdefault(new[name], []).append(name)
+    renamed = {}
+    for name in sorted(gone):
+        names = came.get(gone[name])
+        if names:
+            renamed[name] = names.pop(0)
+    return renamed
 
 
 # What ``fingerprint`` binds to a step that is a bound method or a ``functools.partial``, by part name.

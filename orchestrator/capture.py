@@ -202,6 +202,31 @@ def driver_stderr() -> Any:
     return _outside[0] if _outside else sys.stderr
 
 
+def snapshot() -> tuple[str, str, str] | None:
+    """What the step running in this process has printed and logged so far (stdout, stderr, logs).
+
+    None when no step's capture is active. Called from another thread while
+    the step goes on (a worker asked for it before it is killed on Ctrl-C), so
+    it only reads; what a subprocess wrote that the step has not drained yet
+    is not in it.
+    """
+    out, err = sys.stdout, sys.stderr
+    if type(out) is not _Tee or type(err) is not _Tee:  # type(): _Tee is an ABC, isinstance is slow
+        return None
+    log = _handler.target if _handler is not None else None
+    return _text_of(out), _text_of(err), _text_of(log) if log is not None else ""
+
+
+def _text_of(tee: _Tee) -> str:
+    """``tee``'s text, though the step's thread may be writing to it meanwhile."""
+    for _ in range(10):
+        try:
+            return tee.getvalue()
+        except RuntimeError:  # its tail changed while it was joined
+            continue
+    return "".join(tee.head)
+
+
 def read_spill(folder: str | None) -> tuple[str, str, str]:
     """What a killed attempt had written to its spill folder (stdout, stderr, logs); removes it."""
     if not folder:

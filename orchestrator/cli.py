@@ -314,18 +314,19 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @_param_option
 @_params_file_option
 @click.option("--rerun", multiple=True, metavar="STEP",
-              help="Plan as if STEP were forced; NAME.map forces every item of a map, NAME_3 its third.")
+              help="Plan as if STEP were forced (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
+@click.option("--no-cache", is_flag=True, help="Plan as orch run --no-cache would run: every step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
-         rerun: tuple[str, ...], as_json: bool) -> None:
+         rerun: tuple[str, ...], no_cache: bool, as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
     with _prints_to_stderr(as_json):
         pipeline, values = _load_target(target, params, params_files)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
-                               rerun=rerun, spelling=CLI)
+                               rerun=rerun, no_cache=no_cache, spelling=CLI)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
@@ -333,13 +334,13 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files:
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries],
             "warnings": result.warnings})
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from orchestrator.report import fold_note, fold_rows, folded_name, folded_reason, step_cell
+    from orchestrator.tables import stdout_console
 
-    console = Console(highlight=False)
+    console = stdout_console()
     table = Table(box=None, pad_edge=False)
     for col in ("step", "plan", "why"):
         table.add_column(col, no_wrap=col != "why")
@@ -379,16 +380,15 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
     if not rows:
         click.echo("no runs yet. Start one with `orch run FILE`.")
         return
-    from rich.console import Console
     from rich.text import Text
 
     from orchestrator.report import format_duration, one_line, status_text
-    from orchestrator.tables import print_table
+    from orchestrator.tables import print_table, stdout_console
 
     columns: list[tuple[str, dict[str, Any]]] = [
         (col, {"no_wrap": col != "pipeline"}) for col in ("run", "pipeline", "status", "started", "time")]
     columns.append(("metrics", {"overflow": "fold"}))  # a narrow or piped terminal: wrapped, never cut to `name…`
-    console = Console(highlight=False)
+    console = stdout_console()
     print_table(console, columns, [
         [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
@@ -467,7 +467,10 @@ def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON object.")
 @click.pass_context
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Show one run: parameters, environment, and every step with why it ran."""
+    """Show one run: parameters, environment, and every step with why it ran.
+
+    RUN_ID is a run id, a unique prefix of one, or latest.
+    """
     context = _context(ctx)
     run_ref, sep, node = run_id.partition(":")
     if sep and node:  # `orch show RUN:STEP`: the step's run, or its logs and lineage
@@ -478,13 +481,12 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     if as_json:
         _emit_json(doc)
         return
-    from rich.console import Console
     from rich.text import Text
 
     from orchestrator.report import STOPPED, escape, format_duration, one_line, status_text, step_cell, styled
-    from orchestrator.tables import print_table
+    from orchestrator.tables import print_table, stdout_console
 
-    console = Console(highlight=False)
+    console = stdout_console()
     console.print(f"run [bold]{escape(doc['run_id'])}[/]  pipeline [bold]{escape(doc['pipeline'])}[/]  "
                   f"{styled(doc['status'])}")
     # A run looked at from a second terminal while it goes on has taken nothing yet: say how long it has run.
@@ -524,7 +526,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
 @click.pass_context
 def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
-    """Print the captured stdout, stderr and log records of a step's attempts."""
+    """Print the captured stdout, stderr and log records of a step's attempts.
+
+    RUN is a run id, a unique prefix of one, or latest; STEP a step as `orch show` lists it
+    (`orch logs latest:fit_2`).
+    """
     context = _context(ctx)
     run_ref, sep, node = ref.partition(":")
     if not sep or not node:
@@ -612,7 +618,7 @@ def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: i
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Show N steps beyond REF (artifacts between them do not count).")
 @click.option("--format", "fmt", type=click.Choice(["tree", "json", "dot", "mermaid"]), default="tree",
-              show_default=True)
+              show_default=True, help="Print a tree, a JSON graph, or a Graphviz dot or Mermaid diagram.")
 @click.pass_context
 def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, depth: int | None, fmt: str) -> None:
     """Trace lineage of REF across runs: a run id, RUN:STEP, NAME@VERSION, a file path (also one since deleted), or
@@ -630,7 +636,7 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @_param_option
 @_params_file_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
-              show_default=True)
+              show_default=True, help="Print a tree, or a Graphviz dot or Mermaid diagram.")
 def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with _prints_to_stderr():
@@ -708,7 +714,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
               help="Keep the artifacts of the last N succeeded runs and of every run since "
                    "(default: of every run).")
-@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@click.option("--dry-run", is_flag=True, help="List each artifact that would be removed, and remove nothing.")
 @click.option("--force", is_flag=True,
               help="Remove objects even when the metadata database records no runs at all (it was lost or "
                    "reset?), which deletes every object, or when other metadata databases share the store "
@@ -718,7 +724,13 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
     """Remove stored objects that no kept run references and no registered model version uses."""
     from orchestrator.maintenance import collect_garbage
 
-    result = collect_garbage(_context(ctx.parent), keep_last, dry_run, force=force)  # type: ignore[arg-type]
+    context = _context(ctx.parent)  # type: ignore[arg-type]
+    result = collect_garbage(context, keep_last, dry_run, force=force)
+    if dry_run:  # which ones, as `orch cache ls` shows them, so each can be looked up before it goes
+        rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+        for digest in result.removed:
+            row = rows.get(digest)
+            click.echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
     click.echo(f"{verb} {_plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
@@ -726,7 +738,7 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...]} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...], store, metadata, store_source} as JSON.")
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the store and say which command fixes each problem; exit 1 if any is found."""
@@ -769,14 +781,16 @@ def _misplaced_global_option(exc: click.UsageError) -> str | None:
 
     Messages tell users to "pass --store cache"; appended to the command they typed,
     click's own answer (no such option, did you mean --json?) points nowhere useful.
+    So it is for ``-v`` (``orch runs -v``), which the docs list among orch's options.
     """
     if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
         return None
     for param in cli.params:
-        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_flag:
+        if isinstance(param, click.Option) and exc.option_name in param.opts and not param.is_eager:
             command = exc.ctx.command_path.partition(" ")[2]
+            given = exc.option_name if param.is_flag else f"{exc.option_name} {param.metavar or 'VALUE'}"
             return (f"{exc.option_name} is an option of orch, not of `{exc.ctx.command_path}`: give it before the "
-                    f"command, `orch {exc.option_name} {param.metavar or 'VALUE'} {command} ...`.")
+                    f"command, `orch {given} {command} ...`.")
     return None
 
 

@@ -63,6 +63,7 @@ class CodeInfo:
 _CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
 _CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...]]] = {}
 _COMPILED: dict[tuple[str, str], dict[str, list[types.CodeType]]] = {}
+_MODULE_DIGESTS: dict[int, tuple[types.ModuleType, tuple[types.CodeType, ...], str, str]] = {}
 
 
 def function_info(fn: types.FunctionType) -> CodeInfo:
@@ -240,6 +241,8 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
     node = tree.body[0]
     _strip_docstrings(node)
     node.name = ""  # type: ignore[attr-defined]  # renaming keeps the fingerprint
+    if isinstance(node, ast.ClassDef):
+        node.body = _order_free(node.body)  # moving a method up or down the class changes nothing
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         node.decorator_list = []  # decorator arguments are execution settings, not code
         # Default values count as values (the fingerprint hashes them, or a step's own are bound
@@ -283,17 +286,21 @@ def _index_code(code: types.CodeType, into: dict[str, list[types.CodeType]]) -> 
             _index_code(const, into)
 
 
-def _class_body_names(cls: type) -> list[str]:
-    """Names a class body reads outside its methods' bodies (bases, attributes, defaults).
+def _class_body_names(cls: type) -> list[tuple[str, tuple[str, ...]]]:
+    """Names a class body reads outside its methods' bodies (bases, attributes, defaults), with
+    the attributes read from each (``("config", ("SCALE",))`` for ``lr = config.SCALE * 0.1``).
 
     Methods' own reads come from their bytecode; this covers what only the
     class body evaluates, such as ``scale = DEFAULT_SCALE`` or ``def f(x=LIMIT)``.
+    The attributes matter for a module: ``config.SCALE`` counts that constant,
+    where ``config`` alone would count the whole module, so that editing any
+    setting in it re-ran the steps using the class.
     """
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
         return []
-    names: list[str] = []
+    names: set[tuple[str, tuple[str, ...]]] = set()
     pending: list[ast.AST] = [tree.body[0]] if tree.body else []
     while pending:
         node = pending.pop()
@@ -301,10 +308,83 @@ def _class_body_names(cls: type) -> list[str]:
             pending.extend(node.args.defaults + [d for d in node.args.kw_defaults if d])
             pending.extend(getattr(node, "decorator_list", []))
             continue
+        if isinstance(node, ast.Attribute):
+            attrs: list[str] = []
+            inner: ast.AST = node
+            while isinstance(inner, ast.Attribute):
+                attrs.append(inner.attr)
+                inner = inner.value
+            if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
+                names.add((inner.id, tuple(reversed(attrs))))
+                continue
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            names.append(node.id)
+            names.add((node.id, ()))
         pending.extend(ast.iter_child_nodes(node))
-    return sorted(set(names))
+    return sorted(names)
+
+
+_COMPUTED: dict[int, tuple[type, tuple[str, ...]]] = {}
+
+
+def computed_attributes(cls: type) -> tuple[str, ...]:
+    """Names a class body assigns from code rather than from a literal (``MODE = os.environ.get(...)``).
+
+    The class's source says what a literal attribute holds (``LR = 0.1``),
+    but not what ``os.environ``, a file or a function call gave when the
+    module was imported: those values must count by themselves. Empty when
+    the source cannot be read. Cached per class.
+    """
+    cached = _COMPUTED.get(id(cls))
+    if cached is not None and cached[0] is cls:
+        return cached[1]
+    names: list[str] = []
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        tree = None
+    body = tree.body[0] if tree is not None and tree.body else None
+    for node in body.body if isinstance(body, ast.ClassDef) else []:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if _is_literal(value) or _is_new_container(value):
+            continue  # its text is its value
+        for target in targets:
+            names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    found = tuple(dict.fromkeys(names))
+    _COMPUTED[id(cls)] = (cls, found)
+    return found
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+# Containers a class makes empty and fills as it runs (``_cache = defaultdict(list)``).
+_CONTAINERS = frozenset({"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter",
+                         "WeakValueDictionary", "WeakKeyDictionary", "WeakSet"})
+
+
+def _is_new_container(node: ast.expr) -> bool:
+    """``dict()``, ``defaultdict(list)``, ``collections.deque(maxlen=10)``: an empty container.
+
+    Its text says what it held when the class was made; hashed by value, a
+    cache the class fills would give the steps using it a new key at every
+    run of a notebook's long-lived process.
+    """
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    arguments = [*node.args, *(keyword.value for keyword in node.keywords)]
+    return name in _CONTAINERS and all(isinstance(a, ast.Name) or _is_literal(a) for a in arguments)
 
 
 # -- classes ---------------------------------------------------------------------------------
@@ -346,7 +426,7 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
     for f in functions:
         refs.extend((f, ref) for ref in function_info(f).refs)
     if module is not None:
-        refs.extend((module, Ref(("global", name), ())) for name in _class_body_names(cls))
+        refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
 
@@ -355,15 +435,77 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
 
 
 def module_source_digest(module: types.ModuleType, codes: tuple[types.CodeType, ...]) -> str:
-    """Digest of a whole module's source, or of ``codes`` when that source is missing or stale."""
-    digest = None
+    """Digest of a whole module's source, or of ``codes`` when that source is missing or stale.
+
+    Only the codes compiled from the module's own file tell whether its source
+    is current: a function of it under a decorator from another module (a
+    ``functools.wraps`` wrapper, which takes the wrapped function's
+    ``__module__``) has its code in that module's file. Top-level ``def`` and
+    ``class`` statements count in name order, so reordering the functions of a
+    file keeps the digest; the other statements (constants, ``partial(...)``,
+    ``if``...) count where they are, since their order can change what a
+    name is bound to.
+    """
     try:
         lines, _ = inspect.findsource(module)
         filename = inspect.getsourcefile(module) or ""
-        if all(_is_current(code, filename, lines) for code in codes):
+    except (OSError, TypeError):
+        return _codes_digest(codes)
+    source = hashing.hash_value("".join(lines))
+    cached = _MODULE_DIGESTS.get(id(module))
+    # Asked at every build for each step that uses the module whole: the same source and the
+    # same running code give the same digest, without parsing the file again.
+    if cached is not None and cached[0] is module and cached[2] == source \
+            and len(cached[1]) == len(codes) and all(a is b for a, b in zip(cached[1], codes)):
+        return cached[3]
+    digest = None
+    own = [code for code in codes if code.co_filename == getattr(module, "__file__", None)]
+    if all(_is_current(code, filename, lines) for code in own):
+        try:
             tree = ast.parse("".join(lines))
+        except SyntaxError:
+            tree = None
+        if tree is not None:
             _strip_docstrings(tree)
-            digest = hashing.hash_value(("ast", ast.dump(tree, include_attributes=False)))
-    except (OSError, TypeError, SyntaxError):
-        pass
-    return digest or hashing.hash_value(sorted(_code_digest(code) for code in codes))
+            digest = hashing.hash_value(("ast", *_module_statements(tree)))
+    digest = digest or _codes_digest(codes)
+    _MODULE_DIGESTS[id(module)] = (module, codes, source, digest)
+    return digest
+
+
+def _codes_digest(codes: tuple[types.CodeType, ...]) -> str:
+    return hashing.hash_value(sorted(_code_digest(code) for code in codes))
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _module_statements(tree: ast.Module) -> list[str]:
+    """A module's top-level statements as text, its definitions in name order (``_order_free``)."""
+    return [ast.dump(node, include_attributes=False) for node in _order_free(tree.body)]
+
+
+def _order_free(body: list[ast.stmt]) -> list[ast.stmt]:
+    """``body`` with its ``def`` and ``class`` statements first, sorted by name, then the rest in order.
+
+    Moving a function up or down a file or a class body changes nothing it
+    binds. It does when a name is bound twice (a second ``def`` of it, a
+    ``@x.setter``, ``f = staticmethod(f)``, an import of the same name): the
+    later binding wins, so such a body keeps its order.
+    """
+    definitions = [node for node in body if isinstance(node, _DEFINITIONS)]
+    rest = [node for node in body if not isinstance(node, _DEFINITIONS)]
+    names = [node.name for node in definitions]
+    if len(set(names)) < len(names):
+        return body
+    bound: set[str] = set()
+    for node in (inner for statement in rest for inner in ast.walk(statement)):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, _DEFINITIONS):  # a def under an `if` or a `try`
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
+    if bound & set(names):
+        return body
+    return sorted(definitions, key=lambda node: node.name) + rest

@@ -6,7 +6,8 @@ JSON value in it decodes to its kind), every object
 objects no row records (orphans of a process that died between writing an
 object and recording it, or of a metadata database that was lost or reset;
 not in a store other metadata databases share, where they are theirs),
-temporary files of dead writers, and whether a signing key is configured.
+temporary files of dead writers, and whether a signing key is configured (when
+the store records signed artifacts: the first run that stores one creates it).
 When the database is damaged, it still checks what needs none (objects,
 temporary files, the key). It reads only: fixing is left to the commands it
 names, so that nothing is removed without the user asking.
@@ -22,6 +23,7 @@ from orchestrator.errors import DamagedDatabaseError
 from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.maintenance import upkeep, verify_store
 from orchestrator.remote_store import FsspecStore
+from orchestrator.serialize import needs_signature
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -85,7 +87,11 @@ def examine(context: Context) -> Checkup:
     if integrity != "ok":
         damage = DamagedDatabaseError(context.lineage.path, f"PRAGMA integrity_check: {integrity}")
         return _examine_objects(context, Finding("database", damage.problem, damage.fix))
-    key_ok = _signing_key_finding(findings)
+    # A store that records no signed artifact needs no key yet: the first run that stores one
+    # creates it. Only signed artifacts this process cannot verify make a missing key a problem.
+    pickled = sum(count for materializer, count in context.lineage.conn.execute(
+        "SELECT materializer, count(*) FROM artifacts GROUP BY materializer") if needs_signature(materializer))
+    key_ok = _signing_key_finding(findings, pickled) if pickled else signing.has_key()
     with upkeep(context, exclusive=False):  # not half-way through a gc in another terminal
         checked, damaged = verify_store(context, signatures=key_ok)
         rows = {r["digest"] for r in context.lineage.artifact_rows()}
@@ -149,7 +155,7 @@ def _value_findings(context: Context) -> list[Finding]:
 def _examine_objects(context: Context, database: Finding) -> Checkup:
     """The checks that need no database, for a store whose database cannot be trusted."""
     findings = [database]
-    _signing_key_finding(findings)
+    _signing_key_finding(findings, None)
     objects = list(context.store.iter_objects())
     for digest in objects:
         problem = context.store.verify(digest)
@@ -161,14 +167,19 @@ def _examine_objects(context: Context, database: Finding) -> Checkup:
     return Checkup(len(objects), findings)
 
 
-def _signing_key_finding(findings: list[Finding]) -> bool:
-    """Add a finding when no signing key is configured; return whether one is."""
+def _signing_key_finding(findings: list[Finding], pickled: int | None) -> bool:
+    """Add a finding when no signing key is configured; return whether one is.
+
+    ``pickled`` is how many pickled artifacts the database records (None when it cannot be read).
+    """
     if signing.has_key():
         return True
+    what = "the pickled artifacts" if pickled is None else f"the {pickled} pickled artifact(s) this store records"
     findings.append(Finding(
-        "signing key", f"no signing key ({signing.key_source()}): pickled artifacts cannot be verified "
-        "and would be recomputed",
-        f"set {signing.KEY_ENV} to your team's key, or run `orch run` once to create one"))
+        "signing key", f"no signing key ({signing.key_source()}): {what} cannot be verified, so a run "
+        "would recompute them rather than unpickle them",
+        f"set {signing.KEY_ENV} to the key that signed them (your team's key, or this account's key file "
+        "restored); otherwise the next run creates a key of its own and recomputes them"))
     return False
 
 

@@ -27,6 +27,7 @@ decides which values and which code take part.
 
 from __future__ import annotations
 
+import enum
 import functools
 import importlib
 import importlib.util
@@ -40,7 +41,13 @@ from pathlib import PurePath
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import Ref, class_info, function_info, module_source_digest
+from orchestrator.code_analysis import (
+    Ref,
+    class_info,
+    computed_attributes,
+    function_info,
+    module_source_digest,
+)
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
@@ -300,8 +307,10 @@ class _Walk:
     # Structural objects --------------------------------------------------------------
 
     def function(
-        self, fn: types.FunctionType, is_root: bool = False, alias: str | None = None
+        self, fn: types.FunctionType, is_root: bool = False, alias: str | None = None,
+        shown: str | None = None,
     ) -> None:
+        """Account for a function of the user's; ``shown`` names its part instead of its own name."""
         if not self.first_visit(fn):
             return
         info = function_info(fn)
@@ -342,10 +351,14 @@ class _Walk:
         else:
             # A lambda is better known by the global name it is bound to than by "<lambda>",
             # and a decorator's wrapper (named after what it wraps) by its own code's name.
-            name = alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__
-            if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>":
+            name = shown or (alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__)
+            if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>" and not shown:
                 name = f"{name} (via {fn.__code__.co_qualname})"
-            self.add_part(name, self.display(fn.__module__ or "", name), digest)
+            # A function a factory made (`SCALE4 = make_scaler(4)`) is shown by the name the code
+            # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
+            # Shown only: its key is its qualified name, as before.
+            seen_as = alias if alias and name == fn.__qualname__ and "<locals>" in name else name
+            self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
             self.reference(wrapped, "__wrapped__", where)
@@ -363,27 +376,52 @@ class _Walk:
         for name, value in vars(cls).items():
             if not name.startswith("__") and name not in defaults:
                 self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
+        for name in computed_attributes(cls):
+            self.class_value(cls, name)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             self.follow(ref, scope, cls.__qualname__)
 
+    def class_value(self, cls: type, name: str) -> None:
+        """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).
+
+        Its value counts as a part of its own (``Cfg.MODE``), as a module
+        constant's does. One that cannot be hashed (a client, a connection)
+        counts by the class's source only, as before: a class attribute is
+        not always read by the step, so it must not make the step fail.
+        """
+        value = vars(cls).get(name, _MISSING)
+        if isinstance(value, enum.Enum):
+            value = value.value  # a member: its class's code is the class being walked
+        if value is _MISSING or _is_structural(value) or hasattr(type(value), "__get__") \
+                or _is_logger(value) or _is_lock(value):
+            return
+        try:
+            token = self.token(value, f"class attribute '{cls.__qualname__}.{name}'", cls.__qualname__)
+        except UnhashableValueError:
+            return
+        shown = f"{cls.__qualname__}.{name}"
+        self.add_part(shown, self.display(cls.__module__, shown), token)
+
     def module(self, module: types.ModuleType) -> None:
         """A user module used as a whole (passed around, ``getattr``, ``import *``)."""
         if not self.first_visit(module):
             return
         members = [
-            v
-            for v in vars(module).values()
+            (name, v)
+            for name, v in vars(module).items()
             if isinstance(v, (types.FunctionType, type))
             and getattr(v, "__module__", None) == module.__name__
         ]
-        codes = tuple(v.__code__ for v in members if isinstance(v, types.FunctionType))
+        codes = tuple(v.__code__ for _, v in members if isinstance(v, types.FunctionType))
         digest = module_source_digest(module, codes)
         self.add_part("<module>", f"module {_last(module.__name__)}", digest)
-        for member in sorted(members, key=lambda v: v.__qualname__):
-            self.reference(member, member.__qualname__, module.__name__)
+        for name, member in sorted(members, key=lambda item: (item[1].__qualname__, item[0])):
+            # A lambda is named by its global name (`square`), as when a step reads it by name.
+            alias = name if getattr(member, "__name__", None) == "<lambda>" else None
+            self.reference(member, member.__qualname__, module.__name__, alias=alias)
 
     def package(self, top: str) -> None:
         for key, version in package_versions(top):
@@ -399,6 +437,8 @@ class _Walk:
             if name not in scope or (name.startswith("__") and name.endswith("__")):
                 # A builtin, a name not defined yet (the code's own digest names it), or module
                 # metadata such as __name__, which every class body reads and must not count.
+                if name == "globals" and not ref.attrs:
+                    self.own_module(scope, where)
                 return
             target, owner = scope[name], scope.get("__name__", "")
         else:
@@ -422,6 +462,16 @@ class _Walk:
             self.reference(target, name, where, alias=name)
         else:  # a value, or a method or partial whose bound values need a part of their own
             self.constant(target, name, owner, where)
+
+    def own_module(self, scope: dict[str, Any], where: str) -> None:
+        """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
+
+        Which of its names the code picks is a string known when it runs, so
+        every function, class and statement of the module counts.
+        """
+        module = sys.modules.get(scope.get("__name__", ""))
+        if module is not None and vars(module) is scope:
+            self.reference(module, "globals()", where)
 
     def reference(self, obj: Any, name: str, where: str, alias: str | None = None) -> str:
         """Account for a function, class, module or other callable; return a token for it."""
@@ -460,7 +510,40 @@ class _Walk:
         wrapped = getattr(obj, "__wrapped__", None)
         if wrapped is not None:  # an lru_cache, a contextmanager, a library's decorator
             self.reference(wrapped, name, where)
+            if isinstance(obj, types.FunctionType) and "registry" in obj.__dict__:
+                self.dispatch_registry(obj, where)
         return f"<ref {getattr(obj, '__qualname__', type(obj).__qualname__)}>"
+
+    def dispatch_registry(self, fn: types.FunctionType, where: str) -> None:
+        """The implementations a ``functools.singledispatch`` function chooses from, by type.
+
+        Calling ``describe(x)`` runs the implementation registered for
+        ``type(x)`` (``@describe.register def _(x: int)``), which no name in
+        the caller's code reads: each counts as code of its own
+        (``describe.register(int)``), and which type picks which as one more part.
+        """
+        registry = fn.__dict__["registry"]
+        if not isinstance(registry, types.MappingProxyType) or not callable(fn.__dict__.get("dispatch")):
+            return
+        owner = _unwrap(getattr(fn, "__wrapped__", fn))
+        base = getattr(owner, "__qualname__", fn.__qualname__)
+        module = getattr(owner, "__module__", None) or fn.__module__ or ""
+        choices = []
+        for cls, impl in registry.items():
+            if cls is object:
+                continue  # the decorated function itself: followed as __wrapped__
+            kind = f"{_importable_name(cls)}.{getattr(cls, '__qualname__', repr(cls))}"
+            label = f"{base}.register({getattr(cls, '__qualname__', repr(cls))})"
+            inner = _unwrap(impl)
+            if isinstance(inner, types.FunctionType) and object_kind(inner)[0] == "user":
+                self.function(inner, shown=label)
+                choices.append((kind, label))
+            else:
+                choices.append((kind, self.reference(impl, label, where)))
+        if choices:
+            flat = [item for pair in sorted(choices) for item in pair]
+            self.add_part(f"{base}.register", self.display(module, f"{base}.register"),
+                          hashing.combine("dispatch", *flat))
 
     def reached(self, obj: Any, reach: Reach, label: str, where: str) -> str:
         """Account for the class members a bound method reaches; return a token for the object's data.

@@ -108,13 +108,16 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
         if param is None:
             # A name ``**options`` takes: converted as one of them (``**options: int``), or guessed.
             param = next((p for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+        from_text = name in texts
+        # Which of several layered files holds the mistake: the user has to find it to fix it.
+        where = "" if from_text or not file else f" in {file}"
         if param is None:
             hint = did_you_mean(name, params)
-            if not hint and name not in texts and isinstance(value, dict) and set(value) & set(params):
+            if not hint and not from_text and isinstance(value, dict) and set(value) & set(params):
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
                 hint = (f" Its keys look like parameters: write them at the top level of {file}, not under "
                         f"[{name}], or name the table after the pipeline: [{pipeline}].")
-            problems.append(f"pipeline '{pipeline}' has no parameter '{name}'.{hint}"
+            problems.append(f"pipeline '{pipeline}' has no parameter '{name}'{where}.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
         target = hints.get(param.name, param.annotation)
@@ -122,8 +125,6 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
         if not declared:
             declared = param.default not in (inspect.Parameter.empty, None)
             target = type(param.default) if declared else str
-        from_text = name in texts
-        where = "" if from_text or not file else f" in {file}"
         try:
             if from_text:
                 out[name] = convert(value, target) if declared else guess(value)

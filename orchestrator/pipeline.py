@@ -168,6 +168,12 @@ class Pipeline(Generic[P, R]):
         with tracing(trace):
             try:
                 result = body(**values)
+            except PipelineDefinitionError as exc:
+                # A placeholder misuse ends the body: the mistakes found before it (an unknown argument
+                # of an earlier call) are named with it, so that one build reports them all.
+                if all(problem in exc.problems for problem in trace.problems):
+                    raise
+                raise PipelineDefinitionError([*trace.problems, *exc.problems]) from exc
             except OrchestratorError:
                 raise
             except Exception as exc:
@@ -277,8 +283,16 @@ class Pipeline(Generic[P, R]):
 
     def _keywords_hint(self, method: str, value: Any) -> str:
         """`` Pipeline parameters are keywords: p.run(n=4).`` for a value passed by position, if it has any."""
-        first = next(iter(self.parameters), None)
-        return f" Pipeline parameters are keywords: {self.name}.{method}({first}={value!r})." if first else ""
+        params = self.parameters
+        if not params:
+            return ""
+        # The parameter the value is most likely meant for: the one of its type (`run(0.5)` with
+        # `path: Path, alpha: float = 1.0` is alpha, not the first parameter).
+        fitting = [name for name, p in params.items() if _takes(p, value, exact=True)] or \
+            [name for name, p in params.items() if _takes(p, value, exact=False)]
+        name = fitting[0] if fitting else next(iter(params))
+        others = "" if len(fitting) == 1 or len(params) == 1 else f" (parameters: {', '.join(params)})"
+        return f" Pipeline parameters are keywords: {self.name}.{method}({name}={value!r}){others}."
 
     def _store_argument(self, method: str, store: Any) -> str | None:
         """``store`` as text, or a ``UserError`` for a value of another kind (a parameter passed by position)."""
@@ -286,6 +300,18 @@ class Pipeline(Generic[P, R]):
             raise UserError(f"store must be a folder path or a URL, got {store!r} "
                             f"({type(store).__name__}).{self._keywords_hint(method, store)}")
         return None if store is None else os.fspath(store)
+
+
+def _takes(param: inspect.Parameter, value: Any, *, exact: bool) -> bool:
+    """Whether ``param`` is declared (annotation, else default) as the type of ``value``; ints fit
+    floats unless ``exact``."""
+    kind = param.annotation if isinstance(param.annotation, type) else (
+        type(param.default) if param.default is not param.empty and param.default is not None else None)
+    if kind is None or kind is object:
+        return False
+    if type(value) is bool or kind is bool:
+        return kind is type(value)
+    return isinstance(value, kind) or (not exact and kind is float and type(value) is int)
 
 
 @overload

@@ -80,9 +80,19 @@ def check_rerun(dag: DAG, rerun: Iterable[str], spelling: Spelling = CLI) -> set
     if unknown:
         raise UserError(
             f"{spelling.rerun_of([unknown[0]])}: pipeline '{dag.pipeline}' has no step '{unknown[0]}'."
-            + (_item_names_hint(dag, unknown[0]) or did_you_mean(unknown[0], [*dag.nodes, *_map_names(dag)]))
+            + (_item_names_hint(dag, unknown[0]) or _renamed_hint(dag, unknown[0], spelling)
+               or did_you_mean(unknown[0], [*dag.nodes, *_map_names(dag)]))
         )
     return names
+
+
+def _renamed_hint(dag: DAG, name: str, spelling: Spelling) -> str:
+    """Where the function ``name`` is a step under another name (``@step(name="fit_2") def other``)."""
+    calls = [n.name for n in dag.nodes.values() if getattr(n.step.fn, "__name__", None) == name]
+    if not calls:
+        return ""
+    named = ", ".join(f"'{c}'" for c in calls[:3]) + (", …" if len(calls) > 3 else "")
+    return f" Function '{name}' is the step {named} here (named by @step(name=...) or an alias): {spelling.rerun_of([calls[0]])}."
 
 
 def _map_names(dag: DAG) -> list[str]:

@@ -825,6 +825,7 @@ class _RunLoop:
         # attempt it was never started, and is left out as the other executors leave out a step they
         # had not submitted; a retry that never began leaves the step at its earlier attempts.
         unstarted = self.executor.unstarted()
+        stopped = self.executor.stopped()  # what stopped attempts of a pool or Dask worker had printed
         never: list[str] = []
         # Nodes submitted and not finished, including one interrupted inside an inline executor.
         for name, attempt in self.attempting.items():
@@ -839,9 +840,13 @@ class _RunLoop:
                     continue
             tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
             if inline is not None and inline.node == name and inline.attempt == attempt:
-                tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=inline.started,
-                                           ended=inline.ended, error=why,
-                                           stdout=inline.stdout, stderr=inline.stderr, logs=inline.logs))
+                cut: TaskResult | None = inline
+            else:
+                cut = stopped.get((name, attempt))
+            if cut is not None:
+                tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=cut.started,
+                                           ended=cut.ended, error=why,
+                                           stdout=cut.stdout, stderr=cut.stderr, logs=cut.logs))
             # As for a failed step: the reason stays why it started, the error says what stopped it, so that
             # `orch show` and get_run() say "interrupted by the user" as the run's summary did.
             decision = self.decisions[name]

@@ -20,6 +20,26 @@ RICH_ROWS = 300  # rows laid out by rich; longer tables get one line per row
 GAP = "  "  # between columns, as rich's Table(box=None) pads them
 
 
+PIPED_WIDTH = 200  # columns a table is laid out to when stdout is a pipe or a file
+
+
+def stdout_console() -> Console:
+    """The console that listing commands print to.
+
+    A terminal's own width; piped or redirected (``orch show RUN | grep fit``, ``> runs.txt``)
+    wide enough that a row stays one line, instead of rich's 80 columns, which wrapped a
+    step's reason into a column 20 characters wide. ``COLUMNS`` set by the user wins.
+    """
+    import os
+
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(highlight=False, width=PIPED_WIDTH)
+    return console
+
+
 def print_table(console: Console, columns: list[tuple[str, dict[str, Any]]], rows: list[list[str | Text]]) -> None:
     """Print ``rows`` under ``columns`` (each a header and its ``Table.add_column`` options)."""
     from rich.table import Table

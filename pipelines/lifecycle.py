@@ -4,7 +4,7 @@
     orch run pipelines/lifecycle.py -p 'C=[0.5, 2.0]'        # another candidate grid: only training re-runs
     orch run pipelines/lifecycle.py -p model=boosting        # gradient boosting candidates (max_depth grid)
     orch run pipelines/lifecycle.py -p data=my.csv           # your own file (same columns; or edit LABEL,
-                                                             #   NUMERIC, CATEGORICAL, EXPECTATIONS, TASK)
+                                                             #   KEY, NUMERIC, CATEGORICAL, EXPECTATIONS, TASK)
     orch run pipelines/lifecycle.py -p monitor_batch=data/lifecycle/batch_drifted.parquet
     orch models show churn@production                        # what the gate decided, and why
 

@@ -226,6 +226,9 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
     (["cache", "gc", "--metadata", "m"], "error: --metadata is an option of orch, not of `orch cache gc`: give it "
                                          "before the command, `orch --metadata PATH cache gc ...`. See `orch cache "
                                          "gc --help`."),
+    # docs/cli.md lists -v among orch's options: after the command it was "No such option '-v'".
+    (["runs", "-v"], "error: -v is an option of orch, not of `orch runs`: give it before the command, `orch -v "
+                     "runs ...`. See `orch runs --help`."),
 ])
 def test_a_usage_mistake_is_one_line_naming_the_help_to_read(orch, args, says):
     result = orch(*args)
@@ -1141,6 +1144,17 @@ def test_plan_of_a_big_map_folds_its_items_into_one_row(orch, calls):
     assert rows == ["items", "square … square_50 (50)", "total"]
     assert "52 steps in 3 rows (alike calls of one step share a row; orch plan --json lists each)" in result.stdout
     assert "50 will run" in result.stdout
+
+
+def test_plan_takes_the_no_cache_of_run_and_says_what_it_would_run(orch, calls):
+    """A script passing its run flags to `orch plan` first got "No such option '--no-cache'"."""
+    assert orch("run", "diamond.py").returncode == 0
+    result = orch("plan", "diamond.py", "--no-cache", "--json")
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert len(steps) == 4 and {(s["status"], s["reason"]) for s in steps} == {
+        ("will run", "caching turned off for this run (--no-cache)")}
+    assert {s["status"] for s in json.loads(orch("plan", "diamond.py", "--json").stdout)["steps"]} == {"cached"}
 
 
 def test_a_relative_path_beside_the_pipeline_file_but_not_here_is_warned_about(orch, project, tmp_path):

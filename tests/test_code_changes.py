@@ -204,3 +204,25 @@ def test_under_a_decorator_the_reason_tells_the_step_from_its_decorator(orch, pr
     plan = orch("plan", "decorated.py", "--json")
     assert plan.returncode == 0, plan.stderr
     assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("load", reason)]
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("@step\n@timed", "@step(version=\"2\")\n@timed", "version changed (none → 2)"),
+    ("@step\n@timed", "@step(version=3)\n@timed", "version changed (none → 3)"),
+], ids=["set", "number"])
+def test_a_version_given_by_hand_reruns_the_step_and_says_so(orch, calls, project, old, new, reason):
+    """``@step(version=...)`` forces a new key; a step that had none reads "none", not Python's None."""
+    import json
+
+    (project / "decorated.py").write_text(DECORATED)
+    assert orch("run", "decorated.py").returncode == 0
+    edit_file(project, "decorated.py", old, new)
+    plan = orch("plan", "decorated.py", "--json")
+    assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("load", reason)]
+    run = orch("run", "decorated.py", "--json")
+    assert run.returncode == 0, run.stderr
+    assert [(s["name"], s["status"]) for s in json.loads(run.stdout)["steps"]] == [("load", "ran")]
+    assert orch("run", "decorated.py").returncode == 0
+    edit_file(project, "decorated.py", new, old)  # back to no version: the first result is still there
+    again = orch("run", "decorated.py", "--json")
+    assert [(s["name"], s["status"]) for s in json.loads(again.stdout)["steps"]] == [("load", "cached")]

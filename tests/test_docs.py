@@ -87,6 +87,62 @@ def test_cli_md_explains_every_option_that_help_lists() -> None:
     assert not missing, f"options --help lists but docs/cli.md does not explain: {missing}"
 
 
+def _options(command: click.Command) -> set[str]:
+    return {"-h", "--help"} | {opt for param in command.params
+                               for opt in (*param.opts, *getattr(param, "secondary_opts", []))}
+
+
+def _orch_command_lines(text: str) -> list[str]:
+    """Every `orch ...` command a page shows: in fenced blocks (up to a # comment) and in code spans."""
+    lines = []
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            lines += re.findall(r"(?<![\w/-])orch (?:-|[a-z])[^#`]*", line)
+        else:
+            lines += re.findall(r"`+(orch [^`]+)`+", line)
+    return lines
+
+
+def _unknown_options(text: str) -> list[str]:
+    """Options written on an `orch` command line that neither `orch` nor that command takes."""
+    unknown = []
+    for line in _orch_command_lines(text):
+        words = line.split()[1:]
+        command = next((cli.commands[w] for w in words if w in cli.commands), None)
+        if command is None:
+            continue
+        allowed = _options(cli) | _options(command)
+        if isinstance(command, click.Group):  # `orch cache ls | verify [--repair] | gc --keep-last 5`
+            allowed |= {opt for w in words if w in command.commands for opt in _options(command.commands[w])}
+        unknown += [f"{opt} in `{line.strip()}`" for opt in re.findall(r"(?<![\w-])(?:--[a-z][\w-]*|-[a-zA-Z])\b",
+                                                                         " ".join(words)) if opt not in allowed]
+    return unknown
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_option_an_orch_command_line_shows_is_taken_by_that_command(page: Path) -> None:
+    """A reader types the examples as written: an option renamed or moved in the CLI must be renamed here too."""
+    assert not _unknown_options(page.read_text()), page.name
+
+
+def test_an_option_a_command_does_not_take_is_found() -> None:
+    text = "text `orch runs --jsn`\n```bash\norch cache gc --keep 5   # --bogus\norch --store s3://b lineage X --upstrem\n```\n"
+    assert _unknown_options(text) == ["--jsn in `orch runs --jsn`", "--keep in `orch cache gc --keep 5`",
+                                      "--upstrem in `orch --store s3://b lineage X --upstrem`"]
+    assert _unknown_options("`orch run f.py -p a=1 --executor process --workers 2` `orch cache verify --repair`") == []
+
+
+def test_every_option_and_command_says_what_it_does_in_its_help() -> None:
+    """`orch dag --help` listed `--format [tree|dot|mermaid]` with no word on what it does."""
+    silent = [f"orch {' '.join(path)} {'/'.join(param.opts)}" for path, command in _commands(cli)
+              for param in command.params if isinstance(param, click.Option) and not param.help]
+    silent += [f"orch {' '.join(path)}" for path, command in _commands(cli) if not command.help]
+    assert not silent, f"no help text: {silent}"
+
+
 def _misnested_code_spans(text: str) -> list[str]:
     """Single-backtick code spans that begin or end with a space: a span nested in another.
 
@@ -170,3 +226,28 @@ def test_the_readmes_tested_floors_are_the_ones_pyproject_declares() -> None:
     named = {("dask" if name == "dask/distributed" else name): version for name, version in named.items()}
     for name in ("pandas", "numpy", "pyarrow", "scikit-learn", "scipy", "click", "dask", "fastapi", "uvicorn", "httpx"):
         assert named.get(name) == floors[name], (name, named.get(name), floors[name])
+
+
+def test_every_python_name_the_docs_give_exists() -> None:
+    """`orchestrator.registry.load_model`, `orchestrator.serialize.register_materializer`...: a name a reader
+    imports as written, which a rename or a move would otherwise leave pointing at nothing."""
+    import importlib
+
+    missing = []
+    for page in PAGES:
+        for name in sorted(set(re.findall(r"\borchestrator(?:\.[A-Za-z_]\w*)+", page.read_text()))):
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):  # the longest prefix that is a module, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[i:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    missing.append(f"{page.name}: {name}")
+                break
+            else:
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing

@@ -77,6 +77,16 @@ def test_doctor_without_a_key_says_how_to_get_one(orch, store, tmp_path):
     code, found = _findings(orch)
     assert code == 1 and set(found) == {"signing key"} and "ORCH_SIGNING_KEY" in found["signing key"]["fix"]
     assert not (tmp_path / "config" / "orchestrator" / "signing.key").exists()  # doctor only reads
+    assert "the 1 pickled artifact(s) this store records cannot be verified" in found["signing key"]["problem"]
+
+
+def test_doctor_calls_a_store_without_pickled_artifacts_healthy_without_a_key(orch, store, tmp_path):
+    """Values stored as JSON, Arrow or .npy need no key, and a run that stores none creates none: a new user's
+    first `orch doctor` said 'store has 1 problem' (exit 1) and to run `orch run` to create a key, which it did not."""
+    assert orch("run", "diamond.py").returncode == 0
+    assert not (tmp_path / "config" / "orchestrator" / "signing.key").exists()
+    assert _findings(orch) == (0, {})
+    assert orch("doctor").stderr.endswith("store healthy\n")
 
 
 def _one_line_error(result):

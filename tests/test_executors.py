@@ -536,8 +536,10 @@ def test_ctrl_c_on_our_local_cluster_is_quiet_and_quick(orch, calls):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
-def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor):
-    """A timed attempt's output goes to a spill folder too; a worker killed on Ctrl-C never reads it back."""
+def test_ctrl_c_during_a_timed_step_on_a_worker_keeps_what_it_printed_and_leaves_no_temp_folders(orch, calls,
+                                                                                                 executor):
+    """A timed attempt's output goes to a spill folder too. The pool and the LocalCluster removed it when Ctrl-C
+    killed the worker, and `orch logs` said 'what it printed was lost', where the sequential executor kept it."""
     if executor == "dask":
         pytest.importorskip("distributed")
     temp = orch.store.parent / "temp"
@@ -547,6 +549,25 @@ def test_ctrl_c_during_a_timed_step_leaves_no_temp_folders(orch, calls, executor
     code, stderr, _ = _ctrl_c(orch, pid_file.exists, "timed.py:waiting", "--executor", executor, "--workers", "1")
     assert code == 130, stderr
     assert [p.name for p in temp.iterdir() if "orch" in p.name] == []
+    logs = orch("logs", "latest:waits")
+    assert logs.stdout.splitlines()[:3] == ["=== waits attempt 1 (interrupted) ===", "--- stdout ---",
+                                            "waiting for the lock"], logs.stdout
+    assert "interrupted by the user" in logs.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_ctrl_c_keeps_what_a_step_on_a_worker_had_printed_and_logged(orch, calls, executor):
+    """The sequential executor kept an interrupted step's output; the pool and the LocalCluster killed the worker
+    with it, and `orch logs` said 'what it printed was lost'. The driver asks the workers for it first."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    code, stderr, _ = _ctrl_c(orch, lambda: "chatty_wait" in calls.ran(), "printing_wait.py",
+                              "--executor", executor, "--workers", "1")
+    assert code == 130, stderr
+    logs = orch("logs", "latest:chatty_wait").stdout
+    assert logs.splitlines()[:3] == ["=== chatty_wait attempt 1 (interrupted) ===", "--- stdout ---", "waiting 60 s"]
+    assert "WARNING slow: still waiting" in logs and "interrupted by the user" in logs
 
 
 def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):
@@ -1167,6 +1188,94 @@ def test_a_step_killed_like_the_out_of_memory_killer_names_the_likely_cause_and_
     error = run.steps["greedy"].error
     assert error.startswith("WorkerDiedError: the ") and "step 'greedy' died (exit code -9: killed by SIGKILL" in error
     assert "out-of-memory killer" in error and "give it less data at a time" in error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_steps_that_finished_on_a_worker_a_later_step_kills_do_not_run_again(store, calls, executor):
+    """Dask keeps the result of every task whose future the client holds, and runs such a task again when
+    the worker holding its result dies: each finished step of that worker ran a second time, unrecorded."""
+    pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "parallel.py:finished_then_killed")).run(store=str(store),
+                                                                                 executor=executor, workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == 3 and run.steps["dies_once_after"].attempts == 2
+    assert calls.counts() == {"branch0": 1, "branch1": 1, "branch2": 1, "dies_once_after": 2}
+
+
+@pytest.mark.slow
+def test_a_large_argument_reaches_the_dask_worker_by_itself_not_inside_the_task(store, monkeypatch):
+    """A frame passed as a value travelled inside the task, through the scheduler, which kept copies of it:
+    a 320 MB frame held 3.5 GB in the driver (1 GB on the process pool) and took seconds more per step."""
+    distributed = pytest.importorskip("distributed")
+    scattered: list[int] = []
+    scatter = distributed.Client.scatter
+
+    def counting(self, data, *args, **kwargs):
+        scattered.append(len(data))
+        return scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "scatter", counting)
+    big, small = bytes(range(256)) * 8192, b"x" * 100  # 2 MB and 100 bytes
+
+    @step
+    def size(blob: bytes, extra: int) -> int:
+        return len(blob) + extra
+
+    @pipeline
+    def sizes():
+        return size(big, 1), size.alias("small")(small, 2)
+
+    run = sizes.run(store=str(store), executor="dask", workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == (len(big) + 1, 102)
+    assert len(scattered) == 1 and scattered[0] > len(big)  # only the large task, its pickled payload
+
+
+def test_a_dask_task_run_again_returns_its_kept_result_instead_of_running_the_step_again(tmp_path, calls):
+    """Dask runs a finished task again when its worker dies before the driver fetched the result: the step ran
+    twice (a timed one failed, its spill folder gone). Run again, the task returns what it returned."""
+    from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
+    from orchestrator.task import TaskSpec
+
+    from .pipelines.recorder import record
+
+    def counted(x: int) -> int:
+        record("counted")
+        return x + 1
+
+    (tmp_path / "store").mkdir()
+    spec = TaskSpec(node="counted", step_name="counted", fn=counted, arguments={"x": 1}, output_names=("out",),
+                    store_root=str(tmp_path / "store"), attempt=1)
+    payload, marker = dumps_with_user_code(spec), str(tmp_path / "orch-counted-1")
+    first = run_pickled(payload, marker)
+    assert decode_result(first, spec).ok
+    assert run_pickled(payload, marker) == first
+    assert calls.counts() == {"counted": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_a_step_that_ends_its_worker_says_how_it_ended_on_the_pool_and_the_local_dask_cluster(store, executor):
+    """On the LocalCluster a step's `os._exit(3)` said only `died before reporting a result (tcp://...; its log
+    may say why; if it ran out of memory ...)`: the worker's log is silenced, and memory was not the cause.
+    The pool said `(exit code 3)`. A replacement worker's death is told the same way (the retry)."""
+    pytest.importorskip("distributed")
+
+    @step(retries=1)
+    def quits(n: int) -> int:
+        os._exit(n)
+
+    @pipeline
+    def quitting(n: int = 3):
+        return quits(n)
+
+    run = quitting.run(store=str(store), executor=executor, workers=1)
+    assert run.status == "failed" and run.steps["quits"].attempts == 2
+    errors = [a["error"] for a in Context.open(store).lineage.attempts(run.id, "quits")]
+    for error in errors:
+        assert error.startswith("WorkerDiedError: the ") and "step 'quits' died (exit code 3) before reporting" in error
+        assert "memory" not in error and "log" not in error
 
 
 def test_how_a_dead_step_process_ended_is_said_in_words():

@@ -119,6 +119,10 @@ def test_gc_reads_the_cache_index_once_however_many_artifacts_it_removes(store):
     old = [_run(store, n=n) for n in (1, 2, 3, 4)]
     _run(store, n=5)  # the run kept
     ctx = Context.open(store)
+    # gc spares objects written in its last 10 ms (a coarse file clock): the old ones must be older.
+    hour_ago = time.time() - 3600
+    for path in ctx.store.root.glob("objects/*/*"):
+        os.utime(path, (hour_ago, hour_ago))
     statements: list[str] = []
     ctx.lineage.conn.set_trace_callback(statements.append)
     result = collect_garbage(ctx, keep_last=1)
@@ -197,3 +201,21 @@ def test_cache_verify_in_another_terminal_waits_for_gc_instead_of_reporting_what
     assert verify.returncode == 0 and out == "", (out, lines)
     assert lines[0].startswith(f"waiting: another process is removing or checking the objects of the store {store}")
     assert lines[-1] == "2 objects checked, 0 damaged"  # what run 3 keeps: its list and its (inline) count
+
+
+def test_dry_run_lists_each_artifact_it_would_remove_and_removes_nothing(store, capsys):
+    """`--dry-run` ("show what would be removed") printed a count alone: nothing to look up before deleting."""
+    from orchestrator.cli import main
+
+    old = _run(store, n=1)
+    _run(store, n=2)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    digest = old.steps["make"].outputs["out"]
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "cache", "gc", "--keep-last", "1", "--dry-run"])
+    out = capsys.readouterr().out.splitlines()
+    assert exited.value.code in (0, None)
+    size = next(r["size"] for r in Context.open(store).lineage.artifact_rows() if r["digest"] == digest)
+    assert out[0].split() == [digest, str(size), "list"], out
+    assert out[-1].startswith("would remove 1 artifact") and len(out) == 2, out
+    assert Context.open(store).store.has(digest)

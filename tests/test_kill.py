@@ -357,6 +357,9 @@ def test_a_retry_only_queued_when_interrupted_leaves_the_step_at_its_earlier_att
         def unstarted(self):
             return {("flaky", 2)}
 
+        def stopped(self):
+            return {}
+
     monkeypatch.setattr(runner, "make_executor", lambda *args, **kwargs: Queueing())
 
     @step(retries=1, retry_delay=0)

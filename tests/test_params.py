@@ -279,7 +279,7 @@ def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, 
     (tmp_path / "p.toml").write_text("[train]\nn = 3\nlr = 0.5\n")
     with pytest.raises(ParameterError) as exc:
         _convert(typed=load_params_file(str(tmp_path / "p.toml")))
-    assert str(exc.value) == ("pipeline 'p' has no parameter 'train'. Its keys look like parameters: write them "
+    assert str(exc.value) == ("pipeline 'p' has no parameter 'train' in p.toml. Its keys look like parameters: write them "
                               "at the top level of p.toml, not under [train], or name the table after the "
                               "pipeline: [p].")
     monkeypatch.setenv("HOME", str(tmp_path))  # quoted on the command line, ~ is still the home folder

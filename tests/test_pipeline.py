@@ -155,6 +155,20 @@ def counting(n: int = 3, ratio: float = 0.5, strict: bool = False, label: str = 
     return count(n)
 
 
+@pipeline
+def typed_training(path: Path = Path("data/raw.csv"), alpha: float = 1.0, folds: int = 5):
+    return count(folds)
+
+
+@pytest.mark.parametrize(("value", "meant"), [(0.5, r"alpha=0\.5\)\.$"), (3, r"folds=3\)\.$"),
+                                              (b"x", r"path=b'x'\) \(parameters: path, alpha, folds\)\.$")])
+def test_a_positional_run_argument_suggests_the_parameter_of_its_type(value, meant, tmp_path, monkeypatch) -> None:
+    """`training.run(0.5)` meant alpha, not the first parameter (a path)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"Pipeline parameters are keywords: typed_training\.run\(" + meant):
+        typed_training.run(value)  # type: ignore[arg-type]
+
+
 def test_a_positional_run_argument_is_no_store(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=r"^store must be a folder path or a URL, got 4 \(int\). "
@@ -545,6 +559,28 @@ def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
         "the pipeline is being built, but it does not exist until the step runs. Pass it to another step and "
         "use it there."
     )
+
+
+def test_a_misuse_is_reported_with_the_mistakes_of_the_calls_before_it() -> None:
+    """Mistakes are collected and reported together: a misuse that ended the body dropped the unknown
+    arguments of the calls before it, which the user then met one build at a time."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(nn=n)  # misuse:argument
+        if df:  # misuse:after-argument
+            return total(df)
+        return total(df)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value).split("\n") == [
+        f"step 'load' (test_pipeline.py:{_line_of('# misuse:argument')}) has no parameter 'nn'. Did you mean 'n'?",
+        f"step 'load' (test_pipeline.py:{_line_of('# misuse:argument')}) is called without input 'n'. Pass a step "
+        "output or a value.",
+        f"the output of step 'load' is used as a value at test_pipeline.py:{_line_of('# misuse:after-argument')} "
+        "while the pipeline is being built, but it does not exist until the step runs. Pass it to another step "
+        "and use it there.",
+    ]
 
 
 def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> None:

@@ -27,3 +27,29 @@ def test_plan_names_a_missing_file_once(tmp_path, calls):
     data.unlink()
     read = next(e for e in files.plan(store=store, path=Path(data)).entries if e.node == "read")
     assert (read.status, read.reason) == ("will run", f"file `path` is gone ({data})")
+
+
+def test_rerun_of_a_function_whose_step_has_another_name_names_that_step(tmp_path):
+    """`@step(name="fit_2") def other`: `--rerun other` said only that there is no step 'other'."""
+    import pytest
+
+    from orchestrator import pipeline, step
+    from orchestrator.errors import UserError
+
+    @step
+    def fit(xs: list) -> int:
+        return len(xs)
+
+    @step(name="fit_2")
+    def other(xs: list) -> int:
+        return sum(xs)
+
+    @pipeline
+    def renamed():
+        return fit([1]), other([2])
+
+    with pytest.raises(UserError) as raised:
+        renamed.plan(store=str(tmp_path / "store"), rerun="other")
+    assert str(raised.value) == ("rerun='other': pipeline 'renamed' has no step 'other'. Function 'other' is the "
+                                 "step 'fit_2' here (named by @step(name=...) or an alias): rerun='fit_2'.")
+    assert renamed.plan(store=str(tmp_path / "store"), rerun="fit_2").entries[1].status == "will run"

@@ -204,7 +204,8 @@ def test_one_params_file_serves_several_pipelines_by_their_tables(myproj: Path, 
     assert json.loads(capsys.readouterr().out)["params"]["times"] == 3
     (myproj / "conf" / "base.toml").write_text("[proj_pipe]\ntims = 2\n")  # its own table is checked key by key
     assert _main("run", "pipelines/proj_pipe.py", "--params", "conf/base.toml") == 2
-    assert "pipeline 'proj_pipe' has no parameter 'tims'. Did you mean 'times'?" in capsys.readouterr().err
+    assert "pipeline 'proj_pipe' has no parameter 'tims' in conf/base.toml. Did you mean 'times'?" in \
+        capsys.readouterr().err
 
 
 def test_params_files_are_layered_a_later_one_winning_key_by_key(myproj: Path, monkeypatch, capsys):
@@ -220,6 +221,12 @@ def test_params_files_are_layered_a_later_one_winning_key_by_key(myproj: Path, m
     assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml") == 2
     err = capsys.readouterr().err
     assert "parameter 'times' in conf/local.toml: expected an integer" in err, err
+    (myproj / "conf" / "local.toml").write_text("tims = 3\n")  # a misspelt name: which of the files has it
+    assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "--params", "conf/local.toml") == 2
+    err = capsys.readouterr().err
+    assert "pipeline 'proj_pipe' has no parameter 'tims' in conf/local.toml. Did you mean 'times'?" in err, err
+    assert _main("plan", "pipelines/proj_pipe.py", "--params", "conf/base.toml", "-p", "tims=3") == 2
+    assert "has no parameter 'tims'. Did you mean 'times'?" in capsys.readouterr().err  # -p: no file to name
 
 
 def test_a_src_package_not_installed_is_named_with_the_install_command(myproj: Path, monkeypatch, capsys):

@@ -373,6 +373,27 @@ def test_a_list_of_paths_recorded_by_an_older_version_is_explained_without_guess
     assert explain(old, new) == "file `files` is gone (/d/b.csv)"
 
 
+def test_a_helper_renamed_with_the_same_code_is_one_change_named_as_such():
+    """Counted as "no longer uses" plus "now uses", a rename made an older run with an edit of the
+    step's body look closer than the last run, and the reason said "its code changed" of a step not edited."""
+    from orchestrator.cache import _closest_reason
+
+    last = {"code": "a", "code_parts": {"<self>": "s", "text.clean": "d1"}}
+    older = {"code": "b", "code_parts": {"<self>": "s2", "text.normalize": "d1"}}
+    now = {"code": "c", "code_parts": {"<self>": "s", "text.normalize": "d1"}}
+    assert _closest_reason([last, older], now) == "`text.clean` is now `text.normalize` (the same code)"
+    edited = {"code": "d", "code_parts": {"<self>": "s", "text.normalize": "d2"}}
+    assert _closest_reason([last], edited) == "no longer uses `text.clean`; now uses `text.normalize`"
+
+
+def test_a_module_used_whole_is_named_as_a_module():
+    from orchestrator.cache import explain
+
+    old = {"code": "a", "code_parts": {"<self>": "s", "module helpers": "m1"}}
+    assert explain(old, {"code": "b", "code_parts": {"<self>": "s", "module helpers": "m2"}}) == \
+        "code of module `helpers` changed"
+
+
 def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     big = "x" * 100_000  # large enough to be stored as a file, not inline
 

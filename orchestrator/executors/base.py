@@ -30,3 +30,13 @@ class Executor(Protocol):
         Dask LocalCluster); they are no attempt of their step.
         """
         ...
+
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        """After ``shutdown(cancel=True)``: the attempts it stopped with what they had printed and logged.
+
+        Only attempts that wrote their output to a spill folder on this machine as
+        they went (a timed attempt on the process pool or the LocalCluster) have
+        it; the others' output died with their worker. The sequential executor's
+        interrupted attempt reaches the run loop with its ``KeyboardInterrupt``.
+        """
+        ...

@@ -12,7 +12,9 @@ other executor. Timeouts run the step in a child process of the worker.
 Dask also fails the tasks that were only waiting on a worker when it died
 (the run loop keeps twice the threads submitted): on the LocalCluster each
 task marks its start in a folder, and a task lost before it started is sent
-again, so a step that kills its worker costs its neighbours nothing. That
+again, so a step that kills its worker costs its neighbours nothing; nor
+does it cost the steps that finished there, whose results Dask would run
+again (see ``_forget`` and ``run_pickled``). That
 folder also holds the spill folders of timed attempts (what they print), so
 that workers killed on Ctrl-C leave nothing behind in the temp folder.
 
@@ -38,9 +40,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
-from orchestrator.executors.deaths import MEMORY_ADVICE
+from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
+from orchestrator.executors.nanny_exits import WorkerExits
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import decode_result, dumps_with_user_code, run_pickled
+from orchestrator.executors.worker import (
+    decode_result,
+    dumps_with_user_code,
+    kept_result_path,
+    run_pickled,
+    running_snapshot,
+)
 from orchestrator.retry import Failure
 from orchestrator.spelling import CLI, Spelling
 
@@ -89,6 +98,8 @@ def check_address(address: str, spelling: Spelling = CLI) -> None:
         raise UserError(f"{spelling.address_of(address)}: port {port} is out of range (1-65535). {fix}")
 
 
+_SCATTER_BYTES = 1 << 20  # a task pickled larger than this sends its payload to a worker by itself
+_SNAPSHOT_SECONDS = 2.0  # how long Ctrl-C waits for the LocalCluster's workers to say what their steps printed
 _POLL_SECONDS = 5.0  # how often a run on a cluster of the user's looks whether it still has workers
 _CONNECT_SECONDS = 10  # how long a scheduler may take to accept the connection (it may be starting)
 _HANDSHAKE_SECONDS = 5  # how long a server that accepted it may take to answer as a Dask scheduler
@@ -175,7 +186,11 @@ class DaskExecutor:
         # For the cluster's whole life: its nannies also spawn replacements for dead workers.
         self._main_hidden = ExitStack()
         self.startup_seconds = 0.0
-        self._tasks: list[Any] = []
+        # The Dask futures of the attempts without an outcome yet, by key. One that has its outcome is
+        # released: a future the client holds is data Dask recomputes when the worker holding it dies,
+        # which ran a finished step again, unrecorded, whenever a later step killed its worker.
+        # Each with the future of its scattered payload, if it had one (see ``send``).
+        self._tasks: dict[str, tuple[Any, Any]] = {}
         self._token = secrets.token_hex(4)
         # The LocalCluster's scratch folder, removed at shutdown: task start marks (see ``submit``) and
         # timed attempts' spill folders. None on a user's cluster, whose workers make their own.
@@ -183,6 +198,12 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        # (node, attempt) -> (spill folder, start) of each pending timed task on the LocalCluster, for ``stopped``.
+        self._spills: dict[tuple[str, int], tuple[str, float]] = {}
+        self._stopped: dict[tuple[str, int], TaskResult] = {}
+        self._begun: dict[tuple[str, int], float] = {}  # when each pending attempt was submitted
+        # The exit codes of the LocalCluster's dead workers (None on a user's cluster), for ``_lost``.
+        self._exits: WorkerExits | None = None
         # Set once the client lost its scheduler: the error of every attempt still to come (see ``submit``).
         self._lost: SchedulerLostError | None = None
         self.notice: str | None = None  # what the run should tell the user before its first attempt
@@ -236,6 +257,8 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 # Every worker is up before the first task: its capacity is what the run loop counts on.
                 self.client.wait_for_workers(self._workers, timeout=60)
+            self._exits = WorkerExits()
+            self._exits.watch(list(self._cluster.workers.values()))
             self._scratch = tempfile.mkdtemp(prefix="orch-dask-")
         except BaseException:
             if self._cluster is not None:
@@ -265,15 +288,26 @@ class DaskExecutor:
             spec = replace(spec, folder=_driver_folder())
         payload = dumps_with_user_code(spec)
         started = time.time()
+        if self._scratch is not None and spec.spill is not None:
+            self._spills[(spec.node, spec.attempt)] = (spec.spill, started)
+        self._begun[(spec.node, spec.attempt)] = started
 
         def send() -> None:
             key = f"orch-{spec.node}-{spec.attempt}-{self._token}-{secrets.token_hex(3)}"
             marker = os.path.join(self._scratch, key) if self._scratch is not None else None
             if marker is not None:
                 self._markers[(spec.node, spec.attempt)] = marker
-            task = self.client.submit(run_pickled, payload, marker, key=key, pure=False, retries=0)
+            scattered = None
+            if len(payload) > _SCATTER_BYTES:
+                # Inside the task, a large argument (a frame passed as a value) went through the
+                # scheduler, which keeps copies of it: a 320 MB frame held 3.5 GB in the driver and took
+                # seconds per step. Sent to a worker by itself, it is sent once, without a copy.
+                scattered = self.client.scatter(payload, direct=True if self._cluster is not None else None,
+                                                hash=False)
+            task = self.client.submit(run_pickled, payload if scattered is None else scattered, marker, key=key,
+                                      pure=False, retries=0)
+            self._tasks[key] = (task, scattered)  # before its callback, which may run at once, forgets it
             task.add_done_callback(lambda done: resolve(done, marker))
-            self._tasks.append(task)
 
         def resolve(done: Any, marker: str | None) -> None:
             from orchestrator.task import TaskResult
@@ -283,7 +317,10 @@ class DaskExecutor:
                 # too (a FutureCancelledError): nobody waits for its outcome.
                 return
             try:
-                data = done.result()
+                try:
+                    data = done.result()
+                finally:
+                    self._forget(done)
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
                 if marker is not None and type(exc).__name__ == "KilledWorker" and not os.path.exists(marker):
                     # It was only queued on a worker that another step killed: it never ran, so it
@@ -299,14 +336,19 @@ class DaskExecutor:
                         f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
                         f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
                         f"that finished are cached")
-                died = self._lost or _lost(spec.node, exc)
+                died = self._lost or _lost(spec.node, exc, self._exits)
                 outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(died))
             else:
+                if marker is not None:
+                    with suppress(OSError):  # released above: Dask will not run it again
+                        os.remove(kept_result_path(marker))
                 outcome = decode_result(data, spec)
                 if self._address is not None and outcome.failure is not None:
                     outcome.failure = _with_import_hint(outcome.failure)
             self._markers.pop((spec.node, spec.attempt), None)  # it has an outcome: only pending ones count
+            self._spills.pop((spec.node, spec.attempt), None)
+            self._begun.pop((spec.node, spec.attempt), None)
             try:
                 result.set_result(outcome)
             except InvalidStateError:
@@ -314,6 +356,13 @@ class DaskExecutor:
 
         send()
         return result
+
+    def _forget(self, task: Any) -> None:
+        """Let Dask drop a task whose outcome the run has: its result is in the driver now."""
+        _, scattered = self._tasks.pop(task.key, (None, None))
+        task.release()
+        if scattered is not None:
+            scattered.release()
 
     def notices(self) -> list[str]:
         """What the user should hear while the run waits: the cluster lost its last worker (once per loss)."""
@@ -348,19 +397,68 @@ class DaskExecutor:
                 closing.callback(self.client.close)
             if cancel:
                 # On a user's cluster a running task cannot be stopped: cancelling only forgets it.
-                for task in self._tasks:
+                for task, _ in list(self._tasks.values()):
                     task.cancel()
                 if self._cluster is not None:
+                    printed = self._snapshots()  # before the workers, and what their steps printed, go
                     try:
                         self._cluster.sync(_kill_workers, list(self._cluster.workers.values()))
                     finally:
                         # Looked at once the workers are dead (no task can start any more), before the
                         # scratch folder goes. On a user's cluster nothing marks a start: none is known.
                         self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
+                        self._stopped = printed | _spilled(self._spills, self._unstarted)
+
+    def _snapshots(self) -> dict[tuple[str, int], TaskResult]:
+        """What the untimed steps running on the LocalCluster's workers have printed and logged so far.
+
+        Asked of every worker at once; one whose step holds the interpreter (a long
+        call into C that keeps the GIL) cannot answer within ``_SNAPSHOT_SECONDS``,
+        and then none is waited for longer: those attempts are recorded without output.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from orchestrator.task import TaskResult
+
+        asking = ThreadPoolExecutor(1, thread_name_prefix="orch-dask-snapshots")
+        try:
+            answers = asking.submit(self.client.run, running_snapshot, on_error="return").result(_SNAPSHOT_SECONDS)
+        except Exception:  # noqa: BLE001 - a worker that does not answer in time, or a closing cluster
+            answers = {}
+        finally:
+            asking.shutdown(wait=False)
+        now, printed = time.time(), {}
+        for answer in answers.values():
+            if isinstance(answer, tuple):
+                node, attempt, stdout, stderr, logs = answer
+                printed[(node, attempt)] = TaskResult(node=node, attempt=attempt,
+                                                      started=self._begun.get((node, attempt), now), ended=now,
+                                                      stdout=stdout, stderr=stderr, logs=logs)
+        return printed
 
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
         return set(self._unstarted)
+
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        """Timed attempts the LocalCluster ran when ``shutdown(cancel=True)`` killed it, with their spilled output."""
+        return dict(self._stopped)
+
+
+def _spilled(spills: dict[tuple[str, int], tuple[str, float]],
+             unstarted: set[tuple[str, int]]) -> dict[tuple[str, int], TaskResult]:
+    """The started attempts of ``spills`` with what each wrote to its spill folder (read before the scratch goes)."""
+    from orchestrator.capture import read_spill
+    from orchestrator.task import TaskResult
+
+    stopped = {}
+    for (node, attempt), (folder, started) in list(spills.items()):
+        if (node, attempt) in unstarted:
+            continue
+        stdout, stderr, logs = read_spill(folder)
+        stopped[(node, attempt)] = TaskResult(node=node, attempt=attempt, started=started, ended=time.time(),
+                                              stdout=stdout, stderr=stderr, logs=logs)
+    return stopped
 
 
 def _with_import_hint(failure: Failure) -> Failure:
@@ -433,10 +531,25 @@ def _scheduler_lost(exc: Exception, client: Any) -> bool:
         getattr(client, "status", "running") in ("connecting", "closing", "closed")
 
 
-def _lost(node: str, exc: Exception) -> WorkerDiedError:
-    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key."""
+_EXIT_CODE_SECONDS = 2.0  # how long a lost task waits for the nanny to reap its dead worker
+
+
+def _lost(node: str, exc: Exception, exits: WorkerExits | None = None) -> WorkerDiedError:
+    """The error of an attempt Dask lost: a dead worker in one line, without Dask's advice and task key.
+
+    On the LocalCluster (``exits`` given) it says how the worker ended, as the process pool
+    does: its log, silenced, cannot say. On a user's cluster it names the worker, whose log can.
+    """
     if type(exc).__name__ == "KilledWorker":
-        worker = getattr(getattr(exc, "last_worker", None), "address", None)
+        last = getattr(exc, "last_worker", None)
+        worker = getattr(last, "address", None)
+        if exits is not None:
+            code = exits.code_of(getattr(last, "pid", None), wait=_EXIT_CODE_SECONDS)
+            if code is not None:
+                return WorkerDiedError(f"the Dask worker running step '{node}' died {died_because(code)} "
+                                       f"before reporting a result")
+            return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result "
+                                   f"({MEMORY_ADVICE})")
         where = f" ({worker}; its log may say why; {MEMORY_ADVICE})" if worker else f" ({MEMORY_ADVICE})"
         return WorkerDiedError(f"the Dask worker running step '{node}' died before reporting a result{where}")
     return WorkerDiedError(f"the Dask task of step '{node}' was lost: {type(exc).__name__}: {exc}")

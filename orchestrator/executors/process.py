@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.task import TaskResult, TaskSpec
 
 
+_SNAPSHOT_SECONDS = 1.0  # how long Ctrl-C waits for busy workers to say what their steps printed
 _STARTUP_ALLOWANCE = 60.0  # seconds a worker may take to start an attempt before its timeout counts anyway
 
 
@@ -43,6 +44,7 @@ _STARTUP_ALLOWANCE = 60.0  # seconds a worker may take to start an attempt befor
 class _Worker:
     process: Any
     conn: Any
+    snapshots: Any  # the pipe the worker answers with what its step printed so far (``answer_snapshots``)
     spec: TaskSpec | None = None
     future: Future[TaskResult] | None = None
     started: float = 0.0
@@ -63,15 +65,18 @@ class ProcessExecutor:
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._monitor: threading.Thread | None = None
+        self._stopped: dict[tuple[str, int], TaskResult] = {}  # see ``stopped``
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path), os.getpid()), daemon=True,
-                                    name="orch-worker")
+        asking, answering = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path), os.getpid(), answering),
+                                    daemon=True, name="orch-worker")
         with main_script_hidden():
             process.start()
         child.close()
-        return _Worker(process=process, conn=parent)
+        answering.close()
+        return _Worker(process=process, conn=parent, snapshots=asking)
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         future: Future[TaskResult] = Future()
@@ -151,6 +156,7 @@ class ProcessExecutor:
         worker.process.join(timeout=5)
         code = worker.process.exitcode
         worker.conn.close()
+        worker.snapshots.close()
         with self._lock:
             if not self._closed:
                 self._workers.remove(worker)
@@ -170,6 +176,9 @@ class ProcessExecutor:
     def unstarted(self) -> set[tuple[str, int]]:
         return set()  # an attempt is sent to an idle worker, which starts it at once
 
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        return dict(self._stopped)
+
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""
         if self._closed:
@@ -178,6 +187,8 @@ class ProcessExecutor:
         os.write(self._wake_w, b"x")
         if self._monitor is not None:
             self._monitor.join(timeout=5)
+        if cancel:
+            self._stopped.update(_snapshots([w for w in self._workers if w.spec is not None and not w.spec.spill]))
         for w in self._workers:
             if w.spec is not None and cancel:
                 kill_tree(w.process.pid)
@@ -193,8 +204,55 @@ class ProcessExecutor:
                 w.process.kill()
                 w.process.join()
             w.conn.close()
+            w.snapshots.close()
             if w.spec is not None and w.spec.spill:
-                # A timed attempt killed with its worker (Ctrl-C): nobody reads its output any more.
-                shutil.rmtree(w.spec.spill, ignore_errors=True)
+                if cancel:
+                    # A timed attempt killed with its worker (Ctrl-C): it keeps what it printed, as the
+                    # sequential executor's does.
+                    self._stopped[(w.spec.node, w.spec.attempt)] = _spilled(w.spec, w.started)
+                else:
+                    shutil.rmtree(w.spec.spill, ignore_errors=True)
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _spilled(spec: TaskSpec, started: float) -> TaskResult:
+    """A stopped attempt with what it had written to its spill folder (which this removes)."""
+    from orchestrator.capture import read_spill
+    from orchestrator.task import TaskResult
+
+    stdout, stderr, logs = read_spill(spec.spill)
+    return TaskResult(node=spec.node, attempt=spec.attempt, started=started, ended=time.time(),
+                      stdout=stdout, stderr=stderr, logs=logs)
+
+
+def _snapshots(busy: list[_Worker]) -> dict[tuple[str, int], TaskResult]:
+    """What the steps of ``busy`` workers had printed and logged, asked before they are killed (Ctrl-C).
+
+    A worker whose step holds the interpreter (a long call into C that keeps the GIL)
+    cannot answer within ``_SNAPSHOT_SECONDS``: its attempt is recorded without output.
+    """
+    from orchestrator.task import TaskResult
+
+    asked = []
+    for worker in busy:
+        try:
+            worker.snapshots.send_bytes(b"?")
+        except OSError:
+            continue  # it died meanwhile
+        asked.append(worker)
+    deadline = time.monotonic() + _SNAPSHOT_SECONDS
+    kept = {}
+    for worker in asked:
+        spec = worker.spec
+        try:
+            if spec is None or not worker.snapshots.poll(max(0.0, deadline - time.monotonic())):
+                continue
+            texts = pickle.loads(worker.snapshots.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError):
+            continue
+        if texts is not None:
+            stdout, stderr, logs = texts
+            kept[(spec.node, spec.attempt)] = TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
+                                                         ended=time.time(), stdout=stdout, stderr=stderr, logs=logs)
+    return kept

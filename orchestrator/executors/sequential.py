@@ -39,3 +39,6 @@ class SequentialExecutor:
 
     def unstarted(self) -> set[tuple[str, int]]:
         return set()  # an attempt runs as it is submitted
+
+    def stopped(self) -> dict[tuple[str, int], TaskResult]:
+        return {}  # the interrupted attempt comes with its KeyboardInterrupt

@@ -74,11 +74,62 @@ def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     would look like a lost worker. ``started``: a file to create before the
     step runs, which tells the driver that a task lost with its worker had
     begun (an attempt that failed) rather than only waited there.
+
+    Beside it the result is kept too (``kept_result_path``). Dask holds a finished
+    task's result in its worker until the driver has fetched it; a worker that dies
+    meanwhile (the next step on it crashed at once) has Dask run the task again,
+    which ran the step a second time, unrecorded. Run again, it returns the kept result.
     """
+    spec = pickle.loads(payload)
     if started is not None:
+        kept = kept_result_path(started)
+        if os.path.exists(started):
+            try:
+                with open(kept, "rb") as f:
+                    return f.read()
+            except OSError:
+                pass  # it never finished (nothing but Dask's own retries runs a task twice): run it
         with open(started, "a"):
             pass
-    return encode_result(run_spec(pickle.loads(payload)))
+    _running.append((spec.node, spec.attempt))
+    try:
+        data = encode_result(run_spec(spec))
+    finally:
+        _running.remove((spec.node, spec.attempt))
+    if started is not None:
+        try:
+            with open(kept + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(kept + ".tmp", kept)
+        except OSError:
+            pass  # only a task Dask runs again needs it; this one's result goes back as usual
+    return data
+
+
+_running: list[tuple[str, int]] = []  # (node, attempt) of each task ``run_pickled`` runs in this process now
+
+
+def running_snapshot() -> tuple[str, int, str, str, str] | None:
+    """The attempt this Dask worker runs, with what it printed and logged so far (``capture.snapshot``).
+
+    None when it runs none, or a timed one (whose child captures it: its spill
+    keeps it), or several at once (a worker with several threads: whose output
+    the process's ``sys.stdout`` holds cannot be told).
+    """
+    from orchestrator.capture import snapshot
+
+    running = list(_running)
+    if len(running) != 1:
+        return None
+    texts = snapshot()
+    if texts is None:
+        return None
+    return (*running[0], *texts)
+
+
+def kept_result_path(started: str) -> str:
+    """Where ``run_pickled`` keeps the result of the task that ``started`` marks."""
+    return started + ".result"
 
 
 def encode_result(result: TaskResult) -> bytes:
@@ -158,11 +209,20 @@ def run_spec(spec: TaskSpec) -> TaskResult:
         return run_task(spec)
 
 
-def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = None) -> None:
-    """A pool worker's main loop: one task at a time until the pipe closes."""
+def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = None,
+               snapshots: Connection | None = None) -> None:
+    """A pool worker's main loop: one task at a time until the pipe closes.
+
+    ``snapshots``: a second pipe, answered by a thread of its own while a step
+    runs, with what the step has printed and logged so far (``answer_snapshots``).
+    """
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_children()
+    if snapshots is not None:
+        import threading
+
+        threading.Thread(target=answer_snapshots, args=(snapshots,), name="orch-snapshots", daemon=True).start()
     if parent_pid is not None:
         # A driver killed outright (SIGKILL, the OOM killer) cannot stop its workers, and the run
         # is shown interrupted: a step left running would hold its CPU, memory or GPU for hours.
@@ -186,6 +246,22 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
         if spec.timeout is not None:
             conn.send_bytes(STARTED)
         conn.send_bytes(encode_result(run_task(replace(spec, keep_values=False))))
+
+
+def answer_snapshots(conn: Connection) -> None:
+    """Answer each request on ``conn`` with ``capture.snapshot()`` pickled, until the pipe closes.
+
+    The driver asks before it kills this worker on Ctrl-C: what the step had
+    printed would otherwise die with it, where the sequential executor keeps it.
+    """
+    from orchestrator.capture import snapshot
+
+    while True:
+        try:
+            conn.recv_bytes()
+            conn.send_bytes(pickle.dumps(snapshot()))
+        except (EOFError, OSError):
+            return
 
 
 def die_with_parent(parent_pid: int) -> None:

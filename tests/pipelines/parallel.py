@@ -77,3 +77,20 @@ def combine(squares: list, table) -> dict:
 @pipeline
 def mixed(items: list = [1, 2, 3], n: int = 2000):  # noqa: B006
     return combine(square.map(items), frame(n))
+
+
+@step(retries=1, retry_delay=0)
+def dies_once_after(results: list) -> int:
+    """Kills its worker once, after the steps before it finished on that worker, and holds their results."""
+    marker = Path(os.environ["ORCH_TEST_LOG"] + ".died")
+    record("dies_once_after")
+    if not marker.exists():
+        marker.write_text("1")
+        os._exit(9)
+    time.sleep(1.0)  # time enough for anything Dask would run again on the new worker
+    return len(results)
+
+
+@pipeline
+def finished_then_killed(n: int = 3):
+    return dies_once_after([branch(i, 0.0) for i in range(n)])

@@ -1,0 +1,324 @@
+"""Edits a data scientist makes to a project's code, and the steps whose fingerprints they change.
+
+Each case edits one template module, imports it fresh (``Loader``), and
+checks that the digest changes exactly when the code a step runs changed,
+and that the part a reason is made from names what was edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from tests.test_fingerprint import Loader, changed_parts
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Iterator[Loader]:
+    loader = Loader(tmp_path)
+    yield loader
+    loader.close()
+
+DECO = '''
+import functools
+
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+'''
+
+HELPERS = '''
+import collections
+import functools
+import os
+import threading
+
+from fpe_deco import logged
+
+
+class Cfg:
+    LR = 0.1
+    MODE = os.environ.get("FPE_MODE", "plain")
+    WORKERS: int = int(os.environ.get("FPE_WORKERS", "2"))
+    GUARD = threading.Lock()
+    SEEN = dict()
+    BY_KEY = collections.defaultdict(list)
+    STREAM = (n for n in [1, 2])
+
+
+def scale(x, k=2):
+    return x * k
+
+
+SCALE_BY_3 = functools.partial(scale, k=3)
+
+
+@logged
+def decorated(x):
+    return x + 7
+
+
+def negate(x):
+    return -x
+
+
+def make_scaler(k):
+    def scale(x):
+        return x * k
+    return scale
+
+
+SCALE4 = make_scaler(4)
+
+
+@functools.singledispatch
+def describe(x):
+    return "thing"
+
+
+@describe.register
+def _(x: int):
+    return "int"
+
+
+def unused(x):
+    return x - 5
+'''
+
+STEPS = '''
+import fpe_helpers
+
+
+def by_name(x, name="negate"):
+    return getattr(fpe_helpers, name)(x)
+
+
+def local_negate(x):
+    return -x
+
+
+def by_globals(x, name="local_negate"):
+    return globals()[name](x)
+
+
+def factory_made(x):
+    return fpe_helpers.SCALE4(x)
+
+
+def configured(x):
+    return f"{fpe_helpers.Cfg.MODE}:{x * fpe_helpers.Cfg.LR}"
+
+
+def dispatched(x):
+    return fpe_helpers.describe(x)
+'''
+
+MODULES = {"fpe_deco.py": DECO, "fpe_helpers.py": HELPERS, "fpe_steps.py": STEPS}
+
+
+def fp(load: Loader, files: dict[str, str], name: str) -> CodeFingerprint:
+    return fingerprint(getattr(load(files, "fpe_steps"), name))
+
+
+def edit(file: str, old: str, new: str) -> dict[str, str]:
+    files = dict(MODULES)
+    assert files[file].count(old) == 1, f"{file} has no single {old!r}"
+    files[file] = files[file].replace(old, new)
+    return files
+
+
+def test_a_module_used_whole_counts_its_constants_beside_a_decorated_function(load: Loader) -> None:
+    """``getattr(helpers, name)`` counts the whole module, a decorator from another module or not.
+
+    The wrapper ``functools.wraps`` makes has its code in the decorator's file:
+    taken for the module's own code, it made the module's source look stale, and
+    the digest fell back to the functions' bytecode, without the module's
+    constants (``partial(scale, k=3)`` edited to ``k=4`` left the step cached).
+    """
+    before = fp(load, MODULES, "by_name")
+    after = fp(load, edit("fpe_helpers.py", "partial(scale, k=3)", "partial(scale, k=4)"), "by_name")
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {"module fpe_helpers"}
+
+
+def test_reordering_a_module_used_whole_keeps_its_digest(load: Loader) -> None:
+    """Moving a function down a file changes no code; its source digest is the module's then."""
+    plain = edit("fpe_helpers.py", "@logged\n", "")
+    before = fp(load, plain, "by_name")
+    moved = dict(plain)
+    moved["fpe_helpers.py"] = moved["fpe_helpers.py"].replace("def unused(x):\n    return x - 5\n", "")
+    moved["fpe_helpers.py"] = moved["fpe_helpers.py"].replace(
+        "def scale(x, k=2):", "def unused(x):\n    return x - 5\n\n\ndef scale(x, k=2):")
+    assert fp(load, moved, "by_name").digest == before.digest
+
+
+def test_a_module_used_whole_keeps_the_order_of_its_other_statements(load: Loader) -> None:
+    """``X = 1`` then ``X = 2`` binds another value than the other way round."""
+    files = edit("fpe_helpers.py", "def negate(x):", "LIMIT = 1\nLIMIT = 2\n\n\ndef negate(x):")
+    swapped = edit("fpe_helpers.py", "def negate(x):", "LIMIT = 2\nLIMIT = 1\n\n\ndef negate(x):")
+    assert fp(load, files, "by_name").digest != fp(load, swapped, "by_name").digest
+
+
+def test_a_lambda_of_a_module_used_whole_is_named_by_its_global_name(load: Loader) -> None:
+    files = edit("fpe_helpers.py", "def negate(x):", "square = lambda x: x * x\n\n\ndef negate(x):")
+    before = fp(load, files, "by_name")
+    after = fp(load, {**files, "fpe_helpers.py": files["fpe_helpers.py"].replace("x * x", "x * x * 1")}, "by_name")
+    assert "fpe_helpers.square" in changed_parts(before, after)
+
+
+def test_an_implementation_registered_with_singledispatch_counts(load: Loader) -> None:
+    """``describe(3)`` runs ``_(x: int)``, which no name in the step reads: editing it re-ran nothing."""
+    before = fp(load, MODULES, "dispatched")
+    after = fp(load, edit("fpe_helpers.py", 'return "int"', 'return "integer"'), "dispatched")
+    assert changed_parts(before, after) == {"fpe_helpers.describe.register(int)"}
+    retyped = fp(load, edit("fpe_helpers.py", "def _(x: int):", "def _(x: float):"), "dispatched")
+    assert {"fpe_helpers.describe.register", "fpe_helpers.describe.register(float)"} <= \
+        changed_parts(before, retyped)
+
+
+def test_an_edit_elsewhere_leaves_a_singledispatch_step_alone(load: Loader) -> None:
+    before = fp(load, MODULES, "dispatched")
+    assert fp(load, edit("fpe_helpers.py", "return x - 5", "return x - 6"), "dispatched").digest == before.digest
+
+
+def test_a_class_attribute_computed_at_import_counts_by_its_value(load: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MODE = os.environ.get(...)`` in a class body: the source is the same, the value is not."""
+    before = fp(load, MODULES, "configured")
+    monkeypatch.setenv("FPE_MODE", "fancy")
+    after = fp(load, MODULES, "configured")
+    assert changed_parts(before, after) == {"fpe_helpers.Cfg.MODE"}
+    monkeypatch.setenv("FPE_WORKERS", "8")
+    assert changed_parts(after, fp(load, MODULES, "configured")) == {"fpe_helpers.Cfg.WORKERS"}
+
+
+def test_a_cache_a_class_fills_keeps_the_key_while_it_fills(load: Loader) -> None:
+    """``SEEN = dict()`` made empty: what the class puts in it later is no edit of the code (a notebook
+    re-runs in one process, where the second run would see a filled cache and a new key)."""
+    module = load(MODULES, "fpe_steps")
+    before = fingerprint(module.configured)
+    module.fpe_helpers.Cfg.SEEN["x"] = 1
+    module.fpe_helpers.Cfg.BY_KEY["y"].append(2)
+    assert fingerprint(module.configured).digest == before.digest
+
+
+def test_a_literal_class_attribute_counts_by_the_source_alone(load: Loader) -> None:
+    """``LR = 0.1`` is in the class's source: no part of its own; an attribute that cannot be hashed
+    (a lock, a generator) leaves the class counted by its source, as before, without an error."""
+    before = fp(load, MODULES, "configured")
+    assert not {"fpe_helpers.Cfg.LR", "fpe_helpers.Cfg.STREAM", "fpe_helpers.Cfg.GUARD"} & set(before.parts)
+    after = fp(load, edit("fpe_helpers.py", "LR = 0.1", "LR = 0.2"), "configured")
+    assert changed_parts(before, after) == {"fpe_helpers.Cfg"}
+
+
+def test_a_step_that_picks_a_function_from_globals_counts_its_module(load: Loader) -> None:
+    """``globals()[name](x)`` names no function: the step's whole module counts, as ``getattr`` on a module does."""
+    before = fp(load, MODULES, "by_globals")
+    after = fp(load, edit("fpe_steps.py", "    return -x\n", "    return -x - 1\n"), "by_globals")
+    assert {"local_negate", "module fpe_steps"} <= changed_parts(before, after)
+
+
+CLASSES = '''
+import fpe_settings
+
+
+class Tuned:
+    lr = fpe_settings.SCALE * 0.1
+
+    def step(self, x):
+        return x * self.lr
+
+
+class Scaler:
+    factor = 2
+
+    def fit(self, xs):
+        return [x * self.factor for x in xs]
+
+    def describe(self):
+        return "scaler"
+
+
+class Bound:
+    def first(self):
+        return 1
+
+    def first(self):  # noqa: F811 - the later one wins
+        return 2
+'''
+
+USES_CLASSES = '''
+import fpe_classes
+
+
+def tuned(x):
+    return fpe_classes.Tuned().step(x)
+
+
+def scaled(xs):
+    return fpe_classes.Scaler().fit(xs)
+
+
+def bound():
+    return fpe_classes.Bound().first()
+'''
+
+
+def test_moving_a_method_up_or_down_its_class_keeps_the_digest(load: Loader) -> None:
+    files = {"fpe_settings.py": "SCALE = 2\n", "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").scaled)
+    moved = CLASSES.replace('''    def describe(self):
+        return "scaler"
+''', "").replace("    factor = 2\n", '''    factor = 2
+
+    def describe(self):
+        return "scaler"
+''')
+    assert fingerprint(load({**files, "fpe_classes.py": moved}, "fpe_steps").scaled).digest == before.digest
+    edited = CLASSES.replace("x * self.factor", "x + self.factor")
+    assert fingerprint(load({**files, "fpe_classes.py": edited}, "fpe_steps").scaled).digest != before.digest
+
+
+def test_a_name_defined_twice_keeps_the_order_that_says_which_one_wins(load: Loader) -> None:
+    files = {"fpe_settings.py": "SCALE = 2\n", "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").bound)
+    swapped = CLASSES.replace("return 1", "return @").replace("return 2", "return 1").replace("return @", "return 2")
+    assert fingerprint(load({**files, "fpe_classes.py": swapped}, "fpe_steps").bound).digest != before.digest
+
+
+def test_a_function_a_factory_made_is_named_by_the_constant_that_holds_it(load: Loader) -> None:
+    """``SCALE4 = make_scaler(4)`` edited to 5: the reason names SCALE4, not ``make_scaler.<locals>.scale``."""
+    before = fp(load, MODULES, "factory_made")
+    after = fp(load, edit("fpe_helpers.py", "make_scaler(4)", "make_scaler(5)"), "factory_made")
+    assert changed_parts(before, after) == {"fpe_helpers.SCALE4"}
+
+
+def test_a_module_used_whole_is_not_parsed_again_while_it_is_unchanged(load: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every build fingerprints its steps: a module used whole is read once while its source stays the same."""
+    from orchestrator import code_analysis
+
+    module = load(MODULES, "fpe_steps")
+    first = fingerprint(module.by_name)
+    parsed: list[object] = []
+    real = code_analysis._module_statements
+    monkeypatch.setattr(code_analysis, "_module_statements", lambda tree: parsed.append(tree) or real(tree))
+    for _ in range(3):
+        assert fingerprint(module.by_name).digest == first.digest
+    assert parsed == []
+
+
+def test_a_class_body_reading_a_module_constant_counts_that_constant_not_the_module(load: Loader) -> None:
+    """``lr = config.SCALE * 0.1`` in a class body: editing another setting of ``config`` re-ran the steps
+    using the class (the body's ``config`` counted the whole module)."""
+    settings = "SCALE = 2\nOFFSET = 10\n"
+    files = {"fpe_settings.py": settings, "fpe_classes.py": CLASSES, "fpe_steps.py": USES_CLASSES}
+    before = fingerprint(load(files, "fpe_steps").tuned)
+    other = {**files, "fpe_settings.py": settings.replace("OFFSET = 10", "OFFSET = 11")}
+    assert fingerprint(load(other, "fpe_steps").tuned).digest == before.digest
+    used = {**files, "fpe_settings.py": settings.replace("SCALE = 2", "SCALE = 3")}
+    assert "fpe_settings.SCALE" in changed_parts(before, fingerprint(load(used, "fpe_steps").tuned))
