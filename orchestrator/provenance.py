@@ -23,6 +23,14 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
+from orchestrator.lineage_refs import (
+    looks_like_path,
+    model_row,
+    names_a_file,
+    other_contents,
+    resolve_ref,
+    runs_using,
+)
 
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
@@ -64,224 +72,6 @@ class LineageGraph:
             parent.children.append((label, child))
 
 
-def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """Roots for a REF: a file or folder on disk → its content, as read or written by steps;
-    ``NAME@VERSION`` → the step run that made that model version; ``RUN:step`` → that step
-    run; a run id → its steps; else a digest prefix."""
-    if not ref:
-        raise NotFoundError("an empty REF is not valid. Pass a run id, RUN:step, NAME@VERSION, a file or a digest "
-                            "(see `orch runs` and `orch cache ls`).")
-    if _names_a_file(ref):
-        return _file_roots(lineage, ref)
-    if "@" in ref:
-        row = _model_row(lineage, ref)
-        if not row["run_id"] or not row["node"]:
-            raise NotFoundError(f"model {ref} has no recorded step run to trace.")
-        return [("step", f"{row['run_id']}:{row['node']}")]
-    if ":" in ref:
-        run_ref, node = ref.split(":", 1)
-        run_id = lineage.resolve_run(run_ref)
-        lineage.step_row(run_id, node)
-        return [("step", f"{run_id}:{node}")]
-    if _looks_like_path(ref):
-        gone = _gone_file_roots(lineage, ref)
-        if gone:
-            return gone
-        raise NotFoundError(f"file '{ref}' does not exist (relative paths start at {os.getcwd()}). Pass an "
-                            "existing file or folder, or a run id, RUN:step, NAME@VERSION or digest.")
-    if _looks_like_id(ref):
-        return _prefix_roots(lineage, ref)
-    try:
-        return _run_roots(lineage, lineage.resolve_run(ref))  # `latest`
-    except NotFoundError:
-        pass
-    raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
-                        "See `orch runs` and `orch cache ls`.")
-
-
-def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
-    """Every step of the run that read its inputs: a failed or interrupted one too, often the one asked about.
-
-    A skipped step read nothing, and a running one has no inputs recorded yet.
-    """
-    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
-            if s["status"] in ("ran", "cached", "failed", "interrupted")]
-
-
-def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """Roots for a hex REF: the run, artifact or input file whose id it begins; ambiguity is an error.
-
-    A full run id wins; otherwise the prefix must name exactly one thing among
-    run ids and digests, so that a short prefix never silently picks a kind.
-    """
-    runs = [str(r) for (r,) in lineage.conn.execute(
-        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2", (ref, ref + "\uffff"))]
-    if runs and runs[0] == ref:
-        return _run_roots(lineage, ref)
-    prefix = ref.lower()
-    artifacts = [str(d) for (d,) in lineage.conn.execute(
-        "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 2", (prefix, prefix + "g"))]
-    files = [str(d) for (d,) in lineage.conn.execute(
-        "SELECT DISTINCT digest FROM edges WHERE path IS NOT NULL AND digest >= ? AND digest < ? LIMIT 2",
-        (prefix, prefix + "g")) if d not in artifacts]
-    # An artifact `cache gc` removed is still in its runs' records (and in `orch show`): its lineage stands.
-    artifacts += [str(d) for (d,) in lineage.conn.execute(
-        "SELECT DISTINCT digest FROM edges WHERE path IS NULL AND digest >= ? AND digest < ? LIMIT 2",
-        (prefix, prefix + "g")) if d not in artifacts and d not in files]
-    found = len(runs) + len(artifacts) + len(files)
-    if found == 0:
-        raise NotFoundError(f"no run id or digest in this store begins with '{ref}'. See `orch runs` and "
-                            "`orch cache ls`.")
-    if found > 1:
-        kinds = [_some(len(runs), "run id"), _some(len(artifacts) + len(files), "digest")]
-        raise NotFoundError(f"'{ref}' is ambiguous: it begins {' and '.join(k for k in kinds if k)}. Give more "
-                            "characters (see `orch runs` and `orch cache ls`).")
-    if runs:
-        return _run_roots(lineage, runs[0])
-    return [("artifact", artifacts[0])] if artifacts else [("file", files[0])]
-
-
-def _some(n: int, noun: str) -> str:
-    return "" if n == 0 else f"a {noun}" if n == 1 else f"several {noun}s"
-
-
-def _model_hint(lineage: Lineage, ref: str) -> str:
-    """`` Did you mean 'churn@production'?`` when REF names a registered model (any case)."""
-    names = [str(n) for (n,) in lineage.conn.execute("SELECT name FROM models")]
-    match = next((n for n in names if n.casefold() == ref.casefold()), None)
-    return f" Did you mean '{match}@production'?" if match else ""
-
-
-def _looks_like_id(ref: str) -> bool:
-    """Whether REF could be a run id or a digest prefix: hex digits only."""
-    return bool(ref) and all(c in "0123456789abcdef" for c in ref.lower())
-
-
-def _looks_like_path(ref: str) -> bool:
-    """Whether REF is written as a path (a folder separator, or a file extension), not as an id."""
-    return "/" in ref or os.sep in ref or re.search(r"\S\.[A-Za-z][A-Za-z0-9]{0,7}$", ref) is not None
-
-
-def _names_a_file(ref: str) -> bool:
-    """Whether REF is a path on disk rather than an id (a bare hex name that exists stays an id)."""
-    return not _looks_like_id(ref) and os.path.exists(ref)
-
-
-def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """The file's current content as steps read it (a file input) or wrote it (a path output).
-
-    The path is looked up first, and the file hashed only if some run used it:
-    ``orch lineage /`` must not read the whole disk to say that no run did.
-    """
-    from orchestrator.hashing import hash_file
-
-    path = os.path.abspath(ref)
-    pattern = f'%"path": {json.dumps(path)}%'
-    used = lineage.conn.execute("SELECT 1 FROM edges WHERE path=? LIMIT 1", (path,)).fetchone() or \
-        lineage.conn.execute("SELECT 1 FROM artifacts WHERE meta LIKE ? LIMIT 1", (pattern,)).fetchone()
-    if not used:
-        folder = lineage.conn.execute(  # read as part of a folder input: trace that folder
-            "SELECT path FROM edges WHERE path IS NOT NULL AND substr(?1, 1, length(path) + 1) = path || '/' "
-            "ORDER BY length(path) DESC LIMIT 1", (path,)).fetchone()
-        if folder is not None and os.path.isdir(folder[0]):
-            return _file_roots(lineage, folder[0])
-        raise NotFoundError(f"no run in this store read or wrote '{ref}'"
-                            f"{_files_inside(lineage, path) or _same_content_elsewhere(lineage, ref)}")
-    memo = lineage.load_file_memo()  # a large file that runs already hashed is not read again
-    content = hash_file(ref, memo)
-    roots: list[tuple[str, str]] = []
-    if lineage.conn.execute("SELECT 1 FROM edges WHERE digest=? AND path=? LIMIT 1", (content, path)).fetchone():
-        roots.append(("file", f"{content}@{path}"))
-    roots += [("artifact", str(d)) for (d,) in lineage.conn.execute(
-        "SELECT digest FROM artifacts WHERE meta LIKE ? AND meta LIKE ? ORDER BY created",
-        (f'%"content": "{content}"%', pattern))]
-    if roots:
-        return roots
-    earlier = [str(d) for (d,) in lineage.conn.execute(
-        "SELECT DISTINCT digest FROM edges WHERE path=? LIMIT 5", (path,))]
-    for digest, meta in lineage.conn.execute("SELECT digest, meta FROM artifacts WHERE meta LIKE ? LIMIT 5",
-                                             (pattern,)):
-        named = (lineage.decode(meta, f"artifacts.meta of artifact {digest}") or {}).get("file")
-        if isinstance(named, dict) and isinstance(named.get("content"), str):
-            earlier.append(named["content"])
-    raise NotFoundError(f"no run read or wrote '{ref}' as it is now (content {content[:12]}); earlier "
-                        f"contents were: {', '.join(dict.fromkeys(d[:12] for d in earlier))}. Trace one with "
-                        "`orch lineage DIGEST --downstream`.")
-
-
-def _gone_file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
-    """Every content runs read or wrote at a path no longer on disk, oldest first; none if no run used it.
-
-    A dataset deleted, or moved, after training is still the question ("what was
-    built from data/raw.csv?"): the runs recorded its path and contents, so the
-    answer comes from those records, each content marked ``gone since``.
-    """
-    path = os.path.abspath(ref)
-    roots = [("file", f"{d}@{path}") for (d,) in lineage.conn.execute(
-        "SELECT e.digest FROM edges e JOIN runs r ON r.run_id=e.run_id WHERE e.path=? "
-        "GROUP BY e.digest ORDER BY MIN(r.started)", (path,))]
-    return roots + [("artifact", str(d)) for (d,) in lineage.conn.execute(
-        "SELECT digest FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"path": {json.dumps(path)}%',))]
-
-
-def other_contents(lineage: Lineage, ref: str, roots: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The contents runs read at file REF's path other than those traced, oldest first, with their runs.
-
-    ``orch lineage data/raw.csv`` traces the file as it is now; the versions
-    of it that earlier runs trained on are named beside it, so that "what was
-    built from this dataset" does not silently stop at its last edit.
-    """
-    path = os.path.abspath(ref)
-    traced = {ident.partition("@")[0] for kind, ident in roots if kind == "file"}
-    others = [str(d) for (d,) in lineage.conn.execute(
-        "SELECT e.digest FROM edges e JOIN runs r ON r.run_id=e.run_id WHERE e.path=? "
-        "GROUP BY e.digest ORDER BY MIN(r.started)", (path,)) if d not in traced]
-    started = dict(lineage.conn.execute("SELECT run_id, started FROM runs"))
-    # A run that reused a cached reader of the content used it too, though it recorded no edge of its own.
-    return [{"digest": d, "runs": sorted(_runs_using(lineage, "file", f"{d}@{path}"),
-                                         key=lambda r: (started.get(r) or 0, r))} for d in others]
-
-
-def _files_inside(lineage: Lineage, folder: str) -> str:
-    """The end of the "no run used this path" message for a folder runs read files of, one by one."""
-    if not os.path.isdir(folder):
-        return ""
-    inside = [str(p) for (p,) in lineage.conn.execute(
-        "SELECT DISTINCT path FROM edges WHERE path IS NOT NULL AND substr(path, 1, length(?1) + 1) = ?1 || '/' "
-        "ORDER BY path LIMIT 4", (folder.rstrip(os.sep),))]
-    if not inside:
-        return ""
-    shown = ", ".join(os.path.relpath(p) for p in inside[:3]) + (" and more" if len(inside) > 3 else "")
-    return (f" as a folder, but runs read files in it: {shown}. Trace one with `orch lineage "
-            f"{os.path.relpath(inside[0])}`.")
-
-
-def _same_content_elsewhere(lineage: Lineage, ref: str) -> str:
-    """The end of the "no run used this path" message: where runs used a file of the same bytes.
-
-    A project folder moved or copied elsewhere (or data renamed) keeps its
-    files' contents but not their paths, which the store recorded absolute:
-    the user's question is then answered by the content's digest. Only a
-    regular file is hashed, never a folder (``orch lineage /`` must stay quick).
-    """
-    from orchestrator.hashing import hash_file
-
-    fallback = ". Pass a run id, RUN:step, NAME@VERSION or a digest (see `orch runs`)."
-    if not os.path.isfile(ref):
-        return fallback
-    try:
-        content = hash_file(ref, lineage.load_file_memo())
-    except OSError:
-        return fallback
-    paths = [str(p) for (p,) in lineage.conn.execute(
-        "SELECT DISTINCT path FROM edges WHERE digest=? AND path IS NOT NULL ORDER BY path LIMIT 3", (content,))]
-    if not paths:
-        return fallback
-    where = ", ".join(paths[:2]) + (" and elsewhere" if len(paths) > 2 else "")
-    return (f" at {os.path.abspath(ref)}, but runs read the same content ({content[:12]}) at {where} (moved or "
-            f"copied?). Trace it there with `orch lineage {content[:12]} --downstream`.")
-
-
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
     """The lineage graph of ``ref`` in ``direction`` ("upstream" or "downstream")."""
     if direction not in ("upstream", "downstream"):
@@ -290,12 +80,12 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     if "@" in ref:
         from orchestrator.audit import audit_version
 
-        graph.model = audit_version(lineage, _model_row(lineage, ref))
+        graph.model = audit_version(lineage, model_row(lineage, ref))
     # A folder is hashed as runs hashed it: without the store inside it (its metadata folder).
     with skipping_folders([lineage.path.parent]):
         roots = resolve_ref(lineage, ref)
         if direction == "downstream":
-            graph.runs = set().union(*(_runs_using(lineage, kind, ident) for kind, ident in roots))
+            graph.runs = set().union(*(runs_using(lineage, kind, ident) for kind, ident in roots))
         shown: set[str] = set()  # graph.roots as a set: a run's roots are its steps, thousands for a map
         for kind, ident in roots:
             # No limit is infinity, not a large number: it never grows along a shorter path, so no
@@ -304,7 +94,7 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
             if vid not in shown:
                 shown.add(vid)
                 graph.roots.append(vid)
-    if _names_a_file(ref) or ("@" not in ref and ":" not in ref and _looks_like_path(ref)):  # a path, on disk or not
+    if names_a_file(ref) or ("@" not in ref and ":" not in ref and looks_like_path(ref)):  # a path, on disk or not
         if len(graph.roots) > 1:  # the file, and the path a step returned, shown under it
             below = _reachable(graph, graph.roots)
             # ... as the output of the step that returned it: the same artifact, seen through that step,
@@ -317,22 +107,6 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
                     graph.vertices.pop(vid, None)
         graph.other_contents = other_contents(lineage, ref, roots)
     return graph
-
-
-def _runs_using(lineage: Lineage, kind: str, ident: str) -> set[str]:
-    """The runs in which a root was used: read or made by one of their steps, ran or cached."""
-    if kind == "step":
-        run_id, node = ident.split(":", 1)
-        key = lineage.step_row(run_id, node)["key"]
-        return {run_id} | {str(r) for (r,) in lineage.conn.execute(
-            "SELECT run_id FROM steps WHERE node=? AND key=? AND status IN ('ran', 'cached')", (node, key))}
-    digest, _, path = ident.partition("@")
-    where, args = ("e.digest=? AND e.path=?", (digest, path)) if path else ("e.digest=?", (digest,))
-    # A cached step of another run reused one of those computations (its key), and so used the root too.
-    return {str(r) for (r,) in lineage.conn.execute(
-        f"SELECT run_id FROM edges e WHERE {where} UNION SELECT run_id FROM steps WHERE status IN ('ran', 'cached') "
-        f"AND key IN (SELECT s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node WHERE {where})",
-        args + args)}
 
 
 def _in_used_runs(lineage: Lineage, g: LineageGraph, run_id: str, node: str, key: str | None) -> str | None:
@@ -603,12 +377,6 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
-
-
-def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:
-    from orchestrator.registry import Registry
-
-    return Registry(lineage).resolve(ref)
 
 
 def render(g: LineageGraph, fmt: str) -> str:
