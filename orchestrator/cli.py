@@ -524,8 +524,11 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("ref", metavar="RUN:STEP")
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: run_id, step, status, cached_from and attempts (each with attempt, "
+                   "status, started, ended, error, traceback, stdout, stderr, logs).")
 @click.pass_context
-def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
+def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> None:
     """Print the captured stdout, stderr and log records of a step's attempts.
 
     RUN is a run id, a unique prefix of one, or latest; STEP a step as `orch show` lists it
@@ -538,6 +541,9 @@ def logs(ctx: click.Context, ref: str, attempt: int | None) -> None:
     run_id = context.lineage.resolve_run(run_ref)
     row = context.lineage.step_row(run_id, node)
     attempts = context.lineage.attempts(run_id, node)
+    if as_json:
+        click.echo(json.dumps(_logs_document(context, run_id, node, row, attempts, attempt), indent=2))
+        return
     if not attempts:
         origin_run, origin_node = context.lineage.origin(run_id, node, row)
         if row["status"] == "cached" and origin_run != run_id:
@@ -598,6 +604,34 @@ def _attempts_made(row: dict[str, Any]) -> int:
     """How many attempts a step made. Its row counts them as they end: a step still running, or
     cut short in its first attempt (a killed `orch`), is in its first though the row says 0."""
     return int(row["attempts"] or (1 if row["status"] in ("interrupted", "running") else 0))
+
+
+def _logs_document(context: Context, run_id: str, node: str, row: dict[str, Any], attempts: list[dict[str, Any]],
+                   wanted: int | None) -> dict[str, Any]:
+    """``orch logs --json``: the step's attempts as recorded (the one ``--attempt`` names, if given).
+
+    An attempt cut short without a record (Ctrl-C, a killed process, still running) is listed with
+    its status and ``recorded: false``; a step cached from another run has none, and
+    ``cached_from`` names the ``RUN:STEP`` whose attempts made its result.
+    """
+    origin_run, origin_node = context.lineage.origin(run_id, node, row)
+    cached_from = f"{origin_run}:{origin_node}" if row["status"] == "cached" and origin_run != run_id else None
+    listed = [{"attempt": a["attempt"], "status": a["status"], "started": _iso(a["started"]), "ended": _iso(a["ended"]),
+               "error": a["error"], "traceback": a["traceback"], "stdout": a["stdout"] or "",
+               "stderr": a["stderr"] or "", "logs": a["logs"] or "", "recorded": True} for a in attempts]
+    last = _attempts_made(row)
+    if row["status"] in ("interrupted", "running") and last > len(listed) and last > max(
+            (a["attempt"] for a in attempts), default=0):
+        listed.append({"attempt": last, "status": row["status"], "started": None, "ended": None, "error": None,
+                       "traceback": None, "stdout": "", "stderr": "", "logs": "", "recorded": False})
+    if wanted is not None:
+        chosen = [a for a in listed if a["attempt"] == wanted]
+        if not chosen:
+            numbers = ", ".join(str(a["attempt"]) for a in listed) or "none"
+            raise UserError(f"step '{node}' of run {run_id} has no attempt {wanted}; its attempts: {numbers}. "
+                            "Pass one of them to --attempt, or leave it out.")
+        listed = chosen
+    return {"run_id": run_id, "step": node, "status": row["status"], "cached_from": cached_from, "attempts": listed}
 
 
 def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: int | None) -> bool:

@@ -792,6 +792,30 @@ def test_logs_of_a_cached_step_name_the_run_that_computed_it(orch):
     assert "talking about 1" in orch("logs", f"{first}:talk").stdout
 
 
+def test_logs_json_is_one_document_of_the_attempts_a_tool_can_read(orch, calls):
+    """`orch logs --json`: every attempt with its captured text, or the run a cached step reused."""
+    assert orch("run", "flaky.py:timeouts", "-p", "seconds=30").returncode == 1
+    doc = json.loads(orch("logs", "latest:hangs", "--json").stdout)
+    assert (doc["step"], doc["status"], doc["cached_from"]) == ("hangs", "failed", None)
+    assert [(a["attempt"], a["status"], a["recorded"]) for a in doc["attempts"]] == [
+        (1, "failed", True), (2, "failed", True)]
+    assert all("did not finish within its timeout of 0.5 s" in a["error"] for a in doc["attempts"])
+    assert set(doc["attempts"][0]) == {"attempt", "status", "started", "ended", "error", "traceback", "stdout",
+                                       "stderr", "logs", "recorded"}
+    second = json.loads(orch("logs", "latest:hangs", "--json", "--attempt", "2").stdout)
+    assert [a["attempt"] for a in second["attempts"]] == [2]
+    missing = orch("logs", "latest:hangs", "--json", "--attempt", "5")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "has no attempt 5; its attempts: 1, 2" in missing.stderr
+
+    first = json.loads(orch("run", "chatty.py", "--json").stdout)["run_id"]
+    orch("run", "chatty.py")
+    cached = json.loads(orch("logs", "latest:talk", "--json").stdout)
+    assert (cached["status"], cached["cached_from"], cached["attempts"]) == ("cached", f"{first}:talk", [])
+    ran = json.loads(orch("logs", f"{first}:talk", "--json").stdout)
+    assert "talking about 1" in ran["attempts"][0]["stdout"]
+
+
 def test_dag_takes_a_params_file_like_run_and_plan(orch, project):
     (project / "p.toml").write_text("n = 3\n")
     tree = orch("dag", "fanout.py:squares", "--params", "p.toml")
