@@ -5,7 +5,8 @@ against its training schema before the model sees it: a body over the size
 cap (413, from ``Content-Length`` before the body is read), malformed JSON,
 NaN or infinity, a missing, extra or mistyped column get a 4xx whose
 ``detail`` names the problem, and the server stays up. Each answered request
-is logged to the store (``orchestrator.request_log``) for monitoring.
+is logged to the store (``orchestrator.request_log``) for monitoring; its index row is written by
+``orchestrator.request_indexer``, so an answer never waits on another process's database lock.
 
 ``serve`` binds the listening socket itself before handing it to uvicorn, so a
 busy port or a host that is not an address of this machine is one line naming
@@ -190,17 +191,31 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
+    from contextlib import asynccontextmanager
+
     from orchestrator.registry import load_version
-    from orchestrator.request_log import append_requests
+    from orchestrator.request_indexer import SegmentIndexer, index_left_over
+    from orchestrator.request_log import write_segment
 
     loaded: LoadedModel = load_version(context, ref)
+    indexer = SegmentIndexer(context.lineage) if log_requests else None
+    if log_requests:
+        index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        if indexer is not None:
+            await run_in_threadpool(indexer.close)
     schema = loaded.candidate.features
     # A classifier's classes, and the one ``probability`` is of (the second of two): an answer
     # {"prediction": ["fraud"], "probability": [0.00003]} read as a contradiction without it.
     classes = [_plain(c) for c in getattr(loaded.candidate.model, "classes_", [])] \
         if loaded.candidate.task == "classification" else []
-    app = FastAPI(title=f"orchestrator: {loaded.name} v{loaded.version}", docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"orchestrator: {loaded.name} v{loaded.version}", docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.loaded = loaded
+    app.state.indexer = indexer
 
     def problem(status: int, detail: str) -> Any:
         return JSONResponse({"detail": detail}, status_code=status)
@@ -252,13 +267,15 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))
-        if log_requests:
+        if indexer is not None:
             try:
-                append_requests(context, loaded.name, loaded.version, records, answer)
+                segment = write_segment(context.root, loaded.name, loaded.version, records, answer)
             except Exception as exc:  # noqa: BLE001 - a full disk must not stop predictions; say so in the log
                 import logging
 
                 logging.getLogger("orchestrator.serve").warning("request not logged: %s", exc)
+            else:
+                indexer.add(segment)  # in passing, or soon: never waits on another process's database lock
         return answer
 
     app.add_route("/health", health, methods=["GET"])

@@ -192,3 +192,82 @@ def test_a_missing_package_is_not_taken_for_pipeline_code(tmp_path):
     assert theirs is not None and theirs.startswith("it needs the module 'xgboost.sklearn', which is not installed "
                                                     "here. Install it (pip install xgboost)")
     assert _unimportable_code(ValueError("unsupported pickle protocol"), tmp_path) is None
+
+
+def _logging_client(built):
+    """A client of a server of ``flags`` that logs its requests (``client`` does not)."""
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from orchestrator.serve import create_app
+
+    return TestClient(create_app(Context.open(built / "store"), "flags"))
+
+
+def _indexed(built) -> set[str]:
+    context = Context.open(built / "store")
+    return {row[0] for row in context.lineage.conn.execute("SELECT path FROM request_segments WHERE name='flags'")}
+
+
+def _wait_for(condition, seconds: float = 30.0) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(built):
+    """Another process holding the metadata database's write lock (a sqlite3 shell with a transaction
+    open) held every answer until it let go or for 60 s; after that timeout, no request the server
+    answered was ever indexed again, so `orch monitor` never saw them."""
+    import sqlite3
+    import threading
+
+    pytest.importorskip("fastapi")
+    row = {"x": 1.0, "cosigner": True, "colour": "red"}
+    with _logging_client(built) as client:
+        before = _indexed(built)
+        holder = sqlite3.connect(Context.open(built / "store").lineage.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers: list[int] = []
+        asking = threading.Thread(target=lambda: answers.extend(
+            client.post("/predict", json=[row]).status_code for _ in range(3)), daemon=True)
+        try:
+            asking.start()
+            asking.join(30)  # a hang guard, far below the 60 s the lock held each answer before
+            answered_while_locked = list(answers)
+            indexed_while_locked = _indexed(built)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+            asking.join(90)  # leave no request inside the client when it closes
+        assert answered_while_locked == [200, 200, 200]
+        assert indexed_while_locked == before  # written to disk, waiting for the lock
+        assert _wait_for(lambda: len(_indexed(built)) == len(before) + 3)
+        assert client.post("/predict", json=[row]).status_code == 200
+        assert len(_indexed(built)) == len(before) + 4  # indexed in passing again
+    from orchestrator.request_log import read_requests
+
+    frame, _ = read_requests(Context.open(built / "store"), "flags")
+    assert len(frame) >= 4 and frame.tail(4)["colour"].tolist() == ["red"] * 4
+
+
+def test_requests_a_stopped_server_did_not_index_are_indexed_by_the_next(built):
+    """A server killed between writing a request's segment and indexing it left the request out of
+    every `orch monitor` check for good."""
+    from orchestrator.request_log import read_requests, write_segment
+
+    pytest.importorskip("fastapi")
+    context = Context.open(built / "store")
+    segment = write_segment(context.root, "flags", 1, [{"x": 2.0, "cosigner": False, "colour": "blue"}],
+                            {"prediction": [0], "probability": [0.2]})
+    assert segment.path not in _indexed(built)
+    with _logging_client(built):
+        assert segment.path in _indexed(built)
+    frame, scores = read_requests(Context.open(built / "store"), "flags", version=1, limit=1)
+    assert frame.to_dict("records") == [{"x": 2.0, "cosigner": False, "colour": "blue"}] and scores == [0.2]
