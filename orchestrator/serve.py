@@ -241,16 +241,22 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
         length = request.headers.get("content-length")
+        # A client waiting for "100 Continue" has sent nothing yet: it takes the 413 instead of sending.
+        waiting = request.headers.get("expect", "").lower() == "100-continue"
         if length is not None:
             if not length.isdigit():
                 return problem(400, "the Content-Length header is not a number")
             if int(length) > max_body:
-                return problem(413, f"the body is {length} bytes; the limit is {max_body}")
+                if not waiting and int(length) <= MAX_DISCARD:  # a claim beyond it is not read at all
+                    await _discard(request.stream(), 0)
+                return problem(413, f"the body is {length} bytes; the limit is {max_body} bytes: {_SPLIT}")
         body = bytearray()
-        async for chunk in request.stream():
+        stream = request.stream()
+        async for chunk in stream:
             body += chunk
             if len(body) > max_body:
-                return problem(413, f"the body is over the limit of {max_body} bytes")
+                await _discard(stream, len(body))
+                return problem(413, f"the body is over the limit of {max_body} bytes: {_SPLIT}")
         try:
             records = parse_records(bytes(body), schema)
             validate_records(records, schema)
@@ -282,6 +288,26 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     app.add_route("/model", model, methods=["GET"])
     app.add_route("/predict", predict, methods=["POST"])
     return app
+
+
+_SPLIT = "send the records in several smaller requests"
+MAX_DISCARD = 256 << 20  # bytes of a refused body read and dropped, so that its 413 reaches the client
+
+
+async def _discard(stream: Any, read: int) -> None:
+    """Read the rest of a refused body and drop it, up to ``MAX_DISCARD`` bytes in all.
+
+    A server that answers and closes the connection while the client is still sending makes the
+    kernel reset it: a client that sent ``Connection: close`` (Python's urllib does) got
+    'Connection reset by peer' instead of the 413 saying what the limit is.
+    """
+    try:
+        async for chunk in stream:
+            read += len(chunk)
+            if read > MAX_DISCARD:
+                return
+    except Exception:  # noqa: BLE001 - the client went away (ClientDisconnect): nobody is left to answer
+        return
 
 
 def bind(host: str, port: int) -> list[socket.socket]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -271,3 +272,53 @@ def test_requests_a_stopped_server_did_not_index_are_indexed_by_the_next(built):
         assert segment.path in _indexed(built)
     frame, scores = read_requests(Context.open(built / "store"), "flags", version=1, limit=1)
     assert frame.to_dict("records") == [{"x": 2.0, "cosigner": False, "colour": "blue"}] and scores == [0.2]
+
+
+@pytest.fixture()
+def loopback(built):
+    """``flags`` served by uvicorn on a free loopback port, in a thread; yields the port."""
+    import threading
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from orchestrator.serve import bind, create_app
+
+    app = create_app(Context.open(built / "store"), "flags", max_body=4096, log_requests=False)
+    sockets = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(lambda: server.started)
+        yield sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        for sock in sockets:
+            sock.close()
+
+
+def _post(port: int, body: bytes | Any, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json", **headers})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_gets_its_413_on_a_connection_the_client_closes(loopback, chunked):
+    """Python's urllib (and any client that sends Connection: close) got 'Connection reset by peer' for a
+    batch over the size cap, not the 413 naming the limit: the server closed the socket with the
+    unread body in it."""
+    record = b'{"x": 1.0, "cosigner": true, "colour": "red"}, '
+    body = b"[" + record * 200_000 + b"{}]"  # 9 MB, well over what the socket buffers hold
+    sent = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    status, answer = _post(loopback, sent, {"Connection": "close"})
+    assert status == 413
+    assert "4096 bytes" in answer["detail"] and "smaller requests" in answer["detail"]
+    assert _post(loopback, b'[{"x": 1.0, "cosigner": true, "colour": "red"}]', {})[0] == 200
