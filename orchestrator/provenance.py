@@ -518,7 +518,9 @@ def _model_row(lineage: Lineage, ref: str) -> dict[str, Any]:
 
 def render(g: LineageGraph, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_json(g), indent=2)
+        from orchestrator.json_values import strict_json
+
+        return json.dumps(strict_json(_json(g)), indent=2)  # a model's NaN metric as null: strict JSON
     if fmt == "dot":
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():

@@ -193,6 +193,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
     from contextlib import asynccontextmanager
 
+    from orchestrator.json_values import strict_json
     from orchestrator.registry import load_version
     from orchestrator.request_indexer import SegmentIndexer, index_left_over
     from orchestrator.request_log import write_segment
@@ -228,7 +229,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         row = loaded.row
         return JSONResponse({
             "name": loaded.name, "version": loaded.version, "task": loaded.candidate.task,
-            "metrics": row["metrics"], "features": schema,
+            "metrics": strict_json(row["metrics"]), "features": schema,
             **({"classes": classes} if classes else {}),
             **({"probability_of": classes[1]} if len(classes) == 2 else {}),
             "lineage": {"run_id": row["run_id"], "step": row["node"], "artifact": row["digest"],
@@ -269,7 +270,11 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
-        return JSONResponse({"model": loaded.name, "version": loaded.version, **answer, **of})
+        doc = {"model": loaded.name, "version": loaded.version, **answer, **of}
+        try:
+            return JSONResponse(doc)
+        except ValueError:  # a NaN or inf the model predicted, which strict JSON has no number for: null
+            return JSONResponse(strict_json(doc))
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))

@@ -322,3 +322,69 @@ def test_a_body_over_the_limit_gets_its_413_on_a_connection_the_client_closes(lo
     assert status == 413
     assert "4096 bytes" in answer["detail"] and "smaller requests" in answer["detail"]
     assert _post(loopback, b'[{"x": 1.0, "cosigner": true, "colour": "red"}]', {})[0] == 200
+
+
+NAN_METRIC = textwrap.dedent('''
+    """A regression whose candidate carries a metric that could not be measured (NaN)."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    @step
+    def package() -> ModelCandidate:
+        from sklearn.linear_model import LinearRegression
+
+        frame = pd.DataFrame({"x": [float(i) for i in range(80)], "y": [2.0 * i + i % 3 for i in range(80)]})
+        model = LinearRegression().fit(frame[["x"]], frame["y"])
+        metrics = {**evaluate("regression", model, frame[["x"]], frame["y"]), "r2_holdout": float("nan")}
+        return ModelCandidate("unmeasured", model, "regression", describe_schema(frame[["x"]]), "y", metrics,
+                              "rmse", 0.0, model_digest(model), eval_data=frame, reference=frame[["x"]])
+
+
+    @pipeline
+    def unmeasured():
+        return package()
+''')
+
+
+def _strict(text: str) -> Any:
+    import json
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_metric_that_is_nan_is_null_in_model_and_json_outputs(tmp_path, monkeypatch):
+    """A candidate metric of NaN made GET /model a 500 ('Out of range float values are not JSON compliant'),
+    and `orch models ls --json` / `models show --json` / `lineage --format json` print NaN, which no strict
+    JSON reader (jq, a browser) takes."""
+    pytest.importorskip("fastapi")
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+    from orchestrator.serve import create_app
+
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    (tmp_path / "unmeasured.py").write_text(NAN_METRIC)
+    assert load_pipeline(str(tmp_path / "unmeasured.py")).run(store=str(tmp_path / "store")).status == "succeeded"
+    app = create_app(Context.open(tmp_path / "store"), "unmeasured", log_requests=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        described = client.get("/model")
+        assert described.status_code == 200
+        assert _strict(described.text)["metrics"]["r2_holdout"] is None
+        monkeypatch.setattr(app.state.loaded, "predict", lambda frame: {"prediction": [float("nan"), 1.5]})
+        answer = client.post("/predict", json=[{"x": 1.0}, {"x": 2.0}])
+        assert answer.status_code == 200 and _strict(answer.text)["prediction"] == [None, 1.5]
+    for args in (["models", "ls", "--json"], ["models", "show", "unmeasured@1", "--json"],
+                 ["lineage", "unmeasured@1", "--format", "json"]):
+        done = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), *args])
+        assert done.exit_code == 0, done.output
+        assert "r2_holdout" in done.output and _strict(done.output) is not None
