@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.json_values import strict_json
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -69,9 +71,12 @@ def write_segment(root: Path, name: str, version: int, records: list[dict[str, A
     now = time.time()
     lines = []
     for i, record in enumerate(records):
-        answer = {k: v[i] for k, v in predictions.items()}
-        lines.append(json.dumps({"at": now, "version": version, "features": record, "prediction": answer},
-                                allow_nan=False, default=str))
+        entry = {"at": now, "version": version, "features": record,
+                 "prediction": {k: v[i] for k, v in predictions.items()}}
+        try:
+            lines.append(json.dumps(entry, allow_nan=False, default=str))
+        except ValueError:  # a NaN the model predicted: logged as null rather than the request lost
+            lines.append(json.dumps(strict_json(entry), allow_nan=False, default=str))
     stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}"
     temp = folder / f".{stem}.tmp"
     final = folder / f"{stem}.jsonl"

@@ -388,3 +388,15 @@ def test_a_metric_that_is_nan_is_null_in_model_and_json_outputs(tmp_path, monkey
         done = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), *args])
         assert done.exit_code == 0, done.output
         assert "r2_holdout" in done.output and _strict(done.output) is not None
+
+
+def test_a_request_whose_prediction_is_nan_is_still_logged(tmp_path):
+    """The log refused the NaN (``allow_nan=False``), so the request was dropped from monitoring."""
+    from orchestrator.request_log import index_segments, read_requests, write_segment
+
+    context = Context.open(tmp_path / "store")
+    segment = write_segment(context.root, "m", 1, [{"x": 1.0}, {"x": 2.0}], {"prediction": [float("nan"), 2.5]})
+    assert '"prediction": {"prediction": null}' in (context.root / segment.path).read_text()
+    index_segments(context.lineage, [segment])
+    frame, scores = read_requests(context, "m")
+    assert frame["x"].tolist() == [1.0, 2.0] and scores[1] == 2.5 and scores[0] != scores[0]
