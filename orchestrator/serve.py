@@ -49,7 +49,10 @@ def check_content_type(value: str | None) -> None:
     media = value.split(";", 1)[0].strip().lower()
     if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
         return
-    raise RequestProblem(415, f"the body is sent as {media or 'an empty Content-Type'}; send JSON with "
+    # curl -d sends a form unless told otherwise: the commonest way to get here, so say how to fix it.
+    hint = (" (curl -d sends this unless given -H 'Content-Type: application/json')"
+            if media == "application/x-www-form-urlencoded" else "")
+    raise RequestProblem(415, f"the body is sent as {media or 'an empty Content-Type'}{hint}; send JSON with "
                               "Content-Type: application/json")
 
 
@@ -72,6 +75,8 @@ def parse_records(body: bytes, schema: list[dict[str, Any]] | None = None) -> li
 
     ``schema`` (the training schema) gives the example in the message for a body that holds no records.
     """
+    if not body.strip():
+        raise RequestProblem(400, f"the body is empty; send a JSON array of records, e.g. [{_example(schema)}]")
     try:
         doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except RequestProblem:

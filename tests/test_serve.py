@@ -400,3 +400,14 @@ def test_a_request_whose_prediction_is_nan_is_still_logged(tmp_path):
     index_segments(context.lineage, [segment])
     frame, scores = read_requests(context, "m")
     assert frame["x"].tolist() == [1.0, 2.0] and scores[1] == 2.5 and scores[0] != scores[0]
+
+
+def test_an_empty_body_and_curl_s_form_are_named_with_the_fix(client):
+    """`curl -d '[...]' URL` (no -H) got only 'sent as application/x-www-form-urlencoded', and an empty
+    body 'not valid JSON: Expecting value: line 1 column 1 (char 0)'."""
+    empty = client.post("/predict", content=b"", headers={"Content-Type": "application/json"})
+    assert empty.status_code == 400
+    assert empty.json()["detail"] == 'the body is empty; send a JSON array of records, e.g. [{"x": 1.0, "cosigner": true, ...}]'
+    form = client.post("/predict", content=b'[{"x": 1.0}]',
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and "-H 'Content-Type: application/json'" in form.json()["detail"]
