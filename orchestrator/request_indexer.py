@@ -55,7 +55,8 @@ class SegmentIndexer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._behind_since: float | None = None
+        self._behind_since: float | None = None  # when an insert first failed, until all are indexed
+        self._said = False  # whether the server's log says the index is behind
 
     def add(self, segment: Segment) -> None:
         """Index ``segment``, or keep it for the thread; never raises, never waits long."""
@@ -68,7 +69,7 @@ class SegmentIndexer:
                 index_segments(self._lineage, [segment], self._inline_wait_ms)
                 return
             except Exception as exc:  # noqa: BLE001 - a locked, full or read-only database must not fail the answer
-                self._fell_behind(exc)
+                self._fell_behind(exc, say=False)  # a lock held for a moment: the thread's attempt tells
             finally:
                 self._inline.release()
         if not queued:
@@ -112,7 +113,7 @@ class SegmentIndexer:
                 try:
                     index_segments(self._lineage, batch, self._retry_wait_ms)
                 except Exception as exc:  # noqa: BLE001 - keep them and try again; the server keeps answering
-                    self._fell_behind(exc)
+                    self._fell_behind(exc, say=True)
                     if self._stopping.wait(self._retry_pause):
                         return
                     continue
@@ -127,9 +128,12 @@ class SegmentIndexer:
             self._wake.wait()
             self._wake.clear()
 
-    def _fell_behind(self, exc: BaseException) -> None:
+    def _fell_behind(self, exc: BaseException, *, say: bool) -> None:
+        """Note that the index is behind; say so once, when the thread's own attempt failed too."""
         if self._behind_since is None:
             self._behind_since = time.monotonic()
+        if say and not self._said:
+            self._said = True
             if isinstance(exc, DatabaseLockedError):
                 why = (f"another process holds the write lock of the metadata database {exc.path} (a sqlite3 "
                        "shell or another tool with a transaction open?)")
@@ -139,10 +143,11 @@ class SegmentIndexer:
                         "Predictions go on, and the index catches up once the database takes writes again.", why)
 
     def _caught_up(self) -> None:
-        if self._behind_since is not None:
+        if self._said and self._behind_since is not None:
             log.warning("the request index caught up after %.0f s: every served request is indexed for "
                         "`orch monitor` again", time.monotonic() - self._behind_since)
-            self._behind_since = None
+        self._behind_since = None
+        self._said = False
 
 
 def index_left_over(context: Context, name: str) -> int:

@@ -222,7 +222,7 @@ def _wait_for(condition, seconds: float = 30.0) -> bool:
     return condition()
 
 
-def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(built):
+def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(built, caplog):
     """Another process holding the metadata database's write lock (a sqlite3 shell with a transaction
     open) held every answer until it let go or for 60 s; after that timeout, no request the server
     answered was ever indexed again, so `orch monitor` never saw them."""
@@ -230,6 +230,7 @@ def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(bu
     import threading
 
     pytest.importorskip("fastapi")
+    caplog.set_level("WARNING", logger="orchestrator.serve")
     row = {"x": 1.0, "cosigner": True, "colour": "red"}
     with _logging_client(built) as client:
         before = _indexed(built)
@@ -243,13 +244,17 @@ def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(bu
             asking.join(30)  # a hang guard, far below the 60 s the lock held each answer before
             answered_while_locked = list(answers)
             indexed_while_locked = _indexed(built)
+            said_behind = _wait_for(lambda: "not indexed for `orch monitor` yet" in caplog.text)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
             asking.join(90)  # leave no request inside the client when it closes
         assert answered_while_locked == [200, 200, 200]
         assert indexed_while_locked == before  # written to disk, waiting for the lock
+        assert said_behind and "another process holds the write lock" in caplog.text
         assert _wait_for(lambda: len(_indexed(built)) == len(before) + 3)
+        assert _wait_for(lambda: "the request index caught up" in caplog.text)
+        assert caplog.text.count("not indexed for `orch monitor` yet") == 1
         assert client.post("/predict", json=[row]).status_code == 200
         assert len(_indexed(built)) == len(before) + 4  # indexed in passing again
     from orchestrator.request_log import read_requests
