@@ -118,6 +118,25 @@ def _names(names: list[str]) -> str:
     return shown + (f" … and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
 
 
+def _meant(extra: list[str], missing: list[str]) -> str:
+    """`` (did you mean age for Age?)``: the missing columns the unknown ones look like (case, spaces, typos).
+
+    Only read on a refusal, so the closest-match search never slows an answer.
+    """
+    import difflib
+
+    if not missing or len(extra) > 100:
+        return ""
+    folded = {n.casefold().replace(" ", "_").replace("-", "_"): n for n in missing}
+    pairs = []
+    for name in extra:
+        same = folded.get(name.casefold().replace(" ", "_").replace("-", "_"))
+        close = same or next(iter(difflib.get_close_matches(name, missing, n=1, cutoff=0.8)), None)
+        if close is not None:
+            pairs.append(f"{_names([close])} for {_names([name])}")
+    return f" (did you mean {', '.join(pairs[:3])}?)" if pairs else ""
+
+
 def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> None:
     """Check records against the training schema; raise a 422 naming every problem (first five).
 
@@ -132,7 +151,8 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
         if missing:
             problems.append(f"record {i}: missing column{'s' if len(missing) > 1 else ''} {_names(missing)}")
         if extra:
-            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {_names(extra)}")
+            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {_names(extra)}"
+                            + _meant(extra, missing))
         for f in schema:
             value = record.get(f["name"])
             if value is None:

@@ -416,3 +416,15 @@ def test_an_empty_body_and_curl_s_form_are_named_with_the_fix(client):
     form = client.post("/predict", content=b'[{"x": 1.0}]',
                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert form.status_code == 415 and "-H 'Content-Type: application/json'" in form.json()["detail"]
+
+
+def test_an_unknown_column_that_looks_like_a_missing_one_is_pointed_at(client):
+    """A client that spelled a column its own way ("Colour", "x_") got two unrelated lists to compare."""
+    answer = client.post("/predict", json=[{"x": 1.0, "cosigner": True, "Colour": "red"}])
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == ("record 0: missing column colour; record 0: unknown column Colour "
+                                       "(did you mean colour for Colour?)")
+    typo = client.post("/predict", json=[{"x": 1.0, "cosignr": True, "colour": "red"}]).json()["detail"]
+    assert typo.endswith("unknown column cosignr (did you mean cosigner for cosignr?)")
+    unrelated = client.post("/predict", json=[{"x": 1.0, "cosigner": True, "zzz": "red"}]).json()["detail"]
+    assert "did you mean" not in unrelated
