@@ -90,7 +90,9 @@ def _plural(n: int, word: str) -> str:
 
 
 def _emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, default=str))
+    from orchestrator.json_values import strict_json
+
+    click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
 
 
 def _prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[Any]:

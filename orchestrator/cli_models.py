@@ -35,7 +35,9 @@ def _open(ctx: click.Context) -> tuple[Context, Registry]:
 
 
 def _emit(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, default=str))
+    from orchestrator.json_values import strict_json
+
+    click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # a metric of NaN is null: strict JSON
 
 
 def _when(ts: float | None) -> str:

@@ -36,7 +36,7 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
 @click.command("monitor")
 @click.argument("ref", metavar="NAME[@VERSION|@production]")
 @click.option("--batch", type=click.Path(dir_okay=False), default=None,
-              help="A .csv or .parquet batch to compare (default: the requests served by the version).")
+              help="A .csv (also .csv.gz) or .parquet batch to compare (default: the requests served by the version).")
 @click.option("--last", type=click.IntRange(min=1), default=5000, show_default=True,
               help="How many of the version's latest served requests to compare (not with --batch).")
 @click.option("--history", is_flag=True, help="Show the drift history instead of running a check "

@@ -30,3 +30,19 @@ def is_json_exact(value: object) -> bool:
             for key, item in value.items()  # type: ignore[attr-defined]
         )
     return False
+
+
+def strict_json(value: object) -> object:
+    """``value`` with every NaN and ±inf float (in dicts, lists and tuples) replaced by None.
+
+    ``json.dumps`` writes them as ``NaN``/``Infinity``, which no strict JSON reader takes (``jq``, a
+    browser, an HTTP client), and a server refusing them answers 500. A metric that could not be
+    measured reads best as ``null``.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value

@@ -99,11 +99,14 @@ class Lineage:
         return open_database(self.path, self.synchronous, self.spelling, exclusive_if_full=self.exclusive_if_full)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, wait_ms: int | None = None) -> Iterator[sqlite3.Connection]:
         """A write transaction taken up front (``BEGIN IMMEDIATE``), so it never deadlocks.
 
         Held under a lock: the runner's commit thread may flush while the main
-        thread is inside a long step.
+        thread is inside a long step. ``wait_ms`` waits that long for another
+        process's write lock instead of the whole busy timeout; a caller that
+        passes it retries by itself, so a lock it did not get does not refuse
+        this object's later writes (as one that outlasted the busy timeout does).
         """
         with self._lock:
             conn = self.conn
@@ -113,9 +116,10 @@ class Lineage:
                 # each record it still tries to write while it stops (a run's last records, its end).
                 raise DatabaseLockedError(self.path, self._locked_out.seconds)
             try:
-                begin_immediate(conn, self.path)  # says so on stderr if another process holds the lock long
+                begin_immediate(conn, self.path, wait_ms)  # says so on stderr if another process holds the lock long
             except DatabaseLockedError as exc:
-                self._locked_out = exc
+                if wait_ms is None:
+                    self._locked_out = exc
                 raise
             try:
                 yield conn

@@ -361,7 +361,7 @@ _announced: set[str] = set()  # databases whose lock wait this process has said 
 _LOCK_SLICE_MS = 200  # SQLite waits this long at a time for the write lock; Python gets control between
 
 
-def begin_immediate(conn: sqlite3.Connection, path: Path) -> None:
+def begin_immediate(conn: sqlite3.Connection, path: Path, timeout_ms: int | None = None) -> None:
     """``BEGIN IMMEDIATE``: take the write lock, waiting for another process that holds it.
 
     Every command that writes the metadata database starts its transactions
@@ -374,11 +374,16 @@ def begin_immediate(conn: sqlite3.Connection, path: Path) -> None:
     wait goes in short slices, so that Ctrl-C stops it at once (SQLite's own
     wait does not return to Python until it ends).
 
+    ``timeout_ms`` shortens the wait for a caller that must not stall (the model server indexes a
+    logged request in passing, and leaves it to a background retry when the lock is taken).
+
     Raises:
-        DatabaseLockedError: the lock was not free within ``BUSY_TIMEOUT_MS``.
+        DatabaseLockedError: the lock was not free within ``timeout_ms`` (default ``BUSY_TIMEOUT_MS``).
     """
+    if timeout_ms is None:
+        timeout_ms = BUSY_TIMEOUT_MS  # read when called: a test shortens it
     started = time.monotonic()
-    conn.execute(f"PRAGMA busy_timeout={min(LOCK_NOTICE_MS, _LOCK_SLICE_MS)}")
+    conn.execute(f"PRAGMA busy_timeout={min(LOCK_NOTICE_MS, _LOCK_SLICE_MS, timeout_ms)}")
     try:
         while True:
             try:
@@ -388,13 +393,13 @@ def begin_immediate(conn: sqlite3.Connection, path: Path) -> None:
                 if not _locked(exc):
                     raise
                 waited = time.monotonic() - started
-                if waited * 1000 >= BUSY_TIMEOUT_MS:
-                    raise DatabaseLockedError(path, BUSY_TIMEOUT_MS / 1000) from exc
+                if waited * 1000 >= timeout_ms:
+                    raise DatabaseLockedError(path, timeout_ms / 1000) from exc
                 if waited * 1000 >= LOCK_NOTICE_MS and str(path) not in _announced:
                     _announced.add(str(path))
                     _say(f"… waiting for the metadata database {path}: another process holds its write lock "
                          "(a sqlite3 shell or another tool with a transaction open?); "
-                         f"giving up after {BUSY_TIMEOUT_MS / 1000:g} s")
+                         f"giving up after {timeout_ms / 1000:g} s")
     finally:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 

@@ -102,6 +102,7 @@ class _Scored:
         self.task, self.y, self.predicted, self.proba, self.positive = task, y, predicted, proba, positive
         # The model's classes when it has three or more: ``proba`` is then one column per class.
         self.classes = classes
+        self._hits: Any = None  # which labels are the positive class, found when a ROC-AUC first needs it
 
     @classmethod
     def of(cls, task: str, model: Any, X: pd.DataFrame, y: Any) -> _Scored:
@@ -132,12 +133,12 @@ class _Scored:
         from sklearn import metrics as m
 
         y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
-        # Binary or not is the model's own count of classes: rows of a three-class model that hold
-        # two of them still need the multiclass F1 (binary F1 refuses a third predicted class).
-        two = self.classes is None and len(set(y.tolist()) | set(predicted.tolist())) <= 2
         if name == "accuracy":
             return float(m.accuracy_score(y, predicted))
         if name == "f1":
+            # Binary or not is the model's own count of classes: rows of a three-class model that hold
+            # two of them still need the multiclass F1 (binary F1 refuses a third predicted class).
+            two = self.classes is None and len(set(y.tolist()) | set(predicted.tolist())) <= 2
             # No positive among the labels nor the predictions (rare classes, small batches) is an F1 of
             # 0, as sklearn's default says too, but without the UndefinedMetricWarning it printed under
             # `orch monitor`'s verdict.
@@ -150,12 +151,17 @@ class _Scored:
                 if proba is None or set(y.tolist()) != set(self.classes):
                     return None
                 return float(m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=self.classes))
-            if proba is None or len(set(y.tolist())) != 2:
+            if proba is None:
                 return None
             # Of the positive class, as `proba` is: left to sklearn, the larger label of ``y`` was
             # taken as positive, so labels other than the model's (ok/suspicious for fraud/ok)
-            # scored the wrong class (0.09 for 0.91).
-            hits = np.asarray(y == self.positive, dtype=bool)
+            # scored the wrong class (0.09 for 0.91). ``proba`` is kept only when the labels are two
+            # values, so rows without both positives and negatives are rows of one label (no ROC-AUC):
+            # the positives are found once, since comparing (or making a set of) 200,000 labels again
+            # for each bootstrap resample made the check of a large batch take seconds.
+            if self._hits is None:
+                self._hits = np.asarray(self.y == self.positive, dtype=bool)
+            hits = self._hits if rows is None else self._hits[rows]
             if hits.all() or not hits.any():
                 return None
             return float(m.roc_auc_score(hits, proba))

@@ -57,10 +57,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise UserError(f"batch file {p} is a folder. Give a .csv or .parquet file.")
     if not p.is_file():
         raise UserError(f"batch file {p} does not exist. Give a .csv or .parquet file.")
+    suffixes = [x.lower() for x in p.suffixes]
     suffix = p.suffix.lower()
-    if suffix not in _PARQUET + _CSV:
-        raise UserError(f"batch file {p} has the extension '{p.suffix}', which is neither .csv nor .parquet. "
-                        "Convert it, or rename it if it is one.")
+    # A compressed CSV (``batch.csv.gz``), as the lifecycle pipeline trains and monitors from.
+    compressed = suffix in _COMPRESSED and len(suffixes) > 1 and suffixes[-2] in _CSV
+    if suffix not in _PARQUET + _CSV and not compressed:
+        raise UserError(f"batch file {p} has the extension '{p.suffix}', which is neither .csv (also compressed, "
+                        ".csv.gz) nor .parquet. Convert it, or rename it if it is one.")
     if p.stat().st_size == 0:
         raise UserError(f"batch file {p} is empty (0 bytes). Give a file with a header and at least one row.")
     if suffix in _PARQUET:
@@ -79,6 +82,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise UserError(f"batch file {p} is not a readable CSV file ({_first_line(exc, p)}). "
                             "Check that it is comma-separated UTF-8 text with one header row.") from None
+        except (OSError, EOFError, ImportError) as exc:
+            if not compressed:
+                raise
+            raise UserError(f"batch file {p} is not readable as {suffix[1:]}-compressed CSV ({_first_line(exc, p)}). "
+                            "Check that it was compressed whole, or give the .csv itself.") from None
     if frame.empty:
         raise UserError(f"batch file {p} has columns but no rows. Give a batch with at least one row "
                         "(30 or more to compare distributions).")
@@ -86,6 +94,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 _PARQUET, _CSV = (".parquet", ".pq"), (".csv", ".txt")
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")  # what pandas reads a CSV from by its extension
 
 
 def _first_line(exc: BaseException, path: Path) -> str:

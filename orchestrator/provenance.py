@@ -381,7 +381,9 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
 
 def render(g: LineageGraph, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_json(g), indent=2)
+        from orchestrator.json_values import strict_json
+
+        return json.dumps(strict_json(_json(g)), indent=2)  # a model's NaN metric as null: strict JSON
     if fmt == "dot":
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():

@@ -4,7 +4,8 @@ Each answered request becomes one append-only JSON Lines segment under
 ``<store>/serving/<model>/``, written to a temporary file and renamed into
 place, so a reader never sees half a segment; its path is then indexed in the
 metadata database with one short insert, so the server never holds the write
-lock for longer than that. Each line is ``{"at", "version", "features",
+lock for longer than that. The server leaves that insert to ``request_indexer``, so a prediction never
+waits on the database. Each line is ``{"at", "version", "features",
 "prediction"}``.
 
 Reading trusts neither the index nor the segments: an indexed path is read
@@ -23,13 +24,17 @@ import os
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from orchestrator.json_values import strict_json
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.context import Context
+    from orchestrator.lineage import Lineage
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -39,28 +44,84 @@ def segment_folder(root: Path, name: str) -> Path:
     return root / "serving" / _SAFE.sub("_", name)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One written segment, as the ``request_segments`` index records it."""
+
+    path: str  # relative to the store root
+    name: str
+    version: int
+    rows: int
+    created: float
+
+
 def append_requests(context: Context, name: str, version: int, records: list[dict[str, Any]],
                     predictions: dict[str, list[Any]]) -> Path:
     """Write one segment for one answered request and index it; returns its path."""
+    segment = write_segment(context.root, name, version, records, predictions)
+    index_segments(context.lineage, [segment])
+    return context.root / segment.path
 
-    folder = segment_folder(context.root, name)
+
+def write_segment(root: Path, name: str, version: int, records: list[dict[str, Any]],
+                  predictions: dict[str, list[Any]]) -> Segment:
+    """Write one answered request as a segment file (temp file, then rename), without indexing it."""
+    folder = segment_folder(root, name)
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time()
     lines = []
     for i, record in enumerate(records):
-        answer = {k: v[i] for k, v in predictions.items()}
-        lines.append(json.dumps({"at": now, "version": version, "features": record, "prediction": answer},
-                                allow_nan=False, default=str))
+        entry = {"at": now, "version": version, "features": record,
+                 "prediction": {k: v[i] for k, v in predictions.items()}}
+        try:
+            lines.append(json.dumps(entry, allow_nan=False, default=str))
+        except ValueError:  # a NaN the model predicted: logged as null rather than the request lost
+            lines.append(json.dumps(strict_json(entry), allow_nan=False, default=str))
     stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}"
     temp = folder / f".{stem}.tmp"
     final = folder / f"{stem}.jsonl"
     with open(temp, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(temp, final)
-    with context.lineage.transaction() as c:
-        c.execute("INSERT OR REPLACE INTO request_segments (path, name, version, rows, created) VALUES (?,?,?,?,?)",
-                  (str(final.relative_to(context.root)), name, version, len(records), now))
-    return final
+    return Segment(str(final.relative_to(root)), name, version, len(records), now)
+
+
+def index_segments(lineage: Lineage, segments: list[Segment], wait_ms: int | None = None) -> None:
+    """Index written segments in one transaction (``wait_ms``: see ``Lineage.transaction``)."""
+    with lineage.transaction(wait_ms) as c:
+        c.executemany("INSERT OR REPLACE INTO request_segments (path, name, version, rows, created) "
+                      "VALUES (?,?,?,?,?)", [(s.path, s.name, s.version, s.rows, s.created) for s in segments])
+
+
+def unindexed_segments(context: Context, name: str) -> list[Segment]:
+    """Segments of ``name`` on disk that the index lacks: written by a server that stopped (or was
+    killed) before it could index them. Their version and rows are read from the segment itself."""
+    folder = segment_folder(context.root, name)
+    try:
+        files = [p for p in folder.iterdir() if p.suffix == ".jsonl" and not p.name.startswith(".")]
+    except OSError:
+        return []
+    if not files:
+        return []
+    indexed = {row[0] for row in context.lineage.conn.execute(
+        "SELECT path FROM request_segments WHERE name=?", (name,))}
+    found = []
+    for file in files:
+        path = str(file.relative_to(context.root))
+        if path in indexed:
+            continue
+        try:
+            entries = [_entry(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError):
+            continue
+        versions = {e.get("version") for e in entries if e is not None}
+        version = versions.pop() if len(versions) == 1 else None
+        if not isinstance(version, int) or isinstance(version, bool):
+            continue  # not a segment this server wrote: never index a file the log cannot vouch for
+        when = next(e for e in entries if e is not None).get("at")
+        found.append(Segment(path, name, version, sum(e is not None for e in entries),
+                             float(when) if isinstance(when, (int, float)) else file.stat().st_mtime))
+    return found
 
 
 def read_requests(context: Context, name: str, *, version: int | None = None,

@@ -5,7 +5,8 @@ against its training schema before the model sees it: a body over the size
 cap (413, from ``Content-Length`` before the body is read), malformed JSON,
 NaN or infinity, a missing, extra or mistyped column get a 4xx whose
 ``detail`` names the problem, and the server stays up. Each answered request
-is logged to the store (``orchestrator.request_log``) for monitoring.
+is logged to the store (``orchestrator.request_log``) for monitoring; its index row is written by
+``orchestrator.request_indexer``, so an answer never waits on another process's database lock.
 
 ``serve`` binds the listening socket itself before handing it to uvicorn, so a
 busy port or a host that is not an address of this machine is one line naming
@@ -48,7 +49,10 @@ def check_content_type(value: str | None) -> None:
     media = value.split(";", 1)[0].strip().lower()
     if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
         return
-    raise RequestProblem(415, f"the body is sent as {media or 'an empty Content-Type'}; send JSON with "
+    # curl -d sends a form unless told otherwise: the commonest way to get here, so say how to fix it.
+    hint = (" (curl -d sends this unless given -H 'Content-Type: application/json')"
+            if media == "application/x-www-form-urlencoded" else "")
+    raise RequestProblem(415, f"the body is sent as {media or 'an empty Content-Type'}{hint}; send JSON with "
                               "Content-Type: application/json")
 
 
@@ -71,6 +75,8 @@ def parse_records(body: bytes, schema: list[dict[str, Any]] | None = None) -> li
 
     ``schema`` (the training schema) gives the example in the message for a body that holds no records.
     """
+    if not body.strip():
+        raise RequestProblem(400, f"the body is empty; send a JSON array of records, e.g. [{_example(schema)}]")
     try:
         doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except RequestProblem:
@@ -112,6 +118,25 @@ def _names(names: list[str]) -> str:
     return shown + (f" … and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
 
 
+def _meant(extra: list[str], missing: list[str]) -> str:
+    """`` (did you mean age for Age?)``: the missing columns the unknown ones look like (case, spaces, typos).
+
+    Only read on a refusal, so the closest-match search never slows an answer.
+    """
+    import difflib
+
+    if not missing or len(extra) > 100:
+        return ""
+    folded = {n.casefold().replace(" ", "_").replace("-", "_"): n for n in missing}
+    pairs = []
+    for name in extra:
+        same = folded.get(name.casefold().replace(" ", "_").replace("-", "_"))
+        close = same or next(iter(difflib.get_close_matches(name, missing, n=1, cutoff=0.8)), None)
+        if close is not None:
+            pairs.append(f"{_names([close])} for {_names([name])}")
+    return f" (did you mean {', '.join(pairs[:3])}?)" if pairs else ""
+
+
 def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> None:
     """Check records against the training schema; raise a 422 naming every problem (first five).
 
@@ -126,7 +151,8 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
         if missing:
             problems.append(f"record {i}: missing column{'s' if len(missing) > 1 else ''} {_names(missing)}")
         if extra:
-            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {_names(extra)}")
+            problems.append(f"record {i}: unknown column{'s' if len(extra) > 1 else ''} {_names(extra)}"
+                            + _meant(extra, missing))
         for f in schema:
             value = record.get(f["name"])
             if value is None:
@@ -190,17 +216,32 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
+    from contextlib import asynccontextmanager
+
+    from orchestrator.json_values import strict_json
     from orchestrator.registry import load_version
-    from orchestrator.request_log import append_requests
+    from orchestrator.request_indexer import SegmentIndexer, index_left_over
+    from orchestrator.request_log import write_segment
 
     loaded: LoadedModel = load_version(context, ref)
+    indexer = SegmentIndexer(context.lineage) if log_requests else None
+    if log_requests:
+        index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        if indexer is not None:
+            await run_in_threadpool(indexer.close)
     schema = loaded.candidate.features
     # A classifier's classes, and the one ``probability`` is of (the second of two): an answer
     # {"prediction": ["fraud"], "probability": [0.00003]} read as a contradiction without it.
     classes = [_plain(c) for c in getattr(loaded.candidate.model, "classes_", [])] \
         if loaded.candidate.task == "classification" else []
-    app = FastAPI(title=f"orchestrator: {loaded.name} v{loaded.version}", docs_url=None, redoc_url=None)
+    app = FastAPI(title=f"orchestrator: {loaded.name} v{loaded.version}", docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.state.loaded = loaded
+    app.state.indexer = indexer
 
     def problem(status: int, detail: str) -> Any:
         return JSONResponse({"detail": detail}, status_code=status)
@@ -213,7 +254,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         row = loaded.row
         return JSONResponse({
             "name": loaded.name, "version": loaded.version, "task": loaded.candidate.task,
-            "metrics": row["metrics"], "features": schema,
+            "metrics": strict_json(row["metrics"]), "features": schema,
             **({"classes": classes} if classes else {}),
             **({"probability_of": classes[1]} if len(classes) == 2 else {}),
             "lineage": {"run_id": row["run_id"], "step": row["node"], "artifact": row["digest"],
@@ -226,16 +267,22 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
         length = request.headers.get("content-length")
+        # A client waiting for "100 Continue" has sent nothing yet: it takes the 413 instead of sending.
+        waiting = request.headers.get("expect", "").lower() == "100-continue"
         if length is not None:
             if not length.isdigit():
                 return problem(400, "the Content-Length header is not a number")
             if int(length) > max_body:
-                return problem(413, f"the body is {length} bytes; the limit is {max_body}")
+                if not waiting and int(length) <= MAX_DISCARD:  # a claim beyond it is not read at all
+                    await _discard(request.stream(), 0)
+                return problem(413, f"the body is {length} bytes; the limit is {max_body} bytes: {_SPLIT}")
         body = bytearray()
-        async for chunk in request.stream():
+        stream = request.stream()
+        async for chunk in stream:
             body += chunk
             if len(body) > max_body:
-                return problem(413, f"the body is over the limit of {max_body} bytes")
+                await _discard(stream, len(body))
+                return problem(413, f"the body is over the limit of {max_body} bytes: {_SPLIT}")
         try:
             records = parse_records(bytes(body), schema)
             validate_records(records, schema)
@@ -248,23 +295,49 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
-        return JSONResponse({"model": loaded.name, "version": loaded.version, **answer, **of})
+        doc = {"model": loaded.name, "version": loaded.version, **answer, **of}
+        try:
+            return JSONResponse(doc)
+        except ValueError:  # a NaN or inf the model predicted, which strict JSON has no number for: null
+            return JSONResponse(strict_json(doc))
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))
-        if log_requests:
+        if indexer is not None:
             try:
-                append_requests(context, loaded.name, loaded.version, records, answer)
+                segment = write_segment(context.root, loaded.name, loaded.version, records, answer)
             except Exception as exc:  # noqa: BLE001 - a full disk must not stop predictions; say so in the log
                 import logging
 
                 logging.getLogger("orchestrator.serve").warning("request not logged: %s", exc)
+            else:
+                indexer.add(segment)  # in passing, or soon: never waits on another process's database lock
         return answer
 
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/model", model, methods=["GET"])
     app.add_route("/predict", predict, methods=["POST"])
     return app
+
+
+_SPLIT = "send the records in several smaller requests"
+MAX_DISCARD = 256 << 20  # bytes of a refused body read and dropped, so that its 413 reaches the client
+
+
+async def _discard(stream: Any, read: int) -> None:
+    """Read the rest of a refused body and drop it, up to ``MAX_DISCARD`` bytes in all.
+
+    A server that answers and closes the connection while the client is still sending makes the
+    kernel reset it: a client that sent ``Connection: close`` (Python's urllib does) got
+    'Connection reset by peer' instead of the 413 saying what the limit is.
+    """
+    try:
+        async for chunk in stream:
+            read += len(chunk)
+            if read > MAX_DISCARD:
+                return
+    except Exception:  # noqa: BLE001 - the client went away (ClientDisconnect): nobody is left to answer
+        return
 
 
 def bind(host: str, port: int) -> list[socket.socket]:

@@ -110,7 +110,10 @@ def _one_error_line(err: str) -> str:
     ("random.parquet", bytes(range(256)) * 4, "is not a readable Parquet file"),
     ("text.parquet", b"x,z\n1,2\n", "is not a readable Parquet file"),
     ("latin1.csv", b"\xff\xfe\x00x,z\n\x80\x81,3\n", "is not a readable CSV file"),
-    ("batch.xlsx", b"PK\x03\x04", "neither .csv nor .parquet"),
+    ("batch.xlsx", b"PK\x03\x04", "neither .csv (also compressed, .csv.gz) nor .parquet"),
+    ("batch.gz", b"\x1f\x8b", "neither .csv (also compressed, .csv.gz) nor .parquet"),
+    ("torn.csv.gz", __import__("gzip").compress(b"x,z\n" + b"1,2\n" * 500)[:30], "not readable as gz-compressed CSV"),
+    ("plain.csv.gz", b"x,z\n1,2\n", "not readable as gz-compressed CSV"),
 ])
 def test_an_unreadable_batch_is_one_line_naming_the_file(built, tmp_path, capsys, name, content, says):
     """Bug 1: empty, header-only, non-Parquet, undecodable and unsupported batch files gave tracebacks."""
@@ -285,6 +288,16 @@ def test_a_clean_batch_is_still_ok(store, tmp_path, capsys):
     _frame(300).to_parquet(path)
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     assert code == 0 and f"tiny v2: batch {path}, 300 rows: ok" in out
+
+
+@pytest.mark.parametrize("name", ["fresh.csv.gz", "fresh.csv.bz2", "fresh.txt.xz"])
+def test_a_compressed_csv_batch_is_read_as_the_pipeline_reads_it(store, tmp_path, capsys, name):
+    """`-p monitor_batch=batch.csv.gz` worked in the lifecycle pipeline, and `orch monitor --batch
+    batch.csv.gz` refused the same file: "the extension '.gz', which is neither .csv nor .parquet"."""
+    path = tmp_path / name
+    _frame(300).to_csv(path, index=False)  # pandas compresses by the extension
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and f"tiny v2: batch {path}, 300 rows: ok" in out, err
 
 
 def test_a_window_the_model_cannot_score_is_not_ok_and_says_why(store, tmp_path, capsys):

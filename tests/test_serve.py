@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -192,3 +193,238 @@ def test_a_missing_package_is_not_taken_for_pipeline_code(tmp_path):
     assert theirs is not None and theirs.startswith("it needs the module 'xgboost.sklearn', which is not installed "
                                                     "here. Install it (pip install xgboost)")
     assert _unimportable_code(ValueError("unsupported pickle protocol"), tmp_path) is None
+
+
+def _logging_client(built):
+    """A client of a server of ``flags`` that logs its requests (``client`` does not)."""
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from orchestrator.serve import create_app
+
+    return TestClient(create_app(Context.open(built / "store"), "flags"))
+
+
+def _indexed(built) -> set[str]:
+    context = Context.open(built / "store")
+    return {row[0] for row in context.lineage.conn.execute("SELECT path FROM request_segments WHERE name='flags'")}
+
+
+def _wait_for(condition, seconds: float = 30.0) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_held_database_lock_neither_holds_answers_nor_stops_the_request_log(built, caplog):
+    """Another process holding the metadata database's write lock (a sqlite3 shell with a transaction
+    open) held every answer until it let go or for 60 s; after that timeout, no request the server
+    answered was ever indexed again, so `orch monitor` never saw them."""
+    import sqlite3
+    import threading
+
+    pytest.importorskip("fastapi")
+    caplog.set_level("WARNING", logger="orchestrator.serve")
+    row = {"x": 1.0, "cosigner": True, "colour": "red"}
+    with _logging_client(built) as client:
+        before = _indexed(built)
+        holder = sqlite3.connect(Context.open(built / "store").lineage.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers: list[int] = []
+        asking = threading.Thread(target=lambda: answers.extend(
+            client.post("/predict", json=[row]).status_code for _ in range(3)), daemon=True)
+        try:
+            asking.start()
+            asking.join(30)  # a hang guard, far below the 60 s the lock held each answer before
+            answered_while_locked = list(answers)
+            indexed_while_locked = _indexed(built)
+            said_behind = _wait_for(lambda: "not indexed for `orch monitor` yet" in caplog.text)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+            asking.join(90)  # leave no request inside the client when it closes
+        assert answered_while_locked == [200, 200, 200]
+        assert indexed_while_locked == before  # written to disk, waiting for the lock
+        assert said_behind and "another process holds the write lock" in caplog.text
+        assert _wait_for(lambda: len(_indexed(built)) == len(before) + 3)
+        assert _wait_for(lambda: "the request index caught up" in caplog.text)
+        assert caplog.text.count("not indexed for `orch monitor` yet") == 1
+        assert client.post("/predict", json=[row]).status_code == 200
+        assert len(_indexed(built)) == len(before) + 4  # indexed in passing again
+    from orchestrator.request_log import read_requests
+
+    frame, _ = read_requests(Context.open(built / "store"), "flags")
+    assert len(frame) >= 4 and frame.tail(4)["colour"].tolist() == ["red"] * 4
+
+
+def test_requests_a_stopped_server_did_not_index_are_indexed_by_the_next(built):
+    """A server killed between writing a request's segment and indexing it left the request out of
+    every `orch monitor` check for good."""
+    from orchestrator.request_log import read_requests, write_segment
+
+    pytest.importorskip("fastapi")
+    context = Context.open(built / "store")
+    segment = write_segment(context.root, "flags", 1, [{"x": 2.0, "cosigner": False, "colour": "blue"}],
+                            {"prediction": [0], "probability": [0.2]})
+    assert segment.path not in _indexed(built)
+    with _logging_client(built):
+        assert segment.path in _indexed(built)
+    frame, scores = read_requests(Context.open(built / "store"), "flags", version=1, limit=1)
+    assert frame.to_dict("records") == [{"x": 2.0, "cosigner": False, "colour": "blue"}] and scores == [0.2]
+
+
+@pytest.fixture()
+def loopback(built):
+    """``flags`` served by uvicorn on a free loopback port, in a thread; yields the port."""
+    import threading
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from orchestrator.serve import bind, create_app
+
+    app = create_app(Context.open(built / "store"), "flags", max_body=4096, log_requests=False)
+    sockets = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    try:
+        assert _wait_for(lambda: server.started)
+        yield sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        for sock in sockets:
+            sock.close()
+
+
+def _post(port: int, body: bytes | Any, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json", **headers})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_limit_gets_its_413_on_a_connection_the_client_closes(loopback, chunked):
+    """Python's urllib (and any client that sends Connection: close) got 'Connection reset by peer' for a
+    batch over the size cap, not the 413 naming the limit: the server closed the socket with the
+    unread body in it."""
+    record = b'{"x": 1.0, "cosigner": true, "colour": "red"}, '
+    body = b"[" + record * 200_000 + b"{}]"  # 9 MB, well over what the socket buffers hold
+    sent = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    status, answer = _post(loopback, sent, {"Connection": "close"})
+    assert status == 413
+    assert "4096 bytes" in answer["detail"] and "smaller requests" in answer["detail"]
+    assert _post(loopback, b'[{"x": 1.0, "cosigner": true, "colour": "red"}]', {})[0] == 200
+
+
+NAN_METRIC = textwrap.dedent('''
+    """A regression whose candidate carries a metric that could not be measured (NaN)."""
+    import pandas as pd
+
+    from orchestrator import pipeline, step
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+
+    @step
+    def package() -> ModelCandidate:
+        from sklearn.linear_model import LinearRegression
+
+        frame = pd.DataFrame({"x": [float(i) for i in range(80)], "y": [2.0 * i + i % 3 for i in range(80)]})
+        model = LinearRegression().fit(frame[["x"]], frame["y"])
+        metrics = {**evaluate("regression", model, frame[["x"]], frame["y"]), "r2_holdout": float("nan")}
+        return ModelCandidate("unmeasured", model, "regression", describe_schema(frame[["x"]]), "y", metrics,
+                              "rmse", 0.0, model_digest(model), eval_data=frame, reference=frame[["x"]])
+
+
+    @pipeline
+    def unmeasured():
+        return package()
+''')
+
+
+def _strict(text: str) -> Any:
+    import json
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_metric_that_is_nan_is_null_in_model_and_json_outputs(tmp_path, monkeypatch):
+    """A candidate metric of NaN made GET /model a 500 ('Out of range float values are not JSON compliant'),
+    and `orch models ls --json` / `models show --json` / `lineage --format json` print NaN, which no strict
+    JSON reader (jq, a browser) takes."""
+    pytest.importorskip("fastapi")
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+    from orchestrator.serve import create_app
+
+    with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    (tmp_path / "unmeasured.py").write_text(NAN_METRIC)
+    assert load_pipeline(str(tmp_path / "unmeasured.py")).run(store=str(tmp_path / "store")).status == "succeeded"
+    app = create_app(Context.open(tmp_path / "store"), "unmeasured", log_requests=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        described = client.get("/model")
+        assert described.status_code == 200
+        assert _strict(described.text)["metrics"]["r2_holdout"] is None
+        monkeypatch.setattr(app.state.loaded, "predict", lambda frame: {"prediction": [float("nan"), 1.5]})
+        answer = client.post("/predict", json=[{"x": 1.0}, {"x": 2.0}])
+        assert answer.status_code == 200 and _strict(answer.text)["prediction"] == [None, 1.5]
+    for args in (["models", "ls", "--json"], ["models", "show", "unmeasured@1", "--json"],
+                 ["lineage", "unmeasured@1", "--format", "json"]):
+        done = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), *args])
+        assert done.exit_code == 0, done.output
+        assert "r2_holdout" in done.output and _strict(done.output) is not None
+
+
+def test_a_request_whose_prediction_is_nan_is_still_logged(tmp_path):
+    """The log refused the NaN (``allow_nan=False``), so the request was dropped from monitoring."""
+    from orchestrator.request_log import index_segments, read_requests, write_segment
+
+    context = Context.open(tmp_path / "store")
+    segment = write_segment(context.root, "m", 1, [{"x": 1.0}, {"x": 2.0}], {"prediction": [float("nan"), 2.5]})
+    assert '"prediction": {"prediction": null}' in (context.root / segment.path).read_text()
+    index_segments(context.lineage, [segment])
+    frame, scores = read_requests(context, "m")
+    assert frame["x"].tolist() == [1.0, 2.0] and scores[1] == 2.5 and scores[0] != scores[0]
+
+
+def test_an_empty_body_and_curl_s_form_are_named_with_the_fix(client):
+    """`curl -d '[...]' URL` (no -H) got only 'sent as application/x-www-form-urlencoded', and an empty
+    body 'not valid JSON: Expecting value: line 1 column 1 (char 0)'."""
+    empty = client.post("/predict", content=b"", headers={"Content-Type": "application/json"})
+    assert empty.status_code == 400
+    assert empty.json()["detail"] == 'the body is empty; send a JSON array of records, e.g. [{"x": 1.0, "cosigner": true, ...}]'
+    form = client.post("/predict", content=b'[{"x": 1.0}]',
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415 and "-H 'Content-Type: application/json'" in form.json()["detail"]
+
+
+def test_an_unknown_column_that_looks_like_a_missing_one_is_pointed_at(client):
+    """A client that spelled a column its own way ("Colour", "x_") got two unrelated lists to compare."""
+    answer = client.post("/predict", json=[{"x": 1.0, "cosigner": True, "Colour": "red"}])
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == ("record 0: missing column colour; record 0: unknown column Colour "
+                                       "(did you mean colour for Colour?)")
+    typo = client.post("/predict", json=[{"x": 1.0, "cosignr": True, "colour": "red"}]).json()["detail"]
+    assert typo.endswith("unknown column cosignr (did you mean cosigner for cosignr?)")
+    unrelated = client.post("/predict", json=[{"x": 1.0, "cosigner": True, "zzz": "red"}]).json()["detail"]
+    assert "did you mean" not in unrelated
