@@ -1,5 +1,9 @@
 """Figure 7: writing and loading a large DataFrame through ``ArtifactStore``, against raw pyarrow.
 
+Figure 7d: the memory it takes to load a pickled value holding large arrays (a
+dict of X and y, as a step returns it), in a fresh process, beside
+``pickle.load`` of the same value from a file.
+
 The store's put (Arrow IPC into a temporary file, header, fsync, atomic
 publish) and get (memory map, checksum, decode) are timed beside raw pyarrow
 doing the same I/O in the same run: ``pa.Table.from_pandas``, an IPC file
@@ -14,12 +18,17 @@ asserts nothing about time.
 from __future__ import annotations
 
 import gc
+import json
 import os
+import pickle
 import shutil
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from frames import frame_bytes, make_frame, rows_for
@@ -74,7 +83,76 @@ def run(quick: bool) -> list[Figure]:
             key, label, rate, "GB/s", raw_rate, raw_label, f"≥ {TARGET:.0%} of raw", at_least(share, TARGET),
             shown=f"{format_number(rate)} GB/s = {share:.0%} of raw",
             note=f"{what}; {own * 1e3:.0f} ms vs raw {raw * 1e3:.0f} ms"))
+    figures.append(_pickled_load_memory(quick))
     return figures
+
+
+PICKLED_MB, PICKLED_MB_QUICK = 800, 80
+
+# The peak is VmHWM, reset first: ru_maxrss would start from the benchmark's own size, which a
+# forked child inherits across exec.
+_LOAD_CHILD = """
+import json, pickle, sys, time
+import numpy, pandas
+from orchestrator.store import ArtifactStore
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+start = time.perf_counter()
+if sys.argv[1] == "store":
+    store = ArtifactStore(sys.argv[2])
+    value = store.get(store.read_header(sys.argv[3]))
+else:
+    with open(sys.argv[2], "rb") as f:
+        value = pickle.load(f)
+seconds = time.perf_counter() - start
+print(json.dumps({"growth_mb": (status("VmHWM") - before) / 1024,
+                  "seconds": seconds}))
+"""
+
+
+def _pickled_load_memory(quick: bool) -> Figure:
+    """Peak memory growth of loading a pickled dict of arrays: the store against pickle.load of a file."""
+    megabytes = PICKLED_MB_QUICK if quick else PICKLED_MB
+    rows = megabytes * 1_000_000 // 8 // 11  # X: ten float columns, y: one int column
+    progress(f"pickled dict of arrays ({megabytes} MB): peak memory of a load, in fresh processes")
+    rng = np.random.default_rng(7)
+    value = {"X": rng.random((rows, 10)), "y": rng.integers(0, 2, rows), "columns": [f"f{i}" for i in range(10)]}
+    digest = hash_value(value)
+    with temp_dir(NAME) as root:
+        store = ArtifactStore(root / "store")
+        info = store.put(value, digest)
+        plain = root / "value.pkl"
+        with open(plain, "wb") as f:
+            pickle.dump(value, f, protocol=5)
+        size = os.path.getsize(plain) / 1e6
+        del value
+        gc.collect()
+        own, raw = [], []
+        for _ in range(3):  # alternating, so that both read the files from the page cache alike
+            own.append(_child_load("store", str(root / "store"), digest))
+            raw.append(_child_load("pickle", str(plain)))
+    growth = statistics.median(r["growth_mb"] for r in own)
+    base = statistics.median(r["growth_mb"] for r in raw)
+    return Figure(
+        "store.pickled_load_growth_mb", "7d ArtifactStore.get of a pickled dict of arrays: peak RSS growth",
+        growth, "MB", base, "pickle.load of the same value from a file",
+        note=f"{size:,.0f} MB pickled ({info.materializer}, {len(info.meta.get('buffers', []))} buffers mapped); "
+             f"median of 3 fresh processes; {statistics.median(r['seconds'] for r in own) * 1e3:.0f} ms vs "
+             f"{statistics.median(r['seconds'] for r in raw) * 1e3:.0f} ms per load")
+
+
+def _child_load(*args: str) -> dict[str, float]:
+    child = subprocess.run([sys.executable, "-c", _LOAD_CHILD, *args], capture_output=True, text=True, check=False,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    if child.returncode != 0:
+        raise RuntimeError(f"loading in a child process failed: {child.stderr.strip()[-500:]}")
+    return json.loads(child.stdout)  # type: ignore[no-any-return]
 
 
 def _round_trips(frame: pd.DataFrame, digest: str, folder: Path, times: dict[str, list[float]], *,
