@@ -19,6 +19,7 @@ or register models.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import json
 import math
@@ -176,6 +177,39 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
         raise RequestProblem(422, "; ".join(problems[:5]))
 
 
+MAX_WARNINGS = 5  # unseen categories named per answer; the count of the rest follows
+
+
+def unseen_categories(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> list[str]:
+    """One line per category value the model never saw in training (first ``MAX_WARNINGS``, then a count).
+
+    The model still answers (a one-hot encoder with ``handle_unknown="ignore"`` scores the row as if
+    the column were missing), but the caller is told, instead of learning it from ``orch monitor``
+    later: a typo (``"Red"`` for ``"red"``) or a new kind of customer is worth knowing at once.
+    A schema without categories (an older model's) names none.
+    """
+    known = {f["name"]: set(f["categories"]) for f in schema
+             if f["kind"] == "category" and f.get("categories") and not _is_flag(f)}
+    if not known:
+        return []
+    lines: list[str] = []
+    left_out = 0
+    for i, record in enumerate(records):
+        for name, categories in known.items():
+            value = record.get(name)
+            if value is not None and str(value) not in categories:
+                if len(lines) < MAX_WARNINGS:
+                    close = difflib.get_close_matches(str(value), sorted(categories), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    lines.append(f"record {i}: {name} {str(value)[:40]!r} was not seen in training{hint}; "
+                                 "the model scored it as unknown")
+                else:
+                    left_out += 1
+    if left_out:
+        lines.append(f"and {left_out} more values not seen in training")
+    return lines
+
+
 # A column trained as booleans: the model knows True and False, not the text "True" (which a
 # one-hot encoder would silently treat as an unknown category), so JSON true/false are what it takes.
 _FLAGS = {"true": True, "false": False}
@@ -295,7 +329,9 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
-        doc = {"model": loaded.name, "version": loaded.version, **answer, **of}
+        unseen = unseen_categories(records, schema)
+        doc = {"model": loaded.name, "version": loaded.version, **answer, **of,
+               **({"warnings": unseen} if unseen else {})}
         try:
             return JSONResponse(doc)
         except ValueError:  # a NaN or inf the model predicted, which strict JSON has no number for: null

@@ -140,6 +140,24 @@ def test_the_answer_says_which_class_the_probability_is_of(client):
     assert described["classes"] == [0, 1] and described["probability_of"] == 1
 
 
+def test_a_category_the_model_never_saw_is_answered_with_a_warning_naming_it(client):
+    """"Red" for "red" (or a new kind of customer) was scored as unknown without a word: only a later
+    `orch monitor` named it. The answer still comes, with a warning per value (a close known one named)."""
+    rows = [{"x": 1.0, "cosigner": True, "colour": "Red"}, {"x": 1.0, "cosigner": True, "colour": "red"},
+            {"x": 1.0, "cosigner": False, "colour": "green"}]
+    answer = client.post("/predict", json=rows)
+    assert answer.status_code == 200
+    doc = answer.json()
+    assert len(doc["prediction"]) == 3
+    assert doc["warnings"] == [
+        "record 0: colour 'Red' was not seen in training (did you mean 'red'?); the model scored it as unknown",
+        "record 2: colour 'green' was not seen in training; the model scored it as unknown"]
+    known = client.post("/predict", json=rows[1:2]).json()
+    assert "warnings" not in known
+    many = client.post("/predict", json=[{**rows[0], "colour": f"c{i}"} for i in range(8)]).json()
+    assert len(many["warnings"]) == 6 and many["warnings"][-1] == "and 3 more values not seen in training"
+
+
 @pytest.mark.parametrize("value", ["yes", 1, 0.0, [True]])
 def test_a_boolean_column_names_what_it_takes(client, value):
     answer = client.post("/predict", json=[{"x": 1.0, "cosigner": value, "colour": "red"}])
