@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import PurePath
 from typing import Any
 
-from orchestrator import hashing
+from orchestrator import filled_containers, hashing
 from orchestrator.code_analysis import (
     Ref,
     class_info,
@@ -88,6 +88,9 @@ class CodeFingerprint:
     # ("module constant", "DATA", "data.csv"). They count by their text only, so the file behind
     # one can change while the step stays cached; ``untracked`` turns them into a warning.
     paths: tuple[tuple[str, str, str], ...] = field(default=(), hash=False, compare=False)
+    # Module-level dicts, lists and sets the code reads: (module, name, container, the digest used),
+    # for the runner to tell a memo the run's own steps filled from an edit (filled_containers).
+    filled: tuple[tuple[str, str, Any, str], ...] = field(default=(), hash=False, compare=False, repr=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -276,11 +279,12 @@ class _Walk:
         self.constants: set[tuple[str, str]] = set()  # (module name, global name) already hashed
         self.open_containers: set[int] = set()
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
+        self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
-                               tuple(self.paths.values()))
+                               tuple(self.paths.values()), tuple(self.filled))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -593,6 +597,9 @@ class _Walk:
             return
         self.constants.add((owner, name))
         digest = self.token(value, f"module-level value '{name}'", where)
+        if kind == "module constant" and filled_containers.is_fillable(value):
+            digest = filled_containers.key_digest(owner, name, value, digest)
+            self.filled.append((owner, name, value, digest))
         self.add_part(name, self.display(owner, name), digest)
         self.note_paths(kind, self.display(owner, name), value)
 
@@ -613,6 +620,14 @@ class _Walk:
             raise UnhashableValueError(
                 f"{label} used by '{where}' cannot be hashed ({exc}). {_FIX}"
             ) from exc
+
+
+def value_digest(value: Any) -> str | None:
+    """The digest ``constant`` gives a value a step reads, or None when it cannot be hashed."""
+    try:
+        return _Walk().token(value, "value", "")
+    except UnhashableValueError:
+        return None
 
 
 def paths_in(value: Any, depth: int = 0) -> list[str]:

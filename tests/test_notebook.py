@@ -1,0 +1,127 @@
+"""A notebook's session: steps and globals defined in cells, runs repeated in one long-lived process.
+
+Cells run here as a notebook runs them: their code executed one after the
+other in one module's namespace (IPython is no dependency of the suite), and
+the pipeline run again in the same process after each edit.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+CELLS = '''
+from orchestrator import pipeline, step
+
+CONFIG = {"scale": 2}
+_CACHE = {}
+
+
+def square(x):
+    if x not in _CACHE:
+        _CACHE[x] = x * x
+    return _CACHE[x]
+
+
+@step
+def memoised(n: int) -> int:
+    return square(n) + 1
+
+
+@step
+def scaled(n: int) -> int:
+    return n * CONFIG["scale"]
+
+
+@pipeline
+def session(n: int = 3):
+    return memoised(n), scaled(n)
+'''
+
+
+class Notebook:
+    """One kernel: a module whose namespace every cell runs in."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.module = types.ModuleType(name)
+        sys.modules[name] = self.module  # as __main__ is: functions find their module by name
+        self.count = 0
+
+    def cell(self, source: str) -> None:
+        self.count += 1
+        code = compile(textwrap.dedent(source), f"<cell {self.count}>", "exec", dont_inherit=True)
+        exec(code, self.module.__dict__)  # noqa: S102 - a cell has no file of its own
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.module, name)
+
+
+@pytest.fixture
+def kernel() -> Iterator[Callable[[], Notebook]]:
+    made: list[Notebook] = []
+
+    def start() -> Notebook:
+        notebook = Notebook("nb_session")  # a new kernel runs the same cells under the same name
+        made.append(notebook)
+        notebook.cell(CELLS)
+        return notebook
+
+    yield start
+    sys.modules.pop("nb_session", None)
+
+
+def statuses(run: object) -> dict[str, tuple[str, str]]:
+    return {name: (r.status, r.reason) for name, r in run.steps.items()}  # type: ignore[attr-defined]
+
+
+def test_a_memo_a_helper_fills_while_it_runs_keeps_the_next_run_cached(kernel: Callable[[], Notebook],
+                                                                       tmp_path: Path) -> None:
+    """The second run of a kernel found ``_CACHE`` full and re-ran ("code of `_CACHE` changed"), while a
+    new kernel, where it is empty again, found the step cached: the run's own writes are no edit."""
+    store = tmp_path / "store"
+    nb = kernel()
+    first = nb.session.run(store=store)
+    assert first.output() == (10, 6) and nb._CACHE == {3: 9}
+    again = nb.session.run(store=store)
+    assert statuses(again) == {"memoised": ("cached", "cached"), "scaled": ("cached", "cached")}
+    nb.cell("_CACHE = {}")  # the cell that defined it, run again: empty, as at first
+    assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
+    fresh = kernel()  # restarted: the memo is empty, the keys are the first run's
+    assert statuses(fresh.session.run(store=store))["memoised"] == ("cached", "cached")
+
+
+def test_a_cell_that_changes_a_global_re_runs_the_steps_reading_it(kernel: Callable[[], Notebook],
+                                                                  tmp_path: Path) -> None:
+    """``CONFIG["scale"] = 5`` in a cell is an edit of what ``scaled`` reads; so is a cell that writes
+    into the memo itself, which a run then fills further."""
+    store = tmp_path / "store"
+    nb = kernel()
+    nb.session.run(store=store)
+    nb.session.run(store=store)  # the memo is settled: a cell's change must still count
+    nb.cell('CONFIG["scale"] = 5')
+    run = nb.session.run(store=store)
+    assert statuses(run) == {"memoised": ("cached", "cached"), "scaled": ("ran", "code of `CONFIG` changed")}
+    assert run.output() == (10, 15)
+    assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
+    nb.cell("_CACHE[3] = 100")  # a wrong memo put there by hand: its step reads it
+    run = nb.session.run(store=store)
+    assert statuses(run)["memoised"] == ("ran", "code of `_CACHE` changed")
+    assert run.output() == (101, 15)
+    nb.cell('CONFIG["scale"] = 2')  # back to the first value: the first result, cached
+    assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
+
+
+def test_a_step_that_fills_a_list_on_a_worker_changes_nothing_here(kernel: Callable[[], Notebook],
+                                                                   tmp_path: Path) -> None:
+    """On a process pool the memo fills in the workers: the kernel's stays empty, and cached."""
+    store = tmp_path / "store"
+    nb = kernel()
+    nb.session.run(store=store, executor="process", workers=1)
+    assert nb._CACHE == {}
+    assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
