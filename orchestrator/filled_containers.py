@@ -56,18 +56,15 @@ def key_digest(owner: str, name: str, value: Any, digest: str) -> str:
     return digest
 
 
-def settle(used: Iterable[tuple[str, str, Any, str]], digest_of: Callable[[Any], str | None]) -> None:
+def settle(used: Iterable[tuple[str, str, Any, str]], digest_of: Callable[[Any], str]) -> None:
     """After a run: remember each container the run's keys read that the run changed.
 
     ``used`` holds (module, global name, container, the digest its keys
-    used); ``digest_of`` hashes a container as the fingerprint does, or
-    returns None when it no longer can (the run put something unhashable in
-    it: the next build says so).
+    used); ``digest_of`` hashes a container as the fingerprint does (one
+    the run put a connection in by the rest of what it holds).
     """
     for owner, name, value, used_digest in used:
         now = digest_of(value)
-        if now is None:
-            continue
         with _LOCK:
             entry = _SETTLED.get((owner, name))
             if now == used_digest and (entry is None or entry[0] != id(value)):

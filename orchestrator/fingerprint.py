@@ -596,8 +596,19 @@ class _Walk:
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
-        digest = self.token(value, f"module-level value '{name}'", where)
-        if kind == "module constant" and filled_containers.is_fillable(value):
+        fillable = kind == "module constant" and filled_containers.is_fillable(value)
+        try:
+            digest = self.token(value, f"module-level value '{name}'", where)
+        except UnhashableValueError:
+            # A memo of connections or clients the run made (`_CONN["db"] = connect(...)` in a
+            # helper, as _FIX advises): it counts as it was before that run while its hashable
+            # contents stay what the run left. Unhashable before any run: refused as ever.
+            if not fillable:
+                raise
+            digest = _lenient(value)
+            if filled_containers.key_digest(owner, name, value, digest) == digest:
+                raise
+        if fillable:
             digest = filled_containers.key_digest(owner, name, value, digest)
             self.filled.append((owner, name, value, digest))
         self.add_part(name, self.display(owner, name), digest)
@@ -622,12 +633,34 @@ class _Walk:
             ) from exc
 
 
-def value_digest(value: Any) -> str | None:
-    """The digest ``constant`` gives a value a step reads, or None when it cannot be hashed."""
+def value_digest(value: Any) -> str:
+    """The digest ``constant`` gives a value a step reads; for a container holding what cannot be
+    hashed (a connection), the digest of the rest (``_lenient``)."""
     try:
         return _Walk().token(value, "value", "")
     except UnhashableValueError:
-        return None
+        return _lenient(value)
+
+
+def _lenient(value: Any) -> str:
+    """A container's digest with each key or item that cannot be hashed counted by its type alone.
+
+    Never a key's digest by itself: it only tells whether a memo of
+    connections still holds what a run left in it (``filled_containers``).
+    """
+    def one(item: Any) -> str:
+        try:
+            return _Walk().token(item, "value", "")
+        except UnhashableValueError:
+            return hashing.combine("unhashable", type(item).__module__, type(item).__qualname__)
+
+    if isinstance(value, dict):
+        tokens = sorted(hashing.combine(one(k), one(v)) for k, v in value.items())
+    else:
+        tokens = [one(item) for item in value]
+        if isinstance(value, (set, frozenset)):
+            tokens.sort()
+    return hashing.combine("lenient", type(value).__name__, *tokens)
 
 
 def paths_in(value: Any, depth: int = 0) -> list[str]:

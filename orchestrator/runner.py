@@ -862,7 +862,6 @@ class _RunLoop:
 
     def _finish(self, status: str) -> None:
         self.commits.stop()
-        self._settle_filled()
         outputs = result = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
@@ -876,6 +875,7 @@ class _RunLoop:
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error, result=result)
         self.executor.shutdown()
         self.observer.run_finished(self.run_id, status, results)
+        self._settle_filled()  # last: the run is recorded whatever hashing a memo does
 
     def _settle_filled(self) -> None:
         """Module-level containers this run's steps filled (a memo) keep the digest its keys used.

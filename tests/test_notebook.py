@@ -125,3 +125,49 @@ def test_a_step_that_fills_a_list_on_a_worker_changes_nothing_here(kernel: Calla
     nb.session.run(store=store, executor="process", workers=1)
     assert nb._CACHE == {}
     assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
+
+
+CONNECTION_CELLS = '''
+import sqlite3
+
+from orchestrator import pipeline, step
+
+_CONNECTIONS = {}
+
+
+def connection(name):
+    if name not in _CONNECTIONS:
+        _CONNECTIONS[name] = sqlite3.connect(":memory:")
+    return _CONNECTIONS[name]
+
+
+@step
+def query(n: int) -> int:
+    return connection("db").execute("select ? * 2", (n,)).fetchone()[0]
+
+
+@pipeline
+def queries(n: int = 3):
+    return query(n)
+'''
+
+
+def test_a_memo_of_connections_a_helper_opens_does_not_stop_the_next_run(tmp_path: Path) -> None:
+    """The connection made in a function the step calls, as the 'cannot be hashed' advice says, and kept
+    in a module-level dict: the kernel's second run was refused ('_CONNECTIONS ... cannot be hashed')."""
+    from orchestrator.errors import PipelineDefinitionError
+
+    store = tmp_path / "store"
+    nb = Notebook("nb_connections")
+    try:
+        nb.cell(CONNECTION_CELLS)
+        assert nb.queries.run(store=store).output() == 6
+        again = nb.queries.run(store=store)
+        assert statuses(again) == {"query": ("cached", "cached")} and again.output() == 6
+        nb.cell("_CONNECTIONS['other'] = 'text'")  # a cell's change: it cannot be told apart any more
+        with pytest.raises(PipelineDefinitionError, match="'_CONNECTIONS' used by 'connection' cannot be hashed"):
+            nb.queries.run(store=store)
+        nb.cell("_CONNECTIONS = {}")
+        assert statuses(nb.queries.run(store=store)) == {"query": ("cached", "cached")}
+    finally:
+        sys.modules.pop("nb_connections", None)
