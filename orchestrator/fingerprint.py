@@ -339,7 +339,12 @@ class _Walk:
             except ValueError:  # a cell not yet filled in
                 tokens.append(f"<empty cell {name}>")
                 continue
-            tokens.append(self.token(value, f"closure variable '{name}'", where))
+            label = f"closure variable '{name}'"
+            if filled_containers.is_fillable(value):  # a memo a factory's function fills (`memo = {}`)
+                tokens.append(self.fillable_token(value, f"{fn.__module__}.{fn.__qualname__}@{id(fn)}", f"<closure {name}>",
+                                                  label, where))
+            else:
+                tokens.append(self.token(value, label, where))
             closures.append((name, tokens[-1]))
             self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
@@ -596,23 +601,33 @@ class _Walk:
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
-        fillable = kind == "module constant" and filled_containers.is_fillable(value)
+        label = f"module-level value '{name}'"
+        if kind == "module constant" and filled_containers.is_fillable(value):
+            digest = self.fillable_token(value, owner, name, label, where)
+        else:
+            digest = self.token(value, label, where)
+        self.add_part(name, self.display(owner, name), digest)
+        self.note_paths(kind, self.display(owner, name), value)
+
+    def fillable_token(self, value: Any, owner: str, name: str, label: str, where: str) -> str:
+        """``token`` of a dict, list or set the code reads by name, which a run's own steps may fill.
+
+        What it held before the last run while it holds what that run left
+        (``filled_containers``): a memo is no edit. ``owner`` and ``name`` say
+        where the name is bound (a module, or a function's closure).
+        """
         try:
-            digest = self.token(value, f"module-level value '{name}'", where)
+            digest = self.token(value, label, where)
         except UnhashableValueError:
             # A memo of connections or clients the run made (`_CONN["db"] = connect(...)` in a
             # helper, as _FIX advises): it counts as it was before that run while its hashable
             # contents stay what the run left. Unhashable before any run: refused as ever.
-            if not fillable:
-                raise
             digest = _lenient(value)
             if filled_containers.key_digest(owner, name, value, digest) == digest:
                 raise
-        if fillable:
-            digest = filled_containers.key_digest(owner, name, value, digest)
-            self.filled.append((owner, name, value, digest))
-        self.add_part(name, self.display(owner, name), digest)
-        self.note_paths(kind, self.display(owner, name), value)
+        digest = filled_containers.key_digest(owner, name, value, digest)
+        self.filled.append((owner, name, value, digest))
+        return digest
 
     def token(self, value: Any, label: str, where: str) -> str:
         """Digest of a value that code uses; functions and classes inside it are followed."""

@@ -22,6 +22,19 @@ CONFIG = {"scale": 2}
 _CACHE = {}
 
 
+def memoised_by(factor):
+    memo = {}
+
+    def times(x):
+        if x not in memo:
+            memo[x] = x * factor
+        return memo[x]
+    return times
+
+
+triple, quadruple = memoised_by(3), memoised_by(4)
+
+
 def square(x):
     if x not in _CACHE:
         _CACHE[x] = x * x
@@ -38,9 +51,14 @@ def scaled(n: int) -> int:
     return n * CONFIG["scale"]
 
 
+@step
+def factored(n: int) -> int:
+    return triple(n) + quadruple(n)
+
+
 @pipeline
 def session(n: int = 3):
-    return memoised(n), scaled(n)
+    return memoised(n), scaled(n), factored(n)
 '''
 
 
@@ -87,13 +105,14 @@ def test_a_memo_a_helper_fills_while_it_runs_keeps_the_next_run_cached(kernel: C
     store = tmp_path / "store"
     nb = kernel()
     first = nb.session.run(store=store)
-    assert first.output() == (10, 6) and nb._CACHE == {3: 9}
+    assert first.output() == (10, 6, 21) and nb._CACHE == {3: 9}
     again = nb.session.run(store=store)
-    assert statuses(again) == {"memoised": ("cached", "cached"), "scaled": ("cached", "cached")}
+    assert statuses(again) == {"memoised": ("cached", "cached"), "scaled": ("cached", "cached"),
+                               "factored": ("cached", "cached")}  # two memos of one factory's functions
     nb.cell("_CACHE = {}")  # the cell that defined it, run again: empty, as at first
     assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
     fresh = kernel()  # restarted: the memo is empty, the keys are the first run's
-    assert statuses(fresh.session.run(store=store))["memoised"] == ("cached", "cached")
+    assert {status for status, _ in statuses(fresh.session.run(store=store)).values()} == {"cached"}
 
 
 def test_a_cell_that_changes_a_global_re_runs_the_steps_reading_it(kernel: Callable[[], Notebook],
@@ -106,13 +125,13 @@ def test_a_cell_that_changes_a_global_re_runs_the_steps_reading_it(kernel: Calla
     nb.session.run(store=store)  # the memo is settled: a cell's change must still count
     nb.cell('CONFIG["scale"] = 5')
     run = nb.session.run(store=store)
-    assert statuses(run) == {"memoised": ("cached", "cached"), "scaled": ("ran", "code of `CONFIG` changed")}
-    assert run.output() == (10, 15)
+    assert statuses(run)["scaled"] == ("ran", "code of `CONFIG` changed")
+    assert statuses(run)["memoised"] == ("cached", "cached") and run.output() == (10, 15, 21)
     assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
     nb.cell("_CACHE[3] = 100")  # a wrong memo put there by hand: its step reads it
     run = nb.session.run(store=store)
     assert statuses(run)["memoised"] == ("ran", "code of `_CACHE` changed")
-    assert run.output() == (101, 15)
+    assert run.output() == (101, 15, 21)
     nb.cell('CONFIG["scale"] = 2')  # back to the first value: the first result, cached
     assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
 
