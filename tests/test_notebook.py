@@ -109,6 +109,7 @@ def test_a_memo_a_helper_fills_while_it_runs_keeps_the_next_run_cached(kernel: C
     again = nb.session.run(store=store)
     assert statuses(again) == {"memoised": ("cached", "cached"), "scaled": ("cached", "cached"),
                                "factored": ("cached", "cached")}  # two memos of one factory's functions
+    assert "will run" not in repr(nb.session.plan(store=store))  # orch plan / p.plan() say so too
     nb.cell("_CACHE = {}")  # the cell that defined it, run again: empty, as at first
     assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
     fresh = kernel()  # restarted: the memo is empty, the keys are the first run's
