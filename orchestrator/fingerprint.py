@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import PurePath
 from typing import Any
 
-from orchestrator import hashing
+from orchestrator import filled_containers, hashing
 from orchestrator.code_analysis import (
     Ref,
     class_info,
@@ -88,6 +88,9 @@ class CodeFingerprint:
     # ("module constant", "DATA", "data.csv"). They count by their text only, so the file behind
     # one can change while the step stays cached; ``untracked`` turns them into a warning.
     paths: tuple[tuple[str, str, str], ...] = field(default=(), hash=False, compare=False)
+    # Module-level dicts, lists and sets the code reads: (module, name, container, the digest used),
+    # for the runner to tell a memo the run's own steps filled from an edit (filled_containers).
+    filled: tuple[tuple[str, str, Any, str], ...] = field(default=(), hash=False, compare=False, repr=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -276,11 +279,12 @@ class _Walk:
         self.constants: set[tuple[str, str]] = set()  # (module name, global name) already hashed
         self.open_containers: set[int] = set()
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
+        self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
-                               tuple(self.paths.values()))
+                               tuple(self.paths.values()), tuple(self.filled))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -335,7 +339,12 @@ class _Walk:
             except ValueError:  # a cell not yet filled in
                 tokens.append(f"<empty cell {name}>")
                 continue
-            tokens.append(self.token(value, f"closure variable '{name}'", where))
+            label = f"closure variable '{name}'"
+            if filled_containers.is_fillable(value):  # a memo a factory's function fills (`memo = {}`)
+                tokens.append(self.fillable_token(value, f"{fn.__module__}.{fn.__qualname__}@{id(fn)}", f"<closure {name}>",
+                                                  label, where))
+            else:
+                tokens.append(self.token(value, label, where))
             closures.append((name, tokens[-1]))
             self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
@@ -592,9 +601,33 @@ class _Walk:
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
-        digest = self.token(value, f"module-level value '{name}'", where)
+        label = f"module-level value '{name}'"
+        if kind == "module constant" and filled_containers.is_fillable(value):
+            digest = self.fillable_token(value, owner, name, label, where)
+        else:
+            digest = self.token(value, label, where)
         self.add_part(name, self.display(owner, name), digest)
         self.note_paths(kind, self.display(owner, name), value)
+
+    def fillable_token(self, value: Any, owner: str, name: str, label: str, where: str) -> str:
+        """``token`` of a dict, list or set the code reads by name, which a run's own steps may fill.
+
+        What it held before the last run while it holds what that run left
+        (``filled_containers``): a memo is no edit. ``owner`` and ``name`` say
+        where the name is bound (a module, or a function's closure).
+        """
+        try:
+            digest = self.token(value, label, where)
+        except UnhashableValueError:
+            # A memo of connections or clients the run made (`_CONN["db"] = connect(...)` in a
+            # helper, as _FIX advises): it counts as it was before that run while its hashable
+            # contents stay what the run left. Unhashable before any run: refused as ever.
+            digest = _lenient(value)
+            if filled_containers.key_digest(owner, name, value, digest) == digest:
+                raise
+        digest = filled_containers.key_digest(owner, name, value, digest)
+        self.filled.append((owner, name, value, digest))
+        return digest
 
     def token(self, value: Any, label: str, where: str) -> str:
         """Digest of a value that code uses; functions and classes inside it are followed."""
@@ -613,6 +646,36 @@ class _Walk:
             raise UnhashableValueError(
                 f"{label} used by '{where}' cannot be hashed ({exc}). {_FIX}"
             ) from exc
+
+
+def value_digest(value: Any) -> str:
+    """The digest ``constant`` gives a value a step reads; for a container holding what cannot be
+    hashed (a connection), the digest of the rest (``_lenient``)."""
+    try:
+        return _Walk().token(value, "value", "")
+    except UnhashableValueError:
+        return _lenient(value)
+
+
+def _lenient(value: Any) -> str:
+    """A container's digest with each key or item that cannot be hashed counted by its type alone.
+
+    Never a key's digest by itself: it only tells whether a memo of
+    connections still holds what a run left in it (``filled_containers``).
+    """
+    def one(item: Any) -> str:
+        try:
+            return _Walk().token(item, "value", "")
+        except UnhashableValueError:
+            return hashing.combine("unhashable", type(item).__module__, type(item).__qualname__)
+
+    if isinstance(value, dict):
+        tokens = sorted(hashing.combine(one(k), one(v)) for k, v in value.items())
+    else:
+        tokens = [one(item) for item in value]
+        if isinstance(value, (set, frozenset)):
+            tokens.sort()
+    return hashing.combine("lenient", type(value).__name__, *tokens)
 
 
 def paths_in(value: Any, depth: int = 0) -> list[str]:

@@ -40,6 +40,8 @@ from orchestrator.errors import CorruptArtifactError, MissingArtifactError, Orch
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
+from orchestrator.filled_containers import settle
+from orchestrator.fingerprint import value_digest
 from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
@@ -873,6 +875,23 @@ class _RunLoop:
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error, result=result)
         self.executor.shutdown()
         self.observer.run_finished(self.run_id, status, results)
+        self._settle_filled()  # last: the run is recorded whatever hashing a memo does
+
+    def _settle_filled(self) -> None:
+        """Module-level containers this run's steps filled (a memo) keep the digest its keys used.
+
+        Once per run, not per step: the next run in this process (a notebook)
+        then finds those steps cached, as a fresh process does (filled_containers).
+        """
+        if not any(r.status in ("ran", "failed", "interrupted") for r in self.results.values()):
+            return  # every step cached: nothing ran that could fill one, and nothing to hash again
+        used: dict[tuple[str, str], tuple[str, str, Any, str]] = {}
+        codes = {id(node.code): node.code for node in self.dag.nodes.values()}
+        for code in codes.values():
+            for owner, name, value, digest in code.filled:
+                used.setdefault((owner, name), (owner, name, value, digest))
+        if used:
+            settle(used.values(), value_digest)
 
     def _maps(self) -> dict[str, tuple[list[str], tuple[str, ...]]]:
         """Each map over a step's output: its item nodes and its step's output names."""

@@ -1,0 +1,193 @@
+"""A notebook's session: steps and globals defined in cells, runs repeated in one long-lived process.
+
+Cells run here as a notebook runs them: their code executed one after the
+other in one module's namespace (IPython is no dependency of the suite), and
+the pipeline run again in the same process after each edit.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+CELLS = '''
+from orchestrator import pipeline, step
+
+CONFIG = {"scale": 2}
+_CACHE = {}
+
+
+def memoised_by(factor):
+    memo = {}
+
+    def times(x):
+        if x not in memo:
+            memo[x] = x * factor
+        return memo[x]
+    return times
+
+
+triple, quadruple = memoised_by(3), memoised_by(4)
+
+
+def square(x):
+    if x not in _CACHE:
+        _CACHE[x] = x * x
+    return _CACHE[x]
+
+
+@step
+def memoised(n: int) -> int:
+    return square(n) + 1
+
+
+@step
+def scaled(n: int) -> int:
+    return n * CONFIG["scale"]
+
+
+@step
+def factored(n: int) -> int:
+    return triple(n) + quadruple(n)
+
+
+@pipeline
+def session(n: int = 3):
+    return memoised(n), scaled(n), factored(n)
+'''
+
+
+class Notebook:
+    """One kernel: a module whose namespace every cell runs in."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.module = types.ModuleType(name)
+        sys.modules[name] = self.module  # as __main__ is: functions find their module by name
+        self.count = 0
+
+    def cell(self, source: str) -> None:
+        self.count += 1
+        code = compile(textwrap.dedent(source), f"<cell {self.count}>", "exec", dont_inherit=True)
+        exec(code, self.module.__dict__)  # noqa: S102 - a cell has no file of its own
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.module, name)
+
+
+@pytest.fixture
+def kernel() -> Iterator[Callable[[], Notebook]]:
+    made: list[Notebook] = []
+
+    def start() -> Notebook:
+        notebook = Notebook("nb_session")  # a new kernel runs the same cells under the same name
+        made.append(notebook)
+        notebook.cell(CELLS)
+        return notebook
+
+    yield start
+    sys.modules.pop("nb_session", None)
+
+
+def statuses(run: object) -> dict[str, tuple[str, str]]:
+    return {name: (r.status, r.reason) for name, r in run.steps.items()}  # type: ignore[attr-defined]
+
+
+def test_a_memo_a_helper_fills_while_it_runs_keeps_the_next_run_cached(kernel: Callable[[], Notebook],
+                                                                       tmp_path: Path) -> None:
+    """The second run of a kernel found ``_CACHE`` full and re-ran ("code of `_CACHE` changed"), while a
+    new kernel, where it is empty again, found the step cached: the run's own writes are no edit."""
+    store = tmp_path / "store"
+    nb = kernel()
+    first = nb.session.run(store=store)
+    assert first.output() == (10, 6, 21) and nb._CACHE == {3: 9}
+    again = nb.session.run(store=store)
+    assert statuses(again) == {"memoised": ("cached", "cached"), "scaled": ("cached", "cached"),
+                               "factored": ("cached", "cached")}  # two memos of one factory's functions
+    assert "will run" not in repr(nb.session.plan(store=store))  # orch plan / p.plan() say so too
+    nb.cell("_CACHE = {}")  # the cell that defined it, run again: empty, as at first
+    assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
+    fresh = kernel()  # restarted: the memo is empty, the keys are the first run's
+    assert {status for status, _ in statuses(fresh.session.run(store=store)).values()} == {"cached"}
+
+
+def test_a_cell_that_changes_a_global_re_runs_the_steps_reading_it(kernel: Callable[[], Notebook],
+                                                                  tmp_path: Path) -> None:
+    """``CONFIG["scale"] = 5`` in a cell is an edit of what ``scaled`` reads; so is a cell that writes
+    into the memo itself, which a run then fills further."""
+    store = tmp_path / "store"
+    nb = kernel()
+    nb.session.run(store=store)
+    nb.session.run(store=store)  # the memo is settled: a cell's change must still count
+    nb.cell('CONFIG["scale"] = 5')
+    run = nb.session.run(store=store)
+    assert statuses(run)["scaled"] == ("ran", "code of `CONFIG` changed")
+    assert statuses(run)["memoised"] == ("cached", "cached") and run.output() == (10, 15, 21)
+    assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
+    nb.cell("_CACHE[3] = 100")  # a wrong memo put there by hand: its step reads it
+    run = nb.session.run(store=store)
+    assert statuses(run)["memoised"] == ("ran", "code of `_CACHE` changed")
+    assert run.output() == (101, 15, 21)
+    nb.cell('CONFIG["scale"] = 2')  # back to the first value: the first result, cached
+    assert statuses(nb.session.run(store=store))["scaled"] == ("cached", "cached")
+
+
+def test_a_step_that_fills_a_list_on_a_worker_changes_nothing_here(kernel: Callable[[], Notebook],
+                                                                   tmp_path: Path) -> None:
+    """On a process pool the memo fills in the workers: the kernel's stays empty, and cached."""
+    store = tmp_path / "store"
+    nb = kernel()
+    nb.session.run(store=store, executor="process", workers=1)
+    assert nb._CACHE == {}
+    assert statuses(nb.session.run(store=store))["memoised"] == ("cached", "cached")
+
+
+CONNECTION_CELLS = '''
+import sqlite3
+
+from orchestrator import pipeline, step
+
+_CONNECTIONS = {}
+
+
+def connection(name):
+    if name not in _CONNECTIONS:
+        _CONNECTIONS[name] = sqlite3.connect(":memory:")
+    return _CONNECTIONS[name]
+
+
+@step
+def query(n: int) -> int:
+    return connection("db").execute("select ? * 2", (n,)).fetchone()[0]
+
+
+@pipeline
+def queries(n: int = 3):
+    return query(n)
+'''
+
+
+def test_a_memo_of_connections_a_helper_opens_does_not_stop_the_next_run(tmp_path: Path) -> None:
+    """The connection made in a function the step calls, as the 'cannot be hashed' advice says, and kept
+    in a module-level dict: the kernel's second run was refused ('_CONNECTIONS ... cannot be hashed')."""
+    from orchestrator.errors import PipelineDefinitionError
+
+    store = tmp_path / "store"
+    nb = Notebook("nb_connections")
+    try:
+        nb.cell(CONNECTION_CELLS)
+        assert nb.queries.run(store=store).output() == 6
+        again = nb.queries.run(store=store)
+        assert statuses(again) == {"query": ("cached", "cached")} and again.output() == 6
+        nb.cell("_CONNECTIONS['other'] = 'text'")  # a cell's change: it cannot be told apart any more
+        with pytest.raises(PipelineDefinitionError, match="'_CONNECTIONS' used by 'connection' cannot be hashed"):
+            nb.queries.run(store=store)
+        nb.cell("_CONNECTIONS = {}")
+        assert statuses(nb.queries.run(store=store)) == {"query": ("cached", "cached")}
+    finally:
+        sys.modules.pop("nb_connections", None)
