@@ -883,7 +883,7 @@ class _RunLoop:
         Once per run, not per step: the next run in this process (a notebook)
         then finds those steps cached, as a fresh process does (filled_containers).
         """
-        if not any(r.status in ("ran", "failed", "interrupted") for r in self.results.values()):
+        if not self.started:
             return  # every step cached: nothing ran that could fill one, and nothing to hash again
         used: dict[tuple[str, str], tuple[str, str, Any, str]] = {}
         codes = {id(node.code): node.code for node in self.dag.nodes.values()}
