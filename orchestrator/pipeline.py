@@ -252,10 +252,18 @@ class Pipeline(Generic[P, R]):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             # Else a raw TypeError from deep in the executor ('2'), or a message naming the CLI's --workers.
             raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")
-        return run_pipeline(self, options.params, store=location, metadata=options.metadata,
-                            executor=executor or "sequential", workers=workers, address=address,
-                            rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe,
-                            spelling=PYTHON)
+        run = run_pipeline(self, options.params, store=location, metadata=options.metadata,
+                           executor=executor or "sequential", workers=workers, address=address,
+                           rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe,
+                           spelling=PYTHON)
+        if observe is None and run.status == "failed":
+            # `run = p.run()` in a notebook shows nothing, and a failed run is easy to miss: one WARNING
+            # record, which Python prints on stderr unless the user's logging configuration says otherwise.
+            import logging
+
+            logging.getLogger("orchestrator").warning("pipeline '%s' failed: %s. Each step's traceback: "
+                                                      "run.steps[name].traceback.", self.name, run.error)
+        return run
 
     @short_traceback
     def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,

@@ -97,6 +97,27 @@ def test_failure_skips_downstream_and_independent_branch_finishes(store, calls, 
     assert f"orch show {run.id}" in run.error
 
 
+def test_a_failed_run_from_python_says_so_once_on_the_orchestrator_logger(store, calls, monkeypatch, caplog):
+    """`run = p.run()` in a notebook showed nothing when the run failed; a WARNING record now says so
+    (Python prints it on stderr when logging is not configured). Not when progress shows it already."""
+    import logging
+
+    monkeypatch.delenv("ORCH_TEST_FIX", raising=False)
+    branches = _load("branches.py")
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        run = branches.run(store=str(store))
+    said = [r for r in caplog.records if r.name == "orchestrator"]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert said[0].getMessage() == (f"pipeline 'branches' failed: {run.error}. "
+                                    "Each step's traceback: run.steps[name].traceback.")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        branches.run(store=str(store), progress=True)
+        monkeypatch.setenv("ORCH_TEST_FIX", "1")
+        assert branches.run(store=str(store)).status == "succeeded"
+    assert [r for r in caplog.records if r.name == "orchestrator"] == []
+
+
 def test_resume_after_failure_reruns_only_what_failed(store, calls, monkeypatch):
     monkeypatch.delenv("ORCH_TEST_FIX", raising=False)
     assert _load("branches.py").run(store=str(store)).status == "failed"
