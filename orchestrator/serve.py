@@ -210,6 +210,19 @@ def unseen_categories(records: list[dict[str, Any]], schema: list[dict[str, Any]
     return lines
 
 
+def _without_label(records: list[dict[str, Any]], label: str | None,
+                   schema: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records without the model's label column, and a warning when any held it.
+
+    Rows posted straight from a labelled table carry the label: it is not a feature (the model
+    predicts it), so it is dropped with a word instead of refused as an unknown column.
+    """
+    if not label or any(f["name"] == label for f in schema) or not any(label in r for r in records):
+        return records, []
+    kept = [{k: v for k, v in r.items() if k != label} for r in records]
+    return kept, [f"column {label} is the model's label, not a feature: ignored"]
+
+
 # A column trained as booleans: the model knows True and False, not the text "True" (which a
 # one-hot encoder would silently treat as an unknown category), so JSON true/false are what it takes.
 _FLAGS = {"true": True, "false": False}
@@ -258,6 +271,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     from orchestrator.request_log import write_segment
 
     loaded: LoadedModel = load_version(context, ref)
+    label = loaded.candidate.label
     indexer = SegmentIndexer(context.lineage) if log_requests else None
     if log_requests:
         index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
@@ -319,6 +333,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
                 return problem(413, f"the body is over the limit of {max_body} bytes: {_SPLIT}")
         try:
             records = parse_records(bytes(body), schema)
+            records, notes = _without_label(records, label, schema)
             validate_records(records, schema)
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
@@ -329,9 +344,9 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
-        unseen = unseen_categories(records, schema)
+        warnings = notes + unseen_categories(records, schema)
         doc = {"model": loaded.name, "version": loaded.version, **answer, **of,
-               **({"warnings": unseen} if unseen else {})}
+               **({"warnings": warnings} if warnings else {})}
         try:
             return JSONResponse(doc)
         except ValueError:  # a NaN or inf the model predicted, which strict JSON has no number for: null

@@ -158,6 +158,20 @@ def test_a_category_the_model_never_saw_is_answered_with_a_warning_naming_it(cli
     assert len(many["warnings"]) == 6 and many["warnings"][-1] == "and 3 more values not seen in training"
 
 
+def test_rows_posted_with_the_label_column_are_answered_without_it(client):
+    """Rows straight from a labelled table carry the label ("y"): refused as an unknown column, they
+    made every such request a 422, while load_model().predict ignores extra columns."""
+    rows = [{"x": 1.0, "cosigner": True, "colour": "red", "y": 1}, {"x": 6.0, "cosigner": False, "colour": "blue"}]
+    answer = client.post("/predict", json=rows)
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    assert doc["prediction"] == client.post("/predict", json=[{k: v for k, v in r.items() if k != "y"}
+                                                              for r in rows]).json()["prediction"]
+    assert doc["warnings"] == ["column y is the model's label, not a feature: ignored"]
+    unknown = client.post("/predict", json=[{**rows[0], "z": 1}])
+    assert unknown.status_code == 422 and "unknown column z" in unknown.json()["detail"]
+
+
 @pytest.mark.parametrize("value", ["yes", 1, 0.0, [True]])
 def test_a_boolean_column_names_what_it_takes(client, value):
     answer = client.post("/predict", json=[{"x": 1.0, "cosigner": value, "colour": "red"}])
