@@ -31,7 +31,7 @@ import json
 import math
 import pickle
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from orchestrator.errors import StoreError, did_you_mean
 from orchestrator.json_values import is_json_exact
@@ -128,16 +128,16 @@ class _PickleMaterializer:
             kept.append(view)
             return False
 
-        counted = _Counted(f)
+        start = f.tell()  # the store's writer counts payload bytes: offsets are from the payload's start
         # cloudpickle; a class a worker got by value loads as the live one
-        class_refs.dump(value, cast(BinaryIO, counted), buffer_callback=out_of_band)
+        class_refs.dump(value, f, buffer_callback=out_of_band)
         if not kept:
             return {"protocol": 5}
-        stream, spans = counted.size, []
+        stream, spans = f.tell() - start, []
         for view in kept:
-            counted.write(bytes(-counted.size % _BUFFER_ALIGN))
-            spans.append([counted.size, view.nbytes])
-            counted.write(view)
+            f.write(bytes(-(f.tell() - start) % _BUFFER_ALIGN))
+            spans.append([f.tell() - start, view.nbytes])
+            f.write(view)
         return {"protocol": 5, "stream": stream, "buffers": spans}
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:
@@ -154,17 +154,6 @@ class _PickleMaterializer:
         buffers = views if not data.readonly else [bytearray(view) for view in views]
         return pickle.loads(data[:stream], buffers=buffers)
 
-
-class _Counted:
-    """A write-only stream that counts what passes through it to ``f``."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f, self.size = f, 0
-
-    def write(self, data: Any) -> int:
-        written = self._f.write(data)
-        self.size += memoryview(data).nbytes
-        return written
 
 
 # --- numpy -------------------------------------------------------------------
