@@ -180,16 +180,20 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
 MAX_WARNINGS = 5  # unseen categories named per answer; the count of the rest follows
 
 
-def unseen_categories(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> list[str]:
+def known_categories(schema: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each category column's training values, by column (none for flags, or an older model's schema)."""
+    return {f["name"]: set(f["categories"]) for f in schema
+            if f["kind"] == "category" and f.get("categories") and not _is_flag(f)}
+
+
+def unseen_categories(records: list[dict[str, Any]], known: dict[str, set[str]]) -> list[str]:
     """One line per category value the model never saw in training (first ``MAX_WARNINGS``, then a count).
 
     The model still answers (a one-hot encoder with ``handle_unknown="ignore"`` scores the row as if
     the column were missing), but the caller is told, instead of learning it from ``orch monitor``
     later: a typo (``"Red"`` for ``"red"``) or a new kind of customer is worth knowing at once.
-    A schema without categories (an older model's) names none.
+    ``known`` is ``known_categories`` of the schema, made once per server.
     """
-    known = {f["name"]: set(f["categories"]) for f in schema
-             if f["kind"] == "category" and f.get("categories") and not _is_flag(f)}
     if not known:
         return []
     lines: list[str] = []
@@ -282,6 +286,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         if indexer is not None:
             await run_in_threadpool(indexer.close)
     schema = loaded.candidate.features
+    categories = known_categories(schema)
     # A classifier's classes, and the one ``probability`` is of (the second of two): an answer
     # {"prediction": ["fraud"], "probability": [0.00003]} read as a contradiction without it.
     classes = [_plain(c) for c in getattr(loaded.candidate.model, "classes_", [])] \
@@ -344,7 +349,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
-        warnings = notes + unseen_categories(records, schema)
+        warnings = notes + unseen_categories(records, categories)
         doc = {"model": loaded.name, "version": loaded.version, **answer, **of,
                **({"warnings": warnings} if warnings else {})}
         try:
