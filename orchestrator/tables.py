@@ -36,7 +36,7 @@ def stdout_console() -> Console:
 
     console = Console(highlight=False)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(highlight=False, width=PIPED_WIDTH)
+        console.width = PIPED_WIDTH
     return console
 
 
