@@ -621,9 +621,8 @@ def _logs_document(context: Context, run_id: str, node: str, row: dict[str, Any]
     listed = [{"attempt": a["attempt"], "status": a["status"], "started": _iso(a["started"]), "ended": _iso(a["ended"]),
                "error": a["error"], "traceback": a["traceback"], "stdout": a["stdout"] or "",
                "stderr": a["stderr"] or "", "logs": a["logs"] or "", "recorded": True} for a in attempts]
-    last = _attempts_made(row)
-    if row["status"] in ("interrupted", "running") and last > len(listed) and last > max(
-            (a["attempt"] for a in attempts), default=0):
+    last = _unrecorded_last(row, max((a["attempt"] for a in attempts), default=0))
+    if last is not None:
         listed.append({"attempt": last, "status": row["status"], "started": None, "ended": None, "error": None,
                        "traceback": None, "stdout": "", "stderr": "", "logs": "", "recorded": False})
     if wanted is not None:
@@ -636,10 +635,16 @@ def _logs_document(context: Context, run_id: str, node: str, row: dict[str, Any]
     return {"run_id": run_id, "step": node, "status": row["status"], "cached_from": cached_from, "attempts": listed}
 
 
+def _unrecorded_last(row: dict[str, Any], recorded: int) -> int | None:
+    """The number of the step's last attempt when it left no record (cut short, or still running), else None."""
+    last = _attempts_made(row)
+    return last if row["status"] in ("interrupted", "running") and last > recorded else None
+
+
 def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: int | None) -> bool:
     """Say so when the step's last attempt was cut short (Ctrl-C, a killed process) and left no record."""
-    last = _attempts_made(row)
-    if row["status"] not in ("interrupted", "running") or last <= recorded or wanted not in (None, last):
+    last = _unrecorded_last(row, recorded)
+    if last is None or wanted not in (None, last):
         return False
     why = ("it is still running; what it prints is recorded when it ends" if row["status"] == "running" else
            "it was stopped before it finished (Ctrl-C or a killed process), and what it printed was lost")
