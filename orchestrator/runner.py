@@ -303,6 +303,7 @@ class _RunLoop:
             self._interrupt(getattr(stop, "interrupted_attempt", None),
                             getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
+            stop.orch_run_id = self.run_id  # type: ignore[attr-defined]  # for `orch run --json`'s document
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
