@@ -27,6 +27,7 @@ from orchestrator.cli_usage import OrderedGroup, usage_message
 from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
 from orchestrator.stop_signals import StopSignal, signals_as_interrupt
+from orchestrator.text_streams import printable_streams
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -798,6 +799,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
     _STORE.clear()
+    printable_streams()  # a latin-1 or ASCII locale (a cron job's) must not stop a command at its first `…`
     try:
         if any("\0" in arg for arg in (argv if argv is not None else sys.argv[1:])):
             raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")
