@@ -93,15 +93,22 @@ class RunObserver:
 
 
 class ConsoleReporter(RunObserver):
-    """Live progress on stderr and a summary at the end."""
+    """Live progress on stderr and a summary at the end.
+
+    Written to a log (CI, cron, ``2> run.log``) rather than a terminal, each event is one line,
+    never wrapped, and the summary is laid out 200 columns wide (``COLUMNS`` wins), so that a
+    line of the log is a line to ``grep``; no live bar redraws into it.
+    """
 
     def __init__(self, *, verbose: bool = False, summary: bool = True) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, highlight=False)
+        from orchestrator.tables import is_live_terminal, log_width
+
+        self.console = log_width(Console(stderr=True, highlight=False))  # a CI log: rows stay one line
         self.verbose = verbose
         self.summary = summary
-        self.live = self.console.is_terminal and not verbose
+        self.live = is_live_terminal(self.console) and not verbose
         self.total = self.done = self.hits = 0
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
@@ -146,11 +153,11 @@ class ConsoleReporter(RunObserver):
             self._progress.update(self._task, total=self.total, description=f"running [bold]{escape(node)}[/]")
         else:
             self._began.setdefault(node, time.monotonic())
-            self.console.print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]")
+            self.console.print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]", soft_wrap=True)
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
         self.console.print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "
-                           f"retrying in {delay:.1f} s")
+                           f"retrying in {delay:.1f} s", soft_wrap=True)
 
     def step_waiting(self, node: str) -> None:
         # Said once: that run's step may take hours, and without this the run looks hung. For the
@@ -169,11 +176,11 @@ class ConsoleReporter(RunObserver):
             self._progress.update(self._task, description=f"waiting for [bold]{escape(node)}[/]")
             self._progress.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
         else:
-            self.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
+            self.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}", soft_wrap=True)
 
     def step_finished(self, node: str, status: str, detail: str) -> None:
         if status == "waiting":
-            self.console.print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it")
+            self.console.print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it", soft_wrap=True)
             return
         self.done += 1
         self.hits += status == "cached"
@@ -188,8 +195,9 @@ class ConsoleReporter(RunObserver):
             extra = f": {detail}" if status in ("failed", "skipped") else ""
             began = self._began.pop(node, None)
             took = f", {format_duration(time.monotonic() - began)}" if began is not None else ""
-            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} "
-                               f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
+            count = f"{self.done}/{max(self.total, self._step_count(), self.done)}"
+            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} [dim]({count}{took})[/]",
+                               soft_wrap=True)
 
     def warning(self, message: str) -> None:
         # One line, as every message is: not folded at the console's width, so it can be grepped.

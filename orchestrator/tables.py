@@ -30,14 +30,46 @@ def stdout_console() -> Console:
     wide enough that a row stays one line, instead of rich's 80 columns, which wrapped a
     step's reason into a column 20 characters wide. ``COLUMNS`` set by the user wins.
     """
-    import os
-
     from rich.console import Console
 
-    console = Console(highlight=False)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
+    return log_width(Console(highlight=False))
+
+
+def log_width(console: Console) -> Console:
+    """``console`` laid out ``PIPED_WIDTH`` columns wide when it writes to a pipe or a file.
+
+    A real terminal, and ``COLUMNS`` set by the user, keep their width. ``FORCE_COLOR`` (set
+    by many CI jobs) makes rich treat a pipe as a terminal of 80 columns, so the file's
+    ``isatty`` decides, not rich's ``is_terminal``.
+    """
+    import os
+
+    if not _isatty(console.file) and not os.environ.get("COLUMNS"):
         console.width = PIPED_WIDTH
     return console
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # closed
+        return False
+
+
+def is_live_terminal(console: Console) -> bool:
+    """Whether ``console`` may redraw a live progress bar: an interactive, real terminal.
+
+    Not a dumb one (``TERM=dumb``: an editor's shell, some CI runners), which cannot move
+    the cursor, and not a pipe or a file that ``FORCE_COLOR`` or ``TTY_COMPATIBLE`` made rich
+    treat as a terminal: each redraw would land in the log as a line of its own. There a
+    line per event is written instead. ``TTY_INTERACTIVE=1`` forces the bar.
+    """
+    import os
+
+    if os.environ.get("TTY_INTERACTIVE") == "1":
+        return True
+    return bool(console.is_interactive) and _isatty(console.file)
 
 
 def print_table(console: Console, columns: list[tuple[str, dict[str, Any]]], rows: list[list[str | Text]]) -> None:

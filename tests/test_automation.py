@@ -48,3 +48,79 @@ def test_every_command_prints_whole_under_a_locale_that_is_not_utf8(tmp_path):
         out = shown.stdout.decode("latin-1")
         assert shown.returncode == 0, (args, shown.stderr)
         assert expected in out, (args, out)
+
+
+_LONG_FAILURE = (
+    "from orchestrator import pipeline, step\n\n"
+    "@step\ndef ingest_the_customer_records_of_the_night(n: int) -> int:\n    return n\n\n"
+    "@step\ndef validate_the_incoming_customer_records(x: int) -> int:\n"
+    "    raise ValueError('column customer_lifetime_value has 1234 missing values out of 50000 rows; '\n"
+    "                     'expected none (see the data contract in contracts/customers.yaml)')\n\n"
+    "@pipeline\ndef nightly(n: int = 3):\n    return validate_the_incoming_customer_records("
+    "ingest_the_customer_records_of_the_night(n))\n")
+_ERROR = ("ValueError: column customer_lifetime_value has 1234 missing values out of 50000 rows; expected none "
+          "(see the data contract in contracts/customers.yaml)")
+
+
+def _without_columns() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE",
+                                                              "TTY_INTERACTIVE")}
+
+
+def _run_logged(tmp_path, **env: str) -> str:
+    """`orch run` of a failing pipeline with stderr to a file, as CI and cron keep it: the log's text."""
+    (tmp_path / "nightly.py").write_text(_LONG_FAILURE)
+    with open(tmp_path / "run.log", "wb") as log:
+        done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(tmp_path / "store"), "run",
+                               "nightly.py"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                              timeout=120, env={**_without_columns(), "PYTHONPATH": str(ROOT), **env})
+    assert done.returncode == 1
+    return (tmp_path / "run.log").read_text()
+
+
+def test_a_run_logged_to_a_file_keeps_each_event_and_each_summary_row_on_one_line(tmp_path):
+    """A CI log was laid out 80 columns wide: the failure's line wrapped mid-sentence, step names were cut
+    in their middle and the reason was folded into a column of 24 characters, its end cut off."""
+    log = _run_logged(tmp_path)
+    assert f"  failed validate_the_incoming_customer_records: {_ERROR} (2/2, " in log
+    row = next(line for line in log.splitlines() if line.startswith("validate_the_incoming_customer_records "))
+    assert "failed" in row and "ValueError: column customer_lifetime_value has 1234 missing values" in row
+    assert any(line.startswith("ingest_the_customer_records_of_the_night ") for line in log.splitlines())
+    assert "…" not in log  # no name or reason cut short
+
+
+def test_force_color_in_ci_colours_the_log_but_draws_no_progress_bar_into_it(tmp_path):
+    """FORCE_COLOR=1 (set by many CI setups) made rich redraw its live bar into the log, \\r and all."""
+    log = _run_logged(tmp_path, FORCE_COLOR="1")
+    assert "\r" not in log and "\x1b[2K" not in log and "\x1b[?25l" not in log
+    assert "ingest_the_customer_records_of_the_night \x1b[2m(1/2, " in log  # a line per event, in colour
+
+
+def test_a_dumb_terminal_gets_a_line_per_event_instead_of_nothing(tmp_path):
+    """TERM=dumb (an editor's shell, some CI runners' pseudo-terminal): rich draws no bar there, and orch
+    printed nothing at all until the summary."""
+    import pty
+
+    (tmp_path / "nightly.py").write_text(_LONG_FAILURE)
+    main, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(tmp_path / "store"), "run",
+                               "nightly.py"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=terminal, timeout=120,
+                              env={**_without_columns(), "PYTHONPATH": str(ROOT), "TERM": "dumb"})
+        os.close(terminal)
+        text = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            text += chunk
+    finally:
+        os.close(main)
+    assert done.returncode == 1
+    shown = text.decode()
+    assert "ran ingest_the_customer_records_of_the_night (1/2, " in shown, shown
+    assert "\x1b[2K" not in shown
