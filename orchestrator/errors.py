@@ -260,7 +260,9 @@ class StoreMismatchError(StoreUnreachableError):
 
 
 class SigningKeyError(StoreError):
-    """The signing key cannot be read or created."""
+    """The signing key cannot be read or created: the user's setup (a read-only home), fixed on their side."""
+
+    exit_code = 2
 
 
 class RunFailedError(OrchestratorError):

@@ -36,7 +36,13 @@ from orchestrator.context import Context, former_default_warning
 from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    OrchestratorError,
+    UntrustedArtifactError,
+    UserError,
+)
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
@@ -58,6 +64,7 @@ from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.serialize import registered_materializers
+from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.store import ArtifactInfo
@@ -414,7 +421,7 @@ class _RunLoop:
             # (an untrusted pickle is one) is recomputed like a damaged one.
             self.commits.finished(node.name)
             self._done_computing(node, decision.key)
-            self._repair(node, exc.digest)
+            self._repair(node, exc.digest, _recompute_reason(exc))
             return
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
@@ -729,19 +736,20 @@ class _RunLoop:
         self.ctx.lineage.forget_artifact(digest)
         self.values.pop(digest, None)
 
-    def _repair(self, node: Node, digest: str) -> None:
-        """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
+    def _repair(self, node: Node, digest: str, why: str = cache.DAMAGED) -> None:
+        """An input of ``node`` is damaged or gone: recompute its producer (``why``), then retry ``node``."""
         producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
         self._discard(digest)
         if producer is None or producer in self.blocked:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return
-        self.observer.step_finished(node.name, "waiting", f"input from '{producer}' was damaged")
+        said = "was signed with another key" if why == cache.OTHER_KEY else "was damaged"
+        self.observer.step_finished(node.name, "waiting", f"input from '{producer}' {said}")
         if self.decisions[node.name].reason == cache.DAMAGED:
             # Its own output was damaged too (and is forgotten): it still runs for that reason.
             self.redo[node.name] = cache.DAMAGED
         self.blocked.setdefault(producer, []).append(node.name)
-        self.redo[producer] = cache.DAMAGED
+        self.redo[producer] = why
         self.results.pop(producer, None)
         self._start(producer)
 
@@ -909,6 +917,13 @@ class _RunLoop:
         if failed:
             run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
+
+
+def _recompute_reason(exc: CorruptArtifactError | MissingArtifactError) -> str:
+    """Why the producer of an input that did not load runs again: damaged, or signed with another key."""
+    if isinstance(exc, UntrustedArtifactError) and exc.detail.startswith(SIGNED_WITH_ANOTHER_KEY):
+        return cache.OTHER_KEY
+    return cache.DAMAGED
 
 
 def _source_file(pipeline: Pipeline) -> str | None:

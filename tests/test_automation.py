@@ -124,3 +124,47 @@ def test_a_dumb_terminal_gets_a_line_per_event_instead_of_nothing(tmp_path):
     shown = text.decode()
     assert "ran ingest_the_customer_records_of_the_night (1/2, " in shown, shown
     assert "\x1b[2K" not in shown
+
+
+_PICKLES = (
+    "from orchestrator import pipeline, step\n\n"
+    "class Box:\n    def __init__(self, v):\n        self.v = v\n\n"
+    "@step\ndef make(n: int) -> Box:\n    return Box(n)\n\n"
+    "@step\ndef use(b: Box) -> int:\n    return b.v * 2\n\n"
+    "@pipeline\ndef boxed(n: int = 3):\n    return use(make(n))\n")
+
+
+def test_a_pickled_output_signed_by_another_runs_key_is_recomputed_saying_so(tmp_path, monkeypatch):
+    """Each container run made a key of its own in a home it then dropped: the next one recomputed what the last
+    one pickled as 'stored output was damaged', which sent users to their disks, not to ORCH_SIGNING_KEY."""
+    from orchestrator.cache import OTHER_KEY
+    from orchestrator.loader import load_pipeline
+
+    (tmp_path / "boxed.py").write_text(_PICKLES)
+    store = str(tmp_path / "store")
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "the key of last night's container")
+    assert load_pipeline(str(tmp_path / "boxed.py")).run(store=store).status == "succeeded"
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "the key of tonight's container")
+    run = load_pipeline(str(tmp_path / "boxed.py")).run(store=store, rerun="use")
+    assert run.status == "succeeded"
+    assert (run.steps["make"].status, run.steps["make"].reason) == ("ran", OTHER_KEY)
+    assert "ORCH_SIGNING_KEY" in OTHER_KEY
+
+
+def test_a_home_where_no_signing_key_can_be_made_is_a_setup_mistake_naming_orch_signing_key(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """HOME=/ of a container's user: the run stopped with exit 1, which reads as a failed step."""
+    import pytest
+
+    from orchestrator.cli import main
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc, where no folder can be made, even by root")
+    (tmp_path / "boxed.py").write_text(_PICKLES)
+    monkeypatch.delenv("ORCH_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/proc/self")  # as a read-only home is, whoever runs the tests
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "run", str(tmp_path / "boxed.py")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: cannot create the signing key" in err and "Set $ORCH_SIGNING_KEY (in a container" in err
