@@ -35,17 +35,29 @@ def stdout_console() -> Console:
     return log_width(Console(highlight=False))
 
 
+MIN_COLUMNS = 20  # a COLUMNS below this is taken for a mistake (0 printed nothing at all, 1 a letter a line)
+
+
 def log_width(console: Console) -> Console:
     """``console`` laid out ``PIPED_WIDTH`` columns wide when it writes to a pipe or a file.
 
     A real terminal, and ``COLUMNS`` set by the user, keep their width. ``FORCE_COLOR`` (set
     by many CI jobs) makes rich treat a pipe as a terminal of 80 columns, so the file's
-    ``isatty`` decides, not rich's ``is_terminal``.
+    ``isatty`` decides, not rich's ``is_terminal``. A ``COLUMNS`` that is not a number of at
+    least ``MIN_COLUMNS`` (``COLUMNS=0`` from a job's environment) is ignored rather than obeyed.
     """
     import os
 
-    if not _isatty(console.file) and not os.environ.get("COLUMNS"):
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) >= MIN_COLUMNS:
+        return console
+    if not _isatty(console.file):
         console.width = PIPED_WIDTH
+    elif columns.isdigit():  # rich took it: the terminal's own width instead
+        try:
+            console.width = os.get_terminal_size(console.file.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            console.width = 80
     return console
 
 

@@ -6,6 +6,7 @@ Signals that stop a job are in test_kill.py; here, what such a job's log and exi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -168,3 +169,13 @@ def test_a_home_where_no_signing_key_can_be_made_is_a_setup_mistake_naming_orch_
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "error: cannot create the signing key" in err and "Set $ORCH_SIGNING_KEY (in a container" in err
+
+
+def test_a_columns_of_0_in_the_jobs_environment_is_ignored_not_obeyed(tmp_path):
+    """COLUMNS=0 made `orch run` print nothing but its last line, and `orch show` nothing at all."""
+    log = _run_logged(tmp_path, COLUMNS="0")
+    assert "  ran ingest_the_customer_records_of_the_night (1/2, " in log
+    assert any(line.startswith("validate_the_incoming_customer_records ") for line in log.splitlines())
+    shown = _orch(tmp_path, "show", "latest", COLUMNS="0")
+    assert shown.returncode == 0
+    assert re.search(rb"\nvalidate_the_incoming_customer_records +failed", shown.stdout), shown.stdout
