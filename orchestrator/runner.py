@@ -63,6 +63,7 @@ from orchestrator.planner import (
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.run_liveness import Heartbeat
 from orchestrator.serialize import registered_materializers
 from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
@@ -297,6 +298,9 @@ class _RunLoop:
     def run(self, file: str | None) -> Run:
         self.ctx.lineage.preload_cache(self.dag.pipeline)  # before this run's own record is the latest
         self._start_record(file)
+        # Commands of other hosts (a pod of tomorrow's job) tell a run that was killed by this sign of life.
+        heartbeat = Heartbeat(self.ctx.lineage.path, self.run_id)
+        heartbeat.start()
         self.observer.run_started(self.run_id, self.dag)
         status = "failed"
         try:
@@ -316,7 +320,10 @@ class _RunLoop:
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
-            self._finish(status)
+            try:
+                self._finish(status)
+            finally:
+                heartbeat.stop()
         return self._run_object(status)
 
     def _loop(self) -> None:

@@ -538,3 +538,36 @@ def test_orch_run_json_prints_the_interrupted_run_for_the_jobs_wrapper(tmp_path,
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "interrupted" and len(doc["run_id"]) == 12
     assert {s["name"]: s["status"] for s in doc["steps"]} == {"first": "ran", "stop": "interrupted"}
+
+
+@pytest.mark.slow
+def test_a_run_killed_on_another_host_is_shown_interrupted_once_it_gives_no_sign_of_life(orch, calls):
+    """A pod OOM-killed (or a container evicted) left its run `running` for ever in a store the next night's pod
+    shares: its process cannot be checked from another host, and `cache gc` spared all written since it began."""
+    import os
+    import sqlite3
+
+    from orchestrator.run_liveness import STALE, alive_file
+
+    proc = _start(orch, "slow.py")
+    wait_for(lambda: "wait" in calls.ran())
+    time.sleep(1.0)  # past the commit watcher's interval, so the "running" rows are durable
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    database = orch.store / "metadata.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE runs SET host='nightly-28999-x7k2p' WHERE status='running'")
+    conn.close()
+    run_id = json.loads(orch("runs", "--json").stdout)[0]["run_id"]
+    assert json.loads(orch("runs", "--json").stdout)[0]["status"] == "running"  # its last sign of life is recent
+    beat = alive_file(database, run_id)
+    os.utime(beat, (time.time() - STALE - 60,) * 2)
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "interrupted")
+    shown = json.loads(orch("show", run_id, "--json").stdout)
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
+    assert not beat.exists()
+    calls.clear()
+    assert orch("run", "slow.py", "-p", "seconds=0").returncode == 0
+    assert calls.ran() == {"wait"}
+    assert not any(beat.parent.iterdir())  # a run that ends takes its file with it
