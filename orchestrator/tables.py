@@ -6,6 +6,10 @@ row: ``orch show`` of a run with a 5,000-item map spent 3 s there. Up to
 each column is padded to its widest cell and each row is one line, styled as
 rich would style it, and left to the terminal to wrap: a table that long is
 read by scrolling or by ``grep``, where one row per line is what helps.
+
+It also says how wide a console is laid out and whether it may redraw a live
+bar: a pipe or a file (a CI log, cron's mail) is no terminal, whatever
+``FORCE_COLOR`` makes rich believe.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ def log_width(console: Console) -> Console:
     import os
 
     columns = os.environ.get("COLUMNS", "").strip()
-    if columns.isdigit() and int(columns) >= MIN_COLUMNS:
-        return console
+    if (columns.isdigit() and int(columns) >= MIN_COLUMNS) or console.is_jupyter:
+        return console  # a notebook's output has a width of its own (JUPYTER_COLUMNS), not a log's
     if not _isatty(console.file):
         console.width = PIPED_WIDTH
     elif columns.isdigit():  # rich took it: the terminal's own width instead

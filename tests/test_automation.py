@@ -179,3 +179,17 @@ def test_a_columns_of_0_in_the_jobs_environment_is_ignored_not_obeyed(tmp_path):
     shown = _orch(tmp_path, "show", "latest", COLUMNS="0")
     assert shown.returncode == 0
     assert re.search(rb"\nvalidate_the_incoming_customer_records +failed", shown.stdout), shown.stdout
+
+
+def test_a_notebook_keeps_its_own_width_for_progress_true(monkeypatch):
+    """A notebook's output is no terminal either, but no log: run(progress=True) keeps rich's width there."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.tables import PIPED_WIDTH, is_live_terminal, log_width
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    notebook = Console(file=io.StringIO(), force_jupyter=True)
+    assert log_width(notebook).width != PIPED_WIDTH and not is_live_terminal(notebook)
+    assert log_width(Console(file=io.StringIO())).width == PIPED_WIDTH
