@@ -193,3 +193,27 @@ def test_a_notebook_keeps_its_own_width_for_progress_true(monkeypatch):
     notebook = Console(file=io.StringIO(), force_jupyter=True)
     assert log_width(notebook).width != PIPED_WIDTH and not is_live_terminal(notebook)
     assert log_width(Console(file=io.StringIO())).width == PIPED_WIDTH
+
+
+def test_a_store_closed_to_you_by_a_jobs_umask_says_whose_it_is_and_how_to_share_it(tmp_path, capsys, monkeypatch):
+    """A nightly job under umask 077 makes a drwx------ store: a teammate's `orch runs` said only
+    'Permission denied: STORE/objects'. (The folder's permission is simulated: the tests may run as root.)"""
+    import pytest
+
+    from orchestrator.cli import main
+
+    (tmp_path / "nightly.py").write_text(_FAILS_IN_FRENCH.replace("raise ValueError", "return len(xs) #"))
+    store = tmp_path / "store"
+    with pytest.raises(SystemExit):
+        main(["--store", str(store), "run", str(tmp_path / "nightly.py")])
+    capsys.readouterr()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(store)
+                        else real_access(path, mode, **kw))
+    for command in (["runs"], ["run", str(tmp_path / "nightly.py")]):
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), *command])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: the store {store}") and "cannot be read by you (mode drwx" in err, err
+        assert "umask 077" in err and f"chmod -R g+rwX {store}" in err and err.count("\n") == 1
