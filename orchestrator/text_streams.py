@@ -11,6 +11,8 @@ does, so nothing is lost and a log stays readable.
 
 This only changes how a stream encodes what it cannot; what is printed, and every
 ``--json`` document (ASCII already), stays the same. A UTF-8 stream is left as it is.
+And a stream whose reader went away (a closed pipe, a terminal that hung up) can be
+pointed at /dev/null (``silence``), so that printing ends and the work goes on.
 """
 
 from __future__ import annotations
@@ -66,3 +68,29 @@ def printable_streams() -> None:
             reconfigure(errors=ERRORS)
         except (ValueError, OSError):  # a closed or detached stream: nothing will be printed on it
             continue
+
+
+def reader_gone(exc: BaseException) -> bool:
+    """Whether a failed write means the stream's reader is gone: a closed pipe, or a terminal that hung up."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.EIO)
+
+
+def silence(stream: Any) -> None:
+    """Point a stream whose reader is gone at /dev/null, so that later writes (and the flush at exit) succeed.
+
+    ``orch run 2>&1 | head -1``, a log shipper that died, an SSH session that dropped: what
+    is printed after that goes nowhere, rather than failing a run that has nothing to do with it.
+    """
+    import os
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):  # not a file (a test's StringIO): nothing to point elsewhere
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

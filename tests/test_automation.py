@@ -217,3 +217,27 @@ def test_a_store_closed_to_you_by_a_jobs_umask_says_whose_it_is_and_how_to_share
         err = capsys.readouterr().err
         assert err.startswith(f"error: the store {store}") and "cannot be read by you (mode drwx" in err, err
         assert "umask 077" in err and f"chmod -R g+rwX {store}" in err and err.count("\n") == 1
+
+
+_TWO_STEPS = (
+    "import time\nfrom orchestrator import pipeline, step\n\n"
+    "@step\ndef first(n: int) -> int:\n    time.sleep(0.5)\n    return n\n\n"
+    "@step\ndef second(x: int) -> int:\n    return x + 1\n\n"
+    "@pipeline\ndef two(n: int = 3):\n    return second(first(n))\n")
+
+
+def test_a_log_reader_that_goes_away_does_not_fail_the_run(tmp_path):
+    """`orch run ... 2>&1 | head -1`, a log shipper that died: rich's SystemExit(1) on the broken pipe stopped the
+    run in its middle, recorded `failed` with no step and exit 1. The run now goes on, silently, to its end."""
+    from orchestrator import get_run
+
+    (tmp_path / "two.py").write_text(_TWO_STEPS)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(tmp_path / "store"), "run", "two.py"],
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**_without_columns(), "PYTHONPATH": str(ROOT)})
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith(b"run ")  # what `head -1` reads, before it exits
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    run = get_run("latest", store=str(tmp_path / "store"))
+    assert run.status == "succeeded" and {s.status for s in run.steps.values()} == {"ran"}
