@@ -20,16 +20,18 @@ values other than code.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import logging
+import os
 import sys
 import types
 from typing import Any
 
 from orchestrator import hashing
 from orchestrator.code_analysis import _class_functions, _code_digest, function_info
-from orchestrator.user_code import module_kind
+from orchestrator.user_code import file_kind, module_kind
 
 __all__ = ["behaviour_digest", "is_users"]
 
@@ -88,20 +90,60 @@ def behaviour_digest(obj: type | types.FunctionType) -> str:
 
 
 def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
-    functions = _class_functions(cls)
+    # A metaclass may copy the standard library's functions into the class (Enum.__new__ and
+    # _generate_next_value_ into every enum, namedtuple's _make): they count by name, as the
+    # standard library does everywhere else, since their bytecode changes with Python's patch
+    # release and split the digests of two machines.
+    functions, others = [], []
+    for function in _class_functions(cls):
+        (others if _library_code(function) else functions).append(function)
     code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
+    code += sorted((f.__qualname__, f"library {f.__code__.co_qualname}") for f in others)
     parts = [("class", cls.__qualname__, hashing.hash_value(code))]
+    machinery = _enum_machinery if issubclass(cls, enum.Enum) else None
     for name, value in sorted(vars(cls).items()):
         if name.startswith("__") and name.endswith("__"):
             continue
+        if machinery is not None and machinery(name, value):
+            continue
         wrapped = _innermost(value)
         if wrapped is not value and isinstance(wrapped, types.FunctionType):
-            pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
+            if not _library_code(wrapped):  # Enum's _generate_next_value_ under a staticmethod (3.12)
+                pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
     pending.extend(base for base in cls.__bases__ if is_users(base))
     pending.extend(functions)
     return parts
+
+
+def _library_code(function: types.FunctionType) -> bool:
+    """Whether a function is the standard library's or an installed package's, and wraps none of the user's.
+
+    Judged by the file its code lives in, not its ``__module__``: a
+    dataclass's generated methods have none when the class's module is not
+    loaded (a worker that got it by value), or pytest's ``__main__``, and are
+    the user's code all the same. A library's wrapper around the user's function (a dataclass's
+    ``__repr__``, a scikit-learn transformer's ``transform``) is not library
+    code: it counts as before, with what it wraps.
+    """
+    filename = function.__code__.co_filename
+    if not os.path.isabs(filename) or file_kind(filename) not in ("stdlib", "installed"):
+        return False  # the user's file, or code generated from text (``<string>``)
+    inner = _innermost(function)
+    return inner is function or not isinstance(inner, types.FunctionType) or _library_code(inner)
+
+
+def _enum_machinery(name: str, value: Any) -> bool:
+    """Whether an enum's class attribute is what ``enum`` keeps for itself, not the user's data.
+
+    ``_member_map_``, ``_value2member_map_``, ``_use_args_`` and the like are
+    derived from the members (which count, each by name and value), and which
+    of them exist changes between Python releases. Enum reserves every
+    ``_sunder_`` name; one the user defines as a function still counts as code.
+    """
+    sunder = len(name) > 2 and name[0] == name[-1] == "_" and name[1] != "_" and name[-2] != "_"
+    return sunder and not isinstance(_innermost(value), (types.FunctionType, *_CODE_ATTRIBUTES))
 
 
 # A slot's descriptor is neither code nor data (the instance's state holds the value), and a
