@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import hashing
+from orchestrator import ast_text, hashing
 
 _MAX_COMPILED = 32  # module sources kept compiled for the staleness check
 _ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
@@ -248,9 +248,7 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
         # Default values count as values (the fingerprint hashes them, or a step's own are bound
         # as its parameters), not as the text that computes them.
         node.args.defaults, node.args.kw_defaults = [], []
-    return hashing.hash_value(
-        ("ast", ast.dump(node, annotate_fields=True, include_attributes=False))
-    )
+    return hashing.hash_value(("ast", ast_text.dump(node)))
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -482,7 +480,7 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 def _module_statements(tree: ast.Module) -> list[str]:
     """A module's top-level statements as text, its definitions in name order (``_order_free``)."""
-    return [ast.dump(node, include_attributes=False) for node in _order_free(tree.body)]
+    return [ast_text.dump(node) for node in _order_free(tree.body)]
 
 
 def _order_free(body: list[ast.stmt]) -> list[ast.stmt]:
