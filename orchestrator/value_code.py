@@ -94,7 +94,8 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
     # _generate_next_value_ into every enum, namedtuple's _make): they count by name, as the
     # standard library does everywhere else, since their bytecode changes with Python's patch
     # release and split the digests of two machines.
-    functions, others = [], []
+    functions: list[types.FunctionType] = []
+    others: list[types.FunctionType] = []
     for function in _class_functions(cls):
         (others if _library_code(function) else functions).append(function)
     code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
