@@ -406,7 +406,7 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
     if numpy_backed:
         values = _little_endian(array.to_numpy(copy=False))
         dtype = values.dtype  # its text is the one of the pandas dtype, in little-endian order
-    _feed_text(hasher, b"V", str(dtype))
+    _feed_text(hasher, b"V", _dtype_text(dtype))
     hasher.update(_u64(len(array)))
     if numpy_backed:
         if values.dtype.kind == "O":
@@ -429,6 +429,20 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_object_values(hasher, array.to_numpy(dtype=object, na_value=None), stack)
     else:
         _feed_object_values(hasher, np.asarray(array, dtype=object), stack)
+
+
+def _dtype_text(dtype: Any) -> str:
+    """A column's dtype as text, one name for one dtype under every supported pandas.
+
+    pandas 2.2 calls the string dtype of ``future.infer_string`` "string"
+    (storage ``pyarrow_numpy``), the very dtype pandas 2.3 and 3 call "str"
+    (Arrow storage, NaN for missing): the same column hashed differently
+    after an upgrade to pandas 3, and under pandas 2.2 like a ``string``
+    column, whose missing value is ``pd.NA``.
+    """
+    if getattr(dtype, "storage", None) == "pyarrow_numpy":
+        return "str"
+    return str(dtype)
 
 
 def _feed_masked(hasher: Any, data: Any, mask: Any) -> None:

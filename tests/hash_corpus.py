@@ -55,6 +55,14 @@ def _frame_numeric() -> pd.DataFrame:
     )
 
 
+def _str_dtype() -> pd.api.extensions.ExtensionDtype:
+    """pandas 3's default ``str`` dtype: the one pandas 2.2 makes under ``future.infer_string``."""
+    try:
+        return pd.StringDtype("pyarrow", na_value=np.nan)  # pandas 2.3 and later
+    except TypeError:
+        return pd.StringDtype("pyarrow_numpy")  # pandas 2.2: the same dtype, named otherwise
+
+
 def _frame_tz() -> pd.DataFrame:
     # The unit is named: pandas 3 infers microseconds from text where pandas 2 used nanoseconds.
     stamps = pd.DatetimeIndex(["2024-01-01 00:00", "2024-03-31 12:30", None], tz="Europe/Paris")
@@ -130,6 +138,7 @@ def corpus(folder: Path) -> dict[str, Callable[[], Any]]:
         "pd frame arrow string": lambda: pd.DataFrame(
             {"s": pd.array(["a", None, "c"], dtype=pd.ArrowDtype(pa.string()))}
         ),
+        "pd frame str": lambda: pd.DataFrame({"s": pd.array(["a", None, "c"], dtype=_str_dtype())}),
         "pd frame categorical": lambda: pd.DataFrame(
             {"c": pd.Categorical(["lo", "hi", "lo"], categories=pd.Index(["lo", "hi"], dtype=object))}
         ),

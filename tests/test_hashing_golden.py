@@ -76,6 +76,7 @@ EXPECTED = {
     "pd frame string[python]": "c31227367f8ca11f94fcf9a53966308b",
     "pd frame string[pyarrow]": "710d8d41b6d5b9e91a1b0e987cda8db0",
     "pd frame arrow string": "f79cc55a06ff091d3032b414a236410e",
+    "pd frame str": "fb91fe9a619ac1465d7e6ed6693b3442",
     "pd frame categorical": "dbcd5cbf4e78774255ba981f2b6487cc",
     "pd frame datetime tz": "1309845311b100eab95d5603e51b6d77",
     "pd frame Int64": "c8f3ea009ce7a3ca7e2c406798aa73b9",
