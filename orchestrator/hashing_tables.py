@@ -339,8 +339,33 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
     elif isinstance(value, pd.api.extensions.ExtensionArray):
         hasher.update(b"xa")
         _feed_pandas_values(hasher, value, stack)
+    elif value is pd.NaT:
+        hasher.update(b"PN")  # its pickle names a private function pandas 3 renamed
+    elif isinstance(value, pd.Timestamp):
+        _feed_timestamp(hasher, value)
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _feed_timestamp(hasher: Any, stamp: Any) -> None:
+    """Feed a Timestamp as its instant, its unit and its time zone's name.
+
+    Its pickle holds the time zone object, which pandas 2 makes with pytz and
+    pandas 3 with zoneinfo for the same ``tz="Europe/Paris"``, so the same
+    instant hashed differently under each (and under one, by which
+    library's object the caller passed). A zone counts by its name, as in a
+    column's dtype (``datetime64[ns, Europe/Paris]``).
+    """
+    moment = stamp.asm8  # the instant in UTC, at the Timestamp's own unit
+    hasher.update(b"PT" + _enc_int(int(moment.view("i8"))))
+    _feed_text(hasher, b"", stamp.unit)
+    _feed_text(hasher, b"", "" if stamp.tz is None else _zone_name(stamp.tz))
+
+
+def _zone_name(zone: Any) -> str:
+    """A time zone's name: zoneinfo's key, pytz's zone, else its text (``UTC``, ``UTC+01:00``)."""
+    name = getattr(zone, "key", None) or getattr(zone, "zone", None)
+    return name if isinstance(name, str) else str(zone)
 
 
 def _feed_attrs(hasher: Any, value: Any, stack: set[int]) -> None:

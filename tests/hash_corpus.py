@@ -153,6 +153,9 @@ def corpus(folder: Path) -> dict[str, Callable[[], Any]]:
         "pd date_range freq": lambda: pd.Series(
             np.arange(3, dtype="int64"), index=pd.date_range("2024-01-01", periods=3, freq="D", unit="ns")
         ),
+        # pandas 2 makes this zone with pytz, pandas 3 with zoneinfo; the unit is named (see _frame_tz)
+        "pd Timestamp tz": lambda: pd.Timestamp("2024-01-01 12:00", tz="Europe/Paris").as_unit("ns"),
+        "pd NaT": lambda: pd.NaT,
         # pyarrow
         "pa table": lambda: pa.table({"k": pa.array([1, 2, 3], pa.int64()), "s": pa.array(["x", None, "zz"])}),
         "pa table chunked": _chunked_table,

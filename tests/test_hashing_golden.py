@@ -85,6 +85,8 @@ EXPECTED = {
     "pd frame int64 index": "04f4ebef9a2d5ce9f4931acbe7132ae3",
     "pd series": "4775f7b39c1176da84bd763853238efc",
     "pd date_range freq": "276d2327728bdf731627b6fa9dc84016",
+    "pd Timestamp tz": "2d85589cf39bda7f0762cd4f34a7a806",
+    "pd NaT": "7c7271af0b2a148a6a7b9a2e6575aa08",
     "pa table": "0ee1b77073097171c2a4d19a2982d92f",
     "pa table chunked": "0ee1b77073097171c2a4d19a2982d92f",
     "pa table sliced": "0ee1b77073097171c2a4d19a2982d92f",
