@@ -109,7 +109,7 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
             continue
         wrapped = _innermost(value)
         if wrapped is not value and isinstance(wrapped, types.FunctionType):
-            if not _library_code(wrapped):  # Enum's _generate_next_value_ under a staticmethod (3.12)
+            if not _library_code(wrapped):  # Enum's _generate_next_value_, a staticmethod in 3.13
                 pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
