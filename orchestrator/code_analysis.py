@@ -423,10 +423,24 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
     refs: list[tuple[Any, Ref]] = []
     for f in functions:
         refs.extend((f, ref) for ref in function_info(f).refs)
+        inner = _unwrapped(f)
+        if inner is not f:
+            # A method under a decorator (a library's, such as scikit-learn's around `transform`):
+            # what the method itself reads counts, not only what the wrapper reads.
+            refs.extend((inner, ref) for ref in function_info(inner).refs)
     if module is not None:
         refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
+
+
+def _unwrapped(function: types.FunctionType) -> types.FunctionType:
+    """The function at the end of a chain of ``functools.wraps`` wrappers, or ``function`` itself."""
+    try:
+        inner = inspect.unwrap(function)
+    except ValueError:  # a wrapper that wraps itself
+        return function
+    return inner if isinstance(inner, types.FunctionType) else function
 
 
 # -- modules ---------------------------------------------------------------------------------

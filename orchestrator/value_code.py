@@ -24,14 +24,13 @@ import enum
 import functools
 import inspect
 import logging
-import os
 import sys
 import types
 from typing import Any
 
 from orchestrator import hashing
 from orchestrator.code_analysis import _class_functions, _code_digest, function_info
-from orchestrator.user_code import file_kind, module_kind
+from orchestrator.user_code import is_library_function, module_kind
 
 __all__ = ["behaviour_digest", "is_users"]
 
@@ -97,7 +96,7 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
     functions: list[types.FunctionType] = []
     others: list[types.FunctionType] = []
     for function in _class_functions(cls):
-        (others if _library_code(function) else functions).append(function)
+        (others if is_library_function(function) else functions).append(function)
     code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
     code += sorted((f.__qualname__, f"library {f.__code__.co_qualname}") for f in others)
     parts = [("class", cls.__qualname__, hashing.hash_value(code))]
@@ -109,30 +108,13 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
             continue
         wrapped = _innermost(value)
         if wrapped is not value and isinstance(wrapped, types.FunctionType):
-            if not _library_code(wrapped):  # Enum's _generate_next_value_, a staticmethod in 3.13
+            if not is_library_function(wrapped):  # Enum's _generate_next_value_, a staticmethod in 3.13
                 pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
     pending.extend(base for base in cls.__bases__ if is_users(base))
     pending.extend(functions)
     return parts
-
-
-def _library_code(function: types.FunctionType) -> bool:
-    """Whether a function is the standard library's or an installed package's, and wraps none of the user's.
-
-    Judged by the file its code lives in, not its ``__module__``: a
-    dataclass's generated methods have none when the class's module is not
-    loaded (a worker that got it by value), or pytest's ``__main__``, and are
-    the user's code all the same. A library's wrapper around the user's function (a dataclass's
-    ``__repr__``, a scikit-learn transformer's ``transform``) is not library
-    code: it counts as before, with what it wraps.
-    """
-    filename = function.__code__.co_filename
-    if not os.path.isabs(filename) or file_kind(filename) not in ("stdlib", "installed"):
-        return False  # the user's file, or code generated from text (``<string>``)
-    inner = _innermost(function)
-    return inner is function or not isinstance(inner, types.FunctionType) or _library_code(inner)
 
 
 def _enum_machinery(name: str, value: Any) -> bool:
