@@ -129,6 +129,8 @@ def corpus(folder: Path) -> dict[str, Callable[[], Any]]:
         "np object str": lambda: np.array(_strings(70), dtype=object),
         "np float64 scalar": lambda: np.float64(2.5),
         "np int32 scalar": lambda: np.int32(-7),
+        "np Generator": lambda: np.random.default_rng(7),
+        "np RandomState": lambda: np.random.RandomState(7),
         # pandas
         "pd frame numeric": _frame_numeric,
         "pd frame object str": lambda: pd.DataFrame({"s": pd.Series(_strings(70), dtype=object)}),

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import pathlib
+import pickle
 import subprocess
 import sys
 import threading
@@ -983,3 +984,15 @@ def test_timestamps_hash_by_instant_unit_and_zone_name_not_by_the_zone_library()
     assert hash_value(zoneinfo_made) != hash_value(zoneinfo_made.tz_convert("UTC"))
     assert hash_value(zoneinfo_made.tz_localize(None)) != hash_value(zoneinfo_made.tz_convert("UTC"))
     assert hash_value(pd.NaT) != hash_value(pd.Timestamp(0))
+
+
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.RandomState, np.random.PCG64,
+                                  lambda seed: np.random.Generator(np.random.MT19937(seed))])
+def test_random_generators_hash_by_their_state(make) -> None:
+    # By state, not by pickle, whose form changed in numpy 2 (tests/test_hashing_golden.py pins both).
+    first, same, other = make(3), make(3), make(4)
+    assert hash_value(first) == hash_value(same) != hash_value(other)
+    assert hash_value(pickle.loads(pickle.dumps(first))) == hash_value(first)  # through the store too
+    drawn = getattr(first, "random", None) or first.random_raw
+    drawn()
+    assert hash_value(first) != hash_value(same)  # a generator that drew is in another state

@@ -70,6 +70,8 @@ EXPECTED = {
     "np object str": "8bcbdf1ed2cb7fe2a1327fb21ef1e440",
     "np float64 scalar": "13d277ce16e4cb8fefd2e399ebf5c948",
     "np int32 scalar": "5a3678020e27c96aee93ddb32ae82601",
+    "np Generator": "e724f0f42653e3a23aa5d22e22da5ac5",
+    "np RandomState": "23f83645fbb6b2df65acb7091c2b07f4",
     "pd frame numeric": "85433687339932ccc30dec2544ba3252",
     "pd frame object str": "4b044db009716453e98416938aaf4231",
     "pd frame object str short": "dc708e3b5fa93095e022ec7915a95759",
