@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import hashing
+from orchestrator import ast_text, hashing
 
 _MAX_COMPILED = 32  # module sources kept compiled for the staleness check
 _ATTRIBUTE_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
@@ -248,9 +248,7 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
         # Default values count as values (the fingerprint hashes them, or a step's own are bound
         # as its parameters), not as the text that computes them.
         node.args.defaults, node.args.kw_defaults = [], []
-    return hashing.hash_value(
-        ("ast", ast.dump(node, annotate_fields=True, include_attributes=False))
-    )
+    return hashing.hash_value(("ast", ast_text.dump(node)))
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -425,10 +423,24 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
     refs: list[tuple[Any, Ref]] = []
     for f in functions:
         refs.extend((f, ref) for ref in function_info(f).refs)
+        inner = _unwrapped(f)
+        if inner is not f:
+            # A method under a decorator (a library's, such as scikit-learn's around `transform`):
+            # what the method itself reads counts, not only what the wrapper reads.
+            refs.extend((inner, ref) for ref in function_info(inner).refs)
     if module is not None:
         refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
+
+
+def _unwrapped(function: types.FunctionType) -> types.FunctionType:
+    """The function at the end of a chain of ``functools.wraps`` wrappers, or ``function`` itself."""
+    try:
+        inner = inspect.unwrap(function)
+    except ValueError:  # a wrapper that wraps itself
+        return function
+    return inner if isinstance(inner, types.FunctionType) else function
 
 
 # -- modules ---------------------------------------------------------------------------------
@@ -482,7 +494,7 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 def _module_statements(tree: ast.Module) -> list[str]:
     """A module's top-level statements as text, its definitions in name order (``_order_free``)."""
-    return [ast.dump(node, include_attributes=False) for node in _order_free(tree.body)]
+    return [ast_text.dump(node) for node in _order_free(tree.body)]
 
 
 def _order_free(body: list[ast.stmt]) -> list[ast.stmt]:

@@ -44,6 +44,44 @@ def package_versions() -> dict[str, str]:
     return dict(_package_cache)
 
 
+# The import name of a recorded package whose distribution is named otherwise.
+_DISTRIBUTION_OF = {"sklearn": "scikit-learn"}
+
+
+def stored_by_other_version(missing: str, packages: Any) -> str | None:
+    """Why unpickling needs a module of an installed package that this process lacks, with the fix.
+
+    A value pickled under numpy 2 names ``numpy._core``, which numpy 1.26 does
+    not have (and a scikit-learn model names modules other releases moved):
+    the package is installed, but in another version than the one that
+    stored the value, so "install it" would send the user the wrong way.
+    ``packages`` is what the run that stored it recorded (``{"numpy":
+    "2.4.6"}``), or None. Returns None when the package is not installed here.
+    """
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    top = missing.partition(".")[0]
+    try:
+        if importlib.util.find_spec(top) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    name = _DISTRIBUTION_OF.get(top, top)
+    try:
+        here = version(name)
+    except PackageNotFoundError:
+        return None
+    then = packages.get(name) if isinstance(packages, dict) else None
+    if isinstance(then, str) and then and then != here:
+        return (f"it was stored under {name} {then}, and this process has {name} {here}, which has no module "
+                f"'{missing}'. Install {name} {then} here (pip install '{name}=={then}'), or run the pipeline "
+                "again here to store it anew.")
+    return (f"it needs the module '{missing}', which {name} {here} here does not have: it was stored under "
+            f"another version of {name}. Install that version (`orch show RUN` lists a run's packages), or run "
+            "the pipeline again here to store it anew.")
+
+
 def git_commit(file: str | None) -> str | None:
     """The commit checked out in the git repository holding ``file`` (or the cwd), read from ``.git``."""
     start = Path(file).resolve().parent if file else Path.cwd()

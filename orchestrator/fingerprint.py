@@ -51,7 +51,13 @@ from orchestrator.code_analysis import (
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
-from orchestrator.user_code import is_user_module, module_kind, object_kind, package_versions
+from orchestrator.user_code import (
+    file_kind,
+    is_user_module,
+    module_kind,
+    object_kind,
+    package_versions,
+)
 
 __all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module", "self_digest"]
 
@@ -60,6 +66,7 @@ __all__ = ["CodeFingerprint", "code_root", "fingerprint", "is_user_module", "sel
 _FIX = ("Create it inside the step (or in a function the step calls), from a path, URL or setting the "
         "step takes as a parameter: a connection, client, generator or open file cannot be hashed or stored.")
 _MISSING = object()
+_LIBRARY = ("stdlib", "installed")  # kinds of file whose code counts for nothing but a version
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _STRUCTURAL = (
     types.FunctionType,
@@ -390,6 +397,12 @@ class _Walk:
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
+            if isinstance(owner, types.FunctionType) and file_kind(owner.__code__.co_filename) in _LIBRARY:
+                # What library code in the class reads (Enum.__new__ reads enum.Flag, 3.13's
+                # dataclass __replace__ dataclasses.MISSING, scikit-learn's wrapper around a
+                # transform its own helpers) is no code of the user's and changes with each
+                # release; the method such a wrapper wraps is followed (class_info).
+                continue
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             self.follow(ref, scope, cls.__qualname__)
 

@@ -64,8 +64,30 @@ def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_numpy_scalar(hasher, value)
     elif isinstance(value, np.dtype):
         _feed_text(hasher, b"nd", _dtype_token(value))
+    elif isinstance(value, (np.random.Generator, np.random.RandomState, np.random.BitGenerator)):
+        _feed_random_state(hasher, value, stack)
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _feed_random_state(hasher: Any, value: Any, stack: set[int]) -> None:
+    """Feed a random generator as its type and its bit generator's type and state.
+
+    Their pickles changed form in numpy 2 (a generator is rebuilt from its bit
+    generator object, no longer from its name and state), so a generator in
+    the same state hashed differently under numpy 1.26 and 2; the state
+    (``bit_generator.state``) is the same dict under both.
+    """
+    np = sys.modules["numpy"]
+    _feed_text(hasher, b"NR", type(value).__qualname__)
+    if isinstance(value, np.random.RandomState):
+        _feed(hasher, value.get_state(legacy=False), stack)
+        return
+    bits = value.bit_generator if isinstance(value, np.random.Generator) else value
+    _feed_text(hasher, b"", type(bits).__qualname__)
+    # Not its seed sequence (what spawn() derives streams from): numpy 1.26 does not pickle it, so
+    # a generator loaded from the store would hash differently from the one stored.
+    _feed(hasher, bits.state, stack)
 
 
 def _feed_numpy_scalar(hasher: Any, value: Any) -> None:
@@ -339,8 +361,33 @@ def _feed_pandas(hasher: Any, value: Any, stack: set[int]) -> None:
     elif isinstance(value, pd.api.extensions.ExtensionArray):
         hasher.update(b"xa")
         _feed_pandas_values(hasher, value, stack)
+    elif value is pd.NaT:
+        hasher.update(b"PN")  # its pickle names a private function pandas 3 renamed
+    elif isinstance(value, pd.Timestamp):
+        _feed_timestamp(hasher, value)
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _feed_timestamp(hasher: Any, stamp: Any) -> None:
+    """Feed a Timestamp as its instant, its unit and its time zone's name.
+
+    Its pickle holds the time zone object, which pandas 2 makes with pytz and
+    pandas 3 with zoneinfo for the same ``tz="Europe/Paris"``, so the same
+    instant hashed differently under each (and under one, by which
+    library's object the caller passed). A zone counts by its name, as in a
+    column's dtype (``datetime64[ns, Europe/Paris]``).
+    """
+    moment = stamp.asm8  # the instant in UTC, at the Timestamp's own unit
+    hasher.update(b"PT" + _enc_int(int(moment.view("i8"))))
+    _feed_text(hasher, b"", stamp.unit)
+    _feed_text(hasher, b"", "" if stamp.tz is None else _zone_name(stamp.tz))
+
+
+def _zone_name(zone: Any) -> str:
+    """A time zone's name: zoneinfo's key, pytz's zone, else its text (``UTC``, ``UTC+01:00``)."""
+    name = getattr(zone, "key", None) or getattr(zone, "zone", None)
+    return name if isinstance(name, str) else str(zone)
 
 
 def _feed_attrs(hasher: Any, value: Any, stack: set[int]) -> None:
@@ -406,7 +453,7 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
     if numpy_backed:
         values = _little_endian(array.to_numpy(copy=False))
         dtype = values.dtype  # its text is the one of the pandas dtype, in little-endian order
-    _feed_text(hasher, b"V", str(dtype))
+    _feed_text(hasher, b"V", _dtype_text(dtype))
     hasher.update(_u64(len(array)))
     if numpy_backed:
         if values.dtype.kind == "O":
@@ -429,6 +476,20 @@ def _feed_pandas_values(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_object_values(hasher, array.to_numpy(dtype=object, na_value=None), stack)
     else:
         _feed_object_values(hasher, np.asarray(array, dtype=object), stack)
+
+
+def _dtype_text(dtype: Any) -> str:
+    """A column's dtype as text, one name for one dtype under every supported pandas.
+
+    pandas 2.2 calls the string dtype of ``future.infer_string`` "string"
+    (storage ``pyarrow_numpy``), the very dtype pandas 2.3 and 3 call "str"
+    (Arrow storage, NaN for missing): the same column hashed differently
+    after an upgrade to pandas 3, and under pandas 2.2 like a ``string``
+    column, whose missing value is ``pd.NA``.
+    """
+    if getattr(dtype, "storage", None) == "pyarrow_numpy":
+        return "str"
+    return str(dtype)
 
 
 def _feed_masked(hasher: Any, data: Any, mask: Any) -> None:

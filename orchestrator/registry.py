@@ -29,11 +29,13 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.effects import EffectContext, register_effect
+from orchestrator.environment import stored_by_other_version
 from orchestrator.errors import (
     MissingArtifactError,
     NotFoundError,
@@ -541,7 +543,8 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
                          f"{again}: the run finds the damage and computes it again.") from None
     except StoreError as exc:
-        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(context, run_id))
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(context, run_id),
+                                          lambda: _run_packages(context, run_id))
         if unimportable is None:
             raise
         raise UserError(f"model {ref} cannot be loaded in this process: {unimportable}") from None
@@ -551,7 +554,8 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
     return value
 
 
-def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+def _unimportable_code(cause: BaseException | None, folder: Path | None,
+                       packages: Callable[[], Any] = lambda: None) -> str | None:
     """What the model needs and cannot import, and the fix, when unpickling it failed for that reason.
 
     A function or class that a pipeline file defines (``FunctionTransformer(my_function)``, a
@@ -567,6 +571,9 @@ def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str 
                     f"of yours, e.g. in a FunctionTransformer), which is not importable here. Put that folder "
                     f"on the import path ({where}), or move that code into an installed package and re-run the "
                     "pipeline.")
+        other_version = stored_by_other_version(cause.name, packages())
+        if other_version is not None:
+            return other_version
         return (f"it needs the module '{cause.name}', which is not installed here. Install it (pip install {top}), "
                 f"or, if it is code of your pipeline's files, put their folder on the import path ({where}).")
     if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
@@ -579,6 +586,15 @@ def _pipeline_folder(context: Context, run_id: str | None) -> Path | None:
     """The folder of the pipeline file whose run made a version, when the run recorded it."""
     run = context.lineage.row("SELECT file FROM runs WHERE run_id = ?", (run_id,)) if run_id else None
     return Path(run["file"]).parent if run and run["file"] else None
+
+
+def _run_packages(context: Context, run_id: str | None) -> Any:
+    """The package versions the run that made a version recorded, or None."""
+    run = context.lineage.row("SELECT packages FROM runs WHERE run_id = ?", (run_id,)) if run_id else None
+    try:
+        return json.loads(run["packages"]) if run and run["packages"] else None
+    except (TypeError, ValueError):
+        return None  # a damaged record: the advice does without the versions
 
 
 @dataclass

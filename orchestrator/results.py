@@ -9,6 +9,7 @@ run rebuilt later returns the same tuple, list or dict the live one did.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from orchestrator import result_record
 from orchestrator.context import Context, database_file
 from orchestrator.dag import substitute
+from orchestrator.environment import stored_by_other_version
 from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
@@ -213,7 +215,8 @@ def load_output(ctx: Context, digest: str, what: str, run_id: str | None = None)
     except StoreError as exc:
         if isinstance(exc, (MissingArtifactError, CorruptArtifactError)):
             raise _unloadable(exc, digest, what) from None
-        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(ctx, run_id, digest))
+        unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(ctx, run_id, digest),
+                                          lambda: _producer_packages(ctx, digest))
         if unimportable is None:
             raise
         raise UserError(f"{_named(what, digest)} cannot be loaded in this process: {unimportable}") from None
@@ -245,7 +248,8 @@ def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
                      "--repair`, then the pipeline again to recompute it.")
 
 
-def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str | None:
+def _unimportable_code(cause: BaseException | None, folder: Path | None,
+                       packages: Callable[[], Any] = lambda: None) -> str | None:
     """What an unpickled value needs and this process cannot import, with the fix; None for another failure.
 
     A class or function a pipeline file defines is pickled by reference to that
@@ -260,6 +264,9 @@ def _unimportable_code(cause: BaseException | None, folder: Path | None) -> str 
             return (f"it is an object of code in the module '{cause.name}' of the pipeline's folder {folder}, "
                     f"which is not importable here. Put that folder on the import path first "
                     f"(sys.path.insert(0, {str(folder)!r}), or PYTHONPATH={folder}).")
+        other_version = stored_by_other_version(cause.name, packages())
+        if other_version is not None:
+            return other_version
         return (f"it needs the module '{cause.name}', which is not importable here. Install it, or, if it is code "
                 "of your pipeline's files, put their folder on the import path (sys.path.insert(0, FOLDER)).")
     if isinstance(cause, AttributeError) and str(cause).startswith("Can't get attribute"):
@@ -275,6 +282,16 @@ def _pipeline_folder(ctx: Context, run_id: str | None, digest: str) -> Path | No
         run_id = producers[0][0] if producers else None
     row = ctx.lineage.row("SELECT file FROM runs WHERE run_id=?", (run_id,)) if run_id else None
     return Path(row["file"]).parent if row and row["file"] else None
+
+
+def _producer_packages(ctx: Context, digest: str) -> Any:
+    """The package versions the first run that produced ``digest`` recorded, or None."""
+    producers = ctx.lineage.producers(digest)
+    row = ctx.lineage.row("SELECT packages FROM runs WHERE run_id=?", (producers[0][0],)) if producers else None
+    try:
+        return json.loads(row["packages"]) if row and row["packages"] else None
+    except (TypeError, ValueError):
+        return None  # a damaged record: the advice does without the versions
 
 
 def _seconds(duration: float) -> str:

@@ -63,6 +63,36 @@ def file_kind(path: str) -> str:
     return _path_kind(path)
 
 
+def is_library_function(function: types.FunctionType) -> bool:
+    """Whether a function is the standard library's or an installed package's, and wraps none of the user's.
+
+    Python copies such functions into the user's classes (``Enum.__new__``
+    into every enum, namedtuple's ``_make``, 3.13's dataclass ``__replace__``),
+    and their code and the names it reads change between releases: code that
+    walks a user's class counts them by name only. Judged by the file the code
+    lives in, not ``__module__``: a dataclass's generated methods have none
+    when the class's module is not loaded (a worker that got it by value), or
+    pytest's ``__main__``, and are the user's code all the same. A library's
+    wrapper around the user's function (a dataclass's ``__repr__``, a
+    scikit-learn transformer's ``transform``) is not library code.
+    """
+    filename = function.__code__.co_filename
+    if not os.path.isabs(filename) or _path_kind(filename) not in ("stdlib", "installed"):
+        return False  # the user's file, or code generated from text (``<string>``)
+    inner = _unwrapped(function)
+    return inner is function or not isinstance(inner, types.FunctionType) or is_library_function(inner)
+
+
+def _unwrapped(function: types.FunctionType) -> Any:
+    """What a chain of ``functools.wraps`` wrappers wraps, or the function itself."""
+    import inspect
+
+    try:
+        return inspect.unwrap(function)
+    except ValueError:  # a wrapper that wraps itself
+        return function
+
+
 @functools.cache
 def _path_kind(path: str) -> str:
     real = os.path.realpath(path)

@@ -20,6 +20,7 @@ values other than code.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import logging
@@ -29,7 +30,7 @@ from typing import Any
 
 from orchestrator import hashing
 from orchestrator.code_analysis import _class_functions, _code_digest, function_info
-from orchestrator.user_code import module_kind
+from orchestrator.user_code import is_library_function, module_kind
 
 __all__ = ["behaviour_digest", "is_users"]
 
@@ -88,20 +89,44 @@ def behaviour_digest(obj: type | types.FunctionType) -> str:
 
 
 def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
-    functions = _class_functions(cls)
+    # A metaclass may copy the standard library's functions into the class (Enum.__new__ and
+    # _generate_next_value_ into every enum, namedtuple's _make): they count by name, as the
+    # standard library does everywhere else, since their bytecode changes with Python's patch
+    # release and split the digests of two machines.
+    functions: list[types.FunctionType] = []
+    others: list[types.FunctionType] = []
+    for function in _class_functions(cls):
+        (others if is_library_function(function) else functions).append(function)
     code = sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
+    code += sorted((f.__qualname__, f"library {f.__code__.co_qualname}") for f in others)
     parts = [("class", cls.__qualname__, hashing.hash_value(code))]
+    machinery = _enum_machinery if issubclass(cls, enum.Enum) else None
     for name, value in sorted(vars(cls).items()):
         if name.startswith("__") and name.endswith("__"):
             continue
+        if machinery is not None and machinery(name, value):
+            continue
         wrapped = _innermost(value)
         if wrapped is not value and isinstance(wrapped, types.FunctionType):
-            pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
+            if not is_library_function(wrapped):  # Enum's _generate_next_value_, a staticmethod in 3.13
+                pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
     pending.extend(base for base in cls.__bases__ if is_users(base))
     pending.extend(functions)
     return parts
+
+
+def _enum_machinery(name: str, value: Any) -> bool:
+    """Whether an enum's class attribute is what ``enum`` keeps for itself, not the user's data.
+
+    ``_member_map_``, ``_value2member_map_``, ``_use_args_`` and the like are
+    derived from the members (which count, each by name and value), and which
+    of them exist changes between Python releases. Enum reserves every
+    ``_sunder_`` name; one the user defines as a function still counts as code.
+    """
+    sunder = len(name) > 2 and name[0] == name[-1] == "_" and name[1] != "_" and name[-2] != "_"
+    return sunder and not isinstance(_innermost(value), (types.FunctionType, *_CODE_ATTRIBUTES))
 
 
 # A slot's descriptor is neither code nor data (the instance's state holds the value), and a

@@ -396,3 +396,37 @@ def test_store_problems_met_from_python_name_the_options_as_python_spells_them(s
         database.unlink()
     with pytest.raises(UserError, match=r"or pass force=True to delete them"):
         collect_garbage(Context.open(emptied, spelling=PYTHON), keep_last=1)
+
+
+def test_a_value_stored_under_another_release_of_a_package_names_that_release(store, monkeypatch):
+    """A pickle made under numpy 2 names numpy._core, which numpy 1.26 lacks: "install numpy" is no fix."""
+    import sys
+    import types
+
+    import numpy as np
+
+    moved = types.ModuleType("numpy._moved_in_another_release")
+    exec("class Box:\n    def __init__(self, v):\n        self.v = v\n", moved.__dict__)  # noqa: S102
+    moved.Box.__module__ = moved.__name__
+    monkeypatch.setitem(sys.modules, moved.__name__, moved)
+
+    @step
+    def boxed() -> object:
+        return moved.Box(3)
+
+    @pipeline
+    def boxes():
+        return boxed()
+
+    run = boxes.run(store=str(store))
+    monkeypatch.delitem(sys.modules, moved.__name__)  # this process has the other release
+    with pytest.raises(UserError, match=rf"the module 'numpy._moved_in_another_release', which numpy "
+                                        rf"{np.__version__} here does not have: it was stored under another "
+                                        r"version of numpy. Install that version"):
+        orchestrator.load(f"{run.id}:boxed", store=store)
+    with sqlite3.connect(store / "metadata.db") as conn:  # as a run on another machine records it
+        conn.execute("UPDATE runs SET packages=?", ('{"numpy": "9.1.0"}',))
+    conn.close()
+    with pytest.raises(UserError, match=rf"it was stored under numpy 9.1.0, and this process has numpy "
+                                        rf"{np.__version__}, .*pip install 'numpy==9.1.0'"):
+        orchestrator.load(f"{run.id}:boxed", store=store)

@@ -565,3 +565,65 @@ def test_refingerprinting_parses_no_source_again(load: Loader, monkeypatch: pyte
     for _ in range(3):
         assert fingerprint(module.train).digest == first.digest
     assert read == []
+
+
+# -- library code Python or a library puts in the user's classes ---------------------------------
+
+WRAPPED = {
+    "fp_wrapped.py": '''
+import enum
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+def shift(x):
+    return x + 1
+
+
+class Shift(TransformerMixin, BaseEstimator):
+    """scikit-learn wraps `transform` in a function of its own (set_output)."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return shift(np.asarray(X))
+
+
+class Kind(enum.Enum):
+    SUM = "sum"
+    MAX = "max"
+
+
+def train(rows, kind=Kind.SUM):
+    return Shift().fit_transform(rows) if kind is Kind.SUM else Kind.MAX
+''',
+}
+
+
+@pytest.fixture
+def libraries() -> None:
+    """Import what fp_wrapped imports first: the loader unloads the modules a version's import added."""
+    import numpy  # noqa: F401
+    import sklearn.base  # noqa: F401
+
+
+@pytest.mark.usefixtures("libraries")
+def test_a_method_under_a_librarys_wrapper_counts_what_it_calls(load: Loader) -> None:
+    # scikit-learn's set_output wraps Shift.transform: only the wrapper's reads were followed, so
+    # editing `shift`, which transform calls, left the step cached on the old result.
+    before = fingerprint(load(WRAPPED, "fp_wrapped").train)
+    assert "shift" in before.parts
+    after = fingerprint(load(edited("fp_wrapped.py", "return x + 1", "return x + 2", WRAPPED), "fp_wrapped").train)
+    assert changed_parts(before, after) == {"shift"}
+
+
+@pytest.mark.usefixtures("libraries")
+def test_what_library_code_in_a_class_reads_does_not_count(load: Loader) -> None:
+    # Enum.__new__ (copied into every enum) reads enum.Flag and enum.EJECT; scikit-learn's wrapper
+    # its own helpers; 3.13's dataclass __replace__ reads dataclasses.MISSING: none of it is the
+    # user's code, and it changes with each Python or library release.
+    parts = fingerprint(load(WRAPPED, "fp_wrapped").train).parts
+    assert set(parts) == {"<self>", "Shift", "Kind", "shift", "BaseEstimator", "TransformerMixin",
+                          "pkg:numpy", "pkg:scikit-learn"}

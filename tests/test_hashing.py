@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import pathlib
+import pickle
 import subprocess
 import sys
 import threading
@@ -944,3 +945,54 @@ def test_directory_symlinks_are_followed_and_loops_stop(tmp_path: Path) -> None:
 def test_missing_path_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         hash_file(tmp_path / "nope")
+
+
+class _PytzLike(datetime.tzinfo):
+    """A time zone object as pytz makes them (pandas 2's default): another class, the zone in ``.zone``."""
+
+    zone = "Europe/Paris"
+
+    def __init__(self) -> None:
+        from zoneinfo import ZoneInfo
+
+        self._inner = ZoneInfo(self.zone)
+
+    # pandas asks with dt=None too (is the offset fixed?): answer for a winter day, as the tests use.
+    def utcoffset(self, dt):
+        return self._inner.utcoffset(dt or datetime.datetime(2024, 1, 1))
+
+    def dst(self, dt):
+        return self._inner.dst(dt or datetime.datetime(2024, 1, 1))
+
+    def tzname(self, dt):
+        return self._inner.tzname(dt or datetime.datetime(2024, 1, 1))
+
+
+def test_timestamps_hash_by_instant_unit_and_zone_name_not_by_the_zone_library() -> None:
+    # pandas 2 makes tz="Europe/Paris" with pytz and pandas 3 with zoneinfo: one instant, one zone.
+    from zoneinfo import ZoneInfo
+
+    wall = datetime.datetime(2024, 1, 1, 12, 0)
+    zoneinfo_made = pd.Timestamp(wall.replace(tzinfo=ZoneInfo("Europe/Paris"))).as_unit("ns")
+    pytz_made = pd.Timestamp(wall.replace(tzinfo=_PytzLike())).as_unit("ns")
+    assert zoneinfo_made == pytz_made
+    assert hash_value(zoneinfo_made) == hash_value(pytz_made)
+    assert hash_value({"cutoff": zoneinfo_made}) == hash_value({"cutoff": pytz_made})
+    # Still the instant, its unit and its zone.
+    assert hash_value(zoneinfo_made) != hash_value(zoneinfo_made + pd.Timedelta(1, "ns"))
+    assert hash_value(zoneinfo_made) != hash_value(zoneinfo_made.as_unit("us"))
+    assert hash_value(zoneinfo_made) != hash_value(zoneinfo_made.tz_convert("UTC"))
+    assert hash_value(zoneinfo_made.tz_localize(None)) != hash_value(zoneinfo_made.tz_convert("UTC"))
+    assert hash_value(pd.NaT) != hash_value(pd.Timestamp(0))
+
+
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.RandomState, np.random.PCG64,
+                                  lambda seed: np.random.Generator(np.random.MT19937(seed))])
+def test_random_generators_hash_by_their_state(make) -> None:
+    # By state, not by pickle, whose form changed in numpy 2 (tests/test_hashing_golden.py pins both).
+    first, same, other = make(3), make(3), make(4)
+    assert hash_value(first) == hash_value(same) != hash_value(other)
+    assert hash_value(pickle.loads(pickle.dumps(first))) == hash_value(first)  # through the store too
+    drawn = getattr(first, "random", None) or first.random_raw
+    drawn()
+    assert hash_value(first) != hash_value(same)  # a generator that drew is in another state

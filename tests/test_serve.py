@@ -227,6 +227,21 @@ def test_a_missing_package_is_not_taken_for_pipeline_code(tmp_path):
     assert _unimportable_code(ValueError("unsupported pickle protocol"), tmp_path) is None
 
 
+def test_a_model_stored_under_another_scikit_learn_names_that_release(tmp_path):
+    """A model registered under another scikit-learn (a module it moved) is not a package to install: it is
+    installed here, in another version, and the run that registered the model recorded which."""
+    import sklearn
+
+    from orchestrator.registry import _unimportable_code
+
+    moved = ModuleNotFoundError("No module named 'sklearn.linear_model._moved'", name="sklearn.linear_model._moved")
+    advice = _unimportable_code(moved, tmp_path, lambda: {"scikit-learn": "9.1.0"})
+    assert advice == ("it was stored under scikit-learn 9.1.0, and this process has scikit-learn "
+                      f"{sklearn.__version__}, which has no module 'sklearn.linear_model._moved'. Install "
+                      "scikit-learn 9.1.0 here (pip install 'scikit-learn==9.1.0'), or run the pipeline again "
+                      "here to store it anew.")
+
+
 def _logging_client(built):
     """A client of a server of ``flags`` that logs its requests (``client`` does not)."""
     with warnings.catch_warnings():  # starlette's note about httpx versions, not ours to fix

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import typing
 
 import cloudpickle
 import pytest
@@ -113,3 +115,53 @@ def test_classes_with_slots_hash_the_same_in_a_worker_that_got_them_by_value(tmp
     worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert json.loads(worker.stdout) == [hash_value(v) for v in values]
+
+
+class _Level(enum.Enum):
+    LOW = 1
+    HIGH = 2
+
+
+class _Pair(typing.NamedTuple):
+    a: int
+    b: str
+
+
+def _salted_stdlib_code(monkeypatch):
+    """Make this process look like another Python release: the standard library's bytecode differs."""
+    from orchestrator import hashing, value_code
+
+    original = value_code._code_digest
+
+    def other_release(code, strict=False):
+        digest = original(code, strict)
+        return digest[::-1] if code.co_filename.startswith(os.path.dirname(os.__file__)) else digest
+
+    monkeypatch.setattr(value_code, "_code_digest", other_release)
+    hashing._CODE_FEEDS.clear()  # the digests of classes already fed were made with the real bytecode
+
+
+def test_enums_and_named_tuples_hash_alike_under_another_python_release(monkeypatch):
+    # Python copies Enum.__new__ and namedtuple's _make into each such class, with the enum's own
+    # bookkeeping (_member_map_, _use_args_...), all of which change between releases (3.11.2 and
+    # 3.11.7 already): a member or a named tuple hashed differently on a machine with another Python.
+    from orchestrator import hashing
+
+    values = [_Level.HIGH, _Pair(1, "x"), {"level": _Level.LOW}]
+    before = [hash_value(v) for v in values]
+    _salted_stdlib_code(monkeypatch)
+    monkeypatch.setattr(_Level, "_hashable_values_", [1, 2], raising=False)  # an attribute 3.12 added
+    assert [hash_value(v) for v in values] == before
+    hashing._CODE_FEEDS.clear()
+    # Still what the enum holds and its own code: members' values, and a method of the user's.
+    assert hash_value(_Level.HIGH) != hash_value(_Level.LOW)
+
+    class _Level2(enum.Enum):  # same name and members, one more method: other behaviour
+        LOW = 1
+        HIGH = 2
+
+        def label(self):
+            return self.name.lower()
+
+    _Level2.__qualname__ = _Level.__qualname__
+    assert hash_value(_Level2.HIGH) != hash_value(_Level.HIGH)
