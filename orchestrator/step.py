@@ -82,6 +82,28 @@ def definition_site(fn: Callable[..., Any]) -> str:
     return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
 
 
+_CALL_IT = ("in a pipeline body, call the step itself (`{name}(...)`): each call is a node, and nodes that do not "
+            "need each other run at the same time with --executor process (or dask).")
+#: Methods other orchestrators' tasks have (Prefect, Celery), and this orchestrator's way of doing the same.
+_PEER_METHODS = {
+    "submit": _CALL_IT,
+    "delay": _CALL_IT,
+    "apply_async": _CALL_IT,
+    "with_options": ("give retries, timeout and the like to @step(...) where the step is defined, and a "
+                     "call's node name with .alias(\"name\")."),
+}
+_WAIT_FOR_HINT = (" A step runs after the steps whose outputs it takes: pass what it needs as an argument (a "
+                  "step that writes a file returns its path, `-> Path`, for the next one to take).")
+#: Methods of a future (Prefect's ``.result()`` and ``.wait()``) a placeholder is mistaken for.
+_FUTURE_METHODS = frozenset({"result", "wait"})
+_BRANCH_HINT = (" The steps a pipeline runs are fixed when it is built: decide inside a step that takes this "
+                "output (it may return early, or return None), or make the choice a pipeline parameter "
+                "(`-p deploy=true`) that the body tests.")
+_SHOW_HINT = (" To see the value, print it inside a step (orch logs RUN:{node} shows what it printed) or read "
+              "it after the run (run.steps['{node}'].output()); a node named after a value "
+              "(step.alias(f\"fit_{{i}}\")) takes a value of the body, not an output.")
+
+
 class Output:
     """A placeholder for one output of one node, handed out while tracing.
 
@@ -155,6 +177,11 @@ class Output:
     def _unavailable_attribute(self, attr: str, depth: int = 2) -> Any:
         if attr.startswith("_") or file_kind(sys._getframe(depth).f_code.co_filename) != "user":
             return self._unavailable()  # a library's probe (pandas reads `._typ`): not the user's words
+        if attr in _FUTURE_METHODS:
+            # Prefect's `fut.result()`, `fut.wait()`: a placeholder is passed on as it is, not awaited.
+            return self._unavailable(use=f"has `.{attr}()` called", hint=(
+                " A step's output in a pipeline body is no future to wait for: pass it to the next step as it "
+                f"is, and that step runs once step '{self._node}' has."))
         # `split(raw).train` on a dataclass a step returns.
         return self._unavailable(use=f"has its attribute `.{attr}` read", hint=self._parts_hint(
             f"declare @step(outputs=(\"{attr}\", ...)) and return a dict with those keys, "
@@ -187,7 +214,27 @@ class Output:
             trace.problems.append(problem)
         raise PipelineDefinitionError(problem)
 
-    __bool__ = __len__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
+    # The uses a newcomer's habits lead to get their own words and the orchestrator's way of doing them.
+    def __bool__(self) -> bool:
+        return self._unavailable(use="is tested for truth (an `if`, `while`, `and`, `or` or `not`)",  # type: ignore[no-any-return]
+                                 hint=_BRANCH_HINT)
+
+    def __len__(self) -> int:
+        return self._unavailable(use="has its len() taken", hint=(  # type: ignore[no-any-return]
+            " To call a step once per item, pass this output to that step's .map() (one node per item, "
+            "made once it has run); a count belongs in a step that takes it."))
+
+    def __format__(self, spec: str) -> str:
+        return self._unavailable(use="is formatted (an f-string or format())",
+                                 hint=_SHOW_HINT.format(node=self._node))  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return self._unavailable(use="is made text (str() or print())",
+                                 hint=_SHOW_HINT.format(node=self._node))  # type: ignore[no-any-return]
+
+    def _compared(self, *_: object) -> Any:
+        return self._unavailable(use="is compared (`<`, `<=`, `>`, `>=`)", hint=_BRANCH_HINT)
+
     __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable
     __int__ = __float__ = __complex__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = _unavailable
     __neg__ = __pos__ = __abs__ = __invert__ = _unavailable
@@ -196,8 +243,49 @@ class Output:
     __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __divmod__ = __rdivmod__ = _unavailable
     __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _unavailable
     __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _unavailable
-    __lt__ = __le__ = __gt__ = __ge__ = _unavailable
+    __lt__ = __le__ = __gt__ = __ge__ = _compared
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
+
+
+class Outputs(tuple):  # type: ignore[type-arg]
+    """The placeholders of one call of a step of several outputs, in order, and by name.
+
+    Unpacked (``train, test = split(raw)``), indexed (``split(raw)[0]``) or, as
+    Kedro's and Dagster's users write, read by name: ``split(raw).train`` or
+    ``split(raw)["train"]``. Copied, pickled or filled with values it is a plain
+    tuple, so a step given it whole gets a tuple, as before.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Output:
+        if name.startswith("_"):
+            raise AttributeError(name)  # protocol probes (copy, pickle) and tuple's own see a plain miss
+        return self._named(name, AttributeError)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._named(key, KeyError)
+        return tuple.__getitem__(self, key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return tuple, (tuple(self),)
+
+    @staticmethod
+    def _make(items: Any) -> tuple[Any, ...]:
+        """The container ``containers.like`` fills with the outputs' values: a plain tuple."""
+        return tuple(items)
+
+    def _named(self, name: str, error: type[Exception]) -> Output:
+        for out in self:
+            if out._name == name:
+                return out  # type: ignore[no-any-return]
+        names = [out._name for out in self]
+        problem = (f"step '{self[0]._node}' has no output '{name}' ({user_site()}); its outputs are "
+                   f"{', '.join(names)}.{did_you_mean(name, names)}")
+        if _ACTIVE_TRACE.get() is not None:
+            raise PipelineDefinitionError(problem)
+        raise error(problem)
 
 
 @dataclass
@@ -388,6 +476,17 @@ class Step(Generic[P, R]):
         self.call_layout = _call_layout(self.signature)
         self.path_params = _path_parameters(fn, self.signature)
 
+    def __getattr__(self, attr: str) -> Any:
+        # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
+        habit = _PEER_METHODS.get(attr)
+        if habit is None:
+            raise AttributeError(f"'Step' object has no attribute '{attr}'")
+        name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
+        message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
+        if _ACTIVE_TRACE.get() is not None:
+            raise PipelineDefinitionError(message)
+        raise AttributeError(message)
+
     def declared_type(self, output: str) -> str | None:
         """The return annotation of ``output`` if it rules out None (``-> list``), else None.
 
@@ -487,7 +586,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site))
+        arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site), self, site)
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -496,10 +595,10 @@ class Step(Generic[P, R]):
     def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         site = call_site()
         name = trace.node_name(self.name, alias, site)
-        arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site))
+        arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site), self, site)
         outputs = tuple(Output(name, out) for out in self.output_names)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
-        return outputs if self.multiple_outputs else outputs[0]
+        return Outputs(outputs) if self.multiple_outputs else outputs[0]
 
     def _bind(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], site: str) -> dict[str, Any]:
         fast = self._bind_simple(args, kwargs)
@@ -513,7 +612,7 @@ class Step(Generic[P, R]):
                 if key not in params:
                     problems.append(
                         f"step '{self.name}' ({site}) has no parameter '{key}'."
-                        + did_you_mean(key, params)
+                        + (_WAIT_FOR_HINT if key == "wait_for" else did_you_mean(key, params))
                     )
         try:
             bound = self.signature.bind_partial(*args, **{k: v for k, v in kwargs.items() if takes_kwargs or k in params})
@@ -526,7 +625,7 @@ class Step(Generic[P, R]):
             if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 problems.append(
                     f"step '{self.name}' ({site}) is called without input '{pname}'. "
-                    "Pass a step output or a value."
+                    "Pass a step output or a value." + _wiring_hint(self, pname, trace)
                 )
         trace.problems.extend(problems)
         return dict(bound.arguments)
@@ -553,6 +652,19 @@ class Step(Generic[P, R]):
             if len(bound) < len(names):
                 return None
         return {name: bound[name] for name in names}
+
+
+def _wiring_hint(step: Step, pname: str, trace: Trace) -> str:
+    """For a missing input named after a step (Hamilton's and Dagster's wiring by name): how to pass its output."""
+    called = next((c for c in trace.calls if c.step.name == pname), None)
+    if called is not None:
+        return (f" Parameters are not wired to the steps they are named after: keep the output of step "
+                f"'{pname}' ({called.site}) and pass it, `x = {pname}(...)` then `{step.name}({pname}=x)`.")
+    code = getattr(code_root(step.fn), "__globals__", {})
+    if isinstance(code.get(pname), Step):
+        return (f" Parameters are not wired to the steps they are named after: call step '{pname}' in the body "
+                f"and pass its output, `{step.name}({pname}={pname}(...))`.")
+    return ""
 
 
 def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -787,7 +899,7 @@ def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Seq
     return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
 
 
-def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
+def _as_of_call(trace: Trace, arguments: dict[str, Any], step: Step, site: str) -> dict[str, Any]:
     """The call's arguments as they are now, which later changes in the body or a step cannot reach.
 
     A step called in a pipeline body runs after the body has returned, so an
@@ -796,10 +908,45 @@ def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
     call, while its key and the other executors, which pickle it, see it as
     it was. A copy taken here keeps the call's own value, as a plain call sees it.
     """
-    return {
-        name: value if type(value) in _AS_IS else _as_of_now(trace, value)
-        for name, value in arguments.items()
-    }
+    copied = {}
+    for name, value in arguments.items():
+        if type(value) in _AS_IS:
+            copied[name] = value
+            continue
+        if isinstance(value, (Step, _Aliased)):
+            problem = _a_step_for_its_output(step, name, value, site)
+            if problem is not None:
+                trace.problems.append(problem)
+        copied[name] = _as_of_now(trace, value)
+    return copied
+
+
+def _a_step_for_its_output(step: Step, name: str, given: Step | _Aliased, site: str) -> str | None:
+    """Why passing step ``given`` itself as argument ``name`` of ``step`` is a mistake, or None when it may not be.
+
+    ``doubled(raw)`` (parameters named after steps wire themselves in Hamilton and
+    Dagster) or ``total(load)`` for ``total(load(n))`` would hand the step a function
+    where it expects the data, and fail only when it runs. A step passed where a
+    function may be meant (a parameter of another name, not annotated as data) is let be.
+    """
+    given_name = given.step.name if isinstance(given, _Aliased) else given.name
+    param = step.signature.parameters.get(name)
+    annotation = param.annotation if param is not None else inspect.Parameter.empty
+    if isinstance(annotation, str):
+        data = annotation.split("[")[0] in _DATA_WORDS
+    else:
+        data = isinstance(annotation, type) and annotation not in (object, inspect.Parameter.empty) \
+            and not issubclass(annotation, (type, Callable))  # type: ignore[arg-type]
+    if given_name != name and not data:
+        return None
+    by_name = "; parameters are not wired to the steps they are named after" if given_name == name else ""
+    return (f"step '{step.name}' ({site}) is given step '{given_name}' itself as '{name}', not its output: "
+            f"call it in the body and pass what it returns (`{step.name}({name}={given_name}(...))`){by_name}.")
+
+
+#: Annotations written as text (``from __future__ import annotations``) that name data, not a function.
+_DATA_WORDS = frozenset({"list", "dict", "tuple", "set", "int", "float", "str", "bytes", "bool",
+                         "pd.DataFrame", "pd.Series", "DataFrame", "Series", "np.ndarray", "ndarray", "Path"})
 
 
 #: Argument types taken as they are, without a call: outputs, and plain values that cannot change.
@@ -811,6 +958,8 @@ def _as_of_now(trace: Trace, value: Any) -> Any:
     if type(value) is Output or value is MAP_ITEM:
         return value
     kind = type(value)
+    if kind is Outputs:
+        value, kind = tuple(value), tuple  # a step given a call's outputs whole gets the plain tuple
     if kind is list or kind is tuple:
         if any(item is MAP_ITEM or next(iter_outputs(item), None) is not None for item in value):
             return kind(_as_of_now(trace, item) for item in value)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from orchestrator import pipeline, step
-from orchestrator.errors import UserError
+from orchestrator.errors import PipelineDefinitionError, UserError
 
 
 def test_an_async_step_runs_to_its_result_and_is_cached(store):
@@ -379,3 +379,137 @@ def test_an_async_or_generator_pipeline_body_is_refused_where_it_is_decorated():
                                             r"body runs once, as a plain function, while the pipeline is built. "
                                             r"Write a plain `def`, call async steps without `await`"):
             pipeline(body)
+
+
+# Habits of other orchestrators' users, each answered with this one's way of doing it.
+
+@step
+def raw(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def doubled(raw: list) -> list:
+    return [x * 2 for x in raw]
+
+
+@step
+def _apply(fn, xs: list) -> list:
+    return [fn(x) for x in xs]
+
+
+@step
+def _increment(x: int) -> int:
+    return x + 1
+
+
+@pytest.mark.parametrize("method", ["submit", "with_options"])
+def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
+    @pipeline
+    def flow(n: int = 3):
+        return doubled(getattr(raw, method)(n))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    fix = {"submit": r"in a pipeline body, call the step itself \(`raw\(...\)`\): each call is a node, and nodes "
+                     r"that do not need each other run at the same time with --executor process \(or dask\).",
+           "with_options": r"give retries, timeout and the like to @step\(...\) where the step is defined, and a "
+                           r"call's node name with .alias\(\"name\"\)."}[method]
+    assert re.fullmatch(rf"step 'raw' has no .{method}\(\) \(test_authoring.py:\d+\): {fix}", str(info.value))
+    # Outside a body it is a plain AttributeError, with the same words, for hasattr() and friends.
+    with pytest.raises(AttributeError, match=rf"step 'raw' has no .{method}\(\)"):
+        getattr(raw, method)
+    assert not hasattr(raw, "no_such_thing")
+
+
+def test_wait_for_says_that_steps_are_ordered_by_what_they_take():
+    @pipeline
+    def flow(n: int = 3):
+        data = raw(n)
+        return doubled(data, wait_for=[data])
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) has no parameter 'wait_for'. A step runs after the "
+                        r"steps whose outputs it takes: pass what it needs as an argument \(a step that writes a file "
+                        r"returns its path, `-> Path`, for the next one to take\).", str(info.value))
+
+
+@pytest.mark.parametrize("body", ["not called", "output dropped"])
+def test_a_missing_input_named_after_a_step_says_parameters_are_not_wired_by_name(body):
+    @pipeline
+    def flow(n: int = 3):
+        if body == "output dropped":
+            raw(n)  # wiring:dropped
+        return doubled()  # wiring:call
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    fix = (r"keep the output of step 'raw' \(test_authoring.py:\d+\) and pass it, `x = raw\(...\)` then "
+           r"`doubled\(raw=x\)`." if body == "output dropped" else
+           r"call step 'raw' in the body and pass its output, `doubled\(raw=raw\(...\)\)`.")
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) is called without input 'raw'. Pass a step output "
+                        rf"or a value. Parameters are not wired to the steps they are named after: {fix}",
+                        str(info.value))
+
+
+def test_a_step_passed_for_its_output_is_refused_when_built_not_when_it_runs(store):
+    @pipeline
+    def by_name(n: int = 3):
+        return doubled(raw)
+
+    @pipeline
+    def for_data(n: int = 3):
+        return _apply(_increment, raw)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        by_name.build()
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) is given step 'raw' itself as 'raw', not its "
+                        r"output: call it in the body and pass what it returns \(`doubled\(raw=raw\(...\)\)`\); "
+                        r"parameters are not wired to the steps they are named after.", str(info.value))
+    with pytest.raises(PipelineDefinitionError) as info:
+        for_data.build()
+    assert re.fullmatch(r"step '_apply' \(test_authoring.py:\d+\) is given step 'raw' itself as 'xs', not its "
+                        r"output: call it in the body and pass what it returns \(`_apply\(xs=raw\(...\)\)`\).",
+                        str(info.value))  # a function for `fn` is fine: only the list is named
+
+    @pipeline
+    def higher_order(n: int = 3):
+        return _apply(_increment, raw(n))
+
+    assert higher_order.run(store=str(store)).output() == [1, 2, 3]
+
+
+@step(outputs=("train", "test"))
+def _split_named(n: int) -> dict:
+    return {"train": list(range(n)), "test": [n]}
+
+
+@step
+def _kind_of(parts) -> str:
+    return type(parts).__name__
+
+
+def test_outputs_of_a_step_are_read_by_name_as_well_as_unpacked(store):
+    same = []
+
+    @pipeline
+    def named(n: int = 3):
+        parts = _split_named(n)
+        train, test = parts
+        same.append(train is parts.train is parts["train"] is parts[0])  # one placeholder, however it is read
+        return doubled(parts.train), doubled(parts["test"]), _kind_of(parts), parts
+
+    run = named.run(store=str(store))
+    assert same == [True]
+    assert run.output() == ([0, 2, 4], [6], "tuple", ([0, 1, 2], [3]))
+    assert type(run.output()[3]) is tuple
+
+    @pipeline
+    def misspelled(n: int = 3):
+        return doubled(_split_named(n).tset)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        misspelled.build()
+    assert re.fullmatch(r"step '_split_named' has no output 'tset' \(test_authoring.py:\d+\); its outputs are train, "
+                        r"test. Did you mean 'test'\?", str(info.value))
