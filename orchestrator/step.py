@@ -474,7 +474,7 @@ class Step(Generic[P, R]):
         self._simple_defaults = {n: p.default for n, p in self.signature.parameters.items()
                                  if p.default is not p.empty}
         self.call_layout = _call_layout(self.signature)
-        self.path_params = _path_parameters(fn, self.signature)
+        self.path_params = path_parameters(fn, self.signature)
 
     def __getattr__(self, attr: str) -> Any:
         # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
@@ -1232,14 +1232,15 @@ def _annotation_name(node: ast.expr) -> str:
     return ""
 
 
-def _path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
+def path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
     """Parameters annotated ``Path``: their values are file inputs hashed by content."""
     names = set()
     for pname, param in signature.parameters.items():
         ann = param.annotation
         if ann is inspect.Parameter.empty:
             continue
-        text = ann if isinstance(ann, str) else str(getattr(ann, "__name__", None) or ann)
+        # A generic alias (`dict[str, Path]`) has the __name__ of its origin alone: its text names the Path.
+        text = ann if isinstance(ann, str) else ann.__name__ if isinstance(ann, type) else str(ann)
         if ann is not str and _PATH_WORD.search(text):
             names.add(pname)
     return frozenset(names)
