@@ -57,9 +57,10 @@ from orchestrator.planner import (
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.self_state import self_state_hint
 from orchestrator.serialize import registered_materializers
 from orchestrator.spelling import CLI, Spelling
-from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
+from orchestrator.step import SINGLE_OUTPUT, Output, Step, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 from orchestrator.untracked import _caller_level, warn_untracked
@@ -269,6 +270,7 @@ class _RunLoop:
         self.running: dict[Future[TaskResult], tuple[Node, cache.Decision, int]] = {}
         self.retry_at: list[tuple[float, int, str]] = []
         self.attempts: dict[str, list[AttemptRecord]] = {}
+        self._steps: list[Step] | None = None  # the distinct steps, once a failure asks for them
         self.decisions: dict[str, cache.Decision] = {}
         self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
         self.redo: dict[str, str] = {}            # node -> reason it must run again
@@ -629,7 +631,14 @@ class _RunLoop:
             self.observer.step_retrying(node.name, attempt, failure.summary(), delay)
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
-        self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node))
+        self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node)
+                     + self_state_hint(node.name, failure, self._distinct_steps))
+
+    def _distinct_steps(self) -> list[Step]:
+        """The pipeline's steps, each once (a map of 10,000 items is one step), made at the first failure."""
+        if self._steps is None:
+            self._steps = list({id(n.step): n.step for n in self.dag.nodes.values()}.values())
+        return self._steps
 
     def _none_input_hint(self, node: Node) -> str:
         """Why an input of failed ``node`` is None, when its producer is annotated not to return None.

@@ -513,3 +513,33 @@ def test_outputs_of_a_step_are_read_by_name_as_well_as_unpacked(store):
         misspelled.build()
     assert re.fullmatch(r"step '_split_named' has no output 'tset' \(test_authoring.py:\d+\); its outputs are train, "
                         r"test. Did you mean 'test'\?", str(info.value))
+
+
+class _Flow:
+    """A Metaflow user's flow: one step sets self.items, the next reads it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+
+    @step
+    def total(self) -> int:
+        return sum(self.items)
+
+
+def test_state_one_step_sets_on_self_is_named_when_another_fails_to_find_it(store):
+    @pipeline
+    def flow(n: int = 3):
+        f = _Flow(n)
+        f.start()
+        return f.total()
+
+    run = flow.run(store=str(store))
+    assert run.status == "failed"
+    assert run.steps["total"].error == (
+        "AttributeError: '_Flow' object has no attribute 'items' (step 'start' sets self.items, but what a step sets "
+        "on self does not reach another step: each runs on its own copy of the object. Return items from 'start' "
+        "and pass it to 'total' as an argument.)")
