@@ -1153,7 +1153,40 @@ def _output_names(fn: Callable[..., Any], outputs: Sequence[str] | None, name: s
             f"step '{name}' ({site}) returns tuple[..., ...] of unknown length. "
             "Annotate each element or declare outputs=(\"a\", \"b\")."
         )
+    named = _annotated_names(inspect.signature(fn).return_annotation)
+    if named is not None and len(named) == count and len(set(named)) == count:
+        return named
     return tuple(f"out{i}" for i in range(count))
+
+
+def _annotated_names(annotation: Any) -> tuple[str, ...] | None:
+    """The output names of ``tuple[Annotated[A, "train"], Annotated[B, "test"]]`` (ZenML's way), else None.
+
+    Each element must carry a name, a text that is an identifier, as the first
+    text of its ``Annotated`` metadata; a tuple without them keeps ``out0``, ``out1``.
+    """
+    if isinstance(annotation, str):
+        elements = _tuple_elements(annotation) or ()
+        names = [_annotated_name_text(e) for e in elements]
+    else:
+        names = [next((m for m in getattr(e, "__metadata__", ()) if isinstance(m, str)), None)
+                 for e in typing.get_args(annotation)] if typing.get_origin(annotation) is tuple else []
+    if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        return None
+    return tuple(names)  # type: ignore[arg-type]
+
+
+def _annotated_name_text(element: str) -> str | None:
+    """``"train"`` of the text ``Annotated[list, "train"]``, else None."""
+    try:
+        expr = ast.parse(element, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(expr, ast.Subscript) and _annotation_name(expr.value) == "Annotated"
+            and isinstance(expr.slice, ast.Tuple)):
+        return None
+    return next((e.value for e in expr.slice.elts[1:] if isinstance(e, ast.Constant) and isinstance(e.value, str)),
+                None)
 
 
 def _tuple_arity(annotation: Any, fn: Callable[..., Any]) -> int | None:

@@ -108,3 +108,34 @@ def test_valid_settings_are_kept() -> None:
 def test_an_unknown_pipeline_option_names_the_close_one() -> None:
     with pytest.raises(UserError, match=r"@pipeline has no option 'nme' \(test_step.py:\d+\). Did you mean 'name'\?"):
         pipeline(nme="train")  # type: ignore[arg-type]
+
+
+def test_outputs_named_in_annotated_tuple_elements_are_the_outputs_names(store):
+    """ZenML names a step's outputs `-> tuple[Annotated[A, "train"], Annotated[B, "test"]]`."""
+    from typing import Annotated
+
+    @step
+    def split(n: int) -> tuple[Annotated[list, "train"], Annotated[list, "test"]]:
+        return list(range(n)), [n]
+
+    def halves(n: int) -> tuple[Annotated[list, "train"], Annotated[list, {"doc": 1}]]:
+        return [n], [n]
+
+    assert split.output_names == ("train", "test")
+    assert step(halves).output_names == ("out0", "out1")  # one element without a name: all keep out0, out1
+
+    def evaluated(n: int):
+        return [n], [n]
+
+    evaluated.__annotations__["return"] = tuple[Annotated[list, "a"], Annotated[list, "b"]]  # not text
+    assert step(evaluated).output_names == ("a", "b")
+
+    @step
+    def total(xs: list) -> int:
+        return sum(xs)
+
+    @pipeline
+    def flow(n: int = 3):
+        return total(split(n).train), total(split(n)["test"])
+
+    assert flow.run(store=str(store)).output() == (3, 3)
