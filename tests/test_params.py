@@ -238,8 +238,8 @@ def test_a_dataclass_parameter_is_built_from_an_object_of_its_fields(texts, type
     ({"cfg": "fast"}, None, "parameter 'cfg': expected a JSON object of _Cfg's fields like "
                             '{"lr": ..., "layers": ..., "name": ...}, got fast (not JSON).'),
     ({"cfg": '{"lr": "x"}'}, None, "parameter 'cfg': field 'lr' of _Cfg: expected a number like 0.5, got \"x\"."),
-    ({"cfg": '{"nmae": "a", "lr": 1}'}, None, "parameter 'cfg': _Cfg has no field 'nmae' "
-                                              "(its fields: lr, layers, name)."),
+    ({"cfg": '{"nmae": "a", "lr": 1}'}, None, "parameter 'cfg': _Cfg has no field 'nmae'. Did you mean 'name'? "
+                                              "Its fields: lr, layers, name."),
     ({"cfg": "{}"}, None, "parameter 'cfg': _Cfg needs field lr, got {}."),
     (None, {"cfg": "fast"}, "parameter 'cfg' in p.toml: expected a JSON object of _Cfg's fields like "),
     # decimal.Decimal("abc") raises an ArithmeticError, which reached the user as a traceback.
@@ -284,3 +284,35 @@ def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, 
                               "pipeline: [p].")
     monkeypatch.setenv("HOME", str(tmp_path))  # quoted on the command line, ~ is still the home folder
     assert load_params_file("~/p.toml") == {"train": {"n": 3, "lr": 0.5}}
+
+
+def test_a_pydantic_model_parameter_is_built_from_an_object_of_its_fields_and_checked_by_it():
+    """Dagster's and many projects' config is a pydantic model: `-p cfg={...}` said
+    'BaseModel.__init__() takes 1 positional argument but 2 were given'."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Model(pydantic.BaseModel):
+        lr: float = 0.1
+        layers: list[int] = [8]
+
+    def configured(cfg: Model = Model()):
+        ...
+
+    def convert(texts=None, typed=None):
+        return convert_params(inspect.signature(configured), configured, "p", texts or {}, typed, source="p.toml")
+
+    assert convert({"cfg": '{"lr": 0.5}'}) == {"cfg": Model(lr=0.5)}
+    assert convert(typed={"cfg": {"layers": [1, 2]}}) == {"cfg": Model(layers=[1, 2])}
+    for texts, typed, message in [
+        ({"cfg": '{"lr": "fast"}'}, None, "parameter 'cfg': Model refused {\"lr\": \"fast\"}: field 'lr': Input "
+                                          "should be a valid number, unable to parse string as a number."),
+        ({"cfg": '{"lrr": 1}'}, None, "parameter 'cfg': Model has no field 'lrr'. Did you mean 'lr'? Its fields: lr, "
+                                      "layers."),
+        ({"cfg": "fast"}, None, "parameter 'cfg': expected a JSON object of Model's fields like {\"lr\": ..., "
+                                "\"layers\": ...}, got fast (not JSON)."),
+        (None, {"cfg": {"lr": "x"}}, "parameter 'cfg' in p.toml: Model refused {\"lr\": \"x\"}: field 'lr': Input "
+                                     "should be a valid number"),
+    ]:
+        with pytest.raises(ParameterError) as info:
+            convert(texts, typed)
+        assert str(info.value).startswith(message), str(info.value)

@@ -268,6 +268,29 @@ def test_text_that_p_would_convert_is_refused_from_python(params, message, tmp_p
     assert not (tmp_path / "s").exists()
 
 
+@dataclass
+class _Config:
+    lr: float = 0.1
+
+
+@step
+def _learning_rate(cfg: _Config) -> float:
+    return cfg.lr
+
+
+def test_a_dict_for_a_config_parameter_from_python_is_refused_naming_the_class(tmp_path) -> None:
+    """The run failed in the step, with `'dict' object has no attribute 'lr'`."""
+    @pipeline
+    def configured(cfg: _Config = _Config()):
+        return _learning_rate(cfg)
+
+    with pytest.raises(ParameterError) as info:
+        configured.run(store=str(tmp_path / "s"), cfg={"lr": 0.5})
+    assert str(info.value) == ("pipeline 'configured': parameter 'cfg' is annotated _Config, but got a dict. Pass "
+                               "_Config(**{'lr': 0.5}) (-p and --params build it from an object of its fields).")
+    assert configured.run(store=str(tmp_path / "s"), cfg=_Config(0.5)).output() == 0.5
+
+
 def test_values_of_the_kinds_python_passes_are_taken(tmp_path) -> None:
     run = typed.run(store=str(tmp_path / "s"), day=datetime.date(2024, 5, 6), shade=Shade.DARK, limit=None,
                     mode="full", depths=[2], path="data", label="text")
