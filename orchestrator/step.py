@@ -476,16 +476,17 @@ class Step(Generic[P, R]):
         self.call_layout = _call_layout(self.signature)
         self.path_params = path_parameters(fn, self.signature)
 
-    def __getattr__(self, attr: str) -> Any:
-        # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
-        habit = _PEER_METHODS.get(attr)
-        if habit is None:
-            raise AttributeError(f"'Step' object has no attribute '{attr}'")
-        name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
-        message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
-        if _ACTIVE_TRACE.get() is not None:
-            raise PipelineDefinitionError(message)
-        raise AttributeError(message)
+    if not typing.TYPE_CHECKING:  # a type checker still flags `fit.mapp(...)`: Step has no such attribute
+        def __getattr__(self, attr: str) -> Any:
+            # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
+            habit = _PEER_METHODS.get(attr)
+            if habit is None:
+                raise AttributeError(f"'Step' object has no attribute '{attr}'")
+            name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
+            message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
+            if _ACTIVE_TRACE.get() is not None:
+                raise PipelineDefinitionError(message)
+            raise AttributeError(message)
 
     def declared_type(self, output: str) -> str | None:
         """The return annotation of ``output`` if it rules out None (``-> list``), else None.
