@@ -158,6 +158,8 @@ class Output:
 
     def __iter__(self) -> Any:
         # `train, test = split(raw)` and `for x in xs:` in a body: the fix is several outputs or a map.
+        if "." in self._node:
+            return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(""))
         return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(
             "annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\"))")
             + " To call a step once per item, pass this output to that step's .map().")
@@ -189,9 +191,21 @@ class Output:
 
     def _parts_hint(self, how: str) -> str:
         """How to pass a part of this output to a step, or "" for an output that is already one of several."""
+        if "." in self._node:  # `process.map`: a map over another step's output (a step's name has no dot)
+            return self._map_hint()
         if self._name != SINGLE_OUTPUT:
             return ""
         return f" To pass its parts to steps one by one, give step '{self._node}' several outputs: {how}."
+
+    def _map_hint(self) -> str:
+        """How to use the result of a map over a step's output (Metaflow's join), whose items are not known yet."""
+        trace = _ACTIVE_TRACE.get()
+        call = next((c for c in trace.calls if c.name == self._node), None) if trace is not None else None
+        over = f" over the output of step '{call.map_over._node}'" \
+            if call is not None and call.map_over is not None else ""
+        return (f" The result of {self._node}(){over} is the list of its items' results, made once that list "
+                "is known: pass it whole to a step that takes a list, or map another step over it "
+                "(`other.map(results)`).")
 
     def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
         trace = _ACTIVE_TRACE.get()

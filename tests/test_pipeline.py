@@ -714,3 +714,33 @@ def test_an_array_given_to_many_calls_is_hashed_once_per_call_while_built_not_tw
     nodes = list(edited.build().nodes.values())
     assert nodes[0].params["values"] != nodes[1].params["values"]
     assert nodes[0].params["values"] == digests.pop()
+
+
+@step
+def _items(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def _tenfold(item: int) -> int:
+    return item * 10
+
+
+@pytest.mark.parametrize(("use", "said"), [
+    (lambda results: max(results), "is unpacked or iterated"),  # Metaflow's join, in the body
+    (lambda results: results[0], "is indexed ([0])"),
+])
+def test_the_result_of_a_map_over_an_output_is_used_in_a_step_not_taken_apart(use, said) -> None:
+    """It said to give step 'process.map' several outputs: no step of that name exists."""
+    @pipeline
+    def body(n: int = 3):
+        return total(use(_tenfold.map(_items(n))))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert re.fullmatch(
+        rf"the output of step '_tenfold.map' {re.escape(said)} at test_pipeline.py:\d+ while the pipeline is being "
+        r"built, but it does not exist until the step runs. Pass it to another step and use it there. The result "
+        r"of _tenfold.map\(\) over the output of step '_items' is the list of its items' results, made once that "
+        r"list is known: pass it whole to a step that takes a list, or map another step over it "
+        r"\(`other.map\(results\)`\).", str(info.value))
