@@ -543,3 +543,56 @@ def test_state_one_step_sets_on_self_is_named_when_another_fails_to_find_it(stor
         "AttributeError: '_Flow' object has no attribute 'items' (step 'start' sets self.items, but what a step sets "
         "on self does not reach another step: each runs on its own copy of the object. Return items from 'start' "
         "and pass it to 'total' as an argument.)")
+
+
+class _Training:
+    """A flow class, as Metaflow's and ZenML's users write one: steps and the pipeline are methods."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    @step
+    def load(self) -> list:
+        return list(range(self.n))
+
+    @step
+    def total(self, xs: list, scale: int) -> int:
+        return sum(xs) * scale
+
+    @pipeline
+    def flow(self, scale: int = 1):
+        return self.total(self.load(), scale)
+
+
+def test_a_pipeline_written_as_a_method_runs_on_the_instance_it_is_read_from(store):
+    run = _Training(4).flow.run(store=str(store), scale=2)
+    assert run.status == "succeeded", run.error
+    assert run.output() == 12
+    assert _Training(4).flow.run(store=str(store), scale=2).steps["load"].status == "cached"
+    assert _Training(5).flow.run(store=str(store)).output() == 10  # another instance, another result
+    assert list(_Training(5).flow.parameters) == ["scale"]  # `self` is no parameter of the run
+    assert _Training.flow.name == "flow" and "self" in _Training.flow.parameters  # read from the class: as written
+
+
+def test_a_file_whose_only_pipeline_is_a_method_names_the_line_to_add(tmp_path):
+    from orchestrator.errors import LoadError
+    from orchestrator.loader import load_pipeline
+
+    (tmp_path / "flows.py").write_text(
+        "from orchestrator import pipeline, step\n\n"
+        "class Training:\n"
+        "    @step\n"
+        "    def load(self) -> list:\n"
+        "        return [1]\n\n"
+        "    @pipeline\n"
+        "    def flow(self):\n"
+        "        return self.load()\n")
+    with pytest.raises(LoadError) as info:
+        load_pipeline(str(tmp_path / "flows.py"))
+    assert str(info.value) == (
+        f"{tmp_path / 'flows.py'} defines no pipeline at its top level; Training.flow is a pipeline of a class, which "
+        "needs an instance: add `flow = Training(...).flow` at the top level of "
+        f"{tmp_path / 'flows.py'}, then run {tmp_path / 'flows.py'}:flow.")
+    fixed = tmp_path / "fixed_flows.py"
+    fixed.write_text((tmp_path / "flows.py").read_text() + "\nflow = Training().flow\n")
+    assert load_pipeline(str(fixed)).build().nodes.keys() == {"load"}
