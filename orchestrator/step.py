@@ -84,13 +84,15 @@ def definition_site(fn: Callable[..., Any]) -> str:
 
 _CALL_IT = ("in a pipeline body, call the step itself (`{name}(...)`): each call is a node, and nodes that do not "
             "need each other run at the same time with --executor process (or dask).")
-#: Methods other orchestrators' tasks have (Prefect, Celery), and this orchestrator's way of doing the same.
+_SETTINGS = ("give retries, timeout and the like to @step(...) where the step is defined, and a call's node "
+             "name with .alias(\"name\").")
+#: Methods other orchestrators' tasks have (Prefect, Celery, ZenML), and this orchestrator's way of doing the same.
 _PEER_METHODS = {
     "submit": _CALL_IT,
     "delay": _CALL_IT,
     "apply_async": _CALL_IT,
-    "with_options": ("give retries, timeout and the like to @step(...) where the step is defined, and a "
-                     "call's node name with .alias(\"name\")."),
+    "with_options": _SETTINGS,
+    "configure": _SETTINGS,  # ZenML
 }
 _WAIT_FOR_HINT = (" A step runs after the steps whose outputs it takes: pass what it needs as an argument (a "
                   "step that writes a file returns its path, `-> Path`, for the next one to take).")

@@ -403,7 +403,7 @@ def _increment(x: int) -> int:
     return x + 1
 
 
-@pytest.mark.parametrize("method", ["submit", "with_options"])
+@pytest.mark.parametrize("method", ["submit", "with_options", "configure"])
 def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
     @pipeline
     def flow(n: int = 3):
@@ -413,6 +413,8 @@ def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
         flow.build()
     fix = {"submit": r"in a pipeline body, call the step itself \(`raw\(...\)`\): each call is a node, and nodes "
                      r"that do not need each other run at the same time with --executor process \(or dask\).",
+           "configure": r"give retries, timeout and the like to @step\(...\) where the step is defined, and a "
+                        r"call's node name with .alias\(\"name\"\).",
            "with_options": r"give retries, timeout and the like to @step\(...\) where the step is defined, and a "
                            r"call's node name with .alias\(\"name\"\)."}[method]
     assert re.fullmatch(rf"step 'raw' has no .{method}\(\) \(test_authoring.py:\d+\): {fix}", str(info.value))
