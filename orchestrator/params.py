@@ -44,7 +44,11 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def load_params_file(path: str) -> dict[str, Any]:
-    """Parameters from a ``.toml`` or ``.json`` file (a table / object of name → value)."""
+    """Parameters from a ``.toml``, ``.json`` or ``.yml``/``.yaml`` file (a table / object of name → value).
+
+    YAML is what Kedro's ``conf/base/parameters.yml`` is written in; it is read
+    with PyYAML's ``safe_load`` when PyYAML is installed (Dask installs it).
+    """
     p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
         raise ParameterError(f"parameters file {path} does not exist.")
@@ -55,13 +59,31 @@ def load_params_file(path: str) -> dict[str, Any]:
             data = tomllib.loads(p.read_text())
         elif p.suffix == ".json":
             data = json.loads(p.read_text())
+        elif p.suffix in (".yml", ".yaml"):
+            data = _yaml(p, path)
         else:
-            raise ParameterError(f"parameters file {path} must end in .toml or .json.")
+            raise ParameterError(f"parameters file {path} must end in .toml, .json or .yml.")
     except (ValueError, OSError) as exc:
         raise ParameterError(f"cannot read parameters file {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ParameterError(f"parameters file {path} must hold a table of name = value.")
     return data
+
+
+def _yaml(p: Path, path: str) -> Any:
+    """A YAML parameters file's value, read safely (no Python objects); its error as a ValueError."""
+    try:
+        import yaml
+    except ImportError:
+        raise ParameterError(f"parameters file {path} is YAML, which needs PyYAML: pip install pyyaml, "
+                             "or write it as .toml or .json.") from None
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+        if problem and mark is not None:  # PyYAML's own text quotes the line over three more
+            raise ValueError(f"{problem} (line {mark.line + 1}, column {mark.column + 1})") from None
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Signature) -> dict[str, Any]:

@@ -316,3 +316,17 @@ def test_a_pydantic_model_parameter_is_built_from_an_object_of_its_fields_and_ch
         with pytest.raises(ParameterError) as info:
             convert(texts, typed)
         assert str(info.value).startswith(message), str(info.value)
+
+
+def test_a_yaml_parameters_file_is_read_as_kedro_writes_parameters_yml(tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "parameters.yml").write_text("p:\n  n: 3\n  lr: 0.5\nday: 2024-02-03\n")
+    assert load_params_file(str(tmp_path / "parameters.yml")) == {"p": {"n": 3, "lr": 0.5}, "day": date(2024, 2, 3)}
+    (tmp_path / "bad.yaml").write_text("p:\n  n: [1\n")
+    with pytest.raises(ParameterError) as info:
+        load_params_file(str(tmp_path / "bad.yaml"))
+    assert str(info.value) == (f"cannot read parameters file {tmp_path / 'bad.yaml'}: expected ',' or ']', but got "
+                               "'<stream end>' (line 3, column 1)")
+    (tmp_path / "code.yml").write_text("n: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ParameterError, match="cannot read parameters file"):
+        load_params_file(str(tmp_path / "code.yml"))  # read safely: a YAML file runs no code
