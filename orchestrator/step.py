@@ -696,7 +696,8 @@ def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any
     call of a step on a large list stays as cheap as calling its function.
     """
     for value in (*args, *kwargs.values()):
-        items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else (value,)
+        items = value.values() if type(value) is dict else value if type(value) in (list, tuple, Outputs) \
+            else (value,)
         if len(items) > 64:
             continue
         placeholder = next((v for v in items if isinstance(v, Output)), None)

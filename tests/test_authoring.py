@@ -516,6 +516,18 @@ def test_outputs_of_a_step_are_read_by_name_as_well_as_unpacked(store):
     assert re.fullmatch(r"step '_split_named' has no output 'tset' \(test_authoring.py:\d+\); its outputs are train, "
                         r"test. Did you mean 'test'\?", str(info.value))
 
+    kept = []
+
+    @pipeline
+    def keeps(n: int = 3):
+        parts = _split_named(n)
+        kept.append(parts)
+        return _kind_of(parts)
+
+    keeps.build()
+    with pytest.raises(PipelineDefinitionError, match="outside the pipeline body that made it"):
+        _kind_of(kept[0])  # kept from a body: refused as a list of its placeholders is, not run on them
+
 
 class _Flow:
     """A Metaflow user's flow: one step sets self.items, the next reads it."""
