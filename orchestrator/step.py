@@ -490,7 +490,7 @@ class Step(Generic[P, R]):
         self._simple_defaults = {n: p.default for n, p in self.signature.parameters.items()
                                  if p.default is not p.empty}
         self.call_layout = _call_layout(self.signature)
-        self.path_params = path_parameters(fn, self.signature)
+        self.path_params = _path_parameters(fn, self.signature)
 
     if not typing.TYPE_CHECKING:  # a type checker still flags `fit.mapp(...)`: Step has no such attribute
         def __getattr__(self, attr: str) -> Any:
@@ -1283,8 +1283,8 @@ def _annotation_name(node: ast.expr) -> str:
     return ""
 
 
-def path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
-    """Parameters annotated ``Path``: their values are file inputs hashed by content."""
+def _path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
+    """Parameters annotated ``Path`` (or ``list[Path]``, ``Optional[Path]``...): their values are file inputs."""
     names = set()
     for pname, param in signature.parameters.items():
         ann = param.annotation
