@@ -274,6 +274,13 @@ class Outputs(tuple):  # type: ignore[type-arg]
 
     __slots__ = ()
 
+    def __getattribute__(self, name: str) -> Any:
+        if name == "index" or name == "count":  # an output so named wins over tuple's method of that name
+            for out in tuple.__iter__(self):
+                if out._name == name:
+                    return out
+        return tuple.__getattribute__(self, name)
+
     def __getattr__(self, name: str) -> Output:
         if name.startswith("_"):
             raise AttributeError(name)  # protocol probes (copy, pickle) and tuple's own see a plain miss

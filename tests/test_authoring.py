@@ -516,6 +516,18 @@ def test_outputs_of_a_step_are_read_by_name_as_well_as_unpacked(store):
     assert re.fullmatch(r"step '_split_named' has no output 'tset' \(test_authoring.py:\d+\); its outputs are train, "
                         r"test. Did you mean 'test'\?", str(info.value))
 
+    @step(outputs=("frame", "index"))
+    def indexed(n: int):
+        return list(range(n)), list(range(n))
+
+    @pipeline
+    def by_index(n: int = 3):
+        parts = indexed(n)
+        assert parts.count(parts[0]) == 1  # tuple's own method, as no output is named count
+        return doubled(parts.index)  # an output named index wins over tuple.index
+
+    assert by_index.run(store=str(store)).output() == [0, 2, 4]
+
     kept = []
 
     @pipeline
