@@ -910,14 +910,26 @@ _STEP_OPTIONS = ("name", "retries", "retry_delay", "backoff", "max_delay", "jitt
                  "timeout", "cache", "version", "outputs", "untracked")
 
 
-# Names other orchestrators (Prefect, Airflow, Celery) use for an option @step spells differently.
+# Names other orchestrators (Prefect, Airflow, Celery, Dagster) use for an option @step spells differently.
 _OPTION_SYNONYMS = {"retry": "retries", "max_retries": "retries", "retry_delay_seconds": "retry_delay",
-                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout"}
+                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout",
+                    "retry_policy": "retries"}
+# Options of other orchestrators (Prefect's) for what happens here without one: what does it instead.
+_OPTION_NOTES = {
+    "cache_key_fn": "a step's key is made from its code, parameters and inputs already; @step(version=...) "
+                    "gives it new keys by hand",
+    "cache_expiration": "a stored result is used until the step's code, parameters or inputs change, or "
+                        "orch cache gc removes it; @step(cache=False) runs the step every time",
+    "persist_result": "every output is stored already; @step(cache=False) runs the step every time",
+    "log_prints": "what a step prints and logs is kept on every run already (orch logs RUN:STEP)",
+}
 
 
 def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Sequence[str]) -> str:
     """One line naming a mistyped decorator option (``retry=3``), the close match and the options."""
     first = next(iter(unknown))
+    if first in _OPTION_NOTES:
+        return f"{decorator} has no option '{first}' ({call_site()}): {_OPTION_NOTES[first]}."
     synonym = _OPTION_SYNONYMS.get(first)
     hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
     listed = "" if hint else f" Its options: {', '.join(options)}."

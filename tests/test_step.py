@@ -21,6 +21,13 @@ def double(x: int) -> int:
         ({"retires": 3}, r"@step has no option 'retires' \(test_step.py:\d+\). Did you mean 'retries'\?"),
         ({"timeout_seconds": 5}, r"no option 'timeout_seconds' .* Did you mean 'timeout'\?"),
         ({"zzz": 1}, r"@step has no option 'zzz' \(test_step.py:\d+\). Its options: name, retries, "),
+        # Dagster's RetryPolicy, and Prefect's options for what this orchestrator does without one.
+        ({"retry_policy": None}, r"@step has no option 'retry_policy' \(test_step.py:\d+\). Did you mean 'retries'\?"),
+        ({"cache_key_fn": None}, r"^@step has no option 'cache_key_fn' \(test_step.py:\d+\): a step's key is made from "
+                                 r"its code, parameters and inputs already; @step\(version=...\) gives it new keys by "
+                                 r"hand.$"),
+        ({"log_prints": True}, r"^@step has no option 'log_prints' \(test_step.py:\d+\): what a step prints and logs is "
+                               r"kept on every run already \(orch logs RUN:STEP\).$"),
     ],
 )
 def test_an_unknown_step_option_names_the_close_one(options: dict[str, object], message: str) -> None:
