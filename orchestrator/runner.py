@@ -57,7 +57,7 @@ from orchestrator.planner import (
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
-from orchestrator.self_state import self_state_hint
+from orchestrator.self_state import self_state_hint, self_state_warnings
 from orchestrator.serialize import registered_materializers
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, Step, iter_outputs
@@ -126,6 +126,8 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
             dag = build(pipeline, params, ctx)
             forced = check_rerun(dag, rerun, spelling)
             warn_untracked(dag, progress)
+            for message in self_state_warnings(dag):
+                _warn(message, progress)
             # With a map, its items are only known when its list is ready: then no bound.
             most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
             runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),

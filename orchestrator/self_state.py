@@ -6,6 +6,9 @@ when the body called it, and pickled to a worker on a pool), so what one step
 sets on ``self`` never reaches another, and the reader fails with an
 ``AttributeError``. This module is read only then, on the failure path: it
 finds the step that sets the attribute and says how to pass the value instead.
+When the reader does not fail (``__init__`` set ``self.items = []``, which it
+then reads as it was), ``self_state_warnings`` names the pair when the
+pipeline is built, once per run: only steps of a class body are read.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import inspect
 import re
 import textwrap
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.code_analysis import first_argument_attributes
 from orchestrator.fingerprint import code_root
 
 if TYPE_CHECKING:
+    from orchestrator.dag import DAG
     from orchestrator.retry import Failure
     from orchestrator.step import Step
 
@@ -45,18 +50,65 @@ def self_state_hint(failed: str, failure: Failure, steps: Callable[[], Iterable[
     return ""
 
 
+def self_state_warnings(dag: DAG) -> list[str]:
+    """One line per attribute a step of a class body sets on ``self`` and another step of that class reads."""
+    methods = [(step, fn) for step, fn in _class_steps(dag)]
+    if len(methods) < 2:
+        return []
+    out = []
+    for writer, wfn in methods:
+        for attr in sorted(_self_assignments(wfn)):
+            readers = [step.name for step, fn in methods if step is not writer
+                       and fn.__qualname__.rpartition(".")[0] == wfn.__qualname__.rpartition(".")[0]
+                       and attr in (first_argument_attributes(fn) or ())]
+            if readers:
+                out.append(f"step '{writer.name}' sets self.{attr}, which step '{readers[0]}' reads: each step runs "
+                           f"on its own copy of the object, so '{readers[0]}' never sees what '{writer.name}' set. "
+                           f"Return {attr} from '{writer.name}' and pass it to '{readers[0]}' as an argument.")
+    return out
+
+
+def _class_steps(dag: DAG) -> list[tuple[Step, Any]]:
+    """The pipeline's steps that are methods of a class (a qualname ``Flow.start``), each once, with their function."""
+    seen: dict[int, tuple[Step, Any]] = {}
+    for node in dag.nodes.values():
+        step = node.step
+        if id(step) in seen:
+            continue
+        fn = code_root(step.fn)
+        qualname = getattr(fn, "__qualname__", "")
+        parent = qualname.rpartition(".")[0].rpartition(".")[2]
+        if parent and parent != "<locals>":
+            seen[id(step)] = (step, fn)
+    return list(seen.values())
+
+
 def _sets_on_self(fn: object, attr: str) -> bool:
     """Whether ``fn``'s source assigns ``self.<attr>`` (``self`` being its first parameter)."""
+    return attr in _self_assignments(fn)
+
+
+def _self_assignments(fn: Any) -> frozenset[str]:
+    """The attributes ``fn``'s source assigns on its first parameter (``self.items = ...``), memoized per code."""
+    code = getattr(fn, "__code__", None)
+    known = _ASSIGNED.get(code) if code is not None else None
+    if known is not None:
+        return known
+    found: set[str] = set()
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))  # type: ignore[arg-type]
-        first = next(iter(inspect.signature(fn).parameters))  # type: ignore[arg-type]
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        first = next(iter(inspect.signature(fn).parameters))
     except (OSError, TypeError, ValueError, SyntaxError, StopIteration):
-        return False
-    for node in ast.walk(tree):
+        tree, first = None, ""
+    for node in ast.walk(tree) if tree is not None else ():
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
-        for target in targets:
-            if isinstance(target, ast.Attribute) and target.attr == attr \
-                    and isinstance(target.value, ast.Name) and target.value.id == first:
-                return True
-    return False
+        found.update(t.attr for t in targets if isinstance(t, ast.Attribute)
+                     and isinstance(t.value, ast.Name) and t.value.id == first)
+    result = frozenset(found)
+    if code is not None:
+        _ASSIGNED[code] = result
+    return result
+
+
+_ASSIGNED: dict[Any, frozenset[str]] = {}  # code object -> attributes it assigns on self

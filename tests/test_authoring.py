@@ -563,7 +563,8 @@ def test_state_one_step_sets_on_self_is_named_when_another_fails_to_find_it(stor
         f.start()
         return f.total()
 
-    run = flow.run(store=str(store))
+    with pytest.warns(UserWarning, match="step 'start' sets self.items, which step 'total' reads"):
+        run = flow.run(store=str(store))  # warned of when built, then named in the error
     assert run.status == "failed"
     assert run.steps["total"].error == (
         "AttributeError: '_Flow' object has no attribute 'items' (step 'start' sets self.items, but what a step sets "
@@ -622,3 +623,35 @@ def test_a_file_whose_only_pipeline_is_a_method_names_the_line_to_add(tmp_path):
     fixed = tmp_path / "fixed_flows.py"
     fixed.write_text((tmp_path / "flows.py").read_text() + "\nflow = Training().flow\n")
     assert load_pipeline(str(fixed)).build().nodes.keys() == {"load"}
+
+
+class _QuietFlow:
+    """As _Flow, with `items` set in __init__: the reader does not fail, it reads the empty list."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.items: list = []
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+
+    @step
+    def total(self) -> int:
+        return sum(self.items)
+
+
+def test_state_one_step_sets_on_self_for_another_is_warned_of_when_built(store):
+    @pipeline
+    def flow(n: int = 3):
+        f = _QuietFlow(n)
+        f.start()
+        return f.total()
+
+    said = ("step 'start' sets self.items, which step 'total' reads: each step runs on its own copy of the object, "
+            "so 'total' never sees what 'start' set. Return items from 'start' and pass it to 'total' as an argument.")
+    assert flow.plan(store=str(store)).warnings == [said]
+    with pytest.warns(UserWarning) as caught:
+        assert flow.run(store=str(store)).output() == 0  # what the warning is about: start's items are not seen
+    assert said in [str(w.message) for w in caught]
+    assert _Training(3).flow.plan(store=str(store)).warnings == []  # steps that share nothing through self
