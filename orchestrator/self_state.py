@@ -70,17 +70,13 @@ def self_state_warnings(dag: DAG) -> list[str]:
 
 def _class_steps(dag: DAG) -> list[tuple[Step, Any]]:
     """The pipeline's steps that are methods of a class (a qualname ``Flow.start``), each once, with their function."""
-    seen: dict[int, tuple[Step, Any]] = {}
-    for node in dag.nodes.values():
-        step = node.step
-        if id(step) in seen:
-            continue
+    found: list[tuple[Step, Any]] = []
+    for step in {id(node.step): node.step for node in dag.nodes.values()}.values():
         fn = code_root(step.fn)
-        qualname = getattr(fn, "__qualname__", "")
-        parent = qualname.rpartition(".")[0].rpartition(".")[2]
+        parent = getattr(fn, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
         if parent and parent != "<locals>":
-            seen[id(step)] = (step, fn)
-    return list(seen.values())
+            found.append((step, fn))
+    return found
 
 
 def _sets_on_self(fn: object, attr: str) -> bool:
