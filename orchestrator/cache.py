@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 NO_EARLIER_RESULT = "no earlier result"
 CACHE_DISABLED = "cache disabled for this step (cache=False)"
 DAMAGED = "stored output was damaged"
+# A pickled output whose signature does not verify: most often not damage but a run that signed with another key,
+# as each run of a container, CI job or fresh machine does when it makes a key of its own in a home it then drops.
+OTHER_KEY = ("stored output was signed with another key (or its record changed): give every run the same "
+             "ORCH_SIGNING_KEY to reuse what they store")
 MISSING = "stored output is missing"
 REMOVED = "its stored result was removed (cache gc or verify --repair)"
 _SAME_PARTS = ("no stored result for this key: its code, parameters and inputs are as recorded before, so its "

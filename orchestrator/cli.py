@@ -19,7 +19,6 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,11 +26,13 @@ import click
 from orchestrator.cli_usage import OrderedGroup, usage_message
 from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
+from orchestrator.stop_signals import StopSignal, signals_as_interrupt
+from orchestrator.text_streams import printable_streams
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _VERBOSE = [False]  # set once click has parsed -v/--verbose, for the error handler in main()
 _STORE: dict[str, str | None] = {}  # --store and --metadata, so that main() can name a damaged database
 
@@ -155,7 +156,9 @@ _params_file_option = click.option("--params", "params_files", type=click.Path(d
 @click.option("--address", default=None, metavar="tcp://HOST:PORT",
               help="A running Dask scheduler (with --executor dask); default: a local cluster.")
 @click.option("--verbose", "run_verbose", is_flag=True, help="Show each step's output live and tracebacks.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run as one JSON document on stdout, as orch show --json does: also when it failed "
+                   "or was interrupted.")
 @click.pass_context
 def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
         rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
@@ -174,7 +177,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         raise UserError(f"--workers {workers} sizes a process pool or a Dask cluster, but steps run one at a time "
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
-        with _prints_to_stderr(as_json), _terminate_as_interrupt():
+        with _prints_to_stderr(as_json), signals_as_interrupt():
             pipeline, values = _load_target(target, params, params_files)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
@@ -182,9 +185,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI)
     except KeyboardInterrupt as exc:
-        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
-        click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
-        sys.exit(143 if isinstance(exc, _Terminated) else 130)
+        _stopped(ctx, exc, as_json)
     if as_json:
         _emit_json(_show_doc(_context(ctx), result.id))
     else:
@@ -197,62 +198,21 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         sys.exit(EXIT_FAILED)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM reached ``orch run``: stopped as Ctrl-C stops it."""
+def _stopped(ctx: click.Context, exc: KeyboardInterrupt, as_json: bool) -> None:
+    """End ``orch run`` stopped by Ctrl-C, SIGTERM or SIGHUP: 130, or 128 + the signal's number.
 
-    orch_reason = "stopped by SIGTERM"  # recorded for the steps it stopped, not "interrupted by the user"
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Handle SIGTERM (``timeout``, a cancelled CI job, ``docker stop``) as Ctrl-C while a run lasts.
-
-    By default SIGTERM ends the driver on the spot: its process-pool workers (which
-    only the driver stops) finish their steps unrecorded, then print a BrokenPipeError
-    traceback, and the run is left ``running``. As an interrupt, the runner records the
-    run as ``interrupted`` and kills the workers at once.
+    With ``--json`` the interrupted run's document is still printed, so that a job's wrapper
+    gets its run id and status whatever ended it. On a terminal that hung up (SIGHUP) the
+    line cannot be written; the run is recorded all the same, and the exit code says why.
     """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _interrupt(signum: int, frame: Any) -> None:
-        raise _Terminated()
-
-    _interrupt.orch_terminate = True  # type: ignore[attr-defined]
-    _default_sigterm_after_fork()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-_FORK_HOOK: list[bool] = []
-
-
-def _default_sigterm_after_fork() -> None:
-    """Give a process forked during a run (a step's ``multiprocessing.Pool``) SIGTERM's default back.
-
-    A forked child inherits the driver's handler and its whole call stack. The
-    pool's ``terminate()`` sends its workers SIGTERM, and one caught early would
-    raise ``_Terminated`` up that inherited stack: the child would record the
-    run as interrupted through the driver's database connection and print
-    tracebacks. SIGTERM must simply end such a child.
-    """
-    import os
-    import signal
-
-    def _in_child() -> None:
-        if getattr(signal.getsignal(signal.SIGTERM), "orch_terminate", False):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    if not _FORK_HOOK and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_in_child)  # once per process: hooks cannot be removed
-        _FORK_HOOK.append(True)
+    run_id = getattr(exc, "orch_run_id", None)
+    if as_json and run_id:
+        with contextlib.suppress(OSError):
+            _emit_json(_show_doc(_context(ctx), run_id))
+    how = f"terminated ({exc.signal_name})" if isinstance(exc, StopSignal) else "interrupted"
+    with contextlib.suppress(OSError):
+        click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
+    sys.exit(exc.exit_code if isinstance(exc, StopSignal) else EXIT_INTERRUPTED)
 
 
 _ERROR_SHOWN = 600  # characters of a failed step's error on the last line of `orch run`
@@ -839,6 +799,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
     _STORE.clear()
+    printable_streams()  # a latin-1 or ASCII locale (a cron job's) must not stop a command at its first `…`
     try:
         if any("\0" in arg for arg in (argv if argv is not None else sys.argv[1:])):
             raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")

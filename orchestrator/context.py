@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from orchestrator.errors import (
     UntrustedArtifactError,
     UserError,
     current_folder_gone,
+    owner_of,
 )
 from orchestrator.lineage import Lineage
 from orchestrator.project import anchored, find_project
@@ -189,6 +191,21 @@ def _dangling_link(path: Path) -> Path | None:
     return None
 
 
+def _closed_to_you(location: Path, spelling: Spelling) -> str | None:
+    """The one-line error for a store folder this user may not open, or None.
+
+    A teammate's store made by a job under ``umask 077`` (cron's, a container's) is
+    ``drwx------``: every command stopped with a bare "Permission denied: STORE/objects"
+    that named neither whose store it is nor how it is shared.
+    """
+    if not location.is_dir() or os.access(location, os.R_OK | os.X_OK):
+        return None
+    return (f"the store {location}{owner_of(str(location))} cannot be read by you (mode "
+            f"{stat.filemode(location.stat().st_mode)}): a store made under umask 077, as jobs often run, is its "
+            f"user's alone. To share it, its owner runs `chmod -R g+rwX {location}` (and `chgrp -R GROUP`), and "
+            f"the job `umask 002`; or pass {spelling.option('store', 'DIR')} with a store of your own.")
+
+
 # The folders a local store keeps its files in, and what for (the message for one that is not a folder).
 _OWN_FOLDERS = {"objects": "its stored objects", "tmp": "the objects being written"}
 
@@ -352,6 +369,9 @@ class Context:
                                 "with a plain path.")
             if location.exists() and not location.is_dir():
                 raise UserError(f"store path {location} is a file, not a folder. Pass {spelling.option('store', 'DIR')}.")
+            closed = _closed_to_you(location, spelling)
+            if closed is not None:
+                raise UserError(closed)
             broken = _not_a_folder(location)
             if broken is not None:
                 raise UserError(broken)

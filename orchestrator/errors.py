@@ -131,7 +131,7 @@ class DatabaseAccessError(StoreError):
             what = f"the folder {unwritable}" if unwritable == folder else unwritable
             super().__init__(
                 f"cannot write the metadata database {self.path}: {what} is not writable for you"
-                f"{_owner(unwritable)}. Commands that read (runs, show, lineage, logs, plan, doctor) work on such "
+                f"{owner_of(unwritable)}. Commands that read (runs, show, lineage, logs, plan, doctor) work on such "
                 f"a store; to run or change it, make {unwritable} writable for you, or copy the store to a "
                 "writable place and pass --store COPY.")
             return
@@ -150,7 +150,7 @@ def _not_writable(folder: str, database: str) -> str | None:
     return None
 
 
-def _owner(path: str) -> str:
+def owner_of(path: str) -> str:
     """`` (owned by NAME)`` when another user owns ``path``: whom to ask."""
     try:
         uid = os.stat(path).st_uid
@@ -260,7 +260,9 @@ class StoreMismatchError(StoreUnreachableError):
 
 
 class SigningKeyError(StoreError):
-    """The signing key cannot be read or created."""
+    """The signing key cannot be read or created: the user's setup (a read-only home), fixed on their side."""
+
+    exit_code = 2
 
 
 class RunFailedError(OrchestratorError):

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator import result_record
+from orchestrator import result_record, run_liveness
 from orchestrator.errors import (
     DamagedRecordError,
     DatabaseAccessError,
@@ -192,12 +192,15 @@ class Lineage:
         c.execute("UPDATE runs SET metrics=? WHERE run_id=?", (json.dumps(merged), run_id))
 
     def mark_dead_runs(self) -> list[str]:
-        """Mark ``running`` runs whose process is gone as ``interrupted``; return their ids."""
+        """Mark ``running`` runs whose process is gone as ``interrupted``; return their ids.
+
+        A run of this host is checked by its process; one of another host (a container or a pod
+        that was killed, a machine sharing the store) by the sign of life it leaves (run_liveness).
+        """
         host = os.uname().nodename
-        rows = self.conn.execute(
-            "SELECT run_id, pid, pid_start FROM runs WHERE status='running' AND host=?", (host,)
-        ).fetchall()
-        dead = [r[0] for r in rows if r[1] != os.getpid() and not process_alive(r[1], r[2] or "")]
+        rows = self.conn.execute("SELECT run_id, pid, pid_start, host FROM runs WHERE status='running'").fetchall()
+        dead = [r[0] for r in rows if (r[1] != os.getpid() and not process_alive(r[1], r[2] or "")
+                                       if r[3] == host else run_liveness.is_stale(self.path, r[0]))]
         if dead:
             with contextlib.suppress(DatabaseAccessError, DatabaseWriteError), self._full_disk_as_error(), \
                     self.transaction() as c:
@@ -212,6 +215,8 @@ class Lineage:
                               "WHERE run_id=:id AND status='running'", {"id": run_id})
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
                               "WHERE run_id=? AND status='running'", ("the run's process died", run_id))
+            for run_id in dead:
+                run_liveness.forget(run_liveness.alive_file(self.path, run_id))
         return dead
 
     @contextmanager

@@ -10,10 +10,14 @@ never parsed as rich markup; only the styles chosen here are.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from orchestrator.text_streams import reader_gone, silence
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -93,15 +97,24 @@ class RunObserver:
 
 
 class ConsoleReporter(RunObserver):
-    """Live progress on stderr and a summary at the end."""
+    """Live progress on stderr and a summary at the end.
+
+    Written to a log (CI, cron, ``2> run.log``) rather than a terminal, each event is one line,
+    never wrapped, and the summary is laid out 200 columns wide (``COLUMNS`` wins), so that a
+    line of the log is a line to ``grep``; no live bar redraws into it.
+    """
 
     def __init__(self, *, verbose: bool = False, summary: bool = True) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, highlight=False)
+        from orchestrator.tables import is_live_terminal, log_width
+
+        self.console = log_width(Console(stderr=True, highlight=False))  # a CI log: rows stay one line
+        # rich's answer to a closed pipe is SystemExit(1), out of the middle of the run: see _reader_gone.
+        self.console.on_broken_pipe = self._reader_gone  # type: ignore[method-assign]
         self.verbose = verbose
         self.summary = summary
-        self.live = self.console.is_terminal and not verbose
+        self.live = is_live_terminal(self.console) and not verbose
         self.total = self.done = self.hits = 0
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
@@ -111,12 +124,35 @@ class ConsoleReporter(RunObserver):
         self._task: Any = None
         self._waiting_maps: set[str] = set()  # steps whose map items were said to wait for another run
 
+    def _print(self, *objects: Any, **options: Any) -> None:
+        """``console.print``; a reader that went away ends the printing, never the run."""
+        with self._unless_gone():
+            self.console.print(*objects, **options)
+
+    @contextlib.contextmanager
+    def _unless_gone(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:  # a terminal that hung up (EIO); a closed pipe comes through on_broken_pipe
+            if not reader_gone(exc):
+                raise
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """The log's reader is gone (``orch run 2>&1 | head``, a hung-up terminal): print nothing more.
+
+        The run goes on and is recorded as it ends; rich's own answer, ``SystemExit(1)`` from the
+        middle of the run, recorded it ``failed`` with no step, and its work undone.
+        """
+        self.console.quiet = True
+        silence(self.console.file)
+
     def run_started(self, run_id: str, dag: DAG) -> None:
         self._dag = dag
         self.total = self._step_count()
         # A map's items are known only once the list it maps over exists, so they cannot be counted yet.
         mapped = " + mapped items" if any(n.is_map for n in dag.nodes.values()) else ""
-        self.console.print(f"run [bold]{escape(run_id)}[/] of pipeline [bold]{escape(dag.pipeline)}[/]: "
+        self._print(f"run [bold]{escape(run_id)}[/] of pipeline [bold]{escape(dag.pipeline)}[/]: "
                            f"{self.total} step{'s' if self.total != 1 else ''}{mapped}")
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -127,7 +163,8 @@ class ConsoleReporter(RunObserver):
                 console=self.console, transient=True,
             )
             self._task = self._progress.add_task("starting", total=self.total, hits=0)
-            self._progress.start()
+            with self._unless_gone():
+                self._progress.start()
 
     def _step_count(self) -> int:
         # Step calls only: a map node is replaced by its items' nodes once it expands. Counted again
@@ -146,11 +183,11 @@ class ConsoleReporter(RunObserver):
             self._progress.update(self._task, total=self.total, description=f"running [bold]{escape(node)}[/]")
         else:
             self._began.setdefault(node, time.monotonic())
-            self.console.print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]")
+            self._print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]", soft_wrap=True)
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
-        self.console.print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "
-                           f"retrying in {delay:.1f} s")
+        self._print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "
+                           f"retrying in {delay:.1f} s", soft_wrap=True)
 
     def step_waiting(self, node: str) -> None:
         # Said once: that run's step may take hours, and without this the run looks hung. For the
@@ -167,13 +204,13 @@ class ConsoleReporter(RunObserver):
             what += f" (said once for all items of {item.step.name})"
         if self._progress is not None:
             self._progress.update(self._task, description=f"waiting for [bold]{escape(node)}[/]")
-            self._progress.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
+            self._print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
         else:
-            self.console.print(f"  [yellow]…[/] {escape(node)}: {escape(what)}")
+            self._print(f"  [yellow]…[/] {escape(node)}: {escape(what)}", soft_wrap=True)
 
     def step_finished(self, node: str, status: str, detail: str) -> None:
         if status == "waiting":
-            self.console.print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it")
+            self._print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it", soft_wrap=True)
             return
         self.done += 1
         self.hits += status == "cached"
@@ -181,31 +218,33 @@ class ConsoleReporter(RunObserver):
             self.total = max(self.total, self._step_count(), self.done)
             self._progress.update(self._task, total=self.total, completed=self.done, hits=self.hits)
             if status == "failed":
-                self._progress.console.print(f"  [bold red]✗[/] {escape(node)}: {escape(detail)}")
+                self._print(f"  [bold red]✗[/] {escape(node)}: {escape(detail)}")
         elif status != "cached" or self.verbose:
             # Written to a log (CI) rather than redrawn: each line says how far the run is, and how
             # long the step took, since no live bar shows either.
             extra = f": {detail}" if status in ("failed", "skipped") else ""
             began = self._began.pop(node, None)
             took = f", {format_duration(time.monotonic() - began)}" if began is not None else ""
-            self.console.print(f"  {styled(status)} {escape(node)}{escape(extra)} "
-                               f"[dim]({self.done}/{max(self.total, self._step_count(), self.done)}{took})[/]")
+            count = f"{self.done}/{max(self.total, self._step_count(), self.done)}"
+            self._print(f"  {styled(status)} {escape(node)}{escape(extra)} [dim]({count}{took})[/]",
+                               soft_wrap=True)
 
     def warning(self, message: str) -> None:
         # One line, as every message is: not folded at the console's width, so it can be grepped.
-        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        self._print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         if self._progress is not None:
-            self._progress.stop()
+            with self._unless_gone():
+                self._progress.stop()
         shown = shown_results(results, self._dag)
         if self.summary:
-            self.console.print(summary_table(shown, self._dag, run_id, width=self.console.width))
+            self._print(summary_table(shown, self._dag, run_id, width=self.console.width))
         counts: dict[str, int] = {}
         for r in shown.values():
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = ", ".join(f"{n} {s}" for s, n in counts.items())
-        self.console.print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
+        self._print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
 
 
 FOLD_ABOVE = 40  # rows a summary or plan shows one by one; past that, alike calls of one step share a row

@@ -36,7 +36,13 @@ from orchestrator.context import Context, former_default_warning
 from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, OrchestratorError, UserError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    OrchestratorError,
+    UntrustedArtifactError,
+    UserError,
+)
 from orchestrator.executors import make_executor
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.executors.spawning import check_not_bootstrapping
@@ -57,8 +63,10 @@ from orchestrator.planner import (
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.run_liveness import Heartbeat
 from orchestrator.self_state import self_state_hint, self_state_warnings
 from orchestrator.serialize import registered_materializers
+from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output, Step, iter_outputs
 from orchestrator.store import ArtifactInfo
@@ -294,6 +302,9 @@ class _RunLoop:
     def run(self, file: str | None) -> Run:
         self.ctx.lineage.preload_cache(self.dag.pipeline)  # before this run's own record is the latest
         self._start_record(file)
+        # Commands of other hosts (a pod of tomorrow's job) tell a run that was killed by this sign of life.
+        heartbeat = Heartbeat(self.ctx.lineage.path, self.run_id)
+        heartbeat.start()
         self.observer.run_started(self.run_id, self.dag)
         status = "failed"
         try:
@@ -307,12 +318,16 @@ class _RunLoop:
             self._interrupt(getattr(stop, "interrupted_attempt", None),
                             getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
+            stop.orch_run_id = self.run_id  # type: ignore[attr-defined]  # for `orch run --json`'s document
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
-            self._finish(status)
+            try:
+                self._finish(status)
+            finally:
+                heartbeat.stop()
         return self._run_object(status)
 
     def _loop(self) -> None:
@@ -417,7 +432,7 @@ class _RunLoop:
             # (an untrusted pickle is one) is recomputed like a damaged one.
             self.commits.finished(node.name)
             self._done_computing(node, decision.key)
-            self._repair(node, exc.digest)
+            self._repair(node, exc.digest, _recompute_reason(exc))
             return
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
@@ -739,19 +754,20 @@ class _RunLoop:
         self.ctx.lineage.forget_artifact(digest)
         self.values.pop(digest, None)
 
-    def _repair(self, node: Node, digest: str) -> None:
-        """An input of ``node`` is damaged or gone: recompute its producer, then retry ``node``."""
+    def _repair(self, node: Node, digest: str, why: str = cache.DAMAGED) -> None:
+        """An input of ``node`` is damaged or gone: recompute its producer (``why``), then retry ``node``."""
         producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
         self._discard(digest)
         if producer is None or producer in self.blocked:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return
-        self.observer.step_finished(node.name, "waiting", f"input from '{producer}' was damaged")
+        said = "was signed with another key" if why == cache.OTHER_KEY else "was damaged"
+        self.observer.step_finished(node.name, "waiting", f"input from '{producer}' {said}")
         if self.decisions[node.name].reason == cache.DAMAGED:
             # Its own output was damaged too (and is forgotten): it still runs for that reason.
             self.redo[node.name] = cache.DAMAGED
         self.blocked.setdefault(producer, []).append(node.name)
-        self.redo[producer] = cache.DAMAGED
+        self.redo[producer] = why
         self.results.pop(producer, None)
         self._start(producer)
 
@@ -919,6 +935,13 @@ class _RunLoop:
         if failed:
             run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
+
+
+def _recompute_reason(exc: CorruptArtifactError | MissingArtifactError) -> str:
+    """Why the producer of an input that did not load runs again: damaged, or signed with another key."""
+    if isinstance(exc, UntrustedArtifactError) and exc.detail.startswith(SIGNED_WITH_ANOTHER_KEY):
+        return cache.OTHER_KEY
+    return cache.DAMAGED
 
 
 def _source_file(pipeline: Pipeline) -> str | None:

@@ -70,6 +70,9 @@ def signing_key(*, create: bool = True) -> bytes:
     return key
 
 
+SIGNED_WITH_ANOTHER_KEY = "its signature does not match"  # how ``verify`` begins the reason it gives then
+
+
 def sign(info: ArtifactInfo, key: bytes | None = None) -> str:
     """The HMAC-SHA256 (hex) of an artifact's recorded description."""
     return hmac.new(key or signing_key(), _canonical(info), hashlib.sha256).hexdigest()
@@ -80,7 +83,7 @@ def verify(info: ArtifactInfo, signature: str | None, key: bytes | None = None) 
     if not signature:
         return "it has no signature"
     if not hmac.compare_digest(sign(info, key), signature):
-        return "its signature does not match (signed with another key, or its record was changed)"
+        return f"{SIGNED_WITH_ANOTHER_KEY} (signed with another key, or its record was changed)"
     return None
 
 
@@ -139,6 +142,9 @@ def _create_key_file(path: Path) -> bytes:
         finally:
             temp.unlink(missing_ok=True)
     except OSError as exc:
-        raise SigningKeyError(f"cannot create the signing key {path}: {exc}. "
-                              f"Set ${KEY_ENV} or make {path.parent} writable.") from exc
+        # A container or a job user's home is often read-only (HOME=/): a key made there would also be
+        # lost with the container, and every run would then distrust what the last one pickled.
+        raise SigningKeyError(f"cannot create the signing key {path}: {exc}. Set ${KEY_ENV} (in a container "
+                              f"or a scheduled job, the same key on every run, so that each trusts what the "
+                              f"others stored) or make {path.parent} writable.") from exc
     return key

@@ -6,6 +6,10 @@ row: ``orch show`` of a run with a 5,000-item map spent 3 s there. Up to
 each column is padded to its widest cell and each row is one line, styled as
 rich would style it, and left to the terminal to wrap: a table that long is
 read by scrolling or by ``grep``, where one row per line is what helps.
+
+It also says how wide a console is laid out and whether it may redraw a live
+bar: a pipe or a file (a CI log, cron's mail) is no terminal, whatever
+``FORCE_COLOR`` makes rich believe.
 """
 
 from __future__ import annotations
@@ -30,14 +34,58 @@ def stdout_console() -> Console:
     wide enough that a row stays one line, instead of rich's 80 columns, which wrapped a
     step's reason into a column 20 characters wide. ``COLUMNS`` set by the user wins.
     """
-    import os
-
     from rich.console import Console
 
-    console = Console(highlight=False)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
+    return log_width(Console(highlight=False))
+
+
+MIN_COLUMNS = 20  # a COLUMNS below this is taken for a mistake (0 printed nothing at all, 1 a letter a line)
+
+
+def log_width(console: Console) -> Console:
+    """``console`` laid out ``PIPED_WIDTH`` columns wide when it writes to a pipe or a file.
+
+    A real terminal, and ``COLUMNS`` set by the user, keep their width. ``FORCE_COLOR`` (set
+    by many CI jobs) makes rich treat a pipe as a terminal of 80 columns, so the file's
+    ``isatty`` decides, not rich's ``is_terminal``. A ``COLUMNS`` that is not a number of at
+    least ``MIN_COLUMNS`` (``COLUMNS=0`` from a job's environment) is ignored rather than obeyed.
+    """
+    import os
+
+    columns = os.environ.get("COLUMNS", "").strip()
+    if (columns.isdigit() and int(columns) >= MIN_COLUMNS) or console.is_jupyter:
+        return console  # a notebook's output has a width of its own (JUPYTER_COLUMNS), not a log's
+    if not _isatty(console.file):
         console.width = PIPED_WIDTH
+    elif columns.isdigit():  # rich took it: the terminal's own width instead
+        try:
+            console.width = os.get_terminal_size(console.file.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            console.width = 80
     return console
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # closed
+        return False
+
+
+def is_live_terminal(console: Console) -> bool:
+    """Whether ``console`` may redraw a live progress bar: an interactive, real terminal.
+
+    Not a dumb one (``TERM=dumb``: an editor's shell, some CI runners), which cannot move
+    the cursor, and not a pipe or a file that ``FORCE_COLOR`` or ``TTY_COMPATIBLE`` made rich
+    treat as a terminal: each redraw would land in the log as a line of its own. There a
+    line per event is written instead. ``TTY_INTERACTIVE=1`` forces the bar.
+    """
+    import os
+
+    if os.environ.get("TTY_INTERACTIVE") == "1":
+        return True
+    return bool(console.is_interactive) and _isatty(console.file)
 
 
 def print_table(console: Console, columns: list[tuple[str, dict[str, Any]]], rows: list[list[str | Text]]) -> None:

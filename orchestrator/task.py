@@ -39,6 +39,7 @@ from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
+from orchestrator.stop_signals import StopSignal
 from orchestrator.store import ArtifactInfo, ArtifactStore
 from orchestrator.warning_files import real_warning_files
 
@@ -207,8 +208,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
                     value = _await(value)
             except BaseException as exc:  # the step's own failure, sys.exit() included
-                if isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here():
-                    raise  # Ctrl-C: the run stops, below
+                if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here()):
+                    raise  # Ctrl-C, SIGTERM or SIGHUP: the run stops, below
                 # Any other exception is the step's, a BaseException of its own too
                 # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
@@ -237,6 +238,8 @@ def _ctrl_c_reaches_here() -> bool:
 
     Pool and Dask workers ignore SIGINT (the driver stops them), so there a
     KeyboardInterrupt can only be raised by the step itself: a failure of that attempt.
+    So can a driver that was started with SIGINT ignored (``orch run ... &`` in a
+    script); SIGTERM still reaches it, as a ``StopSignal``, which stops the run.
     """
     return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 

@@ -462,3 +462,112 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
     assert (step["status"], step["reason"], step["error"]) == ("interrupted", "no earlier result",
                                                                 "interrupted by the user")
     assert get_run("latest", store=store).steps["press"].error == "interrupted by the user"
+
+
+_STOPS_ITSELF = (
+    "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+    "@step\ndef first() -> int:\n    return 1\n\n"
+    "@step\ndef stop(x: int) -> int:\n    os.kill(os.getpid(), signal.{signal})\n    time.sleep(5)\n    return x\n\n"
+    "@pipeline\ndef stopped():\n    return stop(first())\n")
+
+
+@pytest.fixture
+def sigint_ignored():
+    """``orch run ... &`` in a script: a shell without job control starts it with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_sigterm_stops_a_run_started_with_sigint_ignored(tmp_path, capsys, sigint_ignored):
+    """A job started in the background of a script, then killed: interrupted (143), not a failed step (1)."""
+    from orchestrator import get_run
+
+    store, code = _orch_run_source(tmp_path, "stopped", _STOPS_ITSELF.format(signal="SIGTERM"))
+    assert code == 143
+    assert "terminated (SIGTERM): finished steps are kept" in capsys.readouterr().err
+    run = get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert (run.steps["stop"].status, run.steps["stop"].error) == ("interrupted", "stopped by SIGTERM")
+
+
+def test_sighup_stops_a_run_as_sigterm_does(tmp_path, capsys):
+    """An SSH session that drops sends SIGHUP: the run is recorded interrupted, exit 129, and resumes."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+
+    store, code = _orch_run_source(tmp_path, "stopped", _STOPS_ITSELF.format(signal="SIGHUP"))
+    assert code == 129
+    assert "terminated (SIGHUP): finished steps are kept" in capsys.readouterr().err
+    run = get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert (run.steps["first"].status, run.steps["stop"].status) == ("ran", "interrupted")
+    assert run.steps["stop"].error == "stopped by SIGHUP"
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # given back once the run ended
+    (tmp_path / "stopped.py").write_text(_STOPS_ITSELF.format(signal="SIGHUP").replace(
+        "    os.kill(os.getpid(), signal.SIGHUP)\n    time.sleep(5)\n", ""))
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "stopped.py")])
+    assert exited.value.code == 0
+    assert get_run("latest", store=store).steps["first"].status == "cached"
+
+
+def test_a_run_under_nohup_is_not_stopped_by_sighup(tmp_path, capsys):
+    """`nohup orch run ...` ignores SIGHUP so that the job outlives its terminal: orch keeps it ignored."""
+    from orchestrator import get_run
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        store, code = _orch_run_source(tmp_path, "stopped", _STOPS_ITSELF.format(signal="SIGHUP").replace(
+            "time.sleep(5)", "time.sleep(0.1)"))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert code == 0, capsys.readouterr().err
+    assert get_run("latest", store=store).status == "succeeded"
+
+
+def test_orch_run_json_prints_the_interrupted_run_for_the_jobs_wrapper(tmp_path, capsys):
+    """A wrapper reading `orch run --json` gets the run's id and status when a scheduler stopped it too."""
+    from orchestrator.cli import main
+
+    (tmp_path / "stopped.py").write_text(_STOPS_ITSELF.format(signal="SIGTERM"))
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "run", str(tmp_path / "stopped.py"), "--json"])
+    assert exited.value.code == 143
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "interrupted" and len(doc["run_id"]) == 12
+    assert {s["name"]: s["status"] for s in doc["steps"]} == {"first": "ran", "stop": "interrupted"}
+
+
+@pytest.mark.slow
+def test_a_run_killed_on_another_host_is_shown_interrupted_once_it_gives_no_sign_of_life(orch, calls):
+    """A pod OOM-killed (or a container evicted) left its run `running` for ever in a store the next night's pod
+    shares: its process cannot be checked from another host, and `cache gc` spared all written since it began."""
+    import os
+    import sqlite3
+
+    from orchestrator.run_liveness import STALE, alive_file
+
+    proc = _start(orch, "slow.py")
+    wait_for(lambda: "wait" in calls.ran())
+    time.sleep(1.0)  # past the commit watcher's interval, so the "running" rows are durable
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    database = orch.store / "metadata.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE runs SET host='nightly-28999-x7k2p' WHERE status='running'")
+    conn.close()
+    run_id = json.loads(orch("runs", "--json").stdout)[0]["run_id"]
+    assert json.loads(orch("runs", "--json").stdout)[0]["status"] == "running"  # its last sign of life is recent
+    beat = alive_file(database, run_id)
+    os.utime(beat, (time.time() - STALE - 60,) * 2)
+    runs = json.loads(orch("runs", "--json").stdout)
+    assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "interrupted")
+    shown = json.loads(orch("show", run_id, "--json").stdout)
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {"produce": "ran", "wait": "interrupted"}
+    assert not beat.exists()
+    calls.clear()
+    assert orch("run", "slow.py", "-p", "seconds=0").returncode == 0
+    assert calls.ran() == {"wait"}
+    assert not any(beat.parent.iterdir())  # a run that ends takes its file with it

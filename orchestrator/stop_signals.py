@@ -1,0 +1,95 @@
+"""SIGTERM and SIGHUP stop ``orch run`` as Ctrl-C does: the run is recorded ``interrupted``.
+
+A scheduler ends a job with SIGTERM (``timeout``, a cancelled CI job, ``docker
+stop``, Kubernetes and systemd before their SIGKILL), and a dropped SSH session
+or a closed terminal sends SIGHUP. By default either ends the driver on the
+spot: its pool workers finish their steps unrecorded, the step that was running
+has no record, and nothing says why. Raised as a ``KeyboardInterrupt`` instead,
+the runner records the stopped steps and the run as ``interrupted`` (naming the
+signal, not "the user") and kills the workers, and ``orch run`` exits 128 plus
+the signal's number, as a shell reports a process that signal ended.
+
+This module only installs and removes handlers for the length of a run; it
+knows nothing of runs or stores. A signal ignored when ``orch`` started
+(``nohup`` ignores SIGHUP so that a job outlives its terminal) stays ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+# The signals that stop a run, besides SIGINT (which Python already raises as KeyboardInterrupt).
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached ``orch run``: the run stops as it does on Ctrl-C.
+
+    ``orch_reason`` is recorded for the steps it stopped (``stopped by SIGTERM``),
+    rather than "interrupted by the user", which would blame someone who pressed nothing.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        self.orch_reason = f"stopped by {self.signal_name}"
+        super().__init__(self.orch_reason)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports it."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Raise ``StopSignal`` on SIGTERM and SIGHUP while the block runs, then restore the handlers.
+
+    Only in the main thread (where Python runs signal handlers); a signal that
+    was ignored before (``nohup``) is left ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise StopSignal(signum)
+
+    _stop.orch_terminate = True  # type: ignore[attr-defined]
+    _default_handlers_after_fork()
+    previous = {}
+    for signum in STOPPING:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_FORK_HOOK: list[bool] = []
+
+
+def _default_handlers_after_fork() -> None:
+    """Give a process forked during a run (a step's ``multiprocessing.Pool``) the signals' defaults back.
+
+    A forked child inherits the driver's handlers and its whole call stack. The
+    pool's ``terminate()`` sends its workers SIGTERM, and one caught early would
+    raise ``StopSignal`` up that inherited stack: the child would record the run
+    as interrupted through the driver's database connection and print
+    tracebacks. SIGTERM (and SIGHUP) must simply end such a child.
+    """
+    def _in_child() -> None:
+        for signum in STOPPING:
+            if getattr(signal.getsignal(signum), "orch_terminate", False):
+                signal.signal(signum, signal.SIG_DFL)
+
+    if not _FORK_HOOK and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_in_child)  # once per process: hooks cannot be removed
+        _FORK_HOOK.append(True)
