@@ -138,7 +138,7 @@ _param_option = click.option("-p", "--param", "params", multiple=True, metavar="
                              help="Set a pipeline parameter (repeatable); converted to its type.")
 _params_file_option = click.option("--params", "params_files", type=click.Path(dir_okay=False), multiple=True,
                                    metavar="FILE",
-                                   help="Read parameters from a .toml or .json file (repeatable: a later file "
+                                   help="Read parameters from a .toml, .json or .yml file (repeatable: a later file "
                                         "wins, as conf/local.toml over conf/base.toml).")
 
 

@@ -22,6 +22,19 @@ def _suggestion(matches: list[str]) -> str:
     return f" Did you mean {names}?" if len(matches) == 1 else f" (Did you mean one of: {names}?)"
 
 
+_RUN_AGAIN = ("run the pipeline again: `orch run FILE` reuses each step that finished (cached) and runs the "
+              "rest, and `--rerun STEP` forces one")
+#: Commands of other orchestrators (Metaflow's `resume`, Kedro's `viz`) and the command that does it here.
+_PEER_COMMANDS = {
+    "resume": _RUN_AGAIN,
+    "retry": _RUN_AGAIN,
+    "visualize": "`orch dag FILE` draws the pipeline (--format dot|mermaid)",
+    "viz": "`orch dag FILE` draws the pipeline (--format dot|mermaid)",
+    "graph": "`orch dag FILE` draws the pipeline (--format dot|mermaid)",
+    "status": "`orch runs` lists the runs, `orch show RUN_ID` the steps of one",
+}
+
+
 class OrderedGroup(click.Group):
     """A group that lists its commands in the order they are defined in ``--help``, and suggests the
     commands nearest to an unknown one."""
@@ -31,6 +44,9 @@ class OrderedGroup(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
                                                                             list[str]]:
+        name = click.utils.make_str(args[0]) if args and ctx.parent is None else ""
+        if name in _PEER_COMMANDS and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"No such command {name!r}: {_PEER_COMMANDS[name]}.", ctx)
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:

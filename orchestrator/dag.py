@@ -30,6 +30,7 @@ from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
+from orchestrator.text_paths import paths_in_text
 from orchestrator.user_code import object_kind
 
 if TYPE_CHECKING:
@@ -260,9 +261,11 @@ def _make_node(
         if hidden is not None:
             problems.append(hidden.format(label=label, arg=arg))
             continue
-        as_path = arg in step.path_params and isinstance(value, str)
         try:
-            value = PurePath(value) if as_path else value
+            if arg in step.path_params:
+                # Text for `path: Path` counts by its file, and so does text in `dict[str, Path]`, `list[Path]`.
+                value = PurePath(value) if isinstance(value, str) else \
+                    paths_in_text(step, arg, value) if isinstance(value, (list, tuple, dict)) else value
             listed: list[str] = []
             template = _with_file_refs(value, file_memo, file_params, arg, listed, folder_files)
             if isinstance(value, PurePath) and arg not in file_params:

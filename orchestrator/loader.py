@@ -58,6 +58,16 @@ def load_pipeline(target: str) -> Pipeline:
         raise LoadError(f"{file} has no pipeline '{name}'.{hint}"
                         + (f" Pipelines in it: {', '.join(found)}." if found else ""))
     if not found:
+        methods = [f"{cls.__name__}.{attr}" for cls in vars(module).values()
+                   if isinstance(cls, type) and cls.__module__ == module.__name__
+                   for attr, member in vars(cls).items() if isinstance(member, Pipeline)]
+        if methods:
+            # A flow class (Metaflow, ZenML): its pipeline needs an instance, which orch cannot guess.
+            instance, attr = methods[0].split(".")
+            raise LoadError(f"{file} defines no pipeline at its top level; {', '.join(methods)} "
+                            f"{'is a pipeline' if len(methods) == 1 else 'are pipelines'} of a class, which needs an "
+                            f"instance: add `{attr} = {instance}(...).{attr}` at the top level of {file}, then run "
+                            f"{file}:{attr}.")
         raise LoadError(f"{file} defines no pipeline. Decorate a function with @pipeline.")
     # A pipeline the file imports to reuse its steps (``from train import training``) is not
     # the one it means: those it defines come first, the imported ones only when it defines none.

@@ -44,7 +44,11 @@ def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def load_params_file(path: str) -> dict[str, Any]:
-    """Parameters from a ``.toml`` or ``.json`` file (a table / object of name → value)."""
+    """Parameters from a ``.toml``, ``.json`` or ``.yml``/``.yaml`` file (a table / object of name → value).
+
+    YAML is what Kedro's ``conf/base/parameters.yml`` is written in; it is read
+    with PyYAML's ``safe_load`` when PyYAML is installed (Dask installs it).
+    """
     p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
         raise ParameterError(f"parameters file {path} does not exist.")
@@ -55,13 +59,31 @@ def load_params_file(path: str) -> dict[str, Any]:
             data = tomllib.loads(p.read_text())
         elif p.suffix == ".json":
             data = json.loads(p.read_text())
+        elif p.suffix in (".yml", ".yaml"):
+            data = _yaml(p, path)
         else:
-            raise ParameterError(f"parameters file {path} must end in .toml or .json.")
+            raise ParameterError(f"parameters file {path} must end in .toml, .json or .yml.")
     except (ValueError, OSError) as exc:
         raise ParameterError(f"cannot read parameters file {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ParameterError(f"parameters file {path} must hold a table of name = value.")
     return data
+
+
+def _yaml(p: Path, path: str) -> Any:
+    """A YAML parameters file's value, read safely (no Python objects); its error as a ValueError."""
+    try:
+        import yaml
+    except ImportError:
+        raise ParameterError(f"parameters file {path} is YAML, which needs PyYAML: pip install pyyaml, "
+                             "or write it as .toml or .json.") from None
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+        if problem and mark is not None:  # PyYAML's own text quotes the line over three more
+            raise ValueError(f"{problem} (line {mark.line + 1}, column {mark.column + 1})") from None
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Signature) -> dict[str, Any]:
@@ -222,7 +244,7 @@ def convert(text: Any, target: Any) -> Any:
         return _from_iso(text, target, _clip(text))
     if isinstance(target, type) and issubclass(target, Enum):
         return _enum_member(text, target, _clip(text), from_text=True)
-    if target in _CONTAINERS or origin in _CONTAINERS or dataclasses.is_dataclass(target):
+    if target in _CONTAINERS or origin in _CONTAINERS or dataclasses.is_dataclass(target) or _is_model(target):
         try:
             value = json.loads(text)
         except ValueError:
@@ -303,6 +325,9 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
     elif dataclasses.is_dataclass(kind):
         if isinstance(value, dict):
             return _dataclass_value(value, kind, got)
+    elif _is_model(kind):
+        if isinstance(value, dict):
+            return _model_value(value, kind, got)
     else:
         make: Any = kind  # a class of the user's (an Enum, say) made from the value, as -p does from text
         try:
@@ -322,7 +347,8 @@ def _dataclass_value(value: dict[str, Any], kind: type, got: str) -> Any:
     hints = _type_hints(kind)
     for name in value:
         if name not in fields:
-            raise _Mismatch(f"{_type_name(kind)} has no field {name!r} (its fields: {', '.join(fields)})")
+            raise _Mismatch(f"{_type_name(kind)} has no field {name!r}.{did_you_mean(name, fields)} "
+                            f"Its fields: {', '.join(fields)}")
     missing = [n for n, f in fields.items() if n not in value and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -339,6 +365,43 @@ def _dataclass_value(value: dict[str, Any], kind: type, got: str) -> Any:
         return make(**checked)
     except (ValueError, TypeError, ArithmeticError) as exc:  # its __post_init__ refused the values
         raise _Mismatch(f"{_type_name(kind)} refused {got}: {_why(exc)}") from None
+
+
+def _is_model(kind: Any) -> bool:
+    """Whether ``kind`` is a pydantic model: a config class built from an object of its fields."""
+    return isinstance(kind, type) and callable(getattr(kind, "model_validate", None)) \
+        and isinstance(getattr(kind, "model_fields", None), dict)
+
+
+def _model_fields(kind: Any) -> list[str]:
+    """The names of a pydantic model's fields (what a JSON object of them holds)."""
+    return list(kind.model_fields)
+
+
+def _model_value(value: dict[str, Any], kind: Any, got: str) -> Any:
+    """A pydantic model built from a JSON object or TOML table of its fields.
+
+    ``Cfg(text)`` failed with ``BaseModel.__init__() takes 1 positional argument``;
+    the model checks its own fields, and its refusal is the message.
+    """
+    fields = _model_fields(kind)
+    unknown = [name for name in value if fields and name not in fields]
+    if unknown:
+        hint = did_you_mean(unknown[0], fields)
+        raise _Mismatch(f"{_type_name(kind)} has no field {unknown[0]!r}.{hint} Its fields: {', '.join(fields)}")
+    try:
+        return kind.model_validate(value)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # pydantic's ValidationError is a ValueError
+        raise _Mismatch(f"{_type_name(kind)} refused {got}: {_model_refusal(exc)}") from None
+
+
+def _model_refusal(exc: Exception) -> str:
+    """The first thing a model refused, on one line: pydantic's own message takes five lines and a URL."""
+    try:
+        first = exc.errors()[0]  # type: ignore[attr-defined]
+        return f"field {'.'.join(map(str, first['loc']))!r}: {first['msg']}"
+    except Exception:  # noqa: BLE001 - not pydantic's error, or another shape of it: its message
+        return _clip(_why(exc), 200)
 
 
 def _why(exc: Exception) -> str:
@@ -434,8 +497,10 @@ def _expected(kind: Any) -> str:
         return "a JSON list like [1, 2]"
     if isinstance(origin, type) and issubclass(origin, Path):
         return "a path (a string)"
-    if dataclasses.is_dataclass(origin):
-        fields = ", ".join(f'"{f.name}": ...' for f in dataclasses.fields(origin) if f.init)
+    if dataclasses.is_dataclass(origin) or _is_model(origin):
+        field_names = [f.name for f in dataclasses.fields(origin) if f.init] if dataclasses.is_dataclass(origin) \
+            else _model_fields(origin)
+        fields = ", ".join(f'"{name}": ...' for name in field_names)
         return f"a JSON object of {_type_name(origin)}'s fields like {{{fields}}}"
     return f"a {_type_name(kind)}"
 
@@ -502,6 +567,13 @@ def python_value_problem(annotation: Any, value: Any) -> str | None:
         if any(value == c and type(value) is type(c) for c in choices):
             return None
         return f"is one of {', '.join(map(repr, choices))}, but got {_clip(repr(value))}"
+    if isinstance(value, dict):
+        # A config's fields as a dict (from a JSON file, a notebook): the step would read `cfg.lr` of a dict.
+        kind = next((k for k in _without_none(annotation) if dataclasses.is_dataclass(k) or _is_model(k)), None)
+        if kind is None or isinstance(value, kind):
+            return None
+        return (f"is annotated {_type_name(kind)}, but got a dict. Pass {_type_name(kind)}(**{_clip(repr(value))}) "
+                "(-p and --params build it from an object of its fields)")
     if not isinstance(value, str):
         return None
     kinds = _without_none(annotation)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import types
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
@@ -89,8 +90,13 @@ class Pipeline(Generic[P, R]):
 
     def __get__(self, obj: object, objtype: type | None = None) -> Pipeline[P, R]:
         # A pipeline in a class body stays this pipeline; being a descriptor also makes
-        # help() document it as a function, with its signature and docstring.
-        return self
+        # help() document it as a function, with its signature and docstring. Written as a method
+        # (`def flow(self)`, as a class-based flow of Metaflow or ZenML is) and read from an
+        # instance, it is bound to it as a method is: its body gets the instance, and `self` is
+        # no parameter of the run (`Training(4).flow.run()` asked for `self=VALUE`).
+        if obj is None or next(iter(self.signature.parameters), None) != "self":
+            return self
+        return Pipeline(types.MethodType(self.fn, obj), name=self.name)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r} ({self.site})>"

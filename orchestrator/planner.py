@@ -19,6 +19,7 @@ from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import skipping_folders
+from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import SINGLE_OUTPUT, Output
 from orchestrator.untracked import untracked_path_warnings
@@ -249,7 +250,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     unforced = unforced_items(dag, map_children, forced)
     if unforced:
         raise UserError(unforced_message(dag, map_children, unforced, spelling) + ".")
-    return Plan(dag.pipeline, entries, untracked_path_warnings(dag))
+    return Plan(dag.pipeline, entries, untracked_path_warnings(dag) + self_state_warnings(dag))
 
 
 def _missing_files(node: Node, reason: str) -> str:

@@ -64,10 +64,11 @@ from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.run_liveness import Heartbeat
+from orchestrator.self_state import self_state_hint, self_state_warnings
 from orchestrator.serialize import registered_materializers
 from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
-from orchestrator.step import SINGLE_OUTPUT, Output, iter_outputs
+from orchestrator.step import SINGLE_OUTPUT, Output, Step, iter_outputs
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 from orchestrator.untracked import _caller_level, warn_untracked
@@ -133,6 +134,8 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
             dag = build(pipeline, params, ctx)
             forced = check_rerun(dag, rerun, spelling)
             warn_untracked(dag, progress)
+            for message in self_state_warnings(dag):
+                _warn(message, progress)
             # With a map, its items are only known when its list is ready: then no bound.
             most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
             runner = _RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
@@ -277,6 +280,7 @@ class _RunLoop:
         self.running: dict[Future[TaskResult], tuple[Node, cache.Decision, int]] = {}
         self.retry_at: list[tuple[float, int, str]] = []
         self.attempts: dict[str, list[AttemptRecord]] = {}
+        self._steps: list[Step] | None = None  # the distinct steps, once a failure asks for them
         self.decisions: dict[str, cache.Decision] = {}
         self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
         self.redo: dict[str, str] = {}            # node -> reason it must run again
@@ -644,7 +648,14 @@ class _RunLoop:
             self.observer.step_retrying(node.name, attempt, failure.summary(), delay)
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
-        self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node))
+        self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node)
+                     + self_state_hint(node.name, failure, self._distinct_steps))
+
+    def _distinct_steps(self) -> list[Step]:
+        """The pipeline's steps, each once (a map of 10,000 items is one step), made at the first failure."""
+        if self._steps is None:
+            self._steps = list({id(n.step): n.step for n in self.dag.nodes.values()}.values())
+        return self._steps
 
     def _none_input_hint(self, node: Node) -> str:
         """Why an input of failed ``node`` is None, when its producer is annotated not to return None.

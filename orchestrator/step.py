@@ -82,6 +82,30 @@ def definition_site(fn: Callable[..., Any]) -> str:
     return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
 
 
+_CALL_IT = ("in a pipeline body, call the step itself (`{name}(...)`): each call is a node, and nodes that do not "
+            "need each other run at the same time with --executor process (or dask).")
+_SETTINGS = ("give retries, timeout and the like to @step(...) where the step is defined, and a call's node "
+             "name with .alias(\"name\").")
+#: Methods other orchestrators' tasks have (Prefect, Celery, ZenML), and this orchestrator's way of doing the same.
+_PEER_METHODS = {
+    "submit": _CALL_IT,
+    "delay": _CALL_IT,
+    "apply_async": _CALL_IT,
+    "with_options": _SETTINGS,
+    "configure": _SETTINGS,  # ZenML
+}
+_WAIT_FOR_HINT = (" A step runs after the steps whose outputs it takes: pass what it needs as an argument (a "
+                  "step that writes a file returns its path, `-> Path`, for the next one to take).")
+#: Methods of a future (Prefect's ``.result()`` and ``.wait()``) a placeholder is mistaken for.
+_FUTURE_METHODS = frozenset({"result", "wait"})
+_BRANCH_HINT = (" The steps a pipeline runs are fixed when it is built: decide inside a step that takes this "
+                "output (it may return early, or return None), or make the choice a pipeline parameter "
+                "(`-p deploy=true`) that the body tests.")
+_SHOW_HINT = (" To see the value, print it inside a step (orch logs RUN:{node} shows what it printed) or read "
+              "it after the run (run.steps['{node}'].output()); a node named after a value "
+              "(step.alias(f\"fit_{{i}}\")) takes a value of the body, not an output.")
+
+
 class Output:
     """A placeholder for one output of one node, handed out while tracing.
 
@@ -136,6 +160,8 @@ class Output:
 
     def __iter__(self) -> Any:
         # `train, test = split(raw)` and `for x in xs:` in a body: the fix is several outputs or a map.
+        if "." in self._node:
+            return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(""))
         return self._unavailable(use="is unpacked or iterated", hint=self._parts_hint(
             "annotate its return `-> tuple[A, B]` or declare @step(outputs=(\"a\", \"b\"))")
             + " To call a step once per item, pass this output to that step's .map().")
@@ -155,6 +181,11 @@ class Output:
     def _unavailable_attribute(self, attr: str, depth: int = 2) -> Any:
         if attr.startswith("_") or file_kind(sys._getframe(depth).f_code.co_filename) != "user":
             return self._unavailable()  # a library's probe (pandas reads `._typ`): not the user's words
+        if attr in _FUTURE_METHODS:
+            # Prefect's `fut.result()`, `fut.wait()`: a placeholder is passed on as it is, not awaited.
+            return self._unavailable(use=f"has `.{attr}()` called", hint=(
+                " A step's output in a pipeline body is no future to wait for: pass it to the next step as it "
+                f"is, and that step runs once step '{self._node}' has."))
         # `split(raw).train` on a dataclass a step returns.
         return self._unavailable(use=f"has its attribute `.{attr}` read", hint=self._parts_hint(
             f"declare @step(outputs=(\"{attr}\", ...)) and return a dict with those keys, "
@@ -162,9 +193,21 @@ class Output:
 
     def _parts_hint(self, how: str) -> str:
         """How to pass a part of this output to a step, or "" for an output that is already one of several."""
+        if "." in self._node:  # `process.map`: a map over another step's output (a step's name has no dot)
+            return self._map_hint()
         if self._name != SINGLE_OUTPUT:
             return ""
         return f" To pass its parts to steps one by one, give step '{self._node}' several outputs: {how}."
+
+    def _map_hint(self) -> str:
+        """How to use the result of a map over a step's output (Metaflow's join), whose items are not known yet."""
+        trace = _ACTIVE_TRACE.get()
+        call = next((c for c in trace.calls if c.name == self._node), None) if trace is not None else None
+        over = f" over the output of step '{call.map_over._node}'" \
+            if call is not None and call.map_over is not None else ""
+        return (f" The result of {self._node}(){over} is the list of its items' results, made once that list "
+                "is known: pass it whole to a step that takes a list, or map another step over it "
+                "(`other.map(results)`).")
 
     def _unavailable(self, *_: object, use: str = "is used as a value", hint: str = "", **__: object) -> Any:
         trace = _ACTIVE_TRACE.get()
@@ -187,7 +230,27 @@ class Output:
             trace.problems.append(problem)
         raise PipelineDefinitionError(problem)
 
-    __bool__ = __len__ = __format__ = __str__ = _unavailable  # type: ignore[assignment]
+    # The uses a newcomer's habits lead to get their own words and the orchestrator's way of doing them.
+    def __bool__(self) -> bool:
+        return self._unavailable(use="is tested for truth (an `if`, `while`, `and`, `or` or `not`)",  # type: ignore[no-any-return]
+                                 hint=_BRANCH_HINT)
+
+    def __len__(self) -> int:
+        return self._unavailable(use="has its len() taken", hint=(  # type: ignore[no-any-return]
+            " To call a step once per item, pass this output to that step's .map() (one node per item, "
+            "made once it has run); a count belongs in a step that takes it."))
+
+    def __format__(self, spec: str) -> str:
+        return self._unavailable(use="is formatted (an f-string or format())",
+                                 hint=_SHOW_HINT.format(node=self._node))  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return self._unavailable(use="is made text (str() or print())",
+                                 hint=_SHOW_HINT.format(node=self._node))  # type: ignore[no-any-return]
+
+    def _compared(self, *_: object) -> Any:
+        return self._unavailable(use="is compared (`<`, `<=`, `>`, `>=`)", hint=_BRANCH_HINT)
+
     __contains__ = __setitem__ = __delitem__ = __reversed__ = _unavailable
     __int__ = __float__ = __complex__ = __index__ = __round__ = __trunc__ = __floor__ = __ceil__ = _unavailable
     __neg__ = __pos__ = __abs__ = __invert__ = _unavailable
@@ -196,8 +259,56 @@ class Output:
     __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __divmod__ = __rdivmod__ = _unavailable
     __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _unavailable
     __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _unavailable
-    __lt__ = __le__ = __gt__ = __ge__ = _unavailable
+    __lt__ = __le__ = __gt__ = __ge__ = _compared
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
+
+
+class Outputs(tuple):  # type: ignore[type-arg]
+    """The placeholders of one call of a step of several outputs, in order, and by name.
+
+    Unpacked (``train, test = split(raw)``), indexed (``split(raw)[0]``) or, as
+    Kedro's and Dagster's users write, read by name: ``split(raw).train`` or
+    ``split(raw)["train"]``. Copied, pickled or filled with values it is a plain
+    tuple, so a step given it whole gets a tuple, as before.
+    """
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "index" or name == "count":  # an output so named wins over tuple's method of that name
+            for out in tuple.__iter__(self):
+                if out._name == name:
+                    return out
+        return tuple.__getattribute__(self, name)
+
+    def __getattr__(self, name: str) -> Output:
+        if name.startswith("_"):
+            raise AttributeError(name)  # protocol probes (copy, pickle) and tuple's own see a plain miss
+        return self._named(name, AttributeError)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._named(key, KeyError)
+        return tuple.__getitem__(self, key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return tuple, (tuple(self),)
+
+    @staticmethod
+    def _make(items: Any) -> tuple[Any, ...]:
+        """The container ``containers.like`` fills with the outputs' values: a plain tuple."""
+        return tuple(items)
+
+    def _named(self, name: str, error: type[Exception]) -> Output:
+        for out in self:
+            if out._name == name:
+                return out  # type: ignore[no-any-return]
+        names = [out._name for out in self]
+        problem = (f"step '{self[0]._node}' has no output '{name}' ({user_site()}); its outputs are "
+                   f"{', '.join(names)}.{did_you_mean(name, names)}")
+        if _ACTIVE_TRACE.get() is not None:
+            raise PipelineDefinitionError(problem)
+        raise error(problem)
 
 
 @dataclass
@@ -388,6 +499,18 @@ class Step(Generic[P, R]):
         self.call_layout = _call_layout(self.signature)
         self.path_params = _path_parameters(fn, self.signature)
 
+    if not typing.TYPE_CHECKING:  # a type checker still flags `fit.mapp(...)`: Step has no such attribute
+        def __getattr__(self, attr: str) -> Any:
+            # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
+            habit = _PEER_METHODS.get(attr)
+            if habit is None:
+                raise AttributeError(f"'Step' object has no attribute '{attr}'")
+            name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
+            message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
+            if _ACTIVE_TRACE.get() is not None:
+                raise PipelineDefinitionError(message)
+            raise AttributeError(message)
+
     def declared_type(self, output: str) -> str | None:
         """The return annotation of ``output`` if it rules out None (``-> list``), else None.
 
@@ -487,7 +610,7 @@ class Step(Generic[P, R]):
             return results
         site = call_site()
         name = trace.node_name(f"{alias or self.name}.map", None, site)
-        arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site))
+        arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site), self, site)
         output = Output(name, SINGLE_OUTPUT)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
@@ -496,10 +619,10 @@ class Step(Generic[P, R]):
     def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], alias: str | None) -> Any:
         site = call_site()
         name = trace.node_name(self.name, alias, site)
-        arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site))
+        arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site), self, site)
         outputs = tuple(Output(name, out) for out in self.output_names)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
-        return outputs if self.multiple_outputs else outputs[0]
+        return Outputs(outputs) if self.multiple_outputs else outputs[0]
 
     def _bind(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], site: str) -> dict[str, Any]:
         fast = self._bind_simple(args, kwargs)
@@ -513,7 +636,7 @@ class Step(Generic[P, R]):
                 if key not in params:
                     problems.append(
                         f"step '{self.name}' ({site}) has no parameter '{key}'."
-                        + did_you_mean(key, params)
+                        + (_WAIT_FOR_HINT if key == "wait_for" else did_you_mean(key, params))
                     )
         try:
             bound = self.signature.bind_partial(*args, **{k: v for k, v in kwargs.items() if takes_kwargs or k in params})
@@ -526,7 +649,7 @@ class Step(Generic[P, R]):
             if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 problems.append(
                     f"step '{self.name}' ({site}) is called without input '{pname}'. "
-                    "Pass a step output or a value."
+                    "Pass a step output or a value." + _wiring_hint(self, pname, trace)
                 )
         trace.problems.extend(problems)
         return dict(bound.arguments)
@@ -555,6 +678,19 @@ class Step(Generic[P, R]):
         return {name: bound[name] for name in names}
 
 
+def _wiring_hint(step: Step, pname: str, trace: Trace) -> str:
+    """For a missing input named after a step (Hamilton's and Dagster's wiring by name): how to pass its output."""
+    called = next((c for c in trace.calls if c.step.name == pname), None)
+    if called is not None:
+        return (f" Parameters are not wired to the steps they are named after: keep the output of step "
+                f"'{pname}' ({called.site}) and pass it, `x = {pname}(...)` then `{step.name}({pname}=x)`.")
+    code = getattr(code_root(step.fn), "__globals__", {})
+    if isinstance(code.get(pname), Step):
+        return (f" Parameters are not wired to the steps they are named after: call step '{pname}' in the body "
+                f"and pass its output, `{step.name}({pname}={pname}(...))`.")
+    return ""
+
+
 def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse a plain call of step ``name`` (no pipeline being built here) that is given a placeholder.
 
@@ -567,7 +703,8 @@ def _refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any
     call of a step on a large list stays as cheap as calling its function.
     """
     for value in (*args, *kwargs.values()):
-        items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else (value,)
+        items = value.values() if type(value) is dict else value if type(value) in (list, tuple, Outputs) \
+            else (value,)
         if len(items) > 64:
             continue
         placeholder = next((v for v in items if isinstance(v, Output)), None)
@@ -773,21 +910,33 @@ _STEP_OPTIONS = ("name", "retries", "retry_delay", "backoff", "max_delay", "jitt
                  "timeout", "cache", "version", "outputs", "untracked")
 
 
-# Names other orchestrators (Prefect, Airflow, Celery) use for an option @step spells differently.
+# Names other orchestrators (Prefect, Airflow, Celery, Dagster) use for an option @step spells differently.
 _OPTION_SYNONYMS = {"retry": "retries", "max_retries": "retries", "retry_delay_seconds": "retry_delay",
-                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout"}
+                    "delay": "retry_delay", "timeout_seconds": "timeout", "execution_timeout": "timeout",
+                    "retry_policy": "retries"}
+# Options of other orchestrators (Prefect's) for what happens here without one: what does it instead.
+_OPTION_NOTES = {
+    "cache_key_fn": "a step's key is made from its code, parameters and inputs already; @step(version=...) "
+                    "gives it new keys by hand",
+    "cache_expiration": "a stored result is used until the step's code, parameters or inputs change, or "
+                        "orch cache gc removes it; @step(cache=False) runs the step every time",
+    "persist_result": "every output is stored already; @step(cache=False) runs the step every time",
+    "log_prints": "what a step prints and logs is kept on every run already (orch logs RUN:STEP)",
+}
 
 
 def unknown_option_message(decorator: str, unknown: dict[str, Any], options: Sequence[str]) -> str:
     """One line naming a mistyped decorator option (``retry=3``), the close match and the options."""
     first = next(iter(unknown))
+    if first in _OPTION_NOTES:
+        return f"{decorator} has no option '{first}' ({call_site()}): {_OPTION_NOTES[first]}."
     synonym = _OPTION_SYNONYMS.get(first)
     hint = f" Did you mean '{synonym}'?" if synonym in options else did_you_mean(first, options)
     listed = "" if hint else f" Its options: {', '.join(options)}."
     return f"{decorator} has no option '{first}' ({call_site()}).{hint}{listed}"
 
 
-def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
+def _as_of_call(trace: Trace, arguments: dict[str, Any], step: Step, site: str) -> dict[str, Any]:
     """The call's arguments as they are now, which later changes in the body or a step cannot reach.
 
     A step called in a pipeline body runs after the body has returned, so an
@@ -796,10 +945,45 @@ def _as_of_call(trace: Trace, arguments: dict[str, Any]) -> dict[str, Any]:
     call, while its key and the other executors, which pickle it, see it as
     it was. A copy taken here keeps the call's own value, as a plain call sees it.
     """
-    return {
-        name: value if type(value) in _AS_IS else _as_of_now(trace, value)
-        for name, value in arguments.items()
-    }
+    copied = {}
+    for name, value in arguments.items():
+        if type(value) in _AS_IS:
+            copied[name] = value
+            continue
+        if isinstance(value, (Step, _Aliased)):
+            problem = _a_step_for_its_output(step, name, value, site)
+            if problem is not None:
+                trace.problems.append(problem)
+        copied[name] = _as_of_now(trace, value)
+    return copied
+
+
+def _a_step_for_its_output(step: Step, name: str, given: Step | _Aliased, site: str) -> str | None:
+    """Why passing step ``given`` itself as argument ``name`` of ``step`` is a mistake, or None when it may not be.
+
+    ``doubled(raw)`` (parameters named after steps wire themselves in Hamilton and
+    Dagster) or ``total(load)`` for ``total(load(n))`` would hand the step a function
+    where it expects the data, and fail only when it runs. A step passed where a
+    function may be meant (a parameter of another name, not annotated as data) is let be.
+    """
+    given_name = given.step.name if isinstance(given, _Aliased) else given.name
+    param = step.signature.parameters.get(name)
+    annotation = param.annotation if param is not None else inspect.Parameter.empty
+    if isinstance(annotation, str):
+        data = annotation.split("[")[0] in _DATA_WORDS
+    else:
+        data = isinstance(annotation, type) and annotation not in (object, inspect.Parameter.empty) \
+            and not issubclass(annotation, (type, Callable))  # type: ignore[arg-type]
+    if given_name != name and not data:
+        return None
+    by_name = "; parameters are not wired to the steps they are named after" if given_name == name else ""
+    return (f"step '{step.name}' ({site}) is given step '{given_name}' itself as '{name}', not its output: "
+            f"call it in the body and pass what it returns (`{step.name}({name}={given_name}(...))`){by_name}.")
+
+
+#: Annotations written as text (``from __future__ import annotations``) that name data, not a function.
+_DATA_WORDS = frozenset({"list", "dict", "tuple", "set", "int", "float", "str", "bytes", "bool",
+                         "pd.DataFrame", "pd.Series", "DataFrame", "Series", "np.ndarray", "ndarray", "Path"})
 
 
 #: Argument types taken as they are, without a call: outputs, and plain values that cannot change.
@@ -811,6 +995,8 @@ def _as_of_now(trace: Trace, value: Any) -> Any:
     if type(value) is Output or value is MAP_ITEM:
         return value
     kind = type(value)
+    if kind is Outputs:
+        value, kind = tuple(value), tuple  # a step given a call's outputs whole gets the plain tuple
     if kind is list or kind is tuple:
         if any(item is MAP_ITEM or next(iter_outputs(item), None) is not None for item in value):
             return kind(_as_of_now(trace, item) for item in value)
@@ -1004,7 +1190,40 @@ def _output_names(fn: Callable[..., Any], outputs: Sequence[str] | None, name: s
             f"step '{name}' ({site}) returns tuple[..., ...] of unknown length. "
             "Annotate each element or declare outputs=(\"a\", \"b\")."
         )
+    named = _annotated_names(inspect.signature(fn).return_annotation)
+    if named is not None and len(named) == count and len(set(named)) == count:
+        return named
     return tuple(f"out{i}" for i in range(count))
+
+
+def _annotated_names(annotation: Any) -> tuple[str, ...] | None:
+    """The output names of ``tuple[Annotated[A, "train"], Annotated[B, "test"]]`` (ZenML's way), else None.
+
+    Each element must carry a name, a text that is an identifier, as the first
+    text of its ``Annotated`` metadata; a tuple without them keeps ``out0``, ``out1``.
+    """
+    if isinstance(annotation, str):
+        elements = _tuple_elements(annotation) or ()
+        names = [_annotated_name_text(e) for e in elements]
+    else:
+        names = [next((m for m in getattr(e, "__metadata__", ()) if isinstance(m, str)), None)
+                 for e in typing.get_args(annotation)] if typing.get_origin(annotation) is tuple else []
+    if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        return None
+    return tuple(names)  # type: ignore[arg-type]
+
+
+def _annotated_name_text(element: str) -> str | None:
+    """``"train"`` of the text ``Annotated[list, "train"]``, else None."""
+    try:
+        expr = ast.parse(element, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(expr, ast.Subscript) and _annotation_name(expr.value) == "Annotated"
+            and isinstance(expr.slice, ast.Tuple)):
+        return None
+    return next((e.value for e in expr.slice.elts[1:] if isinstance(e, ast.Constant) and isinstance(e.value, str)),
+                None)
 
 
 def _tuple_arity(annotation: Any, fn: Callable[..., Any]) -> int | None:
@@ -1084,13 +1303,14 @@ def _annotation_name(node: ast.expr) -> str:
 
 
 def _path_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
-    """Parameters annotated ``Path``: their values are file inputs hashed by content."""
+    """Parameters annotated ``Path`` (or ``list[Path]``, ``Optional[Path]``...): their values are file inputs."""
     names = set()
     for pname, param in signature.parameters.items():
         ann = param.annotation
         if ann is inspect.Parameter.empty:
             continue
-        text = ann if isinstance(ann, str) else str(getattr(ann, "__name__", None) or ann)
+        # A generic alias (`dict[str, Path]`) has the __name__ of its origin alone: its text names the Path.
+        text = ann if isinstance(ann, str) else ann.__name__ if isinstance(ann, type) else str(ann)
         if ann is not str and _PATH_WORD.search(text):
             names.add(pname)
     return frozenset(names)

@@ -12,16 +12,21 @@ would change on every run and re-run its step forever; a folder constant may
 be huge. So each one is named in a warning, once per step and run, with the
 fix: pass it as a parameter, where it counts by content and shows in
 lineage, or name it in ``@step(untracked=...)`` when it is not an input.
-This module reads no files and changes no keys.
+A step parameter given the path of a file as text (a catalog of paths from
+``--params catalog.toml``, as Kedro's users keep one) is named too: annotated
+``Path`` (or ``dict[str, Path]``), it would count by the file's content. This
+module reads no files (it only asks whether such a text names one) and changes
+no keys.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import types
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestrator.dag import DAG
@@ -44,7 +49,83 @@ def untracked_path_warnings(dag: DAG) -> list[str]:
             steps = users.setdefault(found, [])
             if step.name not in steps and not _opted_out(found[1], step.untracked):
                 steps.append(step.name)
-    return [_message(steps, *found) for found, steps in users.items() if steps]
+    return [_message(steps, *found) for found, steps in users.items() if steps] + text_path_warnings(dag)
+
+
+def text_path_warnings(dag: DAG) -> list[str]:
+    """One line per step parameter given the path of an existing file as text, not annotated as a path nor untracked.
+
+    ``load(catalog)`` with ``catalog = {"raw": "data/raw.csv"}`` from a parameters
+    file, or ``load("data.csv")``: the step gets text, so editing the file leaves it
+    cached. Only text that looks like a path (it has a suffix or a folder) is looked
+    up, a few hundred at most, and a few thousand texts are looked at, once per run.
+    """
+    found: dict[tuple[str, str], tuple[Any, list[tuple[str, str]]]] = {}
+    budget = [_LOOKUPS, _TEXTS]
+    for node in dag.nodes.values():
+        if budget[0] <= 0 or budget[1] <= 0:
+            break  # no more lookups, or texts, this run: the rest are left unsaid
+        step = node.step
+        for arg in node.params:
+            value = node.arguments.get(arg)
+            if type(value) in _NO_TEXT or arg in step.path_params or arg in step.untracked:
+                continue
+            files = [(where, text) for where, text in _texts(value, "", 0, budget) if _names_a_file(text, budget)]
+            if files:
+                known = found.setdefault((step.name, arg), (value, []))[1]
+                known.extend(f for f in files if all(f[1] != k[1] for k in known))  # a file once, however many calls
+    return [_text_message(step, arg, value, files) for (step, arg), (value, files) in found.items()]
+
+
+def _text_message(step: str, arg: str, value: Any, files: list[tuple[str, str]]) -> str:
+    where, text = files[0]
+    shown = f"`{arg}{where}`" if where else f"`{arg}`"
+    more = f" and {len(files) - 1} more file{'s' if len(files) > 2 else ''}" if len(files) > 1 else ""
+    shape = "Path" if isinstance(value, str) else "dict[str, Path]" if isinstance(value, dict) else \
+        "tuple[Path, ...]" if isinstance(value, tuple) else "list[Path]"
+    return (f"step '{step}' takes {text!r} ({shown}){more} as text: a file counts by its content only as a path, "
+            f"so editing {text} leaves '{step}' cached. Annotate the parameter `{arg}: {shape}` in '{step}' (text "
+            f"given to it is then read as a path), or add @step(untracked=\"{arg}\") if '{step}' does not read it.")
+
+
+_NO_TEXT = frozenset({int, float, bool, type(None), bytes})
+_LOOKUPS = 200  # texts looked up as files per run: a grid of thousands of labels costs no more
+_TEXTS = 5000  # texts looked at per run, in however many nodes and lists
+
+
+def _texts(value: Any, where: str, depth: int, budget: list[int]) -> list[tuple[str, str]]:
+    """(where, text) of each text in ``value``: itself, or in a dict, list or tuple a few levels deep."""
+    if isinstance(value, str):
+        budget[1] -= 1
+        return [(where, value)]
+    if depth > 3 or budget[1] <= 0:
+        return []
+    if isinstance(value, dict):
+        items: Any = ((f"[{key!r}]", item) for key, item in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"[{i}]", item) for i, item in enumerate(value))
+    else:
+        return []
+    out = []
+    for key, item in items:
+        if budget[1] <= 0:
+            break
+        out.extend(_texts(item, where + key, depth + 1, budget))
+    return out
+
+
+def _names_a_file(text: str, budget: list[int]) -> bool:
+    """Whether ``text`` looks like a path (a suffix or a folder in it) and names an existing file."""
+    if not 0 < len(text) < 400 or "\n" in text or budget[0] <= 0:
+        return False
+    base = os.path.basename(text)
+    if "." not in base.strip(".") and os.sep not in text:
+        return False
+    budget[0] -= 1
+    try:
+        return os.path.isfile(os.path.expanduser(text))
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        return False
 
 
 def warn_untracked(dag: DAG, observer: RunObserver | None) -> None:

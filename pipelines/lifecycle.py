@@ -262,7 +262,7 @@ def assess(best: dict, test: pd.DataFrame) -> Metrics:
     return Metrics(evaluate(TASK, best["model"], test[NUMERIC + CATEGORICAL], test[LABEL]))
 
 
-@step
+@step(untracked="data_params")  # it records the data file's name with the model; it does not read the file
 def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, name: str, metric: str,
             margin: float, data_params: dict) -> ModelCandidate:
     """Offer the model to the registry; the driver registers, gates and maybe promotes it."""

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from orchestrator import pipeline, step
-from orchestrator.errors import UserError
+from orchestrator.errors import PipelineDefinitionError, UserError
 
 
 def test_an_async_step_runs_to_its_result_and_is_cached(store):
@@ -379,3 +379,279 @@ def test_an_async_or_generator_pipeline_body_is_refused_where_it_is_decorated():
                                             r"body runs once, as a plain function, while the pipeline is built. "
                                             r"Write a plain `def`, call async steps without `await`"):
             pipeline(body)
+
+
+# Habits of other orchestrators' users, each answered with this one's way of doing it.
+
+@step
+def raw(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def doubled(raw: list) -> list:
+    return [x * 2 for x in raw]
+
+
+@step
+def _apply(fn, xs: list) -> list:
+    return [fn(x) for x in xs]
+
+
+@step
+def _increment(x: int) -> int:
+    return x + 1
+
+
+@pytest.mark.parametrize("method", ["submit", "with_options", "configure"])
+def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
+    @pipeline
+    def flow(n: int = 3):
+        return doubled(getattr(raw, method)(n))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    fix = {"submit": r"in a pipeline body, call the step itself \(`raw\(...\)`\): each call is a node, and nodes "
+                     r"that do not need each other run at the same time with --executor process \(or dask\).",
+           "configure": r"give retries, timeout and the like to @step\(...\) where the step is defined, and a "
+                        r"call's node name with .alias\(\"name\"\).",
+           "with_options": r"give retries, timeout and the like to @step\(...\) where the step is defined, and a "
+                           r"call's node name with .alias\(\"name\"\)."}[method]
+    assert re.fullmatch(rf"step 'raw' has no .{method}\(\) \(test_authoring.py:\d+\): {fix}", str(info.value))
+    # Outside a body it is a plain AttributeError, with the same words, for hasattr() and friends.
+    with pytest.raises(AttributeError, match=rf"step 'raw' has no .{method}\(\)"):
+        getattr(raw, method)
+    assert not hasattr(raw, "no_such_thing")
+
+
+def test_wait_for_says_that_steps_are_ordered_by_what_they_take():
+    @pipeline
+    def flow(n: int = 3):
+        data = raw(n)
+        return doubled(data, wait_for=[data])
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) has no parameter 'wait_for'. A step runs after the "
+                        r"steps whose outputs it takes: pass what it needs as an argument \(a step that writes a file "
+                        r"returns its path, `-> Path`, for the next one to take\).", str(info.value))
+
+
+@pytest.mark.parametrize("body", ["not called", "output dropped"])
+def test_a_missing_input_named_after_a_step_says_parameters_are_not_wired_by_name(body):
+    @pipeline
+    def flow(n: int = 3):
+        if body == "output dropped":
+            raw(n)  # wiring:dropped
+        return doubled()  # wiring:call
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    fix = (r"keep the output of step 'raw' \(test_authoring.py:\d+\) and pass it, `x = raw\(...\)` then "
+           r"`doubled\(raw=x\)`." if body == "output dropped" else
+           r"call step 'raw' in the body and pass its output, `doubled\(raw=raw\(...\)\)`.")
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) is called without input 'raw'. Pass a step output "
+                        rf"or a value. Parameters are not wired to the steps they are named after: {fix}",
+                        str(info.value))
+
+
+def test_a_step_passed_for_its_output_is_refused_when_built_not_when_it_runs(store):
+    @pipeline
+    def by_name(n: int = 3):
+        return doubled(raw)
+
+    @pipeline
+    def for_data(n: int = 3):
+        return _apply(_increment, raw)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        by_name.build()
+    assert re.fullmatch(r"step 'doubled' \(test_authoring.py:\d+\) is given step 'raw' itself as 'raw', not its "
+                        r"output: call it in the body and pass what it returns \(`doubled\(raw=raw\(...\)\)`\); "
+                        r"parameters are not wired to the steps they are named after.", str(info.value))
+    with pytest.raises(PipelineDefinitionError) as info:
+        for_data.build()
+    assert re.fullmatch(r"step '_apply' \(test_authoring.py:\d+\) is given step 'raw' itself as 'xs', not its "
+                        r"output: call it in the body and pass what it returns \(`_apply\(xs=raw\(...\)\)`\).",
+                        str(info.value))  # a function for `fn` is fine: only the list is named
+
+    @pipeline
+    def higher_order(n: int = 3):
+        return _apply(_increment, raw(n))
+
+    assert higher_order.run(store=str(store)).output() == [1, 2, 3]
+
+
+@step(outputs=("train", "test"))
+def _split_named(n: int) -> dict:
+    return {"train": list(range(n)), "test": [n]}
+
+
+@step
+def _kind_of(parts) -> str:
+    return type(parts).__name__
+
+
+def test_outputs_of_a_step_are_read_by_name_as_well_as_unpacked(store):
+    same = []
+
+    @pipeline
+    def named(n: int = 3):
+        parts = _split_named(n)
+        train, test = parts
+        same.append(train is parts.train is parts["train"] is parts[0])  # one placeholder, however it is read
+        return doubled(parts.train), doubled(parts["test"]), _kind_of(parts), parts
+
+    run = named.run(store=str(store))
+    assert same == [True]
+    assert run.output() == ([0, 2, 4], [6], "tuple", ([0, 1, 2], [3]))
+    assert type(run.output()[3]) is tuple
+
+    @pipeline
+    def misspelled(n: int = 3):
+        return doubled(_split_named(n).tset)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        misspelled.build()
+    assert re.fullmatch(r"step '_split_named' has no output 'tset' \(test_authoring.py:\d+\); its outputs are train, "
+                        r"test. Did you mean 'test'\?", str(info.value))
+
+    @step(outputs=("frame", "index"))
+    def indexed(n: int):
+        return list(range(n)), list(range(n))
+
+    @pipeline
+    def by_index(n: int = 3):
+        parts = indexed(n)
+        assert parts.count(parts[0]) == 1  # tuple's own method, as no output is named count
+        return doubled(parts.index)  # an output named index wins over tuple.index
+
+    assert by_index.run(store=str(store)).output() == [0, 2, 4]
+
+    kept = []
+
+    @pipeline
+    def keeps(n: int = 3):
+        parts = _split_named(n)
+        kept.append(parts)
+        return _kind_of(parts)
+
+    keeps.build()
+    with pytest.raises(PipelineDefinitionError, match="outside the pipeline body that made it"):
+        _kind_of(kept[0])  # kept from a body: refused as a list of its placeholders is, not run on them
+
+
+class _Flow:
+    """A Metaflow user's flow: one step sets self.items, the next reads it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+
+    @step
+    def total(self) -> int:
+        return sum(self.items)
+
+
+def test_state_one_step_sets_on_self_is_named_when_another_fails_to_find_it(store):
+    @pipeline
+    def flow(n: int = 3):
+        f = _Flow(n)
+        f.start()
+        return f.total()
+
+    with pytest.warns(UserWarning, match="step 'start' sets self.items, which step 'total' reads"):
+        run = flow.run(store=str(store))  # warned of when built, then named in the error
+    assert run.status == "failed"
+    assert run.steps["total"].error == (
+        "AttributeError: '_Flow' object has no attribute 'items' (step 'start' sets self.items, but what a step sets "
+        "on self does not reach another step: each runs on its own copy of the object. Return items from 'start' "
+        "and pass it to 'total' as an argument.)")
+
+
+class _Training:
+    """A flow class, as Metaflow's and ZenML's users write one: steps and the pipeline are methods."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    @step
+    def load(self) -> list:
+        return list(range(self.n))
+
+    @step
+    def total(self, xs: list, scale: int) -> int:
+        return sum(xs) * scale
+
+    @pipeline
+    def flow(self, scale: int = 1):
+        return self.total(self.load(), scale)
+
+
+def test_a_pipeline_written_as_a_method_runs_on_the_instance_it_is_read_from(store):
+    run = _Training(4).flow.run(store=str(store), scale=2)
+    assert run.status == "succeeded", run.error
+    assert run.output() == 12
+    assert _Training(4).flow.run(store=str(store), scale=2).steps["load"].status == "cached"
+    assert _Training(5).flow.run(store=str(store)).output() == 10  # another instance, another result
+    assert list(_Training(5).flow.parameters) == ["scale"]  # `self` is no parameter of the run
+    assert _Training.flow.name == "flow" and "self" in _Training.flow.parameters  # read from the class: as written
+
+
+def test_a_file_whose_only_pipeline_is_a_method_names_the_line_to_add(tmp_path):
+    from orchestrator.errors import LoadError
+    from orchestrator.loader import load_pipeline
+
+    (tmp_path / "flows.py").write_text(
+        "from orchestrator import pipeline, step\n\n"
+        "class Training:\n"
+        "    @step\n"
+        "    def load(self) -> list:\n"
+        "        return [1]\n\n"
+        "    @pipeline\n"
+        "    def flow(self):\n"
+        "        return self.load()\n")
+    with pytest.raises(LoadError) as info:
+        load_pipeline(str(tmp_path / "flows.py"))
+    assert str(info.value) == (
+        f"{tmp_path / 'flows.py'} defines no pipeline at its top level; Training.flow is a pipeline of a class, which "
+        "needs an instance: add `flow = Training(...).flow` at the top level of "
+        f"{tmp_path / 'flows.py'}, then run {tmp_path / 'flows.py'}:flow.")
+    fixed = tmp_path / "fixed_flows.py"
+    fixed.write_text((tmp_path / "flows.py").read_text() + "\nflow = Training().flow\n")
+    assert load_pipeline(str(fixed)).build().nodes.keys() == {"load"}
+
+
+class _QuietFlow:
+    """As _Flow, with `items` set in __init__: the reader does not fail, it reads the empty list."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.items: list = []
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+
+    @step
+    def total(self) -> int:
+        return sum(self.items)
+
+
+def test_state_one_step_sets_on_self_for_another_is_warned_of_when_built(store):
+    @pipeline
+    def flow(n: int = 3):
+        f = _QuietFlow(n)
+        f.start()
+        return f.total()
+
+    said = ("step 'start' sets self.items, which step 'total' reads: each step runs on its own copy of the object, "
+            "so 'total' never sees what 'start' set. Return items from 'start' and pass it to 'total' as an argument.")
+    assert flow.plan(store=str(store)).warnings == [said]
+    with pytest.warns(UserWarning) as caught:
+        assert flow.run(store=str(store)).output() == 0  # what the warning is about: start's items are not seen
+    assert said in [str(w.message) for w in caught]
+    assert _Training(3).flow.plan(store=str(store)).warnings == []  # steps that share nothing through self

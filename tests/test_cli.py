@@ -213,6 +213,11 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
 
 @pytest.mark.parametrize(("args", "says"), [
     (["runz"], "error: No such command 'runz'. (Did you mean one of: 'run', 'runs'?) See `orch --help`."),
+    # Metaflow's `resume` and Kedro's `viz`: the command that does it here.
+    (["resume"], "error: No such command 'resume': run the pipeline again: `orch run FILE` reuses each step that "
+                 "finished (cached) and runs the rest, and `--rerun STEP` forces one. See `orch --help`."),
+    (["viz"], "error: No such command 'viz': `orch dag FILE` draws the pipeline (--format dot|mermaid). See "
+              "`orch --help`."),
     (["run"], "error: Missing argument 'FILE[:PIPELINE]'. See `orch run --help`."),
     (["runs", "--jsn"], "error: No such option '--jsn'. Did you mean '--json'? See `orch runs --help`."),
     # The same words, and suggestions, on click 8.2 (the oldest `orch` installs with) as on the newest.

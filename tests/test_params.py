@@ -238,8 +238,8 @@ def test_a_dataclass_parameter_is_built_from_an_object_of_its_fields(texts, type
     ({"cfg": "fast"}, None, "parameter 'cfg': expected a JSON object of _Cfg's fields like "
                             '{"lr": ..., "layers": ..., "name": ...}, got fast (not JSON).'),
     ({"cfg": '{"lr": "x"}'}, None, "parameter 'cfg': field 'lr' of _Cfg: expected a number like 0.5, got \"x\"."),
-    ({"cfg": '{"nmae": "a", "lr": 1}'}, None, "parameter 'cfg': _Cfg has no field 'nmae' "
-                                              "(its fields: lr, layers, name)."),
+    ({"cfg": '{"nmae": "a", "lr": 1}'}, None, "parameter 'cfg': _Cfg has no field 'nmae'. Did you mean 'name'? "
+                                              "Its fields: lr, layers, name."),
     ({"cfg": "{}"}, None, "parameter 'cfg': _Cfg needs field lr, got {}."),
     (None, {"cfg": "fast"}, "parameter 'cfg' in p.toml: expected a JSON object of _Cfg's fields like "),
     # decimal.Decimal("abc") raises an ArithmeticError, which reached the user as a traceback.
@@ -284,3 +284,49 @@ def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, 
                               "pipeline: [p].")
     monkeypatch.setenv("HOME", str(tmp_path))  # quoted on the command line, ~ is still the home folder
     assert load_params_file("~/p.toml") == {"train": {"n": 3, "lr": 0.5}}
+
+
+def test_a_pydantic_model_parameter_is_built_from_an_object_of_its_fields_and_checked_by_it():
+    """Dagster's and many projects' config is a pydantic model: `-p cfg={...}` said
+    'BaseModel.__init__() takes 1 positional argument but 2 were given'."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Model(pydantic.BaseModel):
+        lr: float = 0.1
+        layers: list[int] = [8]
+
+    def configured(cfg: Model = Model()):
+        ...
+
+    def convert(texts=None, typed=None):
+        return convert_params(inspect.signature(configured), configured, "p", texts or {}, typed, source="p.toml")
+
+    assert convert({"cfg": '{"lr": 0.5}'}) == {"cfg": Model(lr=0.5)}
+    assert convert(typed={"cfg": {"layers": [1, 2]}}) == {"cfg": Model(layers=[1, 2])}
+    for texts, typed, message in [
+        ({"cfg": '{"lr": "fast"}'}, None, "parameter 'cfg': Model refused {\"lr\": \"fast\"}: field 'lr': Input "
+                                          "should be a valid number, unable to parse string as a number."),
+        ({"cfg": '{"lrr": 1}'}, None, "parameter 'cfg': Model has no field 'lrr'. Did you mean 'lr'? Its fields: lr, "
+                                      "layers."),
+        ({"cfg": "fast"}, None, "parameter 'cfg': expected a JSON object of Model's fields like {\"lr\": ..., "
+                                "\"layers\": ...}, got fast (not JSON)."),
+        (None, {"cfg": {"lr": "x"}}, "parameter 'cfg' in p.toml: Model refused {\"lr\": \"x\"}: field 'lr': Input "
+                                     "should be a valid number"),
+    ]:
+        with pytest.raises(ParameterError) as info:
+            convert(texts, typed)
+        assert str(info.value).startswith(message), str(info.value)
+
+
+def test_a_yaml_parameters_file_is_read_as_kedro_writes_parameters_yml(tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "parameters.yml").write_text("p:\n  n: 3\n  lr: 0.5\nday: 2024-02-03\n")
+    assert load_params_file(str(tmp_path / "parameters.yml")) == {"p": {"n": 3, "lr": 0.5}, "day": date(2024, 2, 3)}
+    (tmp_path / "bad.yaml").write_text("p:\n  n: [1\n")
+    with pytest.raises(ParameterError) as info:
+        load_params_file(str(tmp_path / "bad.yaml"))
+    assert str(info.value) == (f"cannot read parameters file {tmp_path / 'bad.yaml'}: expected ',' or ']', but got "
+                               "'<stream end>' (line 3, column 1)")
+    (tmp_path / "code.yml").write_text("n: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ParameterError, match="cannot read parameters file"):
+        load_params_file(str(tmp_path / "code.yml"))  # read safely: a YAML file runs no code

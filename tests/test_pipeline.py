@@ -39,7 +39,6 @@ def _line_of(marker: str) -> int:
 MISUSES = {
     "eq_none": lambda df: total(df) if df == None else None,  # noqa: E711  # misuse:eq_none
     "ne": lambda df: total(df) if df != 0 else None,  # misuse:ne
-    "str": lambda df: total(str(df)),  # misuse:str
     "int": lambda df: total(int(df)),  # misuse:int
     "neg": lambda df: total(-df),  # misuse:neg
     "pow": lambda df: total(df ** 2),  # misuse:pow
@@ -67,6 +66,50 @@ def test_using_an_output_as_a_value_names_the_body_line(misuse: str) -> None:
     assert str(info.value) == (
         f"the output of step 'load' is used as a value at test_pipeline.py:{line} while the pipeline is "
         "being built, but it does not exist until the step runs. Pass it to another step and use it there."
+    )
+
+
+_BRANCH = (" The steps a pipeline runs are fixed when it is built: decide inside a step that takes this output "
+           "(it may return early, or return None), or make the choice a pipeline parameter (`-p deploy=true`) "
+           "that the body tests.")
+_SHOW = (" To see the value, print it inside a step (orch logs RUN:load shows what it printed) or read it after "
+         "the run (run.steps['load'].output()); a node named after a value (step.alias(f\"fit_{i}\")) takes a "
+         "value of the body, not an output.")
+
+# What users of other orchestrators write in a body (Metaflow's and ZenML's `if`, `len()`, f-strings;
+# Prefect's `.result()`), and the way the message shows of doing it here.
+HABITS = {
+    "if": (lambda df: total(df) if df else None,  # habit:if
+           "is tested for truth (an `if`, `while`, `and`, `or` or `not`)", _BRANCH),
+    "gt": (lambda df: total(df) if df > 0.5 else None,  # habit:gt
+           "is compared (`<`, `<=`, `>`, `>=`)", _BRANCH),
+    "len": (lambda df: total(len(df)),  # habit:len
+            "has its len() taken", " To call a step once per item, pass this output to that step's .map() "
+            "(one node per item, made once it has run); a count belongs in a step that takes it."),
+    "fstring": (lambda df: total(f"rows: {df}"),  # habit:fstring
+                "is formatted (an f-string or format())", _SHOW),
+    "str": (lambda df: total(str(df)),  # habit:str
+            "is made text (str() or print())", _SHOW),
+    "result": (lambda df: total(df.result()),  # habit:result
+               "has `.result()` called", " A step's output in a pipeline body is no future to wait for: pass "
+               "it to the next step as it is, and that step runs once step 'load' has."),
+}
+
+
+@pytest.mark.parametrize("habit", sorted(HABITS))
+def test_a_habit_of_another_orchestrator_is_refused_with_the_way_to_do_it_here(habit: str) -> None:
+    use, said, hint = HABITS[habit]
+
+    @pipeline
+    def body(n: int = 3):
+        return use(load(n))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"the output of step 'load' {said} at test_pipeline.py:{_line_of(f'# habit:{habit}')} while the "
+        "pipeline is being built, but it does not exist until the step runs. Pass it to another step and use "
+        f"it there.{hint}"
     )
 
 
@@ -223,6 +266,29 @@ def test_text_that_p_would_convert_is_refused_from_python(params, message, tmp_p
     with pytest.raises(ParameterError, match=re.escape(f"pipeline 'typed': {message}")):
         typed.run(store=str(tmp_path / "s"), **params)
     assert not (tmp_path / "s").exists()
+
+
+@dataclass
+class _Config:
+    lr: float = 0.1
+
+
+@step
+def _learning_rate(cfg: _Config) -> float:
+    return cfg.lr
+
+
+def test_a_dict_for_a_config_parameter_from_python_is_refused_naming_the_class(tmp_path) -> None:
+    """The run failed in the step, with `'dict' object has no attribute 'lr'`."""
+    @pipeline
+    def configured(cfg: _Config = _Config()):
+        return _learning_rate(cfg)
+
+    with pytest.raises(ParameterError) as info:
+        configured.run(store=str(tmp_path / "s"), cfg={"lr": 0.5})
+    assert str(info.value) == ("pipeline 'configured': parameter 'cfg' is annotated _Config, but got a dict. Pass "
+                               "_Config(**{'lr': 0.5}) (-p and --params build it from an object of its fields).")
+    assert configured.run(store=str(tmp_path / "s"), cfg=_Config(0.5)).output() == 0.5
 
 
 def test_values_of_the_kinds_python_passes_are_taken(tmp_path) -> None:
@@ -547,7 +613,7 @@ def test_a_misuse_the_body_catches_still_fails_the_build() -> None:
     def body(n: int = 3):
         df = load(n)
         try:
-            rows = len(df)  # misuse:caught
+            rows = int(df)  # misuse:caught
         except Exception:
             rows = 0
         return total(load(rows))
@@ -567,7 +633,7 @@ def test_a_misuse_is_reported_with_the_mistakes_of_the_calls_before_it() -> None
     @pipeline
     def body(n: int = 3):
         df = load(nn=n)  # misuse:argument
-        if df:  # misuse:after-argument
+        if df == 0:  # misuse:after-argument
             return total(df)
         return total(df)
 
@@ -588,7 +654,7 @@ def test_a_caught_misuse_is_named_before_the_error_the_body_raised_instead() -> 
     def body(n: int = 3):
         df = load(n)
         try:
-            rows = len(df)  # misuse:reraised
+            rows = int(df)  # misuse:reraised
         except Exception as exc:
             raise ValueError("cannot size the frame") from exc
         return total(load(rows))
@@ -648,3 +714,33 @@ def test_an_array_given_to_many_calls_is_hashed_once_per_call_while_built_not_tw
     nodes = list(edited.build().nodes.values())
     assert nodes[0].params["values"] != nodes[1].params["values"]
     assert nodes[0].params["values"] == digests.pop()
+
+
+@step
+def _items(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def _tenfold(item: int) -> int:
+    return item * 10
+
+
+@pytest.mark.parametrize(("use", "said"), [
+    (lambda results: max(results), "is unpacked or iterated"),  # Metaflow's join, in the body
+    (lambda results: results[0], "is indexed ([0])"),
+])
+def test_the_result_of_a_map_over_an_output_is_used_in_a_step_not_taken_apart(use, said) -> None:
+    """It said to give step 'process.map' several outputs: no step of that name exists."""
+    @pipeline
+    def body(n: int = 3):
+        return total(use(_tenfold.map(_items(n))))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert re.fullmatch(
+        rf"the output of step '_tenfold.map' {re.escape(said)} at test_pipeline.py:\d+ while the pipeline is being "
+        r"built, but it does not exist until the step runs. Pass it to another step and use it there. The result "
+        r"of _tenfold.map\(\) over the output of step '_items' is the list of its items' results, made once that "
+        r"list is known: pass it whole to a step that takes a list, or map another step over it "
+        r"\(`other.map\(results\)`\).", str(info.value))

@@ -1080,7 +1080,7 @@ def test_a_file_an_earlier_step_writes_keys_its_reader_by_the_content_it_reads(s
     once the old content was back (and `prepare` cached), the cache returned 3 lines for a 1-line file."""
     data = tmp_path / "prepared.txt"
 
-    @step
+    @step(untracked="where")
     def prepare(n: int, where: str) -> int:
         Path(where).write_text("x\n" * n)  # a file it writes beside its result
         return n

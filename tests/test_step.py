@@ -21,6 +21,13 @@ def double(x: int) -> int:
         ({"retires": 3}, r"@step has no option 'retires' \(test_step.py:\d+\). Did you mean 'retries'\?"),
         ({"timeout_seconds": 5}, r"no option 'timeout_seconds' .* Did you mean 'timeout'\?"),
         ({"zzz": 1}, r"@step has no option 'zzz' \(test_step.py:\d+\). Its options: name, retries, "),
+        # Dagster's RetryPolicy, and Prefect's options for what this orchestrator does without one.
+        ({"retry_policy": None}, r"@step has no option 'retry_policy' \(test_step.py:\d+\). Did you mean 'retries'\?"),
+        ({"cache_key_fn": None}, r"^@step has no option 'cache_key_fn' \(test_step.py:\d+\): a step's key is made from "
+                                 r"its code, parameters and inputs already; @step\(version=...\) gives it new keys by "
+                                 r"hand.$"),
+        ({"log_prints": True}, r"^@step has no option 'log_prints' \(test_step.py:\d+\): what a step prints and logs is "
+                               r"kept on every run already \(orch logs RUN:STEP\).$"),
     ],
 )
 def test_an_unknown_step_option_names_the_close_one(options: dict[str, object], message: str) -> None:
@@ -108,3 +115,34 @@ def test_valid_settings_are_kept() -> None:
 def test_an_unknown_pipeline_option_names_the_close_one() -> None:
     with pytest.raises(UserError, match=r"@pipeline has no option 'nme' \(test_step.py:\d+\). Did you mean 'name'\?"):
         pipeline(nme="train")  # type: ignore[arg-type]
+
+
+def test_outputs_named_in_annotated_tuple_elements_are_the_outputs_names(store):
+    """ZenML names a step's outputs `-> tuple[Annotated[A, "train"], Annotated[B, "test"]]`."""
+    from typing import Annotated
+
+    @step
+    def split(n: int) -> tuple[Annotated[list, "train"], Annotated[list, "test"]]:
+        return list(range(n)), [n]
+
+    def halves(n: int) -> tuple[Annotated[list, "train"], Annotated[list, {"doc": 1}]]:
+        return [n], [n]
+
+    assert split.output_names == ("train", "test")
+    assert step(halves).output_names == ("out0", "out1")  # one element without a name: all keep out0, out1
+
+    def evaluated(n: int):
+        return [n], [n]
+
+    evaluated.__annotations__["return"] = tuple[Annotated[list, "a"], Annotated[list, "b"]]  # not text
+    assert step(evaluated).output_names == ("a", "b")
+
+    @step
+    def total(xs: list) -> int:
+        return sum(xs)
+
+    @pipeline
+    def flow(n: int = 3):
+        return total(split(n).train), total(split(n)["test"])
+
+    assert flow.run(store=str(store)).output() == (3, 3)

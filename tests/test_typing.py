@@ -71,6 +71,7 @@ ok: float = total([1, 2], scale=0.5)
 wrong_type: str = total([1, 2])
 total("text")
 total([1], scales=2.0)
+total.mapp([[1]])  # a step has an answer for Prefect's .submit() at run time, and no attribute of any name
 run = training.run(n=3, store="cache")
 reveal_type(run)
 reveal_type(fetch_again)
@@ -94,11 +95,12 @@ def test_mypy_sees_a_step_as_the_function_it_wraps(tmp_path: Path, monkeypatch: 
     assert 'note: Revealed type is "orchestrator.results.Run"' in lines, out
     assert 'note: Revealed type is "orchestrator.step.Step[[n: int], Any]"' in lines, out  # an async step
     errors = [line for line in lines if line.startswith("error:")]
-    # Exactly the user's three mistakes: no "untyped decorator", nothing from the pipeline body.
-    assert len(errors) == 3, out
+    # Exactly the user's four mistakes: no "untyped decorator", nothing from the pipeline body.
+    assert len(errors) == 4, out
     assert 'expression has type "float", variable has type "str"' in errors[0]
     assert 'incompatible type "str"; expected "list[int]"' in errors[1]
     assert 'Unexpected keyword argument "scales"' in errors[2]
+    assert 'has no attribute "mapp"' in errors[3]
 
 
 def test_step_and_pipeline_types_can_be_subscripted_at_run_time() -> None:

@@ -250,3 +250,48 @@ def test_a_partial_step_and_a_closure_name_their_paths():
     bound = step(functools.partial(_load, Path("a.csv"), sep=";"), name="load_a")
     assert fingerprint(bound).paths == (("argument bound by functools.partial", "_load.path", "a.csv"),)
     assert fingerprint(_make_step(Path("b.csv"))).paths == (("closure variable", "path", "b.csv"),)
+
+
+def test_text_a_step_annotates_as_paths_counts_by_content_and_other_text_is_named(tmp_path, store, monkeypatch):
+    """Kedro's habit: a catalog of file names as text (from --params, or a dict in a notebook)."""
+    from orchestrator.loader import load_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.csv", "b.csv", "c.csv"):
+        Path(name).write_text("x\n")
+    catalog = load_pipeline(str(Path(__file__).parent / "pipelines" / "text_catalog.py"))
+    with pytest.warns(UntrackedPathWarning) as caught:
+        assert catalog.run(store=str(store)).output() == (3, 1)
+    assert [str(w.message) for w in caught if w.category is UntrackedPathWarning] == [
+        "step 'plain' takes 'a.csv' (`catalog['a']`) as text: a file counts by its content only as a path, so "
+        "editing a.csv leaves 'plain' cached. Annotate the parameter `catalog: dict[str, Path]` in 'plain' (text given "
+        "to it is then read as a path), or add @step(untracked=\"catalog\") if 'plain' does not read it."]
+    # Not 'annotated', whose annotations say they are paths.
+    for name, changed in (("a.csv", "catalog"), ("b.csv", "extra"), ("c.csv", "maybe")):
+        Path(name).write_text("x\ny\n")
+        with pytest.warns(UntrackedPathWarning):
+            run = catalog.run(store=str(store))
+        assert run.steps["annotated"].reason == f"content of file `{changed}` changed ({tmp_path / name})"
+        assert run.steps["plain"].status == "cached"  # the stale hit the warning names
+
+
+def test_text_that_names_no_file_looks_like_no_path_or_is_untracked_is_not_named(tmp_path, store, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("rf").write_text("a file named like a label\n")
+
+    Path("written.csv").write_text("a file the step writes\n")
+
+    @step
+    def label(name: str, names: list) -> str:
+        return name
+
+    @step(untracked="out")
+    def write(out: str) -> str:
+        Path(out).write_text("written\n")
+        return out
+
+    @pipeline
+    def labels():
+        return label("rf", ["missing.csv", "v1.2"]), write("written.csv")
+
+    assert labels.plan(store=str(store)).warnings == []
