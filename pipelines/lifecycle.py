@@ -198,16 +198,26 @@ def check_classes(labels: pd.Series) -> None:
                          "training part is split again for validation). Add rows of it to the data, or drop it.")
 
 
-def _features() -> Any:
+def _features(model: str) -> Any:
+    """Impute and scale the numbers; impute and encode the categories, as the estimator ``model`` takes them.
+
+    ``logistic`` gets one-hot columns (sparse when there are many categories). ``boosting`` gets one
+    ordinal code per category column instead: its trees need dense input, and a dense one-hot of a
+    category with thousands of levels failed every candidate (``Sparse data was passed for X, but
+    dense data is required``) or would not fit in memory. A column with no value at all is kept (as
+    0): dropping it made scikit-learn warn on every prediction the server and the monitor made.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+    encoder = (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1) if model == "boosting"
+               else OneHotEncoder(handle_unknown="ignore"))
     return ColumnTransformer([
-        ("number", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                                   OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+        ("number", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+         NUMERIC),
+        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder), CATEGORICAL),
     ])
 
 
@@ -237,7 +247,7 @@ def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: 
     """Fit one candidate (features + estimator) and score it on the validation rows."""
     from sklearn.pipeline import Pipeline
 
-    model = Pipeline([("features", _features()), ("model", _estimator(params, seed))])
+    model = Pipeline([("features", _features(params["model"])), ("model", _estimator(params, seed))])
     model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
     scores = evaluate(TASK, model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
     if metric not in scores:  # was KeyError: 'roc_auc' when a rare class had no row among the validation rows

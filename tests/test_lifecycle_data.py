@@ -230,3 +230,31 @@ def test_a_csv_that_is_not_utf8_says_how_to_save_it(tmp_path):
             ingest(path)
     frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")  # UTF-8 with a BOM reads as it is
     assert list(ingest(tmp_path / "bom.csv").columns) == ["city", "n"]
+
+
+def _customers_with_many_regions(rows: int, seed: int):
+    """The demo's customers with a category of hundreds of levels (a city, a postcode) in place of region."""
+    import numpy as np
+    from datasource import customers
+
+    frame = customers(rows, seed=seed)
+    return frame.assign(region=np.random.default_rng(seed).choice([f"r{i}" for i in range(400)], rows))
+
+
+def test_boosting_trains_on_a_category_of_many_levels_and_a_column_with_no_values():
+    """-p model=boosting on data with a category of many levels failed every candidate with 'Sparse data was
+    passed for X, but dense data is required' (its one-hot is sparse); an all-empty number column made
+    scikit-learn warn 'Skipping features without any observed values' on every prediction."""
+    import warnings
+
+    from lifecycle import split, train_candidate
+
+    frame = _customers_with_many_regions(600, seed=0).assign(age=float("nan"))
+    fit, valid = split(frame, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning at fit or predict fails the test
+            trained = train_candidate(params, fit, valid, seed=0, metric="roc_auc")
+            trained["model"].predict_proba(valid.head(3))
+        assert 0.5 < trained["score"] <= 1, (params, trained["validation"])
+
