@@ -275,13 +275,19 @@ def assess(best: dict, test: pd.DataFrame) -> Metrics:
 @step
 def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, name: str, metric: str,
             margin: float, data_params: dict) -> ModelCandidate:
-    """Offer the model to the registry; the driver registers, gates and maybe promotes it."""
+    """Offer the model to the registry; the driver registers, gates and maybe promotes it.
+
+    The drift reference is drawn from the held-out test rows, not the training rows: a model that
+    fits its training rows closely (boosting, a category of many levels) predicts differently on
+    them than on any new rows, so its predictions on unchanged data 'drifted' from the training ones.
+    """
     features = train[NUMERIC + CATEGORICAL]
+    held_out = test[NUMERIC + CATEGORICAL]
     return ModelCandidate(
         name=name, model=best["model"], task=TASK, features=describe_schema(features),
         label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
         model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
-        eval_data=test.reset_index(drop=True), reference=features.sample(min(len(features), 3000), random_state=0)
+        eval_data=test.reset_index(drop=True), reference=held_out.sample(min(len(held_out), 3000), random_state=0)
         .reset_index(drop=True),
     )
 

@@ -258,3 +258,20 @@ def test_boosting_trains_on_a_category_of_many_levels_and_a_column_with_no_value
             trained["model"].predict_proba(valid.head(3))
         assert 0.5 < trained["score"] <= 1, (params, trained["validation"])
 
+
+def test_the_drift_reference_is_rows_the_model_did_not_train_on():
+    """A boosting model predicts its own training rows differently than new ones: with the training rows as
+    the reference, `orch monitor` on a fresh batch of the same distribution said 'predictions drifted'."""
+    from lifecycle import assess, package, select_best, split, train_candidate
+
+    from orchestrator.monitor import compare
+
+    train, test = split(_customers_with_many_regions(1600, seed=0), test_size=0.25, seed=0)
+    fit, valid = split(train, test_size=0.25, seed=0)
+    best = select_best([train_candidate({"model": "boosting", "max_depth": 6, "learning_rate": 0.3}, fit, valid,
+                                        seed=0, metric="roc_auc")], metric="roc_auc")
+    candidate = package(best, train, test, assess(best, test), name="churn", metric="roc_auc", margin=0.0,
+                        data_params={})
+    fresh = _customers_with_many_regions(1500, seed=7)
+    result = compare(candidate, fresh)
+    assert result.prediction.status == "ok", result.prediction
