@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 from datasource import TRAIN_FILE, ensure_dataset
-from expectations import Expectation, check_frame, columns, raise_for_failures
+from expectations import Expectation, check_features, check_frame, columns, raise_for_failures
 
 from orchestrator import Metrics, pipeline, step
 from orchestrator.errors import ParameterError
@@ -158,8 +158,14 @@ def validate(raw: pd.DataFrame) -> dict:
 
 @step
 def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
-    """Stop the run with the failed checks, one readable line, when the data broke an expectation."""
+    """Stop the run with the failed checks, one readable line, when the data broke an expectation.
+
+    The declared LABEL, KEY, NUMERIC and CATEGORICAL are checked against the data too, whatever
+    EXPECTATIONS declares: a misspelt column, text or dates among the numbers, the label or the key
+    among the features are said here, naming the column and the fix, rather than by scikit-learn.
+    """
     raise_for_failures(report)
+    check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY)
     return raw[[*NUMERIC, *CATEGORICAL, LABEL]]
 
 

@@ -275,3 +275,21 @@ def test_the_drift_reference_is_rows_the_model_did_not_train_on():
     fresh = _customers_with_many_regions(1500, seed=7)
     result = compare(candidate, fresh)
     assert result.prediction.status == "ok", result.prediction
+
+
+def test_a_date_among_the_declared_numbers_is_named_before_any_candidate_trains(monkeypatch):
+    """A Parquet file's datetime column added to NUMERIC failed each train_candidate with numpy's 'DTypePromotionError:
+    The DType <class 'numpy.dtypes.DateTime64DType'> could not be promoted by <class 'numpy.dtypes.Float64DType'>'."""
+    import lifecycle
+    import pandas as pd
+    import pytest
+    from datasource import customers
+    from expectations import DataValidationError
+
+    frame = customers(300).assign(signup=pd.date_range("2024-01-01", periods=300, freq="D"))
+    monkeypatch.setattr(lifecycle, "NUMERIC", [*lifecycle.NUMERIC, "signup"])
+    with pytest.raises(DataValidationError, match=r"^'signup' holds dates, which a model cannot take"):
+        lifecycle.require_valid(frame, lifecycle.validate(frame))
+    monkeypatch.setattr(lifecycle, "NUMERIC", [n for n in lifecycle.NUMERIC if n != "signup"])
+    assert list(lifecycle.require_valid(frame, lifecycle.validate(frame)).columns) == [
+        *lifecycle.NUMERIC, *lifecycle.CATEGORICAL, lifecycle.LABEL]
