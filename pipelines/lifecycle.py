@@ -95,6 +95,7 @@ def check_data(data: Path) -> None:
         raise ParameterError(f"data file {data} does not exist. Pass an existing CSV or Parquet file, or leave "
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
     check_readable(data, "data file", "-p data")
+    check_rows(data, "data file", "-p data")
 
 
 def check_batch(batch: Path | None) -> None:
@@ -109,6 +110,7 @@ def check_batch(batch: Path | None) -> None:
                              "-p monitor_batch, or leave it out to train without a drift check.")
     if batch is not None:
         check_readable(batch, "monitor batch", "-p monitor_batch")
+        check_rows(batch, "monitor batch", "-p monitor_batch")
 
 
 READABLE = (".csv", ".txt", ".parquet", ".pq")  # what ``ingest`` reads (CSV also compressed: .csv.gz)
@@ -123,6 +125,34 @@ def check_readable(path: Path, what: str, flag: str) -> None:
     if not suffixes or suffixes[-1] not in READABLE:
         raise ParameterError(f"{what} {path} is not a .csv or .parquet file; this pipeline reads CSV (comma-separated) "
                              f"and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) and pass it to {flag}.")
+
+
+def check_rows(path: Path, what: str, flag: str) -> None:
+    """Refuse a file of no rows: empty (0 bytes), or a header only, as ``orch monitor --batch`` does.
+
+    An empty CSV failed step ``ingest`` with pandas' ``EmptyDataError: No columns to parse from
+    file``, and a header-only one each expectation of a number column (``columns expected number,
+    got object``), as if the columns were wrong. Only the first row is read (Parquet: its footer).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return  # the demo's own file, written by the source step
+    if path.stat().st_size == 0:
+        raise ParameterError(f"{what} {path} is empty (0 bytes). Pass a file with a header and rows to {flag}.")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+        else:
+            rows = len(pd.read_csv(path, nrows=1))
+    except pd.errors.EmptyDataError:
+        rows = 0  # blank lines only
+    except Exception:  # noqa: BLE001 - unreadable: ingest says why, naming the encoding or the format
+        return
+    if rows == 0:
+        raise ParameterError(f"{what} {path} has no rows (a header at most). Pass a file with a header and rows "
+                             f"to {flag}.")
 
 
 @step

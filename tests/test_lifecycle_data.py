@@ -168,7 +168,9 @@ def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tm
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x80\x81")
-    (tmp_path / "data.csv.gz").write_bytes(b"")
+    import gzip
+
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(b"age,churned\n40,1\n"))
     said = {
         ("data", "."): "error: data file . is a folder. Pass a CSV or Parquet file in it to -p data.",
         ("data", "book.xlsx"): "error: data file book.xlsx is not a .csv or .parquet file; this pipeline reads CSV "
@@ -293,3 +295,40 @@ def test_a_date_among_the_declared_numbers_is_named_before_any_candidate_trains(
     monkeypatch.setattr(lifecycle, "NUMERIC", [n for n in lifecycle.NUMERIC if n != "signup"])
     assert list(lifecycle.require_valid(frame, lifecycle.validate(frame)).columns) == [
         *lifecycle.NUMERIC, *lifecycle.CATEGORICAL, lifecycle.LABEL]
+
+
+def test_a_data_file_of_no_rows_is_refused_before_any_step_runs(tmp_path, monkeypatch, capsys):
+    """An empty CSV failed step ingest with pandas' 'EmptyDataError: No columns to parse from file' (exit 1), and a
+    header-only one every number column's expectation ('columns expected number, got object'), as if the columns
+    were wrong."""
+    import pandas as pd
+    from datasource import customers
+
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    customers(5).head(0).to_csv(tmp_path / "header.csv", index=False)
+    customers(5).head(0).to_parquet(tmp_path / "header.parquet")
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "one.csv", index=False)
+    said = {
+        ("data", "empty.csv"): "error: data file empty.csv is empty (0 bytes). Pass a file with a header and rows to "
+                               "-p data.",
+        ("data", "header.csv"): "error: data file header.csv has no rows (a header at most). Pass a file with a "
+                                "header and rows to -p data.",
+        ("data", "header.parquet"): "error: data file header.parquet has no rows (a header at most). Pass a file with "
+                                    "a header and rows to -p data.",
+        ("monitor_batch", "header.csv"): "error: monitor batch header.csv has no rows (a header at most). Pass a file "
+                                         "with a header and rows to -p monitor_batch.",
+    }
+    for (name, value), line in said.items():
+        try:
+            main(["--store", str(tmp_path / "store"), "plan", str(ROOT / "pipelines" / "lifecycle.py"),
+                  "-p", f"{name}={value}"])
+        except SystemExit as exited:
+            code = exited.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip().splitlines() == [line], err
+    from lifecycle import check_rows
+
+    check_rows(tmp_path / "one.csv", "data file", "-p data")  # one row is a file of rows
