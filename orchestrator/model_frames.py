@@ -103,6 +103,8 @@ class _Scored:
         # The model's classes when it has three or more: ``proba`` is then one column per class.
         self.classes = classes
         self._hits: Any = None  # which labels are the positive class, found when a ROC-AUC first needs it
+        self._ties: Any = None  # each row's rank among the distinct probabilities, for a resample's ROC-AUC
+        self._correct: Any = None  # which predictions equal their label, for a resample's accuracy
 
     @classmethod
     def of(cls, task: str, model: Any, X: pd.DataFrame, y: Any) -> _Scored:
@@ -132,6 +134,8 @@ class _Scored:
         import numpy as np
         from sklearn import metrics as m
 
+        if rows is not None and name in ("accuracy", "roc_auc") and self.classes is None:
+            return self._resampled(name, rows)
         y, predicted = (self.y, self.predicted) if rows is None else (self.y[rows], self.predicted[rows])
         if name == "accuracy":
             return float(m.accuracy_score(y, predicted))
@@ -172,6 +176,37 @@ class _Scored:
         if name == "r2":
             return float(m.r2_score(y, predicted))
         return None
+
+    def _resampled(self, name: str, rows: Any) -> float | None:
+        """Accuracy or a binary ROC-AUC over a bootstrap resample, in time linear in the rows.
+
+        A resample is the scored rows, each counted as often as it was drawn: its ROC-AUC is the
+        Mann-Whitney statistic of those counts over the probabilities sorted once (ties count
+        half), which is what ``roc_auc_score`` gives for the resampled rows. scikit-learn sorted
+        and checked the rows again in each of the 400 resamples: ``orch monitor`` of a 1000-row
+        batch took 22 s for a model that kept 375,000 held-out rows.
+        """
+        import numpy as np
+
+        if name == "accuracy":
+            if self._correct is None:
+                self._correct = np.asarray(self.y == self.predicted, dtype=bool)
+            return float(self._correct[rows].mean())
+        if self.proba is None:
+            return None
+        if self._hits is None:
+            self._hits = np.asarray(self.y == self.positive, dtype=bool)
+        if self._ties is None:
+            self._ties = np.unique(self.proba, return_inverse=True)[1].ravel()
+        drawn = np.bincount(rows, minlength=len(self.y)).astype(float)
+        groups = int(self._ties.max()) + 1
+        pos = np.bincount(self._ties, weights=drawn * self._hits, minlength=groups)
+        neg = np.bincount(self._ties, weights=drawn * ~self._hits, minlength=groups)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if not n_pos or not n_neg:
+            return None  # a resample of one label has no ROC-AUC
+        below = np.cumsum(neg) - neg
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
 
 
 BOOTSTRAP_ROUNDS = 200
