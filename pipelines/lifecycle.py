@@ -324,7 +324,7 @@ def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, 
         label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
         model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
         eval_data=test.reset_index(drop=True), reference=held_out.sample(min(len(held_out), 3000), random_state=0)
-        .reset_index(drop=True),
+        .reset_index(drop=True), key=KEY,
     )
 
 
