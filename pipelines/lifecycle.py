@@ -234,7 +234,7 @@ def check_classes(labels: pd.Series) -> None:
                          "training part is split again for validation). Add rows of it to the data, or drop it.")
 
 
-def _features(model: str) -> Any:
+def _features(model: str, frame: pd.DataFrame) -> Any:
     """Impute and scale the numbers; impute and encode the categories, as the estimator ``model`` takes them.
 
     ``logistic`` gets one-hot columns (sparse when there are many categories). ``boosting`` gets one
@@ -242,18 +242,29 @@ def _features(model: str) -> Any:
     category with thousands of levels failed every candidate (``Sparse data was passed for X, but
     dense data is required``) or would not fit in memory. A column with no value at all is kept (as
     0): dropping it made scikit-learn warn on every prediction the server and the monitor made.
+
+    A category written in numbers in ``frame`` (a store or postcode number) is encoded as it is, a
+    missing value being a category of its own: filled with the text "missing" it mixed numbers with
+    text, which the encoder refused (``Encoders require their input argument must be uniformly
+    strings or numbers. Got ['float', 'str']``).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    encoder = (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1) if model == "boosting"
-               else OneHotEncoder(handle_unknown="ignore"))
+    def encoder() -> Any:
+        return (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+                if model == "boosting" else OneHotEncoder(handle_unknown="ignore"))
+
+    codes = [c for c in CATEGORICAL
+             if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     return ColumnTransformer([
         ("number", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
          NUMERIC),
-        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder), CATEGORICAL),
+        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder()),
+         [c for c in CATEGORICAL if c not in codes]),
+        ("code", encoder(), codes),
     ])
 
 
@@ -283,7 +294,7 @@ def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: 
     """Fit one candidate (features + estimator) and score it on the validation rows."""
     from sklearn.pipeline import Pipeline
 
-    model = Pipeline([("features", _features(params["model"])), ("model", _estimator(params, seed))])
+    model = Pipeline([("features", _features(params["model"], fit)), ("model", _estimator(params, seed))])
     model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
     scores = evaluate(TASK, model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
     if metric not in scores:  # was KeyError: 'roc_auc' when a rare class had no row among the validation rows

@@ -332,3 +332,22 @@ def test_a_data_file_of_no_rows_is_refused_before_any_step_runs(tmp_path, monkey
     from lifecycle import check_rows
 
     check_rows(tmp_path / "one.csv", "data file", "-p data")  # one row is a file of rows
+
+
+def test_a_category_written_in_numbers_with_missing_values_trains(monkeypatch):
+    """A store number (or postcode) in CATEGORICAL with a blank cell failed every candidate: filled with the text
+    'missing', it mixed numbers with text ('Encoders require their input argument must be uniformly strings or
+    numbers. Got ['float', 'str']'). An all-empty one failed boosting's binning ('window shape cannot be larger')."""
+    import lifecycle
+    import numpy as np
+
+    frame = _customers_with_many_regions(600, seed=0)
+    store = np.random.default_rng(0).integers(1, 30, 600).astype(float)
+    store[:40] = np.nan
+    frame = frame.assign(store=store, unknown=np.nan)
+    monkeypatch.setattr(lifecycle, "CATEGORICAL", [*lifecycle.CATEGORICAL, "store", "unknown"])
+    fit, valid = lifecycle.split(frame, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        trained = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")
+        served = valid.head(2).assign(store=[np.nan, 999.0], unknown=[np.nan, 4.0])  # missing, and never seen
+        assert len(trained["model"].predict(served)) == 2 and trained["score"] > 0.5, params
