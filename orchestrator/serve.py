@@ -251,7 +251,14 @@ def _is_flag(feature: dict[str, Any]) -> bool:
 
 def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> Any:
     """The validated records as the DataFrame the model was trained on: numbers as floats, categories
-    as objects, and a boolean column as True/False (also from the text "true"/"false")."""
+    as objects, and a boolean column as True/False (also from the text "true"/"false").
+
+    A ``null`` is NaN in every column, as a blank cell of a CSV or Parquet file is: a category column
+    whose values in a request were all null (one record with a null) stayed None, which passed a
+    ``SimpleImputer`` (it looks for NaN) and was scored as an unknown category, so such a row got
+    another answer from the server than from ``load_model(...).predict`` or ``orch monitor``.
+    """
+    import numpy as np
     import pandas as pd
 
     frame = pd.DataFrame.from_records(records, columns=[f["name"] for f in schema])
@@ -259,11 +266,12 @@ def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -
         if f["kind"] == "number":
             frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
         elif _is_flag(f):
-            flags = [None if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
+            flags = [np.nan if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
                      for v in frame[f["name"]]]
             frame[f["name"]] = pd.Series(flags, index=frame.index, dtype=object)
         else:
-            frame[f["name"]] = frame[f["name"]].astype(object)
+            column = frame[f["name"]].astype(object)
+            frame[f["name"]] = column.where(column.notna(), np.nan)
     return frame
 
 

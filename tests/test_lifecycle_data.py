@@ -351,3 +351,24 @@ def test_a_category_written_in_numbers_with_missing_values_trains(monkeypatch):
         trained = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")
         served = valid.head(2).assign(store=[np.nan, 999.0], unknown=[np.nan, 4.0])  # missing, and never seen
         assert len(trained["model"].predict(served)) == 2 and trained["score"] > 0.5, params
+
+
+def test_a_null_category_is_served_as_the_blank_cell_the_model_was_trained_on(tmp_path):
+    """orch serve passed the JSON nulls of a category column that was null in every record of a request (one
+    record with a null) to the model as None, which its SimpleImputer (looking for NaN) left alone: the row was
+    scored as an unknown category, not as 'missing' like the blank cells it was trained on, so the server answered
+    otherwise than load_model().predict or orch monitor on the same row."""
+    import pandas as pd
+    from lifecycle import CATEGORICAL, NUMERIC, split, train_candidate
+
+    from orchestrator.registry import describe_schema
+    from orchestrator.serve import records_frame
+
+    frame = pd.read_csv(_your_data(tmp_path))  # region has blank cells
+    fit, valid = split(frame, test_size=0.25, seed=0)
+    model = train_candidate({"model": "logistic", "C": 1.0}, fit, valid, seed=0, metric="roc_auc")["model"]
+    schema = describe_schema(fit[NUMERIC + CATEGORICAL])
+    rows = valid[NUMERIC + CATEGORICAL].dropna().head(2).assign(region=float("nan"))
+    for posted in (rows.head(1), rows):  # one record with a null, or several whose region are all null
+        records = [{**r, "region": None} for r in posted.to_dict("records")]
+        assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(posted).tolist()
