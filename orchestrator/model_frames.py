@@ -43,8 +43,14 @@ def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for name in frame.columns:
         col = frame[name]
         if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-            cats = sorted({str(v) for v in col.dropna().unique()})
-            out.append({"name": str(name), "kind": "category", "dtype": str(col.dtype), "categories": cats})
+            values = col.dropna().unique()
+            cats = sorted({str(v) for v in values})
+            # True/False with blanks (a CSV's yes/no column) is of dtype object: said to be "boolean",
+            # the server takes JSON true/false for it, as the model was trained on, where it refused
+            # them and took the text "True", which the model had never seen.
+            flags = col.dtype == object and len(values) and all(pd.api.types.is_bool(v) for v in values)
+            out.append({"name": str(name), "kind": "category", "dtype": "boolean" if flags else str(col.dtype),
+                        "categories": cats})
         else:
             out.append({"name": str(name), "kind": "number", "dtype": str(col.dtype)})
     return out

@@ -243,10 +243,10 @@ def _features(model: str, frame: pd.DataFrame) -> Any:
     dense data is required``) or would not fit in memory. A column with no value at all is kept (as
     0): dropping it made scikit-learn warn on every prediction the server and the monitor made.
 
-    A category written in numbers in ``frame`` (a store or postcode number) is encoded as it is, a
-    missing value being a category of its own: filled with the text "missing" it mixed numbers with
-    text, which the encoder refused (``Encoders require their input argument must be uniformly
-    strings or numbers. Got ['float', 'str']``).
+    A category written in numbers in ``frame`` (a store or postcode number), or in True/False, is
+    encoded as it is, a missing value being a category of its own: filled with the text "missing" it
+    mixed numbers with text, which the encoder refused (``Encoders require their input argument must
+    be uniformly strings or numbers. Got ['float', 'str']``, or ``['bool', 'str']``).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -257,8 +257,7 @@ def _features(model: str, frame: pd.DataFrame) -> Any:
         return (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
                 if model == "boosting" else OneHotEncoder(handle_unknown="ignore"))
 
-    codes = [c for c in CATEGORICAL
-             if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    codes = [c for c in CATEGORICAL if pd.api.types.is_numeric_dtype(frame[c]) or _flags(frame[c])]
     return ColumnTransformer([
         ("number", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
          NUMERIC),
@@ -266,6 +265,12 @@ def _features(model: str, frame: pd.DataFrame) -> Any:
          [c for c in CATEGORICAL if c not in codes]),
         ("code", encoder(), codes),
     ])
+
+
+def _flags(col: pd.Series) -> bool:
+    """Whether ``col`` holds True/False only, blanks aside (read from a CSV with blanks, it is of dtype object)."""
+    values = col.dropna()
+    return pd.api.types.is_bool_dtype(col) or (len(values) > 0 and all(pd.api.types.is_bool(v) for v in values.unique()))
 
 
 def _estimator(params: dict, seed: int) -> Any:

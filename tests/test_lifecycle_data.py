@@ -372,3 +372,32 @@ def test_a_null_category_is_served_as_the_blank_cell_the_model_was_trained_on(tm
     for posted in (rows.head(1), rows):  # one record with a null, or several whose region are all null
         records = [{**r, "region": None} for r in posted.to_dict("records")]
         assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(posted).tolist()
+
+
+def test_a_true_false_category_with_blanks_trains_and_is_served_as_booleans(monkeypatch):
+    """A CSV's True/False column with blank cells is of dtype object: in CATEGORICAL it failed every candidate
+    ("Got ['bool', 'str']"), and the server refused JSON true for it and took the text "True", which the model had
+    never seen (scored as unknown, without a warning)."""
+    import lifecycle
+    import numpy as np
+    import pandas as pd
+    from datasource import customers
+
+    from orchestrator.registry import describe_schema
+    from orchestrator.serve import records_frame, validate_records
+
+    flags = pd.Series(np.random.default_rng(0).random(600) < 0.5, dtype=object)
+    flags[:30] = np.nan  # as read_csv gives a blank cell of a True/False column
+    frame = customers(600).assign(paperless=flags)
+    monkeypatch.setattr(lifecycle, "CATEGORICAL", [*lifecycle.CATEGORICAL, "paperless"])
+    fit, valid = lifecycle.split(frame, test_size=0.25, seed=0)
+    features = lifecycle.NUMERIC + lifecycle.CATEGORICAL
+    schema = describe_schema(fit[features])
+    assert [f["dtype"] for f in schema if f["name"] == "paperless"] == ["boolean"]
+    rows = valid[features].head(3).assign(paperless=pd.Series([True, False, np.nan], dtype=object).to_numpy())
+    records = [{k: (None if not isinstance(v, (str, bool)) and pd.isna(v) else v) for k, v in r.items()}
+               for r in rows.to_dict("records")]
+    validate_records(records, schema)  # JSON true/false/null is what the column takes
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        model = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")["model"]
+        assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(rows).tolist()
