@@ -279,3 +279,21 @@ def test_a_bootstraps_roc_auc_and_accuracy_are_scikit_learns_without_sorting_eac
     monkeypatch.setattr(metrics, "roc_auc_score", lambda *a, **k: calls.append(1) or real(*a, **k))
     p = worse_by_chance("classification", model, "roc_auc", (frame, y), (frame.iloc[:300], y[:300]))
     assert 0 < p <= 1 and len(calls) == 2  # the two whole sets, not each of the 400 resamples
+
+
+def test_a_wide_drifted_batch_names_its_first_columns_and_counts_the_rest():
+    """A drifted batch of a 500-column table printed one reason of every column's name (3,000 characters, also in
+    the history) and 500 lines, one per column, burying the verdict; `drifted` and the report keep every one."""
+    from orchestrator.cli_monitor import feature_lines
+
+    wide = np.random.default_rng(1)
+    reference = pd.DataFrame(wide.normal(size=(300, 35)), columns=[f"x{i}" for i in range(35)])
+    current = pd.DataFrame(wide.normal(2, 1, size=(300, 35)), columns=reference.columns)
+    result = compare_frames(reference, current, dict.fromkeys(reference.columns, "number"))
+    assert result.alert and len(result.drifted) == 35
+    assert result.reasons[0] == "35 of 35 features drifted: x0, x1, x2, x3, x4, x5, x6, x7, x8, x9 … and 25 more"
+    lines = feature_lines(result)
+    assert len(lines) == 21 and lines[0].startswith("x0: drift PSI")
+    assert lines[-1] == "… and 15 more columns not ok: the report lists each one"
+    few = compare_frames(reference[["x0", "x1"]], current[["x0", "x1"]], {"x0": "number", "x1": "number"})
+    assert few.reasons[0] == "2 of 2 features drifted: x0, x1" and len(feature_lines(few)) == 2
