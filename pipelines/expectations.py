@@ -106,7 +106,8 @@ def _columns_fix(has: list[str] | None) -> str:
             if sep in has[0]:
                 return (f"the file looks separated by {said}, and CSV is read comma-separated: write it with "
                         "DataFrame.to_csv(path, index=False), or save it as Parquet")
-    return "for your own data, declare its columns in the pipeline's EXPECTATIONS (and features, label)"
+    return ("for your own data, declare its columns in the pipeline's EXPECTATIONS, and set LABEL, KEY, NUMERIC "
+            "and CATEGORICAL at its top")
 
 
 def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[str], label: str,

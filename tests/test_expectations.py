@@ -37,7 +37,7 @@ def test_a_file_with_other_columns_names_the_missing_columns_once_and_the_ones_i
     message = str(failed.value)
     assert message.startswith("7 of 7 expectations failed: the data lacks the columns customer_id, age, contract "
                               "(it has loan_id, loan_amount); for your own data, declare its columns in the "
-                              "pipeline's EXPECTATIONS")
+                              "pipeline's EXPECTATIONS, and set LABEL, KEY, NUMERIC and CATEGORICAL at its top")
     assert "loan_amount: range expected 0..100, got 50..500, 1 rows outside" in message
     assert message.count("age") == 1 and "\n" not in message
 
