@@ -196,7 +196,24 @@ def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
     """
     raise_for_failures(report)
     check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY)
-    return raw[[*NUMERIC, *CATEGORICAL, LABEL]]
+    return _nan_for_na(raw[[*NUMERIC, *CATEGORICAL, LABEL]])
+
+
+def _nan_for_na(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each category column of text that marks a missing value as ``pd.NA`` made plain text and NaN.
+
+    A Parquet file written from pandas' ``string`` dtype reads back so: scikit-learn's imputer
+    failed every candidate on it (``TypeError: boolean value of NA is ambiguous``). The server and
+    the monitor give the model NaN for a missing category too.
+    """
+    import numpy as np
+
+    out = frame.copy()
+    for name in CATEGORICAL:
+        col = out[name]
+        if pd.api.types.is_string_dtype(col) and getattr(col.dtype, "na_value", None) is pd.NA:
+            out[name] = col.astype(object).where(col.notna(), np.nan)
+    return out
 
 
 @step

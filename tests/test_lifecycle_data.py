@@ -401,3 +401,20 @@ def test_a_true_false_category_with_blanks_trains_and_is_served_as_booleans(monk
     for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
         model = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")["model"]
         assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(rows).tolist()
+
+
+def test_a_text_category_whose_missing_values_are_pd_na_trains(tmp_path):
+    """A Parquet file written from pandas' 'string' dtype reads back with pd.NA for a blank: every candidate failed
+    in scikit-learn's imputer with 'TypeError: boolean value of NA is ambiguous'."""
+    import pandas as pd
+    from datasource import customers
+    from lifecycle import require_valid, split, train_candidate, validate
+
+    frame = customers(600).astype({"region": "string", "contract": "string"})
+    frame.to_parquet(tmp_path / "customers.parquet")
+    raw = pd.read_parquet(tmp_path / "customers.parquet")
+    assert raw["region"].isna().any() and raw["region"].dtype.na_value is pd.NA
+    clean = require_valid(raw, validate(raw))
+    fit, valid = split(clean, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        assert train_candidate(params, fit, valid, seed=0, metric="roc_auc")["score"] > 0.5
