@@ -122,6 +122,9 @@ def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[st
     """
     has = [str(c) for c in frame.columns]
     problems: list[str] = []
+    if not numeric and not categorical:
+        problems.append(f"no feature is declared: list the columns a model learns {label!r} from in NUMERIC and "
+                        f"CATEGORICAL (the data has {_listed(has)})")
     absent = [c for c in dict.fromkeys([*numeric, *categorical, label]) if c not in frame.columns]
     for name in absent:
         role = "LABEL" if name == label else "NUMERIC" if name in numeric else "CATEGORICAL"

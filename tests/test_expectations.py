@@ -90,6 +90,8 @@ def _table(rows: int = 120) -> pd.DataFrame:
     (["amount"], ["plan", "y"], r"the label 'y' is in CATEGORICAL \(it would be given the answer\)"),
     (["amount"], ["plan", "amount"], r"'amount' is in both NUMERIC and CATEGORICAL"),
     (["amount"], ["comment"], r"'comment' in CATEGORICAL has another value in each of its 120 rows, like an id"),
+    ([], [], r"^no feature is declared: list the columns a model learns 'y' from in NUMERIC and CATEGORICAL \(the "
+             r"data has id, amount, "),
 ])
 def test_declared_features_the_data_cannot_train_on_are_named_with_the_fix(numeric, categorical, said):
     """They failed in scikit-learn (DTypePromotionError for a date among the numbers, 'Cannot use median
