@@ -77,8 +77,17 @@ def evaluate(task: str, model: Any, X: pd.DataFrame, y: Any) -> dict[str, float]
     measured when the rows hold every class the model knows. A model without
     ``predict_proba`` has no ROC-AUC.
     """
-    scored = _Scored.of(task, model, X, y)
-    names = ("accuracy", "f1", "roc_auc") if task == "classification" else ("rmse", "mae", "r2")
+    return scored_metrics(score(task, model, X, y))
+
+
+def score(task: str, model: Any, X: pd.DataFrame, y: Any) -> _Scored:
+    """``model``'s predictions on labelled rows, made once, for ``scored_metrics`` and ``worse_by_chance``."""
+    return _Scored.of(task, model, X, y)
+
+
+def scored_metrics(scored: _Scored) -> dict[str, float]:
+    """``evaluate``'s metrics of rows scored once by ``score``."""
+    names = ("accuracy", "f1", "roc_auc") if scored.task == "classification" else ("rmse", "mae", "r2")
     out = {name: scored.metric(name) for name in names}
     return {k: round(float(v), 4) for k, v in out.items() if v is not None}
 
@@ -219,18 +228,21 @@ BOOTSTRAP_ROUNDS = 200
 
 
 def worse_by_chance(task: str, model: Any, metric: str, reference: tuple[pd.DataFrame, Any],
-                    current: tuple[pd.DataFrame, Any], rounds: int = BOOTSTRAP_ROUNDS) -> float | None:
+                    current: tuple[pd.DataFrame, Any] | _Scored, rounds: int = BOOTSTRAP_ROUNDS) -> float | None:
     """How likely ``metric`` is no worse on ``current`` than on ``reference``: a one-sided bootstrap p-value.
 
     Both sets of labelled rows are resampled ``rounds`` times (a fixed seed:
     the same data gives the same p-value); the p-value is the share of rounds
     in which the current rows did at least as well, so a small one says the
     model really got worse rather than drew a bad sample. Both sets are
-    scored once. None when the metric cannot be measured on either set.
+    scored once (``current`` may be rows ``score`` scored already: the monitor measures their metric
+    first, and scoring a large batch again took as long). None when the metric cannot be measured
+    on either set.
     """
     import numpy as np
 
-    before, now = _Scored.of(task, model, *reference), _Scored.of(task, model, *current)
+    before = _Scored.of(task, model, *reference)
+    now = current if isinstance(current, _Scored) else _Scored.of(task, model, *current)
     if before.metric(metric) is None or now.metric(metric) is None:
         return None
     sign = 1.0 if higher_is_better(metric) else -1.0

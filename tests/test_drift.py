@@ -297,3 +297,44 @@ def test_a_wide_drifted_batch_names_its_first_columns_and_counts_the_rest():
     assert lines[-1] == "… and 15 more columns not ok: the report lists each one"
     few = compare_frames(reference[["x0", "x1"]], current[["x0", "x1"]], {"x0": "number", "x1": "number"})
     assert few.reasons[0] == "2 of 2 features drifted: x0, x1" and len(feature_lines(few)) == 2
+
+
+class _CountingModel:
+    """A logistic regression that counts the rows it is asked to score (per call of predict or predict_proba)."""
+
+    calls: list[int] = []
+
+    def __init__(self, fitted):
+        self.fitted, self.classes_ = fitted, fitted.classes_
+
+    def predict(self, X):
+        self.calls.append(len(X))
+        return self.fitted.predict(X)
+
+    def predict_proba(self, X):
+        self.calls.append(len(X))
+        return self.fitted.predict_proba(X)
+
+
+def test_a_labelled_batch_is_scored_once_for_its_metric_and_its_chance_test():
+    """The monitor scored a labelled batch for its metric and again for the bootstrap (and once more for the
+    prediction drift): three times a model's predictions on every row of a 1.5-million-row batch."""
+    from sklearn.linear_model import LogisticRegression
+
+    from orchestrator.monitor import compare
+    from orchestrator.registry import ModelCandidate, describe_schema, evaluate, model_digest
+
+    def rows(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=n)
+        return pd.DataFrame({"x": x, "y": (x + rng.normal(scale=0.5, size=n) > 0).astype(int)})
+
+    train, held_out, batch = rows(500, 0), rows(300, 1), rows(777, 2)
+    model = _CountingModel(LogisticRegression().fit(train[["x"]], train["y"]))
+    candidate = ModelCandidate("c", model, "classification", describe_schema(train[["x"]]), "y",
+                               evaluate("classification", model, held_out[["x"]], held_out["y"]), "roc_auc", 0.0,
+                               model_digest(model.fitted), eval_data=held_out, reference=train[["x"]])
+    _CountingModel.calls.clear()
+    result = compare(candidate, batch)
+    assert result.performance["p_value"] is not None
+    assert _CountingModel.calls.count(777) == 4  # predict and predict_proba, for the drift and for the metric
