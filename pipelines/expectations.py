@@ -157,7 +157,7 @@ def _feature_problem(col: pd.Series, name: str, numeric: bool) -> list[str]:
         return []
     values = col.dropna()
     if numeric:
-        text = values[pd.to_numeric(values, errors="coerce").isna()]  # numbers written as text are taken
+        text = values[pd.to_numeric(values, errors="coerce").isna()]  # numbers written as text are made numbers
         return [f"{name!r} in NUMERIC holds text (e.g. {str(text.iloc[0])[:30]!r}): move it to CATEGORICAL or "
                 "make it numbers"] if len(text) else []
     if len(values) >= 100 and values.is_unique:

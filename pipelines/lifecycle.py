@@ -196,19 +196,24 @@ def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
     """
     raise_for_failures(report)
     check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY)
-    return _nan_for_na(raw[[*NUMERIC, *CATEGORICAL, LABEL]])
+    return _plain_columns(raw[[*NUMERIC, *CATEGORICAL, LABEL]])
 
 
-def _nan_for_na(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with each category column of text that marks a missing value as ``pd.NA`` made plain text and NaN.
+def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with numbers written as text made numbers, and ``pd.NA`` in a text category made NaN.
 
-    A Parquet file written from pandas' ``string`` dtype reads back so: scikit-learn's imputer
-    failed every candidate on it (``TypeError: boolean value of NA is ambiguous``). The server and
-    the monitor give the model NaN for a missing category too.
+    A column of NUMERIC written as text (``'12'``, as a Parquet file of strings holds it) trained,
+    but its schema said category: the server then refused a number for it, and the monitor compared
+    it as categories. A Parquet file written from pandas' ``string`` dtype reads back with ``pd.NA``
+    for a blank: scikit-learn's imputer failed every candidate on it (``TypeError: boolean value of
+    NA is ambiguous``); the server and the monitor give the model NaN for a missing category too.
     """
     import numpy as np
 
     out = frame.copy()
+    for name in NUMERIC:
+        if not pd.api.types.is_numeric_dtype(out[name]) and not pd.api.types.is_bool_dtype(out[name]):
+            out[name] = pd.to_numeric(out[name])  # check_features found no text that is not a number
     for name in CATEGORICAL:
         col = out[name]
         if pd.api.types.is_string_dtype(col) and getattr(col.dtype, "na_value", None) is pd.NA:

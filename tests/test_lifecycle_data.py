@@ -418,3 +418,21 @@ def test_a_text_category_whose_missing_values_are_pd_na_trains(tmp_path):
     fit, valid = split(clean, test_size=0.25, seed=0)
     for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
         assert train_candidate(params, fit, valid, seed=0, metric="roc_auc")["score"] > 0.5
+
+
+def test_numbers_written_as_text_are_served_and_monitored_as_numbers():
+    """A NUMERIC column of digits stored as text trained, but its schema said category: orch serve refused a number
+    for it ('must be a string (a category)') and orch monitor compared it as categories."""
+    import pandas as pd
+    from datasource import customers
+    from expectations import check_frame
+    from lifecycle import NUMERIC, require_valid
+
+    from orchestrator.registry import describe_schema
+
+    raw = customers(300).astype({"support_calls": str})
+    clean = require_valid(raw, check_frame(raw, []))  # a pipeline whose EXPECTATIONS declare no column types
+    kinds = {f["name"]: f["kind"] for f in describe_schema(clean[NUMERIC])}
+    assert kinds["support_calls"] == "number" and clean["support_calls"].tolist() == customers(300)[
+        "support_calls"].tolist()
+    assert pd.api.types.is_numeric_dtype(clean["support_calls"])
