@@ -148,18 +148,34 @@ def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[st
                                   "CATEGORICAL at the top of the pipeline.")
 
 
+_DATE = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"  # 2024-03-08, 08/03/2024, 8.3.24 (a time may follow)
+
+
+def _dates(name: str) -> str:
+    return (f"{name!r} holds dates, which a model cannot take (each new date is one it never saw): derive numbers "
+            "from it in the data (days since a start, month, weekday)")
+
+
 def _feature_problem(col: pd.Series, name: str, numeric: bool) -> list[str]:
-    """What keeps one declared feature column from training a useful model (none: an empty list)."""
+    """What keeps one declared feature column from training a useful model (none: an empty list).
+
+    Dates are dates whether typed (Parquet) or written as text (CSV): as numbers they fail, and as
+    categories each one sent later is one the model never saw.
+    """
     if pd.api.types.is_datetime64_any_dtype(col):
-        return [f"{name!r} holds dates, which a model cannot take (each new date is one it never saw): derive "
-                "numbers from it in the data (days since a start, month, weekday)"]
+        return [_dates(name)]
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         return []
     values = col.dropna()
+    written_dates = len(values) > 0 and values.head(50).astype(str).str.match(_DATE).all()
     if numeric:
         text = values[pd.to_numeric(values, errors="coerce").isna()]  # numbers written as text are made numbers
+        if written_dates:
+            return [_dates(name)]
         return [f"{name!r} in NUMERIC holds text (e.g. {str(text.iloc[0])[:30]!r}): move it to CATEGORICAL or "
                 "make it numbers"] if len(text) else []
+    if written_dates and values.nunique() > 100:  # a few dates (the months of a year) are categories
+        return [_dates(name)]
     if len(values) >= 100 and values.is_unique:
         return [f"{name!r} in CATEGORICAL has another value in each of its {len(values)} rows, like an id or free "
                 "text: leave it out"]

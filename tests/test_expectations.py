@@ -79,13 +79,16 @@ def _table(rows: int = 120) -> pd.DataFrame:
         "id": range(rows), "amount": [float(i % 7) for i in range(rows)],
         "signup": pd.date_range("2024-01-01", periods=rows, freq="h"), "when": [f"2024-01-{i % 28 + 1:02d}" for i in range(rows)],
         "plan": ["a", "b", "c"] * (rows // 3), "comment": [f"said {i}" for i in range(rows)],
-        "digits": [str(i) for i in range(rows)], "y": ["yes", "no"] * (rows // 2)})
+        "digits": [str(i) for i in range(rows)], "y": ["yes", "no"] * (rows // 2),
+        "stamp": [f"2024-03-{i % 28 + 1:02d} {i % 24:02d}:00:00" for i in range(rows)]})
 
 
 @pytest.mark.parametrize("numeric, categorical, said", [
     (["amount", "signup"], ["plan"], r"'signup' holds dates, which a model cannot take .*derive numbers from it"),
     (["amount"], ["signup"], r"'signup' holds dates"),
-    (["amount", "when"], ["plan"], r"'when' in NUMERIC holds text \(e\.g\. '2024-01-01'\): move it to CATEGORICAL"),
+    (["amount", "when"], ["plan"], r"'when' holds dates, which a model cannot take"),  # dates written as text
+    (["amount", "plan"], [], r"'plan' in NUMERIC holds text \(e\.g\. 'a'\): move it to CATEGORICAL"),
+    (["amount"], ["stamp"], r"'stamp' holds dates"),  # as categories, 120 dates: each new one never seen
     (["amount", "id"], ["plan"], r"the key 'id' is in NUMERIC \(an id teaches a model nothing"),
     (["amount"], ["plan", "y"], r"the label 'y' is in CATEGORICAL \(it would be given the answer\)"),
     (["amount"], ["plan", "amount"], r"'amount' is in both NUMERIC and CATEGORICAL"),
