@@ -210,15 +210,15 @@ def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """
     import numpy as np
 
-    out = frame.copy()
+    changed = {}  # only the columns that change: a copy of the whole frame doubled the memory of a large one
     for name in NUMERIC:
-        if not pd.api.types.is_numeric_dtype(out[name]) and not pd.api.types.is_bool_dtype(out[name]):
-            out[name] = pd.to_numeric(out[name])  # check_features found no text that is not a number
+        if not pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]):
+            changed[name] = pd.to_numeric(frame[name])  # check_features found no text that is not a number
     for name in CATEGORICAL:
-        col = out[name]
+        col = frame[name]
         if pd.api.types.is_string_dtype(col) and getattr(col.dtype, "na_value", None) is pd.NA:
-            out[name] = col.astype(object).where(col.notna(), np.nan)
-    return out
+            changed[name] = col.astype(object).where(col.notna(), np.nan)
+    return frame.assign(**changed) if changed else frame
 
 
 @step
