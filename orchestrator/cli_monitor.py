@@ -13,9 +13,12 @@ import json
 import math
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from orchestrator.drift import DriftResult
 
 EXIT_ALERT = 1
 
@@ -69,7 +72,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
     from dataclasses import replace
 
     from orchestrator.context import Context
-    from orchestrator.drift import MISSING_COLUMN, Thresholds
+    from orchestrator.drift import Thresholds
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
@@ -129,16 +132,34 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         if result.performance and result.rows_current >= result.thresholds.min_rows \
                 and not any(r.startswith(f"{metric} ") for r in result.reasons):  # an alert on it says it already
             click.echo(f"  {_performance_line(result.performance)}")
-        for f in result.features:
-            # A column the window lacks is named in the reasons already: one line per such column
-            # buried the verdict of a wide table's batch under dozens of "missing" lines.
-            if f.status != "ok" and result.rows_current >= result.thresholds.min_rows \
-                    and f.detail != MISSING_COLUMN:
-                click.echo(f"  {f.name}: {f.status} {f.detail}")
+        for line in feature_lines(result):
+            click.echo(f"  {line}")
         click.echo(f"  report: {html_path}\n  json:   {json_path}")
     if result.alert:
         click.echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
         sys.exit(EXIT_ALERT)
+
+
+FEATURE_LINES = 20  # columns that are not ok printed one per line; the report has every one
+
+
+def feature_lines(result: DriftResult) -> list[str]:
+    """A line per feature that is not ok (the first ``FEATURE_LINES``), then a count of the rest.
+
+    A column the window lacks is named in the reasons already: one line per such column buried
+    the verdict of a wide table's batch under dozens of "missing" lines, and a drifted batch of a
+    500-column table printed 500 lines.
+    """
+    from orchestrator.drift import MISSING_COLUMN
+
+    if result.rows_current < result.thresholds.min_rows:
+        return []
+    shown = [f"{f.name}: {f.status} {f.detail}" for f in result.features
+             if f.status != "ok" and f.detail != MISSING_COLUMN]
+    if len(shown) <= FEATURE_LINES:
+        return shown
+    return [*shown[:FEATURE_LINES], f"… and {len(shown) - FEATURE_LINES} more columns not ok: the report lists "
+                                    "each one"]
 
 
 def _performance_line(performance: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
 MISSING_COLUMN = "the column is missing from the window"  # the detail of a feature the window lacks
 _EPS = 1e-4
+NAMES_SHOWN = 10  # drifted columns a reason names; the rest are counted
 MIN_LABELS_TESTED = 100  # labelled rows a metric alert needs when a bootstrap tests the fall
 MIN_LABELS_UNTESTED = 1000  # ... and when nothing does (the model kept no held-out rows)
 
@@ -345,7 +346,11 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
     drifted = [f.name for f in features if f.status == DRIFT]
     measured = [f for f in features if f.status != INSUFFICIENT]
     if drifted and len(drifted) / max(len(features), 1) >= t.drift_share:
-        reasons.append(f"{len(drifted)} of {len(features)} features drifted: {', '.join(drifted)}")
+        # The first names only: every name of a wide table made this one line thousands of characters
+        # long, in the verdict and in the history; ``drifted`` keeps them all.
+        shown = ", ".join(drifted[:NAMES_SHOWN]) + (f" … and {len(drifted) - NAMES_SHOWN} more"
+                                                   if len(drifted) > NAMES_SHOWN else "")
+        reasons.append(f"{len(drifted)} of {len(features)} features drifted: {shown}")
     if prediction is not None and prediction.status == DRIFT:
         reasons.append(f"predictions drifted ({prediction.detail})")
     if performance and performance.get("current") is not None and performance.get("reference") is not None:

@@ -150,6 +150,11 @@ def candidate_problems(candidate: ModelCandidate) -> list[str]:
         problems.append("features must be the training schema, as describe_schema(frame) returns it")
     if not isinstance(c.label, str) or not c.label:
         problems.append("label must name the label column of eval_data")
+    key = getattr(c, "key", None)  # a candidate pickled before keys were kept has none
+    if key is not None and (not isinstance(key, str) or not key or key == c.label
+                            or any(isinstance(f, dict) and f.get("name") == key for f in c.features or [])):
+        problems.append(f"key {_shown(repr(key))} must name a column that is neither a feature nor the label "
+                        "(the id of a row), or be None")
     if not isinstance(c.model_digest, str) or not c.model_digest:
         problems.append("model_digest must be model_digest(model)")
     if not callable(getattr(c.model, "predict", None)):

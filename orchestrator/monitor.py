@@ -195,11 +195,13 @@ def _unknown_note(candidate: ModelCandidate, unknown: list[Any]) -> str:
 
 def _performance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
     """The gate metric on the labelled rows of a window, with its chance p-value, or a note saying why not."""
-    from orchestrator.registry import evaluate
+    from orchestrator.model_frames import score, scored_metrics
 
+    scored = None
     try:
-        current = evaluate(candidate.task, candidate.model, _coerce(labelled[list(kinds)], candidate),
-                           labelled[candidate.label])
+        scored = score(candidate.task, candidate.model, _coerce(labelled[list(kinds)], candidate),
+                       labelled[candidate.label])
+        current = scored_metrics(scored)
         performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
                        "current": current.get(candidate.metric), "rows": len(labelled)}
     except Exception as exc:  # noqa: BLE001 - labels the metric cannot take: said, not silently dropped
@@ -210,17 +212,18 @@ def _performance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[
         performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
                                        "every class among them)" if candidate.metric == "roc_auc" else
                                f"{candidate.metric} cannot be measured on these labels")
-    else:
-        performance.update(_chance(candidate, labelled, kinds))
+    elif scored is not None:
+        performance.update(_chance(candidate, scored, kinds))
     return performance
 
 
-def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
+def _chance(candidate: ModelCandidate, scored: Any, kinds: dict[str, str]) -> dict[str, Any]:
     """``{"p_value": p}``: how likely the labelled batch scores no worse than the held-out rows did.
 
     The reference metric comes from one sample of held-out rows (often a few
     hundred), and the batch is another sample, so a few percent either way
-    is chance; the alert needs this to be small as well. Empty when the
+    is chance; the alert needs this to be small as well. ``scored`` is the labelled batch as
+    ``model_frames.score`` scored it for its metric, not scored again. Empty when the
     candidate kept no held-out rows (``eval_data``) with every feature and the label.
     """
     import pandas as pd
@@ -234,8 +237,7 @@ def _chance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[str, 
     held_out = held_out[held_out[candidate.label].notna()]
     try:
         p = worse_by_chance(candidate.task, candidate.model, candidate.metric,
-                            (held_out[list(kinds)], held_out[candidate.label]),
-                            (_coerce(labelled[list(kinds)], candidate), labelled[candidate.label]))
+                            (held_out[list(kinds)], held_out[candidate.label]), scored)
     except Exception:  # noqa: BLE001 - no p-value: the threshold alone decides, as without held-out rows
         return {}
     return {} if p is None else {"p_value": round(p, 4)}

@@ -102,7 +102,10 @@ class ModelCandidate:
         model_digest: :func:`model_digest` of ``model``; the version's identity.
         params: hyperparameters and data parameters, shown in the registry.
         eval_data: held-out rows (features and label) the gate scores both models on.
-        reference: a sample of training features, the reference for drift monitoring.
+        reference: a sample of features as the model was trained on, the reference for drift
+            monitoring (the shipped pipeline keeps held-out rows, which the model did not fit).
+        key: the column that names a row (``customer_id``), not a feature: ``orch serve`` takes
+            it in a posted record and answers with it (``keys``), instead of refusing an unknown column.
     """
 
     name: str
@@ -117,6 +120,7 @@ class ModelCandidate:
     params: dict[str, Any] = field(default_factory=dict)
     eval_data: Any = None
     reference: Any = None
+    key: str | None = None
 
     def __post_init__(self) -> None:
         # Checked where the candidate is made, so the step that makes a wrong one fails and names

@@ -227,6 +227,19 @@ def _without_label(records: list[dict[str, Any]], label: str | None,
     return kept, [f"column {label} is the model's label, not a feature: ignored"]
 
 
+def _without_key(records: list[dict[str, Any]], key: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The records without the model's key column, and ``{"keys": [...]}`` when any record held it.
+
+    A row posted from the table the model was trained on carries its id (``customer_id``): it names
+    the row, so the answer gives it back, in record order (``null`` where a record had none), for
+    the caller to match predictions with rows, instead of refusing it as an unknown column.
+    """
+    if not key or not any(key in r for r in records):
+        return records, {}
+    keys = [r.get(key) for r in records]
+    return [{k: v for k, v in r.items() if k != key} for r in records], {"keys": keys}
+
+
 # A column trained as booleans: the model knows True and False, not the text "True" (which a
 # one-hot encoder would silently treat as an unknown category), so JSON true/false are what it takes.
 _FLAGS = {"true": True, "false": False}
@@ -238,7 +251,14 @@ def _is_flag(feature: dict[str, Any]) -> bool:
 
 def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> Any:
     """The validated records as the DataFrame the model was trained on: numbers as floats, categories
-    as objects, and a boolean column as True/False (also from the text "true"/"false")."""
+    as objects, and a boolean column as True/False (also from the text "true"/"false").
+
+    A ``null`` is NaN in every column, as a blank cell of a CSV or Parquet file is: a category column
+    whose values in a request were all null (one record with a null) stayed None, which passed a
+    ``SimpleImputer`` (it looks for NaN) and was scored as an unknown category, so such a row got
+    another answer from the server than from ``load_model(...).predict`` or ``orch monitor``.
+    """
+    import numpy as np
     import pandas as pd
 
     frame = pd.DataFrame.from_records(records, columns=[f["name"] for f in schema])
@@ -246,11 +266,12 @@ def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -
         if f["kind"] == "number":
             frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
         elif _is_flag(f):
-            flags = [None if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
+            flags = [np.nan if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
                      for v in frame[f["name"]]]
             frame[f["name"]] = pd.Series(flags, index=frame.index, dtype=object)
         else:
-            frame[f["name"]] = frame[f["name"]].astype(object)
+            column = frame[f["name"]].astype(object)
+            frame[f["name"]] = column.where(column.notna(), np.nan)
     return frame
 
 
@@ -276,6 +297,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
 
     loaded: LoadedModel = load_version(context, ref)
     label = loaded.candidate.label
+    key = getattr(loaded.candidate, "key", None)  # none in a candidate pickled before keys were kept
     indexer = SegmentIndexer(context.lineage) if log_requests else None
     if log_requests:
         index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
@@ -310,6 +332,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             "metrics": strict_json(row["metrics"]), "features": schema,
             **({"classes": classes} if classes else {}),
             **({"probability_of": classes[1]} if len(classes) == 2 else {}),
+            **({"key": key} if key else {}),
             "lineage": {"run_id": row["run_id"], "step": row["node"], "artifact": row["digest"],
                         "command": f"orch lineage {loaded.name}@{loaded.version}"},
         })
@@ -339,6 +362,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         try:
             records = parse_records(bytes(body), schema)
             records, notes = _without_label(records, label, schema)
+            records, keys = _without_key(records, key)
             validate_records(records, schema)
         except RequestProblem as exc:
             return problem(exc.status, exc.detail)
@@ -350,7 +374,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         of = {"probability_of": classes[1]} if "probability" in answer and len(classes) == 2 else {}
         warnings = notes + unseen_categories(records, categories)
-        doc = {"model": loaded.name, "version": loaded.version, **answer, **of,
+        doc = {"model": loaded.name, "version": loaded.version, **keys, **answer, **of,
                **({"warnings": warnings} if warnings else {})}
         try:
             return JSONResponse(doc)

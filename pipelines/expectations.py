@@ -89,7 +89,8 @@ def raise_for_failures(report: dict[str, Any]) -> None:
     if absent:
         has = report.get("columns")
         parts.insert(0, f"the data lacks the column{'s' if len(absent) > 1 else ''} {_listed(absent)}"
-                     + (f" (it has {_listed(has)})" if has is not None else "") + "; " + _columns_fix(has))
+                     + _meant(absent, has or []) + (f" (it has {_listed(has)})" if has is not None else "")
+                     + "; " + _columns_fix(has))
     raise DataValidationError(f"{len(failed)} of {len(report['checks'])} expectations failed: " + "; ".join(parts)
                               + ". The full report is the output of step 'validate' (see `orch show RUN_ID`).")
 
@@ -105,7 +106,102 @@ def _columns_fix(has: list[str] | None) -> str:
             if sep in has[0]:
                 return (f"the file looks separated by {said}, and CSV is read comma-separated: write it with "
                         "DataFrame.to_csv(path, index=False), or save it as Parquet")
-    return "for your own data, declare its columns in the pipeline's EXPECTATIONS (and features, label)"
+    return ("for your own data, declare its columns in the pipeline's EXPECTATIONS, and set LABEL, KEY, NUMERIC "
+            "and CATEGORICAL at its top")
+
+
+def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[str], label: str,
+                   key: str | None = None) -> None:
+    """Raise ``DataValidationError`` when the declared features and label cannot train a model on ``frame``.
+
+    Each of these failed later, in scikit-learn, with words that name neither the column nor the fix
+    (``KeyError: "['age'] not in index"``, ``Cannot use median strategy with non-numeric data``, a
+    ``DTypePromotionError`` for a date), or trained without a word a model that is no use: the label
+    or the key among the features, a date as a category (every date it is sent later is one it never
+    saw), a category with a different value in each row. All problems are named at once.
+    """
+    has = [str(c) for c in frame.columns]
+    problems: list[str] = []
+    if not numeric and not categorical:
+        problems.append(f"no feature is declared: list the columns a model learns {label!r} from in NUMERIC and "
+                        f"CATEGORICAL (the data has {_listed(has)})")
+    absent = [c for c in dict.fromkeys([*numeric, *categorical, label]) if c not in frame.columns]
+    for name in absent:
+        role = "LABEL" if name == label else "NUMERIC" if name in numeric else "CATEGORICAL"
+        problems.append(f"the data has no column {name!r} ({role}){_meant([name], has)}")
+    if absent:
+        problems[-1] += f"; it has {_listed(has)}"
+    problems += [f"{c!r} is in both NUMERIC and CATEGORICAL" for c in dict.fromkeys(numeric) if c in categorical]
+    for name, role, why in ((label, "the label", "it would be given the answer"),
+                            (key, "the key", "an id teaches a model nothing about new rows")):
+        lists = [what for what, names in (("NUMERIC", numeric), ("CATEGORICAL", categorical)) if name in names]
+        if name is not None and lists:
+            problems.append(f"{role} {name!r} is in {lists[0]} ({why})")
+    for name in dict.fromkeys([*numeric, *categorical]):
+        if name not in absent and name not in (label, key):
+            problems += _feature_problem(frame[name], name, name in numeric)
+    if label not in absent and frame[label].isna().any():
+        problems.append(f"{int(frame[label].isna().sum())} of {len(frame)} rows have no {label!r}: drop them "
+                        f"(frame.dropna(subset=[{label!r}]))")
+    if problems:
+        raise DataValidationError("; ".join(problems) + ". Declare the columns in LABEL, KEY, NUMERIC and "
+                                  "CATEGORICAL at the top of the pipeline.")
+
+
+_DATE = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"  # 2024-03-08, 08/03/2024, 8.3.24 (a time may follow)
+
+
+def _dates(name: str) -> str:
+    return (f"{name!r} holds dates, which a model cannot take (each new date is one it never saw): derive numbers "
+            "from it in the data (days since a start, month, weekday)")
+
+
+def _feature_problem(col: pd.Series, name: str, numeric: bool) -> list[str]:
+    """What keeps one declared feature column from training a useful model (none: an empty list).
+
+    Dates are dates whether typed (Parquet) or written as text (CSV): as numbers they fail, and as
+    categories each one sent later is one the model never saw.
+    """
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return [_dates(name)]
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return []
+    values = col.dropna()
+    written_dates = len(values) > 0 and values.head(50).astype(str).str.match(_DATE).all()
+    if numeric:
+        text = values[pd.to_numeric(values, errors="coerce").isna()]  # numbers written as text are made numbers
+        if written_dates:
+            return [_dates(name)]
+        return [f"{name!r} in NUMERIC holds text (e.g. {str(text.iloc[0])[:30]!r}): move it to CATEGORICAL or "
+                "make it numbers"] if len(text) else []
+    if written_dates and values.nunique() > 100:  # a few dates (the months of a year) are categories
+        return [_dates(name)]
+    if len(values) >= 100 and values.is_unique:
+        return [f"{name!r} in CATEGORICAL has another value in each of its {len(values)} rows, like an id or free "
+                "text: leave it out"]
+    return []
+
+
+def _meant(absent: list[str], has: list[str]) -> str:
+    """`` (did you mean 'Target'?)``: columns the data has that look like the absent ones.
+
+    Case, spaces, ``_``/``-`` and accents are ignored, then close spellings are tried, so a column
+    the list of the data's columns cuts off (``… and 3 more``) is still pointed at.
+    """
+    import difflib
+    import unicodedata
+
+    def fold(name: str) -> str:
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() or name
+        return plain.casefold().replace(" ", "_").replace("-", "_").strip("_")
+
+    folded = {fold(h): h for h in has}
+    pairs = []
+    for name in absent:
+        close = folded.get(fold(name)) or next(iter(difflib.get_close_matches(name, has, n=1, cutoff=0.75)), None)
+        if close is not None and close != name:
+            pairs.append(f"{close!r}" if len(absent) == 1 else f"{close!r} for {name!r}")
+    return f" (did you mean {', '.join(pairs[:3])}?)" if pairs else ""
 
 
 def _listed(names: list[str], limit: int = 10) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 from datasource import TRAIN_FILE, ensure_dataset
-from expectations import Expectation, check_frame, columns, raise_for_failures
+from expectations import Expectation, check_features, check_frame, columns, raise_for_failures
 
 from orchestrator import Metrics, pipeline, step
 from orchestrator.errors import ParameterError
@@ -95,6 +95,7 @@ def check_data(data: Path) -> None:
         raise ParameterError(f"data file {data} does not exist. Pass an existing CSV or Parquet file, or leave "
                              f"out -p data to use the seeded demo data ({TRAIN_FILE}).")
     check_readable(data, "data file", "-p data")
+    check_rows(data, "data file", "-p data")
 
 
 def check_batch(batch: Path | None) -> None:
@@ -109,6 +110,7 @@ def check_batch(batch: Path | None) -> None:
                              "-p monitor_batch, or leave it out to train without a drift check.")
     if batch is not None:
         check_readable(batch, "monitor batch", "-p monitor_batch")
+        check_rows(batch, "monitor batch", "-p monitor_batch")
 
 
 READABLE = (".csv", ".txt", ".parquet", ".pq")  # what ``ingest`` reads (CSV also compressed: .csv.gz)
@@ -123,6 +125,34 @@ def check_readable(path: Path, what: str, flag: str) -> None:
     if not suffixes or suffixes[-1] not in READABLE:
         raise ParameterError(f"{what} {path} is not a .csv or .parquet file; this pipeline reads CSV (comma-separated) "
                              f"and Parquet. Save it as one of them (e.g. DataFrame.to_parquet) and pass it to {flag}.")
+
+
+def check_rows(path: Path, what: str, flag: str) -> None:
+    """Refuse a file of no rows: empty (0 bytes), or a header only, as ``orch monitor --batch`` does.
+
+    An empty CSV failed step ``ingest`` with pandas' ``EmptyDataError: No columns to parse from
+    file``, and a header-only one each expectation of a number column (``columns expected number,
+    got object``), as if the columns were wrong. Only the first row is read (Parquet: its footer).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return  # the demo's own file, written by the source step
+    if path.stat().st_size == 0:
+        raise ParameterError(f"{what} {path} is empty (0 bytes). Pass a file with a header and rows to {flag}.")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(path).metadata.num_rows
+        else:
+            rows = len(pd.read_csv(path, nrows=1))
+    except pd.errors.EmptyDataError:
+        rows = 0  # blank lines only
+    except Exception:  # noqa: BLE001 - unreadable: ingest says why, naming the encoding or the format
+        return
+    if rows == 0:
+        raise ParameterError(f"{what} {path} has no rows (a header at most). Pass a file with a header and rows "
+                             f"to {flag}.")
 
 
 @step
@@ -158,9 +188,37 @@ def validate(raw: pd.DataFrame) -> dict:
 
 @step
 def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
-    """Stop the run with the failed checks, one readable line, when the data broke an expectation."""
+    """Stop the run with the failed checks, one readable line, when the data broke an expectation.
+
+    The declared LABEL, KEY, NUMERIC and CATEGORICAL are checked against the data too, whatever
+    EXPECTATIONS declares: a misspelt column, text or dates among the numbers, the label or the key
+    among the features are said here, naming the column and the fix, rather than by scikit-learn.
+    """
     raise_for_failures(report)
-    return raw[[*NUMERIC, *CATEGORICAL, LABEL]]
+    check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY)
+    return _plain_columns(raw[[*NUMERIC, *CATEGORICAL, LABEL]])
+
+
+def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with numbers written as text made numbers, and ``pd.NA`` in a text category made NaN.
+
+    A column of NUMERIC written as text (``'12'``, as a Parquet file of strings holds it) trained,
+    but its schema said category: the server then refused a number for it, and the monitor compared
+    it as categories. A Parquet file written from pandas' ``string`` dtype reads back with ``pd.NA``
+    for a blank: scikit-learn's imputer failed every candidate on it (``TypeError: boolean value of
+    NA is ambiguous``); the server and the monitor give the model NaN for a missing category too.
+    """
+    import numpy as np
+
+    changed = {}  # only the columns that change: a copy of the whole frame doubled the memory of a large one
+    for name in NUMERIC:
+        if not pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]):
+            changed[name] = pd.to_numeric(frame[name])  # check_features found no text that is not a number
+    for name in CATEGORICAL:
+        col = frame[name]
+        if pd.api.types.is_string_dtype(col) and getattr(col.dtype, "na_value", None) is pd.NA:
+            changed[name] = col.astype(object).where(col.notna(), np.nan)
+    return frame.assign(**changed) if changed else frame
 
 
 @step
@@ -198,17 +256,43 @@ def check_classes(labels: pd.Series) -> None:
                          "training part is split again for validation). Add rows of it to the data, or drop it.")
 
 
-def _features() -> Any:
+def _features(model: str, frame: pd.DataFrame) -> Any:
+    """Impute and scale the numbers; impute and encode the categories, as the estimator ``model`` takes them.
+
+    ``logistic`` gets one-hot columns (sparse when there are many categories). ``boosting`` gets one
+    ordinal code per category column instead: its trees need dense input, and a dense one-hot of a
+    category with thousands of levels failed every candidate (``Sparse data was passed for X, but
+    dense data is required``) or would not fit in memory. A column with no value at all is kept (as
+    0): dropping it made scikit-learn warn on every prediction the server and the monitor made.
+
+    A category written in numbers in ``frame`` (a store or postcode number), or in True/False, is
+    encoded as it is, a missing value being a category of its own: filled with the text "missing" it
+    mixed numbers with text, which the encoder refused (``Encoders require their input argument must
+    be uniformly strings or numbers. Got ['float', 'str']``, or ``['bool', 'str']``).
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+    def encoder() -> Any:
+        return (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+                if model == "boosting" else OneHotEncoder(handle_unknown="ignore"))
+
+    codes = [c for c in CATEGORICAL if pd.api.types.is_numeric_dtype(frame[c]) or _flags(frame[c])]
     return ColumnTransformer([
-        ("number", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                                   OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+        ("number", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+         NUMERIC),
+        ("category", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder()),
+         [c for c in CATEGORICAL if c not in codes]),
+        ("code", encoder(), codes),
     ])
+
+
+def _flags(col: pd.Series) -> bool:
+    """Whether ``col`` holds True/False only, blanks aside (read from a CSV with blanks, it is of dtype object)."""
+    values = col.dropna()
+    return pd.api.types.is_bool_dtype(col) or (len(values) > 0 and all(pd.api.types.is_bool(v) for v in values.unique()))
 
 
 def _estimator(params: dict, seed: int) -> Any:
@@ -237,7 +321,7 @@ def train_candidate(params: dict, fit: pd.DataFrame, valid: pd.DataFrame, seed: 
     """Fit one candidate (features + estimator) and score it on the validation rows."""
     from sklearn.pipeline import Pipeline
 
-    model = Pipeline([("features", _features()), ("model", _estimator(params, seed))])
+    model = Pipeline([("features", _features(params["model"], fit)), ("model", _estimator(params, seed))])
     model.fit(fit[NUMERIC + CATEGORICAL], fit[LABEL])
     scores = evaluate(TASK, model, valid[NUMERIC + CATEGORICAL], valid[LABEL])
     if metric not in scores:  # was KeyError: 'roc_auc' when a rare class had no row among the validation rows
@@ -265,14 +349,20 @@ def assess(best: dict, test: pd.DataFrame) -> Metrics:
 @step(untracked="data_params")  # it records the data file's name with the model; it does not read the file
 def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, name: str, metric: str,
             margin: float, data_params: dict) -> ModelCandidate:
-    """Offer the model to the registry; the driver registers, gates and maybe promotes it."""
+    """Offer the model to the registry; the driver registers, gates and maybe promotes it.
+
+    The drift reference is drawn from the held-out test rows, not the training rows: a model that
+    fits its training rows closely (boosting, a category of many levels) predicts differently on
+    them than on any new rows, so its predictions on unchanged data 'drifted' from the training ones.
+    """
     features = train[NUMERIC + CATEGORICAL]
+    held_out = test[NUMERIC + CATEGORICAL]
     return ModelCandidate(
         name=name, model=best["model"], task=TASK, features=describe_schema(features),
         label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
         model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
-        eval_data=test.reset_index(drop=True), reference=features.sample(min(len(features), 3000), random_state=0)
-        .reset_index(drop=True),
+        eval_data=test.reset_index(drop=True), reference=held_out.sample(min(len(held_out), 3000), random_state=0)
+        .reset_index(drop=True), key=KEY,
     )
 
 

@@ -10,7 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "pipelines"))  # as the pipeline file imports it
 
-from expectations import DataValidationError, Expectation, check_frame, columns, raise_for_failures  # noqa: E402
+from expectations import (  # noqa: E402
+    DataValidationError,
+    Expectation,
+    check_features,
+    check_frame,
+    columns,
+    raise_for_failures,
+)
 
 EXPECTATIONS = [
     *columns(customer_id="number", age="number", contract="category"),
@@ -30,7 +37,7 @@ def test_a_file_with_other_columns_names_the_missing_columns_once_and_the_ones_i
     message = str(failed.value)
     assert message.startswith("7 of 7 expectations failed: the data lacks the columns customer_id, age, contract "
                               "(it has loan_id, loan_amount); for your own data, declare its columns in the "
-                              "pipeline's EXPECTATIONS")
+                              "pipeline's EXPECTATIONS, and set LABEL, KEY, NUMERIC and CATEGORICAL at its top")
     assert "loan_amount: range expected 0..100, got 50..500, 1 rows outside" in message
     assert message.count("age") == 1 and "\n" not in message
 
@@ -55,3 +62,49 @@ def test_a_file_read_as_one_column_names_its_separator_not_the_expectations(tmp_
     assert f"; the file looks separated by {said}, and CSV is read comma-separated: write it with " \
         "DataFrame.to_csv(path, index=False), or save it as Parquet." in message
     assert "declare its columns" not in message
+
+
+def test_a_misspelt_column_is_pointed_at_even_when_the_list_of_columns_is_cut():
+    """'Target' for 'target' was hidden in '… and 1 more' of the columns the data has."""
+    frame = pd.DataFrame({f"x{i}": [1.0] for i in range(12)} | {"Target": [1]})
+    with pytest.raises(DataValidationError, match=r"lacks the column target \(did you mean 'Target'\?\)"):
+        raise_for_failures(check_frame(frame, columns(target="number")))
+    with pytest.raises(DataValidationError, match=r"^the data has no column 'age client' \(NUMERIC\) \(did you mean "
+                                                  r"'âge client'\?\); it has x0, "):
+        check_features(frame.assign(**{"âge client": 1.0}), ["age client"], [], "Target")
+
+
+def _table(rows: int = 120) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": range(rows), "amount": [float(i % 7) for i in range(rows)],
+        "signup": pd.date_range("2024-01-01", periods=rows, freq="h"), "when": [f"2024-01-{i % 28 + 1:02d}" for i in range(rows)],
+        "plan": ["a", "b", "c"] * (rows // 3), "comment": [f"said {i}" for i in range(rows)],
+        "digits": [str(i) for i in range(rows)], "y": ["yes", "no"] * (rows // 2),
+        "stamp": [f"2024-03-{i % 28 + 1:02d} {i % 24:02d}:00:00" for i in range(rows)]})
+
+
+@pytest.mark.parametrize("numeric, categorical, said", [
+    (["amount", "signup"], ["plan"], r"'signup' holds dates, which a model cannot take .*derive numbers from it"),
+    (["amount"], ["signup"], r"'signup' holds dates"),
+    (["amount", "when"], ["plan"], r"'when' holds dates, which a model cannot take"),  # dates written as text
+    (["amount", "plan"], [], r"'plan' in NUMERIC holds text \(e\.g\. 'a'\): move it to CATEGORICAL"),
+    (["amount"], ["stamp"], r"'stamp' holds dates"),  # as categories, 120 dates: each new one never seen
+    (["amount", "id"], ["plan"], r"the key 'id' is in NUMERIC \(an id teaches a model nothing"),
+    (["amount"], ["plan", "y"], r"the label 'y' is in CATEGORICAL \(it would be given the answer\)"),
+    (["amount"], ["plan", "amount"], r"'amount' is in both NUMERIC and CATEGORICAL"),
+    (["amount"], ["comment"], r"'comment' in CATEGORICAL has another value in each of its 120 rows, like an id"),
+    ([], [], r"^no feature is declared: list the columns a model learns 'y' from in NUMERIC and CATEGORICAL \(the "
+             r"data has id, amount, "),
+])
+def test_declared_features_the_data_cannot_train_on_are_named_with_the_fix(numeric, categorical, said):
+    """They failed in scikit-learn (DTypePromotionError for a date among the numbers, 'Cannot use median
+    strategy with non-numeric data' for text) or trained a useless model without a word."""
+    with pytest.raises(DataValidationError, match=said + r".*Declare the columns in LABEL, KEY, NUMERIC and CATEGORICAL"):
+        check_features(_table(), numeric, categorical, "y", key="id")
+
+
+def test_usable_features_pass_and_unlabelled_rows_are_counted():
+    check_features(_table(), ["amount", "digits"], ["plan", "when"], "y", key="id")  # numbers as text are numbers
+    check_features(_table(60), ["amount"], ["comment"], "y")  # 60 distinct values: too few rows to call it an id
+    with pytest.raises(DataValidationError, match=r"^1 of 120 rows have no 'y': drop them"):
+        check_features(_table().assign(y=[None] + ["yes"] * 119), ["amount"], ["plan"], "y")

@@ -168,7 +168,9 @@ def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tm
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x80\x81")
-    (tmp_path / "data.csv.gz").write_bytes(b"")
+    import gzip
+
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(b"age,churned\n40,1\n"))
     said = {
         ("data", "."): "error: data file . is a folder. Pass a CSV or Parquet file in it to -p data.",
         ("data", "book.xlsx"): "error: data file book.xlsx is not a .csv or .parquet file; this pipeline reads CSV "
@@ -230,3 +232,207 @@ def test_a_csv_that_is_not_utf8_says_how_to_save_it(tmp_path):
             ingest(path)
     frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")  # UTF-8 with a BOM reads as it is
     assert list(ingest(tmp_path / "bom.csv").columns) == ["city", "n"]
+
+
+def _customers_with_many_regions(rows: int, seed: int):
+    """The demo's customers with a category of hundreds of levels (a city, a postcode) in place of region."""
+    import numpy as np
+    from datasource import customers
+
+    frame = customers(rows, seed=seed)
+    return frame.assign(region=np.random.default_rng(seed).choice([f"r{i}" for i in range(400)], rows))
+
+
+def test_boosting_trains_on_a_category_of_many_levels_and_a_column_with_no_values():
+    """-p model=boosting on data with a category of many levels failed every candidate with 'Sparse data was
+    passed for X, but dense data is required' (its one-hot is sparse); an all-empty number column made
+    scikit-learn warn 'Skipping features without any observed values' on every prediction."""
+    import warnings
+
+    from lifecycle import split, train_candidate
+
+    frame = _customers_with_many_regions(600, seed=0).assign(age=float("nan"))
+    fit, valid = split(frame, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning at fit or predict fails the test
+            trained = train_candidate(params, fit, valid, seed=0, metric="roc_auc")
+            trained["model"].predict_proba(valid.head(3))
+        assert 0.5 < trained["score"] <= 1, (params, trained["validation"])
+
+
+def test_the_drift_reference_is_rows_the_model_did_not_train_on():
+    """A boosting model predicts its own training rows differently than new ones: with the training rows as
+    the reference, `orch monitor` on a fresh batch of the same distribution said 'predictions drifted'."""
+    from lifecycle import assess, package, select_best, split, train_candidate
+
+    from orchestrator.monitor import compare
+
+    train, test = split(_customers_with_many_regions(1600, seed=0), test_size=0.25, seed=0)
+    fit, valid = split(train, test_size=0.25, seed=0)
+    best = select_best([train_candidate({"model": "boosting", "max_depth": 6, "learning_rate": 0.3}, fit, valid,
+                                        seed=0, metric="roc_auc")], metric="roc_auc")
+    candidate = package(best, train, test, assess(best, test), name="churn", metric="roc_auc", margin=0.0,
+                        data_params={})
+    fresh = _customers_with_many_regions(1500, seed=7)
+    result = compare(candidate, fresh)
+    assert result.prediction.status == "ok", result.prediction
+
+
+def test_a_date_among_the_declared_numbers_is_named_before_any_candidate_trains(monkeypatch):
+    """A Parquet file's datetime column added to NUMERIC failed each train_candidate with numpy's 'DTypePromotionError:
+    The DType <class 'numpy.dtypes.DateTime64DType'> could not be promoted by <class 'numpy.dtypes.Float64DType'>'."""
+    import lifecycle
+    import pandas as pd
+    import pytest
+    from datasource import customers
+    from expectations import DataValidationError
+
+    frame = customers(300).assign(signup=pd.date_range("2024-01-01", periods=300, freq="D"))
+    monkeypatch.setattr(lifecycle, "NUMERIC", [*lifecycle.NUMERIC, "signup"])
+    with pytest.raises(DataValidationError, match=r"^'signup' holds dates, which a model cannot take"):
+        lifecycle.require_valid(frame, lifecycle.validate(frame))
+    monkeypatch.setattr(lifecycle, "NUMERIC", [n for n in lifecycle.NUMERIC if n != "signup"])
+    assert list(lifecycle.require_valid(frame, lifecycle.validate(frame)).columns) == [
+        *lifecycle.NUMERIC, *lifecycle.CATEGORICAL, lifecycle.LABEL]
+
+
+def test_a_data_file_of_no_rows_is_refused_before_any_step_runs(tmp_path, monkeypatch, capsys):
+    """An empty CSV failed step ingest with pandas' 'EmptyDataError: No columns to parse from file' (exit 1), and a
+    header-only one every number column's expectation ('columns expected number, got object'), as if the columns
+    were wrong."""
+    import pandas as pd
+    from datasource import customers
+
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    customers(5).head(0).to_csv(tmp_path / "header.csv", index=False)
+    customers(5).head(0).to_parquet(tmp_path / "header.parquet")
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "one.csv", index=False)
+    said = {
+        ("data", "empty.csv"): "error: data file empty.csv is empty (0 bytes). Pass a file with a header and rows to "
+                               "-p data.",
+        ("data", "header.csv"): "error: data file header.csv has no rows (a header at most). Pass a file with a "
+                                "header and rows to -p data.",
+        ("data", "header.parquet"): "error: data file header.parquet has no rows (a header at most). Pass a file with "
+                                    "a header and rows to -p data.",
+        ("monitor_batch", "header.csv"): "error: monitor batch header.csv has no rows (a header at most). Pass a file "
+                                         "with a header and rows to -p monitor_batch.",
+    }
+    for (name, value), line in said.items():
+        try:
+            main(["--store", str(tmp_path / "store"), "plan", str(ROOT / "pipelines" / "lifecycle.py"),
+                  "-p", f"{name}={value}"])
+        except SystemExit as exited:
+            code = exited.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip().splitlines() == [line], err
+    from lifecycle import check_rows
+
+    check_rows(tmp_path / "one.csv", "data file", "-p data")  # one row is a file of rows
+
+
+def test_a_category_written_in_numbers_with_missing_values_trains(monkeypatch):
+    """A store number (or postcode) in CATEGORICAL with a blank cell failed every candidate: filled with the text
+    'missing', it mixed numbers with text ('Encoders require their input argument must be uniformly strings or
+    numbers. Got ['float', 'str']'). An all-empty one failed boosting's binning ('window shape cannot be larger')."""
+    import lifecycle
+    import numpy as np
+
+    frame = _customers_with_many_regions(600, seed=0)
+    store = np.random.default_rng(0).integers(1, 30, 600).astype(float)
+    store[:40] = np.nan
+    frame = frame.assign(store=store, unknown=np.nan)
+    monkeypatch.setattr(lifecycle, "CATEGORICAL", [*lifecycle.CATEGORICAL, "store", "unknown"])
+    fit, valid = lifecycle.split(frame, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        trained = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")
+        served = valid.head(2).assign(store=[np.nan, 999.0], unknown=[np.nan, 4.0])  # missing, and never seen
+        assert len(trained["model"].predict(served)) == 2 and trained["score"] > 0.5, params
+
+
+def test_a_null_category_is_served_as_the_blank_cell_the_model_was_trained_on(tmp_path):
+    """orch serve passed the JSON nulls of a category column that was null in every record of a request (one
+    record with a null) to the model as None, which its SimpleImputer (looking for NaN) left alone: the row was
+    scored as an unknown category, not as 'missing' like the blank cells it was trained on, so the server answered
+    otherwise than load_model().predict or orch monitor on the same row."""
+    import pandas as pd
+    from lifecycle import CATEGORICAL, NUMERIC, split, train_candidate
+
+    from orchestrator.registry import describe_schema
+    from orchestrator.serve import records_frame
+
+    frame = pd.read_csv(_your_data(tmp_path))  # region has blank cells
+    fit, valid = split(frame, test_size=0.25, seed=0)
+    model = train_candidate({"model": "logistic", "C": 1.0}, fit, valid, seed=0, metric="roc_auc")["model"]
+    schema = describe_schema(fit[NUMERIC + CATEGORICAL])
+    rows = valid[NUMERIC + CATEGORICAL].dropna().head(2).assign(region=float("nan"))
+    for posted in (rows.head(1), rows):  # one record with a null, or several whose region are all null
+        records = [{**r, "region": None} for r in posted.to_dict("records")]
+        assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(posted).tolist()
+
+
+def test_a_true_false_category_with_blanks_trains_and_is_served_as_booleans(monkeypatch):
+    """A CSV's True/False column with blank cells is of dtype object: in CATEGORICAL it failed every candidate
+    ("Got ['bool', 'str']"), and the server refused JSON true for it and took the text "True", which the model had
+    never seen (scored as unknown, without a warning)."""
+    import lifecycle
+    import numpy as np
+    import pandas as pd
+    from datasource import customers
+
+    from orchestrator.registry import describe_schema
+    from orchestrator.serve import records_frame, validate_records
+
+    flags = pd.Series(np.random.default_rng(0).random(600) < 0.5, dtype=object)
+    flags[:30] = np.nan  # as read_csv gives a blank cell of a True/False column
+    frame = customers(600).assign(paperless=flags)
+    monkeypatch.setattr(lifecycle, "CATEGORICAL", [*lifecycle.CATEGORICAL, "paperless"])
+    fit, valid = lifecycle.split(frame, test_size=0.25, seed=0)
+    features = lifecycle.NUMERIC + lifecycle.CATEGORICAL
+    schema = describe_schema(fit[features])
+    assert [f["dtype"] for f in schema if f["name"] == "paperless"] == ["boolean"]
+    rows = valid[features].head(3).assign(paperless=pd.Series([True, False, np.nan], dtype=object).to_numpy())
+    records = [{k: (None if not isinstance(v, (str, bool)) and pd.isna(v) else v) for k, v in r.items()}
+               for r in rows.to_dict("records")]
+    validate_records(records, schema)  # JSON true/false/null is what the column takes
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        model = lifecycle.train_candidate(params, fit, valid, seed=0, metric="roc_auc")["model"]
+        assert model.predict_proba(records_frame(records, schema)).tolist() == model.predict_proba(rows).tolist()
+
+
+def test_a_text_category_whose_missing_values_are_pd_na_trains(tmp_path):
+    """A Parquet file written from pandas' 'string' dtype reads back with pd.NA for a blank: every candidate failed
+    in scikit-learn's imputer with 'TypeError: boolean value of NA is ambiguous'."""
+    import pandas as pd
+    from datasource import customers
+    from lifecycle import require_valid, split, train_candidate, validate
+
+    frame = customers(600).astype({"region": "string", "contract": "string"})
+    frame.to_parquet(tmp_path / "customers.parquet")
+    raw = pd.read_parquet(tmp_path / "customers.parquet")
+    assert raw["region"].isna().any() and raw["region"].dtype.na_value is pd.NA
+    clean = require_valid(raw, validate(raw))
+    fit, valid = split(clean, test_size=0.25, seed=0)
+    for params in ({"model": "boosting", "max_depth": 3, "learning_rate": 0.1}, {"model": "logistic", "C": 1.0}):
+        assert train_candidate(params, fit, valid, seed=0, metric="roc_auc")["score"] > 0.5
+
+
+def test_numbers_written_as_text_are_served_and_monitored_as_numbers():
+    """A NUMERIC column of digits stored as text trained, but its schema said category: orch serve refused a number
+    for it ('must be a string (a category)') and orch monitor compared it as categories."""
+    import pandas as pd
+    from datasource import customers
+    from expectations import check_frame
+    from lifecycle import NUMERIC, require_valid
+
+    from orchestrator.registry import describe_schema
+
+    raw = customers(300).astype({"support_calls": str})
+    clean = require_valid(raw, check_frame(raw, []))  # a pipeline whose EXPECTATIONS declare no column types
+    kinds = {f["name"]: f["kind"] for f in describe_schema(clean[NUMERIC])}
+    assert kinds["support_calls"] == "number" and clean["support_calls"].tolist() == customers(300)[
+        "support_calls"].tolist()
+    assert pd.api.types.is_numeric_dtype(clean["support_calls"])

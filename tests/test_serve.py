@@ -51,7 +51,7 @@ FLAGS = textwrap.dedent('''
         ]).fit(features, frame["y"])
         return ModelCandidate("flags", model, "classification", describe_schema(features), "y",
                               evaluate("classification", model, features, frame["y"]), "accuracy", 0.0,
-                              model_digest(model), eval_data=frame, reference=features)
+                              model_digest(model), eval_data=frame, reference=features, key="loan_id")
 
 
     @pipeline
@@ -170,6 +170,30 @@ def test_rows_posted_with_the_label_column_are_answered_without_it(client):
     assert doc["warnings"] == ["column y is the model's label, not a feature: ignored"]
     unknown = client.post("/predict", json=[{**rows[0], "z": 1}])
     assert unknown.status_code == 422 and "unknown column z" in unknown.json()["detail"]
+
+
+def test_rows_posted_with_the_key_column_are_answered_with_their_keys(client):
+    """Rows posted from the training table carry their id (the pipeline's KEY): each request was a 422
+    'unknown column loan_id'. The key is not a feature; the answer gives it back to match rows with."""
+    rows = [{"loan_id": "L-7", "x": 1.0, "cosigner": True, "colour": "red"},
+            {"x": 6.0, "cosigner": False, "colour": "blue"}]
+    doc = client.post("/predict", json=rows).json()
+    without = client.post("/predict", json=[{k: v for k, v in r.items() if k != "loan_id"} for r in rows]).json()
+    assert doc["keys"] == ["L-7", None] and doc["prediction"] == without["prediction"] and "warnings" not in doc
+    assert "keys" not in without and client.get("/model").json()["key"] == "loan_id"
+
+
+def test_a_key_that_is_a_feature_or_the_label_is_refused_where_the_candidate_is_made():
+    from sklearn.linear_model import LogisticRegression
+
+    from orchestrator.registry import InvalidCandidateError, ModelCandidate, describe_schema, model_digest
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+    model = LogisticRegression().fit(frame[["x"]], frame["y"])
+    for key in ("x", "y"):
+        with pytest.raises(InvalidCandidateError, match=f"key '{key}' must name a column that is neither a feature"):
+            ModelCandidate("m", model, "classification", describe_schema(frame[["x"]]), "y", {"accuracy": 1.0},
+                           "accuracy", 0.0, model_digest(model), key=key)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, 0.0, [True]])
