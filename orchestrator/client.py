@@ -104,7 +104,7 @@ def _text(ref: Any) -> str:
 def _rebuild(ctx: Context, run_id: str) -> Run:
     """The ``Run`` object ``Pipeline.run`` returned for ``run_id``, from its records."""
     from orchestrator.results import Run, StepResult, decode_result
-    from orchestrator.step import Output
+    from orchestrator.tracing import Output
 
     lineage = ctx.lineage
     row = lineage.run(run_id)

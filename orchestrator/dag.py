@@ -29,8 +29,9 @@ from orchestrator.containers import like
 from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
 from orchestrator.hashing import combine, hash_file, hash_value
-from orchestrator.step import MAP_ITEM, SINGLE_OUTPUT, Call, Output, Step, iter_outputs
+from orchestrator.step import Step
 from orchestrator.text_paths import paths_in_text
+from orchestrator.tracing import MAP_ITEM, SINGLE_OUTPUT, Call, Output, iter_outputs
 from orchestrator.user_code import object_kind
 
 if TYPE_CHECKING:

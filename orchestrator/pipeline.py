@@ -24,18 +24,10 @@ from orchestrator.errors import (
     did_you_mean,
     short_traceback,
 )
-from orchestrator.step import (
-    P,
-    R,
-    Step,
-    Trace,
-    active_trace,
-    call_site,
-    definition_site,
-    name_by_position_message,
-    tracing,
-    unknown_option_message,
-)
+from orchestrator.sites import call_site, definition_site
+from orchestrator.step import P, R, Step
+from orchestrator.step_checks import name_by_position_message, unknown_option_message
+from orchestrator.tracing import Trace, active_trace, tracing
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan

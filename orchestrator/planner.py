@@ -21,7 +21,7 @@ from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import skipping_folders
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
-from orchestrator.step import SINGLE_OUTPUT, Output
+from orchestrator.tracing import SINGLE_OUTPUT, Output
 from orchestrator.untracked import untracked_path_warnings
 
 if TYPE_CHECKING:

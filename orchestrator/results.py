@@ -27,7 +27,7 @@ from orchestrator.errors import (
     UserError,
 )
 from orchestrator.spelling import PYTHON
-from orchestrator.step import Output
+from orchestrator.tracing import Output
 
 
 @dataclass

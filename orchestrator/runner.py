@@ -68,9 +68,10 @@ from orchestrator.self_state import self_state_hint, self_state_warnings
 from orchestrator.serialize import registered_materializers
 from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
-from orchestrator.step import SINGLE_OUTPUT, Output, Step, iter_outputs
+from orchestrator.step import Step
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
+from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.untracked import _caller_level, warn_untracked
 
 if TYPE_CHECKING:

@@ -680,7 +680,7 @@ def test_an_array_given_to_many_calls_is_hashed_once_per_call_while_built_not_tw
     """
     import orchestrator.dag as dag_module
 
-    step_module = sys.modules["orchestrator.step"]
+    step_module = sys.modules["orchestrator.tracing"]
     values = np.arange(1000, dtype=np.float64)
     seen: list[int] = []
 

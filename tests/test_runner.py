@@ -1524,7 +1524,7 @@ def test_the_none_hint_reads_string_annotations_and_names_an_output(store):
     (None, None), (type(None), None), (object, None), (list | None, None), (inspect.Parameter.empty, None),
 ])
 def test_declared_type_is_only_a_type_that_rules_out_none(annotation, declared):
-    from orchestrator.step import _never_none
+    from orchestrator.step_signature import never_none as _never_none
 
     assert _never_none(annotation) == declared
 
