@@ -12,19 +12,13 @@ Reads the metadata database only; it must not change anything.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import NotFoundError
+from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
 
 
 def _unique(lineage: Lineage, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,7 +69,7 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
         try:
             r = lineage.run(row["run_id"])
             run = {"run_id": r["run_id"], "pipeline": r["pipeline"], "file": r["file"], "user": r["user"],
-                   "host": r["host"], "git_commit": r["git_commit"], "started": _iso(r["started"]),
+                   "host": r["host"], "git_commit": r["git_commit"], "started": iso_time(r["started"]),
                    "python": r["python"], "packages": r["packages"], "params": r["params"]}
         except NotFoundError:  # a run removed from the store leaves the rest of the trail usable
             run = {"run_id": row["run_id"], "missing": True}
@@ -95,7 +89,7 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
                         "computed_in": v.data["computed_by"].split(":", 1)[0]}
             steps = _as_the_run_holds_them(lineage, row["run_id"], computations)
     production = registry.production(name)
-    events = [{"action": e["action"], "version": e["version"], "previous": e["previous"], "at": _iso(e["at"]),
+    events = [{"action": e["action"], "version": e["version"], "previous": e["previous"], "at": iso_time(e["at"]),
                "user": e["user"], "host": e["host"], "run_id": e["run_id"], "gate": e["detail"]}
               for e in registry.events(name) if e["version"] == version or e["previous"] == version]
     promoted = [e for e in events if e["version"] == version and e["action"] in
@@ -103,7 +97,7 @@ def audit_version(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": name, "version": version, "stage": "production" if production == version else "registered",
         "production_version": production, "artifact": row["digest"], "model_digest": row["model_digest"],
-        "registered": _iso(row["created"]), "task": row["task"], "metric": row["metric"],
+        "registered": iso_time(row["created"]), "task": row["task"], "metric": row["metric"],
         "metrics": row["metrics"], "params": row["params"], "schema": row["schema"], "gate": row["gate"],
         "promoted": promoted[-1] if promoted else None,
         "run": run, "training_data": _unique(lineage, data), "steps": steps, "events": events,

@@ -28,6 +28,7 @@ from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserErro
 from orchestrator.spelling import CLI
 from orchestrator.stop_signals import StopSignal, signals_as_interrupt
 from orchestrator.text_streams import printable_streams
+from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -336,7 +337,7 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
         _no_runs_of(context, pipeline)
     if as_json:
         _emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
-                     "started": _iso(r["started"]), "ended": _iso(r["ended"]),
+                     "started": iso_time(r["started"]), "ended": iso_time(r["ended"]),
                      "duration": _duration(r), "metrics": r["metrics"] or {}} for r in rows])
         return
     if not rows:
@@ -384,12 +385,6 @@ def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit])
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
-
-
 def _duration(row: dict[str, Any]) -> float | None:
     return None if row["ended"] is None else row["ended"] - row["started"]
 
@@ -416,7 +411,7 @@ def _show_doc(context: Context, run_id: str) -> dict[str, Any]:
         })
     return {
         "run_id": run["run_id"], "pipeline": run["pipeline"], "status": run["status"],
-        "started": _iso(run["started"]), "ended": _iso(run["ended"]), "duration": _duration(run),
+        "started": iso_time(run["started"]), "ended": iso_time(run["ended"]), "duration": _duration(run),
         "file": run["file"], "params": run["params"], "user": run["user"], "host": run["host"],
         "git_commit": run["git_commit"], "python": run["python"], "packages": run["packages"],
         "executor": run["executor"], "error": run["error"], "metrics": run["metrics"] or {},
@@ -578,7 +573,7 @@ def _logs_document(context: Context, run_id: str, node: str, row: dict[str, Any]
     """
     origin_run, origin_node = context.lineage.origin(run_id, node, row)
     cached_from = f"{origin_run}:{origin_node}" if row["status"] == "cached" and origin_run != run_id else None
-    listed = [{"attempt": a["attempt"], "status": a["status"], "started": _iso(a["started"]), "ended": _iso(a["ended"]),
+    listed = [{"attempt": a["attempt"], "status": a["status"], "started": iso_time(a["started"]), "ended": iso_time(a["ended"]),
                "error": a["error"], "traceback": a["traceback"], "stdout": a["stdout"] or "",
                "stderr": a["stderr"] or "", "logs": a["logs"] or "", "recorded": True} for a in attempts]
     last = _unrecorded_last(row, max((a["attempt"] for a in attempts), default=0))

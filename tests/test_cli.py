@@ -28,6 +28,24 @@ def test_run_then_runs_and_show_json(orch, calls):
     assert step["outputs"][0]["name"] == "out" and len(step["outputs"][0]["hash"]) == 32
 
 
+def test_json_times_name_the_same_instant_from_any_time_zone(orch, calls):
+    """A CI job in UTC and a user in New York read one run: its `started` must be one instant, not two hours."""
+    from datetime import datetime
+
+    assert orch("run", "edits.py").returncode == 0
+    seen = {}
+    for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+        local = Orch(orch.store, orch.cwd, {**orch.env, "TZ": zone})
+        run = json.loads(local("runs", "--json").stdout)[0]
+        shown = json.loads(local("show", "latest", "--json").stdout)
+        started, ended = datetime.fromisoformat(run["started"]), datetime.fromisoformat(shown["ended"])
+        assert started.tzinfo is not None and ended >= started, (zone, run["started"], shown["ended"])
+        assert shown["started"] == run["started"]
+        seen[zone] = (run["started"], started)
+    assert seen["UTC"][0] != seen["America/New_York"][0]  # each reads its own local time...
+    assert len({instant for _, instant in seen.values()}) == 1  # ...of the same instant
+
+
 def test_show_of_a_step_points_to_its_run_logs_and_lineage(orch, calls):
     assert orch("run", "edits.py").returncode == 0
     shown = orch("show", "latest:plain")
