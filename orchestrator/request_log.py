@@ -126,8 +126,12 @@ def index_segments(lineage: Lineage, segments: list[Segment], wait_ms: int | Non
                       "VALUES (?,?,?,?,?)", [(s.path, s.name, s.version, s.rows, s.created) for s in segments])
 
 
+CAN_LOCK = fcntl is not None
+
+
 def lock_open_segment(fd: int) -> bool:
-    """Take the lock its writer holds on an open segment for as long as it writes; False if it is held."""
+    """Take the lock its writer holds on an open segment for as long as it writes; False if it is held
+    (or cannot be had: without ``fcntl`` no open segment is ever taken for abandoned)."""
     if fcntl is None:
         return False
     try:
@@ -172,9 +176,10 @@ def seal_abandoned(root: Path, name: str) -> int:
 def _names(path: Path, fd: int) -> bool:
     """Whether ``path`` still names the file open as ``fd`` (not renamed away, or replaced)."""
     try:
-        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        named, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
     except OSError:
         return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _read_fd(fd: int) -> bytes:

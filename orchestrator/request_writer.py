@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.request_log import (
+    CAN_LOCK,
     OPEN_SUFFIX,
     Segment,
     encode_requests,
@@ -119,11 +120,14 @@ class RequestWriter:
         """Start a segment: created and locked under a name readers skip, then given its open name."""
         self._folder.mkdir(parents=True, exist_ok=True)
         stem = new_stem()
-        starting = self._folder / f".{stem}.starting"
+        opened = self._folder / f".{stem}{OPEN_SUFFIX}"
+        # Without a lock (Windows) nothing seals another server's segment, and no open file is renamed.
+        starting = self._folder / f".{stem}.starting" if CAN_LOCK else opened
         fd = os.open(starting, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
         try:
-            lock_open_segment(fd)  # held until the segment is sealed, or the process dies
-            os.replace(starting, self._folder / f".{stem}{OPEN_SUFFIX}")
+            if starting != opened:
+                lock_open_segment(fd)  # held until the segment is sealed, or the process dies
+                os.replace(starting, opened)
         except BaseException:
             os.close(fd)
             starting.unlink(missing_ok=True)
