@@ -205,18 +205,20 @@ def unindexed_segments(context: Context, name: str) -> list[Segment]:
     killed) before it could index them. Their version, rows and time are read from the segment itself."""
     folder = segment_folder(context.root, name)
     try:
-        files = [p for p in folder.iterdir() if p.suffix == ".jsonl" and not p.name.startswith(".")]
+        # Plain strings, not a Path per file: a store logged one file per request holds millions.
+        names = [e.name for e in os.scandir(folder) if e.name.endswith(".jsonl") and not e.name.startswith(".")]
     except OSError:
         return []
-    if not files:
+    if not names:
         return []
     indexed = {row[0] for row in context.lineage.conn.execute(
         "SELECT path FROM request_segments WHERE name=?", (name,))}
+    prefix = str(folder.relative_to(context.root)) + os.sep
     found = []
-    for file in files:
-        path = str(file.relative_to(context.root))
+    for path in (prefix + n for n in names):
         if path in indexed:
             continue
+        file = context.root / path
         try:
             entries = [e for e in map(_entry, _whole_lines(file.read_bytes())) if e is not None]
         except (OSError, UnicodeDecodeError):
