@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import DatabaseLockedError
-from orchestrator.request_log import index_segments, seal_abandoned, unindexed_segments
+from orchestrator.request_log import index_segments, seal_abandoned, segment_folder, unindexed_segments
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -156,8 +156,17 @@ def index_left_over(context: Context, name: str) -> int:
 
     A database that refuses now leaves them for the next start, as the requests themselves are.
     """
-    seal_abandoned(context.root, name)
-    segments = unindexed_segments(context, name)
+    from orchestrator.request_compaction import compaction_lock, finish_compactions
+
+    folder = segment_folder(context.root, name)
+    if not folder.is_dir():
+        return 0
+    with compaction_lock(folder) as held:
+        if not held:  # a compaction's sources must not be taken for left over: the next start indexes them
+            return 0
+        finish_compactions(context, name)
+        seal_abandoned(context.root, name)
+        segments = unindexed_segments(context, name)
     if not segments:
         return 0
     try:

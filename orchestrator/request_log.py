@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 OPEN_SUFFIX = ".open"
+COMPACTING_SUFFIX = ".compacting"  # a segment ``request_compaction`` writes, hidden until it is indexed
 _OPEN_NAME = re.compile(r"^\.(\d{20}-\d+-[0-9a-f]{6})\.open$")  # as ``new_stem`` names them, and no other file
 
 
@@ -220,14 +221,14 @@ def unindexed_segments(context: Context, name: str) -> list[Segment]:
             continue
         file = context.root / path
         try:
-            entries = [e for e in map(_entry, _whole_lines(file.read_bytes())) if e is not None]
+            entries = [e for e in map(parse_entry, whole_lines(file.read_bytes())) if e is not None]
         except (OSError, UnicodeDecodeError):
             continue
         versions = {e.get("version") for e in entries}
         version = versions.pop() if len(versions) == 1 else None
         if not isinstance(version, int) or isinstance(version, bool):
             continue  # not a segment this server wrote: never index a file the log cannot vouch for
-        times = [float(e["at"]) for e in entries if _is_time(e.get("at"))]
+        times = [float(e["at"]) for e in entries if is_time(e.get("at"))]
         found.append(Segment(path, name, version, len(entries), max(times) if times else file.stat().st_mtime))
     return found
 
@@ -279,10 +280,10 @@ def logged_entries(context: Context, name: str, *, version: int | None = None, s
     newest: list[float] = []  # a min-heap of the ``limit`` latest times kept so far
 
     def keep(data: bytes, fallback: float) -> None:
-        for entry in map(_entry, _whole_lines(data)):
+        for entry in map(parse_entry, whole_lines(data)):
             if entry is None or (version is not None and entry.get("version") != version):
                 continue
-            at = float(entry["at"]) if _is_time(entry.get("at")) else fallback
+            at = float(entry["at"]) if is_time(entry.get("at")) else fallback
             if since is not None and at < since:
                 continue
             kept.append((at, len(kept), entry))
@@ -295,14 +296,14 @@ def logged_entries(context: Context, name: str, *, version: int | None = None, s
         except OSError:
             continue  # sealed meanwhile: this reading misses it (the index was read before)
     for path, created in indexed:
-        created = float(created) if _is_time(created) else float("inf")  # a crafted row: read, never trusted
+        created = float(created) if is_time(created) else float("inf")  # a crafted row: read, never trusted
         if limit is not None and len(newest) >= limit and newest[0] >= created:
             break  # every request older segments hold is older than the ``limit`` kept
-        segment = _segment_file(context.root, folder, path)
+        segment = segment_file(context.root, folder, path)
         if segment is None:
             continue  # not a segment of this model: never read a file the index merely names
         try:
-            keep(segment.read_bytes(), created)
+            keep(_read_segment(segment), created)
         except OSError:
             continue  # a segment removed by hand: the rest of the log is still usable
     kept.sort(key=lambda item: (item[0], item[1]))
@@ -311,7 +312,18 @@ def logged_entries(context: Context, name: str, *, version: int | None = None, s
     return [entry for _, _, entry in kept]
 
 
-def _whole_lines(data: bytes) -> list[str]:
+def _read_segment(segment: Path) -> bytes:
+    """A sealed segment's bytes; for a compacted one indexed but not yet renamed, its hidden file's."""
+    try:
+        return segment.read_bytes()
+    except FileNotFoundError:
+        hidden = segment.with_name(f".{segment.stem}{COMPACTING_SUFFIX}")
+        if hidden.is_symlink():
+            raise
+        return hidden.read_bytes()  # its first line names its sources, and is no request
+
+
+def whole_lines(data: bytes) -> list[str]:
     """The lines of ``data`` that end in a newline (a line still being written, or torn, does not), decoded."""
     end = data.rfind(b"\n")
     if end < 0:
@@ -328,11 +340,11 @@ def _whole_lines(data: bytes) -> list[str]:
         return [line for line in lines if line.strip()]
 
 
-def _is_time(value: object) -> bool:
+def is_time(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def _segment_file(root: Path, folder: Path, path: object) -> Path | None:
+def segment_file(root: Path, folder: Path, path: object) -> Path | None:
     """The segment an indexed ``path`` names, if it is a ``.jsonl`` file in ``folder``; else None."""
     if not isinstance(path, str) or "\0" in path or not path.endswith(".jsonl"):
         return None
@@ -350,7 +362,7 @@ def _segment_file(root: Path, folder: Path, path: object) -> Path | None:
     return candidate
 
 
-def _entry(line: str) -> dict[str, Any] | None:
+def parse_entry(line: str) -> dict[str, Any] | None:
     """One logged request line, or None if it is not ``{"features": {...}, ...}``."""
     try:
         entry = json.loads(line)

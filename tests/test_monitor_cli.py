@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -498,3 +499,70 @@ def test_the_newest_requests_are_taken_across_old_and_batched_segments(store):
     index_segments(context.lineage, sealed[1:])
     assert [s.rows for s in sealed] == [2, 1] and writer.open_path is None
     assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def _legacy_log(context: Context, requests: int) -> None:
+    """Requests of tiny v2 logged as `orch serve` logged them before batching: a file and an index row each."""
+    from orchestrator.request_log import index_segments, write_segment
+
+    index_segments(context.lineage, [write_segment(context.root, "tiny", 2, [{"x": float(i), "z": 0.0}],
+                                                   {"prediction": [0]}) for i in range(requests)])
+
+
+def _log_files(store: Path) -> list[str]:
+    return sorted(p.name for p in (store / "serving" / "tiny").iterdir() if p.name != ".compaction.lock")
+
+
+def test_orch_cache_gc_folds_a_request_log_of_one_file_per_request(store, capsys):
+    """A store logged before batching kept its millions of one-request files for good."""
+    from orchestrator.request_compaction import compact_segments
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 25)
+    before = read_requests(context, "tiny", version=2)[0]["x"].tolist()
+    assert compact_segments(context, "tiny", rows=10) == (25, 3)
+    assert len(_log_files(store)) == 3 and sorted(r[0] for r in context.lineage.conn.execute(
+        "SELECT rows FROM request_segments WHERE name='tiny'")) == [5, 10, 10]
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == before
+    _legacy_log(context, 2)
+    context.lineage.close()
+    code, out, _ = _orch(capsys, store, "cache", "gc", "--dry-run")
+    assert code in (0, None) and "would fold 5 small request-log segments of tiny" in out
+    code, out, _ = _orch(capsys, store, "cache", "gc")
+    assert code in (0, None) and "folded 5 small request-log segments of tiny into 1" in out
+    assert len(_log_files(store)) == 1
+    assert read_requests(Context.open(store), "tiny", version=2)[0]["x"].tolist() == before + [0.0, 1.0]
+
+
+class _Killed(BaseException):
+    """A kill -9 in the middle: nothing after it runs, no cleanup either."""
+
+
+@pytest.mark.parametrize("point", ["_commit", "_finish", "_name_segment"])
+def test_a_compaction_killed_anywhere_loses_no_request_and_counts_none_twice(store, monkeypatch, point):
+    """Killed before its commit, after it, or after removing its sources, a compaction leaves a log
+    that reads the same, meanwhile and once the next server (or compaction) has tidied up."""
+    from orchestrator import request_compaction
+    from orchestrator.request_indexer import index_left_over
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 12)
+    expected = read_requests(context, "tiny", version=2)[0]["x"].tolist()
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(request_compaction, point, killed)
+        with pytest.raises(_Killed):
+            request_compaction.compact_segments(context, "tiny")
+    assert any(n.endswith(".compacting") for n in _log_files(store))
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected  # a reader meanwhile
+    index_left_over(context, "tiny")  # the next server start: finishes or drops it, indexes no source again
+    assert not any(n.endswith(".compacting") for n in _log_files(store))
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected
+    assert len(_log_files(store)) == (12 if point == "_commit" else 1)
+    request_compaction.compact_segments(context, "tiny")
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected and len(_log_files(store)) == 1
