@@ -566,3 +566,24 @@ def test_a_compaction_killed_anywhere_loses_no_request_and_counts_none_twice(sto
     assert len(_log_files(store)) == (12 if point == "_commit" else 1)
     request_compaction.compact_segments(context, "tiny")
     assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected and len(_log_files(store)) == 1
+
+
+def test_gc_on_a_full_disk_keeps_its_exit_and_the_log_when_folding_fails(store, capsys, monkeypatch):
+    """gc is the command that frees a full disk: a fold that cannot write must not make it fail."""
+    import errno
+
+    from orchestrator import request_compaction
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 3)
+    context.lineage.close()
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(request_compaction.os, "fsync", full)
+    code, out, err = _orch(capsys, store, "cache", "gc")
+    assert code in (0, None) and "removed 0 artifacts" in out
+    assert "the request log of tiny was not folded (No space left on device)" in err
+    assert len(_log_files(store)) == 3 and len(read_requests(Context.open(store), "tiny", version=2)[0]) == 3
