@@ -717,7 +717,11 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
                    "(their objects look unused from this one).")
 @click.pass_context
 def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bool) -> None:
-    """Remove stored objects that no kept run references and no registered model version uses."""
+    """Remove stored objects that no kept run references and no registered model version uses.
+
+    Also folds the small segments of each served model's request log (one per request, as `orch
+    serve` wrote them before it batched them) into segments of up to 10,000 requests.
+    """
     from orchestrator.maintenance import collect_garbage
 
     context = _context(ctx.parent)  # type: ignore[arg-type]
@@ -731,6 +735,25 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
     click.echo(f"{verb} {_plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
                f"kept those of {_plural(result.kept_runs, 'run')}{spared}")
+    _compact_request_logs(context, dry_run)
+
+
+def _compact_request_logs(context: Context, dry_run: bool) -> None:
+    """Fold the small segments of each model's request log (one per request, before batching) into few."""
+    from orchestrator.request_compaction import compact_segments, small_segments
+
+    names = [row[0] for row in context.lineage.conn.execute("SELECT DISTINCT name FROM request_segments")]
+    for name in names:
+        try:
+            folded, written = (small_segments(context, name), 0) if dry_run else compact_segments(context, name)
+        except (OSError, OrchestratorError) as exc:  # a full disk: the space gc freed stands, and so does the log
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            click.echo(f"the request log of {name} was not folded ({reason}); it reads as before, and the next "
+                       "`orch cache gc` folds it", err=True)
+            continue
+        if folded:
+            click.echo(f"would fold {folded} small request-log segments of {name}" if dry_run else
+                       f"folded {folded} small request-log segments of {name} into {written}")
 
 
 @cli.command()

@@ -34,6 +34,29 @@ class _FiniteRange(click.FloatRange):
 
 
 _POSITIVE = _FiniteRange(min=0, min_open=True)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class _Since(click.ParamType):
+    """``--since``: a time ago (``30m``, ``2h``, ``7d``) or a date and time, as a Unix time."""
+
+    name = "when"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import re
+        from datetime import datetime
+
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        ago = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
+        if ago:
+            return time.time() - float(ago.group(1)) * _UNITS[ago.group(2)]
+        try:
+            return datetime.fromisoformat(text).timestamp()  # naive: local time, as --history prints it
+        except ValueError:
+            self.fail(f"{value!r} is neither a time ago (30m, 2h, 7d, 1w) nor a date and time "
+                      "(2026-11-27 or 2026-11-27T10:00).", param, ctx)
 
 
 @click.command("monitor")
@@ -42,6 +65,9 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
               help="A .csv (also .csv.gz) or .parquet batch to compare (default: the requests served by the version).")
 @click.option("--last", type=click.IntRange(min=1), default=5000, show_default=True,
               help="How many of the version's latest served requests to compare (not with --batch).")
+@click.option("--since", type=_Since(), default=None, metavar="WHEN",
+              help="Only the requests served since WHEN: a time ago (30m, 2h, 7d) or a local date and time "
+              "(2026-11-27, 2026-11-27T10:00); --last still caps them (not with --batch).")
 @click.option("--history", is_flag=True, help="Show the drift history instead of running a check "
               "(of every version, or of @VERSION only).")
 @click.option("--psi", type=_POSITIVE, default=None, help="PSI at which a column drifts, > 0 (default 0.2).")
@@ -56,14 +82,16 @@ _POSITIVE = _FiniteRange(min=0, min_open=True)
               "rows to test the drop against, else 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
-def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history: bool, psi: float | None,
-            p_value: float | None, drop: float | None, min_labels: int | None, as_json: bool) -> None:
+def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, since: float | None, history: bool,
+            psi: float | None, p_value: float | None, drop: float | None, min_labels: int | None,
+            as_json: bool) -> None:
     """Compare a batch or the served requests with the training reference; exit 1 on an alert.
 
     NAME alone is the production version; NAME@VERSION (or @latest) another
     one. Without --batch, the check reads the requests that `orch serve`
     logged for that version only: after a promotion, `orch monitor NAME`
     follows the new production version, and NAME@VERSION checks an older one.
+    --since keeps the requests answered since then (each by its own time).
     A batch or window of fewer than 30 rows, or one that lacks feature
     columns, gives insufficient_data (exit 0) and says why. Exit codes: 0 no
     alert, 1 an alert, 2 a mistake (a bad file or option, a model that
@@ -115,7 +143,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, history:
         thresholds = replace(thresholds, min_labels=min_labels)
     frame = read_table(batch) if batch else None
     row, result, source = check_model(context, ref, frame, thresholds, last=last,
-                                      source=f"batch {batch}" if batch else "batch")
+                                      source=f"batch {batch}" if batch else "batch", since=since)
     json_path, html_path = record_check(context, row["name"], int(row["version"]), result, source)
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
@@ -188,11 +216,12 @@ def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None
 
     from orchestrator.errors import UserError
 
-    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "psi", "p_value", "drop", "min_labels")
+    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "since", "psi", "p_value", "drop", "min_labels")
              if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT)]
     if history and given:
         raise UserError(f"--history shows past checks and runs none, so {' and '.join(given)} would be ignored. "
                         "Drop --history to run a check, or drop the other option(s).")
-    if batch is not None and "--last" in given:
-        raise UserError("--last counts served requests, and --batch replaces them with a file. "
-                        "Give one of --batch or --last.")
+    for option in ("--last", "--since"):
+        if batch is not None and option in given:
+            raise UserError(f"{option} selects served requests, and --batch replaces them with a file. "
+                            f"Give one of --batch or {option}.")

@@ -265,12 +265,14 @@ def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
 
 def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                 thresholds: Thresholds | None = None, last: int = 5000,
-                source: str = "batch") -> tuple[dict[str, Any], DriftResult, str]:
+                source: str = "batch", since: float | None = None) -> tuple[dict[str, Any], DriftResult, str]:
     """Compare ``batch`` (or, if None, the last ``last`` requests served by that version) with version ``ref``.
 
     ``ref`` without a version means the production version; the request log
     is read for the resolved version only, since another version's requests
-    say nothing about this one. ``source`` names the batch in messages.
+    say nothing about this one, and, with ``since`` (Unix time), for the
+    requests answered since then (each by its own time). ``source`` names the
+    batch in messages.
 
     Returns the version row, the result and a description of the source.
 
@@ -285,8 +287,9 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
     name, version = loaded.name, loaded.version
     from_log = batch is None
     if batch is None:
-        batch, _ = read_requests(context, name, version=version, limit=last)
-        source = f"served requests of v{version} " + (f"(last {len(batch)})" if len(batch) else "(none logged)")
+        batch, _ = read_requests(context, name, version=version, since=since, limit=last)
+        window = "" if since is None else f"since {_when(since)} "
+        source = f"served requests of v{version} {window}" + (f"(last {len(batch)})" if len(batch) else "(none logged)")
     else:
         features = loaded.candidate.feature_names
         if features and not any(f in batch.columns for f in features):
@@ -298,10 +301,19 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
         others = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
                                       "AND version<>? GROUP BY version ORDER BY version", (name, version))
         served = "; ".join(f"v{r['version']} served {r['n']} (`orch monitor {name}@{r['version']}`)" for r in others)
-        result.reasons.append(f"no requests served by {name} v{version} are logged: serve it with "
-                              f"`orch serve {name}@{version}`, or pass --batch FILE"
-                              + (f" ({served})" if served else ""))
+        if since is not None:
+            result.reasons.append(f"no requests served by {name} v{version} since {_when(since)} are logged: "
+                                  "give an earlier --since, or drop it to read the latest requests")
+        else:
+            result.reasons.append(f"no requests served by {name} v{version} are logged: serve it with "
+                                  f"`orch serve {name}@{version}`, or pass --batch FILE"
+                                  + (f" ({served})" if served else ""))
     return loaded.row, result, source
+
+
+def _when(at: float) -> str:
+    """A Unix time as local ``2026-11-27 10:00:00``, as the history shows times."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
 def _separator_hint(batch: pd.DataFrame) -> str:

@@ -1,8 +1,8 @@
 """Index the model server's request segments without making a prediction wait on the metadata database.
 
-A segment is on disk before the answer leaves (``request_log.write_segment``);
-only its row in ``request_segments``, which ``orch monitor`` reads, needs the
-database's write lock. Another process may hold that lock for long (a
+A request is on disk before the answer leaves (``request_writer``), and a
+sealed segment of them only needs its row in ``request_segments``, which
+``orch monitor`` reads, and that row the database's write lock. Another process may hold that lock for long (a
 ``sqlite3`` shell with a transaction open, a big ``orch cache gc``): waiting
 for it in the request held every answer for up to the whole busy timeout
 (60 s), and the lock timeout then refused every later insert for the life of
@@ -11,9 +11,9 @@ the server, so the requests it answered after were never monitored.
 ``SegmentIndexer`` inserts a segment in passing when the lock is free within a
 short wait, and otherwise keeps it, in order, for a background thread that
 retries until the lock is free again; it says once that the index is behind and
-once that it caught up. Segments still pending when the server stops (or left
-by a server that was killed) are indexed by the next server on the store
-(``index_left_over``), since each one names its version.
+once that it caught up. Segments still pending when the server stops, and those
+a killed server left open or unindexed, are sealed and indexed by the next
+server on the store (``index_left_over``), since each line names its version.
 
 This module must not import fastapi, and must not decide anything about drift.
 """
@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import DatabaseLockedError
-from orchestrator.request_log import index_segments, unindexed_segments
+from orchestrator.request_log import index_segments, seal_abandoned, segment_folder, unindexed_segments
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -151,11 +151,22 @@ class SegmentIndexer:
 
 
 def index_left_over(context: Context, name: str) -> int:
-    """Index the segments of ``name`` an earlier server wrote and never indexed; returns how many.
+    """Seal the segments of ``name`` an earlier server left open, and index those it never indexed;
+    returns how many were indexed.
 
     A database that refuses now leaves them for the next start, as the requests themselves are.
     """
-    segments = unindexed_segments(context, name)
+    from orchestrator.request_compaction import compaction_lock, finish_compactions
+
+    folder = segment_folder(context.root, name)
+    if not folder.is_dir():
+        return 0
+    with compaction_lock(folder) as held:
+        if not held:  # a compaction's sources must not be taken for left over: the next start indexes them
+            return 0
+        finish_compactions(context, name)
+        seal_abandoned(context.root, name)
+        segments = unindexed_segments(context, name)
     if not segments:
         return 0
     try:

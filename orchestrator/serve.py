@@ -5,8 +5,10 @@ against its training schema before the model sees it: a body over the size
 cap (413, from ``Content-Length`` before the body is read), malformed JSON,
 NaN or infinity, a missing, extra or mistyped column get a 4xx whose
 ``detail`` names the problem, and the server stays up. Each answered request
-is logged to the store (``orchestrator.request_log``) for monitoring; its index row is written by
-``orchestrator.request_indexer``, so an answer never waits on another process's database lock.
+is appended to the store's request log for monitoring (``orchestrator.request_writer``), whose
+segments are sealed by size and age and when the server stops (SIGINT, SIGTERM: uvicorn's shutdown
+runs the app's lifespan end); their index rows are written by ``orchestrator.request_indexer``, so
+an answer never waits on another process's database lock.
 
 ``serve`` binds the listening socket itself before handing it to uvicorn, so a
 busy port or a host that is not an address of this machine is one line naming
@@ -29,6 +31,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError
+from orchestrator.request_writer import ROLL_ROWS, ROLL_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -275,8 +278,12 @@ def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -
     return frame
 
 
-def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requests: bool = True) -> Any:
+def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requests: bool = True,
+               segment_rows: int = ROLL_ROWS, segment_seconds: float = ROLL_SECONDS) -> Any:
     """A FastAPI app serving version ``ref`` (``NAME``, ``NAME@production``, ``NAME@VERSION``).
+
+    ``segment_rows`` and ``segment_seconds`` bound a request-log segment before it is sealed and
+    indexed: it is sealed once it holds that many rows, or a request comes that long after its first.
 
     Raises:
         UserError: FastAPI is not installed.
@@ -293,19 +300,22 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     from orchestrator.json_values import strict_json
     from orchestrator.registry import load_version
     from orchestrator.request_indexer import SegmentIndexer, index_left_over
-    from orchestrator.request_log import write_segment
+    from orchestrator.request_writer import RequestWriter
 
     loaded: LoadedModel = load_version(context, ref)
     label = loaded.candidate.label
     key = getattr(loaded.candidate, "key", None)  # none in a candidate pickled before keys were kept
     indexer = SegmentIndexer(context.lineage) if log_requests else None
+    writer = None if indexer is None else RequestWriter(context.root, loaded.name, loaded.version, indexer.add,
+                                                        rows=segment_rows, seconds=segment_seconds)
     if log_requests:
         index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
-        if indexer is not None:
+        if writer is not None and indexer is not None:
+            await run_in_threadpool(writer.close)  # the requests it holds open: sealed, so the stop loses none
             await run_in_threadpool(indexer.close)
     schema = loaded.candidate.features
     categories = known_categories(schema)
@@ -317,6 +327,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
                   lifespan=lifespan)
     app.state.loaded = loaded
     app.state.indexer = indexer
+    app.state.request_writer = writer
 
     def problem(status: int, detail: str) -> Any:
         return JSONResponse({"detail": detail}, status_code=status)
@@ -383,15 +394,13 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
 
     def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))
-        if indexer is not None:
+        if writer is not None:
             try:
-                segment = write_segment(context.root, loaded.name, loaded.version, records, answer)
+                writer.append(records, answer)  # its index row, when sealed: never waits on a database lock
             except Exception as exc:  # noqa: BLE001 - a full disk must not stop predictions; say so in the log
                 import logging
 
                 logging.getLogger("orchestrator.serve").warning("request not logged: %s", exc)
-            else:
-                indexer.add(segment)  # in passing, or soon: never waits on another process's database lock
         return answer
 
     app.add_route("/health", health, methods=["GET"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,6 +204,7 @@ def test_the_request_index_never_reads_files_outside_the_model_folder(store, tmp
     logged = append_requests(context, "tiny", 2, [{"x": 0.5, "z": 0.5}], {"prediction": [0]})
     folder = logged.parent
     (folder / "link.jsonl").symlink_to(outside)
+    (folder / ".00000000000000000001-1-abcdef.open").symlink_to(outside)  # named as an open segment
     (folder / "garbage.jsonl").write_text("not json\n[1, 2]\n{\"features\": 3}\n")
     planted = [str(outside), f"serving/tiny/../../../{outside.name}", "serving/tiny/link.jsonl",
                "serving/tiny/garbage.jsonl", "serving/other/x.jsonl"]
@@ -419,3 +421,169 @@ def test_a_label_column_renamed_on_the_way_is_named_not_silently_skipped(store, 
     frame.assign(yy=1).to_csv(path, index=False)  # a merely similar name is another column
     code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
     assert code == 0 and "performance" not in out, out
+
+
+def _seal(context: Context, name: str, version: int, frames: list[tuple[float, pd.DataFrame]]) -> None:
+    """One sealed, indexed segment holding each frame's rows as requests answered from its time on,
+    one a second: a segment as a batching server writes it, spanning minutes or hours."""
+    from orchestrator.request_log import Segment, encode_requests, index_segments, new_stem, segment_folder
+
+    folder = segment_folder(context.root, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    text, ats = "", []
+    for start, frame in frames:
+        for i, record in enumerate(json.loads(frame.to_json(orient="records"))):
+            ats.append(start + i)
+            text += encode_requests(version, [record], {"prediction": [0]}, ats[-1])
+    path = folder / f"{new_stem()}.jsonl"
+    path.write_text(text)
+    index_segments(context.lineage, [Segment(str(path.relative_to(context.root)), name, version, len(ats),
+                                             max(ats))])
+
+
+def test_since_reads_the_requests_answered_since_then_by_their_own_time(store, capsys):
+    """A segment now holds many requests: filtering by its time read every request of a segment that
+    ended after --since, however old; each request is kept or left by the time it was answered."""
+    import time
+
+    from orchestrator.request_log import read_requests
+
+    now = time.time()
+    context = Context.open(store)
+    _seal(context, "tiny", 2, [(now - 7200, _frame(300, shift=3.0)), (now - 1200, _frame(300, seed=4))])
+    window, _ = read_requests(context, "tiny", version=2, since=now - 3600)
+    assert len(window) == 300 and window["x"].mean() < 1  # the drifted hour before is left out
+    context.lineage.close()
+    code, out, err = _orch(capsys, store, "monitor", "tiny")
+    assert code == 1 and "(last 600), 600 rows: alert" in out
+    code, out, err = _orch(capsys, store, "monitor", "tiny", "--since", "1h")
+    assert code == 0 and "since " in out and "(last 300), 300 rows: ok" in out, out + err
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 600))  # after the last request
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--since", local, "--json")
+    assert code == 0 and json.loads(out)["source"].endswith("(none logged)")
+    assert any("since" in r and "give an earlier --since" in r for r in json.loads(out)["reasons"])
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--since", "yesterday"], "'yesterday' is neither a time ago (30m, 2h, 7d, 1w) nor a date and time"),
+    (["--since", "1h", "--batch", "b.csv"], "--since selects served requests, and --batch replaces them"),
+    (["--since", "1h", "--history"], "--history shows past checks and runs none, so --since would be ignored"),
+])
+def test_a_since_that_cannot_be_used_is_one_line(store, capsys, args, problem):
+    code, _, err = _orch(capsys, store, "monitor", "tiny", *args)
+    assert code == 2 and problem in err and "Traceback" not in err
+
+
+def test_the_newest_requests_are_taken_across_old_and_batched_segments(store):
+    """A store from before batching (one segment per request) keeps reading, beside batched segments
+    and the open one of a running server, and --last takes the newest by each request's time."""
+    from orchestrator.request_log import index_segments, read_requests, write_segment
+    from orchestrator.request_writer import RequestWriter
+
+    context = Context.open(store)
+    for x in (1.0, 2.0, 3.0):  # as the server wrote them before: one sealed file and index row each
+        index_segments(context.lineage, [write_segment(context.root, "tiny", 2, [{"x": x, "z": 0.0}],
+                                                       {"prediction": [0]})])
+    sealed: list = []
+    writer = RequestWriter(context.root, "tiny", 2, sealed.append, rows=2)
+    for x in (4.0, 5.0, 6.0):  # 4 and 5 are sealed together; 6 waits in the open segment
+        writer.append([{"x": x, "z": 0.0}], {"prediction": [0]})
+    index_segments(context.lineage, sealed)
+    assert [s.rows for s in sealed] == [2] and writer.open_path is not None
+    everything, _ = read_requests(context, "tiny", version=2)
+    assert everything["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    for last in (1, 2, 4):
+        newest, _ = read_requests(context, "tiny", version=2, limit=last)
+        assert newest["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0][-last:]
+    writer.close()  # the server stops: its open segment is sealed, and the server indexes it
+    index_segments(context.lineage, sealed[1:])
+    assert [s.rows for s in sealed] == [2, 1] and writer.open_path is None
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def _legacy_log(context: Context, requests: int) -> None:
+    """Requests of tiny v2 logged as `orch serve` logged them before batching: a file and an index row each."""
+    from orchestrator.request_log import index_segments, write_segment
+
+    index_segments(context.lineage, [write_segment(context.root, "tiny", 2, [{"x": float(i), "z": 0.0}],
+                                                   {"prediction": [0]}) for i in range(requests)])
+
+
+def _log_files(store: Path) -> list[str]:
+    return sorted(p.name for p in (store / "serving" / "tiny").iterdir() if p.name != ".compaction.lock")
+
+
+def test_orch_cache_gc_folds_a_request_log_of_one_file_per_request(store, capsys):
+    """A store logged before batching kept its millions of one-request files for good."""
+    from orchestrator.request_compaction import compact_segments
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 25)
+    before = read_requests(context, "tiny", version=2)[0]["x"].tolist()
+    assert compact_segments(context, "tiny", rows=10) == (25, 3)
+    assert len(_log_files(store)) == 3 and sorted(r[0] for r in context.lineage.conn.execute(
+        "SELECT rows FROM request_segments WHERE name='tiny'")) == [5, 10, 10]
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == before
+    _legacy_log(context, 2)
+    context.lineage.close()
+    code, out, _ = _orch(capsys, store, "cache", "gc", "--dry-run")
+    assert code in (0, None) and "would fold 5 small request-log segments of tiny" in out
+    code, out, _ = _orch(capsys, store, "cache", "gc")
+    assert code in (0, None) and "folded 5 small request-log segments of tiny into 1" in out
+    assert len(_log_files(store)) == 1
+    assert read_requests(Context.open(store), "tiny", version=2)[0]["x"].tolist() == before + [0.0, 1.0]
+
+
+class _Killed(BaseException):
+    """A kill -9 in the middle: nothing after it runs, no cleanup either."""
+
+
+@pytest.mark.parametrize("point", ["_commit", "_finish", "_name_segment"])
+def test_a_compaction_killed_anywhere_loses_no_request_and_counts_none_twice(store, monkeypatch, point):
+    """Killed before its commit, after it, or after removing its sources, a compaction leaves a log
+    that reads the same, meanwhile and once the next server (or compaction) has tidied up."""
+    from orchestrator import request_compaction
+    from orchestrator.request_indexer import index_left_over
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 12)
+    expected = read_requests(context, "tiny", version=2)[0]["x"].tolist()
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(request_compaction, point, killed)
+        with pytest.raises(_Killed):
+            request_compaction.compact_segments(context, "tiny")
+    assert any(n.endswith(".compacting") for n in _log_files(store))
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected  # a reader meanwhile
+    index_left_over(context, "tiny")  # the next server start: finishes or drops it, indexes no source again
+    assert not any(n.endswith(".compacting") for n in _log_files(store))
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected
+    assert len(_log_files(store)) == (12 if point == "_commit" else 1)
+    request_compaction.compact_segments(context, "tiny")
+    assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == expected and len(_log_files(store)) == 1
+
+
+def test_gc_on_a_full_disk_keeps_its_exit_and_the_log_when_folding_fails(store, capsys, monkeypatch):
+    """gc is the command that frees a full disk: a fold that cannot write must not make it fail."""
+    import errno
+
+    from orchestrator import request_compaction
+    from orchestrator.request_log import read_requests
+
+    context = Context.open(store)
+    _legacy_log(context, 3)
+    context.lineage.close()
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(request_compaction.os, "fsync", full)
+    code, out, err = _orch(capsys, store, "cache", "gc")
+    assert code in (0, None) and "removed 0 artifacts" in out
+    assert "the request log of tiny was not folded (No space left on device)" in err
+    assert len(_log_files(store)) == 3 and len(read_requests(Context.open(store), "tiny", version=2)[0]) == 3
