@@ -158,7 +158,7 @@ def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_pa
                        metric="rmse", C=[1.0])
     assert run.status == "succeeded", run.error
     row = Registry(Context.open(tmp_path / "store").lineage).resolve("houses")
-    assert row["task"] == "regression" and set(row["metrics"]) == {"rmse", "mae", "r2"} and row["metrics"]["r2"] > 0.9
+    assert row["task"] == "regression" and {"rmse", "mae", "r2"} <= set(row["metrics"]) and row["metrics"]["r2"] > 0.9
 
 
 def test_a_data_file_the_pipeline_cannot_read_is_refused_before_any_step_runs(tmp_path, monkeypatch, capsys):
@@ -436,3 +436,4 @@ def test_numbers_written_as_text_are_served_and_monitored_as_numbers():
     assert kinds["support_calls"] == "number" and clean["support_calls"].tolist() == customers(300)[
         "support_calls"].tolist()
     assert pd.api.types.is_numeric_dtype(clean["support_calls"])
+
