@@ -93,11 +93,15 @@ def gather(candidate: ModelCandidate, baseline: bool = True) -> Evidence:
 
 
 def _stated(metrics: dict[str, Any]) -> Evidence:
-    rows = metrics.get(TEST_ROWS)
-    baseline = {k[len(BASELINE_PREFIX):]: float(v) for k, v in metrics.items() if k.startswith(BASELINE_PREFIX)}
-    minority = metrics.get(MINORITY_ROWS)
-    return Evidence(rows=None if rows is None else int(rows),
-                    minority=None if minority is None else ("?", int(minority)), baseline=baseline)
+    """What a candidate without held-out rows says of them in its metrics; a NaN says nothing."""
+    def count(name: str) -> int | None:
+        value = metrics.get(name)
+        return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    baseline = {k[len(BASELINE_PREFIX):]: float(v) for k, v in metrics.items()
+                if k.startswith(BASELINE_PREFIX) and isinstance(v, (int, float)) and math.isfinite(v)}
+    minority = count(MINORITY_ROWS)
+    return Evidence(rows=count(TEST_ROWS), minority=None if minority is None else ("?", minority), baseline=baseline)
 
 
 def _baseline(task: str, labels: Any) -> dict[str, float]:
@@ -151,8 +155,8 @@ def baseline_problem(candidate: ModelCandidate, evidence: Evidence) -> str | Non
 
     metric, value = candidate.metric, candidate.metrics.get(candidate.metric)
     base = evidence.baseline.get(metric)
-    if base is None or not isinstance(value, (int, float)):
-        return None
+    if base is None or not isinstance(value, (int, float)) or not math.isfinite(base):
+        return None  # a baseline that could not be measured (a NaN) bars nothing
     if (value > base) if higher_is_better(metric) else (value < base):
         return None
     name = BASELINES.get(candidate.task, "the baseline")

@@ -191,3 +191,21 @@ def test_the_monitor_does_not_alert_against_a_figure_from_eight_test_rows():
     assert performance is not None and performance["reference_unreliable"] and performance["current"] < 0.9
     assert performance["note"].startswith("not compared with the figure at training, which is unreliable: "
                                           "roc_auc 1.0000 is measured on 8 test rows")
+
+
+def test_a_candidate_without_held_out_rows_is_judged_on_what_its_metrics_say():
+    """A user's candidate may carry its counts and baseline in ``metrics`` instead of ``eval_data``; a NaN
+    there (a figure that could not be measured) bars nothing, and does not fail the gate."""
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3], "y": [0.0, 1, 2, 3]})
+    model = LinearRegression().fit(frame[["x"]], frame["y"])
+
+    def offer(**stated):
+        return ModelCandidate("r", model, "regression", describe_schema(frame[["x"]]), "y", {"r2": 0.4, **stated},
+                              "r2", 0.0, model_digest(model))
+
+    assert "does not beat the mean baseline 0.5000" in judge(offer(baseline_r2=0.5, test_rows=200), None, None).reason
+    assert "measured on 20 test rows" in judge(offer(baseline_r2=0.1, test_rows=20), None, None).reason
+    gate = judge(offer(baseline_r2=float("nan"), test_rows=float("nan")), None, None)
+    assert gate.promoted and gate.baseline is None and gate.test_rows is None
