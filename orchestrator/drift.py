@@ -368,7 +368,9 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
         chance = performance.get("p_value")
         floor = t.min_labels if t.min_labels is not None else (
             MIN_LABELS_UNTESTED if chance is None else MIN_LABELS_TESTED)
-        if performance.get("rows", 0) < floor:
+        if performance.get("reference_unreliable"):
+            pass  # measured on too few rows at training: its note says so, and no fall from it is an alert
+        elif performance.get("rows", 0) < floor:
             performance["note"] = f"fewer than {floor} labelled rows: too noisy to alert on"
         elif judged >= t.performance_drop and chance is not None and chance >= t.p_value:
             worse = f"worse by {judged:.1%}" if error and before > 0 else f"down {drop:.4f}"

@@ -208,6 +208,12 @@ def _performance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[
         performance = {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric),
                        "current": None, "rows": len(labelled),
                        "note": f"the labels in column '{candidate.label}' cannot be scored ({_refusal(exc)})"}
+    unreliable = _unreliable_reference(candidate)
+    if unreliable and performance["current"] is not None:
+        # A figure from 8 test rows is luck: resampling 8 perfectly ordered rows never varies, so every
+        # batch 'fell from 1.0000' by chance alone, and the alert said nothing about the model.
+        performance.update(reference_unreliable=True, note=unreliable)
+        return performance
     if performance["current"] is None:
         performance.setdefault("note", f"{candidate.metric} cannot be measured on these labels (ROC-AUC needs "
                                        "every class among them)" if candidate.metric == "roc_auc" else
@@ -215,6 +221,20 @@ def _performance(candidate: ModelCandidate, labelled: pd.DataFrame, kinds: dict[
     elif scored is not None:
         performance.update(_chance(candidate, scored, kinds))
     return performance
+
+
+def _unreliable_reference(candidate: ModelCandidate) -> str | None:
+    """Why the version's own figure of its gate metric is too unreliable to alert against, or None."""
+    from orchestrator.gate_checks import gather, size_problem
+
+    try:
+        problem = size_problem(candidate, gather(candidate, baseline=False))
+    except Exception:  # noqa: BLE001 - held-out rows that cannot be counted: compared as before
+        return None
+    if problem is None:
+        return None
+    return (f"not compared with the figure at training, which is unreliable: {problem.split(': ')[0]}; "
+            "register a model evaluated on more rows to monitor its performance")
 
 
 def _chance(candidate: ModelCandidate, scored: Any, kinds: dict[str, str]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from orchestrator.errors import (
     StoreError,
     UserError,
 )
+from orchestrator.gate_checks import BASELINES, Evidence, baseline_problem, gather, size_problem
 from orchestrator.lineage_schema import JSON_COLUMNS
 from orchestrator.model_checks import (
     LATEST,
@@ -144,6 +145,10 @@ class GateResult:
     margin: float
     promoted: bool
     reason: str
+    # The majority-class (mean) baseline's figure of ``metric`` on the same rows, and how many rows:
+    # None for a verdict recorded before the gate measured them, or a candidate without ``eval_data``.
+    baseline: float | None = None
+    test_rows: int | None = None
 
 
 # -- the registry tables ------------------------------------------------------
@@ -217,8 +222,11 @@ class Registry:
         return rows
 
     def register(self, candidate: ModelCandidate, digest: str, run_id: str | None,
-                 node: str | None) -> tuple[int, bool]:
+                 node: str | None, evidence: Evidence | None = None) -> tuple[int, bool]:
         """Record ``candidate`` as the next version; (version, True) or (existing version, False).
+
+        ``evidence`` (``gate_checks.gather``) adds the test-set size and the baseline's figures to
+        the metrics stored with the version (``test_rows``, ``baseline_f1`` …).
 
         Raises:
             InvalidCandidateError: the candidate cannot be registered (see :func:`check_candidate`), or
@@ -240,7 +248,8 @@ class Registry:
                 "INSERT INTO model_versions (name, version, digest, model_digest, run_id, node, created, task, "
                 "metric, metrics, params, schema, gate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL)",
                 (candidate.name, version, digest, candidate.model_digest, run_id, node, now, candidate.task,
-                 candidate.metric, json.dumps(candidate.metrics), json.dumps(candidate.params, default=str),
+                 candidate.metric, json.dumps({**candidate.metrics, **(evidence.as_metrics() if evidence else {})}),
+                 json.dumps(candidate.params, default=str),
                  json.dumps(candidate.features)))
             _event(c, candidate.name, version, None, "registered", run_id, None)
         return version, True
@@ -410,20 +419,31 @@ def _user() -> str:
 
 
 def judge(candidate: ModelCandidate, production: ModelCandidate | None, production_version: int | None,
-          recorded: dict[str, Any] | None = None) -> GateResult:
+          recorded: dict[str, Any] | None = None, evidence: Evidence | None = None) -> GateResult:
     """Compare ``candidate`` with the production model on the candidate's evaluation data.
 
-    The production model is re-scored on the same rows, so a new test set
-    cannot make an old model look better or worse; if it cannot be scored
-    there (a different schema), its recorded metric is used and the reason says so.
+    First, whatever production is, a candidate is never promoted when its test set is too small
+    for the metric to mean anything, or when it does not beat the trivial baseline (the majority
+    class, the mean) on the same rows (``gate_checks``). Then the production model is re-scored
+    on the same rows, so a new test set cannot make an old model look better or worse; if it
+    cannot be scored there (a different schema), its recorded metric is used and the reason says so.
     """
     metric, margin = candidate.metric, candidate.margin
     new = candidate.metrics.get(metric)
     if new is None:
         raise UserError(f"model candidate '{candidate.name}' has no metric '{metric}' to gate on; "
                         f"it has {', '.join(candidate.metrics)}.")
+    evidence = evidence if evidence is not None else gather(candidate)
+    baseline, rows = evidence.baseline.get(metric), evidence.rows
+    refusal = size_problem(candidate, evidence) or baseline_problem(candidate, evidence)
+    if refusal:
+        return GateResult(metric, new, None, production_version, margin, False, refusal, baseline=baseline,
+                          test_rows=rows)
     if production_version is None:
-        return GateResult(metric, new, None, None, margin, True, "no production version yet")
+        beats = (f" ({metric} {new:.4f} beats {BASELINES[candidate.task]} {baseline:.4f} on {rows} test rows)"
+                 if baseline is not None and rows else "")
+        return GateResult(metric, new, None, None, margin, True, "no production version yet" + beats,
+                          baseline=baseline, test_rows=rows)
     old: float | None = None
     source = "on the same evaluation data"
     if production is not None:
@@ -441,13 +461,13 @@ def judge(candidate: ModelCandidate, production: ModelCandidate | None, producti
             else "as recorded (its artifact could not be loaded)"
     if old is None:
         return GateResult(metric, new, None, production_version, margin, True,
-                          f"production v{production_version} has no {metric}")
+                          f"production v{production_version} has no {metric}", baseline=baseline, test_rows=rows)
     delta = (new - old) if higher_is_better(metric) else (old - new)
     promoted = delta > 0 and delta >= margin
     verb = "beats" if promoted else "does not beat"
     reason = (f"{metric} {new:.4f} vs production v{production_version} {old:.4f} {source}: {verb} it by the "
               f"margin {margin:g} (difference {delta:+.4f})")
-    return GateResult(metric, new, old, production_version, margin, promoted, reason)
+    return GateResult(metric, new, old, production_version, margin, promoted, reason, baseline=baseline, test_rows=rows)
 
 
 def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
@@ -460,7 +480,12 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
     """
     check_candidate(candidate)
     registry = Registry(where.context.lineage)
-    version, new = registry.register(candidate, where.digest, where.run_id, where.node)
+    # Measured once, and only for a model not registered yet: a cached step re-applies its effect on
+    # every run, and counting a large ``eval_data`` again then would be wasted.
+    evidence = None if where.context.lineage.conn.execute(
+        "SELECT 1 FROM model_versions WHERE name=? AND model_digest=?",
+        (candidate.name, candidate.model_digest)).fetchone() else gather(candidate)
+    version, new = registry.register(candidate, where.digest, where.run_id, where.node, evidence)
     if not new:
         row = registry.version(candidate.name, version)
         if row["digest"] != where.digest and (where.context.lineage.artifact_row(row["digest"]) is None
@@ -471,7 +496,7 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
     # A version without a verdict was registered by a run that stopped before its gate: gate it now.
     gate = None
     if new or registry.version(candidate.name, version)["gate"] is None:
-        gate = _gate(where.context, registry, candidate, version, where.run_id)
+        gate = _gate(where.context, registry, candidate, version, where.run_id, evidence)
     if gate is not None:
         verdict = ("promoted to production: " if gate.promoted else "registered, not promoted: ") + gate.reason
     else:
@@ -484,7 +509,7 @@ def apply_candidate(where: EffectContext, candidate: ModelCandidate) -> None:
 
 
 def _gate(context: Context, registry: Registry, candidate: ModelCandidate, version: int,
-          run_id: str | None) -> GateResult | None:
+          run_id: str | None, evidence: Evidence | None = None) -> GateResult | None:
     """Judge ``version`` against the production version and record the verdict; the verdict.
 
     The production model is loaded and scored outside the write transaction (it may take a
@@ -509,7 +534,7 @@ def _gate(context: Context, registry: Registry, candidate: ModelCandidate, versi
             gate = GateResult(candidate.metric, float(candidate.metrics[candidate.metric]), None, None,
                               candidate.margin, True, "already production (promoted by hand before its gate ran)")
         else:
-            gate = judge(candidate, production, current, recorded)
+            gate = judge(candidate, production, current, recorded, evidence)
         if registry.record_gate(candidate.name, version, gate, run_id, judged_against=current):
             return gate
     # Production kept changing under every attempt (runs promoting in a tight loop): record the last

@@ -36,7 +36,7 @@ from orchestrator.registry import (
 from .conftest import copy_store
 
 TINY = textwrap.dedent('''
-    """A model candidate from eight rows; `mutate` breaks it after its checks, as an old pickle could be."""
+    """A model candidate from eight rows (repeated); `mutate` breaks it after its checks, as an old pickle could be."""
     import pandas as pd
 
     from orchestrator import pipeline, step
@@ -45,12 +45,17 @@ TINY = textwrap.dedent('''
 
     @step
     def package(c: float, task: str, metric: str, margin: float, mutate: str) -> ModelCandidate:
-        """A logistic regression with C=c (accuracy 0.75), or, for c=0, a constant model (0.5)."""
-        from sklearn.dummy import DummyClassifier
-        from sklearn.linear_model import LogisticRegression
+        """A logistic regression with C=c (accuracy 0.75), or, for c=0, a weak threshold model (0.625).
 
-        frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7], "y": [0, 0, 0, 1, 0, 1, 1, 1]})
-        model = (LogisticRegression(C=c) if c else DummyClassifier()).fit(frame[["x"]], frame["y"])
+        A constant model (0.5, the majority class) would not pass the gate even as the first version.
+        """
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.tree import DecisionTreeClassifier
+
+        # Eight rows, each eight times: the gate refuses a figure measured on fewer than 50 test rows.
+        frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7] * 8, "y": [0, 0, 0, 1, 0, 1, 1, 1] * 8})
+        model = (LogisticRegression(C=c).fit(frame[["x"]], frame["y"]) if c else
+                 DecisionTreeClassifier(max_depth=1).fit(frame[["x"]], (frame["x"] >= 1).astype(int)))
         candidate = ModelCandidate(
             "tiny", model, task, describe_schema(frame[["x"]]), "y",
             evaluate("classification", model, frame[["x"]], frame["y"]), metric, margin, model_digest(model),
@@ -86,7 +91,7 @@ def tiny(env):
 
 @pytest.fixture(scope="module")
 def models(env, tiny):
-    """A store with model `tiny`: v1 (constant), v2 (C=1, better: promoted), v3 (C=0.1, no better: refused)."""
+    """A store with model `tiny`: v1 (weak), v2 (C=1, better: promoted), v3 (C=0.1, no better: refused)."""
     store = env / "store"
     for c in (0.0, 1.0, 0.1):
         run = tiny.run(store=str(store), c=c)
@@ -211,7 +216,7 @@ def test_evaluate_scores_text_labels_like_the_same_labels_as_numbers():
     # then scored it as a classifier and silently dropped its performance check.
     ({"metrics": {"rmse": 0.5}, "metric": "rmse"}, "the gate metric rmse is a regression metric, but task is "
                                                    "'classification': use task='regression', or a "
-                                                   "classification metric (accuracy, f1, roc_auc)"),
+                                                   "classification metric (accuracy, f1, roc_auc, balanced_accuracy)"),
     ({"task": "regression"}, "the gate metric accuracy is a classification metric, but task is 'regression'"),
 ])
 def test_an_invalid_candidate_is_refused_with_one_line(changes, text):
@@ -329,14 +334,15 @@ def test_a_gate_judges_against_the_version_another_process_promoted_meanwhile(en
 
     judged, judge = [], registry_module.judge
 
-    def judge_while_another_process_promotes(candidate, production, production_version, recorded=None):
+    def judge_while_another_process_promotes(candidate, production, production_version, recorded=None,
+                                             evidence=None):
         if not judged:  # the first verdict is overtaken: `orch models promote tiny@1` in another terminal
             done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "models", "promote",
                                    "tiny@1"], capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
             assert done.returncode == 0, done.stderr
         judged.append(production_version)
-        return judge(candidate, production, production_version, recorded)
+        return judge(candidate, production, production_version, recorded, evidence)
 
     monkeypatch.setattr(registry_module, "judge", judge_while_another_process_promotes)
     code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)
@@ -360,14 +366,14 @@ def test_the_same_model_from_two_runs_at_once_is_gated_once(env, store, capsys, 
 
     judged, judge = [], registry_module.judge
 
-    def judge_while_another_run_gates(candidate, production, production_version, recorded=None):
+    def judge_while_another_run_gates(candidate, production, production_version, recorded=None, evidence=None):
         if not judged:  # the same run in another terminal, which ends (and gates v4) while this one scores
             done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "run",
                                    str(env / "tiny.py"), "-p", "c=0.5"], capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
             assert done.returncode == 0 and "model: tiny@4" in done.stderr, done.stderr
         judged.append(production_version)
-        return judge(candidate, production, production_version, recorded)
+        return judge(candidate, production, production_version, recorded, evidence)
 
     monkeypatch.setattr(registry_module, "judge", judge_while_another_run_gates)
     code, _, err = orch(store, "run", str(env / "tiny.py"), "-p", "c=0.5", capsys=capsys)

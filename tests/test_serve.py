@@ -78,7 +78,7 @@ CUSTOM = textwrap.dedent('''
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import FunctionTransformer
 
-        frame = pd.DataFrame({"x": [float(i) for i in range(20)], "y": [int(i >= 10) for i in range(20)]})
+        frame = pd.DataFrame({"x": [i / 3 for i in range(60)], "y": [int(i >= 30) for i in range(60)]})
         model = make_pipeline(FunctionTransformer(doubled), LogisticRegression()).fit(frame[["x"]], frame["y"])
         return ModelCandidate("custom", model, "classification", describe_schema(frame[["x"]]), "y",
                               evaluate("classification", model, frame[["x"]], frame["y"]), "accuracy", 0.0,
