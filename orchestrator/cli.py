@@ -485,18 +485,18 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("a", metavar="A", default="latest~1")
-@click.argument("b", metavar="B", default="latest")
+@click.argument("a", metavar="[A]", required=False)
+@click.argument("b", metavar="[B]", default="latest")
 @click.option("--json", "as_json", is_flag=True, help="Print what differs as one JSON object.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs, 0 when nothing does (as git diff).")
 @click.pass_context
-def diff(ctx: click.Context, a: str, b: str, as_json: bool, exit_code: bool) -> None:
+def diff(ctx: click.Context, a: str | None, b: str, as_json: bool, exit_code: bool) -> None:
     """What differs between two runs: parameters, environment, steps and why, metrics.
 
     A and B are run ids, unique prefixes, latest, latest~N (N runs before the
     newest), or a model version NAME@VERSION (its training run, with its gate
-    and metrics). Default: latest~1 and latest. Exits 0 whether or not they
-    differ, unless --exit-code.
+    and metrics). B defaults to latest, A to the run of B's pipeline before
+    B. Exits 0 whether or not they differ, unless --exit-code.
     """
     from orchestrator.run_diff import diff_runs
 

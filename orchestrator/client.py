@@ -44,12 +44,12 @@ def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: Pat
 
 
 @short_traceback
-def diff(a: str = "latest~1", b: str = "latest", *, store: PathLike | None = None,
+def diff(a: str | None = None, b: str = "latest", *, store: PathLike | None = None,
          metadata: PathLike | None = None) -> RunDiff:
     """What differs between two earlier runs, as ``orch diff A B`` prints it.
 
     A and B are run ids, unique prefixes, ``latest``, ``latest~N`` or a model's
-    ``NAME@VERSION``. The ``RunDiff`` holds the changed parameters, environment
+    ``NAME@VERSION``; ``a=None`` is the run of B's pipeline before B. The ``RunDiff`` holds the changed parameters, environment
     and packages, the steps only in one run, each step whose key differs with
     its ``reasons`` and ``kinds``, the changed metrics with their ``delta``;
     ``differs`` says whether anything does, ``summary()`` counts it, and
@@ -60,7 +60,7 @@ def diff(a: str = "latest~1", b: str = "latest", *, store: PathLike | None = Non
     """
     from orchestrator.run_diff import diff_runs
 
-    return diff_runs(_open(store, metadata).lineage, _text(a), _text(b))
+    return diff_runs(_open(store, metadata).lineage, None if a is None else _text(a), _text(b))
 
 
 @short_traceback

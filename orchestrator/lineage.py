@@ -268,9 +268,11 @@ class Lineage:
                                 (int(back),)).fetchone()
         if row is None:
             count = self.count_runs()
-            oldest = f"latest~{count - 1} is the oldest" if count else "it has none yet"
-            raise NotFoundError(f"there {'is' if count == 1 else 'are'} {count} run{'' if count == 1 else 's'} "
-                                f"in this store, so no {ref}: {oldest}. See `orch runs`.")
+            if not count:
+                raise NotFoundError("there are no runs in this store yet. Start one with `orch run FILE`.")
+            oldest = "latest is the only one" if count == 1 else f"latest~{count - 1} is the oldest"
+            raise NotFoundError(f"there {'is 1 run' if count == 1 else f'are {count} runs'} in this store, so no "
+                                f"{ref}: {oldest}. See `orch runs`.")
         return str(row[0])
 
     def run(self, run_id: str) -> dict[str, Any]:

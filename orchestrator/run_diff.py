@@ -209,9 +209,14 @@ def resolve_side(lineage: Lineage, ref: str) -> RunSide:
                    model)
 
 
-def diff_runs(lineage: Lineage, a_ref: str, b_ref: str) -> RunDiff:
-    """What differs between the runs ``a_ref`` and ``b_ref`` name (see ``resolve_side``)."""
-    a, b = resolve_side(lineage, a_ref), resolve_side(lineage, b_ref)
+def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> RunDiff:
+    """What differs between the runs ``a_ref`` and ``b_ref`` name (see ``resolve_side``).
+
+    ``a_ref`` None is the run of B's pipeline started before B: "what changed since last time",
+    also when other pipelines ran in between.
+    """
+    b = resolve_side(lineage, b_ref)
+    a = resolve_side(lineage, a_ref if a_ref is not None else _run_before(lineage, b))
     if a.run_id == b.run_id and a.model == b.model:
         count = lineage.conn.execute("SELECT count(*) FROM steps WHERE run_id=?", (a.run_id,)).fetchone()[0]
         return RunDiff(a, b, identical=int(count))
@@ -250,6 +255,16 @@ def diff_runs(lineage: Lineage, a_ref: str, b_ref: str) -> RunDiff:
         only_in_a=only_a, only_in_b=only_b, steps=tuple(changed), identical=identical,
         metrics=_metric_changes(run_a["metrics"], run_b["metrics"]),
         model=_model_changes(a.model, b.model), kinds=kinds)
+
+
+def _run_before(lineage: Lineage, b: RunSide) -> str:
+    """The id of the run of B's pipeline that started last before B."""
+    row = lineage.conn.execute("SELECT run_id FROM runs WHERE pipeline=? AND started < ? ORDER BY started DESC "
+                               "LIMIT 1", (b.pipeline, b.started)).fetchone()
+    if row is None:
+        raise NotFoundError(f"run {b.run_id[:12]} is the first run of pipeline '{b.pipeline}' in this store: "
+                            "nothing before it to compare with. Pass two runs, `orch diff A B` (see `orch runs`).")
+    return str(row[0])
 
 
 def _run_fields(lineage: Lineage, run_id: str) -> dict[str, Any]:
@@ -310,6 +325,8 @@ def _step_change(lineage: Lineage, a: RunSide, b: RunSide, row_a: dict[str, Any]
     status_a, status_b = str(row_a["status"]), str(row_b["status"])
     if key_a and key_a == key_b and (status_a in _KEPT) == (status_b in _KEPT):
         return None  # the same computation, ran or cached alike
+    if not key_a and not key_b and status_a == status_b:
+        return None  # not reached in either run (skipped after the same failure): nothing to compare
     if not key_a or not key_b:
         reasons = []
         for side, row in (("A", row_a), ("B", row_b)):

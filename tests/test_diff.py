@@ -194,11 +194,26 @@ def test_exit_code_is_1_when_runs_differ_and_0_without_it(runs):
     assert _diff(runs, "base", "alpha", "--exit-code").returncode == 1
 
 
-def test_default_refs_are_the_run_before_the_newest_and_the_newest(runs):
+def test_default_refs_are_the_newest_run_and_the_one_of_its_pipeline_before_it(runs, tmp_path):
     result = _orch(runs["folder"], runs["store"], "diff", "--json")
     doc = json.loads(result.stdout)
     assert (doc["a"]["run_id"], doc["b"]["run_id"]) == (runs["added"], runs["failed"])
-    assert (doc["a"]["ref"], doc["b"]["ref"]) == ("latest~1", "latest")
+    assert doc["b"]["ref"] == "latest"
+    one = json.loads(_orch(runs["folder"], runs["store"], "diff", runs["data"], "--json").stdout)
+    assert (one["a"]["run_id"], one["b"]["run_id"]) == (runs["data"], runs["failed"])
+    # Another pipeline's run in between is passed over; its own first run has nothing before it.
+    store = copy_store(runs["store"], tmp_path / "store")
+    (runs["folder"] / "solo.py").write_text("from orchestrator import pipeline, step\n\n\n@step\ndef one() -> int:\n"
+                                            "    return 1\n\n\n@pipeline\ndef solo():\n    return one()\n")
+    assert _orch(runs["folder"], store, "run", "solo.py").returncode == 0
+    first = _orch(runs["folder"], store, "diff")
+    assert first.returncode == 2
+    assert first.stderr.startswith("error: run ") and first.stderr.endswith(
+        " is the first run of pipeline 'solo' in this store: nothing before it to compare with. Pass two runs, "
+        "`orch diff A B` (see `orch runs`).\n")
+    assert _orch(runs["folder"], store, "run", "flow.py").returncode == 1  # count still fails
+    doc = json.loads(_orch(runs["folder"], store, "diff", "--json").stdout)
+    assert doc["a"]["run_id"] == runs["failed"] and doc["b"]["pipeline"] == "flow" and doc["steps"] == []
 
 
 def test_an_unknown_ref_is_one_line_and_exit_2(runs):
@@ -250,6 +265,7 @@ def test_runs_recorded_without_key_parts_say_not_recorded(runs, tmp_path):
 
 def test_the_python_api_returns_what_json_prints(runs):
     found = orchestrator.diff(runs["base"], runs["alpha"], store=runs["store"])
+    assert orchestrator.diff(store=runs["store"]).a.run_id == runs["added"]
     assert isinstance(found, orchestrator.RunDiff) and found.differs
     assert [(c.name, c.a, c.b) for c in found.params] == [("alpha", 0.5, 0.1)]
     assert found.steps[0].reasons == ("parameter `alpha` changed (0.5 → 0.1)",)
