@@ -376,3 +376,56 @@ def test_load_and_get_run_take_latest_tilde_n(runs, monkeypatch):
     assert orchestrator.get_run("latest~6", store=runs["store"]).id == runs["base"]
     assert orchestrator.load("latest~5", store=runs["store"]) == orchestrator.get_run(
         runs["alpha"], store=runs["store"]).output()
+
+
+def test_an_interrupted_run_names_the_steps_it_never_reached(runs, tmp_path):
+    """A run stopped by Ctrl-C records no step it never started (the runner forgets them)."""
+    store = copy_store(runs["store"], tmp_path / "store")
+    with sqlite3.connect(store / "metadata.db") as db:
+        db.execute("UPDATE runs SET status='interrupted', error=NULL WHERE run_id=?", (runs["alpha"],))
+        db.execute("DELETE FROM steps WHERE run_id=? AND node IN ('count', 'score')", (runs["alpha"],))
+    db.close()
+    doc = json.loads(_orch(runs["folder"], store, "diff", runs["base"], runs["alpha"], "--json").stdout)
+    note = "the other run (interrupted) stopped before it started, or its pipeline has no such step"
+    assert doc["only_in_a"] == [{"name": "count", "status": "ran", "note": note},
+                                {"name": "score", "status": "ran", "note": note}]
+    assert doc["status"] == {"a": "succeeded", "b": "interrupted"} and doc["steps"] == []
+    text = _orch(runs["folder"], store, "diff", runs["base"], runs["alpha"]).stdout.splitlines()
+    assert text[-3:] == ["status", "  succeeded → interrupted", "0 steps differ; 2 only in A; 2 identical"]
+
+
+def test_an_upgraded_library_is_named_for_the_run_and_for_the_step_that_uses_it(runs, tmp_path):
+    """Python and numpy upgraded between two runs; a step whose code calls numpy records its version."""
+    store = copy_store(runs["store"], tmp_path / "store")
+    with sqlite3.connect(store / "metadata.db") as db:
+        (packages,) = db.execute("SELECT packages FROM runs WHERE run_id=?", (runs["base"],)).fetchone()
+        db.execute("UPDATE runs SET python='3.12.4', packages=? WHERE run_id=?",
+                   (json.dumps({**json.loads(packages), "numpy": "0.1"}), runs["base"]))
+        for run, version in ((runs["helper"], "1.26.4"), (runs["data"], "2.1.0")):
+            (parts,) = db.execute("SELECT key_parts FROM steps WHERE run_id=? AND node='count'", (run,)).fetchone()
+            parts = json.loads(parts)
+            parts["code"] += version  # the code digest covers its parts
+            parts["code_parts"]["pkg:numpy"] = version
+            db.execute("UPDATE steps SET key_parts=? WHERE run_id=? AND node='count'", (json.dumps(parts), run))
+    db.close()
+    lines = _orch(runs["folder"], store, "diff", runs["base"], runs["alpha"]).stdout.splitlines()
+    python = next(line for line in lines if line.startswith("  python: "))
+    assert python.startswith("  python: 3.12.4 → ")
+    assert any(line.startswith("  package numpy: 0.1 → ") for line in lines)
+    doc = json.loads(_orch(runs["folder"], store, "diff", runs["helper"], runs["data"], "--json").stdout)
+    count = next(s for s in doc["steps"] if s["name"] == "count")
+    assert count["reasons"] == ["package numpy 1.26.4 → 2.1.0", "input `text` changed"]
+    assert count["kinds"] == ["package", "input"]
+
+
+def test_latest_tilde_n_on_a_store_with_one_run_or_none(tmp_path):
+    from orchestrator.errors import NotFoundError
+
+    lineage = Context.open(str(tmp_path / "store"), None, create=True).lineage
+    with pytest.raises(NotFoundError, match=r"^there are no runs in this store yet\. Start one with `orch run FILE`\.$"):
+        lineage.resolve_run("latest~1")
+    with lineage.transaction() as c:
+        c.execute("INSERT INTO runs (run_id, pipeline, status, started) VALUES ('ab12', 'p', 'succeeded', 1.0)")
+    assert lineage.resolve_run("latest~0") == "ab12"
+    with pytest.raises(NotFoundError, match=r"^there is 1 run in this store, so no latest~1: latest is the only one"):
+        lineage.resolve_run("latest~1")
