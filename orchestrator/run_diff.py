@@ -230,7 +230,7 @@ def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> Run
         row_b = steps_b.get(name)
         if row_b is None:
             continue
-        change = _step_change(lineage, a, b, row_a, row_b)
+        change = _step_change(lineage, row_a, row_b)
         if change is None:
             identical += 1
         else:
@@ -318,8 +318,7 @@ def _only(row: dict[str, Any], other: RunSide, other_steps: dict[str, dict[str, 
     return StepOnly(str(row["node"]), str(row["status"]), note)
 
 
-def _step_change(lineage: Lineage, a: RunSide, b: RunSide, row_a: dict[str, Any],
-                 row_b: dict[str, Any]) -> StepChange | None:
+def _step_change(lineage: Lineage, row_a: dict[str, Any], row_b: dict[str, Any]) -> StepChange | None:
     """How a step both runs recorded differs, or None when its key and outcome are the same."""
     key_a, key_b = row_a["key"], row_b["key"]
     status_a, status_b = str(row_a["status"]), str(row_b["status"])
