@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ KINDS = ("code", "package", "version", "parameter", "file", "input", "status", "
 ENVIRONMENT = (("python", "python"), ("git_commit", "git commit"), ("host", "host"), ("user", "user"),
                ("executor", "executor"), ("file", "pipeline file"))
 NOT_RECORDED = "not recorded"
+DAMAGED = "damaged"
+_WHY = {NOT_RECORDED: " (a run made by an older version)", DAMAGED: " (`orch doctor` names it)"}
 _KEPT = ("ran", "cached")  # a step run with a result; its key names it
 
 
@@ -242,6 +245,10 @@ def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> Run
             kinds[kind] = n
     environment = [Change(label, run_a[column], run_b[column]) for column, label in ENVIRONMENT
                    if run_a[column] != run_b[column]]
+    # A hand-edited or garbled record compares as empty: said, lest "no parameter changed" be believed.
+    environment += [Change(column, *(DAMAGED + _WHY[DAMAGED] if column in run["damaged"] else "recorded"
+                                     for run in (run_a, run_b)))
+                    for column in dict.fromkeys(run_a["damaged"] + run_b["damaged"])]
     packages: tuple[Change, ...] = ()
     if (run_a["packages"] is None) != (run_b["packages"] is None):  # a run made before packages were recorded
         environment.append(Change("packages", *(NOT_RECORDED if p is None else f"{len(p)} recorded"
@@ -268,15 +275,20 @@ def _run_before(lineage: Lineage, b: RunSide) -> str:
 
 
 def _run_fields(lineage: Lineage, run_id: str) -> dict[str, Any]:
-    """A run's parameters, environment and metrics; a damaged JSON column reads as not recorded."""
+    """A run's parameters, environment and metrics; a damaged JSON column is None, and named in ``damaged``."""
     row = lineage.row("SELECT params, packages, metrics, python, git_commit, host, user, executor, file "
                       "FROM runs WHERE run_id=?", (run_id,)) or {}
+    row["damaged"] = []
     for column in ("params", "packages", "metrics"):
-        row[column] = _decoded(lineage, row.get(column), f"runs.{column} of run {run_id}")
+        text = row.get(column)
+        row[column] = _decoded(lineage, text, f"runs.{column} of run {run_id}")
+        if text and row[column] is None:
+            row["damaged"].append(column)
     return row
 
 
 def _decoded(lineage: Lineage, text: Any, what: str) -> dict[str, Any] | None:
+    """The JSON object ``text`` holds; None when empty or damaged (``orch doctor`` names a damaged value)."""
     if not text:
         return None
     try:
@@ -336,11 +348,14 @@ def _step_change(lineage: Lineage, row_a: dict[str, Any], row_b: dict[str, Any])
                           a_key=key_a, b_key=key_b)
     reasons, kinds = [], []
     if key_a != key_b:
-        parts_a, parts_b = _parts(lineage, row_a), _parts(lineage, row_b)
+        (parts_a, damaged_a), (parts_b, damaged_b) = _parts(lineage, row_a), _parts(lineage, row_b)
         if parts_a is None or parts_b is None:
-            sides = " and ".join(s for s, p in (("A", parts_a), ("B", parts_b)) if p is None)
-            reasons.append(f"its key changed; what it is made of is {NOT_RECORDED} in {sides} "
-                           "(a run made by an older version)")
+            states: dict[str, list[str]] = {}  # not recorded / damaged -> the sides so
+            for side, parts, damaged in (("A", parts_a, damaged_a), ("B", parts_b, damaged_b)):
+                if parts is None:
+                    states.setdefault(DAMAGED if damaged else NOT_RECORDED, []).append(side)
+            said = ", and ".join(f"{state} in {' and '.join(sides)}{_WHY[state]}" for state, sides in states.items())
+            reasons.append(f"its key changed; what it is made of is {said}")
             kinds.append(NOT_RECORDED)
         else:
             from orchestrator.cache import key_changes
@@ -361,26 +376,34 @@ def _step_change(lineage: Lineage, row_a: dict[str, Any], row_b: dict[str, Any])
                       tuple(changed), key_a, key_b)
 
 
-def _parts(lineage: Lineage, row: dict[str, Any]) -> dict[str, Any] | None:
-    """The key parts of a step run: its own, else those any step run recorded under its key, else the cache's.
+def _parts(lineage: Lineage, row: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """The key parts of a step run, and whether a damaged record of them was met on the way.
 
-    A cached step records its key alone; the same key was made from the same
-    parts, which the step run that computed it recorded.
+    Its own, else those any step run recorded under its key, else the cache
+    index's: a cached step records its key alone, and the same key was made
+    from the same parts, which the step run that computed it recorded. Each
+    place is read only when the one before had nothing.
     """
-    what = f"steps.key_parts of {row['run_id']}:{row['node']}"
-    parts = _decoded(lineage, row["key_parts"], what)
-    if parts is not None:
-        return parts
-    found = lineage.conn.execute("SELECT key_parts FROM steps WHERE key=? AND key_parts IS NOT NULL LIMIT 1",
-                                 (row["key"],)).fetchone()
-    if found is not None:
-        parts = _decoded(lineage, found[0], f"steps.key_parts of key {row['key']}")
+    damaged = False
+    for text, what in _recorded_parts(lineage, row):
+        parts = _decoded(lineage, text, what)
         if parts is not None:
-            return parts
-    try:
-        return lineage.key_parts_of(str(row["key"]))
-    except DamagedRecordError:
-        return None
+            return parts, False
+        damaged = damaged or bool(text)
+    return None, damaged
+
+
+def _recorded_parts(lineage: Lineage, row: dict[str, Any]) -> Iterator[tuple[Any, str]]:
+    """Where a step run's key parts may be recorded, (JSON text, what it is), nearest first."""
+    key = row["key"]
+    yield row["key_parts"], f"steps.key_parts of {row['run_id']}:{row['node']}"
+    found = lineage.conn.execute("SELECT key_parts FROM steps WHERE key=? AND key_parts IS NOT NULL AND "
+                                 "NOT (run_id=? AND node=?) LIMIT 1", (key, row["run_id"], row["node"])).fetchone()
+    if found is not None:
+        yield found[0], f"steps.key_parts of key {key}"
+    cached = lineage.conn.execute("SELECT parts FROM cache WHERE key=?", (key,)).fetchone()
+    if cached is not None:
+        yield cached[0], f"cache.parts of key {key}"
 
 
 def _kinds(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

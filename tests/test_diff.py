@@ -429,3 +429,19 @@ def test_latest_tilde_n_on_a_store_with_one_run_or_none(tmp_path):
     assert lineage.resolve_run("latest~0") == "ab12"
     with pytest.raises(NotFoundError, match=r"^there is 1 run in this store, so no latest~1: latest is the only one"):
         lineage.resolve_run("latest~1")
+
+
+def test_damaged_records_are_named_damaged_not_compared_as_empty(runs, tmp_path):
+    """A hand-edited key parts or parameters value: the diff says damaged (orch doctor), never a traceback."""
+    store = copy_store(runs["store"], tmp_path / "store")
+    with sqlite3.connect(store / "metadata.db") as db:
+        db.execute("UPDATE steps SET key_parts='{bad' WHERE node='score'")
+        db.execute("UPDATE cache SET parts='{bad' WHERE node='score'")
+        db.execute("UPDATE runs SET params='[1' WHERE run_id=?", (runs["alpha"],))
+    db.close()
+    result = _orch(runs["folder"], store, "diff", runs["base"], runs["alpha"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  params: recorded → damaged (`orch doctor` names it)" in lines
+    assert ("  score: its key changed; what it is made of is damaged in A and B (`orch doctor` names it); "
+            "outputs differ (out)") in lines
