@@ -397,6 +397,12 @@ def _recorded_parts(lineage: Lineage, row: dict[str, Any]) -> Iterator[tuple[Any
     """Where a step run's key parts may be recorded, (JSON text, what it is), nearest first."""
     key = row["key"]
     yield row["key_parts"], f"steps.key_parts of {row['run_id']}:{row['node']}"
+    if row["origin"]:  # the step run whose result a cached one reused: one read by primary key
+        run_id, _, node = str(row["origin"]).partition(":")
+        found = lineage.conn.execute("SELECT key_parts FROM steps WHERE run_id=? AND node=? AND key=?",
+                                     (run_id, node, key)).fetchone()
+        if found is not None and found[0]:
+            yield found[0], f"steps.key_parts of {run_id}:{node}"
     found = lineage.conn.execute("SELECT key_parts FROM steps WHERE key=? AND key_parts IS NOT NULL AND "
                                  "NOT (run_id=? AND node=?) LIMIT 1", (key, row["run_id"], row["node"])).fetchone()
     if found is not None:

@@ -445,3 +445,18 @@ def test_damaged_records_are_named_damaged_not_compared_as_empty(runs, tmp_path)
     assert "  params: recorded → damaged (`orch doctor` names it)" in lines
     assert ("  score: its key changed; what it is made of is damaged in A and B (`orch doctor` names it); "
             "outputs differ (out)") in lines
+
+
+@pytest.mark.parametrize("older", ["no origin", "only the cache index"])
+def test_a_cached_step_recorded_before_origins_finds_its_parts_by_key(runs, tmp_path, older):
+    """Cached step runs recorded without the step run they reused; at worst only the cache index has the parts."""
+    store = copy_store(runs["store"], tmp_path / "store")
+    with sqlite3.connect(store / "metadata.db") as db:
+        db.execute("UPDATE steps SET origin=NULL")
+        if older == "only the cache index":
+            db.execute("UPDATE steps SET key_parts=NULL WHERE node='load'")
+    db.close()
+    doc = json.loads(_orch(runs["folder"], store, "diff", runs["helper"], runs["data"], "--json").stdout)
+    load = next(s for s in doc["steps"] if s["name"] == "load")
+    assert load["a_status"] == "cached"
+    assert load["reasons"] == [f"content of file `path` changed ({runs['folder'] / 'data.txt'})"]
