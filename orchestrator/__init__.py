@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.client import get_run, load
+from orchestrator.client import diff, get_run, load
 from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
@@ -21,6 +21,7 @@ from orchestrator.untracked import UntrackedPathWarning
 
 if TYPE_CHECKING:
     from orchestrator.results import Run, StepResult
+    from orchestrator.run_diff import RunDiff
 
 __all__ = [
     "Metrics",
@@ -28,10 +29,12 @@ __all__ = [
     "Pipeline",
     "RetryPolicy",
     "Run",
+    "RunDiff",
     "Step",
     "StepResult",
     "UntrackedPathWarning",
     "UserError",
+    "diff",
     "get_run",
     "load",
     "pipeline",
@@ -48,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from orchestrator import results
 
         return getattr(results, name)
+    if name == "RunDiff":  # what diff() returns
+        from orchestrator.run_diff import RunDiff
+
+        return RunDiff
     raise AttributeError(f"module 'orchestrator' has no attribute '{name}'")

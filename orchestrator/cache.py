@@ -304,6 +304,11 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     return _joined(_changes(old, new)) or _SAME_PARTS
 
 
+def key_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Every difference between two recorded keys' parts, in a reason's words, none left out (``orch diff``)."""
+    return _changes(old, new)
+
+
 # A reason names this many changes at most: a run given a new config of 60 hyperparameters
 # would otherwise show a reason of 60 clauses, a screen per step in `orch run` and `orch plan`.
 MOST_CHANGES_NAMED = 5

@@ -58,6 +58,7 @@ def cli(ctx: click.Context, store: str | None, metadata: str | None, verbose: bo
       orch run pipelines/quickstart.py        run a pipeline (lifecycle.py: the full ML demo)
       orch plan pipelines/quickstart.py       what would re-run, and why
       orch runs / orch show RUN_ID            what happened
+      orch diff A B                           what differs between two runs, and why
       orch lineage RUN:step --upstream        what produced it, from what
       orch models ls / orch monitor NAME      registered models, drift
     """
@@ -476,6 +477,34 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
                       "min_width": 14 if col == "outputs" else None})
                for col in ("step", "status", "attempts", "time", "outputs", "why")]
     print_table(console, columns, rows)
+
+
+@cli.command()
+@click.argument("a", metavar="[A]", required=False)
+@click.argument("b", metavar="[B]", default="latest")
+@click.option("--json", "as_json", is_flag=True, help="Print what differs as one JSON object.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs, 0 when nothing does (as git diff).")
+@click.pass_context
+def diff(ctx: click.Context, a: str | None, b: str, as_json: bool, exit_code: bool) -> None:
+    """What differs between two runs: parameters, environment, steps and why, metrics.
+
+    A and B are run ids, unique prefixes, latest, latest~N (N runs before the
+    newest), or a model version NAME@VERSION (its training run, with its gate
+    and metrics). B defaults to latest, A to the run of B's pipeline before
+    B. Exits 0 whether or not they differ, unless --exit-code.
+    """
+    from orchestrator.run_diff import diff_runs
+
+    context = _context(ctx)
+    found = diff_runs(context.lineage, a, b)
+    if as_json:
+        _emit_json(found.to_json())
+    else:
+        from orchestrator.cli_diff import print_diff
+
+        print_diff(found)
+    if exit_code and found.differs:
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command()

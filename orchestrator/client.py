@@ -1,4 +1,4 @@
-"""Reach earlier runs from Python (a notebook) without running anything: ``get_run`` and ``load``.
+"""Reach earlier runs from Python (a notebook) without running anything: ``get_run``, ``load`` and ``diff``.
 
 ``get_run`` rebuilds the ``Run`` that ``Pipeline.run`` returned, from the
 metadata database: statuses, reasons, attempts, output digests, metrics, and
@@ -20,8 +20,9 @@ from orchestrator.errors import NotFoundError, UserError, short_traceback
 if TYPE_CHECKING:
     from orchestrator.context import Context
     from orchestrator.results import Run
+    from orchestrator.run_diff import RunDiff
 
-__all__ = ["get_run", "load"]
+__all__ = ["diff", "get_run", "load"]
 
 PathLike = str | os.PathLike[str]
 _LATEST = ("latest", "last", "-")
@@ -29,7 +30,7 @@ _LATEST = ("latest", "last", "-")
 
 @short_traceback
 def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: PathLike | None = None) -> Run:
-    """The ``Run`` of an earlier run: a run id, a unique prefix of one, or ``latest``.
+    """The ``Run`` of an earlier run: a run id, a unique prefix of one, ``latest`` or ``latest~N`` (N runs before).
 
     Args:
         store: the store folder or URL (default ``$ORCH_STORE``, else the project's table, else ``./cache``).
@@ -40,6 +41,26 @@ def get_run(ref: str = "latest", *, store: PathLike | None = None, metadata: Pat
     """
     ctx = _open(store, metadata)
     return _rebuild(ctx, ctx.lineage.resolve_run(_text(ref)))
+
+
+@short_traceback
+def diff(a: str | None = None, b: str = "latest", *, store: PathLike | None = None,
+         metadata: PathLike | None = None) -> RunDiff:
+    """What differs between two earlier runs, as ``orch diff A B`` prints it.
+
+    A and B are run ids, unique prefixes, ``latest``, ``latest~N`` or a model's
+    ``NAME@VERSION``; ``a=None`` is the run of B's pipeline before B. The ``RunDiff`` holds the changed parameters, environment
+    and packages, the steps only in one run, each step whose key differs with
+    its ``reasons`` and ``kinds``, the changed metrics with their ``delta``;
+    ``differs`` says whether anything does, ``summary()`` counts it, and
+    ``to_json()`` is the ``orch diff --json`` document.
+
+    Raises:
+        UserError: no store there, or an unknown, empty or ambiguous REF.
+    """
+    from orchestrator.run_diff import diff_runs
+
+    return diff_runs(_open(store, metadata).lineage, None if a is None else _text(a), _text(b))
 
 
 @short_traceback
@@ -70,7 +91,7 @@ def load(ref: str, *, store: PathLike | None = None, metadata: PathLike | None =
     if "@" in ref:
         raise UserError(f"'{ref}' names a model version: load it with "
                         f"orchestrator.registry.load_model({ref!r}, store=...).")
-    if ref.lower() in _LATEST:
+    if ref.lower() in _LATEST or ref.startswith(("latest~", "last~")):
         return _rebuild(ctx, ctx.lineage.resolve_run(ref)).output()
     if not all(c in "0123456789abcdef" for c in ref.lower()):
         raise NotFoundError(f"'{ref}' is not a run id, RUN:STEP or digest in this store. See `orch runs` and "

@@ -238,7 +238,7 @@ class Lineage:
             raise error from exc
 
     def resolve_run(self, ref: str) -> str:
-        """The full run id for an id or unique prefix; ``latest`` is the newest run."""
+        """The full run id for an id or unique prefix; ``latest`` is the newest run, ``latest~N`` N runs before it."""
         if not ref:
             raise NotFoundError("an empty run id is not valid. Pass a run id or a prefix of one (see `orch runs`), "
                                 "or `latest`.")
@@ -247,6 +247,9 @@ class Lineage:
             if not row:
                 raise NotFoundError("there are no runs in this store yet. Start one with `orch run FILE`.")
             return str(row[0])
+        base, tilde, back = ref.partition("~")
+        if tilde and base in ("latest", "last"):
+            return self._runs_back(ref, back)
         rows = self.conn.execute(
             "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (ref, ref + "\uffff")
         ).fetchall()
@@ -255,6 +258,22 @@ class Lineage:
         if len(rows) > 1:
             raise NotFoundError(f"run id '{ref}' is ambiguous. Give more characters (see `orch runs`).")
         raise NotFoundError(f"no run '{ref}' in this store. List runs with `orch runs`.")
+
+    def _runs_back(self, ref: str, back: str) -> str:
+        """``latest~N``: the run started N runs before the newest (``latest~0`` is ``latest``), as git's ``HEAD~N``."""
+        if not (back.isascii() and back.isdigit()):
+            raise NotFoundError(f"'{ref}' is not a run: write latest~N with N a count of runs back, such as "
+                                "latest~1 (the run before the newest).")
+        row = self.conn.execute("SELECT run_id FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?",
+                                (int(back),)).fetchone()
+        if row is None:
+            count = self.count_runs()
+            if not count:
+                raise NotFoundError("there are no runs in this store yet. Start one with `orch run FILE`.")
+            oldest = "latest is the only one" if count == 1 else f"latest~{count - 1} is the oldest"
+            raise NotFoundError(f"there {'is 1 run' if count == 1 else f'are {count} runs'} in this store, so no "
+                                f"{ref}: {oldest}. See `orch runs`.")
+        return str(row[0])
 
     def run(self, run_id: str) -> dict[str, Any]:
         row = self._dict_row("SELECT * FROM runs WHERE run_id=?", (run_id,))
