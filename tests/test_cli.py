@@ -1247,7 +1247,7 @@ def test_the_metrics_after_a_run_of_a_long_map_are_cut_keeping_those_of_one_node
     assert lines[-1] == f"… and {38 - _METRICS_SHOWN} more (orch show abc123 lists them)"
     _print_run_metrics({"f1": 0.5, "accuracy": 0.9}, "abc123")
     assert capsys.readouterr().err == "metrics f1=0.5, accuracy=0.9\n"  # a few: all, in their order
-    from orchestrator.cli import _short_metrics
+    from orchestrator.cli_history import _short_metrics
 
     assert _short_metrics(metrics) == "best_accuracy=19.99 evaluate_2.accuracy=0.02 evaluate_3.accuracy=0.03 " \
                                       "evaluate_4.accuracy=0.04"  # the cell of `orch runs`

@@ -329,12 +329,13 @@ def test_two_model_versions_compare_their_runs_gates_and_metrics(tmp_path):
     assert doc["params"] == [{"name": "c", "a": 1.0, "b": 0.0}]
     changes = {c["name"]: c for c in doc["model"]}
     assert changes["version"] == {"name": "version", "a": 1, "b": 2}
-    assert changes["gate"]["a"] == "promoted: no production version yet"
-    assert changes["gate"]["b"].startswith("refused: accuracy 0.5000 vs production v1 0.7500")
-    assert changes["metric accuracy"] == {"name": "metric accuracy", "a": 0.75, "b": 0.5, "delta": -0.25}
+    assert changes["gate"]["a"].startswith("promoted: no production version yet")
+    assert changes["gate"]["b"].startswith("refused: accuracy 0.6250 vs production v1 0.7500")
+    assert changes["metric accuracy"] == {"name": "metric accuracy", "a": 0.75, "b": 0.625, "delta": -0.125}
     text = _orch(folder, store, "diff", "tiny@1", "tiny@2").stdout
     assert text.startswith("A tiny v1, run ")
-    assert "model\n  version: 1 → 2\n  gate: promoted: no production version yet → refused: " in text
+    assert "model\n  version: 1 → 2\n  gate: promoted: no production version yet (" in text
+    assert " → refused: " in text
     unknown = _orch(folder, store, "diff", "tiny@9", "tiny@1")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: model 'tiny' has no version 9")
 

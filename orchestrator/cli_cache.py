@@ -1,0 +1,159 @@
+"""``orch cache ls | verify | gc`` and ``orch doctor``: the store's objects, checked and cleaned.
+
+Registered on the ``orch`` group by ``cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from orchestrator.cli_common import EXIT_FAILED, emit_json, open_context, plural
+from orchestrator.cli_usage import OrderedGroup
+from orchestrator.errors import OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.context import Context
+
+
+@click.group(cls=OrderedGroup)
+def cache() -> None:
+    """Inspect, verify and clean the artifact store."""
+
+
+@cache.command("ls")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of {hash, size, type, path, materializer}.")
+@click.pass_context
+def cache_ls(ctx: click.Context, as_json: bool) -> None:
+    """List stored artifacts."""
+    context = open_context(ctx.parent)  # type: ignore[arg-type]
+    rows = []
+    for r in context.lineage.artifact_rows():
+        stored = r["inline"] is not None
+        rows.append({"hash": r["digest"], "size": r["size"], "type": r["type"],
+                     "path": None if stored else context.store.url_of(r["digest"]),
+                     "materializer": r["materializer"]})
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['hash']}  {r['size']:>12}  {r['type']:<24} {r['path'] or '(inline in metadata.db)'}")
+    click.echo(plural(len(rows), "artifact"), err=True)
+
+
+@cache.command("verify")
+@click.option("--repair", is_flag=True, help="Remove damaged artifacts so that the next run recomputes them.")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...], repaired} as JSON.")
+@click.pass_context
+def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Re-check every stored object (checksum, signature); exit 1 if any is damaged and not repaired."""
+    from orchestrator.maintenance import repair_store, upkeep, verify_store
+
+    context = open_context(ctx.parent)  # type: ignore[arg-type]
+    with upkeep(context, exclusive=repair):
+        checked, found = verify_store(context)
+        if repair and found:
+            repair_store(context, found)
+    damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
+    if as_json:
+        emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found)})
+    else:
+        for d in damaged:
+            click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
+        tail = "; the next run recomputes them" if repair and damaged else ""
+        click.echo(f"{checked} objects checked, {len(damaged)} damaged{tail}", err=True)
+    if damaged and not repair:
+        sys.exit(EXIT_FAILED)
+
+
+@cache.command("gc")
+@click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Keep the artifacts of the last N succeeded runs and of every run since "
+                   "(default: of every run).")
+@click.option("--dry-run", is_flag=True, help="List each artifact that would be removed, and remove nothing.")
+@click.option("--force", is_flag=True,
+              help="Remove objects even when the metadata database records no runs at all (it was lost or "
+                   "reset?), which deletes every object, or when other metadata databases share the store "
+                   "(their objects look unused from this one).")
+@click.pass_context
+def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bool) -> None:
+    """Remove stored objects that no kept run references and no registered model version uses.
+
+    Also folds the small segments of each served model's request log (one per request, as `orch
+    serve` wrote them before it batched them) into segments of up to 10,000 requests.
+    """
+    from orchestrator.maintenance import collect_garbage
+
+    context = open_context(ctx.parent)  # type: ignore[arg-type]
+    result = collect_garbage(context, keep_last, dry_run, force=force)
+    if dry_run:  # which ones, as `orch cache ls` shows them, so each can be looked up before it goes
+        rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+        for digest in result.removed:
+            row = rows.get(digest)
+            click.echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
+    verb = "would remove" if dry_run else "removed"
+    spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
+    click.echo(f"{verb} {plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
+               f"kept those of {plural(result.kept_runs, 'run')}{spared}")
+    _compact_request_logs(context, dry_run)
+
+
+def _compact_request_logs(context: Context, dry_run: bool) -> None:
+    """Fold the small segments of each model's request log (one per request, before batching) into few."""
+    from orchestrator.request_compaction import compact_segments, small_segments
+
+    names = [row[0] for row in context.lineage.conn.execute("SELECT DISTINCT name FROM request_segments")]
+    for name in names:
+        try:
+            folded, written = (small_segments(context, name), 0) if dry_run else compact_segments(context, name)
+        except (OSError, OrchestratorError) as exc:  # a full disk: the space gc freed stands, and so does the log
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            click.echo(f"the request log of {name} was not folded ({reason}); it reads as before, and the next "
+                       "`orch cache gc` folds it", err=True)
+            continue
+        if folded:
+            click.echo(f"would fold {folded} small request-log segments of {name}" if dry_run else
+                       f"folded {folded} small request-log segments of {name} into {written}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, findings: [...], store, metadata, store_source} as JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check the store and say which command fixes each problem; exit 1 if any is found."""
+    from orchestrator.doctor import examine
+
+    context = open_context(ctx, damaged_ok=True)
+    checkup = examine(context)
+    where = _store_description(context)
+    if as_json:
+        emit_json({"checked": checkup.checked_objects, "findings": [
+            {"check": f.check, "problem": f.problem, "fix": f.fix} for f in checkup.findings],
+            "store": where["store"], "metadata": where["metadata"], "store_source": where["source"]})
+    else:
+        # Which store, and why: run from a subfolder, ./cache would be another store than the project's.
+        source = where["source"] or ""
+        click.echo(f"store {where['store']} ({source if source.startswith('the default') else 'from ' + source})",
+                   err=True)
+        for f in checkup.findings:
+            click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
+        count = len(checkup.findings)
+        verdict = "healthy" if checkup.healthy else f"has {count} problem{'s' if count != 1 else ''}"
+        objects = checkup.checked_objects
+        click.echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
+    if not checkup.healthy:
+        sys.exit(EXIT_FAILED)
+
+
+def _store_description(context: Context) -> dict[str, str | None]:
+    """The store and metadata database a command opened, as absolute paths, and why that store."""
+    from orchestrator.remote_store import is_url
+
+    location = context.location
+    store = location if is_url(location) else os.path.abspath(location)
+    database = os.path.abspath(context.lineage.path)
+    return {"store": store, "metadata": database, "source": context.source or "the default ./cache"}

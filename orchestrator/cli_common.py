@@ -1,0 +1,59 @@
+"""What every ``orch`` command module shares: opening the store it reads, and printing a document.
+
+``open_context`` refuses a store that does not exist (only ``run``, ``plan``
+and ``dag`` may create one) and marks runs whose process died as
+interrupted first, so that every listing shows them as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from orchestrator.context import Context
+
+# The exit codes of every command (docs/cli.md): a failed run 1, a user's mistake 2, Ctrl-C 130.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def open_context(ctx: click.Context, *, damaged_ok: bool = False) -> Context:
+    """The store a command reads; one that does not exist is a user error, and is not created.
+
+    Args:
+        damaged_ok: return the store even when its metadata database is damaged
+            (``orch doctor`` reports that and still checks the objects).
+    """
+    from orchestrator.context import Context
+    from orchestrator.errors import DamagedDatabaseError
+
+    context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False, short=True)
+    try:
+        context.lineage.mark_dead_runs()
+    except DamagedDatabaseError:
+        if not damaged_ok:
+            raise
+    return context
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def emit_json(doc: Any) -> None:
+    from orchestrator.json_values import strict_json
+
+    click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
+
+
+def prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[Any]:
+    """While a command's stdout is a document (``--json``, a diagram), user code prints to stderr.
+
+    A pipeline file that prints when imported, or a step's output echoed with
+    ``--verbose``, must not land in the middle of the JSON a script parses.
+    """
+    return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
