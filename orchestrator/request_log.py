@@ -3,7 +3,11 @@
 The log of model ``name`` is a folder of JSON Lines segments under
 ``<store>/serving/<name>/``, one line per answered record:
 ``{"at", "version", "features", "prediction"}``, ``at`` being when it was
-answered. A server appends its answers to one *open* segment
+answered, and ``"key"`` (the record's value of the version's key column, e.g.
+its ``customer_id``) when the version has a key and the record gave one, so
+that labels arriving later can be joined to the requests (``orch monitor
+--labels``). A line without ``key`` (logged before keys were, or by a version
+without one) reads the same way. A server appends its answers to one *open* segment
 (``.<stem>.open``, see ``request_writer``) and *seals* it (renames it to
 ``<stem>.jsonl``) once it holds enough rows or spans long enough, or when the
 server stops; a sealed segment is then indexed in the metadata database's
@@ -84,12 +88,17 @@ class Segment:
 
 
 def encode_requests(version: int, records: list[dict[str, Any]], predictions: dict[str, list[Any]],
-                    at: float) -> str:
-    """The log lines of one answered request (each record and its answer), each ending in a newline."""
+                    at: float, keys: list[Any] | None = None) -> str:
+    """The log lines of one answered request (each record and its answer), each ending in a newline.
+
+    ``keys`` (one per record, ``None`` where a record gave none) are logged as each line's ``key``.
+    """
     lines = []
     for i, record in enumerate(records):
         entry = {"at": at, "version": version, "features": record,
                  "prediction": {k: v[i] for k, v in predictions.items()}}
+        if keys is not None and keys[i] is not None:
+            entry["key"] = keys[i]
         try:
             lines.append(json.dumps(entry, allow_nan=False, default=str))
         except ValueError:  # a NaN the model predicted: logged as null rather than the request lost

@@ -6,8 +6,10 @@ listing, ``orch monitor``, ``orch cache gc`` and backup then walked. So a
 ``RequestWriter`` appends each answered request (its lines, in one ``write``)
 to an open segment, ``<store>/serving/<name>/.<stem>.open``, and seals it
 (renames it to ``<stem>.jsonl``, then hands it to ``request_indexer``) once
-it holds ``ROLL_ROWS`` rows, once a request comes ``ROLL_SECONDS`` after its
-first one, and when the server stops. The lines are in the file as soon as the
+it holds ``ROLL_ROWS`` rows, once it is ``ROLL_SECONDS`` old (checked when a
+request comes, and by the server's timer, ``seal_if_old``, every
+``timer_seconds``, so an idle server's last requests are sealed and indexed
+too instead of waiting for the next request), and when the server stops. The lines are in the file as soon as the
 answer leaves, so a killed server (``kill -9``, out of memory) loses at most
 the line it was writing, which no reader takes; the next server on the store
 seals what it left (``request_log.seal_abandoned``). A power cut can lose what
@@ -52,6 +54,13 @@ _RENAMES_OPEN_FILES = os.name != "nt"  # Windows renames no open file, so there 
 # 288 segments a day. Figures in docs/lifecycle.md.
 ROLL_ROWS = 10_000
 ROLL_SECONDS = 300.0
+TIMER_FLOOR = 1.0  # seconds: the server's sealing timer wakes at most once a second
+
+
+def timer_seconds(max_age: float) -> float:
+    """How often the server's timer looks for an open segment past ``max_age``: a quarter of it, so a
+    segment is sealed at most a quarter late, and never more often than ``TIMER_FLOOR``."""
+    return max(max_age / 4, TIMER_FLOOR)
 
 
 class RequestWriter:
@@ -77,14 +86,15 @@ class RequestWriter:
         self._opened = 0.0  # time.monotonic() of its first request
         self._newest = 0.0  # time.time() of its newest request
 
-    def append(self, records: list[dict[str, Any]], predictions: dict[str, list[Any]]) -> None:
-        """Log one answered request.
+    def append(self, records: list[dict[str, Any]], predictions: dict[str, list[Any]],
+               keys: list[Any] | None = None) -> None:
+        """Log one answered request (``keys``: each record's key value, see ``encode_requests``).
 
         Raises:
             OSError: the segment could not be written (a full disk); nothing of this request is in it.
         """
         at = time.time()
-        data = encode_requests(self._version, records, predictions, at).encode("utf-8")
+        data = encode_requests(self._version, records, predictions, at, keys).encode("utf-8")
         sealed: list[Segment | None] = []
         with self._lock:
             if self._fd is not None and time.monotonic() - self._opened >= self._max_age:
@@ -99,6 +109,15 @@ class RequestWriter:
         for segment in sealed:
             if segment is not None:
                 self._on_sealed(segment)
+
+    def seal_if_old(self) -> None:
+        """Seal the open segment if it is older than its age bound (the server's timer calls this, so an
+        idle server's segment is sealed without a request to notice its age)."""
+        with self._lock:
+            old = self._fd is not None and time.monotonic() - self._opened >= self._max_age
+            segment = self._seal() if old else None
+        if segment is not None:
+            self._on_sealed(segment)
 
     def close(self) -> None:
         """Seal the open segment, if it holds any request (the server calls this when it stops)."""

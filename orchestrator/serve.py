@@ -6,7 +6,8 @@ cap (413, from ``Content-Length`` before the body is read), malformed JSON,
 NaN or infinity, a missing, extra or mistyped column get a 4xx whose
 ``detail`` names the problem, and the server stays up. Each answered request
 is appended to the store's request log for monitoring (``orchestrator.request_writer``), whose
-segments are sealed by size and age and when the server stops (SIGINT, SIGTERM: uvicorn's shutdown
+segments are sealed by size and age (a timer in the app's lifespan seals an idle server's
+segment) and when the server stops (SIGINT, SIGTERM: uvicorn's shutdown
 runs the app's lifespan end); their index rows are written by ``orchestrator.request_indexer``, so
 an answer never waits on another process's database lock.
 
@@ -283,7 +284,8 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     """A FastAPI app serving version ``ref`` (``NAME``, ``NAME@production``, ``NAME@VERSION``).
 
     ``segment_rows`` and ``segment_seconds`` bound a request-log segment before it is sealed and
-    indexed: it is sealed once it holds that many rows, or a request comes that long after its first.
+    indexed: it is sealed once it holds that many rows, or is that old (seen by the next request, or
+    by a timer while the server is idle).
 
     Raises:
         UserError: FastAPI is not installed.
@@ -295,12 +297,13 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         from starlette.concurrency import run_in_threadpool
     except ImportError:
         raise UserError("serving needs FastAPI and uvicorn: pip install 'orchestrator[serve]'") from None
+    import contextlib
     from contextlib import asynccontextmanager
 
     from orchestrator.json_values import strict_json
     from orchestrator.registry import load_version
     from orchestrator.request_indexer import SegmentIndexer, index_left_over
-    from orchestrator.request_writer import RequestWriter
+    from orchestrator.request_writer import RequestWriter, timer_seconds
 
     loaded: LoadedModel = load_version(context, ref)
     label = loaded.candidate.label
@@ -311,9 +314,31 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     if log_requests:
         index_left_over(context, loaded.name)  # what a server stopped or killed before indexing left behind
 
+    async def seal_on_age(writer: RequestWriter) -> None:
+        """Seal an idle server's open segment once it is old enough: the per-request check needs a request."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(timer_seconds(segment_seconds))
+            try:
+                await run_in_threadpool(writer.seal_if_old)
+            except Exception as exc:  # noqa: BLE001 - the next request, or the stop, seals it instead
+                import logging
+
+                logging.getLogger("orchestrator.serve").warning("request log segment not sealed: %s", exc)
+
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        yield
+        import asyncio
+
+        timer = None if writer is None else asyncio.ensure_future(seal_on_age(writer))
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
         if writer is not None and indexer is not None:
             await run_in_threadpool(writer.close)  # the requests it holds open: sealed, so the stop loses none
             await run_in_threadpool(indexer.close)
@@ -379,7 +404,7 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
             return problem(exc.status, exc.detail)
         # The model and the log write block: run them off the event loop so /health keeps answering.
         try:
-            answer = await run_in_threadpool(answer_records, records)
+            answer = await run_in_threadpool(answer_records, records, keys.get("keys"))
         except (ValueError, TypeError, KeyError) as exc:  # valid JSON the model itself refuses (e.g. null it cannot impute)
             return problem(422, f"the model cannot predict these records: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
@@ -392,11 +417,11 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
         except ValueError:  # a NaN or inf the model predicted, which strict JSON has no number for: null
             return JSONResponse(strict_json(doc))
 
-    def answer_records(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    def answer_records(records: list[dict[str, Any]], keys: list[Any] | None) -> dict[str, list[Any]]:
         answer = loaded.predict(records_frame(records, schema))
         if writer is not None:
             try:
-                writer.append(records, answer)  # its index row, when sealed: never waits on a database lock
+                writer.append(records, answer, keys)  # its index row, when sealed: never waits on a database lock
             except Exception as exc:  # noqa: BLE001 - a full disk must not stop predictions; say so in the log
                 import logging
 

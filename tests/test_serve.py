@@ -636,3 +636,34 @@ def test_a_killed_server_loses_no_answered_request_and_a_stopped_one_seals_them(
     assert frame.tail(7).to_dict("records") == [red, blue, blue, blue, blue, red, blue]
     unindexed = [n for n in _segments(built)[0] if f"serving/flags/{n}" not in _indexed(built)]
     assert unindexed == []
+
+
+def test_a_served_request_is_logged_with_its_key_for_labels_to_join(built):
+    """The answer gave the key back but the request log dropped it, so outcomes arriving later as
+    (loan_id, label) could not be joined to what was served. Each line keeps its record's key."""
+    import json
+
+    pytest.importorskip("fastapi")
+    with _logging_client(built) as client:
+        rows = [{"loan_id": "L-42", "x": 2.0, "cosigner": True, "colour": "red"},
+                {"x": 1.0, "cosigner": False, "colour": "blue"}]
+        assert client.post("/predict", json=rows).json()["keys"] == ["L-42", None]
+    sealed, _ = _segments(built)
+    newest = max(sealed)  # stems start with the time they were opened
+    lines = [json.loads(line) for line in (built / "store" / "serving" / "flags" / newest).read_text().splitlines()]
+    assert lines[-2]["key"] == "L-42" and "loan_id" not in lines[-2]["features"]
+    assert "key" not in lines[-1]  # a record without one: no key, as lines logged before keys were
+
+
+def test_an_idle_server_seals_its_open_segment_on_age_without_another_request(built):
+    """Sealing on age was checked when a request came, so an idle server's last requests stayed in an
+    open segment, unindexed, until the next one. A timer in the server's lifespan seals it."""
+    pytest.importorskip("fastapi")
+    sealed_before, _ = _segments(built)
+    indexed_before = _indexed(built)
+    with _logging_client(built, segment_seconds=0.5) as client:
+        assert client.post("/predict", json=[{"x": 1.0, "cosigner": True, "colour": "red"}]).status_code == 200
+        assert _segments(built)[1]  # open, as answered
+        assert _wait_for(lambda: len(_segments(built)[0]) == len(sealed_before) + 1 and not _segments(built)[1])
+        assert _wait_for(lambda: len(_indexed(built)) == len(indexed_before) + 1)
+    assert len(_segments(built)[0]) == len(sealed_before) + 1  # nothing left open for the stop to seal
