@@ -63,6 +63,9 @@ class _Since(click.ParamType):
 @click.argument("ref", metavar="NAME[@VERSION|@production]")
 @click.option("--batch", type=click.Path(dir_okay=False), default=None,
               help="A .csv (also .csv.gz) or .parquet batch to compare (default: the requests served by the version).")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="A .csv or .parquet of outcomes known since (the key and label columns, named as at "
+              "training): joined by key to the served requests to measure live performance (not with --batch).")
 @click.option("--last", type=click.IntRange(min=1), default=5000, show_default=True,
               help="How many of the version's latest served requests to compare (not with --batch).")
 @click.option("--since", type=_Since(), default=None, metavar="WHEN",
@@ -82,7 +85,7 @@ class _Since(click.ParamType):
               "rows to test the drop against, else 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or history) as JSON.")
 @click.pass_context
-def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, since: float | None, history: bool,
+def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None, last: int, since: float | None, history: bool,
             psi: float | None, p_value: float | None, drop: float | None, min_labels: int | None,
             as_json: bool) -> None:
     """Compare a batch or the served requests with the training reference; exit 1 on an alert.
@@ -92,6 +95,9 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, since: f
     logged for that version only: after a promotion, `orch monitor NAME`
     follows the new production version, and NAME@VERSION checks an older one.
     --since keeps the requests answered since then (each by its own time).
+    --labels FILE joins those requests, by the version's key column, to
+    outcomes that arrived later, and checks the gate metric on the matched
+    rows as a labelled --batch would.
     A batch or window of fewer than 30 rows, or one that lacks feature
     columns, gives insufficient_data (exit 0) and says why. Exit codes: 0 no
     alert, 1 an alert, 2 a mistake (a bad file or option, a model that
@@ -104,7 +110,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, since: f
     from orchestrator.monitor import check_model, history_rows, read_table, record_check
     from orchestrator.registry import Registry
 
-    _check_options(ctx, batch, history)
+    _check_options(ctx, batch, labels, history)
     obj = ctx.find_root().obj
     context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
     name = ref.partition("@")[0]
@@ -142,13 +148,22 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, last: int, since: f
     if min_labels is not None:
         thresholds = replace(thresholds, min_labels=min_labels)
     frame = read_table(batch) if batch else None
-    row, result, source = check_model(context, ref, frame, thresholds, last=last,
-                                      source=f"batch {batch}" if batch else "batch", since=since)
+    source = f"batch {batch}" if batch else "batch"
+    join = None
+    if labels is not None:
+        from orchestrator.monitor import _load, window_source
+        from orchestrator.monitor_labels import join_labels
+
+        loaded = _load(context, ref)
+        frame, join = join_labels(context, loaded, labels, since=since, last=last)
+        source = f"{window_source(loaded.version, since, len(frame) + join.unmatched)}, {join.describe()}"
+    row, result, source = check_model(context, ref, frame, thresholds, last=last, source=source, since=since)
     json_path, html_path = record_check(context, row["name"], int(row["version"]), result, source)
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
                                "status": result.status, "alert": result.alert, "reasons": result.reasons,
                                "drifted": result.drifted, "performance": result.performance,
+                               **({"labels": join.to_dict()} if join is not None else {}),
                                "report_json": str(json_path),
                                "report_html": str(html_path)}, indent=2, default=str))
     else:
@@ -206,22 +221,23 @@ def _performance_line(performance: dict[str, Any]) -> str:
     return line + (f"; {performance['note']}" if performance.get("note") else "")
 
 
-def _check_options(ctx: click.Context, batch: str | None, history: bool) -> None:
+def _check_options(ctx: click.Context, batch: str | None, labels: str | None, history: bool) -> None:
     """Refuse options that the chosen mode would silently ignore.
 
     Raises:
-        UserError: --history with an option of a new check, or --last with --batch.
+        UserError: --history with an option of a new check, or --last, --since or --labels with --batch.
     """
     from click.core import ParameterSource
 
     from orchestrator.errors import UserError
 
-    given = [f"--{p.replace('_', '-')}" for p in ("batch", "last", "since", "psi", "p_value", "drop", "min_labels")
+    given = [f"--{p.replace('_', '-')}" for p in ("batch", "labels", "last", "since", "psi", "p_value", "drop", "min_labels")
              if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT)]
     if history and given:
         raise UserError(f"--history shows past checks and runs none, so {' and '.join(given)} would be ignored. "
                         "Drop --history to run a check, or drop the other option(s).")
-    for option in ("--last", "--since"):
+    for option in ("--last", "--since", "--labels"):
         if batch is not None and option in given:
-            raise UserError(f"{option} selects served requests, and --batch replaces them with a file. "
+            does = "joins outcomes to the served requests" if option == "--labels" else "selects served requests"
+            raise UserError(f"{option} {does}, and --batch replaces them with a file. "
                             f"Give one of --batch or {option}.")

@@ -43,8 +43,8 @@ class DriftCheck:
     result: DriftResult
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet batch that has at least one row.
+def read_table(path: str | Path, what: str = "batch file") -> pd.DataFrame:
+    """Read a CSV or Parquet batch that has at least one row (``what`` names it in messages).
 
     Raises:
         UserError: the file is missing, a folder, of another type, empty,
@@ -54,41 +54,41 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"batch file {p} is a folder. Give a .csv or .parquet file.")
+        raise UserError(f"{what} {p} is a folder. Give a .csv or .parquet file.")
     if not p.is_file():
-        raise UserError(f"batch file {p} does not exist. Give a .csv or .parquet file.")
+        raise UserError(f"{what} {p} does not exist. Give a .csv or .parquet file.")
     suffixes = [x.lower() for x in p.suffixes]
     suffix = p.suffix.lower()
     # A compressed CSV (``batch.csv.gz``), as the lifecycle pipeline trains and monitors from.
     compressed = suffix in _COMPRESSED and len(suffixes) > 1 and suffixes[-2] in _CSV
     if suffix not in _PARQUET + _CSV and not compressed:
-        raise UserError(f"batch file {p} has the extension '{p.suffix}', which is neither .csv (also compressed, "
+        raise UserError(f"{what} {p} has the extension '{p.suffix}', which is neither .csv (also compressed, "
                         ".csv.gz) nor .parquet. Convert it, or rename it if it is one.")
     if p.stat().st_size == 0:
-        raise UserError(f"batch file {p} is empty (0 bytes). Give a file with a header and at least one row.")
+        raise UserError(f"{what} {p} is empty (0 bytes). Give a file with a header and at least one row.")
     if suffix in _PARQUET:
         try:
             frame = pd.read_parquet(p)
         except Exception:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
-            raise UserError(f"batch file {p} is not a readable Parquet file: it is damaged, or another format "
+            raise UserError(f"{what} {p} is not a readable Parquet file: it is damaged, or another format "
                             "renamed .parquet. Write it with DataFrame.to_parquet, or rename it .csv if it is "
                             "CSV text.") from None
     else:
         try:
             frame = pd.read_csv(p)
         except pd.errors.EmptyDataError:
-            raise UserError(f"batch file {p} holds no CSV columns (only blank lines). "
+            raise UserError(f"{what} {p} holds no CSV columns (only blank lines). "
                             "Give a file with a header and at least one row.") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise UserError(f"batch file {p} is not a readable CSV file ({_first_line(exc, p)}). "
+            raise UserError(f"{what} {p} is not a readable CSV file ({_first_line(exc, p)}). "
                             "Check that it is comma-separated UTF-8 text with one header row.") from None
         except (OSError, EOFError, ImportError) as exc:
             if not compressed:
                 raise
-            raise UserError(f"batch file {p} is not readable as {suffix[1:]}-compressed CSV ({_first_line(exc, p)}). "
+            raise UserError(f"{what} {p} is not readable as {suffix[1:]}-compressed CSV ({_first_line(exc, p)}). "
                             "Check that it was compressed whole, or give the .csv itself.") from None
     if frame.empty:
-        raise UserError(f"batch file {p} has columns but no rows. Give a batch with at least one row "
+        raise UserError(f"{what} {p} has columns but no rows. Give a batch with at least one row "
                         "(30 or more to compare distributions).")
     return frame
 
@@ -308,8 +308,7 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
     from_log = batch is None
     if batch is None:
         batch, _ = read_requests(context, name, version=version, since=since, limit=last)
-        window = "" if since is None else f"since {_when(since)} "
-        source = f"served requests of v{version} {window}" + (f"(last {len(batch)})" if len(batch) else "(none logged)")
+        source = window_source(version, since, len(batch))
     else:
         features = loaded.candidate.feature_names
         if features and not any(f in batch.columns for f in features):
@@ -329,6 +328,12 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                                   f"`orch serve {name}@{version}`, or pass --batch FILE"
                                   + (f" ({served})" if served else ""))
     return loaded.row, result, source
+
+
+def window_source(version: int, since: float | None, rows: int) -> str:
+    """``served requests of v2 since 2026-11-27 10:00:00 (last 300)``: the window read, for messages."""
+    window = "" if since is None else f"since {_when(since)} "
+    return f"served requests of v{version} {window}" + (f"(last {rows})" if rows else "(none logged)")
 
 
 def _when(at: float) -> str:

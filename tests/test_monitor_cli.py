@@ -32,7 +32,7 @@ from orchestrator.registry import ModelCandidate, describe_schema, model_digest
 
 
 @step
-def fit(model_name: str, seed: int, with_reference: bool, auc: float) -> ModelCandidate:
+def fit(model_name: str, seed: int, with_reference: bool, auc: float, key: str) -> ModelCandidate:
     """A logistic regression on x and z; the reference is its training features, unless left out."""
     import numpy as np
     import pandas as pd
@@ -42,7 +42,8 @@ def fit(model_name: str, seed: int, with_reference: bool, auc: float) -> ModelCa
     X = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400)})
     model = LogisticRegression().fit(X, (X["x"] + rng.normal(scale=0.5, size=400) > 0).astype(int))
     return ModelCandidate(model_name, model, "classification", describe_schema(X), "y", {"roc_auc": auc},
-                          "roc_auc", 0.0, model_digest(model), reference=X if with_reference else None)
+                          "roc_auc", 0.0, model_digest(model), reference=X if with_reference else None,
+                          key=key or None)
 
 
 @step
@@ -60,8 +61,8 @@ def check(candidate: ModelCandidate, rows: int) -> DriftCheck:
 
 @pipeline
 def tiny(model_name: str = "tiny", seed: int = 0, with_reference: bool = True, auc: float = 0.8,
-         monitor_rows: int = 0):
-    candidate = fit(model_name, seed, with_reference, auc)
+         monitor_rows: int = 0, key: str = ""):
+    candidate = fit(model_name, seed, with_reference, auc, key)
     if monitor_rows:
         check(candidate, monitor_rows)
 '''
@@ -69,12 +70,14 @@ def tiny(model_name: str = "tiny", seed: int = 0, with_reference: bool = True, a
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A store with tiny v1 and v2 (production), and noref v1, registered without a drift reference."""
+    """A store with tiny v1 and v2 (production), noref v1, registered without a drift reference, and
+    keyed v1, whose rows are named by an ``id`` column."""
     base = tmp_path_factory.mktemp("monitor")
     (base / "tiny_model.py").write_text(TINY_PIPELINE)
     tiny = load_pipeline(str(base / "tiny_model.py"))
     store = base / "store"
-    for params in ({"seed": 0}, {"seed": 1, "auc": 0.9}, {"model_name": "noref", "with_reference": False}):
+    for params in ({"seed": 0}, {"seed": 1, "auc": 0.9}, {"model_name": "noref", "with_reference": False},
+                   {"model_name": "keyed", "key": "id"}):
         assert tiny.run(store=str(store), **params).status == "succeeded"
     return {"base": base, "store": store, "pipeline": tiny}
 
@@ -587,3 +590,81 @@ def test_gc_on_a_full_disk_keeps_its_exit_and_the_log_when_folding_fails(store, 
     assert code in (0, None) and "removed 0 artifacts" in out
     assert "the request log of tiny was not folded (No space left on device)" in err
     assert len(_log_files(store)) == 3 and len(read_requests(Context.open(store), "tiny", version=2)[0]) == 3
+
+
+def _serve_keyed(store: Path, ids: list[Any], *, shift: float = 0.0, legacy: int = 0) -> pd.DataFrame:
+    """``keyed`` v1 answers one request per id, logged as ``orch serve`` logs them (with each key), after
+    ``legacy`` requests logged before keys were (no ``key`` in their lines). Returns the features served."""
+    import time
+
+    from orchestrator.request_writer import RequestWriter
+
+    context = Context.open(store)
+    frame = _frame(len(ids), shift=shift)
+    records = json.loads(frame.to_json(orient="records"))
+    if legacy:
+        _seal(context, "keyed", 1, [(time.time() - 3600, _frame(legacy, seed=9))])
+    writer = RequestWriter(context.root, "keyed", 1, lambda segment: None)
+    for i, record in enumerate(records):
+        writer.append([record], {"prediction": [0]}, [ids[i]])
+    context.lineage.close()  # the writer's segment stays open: read as a live server's
+    return frame
+
+
+def test_labels_that_arrive_later_are_joined_to_the_served_requests_by_key(store, tmp_path, capsys):
+    """A served model's outcomes come days later as (id, label): the request log dropped the key, so they
+    could not be joined. Each request's key is logged, and --labels measures the live metric on the joined
+    rows, counting what matched, what did not, and the labels without a request."""
+    ids = [f"C-{i}" for i in range(300)]
+    served = _serve_keyed(store, ids)
+    labels = tmp_path / "outcomes.csv"
+    known = pd.DataFrame({"id": ids[:250] + [f"X-{i}" for i in range(7)],
+                          "y": list((served["x"][:250] < 0).astype(int)) + [1] * 7})  # the model now gets it wrong
+    known.to_csv(labels, index=False)
+    code, out, err = _orch(capsys, store, "monitor", "keyed", "--labels", str(labels), "--min-labels", "100")
+    assert code == 1 and "alert" in err, out + err
+    assert out.splitlines()[0].startswith(f"keyed v1: served requests of v1 (last 300), labels {labels}: 250 "
+                                          "matched, 50 unmatched, 7 labels without a request, 250 rows: alert")
+    assert any(line.strip().startswith("roc_auc ") for line in out.splitlines()), out
+    code, out, _ = _orch(capsys, store, "monitor", "keyed", "--labels", str(labels), "--json")
+    doc = json.loads(out)
+    assert doc["labels"] == {"file": str(labels), "key": "id", "matched": 250, "unmatched": 50,
+                             "labels_without_request": 7}
+    assert doc["performance"]["rows"] == 250 and doc["performance"]["current"] < 0.1
+    assert "reference_unreliable" not in doc["performance"]
+    code, out, _ = _orch(capsys, store, "monitor", "keyed", "--history")
+    assert "250 matched, 50 unmatched" in out.splitlines()[-1] and "250 rows" in out.splitlines()[-1]
+
+
+def test_labels_join_numbers_read_as_floats_and_requests_logged_before_keys(store, tmp_path, capsys):
+    """Ids posted as integers, labels read from a CSV with a blank (floats, 7.0): the same ids. Lines
+    logged before keys were still read, and count as unmatched."""
+    served = _serve_keyed(store, list(range(100)), legacy=20)
+    labels = tmp_path / "outcomes.parquet"
+    pd.DataFrame({"id": [float(i) for i in range(100)] + [None],
+                  "y": [float(v) for v in (served["x"] > 0).astype(int)] + [1.0]}).to_parquet(labels)
+    code, out, _ = _orch(capsys, store, "monitor", "keyed", "--labels", str(labels), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["labels"]["matched"] == 100 and doc["labels"]["unmatched"] == 20
+    assert doc["performance"]["current"] > 0.9  # labels 1.0/0.0 scored as the 1/0 the model was trained on
+
+
+@pytest.mark.parametrize(("model", "columns", "says"), [
+    ("tiny", {"id": ["C-0"], "y": [1]}, "tiny v2 has no key column, so its served requests cannot be joined"),
+    ("keyed", {"ID": ["C-0"], "y": [1]}, "has no key column 'id' (did you mean 'ID'?)"),
+    ("keyed", {"id": ["C-0"], "yy": [1]}, "has no label column 'y' (did you mean 'yy'?)"),
+    ("keyed", {"id": ["Z-1"], "y": [1]}, "no served request of keyed v1 matched a label in"),
+])
+def test_labels_that_cannot_be_joined_are_one_line(store, tmp_path, capsys, model, columns, says):
+    _serve_keyed(store, ["C-0", "C-1"])
+    labels = tmp_path / "outcomes.csv"
+    pd.DataFrame(columns).to_csv(labels, index=False)
+    code, _, err = _orch(capsys, store, "monitor", model, "--labels", str(labels))
+    assert code == 2 and says in _one_error_line(err)
+
+
+def test_labels_with_batch_or_history_are_refused(built, tmp_path, capsys):
+    code, _, err = _orch(capsys, built["store"], "monitor", "keyed", "--labels", "l.csv", "--batch", "b.csv")
+    assert code == 2 and "--labels joins outcomes to the served requests, and --batch" in _one_error_line(err)
+    code, _, err = _orch(capsys, built["store"], "monitor", "keyed", "--labels", "l.csv", "--history")
+    assert code == 2 and "--labels would be ignored" in _one_error_line(err)
