@@ -149,7 +149,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
         thresholds = replace(thresholds, min_labels=min_labels)
     frame = read_table(batch) if batch else None
     source = f"batch {batch}" if batch else "batch"
-    join = None
+    join, loaded = None, None
     if labels is not None:
         from orchestrator.monitor import _load, window_source
         from orchestrator.monitor_labels import join_labels
@@ -157,7 +157,8 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
         loaded = _load(context, ref)
         frame, join = join_labels(context, loaded, labels, since=since, last=last)
         source = f"{window_source(loaded.version, since, len(frame) + join.unmatched)}, {join.describe()}"
-    row, result, source = check_model(context, ref, frame, thresholds, last=last, source=source, since=since)
+    row, result, source = check_model(context, ref, frame, thresholds, last=last, source=source, since=since,
+                                      loaded=loaded)
     json_path, html_path = record_check(context, row["name"], int(row["version"]), result, source)
     if as_json:
         click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,

@@ -285,14 +285,15 @@ def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
 
 def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                 thresholds: Thresholds | None = None, last: int = 5000,
-                source: str = "batch", since: float | None = None) -> tuple[dict[str, Any], DriftResult, str]:
+                source: str = "batch", since: float | None = None,
+                loaded: LoadedModel | None = None) -> tuple[dict[str, Any], DriftResult, str]:
     """Compare ``batch`` (or, if None, the last ``last`` requests served by that version) with version ``ref``.
 
     ``ref`` without a version means the production version; the request log
     is read for the resolved version only, since another version's requests
     say nothing about this one, and, with ``since`` (Unix time), for the
     requests answered since then (each by its own time). ``source`` names the
-    batch in messages.
+    batch in messages. ``loaded`` is version ``ref`` when the caller loaded it already (not loaded again).
 
     Returns the version row, the result and a description of the source.
 
@@ -303,7 +304,7 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
     """
     from orchestrator.request_log import read_requests
 
-    loaded = _load(context, ref)
+    loaded = loaded if loaded is not None else _load(context, ref)
     name, version = loaded.name, loaded.version
     from_log = batch is None
     if batch is None:

@@ -33,17 +33,19 @@ from orchestrator.registry import ModelCandidate, describe_schema, model_digest
 
 @step
 def fit(model_name: str, seed: int, with_reference: bool, auc: float, key: str) -> ModelCandidate:
-    """A logistic regression on x and z; the reference is its training features, unless left out."""
+    """A logistic regression on x and z; the reference is its training features, unless left out. A keyed
+    model keeps its rows as held-out rows too (``eval_data``), for the chance test of its metric."""
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
     X = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400)})
-    model = LogisticRegression().fit(X, (X["x"] + rng.normal(scale=0.5, size=400) > 0).astype(int))
+    y = (X["x"] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
     return ModelCandidate(model_name, model, "classification", describe_schema(X), "y", {"roc_auc": auc},
                           "roc_auc", 0.0, model_digest(model), reference=X if with_reference else None,
-                          key=key or None)
+                          key=key or None, eval_data=X.assign(y=y) if key else None)
 
 
 @step
@@ -621,7 +623,7 @@ def test_labels_that_arrive_later_are_joined_to_the_served_requests_by_key(store
     known = pd.DataFrame({"id": ids[:250] + [f"X-{i}" for i in range(7)],
                           "y": list((served["x"][:250] < 0).astype(int)) + [1] * 7})  # the model now gets it wrong
     known.to_csv(labels, index=False)
-    code, out, err = _orch(capsys, store, "monitor", "keyed", "--labels", str(labels), "--min-labels", "100")
+    code, out, err = _orch(capsys, store, "monitor", "keyed", "--labels", str(labels))
     assert code == 1 and "alert" in err, out + err
     assert out.splitlines()[0].startswith(f"keyed v1: served requests of v1 (last 300), labels {labels}: 250 "
                                           "matched, 50 unmatched, 7 labels without a request, 250 rows: alert")
@@ -631,7 +633,7 @@ def test_labels_that_arrive_later_are_joined_to_the_served_requests_by_key(store
     assert doc["labels"] == {"file": str(labels), "key": "id", "matched": 250, "unmatched": 50,
                              "labels_without_request": 7}
     assert doc["performance"]["rows"] == 250 and doc["performance"]["current"] < 0.1
-    assert "reference_unreliable" not in doc["performance"]
+    assert doc["performance"]["p_value"] < 0.01 and "reference_unreliable" not in doc["performance"]
     code, out, _ = _orch(capsys, store, "monitor", "keyed", "--history")
     assert "250 matched, 50 unmatched" in out.splitlines()[-1] and "250 rows" in out.splitlines()[-1]
 
