@@ -534,8 +534,13 @@ def test_answered_requests_share_a_segment_sealed_by_size_and_at_stop(built):
     assert sorted(r[0] for r in rows) == [5, 10, 10] and len(_indexed(built)) == len(indexed_before) + 3
 
 
-def test_a_segment_is_sealed_once_a_request_comes_its_age_after_its_first(built):
+def test_a_segment_is_sealed_once_a_request_comes_its_age_after_its_first(built, monkeypatch):
     pytest.importorskip("fastapi")
+    from orchestrator import request_writer
+
+    # Sealing by a request, not by the idle server's timer (its own test): on a slow machine the timer
+    # would otherwise seal the last open segment before the count below.
+    monkeypatch.setattr(request_writer, "timer_seconds", lambda seconds: 3600.0)
     sealed_before, _ = _segments(built)
     with _logging_client(built, segment_seconds=0.0) as client:  # every request finds its segment too old
         for _ in range(3):
