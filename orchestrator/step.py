@@ -119,14 +119,7 @@ class Step(Generic[P, R]):
     if not typing.TYPE_CHECKING:  # a type checker still flags `fit.mapp(...)`: Step has no such attribute
         def __getattr__(self, attr: str) -> Any:
             # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
-            habit = _PEER_METHODS.get(attr)
-            if habit is None:
-                raise AttributeError(f"'Step' object has no attribute '{attr}'")
-            name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
-            message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
-            if ACTIVE_TRACE.get() is not None:
-                raise PipelineDefinitionError(message)
-            raise AttributeError(message)
+            _refuse_missing(self, attr, self.__dict__.get("name", "?"))  # before __init__ set it: unpickling
 
     def declared_type(self, output: str) -> str | None:
         """The return annotation of ``output`` if it rules out None (``-> list``), else None.
@@ -295,6 +288,22 @@ class Step(Generic[P, R]):
         return {name: bound[name] for name in names}
 
 
+def _refuse_missing(owner: object, attr: str, name: str) -> Never:
+    """Raise for ``attr`` missing on a step, as read from its class, an instance or an alias.
+
+    A habit of another orchestrator (``.submit()``) gets this one's way of doing
+    it: a ``PipelineDefinitionError`` in a body, else an ``AttributeError`` with
+    the same words, so that ``hasattr`` still answers False.
+    """
+    habit = _PEER_METHODS.get(attr)
+    if habit is None:
+        raise AttributeError(f"{type(owner).__name__!r} object has no attribute '{attr}'")
+    message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
+    if ACTIVE_TRACE.get() is not None:
+        raise PipelineDefinitionError(message)
+    raise AttributeError(message)
+
+
 def _wiring_hint(step: Step, pname: str, trace: Trace) -> str:
     """For a missing input named after a step (Hamilton's and Dagster's wiring by name): how to pass its output."""
     called = next((c for c in trace.calls if c.step.name == pname), None)
@@ -331,6 +340,12 @@ class _Aliased(Generic[P, R]):
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
         return self.step._map(items, args, kwargs, self.name, self.lead)
 
+    if not typing.TYPE_CHECKING:  # as on Step: hidden so that a misspelt attribute stays a type error
+        def __getattr__(self, attr: str) -> Any:
+            if attr in _Aliased.__slots__:  # not set yet (a copy being made): a plain AttributeError
+                raise AttributeError(attr)
+            _refuse_missing(self, attr, self.step.name)
+
 
 class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
     """A step of a class body read from an instance (``trainer.fit``): the step with the instance first.
@@ -350,6 +365,10 @@ class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
         """Like ``Step.map``, each item passed after the instance."""
         step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
         return step._map(items, args, kwargs, None, self.args)  # type: ignore[no-any-return]
+
+    if not typing.TYPE_CHECKING:  # as on Step: hidden so that a misspelt attribute stays a type error
+        def __getattr__(self, attr: str) -> Any:
+            _refuse_missing(self, attr, getattr(self.func, "name", "?"))
 
 
 class _StepDecorator(Protocol):

@@ -424,6 +424,26 @@ def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
     assert not hasattr(raw, "no_such_thing")
 
 
+@pytest.mark.parametrize("form", ["from an instance", "aliased", "aliased from an instance"])
+def test_submit_on_a_step_read_from_an_instance_or_aliased_gets_the_same_line(form):
+    trainer = _Trainer(2.0)
+    read = {"from an instance": lambda: trainer.fit, "aliased": lambda: raw.alias("raw_small"),
+            "aliased from an instance": lambda: trainer.fit.alias("fit_small")}[form]
+    name = "raw" if form == "aliased" else "fit"
+
+    @pipeline
+    def flow():
+        return read().submit([1])
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(rf"step '{name}' has no .submit\(\) \(test_authoring.py:\d+\): in a pipeline body, call the "
+                        rf"step itself \(`{name}\(...\)`\): each call is a node, .*", str(info.value))
+    with pytest.raises(AttributeError, match=rf"step '{name}' has no .with_options\(\)"):
+        read().with_options(retries=3)
+    assert not hasattr(read(), "no_such_thing")
+
+
 def test_wait_for_says_that_steps_are_ordered_by_what_they_take():
     @pipeline
     def flow(n: int = 3):
