@@ -444,6 +444,45 @@ def test_submit_on_a_step_read_from_an_instance_or_aliased_gets_the_same_line(fo
     assert not hasattr(read(), "no_such_thing")
 
 
+@step
+def _load_with_context(context, path: str) -> str:
+    return path
+
+
+@step
+def _load_with_data(context: dict, path: str) -> str:
+    return path
+
+
+@pytest.mark.parametrize("call, missing, went", [
+    (lambda path: _load_with_context(path=path), "context", ""),
+    (lambda path: _load_with_context(path), "path", r" \(the first argument went to 'context'\)"),
+])
+def test_a_dagster_context_parameter_says_steps_get_none_and_what_replaces_it(call, missing, went):
+    @pipeline
+    def flow(path: str = "a.csv"):
+        return call(path)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(rf"step '_load_with_context' \(test_authoring.py:\d+\) is called without input '{missing}'. "
+                        rf"Pass a step output or a value. Steps get no context object{went}: remove 'context' and "
+                        r"take config as parameters; what the step prints or logs is kept \(`orch logs "
+                        r"RUN:_load_with_context`\), and the run's id, status and outputs are on the Run after it "
+                        r"\(run.id, run.steps\).", str(info.value))
+
+
+def test_a_context_parameter_annotated_as_data_gets_the_plain_line():
+    @pipeline
+    def flow(path: str = "a.csv"):
+        return _load_with_data(path=path)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(r"step '_load_with_data' \(test_authoring.py:\d+\) is called without input 'context'. "
+                        r"Pass a step output or a value.", str(info.value))
+
+
 def test_wait_for_says_that_steps_are_ordered_by_what_they_take():
     @pipeline
     def flow(n: int = 3):
