@@ -57,6 +57,7 @@ from orchestrator.serialize import registered_materializers
 from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
+from orchestrator.stop_signals import StopSignal, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
@@ -198,11 +199,28 @@ class RunLoop:
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
-            try:
-                self._finish(status)
-            finally:
-                heartbeat.stop()
+            with stops_held() as held:
+                try:
+                    self._finish(status)
+                finally:
+                    heartbeat.stop()
+        if held:
+            raise self._stopped_after_end(held[0], status)
         return self._run_object(status)
+
+    def _stopped_after_end(self, signum: int, status: str) -> StopSignal:
+        """The stop signal that arrived while the run's end was recorded, raised now that it is.
+
+        The run is recorded ``status`` (not interrupted): ``orch_recorded`` tells
+        ``orch run`` to exit as that status, and the note says so from Python.
+        """
+        stop = StopSignal(signum)
+        stop.orch_run_id = self.run_id  # type: ignore[attr-defined]
+        stop.orch_recorded = status  # type: ignore[attr-defined]
+        stop.add_note(f"orchestrator: {stop.signal_name} arrived as run {self.run_id} of pipeline "
+                      f"'{self.dag.pipeline}' ended; it is recorded {status}. "
+                      f"orchestrator.get_run('{self.run_id}') shows it.")
+        return stop
 
     def _loop(self) -> None:
         capacity = max(1, self.executor.capacity)
