@@ -33,6 +33,7 @@ from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
     OrchestratorError,
+    StoreDeletedError,
     UntrustedArtifactError,
 )
 from orchestrator.executors.sequential import SequentialExecutor
@@ -177,6 +178,7 @@ class RunLoop:
     def run(self, file: str | None) -> Run:
         self.ctx.lineage.preload_cache(self.dag.pipeline)  # before this run's own record is the latest
         self._start_record(file)
+        database = _file_identity(self.ctx.lineage.path)  # its end is checked against it, once per run
         # Commands of other hosts (a pod of tomorrow's job) tell a run that was killed by this sign of life.
         heartbeat = Heartbeat(self.ctx.lineage.path, self.run_id)
         heartbeat.start()
@@ -201,7 +203,7 @@ class RunLoop:
         finally:
             with stops_held() as held:
                 try:
-                    self._finish(status)
+                    self._finish(status, database)
                 finally:
                     heartbeat.stop()
         if held:
@@ -779,8 +781,15 @@ class RunLoop:
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
-    def _finish(self, status: str) -> None:
+    def _finish(self, status: str, database: tuple[int, int] | None) -> None:
         self.commits.stop()
+        now = _file_identity(self.ctx.lineage.path)
+        if now != database and status != "interrupted":  # an interrupted run is already saying it stopped
+            # Deleted under the run (rm -rf of the store): SQLite wrote on into the deleted file. Saying
+            # "succeeded", then "no store" at the next command, would lose the run without a word.
+            self.executor.shutdown()
+            raise StoreDeletedError(self.ctx.location, str(self.ctx.lineage.path), self.run_id,
+                                    replaced=now is not None)
         outputs = result = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
@@ -827,6 +836,15 @@ class RunLoop:
         if failed:
             run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
+
+
+def _file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``, or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _recompute_reason(exc: CorruptArtifactError | MissingArtifactError) -> str:
