@@ -196,6 +196,7 @@ class RunLoop:
                             getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
             stop.orch_run_id = self.run_id  # type: ignore[attr-defined]  # for `orch run --json`'s document
+            stop.orch_recorded = None  # type: ignore[attr-defined]  # a nested run's end is not this one's
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
