@@ -26,6 +26,8 @@ from orchestrator.retry import RetryPolicy
 from orchestrator.sites import call_site, definition_site, user_site, written_name
 from orchestrator.step_checks import (
     a_generator,
+    context_hint,
+    context_parameter,
     decorated_above,
     name_by_position_message,
     not_a_function,
@@ -255,12 +257,12 @@ class Step(Generic[P, R]):
             trace.problems.extend(problems)
             return {}
         bound.apply_defaults()
-        context = _context_parameter(self)  # said once, on the first missing input
+        context = context_parameter(self)  # said once, on the first missing input
         for pname, param in params.items():
             if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 problems.append(
                     f"step '{self.name}' ({site}) is called without input '{pname}'. Pass a step output or a value."
-                    + (_context_hint(self, context, pname) if context else _wiring_hint(self, pname, trace))
+                    + (context_hint(self, context, pname) if context else _wiring_hint(self, pname, trace))
                 )
                 context = None
         trace.problems.extend(problems)
@@ -304,32 +306,6 @@ def _refuse_missing(owner: object, attr: str, name: str) -> Never:
     if ACTIVE_TRACE.get() is not None:
         raise PipelineDefinitionError(message)
     raise AttributeError(message)
-
-
-def _context_parameter(step: Step) -> str | None:
-    """The step's first parameter if it is Dagster's ``context`` (an op's, an asset's), else None.
-
-    Only a parameter that reads as such an object counts (``context`` or
-    ``ctx``, first after any ``self``, unannotated or annotated with a
-    ``...Context`` type): a ``context: dict`` the step takes as data gets the plain line.
-    """
-    names = [n for n in step.signature.parameters if n != "self"]
-    if not names or names[0] not in ("context", "ctx"):
-        return None
-    annotation = step.signature.parameters[names[0]].annotation
-    shown = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    if annotation is not inspect.Parameter.empty and "Context" not in shown:
-        return None
-    return names[0]
-
-
-def _context_hint(step: Step, context: str, missing: str) -> str:
-    """What replaces a context object here. Called without it, the step misses ``context``
-    (``load(path=p)``) or, its first argument having gone to ``context``, the next one (``load(p)``)."""
-    went = "" if missing == context else f" (the first argument went to '{context}')"
-    return (f" Steps get no context object{went}: remove '{context}' and take config as parameters; what the "
-            f"step prints or logs is kept (`orch logs RUN:{step.name}`), and the run's id, status and outputs "
-            f"are on the Run after it (run.id, run.steps).")
 
 
 def _wiring_hint(step: Step, pname: str, trace: Trace) -> str:
