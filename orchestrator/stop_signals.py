@@ -72,7 +72,8 @@ def stops_held() -> Iterator[list[int]]:
     notebook, another thread) signals are left as they are.
     """
     held: list[int] = []
-    if signal.getsignal(signal.SIGTERM) is not _stop or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() \
+            or not any(signal.getsignal(signum) is _stop for signum in STOPPING):  # one may be ignored (nohup)
         yield held
         return
     # Ctrl-C is Python's own KeyboardInterrupt: held here as well, for the length of the block.
