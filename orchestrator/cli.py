@@ -170,6 +170,9 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
 def _stopped(ctx: click.Context, exc: KeyboardInterrupt, as_json: bool) -> None:
     """End ``orch run`` stopped by Ctrl-C, SIGTERM or SIGHUP: 130, or 128 + the signal's number.
 
+    A signal that arrived as the run's end was recorded (``orch_recorded``) ends it as
+    that status does instead: 0 for a run recorded succeeded, 1 for one recorded failed.
+
     With ``--json`` the interrupted run's document is still printed, so that a job's wrapper
     gets its run id and status whatever ended it. On a terminal that hung up (SIGHUP) the
     line cannot be written; the run is recorded all the same, and the exit code says why.
@@ -178,6 +181,13 @@ def _stopped(ctx: click.Context, exc: KeyboardInterrupt, as_json: bool) -> None:
     if as_json and run_id:
         with contextlib.suppress(OSError):
             emit_json(show_doc(open_context(ctx), run_id))
+    recorded = getattr(exc, "orch_recorded", None)
+    if recorded is not None and isinstance(exc, StopSignal):
+        # It arrived as the run's end was recorded and its summary printed: the run is over, and
+        # the exit says what it is recorded as, not "terminated, resume" for a run that succeeded.
+        with contextlib.suppress(OSError):
+            click.echo(f"{exc.signal_name} arrived as run {run_id} ended: it is recorded {recorded}.", err=True)
+        sys.exit(EXIT_OK if recorded == "succeeded" else EXIT_FAILED)
     how = f"terminated ({exc.signal_name})" if isinstance(exc, StopSignal) else "interrupted"
     with contextlib.suppress(OSError):
         click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)

@@ -259,6 +259,23 @@ class StoreMismatchError(StoreUnreachableError):
     """
 
 
+class StoreDeletedError(StoreError):
+    """The store's metadata database was deleted (or replaced) while a run used it: the run's records went with it.
+
+    SQLite goes on writing to the open, deleted file, so the run would end
+    "succeeded" and the next command say there is no store. Exit 1: the run's
+    work is lost, as a failed run's is; nothing the user typed was wrong.
+    """
+
+    def __init__(self, location: str, database: str, run_id: str, replaced: bool) -> None:
+        what = "replaced by another" if replaced else "deleted"
+        super().__init__(
+            f"store {location} was {what} while run {run_id} ran: the run's records ({database}) and "
+            "outputs went with it, so nothing of it is kept or cached. Run the pipeline again once nothing "
+            "removes the store meanwhile (a cleanup job, rm -rf)."
+        )
+
+
 class SigningKeyError(StoreError):
     """The signing key cannot be read or created: the user's setup (a read-only home), fixed on their side."""
 

@@ -295,6 +295,33 @@ def _listed(names: list[str], limit: int = 10) -> str:
     return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def model_input(candidate: ModelCandidate, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s feature columns as the model was trained on them: a missing category is NaN.
+
+    A user's own frame may mark a blank category with ``pd.NA`` (pandas' ``string`` dtype, a
+    Parquet file written from it) or ``None``; scikit-learn's imputer looks for NaN and failed
+    on ``pd.NA`` ("boolean value of NA is ambiguous") or scored ``None`` as an unknown category.
+    The shipped pipeline (``require_valid``), ``orch serve`` (``records_frame``) and ``orch
+    monitor`` make those NaN, so ``load_model(...).predict`` does too, and the three score a row
+    alike. Only a column holding such a marker is copied; numbers are left as they are.
+    """
+    import numpy as np
+    import pandas as pd
+
+    X = frame[candidate.feature_names]
+    changed = {}
+    for feature in candidate.features:
+        if feature["kind"] == "number":
+            continue
+        col = X[feature["name"]]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not (col.dtype == object or pd.api.types.is_string_dtype(col)):
+            continue
+        missing = col.isna()
+        if missing.any() and any(not isinstance(v, float) for v in col[missing]):
+            changed[feature["name"]] = col.astype(object).where(~missing, np.nan)
+    return X.assign(**changed) if changed else X
+
+
 def predict(candidate: ModelCandidate, frame: pd.DataFrame) -> dict[str, list[Any]]:
     """Predictions for ``frame``: ``prediction`` and, for a binary classifier, ``probability``.
 
@@ -302,7 +329,7 @@ def predict(candidate: ModelCandidate, frame: pd.DataFrame) -> dict[str, list[An
         UserError: ``frame`` lacks a feature column of the training schema.
     """
     check_columns(candidate, frame)
-    X = frame[candidate.feature_names]
+    X = model_input(candidate, frame)
     out: dict[str, list[Any]] = {"prediction": [_plain(v) for v in candidate.model.predict(X)]}
     if candidate.task == "classification" and hasattr(candidate.model, "predict_proba"):
         proba = candidate.model.predict_proba(X)

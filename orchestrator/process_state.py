@@ -1,13 +1,13 @@
 """What a step may change in its process and must not pass on: the working folder, the
-environment variables, ``sys.path`` and the handlers of SIGINT and SIGTERM.
+environment variables, ``sys.path`` and the handlers of SIGINT, SIGTERM and SIGHUP.
 
 The sequential executor runs every step in the ``orch`` process, and a pool worker runs
 one step after another: without this, a step that calls ``os.chdir`` or sets
 ``os.environ[...]`` would change what the steps after it see (a relative path opened in
 another folder), and only on some executors, and only when the step was not cached. It
 would also move the driver itself, which then looks for a relative ``--store`` in the
-wrong folder; a library that takes over SIGINT or SIGTERM (and does not give them back)
-would leave Ctrl-C and ``kill`` unable to stop the run. So each step starts from the
+wrong folder; a library that takes over SIGINT, SIGTERM or SIGHUP (and does not give them
+back) would leave Ctrl-C, ``kill`` and a terminal hanging up unable to stop the run. So each step starts from the
 state the process had before it, and that state is put back after it, whatever it raised.
 """
 
@@ -21,14 +21,16 @@ import sys
 import threading
 from typing import Any
 
-_SIGNALS = (int(signal.SIGINT), int(signal.SIGTERM))
+# SIGHUP too: a step that installs its own (a library reloading its config on it) would leave the run
+# unable to stop when its terminal hangs up. Windows has no SIGHUP.
+_SIGNALS = tuple(int(getattr(signal, name)) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class kept_process_state:
     """``with kept_process_state(): ...`` restores, after the body, the working folder, the
-    environment, ``sys.path`` and the SIGINT and SIGTERM handlers (those only in the main
-    thread, the one place they can be set). A class rather than a generator: it runs around
-    every step, trivial ones included, and costs about 3 µs."""
+    environment, ``sys.path`` and the SIGINT, SIGTERM and SIGHUP handlers (those only in the
+    main thread, the one place they can be set). A class rather than a generator: it runs
+    around every step, trivial ones included, and costs about 3 µs."""
 
     __slots__ = ("_cwd", "_environ", "_handlers", "_path")
 

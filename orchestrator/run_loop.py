@@ -33,6 +33,7 @@ from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
     OrchestratorError,
+    StoreDeletedError,
     UntrustedArtifactError,
 )
 from orchestrator.executors.sequential import SequentialExecutor
@@ -57,6 +58,7 @@ from orchestrator.serialize import registered_materializers
 from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
+from orchestrator.stop_signals import StopSignal, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
@@ -176,6 +178,7 @@ class RunLoop:
     def run(self, file: str | None) -> Run:
         self.ctx.lineage.preload_cache(self.dag.pipeline)  # before this run's own record is the latest
         self._start_record(file)
+        database = _file_identity(self.ctx.lineage.path)  # its end is checked against it, once per run
         # Commands of other hosts (a pod of tomorrow's job) tell a run that was killed by this sign of life.
         heartbeat = Heartbeat(self.ctx.lineage.path, self.run_id)
         heartbeat.start()
@@ -193,16 +196,34 @@ class RunLoop:
                             getattr(stop, "orch_reason", None) or "interrupted by the user")
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
             stop.orch_run_id = self.run_id  # type: ignore[attr-defined]  # for `orch run --json`'s document
+            stop.orch_recorded = None  # type: ignore[attr-defined]  # a nested run's end is not this one's
             stop.add_note(f"orchestrator: run {self.run_id} of pipeline '{self.dag.pipeline}' is recorded as "
                           f"interrupted; the steps that finished are kept, and running again resumes from the "
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
-            try:
-                self._finish(status)
-            finally:
-                heartbeat.stop()
+            with stops_held() as held:
+                try:
+                    self._finish(status, database)
+                finally:
+                    heartbeat.stop()
+        if held:
+            raise self._stopped_after_end(held[0], status)
         return self._run_object(status)
+
+    def _stopped_after_end(self, signum: int, status: str) -> StopSignal:
+        """The stop signal that arrived while the run's end was recorded, raised now that it is.
+
+        The run is recorded ``status`` (not interrupted): ``orch_recorded`` tells
+        ``orch run`` to exit as that status, and the note says so from Python.
+        """
+        stop = StopSignal(signum)
+        stop.orch_run_id = self.run_id  # type: ignore[attr-defined]
+        stop.orch_recorded = status  # type: ignore[attr-defined]
+        stop.add_note(f"orchestrator: {stop.signal_name} arrived as run {self.run_id} of pipeline "
+                      f"'{self.dag.pipeline}' ended; it is recorded {status}. "
+                      f"orchestrator.get_run('{self.run_id}') shows it.")
+        return stop
 
     def _loop(self) -> None:
         capacity = max(1, self.executor.capacity)
@@ -761,8 +782,15 @@ class RunLoop:
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
-    def _finish(self, status: str) -> None:
+    def _finish(self, status: str, database: tuple[int, int] | None) -> None:
         self.commits.stop()
+        now = _file_identity(self.ctx.lineage.path)
+        if now != database and status != "interrupted":  # an interrupted run is already saying it stopped
+            # Deleted under the run (rm -rf of the store): SQLite wrote on into the deleted file. Saying
+            # "succeeded", then "no store" at the next command, would lose the run without a word.
+            self.executor.shutdown()
+            raise StoreDeletedError(self.ctx.location, str(self.ctx.lineage.path), self.run_id,
+                                    replaced=now is not None)
         outputs = result = None
         if status == "succeeded":
             outputs = substitute(self.dag.result, lambda o: self.digests[(o.node, o.name)])
@@ -809,6 +837,15 @@ class RunLoop:
         if failed:
             run.error = f"{_failure_line(failed[0])} (details: `orch show {self.run_id}`{_others_failed(failed)})"
         return run
+
+
+def _file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``, or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _recompute_reason(exc: CorruptArtifactError | MissingArtifactError) -> str:

@@ -26,6 +26,8 @@ from orchestrator.retry import RetryPolicy
 from orchestrator.sites import call_site, definition_site, user_site, written_name
 from orchestrator.step_checks import (
     a_generator,
+    context_hint,
+    context_parameter,
     decorated_above,
     name_by_position_message,
     not_a_function,
@@ -119,14 +121,7 @@ class Step(Generic[P, R]):
     if not typing.TYPE_CHECKING:  # a type checker still flags `fit.mapp(...)`: Step has no such attribute
         def __getattr__(self, attr: str) -> Any:
             # Reached only for a name a step does not have: a habit of another orchestrator gets its fix.
-            habit = _PEER_METHODS.get(attr)
-            if habit is None:
-                raise AttributeError(f"'Step' object has no attribute '{attr}'")
-            name = self.__dict__.get("name", "?")  # also reached before __init__ set it (unpickling)
-            message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
-            if ACTIVE_TRACE.get() is not None:
-                raise PipelineDefinitionError(message)
-            raise AttributeError(message)
+            _refuse_missing(self, attr, self.__dict__.get("name", "?"))  # before __init__ set it: unpickling
 
     def declared_type(self, output: str) -> str | None:
         """The return annotation of ``output`` if it rules out None (``-> list``), else None.
@@ -262,12 +257,14 @@ class Step(Generic[P, R]):
             trace.problems.extend(problems)
             return {}
         bound.apply_defaults()
+        context = context_parameter(self)  # said once, on the first missing input
         for pname, param in params.items():
             if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 problems.append(
-                    f"step '{self.name}' ({site}) is called without input '{pname}'. "
-                    "Pass a step output or a value." + _wiring_hint(self, pname, trace)
+                    f"step '{self.name}' ({site}) is called without input '{pname}'. Pass a step output or a value."
+                    + (context_hint(self, context, pname) if context else _wiring_hint(self, pname, trace))
                 )
+                context = None
         trace.problems.extend(problems)
         return dict(bound.arguments)
 
@@ -293,6 +290,22 @@ class Step(Generic[P, R]):
             if len(bound) < len(names):
                 return None
         return {name: bound[name] for name in names}
+
+
+def _refuse_missing(owner: object, attr: str, name: str) -> Never:
+    """Raise for ``attr`` missing on a step, as read from its class, an instance or an alias.
+
+    A habit of another orchestrator (``.submit()``) gets this one's way of doing
+    it: a ``PipelineDefinitionError`` in a body, else an ``AttributeError`` with
+    the same words, so that ``hasattr`` still answers False.
+    """
+    habit = _PEER_METHODS.get(attr)
+    if habit is None:
+        raise AttributeError(f"{type(owner).__name__!r} object has no attribute '{attr}'")
+    message = f"step '{name}' has no .{attr}() ({user_site()}): {habit.format(name=name)}"
+    if ACTIVE_TRACE.get() is not None:
+        raise PipelineDefinitionError(message)
+    raise AttributeError(message)
 
 
 def _wiring_hint(step: Step, pname: str, trace: Trace) -> str:
@@ -331,6 +344,12 @@ class _Aliased(Generic[P, R]):
         """Like ``Step.map``; the items are named ``NAME``, ``NAME_2``, …"""
         return self.step._map(items, args, kwargs, self.name, self.lead)
 
+    if not typing.TYPE_CHECKING:  # as on Step: hidden so that a misspelt attribute stays a type error
+        def __getattr__(self, attr: str) -> Any:
+            if attr in _Aliased.__slots__:  # not set yet (a copy being made): a plain AttributeError
+                raise AttributeError(attr)
+            _refuse_missing(self, attr, self.step.name)
+
 
 class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
     """A step of a class body read from an instance (``trainer.fit``): the step with the instance first.
@@ -350,6 +369,10 @@ class _BoundStep(functools.partial, Generic[R]):  # type: ignore[type-arg]
         """Like ``Step.map``, each item passed after the instance."""
         step: Step[..., R] = self.func  # type: ignore[assignment]  # always a Step (Step.__get__)
         return step._map(items, args, kwargs, None, self.args)  # type: ignore[no-any-return]
+
+    if not typing.TYPE_CHECKING:  # as on Step: hidden so that a misspelt attribute stays a type error
+        def __getattr__(self, attr: str) -> Any:
+            _refuse_missing(self, attr, getattr(self.func, "name", "?"))
 
 
 class _StepDecorator(Protocol):

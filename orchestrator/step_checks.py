@@ -3,7 +3,8 @@
 ``@step`` on something that is not a Python function, a generator function, a
 decorator of the user's written above ``@step``, an option spelled as another
 orchestrator spells it, a name given by position, ``.map()`` over a dict or a
-set, and a placeholder passed to a step outside the body that made it. Each
+set, a placeholder passed to a step outside the body that made it, and a step
+written with Dagster's ``context`` first and called without it. Each
 message names the user's ``file:line`` (``sites``).
 """
 
@@ -186,3 +187,29 @@ def refuse_placeholders(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
                 "thread pool: each call becomes a node, and independent nodes run in parallel with "
                 "--executor process."
             )
+
+
+def context_parameter(step: Step) -> str | None:
+    """The step's first parameter if it is Dagster's ``context`` (an op's, an asset's), else None.
+
+    Only a parameter that reads as such an object counts (``context`` or
+    ``ctx``, first after any ``self``, unannotated or annotated with a
+    ``...Context`` type): a ``context: dict`` the step takes as data gets the plain line.
+    """
+    names = [n for n in step.signature.parameters if n != "self"]
+    if not names or names[0] not in ("context", "ctx"):
+        return None
+    annotation = step.signature.parameters[names[0]].annotation
+    shown = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if annotation is not inspect.Parameter.empty and "Context" not in shown:
+        return None
+    return names[0]
+
+
+def context_hint(step: Step, context: str, missing: str) -> str:
+    """What replaces a context object here. Called without it, the step misses ``context``
+    (``load(path=p)``) or, its first argument having gone to ``context``, the next one (``load(p)``)."""
+    went = "" if missing == context else f" (the first argument went to '{context}')"
+    return (f" Steps get no context object{went}: remove '{context}' and take config as parameters; what the "
+            f"step prints or logs is kept (`orch logs RUN:{step.name}`), and the run's id, status and outputs "
+            f"are on the Run after it (run.id, run.steps).")

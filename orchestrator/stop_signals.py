@@ -46,6 +46,50 @@ class StopSignal(KeyboardInterrupt):
         return 128 + self.signum
 
 
+#: Signals that arrived while a run's end was being recorded, one list per block of ``stops_held`` open.
+_HELD: list[list[int]] = []
+
+
+def _stop(signum: int, frame: Any) -> None:
+    if _HELD:
+        _HELD[-1].append(signum)  # the run's end is being recorded: stopping now would cut it in two
+        return
+    raise StopSignal(signum)
+
+
+_stop.orch_terminate = True  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while the block runs; yield the list of those that arrived.
+
+    For the block that records a run's end and prints its summary: a signal
+    raised there would leave the run recorded ``succeeded`` and ``orch run``
+    saying it was terminated, exit 143. The caller decides what to do with what
+    arrived once the block is over. Only where ``signals_as_interrupt`` turned
+    the signals into interrupts (``orch run``, main thread); elsewhere (a
+    notebook, another thread) signals are left as they are.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread() \
+            or not any(signal.getsignal(signum) is _stop for signum in STOPPING):  # one may be ignored (nohup)
+        yield held
+        return
+    # Ctrl-C is Python's own KeyboardInterrupt: held here as well, for the length of the block.
+    previous = signal.getsignal(signal.SIGINT)
+    take_sigint = previous is signal.default_int_handler
+    if take_sigint:
+        signal.signal(signal.SIGINT, _stop)
+    _HELD.append(held)
+    try:
+        yield held
+    finally:
+        if take_sigint:
+            signal.signal(signal.SIGINT, previous)
+        _HELD.remove(held)
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
     """Raise ``StopSignal`` on SIGTERM and SIGHUP while the block runs, then restore the handlers.
@@ -57,10 +101,6 @@ def signals_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def _stop(signum: int, frame: Any) -> None:
-        raise StopSignal(signum)
-
-    _stop.orch_terminate = True  # type: ignore[attr-defined]
     _default_handlers_after_fork()
     previous = {}
     for signum in STOPPING:

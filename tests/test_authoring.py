@@ -424,6 +424,65 @@ def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
     assert not hasattr(raw, "no_such_thing")
 
 
+@pytest.mark.parametrize("form", ["from an instance", "aliased", "aliased from an instance"])
+def test_submit_on_a_step_read_from_an_instance_or_aliased_gets_the_same_line(form):
+    trainer = _Trainer(2.0)
+    read = {"from an instance": lambda: trainer.fit, "aliased": lambda: raw.alias("raw_small"),
+            "aliased from an instance": lambda: trainer.fit.alias("fit_small")}[form]
+    name = "raw" if form == "aliased" else "fit"
+
+    @pipeline
+    def flow():
+        return read().submit([1])
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(rf"step '{name}' has no .submit\(\) \(test_authoring.py:\d+\): in a pipeline body, call the "
+                        rf"step itself \(`{name}\(...\)`\): each call is a node, .*", str(info.value))
+    with pytest.raises(AttributeError, match=rf"step '{name}' has no .with_options\(\)"):
+        read().with_options(retries=3)
+    assert not hasattr(read(), "no_such_thing")
+
+
+@step
+def _load_with_context(context, path: str) -> str:
+    return path
+
+
+@step
+def _load_with_data(context: dict, path: str) -> str:
+    return path
+
+
+@pytest.mark.parametrize("call, missing, went", [
+    (lambda path: _load_with_context(path=path), "context", ""),
+    (lambda path: _load_with_context(path), "path", r" \(the first argument went to 'context'\)"),
+])
+def test_a_dagster_context_parameter_says_steps_get_none_and_what_replaces_it(call, missing, went):
+    @pipeline
+    def flow(path: str = "a.csv"):
+        return call(path)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(rf"step '_load_with_context' \(test_authoring.py:\d+\) is called without input '{missing}'. "
+                        rf"Pass a step output or a value. Steps get no context object{went}: remove 'context' and "
+                        r"take config as parameters; what the step prints or logs is kept \(`orch logs "
+                        r"RUN:_load_with_context`\), and the run's id, status and outputs are on the Run after it "
+                        r"\(run.id, run.steps\).", str(info.value))
+
+
+def test_a_context_parameter_annotated_as_data_gets_the_plain_line():
+    @pipeline
+    def flow(path: str = "a.csv"):
+        return _load_with_data(path=path)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        flow.build()
+    assert re.fullmatch(r"step '_load_with_data' \(test_authoring.py:\d+\) is called without input 'context'. "
+                        r"Pass a step output or a value.", str(info.value))
+
+
 def test_wait_for_says_that_steps_are_ordered_by_what_they_take():
     @pipeline
     def flow(n: int = 3):

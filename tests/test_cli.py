@@ -1339,3 +1339,42 @@ def test_show_names_the_run_a_cached_step_was_computed_in(tmp_path, capsys, call
     assert steps["first"]["reason"] == "cached"  # the reason recorded stays as it was
     table = re.sub(r"\s+", " ", show())
     assert f"cached (from run {first.id})" in table
+
+
+_DELETES_ITS_STORE = (
+    "import os, shutil\nfrom orchestrator import pipeline, step\n\n"
+    "@step\ndef first() -> int:\n    return 1\n\n"
+    "@step\ndef wipe(x: int) -> int:\n    shutil.rmtree(os.environ['STORE_TO_DELETE'])\n    return x\n\n"
+    "@pipeline\ndef deleted():\n    return wipe(first())\n")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_store_deleted_during_orch_run_is_said_once_and_exits_1(tmp_path, capsys, monkeypatch, as_json):
+    """rm -rf of the store while orch run ran: the summary said succeeded, then `no store at DIR`, exit 2."""
+    from orchestrator.cli import main
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("STORE_TO_DELETE", str(store))
+    (tmp_path / "deleted.py").write_text(_DELETES_ITS_STORE)
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "run", str(tmp_path / "deleted.py"), *(["--json"] if as_json else [])])
+    captured = capsys.readouterr()
+    assert exited.value.code == 1
+    lines = [line for line in captured.err.splitlines() if "error" in line or "succeeded" in line]
+    assert len(lines) == 1 and re.fullmatch(
+        rf"error: store {re.escape(str(store))} was deleted while run \w{{12}} ran: the run's records "
+        rf"\({re.escape(str(store / 'metadata.db'))}\) and outputs went with it, so nothing of it is kept or "
+        r"cached. Run the pipeline again once nothing removes the store meanwhile \(a cleanup job, rm -rf\).",
+        lines[0]), captured.err
+    assert "no store at" not in captured.err and "Traceback" not in captured.err
+
+
+def test_a_store_deleted_during_a_run_from_python_is_raised_not_returned_succeeded(tmp_path, monkeypatch):
+    from orchestrator.errors import StoreDeletedError
+    from orchestrator.loader import load_pipeline
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("STORE_TO_DELETE", str(store))
+    (tmp_path / "deleted.py").write_text(_DELETES_ITS_STORE)
+    with pytest.raises(StoreDeletedError, match="was deleted while run"):
+        load_pipeline(str(tmp_path / "deleted.py")).run(store=str(store))

@@ -110,7 +110,37 @@ def test_a_rare_class_with_few_test_rows_is_too_few_to_promote_on():
     gate = judge(candidate, None, None)
     assert not gate.promoted
     assert f"on 500 rows of which 5 are of class 1, too few to mean anything (the gate needs {MIN_CLASS_ROWS} " \
-           "of each class)" in gate.reason
+           "of each class for roc_auc, which weighs each class alike)" in gate.reason
+
+
+def _three_classes(rows: int, seed: int, rare: int) -> pd.DataFrame:
+    """Classes 0 and 1 told apart by ``x``, and class 2 (``rare`` rows) far out: a model gets them nearly all right."""
+    rng = np.random.default_rng(seed)
+    y = np.array([0, 1] * ((rows - rare) // 2) + [2] * rare)
+    x = np.where(y == 2, 8.0, y * 3.0) + rng.normal(scale=0.8, size=len(y))
+    return pd.DataFrame({"x": x, "y": y})
+
+
+@pytest.mark.parametrize("metric, promoted", [("accuracy", True), ("f1", False), ("balanced_accuracy", False),
+                                              ("roc_auc", False)])
+def test_a_legitimately_rare_class_bars_only_metrics_that_weigh_each_class_alike(metric, promoted):
+    """300 test rows, 4 of a third class: accuracy (every row alike) is measured well enough to gate on;
+    macro F1, balanced accuracy and ROC-AUC give those 4 rows a third of the figure."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(*(lambda f: (f[["x"]], f["y"]))(_three_classes(600, 0, rare=40)))
+    test = _three_classes(300, 1, rare=4)
+    candidate = _candidate(model, test, metric)
+    assert candidate.metrics["accuracy"] > 0.9
+    gate = judge(candidate, None, None)
+    assert gate.promoted is promoted, gate.reason
+    if not promoted:
+        assert gate.reason == (f"{metric} {candidate.metrics[metric]:.4f} is measured on 300 rows of which 4 are "
+                               f"of class 2, too few to mean anything (the gate needs {MIN_CLASS_ROWS} of each class "
+                               f"for {metric}, which weighs each class alike): give more data, or hold out a larger "
+                               "share for testing (in the lifecycle pipeline, -p test_size=0.4)")
+    else:
+        assert gate.reason.startswith("no production version yet (accuracy ")
 
 
 TINY_PIPELINE = '''

@@ -540,6 +540,80 @@ def test_orch_run_json_prints_the_interrupted_run_for_the_jobs_wrapper(tmp_path,
     assert {s["name"]: s["status"] for s in doc["steps"]} == {"first": "ran", "stop": "interrupted"}
 
 
+_ENDS_WELL = ("from orchestrator import pipeline, step\n\n"
+              "@step\ndef first() -> int:\n    return 1\n\n"
+              "@step\ndef second(x: int) -> int:\n    return x + 1\n\n"
+              "@pipeline\ndef ends():\n    return second(first())\n")
+
+
+@pytest.mark.parametrize("signum, as_json", [(signal.SIGTERM, False), (signal.SIGHUP, True), (signal.SIGINT, False)])
+def test_a_stop_signal_as_the_run_ends_exits_as_the_run_is_recorded(tmp_path, capsys, monkeypatch, signum, as_json):
+    """SIGTERM while orch run printed the summary of a run recorded succeeded: not "terminated ... resume", 143."""
+    import os
+
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.report import ConsoleReporter
+
+    printed = ConsoleReporter.run_finished
+
+    def stopped_while_printing(self, *args, **kwargs):
+        os.kill(os.getpid(), signum)  # the handler runs at once, in the middle of the summary
+        return printed(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConsoleReporter, "run_finished", stopped_while_printing)
+    (tmp_path / "ends.py").write_text(_ENDS_WELL)
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "ends.py"), *(["--json"] if as_json else [])])
+    captured = capsys.readouterr()
+    run = get_run("latest", store=store)
+    assert (run.status, exited.value.code) == ("succeeded", 0), captured.err
+    name = signal.Signals(signum).name
+    assert captured.err.strip().splitlines()[-1] == f"{name} arrived as run {run.id} ended: it is recorded succeeded."
+    assert "resume" not in captured.err and "Traceback" not in captured.err
+    if as_json:
+        assert json.loads(captured.out)["status"] == "succeeded"
+    else:
+        assert "second" in captured.out + captured.err  # the summary was printed to its end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back once the run ended
+
+
+def test_a_stop_signal_as_a_nested_run_ends_stops_the_run_around_it(tmp_path, capsys, monkeypatch):
+    """A step that runs a pipeline: the signal held while the inner run's end was recorded stops the outer run,
+    which is recorded interrupted, and orch run exits as for it (143), not as the inner run is recorded (0)."""
+    import os
+
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.report import ConsoleReporter
+
+    printed, calls = ConsoleReporter.run_finished, []
+
+    def stopped_while_printing_the_inner_summary(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return printed(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConsoleReporter, "run_finished", stopped_while_printing_the_inner_summary)
+    (tmp_path / "ends.py").write_text(_ENDS_WELL)
+    (tmp_path / "outer.py").write_text(
+        "import sys\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef nested(store: str) -> str:\n"
+        f"    sys.path.insert(0, {str(tmp_path)!r})\n"
+        "    import ends\n    return ends.ends.run(store=store, progress=True).status\n\n"
+        "@pipeline\ndef outer(store: str):\n    return nested(store)\n")
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "outer.py"), "-p", f"store={tmp_path / 'inner'}"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 143, err
+    assert "terminated (SIGTERM): finished steps are kept" in err
+    assert get_run("latest", store=store).status == "interrupted"
+    assert get_run("latest", store=str(tmp_path / "inner")).status == "succeeded"
+
+
 @pytest.mark.slow
 def test_a_run_killed_on_another_host_is_shown_interrupted_once_it_gives_no_sign_of_life(orch, calls):
     """A pod OOM-killed (or a container evicted) left its run `running` for ever in a store the next night's pod

@@ -420,6 +420,38 @@ def test_a_text_category_whose_missing_values_are_pd_na_trains(tmp_path):
         assert train_candidate(params, fit, valid, seed=0, metric="roc_auc")["score"] > 0.5
 
 
+def test_load_model_predict_scores_a_pd_na_category_as_the_pipeline_and_the_server_do(tmp_path):
+    """load_model(...).predict(frame) on the user's own frame, a text category of pandas' 'string' dtype with pd.NA
+    for a blank (as a Parquet file written from it reads back), failed inside the model with 'boolean value of NA
+    is ambiguous'; the pipeline (require_valid) and orch serve (records_frame) give such a blank as NaN."""
+    import numpy as np
+    import pandas as pd
+    from lifecycle import CATEGORICAL, LABEL, NUMERIC, split, train_candidate
+
+    from orchestrator.registry import LoadedModel, ModelCandidate, describe_schema, evaluate, model_digest
+    from orchestrator.serve import records_frame
+
+    frame = pd.read_csv(_your_data(tmp_path))  # region has blank cells
+    fit, valid = split(frame, test_size=0.25, seed=0)
+    model = train_candidate({"model": "logistic", "C": 1.0}, fit, valid, seed=0, metric="roc_auc")["model"]
+    features = NUMERIC + CATEGORICAL
+    candidate = ModelCandidate("churn", model, "classification", describe_schema(fit[features]), LABEL,
+                               evaluate("classification", model, valid[features], valid[LABEL]), "roc_auc", 0.0,
+                               model_digest(model), eval_data=valid, reference=valid[features])
+    rows = valid[features].dropna().head(4).reset_index(drop=True)
+    blank = rows.assign(region=pd.array([pd.NA, *rows["region"][1:]], dtype="string"))
+    none = rows.assign(region=pd.Series([None, *rows["region"][1:]], dtype=object))
+    as_trained = rows.assign(region=pd.Series([np.nan, *rows["region"][1:]], dtype=object))  # a blank CSV cell
+    served = records_frame([{**r, "region": None if i == 0 else r["region"]}
+                            for i, r in enumerate(rows.to_dict("records"))], candidate.features)
+    expected = [round(float(p), 6) for p in model.predict_proba(as_trained)[:, 1]]
+    assert [round(float(p), 6) for p in model.predict_proba(served)[:, 1]] == expected
+    loaded = LoadedModel("churn", 1, {}, candidate)  # what load_model returns
+    for given in (blank, none):
+        assert loaded.predict(given)["probability"] == expected
+    assert blank["region"].dtype == "string" and blank["region"].isna().iloc[0]  # the user's frame is left as it was
+
+
 def test_numbers_written_as_text_are_served_and_monitored_as_numbers():
     """A NUMERIC column of digits stored as text trained, but its schema said category: orch serve refused a number
     for it ('must be a string (a category)') and orch monitor compared it as categories."""

@@ -493,12 +493,13 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     monkeypatch.chdir(work)
     monkeypatch.delenv("ORCH_TEST_LEAK", raising=False)
     path_before = list(sys.path)
-    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
     @step(untracked="elsewhere")  # a folder they move into, not data they read
     def wander(x: int) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a library that takes Ctrl-C and kill over
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, lambda *_: None)  # a library reloading its config on SIGHUP
         os.chdir(elsewhere)
         os.environ["ORCH_TEST_LEAK"] = "set by wander"
         sys.path.insert(0, str(elsewhere))
@@ -507,14 +508,15 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     @step(untracked="elsewhere")
     def look(x: int) -> dict:
         return {"cwd": os.getcwd(), "env": os.environ.get("ORCH_TEST_LEAK"),
-                "path": str(elsewhere) in sys.path, "ctrl-c": signal.getsignal(signal.SIGINT) is not signal.SIG_IGN}
+                "path": str(elsewhere) in sys.path, "ctrl-c": signal.getsignal(signal.SIGINT) is not signal.SIG_IGN,
+                "hangup": signal.getsignal(signal.SIGHUP) is handlers_before[signal.SIGHUP]}
 
     @pipeline
     def wandering(x: int = 1):
         return look(wander(x))
 
     run = wandering.run(store=str(store))
-    assert run.output() == {"cwd": str(work), "env": None, "path": False, "ctrl-c": True}
+    assert run.output() == {"cwd": str(work), "env": None, "path": False, "ctrl-c": True, "hangup": True}
     assert os.getcwd() == str(work) and "ORCH_TEST_LEAK" not in os.environ and sys.path == path_before
     assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
 
