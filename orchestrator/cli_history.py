@@ -181,8 +181,8 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.argument("ref", metavar="RUN:STEP")
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: run_id, step, status, cached_from and attempts (each with attempt, "
-                   "status, started, ended, error, traceback, stdout, stderr, logs).")
+              help="Print {run_id, step, status, cached_from, attempts: [{attempt, status, started, ended, error, "
+                   "traceback, stdout, stderr, logs, recorded}]} as JSON.")
 @click.pass_context
 def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> None:
     """Print the captured stdout, stderr and log records of a step's attempts.
