@@ -251,3 +251,11 @@ def test_every_python_name_the_docs_give_exists() -> None:
             else:
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def test_the_readme_shows_every_command_orch_help_lists_and_no_other() -> None:
+    """The front page's command list and `orch --help` agree: `orch dag` was missing from it."""
+    shown = {line.split()[1] for line in _orch_command_lines((ROOT / "README.md").read_text())
+             if len(line.split()) > 1 and not line.split()[1].startswith("-")}
+    assert shown - set(cli.commands) == set(), "README shows commands orch does not have"
+    assert set(cli.commands) - shown == set(), "orch --help lists commands README does not show"
