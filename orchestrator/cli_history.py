@@ -125,7 +125,7 @@ def show_doc(context: Context, run_id: str) -> dict[str, Any]:
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: parameters, environment, and every step with why it ran.
 
-    RUN_ID is a run id, a unique prefix of one, or latest.
+    RUN_ID is a run id, a unique prefix of one, latest, or latest~N (N runs before the newest).
     """
     context = open_context(ctx)
     run_ref, sep, node = run_id.partition(":")
@@ -187,7 +187,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> None:
     """Print the captured stdout, stderr and log records of a step's attempts.
 
-    RUN is a run id, a unique prefix of one, or latest; STEP a step as `orch show` lists it
+    RUN is a run id, a unique prefix of one, latest or latest~N; STEP a step as `orch show` lists it
     (`orch logs latest:fit_2`).
     """
     context = open_context(ctx)
