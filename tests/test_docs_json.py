@@ -233,3 +233,13 @@ def test_the_keys_a_json_help_lists_are_what_the_command_prints(orch, path, help
     spec, is_open = parse_keys(help_text)
     found = mismatches(spec, is_open, real)
     assert not found, f"orch {' '.join(path)} --help"
+
+
+def test_every_key_a_lineage_node_has_is_in_the_kind_table_of_cli_md(orch) -> None:
+    """`orch lineage --format json` nodes: each key of a step, artifact or file node is named in its row."""
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.*) \|$", _after(_section("lineage"), "| `kind` | keys |"), re.M))
+    graph = orch("lineage", "latest~3:evaluate", "--format", "json")
+    undocumented = {f"{node['kind']}.{key}" for node in graph["nodes"] for key in node
+                    if key not in ("id", "kind", "label") and f"`{key}`" not in rows.get(node["kind"], "")}
+    assert {node["kind"] for node in graph["nodes"]} >= {"step", "artifact"}
+    assert not undocumented, "keys of lineage nodes docs/cli.md's kind table does not name"
