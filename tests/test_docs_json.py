@@ -130,7 +130,7 @@ def orch(tmp_path_factory):
 
     quickstart = str(base / "pipelines" / "quickstart.py")
     run("run", quickstart)
-    run("run", quickstart, "-p", "C=0.5")
+    run.run_json = run("run", quickstart, "-p", "C=0.5", "--json")  # type: ignore[attr-defined]
     for c in ("0.0", "1.0", "0.1"):
         run("run", str(base / "tiny.py"), "-p", f"c={c}")
     run("monitor", "tiny", "--batch", str(base / "batch.csv"))
@@ -247,3 +247,10 @@ def test_every_key_a_lineage_node_has_is_in_the_kind_table_of_cli_md(orch) -> No
                     if key not in ("id", "kind", "label") and f"`{key}`" not in rows.get(node["kind"], "")}
     assert {node["kind"] for node in graph["nodes"]} >= {"step", "artifact"}
     assert not undocumented, "keys of lineage nodes docs/cli.md's kind table does not name"
+
+
+def test_orch_run_json_is_the_document_orch_show_json_prints(orch) -> None:
+    """docs/cli.md: `orch run --json` prints the run "as `orch show --json` does", which a job's wrapper relies on."""
+    shown = orch("show", orch.run_json["run_id"], "--json")
+    assert list(orch.run_json) == list(shown)
+    assert [list(step) for step in orch.run_json["steps"]] == [list(step) for step in shown["steps"]]
