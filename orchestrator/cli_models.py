@@ -175,7 +175,7 @@ def models_rollback(ctx: click.Context, name: str) -> None:
 
 
 @click.command("serve")
-@click.argument("ref", metavar="NAME[@production|@VERSION]")
+@click.argument("ref", metavar="NAME[@production|@VERSION|@latest]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to bind (0: any free port).")
