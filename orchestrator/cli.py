@@ -132,7 +132,11 @@ _params_file_option = click.option("--params", "params_files", type=click.Path(d
 def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
         rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
         run_verbose: bool, as_json: bool) -> None:
-    """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed."""
+    """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed.
+
+    Stopped by Ctrl-C, SIGTERM or SIGHUP, the run is recorded interrupted and exits 130, 143 or 129;
+    the same command again resumes it, reusing each finished step.
+    """
     from orchestrator.loader import split_target
     from orchestrator.report import ConsoleReporter
     from orchestrator.runner import run_pipeline

@@ -125,7 +125,7 @@ def show_doc(context: Context, run_id: str) -> dict[str, Any]:
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: parameters, environment, and every step with why it ran.
 
-    RUN_ID is a run id, a unique prefix of one, or latest.
+    RUN_ID is a run id, a unique prefix of one, latest, or latest~N (N runs before the newest).
     """
     context = open_context(ctx)
     run_ref, sep, node = run_id.partition(":")
@@ -181,13 +181,13 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.argument("ref", metavar="RUN:STEP")
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt (default: all).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: run_id, step, status, cached_from and attempts (each with attempt, "
-                   "status, started, ended, error, traceback, stdout, stderr, logs).")
+              help="Print {run_id, step, status, cached_from, attempts: [{attempt, status, started, ended, error, "
+                   "traceback, stdout, stderr, logs, recorded}]} as JSON.")
 @click.pass_context
 def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> None:
     """Print the captured stdout, stderr and log records of a step's attempts.
 
-    RUN is a run id, a unique prefix of one, or latest; STEP a step as `orch show` lists it
+    RUN is a run id, a unique prefix of one, latest or latest~N; STEP a step as `orch show` lists it
     (`orch logs latest:fit_2`).
     """
     context = open_context(ctx)

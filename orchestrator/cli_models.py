@@ -19,6 +19,7 @@ import click
 
 from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import UserError
+from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -97,7 +98,7 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         if as_json:
             _emit({"name": ref, "production": production, "versions": [
                 {"version": v["version"], "stage": "production" if v["version"] == production else "registered",
-                 "registered": _when(v["created"]), "run_id": v["run_id"], "metrics": v["metrics"],
+                 "registered": iso_time(v["created"]), "run_id": v["run_id"], "metrics": v["metrics"],
                  "gate": v["gate"]} for v in versions]})
             return
         click.echo(f"model {ref}: {len(versions)} version(s), production "
@@ -174,7 +175,7 @@ def models_rollback(ctx: click.Context, name: str) -> None:
 
 
 @click.command("serve")
-@click.argument("ref", metavar="NAME[@production|@VERSION]")
+@click.argument("ref", metavar="NAME[@production|@VERSION|@latest]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to bind (0: any free port).")

@@ -251,3 +251,33 @@ def test_every_python_name_the_docs_give_exists() -> None:
             else:
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def test_the_readme_shows_every_command_orch_help_lists_and_no_other() -> None:
+    """The front page's command list and `orch --help` agree: `orch dag` was missing from it."""
+    shown = {line.split()[1] for line in _orch_command_lines((ROOT / "README.md").read_text())
+             if len(line.split()) > 1 and not line.split()[1].startswith("-")}
+    assert shown - set(cli.commands) == set(), "README shows commands orch does not have"
+    assert set(cli.commands) - shown == set(), "orch --help lists commands README does not show"
+
+
+def test_store_md_shows_everything_a_run_leaves_in_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout block of docs/store.md lacked `keys.lock`, which every run writes beside metadata.db."""
+    from orchestrator import pipeline, step
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+    @step
+    def double(x: int) -> object:
+        return {"doubled": [x * 2]}
+
+    @pipeline
+    def tiny(x: int = 2):
+        return double(x)
+
+    assert tiny.run(store=str(tmp_path / "cache")).status == "succeeded"
+    layout = re.search(r"^```\n(cache/\n.*?)^```", (ROOT / "docs" / "store.md").read_text(), re.S | re.M)
+    assert layout, "docs/store.md no longer opens with the layout of cache/"
+    shown = {line.split()[0].split("/")[0] for line in layout.group(1).splitlines()[1:]}
+    made = {re.sub(r"-(wal|shm)$", "", p.name) for p in (tmp_path / "cache").iterdir()}  # SQLite's files of metadata.db
+    assert made <= shown

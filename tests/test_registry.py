@@ -8,6 +8,7 @@ code exactly as ``orch`` does.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import textwrap
@@ -287,6 +288,20 @@ def test_the_module_store_has_three_versions_and_v2_in_production(models):
     registry = Registry(Context.open(models).lineage)
     assert [v["version"] for v in registry.versions("tiny")] == [1, 2, 3]
     assert registry.production("tiny") == 2
+
+
+def test_models_show_json_gives_each_versions_registration_as_the_audit_does(models, capsys):
+    """`registered` in the version list was local time without an offset ('2026-11-27 22:11:30'): another hour
+    from another time zone, and another form than `orch models show NAME@VERSION --json` gives the same moment."""
+    from datetime import datetime
+
+    code, out, _ = orch(models, "models", "show", "tiny", "--json", capsys=capsys)
+    assert code == 0
+    listed = {v["version"]: v["registered"] for v in json.loads(out)["versions"]}
+    for version, registered in listed.items():
+        assert datetime.fromisoformat(registered).tzinfo is not None, registered
+        code, out, _ = orch(models, "models", "show", f"tiny@{version}", "--json", capsys=capsys)
+        assert json.loads(out)["registered"] == registered
 
 
 def test_promoting_the_production_version_changes_nothing(store, capsys):
