@@ -6,19 +6,45 @@ never fails a run: a missing user name or git folder is just left out.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 from pathlib import Path
 from typing import Any
 
 
 def jsonable(value: Any) -> Any:
+    """A parameter's value as the run records it: JSON that ``-p name=...`` would take back.
+
+    A dataclass or a pydantic model is the object of its fields (as
+    ``-p cfg='{"lr": 0.3}'`` gives it), not its ``str()``, which loses the
+    class's structure; any other value it cannot name is its text. pydantic is
+    optional, so a model is known by its ``model_fields``, never imported.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
+    fields = _field_names(value)
+    if fields is not None:
+        return {name: jsonable(getattr(value, name, None)) for name in fields}
     return str(value)
+
+
+def _field_names(value: Any) -> list[str] | None:
+    """The fields a dataclass or pydantic model instance is built from, or None for another value.
+
+    Only the fields its constructor takes (a dataclass's ``init=False`` field
+    is computed, and ``-p`` refuses it), in their declared order.
+    """
+    cls = type(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [f.name for f in dataclasses.fields(value) if f.init]
+    model_fields = getattr(cls, "model_fields", None)  # pydantic 2, read from the class (2.11 warns on instances)
+    if isinstance(model_fields, dict) and callable(getattr(cls, "model_validate", None)):
+        return list(model_fields)
+    return None
 
 
 def user_name() -> str:
