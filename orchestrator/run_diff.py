@@ -260,7 +260,7 @@ def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> Run
         params=_changes(run_a["params"], run_b["params"]),
         environment=tuple(environment), packages=packages,
         only_in_a=only_a, only_in_b=only_b, steps=tuple(changed), identical=identical,
-        metrics=_metric_changes(run_a["metrics"], run_b["metrics"]),
+        metrics=_run_metric_changes(run_a["metrics"], run_b["metrics"], a, b),
         model=_model_changes(a.model, b.model), kinds=kinds)
 
 
@@ -469,6 +469,24 @@ def _text(value: Any) -> str:
 
 def _metric_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[MetricChange, ...]:
     return tuple(MetricChange(c.name, c.a, c.b, _delta(c.a, c.b)) for c in _changes(a, b))
+
+
+# The run metrics registering a model records (registry.py): its NAME@VERSION and gate verdict.
+_REGISTRY_METRICS = ("model", "gate")
+
+
+def _run_metric_changes(a: dict[str, Any] | None, b: dict[str, Any] | None, side_a: RunSide,
+                        side_b: RunSide) -> tuple[MetricChange, ...]:
+    """The run metrics that differ; for two model versions, without those the model section already says.
+
+    Registering a model records ``model`` (``tiny@2``) and ``gate`` as run metrics; when both
+    sides are model versions the ``model`` changes name the version and the gate verdict, and
+    listing them twice read as two differences.
+    """
+    changes = _metric_changes(a, b)
+    if side_a.model is None or side_b.model is None:
+        return changes
+    return tuple(m for m in changes if m.name not in _REGISTRY_METRICS)
 
 
 def _delta(a: Any, b: Any) -> float | None:

@@ -332,9 +332,15 @@ def test_two_model_versions_compare_their_runs_gates_and_metrics(tmp_path):
     assert changes["gate"]["a"].startswith("promoted: no production version yet")
     assert changes["gate"]["b"].startswith("refused: accuracy 0.6250 vs production v1 0.7500")
     assert changes["metric accuracy"] == {"name": "metric accuracy", "a": 0.75, "b": 0.625, "delta": -0.125}
+    # The run metrics registering records (model, gate) were listed again under metrics: said once, in model.
+    assert [m["name"] for m in doc["metrics"]] == []
     text = _orch(folder, store, "diff", "tiny@1", "tiny@2").stdout
     assert text.startswith("A tiny v1, run ")
     assert "model\n  version: 1 → 2\n  gate: promoted: no production version yet (" in text
+    assert "\nmetrics\n" not in text and "tiny@1 → tiny@2" not in text and text.count("gate: ") == 1
+    # Compared as runs, not versions, the run metrics are the only place the model shows: kept.
+    by_run = json.loads(_orch(folder, store, "diff", doc["a"]["run_id"], doc["b"]["run_id"], "--json").stdout)
+    assert [m["name"] for m in by_run["metrics"]] == ["model", "gate"] and by_run["model"] == []
     assert " → refused: " in text
     unknown = _orch(folder, store, "diff", "tiny@9", "tiny@1")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: model 'tiny' has no version 9")
