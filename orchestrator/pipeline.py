@@ -221,7 +221,7 @@ class Pipeline(Generic[P, R]):
         ``no_cache=True`` runs every step. ``progress=True`` shows live
         progress and a summary on stderr, as ``orch run`` does (default:
         nothing); an ``orchestrator.report.RunObserver`` receives the run's
-        events instead. ``verbose=True`` also shows what steps print as they
+        events instead (its ``run_closed`` last, however the run ends). ``verbose=True`` also shows what steps print as they
         run (it is captured and kept for ``orch logs`` either way), and keeps
         the whole traceback of a ``UserError``.
 

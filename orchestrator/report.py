@@ -95,6 +95,14 @@ class RunObserver:
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None: ...
 
+    def run_closed(self, run_id: str) -> None:
+        """The run is over, however it ended: release what ``run_started`` took (a live display).
+
+        Called once, last, on every way out of a run: after ``run_finished``, or in its stead
+        when ending the run raised (a store deleted under it, a database that could not be
+        written), when ``run_finished`` is never called.
+        """
+
 
 class ConsoleReporter(RunObserver):
     """Live progress on stderr and a summary at the end.
@@ -234,9 +242,7 @@ class ConsoleReporter(RunObserver):
         self._print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
-        if self._progress is not None:
-            with self._unless_gone():
-                self._progress.stop()
+        self._stop_progress()
         shown = shown_results(results, self._dag)
         if self.summary:
             self._print(summary_table(shown, self._dag, run_id, width=self.console.width))
@@ -245,6 +251,18 @@ class ConsoleReporter(RunObserver):
             counts[r.status] = counts.get(r.status, 0) + 1
         parts = ", ".join(f"{n} {s}" for s, n in counts.items())
         self._print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
+
+    def run_closed(self, run_id: str) -> None:
+        # Ending the run raised before run_finished: a live bar left running would go on redrawing
+        # in a notebook (its thread outlives the run), and on a terminal cover the error's line.
+        self._stop_progress()
+
+    def _stop_progress(self) -> None:
+        """Stop the live bar, once; its refresh thread ends with it."""
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            with self._unless_gone():
+                progress.stop()
 
 
 FOLD_ABOVE = 40  # rows a summary or plan shows one by one; past that, alike calls of one step share a row

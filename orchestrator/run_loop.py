@@ -207,6 +207,7 @@ class RunLoop:
                     self._finish(status, database)
                 finally:
                     heartbeat.stop()
+                    self.observer.run_closed(self.run_id)  # also when _finish raised before run_finished
         if held:
             raise self._stopped_after_end(held[0], status)
         return self._run_object(status)

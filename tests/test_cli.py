@@ -1380,6 +1380,44 @@ def test_a_store_deleted_during_a_run_from_python_is_raised_not_returned_succeed
         load_pipeline(str(tmp_path / "deleted.py")).run(store=str(store))
 
 
+def test_a_run_that_raises_as_it_ends_stops_its_live_progress(tmp_path, monkeypatch, capsys):
+    """A store deleted mid-run raised before run_finished, which alone stopped the live bar: in a
+    notebook, pipeline.run(progress=True) left its redrawing thread running after the error."""
+    from orchestrator.errors import StoreDeletedError
+    from orchestrator.loader import load_pipeline
+    from orchestrator.report import ConsoleReporter
+
+    class Watched(ConsoleReporter):
+        def run_started(self, run_id, dag):
+            super().run_started(run_id, dag)
+            self.events, self.bar = ["started"], self._progress
+
+        def run_finished(self, run_id, status, results):
+            self.events.append("finished")
+            super().run_finished(run_id, status, results)
+
+        def run_closed(self, run_id):
+            self.events.append("closed")
+            super().run_closed(run_id)
+
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")  # the live bar, as a terminal or a notebook shows it
+    store = tmp_path / "store"
+    monkeypatch.setenv("STORE_TO_DELETE", str(store))
+    (tmp_path / "deleted.py").write_text(_DELETES_ITS_STORE)
+    reporter = Watched()
+    with pytest.raises(StoreDeletedError):
+        load_pipeline(str(tmp_path / "deleted.py")).run(store=str(store), progress=reporter)
+    assert reporter.bar is not None and not reporter.bar.live.is_started
+    assert reporter.events == ["started", "closed"]
+    # A run that ends as it should: finished, then closed, and the bar stopped once.
+    (tmp_path / "other").mkdir()
+    monkeypatch.setenv("STORE_TO_DELETE", str(tmp_path / "other"))  # not its store: the run ends as usual
+    reporter = Watched()
+    run = load_pipeline(str(tmp_path / "deleted.py")).run(store=str(tmp_path / "kept"), progress=reporter)
+    assert run.status == "succeeded"
+    assert reporter.events == ["started", "finished", "closed"] and not reporter.bar.live.is_started
+
+
 def test_a_config_object_parameter_is_recorded_as_the_json_of_its_fields(tmp_path, capsys):
     """`orch show --json` gave a pydantic model parameter as its str(), "lr=0.3 depth=3" (and a dataclass as
     "Cfg(lr=0.3, ...)"): a wrapper could not rebuild `-p cfg={...}` from it. Each is the object of its fields,
