@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ def jsonable(value: Any) -> Any:
 
     A dataclass or a pydantic model is the object of its fields (as
     ``-p cfg='{"lr": 0.3}'`` gives it), not its ``str()``, which loses the
-    class's structure; any other value it cannot name is its text. pydantic is
+    class's structure; an ``Enum`` member is its value (``Color.RED`` is no
+    text a model takes); any other value it cannot name is its text. pydantic is
     optional, so a model is known by its ``model_fields``, never imported.
     """
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -26,6 +28,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Enum):  # its value: what -p, a dataclass field and a pydantic model all take back
+        return jsonable(value.value)
     fields = _field_names(value)
     if fields is not None:
         return {name: jsonable(getattr(value, name, None)) for name in fields}

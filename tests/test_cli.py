@@ -1424,21 +1424,25 @@ def test_a_config_object_parameter_is_recorded_as_the_json_of_its_fields(tmp_pat
     which `-p` takes back to the same run parameters."""
     pytest.importorskip("pydantic")
     (tmp_path / "pp.py").write_text(
-        "import dataclasses\nimport pydantic\nfrom orchestrator import pipeline, step\n\n"
-        "class Cfg(pydantic.BaseModel):\n    lr: float = 0.1\n    depth: int = 1\n    tags: list[str] = []\n\n"
+        "import dataclasses, datetime, enum\nimport pydantic\nfrom orchestrator import pipeline, step\n\n"
+        "class Kind(enum.Enum):\n    TREE = 'tree'\n    LINEAR = 'linear'\n\n"
+        "class Cfg(pydantic.BaseModel):\n    lr: float = 0.1\n    depth: int = 1\n    tags: list[str] = []\n"
+        "    kind: Kind = Kind.TREE\n    since: datetime.datetime = datetime.datetime(2024, 1, 1)\n\n"
         "@dataclasses.dataclass\nclass Split:\n    test: float = 0.2\n"
         "    seed: int = dataclasses.field(default=0, init=True)\n"
         "    derived: int = dataclasses.field(default=0, init=False)\n\n"
         "@step\ndef fit(cfg: Cfg, split: Split) -> float:\n    return cfg.lr * split.test\n\n"
         "@pipeline\ndef pp(cfg: Cfg = Cfg(), split: Split = Split(), runs: list = [Split()]):\n"
         "    return fit(cfg, split)\n")
-    (tmp_path / "p.yml").write_text("cfg:\n  lr: 0.3\n  depth: 3\n  tags: [a]\nsplit:\n  seed: 7\n")
+    (tmp_path / "p.yml").write_text("cfg:\n  lr: 0.3\n  depth: 3\n  tags: [a]\n  kind: linear\n"
+                                    "  since: 2024-05-06T10:30:00\nsplit:\n  seed: 7\n")
     store = str(tmp_path / "store")
     assert _main("--store", store, "run", str(tmp_path / "pp.py"), "--params", str(tmp_path / "p.yml")) == 0
     capsys.readouterr()
     assert _main("--store", store, "show", "latest", "--json") == 0
     params = json.loads(capsys.readouterr().out)["params"]
-    assert params == {"cfg": {"lr": 0.3, "depth": 3, "tags": ["a"]}, "split": {"test": 0.2, "seed": 7},
+    assert params == {"cfg": {"lr": 0.3, "depth": 3, "tags": ["a"], "kind": "linear", "since": "2024-05-06 10:30:00"},
+                      "split": {"test": 0.2, "seed": 7},
                       "runs": [{"test": 0.2, "seed": 0}]}
     again = [f"{name}={json.dumps(value)}" for name, value in params.items() if name != "runs"]
     assert _main("--store", store, "run", str(tmp_path / "pp.py"), *[a for p in again for a in ("-p", p)]) == 0
