@@ -130,8 +130,9 @@ def _nothing_served(context: Context, name: str, version: int, since: float | No
     """Why the window of ``name`` v``version`` is empty, and the command that reads requests: checking
     the file's keys is no fix when the version served nothing (production moved on after a promotion)."""
     from orchestrator.monitor import served_by_other_versions, when_text
+    from orchestrator.request_log import logged_entries
 
-    if since is not None:
+    if since is not None and logged_entries(context, name, version=version, limit=1):
         return (f"no requests of it are logged since {when_text(since)}: give an earlier --since, "
                 "or drop it to read the latest requests.")
     others = served_by_other_versions(context, name, version)

@@ -672,7 +672,7 @@ def test_labels_for_a_version_that_served_nothing_name_the_version_that_did(buil
     import time
 
     context = Context.open(store)
-    _seal(context, "keyed", 1, [(time.time() - 60, _frame(40))])
+    _seal(context, "keyed", 1, [(time.time() - 7200, _frame(40))])
     context.lineage.close()
     assert built["pipeline"].run(store=str(store), model_name="keyed", key="id", seed=1).status == "succeeded"
     labels = tmp_path / "outcomes.csv"
@@ -683,6 +683,8 @@ def test_labels_for_a_version_that_served_nothing_name_the_version_that_did(buil
     assert "no requests served by it are logged: serve it with `orch serve keyed@2`" in line
     assert f"v1 served 40 (`orch monitor keyed@1 --labels {labels}`)" in line and "Check that" not in line
     code, _, err = _orch(capsys, store, "monitor", "keyed@2", "--labels", str(labels), "--since", "1h")
+    assert code == 2 and "served 40 (`orch monitor keyed@1 --labels" in _one_error_line(err)  # no --since helps
+    code, _, err = _orch(capsys, store, "monitor", "keyed@1", "--labels", str(labels), "--since", "1h")
     line = _one_error_line(err)
     assert code == 2 and "no requests of it are logged since " in line and "give an earlier --since" in line
 
