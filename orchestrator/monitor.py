@@ -320,7 +320,9 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
     if from_log and not len(batch):
         served = "; ".join(f"v{v} served {n} (`orch monitor {name}@{v}`)"
                            for v, n in served_by_other_versions(context, name, version))
-        if since is not None:
+        from orchestrator.request_log import logged_entries
+
+        if since is not None and logged_entries(context, name, version=version, limit=1):  # else --since is no fix
             result.reasons.append(f"no requests served by {name} v{version} since {when_text(since)} are logged: "
                                   "give an earlier --since, or drop it to read the latest requests")
         else:

@@ -684,6 +684,9 @@ def test_labels_for_a_version_that_served_nothing_name_the_version_that_did(buil
     assert f"v1 served 40 (`orch monitor keyed@1 --labels {labels}`)" in line and "Check that" not in line
     code, _, err = _orch(capsys, store, "monitor", "keyed@2", "--labels", str(labels), "--since", "1h")
     assert code == 2 and "served 40 (`orch monitor keyed@1 --labels" in _one_error_line(err)  # no --since helps
+    code, out, _ = _orch(capsys, store, "monitor", "keyed@2", "--since", "1h", "--json")  # so without --labels
+    assert code == 0 and any("serve it with `orch serve keyed@2`" in r and "v1 served 40" in r
+                             for r in json.loads(out)["reasons"]), out
     code, _, err = _orch(capsys, store, "monitor", "keyed@1", "--labels", str(labels), "--since", "1h")
     line = _one_error_line(err)
     assert code == 2 and "no requests of it are logged since " in line and "give an earlier --since" in line
