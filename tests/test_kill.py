@@ -462,6 +462,7 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
     assert (step["status"], step["reason"], step["error"]) == ("interrupted", "no earlier result",
                                                                 "interrupted by the user")
     assert get_run("latest", store=store).steps["press"].error == "interrupted by the user"
+    assert get_run("latest", store=store).error.startswith("interrupted by the user (details: `orch show ")
 
 
 _STOPS_ITSELF = (
@@ -489,6 +490,8 @@ def test_sigterm_stops_a_run_started_with_sigint_ignored(tmp_path, capsys, sigin
     run = get_run("latest", store=store)
     assert run.status == "interrupted"
     assert (run.steps["stop"].status, run.steps["stop"].error) == ("interrupted", "stopped by SIGTERM")
+    # The run's own error, which a job's wrapper reads from orch run --json, was null: it says what stopped it.
+    assert run.error == f"stopped by SIGTERM (details: `orch show {run.id}`)"
 
 
 def test_sighup_stops_a_run_as_sigterm_does(tmp_path, capsys):
