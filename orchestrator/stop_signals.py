@@ -120,17 +120,21 @@ def stops_said_until_exit(say: Callable[[str], None]) -> None:
     After ``signals_as_interrupt``'s block, ``orch run`` still prints its JSON document and the
     interpreter tears down (pandas, scikit-learn: a good part of a second); a SIGTERM there took the
     default action, exit 143, for a run recorded succeeded whose document said so. Called inside
-    that block, for ``orch run`` as a process: the handler lasts until the process exits.
+    that block, for ``orch run`` as a process: the handler lasts until the process exits. A second
+    signal takes the default action, so that an exit that hangs can still be stopped.
     """
     if threading.current_thread() is not threading.main_thread():
         return
     said: list[int] = []
 
     def _said(signum: int, frame: Any) -> None:
-        if not said:
-            said.append(signum)
-            with contextlib.suppress(OSError, ValueError):
-                say(signal.Signals(signum).name)
+        if said:  # a second one: the exit hangs (a thread of the user's that never ends), so end it as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        said.append(signum)
+        with contextlib.suppress(OSError, ValueError):
+            say(signal.Signals(signum).name)
 
     for signum in STOPPING:
         if signal.getsignal(signum) is _stop:

@@ -665,3 +665,10 @@ def test_a_sigterm_after_the_run_ended_exits_as_the_run_is_recorded(orch, tmp_pa
     doc = json.loads(done.stdout)
     assert doc["status"] == "succeeded"
     assert f"SIGTERM arrived as run {doc['run_id']} ended: it is recorded succeeded." in done.stderr
+
+    # A second one ends it as before: an exit that hangs (a thread that never ends) can still be stopped.
+    (orch.cwd / "late.py").write_text((orch.cwd / "late.py").read_text().replace(
+        "atexit.register(", "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))\natexit.register(", 1))
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "late.py"],
+                          cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr
