@@ -33,13 +33,14 @@ from orchestrator.cli_history import show_doc
 from orchestrator.cli_usage import OrderedGroup, usage_message
 from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
-from orchestrator.stop_signals import StopSignal, signals_as_interrupt
+from orchestrator.stop_signals import StopSignal, signals_as_interrupt, stops_said_until_exit
 from orchestrator.text_streams import printable_streams
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
 _VERBOSE = [False]  # set once click has parsed -v/--verbose, for the error handler in main()
+_PROCESS = [False]  # main() is the process itself (`orch`, python -m orchestrator), not a call from Python
 _STORE: dict[str, str | None] = {}  # --store and --metadata, so that main() can name a damaged database
 
 
@@ -157,6 +158,9 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI)
+            if _PROCESS[0]:  # `orch` itself, not main([...]) called in a process that goes on
+                stops_said_until_exit(lambda name: click.echo(
+                    f"{name} arrived as run {result.id} ended: it is recorded {result.status}.", err=True))
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:
@@ -402,6 +406,7 @@ def _misplaced_global_option(exc: click.UsageError) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
+    _PROCESS[0] = argv is None
     _STORE.clear()
     printable_streams()  # a latin-1 or ASCII locale (a cron job's) must not stop a command at its first `…`
     try:

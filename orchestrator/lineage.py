@@ -257,7 +257,23 @@ class Lineage:
             return str(rows[0][0])
         if len(rows) > 1:
             raise NotFoundError(f"run id '{ref}' is ambiguous. Give more characters (see `orch runs`).")
-        raise NotFoundError(f"no run '{ref}' in this store. List runs with `orch runs`.")
+        raise NotFoundError(self._no_run(ref))
+
+    def _no_run(self, ref: str) -> str:
+        """Why ``ref`` names no run. A model's ``NAME`` or ``NAME@VERSION`` (which orch diff, serve and
+        monitor take) was 'no run churn@2'; the line names the run that trained it and where to look."""
+        from orchestrator.errors import UserError
+        from orchestrator.registry import Registry
+
+        try:
+            row = Registry(self).resolve(ref)
+        except (NotFoundError, UserError):
+            return f"no run '{ref}' in this store. List runs with `orch runs`."
+        name, version, run_id = row["name"], row["version"], row.get("run_id")
+        what = f"'{ref}' is a model version, not a run" if "@" in ref else \
+            f"'{ref}' is a model, not a run; its production version is v{version}"
+        trained = f"run {run_id} trained it (`orch show {run_id}`)" if run_id else "it was registered without a run"
+        return f"{what}: {trained}, and `orch models show {name}@{version}` gives its audit trail."
 
     def _runs_back(self, ref: str, back: str) -> str:
         """``latest~N``: the run started N runs before the newest (``latest~0`` is ``latest``), as git's ``HEAD~N``."""

@@ -318,11 +318,12 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
                             f"({', '.join(features)}); its columns are {shown}. " + _separator_hint(batch))
     result = compare(loaded.candidate, batch, thresholds)
     if from_log and not len(batch):
-        others = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
-                                      "AND version<>? GROUP BY version ORDER BY version", (name, version))
-        served = "; ".join(f"v{r['version']} served {r['n']} (`orch monitor {name}@{r['version']}`)" for r in others)
-        if since is not None:
-            result.reasons.append(f"no requests served by {name} v{version} since {_when(since)} are logged: "
+        served = "; ".join(f"v{v} served {n} (`orch monitor {name}@{v}`)"
+                           for v, n in served_by_other_versions(context, name, version))
+        from orchestrator.request_log import logged_entries
+
+        if since is not None and logged_entries(context, name, version=version, limit=1):  # else --since is no fix
+            result.reasons.append(f"no requests served by {name} v{version} since {when_text(since)} are logged: "
                                   "give an earlier --since, or drop it to read the latest requests")
         else:
             result.reasons.append(f"no requests served by {name} v{version} are logged: serve it with "
@@ -331,13 +332,21 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
     return loaded.row, result, source
 
 
+def served_by_other_versions(context: Context, name: str, version: int) -> list[tuple[int, int]]:
+    """``(version, requests logged)`` of each other version of ``name`` that has any: where to point a
+    user whose version has none (a promotion moved production on; the requests are the old one's)."""
+    rows = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
+                                "AND version<>? GROUP BY version ORDER BY version", (name, version))
+    return [(int(r["version"]), int(r["n"])) for r in rows]
+
+
 def window_source(version: int, since: float | None, rows: int) -> str:
     """``served requests of v2 since 2026-11-27 10:00:00 (last 300)``: the window read, for messages."""
-    window = "" if since is None else f"since {_when(since)} "
+    window = "" if since is None else f"since {when_text(since)} "
     return f"served requests of v{version} {window}" + (f"(last {rows})" if rows else "(none logged)")
 
 
-def _when(at: float) -> str:
+def when_text(at: float) -> str:
     """A Unix time as local ``2026-11-27 10:00:00``, as the history shows times."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 

@@ -111,8 +111,9 @@ def join_labels(context: Context, loaded: LoadedModel, path: str, *, since: floa
     join = LabelJoin(str(path), key, len(rows), len(entries) - len(rows), len(set(by_key) - seen))
     if not rows:
         if not entries:
-            why = "no requests of it are logged in this window"
-        elif not keyed:
+            raise UserError(f"no served request of {name} v{version} matched a label in {path}: "
+                            + _nothing_served(context, name, version, since, path))
+        if not keyed:
             why = (f"none of its {len(entries)} logged requests carries a '{key}' (logged before keys were, "
                    f"or posted without the '{key}' column)")
         else:
@@ -123,6 +124,21 @@ def join_labels(context: Context, loaded: LoadedModel, path: str, *, since: floa
     frame = pd.DataFrame(rows)
     frame[candidate.label] = _as_trained(pd.Series(outcomes, index=frame.index))
     return frame, join
+
+
+def _nothing_served(context: Context, name: str, version: int, since: float | None, path: str) -> str:
+    """Why the window of ``name`` v``version`` is empty, and the command that reads requests: checking
+    the file's keys is no fix when the version served nothing (production moved on after a promotion)."""
+    from orchestrator.monitor import served_by_other_versions, when_text
+    from orchestrator.request_log import logged_entries
+
+    if since is not None and logged_entries(context, name, version=version, limit=1):
+        return (f"no requests of it are logged since {when_text(since)}: give an earlier --since, "
+                "or drop it to read the latest requests.")
+    others = served_by_other_versions(context, name, version)
+    where = "; ".join(f"v{v} served {n} (`orch monitor {name}@{v} --labels {path}`)" for v, n in others)
+    return (f"no requests served by it are logged: serve it with `orch serve {name}@{version}`"
+            + (f", or join the labels to the requests another version answered: {where}." if where else "."))
 
 
 def _as_trained(labels: pd.Series) -> pd.Series:

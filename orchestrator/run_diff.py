@@ -204,12 +204,31 @@ def resolve_side(lineage: Lineage, ref: str) -> RunSide:
         model = {"name": row["name"], "version": int(row["version"]), "metrics": row.get("metrics") or {},
                  "gate": row.get("gate")}
     else:
-        run_id = lineage.resolve_run(ref)
+        try:
+            run_id = lineage.resolve_run(ref)
+        except NotFoundError:
+            _refuse_bare_model(lineage, ref)
+            raise
     run = lineage.row("SELECT run_id, pipeline, status, started, error FROM runs WHERE run_id=?", (run_id,))
     if run is None:
         raise NotFoundError(f"no run '{run_id}' in this store. List runs with `orch runs`.")
     return RunSide(ref, run_id, str(run["pipeline"]), str(run["status"]), float(run["started"]), run["error"],
                    model)
+
+
+def _refuse_bare_model(lineage: Lineage, ref: str) -> None:
+    """``orch diff churn latest``: a model's name where a run was expected (orch serve, monitor and
+    models show take a bare NAME) was 'no run churn'; it names the versions to compare instead."""
+    from orchestrator.registry import Registry
+
+    registry = Registry(lineage)
+    if ref not in registry.names():
+        return
+    have = [str(v["version"]) for v in registry.versions(ref)]
+    listed = ", ".join(have) if len(have) <= 10 else f"{have[0]} to {have[-1]}"
+    raise NotFoundError(f"'{ref}' is a model, not a run: name one of its versions, {ref}@production, "
+                        f"{ref}@latest or {ref}@VERSION (it has {listed or 'none'}), e.g. "
+                        f"`orch diff {ref}@{have[-2] if len(have) > 1 else 'production'} {ref}@latest`.")
 
 
 def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> RunDiff:

@@ -157,6 +157,7 @@ class RunLoop:
         self.retry_at: list[tuple[float, int, str]] = []
         self.attempts: dict[str, list[AttemptRecord]] = {}
         self._steps: list[Step] | None = None  # the distinct steps, once a failure asks for them
+        self._stopped_by: str | None = None  # what interrupted the run: its recorded error, as a failure's
         self.decisions: dict[str, cache.Decision] = {}
         self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
         self.redo: dict[str, str] = {}            # node -> reason it must run again
@@ -192,8 +193,8 @@ class RunLoop:
             status = "interrupted"
             # SIGTERM (`timeout`, a cancelled CI job, `docker stop`) arrives as a KeyboardInterrupt that says
             # so: "interrupted by the user" would blame someone who pressed nothing.
-            self._interrupt(getattr(stop, "interrupted_attempt", None),
-                            getattr(stop, "orch_reason", None) or "interrupted by the user")
+            self._stopped_by = getattr(stop, "orch_reason", None) or "interrupted by the user"
+            self._interrupt(getattr(stop, "interrupted_attempt", None), self._stopped_by)
             # From Python (a notebook) the Run is never returned: say which run it was and how to go on.
             stop.orch_run_id = self.run_id  # type: ignore[attr-defined]  # for `orch run --json`'s document
             stop.orch_recorded = None  # type: ignore[attr-defined]  # a nested run's end is not this one's
@@ -802,6 +803,8 @@ class RunLoop:
         results = {n: self.results[n] for n in self.dag.nodes if n in self.results} | self.results
         failed = [r for r in results.values() if r.status == "failed"]
         error = _failure_line(failed[0]) + _others_failed(failed) if failed else None
+        if status == "interrupted":  # a job's wrapper reads error: null said nothing of the SIGTERM that stopped it
+            error = self._stopped_by if error is None else f"{self._stopped_by}; {error}"
         self.ctx.lineage.finish_run(self.run_id, status, outputs=outputs, error=error, result=result)
         self.executor.shutdown()
         self.observer.run_finished(self.run_id, status, results)

@@ -20,7 +20,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # The signals that stop a run, besides SIGINT (which Python already raises as KeyboardInterrupt).
@@ -110,7 +110,35 @@ def signals_as_interrupt() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if signal.getsignal(signum) is _stop:  # not one ``stops_said_until_exit`` put in its place
+                signal.signal(signum, handler)
+
+
+def stops_said_until_exit(say: Callable[[str], None]) -> None:
+    """From a run's recorded end to the exit of the process, a stop signal is said, and stops nothing.
+
+    After ``signals_as_interrupt``'s block, ``orch run`` still prints its JSON document and the
+    interpreter tears down (pandas, scikit-learn: a good part of a second); a SIGTERM there took the
+    default action, exit 143, for a run recorded succeeded whose document said so. Called inside
+    that block, for ``orch run`` as a process: the handler lasts until the process exits. A second
+    signal takes the default action, so that an exit that hangs can still be stopped.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    said: list[int] = []
+
+    def _said(signum: int, frame: Any) -> None:
+        if said:  # a second one: the exit hangs (a thread of the user's that never ends), so end it as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        said.append(signum)
+        with contextlib.suppress(OSError, ValueError):
+            say(signal.Signals(signum).name)
+
+    for signum in STOPPING:
+        if signal.getsignal(signum) is _stop:
+            signal.signal(signum, _said)
 
 
 _FORK_HOOK: list[bool] = []

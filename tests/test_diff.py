@@ -344,6 +344,11 @@ def test_two_model_versions_compare_their_runs_gates_and_metrics(tmp_path):
     assert " → refused: " in text
     unknown = _orch(folder, store, "diff", "tiny@9", "tiny@1")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: model 'tiny' has no version 9")
+    # A model's bare name, as orch serve and orch monitor take it, is not a run: the line names the versions.
+    bare = _orch(folder, store, "diff", "tiny", "latest")
+    assert bare.returncode == 2 and bare.stderr.count("\n") == 1, bare.stderr
+    assert bare.stderr.startswith("error: 'tiny' is a model, not a run: name one of its versions, tiny@production")
+    assert "(it has 1, 2)" in bare.stderr and "`orch diff tiny@1 tiny@latest`" in bare.stderr
 
 
 def test_diff_in_process_prints_the_same_summary(runs, capsys):

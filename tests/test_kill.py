@@ -462,6 +462,7 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
     assert (step["status"], step["reason"], step["error"]) == ("interrupted", "no earlier result",
                                                                 "interrupted by the user")
     assert get_run("latest", store=store).steps["press"].error == "interrupted by the user"
+    assert get_run("latest", store=store).error.startswith("interrupted by the user (details: `orch show ")
 
 
 _STOPS_ITSELF = (
@@ -489,6 +490,8 @@ def test_sigterm_stops_a_run_started_with_sigint_ignored(tmp_path, capsys, sigin
     run = get_run("latest", store=store)
     assert run.status == "interrupted"
     assert (run.steps["stop"].status, run.steps["stop"].error) == ("interrupted", "stopped by SIGTERM")
+    # The run's own error, which a job's wrapper reads from orch run --json, was null: it says what stopped it.
+    assert run.error == f"stopped by SIGTERM (details: `orch show {run.id}`)"
 
 
 def test_sighup_stops_a_run_as_sigterm_does(tmp_path, capsys):
@@ -645,3 +648,27 @@ def test_a_run_killed_on_another_host_is_shown_interrupted_once_it_gives_no_sign
     assert orch("run", "slow.py", "-p", "seconds=0").returncode == 0
     assert calls.ran() == {"wait"}
     assert not any(beat.parent.iterdir())  # a run that ends takes its file with it
+
+
+def test_a_sigterm_after_the_run_ended_exits_as_the_run_is_recorded(orch, tmp_path):
+    """A SIGTERM once the run was recorded and its summary printed, while orch printed its JSON
+    document or Python tore down (a good part of a second with pandas and scikit-learn), took the
+    default action: exit 143 for a run whose document said succeeded. It exits 0, saying so once."""
+    (orch.cwd / "late.py").write_text(
+        "import atexit, os, signal\nfrom orchestrator import pipeline, step\n\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))  # as the process exits\n\n"
+        "@step\ndef one() -> int:\n    return 1\n\n"
+        "@pipeline\ndef late():\n    return one()\n")
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "late.py",
+                           "--json"], cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["status"] == "succeeded"
+    assert f"SIGTERM arrived as run {doc['run_id']} ended: it is recorded succeeded." in done.stderr
+
+    # A second one ends it as before: an exit that hangs (a thread that never ends) can still be stopped.
+    (orch.cwd / "late.py").write_text((orch.cwd / "late.py").read_text().replace(
+        "atexit.register(", "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))\natexit.register(", 1))
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "late.py"],
+                          cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr

@@ -665,6 +665,33 @@ def test_labels_that_cannot_be_joined_are_one_line(store, tmp_path, capsys, mode
     assert code == 2 and says in _one_error_line(err)
 
 
+def test_labels_for_a_version_that_served_nothing_name_the_version_that_did(built, store, tmp_path, capsys):
+    """After a promotion the new version has served nothing yet, and the labels are of the old one's
+    requests: the line told the user to check the file's keys and widen --since or --last (no fix); it
+    says the version served nothing and names the command that joins the labels to the version that did."""
+    import time
+
+    context = Context.open(store)
+    _seal(context, "keyed", 1, [(time.time() - 7200, _frame(40))])
+    context.lineage.close()
+    assert built["pipeline"].run(store=str(store), model_name="keyed", key="id", seed=1).status == "succeeded"
+    labels = tmp_path / "outcomes.csv"
+    pd.DataFrame({"id": ["C-0"], "y": [1]}).to_csv(labels, index=False)
+    code, _, err = _orch(capsys, store, "monitor", "keyed@2", "--labels", str(labels))
+    line = _one_error_line(err)
+    assert code == 2 and "no served request of keyed v2 matched a label in" in line
+    assert "no requests served by it are logged: serve it with `orch serve keyed@2`" in line
+    assert f"v1 served 40 (`orch monitor keyed@1 --labels {labels}`)" in line and "Check that" not in line
+    code, _, err = _orch(capsys, store, "monitor", "keyed@2", "--labels", str(labels), "--since", "1h")
+    assert code == 2 and "served 40 (`orch monitor keyed@1 --labels" in _one_error_line(err)  # no --since helps
+    code, out, _ = _orch(capsys, store, "monitor", "keyed@2", "--since", "1h", "--json")  # so without --labels
+    assert code == 0 and any("serve it with `orch serve keyed@2`" in r and "v1 served 40" in r
+                             for r in json.loads(out)["reasons"]), out
+    code, _, err = _orch(capsys, store, "monitor", "keyed@1", "--labels", str(labels), "--since", "1h")
+    line = _one_error_line(err)
+    assert code == 2 and "no requests of it are logged since " in line and "give an earlier --since" in line
+
+
 def test_labels_with_batch_or_history_are_refused(built, tmp_path, capsys):
     code, _, err = _orch(capsys, built["store"], "monitor", "keyed", "--labels", "l.csv", "--batch", "b.csv")
     assert code == 2 and "--labels joins outcomes to the served requests, and --batch" in _one_error_line(err)

@@ -304,6 +304,21 @@ def test_models_show_json_gives_each_versions_registration_as_the_audit_does(mod
         assert json.loads(out)["registered"] == registered
 
 
+def test_show_and_logs_given_a_model_name_the_run_that_trained_it(models, capsys):
+    """orch diff takes tiny@2 for the run that trained it, and orch serve a bare tiny; orch show and
+    orch logs said "no run 'tiny@2' in this store". The line names the training run and the audit."""
+    trained = {v["version"]: v["run_id"] for v in Registry(Context.open(models).lineage).versions("tiny")}
+    code, _, err = orch(models, "show", "tiny@1", capsys=capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err == (f"error: 'tiny@1' is a model version, not a run: run {trained[1]} trained it "
+                   f"(`orch show {trained[1]}`), and `orch models show tiny@1` gives its audit trail.\n")
+    code, _, err = orch(models, "logs", "tiny:fit", capsys=capsys)
+    assert code == 2 and err.startswith("error: 'tiny' is a model, not a run; its production version is v2: "
+                                        f"run {trained[2]} trained it")
+    code, _, err = orch(models, "show", "nosuch", capsys=capsys)
+    assert code == 2 and err == "error: no run 'nosuch' in this store. List runs with `orch runs`.\n"
+
+
 def test_promoting_the_production_version_changes_nothing(store, capsys):
     before = _events(store)
     code, out, _ = orch(store, "models", "promote", "tiny@2", capsys=capsys)
