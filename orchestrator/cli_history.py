@@ -7,7 +7,6 @@ Each reads the store as it is (nothing is created), prints a table or, with
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from typing import TYPE_CHECKING, Any
@@ -198,7 +197,7 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
     row = context.lineage.step_row(run_id, node)
     attempts = context.lineage.attempts(run_id, node)
     if as_json:
-        click.echo(json.dumps(_logs_document(context, run_id, node, row, attempts, attempt), indent=2))
+        emit_json(_logs_document(context, run_id, node, row, attempts, attempt))
         return
     if not attempts:
         origin_run, origin_node = context.lineage.origin(run_id, node, row)

@@ -11,12 +11,12 @@ imported by the rest of the package except ``cli``.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator.cli_common import emit_json
 from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import UserError
 from orchestrator.timestamps import iso_time
@@ -33,12 +33,6 @@ def _open(ctx: click.Context) -> tuple[Context, Registry]:
     obj = ctx.find_root().obj
     context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
     return context, Registry(context.lineage)
-
-
-def _emit(doc: Any) -> None:
-    from orchestrator.json_values import strict_json
-
-    click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # a metric of NaN is null: strict JSON
 
 
 def _when(ts: float | None) -> str:
@@ -70,7 +64,7 @@ def models_ls(ctx: click.Context, as_json: bool) -> None:
         docs.append({"name": m["name"], "versions": int(m["versions"]), "latest": m["latest"],
                      "production": m["production"], "metrics": metrics or {}})
     if as_json:
-        _emit(docs)
+        emit_json(docs)
         return
     if not docs:
         click.echo("no models yet. Run a pipeline whose step returns a ModelCandidate, e.g. "
@@ -96,7 +90,7 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         versions = registry.versions(ref)
         production = registry.production(ref)
         if as_json:
-            _emit({"name": ref, "production": production, "versions": [
+            emit_json({"name": ref, "production": production, "versions": [
                 {"version": v["version"], "stage": "production" if v["version"] == production else "registered",
                  "registered": iso_time(v["created"]), "run_id": v["run_id"], "metrics": v["metrics"],
                  "gate": v["gate"]} for v in versions]})
@@ -112,7 +106,7 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         return
     doc = audit_version(context.lineage, registry.resolve(ref))
     if as_json:
-        _emit(doc)
+        emit_json(doc)
         return
     run = doc["run"]
     click.echo(f"model {doc['model']} v{doc['version']} ({doc['stage']})  registered {doc['registered']}")
