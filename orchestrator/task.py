@@ -41,7 +41,7 @@ from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
 from orchestrator.stop_signals import StopSignal
 from orchestrator.store import ArtifactInfo, ArtifactStore
-from orchestrator.warning_files import real_warning_files
+from orchestrator.warning_files import attempt_warnings
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
-        with captured, kept_process_state(), real_warning_files():
+        with captured, kept_process_state(), attempt_warnings():
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)

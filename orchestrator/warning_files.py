@@ -1,4 +1,11 @@
-"""Warnings raised by a step's code in a worker name its real file, not ``<dynamic-code>``.
+"""The warnings of a step's attempt: each one shown (so captured) anew, naming its real file.
+
+Python shows a warning once per place in its code and then remembers it, for
+as long as the process lives: a notebook kernel that ran a step again, a step
+mapped over items, a retried attempt or a pool worker's next task left out
+the warning its first attempt had shown, so ``orch logs`` lost it for all the
+others. Each attempt starts with that memory cleared (the user's filters,
+``ignore`` and ``error`` included, still apply), as in a fresh process.
 
 Code that travelled to a process or Dask worker by value (cloudpickle) has
 lost its file name: ``warnings.warn`` in it printed ``<dynamic-code>:11:
@@ -16,18 +23,36 @@ from typing import Any
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
 
-class real_warning_files:
-    """``with real_warning_files(): ...`` shows the warnings of by-value code with their real file."""
+class attempt_warnings:
+    """``with attempt_warnings(): ...`` shows the attempt's warnings, those already shown by an
+    earlier attempt too, and those of by-value code with their real file."""
 
     __slots__ = ("_shown",)
 
     def __enter__(self) -> None:
+        _forget_shown_warnings()
         self._shown = warnings.showwarning
         warnings.showwarning = _showing(self._shown)
 
     def __exit__(self, *exc: object) -> None:
         if getattr(warnings.showwarning, "_orch_wraps", None) is self._shown:
             warnings.showwarning = self._shown  # unless the step installed its own meanwhile
+
+
+def _forget_shown_warnings() -> None:
+    """Clear every module's memory of the warnings it has shown (``__warningregistry__``).
+
+    What changing the filters does (``warnings.catch_warnings`` on entering), without copying
+    them: one counter goes up, and a registry is cleared when next warned into.
+    """
+    mutated = getattr(warnings, "_filters_mutated", None)  # Python 3.11 to 3.13
+    if mutated is not None:
+        mutated()
+        return
+    lock, mutated = getattr(warnings, "_lock", None), getattr(warnings, "_filters_mutated_lock_held", None)
+    if lock is not None and mutated is not None:  # Python 3.14
+        with lock:
+            mutated()
 
 
 def _showing(shown: Any) -> Any:
