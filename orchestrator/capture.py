@@ -159,6 +159,9 @@ class _Bytes(io.RawIOBase):
         return len(data)
 
 
+_NEVER = 1 << 30  # a level no record has
+
+
 class _RecordHandler(logging.Handler):
     """Writes log records into the active capture's buffer."""
 
@@ -166,14 +169,37 @@ class _RecordHandler(logging.Handler):
         super().__init__()
         self.setFormatter(logging.Formatter(_FORMAT))
         self.target: _Tee | None = None
+        # Records at this level and above are printed on the console by a handler of the user's:
+        # kept, but not echoed a second time in the orchestrator's format (see ``_console_level``).
+        self.console_level = _NEVER
 
     def emit(self, record: logging.LogRecord) -> None:
         target = self.target
         if target is not None:
             try:
-                target.write(self.format(record) + "\n")
+                text = self.format(record) + "\n"
+                if record.levelno >= self.console_level:
+                    target.keep_raw(text)
+                else:
+                    target.write(text)
             except Exception:  # noqa: BLE001 - logging's own convention for a failing handler
                 self.handleError(record)
+
+
+def _console_level(root: logging.Logger, consoles: tuple[Any, ...]) -> int:
+    """The lowest level a handler of the user's on ``root`` prints to the console at, else ``_NEVER``.
+
+    With ``verbose``, a step's records are echoed so that they are seen; a
+    ``logging.basicConfig()`` of the user's already prints them on stderr (or
+    on a notebook's stream), which would show each record twice.
+    """
+    level = _NEVER
+    for handler in root.handlers:
+        stream = getattr(handler, "stream", None)
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) and (
+                any(stream is console for console in consoles) or fileno_of(stream) in (1, 2)):
+            level = min(level, handler.level)
+    return level
 
 
 _handler: _RecordHandler | None = None
@@ -309,6 +335,8 @@ class Capture:
         handler = _record_handler()
         handler.target = self._log
         root = logging.root
+        if self.echo:
+            handler.console_level = _console_level(root, (*self._saved, sys.__stdout__, sys.__stderr__))
         if not root.handlers and root.level > logging.INFO:
             # Logging is not configured: let INFO records reach handlers, so the step's INFO logs
             # are captured. Nothing new is printed: with no handlers, only WARNING and above reach
@@ -345,6 +373,7 @@ class Capture:
             _outside.pop()
         handler = _record_handler()
         handler.target = None
+        handler.console_level = _NEVER
         root = logging.root
         root.removeHandler(handler)
         if self._level is not None and root.level == self.log_level:

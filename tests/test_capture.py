@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator
 
@@ -343,3 +344,60 @@ def test_a_warning_the_user_ignores_stays_ignored(store, warnings_printed):
     run = hushed.run(store=str(store))
     assert not Lineage(store / "metadata.db").attempts(run.id, "quiet")[0]["stderr"]
 
+
+class _NotebookStream(io.StringIO):
+    """A notebook's sys.stdout/sys.stderr: text sent to the page, no file descriptor."""
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_verbose_shows_a_steps_log_record_once(store, monkeypatch, configured):
+    # A notebook's logging.basicConfig(level=INFO) prints a step's record on the page; verbose=True
+    # echoed it again in the orchestrator's format. Unconfigured, the echo is the only one shown.
+    import logging
+
+    from orchestrator.lineage import Lineage
+
+    page_out, page_err = _NotebookStream(), _NotebookStream()
+    monkeypatch.setattr(sys, "stdout", page_out)
+    monkeypatch.setattr(sys, "stderr", page_err)
+    handlers = [logging.StreamHandler(page_err)] if configured else []
+    monkeypatch.setattr(logging.root, "handlers", handlers)
+    monkeypatch.setattr(logging.root, "level", logging.INFO)
+
+    @step
+    def fit_model() -> int:
+        logging.getLogger("proj").info("fitted on 120 rows")
+        return 1
+
+    @pipeline
+    def fitting():
+        return fit_model()
+
+    run = fitting.run(store=str(store), verbose=True)
+    assert run.status == "succeeded"
+    shown = page_out.getvalue() + page_err.getvalue()
+    assert shown.count("fitted on 120 rows") == 1, shown
+    logs = Lineage(store / "metadata.db").attempts(run.id, "fit_model")[0]["logs"]
+    assert logs.endswith("INFO proj: fitted on 120 rows\n")  # kept for orch logs either way
+    logging.getLogger("proj").info("after the run")
+    assert page_err.getvalue().count("after the run") == (1 if configured else 0)
+
+
+def test_verbose_shows_a_record_a_handler_prints_on_the_terminal_once(capfd, monkeypatch):
+    # In a terminal (IPython, a script) the user's handler writes to descriptor 2, which the
+    # capture reads and, with verbose, echoes: the record is shown there, in the user's format.
+    import logging
+
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("%(name)s said %(message)s"))
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    monkeypatch.setattr(logging.root, "level", logging.INFO)
+    with Capture(echo=True) as captured:
+        logging.getLogger("proj").info("fitted")
+        handler.flush()
+    assert capfd.readouterr().err == "proj said fitted\n"
+    assert captured.stderr == "proj said fitted\n"
+    assert captured.logs.endswith("INFO proj: fitted\n")
