@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.dag import DAG, build_dag
+from orchestrator.direct_call import direct_body
 from orchestrator.errors import (
     OrchestratorError,
     ParameterError,
@@ -98,8 +99,14 @@ class Pipeline(Generic[P, R]):
         return dict(self.signature.parameters)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the body as plain Python: steps run as plain functions, nothing is cached."""
-        return self.fn(*args, **kwargs)
+        """Run the body as plain Python: steps run as plain functions, nothing is cached.
+
+        A step of several outputs hands the body its outputs in order and by
+        name, as in a run (``train, test = split(raw)``, ``split(raw).train``),
+        also when it returns them as a dict.
+        """
+        with direct_body():
+            return self.fn(*args, **kwargs)
 
     def resolve_params(self, params: dict[str, Any], spelling: Spelling | None = None) -> dict[str, Any]:
         """Check ``params`` against the signature and fill in defaults.

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
+from orchestrator.direct_call import DIRECT_BODY, call_from_body
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
 from orchestrator.handover import LOAD, handover
@@ -161,6 +162,8 @@ class Step(Generic[P, R]):
         if trace is None:
             if args or kwargs:
                 refuse_placeholders(self.name, args, kwargs)
+            if DIRECT_BODY.get():  # in a pipeline function called as a plain function: outputs as a run gives them
+                return call_from_body(self.fn, self.name, self.output_names, args, kwargs)
             return self.fn(*args, **kwargs)
         # What the step's module binds its name to: a function wrapping the step itself is a
         # decorator written above @step.
@@ -337,6 +340,8 @@ class _Aliased(Generic[P, R]):
         if trace is None:
             if args or kwargs:
                 refuse_placeholders(self.name, args, kwargs)
+            if DIRECT_BODY.get():
+                return call_from_body(self.step.fn, self.name, self.step.output_names, (*self.lead, *args), kwargs)
             return self.step.fn(*self.lead, *args, **kwargs)
         return self.step._record(trace, (*self.lead, *args), kwargs, alias=self.name)
 

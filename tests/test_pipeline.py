@@ -744,3 +744,79 @@ def test_the_result_of_a_map_over_an_output_is_used_in_a_step_not_taken_apart(us
         r"of _tenfold.map\(\) over the output of step '_items' is the list of its items' results, made once that "
         r"list is known: pass it whole to a step that takes a list, or map another step over it "
         r"\(`other.map\(results\)`\).", str(info.value))
+
+
+@step(outputs=("train", "test"))
+def _split_as_dict(rows: list) -> dict:
+    return {"train": rows[::2], "test": rows[1::2]}
+
+
+@step
+def _split_as_tuple(rows: list) -> tuple[list, list]:
+    return rows[::2], rows[1::2]
+
+
+@step
+def _count(rows: list) -> int:
+    return len(rows)
+
+
+@step
+def _split_then_count(rows: list) -> int:
+    return len(_split_as_dict(rows)["train"])  # a step calling a step: its plain return value
+
+
+@pipeline
+def _by_unpacking(n: int = 5):
+    train, test = _split_as_dict(list(range(n)))
+    return _count(train), _count(test)
+
+
+@pipeline
+def _by_name(n: int = 5):
+    parts = _split_as_dict(list(range(n)))
+    return _count(parts.train), _count(parts["test"]), _split_as_tuple(list(range(n)))[1]
+
+
+@pipeline
+def _with_a_step_calling_a_step(n: int = 5):
+    return _split_then_count(list(range(n)))
+
+
+@pipeline
+def _by_alias_and_map(n: int = 5):
+    first, _ = _split_as_dict.alias("halves")(list(range(n)))
+    return [pair.test for pair in _split_as_dict.map([first, [7, 8]])]
+
+
+@pytest.mark.parametrize("body", [_by_unpacking, _by_name, _with_a_step_calling_a_step, _by_alias_and_map])
+def test_a_pipeline_called_as_a_function_gives_what_its_run_gives(body, tmp_path) -> None:
+    # A step returning its outputs as a dict, unpacked in a body called directly, gave the body the
+    # dict's keys ("train", "test": counted as 5 and 4 letters), and `.train` an AttributeError.
+    assert body() == body.run(store=str(tmp_path / "store")).output()
+
+
+def test_a_step_of_several_outputs_called_alone_still_returns_what_it_returns() -> None:
+    assert _split_as_dict([1, 2, 3]) == {"train": [1, 3], "test": [2]}
+
+
+def test_a_pipeline_called_as_a_function_names_a_missing_output() -> None:
+    @pipeline
+    def misspelt():
+        return _count(_split_as_dict([1, 2]).tran)
+
+    with pytest.raises(AttributeError, match="no output 'tran': the outputs are train, test. Did you mean 'train'?"):
+        misspelt()
+
+
+def test_a_pipeline_called_as_a_function_refuses_a_return_a_run_refuses() -> None:
+    @step(outputs=("a", "b"))
+    def wrong() -> dict:
+        return {"a": 1, "c": 2}
+
+    @pipeline
+    def body():
+        return wrong()
+
+    with pytest.raises(TypeError, match=r"step 'wrong' declares 2 outputs \(a, b\) but returned a dict with keys a, c"):
+        body()
