@@ -113,3 +113,27 @@ def test_repr_of_a_built_dag_and_its_nodes_is_short() -> None:
     dag = summed.build(n=4)
     assert repr(dag) == "<dag of pipeline 'summed'(n=4): 2 nodes: load, total>"
     assert repr(dag.nodes["total"]) == f"<node 'total' ({dag.nodes['total'].site}), after load>"
+
+
+@step
+def square(x: int) -> int:
+    return x * x
+
+
+@pipeline
+def squared(n: int = 3):
+    return total(square.map(load(n)))
+
+
+def test_a_step_the_run_lacks_names_the_steps_it_has(tmp_path) -> None:
+    # A typo or a map item asked as `square[0]` was a bare `KeyError: 'totl'`.
+    store = str(tmp_path / "store")
+    run = squared.run(store=store)
+    with pytest.raises(KeyError, match=r"run \w+ has no step 'totl'\. Did you mean 'total'\? "
+                                       r"Its steps: load, square, square_2, square_3, total\."):
+        run.steps["totl"]
+    with pytest.raises(KeyError, match=r"The items of a map are nodes named after its step: square, square_2, "
+                                       r"\.\.\. \(run\.steps\['square_2'\] is its second item\)"):
+        orchestrator.get_run("latest", store=store).steps["square[1]"]
+    assert run.steps.get("totl") is None and "totl" not in run.steps  # still a dict
+    assert run.steps["square_2"].output() == 1
