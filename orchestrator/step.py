@@ -58,8 +58,13 @@ _CALL_IT = ("in a pipeline body, call the step itself (`{name}(...)`): each call
             "need each other run at the same time with --executor process (or dask).")
 _SETTINGS = ("give retries, timeout and the like to @step(...) where the step is defined, and a call's node "
              "name with .alias(\"name\").")
-#: Methods other orchestrators' tasks have (Prefect, Celery, ZenML), and this orchestrator's way of doing the same.
+_RUN_IT = ("a step runs as a node of a pipeline: call it in a @pipeline body and run that (`p.run()`, cached "
+           "and recorded), or call `{name}(...)` to run the plain function.")
+#: Methods other orchestrators' tasks have (Prefect, Celery, ZenML), and this orchestrator's way of doing the same;
+#: and a pipeline's methods, which a notebook tries on a step.
 _PEER_METHODS = {
+    "run": _RUN_IT,
+    "plan": _RUN_IT,
     "submit": _CALL_IT,
     "delay": _CALL_IT,
     "apply_async": _CALL_IT,

@@ -424,6 +424,18 @@ def test_a_prefect_task_method_on_a_step_names_the_way_to_do_it_here(method):
     assert not hasattr(raw, "no_such_thing")
 
 
+@pytest.mark.parametrize("method", ["run", "plan"])
+def test_running_a_step_on_its_own_says_how(method):
+    # In a notebook `raw.run()` tries a pipeline's method on a step: a bare AttributeError said only
+    # that a Step has no 'run'.
+    with pytest.raises(AttributeError) as info:
+        getattr(raw, method)()
+    assert re.fullmatch(rf"step 'raw' has no .{method}\(\) \(test_authoring.py:\d+\): a step runs as a node of a "
+                        r"pipeline: call it in a @pipeline body and run that \(`p.run\(\)`, cached and recorded\), "
+                        r"or call `raw\(...\)` to run the plain function.", str(info.value))
+    assert not hasattr(raw.alias("raw_small"), method)
+
+
 @pytest.mark.parametrize("form", ["from an instance", "aliased", "aliased from an instance"])
 def test_submit_on_a_step_read_from_an_instance_or_aliased_gets_the_same_line(form):
     trainer = _Trainer(2.0)
