@@ -7,7 +7,8 @@ output of a step of several outputs, in declared order and by name
 returns what it returns: a dict of its outputs (Kedro's way) unpacked into its
 *keys*, so that the body went on with the strings ``"train"`` and ``"test"``
 without a word, and ``split(raw).train`` was an AttributeError of a body that
-runs. Here the body's own step calls hand back the outputs as a run would.
+runs; an ``async def`` step's call handed the next step a coroutine. Here the
+body's own step calls hand back the outputs as a run would, awaited.
 
 Only calls made by the body itself: a step's function that calls another step
 gets that step's plain return value, as it does in a run. Nothing here is on
@@ -17,10 +18,12 @@ a run's path; ``Step.__call__`` reads one flag outside pipelines.
 from __future__ import annotations
 
 import contextvars
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from orchestrator.coroutines import run_to_end
 from orchestrator.errors import did_you_mean
 
 #: True while a pipeline function's body runs as a plain function (``Pipeline.__call__``).
@@ -49,6 +52,8 @@ def call_from_body(fn: Callable[..., Any], name: str, output_names: Sequence[str
     token = DIRECT_BODY.set(False)  # the step's own calls of other steps are plain calls, as in a run
     try:
         value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):  # an ``async def`` step: in a body, its call stands for what it awaits to
+            value = run_to_end(value)
     finally:
         DIRECT_BODY.reset(token)
     if len(output_names) == 1:

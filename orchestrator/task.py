@@ -27,6 +27,7 @@ from typing import Any
 from orchestrator import store_identity
 from orchestrator.capture import Capture
 from orchestrator.containers import like
+from orchestrator.coroutines import run_to_end
 from orchestrator.errors import (
     CorruptArtifactError,
     MissingArtifactError,
@@ -206,7 +207,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
                     args, kwargs = call_arguments(spec.layout, loaded)
                     value = spec.fn(*args, **kwargs)
                 if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
-                    value = _await(value)
+                    value = run_to_end(value)
             except BaseException as exc:  # the step's own failure, sys.exit() included
                 if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here()):
                     raise  # Ctrl-C, SIGTERM or SIGHUP: the run stops, below
@@ -242,25 +243,6 @@ def _ctrl_c_reaches_here() -> bool:
     script); SIGTERM still reaches it, as a ``StopSignal``, which stops the run.
     """
     return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
-
-
-def _await(coroutine: Any) -> Any:
-    """Run an ``async def`` step's coroutine to its end and return its result.
-
-    A step is one unit of work whose result is stored, so its coroutine runs
-    in an event loop of its own. When this thread already runs one (a
-    pipeline started from a Jupyter notebook), ``asyncio.run`` is refused
-    there, so the coroutine gets a thread and a loop of its own instead.
-    """
-    import asyncio  # here: most runs have no async step, and importing asyncio costs ~15 ms
-    from concurrent.futures import ThreadPoolExecutor
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-async-step") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: TaskResult) -> None:

@@ -789,7 +789,21 @@ def _by_alias_and_map(n: int = 5):
     return [pair.test for pair in _split_as_dict.map([first, [7, 8]])]
 
 
-@pytest.mark.parametrize("body", [_by_unpacking, _by_name, _with_a_step_calling_a_step, _by_alias_and_map])
+@step
+async def _fetch(n: int) -> list:
+    import asyncio
+
+    await asyncio.sleep(0)
+    return list(range(n))
+
+
+@pipeline
+def _awaited(n: int = 5):
+    return _count(_fetch(n))
+
+
+@pytest.mark.parametrize("body", [_by_unpacking, _by_name, _with_a_step_calling_a_step, _by_alias_and_map,
+                                  _awaited])
 def test_a_pipeline_called_as_a_function_gives_what_its_run_gives(body, tmp_path) -> None:
     # A step returning its outputs as a dict, unpacked in a body called directly, gave the body the
     # dict's keys ("train", "test": counted as 5 and 4 letters), and `.train` an AttributeError.
