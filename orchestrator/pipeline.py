@@ -15,6 +15,7 @@ import types
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
+from orchestrator.autoreload import teach_autoreload
 from orchestrator.dag import DAG, build_dag
 from orchestrator.direct_call import direct_body
 from orchestrator.errors import (
@@ -72,6 +73,7 @@ class Pipeline(Generic[P, R]):
                 "function, while the pipeline is built. Write a plain `def`, call async steps without "
                 "`await` (each call is a node, awaited when it runs) and return the outputs."
             )
+        teach_autoreload()  # a notebook's %autoreload upgrades a pipeline imported by name
         self.fn = fn
         if name is not None and not (isinstance(name, str) and name.isidentifier()):
             raise UserError(f"pipeline name {name!r} ({definition_site(fn)}) is not a valid name. "
@@ -244,6 +246,7 @@ class Pipeline(Generic[P, R]):
         from orchestrator.spelling import PYTHON
 
         self._refuse_while_building("run")
+        teach_autoreload()  # the extension loaded after the pipeline was made: its next edit is followed
         location = self._store_argument("run", store)
         options = check_options(self.name, "run", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
                                 no_cache=no_cache)

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, Never, ParamSpec, Protocol, TypeVar, overload
 
+from orchestrator.autoreload import teach_autoreload
 from orchestrator.direct_call import DIRECT_BODY, call_from_body
 from orchestrator.errors import PipelineDefinitionError, UserError, did_you_mean
 from orchestrator.fingerprint import code_root
@@ -95,6 +96,7 @@ class Step(Generic[P, R]):
         outputs: Sequence[str] | None = None,
         untracked: frozenset[str] = frozenset(),
     ) -> None:
+        teach_autoreload()  # a notebook's %autoreload upgrades a step imported by name
         root = code_root(fn)
         if root is None:
             raise UserError(not_a_function(fn))

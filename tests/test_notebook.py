@@ -191,3 +191,71 @@ def test_a_memo_of_connections_a_helper_opens_does_not_stop_the_next_run(tmp_pat
         assert statuses(nb.queries.run(store=store)) == {"query": ("cached", "cached")}
     finally:
         sys.modules.pop("nb_connections", None)
+
+
+AUTORELOAD_SESSION = '''
+import os, sys
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+
+
+def cell(source):
+    result = shell.run_cell(source)
+    if not result.success:
+        raise SystemExit(f"cell failed: {source}")
+
+
+def edit(old, new):
+    text = open("flows.py").read()
+    with open("flows.py", "w") as f:
+        f.write(text.replace(old, new))
+    later = os.stat("flows.py").st_mtime + 5  # autoreload compares modification times
+    os.utime("flows.py", (later, later))
+
+
+cell("%load_ext autoreload")
+cell("%autoreload 2")
+cell("from flows import total, training")
+cell("print('run', training.run(store='store').output())")
+edit("return sum(xs)", "return sum(xs) * 10")
+cell("print('step', total([1, 2]))")
+edit("total(load(n))", "total(load(n + 1))")
+cell("run = training.run(store='store'); print('run', run.output(), run.steps['total'].reason)")
+'''
+
+FLOWS = '''
+from orchestrator import pipeline, step
+
+
+@step
+def load(n: int) -> list:
+    return list(range(n))
+
+
+@step
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+@pipeline
+def training(n: int = 3):
+    return total(load(n))
+'''
+
+
+def test_autoreload_upgrades_a_step_and_a_pipeline_imported_by_name(tmp_path: Path) -> None:
+    """%autoreload 2 upgrades what a notebook imported from an edited module, functions in place; a step
+    and a pipeline imported by name kept their old code: the run used the old body, without a word."""
+    pytest.importorskip("IPython.extensions.autoreload")
+    import os
+    import subprocess
+
+    (tmp_path / "flows.py").write_text(FLOWS)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    done = subprocess.run([sys.executable, "-c", AUTORELOAD_SESSION], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("run", "step"))]
+    assert lines == ["run 3", "step 30", "run 60 its code changed; input `xs` changed"], done.stdout
