@@ -4,8 +4,11 @@ Python shows a warning once per place in its code and then remembers it, for
 as long as the process lives: a notebook kernel that ran a step again, a step
 mapped over items, a retried attempt or a pool worker's next task left out
 the warning its first attempt had shown, so ``orch logs`` lost it for all the
-others. Each attempt starts with that memory cleared (the user's filters,
-``ignore`` and ``error`` included, still apply), as in a fresh process.
+others. An attempt that follows one that showed a warning starts with that
+memory cleared (the user's filters, ``ignore`` and ``error`` included, still
+apply), as in a fresh process. Only then: clearing it also lets a warning shown
+outside steps show again (``orch``'s own, at each run of a script's loop), so a
+process whose steps never warn keeps it.
 
 Code that travelled to a process or Dask worker by value (cloudpickle) has
 lost its file name: ``warnings.warn`` in it printed ``<dynamic-code>:11:
@@ -22,6 +25,9 @@ from typing import Any
 
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
 
+# Not empty once an attempt has shown a warning that Python now remembers, until the next attempt forgets it.
+_shown_in_attempts: list[bool] = []
+
 
 class attempt_warnings:
     """``with attempt_warnings(): ...`` shows the attempt's warnings, those already shown by an
@@ -30,7 +36,9 @@ class attempt_warnings:
     __slots__ = ("_shown",)
 
     def __enter__(self) -> None:
-        _forget_shown_warnings()
+        if _shown_in_attempts:
+            _shown_in_attempts.clear()
+            _forget_shown_warnings()
         self._shown = warnings.showwarning
         warnings.showwarning = _showing(self._shown)
 
@@ -58,6 +66,8 @@ def _forget_shown_warnings() -> None:
 def _showing(shown: Any) -> Any:
     def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                     line: str | None = None) -> None:
+        if not _shown_in_attempts:
+            _shown_in_attempts.append(True)
         if filename == _DYNAMIC_CODE:
             filename = _real_file(lineno) or filename
         shown(message, category, filename, lineno, file, line)

@@ -401,3 +401,27 @@ def test_verbose_shows_a_record_a_handler_prints_on_the_terminal_once(capfd, mon
     assert capfd.readouterr().err == "proj said fitted\n"
     assert captured.stderr == "proj said fitted\n"
     assert captured.logs.endswith("INFO proj: fitted\n")
+
+
+def test_runs_whose_steps_never_warn_leave_pythons_memory_of_warnings_alone(store, warnings_printed, capsys):
+    # Forgetting which warnings were shown lets those outside steps (orch's own, a script's) show again:
+    # only done after an attempt that showed one.
+    import warnings
+
+    @step
+    def quiet() -> int:
+        return 1
+
+    @pipeline
+    def calm():
+        return quiet()
+
+    def outside() -> None:
+        warnings.warn("shown once per place", UserWarning)
+
+    calm.run(store=str(store))  # an earlier test's warning in a step is forgotten here, once
+    for _ in range(2):
+        outside()
+        assert calm.run(store=str(store), no_cache=True).status == "succeeded"
+    err = capsys.readouterr().err
+    assert err.count("UserWarning: shown once per place") == 1, err
