@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store_users
-from orchestrator.capture import root_level_restored
+from orchestrator.capture import driver_stderr, root_level_restored
 from orchestrator.context import Context, former_default_warning
 from orchestrator.errors import (
     UserError,
@@ -126,10 +126,20 @@ def _wait_for_runs_in_other_threads(observer: RunObserver | None, spelling: Spel
     share the store, not the process. The caller releases the lock when its run ends.
     """
     if not _run_in_progress.acquire(blocking=False):
-        _warn("another pipeline run is in progress in this process (in another thread): this run starts when it "
-              "ends, since runs in one process share its stdout, working folder and environment. For runs at "
-              f"once, start them in separate processes; for steps at once, use {spelling.executor('process')}.",
-              observer)
+        message = ("another pipeline run is in progress in this process (in another thread): this run starts when "
+                   "it ends, since runs in one process share its stdout, working folder and environment. For runs "
+                   f"at once, start them in separate processes; for steps at once, use "
+                   f"{spelling.executor('process')}.")
+        outside = driver_stderr()
+        if outside is sys.stderr:
+            _warn(message, observer)
+        else:
+            # A step of that run is running: sys.stderr is its capture, where a warning (or a progress line)
+            # would be kept in that step's logs, unseen. And if the step started this thread and waits
+            # for it, neither would ever end.
+            outside.write(f"orchestrator: {message} If a step of that run started this thread and waits for "
+                          "it, neither ends: run a pipeline from a step in the step's own thread.\n")
+            outside.flush()
         _run_in_progress.acquire()
 
 
