@@ -40,6 +40,16 @@ def direct_body() -> Iterator[None]:
         DIRECT_BODY.reset(token)
 
 
+@contextmanager
+def plain_calls() -> Iterator[None]:
+    """Step calls are plain calls again (a run started from a body called directly: its steps' code)."""
+    token = DIRECT_BODY.set(False)
+    try:
+        yield
+    finally:
+        DIRECT_BODY.reset(token)
+
+
 def call_from_body(fn: Callable[..., Any], name: str, output_names: Sequence[str], args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
     """Call step ``name``'s function for a body run as a plain function; several outputs as ``OutputValues``.

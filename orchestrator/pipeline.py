@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.autoreload import teach_autoreload
 from orchestrator.dag import DAG, build_dag
-from orchestrator.direct_call import direct_body
+from orchestrator.direct_call import direct_body, plain_calls
 from orchestrator.errors import (
     OrchestratorError,
     ParameterError,
@@ -260,10 +260,11 @@ class Pipeline(Generic[P, R]):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             # Else a raw TypeError from deep in the executor ('2'), or a message naming the CLI's --workers.
             raise UserError(f"workers={workers!r}: give a whole number of worker processes, 1 or more (workers=4).")
-        run = run_pipeline(self, options.params, store=location, metadata=options.metadata,
-                           executor=executor or "sequential", workers=workers, address=address,
-                           rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe,
-                           spelling=PYTHON)
+        with plain_calls():  # run from a pipeline function called directly: its steps' own calls stay plain
+            run = run_pipeline(self, options.params, store=location, metadata=options.metadata,
+                               executor=executor or "sequential", workers=workers, address=address,
+                               rerun=options.rerun, no_cache=no_cache, verbose=verbose, progress=observe,
+                               spelling=PYTHON)
         if observe is None and run.status == "failed":
             # `run = p.run()` in a notebook shows nothing, and a failed run is easy to miss: one WARNING
             # record, which Python prints on stderr unless the user's logging configuration says otherwise.

@@ -834,3 +834,23 @@ def test_a_pipeline_called_as_a_function_refuses_a_return_a_run_refuses() -> Non
 
     with pytest.raises(TypeError, match=r"step 'wrong' declares 2 outputs \(a, b\) but returned a dict with keys a, c"):
         body()
+
+
+@step
+def _names_of_split(rows: list) -> list:
+    return sorted(_split_as_dict(rows))  # a step calling a step: the dict it returns, whose keys these are
+
+
+@pipeline
+def _naming(n: int = 5):
+    return _names_of_split(list(range(n)))
+
+
+@pipeline
+def _runs_another(tmp: str = ""):
+    return _naming.run(store=tmp).output()
+
+
+def test_a_run_started_from_a_body_called_directly_calls_steps_in_its_steps_plainly(tmp_path) -> None:
+    assert _naming() == ["test", "train"]
+    assert _runs_another(tmp=str(tmp_path / "store")) == ["test", "train"]
