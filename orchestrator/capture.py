@@ -37,19 +37,31 @@ def _left_out(count: int) -> str:
             f"{CAPTURE_LIMIT // 2:,} of each stream; --verbose shows all of it live ...]\n")
 
 
-class _Tee(io.TextIOBase):
+class _Tee:
     """Collects text and, when echoing, also passes it to the original stream.
 
     With a ``spill`` file, every write also goes there at once, so that the text
     survives the process being killed (a step that runs out of its timeout).
+
+    A plain class registered as an ``io.TextIOBase`` (``isinstance`` holds,
+    as libraries that check ``sys.stdout`` expect), not a subclass of one:
+    three are made for every attempt, and an ``IOBase`` instance costs about
+    a microsecond more to make and another to finalize (its ``__del__``
+    closes it), on a path a trivial step spends ~20 µs on in all.
     """
+
+    __slots__ = ("_buffer", "_forked", "_head_room", "_tail_size", "closed", "echo_to", "ends_line", "fd",
+                 "fds", "head", "left_out", "pid", "spill", "tail")
 
     encoding = "utf-8"
     errors = "replace"
+    newlines = None
+    line_buffering = False
 
-    def __init__(self, echo_to: Any | None, spill: Any | None = None, fd: int | None = None) -> None:
+    def __init__(self, echo_to: Any | None, spill: Any | None = None, fd: int | None = None,
+                 pid: int | None = None) -> None:
         self.head: list[str] = []
-        self.tail: deque[str] = deque()
+        self.tail: deque[str] | None = None  # made once the head is full (most attempts never fill it)
         self._head_room = CAPTURE_LIMIT // 2
         self._tail_size = 0
         self.left_out = 0
@@ -57,10 +69,11 @@ class _Tee(io.TextIOBase):
         self.spill = spill
         self.fd = fd  # the descriptor this stream stands for (1 or 2), if any
         self.fds: FdCapture | None = None  # drained before each write, to keep the order
-        self.pid = os.getpid()
+        self.pid = os.getpid() if pid is None else pid
         self.ends_line = True  # the text so far ends a line (or there is none)
-        self._forked: list[str] = []  # text written in a forked process, not yet sent
+        self._forked: list[str] | None = None  # text written in a forked process, not yet sent
         self._buffer: _Bytes | None = None
+        self.closed = False
 
     @property
     def buffer(self) -> _Bytes:
@@ -76,6 +89,8 @@ class _Tee(io.TextIOBase):
             # A process the step forked (a multiprocessing pool): this copy of the tee is not the
             # step's, so its text goes to the descriptor, which the step's capture reads, a line
             # at a time so that the lines of several such processes do not run into each other.
+            if self._forked is None:
+                self._forked = []
             self._forked.append(text)
             if "\n" in text:
                 self.flush()
@@ -87,6 +102,10 @@ class _Tee(io.TextIOBase):
             self.echo_to.write(text)
         return len(text)
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def keep_raw(self, text: str) -> None:
         """Keep ``text`` (and spill it): what print wrote, or what arrived on the descriptor."""
         self.ends_line = text.endswith("\n")
@@ -97,7 +116,7 @@ class _Tee(io.TextIOBase):
 
     def flush(self) -> None:
         if self._forked:
-            text, self._forked[:] = "".join(self._forked), []
+            text, self._forked = "".join(self._forked), []
             if self.fd is not None:
                 data = text.encode("utf-8", errors="replace")
                 while data:
@@ -110,6 +129,15 @@ class _Tee(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to release: what was written stays captured (the step's ``sys.stdout.close()``)."""
 
     def fileno(self) -> int:
         """The descriptor, which points at this capture too (``subprocess.run(stdout=sys.stdout)``)."""
@@ -125,6 +153,8 @@ class _Tee(io.TextIOBase):
             text = text[len(part):]
             if not text:
                 return
+        if self.tail is None:
+            self.tail = deque()
         self.tail.append(text)
         self._tail_size += len(text)
         room = CAPTURE_LIMIT - CAPTURE_LIMIT // 2
@@ -139,8 +169,13 @@ class _Tee(io.TextIOBase):
             self.left_out += excess
 
     def getvalue(self) -> str:
+        if self.tail is None:
+            return "".join(self.head)
         middle = _left_out(self.left_out) if self.left_out else ""
         return "".join(self.head) + middle + "".join(self.tail)
+
+
+io.TextIOBase.register(_Tee)
 
 
 class _Bytes(io.RawIOBase):
@@ -213,6 +248,7 @@ def _record_handler() -> _RecordHandler:
 
 
 _STREAMS = ("stdout", "stderr", "logs")
+_NO_FILES: list[Any] = [None, None, None]  # no spill folder: nothing of the capture is written to files
 
 # sys.stderr as it was outside any capture, while one is active: see ``driver_stderr``.
 _outside: list[Any] = []
@@ -319,9 +355,10 @@ class Capture:
     def __enter__(self) -> Capture:
         self._saved = (sys.stdout, sys.stderr)
         self._files = [open(os.path.join(self.spill, stream), "w", encoding="utf-8")  # noqa: SIM115
-                       for stream in _STREAMS] if self.spill else [None, None, None]
-        self._out = _Tee(None, self._files[0], 1)
-        self._err = _Tee(None, self._files[1], 2)
+                       for stream in _STREAMS] if self.spill else _NO_FILES
+        pid = os.getpid()
+        self._out = _Tee(None, self._files[0], 1, pid)
+        self._err = _Tee(None, self._files[1], 2, pid)
         self._fds = FdCapture({1: self._out, 2: self._err}, self.echo)
         self._fds.start()
         # Where the real stdout and stderr are now: a stream that wrote to descriptor 1 or 2
@@ -331,7 +368,7 @@ class Capture:
             self._out.fds = self._err.fds = self._fds
         if self.echo:
             self._out.echo_to, self._err.echo_to = real_out, real_err
-        self._log = _Tee(real_err if self.echo else None, self._files[2])
+        self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
         handler = _record_handler()
         handler.target = self._log
         root = logging.root

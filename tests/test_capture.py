@@ -153,6 +153,20 @@ def test_the_streams_answer_as_files_do():
     assert captured.stdout == "bytes \ufffd not utf-8\nraw \ufffd\nfd True\n"
 
 
+def test_the_streams_are_text_files_to_code_that_checks():
+    # Libraries test ``isinstance(sys.stdout, io.TextIOBase)`` and call what text files have.
+    import io
+
+    with Capture(echo=False) as captured:
+        assert isinstance(sys.stdout, io.TextIOBase) and isinstance(sys.stderr, io.TextIOBase)
+        assert sys.stdout.writable() and not sys.stdout.readable() and not sys.stdout.seekable()
+        sys.stdout.writelines(["a\n", "b\n"])
+        sys.stdout.close()  # a step that closes it: later prints of the step are still kept
+        assert not sys.stdout.closed
+        print("after close")
+    assert captured.stdout == "a\nb\nafter close\n"
+
+
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor):
     import subprocess
