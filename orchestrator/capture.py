@@ -410,7 +410,8 @@ class Capture:
             _outside.pop()
         handler = _record_handler()
         handler.target = None
-        handler.console_level = _NEVER
+        if self.echo:
+            handler.console_level = _NEVER
         root = logging.root
         root.removeHandler(handler)
         if self._level is not None and root.level == self.log_level:
