@@ -79,6 +79,36 @@ class StepResult:
         # A timeout or a dead worker leaves no traceback of the step's own: its error says what happened.
         return (failed[-1]["traceback"] or failed[-1]["error"]) if failed else self.error
 
+    @property
+    def stdout(self) -> str:
+        """What the step printed in its last attempt, as ``orch logs RUN:STEP`` shows it (see ``logs``)."""
+        return self._captured("stdout")
+
+    @property
+    def stderr(self) -> str:
+        """What the step wrote to stderr in its last attempt (its warnings too); see ``logs``."""
+        return self._captured("stderr")
+
+    @property
+    def logs(self) -> str:
+        """The log records of the step's last attempt, as ``orch logs RUN:STEP`` shows them.
+
+        With ``stdout`` and ``stderr``, what a notebook sees of a run without
+        ``verbose=True`` or a terminal. A step cached in this run gives the text
+        of the run that made the result it reused; one that did not run, "".
+        Read from the metadata database when asked.
+        """
+        return self._captured("logs")
+
+    def _captured(self, stream: str) -> str:
+        if self.source is None or self.status == "skipped":
+            return ""
+        store, metadata, run_id = self.source
+        lineage = open_store(store, metadata, run_id).lineage
+        origin_run, origin_node = lineage.origin(run_id, self.name) if self.status == "cached" else (run_id, self.name)
+        attempts = lineage.attempts(origin_run, origin_node)
+        return str(attempts[-1][stream] or "") if attempts else ""
+
     def __repr__(self) -> str:
         # What a REPL user looks for; the key and output digests are one attribute away.
         shown = [self.status]

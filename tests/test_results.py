@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -137,3 +138,36 @@ def test_a_step_the_run_lacks_names_the_steps_it_has(tmp_path) -> None:
         orchestrator.get_run("latest", store=store).steps["square[1]"]
     assert run.steps.get("totl") is None and "totl" not in run.steps  # still a dict
     assert run.steps["square_2"].output() == 1
+
+
+def test_what_a_step_printed_warned_and_logged_is_read_from_python(tmp_path, monkeypatch) -> None:
+    # A notebook without verbose=True or a terminal had no way to see it (orch logs RUN:STEP only).
+    import logging
+    import warnings
+
+    @step
+    def talks(n: int) -> int:
+        print(f"read {n} rows")
+        warnings.warn("column 'age' is text", UserWarning)
+        logging.getLogger("proj").warning("3 rows dropped")
+        return n
+
+    @pipeline
+    def talking(n: int = 3):
+        return total(load(talks(n)))
+
+    store = str(tmp_path / "store")
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():  # shown on stderr, as outside pytest (which records them)
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", show)
+        run = talking.run(store=store)
+    said = run.steps["talks"]
+    assert said.stdout == "read 3 rows\n"
+    assert "UserWarning: column 'age' is text" in said.stderr
+    assert said.logs.endswith("WARNING proj: 3 rows dropped\n")
+    cached = talking.run(store=store).steps["talks"]
+    assert cached.status == "cached" and cached.stdout == "read 3 rows\n"  # the run that made the result
+    assert run.steps["load"].stdout == run.steps["load"].stderr == run.steps["load"].logs == ""
