@@ -19,20 +19,20 @@ import sys
 from typing import Any
 
 _EXTENSION = "IPython.extensions.autoreload"
-_taught = False
+# The extension's list of rules this module added its rule to (another after `%reload_ext autoreload`).
+_taught: list[Any] = []
 
 
 def teach_autoreload() -> None:
     """Add the rule upgrading steps and pipelines to IPython's autoreload, if it is loaded (once)."""
-    global _taught
-    if _taught:
-        return
     extension = sys.modules.get(_EXTENSION)
+    if extension is None:
+        return
     rules = getattr(extension, "UPDATE_RULES", None)
-    if not isinstance(rules, list):
+    if not isinstance(rules, list) or (_taught and _taught[0] is rules):
         return
     rules.insert(0, (_both_ours, _upgrade))
-    _taught = True
+    _taught[:] = [rules]
 
 
 def _both_ours(old: Any, new: Any) -> bool:
