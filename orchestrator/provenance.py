@@ -64,6 +64,9 @@ class LineageGraph:
     pending: list[tuple[str, str, float, tuple[str, str] | None]] = field(default_factory=list)
     # REF a file: the other contents runs read at its path, [{digest, runs}] (None for other REFs).
     other_contents: list[dict[str, Any]] | None = None
+    # run id -> the map items it reused from a run of another list, by the node their list came
+    # from: [(node, key, that list's digest, the run that made it)], read once per run (see `_reused_items`).
+    reused_items: dict[str, dict[str, list[tuple[str, str | None, str, str]]]] = field(default_factory=dict)
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
@@ -370,6 +373,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
+    readers += _items_of(lineage, g, digest, run_id, node, row["key"] if row else None)
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
@@ -377,6 +381,60 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
+
+
+def _items_of(lineage: Lineage, g: LineageGraph, digest: str, run_id: str, node: str,
+              key: str | None) -> list[tuple[str, str, str | None]]:
+    """The cached items of a map over ``node``'s output ``digest`` that were computed from another list.
+
+    A map over a list that grew (today's partitions) reuses each item computed
+    from yesterday's list: an item's key holds its value, not the list's. The
+    step run that computed it read yesterday's list, so matching by digest
+    missed it, and "what was built from today's list?" left out all but the
+    new items and what they fed. Looked for in ``run_id`` and in every run
+    that reused the same computation of ``node`` (its ``key``).
+    """
+    runs = [run_id] + ([str(r) for (r,) in lineage.conn.execute(
+        "SELECT s.run_id FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE s.key=? AND s.node=? "
+        "AND s.run_id!=? AND s.status IN ('ran', 'cached') ORDER BY r.started", (key, node, run_id))] if key else [])
+    outputs: list[tuple[str, str]] | None = None
+    found: list[tuple[str, str, str | None]] = []
+    for used in runs:
+        items = _reused_items(lineage, g, used).get(node, [])
+        if items and outputs is None:
+            outputs = [(name, d) for way, name, d, _, _ in lineage.flow_edges(run_id, node)[1] if way == "out"]
+        if items and outputs is not None and len(outputs) > 1:
+            # A map over one output of a step with several: only the items of that output.
+            wanted = next((name for name, d in outputs if d == digest), None)
+            items = [item for item in items if any(
+                way == "out" and name == wanted and d == item[2]
+                for way, name, d, _, _ in lineage.flow_edges(item[3], node)[1])]
+        found += [(used, item_node, item_key) for item_node, item_key, _, _ in items]
+    return found
+
+
+def _reused_items(lineage: Lineage, g: LineageGraph, run_id: str) -> dict[str, list[tuple[str, str | None, str, str]]]:
+    """The cached map items of ``run_id``, by the node whose list their computing step run's item came from.
+
+    An item's edge to its list is the one named after a parameter of its key
+    (the item itself is a parameter). Read once per run a walk passes through:
+    per output visited, it would read every step of a 5,000-item map again.
+    """
+    if run_id not in g.reused_items:
+        items: dict[str, list[tuple[str, str | None, str, str]]] = {}
+        for item_node, key, source, list_digest, origin_run in lineage.conn.execute(
+                "SELECT s.node, s.key, e.source, e.digest, o.run_id FROM steps s CROSS JOIN steps o CROSS JOIN edges e "
+                "WHERE s.run_id=? AND s.status='cached' AND s.origin IS NOT NULL "
+                "AND o.run_id=substr(s.origin, 1, instr(s.origin, ':') - 1) "
+                "AND o.node=substr(s.origin, instr(s.origin, ':') + 1) AND o.key_parts IS NOT NULL "
+                "AND e.run_id=o.run_id AND e.node=o.node AND e.direction='in' AND e.source IS NOT NULL "
+                # A damaged key_parts value (orch doctor names it) is passed over, not an SQL error.
+                "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
+                "END IS NOT NULL "
+                "ORDER BY s.position", (run_id,)):
+            items.setdefault(str(source), []).append((str(item_node), key, str(list_digest), str(origin_run)))
+        g.reused_items[run_id] = items
+    return g.reused_items[run_id]
 
 
 def render(g: LineageGraph, fmt: str) -> str:

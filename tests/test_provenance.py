@@ -588,3 +588,26 @@ def test_a_folder_whose_files_runs_read_names_them(tmp_path, monkeypatch, capsys
     (tmp_path / "empty").mkdir()
     code, _, err = _orch(store, capsys, "lineage", "empty")
     assert code == 2 and "read or wrote 'empty'. Pass a run id" in err
+
+
+def test_downstream_of_a_grown_list_includes_the_items_this_run_reused(store):
+    """A map over a list that grew (a new day's partition) reuses the items computed before.
+
+    Those items were computed from the shorter list, yet in this run they are items of this run's
+    list: "what was built from it?" must name them and what they fed, not only the new item.
+    """
+    fanout = load_pipeline(str(PIPELINES / "fanout.py") + ":fanout")
+    first = fanout.run(store=str(store), n=3)
+    grown = fanout.run(store=str(store), n=4)
+    assert [grown.steps[n].status for n in ("square", "square_2", "square_3", "square_4")] == \
+        ["cached", "cached", "cached", "ran"]
+    lineage = Context.open(store).lineage
+    down = walk(lineage, f"{grown.id}:items", "downstream")
+    ours = {v.data["step"] for v in down.vertices.values() if v.kind == "step" and v.data["run_id"] == grown.id}
+    assert ours == {"items", "square", "square_2", "square_3", "square_4", "total"}
+    # Each reused item shows its parameters and the output it gave in this run, read by this run's total.
+    square_2 = down.vertices[f"step:{grown.id}:square_2"]
+    assert square_2.data["params"] == {"x": 1, "offset": 0}
+    out = grown.steps["square_2"].outputs["out"]
+    assert square_2.children == [("out", f"artifact:{out}@{first.id}:square_2")]  # its output, as computed
+    assert ("read by", f"step:{grown.id}:total") in down.vertices[square_2.children[0][1]].children
