@@ -20,23 +20,33 @@ from orchestrator.timestamps import iso_time
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
+# What a run's status can be: under way, or how it ended.
+RUN_STATUSES = ("succeeded", "failed", "interrupted", "running")
+
 
 @click.command()
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many runs to list.")
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(RUN_STATUSES),
+              help="Only runs with this status; repeat it for several (--status failed --status interrupted).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, newest first.")
 @click.pass_context
-def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) -> None:
+def runs(ctx: click.Context, limit: int, pipeline: str | None, statuses: tuple[str, ...], as_json: bool) -> None:
     """List runs, the last started first."""
     context = open_context(ctx)
-    rows = context.lineage.runs(limit=limit, pipeline=pipeline)
-    if not rows and pipeline:
+    statuses = tuple(dict.fromkeys(statuses))
+    rows = context.lineage.runs(limit=limit, pipeline=pipeline, statuses=statuses)
+    if not rows and pipeline and (not statuses or not context.lineage.count_runs(pipeline)):
         _no_runs_of(context, pipeline)
     if as_json:
         emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
                      "started": iso_time(r["started"]), "ended": iso_time(r["ended"]),
                      "duration": _duration(r), "metrics": r["metrics"] or {}} for r in rows])
+        return
+    if not rows and statuses and context.lineage.count_runs(pipeline):
+        of = f" of {pipeline}" if pipeline else ""
+        click.echo(f"no {' or '.join(statuses)} runs{of}; `orch runs{_options(pipeline, ())}` lists every status.")
         return
     if not rows:
         click.echo("no runs yet. Start one with `orch run FILE`.")
@@ -54,11 +64,16 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
         [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
          format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"])))] for r in rows])
-    total = context.lineage.count_runs(pipeline) if len(rows) == limit else len(rows)
+    total = context.lineage.count_runs(pipeline, statuses) if len(rows) == limit else len(rows)
     if total > len(rows):  # else 20 rows read as all there is
-        of = f" --pipeline {shlex.quote(pipeline)}" if pipeline else ""
-        console.print(Text(f"the last {len(rows)} of {total} runs{of and f' of {pipeline}'}; "
-                           f"orch runs{of} -n {total} lists them all"), style="dim")
+        which = f"{' or '.join(statuses)} " if statuses else ""
+        console.print(Text(f"the last {len(rows)} of {total} {which}runs{f' of {pipeline}' if pipeline else ''}; "
+                           f"orch runs{_options(pipeline, statuses)} -n {total} lists them all"), style="dim")
+
+
+def _options(pipeline: str | None, statuses: tuple[str, ...]) -> str:
+    """The ``--pipeline`` and ``--status`` options that list the same runs again, as a shell takes them."""
+    return (f" --pipeline {shlex.quote(pipeline)}" if pipeline else "") + "".join(f" --status {s}" for s in statuses)
 
 
 def _no_runs_of(context: Context, pipeline: str) -> None:

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -302,19 +302,16 @@ class Lineage:
         """The names of the pipelines that have runs, sorted."""
         return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
-    def count_runs(self, pipeline: str | None = None) -> int:
-        """How many runs the store records (of ``pipeline``, if given)."""
-        sql, args = ("SELECT count(*) FROM runs WHERE pipeline=?", (pipeline,)) if pipeline else \
-            ("SELECT count(*) FROM runs", ())
-        return int(self.conn.execute(sql, args).fetchone()[0])
+    def count_runs(self, pipeline: str | None = None, statuses: Sequence[str] = ()) -> int:
+        """How many runs the store records (of ``pipeline``, and with one of ``statuses``, if given)."""
+        where, args = _runs_where(pipeline, statuses)
+        return int(self.conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
-    def runs(self, limit: int | None = None, pipeline: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM runs"
-        args: list[Any] = []
-        if pipeline:
-            sql += " WHERE pipeline=?"
-            args.append(pipeline)
-        sql += " ORDER BY started DESC"
+    def runs(self, limit: int | None = None, pipeline: str | None = None,
+             statuses: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The runs, the last started first: of ``pipeline`` and with one of ``statuses``, if given."""
+        where, args = _runs_where(pipeline, statuses)
+        sql = f"SELECT * FROM runs{where} ORDER BY started DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         out = []
@@ -901,3 +898,16 @@ def _sql(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bytes)):
         return value
     return json.dumps(value, default=str)
+
+
+def _runs_where(pipeline: str | None, statuses: Sequence[str]) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its values) of the runs of ``pipeline`` with one of ``statuses``; empty for all."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if pipeline:
+        clauses.append("pipeline=?")
+        args.append(pipeline)
+    if statuses:
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        args.extend(statuses)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

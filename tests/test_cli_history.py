@@ -1,0 +1,85 @@
+"""`orch runs` on a store with history: finding the runs a user asks about among hundreds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator import pipeline, step
+from orchestrator.context import Context
+
+
+@step
+def fit(alpha: float) -> float:
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    return alpha * 2
+
+
+@pipeline
+def training(alpha: float = 1.0):
+    return fit(alpha=alpha)
+
+
+@pipeline
+def scoring(alpha: float = 1.0):
+    return fit(alpha=alpha)
+
+
+def _orch(capsys, *args: str) -> tuple[int, str, str]:
+    from orchestrator.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    """Runs of two pipelines, some failed and one recorded interrupted, oldest first."""
+    store = tmp_path_factory.mktemp("history") / "store"
+    made = []
+    for alpha in (0.1, -1.0, 0.2, -2.0, 0.3):
+        made.append(training.run(store=str(store), alpha=alpha))
+    made.append(scoring.run(store=str(store), alpha=0.5))
+    stopped = training.run(store=str(store), alpha=0.4)
+    lineage = Context.open(store).lineage
+    with lineage.transaction() as c:  # as a run stopped by SIGTERM is recorded
+        c.execute("UPDATE runs SET status='interrupted' WHERE run_id=?", (stopped.id,))
+    made.append(stopped)
+    return store, made
+
+
+def test_runs_lists_only_the_statuses_asked_for(history, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    store, made = history
+    failed = [r.id for r in reversed(made) if r.status == "failed"]
+    assert len(failed) == 2
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "failed", "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == failed
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "failed", "--status", "interrupted",
+                         "--pipeline", "training", "--json")
+    assert [(r["run_id"], r["status"]) for r in json.loads(out)] == \
+        [(made[-1].id, "interrupted")] + [(run_id, "failed") for run_id in failed]
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "failed", "-n", "1")
+    assert code == 0 and failed[0] in out and failed[1] not in out
+    # The count and the command that lists them all are of the failed runs, not of every run.
+    assert out.splitlines()[-1] == "the last 1 of 2 failed runs; orch runs --status failed -n 2 lists them all"
+
+
+def test_runs_with_a_status_no_run_has_says_so_and_how_to_list_every_status(history, capsys):
+    store, _ = history
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--pipeline", "scoring", "--status", "failed")
+    # Not "no runs of pipeline 'scoring'": it has one, which succeeded.
+    assert (code, out) == (0, "no failed runs of scoring; `orch runs --pipeline scoring` lists every status.\n")
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "running", "--json")
+    assert (code, out) == (0, "[]\n")
+    code, _, err = _orch(capsys, "--store", str(store), "runs", "--pipeline", "scorin", "--status", "failed")
+    assert code == 2 and "Did you mean 'scoring'?" in err
+    code, _, err = _orch(capsys, "--store", str(store), "runs", "--status", "failure")
+    assert code == 2 and err.startswith("error: Invalid value for '--status': 'failure' is not one of")
