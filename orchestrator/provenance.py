@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -215,8 +214,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
         found = (path,) if path else lineage.conn.execute(
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
         if found:
-            # A file REF on disk is traced as it is now; one no longer there, as runs read it.
-            now = ", gone since" if path and not os.path.exists(path) else ""
+            # A file REF on disk is traced as it is now; one no longer there, or a content given by
+            # its digest that the file no longer has (an older dataset), as runs read it: say so.
+            now = file_now(lineage, str(found[0]), digest)
             label, extra = f"{found[0]} ({digest[:12]}{now})", {"path": found[0], **({"now": now[2:]} if now else {})}
     named = artifact["meta"].get("file") if artifact else None
     if named:  # a path output: the file it names, by content

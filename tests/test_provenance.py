@@ -611,3 +611,30 @@ def test_downstream_of_a_grown_list_includes_the_items_this_run_reused(store):
     out = grown.steps["square_2"].outputs["out"]
     assert square_2.children == [("out", f"artifact:{out}@{first.id}:square_2")]  # its output, as computed
     assert ("read by", f"step:{grown.id}:total") in down.vertices[square_2.children[0][1]].children
+
+
+def test_an_older_content_traced_by_its_digest_says_the_file_changed_since(tmp_path, monkeypatch, capsys, calls):
+    """`orch lineage data/raw.csv` names the older contents runs read; tracing one by its digest, as that
+    line says, must not show it as the file's content today."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "input.txt"
+    data.write_text("v1")
+    files = load_pipeline(str(PIPELINES / "files.py"))
+    old = files.run(store=str(tmp_path / "store"))
+    first = next(digest for _, _, digest, path in Context.open(tmp_path / "store").lineage.step_edges(old.id, "read")
+                 if path)
+    data.write_text("v2, edited")
+    files.run(store=str(tmp_path / "store"))
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", str(data))
+    assert code == 0 and f"other contents runs read at this path: {first[:12]}" in out
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12], "--downstream")
+    assert out.splitlines()[0] == f"{data} ({first[:12]}, changed since)"
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12], "--downstream", "--format", "json")
+    (root,) = json.loads(out)["roots"]
+    node = next(n for n in json.loads(out)["nodes"] if n["id"] == root)
+    assert (node["kind"], node["path"], node["now"]) == ("file", str(data), "changed since")
+    data.unlink()
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12])
+    assert out.splitlines()[0] == f"{data} ({first[:12]}, gone since)"
