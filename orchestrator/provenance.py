@@ -446,7 +446,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():
             shape = "box" if v.kind == "step" else "ellipse"
-            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10)))}, shape={shape}];")
+            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10), cut=True))}, shape={shape}];")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
@@ -457,7 +457,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
         lines = ["graph LR"]
         for v in g.vertices.values():
-            text = mermaid_quote(_shown(v, "  "))
+            text = mermaid_quote(_shown(v, "  ", cut=True))
             lines.append(f"  {ids[v.id]}[{text}]" if v.kind == "step" else f"  {ids[v.id]}({text})")
         for v in g.vertices.values():
             for label, child in v.children:
@@ -494,11 +494,13 @@ def _arrow_label(g: LineageGraph, label: str) -> str:
     return "produced" if g.direction == "upstream" and label == "produced by" else label
 
 
-def _shown(v: Vertex, sep: str) -> str:
+def _shown(v: Vertex, sep: str, cut: bool = False) -> str:
     """A vertex as the tree and the diagrams show it: a step run with its parameters and code.
 
     "Which data, code and parameters made this model?" must be answerable
-    from a diagram too, not only from the tree or the JSON.
+    from a diagram too, not only from the tree or the JSON. ``cut``: say
+    where ``--depth`` stopped (the tree says it after the line, with its other
+    notes); in a diagram a step drawn without its inputs reads as one that had none.
     """
     text = v.label
     if v.kind == "step" and v.data.get("params"):
@@ -507,6 +509,8 @@ def _shown(v: Vertex, sep: str) -> str:
         text += sep + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
     if v.kind == "step" and v.data.get("code"):
         text += f"{sep}code {v.data['code'][:12]}"
+    if cut and v.data.get("truncated"):
+        text += f"{sep}(more beyond --depth)"
     return text
 
 

@@ -288,6 +288,11 @@ def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
     # A step cut by the depth says so: shown bare, it would read as one that had no inputs.
     cut = {v.data["step"] for v in up[1].vertices.values() if v.data.get("truncated")}
     assert cut == {"fit", "prep"} and render(up[1], "tree").count("(more beyond --depth)") == 2
+    # ... and so do the diagrams, where a step drawn without inputs reads as one that read nothing.
+    for fmt in ("dot", "mermaid"):
+        marked = [line for line in render(up[1], fmt).splitlines() if "(more beyond --depth)" in line]
+        assert len(marked) == 2 and all(f"(run {run.id}" in line for line in marked), (fmt, marked)
+        assert "more beyond" not in render(up[2], fmt)
     assert not any(v.data.get("truncated") for v in up[2].vertices.values())  # `load` reads no artifact
 
     load_out = run.steps["load"].outputs["out"]
