@@ -55,13 +55,34 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                         "See `orch runs` and `orch cache ls`.")
 
 
+# The steps of a run that are its roots as a REF: those that read their inputs.
+_ROOT_STATUSES = ("ran", "cached", "failed", "interrupted")
+
+
 def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
     """Every step of the run that read its inputs: a failed or interrupted one too, often the one asked about.
 
     A skipped step read nothing, and a running one has no inputs recorded yet.
     """
-    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
-            if s["status"] in ("ran", "cached", "failed", "interrupted")]
+    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id) if s["status"] in _ROOT_STATUSES]
+
+
+def runs_using_roots(lineage: Lineage, roots: list[tuple[str, str]]) -> set[str]:
+    """The runs in which any of ``roots`` was used (see ``runs_using``).
+
+    The roots of a run REF are its steps, thousands for a map: asked one by one,
+    each step's re-runs were fetched once per step (150,000 rows for a 1,000-item
+    map run again 150 times); all of one run's steps are asked in one statement.
+    """
+    run_ids = {ident.split(":", 1)[0] for kind, ident in roots if kind == "step"}
+    if len(roots) > 1 and len(run_ids) == 1 and all(kind == "step" for kind, _ in roots):
+        (run_id,) = run_ids
+        marks = ", ".join("?" * len(_ROOT_STATUSES))
+        return {run_id} | {str(r) for (r,) in lineage.conn.execute(
+            "SELECT DISTINCT o.run_id FROM steps s CROSS JOIN steps o WHERE s.run_id=? "
+            f"AND s.status IN ({marks}) AND o.key=s.key AND o.node=s.node AND o.status IN ('ran', 'cached')",
+            (run_id, *_ROOT_STATUSES))}
+    return set().union(*(runs_using(lineage, kind, ident) for kind, ident in roots))
 
 
 def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:

@@ -28,7 +28,7 @@ from orchestrator.lineage_refs import (
     names_a_file,
     other_contents,
     resolve_ref,
-    runs_using,
+    runs_using_roots,
 )
 
 if TYPE_CHECKING:
@@ -63,9 +63,9 @@ class LineageGraph:
     pending: list[tuple[str, str, float, tuple[str, str] | None]] = field(default_factory=list)
     # REF a file: the other contents runs read at its path, [{digest, runs}] (None for other REFs).
     other_contents: list[dict[str, Any]] | None = None
-    # run id -> the map items it reused from a run of another list, by the node their list came
-    # from: [(node, key, that list's digest, the run that made it)], read once per run (see `_reused_items`).
-    reused_items: dict[str, dict[str, list[tuple[str, str | None, str, str]]]] = field(default_factory=dict)
+    # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
+    # item from, or None when it is no map item (see `_item_source`).
+    item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
@@ -87,7 +87,7 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     with skipping_folders([lineage.path.parent]):
         roots = resolve_ref(lineage, ref)
         if direction == "downstream":
-            graph.runs = set().union(*(runs_using(lineage, kind, ident) for kind, ident in roots))
+            graph.runs = runs_using_roots(lineage, roots)
         shown: set[str] = set()  # graph.roots as a set: a run's roots are its steps, thousands for a map
         for kind, ident in roots:
             # No limit is infinity, not a large number: it never grows along a shorter path, so no
@@ -373,7 +373,8 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
-    readers += _items_of(lineage, g, digest, run_id, node, row["key"] if row else None)
+    if _may_be_mapped(v.data.get("type")):
+        readers += _items_of(lineage, g, digest, run_id, node, row["key"] if row else None)
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
@@ -381,6 +382,17 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
+
+
+# Types of value a map refuses to run over (it takes a list or a tuple, or a subclass of one): an
+# output of one of these has no map items to look for in the runs that used it.
+_NOT_MAPPED = frozenset({"int", "float", "complex", "bool", "str", "bytes", "NoneType", "dict", "set", "frozenset"})
+_NOT_MAPPED_PACKAGES = ("pandas.", "numpy.", "pyarrow.", "polars.", "sklearn.", "scipy.", "torch.")
+
+
+def _may_be_mapped(type_name: str | None) -> bool:
+    """Whether a map may have run over a value of this recorded type (unknown: it may)."""
+    return type_name is None or (type_name not in _NOT_MAPPED and not type_name.startswith(_NOT_MAPPED_PACKAGES))
 
 
 def _items_of(lineage: Lineage, g: LineageGraph, digest: str, run_id: str, node: str,
@@ -394,47 +406,64 @@ def _items_of(lineage: Lineage, g: LineageGraph, digest: str, run_id: str, node:
     new items and what they fed. Looked for in ``run_id`` and in every run
     that reused the same computation of ``node`` (its ``key``).
     """
-    runs = [run_id] + ([str(r) for (r,) in lineage.conn.execute(
-        "SELECT s.run_id FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE s.key=? AND s.node=? "
-        "AND s.run_id!=? AND s.status IN ('ran', 'cached') ORDER BY r.started", (key, node, run_id))] if key else [])
     outputs: list[tuple[str, str]] | None = None
     found: list[tuple[str, str, str | None]] = []
-    for used in runs:
-        items = _reused_items(lineage, g, used).get(node, [])
-        if items and outputs is None:
+    for used, item_node, item_key, origin in _reused_steps(lineage, run_id, node, key):
+        if origin not in g.item_sources:
+            g.item_sources[origin] = _item_source(lineage, origin)
+        read = g.item_sources[origin]
+        if read is None or read[0] != node:
+            continue
+        if outputs is None:
             outputs = [(name, d) for way, name, d, _, _ in lineage.flow_edges(run_id, node)[1] if way == "out"]
-        if items and outputs is not None and len(outputs) > 1:
-            # A map over one output of a step with several: only the items of that output.
+        if len(outputs) > 1:  # a map over one output of a step with several: only the items of that output
             wanted = next((name for name, d in outputs if d == digest), None)
-            items = [item for item in items if any(
-                way == "out" and name == wanted and d == item[2]
-                for way, name, d, _, _ in lineage.flow_edges(item[3], node)[1])]
-        found += [(used, item_node, item_key) for item_node, item_key, _, _ in items]
+            if not any(way == "out" and name == wanted and d == read[1]
+                       for way, name, d, _, _ in lineage.flow_edges(origin.partition(":")[0], node)[1]):
+                continue
+        found.append((used, item_node, item_key))
     return found
 
 
-def _reused_items(lineage: Lineage, g: LineageGraph, run_id: str) -> dict[str, list[tuple[str, str | None, str, str]]]:
-    """The cached map items of ``run_id``, by the node whose list their computing step run's item came from.
+def _reused_steps(lineage: Lineage, run_id: str, node: str, key: str | None) -> list[tuple[str, str, str | None, str]]:
+    """(run, node, key, origin) of the cached steps of ``run_id`` and of the runs whose ``node`` had ``key``.
+
+    Each step run they reused is listed once per node name, in the earliest run
+    that reused it: a store's re-runs of one pipeline reuse the same ones, and
+    the walk shows each computation once anyway.
+    """
+    runs = [run_id] + ([str(r) for (r,) in lineage.conn.execute(
+        "SELECT run_id FROM steps WHERE key=? AND node=? AND run_id!=? AND status IN ('ran', 'cached')",
+        (key, node, run_id))] if key else [])
+    first: dict[tuple[str, str], tuple[float, int, str, str | None]] = {}
+    for at in range(0, len(runs), 500):  # within SQLite's limit of values in one statement
+        chunk = runs[at:at + 500]
+        for used, item_node, item_key, origin, started, position in lineage.conn.execute(
+                "SELECT s.run_id, s.node, s.key, s.origin, MIN(r.started), s.position FROM steps s "
+                "JOIN runs r ON r.run_id=s.run_id "
+                f"WHERE s.run_id IN ({', '.join('?' * len(chunk))}) AND s.status='cached' AND s.origin IS NOT NULL "
+                "GROUP BY s.origin, s.node", chunk):
+            seen = first.get((origin, item_node))
+            if seen is None or started < seen[0]:
+                first[(str(origin), str(item_node))] = (started, position or 0, str(used), item_key)
+    ordered = sorted(first.items(), key=lambda kv: kv[1][:2])
+    return [(used, item_node, item_key, origin) for (origin, item_node), (_, _, used, item_key) in ordered]
+
+
+def _item_source(lineage: Lineage, origin: str) -> tuple[str, str] | None:
+    """(node, digest) of the list step run ``origin`` ("RUN:node") took its item from, if it is a map item.
 
     An item's edge to its list is the one named after a parameter of its key
-    (the item itself is a parameter). Read once per run a walk passes through:
-    per output visited, it would read every step of a 5,000-item map again.
+    (the item itself is a parameter, not an input).
     """
-    if run_id not in g.reused_items:
-        items: dict[str, list[tuple[str, str | None, str, str]]] = {}
-        for item_node, key, source, list_digest, origin_run in lineage.conn.execute(
-                "SELECT s.node, s.key, e.source, e.digest, o.run_id FROM steps s CROSS JOIN steps o CROSS JOIN edges e "
-                "WHERE s.run_id=? AND s.status='cached' AND s.origin IS NOT NULL "
-                "AND o.run_id=substr(s.origin, 1, instr(s.origin, ':') - 1) "
-                "AND o.node=substr(s.origin, instr(s.origin, ':') + 1) AND o.key_parts IS NOT NULL "
-                "AND e.run_id=o.run_id AND e.node=o.node AND e.direction='in' AND e.source IS NOT NULL "
-                # A damaged key_parts value (orch doctor names it) is passed over, not an SQL error.
-                "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
-                "END IS NOT NULL "
-                "ORDER BY s.position", (run_id,)):
-            items.setdefault(str(source), []).append((str(item_node), key, str(list_digest), str(origin_run)))
-        g.reused_items[run_id] = items
-    return g.reused_items[run_id]
+    origin_run, _, origin_node = origin.partition(":")
+    found = lineage.conn.execute(
+        "SELECT e.source, e.digest FROM steps o CROSS JOIN edges e WHERE o.run_id=? AND o.node=? "
+        "AND e.run_id=o.run_id AND e.node=o.node AND e.direction='in' AND e.source IS NOT NULL "
+        # A damaged key_parts value (orch doctor names it) is passed over, not an SQL error.
+        "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
+        "END IS NOT NULL LIMIT 1", (origin_run, origin_node)).fetchone()
+    return (str(found[0]), str(found[1])) if found else None
 
 
 def render(g: LineageGraph, fmt: str) -> str:
