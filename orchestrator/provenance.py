@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,8 @@ class LineageGraph:
     # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
     # item from, or None when it is no map item (see `_item_source`).
     item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    # Lines the tree ends with, after the other contents: what to ask next.
+    notes: list[str] = field(default_factory=list)
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
@@ -108,6 +111,11 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
                 for vid in seen:
                     graph.vertices.pop(vid, None)
         graph.other_contents = other_contents(lineage, ref, roots)
+        if direction == "upstream" and all(graph.vertices[r].kind == "file" and not graph.vertices[r].children
+                                           for r in graph.roots):
+            # Traced up, an input file is a line alone: the question was most likely the other one.
+            graph.notes.append(f"an input file: no step made it. What was built from it: "
+                               f"`orch lineage {shlex.quote(ref)} --downstream`.")
     return graph
 
 
@@ -498,7 +506,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         m = g.model
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
-    return "\n".join(head + _tree_lines(g) + _other_contents_lines(g))
+    return "\n".join(head + _tree_lines(g) + _other_contents_lines(g) + g.notes)
 
 
 def _other_contents_lines(g: LineageGraph) -> list[str]:

@@ -643,3 +643,19 @@ def test_an_older_content_traced_by_its_digest_says_the_file_changed_since(tmp_p
     data.unlink()
     code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12])
     assert out.splitlines()[0] == f"{data} ({first[:12]}, gone since)"
+
+
+def test_an_input_file_traced_up_names_the_command_that_traces_it_down(tmp_path, monkeypatch, capsys, calls):
+    """Upstream (the default), an input file is one line alone: the question was what was built from it."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my data.txt").write_text("hello")
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(tmp_path / "store"), path=Path("my data.txt"))
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt")
+    assert code == 0 and out.splitlines()[-1] == ("an input file: no step made it. What was built from it: "
+                                                  "`orch lineage 'my data.txt' --downstream`.")
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt", "--downstream")
+    assert f"read by: read (run {run.id}, ran)" in out and "no step made it" not in out
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt", "--format", "json")
+    assert "no step made it" not in out and json.loads(out)["edges"] == []
