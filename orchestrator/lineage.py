@@ -250,8 +250,11 @@ class Lineage:
         base, tilde, back = ref.partition("~")
         if tilde and base in ("latest", "last"):
             return self._runs_back(ref, back)
+        # Run ids are lowercase hex, as digests are: C01A022594A1 (copied from a spreadsheet or a
+        # ticket) names the run c01a022594a1, as its digests' capitals already named them.
+        prefix = ref.lower() if all(c in "0123456789abcdefABCDEF" for c in ref) else ref
         rows = self.conn.execute(
-            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (ref, ref + "\uffff")
+            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (prefix, prefix + "\uffff")
         ).fetchall()
         if len(rows) == 1:
             return str(rows[0][0])

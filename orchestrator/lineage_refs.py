@@ -91,11 +91,12 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     A full run id wins; otherwise the prefix must name exactly one thing among
     run ids and digests, so that a short prefix never silently picks a kind.
     """
+    prefix = ref.lower()  # ids and digests are lowercase hex: a prefix in capitals names them too
     runs = [str(r) for (r,) in lineage.conn.execute(
-        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2", (ref, ref + "\uffff"))]
-    if runs and runs[0] == ref:
-        return _run_roots(lineage, ref)
-    prefix = ref.lower()
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2",
+        (prefix, prefix + "\uffff"))]
+    if runs and runs[0] == prefix:
+        return _run_roots(lineage, prefix)
     artifacts = [str(d) for (d,) in lineage.conn.execute(
         "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 2", (prefix, prefix + "g"))]
     files = [str(d) for (d,) in lineage.conn.execute(

@@ -83,3 +83,22 @@ def test_runs_with_a_status_no_run_has_says_so_and_how_to_list_every_status(hist
     assert code == 2 and "Did you mean 'scoring'?" in err
     code, _, err = _orch(capsys, "--store", str(store), "runs", "--status", "failure")
     assert code == 2 and err.startswith("error: Invalid value for '--status': 'failure' is not one of")
+
+
+def test_a_run_id_in_capitals_names_the_run_as_a_digest_in_capitals_names_the_artifact(history, capsys):
+    """C01A022594A1, copied from a ticket or a spreadsheet, was 'no run' to show, logs, lineage and get_run."""
+    import orchestrator
+
+    store, made = history
+    run = next(r for r in made if r.status == "succeeded" and r.id != r.id.upper())  # one id of digits alone in 300
+    upper = run.id.upper()
+    code, out, _ = _orch(capsys, "--store", str(store), "show", upper[:8], "--json")
+    assert code == 0 and json.loads(out)["run_id"] == run.id
+    code, out, _ = _orch(capsys, "--store", str(store), "logs", f"{upper}:fit", "--json")
+    assert code == 0 and json.loads(out)["run_id"] == run.id
+    code, out, _ = _orch(capsys, "--store", str(store), "lineage", upper, "--format", "json")
+    assert code == 0 and json.loads(out)["roots"] == [f"step:{run.id}:fit"]
+    code, out, _ = _orch(capsys, "--store", str(store), "lineage", f"{upper}:fit", "--format", "json")
+    assert code == 0 and json.loads(out)["roots"] == [f"step:{run.id}:fit"]
+    assert orchestrator.get_run(upper, store=str(store)).id == run.id
+    assert orchestrator.load(f"{upper}:fit", store=str(store)) == run.output()
