@@ -305,15 +305,16 @@ class Lineage:
         """The names of the pipelines that have runs, sorted."""
         return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
-    def count_runs(self, pipeline: str | None = None, statuses: Sequence[str] = ()) -> int:
-        """How many runs the store records (of ``pipeline``, and with one of ``statuses``, if given)."""
-        where, args = _runs_where(pipeline, statuses)
+    def count_runs(self, pipeline: str | None = None, statuses: Sequence[str] = (), since: float | None = None) -> int:
+        """How many runs the store records (of ``pipeline``, with one of ``statuses``, started since ``since``)."""
+        where, args = _runs_where(pipeline, statuses, since)
         return int(self.conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
     def runs(self, limit: int | None = None, pipeline: str | None = None,
-             statuses: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """The runs, the last started first: of ``pipeline`` and with one of ``statuses``, if given."""
-        where, args = _runs_where(pipeline, statuses)
+             statuses: Sequence[str] = (), since: float | None = None) -> list[dict[str, Any]]:
+        """The runs, the last started first: of ``pipeline``, with one of ``statuses``, started since ``since``
+        (a Unix time), for each one given."""
+        where, args = _runs_where(pipeline, statuses, since)
         sql = f"SELECT * FROM runs{where} ORDER BY started DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -903,8 +904,9 @@ def _sql(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _runs_where(pipeline: str | None, statuses: Sequence[str]) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its values) of the runs of ``pipeline`` with one of ``statuses``; empty for all."""
+def _runs_where(pipeline: str | None, statuses: Sequence[str], since: float | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its values) of the runs of ``pipeline``, with one of ``statuses``, started since
+    ``since``; empty for all."""
     clauses: list[str] = []
     args: list[Any] = []
     if pipeline:
@@ -913,4 +915,7 @@ def _runs_where(pipeline: str | None, statuses: Sequence[str]) -> tuple[str, lis
     if statuses:
         clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
         args.extend(statuses)
+    if since is not None:
+        clauses.append("started >= ?")
+        args.append(since)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

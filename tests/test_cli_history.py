@@ -76,7 +76,7 @@ def test_runs_with_a_status_no_run_has_says_so_and_how_to_list_every_status(hist
     store, _ = history
     code, out, _ = _orch(capsys, "--store", str(store), "runs", "--pipeline", "scoring", "--status", "failed")
     # Not "no runs of pipeline 'scoring'": it has one, which succeeded.
-    assert (code, out) == (0, "no failed runs of scoring; `orch runs --pipeline scoring` lists every status.\n")
+    assert (code, out) == (0, "no failed runs of scoring; `orch runs --pipeline scoring` lists them all.\n")
     code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "running", "--json")
     assert (code, out) == (0, "[]\n")
     code, _, err = _orch(capsys, "--store", str(store), "runs", "--pipeline", "scorin", "--status", "failed")
@@ -102,3 +102,29 @@ def test_a_run_id_in_capitals_names_the_run_as_a_digest_in_capitals_names_the_ar
     assert code == 0 and json.loads(out)["roots"] == [f"step:{run.id}:fit"]
     assert orchestrator.get_run(upper, store=str(store)).id == run.id
     assert orchestrator.load(f"{upper}:fit", store=str(store)) == run.output()
+
+
+def test_runs_since_a_moment_lists_the_runs_started_since(history, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    store, made = history
+    lineage = Context.open(store).lineage
+    # The first three runs a week ago, the others now.
+    week_ago = __import__("time").time() - 7 * 86400
+    with lineage.transaction() as c:
+        for k, run in enumerate(made[:3]):
+            c.execute("UPDATE runs SET started=?, ended=? WHERE run_id=?", (week_ago + k, week_ago + k + 1, run.id))
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--since", "2d", "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == [r.id for r in reversed(made[3:])]
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--since", "8d", "--status", "failed", "--json")
+    assert [r["run_id"] for r in json.loads(out)] == [made[3].id, made[1].id]
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--since", "2d", "-n", "1")
+    last = out.splitlines()[-1]
+    assert last.startswith(f"the last 1 of {len(made) - 3} runs since ") and f" -n {len(made) - 3} lists them all" in last
+    # The command it names lists the same runs.
+    command = last.split("; ", 1)[1].removesuffix(" lists them all").split()
+    code, again, _ = _orch(capsys, "--store", str(store), *command[1:], "--json")
+    assert [r["run_id"] for r in json.loads(again)] == [r.id for r in reversed(made[3:])]
+    code, out, _ = _orch(capsys, "--store", str(store), "runs", "--since", "2099-01-01")
+    assert code == 0 and out == "no runs since 2099-01-01T00:00:00; `orch runs` lists them all.\n"
+    code, _, err = _orch(capsys, "--store", str(store), "runs", "--since", "yesterday")
+    assert code == 2 and "'yesterday' is neither a time ago (30m, 2h, 7d, 1w) nor a date and time" in err
