@@ -271,12 +271,32 @@ class Lineage:
         try:
             row = Registry(self).resolve(ref)
         except (NotFoundError, UserError):
-            return f"no run '{ref}' in this store. List runs with `orch runs`."
+            return self._digest_not_run(ref) or f"no run '{ref}' in this store. List runs with `orch runs`."
         name, version, run_id = row["name"], row["version"], row.get("run_id")
         what = f"'{ref}' is a model version, not a run" if "@" in ref else \
             f"'{ref}' is a model, not a run; its production version is v{version}"
         trained = f"run {run_id} trained it (`orch show {run_id}`)" if run_id else "it was registered without a run"
         return f"{what}: {trained}, and `orch models show {name}@{version}` gives its audit trail."
+
+    def _digest_not_run(self, ref: str) -> str | None:
+        """Why a digest (as `orch show` lists outputs, `orch lineage` nodes) names no run: what it is and where.
+
+        Only asked once no run matched: a run's own lookup stays one index search.
+        """
+        prefix = ref.lower()
+        if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        found = self.conn.execute(
+            "SELECT e.digest, e.run_id, e.node, e.path FROM edges e JOIN runs r ON r.run_id=e.run_id "
+            "WHERE e.digest >= ? AND e.digest < ? AND (e.direction='out' OR e.path IS NOT NULL) "
+            "ORDER BY e.direction='out' DESC, r.started LIMIT 1", (prefix, prefix + "g")).fetchone()
+        if found is None:
+            return None
+        digest, run_id, node, path = found
+        what = f"the content of file {path} that step {node} of run {run_id} read" if path else \
+            f"an output of step {node} of run {run_id}"
+        return (f"'{ref}' is a digest, not a run: {what}. `orch show {run_id}` shows that run; "
+                f"`orch lineage {digest[:12]}` traces it.")
 
     def _runs_back(self, ref: str, back: str) -> str:
         """``latest~N``: the run started N runs before the newest (``latest~0`` is ``latest``), as git's ``HEAD~N``."""

@@ -128,3 +128,23 @@ def test_runs_since_a_moment_lists_the_runs_started_since(history, capsys, monke
     assert code == 0 and out == "no runs since 2099-01-01T00:00:00; `orch runs` lists them all.\n"
     code, _, err = _orch(capsys, "--store", str(store), "runs", "--since", "yesterday")
     assert code == 2 and "'yesterday' is neither a time ago (30m, 2h, 7d, 1w) nor a date and time" in err
+
+
+def test_a_digest_given_for_a_run_says_what_it_is_and_which_run_made_it(history, capsys):
+    """`orch show` lists outputs by digest; pasting one back into show or logs said only 'no run'."""
+    import orchestrator
+    from orchestrator.errors import UserError
+
+    store, made = history
+    run = next(r for r in made if r.status == "succeeded")
+    digest = run.steps["fit"].outputs["out"]
+    # The first run that output that value made it; a later equal output is the same artifact.
+    expected = (f"error: '{digest[:10]}' is a digest, not a run: an output of step fit of run {run.id}. "
+                f"`orch show {run.id}` shows that run; `orch lineage {digest[:12]}` traces it.\n")
+    for args in (["show", digest[:10]], ["logs", f"{digest[:10]}:fit"]):
+        code, _, err = _orch(capsys, "--store", str(store), *args)
+        assert (code, err) == (2, expected), args
+    with pytest.raises(UserError, match=f"is a digest, not a run: an output of step fit of run {run.id}"):
+        orchestrator.get_run(digest[:10], store=str(store))
+    code, _, err = _orch(capsys, "--store", str(store), "show", "f" * 10)  # neither a run nor a digest
+    assert (code, err) == (2, f"error: no run '{'f' * 10}' in this store. List runs with `orch runs`.\n")
