@@ -148,3 +148,11 @@ def test_a_digest_given_for_a_run_says_what_it_is_and_which_run_made_it(history,
         orchestrator.get_run(digest[:10], store=str(store))
     code, _, err = _orch(capsys, "--store", str(store), "show", "f" * 10)  # neither a run nor a digest
     assert (code, err) == (2, f"error: no run '{'f' * 10}' in this store. List runs with `orch runs`.\n")
+
+
+def test_a_mistyped_option_suggests_the_closest_option_not_every_near_one(history, capsys):
+    """With --since beside --json, click offered both for --jsn; the commonest typo gets one answer."""
+    store, _ = history
+    for typo, meant in (("--jsn", "--json"), ("--sinc", "--since"), ("--stat", "--status")):
+        code, _, err = _orch(capsys, "--store", str(store), "runs", typo)
+        assert (code, err) == (2, f"error: No such option '{typo}'. Did you mean '{meant}'? See `orch runs --help`.\n")
