@@ -318,7 +318,7 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
         for run_id, node in producers:
             g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     else:
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str | None]] = set()
         # A step that failed on it read it too: "which runs used this bad file?" names the run it broke.
         for run_id, node, key in lineage.conn.execute(
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
@@ -330,6 +330,16 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
             g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
+        if kind == "artifact" and _may_be_mapped(v.data.get("type")):
+            # The items of maps over it that runs reused from a map over another list, as along the flow.
+            producers = lineage.conn.execute(
+                "SELECT DISTINCT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id "
+                "AND s.node=e.node WHERE e.digest=? AND e.direction='out'", (digest,)).fetchall()
+            for made_in, made_by, made_key in producers:
+                for run_id, node, key in _items_of(lineage, g, digest, made_in, made_by, made_key):
+                    if (node, key) not in seen:
+                        seen.add((node, key))
+                        g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     return v.id
 
 

@@ -616,6 +616,10 @@ def test_downstream_of_a_grown_list_includes_the_items_this_run_reused(store):
     out = grown.steps["square_2"].outputs["out"]
     assert square_2.children == [("out", f"artifact:{out}@{first.id}:square_2")]  # its output, as computed
     assert ("read by", f"step:{grown.id}:total") in down.vertices[square_2.children[0][1]].children
+    # So it is from the list's digest, which goes by content.
+    by_digest = walk(lineage, grown.steps["items"].outputs["out"], "downstream")
+    assert {v.data["step"] for v in by_digest.vertices.values() if v.kind == "step"} == \
+        {"square", "square_2", "square_3", "square_4", "total"}
 
 
 def test_an_older_content_traced_by_its_digest_says_the_file_changed_since(tmp_path, monkeypatch, capsys, calls):
