@@ -1,0 +1,100 @@
+"""Map items a run reused from a map over another list: the readers of a list that its edges do not name.
+
+A map's item is keyed by its value, not by the list it came from, so a map
+over a list that grew (today's partitions) reuses every item computed from
+yesterday's list. The cached item records no edges of its own, and the step
+run it reused read yesterday's list: found here, through that step run, for
+``provenance``'s downstream walk. Reads the metadata database only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.lineage import Lineage
+
+
+# Types of value a map refuses to run over (it takes a list or a tuple, or a subclass of one): an
+# output of one of these has no map items to look for in the runs that used it.
+_NOT_MAPPED = frozenset({"int", "float", "complex", "bool", "str", "bytes", "NoneType", "dict", "set", "frozenset"})
+_NOT_MAPPED_PACKAGES = ("pandas.", "numpy.", "pyarrow.", "polars.", "sklearn.", "scipy.", "torch.")
+
+
+def may_be_mapped(type_name: str | None) -> bool:
+    """Whether a map may have run over a value of this recorded type (unknown: it may)."""
+    return type_name is None or (type_name not in _NOT_MAPPED and not type_name.startswith(_NOT_MAPPED_PACKAGES))
+
+
+def reused_items(lineage: Lineage, sources: dict[str, tuple[str, str] | None], digest: str, run_id: str, node: str,
+                 key: str | None) -> list[tuple[str, str, str | None]]:
+    """The cached items of a map over ``node``'s output ``digest`` that were computed from another list.
+
+    A map over a list that grew (today's partitions) reuses each item computed
+    from yesterday's list: an item's key holds its value, not the list's. The
+    step run that computed it read yesterday's list, so matching by digest
+    missed it, and "what was built from today's list?" left out all but the
+    new items and what they fed. Looked for in ``run_id`` and in every run
+    that reused the same computation of ``node`` (its ``key``).
+
+    Returns (run, node, key) of each item; ``sources`` keeps, across the calls
+    of one walk, what each reused step run read its item from (``_item_source``).
+    """
+    outputs: list[tuple[str, str]] | None = None
+    found: list[tuple[str, str, str | None]] = []
+    for used, item_node, item_key, origin in _reused_steps(lineage, run_id, node, key):
+        if origin not in sources:
+            sources[origin] = _item_source(lineage, origin)
+        read = sources[origin]
+        if read is None or read[0] != node:
+            continue
+        if outputs is None:
+            outputs = [(name, d) for way, name, d, _, _ in lineage.flow_edges(run_id, node)[1] if way == "out"]
+        if len(outputs) > 1:  # a map over one output of a step with several: only the items of that output
+            wanted = next((name for name, d in outputs if d == digest), None)
+            if not any(way == "out" and name == wanted and d == read[1]
+                       for way, name, d, _, _ in lineage.flow_edges(origin.partition(":")[0], node)[1]):
+                continue
+        found.append((used, item_node, item_key))
+    return found
+
+
+def _reused_steps(lineage: Lineage, run_id: str, node: str, key: str | None) -> list[tuple[str, str, str | None, str]]:
+    """(run, node, key, origin) of the cached steps of ``run_id`` and of the runs whose ``node`` had ``key``.
+
+    Each step run they reused is listed once per node name, in the earliest run
+    that reused it: a store's re-runs of one pipeline reuse the same ones, and
+    the walk shows each computation once anyway.
+    """
+    runs = [run_id] + ([str(r) for (r,) in lineage.conn.execute(
+        "SELECT run_id FROM steps WHERE key=? AND node=? AND run_id!=? AND status IN ('ran', 'cached')",
+        (key, node, run_id))] if key else [])
+    first: dict[tuple[str, str], tuple[float, int, str, str | None]] = {}
+    for at in range(0, len(runs), 500):  # within SQLite's limit of values in one statement
+        chunk = runs[at:at + 500]
+        for used, item_node, item_key, origin, started, position in lineage.conn.execute(
+                "SELECT s.run_id, s.node, s.key, s.origin, MIN(r.started), s.position FROM steps s "
+                "JOIN runs r ON r.run_id=s.run_id "
+                f"WHERE s.run_id IN ({', '.join('?' * len(chunk))}) AND s.status='cached' AND s.origin IS NOT NULL "
+                "GROUP BY s.origin, s.node", chunk):
+            seen = first.get((origin, item_node))
+            if seen is None or started < seen[0]:
+                first[(str(origin), str(item_node))] = (started, position or 0, str(used), item_key)
+    ordered = sorted(first.items(), key=lambda kv: kv[1][:2])
+    return [(used, item_node, item_key, origin) for (origin, item_node), (_, _, used, item_key) in ordered]
+
+
+def _item_source(lineage: Lineage, origin: str) -> tuple[str, str] | None:
+    """(node, digest) of the list step run ``origin`` ("RUN:node") took its item from, if it is a map item.
+
+    An item's edge to its list is the one named after a parameter of its key
+    (the item itself is a parameter, not an input).
+    """
+    origin_run, _, origin_node = origin.partition(":")
+    found = lineage.conn.execute(
+        "SELECT e.source, e.digest FROM steps o CROSS JOIN edges e WHERE o.run_id=? AND o.node=? "
+        "AND e.run_id=o.run_id AND e.node=o.node AND e.direction='in' AND e.source IS NOT NULL "
+        # A damaged key_parts value (orch doctor names it) is passed over, not an SQL error.
+        "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
+        "END IS NOT NULL LIMIT 1", (origin_run, origin_node)).fetchone()
+    return (str(found[0]), str(found[1])) if found else None
