@@ -66,7 +66,7 @@ class LineageGraph:
     # REF a file: the other contents runs read at its path, [{digest, runs}] (None for other REFs).
     other_contents: list[dict[str, Any]] | None = None
     # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
-    # item from, or None when it is no map item (see `_item_source`).
+    # item from, or None when it is no map item (see `lineage_items.reused_items`).
     item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     # Lines the tree ends with, after the other contents: what to ask next.
     notes: list[str] = field(default_factory=list)
@@ -112,8 +112,8 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
                 for vid in seen:
                     graph.vertices.pop(vid, None)
         graph.other_contents = other_contents(lineage, ref, roots)
-        if direction == "upstream" and all(graph.vertices[r].kind == "file" and not graph.vertices[r].children
-                                           for r in graph.roots):
+        alone = [graph.vertices[r] for r in graph.roots]
+        if direction == "upstream" and alone and all(v.kind == "file" and not v.children for v in alone):
             # Traced up, an input file is a line alone: the question was most likely the other one.
             graph.notes.append(f"an input file: no step made it. What was built from it: "
                                f"`orch lineage {shlex.quote(ref)} --downstream`.")
