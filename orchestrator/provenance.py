@@ -161,7 +161,13 @@ def _walk_from(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: 
     2,000-step chain is 4,000 vertices deep, past Python's recursion limit. The
     visits one vertex schedules are reversed on the stack, so the first is done first.
     """
-    vid = _later(g, kind, ident, depth)
+    if kind == "output":  # one output of a step run, seen through it: the walk follows its data flow
+        digest, _, made_by = ident.partition("@")
+        run_id, _, node = made_by.partition(":")
+        through = lineage.origin(run_id, node) if g.direction == "downstream" else (run_id, node)
+        vid = _later(g, "artifact", digest, depth, through)
+    else:
+        vid = _later(g, kind, ident, depth)
     while g.pending:
         item = g.pending.pop()
         mark = len(g.pending)

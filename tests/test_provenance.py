@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import pipeline, step
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.provenance import render, walk
@@ -663,3 +664,46 @@ def test_an_input_file_traced_up_names_the_command_that_traces_it_down(tmp_path,
     assert f"read by: read (run {run.id}, ran)" in out and "no step made it" not in out
     code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt", "--format", "json")
     assert "no step made it" not in out and json.loads(out)["edges"] == []
+
+
+@step
+def halves(n: int) -> tuple[list, list]:
+    return list(range(n)), list(range(n, 2 * n))
+
+
+@step
+def count(xs: list) -> int:
+    return len(xs)
+
+
+@step
+def add_up(xs: list) -> int:
+    return sum(xs)
+
+
+@pipeline
+def halved(n: int = 3):
+    first, second = halves(n)
+    return count(first), add_up(second)
+
+
+def test_one_output_of_a_step_run_is_a_ref_as_orch_show_names_it(store, capsys):
+    """`orch lineage RUN:halves.out1 --downstream`: what was built from that output alone, as load() takes it."""
+    import json
+
+    run = halved.run(store=str(store))
+    again = halved.run(store=str(store))  # all cached: its outputs are the first run's
+    out1 = run.steps["halves"].outputs["out1"]
+    down = walk(Context.open(store).lineage, f"{again.id}:halves.out1", "downstream")
+    assert down.roots == [f"artifact:{out1}@{run.id}:halves"]
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"add_up"}  # not count
+    up = walk(Context.open(store).lineage, f"{again.id}:halves.out1", "upstream")
+    assert down.vertices[down.roots[0]].data["digest"] == out1
+    assert up.vertices[up.roots[0]].children == [("produced by", f"step:{again.id}:halves")]
+    code, out, _ = _orch(store, capsys, "lineage", f"{again.id}:halves.out1", "--downstream", "--format", "json")
+    assert code == 0 and json.loads(out)["roots"] == [f"artifact:{out1}@{run.id}:halves"]
+    code, _, err = _orch(store, capsys, "lineage", f"{again.id}:halves.out2")
+    assert code == 2 and err == (f"error: step 'halves' of run {again.id} has no output 'out2': its outputs are out0, "
+                                 f"out1. Did you mean 'out1'? Trace the step with `orch lineage {again.id}:halves`.\n")
+    code, _, err = _orch(store, capsys, "lineage", f"{again.id}:nosuch.out1")  # no step: said as before
+    assert code == 2 and err.startswith(f"error: run {again.id} has no step 'nosuch.out1'.")
