@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orchestrator.errors import NotFoundError
+
 if TYPE_CHECKING:
     from orchestrator.lineage import Lineage
 
@@ -98,3 +100,21 @@ def _item_source(lineage: Lineage, origin: str) -> tuple[str, str] | None:
         "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
         "END IS NOT NULL LIMIT 1", (origin_run, origin_node)).fetchone()
     return (str(found[0]), str(found[1])) if found else None
+
+
+def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest: str) -> str | None:
+    """The list a map item cached in ``run_id`` came from in that run: the output of its ``source`` there.
+
+    The step run it reused (in ``origin_run``) took the same item from its own
+    list, ``digest``, which may be another one (yesterday's, shorter): the
+    lineage of today's run must not name yesterday's list as its data. None
+    when ``run_id`` has no such output (a pipeline edited since).
+    """
+    names = [name for way, name, d, _, _ in lineage.flow_edges(origin_run, source)[1] if way == "out" and d == digest]
+    if not names:
+        return None
+    try:
+        mine = lineage.flow_edges(run_id, source)[1]
+    except NotFoundError:
+        return None
+    return next((d for way, name, d, _, _ in mine if way == "out" and name == names[0]), None)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
-from orchestrator.lineage_items import may_be_mapped, reused_items
+from orchestrator.lineage_items import may_be_mapped, own_list, reused_items
 from orchestrator.lineage_refs import (
     looks_like_path,
     model_row,
@@ -68,6 +68,8 @@ class LineageGraph:
     # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
     # item from, or None when it is no map item (see `lineage_items.reused_items`).
     item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
+    own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
     # Lines the tree ends with, after the other contents: what to ask next.
     notes: list[str] = field(default_factory=list)
 
@@ -302,6 +304,15 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             g.add_child(v, name, fid)
             continue
         through = origin if g.direction == "downstream" else (origin[0], source) if source else None
+        if g.direction == "upstream" and source and origin[0] != run_id and name in (v.data.get("param_hashes") or {}):
+            # A map item reused from another run: the list it came from is this run's (its key holds the
+            # item, not the list, so the run that computed it may have had another list).
+            asked = (run_id, origin[0], source, digest)  # the same for every item of one map
+            if asked not in g.own_lists:
+                g.own_lists[asked] = own_list(lineage, *asked)
+            mine = g.own_lists[asked]
+            if mine is not None:
+                digest, through = mine, (run_id, source)
         g.add_child(v, name, _later(g, "artifact", digest, depth, through))
     return v.id
 

@@ -617,6 +617,12 @@ def test_downstream_of_a_grown_list_includes_the_items_this_run_reused(store):
     out = grown.steps["square_2"].outputs["out"]
     assert square_2.children == [("out", f"artifact:{out}@{first.id}:square_2")]  # its output, as computed
     assert ("read by", f"step:{grown.id}:total") in down.vertices[square_2.children[0][1]].children
+    # Going up, a reused item came from this run's list (n=4), not from the list of the run that computed it.
+    up = walk(lineage, f"{grown.id}:square_2", "upstream")
+    grown_list = f"artifact:{grown.steps['items'].outputs['out']}@{grown.id}:items"
+    assert up.vertices[f"step:{grown.id}:square_2"].children == [("x", grown_list)]
+    assert up.vertices[grown_list].children == [("produced by", f"step:{grown.id}:items")]
+    assert up.vertices[f"step:{grown.id}:items"].data["params"]["n"] == 4
     # So it is from the list's digest, which goes by content.
     by_digest = walk(lineage, grown.steps["items"].outputs["out"], "downstream")
     assert {v.data["step"] for v in by_digest.vertices.values() if v.kind == "step"} == \
