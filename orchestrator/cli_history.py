@@ -47,7 +47,7 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, statuses: tuple[s
     if as_json:
         emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
                      "started": iso_time(r["started"]), "ended": iso_time(r["ended"]),
-                     "duration": _duration(r), "metrics": r["metrics"] or {}} for r in rows])
+                     "duration": _duration(r), "metrics": r["metrics"] or {}, "error": r["error"]} for r in rows])
         return
     if not rows and narrowed and context.lineage.count_runs(pipeline):
         of = f" of {pipeline}" if pipeline else ""

@@ -62,6 +62,10 @@ def test_runs_lists_only_the_statuses_asked_for(history, capsys, monkeypatch):
     assert len(failed) == 2
     code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "failed", "--json")
     assert code == 0 and [r["run_id"] for r in json.loads(out)] == failed
+    # ... and why each failed, as orch show says it.
+    assert [r["error"].split(" (details")[0] for r in json.loads(out)] == \
+        ["step 'fit' failed after 1 attempt: ValueError: alpha must be >= 0, got -2.0",
+         "step 'fit' failed after 1 attempt: ValueError: alpha must be >= 0, got -1.0"]
     code, out, _ = _orch(capsys, "--store", str(store), "runs", "--status", "failed", "--status", "interrupted",
                          "--pipeline", "training", "--json")
     assert [(r["run_id"], r["status"]) for r in json.loads(out)] == \
