@@ -110,11 +110,9 @@ def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest
     lineage of today's run must not name yesterday's list as its data. None
     when ``run_id`` has no such output (a pipeline edited since).
     """
-    names = [name for way, name, d, _, _ in lineage.flow_edges(origin_run, source)[1] if way == "out" and d == digest]
-    if not names:
-        return None
-    try:
-        mine = lineage.flow_edges(run_id, source)[1]
+    try:  # a map over a map's result names no step as its source (`square.map`): no list of its own then
+        theirs, mine = lineage.flow_edges(origin_run, source)[1], lineage.flow_edges(run_id, source)[1]
     except NotFoundError:
         return None
-    return next((d for way, name, d, _, _ in mine if way == "out" and name == names[0]), None)
+    names = [name for way, name, d, _, _ in theirs if way == "out" and d == digest]
+    return next((d for way, name, d, _, _ in mine if way == "out" and names and name == names[0]), None)

@@ -713,3 +713,18 @@ def test_one_output_of_a_step_run_is_a_ref_as_orch_show_names_it(store, capsys):
                                  f"out1. Did you mean 'out1'? Trace the step with `orch lineage {again.id}:halves`.\n")
     code, _, err = _orch(store, capsys, "lineage", f"{again.id}:nosuch.out1")  # no step: said as before
     assert code == 2 and err.startswith(f"error: run {again.id} has no step 'nosuch.out1'.")
+
+
+def test_an_item_of_a_map_over_a_maps_result_reused_from_a_shorter_list_is_traced(store):
+    """A map over a map's result names `square.map` as its source, no step: its own list is not looked for there."""
+    chained = load_pipeline(str(PIPELINES / "fanout.py") + ":chained")
+    chained.run(store=str(store), n=3)
+    grown = chained.run(store=str(store), n=4)
+    assert grown.steps["add_one_2"].status == "cached"
+    lineage = Context.open(store).lineage
+    for ref in (f"{grown.id}:add_one_2", f"{grown.id}:total", grown.id):
+        graph = walk(lineage, ref, "upstream")
+        assert f"step:{grown.id}:add_one_2" in graph.vertices, ref
+    down = walk(lineage, f"{grown.id}:items", "downstream")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} >= \
+        {"items", "square", "square_2", "square_3", "square_4"}
