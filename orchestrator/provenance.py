@@ -222,7 +222,12 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
-    if kind == "artifact" and artifact is None:
+    if kind == "artifact" and artifact is None and via is not None and via[1].endswith(".map"):
+        # The list of a map's results, which a map over it read item by item: never stored as one
+        # artifact (each item's output is), so not one that gc removed.
+        label += f" (the list of {via[1]}'s results, run {via[0]}: each item's output is stored, not the list)"
+        extra["stored"] = False
+    elif kind == "artifact" and artifact is None:
         # Its record outlived its object (`cache gc`, `cache verify --repair`): say so, or the bare
         # digest reads like a display glitch and the user looks for it with `orch cache ls`.
         label += " (no longer stored: removed by orch cache gc or verify --repair)"

@@ -728,3 +728,9 @@ def test_an_item_of_a_map_over_a_maps_result_reused_from_a_shorter_list_is_trace
     down = walk(lineage, f"{grown.id}:items", "downstream")
     assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} >= \
         {"items", "square", "square_2", "square_3", "square_4"}
+    # The list of square.map's results is never stored as one: it is not said removed by gc.
+    up = walk(lineage, f"{grown.id}:add_one_4", "upstream")
+    (listed,) = [v for v in up.vertices.values() if v.kind == "artifact"]
+    assert listed.label.endswith(f"(the list of square.map's results, run {grown.id}: each item's output is "
+                                 "stored, not the list)")
+    assert "cache gc" not in render(up, "tree")
