@@ -9,6 +9,8 @@ run it reused read yesterday's list: found here, through that step run, for
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import NotFoundError
@@ -116,3 +118,39 @@ def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest
         return None
     names = [name for way, name, d, _, _ in theirs if way == "out" and d == digest]
     return next((d for way, name, d, _, _ in mine if way == "out" and names and name == names[0]), None)
+
+
+def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, str]:
+    """{output digest: item node} of the items of ``map_node`` (``square.map``) in ``run_id``, first item first.
+
+    A map over a map's result reads its item from that list, which is never
+    stored as one: the item's producer is the item of the first map whose output
+    it is. Read in one statement per map and run (a cached item's outputs are
+    those of the step run it reused).
+    """
+    base = map_node[:-len(".map")]
+    items: dict[str, str] = {}
+    for node, digest in lineage.conn.execute(
+            "SELECT s.node, e.digest FROM steps s CROSS JOIN edges e WHERE s.run_id=? AND s.node >= ? AND s.node < ? "
+            "AND e.run_id=CASE WHEN s.origin IS NULL THEN s.run_id ELSE substr(s.origin, 1, instr(s.origin, ':') - 1) END "
+            "AND e.node=CASE WHEN s.origin IS NULL THEN s.node ELSE substr(s.origin, instr(s.origin, ':') + 1) END "
+            "AND e.direction='out' ORDER BY s.position", (run_id, base, base + "\uffff")):
+        if re.fullmatch(re.escape(base) + r"(_\d+)?", node):
+            items.setdefault(str(digest), str(node))
+    return items
+
+
+def map_item_readers(lineage: Lineage, run_id: str) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+    """{(``square.map``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
+    a map's result, by the item they read (the item is a parameter of their key; their edge names the list)."""
+    readers: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for node, name, source, key, parts in lineage.conn.execute(
+            "SELECT e.node, e.name, e.source, s.key, s.key_parts FROM edges e JOIN steps s ON s.run_id=e.run_id "
+            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map'", (run_id,)):
+        try:
+            item = (json.loads(parts) or {}).get("params", {}).get(name) if parts else None
+        except (ValueError, AttributeError):  # a damaged value: orch doctor names it
+            item = None
+        if isinstance(item, str):
+            readers.setdefault((str(source), item), []).append((str(node), key))
+    return readers

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
-from orchestrator.lineage_items import may_be_mapped, own_list, reused_items
+from orchestrator.lineage_items import (
+    map_item_outputs,
+    map_item_readers,
+    may_be_mapped,
+    own_list,
+    reused_items,
+)
 from orchestrator.lineage_refs import (
     looks_like_path,
     model_row,
@@ -70,6 +76,10 @@ class LineageGraph:
     item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
     own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
+    # (run, "square.map") -> {output digest: item node} of that map's items (`map_item_outputs`).
+    map_items: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
+    map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
     # Lines the tree ends with, after the other contents: what to ask next.
     notes: list[str] = field(default_factory=list)
 
@@ -318,6 +328,14 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             mine = g.own_lists[asked]
             if mine is not None:
                 digest, through = mine, (run_id, source)
+        if g.direction == "upstream" and source and source.endswith(".map") and name in (v.data.get("param_hashes") or {}):
+            # An item of a map over a map's result: it came from one item's output of that map.
+            item = v.data["param_hashes"][name]
+            if (origin[0], source) not in g.map_items:
+                g.map_items[(origin[0], source)] = map_item_outputs(lineage, origin[0], source)
+            made_by = g.map_items[(origin[0], source)].get(item)
+            if made_by is not None:
+                digest, through = item, (origin[0], made_by)
         g.add_child(v, name, _later(g, "artifact", digest, depth, through))
     return v.id
 
@@ -416,6 +434,11 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
         readers += reused_items(lineage, g.item_sources, digest, run_id, node, row["key"] if row else None)
+    # Items of a map over a map's result read one item's output each (their edge names the list).
+    if run_id not in g.map_readers:
+        g.map_readers[run_id] = map_item_readers(lineage, run_id)
+    base = re.sub(r"_\d+$", "", node)
+    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((f"{base}.map", digest), [])]
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
