@@ -347,8 +347,8 @@ def diff(ctx: click.Context, a: str | None, b: str, as_json: bool, exit_code: bo
               show_default=True, help="Print a tree, a JSON graph, or a Graphviz dot or Mermaid diagram.")
 @click.pass_context
 def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, depth: int | None, fmt: str) -> None:
-    """Trace lineage of REF across runs: a run id, RUN:STEP, NAME@VERSION, a file path (also one since deleted), or
-    a digest prefix."""
+    """Trace lineage of REF across runs: a run id, RUN:STEP, RUN:STEP.OUTPUT (as orch show lists it), NAME@VERSION,
+    a file path (also one since deleted), or a digest prefix."""
     from orchestrator.provenance import render, walk
 
     if upstream and downstream:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -57,3 +58,31 @@ def prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[A
     ``--verbose``, must not land in the middle of the JSON a script parses.
     """
     return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class Since(click.ParamType):
+    """``--since``: a time ago (``30m``, ``2h``, ``7d``) or a date and time, as a Unix time.
+
+    Shared by ``orch runs`` and ``orch monitor``, so that both read a moment alike.
+    """
+
+    name = "when"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import re
+        from datetime import datetime
+
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        ago = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
+        if ago:
+            return time.time() - float(ago.group(1)) * _UNITS[ago.group(2)]
+        try:
+            return datetime.fromisoformat(text).timestamp()  # naive: local time, as --history prints it
+        except ValueError:
+            self.fail(f"{value!r} is neither a time ago (30m, 2h, 7d, 1w) nor a date and time "
+                      "(2026-11-27 or 2026-11-27T10:00).", param, ctx)

@@ -13,30 +13,47 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import emit_json, open_context
+from orchestrator.cli_common import Since, emit_json, open_context
 from orchestrator.errors import UserError
 from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
+# What a run's status can be: under way, or how it ended.
+RUN_STATUSES = ("succeeded", "failed", "interrupted", "running")
+
 
 @click.command()
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many runs to list.")
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(RUN_STATUSES),
+              help="Only runs with this status; repeat it for several (--status failed --status interrupted).")
+@click.option("--since", type=Since(), default=None, metavar="WHEN",
+              help="Only runs started since WHEN: a time ago (30m, 2h, 7d, 1w) or a local date and time "
+              "(2026-11-27, 2026-11-27T10:00).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, newest first.")
 @click.pass_context
-def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) -> None:
+def runs(ctx: click.Context, limit: int, pipeline: str | None, statuses: tuple[str, ...], since: float | None,
+         as_json: bool) -> None:
     """List runs, the last started first."""
     context = open_context(ctx)
-    rows = context.lineage.runs(limit=limit, pipeline=pipeline)
-    if not rows and pipeline:
+    statuses = tuple(dict.fromkeys(statuses))
+    rows = context.lineage.runs(limit=limit, pipeline=pipeline, statuses=statuses, since=since)
+    narrowed = bool(statuses) or since is not None
+    if not rows and pipeline and (not narrowed or not context.lineage.count_runs(pipeline)):
         _no_runs_of(context, pipeline)
     if as_json:
         emit_json([{"run_id": r["run_id"], "pipeline": r["pipeline"], "status": r["status"],
                      "started": iso_time(r["started"]), "ended": iso_time(r["ended"]),
-                     "duration": _duration(r), "metrics": r["metrics"] or {}} for r in rows])
+                     "duration": _duration(r), "metrics": r["metrics"] or {}, "error": r["error"]} for r in rows])
+        return
+    if not rows and narrowed and context.lineage.count_runs(pipeline):
+        of = f" of {pipeline}" if pipeline else ""
+        which = f"{' or '.join(statuses)} " if statuses else ""
+        click.echo(f"no {which}runs{of}{_since_text(since)}; `orch runs{_options(pipeline, (), None)}` lists them "
+                   "all.")
         return
     if not rows:
         click.echo("no runs yet. Start one with `orch run FILE`.")
@@ -54,11 +71,27 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool) ->
         [Text(r["run_id"]), Text(one_line(r["pipeline"])), status_text(r["status"]),
          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"])),
          format_duration(_duration(r)), Text(one_line(_short_metrics(r["metrics"])))] for r in rows])
-    total = context.lineage.count_runs(pipeline) if len(rows) == limit else len(rows)
+    total = context.lineage.count_runs(pipeline, statuses, since) if len(rows) == limit else len(rows)
     if total > len(rows):  # else 20 rows read as all there is
-        of = f" --pipeline {shlex.quote(pipeline)}" if pipeline else ""
-        console.print(Text(f"the last {len(rows)} of {total} runs{of and f' of {pipeline}'}; "
-                           f"orch runs{of} -n {total} lists them all"), style="dim")
+        which = f"{' or '.join(statuses)} " if statuses else ""
+        console.print(Text(f"the last {len(rows)} of {total} {which}runs{f' of {pipeline}' if pipeline else ''}"
+                           f"{_since_text(since)}; orch runs{_options(pipeline, statuses, since)} -n {total} lists "
+                           "them all"), style="dim")
+
+
+def _since_text(since: float | None) -> str:
+    return "" if since is None else f" since {_local_time(since)}"
+
+
+def _local_time(moment: float) -> str:
+    """A moment as ``--since`` takes it back, local time to the second (``2026-11-20T10:00:00``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(moment))
+
+
+def _options(pipeline: str | None, statuses: tuple[str, ...], since: float | None) -> str:
+    """The ``--pipeline``, ``--status`` and ``--since`` options that list the same runs again, as a shell takes them."""
+    return ((f" --pipeline {shlex.quote(pipeline)}" if pipeline else "") + "".join(f" --status {s}" for s in statuses)
+            + (f" --since {_local_time(since)}" if since is not None else ""))
 
 
 def _no_runs_of(context: Context, pipeline: str) -> None:

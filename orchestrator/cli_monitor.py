@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator.cli_common import Since
+
 if TYPE_CHECKING:
     from orchestrator.drift import DriftResult
 
@@ -34,31 +36,6 @@ class _FiniteRange(click.FloatRange):
 
 
 _POSITIVE = _FiniteRange(min=0, min_open=True)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class _Since(click.ParamType):
-    """``--since``: a time ago (``30m``, ``2h``, ``7d``) or a date and time, as a Unix time."""
-
-    name = "when"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        import re
-        from datetime import datetime
-
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip()
-        ago = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
-        if ago:
-            return time.time() - float(ago.group(1)) * _UNITS[ago.group(2)]
-        try:
-            return datetime.fromisoformat(text).timestamp()  # naive: local time, as --history prints it
-        except ValueError:
-            self.fail(f"{value!r} is neither a time ago (30m, 2h, 7d, 1w) nor a date and time "
-                      "(2026-11-27 or 2026-11-27T10:00).", param, ctx)
-
-
 @click.command("monitor")
 @click.argument("ref", metavar="NAME[@VERSION|@production]")
 @click.option("--batch", type=click.Path(dir_okay=False), default=None,
@@ -68,7 +45,7 @@ class _Since(click.ParamType):
               "training): joined by key to the served requests to measure live performance (not with --batch).")
 @click.option("--last", type=click.IntRange(min=1), default=5000, show_default=True,
               help="How many of the version's latest served requests to compare (not with --batch).")
-@click.option("--since", type=_Since(), default=None, metavar="WHEN",
+@click.option("--since", type=Since(), default=None, metavar="WHEN",
               help="Only the requests served since WHEN: a time ago (30m, 2h, 7d) or a local date and time "
               "(2026-11-27, 2026-11-27T10:00); --last still caps them (not with --batch).")
 @click.option("--history", is_flag=True, help="Show the drift history instead of running a check "

@@ -8,7 +8,7 @@ same suggestion, as on the newest.
 
 from __future__ import annotations
 
-from difflib import get_close_matches
+from difflib import SequenceMatcher, get_close_matches
 from typing import Any
 
 import click
@@ -20,6 +20,19 @@ def _suggestion(matches: list[str]) -> str:
         return ""
     names = ", ".join(repr(name) for name in sorted(matches))
     return f" Did you mean {names}?" if len(matches) == 1 else f" (Did you mean one of: {names}?)"
+
+
+def _closest(name: str, matches: list[str]) -> list[str]:
+    """The matches about as close to ``name`` as the closest: ``--jsn`` is ``--json``, not also ``--since``.
+
+    click offers every option above its cutoff; a command with many options then
+    answers the commonest typo with a list, the right one among near misses.
+    """
+    if len(matches) < 2:
+        return matches
+    ratios = {m: SequenceMatcher(None, name, m).ratio() for m in matches}
+    best = max(ratios.values())
+    return [m for m in matches if ratios[m] >= best - 0.15]
 
 
 _RUN_AGAIN = ("run the pipeline again: `orch run FILE` reuses each step that finished (cached) and runs the "
@@ -67,5 +80,5 @@ def usage_message(exc: click.UsageError) -> str:
     if isinstance(exc, click.NoSuchOption) and exc.message == click.NoSuchOption(exc.option_name).message:
         # click's own message, not one a command gave: before 8.4 it read "No such option: --jsn".
         matches: Any = exc.possibilities or []
-        return f"No such option {exc.option_name!r}.{_suggestion(list(matches))}"
+        return f"No such option {exc.option_name!r}.{_suggestion(_closest(exc.option_name, list(matches)))}"
     return exc.format_message()

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -250,8 +250,11 @@ class Lineage:
         base, tilde, back = ref.partition("~")
         if tilde and base in ("latest", "last"):
             return self._runs_back(ref, back)
+        # Run ids are lowercase hex, as digests are: C01A022594A1 (copied from a spreadsheet or a
+        # ticket) names the run c01a022594a1, as its digests' capitals already named them.
+        prefix = ref.lower() if all(c in "0123456789abcdefABCDEF" for c in ref) else ref
         rows = self.conn.execute(
-            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (ref, ref + "\uffff")
+            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2", (prefix, prefix + "\uffff")
         ).fetchall()
         if len(rows) == 1:
             return str(rows[0][0])
@@ -268,12 +271,32 @@ class Lineage:
         try:
             row = Registry(self).resolve(ref)
         except (NotFoundError, UserError):
-            return f"no run '{ref}' in this store. List runs with `orch runs`."
+            return self._digest_not_run(ref) or f"no run '{ref}' in this store. List runs with `orch runs`."
         name, version, run_id = row["name"], row["version"], row.get("run_id")
         what = f"'{ref}' is a model version, not a run" if "@" in ref else \
             f"'{ref}' is a model, not a run; its production version is v{version}"
         trained = f"run {run_id} trained it (`orch show {run_id}`)" if run_id else "it was registered without a run"
         return f"{what}: {trained}, and `orch models show {name}@{version}` gives its audit trail."
+
+    def _digest_not_run(self, ref: str) -> str | None:
+        """Why a digest (as `orch show` lists outputs, `orch lineage` nodes) names no run: what it is and where.
+
+        Only asked once no run matched: a run's own lookup stays one index search.
+        """
+        prefix = ref.lower()
+        if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        found = self.conn.execute(
+            "SELECT e.digest, e.run_id, e.node, e.path FROM edges e JOIN runs r ON r.run_id=e.run_id "
+            "WHERE e.digest >= ? AND e.digest < ? AND (e.direction='out' OR e.path IS NOT NULL) "
+            "ORDER BY e.direction='out' DESC, r.started LIMIT 1", (prefix, prefix + "g")).fetchone()
+        if found is None:
+            return None
+        digest, run_id, node, path = found
+        what = f"the content of file {path} that step {node} of run {run_id} read" if path else \
+            f"an output of step {node} of run {run_id}"
+        return (f"'{ref}' is a digest, not a run: {what}. `orch show {run_id}` shows that run; "
+                f"`orch lineage {digest[:12]}` traces it.")
 
     def _runs_back(self, ref: str, back: str) -> str:
         """``latest~N``: the run started N runs before the newest (``latest~0`` is ``latest``), as git's ``HEAD~N``."""
@@ -302,19 +325,17 @@ class Lineage:
         """The names of the pipelines that have runs, sorted."""
         return [str(name) for (name,) in self.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
 
-    def count_runs(self, pipeline: str | None = None) -> int:
-        """How many runs the store records (of ``pipeline``, if given)."""
-        sql, args = ("SELECT count(*) FROM runs WHERE pipeline=?", (pipeline,)) if pipeline else \
-            ("SELECT count(*) FROM runs", ())
-        return int(self.conn.execute(sql, args).fetchone()[0])
+    def count_runs(self, pipeline: str | None = None, statuses: Sequence[str] = (), since: float | None = None) -> int:
+        """How many runs the store records (of ``pipeline``, with one of ``statuses``, started since ``since``)."""
+        where, args = _runs_where(pipeline, statuses, since)
+        return int(self.conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0])
 
-    def runs(self, limit: int | None = None, pipeline: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM runs"
-        args: list[Any] = []
-        if pipeline:
-            sql += " WHERE pipeline=?"
-            args.append(pipeline)
-        sql += " ORDER BY started DESC"
+    def runs(self, limit: int | None = None, pipeline: str | None = None,
+             statuses: Sequence[str] = (), since: float | None = None) -> list[dict[str, Any]]:
+        """The runs, the last started first: of ``pipeline``, with one of ``statuses``, started since ``since``
+        (a Unix time), for each one given."""
+        where, args = _runs_where(pipeline, statuses, since)
+        sql = f"SELECT * FROM runs{where} ORDER BY started DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         out = []
@@ -901,3 +922,20 @@ def _sql(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bytes)):
         return value
     return json.dumps(value, default=str)
+
+
+def _runs_where(pipeline: str | None, statuses: Sequence[str], since: float | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its values) of the runs of ``pipeline``, with one of ``statuses``, started since
+    ``since``; empty for all."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if pipeline:
+        clauses.append("pipeline=?")
+        args.append(pipeline)
+    if statuses:
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        args.extend(statuses)
+    if since is not None:
+        clauses.append("started >= ?")
+        args.append(since)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     """Roots for a REF: a file or folder on disk → its content, as read or written by steps;
     ``NAME@VERSION`` → the step run that made that model version; ``RUN:step`` → that step
-    run; a run id → its steps; else a digest prefix."""
+    run; ``RUN:step.out1`` → that output of it (``output``, ``DIGEST@RUN:step``); a run id → its
+    steps; else a digest prefix."""
     if not ref:
         raise NotFoundError("an empty REF is not valid. Pass a run id, RUN:step, NAME@VERSION, a file or a digest "
                             "(see `orch runs` and `orch cache ls`).")
@@ -37,7 +38,13 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     if ":" in ref:
         run_ref, node = ref.split(":", 1)
         run_id = lineage.resolve_run(run_ref)
-        lineage.step_row(run_id, node)
+        try:
+            lineage.step_row(run_id, node)
+        except NotFoundError:
+            output = _output_root(lineage, run_id, node)
+            if output is None:
+                raise
+            return [output]
         return [("step", f"{run_id}:{node}")]
     if looks_like_path(ref):
         gone = _gone_file_roots(lineage, ref)
@@ -55,13 +62,59 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                         "See `orch runs` and `orch cache ls`.")
 
 
+def _output_root(lineage: Lineage, run_id: str, name: str) -> tuple[str, str] | None:
+    """``RUN:split.out1`` (one output, as `orch show` lists it and `load` takes it): ("output", DIGEST@RUN:STEP).
+
+    None when ``name`` is no STEP.OUTPUT of the run, which then gets the message of an unknown step.
+    """
+    node, dot, output = name.rpartition(".")
+    if not dot or not node or not output:
+        return None
+    try:
+        lineage.step_row(run_id, node)
+    except NotFoundError:
+        return None
+    outputs = {out: d for way, out, d, _, _ in lineage.flow_edges(run_id, node)[1] if way == "out"}
+    if output not in outputs:
+        from orchestrator.errors import did_you_mean
+
+        made = f"its outputs are {', '.join(outputs)}.{did_you_mean(output, outputs)}" if outputs else \
+            "it recorded no output."
+        raise NotFoundError(f"step '{node}' of run {run_id} has no output '{output}': {made} Trace the step with "
+                            f"`orch lineage {run_id}:{node}`.")
+    return ("output", f"{outputs[output]}@{run_id}:{node}")
+
+
+# The steps of a run that are its roots as a REF: those that read their inputs.
+_ROOT_STATUSES = ("ran", "cached", "failed", "interrupted")
+
+
 def _run_roots(lineage: Lineage, run_id: str) -> list[tuple[str, str]]:
     """Every step of the run that read its inputs: a failed or interrupted one too, often the one asked about.
 
     A skipped step read nothing, and a running one has no inputs recorded yet.
     """
-    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id)
-            if s["status"] in ("ran", "cached", "failed", "interrupted")]
+    return [("step", f"{run_id}:{s['node']}") for s in lineage.steps(run_id) if s["status"] in _ROOT_STATUSES]
+
+
+def runs_using_roots(lineage: Lineage, roots: list[tuple[str, str]]) -> set[str]:
+    """The runs in which any of ``roots`` was used (see ``runs_using``).
+
+    The roots of a run REF are its steps, thousands for a map: asked one by one,
+    each step's re-runs were fetched once per step (150,000 rows for a 1,000-item
+    map run again 150 times); all of one run's steps are asked in one statement.
+    """
+    # One output of a step run (RUN:split.out1) was used where that step run was.
+    roots = [("step", ident.partition("@")[2]) if kind == "output" else (kind, ident) for kind, ident in roots]
+    run_ids = {ident.split(":", 1)[0] for kind, ident in roots if kind == "step"}
+    if len(roots) > 1 and len(run_ids) == 1 and all(kind == "step" for kind, _ in roots):
+        (run_id,) = run_ids
+        marks = ", ".join("?" * len(_ROOT_STATUSES))
+        return {run_id} | {str(r) for (r,) in lineage.conn.execute(
+            "SELECT DISTINCT o.run_id FROM steps s CROSS JOIN steps o WHERE s.run_id=? "
+            f"AND s.status IN ({marks}) AND o.key=s.key AND o.node=s.node AND o.status IN ('ran', 'cached')",
+            (run_id, *_ROOT_STATUSES))}
+    return set().union(*(runs_using(lineage, kind, ident) for kind, ident in roots))
 
 
 def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
@@ -70,11 +123,12 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     A full run id wins; otherwise the prefix must name exactly one thing among
     run ids and digests, so that a short prefix never silently picks a kind.
     """
+    prefix = ref.lower()  # ids and digests are lowercase hex: a prefix in capitals names them too
     runs = [str(r) for (r,) in lineage.conn.execute(
-        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2", (ref, ref + "\uffff"))]
-    if runs and runs[0] == ref:
-        return _run_roots(lineage, ref)
-    prefix = ref.lower()
+        "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2",
+        (prefix, prefix + "\uffff"))]
+    if runs and runs[0] == prefix:
+        return _run_roots(lineage, prefix)
     artifacts = [str(d) for (d,) in lineage.conn.execute(
         "SELECT digest FROM artifacts WHERE digest >= ? AND digest < ? LIMIT 2", (prefix, prefix + "g"))]
     files = [str(d) for (d,) in lineage.conn.execute(

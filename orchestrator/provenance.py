@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
+from orchestrator.lineage_items import (
+    map_item_outputs,
+    map_item_readers,
+    may_be_mapped,
+    own_list,
+    reused_items,
+)
 from orchestrator.lineage_refs import (
     looks_like_path,
     model_row,
     names_a_file,
     other_contents,
     resolve_ref,
-    runs_using,
+    runs_using_roots,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +71,17 @@ class LineageGraph:
     pending: list[tuple[str, str, float, tuple[str, str] | None]] = field(default_factory=list)
     # REF a file: the other contents runs read at its path, [{digest, runs}] (None for other REFs).
     other_contents: list[dict[str, Any]] | None = None
+    # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
+    # item from, or None when it is no map item (see `lineage_items.reused_items`).
+    item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
+    own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
+    # (run, "square.map") -> {output digest: item node} of that map's items (`map_item_outputs`).
+    map_items: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
+    map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
+    # Lines the tree ends with, after the other contents: what to ask next.
+    notes: list[str] = field(default_factory=list)
 
     def add_child(self, parent: Vertex, label: str, child: str) -> None:
         """Link ``child`` under ``parent`` once, however often the walk passes there."""
@@ -85,7 +103,7 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
     with skipping_folders([lineage.path.parent]):
         roots = resolve_ref(lineage, ref)
         if direction == "downstream":
-            graph.runs = set().union(*(runs_using(lineage, kind, ident) for kind, ident in roots))
+            graph.runs = runs_using_roots(lineage, roots)
         shown: set[str] = set()  # graph.roots as a set: a run's roots are its steps, thousands for a map
         for kind, ident in roots:
             # No limit is infinity, not a large number: it never grows along a shorter path, so no
@@ -106,6 +124,11 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
                 for vid in seen:
                     graph.vertices.pop(vid, None)
         graph.other_contents = other_contents(lineage, ref, roots)
+        alone = [graph.vertices[r] for r in graph.roots]
+        if direction == "upstream" and alone and all(v.kind == "file" and not v.children for v in alone):
+            # Traced up, an input file is a line alone: the question was most likely the other one.
+            graph.notes.append(f"an input file: no step made it. What was built from it: "
+                               f"`orch lineage {shlex.quote(ref)} --downstream`.")
     return graph
 
 
@@ -150,7 +173,13 @@ def _walk_from(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: 
     2,000-step chain is 4,000 vertices deep, past Python's recursion limit. The
     visits one vertex schedules are reversed on the stack, so the first is done first.
     """
-    vid = _later(g, kind, ident, depth)
+    if kind == "output":  # one output of a step run, seen through it: the walk follows its data flow
+        digest, _, made_by = ident.partition("@")
+        run_id, _, node = made_by.partition(":")
+        through = lineage.origin(run_id, node) if g.direction == "downstream" else (run_id, node)
+        vid = _later(g, "artifact", digest, depth, through)
+    else:
+        vid = _later(g, kind, ident, depth)
     while g.pending:
         item = g.pending.pop()
         mark = len(g.pending)
@@ -203,7 +232,12 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
-    if kind == "artifact" and artifact is None:
+    if kind == "artifact" and artifact is None and via is not None and via[1].endswith(".map"):
+        # The list of a map's results, which a map over it read item by item: never stored as one
+        # artifact (each item's output is), so not one that gc removed.
+        label += f" (the list of {via[1]}'s results, run {via[0]}: each item's output is stored, not the list)"
+        extra["stored"] = False
+    elif kind == "artifact" and artifact is None:
         # Its record outlived its object (`cache gc`, `cache verify --repair`): say so, or the bare
         # digest reads like a display glitch and the user looks for it with `orch cache ls`.
         label += " (no longer stored: removed by orch cache gc or verify --repair)"
@@ -212,8 +246,9 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
         found = (path,) if path else lineage.conn.execute(
             "SELECT path FROM edges WHERE digest=? AND path IS NOT NULL LIMIT 1", (digest,)).fetchone()
         if found:
-            # A file REF on disk is traced as it is now; one no longer there, as runs read it.
-            now = ", gone since" if path and not os.path.exists(path) else ""
+            # A file REF on disk is traced as it is now; one no longer there, or a content given by
+            # its digest that the file no longer has (an older dataset), as runs read it: say so.
+            now = file_now(lineage, str(found[0]), digest)
             label, extra = f"{found[0]} ({digest[:12]}{now})", {"path": found[0], **({"now": now[2:]} if now else {})}
     named = artifact["meta"].get("file") if artifact else None
     if named:  # a path output: the file it names, by content
@@ -284,6 +319,23 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             g.add_child(v, name, fid)
             continue
         through = origin if g.direction == "downstream" else (origin[0], source) if source else None
+        if g.direction == "upstream" and source and origin[0] != run_id and name in (v.data.get("param_hashes") or {}):
+            # A map item reused from another run: the list it came from is this run's (its key holds the
+            # item, not the list, so the run that computed it may have had another list).
+            asked = (run_id, origin[0], source, digest)  # the same for every item of one map
+            if asked not in g.own_lists:
+                g.own_lists[asked] = own_list(lineage, *asked)
+            mine = g.own_lists[asked]
+            if mine is not None:
+                digest, through = mine, (run_id, source)
+        if g.direction == "upstream" and source and source.endswith(".map") and name in (v.data.get("param_hashes") or {}):
+            # An item of a map over a map's result: it came from one item's output of that map.
+            item = v.data["param_hashes"][name]
+            if (origin[0], source) not in g.map_items:
+                g.map_items[(origin[0], source)] = map_item_outputs(lineage, origin[0], source)
+            made_by = g.map_items[(origin[0], source)].get(item)
+            if made_by is not None:
+                digest, through = item, (origin[0], made_by)
         g.add_child(v, name, _later(g, "artifact", digest, depth, through))
     return v.id
 
@@ -307,7 +359,7 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
         for run_id, node in producers:
             g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     else:
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str | None]] = set()
         # A step that failed on it read it too: "which runs used this bad file?" names the run it broke.
         for run_id, node, key in lineage.conn.execute(
             "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
@@ -319,6 +371,16 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
                 continue  # the same computation reused in a later run: shown once
             seen.add((node, key))
             g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
+        if kind == "artifact" and may_be_mapped(v.data.get("type")):
+            # The items of maps over it that runs reused from a map over another list, as along the flow.
+            producers = lineage.conn.execute(
+                "SELECT DISTINCT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id "
+                "AND s.node=e.node WHERE e.digest=? AND e.direction='out'", (digest,)).fetchall()
+            for made_in, made_by, made_key in producers:
+                for run_id, node, key in reused_items(lineage, g.item_sources, digest, made_in, made_by, made_key):
+                    if (node, key) not in seen:
+                        seen.add((node, key))
+                        g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     return v.id
 
 
@@ -370,6 +432,13 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
+    if may_be_mapped(v.data.get("type")):
+        readers += reused_items(lineage, g.item_sources, digest, run_id, node, row["key"] if row else None)
+    # Items of a map over a map's result read one item's output each (their edge names the list).
+    if run_id not in g.map_readers:
+        g.map_readers[run_id] = map_item_readers(lineage, run_id)
+    base = re.sub(r"_\d+$", "", node)
+    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((f"{base}.map", digest), [])]
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once
@@ -388,7 +457,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():
             shape = "box" if v.kind == "step" else "ellipse"
-            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10)))}, shape={shape}];")
+            lines.append(f"  {dot_quote(v.id)} [label={dot_quote(_shown(v, chr(10), cut=True))}, shape={shape}];")
         for v in g.vertices.values():
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
@@ -399,7 +468,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         ids = {vid: f"n{i}" for i, vid in enumerate(g.vertices)}
         lines = ["graph LR"]
         for v in g.vertices.values():
-            text = mermaid_quote(_shown(v, "  "))
+            text = mermaid_quote(_shown(v, "  ", cut=True))
             lines.append(f"  {ids[v.id]}[{text}]" if v.kind == "step" else f"  {ids[v.id]}({text})")
         for v in g.vertices.values():
             for label, child in v.children:
@@ -411,7 +480,7 @@ def render(g: LineageGraph, fmt: str) -> str:
         m = g.model
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
-    return "\n".join(head + _tree_lines(g) + _other_contents_lines(g))
+    return "\n".join(head + _tree_lines(g) + _other_contents_lines(g) + g.notes)
 
 
 def _other_contents_lines(g: LineageGraph) -> list[str]:
@@ -436,11 +505,13 @@ def _arrow_label(g: LineageGraph, label: str) -> str:
     return "produced" if g.direction == "upstream" and label == "produced by" else label
 
 
-def _shown(v: Vertex, sep: str) -> str:
+def _shown(v: Vertex, sep: str, cut: bool = False) -> str:
     """A vertex as the tree and the diagrams show it: a step run with its parameters and code.
 
     "Which data, code and parameters made this model?" must be answerable
-    from a diagram too, not only from the tree or the JSON.
+    from a diagram too, not only from the tree or the JSON. ``cut``: say
+    where ``--depth`` stopped (the tree says it after the line, with its other
+    notes); in a diagram a step drawn without its inputs reads as one that had none.
     """
     text = v.label
     if v.kind == "step" and v.data.get("params"):
@@ -449,6 +520,8 @@ def _shown(v: Vertex, sep: str) -> str:
         text += sep + ", ".join(f"{k}={one_line(val)}" for k, val in v.data["params"].items())
     if v.kind == "step" and v.data.get("code"):
         text += f"{sep}code {v.data['code'][:12]}"
+    if cut and v.data.get("truncated"):
+        text += f"{sep}(more beyond --depth)"
     return text
 
 

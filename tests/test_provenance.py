@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import pipeline, step
 from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.provenance import render, walk
@@ -288,6 +289,11 @@ def test_depth_counts_steps_and_a_deeper_walk_never_shows_less(store):
     # A step cut by the depth says so: shown bare, it would read as one that had no inputs.
     cut = {v.data["step"] for v in up[1].vertices.values() if v.data.get("truncated")}
     assert cut == {"fit", "prep"} and render(up[1], "tree").count("(more beyond --depth)") == 2
+    # ... and so do the diagrams, where a step drawn without inputs reads as one that read nothing.
+    for fmt in ("dot", "mermaid"):
+        marked = [line for line in render(up[1], fmt).splitlines() if "(more beyond --depth)" in line]
+        assert len(marked) == 2 and all(f"(run {run.id}" in line for line in marked), (fmt, marked)
+        assert "more beyond" not in render(up[2], fmt)
     assert not any(v.data.get("truncated") for v in up[2].vertices.values())  # `load` reads no artifact
 
     load_out = run.steps["load"].outputs["out"]
@@ -588,3 +594,156 @@ def test_a_folder_whose_files_runs_read_names_them(tmp_path, monkeypatch, capsys
     (tmp_path / "empty").mkdir()
     code, _, err = _orch(store, capsys, "lineage", "empty")
     assert code == 2 and "read or wrote 'empty'. Pass a run id" in err
+
+
+def test_downstream_of_a_grown_list_includes_the_items_this_run_reused(store):
+    """A map over a list that grew (a new day's partition) reuses the items computed before.
+
+    Those items were computed from the shorter list, yet in this run they are items of this run's
+    list: "what was built from it?" must name them and what they fed, not only the new item.
+    """
+    fanout = load_pipeline(str(PIPELINES / "fanout.py") + ":fanout")
+    first = fanout.run(store=str(store), n=3)
+    grown = fanout.run(store=str(store), n=4)
+    assert [grown.steps[n].status for n in ("square", "square_2", "square_3", "square_4")] == \
+        ["cached", "cached", "cached", "ran"]
+    lineage = Context.open(store).lineage
+    down = walk(lineage, f"{grown.id}:items", "downstream")
+    ours = {v.data["step"] for v in down.vertices.values() if v.kind == "step" and v.data["run_id"] == grown.id}
+    assert ours == {"items", "square", "square_2", "square_3", "square_4", "total"}
+    # Each reused item shows its parameters and the output it gave in this run, read by this run's total.
+    square_2 = down.vertices[f"step:{grown.id}:square_2"]
+    assert square_2.data["params"] == {"x": 1, "offset": 0}
+    out = grown.steps["square_2"].outputs["out"]
+    assert square_2.children == [("out", f"artifact:{out}@{first.id}:square_2")]  # its output, as computed
+    assert ("read by", f"step:{grown.id}:total") in down.vertices[square_2.children[0][1]].children
+    # Going up, a reused item came from this run's list (n=4), not from the list of the run that computed it.
+    up = walk(lineage, f"{grown.id}:square_2", "upstream")
+    grown_list = f"artifact:{grown.steps['items'].outputs['out']}@{grown.id}:items"
+    assert up.vertices[f"step:{grown.id}:square_2"].children == [("x", grown_list)]
+    assert up.vertices[grown_list].children == [("produced by", f"step:{grown.id}:items")]
+    assert up.vertices[f"step:{grown.id}:items"].data["params"]["n"] == 4
+    # So it is from the list's digest, which goes by content.
+    by_digest = walk(lineage, grown.steps["items"].outputs["out"], "downstream")
+    assert {v.data["step"] for v in by_digest.vertices.values() if v.kind == "step"} == \
+        {"square", "square_2", "square_3", "square_4", "total"}
+
+
+def test_an_older_content_traced_by_its_digest_says_the_file_changed_since(tmp_path, monkeypatch, capsys, calls):
+    """`orch lineage data/raw.csv` names the older contents runs read; tracing one by its digest, as that
+    line says, must not show it as the file's content today."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "input.txt"
+    data.write_text("v1")
+    files = load_pipeline(str(PIPELINES / "files.py"))
+    old = files.run(store=str(tmp_path / "store"))
+    first = next(digest for _, _, digest, path in Context.open(tmp_path / "store").lineage.step_edges(old.id, "read")
+                 if path)
+    data.write_text("v2, edited")
+    files.run(store=str(tmp_path / "store"))
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", str(data))
+    assert code == 0 and f"other contents runs read at this path: {first[:12]}" in out
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12], "--downstream")
+    assert out.splitlines()[0] == f"{data} ({first[:12]}, changed since)"
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12], "--downstream", "--format", "json")
+    (root,) = json.loads(out)["roots"]
+    node = next(n for n in json.loads(out)["nodes"] if n["id"] == root)
+    assert (node["kind"], node["path"], node["now"]) == ("file", str(data), "changed since")
+    data.unlink()
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", first[:12])
+    assert out.splitlines()[0] == f"{data} ({first[:12]}, gone since)"
+
+
+def test_an_input_file_traced_up_names_the_command_that_traces_it_down(tmp_path, monkeypatch, capsys, calls):
+    """Upstream (the default), an input file is one line alone: the question was what was built from it."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my data.txt").write_text("hello")
+    run = load_pipeline(str(PIPELINES / "files.py")).run(store=str(tmp_path / "store"), path=Path("my data.txt"))
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt")
+    assert code == 0 and out.splitlines()[-1] == ("an input file: no step made it. What was built from it: "
+                                                  "`orch lineage 'my data.txt' --downstream`.")
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt", "--downstream")
+    assert f"read by: read (run {run.id}, ran)" in out and "no step made it" not in out
+    code, out, _ = _orch(tmp_path / "store", capsys, "lineage", "my data.txt", "--format", "json")
+    assert "no step made it" not in out and json.loads(out)["edges"] == []
+
+
+@step
+def halves(n: int) -> tuple[list, list]:
+    return list(range(n)), list(range(n, 2 * n))
+
+
+@step
+def count(xs: list) -> int:
+    return len(xs)
+
+
+@step
+def add_up(xs: list) -> int:
+    return sum(xs)
+
+
+@pipeline
+def halved(n: int = 3):
+    first, second = halves(n)
+    return count(first), add_up(second)
+
+
+def test_one_output_of_a_step_run_is_a_ref_as_orch_show_names_it(store, capsys):
+    """`orch lineage RUN:halves.out1 --downstream`: what was built from that output alone, as load() takes it."""
+    import json
+
+    run = halved.run(store=str(store))
+    again = halved.run(store=str(store))  # all cached: its outputs are the first run's
+    out1 = run.steps["halves"].outputs["out1"]
+    down = walk(Context.open(store).lineage, f"{again.id}:halves.out1", "downstream")
+    assert down.roots == [f"artifact:{out1}@{run.id}:halves"]
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == {"add_up"}  # not count
+    up = walk(Context.open(store).lineage, f"{again.id}:halves.out1", "upstream")
+    assert down.vertices[down.roots[0]].data["digest"] == out1
+    assert up.vertices[up.roots[0]].children == [("produced by", f"step:{again.id}:halves")]
+    code, out, _ = _orch(store, capsys, "lineage", f"{again.id}:halves.out1", "--downstream", "--format", "json")
+    assert code == 0 and json.loads(out)["roots"] == [f"artifact:{out1}@{run.id}:halves"]
+    code, _, err = _orch(store, capsys, "lineage", f"{again.id}:halves.out2")
+    assert code == 2 and err == (f"error: step 'halves' of run {again.id} has no output 'out2': its outputs are out0, "
+                                 f"out1. Did you mean 'out1'? Trace the step with `orch lineage {again.id}:halves`.\n")
+    code, _, err = _orch(store, capsys, "lineage", f"{again.id}:nosuch.out1")  # no step: said as before
+    assert code == 2 and err.startswith(f"error: run {again.id} has no step 'nosuch.out1'.")
+
+
+def test_an_item_of_a_map_over_a_maps_result_is_traced_to_the_item_it_read(store):
+    """add_one.map(square.map(items)): each add_one item read one square item's output, through the list of
+    square.map's results, which is never stored as one; the walk goes through that item both ways."""
+    chained = load_pipeline(str(PIPELINES / "fanout.py") + ":chained")
+    first = chained.run(store=str(store), n=3)
+    grown = chained.run(store=str(store), n=4)
+    assert grown.steps["add_one_2"].status == "cached"
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{grown.id}:add_one_2", "upstream")  # reused from the first run
+    square_2 = f"artifact:{first.steps['square_2'].outputs['out']}@{first.id}:square_2"
+    assert up.vertices[f"step:{grown.id}:add_one_2"].children == [("x", square_2)]
+    assert up.vertices[square_2].children == [("produced by", f"step:{first.id}:square_2")]
+    assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} == {"add_one_2", "square_2", "items"}
+    up = walk(lineage, f"{grown.id}:add_one_4", "upstream")  # ran in this run
+    assert up.vertices[f"step:{grown.id}:add_one_4"].children == \
+        [("x", f"artifact:{grown.steps['square_4'].outputs['out']}@{grown.id}:square_4")]
+    down = walk(lineage, f"{grown.id}:items", "downstream")
+    assert {v.data["step"] for v in down.vertices.values() if v.kind == "step"} == \
+        {"items", "square", "square_2", "square_3", "square_4", "add_one", "add_one_2", "add_one_3", "add_one_4",
+         "total"}
+    for ref in (f"{grown.id}:total", grown.id):
+        assert f"step:{grown.id}:add_one_2" in walk(lineage, ref, "upstream").vertices, ref
+
+    # Where the first map's items left no output records (an older store), the list is named for what it is,
+    # not as an artifact `cache gc` removed.
+    with lineage.transaction() as c:
+        c.execute("DELETE FROM edges WHERE node LIKE 'square%' AND direction='out'")
+    up = walk(lineage, f"{grown.id}:add_one_4", "upstream")
+    (listed,) = [v for v in up.vertices.values() if v.kind == "artifact"]
+    assert listed.label.endswith(f"(the list of square.map's results, run {grown.id}: each item's output is "
+                                 "stored, not the list)")
+    assert "cache gc" not in render(up, "tree")

@@ -1,0 +1,156 @@
+"""Map items a run reused from a map over another list: the readers of a list that its edges do not name.
+
+A map's item is keyed by its value, not by the list it came from, so a map
+over a list that grew (today's partitions) reuses every item computed from
+yesterday's list. The cached item records no edges of its own, and the step
+run it reused read yesterday's list: found here, through that step run, for
+``provenance``'s downstream walk. Reads the metadata database only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from orchestrator.lineage import Lineage
+
+
+# Types of value a map refuses to run over (it takes a list or a tuple, or a subclass of one): an
+# output of one of these has no map items to look for in the runs that used it.
+_NOT_MAPPED = frozenset({"int", "float", "complex", "bool", "str", "bytes", "NoneType", "dict", "set", "frozenset"})
+_NOT_MAPPED_PACKAGES = ("pandas.", "numpy.", "pyarrow.", "polars.", "sklearn.", "scipy.", "torch.")
+
+
+def may_be_mapped(type_name: str | None) -> bool:
+    """Whether a map may have run over a value of this recorded type (unknown: it may)."""
+    return type_name is None or (type_name not in _NOT_MAPPED and not type_name.startswith(_NOT_MAPPED_PACKAGES))
+
+
+def reused_items(lineage: Lineage, sources: dict[str, tuple[str, str] | None], digest: str, run_id: str, node: str,
+                 key: str | None) -> list[tuple[str, str, str | None]]:
+    """The cached items of a map over ``node``'s output ``digest`` that were computed from another list.
+
+    A map over a list that grew (today's partitions) reuses each item computed
+    from yesterday's list: an item's key holds its value, not the list's. The
+    step run that computed it read yesterday's list, so matching by digest
+    missed it, and "what was built from today's list?" left out all but the
+    new items and what they fed. Looked for in ``run_id`` and in every run
+    that reused the same computation of ``node`` (its ``key``).
+
+    Returns (run, node, key) of each item; ``sources`` keeps, across the calls
+    of one walk, what each reused step run read its item from (``_item_source``).
+    """
+    outputs: list[tuple[str, str]] | None = None
+    found: list[tuple[str, str, str | None]] = []
+    for used, item_node, item_key, origin in _reused_steps(lineage, run_id, node, key):
+        if origin not in sources:
+            sources[origin] = _item_source(lineage, origin)
+        read = sources[origin]
+        if read is None or read[0] != node:
+            continue
+        if outputs is None:
+            outputs = [(name, d) for way, name, d, _, _ in lineage.flow_edges(run_id, node)[1] if way == "out"]
+        if len(outputs) > 1:  # a map over one output of a step with several: only the items of that output
+            wanted = next((name for name, d in outputs if d == digest), None)
+            if not any(way == "out" and name == wanted and d == read[1]
+                       for way, name, d, _, _ in lineage.flow_edges(origin.partition(":")[0], node)[1]):
+                continue
+        found.append((used, item_node, item_key))
+    return found
+
+
+def _reused_steps(lineage: Lineage, run_id: str, node: str, key: str | None) -> list[tuple[str, str, str | None, str]]:
+    """(run, node, key, origin) of the cached steps of ``run_id`` and of the runs whose ``node`` had ``key``.
+
+    Each step run they reused is listed once per node name, in the earliest run
+    that reused it: a store's re-runs of one pipeline reuse the same ones, and
+    the walk shows each computation once anyway.
+    """
+    runs = [run_id] + ([str(r) for (r,) in lineage.conn.execute(
+        "SELECT run_id FROM steps WHERE key=? AND node=? AND run_id!=? AND status IN ('ran', 'cached')",
+        (key, node, run_id))] if key else [])
+    first: dict[tuple[str, str], tuple[float, int, str, str | None]] = {}
+    for at in range(0, len(runs), 500):  # within SQLite's limit of values in one statement
+        chunk = runs[at:at + 500]
+        for used, item_node, item_key, origin, started, position in lineage.conn.execute(
+                "SELECT s.run_id, s.node, s.key, s.origin, MIN(r.started), s.position FROM steps s "
+                "JOIN runs r ON r.run_id=s.run_id "
+                f"WHERE s.run_id IN ({', '.join('?' * len(chunk))}) AND s.status='cached' AND s.origin IS NOT NULL "
+                "GROUP BY s.origin, s.node", chunk):
+            seen = first.get((origin, item_node))
+            if seen is None or started < seen[0]:
+                first[(str(origin), str(item_node))] = (started, position or 0, str(used), item_key)
+    ordered = sorted(first.items(), key=lambda kv: kv[1][:2])
+    return [(used, item_node, item_key, origin) for (origin, item_node), (_, _, used, item_key) in ordered]
+
+
+def _item_source(lineage: Lineage, origin: str) -> tuple[str, str] | None:
+    """(node, digest) of the list step run ``origin`` ("RUN:node") took its item from, if it is a map item.
+
+    An item's edge to its list is the one named after a parameter of its key
+    (the item itself is a parameter, not an input).
+    """
+    origin_run, _, origin_node = origin.partition(":")
+    found = lineage.conn.execute(
+        "SELECT e.source, e.digest FROM steps o CROSS JOIN edges e WHERE o.run_id=? AND o.node=? "
+        "AND e.run_id=o.run_id AND e.node=o.node AND e.direction='in' AND e.source IS NOT NULL "
+        # A damaged key_parts value (orch doctor names it) is passed over, not an SQL error.
+        "AND CASE WHEN json_valid(o.key_parts) THEN json_extract(o.key_parts, '$.params.\"' || e.name || '\"') "
+        "END IS NOT NULL LIMIT 1", (origin_run, origin_node)).fetchone()
+    return (str(found[0]), str(found[1])) if found else None
+
+
+def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest: str) -> str | None:
+    """The list a map item cached in ``run_id`` came from in that run: the output of its ``source`` there.
+
+    The step run it reused (in ``origin_run``) took the same item from its own
+    list, ``digest``, which may be another one (yesterday's, shorter): the
+    lineage of today's run must not name yesterday's list as its data. None
+    when ``run_id`` has no such output (a pipeline edited since).
+    """
+    try:  # a map over a map's result names no step as its source (`square.map`): no list of its own then
+        theirs, mine = lineage.flow_edges(origin_run, source)[1], lineage.flow_edges(run_id, source)[1]
+    except NotFoundError:
+        return None
+    names = [name for way, name, d, _, _ in theirs if way == "out" and d == digest]
+    return next((d for way, name, d, _, _ in mine if way == "out" and names and name == names[0]), None)
+
+
+def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, str]:
+    """{output digest: item node} of the items of ``map_node`` (``square.map``) in ``run_id``, first item first.
+
+    A map over a map's result reads its item from that list, which is never
+    stored as one: the item's producer is the item of the first map whose output
+    it is. Read in one statement per map and run (a cached item's outputs are
+    those of the step run it reused).
+    """
+    base = map_node[:-len(".map")]
+    items: dict[str, str] = {}
+    for node, digest in lineage.conn.execute(
+            "SELECT s.node, e.digest FROM steps s CROSS JOIN edges e WHERE s.run_id=? AND s.node >= ? AND s.node < ? "
+            "AND e.run_id=CASE WHEN s.origin IS NULL THEN s.run_id ELSE substr(s.origin, 1, instr(s.origin, ':') - 1) END "
+            "AND e.node=CASE WHEN s.origin IS NULL THEN s.node ELSE substr(s.origin, instr(s.origin, ':') + 1) END "
+            "AND e.direction='out' ORDER BY s.position", (run_id, base, base + "\uffff")):
+        if re.fullmatch(re.escape(base) + r"(_\d+)?", node):
+            items.setdefault(str(digest), str(node))
+    return items
+
+
+def map_item_readers(lineage: Lineage, run_id: str) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+    """{(``square.map``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
+    a map's result, by the item they read (the item is a parameter of their key; their edge names the list)."""
+    readers: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for node, name, source, key, parts in lineage.conn.execute(
+            "SELECT e.node, e.name, e.source, s.key, s.key_parts FROM edges e JOIN steps s ON s.run_id=e.run_id "
+            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map'", (run_id,)):
+        try:
+            item = (json.loads(parts) or {}).get("params", {}).get(name) if parts else None
+        except (ValueError, AttributeError):  # a damaged value: orch doctor names it
+            item = None
+        if isinstance(item, str):
+            readers.setdefault((str(source), item), []).append((str(node), key))
+    return readers
