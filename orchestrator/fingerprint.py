@@ -404,7 +404,8 @@ class _Walk:
                 # release; the method such a wrapper wraps is followed (class_info).
                 continue
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
-            self.follow(ref, scope, cls.__qualname__)
+            registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
+            self.follow(ref, scope, cls.__qualname__, registers)
 
     def class_value(self, cls: type, name: str) -> None:
         """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).
@@ -452,8 +453,12 @@ class _Walk:
 
     # References ------------------------------------------------------------------------
 
-    def follow(self, ref: Ref, scope: dict[str, Any], where: str) -> None:
-        """Resolve a reference found in code and account for what it reaches."""
+    def follow(self, ref: Ref, scope: dict[str, Any], where: str, registers: bool = False) -> None:
+        """Resolve a reference found in code and account for what it reaches.
+
+        ``registers``: the code is a class's ``__init_subclass__``, which reads a
+        registry only to fill it (see ``class_registry``).
+        """
         if ref.root[0] == "global":
             name = ref.root[1]
             if name not in scope or (name.startswith("__") and name.endswith("__")):
@@ -469,9 +474,11 @@ class _Walk:
             name = owner
             if target is None:
                 return
+        used = 0
         for attr in ref.attrs:
             if not isinstance(target, types.ModuleType) or module_kind(target) != "user":
                 break
+            used += 1
             owner, name = target.__name__, attr
             target = getattr(target, attr, _MISSING)
             if target is _MISSING:  # a submodule imported elsewhere, or a name the code will miss
@@ -480,10 +487,30 @@ class _Walk:
                 return
         if ref.binding and isinstance(target, types.ModuleType):
             return
+        if used < len(ref.attrs) and isinstance(target, type) and not registers:
+            self.class_registry(target, ref.attrs[used], where)
         if _is_structural(target) and not isinstance(target, (types.MethodType, functools.partial)):
             self.reference(target, name, where, alias=name)
         else:  # a value, or a method or partial whose bound values need a part of their own
             self.constant(target, name, owner, where)
+
+    def class_registry(self, cls: type, attr: str, where: str) -> None:
+        """A container of code that code reads from a class of yours by name (``Base.REGISTRY["rf"]``).
+
+        A class's ``REGISTRY = {}`` counts by its text, but ``__init_subclass__``
+        (or a decorator) fills it with classes and functions when their modules are
+        imported, and the code that reads it runs one of them: each counts, as
+        in a module-level table (``MODELS = {"rf": make_rf}``). ``__init_subclass__``
+        reading it to register a class does not make every subclass count.
+        """
+        for owner in cls.__mro__:
+            if attr in vars(owner):
+                value = vars(owner)[attr]
+                break
+        else:
+            return
+        if type(value) in _CONTAINERS and object_kind(owner)[0] == "user" and _holds_code(value, set()):
+            self.constant(value, f"{owner.__qualname__}.{attr}", owner.__module__, where, "class attribute")
 
     def own_module(self, scope: dict[str, Any], where: str) -> None:
         """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
@@ -529,6 +556,10 @@ class _Walk:
             return f"<ref {obj.__qualname__}>"
         elif kind == "user" and isinstance(obj, type):
             self.klass(obj)
+        elif _is_wrapper(obj) and object_kind(type(obj))[0] == "user":
+            # A decorator that is a class of yours (`@Traced def f`, functools.update_wrapper in its
+            # __init__): its __call__ runs around the function, so its code counts as the function's.
+            self.klass(type(obj))
         wrapped = getattr(obj, "__wrapped__", None)
         if wrapped is not None:  # an lru_cache, a contextmanager, a library's decorator
             self.reference(wrapped, name, where)
@@ -614,6 +645,11 @@ class _Walk:
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
+        if id(value) in self.open_containers:
+            # Read by code that the container itself holds, under another module's name for it
+            # (`HANDLERS = {Kind.A: h_a}`, imported by the step, read again in Kind.handler): the
+            # digest being made covers it; it does not contain itself.
+            return
         label = f"module-level value '{name}'"
         if kind == "module constant" and filled_containers.is_fillable(value):
             digest = self.fillable_token(value, owner, name, label, where)

@@ -163,9 +163,42 @@ def _reached(fn: types.FunctionType, pending: list[Any]) -> list[tuple[str, str,
                 pending.append(value)
         elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType, logging.Logger)):
             constants.append(("constant", name, _token(value)))
+            pending.extend(_code_in(value))
     # Closures of what the walk reaches are not followed: a decorator's wrapper (a dataclass's
     # generated __repr__) holds functions whose module depends on where the class was made.
     return constants
+
+
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+def _code_in(value: Any, depth: int = 0) -> list[Any]:
+    """The user's functions and classes a constant holds (``HANDLERS = {Kind.A: h_a}``), a few levels deep.
+
+    The constant's token names them only (``code_by_name``), but the code that
+    reads it calls them: editing ``h_a`` must change the digest, as it changes
+    the fingerprint of a step reading ``HANDLERS``. An instance counts by its class.
+    """
+    if isinstance(value, dict):
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    else:
+        items = [value]
+    found: list[Any] = []
+    for item in items:
+        if type(item) in _PLAIN:
+            continue  # a large table of numbers or names holds no code: skipped cheaply
+        inner = _innermost(item.func if isinstance(item, functools.partial) else item)
+        if isinstance(inner, (type, types.FunctionType)):
+            if is_users(inner):
+                found.append(inner)
+        elif isinstance(inner, (dict, list, tuple, set, frozenset)):
+            if depth < 3 and inner is not value:
+                found.extend(_code_in(inner, depth + 1))
+        elif is_users(type(inner)):
+            found.append(type(inner))
+    return found
 
 
 def _innermost(obj: Any) -> Any:

@@ -1,0 +1,167 @@
+"""Code a step reaches through a registry, a table or a decorator object, edited in another module.
+
+A project's classes register themselves (``__init_subclass__`` filling
+``Base.REGISTRY``), its enums pick a handler from a table keyed by member
+(``HANDLERS = {Kind.A: h_a}``), its decorators are classes (``@Traced``).
+Each case edits one module and checks that the digest of the step that runs
+the edited code changes, and that a step which does not stays as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.hashing import hash_value
+from tests.test_fingerprint import Loader, changed_parts
+
+BASE = '''
+class Base:
+    REGISTRY = {}
+
+    def __init_subclass__(cls, key=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if key:
+            Base.REGISTRY[key] = cls
+
+    def run(self, x):
+        return x * 10
+'''
+
+MODELS = '''
+import enum
+import functools
+
+from fpr_base import Base
+
+
+class Child(Base, key="child"):
+    def other(self):
+        return 1
+
+
+class Other(Base, key="other"):
+    def run(self, x):
+        return x + 100
+
+
+class Traced:
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args) + 0
+
+
+@Traced
+def traced(x):
+    return x + 2
+
+
+class Kind(enum.Enum):
+    A = "a"
+    B = "b"
+
+    def handler(self):
+        return HANDLERS[self]
+
+
+def h_a(x):
+    return x + 1
+
+
+def h_b(x):
+    return x + 2
+
+
+HANDLERS = {Kind.A: h_a, Kind.B: h_b}
+'''
+
+STEPS = '''
+from fpr_base import Base
+from fpr_models import HANDLERS, Child, Kind, traced
+
+
+def by_registry(x):
+    return Base.REGISTRY["other"]().run(x)
+
+
+def by_subclass(x):
+    return Child().run(x)
+
+
+def by_traced(x):
+    return traced(x)
+
+
+def by_table(x):
+    return HANDLERS[Kind.B](x)
+'''
+
+FILES = {"fpr_base.py": BASE, "fpr_models.py": MODELS, "fpr_steps.py": STEPS}
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Iterator[Loader]:
+    loader = Loader(tmp_path)
+    yield loader
+    loader.close()
+
+
+def edit(file: str, old: str, new: str) -> dict[str, str]:
+    files = dict(FILES)
+    assert files[file].count(old) == 1, f"{file} has no single {old!r}"
+    files[file] = files[file].replace(old, new)
+    return files
+
+
+def fp(load: Loader, files: dict[str, str], name: str) -> CodeFingerprint:
+    return fingerprint(getattr(load(files, "fpr_steps"), name))
+
+
+def test_a_class_registered_by_init_subclass_counts_for_a_step_reading_the_registry(load: Loader) -> None:
+    """``Base.REGISTRY = {}`` counted by its text left a step running ``Other.run`` cached after its edit."""
+    before = fp(load, FILES, "by_registry")
+    after = fp(load, edit("fpr_models.py", "return x + 100", "return x + 101"), "by_registry")
+    assert before.digest != after.digest
+    assert "fpr_models.Other" in changed_parts(before, after)
+
+
+def test_registering_does_not_make_every_subclass_count(load: Loader) -> None:
+    """``__init_subclass__`` reads the registry to fill it: a step using one subclass keeps its key."""
+    before = fp(load, FILES, "by_subclass")
+    after = fp(load, edit("fpr_models.py", "return x + 100", "return x + 101"), "by_subclass")
+    assert before.digest == after.digest
+
+
+def test_a_decorator_that_is_a_class_counts_its_call(load: Loader) -> None:
+    """``@Traced`` (functools.update_wrapper in __init__): its ``__call__`` runs around the helper."""
+    before = fp(load, FILES, "by_traced")
+    after = fp(load, edit("fpr_models.py", "self.fn(*args) + 0", "self.fn(*args) + 1"), "by_traced")
+    assert before.digest != after.digest
+    assert "fpr_models.Traced" in changed_parts(before, after)
+    helper = fp(load, edit("fpr_models.py", "return x + 2\n\n\nclass Kind", "return x + 3\n\n\nclass Kind"), "by_traced")
+    assert helper.digest != before.digest
+
+
+def test_a_table_keyed_by_members_of_an_enum_that_reads_it_is_no_cycle(load: Loader) -> None:
+    """``HANDLERS = {Kind.A: h_a}`` read by ``Kind.handler``, imported by the step: it was refused,
+    'HANDLERS used by Kind contains itself'; each handler counts."""
+    before = fp(load, FILES, "by_table")
+    after = fp(load, edit("fpr_models.py", "return x + 2\n\n\nHANDLERS", "return x + 3\n\n\nHANDLERS"), "by_table")
+    assert before.digest != after.digest
+    assert "fpr_models.h_b" in changed_parts(before, after)
+
+
+def test_an_enum_member_carries_the_code_of_the_table_its_method_reads(load: Loader) -> None:
+    """``step(kind=Kind.A)`` calling ``kind.handler()(x)`` runs ``h_a``: the member's digest
+    counted the table by the handlers' names only, so editing ``h_a`` kept the step cached."""
+    before = hash_value(load(FILES, "fpr_models").Kind.A)
+    edited = hash_value(load(edit("fpr_models.py", "return x + 1\n", "return x + 11\n"), "fpr_models").Kind.A)
+    same = hash_value(load(FILES, "fpr_models").Kind.A)
+    assert before != edited
+    assert before == same
