@@ -45,9 +45,11 @@ from orchestrator.code_analysis import (
     Ref,
     class_info,
     computed_attributes,
+    first_argument_attributes,
     function_info,
     module_source_digest,
 )
+from orchestrator.code_analysis import _class_functions as class_functions
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
@@ -394,6 +396,7 @@ class _Walk:
                 self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
         for name in computed_attributes(cls):
             self.class_value(cls, name)
+        self.class_tables(cls)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
@@ -406,6 +409,34 @@ class _Walk:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
             self.follow(ref, scope, cls.__qualname__, registers)
+
+    def class_tables(self, cls: type) -> None:
+        """Tables of code the class's own methods read through ``cls`` or ``self`` (``cls.KINDS[kind]()``).
+
+        A factory's ``create`` runs whichever class ``__init_subclass__``
+        registered under the name it is given: every class and function such a
+        table holds counts, as when code reads it by the class's name
+        (``class_registry``). A method whose use of ``self`` cannot be told
+        (``type(self)``) may read any of them. Most classes hold no such table,
+        and cost one look at their attributes.
+        """
+        tables: dict[str, tuple[type, Any]] = {}
+        for owner in reversed(cls.__mro__):
+            for name, value in vars(owner).items():
+                if type(value) in _CONTAINERS and not name.startswith("__") \
+                        and object_kind(owner)[0] == "user" and _holds_code(value, set()):
+                    tables[name] = (owner, value)
+        if not tables:
+            return
+        static = {id(value.__func__) for value in vars(cls).values() if isinstance(value, staticmethod)}
+        for function in class_functions(cls):
+            if function.__name__ == "__init_subclass__" or id(function) in static:
+                continue  # reads the table to fill it; takes no `self` or `cls`
+            names = first_argument_attributes(function)
+            for name in tables if names is None else names & tables.keys():
+                owner, value = tables[name]
+                self.constant(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__,
+                              "class attribute")
 
     def class_value(self, cls: type, name: str) -> None:
         """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).

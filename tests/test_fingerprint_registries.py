@@ -29,6 +29,32 @@ class Base:
 
     def run(self, x):
         return x * 10
+
+    @staticmethod
+    def halve(x):
+        return x / 2
+
+
+class Factory:
+    KINDS = {}
+
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Factory.KINDS[kind] = cls
+
+    @classmethod
+    def create(cls, kind):
+        return cls.KINDS[kind]()
+
+
+class Alpha(Factory, kind="alpha"):
+    def go(self):
+        return "alpha-1"
+
+
+class Beta(Factory, kind="beta"):
+    def go(self):
+        return "beta-1"
 '''
 
 MODELS = '''
@@ -82,7 +108,7 @@ HANDLERS = {Kind.A: h_a, Kind.B: h_b}
 '''
 
 STEPS = '''
-from fpr_base import Base
+from fpr_base import Base, Factory
 from fpr_models import HANDLERS, Child, Kind, traced
 
 
@@ -92,6 +118,10 @@ def by_registry(x):
 
 def by_subclass(x):
     return Child().run(x)
+
+
+def by_factory(kind):
+    return Factory.create(kind).go()
 
 
 def by_traced(x):
@@ -136,6 +166,14 @@ def test_registering_does_not_make_every_subclass_count(load: Loader) -> None:
     before = fp(load, FILES, "by_subclass")
     after = fp(load, edit("fpr_models.py", "return x + 100", "return x + 101"), "by_subclass")
     assert before.digest == after.digest
+
+
+def test_a_class_registered_by_init_subclass_counts_for_a_factory_reading_cls_kinds(load: Loader) -> None:
+    """``Factory.create(kind)`` runs ``cls.KINDS[kind]()``: editing ``Beta.go`` left the step cached."""
+    before = fp(load, FILES, "by_factory")
+    after = fp(load, edit("fpr_base.py", "return \"beta-1\"", "return \"beta-2\""), "by_factory")
+    assert before.digest != after.digest
+    assert "fpr_base.Beta" in changed_parts(before, after)
 
 
 def test_a_decorator_that_is_a_class_counts_its_call(load: Loader) -> None:
