@@ -203,3 +203,43 @@ def test_an_enum_member_carries_the_code_of_the_table_its_method_reads(load: Loa
     same = hash_value(load(FILES, "fpr_models").Kind.A)
     assert before != edited
     assert before == same
+
+
+INSTANCES = '''
+class Norm:
+    def __call__(self, x):
+        return x / 2
+
+
+NORM = Norm()
+OPS = {"norm": Norm()}
+
+
+class Holder:
+    def __init__(self, k):
+        self.k = k
+
+    def apply(self, x):
+        return NORM(x) * self.k
+
+
+def by_table(x):
+    return OPS["norm"](x)
+'''
+
+
+@pytest.mark.parametrize("name", ["Holder", "by_table"])
+def test_a_value_carries_the_code_of_an_instance_its_code_reads(load: Loader, name: str) -> None:
+    """``step(holder=Holder(2))`` whose ``apply`` calls the module constant ``NORM = Norm()`` (or a
+    function passed as a value that calls ``OPS["norm"]``): ``NORM`` counted by its data, so editing
+    ``Norm.__call__`` kept the step cached."""
+    def value(files: dict[str, str]) -> object:
+        module = load(files, "fpr_instances")
+        found = getattr(module, name)
+        return found(2) if isinstance(found, type) else found
+
+    files = {"fpr_instances.py": INSTANCES}
+    before = hash_value(value(files))
+    edited = hash_value(value({"fpr_instances.py": INSTANCES.replace("x / 2", "x / 3")}))
+    assert before != edited
+    assert hash_value(value(files)) == before
