@@ -100,6 +100,9 @@ class CodeFingerprint:
     # Module-level dicts, lists and sets the code reads: (module, name, container, the digest used),
     # for the runner to tell a memo the run's own steps filled from an edit (filled_containers).
     filled: tuple[tuple[str, str, Any, str], ...] = field(default=(), hash=False, compare=False, repr=False)
+    # Imports of a module named only when the code runs: (what, where), such as
+    # ("importlib.import_module", "plugins.load"). What they import is in no key; ``untracked`` warns.
+    dynamic: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -289,11 +292,12 @@ class _Walk:
         self.open_containers: set[int] = set()
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
         self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
+        self.dynamic: set[tuple[str, str]] = set()  # see CodeFingerprint.dynamic
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
-                               tuple(self.paths.values()), tuple(self.filled))
+                               tuple(self.paths.values()), tuple(self.filled), tuple(sorted(self.dynamic)))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -497,6 +501,8 @@ class _Walk:
                 # metadata such as __name__, which every class body reads and must not count.
                 if name == "globals" and not ref.attrs:
                     self.own_module(scope, where)
+                elif name == "__import__" and name not in scope:
+                    self.dynamic.add(("__import__", self.display(scope.get("__name__", ""), where)))
                 return
             target, owner = scope[name], scope.get("__name__", "")
         else:
@@ -516,6 +522,10 @@ class _Walk:
                 target = sys.modules.get(f"{owner}.{attr}", _MISSING)
             if target is _MISSING:
                 return
+        if target is importlib.import_module or \
+                (target is importlib and ref.attrs[used:used + 1] == ("import_module",)):
+            # Which module it imports is text known only when it runs: its code cannot count.
+            self.dynamic.add(("importlib.import_module", self.display(scope.get("__name__", ""), where)))
         if ref.binding and isinstance(target, types.ModuleType):
             return
         if used < len(ref.attrs) and isinstance(target, type) and not registers:
