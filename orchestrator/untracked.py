@@ -39,36 +39,28 @@ class UntrackedPathWarning(UserWarning):
 
 
 def untracked_path_warnings(dag: DAG) -> list[str]:
-    """One line per path value the pipeline's steps reach outside their parameters, naming those steps.
+    """One line per path value the pipeline's steps reach outside their parameters, naming those steps,
+    and one per place they import a module named only when they run.
 
     A constant many steps use (``ROOT``) is one line, not one per step.
+    ``importlib.import_module(f"plugins.{name}")`` or ``__import__(name)`` in a
+    step or a helper it calls: which module's code runs is text, so that code
+    is in no key, and editing it leaves the step cached.
     """
     users: dict[tuple[str, str, str], list[str]] = {}
+    importers: dict[tuple[str, str], list[str]] = {}
     for node in dag.nodes.values():
         step = node.step
         for found in node.code.paths:
             steps = users.setdefault(found, [])
             if step.name not in steps and not _opted_out(found[1], step.untracked):
                 steps.append(step.name)
-    return [_message(steps, *found) for found, steps in users.items() if steps] + text_path_warnings(dag) \
-        + dynamic_import_warnings(dag)
-
-
-def dynamic_import_warnings(dag: DAG) -> list[str]:
-    """One line per place the pipeline's steps import a module named only when they run.
-
-    ``importlib.import_module(f"plugins.{name}")`` or ``__import__(name)`` in a
-    step or a helper it calls: which module's code runs is text, so that code
-    is in no key, and editing it leaves the step cached.
-    """
-    users: dict[tuple[str, str], list[str]] = {}
-    for node in dag.nodes.values():
-        step = node.step
-        for found in node.code.dynamic:
-            steps = users.setdefault(found, [])
-            if step.name not in steps and not _opted_out(found[0], step.untracked):
+        for place in node.code.dynamic:
+            steps = importers.setdefault(place, [])
+            if step.name not in steps and not _opted_out(place[0], step.untracked):
                 steps.append(step.name)
-    return [_dynamic_message(steps, *found) for found, steps in users.items() if steps]
+    return [_message(steps, *found) for found, steps in users.items() if steps] + text_path_warnings(dag) \
+        + [_dynamic_message(steps, *place) for place, steps in importers.items() if steps]
 
 
 def _dynamic_message(steps: list[str], what: str, where: str) -> str:
