@@ -480,6 +480,12 @@ class _Walk:
             # A lambda is named by its global name (`square`), as when a step reads it by name.
             alias = name if getattr(member, "__name__", None) == "<lambda>" else None
             self.reference(member, member.__qualname__, module.__name__, alias=alias)
+        # What it imports from your other modules is as much its attribute (a package's __init__.py
+        # re-exporting `from .features import clean`, read as getattr(src, "clean")): its text here
+        # is one import line, so the code itself counts. Constants imported count by that line.
+        for name, member in sorted(vars(module).items(), key=lambda item: item[0]):
+            if not (name.startswith("__") and name.endswith("__")) and _imported_code(member, module.__name__):
+                self.reference(member, name, module.__name__)
 
     def package(self, top: str) -> None:
         for key, version in package_versions(top):
@@ -818,6 +824,18 @@ def _wraps_user_code(obj: Any) -> bool:
     except ValueError:  # a __wrapped__ cycle
         return False
     return inner is not obj and object_kind(inner)[0] == "user"
+
+
+def _imported_code(value: Any, module_name: str) -> bool:
+    """Whether a module's attribute is a function or class of yours that another module defines
+    (or such a function under a decorator object: ``lru_cache``, a step)."""
+    if isinstance(value, (types.FunctionType, type)):
+        return getattr(value, "__module__", None) != module_name and object_kind(value)[0] == "user"
+    if not (_is_wrapper(value) or _is_step(value)):
+        return False
+    inner = _unwrap(value)
+    inner = getattr(inner, "__wrapped__", inner)
+    return isinstance(inner, types.FunctionType) and object_kind(inner)[0] == "user"
 
 
 def _is_structural(obj: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Code a step reaches through a registry, a table or a decorator object, edited in another module.
+"""Code a step reaches through a registry, a table, a decorator object or a package's re-exports,
+edited in another module.
 
 A project's classes register themselves (``__init_subclass__`` filling
 ``Base.REGISTRY``), its enums pick a handler from a table keyed by member
@@ -243,3 +244,47 @@ def test_a_value_carries_the_code_of_an_instance_its_code_reads(load: Loader, na
     edited = hash_value(value({"fpr_instances.py": INSTANCES.replace("x / 2", "x / 3")}))
     assert before != edited
     assert hash_value(value(files)) == before
+
+
+REEXPORTS = {
+    "fpr_impl.py": '''
+import functools
+
+
+def clean(x):
+    return x + 1
+
+
+@functools.lru_cache
+def cached(x):
+    return x + 2
+''',
+    "fpr_api.py": '''
+from fpr_impl import cached, clean
+
+VERSION = 1
+''',
+    "fpr_picker.py": '''
+import fpr_api
+
+
+def pick(name, x):
+    return getattr(fpr_api, name)(x)
+''',
+}
+
+
+@pytest.mark.parametrize("old,new", [("return x + 1", "return x + 11"), ("return x + 2", "return x + 22")])
+def test_a_module_used_whole_counts_the_functions_it_imports_from_your_other_modules(
+        load: Loader, old: str, new: str) -> None:
+    """``getattr(src, name)`` on a package whose ``__init__.py`` re-exports ``from .features import clean``:
+    only functions defined in ``src`` itself counted, so editing ``clean`` (or an ``lru_cache`` one) in
+    its own module kept the step cached."""
+    def picked(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_picker").pick)
+
+    before = picked(REEXPORTS)
+    after = picked({**REEXPORTS, "fpr_impl.py": REEXPORTS["fpr_impl.py"].replace(old, new)})
+    assert before.digest != after.digest
+    moved = REEXPORTS["fpr_impl.py"].replace("def clean(x):", "# cleans\n\n\ndef clean(x):")
+    assert picked({**REEXPORTS, "fpr_impl.py": moved}).digest == before.digest
