@@ -43,6 +43,7 @@ from typing import Any
 from orchestrator import filled_containers, hashing
 from orchestrator.code_analysis import (
     Ref,
+    body_names,
     class_info,
     computed_attributes,
     first_argument_attributes,
@@ -401,6 +402,7 @@ class _Walk:
         for name in computed_attributes(cls):
             self.class_value(cls, name)
         self.class_tables(cls)
+        self.set_from_outside(cls)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
@@ -413,6 +415,33 @@ class _Walk:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
             self.follow(ref, scope, cls.__qualname__, registers)
+
+    def set_from_outside(self, cls: type) -> None:
+        """Attributes set on the class after its body (``Scaler.SCALE = 3``, ``Scaler.twice = _twice``).
+
+        The class's source does not show them, so each counts as what it is: a
+        function by its code (``Scaler.twice``), a value by its value, one that
+        cannot be hashed by nothing, as a computed class attribute. Names
+        Python, ``enum`` and ``dataclasses`` keep (``__x__``, ``_x_``) and
+        private values (``_x``) are left out.
+        """
+        inside = body_names(cls)
+        if inside is None:
+            return
+        for name, value in vars(cls).items():
+            if name in inside or (name.startswith("_") and name.endswith("_")):
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            shown = f"{cls.__qualname__}.{name}"
+            if isinstance(value, types.FunctionType) and object_kind(value)[0] == "user":
+                self.function(value, shown=shown)
+            elif _is_structural(value):
+                self.reference(value, shown, cls.__qualname__)
+            elif not name.startswith("_"):
+                # A private value is what a library's machinery keeps on the classes it makes
+                # (scikit-learn's _sklearn_auto_wrap_output_keys, abc's _abc_impl), not settings.
+                self.class_value(cls, name)
 
     def class_tables(self, cls: type) -> None:
         """Tables of code the class's own methods read through ``cls`` or ``self`` (``cls.KINDS[kind]()``).

@@ -288,3 +288,42 @@ def test_a_module_used_whole_counts_the_functions_it_imports_from_your_other_mod
     assert before.digest != after.digest
     moved = REEXPORTS["fpr_impl.py"].replace("def clean(x):", "# cleans\n\n\ndef clean(x):")
     assert picked({**REEXPORTS, "fpr_impl.py": moved}).digest == before.digest
+
+
+PATCHED = '''
+class Scaler:
+    def scaled(self, x):
+        return x * self.SCALE
+
+
+Scaler.SCALE = 3
+
+
+def _twice(self, x):
+    return 2 * x
+
+
+Scaler.twice = _twice
+
+
+def by_scale(x):
+    return Scaler().scaled(x)
+'''
+
+
+@pytest.mark.parametrize("old,new,part", [
+    ("Scaler.SCALE = 3", "Scaler.SCALE = 4", "Scaler.SCALE"),
+    ("return 2 * x", "return 3 * x", "Scaler.twice"),
+])
+def test_an_attribute_set_on_a_class_after_its_body_counts(load: Loader, old: str, new: str, part: str) -> None:
+    """``Scaler.SCALE = 3`` or ``Scaler.twice = _twice`` below the class: its source does not show
+    them, so editing either kept the steps using ``Scaler`` cached."""
+    def scaled(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_patched").by_scale)
+
+    before = scaled({"fpr_patched.py": PATCHED})
+    after = scaled({"fpr_patched.py": PATCHED.replace(old, new)})
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
+    spaced = PATCHED.replace("Scaler.SCALE = 3\n", "# the scale\nScaler.SCALE = 3  # x3\n\n")
+    assert scaled({"fpr_patched.py": spaced}).digest == before.digest
