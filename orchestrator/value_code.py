@@ -112,6 +112,8 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
                 pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
+            if machinery is None or not isinstance(value, cls):  # an enum's members are the class itself
+                pending.extend(_code_in(value))  # a registry of classes (KINDS = {"a": Alpha}) by their code
     pending.extend(base for base in cls.__bases__ if is_users(base))
     pending.extend(functions)
     return parts

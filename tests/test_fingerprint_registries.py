@@ -327,3 +327,12 @@ def test_an_attribute_set_on_a_class_after_its_body_counts(load: Loader, old: st
     assert changed_parts(before, after) == {part}
     spaced = PATCHED.replace("Scaler.SCALE = 3\n", "# the scale\nScaler.SCALE = 3  # x3\n\n")
     assert scaled({"fpr_patched.py": spaced}).digest == before.digest
+
+
+def test_an_object_of_a_registering_class_carries_the_code_of_the_classes_registered(load: Loader) -> None:
+    """``Alpha()`` given to a step that calls ``obj.create("beta")``: its class's ``KINDS`` table counted
+    by the classes' names, so editing ``Beta.go`` kept the step cached."""
+    before = hash_value(load(FILES, "fpr_base").Alpha())
+    edited = hash_value(load(edit("fpr_base.py", "return \"beta-1\"", "return \"beta-2\""), "fpr_base").Alpha())
+    assert before != edited
+    assert hash_value(load(FILES, "fpr_base").Alpha()) == before
