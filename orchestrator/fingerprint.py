@@ -381,6 +381,10 @@ class _Walk:
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
             seen_as = alias if alias and name == fn.__qualname__ and "<locals>" in name else name
+            if seen_as is not name and self.display(fn.__module__ or "", seen_as) in self.parts:
+                # A decorator of yours without functools.wraps (`helper = deco(helper)`): the name is
+                # the function it wraps, already a part; the wrapper reads as the decorator's code.
+                seen_as = f"{alias} (via {fn.__qualname__})"
             self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:

@@ -336,3 +336,32 @@ def test_an_object_of_a_registering_class_carries_the_code_of_the_classes_regist
     edited = hash_value(load(edit("fpr_base.py", "return \"beta-1\"", "return \"beta-2\""), "fpr_base").Alpha())
     assert before != edited
     assert hash_value(load(FILES, "fpr_base").Alpha()) == before
+
+
+PLAIN_DECORATOR = '''
+def plain(fn):
+    def inner(x):
+        return fn(x) + 1000
+    return inner
+
+
+@plain
+def helper(x):
+    return x + 3
+
+
+def uses(x):
+    return helper(x)
+'''
+
+
+def test_a_decorator_without_wraps_is_named_apart_from_the_function_it_wraps(load: Loader) -> None:
+    """Editing ``plain``'s wrapper read "code of `helper #1` changed", beside "code of `helper`" for the body."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_plain").uses)
+
+    before = used({"fpr_plain.py": PLAIN_DECORATOR})
+    wrapper = used({"fpr_plain.py": PLAIN_DECORATOR.replace("+ 1000", "+ 2000")})
+    body = used({"fpr_plain.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")})
+    assert changed_parts(before, wrapper) == {"helper (via plain.<locals>.inner)"}
+    assert changed_parts(before, body) == {"helper"}
