@@ -163,7 +163,14 @@ def _reached(fn: types.FunctionType, pending: list[Any]) -> list[tuple[str, str,
         if isinstance(value, (type, types.FunctionType)):
             if is_users(value):
                 pending.append(value)
-        elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType, logging.Logger)):
+        elif isinstance(value, types.ModuleType):
+            if is_users(value):
+                # A module of yours used as a whole (`getattr(helpers, name)(x)`): any of its functions
+                # and classes may run (those it imports from your other modules too), as a step's
+                # fingerprint counts them.
+                pending.extend(v for v in vars(value).values()
+                               if isinstance(v, (type, types.FunctionType)) and is_users(v))
+        elif not isinstance(value, (types.BuiltinFunctionType, logging.Logger)):
             constants.append(("constant", name, _token(value)))
             pending.extend(_code_in(value))
     # Closures of what the walk reaches are not followed: a decorator's wrapper (a dataclass's

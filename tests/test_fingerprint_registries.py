@@ -365,3 +365,37 @@ def test_a_decorator_without_wraps_is_named_apart_from_the_function_it_wraps(loa
     body = used({"fpr_plain.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")})
     assert changed_parts(before, wrapper) == {"helper (via plain.<locals>.inner)"}
     assert changed_parts(before, body) == {"helper"}
+
+
+PICKERS = {
+    "fpr_helpers.py": '''
+def fn_a(x):
+    return x + 1
+''',
+    "fpr_pickers.py": '''
+import fpr_helpers
+
+
+def picker(x, name="a"):
+    return getattr(fpr_helpers, "fn_" + name)(x)
+
+
+class Picker:
+    def pick(self, x):
+        return getattr(fpr_helpers, "fn_a")(x)
+''',
+}
+
+
+@pytest.mark.parametrize("name", ["picker", "Picker"])
+def test_a_value_whose_code_uses_a_module_whole_carries_its_functions(load: Loader, name: str) -> None:
+    """A function (or object) given to a step whose code runs ``getattr(helpers, name)(x)``: the module
+    counted for nothing in its digest, so editing ``helpers.fn_a`` kept the step cached."""
+    def value(files: dict[str, str]) -> object:
+        found = getattr(load(files, "fpr_pickers"), name)
+        return found() if isinstance(found, type) else found
+
+    before = hash_value(value(PICKERS))
+    edited = hash_value(value({**PICKERS, "fpr_helpers.py": PICKERS["fpr_helpers.py"].replace("+ 1", "+ 10")}))
+    assert before != edited
+    assert hash_value(value(PICKERS)) == before
