@@ -462,10 +462,27 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
             # A method under a decorator (a library's, such as scikit-learn's around `transform`):
             # what the method itself reads counts, not only what the wrapper reads.
             refs.extend((inner, ref) for ref in function_info(inner).refs)
+        for held in closure_functions(f):
+            # A method under a decorator without functools.wraps (`@timed def run`): the wrapper
+            # holds the method in its closure, and what the method reads counts as well.
+            refs.extend((held, ref) for ref in function_info(held).refs)
     if module is not None:
         refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
+
+
+def closure_functions(function: types.FunctionType) -> list[types.FunctionType]:
+    """The functions a function's closure holds (a decorator's wrapper holds the function it wraps)."""
+    found = []
+    for cell in function.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not yet filled in
+            continue
+        if isinstance(value, types.FunctionType) and value is not function:
+            found.append(value)
+    return found
 
 
 def _unwrapped(function: types.FunctionType) -> types.FunctionType:

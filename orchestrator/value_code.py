@@ -29,7 +29,7 @@ import types
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import _class_functions, _code_digest, function_info
+from orchestrator.code_analysis import _class_functions, _code_digest, closure_functions, function_info
 from orchestrator.user_code import is_library_function, module_kind
 
 __all__ = ["behaviour_digest", "is_users"]
@@ -116,6 +116,12 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
                 pending.extend(_code_in(value))  # a registry of classes (KINDS = {"a": Alpha}) by their code
     pending.extend(base for base in cls.__bases__ if is_users(base))
     pending.extend(functions)
+    for function in functions:
+        # A method under a decorator of yours without functools.wraps (`@timed def run`): the
+        # wrapper holds the method in its closure. (A library's wrapper, such as the one dataclass
+        # puts around __repr__, is not among `functions`.)
+        pending.extend(held for held in closure_functions(function)
+                       if is_users(held) and not is_library_function(held))
     return parts
 
 

@@ -399,3 +399,57 @@ def test_a_value_whose_code_uses_a_module_whole_carries_its_functions(load: Load
     edited = hash_value(value({**PICKERS, "fpr_helpers.py": PICKERS["fpr_helpers.py"].replace("+ 1", "+ 10")}))
     assert before != edited
     assert hash_value(value(PICKERS)) == before
+
+
+UNWRAPPED_METHOD = {
+    "fpr_calc.py": '''
+def fn_a(x):
+    return x + 1
+''',
+    "fpr_plainmethod.py": '''
+import fpr_calc
+
+
+def plain(fn):
+    def inner(*args):
+        return fn(*args) + 0
+    return inner
+
+
+class Model:
+    @plain
+    def run(self, x):
+        return fpr_calc.fn_a(x) * 2
+
+
+def uses(x):
+    return Model().run(x)
+''',
+}
+
+
+def test_a_method_under_a_decorator_without_wraps_counts_what_it_calls(load: Loader) -> None:
+    """``@plain def run(self, x): return calc.fn_a(x)``: only the wrapper's reads were followed (it holds
+    the method in its closure), so editing ``fn_a`` kept the steps using ``Model`` cached."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_plainmethod").uses)
+
+    before = used(UNWRAPPED_METHOD)
+    after = used({**UNWRAPPED_METHOD, "fpr_calc.py": UNWRAPPED_METHOD["fpr_calc.py"].replace("+ 1", "+ 10")})
+    assert changed_parts(before, after) == {"fpr_calc.fn_a"}
+
+
+@pytest.mark.parametrize("file,old,new", [
+    ("fpr_plainmethod.py", "* 2", "* 3"),
+    ("fpr_calc.py", "+ 1", "+ 10"),
+])
+def test_an_object_carries_the_code_of_a_method_under_a_decorator_without_wraps(
+        load: Loader, file: str, old: str, new: str) -> None:
+    """``step(model=Model())``: the object's digest counted the wrapper's bytecode, not the method's."""
+    def value(files: dict[str, str]) -> object:
+        return load(files, "fpr_plainmethod").Model()
+
+    before = hash_value(value(UNWRAPPED_METHOD))
+    edited = hash_value(value({**UNWRAPPED_METHOD, file: UNWRAPPED_METHOD[file].replace(old, new)}))
+    assert before != edited
+    assert hash_value(value(UNWRAPPED_METHOD)) == before
