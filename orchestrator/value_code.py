@@ -82,6 +82,10 @@ def behaviour_digest(obj: type | types.FunctionType) -> str:
                     parts.extend(("closure", f"{item.__qualname__}:{name}", _token(_cell(cell)))
                                  for name, cell in zip(item.__code__.co_freevars, item.__closure__ or ()))
                 parts.extend(_reached(item, pending))
+                if not is_library_function(item):
+                    # A decorator of yours without functools.wraps: its wrapper holds the function.
+                    pending.extend(held for held in closure_functions(item)
+                                   if is_users(held) and not is_library_function(held))
                 wrapped = _innermost(item)
                 if wrapped is not item:
                     pending.append(wrapped)
@@ -115,13 +119,10 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
             if machinery is None or not isinstance(value, cls):  # an enum's members are the class itself
                 pending.extend(_code_in(value))  # a registry of classes (KINDS = {"a": Alpha}) by their code
     pending.extend(base for base in cls.__bases__ if is_users(base))
+    # A method under a decorator of yours without functools.wraps (`@timed def run`) is held in its
+    # wrapper's closure, which the walk follows for every function of yours. (A library's wrapper,
+    # such as the one dataclass puts around __repr__, is not among `functions`.)
     pending.extend(functions)
-    for function in functions:
-        # A method under a decorator of yours without functools.wraps (`@timed def run`): the
-        # wrapper holds the method in its closure. (A library's wrapper, such as the one dataclass
-        # puts around __repr__, is not among `functions`.)
-        pending.extend(held for held in closure_functions(function)
-                       if is_users(held) and not is_library_function(held))
     return parts
 
 

@@ -453,3 +453,13 @@ def test_an_object_carries_the_code_of_a_method_under_a_decorator_without_wraps(
     edited = hash_value(value({**UNWRAPPED_METHOD, file: UNWRAPPED_METHOD[file].replace(old, new)}))
     assert before != edited
     assert hash_value(value(UNWRAPPED_METHOD)) == before
+
+
+def test_a_function_value_carries_the_code_a_decorator_without_wraps_holds(load: Loader) -> None:
+    """``step(fn=uses)`` where ``uses`` calls a helper under ``@plain``: the wrapper's closure was not
+    followed, so editing the helper's body kept the step cached."""
+    files = {"fpr_plainfn.py": PLAIN_DECORATOR}
+    before = hash_value(load(files, "fpr_plainfn").uses)
+    edited = hash_value(load({"fpr_plainfn.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")}, "fpr_plainfn").uses)
+    assert before != edited
+    assert hash_value(load(files, "fpr_plainfn").uses) == before
