@@ -472,8 +472,18 @@ class _Walk:
             names = first_argument_attributes(function)
             for name in tables if names is None else names & tables.keys():
                 owner, value = tables[name]
-                self.constant(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__,
-                              "class attribute")
+                self.table(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__)
+
+    def table(self, value: Any, name: str, module_name: str, where: str) -> None:
+        """A class attribute holding code (a registry) as a part; with what cannot be hashed in it
+        (an instance holding a connection), by the code it holds alone, as the class did before."""
+        try:
+            self.constant(value, name, module_name, where, "class attribute")
+        except UnhashableValueError:
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
+            for item in items:
+                if _is_structural(item):
+                    self.reference(item, name, where)
 
     def class_value(self, cls: type, name: str) -> None:
         """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).
@@ -590,7 +600,7 @@ class _Walk:
         else:
             return
         if type(value) in _CONTAINERS and object_kind(owner)[0] == "user" and _holds_code(value, set()):
-            self.constant(value, f"{owner.__qualname__}.{attr}", owner.__module__, where, "class attribute")
+            self.table(value, f"{owner.__qualname__}.{attr}", owner.__module__, where)
 
     def own_module(self, scope: dict[str, Any], where: str) -> None:
         """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.

@@ -463,3 +463,12 @@ def test_a_function_value_carries_the_code_a_decorator_without_wraps_holds(load:
     edited = hash_value(load({"fpr_plainfn.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")}, "fpr_plainfn").uses)
     assert before != edited
     assert hash_value(load(files, "fpr_plainfn").uses) == before
+
+
+def test_a_registry_holding_what_cannot_be_hashed_counts_its_code(load: Loader) -> None:
+    """A registry of classes that also holds what cannot be pickled (a generator, a connection) must
+    not refuse the step that reads it; its classes count."""
+    files = edit("fpr_base.py", "    REGISTRY = {}\n", "    REGISTRY = {\"pending\": (n for n in [1])}\n")
+    before = fp(load, files, "by_registry")
+    edited = {**files, "fpr_models.py": files["fpr_models.py"].replace("return x + 100", "return x + 101")}
+    assert before.digest != fp(load, edited, "by_registry").digest
