@@ -528,7 +528,15 @@ class _Walk:
         # is one import line, so the code itself counts. Constants imported count by that line.
         for name, member in sorted(vars(module).items(), key=lambda item: item[0]):
             if not (name.startswith("__") and name.endswith("__")) and _imported_code(member, module.__name__):
-                self.reference(member, name, module.__name__)
+                visited = set(self.seen)
+                try:
+                    self.reference(member, name, module.__name__)
+                except UnhashableValueError:
+                    # A default or closure value of it that cannot be hashed (a connection): it
+                    # counts by its import line, as before, rather than refuse the step; what the
+                    # step calls by name is walked again (and refused, as ever).
+                    for key in [key for key in self.seen if key not in visited]:
+                        del self.seen[key]
 
     def package(self, top: str) -> None:
         for key, version in package_versions(top):
@@ -718,16 +726,18 @@ class _Walk:
         if id(value) in self.open_containers:
             raise UnhashableValueError(f"{label} used by '{where}' contains itself. {_FIX}")
         self.open_containers.add(id(value))
-        if isinstance(value, dict):
-            pairs = [
-                (self.token(k, label, where), self.token(v, label, where)) for k, v in value.items()
-            ]
-            tokens = [token for pair in sorted(pairs) for token in pair]
-        else:
-            tokens = [self.token(item, label, where) for item in value]
-            if isinstance(value, (set, frozenset)):
-                tokens.sort()
-        self.open_containers.discard(id(value))
+        try:
+            if isinstance(value, dict):
+                pairs = [
+                    (self.token(k, label, where), self.token(v, label, where)) for k, v in value.items()
+                ]
+                tokens = [token for pair in sorted(pairs) for token in pair]
+            else:
+                tokens = [self.token(item, label, where) for item in value]
+                if isinstance(value, (set, frozenset)):
+                    tokens.sort()
+        finally:  # also when an item cannot be hashed and a caller goes on without it
+            self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
     def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> None:

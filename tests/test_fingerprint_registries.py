@@ -472,3 +472,13 @@ def test_a_registry_holding_what_cannot_be_hashed_counts_its_code(load: Loader) 
     before = fp(load, files, "by_registry")
     edited = {**files, "fpr_models.py": files["fpr_models.py"].replace("return x + 100", "return x + 101")}
     assert before.digest != fp(load, edited, "by_registry").digest
+
+
+def test_a_module_used_whole_importing_a_function_with_an_unhashable_default_still_fingerprints(
+        load: Loader) -> None:
+    """A re-exported function whose default is a generator (a connection) must not refuse the step."""
+    files = {**REEXPORTS, "fpr_impl.py": REEXPORTS["fpr_impl.py"] + "\n\ndef streamed(x, rows=(n for n in [1])):\n    return x\n",
+             "fpr_api.py": REEXPORTS["fpr_api.py"].replace("import cached, clean", "import cached, clean, streamed")}
+    before = fingerprint(load(files, "fpr_picker").pick)
+    edited = {**files, "fpr_impl.py": files["fpr_impl.py"].replace("return x + 1", "return x + 11")}
+    assert fingerprint(load(edited, "fpr_picker").pick).digest != before.digest
