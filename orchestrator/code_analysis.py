@@ -321,7 +321,7 @@ def _class_body_names(cls: type) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(names)
 
 
-_COMPUTED: dict[int, tuple[type, tuple[str, ...]]] = {}
+_COMPUTED: dict[int, tuple[type, tuple[str, ...], frozenset[str] | None]] = {}
 
 
 def computed_attributes(cls: type) -> tuple[str, ...]:
@@ -332,16 +332,32 @@ def computed_attributes(cls: type) -> tuple[str, ...]:
     module was imported: those values must count by themselves. Empty when
     the source cannot be read. Cached per class.
     """
+    return _class_body(cls)[0]
+
+
+def body_names(cls: type) -> frozenset[str] | None:
+    """Every name a class body binds (attributes, methods, nested classes), or None without its source.
+
+    An attribute of the class that is not among them was set from outside
+    (``Scaler.SCALE = 3``, ``Scaler.twice = _twice`` after the class), where
+    the class's source does not show it. Cached per class.
+    """
+    return _class_body(cls)[1]
+
+
+def _class_body(cls: type) -> tuple[tuple[str, ...], frozenset[str] | None]:
     cached = _COMPUTED.get(id(cls))
     if cached is not None and cached[0] is cls:
-        return cached[1]
+        return cached[1], cached[2]
     names: list[str] = []
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
         tree = None
     body = tree.body[0] if tree is not None and tree.body else None
+    bound: set[str] = set()
     for node in body.body if isinstance(body, ast.ClassDef) else []:
+        bound.update(_bound_by(node))
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -353,7 +369,25 @@ def computed_attributes(cls: type) -> tuple[str, ...]:
         for target in targets:
             names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     found = tuple(dict.fromkeys(names))
-    _COMPUTED[id(cls)] = (cls, found)
+    frozen = frozenset(bound) if isinstance(body, ast.ClassDef) else None
+    _COMPUTED[id(cls)] = (cls, found, frozen)
+    return found, frozen
+
+
+def _bound_by(statement: ast.stmt) -> set[str]:
+    """Names one statement of a class body binds, not looking into the functions and classes it defines."""
+    found: set[str] = set()
+    pending: list[ast.AST] = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, ast.alias):
+            found.add((node.asname or node.name).partition(".")[0])
+        pending.extend(ast.iter_child_nodes(node))
     return found
 
 
@@ -428,10 +462,27 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
             # A method under a decorator (a library's, such as scikit-learn's around `transform`):
             # what the method itself reads counts, not only what the wrapper reads.
             refs.extend((inner, ref) for ref in function_info(inner).refs)
+        for held in closure_functions(f):
+            # A method under a decorator without functools.wraps (`@timed def run`): the wrapper
+            # holds the method in its closure, and what the method reads counts as well.
+            refs.extend((held, ref) for ref in function_info(held).refs)
     if module is not None:
         refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
     _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
     return digest, tuple(refs)
+
+
+def closure_functions(function: types.FunctionType) -> list[types.FunctionType]:
+    """The functions a function's closure holds (a decorator's wrapper holds the function it wraps)."""
+    found = []
+    for cell in function.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not yet filled in
+            continue
+        if isinstance(value, types.FunctionType) and value is not function:
+            found.append(value)
+    return found
 
 
 def _unwrapped(function: types.FunctionType) -> types.FunctionType:

@@ -43,11 +43,14 @@ from typing import Any
 from orchestrator import filled_containers, hashing
 from orchestrator.code_analysis import (
     Ref,
+    body_names,
     class_info,
     computed_attributes,
+    first_argument_attributes,
     function_info,
     module_source_digest,
 )
+from orchestrator.code_analysis import _class_functions as class_functions
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
 from orchestrator.method_reach import Reach, bound_reach
@@ -98,6 +101,9 @@ class CodeFingerprint:
     # Module-level dicts, lists and sets the code reads: (module, name, container, the digest used),
     # for the runner to tell a memo the run's own steps filled from an edit (filled_containers).
     filled: tuple[tuple[str, str, Any, str], ...] = field(default=(), hash=False, compare=False, repr=False)
+    # Imports of a module named only when the code runs: (what, where), such as
+    # ("importlib.import_module", "plugins.load"). What they import is in no key; ``untracked`` warns.
+    dynamic: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -287,11 +293,12 @@ class _Walk:
         self.open_containers: set[int] = set()
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
         self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
+        self.dynamic: set[tuple[str, str]] = set()  # see CodeFingerprint.dynamic
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
-                               tuple(self.paths.values()), tuple(self.filled))
+                               tuple(self.paths.values()), tuple(self.filled), tuple(sorted(self.dynamic)))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -374,6 +381,10 @@ class _Walk:
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
             seen_as = alias if alias and name == fn.__qualname__ and "<locals>" in name else name
+            if seen_as is not name and self.display(fn.__module__ or "", seen_as) in self.parts:
+                # A decorator of yours without functools.wraps (`helper = deco(helper)`): the name is
+                # the function it wraps, already a part; the wrapper reads as the decorator's code.
+                seen_as = f"{alias} (via {fn.__qualname__})"
             self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
@@ -394,6 +405,8 @@ class _Walk:
                 self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
         for name in computed_attributes(cls):
             self.class_value(cls, name)
+        self.class_tables(cls)
+        self.set_from_outside(cls)
         for base in cls.__bases__:
             self.reference(base, "base class", cls.__qualname__)
         for owner, ref in refs:
@@ -404,7 +417,73 @@ class _Walk:
                 # release; the method such a wrapper wraps is followed (class_info).
                 continue
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
-            self.follow(ref, scope, cls.__qualname__)
+            registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
+            self.follow(ref, scope, cls.__qualname__, registers)
+
+    def set_from_outside(self, cls: type) -> None:
+        """Attributes set on the class after its body (``Scaler.SCALE = 3``, ``Scaler.twice = _twice``).
+
+        The class's source does not show them, so each counts as what it is: a
+        function by its code (``Scaler.twice``), a value by its value, one that
+        cannot be hashed by nothing, as a computed class attribute. Names
+        Python, ``enum`` and ``dataclasses`` keep (``__x__``, ``_x_``) and
+        private values (``_x``) are left out.
+        """
+        inside = body_names(cls)
+        if inside is None:
+            return
+        for name, value in vars(cls).items():
+            if name in inside or (name.startswith("_") and name.endswith("_")):
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            shown = f"{cls.__qualname__}.{name}"
+            if isinstance(value, types.FunctionType) and object_kind(value)[0] == "user":
+                self.function(value, shown=shown)
+            elif _is_structural(value):
+                self.reference(value, shown, cls.__qualname__)
+            elif not name.startswith("_"):
+                # A private value is what a library's machinery keeps on the classes it makes
+                # (scikit-learn's _sklearn_auto_wrap_output_keys, abc's _abc_impl), not settings.
+                self.class_value(cls, name)
+
+    def class_tables(self, cls: type) -> None:
+        """Tables of code the class's own methods read through ``cls`` or ``self`` (``cls.KINDS[kind]()``).
+
+        A factory's ``create`` runs whichever class ``__init_subclass__``
+        registered under the name it is given: every class and function such a
+        table holds counts, as when code reads it by the class's name
+        (``class_registry``). A method whose use of ``self`` cannot be told
+        (``type(self)``) may read any of them. Most classes hold no such table,
+        and cost one look at their attributes.
+        """
+        tables: dict[str, tuple[type, Any]] = {}
+        for owner in reversed(cls.__mro__):
+            for name, value in vars(owner).items():
+                if type(value) in _CONTAINERS and not name.startswith("__") \
+                        and object_kind(owner)[0] == "user" and _holds_code(value, set()):
+                    tables[name] = (owner, value)
+        if not tables:
+            return
+        static = {id(value.__func__) for value in vars(cls).values() if isinstance(value, staticmethod)}
+        for function in class_functions(cls):
+            if function.__name__ == "__init_subclass__" or id(function) in static:
+                continue  # reads the table to fill it; takes no `self` or `cls`
+            names = first_argument_attributes(function)
+            for name in tables if names is None else names & tables.keys():
+                owner, value = tables[name]
+                self.table(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__)
+
+    def table(self, value: Any, name: str, module_name: str, where: str) -> None:
+        """A class attribute holding code (a registry) as a part; with what cannot be hashed in it
+        (an instance holding a connection), by the code it holds alone, as the class did before."""
+        try:
+            self.constant(value, name, module_name, where, "class attribute")
+        except UnhashableValueError:
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
+            for item in items:
+                if _is_structural(item):
+                    self.reference(item, name, where)
 
     def class_value(self, cls: type, name: str) -> None:
         """A class attribute computed when its module was imported (``MODE = os.environ.get(...)``).
@@ -444,6 +523,20 @@ class _Walk:
             # A lambda is named by its global name (`square`), as when a step reads it by name.
             alias = name if getattr(member, "__name__", None) == "<lambda>" else None
             self.reference(member, member.__qualname__, module.__name__, alias=alias)
+        # What it imports from your other modules is as much its attribute (a package's __init__.py
+        # re-exporting `from .features import clean`, read as getattr(src, "clean")): its text here
+        # is one import line, so the code itself counts. Constants imported count by that line.
+        for name, member in sorted(vars(module).items(), key=lambda item: item[0]):
+            if not (name.startswith("__") and name.endswith("__")) and _imported_code(member, module.__name__):
+                visited = set(self.seen)
+                try:
+                    self.reference(member, name, module.__name__)
+                except UnhashableValueError:
+                    # A default or closure value of it that cannot be hashed (a connection): it
+                    # counts by its import line, as before, rather than refuse the step; what the
+                    # step calls by name is walked again (and refused, as ever).
+                    for key in [key for key in self.seen if key not in visited]:
+                        del self.seen[key]
 
     def package(self, top: str) -> None:
         for key, version in package_versions(top):
@@ -452,8 +545,12 @@ class _Walk:
 
     # References ------------------------------------------------------------------------
 
-    def follow(self, ref: Ref, scope: dict[str, Any], where: str) -> None:
-        """Resolve a reference found in code and account for what it reaches."""
+    def follow(self, ref: Ref, scope: dict[str, Any], where: str, registers: bool = False) -> None:
+        """Resolve a reference found in code and account for what it reaches.
+
+        ``registers``: the code is a class's ``__init_subclass__``, which reads a
+        registry only to fill it (see ``class_registry``).
+        """
         if ref.root[0] == "global":
             name = ref.root[1]
             if name not in scope or (name.startswith("__") and name.endswith("__")):
@@ -461,6 +558,8 @@ class _Walk:
                 # metadata such as __name__, which every class body reads and must not count.
                 if name == "globals" and not ref.attrs:
                     self.own_module(scope, where)
+                elif name == "__import__" and name not in scope:
+                    self.dynamic.add(("__import__", self.display(scope.get("__name__", ""), where)))
                 return
             target, owner = scope[name], scope.get("__name__", "")
         else:
@@ -469,21 +568,47 @@ class _Walk:
             name = owner
             if target is None:
                 return
+        used = 0
         for attr in ref.attrs:
             if not isinstance(target, types.ModuleType) or module_kind(target) != "user":
                 break
+            used += 1
             owner, name = target.__name__, attr
             target = getattr(target, attr, _MISSING)
             if target is _MISSING:  # a submodule imported elsewhere, or a name the code will miss
                 target = sys.modules.get(f"{owner}.{attr}", _MISSING)
             if target is _MISSING:
                 return
+        if target is importlib.import_module or \
+                (target is importlib and ref.attrs[used:used + 1] == ("import_module",)):
+            # Which module it imports is text known only when it runs: its code cannot count.
+            self.dynamic.add(("importlib.import_module", self.display(scope.get("__name__", ""), where)))
         if ref.binding and isinstance(target, types.ModuleType):
             return
+        if used < len(ref.attrs) and isinstance(target, type) and not registers:
+            self.class_registry(target, ref.attrs[used], where)
         if _is_structural(target) and not isinstance(target, (types.MethodType, functools.partial)):
             self.reference(target, name, where, alias=name)
         else:  # a value, or a method or partial whose bound values need a part of their own
             self.constant(target, name, owner, where)
+
+    def class_registry(self, cls: type, attr: str, where: str) -> None:
+        """A container of code that code reads from a class of yours by name (``Base.REGISTRY["rf"]``).
+
+        A class's ``REGISTRY = {}`` counts by its text, but ``__init_subclass__``
+        (or a decorator) fills it with classes and functions when their modules are
+        imported, and the code that reads it runs one of them: each counts, as
+        in a module-level table (``MODELS = {"rf": make_rf}``). ``__init_subclass__``
+        reading it to register a class does not make every subclass count.
+        """
+        for owner in cls.__mro__:
+            if attr in vars(owner):
+                value = vars(owner)[attr]
+                break
+        else:
+            return
+        if type(value) in _CONTAINERS and object_kind(owner)[0] == "user" and _holds_code(value, set()):
+            self.table(value, f"{owner.__qualname__}.{attr}", owner.__module__, where)
 
     def own_module(self, scope: dict[str, Any], where: str) -> None:
         """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
@@ -529,6 +654,10 @@ class _Walk:
             return f"<ref {obj.__qualname__}>"
         elif kind == "user" and isinstance(obj, type):
             self.klass(obj)
+        elif _is_wrapper(obj) and object_kind(type(obj))[0] == "user":
+            # A decorator that is a class of yours (`@Traced def f`, functools.update_wrapper in its
+            # __init__): its __call__ runs around the function, so its code counts as the function's.
+            self.klass(type(obj))
         wrapped = getattr(obj, "__wrapped__", None)
         if wrapped is not None:  # an lru_cache, a contextmanager, a library's decorator
             self.reference(wrapped, name, where)
@@ -597,16 +726,18 @@ class _Walk:
         if id(value) in self.open_containers:
             raise UnhashableValueError(f"{label} used by '{where}' contains itself. {_FIX}")
         self.open_containers.add(id(value))
-        if isinstance(value, dict):
-            pairs = [
-                (self.token(k, label, where), self.token(v, label, where)) for k, v in value.items()
-            ]
-            tokens = [token for pair in sorted(pairs) for token in pair]
-        else:
-            tokens = [self.token(item, label, where) for item in value]
-            if isinstance(value, (set, frozenset)):
-                tokens.sort()
-        self.open_containers.discard(id(value))
+        try:
+            if isinstance(value, dict):
+                pairs = [
+                    (self.token(k, label, where), self.token(v, label, where)) for k, v in value.items()
+                ]
+                tokens = [token for pair in sorted(pairs) for token in pair]
+            else:
+                tokens = [self.token(item, label, where) for item in value]
+                if isinstance(value, (set, frozenset)):
+                    tokens.sort()
+        finally:  # also when an item cannot be hashed and a caller goes on without it
+            self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
     def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> None:
@@ -614,6 +745,11 @@ class _Walk:
         if (owner, name) in self.constants:
             return
         self.constants.add((owner, name))
+        if id(value) in self.open_containers:
+            # Read by code that the container itself holds, under another module's name for it
+            # (`HANDLERS = {Kind.A: h_a}`, imported by the step, read again in Kind.handler): the
+            # digest being made covers it; it does not contain itself.
+            return
         label = f"module-level value '{name}'"
         if kind == "module constant" and filled_containers.is_fillable(value):
             digest = self.fillable_token(value, owner, name, label, where)
@@ -741,6 +877,18 @@ def _wraps_user_code(obj: Any) -> bool:
     except ValueError:  # a __wrapped__ cycle
         return False
     return inner is not obj and object_kind(inner)[0] == "user"
+
+
+def _imported_code(value: Any, module_name: str) -> bool:
+    """Whether a module's attribute is a function or class of yours that another module defines
+    (or such a function under a decorator object: ``lru_cache``, a step)."""
+    if isinstance(value, (types.FunctionType, type)):
+        return getattr(value, "__module__", None) != module_name and object_kind(value)[0] == "user"
+    if not (_is_wrapper(value) or _is_step(value)):
+        return False
+    inner = _unwrap(value)
+    inner = getattr(inner, "__wrapped__", inner)
+    return isinstance(inner, types.FunctionType) and object_kind(inner)[0] == "user"
 
 
 def _is_structural(obj: Any) -> bool:

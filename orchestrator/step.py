@@ -460,7 +460,9 @@ def step(
             annotation gives one output per element).
         untracked: names of path constants the step uses that are not its
             inputs (``"OUT"`` for ``OUT = Path("outputs")`` it writes to): no
-            warning that their files' content is not in the key.
+            warning that their files' content is not in the key; also
+            ``"import_module"`` or ``"__import__"``, for a module it imports by
+            a name known only when it runs.
 
     Retry, timeout, cache and untracked settings are not part of the cache
     key: changing them re-runs nothing.

@@ -1,4 +1,5 @@
-"""Warnings about paths a step's code reaches as values, whose files the cache cannot see.
+"""Warnings about paths a step's code reaches as values, whose files the cache cannot see,
+and about modules it imports by a name known only when it runs, whose code it cannot see.
 
 A path counts by its file's content only when it is a step parameter. A
 path in a module constant (``DATA = Path("data.csv")``), a closure variable,
@@ -38,18 +39,40 @@ class UntrackedPathWarning(UserWarning):
 
 
 def untracked_path_warnings(dag: DAG) -> list[str]:
-    """One line per path value the pipeline's steps reach outside their parameters, naming those steps.
+    """One line per path value the pipeline's steps reach outside their parameters, naming those steps,
+    and one per place they import a module named only when they run.
 
     A constant many steps use (``ROOT``) is one line, not one per step.
+    ``importlib.import_module(f"plugins.{name}")`` or ``__import__(name)`` in a
+    step or a helper it calls: which module's code runs is text, so that code
+    is in no key, and editing it leaves the step cached.
     """
     users: dict[tuple[str, str, str], list[str]] = {}
+    importers: dict[tuple[str, str], list[str]] = {}
     for node in dag.nodes.values():
         step = node.step
         for found in node.code.paths:
             steps = users.setdefault(found, [])
             if step.name not in steps and not _opted_out(found[1], step.untracked):
                 steps.append(step.name)
-    return [_message(steps, *found) for found, steps in users.items() if steps] + text_path_warnings(dag)
+        for place in node.code.dynamic:
+            steps = importers.setdefault(place, [])
+            if step.name not in steps and not _opted_out(place[0], step.untracked):
+                steps.append(step.name)
+    return [_message(steps, *found) for found, steps in users.items() if steps] + text_path_warnings(dag) \
+        + [_dynamic_message(steps, *place) for place, steps in importers.items() if steps]
+
+
+def _dynamic_message(steps: list[str], what: str, where: str) -> str:
+    shown = [f"'{s}'" for s in steps[:_SHOWN]]
+    if len(steps) > _SHOWN:
+        shown.append(f"{len(steps) - _SHOWN} more")
+    who = f"step {shown[0]}" if len(steps) == 1 else f"steps {', '.join(shown[:-1])} and {shown[-1]}"
+    it = shown[0] if len(steps) == 1 else "them"
+    return (f"{who} import{'s' if len(steps) == 1 else ''} a module named only at run time ({what} in "
+            f"`{where}`): its code is in no key, so editing it leaves {it} cached. Import the modules and "
+            f"pick from a dict ({{\"a\": plugins.a.run}}), or after an edit run with --rerun; "
+            f"@step(untracked=\"{what.rpartition('.')[2]}\") silences this.")
 
 
 def text_path_warnings(dag: DAG) -> list[str]:

@@ -29,7 +29,7 @@ import types
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import _class_functions, _code_digest, function_info
+from orchestrator.code_analysis import _class_functions, _code_digest, closure_functions, function_info
 from orchestrator.user_code import is_library_function, module_kind
 
 __all__ = ["behaviour_digest", "is_users"]
@@ -82,6 +82,10 @@ def behaviour_digest(obj: type | types.FunctionType) -> str:
                     parts.extend(("closure", f"{item.__qualname__}:{name}", _token(_cell(cell)))
                                  for name, cell in zip(item.__code__.co_freevars, item.__closure__ or ()))
                 parts.extend(_reached(item, pending))
+                if not is_library_function(item):
+                    # A decorator of yours without functools.wraps: its wrapper holds the function.
+                    pending.extend(held for held in closure_functions(item)
+                                   if is_users(held) and not is_library_function(held))
                 wrapped = _innermost(item)
                 if wrapped is not item:
                     pending.append(wrapped)
@@ -112,7 +116,12 @@ def _class_parts(cls: type, pending: list[Any]) -> list[tuple[str, str, str]]:
                 pending.append(wrapped)  # a wrapped method: what it wraps is the user's code
         elif not isinstance(value, _CODE_ATTRIBUTES):
             parts.append(("attribute", f"{cls.__qualname__}.{name}", _token(value)))
+            if machinery is None or not isinstance(value, cls):  # an enum's members are the class itself
+                pending.extend(_code_in(value))  # a registry of classes (KINDS = {"a": Alpha}) by their code
     pending.extend(base for base in cls.__bases__ if is_users(base))
+    # A method under a decorator of yours without functools.wraps (`@timed def run`) is held in its
+    # wrapper's closure, which the walk follows for every function of yours. (A library's wrapper,
+    # such as the one dataclass puts around __repr__, is not among `functions`.)
     pending.extend(functions)
     return parts
 
@@ -161,11 +170,51 @@ def _reached(fn: types.FunctionType, pending: list[Any]) -> list[tuple[str, str,
         if isinstance(value, (type, types.FunctionType)):
             if is_users(value):
                 pending.append(value)
-        elif not isinstance(value, (types.ModuleType, types.BuiltinFunctionType, logging.Logger)):
+        elif isinstance(value, types.ModuleType):
+            if is_users(value):
+                # A module of yours used as a whole (`getattr(helpers, name)(x)`): any of its functions
+                # and classes may run (those it imports from your other modules too), as a step's
+                # fingerprint counts them.
+                pending.extend(v for v in vars(value).values()
+                               if isinstance(v, (type, types.FunctionType)) and is_users(v))
+        elif not isinstance(value, (types.BuiltinFunctionType, logging.Logger)):
             constants.append(("constant", name, _token(value)))
+            pending.extend(_code_in(value))
     # Closures of what the walk reaches are not followed: a decorator's wrapper (a dataclass's
     # generated __repr__) holds functions whose module depends on where the class was made.
     return constants
+
+
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+def _code_in(value: Any, depth: int = 0) -> list[Any]:
+    """The user's functions and classes a constant holds (``HANDLERS = {Kind.A: h_a}``), a few levels deep.
+
+    The constant's token names them only (``code_by_name``), but the code that
+    reads it calls them: editing ``h_a`` must change the digest, as it changes
+    the fingerprint of a step reading ``HANDLERS``. An instance counts by its class.
+    """
+    if isinstance(value, dict):
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    else:
+        items = [value]
+    found: list[Any] = []
+    for item in items:
+        if type(item) in _PLAIN:
+            continue  # a large table of numbers or names holds no code: skipped cheaply
+        inner = _innermost(item.func if isinstance(item, functools.partial) else item)
+        if isinstance(inner, (type, types.FunctionType)):
+            if is_users(inner):
+                found.append(inner)
+        elif isinstance(inner, (dict, list, tuple, set, frozenset)):
+            if depth < 3 and inner is not value:
+                found.extend(_code_in(inner, depth + 1))
+        elif is_users(type(inner)):
+            found.append(type(inner))
+    return found
 
 
 def _innermost(obj: Any) -> Any:

@@ -295,3 +295,45 @@ def test_text_that_names_no_file_looks_like_no_path_or_is_untracked_is_not_named
         return label("rf", ["missing.csv", "v1.2"]), write("written.csv")
 
     assert labels.plan(store=str(store)).warnings == []
+
+
+def _plugin(name: str):
+    import importlib
+
+    return importlib.import_module(f"orchestrator.{name}")
+
+
+@step
+def imports_by_name(name: str) -> str:
+    return _plugin(name).__name__
+
+
+@step
+def imports_with_builtin(name: str) -> str:
+    return __import__(name).__name__
+
+
+@step(untracked="import_module")
+def imports_quietly(name: str) -> str:
+    return _plugin(name).__name__
+
+
+def test_a_module_imported_by_a_name_known_at_run_time_is_named(tmp_path, store, monkeypatch):
+    """``importlib.import_module(f"plugins.{name}")`` in a helper: editing the module it imports left the
+    step cached without a word (docs said so); plan and run say where it happens, once per place."""
+    monkeypatch.chdir(tmp_path)
+
+    @pipeline
+    def plugins(name: str = "errors"):
+        return imports_by_name(name), imports_with_builtin("json"), imports_quietly(name), uses_number(1)
+
+    plan = plugins.plan(store=str(store))
+    assert len(plan.warnings) == 2
+    assert plan.warnings[0].startswith(
+        "step 'imports_by_name' imports a module named only at run time (importlib.import_module in `_plugin`)")
+    assert "@step(untracked=\"import_module\")" in plan.warnings[0]
+    assert plan.warnings[1].startswith(
+        "step 'imports_with_builtin' imports a module named only at run time (__import__ in `imports_with_builtin`)")
+    with pytest.warns(UntrackedPathWarning) as caught:
+        assert plugins.run(store=str(store)).status == "succeeded"
+    assert [str(w.message) for w in caught] == plan.warnings

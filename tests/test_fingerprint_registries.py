@@ -1,0 +1,484 @@
+"""Code a step reaches through a registry, a table, a decorator object or a package's re-exports,
+edited in another module.
+
+A project's classes register themselves (``__init_subclass__`` filling
+``Base.REGISTRY``), its enums pick a handler from a table keyed by member
+(``HANDLERS = {Kind.A: h_a}``), its decorators are classes (``@Traced``).
+Each case edits one module and checks that the digest of the step that runs
+the edited code changes, and that a step which does not stays as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.fingerprint import CodeFingerprint, fingerprint
+from orchestrator.hashing import hash_value
+from tests.test_fingerprint import Loader, changed_parts
+
+BASE = '''
+class Base:
+    REGISTRY = {}
+
+    def __init_subclass__(cls, key=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if key:
+            Base.REGISTRY[key] = cls
+
+    def run(self, x):
+        return x * 10
+
+    @staticmethod
+    def halve(x):
+        return x / 2
+
+
+class Factory:
+    KINDS = {}
+
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Factory.KINDS[kind] = cls
+
+    @classmethod
+    def create(cls, kind):
+        return cls.KINDS[kind]()
+
+
+class Alpha(Factory, kind="alpha"):
+    def go(self):
+        return "alpha-1"
+
+
+class Beta(Factory, kind="beta"):
+    def go(self):
+        return "beta-1"
+'''
+
+MODELS = '''
+import enum
+import functools
+
+from fpr_base import Base
+
+
+class Child(Base, key="child"):
+    def other(self):
+        return 1
+
+
+class Other(Base, key="other"):
+    def run(self, x):
+        return x + 100
+
+
+class Traced:
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args) + 0
+
+
+@Traced
+def traced(x):
+    return x + 2
+
+
+class Kind(enum.Enum):
+    A = "a"
+    B = "b"
+
+    def handler(self):
+        return HANDLERS[self]
+
+
+def h_a(x):
+    return x + 1
+
+
+def h_b(x):
+    return x + 2
+
+
+HANDLERS = {Kind.A: h_a, Kind.B: h_b}
+'''
+
+STEPS = '''
+from fpr_base import Base, Factory
+from fpr_models import HANDLERS, Child, Kind, traced
+
+
+def by_registry(x):
+    return Base.REGISTRY["other"]().run(x)
+
+
+def by_subclass(x):
+    return Child().run(x)
+
+
+def by_factory(kind):
+    return Factory.create(kind).go()
+
+
+def by_traced(x):
+    return traced(x)
+
+
+def by_table(x):
+    return HANDLERS[Kind.B](x)
+'''
+
+FILES = {"fpr_base.py": BASE, "fpr_models.py": MODELS, "fpr_steps.py": STEPS}
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Iterator[Loader]:
+    loader = Loader(tmp_path)
+    yield loader
+    loader.close()
+
+
+def edit(file: str, old: str, new: str) -> dict[str, str]:
+    files = dict(FILES)
+    assert files[file].count(old) == 1, f"{file} has no single {old!r}"
+    files[file] = files[file].replace(old, new)
+    return files
+
+
+def fp(load: Loader, files: dict[str, str], name: str) -> CodeFingerprint:
+    return fingerprint(getattr(load(files, "fpr_steps"), name))
+
+
+def test_a_class_registered_by_init_subclass_counts_for_a_step_reading_the_registry(load: Loader) -> None:
+    """``Base.REGISTRY = {}`` counted by its text left a step running ``Other.run`` cached after its edit."""
+    before = fp(load, FILES, "by_registry")
+    after = fp(load, edit("fpr_models.py", "return x + 100", "return x + 101"), "by_registry")
+    assert before.digest != after.digest
+    assert "fpr_models.Other" in changed_parts(before, after)
+
+
+def test_registering_does_not_make_every_subclass_count(load: Loader) -> None:
+    """``__init_subclass__`` reads the registry to fill it: a step using one subclass keeps its key."""
+    before = fp(load, FILES, "by_subclass")
+    after = fp(load, edit("fpr_models.py", "return x + 100", "return x + 101"), "by_subclass")
+    assert before.digest == after.digest
+
+
+def test_a_class_registered_by_init_subclass_counts_for_a_factory_reading_cls_kinds(load: Loader) -> None:
+    """``Factory.create(kind)`` runs ``cls.KINDS[kind]()``: editing ``Beta.go`` left the step cached."""
+    before = fp(load, FILES, "by_factory")
+    after = fp(load, edit("fpr_base.py", "return \"beta-1\"", "return \"beta-2\""), "by_factory")
+    assert before.digest != after.digest
+    assert "fpr_base.Beta" in changed_parts(before, after)
+
+
+def test_a_decorator_that_is_a_class_counts_its_call(load: Loader) -> None:
+    """``@Traced`` (functools.update_wrapper in __init__): its ``__call__`` runs around the helper."""
+    before = fp(load, FILES, "by_traced")
+    after = fp(load, edit("fpr_models.py", "self.fn(*args) + 0", "self.fn(*args) + 1"), "by_traced")
+    assert before.digest != after.digest
+    assert "fpr_models.Traced" in changed_parts(before, after)
+    helper = fp(load, edit("fpr_models.py", "return x + 2\n\n\nclass Kind", "return x + 3\n\n\nclass Kind"), "by_traced")
+    assert helper.digest != before.digest
+
+
+def test_a_table_keyed_by_members_of_an_enum_that_reads_it_is_no_cycle(load: Loader) -> None:
+    """``HANDLERS = {Kind.A: h_a}`` read by ``Kind.handler``, imported by the step: it was refused,
+    'HANDLERS used by Kind contains itself'; each handler counts."""
+    before = fp(load, FILES, "by_table")
+    after = fp(load, edit("fpr_models.py", "return x + 2\n\n\nHANDLERS", "return x + 3\n\n\nHANDLERS"), "by_table")
+    assert before.digest != after.digest
+    assert "fpr_models.h_b" in changed_parts(before, after)
+
+
+def test_an_enum_member_carries_the_code_of_the_table_its_method_reads(load: Loader) -> None:
+    """``step(kind=Kind.A)`` calling ``kind.handler()(x)`` runs ``h_a``: the member's digest
+    counted the table by the handlers' names only, so editing ``h_a`` kept the step cached."""
+    before = hash_value(load(FILES, "fpr_models").Kind.A)
+    edited = hash_value(load(edit("fpr_models.py", "return x + 1\n", "return x + 11\n"), "fpr_models").Kind.A)
+    same = hash_value(load(FILES, "fpr_models").Kind.A)
+    assert before != edited
+    assert before == same
+
+
+INSTANCES = '''
+class Norm:
+    def __call__(self, x):
+        return x / 2
+
+
+NORM = Norm()
+OPS = {"norm": Norm()}
+
+
+class Holder:
+    def __init__(self, k):
+        self.k = k
+
+    def apply(self, x):
+        return NORM(x) * self.k
+
+
+def by_table(x):
+    return OPS["norm"](x)
+'''
+
+
+@pytest.mark.parametrize("name", ["Holder", "by_table"])
+def test_a_value_carries_the_code_of_an_instance_its_code_reads(load: Loader, name: str) -> None:
+    """``step(holder=Holder(2))`` whose ``apply`` calls the module constant ``NORM = Norm()`` (or a
+    function passed as a value that calls ``OPS["norm"]``): ``NORM`` counted by its data, so editing
+    ``Norm.__call__`` kept the step cached."""
+    def value(files: dict[str, str]) -> object:
+        module = load(files, "fpr_instances")
+        found = getattr(module, name)
+        return found(2) if isinstance(found, type) else found
+
+    files = {"fpr_instances.py": INSTANCES}
+    before = hash_value(value(files))
+    edited = hash_value(value({"fpr_instances.py": INSTANCES.replace("x / 2", "x / 3")}))
+    assert before != edited
+    assert hash_value(value(files)) == before
+
+
+REEXPORTS = {
+    "fpr_impl.py": '''
+import functools
+
+
+def clean(x):
+    return x + 1
+
+
+@functools.lru_cache
+def cached(x):
+    return x + 2
+''',
+    "fpr_api.py": '''
+from fpr_impl import cached, clean
+
+VERSION = 1
+''',
+    "fpr_picker.py": '''
+import fpr_api
+
+
+def pick(name, x):
+    return getattr(fpr_api, name)(x)
+''',
+}
+
+
+@pytest.mark.parametrize("old,new", [("return x + 1", "return x + 11"), ("return x + 2", "return x + 22")])
+def test_a_module_used_whole_counts_the_functions_it_imports_from_your_other_modules(
+        load: Loader, old: str, new: str) -> None:
+    """``getattr(src, name)`` on a package whose ``__init__.py`` re-exports ``from .features import clean``:
+    only functions defined in ``src`` itself counted, so editing ``clean`` (or an ``lru_cache`` one) in
+    its own module kept the step cached."""
+    def picked(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_picker").pick)
+
+    before = picked(REEXPORTS)
+    after = picked({**REEXPORTS, "fpr_impl.py": REEXPORTS["fpr_impl.py"].replace(old, new)})
+    assert before.digest != after.digest
+    moved = REEXPORTS["fpr_impl.py"].replace("def clean(x):", "# cleans\n\n\ndef clean(x):")
+    assert picked({**REEXPORTS, "fpr_impl.py": moved}).digest == before.digest
+
+
+PATCHED = '''
+class Scaler:
+    def scaled(self, x):
+        return x * self.SCALE
+
+
+Scaler.SCALE = 3
+
+
+def _twice(self, x):
+    return 2 * x
+
+
+Scaler.twice = _twice
+
+
+def by_scale(x):
+    return Scaler().scaled(x)
+'''
+
+
+@pytest.mark.parametrize("old,new,part", [
+    ("Scaler.SCALE = 3", "Scaler.SCALE = 4", "Scaler.SCALE"),
+    ("return 2 * x", "return 3 * x", "Scaler.twice"),
+])
+def test_an_attribute_set_on_a_class_after_its_body_counts(load: Loader, old: str, new: str, part: str) -> None:
+    """``Scaler.SCALE = 3`` or ``Scaler.twice = _twice`` below the class: its source does not show
+    them, so editing either kept the steps using ``Scaler`` cached."""
+    def scaled(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_patched").by_scale)
+
+    before = scaled({"fpr_patched.py": PATCHED})
+    after = scaled({"fpr_patched.py": PATCHED.replace(old, new)})
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
+    spaced = PATCHED.replace("Scaler.SCALE = 3\n", "# the scale\nScaler.SCALE = 3  # x3\n\n")
+    assert scaled({"fpr_patched.py": spaced}).digest == before.digest
+
+
+def test_an_object_of_a_registering_class_carries_the_code_of_the_classes_registered(load: Loader) -> None:
+    """``Alpha()`` given to a step that calls ``obj.create("beta")``: its class's ``KINDS`` table counted
+    by the classes' names, so editing ``Beta.go`` kept the step cached."""
+    before = hash_value(load(FILES, "fpr_base").Alpha())
+    edited = hash_value(load(edit("fpr_base.py", "return \"beta-1\"", "return \"beta-2\""), "fpr_base").Alpha())
+    assert before != edited
+    assert hash_value(load(FILES, "fpr_base").Alpha()) == before
+
+
+PLAIN_DECORATOR = '''
+def plain(fn):
+    def inner(x):
+        return fn(x) + 1000
+    return inner
+
+
+@plain
+def helper(x):
+    return x + 3
+
+
+def uses(x):
+    return helper(x)
+'''
+
+
+def test_a_decorator_without_wraps_is_named_apart_from_the_function_it_wraps(load: Loader) -> None:
+    """Editing ``plain``'s wrapper read "code of `helper #1` changed", beside "code of `helper`" for the body."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_plain").uses)
+
+    before = used({"fpr_plain.py": PLAIN_DECORATOR})
+    wrapper = used({"fpr_plain.py": PLAIN_DECORATOR.replace("+ 1000", "+ 2000")})
+    body = used({"fpr_plain.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")})
+    assert changed_parts(before, wrapper) == {"helper (via plain.<locals>.inner)"}
+    assert changed_parts(before, body) == {"helper"}
+
+
+PICKERS = {
+    "fpr_helpers.py": '''
+def fn_a(x):
+    return x + 1
+''',
+    "fpr_pickers.py": '''
+import fpr_helpers
+
+
+def picker(x, name="a"):
+    return getattr(fpr_helpers, "fn_" + name)(x)
+
+
+class Picker:
+    def pick(self, x):
+        return getattr(fpr_helpers, "fn_a")(x)
+''',
+}
+
+
+@pytest.mark.parametrize("name", ["picker", "Picker"])
+def test_a_value_whose_code_uses_a_module_whole_carries_its_functions(load: Loader, name: str) -> None:
+    """A function (or object) given to a step whose code runs ``getattr(helpers, name)(x)``: the module
+    counted for nothing in its digest, so editing ``helpers.fn_a`` kept the step cached."""
+    def value(files: dict[str, str]) -> object:
+        found = getattr(load(files, "fpr_pickers"), name)
+        return found() if isinstance(found, type) else found
+
+    before = hash_value(value(PICKERS))
+    edited = hash_value(value({**PICKERS, "fpr_helpers.py": PICKERS["fpr_helpers.py"].replace("+ 1", "+ 10")}))
+    assert before != edited
+    assert hash_value(value(PICKERS)) == before
+
+
+UNWRAPPED_METHOD = {
+    "fpr_calc.py": '''
+def fn_a(x):
+    return x + 1
+''',
+    "fpr_plainmethod.py": '''
+import fpr_calc
+
+
+def plain(fn):
+    def inner(*args):
+        return fn(*args) + 0
+    return inner
+
+
+class Model:
+    @plain
+    def run(self, x):
+        return fpr_calc.fn_a(x) * 2
+
+
+def uses(x):
+    return Model().run(x)
+''',
+}
+
+
+def test_a_method_under_a_decorator_without_wraps_counts_what_it_calls(load: Loader) -> None:
+    """``@plain def run(self, x): return calc.fn_a(x)``: only the wrapper's reads were followed (it holds
+    the method in its closure), so editing ``fn_a`` kept the steps using ``Model`` cached."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpr_plainmethod").uses)
+
+    before = used(UNWRAPPED_METHOD)
+    after = used({**UNWRAPPED_METHOD, "fpr_calc.py": UNWRAPPED_METHOD["fpr_calc.py"].replace("+ 1", "+ 10")})
+    assert changed_parts(before, after) == {"fpr_calc.fn_a"}
+
+
+@pytest.mark.parametrize("file,old,new", [
+    ("fpr_plainmethod.py", "* 2", "* 3"),
+    ("fpr_calc.py", "+ 1", "+ 10"),
+])
+def test_an_object_carries_the_code_of_a_method_under_a_decorator_without_wraps(
+        load: Loader, file: str, old: str, new: str) -> None:
+    """``step(model=Model())``: the object's digest counted the wrapper's bytecode, not the method's."""
+    def value(files: dict[str, str]) -> object:
+        return load(files, "fpr_plainmethod").Model()
+
+    before = hash_value(value(UNWRAPPED_METHOD))
+    edited = hash_value(value({**UNWRAPPED_METHOD, file: UNWRAPPED_METHOD[file].replace(old, new)}))
+    assert before != edited
+    assert hash_value(value(UNWRAPPED_METHOD)) == before
+
+
+def test_a_function_value_carries_the_code_a_decorator_without_wraps_holds(load: Loader) -> None:
+    """``step(fn=uses)`` where ``uses`` calls a helper under ``@plain``: the wrapper's closure was not
+    followed, so editing the helper's body kept the step cached."""
+    files = {"fpr_plainfn.py": PLAIN_DECORATOR}
+    before = hash_value(load(files, "fpr_plainfn").uses)
+    edited = hash_value(load({"fpr_plainfn.py": PLAIN_DECORATOR.replace("x + 3", "x + 4")}, "fpr_plainfn").uses)
+    assert before != edited
+    assert hash_value(load(files, "fpr_plainfn").uses) == before
+
+
+def test_a_registry_holding_what_cannot_be_hashed_counts_its_code(load: Loader) -> None:
+    """A registry of classes that also holds what cannot be pickled (a generator, a connection) must
+    not refuse the step that reads it; its classes count."""
+    files = edit("fpr_base.py", "    REGISTRY = {}\n", "    REGISTRY = {\"pending\": (n for n in [1])}\n")
+    before = fp(load, files, "by_registry")
+    edited = {**files, "fpr_models.py": files["fpr_models.py"].replace("return x + 100", "return x + 101")}
+    assert before.digest != fp(load, edited, "by_registry").digest
+
+
+def test_a_module_used_whole_importing_a_function_with_an_unhashable_default_still_fingerprints(
+        load: Loader) -> None:
+    """A re-exported function whose default is a generator (a connection) must not refuse the step."""
+    files = {**REEXPORTS, "fpr_impl.py": REEXPORTS["fpr_impl.py"] + "\n\ndef streamed(x, rows=(n for n in [1])):\n    return x\n",
+             "fpr_api.py": REEXPORTS["fpr_api.py"].replace("import cached, clean", "import cached, clean, streamed")}
+    before = fingerprint(load(files, "fpr_picker").pick)
+    edited = {**files, "fpr_impl.py": files["fpr_impl.py"].replace("return x + 1", "return x + 11")}
+    assert fingerprint(load(edited, "fpr_picker").pick).digest != before.digest
