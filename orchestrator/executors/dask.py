@@ -39,9 +39,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UnpicklableStepError, UserError, WorkerDiedError
 from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
 from orchestrator.executors.nanny_exits import WorkerExits
+from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import (
     decode_result,
@@ -286,7 +287,11 @@ class DaskExecutor:
             # Workers of the user's cluster were started in a folder of their own: relative paths in
             # the step mean this one, as on every executor (``worker.run_spec``).
             spec = replace(spec, folder=_driver_folder())
-        payload = dumps_with_user_code(spec)
+        try:
+            payload = dumps_with_user_code(spec, "a Dask worker")
+        except UnpicklableStepError as refused:
+            result.set_result(not_sent(spec, refused))
+            return result
         started = time.time()
         if self._scratch is not None and spec.spill is not None:
             self._spills[(spec.node, spec.attempt)] = (spec.spill, started)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.errors import StepTimeoutError, UnpicklableStepError, WorkerDiedError
 from orchestrator.executors.deaths import died_because
 from orchestrator.executors.process_tree import kill_tree
+from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import STARTED, decode_result, dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
@@ -80,7 +81,11 @@ class ProcessExecutor:
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         future: Future[TaskResult] = Future()
-        payload = dumps_with_user_code(spec)
+        try:
+            payload = dumps_with_user_code(spec, "a process-pool worker")
+        except UnpicklableStepError as refused:
+            future.set_result(not_sent(spec, refused))
+            return future
         with self._lock:
             worker = next((w for w in self._workers if w.spec is None), None)
             if worker is None:

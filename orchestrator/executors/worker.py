@@ -27,7 +27,7 @@ STARTED = b"orch:started"
 """What a pool worker sends when it starts a timed attempt: its timeout counts from then (not a pickle)."""
 
 
-def dumps_with_user_code(spec: TaskSpec) -> bytes:
+def dumps_with_user_code(spec: TaskSpec, where: str = "a worker process") -> bytes:
     """Pickle a task so that the user's own modules travel with it, by value.
 
     Workers may not be able to import the pipeline file (another folder,
@@ -35,7 +35,12 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
     classes and helpers go along with each task. The by-value registration is
     undone right after: it is process-wide, and the driver's own pickling
     (artifacts it stores) must keep referring to the user's classes by name.
+
+    Raises:
+        UnpicklableStepError: something the step needs cannot be pickled (``sending.dumps_task``).
     """
+    from orchestrator.executors.sending import dumps_task
+
     registered = []
     for module in _user_modules():
         try:
@@ -44,7 +49,7 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
             continue  # a module cloudpickle cannot carry by value stays by reference
         registered.append(module)
     try:
-        return cloudpickle.dumps(spec)
+        return dumps_task(spec, where)
     finally:
         for module in registered:
             cloudpickle.unregister_pickle_by_value(module)
