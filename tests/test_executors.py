@@ -1285,3 +1285,27 @@ def test_how_a_dead_step_process_ended_is_said_in_words():
     assert died_because(-signal.SIGSEGV).startswith("(exit code -11: SIGSEGV, a crash in native code")
     assert died_because(-signal.SIGTERM) == "(exit code -15: killed by SIGTERM)"
     assert died_because(-200) == "(exit code -200)"  # no such signal
+
+
+@pytest.mark.slow
+def test_a_local_dask_worker_its_nanny_stops_for_memory_says_so(store):
+    """A LocalCluster worker past its share of the machine's memory is ended by its nanny with SIGTERM,
+    which the step's error gave as `died (exit code -15: killed by SIGTERM)`, naming neither the memory
+    nor the limit; the other items of the map finish."""
+    pytest.importorskip("distributed")
+    import logging
+
+    import dask
+    from distributed.worker_memory import parse_memory_limit
+
+    limit = parse_memory_limit("auto", 1, logger=logging.getLogger("test"))  # what each worker of a LocalCluster of one thread per worker gets
+    settings = {"distributed.worker.memory.terminate": 300 * 2**20 / limit, "distributed.worker.memory.pause": False,
+                "distributed.worker.memory.spill": False, "distributed.worker.memory.target": False}
+    with dask.config.set(settings):
+        run = load_pipeline(str(PIPELINES / "memory_hog.py")).run(store=str(store), executor="dask", workers=2)
+    assert run.status == "failed"
+    assert [name for name, s in run.steps.items() if s.status == "ran"] == ["fold", "fold_3"]
+    error = run.steps["fold_2"].error
+    assert "WorkerDiedError: the Dask worker running step 'fold_2' was stopped by its nanny (exit code -15) for " \
+           f"using more than {settings['distributed.worker.memory.terminate']:.0%} of its memory limit of " in error
+    assert "run it on fewer workers" in error and "the process executor" in error

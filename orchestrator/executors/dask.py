@@ -549,7 +549,16 @@ def _lost(node: str, exc: Exception, exits: WorkerExits | None = None) -> Worker
         last = getattr(exc, "last_worker", None)
         worker = getattr(last, "address", None)
         if exits is not None:
-            code = exits.code_of(getattr(last, "pid", None), wait=_EXIT_CODE_SECONDS)
+            pid = getattr(last, "pid", None)
+            code = exits.code_of(pid, wait=_EXIT_CODE_SECONDS)
+            over = exits.over_memory(pid)
+            if code is not None and over is not None:
+                fraction, limit = over
+                return WorkerDiedError(
+                    f"the Dask worker running step '{node}' was stopped by its nanny (exit code {code}) for using "
+                    f"more than {fraction:.0%} of its memory limit of {limit / 2**30:.1f} GiB: give the step less "
+                    "data at a time, run it on fewer workers (the LocalCluster gives each an equal share of this "
+                    "machine's memory), or use the process executor, whose workers have no memory limit of their own")
             if code is not None:
                 return WorkerDiedError(f"the Dask worker running step '{node}' died {died_because(code)} "
                                        f"before reporting a result")
