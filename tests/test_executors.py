@@ -1309,3 +1309,27 @@ def test_a_local_dask_worker_its_nanny_stops_for_memory_says_so(store):
     assert "WorkerDiedError: the Dask worker running step 'fold_2' was stopped by its nanny (exit code -15) for " \
            f"using more than {settings['distributed.worker.memory.terminate']:.0%} of its memory limit of " in error
     assert "run it on fewer workers" in error and "the process executor" in error
+
+
+@pytest.mark.slow
+def test_a_step_queued_behind_another_on_a_dask_worker_is_timed_from_its_own_start(store):
+    """The LocalCluster is sent twice as many tasks as it has threads; a step that waited there for
+    another to finish was recorded as started when it was sent, so its time included the other's."""
+    pytest.importorskip("distributed")
+
+    @step
+    def nap(i: int) -> int:
+        print("napping")  # an attempt with output is recorded with the worker's own start and end
+        time.sleep(0.5)
+        return i
+
+    @pipeline
+    def naps():
+        return nap(1), nap(2)
+
+    run = naps.run(store=str(store), executor="dask", workers=1)
+    assert run.status == "succeeded", run.error
+    lineage = Context.open(store).lineage
+    one, two = sorted(lineage.steps(run.id), key=lambda s: s["started"])
+    first_done = lineage.attempts(run.id, one["node"])[0]["ended"]  # as the worker's clock says it
+    assert two["started"] >= first_done, "one worker thread ran them one after the other"
