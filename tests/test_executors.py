@@ -1254,6 +1254,24 @@ def test_a_dask_task_run_again_returns_its_kept_result_instead_of_running_the_st
     assert calls.counts() == {"counted": 1}
 
 
+def test_the_process_pool_starts_no_more_workers_at_once_than_there_are_cpus(store, calls, monkeypatch):
+    """`--workers 64` on two CPUs and a map of forty short steps started forty workers at once, each
+    a CPU-second of Python and imports (23 s, where two workers took 3 s); an attempt now waits for a
+    worker that finishes or one that has started, and no more start at once than there are CPUs."""
+    from orchestrator.executors.process import ProcessExecutor
+
+    spawned = []
+    spawn = ProcessExecutor._spawn
+    monkeypatch.setattr(ProcessExecutor, "_spawn", lambda self: spawned.append(1) or spawn(self))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    run = load_pipeline(str(PIPELINES / "fanout.py:fanout")).run(store=str(store), executor="process", workers=40,
+                                                              n=40)
+    assert run.status == "succeeded", run.error
+    assert run.output() == sum(i * i for i in range(40))
+    assert calls.counts()["total"] == 1 and len([c for c in calls.counts() if c.startswith("square:")]) == 40
+    assert 1 <= len(spawned) <= 8  # about 30 before, one per item that found none idle; 2 now
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_a_step_that_ends_its_worker_says_how_it_ended_on_the_pool_and_the_local_dask_cluster(store, executor):

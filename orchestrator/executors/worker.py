@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 STARTED = b"orch:started"
 """What a pool worker sends when it starts a timed attempt: its timeout counts from then (not a pickle)."""
+READY = b"orch:ready"
+"""What a pool worker sends once it has started, before its first attempt (not a pickle)."""
 
 
 def dumps_with_user_code(spec: TaskSpec, where: str = "a worker process") -> bytes:
@@ -235,6 +237,9 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    import orchestrator.task  # noqa: F401 - imported before saying ready, as every attempt needs it
+
+    conn.send_bytes(READY)
     while True:
         try:
             payload = conn.recv_bytes()
