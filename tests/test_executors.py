@@ -1351,3 +1351,30 @@ def test_a_step_queued_behind_another_on_a_dask_worker_is_timed_from_its_own_sta
     one, two = sorted(lineage.steps(run.id), key=lambda s: s["started"])
     first_done = lineage.attempts(run.id, one["node"])[0]["ended"]  # as the worker's clock says it
     assert two["started"] >= first_done, "one worker thread ran them one after the other"
+
+
+def _dies_starting(*args):
+    os._exit(7)
+
+
+def test_a_pool_whose_workers_die_starting_fails_the_waiting_steps_instead_of_starting_workers_for_ever(
+        store, monkeypatch):
+    """Attempts wait for a worker to say it has started; one that dies first takes the attempt that
+    waited longest with it, so the steps' retries end the run."""
+    import orchestrator.executors.process as process
+
+    monkeypatch.setattr(process, "serve_pipe", _dies_starting)
+
+    @step(retries=1)
+    def one(i: int) -> int:
+        return i
+
+    @pipeline
+    def two():
+        return one(1), one(2)
+
+    run = two.run(store=str(store), executor="process", workers=2)
+    assert run.status == "failed"
+    for name in ("one", "one_2"):
+        assert run.steps[name].attempts == 2
+        assert "died (exit code 7) before reporting a result" in run.steps[name].error
