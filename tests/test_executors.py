@@ -1353,6 +1353,33 @@ def test_a_step_queued_behind_another_on_a_dask_worker_is_timed_from_its_own_sta
     assert two["started"] >= first_done, "one worker thread ran them one after the other"
 
 
+def _blob_size(blob: bytes) -> int:
+    time.sleep(0.5)
+    return len(blob)
+
+
+def test_a_large_task_is_not_kept_waiting_for_a_worker(tmp_path, monkeypatch):
+    """A waiting attempt's task is held by the driver: a large value written in the body (a frame) would be
+    held once per waiting attempt, so a task of more than 1 MB goes to a worker of its own at once."""
+    from orchestrator.executors.process import ProcessExecutor
+    from orchestrator.task import TaskSpec
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    (tmp_path / "store").mkdir()
+    pool = ProcessExecutor(workers=4)
+    try:
+        futures = [pool.submit(TaskSpec(node=f"size_{i}", step_name="size", fn=_blob_size,
+                                        arguments={"blob": b"x" * (2 << 20)}, output_names=("out",),
+                                        store_root=str(tmp_path / "store"))) for i in range(3)]
+        assert not pool.unstarted()  # each was sent to a worker as it was submitted, none kept waiting
+        small = pool.submit(TaskSpec(node="small", step_name="size", fn=_blob_size, arguments={"blob": b"x"},
+                                     output_names=("out",), store_root=str(tmp_path / "store")))
+        assert pool.unstarted() == {("small", 1)}  # a small one waits for a worker, none starting more
+        assert all(f.result(timeout=60).ok for f in [*futures, small])
+    finally:
+        pool.shutdown()
+
+
 def _dies_starting(*args):
     os._exit(7)
 

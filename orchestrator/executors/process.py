@@ -16,7 +16,9 @@ wait: ``--workers 64`` on two CPUs and a map of forty short steps started forty
 workers, ten times as long as two did. An attempt waits for whichever comes
 first, a worker that finishes its step or one that has started; long steps
 (downloads, waits on a service) still get every worker they are allowed,
-started a CPU's worth at a time.
+started a CPU's worth at a time. A task of more than 1 MB (a large value
+written in the pipeline body) is not kept waiting, which would hold a copy of
+it per waiting attempt: it gets a worker of its own at once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 
 _SNAPSHOT_SECONDS = 1.0  # how long Ctrl-C waits for busy workers to say what their steps printed
+_HELD_BYTES = 1 << 20  # a task larger than this is not kept waiting for a worker (see ``submit``)
 _STARTUP_ALLOWANCE = 60.0  # seconds a worker may take to start an attempt before its timeout counts anyway
 
 
@@ -101,8 +104,17 @@ class ProcessExecutor:
         with self._lock:
             if len(self._waiting) + sum(w.spec is not None for w in self._workers) >= self.capacity:
                 raise RuntimeError("process pool is full: the runner submitted more than its capacity")
-            self._waiting.append((spec, payload, future))
-            self._dispatch()
+            if len(payload) > _HELD_BYTES and len(self._workers) < self.capacity and \
+                    not any(w.ready and w.spec is None for w in self._workers):
+                # A large value written in the pipeline body travels in the task: waiting, the driver would
+                # hold a copy per waiting attempt. It goes to a worker of its own at once (the pipe takes it
+                # as the worker starts), as before workers said they were ready.
+                worker = self._spawn()
+                self._workers.append(worker)
+                self._assign(worker, spec, payload, future)
+            else:
+                self._waiting.append((spec, payload, future))
+                self._dispatch()
         if self._monitor is None:
             self._monitor = threading.Thread(target=self._watch, name="orch-pool", daemon=True)
             self._monitor.start()
@@ -135,16 +147,19 @@ class ProcessExecutor:
                                 f"no worker could be started for step '{spec.node}': {exc}"))))
                     continue
                 return
-            spec, payload, future = self._waiting.popleft()
-            worker.spec, worker.future, worker.started = spec, future, time.time()
-            # The timeout counts from the moment the worker starts the attempt (it says so, ``STARTED``), not
-            # from here: on a busy machine unpickling the step's code takes time a `timeout=5` step would
-            # lose. Until then this bounds a worker that never starts it.
-            worker.deadline = time.monotonic() + spec.timeout + _STARTUP_ALLOWANCE if spec.timeout else None
-            try:
-                worker.conn.send_bytes(payload)
-            except (BrokenPipeError, OSError):
-                pass  # the worker is already dead: the monitor reports it
+            self._assign(worker, *self._waiting.popleft())
+
+    def _assign(self, worker: _Worker, spec: TaskSpec, payload: bytes, future: Future[TaskResult]) -> None:
+        """Send an attempt to ``worker`` (with ``_lock`` held)."""
+        worker.spec, worker.future, worker.started = spec, future, time.time()
+        # The timeout counts from the moment the worker starts the attempt (it says so, ``STARTED``), not
+        # from here: a new worker first starts Python, and unpickling the step's code takes time on a busy
+        # machine, which a `timeout=5` step would lose. Until then this bounds a worker that never starts it.
+        worker.deadline = time.monotonic() + spec.timeout + _STARTUP_ALLOWANCE if spec.timeout else None
+        try:
+            worker.conn.send_bytes(payload)
+        except (BrokenPipeError, OSError):
+            pass  # the worker is already dead: the monitor reports it
 
     # -- the monitor thread -------------------------------------------------------
 
