@@ -19,7 +19,8 @@ SENDING = ["process", pytest.param("dask", marks=pytest.mark.slow)]
 def _run(target, store, executor, **params):
     if executor == "dask":
         pytest.importorskip("distributed")
-    return load_pipeline(str(PIPELINES / target)).run(store=str(store), executor=executor, workers=2, **params)
+    workers = None if executor == "sequential" else 2
+    return load_pipeline(str(PIPELINES / target)).run(store=str(store), executor=executor, workers=workers, **params)
 
 
 def test_a_lock_travels_as_a_new_unlocked_lock():
@@ -72,3 +73,16 @@ def test_a_timed_step_whose_argument_cannot_be_pickled_fails_that_attempt(tmp_pa
     assert result.failure is not None and result.failure.type_name == "UnpicklableStepError"
     assert "step 'fit' cannot be sent to the child process that runs a timed step: its argument 'db' " \
            "(a Connection) cannot be pickled" in result.failure.message
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_mapped_step_using_a_module_level_connection_is_refused_in_one_line(tmp_path, executor):
+    """Each item of the map said it again, and each its consumer's 'comes from step ..., which failed
+    to build': twelve lines for six items, where one names the step and the value to fix."""
+    from orchestrator.errors import PipelineDefinitionError
+
+    with pytest.raises(PipelineDefinitionError) as refused:
+        _run("unpicklable.py:looked_up", tmp_path / "store", executor)
+    assert len(refused.value.problems) == 1
+    assert refused.value.problems[0].startswith("step 'lookup' (")
+    assert "module-level value 'CONN' used by 'lookup' cannot be hashed" in refused.value.problems[0]

@@ -50,3 +50,16 @@ def plain(i: int) -> int:
 @pipeline
 def connected(n: int = 3):
     return total(apply.map(list(range(n)), fn=make_scorer())), plain(n)
+
+
+CONN = sqlite3.connect(":memory:")
+
+
+@step
+def lookup(i: int) -> int:
+    return CONN.execute("select ?", (i,)).fetchone()[0]
+
+
+@pipeline
+def looked_up(n: int = 6):
+    return total(lookup.map(list(range(n))))
