@@ -36,6 +36,7 @@ from orchestrator.errors import (
     StoreDeletedError,
     UntrustedArtifactError,
 )
+from orchestrator.executors.deaths import MEMORY_ADVICE
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.filled_containers import settle
 from orchestrator.fingerprint import value_digest
@@ -65,6 +66,12 @@ from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
+    from orchestrator.retry import Failure
+
+
+def _memory_hint(failure: Failure) -> str:
+    """What to do about a step that raised ``MemoryError`` (a bare one says nothing: ``ulimit -v``, a cgroup)."""
+    return f" ({MEMORY_ADVICE})" if failure.is_instance_of((MemoryError,)) else ""
 
 
 def _configured_log_level() -> int | None:
@@ -552,7 +559,7 @@ class RunLoop:
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
         self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node)
-                     + self_state_hint(node.name, failure, self._distinct_steps))
+                     + self_state_hint(node.name, failure, self._distinct_steps) + _memory_hint(failure))
 
     def _distinct_steps(self) -> list[Step]:
         """The pipeline's steps, each once (a map of 10,000 items is one step), made at the first failure."""

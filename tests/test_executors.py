@@ -1405,3 +1405,25 @@ def test_a_pool_whose_workers_die_starting_fails_the_waiting_steps_instead_of_st
     for name in ("one", "one_2"):
         assert run.steps[name].attempts == 2
         assert "died (exit code 7) before reporting a result" in run.steps[name].error
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_step_out_of_memory_says_what_to_do(store, executor):
+    """Under `ulimit -v` or a container's limit an allocation raises a bare MemoryError, and the step's
+    error read `MemoryError` and nothing else."""
+
+    @step
+    def grow(n: int) -> int:
+        raise MemoryError()
+
+    @step
+    def fine(n: int) -> int:
+        return n
+
+    @pipeline
+    def growing():
+        return grow(1), fine(2)
+
+    run = growing.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
+    assert run.status == "failed" and run.steps["fine"].status == "ran"
+    assert run.steps["grow"].error.startswith("MemoryError (if it ran out of memory, give it less data at a time")
