@@ -1316,7 +1316,7 @@ def test_a_local_dask_worker_its_nanny_stops_for_memory_says_so(store):
     import dask
     from distributed.worker_memory import parse_memory_limit
 
-    limit = parse_memory_limit("auto", 1, logger=logging.getLogger("test"))  # what each worker of a LocalCluster of one thread per worker gets
+    limit = parse_memory_limit("auto", 1, 2, logger=logging.getLogger("test"))  # each of 2 LocalCluster workers
     settings = {"distributed.worker.memory.terminate": 300 * 2**20 / limit, "distributed.worker.memory.pause": False,
                 "distributed.worker.memory.spill": False, "distributed.worker.memory.target": False}
     with dask.config.set(settings):
@@ -1427,3 +1427,20 @@ def test_a_step_out_of_memory_says_what_to_do(store, executor):
     run = growing.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
     assert run.status == "failed" and run.steps["fine"].status == "ran"
     assert run.steps["grow"].error.startswith("MemoryError (if it ran out of memory, give it less data at a time")
+
+
+def test_a_local_cluster_of_more_workers_than_cpus_says_what_it_costs(monkeypatch):
+    """--workers 64 on two CPUs and a map of forty steps started forty-one Dask workers, each a process with
+    a nanny, before the first task (a minute, where two ran the map in 4 s), each with 1/41 of the memory."""
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor
+    from orchestrator.spelling import PYTHON
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert DaskExecutor(workers=64, most=41).notice == (
+        "--workers 64 starts 41 Dask workers on 2 CPUs: each takes seconds of CPU to start, and each step may "
+        "use 1/41 of this machine's memory before its worker is stopped; for steps that compute, --workers 2 "
+        "is as fast")
+    assert DaskExecutor(workers=64, most=41, spelling=PYTHON).notice.startswith("workers=64 starts 41 Dask")
+    assert DaskExecutor(workers=64, most=2).notice is None  # no more workers than CPUs: nothing to say
+    assert DaskExecutor(workers=2).notice is None
