@@ -276,7 +276,15 @@ class RunLoop:
                         self.observer.warning(notice)
             for future in done:
                 node, decision, attempt = self.running.pop(future)
-                self._finished_attempt(node, decision, attempt, future.result())
+                result = future.result()
+                sent = self.started.get(node.name)
+                if attempt == 1 and sent is not None and sent < result.started <= time.time():
+                    # A task queued on a Dask worker (or waiting for a pool worker to start) begins later
+                    # than it was sent: the step's time is its own, not the wait for another step to
+                    # finish. (A worker whose clock runs ahead of this one is not believed.) The
+                    # sequential executor, which runs it at once, does not come here.
+                    self.started[node.name] = result.started
+                self._finished_attempt(node, decision, attempt, result)
 
     def _start(self, name: str) -> None:
         node = self.dag.nodes[name]
@@ -528,12 +536,6 @@ class RunLoop:
         self._release(node)
 
     def _finished_attempt(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
-        sent = self.started.get(node.name)
-        if attempt == 1 and sent is not None and sent < result.started <= time.time():
-            # A task queued on a Dask worker (or a pool worker that first started Python) begins later
-            # than it was sent: the step's time is its own, not the wait for another step to finish.
-            # (A worker whose clock runs ahead of this one is not believed.)
-            self.started[node.name] = result.started
         if result.ok or result.damaged_input is not None or not node.step.retry.should_retry(
                 result.failure, attempt):  # type: ignore[arg-type]
             self.commits.finished(node.name)
