@@ -232,7 +232,8 @@ def _make_node(
         try:
             code = fingerprint(step.fn)
         except UnhashableValueError as exc:
-            problems.append(f"{label}: {exc}")
+            # Said of the step, not of each call: the items of a map (forty folds) share one line.
+            problems.append(f"step '{step.name}' ({call.site}): {exc}")
             return None
         fingerprints[id(step)] = code
     params: dict[str, str] = {}
@@ -254,7 +255,8 @@ def _make_node(
             for out in outs:
                 producer = out._node  # not ``.node``: that property is for users, once the body has run
                 if producer not in nodes:
-                    problems.append(f"{label}: input '{arg}' comes from step '{producer}', which failed to build.")
+                    if not problems:  # else the producer's own problem is said, which is the one to fix
+                        problems.append(f"{label}: input '{arg}' comes from step '{producer}', which failed to build.")
                 elif producer not in upstream:
                     upstream.append(producer)
             continue
@@ -282,7 +284,8 @@ def _make_node(
             problems.append(f"{label}: cannot read input file for argument '{arg}': {exc}")
     if call.map_over is not None:
         if call.map_over.node not in nodes:
-            problems.append(f"{label}: maps over the output of step '{call.map_over.node}', which failed to build.")
+            if not problems:
+                problems.append(f"{label}: maps over the output of step '{call.map_over.node}', which failed to build.")
         elif call.map_over.node not in upstream:
             upstream.append(call.map_over.node)
     # Calls of one step with the same parameters (a chain, a loop) share their static key.

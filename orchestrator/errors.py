@@ -297,6 +297,13 @@ class WorkerDiedError(OrchestratorError):
     """The process running a step attempt died before reporting a result."""
 
 
+class UnpicklableStepError(OrchestratorError):
+    """A step's task could not be pickled for a worker (a module-level client, a ``multiprocessing`` lock).
+
+    Not retried: another attempt would pickle the same values. The message names the value.
+    """
+
+
 class SchedulerLostError(OrchestratorError):
     """The run lost its Dask scheduler (it stopped, or the network failed): no attempt can run any more.
 

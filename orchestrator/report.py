@@ -244,12 +244,12 @@ class ConsoleReporter(RunObserver):
     def run_finished(self, run_id: str, status: str, results: dict[str, StepResult]) -> None:
         self._stop_progress()
         shown = shown_results(results, self._dag)
-        if self.summary:
+        if self.summary and shown:  # a run stopped before its first step started has no rows to head
             self._print(summary_table(shown, self._dag, run_id, width=self.console.width))
         counts: dict[str, int] = {}
         for r in shown.values():
             counts[r.status] = counts.get(r.status, 0) + 1
-        parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+        parts = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no step started"
         self._print(f"run [bold]{escape(run_id)}[/] {styled(status)} ({escape(parts)})")
 
     def run_closed(self, run_id: str) -> None:

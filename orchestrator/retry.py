@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UnpicklableStepError, UserError, WorkerDiedError
 
 MAX_TIMEOUT = 365 * 24 * 3600.0
 """The longest ``timeout`` accepted, in seconds: a year, well within what the OS can wait for."""
@@ -136,8 +136,9 @@ class RetryPolicy:
         A worker that died is an infrastructure failure, not the step's own
         exception, so it is retried whenever attempts remain. A lost Dask
         scheduler is one too, but no attempt can run without it: never retried.
+        Nor is a task that could not be pickled: the next attempt would meet the same values.
         """
-        if attempt >= self.max_attempts or failure.is_instance_of((SchedulerLostError,)):
+        if attempt >= self.max_attempts or failure.is_instance_of((SchedulerLostError, UnpicklableStepError)):
             return False
         if failure.is_instance_of((WorkerDiedError,)):
             return True

@@ -36,6 +36,7 @@ from orchestrator.errors import (
     StoreDeletedError,
     UntrustedArtifactError,
 )
+from orchestrator.executors.deaths import MEMORY_ADVICE
 from orchestrator.executors.sequential import SequentialExecutor
 from orchestrator.filled_containers import settle
 from orchestrator.fingerprint import value_digest
@@ -65,6 +66,12 @@ from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
+    from orchestrator.retry import Failure
+
+
+def _memory_hint(failure: Failure) -> str:
+    """What to do about a step that raised ``MemoryError`` (a bare one says nothing: ``ulimit -v``, a cgroup)."""
+    return f" ({MEMORY_ADVICE})" if failure.is_instance_of((MemoryError,)) else ""
 
 
 def _configured_log_level() -> int | None:
@@ -269,7 +276,15 @@ class RunLoop:
                         self.observer.warning(notice)
             for future in done:
                 node, decision, attempt = self.running.pop(future)
-                self._finished_attempt(node, decision, attempt, future.result())
+                result = future.result()
+                sent = self.started.get(node.name)
+                if attempt == 1 and sent is not None and sent < result.started <= time.time():
+                    # A task queued on a Dask worker (or waiting for a pool worker to start) begins later
+                    # than it was sent: the step's time is its own, not the wait for another step to
+                    # finish. (A worker whose clock runs ahead of this one is not believed.) The
+                    # sequential executor, which runs it at once, does not come here.
+                    self.started[node.name] = result.started
+                self._finished_attempt(node, decision, attempt, result)
 
     def _start(self, name: str) -> None:
         node = self.dag.nodes[name]
@@ -546,7 +561,7 @@ class RunLoop:
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
         self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node)
-                     + self_state_hint(node.name, failure, self._distinct_steps))
+                     + self_state_hint(node.name, failure, self._distinct_steps) + _memory_hint(failure))
 
     def _distinct_steps(self) -> list[Step]:
         """The pipeline's steps, each once (a map of 10,000 items is one step), made at the first failure."""

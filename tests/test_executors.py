@@ -1254,6 +1254,24 @@ def test_a_dask_task_run_again_returns_its_kept_result_instead_of_running_the_st
     assert calls.counts() == {"counted": 1}
 
 
+def test_the_process_pool_starts_no_more_workers_at_once_than_there_are_cpus(store, calls, monkeypatch):
+    """`--workers 64` on two CPUs and a map of forty short steps started forty workers at once, each
+    a CPU-second of Python and imports (23 s, where two workers took 3 s); an attempt now waits for a
+    worker that finishes or one that has started, and no more start at once than there are CPUs."""
+    from orchestrator.executors.process import ProcessExecutor
+
+    spawned = []
+    spawn = ProcessExecutor._spawn
+    monkeypatch.setattr(ProcessExecutor, "_spawn", lambda self: spawned.append(1) or spawn(self))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    run = load_pipeline(str(PIPELINES / "fanout.py:fanout")).run(store=str(store), executor="process", workers=40,
+                                                              n=40)
+    assert run.status == "succeeded", run.error
+    assert run.output() == sum(i * i for i in range(40))
+    assert calls.counts()["total"] == 1 and len([c for c in calls.counts() if c.startswith("square:")]) == 40
+    assert 1 <= len(spawned) <= 8  # about 30 before, one per item that found none idle; 2 now
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_a_step_that_ends_its_worker_says_how_it_ended_on_the_pool_and_the_local_dask_cluster(store, executor):
@@ -1285,3 +1303,144 @@ def test_how_a_dead_step_process_ended_is_said_in_words():
     assert died_because(-signal.SIGSEGV).startswith("(exit code -11: SIGSEGV, a crash in native code")
     assert died_because(-signal.SIGTERM) == "(exit code -15: killed by SIGTERM)"
     assert died_because(-200) == "(exit code -200)"  # no such signal
+
+
+@pytest.mark.slow
+def test_a_local_dask_worker_its_nanny_stops_for_memory_says_so(store):
+    """A LocalCluster worker past its share of the machine's memory is ended by its nanny with SIGTERM,
+    which the step's error gave as `died (exit code -15: killed by SIGTERM)`, naming neither the memory
+    nor the limit; the other items of the map finish."""
+    pytest.importorskip("distributed")
+    import logging
+
+    import dask
+    from distributed.worker_memory import parse_memory_limit
+
+    limit = parse_memory_limit("auto", 1, 2, logger=logging.getLogger("test"))  # each of 2 LocalCluster workers
+    settings = {"distributed.worker.memory.terminate": 300 * 2**20 / limit, "distributed.worker.memory.pause": False,
+                "distributed.worker.memory.spill": False, "distributed.worker.memory.target": False}
+    with dask.config.set(settings):
+        run = load_pipeline(str(PIPELINES / "memory_hog.py")).run(store=str(store), executor="dask", workers=2)
+    assert run.status == "failed"
+    assert [name for name, s in run.steps.items() if s.status == "ran"] == ["fold", "fold_3"]
+    error = run.steps["fold_2"].error
+    assert "WorkerDiedError: the Dask worker running step 'fold_2' was stopped by its nanny (exit code -15) for " \
+           f"using more than {settings['distributed.worker.memory.terminate']:.0%} of its memory limit of " in error
+    assert "run it on fewer workers" in error and "the process executor" in error
+
+
+@pytest.mark.slow
+def test_a_step_queued_behind_another_on_a_dask_worker_is_timed_from_its_own_start(store):
+    """The LocalCluster is sent twice as many tasks as it has threads; a step that waited there for
+    another to finish was recorded as started when it was sent, so its time included the other's."""
+    pytest.importorskip("distributed")
+
+    @step
+    def nap(i: int) -> int:
+        print("napping")  # an attempt with output is recorded with the worker's own start and end
+        time.sleep(0.5)
+        return i
+
+    @pipeline
+    def naps():
+        return nap(1), nap(2)
+
+    run = naps.run(store=str(store), executor="dask", workers=1)
+    assert run.status == "succeeded", run.error
+    lineage = Context.open(store).lineage
+    one, two = sorted(lineage.steps(run.id), key=lambda s: s["started"])
+    first_done = lineage.attempts(run.id, one["node"])[0]["ended"]  # as the worker's clock says it
+    assert two["started"] >= first_done, "one worker thread ran them one after the other"
+
+
+def _blob_size(blob: bytes) -> int:
+    time.sleep(0.5)
+    return len(blob)
+
+
+def test_a_large_task_is_not_kept_waiting_for_a_worker(tmp_path, monkeypatch):
+    """A waiting attempt's task is held by the driver: a large value written in the body (a frame) would be
+    held once per waiting attempt, so a task of more than 1 MB goes to a worker of its own at once."""
+    from orchestrator.executors.process import ProcessExecutor
+    from orchestrator.task import TaskSpec
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    (tmp_path / "store").mkdir()
+    pool = ProcessExecutor(workers=4)
+    try:
+        futures = [pool.submit(TaskSpec(node=f"size_{i}", step_name="size", fn=_blob_size,
+                                        arguments={"blob": b"x" * (2 << 20)}, output_names=("out",),
+                                        store_root=str(tmp_path / "store"))) for i in range(3)]
+        assert not pool.unstarted()  # each was sent to a worker as it was submitted, none kept waiting
+        small = pool.submit(TaskSpec(node="small", step_name="size", fn=_blob_size, arguments={"blob": b"x"},
+                                     output_names=("out",), store_root=str(tmp_path / "store")))
+        assert pool.unstarted() == {("small", 1)}  # a small one waits for a worker, none starting more
+        assert all(f.result(timeout=60).ok for f in [*futures, small])
+    finally:
+        pool.shutdown()
+
+
+def _dies_starting(*args):
+    os._exit(7)
+
+
+def test_a_pool_whose_workers_die_starting_fails_the_waiting_steps_instead_of_starting_workers_for_ever(
+        store, monkeypatch):
+    """Attempts wait for a worker to say it has started; one that dies first takes the attempt that
+    waited longest with it, so the steps' retries end the run."""
+    import orchestrator.executors.process as process
+
+    monkeypatch.setattr(process, "serve_pipe", _dies_starting)
+
+    @step(retries=1)
+    def one(i: int) -> int:
+        return i
+
+    @pipeline
+    def two():
+        return one(1), one(2)
+
+    run = two.run(store=str(store), executor="process", workers=2)
+    assert run.status == "failed"
+    for name in ("one", "one_2"):
+        assert run.steps[name].attempts == 2
+        assert "died (exit code 7) before reporting a result" in run.steps[name].error
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_step_out_of_memory_says_what_to_do(store, executor):
+    """Under `ulimit -v` or a container's limit an allocation raises a bare MemoryError, and the step's
+    error read `MemoryError` and nothing else."""
+
+    @step
+    def grow(n: int) -> int:
+        raise MemoryError()
+
+    @step
+    def fine(n: int) -> int:
+        return n
+
+    @pipeline
+    def growing():
+        return grow(1), fine(2)
+
+    run = growing.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
+    assert run.status == "failed" and run.steps["fine"].status == "ran"
+    assert run.steps["grow"].error.startswith("MemoryError (if it ran out of memory, give it less data at a time")
+
+
+def test_a_local_cluster_of_more_workers_than_cpus_says_what_it_costs(monkeypatch):
+    """--workers 64 on two CPUs and a map of forty steps started forty-one Dask workers, each a process with
+    a nanny, before the first task (a minute, where two ran the map in 4 s), each with 1/41 of the memory."""
+    pytest.importorskip("distributed")
+    from orchestrator.executors.dask import DaskExecutor
+    from orchestrator.spelling import PYTHON
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert DaskExecutor(workers=64, most=41).notice == (
+        "--workers 64 starts 41 Dask workers on 2 CPUs: each takes seconds of CPU to start, and each step may "
+        "use 1/41 of this machine's memory before its worker is stopped; for steps that compute, --workers 2 "
+        "is as fast")
+    assert DaskExecutor(workers=64, most=41, spelling=PYTHON).notice.startswith("workers=64 starts 41 Dask")
+    assert DaskExecutor(workers=64, most=2).notice is None  # no more workers than CPUs: nothing to say
+    assert DaskExecutor(workers=2).notice is None

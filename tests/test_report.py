@@ -143,3 +143,14 @@ def test_long_step_names_in_a_narrow_terminal_keep_their_ends_status_and_reason(
     assert [line.split()[0][-10:] for line in lines] == ["or_segment", "_segment_2", "_segment_3"]
     assert [line.split()[1] for line in lines] == ["ran", "cached", "ran"]
     assert all(line.rstrip().endswith("no earlier result") for line in lines)
+
+
+def test_a_run_stopped_before_its_first_step_says_so_without_an_empty_table(capsys):
+    """Ctrl-C while the first steps waited for a pool worker: the summary was a table's header alone and
+    `run 1cf6db052bf9 interrupted ()`."""
+    from orchestrator.report import ConsoleReporter
+
+    ConsoleReporter().run_finished("1cf6db052bf9", "interrupted", {})
+    err = capsys.readouterr().err
+    assert "run 1cf6db052bf9 interrupted (no step started)" in err
+    assert "attempts" not in err

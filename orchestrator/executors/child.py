@@ -26,11 +26,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.errors import StepTimeoutError, UnpicklableStepError, WorkerDiedError
 from orchestrator.executors.deaths import died_because
 from orchestrator.executors.process_tree import kill_tree
+from orchestrator.executors.sending import dumps_task, not_sent
 from orchestrator.executors.worker import decode_result, die_with_parent, encode_result
 from orchestrator.retry import Failure
 
@@ -71,7 +70,10 @@ def run_in_child(spec: TaskSpec, timeout: float | None) -> TaskResult:
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx: Any = multiprocessing.get_context(method)
     parent, child = ctx.Pipe(duplex=False)
-    payload = cloudpickle.dumps(replace(spec, keep_values=False))
+    try:
+        payload = dumps_task(replace(spec, keep_values=False), "the child process that runs a timed step")
+    except UnpicklableStepError as refused:
+        return not_sent(spec, refused)
     proc = ctx.Process(target=_child_main, args=(child, payload, os.getpid()), daemon=True)
     started = time.time()
     with _children_allowed():

@@ -39,9 +39,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import SchedulerLostError, UserError, WorkerDiedError
+from orchestrator.errors import SchedulerLostError, UnpicklableStepError, UserError, WorkerDiedError
 from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
 from orchestrator.executors.nanny_exits import WorkerExits
+from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import (
     decode_result,
@@ -231,6 +232,16 @@ class DaskExecutor:
                                f"(start one with `dask worker {address}`)")
         else:
             threads = self._workers  # one thread per worker of the LocalCluster, started when needed
+            cpus = os.cpu_count() or 1
+            if self._workers > cpus:
+                # Each worker is a process with a nanny, started before the first task, and its memory
+                # limit is its share of the machine's: forty of them on two CPUs took a minute to start
+                # and gave each step 1/40 of the memory, where two workers ran the same map in 4 s.
+                option = "--workers " if spelling.cli else "workers="
+                self.notice = (f"{option}{workers} starts {self._workers} Dask workers on {cpus} CPUs: each takes "
+                               f"seconds of CPU to start, and each step may use 1/{self._workers} of this machine's "
+                               f"memory before its worker is stopped; for steps that compute, {option}{cpus} is "
+                               "as fast")
         # Twice the worker threads: a queued task starts as soon as a thread frees up, instead of
         # waiting a scheduler round trip for the run loop to submit it.
         self.capacity = 2 * max(1, threads)
@@ -286,7 +297,11 @@ class DaskExecutor:
             # Workers of the user's cluster were started in a folder of their own: relative paths in
             # the step mean this one, as on every executor (``worker.run_spec``).
             spec = replace(spec, folder=_driver_folder())
-        payload = dumps_with_user_code(spec)
+        try:
+            payload = dumps_with_user_code(spec, "a Dask worker")
+        except UnpicklableStepError as refused:
+            result.set_result(not_sent(spec, refused))
+            return result
         started = time.time()
         if self._scratch is not None and spec.spill is not None:
             self._spills[(spec.node, spec.attempt)] = (spec.spill, started)
@@ -544,7 +559,16 @@ def _lost(node: str, exc: Exception, exits: WorkerExits | None = None) -> Worker
         last = getattr(exc, "last_worker", None)
         worker = getattr(last, "address", None)
         if exits is not None:
-            code = exits.code_of(getattr(last, "pid", None), wait=_EXIT_CODE_SECONDS)
+            pid = getattr(last, "pid", None)
+            code = exits.code_of(pid, wait=_EXIT_CODE_SECONDS)
+            over = exits.over_memory(pid)
+            if code is not None and over is not None:
+                fraction, limit = over
+                return WorkerDiedError(
+                    f"the Dask worker running step '{node}' was stopped by its nanny (exit code {code}) for using "
+                    f"more than {fraction:.0%} of its memory limit of {limit / 2**30:.1f} GiB: give the step less "
+                    "data at a time, run it on fewer workers (the LocalCluster gives each an equal share of this "
+                    "machine's memory), or use the process executor, whose workers have no memory limit of their own")
             if code is not None:
                 return WorkerDiedError(f"the Dask worker running step '{node}' died {died_because(code)} "
                                        f"before reporting a result")

@@ -8,7 +8,17 @@ and is replaced; an attempt that outlives its ``timeout`` has its worker
 killed and counts as a ``StepTimeoutError``. Workers are spawned, not forked:
 they inherit no threads, locks or SQLite connections from the driver. They
 are started when an attempt finds none idle, so a cached run starts none and
-``--workers 32`` for three steps starts three; an idle worker is reused.
+``--workers 32`` for three steps starts three at most; an idle worker is reused.
+
+A worker takes about a CPU-second to start (Python, then the imports of the
+user's code), so no more start at once than there are CPUs, nor than attempts
+wait: ``--workers 64`` on two CPUs and a map of forty short steps started forty
+workers, ten times as long as two did. An attempt waits for whichever comes
+first, a worker that finishes its step or one that has started; long steps
+(downloads, waits on a service) still get every worker they are allowed,
+started a CPU's worth at a time. A task of more than 1 MB (a large value
+written in the pipeline body) is not kept waiting, which would hold a copy of
+it per waiting attempt: it gets a worker of its own at once.
 """
 
 from __future__ import annotations
@@ -20,16 +30,18 @@ import shutil
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import StepTimeoutError, WorkerDiedError
+from orchestrator.errors import StepTimeoutError, UnpicklableStepError, WorkerDiedError
 from orchestrator.executors.deaths import died_because
 from orchestrator.executors.process_tree import kill_tree
+from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
-from orchestrator.executors.worker import STARTED, decode_result, dumps_with_user_code, serve_pipe
+from orchestrator.executors.worker import READY, STARTED, decode_result, dumps_with_user_code, serve_pipe
 from orchestrator.retry import Failure
 
 if TYPE_CHECKING:
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
 
 
 _SNAPSHOT_SECONDS = 1.0  # how long Ctrl-C waits for busy workers to say what their steps printed
+_HELD_BYTES = 1 << 20  # a task larger than this is not kept waiting for a worker (see ``submit``)
 _STARTUP_ALLOWANCE = 60.0  # seconds a worker may take to start an attempt before its timeout counts anyway
 
 
@@ -50,6 +63,7 @@ class _Worker:
     started: float = 0.0
     deadline: float | None = None
     tasks: int = field(default=0)
+    ready: bool = False  # it has started Python and said so (``READY``): it takes attempts from now on
 
 
 class ProcessExecutor:
@@ -59,6 +73,8 @@ class ProcessExecutor:
 
     def __init__(self, workers: int | None = None) -> None:
         self.capacity = max(1, workers or os.cpu_count() or 1)
+        self._start_at_once = max(1, os.cpu_count() or 1)  # workers starting at the same time, at most
+        self._waiting: deque[tuple[TaskSpec, bytes, Future[TaskResult]]] = deque()  # no ready worker yet
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
@@ -80,35 +96,77 @@ class ProcessExecutor:
 
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
         future: Future[TaskResult] = Future()
-        payload = dumps_with_user_code(spec)
+        try:
+            payload = dumps_with_user_code(spec, "a process-pool worker")
+        except UnpicklableStepError as refused:
+            future.set_result(not_sent(spec, refused))
+            return future
         with self._lock:
-            worker = next((w for w in self._workers if w.spec is None), None)
-            if worker is None:
-                if len(self._workers) >= self.capacity:
-                    raise RuntimeError("process pool is full: the runner submitted more than its capacity")
+            if len(self._waiting) + sum(w.spec is not None for w in self._workers) >= self.capacity:
+                raise RuntimeError("process pool is full: the runner submitted more than its capacity")
+            if len(payload) > _HELD_BYTES and len(self._workers) < self.capacity and \
+                    not any(w.ready and w.spec is None for w in self._workers):
+                # A large value written in the pipeline body travels in the task: waiting, the driver would
+                # hold a copy per waiting attempt. It goes to a worker of its own at once (the pipe takes it
+                # as the worker starts), as before workers said they were ready.
                 worker = self._spawn()
                 self._workers.append(worker)
-            worker.spec, worker.future, worker.started = spec, future, time.time()
-            # The timeout counts from the moment the worker starts the attempt (it says so, ``STARTED``), not
-            # from here: a new worker first starts Python and imports orchestrator, which on a busy machine
-            # takes seconds a `timeout=5` step would lose. Until then this bounds a worker that never starts.
-            worker.deadline = time.monotonic() + spec.timeout + _STARTUP_ALLOWANCE if spec.timeout else None
-            try:
-                worker.conn.send_bytes(payload)
-            except (BrokenPipeError, OSError):
-                pass  # the worker is already dead: the monitor reports it
+                self._assign(worker, spec, payload, future)
+            else:
+                self._waiting.append((spec, payload, future))
+                self._dispatch()
         if self._monitor is None:
             self._monitor = threading.Thread(target=self._watch, name="orch-pool", daemon=True)
             self._monitor.start()
         os.write(self._wake_w, b"x")
         return future
 
+    def _dispatch(self) -> None:
+        """Give waiting attempts to idle ready workers, and start workers for the rest (with ``_lock`` held).
+
+        A new worker is started only while fewer are starting than there are CPUs and
+        than attempts wait, and the pool is below its size.
+        """
+        while self._waiting:
+            worker = next((w for w in self._workers if w.ready and w.spec is None), None)
+            if worker is None:
+                starting = sum(not w.ready for w in self._workers)
+                if len(self._workers) < self.capacity and starting < min(self._start_at_once, len(self._waiting)):
+                    try:
+                        self._workers.append(self._spawn())
+                    except OSError as exc:  # no process can be made now (the process limit, no memory)
+                        if self._workers:
+                            return  # the waiting attempts go to the workers there are
+                        from orchestrator.task import TaskResult
+
+                        spec, _, future = self._waiting.popleft()
+                        now = time.time()
+                        future.set_result(TaskResult(
+                            node=spec.node, attempt=spec.attempt, started=now, ended=now,
+                            failure=Failure.from_exception(WorkerDiedError(
+                                f"no worker could be started for step '{spec.node}': {exc}"))))
+                    continue
+                return
+            self._assign(worker, *self._waiting.popleft())
+
+    def _assign(self, worker: _Worker, spec: TaskSpec, payload: bytes, future: Future[TaskResult]) -> None:
+        """Send an attempt to ``worker`` (with ``_lock`` held)."""
+        worker.spec, worker.future, worker.started = spec, future, time.time()
+        # The timeout counts from the moment the worker starts the attempt (it says so, ``STARTED``), not
+        # from here: a new worker first starts Python, and unpickling the step's code takes time on a busy
+        # machine, which a `timeout=5` step would lose. Until then this bounds a worker that never starts it.
+        worker.deadline = time.monotonic() + spec.timeout + _STARTUP_ALLOWANCE if spec.timeout else None
+        try:
+            worker.conn.send_bytes(payload)
+        except (BrokenPipeError, OSError):
+            pass  # the worker is already dead: the monitor reports it
+
     # -- the monitor thread -------------------------------------------------------
 
     def _watch(self) -> None:
         while not self._closed:
             with self._lock:
-                busy = [w for w in self._workers if w.spec is not None]
+                busy = [w for w in self._workers if w.spec is not None or not w.ready]
                 deadlines = [w.deadline for w in busy if w.deadline is not None]
             waitables: list[Any] = [self._wake_r]
             for w in busy:
@@ -131,6 +189,11 @@ class ProcessExecutor:
         except (EOFError, OSError):
             self._lost(worker, None)
             return
+        if data == READY:
+            with self._lock:
+                worker.ready = True
+                self._dispatch()
+            return
         if data == STARTED:
             with self._lock:
                 if worker.spec is not None and worker.spec.timeout:
@@ -142,6 +205,7 @@ class ProcessExecutor:
         with self._lock:
             worker.spec = worker.future = None
             worker.tasks += 1
+            self._dispatch()
         if future is not None and result is not None:
             future.set_result(result)
 
@@ -150,7 +214,7 @@ class ProcessExecutor:
         from orchestrator.capture import read_spill
         from orchestrator.task import TaskResult
 
-        spec, future = worker.spec, worker.future
+        spec, future, started = worker.spec, worker.future, worker.started
         if worker.process.is_alive():
             kill_tree(worker.process.pid)  # with what the step started: a timeout stops all its work
         worker.process.join(timeout=5)
@@ -160,6 +224,14 @@ class ProcessExecutor:
         with self._lock:
             if not self._closed:
                 self._workers.remove(worker)
+            if spec is None and not worker.ready and self._waiting and not self._closed:
+                # It died starting (a broken environment, no memory left): the attempt that waited longest
+                # fails with it, as it would have in that worker, so that a pool whose workers cannot start
+                # ends the run by the steps' retries instead of starting workers for ever.
+                spec, _, future = self._waiting.popleft()
+                started = time.time()
+            if not self._closed:
+                self._dispatch()
         if spec is None or future is None:
             return
         if timeout is not None:
@@ -169,12 +241,13 @@ class ProcessExecutor:
             exc = WorkerDiedError(
                 f"the worker running step '{spec.node}' died {died_because(code)} before reporting a result")
         stdout, stderr, logs = read_spill(spec.spill)  # what it printed and logged before it was killed
-        future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=worker.started,
+        future.set_result(TaskResult(node=spec.node, attempt=spec.attempt, started=started,
                                      ended=time.time(), failure=Failure.from_exception(exc),
                                      stdout=stdout, stderr=stderr, logs=logs))
 
     def unstarted(self) -> set[tuple[str, int]]:
-        return set()  # an attempt is sent to an idle worker, which starts it at once
+        """Attempts still waiting for a worker (an idle one, or one starting) when the pool was shut down."""
+        return {(spec.node, spec.attempt) for spec, _, _ in self._waiting}
 
     def stopped(self) -> dict[tuple[str, int], TaskResult]:
         return dict(self._stopped)
@@ -190,7 +263,7 @@ class ProcessExecutor:
         if cancel:
             self._stopped.update(_snapshots([w for w in self._workers if w.spec is not None and not w.spec.spill]))
         for w in self._workers:
-            if w.spec is not None and cancel:
+            if cancel and (w.spec is not None or not w.ready):  # a starting worker is not waited for either
                 kill_tree(w.process.pid)
             else:
                 try:

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 STARTED = b"orch:started"
 """What a pool worker sends when it starts a timed attempt: its timeout counts from then (not a pickle)."""
+READY = b"orch:ready"
+"""What a pool worker sends once it has started, before its first attempt (not a pickle)."""
 
 
-def dumps_with_user_code(spec: TaskSpec) -> bytes:
+def dumps_with_user_code(spec: TaskSpec, where: str = "a worker process") -> bytes:
     """Pickle a task so that the user's own modules travel with it, by value.
 
     Workers may not be able to import the pipeline file (another folder,
@@ -35,7 +37,12 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
     classes and helpers go along with each task. The by-value registration is
     undone right after: it is process-wide, and the driver's own pickling
     (artifacts it stores) must keep referring to the user's classes by name.
+
+    Raises:
+        UnpicklableStepError: something the step needs cannot be pickled (``sending.dumps_task``).
     """
+    from orchestrator.executors.sending import dumps_task
+
     registered = []
     for module in _user_modules():
         try:
@@ -44,7 +51,7 @@ def dumps_with_user_code(spec: TaskSpec) -> bytes:
             continue  # a module cloudpickle cannot carry by value stays by reference
         registered.append(module)
     try:
-        return cloudpickle.dumps(spec)
+        return dumps_task(spec, where)
     finally:
         for module in registered:
             cloudpickle.unregister_pickle_by_value(module)
@@ -230,6 +237,9 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
     for entry in reversed(sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    import orchestrator.task  # noqa: F401 - imported before saying ready, as every attempt needs it
+
+    conn.send_bytes(READY)
     while True:
         try:
             payload = conn.recv_bytes()
