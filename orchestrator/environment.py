@@ -33,7 +33,8 @@ def jsonable(value: Any) -> Any:
         except TypeError:  # of several kinds (1 and "a")
             return sorted(items, key=repr)
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        # A key as -p writes it: an Enum member by its value (not 'Kind.A'), a date in ISO form.
+        return {str(k.value if isinstance(k, Enum) else k): jsonable(v) for k, v in value.items()}
     if isinstance(value, Enum):  # its value: what -p, a dataclass field and a pydantic model all take back
         return jsonable(value.value)
     fields = _field_names(value)

@@ -17,7 +17,8 @@ from orchestrator.loader import load_pipeline
 
 GIVEN = ["-p", "data=data.csv", "-p", 'cfg={"lr": 0.5, "layers": [4, 4], "kind": "tree"}', "-p", 'opt={"beta": 0.5}',
          "-p", "kind=TREE", "-p", "day=2024-02-03", "-p", "at=2024-05-06T10:11:12", "-p", 'cols=["x", "y"]',
-         "-p", 'weights={"x": 2}', "-p", "shape=[3, 4]", "-p", 'tags=["b", "a"]', "-p", "seed=3"]
+         "-p", 'weights={"x": 2}', "-p", "shape=[3, 4]", "-p", 'tags=["b", "a"]', "-p", "seed=3",
+         "-p", 'by_id={"2": 0.25}']  # by_kind keeps its default, {Kind.TREE: 1}
 
 
 @pytest.fixture
@@ -41,6 +42,7 @@ def test_a_run_repeated_from_its_parameters_reuses_every_step_and_differs_in_not
     assert calls.counts()["describe"] == 0  # its key is the first run's: every value came back as it was
     assert again["params"] == _show(orch, first)["params"]
     assert again["params"]["tags"] == ["a", "b"] and again["params"]["cfg"]["kind"] == "tree"
+    assert again["params"]["by_id"] == {"2": 0.25} and again["params"]["by_kind"] == {"tree": 1}
     diff = json.loads(orch("diff", first, again["run_id"], "--json").stdout)
     assert diff["params"] == [] and diff["steps"] == []
     planned = json.loads(orch("plan", "typed_params.py", "--params-from", first, "--json").stdout)
