@@ -64,8 +64,8 @@ def diff(a: str | None = None, b: str = "latest", *, store: PathLike | None = No
 
 
 @short_traceback
-def lineage(ref: str, direction: str = "upstream", depth: int | None = None, *, store: PathLike | None = None,
-            metadata: PathLike | None = None) -> dict[str, Any]:
+def lineage(ref: str | os.PathLike[str], direction: str = "upstream", depth: int | None = None, *,
+            store: PathLike | None = None, metadata: PathLike | None = None) -> dict[str, Any]:
     """What produced REF (``direction="upstream"``) or what was built from it (``"downstream"``), as data.
 
     The document ``orch lineage REF --format json`` prints, from the same walk:
@@ -74,7 +74,7 @@ def lineage(ref: str, direction: str = "upstream", depth: int | None = None, *, 
     and ``code_parts`` of that step run, a file node its ``path`` and content
     ``digest``, an artifact node its ``digest``. REF is what ``orch lineage`` takes:
     a run id or prefix, ``latest``, ``RUN:STEP``, ``RUN:STEP.OUTPUT``, ``NAME@VERSION``,
-    a digest prefix, or a file or folder path.
+    a digest prefix, or a file or folder path (text or a ``Path``).
 
     Args:
         depth: how many steps beyond REF to follow (``None``: all of them; 0: REF alone).
@@ -89,6 +89,8 @@ def lineage(ref: str, direction: str = "upstream", depth: int | None = None, *, 
         raise UserError(f"depth must be a whole number of steps, 0 or more, or None for all of them; got {depth!r}.")
     if direction not in ("upstream", "downstream"):
         raise UserError(f"direction must be 'upstream' or 'downstream', not {direction!r}.")
+    if isinstance(ref, os.PathLike):  # a file REF as a notebook holds it: Path("data/raw.csv")
+        ref = os.fspath(ref)
     return lineage_doc(walk(_open(store, metadata).lineage, _text(ref), direction, depth))
 
 

@@ -59,11 +59,12 @@ def test_upstream_of_a_result_names_its_data_code_and_parameters(history, orch, 
 
 def test_downstream_of_a_file_names_the_runs_that_used_it(history, project, store):
     first, second = history
-    doc = orchestrator.lineage(str(project / "input.txt"), "downstream", store=store)
+    doc = orchestrator.lineage(project / "input.txt", "downstream", store=store)  # a Path, or its text
     assert doc["direction"] == "downstream"
     assert {run for run, _ in _steps(doc)} == {first, second}
     assert {(run, name) for run, name in _steps(doc) if name == "report"} == {(first, "report"), (second, "report")}
     assert doc["other_contents"] == []
+    assert orchestrator.lineage(str(project / "input.txt"), "downstream", store=store) == doc
 
 
 def test_a_mistake_raises_the_line_the_cli_prints(history, orch, store):
