@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+import orchestrator
 from orchestrator import UserError
 from orchestrator.loader import load_pipeline
 
@@ -77,6 +78,8 @@ def test_python_takes_params_from_too(orch, first, project, store, calls, monkey
     typed = load_pipeline(str(project / "typed_params.py"))
     run = typed.run(store=str(store), params_from=first)
     assert run.status == "succeeded" and run.steps["describe"].status == "cached"
+    # What it was given, as recorded, on the live Run and on one read back.
+    assert run.params == orchestrator.get_run(first, store=store).params == _show(orch, first)["params"]
     changed = typed.run(store=str(store), params_from=first, seed=5)
     assert changed.steps["describe"].status == "ran"
     assert _show(orch, changed.id)["params"] == {**_show(orch, first)["params"], "seed": 5}
