@@ -99,8 +99,11 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
         from orchestrator.run_params import recorded_params
 
         recorded = recorded_params(open_context(ctx).lineage, params_from, pipeline.name, "--params-from")
-        typed.update(recorded.values)
-        sources.update(dict.fromkeys(recorded.values, recorded.source))
+        kept, note = recorded.for_signature(pipeline.signature, pipeline.name)
+        if note:
+            click.echo(f"warning: {note}", err=True)
+        typed.update(kept)
+        sources.update(dict.fromkeys(kept, recorded.source))
     for params_file in params_files:
         section = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature)
         typed.update(section)

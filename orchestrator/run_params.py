@@ -12,6 +12,7 @@ It reads the metadata database only.
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,23 @@ class RecordedParams:
     @property
     def source(self) -> str:
         return f"run {self.run_id[:12]}"
+
+    def for_signature(self, signature: inspect.Signature, pipeline: str) -> tuple[dict[str, Any], str | None]:
+        """The values the pipeline still has parameters for, and a note naming those it no longer has.
+
+        A parameter removed since that run cannot be given again, and refusing the run for it would
+        leave no way to rebuild the rest: it is left out, and the note says so.
+        """
+        params = signature.parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return dict(self.values), None
+        gone = [name for name in self.values if name not in params]
+        if not gone:
+            return dict(self.values), None
+        kept = {name: value for name, value in self.values.items() if name in params}
+        names = ", ".join(f"'{name}' ({_shown(self.values[name])})" for name in gone)
+        return kept, (f"{self.source} was given {names}, which pipeline '{pipeline}' no longer takes: "
+                      f"left out{'' if len(gone) == 1 else ', each'}.")
 
 
 def recorded_params(lineage: Lineage, ref: str, pipeline: str, option: str) -> RecordedParams:
@@ -57,15 +75,26 @@ def recorded_params(lineage: Lineage, ref: str, pipeline: str, option: str) -> R
 
 
 def typed_recorded(recorded: RecordedParams, signature: inspect.Signature, fn: Any, pipeline: str) -> dict[str, Any]:
-    """``recorded``'s values as the pipeline's types, checked as a parameters file's are.
+    """``recorded``'s values as the pipeline's types, checked as a parameters file's are; a parameter
+    the pipeline no longer has is left out with a ``UserWarning`` (``RecordedParams.for_signature``).
 
     Raises:
-        ParameterError: a parameter the pipeline no longer has, or a value its type no longer takes,
-            each named with the run it came from.
+        ParameterError: a value its type no longer takes, named with the run it came from.
     """
+    import warnings
+
     from orchestrator.params import convert_params
 
-    return convert_params(signature, fn, pipeline, {}, recorded.values, source=recorded.source)
+    values, note = recorded.for_signature(signature, pipeline)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=6)  # the user's call of run() or plan()
+    return convert_params(signature, fn, pipeline, {}, values, source=recorded.source)
+
+
+def _shown(value: Any) -> str:
+    from orchestrator.report import one_line
+
+    return one_line(json.dumps(value, default=str))
 
 
 def params_from_run(ref: str, signature: inspect.Signature, fn: Any, pipeline: str, *, store: str | None,

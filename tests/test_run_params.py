@@ -90,3 +90,34 @@ def test_python_takes_params_from_too(orch, first, project, store, calls, monkey
         two.run(store=str(store), params_from=first)
     with pytest.raises(UserError, match="params_from= takes a run id"):
         typed.run(store=str(store), params_from=3)  # type: ignore[arg-type]
+
+
+def test_a_parameter_the_pipeline_no_longer_has_is_left_out_and_said(orch, first, project, store, monkeypatch):
+    """Refusing the run for it would leave no way to rebuild the rest."""
+    from .conftest import edit_file
+
+    edit_file(project, "typed_params.py", "tags: set[str] = {\"x\"}, seed: int = 0,", "tags: set[str] = {\"x\"},")
+    edit_file(project, "typed_params.py", "tags, seed, by_id", "tags, 0, by_id")
+    result = orch("run", "typed_params.py", "--params-from", first, "--json")
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: run {first[:12]} was given 'seed' (3), which pipeline 'typed_params' no longer takes: "
+            "left out.") in result.stderr.splitlines()
+    again = json.loads(result.stdout)["params"]
+    assert "seed" not in again and again["cfg"] == _show(orch, first)["params"]["cfg"]
+
+    monkeypatch.chdir(project)
+    typed = load_pipeline(str(project / "typed_params.py"))
+    with pytest.warns(UserWarning, match=r"was given 'seed' \(3\), which pipeline 'typed_params' no longer takes") \
+            as caught:
+        assert typed.plan(store=str(store), params_from=first).entries[0].status == "cached"
+    assert caught[0].filename == __file__  # the line of the user's call
+
+
+def test_a_value_its_type_no_longer_takes_names_the_run_and_p_replaces_it(orch, first, project):
+    from .conftest import edit_file
+
+    edit_file(project, "typed_params.py", "seed: int = 0,", "seed: bool = False,")
+    result = orch("run", "typed_params.py", "--params-from", first)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: parameter 'seed' in run {first[:12]}: expected true or false, got 3."
+    assert orch("run", "typed_params.py", "--params-from", first, "-p", "seed=true").returncode == 0
