@@ -9,9 +9,11 @@ scikit-learn; they are imported only when a value needs them.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.client import diff, get_run, load
+from orchestrator.client import diff, get_run, lineage, load
 from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
@@ -36,6 +38,7 @@ __all__ = [
     "UserError",
     "diff",
     "get_run",
+    "lineage",
     "load",
     "pipeline",
     "step",
@@ -56,3 +59,22 @@ def __getattr__(name: str) -> Any:
 
         return RunDiff
     raise AttributeError(f"module 'orchestrator' has no attribute '{name}'")
+
+
+class _Package(types.ModuleType):
+    """This package, whose ``lineage`` stays the function when its submodule of that name is imported.
+
+    Importing ``orchestrator.lineage`` (the metadata database, which ``get_run``
+    and every run open) sets the package's attribute ``lineage`` to that
+    module, and ``orchestrator.lineage(ref)`` would then fail with "'module'
+    object is not callable". The submodule is reached as ``from
+    orchestrator.lineage import Lineage``, which reads ``sys.modules``, not this attribute.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "lineage" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -75,11 +75,13 @@ def cli(ctx: click.Context, store: str | None, metadata: str | None, verbose: bo
     _STORE.update(store=store, metadata=metadata)
 
 
-def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, ...],
+                 params_from: str | None = None, ctx: click.Context | None = None) -> tuple[Any, dict[str, Any]]:
     """The pipeline and its converted parameters; a warning for a relative path found beside the file only.
 
     Several ``--params`` files are layered as Kedro layers ``conf/base`` and ``conf/local``:
-    a later file's value wins, key by key, and ``-p`` wins over them all.
+    a later file's value wins, key by key, and ``-p`` wins over them all. ``--params-from RUN``
+    (read from the store of ``ctx``) lies under them all: the run's parameters, changed by the others.
     """
     from orchestrator.loader import load_pipeline, split_target
     from orchestrator.params import (
@@ -93,6 +95,15 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
     pipeline = load_pipeline(target)
     typed: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    if params_from is not None and ctx is not None:
+        from orchestrator.run_params import recorded_params
+
+        recorded = recorded_params(open_context(ctx).lineage, params_from, pipeline.name, "--params-from")
+        kept, note = recorded.for_signature(pipeline.signature, pipeline.name)
+        if note:
+            click.echo(f"warning: {note}", err=True)
+        typed.update(kept)
+        sources.update(dict.fromkeys(kept, recorded.source))
     for params_file in params_files:
         section = pipeline_section(load_params_file(params_file), pipeline.name, pipeline.signature)
         typed.update(section)
@@ -110,12 +121,16 @@ _params_file_option = click.option("--params", "params_files", type=click.Path(d
                                    metavar="FILE",
                                    help="Read parameters from a .toml, .json or .yml file (repeatable: a later file "
                                         "wins, as conf/local.toml over conf/base.toml).")
+_params_from_option = click.option("--params-from", "params_from", metavar="RUN", default=None,
+                                   help="Start from the parameters run RUN of this pipeline was given (an id, a "
+                                        "prefix, latest, latest~N); --params and -p change them.")
 
 
 @cli.command()
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
+@_params_from_option
 @click.option("--rerun", multiple=True, metavar="STEP",
               help="Force STEP to run again (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring stored results.")
@@ -131,7 +146,7 @@ _params_file_option = click.option("--params", "params_files", type=click.Path(d
                    "or was interrupted.")
 @click.pass_context
 def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
-        rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
+        params_from: str | None, rerun: tuple[str, ...], no_cache: bool, executor: str, workers: int | None, address: str | None,
         run_verbose: bool, as_json: bool) -> None:
     """Run a pipeline. Exit 0 when it succeeds, 1 when a step failed.
 
@@ -152,7 +167,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
         with prints_to_stderr(as_json), signals_as_interrupt():
-            pipeline, values = _load_target(target, params, params_files)
+            pipeline, values = _load_target(target, params, params_files, params_from, ctx)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
@@ -262,18 +277,19 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
+@_params_from_option
 @click.option("--rerun", multiple=True, metavar="STEP",
               help="Plan as if STEP were forced (repeatable); NAME.map forces every item of a map, NAME_3 its third.")
 @click.option("--no-cache", is_flag=True, help="Plan as orch run --no-cache would run: every step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
-         rerun: tuple[str, ...], no_cache: bool, as_json: bool) -> None:
+         params_from: str | None, rerun: tuple[str, ...], no_cache: bool, as_json: bool) -> None:
     """Show what a run would do: cached, will run, or may run, and why."""
     from orchestrator.planner import plan_pipeline
 
     with prints_to_stderr(as_json):
-        pipeline, values = _load_target(target, params, params_files)
+        pipeline, values = _load_target(target, params, params_files, params_from, ctx)
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
                                rerun=rerun, no_cache=no_cache, spelling=CLI)
     for warning in result.warnings:

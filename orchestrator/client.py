@@ -1,4 +1,4 @@
-"""Reach earlier runs from Python (a notebook) without running anything: ``get_run``, ``load`` and ``diff``.
+"""Reach earlier runs from Python (a notebook) without running anything: ``get_run``, ``load``, ``diff`` and ``lineage``.
 
 ``get_run`` rebuilds the ``Run`` that ``Pipeline.run`` returned, from the
 metadata database: statuses, reasons, attempts, output digests, metrics, and
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orchestrator.results import Run
     from orchestrator.run_diff import RunDiff
 
-__all__ = ["diff", "get_run", "load"]
+__all__ = ["diff", "get_run", "lineage", "load"]
 
 PathLike = str | os.PathLike[str]
 _LATEST = ("latest", "last", "-")
@@ -61,6 +61,37 @@ def diff(a: str | None = None, b: str = "latest", *, store: PathLike | None = No
     from orchestrator.run_diff import diff_runs
 
     return diff_runs(_open(store, metadata).lineage, None if a is None else _text(a), _text(b))
+
+
+@short_traceback
+def lineage(ref: str | os.PathLike[str], direction: str = "upstream", depth: int | None = None, *,
+            store: PathLike | None = None, metadata: PathLike | None = None) -> dict[str, Any]:
+    """What produced REF (``direction="upstream"``) or what was built from it (``"downstream"``), as data.
+
+    The document ``orch lineage REF --format json`` prints, from the same walk:
+    ``{direction, roots, nodes, edges}`` (and ``model`` for ``NAME@VERSION``,
+    ``other_contents`` for a file). A step node holds the ``params``, ``code``
+    and ``code_parts`` of that step run, a file node its ``path`` and content
+    ``digest``, an artifact node its ``digest``. REF is what ``orch lineage`` takes:
+    a run id or prefix, ``latest``, ``RUN:STEP``, ``RUN:STEP.OUTPUT``, ``NAME@VERSION``,
+    a digest prefix, or a file or folder path (text or a ``Path``).
+
+    Args:
+        depth: how many steps beyond REF to follow (``None``: all of them; 0: REF alone).
+
+    Raises:
+        UserError: no store there, an unknown or ambiguous REF (``orch lineage``'s line), or a
+            ``direction`` or ``depth`` it cannot take.
+    """
+    from orchestrator.provenance import lineage_doc, walk
+
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise UserError(f"depth must be a whole number of steps, 0 or more, or None for all of them; got {depth!r}.")
+    if direction not in ("upstream", "downstream"):
+        raise UserError(f"direction must be 'upstream' or 'downstream', not {direction!r}.")
+    if isinstance(ref, os.PathLike):  # a file REF as a notebook holds it: Path("data/raw.csv")
+        ref = os.fspath(ref)
+    return lineage_doc(walk(_open(store, metadata).lineage, _text(ref), direction, depth))
 
 
 @short_traceback

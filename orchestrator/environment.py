@@ -18,7 +18,7 @@ def jsonable(value: Any) -> Any:
 
     A dataclass or a pydantic model is the object of its fields (as
     ``-p cfg='{"lr": 0.3}'`` gives it), not its ``str()``, which loses the
-    class's structure; an ``Enum`` member is its value (``Color.RED`` is no
+    class's structure; a set is a sorted list (``-p 'tags=["a"]'``); an ``Enum`` member is its value (``Color.RED`` is no
     text a model takes); any other value it cannot name is its text. pydantic is
     optional, so a model is known by its ``model_fields``, never imported.
     """
@@ -26,8 +26,15 @@ def jsonable(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):  # a JSON list, as -p takes a set; in order, as two equal sets record
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:  # of several kinds (1 and "a")
+            return sorted(items, key=repr)
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        # A key as -p writes it: an Enum member by its value (not 'Kind.A'), a date in ISO form.
+        return {str(k.value if isinstance(k, Enum) else k): jsonable(v) for k, v in value.items()}
     if isinstance(value, Enum):  # its value: what -p, a dataclass field and a pydantic model all take back
         return jsonable(value.value)
     fields = _field_names(value)

@@ -475,6 +475,9 @@ def _feed_pickled(hasher: Any, value: Any, stack: set[int]) -> None:
     _feed_buffer(hasher, b"K", data)
 
 
+_FIELDS_SET = frozenset({"__pydantic_fields_set__", "__fields_set__"})  # pydantic 2's and 1's
+
+
 def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
     """Hash an object through its pickle reduction, with dicts and sets order-independent.
 
@@ -492,6 +495,11 @@ def _feed_reduced(hasher: Any, value: Any, stack: set[int]) -> None:
         return
     func, args, state, list_items, dict_items = (tuple(reduced) + (None,) * 5)[:5]
     state = _slots_state(value, state)
+    if type(state) is dict and not _FIELDS_SET.isdisjoint(state):
+        # Which fields a pydantic model was given rather than defaulted is how it was made, not
+        # what it holds: Cfg(beta=0.5) equals Cfg(name="adam", beta=0.5), for pydantic too, and a
+        # run repeated from its recorded parameters (every field) must find the same key.
+        state = {k: v for k, v in state.items() if k not in _FIELDS_SET}
     _enter(value, stack)
     hasher.update(b"O")
     if func in _NEWOBJ and args:

@@ -314,7 +314,8 @@ def check_value(value: Any, target: Any, shown: str | None = None) -> Any:
     elif kind is dict:
         if isinstance(value, dict):
             args = typing.get_args(target)
-            return {k: _item(v, args[1], k) for k, v in value.items()} if len(args) == 2 else dict(value)
+            return {_key(k, args[0]): _item(v, args[1], k) for k, v in value.items()} if len(args) == 2 \
+                else dict(value)
     elif kind in (list, tuple, set, frozenset):
         if isinstance(value, list):
             _check_length(value, target, got)
@@ -470,6 +471,19 @@ def _item(value: Any, target: Any, where: int | str) -> Any:
         return check_value(value, target)
     except _Mismatch as exc:
         raise _Mismatch(f"item {where!r}: {exc}") from None
+
+
+def _key(key: Any, target: Any) -> Any:
+    """A key of ``dict[K, V]`` as K: JSON and TOML keys are text, so ``{"1": 0.5}`` is ``{1: 0.5}``
+    for ``dict[int, float]``, as ``-p`` converts text (a recorded run's ``{date: ...}`` comes back too)."""
+    if not isinstance(key, str):
+        return check_value(key, target)
+    try:
+        return convert(key, target)
+    except _Mismatch as exc:
+        raise _Mismatch(f"key {key!r}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise _Mismatch(f"key {key!r}: expected {_expected(target)}") from exc
 
 
 def _item_type(target: Any, index: int) -> Any:

@@ -34,12 +34,13 @@ from orchestrator.tracing import Trace, active_trace, tracing
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
     from orchestrator.results import Run
+    from orchestrator.run_options import RunOptions
     from orchestrator.spelling import Spelling
 
 #: Keyword arguments of ``Pipeline.run`` that are run options, not pipeline parameters.
 RUN_OPTIONS = frozenset(
     {"store", "executor", "workers", "address", "metadata", "rerun", "no_cache", "verbose",
-     "progress", "params"}
+     "progress", "params", "params_from"}
 )
 
 
@@ -215,7 +216,7 @@ class Pipeline(Generic[P, R]):
             executor: str | None = None, workers: int | None = None, address: str | None = None,
             rerun: str | Iterable[str] | None = (),
             no_cache: bool = False, verbose: bool = False, progress: Any = None,
-            **kwargs: Any) -> Run:
+            params_from: str | None = None, **kwargs: Any) -> Run:
         """Run the pipeline and return a ``Run``.
 
         Pipeline parameters are keyword arguments (or ``params={...}`` when a
@@ -232,7 +233,10 @@ class Pipeline(Generic[P, R]):
         nothing); an ``orchestrator.report.RunObserver`` receives the run's
         events instead (its ``run_closed`` last, however the run ends). ``verbose=True`` also shows what steps print as they
         run (it is captured and kept for ``orch logs`` either way), and keeps
-        the whole traceback of a ``UserError``.
+        the whole traceback of a ``UserError``. ``params_from`` (a run id, a
+        unique prefix, ``latest``, ``latest~N``) starts from the parameters an
+        earlier run of this pipeline was given, as ``orch run --params-from``
+        does; the keywords given here change them.
 
         Raises:
             UserError: an unknown parameter, a store that is no path or URL
@@ -250,6 +254,7 @@ class Pipeline(Generic[P, R]):
         location = self._store_argument("run", store)
         options = check_options(self.name, "run", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
                                 no_cache=no_cache)
+        options = self._with_params_from(params_from, options, location)
         check_flag("verbose", verbose)
         observe = observer(progress, verbose)
         if address is not None and executor != "dask":
@@ -277,11 +282,12 @@ class Pipeline(Generic[P, R]):
     @short_traceback
     def plan(self, store: str | os.PathLike[str] | None = None, *, params: dict[str, Any] | None = None,
              metadata: str | os.PathLike[str] | None = None,
-             rerun: str | Iterable[str] | None = (), no_cache: bool = False, **kwargs: Any) -> Plan:
+             rerun: str | Iterable[str] | None = (), no_cache: bool = False, params_from: str | None = None,
+             **kwargs: Any) -> Plan:
         """What a run would do now: for each node, cached / will run / may run, and why.
 
         Takes the parameters and the options of ``run`` that change what would
-        run (``store``, ``metadata``, ``rerun``, ``no_cache``); it runs nothing.
+        run (``store``, ``metadata``, ``rerun``, ``no_cache``, ``params_from``); it runs nothing.
 
         Raises:
             UserError: as ``run`` does, and for an option only ``run`` takes
@@ -295,8 +301,20 @@ class Pipeline(Generic[P, R]):
         location = self._store_argument("plan", store)
         options = check_options(self.name, "plan", params=params, kwargs=kwargs, metadata=metadata, rerun=rerun,
                                 no_cache=no_cache)
+        options = self._with_params_from(params_from, options, location)
         return plan_pipeline(self, options.params, store=location, metadata=options.metadata,
                              rerun=options.rerun, no_cache=no_cache, spelling=PYTHON)
+
+    def _with_params_from(self, ref: str | None, options: RunOptions, store: str | None) -> RunOptions:
+        """``options`` over the parameters run ``ref`` was given (``params_from=``), when it names one."""
+        if ref is None:
+            return options
+        from dataclasses import replace
+
+        from orchestrator.run_params import params_from_run
+
+        recorded = params_from_run(ref, self.signature, self.fn, self.name, store=store, metadata=options.metadata)
+        return replace(options, params={**recorded, **options.params})
 
     def _keywords_hint(self, method: str, value: Any) -> str:
         """`` Pipeline parameters are keywords: p.run(n=4).`` for a value passed by position, if it has any."""

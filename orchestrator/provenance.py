@@ -93,7 +93,7 @@ class LineageGraph:
 def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | None = None) -> LineageGraph:
     """The lineage graph of ``ref`` in ``direction`` ("upstream" or "downstream")."""
     if direction not in ("upstream", "downstream"):
-        raise UserError("direction must be upstream or downstream")
+        raise UserError(f"direction must be 'upstream' or 'downstream', not {direction!r}.")
     graph = LineageGraph(roots=[], vertices={}, direction=direction)
     if "@" in ref:
         from orchestrator.audit import audit_version
@@ -448,11 +448,22 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
 
 
+def lineage_doc(g: LineageGraph) -> dict[str, Any]:
+    """The document ``orch lineage --format json`` prints (and ``orchestrator.lineage`` returns), as data.
+
+    Strict JSON values: a model's NaN metric is None, a tuple a list, so that
+    the dict equals what a reader of the printed JSON gets.
+    """
+    from orchestrator.json_values import strict_json
+
+    doc = strict_json(_json(g))
+    assert isinstance(doc, dict)
+    return doc
+
+
 def render(g: LineageGraph, fmt: str) -> str:
     if fmt == "json":
-        from orchestrator.json_values import strict_json
-
-        return json.dumps(strict_json(_json(g)), indent=2)  # a model's NaN metric as null: strict JSON
+        return json.dumps(lineage_doc(g), indent=2)
     if fmt == "dot":
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for v in g.vertices.values():

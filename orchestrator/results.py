@@ -184,6 +184,13 @@ class Run:
         """Metrics the run's steps returned (see ``orchestrator.Metrics``)."""
         return open_store(self.store, self.metadata, self.id).lineage.run(self.id)["metrics"] or {}
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the run was given, defaults included, as recorded: JSON, as ``orch show --json``
+        lists them (a dataclass as the dict of its fields, an Enum as its value, a Path as text).
+        ``pipeline.run(params_from=run.id)`` runs with them again, converted back to their types."""
+        return open_store(self.store, self.metadata, self.id).lineage.run(self.id)["params"] or {}
+
     def output(self) -> Any:
         """The pipeline's return value, loaded from the store (a tuple for a tuple)."""
         if self.status != "succeeded":

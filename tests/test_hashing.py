@@ -996,3 +996,20 @@ def test_random_generators_hash_by_their_state(make) -> None:
     drawn = getattr(first, "random", None) or first.random_raw
     drawn()
     assert hash_value(first) != hash_value(same)  # a generator that drew is in another state
+
+
+class _Opt(__import__("pydantic").BaseModel):
+    name: str = "adam"
+    beta: float = 0.9
+
+
+@pytest.mark.parametrize(("a", "b", "equal"), [
+    (_Opt(beta=0.5), _Opt(name="adam", beta=0.5), True),   # given or defaulted: the same config
+    (_Opt(), _Opt.model_validate({"name": "adam", "beta": 0.9}), True),
+    (_Opt(beta=0.5), _Opt(beta=0.6), False),
+    (_Opt(name="sgd"), _Opt(), False),
+])
+def test_a_pydantic_model_hashes_by_its_values_not_by_which_were_given(a, b, equal) -> None:
+    """A run repeated from its recorded parameters (every field given) keeps the keys of the run."""
+    assert (a == b) is equal
+    assert (hash_value(a) == hash_value(b)) is equal

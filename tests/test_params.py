@@ -330,3 +330,28 @@ def test_a_yaml_parameters_file_is_read_as_kedro_writes_parameters_yml(tmp_path)
     (tmp_path / "code.yml").write_text("n: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ParameterError, match="cannot read parameters file"):
         load_params_file(str(tmp_path / "code.yml"))  # read safely: a YAML file runs no code
+
+
+class _Kind(Enum):
+    A = "a"
+    B = "b"
+
+
+def _keyed(by_id: dict[int, float] = {}, by_day: dict[date, int] = {}, by_kind: dict[_Kind, str] = {},  # noqa: B006
+           by_name: dict[str, int] = {}):  # noqa: B006
+    ...
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_the_keys_of_a_typed_dict_are_converted_as_their_type(typed):
+    """JSON and TOML keys are text: `-p 'w={"1": 0.5}'` for dict[int, float] gave the step {'1': 0.5}."""
+    import json
+
+    values = {"by_id": {"1": 0.5}, "by_day": {"2024-02-03": 1}, "by_kind": {"b": "x", "A": "y"},
+              "by_name": {"1": 2}}
+    args = ({}, values) if typed else ({k: json.dumps(v) for k, v in values.items()}, None)
+    out = convert_params(inspect.signature(_keyed), _keyed, "p", *args)
+    assert out == {"by_id": {1: 0.5}, "by_day": {date(2024, 2, 3): 1}, "by_kind": {_Kind.B: "x", _Kind.A: "y"},
+                   "by_name": {"1": 2}}
+    with pytest.raises(ParameterError, match=r"^parameter 'by_id': key 'x': expected an integer like 3.$"):
+        convert_params(inspect.signature(_keyed), _keyed, "p", {"by_id": '{"x": 1.0}'})
