@@ -43,7 +43,7 @@ from orchestrator.fingerprint import value_digest
 from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
-from orchestrator.locks import try_lock
+from orchestrator.locks import StoreLocks
 from orchestrator.planner import (
     forced_items,
     input_hashes,
@@ -156,6 +156,7 @@ class RunLoop:
         self.inline = executor if isinstance(executor, SequentialExecutor) else None
         self.in_process = executor.name == "sequential"  # values reach the step as objects, not pickled
         self.location = ctx.location  # the store as workers open it
+        self.key_locks = StoreLocks(ctx.root)  # so that concurrent runs compute a key once
         # The store's id, given to it now if it has none: each task carries it, so a worker on a machine
         # whose folder at the store's path is another store fails instead of writing there.
         self.store_id = store_identity.ensure_id(ctx.store)
@@ -323,7 +324,7 @@ class RunLoop:
                 # result, as for another run's. The key lock cannot tell: it belongs to the process.
                 self.lock_wait.add(name)
                 return
-            lock = try_lock(self.ctx.root, key)
+            lock = self.key_locks.try_lock(key)
             if lock is None:
                 if name not in self.lock_wait and name not in self.lock_announced:
                     self.lock_announced.add(name)
@@ -334,8 +335,8 @@ class RunLoop:
                 return
             # The other run may have finished between our lookup and the lock: look again.
             self.ctx.lineage.refresh()
-            again = cache.decide(node, key, inputs, self.ctx.lineage, self.ctx.store, self.history, force=force)
-            if again.hit:
+            again = cache.hit_since(node, key, self.ctx.lineage, self.ctx.store, force=force)
+            if again is not None:
                 lock.release()
                 self.decisions[name] = again
                 self._cached(node, again)
