@@ -267,6 +267,23 @@ def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store
     return miss(history.why(node.name, parts), parts)
 
 
+def hit_since(node: Node, key: str, lineage: Lineage, store: ArtifactStore, *,
+              force: str | None = None) -> Decision | None:
+    """The hit ``decide`` would now find for a node it found a miss, or None: a result another run
+    stored meanwhile (look with ``lineage`` refreshed).
+
+    Only the cache index can have changed since: a forced node, one with a
+    missing file or caching off is a miss whatever it holds, and the rest of
+    ``decide`` (the reason of a miss) is not made again.
+    """
+    if force or not node.step.cache or node.missing_paths:
+        return None
+    outputs = lineage.lookup(key)
+    if outputs is None or not all(o.inline or store.has(o.digest) for o in outputs):
+        return None  # none, or one whose objects are gone: ``decide``'s miss stands
+    return Decision(True, key, "cached", outputs)
+
+
 def _missing_file(node: Node) -> str:
     arg, path = next(iter(node.missing_paths.items()))
     return f"file `{arg}` does not exist ({path})"

@@ -361,13 +361,13 @@ class Capture:
         self._err = _Tee(None, self._files[1], 2, pid)
         self._fds = FdCapture({1: self._out, 2: self._err}, self.echo)
         self._fds.start()
-        # Where the real stdout and stderr are now: a stream that wrote to descriptor 1 or 2
-        # would write into the capture, so what must reach the terminal goes to its saved copy.
-        real_out, real_err = self._real(sys.stdout, 1), self._real(sys.stderr, 2)
+        # Where the real stderr (and, to echo, stdout) are now: a stream that wrote to descriptor 1
+        # or 2 would write into the capture, so what must reach the terminal goes to its saved copy.
+        real_err = self._real(sys.stderr, 2)
         if self._fds.writers:
             self._out.fds = self._err.fds = self._fds
         if self.echo:
-            self._out.echo_to, self._err.echo_to = real_out, real_err
+            self._out.echo_to, self._err.echo_to = self._real(sys.stdout, 1), real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
         handler = _record_handler()
         handler.target = self._log

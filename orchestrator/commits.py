@@ -70,9 +70,9 @@ class GroupCommit:
 
     def recorded(self, node: str) -> None:
         """``node``'s final record is queued: its key lock goes with the next commit."""
-        with self._lock:
-            lock = self._held.pop(node, None)
-            if lock is not None:
+        lock = self._held.pop(node, None)  # only the run loop's thread holds and records
+        if lock is not None:
+            with self._lock:  # ``flush`` takes the releasable locks, from the watcher thread too
                 self._releasable.append(lock)
 
     def before_work(self) -> None:

@@ -403,7 +403,8 @@ class Lineage:
                 continue  # a cached node is its row alone (most nodes of a re-run)
             if r.status != "running":
                 edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
-                edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
+                if r.files:  # path parameters: most nodes have none
+                    edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
                 edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
             if not _implied_attempt(r, tries):
                 attempts.extend((r.run_id, r.node, a.attempt, a.status, a.started, a.ended, a.error,

@@ -63,10 +63,30 @@ def _lock_file(root: str | os.PathLike[str]) -> int:
 
 def try_lock(root: str | os.PathLike[str], key: str) -> KeyLock | None:
     """Take the lock of ``key`` if no other process holds it; None if one does."""
+    return _try_lock(_lock_file(root) if fcntl is not None else None, key)
+
+
+class StoreLocks:
+    """``try_lock`` for one store, whose lock file is found once: a run takes a lock per step it runs."""
+
+    __slots__ = ("_fd", "_root")
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = root
+        self._fd: int | None = None  # opened at the first lock, as ``try_lock`` opens it
+
+    def try_lock(self, key: str) -> KeyLock | None:
+        """Take the lock of ``key`` if no other process holds it; None if one does."""
+        if self._fd is None and fcntl is not None:
+            self._fd = _lock_file(self._root)
+        return _try_lock(self._fd, key)
+
+
+def _try_lock(fd: int | None, key: str) -> KeyLock | None:
+    """Lock ``key``'s byte of the lock file ``fd`` without waiting; every lock is granted without fcntl."""
     offset = int(key[: _OFFSET_BITS // 4], 16)
-    if fcntl is None:
+    if fd is None:
         return KeyLock(None, offset)
-    fd = _lock_file(root)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
     except OSError:  # EAGAIN / EACCES: another process holds it

@@ -43,7 +43,7 @@ from orchestrator.fingerprint import value_digest
 from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
-from orchestrator.locks import try_lock
+from orchestrator.locks import StoreLocks
 from orchestrator.planner import (
     forced_items,
     input_hashes,
@@ -106,28 +106,37 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
 
     A map's result is one edge per item (per item and output, for a step with
     several); an item of a map over a step's output reads that output too (the
-    list its item came from).
+    list its item came from). An input holding several artifacts names each
+    ``arg[0]``, ``arg[1]``, ...
     """
-    refs: list[tuple[str, Output]] = []
+    edges: list[tuple[str, str, str]] = []
     for arg, template in node.inputs.items():
-        for out in iter_outputs(template):
-            children = map_children.get(out._node)
-            if children is None:
-                refs.append((arg, out))
-                continue
-            names = nodes[out._node].outputs if out._name == SINGLE_OUTPUT else (out._name,)
-            refs.extend((arg, Output(c, name)) for c in children for name in names)
-    counts: dict[str, int] = {}
-    for arg, _ in refs:
-        counts[arg] = counts.get(arg, 0) + 1
-    edges, seen = [], dict.fromkeys(counts, 0)
-    for arg, out in refs:
-        name = arg if counts[arg] == 1 else f"{arg}[{seen[arg]}]"
-        seen[arg] += 1
-        edges.append((name, digests[(out._node, out._name)], out._node))
-    if node.item_of is not None and node.map_param not in counts:
+        if type(template) is Output and template._node not in map_children:
+            # The common case, once per node per run: one step's output, one edge, no list in between.
+            edges.append((arg, digests[(template._node, template._name)], template._node))
+            continue
+        refs = _read_outputs(template, map_children, nodes)
+        if len(refs) == 1:
+            edges.append((arg, digests[(refs[0]._node, refs[0]._name)], refs[0]._node))
+        else:
+            edges.extend((f"{arg}[{i}]", digests[(out._node, out._name)], out._node) for i, out in enumerate(refs))
+    if node.item_of is not None and not (
+            node.map_param in node.inputs and _read_outputs(node.inputs[node.map_param], map_children, nodes)):
         edges.append((node.map_param, digests[(node.item_of._node, node.item_of._name)], node.item_of._node))
     return edges
+
+
+def _read_outputs(template: Any, map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[Output]:
+    """The outputs an input ``template`` reads, a map's result as its items' outputs, in order."""
+    refs: list[Output] = []
+    for out in iter_outputs(template):
+        children = map_children.get(out._node)
+        if children is None:
+            refs.append(out)
+            continue
+        names = nodes[out._node].outputs if out._name == SINGLE_OUTPUT else (out._name,)
+        refs.extend(Output(c, name) for c in children for name in names)
+    return refs
 
 
 _NONE_DIGEST = hash_value(None)  # what an output that is None is stored under
@@ -142,6 +151,12 @@ class RunLoop:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
         self.forced, self.no_cache, self.verbose, self.spelling = forced, no_cache, verbose, spelling
         self.run_id = secrets.token_hex(6)
+        # What the executor and the store are cannot change during a run: read once, not per attempt.
+        # The executor that runs each attempt in this process, one at a time (None: a pool or Dask).
+        self.inline = executor if isinstance(executor, SequentialExecutor) else None
+        self.in_process = executor.name == "sequential"  # values reach the step as objects, not pickled
+        self.location = ctx.location  # the store as workers open it
+        self.key_locks = StoreLocks(ctx.root)  # so that concurrent runs compute a key once
         # The store's id, given to it now if it has none: each task carries it, so a worker on a machine
         # whose folder at the store's path is another store fails instead of writing there.
         self.store_id = store_identity.ensure_id(ctx.store)
@@ -309,7 +324,7 @@ class RunLoop:
                 # result, as for another run's. The key lock cannot tell: it belongs to the process.
                 self.lock_wait.add(name)
                 return
-            lock = try_lock(self.ctx.root, key)
+            lock = self.key_locks.try_lock(key)
             if lock is None:
                 if name not in self.lock_wait and name not in self.lock_announced:
                     self.lock_announced.add(name)
@@ -320,8 +335,8 @@ class RunLoop:
                 return
             # The other run may have finished between our lookup and the lock: look again.
             self.ctx.lineage.refresh()
-            again = cache.decide(node, key, inputs, self.ctx.lineage, self.ctx.store, self.history, force=force)
-            if again.hit:
+            again = cache.hit_since(node, key, self.ctx.lineage, self.ctx.store, force=force)
+            if again is not None:
                 lock.release()
                 self.decisions[name] = again
                 self._cached(node, again)
@@ -349,8 +364,8 @@ class RunLoop:
         spec = TaskSpec(
             node=node.name, step_name=node.step.name, fn=node.step.fn,
             arguments=arguments, output_names=node.outputs,
-            store_root=self.ctx.location, attempt=attempt, timeout=node.step.retry.timeout,
-            echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.executor.name == "sequential",
+            store_root=self.location, attempt=attempt, timeout=node.step.retry.timeout,
+            echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.in_process,
             # An attempt that may be killed (a timeout) on this machine keeps its output in a folder too.
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
@@ -362,9 +377,9 @@ class RunLoop:
         if notice:
             self.executor.notice = None  # type: ignore[attr-defined]
             self.observer.warning(notice)
-        if isinstance(self.executor, SequentialExecutor):
+        if self.inline is not None:
             # Nothing else runs meanwhile: take the result at once, without a future in between.
-            self._finished_attempt(node, decision, attempt, self.executor.run(spec))
+            self._finished_attempt(node, decision, attempt, self.inline.run(spec))
             return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
 
@@ -394,7 +409,7 @@ class RunLoop:
 
     def _arguments(self, node: Node) -> dict[str, Any]:
         args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
-        if self.executor.name == "sequential":  # other executors send each task its own pickled copy
+        if self.in_process:  # other executors send each task its own pickled copy
             args = {k: own_copy(v) for k, v in args.items()}
         # A timed step runs in a child process, to which kept values would travel pickled: a copy
         # in this process, and one more in the child beside the pickle it inherits (a 500 MB frame
@@ -494,7 +509,7 @@ class RunLoop:
             self.redo[node.name] = cache.MISSING
             self._start(node.name)
             return
-        if self._returned(node.name) and not is_url(self.ctx.location):
+        if self._returned(node.name) and not is_url(self.location):
             # No step loads what the pipeline returns, so a lost object would pass as cached and
             # only fail later, in ``run.output()``: its header is read (one small read, whatever its
             # size, so a cached run still reads no data) to find it missing or cut short, and then

@@ -11,7 +11,6 @@ retry policy.
 
 from __future__ import annotations
 
-import inspect
 import io
 import linecache
 import os
@@ -22,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
+from types import CoroutineType
 from typing import Any
 
 from orchestrator import store_identity
@@ -206,7 +206,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 else:
                     args, kwargs = call_arguments(spec.layout, loaded)
                     value = spec.fn(*args, **kwargs)
-                if inspect.iscoroutine(value):  # an ``async def`` step: its result is what it awaits to
+                if isinstance(value, CoroutineType):  # an ``async def`` step: its result is what it awaits to
                     value = run_to_end(value)
             except BaseException as exc:  # the step's own failure, sys.exit() included
                 if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here()):

@@ -379,3 +379,43 @@ def test_equal_items_of_a_map_are_computed_once_in_a_run(store, calls, executor)
     calls.clear()
     run = _fanout("fanout.py:repeated").run(store=str(store), executor=executor, workers=None if executor == "sequential" else 4, rerun="slow_square.map")
     assert calls.counts()["slow_square:3"] == 3  # forced: each runs, equal or not
+
+
+def test_each_input_of_a_step_run_is_one_edge_named_as_its_argument(store):
+    """The edges lineage keeps: one per plain input, ``arg[i]`` per item of a map's result, and an
+    item of a map over a step's output reading that output under the map's parameter."""
+    from orchestrator import pipeline, step
+
+    @step
+    def numbers(n: int) -> list:
+        return list(range(n))
+
+    @step
+    def scale(x: int, factor: int) -> int:
+        return x * factor
+
+    @step
+    def combine(values: list, first: int, pair: tuple, none: list) -> int:
+        return sum(values) + first + pair[0] + len(pair[1]) + len(none)
+
+    @step
+    def nothing() -> list:
+        return []
+
+    @pipeline
+    def edges(n: int = 3):
+        listed = numbers(n)
+        factor = scale(2, 1)
+        scaled = scale.map(listed, factor)
+        empty = scale.map(nothing(), factor)
+        return combine(scaled, factor, (factor, listed), empty)
+
+    run = edges.run(store=str(store))
+    assert run.status == "succeeded", run.error
+    steps = {s["node"]: s for s in _lineage_steps(store, run.id)}
+    names = {node: sorted(i["name"] for i in s["inputs"]) for node, s in steps.items()}
+    assert names["combine"] == ["first", "pair[0]", "pair[1]", "values[0]", "values[1]", "values[2]"]
+    items = [node for node in names if node.startswith("scale_")]
+    assert len(items) == 3 and all(names[item] == ["factor", "x"] for item in items)
+    listed = [o["hash"] for o in steps["numbers"]["outputs"]]
+    assert all([i["hash"] for i in steps[item]["inputs"] if i["name"] == "x"] == listed for item in items)

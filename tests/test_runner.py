@@ -567,6 +567,47 @@ def test_a_run_waiting_for_another_runs_step_says_so(store, tmp_path):
     assert run.status == "succeeded" and run.output() == 8
 
 
+RACED_PIPELINE = """
+from pathlib import Path
+from orchestrator import pipeline, step
+
+@step
+def shared(x: int) -> int:
+    with open(Path(__file__).with_name("ran.txt"), "a") as f:
+        f.write("ran\\n")
+    return x * 2
+
+@pipeline
+def raced(x: int = 4):
+    return shared(x)
+"""
+
+
+def test_a_key_another_run_stored_between_the_lookup_and_the_lock_is_a_hit(store, tmp_path, monkeypatch):
+    """The lookup found nothing; another run computed the key and let its lock go before this run took it:
+    this run takes that result (cached), it does not compute it a second time."""
+    import subprocess
+    import sys
+
+    from orchestrator.locks import StoreLocks
+
+    source = tmp_path / "raced.py"
+    source.write_text(RACED_PIPELINE)
+    take = StoreLocks.try_lock
+
+    def other_run_first(self, key):
+        if not (tmp_path / "ran.txt").exists():  # the other run, in its own process, before the lock
+            subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), "run", f"{source}:raced"],
+                           check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return take(self, key)
+
+    monkeypatch.setattr(StoreLocks, "try_lock", other_run_first)
+    run = load_pipeline(f"{source}:raced").run(store=str(store))
+    assert run.status == "succeeded", run.error
+    assert run.steps["shared"].status == "cached" and run.output() == 8
+    assert (tmp_path / "ran.txt").read_text() == "ran\n"  # computed once, by the other run
+
+
 def test_multiple_outputs_and_aliases(store):
     @step
     def split(xs: list) -> tuple[list, list]:
