@@ -1353,8 +1353,11 @@ def test_a_step_queued_behind_another_on_a_dask_worker_is_timed_from_its_own_sta
     assert two["started"] >= first_done, "one worker thread ran them one after the other"
 
 
-def _blob_size(blob: bytes) -> int:
-    time.sleep(0.5)
+def _blob_size(blob: bytes, go: str) -> int:
+    """The blob's size, once the file ``go`` exists: no worker is free before the test says so."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return len(blob)
 
 
@@ -1366,15 +1369,18 @@ def test_a_large_task_is_not_kept_waiting_for_a_worker(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     (tmp_path / "store").mkdir()
+    go = str(tmp_path / "go")  # the large tasks hold their workers until it exists, however slow the machine
     pool = ProcessExecutor(workers=4)
     try:
         futures = [pool.submit(TaskSpec(node=f"size_{i}", step_name="size", fn=_blob_size,
-                                        arguments={"blob": b"x" * (2 << 20)}, output_names=("out",),
+                                        arguments={"blob": b"x" * (2 << 20), "go": go}, output_names=("out",),
                                         store_root=str(tmp_path / "store"))) for i in range(3)]
         assert not pool.unstarted()  # each was sent to a worker as it was submitted, none kept waiting
-        small = pool.submit(TaskSpec(node="small", step_name="size", fn=_blob_size, arguments={"blob": b"x"},
+        small = pool.submit(TaskSpec(node="small", step_name="size", fn=_blob_size,
+                                     arguments={"blob": b"x", "go": go},
                                      output_names=("out",), store_root=str(tmp_path / "store")))
         assert pool.unstarted() == {("small", 1)}  # a small one waits for a worker, none starting more
+        (tmp_path / "go").touch()
         assert all(f.result(timeout=60).ok for f in [*futures, small])
     finally:
         pool.shutdown()
