@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.fd_capture import FdCapture, fileno_of
+from orchestrator.step_logging import allow_basic_config, put_back_root, root_changed
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -207,6 +208,12 @@ class _RecordHandler(logging.Handler):
         # Records at this level and above are printed on the console by a handler of the user's:
         # kept, but not echoed a second time in the orchestrator's format (see ``_console_level``).
         self.console_level = _NEVER
+        self.consoles: tuple[Any, ...] = ()  # the streams that are the console, while an attempt echoes
+
+    def root_configured(self) -> None:
+        """The step configured the root logger (``basicConfig``): a handler of its may print on the console now."""
+        if self.consoles:
+            self.console_level = _console_level(logging.root, self.consoles)
 
     def emit(self, record: logging.LogRecord) -> None:
         target = self.target
@@ -244,6 +251,7 @@ def _record_handler() -> _RecordHandler:
     global _handler
     if _handler is None:
         _handler = _RecordHandler()
+        allow_basic_config(_handler)
     return _handler
 
 
@@ -342,8 +350,8 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_saved", "echo", "log_level", "logs", "spill",
-                 "stderr", "stdout")
+    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level", "_saved", "echo",
+                 "log_level", "logs", "spill", "stderr", "stdout")
 
     def __init__(self, echo: bool, spill: str | None = None, log_level: int | None = None) -> None:
         self.echo = echo
@@ -373,7 +381,9 @@ class Capture:
         handler.target = self._log
         root = logging.root
         if self.echo:
-            handler.console_level = _console_level(root, (*self._saved, sys.__stdout__, sys.__stderr__))
+            # The step's own tees too: a `logging.basicConfig()` in the step prints on sys.stderr, its capture.
+            handler.consoles = (*self._saved, sys.__stdout__, sys.__stderr__, self._out, self._err)
+            handler.console_level = _console_level(root, handler.consoles)
         if not root.handlers and root.level > logging.INFO:
             # Logging is not configured: let INFO records reach handlers, so the step's INFO logs
             # are captured. Nothing new is printed: with no handlers, only WARNING and above reach
@@ -383,10 +393,12 @@ class Capture:
             # `logging.basicConfig()` of the user's print INFO records.
             _lowered_from.append(root.level)
             root.setLevel(logging.INFO)
+        self._root_handlers = root.handlers[:]  # what the step may change is put back (``step_logging``)
         root.addHandler(handler)
         if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
             root.setLevel(self.log_level)
+        self._root_level = root.level
         _outside.append(real_err)
         sys.stdout, sys.stderr = self._out, self._err
         return self
@@ -412,8 +424,11 @@ class Capture:
         handler.target = None
         if self.echo:
             handler.console_level = _NEVER
+            handler.consoles = ()
         root = logging.root
         root.removeHandler(handler)
+        if root_changed(self._root_handlers, self._root_level):
+            put_back_root(self._root_handlers, self._root_level, handler)
         if self._level is not None and root.level == self.log_level:
             root.setLevel(self._level)  # unless something else changed it meanwhile
         self.stdout = self._out.getvalue()

@@ -439,3 +439,80 @@ def test_runs_whose_steps_never_warn_leave_pythons_memory_of_warnings_alone(stor
         assert calm.run(store=str(store), no_cache=True).status == "succeeded"
     err = capsys.readouterr().err
     assert err.count("UserWarning: shown once per place") == 1, err
+
+
+def unconfigure_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root logger as in a plain script: no handlers, level WARNING. Called in the test's body:
+    pytest adds its own handlers after the fixtures are set up."""
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+
+
+@step
+def configures_logging(how: str) -> int:
+    import logging
+    import logging.config
+
+    if how == "basicConfig":
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
+    elif how == "setLevel":
+        logging.getLogger().setLevel(logging.DEBUG)
+    else:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                   "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                                   "root": {"level": "DEBUG", "handlers": ["h"]}})
+    logging.getLogger("proj").debug("fine detail")
+    return 1
+
+
+@step
+def logs_after(x: int) -> int:
+    import logging
+
+    logging.getLogger("proj").debug("detail of the next step")
+    logging.getLogger("proj").info("next step")
+    return x
+
+
+@pipeline
+def configured_in_a_step(how: str = "basicConfig"):
+    return logs_after(configures_logging(how))
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+@pytest.mark.parametrize("how", ["basicConfig", "setLevel", "dictConfig"])
+def test_logging_configured_in_a_step_is_kept_and_ends_with_the_step(store, monkeypatch, executor, how):
+    # The root logger holds the capture's handler while a step runs: basicConfig() saw it and did
+    # nothing (no DEBUG kept), and a level or handler a step set stayed for the steps after it.
+    import logging
+
+    unconfigure_logging(monkeypatch)
+
+    run = configured_in_a_step.run(store=str(store), executor=executor,
+                                   workers=None if executor == "sequential" else 1, how=how)
+    assert run.status == "succeeded"
+    first, after = run.steps["configures_logging"], run.steps["logs_after"]
+    assert "fine detail" in first.logs + first.stderr
+    if how == "basicConfig":
+        assert "DEBUG proj fine detail" in first.stderr  # in the step's own format, on its stderr
+        assert "DEBUG proj: fine detail" in first.logs
+    assert "next step" in after.logs
+    assert "detail of the next step" not in after.logs + after.stderr
+    assert after.stderr == ""  # no handler of the first step's left writing into the next one's capture
+    assert logging.root.handlers == [] and logging.root.level == logging.WARNING
+
+
+def test_verbose_shows_a_record_of_a_steps_basic_config_once(capfd, monkeypatch):
+    import logging
+
+    unconfigure_logging(monkeypatch)
+
+    with Capture(echo=True) as captured:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s says %(message)s")
+        logging.getLogger("proj").debug("fitted")
+    assert capfd.readouterr().err == "proj says fitted\n"
+    assert captured.stderr == "proj says fitted\n"
+    assert captured.logs.endswith("DEBUG proj: fitted\n")
+    assert logging.root.handlers == []
