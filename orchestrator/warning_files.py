@@ -10,6 +10,12 @@ apply), as in a fresh process. Only then: clearing it also lets a warning shown
 outside steps show again (``orch``'s own, at each run of a script's loop), so a
 process whose steps never warn keeps it.
 
+The driver's warning filters travel with each task to a process or Dask worker
+(``driver_filters``, ``filters_applied``) when they are not those the process started
+with: a ``warnings.simplefilter("error")`` at the top of the pipeline file ran in the
+driver only, so a step's warning failed the step on the sequential executor and was
+let through on a worker, where the file's module-level statements never run.
+
 Code that travelled to a process or Dask worker by value (cloudpickle) has
 lost its file name: ``warnings.warn`` in it printed ``<dynamic-code>:11:
 UserWarning: ...`` without the source line, where the same step run by the
@@ -24,6 +30,10 @@ import warnings
 from typing import Any
 
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code it carried by value
+
+# The filters as they were when the orchestrator was imported: those of the interpreter and its -W
+# options, which the workers it starts get too. A pipeline file (imported after) changes them.
+filters_at_import = list(warnings.filters)
 
 # Not empty once an attempt has shown a warning that Python now remembers, until the next attempt forgets it.
 _shown_in_attempts: list[bool] = []
@@ -45,6 +55,44 @@ class attempt_warnings:
     def __exit__(self, *exc: object) -> None:
         if getattr(warnings.showwarning, "_orch_wraps", None) is self._shown:
             warnings.showwarning = self._shown  # unless the step installed its own meanwhile
+
+
+def driver_filters() -> tuple[Any, ...] | None:
+    """The warning filters of this process for its tasks on workers, or None when they are those it started with.
+
+    Called once per run: the filters are read where each task's attempt starts on its worker.
+    """
+    filters = warnings.filters
+    return None if filters == filters_at_import else tuple(filters)
+
+
+class filters_applied:
+    """``with filters_applied(filters): ...`` runs an attempt under the driver's warning filters.
+
+    A worker runs the tasks of several runs (a Dask cluster of the user's): its own
+    filters are put back after the attempt. ``None``, or filters it already has: nothing to do.
+    """
+
+    __slots__ = ("_filters", "_saved")
+
+    def __init__(self, filters: tuple[Any, ...] | None) -> None:
+        self._filters = filters
+        self._saved: list[Any] | None = None
+
+    def __enter__(self) -> None:
+        if self._filters is not None and warnings.filters != list(self._filters):
+            self._saved = list(warnings.filters)
+            _set_filters(list(self._filters))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            _set_filters(self._saved)
+
+
+def _set_filters(filters: list[Any]) -> None:
+    """Make ``filters`` the process's warning filters, as ``warnings.simplefilter`` changes them."""
+    warnings.filters[:] = filters  # type: ignore[index]  # typeshed: a Sequence; a list in fact
+    _forget_shown_warnings()  # the filters changed: what was shown under the others is forgotten
 
 
 def _forget_shown_warnings() -> None:

@@ -516,3 +516,46 @@ def test_verbose_shows_a_record_of_a_steps_basic_config_once(capfd, monkeypatch)
     assert captured.stderr == "proj says fitted\n"
     assert captured.logs.endswith("DEBUG proj: fitted\n")
     assert logging.root.handlers == []
+
+
+@step
+def deprecated_call() -> int:
+    import warnings
+
+    warnings.warn("old_api() is deprecated", DeprecationWarning)
+    return 1
+
+
+@pipeline
+def strict():
+    return deprecated_call()
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_warning_the_pipeline_file_makes_an_error_fails_its_step_on_every_executor(store, executor):
+    # warnings.simplefilter("error") at the top of the pipeline file runs in the driver only: a pool
+    # worker let the step's warning through, and the run that failed sequentially succeeded there.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = strict.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "failed"
+    assert run.steps["deprecated_call"].error == "DeprecationWarning: old_api() is deprecated"
+
+
+def test_filters_travel_only_when_the_driver_changed_them_and_a_worker_gets_its_own_back(monkeypatch):
+    import warnings
+
+    from orchestrator import warning_files
+
+    with warnings.catch_warnings():
+        monkeypatch.setattr(warning_files, "filters_at_import", list(warnings.filters))
+        assert warning_files.driver_filters() is None  # as the process started: nothing to send
+        warnings.simplefilter("error", DeprecationWarning)
+        sent = warning_files.driver_filters()
+    assert sent is not None and sent[0][:3] == ("error", None, DeprecationWarning)
+    before = warnings.filters[:]
+    with warning_files.filters_applied(sent), pytest.raises(DeprecationWarning):
+        warnings.warn("old", DeprecationWarning)
+    assert warnings.filters == before
