@@ -16,6 +16,9 @@ with: a ``warnings.simplefilter("error")`` at the top of the pipeline file ran i
 driver only, so a step's warning failed the step on the sequential executor and was
 let through on a worker, where the file's module-level statements never run.
 
+A step called directly outside a run (``warnings_noted``) counts as such an attempt:
+the warnings it shows are shown again by the step's next attempt.
+
 Code that travelled to a process or Dask worker by value (cloudpickle) has
 lost its file name: ``warnings.warn`` in it printed ``<dynamic-code>:11:
 UserWarning: ...`` without the source line, where the same step run by the
@@ -37,6 +40,31 @@ filters_at_import = list(warnings.filters)
 
 # Not empty once an attempt has shown a warning that Python now remembers, until the next attempt forgets it.
 _shown_in_attempts: list[bool] = []
+
+
+def in_attempt() -> bool:
+    """Whether an attempt runs in this process now (its ``attempt_warnings`` is in place)."""
+    return getattr(warnings.showwarning, "_orch_wraps", None) is not None
+
+
+class warnings_noted:
+    """``with warnings_noted(): ...`` around a step called directly, outside a run.
+
+    A warning it shows is remembered by Python as shown, and the step's first attempt in
+    the same process (``fit(df)`` in a script or a notebook, then ``training.run()``) did
+    not show it again: its ``orch logs`` had no warning. Noted here, the next attempt
+    starts with that memory cleared, as after an attempt that showed one.
+    """
+
+    __slots__ = ("_shown",)
+
+    def __enter__(self) -> None:
+        self._shown = warnings.showwarning
+        warnings.showwarning = _showing(self._shown)
+
+    def __exit__(self, *exc: object) -> None:
+        if getattr(warnings.showwarning, "_orch_wraps", None) is self._shown:
+            warnings.showwarning = self._shown  # unless the code installed its own meanwhile
 
 
 class attempt_warnings:

@@ -559,3 +559,26 @@ def test_filters_travel_only_when_the_driver_changed_them_and_a_worker_gets_its_
     with warning_files.filters_applied(sent), pytest.raises(DeprecationWarning):
         warnings.warn("old", DeprecationWarning)
     assert warnings.filters == before
+
+
+def test_a_warning_a_direct_call_showed_is_kept_by_the_steps_first_attempt(store, warnings_printed, capsys):
+    # parse(1) in a script or a notebook shows the warning; Python remembers it, and the step's
+    # first attempt in the same process had no warning under stderr.
+    import warnings
+
+    from orchestrator import warning_files
+
+    @step
+    def parse(x: int) -> int:
+        warnings.warn("column 'age' is text", UserWarning)
+        return x
+
+    @pipeline
+    def parsing():
+        return parse(1)
+
+    warning_files._shown_in_attempts.clear()  # as in a process whose steps never warned
+    assert parse(1) == 1
+    assert capsys.readouterr().err.count("UserWarning: column 'age' is text") == 1
+    run = parsing.run(store=str(store))
+    assert "UserWarning: column 'age' is text" in run.steps["parse"].stderr
