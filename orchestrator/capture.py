@@ -23,7 +23,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.fd_capture import FdCapture, fileno_of
-from orchestrator.step_logging import allow_basic_config, put_back_root, root_changed
+from orchestrator.step_logging import (
+    allow_basic_config,
+    before_config,
+    config_hooked,
+    hook_config,
+    put_back_loggers,
+    put_back_root,
+    root_changed,
+)
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -379,6 +387,8 @@ class Capture:
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
         handler = _record_handler()
         handler.target = self._log
+        if not config_hooked:
+            hook_config()
         root = logging.root
         if self.echo:
             # The step's own tees too: a `logging.basicConfig()` in the step prints on sys.stderr, its capture.
@@ -427,6 +437,8 @@ class Capture:
             handler.consoles = ()
         root = logging.root
         root.removeHandler(handler)
+        if before_config:  # the step ran a dictConfig or fileConfig
+            put_back_loggers()
         if root_changed(self._root_handlers, self._root_level):
             put_back_root(self._root_handlers, self._root_level, handler)
         if self._level is not None and root.level == self.log_level:

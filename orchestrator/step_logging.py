@@ -10,6 +10,13 @@ handlers that wrote to the finished step's capture, where their text was lost, t
 driver's own messages included. On a process or Dask worker the same step changed
 another process, so what a step saw depended on the executor.
 
+A ``dictConfig`` or ``fileConfig`` in a step also disables every logger that existed
+before it and is not named in it (``disable_existing_loggers``, on by default): the
+steps after it logged nothing through those loggers. The loggers are noted when such a
+configuration starts in a step (``logging.config`` calls ``_clearExistingHandlers``
+first, also through a ``from logging.config import dictConfig`` made earlier) and put
+back as they were when the step ends; the handlers the configuration made are closed.
+
 Here ``basicConfig`` called while a step's capture is active sees the root logger as
 the step would in a process of its own, without the capture's handler (which stays, so
 the records are kept under ``logs`` too), and what the step changed on the root logger,
@@ -23,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 #: The capture's handler once ``allow_basic_config`` installed the wrapper (one per process).
@@ -80,3 +89,75 @@ def put_back_root(handlers: list[logging.Handler], level: int, capture_handler: 
                 root.addHandler(h)
     if root.level != level:
         root.setLevel(level)  # clears the loggers' caches of their effective level too
+
+
+@dataclass
+class _Loggers:
+    """The named loggers and handlers as they were before a step's ``dictConfig`` or ``fileConfig``."""
+
+    loggers: list[tuple[logging.Logger, int, list[logging.Handler], bool, bool]]
+    named: dict[str, logging.Handler]
+    listed: list[Any]  # ``logging._handlerList``: weak references to every handler, flushed at exit
+    disable: int
+
+
+#: The loggers as they were before the running step's first ``dictConfig``/``fileConfig``, until it ends.
+before_config: list[_Loggers] = []
+config_hooked: list[bool] = []
+
+
+def hook_config() -> None:
+    """Note the loggers before a ``dictConfig``/``fileConfig`` in a step, once ``logging.config`` is imported.
+
+    Called before each step until it is (``logging.config`` costs 20 ms to import: not imported for this).
+    """
+    config: Any = sys.modules.get("logging.config")
+    if config is None or config_hooked or not _capture_handler:
+        return
+    config_hooked.append(True)
+    real = config._clearExistingHandlers
+    handler = _capture_handler[0]
+
+    @functools.wraps(real)
+    def _clearExistingHandlers() -> None:
+        if handler.target is not None and not before_config:
+            manager = logging.root.manager
+            loggers = [(lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled)
+                       for lg in list(manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+            before_config.append(_Loggers(loggers, dict(logging._handlers),  # type: ignore[attr-defined]
+                                          logging._handlerList[:], manager.disable))  # type: ignore[attr-defined]
+        real()
+
+    config._clearExistingHandlers = _clearExistingHandlers
+
+
+def put_back_loggers() -> None:
+    """Give the named loggers back what they had before the step's configuration (``before_config``).
+
+    A logger the configuration made that holds one of its handlers is reset to a plain one: those
+    handlers wrote to the step's capture, and are closed.
+    """
+    before = before_config.pop()
+    manager = logging.root.manager
+    known = {id(h) for h in before.named.values()}
+    made = [h for h in logging._handlers.values() if id(h) not in known]  # type: ignore[attr-defined]
+    made_ids = {id(h) for h in made}
+    with logging._lock:  # type: ignore[attr-defined]
+        kept = set()
+        for logger, level, handlers, propagate, disabled in before.loggers:
+            kept.add(id(logger))
+            logger.level, logger.propagate, logger.disabled = level, propagate, disabled
+            logger.handlers[:] = handlers
+        for new in list(manager.loggerDict.values()):
+            if isinstance(new, logging.Logger) and id(new) not in kept and any(id(h) in made_ids for h in new.handlers):
+                new.handlers[:] = [h for h in new.handlers if id(h) not in made_ids]
+                new.level, new.propagate = logging.NOTSET, True
+        listed = {id(ref) for ref in before.listed}
+        logging._handlerList[:] = before.listed + [  # type: ignore[attr-defined]
+            ref for ref in logging._handlerList if id(ref) not in listed]  # type: ignore[attr-defined]
+        manager.disable = before.disable
+        manager._clear_cache()  # type: ignore[attr-defined]  # the loggers' effective levels changed
+    for h in made:
+        h.close()
+    logging._handlers.clear()  # type: ignore[attr-defined]
+    logging._handlers.update(before.named)  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging.config  # imported before the steps run, as a pipeline file importing it does
 import sys
 from collections.abc import Iterator
 
@@ -582,3 +583,42 @@ def test_a_warning_a_direct_call_showed_is_kept_by_the_steps_first_attempt(store
     assert capsys.readouterr().err.count("UserWarning: column 'age' is text") == 1
     run = parsing.run(store=str(store))
     assert "UserWarning: column 'age' is text" in run.steps["parse"].stderr
+
+
+@step
+def configures_named_loggers() -> int:
+    # logging.config as the file imports it: it travels with the step's code to a worker.
+    logging.config.dictConfig({"version": 1,  # disable_existing_loggers: True, logging's default
+                               "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                               "loggers": {"proj.model": {"level": "DEBUG", "handlers": ["h"], "propagate": False}}})
+    logging.getLogger("proj.model").debug("model detail")
+    return 1
+
+
+@step
+def logs_through_existing_loggers(x: int) -> int:
+    logging.getLogger("proj").info("data loaded")
+    logging.getLogger("proj.model").info("model fitted")
+    return x
+
+
+@pipeline
+def configured_by_dict():
+    return logs_through_existing_loggers(configures_named_loggers())
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_steps_dict_config_leaves_the_loggers_of_the_steps_after_it_as_they_were(store, monkeypatch, executor):
+    # dictConfig disables every logger it does not name (disable_existing_loggers): the steps after
+    # it logged nothing through them, and a logger it named kept writing into the finished capture.
+    unconfigure_logging(monkeypatch)
+    for name in ("proj", "proj.model"):
+        logging.getLogger(name)  # made at import, as a module's `log = logging.getLogger(__name__)`
+    run = configured_by_dict.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "succeeded"
+    assert run.steps["configures_named_loggers"].stderr == "model detail\n"
+    after = run.steps["logs_through_existing_loggers"]
+    assert "INFO proj: data loaded" in after.logs and "INFO proj.model: model fitted" in after.logs
+    assert after.stderr == ""
+    model = logging.getLogger("proj.model")
+    assert (model.handlers, model.propagate, model.level, logging.getLogger("proj").disabled) == ([], True, 0, False)
