@@ -333,6 +333,50 @@ def _read_clipped(path: str) -> str:
             + tail.decode("utf-8", errors="replace"))
 
 
+#: The user's log handlers that write to a notebook's page, while a run goes on (``page_handlers_captured``):
+#: each with the descriptor its stream stands for (1: sys.stdout, 2: sys.stderr).
+_page_handlers: list[tuple[logging.StreamHandler[Any], int]] = []
+
+
+@contextmanager
+def page_handlers_captured() -> Iterator[None]:
+    """While a run goes on, its steps' captures take what the user's log handlers write to a notebook's page.
+
+    In a terminal, a handler of the user's (a module's own ``log.addHandler(StreamHandler())``,
+    made at import with the sys.stderr of that time, ``propagate = False``) writes to
+    descriptor 2, which a step's capture reads. A notebook's sys.stderr is no descriptor:
+    such a record was printed on the page while the step ran, ``progress`` or not, and was
+    missing from the step's stderr and logs. The handlers are looked for once per run, and
+    only where sys.stdout or sys.stderr is not a descriptor.
+    """
+    found = _handlers_on_page()
+    if not found:
+        yield
+        return
+    outer = _page_handlers[:]
+    _page_handlers[:] = found
+    try:
+        yield
+    finally:
+        _page_handlers[:] = outer
+
+
+def _handlers_on_page() -> list[tuple[logging.StreamHandler[Any], int]]:
+    pages = {id(stream): fd for fd, stream in ((1, sys.stdout), (2, sys.stderr))
+             if type(stream) is not _Tee and fileno_of(stream) not in (1, 2)}
+    if not pages:
+        return []
+    loggers = [logging.root, *(lg for lg in list(logging.root.manager.loggerDict.values())
+                               if isinstance(lg, logging.Logger))]
+    found: dict[int, tuple[logging.StreamHandler[Any], int]] = {}
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) \
+                    and id(handler.stream) in pages:
+                found[id(handler)] = (handler, pages[id(handler.stream)])
+    return list(found.values())
+
+
 #: The root logger's levels before captures opened it to INFO records, until the run ends.
 _lowered_from: list[int] = []
 
@@ -385,6 +429,10 @@ class Capture:
         if self.echo:
             self._out.echo_to, self._err.echo_to = real_out, real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
+        if _page_handlers:  # a notebook's: what they write is the step's (see ``page_handlers_captured``)
+            for page_handler, fd in _page_handlers:
+                if page_handler.stream is self._saved[fd - 1]:
+                    page_handler.stream = self._out if fd == 1 else self._err
         handler = _record_handler()
         handler.target = self._log
         if not config_hooked:
@@ -421,6 +469,10 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
+        if _page_handlers:
+            for page_handler, fd in _page_handlers:
+                if page_handler.stream is (self._out if fd == 1 else self._err):
+                    page_handler.stream = self._saved[fd - 1]
         self._fds.stop()
         for tee in (self._out, self._err, self._log):
             if tee.echo_to is not None and not tee.ends_line:

@@ -622,3 +622,36 @@ def test_a_steps_dict_config_leaves_the_loggers_of_the_steps_after_it_as_they_we
     assert after.stderr == ""
     model = logging.getLogger("proj.model")
     assert (model.handlers, model.propagate, model.level, logging.getLogger("proj").disabled) == ([], True, 0, False)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_module_loggers_own_handler_on_a_notebooks_page_is_the_steps_output(store, monkeypatch, verbose):
+    # `log.addHandler(StreamHandler())` at import in a notebook writes to the page's sys.stderr, no
+    # descriptor: the record was printed on the page while the step ran, verbose or not, and the
+    # step's stderr and logs had none of it.
+    import logging
+
+    page_out, page_err = _NotebookStream(), _NotebookStream()
+    monkeypatch.setattr(sys, "stdout", page_out)
+    monkeypatch.setattr(sys, "stderr", page_err)
+    log = logging.getLogger("proj.loader")
+    handler = logging.StreamHandler()  # the page, as sys.stderr is when the module is imported
+    monkeypatch.setattr(log, "handlers", [handler])
+    monkeypatch.setattr(log, "propagate", False)
+    monkeypatch.setattr(log, "level", logging.INFO)
+
+    @step
+    def load_rows() -> int:
+        log.info("read 120 rows")
+        return 1
+
+    @pipeline
+    def loading():
+        return load_rows()
+
+    run = loading.run(store=str(store), verbose=verbose)
+    assert run.steps["load_rows"].stderr == "read 120 rows\n"
+    assert page_err.getvalue().count("read 120 rows") == (1 if verbose else 0)
+    assert handler.stream is page_err
+    log.info("after the run")
+    assert page_err.getvalue().endswith("after the run\n")
