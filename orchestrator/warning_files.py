@@ -67,9 +67,21 @@ class warnings_noted:
             warnings.showwarning = self._shown  # unless the code installed its own meanwhile
 
 
+# A copy of the warning filters as the last attempt started: taken again only when they changed since.
+_filters_before: list[Any] = []
+
+
 class attempt_warnings:
     """``with attempt_warnings(): ...`` shows the attempt's warnings, those already shown by an
-    earlier attempt too, and those of by-value code with their real file."""
+    earlier attempt too, and those of by-value code with their real file.
+
+    The filters a step sets (``warnings.simplefilter("error")``, ``filterwarnings("ignore")``)
+    apply while it runs and are put back after it: they stayed for every later step in the
+    process (a later step's warning failed it, on the sequential executor only) and for the
+    driver (``orch``'s own warnings raised in a notebook). Told apart by their number and
+    first entry, which is what ``simplefilter``, ``filterwarnings`` and ``resetwarnings`` change:
+    no copy of the filters is made for an attempt that changes none.
+    """
 
     __slots__ = ("_shown",)
 
@@ -77,12 +89,18 @@ class attempt_warnings:
         if _shown_in_attempts:
             _shown_in_attempts.clear()
             _forget_shown_warnings()
+        filters = warnings.filters
+        if len(filters) != len(_filters_before) or (filters and filters[0] is not _filters_before[0]):
+            _filters_before[:] = filters
         self._shown = warnings.showwarning
         warnings.showwarning = _showing(self._shown)
 
     def __exit__(self, *exc: object) -> None:
         if getattr(warnings.showwarning, "_orch_wraps", None) is self._shown:
             warnings.showwarning = self._shown  # unless the step installed its own meanwhile
+        filters = warnings.filters
+        if len(filters) != len(_filters_before) or (filters and filters[0] is not _filters_before[0]):
+            _set_filters(list(_filters_before))
 
 
 def driver_filters() -> tuple[Any, ...] | None:

@@ -655,3 +655,37 @@ def test_a_module_loggers_own_handler_on_a_notebooks_page_is_the_steps_output(st
     assert handler.stream is page_err
     log.info("after the run")
     assert page_err.getvalue().endswith("after the run\n")
+
+
+@step
+def makes_warnings_errors() -> int:
+    import warnings
+
+    warnings.simplefilter("error")
+    return 1
+
+
+@step
+def warns_later(x: int) -> int:
+    import warnings
+
+    warnings.warn("column 'age' is text", UserWarning)
+    return x
+
+
+@pipeline
+def strict_then_lenient():
+    return warns_later(makes_warnings_errors())
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_filters_a_step_sets_end_with_it(store, executor, warnings_printed):
+    # A step's simplefilter("error") stayed for the process: the next step's warning failed it on
+    # the sequential executor (not on another worker), and the notebook it ran in raised every warning.
+    import warnings
+
+    before = list(warnings.filters)
+    run = strict_then_lenient.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "succeeded", run.steps["warns_later"].error
+    assert "UserWarning: column 'age' is text" in run.steps["warns_later"].stderr
+    assert warnings.filters == before
