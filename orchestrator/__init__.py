@@ -20,6 +20,10 @@ from orchestrator.pipeline import Pipeline, pipeline
 from orchestrator.retry import RetryPolicy
 from orchestrator.step import Step, step
 from orchestrator.untracked import UntrackedPathWarning
+from orchestrator.warning_files import filters_at_import as _filters_at_import  # noqa: F401 - taken now
+
+# ``_filters_at_import``: the warning filters Python started with, taken before a pipeline file
+# changes them (``warnings.simplefilter("error")``), which then travel to the workers with each task.
 
 if TYPE_CHECKING:
     from orchestrator.results import Run, StepResult

@@ -23,6 +23,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.fd_capture import FdCapture, fileno_of
+from orchestrator.step_logging import (
+    allow_basic_config,
+    before_config,
+    config_hooked,
+    hook_config,
+    put_back_loggers,
+    put_back_root,
+    root_changed,
+)
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -207,6 +216,12 @@ class _RecordHandler(logging.Handler):
         # Records at this level and above are printed on the console by a handler of the user's:
         # kept, but not echoed a second time in the orchestrator's format (see ``_console_level``).
         self.console_level = _NEVER
+        self.consoles: tuple[Any, ...] = ()  # the streams that are the console, while an attempt echoes
+
+    def root_configured(self) -> None:
+        """The step configured the root logger (``basicConfig``): a handler of its may print on the console now."""
+        if self.consoles:
+            self.console_level = _console_level(logging.root, self.consoles)
 
     def emit(self, record: logging.LogRecord) -> None:
         target = self.target
@@ -244,6 +259,7 @@ def _record_handler() -> _RecordHandler:
     global _handler
     if _handler is None:
         _handler = _RecordHandler()
+        allow_basic_config(_handler)
     return _handler
 
 
@@ -317,6 +333,50 @@ def _read_clipped(path: str) -> str:
             + tail.decode("utf-8", errors="replace"))
 
 
+#: The user's log handlers that write to a notebook's page, while a run goes on (``page_handlers_captured``):
+#: each with the descriptor its stream stands for (1: sys.stdout, 2: sys.stderr).
+_page_handlers: list[tuple[logging.StreamHandler[Any], int]] = []
+
+
+@contextmanager
+def page_handlers_captured() -> Iterator[None]:
+    """While a run goes on, its steps' captures take what the user's log handlers write to a notebook's page.
+
+    In a terminal, a handler of the user's (a module's own ``log.addHandler(StreamHandler())``,
+    made at import with the sys.stderr of that time, ``propagate = False``) writes to
+    descriptor 2, which a step's capture reads. A notebook's sys.stderr is no descriptor:
+    such a record was printed on the page while the step ran, ``progress`` or not, and was
+    missing from the step's stderr and logs. The handlers are looked for once per run, and
+    only where sys.stdout or sys.stderr is not a descriptor.
+    """
+    found = _handlers_on_page()
+    if not found:
+        yield
+        return
+    outer = _page_handlers[:]
+    _page_handlers[:] = found
+    try:
+        yield
+    finally:
+        _page_handlers[:] = outer
+
+
+def _handlers_on_page() -> list[tuple[logging.StreamHandler[Any], int]]:
+    pages = {id(stream): fd for fd, stream in ((1, sys.stdout), (2, sys.stderr))
+             if type(stream) is not _Tee and fileno_of(stream) not in (1, 2)}
+    if not pages:
+        return []
+    loggers = [logging.root, *(lg for lg in list(logging.root.manager.loggerDict.values())
+                               if isinstance(lg, logging.Logger))]
+    found: dict[int, tuple[logging.StreamHandler[Any], int]] = {}
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) \
+                    and id(handler.stream) in pages:
+                found[id(handler)] = (handler, pages[id(handler.stream)])
+    return list(found.values())
+
+
 #: The root logger's levels before captures opened it to INFO records, until the run ends.
 _lowered_from: list[int] = []
 
@@ -342,8 +402,8 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_saved", "echo", "log_level", "logs", "spill",
-                 "stderr", "stdout")
+    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level", "_saved", "echo",
+                 "log_level", "logs", "spill", "stderr", "stdout")
 
     def __init__(self, echo: bool, spill: str | None = None, log_level: int | None = None) -> None:
         self.echo = echo
@@ -369,11 +429,19 @@ class Capture:
         if self.echo:
             self._out.echo_to, self._err.echo_to = self._real(sys.stdout, 1), real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
+        if _page_handlers:  # a notebook's: what they write is the step's (see ``page_handlers_captured``)
+            for page_handler, fd in _page_handlers:
+                if page_handler.stream is self._saved[fd - 1]:
+                    page_handler.stream = self._out if fd == 1 else self._err
         handler = _record_handler()
         handler.target = self._log
+        if not config_hooked:
+            hook_config()
         root = logging.root
         if self.echo:
-            handler.console_level = _console_level(root, (*self._saved, sys.__stdout__, sys.__stderr__))
+            # The step's own tees too: a `logging.basicConfig()` in the step prints on sys.stderr, its capture.
+            handler.consoles = (*self._saved, sys.__stdout__, sys.__stderr__, self._out, self._err)
+            handler.console_level = _console_level(root, handler.consoles)
         if not root.handlers and root.level > logging.INFO:
             # Logging is not configured: let INFO records reach handlers, so the step's INFO logs
             # are captured. Nothing new is printed: with no handlers, only WARNING and above reach
@@ -383,10 +451,12 @@ class Capture:
             # `logging.basicConfig()` of the user's print INFO records.
             _lowered_from.append(root.level)
             root.setLevel(logging.INFO)
+        self._root_handlers = root.handlers[:]  # what the step may change is put back (``step_logging``)
         root.addHandler(handler)
         if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
             root.setLevel(self.log_level)
+        self._root_level = root.level
         _outside.append(real_err)
         sys.stdout, sys.stderr = self._out, self._err
         return self
@@ -399,6 +469,10 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
+        if _page_handlers:
+            for page_handler, fd in _page_handlers:
+                if page_handler.stream is (self._out if fd == 1 else self._err):
+                    page_handler.stream = self._saved[fd - 1]
         self._fds.stop()
         for tee in (self._out, self._err, self._log):
             if tee.echo_to is not None and not tee.ends_line:
@@ -412,8 +486,13 @@ class Capture:
         handler.target = None
         if self.echo:
             handler.console_level = _NEVER
+            handler.consoles = ()
         root = logging.root
         root.removeHandler(handler)
+        if before_config:  # the step ran a dictConfig or fileConfig
+            put_back_loggers()
+        if root_changed(self._root_handlers, self._root_level):
+            put_back_root(self._root_handlers, self._root_level, handler)
         if self._level is not None and root.level == self.log_level:
             root.setLevel(self._level)  # unless something else changed it meanwhile
         self.stdout = self._out.getvalue()

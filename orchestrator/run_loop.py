@@ -63,6 +63,7 @@ from orchestrator.stop_signals import StopSignal, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
+from orchestrator.warning_files import driver_filters
 
 if TYPE_CHECKING:
     from orchestrator.executors.base import Executor
@@ -160,6 +161,8 @@ class RunLoop:
         # The store's id, given to it now if it has none: each task carries it, so a worker on a machine
         # whose folder at the store's path is another store fails instead of writing there.
         self.store_id = store_identity.ensure_id(ctx.store)
+        # The pipeline file's warning filters, for steps on workers (the sequential executor has them).
+        self.warning_filters = driver_filters() if executor.name != "sequential" else None
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
         self.position = {name: i for i, name in enumerate(dag.nodes)}
@@ -370,7 +373,7 @@ class RunLoop:
             spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
             layout=node.step.call_layout, log_level=_configured_log_level(),
-            materializers=registered_materializers(), store_id=self.store_id,
+            materializers=registered_materializers(), store_id=self.store_id, warning_filters=self.warning_filters,
         )
         self.attempting[node.name] = attempt
         notice = getattr(self.executor, "notice", None)  # once, before the first attempt

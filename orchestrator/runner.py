@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store_users
-from orchestrator.capture import driver_stderr, root_level_restored
+from orchestrator.capture import driver_stderr, page_handlers_captured, root_level_restored
 from orchestrator.context import Context, former_default_warning
 from orchestrator.errors import (
     UserError,
@@ -94,7 +94,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     ctx.lineage.mark_dead_runs()
     _wait_for_runs_in_other_threads(progress, spelling)
     try:
-        with _older_objects_frozen(), root_level_restored():
+        with _older_objects_frozen(), root_level_restored(), page_handlers_captured():
             dag = build(pipeline, params, ctx)
             forced = check_rerun(dag, rerun, spelling)
             warn_untracked(dag, progress)

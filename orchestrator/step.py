@@ -49,6 +49,7 @@ from orchestrator.tracing import (
     Trace,
     iter_outputs,
 )
+from orchestrator.warning_files import in_attempt, warnings_noted
 
 # A step's parameters and return type, so that a type checker sees a step (called outside a
 # pipeline, or in a body, where its placeholders stand for its values) as the function it wraps.
@@ -169,9 +170,12 @@ class Step(Generic[P, R]):
         if trace is None:
             if args or kwargs:
                 refuse_placeholders(self.name, args, kwargs)
-            if DIRECT_BODY.get():  # in a pipeline function called as a plain function: outputs as a run gives them
-                return call_from_body(self.fn, self.name, self.output_names, args, kwargs)
-            return self.fn(*args, **kwargs)
+            if in_attempt():  # a step calling another as a plain function: its attempt notes the warnings
+                return self.fn(*args, **kwargs)
+            with warnings_noted():  # what it warns is shown again by the step's next attempt
+                if DIRECT_BODY.get():  # in a pipeline function called as a plain function: outputs as a run gives them
+                    return call_from_body(self.fn, self.name, self.output_names, args, kwargs)
+                return self.fn(*args, **kwargs)
         # What the step's module binds its name to: a function wrapping the step itself is a
         # decorator written above @step.
         fn = self.fn
@@ -347,9 +351,12 @@ class _Aliased(Generic[P, R]):
         if trace is None:
             if args or kwargs:
                 refuse_placeholders(self.name, args, kwargs)
-            if DIRECT_BODY.get():
-                return call_from_body(self.step.fn, self.name, self.step.output_names, (*self.lead, *args), kwargs)
-            return self.step.fn(*self.lead, *args, **kwargs)
+            if in_attempt():
+                return self.step.fn(*self.lead, *args, **kwargs)
+            with warnings_noted():
+                if DIRECT_BODY.get():
+                    return call_from_body(self.step.fn, self.name, self.step.output_names, (*self.lead, *args), kwargs)
+                return self.step.fn(*self.lead, *args, **kwargs)
         return self.step._record(trace, (*self.lead, *args), kwargs, alias=self.name)
 
     def map(self, items: Any, *args: Any, **kwargs: Any) -> list[R]:

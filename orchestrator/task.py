@@ -42,7 +42,7 @@ from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
 from orchestrator.stop_signals import StopSignal
 from orchestrator.store import ArtifactInfo, ArtifactStore
-from orchestrator.warning_files import attempt_warnings
+from orchestrator.warning_files import attempt_warnings, filters_applied
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ class TaskSpec:
     # The driver's root logger level when its logging is configured (``logging.basicConfig(level=DEBUG)``
     # at the top of the pipeline file runs there only): a worker captures what the driver would.
     log_level: int | None = None
+    # The driver's warning filters when a pipeline file changed them (``warning_files.driver_filters``):
+    # ``warnings.simplefilter("error")`` at the top of the file fails a step's warning on a worker too.
+    warning_filters: tuple[Any, ...] | None = None
     # The materializers registered in the driver (``serialize.registered_materializers()``): a
     # worker received the step's code by value, without the pipeline file's register call.
     materializers: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
@@ -199,7 +202,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
-        with captured, kept_process_state(), attempt_warnings():
+        with captured, kept_process_state(), filters_applied(spec.warning_filters), attempt_warnings():
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)

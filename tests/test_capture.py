@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging.config  # imported before the steps run, as a pipeline file importing it does
 import sys
 from collections.abc import Iterator
 
@@ -439,3 +440,252 @@ def test_runs_whose_steps_never_warn_leave_pythons_memory_of_warnings_alone(stor
         assert calm.run(store=str(store), no_cache=True).status == "succeeded"
     err = capsys.readouterr().err
     assert err.count("UserWarning: shown once per place") == 1, err
+
+
+def unconfigure_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root logger as in a plain script: no handlers, level WARNING. Called in the test's body:
+    pytest adds its own handlers after the fixtures are set up."""
+    import logging
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+
+
+@step
+def configures_logging(how: str) -> int:
+    import logging
+    import logging.config
+
+    if how == "basicConfig":
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s %(message)s")
+    elif how == "setLevel":
+        logging.getLogger().setLevel(logging.DEBUG)
+    else:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                   "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                                   "root": {"level": "DEBUG", "handlers": ["h"]}})
+    logging.getLogger("proj").debug("fine detail")
+    return 1
+
+
+@step
+def logs_after(x: int) -> int:
+    import logging
+
+    logging.getLogger("proj").debug("detail of the next step")
+    logging.getLogger("proj").info("next step")
+    return x
+
+
+@pipeline
+def configured_in_a_step(how: str = "basicConfig"):
+    return logs_after(configures_logging(how))
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+@pytest.mark.parametrize("how", ["basicConfig", "setLevel", "dictConfig"])
+def test_logging_configured_in_a_step_is_kept_and_ends_with_the_step(store, monkeypatch, executor, how):
+    # The root logger holds the capture's handler while a step runs: basicConfig() saw it and did
+    # nothing (no DEBUG kept), and a level or handler a step set stayed for the steps after it.
+    import logging
+
+    unconfigure_logging(monkeypatch)
+
+    run = configured_in_a_step.run(store=str(store), executor=executor,
+                                   workers=None if executor == "sequential" else 1, how=how)
+    assert run.status == "succeeded"
+    first, after = run.steps["configures_logging"], run.steps["logs_after"]
+    assert "fine detail" in first.logs + first.stderr
+    if how == "basicConfig":
+        assert "DEBUG proj fine detail" in first.stderr  # in the step's own format, on its stderr
+        assert "DEBUG proj: fine detail" in first.logs
+    assert "next step" in after.logs
+    assert "detail of the next step" not in after.logs + after.stderr
+    assert after.stderr == ""  # no handler of the first step's left writing into the next one's capture
+    assert logging.root.handlers == [] and logging.root.level == logging.WARNING
+
+
+def test_verbose_shows_a_record_of_a_steps_basic_config_once(capfd, monkeypatch):
+    import logging
+
+    unconfigure_logging(monkeypatch)
+
+    with Capture(echo=True) as captured:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s says %(message)s")
+        logging.getLogger("proj").debug("fitted")
+    assert capfd.readouterr().err == "proj says fitted\n"
+    assert captured.stderr == "proj says fitted\n"
+    assert captured.logs.endswith("DEBUG proj: fitted\n")
+    assert logging.root.handlers == []
+
+
+@step
+def deprecated_call() -> int:
+    import warnings
+
+    warnings.warn("old_api() is deprecated", DeprecationWarning)
+    return 1
+
+
+@pipeline
+def strict():
+    return deprecated_call()
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_warning_the_pipeline_file_makes_an_error_fails_its_step_on_every_executor(store, executor):
+    # warnings.simplefilter("error") at the top of the pipeline file runs in the driver only: a pool
+    # worker let the step's warning through, and the run that failed sequentially succeeded there.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = strict.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "failed"
+    assert run.steps["deprecated_call"].error == "DeprecationWarning: old_api() is deprecated"
+
+
+def test_filters_travel_only_when_the_driver_changed_them_and_a_worker_gets_its_own_back(monkeypatch):
+    import warnings
+
+    from orchestrator import warning_files
+
+    with warnings.catch_warnings():
+        monkeypatch.setattr(warning_files, "filters_at_import", list(warnings.filters))
+        assert warning_files.driver_filters() is None  # as the process started: nothing to send
+        warnings.simplefilter("error", DeprecationWarning)
+        sent = warning_files.driver_filters()
+    assert sent is not None and sent[0][:3] == ("error", None, DeprecationWarning)
+    before = warnings.filters[:]
+    with warning_files.filters_applied(sent), pytest.raises(DeprecationWarning):
+        warnings.warn("old", DeprecationWarning)
+    assert warnings.filters == before
+
+
+def test_a_warning_a_direct_call_showed_is_kept_by_the_steps_first_attempt(store, warnings_printed, capsys):
+    # parse(1) in a script or a notebook shows the warning; Python remembers it, and the step's
+    # first attempt in the same process had no warning under stderr.
+    import warnings
+
+    from orchestrator import warning_files
+
+    @step
+    def parse(x: int) -> int:
+        warnings.warn("column 'age' is text", UserWarning)
+        return x
+
+    @pipeline
+    def parsing():
+        return parse(1)
+
+    warning_files._shown_in_attempts.clear()  # as in a process whose steps never warned
+    assert parse(1) == 1
+    assert capsys.readouterr().err.count("UserWarning: column 'age' is text") == 1
+    run = parsing.run(store=str(store))
+    assert "UserWarning: column 'age' is text" in run.steps["parse"].stderr
+
+
+@step
+def configures_named_loggers() -> int:
+    # logging.config as the file imports it: it travels with the step's code to a worker.
+    logging.config.dictConfig({"version": 1,  # disable_existing_loggers: True, logging's default
+                               "handlers": {"h": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+                               "loggers": {"proj.model": {"level": "DEBUG", "handlers": ["h"], "propagate": False}}})
+    logging.getLogger("proj.model").debug("model detail")
+    return 1
+
+
+@step
+def logs_through_existing_loggers(x: int) -> int:
+    logging.getLogger("proj").info("data loaded")
+    logging.getLogger("proj.model").info("model fitted")
+    return x
+
+
+@pipeline
+def configured_by_dict():
+    return logs_through_existing_loggers(configures_named_loggers())
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_steps_dict_config_leaves_the_loggers_of_the_steps_after_it_as_they_were(store, monkeypatch, executor):
+    # dictConfig disables every logger it does not name (disable_existing_loggers): the steps after
+    # it logged nothing through them, and a logger it named kept writing into the finished capture.
+    unconfigure_logging(monkeypatch)
+    for name in ("proj", "proj.model"):
+        logging.getLogger(name)  # made at import, as a module's `log = logging.getLogger(__name__)`
+    run = configured_by_dict.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "succeeded"
+    assert run.steps["configures_named_loggers"].stderr == "model detail\n"
+    after = run.steps["logs_through_existing_loggers"]
+    assert "INFO proj: data loaded" in after.logs and "INFO proj.model: model fitted" in after.logs
+    assert after.stderr == ""
+    model = logging.getLogger("proj.model")
+    assert (model.handlers, model.propagate, model.level, logging.getLogger("proj").disabled) == ([], True, 0, False)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_module_loggers_own_handler_on_a_notebooks_page_is_the_steps_output(store, monkeypatch, verbose):
+    # `log.addHandler(StreamHandler())` at import in a notebook writes to the page's sys.stderr, no
+    # descriptor: the record was printed on the page while the step ran, verbose or not, and the
+    # step's stderr and logs had none of it.
+    import logging
+
+    page_out, page_err = _NotebookStream(), _NotebookStream()
+    monkeypatch.setattr(sys, "stdout", page_out)
+    monkeypatch.setattr(sys, "stderr", page_err)
+    log = logging.getLogger("proj.loader")
+    handler = logging.StreamHandler()  # the page, as sys.stderr is when the module is imported
+    monkeypatch.setattr(log, "handlers", [handler])
+    monkeypatch.setattr(log, "propagate", False)
+    monkeypatch.setattr(log, "level", logging.INFO)
+
+    @step
+    def load_rows() -> int:
+        log.info("read 120 rows")
+        return 1
+
+    @pipeline
+    def loading():
+        return load_rows()
+
+    run = loading.run(store=str(store), verbose=verbose)
+    assert run.steps["load_rows"].stderr == "read 120 rows\n"
+    assert page_err.getvalue().count("read 120 rows") == (1 if verbose else 0)
+    assert handler.stream is page_err
+    log.info("after the run")
+    assert page_err.getvalue().endswith("after the run\n")
+
+
+@step
+def makes_warnings_errors() -> int:
+    import warnings
+
+    warnings.simplefilter("error")
+    return 1
+
+
+@step
+def warns_later(x: int) -> int:
+    import warnings
+
+    warnings.warn("column 'age' is text", UserWarning)
+    return x
+
+
+@pipeline
+def strict_then_lenient():
+    return warns_later(makes_warnings_errors())
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_filters_a_step_sets_end_with_it(store, executor, warnings_printed):
+    # A step's simplefilter("error") stayed for the process: the next step's warning failed it on
+    # the sequential executor (not on another worker), and the notebook it ran in raised every warning.
+    import warnings
+
+    before = list(warnings.filters)
+    run = strict_then_lenient.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
+    assert run.status == "succeeded", run.steps["warns_later"].error
+    assert "UserWarning: column 'age' is text" in run.steps["warns_later"].stderr
+    assert warnings.filters == before
