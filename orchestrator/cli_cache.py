@@ -72,8 +72,8 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 
 @cache.command("gc")
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Keep the artifacts of the last N succeeded runs and of every run since "
-                   "(default: of every run).")
+              help="Keep the artifacts of each pipeline's last N succeeded runs and of every run of it "
+                   "since (default: of every run).")
 @click.option("--dry-run", is_flag=True, help="List each artifact that would be removed, and remove nothing.")
 @click.option("--force", is_flag=True,
               help="Remove objects even when the metadata database records no runs at all (it was lost or "

@@ -43,6 +43,24 @@ def test_keep_last_with_no_succeeded_run_keeps_everything(store):
     assert first.status == second.status == "failed"
 
 
+def test_keep_last_counts_the_runs_of_each_pipeline(store):
+    """--keep-last 1 keeps the last training run however many etl runs came after it."""
+    other = load_pipeline(str(PIPELINES / "gc_other.py"))
+    older = other.run(store=str(store), n=1)
+    last = other.run(store=str(store), n=2)
+    busy = [_run(store, n=n) for n in (1, 2, 3)]  # the busier pipeline runs since
+    ctx = Context.open(store)
+
+    result = collect_garbage(ctx, keep_last=1)
+
+    assert sorted(result.removed) == sorted([older.steps["build"].outputs["out"],
+                                             busy[0].steps["make"].outputs["out"],
+                                             busy[1].steps["make"].outputs["out"]])
+    assert ctx.store.has(last.steps["build"].outputs["out"])
+    assert ctx.store.has(busy[2].steps["make"].outputs["out"])
+    assert other.run(store=str(store), n=2).steps["build"].status == "cached"
+
+
 def _during_gc(ctx: Context, action) -> None:
     """Make ``action`` happen while ``collect_garbage`` runs, right after it reads the runs."""
     read_runs = ctx.lineage.runs
