@@ -114,7 +114,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
         for d in damaged:
             click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
         tail = "; the next run recomputes them" if repair and damaged else ""
-        click.echo(f"{checked} objects checked, {len(damaged)} damaged{tail}", err=True)
+        click.echo(f"{plural(checked, 'object')} checked, {len(damaged)} damaged{tail}", err=True)
     if damaged and not repair:
         sys.exit(EXIT_FAILED)
 

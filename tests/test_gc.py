@@ -241,3 +241,14 @@ def test_dry_run_lists_each_artifact_it_would_remove_and_removes_nothing(store, 
     assert out[0].split() == [digest, str(size), "list"], out
     assert out[-1].startswith("would remove 1 artifact") and len(out) == 2, out
     assert Context.open(store).store.has(digest)
+
+
+def test_verify_of_a_store_of_one_object_says_one_object(tmp_path, capsys):
+    """`1 objects checked` read as a typo on a fresh store's first verify."""
+    from orchestrator.cli import main
+
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(tmp_path / "store"))  # one object
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "cache", "verify"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "1 object checked, 0 damaged"
