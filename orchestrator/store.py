@@ -288,6 +288,7 @@ class ArtifactStore:
             store_faults.hit("after-object")
             return published
         except OSError as exc:
+            writer.discard()  # first, so that the free space the error gives counts what it took
             raise self._write_failed(digest, exc) from exc
         finally:
             writer.discard()

@@ -244,6 +244,29 @@ def test_a_full_disk_says_so_with_the_free_space_and_how_to_resume(store: Artifa
     assert "the steps that finished are cached" in message
 
 
+def test_the_free_space_a_full_disk_error_gives_counts_the_space_the_failed_object_took(store: ArtifactStore,
+                                                                                        monkeypatch) -> None:
+    """A rename that failed for space said '0.0 MB free' while its own temp file still held the space."""
+    import shutil
+
+    from orchestrator import store_faults
+
+    seen: list[list[Path]] = []
+
+    def usage(path: str) -> Any:
+        seen.append(files_under(store.root / "tmp"))
+        return shutil._ntuple_diskusage(100, 100 - 5_000_000, 5_000_000)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr("orchestrator.store.shutil.disk_usage", usage)
+    store_faults.inject_fault("rename:1")
+    try:
+        with pytest.raises(StoreError, match=r"is full \(5\.0 MB free\)"):
+            store.put(pd.DataFrame({"a": np.arange(20_000)}), D1)
+    finally:
+        store_faults.inject_fault(None)
+    assert seen == [[]]
+
+
 def test_arrow_failure_falls_back_to_pickle(store: ArtifactStore) -> None:
     # Lone surrogates pass the object-column check but Arrow cannot encode them.
     df = pd.DataFrame({"o": pd.Series(["\udc80", "a"] * 3000, dtype=object)})
