@@ -4,8 +4,8 @@
 ``dvc du`` answer it for a folder: each object file counts once, for the step run that first
 produced it (a cached step reuses what an earlier run wrote and adds nothing; a re-run that
 produced the same object again does not count it twice), so the groups add up to the total.
-Objects that no record names (orphans) and objects whose producing step is not recorded have
-groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart.
+Objects that no record names (orphans; in a store other metadata databases share, as a rule
+theirs) and objects whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart.
 
 It only reads: it never removes anything, nor takes the upkeep lock (a gc meanwhile makes
 objects it lists vanish, which it counts as gone, not as an error).
@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from orchestrator import store_users
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
 
 GROUPINGS = ("pipeline", "step", "run")
 ORPHANS = "(orphans: no record)"
+# In a store other metadata databases share, what this one does not record is, as a rule, theirs.
+OTHERS = "(not recorded here: other databases share the store)"
 UNKNOWN = "(no step recorded)"
 
 
@@ -49,6 +54,9 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     producers = _first_producers(context)
     recorded = {r["digest"] for r in context.lineage.rows("SELECT digest FROM artifacts WHERE inline IS NULL")}
+    unrecorded = ORPHANS
+    if store_users.other_databases(context.store, Path(context.lineage.path)):
+        unrecorded = OTHERS
     groups: dict[tuple[Any, ...], Group] = {}
     result = DiskUse(by=by, metadata_bytes=_database_bytes(context.lineage.path))
     for digest in context.store.iter_objects():
@@ -59,7 +67,7 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
         if producer is not None:
             fields = _fields(producer, by)
         else:
-            label = UNKNOWN if digest in recorded else ORPHANS
+            label = UNKNOWN if digest in recorded else unrecorded
             fields = {name: (label if i == 0 else None) for i, name in enumerate(_columns(by))}
         group = groups.setdefault(tuple(fields.values()), Group(fields))
         group.objects += 1

@@ -71,3 +71,16 @@ def test_cli_prints_a_table_and_a_json_document(grown, capsys):
     assert row == {"run": third.id, "pipeline": "gc_other", "status": "succeeded",
                    "started": row["started"], "objects": 1, "bytes": size[third.steps["build"].outputs["out"]]}
 
+
+
+def test_a_store_shared_by_other_databases_calls_their_objects_theirs_not_orphans(tmp_path):
+    """Objects another metadata database records are not orphans for `orch cache gc` to remove."""
+    from orchestrator.disk_use import OTHERS
+
+    store = tmp_path / "shared"
+    mine = load_pipeline(str(PIPELINES / "gc_runs.py")).run(store=str(store), metadata=str(tmp_path / "me"), n=4)
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(store), metadata=str(tmp_path / "them"), n=4)
+
+    groups = {g.fields["pipeline"]: g.objects for g in disk_use(Context.open(store, tmp_path / "me")).groups}
+
+    assert groups == {"gc_runs": 1, OTHERS: 1} and mine.status == "succeeded"
