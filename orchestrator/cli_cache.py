@@ -49,7 +49,8 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 @click.option("--by", "by", type=click.Choice(["pipeline", "step", "run"]), default="pipeline", show_default=True,
               help="Sum the object files by the pipeline, the step (of a pipeline) or the run that first wrote each.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print {by, groups: [{pipeline, objects, bytes, ...}], objects, bytes, metadata_bytes} "
+              help="Print {by, groups: [{pipeline, objects, bytes, ...}], objects, bytes, metadata_bytes, "
+                   "request_log_bytes, reports_bytes} "
                    "(a group of --by step adds step; of --by run, run, status and started).")
 @click.pass_context
 def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
@@ -60,7 +61,8 @@ def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
     use = disk_use(context, by)
     if as_json:
         emit_json({"by": use.by, "groups": [{**g.fields, "objects": g.objects, "bytes": g.bytes} for g in use.groups],
-                   "objects": use.objects, "bytes": use.bytes, "metadata_bytes": use.metadata_bytes})
+                   "objects": use.objects, "bytes": use.bytes, "metadata_bytes": use.metadata_bytes,
+                   "request_log_bytes": use.request_log_bytes, "reports_bytes": use.reports_bytes})
         return
     if use.groups:
         names = list(use.groups[0].fields)
@@ -72,8 +74,10 @@ def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
             left = [cell.ljust(width) for cell, width in zip(row[:-2], widths)]
             right = [cell.rjust(width) for cell, width in zip(row[-2:], widths[-2:])]
             click.echo("  ".join(left + right).rstrip())
-    click.echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}. "
-               "What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
+    besides = "".join(f"; {what} {_size(n)}" for what, n in (("request logs (serving/)", use.request_log_bytes),
+                                                             ("drift reports (reports/)", use.reports_bytes)) if n)
+    click.echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}"
+               f"{besides}. What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
 
 
 def _du_cell(name: str, value: object) -> str:

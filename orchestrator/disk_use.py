@@ -5,7 +5,9 @@
 produced it (a cached step reuses what an earlier run wrote and adds nothing; a re-run that
 produced the same object again does not count it twice), so the groups add up to the total.
 Objects that no record names (orphans; in a store other metadata databases share, as a rule
-theirs) and objects whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart.
+theirs) and objects whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart, as
+are the request logs of ``orch serve`` and the drift reports of ``orch monitor``, which months of
+serving grow as much as runs do.
 
 It only reads: it never removes anything, nor takes the upkeep lock (a gc meanwhile makes
 objects it lists vanish, which it counts as gone, not as an error).
@@ -46,6 +48,8 @@ class DiskUse:
     objects: int = 0
     bytes: int = 0
     metadata_bytes: int = 0
+    request_log_bytes: int = 0  # serving/: what `orch serve` logged, which `orch monitor` reads
+    reports_bytes: int = 0  # reports/: the drift reports of `orch monitor`
 
 
 def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
@@ -58,7 +62,9 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
     if store_users.other_databases(context.store, Path(context.lineage.path)):
         unrecorded = OTHERS
     groups: dict[tuple[Any, ...], Group] = {}
-    result = DiskUse(by=by, metadata_bytes=_database_bytes(context.lineage.path))
+    root = Path(context.root)
+    result = DiskUse(by=by, metadata_bytes=_database_bytes(context.lineage.path),
+                     request_log_bytes=_folder_bytes(root / "serving"), reports_bytes=_folder_bytes(root / "reports"))
     for digest in context.store.iter_objects():
         stat = context.store.object_stat(digest)
         if stat is None:  # removed since it was listed (a gc in another terminal)
@@ -101,6 +107,18 @@ def _first_producers(context: Context) -> dict[str, dict[str, Any]]:
         "WHERE e.direction = 'out' ORDER BY r.started DESC")
     # Newest first, so the earliest producer is written last and wins.
     return {row["digest"]: row for row in rows}
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The size of the files under ``folder`` (0 if there is none); a file removed meanwhile counts nothing."""
+    total = 0
+    for base, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                continue
+    return total
 
 
 def _database_bytes(path: str | os.PathLike[str]) -> int:

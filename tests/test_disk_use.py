@@ -84,3 +84,21 @@ def test_a_store_shared_by_other_databases_calls_their_objects_theirs_not_orphan
     groups = {g.fields["pipeline"]: g.objects for g in disk_use(Context.open(store, tmp_path / "me")).groups}
 
     assert groups == {"gc_runs": 1, OTHERS: 1} and mine.status == "succeeded"
+
+
+def test_request_logs_and_drift_reports_are_counted_apart(tmp_path, capsys):
+    """Months of `orch serve` grow serving/ as runs grow objects/: du says so beside the objects."""
+    from orchestrator.cli import main
+
+    store = tmp_path / "store"
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(store))
+    (store / "serving" / "churn").mkdir(parents=True)
+    (store / "serving" / "churn" / "a.jsonl").write_bytes(b"x" * 3000)
+    (store / "reports" / "churn").mkdir(parents=True)
+    (store / "reports" / "churn" / "drift.json").write_bytes(b"y" * 700)
+
+    use = disk_use(Context.open(store))
+    assert (use.request_log_bytes, use.reports_bytes, use.objects) == (3000, 700, 1)
+    with pytest.raises(SystemExit):
+        main(["--store", str(store), "cache", "du"])
+    assert "; request logs (serving/) 3.0 kB; drift reports (reports/) 700 B." in capsys.readouterr().err
