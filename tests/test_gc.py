@@ -61,6 +61,22 @@ def test_keep_last_counts_the_runs_of_each_pipeline(store):
     assert other.run(store=str(store), n=2).steps["build"].status == "cached"
 
 
+def test_a_kept_cached_run_keeps_what_it_reused_after_a_rerun_replaced_the_cache_entry(store):
+    """gc followed the key's cache entry, which a later --rerun pointed at a new draw: a kept run's output went."""
+    import orchestrator
+
+    drawn = load_pipeline(str(PIPELINES / "gc_drawn.py"))
+    first = drawn.run(store=str(store))
+    reused = drawn.run(store=str(store))  # cached: its output is the first run's draw
+    drawn.run(store=str(store), rerun="draw")  # a new draw, now under the key
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    assert reused.steps["draw"].status == "cached"
+
+    collect_garbage(Context.open(store), keep_last=2)  # keeps the last two runs
+
+    assert orchestrator.get_run(reused.id, store=store).output() == first.output()
+
+
 def _during_gc(ctx: Context, action) -> None:
     """Make ``action`` happen while ``collect_garbage`` runs, right after it reads the runs."""
     read_runs = ctx.lineage.runs
