@@ -592,7 +592,7 @@ def test_run_with_a_map_that_cannot_expand_shows_the_map_failure(orch, calls):
 _READERS = [
     ("runs",), ("runs", "--json"), ("show", "latest"), ("diff",), ("diff", "a1", "b2", "--json"), ("logs", "latest:plain"),
     ("lineage", "latest"),
-    ("cache", "ls"), ("cache", "verify"), ("cache", "gc"), ("doctor",), ("doctor", "--json"),
+    ("cache", "ls"), ("cache", "du"), ("cache", "verify"), ("cache", "gc"), ("doctor",), ("doctor", "--json"),
     ("models", "ls"), ("models", "show", "churn"), ("models", "promote", "churn@1"),
     ("models", "rollback", "churn"), ("serve", "churn"), ("monitor", "churn"),
 ]
