@@ -213,6 +213,14 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
             f"Re-run your pipelines to re-adopt them, or pass {context.spelling.force} to delete them.")
     others = [] if force else store_users.other_databases(context.store, context.lineage.path)
     if others:
+        gone = store_users.gone_from_this_host(context.store, context.lineage.path)
+        if gone:  # a store moved with its --metadata folder names its own database at the old path
+            raise UserError(
+                f"refusing to collect garbage: the store {context.location} names {len(others)} other metadata "
+                f"database(s), of which {', '.join(path for path, _ in gone[:3])} no longer exist(s) on this host "
+                "(this database before the store and it were moved, or one deleted?): if so, remove "
+                f"{' '.join(file for _, file in gone)} and run gc again; if such a database is on a share not "
+                f"mounted now, mount it first. Or pass {context.spelling.force} to delete their objects anyway.")
         raise UserError(
             f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
             f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "

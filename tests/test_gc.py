@@ -268,3 +268,28 @@ def test_verify_of_a_store_of_one_object_says_one_object(tmp_path, capsys):
         main(["--store", str(tmp_path / "store"), "cache", "verify"])
     assert exited.value.code == 0
     assert capsys.readouterr().err.splitlines()[-1] == "1 object checked, 0 damaged"
+
+
+def test_a_store_moved_with_its_metadata_folder_names_the_file_that_makes_gc_refuse(tmp_path, capsys):
+    """After `mv project elsewhere`, gc refused for ever: 'shared with vm:/old/meta/metadata.db', a hashed file to find."""
+    import shutil
+
+    from orchestrator.cli import main
+
+    old = tmp_path / "old"
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(old / "objs"), metadata=str(old / "meta"))
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    ctx = Context.open(new / "objs", new / "meta")
+    [registration] = (new / "objs" / "databases").glob("*.json")
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(new / "objs"), "--metadata", str(new / "meta"), "cache", "gc"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert f"{old / 'meta' / 'metadata.db'} no longer exist(s) on this host" in err
+    assert f"remove {registration} and run gc again" in err
+
+    registration.unlink()
+    assert collect_garbage(ctx).removed == []  # its runs are all kept, and nothing refuses
+
