@@ -5,7 +5,8 @@
 produced it (a cached step reuses what an earlier run wrote and adds nothing; a re-run that
 produced the same object again does not count it twice), so the groups add up to the total.
 Objects that no record names (orphans; in a store other metadata databases share, as a rule
-theirs) and objects whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart, as
+theirs; written since a running run began, as a rule its own, not recorded yet) and objects
+whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart, as
 are the request logs of ``orch serve`` and the drift reports of ``orch monitor``, which months of
 serving grow as much as runs do.
 
@@ -30,6 +31,8 @@ ORPHANS = "(orphans: no record)"
 # In a store other metadata databases share, what this one does not record is, as a rule, theirs.
 OTHERS = "(not recorded here: other databases share the store)"
 UNKNOWN = "(no step recorded)"
+# An object written since a running run began may be its own, stored before its row is committed.
+WRITING = "(not recorded yet: a running run's?)"
 
 
 @dataclass
@@ -61,6 +64,8 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
     unrecorded = ORPHANS
     if store_users.other_databases(context.store, Path(context.lineage.path)):
         unrecorded = OTHERS
+    # As gc spares them: written since the oldest running run started (1 s for file time granularity).
+    cutoff = min((r["started"] for r in context.lineage.runs(statuses=("running",))), default=None)
     groups: dict[tuple[Any, ...], Group] = {}
     root = Path(context.root)
     result = DiskUse(by=by, metadata_bytes=_database_bytes(context.lineage.path),
@@ -74,6 +79,8 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
             fields = _fields(producer, by)
         else:
             label = UNKNOWN if digest in recorded else unrecorded
+            if label == ORPHANS and cutoff is not None and stat[0] >= cutoff - 1:
+                label = WRITING
             fields = {name: (label if i == 0 else None) for i, name in enumerate(_columns(by))}
         group = groups.setdefault(tuple(fields.values()), Group(fields))
         group.objects += 1

@@ -102,3 +102,20 @@ def test_request_logs_and_drift_reports_are_counted_apart(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--store", str(store), "cache", "du"])
     assert "; request logs (serving/) 3.0 kB; drift reports (reports/) 700 B." in capsys.readouterr().err
+
+
+def test_an_object_a_running_run_wrote_before_its_row_is_not_called_an_orphan(tmp_path, monkeypatch):
+    """A step's object is stored before its row: while the run goes on, it is no crash's leftover."""
+    from orchestrator.disk_use import WRITING
+
+    store = tmp_path / "store"
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(store))
+    ctx = Context.open(store)
+    ctx.store.put(b"in flight" * 2000, "f" * 32)
+    assert {g.fields["pipeline"] for g in disk_use(ctx).groups} == {"gc_other", ORPHANS}
+
+    real_runs = ctx.lineage.runs
+    monkeypatch.setattr(ctx.lineage, "runs", lambda **kw: [{**real_runs()[0], "status": "running"}]
+                        if kw.get("statuses") == ("running",) else real_runs(**kw))
+    groups = {g.fields["pipeline"] for g in disk_use(ctx).groups}
+    assert groups == {"gc_other", WRITING}
