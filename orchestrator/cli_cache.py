@@ -1,4 +1,4 @@
-"""``orch cache ls | verify | gc`` and ``orch doctor``: the store's objects, checked and cleaned.
+"""``orch cache ls | du | verify | gc`` and ``orch doctor``: the store's objects, checked and cleaned.
 
 Registered on the ``orch`` group by ``cli``.
 """
@@ -45,6 +45,59 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
     click.echo(plural(len(rows), "artifact"), err=True)
 
 
+@cache.command("du")
+@click.option("--by", "by", type=click.Choice(["pipeline", "step", "run"]), default="pipeline", show_default=True,
+              help="Sum the object files by the pipeline, the step (of a pipeline) or the run that first wrote each.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {by, groups: [{pipeline, objects, bytes, ...}], objects, bytes, metadata_bytes, "
+                   "request_log_bytes, reports_bytes} "
+                   "(a group of --by step adds step; of --by run, run, status and started).")
+@click.pass_context
+def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
+    """Show what takes the store's space: its objects' size by pipeline, step or run, largest first."""
+    from orchestrator.disk_use import disk_use
+
+    context = open_context(ctx.parent)  # type: ignore[arg-type]
+    use = disk_use(context, by)
+    if as_json:
+        emit_json({"by": use.by, "groups": [{**g.fields, "objects": g.objects, "bytes": g.bytes} for g in use.groups],
+                   "objects": use.objects, "bytes": use.bytes, "metadata_bytes": use.metadata_bytes,
+                   "request_log_bytes": use.request_log_bytes, "reports_bytes": use.reports_bytes})
+        return
+    if use.groups:
+        names = list(use.groups[0].fields)
+        table = [[_du_cell(name, g.fields[name]) for name in names] + [str(g.objects), _size(g.bytes)]
+                 for g in use.groups]
+        header = names + ["objects", "size"]
+        widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+        for row in [header, *table]:
+            left = [cell.ljust(width) for cell, width in zip(row[:-2], widths)]
+            right = [cell.rjust(width) for cell, width in zip(row[-2:], widths[-2:])]
+            click.echo("  ".join(left + right).rstrip())
+    besides = "".join(f"; {what} {_size(n)}" for what, n in (("request logs (serving/)", use.request_log_bytes),
+                                                             ("drift reports (reports/)", use.reports_bytes)) if n)
+    click.echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}"
+               f"{besides}. What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
+
+
+def _du_cell(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if name == "started":
+        import time
+
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value)))  # type: ignore[arg-type]
+    return str(value)
+
+
+def _size(n: int) -> str:
+    """A size as du -h shows it, in decimal units as gc's MB are."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 @cache.command("verify")
 @click.option("--repair", is_flag=True, help="Remove damaged artifacts so that the next run recomputes them.")
 @click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...], repaired} as JSON.")
@@ -65,15 +118,15 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
         for d in damaged:
             click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
         tail = "; the next run recomputes them" if repair and damaged else ""
-        click.echo(f"{checked} objects checked, {len(damaged)} damaged{tail}", err=True)
+        click.echo(f"{plural(checked, 'object')} checked, {len(damaged)} damaged{tail}", err=True)
     if damaged and not repair:
         sys.exit(EXIT_FAILED)
 
 
 @cache.command("gc")
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Keep the artifacts of the last N succeeded runs and of every run since "
-                   "(default: of every run).")
+              help="Keep the artifacts of each pipeline's last N succeeded runs and of every run of it "
+                   "since (default: of every run).")
 @click.option("--dry-run", is_flag=True, help="List each artifact that would be removed, and remove nothing.")
 @click.option("--force", is_flag=True,
               help="Remove objects even when the metadata database records no runs at all (it was lost or "

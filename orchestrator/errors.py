@@ -177,13 +177,16 @@ class DatabaseWriteError(StoreError):
         self.detail = detail
         folder = os.path.dirname(self.path) or "."
         if free is not None and free < 1 << 20:
+            # gc works on a disk this full (the database opened with an exclusive lock): name it.
             cause = f"the file system holding {folder} is full ({free} bytes free)"
+            fix = ("Free some space (`orch cache du` shows what the store takes, `orch cache gc --keep-last N` "
+                   "removes what only older runs use)")
         else:
             cause = f"the disk holding {folder} failed a write or read (full, unmounted or failing?)"
+            fix = "Free some space or fix the disk"
         super().__init__(
-            f"cannot write the metadata database {self.path}: {detail}: {cause}. Free some space or fix the "
-            "disk, then run the same command again: what finished is kept, and a run stopped by it resumes "
-            "from the cache.")
+            f"cannot write the metadata database {self.path}: {detail}: {cause}. {fix}, then run the same "
+            "command again: what finished is kept, and a run stopped by it resumes from the cache.")
 
 
 class DatabaseLockedError(StoreError):

@@ -717,6 +717,15 @@ class Lineage:
             marks = ",".join("?" for _ in chunk)
             out.update(r[0] for r in self.conn.execute(
                 f"SELECT DISTINCT digest FROM edges WHERE run_id IN ({marks})", chunk))
+            # The step run a cached step reused, as recorded with it: the cache entry of its key may
+            # name a later run since (a --rerun of a step whose output differs each time), whose
+            # objects are not the ones this run's step gave.
+            for (origin,) in self.conn.execute(
+                f"SELECT DISTINCT origin FROM steps WHERE run_id IN ({marks}) AND status='cached' "
+                "AND origin IS NOT NULL AND origin != ''", chunk).fetchall():
+                origin_run, _, origin_node = str(origin).partition(":")
+                out.update(r[0] for r in self.conn.execute(
+                    "SELECT digest FROM edges WHERE run_id=? AND node=?", (origin_run, origin_node)))
             for (run_id, node) in self.conn.execute(
                 f"SELECT DISTINCT c.run_id, c.node FROM steps s JOIN cache c ON c.key = s.key "
                 f"WHERE s.run_id IN ({marks}) AND s.status='cached'", chunk).fetchall():

@@ -19,7 +19,7 @@ import sys
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import store_users
 from orchestrator.locks import upkeep_lock
@@ -160,10 +160,10 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     """Remove artifacts that no kept run references and no registered model version uses.
 
     Args:
-        keep_last: keep the artifacts of the N most recent succeeded runs, and of every run
-            started since the oldest of them (a newer failed run keeps what it finished, so
-            the next run still resumes); default: of every run. With no succeeded run at
-            all, every run is kept; 0 keeps running runs only.
+        keep_last: keep the artifacts of each pipeline's N most recent succeeded runs, and
+            of every run of it started since the oldest of them (a newer failed run keeps
+            what it finished, so the next run still resumes); default: of every run. A
+            pipeline with no succeeded run keeps all its runs; 0 keeps running runs only.
         dry_run: only report what would be removed.
         force: remove objects even when the database records no runs at all, or when other
             metadata databases share the store (``store_users``).
@@ -175,6 +175,25 @@ def collect_garbage(context: Context, keep_last: int | None = None, dry_run: boo
     """
     with upkeep(context, exclusive=not dry_run):
         return _collect_garbage(context, keep_last, dry_run, force)
+
+
+def _last_runs_of_each_pipeline(runs: list[dict[str, Any]], keep_last: int) -> set[str]:
+    """The ids of each pipeline's last ``keep_last`` succeeded runs and of its runs started since.
+
+    Counted per pipeline: counted over the whole store, ten runs of an hourly ``etl`` since
+    the last ``training`` would leave ``training`` nothing under ``--keep-last 5``, and its
+    next run would recompute everything. A pipeline with no succeeded run keeps all its runs.
+    ``runs`` is newest first.
+    """
+    by_pipeline: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_pipeline.setdefault(run["pipeline"], []).append(run)
+    kept: set[str] = set()
+    for own in by_pipeline.values():
+        good = [r for r in own if r["status"] == "succeeded"][:keep_last]
+        since = good[-1]["started"] if good else float("-inf")
+        kept |= {r["run_id"] for r in own if r["started"] >= since}
+    return kept
 
 
 def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, force: bool) -> GcResult:
@@ -194,6 +213,14 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
             f"Re-run your pipelines to re-adopt them, or pass {context.spelling.force} to delete them.")
     others = [] if force else store_users.other_databases(context.store, context.lineage.path)
     if others:
+        gone = store_users.gone_from_this_host(context.store, context.lineage.path)
+        if gone:  # a store moved with its --metadata folder names its own database at the old path
+            raise UserError(
+                f"refusing to collect garbage: the store {context.location} names {len(others)} other metadata "
+                f"database(s), of which {', '.join(path for path, _ in gone[:3])} no longer exist(s) on this host "
+                "(this database before the store and it were moved, or one deleted?): if so, remove "
+                f"{' '.join(file for _, file in gone)} and run gc again; if such a database is on a share not "
+                f"mounted now, mount it first. Or pass {context.spelling.force} to delete their objects anyway.")
         raise UserError(
             f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
             f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
@@ -205,9 +232,7 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
     if keep_last is None:
         kept |= {r["run_id"] for r in runs}
     elif keep_last > 0:
-        good = [r for r in runs if r["status"] == "succeeded"][:keep_last]
-        since = good[-1]["started"] if good else float("-inf")
-        kept |= {r["run_id"] for r in runs if r["started"] >= since}
+        kept |= _last_runs_of_each_pipeline(runs, keep_last)
     # Registered model versions stay loadable (serve, rollback) whatever runs are dropped.
     referenced = context.lineage.referenced_digests(kept) | {
         r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")}

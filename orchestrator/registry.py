@@ -556,7 +556,7 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
         NotFoundError: the artifact is missing from the store.
         StoreError: the artifact is damaged or not a model candidate.
     """
-    from orchestrator.errors import CorruptArtifactError
+    from orchestrator.errors import CorruptArtifactError, UntrustedArtifactError
 
     ref, digest, run_id = f"{row['name']}@{row['version']}", row["digest"], row["run_id"]
     # Whatever removed it (`orch cache verify --repair`, a deleted file, an older gc), running
@@ -568,6 +568,16 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
     except MissingArtifactError:
         raise NotFoundError(f"model {ref}: its artifact {digest} is missing from the store; {again}. "
                             "`orch doctor` checks the rest of the store.") from None
+    except UntrustedArtifactError as exc:
+        # A store copied to another machine or account keeps its objects, not the key that signed them:
+        # that is no damage, and re-running the pipeline there would retrain what the right key loads.
+        from orchestrator.signing import key_source
+
+        raise StoreError(f"model {ref}: its artifact {digest} is not trusted ({_shown(exc.detail, 120)}); it was "
+                         f"not unpickled. This process signs with the key of {key_source()}: if the model was "
+                         "trained with another (another machine's or account's, a copied store's), set "
+                         "ORCH_SIGNING_KEY to that key (see docs/security.md); otherwise "
+                         f"{again}.") from None
     except CorruptArtifactError as exc:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
                          f"{again}: the run finds the damage and computes it again.") from None

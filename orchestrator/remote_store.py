@@ -117,6 +117,9 @@ class FsspecStore(ArtifactStore):
         # Nor for a cache hit; the lookup has just checked that the object exists.
         return True
 
+    def _free_bytes(self) -> int | None:
+        return None  # a bucket has no free space to tell; a full staging folder says so in its error
+
     def object_stat(self, digest: str) -> tuple[float, int] | None:
         try:
             info = self.fs.info(self._path(digest))

@@ -308,6 +308,13 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     loaded: LoadedModel = load_version(context, ref)
     label = loaded.candidate.label
     key = getattr(loaded.candidate, "key", None)  # none in a candidate pickled before keys were kept
+    unloggable = _unloggable(context, loaded.name) if log_requests else None
+    if unloggable is not None:
+        # An archived (read-only) store still serves; said once here, not as a warning per request.
+        print(f"warning: requests to {loaded.name} are answered but not logged: {unloggable}, so `orch monitor "
+              f"{loaded.name}` will not see them. To log them, serve a writable copy of the store "
+              "(orch --store COPY serve ...).", file=sys.stderr, flush=True)
+        log_requests = False
     indexer = SegmentIndexer(context.lineage) if log_requests else None
     writer = None if indexer is None else RequestWriter(context.root, loaded.name, loaded.version, indexer.add,
                                                         rows=segment_rows, seconds=segment_seconds)
@@ -432,6 +439,22 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     app.add_route("/model", model, methods=["GET"])
     app.add_route("/predict", predict, methods=["POST"])
     return app
+
+
+def _unloggable(context: Context, name: str) -> str | None:
+    """Why requests to model ``name`` cannot be logged in this store (read-only), or None if they can."""
+    from orchestrator.request_log import segment_folder
+
+    folder = segment_folder(context.root, name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {folder} ({exc.strerror or exc})"
+    database = os.fspath(context.lineage.path)
+    for path in (folder, database):
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return f"{path} is not writable for you"
+    return None
 
 
 _SPLIT = "send the records in several smaller requests"

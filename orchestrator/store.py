@@ -26,6 +26,7 @@ lineage modules do), and must not import pandas, pyarrow or numpy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -265,7 +266,7 @@ class ArtifactStore:
         try:
             materializer, writer, meta = self._encode_value(value)
         except OSError as exc:
-            raise StoreError(f"cannot write artifact {digest} under {self.location}: {exc}") from exc
+            raise self._write_failed(digest, exc) from exc
         try:
             info = ArtifactInfo(
                 digest=digest,
@@ -287,9 +288,31 @@ class ArtifactStore:
             store_faults.hit("after-object")
             return published
         except OSError as exc:
-            raise StoreError(f"cannot write artifact {digest} under {self.location}: {exc}") from exc
+            writer.discard()  # first, so that the free space the error gives counts what it took
+            raise self._write_failed(digest, exc) from exc
         finally:
             writer.discard()
+
+    def _write_failed(self, digest: str, exc: OSError) -> StoreError:
+        """The error of a write that failed; on a full disk, with the free space and what to do.
+
+        A run stopped by a full disk is resumed, not restarted: the line says so, and names the
+        commands that show what takes the space and free it.
+        """
+        text = f"cannot write artifact {digest} under {self.location}: {exc}"
+        if exc.errno == errno.ENOSPC:
+            free = self._free_bytes()
+            room = f" ({free / 1e6:.1f} MB free)" if free is not None else ""
+            text += (f"; the disk holding the store is full{room}: free space (`orch cache du` shows what takes "
+                     "it, `orch cache gc --keep-last N` removes what only older runs use), then run again: the "
+                     "steps that finished are cached")
+        return StoreError(text)
+
+    def _free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(os.fspath(self.root)).free
+        except (OSError, TypeError, ValueError):
+            return None
 
     def _reused(self, path: str, existing: ArtifactInfo) -> ArtifactInfo:
         """An existing object stands for a new write: renew its mtime, as a write would have.

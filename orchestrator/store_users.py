@@ -72,12 +72,34 @@ def other_databases(store: ArtifactStore, database: Path) -> list[str]:
     for name, body in _entries(store):
         if name == mine:
             continue
-        try:
-            record = json.loads(body)
-            found.append(f"{record['host']}:{record['database']}")
-        except (ValueError, TypeError, KeyError):
-            found.append(name)  # unreadable, yet someone wrote it: still another database
+        record = _record(body)
+        found.append(f"{record['host']}:{record['database']}" if record else name)
     return found
+
+
+def gone_from_this_host(store: ArtifactStore, database: Path) -> list[tuple[str, str]]:
+    """(database path, registration file) of the other databases registered from this host whose file is gone.
+
+    A store moved with its ``--metadata`` folder (``mv project elsewhere``) keeps the file naming the
+    database at its old path, and would otherwise be shared with itself for ever. Their files are
+    named, not removed: a database on a share that is not mounted looks gone too.
+    """
+    mine, host = _entry_name(database), socket.gethostname()
+    gone = []
+    for name, body in _entries(store):
+        record = _record(body)
+        if name != mine and record and record["host"] == host and not os.path.exists(record["database"]):
+            gone.append((str(record["database"]), f"{store.location}/{FOLDER}/{name}"))
+    return gone
+
+
+def _record(body: bytes) -> dict[str, str] | None:
+    """A registration file's host and database, or None if it does not read as one (still another database)."""
+    try:
+        record = json.loads(body)
+        return {"host": str(record["host"]), "database": str(record["database"])}
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _entries(store: ArtifactStore) -> list[tuple[str, bytes]]:

@@ -592,7 +592,7 @@ def test_run_with_a_map_that_cannot_expand_shows_the_map_failure(orch, calls):
 _READERS = [
     ("runs",), ("runs", "--json"), ("show", "latest"), ("diff",), ("diff", "a1", "b2", "--json"), ("logs", "latest:plain"),
     ("lineage", "latest"),
-    ("cache", "ls"), ("cache", "verify"), ("cache", "gc"), ("doctor",), ("doctor", "--json"),
+    ("cache", "ls"), ("cache", "du"), ("cache", "verify"), ("cache", "gc"), ("doctor",), ("doctor", "--json"),
     ("models", "ls"), ("models", "show", "churn"), ("models", "promote", "churn@1"),
     ("models", "rollback", "churn"), ("serve", "churn"), ("monitor", "churn"),
 ]
@@ -1069,8 +1069,9 @@ def test_a_failing_disk_under_the_database_is_named(tmp_path, monkeypatch):
     assert isinstance(error, DatabaseWriteError) and error.exit_code == 2
     assert "the disk holding" in str(error) and "failed" in str(error)
     monkeypatch.setattr(shutil, "disk_usage", lambda _: types.SimpleNamespace(total=10, used=10, free=0))
-    assert f"the file system holding {tmp_path} is full (0 bytes free)" in str(
-        database_error(path, sqlite3.OperationalError("disk I/O error")))
+    full = str(database_error(path, sqlite3.OperationalError("disk I/O error")))
+    assert f"the file system holding {tmp_path} is full (0 bytes free)" in full
+    assert "`orch cache du` shows what the store takes, `orch cache gc --keep-last N` removes" in full
 
 
 def _too_full_for_the_shm() -> None:

@@ -167,6 +167,8 @@ DOCUMENTED = [
     (("doctor", "--json"), "doctor", "`--json`:", lambda d: d),
     (("cache", "ls", "--json"), "cache", "`ls [--json]`: every artifact:", lambda d: d),
     (("cache", "verify", "--json"), "cache", "`--json`:", lambda d: d),
+    (("cache", "du", "--json"), "cache", "`du [--by pipeline|step|run] [--json]`", lambda d: d),
+    (("cache", "du", "--by", "run", "--json"), "cache", "`du [--by pipeline|step|run] [--json]`", lambda d: d),
     (("models", "ls", "--json"), "models", "`--json`: an array of", lambda d: d),
     (("models", "show", "tiny", "--json"), "models", "(`--json`:", lambda d: d),
     (("models", "show", "tiny@2", "--json"), "models", "`show NAME@VERSION [--json]`", lambda d: d),
@@ -223,6 +225,7 @@ def _json_helps() -> list[tuple[tuple[str, ...], str]]:
 
 HELP_ARGS = {("logs",): ("logs", "latest~3:train", "--json"), ("doctor",): ("doctor", "--json"),
              ("cache", "ls"): ("cache", "ls", "--json"), ("cache", "verify"): ("cache", "verify", "--json"),
+             ("cache", "du"): ("cache", "du", "--json"),
              ("models", "ls"): ("models", "ls", "--json")}
 
 

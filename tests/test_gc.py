@@ -43,6 +43,40 @@ def test_keep_last_with_no_succeeded_run_keeps_everything(store):
     assert first.status == second.status == "failed"
 
 
+def test_keep_last_counts_the_runs_of_each_pipeline(store):
+    """--keep-last 1 keeps the last training run however many etl runs came after it."""
+    other = load_pipeline(str(PIPELINES / "gc_other.py"))
+    older = other.run(store=str(store), n=1)
+    last = other.run(store=str(store), n=2)
+    busy = [_run(store, n=n) for n in (1, 2, 3)]  # the busier pipeline runs since
+    ctx = Context.open(store)
+
+    result = collect_garbage(ctx, keep_last=1)
+
+    assert sorted(result.removed) == sorted([older.steps["build"].outputs["out"],
+                                             busy[0].steps["make"].outputs["out"],
+                                             busy[1].steps["make"].outputs["out"]])
+    assert ctx.store.has(last.steps["build"].outputs["out"])
+    assert ctx.store.has(busy[2].steps["make"].outputs["out"])
+    assert other.run(store=str(store), n=2).steps["build"].status == "cached"
+
+
+def test_a_kept_cached_run_keeps_what_it_reused_after_a_rerun_replaced_the_cache_entry(store):
+    """gc followed the key's cache entry, which a later --rerun pointed at a new draw: a kept run's output went."""
+    import orchestrator
+
+    drawn = load_pipeline(str(PIPELINES / "gc_drawn.py"))
+    first = drawn.run(store=str(store))
+    reused = drawn.run(store=str(store))  # cached: its output is the first run's draw
+    drawn.run(store=str(store), rerun="draw")  # a new draw, now under the key
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    assert reused.steps["draw"].status == "cached"
+
+    collect_garbage(Context.open(store), keep_last=2)  # keeps the last two runs
+
+    assert orchestrator.get_run(reused.id, store=store).output() == first.output()
+
+
 def _during_gc(ctx: Context, action) -> None:
     """Make ``action`` happen while ``collect_garbage`` runs, right after it reads the runs."""
     read_runs = ctx.lineage.runs
@@ -223,3 +257,39 @@ def test_dry_run_lists_each_artifact_it_would_remove_and_removes_nothing(store, 
     assert out[0].split() == [digest, str(size), "list"], out
     assert out[-1].startswith("would remove 1 artifact") and len(out) == 2, out
     assert Context.open(store).store.has(digest)
+
+
+def test_verify_of_a_store_of_one_object_says_one_object(tmp_path, capsys):
+    """`1 objects checked` read as a typo on a fresh store's first verify."""
+    from orchestrator.cli import main
+
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(tmp_path / "store"))  # one object
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "cache", "verify"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "1 object checked, 0 damaged"
+
+
+def test_a_store_moved_with_its_metadata_folder_names_the_file_that_makes_gc_refuse(tmp_path, capsys):
+    """After `mv project elsewhere`, gc refused for ever: 'shared with vm:/old/meta/metadata.db', a hashed file to find."""
+    import shutil
+
+    from orchestrator.cli import main
+
+    old = tmp_path / "old"
+    load_pipeline(str(PIPELINES / "gc_other.py")).run(store=str(old / "objs"), metadata=str(old / "meta"))
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    ctx = Context.open(new / "objs", new / "meta")
+    [registration] = (new / "objs" / "databases").glob("*.json")
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(new / "objs"), "--metadata", str(new / "meta"), "cache", "gc"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert f"{old / 'meta' / 'metadata.db'} no longer exist(s) on this host" in err
+    assert f"remove {registration} and run gc again" in err
+
+    registration.unlink()
+    assert collect_garbage(ctx).removed == []  # its runs are all kept, and nothing refuses
+

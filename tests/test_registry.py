@@ -461,6 +461,20 @@ def test_predict_names_the_missing_columns_and_the_expected_ones(models):
     assert model.predict(pd.DataFrame({"x": [0.0, 7.0], "extra": ["ignored", "too"]}))["prediction"] == [0, 1]
 
 
+def test_a_model_of_a_store_copied_to_another_machine_names_the_key_not_a_retrain(models, monkeypatch):
+    """A copied store keeps its objects, not the key that signed them: the fix is that key, not damage."""
+    from orchestrator.errors import StoreError
+
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "the-other-machines-key")
+    with pytest.raises(StoreError) as caught:
+        load_model("tiny", store=models)
+    message = str(caught.value)
+    assert "is not trusted" in message and "signs with the key of $ORCH_SIGNING_KEY" in message
+    assert "set ORCH_SIGNING_KEY to that key" in message and "finds the damage" not in message
+    monkeypatch.delenv("ORCH_SIGNING_KEY")
+    assert load_model("tiny", store=models).predict(pd.DataFrame({"x": [7.0]}))["prediction"] == [1]
+
+
 # -- orch serve: binding ----------------------------------------------------------
 
 

@@ -502,6 +502,40 @@ def test_an_unknown_column_that_looks_like_a_missing_one_is_pointed_at(client):
     assert "did you mean" not in unrelated
 
 
+def test_an_archived_read_only_store_serves_and_says_once_that_requests_are_not_logged(built, tmp_path, monkeypatch,
+                                                                                       capsys, caplog):
+    """A read-only store served, but logged 'request not logged: Read-only file system' at every request."""
+    import errno
+    import logging
+    from pathlib import Path
+
+    from .conftest import copy_store
+
+    archived = copy_store(built / "store", tmp_path / "store")
+    real_mkdir = Path.mkdir
+
+    def read_only(self: Path, *args: Any, **kwargs: Any) -> None:
+        if archived in self.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from orchestrator.serve import create_app
+
+    with caplog.at_level(logging.WARNING, logger="orchestrator.serve"):
+        with TestClient(create_app(Context.open(archived), "flags", segment_rows=1)) as c:
+            for _ in range(3):
+                response = c.post("/predict", json=[{"x": 0.0, "cosigner": True, "colour": "red"}])
+                assert response.status_code == 200, response.text
+    err = capsys.readouterr().err
+    assert err.count("warning: requests to flags are answered but not logged: cannot create ") == 1, err
+    assert "(Read-only file system)" in err and "orch --store COPY serve" in err
+    assert not [r for r in caplog.records if "request not logged" in r.getMessage()]
+
+
 def _segments(built) -> tuple[list[str], list[str]]:
     """The sealed and the open segment files of ``flags``."""
     folder = built / "store" / "serving" / "flags"

@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import struct
 import subprocess
@@ -224,6 +225,46 @@ def test_a_full_disk_leaves_no_partial_temp_file(store: ArtifactStore, monkeypat
     with pytest.raises(StoreError, match="No space left on device"):
         store.put(wide, D1)
     assert files_under(store.root) == []
+
+
+def test_a_full_disk_says_so_with_the_free_space_and_how_to_resume(store: ArtifactStore, monkeypatch) -> None:
+    """'No space left on device' alone left a user to find what fills the disk and whether a re-run starts over."""
+    def open_temp() -> tuple[Path, BinaryIO]:
+        (store.root / "tmp").mkdir(parents=True, exist_ok=True)
+        path = store.root / "tmp" / f"{os.getpid()}-{'0' * 16}.tmp"
+        return path, cast(BinaryIO, io.BufferedWriter(_FullDisk(path, "w"), buffer_size=1 << 20))
+
+    monkeypatch.setattr(store, "_open_temp", open_temp)
+    with pytest.raises(StoreError) as caught:
+        store.put(pd.DataFrame({f"c{i}": np.arange(20_000) for i in range(60)}), D1)
+    message = str(caught.value)
+    assert "No space left on device" in message and "\n" not in message
+    assert re.search(r"the disk holding the store is full \(\d+\.\d MB free\)", message), message
+    assert "`orch cache du`" in message and "`orch cache gc --keep-last N`" in message
+    assert "the steps that finished are cached" in message
+
+
+def test_the_free_space_a_full_disk_error_gives_counts_the_space_the_failed_object_took(store: ArtifactStore,
+                                                                                        monkeypatch) -> None:
+    """A rename that failed for space said '0.0 MB free' while its own temp file still held the space."""
+    import shutil
+
+    from orchestrator import store_faults
+
+    seen: list[list[Path]] = []
+
+    def usage(path: str) -> Any:
+        seen.append(files_under(store.root / "tmp"))
+        return shutil._ntuple_diskusage(100, 100 - 5_000_000, 5_000_000)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr("orchestrator.store.shutil.disk_usage", usage)
+    store_faults.inject_fault("rename:1")
+    try:
+        with pytest.raises(StoreError, match=r"is full \(5\.0 MB free\)"):
+            store.put(pd.DataFrame({"a": np.arange(20_000)}), D1)
+    finally:
+        store_faults.inject_fault(None)
+    assert seen == [[]]
 
 
 def test_arrow_failure_falls_back_to_pickle(store: ArtifactStore) -> None:
