@@ -9,8 +9,6 @@ scikit-learn; they are imported only when a value needs them.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.client import diff, get_run, lineage, load
@@ -64,21 +62,3 @@ def __getattr__(name: str) -> Any:
         return RunDiff
     raise AttributeError(f"module 'orchestrator' has no attribute '{name}'")
 
-
-class _Package(types.ModuleType):
-    """This package, whose ``lineage`` stays the function when its submodule of that name is imported.
-
-    Importing ``orchestrator.lineage`` (the metadata database, which ``get_run``
-    and every run open) sets the package's attribute ``lineage`` to that
-    module, and ``orchestrator.lineage(ref)`` would then fail with "'module'
-    object is not callable". The submodule is reached as ``from
-    orchestrator.lineage import Lineage``, which reads ``sys.modules``, not this attribute.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "lineage" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -18,7 +18,7 @@ from orchestrator.errors import NotFoundError
 from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 
 def _unique(lineage: Lineage, files: list[dict[str, Any]]) -> list[dict[str, Any]]:

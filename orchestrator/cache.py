@@ -23,7 +23,7 @@ from orchestrator.hashing import combine
 if TYPE_CHECKING:
     from orchestrator.dag import Node
     from orchestrator.fingerprint import CodeFingerprint
-    from orchestrator.lineage import CachedOutput, Lineage
+    from orchestrator.lineage_db import CachedOutput, Lineage
     from orchestrator.spelling import Spelling
     from orchestrator.store import ArtifactStore
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.lineage import Lineage, StepRecord
+from orchestrator.lineage_db import Lineage, StepRecord
 from orchestrator.locks import KeyLock
 
 

@@ -25,7 +25,7 @@ from orchestrator.errors import (
     current_folder_gone,
     owner_of,
 )
-from orchestrator.lineage import Lineage
+from orchestrator.lineage_db import Lineage
 from orchestrator.project import anchored, find_project
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling

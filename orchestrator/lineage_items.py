@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 
 # Types of value a map refuses to run over (it takes a list or a tuple, or a subclass of one): an

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 
 def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:

@@ -40,7 +40,7 @@ from orchestrator.lineage_refs import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 
 @dataclass

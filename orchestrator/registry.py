@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.context import Context
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 class _Unchecked:
     """The type of ``_UNCHECKED``: ``record_gate`` was not told what the gate judged against."""

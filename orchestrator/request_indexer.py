@@ -30,7 +30,7 @@ from orchestrator.request_log import index_segments, seal_abandoned, segment_fol
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
     from orchestrator.request_log import Segment
 
 log = logging.getLogger("orchestrator.serve")

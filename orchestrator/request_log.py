@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from orchestrator.context import Context
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 OPEN_SUFFIX = ".open"

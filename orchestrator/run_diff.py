@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 #: The kinds of change a step can have, in the order the summary counts them.
 KINDS = ("code", "package", "version", "parameter", "file", "input", "status", "not run", "not recorded")

@@ -42,7 +42,7 @@ from orchestrator.filled_containers import settle
 from orchestrator.fingerprint import value_digest
 from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
-from orchestrator.lineage import AttemptRecord, CachedOutput, StepRecord, process_start_token
+from orchestrator.lineage_db import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import StoreLocks
 from orchestrator.planner import (
     forced_items,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import UserError
 
 if TYPE_CHECKING:
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
 
 @dataclass(frozen=True)

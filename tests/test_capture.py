@@ -63,7 +63,7 @@ def test_a_step_printing_a_lot_records_a_bounded_text(store, executor):
 
     run = talk.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded"
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     stdout = Lineage(store / "metadata.db").attempts(run.id, "loud")[0]["stdout"]
     assert stdout.startswith("row 0\nrow 1\n") and stdout.endswith("row 199999\n")
@@ -184,7 +184,7 @@ def test_a_steps_subprocess_output_is_recorded_with_its_attempt(store, executor)
 
     run = talk.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 1)
     assert run.status == "succeeded"
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     assert Lineage(store / "metadata.db").attempts(run.id, "shell")[0]["stdout"] == "python\nshell\n"
 
@@ -233,7 +233,7 @@ def test_a_warning_on_a_worker_names_the_steps_file_and_line(store):
         return warns()
 
     run = warned.run(store=str(store), executor="process", workers=1)
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     stderr = Lineage(store / "metadata.db").attempts(run.id, "warns")[0]["stderr"]
     assert stderr.startswith(f"{__file__}:"), stderr
@@ -314,7 +314,7 @@ def test_each_attempt_keeps_a_warning_an_earlier_one_showed(store, warnings_prin
     # the other items of a map and a retry had nothing in orch logs where the first had it.
     import warnings
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     tries = []
 
@@ -344,7 +344,7 @@ def test_each_attempt_keeps_a_warning_an_earlier_one_showed(store, warnings_prin
 def test_a_warning_the_user_ignores_stays_ignored(store, warnings_printed):
     import warnings
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     @step
     def quiet() -> int:
@@ -373,7 +373,7 @@ def test_verbose_shows_a_steps_log_record_once(store, monkeypatch, configured):
     # echoed it again in the orchestrator's format. Unconfigured, the echo is the only one shown.
     import logging
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     page_out, page_err = _NotebookStream(), _NotebookStream()
     monkeypatch.setattr(sys, "stdout", page_out)

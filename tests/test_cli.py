@@ -1010,7 +1010,7 @@ def test_a_read_only_database_is_explained(tmp_path):
 def test_damage_met_after_opening_is_one_line(tmp_path, capsys, monkeypatch):
     import sqlite3
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     store = tmp_path / "store"
     _empty_store(store)
@@ -1030,7 +1030,7 @@ def test_a_full_disk_met_while_a_run_commits_is_one_line_and_the_next_run_resume
         tmp_path, project, calls, capsys, monkeypatch):
     import sqlite3
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     store = tmp_path / "store"
     target = str(project / "edits.py")

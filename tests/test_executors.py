@@ -66,7 +66,7 @@ def test_same_keys_digests_and_outputs_on_every_executor(runs_by_executor):
 
 @pytest.mark.slow
 def test_lineage_is_recorded_the_same_way_on_every_executor(runs_by_executor):
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     def edges(run, store):
         return [(s["node"], s["status"], [o["hash"] for o in s["outputs"]], [i["hash"] for i in s["inputs"]])
@@ -114,7 +114,7 @@ def test_worker_death_is_a_failed_attempt_then_retried(store, calls, executor):
     assert run.status == "succeeded", run.error
     assert run.steps["dies_once"].attempts == 2
     assert run.output() == 42
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     attempts = Lineage(store / "metadata.db").attempts(run.id, "dies_once")
     assert attempts[0]["status"] == "failed" and "WorkerDiedError" in attempts[0]["error"]
@@ -340,7 +340,7 @@ print("RESULT", run.status, run.output(), run.steps["dies_once"].attempts)
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_a_script_without_a_main_guard_runs_once(tmp_path, executor):
     """Spawned workers (and replacements for dead ones) do not re-import the user's script."""
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     if executor == "dask":
         pytest.importorskip("distributed")
@@ -402,7 +402,7 @@ def test_awkward_exceptions_from_a_timed_child_process(tmp_path, kind):
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_worker_tracebacks_name_the_real_file_and_line(tmp_path, executor):
     """Code travels to workers by value; its tracebacks still point at the user's file."""
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     if executor == "dask":
         pytest.importorskip("distributed")

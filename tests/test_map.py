@@ -38,7 +38,7 @@ def test_more_items_run_only_the_new_ones_and_lineage_has_each_item(store, calls
     calls.clear()
     run = _fanout().run(store=str(store), n=5)
     assert calls.ran() == {"items", "square:4", "total"}
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(run.id)}
     assert "square.map" not in steps
@@ -194,7 +194,7 @@ def test_lineage_of_a_map_over_a_step_output_reaches_the_list_and_its_maker(stor
 
 
 def test_a_map_results_edges_are_in_item_order_past_ten(store, calls):
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     run = _fanout().run(store=str(store), n=12)
     steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(run.id)}
@@ -248,7 +248,7 @@ def test_a_map_of_a_step_with_several_outputs_feeds_a_step_and_another_map(store
 
 
 def _lineage_steps(store, run_id):
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     return Lineage(store / "metadata.db").steps(run_id)
 
@@ -308,7 +308,7 @@ def test_failed_items_are_reported_in_pipeline_order_and_all_named(store):
     assert seen.rows == ["check", "check_2", "check_3", "check_4", "check_5", "check_6", "collect"]
     assert run.error.startswith("step 'check_2' failed after 1 attempt: ValueError: bad item 1 (details: ")
     assert run.error.endswith("; 1 more step failed: check_5)")
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     recorded = Lineage(store / "metadata.db").run(run.id)["error"]
     assert recorded.endswith("ValueError: bad item 1; 1 more step failed: check_5")

@@ -32,7 +32,7 @@ def test_retries_until_success_records_every_attempt(store, calls):
     assert run.steps["flaky"].attempts == 3
     assert calls.counts()["flaky"] == 3
     assert run.output() == "ok"
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     attempts = Lineage(store / "metadata.db").attempts(run.id, "flaky")
     assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
@@ -807,7 +807,7 @@ def test_logs_are_captured_per_attempt(store):
         return noisy()
 
     run = talk.run(store=str(store))
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     attempt = Lineage(store / "metadata.db").attempts(run.id, "noisy")[0]
     assert attempt["stdout"] == "to stdout\n"
@@ -886,7 +886,7 @@ def test_metrics_of_a_long_map_are_written_with_the_step_records_not_once_per_it
     # Each item committed its records, then rewrote all of the run's metrics in a transaction of
     # its own: a map of 2,000 items spent most of its time there. Count the writes, not the time.
     from orchestrator import Metrics
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     @step
     def evaluate(lr: float) -> Metrics:
@@ -1457,7 +1457,7 @@ def test_keys_of_star_args_steps_follow_their_values_and_inputs(store, calls):
     assert moved.output()["inputs"] == "((500, 7), {'args': 500, 'kw': [500]})"
     assert moved.steps["varargs_2"].key != first.steps["varargs_2"].key
     assert calls.counts()["varargs"] == 2 and calls.counts()["mixed"] == 1
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     steps = {s["node"]: s for s in Lineage(store / "metadata.db").steps(moved.id)}
     assert [i["name"] for i in steps["varargs_2"]["inputs"]] == ["args", "kwargs[0]", "kwargs[1]"]
@@ -1658,7 +1658,7 @@ def test_runs_from_threads_of_one_process_keep_its_stdout_and_their_own_output(s
     import warnings
     from concurrent.futures import ThreadPoolExecutor
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     before = sys.stdout, sys.stderr
     words = ["red", "green", "blue"]
@@ -1681,7 +1681,7 @@ def test_a_run_waiting_while_a_step_of_another_runs_says_so_where_it_is_seen(sto
     logs, so a dashboard's run (or one a step's own thread started) waited without a word."""
     import threading
 
-    from orchestrator.lineage import Lineage
+    from orchestrator.lineage_db import Lineage
 
     started: list[threading.Thread] = []
 

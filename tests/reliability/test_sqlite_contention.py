@@ -17,7 +17,7 @@ import random
 import time
 import traceback
 
-from orchestrator.lineage import Lineage, StepRecord
+from orchestrator.lineage_db import Lineage, StepRecord
 
 PROCESSES = 8
 WRITES = 200
