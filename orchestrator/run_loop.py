@@ -56,7 +56,7 @@ from orchestrator.results import Run, StepResult, encode_result, expand_maps
 from orchestrator.run_liveness import Heartbeat
 from orchestrator.self_state import self_state_hint
 from orchestrator.serialize import registered_materializers
-from orchestrator.signing import SIGNED_WITH_ANOTHER_KEY
+from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
 from orchestrator.stop_signals import StopSignal, stops_held
@@ -533,7 +533,7 @@ class RunLoop:
                     effects.append((out.type_name, out.digest, self.ctx.load(out.digest)))
                 except (CorruptArtifactError, MissingArtifactError) as exc:
                     self._discard(exc.digest)
-                    self.redo[node.name] = cache.DAMAGED
+                    self.redo[node.name] = _recompute_reason(exc)
                     self._start(node.name)
                     return
         outputs = {o.name: o.digest for o in decision.outputs}
@@ -887,6 +887,6 @@ def _file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 def _recompute_reason(exc: CorruptArtifactError | MissingArtifactError) -> str:
     """Why the producer of an input that did not load runs again: damaged, or signed with another key."""
-    if isinstance(exc, UntrustedArtifactError) and exc.detail.startswith(SIGNED_WITH_ANOTHER_KEY):
+    if isinstance(exc, UntrustedArtifactError) and exc.detail.startswith((SIGNED_WITH_ANOTHER_KEY, NO_KEY_TO_CHECK)):
         return cache.OTHER_KEY
     return cache.DAMAGED

@@ -8,8 +8,10 @@ what they report when it records it.
 
 The key comes from ``$ORCH_SIGNING_KEY`` (hex, or any other string, used as
 its UTF-8 bytes), else from ``$XDG_CONFIG_HOME/orchestrator/signing.key``
-(default ``~/.config/orchestrator/signing.key``), which is created on first
-use with 32 random bytes, mode 0600, written atomically. The key is kept
+(default ``~/.config/orchestrator/signing.key``), which the first signature
+creates with 32 random bytes, mode 0600, written atomically. Verifying never
+creates it: a key made only to check a copied store's signatures would fail
+every one of them, and then be the key this account's runs sign with. The key is kept
 outside the store on purpose: whoever can only write the store cannot forge
 a signature. See docs/security.md for the trust model.
 
@@ -71,6 +73,7 @@ def signing_key(*, create: bool = True) -> bytes:
 
 
 SIGNED_WITH_ANOTHER_KEY = "its signature does not match"  # how ``verify`` begins the reason it gives then
+NO_KEY_TO_CHECK = "no signing key here to check it"  # and when no key is configured
 
 
 def sign(info: ArtifactInfo, key: bytes | None = None) -> str:
@@ -82,9 +85,23 @@ def verify(info: ArtifactInfo, signature: str | None, key: bytes | None = None) 
     """None if ``signature`` is valid for ``info``, else a short reason."""
     if not signature:
         return "it has no signature"
+    if key is None:
+        key = _verifying_key()
+        if key is None:
+            return f"{NO_KEY_TO_CHECK} (no ${KEY_ENV}, no {key_path()})"
     if not hmac.compare_digest(sign(info, key), signature):
         return f"{SIGNED_WITH_ANOTHER_KEY} (signed with another key, or its record was changed)"
     return None
+
+
+def _verifying_key() -> bytes | None:
+    """The key to check a signature with, or None when none is configured (none is created)."""
+    try:
+        return signing_key(create=False)
+    except SigningKeyError:
+        if has_key():  # unreadable or empty: the user's setup to fix, said as when signing
+            raise
+        return None
 
 
 def _canonical(info: ArtifactInfo) -> bytes:

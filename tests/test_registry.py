@@ -475,6 +475,31 @@ def test_a_model_of_a_store_copied_to_another_machine_names_the_key_not_a_retrai
     assert load_model("tiny", store=models).predict(pd.DataFrame({"x": [7.0]}))["prediction"] == [1]
 
 
+def test_loading_a_copied_store_without_a_key_creates_none(models, tmp_path, monkeypatch):
+    """With no key here, a model signed elsewhere is not trusted, and no key is made just to check it."""
+    from orchestrator.errors import StoreError
+
+    copied = copy_store(models, tmp_path / "copied")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "fresh"))
+    with pytest.raises(StoreError) as caught:
+        load_model("tiny", store=copied)
+    message = str(caught.value)
+    assert "is not trusted (no signing key here to check it" in message and "set ORCH_SIGNING_KEY" in message
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_run_on_a_copied_store_without_a_key_signs_with_a_new_one(tiny, models, tmp_path, monkeypatch):
+    """The run, which writes signed artifacts, creates the key; the model it could not check is recomputed."""
+    copied = copy_store(models, tmp_path / "copied")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "fresh"))
+    run = tiny.run(store=str(copied), c=1.0)
+    assert run.status == "succeeded", run.error
+    assert run.steps["package"].reason.startswith("stored output was signed with another key")
+    assert (tmp_path / "fresh" / "orchestrator" / "signing.key").is_file()
+    assert tiny.run(store=str(copied), c=1.0).steps["package"].status == "cached"
+    assert load_model("tiny", store=copied).name == "tiny"
+
+
 # -- orch serve: binding ----------------------------------------------------------
 
 

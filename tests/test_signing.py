@@ -88,3 +88,15 @@ def test_user_materializer_artifacts_verify_where_it_is_not_registered(tmp_path)
     assert verify_store(ctx)[1] == []
     digest = run.steps["make_point"].outputs["out"]
     assert ctx.artifact_info(digest).materializer == "test.point"
+
+
+def test_verifying_without_a_key_creates_none_and_says_so(config):
+    """Checking a copied store's signature must not make a key: it would fail them all, then sign runs."""
+    signature = signing.sign(INFO, b"the key of the machine that stored it")
+    reason = signing.verify(INFO, signature)
+    assert reason is not None and reason.startswith(signing.NO_KEY_TO_CHECK)
+    assert "$ORCH_SIGNING_KEY" in reason and str(config / "orchestrator" / "signing.key") in reason
+    assert not signing.has_key() and not (config / "orchestrator").exists()
+    key = signing.signing_key()  # the first signature (a run) still creates it
+    assert (config / "orchestrator" / "signing.key").read_bytes() == key
+    assert signing.verify(INFO, signing.sign(INFO)) is None
