@@ -225,8 +225,9 @@ class ConsoleReporter(RunObserver):
         if self._progress is not None:
             self.total = max(self.total, self._step_count(), self.done)
             self._progress.update(self._task, total=self.total, completed=self.done, hits=self.hits)
-            if status == "failed":
-                self._print(f"  [bold red]✗[/] {escape(node)}: {escape(detail)}")
+            if status == "failed":  # one line: the error is in full under the summary
+                first = detail.strip().splitlines()[0] if detail.strip() else detail
+                self._print(f"  [bold red]✗[/] {escape(node)}: {escape(first)}", no_wrap=True, overflow="ellipsis")
         elif status != "cached" or self.verbose:
             # Written to a log (CI) rather than redrawn: each line says how far the run is, and how
             # long the step took, since no live bar shows either.
@@ -367,7 +368,6 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
     ``width`` is the console's, which a long step name must leave room in (``step_cell``).
     """
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("step", "status", "attempts", "time", "why"):
@@ -381,11 +381,25 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
         table.add_row(step_cell(folded_name([r.name for r in rs]), width, 50), status_text(rs[0].status),
                       str(sum(r.attempts for r in rs) or ""),
                       format_duration(sum(durations) if durations else None),
-                      Text(folded_reason([whys[i] for i in group])))
+                      why_cell(rs[0].status, folded_reason([whys[i] for i in group])))
     note = fold_note(len(shown), len(groups), f"orch show {run_id or 'RUN_ID'} lists each")
     if note:
         table.caption, table.caption_justify = note, "left"
     return table
+
+
+def why_cell(status: str, why: str) -> Text:
+    """The why column's cell: a reason wraps; what stopped a step is its first line, clipped to the column.
+
+    An error is shown in full once, on the ``error:`` line under the table (and by ``orch show``):
+    wrapped in the table as well, a long one took five lines there, then was printed again.
+    """
+    from rich.text import Text
+
+    if status not in STOPPED:
+        return Text(why)
+    lines = why.strip().splitlines() or [""]
+    return Text(lines[0] + (" …" if len(lines) > 1 else ""), no_wrap=True, overflow="ellipsis")
 
 
 def format_duration(seconds: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from orchestrator.report import FOLD_ABOVE, fold_rows, one_line, status_text, styled, summary_table
@@ -154,3 +155,50 @@ def test_a_run_stopped_before_its_first_step_says_so_without_an_empty_table(caps
     err = capsys.readouterr().err
     assert "run 1cf6db052bf9 interrupted (no step started)" in err
     assert "attempts" not in err
+
+
+LONG_ERROR = ("ValueError: the column 'customer_lifetime_value' has 1234 missing values out of 50000 rows after "
+              "the join with the accounts table; check the join keys account_id and region_code, which differ "
+              "in case between the two sources\n  second line of the error\n  third line")
+
+
+def _failing_run(tmp_path, live: bool, monkeypatch) -> tuple[str, str]:
+    """(stderr of a run whose step fails with LONG_ERROR, the run's error) through the CLI's reporter."""
+    from orchestrator import pipeline, step
+    from orchestrator.report import ConsoleReporter
+
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("TTY_INTERACTIVE", "1" if live else "0")
+
+    def explode(x):
+        raise ValueError(LONG_ERROR.split(": ", 1)[1])
+
+    load = step(name="load")(lambda: 3)
+    boom = step(name="boom")(explode)
+    run = pipeline(name="longfail")(lambda: boom(load())).run(store=str(tmp_path / "s"), progress=ConsoleReporter())
+    assert run.status == "failed"
+    return run.error or "", run.steps["boom"].error or ""
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["terminal", "piped"])
+def test_a_long_error_is_one_clipped_row_of_the_summary(tmp_path, live, monkeypatch, capsys):
+    """A failed step's long error wrapped over five lines of the why column, then came again on `error:`."""
+    _, error = _failing_run(tmp_path, live, monkeypatch)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    header = next(i for i, line in enumerate(lines) if "step  status  attempts" in line)
+    row = lines[header + 2]
+    assert row.startswith("boom ") and row.rstrip().endswith("…") and len(row) <= 100
+    assert "ValueError: the column 'customer_lifetime_value'" in row
+    assert lines[header + 3].startswith("run ") and " failed " in lines[header + 3]
+    assert "second line of the error" not in row
+    if live:  # the line said as the step failed is one line too: the error is in full under the summary
+        failed = [line for line in lines[:header] if "✗ boom" in line]
+        assert len(failed) == 1 and failed[0].rstrip().endswith("…") and len(failed[0]) <= 100
+    assert error.startswith("ValueError: the column") and "region_code" in error
+
+
+def test_an_error_of_several_lines_shows_its_first_and_says_there_is_more():
+    results = {"boom": StepResult("boom", "failed", error="MemoryError\nwhat to do: less data at a time", attempts=1)}
+    row = _render(summary_table(results, width=80), width=80).splitlines()[1]
+    assert row.rstrip().endswith("MemoryError …") and "what to do" not in row
