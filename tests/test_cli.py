@@ -359,6 +359,24 @@ def test_dag_counts_steps_as_run_does_and_says_a_map_makes_one_step_per_item(orc
     assert ": 2 steps + mapped items" in run.stderr
 
 
+def test_dag_params_from_draws_the_dag_that_run_had(orch):
+    """A pipeline whose shape follows a parameter (a branch per i): orch run and plan took --params-from, dag did not."""
+    run = orch("run", "parallel.py:parallel", "-p", "n=2", "-p", "seconds=0", "--json")
+    assert run.returncode == 0, run.stderr
+    run_id = json.loads(run.stdout)["run_id"]
+    assert orch("dag", "parallel.py:parallel").stdout.splitlines()[0] == "pipeline parallel (5 steps)"
+    tree = orch("dag", "parallel.py:parallel", "--params-from", run_id[:8])
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines()[0] == "pipeline parallel (3 steps)"
+    assert orch("dag", "parallel.py:parallel", "--params-from", "latest", "-p", "n=3").stdout.startswith(
+        "pipeline parallel (4 steps)")
+    mermaid = orch("dag", "parallel.py:parallel", "--params-from", "latest", "--format", "mermaid").stdout
+    assert mermaid.count('["branch') == 2
+    unknown = orch("dag", "parallel.py:parallel", "--params-from", "fffffff")
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in unknown.stderr
+
+
 def test_dag_diagrams_quote_every_name(orch, project):
     """Step names that are Mermaid keywords (end, class, graph) get generated ids and quoted labels."""
     (project / "keywords.py").write_text(
