@@ -100,20 +100,30 @@ def _size(n: int) -> str:
 
 @cache.command("verify")
 @click.option("--repair", is_flag=True, help="Remove damaged artifacts so that the next run recomputes them.")
-@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...], repaired} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {checked, damaged: [...], repaired, signatures_checked} as JSON.")
 @click.pass_context
 def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Re-check every stored object (checksum, signature); exit 1 if any is damaged and not repaired."""
-    from orchestrator.maintenance import repair_store, upkeep, verify_store
+    from orchestrator import signing
+    from orchestrator.maintenance import repair_store, signed_artifact_count, upkeep, verify_store
 
     context = open_context(ctx.parent)  # type: ignore[arg-type]
+    # With no key here, every signature would fail: that is no damage (a copied store, a new
+    # account), and --repair would remove every pickled artifact. Checksums are checked alone.
+    keyed = signing.has_key()
     with upkeep(context, exclusive=repair):
-        checked, found = verify_store(context)
+        checked, found = verify_store(context, signatures=keyed)
         if repair and found:
             repair_store(context, found)
+        unchecked = 0 if keyed else signed_artifact_count(context)
+    if unchecked:
+        click.echo(f"warning: the signatures of {plural(unchecked, 'pickled artifact')} were not checked: no "
+                   f"signing key here ({signing.key_source()}). Set {signing.KEY_ENV} to the key that signed "
+                   "them to check them (see docs/security.md).", err=True)
     damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
     if as_json:
-        emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found)})
+        emit_json({"checked": checked, "damaged": damaged, "repaired": repair and bool(found),
+                   "signatures_checked": not unchecked})
     else:
         for d in damaged:
             click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")

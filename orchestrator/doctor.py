@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 from orchestrator import signing, store_users
 from orchestrator.errors import DamagedDatabaseError
 from orchestrator.lineage_schema import JSON_COLUMNS
-from orchestrator.maintenance import upkeep, verify_store
+from orchestrator.maintenance import signed_artifact_count, upkeep, verify_store
 from orchestrator.remote_store import FsspecStore
-from orchestrator.serialize import needs_signature
 
 if TYPE_CHECKING:
     from orchestrator.context import Context
@@ -89,8 +88,7 @@ def examine(context: Context) -> Checkup:
         return _examine_objects(context, Finding("database", damage.problem, damage.fix))
     # A store that records no signed artifact needs no key yet: the first run that stores one
     # creates it. Only signed artifacts this process cannot verify make a missing key a problem.
-    pickled = sum(count for materializer, count in context.lineage.conn.execute(
-        "SELECT materializer, count(*) FROM artifacts GROUP BY materializer") if needs_signature(materializer))
+    pickled = signed_artifact_count(context)
     key_ok = _signing_key_finding(findings, pickled) if pickled else signing.has_key()
     with upkeep(context, exclusive=False):  # not half-way through a gc in another terminal
         checked, damaged = verify_store(context, signatures=key_ok)

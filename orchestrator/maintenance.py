@@ -59,6 +59,14 @@ def upkeep(context: Context, *, exclusive: bool) -> AbstractContextManager[None]
     return upkeep_lock(context.root, exclusive=exclusive, on_wait=say)
 
 
+def signed_artifact_count(context: Context) -> int:
+    """How many recorded artifacts are pickled, so that loading them needs a valid signature."""
+    from orchestrator.serialize import needs_signature
+
+    return sum(count for materializer, count in context.lineage.conn.execute(
+        "SELECT materializer, count(*) FROM artifacts GROUP BY materializer") if needs_signature(materializer))
+
+
 def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, list[Damage]]:
     """Check every object (recorded or merely present) against its checksum.
 

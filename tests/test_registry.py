@@ -488,6 +488,20 @@ def test_loading_a_copied_store_without_a_key_creates_none(models, tmp_path, mon
     assert not (tmp_path / "fresh").exists()
 
 
+def test_cache_verify_repair_without_a_key_removes_no_pickled_artifact(env, store, tmp_path, monkeypatch, capsys):
+    """No key here: every signature would fail, which is no damage, and --repair removed every model."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "fresh"))
+    code, out, err = orch(store, "cache", "verify", "--repair", "--json", capsys=capsys)
+    report = json.loads(out)
+    assert code == 0 and report["damaged"] == [] and report["signatures_checked"] is False
+    assert "pickled artifacts were not checked: no signing key here" in err and "ORCH_SIGNING_KEY" in err
+    assert not (tmp_path / "fresh").exists()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(env / "config"))  # the key that signed them: all still load
+    assert load_model("tiny", store=store).name == "tiny"
+    code, out, err = orch(store, "cache", "verify", "--json", capsys=capsys)
+    assert code == 0 and json.loads(out)["signatures_checked"] is True and "not checked" not in err
+
+
 def test_a_run_on_a_copied_store_without_a_key_signs_with_a_new_one(tiny, models, tmp_path, monkeypatch):
     """The run, which writes signed artifacts, creates the key; the model it could not check is recomputed."""
     copied = copy_store(models, tmp_path / "copied")
