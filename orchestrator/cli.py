@@ -377,12 +377,15 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
 @click.argument("target", metavar="FILE[:PIPELINE]")
 @_param_option
 @_params_file_option
+@_params_from_option
 @click.option("--format", "fmt", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True, help="Print a tree, or a Graphviz dot or Mermaid diagram.")
-def dag(target: str, params: tuple[str, ...], params_files: tuple[str, ...], fmt: str) -> None:
+@click.pass_context
+def dag(ctx: click.Context, target: str, params: tuple[str, ...], params_files: tuple[str, ...],
+        params_from: str | None, fmt: str) -> None:
     """Show a pipeline's DAG without running it."""
     with prints_to_stderr():
-        pipeline, values = _load_target(target, params, params_files)
+        pipeline, values = _load_target(target, params, params_files, params_from, ctx)
         pipeline.resolve_params(values, CLI)  # a missing parameter is asked for as -p NAME=VALUE
         built = pipeline.build(**values)
     if fmt in ("dot", "mermaid"):

@@ -359,6 +359,27 @@ def test_dag_counts_steps_as_run_does_and_says_a_map_makes_one_step_per_item(orc
     assert ": 2 steps + mapped items" in run.stderr
 
 
+def test_dag_draws_the_pipeline_an_earlier_run_was_given_with_params_from(orch, project):
+    """`orch dag FILE --params-from RUN` draws what `orch run FILE --params-from RUN` would run.
+
+    A map over a parameter list has one step per item, so the drawing depends on the values;
+    a parameter without a default is taken from the run, as run and plan take it.
+    """
+    (project / "listed.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef one(x: int) -> int:\n    return x\n\n"
+        "@step\ndef total(values: list) -> int:\n    return sum(values)\n\n"
+        "@pipeline\ndef listed(xs: list[int]):\n    return total(one.map(xs))\n")
+    ran = orch("run", "listed.py", "-p", "xs=[4, 5, 6]", "--json")
+    assert ran.returncode == 0, ran.stderr
+    tree = orch("dag", "listed.py", "--params-from", json.loads(ran.stdout)["run_id"][:6])
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines()[0] == "pipeline listed (4 steps)"
+    assert "total (listed.py:13) ← one, one_2, one_3" in tree.stdout
+    changed = orch("dag", "listed.py", "--params-from", "latest", "-p", "xs=[1]", "--format", "mermaid")
+    assert changed.returncode == 0, changed.stderr
+    assert '"one_2"' not in changed.stdout and '"one"' in changed.stdout
+
+
 def test_dag_diagrams_quote_every_name(orch, project):
     """Step names that are Mermaid keywords (end, class, graph) get generated ids and quoted labels."""
     (project / "keywords.py").write_text(
