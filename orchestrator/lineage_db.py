@@ -705,6 +705,15 @@ class Lineage:
             if other is not None:
                 return (f"run {run_id[:12]} ({run[1]}) has no record of step '{node}': it stopped before that "
                         f"step started. The last run that has one is {other[0]}. {see}")
+        if run is not None and node not in nodes:
+            # Two pipelines share a store: `latest` (or latest~N) may be a run of the other one.
+            other = self.conn.execute(
+                "SELECT r.run_id, r.pipeline FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE r.pipeline!=? "
+                "AND s.node=? ORDER BY r.started DESC LIMIT 1", (run[0], node)).fetchone()
+            if other is not None:
+                return (f"run {run_id[:12]} is a run of pipeline '{run[0]}', which has no step '{node}'. The last "
+                        f"run with that step is {other[0][:12]}, of pipeline '{other[1]}': give {other[0][:12]}:{node} "
+                        f"(`orch runs --pipeline {other[1]}` lists its runs).")
         return f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} {see}"
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:

@@ -1471,3 +1471,19 @@ def test_a_config_object_parameter_is_recorded_as_the_json_of_its_fields(tmp_pat
     capsys.readouterr()
     assert _main("--store", store, "show", "latest", "--json") == 0
     assert json.loads(capsys.readouterr().out)["params"] == params
+
+
+def test_a_step_of_the_other_pipeline_sharing_the_store_names_that_pipelines_run(orch, calls):
+    """Two pipelines, one store: `latest` is the other pipeline's run, and the step's own run is named."""
+    fanned = orch("run", "fanout.py:fanout", "--json")
+    assert fanned.returncode == 0, fanned.stderr
+    fan_id = json.loads(fanned.stdout)["run_id"]
+    assert orch("run", "edits.py").returncode == 0
+    edits_id = json.loads(orch("runs", "-n", "1", "--json").stdout)[0]["run_id"]
+    for command in ("logs", "lineage"):
+        answer = orch(command, "latest:square_2")
+        assert answer.returncode == 2 and answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr
+        assert answer.stderr == (f"error: run {edits_id} is a run of pipeline 'edits', which has no step 'square_2'. "
+                                 f"The last run with that step is {fan_id}, of pipeline 'fanout': give "
+                                 f"{fan_id}:square_2 (`orch runs --pipeline fanout` lists its runs).\n"), command
+    assert orch("logs", f"{fan_id}:square_2").returncode == 0
