@@ -55,6 +55,9 @@ from orchestrator.spelling import CLI, Spelling
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 # The kind of value each JSON column of ``runs`` holds.
 _RUN_KINDS = {column: JSON_COLUMNS[("runs", column)][0] for column in ("params", "packages", "outputs", "metrics")}
+# What a run (and its running step) found with no process left says stopped it: a SIGKILL, the
+# kernel's out-of-memory killer, a machine that stopped.
+_DIED = "the run's process died"
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "AttemptRecord", "CachedOutput", "Lineage", "StepRecord",
            "process_alive", "process_start_token"]
@@ -208,13 +211,15 @@ class Lineage:
                 for run_id in dead:
                     # It ended at its last recorded sign of life, not when someone looked: an
                     # `orch runs` a day later must not say the run took a day.
-                    c.execute("UPDATE runs SET status='interrupted', ended=COALESCE(ended, "
+                    # Its error says why, as a step's reason does: `orch runs --json` lists an
+                    # interrupted run's error, and `orch show` its error line.
+                    c.execute("UPDATE runs SET status='interrupted', error=COALESCE(error, :why), ended=COALESCE(ended, "
                               "(SELECT MAX(t) FROM (SELECT started AS t FROM runs WHERE run_id=:id "
                               "UNION ALL SELECT MAX(COALESCE(ended, 0), COALESCE(started, 0)) FROM steps "
                               "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id))) "
-                              "WHERE run_id=:id AND status='running'", {"id": run_id})
+                              "WHERE run_id=:id AND status='running'", {"id": run_id, "why": _DIED})
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
-                              "WHERE run_id=? AND status='running'", ("the run's process died", run_id))
+                              "WHERE run_id=? AND status='running'", (_DIED, run_id))
             for run_id in dead:
                 run_liveness.forget(run_liveness.alive_file(self.path, run_id))
         return dead
