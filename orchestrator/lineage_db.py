@@ -694,6 +694,10 @@ class Lineage:
                 shown = ", ".join(items[:3]) + (f", … ({len(items)} in all)" if len(items) > 3 else "")
                 return (f"run {run_id[:12]} has no step '{node}': each item of a map is a step of its own, here "
                         f"{shown}. Name one, such as {run_id[:12]}:{items[-1]}.")
+        step, dot, output = node.rpartition(".")
+        if dot and step in nodes and output:  # RUN:split.out1, as orch lineage and load take it, given to logs or show
+            return (f"run {run_id[:12]} has no step '{node}': a step's output (STEP.OUTPUT) is taken by `orch "
+                    f"lineage {run_id[:12]}:{node}` and orchestrator.load; the step is {run_id[:12]}:{step}.")
         run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if run is not None and run[1] == "running" and node not in nodes:
             # Polled from a second terminal while the run goes on: a step it has not started yet has no
