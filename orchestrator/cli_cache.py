@@ -50,7 +50,7 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
               help="Sum the object files by the pipeline, the step (of a pipeline) or the run that first wrote each.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {by, groups: [{pipeline, objects, bytes, ...}], objects, bytes, metadata_bytes, "
-                   "request_log_bytes, reports_bytes} "
+                   "inline_objects, inline_bytes, request_log_bytes, reports_bytes} "
                    "(a group of --by step adds step; of --by run, run, status and started).")
 @click.pass_context
 def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
@@ -62,6 +62,7 @@ def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
     if as_json:
         emit_json({"by": use.by, "groups": [{**g.fields, "objects": g.objects, "bytes": g.bytes} for g in use.groups],
                    "objects": use.objects, "bytes": use.bytes, "metadata_bytes": use.metadata_bytes,
+                   "inline_objects": use.inline_objects, "inline_bytes": use.inline_bytes,
                    "request_log_bytes": use.request_log_bytes, "reports_bytes": use.reports_bytes})
         return
     if use.groups:
@@ -76,8 +77,10 @@ def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
             click.echo("  ".join(left + right).rstrip())
     besides = "".join(f"; {what} {_size(n)}" for what, n in (("request logs (serving/)", use.request_log_bytes),
                                                              ("drift reports (reports/)", use.reports_bytes)) if n)
+    inline = (f" (with {plural(use.inline_objects, 'value')} of 4 KB or less, {_size(use.inline_bytes)}, "
+              "that orch cache ls lists)") if use.inline_objects else ""
     click.echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}"
-               f"{besides}. What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
+               f"{inline}{besides}. What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
 
 
 def _du_cell(name: str, value: object) -> str:

@@ -6,7 +6,7 @@ produced it (a cached step reuses what an earlier run wrote and adds nothing; a 
 produced the same object again does not count it twice), so the groups add up to the total.
 Objects that no record names (orphans; in a store other metadata databases share, as a rule
 theirs; written since a running run began, as a rule its own, not recorded yet) and objects
-whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart, as
+whose producing step is not recorded have groups of their own. Values kept inline in ``metadata.db`` are that file's size, said apart (how many and their size: "0 objects" alone would contradict ``orch cache ls``), as
 are the request logs of ``orch serve`` and the drift reports of ``orch monitor``, which months of
 serving grow as much as runs do.
 
@@ -51,6 +51,8 @@ class DiskUse:
     objects: int = 0
     bytes: int = 0
     metadata_bytes: int = 0
+    inline_objects: int = 0  # values of 4 KB or less, kept in metadata.db (its size counts them) instead of a file
+    inline_bytes: int = 0
     request_log_bytes: int = 0  # serving/: what `orch serve` logged, which `orch monitor` reads
     reports_bytes: int = 0  # reports/: the drift reports of `orch monitor`
 
@@ -70,6 +72,11 @@ def disk_use(context: Context, by: str = "pipeline") -> DiskUse:
     root = Path(context.root)
     result = DiskUse(by=by, metadata_bytes=_database_bytes(context.lineage.path),
                      request_log_bytes=_folder_bytes(root / "serving"), reports_bytes=_folder_bytes(root / "reports"))
+    # Said beside the files: a store of small values has no object file, and "0 objects" alone
+    # contradicts orch cache ls, verify and doctor, which count these too.
+    inline = context.lineage.rows("SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(inline)), 0) AS bytes "
+                                  "FROM artifacts WHERE inline IS NOT NULL")[0]
+    result.inline_objects, result.inline_bytes = int(inline["n"]), int(inline["bytes"])
     for digest in context.store.iter_objects():
         stat = context.store.object_stat(digest)
         if stat is None:  # removed since it was listed (a gc in another terminal)

@@ -55,6 +55,9 @@ from orchestrator.spelling import CLI, Spelling
 _JSON_COLUMNS = frozenset({"params", "packages", "outputs", "metrics"})
 # The kind of value each JSON column of ``runs`` holds.
 _RUN_KINDS = {column: JSON_COLUMNS[("runs", column)][0] for column in ("params", "packages", "outputs", "metrics")}
+# What a run (and its running step) found with no process left says stopped it: a SIGKILL, the
+# kernel's out-of-memory killer, a machine that stopped.
+_DIED = "the run's process died"
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "AttemptRecord", "CachedOutput", "Lineage", "StepRecord",
            "process_alive", "process_start_token"]
@@ -208,13 +211,15 @@ class Lineage:
                 for run_id in dead:
                     # It ended at its last recorded sign of life, not when someone looked: an
                     # `orch runs` a day later must not say the run took a day.
-                    c.execute("UPDATE runs SET status='interrupted', ended=COALESCE(ended, "
+                    # Its error says why, as a step's reason does: `orch runs --json` lists an
+                    # interrupted run's error, and `orch show` its error line.
+                    c.execute("UPDATE runs SET status='interrupted', error=COALESCE(error, :why), ended=COALESCE(ended, "
                               "(SELECT MAX(t) FROM (SELECT started AS t FROM runs WHERE run_id=:id "
                               "UNION ALL SELECT MAX(COALESCE(ended, 0), COALESCE(started, 0)) FROM steps "
                               "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id))) "
-                              "WHERE run_id=:id AND status='running'", {"id": run_id})
+                              "WHERE run_id=:id AND status='running'", {"id": run_id, "why": _DIED})
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
-                              "WHERE run_id=? AND status='running'", ("the run's process died", run_id))
+                              "WHERE run_id=? AND status='running'", (_DIED, run_id))
             for run_id in dead:
                 run_liveness.forget(run_liveness.alive_file(self.path, run_id))
         return dead
@@ -689,6 +694,10 @@ class Lineage:
                 shown = ", ".join(items[:3]) + (f", … ({len(items)} in all)" if len(items) > 3 else "")
                 return (f"run {run_id[:12]} has no step '{node}': each item of a map is a step of its own, here "
                         f"{shown}. Name one, such as {run_id[:12]}:{items[-1]}.")
+        step, dot, output = node.rpartition(".")
+        if dot and step in nodes and output:  # RUN:split.out1, as orch lineage and load take it, given to logs or show
+            return (f"run {run_id[:12]} has no step '{node}': a step's output (STEP.OUTPUT) is taken by `orch "
+                    f"lineage {run_id[:12]}:{node}` and orchestrator.load; the step is {run_id[:12]}:{step}.")
         run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if run is not None and run[1] == "running" and node not in nodes:
             # Polled from a second terminal while the run goes on: a step it has not started yet has no
@@ -705,6 +714,15 @@ class Lineage:
             if other is not None:
                 return (f"run {run_id[:12]} ({run[1]}) has no record of step '{node}': it stopped before that "
                         f"step started. The last run that has one is {other[0]}. {see}")
+        if run is not None and node not in nodes:
+            # Two pipelines share a store: `latest` (or latest~N) may be a run of the other one.
+            other = self.conn.execute(
+                "SELECT r.run_id, r.pipeline FROM steps s JOIN runs r ON r.run_id=s.run_id WHERE r.pipeline!=? "
+                "AND s.node=? ORDER BY r.started DESC LIMIT 1", (run[0], node)).fetchone()
+            if other is not None:
+                return (f"run {run_id[:12]} is a run of pipeline '{run[0]}', which has no step '{node}'. The last "
+                        f"run with that step is {other[0][:12]}, of pipeline '{other[1]}': give {other[0][:12]}:{node} "
+                        f"(`orch runs --pipeline {other[1]}` lists its runs).")
         return f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} {see}"
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:

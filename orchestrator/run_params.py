@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +66,14 @@ def recorded_params(lineage: Lineage, ref: str, pipeline: str, option: str) -> R
     run_id = lineage.resolve_run(ref.strip())
     row = lineage.run(run_id)
     if row["pipeline"] != pipeline:
-        latest = lineage.runs(limit=1, pipeline=pipeline)
+        # `latest~N` counts the runs of every pipeline; the user meant, as a rule, this pipeline's.
+        back = re.fullmatch(r"\s*latest~(\d+)\s*", ref)
+        back_n = int(back.group(1)) if back else 0
+        latest = lineage.runs(limit=back_n + 1, pipeline=pipeline)
         own = (f"its latest is {latest[0]['run_id'][:12]}" if latest else
                "it has no run in this store yet")
+        if back_n and len(latest) > back_n:
+            own += f", its latest~{back_n} {latest[back_n]['run_id'][:12]}"
         raise UserError(f"run {run_id[:12]} is a run of pipeline '{row['pipeline']}', not '{pipeline}': {option} "
                         f"takes a run of '{pipeline}' ({own}; `orch runs --pipeline {pipeline}` lists them).")
     values = row.get("params") or {}

@@ -377,6 +377,27 @@ def test_dag_params_from_draws_the_dag_that_run_had(orch):
     assert "Traceback" not in unknown.stderr
 
 
+def test_dag_draws_the_pipeline_an_earlier_run_was_given_with_params_from(orch, project):
+    """`orch dag FILE --params-from RUN` draws what `orch run FILE --params-from RUN` would run.
+
+    A map over a parameter list has one step per item, so the drawing depends on the values;
+    a parameter without a default is taken from the run, as run and plan take it.
+    """
+    (project / "listed.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef one(x: int) -> int:\n    return x\n\n"
+        "@step\ndef total(values: list) -> int:\n    return sum(values)\n\n"
+        "@pipeline\ndef listed(xs: list[int]):\n    return total(one.map(xs))\n")
+    ran = orch("run", "listed.py", "-p", "xs=[4, 5, 6]", "--json")
+    assert ran.returncode == 0, ran.stderr
+    tree = orch("dag", "listed.py", "--params-from", json.loads(ran.stdout)["run_id"][:6])
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines()[0] == "pipeline listed (4 steps)"
+    assert "total (listed.py:13) ← one, one_2, one_3" in tree.stdout
+    changed = orch("dag", "listed.py", "--params-from", "latest", "-p", "xs=[1]", "--format", "mermaid")
+    assert changed.returncode == 0, changed.stderr
+    assert '"one_2"' not in changed.stdout and '"one"' in changed.stdout
+
+
 def test_dag_diagrams_quote_every_name(orch, project):
     """Step names that are Mermaid keywords (end, class, graph) get generated ids and quoted labels."""
     (project / "keywords.py").write_text(
@@ -1468,3 +1489,19 @@ def test_a_config_object_parameter_is_recorded_as_the_json_of_its_fields(tmp_pat
     capsys.readouterr()
     assert _main("--store", store, "show", "latest", "--json") == 0
     assert json.loads(capsys.readouterr().out)["params"] == params
+
+
+def test_a_step_of_the_other_pipeline_sharing_the_store_names_that_pipelines_run(orch, calls):
+    """Two pipelines, one store: `latest` is the other pipeline's run, and the step's own run is named."""
+    fanned = orch("run", "fanout.py:fanout", "--json")
+    assert fanned.returncode == 0, fanned.stderr
+    fan_id = json.loads(fanned.stdout)["run_id"]
+    assert orch("run", "edits.py").returncode == 0
+    edits_id = json.loads(orch("runs", "-n", "1", "--json").stdout)[0]["run_id"]
+    for command in ("logs", "lineage"):
+        answer = orch(command, "latest:square_2")
+        assert answer.returncode == 2 and answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr
+        assert answer.stderr == (f"error: run {edits_id} is a run of pipeline 'edits', which has no step 'square_2'. "
+                                 f"The last run with that step is {fan_id}, of pipeline 'fanout': give "
+                                 f"{fan_id}:square_2 (`orch runs --pipeline fanout` lists its runs).\n"), command
+    assert orch("logs", f"{fan_id}:square_2").returncode == 0

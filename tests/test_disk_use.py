@@ -119,3 +119,27 @@ def test_an_object_a_running_run_wrote_before_its_row_is_not_called_an_orphan(tm
                         if kw.get("statuses") == ("running",) else real_runs(**kw))
     groups = {g.fields["pipeline"] for g in disk_use(ctx).groups}
     assert groups == {"gc_other", WRITING}
+
+
+def test_values_kept_inline_are_counted_beside_the_files_as_ls_verify_and_doctor_count_them(tmp_path, capsys):
+    """A store of small values has no object file: du said '0 objects, 0 B' where cache ls listed each."""
+    from orchestrator.cli import main
+
+    (tmp_path / "small.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef pair(n: int) -> tuple[int, str]:\n"
+        "    return n, 'x' * 100\n\n@pipeline\ndef small(n: int = 1):\n    return pair(n)\n")
+    store = tmp_path / "store"
+    run = load_pipeline(str(tmp_path / "small.py")).run(store=str(store))
+    assert run.status == "succeeded"
+
+    use = disk_use(Context.open(store))
+    assert (use.objects, use.inline_objects) == (0, 2) and 100 < use.inline_bytes < use.metadata_bytes
+    with pytest.raises(SystemExit):
+        main(["--store", str(store), "cache", "du"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"0 objects, 0 B; metadata.db {use.metadata_bytes / 1e3:.1f} kB (with 2 values of 4 KB or "
+                          f"less, {use.inline_bytes} B, that orch cache ls lists). ")
+    with pytest.raises(SystemExit):
+        main(["--store", str(store), "cache", "du", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["objects"], doc["inline_objects"], doc["inline_bytes"]) == (0, 2, use.inline_bytes)

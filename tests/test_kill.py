@@ -301,6 +301,8 @@ def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
     assert lineage.mark_dead_runs() == [run_id]
     run = lineage.run(run_id)
     assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
+    # Why, as `orch runs --json` and `orch show` say it for an interrupted run (it was null).
+    assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["reason"]
 
 
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):

@@ -711,6 +711,11 @@ def test_one_output_of_a_step_run_is_a_ref_as_orch_show_names_it(store, capsys):
     code, _, err = _orch(store, capsys, "lineage", f"{again.id}:halves.out2")
     assert code == 2 and err == (f"error: step 'halves' of run {again.id} has no output 'out2': its outputs are out0, "
                                  f"out1. Did you mean 'out1'? Trace the step with `orch lineage {again.id}:halves`.\n")
+    for command in ("logs", "show"):  # an output is no step: the line names the step and what takes the output
+        code, _, err = _orch(store, capsys, command, f"{again.id}:halves.out1")
+        assert code == 2 and err == (f"error: run {again.id} has no step 'halves.out1': a step's output "
+                                     f"(STEP.OUTPUT) is taken by `orch lineage {again.id}:halves.out1` and "
+                                     f"orchestrator.load; the step is {again.id}:halves.\n"), command
     code, _, err = _orch(store, capsys, "lineage", f"{again.id}:nosuch.out1")  # no step: said as before
     assert code == 2 and err.startswith(f"error: run {again.id} has no step 'nosuch.out1'.")
 

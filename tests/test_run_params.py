@@ -68,6 +68,15 @@ def test_a_run_of_another_pipeline_or_no_run_is_one_line(orch, first):
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert lines[0].startswith("error: run ") and "is a run of pipeline 'two_params', not 'typed_params': " \
         f"--params-from takes a run of 'typed_params' (its latest is {first[:12]}; " in lines[0]
+    # latest~N counts every pipeline's runs: the line names this pipeline's own latest~N too.
+    again = orch("run", "typed_params.py", "--params-from", first, "-p", "seed=8", "--json")
+    assert again.returncode == 0, again.stderr
+    assert orch("run", "two_params.py", "-p", "x=3").returncode == 0
+    assert orch("run", "two_params.py", "-p", "x=4").returncode == 0
+    back = orch("run", "typed_params.py", "--params-from", "latest~1")
+    assert back.returncode == 2 and back.stderr.count("\n") == 1
+    assert "is a run of pipeline 'two_params', not 'typed_params': --params-from takes a run of 'typed_params' " \
+        f"(its latest is {json.loads(again.stdout)['run_id'][:12]}, its latest~1 {first[:12]}; " in back.stderr
     missing = orch("run", "typed_params.py", "--params-from", "fffffff")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no run 'fffffff' in this store. " \
         "List runs with `orch runs`."
