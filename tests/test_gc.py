@@ -49,6 +49,8 @@ def test_keep_last_counts_the_runs_of_each_pipeline(store):
     older = other.run(store=str(store), n=1)
     last = other.run(store=str(store), n=2)
     busy = [_run(store, n=n) for n in (1, 2, 3)]  # the busier pipeline runs since
+    assert [r.status for r in (older, last, *busy)] == ["succeeded"] * 5
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window, however fast the runs were
     ctx = Context.open(store)
 
     result = collect_garbage(ctx, keep_last=1)
