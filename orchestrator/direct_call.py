@@ -20,34 +20,34 @@ from __future__ import annotations
 import contextvars
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from orchestrator.coroutines import run_to_end
 from orchestrator.errors import did_you_mean
+from orchestrator.tracing import ByName
 
 #: True while a pipeline function's body runs as a plain function (``Pipeline.__call__``).
 DIRECT_BODY: contextvars.ContextVar[bool] = contextvars.ContextVar("orchestrator_direct_body", default=False)
 
 
 @contextmanager
-def direct_body() -> Iterator[None]:
+def _body_calls(direct: bool) -> Iterator[None]:
+    token = DIRECT_BODY.set(direct)
+    try:
+        yield
+    finally:
+        DIRECT_BODY.reset(token)
+
+
+def direct_body() -> AbstractContextManager[None]:
     """Run a pipeline body as a plain function: its step calls give outputs as a run does."""
-    token = DIRECT_BODY.set(True)
-    try:
-        yield
-    finally:
-        DIRECT_BODY.reset(token)
+    return _body_calls(True)
 
 
-@contextmanager
-def plain_calls() -> Iterator[None]:
+def plain_calls() -> AbstractContextManager[None]:
     """Step calls are plain calls again (a run started from a body called directly: its steps' code)."""
-    token = DIRECT_BODY.set(False)
-    try:
-        yield
-    finally:
-        DIRECT_BODY.reset(token)
+    return _body_calls(False)
 
 
 def call_from_body(fn: Callable[..., Any], name: str, output_names: Sequence[str], args: tuple[Any, ...],
@@ -59,13 +59,10 @@ def call_from_body(fn: Callable[..., Any], name: str, output_names: Sequence[str
             one value per output nor a dict with exactly their names, which a
             run refuses too.
     """
-    token = DIRECT_BODY.set(False)  # the step's own calls of other steps are plain calls, as in a run
-    try:
+    with plain_calls():  # the step's own calls of other steps are plain calls, as in a run
         value = fn(*args, **kwargs)
         if inspect.iscoroutine(value):  # an ``async def`` step: in a body, its call stands for what it awaits to
             value = run_to_end(value)
-    finally:
-        DIRECT_BODY.reset(token)
     if len(output_names) == 1:
         return value
     if isinstance(value, dict) and set(value) == set(output_names):
@@ -80,7 +77,7 @@ def call_from_body(fn: Callable[..., Any], name: str, output_names: Sequence[str
                     "in that order, or a dict with exactly those keys.")
 
 
-class OutputValues(tuple):  # type: ignore[type-arg]
+class OutputValues(ByName):
     """The outputs of one call of a step of several outputs, in order and by name (``.train``, ``["train"]``).
 
     What ``tracing.Outputs`` is to a run, with the values themselves; copied
@@ -98,19 +95,6 @@ class OutputValues(tuple):  # type: ignore[type-arg]
         if name in ("index", "count") and name in tuple.__getattribute__(self, "_names"):
             return self._named(name, AttributeError)  # an output so named wins over tuple's method
         return tuple.__getattribute__(self, name)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._named(name, AttributeError)
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return self._named(key, KeyError)
-        return tuple.__getitem__(self, key)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return tuple, (tuple(self),)
 
     def _named(self, name: str, error: type[Exception]) -> Any:
         names = self._names

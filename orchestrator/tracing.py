@@ -194,7 +194,34 @@ class Output:
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
 
 
-class Outputs(tuple):  # type: ignore[type-arg]
+class ByName(tuple):  # type: ignore[type-arg]
+    """A step's several outputs, in order and by name: ``outs.train`` and ``outs["train"]`` beside ``outs[0]``.
+
+    What ``Outputs`` (placeholders, in a run's body) and ``direct_call.OutputValues``
+    (values, in a body called as a function) share; each says how a name is found
+    (``_named``). Copied or pickled it is a plain tuple.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)  # protocol probes (copy, pickle) and tuple's own see a plain miss
+        return self._named(name, AttributeError)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._named(key, KeyError)
+        return tuple.__getitem__(self, key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return tuple, (tuple(self),)
+
+    def _named(self, name: str, error: type[Exception]) -> Any:
+        raise NotImplementedError
+
+
+class Outputs(ByName):
     """The placeholders of one call of a step of several outputs, in order, and by name.
 
     Unpacked (``train, test = split(raw)``), indexed (``split(raw)[0]``) or, as
@@ -211,19 +238,6 @@ class Outputs(tuple):  # type: ignore[type-arg]
                 if out._name == name:
                     return out
         return tuple.__getattribute__(self, name)
-
-    def __getattr__(self, name: str) -> Output:
-        if name.startswith("_"):
-            raise AttributeError(name)  # protocol probes (copy, pickle) and tuple's own see a plain miss
-        return self._named(name, AttributeError)
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return self._named(key, KeyError)
-        return tuple.__getitem__(self, key)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return tuple, (tuple(self),)
 
     @staticmethod
     def _make(items: Any) -> tuple[Any, ...]:
