@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.dag import without_address
 from orchestrator.errors import DamagedRecordError
 from orchestrator.hashing import combine
+from orchestrator.shown_fields import field_changes
 
 if TYPE_CHECKING:
     from orchestrator.dag import Node
@@ -519,7 +520,8 @@ _SHOWN_CUT = 200  # a value shown for lineage is cut to this many characters, ".
 
 
 def _shown_change(old: Any, new: Any) -> str:
-    """`` (1.0 → 0.5)``, or why equal-looking values have different keys, or nothing if too long."""
+    """`` (1.0 → 0.5)``, or the fields of a long config that changed (`` (n_estimators: 30 → 40)``),
+    or why equal-looking values have different keys, or nothing."""
     before, after = _brief(old), _brief(new)
     if before == after:
         if isinstance(old, str) and old.endswith("...") and len(old) >= _SHOWN_CUT:
@@ -527,8 +529,13 @@ def _shown_change(old: Any, new: Any) -> str:
             return " (equal in the first 200 characters it prints: it differs after them)"
         return " (it prints the same: its code or contents changed)"
     if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
-        return ""
+        fields = field_changes(_plain(old), _plain(new))
+        return f" ({fields})" if fields else ""
     return f" ({before} → {after})"
+
+
+def _plain(shown: Any) -> Any:
+    return without_address(shown) if isinstance(shown, str) else shown
 
 
 def _brief(shown: Any) -> str:

@@ -1303,6 +1303,65 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Optimizer:
+    name: str = "adam"
+    learning_rate: float = 0.001
+    beta: float = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainConfig:
+    estimator: str = "random_forest"
+    n_estimators: int = 100
+    max_depth: int = 6
+    opt: _Optimizer = _Optimizer()
+
+
+def test_a_changed_config_parameter_reason_names_the_fields_that_changed(store):
+    """A config object prints longer than a reason repeats: the reason names the field the user edited."""
+    @step
+    def fit(cfg: _TrainConfig, grid: dict) -> str:
+        return f"{cfg} {grid}"
+
+    @pipeline
+    def train(cfg: _TrainConfig = _TrainConfig(), grid: dict = {"alpha": 0.1, "penalty": "l2", "tol": 1e-4}):  # noqa: B006
+        return fit(cfg, grid)
+
+    train.run(store=str(store))
+    run = train.run(store=str(store), cfg=_TrainConfig(n_estimators=200))
+    assert run.steps["fit"].reason == "parameter `cfg` changed (n_estimators: 100 → 200)"
+    # Nested configs by their path; several fields at once; a dict of hyperparameters by its keys.
+    run = train.run(store=str(store), cfg=_TrainConfig(n_estimators=200, max_depth=3, opt=_Optimizer(beta=0.8)),
+                    grid={"alpha": 0.5, "penalty": "l2", "tol": 1e-4, "warm": True})
+    assert run.steps["fit"].reason == ("parameter `cfg` changed (max_depth: 6 → 3, opt.beta: 0.9 → 0.8); "
+                                       "parameter `grid` changed (alpha: 0.1 → 0.5, warm: (not set) → true)")
+    plan = train.plan(store=str(store), cfg=_TrainConfig(estimator="gradient_boosting", n_estimators=200, max_depth=3,
+                                                         opt=_Optimizer(beta=0.8)))
+    # Against the closest earlier key, the second run's (the same grid), only `cfg` differs, by three fields.
+    assert [e.reason for e in plan.entries] == [
+        "parameter `cfg` changed (estimator: 'random_forest' → 'gradient_boosting', max_depth: 6 → 3, "
+        "opt.beta: 0.9 → 0.8)"]
+
+
+def test_a_changed_pydantic_config_reason_names_its_fields(store):
+    pydantic = pytest.importorskip("pydantic")
+    model = pydantic.create_model("ModelConfig", kind=(str, "forest"), n_estimators=(int, 50), max_depth=(int, 4),
+                                  seed=(int, 0))
+
+    @step
+    def fit(model_cfg: model) -> str:  # type: ignore[valid-type]
+        return repr(model_cfg)
+
+    @pipeline
+    def train(model_cfg: model = model()):  # type: ignore[valid-type]  # noqa: B008
+        return fit(model_cfg)
+
+    train.run(store=str(store))
+    run = train.run(store=str(store), model_cfg=model(kind="linear", seed=1))
+    assert run.steps["fit"].reason == "parameter `model_cfg` changed (kind: 'forest' → 'linear', seed: 0 → 1)"
+
+
 class _Shade(enum.Enum):
     LIGHT = "light"
     DARK = "dark"
