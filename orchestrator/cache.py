@@ -418,16 +418,25 @@ Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, n
 
 
 def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
-                 folders: Folders = ({}, {})) -> str:
+                 folders: Folders = ({}, {}), same_text: bool = False) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
     parameter now holds and did not, else those that appeared, went or whose
     content changed (by their digests; a key recorded by an older version has
     none, so only a single path can be named by elimination).
+
+    ``same_text``: the parameter was given as the same text both times. A
+    relative path then names a file elsewhere only because the run started in
+    another folder (the project was moved, or run from a subfolder): the
+    parameter did not change, the file it names did, and is named where it is now.
     """
     old, new = _file_entries(old_files, name), _file_entries(new_files, name)
     old_paths, new_paths = [e[0] for e in old], [e[0] for e in new]
+    moved = same_text and old_paths != new_paths and len(old) == len(new)
+    if moved:
+        old = [(path, was, before) for path, (_, was, before) in zip(new_paths, old)]
+        old_paths = new_paths
     if old_paths != new_paths:
         added = [p for p in new_paths if p not in old_paths]
         dropped = [p for p in old_paths if p not in new_paths]
@@ -446,7 +455,7 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
         elif now and before != after:
             edited.append(path)
     parts = [f"file `{name}` now exists ({_few(appeared)})" if appeared else "",
-             f"file `{name}` is gone ({_few(gone)})" if gone else "",
+             f"file `{name}` {'does not exist' if moved else 'is gone'} ({_few(gone)})" if gone else "",
              f"content of file `{name}` changed ({_few([_in_folder(p, folders) for p in edited])})"
              if edited else ""]
     if any(parts):
@@ -507,7 +516,8 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
-                out.append(_file_change(name, old_files, new_files, folders))
+                same_text = name in old_shown and name in new_shown and old_shown[name] == new_shown[name]
+                out.append(_file_change(name, old_files, new_files, folders, same_text))
             elif name in old_shown and name in new_shown:
                 out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:

@@ -169,6 +169,33 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
 
 
+def test_a_relative_path_read_in_another_folder_is_the_same_parameter(tmp_path, store, monkeypatch):
+    """The project moved (or run from its subfolder): `input.txt` names another file, the parameter is the same.
+
+    The reason said "parameter `path` changed (now /new/input.txt)" of a parameter nobody changed.
+    """
+    files = _load("files.py")
+    first, moved = tmp_path / "proj", tmp_path / "proj-moved"
+    first.mkdir()
+    (first / "input.txt").write_text("hello")
+    monkeypatch.chdir(first)
+    assert files.run(store=str(store)).status == "succeeded"
+    first.rename(moved)
+    monkeypatch.chdir(moved)
+    assert files.plan(store=str(store)).entries[0].status == "cached"  # keys hold no paths
+    (moved / "input.txt").write_text("world")
+    [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
+    assert read.reason == f"content of file `path` changed ({moved / 'input.txt'})"
+    assert files.run(store=str(store)).steps["read"].reason == read.reason
+    (moved / "sub").mkdir()
+    monkeypatch.chdir(moved / "sub")
+    [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
+    assert read.reason == f"file `path` does not exist ({moved / 'sub' / 'input.txt'})"
+    # Named from here (`../input.txt`, another text), the same content is cached: keys hold no paths.
+    [read] = [e for e in files.plan(store=str(store), path=Path("../input.txt")).entries if e.node == "read"]
+    assert read.status == "cached"
+
+
 @dataclasses.dataclass(frozen=True)
 class _Paths:
     train: Path
