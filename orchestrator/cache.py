@@ -361,6 +361,9 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     out = []
+    moved = _moved_parts(old, new)
+    if moved:  # compared under the name shown now, as the key compares them
+        old = {moved.get(name, name): digest for name, digest in old.items()}
     renamed = _renamed_parts(old, new)
     for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
         before, after = old.get(name), new.get(name)
@@ -384,6 +387,34 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         else:
             out.append(f"code of `{name}` changed")
     return out
+
+
+def _moved_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """Parts shown under another module's name, the name itself the same: old name -> new name.
+
+    A key counts a helper or a constant by its name without its module
+    (``fingerprint``), so ``features.MIN_AGE`` recorded before and
+    ``config.MIN_AGE`` now (a constant named by the module that defines it, a
+    helper moved to another file) are one part: the same digest is no change,
+    another is a change of ``config.MIN_AGE``, not a part gone and one new.
+    """
+    gone = [name for name in old if name not in new and not name.startswith(("pkg:", "<", "module "))]
+    if not gone:
+        return {}
+    came = [name for name in new if name not in old and not name.startswith(("pkg:", "<", "module "))]
+    moved: dict[str, str] = {}
+    for name in sorted(gone):
+        match = next((other for other in sorted(came) if _same_name(name, other)), None)
+        if match is not None:
+            moved[name] = match
+            came.remove(match)
+    return moved
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Whether two shown part names differ only by the module in front (``MIN_AGE``, ``config.MIN_AGE``)."""
+    a_rest, b_rest = a.partition(".")[2], b.partition(".")[2]
+    return a == b_rest or b == a_rest or (bool(a_rest) and a_rest == b_rest)
 
 
 def _renamed_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:

@@ -53,6 +53,7 @@ from orchestrator.code_analysis import (
 from orchestrator.code_analysis import _class_functions as class_functions
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
+from orchestrator.import_origins import defined_in
 from orchestrator.method_reach import Reach, bound_reach
 from orchestrator.user_code import (
     file_kind,
@@ -755,7 +756,10 @@ class _Walk:
             digest = self.fillable_token(value, owner, name, label, where)
         else:
             digest = self.token(value, label, where)
-        self.add_part(name, self.display(owner, name), digest)
+        # Shown by the module that defines it (`config.MIN_AGE`, where the user edits it), not by the
+        # one whose `from .config import MIN_AGE` the code read it through; keyed by `name` as ever.
+        shown = self.display(*defined_in(owner, name)) if kind == "module constant" else self.display(owner, name)
+        self.add_part(name, shown, digest)
         self.note_paths(kind, self.display(owner, name), value)
 
     def fillable_token(self, value: Any, owner: str, name: str, label: str, where: str) -> str:

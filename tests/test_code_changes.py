@@ -226,3 +226,63 @@ def test_a_version_given_by_hand_reruns_the_step_and_says_so(orch, calls, projec
     edit_file(project, "decorated.py", new, old)  # back to no version: the first result is still there
     again = orch("run", "decorated.py", "--json")
     assert [(s["name"], s["status"]) for s in json.loads(again.stdout)["steps"]] == [("load", "cached")]
+
+
+_TEAM_FILES = {
+    "teamproj/__init__.py": "from .features import clean, ratio\n",
+    "teamproj/config.py": "MIN_AGE = 18\nSCALE = 2\n",
+    "teamproj/settings.py": "from .config import SCALE  # re-exported for the features\n",
+    "teamproj/utils.py": ("import functools\n\n\ndef scale(x, factor=1.0):\n    return x * factor\n\n\n"
+                          "half = functools.partial(scale, factor=0.5)\n"),
+    "teamproj/features.py": ("from .config import MIN_AGE\nfrom .settings import SCALE as FACTOR\n"
+                             "from .utils import half\n\n\ndef clean(ages):\n    return [a for a in ages if a >= MIN_AGE]\n\n\n"
+                             "def ratio(ages):\n    return [half(a) * FACTOR for a in ages]\n"),
+    "team_train.py": ("from orchestrator import pipeline, step\nfrom teamproj import clean, ratio\n\n\n"
+                      "@step\ndef cleaned(ages: list) -> list:\n    return clean(ages)\n\n\n"
+                      "@step\ndef ratios(ages: list) -> list:\n    return ratio(ages)\n\n\n"
+                      "@pipeline\ndef team(ages: list = [15, 20, 40]):  # noqa: B006\n"
+                      "    return cleaned(ages), ratios(ages)\n"),
+}
+
+
+@pytest.mark.parametrize("file,old,new,step,reason", [
+    ("teamproj/config.py", "MIN_AGE = 18", "MIN_AGE = 21", "cleaned", "code of `config.MIN_AGE` changed"),
+    # Re-exported by settings.py and read under another name: named where it is defined.
+    ("teamproj/config.py", "SCALE = 2", "SCALE = 3", "ratios", "code of `config.SCALE` changed"),
+    ("teamproj/utils.py", "factor=0.5)", "factor=0.25)", "ratios", "code of `utils.half` changed"),
+])
+def test_a_constant_imported_from_another_module_is_named_by_the_module_that_defines_it(
+        orch, project, file, old, new, step, reason):
+    """`from .config import MIN_AGE` in features.py: the user edits config.py, and the reason said
+    ``code of `features.MIN_AGE` changed``, sending them to a file where MIN_AGE is an import line."""
+    import json
+
+    for name, text in _TEAM_FILES.items():
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_text(text)
+    assert orch("run", "team_train.py").returncode == 0
+    edit_file(project, file, old, new)
+    plan = orch("plan", "team_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    [entry] = [s for s in json.loads(plan.stdout)["steps"] if s["status"] != "cached"]
+    assert (entry["name"], entry["reason"]) == (step, reason)
+    assert orch("run", "team_train.py").returncode == 0
+    steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
+    assert steps[step]["reason"] == reason
+
+
+def test_a_part_shown_under_another_module_is_the_same_part():
+    """Keys count a constant or a helper by its name alone: recorded as `features.MIN_AGE` (before
+    constants were named by their module, or before a helper moved) and now `config.MIN_AGE`, it is
+    one part: no change when its digest is the same, a change of `config.MIN_AGE` when not."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c1", "code_parts": {"<self>": "s", "features.MIN_AGE": "d1", "helpers.clean": "h1"}}
+    new = {"code": "c2", "code_parts": {"<self>": "s", "config.MIN_AGE": "d1", "text.clean": "h2"}}
+    assert explain(old, new) == "code of `text.clean` changed"
+    new["code_parts"]["config.MIN_AGE"] = "d2"
+    assert explain(old, new) == "code of `config.MIN_AGE` changed; code of `text.clean` changed"
+    # A constant of the step's own module is shown without one.
+    old["code_parts"] = {"<self>": "s", "MIN_AGE": "d1"}
+    new["code_parts"] = {"<self>": "s", "config.MIN_AGE": "d1", "config.OTHER": "o"}
+    assert explain(old, new) == "now uses `config.OTHER`"
