@@ -109,6 +109,8 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
         "inputs": input_hashes,
         "values": node.shown,
     }
+    if node.code.methods:
+        parts["methods"] = node.code.methods
     files = _path_arguments(node)
     if files:
         parts["files"] = files
@@ -352,18 +354,23 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
-        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {})
+        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {},
+                                     (old.get("methods") or {}, new.get("methods") or {}))
                        or ([] if params else ["its code changed"]))
     reasons.extend(params)
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
     return reasons
 
 
-def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+Methods = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, new) methods of each class part
+
+
+def _code_changes(old: dict[str, str], new: dict[str, str], methods: Methods = ({}, {})) -> list[str]:
     out = []
     moved = _moved_parts(old, new)
     if moved:  # compared under the name shown now, as the key compares them
         old = {moved.get(name, name): digest for name, digest in old.items()}
+        methods = ({moved.get(name, name): m for name, m in methods[0].items()}, methods[1])
     renamed = _renamed_parts(old, new)
     for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
         before, after = old.get(name), new.get(name)
@@ -385,8 +392,38 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         elif after is None:
             out.append(f"no longer uses `{name}`")
         else:
-            out.append(f"code of `{name}` changed")
+            out.append(_method_changes(name, methods) or f"code of `{name}` changed")
     return out
+
+
+def _method_changes(name: str, methods: Methods) -> str | None:
+    """Which methods of class part ``name`` an edit changed, added or removed, as one clause.
+
+    None when either key did not record them (an older version) or none of
+    them differs (a class attribute, a base class or a decorator line
+    changed): the reason then names the class. One clause, as the class is
+    one part of the key, so a class counts as one change when the closest
+    earlier key is chosen, however many of its methods were edited.
+    """
+    old, new = methods[0].get(name), methods[1].get(name)
+    if not old or not new:
+        return None
+    changed = [f"`{name}.{m}`" for m in old if m in new and old[m] != new[m]]
+    added = [f"`{name}.{m}`" for m in new if m not in old]
+    removed = [f"`{name}.{m}`" for m in old if m not in new]
+    clauses = [f"code of {_listed(changed)} changed" if changed else "",
+               f"new method {_listed(added)}" if added else "",
+               f"method {_listed(removed)} removed" if removed else ""]
+    return "; ".join(clause for clause in clauses if clause) or None
+
+
+def _listed(names: list[str]) -> str:
+    """```a```, ```a`` and ``b```, or the first three and how many more."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    if len(names) == 3:
+        return f"{names[0]}, {names[1]} and {names[2]}"
+    return f"{', '.join(names[:3])} and {len(names) - 3} more"
 
 
 def _moved_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:

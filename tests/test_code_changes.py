@@ -286,3 +286,53 @@ def test_a_part_shown_under_another_module_is_the_same_part():
     old["code_parts"] = {"<self>": "s", "MIN_AGE": "d1"}
     new["code_parts"] = {"<self>": "s", "config.MIN_AGE": "d1", "config.OTHER": "o"}
     assert explain(old, new) == "now uses `config.OTHER`"
+
+
+_MODEL_FILES = {
+    "teammodels.py": ("class Base:\n    SCALE = 2\n\n    def prepare(self, xs):\n        return [x * self.SCALE for x in xs]\n\n"
+                      "    def standardize(self, xs):\n        return [x - 1 for x in xs]\n\n\n"
+                      "class Linear(Base):\n    def prepare(self, xs):\n        return self.standardize(super().prepare(xs))\n"),
+    "model_train.py": ("from orchestrator import pipeline, step\nfrom teammodels import Linear\n\n\n"
+                       "@step\ndef fit(xs: list) -> list:\n    return Linear().prepare(xs)\n\n\n"
+                       "@pipeline\ndef modeling(xs: list = [1, 2, 3]):  # noqa: B006\n    return fit(xs)\n"),
+}
+
+
+@pytest.mark.parametrize("old,new,reason", [
+    ("return [x - 1 for x in xs]", "return [x - 2 for x in xs]", "code of `teammodels.Base.standardize` changed"),
+    ("    def standardize(self, xs):", "    def describe(self):\n        return 'base'\n\n    def standardize(self, xs):",
+     "new method `teammodels.Base.describe`"),
+    ("return [x - 1 for x in xs]", "return [x - self.SCALE for x in xs]\n\n    def __repr__(self):\n        return 'b'",
+     "code of `teammodels.Base.standardize` changed; new method `teammodels.Base.__repr__`"),
+    # Not a method: the class is named.
+    ("    SCALE = 2", "    SCALE = 3", "code of `teammodels.Base` changed"),
+])
+def test_a_class_edit_names_the_methods_that_changed(orch, project, old, new, reason):
+    """A base class's method only one subclass uses: the reason said ``code of `models.Base` changed``
+    of a class of thirty methods; it names the method edited (a class still counts whole in the key)."""
+    import json
+
+    for name, text in _MODEL_FILES.items():
+        (project / name).write_text(text)
+    assert orch("run", "model_train.py").returncode == 0
+    edit_file(project, "teammodels.py", old, new)
+    plan = orch("plan", "model_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("fit", reason)]
+    assert orch("run", "model_train.py").returncode == 0
+    [fit] = json.loads(orch("show", "latest", "--json").stdout)["steps"]
+    assert fit["reason"] == reason
+
+
+def test_a_class_recorded_without_its_methods_is_named_whole():
+    """A key an older version recorded has no methods: the reason names the class, as it did."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c1", "code_parts": {"<self>": "s", "models.Base": "b1"}}
+    new = {"code": "c2", "code_parts": {"<self>": "s", "models.Base": "b2"},
+           "methods": {"models.Base": {"fit": "f", "score": "g"}}}
+    assert explain(old, new) == "code of `models.Base` changed"
+    old["methods"] = {"models.Base": {"fit": "f0", "score": "g0", "a": "1", "b": "2", "c": "3"}}
+    new["methods"]["models.Base"].update(a="4", b="5", c="6")
+    assert explain(old, new) == ("code of `models.Base.fit`, `models.Base.score`, `models.Base.a` and 2 more "
+                                 "changed")
