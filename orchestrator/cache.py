@@ -155,9 +155,12 @@ def _path_arguments(node: Node) -> dict[str, list[Any]]:
 
     An argument holding several paths (a list, a dict) gets ``[[path, exists,
     content digest or None], ...]``, one per path in order, so that a miss names
-    the file that changed rather than the argument's first one.
+    the file that changed rather than the argument's first one; one path gets
+    ``[path, exists, content digest]`` (a key recorded before content digests
+    were: ``[path, exists]``), so that a config holding a path whose other
+    fields changed is not said to have a changed file.
     """
-    files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
+    files: dict[str, list[Any]] = {arg: [path, True, digest] for arg, (path, digest) in node.file_params.items()}
     files.update((arg, [path, False]) for arg, path in node.missing_paths.items())
     if node.path_lists:
         digests = dict(node.file_params.values())
@@ -486,7 +489,7 @@ Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, n
 
 
 def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
-                 folders: Folders = ({}, {}), same_text: bool = False) -> str:
+                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
@@ -494,11 +497,15 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
     content changed (by their digests; a key recorded by an older version has
     none, so only a single path can be named by elimination).
 
-    ``same_text``: the parameter was given as the same text both times. A
-    relative path then names a file elsewhere only because the run started in
-    another folder (the project was moved, or run from a subfolder): the
-    parameter did not change, the file it names did, and is named where it is now.
+    ``shown``: the parameter as each key's run recorded it for people, when
+    both did. The same text both times, a relative path names a file
+    elsewhere only because the run started in another folder (the project
+    was moved, or run from a subfolder): the parameter did not change, the
+    file it names did, and is named where it is now. Other text with the same
+    files is a config holding a path whose other fields changed
+    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``).
     """
+    same_text = shown is not None and shown[0] == shown[1]
     old, new = _file_entries(old_files, name), _file_entries(new_files, name)
     old_paths, new_paths = [e[0] for e in old], [e[0] for e in new]
     moved = same_text and old_paths != new_paths and len(old) == len(new)
@@ -526,6 +533,11 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
              f"file `{name}` {'does not exist' if moved else 'is gone'} ({_few(gone)})" if gone else "",
              f"content of file `{name}` changed ({_few([_in_folder(p, folders) for p in edited])})"
              if edited else ""]
+    if shown is not None and not same_text:
+        if not any(parts):  # its files are as they were, or not known: what prints of it changed
+            return f"parameter `{name}` changed{_shown_change(*shown)}"
+        fields = field_changes(_plain(shown[0]), _plain(shown[1]))  # a config's other fields too
+        parts.insert(0, f"parameter `{name}` changed ({fields})" if fields else "")
     if any(parts):
         return "; ".join(part for part in parts if part)
     if len(new) == 1:  # one path, there both times: its content is what changed
@@ -556,7 +568,8 @@ def _file_entries(files: dict[str, Any], name: str) -> list[tuple[str, bool, str
     if value and isinstance(value[0], list):
         return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in value]
     # One path, or the first of several as an older version recorded them (the others as name[N]).
-    return [(e[0], e[1], None) for e in [value, *(v for k, v in files.items() if k.startswith(f"{name}["))]]
+    return [(e[0], e[1], e[2] if len(e) > 2 else None)
+            for e in [value, *(v for k, v in files.items() if k.startswith(f"{name}["))]]
 
 
 def _few(paths: list[str]) -> str:
@@ -584,8 +597,8 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
-                same_text = name in old_shown and name in new_shown and old_shown[name] == new_shown[name]
-                out.append(_file_change(name, old_files, new_files, folders, same_text))
+                shown = (old_shown[name], new_shown[name]) if name in old_shown and name in new_shown else None
+                out.append(_file_change(name, old_files, new_files, folders, shown))
             elif name in old_shown and name in new_shown:
                 out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:

@@ -239,6 +239,32 @@ def test_paths_in_a_dataclass_config_are_file_inputs(tmp_path, store):
     assert configured.run(store=str(store)).steps["read"].reason == f"content of file `cfg` changed ({train})"
 
 
+def test_a_config_holding_a_path_whose_other_field_changed_says_that_field(tmp_path, store):
+    """Its file as it was: the reason said "content of file `cfg` changed (/abs/train.csv)" of a file
+    nobody touched when `alpha` changed. It names the field, and the file too when both changed."""
+    @step
+    def read(cfg: _Paths) -> str:
+        return cfg.train.read_text() * cfg.seed
+
+    train = tmp_path / "train.csv"
+    train.write_text("a\n1\n")
+
+    @pipeline
+    def configured(cfg: _Paths = _Paths(train, [], 1)):  # noqa: B008
+        return read(cfg)
+
+    assert configured.run(store=str(store)).status == "succeeded"
+    [entry] = configured.plan(store=str(store), cfg=_Paths(train, [], 2)).entries
+    assert entry.reason == "parameter `cfg` changed (seed: 1 → 2)"
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 2)).steps["read"].reason == entry.reason
+    train.write_text("a\n2\n")
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 3)).steps["read"].reason == \
+        f"parameter `cfg` changed (seed: 2 → 3); content of file `cfg` changed ({train})"
+    train.write_text("a\n3\n")
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 3)).steps["read"].reason == \
+        f"content of file `cfg` changed ({train})"
+
+
 class _Settings:
     """A plain config object of the user's (not a dataclass)."""
 
