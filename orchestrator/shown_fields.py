@@ -29,7 +29,13 @@ _CALL = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.DOTALL)
 _CUT_CALL = re.compile(r"([A-Za-z_][\w.]*)\((.*)", re.DOTALL)  # its end is past the cut
 _KEYWORD = re.compile(r"\s*([A-Za-z_]\w*)=(?!=)(.*)", re.DOTALL)
 _OPEN, _CLOSE = "([{", ")]}"
-_NOT_SET = "(not set)"
+
+
+class _Repr(str):
+    """A field's text taken from a repr (``'forest'``), shown as it is rather than quoted again."""
+
+
+_NOT_SET = _Repr("(not set)")  # a field one side does not print
 
 # A value read as its fields: (type name or "dict", fields in order, cut) where the fields map a
 # name to the field's value, as JSON-able data or as text.
@@ -77,15 +83,9 @@ def _changes(old: Fields | None, new: Fields | None, prefix: str) -> list[str]:
 
 def _text(value: Any) -> str:
     """A field's value as the reason shows it: text from a repr as it is, data as JSON."""
-    if isinstance(value, str) and (value == _NOT_SET or getattr(value, "is_repr", False)):
+    if isinstance(value, _Repr):
         return str(value)
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
-class _Repr(str):
-    """A field's text taken from a repr (``'forest'``), shown as it is rather than quoted again."""
-
-    is_repr = True
 
 
 def _fields(value: Any, nested: bool = False) -> Fields | None:
