@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.dag import without_address
 from orchestrator.errors import DamagedRecordError
 from orchestrator.hashing import combine
+from orchestrator.shown_fields import field_changes
 
 if TYPE_CHECKING:
     from orchestrator.dag import Node
@@ -108,6 +109,8 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
         "inputs": input_hashes,
         "values": node.shown,
     }
+    if node.code.methods:
+        parts["methods"] = node.code.methods
     files = _path_arguments(node)
     if files:
         parts["files"] = files
@@ -152,9 +155,12 @@ def _path_arguments(node: Node) -> dict[str, list[Any]]:
 
     An argument holding several paths (a list, a dict) gets ``[[path, exists,
     content digest or None], ...]``, one per path in order, so that a miss names
-    the file that changed rather than the argument's first one.
+    the file that changed rather than the argument's first one; one path gets
+    ``[path, exists, content digest]`` (a key recorded before content digests
+    were: ``[path, exists]``), so that a config holding a path whose other
+    fields changed is not said to have a changed file.
     """
-    files: dict[str, list[Any]] = {arg: [path, True] for arg, (path, _) in node.file_params.items()}
+    files: dict[str, list[Any]] = {arg: [path, True, digest] for arg, (path, digest) in node.file_params.items()}
     files.update((arg, [path, False]) for arg, path in node.missing_paths.items())
     if node.path_lists:
         digests = dict(node.file_params.values())
@@ -351,15 +357,23 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
-        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {})
+        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {},
+                                     (old.get("methods") or {}, new.get("methods") or {}))
                        or ([] if params else ["its code changed"]))
     reasons.extend(params)
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
     return reasons
 
 
-def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+Methods = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, new) methods of each class part
+
+
+def _code_changes(old: dict[str, str], new: dict[str, str], methods: Methods = ({}, {})) -> list[str]:
     out = []
+    moved = _moved_parts(old, new)
+    if moved:  # compared under the name shown now, as the key compares them
+        old = {moved.get(name, name): digest for name, digest in old.items()}
+        methods = ({moved.get(name, name): m for name, m in methods[0].items()}, methods[1])
     renamed = _renamed_parts(old, new)
     for name in sorted(set(old) | set(new), key=lambda n: (n != "<self>", n)):
         before, after = old.get(name), new.get(name)
@@ -381,8 +395,66 @@ def _code_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
         elif after is None:
             out.append(f"no longer uses `{name}`")
         else:
-            out.append(f"code of `{name}` changed")
+            out.append(_method_changes(name, methods) or f"code of `{name}` changed")
     return out
+
+
+def _method_changes(name: str, methods: Methods) -> str | None:
+    """Which methods of class part ``name`` an edit changed, added or removed, as one clause.
+
+    None when either key did not record them (an older version) or none of
+    them differs (a class attribute, a base class or a decorator line
+    changed): the reason then names the class. One clause, as the class is
+    one part of the key, so a class counts as one change when the closest
+    earlier key is chosen, however many of its methods were edited.
+    """
+    old, new = methods[0].get(name), methods[1].get(name)
+    if not old or not new:
+        return None
+    changed = [f"`{name}.{m}`" for m in old if m in new and old[m] != new[m]]
+    added = [f"`{name}.{m}`" for m in new if m not in old]
+    removed = [f"`{name}.{m}`" for m in old if m not in new]
+    clauses = [f"code of {_listed(changed)} changed" if changed else "",
+               f"new method {_listed(added)}" if added else "",
+               f"method {_listed(removed)} removed" if removed else ""]
+    return "; ".join(clause for clause in clauses if clause) or None
+
+
+def _listed(names: list[str]) -> str:
+    """```a```, ```a`` and ``b```, or the first three and how many more."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    if len(names) == 3:
+        return f"{names[0]}, {names[1]} and {names[2]}"
+    return f"{', '.join(names[:3])} and {len(names) - 3} more"
+
+
+def _moved_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """Parts shown under another module's name, the name itself the same: old name -> new name.
+
+    A key counts a helper or a constant by its name without its module
+    (``fingerprint``), so ``features.MIN_AGE`` recorded before and
+    ``config.MIN_AGE`` now (a constant named by the module that defines it, a
+    helper moved to another file) are one part: the same digest is no change,
+    another is a change of ``config.MIN_AGE``, not a part gone and one new.
+    """
+    gone = [name for name in old if name not in new and not name.startswith(("pkg:", "<", "module "))]
+    if not gone:
+        return {}
+    came = [name for name in new if name not in old and not name.startswith(("pkg:", "<", "module "))]
+    moved: dict[str, str] = {}
+    for name in sorted(gone):
+        match = next((other for other in sorted(came) if _same_name(name, other)), None)
+        if match is not None:
+            moved[name] = match
+            came.remove(match)
+    return moved
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Whether two shown part names differ only by the module in front (``MIN_AGE``, ``config.MIN_AGE``)."""
+    a_rest, b_rest = a.partition(".")[2], b.partition(".")[2]
+    return a == b_rest or b == a_rest or (bool(a_rest) and a_rest == b_rest)
 
 
 def _renamed_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
@@ -417,16 +489,29 @@ Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, n
 
 
 def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
-                 folders: Folders = ({}, {})) -> str:
+                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
     parameter now holds and did not, else those that appeared, went or whose
     content changed (by their digests; a key recorded by an older version has
     none, so only a single path can be named by elimination).
+
+    ``shown``: the parameter as each key's run recorded it for people, when
+    both did. The same text both times, a relative path names a file
+    elsewhere only because the run started in another folder (the project
+    was moved, or run from a subfolder): the parameter did not change, the
+    file it names did, and is named where it is now. Other text with the same
+    files is a config holding a path whose other fields changed
+    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``).
     """
+    same_text = shown is not None and shown[0] == shown[1]
     old, new = _file_entries(old_files, name), _file_entries(new_files, name)
     old_paths, new_paths = [e[0] for e in old], [e[0] for e in new]
+    moved = same_text and old_paths != new_paths and len(old) == len(new)
+    if moved:
+        old = [(path, was, before) for path, (_, was, before) in zip(new_paths, old)]
+        old_paths = new_paths
     if old_paths != new_paths:
         added = [p for p in new_paths if p not in old_paths]
         dropped = [p for p in old_paths if p not in new_paths]
@@ -445,9 +530,14 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
         elif now and before != after:
             edited.append(path)
     parts = [f"file `{name}` now exists ({_few(appeared)})" if appeared else "",
-             f"file `{name}` is gone ({_few(gone)})" if gone else "",
+             f"file `{name}` {'does not exist' if moved else 'is gone'} ({_few(gone)})" if gone else "",
              f"content of file `{name}` changed ({_few([_in_folder(p, folders) for p in edited])})"
              if edited else ""]
+    if shown is not None and not same_text:
+        if not any(parts):  # its files are as they were, or not known: what prints of it changed
+            return f"parameter `{name}` changed{_shown_change(*shown)}"
+        fields = field_changes(_plain(shown[0]), _plain(shown[1]))  # a config's other fields too
+        parts.insert(0, f"parameter `{name}` changed ({fields})" if fields else "")
     if any(parts):
         return "; ".join(part for part in parts if part)
     if len(new) == 1:  # one path, there both times: its content is what changed
@@ -478,7 +568,8 @@ def _file_entries(files: dict[str, Any], name: str) -> list[tuple[str, bool, str
     if value and isinstance(value[0], list):
         return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in value]
     # One path, or the first of several as an older version recorded them (the others as name[N]).
-    return [(e[0], e[1], None) for e in [value, *(v for k, v in files.items() if k.startswith(f"{name}["))]]
+    return [(e[0], e[1], e[2] if len(e) > 2 else None)
+            for e in [value, *(v for k, v in files.items() if k.startswith(f"{name}["))]]
 
 
 def _few(paths: list[str]) -> str:
@@ -506,7 +597,8 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
             elif name not in new:
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
-                out.append(_file_change(name, old_files, new_files, folders))
+                shown = (old_shown[name], new_shown[name]) if name in old_shown and name in new_shown else None
+                out.append(_file_change(name, old_files, new_files, folders, shown))
             elif name in old_shown and name in new_shown:
                 out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
             else:
@@ -519,7 +611,8 @@ _SHOWN_CUT = 200  # a value shown for lineage is cut to this many characters, ".
 
 
 def _shown_change(old: Any, new: Any) -> str:
-    """`` (1.0 → 0.5)``, or why equal-looking values have different keys, or nothing if too long."""
+    """`` (1.0 → 0.5)``, or the fields of a long config that changed (`` (n_estimators: 30 → 40)``),
+    or why equal-looking values have different keys, or nothing."""
     before, after = _brief(old), _brief(new)
     if before == after:
         if isinstance(old, str) and old.endswith("...") and len(old) >= _SHOWN_CUT:
@@ -527,8 +620,13 @@ def _shown_change(old: Any, new: Any) -> str:
             return " (equal in the first 200 characters it prints: it differs after them)"
         return " (it prints the same: its code or contents changed)"
     if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
-        return ""
+        fields = field_changes(_plain(old), _plain(new))
+        return f" ({fields})" if fields else ""
     return f" ({before} → {after})"
+
+
+def _plain(shown: Any) -> Any:
+    return without_address(shown) if isinstance(shown, str) else shown
 
 
 def _brief(shown: Any) -> str:

@@ -472,6 +472,26 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
     return digest, tuple(refs)
 
 
+def method_digests(cls: type) -> dict[str, str]:
+    """Each function of a class body by the name the class binds it to (a property's setter as
+    ``name.setter``), with the digest of its code: which method an edit of the class changed, for a
+    reason to name. The class's own digest (``class_info``) is what a key counts."""
+    out: dict[str, str] = {}
+    for name, value in vars(cls).items():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            accessors = [(name, value.fget), (f"{name}.setter", value.fset), (f"{name}.deleter", value.fdel)]
+        elif isinstance(value, functools.cached_property):
+            accessors = [(name, value.func)]
+        else:
+            accessors = [(name, value)]
+        for shown, function in accessors:
+            if isinstance(function, types.FunctionType):
+                out[shown] = function_info(function).digest
+    return out
+
+
 def closure_functions(function: types.FunctionType) -> list[types.FunctionType]:
     """The functions a function's closure holds (a decorator's wrapper holds the function it wraps)."""
     found = []

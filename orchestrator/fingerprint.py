@@ -48,11 +48,13 @@ from orchestrator.code_analysis import (
     computed_attributes,
     first_argument_attributes,
     function_info,
+    method_digests,
     module_source_digest,
 )
 from orchestrator.code_analysis import _class_functions as class_functions
 from orchestrator.code_analysis import _code_digest as code_digest
 from orchestrator.errors import UnhashableValueError
+from orchestrator.import_origins import defined_in
 from orchestrator.method_reach import Reach, bound_reach
 from orchestrator.user_code import (
     file_kind,
@@ -104,6 +106,9 @@ class CodeFingerprint:
     # Imports of a module named only when the code runs: (what, where), such as
     # ("importlib.import_module", "plugins.load"). What they import is in no key; ``untracked`` warns.
     dynamic: tuple[tuple[str, str], ...] = field(default=(), hash=False, compare=False)
+    # The methods of each class part, by the part's display name: {method: digest of its code}. A
+    # class counts as one part; these only say which of its methods an edit changed.
+    methods: dict[str, dict[str, str]] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -294,11 +299,13 @@ class _Walk:
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
         self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
         self.dynamic: set[tuple[str, str]] = set()  # see CodeFingerprint.dynamic
+        self.methods: dict[str, dict[str, str]] = {}  # see CodeFingerprint.methods
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
-                               tuple(self.paths.values()), tuple(self.filled), tuple(sorted(self.dynamic)))
+                               tuple(self.paths.values()), tuple(self.filled), tuple(sorted(self.dynamic)),
+                               dict(sorted(self.methods.items())))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -306,12 +313,16 @@ class _Walk:
         if found and (kind, name) not in self.paths:
             self.paths[(kind, name)] = (kind, name, found[0] if len(found) == 1 else f"{found[0]}, …")
 
-    def add_part(self, key: str, display: str, digest: str) -> None:
-        """Record a part; ``key`` (no module name) feeds the digest, ``display`` explains it."""
+    def add_part(self, key: str, display: str, digest: str) -> str:
+        """Record a part; ``key`` (no module name) feeds the digest, ``display`` explains it.
+
+        Returns the name the part is shown by (``display``, numbered when taken by another digest).
+        """
         self.pairs.append((key, digest))
         if display in self.parts and self.parts[display] != digest:
             display = f"{display} #{sum(1 for name in self.parts if name.startswith(display))}"
         self.parts[display] = digest
+        return display
 
     def display(self, module_name: str, name: str) -> str:
         return name if module_name == self.root_module else f"{_last(module_name)}.{name}"
@@ -396,7 +407,8 @@ class _Walk:
         if not self.first_visit(cls):
             return
         digest, refs = class_info(cls)
-        self.add_part(cls.__qualname__, self.display(cls.__module__, cls.__qualname__), digest)
+        shown = self.add_part(cls.__qualname__, self.display(cls.__module__, cls.__qualname__), digest)
+        self.methods[shown] = method_digests(cls)
         # `class Paths: TRAIN = Path("train.csv")`, read as Paths.TRAIN. Not a dataclass field's
         # default: an instance given as a parameter is what usually holds it, and counts by content.
         defaults = {f.name for f in fields(cls)} if is_dataclass(cls) else set()
@@ -755,7 +767,10 @@ class _Walk:
             digest = self.fillable_token(value, owner, name, label, where)
         else:
             digest = self.token(value, label, where)
-        self.add_part(name, self.display(owner, name), digest)
+        # Shown by the module that defines it (`config.MIN_AGE`, where the user edits it), not by the
+        # one whose `from .config import MIN_AGE` the code read it through; keyed by `name` as ever.
+        shown = self.display(*defined_in(owner, name)) if kind == "module constant" else self.display(owner, name)
+        self.add_part(name, shown, digest)
         self.note_paths(kind, self.display(owner, name), value)
 
     def fillable_token(self, value: Any, owner: str, name: str, label: str, where: str) -> str:

@@ -226,3 +226,113 @@ def test_a_version_given_by_hand_reruns_the_step_and_says_so(orch, calls, projec
     edit_file(project, "decorated.py", new, old)  # back to no version: the first result is still there
     again = orch("run", "decorated.py", "--json")
     assert [(s["name"], s["status"]) for s in json.loads(again.stdout)["steps"]] == [("load", "cached")]
+
+
+_TEAM_FILES = {
+    "teamproj/__init__.py": "from .features import clean, ratio\n",
+    "teamproj/config.py": "MIN_AGE = 18\nSCALE = 2\n",
+    "teamproj/settings.py": "from .config import SCALE  # re-exported for the features\n",
+    "teamproj/utils.py": ("import functools\n\n\ndef scale(x, factor=1.0):\n    return x * factor\n\n\n"
+                          "half = functools.partial(scale, factor=0.5)\n"),
+    "teamproj/features.py": ("from .config import MIN_AGE\nfrom .settings import SCALE as FACTOR\n"
+                             "from .utils import half\n\n\ndef clean(ages):\n    return [a for a in ages if a >= MIN_AGE]\n\n\n"
+                             "def ratio(ages):\n    return [half(a) * FACTOR for a in ages]\n"),
+    "team_train.py": ("from orchestrator import pipeline, step\nfrom teamproj import clean, ratio\n\n\n"
+                      "@step\ndef cleaned(ages: list) -> list:\n    return clean(ages)\n\n\n"
+                      "@step\ndef ratios(ages: list) -> list:\n    return ratio(ages)\n\n\n"
+                      "@pipeline\ndef team(ages: list = [15, 20, 40]):  # noqa: B006\n"
+                      "    return cleaned(ages), ratios(ages)\n"),
+}
+
+
+@pytest.mark.parametrize("file,old,new,step,reason", [
+    ("teamproj/config.py", "MIN_AGE = 18", "MIN_AGE = 21", "cleaned", "code of `config.MIN_AGE` changed"),
+    # Re-exported by settings.py and read under another name: named where it is defined.
+    ("teamproj/config.py", "SCALE = 2", "SCALE = 3", "ratios", "code of `config.SCALE` changed"),
+    ("teamproj/utils.py", "factor=0.5)", "factor=0.25)", "ratios", "code of `utils.half` changed"),
+])
+def test_a_constant_imported_from_another_module_is_named_by_the_module_that_defines_it(
+        orch, project, file, old, new, step, reason):
+    """`from .config import MIN_AGE` in features.py: the user edits config.py, and the reason said
+    ``code of `features.MIN_AGE` changed``, sending them to a file where MIN_AGE is an import line."""
+    import json
+
+    for name, text in _TEAM_FILES.items():
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_text(text)
+    assert orch("run", "team_train.py").returncode == 0
+    edit_file(project, file, old, new)
+    plan = orch("plan", "team_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    [entry] = [s for s in json.loads(plan.stdout)["steps"] if s["status"] != "cached"]
+    assert (entry["name"], entry["reason"]) == (step, reason)
+    assert orch("run", "team_train.py").returncode == 0
+    steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
+    assert steps[step]["reason"] == reason
+
+
+def test_a_part_shown_under_another_module_is_the_same_part():
+    """Keys count a constant or a helper by its name alone: recorded as `features.MIN_AGE` (before
+    constants were named by their module, or before a helper moved) and now `config.MIN_AGE`, it is
+    one part: no change when its digest is the same, a change of `config.MIN_AGE` when not."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c1", "code_parts": {"<self>": "s", "features.MIN_AGE": "d1", "helpers.clean": "h1"}}
+    new = {"code": "c2", "code_parts": {"<self>": "s", "config.MIN_AGE": "d1", "text.clean": "h2"}}
+    assert explain(old, new) == "code of `text.clean` changed"
+    new["code_parts"]["config.MIN_AGE"] = "d2"
+    assert explain(old, new) == "code of `config.MIN_AGE` changed; code of `text.clean` changed"
+    # A constant of the step's own module is shown without one.
+    old["code_parts"] = {"<self>": "s", "MIN_AGE": "d1"}
+    new["code_parts"] = {"<self>": "s", "config.MIN_AGE": "d1", "config.OTHER": "o"}
+    assert explain(old, new) == "now uses `config.OTHER`"
+
+
+_MODEL_FILES = {
+    "teammodels.py": ("class Base:\n    SCALE = 2\n\n    def prepare(self, xs):\n        return [x * self.SCALE for x in xs]\n\n"
+                      "    def standardize(self, xs):\n        return [x - 1 for x in xs]\n\n\n"
+                      "class Linear(Base):\n    def prepare(self, xs):\n        return self.standardize(super().prepare(xs))\n"),
+    "model_train.py": ("from orchestrator import pipeline, step\nfrom teammodels import Linear\n\n\n"
+                       "@step\ndef fit(xs: list) -> list:\n    return Linear().prepare(xs)\n\n\n"
+                       "@pipeline\ndef modeling(xs: list = [1, 2, 3]):  # noqa: B006\n    return fit(xs)\n"),
+}
+
+
+@pytest.mark.parametrize("old,new,reason", [
+    ("return [x - 1 for x in xs]", "return [x - 2 for x in xs]", "code of `teammodels.Base.standardize` changed"),
+    ("    def standardize(self, xs):", "    def describe(self):\n        return 'base'\n\n    def standardize(self, xs):",
+     "new method `teammodels.Base.describe`"),
+    ("return [x - 1 for x in xs]", "return [x - self.SCALE for x in xs]\n\n    def __repr__(self):\n        return 'b'",
+     "code of `teammodels.Base.standardize` changed; new method `teammodels.Base.__repr__`"),
+    # Not a method: the class is named.
+    ("    SCALE = 2", "    SCALE = 3", "code of `teammodels.Base` changed"),
+])
+def test_a_class_edit_names_the_methods_that_changed(orch, project, old, new, reason):
+    """A base class's method only one subclass uses: the reason said ``code of `models.Base` changed``
+    of a class of thirty methods; it names the method edited (a class still counts whole in the key)."""
+    import json
+
+    for name, text in _MODEL_FILES.items():
+        (project / name).write_text(text)
+    assert orch("run", "model_train.py").returncode == 0
+    edit_file(project, "teammodels.py", old, new)
+    plan = orch("plan", "model_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("fit", reason)]
+    assert orch("run", "model_train.py").returncode == 0
+    [fit] = json.loads(orch("show", "latest", "--json").stdout)["steps"]
+    assert fit["reason"] == reason
+
+
+def test_a_class_recorded_without_its_methods_is_named_whole():
+    """A key an older version recorded has no methods: the reason names the class, as it did."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c1", "code_parts": {"<self>": "s", "models.Base": "b1"}}
+    new = {"code": "c2", "code_parts": {"<self>": "s", "models.Base": "b2"},
+           "methods": {"models.Base": {"fit": "f", "score": "g"}}}
+    assert explain(old, new) == "code of `models.Base` changed"
+    old["methods"] = {"models.Base": {"fit": "f0", "score": "g0", "a": "1", "b": "2", "c": "3"}}
+    new["methods"]["models.Base"].update(a="4", b="5", c="6")
+    assert explain(old, new) == ("code of `models.Base.fit`, `models.Base.score`, `models.Base.a` and 2 more "
+                                 "changed")

@@ -169,6 +169,33 @@ def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     assert files.run(store=str(store), path=moved).steps["read"].reason == f"parameter `path` changed (now {moved})"
 
 
+def test_a_relative_path_read_in_another_folder_is_the_same_parameter(tmp_path, store, monkeypatch):
+    """The project moved (or run from its subfolder): `input.txt` names another file, the parameter is the same.
+
+    The reason said "parameter `path` changed (now /new/input.txt)" of a parameter nobody changed.
+    """
+    files = _load("files.py")
+    first, moved = tmp_path / "proj", tmp_path / "proj-moved"
+    first.mkdir()
+    (first / "input.txt").write_text("hello")
+    monkeypatch.chdir(first)
+    assert files.run(store=str(store)).status == "succeeded"
+    first.rename(moved)
+    monkeypatch.chdir(moved)
+    assert files.plan(store=str(store)).entries[0].status == "cached"  # keys hold no paths
+    (moved / "input.txt").write_text("world")
+    [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
+    assert read.reason == f"content of file `path` changed ({moved / 'input.txt'})"
+    assert files.run(store=str(store)).steps["read"].reason == read.reason
+    (moved / "sub").mkdir()
+    monkeypatch.chdir(moved / "sub")
+    [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
+    assert read.reason == f"file `path` does not exist ({moved / 'sub' / 'input.txt'})"
+    # Named from here (`../input.txt`, another text), the same content is cached: keys hold no paths.
+    [read] = [e for e in files.plan(store=str(store), path=Path("../input.txt")).entries if e.node == "read"]
+    assert read.status == "cached"
+
+
 @dataclasses.dataclass(frozen=True)
 class _Paths:
     train: Path
@@ -210,6 +237,32 @@ def test_paths_in_a_dataclass_config_are_file_inputs(tmp_path, store):
     assert run.output()[0] == "a\n1\nk\nw\n"
     train.write_text("a\n2\n")
     assert configured.run(store=str(store)).steps["read"].reason == f"content of file `cfg` changed ({train})"
+
+
+def test_a_config_holding_a_path_whose_other_field_changed_says_that_field(tmp_path, store):
+    """Its file as it was: the reason said "content of file `cfg` changed (/abs/train.csv)" of a file
+    nobody touched when `alpha` changed. It names the field, and the file too when both changed."""
+    @step
+    def read(cfg: _Paths) -> str:
+        return cfg.train.read_text() * cfg.seed
+
+    train = tmp_path / "train.csv"
+    train.write_text("a\n1\n")
+
+    @pipeline
+    def configured(cfg: _Paths = _Paths(train, [], 1)):  # noqa: B008
+        return read(cfg)
+
+    assert configured.run(store=str(store)).status == "succeeded"
+    [entry] = configured.plan(store=str(store), cfg=_Paths(train, [], 2)).entries
+    assert entry.reason == "parameter `cfg` changed (seed: 1 → 2)"
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 2)).steps["read"].reason == entry.reason
+    train.write_text("a\n2\n")
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 3)).steps["read"].reason == \
+        f"parameter `cfg` changed (seed: 2 → 3); content of file `cfg` changed ({train})"
+    train.write_text("a\n3\n")
+    assert configured.run(store=str(store), cfg=_Paths(train, [], 3)).steps["read"].reason == \
+        f"content of file `cfg` changed ({train})"
 
 
 class _Settings:
@@ -1301,6 +1354,65 @@ def test_a_changed_parameter_reason_shows_the_old_and_new_value_when_short(store
     cut = report.run(store=str(store), n=2, title="x" * 299 + "y", fn=suffixed("?")).steps["label"].reason
     assert cut == "parameter `title` changed (equal in the first 200 characters it prints: it differs after them)"
     assert " at 0x" not in json.dumps(Context.open(str(store)).lineage.steps(report.run(store=str(store)).id))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Optimizer:
+    name: str = "adam"
+    learning_rate: float = 0.001
+    beta: float = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainConfig:
+    estimator: str = "random_forest"
+    n_estimators: int = 100
+    max_depth: int = 6
+    opt: _Optimizer = _Optimizer()
+
+
+def test_a_changed_config_parameter_reason_names_the_fields_that_changed(store):
+    """A config object prints longer than a reason repeats: the reason names the field the user edited."""
+    @step
+    def fit(cfg: _TrainConfig, grid: dict) -> str:
+        return f"{cfg} {grid}"
+
+    @pipeline
+    def train(cfg: _TrainConfig = _TrainConfig(), grid: dict = {"alpha": 0.1, "penalty": "l2", "tol": 1e-4}):  # noqa: B006
+        return fit(cfg, grid)
+
+    train.run(store=str(store))
+    run = train.run(store=str(store), cfg=_TrainConfig(n_estimators=200))
+    assert run.steps["fit"].reason == "parameter `cfg` changed (n_estimators: 100 → 200)"
+    # Nested configs by their path; several fields at once; a dict of hyperparameters by its keys.
+    run = train.run(store=str(store), cfg=_TrainConfig(n_estimators=200, max_depth=3, opt=_Optimizer(beta=0.8)),
+                    grid={"alpha": 0.5, "penalty": "l2", "tol": 1e-4, "warm": True})
+    assert run.steps["fit"].reason == ("parameter `cfg` changed (max_depth: 6 → 3, opt.beta: 0.9 → 0.8); "
+                                       "parameter `grid` changed (alpha: 0.1 → 0.5, warm: (not set) → true)")
+    plan = train.plan(store=str(store), cfg=_TrainConfig(estimator="gradient_boosting", n_estimators=200, max_depth=3,
+                                                         opt=_Optimizer(beta=0.8)))
+    # Against the closest earlier key, the second run's (the same grid), only `cfg` differs, by three fields.
+    assert [e.reason for e in plan.entries] == [
+        "parameter `cfg` changed (estimator: 'random_forest' → 'gradient_boosting', max_depth: 6 → 3, "
+        "opt.beta: 0.9 → 0.8)"]
+
+
+def test_a_changed_pydantic_config_reason_names_its_fields(store):
+    pydantic = pytest.importorskip("pydantic")
+    model = pydantic.create_model("ModelConfig", kind=(str, "forest"), n_estimators=(int, 50), max_depth=(int, 4),
+                                  seed=(int, 0))
+
+    @step
+    def fit(model_cfg: model) -> str:  # type: ignore[valid-type]
+        return repr(model_cfg)
+
+    @pipeline
+    def train(model_cfg: model = model()):  # type: ignore[valid-type]  # noqa: B008
+        return fit(model_cfg)
+
+    train.run(store=str(store))
+    run = train.run(store=str(store), model_cfg=model(kind="linear", seed=1))
+    assert run.steps["fit"].reason == "parameter `model_cfg` changed (kind: 'forest' → 'linear', seed: 0 → 1)"
 
 
 class _Shade(enum.Enum):
