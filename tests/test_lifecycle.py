@@ -207,6 +207,10 @@ def test_server_names_the_bad_column(client):
 def test_served_requests_are_logged_for_monitoring(client, trained):
     from orchestrator.request_log import read_requests
 
+    # Its own requests: with the module's tests split over processes (pytest-xdist), the others may not run here.
+    batch = pd.read_parquet(trained["base"] / "clean.parquet").head(10)
+    features = [f["name"] for f in client.get("/model").json()["features"]]
+    assert client.post("/predict", json=json.loads(batch[features].to_json(orient="records"))).status_code == 200
     frame, scores = read_requests(Context.open(trained["store"]), "churn")
     assert len(frame) >= 10 and len(scores) == len(frame)
     done = orch(trained["store"], "monitor", "churn", "--json")
