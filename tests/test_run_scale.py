@@ -1,7 +1,7 @@
 """A run's bookkeeping grows with the pipeline, not with its square.
 
 Timing is not asserted. The work is counted as the lines of orchestrator code a
-run executes (a ``sys.settrace`` count, the same on any machine): doubling the
+run executes (``conftest.lines_executed``, the same on any machine): doubling the
 pipeline must not do much more than double it. Each pipeline here once did: a
 failure walked the whole DAG and sorted what it found by a scan of the node list
 per node, and every map expansion wrote the node order out again, counted the
@@ -10,38 +10,14 @@ step calls again and tried every name the step's earlier maps had taken.
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 from collections.abc import Callable
 
-import orchestrator
 from orchestrator import pipeline, step
 from orchestrator.node_order import NodeOrder
+from tests.conftest import lines_executed as _lines
 
-_PACKAGE = os.path.dirname(orchestrator.__file__) + os.sep
 GROWTH = 2.3  # twice the pipeline: a linear cost doubles; the quadratic ones were 2.5 to 2.9 here
-
-
-def _lines(fn: Callable[[], object]) -> int:
-    """How many lines of the orchestrator package ``fn()`` executes (loop iterations included)."""
-    count = 0
-
-    def in_package(frame, event, arg):
-        nonlocal count
-        if event == "line":
-            count += 1
-        return in_package
-
-    def calls(frame, event, arg):
-        return in_package if frame.f_code.co_filename.startswith(_PACKAGE) else None
-
-    sys.settrace(calls)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return count
 
 
 @step
