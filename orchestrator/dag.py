@@ -106,6 +106,8 @@ class DAG:
     nodes: dict[str, Node]
     result: Any
     _graph: nx.DiGraph | None = None
+    # step or alias -> the number of the last item name a map expansion gave it (see ``expand_map``)
+    _numbered: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -377,22 +379,28 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     """One node per item for a map node whose items are now known, named like repeated calls.
 
     Names continue the step's own sequence (``square``, ``square_2``, …),
-    skipping names the pipeline already uses.
+    skipping names the pipeline already uses. The caller adds the nodes to
+    ``dag.nodes``; the next map of the same step then counts on from the last
+    name this one gave, rather than from ``square`` again (the 2,000th map of a
+    step tried the 6,000 names its earlier maps took, one by one).
 
     Raises:
         PipelineDefinitionError: an item that cannot be hashed.
     """
-    taken = set(dag.nodes)
     problems: list[str] = []
     expanded: list[Node] = []
     fingerprints = {id(node.step): node.code}
     static_keys: dict[tuple[int, tuple[tuple[str, str], ...]], str] = {}
-    base, n = node.name.partition(".map")[0], 0  # the step's name, or the alias it was mapped under
+    base = node.name.partition(".map")[0]  # the step's name, or the alias it was mapped under
+    n = dag._numbered.get(base, 0)
+    if n and (base if n == 1 else f"{base}_{n}") not in dag.nodes:
+        n = 0  # that expansion's nodes were not kept: every name from the first may be free
+    taken: set[str] = set()  # names given here, not in dag.nodes yet
     for item in items:
         while True:
             n += 1
             name = base if n == 1 else f"{base}_{n}"
-            if name not in taken:
+            if name not in dag.nodes and name not in taken:
                 break
         taken.add(name)
         template = node.arguments[node.map_param]
@@ -405,6 +413,8 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
             expanded.append(made)
     if problems:
         raise PipelineDefinitionError(problems)
+    if expanded:
+        dag._numbered[base] = n
     return expanded
 
 

@@ -74,6 +74,8 @@ class LineageGraph:
     # "RUN:node" of a step run some cached step reused -> the (node, digest) of the list it took its
     # item from, or None when it is no map item (see `lineage_items.reused_items`).
     item_sources: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    # The runs a list's items may have been reused in -> their reused map items by list node (`reused_items`).
+    reused_by_list: dict[tuple[str, ...], dict[str, list[Any]]] = field(default_factory=dict)
     # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
     own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
     # (run, "square.map") -> {output digest: item node} of that map's items (`map_item_outputs`).
@@ -377,7 +379,8 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
                 "SELECT DISTINCT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id "
                 "AND s.node=e.node WHERE e.digest=? AND e.direction='out'", (digest,)).fetchall()
             for made_in, made_by, made_key in producers:
-                for run_id, node, key in reused_items(lineage, g.item_sources, digest, made_in, made_by, made_key):
+                for run_id, node, key in reused_items(lineage, g.item_sources, g.reused_by_list, digest, made_in, made_by,
+                                                        made_key):
                     if (node, key) not in seen:
                         seen.add((node, key))
                         g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
@@ -433,7 +436,8 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
-        readers += reused_items(lineage, g.item_sources, digest, run_id, node, row["key"] if row else None)
+        readers += reused_items(lineage, g.item_sources, g.reused_by_list, digest, run_id, node,
+                                row["key"] if row else None)
     # Items of a map over a map's result read one item's output each (their edge names the list).
     if run_id not in g.map_readers:
         g.map_readers[run_id] = map_item_readers(lineage, run_id)

@@ -127,7 +127,7 @@ class ConsoleReporter(RunObserver):
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
         self._dag: DAG | None = None
-        self._counted = (-1, 0)  # (nodes in the DAG, step calls among them) when last counted
+        self._maps = 0  # map nodes of the DAG: a run adds item nodes to it, never maps
         self._progress: Any = None
         self._task: Any = None
         self._waiting_maps: set[str] = set()  # steps whose map items were said to wait for another run
@@ -157,9 +157,10 @@ class ConsoleReporter(RunObserver):
 
     def run_started(self, run_id: str, dag: DAG) -> None:
         self._dag = dag
+        self._maps = sum(n.is_map for n in dag.nodes.values())
         self.total = self._step_count()
         # A map's items are known only once the list it maps over exists, so they cannot be counted yet.
-        mapped = " + mapped items" if any(n.is_map for n in dag.nodes.values()) else ""
+        mapped = " + mapped items" if self._maps else ""
         self._print(f"run [bold]{escape(run_id)}[/] of pipeline [bold]{escape(dag.pipeline)}[/]: "
                            f"{self.total} step{'s' if self.total != 1 else ''}{mapped}")
         if self.live:
@@ -175,14 +176,13 @@ class ConsoleReporter(RunObserver):
                 self._progress.start()
 
     def _step_count(self) -> int:
-        # Step calls only: a map node is replaced by its items' nodes once it expands. Counted again
-        # only when nodes were added (maps only add them): this runs at every step's start and end,
-        # and counting each time made a run of N items take N² steps.
+        # Step calls only: a map node is replaced by its items' nodes once it expands. The maps are
+        # counted once, as the run starts: this runs at every step's start and end, and counting the
+        # nodes each time a map had added some cost the whole DAG per map (4.5 million calls for
+        # 1,000 maps of 3 items).
         if self._dag is None:
             return 0
-        if self._counted[0] != len(self._dag.nodes):
-            self._counted = (len(self._dag.nodes), sum(not n.is_map for n in self._dag.nodes.values()))
-        return self._counted[1]
+        return len(self._dag.nodes) - self._maps
 
     def step_started(self, node: str, reason: str) -> None:
         self.current = node

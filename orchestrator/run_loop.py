@@ -44,6 +44,7 @@ from orchestrator.handover import LOAD, handover, kept_output, own_copy
 from orchestrator.hashing import hash_value, skipping_folders
 from orchestrator.lineage_db import AttemptRecord, CachedOutput, StepRecord, process_start_token
 from orchestrator.locks import StoreLocks
+from orchestrator.node_order import NodeOrder
 from orchestrator.planner import (
     forced_items,
     input_hashes,
@@ -165,7 +166,8 @@ class RunLoop:
         self.warning_filters = driver_filters() if executor.name != "sequential" else None
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
-        self.position = {name: i for i, name in enumerate(dag.nodes)}
+        self.position = {name: i for i, name in enumerate(dag.nodes)}  # as traced, until a map expands
+        self.order: NodeOrder | None = None  # places once a map has added items (see _place)
         self.digests: dict[tuple[str, str], str] = {}
         self.values: dict[str, Any] = {}          # digest -> value produced in this process
         self.infos: dict[str, ArtifactInfo] = {}  # digest -> info of outputs produced in this run
@@ -198,6 +200,8 @@ class RunLoop:
         self.returned = {out.node for out in dag.result_outputs()}  # nodes whose outputs the run returns
         self.some_ran = False                     # a step ran here: it may have written files others read
         self.file_memo: dict[str, str] | None = None  # file digests by stat, loaded when first needed
+        self.dependents: dict[str, list[str]] | None = None  # node -> nodes naming it upstream, at a failure
+        self.skipped_below: set[str] = set()  # skipped for a failure, with everything that depends on them
 
     # -- the loop -------------------------------------------------------------
 
@@ -456,14 +460,19 @@ class RunLoop:
             self.attempts.setdefault(node.name, [])
             self._failed(node, self.decisions[node.name], 0, f"{type(exc).__name__}: {exc}")
             return
-        order = list(self.dag.nodes)
-        at = order.index(node.name)
         names = [n.name for n in expanded]
-        nodes = {n.name: n for n in expanded}
-        self.dag.nodes = {name: nodes.get(name) or self.dag.nodes[name]
-                          for name in order[:at] + names + order[at:]}
-        self.position = {name: i for i, name in enumerate(self.dag.nodes)}
+        if self.order is None:
+            self.order = NodeOrder(self.dag.nodes)
+        # The items stand before the map in pipeline order (self.order); the dict takes that order once,
+        # as the run ends (_finish), not by being written out again for every map.
+        self.dag.nodes.update((n.name, n) for n in expanded)
+        self.order.insert(node.name, names)
         node.upstream = (*node.upstream, *names)
+        if self.dependents is not None:
+            for child in expanded:
+                for up in child.upstream:
+                    self.dependents.setdefault(up, []).append(child.name)
+                self.dependents[child.name] = [node.name]
         self.forced |= forced_items(node, names, self.forced)
         self.map_children[node.name] = names
         unforced = [n for n in unforced_items(self.dag, self.map_children, self.forced) if n not in self.warned]
@@ -543,7 +552,8 @@ class RunLoop:
         # computed this key (through the cache index) instead of repeating its edges.
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
-            position=self.position[node.name], key=decision.key,
+            position=self.position[node.name] if self.order is None else self.order.place(node.name),
+            key=decision.key,
             origin=self.ctx.lineage.found_in.pop(decision.key, None)))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
@@ -649,20 +659,48 @@ class RunLoop:
         self.results[node.name] = StepResult(node.name, "failed", decision.reason, attempt,
                                              record.duration, error=error, key=decision.key)
         self.observer.step_finished(node.name, "failed", error)
-        for name in sorted(self.dag.downstream({node.name}), key=list(self.dag.nodes).index):
+        for name in self._below(node.name):
             if name in self.results:
                 continue
             reason = f"upstream step '{node.name}' failed"
             skipped = self.dag.nodes[name]
+            self.skipped_below.add(name)
             if skipped.is_map:
                 self.results[name] = StepResult(name, "skipped", reason)
                 continue
             self.ctx.lineage.queue_step(StepRecord(self.run_id, name, skipped.step.name, skipped.site,
-                                                   "skipped", reason, position=self.position[name]))
+                                                   "skipped", reason, position=self._place(name)))
             self.results[name] = StepResult(name, "skipped", reason)
             self.observer.step_finished(name, "skipped", reason)
         for waiting in self.blocked.pop(node.name, []):
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
+
+    def _place(self, name: str) -> int:
+        """``name``'s index in pipeline order as it is now (the items of maps expanded so far included)."""
+        return self.position[name] if self.order is None else self.order.place(name)
+
+    def _below(self, name: str) -> list[str]:
+        """Every node that depends on ``name``, directly or not, in pipeline order: what its failure skips.
+
+        Walked from ``name`` down its dependents, not over the whole DAG: each of
+        400 failing map items (10 % of 4,000) scanned every node, then sorted what
+        it found by a scan of the node list per node (5.3 s of a 7.6 s run). Below
+        a node that an earlier failure skipped, all is skipped already.
+        """
+        if self.dependents is None:  # made at the first failure: a run without one never pays for it
+            self.dependents = {}
+            for node in self.dag.nodes.values():
+                for up in node.upstream:
+                    self.dependents.setdefault(up, []).append(node.name)
+        found: set[str] = set()
+        stack = [name]
+        while stack:
+            for child in self.dependents.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    if child not in self.skipped_below:
+                        stack.append(child)
+        return sorted(found, key=self._place)
 
     def _key_made_files(self, node: Node, record: StepRecord) -> None:
         """It made the file a path parameter names: store its result under the next build's key too."""
@@ -752,7 +790,8 @@ class RunLoop:
     def _record(self, node: Node, status: str, decision: cache.Decision, attempts: int) -> StepRecord:
         started = self.started.get(node.name)
         return StepRecord(
-            run_id=self.run_id, node=node.name, position=self.position[node.name], step=node.step.name,
+            run_id=self.run_id, node=node.name, step=node.step.name,
+            position=self.position[node.name] if self.order is None else self.order.place(node.name),
             site=node.site, status=status,
             reason=decision.reason, key=decision.key, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
@@ -819,6 +858,8 @@ class RunLoop:
 
     def _finish(self, status: str, database: tuple[int, int] | None) -> None:
         self.commits.stop()
+        if self.order is not None:  # the items of each map before it, as `orch show` and Run.steps list them
+            self.dag.nodes = self.order.ordered(self.dag.nodes)
         now = _file_identity(self.ctx.lineage.path)
         if now != database and status != "interrupted":  # an interrupted run is already saying it stopped
             # Deleted under the run (rm -rf of the store): SQLite wrote on into the deleted file. Saying

@@ -26,6 +26,34 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+def lines_executed(fn) -> int:
+    """How many lines of the orchestrator package ``fn()`` executes, loop iterations included.
+
+    A measure of work that is the same on any machine, for tests that assert a cost grows
+    in proportion to its input (twice the input, about twice the lines) without timing it.
+    """
+    import orchestrator
+
+    package = os.path.dirname(orchestrator.__file__) + os.sep
+    count = 0
+
+    def in_package(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return in_package
+
+    def calls(frame, event, arg):
+        return in_package if frame.f_code.co_filename.startswith(package) else None
+
+    sys.settrace(calls)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
 class CallLog:
     """Steps of tests/pipelines call ``recorder.record(name)``; this counts those calls."""
 
