@@ -369,9 +369,20 @@ def _restore_frame(frame: pd.DataFrame, table: Any, plan: dict[str, Any]) -> pd.
 
 
 def _write_ipc(data: Any, f: BinaryIO) -> None:
-    """Write a Table or a RecordBatch (kept as exactly one batch, even if empty)."""
+    """Write a Table or a RecordBatch (kept as exactly one batch, even if empty).
+
+    A table of no rows is written as one empty batch too: Arrow writes no
+    batch for it otherwise, and a dictionary travels with a batch, so the
+    categories of an empty frame's categorical column (a filter that kept no
+    row) came back as none.
+    """
     import pyarrow as pa
 
+    if type(data) is pa.Table and data.num_rows == 0 and data.num_columns:
+        data = pa.RecordBatch.from_arrays(
+            [column.chunk(0) if column.num_chunks else column.combine_chunks() for column in data.columns],
+            schema=data.schema,
+        )
     with pa.ipc.new_file(f, data.schema) as writer:
         if type(data) is pa.RecordBatch:
             writer.write_batch(data)
