@@ -517,7 +517,9 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         hasher.update(b"R" + _u64(value.num_rows) + _u64(value.num_columns))
         for field, column in zip(value.schema, value.columns):
             _feed_text(hasher, b"", field.name)
-            _feed_text(hasher, b"", str(field.type))
+            # A field that may not hold nulls is another table (Table.equals says so), written as
+            # Arrow prints it; a nullable field's text is its type alone, as it always was.
+            _feed_text(hasher, b"", str(field.type) if field.nullable else f"{field.type} not null")
             hasher.update(_arrow_column_digest(_chunks_of(column), stack))
         ranges = _pandas_range_index(value.schema.metadata, value.num_rows)
         if ranges:  # no value encoding starts with \0, so this cannot pass for another value

@@ -621,6 +621,19 @@ def test_arrow_tables_and_batches() -> None:
     assert hash_value(table) != hash_value(table.slice(1))
 
 
+def test_arrow_tables_differing_in_a_fields_nullability_differ() -> None:
+    # Table.equals tells them apart, and the store keeps the schema: one digest would hand a
+    # consumer the other table (loaded with the nullability of whichever was stored first).
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    strict = table.cast(pa.schema([pa.field("a", pa.int64(), nullable=False), ("b", pa.string())]))
+    assert not table.equals(strict)
+    assert hash_value(strict) != hash_value(table)
+    assert hash_value(strict) == hash_value(strict.to_batches()[0])
+    assert hash_value(strict) == hash_value(pa.concat_tables([strict.slice(0, 1), strict.slice(1)]))
+    # Nullable fields hash as they always did: by their type's text alone.
+    assert hash_value(table) == hash_value(pa.table({"a": pa.array([1, 2, 3]), "b": pa.array(["x", "y", "z"])}))
+
+
 # -- scipy.sparse -----------------------------------------------------------------------------
 
 

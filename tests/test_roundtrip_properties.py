@@ -250,8 +250,12 @@ LABELS = st.one_of(
     st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 2)), max_size=4, unique=True),
     st.lists(st.sampled_from(["a", "b"]), min_size=2, max_size=3),  # duplicate names
     st.lists(st.one_of(st.integers(0, 3), st.sampled_from(["a", "b"])), max_size=3, unique=True),
+    st.lists(st.one_of(FLOATS, st.booleans(), st.none()), max_size=3, unique=True),
+    st.lists(st.sampled_from([pd.Timestamp("2020-01-01"), pd.Timestamp("2021-01-01", tz="UTC")]), max_size=2,
+             unique=True),
 )
-NAMES = st.one_of(st.none(), TEXT, st.integers(-3, 3), st.tuples(st.sampled_from("ab"), st.integers(0, 1)))
+NAMES = st.one_of(st.none(), TEXT, st.integers(-3, 3), st.tuples(st.sampled_from("ab"), st.integers(0, 1)),
+                  st.sampled_from([1.5, True, b"n"]))
 
 
 def _index(n: int) -> st.SearchStrategy[pd.Index]:
@@ -274,6 +278,20 @@ def _index(n: int) -> st.SearchStrategy[pd.Index]:
                   st.lists(NAMES, min_size=2, max_size=2)),
         st.builds(lambda v, c: pd.CategoricalIndex(v, categories=c),
                   st.lists(st.sampled_from(["p", "q"]), min_size=n, max_size=n), st.just(["q", "p", "r"])),
+        st.builds(lambda v, d, name: pd.Index(v, dtype=d, name=name), _with_missing(st.integers(-9, 9), None, n),
+                  st.sampled_from(["Int64", "Float64"]), NAMES),
+        st.builds(lambda v, d, name: pd.Index(v, dtype=d, name=name), _with_missing(TEXT, None, n),
+                  st.sampled_from(["string[python]", "string[pyarrow]"] + (["str"] if PANDAS_3 else [])), NAMES),
+        st.builds(lambda start, freq: pd.timedelta_range(pd.Timedelta(start, unit="s"), periods=n, freq=freq),
+                  st.integers(-1000, 1000), st.sampled_from(["s", "h", "D", None]).map(lambda f: f or "D")),
+        st.builds(lambda start, freq: pd.period_range(pd.Period(ordinal=start, freq=freq), periods=n, freq=freq),
+                  st.integers(-100, 100), st.sampled_from(["D", "M", "Y"])),
+        st.builds(lambda lows, closed: pd.IntervalIndex.from_arrays(lows, [x + 0.5 for x in lows], closed=closed),
+                  st.lists(st.floats(-9, 9), min_size=n, max_size=n), st.sampled_from(["left", "right"])),
+        st.builds(lambda v, name: pd.Index(v, dtype="uint8", name=name),
+                  st.lists(st.integers(0, 255), min_size=n, max_size=n), NAMES),
+        st.builds(lambda v: pd.Index(v, dtype=object), st.lists(st.one_of(st.integers(), TEXT), min_size=n, max_size=n)),
+        st.builds(lambda v: pd.Index(v, dtype=bool), st.lists(st.booleans(), min_size=n, max_size=n)),
     )
 
 
@@ -569,6 +587,27 @@ def test_an_array_differing_in_shape_or_dtype_hashes_differently(array: np.ndarr
                 assert hash_value(changed) != digest
 
 
+@ROUNDTRIP
+@given(tables(), st.data())
+def test_an_arrow_table_differing_in_nullability_type_or_a_value_hashes_differently(
+    table: pa.Table, data: Any
+) -> None:
+    digest = hash_value(table)
+    for position, field in enumerate(table.schema):
+        column = table.column(position)
+        if not column.null_count:
+            strict = table.cast(table.schema.set(position, field.with_nullable(False)))
+            assert hash_value(strict) != digest, f"field {field.name} made not nullable"
+        if field.type == pa.int64():
+            assert hash_value(table.set_column(position, field.name, column.cast(pa.float64()))) != digest
+        if field.type == pa.int64() and table.num_rows and column.null_count < table.num_rows:
+            values = column.to_pylist()
+            row = data.draw(st.sampled_from([i for i, v in enumerate(values) if v is not None]))
+            values[row] = values[row] + 1 if values[row] < 2 ** 62 else values[row] - 1
+            changed = table.set_column(position, field.name, pa.array(values, pa.int64()))
+            assert hash_value(changed) != digest, f"a value of {field.name} changed"
+
+
 def test_signed_zero_differs_and_every_nan_is_alike() -> None:
     assert hash_value(-0.0) != hash_value(0.0)
     assert hash_value(np.array([-0.0])) != hash_value(np.array([0.0]))
@@ -642,6 +681,8 @@ PINNED: dict[str, tuple[object, Any]] = {
                      index=pd.CategoricalIndex([], categories=[3, 1], name="k")),
         same_frame,
     ),
+    "a table with a field that may not hold nulls": (
+        pa.table({"a": [1, 2]}).cast(pa.schema([pa.field("a", pa.int64(), nullable=False)])), same_table),
     "an empty frame with object labels": (pd.DataFrame(columns=pd.Index([], dtype=object)), same_frame),
     "an array of U strings, F order": (np.asfortranarray(np.array([["a", "bc"], ["", "é"]])), same_array),
     "a big int in a set": ({2 ** 100, -(2 ** 100)}, same_python),
