@@ -60,8 +60,13 @@ def _dtype_is_faithful(dtype: Any) -> bool:
         # complex and long double have no Arrow type.
         return dtype.kind in "biuMmO" or (dtype.kind == "f" and dtype.itemsize <= 8)
     if isinstance(dtype, pd.CategoricalDtype):
+        # Arrow keeps a dictionary's values, but pandas rebuilds categories of numpy and str
+        # dtypes only: tz-aware dates came back naive, Int64 as int64, and periods or intervals
+        # made an artifact that failed to load.
         categories = dtype.categories.dtype
-        return categories != object and _dtype_is_faithful(categories)
+        if isinstance(categories, pd.StringDtype):
+            return _is_default_str(categories)
+        return isinstance(categories, np.dtype) and categories.kind in "biufMm" and _dtype_is_faithful(categories)
     if isinstance(dtype, pd.StringDtype):
         # python storage comes back as pyarrow; before pandas 3, pyarrow comes back as python.
         return dtype.storage == "pyarrow" and _pandas_major() >= 3
@@ -73,7 +78,9 @@ def _dtype_is_faithful(dtype: Any) -> bool:
             for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
         )
     if isinstance(dtype, pd.IntervalDtype):
-        return dtype.subtype is not None and dtype.subtype.kind in "iufMm"
+        # A tz-aware subtype (kind "M" too) made an artifact that failed to load.
+        subtype = dtype.subtype
+        return isinstance(subtype, np.dtype) and subtype.kind in "iufMm"
     if isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype)):
         return True
     return str(dtype) in _MASKED_DTYPES

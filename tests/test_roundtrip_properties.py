@@ -208,6 +208,22 @@ def _datetimes(n: int) -> st.SearchStrategy[Any]:
                      st.sampled_from(ZONES))
 
 
+# Categories of every dtype people make them from (two each; codes pick among them or NaN).
+CATEGORIES = {
+    "float": lambda: pd.Index([-0.0, 2.5]),
+    "bool": lambda: pd.Index([False, True]),
+    "uint8": lambda: pd.Index([7, 3], dtype="uint8"),
+    "dates": lambda: pd.DatetimeIndex(["2020-01-01", "2021-06-30"]).as_unit("s"),
+    "dates with a zone": lambda: pd.date_range("2020-03-29", periods=2, freq="h", tz="Europe/Paris"),
+    "timedeltas": lambda: pd.to_timedelta([1, -2], unit="h"),
+    "Int64": lambda: pd.Index([1, 2], dtype="Int64"),
+    "periods": lambda: pd.period_range("2020-01", periods=2, freq="M"),
+    "intervals": lambda: pd.interval_range(0, 2),
+    "string[pyarrow]": lambda: pd.Index(["a", "b"], dtype="string[pyarrow]"),
+    "bytes": lambda: pd.Index([b"a", b"b"], dtype=object),
+}
+
+
 def _column(n: int) -> st.SearchStrategy[Any]:
     """One column of ``n`` rows, of a dtype people store."""
     cats = st.lists(TEXT, min_size=1, max_size=4, unique=True)
@@ -228,6 +244,13 @@ def _column(n: int) -> st.SearchStrategy[Any]:
         st.builds(lambda c, codes: pd.Categorical.from_codes([x % (len(c) + 1) - 1 for x in codes], categories=c),
                   st.lists(st.integers(-50, 50), min_size=1, max_size=4, unique=True),
                   st.lists(st.integers(0, 10), min_size=n, max_size=n)),
+        st.builds(lambda kind, codes, ordered: pd.Categorical.from_codes(
+                      [x % 3 - 1 for x in codes], categories=CATEGORIES[kind](), ordered=ordered),
+                  st.sampled_from(sorted(CATEGORIES)), st.lists(st.integers(0, 5), min_size=n, max_size=n),
+                  st.booleans()),
+        st.builds(lambda start, zone, closed: pd.arrays.IntervalArray.from_breaks(
+                      pd.date_range(pd.Timestamp(start, unit="D"), periods=n + 1, freq="D", tz=zone), closed=closed),
+                  st.integers(0, 20000), st.sampled_from(ZONES), st.sampled_from(["left", "right"])),
         _datetimes(n).map(lambda v: v.array),
         st.builds(lambda v, unit: pd.to_timedelta(v, unit="s").as_unit(unit).array,
                   _with_missing(st.integers(-(2 ** 31), 2 ** 31), None, n), st.sampled_from(["s", "ms", "us", "ns"])),
@@ -683,6 +706,21 @@ PINNED: dict[str, tuple[object, Any]] = {
     ),
     "a table with a field that may not hold nulls": (
         pa.table({"a": [1, 2]}).cast(pa.schema([pa.field("a", pa.int64(), nullable=False)])), same_table),
+    # Arrow kept the categories, pandas rebuilt them otherwise: naive, as int64, or not at all.
+    "categories of dates with a zone": (pd.Series(pd.Categorical(CATEGORIES["dates with a zone"]())), same_series),
+    "Int64 categories": (pd.Series(pd.Categorical([1, None], categories=CATEGORIES["Int64"]())), same_series),
+    "categories of periods": (pd.DataFrame({"p": pd.Categorical(CATEGORIES["periods"]())}), same_frame),
+    "categories of intervals": (pd.DataFrame({"i": pd.Categorical(CATEGORIES["intervals"]())}), same_frame),
+    "a categorical index of string[pyarrow]": (
+        pd.Series([1, 2], index=pd.CategoricalIndex(CATEGORIES["string[pyarrow]"]())), same_series),
+    "intervals of dates with a zone": (
+        pd.DataFrame({"i": pd.interval_range(pd.Timestamp("2020-01-01", tz="UTC"), periods=2, freq="D")}),
+        same_frame,
+    ),
+    "an interval index of dates with a zone": (
+        pd.Series([1, 2], index=pd.interval_range(pd.Timestamp("2020-01-01", tz="Asia/Kolkata"), periods=2)),
+        same_series,
+    ),
     "an empty frame with object labels": (pd.DataFrame(columns=pd.Index([], dtype=object)), same_frame),
     "an array of U strings, F order": (np.asfortranarray(np.array([["a", "bc"], ["", "é"]])), same_array),
     "a big int in a set": ({2 ** 100, -(2 ** 100)}, same_python),
