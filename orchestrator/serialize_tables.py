@@ -110,13 +110,22 @@ def _label_name_ok(name: object) -> bool:
 
 def _index_level_plan(level: pd.Index) -> bool | None:
     """Return whether a level needs restoring to object dtype, or None if unfaithful."""
-    if not _dtype_is_faithful(level.dtype):
+    if not _dtype_is_faithful(level.dtype) or _is_half_float(level.dtype):
         return None
     if level.dtype != object:
         return False
     if level.hasnans or _object_values_kind(level.to_numpy()) != "string":
         return None
     return True
+
+
+def _is_half_float(dtype: Any) -> bool:
+    """Return True for ``halffloat[pyarrow]``: Arrow's conversion builds a numpy float16 index of
+    it, which pandas refuses, so a frame indexed by one was stored but could not be loaded."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return isinstance(dtype, pd.ArrowDtype) and pa.types.is_float16(dtype.pyarrow_dtype)
 
 
 def _index_plan(index: pd.Index, plan: dict[str, Any]) -> bool:

@@ -224,6 +224,24 @@ CATEGORIES = {
 }
 
 
+# pandas' ArrowDtype columns, made from small ints (a time from days, a text from digits).
+ARROW_TYPES: dict[str, tuple[pa.DataType, Any]] = {
+    "int64": (pa.int64(), int), "uint8": (pa.uint8(), int), "float64": (pa.float64(), float),
+    "float16": (pa.float16(), np.float16), "bool": (pa.bool_(), bool), "string": (pa.string(), str),
+    "large_string": (pa.large_string(), str), "binary": (pa.binary(), lambda x: str(x).encode()),
+    "timestamp": (pa.timestamp("ms"), lambda x: pd.Timestamp(x, unit="D")),
+    "timestamp with a zone": (pa.timestamp("us", tz="UTC"), lambda x: pd.Timestamp(x, unit="D", tz="UTC")),
+    "duration": (pa.duration("s"), lambda x: pd.Timedelta(x, unit="s")),
+    "date32": (pa.date32(), lambda x: dt.date(2000, 1, 1) + dt.timedelta(days=x)),
+    "decimal": (pa.decimal128(7, 2), lambda x: decimal.Decimal(x).scaleb(-2)),
+}
+
+
+def _arrow_column(kind: str, values: list[int | None]) -> Any:
+    arrow_type, make = ARROW_TYPES[kind]
+    return pd.array([None if v is None else make(v) for v in values], dtype=pd.ArrowDtype(arrow_type))
+
+
 def _column(n: int) -> st.SearchStrategy[Any]:
     """One column of ``n`` rows, of a dtype people store."""
     cats = st.lists(TEXT, min_size=1, max_size=4, unique=True)
@@ -251,6 +269,7 @@ def _column(n: int) -> st.SearchStrategy[Any]:
         st.builds(lambda start, zone, closed: pd.arrays.IntervalArray.from_breaks(
                       pd.date_range(pd.Timestamp(start, unit="D"), periods=n + 1, freq="D", tz=zone), closed=closed),
                   st.integers(0, 20000), st.sampled_from(ZONES), st.sampled_from(["left", "right"])),
+        st.builds(_arrow_column, st.sampled_from(sorted(ARROW_TYPES)), _with_missing(st.integers(0, 100), None, n)),
         _datetimes(n).map(lambda v: v.array),
         st.builds(lambda v, unit: pd.to_timedelta(v, unit="s").as_unit(unit).array,
                   _with_missing(st.integers(-(2 ** 31), 2 ** 31), None, n), st.sampled_from(["s", "ms", "us", "ns"])),
@@ -315,6 +334,8 @@ def _index(n: int) -> st.SearchStrategy[pd.Index]:
                   st.lists(st.integers(0, 255), min_size=n, max_size=n), NAMES),
         st.builds(lambda v: pd.Index(v, dtype=object), st.lists(st.one_of(st.integers(), TEXT), min_size=n, max_size=n)),
         st.builds(lambda v: pd.Index(v, dtype=bool), st.lists(st.booleans(), min_size=n, max_size=n)),
+        st.builds(lambda kind, v: pd.Index(_arrow_column(kind, v)), st.sampled_from(sorted(ARROW_TYPES)),
+                  _with_missing(st.integers(0, 100), None, n)),
     )
 
 
@@ -477,11 +498,11 @@ def test_a_python_value_loads_back_equal_with_its_digest(value: Any) -> None:
 def test_a_frame_hashes_as_its_copy(frame: pd.DataFrame) -> None:
     assert hash_value(frame.copy(deep=True)) == hash_value(frame)
     # Taking all rows back out of a longer frame: the columns are views into other buffers.
-    longer = pd.concat([frame, frame]) if len(frame.columns) and frame.columns.is_unique else None
-    if longer is not None and len(frame):
+    if len(frame):
+        longer = frame.iloc[np.r_[0 : len(frame), 0 : len(frame)]]
         part = longer.iloc[: len(frame)]
         part.attrs = dict(frame.attrs)
-        part.index = frame.index  # concat turns a RangeIndex into integers and drops a freq
+        part.index = frame.index  # taking rows turns a RangeIndex into integers and drops a freq
         part.columns = frame.columns
         same_frame(part, frame)
         assert hash_value(part) == hash_value(frame)
@@ -622,7 +643,7 @@ def test_an_arrow_table_differing_in_nullability_type_or_a_value_hashes_differen
             strict = table.cast(table.schema.set(position, field.with_nullable(False)))
             assert hash_value(strict) != digest, f"field {field.name} made not nullable"
         if field.type == pa.int64():
-            assert hash_value(table.set_column(position, field.name, column.cast(pa.float64()))) != digest
+            assert hash_value(table.set_column(position, field.name, column.cast(pa.float64(), safe=False))) != digest
         if field.type == pa.int64() and table.num_rows and column.null_count < table.num_rows:
             values = column.to_pylist()
             row = data.draw(st.sampled_from([i for i, v in enumerate(values) if v is not None]))
@@ -719,6 +740,11 @@ PINNED: dict[str, tuple[object, Any]] = {
     ),
     "an interval index of dates with a zone": (
         pd.Series([1, 2], index=pd.interval_range(pd.Timestamp("2020-01-01", tz="Asia/Kolkata"), periods=2)),
+        same_series,
+    ),
+    # Arrow's conversion made a numpy float16 index of it, which pandas refuses: stored, never loaded.
+    "an index of halffloat[pyarrow]": (
+        pd.Series([1, 2], index=pd.Index(pd.array([1.5, None], dtype=pd.ArrowDtype(pa.float16())))),
         same_series,
     ),
     "an empty frame with object labels": (pd.DataFrame(columns=pd.Index([], dtype=object)), same_frame),
