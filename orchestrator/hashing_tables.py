@@ -295,8 +295,9 @@ def _object_strings_digest(values: Any) -> bytes | None:
             pa.array(values[start : start + _OBJECT_STRINGS_BLOCK], from_pandas=False)
             for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)
         ]
-    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
-        return None  # NaN, pd.NA or lone surrogates: the element-wise path tells them apart
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
+        # NaN, pd.NA, lone surrogates, an int past 64 bits: the element-wise path tells them apart
+        return None
     if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
         return None  # bytes, all-None blocks or other values: the element-wise path
     if any(c.null_count or not pa.types.is_string(c.type) or c.offset for c in chunks):
