@@ -53,7 +53,15 @@ _OBJECT_TEXT_BLOCK = 1 << 12
 
 def _dtype_token(dtype: Any) -> str:
     # dtype.str is "|V16" for every 16-byte record type: records need their field layout.
-    return str(dtype.descr) if dtype.names is not None else dtype.str
+    if dtype.names is None:
+        return dtype.str
+    try:
+        return str(dtype.descr)
+    except ValueError:
+        # Fields out of offset order (what selecting fields in another order gives:
+        # records[["price", "qty"]]) have no descr; the dtype's text names each field's format
+        # and offset, and starts with "{" where a descr starts with "[", so no digest changes.
+        return str(dtype)
 
 
 def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
