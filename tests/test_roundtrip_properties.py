@@ -393,11 +393,13 @@ def arrays(draw: Any) -> np.ndarray:
         array = array.reshape(shape).copy()
     else:
         array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-    layout = draw(st.sampled_from(["C", "F", "view"]))
+    layout = draw(st.sampled_from(["C", "F", "view", "fields"]))
     if layout == "F":
         array = np.asfortranarray(array)
     elif layout == "view" and array.ndim:
         array = array[::-1]
+    elif layout == "fields" and array.dtype.names:
+        array = array[list(reversed(array.dtype.names))]  # a view, its fields out of offset order
     return array
 
 
@@ -442,6 +444,15 @@ SCALARS = st.one_of(
     st.dates(), st.decimals(allow_nan=False), st.fractions(), st.uuids(),
     st.builds(pathlib.PurePosixPath, st.text("ab/", max_size=5)),
     st.builds(Point, FLOATS, TEXT), st.builds(bytearray, st.binary(max_size=4)),
+    # numpy and pandas scalars, as a step pulls them out of a column
+    st.builds(np.float32, st.floats(width=32)), st.builds(np.int64, st.integers(-(2 ** 63), 2 ** 63 - 1)),
+    st.builds(lambda x: np.datetime64(x, "s"), st.integers(-(2 ** 40), 2 ** 40)),
+    st.builds(lambda x, zone: pd.Timestamp(x, unit="s", tz=zone), st.integers(-(2 ** 32), 2 ** 33),
+              st.sampled_from(ZONES)),
+    st.builds(lambda x: pd.Timedelta(x, unit="us"), st.integers(-(2 ** 40), 2 ** 40)),
+    st.builds(lambda x: pd.Period(ordinal=x, freq="M"), st.integers(-1000, 1000)),
+    st.builds(lambda x: pd.Interval(x, x + 0.5, closed="left"), st.floats(-9, 9)),
+    st.sampled_from([pd.NaT, pd.NA, np.nan]),
 )
 KEYS = st.one_of(st.integers(-3, 3), TEXT, st.tuples(st.integers(0, 2), TEXT), st.sampled_from(list(Colour)))
 PYTHON_VALUES = st.recursive(
