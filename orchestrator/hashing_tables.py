@@ -600,10 +600,44 @@ def _arrow_column_digest(chunks: list[Any], stack: set[int]) -> bytes:
             continue
         if chunk.null_count:
             _feed_null_positions(streams.nulls, chunk, position)
-            chunk = chunk.drop_null()
+            valid = _drop_nulls(chunk)
+            if valid is None:  # nested values Arrow cannot filter: fed as Python values, as they would be
+                for item in chunk.to_pylist():
+                    if item is not None:
+                        _feed(streams.data, item, stack)
+                position += size
+                continue
+            chunk = valid
         _feed_arrow_chunk(chunk, streams, stack)
         position += size
     return _u64(position) + streams.nulls.digest() + streams.ends.digest() + streams.data.digest()
+
+
+def _drop_nulls(chunk: Any) -> Any:
+    """The chunk's valid values, or None for a nested type holding view values.
+
+    Arrow has no filter for string_view and binary_view (a column read from
+    Parquet or Polars may have them): such a chunk is cast as
+    ``_feed_arrow_chunk`` casts it anyway, and a list or struct of them is
+    left to the caller, which feeds its values as Python objects, as the
+    nested path does.
+    """
+    pa = sys.modules["pyarrow"]
+    chunk = _without_views(pa, chunk)
+    try:
+        return chunk.drop_null()
+    except pa.ArrowNotImplementedError:
+        if pa.types.is_nested(chunk.type):
+            return None
+        raise
+
+
+def _without_views(pa: Any, chunk: Any) -> Any:
+    """A string_view or binary_view chunk as large_string or large_binary; others as they are."""
+    kind = chunk.type
+    if _is_view_type(pa, kind):
+        return chunk.cast(pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary())
+    return chunk
 
 
 def _feed_null_positions(nulls: Any, chunk: Any, position: int) -> None:
@@ -624,7 +658,7 @@ def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> N
         chunk = chunk.dictionary_decode()
         kind = chunk.type
     if _is_view_type(pa, kind):
-        chunk = chunk.cast(pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary())
+        chunk = _without_views(pa, chunk)
         kind = chunk.type
     if len(chunk) == 0 or pa.types.is_null(kind):
         return
