@@ -416,7 +416,13 @@ def tables(draw: Any) -> pa.Table:
         "st": pa.array(draw(_with_missing(st.fixed_dictionaries({"x": st.integers(0, 9), "y": TEXT}), None, n)),
                        pa.struct([("x", pa.int64()), ("y", pa.string())])),
         "t": pa.array(draw(_with_missing(st.integers(0, 2 ** 40), None, n)), pa.timestamp("us", tz="UTC")),
+        "m": pa.array(draw(_with_missing(st.dictionaries(TEXT, st.integers(0, 9), max_size=2), None, n)),
+                      pa.map_(pa.string(), pa.int64())),
+        "h": pa.array(draw(_with_missing(st.floats(width=16), None, n)), pa.float16()),
+        "b": pa.array(draw(_with_missing(st.booleans(), None, n)), pa.bool_()),
     }
+    if hasattr(pa, "string_view"):  # pyarrow 16 on
+        columns["v"] = pa.array(draw(_with_missing(TEXT, None, n)), pa.string_view())
     chosen = draw(st.lists(st.sampled_from(sorted(columns)), unique=True, max_size=len(columns)))
     table = pa.table({name: columns[name] for name in chosen}) if chosen else pa.table({})
     if chosen and n:
