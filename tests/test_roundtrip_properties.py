@@ -301,6 +301,15 @@ NAMES = st.one_of(st.none(), TEXT, st.integers(-3, 3), st.tuples(st.sampled_from
 
 
 def _index(n: int) -> st.SearchStrategy[pd.Index]:
+    """A row index: one level of any kind, or a MultiIndex of two such levels."""
+    base = _one_level_index(n)
+    return base | st.builds(
+        lambda a, b, names: pd.MultiIndex.from_arrays([a, b], names=names), base, base,
+        st.lists(NAMES, min_size=2, max_size=2),
+    )
+
+
+def _one_level_index(n: int) -> st.SearchStrategy[pd.Index]:
     def dates(start: int, freq: str, zone: str | None, name: Any) -> pd.Index:
         return pd.date_range(pd.Timestamp(start, unit="D"), periods=n, freq=freq, tz=zone, name=name)
 
