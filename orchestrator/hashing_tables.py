@@ -53,7 +53,15 @@ _OBJECT_TEXT_BLOCK = 1 << 12
 
 def _dtype_token(dtype: Any) -> str:
     # dtype.str is "|V16" for every 16-byte record type: records need their field layout.
-    return str(dtype.descr) if dtype.names is not None else dtype.str
+    if dtype.names is None:
+        return dtype.str
+    try:
+        return str(dtype.descr)
+    except ValueError:
+        # Fields out of offset order (what selecting fields in another order gives:
+        # records[["price", "qty"]]) have no descr; the dtype's text names each field's format
+        # and offset, and starts with "{" where a descr starts with "[", so no digest changes.
+        return str(dtype)
 
 
 def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
@@ -295,8 +303,9 @@ def _object_strings_digest(values: Any) -> bytes | None:
             pa.array(values[start : start + _OBJECT_STRINGS_BLOCK], from_pandas=False)
             for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)
         ]
-    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
-        return None  # NaN, pd.NA or lone surrogates: the element-wise path tells them apart
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
+        # NaN, pd.NA, lone surrogates, an int past 64 bits: the element-wise path tells them apart
+        return None
     if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
         return None  # bytes, all-None blocks or other values: the element-wise path
     if any(c.null_count or not pa.types.is_string(c.type) or c.offset for c in chunks):
@@ -517,7 +526,9 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         hasher.update(b"R" + _u64(value.num_rows) + _u64(value.num_columns))
         for field, column in zip(value.schema, value.columns):
             _feed_text(hasher, b"", field.name)
-            _feed_text(hasher, b"", str(field.type))
+            # A field that may not hold nulls is another table (Table.equals says so), written as
+            # Arrow prints it; a nullable field's text is its type alone, as it always was.
+            _feed_text(hasher, b"", str(field.type) if field.nullable else f"{field.type} not null")
             hasher.update(_arrow_column_digest(_chunks_of(column), stack))
         ranges = _pandas_range_index(value.schema.metadata, value.num_rows)
         if ranges:  # no value encoding starts with \0, so this cannot pass for another value
@@ -589,10 +600,44 @@ def _arrow_column_digest(chunks: list[Any], stack: set[int]) -> bytes:
             continue
         if chunk.null_count:
             _feed_null_positions(streams.nulls, chunk, position)
-            chunk = chunk.drop_null()
+            valid = _drop_nulls(chunk)
+            if valid is None:  # nested values Arrow cannot filter: fed as Python values, as they would be
+                for item in chunk.to_pylist():
+                    if item is not None:
+                        _feed(streams.data, item, stack)
+                position += size
+                continue
+            chunk = valid
         _feed_arrow_chunk(chunk, streams, stack)
         position += size
     return _u64(position) + streams.nulls.digest() + streams.ends.digest() + streams.data.digest()
+
+
+def _drop_nulls(chunk: Any) -> Any:
+    """The chunk's valid values, or None for a nested type holding view values.
+
+    Arrow has no filter for string_view and binary_view (a column read from
+    Parquet or Polars may have them): such a chunk is cast as
+    ``_feed_arrow_chunk`` casts it anyway, and a list or struct of them is
+    left to the caller, which feeds its values as Python objects, as the
+    nested path does.
+    """
+    pa = sys.modules["pyarrow"]
+    chunk = _without_views(pa, chunk)
+    try:
+        return chunk.drop_null()
+    except pa.ArrowNotImplementedError:
+        if pa.types.is_nested(chunk.type):
+            return None
+        raise
+
+
+def _without_views(pa: Any, chunk: Any) -> Any:
+    """A string_view or binary_view chunk as large_string or large_binary; others as they are."""
+    kind = chunk.type
+    if _is_view_type(pa, kind):
+        return chunk.cast(pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary())
+    return chunk
 
 
 def _feed_null_positions(nulls: Any, chunk: Any, position: int) -> None:
@@ -613,7 +658,7 @@ def _feed_arrow_chunk(chunk: Any, streams: _ColumnStreams, stack: set[int]) -> N
         chunk = chunk.dictionary_decode()
         kind = chunk.type
     if _is_view_type(pa, kind):
-        chunk = chunk.cast(pa.large_string() if pa.types.is_string_view(kind) else pa.large_binary())
+        chunk = _without_views(pa, chunk)
         kind = chunk.type
     if len(chunk) == 0 or pa.types.is_null(kind):
         return

@@ -169,8 +169,10 @@ class _NumpyMaterializer:
         np = _loaded("numpy")
         array: Any = value
         # A memory map is stored as the array it maps (and loads as one, mapped from the store):
-        # pickled, it was read whole into memory on every load.
-        return np is not None and type(array) in (np.ndarray, np.memmap) and not array.dtype.hasobject
+        # pickled, it was read whole into memory on every load. A dtype's metadata (h5py's enum
+        # dtypes carry one) is not written in .npy, only warned about: pickle keeps it.
+        return (np is not None and type(array) in (np.ndarray, np.memmap) and not array.dtype.hasobject
+                and array.dtype.metadata is None)
 
     def write(self, value: object, f: BinaryIO) -> dict[str, Any]:
         import numpy as np

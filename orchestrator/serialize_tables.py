@@ -60,8 +60,13 @@ def _dtype_is_faithful(dtype: Any) -> bool:
         # complex and long double have no Arrow type.
         return dtype.kind in "biuMmO" or (dtype.kind == "f" and dtype.itemsize <= 8)
     if isinstance(dtype, pd.CategoricalDtype):
+        # Arrow keeps a dictionary's values, but pandas rebuilds categories of numpy and str
+        # dtypes only: tz-aware dates came back naive, Int64 as int64, and periods or intervals
+        # made an artifact that failed to load.
         categories = dtype.categories.dtype
-        return categories != object and _dtype_is_faithful(categories)
+        if isinstance(categories, pd.StringDtype):
+            return _is_default_str(categories)
+        return isinstance(categories, np.dtype) and categories.kind in "biufMm" and _dtype_is_faithful(categories)
     if isinstance(dtype, pd.StringDtype):
         # python storage comes back as pyarrow; before pandas 3, pyarrow comes back as python.
         return dtype.storage == "pyarrow" and _pandas_major() >= 3
@@ -73,7 +78,9 @@ def _dtype_is_faithful(dtype: Any) -> bool:
             for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
         )
     if isinstance(dtype, pd.IntervalDtype):
-        return dtype.subtype is not None and dtype.subtype.kind in "iufMm"
+        # A tz-aware subtype (kind "M" too) made an artifact that failed to load.
+        subtype = dtype.subtype
+        return isinstance(subtype, np.dtype) and subtype.kind in "iufMm"
     if isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype)):
         return True
     return str(dtype) in _MASKED_DTYPES
@@ -103,13 +110,22 @@ def _label_name_ok(name: object) -> bool:
 
 def _index_level_plan(level: pd.Index) -> bool | None:
     """Return whether a level needs restoring to object dtype, or None if unfaithful."""
-    if not _dtype_is_faithful(level.dtype):
+    if not _dtype_is_faithful(level.dtype) or _is_half_float(level.dtype):
         return None
     if level.dtype != object:
         return False
     if level.hasnans or _object_values_kind(level.to_numpy()) != "string":
         return None
     return True
+
+
+def _is_half_float(dtype: Any) -> bool:
+    """Return True for ``halffloat[pyarrow]``: Arrow's conversion builds a numpy float16 index of
+    it, which pandas refuses, so a frame indexed by one was stored but could not be loaded."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return isinstance(dtype, pd.ArrowDtype) and pa.types.is_float16(dtype.pyarrow_dtype)
 
 
 def _index_plan(index: pd.Index, plan: dict[str, Any]) -> bool:
@@ -369,9 +385,20 @@ def _restore_frame(frame: pd.DataFrame, table: Any, plan: dict[str, Any]) -> pd.
 
 
 def _write_ipc(data: Any, f: BinaryIO) -> None:
-    """Write a Table or a RecordBatch (kept as exactly one batch, even if empty)."""
+    """Write a Table or a RecordBatch (kept as exactly one batch, even if empty).
+
+    A table of no rows is written as one empty batch too: Arrow writes no
+    batch for it otherwise, and a dictionary travels with a batch, so the
+    categories of an empty frame's categorical column (a filter that kept no
+    row) came back as none.
+    """
     import pyarrow as pa
 
+    if type(data) is pa.Table and data.num_rows == 0 and data.num_columns:
+        data = pa.RecordBatch.from_arrays(
+            [column.chunk(0) if column.num_chunks else column.combine_chunks() for column in data.columns],
+            schema=data.schema,
+        )
     with pa.ipc.new_file(f, data.schema) as writer:
         if type(data) is pa.RecordBatch:
             writer.write_batch(data)

@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -415,6 +416,18 @@ def test_numpy_object_arrays_are_pickled() -> None:
     name, out = roundtrip(arr)
     assert name == "pickle"
     assert out.tolist() == arr.tolist()
+
+
+def test_an_array_whose_dtype_has_metadata_keeps_it() -> None:
+    # h5py's enum dtypes carry their names this way; .npy drops them with a UserWarning.
+    dtype = np.dtype("i1", metadata={"enum": {"RED": 0, "GREEN": 1}})
+    arr = np.array([0, 1, 1], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        name, out = roundtrip(arr)
+    assert name == "pickle"
+    assert isinstance(out, np.ndarray) and out.dtype.metadata == {"enum": {"RED": 0, "GREEN": 1}}
+    assert out.tolist() == [0, 1, 1]
 
 
 JSON_EXACT = [
