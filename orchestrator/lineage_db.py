@@ -405,6 +405,8 @@ class Lineage:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
                           r.attempts, r.started, r.ended, r.duration, r.error, r.origin))
             if r.status == "cached" and not tries and not infos:
+                if r.inputs:  # a map item: the list it came from (see RunLoop._cached)
+                    edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
                 continue  # a cached node is its row alone (most nodes of a re-run)
             if r.status != "running":
                 edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
@@ -486,6 +488,20 @@ class Lineage:
             (origin_run, origin_node))]
         edges.sort(key=lambda e: (e[0] != "out", _natural(e[1])))  # outputs first; xs[2] before xs[10]
         return (origin_run, origin_node), edges  # type: ignore[return-value]
+
+    def own_inputs(self, run_id: str, node: str) -> list[tuple[str, str, str, str | None, str | None]]:
+        """The input edges a cached step run recorded itself, as ``flow_edges`` gives them (none: it has only
+        those of the step run it reused).
+
+        A map item records where it read its item from: its key holds the item,
+        not the list, and the step run it reused may have taken an equal item
+        from another list (the map before it in the same run, or yesterday's).
+        """
+        edges = [tuple(e) for e in self.conn.execute(
+            "SELECT direction, name, digest, path, source FROM edges WHERE run_id=? AND node=? AND direction='in'",
+            (run_id, node))]
+        edges.sort(key=lambda e: _natural(e[1]))
+        return edges  # type: ignore[return-value]
 
     def attempts(self, run_id: str, node: str) -> list[dict[str, Any]]:
         """Every attempt of a step run, in order, with its error, traceback and captured text."""

@@ -2,9 +2,13 @@
 
 A map's item is keyed by its value, not by the list it came from, so a map
 over a list that grew (today's partitions) reuses every item computed from
-yesterday's list. The cached item records no edges of its own, and the step
-run it reused read yesterday's list: found here, through that step run, for
-``provenance``'s downstream walk. Reads the metadata database only.
+yesterday's list, and a map over [2, 3, 4] the items 2 and 3 of the map over
+[1, 2, 3] before it in the same run. A cached item records the edge to its own
+list (``RunLoop._cached``), which the walk follows like any other; one recorded
+before it did has no edges of its own, and the step run it reused read another
+list: found here, through that step run, for ``provenance``'s downstream walk
+(right across runs, not for equal items of two maps in one run, which such
+records cannot tell apart). Reads the metadata database only.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ def _reused_by_list(lineage: Lineage, sources: dict[str, tuple[str, str] | None]
 
 
 def _reused_steps(lineage: Lineage, runs: list[str]) -> list[_Reused]:
-    """(run, node, key, origin) of the cached steps of ``runs``: a run, and those where a node had its key.
+    """(run, node, key, origin) of the cached steps of ``runs`` that record no inputs of their own: a run, and
+    those where a node had its key.
 
     Each step run they reused is listed once per node name, in the earliest run
     that reused it: a store's re-runs of one pipeline reuse the same ones, and
@@ -104,7 +109,9 @@ def _reused_steps(lineage: Lineage, runs: list[str]) -> list[_Reused]:
                 "SELECT s.run_id, s.node, s.key, s.origin, MIN(r.started), s.position FROM steps s "
                 "JOIN runs r ON r.run_id=s.run_id "
                 f"WHERE s.run_id IN ({', '.join('?' * len(chunk))}) AND s.status='cached' AND s.origin IS NOT NULL "
-                "GROUP BY s.origin, s.node", chunk):
+                # A map item that records the list it came from is found by its edge, not guessed here.
+                "AND NOT EXISTS (SELECT 1 FROM edges e WHERE e.run_id=s.run_id AND e.node=s.node "
+                "AND e.direction='in') GROUP BY s.origin, s.node", chunk):
             seen = first.get((origin, item_node))
             if seen is None or started < seen[0]:
                 first[(str(origin), str(item_node))] = (started, position or 0, str(used), item_key)

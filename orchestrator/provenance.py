@@ -303,6 +303,14 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
     g.expanded[v.id] = depth
     origin, edges = lineage.flow_edges(run_id, node, row)
     wanted = "in" if g.direction == "upstream" else "out"
+    own: set[str] = set()  # inputs a cached map item recorded itself: read from nodes of its own run
+    if g.direction == "upstream" and origin != (run_id, node):
+        # Its list: the step run it reused may have taken an equal item from another list (the map before
+        # it in this run). Not the list of a map's results, which is found by the item it holds (below).
+        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not (e[4] or "").endswith(".map")}
+        if recorded:
+            own = set(recorded)
+            edges = [recorded.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(recorded.values())
     if depth <= 0:
         # Cut by --depth: say so, or a step shown without inputs reads as one that had none.
         if any(edge[0] == wanted for edge in edges):
@@ -320,8 +328,9 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
                                          {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
             g.add_child(v, name, fid)
             continue
-        through = origin if g.direction == "downstream" else (origin[0], source) if source else None
-        if g.direction == "upstream" and source and origin[0] != run_id and name in (v.data.get("param_hashes") or {}):
+        edge_run = run_id if name in own else origin[0]  # the run whose node ``source`` names
+        through = origin if g.direction == "downstream" else (edge_run, source) if source else None
+        if g.direction == "upstream" and source and edge_run != run_id and name in (v.data.get("param_hashes") or {}):
             # A map item reused from another run: the list it came from is this run's (its key holds the
             # item, not the list, so the run that computed it may have had another list).
             asked = (run_id, origin[0], source, digest)  # the same for every item of one map
@@ -427,13 +436,15 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
         (digest, run_id, node, row["key"] if row else None)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that
-    # computed its key read it from a node of that name.
+    # computed its key read it from a node of that name. Not a map item that records its own (found
+    # above): the step run it reused may have read an equal item from another list.
     # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
     # 5,000-item map once per item. From the readers of this digest, each join is one index lookup.
     readers += lineage.conn.execute(
         "SELECT s.run_id, s.node, s.key FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
-        "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
+        "AND s.key=c.key AND s.run_id=? AND s.status='cached' AND NOT EXISTS (SELECT 1 FROM edges o "
+        "WHERE o.run_id=s.run_id AND o.node=s.node AND o.direction='in') "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
         readers += reused_items(lineage, g.item_sources, g.reused_by_list, digest, run_id, node,

@@ -554,11 +554,15 @@ class RunLoop:
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
         # Equal keys mean equal inputs and outputs: the record points at the step run that
-        # computed this key (through the cache index) instead of repeating its edges.
+        # computed this key (through the cache index) instead of repeating its edges. Except where
+        # a map item read them from: its key holds the item, not the list, and the step run it
+        # reused may have taken an equal item from another list (the map before it in this run).
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
             position=self.position[node.name] if self.order is None else self.order.place(node.name),
             key=decision.key,
+            inputs=() if node.item_of is None else _input_edges(node, self.digests, self.map_children,
+                                                                 self.dag.nodes),
             origin=self.ctx.lineage.found_in.pop(decision.key, None)))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
