@@ -449,6 +449,10 @@ class Lineage:
         for row in rows:
             row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{row['node']}")
             edges = self.step_edges(run_id, row["node"], row)
+            if row["status"] == "cached":  # a map item says which list it read its item from (own_inputs)
+                own = {e[1]: e[:4] for e in self.own_inputs(run_id, row["node"])}
+                if own:
+                    edges = [own.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(own.values())
             row["inputs"] = [_edge(e) for e in edges if e[0] == "in"]
             row["outputs"] = [_edge(e) for e in edges if e[0] == "out"]
         return rows

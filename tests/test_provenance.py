@@ -804,3 +804,8 @@ def test_the_items_of_maps_over_lists_that_share_items_are_read_from_their_own_l
     code, out, _ = _orch(store, capsys, "lineage", f"{first.id}:window_2", "--downstream", "--depth", "1",
                           "--format", "json")
     assert code == 0 and json.loads(out)["edges"] == doc["edges"]
+    # orch show --json (and get_run) name the list each item read, not the one its computation read.
+    code, out, _ = _orch(store, capsys, "show", later.id, "--json")
+    inputs = {s["name"]: s["inputs"] for s in json.loads(out)["steps"]}
+    assert code == 0 and all(inputs[item] == [{"name": "i", "hash": later.steps[window].outputs["out"]}]
+                             for window, items in _items_by_window(later).items() for item in items)
