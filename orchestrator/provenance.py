@@ -297,6 +297,11 @@ def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:
     return f" from run {origin[0]}" + (f" step {origin[1]}" if origin[1] != node else "")
 
 
+# The node of a map's results, read by the items of a map over them: `square.map`, `square.map_2` (its
+# second map in the pipeline).
+_MAP_RESULTS = re.compile(r"\.map(_\d+)?$")
+
+
 def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node: str, row: dict[str, Any],
                  depth: float) -> str:
     """Add a step run's inputs (going up) or outputs (going down) under it, unless no step is left to show."""
@@ -307,7 +312,7 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
     if g.direction == "upstream" and origin != (run_id, node):
         # Its list: the step run it reused may have taken an equal item from another list (the map before
         # it in this run). Not the list of a map's results, which is found by the item it holds (below).
-        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not (e[4] or "").endswith(".map")}
+        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not _MAP_RESULTS.search(e[4] or "")}
         if recorded:
             own = set(recorded)
             edges = [recorded.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(recorded.values())

@@ -809,3 +809,14 @@ def test_the_items_of_maps_over_lists_that_share_items_are_read_from_their_own_l
     inputs = {s["name"]: s["inputs"] for s in json.loads(out)["steps"]}
     assert code == 0 and all(inputs[item] == [{"name": "i", "hash": later.steps[window].outputs["out"]}]
                              for window, items in _items_by_window(later).items() for item in items)
+
+
+def test_a_reused_item_of_a_second_map_over_a_maps_results_goes_up_to_an_item_not_the_list(store):
+    """The item a map over `square.map_2` reused from the one over `square.map` records its list, the results
+    of `square.map_2`, never stored as one: the walk took it for an ordinary list and stopped there."""
+    run = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_squares")).run(store=str(store), m=2)
+    assert run.steps["double_4"].status == "cached"  # double(square(1)), computed as double_2
+    up = walk(Context.open(store).lineage, f"{run.id}:double_4", "upstream", depth=1)
+    [(name, artifact)] = up.vertices[f"step:{run.id}:double_4"].children
+    assert artifact.startswith(f"artifact:{run.steps['square_4'].outputs['out']}@{run.id}:square"), artifact
+    assert up.vertices[artifact].data["stored"] is True

@@ -26,3 +26,15 @@ def total(xs: list) -> int:
 @pipeline
 def overlapping_maps(m: int = 3, start: int = 0):
     return total([total(double.map(window(k))) for k in range(start, start + m)])
+
+
+@step
+def square(i: int) -> int:
+    return i * i
+
+
+@pipeline
+def overlapping_squares(m: int = 2):
+    """A map over each map's results: ``double.map(square.map(window(k)))``, their nodes `square.map`,
+    `square.map_2`, ... (a step mapped again is numbered as a step called again)."""
+    return total([total(double.map(square.map(window(k)))) for k in range(m)])
