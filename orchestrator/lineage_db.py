@@ -462,7 +462,8 @@ class Lineage:
 
         A cached step run records no edges of its own: equal keys mean equal
         inputs and outputs, so they are those of the step run whose result it
-        reused (recorded with it; for older records, the cache index's).
+        reused (recorded with it; for older records, the cache index's). A map
+        item records its inputs besides, for the list it came from (``own_inputs``).
         """
         row = row if row is not None else self.step_row(run_id, node)
         if row.get("origin"):
