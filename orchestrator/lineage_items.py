@@ -151,15 +151,21 @@ def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest
     return next((d for way, name, d, _, _ in mine if way == "out" and names and name == names[0]), None)
 
 
+# The node of a map's results, which a map over them reads item by item: ``square.map`` for a step's first
+# map in a pipeline, ``square.map_2``, ... for the others (numbered as calls of a step are).
+MAP_RESULTS = re.compile(r"\.map(_\d+)?$")
+
+
 def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, str]:
-    """{output digest: item node} of the items of ``map_node`` (``square.map``) in ``run_id``, first item first.
+    """{output digest: item node} of the items of ``map_node`` (``square.map``, ``square.map_2``) in ``run_id``:
+    of every map of that step, first item first.
 
     A map over a map's result reads its item from that list, which is never
     stored as one: the item's producer is the item of the first map whose output
-    it is. Read in one statement per map and run (a cached item's outputs are
-    those of the step run it reused).
+    it is (which map an item belongs to is not recorded). Read in one statement
+    per map and run (a cached item's outputs are those of the step run it reused).
     """
-    base = map_node[:-len(".map")]
+    base = MAP_RESULTS.sub("", map_node)
     items: dict[str, str] = {}
     for node, digest in lineage.conn.execute(
             "SELECT s.node, e.digest FROM steps s CROSS JOIN edges e WHERE s.run_id=? AND s.node >= ? AND s.node < ? "
@@ -172,16 +178,19 @@ def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, 
 
 
 def map_item_readers(lineage: Lineage, run_id: str) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
-    """{(``square.map``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
-    a map's result, by the item they read (the item is a parameter of their key; their edge names the list)."""
+    """{(``square``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
+    the results of a map of ``square`` (``square.map``, ``square.map_2``), by the item they read (the item is
+    a parameter of their key; their edge names the list)."""
     readers: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
     for node, name, source, key, parts in lineage.conn.execute(
             "SELECT e.node, e.name, e.source, s.key, s.key_parts FROM edges e JOIN steps s ON s.run_id=e.run_id "
-            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map'", (run_id,)):
+            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map%'", (run_id,)):
+        if not MAP_RESULTS.search(str(source)):
+            continue
         try:
             item = (json.loads(parts) or {}).get("params", {}).get(name) if parts else None
         except (ValueError, AttributeError):  # a damaged value: orch doctor names it
             item = None
         if isinstance(item, str):
-            readers.setdefault((str(source), item), []).append((str(node), key))
+            readers.setdefault((MAP_RESULTS.sub("", str(source)), item), []).append((str(node), key))
     return readers

@@ -24,6 +24,7 @@ from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
 from orchestrator.lineage_items import (
+    MAP_RESULTS,
     map_item_outputs,
     map_item_readers,
     may_be_mapped,
@@ -78,7 +79,7 @@ class LineageGraph:
     reused_by_list: dict[tuple[str, ...], dict[str, list[Any]]] = field(default_factory=dict)
     # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
     own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
-    # (run, "square.map") -> {output digest: item node} of that map's items (`map_item_outputs`).
+    # (run, "square.map") -> {output digest: item node} of the step's map items (`map_item_outputs`).
     map_items: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
     map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
@@ -234,7 +235,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
-    if kind == "artifact" and artifact is None and via is not None and via[1].endswith(".map"):
+    if kind == "artifact" and artifact is None and via is not None and MAP_RESULTS.search(via[1]):
         # The list of a map's results, which a map over it read item by item: never stored as one
         # artifact (each item's output is), so not one that gc removed.
         label += f" (the list of {via[1]}'s results, run {via[0]}: each item's output is stored, not the list)"
@@ -297,11 +298,6 @@ def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:
     return f" from run {origin[0]}" + (f" step {origin[1]}" if origin[1] != node else "")
 
 
-# The node of a map's results, read by the items of a map over them: `square.map`, `square.map_2` (its
-# second map in the pipeline).
-_MAP_RESULTS = re.compile(r"\.map(_\d+)?$")
-
-
 def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node: str, row: dict[str, Any],
                  depth: float) -> str:
     """Add a step run's inputs (going up) or outputs (going down) under it, unless no step is left to show."""
@@ -312,7 +308,7 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
     if g.direction == "upstream" and origin != (run_id, node):
         # Its list: the step run it reused may have taken an equal item from another list (the map before
         # it in this run). Not the list of a map's results, which is found by the item it holds (below).
-        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not _MAP_RESULTS.search(e[4] or "")}
+        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not MAP_RESULTS.search(e[4] or "")}
         if recorded:
             own = set(recorded)
             edges = [recorded.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(recorded.values())
@@ -344,7 +340,8 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             mine = g.own_lists[asked]
             if mine is not None:
                 digest, through = mine, (run_id, source)
-        if g.direction == "upstream" and source and source.endswith(".map") and name in (v.data.get("param_hashes") or {}):
+        if g.direction == "upstream" and source and MAP_RESULTS.search(source) and \
+                name in (v.data.get("param_hashes") or {}):
             # An item of a map over a map's result: it came from one item's output of that map.
             item = v.data["param_hashes"][name]
             if (origin[0], source) not in g.map_items:
@@ -458,7 +455,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     if run_id not in g.map_readers:
         g.map_readers[run_id] = map_item_readers(lineage, run_id)
     base = re.sub(r"_\d+$", "", node)
-    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((f"{base}.map", digest), [])]
+    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((base, digest), [])]
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once

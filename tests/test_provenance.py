@@ -820,3 +820,17 @@ def test_a_reused_item_of_a_second_map_over_a_maps_results_goes_up_to_an_item_no
     [(name, artifact)] = up.vertices[f"step:{run.id}:double_4"].children
     assert artifact.startswith(f"artifact:{run.steps['square_4'].outputs['out']}@{run.id}:square"), artifact
     assert up.vertices[artifact].data["stored"] is True
+
+
+def test_an_item_of_a_second_map_over_a_maps_results_is_traced_to_the_item_it_read_both_ways(store):
+    """`square.map_2`, a step's second map, was not taken for a map's results: double_6 went up to that list
+    (said to be removed by orch cache gc, though never stored) and square_6 had no readers."""
+    run = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_squares")).run(store=str(store), m=2)
+    assert run.steps["double_6"].status == run.steps["square_6"].status == "ran"  # double(square(3))
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{run.id}:double_6", "upstream", depth=1)
+    squared = f"artifact:{run.steps['square_6'].outputs['out']}@{run.id}:square_6"
+    assert up.vertices[f"step:{run.id}:double_6"].children == [("i", squared)]
+    assert up.vertices[squared].data["stored"] is True
+    down = walk(lineage, f"{run.id}:square_6", "downstream", depth=1)
+    assert _readers(down, squared) == {f"{run.id}:double_6"}
