@@ -405,6 +405,8 @@ class Lineage:
             steps.append((r.run_id, r.node, r.position, r.step, r.site, r.key, r.parts_json(), r.status, r.reason,
                           r.attempts, r.started, r.ended, r.duration, r.error, r.origin))
             if r.status == "cached" and not tries and not infos:
+                if r.inputs:  # a map item: the list it came from (see RunLoop._cached)
+                    edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
                 continue  # a cached node is its row alone (most nodes of a re-run)
             if r.status != "running":
                 edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
@@ -447,6 +449,10 @@ class Lineage:
         for row in rows:
             row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{row['node']}")
             edges = self.step_edges(run_id, row["node"], row)
+            if row["status"] == "cached":  # a map item says which list it read its item from (own_inputs)
+                own = {e[1]: e[:4] for e in self.own_inputs(run_id, row["node"])}
+                if own:
+                    edges = [own.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(own.values())
             row["inputs"] = [_edge(e) for e in edges if e[0] == "in"]
             row["outputs"] = [_edge(e) for e in edges if e[0] == "out"]
         return rows
@@ -456,7 +462,8 @@ class Lineage:
 
         A cached step run records no edges of its own: equal keys mean equal
         inputs and outputs, so they are those of the step run whose result it
-        reused (recorded with it; for older records, the cache index's).
+        reused (recorded with it; for older records, the cache index's). A map
+        item records its inputs besides, for the list it came from (``own_inputs``).
         """
         row = row if row is not None else self.step_row(run_id, node)
         if row.get("origin"):
@@ -486,6 +493,20 @@ class Lineage:
             (origin_run, origin_node))]
         edges.sort(key=lambda e: (e[0] != "out", _natural(e[1])))  # outputs first; xs[2] before xs[10]
         return (origin_run, origin_node), edges  # type: ignore[return-value]
+
+    def own_inputs(self, run_id: str, node: str) -> list[tuple[str, str, str, str | None, str | None]]:
+        """The input edges a cached step run recorded itself, as ``flow_edges`` gives them (none: it has only
+        those of the step run it reused).
+
+        A map item records where it read its item from: its key holds the item,
+        not the list, and the step run it reused may have taken an equal item
+        from another list (the map before it in the same run, or yesterday's).
+        """
+        edges = [tuple(e) for e in self.conn.execute(
+            "SELECT direction, name, digest, path, source FROM edges WHERE run_id=? AND node=? AND direction='in'",
+            (run_id, node))]
+        edges.sort(key=lambda e: _natural(e[1]))
+        return edges  # type: ignore[return-value]
 
     def attempts(self, run_id: str, node: str) -> list[dict[str, Any]]:
         """Every attempt of a step run, in order, with its error, traceback and captured text."""

@@ -2,9 +2,13 @@
 
 A map's item is keyed by its value, not by the list it came from, so a map
 over a list that grew (today's partitions) reuses every item computed from
-yesterday's list. The cached item records no edges of its own, and the step
-run it reused read yesterday's list: found here, through that step run, for
-``provenance``'s downstream walk. Reads the metadata database only.
+yesterday's list, and a map over [2, 3, 4] the items 2 and 3 of the map over
+[1, 2, 3] before it in the same run. A cached item records the edge to its own
+list (``RunLoop._cached``), which the walk follows like any other; one recorded
+before it did has no edges of its own, and the step run it reused read another
+list: found here, through that step run, for ``provenance``'s downstream walk
+(right across runs, not for equal items of two maps in one run, which such
+records cannot tell apart). Reads the metadata database only.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ def _reused_by_list(lineage: Lineage, sources: dict[str, tuple[str, str] | None]
 
 
 def _reused_steps(lineage: Lineage, runs: list[str]) -> list[_Reused]:
-    """(run, node, key, origin) of the cached steps of ``runs``: a run, and those where a node had its key.
+    """(run, node, key, origin) of the cached steps of ``runs`` that record no inputs of their own: a run, and
+    those where a node had its key.
 
     Each step run they reused is listed once per node name, in the earliest run
     that reused it: a store's re-runs of one pipeline reuse the same ones, and
@@ -104,7 +109,9 @@ def _reused_steps(lineage: Lineage, runs: list[str]) -> list[_Reused]:
                 "SELECT s.run_id, s.node, s.key, s.origin, MIN(r.started), s.position FROM steps s "
                 "JOIN runs r ON r.run_id=s.run_id "
                 f"WHERE s.run_id IN ({', '.join('?' * len(chunk))}) AND s.status='cached' AND s.origin IS NOT NULL "
-                "GROUP BY s.origin, s.node", chunk):
+                # A map item that records the list it came from is found by its edge, not guessed here.
+                "AND NOT EXISTS (SELECT 1 FROM edges e WHERE e.run_id=s.run_id AND e.node=s.node "
+                "AND e.direction='in') GROUP BY s.origin, s.node", chunk):
             seen = first.get((origin, item_node))
             if seen is None or started < seen[0]:
                 first[(str(origin), str(item_node))] = (started, position or 0, str(used), item_key)
@@ -144,15 +151,21 @@ def own_list(lineage: Lineage, run_id: str, origin_run: str, source: str, digest
     return next((d for way, name, d, _, _ in mine if way == "out" and names and name == names[0]), None)
 
 
+# The node of a map's results, which a map over them reads item by item: ``square.map`` for a step's first
+# map in a pipeline, ``square.map_2``, ... for the others (numbered as calls of a step are).
+MAP_RESULTS = re.compile(r"\.map(_\d+)?$")
+
+
 def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, str]:
-    """{output digest: item node} of the items of ``map_node`` (``square.map``) in ``run_id``, first item first.
+    """{output digest: item node} of the items of ``map_node`` (``square.map``, ``square.map_2``) in ``run_id``:
+    of every map of that step, first item first.
 
     A map over a map's result reads its item from that list, which is never
     stored as one: the item's producer is the item of the first map whose output
-    it is. Read in one statement per map and run (a cached item's outputs are
-    those of the step run it reused).
+    it is (which map an item belongs to is not recorded). Read in one statement
+    per map and run (a cached item's outputs are those of the step run it reused).
     """
-    base = map_node[:-len(".map")]
+    base = MAP_RESULTS.sub("", map_node)
     items: dict[str, str] = {}
     for node, digest in lineage.conn.execute(
             "SELECT s.node, e.digest FROM steps s CROSS JOIN edges e WHERE s.run_id=? AND s.node >= ? AND s.node < ? "
@@ -165,16 +178,19 @@ def map_item_outputs(lineage: Lineage, run_id: str, map_node: str) -> dict[str, 
 
 
 def map_item_readers(lineage: Lineage, run_id: str) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
-    """{(``square.map``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
-    a map's result, by the item they read (the item is a parameter of their key; their edge names the list)."""
+    """{(``square``, item digest): [(node, key)]}: the step runs of ``run_id`` that are items of a map over
+    the results of a map of ``square`` (``square.map``, ``square.map_2``), by the item they read (the item is
+    a parameter of their key; their edge names the list)."""
     readers: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
     for node, name, source, key, parts in lineage.conn.execute(
             "SELECT e.node, e.name, e.source, s.key, s.key_parts FROM edges e JOIN steps s ON s.run_id=e.run_id "
-            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map'", (run_id,)):
+            "AND s.node=e.node WHERE e.run_id=? AND e.direction='in' AND e.source LIKE '%.map%'", (run_id,)):
+        if not MAP_RESULTS.search(str(source)):
+            continue
         try:
             item = (json.loads(parts) or {}).get("params", {}).get(name) if parts else None
         except (ValueError, AttributeError):  # a damaged value: orch doctor names it
             item = None
         if isinstance(item, str):
-            readers.setdefault((str(source), item), []).append((str(node), key))
+            readers.setdefault((MAP_RESULTS.sub("", str(source)), item), []).append((str(node), key))
     return readers

@@ -1,14 +1,17 @@
 """Where each node of a running pipeline stands in pipeline order, while its maps expand.
 
 A map over a step's output becomes its item nodes, placed just before the map
-node, once that output is ready. A step record names its node's place in the
-order as it is when the record is made (``steps.position``, which ``orch show``
-sorts by). Writing the order out again at each expansion cost the whole DAG per
-map: a pipeline of 2,000 maps and 12,000 nodes spent 12 s of a 13 s cached run
-there. Here an expansion costs its items and a Fenwick tree's log n, and a
-place is counted as it is asked for; the order itself is written out once, at
-the end of the run (``ordered``). This module knows names only, not nodes,
-steps or the store.
+node, once that output is ready. A step record names its node's place
+(``steps.position``, which ``orch show`` and ``get_run`` sort by), and it is
+made before later maps insert their items: a place counted as an index at that
+moment collided with the places of nodes recorded after an expansion moved it
+(two rows of one run at the same position, listed in another order than
+``Run.steps``). Places are therefore sort keys that never move: a traced node's
+is its index times ``SPREAD``, a map's items take the keys just below their
+map's. A record made at any moment sorts where the finished run has it, and so
+does the record of a run killed midway. An expansion costs its items; a place
+is a dict lookup; the order itself is written out once, at the end of the run
+(``ordered``). This module knows names only, not nodes, steps or the store.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 V = TypeVar("V")
+
+# The keys between two traced nodes: room for the items of one map (more than a run can hold),
+# while a pipeline of 2**31 traced nodes still fits SQLite's 64-bit integers.
+SPREAD = 1 << 32
 
 
 class NodeOrder:
@@ -28,43 +35,19 @@ class NodeOrder:
 
     def __init__(self, names: Iterable[str]) -> None:
         self._traced = list(names)
-        # A traced node's index; an item's, its map's traced index plus its own (see ``place``).
-        self._base = {name: i for i, name in enumerate(self._traced)}
-        self._item_slot: dict[str, int] = {}      # item -> the traced index whose items count before it
+        self._places = {name: i * SPREAD for i, name in enumerate(self._traced)}
         self._items: dict[str, list[str]] = {}    # map node -> its items, in item order
-        self._tree: list[int] | None = None       # items inserted before each traced node (Fenwick tree)
 
     def insert(self, map_node: str, items: list[str]) -> None:
         """``items`` (new names) now stand, in order, just before ``map_node``."""
-        slot = self._base[map_node]
+        first = self._places[map_node] - len(items)  # above the traced node before the map: fewer than SPREAD
         for i, item in enumerate(items):
-            self._base[item] = slot + i
-            self._item_slot[item] = slot - 1
+            self._places[item] = first + i
         self._items[map_node] = items
-        if self._tree is None:
-            self._tree = [0] * (len(self._traced) + 1)
-        at = slot + 1  # the tree counts from 1
-        while at < len(self._tree):
-            self._tree[at] += len(items)
-            at += at & -at
 
     def place(self, name: str) -> int:
-        """``name``'s index in the pipeline's order as it is now (items of expanded maps included)."""
-        base = self._base[name]
-        if self._tree is None:
-            return base
-        # A traced node moves down by the items of the maps at or above it (a map's own items stand
-        # before it); an item by those of the maps above its map, then sits at its number there.
-        return base + self._before(self._item_slot.get(name, base))
-
-    def _before(self, slot: int) -> int:
-        """How many items the maps at traced indexes up to ``slot`` (included) inserted."""
-        assert self._tree is not None
-        total, at = 0, slot + 1
-        while at > 0:
-            total += self._tree[at]
-            at -= at & -at
-        return total
+        """``name``'s sort key in pipeline order: the same whenever it is asked, expansions before or after."""
+        return self._places[name]
 
     def ordered(self, nodes: Mapping[str, V]) -> dict[str, V]:
         """``nodes`` (every traced node and item) in pipeline order: each map's items just before it."""

@@ -24,6 +24,7 @@ from orchestrator.diagrams import dot_quote, mermaid_quote
 from orchestrator.errors import DamagedRecordError, NotFoundError, UserError
 from orchestrator.hashing import skipping_folders
 from orchestrator.lineage_items import (
+    MAP_RESULTS,
     map_item_outputs,
     map_item_readers,
     may_be_mapped,
@@ -78,7 +79,7 @@ class LineageGraph:
     reused_by_list: dict[tuple[str, ...], dict[str, list[Any]]] = field(default_factory=dict)
     # (run, run that computed its item, list node, that run's list) -> the list of the run (`own_list`).
     own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
-    # (run, "square.map") -> {output digest: item node} of that map's items (`map_item_outputs`).
+    # (run, "square.map") -> {output digest: item node} of the step's map items (`map_item_outputs`).
     map_items: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
     map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
@@ -234,7 +235,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
     artifact = lineage.artifact_row(ident) if kind == "artifact" else None
     label = f"{digest[:12]}" + (f" ({artifact['type']}, {artifact['size']} B)" if artifact else "")
     extra: dict[str, Any] = {"type": artifact["type"], "size": artifact["size"], "stored": True} if artifact else {}
-    if kind == "artifact" and artifact is None and via is not None and via[1].endswith(".map"):
+    if kind == "artifact" and artifact is None and via is not None and MAP_RESULTS.search(via[1]):
         # The list of a map's results, which a map over it read item by item: never stored as one
         # artifact (each item's output is), so not one that gc removed.
         label += f" (the list of {via[1]}'s results, run {via[0]}: each item's output is stored, not the list)"
@@ -303,6 +304,14 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
     g.expanded[v.id] = depth
     origin, edges = lineage.flow_edges(run_id, node, row)
     wanted = "in" if g.direction == "upstream" else "out"
+    own: set[str] = set()  # inputs a cached map item recorded itself: read from nodes of its own run
+    if g.direction == "upstream" and origin != (run_id, node):
+        # Its list: the step run it reused may have taken an equal item from another list (the map before
+        # it in this run). Not the list of a map's results, which is found by the item it holds (below).
+        recorded = {e[1]: e for e in lineage.own_inputs(run_id, node) if not MAP_RESULTS.search(e[4] or "")}
+        if recorded:
+            own = set(recorded)
+            edges = [recorded.pop(e[1], e) if e[0] == "in" else e for e in edges] + list(recorded.values())
     if depth <= 0:
         # Cut by --depth: say so, or a step shown without inputs reads as one that had none.
         if any(edge[0] == wanted for edge in edges):
@@ -320,8 +329,9 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
                                          {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
             g.add_child(v, name, fid)
             continue
-        through = origin if g.direction == "downstream" else (origin[0], source) if source else None
-        if g.direction == "upstream" and source and origin[0] != run_id and name in (v.data.get("param_hashes") or {}):
+        edge_run = run_id if name in own else origin[0]  # the run whose node ``source`` names
+        through = origin if g.direction == "downstream" else (edge_run, source) if source else None
+        if g.direction == "upstream" and source and edge_run != run_id and name in (v.data.get("param_hashes") or {}):
             # A map item reused from another run: the list it came from is this run's (its key holds the
             # item, not the list, so the run that computed it may have had another list).
             asked = (run_id, origin[0], source, digest)  # the same for every item of one map
@@ -330,7 +340,8 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             mine = g.own_lists[asked]
             if mine is not None:
                 digest, through = mine, (run_id, source)
-        if g.direction == "upstream" and source and source.endswith(".map") and name in (v.data.get("param_hashes") or {}):
+        if g.direction == "upstream" and source and MAP_RESULTS.search(source) and \
+                name in (v.data.get("param_hashes") or {}):
             # An item of a map over a map's result: it came from one item's output of that map.
             item = v.data["param_hashes"][name]
             if (origin[0], source) not in g.map_items:
@@ -427,13 +438,15 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
         (digest, run_id, node, row["key"] if row else None)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that
-    # computed its key read it from a node of that name.
+    # computed its key read it from a node of that name. Not a map item that records its own (found
+    # above): the step run it reused may have read an equal item from another list.
     # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
     # 5,000-item map once per item. From the readers of this digest, each join is one index lookup.
     readers += lineage.conn.execute(
         "SELECT s.run_id, s.node, s.key FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
-        "AND s.key=c.key AND s.run_id=? AND s.status='cached' "
+        "AND s.key=c.key AND s.run_id=? AND s.status='cached' AND NOT EXISTS (SELECT 1 FROM edges o "
+        "WHERE o.run_id=s.run_id AND o.node=s.node AND o.direction='in') "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
         readers += reused_items(lineage, g.item_sources, g.reused_by_list, digest, run_id, node,
@@ -442,7 +455,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     if run_id not in g.map_readers:
         g.map_readers[run_id] = map_item_readers(lineage, run_id)
     base = re.sub(r"_\d+$", "", node)
-    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((f"{base}.map", digest), [])]
+    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((base, digest), [])]
     for consumer_run, consumer, key in readers:
         if (consumer, key) in seen:
             continue  # the same computation reused in a later run: shown once

@@ -166,8 +166,8 @@ class RunLoop:
         self.warning_filters = driver_filters() if executor.name != "sequential" else None
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
-        self.position = {name: i for i, name in enumerate(dag.nodes)}  # as traced, until a map expands
-        self.order: NodeOrder | None = None  # places once a map has added items (see _place)
+        self.position = {name: i for i, name in enumerate(dag.nodes)}  # as traced, in a run without maps
+        self.order: NodeOrder | None = None  # places that leave room for items, in a run with maps (see _place)
         self.digests: dict[tuple[str, str], str] = {}
         self.values: dict[str, Any] = {}          # digest -> value produced in this process
         self.infos: dict[str, ArtifactInfo] = {}  # digest -> info of outputs produced in this run
@@ -175,9 +175,14 @@ class RunLoop:
         self.results: dict[str, StepResult] = {}
         self.waiting: dict[str, int] = {n: len(node.upstream) for n, node in dag.nodes.items()}
         self.children: dict[str, list[str]] = {n: [] for n in dag.nodes}
+        mapped = False
         for node in dag.nodes.values():
             for up in node.upstream:
                 self.children[up].append(node.name)
+            if node.map_over is not None:
+                mapped = True
+        if mapped:  # from the start: a record made before a map expands must sort as the finished run
+            self.order = NodeOrder(dag.nodes)
         self.ready: list[str] = [n for n, c in self.waiting.items() if c == 0]
         self.ready.reverse()  # pop() from the end keeps call order
         self.running: dict[Future[TaskResult], tuple[Node, cache.Decision, int]] = {}
@@ -461,7 +466,7 @@ class RunLoop:
             self._failed(node, self.decisions[node.name], 0, f"{type(exc).__name__}: {exc}")
             return
         names = [n.name for n in expanded]
-        if self.order is None:
+        if self.order is None:  # made as the run started, for the maps its DAG had then
             self.order = NodeOrder(self.dag.nodes)
         # The items stand before the map in pipeline order (self.order); the dict takes that order once,
         # as the run ends (_finish), not by being written out again for every map.
@@ -549,11 +554,15 @@ class RunLoop:
         for name, digest in outputs.items():
             self.digests[(node.name, name)] = digest
         # Equal keys mean equal inputs and outputs: the record points at the step run that
-        # computed this key (through the cache index) instead of repeating its edges.
+        # computed this key (through the cache index) instead of repeating its edges. Except where
+        # a map item read them from: its key holds the item, not the list, and the step run it
+        # reused may have taken an equal item from another list (the map before it in this run).
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
             position=self.position[node.name] if self.order is None else self.order.place(node.name),
             key=decision.key,
+            inputs=() if node.item_of is None else _input_edges(node, self.digests, self.map_children,
+                                                                 self.dag.nodes),
             origin=self.ctx.lineage.found_in.pop(decision.key, None)))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)
@@ -676,7 +685,8 @@ class RunLoop:
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
 
     def _place(self, name: str) -> int:
-        """``name``'s index in pipeline order as it is now (the items of maps expanded so far included)."""
+        """``name``'s place in pipeline order, as ``steps.position`` records it: its index in a run
+        without maps, a sort key that leaves room for items in a run with them (``NodeOrder``)."""
         return self.position[name] if self.order is None else self.order.place(name)
 
     def _below(self, name: str) -> list[str]:

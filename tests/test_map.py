@@ -419,3 +419,67 @@ def test_each_input_of_a_step_run_is_one_edge_named_as_its_argument(store):
     assert len(items) == 3 and all(names[item] == ["factor", "x"] for item in items)
     listed = [o["hash"] for o in steps["numbers"]["outputs"]]
     assert all([i["hash"] for i in steps[item]["inputs"] if i["name"] == "x"] == listed for item in items)
+
+
+def _overlapping():
+    return load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_maps"))
+
+
+def _positions(store, run_id):
+    import sqlite3
+
+    with sqlite3.connect(store / "metadata.db") as conn:
+        return conn.execute("SELECT node, position FROM steps WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
+
+
+def test_a_run_of_several_maps_records_its_steps_in_the_order_run_steps_lists_them(store, capsys):
+    """A step recorded before a later map expanded kept the place it had then: `window_2` shared a
+    position with `double_3` and `orch show` listed it before `total`, unlike Run.steps."""
+    import json
+
+    import orchestrator
+    from orchestrator.cli import main
+
+    run = _overlapping().run(store=str(store), m=4)
+    assert run.status == "succeeded" and run.steps["double_4"].status == "cached"
+    assert list(run.steps)[:7] == ["window", "double", "double_2", "double_3", "total", "window_2", "double_4"]
+    positions = [p for _, p in _positions(store, run.id)]
+    assert len(set(positions)) == len(positions) == len(run.steps)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ended:
+        main(["--store", str(store), "show", run.id, "--json"])
+    assert ended.value.code == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)["steps"]] == list(run.steps)
+    assert list(orchestrator.get_run(run.id, store=str(store)).steps) == list(run.steps)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: the run stops where it is, and its end is never recorded."""
+
+
+def test_a_run_killed_midway_lists_the_steps_it_recorded_in_pipeline_order(store, tmp_path, monkeypatch):
+    import orchestrator
+    from orchestrator.run_loop import RunLoop
+
+    whole = list(_overlapping().run(store=str(tmp_path / "whole"), m=4).steps)
+    expand = RunLoop._expand
+    expanded = []
+
+    def expand_then_die(self, node):
+        if len(expanded) == 3:  # two maps expanded and their items recorded, the other windows too
+            self.commits.stop()
+            self.ctx.lineage.flush()  # what the commit watcher had written before the kill
+            raise _Killed
+        expanded.append(node.name)
+        expand(self, node)
+
+    monkeypatch.setattr(RunLoop, "_expand", expand_then_die)
+    monkeypatch.setattr(RunLoop, "_finish", lambda self, status, database: None)
+    with pytest.raises(_Killed):
+        _overlapping().run(store=str(store), m=4)
+    run_id = orchestrator.get_run("latest", store=str(store)).id
+    rows = _positions(store, run_id)
+    recorded = [node for node, _ in rows]
+    assert {"double_4", "window_4"} <= set(recorded)
+    assert len({p for _, p in rows}) == len(rows)
+    assert recorded == [name for name in whole if name in recorded]

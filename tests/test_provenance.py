@@ -752,3 +752,85 @@ def test_an_item_of_a_map_over_a_maps_result_is_traced_to_the_item_it_read(store
     assert listed.label.endswith(f"(the list of square.map's results, run {grown.id}: each item's output is "
                                  "stored, not the list)")
     assert "cache gc" not in render(up, "tree")
+
+
+def _items_by_window(run) -> dict[str, list[str]]:
+    """{window node: the items of the map over its list}, read off Run.steps (a map's items follow its list)."""
+    found: dict[str, list[str]] = {}
+    for name in run.steps:
+        if name.startswith("window"):
+            found[name] = current = []
+        elif name.startswith("double"):
+            current.append(name)
+    return found
+
+
+def _readers(graph, vertex: str) -> set[str]:
+    """The step runs ("RUN:node") listed as reading ``vertex``."""
+    return {child.partition(":")[2] for label, child in graph.vertices[vertex].children if label == "read by"}
+
+
+def test_the_items_of_maps_over_lists_that_share_items_are_read_from_their_own_list(store, capsys):
+    """Map k runs over [k, k+1, k+2]: two items are cache hits of the map before it, in the same run. They
+    were put under the list their reused step run read: `window` read by double_4, double_5, double_7, and
+    `window_2` by double_8 and double_10, which came from window_3 and window_4."""
+    import json
+
+    import orchestrator
+
+    maps = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_maps"))
+    first = maps.run(store=str(store), m=4)
+    later = maps.run(store=str(store), m=4, start=1)  # its first three windows are the first run's last three
+    assert first.steps["double_4"].status == later.steps["double_10"].status == later.steps["window"].status == \
+        "cached"
+    lineage = Context.open(store).lineage
+    whole = walk(lineage, first.id, "downstream")
+    for window, items in _items_by_window(first).items():
+        listed = f"artifact:{first.steps[window].outputs['out']}@{first.id}:{window}"
+        assert _readers(whole, listed) == {f"{first.id}:{item}" for item in items}, window
+    for run in (first, later):
+        for window, items in _items_by_window(run).items():
+            down = walk(lineage, f"{run.id}:{window}", "downstream", depth=1)
+            assert {f"{run.id}:{item}" for item in items} == {
+                r for v in down.vertices.values() if v.kind == "artifact" for r in _readers(down, v.id)}, window
+            for item in items:  # and going up, each item came from its own map's list, in its own run
+                up = walk(lineage, f"{run.id}:{item}", "upstream", depth=1)
+                assert [child for _, child in up.vertices[f"step:{run.id}:{item}"].children] == \
+                    [f"artifact:{run.steps[window].outputs['out']}@{run.id}:{window}"], item
+    # As orchestrator.lineage and `orch lineage --format json` give it.
+    doc = orchestrator.lineage(f"{first.id}:window_2", "downstream", 1, store=str(store))
+    assert {e["to"] for e in doc["edges"] if e["label"] == "read by"} == \
+        {f"step:{first.id}:{item}" for item in ("double_4", "double_5", "double_6")}
+    code, out, _ = _orch(store, capsys, "lineage", f"{first.id}:window_2", "--downstream", "--depth", "1",
+                          "--format", "json")
+    assert code == 0 and json.loads(out)["edges"] == doc["edges"]
+    # orch show --json (and get_run) name the list each item read, not the one its computation read.
+    code, out, _ = _orch(store, capsys, "show", later.id, "--json")
+    inputs = {s["name"]: s["inputs"] for s in json.loads(out)["steps"]}
+    assert code == 0 and all(inputs[item] == [{"name": "i", "hash": later.steps[window].outputs["out"]}]
+                             for window, items in _items_by_window(later).items() for item in items)
+
+
+def test_a_reused_item_of_a_second_map_over_a_maps_results_goes_up_to_an_item_not_the_list(store):
+    """The item a map over `square.map_2` reused from the one over `square.map` records its list, the results
+    of `square.map_2`, never stored as one: the walk took it for an ordinary list and stopped there."""
+    run = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_squares")).run(store=str(store), m=2)
+    assert run.steps["double_4"].status == "cached"  # double(square(1)), computed as double_2
+    up = walk(Context.open(store).lineage, f"{run.id}:double_4", "upstream", depth=1)
+    [(name, artifact)] = up.vertices[f"step:{run.id}:double_4"].children
+    assert artifact.startswith(f"artifact:{run.steps['square_4'].outputs['out']}@{run.id}:square"), artifact
+    assert up.vertices[artifact].data["stored"] is True
+
+
+def test_an_item_of_a_second_map_over_a_maps_results_is_traced_to_the_item_it_read_both_ways(store):
+    """`square.map_2`, a step's second map, was not taken for a map's results: double_6 went up to that list
+    (said to be removed by orch cache gc, though never stored) and square_6 had no readers."""
+    run = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_squares")).run(store=str(store), m=2)
+    assert run.steps["double_6"].status == run.steps["square_6"].status == "ran"  # double(square(3))
+    lineage = Context.open(store).lineage
+    up = walk(lineage, f"{run.id}:double_6", "upstream", depth=1)
+    squared = f"artifact:{run.steps['square_6'].outputs['out']}@{run.id}:square_6"
+    assert up.vertices[f"step:{run.id}:double_6"].children == [("i", squared)]
+    assert up.vertices[squared].data["stored"] is True
+    down = walk(lineage, f"{run.id}:square_6", "downstream", depth=1)
+    assert _readers(down, squared) == {f"{run.id}:double_6"}
