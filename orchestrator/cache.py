@@ -111,12 +111,27 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
     }
     if node.code.methods:
         parts["methods"] = node.code.methods
+    value_code = _value_code(node)
+    if value_code:
+        parts["value_code"] = value_code
     files = _path_arguments(node)
     if files:
         parts["files"] = files
     if node.folder_files:
         parts["folders"] = node.folder_files
     return parts
+
+
+def _value_code(node: Node) -> dict[str, Any]:
+    """The code of each parameter that is an instance of the user's class (``value_code.class_code_part``)."""
+    from orchestrator.value_code import class_code_part
+
+    out = {}
+    for name in node.params:
+        part = class_code_part(node.arguments.get(name))
+        if part is not None:
+            out[name] = part
+    return out
 
 
 # static key -> (the code fingerprint it was made from, JSON of the parts without "inputs")
@@ -353,7 +368,8 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
                             old.get("values") or {}, new.get("values") or {},
-                            (old.get("folders") or {}, new.get("folders") or {}))
+                            (old.get("folders") or {}, new.get("folders") or {}),
+                            (old.get("value_code") or {}, new.get("value_code") or {}))
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
@@ -580,12 +596,14 @@ def _few(paths: list[str]) -> str:
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                    old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None,
                    old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None,
-                   folders: Folders = ({}, {})) -> list[str]:
+                   folders: Folders = ({}, {}), value_code: ValueCode = ({}, {})) -> list[str]:
     """Names of the values that differ; a path parameter says what happened to its file.
 
     A parameter whose value was recorded for display on both sides says how
     it changed: ``(1.0 → 0.5)`` when both are short, or that it prints the
-    same (a function whose code changed, a long frame whose data did).
+    same (a function whose code changed, a long frame whose data did). An
+    instance of the user's class that prints the same but whose class's code
+    both keys recorded differs names that code (``value_code``).
     """
     old_files, new_files = old_files or {}, new_files or {}
     old_shown, new_shown = old_shown or {}, new_shown or {}
@@ -600,12 +618,39 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                 shown = (old_shown[name], new_shown[name]) if name in old_shown and name in new_shown else None
                 out.append(_file_change(name, old_files, new_files, folders, shown))
             elif name in old_shown and name in new_shown:
-                out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
+                said = _shown_change(old_shown[name], new_shown[name])
+                code = _value_code_change(name, value_code) if said == _PRINTS_SAME else None
+                out.append(code or f"{kind} `{name}` changed{said}")
             else:
                 out.append(f"{kind} `{name}` changed")
     return out
 
 
+ValueCode = tuple[dict[str, Any], dict[str, Any]]  # (old, new) value_code parts of a key
+
+
+def _value_code_change(name: str, value_code: ValueCode) -> str | None:
+    """``code of `config.ModelConfig.forest_kwargs` changed``: a parameter of the user's class whose code
+    changed, its fields as they were; None when a key did not record it or the class's code is the same."""
+    old, new = value_code[0].get(name), value_code[1].get(name)
+    if not isinstance(old, dict) or not isinstance(new, dict) or old.get("class") != new.get("class") \
+            or old.get("code") == new.get("code"):
+        return None
+    cls = str(new["class"])
+    methods = ({cls: old.get("methods") or {}}, {cls: new.get("methods") or {}})
+    return _method_changes(cls, methods) or f"code of `{cls}` changed"
+
+
+def class_code_changed(name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two keys' parts explain parameter ``name``'s change as its class's code (``orch diff``'s kind)."""
+    old_shown, new_shown = old.get("values") or {}, new.get("values") or {}
+    if name not in old_shown or name not in new_shown or \
+            _shown_change(old_shown[name], new_shown[name]) != _PRINTS_SAME:
+        return False
+    return _value_code_change(name, (old.get("value_code") or {}, new.get("value_code") or {})) is not None
+
+
+_PRINTS_SAME = " (it prints the same: its code or contents changed)"
 _SHOWN_WIDTH = 40  # longer values are not repeated in a reason
 _SHOWN_CUT = 200  # a value shown for lineage is cut to this many characters, "..." included (see dag._shown)
 
@@ -618,7 +663,7 @@ def _shown_change(old: Any, new: Any) -> str:
         if isinstance(old, str) and old.endswith("...") and len(old) >= _SHOWN_CUT:
             # Both were cut where lineage shows them (a long frame, a long list): equal up to there.
             return " (equal in the first 200 characters it prints: it differs after them)"
-        return " (it prints the same: its code or contents changed)"
+        return _PRINTS_SAME
     if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
         fields = field_changes(_plain(old), _plain(new))
         return f" ({fields})" if fields else ""

@@ -448,6 +448,8 @@ def _recorded_parts(lineage: Lineage, row: dict[str, Any]) -> Iterator[tuple[Any
 
 def _kinds(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Which kinds of change (``KINDS``) make two key parts differ."""
+    from orchestrator.cache import class_code_changed
+
     kinds = []
     code_a, code_b = old.get("code_parts") or {}, new.get("code_parts") or {}
     changed_code = [n for n in set(code_a) | set(code_b) if code_a.get(n) != code_b.get(n)]
@@ -455,14 +457,16 @@ def _kinds(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     files_a, files_b = old.get("files") or {}, new.get("files") or {}
     changed_params = [n for n in set(params_a) | set(params_b) if params_a.get(n) != params_b.get(n)]
     file_params = [n for n in changed_params if n in files_a and n in files_b]
-    if old.get("code") != new.get("code") and (
-            any(not n.startswith("pkg:") for n in changed_code) or (not changed_code and not changed_params)):
+    # A config parameter of the user's class whose code changed (it prints the same) is said as code.
+    code_params = [n for n in changed_params if n not in file_params and class_code_changed(n, old, new)]
+    if code_params or (old.get("code") != new.get("code") and (
+            any(not n.startswith("pkg:") for n in changed_code) or (not changed_code and not changed_params))):
         kinds.append("code")
     if any(n.startswith("pkg:") for n in changed_code):
         kinds.append("package")
     if old.get("version") != new.get("version"):
         kinds.append("version")
-    if len(file_params) < len(changed_params):
+    if len(file_params) + len(code_params) < len(changed_params):
         kinds.append("parameter")
     if file_params:
         kinds.append("file")

@@ -29,10 +29,16 @@ import types
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import _class_functions, _code_digest, closure_functions, function_info
+from orchestrator.code_analysis import (
+    _class_functions,
+    _code_digest,
+    closure_functions,
+    function_info,
+    method_digests,
+)
 from orchestrator.user_code import is_library_function, module_kind
 
-__all__ = ["behaviour_digest", "is_users"]
+__all__ = ["behaviour_digest", "class_code_part", "is_users"]
 
 
 def is_users(obj: Any) -> bool:
@@ -49,6 +55,23 @@ def is_users(obj: Any) -> bool:
         return True
     module = sys.modules.get(name)
     return module is None or module_kind(module) == "user"
+
+
+def class_code_part(value: Any) -> dict[str, Any] | None:
+    """What a key records of a parameter that is an instance of the user's class, for explanations only.
+
+    ``{"class": "config.ModelConfig", "code": the digest its hash holds, "methods": {name: digest}}``:
+    an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest while it prints the
+    same, and with this the reason names the method (or the class) rather than "its code or
+    contents changed". None for any other value. The digest is the one hashing the value memoized.
+    """
+    cls = type(value)
+    if not is_users(cls):
+        return None
+    digest = hashing.user_code_digest(cls)
+    if not digest:
+        return None
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "code": digest, "methods": method_digests(cls)}
 
 
 def behaviour_digest(obj: type | types.FunctionType) -> str:

@@ -336,3 +336,44 @@ def test_a_class_recorded_without_its_methods_is_named_whole():
     new["methods"]["models.Base"].update(a="4", b="5", c="6")
     assert explain(old, new) == ("code of `models.Base.fit`, `models.Base.score`, `models.Base.a` and 2 more "
                                  "changed")
+
+
+_CONFIG_FILES = {
+    "teamconfig.py": ("from dataclasses import dataclass\n\nDEPTH_CAP = 8\n\n\n@dataclass\nclass ModelConfig:\n"
+                      "    n_estimators: int = 30\n    max_depth: int = 5\n\n"
+                      "    def forest_kwargs(self):\n        return {'n': self.n_estimators, 'depth': self.max_depth}\n\n"
+                      "    def capped(self):\n        return min(self.max_depth, DEPTH_CAP)\n"),
+    "config_train.py": ("from orchestrator import pipeline, step\nfrom teamconfig import ModelConfig\n\n\n"
+                        "@step\ndef fit(cfg: ModelConfig) -> dict:\n    return {**cfg.forest_kwargs(), 'cap': cfg.capped()}\n\n\n"
+                        "@step\ndef report(n: int) -> int:\n    return n\n\n\n"
+                        "@pipeline\ndef configured(model_cfg: ModelConfig = ModelConfig(), n: int = 1):  # noqa: B008\n"
+                        "    return fit(model_cfg), report(n)\n"),
+}
+
+
+@pytest.mark.parametrize("old,new,reason", [
+    ("'depth': self.max_depth}", "'depth': self.max_depth, 'jobs': 2}",
+     "code of `teamconfig.ModelConfig.forest_kwargs` changed"),
+    ("    def capped(self):", "    def describe(self):\n        return 'forest'\n\n    def capped(self):",
+     "new method `teamconfig.ModelConfig.describe`"),
+    # What its code reads outside its methods: the class is named.
+    ("DEPTH_CAP = 8", "DEPTH_CAP = 4", "code of `teamconfig.ModelConfig` changed"),
+], ids=["method", "new-method", "constant"])
+def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old, new, reason):
+    """A config passed as a parameter whose class's method was edited was explained as
+    ``parameter `model_cfg` changed (it prints the same: its code or contents changed)``."""
+    import json
+
+    for name, text in _CONFIG_FILES.items():
+        (project / name).write_text(text)
+    assert orch("run", "config_train.py").returncode == 0
+    edit_file(project, "teamconfig.py", old, new)
+    plan = orch("plan", "config_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(s["name"], s["status"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [
+        ("fit", "will run", reason), ("report", "cached", "cached")]
+    assert orch("run", "config_train.py").returncode == 0
+    steps = json.loads(orch("show", "latest", "--json").stdout)["steps"]
+    assert [s["reason"] for s in steps if s["name"] == "fit"] == [reason]
+    diff = json.loads(orch("diff", "--json").stdout)
+    assert [(s["name"], s["reasons"], s["kinds"]) for s in diff["steps"]] == [("fit", [reason], ["code"])]
