@@ -123,12 +123,18 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
 
 
 def _value_code(node: Node) -> dict[str, Any]:
-    """The code of each parameter that is an instance of the user's class (``value_code.class_code_part``)."""
+    """The code of each parameter that is an instance of the user's class (``value_code.class_code_part``).
+
+    Not of the object a class body's step runs on: its digest counts the members the step reaches only.
+    """
+    from orchestrator.fingerprint import runs_on
     from orchestrator.value_code import class_code_part
 
     out = {}
     for name in node.params:
         part = class_code_part(node.arguments.get(name))
+        if part is not None and runs_on(node.step.fn, name):
+            continue
         if part is not None:
             out[name] = part
     return out

@@ -377,3 +377,19 @@ def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old,
     assert [s["reason"] for s in steps if s["name"] == "fit"] == [reason]
     diff = json.loads(orch("diff", "--json").stdout)
     assert [(s["name"], s["reasons"], s["kinds"]) for s in diff["steps"]] == [("fit", [reason], ["code"])]
+
+
+def test_the_object_a_class_bodys_step_runs_on_is_not_explained_by_its_class_s_methods(orch, project):
+    """Its key counts the members the step reaches only: `other`, which `fit` never calls, is not named."""
+    import json
+
+    (project / "trainer_flow.py").write_text(
+        "from orchestrator import pipeline, step\n\n\nclass Trainer:\n    def __init__(self, k):\n        self.k = k\n\n"
+        "    def helper(self):\n        return self.k * 2\n\n    def other(self):\n        return 0\n\n"
+        "    @step\n    def fit(self, x: int) -> int:\n        return self.helper() + x\n\n\nT = Trainer(3)\n\n\n"
+        "@pipeline\ndef trained(x: int = 1):\n    return T.fit(x)\n")
+    assert orch("run", "trainer_flow.py").returncode == 0
+    edit_file(project, "trainer_flow.py", "self.k * 2", "self.k * 3")
+    edit_file(project, "trainer_flow.py", "return 0", "return 1")
+    [fit] = json.loads(orch("plan", "trainer_flow.py", "--json").stdout)["steps"]
+    assert fit["status"] == "will run" and "other" not in fit["reason"], fit["reason"]
