@@ -123,20 +123,18 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
 
 
 def _value_code(node: Node) -> dict[str, Any]:
-    """The code of each parameter that is an instance of the user's class (``value_code.class_code_part``).
+    """The code of the user's classes each parameter holds (``value_code.class_code_parts``).
 
     Not of the object a class body's step runs on: its digest counts the members the step reaches only.
     """
     from orchestrator.fingerprint import runs_on
-    from orchestrator.value_code import class_code_part
+    from orchestrator.value_code import class_code_parts
 
     out = {}
     for name in node.params:
-        part = class_code_part(node.arguments.get(name))
-        if part is not None and runs_on(node.step.fn, name):
-            continue
-        if part is not None:
-            out[name] = part
+        parts = class_code_parts(node.arguments.get(name))
+        if parts and not runs_on(node.step.fn, name):
+            out[name] = parts
     return out
 
 
@@ -636,15 +634,20 @@ ValueCode = tuple[dict[str, Any], dict[str, Any]]  # (old, new) value_code parts
 
 
 def _value_code_change(name: str, value_code: ValueCode) -> str | None:
-    """``code of `config.ModelConfig.forest_kwargs` changed``: a parameter of the user's class whose code
-    changed, its fields as they were; None when a key did not record it or the class's code is the same."""
+    """``code of `config.ModelConfig.forest_kwargs` changed``: a parameter holding the user's classes whose code
+    changed, its fields as they were, one clause per class; None when a key did not record them or
+    none of their code differs."""
     old, new = value_code[0].get(name), value_code[1].get(name)
-    if not isinstance(old, dict) or not isinstance(new, dict) or old.get("class") != new.get("class") \
-            or old.get("code") == new.get("code"):
+    if not isinstance(old, dict) or not isinstance(new, dict):
         return None
-    cls = str(new["class"])
-    methods = ({cls: old.get("methods") or {}}, {cls: new.get("methods") or {}})
-    return _method_changes(cls, methods) or f"code of `{cls}` changed"
+    clauses = []
+    for cls, now in new.items():
+        was = old.get(cls)
+        if not isinstance(was, dict) or not isinstance(now, dict) or was.get("code") == now.get("code"):
+            continue
+        methods = ({cls: was.get("methods") or {}}, {cls: now.get("methods") or {}})
+        clauses.append(_method_changes(cls, methods) or f"code of `{cls}` changed")
+    return "; ".join(clauses) or None
 
 
 def class_code_changed(name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:

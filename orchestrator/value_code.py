@@ -20,6 +20,7 @@ values other than code.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import inspect
@@ -38,7 +39,7 @@ from orchestrator.code_analysis import (
 )
 from orchestrator.user_code import is_library_function, module_kind
 
-__all__ = ["behaviour_digest", "class_code_part", "is_users"]
+__all__ = ["behaviour_digest", "class_code_parts", "is_users"]
 
 
 def is_users(obj: Any) -> bool:
@@ -57,21 +58,48 @@ def is_users(obj: Any) -> bool:
     return module is None or module_kind(module) == "user"
 
 
-def class_code_part(value: Any) -> dict[str, Any] | None:
-    """What a key records of a parameter that is an instance of the user's class, for explanations only.
+def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
+    """What a key records of a parameter holding instances of the user's classes, for explanations only.
 
-    ``{"class": "config.ModelConfig", "code": the digest its hash holds, "methods": {name: digest}}``:
-    an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest while it prints the
-    same, and with this the reason names the method (or the class) rather than "its code or
-    contents changed". None for any other value. The digest is the one hashing the value memoized.
+    ``{"config.ModelConfig": {"code": the digest its hash holds, "methods": {name: digest}}}``, for
+    the value's class and those of the configs in its fields (``ModelConfig.opt``, an ``Optimizer``),
+    lists and dicts: an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest while it
+    prints the same, and with this the reason names the method (or the class) rather than "its code
+    or contents changed". Empty for a value holding none. The digests are those hashing the value
+    memoized; the walk stops after ``_MOST_WALKED`` objects (a list of a million configs).
     """
-    cls = type(value)
-    if not is_users(cls):
-        return None
-    digest = hashing.user_code_digest(cls)
-    if not digest:
-        return None
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "code": digest, "methods": method_digests(cls)}
+    out: dict[str, dict[str, Any]] = {}
+    pending, seen = [value], 0
+    while pending and seen < _MOST_WALKED:
+        item = pending.pop()
+        seen += 1
+        if isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+            continue
+        if isinstance(item, dict):
+            pending.extend(item.values())
+            continue
+        cls = type(item)
+        if item is None or isinstance(item, (str, bytes, int, float, type)) or not is_users(cls):
+            continue
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if name not in out:
+            digest = hashing.user_code_digest(cls)
+            if digest:
+                out[name] = {"code": digest, "methods": method_digests(cls)}
+        pending.extend(getattr(item, field, None) for field in _field_names(item))
+    return out
+
+
+_MOST_WALKED = 256  # objects of a parameter looked at for the user's classes it holds
+
+
+def _field_names(value: Any) -> list[str]:
+    """The fields of a dataclass or pydantic model instance (configs nest in them); none for others."""
+    if dataclasses.is_dataclass(value):
+        return [f.name for f in dataclasses.fields(value)]
+    model_fields = getattr(type(value), "model_fields", None)  # pydantic 2, read from the class
+    return list(model_fields) if isinstance(model_fields, dict) else []
 
 
 def behaviour_digest(obj: type | types.FunctionType) -> str:

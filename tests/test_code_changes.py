@@ -339,12 +339,16 @@ def test_a_class_recorded_without_its_methods_is_named_whole():
 
 
 _CONFIG_FILES = {
-    "teamconfig.py": ("from dataclasses import dataclass\n\nDEPTH_CAP = 8\n\n\n@dataclass\nclass ModelConfig:\n"
-                      "    n_estimators: int = 30\n    max_depth: int = 5\n\n"
+    "teamconfig.py": ("from dataclasses import dataclass, field\n\nDEPTH_CAP = 8\n\n\n@dataclass\nclass Optimizer:\n"
+                      "    beta: float = 0.9\n\n    def decay(self):\n        return 1 - self.beta\n\n\n"
+                      "@dataclass\nclass ModelConfig:\n"
+                      "    n_estimators: int = 30\n    max_depth: int = 5\n"
+                      "    opt: Optimizer = field(default_factory=Optimizer)\n\n"
                       "    def forest_kwargs(self):\n        return {'n': self.n_estimators, 'depth': self.max_depth}\n\n"
                       "    def capped(self):\n        return min(self.max_depth, DEPTH_CAP)\n"),
     "config_train.py": ("from orchestrator import pipeline, step\nfrom teamconfig import ModelConfig\n\n\n"
-                        "@step\ndef fit(cfg: ModelConfig) -> dict:\n    return {**cfg.forest_kwargs(), 'cap': cfg.capped()}\n\n\n"
+                        "@step\ndef fit(cfg: ModelConfig) -> dict:\n"
+                        "    return {**cfg.forest_kwargs(), 'cap': cfg.capped(), 'decay': cfg.opt.decay()}\n\n\n"
                         "@step\ndef report(n: int) -> int:\n    return n\n\n\n"
                         "@pipeline\ndef configured(model_cfg: ModelConfig = ModelConfig(), n: int = 1):  # noqa: B008\n"
                         "    return fit(model_cfg), report(n)\n"),
@@ -358,7 +362,9 @@ _CONFIG_FILES = {
      "new method `teamconfig.ModelConfig.describe`"),
     # What its code reads outside its methods: the class is named.
     ("DEPTH_CAP = 8", "DEPTH_CAP = 4", "code of `teamconfig.ModelConfig` changed"),
-], ids=["method", "new-method", "constant"])
+    # A config in one of its fields.
+    ("return 1 - self.beta", "return 1 - self.beta ** 2", "code of `teamconfig.Optimizer.decay` changed"),
+], ids=["method", "new-method", "constant", "nested"])
 def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old, new, reason):
     """A config passed as a parameter whose class's method was edited was explained as
     ``parameter `model_cfg` changed (it prints the same: its code or contents changed)``."""
