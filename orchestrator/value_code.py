@@ -24,6 +24,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import itertools
 import logging
 import sys
 import types
@@ -66,7 +67,8 @@ def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
     lists and dicts: an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest while it
     prints the same, and with this the reason names the method (or the class) rather than "its code
     or contents changed". Empty for a value holding none. The digests are those hashing the value
-    memoized; the walk stops after ``_MOST_WALKED`` objects (a list of a million configs).
+    memoized. Recorded once per key, the walk stays short: the first ``_MOST_ITEMS`` of a list or
+    dict (a list of configs is of one class or a few), ``_MOST_WALKED`` objects in all.
     """
     out: dict[str, dict[str, Any]] = {}
     pending, seen = [value], 0
@@ -74,10 +76,10 @@ def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
         item = pending.pop()
         seen += 1
         if isinstance(item, (list, tuple, set, frozenset)):
-            pending.extend(item)
+            pending.extend(itertools.islice(item, _MOST_ITEMS))
             continue
         if isinstance(item, dict):
-            pending.extend(item.values())
+            pending.extend(itertools.islice(item.values(), _MOST_ITEMS))
             continue
         cls = type(item)
         if item is None or isinstance(item, (str, bytes, int, float, type)) or not is_users(cls):
@@ -86,12 +88,22 @@ def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
         if name not in out:
             digest = hashing.user_code_digest(cls)
             if digest:
-                out[name] = {"code": digest, "methods": method_digests(cls)}
+                out[name] = {"code": digest, "methods": _written_methods(cls)}
         pending.extend(getattr(item, field, None) for field in _field_names(item))
     return out
 
 
-_MOST_WALKED = 256  # objects of a parameter looked at for the user's classes it holds
+def _written_methods(cls: type) -> dict[str, str]:
+    """``method_digests`` without the methods a decorator made from the fields (a dataclass's
+    ``__init__``, ``__eq__``): a field added out of its repr names the class, not three methods
+    nobody wrote."""
+    return {name: digest for name, digest in method_digests(cls).items()
+            if not getattr(getattr(_innermost(vars(cls).get(name)), "__code__", None), "co_filename",
+                           "").startswith("<")}
+
+
+_MOST_WALKED = 64  # objects of a parameter looked at for the user's classes it holds
+_MOST_ITEMS = 16  # items of one list, set or dict looked at
 
 
 def _field_names(value: Any) -> list[str]:

@@ -364,7 +364,10 @@ _CONFIG_FILES = {
     ("DEPTH_CAP = 8", "DEPTH_CAP = 4", "code of `teamconfig.ModelConfig` changed"),
     # A config in one of its fields.
     ("return 1 - self.beta", "return 1 - self.beta ** 2", "code of `teamconfig.Optimizer.decay` changed"),
-], ids=["method", "new-method", "constant", "nested"])
+    # A field out of its repr: the class is named, not the methods the dataclass made from its fields.
+    ("    max_depth: int = 5\n", "    max_depth: int = 5\n    n_jobs: int = field(default=2, repr=False)\n",
+     "code of `teamconfig.ModelConfig` changed"),
+], ids=["method", "new-method", "constant", "nested", "hidden-field"])
 def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old, new, reason):
     """A config passed as a parameter whose class's method was edited was explained as
     ``parameter `model_cfg` changed (it prints the same: its code or contents changed)``."""
