@@ -509,7 +509,8 @@ Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, n
 
 
 def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
-                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None) -> str:
+                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None,
+                 code: str | None = None) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
@@ -523,7 +524,9 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
     was moved, or run from a subfolder): the parameter did not change, the
     file it names did, and is named where it is now. Other text with the same
     files is a config holding a path whose other fields changed
-    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``).
+    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``). ``code``: the clause naming the
+    code of the user's class it is (``value_code``) that changed, said when its text and files
+    are as they were, rather than a content change of a file nobody touched.
     """
     same_text = shown is not None and shown[0] == shown[1]
     old, new = _file_entries(old_files, name), _file_entries(new_files, name)
@@ -560,6 +563,8 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
         parts.insert(0, f"parameter `{name}` changed ({fields})" if fields else "")
     if any(parts):
         return "; ".join(part for part in parts if part)
+    if code is not None and same_text and not unknown:
+        return code
     if len(new) == 1:  # one path, there both times: its content is what changed
         return f"content of file `{name}` changed ({_in_folder(new_paths[0], folders)})"
     return f"content of a file of `{name}` changed" if unknown else f"parameter `{name}` changed"
@@ -620,7 +625,8 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
                 shown = (old_shown[name], new_shown[name]) if name in old_shown and name in new_shown else None
-                out.append(_file_change(name, old_files, new_files, folders, shown))
+                out.append(_file_change(name, old_files, new_files, folders, shown,
+                                        _value_code_change(name, value_code)))
             elif name in old_shown and name in new_shown:
                 said = _shown_change(old_shown[name], new_shown[name])
                 code = _value_code_change(name, value_code) if said == _PRINTS_SAME else None
@@ -651,10 +657,13 @@ def _value_code_change(name: str, value_code: ValueCode) -> str | None:
 
 
 def class_code_changed(name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether two keys' parts explain parameter ``name``'s change as its class's code (``orch diff``'s kind)."""
+    """Whether two keys' parts explain parameter ``name``'s change as its class's code (``orch diff``'s kind):
+    it prints the same, any files it holds are as they were, and the code of a class of it differs."""
     old_shown, new_shown = old.get("values") or {}, new.get("values") or {}
     if name not in old_shown or name not in new_shown or \
             _shown_change(old_shown[name], new_shown[name]) != _PRINTS_SAME:
+        return False
+    if (old.get("files") or {}).get(name) != (new.get("files") or {}).get(name):
         return False
     return _value_code_change(name, (old.get("value_code") or {}, new.get("value_code") or {})) is not None
 

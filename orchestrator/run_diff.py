@@ -456,9 +456,10 @@ def _kinds(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     params_a, params_b = old.get("params") or {}, new.get("params") or {}
     files_a, files_b = old.get("files") or {}, new.get("files") or {}
     changed_params = [n for n in set(params_a) | set(params_b) if params_a.get(n) != params_b.get(n)]
-    file_params = [n for n in changed_params if n in files_a and n in files_b]
-    # A config parameter of the user's class whose code changed (it prints the same) is said as code.
-    code_params = [n for n in changed_params if n not in file_params and class_code_changed(n, old, new)]
+    # A config parameter of the user's class whose code changed (it prints the same, its files as they
+    # were) is said as code.
+    code_params = [n for n in changed_params if class_code_changed(n, old, new)]
+    file_params = [n for n in changed_params if n in files_a and n in files_b and n not in code_params]
     if code_params or (old.get("code") != new.get("code") and (
             any(not n.startswith("pkg:") for n in changed_code) or (not changed_code and not changed_params))):
         kinds.append("code")

@@ -402,3 +402,30 @@ def test_the_object_a_class_bodys_step_runs_on_is_not_explained_by_its_class_s_m
     edit_file(project, "trainer_flow.py", "return 0", "return 1")
     [fit] = json.loads(orch("plan", "trainer_flow.py", "--json").stdout)["steps"]
     assert fit["status"] == "will run" and "other" not in fit["reason"], fit["reason"]
+
+
+def test_a_config_holding_a_path_whose_class_was_edited_names_the_code_not_the_file(orch, project):
+    """``content of file `cfg` changed (/abs/train.csv)`` was said of a file nobody touched."""
+    import json
+
+    (project / "train.csv").write_text("a,b\n")
+    (project / "pathcfg.py").write_text(
+        "from dataclasses import dataclass\nfrom pathlib import Path\n\n\n@dataclass\nclass Cfg:\n"
+        "    train: Path = Path('train.csv')\n    alpha: float = 0.5\n\n"
+        "    def scaled(self):\n        return self.alpha * 2\n")
+    (project / "path_train.py").write_text(
+        "from orchestrator import pipeline, step\nfrom pathcfg import Cfg\n\n\n"
+        "@step\ndef fit(cfg: Cfg) -> float:\n    return cfg.scaled() + len(cfg.train.read_text())\n\n\n"
+        "@pipeline\ndef pathed(cfg: Cfg = Cfg()):  # noqa: B008\n    return fit(cfg)\n")
+    assert orch("run", "path_train.py").returncode == 0
+    edit_file(project, "pathcfg.py", "self.alpha * 2", "self.alpha * 3")
+
+    def reason() -> str:
+        [fit] = json.loads(orch("plan", "path_train.py", "--json").stdout)["steps"]
+        return str(fit["reason"])
+
+    assert reason() == "code of `pathcfg.Cfg.scaled` changed"
+    assert orch("run", "path_train.py").returncode == 0
+    assert [s["kinds"] for s in json.loads(orch("diff", "--json").stdout)["steps"]] == [["code"]]
+    (project / "train.csv").write_text("a,b\n1,2\n")  # the file edited: said, as before
+    assert reason() == f"content of file `cfg` changed ({project / 'train.csv'})"
