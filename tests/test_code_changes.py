@@ -429,3 +429,17 @@ def test_a_config_holding_a_path_whose_class_was_edited_names_the_code_not_the_f
     assert [s["kinds"] for s in json.loads(orch("diff", "--json").stdout)["steps"]] == [["code"]]
     (project / "train.csv").write_text("a,b\n1,2\n")  # the file edited: said, as before
     assert reason() == f"content of file `cfg` changed ({project / 'train.csv'})"
+
+
+def test_a_config_recorded_without_its_class_code_says_what_it_said_before():
+    """A key an older version recorded has no value_code: the reason is the one it was."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c", "params": {"cfg": "p1"}, "values": {"cfg": "Cfg(k=1)"}}
+    new = {"code": "c", "params": {"cfg": "p2"}, "values": {"cfg": "Cfg(k=1)"},
+           "value_code": {"cfg": {"m.Cfg": {"code": "x2", "methods": {"twice": "t2"}}}}}
+    assert explain(old, new) == "parameter `cfg` changed (it prints the same: its code or contents changed)"
+    old["value_code"] = {"cfg": {"m.Cfg": {"code": "x2", "methods": {"twice": "t2"}}}}
+    assert explain(old, new) == "parameter `cfg` changed (it prints the same: its code or contents changed)"
+    old["value_code"]["cfg"]["m.Cfg"] = {"code": "x1", "methods": {"twice": "t1"}}
+    assert explain(old, new) == "code of `m.Cfg.twice` changed"
