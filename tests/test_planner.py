@@ -80,3 +80,8 @@ def test_plan_steps_looks_an_entry_up_by_name_as_run_steps_does(tmp_path):
     with pytest.raises(KeyError, match=r"\(plan\.steps\['square_2'\] is its second item\)"):
         after.steps["square[1]"]
     assert after.steps.get("totl") is None and "totl" not in after.steps  # still a dict
+    # For a notebook's annotations, as orchestrator.Run: `def check(plan: orchestrator.Plan)`.
+    import orchestrator
+
+    assert type(after) is orchestrator.Plan and type(after.steps["load"]) is orchestrator.PlanEntry
+    assert {"Plan", "PlanEntry"} <= set(orchestrator.__all__)
