@@ -60,14 +60,15 @@ def is_users(obj: Any) -> bool:
 
 
 def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
-    """What a key records of a parameter holding instances of the user's classes, for explanations only.
+    """What a key records of a parameter holding the user's classes or functions, for explanations only.
 
     ``{"config.ModelConfig": {"code": the digest its hash holds, "methods": {name: digest}}}``, for
     the value's class and those of the configs in its fields (``ModelConfig.opt``, an ``Optimizer``),
-    lists and dicts: an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest while it
-    prints the same, and with this the reason names the method (or the class) rather than "its code
-    or contents changed". Empty for a value holding none. The digests are those hashing the value
-    memoized. Recorded once per key, the walk stays short: the first ``_MOST_ITEMS`` of a list or
+    lists and dicts, and for a function of the user's passed as a value (``loss=losses.focal``) the
+    digest of its own code: an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest
+    while it prints the same, and with this the reason names the method (or the class, the
+    function) rather than "its code or contents changed". Empty for a value holding none. A class's
+    digest is the one hashing the value memoized. Recorded once per key, the walk stays short: the first ``_MOST_ITEMS`` of a list or
     dict (a list of configs is of one class or a few), ``_MOST_WALKED`` objects in all.
     """
     out: dict[str, dict[str, Any]] = {}
@@ -80,6 +81,13 @@ def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(item, dict):
             pending.extend(itertools.islice(item.values(), _MOST_ITEMS))
+            continue
+        if isinstance(item, types.FunctionType):
+            if is_users(item) and not is_library_function(item):
+                # Its own code only: a closure value that changed is no code to name (nor are the
+                # helpers it calls, which its digest holds too: the reason then says what it said).
+                out.setdefault(f"{item.__module__}.{item.__qualname__}",
+                               {"code": function_info(item).digest, "methods": {}})
             continue
         cls = type(item)
         if item is None or isinstance(item, (str, bytes, int, float, type)) or not is_users(cls):

@@ -443,3 +443,18 @@ def test_a_config_recorded_without_its_class_code_says_what_it_said_before():
     assert explain(old, new) == "parameter `cfg` changed (it prints the same: its code or contents changed)"
     old["value_code"]["cfg"]["m.Cfg"] = {"code": "x1", "methods": {"twice": "t1"}}
     assert explain(old, new) == "code of `m.Cfg.twice` changed"
+
+
+def test_an_edited_function_passed_as_a_parameter_names_its_code(orch, project):
+    """``loss=losses.focal`` whose body was edited said ``parameter `loss` changed (it prints the same: ...)``."""
+    import json
+
+    (project / "losses.py").write_text("def focal(x):\n    return x * 2\n\n\ndef plain(x):\n    return x\n")
+    (project / "loss_train.py").write_text(
+        "from orchestrator import pipeline, step\nimport losses\n\n\n"
+        "@step\ndef fit(x: int, loss) -> int:\n    return loss(x)\n\n\n"
+        "@pipeline\ndef lossy(x: int = 2, loss=losses.focal):\n    return fit(x, loss)\n")
+    assert orch("run", "loss_train.py").returncode == 0
+    edit_file(project, "losses.py", "return x * 2", "return x * 3")
+    [fit] = json.loads(orch("plan", "loss_train.py", "--json").stdout)["steps"]
+    assert (fit["status"], fit["reason"]) == ("will run", "code of `losses.focal` changed")
