@@ -24,6 +24,7 @@ from orchestrator.warning_files import filters_at_import as _filters_at_import  
 # changes them (``warnings.simplefilter("error")``), which then travel to the workers with each task.
 
 if TYPE_CHECKING:
+    from orchestrator.planner import Plan, PlanEntry
     from orchestrator.results import Run, StepResult
     from orchestrator.run_diff import RunDiff
 
@@ -31,6 +32,8 @@ __all__ = [
     "Metrics",
     "OrchestratorError",
     "Pipeline",
+    "Plan",
+    "PlanEntry",
     "RetryPolicy",
     "Run",
     "RunDiff",
@@ -56,6 +59,10 @@ def __getattr__(name: str) -> Any:
         from orchestrator import results
 
         return getattr(results, name)
+    if name in ("Plan", "PlanEntry"):  # what plan() returns
+        from orchestrator import planner
+
+        return getattr(planner, name)
     if name == "RunDiff":  # what diff() returns
         from orchestrator.run_diff import RunDiff
 

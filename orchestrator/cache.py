@@ -111,12 +111,31 @@ def key_parts(node: Node, input_hashes: dict[str, str]) -> dict[str, Any]:
     }
     if node.code.methods:
         parts["methods"] = node.code.methods
+    value_code = _value_code(node)
+    if value_code:
+        parts["value_code"] = value_code
     files = _path_arguments(node)
     if files:
         parts["files"] = files
     if node.folder_files:
         parts["folders"] = node.folder_files
     return parts
+
+
+def _value_code(node: Node) -> dict[str, Any]:
+    """The code of the user's classes each parameter holds (``value_code.class_code_parts``).
+
+    Not of the object a class body's step runs on: its digest counts the members the step reaches only.
+    """
+    from orchestrator.fingerprint import runs_on
+    from orchestrator.value_code import class_code_parts
+
+    out = {}
+    for name in node.params:
+        parts = class_code_parts(node.arguments.get(name))
+        if parts and not runs_on(node.step.fn, name):
+            out[name] = parts
+    return out
 
 
 # static key -> (the code fingerprint it was made from, JSON of the parts without "inputs")
@@ -353,7 +372,8 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
                             old.get("values") or {}, new.get("values") or {},
-                            (old.get("folders") or {}, new.get("folders") or {}))
+                            (old.get("folders") or {}, new.get("folders") or {}),
+                            (old.get("value_code") or {}, new.get("value_code") or {}))
     if old.get("code") != new.get("code"):
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
@@ -489,7 +509,8 @@ Folders = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]  # (old, n
 
 
 def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any],
-                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None) -> str:
+                 folders: Folders = ({}, {}), shown: tuple[Any, Any] | None = None,
+                 code: str | None = None) -> str:
     """What happened to a path parameter's files: another path, appeared, gone, or edited.
 
     For a list or dict of paths, the files that changed are named: those the
@@ -503,7 +524,9 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
     was moved, or run from a subfolder): the parameter did not change, the
     file it names did, and is named where it is now. Other text with the same
     files is a config holding a path whose other fields changed
-    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``).
+    (``parameter `cfg` changed (alpha: 0.5 → 0.7)``). ``code``: the clause naming the
+    code of the user's class it is (``value_code``) that changed, said when its text and files
+    are as they were, rather than a content change of a file nobody touched.
     """
     same_text = shown is not None and shown[0] == shown[1]
     old, new = _file_entries(old_files, name), _file_entries(new_files, name)
@@ -540,6 +563,8 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
         parts.insert(0, f"parameter `{name}` changed ({fields})" if fields else "")
     if any(parts):
         return "; ".join(part for part in parts if part)
+    if code is not None and same_text and not unknown:
+        return code
     if len(new) == 1:  # one path, there both times: its content is what changed
         return f"content of file `{name}` changed ({_in_folder(new_paths[0], folders)})"
     return f"content of a file of `{name}` changed" if unknown else f"parameter `{name}` changed"
@@ -580,12 +605,14 @@ def _few(paths: list[str]) -> str:
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                    old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None,
                    old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None,
-                   folders: Folders = ({}, {})) -> list[str]:
+                   folders: Folders = ({}, {}), value_code: ValueCode = ({}, {})) -> list[str]:
     """Names of the values that differ; a path parameter says what happened to its file.
 
     A parameter whose value was recorded for display on both sides says how
     it changed: ``(1.0 → 0.5)`` when both are short, or that it prints the
-    same (a function whose code changed, a long frame whose data did).
+    same (a function whose code changed, a long frame whose data did). An
+    instance of the user's class that prints the same but whose class's code
+    both keys recorded differs names that code (``value_code``).
     """
     old_files, new_files = old_files or {}, new_files or {}
     old_shown, new_shown = old_shown or {}, new_shown or {}
@@ -598,14 +625,50 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                 out.append(f"{kind} `{name}` removed")
             elif name in old_files and name in new_files:
                 shown = (old_shown[name], new_shown[name]) if name in old_shown and name in new_shown else None
-                out.append(_file_change(name, old_files, new_files, folders, shown))
+                out.append(_file_change(name, old_files, new_files, folders, shown,
+                                        _value_code_change(name, value_code)))
             elif name in old_shown and name in new_shown:
-                out.append(f"{kind} `{name}` changed{_shown_change(old_shown[name], new_shown[name])}")
+                said = _shown_change(old_shown[name], new_shown[name])
+                code = _value_code_change(name, value_code) if said == _PRINTS_SAME else None
+                out.append(code or f"{kind} `{name}` changed{said}")
             else:
                 out.append(f"{kind} `{name}` changed")
     return out
 
 
+ValueCode = tuple[dict[str, Any], dict[str, Any]]  # (old, new) value_code parts of a key
+
+
+def _value_code_change(name: str, value_code: ValueCode) -> str | None:
+    """``code of `config.ModelConfig.forest_kwargs` changed``: a parameter holding the user's classes whose code
+    changed, its fields as they were, one clause per class; None when a key did not record them or
+    none of their code differs."""
+    old, new = value_code[0].get(name), value_code[1].get(name)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None
+    clauses = []
+    for cls, now in new.items():
+        was = old.get(cls)
+        if not isinstance(was, dict) or not isinstance(now, dict) or was.get("code") == now.get("code"):
+            continue
+        methods = ({cls: was.get("methods") or {}}, {cls: now.get("methods") or {}})
+        clauses.append(_method_changes(cls, methods) or f"code of `{cls}` changed")
+    return "; ".join(clauses) or None
+
+
+def class_code_changed(name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two keys' parts explain parameter ``name``'s change as its class's code (``orch diff``'s kind):
+    it prints the same, any files it holds are as they were, and the code of a class of it differs."""
+    old_shown, new_shown = old.get("values") or {}, new.get("values") or {}
+    if name not in old_shown or name not in new_shown or \
+            _shown_change(old_shown[name], new_shown[name]) != _PRINTS_SAME:
+        return False
+    if (old.get("files") or {}).get(name) != (new.get("files") or {}).get(name):
+        return False
+    return _value_code_change(name, (old.get("value_code") or {}, new.get("value_code") or {})) is not None
+
+
+_PRINTS_SAME = " (it prints the same: its code or contents changed)"
 _SHOWN_WIDTH = 40  # longer values are not repeated in a reason
 _SHOWN_CUT = 200  # a value shown for lineage is cut to this many characters, "..." included (see dag._shown)
 
@@ -618,7 +681,7 @@ def _shown_change(old: Any, new: Any) -> str:
         if isinstance(old, str) and old.endswith("...") and len(old) >= _SHOWN_CUT:
             # Both were cut where lineage shows them (a long frame, a long list): equal up to there.
             return " (equal in the first 200 characters it prints: it differs after them)"
-        return " (it prints the same: its code or contents changed)"
+        return _PRINTS_SAME
     if len(before) > _SHOWN_WIDTH or len(after) > _SHOWN_WIDTH:
         fields = field_changes(_plain(old), _plain(new))
         return f" ({fields})" if fields else ""

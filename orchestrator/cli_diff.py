@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+_WIDTH = 40  # a config's value longer than this is not repeated: the fields that changed are named (as cache's)
+
 if TYPE_CHECKING:
-    from orchestrator.run_diff import Change, RunDiff, RunSide
+    from orchestrator.run_diff import Change, ParamChange, RunDiff, RunSide
 
 
 def print_diff(diff: RunDiff) -> None:
@@ -31,7 +33,7 @@ def diff_lines(diff: RunDiff) -> list[str]:
     if diff.same_run:
         lines.append(diff.summary())
         return lines
-    _section(lines, "parameters", [_change(c) for c in diff.params])
+    _section(lines, "parameters", [_param(c) for c in diff.params])
     _section(lines, "environment", [_change(c) for c in diff.environment]
              + [_change(c, "package ") for c in diff.packages])
     _section(lines, f"steps only in A ({diff.a.run_id[:12]})", [_only(s) for s in diff.only_in_a])
@@ -70,6 +72,17 @@ def _section(lines: list[str], title: str, entries: list[str]) -> None:
 
 def _change(change: Change, prefix: str = "") -> str:
     return f"{prefix}{change.name}: {_value(change.a)} → {_value(change.b)}"
+
+
+def _param(change: ParamChange) -> str:
+    """``alpha: 0.5 → 0.1``; a config object that prints long names the fields that changed, as a step's
+    reason does: ``model_cfg changed (n_estimators: 30 → 40)``."""
+    from orchestrator.shown_fields import said_fields
+
+    said = said_fields(list(change.fields))
+    if said is None or max(len(_value(change.a)), len(_value(change.b))) <= _WIDTH:
+        return _change(change)
+    return f"{change.name} changed ({said})"
 
 
 def _value(value: Any) -> str:

@@ -204,6 +204,16 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
 
 
 @functools.lru_cache(maxsize=1024)
+def runs_on(fn: Any, arg: str) -> bool:
+    """Whether parameter ``arg`` of step ``fn`` is the object a step of a class body runs on (``self``).
+
+    Its digest may cover only the members the step reaches (``self_digest``),
+    not its class's whole code, so its class's methods say nothing of why it changed.
+    """
+    root = _class_body_method(fn)
+    return root is not None and root.__code__.co_varnames[0] == arg
+
+
 def _class_body_method(fn: Any) -> types.FunctionType | None:
     """The function under ``fn`` if it was defined in a class body and takes a first argument, else None.
 

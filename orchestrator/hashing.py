@@ -415,6 +415,18 @@ def code_by_name() -> Iterator[None]:
         _mode.by_name = before
 
 
+def user_code_digest(obj: Any) -> str:
+    """The code digest a value of the user's class ``obj`` is hashed with ("" for others' classes).
+
+    Read from the memo that hashing the value filled, so recording it beside a
+    key (for a reason to say the class's code changed) costs no second walk.
+    """
+    feed = _CODE_FEEDS.get(obj)
+    if feed is None:
+        return _user_code_digest(obj)
+    return feed[9:].decode() if feed else ""  # b"@", its length (8 bytes), the digest
+
+
 def _user_code_digest(obj: Any) -> str:
     """``value_code.behaviour_digest`` of ``obj`` if it is the user's class or function, else ""."""
     if not isinstance(obj, (type, types.FunctionType)):

@@ -21,6 +21,7 @@ from orchestrator.errors import OrchestratorError, UserError, did_you_mean
 from orchestrator.hashing import skipping_folders
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
+from orchestrator.steps_by_name import StepsByName
 from orchestrator.tracing import SINGLE_OUTPUT, Output
 from orchestrator.untracked import untracked_path_warnings
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PlanEntry:
+    """One node of a plan: ``cached``, ``will run`` or ``may run``, why, and its key when known."""
+
     node: str
     status: str  # "cached" | "will run" | "may run"
     reason: str
@@ -38,10 +41,21 @@ class PlanEntry:
 
 @dataclass
 class Plan:
+    """What a run would do now (``pipeline.plan(...)``, ``orch plan``): one ``PlanEntry`` per node, in order."""
+
     pipeline: str
     entries: list[PlanEntry]
     # Paths steps use outside their parameters, whose files the keys do not count (``untracked``).
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def steps(self) -> StepsByName[PlanEntry]:
+        """The entries by node name, in order, as ``run.steps``: ``plan.steps["fit"].reason``.
+
+        A name the plan has not says which it has (``Did you mean 'fit'?``), as ``run.steps`` does.
+        """
+        return StepsByName(((e.node, e) for e in self.entries), owner=f"the plan of pipeline {self.pipeline!r}",
+                           spelled="plan.steps")
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -25,9 +25,9 @@ from orchestrator.errors import (
     StoreError,
     UntrustedArtifactError,
     UserError,
-    did_you_mean,
 )
 from orchestrator.spelling import PYTHON
+from orchestrator.steps_by_name import StepsByName
 from orchestrator.tracing import Output
 
 
@@ -120,33 +120,6 @@ class StepResult:
         return f"<result of step {self.name!r}: {', '.join(shown)}{f' ({why})' if why else ''}>"
 
 
-class StepResults(dict[str, StepResult]):
-    """``Run.steps``: a dict of node name to ``StepResult`` whose missing name says which names there are.
-
-    A bare ``KeyError: 'fitt'`` in a notebook says neither that the run has no
-    such step nor how its nodes are named (a step called twice, or mapped,
-    is ``fit``, ``fit_2``, ...).
-    """
-
-    run_id = ""
-
-    def __missing__(self, name: object) -> StepResult:
-        names = list(self)
-        if isinstance(name, str):
-            hint = did_you_mean(name, names)
-            mapped = name.partition("[")[0] if name.endswith("]") else None
-            if mapped is not None and mapped in self:
-                hint = (f" The items of a map are nodes named after its step: {mapped}, {mapped}_2, ... "
-                        f"(run.steps[{mapped + '_2'!r}] is its second item).")
-        else:
-            hint = ""
-        shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-        raise KeyError(f"run {self.run_id} has no step {name!r}.{hint} Its steps: {shown or 'none'}.")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return dict, (dict(self),)
-
-
 @dataclass
 class Run:
     """The outcome of ``Pipeline.run`` (or of an earlier run: ``orchestrator.get_run``): status, steps, outputs."""
@@ -165,9 +138,8 @@ class Run:
     unavailable: str | None = None
 
     def __post_init__(self) -> None:
-        steps = StepResults(self.steps)  # a missing name says which there are
-        steps.run_id = self.id
-        self.steps = steps
+        # A missing name says which there are.
+        self.steps = StepsByName(self.steps, owner=f"run {self.id}", spelled="run.steps")
         for result in self.steps.values():  # so that ``run.steps["fit"].output()`` knows where to look
             result.source = (self.store, self.metadata, self.id)
 

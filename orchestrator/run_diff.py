@@ -62,6 +62,21 @@ class MetricChange(Change):
 
 
 @dataclass(frozen=True)
+class ParamChange(Change):
+    """A run parameter that differs, and for a config object (a dataclass, a pydantic model, a dict of
+    hyperparameters) each of its fields that does: ``n_estimators: 30 → 40``, ``opt.beta: 0.9 → 0.8``.
+
+    ``fields`` is empty for a value that has none (a number, a list, a path), as the steps' reasons
+    name them (``shown_fields``): the one field edited, not two whole values to compare by eye.
+    """
+
+    fields: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "fields": list(self.fields)}
+
+
+@dataclass(frozen=True)
 class StepOnly:
     """A step one run has and the other has no record of; ``note`` says why when it can tell."""
 
@@ -124,7 +139,7 @@ class RunDiff:
 
     a: RunSide
     b: RunSide
-    params: tuple[Change, ...] = ()
+    params: tuple[ParamChange, ...] = ()
     environment: tuple[Change, ...] = ()
     packages: tuple[Change, ...] = ()
     only_in_a: tuple[StepOnly, ...] = ()
@@ -276,7 +291,7 @@ def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> Run
         packages = _changes(run_a["packages"], run_b["packages"])
     return RunDiff(
         a, b,
-        params=_changes(run_a["params"], run_b["params"]),
+        params=_param_changes(run_a["params"], run_b["params"]),
         environment=tuple(environment), packages=packages,
         only_in_a=only_a, only_in_b=only_b, steps=tuple(changed), identical=identical,
         metrics=_run_metric_changes(run_a["metrics"], run_b["metrics"], a, b),
@@ -433,21 +448,26 @@ def _recorded_parts(lineage: Lineage, row: dict[str, Any]) -> Iterator[tuple[Any
 
 def _kinds(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Which kinds of change (``KINDS``) make two key parts differ."""
+    from orchestrator.cache import class_code_changed
+
     kinds = []
     code_a, code_b = old.get("code_parts") or {}, new.get("code_parts") or {}
     changed_code = [n for n in set(code_a) | set(code_b) if code_a.get(n) != code_b.get(n)]
     params_a, params_b = old.get("params") or {}, new.get("params") or {}
     files_a, files_b = old.get("files") or {}, new.get("files") or {}
     changed_params = [n for n in set(params_a) | set(params_b) if params_a.get(n) != params_b.get(n)]
-    file_params = [n for n in changed_params if n in files_a and n in files_b]
-    if old.get("code") != new.get("code") and (
-            any(not n.startswith("pkg:") for n in changed_code) or (not changed_code and not changed_params)):
+    # A config parameter of the user's class whose code changed (it prints the same, its files as they
+    # were) is said as code.
+    code_params = [n for n in changed_params if class_code_changed(n, old, new)]
+    file_params = [n for n in changed_params if n in files_a and n in files_b and n not in code_params]
+    if code_params or (old.get("code") != new.get("code") and (
+            any(not n.startswith("pkg:") for n in changed_code) or (not changed_code and not changed_params))):
         kinds.append("code")
     if any(n.startswith("pkg:") for n in changed_code):
         kinds.append("package")
     if old.get("version") != new.get("version"):
         kinds.append("version")
-    if len(file_params) < len(changed_params):
+    if len(file_params) + len(code_params) < len(changed_params):
         kinds.append("parameter")
     if file_params:
         kinds.append("file")
@@ -484,6 +504,18 @@ def _changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[Change
 
 def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _param_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[ParamChange, ...]:
+    """The parameters that differ, each with the fields of a config object that do."""
+    from orchestrator.dag import without_address
+    from orchestrator.shown_fields import changed_fields
+
+    def plain(value: Any) -> Any:  # a repr recorded with an address differs in every process
+        return without_address(value) if isinstance(value, str) else value
+
+    return tuple(ParamChange(c.name, c.a, c.b, tuple(changed_fields(plain(c.a), plain(c.b))))
+                 for c in _changes(a, b))
 
 
 def _metric_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[MetricChange, ...]:

@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["field_changes"]
+__all__ = ["changed_fields", "field_changes", "said_fields"]
 
 _WIDTH = 40  # a field's old and new value are shown when each prints in this many characters
 _MOST = 3  # fields named in one reason; the rest are counted
@@ -49,7 +49,19 @@ def field_changes(old: Any, new: Any) -> str | None:
     another shape), when they are of different types, or when no complete
     field differs (the change is past the 200 characters recorded).
     """
-    changes = _changes(_fields(old), _fields(new), "")
+    return said_fields(changed_fields(old, new))
+
+
+def changed_fields(old: Any, new: Any) -> list[str]:
+    """Each field that differs between two values, ``n_estimators: 30 → 40`` (or ``opt changed`` when long).
+
+    All of them, in the order of ``old``'s fields then ``new``'s; empty where ``field_changes`` is None.
+    """
+    return _changes(_fields(old), _fields(new), "")
+
+
+def said_fields(changes: list[str]) -> str | None:
+    """The first few of ``changes`` joined for a reason, the rest counted (``and 2 more fields``)."""
     if not changes:
         return None
     named = changes[:_MOST]

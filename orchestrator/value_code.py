@@ -20,19 +20,27 @@ values other than code.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import inspect
+import itertools
 import logging
 import sys
 import types
 from typing import Any
 
 from orchestrator import hashing
-from orchestrator.code_analysis import _class_functions, _code_digest, closure_functions, function_info
+from orchestrator.code_analysis import (
+    _class_functions,
+    _code_digest,
+    closure_functions,
+    function_info,
+    method_digests,
+)
 from orchestrator.user_code import is_library_function, module_kind
 
-__all__ = ["behaviour_digest", "is_users"]
+__all__ = ["behaviour_digest", "class_code_parts", "is_users"]
 
 
 def is_users(obj: Any) -> bool:
@@ -49,6 +57,69 @@ def is_users(obj: Any) -> bool:
         return True
     module = sys.modules.get(name)
     return module is None or module_kind(module) == "user"
+
+
+def class_code_parts(value: Any) -> dict[str, dict[str, Any]]:
+    """What a key records of a parameter holding the user's classes or functions, for explanations only.
+
+    ``{"config.ModelConfig": {"code": the digest its hash holds, "methods": {name: digest}}}``, for
+    the value's class and those of the configs in its fields (``ModelConfig.opt``, an ``Optimizer``),
+    lists and dicts, and for a function of the user's passed as a value (``loss=losses.focal``) the
+    digest of its own code: an edited ``ModelConfig.forest_kwargs`` changes the parameter's digest
+    while it prints the same, and with this the reason names the method (or the class, the
+    function) rather than "its code or contents changed". Empty for a value holding none. A class's
+    digest is the one hashing the value memoized. Recorded once per key, the walk stays short: the first ``_MOST_ITEMS`` of a list or
+    dict (a list of configs is of one class or a few), ``_MOST_WALKED`` objects in all.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    pending, seen = [value], 0
+    while pending and seen < _MOST_WALKED:
+        item = pending.pop()
+        seen += 1
+        if isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(itertools.islice(item, _MOST_ITEMS))
+            continue
+        if isinstance(item, dict):
+            pending.extend(itertools.islice(item.values(), _MOST_ITEMS))
+            continue
+        if isinstance(item, types.FunctionType):
+            if is_users(item) and not is_library_function(item):
+                # Its own code only: a closure value that changed is no code to name (nor are the
+                # helpers it calls, which its digest holds too: the reason then says what it said).
+                out.setdefault(f"{item.__module__}.{item.__qualname__}",
+                               {"code": function_info(item).digest, "methods": {}})
+            continue
+        cls = type(item)
+        if item is None or isinstance(item, (str, bytes, int, float, type)) or not is_users(cls):
+            continue
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if name not in out:
+            digest = hashing.user_code_digest(cls)
+            if digest:
+                out[name] = {"code": digest, "methods": _written_methods(cls)}
+        pending.extend(getattr(item, field, None) for field in _field_names(item))
+    return out
+
+
+def _written_methods(cls: type) -> dict[str, str]:
+    """``method_digests`` without the methods a decorator made from the fields (a dataclass's
+    ``__init__``, ``__eq__``): a field added out of its repr names the class, not three methods
+    nobody wrote."""
+    return {name: digest for name, digest in method_digests(cls).items()
+            if not getattr(getattr(_innermost(vars(cls).get(name)), "__code__", None), "co_filename",
+                           "").startswith("<")}
+
+
+_MOST_WALKED = 64  # objects of a parameter looked at for the user's classes it holds
+_MOST_ITEMS = 16  # items of one list, set or dict looked at
+
+
+def _field_names(value: Any) -> list[str]:
+    """The fields of a dataclass or pydantic model instance (configs nest in them); none for others."""
+    if dataclasses.is_dataclass(value):
+        return [f.name for f in dataclasses.fields(value)]
+    model_fields = getattr(type(value), "model_fields", None)  # pydantic 2, read from the class
+    return list(model_fields) if isinstance(model_fields, dict) else []
 
 
 def behaviour_digest(obj: type | types.FunctionType) -> str:

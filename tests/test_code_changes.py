@@ -336,3 +336,125 @@ def test_a_class_recorded_without_its_methods_is_named_whole():
     new["methods"]["models.Base"].update(a="4", b="5", c="6")
     assert explain(old, new) == ("code of `models.Base.fit`, `models.Base.score`, `models.Base.a` and 2 more "
                                  "changed")
+
+
+_CONFIG_FILES = {
+    "teamconfig.py": ("from dataclasses import dataclass, field\n\nDEPTH_CAP = 8\n\n\n@dataclass\nclass Optimizer:\n"
+                      "    beta: float = 0.9\n\n    def decay(self):\n        return 1 - self.beta\n\n\n"
+                      "@dataclass\nclass ModelConfig:\n"
+                      "    n_estimators: int = 30\n    max_depth: int = 5\n"
+                      "    opt: Optimizer = field(default_factory=Optimizer)\n\n"
+                      "    def forest_kwargs(self):\n        return {'n': self.n_estimators, 'depth': self.max_depth}\n\n"
+                      "    def capped(self):\n        return min(self.max_depth, DEPTH_CAP)\n"),
+    "config_train.py": ("from orchestrator import pipeline, step\nfrom teamconfig import ModelConfig\n\n\n"
+                        "@step\ndef fit(cfg: ModelConfig) -> dict:\n"
+                        "    return {**cfg.forest_kwargs(), 'cap': cfg.capped(), 'decay': cfg.opt.decay()}\n\n\n"
+                        "@step\ndef report(n: int) -> int:\n    return n\n\n\n"
+                        "@pipeline\ndef configured(model_cfg: ModelConfig = ModelConfig(), n: int = 1):  # noqa: B008\n"
+                        "    return fit(model_cfg), report(n)\n"),
+}
+
+
+@pytest.mark.parametrize("old,new,reason", [
+    ("'depth': self.max_depth}", "'depth': self.max_depth, 'jobs': 2}",
+     "code of `teamconfig.ModelConfig.forest_kwargs` changed"),
+    ("    def capped(self):", "    def describe(self):\n        return 'forest'\n\n    def capped(self):",
+     "new method `teamconfig.ModelConfig.describe`"),
+    # What its code reads outside its methods: the class is named.
+    ("DEPTH_CAP = 8", "DEPTH_CAP = 4", "code of `teamconfig.ModelConfig` changed"),
+    # A config in one of its fields.
+    ("return 1 - self.beta", "return 1 - self.beta ** 2", "code of `teamconfig.Optimizer.decay` changed"),
+    # A field out of its repr: the class is named, not the methods the dataclass made from its fields.
+    ("    max_depth: int = 5\n", "    max_depth: int = 5\n    n_jobs: int = field(default=2, repr=False)\n",
+     "code of `teamconfig.ModelConfig` changed"),
+], ids=["method", "new-method", "constant", "nested", "hidden-field"])
+def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old, new, reason):
+    """A config passed as a parameter whose class's method was edited was explained as
+    ``parameter `model_cfg` changed (it prints the same: its code or contents changed)``."""
+    import json
+
+    for name, text in _CONFIG_FILES.items():
+        (project / name).write_text(text)
+    assert orch("run", "config_train.py").returncode == 0
+    edit_file(project, "teamconfig.py", old, new)
+    plan = orch("plan", "config_train.py", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert [(s["name"], s["status"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [
+        ("fit", "will run", reason), ("report", "cached", "cached")]
+    assert orch("run", "config_train.py").returncode == 0
+    steps = json.loads(orch("show", "latest", "--json").stdout)["steps"]
+    assert [s["reason"] for s in steps if s["name"] == "fit"] == [reason]
+    diff = json.loads(orch("diff", "--json").stdout)
+    assert [(s["name"], s["reasons"], s["kinds"]) for s in diff["steps"]] == [("fit", [reason], ["code"])]
+
+
+def test_the_object_a_class_bodys_step_runs_on_is_not_explained_by_its_class_s_methods(orch, project):
+    """Its key counts the members the step reaches only: `other`, which `fit` never calls, is not named."""
+    import json
+
+    (project / "trainer_flow.py").write_text(
+        "from orchestrator import pipeline, step\n\n\nclass Trainer:\n    def __init__(self, k):\n        self.k = k\n\n"
+        "    def helper(self):\n        return self.k * 2\n\n    def other(self):\n        return 0\n\n"
+        "    @step\n    def fit(self, x: int) -> int:\n        return self.helper() + x\n\n\nT = Trainer(3)\n\n\n"
+        "@pipeline\ndef trained(x: int = 1):\n    return T.fit(x)\n")
+    assert orch("run", "trainer_flow.py").returncode == 0
+    edit_file(project, "trainer_flow.py", "self.k * 2", "self.k * 3")
+    edit_file(project, "trainer_flow.py", "return 0", "return 1")
+    [fit] = json.loads(orch("plan", "trainer_flow.py", "--json").stdout)["steps"]
+    assert fit["status"] == "will run" and "other" not in fit["reason"], fit["reason"]
+
+
+def test_a_config_holding_a_path_whose_class_was_edited_names_the_code_not_the_file(orch, project):
+    """``content of file `cfg` changed (/abs/train.csv)`` was said of a file nobody touched."""
+    import json
+
+    (project / "train.csv").write_text("a,b\n")
+    (project / "pathcfg.py").write_text(
+        "from dataclasses import dataclass\nfrom pathlib import Path\n\n\n@dataclass\nclass Cfg:\n"
+        "    train: Path = Path('train.csv')\n    alpha: float = 0.5\n\n"
+        "    def scaled(self):\n        return self.alpha * 2\n")
+    (project / "path_train.py").write_text(
+        "from orchestrator import pipeline, step\nfrom pathcfg import Cfg\n\n\n"
+        "@step\ndef fit(cfg: Cfg) -> float:\n    return cfg.scaled() + len(cfg.train.read_text())\n\n\n"
+        "@pipeline\ndef pathed(cfg: Cfg = Cfg()):  # noqa: B008\n    return fit(cfg)\n")
+    assert orch("run", "path_train.py").returncode == 0
+    edit_file(project, "pathcfg.py", "self.alpha * 2", "self.alpha * 3")
+
+    def reason() -> str:
+        [fit] = json.loads(orch("plan", "path_train.py", "--json").stdout)["steps"]
+        return str(fit["reason"])
+
+    assert reason() == "code of `pathcfg.Cfg.scaled` changed"
+    assert orch("run", "path_train.py").returncode == 0
+    assert [s["kinds"] for s in json.loads(orch("diff", "--json").stdout)["steps"]] == [["code"]]
+    (project / "train.csv").write_text("a,b\n1,2\n")  # the file edited: said, as before
+    assert reason() == f"content of file `cfg` changed ({project / 'train.csv'})"
+
+
+def test_a_config_recorded_without_its_class_code_says_what_it_said_before():
+    """A key an older version recorded has no value_code: the reason is the one it was."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c", "params": {"cfg": "p1"}, "values": {"cfg": "Cfg(k=1)"}}
+    new = {"code": "c", "params": {"cfg": "p2"}, "values": {"cfg": "Cfg(k=1)"},
+           "value_code": {"cfg": {"m.Cfg": {"code": "x2", "methods": {"twice": "t2"}}}}}
+    assert explain(old, new) == "parameter `cfg` changed (it prints the same: its code or contents changed)"
+    old["value_code"] = {"cfg": {"m.Cfg": {"code": "x2", "methods": {"twice": "t2"}}}}
+    assert explain(old, new) == "parameter `cfg` changed (it prints the same: its code or contents changed)"
+    old["value_code"]["cfg"]["m.Cfg"] = {"code": "x1", "methods": {"twice": "t1"}}
+    assert explain(old, new) == "code of `m.Cfg.twice` changed"
+
+
+def test_an_edited_function_passed_as_a_parameter_names_its_code(orch, project):
+    """``loss=losses.focal`` whose body was edited said ``parameter `loss` changed (it prints the same: ...)``."""
+    import json
+
+    (project / "losses.py").write_text("def focal(x):\n    return x * 2\n\n\ndef plain(x):\n    return x\n")
+    (project / "loss_train.py").write_text(
+        "from orchestrator import pipeline, step\nimport losses\n\n\n"
+        "@step\ndef fit(x: int, loss) -> int:\n    return loss(x)\n\n\n"
+        "@pipeline\ndef lossy(x: int = 2, loss=losses.focal):\n    return fit(x, loss)\n")
+    assert orch("run", "loss_train.py").returncode == 0
+    edit_file(project, "losses.py", "return x * 2", "return x * 3")
+    [fit] = json.loads(orch("plan", "loss_train.py", "--json").stdout)["steps"]
+    assert (fit["status"], fit["reason"]) == ("will run", "code of `losses.focal` changed")

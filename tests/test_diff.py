@@ -282,9 +282,11 @@ def test_the_json_keys_are_the_documented_ones(runs):
     assert list(doc["a"]) == ["ref", "run_id", "pipeline", "status", "started", "error", "model"]
     assert list(doc["steps"][0]) == ["name", "a_status", "b_status", "a_key", "b_key", "reasons", "kinds",
                                      "outputs", "changed_outputs"]
+    params = _doc(runs, "base", "alpha")["params"]
+    assert list(params[0]) == ["name", "a", "b", "fields"]
     assert list(doc["summary"]) == ["differ", "identical", "kinds", "only_in_a", "only_in_b", "text"]
     documented = (ROOT / "docs" / "cli.md").read_text().split("## `orch diff")[1].split("\n## ")[0]
-    for key in [*doc, *doc["a"], *doc["steps"][0], *doc["summary"]]:
+    for key in [*doc, *doc["a"], *doc["steps"][0], *doc["summary"], *params[0]]:
         assert re.search(rf"[`{{ ]{key}[`,}}]", documented), key
 
 
@@ -326,7 +328,7 @@ def test_two_model_versions_compare_their_runs_gates_and_metrics(tmp_path):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert (doc["a"]["model"]["version"], doc["b"]["model"]["version"]) == (1, 2)
-    assert doc["params"] == [{"name": "c", "a": 1.0, "b": 0.0}]
+    assert doc["params"] == [{"name": "c", "a": 1.0, "b": 0.0, "fields": []}]
     changes = {c["name"]: c for c in doc["model"]}
     assert changes["version"] == {"name": "version", "a": 1, "b": 2}
     assert changes["gate"]["a"].startswith("promoted: no production version yet")
@@ -349,6 +351,61 @@ def test_two_model_versions_compare_their_runs_gates_and_metrics(tmp_path):
     assert bare.returncode == 2 and bare.stderr.count("\n") == 1, bare.stderr
     assert bare.stderr.startswith("error: 'tiny' is a model, not a run: name one of its versions, tiny@production")
     assert "(it has 1, 2)" in bare.stderr and "`orch diff tiny@1 tiny@latest`" in bare.stderr
+
+
+CONFIGURED = '''\
+from dataclasses import dataclass, field
+
+from orchestrator import pipeline, step
+
+
+@dataclass
+class Optimizer:
+    name: str = "adam-with-decoupled-weight-decay"
+    beta: float = 0.9
+
+
+@dataclass
+class ModelConfig:
+    n_estimators: int = 30
+    max_depth: int = 5
+    criterion: str = "gini"
+    opt: Optimizer = field(default_factory=Optimizer)
+
+
+@step
+def fit(cfg: ModelConfig, hp: dict) -> str:
+    return repr(cfg) + repr(hp)
+
+
+@pipeline
+def train(model_cfg: ModelConfig = ModelConfig(), hp: dict = {"lr": 0.1, "layers": [64, 32], "dropout": 0.25},
+          seed: int = 0):
+    return fit(model_cfg, hp)
+'''
+
+
+def test_a_config_parameter_names_the_fields_that_changed_as_the_steps_reason_does(tmp_path):
+    """A config edited in --params conf/params.yml was two 150-character values to compare by eye."""
+    (tmp_path / "train.py").write_text(CONFIGURED)
+    (tmp_path / "params.yml").write_text("model_cfg:\n  n_estimators: 40\n  opt: {beta: 0.8}\n"
+                                         "hp: {lr: 0.2, layers: [64, 32], dropout: 0.25}\nseed: 1\n")
+    store = tmp_path / "store"
+    for args in ((), ("--params", "params.yml")):
+        result = _orch(tmp_path, store, "run", "train.py", *args)
+        assert result.returncode == 0, result.stderr
+    text = _orch(tmp_path, store, "diff").stdout.splitlines()
+    params = text[text.index("parameters") + 1:text.index("steps that differ")]
+    assert params == ["  model_cfg changed (n_estimators: 30 → 40, opt.beta: 0.9 → 0.8)",
+                      "  hp changed (lr: 0.1 → 0.2)", "  seed: 0 → 1"]
+    step = text[text.index("steps that differ") + 1]
+    assert "parameter `cfg` changed (n_estimators: 30 → 40, opt.beta: 0.9 → 0.8)" in step
+    doc = json.loads(_orch(tmp_path, store, "diff", "--json").stdout)
+    by_name = {c["name"]: c for c in doc["params"]}
+    assert by_name["model_cfg"]["fields"] == ["n_estimators: 30 → 40", "opt.beta: 0.9 → 0.8"]
+    assert by_name["model_cfg"]["a"]["opt"] == {"name": "adam-with-decoupled-weight-decay", "beta": 0.9}
+    assert by_name["hp"]["fields"] == ["lr: 0.1 → 0.2"] and by_name["hp"]["b"]["lr"] == 0.2
+    assert by_name["seed"] == {"name": "seed", "a": 0, "b": 1, "fields": []}
 
 
 def test_diff_in_process_prints_the_same_summary(runs, capsys):

@@ -165,3 +165,30 @@ def test_enums_and_named_tuples_hash_alike_under_another_python_release(monkeypa
 
     _Level2.__qualname__ = _Level.__qualname__
     assert hash_value(_Level2.HIGH) != hash_value(_Level.HIGH)
+
+
+def test_class_code_parts_names_the_users_classes_a_parameter_holds():
+    """What a key records to say which class's code changed: the config's class, those in its fields
+    and lists, nothing for a value of none, and a short walk of a long list."""
+    import dataclasses
+
+    from orchestrator.value_code import class_code_parts
+
+    @dataclasses.dataclass
+    class Layer:
+        width: int = 8
+
+        def units(self) -> int:
+            return self.width
+
+    @dataclasses.dataclass
+    class Net:
+        layers: list = dataclasses.field(default_factory=lambda: [Layer(), Layer(4)])
+        lr: float = 0.1
+
+    found = class_code_parts({"net": Net()})
+    assert sorted(found) == sorted([f"{__name__}.{Net.__qualname__}", f"{__name__}.{Layer.__qualname__}"])
+    layer = found[f"{__name__}.{Layer.__qualname__}"]
+    assert layer["code"] and list(layer["methods"]) == ["units"]  # a dataclass's made methods have no source
+    assert class_code_parts([1, "a", 2.0, None]) == {} and class_code_parts(list(range(10**5))) == {}
+    assert class_code_parts([0] * 1000 + [Layer()]) == {}  # past the items looked at: named as before
