@@ -122,7 +122,7 @@ def test_an_old_object_a_running_run_produces_again_is_kept(store):
 
 
 def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_row(store, monkeypatch, capsys):
-    """A read-only store (or missing delete permission on a bucket): say so; record what was deleted."""
+    """A read-only store (or missing delete permission on a bucket): say so; no row names a deleted object."""
     from orchestrator.cli import main
     from orchestrator.doctor import examine
     from orchestrator.store import ArtifactStore
@@ -144,10 +144,14 @@ def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1, err
     assert "cannot remove object" in err and "Permission denied" in err and "removed 1 artifact(s) before it" in err
+    assert "the 1 left are recorded no more (orphans" in err
     monkeypatch.setattr(ArtifactStore, "delete", real_delete)
     ctx = Context.open(store)
-    assert examine(ctx).healthy  # the deleted object's row went with it; the other is intact
+    # No row names a removed object; the object left is an orphan, which gc removes once it can.
+    assert [f.check for f in examine(ctx).findings] == ["orphans"]
     assert sum(ctx.store.has(d) for d in old) == 1
+    collect_garbage(ctx, keep_last=1)
+    assert examine(ctx).healthy and not any(ctx.store.has(d) for d in old)
 
 
 def test_gc_reads_the_cache_index_once_however_many_artifacts_it_removes(store):
