@@ -270,6 +270,11 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
     if not dry_run:
         _forget(context, result.removed)
         for done, digest in enumerate(files):
+            stat = context.store.object_stat(digest)
+            if stat is not None and stat[0] >= read_runs:
+                # A run produced it again since its record went (a miss, now that its cache entry is
+                # gone, whose write adopted the file): it is that run's, recorded by it.
+                continue
             _delete(context, digest, done, len(files), "gc")
         context.store.sweep_temp()
     return result

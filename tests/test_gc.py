@@ -10,7 +10,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.hashing import hash_value
 from orchestrator.loader import load_pipeline
-from orchestrator.maintenance import collect_garbage
+from orchestrator.maintenance import collect_garbage, verify_store
 
 from .conftest import PIPELINES
 
@@ -119,6 +119,30 @@ def test_an_old_object_a_running_run_produces_again_is_kept(store):
     result = collect_garbage(ctx, keep_last=1)
 
     assert digest not in result.removed and ctx.store.has(digest)
+
+
+def test_a_run_that_produces_an_object_again_between_its_record_and_its_file_going_keeps_it(store):
+    """gc forgets an artifact before deleting its file: a run that makes it again meanwhile adopts the file."""
+    _run(store, n=1)
+    _run(store, n=2)
+    _run(store, n=3)
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600
+    for path in ctx.store.root.glob("objects/*/*"):
+        os.utime(path, (hour_ago, hour_ago))
+    forget, again = ctx.forget_signatures, []
+
+    def forget_then_run(digests):
+        forget(digests)  # the records are gone, the files not yet
+        if not again:
+            again.append(_run(store, n=1))
+
+    ctx.forget_signatures = forget_then_run  # type: ignore[method-assign]
+    collect_garbage(ctx, keep_last=1)
+
+    made = again[0].steps["make"]
+    assert made.status == "ran" and ctx.store.has(made.outputs["out"])
+    assert verify_store(ctx)[1] == []
 
 
 def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_row(store, monkeypatch, capsys):
