@@ -15,8 +15,10 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -303,6 +305,39 @@ def _text_of(tee: _Tee) -> str:
         except RuntimeError:  # its tail changed while it was joined
             continue
     return "".join(tee.head)
+
+
+_SPILL_PREFIX = "orch-attempt-"
+_SPILL_NAME = re.compile(r"orch-attempt-([0-9]+)-[a-z0-9_]{8}")  # as new_spill_folder names them
+_spill_swept = False
+
+
+def new_spill_folder() -> str:
+    """A spill folder for an attempt that may be killed: ``orch-attempt-<pid>-<random>`` in the temp folder.
+
+    ``read_spill`` removes it, but a process killed meanwhile (SIGKILL, the OOM killer) cannot:
+    its folder is named by its pid, and the first spill folder each process makes sweeps those
+    of dead processes (one listing of the temp folder per process, not per attempt).
+    """
+    global _spill_swept
+    if not _spill_swept:
+        _spill_swept = True
+        sweep_spill_folders()
+    return tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-")
+
+
+def sweep_spill_folders() -> None:
+    """Remove the spill folders whose process is dead (left by a killed run or worker)."""
+    from orchestrator.files import pid_alive
+
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        named = _SPILL_NAME.fullmatch(entry.name)
+        if named and not pid_alive(int(named[1])) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def read_spill(folder: str | None) -> tuple[str, str, str]:

@@ -126,31 +126,40 @@ def repair_store(context: Context, damaged: list[Damage]) -> None:
     from orchestrator.object_format import DIGEST
 
     digests = [d.digest for d in damaged]
-    for done, digest in enumerate(digests):
-        # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: drop the row only.
-        if isinstance(digest, str) and DIGEST.fullmatch(digest):
-            _delete(context, digest, digests[:done], "repair")
+    _forget(context, digests)
+    # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: the row alone goes.
+    files = [d for d in digests if isinstance(d, str) and DIGEST.fullmatch(d)]
+    for done, digest in enumerate(files):
+        _delete(context, digest, done, len(files), "repair")
+
+
+def _forget(context: Context, digests: list[str]) -> None:
+    """Drop the records of artifacts about to be removed: rows, cache entries naming them, signatures.
+
+    Records go before their objects: gc or repair stopped in between (killed, Ctrl-C, a store
+    that refuses a delete) leaves objects that no row records, orphans the next gc removes,
+    never a row naming an object that is gone, which ``orch cache verify`` would call damaged.
+    """
     context.lineage.delete_artifacts(digests)
     context.forget_signatures(digests)
 
 
-def _delete(context: Context, digest: str, before: list[str], action: str) -> None:
-    """Delete one object; if the store refuses (read-only, no permission), forget those deleted before it.
+def _delete(context: Context, digest: str, done: int, total: int, action: str) -> None:
+    """Delete one object whose record is gone (``_forget``); a store that refuses is one clear line.
 
-    Their rows go with them, so that no record names an object that is gone, and the
-    user gets one line naming the store and the cause instead of an ``OSError``.
+    The user gets the store and the cause instead of an ``OSError``, and what became of the
+    objects not removed: no row names them, so they are orphans that gc removes once it can.
     """
     from orchestrator.errors import UserError
 
     try:
         context.store.delete(digest)
     except OSError as exc:
-        context.lineage.delete_artifacts(before)
-        context.forget_signatures(before)
         raise UserError(
             f"cannot remove object {digest} from the store {context.location}: {exc.strerror or exc} (a read-only "
-            f"store, or no permission to delete?); {action} removed {len(before)} artifact(s) before it. Run it "
-            "again where the store is writable.") from None
+            f"store, or no permission to delete?); {action} removed {done} artifact(s) before it, and the "
+            f"{total - done} left are recorded no more (orphans: `orch cache gc` removes them). Run it again where "
+            "the store is writable.") from None
 
 
 def _inline_problem(row: dict[str, object]) -> str | None:
@@ -247,18 +256,25 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
     # A running run may have objects whose rows are not committed yet: spare anything newer.
     cutoff = min((r["started"] for r in running), default=None)
     result = GcResult(kept_runs=len(kept))
+    files: list[str] = []  # the removed artifacts that have an object file
     for digest in sorted((on_disk | set(rows)) - referenced):
         stat = context.store.object_stat(digest)
         created = stat[0] if stat else (rows[digest]["created"] if digest in rows else 0)
         if (cutoff is not None and created >= cutoff - 1) or created >= read_runs:
             result.spared_recent += 1
             continue
-        if not dry_run and stat is not None:
-            _delete(context, digest, result.removed, "gc")
         result.removed.append(digest)
         result.freed_bytes += stat[1] if stat else 0
+        if stat is not None:
+            files.append(digest)
     if not dry_run:
-        context.lineage.delete_artifacts(result.removed)
-        context.forget_signatures(result.removed)
+        _forget(context, result.removed)
+        for done, digest in enumerate(files):
+            stat = context.store.object_stat(digest)
+            if stat is not None and stat[0] >= read_runs:
+                # A run produced it again since its record went (a miss, now that its cache entry is
+                # gone, whose write adopted the file): it is that run's, recorded by it.
+                continue
+            _delete(context, digest, done, len(files), "gc")
         context.store.sweep_temp()
     return result

@@ -17,13 +17,13 @@ import logging
 import os
 import platform
 import secrets
-import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache, store_identity
+from orchestrator.capture import new_spill_folder
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
@@ -379,7 +379,7 @@ class RunLoop:
             store_root=self.location, attempt=attempt, timeout=node.step.retry.timeout,
             echo=self.verbose, fsync=self.ctx.store.fsync, keep_values=self.in_process,
             # An attempt that may be killed (a timeout) on this machine keeps its output in a folder too.
-            spill=tempfile.mkdtemp(prefix="orch-attempt-") if node.step.retry.timeout is not None
+            spill=new_spill_folder() if node.step.retry.timeout is not None
             and self.executor.name in ("sequential", "process") else None,
             layout=node.step.call_layout, log_level=_configured_log_level(),
             materializers=registered_materializers(), store_id=self.store_id, warning_filters=self.warning_filters,

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.hashing import hash_value
 from orchestrator.loader import load_pipeline
-from orchestrator.maintenance import collect_garbage
+from orchestrator.maintenance import collect_garbage, verify_store
 
 from .conftest import PIPELINES
 
@@ -121,8 +121,32 @@ def test_an_old_object_a_running_run_produces_again_is_kept(store):
     assert digest not in result.removed and ctx.store.has(digest)
 
 
+def test_a_run_that_produces_an_object_again_between_its_record_and_its_file_going_keeps_it(store):
+    """gc forgets an artifact before deleting its file: a run that makes it again meanwhile adopts the file."""
+    _run(store, n=1)
+    _run(store, n=2)
+    _run(store, n=3)
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600
+    for path in ctx.store.root.glob("objects/*/*"):
+        os.utime(path, (hour_ago, hour_ago))
+    forget, again = ctx.forget_signatures, []
+
+    def forget_then_run(digests):
+        forget(digests)  # the records are gone, the files not yet
+        if not again:
+            again.append(_run(store, n=1))
+
+    ctx.forget_signatures = forget_then_run  # type: ignore[method-assign]
+    collect_garbage(ctx, keep_last=1)
+
+    made = again[0].steps["make"]
+    assert made.status == "ran" and ctx.store.has(made.outputs["out"])
+    assert verify_store(ctx)[1] == []
+
+
 def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_row(store, monkeypatch, capsys):
-    """A read-only store (or missing delete permission on a bucket): say so; record what was deleted."""
+    """A read-only store (or missing delete permission on a bucket): say so; no row names a deleted object."""
     from orchestrator.cli import main
     from orchestrator.doctor import examine
     from orchestrator.store import ArtifactStore
@@ -144,10 +168,14 @@ def test_a_store_that_refuses_a_delete_is_one_clear_line_and_leaves_no_dangling_
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1, err
     assert "cannot remove object" in err and "Permission denied" in err and "removed 1 artifact(s) before it" in err
+    assert "the 1 left are recorded no more (orphans" in err
     monkeypatch.setattr(ArtifactStore, "delete", real_delete)
     ctx = Context.open(store)
-    assert examine(ctx).healthy  # the deleted object's row went with it; the other is intact
+    # No row names a removed object; the object left is an orphan, which gc removes once it can.
+    assert [f.check for f in examine(ctx).findings] == ["orphans"]
     assert sum(ctx.store.has(d) for d in old) == 1
+    collect_garbage(ctx, keep_last=1)
+    assert examine(ctx).healthy and not any(ctx.store.has(d) for d in old)
 
 
 def test_gc_reads_the_cache_index_once_however_many_artifacts_it_removes(store):

@@ -674,3 +674,24 @@ def test_a_sigterm_after_the_run_ended_exits_as_the_run_is_recorded(orch, tmp_pa
     done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "late.py"],
                           cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGTERM, done.stderr
+
+
+def test_the_text_folder_of_a_timed_step_killed_with_its_run_goes_with_the_next_timed_step(orch, tmp_path):
+    """A killed run's attempt folder (what a timed step printed, kept in case it is killed) stayed in
+    the temp folder for ever, one per kill; the next process that makes one removes it."""
+    temp = tmp_path / "tmpdir"
+    temp.mkdir()
+    env = {**orch.env, "TMPDIR": str(temp)}
+    pid_file = Path(orch.env["ORCH_TEST_LOG"] + ".pid")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run",
+                             "timed.py:waiting"], cwd=orch.cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(pid_file.exists)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = set(temp.glob("orch-attempt-*"))
+    assert left  # the killed run's
+
+    subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "timed.py:timed"],
+                   cwd=orch.cwd, env=env, capture_output=True, timeout=120)
+    assert not left & set(temp.glob("orch-attempt-*"))

@@ -206,12 +206,11 @@ def run_spec(spec: TaskSpec) -> TaskResult:
     allow_children()
     with in_folder(spec.folder):  # a timed step's child starts there too
         if spec.timeout is not None:
-            import tempfile
-
+            from orchestrator.capture import new_spill_folder
             from orchestrator.executors.child import run_in_child
 
             if spec.spill is None:
-                spec = replace(spec, spill=tempfile.mkdtemp(prefix="orch-attempt-"))
+                spec = replace(spec, spill=new_spill_folder())
             return run_in_child(spec, spec.timeout)
         return run_task(spec)
 
