@@ -15,10 +15,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import shutil
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -307,37 +305,16 @@ def _text_of(tee: _Tee) -> str:
     return "".join(tee.head)
 
 
-_SPILL_PREFIX = "orch-attempt-"
-_SPILL_NAME = re.compile(r"orch-attempt-([0-9]+)-[a-z0-9_]{8}")  # as new_spill_folder names them
-_spill_swept = False
-
-
 def new_spill_folder() -> str:
     """A spill folder for an attempt that may be killed: ``orch-attempt-<pid>-<random>`` in the temp folder.
 
     ``read_spill`` removes it, but a process killed meanwhile (SIGKILL, the OOM killer) cannot:
-    its folder is named by its pid, and the first spill folder each process makes sweeps those
-    of dead processes (one listing of the temp folder per process, not per attempt).
+    named by its pid, it is removed with the next such folder a live process makes
+    (``files.process_temp_folder``).
     """
-    global _spill_swept
-    if not _spill_swept:
-        _spill_swept = True
-        sweep_spill_folders()
-    return tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-")
+    from orchestrator.files import process_temp_folder
 
-
-def sweep_spill_folders() -> None:
-    """Remove the spill folders whose process is dead (left by a killed run or worker)."""
-    from orchestrator.files import pid_alive
-
-    try:
-        entries = list(os.scandir(tempfile.gettempdir()))
-    except OSError:
-        return
-    for entry in entries:
-        named = _SPILL_NAME.fullmatch(entry.name)
-        if named and not pid_alive(int(named[1])) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    return process_temp_folder("orch-attempt-")
 
 
 def read_spill(folder: str | None) -> tuple[str, str, str]:

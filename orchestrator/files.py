@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from orchestrator import store_faults
@@ -59,6 +62,36 @@ def fsync_dir(directory: Path) -> None:
 def temp_pid(name: str) -> int | None:
     head = name.partition("-")[0]
     return int(head) if head.isdigit() and int(head) > 0 else None
+
+
+_swept: set[str] = set()  # the prefixes whose dead processes' folders this process removed
+
+
+def process_temp_folder(prefix: str) -> str:
+    """A new folder ``<prefix><pid>-<random>`` in the temp folder, named by the process that owns it.
+
+    Its owner removes it when done, but a process killed meanwhile (SIGKILL, the
+    OOM killer) cannot: the first such folder each process makes for ``prefix``
+    removes those of dead processes (one listing of the temp folder per process
+    and prefix, nothing per attempt or run).
+    """
+    if prefix not in _swept:
+        _swept.add(prefix)
+        _sweep_dead_folders(prefix)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
+
+
+def _sweep_dead_folders(prefix: str) -> None:
+    """Remove the folders ``process_temp_folder(prefix)`` made for processes that are gone."""
+    named = re.compile(re.escape(prefix) + r"([0-9]+)-[a-z0-9_]{8}")  # as tempfile.mkdtemp completes it
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        found = named.fullmatch(entry.name)
+        if found and not pid_alive(int(found[1])) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -51,6 +51,7 @@ from orchestrator.executors.worker import (
     run_pickled,
     running_snapshot,
 )
+from orchestrator.files import process_temp_folder
 from orchestrator.retry import Failure
 from orchestrator.spelling import CLI, Spelling
 
@@ -270,7 +271,7 @@ class DaskExecutor:
                 self.client.wait_for_workers(self._workers, timeout=60)
             self._exits = WorkerExits()
             self._exits.watch(list(self._cluster.workers.values()))
-            self._scratch = tempfile.mkdtemp(prefix="orch-dask-")
+            self._scratch = process_temp_folder("orch-dask-")  # a killed run's is removed by the next
         except BaseException:
             if self._cluster is not None:
                 self._cluster.close()
