@@ -80,6 +80,7 @@ class Node:
     map_over: Output | None = None  # set on a map node: it becomes one node per item at run time
     map_param: str = ""
     item_of: Output | None = None  # set on an item of a map over a step's output: the list it came from
+    item_index: int = -1  # set with item_of: the item's place in that list (which item of a map's results it read)
     in_map: str = ""  # set on an item of a map over a list the body holds: that map's name
 
     @property
@@ -372,7 +373,7 @@ def rebuilt(node: Node, nodes: dict[str, Node], file_memo: MutableMapping[str, s
     made = _make_node(call, nodes, {id(node.step): node.code}, {}, problems, file_memo, {})
     if made is None or problems:
         return None
-    return replace(made, item_of=node.item_of, map_param=node.map_param)
+    return replace(made, item_of=node.item_of, item_index=node.item_index, map_param=node.map_param)
 
 
 def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:
@@ -396,7 +397,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     if n and (base if n == 1 else f"{base}_{n}") not in dag.nodes:
         n = 0  # that expansion's nodes were not kept: every name from the first may be free
     taken: set[str] = set()  # names given here, not in dag.nodes yet
-    for item in items:
+    for index, item in enumerate(items):
         while True:
             n += 1
             name = base if n == 1 else f"{base}_{n}"
@@ -409,7 +410,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
         made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, {})
         if made is not None:
-            made.item_of, made.map_param = node.map_over, node.map_param  # for its lineage
+            made.item_of, made.item_index, made.map_param = node.map_over, index, node.map_param  # for its lineage
             expanded.append(made)
     if problems:
         raise PipelineDefinitionError(problems)

@@ -330,7 +330,11 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             g.add_child(v, name, fid)
             continue
         edge_run = run_id if name in own else origin[0]  # the run whose node ``source`` names
-        through = origin if g.direction == "downstream" else (edge_run, source) if source else None
+        # Going down, through the step run that computed it, whose readers are those of this computation,
+        # in any run; not for one reused in its own run (an item equal to one of the map before it):
+        # its readers are those that name it, not those of the node it reused.
+        through = (origin if origin[0] != run_id else (run_id, node)) if g.direction == "downstream" else \
+            (edge_run, source) if source else None
         if g.direction == "upstream" and source and edge_run != run_id and name in (v.data.get("param_hashes") or {}):
             # A map item reused from another run: the list it came from is this run's (its key holds the
             # item, not the list, so the run that computed it may have had another list).
@@ -434,9 +438,10 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
         "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached', 'failed', 'interrupted') "
-        "AND (e.source IS NULL OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=?)) "
+        # In its own run, a reader names the node it read: another node of the same key is another node.
+        "AND (e.source IS NULL OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=? AND e.run_id!=?)) "
         "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
-        (digest, run_id, node, row["key"] if row else None)).fetchall()
+        (digest, run_id, node, row["key"] if row else None, run_id)).fetchall()
     # A cached step of the same run records no edges: it read this output if the step run that
     # computed its key read it from a node of that name. Not a map item that records its own (found
     # above): the step run it reused may have read an equal item from another list.

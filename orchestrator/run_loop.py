@@ -124,8 +124,28 @@ def _input_edges(node: Node, digests: dict[tuple[str, str], str],
             edges.extend((f"{arg}[{i}]", digests[(out._node, out._name)], out._node) for i, out in enumerate(refs))
     if node.item_of is not None and not (
             node.map_param in node.inputs and _read_outputs(node.inputs[node.map_param], map_children, nodes)):
-        edges.append((node.map_param, digests[(node.item_of._node, node.item_of._name)], node.item_of._node))
+        edges.extend(_item_edges(node, digests, map_children, nodes))
     return edges
+
+
+def _item_edges(node: Node, digests: dict[tuple[str, str], str],
+                map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[tuple[str, str, str]]:
+    """The edges of a map item to what it took its item from: the list, or, over a map's results, the item.
+
+    A map's results are never stored as one list: an edge to them named the
+    list, and a walk could only guess the item from its content, which equal
+    items of several maps share (square_4 was said to feed double_2).
+    """
+    source = node.item_of
+    assert source is not None
+    children = map_children.get(source._node)
+    if children is None or not 0 <= node.item_index < len(children):
+        return [(node.map_param, digests[(source._node, source._name)], source._node)]
+    item = children[node.item_index]
+    names = nodes[source._node].outputs if source._name == SINGLE_OUTPUT else (source._name,)
+    if len(names) == 1:
+        return [(node.map_param, digests[(item, names[0])], item)]
+    return [(f"{node.map_param}[{i}]", digests[(item, name)], item) for i, name in enumerate(names)]
 
 
 def _read_outputs(template: Any, map_children: dict[str, list[str]], nodes: dict[str, Node]) -> list[Output]:

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator import pipeline, step
 from orchestrator.context import Context
+from orchestrator.hashing import combine
 from orchestrator.loader import load_pipeline
 from orchestrator.provenance import render, walk
 
@@ -729,9 +730,10 @@ def test_an_item_of_a_map_over_a_maps_result_is_traced_to_the_item_it_read(store
     assert grown.steps["add_one_2"].status == "cached"
     lineage = Context.open(store).lineage
     up = walk(lineage, f"{grown.id}:add_one_2", "upstream")  # reused from the first run
-    square_2 = f"artifact:{first.steps['square_2'].outputs['out']}@{first.id}:square_2"
+    # It read square_2 of its own run (cached too), which goes on to the step run that computed it.
+    square_2 = f"artifact:{first.steps['square_2'].outputs['out']}@{grown.id}:square_2"
     assert up.vertices[f"step:{grown.id}:add_one_2"].children == [("x", square_2)]
-    assert up.vertices[square_2].children == [("produced by", f"step:{first.id}:square_2")]
+    assert up.vertices[square_2].children == [("produced by", f"step:{grown.id}:square_2")]
     assert {v.data["step"] for v in up.vertices.values() if v.kind == "step"} == {"add_one_2", "square_2", "items"}
     up = walk(lineage, f"{grown.id}:add_one_4", "upstream")  # ran in this run
     assert up.vertices[f"step:{grown.id}:add_one_4"].children == \
@@ -747,6 +749,10 @@ def test_an_item_of_a_map_over_a_maps_result_is_traced_to_the_item_it_read(store
     # not as an artifact `cache gc` removed.
     with lineage.transaction() as c:
         c.execute("DELETE FROM edges WHERE node LIKE 'square%' AND direction='out'")
+        # whose items recorded the list they read, not the item (as items did before they recorded the item)
+        results = combine("map", *(grown.steps[f"square{s}"].outputs["out"] for s in ("", "_2", "_3", "_4")))
+        c.execute("UPDATE edges SET source='square.map', digest=? WHERE run_id=? AND node LIKE 'add_one%' "
+                  "AND direction='in'", (results, grown.id))
     up = walk(lineage, f"{grown.id}:add_one_4", "upstream")
     (listed,) = [v for v in up.vertices.values() if v.kind == "artifact"]
     assert listed.label.endswith(f"(the list of square.map's results, run {grown.id}: each item's output is "
@@ -834,3 +840,19 @@ def test_an_item_of_a_second_map_over_a_maps_results_is_traced_to_the_item_it_re
     assert up.vertices[squared].data["stored"] is True
     down = walk(lineage, f"{run.id}:square_6", "downstream", depth=1)
     assert _readers(down, squared) == {f"{run.id}:double_6"}
+
+
+def test_equal_items_of_maps_over_maps_results_are_traced_to_their_own_items(store):
+    """Map k of ``double.map(square.map(window(k)))`` shares two items with the map before it (cache hits in
+    the same run): square_4 (= square(1), reused from square_2) was said to feed double_2, not double_4, and
+    double_8 (of square(3)) to come from square_6, not square_8."""
+    run = load_pipeline(str(PIPELINES / "overlapping_maps.py:overlapping_squares")).run(store=str(store), m=3)
+    assert run.steps["square_4"].status == run.steps["double_4"].status == "cached"
+    lineage = Context.open(store).lineage
+    for square, double in (("square_4", "double_4"), ("square_8", "double_8"), ("square_2", "double_2")):
+        read = f"artifact:{run.steps[square].outputs['out']}@{run.id}:{square}"
+        down = walk(lineage, f"{run.id}:{square}", "downstream", depth=1)
+        assert _readers(down, read) == {f"{run.id}:{double}"}, square
+        up = walk(lineage, f"{run.id}:{double}", "upstream", depth=2)
+        assert up.vertices[f"step:{run.id}:{double}"].children == [("i", read)], double
+        assert up.vertices[read].children == [("produced by", f"step:{run.id}:{square}")], double
