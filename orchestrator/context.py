@@ -20,6 +20,8 @@ from orchestrator.errors import (
     CURRENT_FOLDER_GONE,
     CorruptArtifactError,
     DamagedRecordError,
+    StoreError,
+    UndecodableArtifactError,
     UntrustedArtifactError,
     UserError,
     current_folder_gone,
@@ -412,8 +414,29 @@ class Context:
         return self.store.location
 
     def load(self, digest: str) -> Any:
-        """Load an artifact by digest, verified against its signature and checksum first."""
-        return self.store.get(self.artifact_info(digest))
+        """Load an artifact by digest, verified against its signature and checksum first.
+
+        Raises:
+            UndecodableArtifactError: its materializer cannot decode it; the message says whether the
+                run that stored it had this process's package versions (then the materializer is at fault).
+        """
+        try:
+            return self.store.get(self.artifact_info(digest))
+        except UndecodableArtifactError as exc:
+            raise self._undecodable(exc) from exc.__cause__
+
+    def _undecodable(self, exc: UndecodableArtifactError) -> UndecodableArtifactError:
+        """``exc`` with advice from the package versions the run that stored its artifact recorded."""
+        from orchestrator.environment import undecodable_advice
+        from orchestrator.serialize import get_materializer, is_builtin
+
+        try:
+            builtin = is_builtin(get_materializer(exc.materializer))
+        except StoreError:
+            builtin = False
+        advice = undecodable_advice(exc.materializer, exc.type_name, self.lineage.producer_packages(exc.digest),
+                                    builtin)
+        return exc if advice is None else exc.with_advice(advice)
 
     def artifact_info(self, digest: str) -> ArtifactInfo:
         """What is recorded about ``digest``, checked so that loading it is safe.

@@ -119,6 +119,34 @@ def stored_by_other_version(missing: str, packages: Any) -> str | None:
             "the pipeline again here to store it anew.")
 
 
+def undecodable_advice(materializer: str, type_name: str, recorded: Any, builtin: bool) -> str | None:
+    """What to do about an artifact its materializer cannot decode, from the versions it was stored under.
+
+    ``recorded`` is what the run that stored it recorded (``{"pandas": "2.2.3"}``),
+    or None. When those versions are this process's, a library update is not
+    the cause: the materializer accepted a value it cannot rebuild, and saying
+    "check the library versions" would send the user looking in the wrong place.
+    Returns None when nothing is recorded (the generic advice stands).
+    """
+    if not isinstance(recorded, dict) or not recorded:
+        return None
+    here = package_versions()
+    differ = [(name, then) for name, then in sorted(recorded.items()) if isinstance(then, str) and here.get(name) != then]
+    if differ:
+        name, then = differ[0]
+        now = f"{name} {here[name]}" if name in here else f"no {name}"
+        more = f" (and {len(differ) - 1} more package{'s' if len(differ) > 2 else ''}: `orch show RUN` lists them)" \
+            if len(differ) > 1 else ""
+        return (f"It was stored under {name} {then}, and this process has {now}{more}: install {name} {then} here "
+                f"(pip install '{name}=={then}'), or run the pipeline again here to store it anew.")
+    fix = ("This is a bug of orchestrator: please report it with the value's type" if builtin else
+           f"Fix the read() of materializer '{materializer}', or make its can_write() return False for such "
+           "values, which then go to the next materializer (pickle at the last)")
+    return (f"The run that stored it had this process's package versions, so materializer "
+            f"'{materializer}' accepted a value of type {type_name} that it cannot rebuild. {fix}; then run the "
+            "pipeline again to store it anew.")
+
+
 def git_commit(file: str | None) -> str | None:
     """The commit checked out in the git repository holding ``file`` (or the cwd), read from ``.git``."""
     start = Path(file).resolve().parent if file else Path.cwd()

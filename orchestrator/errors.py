@@ -222,6 +222,28 @@ class CorruptArtifactError(StoreError):
         super().__init__(f"artifact {digest} is damaged: {detail}")
 
 
+class UndecodableArtifactError(StoreError):
+    """An artifact that passed its checksum but that its materializer cannot turn back into a value.
+
+    The store alone cannot tell why: ``advice`` is what the caller knows (the
+    package versions of the run that stored it); without it, the message
+    suggests comparing library versions. The decoding error is ``__cause__``.
+    """
+
+    def __init__(self, digest: str, type_name: str, materializer: str, error: str,
+                 advice: str | None = None) -> None:
+        self.digest, self.type_name, self.materializer, self.error = digest, type_name, materializer, error
+        self.advice = advice or "Check that library versions match those of the process that stored it."
+        super().__init__(f"artifact {digest} ({type_name}) passed its checksum but materializer "
+                         f"'{materializer}' cannot decode it: {error}. {self.advice}")
+
+    def with_advice(self, advice: str) -> UndecodableArtifactError:
+        """The same failure, saying ``advice`` instead of the generic one (its cause kept)."""
+        told = UndecodableArtifactError(self.digest, self.type_name, self.materializer, self.error, advice)
+        told.__cause__ = self.__cause__
+        return told
+
+
 class MissingArtifactError(StoreError):
     """An artifact recorded in the metadata database has no object in the store."""
 

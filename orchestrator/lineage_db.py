@@ -686,6 +686,15 @@ class Lineage:
             "JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
             "WHERE e.digest=? AND e.direction='out' ORDER BY r.started, s.position", (digest,))]
 
+    def producer_packages(self, digest: str) -> Any:
+        """The package versions the first run that produced ``digest`` recorded (a dict), or None."""
+        producers = self.producers(digest)
+        row = self.row("SELECT packages FROM runs WHERE run_id=?", (producers[0][0],)) if producers else None
+        try:
+            return json.loads(row["packages"]) if row and row["packages"] else None
+        except (TypeError, ValueError):
+            return None  # a damaged record: advice does without the versions
+
     def consumers(self, digest: str) -> list[tuple[str, str, str]]:
         """(run_id, node, input name) of every step run that read ``digest``, oldest first."""
         return [tuple(r) for r in self.conn.execute(  # type: ignore[misc]

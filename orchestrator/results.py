@@ -9,7 +9,6 @@ run rebuilt later returns the same tuple, list or dict the live one did.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,12 +325,7 @@ def _pipeline_folder(ctx: Context, run_id: str | None, digest: str) -> Path | No
 
 def _producer_packages(ctx: Context, digest: str) -> Any:
     """The package versions the first run that produced ``digest`` recorded, or None."""
-    producers = ctx.lineage.producers(digest)
-    row = ctx.lineage.row("SELECT packages FROM runs WHERE run_id=?", (producers[0][0],)) if producers else None
-    try:
-        return json.loads(row["packages"]) if row and row["packages"] else None
-    except (TypeError, ValueError):
-        return None  # a damaged record: the advice does without the versions
+    return ctx.lineage.producer_packages(digest)
 
 
 def _seconds(duration: float) -> str:

@@ -44,7 +44,12 @@ from typing import Any, BinaryIO, cast
 import xxhash
 
 from orchestrator import store_faults
-from orchestrator.errors import CorruptArtifactError, MissingArtifactError, StoreError
+from orchestrator.errors import (
+    CorruptArtifactError,
+    MissingArtifactError,
+    StoreError,
+    UndecodableArtifactError,
+)
 from orchestrator.files import copy_range, fsync_dir, link_no_clobber, pid_alive, temp_pid
 from orchestrator.object_format import (
     DIGEST,
@@ -637,11 +642,7 @@ def _decode(info: ArtifactInfo, name: str, payload: memoryview, meta: dict[str, 
     except StoreError:
         raise
     except Exception as exc:
-        raise StoreError(
-            f"artifact {info.digest} ({info.type_name}) passed its checksum but materializer "
-            f"'{name}' cannot decode it: {type(exc).__name__}: {exc}. "
-            "Check that library versions match those of the process that stored it."
-        ) from exc
+        raise UndecodableArtifactError(info.digest, info.type_name, name, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _encode_error(value: object, materializer: Materializer, exc: Exception) -> StoreError:
