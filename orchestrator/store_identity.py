@@ -23,13 +23,15 @@ each write an id; the one read back afterwards is the one used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
 
 from orchestrator.errors import StoreMismatchError, StoreUnreachableError
-from orchestrator.files import link_no_clobber
+from orchestrator.files import link_no_clobber, pid_alive
 from orchestrator.remote_store import FsspecStore
 from orchestrator.store import ArtifactStore
 
@@ -83,6 +85,7 @@ def _write(store: ArtifactStore, new_id: str) -> None:
             store.fs.pipe_file(path, body)
         return
     store.root.mkdir(parents=True, exist_ok=True)
+    _sweep_dead_temps(store.root)
     temp = store.root / f".{MARKER}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         temp.write_bytes(body)
@@ -92,6 +95,28 @@ def _write(store: ArtifactStore, new_id: str) -> None:
         link_no_clobber(temp, Path(store.root / MARKER))
     finally:
         temp.unlink(missing_ok=True)
+
+
+# The temp files _write makes (and no other file): ``.store-id.<pid>-<8 hex digits>.tmp``.
+_TEMP = re.compile(rf"\.{re.escape(MARKER)}\.(\d+)-[0-9a-f]{{8}}\.tmp")
+
+
+def _sweep_dead_temps(root: Path) -> None:
+    """Remove the marker's temp files of dead processes from ``root``.
+
+    A run killed (SIGKILL, the OOM killer) between writing its temp file and
+    linking it left it in the store's root for ever. Looked for only while
+    the store has no id, when the next run writes one: one listing, once.
+    """
+    try:
+        names = [entry.name for entry in os.scandir(root) if entry.name.startswith(f".{MARKER}.")]
+    except OSError:
+        return
+    for name in names:
+        found = _TEMP.fullmatch(name)
+        if found and not pid_alive(int(found.group(1))):
+            with contextlib.suppress(OSError):  # another run swept it first
+                (root / name).unlink()
 
 
 def check(store: ArtifactStore, expected: str | None, step_name: str) -> None:

@@ -124,6 +124,20 @@ def test_an_existing_marker_is_never_replaced(tmp_path):
     assert [p.name for p in (tmp_path / "store").iterdir()] == [store_identity.MARKER]  # no temp file left
 
 
+def test_a_marker_temp_file_of_a_killed_run_is_removed_when_the_id_is_next_written(tmp_path):
+    """The first run on a store, killed between writing the marker's temp file and linking it, left
+    `.store-id.PID-XXXX.tmp` in the store's root for ever; a live writer's is left alone."""
+    store = tmp_path / "store"
+    store.mkdir()
+    dead = store / f".{store_identity.MARKER}.{2**22 + 12345}-0a1b2c3d.tmp"  # above Linux's pid_max
+    live = store / f".{store_identity.MARKER}.{os.getpid()}-4e5f6a7b.tmp"
+    other = store / f".{store_identity.MARKER}.notes.tmp"  # not named as the marker's temp files are
+    for path in (dead, live, other):
+        path.write_bytes(b"0123\n")
+    assert store_identity.ensure_id(ArtifactStore(store)) is not None
+    assert sorted(p.name for p in store.iterdir()) == sorted([store_identity.MARKER, live.name, other.name])
+
+
 def test_a_store_that_cannot_be_written_gets_no_id_and_its_run_is_not_checked(tmp_path, monkeypatch):
     (tmp_path / "big.py").write_text(BIG)
     store = tmp_path / "store"
