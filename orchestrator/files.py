@@ -83,15 +83,32 @@ def process_temp_folder(prefix: str) -> str:
 
 def _sweep_dead_folders(prefix: str) -> None:
     """Remove the folders ``process_temp_folder(prefix)`` made for processes that are gone."""
-    named = re.compile(re.escape(prefix) + r"([0-9]+)-[a-z0-9_]{8}")  # as tempfile.mkdtemp completes it
+    # As tempfile.mkdtemp completes the name: 8 characters of its alphabet.
+    remove_leftovers_of_dead(tempfile.gettempdir(), re.compile(re.escape(prefix) + r"([0-9]+)-[a-z0-9_]{8}"))
+
+
+def remove_leftovers_of_dead(folder: str | os.PathLike[str], named: re.Pattern[str]) -> None:
+    """Remove the files and folders in ``folder`` whose whole name ``named`` matches, with a dead process's pid.
+
+    ``named``'s first group is the pid of the process that made the entry. What a
+    process killed outright (SIGKILL, the OOM killer) could not remove itself;
+    an entry of a live process, or one another process removes first, is left alone.
+    """
     try:
-        entries = list(os.scandir(tempfile.gettempdir()))
+        entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
         found = named.fullmatch(entry.name)
-        if found and not pid_alive(int(found[1])) and entry.is_dir(follow_symlinks=False):
+        if found is None or pid_alive(int(found[1])):
+            continue
+        if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass  # another process removed it first
 
 
 def pid_alive(pid: int) -> bool:

@@ -23,7 +23,6 @@ each write an id; the one read back afterwards is the one used.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -31,7 +30,7 @@ import socket
 from pathlib import Path
 
 from orchestrator.errors import StoreMismatchError, StoreUnreachableError
-from orchestrator.files import link_no_clobber, pid_alive
+from orchestrator.files import link_no_clobber, remove_leftovers_of_dead
 from orchestrator.remote_store import FsspecStore
 from orchestrator.store import ArtifactStore
 
@@ -108,15 +107,7 @@ def _sweep_dead_temps(root: Path) -> None:
     linking it left it in the store's root for ever. Looked for only while
     the store has no id, when the next run writes one: one listing, once.
     """
-    try:
-        names = [entry.name for entry in os.scandir(root) if entry.name.startswith(f".{MARKER}.")]
-    except OSError:
-        return
-    for name in names:
-        found = _TEMP.fullmatch(name)
-        if found and not pid_alive(int(found.group(1))):
-            with contextlib.suppress(OSError):  # another run swept it first
-                (root / name).unlink()
+    remove_leftovers_of_dead(root, _TEMP)
 
 
 def check(store: ArtifactStore, expected: str | None, step_name: str) -> None:
