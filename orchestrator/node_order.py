@@ -35,19 +35,20 @@ class NodeOrder:
 
     def __init__(self, names: Iterable[str]) -> None:
         self._traced = list(names)
-        self._places = {name: i * SPREAD for i, name in enumerate(self._traced)}
+        # name -> sort key, kept up to date as maps expand: a run reads it as its positions.
+        self.places = {name: i * SPREAD for i, name in enumerate(self._traced)}
         self._items: dict[str, list[str]] = {}    # map node -> its items, in item order
 
     def insert(self, map_node: str, items: list[str]) -> None:
         """``items`` (new names) now stand, in order, just before ``map_node``."""
-        first = self._places[map_node] - len(items)  # above the traced node before the map: fewer than SPREAD
+        first = self.places[map_node] - len(items)  # above the traced node before the map: fewer than SPREAD
         for i, item in enumerate(items):
-            self._places[item] = first + i
+            self.places[item] = first + i
         self._items[map_node] = items
 
     def place(self, name: str) -> int:
         """``name``'s sort key in pipeline order: the same whenever it is asked, expansions before or after."""
-        return self._places[name]
+        return self.places[name]
 
     def ordered(self, nodes: Mapping[str, V]) -> dict[str, V]:
         """``nodes`` (every traced node and item) in pipeline order: each map's items just before it."""

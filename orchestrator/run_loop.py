@@ -186,8 +186,10 @@ class RunLoop:
         self.warning_filters = driver_filters() if executor.name != "sequential" else None
         self.history = cache.History(ctx.lineage, dag.pipeline)
         self.commits = GroupCommit(ctx.lineage)
-        self.position = {name: i for i, name in enumerate(dag.nodes)}  # as traced, in a run without maps
-        self.order: NodeOrder | None = None  # places that leave room for items, in a run with maps (see _place)
+        # Each node's steps.position: its index as traced in a run without maps; in a run with maps,
+        # sort keys that leave room for the items (NodeOrder), the same dict kept up to date.
+        self.position: dict[str, int] = {name: i for i, name in enumerate(dag.nodes)}
+        self.order: NodeOrder | None = None
         self.digests: dict[tuple[str, str], str] = {}
         self.values: dict[str, Any] = {}          # digest -> value produced in this process
         self.infos: dict[str, ArtifactInfo] = {}  # digest -> info of outputs produced in this run
@@ -202,7 +204,7 @@ class RunLoop:
             if node.map_over is not None:
                 mapped = True
         if mapped:  # from the start: a record made before a map expands must sort as the finished run
-            self.order = NodeOrder(dag.nodes)
+            self._order_with_room()
         self.ready: list[str] = [n for n, c in self.waiting.items() if c == 0]
         self.ready.reverse()  # pop() from the end keeps call order
         self.running: dict[Future[TaskResult], tuple[Node, cache.Decision, int]] = {}
@@ -486,12 +488,11 @@ class RunLoop:
             self._failed(node, self.decisions[node.name], 0, f"{type(exc).__name__}: {exc}")
             return
         names = [n.name for n in expanded]
-        if self.order is None:  # made as the run started, for the maps its DAG had then
-            self.order = NodeOrder(self.dag.nodes)
-        # The items stand before the map in pipeline order (self.order); the dict takes that order once,
+        order = self.order or self._order_with_room()  # made as the run started, for the maps its DAG had then
+        # The items stand before the map in pipeline order (order); the dict takes that order once,
         # as the run ends (_finish), not by being written out again for every map.
         self.dag.nodes.update((n.name, n) for n in expanded)
-        self.order.insert(node.name, names)
+        order.insert(node.name, names)  # and so self.position
         node.upstream = (*node.upstream, *names)
         if self.dependents is not None:
             for child in expanded:
@@ -579,7 +580,7 @@ class RunLoop:
         # reused may have taken an equal item from another list (the map before it in this run).
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
-            position=self.position[node.name] if self.order is None else self.order.place(node.name),
+            position=self.position[node.name],
             key=decision.key,
             inputs=() if node.item_of is None else _input_edges(node, self.digests, self.map_children,
                                                                  self.dag.nodes),
@@ -698,16 +699,17 @@ class RunLoop:
                 self.results[name] = StepResult(name, "skipped", reason)
                 continue
             self.ctx.lineage.queue_step(StepRecord(self.run_id, name, skipped.step.name, skipped.site,
-                                                   "skipped", reason, position=self._place(name)))
+                                                   "skipped", reason, position=self.position[name]))
             self.results[name] = StepResult(name, "skipped", reason)
             self.observer.step_finished(name, "skipped", reason)
         for waiting in self.blocked.pop(node.name, []):
             self.results.setdefault(waiting, StepResult(waiting, "skipped", f"upstream step '{node.name}' failed"))
 
-    def _place(self, name: str) -> int:
-        """``name``'s place in pipeline order, as ``steps.position`` records it: its index in a run
-        without maps, a sort key that leaves room for items in a run with them (``NodeOrder``)."""
-        return self.position[name] if self.order is None else self.order.place(name)
+    def _order_with_room(self) -> NodeOrder:
+        """Positions that leave room for the items of maps: ``self.position`` becomes ``NodeOrder``'s places."""
+        self.order = NodeOrder(self.dag.nodes)
+        self.position = self.order.places
+        return self.order
 
     def _below(self, name: str) -> list[str]:
         """Every node that depends on ``name``, directly or not, in pipeline order: what its failure skips.
@@ -730,7 +732,7 @@ class RunLoop:
                     found.add(child)
                     if child not in self.skipped_below:
                         stack.append(child)
-        return sorted(found, key=self._place)
+        return sorted(found, key=self.position.__getitem__)
 
     def _key_made_files(self, node: Node, record: StepRecord) -> None:
         """It made the file a path parameter names: store its result under the next build's key too."""
@@ -821,7 +823,7 @@ class RunLoop:
         started = self.started.get(node.name)
         return StepRecord(
             run_id=self.run_id, node=node.name, step=node.step.name,
-            position=self.position[node.name] if self.order is None else self.order.place(node.name),
+            position=self.position[node.name],
             site=node.site, status=status,
             reason=decision.reason, key=decision.key, attempts=attempts,
             started=started, ended=time.time() if started is not None and status != "running" else None,
