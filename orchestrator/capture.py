@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.fd_capture import FdCapture, fileno_of
+from orchestrator.process_id import current_pid
 from orchestrator.step_logging import (
     allow_basic_config,
     before_config,
@@ -78,7 +79,7 @@ class _Tee:
         self.spill = spill
         self.fd = fd  # the descriptor this stream stands for (1 or 2), if any
         self.fds: FdCapture | None = None  # drained before each write, to keep the order
-        self.pid = os.getpid() if pid is None else pid
+        self.pid = current_pid() if pid is None else pid
         self.ends_line = True  # the text so far ends a line (or there is none)
         self._forked: list[str] | None = None  # text written in a forked process, not yet sent
         self._buffer: _Bytes | None = None
@@ -94,7 +95,7 @@ class _Tee:
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if os.getpid() != self.pid:
+        if current_pid() != self.pid:
             # A process the step forked (a multiprocessing pool): this copy of the tee is not the
             # step's, so its text goes to the descriptor, which the step's capture reads, a line
             # at a time so that the lines of several such processes do not run into each other.
@@ -130,7 +131,7 @@ class _Tee:
                 data = text.encode("utf-8", errors="replace")
                 while data:
                     data = data[os.write(self.fd, data):]
-        if self.echo_to is not None and os.getpid() == self.pid:
+        if self.echo_to is not None and current_pid() == self.pid:
             self.echo_to.flush()
 
     def isatty(self) -> bool:
@@ -428,7 +429,7 @@ class Capture:
         self._saved = (sys.stdout, sys.stderr)
         self._files = [open(os.path.join(self.spill, stream), "w", encoding="utf-8")  # noqa: SIM115
                        for stream in _STREAMS] if self.spill else _NO_FILES
-        pid = os.getpid()
+        pid = current_pid()
         self._out = _Tee(None, self._files[0], 1, pid)
         self._err = _Tee(None, self._files[1], 2, pid)
         self._fds = FdCapture({1: self._out, 2: self._err}, self.echo)

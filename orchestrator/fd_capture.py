@@ -27,6 +27,8 @@ import sys
 import threading
 from typing import Any, Protocol
 
+from orchestrator.process_id import current_pid
+
 
 class Sink(Protocol):
     def keep_raw(self, text: str) -> None: ...
@@ -95,7 +97,7 @@ class _Pipes:
     """The process's two pipes, their reader thread, and the stack of active captures."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self.pid = current_pid()
         self.lock = threading.Lock()
         self.frames: list[_Frame] = []
         self.read: dict[int, int] = {}  # descriptor (1, 2) -> read end
@@ -162,7 +164,7 @@ def _process_pipes() -> _Pipes | None:
     global _pipes
     if os.name == "nt":
         return None  # select cannot wait on pipes there: only sys.stdout and sys.stderr are captured
-    if _pipes is None or _pipes.pid != os.getpid():
+    if _pipes is None or _pipes.pid != current_pid():
         _pipes = _Pipes()
     return _pipes
 
@@ -213,13 +215,13 @@ class FdCapture:
 
     def drain(self) -> None:
         """Take in what has arrived so far, so that it comes before what ``print`` adds next."""
-        if self._pipes is not None and self._pipes.pid == os.getpid():
+        if self._pipes is not None and self._pipes.pid == current_pid():
             self._pipes.drain()
 
     def stop(self) -> None:
         """Put the descriptors back, taking in everything written to them until now."""
         pipes, self._pipes = self._pipes, None
-        if pipes is None or pipes.pid != os.getpid():
+        if pipes is None or pipes.pid != current_pid():
             return
         _flush_c_stdio()
         frame = self._frame
