@@ -232,9 +232,11 @@ class FdCapture:
                 pipes.take(1)
                 pipes.take(2)
             for fd in frame.saved:
-                tail = pipes.decoders[fd].decode(b"", final=True)
-                if tail:
-                    frame.sinks[fd].keep_raw(tail)
+                decoder = pipes.decoders[fd]
+                # Only bytes held back as the start of a character end as text here (U+FFFD): asking
+                # for that only when there are any spares every attempt a call into the codec.
+                if decoder.buffer:
+                    frame.sinks[fd].keep_raw(decoder.decode(b"", final=True))
             if frame in pipes.frames:
                 pipes.frames.remove(frame)
             for fd, saved in frame.saved.items():

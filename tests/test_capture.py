@@ -154,6 +154,19 @@ def test_the_streams_answer_as_files_do():
     assert captured.stdout == "bytes \ufffd not utf-8\nraw \ufffd\nfd True\n"
 
 
+def test_a_character_cut_short_on_a_descriptor_ends_its_attempt_and_not_the_next():
+    # A step that dies (or ends) halfway through writing a UTF-8 character to fd 1: the bytes held
+    # back for the rest of it are that attempt's, shown as U+FFFD, and the next attempt starts clean.
+    import os
+
+    with Capture(echo=False) as first:
+        os.write(1, "caf\u00e9".encode()[:-1])
+    with Capture(echo=False) as second:
+        os.write(1, b"ok\n")
+    assert first.stdout == "caf\ufffd"
+    assert second.stdout == "ok\n"
+
+
 def test_the_streams_are_text_files_to_code_that_checks():
     # Libraries test ``isinstance(sys.stdout, io.TextIOBase)`` and call what text files have.
     import io
