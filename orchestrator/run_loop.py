@@ -442,15 +442,21 @@ class RunLoop:
             del self.computing[key]
 
     def _arguments(self, node: Node) -> dict[str, Any]:
-        args = {k: v for k, v in node.arguments.items() if k not in node.inputs}
-        if self.in_process:  # other executors send each task its own pickled copy
-            args = {k: own_copy(v) for k, v in args.items()}
+        inputs = node.inputs
+        if len(inputs) == len(node.arguments):
+            args: dict[str, Any] = {}  # every argument is a step's output (a chain): no value to copy
+        else:
+            args = {k: v for k, v in node.arguments.items() if k not in inputs}
+            if self.in_process:  # other executors send each task its own pickled copy
+                args = {k: own_copy(v) for k, v in args.items()}
         # A timed step runs in a child process, to which kept values would travel pickled: a copy
         # in this process, and one more in the child beside the pickle it inherits (a 500 MB frame
         # held 2 GB in the child). From a local store the child maps its inputs instead.
-        mapped = node.step.retry.timeout is not None and self.ctx.store.maps_objects
-        for arg, template in node.inputs.items():
-            args[arg] = substitute(template, self._stored_input if mapped else self._input_value)
+        value_of = self._stored_input if node.step.retry.timeout is not None and self.ctx.store.maps_objects \
+            else self._input_value
+        for arg, template in inputs.items():
+            # One step's output (the common case) without substitute's walk through containers.
+            args[arg] = value_of(template) if type(template) is Output else substitute(template, value_of)
         return args
 
     def _stored_input(self, out: Output) -> Any:
@@ -649,10 +655,10 @@ class RunLoop:
 
     def _succeeded(self, node: Node, decision: cache.Decision, attempt: int, result: TaskResult) -> None:
         self.some_ran = True
-        outputs = {name: info.digest for name, info in result.outputs}
-        for _, info in result.outputs:
-            self.infos[info.digest] = info
-        for name, digest in outputs.items():
+        outputs: dict[str, str] = {}
+        for name, info in result.outputs:
+            digest = outputs[name] = info.digest
+            self.infos[digest] = info
             self.digests[(node.name, name)] = digest
             if result.values is not None and self.children[node.name]:
                 # A copy, not the step's object: a step may return an array it keeps and changes
