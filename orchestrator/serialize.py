@@ -218,6 +218,8 @@ _BUILTINS: tuple[Materializer, ...] = (
     _PICKLE,
 )
 _BUILTIN_NAMES = frozenset(m.name for m in _BUILTINS)
+# The built-ins whose read() never unpickles: their artifacts need no signature (see needs_signature).
+_NEVER_UNPICKLE = frozenset(m.name for m in _BUILTINS if not m.needs_unpickling)
 _before_builtins: list[Materializer] = []
 _after_builtins: list[Materializer] = []
 
@@ -385,7 +387,7 @@ def needs_signature(name: str) -> bool:
     A user materializer is signed even if it does not unpickle: a process that
     has not registered it (``orch cache verify``) cannot tell, and must check.
     """
-    return not any(m.name == name and not m.needs_unpickling for m in _BUILTINS)
+    return name not in _NEVER_UNPICKLE  # asked for every artifact a run records: a set, not a walk
 
 
 def is_builtin(m: Materializer) -> bool:

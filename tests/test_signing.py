@@ -100,3 +100,14 @@ def test_verifying_without_a_key_creates_none_and_says_so(config):
     key = signing.signing_key()  # the first signature (a run) still creates it
     assert (config / "orchestrator" / "signing.key").read_bytes() == key
     assert signing.verify(INFO, signing.sign(INFO)) is None
+
+
+@pytest.mark.parametrize(("materializer", "signed"), [
+    ("json", False), ("numpy", False), ("arrow.pandas", False), ("arrow.table", False),
+    ("pickle", True),  # its read() runs pickle: a forged record must not reach it
+    ("my.frames", True),  # a user's: a process that has not registered it cannot tell, so it is signed
+])
+def test_only_artifacts_whose_reading_may_unpickle_are_signed(materializer, signed):
+    from orchestrator.serialize import needs_signature
+
+    assert needs_signature(materializer) is signed
