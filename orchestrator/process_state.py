@@ -49,7 +49,7 @@ class kept_process_state:
         if self._cwd is not None and _cwd() != self._cwd:
             with contextlib.suppress(OSError):  # the folder was removed meanwhile: nothing to go back to
                 os.chdir(self._cwd)
-        if _environ() != self._environ:
+        if _environ_changed(self._environ):
             before = _decoded(self._environ)
             for name in [name for name in os.environ if name not in before]:
                 del os.environ[name]
@@ -68,6 +68,12 @@ def _environ() -> dict[Any, Any]:
     """
     data = getattr(os.environ, "_data", None)
     return data.copy() if isinstance(data, dict) else dict(os.environ)
+
+
+def _environ_changed(before: dict[Any, Any]) -> bool:
+    """Whether the environment differs from ``before`` (made by ``_environ``), compared in place, not copied."""
+    data = getattr(os.environ, "_data", None)
+    return (data if isinstance(data, dict) else dict(os.environ)) != before
 
 
 def _decoded(environ: dict[Any, Any]) -> dict[str, str]:

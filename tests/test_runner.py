@@ -574,6 +574,28 @@ def test_a_step_that_changes_folder_environment_or_sys_path_does_not_pass_it_on(
     assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
 
 
+def test_a_step_that_changes_or_removes_a_variable_leaves_the_next_step_the_environment_it_had(store, monkeypatch):
+    monkeypatch.setenv("ORCH_TEST_CHANGED", "before")
+    monkeypatch.setenv("ORCH_TEST_REMOVED", "there")
+
+    @step
+    def meddle(x: int) -> int:
+        os.environ["ORCH_TEST_CHANGED"] = "after"
+        del os.environ["ORCH_TEST_REMOVED"]
+        return x
+
+    @step
+    def look(x: int) -> list:
+        return [os.environ.get("ORCH_TEST_CHANGED"), os.environ.get("ORCH_TEST_REMOVED")]
+
+    @pipeline
+    def meddling(x: int = 1):
+        return look(meddle(x))
+
+    assert meddling.run(store=str(store)).output() == ["before", "there"]
+    assert (os.environ["ORCH_TEST_CHANGED"], os.environ["ORCH_TEST_REMOVED"]) == ("before", "there")
+
+
 HOLD_KEY_LOCK = """
 import os, sys, time
 from orchestrator.locks import try_lock
