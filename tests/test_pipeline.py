@@ -83,6 +83,8 @@ HABITS = {
            "is tested for truth (an `if`, `while`, `and`, `or` or `not`)", _BRANCH),
     "gt": (lambda df: total(df) if df > 0.5 else None,  # habit:gt
            "is compared (`<`, `<=`, `>`, `>=`)", _BRANCH),
+    "isinstance": (lambda df: total(df) if isinstance(df, pd.DataFrame) else None,  # habit:isinstance
+                   "has its type tested (isinstance())", _BRANCH),
     "len": (lambda df: total(len(df)),  # habit:len
             "has its len() taken", " To call a step once per item, pass this output to that step's .map() "
             "(one node per item, made once it has run); a count belongs in a step that takes it."),
