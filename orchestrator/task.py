@@ -40,7 +40,7 @@ from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
-from orchestrator.stop_signals import StopSignal
+from orchestrator.stop_signals import StopSignal, ctrl_c_told_apart, is_ctrl_c
 from orchestrator.store import ArtifactInfo, ArtifactStore
 from orchestrator.warning_files import attempt_warnings, filters_applied
 
@@ -212,7 +212,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 if isinstance(value, CoroutineType):  # an ``async def`` step: its result is what it awaits to
                     value = run_to_end(value)
             except BaseException as exc:  # the step's own failure, sys.exit() included
-                if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here()):
+                if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here(exc)):
                     raise  # Ctrl-C, SIGTERM or SIGHUP: the run stops, below
                 # Any other exception is the step's, a BaseException of its own too
                 # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
@@ -237,14 +237,18 @@ def run_task(spec: TaskSpec) -> TaskResult:
     return result
 
 
-def _ctrl_c_reaches_here() -> bool:
+def _ctrl_c_reaches_here(exc: BaseException) -> bool:
     """Whether a KeyboardInterrupt here may be Ctrl-C rather than the step's own ``raise``.
 
     Pool and Dask workers ignore SIGINT (the driver stops them), so there a
     KeyboardInterrupt can only be raised by the step itself: a failure of that attempt.
     So can a driver that was started with SIGINT ignored (``orch run ... &`` in a
     script); SIGTERM still reaches it, as a ``StopSignal``, which stops the run.
+    Under ``orch run`` Ctrl-C arrives as ``CtrlC``, so a step's own KeyboardInterrupt
+    fails that step there as on a worker; elsewhere (a notebook) the two cannot be told apart.
     """
+    if ctrl_c_told_apart():
+        return is_ctrl_c(exc)
     return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
