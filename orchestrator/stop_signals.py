@@ -55,16 +55,21 @@ class CtrlC(KeyboardInterrupt):
     """
 
 
-def is_ctrl_c(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ctrl-C, or what a step raised while handling it (``except KeyboardInterrupt: raise X``)."""
+def stop_behind(exc: BaseException) -> BaseException | None:
+    """The ``CtrlC`` or ``StopSignal`` that ``exc`` is, or that it was raised while handling, or None.
+
+    A library that catches Ctrl-C and raises an error of its own (``except
+    KeyboardInterrupt: raise Cancelled(...)``) must stop the run all the same,
+    not fail one step and go on with the others.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, CtrlC):
-            return True
+        if isinstance(current, (CtrlC, StopSignal)):
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 def ctrl_c_told_apart() -> bool:
