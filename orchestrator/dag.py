@@ -198,13 +198,21 @@ def _known_digest(value: Any, known: dict[int, tuple[Any, str]]) -> str | None:
 def _hidden_output(value: Any) -> str | None:
     """Why a placeholder inside ``value`` would not reach the step, or None (the common case).
 
-    Placeholders are found as arguments and inside lists, tuples and dicts.
-    One in a set (``{a, b}``) or in a dataclass (``Config(model=fit(...))``)
-    would be hashed and passed as the placeholder itself, and the step would
-    fail on it after its upstream ran. Only those two kinds are looked into,
-    one level deep, so a plain value costs one type check.
+    Placeholders are found as arguments and inside lists, tuples and dicts
+    (as values). One in a set (``{a, b}``), in a dataclass
+    (``Config(model=fit(...))``) or as a dict's key (``{raw: 1}``) would be
+    hashed and passed as the placeholder itself, and the step would fail on
+    it, or quietly use it, not even waiting for its producer. Only those kinds
+    are looked into, one level deep, so a plain value costs one type check.
     """
     kind = type(value)
+    if isinstance(value, dict):
+        found = next((k for k in value if type(k) is Output), None)
+        if found is None:
+            return None
+        return ("{label}: argument '{arg}' holds the output of step '" + found._node + "' as a key of a dict, "
+                "where it would stay a placeholder: a step's output reaches a step as an argument, or inside a "
+                "list, tuple or dict (as a value). Pass it that way and build the dict inside the step.")
     if kind is set or kind is frozenset:
         found, what = next((v for v in value if type(v) is Output), None), f"a {kind.__name__}"
     elif is_dataclass(value) and not isinstance(value, type):
@@ -252,6 +260,10 @@ def _make_node(
         if value is MAP_ITEM or (mapped and type(value) is tuple and value and value[0] is MAP_ITEM):
             map_param = arg  # in a tuple: a map of a ``*args`` step, whose item is args[0]
             continue
+        hidden = _hidden_output(value)
+        if hidden is not None:
+            problems.append(hidden.format(label=label, arg=arg))
+            continue
         outs = [value] if type(value) is Output else list(iter_outputs(value))
         if outs:
             inputs[arg] = value
@@ -262,10 +274,6 @@ def _make_node(
                         problems.append(f"{label}: input '{arg}' comes from step '{producer}', which failed to build.")
                 elif producer not in upstream:
                     upstream.append(producer)
-            continue
-        hidden = _hidden_output(value)
-        if hidden is not None:
-            problems.append(hidden.format(label=label, arg=arg))
             continue
         try:
             if arg in step.path_params:

@@ -46,6 +46,37 @@ class StopSignal(KeyboardInterrupt):
         return 128 + self.signum
 
 
+class CtrlC(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) reached ``orch run``: the run stops, recorded "interrupted by the user".
+
+    Its own kind tells it apart from a ``KeyboardInterrupt`` that a step raises
+    itself, which fails that step as any exception of the step does, as it does
+    on a pool or Dask worker (where Ctrl-C never reaches the step).
+    """
+
+
+def stop_behind(exc: BaseException) -> BaseException | None:
+    """The ``CtrlC`` or ``StopSignal`` that ``exc`` is, or that it was raised while handling, or None.
+
+    A library that catches Ctrl-C and raises an error of its own (``except
+    KeyboardInterrupt: raise Cancelled(...)``) must stop the run all the same,
+    not fail one step and go on with the others.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (CtrlC, StopSignal)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def ctrl_c_told_apart() -> bool:
+    """Whether Ctrl-C arrives as ``CtrlC`` here (``orch run``'s main thread), so a plain KeyboardInterrupt is a step's own."""
+    return signal.getsignal(signal.SIGINT) is _ctrl_c
+
+
 #: Signals that arrived while a run's end was being recorded, one list per block of ``stops_held`` open.
 _HELD: list[list[int]] = []
 
@@ -58,6 +89,13 @@ def _stop(signum: int, frame: Any) -> None:
 
 
 _stop.orch_terminate = True  # type: ignore[attr-defined]
+
+
+def _ctrl_c(signum: int, frame: Any) -> None:
+    if _HELD:
+        _HELD[-1].append(signum)
+        return
+    raise CtrlC
 
 
 @contextlib.contextmanager
@@ -78,7 +116,7 @@ def stops_held() -> Iterator[list[int]]:
         return
     # Ctrl-C is Python's own KeyboardInterrupt: held here as well, for the length of the block.
     previous = signal.getsignal(signal.SIGINT)
-    take_sigint = previous is signal.default_int_handler
+    take_sigint = previous is signal.default_int_handler or previous is _ctrl_c
     if take_sigint:
         signal.signal(signal.SIGINT, _stop)
     _HELD.append(held)
@@ -106,12 +144,18 @@ def signals_as_interrupt() -> Iterator[None]:
     for signum in STOPPING:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             previous[signum] = signal.signal(signum, _stop)
+    # Ctrl-C as ``CtrlC``, only where it would be Python's own KeyboardInterrupt (not ignored, not a library's).
+    took_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if took_sigint:
+        signal.signal(signal.SIGINT, _ctrl_c)
     try:
         yield
     finally:
         for signum, handler in previous.items():
             if signal.getsignal(signum) is _stop:  # not one ``stops_said_until_exit`` put in its place
                 signal.signal(signum, handler)
+        if took_sigint and signal.getsignal(signal.SIGINT) is _ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stops_said_until_exit(say: Callable[[str], None]) -> None:
@@ -157,6 +201,8 @@ def _default_handlers_after_fork() -> None:
         for signum in STOPPING:
             if getattr(signal.getsignal(signum), "orch_terminate", False):
                 signal.signal(signum, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is _ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     if not _FORK_HOOK and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_in_child)  # once per process: hooks cannot be removed

@@ -40,7 +40,7 @@ from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.serialize import adopt_materializers
-from orchestrator.stop_signals import StopSignal
+from orchestrator.stop_signals import ctrl_c_told_apart, stop_behind
 from orchestrator.store import ArtifactInfo, ArtifactStore
 from orchestrator.warning_files import attempt_warnings, filters_applied
 
@@ -212,8 +212,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 if isinstance(value, CoroutineType):  # an ``async def`` step: its result is what it awaits to
                     value = run_to_end(value)
             except BaseException as exc:  # the step's own failure, sys.exit() included
-                if isinstance(exc, StopSignal) or (isinstance(exc, KeyboardInterrupt) and _ctrl_c_reaches_here()):
+                stop = _stop_behind(exc)
+                if stop is exc:
                     raise  # Ctrl-C, SIGTERM or SIGHUP: the run stops, below
+                if stop is not None:
+                    raise stop from exc  # ... also when the step turned it into an error of its own
                 # Any other exception is the step's, a BaseException of its own too
                 # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
@@ -237,15 +240,24 @@ def run_task(spec: TaskSpec) -> TaskResult:
     return result
 
 
-def _ctrl_c_reaches_here() -> bool:
-    """Whether a KeyboardInterrupt here may be Ctrl-C rather than the step's own ``raise``.
+def _stop_behind(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C, SIGTERM or SIGHUP that ``exc`` is or was raised while handling, or None: the step's own failure.
 
-    Pool and Dask workers ignore SIGINT (the driver stops them), so there a
-    KeyboardInterrupt can only be raised by the step itself: a failure of that attempt.
-    So can a driver that was started with SIGINT ignored (``orch run ... &`` in a
-    script); SIGTERM still reaches it, as a ``StopSignal``, which stops the run.
+    Under ``orch run`` Ctrl-C arrives as ``CtrlC`` and SIGTERM or SIGHUP as
+    ``StopSignal``, so a step's own KeyboardInterrupt fails that step, as on a
+    pool or Dask worker (which ignore SIGINT: the driver stops them). Elsewhere
+    (a notebook) Ctrl-C is Python's own KeyboardInterrupt and cannot be told
+    from a step's ``raise``, so any KeyboardInterrupt stops the run, unless the
+    process ignores SIGINT (``orch run ... &`` in a script, a worker).
     """
-    return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    behind = stop_behind(exc)
+    if behind is not None:
+        return behind
+    if ctrl_c_told_apart():
+        return None
+    if isinstance(exc, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return exc
+    return None
 
 
 def _store_outputs(spec: TaskSpec, value: Any, store: ArtifactStore, result: TaskResult) -> None:

@@ -74,6 +74,16 @@ class Output:
             return self._unavailable_attribute("name")  # type: ignore[no-any-return]
         return self._name
 
+    # `isinstance(raw, pd.DataFrame)` in a body asks the placeholder's `__class__` once its type is not the
+    # class asked about, and the answer (Output) picked a branch without a word. The user's own words fail as
+    # `if raw:` does; the package's and libraries' checks (pickle, copy, pandas) still see an Output.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        if ACTIVE_TRACE.get() is not None and file_kind(sys._getframe(1).f_code.co_filename) == "user":
+            return self._unavailable(use="has its type tested (isinstance())",  # type: ignore[no-any-return]
+                                     hint=_BRANCH_HINT)
+        return Output
+
     def __repr__(self) -> str:
         return f"<output {self._name!r} of step {self._node!r}>"
 

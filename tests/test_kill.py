@@ -446,8 +446,8 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
     from orchestrator.cli import main
 
     store, code = _orch_run_source(tmp_path, "pressed", (
-        "from orchestrator import pipeline, step\n\n"
-        "@step\ndef press() -> int:\n    raise KeyboardInterrupt\n\n"
+        "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef press() -> int:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\n    return 1\n\n"
         "@pipeline\ndef pressed():\n    return press()\n"))
     assert code == 130
     captured = capsys.readouterr()
@@ -465,6 +465,45 @@ def test_orch_show_says_why_an_interrupted_step_stopped_as_the_run_summary_did(t
                                                                 "interrupted by the user")
     assert get_run("latest", store=store).steps["press"].error == "interrupted by the user"
     assert get_run("latest", store=store).error.startswith("interrupted by the user (details: `orch show ")
+
+
+def test_ctrl_c_a_step_turns_into_an_error_of_its_own_still_stops_the_run(tmp_path, capsys):
+    """A library that catches Ctrl-C and raises its own error: the run stops (130), not one failed step of many."""
+    from orchestrator import get_run
+
+    store, code = _orch_run_source(tmp_path, "wrapped", (
+        "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+        "@step(retries=2, retry_delay=0)\ndef call() -> int:\n    try:\n        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(5)\n    except KeyboardInterrupt:\n        raise RuntimeError('request cancelled')\n"
+        "    return 1\n\n"
+        "@step\ndef other() -> int:\n    return 2\n\n"
+        "@pipeline\ndef wrapped():\n    return call(), other()\n"))
+    err = capsys.readouterr().err
+    assert code == 130, err
+    run = get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert (run.steps["call"].status, run.steps["call"].attempts) == ("interrupted", 1)
+
+
+def test_a_keyboard_interrupt_a_step_raises_itself_fails_it_under_orch_run_as_on_a_worker(tmp_path, capsys):
+    """Nobody pressed Ctrl-C: the step failed (exit 1, as with --executor process), not "interrupted by the user"."""
+    from orchestrator import get_run
+
+    store, code = _orch_run_source(tmp_path, "raises", (
+        "from orchestrator import pipeline, step\n\n"
+        "@step\ndef first() -> int:\n    return 1\n\n"
+        "@step\ndef gives_up(x: int) -> int:\n    raise KeyboardInterrupt('the step gave up')\n\n"
+        "@step\ndef handles(x: int) -> int:\n    try:\n        raise KeyboardInterrupt\n"
+        "    except KeyboardInterrupt:\n        raise RuntimeError('cleaned up') from None\n\n"
+        "@pipeline\ndef raises():\n    return gives_up(first()), handles(first())\n"))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    run = get_run("latest", store=store)
+    assert run.status == "failed"
+    assert run.steps["gives_up"].status == "failed" and run.steps["gives_up"].attempts == 1
+    assert "KeyboardInterrupt: the step gave up" in run.steps["gives_up"].error
+    assert "interrupted by the user" not in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back once the run ended
 
 
 _STOPS_ITSELF = (

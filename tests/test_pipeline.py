@@ -83,6 +83,8 @@ HABITS = {
            "is tested for truth (an `if`, `while`, `and`, `or` or `not`)", _BRANCH),
     "gt": (lambda df: total(df) if df > 0.5 else None,  # habit:gt
            "is compared (`<`, `<=`, `>`, `>=`)", _BRANCH),
+    "isinstance": (lambda df: total(df) if isinstance(df, pd.DataFrame) else None,  # habit:isinstance
+                   "has its type tested (isinstance())", _BRANCH),
     "len": (lambda df: total(len(df)),  # habit:len
             "has its len() taken", " To call a step once per item, pass this output to that step's .map() "
             "(one node per item, made once it has run); a count belongs in a step that takes it."),
@@ -586,6 +588,25 @@ def test_an_output_hidden_in_a_set_or_a_dataclass_is_refused_when_built(wrap, wh
         rf"step 'total' \(test_pipeline.py:\d+\): argument 'value' holds the output of step 'load' inside {what}, "
         r"where it would stay a placeholder: a step's output reaches a step as an argument, or inside a list, "
         rf"tuple or dict. Pass it that way and build {what} inside the step.", str(info.value))
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda df: {df: 1},
+    lambda df: {df: df},
+    lambda df: {"other": 2, df: "label"},
+])
+def test_an_output_as_a_dict_key_is_refused_when_built(wrap) -> None:
+    """A key is not replaced by the value: the step got the placeholder itself, and ran before its producer."""
+    @pipeline
+    def body(n: int = 3):
+        return total(wrap(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert re.fullmatch(
+        r"step 'total' \(test_pipeline.py:\d+\): argument 'value' holds the output of step 'load' as a key of a "
+        r"dict, where it would stay a placeholder: a step's output reaches a step as an argument, or inside a "
+        r"list, tuple or dict \(as a value\). Pass it that way and build the dict inside the step.", str(info.value))
 
 
 @pytest.mark.parametrize("attr", ["name", "node"])
