@@ -493,6 +493,9 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
     path.mkdir()
     verify = orch("cache", "verify")
     assert verify.returncode == 1 and f"damaged {made['hash']}: not a file: a folder is at its path" in verify.stdout
+    # exit 1 and a count alone left the user to find the fix in the docs
+    assert verify.stderr.splitlines()[-1] == ("2 objects checked, 1 damaged: `orch cache verify --repair` removes "
+                                              "it, and the next run recomputes it"), verify.stderr
     doctor = orch("doctor")
     assert "a folder is at its path" in doctor.stdout and "Traceback" not in doctor.stderr
     rerun = orch("run", "big.py", "--rerun", "make")  # publishing the object over the folder
