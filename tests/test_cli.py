@@ -1031,6 +1031,28 @@ def test_a_read_only_store_folder_is_read_and_a_run_names_the_folder(orch, store
         (store / "metadata.db").chmod(0o644)
 
 
+def test_plan_reads_a_read_only_store_whose_file_memo_lacks_an_input(orch, store, project, monkeypatch, capsys):
+    """The read-only error names `plan` among the commands that work on such a store, yet a plan whose input
+    file the store's memo of file hashes did not hold (an edited file, a copied project) stopped there."""
+    from orchestrator.cli import main
+
+    (project / "input.txt").write_text("hello")
+    assert orch("run", "files.py").returncode == 0
+    (project / "input.txt").write_text("hello again")  # its hash is not in the memo yet
+    monkeypatch.setattr("orchestrator.hashing._RACY_NS", 0)  # memoised at once, not 2 s after its last write
+    _not_writable_for_me(monkeypatch, store / "metadata.db", store)
+    monkeypatch.chdir(project)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "plan", "files.py"])
+        out, err = capsys.readouterr()
+        assert exited.value.code == 0, err
+        assert "content of file `path` changed" in out, out
+    finally:
+        store.chmod(0o755)
+        (store / "metadata.db").chmod(0o644)
+
+
 def test_a_read_only_database_is_explained(tmp_path):
     import sqlite3
 
