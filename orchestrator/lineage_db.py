@@ -209,15 +209,18 @@ class Lineage:
                     self.transaction() as c:
                 # A store this user may only read (a teammate's) is left for its owner's next command to mark.
                 for run_id in dead:
-                    # It ended at its last recorded sign of life, not when someone looked: an
-                    # `orch runs` a day later must not say the run took a day.
+                    # It ended at its last sign of life, not when someone looked: an `orch runs` a
+                    # day later must not say the run took a day. Its last record, or the last touch
+                    # of its file (each minute while it lasts): killed 25 minutes into a step, it
+                    # did not take the 2 s its records alone say.
                     # Its error says why, as a step's reason does: `orch runs --json` lists an
                     # interrupted run's error, and `orch show` its error line.
                     c.execute("UPDATE runs SET status='interrupted', error=COALESCE(error, :why), ended=COALESCE(ended, "
                               "(SELECT MAX(t) FROM (SELECT started AS t FROM runs WHERE run_id=:id "
                               "UNION ALL SELECT MAX(COALESCE(ended, 0), COALESCE(started, 0)) FROM steps "
-                              "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id))) "
-                              "WHERE run_id=:id AND status='running'", {"id": run_id, "why": _DIED})
+                              "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id "
+                              "UNION ALL SELECT :touched))) WHERE run_id=:id AND status='running'",
+                              {"id": run_id, "why": _DIED, "touched": run_liveness.last_touched(self.path, run_id)})
                     c.execute("UPDATE steps SET status='interrupted', reason=? "
                               "WHERE run_id=? AND status='running'", (_DIED, run_id))
             for run_id in dead:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -303,6 +304,43 @@ def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
     assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
     # Why, as `orch runs --json` and `orch show` say it for an interrupted run (it was null).
     assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["reason"]
+
+
+def test_a_dead_run_ends_at_its_last_heartbeat_when_that_is_later_than_its_records(tmp_path):
+    """Killed 25 minutes into a step, a run said `took 2 s` (its last record, the step's start): the file
+    it touches each minute while it lasts is a later sign of life."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+    from orchestrator.run_liveness import alive_file
+
+    @step
+    def train(x: int) -> int:
+        return x
+
+    @pipeline
+    def one(x: int = 1):
+        return train(x)
+
+    store = str(tmp_path / "store")
+    run_id = one.run(store=store).id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    database = tmp_path / "store" / "metadata.db"
+    with sqlite3.connect(database) as db:  # what a SIGKILL in `train` leaves
+        db.execute("UPDATE runs SET status='running', started=1000, ended=NULL, pid=? WHERE run_id=?",
+                   (int(dead.stdout), run_id))
+        db.execute("UPDATE steps SET status='running', started=1002, ended=NULL WHERE run_id=?", (run_id,))
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+    alive = alive_file(database, run_id)
+    alive.parent.mkdir(exist_ok=True)
+    alive.touch()
+    os.utime(alive, (2500, 2500))  # its last touch, 25 minutes after it started
+    lineage = Context.open(store).lineage
+    assert lineage.mark_dead_runs() == [run_id]
+    run = lineage.run(run_id)
+    assert run is not None and (run["status"], run["ended"]) == ("interrupted", 2500)
+    assert not alive.exists()
 
 
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):
