@@ -411,11 +411,12 @@ class Lineage:
                 if r.inputs:  # a map item: the list it came from (see RunLoop._cached)
                     edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
                 continue  # a cached node is its row alone (most nodes of a re-run)
-            if r.status != "running":
-                edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
-                if r.files:  # path parameters: most nodes have none
-                    edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
-                edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
+            # A running step's inputs too: killed in it (SIGKILL, the OOM killer), the run keeps what that
+            # step was reading, as an interrupted one does (`orch lineage RUN:fit`, `orch show --json`).
+            edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
+            if r.files:  # path parameters: most nodes have none
+                edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
+            edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
             if not _implied_attempt(r, tries):
                 attempts.extend((r.run_id, r.node, a.attempt, a.status, a.started, a.ended, a.error,
                                  a.traceback, a.stdout or None, a.stderr or None, a.logs or None) for a in tries)
@@ -642,6 +643,7 @@ class Lineage:
         self.flush()  # a queued "running" row must not land after the delete
         with self.transaction() as c:
             c.executemany("DELETE FROM steps WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
+            c.executemany("DELETE FROM edges WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
 
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""

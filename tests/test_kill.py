@@ -40,6 +40,25 @@ def test_kill_during_step_then_resume(orch, calls):
     assert calls.ran() == {"wait"}
 
 
+def test_a_step_killed_while_running_keeps_the_inputs_it_was_reading(orch, calls):
+    """`orch lineage RUN:wait` of a killed run showed the step alone, and `orch show --json` its inputs as
+    []: "which data was it training on when it died?" had an answer for Ctrl-C and none for SIGKILL."""
+    proc = _start(orch, "slow.py", "-p", "n=1000")
+    wait_for(lambda: "wait" in calls.ran())
+    time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["wait"]["status"] == "interrupted"
+    made = steps["produce"]["outputs"][0]["hash"]
+    assert [(i["name"], i["hash"]) for i in steps["wait"]["inputs"]] == [("data", made)]
+    up = json.loads(orch("lineage", f"{shown['run_id']}:wait", "--format", "json").stdout)
+    assert {n["id"] for n in up["nodes"]} >= {f"step:{shown['run_id']}:produce"}
+    down = orch("lineage", made, "--downstream")
+    assert f"read by: wait (run {shown['run_id']}, interrupted)" in down.stdout, down.stdout
+
+
 @pytest.mark.slow
 def test_kill_at_random_moments_never_leaves_a_readable_partial_object(orch, calls, store):
     import random
