@@ -323,6 +323,8 @@ def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
     assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
     # Why, as `orch runs --json` and `orch show` say it for an interrupted run (it was null).
     assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["reason"]
+    # in its first attempt, as `orch logs` says (`attempt 1 (interrupted)`): `orch show` said none
+    assert lineage.step_row(run_id, "second")["attempts"] == 1
 
 
 def test_a_dead_run_ends_at_its_last_heartbeat_when_that_is_later_than_its_records(tmp_path):
