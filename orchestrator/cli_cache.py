@@ -130,7 +130,9 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     else:
         for d in damaged:
             click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
-        tail = "; the next run recomputes them" if repair and damaged else ""
+        them = "it" if len(damaged) == 1 else "them"
+        tail = f"; the next run recomputes {them}" if repair and damaged else \
+            f": `orch cache verify --repair` removes {them}, and the next run recomputes {them}" if damaged else ""
         click.echo(f"{plural(checked, 'object')} checked, {len(damaged)} damaged{tail}", err=True)
     if damaged and not repair:
         sys.exit(EXIT_FAILED)

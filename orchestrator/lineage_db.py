@@ -209,16 +209,21 @@ class Lineage:
                     self.transaction() as c:
                 # A store this user may only read (a teammate's) is left for its owner's next command to mark.
                 for run_id in dead:
-                    # It ended at its last recorded sign of life, not when someone looked: an
-                    # `orch runs` a day later must not say the run took a day.
+                    # It ended at its last sign of life, not when someone looked: an `orch runs` a
+                    # day later must not say the run took a day. Its last record, or the last touch
+                    # of its file (each minute while it lasts): killed 25 minutes into a step, it
+                    # did not take the 2 s its records alone say.
                     # Its error says why, as a step's reason does: `orch runs --json` lists an
                     # interrupted run's error, and `orch show` its error line.
                     c.execute("UPDATE runs SET status='interrupted', error=COALESCE(error, :why), ended=COALESCE(ended, "
                               "(SELECT MAX(t) FROM (SELECT started AS t FROM runs WHERE run_id=:id "
                               "UNION ALL SELECT MAX(COALESCE(ended, 0), COALESCE(started, 0)) FROM steps "
-                              "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id))) "
-                              "WHERE run_id=:id AND status='running'", {"id": run_id, "why": _DIED})
-                    c.execute("UPDATE steps SET status='interrupted', reason=? "
+                              "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id "
+                              "UNION ALL SELECT :touched))) WHERE run_id=:id AND status='running'",
+                              {"id": run_id, "why": _DIED, "touched": run_liveness.last_touched(self.path, run_id)})
+                    # Killed in it, the step was in an attempt its row had not counted yet (a row counts
+                    # attempts as they end): `orch show` said none where `orch logs` shows attempt 1.
+                    c.execute("UPDATE steps SET status='interrupted', reason=?, attempts=MAX(attempts, 1) "
                               "WHERE run_id=? AND status='running'", (_DIED, run_id))
             for run_id in dead:
                 run_liveness.forget(run_liveness.alive_file(self.path, run_id))
@@ -408,11 +413,12 @@ class Lineage:
                 if r.inputs:  # a map item: the list it came from (see RunLoop._cached)
                     edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
                 continue  # a cached node is its row alone (most nodes of a re-run)
-            if r.status != "running":
-                edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
-                if r.files:  # path parameters: most nodes have none
-                    edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
-                edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
+            # A running step's inputs too: killed in it (SIGKILL, the OOM killer), the run keeps what that
+            # step was reading, as an interrupted one does (`orch lineage RUN:fit`, `orch show --json`).
+            edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
+            if r.files:  # path parameters: most nodes have none
+                edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
+            edges.extend((r.run_id, r.node, "out", n, d, None, None) for n, d in r.outputs)
             if not _implied_attempt(r, tries):
                 attempts.extend((r.run_id, r.node, a.attempt, a.status, a.started, a.ended, a.error,
                                  a.traceback, a.stdout or None, a.stderr or None, a.logs or None) for a in tries)
@@ -639,6 +645,7 @@ class Lineage:
         self.flush()  # a queued "running" row must not land after the delete
         with self.transaction() as c:
             c.executemany("DELETE FROM steps WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
+            c.executemany("DELETE FROM edges WHERE run_id=? AND node=?", [(run_id, n) for n in nodes])
 
     def forget(self, key: str) -> None:
         """Drop a cache entry whose artifacts turned out missing or damaged."""

@@ -9,6 +9,7 @@ shared with the runner (tracing with the store's file memo, checking
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import cache
 from orchestrator.context import Context
 from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
-from orchestrator.errors import OrchestratorError, UserError, did_you_mean
+from orchestrator.errors import (
+    DatabaseAccessError,
+    DatabaseWriteError,
+    OrchestratorError,
+    UserError,
+    did_you_mean,
+)
 from orchestrator.hashing import skipping_folders
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
@@ -169,12 +176,18 @@ def _item_number(name: str) -> int:
 
 
 def build(pipeline: Pipeline, params: dict[str, Any], ctx: Context) -> DAG:
-    """Trace the pipeline, hashing file inputs through the store's memo (a folder input without the store)."""
+    """Trace the pipeline, hashing file inputs through the store's memo (a folder input without the store).
+
+    The memo only spares reading unchanged files again: a store that cannot take the new entries (a
+    teammate's, a read-only mount, a full disk) is planned without keeping them, as `orch plan` is said
+    to work on such a store; a run then stops at its first record, naming the store.
+    """
     memo = ctx.lineage.load_file_memo()
     before = dict(memo)
     with skipping_folders(ctx.own_folders()):
         dag = pipeline.build(file_memo=memo, **params)
-    ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
+    with contextlib.suppress(DatabaseAccessError, DatabaseWriteError):
+        ctx.lineage.save_file_memo({k: v for k, v in memo.items() if before.get(k) != v})
     return dag
 
 

@@ -376,18 +376,16 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
         for run_id, node in producers:
             g.add_child(v, "produced by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     else:
-        seen: set[tuple[str, str | None]] = set()
+        seen = _Computations()
         # A step that failed on it read it too: "which runs used this bad file?" names the run it broke.
-        for run_id, node, key in lineage.conn.execute(
-            "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
-            "JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
+        for run_id, node, key, status, made in lineage.conn.execute(
+            f"SELECT e.run_id, e.node, s.key, s.status, {_MADE} FROM edges e JOIN steps s ON s.run_id=e.run_id "
+            "AND s.node=e.node JOIN runs r ON r.run_id=e.run_id WHERE e.digest=? AND e.direction='in' "
             f"AND s.status IN ('ran', 'cached', 'failed', 'interrupted'){' AND e.path=?' if path else ''} "
             # In a run, pipeline order: a map's items read `square, square_2, …`, not `square_1000`.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC", (digest, path) if path else (digest,)):
-            if (node, key) in seen:
-                continue  # the same computation reused in a later run: shown once
-            seen.add((node, key))
-            g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
+            if seen.first(node, key, _outputs(status, made)):
+                g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
         if kind == "artifact" and may_be_mapped(v.data.get("type")):
             # The items of maps over it that runs reused from a map over another list, as along the flow.
             producers = lineage.conn.execute(
@@ -396,10 +394,44 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             for made_in, made_by, made_key in producers:
                 for run_id, node, key in reused_items(lineage, g.item_sources, g.reused_by_list, digest, made_in, made_by,
                                                         made_key):
-                    if (node, key) not in seen:
-                        seen.add((node, key))
+                    if seen.first(node, key, None):
                         g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     return v.id
+
+
+# What a reader made, "name=digest" of each output (NULL for a step run that recorded none).
+_MADE = ("(SELECT group_concat(o.name || '=' || o.digest, ' ') FROM edges o "
+         "WHERE o.run_id=e.run_id AND o.node=e.node AND o.direction='out')")
+
+
+def _outputs(status: str, made: str | None) -> str | None:
+    """What a step run made, comparable across runs; None for a cached one, which made nothing itself."""
+    return None if status == "cached" else " ".join(sorted((made or "").split()))
+
+
+@dataclass
+class _Computations:
+    """The readers listed under one vertex, each computation once.
+
+    A computation is a node's key and what it made. A later run that reused it
+    (cached), or computed the same key again with the same result (``--no-cache``,
+    a re-run after ``cache gc``), is that computation, shown once. A step forced
+    again (``--rerun`` of a step that reads what its key cannot see: a clock, an
+    environment variable, an unseeded random state) that made another output is
+    another computation: what was built from it is not what the first one fed,
+    and listing the key once hid the model it made. A step that failed on the
+    input made nothing: it is listed beside a later run that succeeded with it.
+    """
+
+    made: dict[tuple[str, str | None], set[str | None]] = field(default_factory=dict)
+
+    def first(self, node: str, key: str | None, outputs: str | None) -> bool:
+        """True the first time this computation is met (``outputs`` None: a cached reuse of one)."""
+        shown = self.made.setdefault((node, key), set())
+        if shown and (outputs is None or None in shown or outputs in shown):
+            return False
+        shown.add(outputs)
+        return True
 
 
 def _registered_as(lineage: Lineage, digest: str) -> list[dict[str, Any]]:
@@ -433,38 +465,40 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
         return
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
-    seen: set[tuple[str, str]] = set()
-    readers = lineage.conn.execute(
-        "SELECT e.run_id, e.node, s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node "
-        "JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
+    seen = _Computations()
+    readers = [(reader_run, reader, key, _outputs(status, made)) for reader_run, reader, key, status, made in
+               lineage.conn.execute(
+        f"SELECT e.run_id, e.node, s.key, s.status, {_MADE} FROM edges e JOIN steps s ON s.run_id=e.run_id "
+        "AND s.node=e.node JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached', 'failed', 'interrupted') "
         # In its own run, a reader names the node it read: another node of the same key is another node.
         "AND (e.source IS NULL OR (e.run_id=? AND e.source=?) OR (p.key IS NOT NULL AND p.key=? AND e.run_id!=?)) "
-        "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC",
-        (digest, run_id, node, row["key"] if row else None, run_id)).fetchall()
+        # Of equal computations, the one of this node's run: from `--no-cache` run B's `load`, B's `split`
+        # read it, not the `split` of run A that B computed again.
+        "ORDER BY s.status='ran' DESC, e.run_id=? DESC, r.started ASC, s.position ASC",
+        (digest, run_id, node, row["key"] if row else None, run_id, run_id))]
     # A cached step of the same run records no edges: it read this output if the step run that
     # computed its key read it from a node of that name. Not a map item that records its own (found
     # above): the step run it reused may have read an equal item from another list.
     # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
     # 5,000-item map once per item. From the readers of this digest, each join is one index lookup.
     readers += lineage.conn.execute(
-        "SELECT s.run_id, s.node, s.key FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
+        "SELECT s.run_id, s.node, s.key, NULL FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' AND NOT EXISTS (SELECT 1 FROM edges o "
         "WHERE o.run_id=s.run_id AND o.node=s.node AND o.direction='in') "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
-        readers += reused_items(lineage, g.item_sources, g.reused_by_list, digest, run_id, node,
-                                row["key"] if row else None)
+        readers += [(*item, None) for item in reused_items(lineage, g.item_sources, g.reused_by_list, digest,
+                                                             run_id, node, row["key"] if row else None)]
     # Items of a map over a map's result read one item's output each (their edge names the list).
     if run_id not in g.map_readers:
         g.map_readers[run_id] = map_item_readers(lineage, run_id)
     base = re.sub(r"_\d+$", "", node)
-    readers += [(run_id, reader, key) for reader, key in g.map_readers[run_id].get((base, digest), [])]
-    for consumer_run, consumer, key in readers:
-        if (consumer, key) in seen:
-            continue  # the same computation reused in a later run: shown once
-        seen.add((consumer, key))
+    readers += [(run_id, reader, key, None) for reader, key in g.map_readers[run_id].get((base, digest), [])]
+    for consumer_run, consumer, key, outputs in readers:
+        if not seen.first(consumer, key, outputs):
+            continue
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))

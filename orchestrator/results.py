@@ -9,6 +9,7 @@ run rebuilt later returns the same tuple, list or dict the live one did.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +254,7 @@ def load_output(ctx: Context, digest: str, what: str, run_id: str | None = None)
         return ctx.load(digest)
     except StoreError as exc:
         if isinstance(exc, (MissingArtifactError, CorruptArtifactError)):
-            raise _unloadable(exc, digest, what) from None
+            raise _unloadable(exc, digest, what, _remake_command(ctx, run_id, digest)) from None
         unimportable = _unimportable_code(exc.__cause__, _pipeline_folder(ctx, run_id, digest),
                                           lambda: _producer_packages(ctx, digest))
         if unimportable is None:
@@ -266,13 +267,28 @@ def _named(what: str, digest: str) -> str:
     return what if what.startswith("artifact ") else f"{what} (artifact {digest[:12]})"
 
 
-def _unloadable(exc: StoreError, digest: str, what: str) -> UserError:
-    """The one line for an artifact that is gone or damaged, with the fix."""
+def _remake_command(ctx: Context, run_id: str | None, digest: str) -> str:
+    """The command that makes ``digest`` again: its run's file with that run's parameters, when recorded.
+
+    ``orch run FILE`` alone runs the pipeline's defaults: for the model of a run given `-p C=0.5`,
+    it makes another one and leaves the user wondering why the old one is still missing.
+    """
+    if run_id is None:
+        producers = ctx.lineage.producers(digest)
+        run_id = producers[0][0] if producers else None
+    row = ctx.lineage.row("SELECT file FROM runs WHERE run_id=?", (run_id,)) if run_id else None
+    if not row or not row["file"]:
+        return "orch run FILE"
+    return f"orch run {shlex.quote(str(row['file']))} --params-from {run_id}"
+
+
+def _unloadable(exc: StoreError, digest: str, what: str, remake: str = "orch run FILE") -> UserError:
+    """The one line for an artifact that is gone or damaged, with the fix (``remake``: the command)."""
     if isinstance(exc, MissingArtifactError):
         # Not always orch's doing: an objects folder deleted or restored without it looks the same.
         return UserError(f"{_named(what, digest)} is no longer in the store: `orch cache gc` or "
                          "`orch cache verify --repair` removed it, or its file was deleted. Run the pipeline "
-                         "again (orch run FILE) to make it again.")
+                         f"again ({remake}) to make it again.")
     if isinstance(exc, UntrustedArtifactError):
         # Often not damage at all: a notebook on another machine or account signs with another key,
         # and `verify --repair` would then delete what teammates' runs stored.

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from orchestrator.lineage_db import Lineage
 
 #: The kinds of change a step can have, in the order the summary counts them.
-KINDS = ("code", "package", "version", "parameter", "file", "input", "status", "not run", "not recorded")
+KINDS = ("code", "package", "version", "parameter", "file", "input", "output", "status", "not run", "not recorded")
 #: Environment fields of a run compared, with the label a display gives them.
 ENVIRONMENT = (("python", "python"), ("git_commit", "git commit"), ("host", "host"), ("user", "user"),
                ("executor", "executor"), ("file", "pipeline file"))
@@ -263,11 +263,12 @@ def diff_runs(lineage: Lineage, a_ref: str | None, b_ref: str = "latest") -> Run
     only_b = _only_in(steps_b, steps_a, a)
     changed: list[StepChange] = []
     identical = 0
+    other_outputs = _other_outputs(lineage, steps_a, steps_b)
     for name, row_a in steps_a.items():
         row_b = steps_b.get(name)
         if row_b is None:
             continue
-        change = _step_change(lineage, row_a, row_b)
+        change = other_outputs.get(name) or _step_change(lineage, row_a, row_b)
         if change is None:
             identical += 1
         else:
@@ -334,7 +335,7 @@ def _decoded(lineage: Lineage, text: Any, what: str) -> dict[str, Any] | None:
 
 def _steps(lineage: Lineage, run_id: str) -> dict[str, dict[str, Any]]:
     """Each step record of a run by node, in DAG order; key parts left as JSON text until needed."""
-    rows = lineage.rows("SELECT node, status, reason, key, key_parts, origin, error FROM steps WHERE run_id=? "
+    rows = lineage.rows("SELECT node, status, reason, key, key_parts, origin, error, started FROM steps WHERE run_id=? "
                         "ORDER BY position", (run_id,))
     return {str(r["node"]): r | {"run_id": run_id} for r in rows}
 
@@ -369,7 +370,7 @@ def _step_change(lineage: Lineage, row_a: dict[str, Any], row_b: dict[str, Any])
     key_a, key_b = row_a["key"], row_b["key"]
     status_a, status_b = str(row_a["status"]), str(row_b["status"])
     if key_a and key_a == key_b and (status_a in _KEPT) == (status_b in _KEPT):
-        return None  # the same computation, ran or cached alike
+        return None  # the same computation, ran or cached alike (unless it was computed again: _other_outputs)
     if not key_a and not key_b and status_a == status_b:
         return None  # not reached in either run (skipped after the same failure): nothing to compare
     if not key_a or not key_b:
@@ -408,6 +409,51 @@ def _step_change(lineage: Lineage, row_a: dict[str, Any], row_b: dict[str, Any])
     outputs, changed = _compare_outputs(lineage, row_a, row_b)
     return StepChange(str(row_a["node"]), status_a, status_b, tuple(reasons), tuple(kinds), outputs,
                       tuple(changed), key_a, key_b)
+
+
+def _other_outputs(lineage: Lineage, steps_a: dict[str, dict[str, Any]],
+                   steps_b: dict[str, dict[str, Any]]) -> dict[str, StepChange]:
+    """The steps of the same key in both runs whose outputs differ all the same, by node.
+
+    Their key was computed twice (``--rerun``, ``--no-cache``, after ``cache gc``) and gave
+    another result: the step is not deterministic, or reads what its key cannot see. Said
+    identical, the steps after it read ``input `model` changed`` with no step that changed it.
+    Only pairs that name two computations are compared, their outputs read with one query per
+    run that computed them: a 1,000-step run compared with one that reused it reads nothing more.
+    """
+    pairs: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str, str], tuple[str, str]]] = {}
+    for name, row_a in steps_a.items():
+        row_b = steps_b.get(name)
+        if row_b is None or not row_a["key"] or row_a["key"] != row_b["key"] or \
+                row_a["status"] not in _KEPT or row_b["status"] not in _KEPT:
+            continue
+        origin_a = lineage.origin(str(row_a["run_id"]), name, row_a)
+        origin_b = lineage.origin(str(row_b["run_id"]), name, row_b)
+        if origin_a != origin_b:
+            pairs[name] = (row_a, row_b, origin_a, origin_b)
+    made: dict[tuple[str, str], dict[str, str]] = {}
+    for run_id in {origin[0] for pair in pairs.values() for origin in pair[2:]}:
+        for node, name, digest in lineage.conn.execute(
+                "SELECT node, name, digest FROM edges WHERE run_id=? AND direction='out'", (run_id,)):
+            made.setdefault((str(run_id), str(node)), {})[str(name)] = str(digest)
+    found = {}
+    for node, (row_a, row_b, origin_a, origin_b) in pairs.items():
+        out_a, out_b = made.get(origin_a), made.get(origin_b)
+        if not out_a or not out_b or out_a == out_b:
+            continue
+        # The side that computed it last made the other output; its reason says why it ran (--rerun).
+        ran = [(float(row["started"] or 0), side, row) for side, row in (("A", row_a), ("B", row_b))
+               if row["status"] == "ran"]
+        again = ""
+        if ran:
+            _, side, row = max(ran, key=lambda r: r[0])
+            again = f", computed again in {side}" + (f" ({row['reason']})" if row["reason"] else "")
+        reason = (f"the same key made another output{again}: the step is not deterministic, or reads what its "
+                  "key cannot see (a clock, an environment variable, a file not passed as a parameter)")
+        differ = sorted(n for n in set(out_a) | set(out_b) if out_a.get(n) != out_b.get(n))
+        found[node] = StepChange(node, str(row_a["status"]), str(row_b["status"]), (reason,), ("output",),
+                                 "differ", tuple(differ), row_a["key"], row_b["key"])
+    return found
 
 
 def _parts(lineage: Lineage, row: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:

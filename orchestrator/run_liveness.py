@@ -74,6 +74,14 @@ def is_stale(database: Path, run_id: str, now: float | None = None) -> bool:
     return (time.time() if now is None else now) - touched > STALE
 
 
+def last_touched(database: Path, run_id: str) -> float | None:
+    """When the run last touched its file (its last sign of life), or None without a file."""
+    try:
+        return alive_file(database, run_id).stat().st_mtime
+    except OSError:
+        return None
+
+
 def forget(path: Path) -> None:
     """Remove a run's file once it ended or was found dead."""
     with contextlib.suppress(OSError):

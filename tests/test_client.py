@@ -244,9 +244,12 @@ def test_an_artifact_removed_by_gc_says_so(store):
     assert collect_garbage(Context.open(store), keep_last=1).removed == [removed]
     fix = "is no longer in the store: `orch cache gc` or `orch cache verify --repair` removed it, or its " \
           "file was deleted. Run the pipeline again"
+    # `orch run FILE` alone runs the defaults (n=1 here by chance): the run's own parameters make it again.
+    remake = f" (orch run {PIPELINES / 'gc_runs.py'} --params-from {old.id}) to make it again."
     for ref in (f"{old.id}:make", removed[:12]):
-        with pytest.raises(UserError, match=fix):
+        with pytest.raises(UserError, match=fix) as raised:
             orchestrator.load(ref, store=store)
+        assert str(raised.value).endswith(remake), raised.value
     assert orchestrator.get_run(old.id, store=store).output() == 5000  # `check` kept its small result
 
 

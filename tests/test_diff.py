@@ -529,3 +529,42 @@ def test_a_cached_step_recorded_before_origins_finds_its_parts_by_key(runs, tmp_
     load = next(s for s in doc["steps"] if s["name"] == "load")
     assert load["a_status"] == "cached"
     assert load["reasons"] == [f"content of file `path` changed ({runs['folder'] / 'data.txt'})"]
+
+
+def test_a_step_forced_again_that_made_another_output_differs_though_its_key_is_the_same(tmp_path):
+    """`fit` reads what its key cannot see (an environment variable): forced again with --rerun it made
+    another model. Saying it identical left `evaluate: input model changed` with no step that changed it."""
+    from orchestrator import pipeline, step
+
+    @step
+    def fit(n: int) -> str:
+        return os.environ.get("ORCH_TEST_TAG", "") * n
+
+    @step
+    def evaluate(model: str) -> int:
+        return len(model)
+
+    @pipeline
+    def training(n: int = 2):
+        return evaluate(fit(n))
+
+    store = str(tmp_path / "store")
+    os.environ["ORCH_TEST_TAG"] = "x"
+    try:
+        first = training.run(store=store)
+        os.environ["ORCH_TEST_TAG"] = "yy"
+        forced = training.run(store=store, rerun=["fit"])
+        again = training.run(store=store, no_cache=True)  # the same key, the same output as forced's
+    finally:
+        del os.environ["ORCH_TEST_TAG"]
+    assert (first.output(), forced.output(), again.output()) == (2, 4, 4)
+
+    found = orchestrator.diff(first.id, forced.id, store=store)
+    fit_change = next(c for c in found.steps if c.name == "fit")
+    assert fit_change.a_key == fit_change.b_key and fit_change.kinds == ("output",)
+    assert fit_change.outputs == "differ" and fit_change.changed_outputs == ("out",)
+    assert fit_change.reasons == ("the same key made another output, computed again in B (forced with "
+                                  "rerun=): the step is not deterministic, or reads what its key cannot see "
+                                  "(a clock, an environment variable, a file not passed as a parameter)",)
+    assert found.summary() == "2 steps differ: 1 input, 1 output; 0 identical"
+    assert orchestrator.diff(forced.id, again.id, store=store).summary() == "0 steps differ; 2 identical"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -37,6 +38,25 @@ def test_kill_during_step_then_resume(orch, calls):
     resumed = orch("run", "slow.py", "-p", "seconds=0")
     assert resumed.returncode == 0, resumed.stderr
     assert calls.ran() == {"wait"}
+
+
+def test_a_step_killed_while_running_keeps_the_inputs_it_was_reading(orch, calls):
+    """`orch lineage RUN:wait` of a killed run showed the step alone, and `orch show --json` its inputs as
+    []: "which data was it training on when it died?" had an answer for Ctrl-C and none for SIGKILL."""
+    proc = _start(orch, "slow.py", "-p", "n=1000")
+    wait_for(lambda: "wait" in calls.ran())
+    time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["wait"]["status"] == "interrupted"
+    made = steps["produce"]["outputs"][0]["hash"]
+    assert [(i["name"], i["hash"]) for i in steps["wait"]["inputs"]] == [("data", made)]
+    up = json.loads(orch("lineage", f"{shown['run_id']}:wait", "--format", "json").stdout)
+    assert {n["id"] for n in up["nodes"]} >= {f"step:{shown['run_id']}:produce"}
+    down = orch("lineage", made, "--downstream")
+    assert f"read by: wait (run {shown['run_id']}, interrupted)" in down.stdout, down.stdout
 
 
 @pytest.mark.slow
@@ -303,6 +323,45 @@ def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
     assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
     # Why, as `orch runs --json` and `orch show` say it for an interrupted run (it was null).
     assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["reason"]
+    # in its first attempt, as `orch logs` says (`attempt 1 (interrupted)`): `orch show` said none
+    assert lineage.step_row(run_id, "second")["attempts"] == 1
+
+
+def test_a_dead_run_ends_at_its_last_heartbeat_when_that_is_later_than_its_records(tmp_path):
+    """Killed 25 minutes into a step, a run said `took 2 s` (its last record, the step's start): the file
+    it touches each minute while it lasts is a later sign of life."""
+    import sqlite3
+
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+    from orchestrator.run_liveness import alive_file
+
+    @step
+    def train(x: int) -> int:
+        return x
+
+    @pipeline
+    def one(x: int = 1):
+        return train(x)
+
+    store = str(tmp_path / "store")
+    run_id = one.run(store=store).id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    database = tmp_path / "store" / "metadata.db"
+    with sqlite3.connect(database) as db:  # what a SIGKILL in `train` leaves
+        db.execute("UPDATE runs SET status='running', started=1000, ended=NULL, pid=? WHERE run_id=?",
+                   (int(dead.stdout), run_id))
+        db.execute("UPDATE steps SET status='running', started=1002, ended=NULL WHERE run_id=?", (run_id,))
+        db.execute("DELETE FROM attempts WHERE run_id=?", (run_id,))
+    alive = alive_file(database, run_id)
+    alive.parent.mkdir(exist_ok=True)
+    alive.touch()
+    os.utime(alive, (2500, 2500))  # its last touch, 25 minutes after it started
+    lineage = Context.open(store).lineage
+    assert lineage.mark_dead_runs() == [run_id]
+    run = lineage.run(run_id)
+    assert run is not None and (run["status"], run["ended"]) == ("interrupted", 2500)
+    assert not alive.exists()
 
 
 def test_an_interrupted_retry_keeps_the_attempts_before_it(tmp_path):

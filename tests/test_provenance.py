@@ -856,3 +856,50 @@ def test_equal_items_of_maps_over_maps_results_are_traced_to_their_own_items(sto
         up = walk(lineage, f"{run.id}:{double}", "upstream", depth=2)
         assert up.vertices[f"step:{run.id}:{double}"].children == [("i", read)], double
         assert up.vertices[read].children == [("produced by", f"step:{run.id}:{square}")], double
+
+
+def test_a_forced_rerun_that_made_another_output_is_listed_downstream(tmp_path, monkeypatch):
+    """`fit` reads what its key cannot see (an environment variable), so the user forced it with --rerun
+    and it made another model: "what was built from this data?" names both models and what each fed.
+    Computed again with an equal output (`no_cache`), a step is one computation, shown in the walk's own
+    run when walked from a step of that run."""
+    import os
+
+    @step
+    def load(path: Path) -> list:
+        return path.read_text().split()
+
+    @step
+    def fit(rows: list) -> str:
+        return os.environ.get("ORCH_TEST_TAG", "") + str(len(rows))
+
+    @step
+    def evaluate(model: str) -> int:
+        return len(model)
+
+    @pipeline
+    def training(path: Path = Path("rows.txt")):
+        return evaluate(fit(load(path)))
+
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "store")
+    (tmp_path / "rows.txt").write_text("a b c\n")
+    monkeypatch.setenv("ORCH_TEST_TAG", "x")
+    first = training.run(store=store)
+    monkeypatch.setenv("ORCH_TEST_TAG", "yy")
+    forced = training.run(store=store, rerun=["fit"])
+    again = training.run(store=store, no_cache=True)
+    assert first.output() == 2 and forced.output() == 3 and again.output() == 3
+    lineage = Context.open(store).lineage
+
+    down = walk(lineage, "rows.txt", "downstream")
+    runs_of = {(v.data["step"], v.data["run_id"]) for v in down.vertices.values() if v.kind == "step"}
+    assert runs_of == {("load", first.id), ("fit", first.id), ("evaluate", first.id),
+                       ("fit", forced.id), ("evaluate", forced.id)}
+    models = {v.data["digest"] for v in down.vertices.values() if v.kind == "artifact"} & {
+        first.steps["fit"].outputs["out"], forced.steps["fit"].outputs["out"]}
+    assert len(models) == 2
+
+    from_again = walk(lineage, f"{again.id}:load", "downstream")
+    fits = [v.data["run_id"] for v in from_again.vertices.values() if v.kind == "step" and v.data["step"] == "fit"]
+    assert fits == [again.id, first.id]  # its own run's fit (equal to forced's), then the other model's
