@@ -152,7 +152,7 @@ def _tree_digest(folder: Path) -> str:
 _FIRST_RUNS: dict[tuple[str, str], Path] = {}
 
 
-def run_once_per_session(orch: Orch, calls: CallLog, target: str) -> None:
+def run_once_per_session(orch: Orch, target: str) -> None:
     """Give ``orch.store`` the result of ``orch run TARGET`` on the project as it is now.
 
     The first test asking for a (target, project contents) pair runs it; later ones get a
@@ -167,13 +167,12 @@ def run_once_per_session(orch: Orch, calls: CallLog, target: str) -> None:
     assert result.returncode == 0, result.stderr
     if first is None:
         _FIRST_RUNS[key] = copy_store(orch.store, orch.store.parent / "first-run-store")
-    calls.clear()
 
 
 def reran_after_edit(orch: Orch, calls: CallLog, project: Path, target: str,
                      file: str, old: str, new: str) -> set[str]:
     """Run ``target``, make one edit, run it again: what the second run recorded as running."""
-    run_once_per_session(orch, calls, target)
+    run_once_per_session(orch, target)
     calls.clear()
     edit_file(project, file, old, new)
     result = orch("run", target)
