@@ -32,7 +32,7 @@ def test_json_times_name_the_same_instant_from_any_time_zone(orch, calls):
     """A CI job in UTC and a user in New York read one run: its `started` must be one instant, not two hours."""
     from datetime import datetime
 
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     seen = {}
     for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
         local = Orch(orch.store, orch.cwd, {**orch.env, "TZ": zone})
@@ -132,7 +132,7 @@ def test_logs_shows_a_redrawn_progress_bar_as_a_terminal_left_it(orch, project):
         "@pipeline\n"
         "def bars():\n"
         "    return bar()\n")
-    assert orch("run", "bars.py").returncode == 0
+    run_once_per_session(orch, "bars.py")
     out = orch("logs", "latest:bar").stdout
     assert out.splitlines()[1:] == ["--- stdout ---", "loading", "from a subprocess", "--- stderr ---",
                                     "100%|##########| done"], out
@@ -195,7 +195,7 @@ def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
 
 def test_the_command_line_names_its_own_options_in_reasons_and_messages(orch, project):
     """`orch run` says `--rerun` and `-p`, where `Pipeline.run` says `rerun=` and `n=VALUE`."""
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     forced = orch("run", "edits.py", "--rerun", "plain", "--json")
     assert forced.returncode == 0, forced.stderr
     assert {s["name"]: s["reason"] for s in json.loads(forced.stdout)["steps"]}["plain"] == "forced with --rerun"
@@ -457,7 +457,7 @@ def test_cache_ls_verify_gc(orch, calls, project, store):
         "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
         "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
     )
-    assert orch("run", "big.py").returncode == 0
+    run_once_per_session(orch, "big.py")
     listed = json.loads(orch("cache", "ls", "--json").stdout)
     files = [o for o in listed if o["path"]]
     assert len(files) == 1 and set(files[0]) >= {"hash", "size", "type", "path"}
@@ -484,7 +484,7 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
         "@step\ndef size(b: bytes) -> int:\n    return len(b)\n"
         "@pipeline\ndef big(n: int = 100):\n    return size(make(n))\n"
     )
-    assert orch("run", "big.py").returncode == 0
+    run_once_per_session(orch, "big.py")
     [made] = [o for o in json.loads(orch("cache", "ls", "--json").stdout) if o["path"]]
     from pathlib import Path
 
@@ -509,7 +509,7 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
 def test_a_file_where_the_store_keeps_a_folder_is_one_line_before_anything_runs(orch, calls, store, folder):
     # It failed each step that writes an object with a bare "[Errno 17] File exists" (exit 1),
     # while `orch doctor` called the store healthy.
-    assert orch("run", "chatty.py").returncode == 0
+    run_once_per_session(orch, "chatty.py")
     import shutil
 
     shutil.rmtree(store / folder, ignore_errors=True)
