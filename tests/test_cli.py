@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PIPELINES, Orch
+from tests.conftest import PIPELINES, Orch, run_once_per_session
 
 
 def test_run_then_runs_and_show_json(orch, calls):
@@ -32,7 +32,7 @@ def test_json_times_name_the_same_instant_from_any_time_zone(orch, calls):
     """A CI job in UTC and a user in New York read one run: its `started` must be one instant, not two hours."""
     from datetime import datetime
 
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     seen = {}
     for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
         local = Orch(orch.store, orch.cwd, {**orch.env, "TZ": zone})
@@ -47,7 +47,7 @@ def test_json_times_name_the_same_instant_from_any_time_zone(orch, calls):
 
 
 def test_show_of_a_step_points_to_its_run_logs_and_lineage(orch, calls):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     shown = orch("show", "latest:plain")
     assert shown.returncode == 2 and shown.stderr.count("\n") == 1 and "Traceback" not in shown.stderr
     assert "orch show takes a run, not a step" in shown.stderr and "`orch logs latest:plain`" in shown.stderr
@@ -56,7 +56,7 @@ def test_show_of_a_step_points_to_its_run_logs_and_lineage(orch, calls):
 
 
 def test_logs_of_a_mistyped_step_names_the_close_one(orch, calls):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     logs = orch("logs", "latest:plian")
     assert logs.returncode == 2 and logs.stderr.count("\n") == 1
     assert "has no step 'plian'. Did you mean 'plain'? See its steps with `orch show" in logs.stderr
@@ -132,7 +132,7 @@ def test_logs_shows_a_redrawn_progress_bar_as_a_terminal_left_it(orch, project):
         "@pipeline\n"
         "def bars():\n"
         "    return bar()\n")
-    assert orch("run", "bars.py").returncode == 0
+    run_once_per_session(orch, "bars.py")
     out = orch("logs", "latest:bar").stdout
     assert out.splitlines()[1:] == ["--- stdout ---", "loading", "from a subprocess", "--- stderr ---",
                                     "100%|##########| done"], out
@@ -185,7 +185,7 @@ def test_params_file(orch, calls, project):
 ])
 def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
     if args[0] in ("show", "logs", "lineage", "runs"):
-        assert orch("run", "edits.py").returncode == 0  # these commands need a store to read
+        run_once_per_session(orch, "edits.py")  # these commands need a store to read
     result = orch(*args)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert needle in result.stderr
@@ -195,7 +195,7 @@ def test_user_mistakes_exit_2_with_one_line(orch, args, needle):
 
 def test_the_command_line_names_its_own_options_in_reasons_and_messages(orch, project):
     """`orch run` says `--rerun` and `-p`, where `Pipeline.run` says `rerun=` and `n=VALUE`."""
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     forced = orch("run", "edits.py", "--rerun", "plain", "--json")
     assert forced.returncode == 0, forced.stderr
     assert {s["name"]: s["reason"] for s in json.loads(forced.stdout)["steps"]}["plain"] == "forced with --rerun"
@@ -222,7 +222,7 @@ def test_a_pipeline_the_file_imports_is_not_one_it_defines(orch, project):
 @pytest.mark.parametrize("args", [["runs", "-n", "0"], ["runs", "-n", "-1"], ["cache", "gc", "--keep-last", "-2"],
                                   ["lineage", "latest", "--depth", "-1"], ["logs", "latest:plain", "--attempt", "0"]])
 def test_out_of_range_numbers_are_usage_errors(orch, args):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     result = orch(*args)
     assert result.returncode == 2 and "is not in the range" in result.stderr, result.stderr
     command = " ".join(args[:2] if args[0] == "cache" else args[:1])
@@ -457,7 +457,7 @@ def test_cache_ls_verify_gc(orch, calls, project, store):
         "@step\ndef make(n: int) -> bytes:\n    return bytes(range(256)) * n\n"
         "@pipeline\ndef big(n: int = 100):\n    return make(n)\n"
     )
-    assert orch("run", "big.py").returncode == 0
+    run_once_per_session(orch, "big.py")
     listed = json.loads(orch("cache", "ls", "--json").stdout)
     files = [o for o in listed if o["path"]]
     assert len(files) == 1 and set(files[0]) >= {"hash", "size", "type", "path"}
@@ -484,7 +484,7 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
         "@step\ndef size(b: bytes) -> int:\n    return len(b)\n"
         "@pipeline\ndef big(n: int = 100):\n    return size(make(n))\n"
     )
-    assert orch("run", "big.py").returncode == 0
+    run_once_per_session(orch, "big.py")
     [made] = [o for o in json.loads(orch("cache", "ls", "--json").stdout) if o["path"]]
     from pathlib import Path
 
@@ -512,7 +512,7 @@ def test_a_folder_at_an_objects_path_is_listed_repaired_and_recomputed(orch, cal
 def test_a_file_where_the_store_keeps_a_folder_is_one_line_before_anything_runs(orch, calls, store, folder):
     # It failed each step that writes an object with a bare "[Errno 17] File exists" (exit 1),
     # while `orch doctor` called the store healthy.
-    assert orch("run", "chatty.py").returncode == 0
+    run_once_per_session(orch, "chatty.py")
     import shutil
 
     shutil.rmtree(store / folder, ignore_errors=True)
@@ -917,7 +917,7 @@ def test_runs_of_a_pipeline_in_a_store_without_runs_is_no_mistake(orch, store):
 def test_lineage_names_an_ambiguous_prefix_like_show_does(orch, store):
     import sqlite3
 
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     db = sqlite3.connect(store / "metadata.db")
     with db:  # runs and an artifact whose ids begin alike
         db.executemany("INSERT INTO runs (run_id, pipeline, status, started) VALUES (?, 'edits', 'succeeded', 0)",

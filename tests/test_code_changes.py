@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import edit_file, reran_after_edit
+from .conftest import edit_file, reran_after_edit, run_once_per_session
 
 ALL = {"base", "uses_helper", "uses_other", "uses_imported", "uses_class", "uses_const",
        "uses_closure", "uses_default", "uses_library", "plain"}
@@ -48,7 +48,7 @@ def test_edit_reruns_exactly_dependents(orch, calls, project, file, old, new, ex
 
 @pytest.mark.parametrize("file,old,new", NO_RERUN_EDITS, ids=["comment", "docstring", "settings", "line-shift"])
 def test_formatting_and_settings_edits_stay_cached(orch, calls, project, file, old, new):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     calls.clear()
     edit_file(project, file, old, new)
     result = orch("run", "edits.py")
@@ -57,7 +57,7 @@ def test_formatting_and_settings_edits_stay_cached(orch, calls, project, file, o
 
 
 def test_plan_explains_helper_change(orch, calls, project):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     edit_file(project, "other_helpers.py", "return x * 3", "return x * 4")
     plan = orch("plan", "edits.py", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -73,7 +73,7 @@ def test_plan_says_will_run_for_a_changed_step_below_one_that_runs(orch, calls, 
     """Its inputs are unknown until `base` runs, but its own edit makes it run whatever they are."""
     import json
 
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     edit_file(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return n + 0")
     edit_file(project, "edits.py", "    record(\"plain\")\n    return x - 1", "    record(\"plain\")\n    return x - 2")
     plan = orch("plan", "edits.py", "--json")
@@ -84,7 +84,7 @@ def test_plan_says_will_run_for_a_changed_step_below_one_that_runs(orch, calls, 
 
 
 def test_parameter_change_reruns_and_plan_says_why(orch, calls):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     calls.clear()
     plan = orch("plan", "edits.py", "-p", "n=5", "--json")
     import json
@@ -98,7 +98,7 @@ def test_parameter_change_reruns_and_plan_says_why(orch, calls):
 
 
 def test_early_cutoff_keeps_downstream_cached(orch, calls, project):
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     calls.clear()
     # base's code changes but its output (n) stays the same: only base re-runs.
     edit_file(project, "edits.py", "    record(\"base\")\n    return n", "    record(\"base\")\n    return int(n)")
@@ -147,7 +147,7 @@ def test_the_reason_names_the_closure_constant_or_default_that_changed(orch, cal
                                                                         reason):
     import json
 
-    assert orch("run", "edits.py").returncode == 0
+    run_once_per_session(orch, "edits.py")
     edit_file(project, "edits.py", old, new)
     assert orch("run", "edits.py").returncode == 0
     steps = {s["name"]: s for s in json.loads(orch("show", "latest", "--json").stdout)["steps"]}
@@ -199,7 +199,7 @@ def test_under_a_decorator_the_reason_tells_the_step_from_its_decorator(orch, pr
     import json
 
     (project / "decorated.py").write_text(DECORATED)
-    assert orch("run", "decorated.py").returncode == 0
+    run_once_per_session(orch, "decorated.py")
     edit_file(project, "decorated.py", old, new)
     plan = orch("plan", "decorated.py", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -215,7 +215,7 @@ def test_a_version_given_by_hand_reruns_the_step_and_says_so(orch, calls, projec
     import json
 
     (project / "decorated.py").write_text(DECORATED)
-    assert orch("run", "decorated.py").returncode == 0
+    run_once_per_session(orch, "decorated.py")
     edit_file(project, "decorated.py", old, new)
     plan = orch("plan", "decorated.py", "--json")
     assert [(s["name"], s["reason"]) for s in json.loads(plan.stdout)["steps"]] == [("load", reason)]
@@ -260,7 +260,7 @@ def test_a_constant_imported_from_another_module_is_named_by_the_module_that_def
     for name, text in _TEAM_FILES.items():
         (project / name).parent.mkdir(exist_ok=True)
         (project / name).write_text(text)
-    assert orch("run", "team_train.py").returncode == 0
+    run_once_per_session(orch, "team_train.py")
     edit_file(project, file, old, new)
     plan = orch("plan", "team_train.py", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -314,7 +314,7 @@ def test_a_class_edit_names_the_methods_that_changed(orch, project, old, new, re
 
     for name, text in _MODEL_FILES.items():
         (project / name).write_text(text)
-    assert orch("run", "model_train.py").returncode == 0
+    run_once_per_session(orch, "model_train.py")
     edit_file(project, "teammodels.py", old, new)
     plan = orch("plan", "model_train.py", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -375,7 +375,7 @@ def test_an_edit_of_a_config_parameters_class_names_its_code(orch, project, old,
 
     for name, text in _CONFIG_FILES.items():
         (project / name).write_text(text)
-    assert orch("run", "config_train.py").returncode == 0
+    run_once_per_session(orch, "config_train.py")
     edit_file(project, "teamconfig.py", old, new)
     plan = orch("plan", "config_train.py", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -397,7 +397,7 @@ def test_the_object_a_class_bodys_step_runs_on_is_not_explained_by_its_class_s_m
         "    def helper(self):\n        return self.k * 2\n\n    def other(self):\n        return 0\n\n"
         "    @step\n    def fit(self, x: int) -> int:\n        return self.helper() + x\n\n\nT = Trainer(3)\n\n\n"
         "@pipeline\ndef trained(x: int = 1):\n    return T.fit(x)\n")
-    assert orch("run", "trainer_flow.py").returncode == 0
+    run_once_per_session(orch, "trainer_flow.py")
     edit_file(project, "trainer_flow.py", "self.k * 2", "self.k * 3")
     edit_file(project, "trainer_flow.py", "return 0", "return 1")
     [fit] = json.loads(orch("plan", "trainer_flow.py", "--json").stdout)["steps"]
@@ -417,7 +417,7 @@ def test_a_config_holding_a_path_whose_class_was_edited_names_the_code_not_the_f
         "from orchestrator import pipeline, step\nfrom pathcfg import Cfg\n\n\n"
         "@step\ndef fit(cfg: Cfg) -> float:\n    return cfg.scaled() + len(cfg.train.read_text())\n\n\n"
         "@pipeline\ndef pathed(cfg: Cfg = Cfg()):  # noqa: B008\n    return fit(cfg)\n")
-    assert orch("run", "path_train.py").returncode == 0
+    run_once_per_session(orch, "path_train.py")
     edit_file(project, "pathcfg.py", "self.alpha * 2", "self.alpha * 3")
 
     def reason() -> str:
@@ -454,7 +454,7 @@ def test_an_edited_function_passed_as_a_parameter_names_its_code(orch, project):
         "from orchestrator import pipeline, step\nimport losses\n\n\n"
         "@step\ndef fit(x: int, loss) -> int:\n    return loss(x)\n\n\n"
         "@pipeline\ndef lossy(x: int = 2, loss=losses.focal):\n    return fit(x, loss)\n")
-    assert orch("run", "loss_train.py").returncode == 0
+    run_once_per_session(orch, "loss_train.py")
     edit_file(project, "losses.py", "return x * 2", "return x * 3")
     [fit] = json.loads(orch("plan", "loss_train.py", "--json").stdout)["steps"]
     assert (fit["status"], fit["reason"]) == ("will run", "code of `losses.focal` changed")

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.hashing import hash_value
 
-from .conftest import ROOT, edit_file, reran_after_edit
+from .conftest import ROOT, edit_file, reran_after_edit, run_once_per_session
 
 
 def _output(orch):
@@ -48,7 +48,7 @@ def test_editing_a_class_reruns_the_steps_that_use_its_instances(orch, calls, pr
 
 
 def test_comments_in_the_class_keep_everything_cached(orch, calls, project):
-    assert orch("run", "behaviour.py").returncode == 0
+    run_once_per_session(orch, "behaviour.py")
     calls.clear()
     edit_file(project, "behaviour_lib.py", "    def apply(self, v, extra=0):\n",
           "    # scales\n\n    def apply(self, v, extra=0):\n        \"\"\"Scale.\"\"\"\n")

@@ -16,7 +16,7 @@ import pytest
 from tests.reliability.helpers import start_mid_write, statuses, store_problems
 
 SIZE = 200_000_000
-KILLS = 10
+KILLS = 6
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import pytest
 from tests.reliability.helpers import start_mid_write, statuses, store_problems, wait_for
 
 SIZE = 150_000_000
-KILLS = 6
+KILLS = 4
 PROCESS = ("--executor", "process", "--workers", "2")
 
 

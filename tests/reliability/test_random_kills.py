@@ -47,9 +47,19 @@ def _outputs(steps: dict[str, dict]) -> dict[str, list]:
     return {name: s["outputs"] for name, s in steps.items()}
 
 
-def _json(orch, *args: str):
-    shown = orch(*args, "--json")
-    assert shown.returncode == 0, shown.stderr
+def _inspect(store: Path, *args: str):
+    """``orch --store STORE ARGS`` in this process: what the killed run left is read from disk either way,
+    and a fresh interpreter per look would cost more than the kills."""
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    return CliRunner().invoke(cli, ["--store", str(store), *args])
+
+
+def _json(store: Path, *args: str):
+    shown = _inspect(store, *args, "--json")
+    assert shown.exit_code == 0, shown.output
     return json.loads(shown.stdout)
 
 
@@ -67,7 +77,7 @@ def test_random_kills_lose_only_running_steps_and_resume_to_the_same_outputs(orc
     kills = resumed = 0
     for i in range(KILLS):
         executor, seed = ("sequential", "process")[i % 2], rng.randrange(2)
-        before = {r["run_id"] for r in _json(orch, "runs")} if store.exists() else set()
+        before = {r["run_id"] for r in _json(store, "runs")} if store.exists() else set()
         Path(orch.env["ORCH_TEST_LOG"] + ".flaky").unlink(missing_ok=True)
         proc = subprocess.Popen(_args(store, executor, seed), cwd=orch.cwd, env=orch.env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,16 +88,16 @@ def test_random_kills_lose_only_running_steps_and_resume_to_the_same_outputs(orc
         if not (store / "metadata.db").exists():
             continue  # killed before the store was made: nothing to check
 
-        runs = _json(orch, "runs")
+        runs = _json(store, "runs")
         assert not [r for r in runs if r["status"] == "running"], runs
         new = [r["run_id"] for r in runs if r["run_id"] not in before]
-        killed = _json(orch, "show", new[0]) if new else None
-        verify = orch("cache", "verify")
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        killed = _json(store, "show", new[0]) if new else None
+        verify = _inspect(store, "cache", "verify")
+        assert verify.exit_code == 0, verify.output
         assert store_problems(store, temp_allowed=True) == []  # integrity_check, objects, cache entries
         on_disk = {p.name for p in store.glob("objects/*/*") if p.is_file()}
-        listed = {a["hash"] for a in _json(orch, "cache", "ls") if a["path"] is not None}
-        assert listed <= on_disk and _json(orch, "cache", "du")["objects"] == len(on_disk)
+        listed = {a["hash"] for a in _json(store, "cache", "ls") if a["path"] is not None}
+        assert listed <= on_disk and _json(store, "cache", "du")["objects"] == len(on_disk)
         with sqlite3.connect(store / "metadata.db") as db:
             committed = {key for (key,) in db.execute("SELECT key FROM cache")}
         if killed is not None:
