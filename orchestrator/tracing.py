@@ -82,7 +82,7 @@ class Output:
         if ACTIVE_TRACE.get() is not None and file_kind(sys._getframe(1).f_code.co_filename) == "user":
             return self._unavailable(use="has its type tested (isinstance())",  # type: ignore[no-any-return]
                                      hint=_BRANCH_HINT)
-        return Output
+        return type(self)
 
     def __repr__(self) -> str:
         return f"<output {self._name!r} of step {self._node!r}>"
