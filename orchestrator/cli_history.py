@@ -140,6 +140,12 @@ def show_doc(context: Context, run_id: str) -> dict[str, Any]:
             "inputs": s["inputs"], "outputs": s["outputs"],
             "computed_by": f"{origin[0]}:{origin[1]}" if origin else None,
         })
+    # An output whose object `orch cache gc` removed since is still part of the run's record; say it
+    # is gone, or `orch cache cat` of a digest `orch show` printed fails with no hint why.
+    gone = context.lineage.unrecorded_artifacts(o["hash"] for s in steps for o in s["outputs"])
+    for s in steps:
+        for o in s["outputs"]:
+            o["stored"] = o["hash"] not in gone
     return {
         "run_id": run["run_id"], "pipeline": run["pipeline"], "status": run["status"],
         "started": iso_time(run["started"]), "ended": iso_time(run["ended"]), "duration": _duration(run),
@@ -196,7 +202,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         console.print(f"  [red]error[/] {escape(doc['error'])}")
     rows: list[list[str | Text]] = []
     for s in doc["steps"]:
-        outs = " ".join(f"{o['name']}={o['hash'][:10]}" for o in s["outputs"])
+        outs = " ".join(f"{o['name']}={o['hash'][:10]}" + ("" if o["stored"] else " (removed)") for o in s["outputs"])
         why = s["error"] if s["status"] in STOPPED and s["error"] else s["reason"]
         if s["computed_by"]:
             why = f"{why or 'cached'} (from {_computed_in(doc['run_id'], s['name'], s['computed_by'])})"

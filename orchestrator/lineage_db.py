@@ -762,6 +762,17 @@ class Lineage:
                         f"(`orch runs --pipeline {other[1]}` lists its runs).")
         return f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} {see}"
 
+    def unrecorded_artifacts(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that have no artifact row: removed by ``orch cache gc`` or ``cache verify --repair``."""
+        wanted = list(dict.fromkeys(digests))
+        known: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" for _ in chunk)
+            known.update(r[0] for r in self.conn.execute(
+                f"SELECT digest FROM artifacts WHERE digest IN ({marks})", chunk))
+        return set(wanted) - known
+
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:
         """Every artifact digest the given runs read or produced (cached steps included)."""
         self._end_read()

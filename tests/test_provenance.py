@@ -903,3 +903,32 @@ def test_a_forced_rerun_that_made_another_output_is_listed_downstream(tmp_path, 
     from_again = walk(lineage, f"{again.id}:load", "downstream")
     fits = [v.data["run_id"] for v in from_again.vertices.values() if v.kind == "step" and v.data["step"] == "fit"]
     assert fits == [again.id, first.id]  # its own run's fit (equal to forced's), then the other model's
+
+
+def test_show_marks_the_outputs_gc_removed(store, capsys):
+    """`orch show` of an older run says which outputs `cache gc` removed, and its JSON has `stored`."""
+    import json
+
+    from orchestrator.cli import main
+    from orchestrator.maintenance import collect_garbage
+
+    gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
+    old = gc_runs.run(store=str(store), n=1)
+    new = gc_runs.run(store=str(store), n=2)
+    removed = old.steps["make"].outputs["out"]
+    ctx = Context.open(store)
+    hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
+    os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
+    assert collect_garbage(ctx, keep_last=1).removed == [removed]
+
+    def show(run_id: str, *json_flag: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "show", run_id, *json_flag])
+        assert exited.value.code == 0
+        return capsys.readouterr().out
+
+    steps = {s["name"]: s for s in json.loads(show(old.id, "--json"))["steps"]}
+    assert steps["make"]["outputs"] == [{"name": "out", "hash": removed, "stored": False}]
+    assert all(o["stored"] for s in json.loads(show(new.id, "--json"))["steps"] for o in s["outputs"])
+    assert f"out={removed[:10]} (removed)" in show(old.id)
+    assert "(removed)" not in show(new.id)
