@@ -33,13 +33,21 @@ _FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``["alpha=0.5", "path=x.csv"]`` → ``{"alpha": "0.5", "path": "x.csv"}``."""
+    """``["alpha=0.5", "path=x.csv"]`` → ``{"alpha": "0.5", "path": "x.csv"}``.
+
+    A name given twice is refused: ``-p k=1 -p k=2`` was last-wins, so a pasted
+    command line with a stale value ran with whichever came last, without a word.
+    """
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ParameterError(f"-p {item!r} is not name=value. Write it like -p alpha=0.5.")
-        out[name.strip()] = value
+        name = name.strip()
+        if name in out:
+            raise ParameterError(f"parameter '{name}' is given twice (-p {name}={out[name]} and -p {item}). "
+                                 "Keep the one you mean.")
+        out[name] = value
     return out
 
 

@@ -1530,3 +1530,10 @@ def test_a_step_of_the_other_pipeline_sharing_the_store_names_that_pipelines_run
                                  f"The last run with that step is {fan_id}, of pipeline 'fanout': give "
                                  f"{fan_id}:square_2 (`orch runs --pipeline fanout` lists its runs).\n"), command
     assert orch("logs", f"{fan_id}:square_2").returncode == 0
+
+
+def test_a_parameter_given_twice_with_p_is_refused_before_anything_runs(orch, calls):
+    """`-p x=1 -p x=2` ran with x=2 without a word: a pasted command line's stale value won or lost by position."""
+    result = orch("plan", "two_params.py", "-p", "x=1", "-p", "x=2")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "parameter 'x' is given twice (-p x=1 and -p x=2). Keep the one you mean." in result.stderr
