@@ -567,6 +567,38 @@ def test_unpacking_one_of_several_outputs_does_not_suggest_several_outputs() -> 
     assert str(info.value).endswith("To call a step once per item, pass this output to that step's .map().")
 
 
+@step
+def _thirds(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return df.iloc[:1], df.iloc[1:2], df.iloc[2:]
+
+
+def _two_of_three(df):
+    a, b = _thirds(df)  # unpack:2
+    return a
+
+
+def _four_of_three(df):
+    a, b, c, d = _thirds(df)  # unpack:4
+    return a
+
+
+@pytest.mark.parametrize(("unpack", "names"), [(_two_of_three, 2), (_four_of_three, 4)])
+def test_unpacking_several_outputs_into_another_number_of_names_names_the_step_and_its_outputs(unpack, names):
+    """Python's `too many values to unpack (expected 2)` named neither the step nor how many outputs it has."""
+    @pipeline
+    def body(n: int = 3):
+        return total(unpack(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    site = f"test_pipeline.py:{_line_of(f'# unpack:{names}')}"
+    assert str(info.value) == (
+        f"the result of step '_thirds' ({_thirds.site}) is unpacked into {names} names at {site}, but the step "
+        "has 3 outputs (out0, out1, out2). Unpack 3 names (out0, out1, out2 = _thirds(...)), or take one output "
+        "by name (_thirds(...).out0)."
+    )
+
+
 @dataclass
 class _Inputs:
     frames: list
