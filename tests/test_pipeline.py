@@ -92,6 +92,14 @@ HABITS = {
                 "is formatted (an f-string or format())", _SHOW),
     "str": (lambda df: total(str(df)),  # habit:str
             "is made text (str() or print())", _SHOW),
+    # A key made of hash(), repr() or id() of a placeholder is the node's name or address, not the data's.
+    "hash": (lambda df: total(hash(df)),  # habit:hash
+             "is hashed (hash())", " A hash of the data is taken inside a step that takes this output; the "
+             "orchestrator already keys each step by the content of its inputs."),
+    "repr": (lambda df: total(repr(df)),  # habit:repr
+             "is made text (repr())", _SHOW),
+    "repr_fstring": (lambda df: total(f"{df!r}"),  # habit:repr_fstring
+                     "is made text (repr())", _SHOW),
     "result": (lambda df: total(df.result()),  # habit:result
                "has `.result()` called", " A step's output in a pipeline body is no future to wait for: pass "
                "it to the next step as it is, and that step runs once step 'load' has."),
@@ -125,6 +133,21 @@ def test_a_misuse_python_reports_itself_gets_the_same_advice() -> None:
     with pytest.raises(PipelineDefinitionError, match=r"raised AttributeError: 'Output' object has no "
                        r"attribute 'flag' at test_pipeline.py:\d+. A step's output does not exist until"):
         body.build()
+
+
+def test_an_id_of_an_output_passed_to_a_step_is_refused() -> None:
+    """`total(id(df))` keyed the step by the placeholder's address: another key every build, and no data."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        return total(id(df))  # habit:id
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"step 'total' at test_pipeline.py:{_line_of('# habit:id')} is given id() of the output of step 'load' "
+        "as 'value': a placeholder's id() is an address in this build, not the value's, which does not exist "
+        "yet. Pass the output itself, and take what you need of it inside the step.")
 
 
 def test_outputs_still_compare_as_placeholders() -> None:
