@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.autoreload import teach_autoreload
+from orchestrator.body_warnings import body_warnings_on_one_line
 from orchestrator.dag import DAG, build_dag
 from orchestrator.direct_call import direct_body, plain_calls
 from orchestrator.errors import (
@@ -174,7 +175,7 @@ class Pipeline(Generic[P, R]):
         values = self.resolve_params(params)
         trace = Trace()
         body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
-        with tracing(trace):
+        with tracing(trace), body_warnings_on_one_line(self.name):
             try:
                 result = body(**values)
             except PipelineDefinitionError as exc:

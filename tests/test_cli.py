@@ -1537,3 +1537,16 @@ def test_a_parameter_given_twice_with_p_is_refused_before_anything_runs(orch, ca
     result = orch("plan", "two_params.py", "-p", "x=1", "-p", "x=2")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "parameter 'x' is given twice (-p x=1 and -p x=2). Keep the one you mean." in result.stderr
+
+
+def test_a_warning_of_the_pipeline_body_is_one_line_naming_its_place(orch, project):
+    """Python's two-line display (the source line indented under it) read as a traceback among orch's notes."""
+    (project / "warns.py").write_text(
+        "import warnings\nfrom orchestrator import pipeline, step\n\n@step\ndef one(x: int) -> int:\n"
+        "    return x\n\n@pipeline\ndef warns(x: int = 1):\n    warnings.warn(\"x is deprecated\")\n"
+        "    warnings.warn(\"soon\", FutureWarning)\n    return one(x)\n")
+    planned = orch("plan", "warns.py")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stderr.splitlines() == [
+        "warning: x is deprecated (warns.py:10, in the body of pipeline 'warns')",
+        "warning: FutureWarning: soon (warns.py:11, in the body of pipeline 'warns')"]
