@@ -270,6 +270,8 @@ def test_validation_failure_stops_the_run_with_a_report(tmp_path):
     assert "3 of" in done.stderr and "expectations failed" in done.stderr
     assert "age: range" in done.stderr and "contract: categories" in done.stderr and "customer_id: unique" in done.stderr
     shown = json.loads(orch(store, "show", "latest", "--json").stdout)
+    # the command to see the report names this run, not a RUN_ID to look up first
+    assert f"The full report is the output of step 'validate': `orch show {shown['run_id']}`" in done.stderr
     steps = {s["name"]: s for s in shown["steps"]}
     assert steps["validate"]["status"] == "ran" and steps["validate"]["outputs"]
     report = Context.open(store).load(steps["validate"]["outputs"][0]["hash"])
