@@ -191,13 +191,16 @@ def check_rows(path: Path, what: str, flag: str) -> None:
 
 
 @step
-def source(data: Path, rows: int, seed: int) -> Path:
-    """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing.
+def source(data: Path, rows: int, seed: int, demo: bool = False) -> Path:
+    """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing,
+    and again when ``rows`` or ``seed`` differ from those it was written with.
 
     It returns the path, and a path output is identified by the file's content, so editing or
     replacing the file re-runs exactly what reads it (your own file is never overwritten).
     """
-    return ensure_dataset(data, rows=rows, seed=seed)
+    # The demo's own file (``demo``) follows -p rows and -p seed, written again when made with others;
+    # yours is kept as it is.
+    return ensure_dataset(data, rows=rows, seed=seed, resize=demo)
 
 
 @step
@@ -425,7 +428,7 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
     check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there
-    raw = ingest(source(data, rows=rows, seed=seed))
+    raw = ingest(source(data, rows=rows, seed=seed, demo=Path(data).resolve() == TRAIN_FILE.resolve()))
     report = validate(raw)
     clean = require_valid(raw, report)
     train_set, test_set = split(clean, test_size=test_size, seed=seed)
