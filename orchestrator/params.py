@@ -147,6 +147,17 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
                 hint = (f" Its keys look like parameters: write them at the top level of {file}, not under "
                         f"[{name}], or name the table after the pipeline: [{pipeline}].")
+            elif not hint and not from_text and isinstance(value, dict):
+                # Kedro's `model_options:` group, which its nodes take as `params:model_options`.
+                hint = (f" Here a pipeline's parameters are its function's arguments, each at the top level of "
+                        f"{file}; to take the group '{name}' whole, give the pipeline a parameter of it "
+                        f"(`{name}: dict`), or write its keys at the top level.")
+            elif not hint and name.startswith("params:"):
+                # Kedro's node input `params:alpha`, taken for the name of the parameter.
+                bare = name.removeprefix("params:")
+                hint = (f" Parameters are named without Kedro's 'params:' prefix: "
+                        f"{'-p ' + bare + '=VALUE' if from_text else bare + ' in ' + str(file)}."
+                        + (f" Its parameters: {', '.join(params) or 'none'}." if bare not in params else ""))
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'{where}.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue
