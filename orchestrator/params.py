@@ -59,7 +59,9 @@ def load_params_file(path: str) -> dict[str, Any]:
     """
     p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
-        raise ParameterError(f"parameters file {path} does not exist.")
+        # `--params alpha=0.5`: a parameter given to the option that takes a file of them
+        hint = f" To set a parameter, write -p {path}; --params takes a file." if "=" in str(path) else ""
+        raise ParameterError(f"parameters file {path} does not exist.{hint}")
     try:
         if p.suffix == ".toml":
             import tomllib

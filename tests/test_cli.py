@@ -1550,3 +1550,23 @@ def test_a_warning_of_the_pipeline_body_is_one_line_naming_its_place(orch, proje
     assert planned.stderr.splitlines() == [
         "warning: x is deprecated (warns.py:10, in the body of pipeline 'warns')",
         "warning: FutureWarning: soon (warns.py:11, in the body of pipeline 'warns')"]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    # pytest's separator, a module name as `python -m` takes it, Kedro's `--pipeline`
+    (("plan", "two_params.py::two_params"),
+     "error: 'two_params.py::two_params' has two colons (pytest's separator): write two_params.py:two_params."),
+    (("plan", "two_params"), "error: pipeline file two_params does not exist. Did you mean two_params.py? orch takes "
+                             "the pipeline's file."),
+    (("run", "two_params.py", "--pipeline", "two_params"),
+     "error: No such option '--pipeline': name the pipeline after its file, `orch run FILE:PIPELINE` (as "
+     "train.py:training). See `orch run --help`."),
+    # argparse's `-p x 2` and a parameter given to the option that takes a file
+    (("plan", "two_params.py", "-p", "x", "2"),
+     "error: -p x 2: a parameter is one word, name=value. Write -p x=2. See `orch plan --help`."),
+    (("plan", "two_params.py", "--params", "x=2"),
+     "error: parameters file x=2 does not exist. To set a parameter, write -p x=2; --params takes a file."),
+])
+def test_another_tools_habit_on_the_command_line_gets_the_way_to_write_it(orch, args, said):
+    result = orch(*args)
+    assert result.returncode == 2 and result.stderr.splitlines() == [said]
