@@ -182,6 +182,20 @@ def test_a_plain_value_in_the_result_is_named(returned, shown: str) -> None:
     )
 
 
+@pytest.mark.parametrize(("returned", "where"), [(lambda df: total, ""), (lambda df: {"t": total}, " as ['t']")])
+def test_a_step_returned_uncalled_says_to_call_it(returned, where: str) -> None:
+    """`return total` (a forgotten call) was "a plain value ... <step 'total' (...)>", read as a fault of the step."""
+    @pipeline
+    def body(n: int = 3):
+        load(n)
+        return returned(None)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (f"pipeline 'body' ({body.site}) returns step 'total' itself{where}, not a call of "
+                               "it: write total(...) to return its output.")
+
+
 @pipeline
 def features(n: int = 3):
     return total(load(n))
