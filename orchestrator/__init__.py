@@ -16,6 +16,7 @@ from orchestrator.effects import Metrics
 from orchestrator.errors import OrchestratorError, UserError
 from orchestrator.pipeline import Pipeline, pipeline
 from orchestrator.retry import RetryPolicy
+from orchestrator.run_identity import current_run_id
 from orchestrator.step import Step, step
 from orchestrator.untracked import UntrackedPathWarning
 from orchestrator.warning_files import filters_at_import as _filters_at_import  # noqa: F401 - taken now
@@ -41,6 +42,7 @@ __all__ = [
     "StepResult",
     "UntrackedPathWarning",
     "UserError",
+    "current_run_id",
     "diff",
     "get_run",
     "lineage",

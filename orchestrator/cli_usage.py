@@ -75,10 +75,35 @@ class OrderedGroup(click.Group):
                                    ctx) from exc
 
 
+#: Options of other orchestrators' run commands that name the pipeline (Kedro's `kedro run --pipeline`).
+_PIPELINE_OPTIONS = frozenset({"--pipeline", "--pipeline-name", "--flow", "--job"})
+
+
 def usage_message(exc: click.UsageError) -> str:
     """What went wrong, in click 8.4's words whichever click raised ``exc``."""
+    habit = _habit_message(exc)
+    if habit:
+        return habit
     if isinstance(exc, click.NoSuchOption) and exc.message == click.NoSuchOption(exc.option_name).message:
         # click's own message, not one a command gave: before 8.4 it read "No such option: --jsn".
         matches: Any = exc.possibilities or []
         return f"No such option {exc.option_name!r}.{_suggestion(_closest(exc.option_name, list(matches)))}"
     return exc.format_message()
+
+
+def _habit_message(exc: click.UsageError) -> str | None:
+    """The way to write what another tool's habit wrote, for ``--pipeline NAME`` and ``-p NAME VALUE``."""
+    ctx = exc.ctx
+    if ctx is None or ctx.command.name not in ("run", "plan", "dag"):
+        return None
+    if isinstance(exc, click.NoSuchOption) and exc.option_name in _PIPELINE_OPTIONS:
+        return (f"No such option {exc.option_name!r}: name the pipeline after its file, "
+                f"`orch {ctx.command.name} FILE:PIPELINE` (as train.py:training).")
+    message = exc.format_message()
+    if message.startswith("Got unexpected extra argument"):
+        bare = [item for item in ctx.params.get("params") or () if "=" not in item]
+        extra = message.partition("(")[2].rstrip(")").split()
+        if bare and extra:
+            return (f"-p {bare[0]} {extra[0]}: a parameter is one word, name=value. "
+                    f"Write -p {bare[0]}={extra[0]}.")
+    return None

@@ -179,11 +179,17 @@ def build_dag(
     if plain is not None:
         where, value = plain
         shown = _short_repr(value)
-        problems.append(
-            f"pipeline '{pipeline}'{f' ({site})' if site else ''} returns a plain value, not a step output: "
-            f"{f'{where} is ' if where else ''}{shown}. A pipeline returns step outputs (one, or a "
-            "tuple/list/dict of them) or nothing: pass the value to a step, or leave it out."
-        )
+        if isinstance(value, Step):
+            # `return evaluate` (the step, not a call of it): "a plain value" read as a mistake in the step
+            problems.append(
+                f"pipeline '{pipeline}'{f' ({site})' if site else ''} returns step '{value.name}' itself"
+                f"{f' as {where}' if where else ''}, not a call of it: write {value.name}(...) to return its output.")
+        else:
+            problems.append(
+                f"pipeline '{pipeline}'{f' ({site})' if site else ''} returns a plain value, not a step output: "
+                f"{f'{where} is ' if where else ''}{shown}. A pipeline returns step outputs (one, or a "
+                "tuple/list/dict of them) or nothing: pass the value to a step, or leave it out."
+            )
     if problems:
         raise PipelineDefinitionError(problems)
     return DAG(pipeline=pipeline, params=params, nodes=nodes, result=result)

@@ -37,6 +37,20 @@ def split_target(target: str) -> tuple[str, str | None]:
     return target, None
 
 
+def _meant_file(file: str) -> str:
+    """The fix for a target that names an existing file another way, else "Check the path".
+
+    ``train.py::training`` (pytest's separator), ``train`` (a module, as ``python -m`` takes it) and
+    ``pipelines.train`` (a dotted module) each name a file that is there.
+    """
+    if file.endswith(":") and Path(file.rstrip(":")).is_file():
+        return f" Name a pipeline after one colon: {file.rstrip(':')}:PIPELINE."
+    for candidate in (f"{file}.py", file.replace(".", os.sep) + ".py"):
+        if candidate != file and Path(candidate).is_file():
+            return f" Did you mean {candidate}? orch takes the pipeline's file."
+    return " Check the path."
+
+
 def load_pipeline(target: str) -> Pipeline:
     """The pipeline named by ``FILE[:PIPELINE]``.
 
@@ -47,6 +61,8 @@ def load_pipeline(target: str) -> Pipeline:
     if name is None and target.endswith(":") and split_target(target + "x")[1] == "x":
         raise LoadError(f"the pipeline name after ':' in '{target}' is empty. Write {target}PIPELINE, "
                         f"or just {target[:-1]} when the file defines one pipeline.")
+    if name is not None and file.endswith(":") and Path(file.rstrip(":")).is_file():
+        raise LoadError(f"'{target}' has two colons (pytest's separator): write {file.rstrip(':')}:{name}.")
     module = load_module(file)
     found = pipelines_in(module)
     if name is not None:
@@ -122,7 +138,7 @@ def load_module(file: str) -> ModuleType:
     if not path.exists():
         if not path.is_absolute() and current_folder_gone():
             raise LoadError(CURRENT_FOLDER_GONE)
-        raise LoadError(f"pipeline file {file} does not exist. Check the path.")
+        raise LoadError(f"pipeline file {file} does not exist.{_meant_file(file)}")
     if path.is_dir() or path.suffix != ".py":
         raise LoadError(f"{file} is not a Python file. Give a .py file that defines a @pipeline.")
     path = path.resolve()

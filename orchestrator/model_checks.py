@@ -88,6 +88,20 @@ def margin_problem(margin: object) -> str | None:
     return None
 
 
+def check_model_name(name: object, flag: str = "-p model_name") -> None:
+    """Refuse a model name the registry would refuse, before any step runs.
+
+    Checked only when the trained candidate was registered, a name with a space or a slash
+    (``-p model_name="churn v2"``) failed the run after every candidate had trained.
+
+    Raises:
+        ParameterError: naming the name and the characters a name may have.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ParameterError(f"model name {_shown(repr(name))} is not usable: use letters, digits, '_', '-' and "
+                             f"'.', starting with a letter or digit (e.g. {flag}=churn_v2).")
+
+
 def check_gate_settings(task: str, metric: str, margin: object) -> None:
     """Check a pipeline's gate parameters before any step runs: a known task, a metric
     :func:`evaluate` measures for it, and a usable margin.

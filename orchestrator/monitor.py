@@ -104,6 +104,22 @@ def _first_line(exc: BaseException, path: Path) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+def refuse_foreign_batch(candidate: ModelCandidate, batch: pd.DataFrame, source: str, model: str = "") -> None:
+    """Refuse a batch that has none of ``candidate``'s feature columns: there is nothing to compare.
+
+    ``compare`` leaves out the columns a batch lacks; with none left, a batch of another table
+    read as "insufficient data" rather than as the wrong file. ``model`` names it (``churn v3``).
+
+    Raises:
+        UserError: naming the model's columns, the batch's, and a separator hint.
+    """
+    features = candidate.feature_names
+    if features and not any(f in batch.columns for f in features):
+        shown = ", ".join(map(str, batch.columns[:8])) + (" ..." if len(batch.columns) > 8 else "")
+        raise UserError(f"{source} has none of the feature columns of {model or repr(candidate.name)} "
+                        f"({', '.join(features)}); its columns are {shown}. " + _separator_hint(batch))
+
+
 def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Thresholds | None = None) -> DriftResult:
     """Drift of ``batch`` against the candidate's reference: features, predictions, performance.
 
@@ -311,11 +327,7 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
         batch, _ = read_requests(context, name, version=version, since=since, limit=last)
         source = window_source(version, since, len(batch))
     else:
-        features = loaded.candidate.feature_names
-        if features and not any(f in batch.columns for f in features):
-            shown = ", ".join(map(str, batch.columns[:8])) + (" ..." if len(batch.columns) > 8 else "")
-            raise UserError(f"{source} has none of the feature columns of {name} v{version} "
-                            f"({', '.join(features)}); its columns are {shown}. " + _separator_hint(batch))
+        refuse_foreign_batch(loaded.candidate, batch, source, f"{name} v{version}")
     result = compare(loaded.candidate, batch, thresholds)
     if from_log and not len(batch):
         served = "; ".join(f"v{v} served {n} (`orch monitor {name}@{v}`)"

@@ -33,13 +33,21 @@ _FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 def parse_assignments(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``["alpha=0.5", "path=x.csv"]`` → ``{"alpha": "0.5", "path": "x.csv"}``."""
+    """``["alpha=0.5", "path=x.csv"]`` → ``{"alpha": "0.5", "path": "x.csv"}``.
+
+    A name given twice is refused: ``-p k=1 -p k=2`` was last-wins, so a pasted
+    command line with a stale value ran with whichever came last, without a word.
+    """
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ParameterError(f"-p {item!r} is not name=value. Write it like -p alpha=0.5.")
-        out[name.strip()] = value
+        name = name.strip()
+        if name in out:
+            raise ParameterError(f"parameter '{name}' is given twice (-p {name}={out[name]} and -p {item}). "
+                                 "Keep the one you mean.")
+        out[name] = value
     return out
 
 
@@ -51,7 +59,9 @@ def load_params_file(path: str) -> dict[str, Any]:
     """
     p = Path(os.path.expanduser(path))  # ``--params '~/p.toml'``, quoted, as a shell leaves it
     if not p.exists():
-        raise ParameterError(f"parameters file {path} does not exist.")
+        # `--params alpha=0.5`: a parameter given to the option that takes a file of them
+        hint = f" To set a parameter, write -p {path}; --params takes a file." if "=" in str(path) else ""
+        raise ParameterError(f"parameters file {path} does not exist.{hint}")
     try:
         if p.suffix == ".toml":
             import tomllib
@@ -139,6 +149,17 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
                 # A [section] of a TOML file (or a nested JSON object) holding the parameters.
                 hint = (f" Its keys look like parameters: write them at the top level of {file}, not under "
                         f"[{name}], or name the table after the pipeline: [{pipeline}].")
+            elif not hint and not from_text and isinstance(value, dict):
+                # Kedro's `model_options:` group, which its nodes take as `params:model_options`.
+                hint = (f" Here a pipeline's parameters are its function's arguments, each at the top level of "
+                        f"{file}; to take the group '{name}' whole, give the pipeline a parameter of it "
+                        f"(`{name}: dict`), or write its keys at the top level.")
+            elif not hint and name.startswith("params:"):
+                # Kedro's node input `params:alpha`, taken for the name of the parameter.
+                bare = name.removeprefix("params:")
+                hint = (f" Parameters are named without Kedro's 'params:' prefix: "
+                        f"{'-p ' + bare + '=VALUE' if from_text else bare + ' in ' + str(file)}."
+                        + (f" Its parameters: {', '.join(params) or 'none'}." if bare not in params else ""))
             problems.append(f"pipeline '{pipeline}' has no parameter '{name}'{where}.{hint}"
                             + ("" if hint else f" Its parameters: {', '.join(params) or 'none'}."))
             continue

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import types
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Never, overload
 
 from orchestrator.autoreload import teach_autoreload
+from orchestrator.body_warnings import body_warnings_on_one_line
 from orchestrator.dag import DAG, build_dag
 from orchestrator.direct_call import direct_body, plain_calls
 from orchestrator.errors import (
@@ -29,7 +31,7 @@ from orchestrator.errors import (
 from orchestrator.sites import call_site, definition_site
 from orchestrator.step import P, R, Step
 from orchestrator.step_checks import name_by_position_message, unknown_option_message
-from orchestrator.tracing import Trace, active_trace, tracing
+from orchestrator.tracing import Call, Trace, active_trace, tracing
 
 if TYPE_CHECKING:
     from orchestrator.planner import Plan
@@ -173,7 +175,7 @@ class Pipeline(Generic[P, R]):
         values = self.resolve_params(params)
         trace = Trace()
         body: Callable[..., Any] = self.fn  # called with the parameters resolve_params checked
-        with tracing(trace):
+        with tracing(trace), body_warnings_on_one_line(self.name):
             try:
                 result = body(**values)
             except PipelineDefinitionError as exc:
@@ -186,6 +188,9 @@ class Pipeline(Generic[P, R]):
                 raise
             except Exception as exc:
                 where = _innermost_user_line(exc)
+                unpacked = _unpack_problem(exc, trace.calls, where)
+                if unpacked is not None:
+                    raise PipelineDefinitionError([*trace.problems, unpacked]) from exc
                 # Python's own message names the placeholder's type (`'Output' object has no attribute`).
                 hint = (" A step's output does not exist until the step runs: pass it to another step "
                         "and use it there." if "Output" in str(exc) else
@@ -371,6 +376,27 @@ def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None,
     if fn is not None:
         return Pipeline(fn, name=name)
     return lambda f: Pipeline(f, name=name)
+
+
+_UNPACK = re.compile(r"(?:too many|not enough) values to unpack \(expected (\d+)(?:, got (\d+))?\)")
+
+
+def _unpack_problem(exc: BaseException, calls: list[Call], where: str) -> str | None:
+    """One line for ``a, b = split(raw)`` when step ``split`` has another number of outputs, else ``None``.
+
+    Python's own words (``too many values to unpack (expected 2)``) name neither the step nor
+    its outputs, and a newcomer reads them as a bug in the step rather than in the body's line.
+    """
+    match = _UNPACK.fullmatch(str(exc)) if isinstance(exc, ValueError) else None
+    site = where.removeprefix(" at ")
+    call = next((c for c in reversed(calls) if c.site == site and len(c.outputs) > 1), None)
+    if match is None or call is None:
+        return None
+    names = [out._name for out in call.outputs]
+    return (f"the result of step '{call.step.name}' ({call.step.site}) is unpacked into {match.group(1)} names at "
+            f"{site}, but the step has {len(names)} outputs ({', '.join(names)}). Unpack {len(names)} names "
+            f"({', '.join(names)} = {call.step.name}(...)), or take one output by name "
+            f"({call.step.name}(...).{names[0]}).")
 
 
 def _innermost_user_line(exc: BaseException) -> str:

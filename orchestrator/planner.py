@@ -26,6 +26,7 @@ from orchestrator.errors import (
     did_you_mean,
 )
 from orchestrator.hashing import skipping_folders
+from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.steps_by_name import StepsByName
@@ -277,7 +278,8 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     unforced = unforced_items(dag, map_children, forced)
     if unforced:
         raise UserError(unforced_message(dag, map_children, unforced, spelling) + ".")
-    return Plan(dag.pipeline, entries, untracked_path_warnings(dag) + self_state_warnings(dag))
+    return Plan(dag.pipeline, entries, untracked_path_warnings(dag) + self_state_warnings(dag)
+                + shared_name_warnings(dag))
 
 
 def _missing_files(node: Node, reason: str) -> str:

@@ -54,6 +54,7 @@ from orchestrator.model_checks import (
     _shown,
     check_candidate,
     check_gate_settings,
+    check_model_name,
     parse_ref,
 )
 from orchestrator.model_frames import (
@@ -68,7 +69,7 @@ from orchestrator.model_frames import (
 
 __all__ = [  # the registry's public API; the checks and frame helpers live in their own modules
     "LATEST", "PRODUCTION", "GateResult", "InvalidCandidateError", "LoadedModel", "ModelCandidate", "Registry",
-    "apply_candidate", "check_candidate", "check_gate_settings", "describe_schema", "evaluate", "judge",
+    "apply_candidate", "check_candidate", "check_gate_settings", "check_model_name", "describe_schema", "evaluate", "judge",
     "load_model", "load_version", "model_digest", "parse_ref", "predict", "prediction_scores",
 ]
 
@@ -240,6 +241,7 @@ class Registry:
             if row is not None:
                 return int(row[0]), False
             _check_same_task(c, candidate)
+            _check_shared_features(c, candidate)
             c.execute("INSERT OR IGNORE INTO models (name, created, production) VALUES (?, ?, NULL)",
                       (candidate.name, now))
             latest = c.execute("SELECT MAX(version) FROM model_versions WHERE name=?", (candidate.name,)).fetchone()
@@ -392,6 +394,33 @@ def _check_same_task(c: Any, candidate: ModelCandidate) -> None:
             "Give it a name of its own (ModelCandidate(name=...); in the lifecycle pipeline, -p model_name=...).")
 
 
+def _check_shared_features(c: Any, candidate: ModelCandidate) -> None:
+    """Refuse a candidate that shares no feature column with the production version of its name.
+
+    An edited copy of the lifecycle pipeline that trained on another table and kept the
+    default ``model_name`` registered it as ``churn@N``: its gate scored production on rows
+    production cannot read, fell back to the recorded metric, and could promote a model that
+    the server and the monitor of ``churn`` then fed the churn records to.
+
+    Raises:
+        InvalidCandidateError: naming both sets of columns and the fix.
+    """
+    row = c.execute("SELECT v.version, v.schema FROM models m JOIN model_versions v ON v.name=m.name AND "
+                    "v.version=m.production WHERE m.name=?", (candidate.name,)).fetchone()
+    if row is None or not row[1]:
+        return
+    try:
+        production = [f["name"] for f in json.loads(row[1]) if isinstance(f, dict) and "name" in f]
+    except (ValueError, TypeError):
+        return  # a schema this version cannot read: the gate's own checks still apply
+    if production and not set(production) & set(candidate.feature_names):
+        raise InvalidCandidateError(
+            f"model candidate {_shown(repr(candidate.name))} cannot be registered: it shares no feature column "
+            f"with production v{row[0]} of '{candidate.name}' ({_shown(', '.join(production), 80)}; it has "
+            f"{_shown(', '.join(candidate.feature_names), 80)}), so it is another model. Give it a name of its own "
+            "(ModelCandidate(name=...); in the lifecycle pipeline, -p model_name=...).")
+
+
 def _event(c: Any, name: str, version: int | None, previous: int | None, action: str,
            run_id: str | None, detail: dict[str, Any] | None) -> None:
     c.execute("INSERT INTO model_events (name, version, previous, action, at, user, host, run_id, detail) "
@@ -444,6 +473,14 @@ def judge(candidate: ModelCandidate, production: ModelCandidate | None, producti
                  if baseline is not None and rows else "")
         return GateResult(metric, new, None, None, margin, True, "no production version yet" + beats,
                           baseline=baseline, test_rows=rows)
+    if production is not None and production.label != candidate.label:
+        # A model of another target (an edited copy that predicts `upgraded`, not `churned`) scored on its
+        # own label says nothing of how it predicts production's: never promoted over it by the gate.
+        return GateResult(metric, new, None, production_version, margin, False,
+                          f"its label '{candidate.label}' is not production v{production_version}'s "
+                          f"'{production.label}': a model of another target is not promoted over it. Give it a "
+                          "name of its own (in the lifecycle pipeline, -p model_name=...), or promote it by hand "
+                          f"(orch models promote {candidate.name}@VERSION)", baseline=baseline, test_rows=rows)
     old: float | None = None
     source = "on the same evaluation data"
     if production is not None:

@@ -405,6 +405,7 @@ class RunLoop:
             and self.executor.name in ("sequential", "process") else None,
             layout=node.step.call_layout, log_level=_configured_log_level(),
             materializers=registered_materializers(), store_id=self.store_id, warning_filters=self.warning_filters,
+            run_id=self.run_id,
         )
         self.attempting[node.name] = attempt
         notice = getattr(self.executor, "notice", None)  # once, before the first attempt

@@ -26,6 +26,7 @@ from orchestrator.errors import (
 )
 from orchestrator.executors import make_executor
 from orchestrator.executors.spawning import check_not_bootstrapping
+from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.planner import (
     build,
     check_rerun,
@@ -98,7 +99,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
             dag = build(pipeline, params, ctx)
             forced = check_rerun(dag, rerun, spelling)
             warn_untracked(dag, progress)
-            for message in self_state_warnings(dag):
+            for message in self_state_warnings(dag) + shared_name_warnings(dag):
                 _warn(message, progress)
             # With a map, its items are only known when its list is ready: then no bound.
             most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)

@@ -238,6 +238,8 @@ class Step(Generic[P, R]):
         name = trace.node_name(f"{alias or self.name}.map", None, site)
         arguments = _as_of_call(trace, self._bind(trace, (*lead, MAP_ITEM, *args), kwargs, site), self, site)
         output = Output(name, SINGLE_OUTPUT)
+        trace.check_ids(arguments, name, site)
+        trace.hand_out((output,))
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=(output,),
                                 map_over=items))
         return output
@@ -247,6 +249,8 @@ class Step(Generic[P, R]):
         name = trace.node_name(self.name, alias, site)
         arguments = _as_of_call(trace, self._bind(trace, args, kwargs, site), self, site)
         outputs = tuple(Output(name, out) for out in self.output_names)
+        trace.check_ids(arguments, name, site)
+        trace.hand_out(outputs)
         trace.calls.append(Call(name=name, step=self, arguments=arguments, site=site, outputs=outputs))
         return Outputs(outputs) if self.multiple_outputs else outputs[0]
 

@@ -39,6 +39,7 @@ from orchestrator.hashing import combine, hash_file, hash_value
 from orchestrator.process_state import kept_process_state
 from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
+from orchestrator.run_identity import running_for
 from orchestrator.serialize import adopt_materializers
 from orchestrator.stop_signals import ctrl_c_told_apart, stop_behind
 from orchestrator.store import ArtifactInfo, ArtifactStore
@@ -84,6 +85,7 @@ class TaskSpec:
     # The id in the run's store marker (``store_identity``): a worker checks that the folder it finds at
     # ``store_root`` is that store before writing. None: the store has no id (read-only), no check.
     store_id: str | None = None
+    run_id: str = ""  # what ``current_run_id()`` answers in the step
 
 
 @dataclass
@@ -202,7 +204,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
     try:
-        with captured, kept_process_state(), filters_applied(spec.warning_filters), attempt_warnings():
+        with captured, kept_process_state(), filters_applied(spec.warning_filters), attempt_warnings(), \
+                running_for(spec.run_id):
             try:
                 if spec.layout is None:
                     value = spec.fn(**loaded)

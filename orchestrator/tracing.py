@@ -84,7 +84,13 @@ class Output:
                                      hint=_BRANCH_HINT)
         return type(self)
 
+    # `hash(raw)` or `repr(raw)` in a body gave a number or a text made from the node's name, which a
+    # step then took as the data's: a key that never changes with the data. The package's own dicts,
+    # a library's logging and a traceback's display still get them.
     def __repr__(self) -> str:
+        if ACTIVE_TRACE.get() is not None and file_kind(sys._getframe(1).f_code.co_filename) == "user":
+            return self._unavailable(use="is made text (repr())",  # type: ignore[no-any-return]
+                                     hint=_SHOW_HINT.format(node=self._node))
         return f"<output {self._name!r} of step {self._node!r}>"
 
     def __eq__(self, other: object) -> bool:
@@ -97,6 +103,11 @@ class Output:
         return not self == other
 
     def __hash__(self) -> int:
+        # Only the user's own `hash(raw)`: a set or a dict key of placeholders (`{a, b}`) stays theirs to use.
+        if ACTIVE_TRACE.get() is not None and _calls_builtin(sys._getframe(1), "hash"):
+            return self._unavailable(use="is hashed (hash())", hint=(  # type: ignore[no-any-return]
+                " A hash of the data is taken inside a step that takes this output; the orchestrator already "
+                "keys each step by the content of its inputs."))
         return hash((self._node, self._name))
 
     def __iter__(self) -> Any:
@@ -204,6 +215,24 @@ class Output:
     __array_ufunc__ = __array_function__ = _unavailable  # numpy.log(out), numpy.mean(out)
 
 
+def _calls_builtin(frame: Any, name: str) -> bool:
+    """Whether ``frame`` is the user's code, stopped at a call written ``name(...)`` (``hash(raw)``).
+
+    Told by the call's own source text, since ``hash(raw)`` and ``seen.add(raw)`` are the
+    same instruction to the interpreter.
+    """
+    import dis
+    import linecache
+
+    code = frame.f_code
+    if file_kind(code.co_filename) != "user" or not dis.opname[code.co_code[frame.f_lasti]].startswith("CALL"):
+        return False
+    line, end_line, column, end_column = list(code.co_positions())[frame.f_lasti // 2]
+    if line is None or line != end_line or column is None:
+        return False
+    return linecache.getline(code.co_filename, line)[column:end_column].startswith(f"{name}(")
+
+
 class ByName(tuple):  # type: ignore[type-arg]
     """A step's several outputs, in order and by name: ``outs.train`` and ``outs["train"]`` beside ``outs[0]``.
 
@@ -300,6 +329,27 @@ class Trace:
     _numbered: dict[str, str] = field(default_factory=dict)  # a numbered name (fit_2) -> its step's name (fit)
     # id of a value the body passed -> [the value, the copy a call took, that copy's digest once known]
     _copies: dict[int, list[Any]] = field(default_factory=dict)
+    # id() of each placeholder handed out: an argument equal to one is `id(raw)` passed on (check_ids)
+    output_ids: dict[int, Output] = field(default_factory=dict)
+
+    def hand_out(self, outputs: tuple[Output, ...]) -> None:
+        """Remember the placeholders of a new call, so that an ``id()`` of one passed to a step is found."""
+        for out in outputs:
+            self.output_ids[id(out)] = out
+
+    def check_ids(self, arguments: dict[str, Any], step: str, site: str) -> None:
+        """Record a problem for each argument that is the ``id()`` of a placeholder of this build.
+
+        ``id(raw)`` is the placeholder's address in this process, not anything of the data: a
+        step given it would be keyed by a number that changes with every build, without a word.
+        """
+        for name, value in arguments.items():
+            out = self.output_ids.get(value) if type(value) is int else None
+            if out is not None:
+                self.problems.append(
+                    f"step '{step}' at {site} is given id() of the output of step '{out._node}' as '{name}': a "
+                    "placeholder's id() is an address in this build, not the value's, which does not exist yet. "
+                    "Pass the output itself, and take what you need of it inside the step.")
 
     def copy_of(self, value: Any) -> Any:
         """A copy of ``value`` for one call; the copy an earlier call took when the value has not changed.

@@ -16,6 +16,7 @@ Offline, no downloads. Plain functions, no steps: the files are pipeline inputs.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,37 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def ensure_dataset(path: Path, rows: int = 4000, seed: int = 0, drift: float = 0.0, force: bool = False) -> Path:
-    """Write the seeded dataset to ``path`` unless it is there already (your own file is never replaced)."""
-    if force or not Path(path).exists():
-        write_table(customers(rows, seed, drift), Path(path))
-    return Path(path)
+def ensure_dataset(path: Path, rows: int = 4000, seed: int = 0, drift: float = 0.0, force: bool = False,
+                   resize: bool = False) -> Path:
+    """Write the seeded dataset to ``path`` unless it is there already (your own file is never replaced).
+
+    With ``resize``, a file this generator wrote with other ``rows`` or ``seed`` is written again with
+    these: ``-p rows=500`` after a first run of the lifecycle demo was silently ignored, since its
+    file was there. A file that is not exactly what the generator writes (edited) is kept.
+    """
+    path = Path(path)
+    if force or not path.exists() or (resize and generated_with(path, drift) not in (None, (rows, seed))):
+        write_table(customers(rows, seed, drift), path)
+    return path
+
+
+def generated_with(path: Path, drift: float = 0.0) -> tuple[int, int] | None:
+    """The ``(rows, seed)`` the generator wrote ``path`` with, or None for a file it did not write as it is.
+
+    The seed is read from the first key (``customer_id`` starts at ``seed * 1_000_000``), and the
+    file is compared with what the generator writes for those ``rows`` and ``seed``.
+    """
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if list(frame.columns) != list(customers(1).columns) or not len(frame):
+            return None
+        rows, seed = len(frame), int(frame["customer_id"].iloc[0]) // 1_000_000
+        expected = customers(rows, seed, drift)
+        if path.suffix != ".parquet":
+            expected = pd.read_csv(io.StringIO(expected.to_csv(index=False)))  # as the file reads back
+        return (rows, seed) if frame.equals(expected) else None
+    except Exception:  # noqa: BLE001 - unreadable: not the generator's; ingest says why
+        return None
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator import current_run_id
+
 
 class DataValidationError(Exception):
     """The data broke one or more expectations; the message lists which, on which columns."""
@@ -91,8 +93,11 @@ def raise_for_failures(report: dict[str, Any]) -> None:
         parts.insert(0, f"the data lacks the column{'s' if len(absent) > 1 else ''} {_listed(absent)}"
                      + _meant(absent, has or []) + (f" (it has {_listed(has)})" if has is not None else "")
                      + "; " + _columns_fix(has))
+    # The run's own id, so that the command can be typed as it is (it said `orch show RUN_ID`).
+    run = current_run_id() or "RUN_ID"
     raise DataValidationError(f"{len(failed)} of {len(report['checks'])} expectations failed: " + "; ".join(parts)
-                              + ". The full report is the output of step 'validate' (see `orch show RUN_ID`).")
+                              + f". The full report is the output of step 'validate': `orch show {run}`, or "
+                              f"orchestrator.load(\"{run}:validate\") from Python.")
 
 
 def _columns_fix(has: list[str] | None) -> str:

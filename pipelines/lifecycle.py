@@ -28,7 +28,14 @@ from expectations import Expectation, check_features, check_frame, columns, rais
 from orchestrator import Metrics, pipeline, step
 from orchestrator.errors import ParameterError
 from orchestrator.monitor import DriftCheck
-from orchestrator.registry import ModelCandidate, check_gate_settings, describe_schema, evaluate, model_digest
+from orchestrator.registry import (
+    ModelCandidate,
+    check_gate_settings,
+    check_model_name,
+    describe_schema,
+    evaluate,
+    model_digest,
+)
 
 LABEL = "churned"
 TASK = "classification"  # "regression" for a continuous LABEL (then -p metric=rmse, mae or r2)
@@ -116,6 +123,29 @@ def check_batch(batch: Path | None) -> None:
     if batch is not None:
         check_readable(batch, "monitor batch", "-p monitor_batch")
         check_rows(batch, "monitor batch", "-p monitor_batch")
+        check_batch_columns(batch)
+
+
+def check_batch_columns(batch: Path) -> None:
+    """Refuse a monitor batch that has none of the model's feature columns, before any step runs.
+
+    A batch of another table (an edited copy's own file, the wrong export) trained, gated and
+    registered the model first, and then its drift check compared no column at all.
+    """
+    features = [*NUMERIC, *CATEGORICAL]
+    try:
+        if Path(batch).suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            has = list(pq.read_schema(batch).names)
+        else:
+            has = [str(c) for c in pd.read_csv(batch, nrows=0).columns]
+    except Exception:  # noqa: BLE001 - unreadable: ingest says why, naming the encoding or the format
+        return
+    if not set(has) & set(features):
+        shown = ", ".join(has[:8]) + (" ..." if len(has) > 8 else "")
+        raise ParameterError(f"monitor batch {batch} has none of the model's feature columns ({', '.join(features)}); "
+                             f"its columns are {shown}. Pass a batch of the same table to -p monitor_batch.")
 
 
 READABLE = (".csv", ".txt", ".parquet", ".pq")  # what ``ingest`` reads (CSV also compressed: .csv.gz)
@@ -161,13 +191,16 @@ def check_rows(path: Path, what: str, flag: str) -> None:
 
 
 @step
-def source(data: Path, rows: int, seed: int) -> Path:
-    """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing.
+def source(data: Path, rows: int, seed: int, demo: bool = False) -> Path:
+    """The data source: the file at ``data``; the demo's own file is written by the seeded generator when missing,
+    and again when ``rows`` or ``seed`` differ from those it was written with.
 
     It returns the path, and a path output is identified by the file's content, so editing or
     replacing the file re-runs exactly what reads it (your own file is never overwritten).
     """
-    return ensure_dataset(data, rows=rows, seed=seed)
+    # The demo's own file (``demo``) follows -p rows and -p seed, written again when made with others;
+    # yours is kept as it is.
+    return ensure_dataset(data, rows=rows, seed=seed, resize=demo)
 
 
 @step
@@ -378,8 +411,9 @@ def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, 
 @step
 def monitor(candidate: ModelCandidate, batch: pd.DataFrame, source: str) -> DriftCheck:
     """Compare a new batch with the training reference; the driver records the result."""
-    from orchestrator.monitor import compare
+    from orchestrator.monitor import compare, refuse_foreign_batch
 
+    refuse_foreign_batch(candidate, batch, source)
     return DriftCheck(candidate.name, candidate.model_digest, source, compare(candidate, batch))
 
 
@@ -389,11 +423,12 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings(TASK, metric, margin)  # a wrong -p metric/margin stops here
+    check_model_name(model_name)  # so does a model name the registry refuses (after training, before)
     check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
     check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there
-    raw = ingest(source(data, rows=rows, seed=seed))
+    raw = ingest(source(data, rows=rows, seed=seed, demo=Path(data).resolve() == TRAIN_FILE.resolve()))
     report = validate(raw)
     clean = require_valid(raw, report)
     train_set, test_set = split(clean, test_size=test_size, seed=seed)

@@ -1530,3 +1530,43 @@ def test_a_step_of_the_other_pipeline_sharing_the_store_names_that_pipelines_run
                                  f"The last run with that step is {fan_id}, of pipeline 'fanout': give "
                                  f"{fan_id}:square_2 (`orch runs --pipeline fanout` lists its runs).\n"), command
     assert orch("logs", f"{fan_id}:square_2").returncode == 0
+
+
+def test_a_parameter_given_twice_with_p_is_refused_before_anything_runs(orch, calls):
+    """`-p x=1 -p x=2` ran with x=2 without a word: a pasted command line's stale value won or lost by position."""
+    result = orch("plan", "two_params.py", "-p", "x=1", "-p", "x=2")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "parameter 'x' is given twice (-p x=1 and -p x=2). Keep the one you mean." in result.stderr
+
+
+def test_a_warning_of_the_pipeline_body_is_one_line_naming_its_place(orch, project):
+    """Python's two-line display (the source line indented under it) read as a traceback among orch's notes."""
+    (project / "warns.py").write_text(
+        "import warnings\nfrom orchestrator import pipeline, step\n\n@step\ndef one(x: int) -> int:\n"
+        "    return x\n\n@pipeline\ndef warns(x: int = 1):\n    warnings.warn(\"x is deprecated\")\n"
+        "    warnings.warn(\"soon\", FutureWarning)\n    return one(x)\n")
+    planned = orch("plan", "warns.py")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stderr.splitlines() == [
+        "warning: x is deprecated (warns.py:10, in the body of pipeline 'warns')",
+        "warning: FutureWarning: soon (warns.py:11, in the body of pipeline 'warns')"]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    # pytest's separator, a module name as `python -m` takes it, Kedro's `--pipeline`
+    (("plan", "two_params.py::two_params"),
+     "error: 'two_params.py::two_params' has two colons (pytest's separator): write two_params.py:two_params."),
+    (("plan", "two_params"), "error: pipeline file two_params does not exist. Did you mean two_params.py? orch takes "
+                             "the pipeline's file."),
+    (("run", "two_params.py", "--pipeline", "two_params"),
+     "error: No such option '--pipeline': name the pipeline after its file, `orch run FILE:PIPELINE` (as "
+     "train.py:training). See `orch run --help`."),
+    # argparse's `-p x 2` and a parameter given to the option that takes a file
+    (("plan", "two_params.py", "-p", "x", "2"),
+     "error: -p x 2: a parameter is one word, name=value. Write -p x=2. See `orch plan --help`."),
+    (("plan", "two_params.py", "--params", "x=2"),
+     "error: parameters file x=2 does not exist. To set a parameter, write -p x=2; --params takes a file."),
+])
+def test_another_tools_habit_on_the_command_line_gets_the_way_to_write_it(orch, args, said):
+    result = orch(*args)
+    assert result.returncode == 2 and result.stderr.splitlines() == [said]

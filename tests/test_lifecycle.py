@@ -270,6 +270,8 @@ def test_validation_failure_stops_the_run_with_a_report(tmp_path):
     assert "3 of" in done.stderr and "expectations failed" in done.stderr
     assert "age: range" in done.stderr and "contract: categories" in done.stderr and "customer_id: unique" in done.stderr
     shown = json.loads(orch(store, "show", "latest", "--json").stdout)
+    # the command to see the report names this run, not a RUN_ID to look up first
+    assert f"The full report is the output of step 'validate': `orch show {shown['run_id']}`" in done.stderr
     steps = {s["name"]: s for s in shown["steps"]}
     assert steps["validate"]["status"] == "ran" and steps["validate"]["outputs"]
     report = Context.open(store).load(steps["validate"]["outputs"][0]["hash"])
@@ -376,6 +378,9 @@ def test_an_artifact_deleted_by_hand_gets_a_hint_that_does_not_blame_gc(trained,
     # A test share of 0 or 1.5 failed step split, after ingest and validation, with sklearn's message.
     ({"test_size": 1.5}, "test_size 1.5 is not between 0 and 1: it is the share of rows held out for testing"),
     ({"test_size": 0.0}, "test_size 0 is not between 0 and 1"),
+    # A name the registry refuses failed step package, after every candidate had trained.
+    ({"model_name": "churn v2"}, "model name 'churn v2' is not usable: use letters, digits, '_', '-' and '.', "
+                                 "starting with a letter or digit"),
 ])
 def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle, tmp_path, param, text):
     """Used to fail in train_candidate with KeyError: 'bogus', or to ignore a negative margin."""
@@ -385,6 +390,31 @@ def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle
     with pytest.raises(ParameterError, match=text.replace("(", r"\(")):
         lifecycle.run(store=str(store), data=tmp_path / "never-read.csv", **param)
     assert not (tmp_path / "never-read.csv").exists()
+
+
+def test_a_monitor_batch_of_another_table_is_refused_before_any_step_runs(lifecycle, tmp_path):
+    """It trained, gated and registered first; then the drift check compared no column at all."""
+    from orchestrator.errors import ParameterError
+
+    batch, data = tmp_path / "loans.csv", tmp_path / "customers.csv"
+    pd.DataFrame({"loan_id": [1, 2], "amount": [5.0, 6.0]}).to_csv(batch, index=False)
+    data.write_text("customer_id,age\n1,40\n")  # never read: the check comes first
+    with pytest.raises(ParameterError) as refused:
+        lifecycle.run(store=str(tmp_path / "store"), data=data, monitor_batch=batch)
+    assert str(refused.value) == (
+        f"monitor batch {batch} has none of the model's feature columns (age, tenure_months, monthly_charges, "
+        "total_charges, support_calls, contract, payment_method, region); its columns are loan_id, amount. "
+        "Pass a batch of the same table to -p monitor_batch.")
+
+
+def test_the_monitor_step_refuses_a_batch_with_none_of_the_models_columns(trained):
+    """An edited copy's own monitor call (a batch read in the body) compared nothing, as 'insufficient data'."""
+    from orchestrator.errors import UserError
+
+    lifecycle_module = sys.modules[load_pipeline(str(PIPELINE)).fn.__module__]
+    candidate = load_model("churn@production", store=trained["store"]).candidate
+    with pytest.raises(UserError, match=r"^batch loans.csv has none of the feature columns of 'churn' \(age, "):
+        lifecycle_module.monitor(candidate, pd.DataFrame({"loan_id": [1], "amount": [5.0]}), "batch loans.csv")
 
 
 def test_orch_run_with_a_bad_metric_is_one_line_and_exit_2(tmp_path):

@@ -489,3 +489,30 @@ def test_the_shipped_candidates_learn_a_rare_class_and_the_gate_promotes_them(tm
     assert run.metrics["f1"] > 0 and run.metrics["balanced_accuracy"] > 0.6, run.metrics
     assert run.metrics["gate"].startswith("promoted to production: no production version yet (f1 "), run.metrics
     assert "beats the majority-class baseline 0.0000 on 1000 test rows" in run.metrics["gate"]
+
+
+def test_the_demo_data_follows_p_rows_once_written_and_an_edited_file_is_kept(tmp_path):
+    """`-p rows=300` after a first run was silently ignored: the demo's file was there, so it kept 4000 rows."""
+    import pandas as pd
+    from datasource import customers, ensure_dataset, write_table
+
+    path = tmp_path / "customers.csv"
+    ensure_dataset(path, rows=300, resize=True)
+    ensure_dataset(path, rows=250, seed=1, resize=True)
+    assert pd.read_csv(path).equals(pd.read_csv(write_table(customers(250, seed=1), tmp_path / "expected.csv")))
+    ensure_dataset(path, rows=400)  # without resize (a file of yours): never written again
+    assert len(pd.read_csv(path)) == 250
+    edited = pd.read_csv(path).assign(age=40)
+    edited.to_csv(path, index=False)
+    ensure_dataset(path, rows=400, resize=True)  # no longer as generated: kept, as your own file is
+    assert pd.read_csv(path).equals(edited)
+
+
+def test_a_run_with_p_rows_trains_on_that_many_demo_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
+    store, data = tmp_path / "store", tmp_path / "data" / "lifecycle" / "customers.csv"
+    assert lifecycle.run(store=str(store), rows=300, C=[1.0]).status == "succeeded"
+    again = lifecycle.run(store=str(store), rows=400, C=[1.0])
+    assert again.status == "succeeded" and len(again.steps["ingest"].output()) == 400
+    assert len(data.read_text().splitlines()) == 401

@@ -286,6 +286,20 @@ def test_parameters_under_a_toml_table_are_asked_for_at_the_top_level(tmp_path, 
     assert load_params_file("~/p.toml") == {"train": {"n": 3, "lr": 0.5}}
 
 
+def test_a_kedro_parameter_group_or_prefix_says_how_parameters_are_named_here():
+    """Kedro's `model_options:` group and its nodes' `params:` prefix got only "has no parameter"."""
+    with pytest.raises(ParameterError) as exc:
+        _convert(typed={"model_options": {"test_size": 0.2, "random_state": 3}})
+    assert str(exc.value) == (
+        "pipeline 'p' has no parameter 'model_options' in p.toml. Here a pipeline's parameters are its function's "
+        "arguments, each at the top level of p.toml; to take the group 'model_options' whole, give the pipeline a "
+        "parameter of it (`model_options: dict`), or write its keys at the top level.")
+    with pytest.raises(ParameterError) as exc:
+        _convert({"params:lr": "0.5"})
+    assert str(exc.value) == ("pipeline 'p' has no parameter 'params:lr'. Parameters are named without Kedro's "
+                              "'params:' prefix: -p lr=VALUE.")
+
+
 def test_a_pydantic_model_parameter_is_built_from_an_object_of_its_fields_and_checked_by_it():
     """Dagster's and many projects' config is a pydantic model: `-p cfg={...}` said
     'BaseModel.__init__() takes 1 positional argument but 2 were given'."""

@@ -92,6 +92,14 @@ HABITS = {
                 "is formatted (an f-string or format())", _SHOW),
     "str": (lambda df: total(str(df)),  # habit:str
             "is made text (str() or print())", _SHOW),
+    # A key made of hash(), repr() or id() of a placeholder is the node's name or address, not the data's.
+    "hash": (lambda df: total(hash(df)),  # habit:hash
+             "is hashed (hash())", " A hash of the data is taken inside a step that takes this output; the "
+             "orchestrator already keys each step by the content of its inputs."),
+    "repr": (lambda df: total(repr(df)),  # habit:repr
+             "is made text (repr())", _SHOW),
+    "repr_fstring": (lambda df: total(f"{df!r}"),  # habit:repr_fstring
+                     "is made text (repr())", _SHOW),
     "result": (lambda df: total(df.result()),  # habit:result
                "has `.result()` called", " A step's output in a pipeline body is no future to wait for: pass "
                "it to the next step as it is, and that step runs once step 'load' has."),
@@ -127,6 +135,21 @@ def test_a_misuse_python_reports_itself_gets_the_same_advice() -> None:
         body.build()
 
 
+def test_an_id_of_an_output_passed_to_a_step_is_refused() -> None:
+    """`total(id(df))` keyed the step by the placeholder's address: another key every build, and no data."""
+    @pipeline
+    def body(n: int = 3):
+        df = load(n)
+        return total(id(df))  # habit:id
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (
+        f"step 'total' at test_pipeline.py:{_line_of('# habit:id')} is given id() of the output of step 'load' "
+        "as 'value': a placeholder's id() is an address in this build, not the value's, which does not exist "
+        "yet. Pass the output itself, and take what you need of it inside the step.")
+
+
 def test_outputs_still_compare_as_placeholders() -> None:
     @pipeline
     def body(n: int = 3):
@@ -157,6 +180,20 @@ def test_a_plain_value_in_the_result_is_named(returned, shown: str) -> None:
         "returns step outputs (one, or a tuple/list/dict of them) or nothing: pass the value to a step, "
         "or leave it out."
     )
+
+
+@pytest.mark.parametrize(("returned", "where"), [(lambda df: total, ""), (lambda df: {"t": total}, " as ['t']")])
+def test_a_step_returned_uncalled_says_to_call_it(returned, where: str) -> None:
+    """`return total` (a forgotten call) was "a plain value ... <step 'total' (...)>", read as a fault of the step."""
+    @pipeline
+    def body(n: int = 3):
+        load(n)
+        return returned(None)
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    assert str(info.value) == (f"pipeline 'body' ({body.site}) returns step 'total' itself{where}, not a call of "
+                               "it: write total(...) to return its output.")
 
 
 @pipeline
@@ -565,6 +602,38 @@ def test_unpacking_one_of_several_outputs_does_not_suggest_several_outputs() -> 
         body.build()
     assert "several outputs" not in str(info.value)
     assert str(info.value).endswith("To call a step once per item, pass this output to that step's .map().")
+
+
+@step
+def _thirds(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return df.iloc[:1], df.iloc[1:2], df.iloc[2:]
+
+
+def _two_of_three(df):
+    a, b = _thirds(df)  # unpack:2
+    return a
+
+
+def _four_of_three(df):
+    a, b, c, d = _thirds(df)  # unpack:4
+    return a
+
+
+@pytest.mark.parametrize(("unpack", "names"), [(_two_of_three, 2), (_four_of_three, 4)])
+def test_unpacking_several_outputs_into_another_number_of_names_names_the_step_and_its_outputs(unpack, names):
+    """Python's `too many values to unpack (expected 2)` named neither the step nor how many outputs it has."""
+    @pipeline
+    def body(n: int = 3):
+        return total(unpack(load(n)))
+
+    with pytest.raises(PipelineDefinitionError) as info:
+        body.build()
+    site = f"test_pipeline.py:{_line_of(f'# unpack:{names}')}"
+    assert str(info.value) == (
+        f"the result of step '_thirds' ({_thirds.site}) is unpacked into {names} names at {site}, but the step "
+        "has 3 outputs (out0, out1, out2). Unpack 3 names (out0, out1, out2 = _thirds(...)), or take one output "
+        "by name (_thirds(...).out0)."
+    )
 
 
 @dataclass

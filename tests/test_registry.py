@@ -564,3 +564,50 @@ def test_a_model_of_the_other_task_is_refused_under_an_existing_name(tmp_path):
     assert registry.register(_candidate(name="m_price", model=model, task="regression", metrics={"rmse": 0.0},
                                         metric="rmse", model_digest=model_digest(model)), "b" * 32, None, None) \
         == (1, True)
+
+
+def test_a_candidate_sharing_no_feature_with_production_is_refused_under_its_name(tmp_path):
+    """An edited copy of the lifecycle pipeline trained on another table kept model_name=churn: its model
+    was registered as churn@N and could be promoted over the churn model that serving feeds churn records."""
+    from sklearn.linear_model import LogisticRegression
+
+    registry = Registry(Context.open(tmp_path / "store").lineage)
+    assert registry.register(_candidate(), "a" * 32, None, None) == (1, True)
+    registry.promote("m", 1)
+    frame = pd.DataFrame({"z": [0.0, 1, 2, 3], "y": [0, 0, 1, 1]})
+    model = LogisticRegression().fit(frame[["z"]], frame["y"])
+    other = _candidate(model=model, features=describe_schema(frame[["z"]]), model_digest=model_digest(model),
+                       eval_data=frame)
+    with pytest.raises(InvalidCandidateError) as refused:
+        registry.register(other, "b" * 32, None, None)
+    assert str(refused.value) == (
+        "model candidate 'm' cannot be registered: it shares no feature column with production v1 of 'm' (x; it "
+        "has z), so it is another model. Give it a name of its own (ModelCandidate(name=...); in the lifecycle "
+        "pipeline, -p model_name=...).")
+    assert [v["version"] for v in registry.versions("m")] == [1]
+    wider = pd.DataFrame({"x": [0.0, 1, 2, 3], "z": [1.0, 0, 1, 0], "y": [0, 0, 1, 1]})
+    model = LogisticRegression().fit(wider[["x", "z"]], wider["y"])
+    assert registry.register(_candidate(model=model, features=describe_schema(wider[["x", "z"]]),
+                                        model_digest=model_digest(model), eval_data=wider),
+                             "c" * 32, None, None) == (2, True)  # one shared column: the same model, grown
+
+
+def test_a_candidate_of_another_label_is_not_promoted_over_production():
+    """A model predicting another column, scored on its own label, said nothing of how it predicts production's."""
+    from sklearn.linear_model import LogisticRegression
+
+    from orchestrator.registry import judge
+
+    frame = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7] * 8, "y": [0, 0, 0, 1, 0, 1, 1, 1] * 8})
+    frame["upgraded"] = frame["y"]
+    production = _candidate(eval_data=frame)
+    model = LogisticRegression().fit(frame[["x"]], frame["upgraded"])
+    other = _candidate(model=model, label="upgraded", model_digest=model_digest(model), eval_data=frame,
+                       metrics=evaluate("classification", model, frame[["x"]], frame["upgraded"]))
+    gate = judge(other, production, 1)
+    assert not gate.promoted
+    assert gate.reason == ("its label 'upgraded' is not production v1's 'y': a model of another target is not "
+                           "promoted over it. Give it a name of its own (in the lifecycle pipeline, -p "
+                           "model_name=...), or promote it by hand (orch models promote m@VERSION)")
+    assert judge(_candidate(model=model, model_digest=model_digest(model), eval_data=frame,
+                            metrics=other.metrics), production, 1).reason.startswith("accuracy")

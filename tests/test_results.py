@@ -171,3 +171,21 @@ def test_what_a_step_printed_warned_and_logged_is_read_from_python(tmp_path, mon
     cached = talking.run(store=store).steps["talks"]
     assert cached.status == "cached" and cached.stdout == "read 3 rows\n"  # the run that made the result
     assert run.steps["load"].stdout == run.steps["load"].stderr == run.steps["load"].logs == ""
+
+
+@step
+def _failing_with_its_run() -> int:
+    raise ValueError(f"see orch show {orchestrator.current_run_id()}")
+
+
+@pipeline
+def _names_its_run():
+    return _failing_with_its_run()
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_step_reads_the_id_of_its_run_for_its_messages(tmp_path, executor) -> None:
+    """A step's error could only say `orch show RUN_ID`, leaving the user to find which run it was."""
+    run = _names_its_run.run(store=str(tmp_path), executor=executor)
+    assert run.status == "failed" and f"ValueError: see orch show {run.id}" in run.error
+    assert orchestrator.current_run_id() is None  # outside a run
