@@ -436,11 +436,11 @@ class Capture:
         self._fds.start()
         # Where the real stderr (and, to echo, stdout) are now: a stream that wrote to descriptor 1
         # or 2 would write into the capture, so what must reach the terminal goes to its saved copy.
-        real_err = self._real(sys.stderr, 2)
+        real_err = self._real(sys.stderr)
         if self._fds.writers:
             self._out.fds = self._err.fds = self._fds
         if self.echo:
-            self._out.echo_to, self._err.echo_to = self._real(sys.stdout, 1), real_err
+            self._out.echo_to, self._err.echo_to = self._real(sys.stdout), real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
         if _page_handlers:  # a notebook's: what they write is the step's (see ``page_handlers_captured``)
             for page_handler, fd in _page_handlers:
@@ -474,10 +474,18 @@ class Capture:
         sys.stdout, sys.stderr = self._out, self._err
         return self
 
-    def _real(self, stream: Any, fd: int) -> Any:
-        """Where text meant for ``stream`` goes now that descriptor ``fd`` may point at the capture."""
-        if type(stream) is _Tee or fileno_of(stream) != fd:  # type(): _Tee is an ABC, isinstance is slow
-            return stream  # a capture around this one, or a stream not on the descriptor (a notebook's)
+    def _real(self, stream: Any) -> Any:
+        """Where text meant for ``stream`` goes now that descriptors 1 and 2 may point at the capture.
+
+        By the descriptor ``stream`` writes to, not the one it stands for: under ``orch run --json``
+        ``sys.stdout`` is the terminal's stderr (``prints_to_stderr``), and echoing a step's stdout
+        onto descriptor 2 wrote it into the step's captured stderr as well.
+        """
+        if type(stream) is _Tee:  # type(): _Tee is an ABC, isinstance is slow
+            return stream  # a capture around this one
+        fd = fileno_of(stream)
+        if fd is None:
+            return stream  # a stream not on a descriptor (a notebook's)
         return self._fds.writers.get(fd, stream)
 
     def __exit__(self, *exc: object) -> None:
