@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.fd_capture import FdCapture, fileno_of
+from orchestrator.fd_capture import FdCapture, FdWriter, fileno_of
 from orchestrator.process_id import current_pid
 from orchestrator.step_logging import (
     allow_basic_config,
@@ -279,6 +279,46 @@ def driver_stderr() -> Any:
     not for that step's captured output in ``orch logs``.
     """
     return _outside[0] if _outside else sys.stderr
+
+
+class TerminalStream:
+    """The stream a display was made on, written to even while a step's capture holds it.
+
+    rich's ``Console(stderr=True)`` looks ``sys.stderr`` up at each write: while a step runs
+    that is the step's capture, which is no terminal, so the live progress bar did not redraw
+    (and its lines would have been kept in the step's stderr). Made from ``sys.stderr`` before
+    the run, this keeps writing there; when that stream is on a descriptor a capture points at
+    its pipe, the text goes to the capture's saved copy of the descriptor instead.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = getattr(stream, "rich_proxied_file", stream)  # not rich's own redirect of it
+        # A capture's tee (a run started inside a step) is meant to keep what is written: left as it is.
+        self._fd = None if type(self.stream) is _Tee else fileno_of(self.stream)
+        self.encoding = getattr(self.stream, "encoding", None) or "utf-8"
+
+    def _target(self) -> Any:
+        if self._fd is not None and _outside:
+            real = _outside[0]  # the outermost capture's: the descriptor as it was before any of them
+            if type(real) is FdWriter and real.fd == self._fd:
+                return real
+        return self.stream
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty()) if isatty is not None else False
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def snapshot() -> tuple[str, str, str] | None:

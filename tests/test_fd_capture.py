@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
+from orchestrator.capture import Capture
+from orchestrator.report import ConsoleReporter
 from tests.conftest import Orch
 
 
@@ -23,3 +27,31 @@ def test_json_with_verbose_keeps_a_steps_stdout_once(orch):
     attempt = _attempt(orch, "talk")
     assert attempt["stdout"] == "talking about 1\n"
     assert attempt["stderr"] == ""
+
+
+def test_the_progress_display_writes_to_the_terminal_while_a_step_runs(capfd):
+    # rich looked sys.stderr up at each write and found the step's capture: the bar stopped redrawing
+    # while a step ran, and what it wrote then was kept as the step's stderr.
+    reporter = ConsoleReporter()
+    with Capture(echo=False) as captured:
+        reporter.console.print("progress line")
+        print("the step's own", file=sys.stderr)
+    assert captured.stderr == "the step's own\n"
+    assert "progress line" in capfd.readouterr().err
+
+
+def test_the_progress_bar_still_sees_a_terminal_while_a_step_runs(monkeypatch):
+    # rich redraws a live display only while its console's file is a terminal.
+    main, side = os.openpty()
+    terminal = open(side, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        reporter = ConsoleReporter()
+        with Capture(echo=False) as captured:
+            assert reporter.console.is_terminal
+            reporter.console.print("redrawn")
+        assert captured.stderr == ""
+        assert b"redrawn" in os.read(main, 4096)
+    finally:
+        terminal.close()
+        os.close(main)
