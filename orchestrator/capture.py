@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.fd_capture import FdCapture, FdWriter, fileno_of
+from orchestrator.fd_capture import FdCapture, FdWriter, fileno_of, held_writer
 from orchestrator.process_id import current_pid
 from orchestrator.step_logging import (
     allow_basic_config,
@@ -298,7 +298,12 @@ class TerminalStream:
         self.encoding = getattr(self.stream, "encoding", None) or "utf-8"
 
     def _target(self) -> Any:
-        if self._fd is not None and _outside:
+        if self._fd is None:
+            return self.stream
+        held = held_writer(self._fd)  # the run holds the descriptor on the pipes, also between steps
+        if held is not None:
+            return held
+        if _outside:
             real = _outside[0]  # the outermost capture's: the descriptor as it was before any of them
             if type(real) is FdWriter and real.fd == self._fd:
                 return real

@@ -6,6 +6,9 @@ import json
 import os
 import sys
 
+import pytest
+
+from orchestrator import pipeline, step
 from orchestrator.capture import Capture
 from orchestrator.report import ConsoleReporter
 from tests.conftest import Orch
@@ -55,3 +58,61 @@ def test_the_progress_bar_still_sees_a_terminal_while_a_step_runs(monkeypatch):
     finally:
         terminal.close()
         os.close(main)
+
+
+_WRITERS = ("printed by step", "written to fd 1 by step", "written to fd 2 by step", "from a subprocess of step")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_what_a_step_writes_is_its_own_and_on_the_terminal_only_with_verbose(orch, verbose):
+    done = orch("run", "descriptors.py:descriptors", *(["--verbose"] if verbose else []))
+    assert done.returncode == 0, done.stderr
+    terminal = done.stdout + done.stderr
+    assert "succeeded (2 ran)" in done.stderr  # the run's own output reaches the terminal
+    for x, node in ((1, "writes"), (2, "writes_2")):
+        attempt = _attempt(orch, node)
+        assert attempt["stdout"].splitlines() == [f"printed by step {x}", f"written to fd 1 by step {x}",
+                                                  f"from a subprocess of step {x}"]
+        assert attempt["stderr"] == f"written to fd 2 by step {x}\n"
+        for text in _WRITERS:
+            assert (f"{text} {x}" in terminal) is verbose
+
+
+def test_a_step_that_closes_descriptor_1_leaves_the_run_and_the_next_steps_whole(orch):
+    done = orch("run", "descriptors.py:closing")
+    assert done.returncode == 0, done.stderr
+    assert "succeeded (3 ran)" in done.stderr
+    attempt = _attempt(orch, "writes_2")
+    assert "written to fd 1 by step 3" in attempt["stdout"]
+    assert "from a subprocess of step 3" in attempt["stdout"]
+    assert "step 3" not in done.stdout + done.stderr
+
+
+def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino)
+
+
+@pytest.mark.parametrize("ending", [ValueError, KeyboardInterrupt])
+def test_descriptors_1_and_2_are_put_back_when_a_run_fails_or_is_interrupted(store, ending):
+    @step(cache=False)
+    def prints(x: int) -> int:
+        os.write(1, b"before the end\n")
+        return x + 1
+
+    @step(cache=False)
+    def ends(x: int) -> int:
+        raise ending("the end")
+
+    @pipeline
+    def ended(x: int = 1):
+        return ends(prints(x))
+
+    before = {fd: os.fstat(fd) for fd in (1, 2)}
+    streams = (sys.stdout, sys.stderr)
+    if ending is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            ended.run(store=str(store))
+    else:
+        assert ended.run(store=str(store)).status == "failed"
+    assert all(_same_file(before[fd], os.fstat(fd)) for fd in (1, 2))
+    assert (sys.stdout, sys.stderr) == streams
