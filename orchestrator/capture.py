@@ -316,11 +316,12 @@ class TerminalStream:
         self._target().flush()
 
     def isatty(self) -> bool:
-        isatty = getattr(self.stream, "isatty", None)
+        # The target's: the stream itself says no while its descriptor points at a capture's pipe.
+        isatty = getattr(self._target(), "isatty", None)
         return bool(isatty()) if isatty is not None else False
 
     def fileno(self) -> int:
-        return int(self.stream.fileno())
+        return int(self._target().fileno())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from orchestrator import pipeline, step
 from orchestrator.capture import Capture
+from orchestrator.fd_capture import descriptors_held
 from orchestrator.report import ConsoleReporter
 from tests.conftest import Orch
 
@@ -43,21 +46,39 @@ def test_the_progress_display_writes_to_the_terminal_while_a_step_runs(capfd):
     assert "progress line" in capfd.readouterr().err
 
 
-def test_the_progress_bar_still_sees_a_terminal_while_a_step_runs(monkeypatch):
-    # rich redraws a live display only while its console's file is a terminal.
+@contextlib.contextmanager
+def _terminal_on_stderr() -> Iterator[int]:
+    """Descriptor 2 and ``sys.stderr`` on a pseudo-terminal, as in a shell; yields its reading end.
+
+    Made in the test's body: pytest points both at its own capture again as each phase begins.
+    """
     main, side = os.openpty()
-    terminal = open(side, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    saved, stream = os.dup(2), sys.stderr
+    os.dup2(side, 2)
+    os.close(side)
     try:
-        monkeypatch.setattr(sys, "stderr", terminal)
-        reporter = ConsoleReporter()
-        with Capture(echo=False) as captured:
-            assert reporter.console.is_terminal
-            reporter.console.print("redrawn")
-        assert captured.stderr == ""
-        assert b"redrawn" in os.read(main, 4096)
+        with open(2, "w", encoding="utf-8", closefd=False) as sys.stderr:
+            yield main
     finally:
-        terminal.close()
+        sys.stderr = stream
+        os.dup2(saved, 2)
+        os.close(saved)
         os.close(main)
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_the_progress_bar_still_sees_a_terminal_while_a_step_runs(held):
+    # rich redraws a live display only while its console's file is a terminal: during a step
+    # descriptor 2 points at the capture's pipe, so the terminal is its saved copy.
+    with _terminal_on_stderr() as terminal:
+        reporter = ConsoleReporter()
+        with descriptors_held() if held else contextlib.nullcontext(), Capture(echo=False) as captured:
+            is_terminal = reporter.console.is_terminal
+            reporter.console.print("redrawn")
+        shown = os.read(terminal, 4096)
+    assert is_terminal
+    assert captured.stderr == ""
+    assert b"redrawn" in shown
 
 
 _WRITERS = ("printed by step", "written to fd 1 by step", "written to fd 2 by step", "from a subprocess of step")
