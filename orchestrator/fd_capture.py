@@ -127,8 +127,8 @@ class _Pipes:
 
     def __init__(self) -> None:
         self.pid = current_pid()
-        # Re-entrant: what a step's capture takes in while the run holds the descriptors may be echoed
-        # by a stream that drains the pipes itself.
+        # Re-entrant: a signal handler (Ctrl-C, SIGTERM) may run while this thread holds it, and what
+        # it prints into a step's capture drains the pipes, taking it again.
         self.lock = threading.RLock()
         self.frames: list[_Frame] = []
         # While a run holds descriptors 1 and 2 on the pipes (``descriptors_held``): the real
