@@ -338,9 +338,9 @@ def descriptors_held() -> Iterator[None]:
             pipes.held[fd] = FdWriter(fd, saved[fd], getattr(stream, "encoding", None) or "utf-8")
             os.dup2(pipes.write[fd], fd, inheritable=True)
         pipes.holder = threading.get_ident()
-    for name, fd in on_fd.items():
-        if fd in (1, 2):
-            setattr(sys, name, pipes.held[fd])
+    for name, target in on_fd.items():
+        if target in (1, 2):
+            setattr(sys, name, pipes.held[target])
     try:
         yield
     finally:
