@@ -137,3 +137,38 @@ def test_descriptors_1_and_2_are_put_back_when_a_run_fails_or_is_interrupted(sto
         assert ended.run(store=str(store)).status == "failed"
     assert all(_same_file(before[fd], os.fstat(fd)) for fd in (1, 2))
     assert (sys.stdout, sys.stderr) == streams
+
+
+def test_a_run_started_inside_a_step_keeps_its_own_steps_writes(store, tmp_path):
+    # The outer run holds descriptors 1 and 2; the run inside its step captures per attempt within that.
+    from orchestrator.lineage_db import Lineage
+
+    @step(cache=False)
+    def inner_writes(x: int) -> int:
+        os.write(1, b"from the inner step\n")
+        return x + 1
+
+    @pipeline
+    def inner(x: int = 1):
+        return inner_writes(x)
+
+    @step(cache=False)
+    def outer_runs(x: int, inner_store: str) -> str:
+        os.write(1, b"from the outer step, before\n")
+        run_id = inner.run(store=inner_store, x=x).id
+        os.write(1, b"from the outer step, after\n")
+        return run_id
+
+    @pipeline
+    def outer(inner_store: str, x: int = 1):
+        return outer_runs(x, inner_store)
+
+    before = {fd: os.fstat(fd) for fd in (1, 2)}
+    done = outer.run(store=str(store), inner_store=str(tmp_path / "inner"))
+    assert done.status == "succeeded"
+    assert all(_same_file(before[fd], os.fstat(fd)) for fd in (1, 2))
+    outer_out = Lineage(store / "metadata.db").attempts(done.id, "outer_runs")[0]["stdout"]
+    assert outer_out == "from the outer step, before\nfrom the outer step, after\n"
+    inner_run = done.output()
+    inner_out = Lineage(tmp_path / "inner" / "metadata.db").attempts(inner_run, "inner_writes")[0]["stdout"]
+    assert inner_out == "from the inner step\n"
