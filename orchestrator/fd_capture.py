@@ -44,12 +44,20 @@ class FdWriter:
     ``--verbose`` echo, and the orchestrator's own messages (``driver_stderr``).
     """
 
-    def __init__(self, fd: int, saved: int, encoding: str) -> None:
-        self.fd, self.saved, self.encoding = fd, saved, encoding
+    def __init__(self, fd: int, saved: int, encoding: str, errors: str = "replace") -> None:
+        self.fd, self.saved, self.encoding, self.errors = fd, saved, encoding, errors
+
+    @classmethod
+    def like(cls, stream: Any, fd: int, saved: int) -> FdWriter:
+        """A writer that encodes as ``stream`` does (``orch`` makes a stream that is not UTF-8
+        write its own marks as ASCII: ``text_streams``), but never fails on a character."""
+        errors = getattr(stream, "errors", None)
+        return cls(fd, saved, getattr(stream, "encoding", None) or "utf-8",
+                   errors if isinstance(errors, str) and errors != "strict" else "replace")
 
     def write(self, text: str) -> int:
         # Once the capture ended its saved copy is closed, and the descriptor itself is real again.
-        _write_all(self.fd if self.saved < 0 else self.saved, text.encode(self.encoding, errors="replace"))
+        _write_all(self.fd if self.saved < 0 else self.saved, text.encode(self.encoding, errors=self.errors))
         return len(text)
 
     def flush(self) -> None:
@@ -245,8 +253,7 @@ class FdCapture:
                 except OSError:
                     continue  # no such descriptor (a daemon started with it closed): nothing to capture
                 frame.saved[fd] = saved
-                stream = sys.__stdout__ if fd == 1 else sys.__stderr__
-                frame.writers[fd] = FdWriter(fd, saved, getattr(stream, "encoding", None) or "utf-8")
+                frame.writers[fd] = FdWriter.like(sys.__stdout__ if fd == 1 else sys.__stderr__, fd, saved)
             if len(frame.saved) < len(frame.sinks):
                 for saved in frame.saved.values():
                     os.close(saved)
@@ -334,8 +341,10 @@ def descriptors_held() -> Iterator[None]:
         return
     with pipes.lock:
         for fd in (1, 2):
-            stream = sys.__stdout__ if fd == 1 else sys.__stderr__
-            pipes.held[fd] = FdWriter(fd, saved[fd], getattr(stream, "encoding", None) or "utf-8")
+            # Encoding as the stream on it does: the one that writes to it now, else the process's own.
+            like = next((streams[name] for name, on in on_fd.items() if on == fd),
+                        sys.__stdout__ if fd == 1 else sys.__stderr__)
+            pipes.held[fd] = FdWriter.like(like, fd, saved[fd])
             os.dup2(pipes.write[fd], fd, inheritable=True)
         pipes.holder = threading.get_ident()
     for name, target in on_fd.items():
