@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.fd_capture import FdCapture, fileno_of
+from orchestrator.fd_capture import FdCapture, FdWriter, fileno_of, held_writer
 from orchestrator.process_id import current_pid
 from orchestrator.step_logging import (
     allow_basic_config,
@@ -281,6 +281,52 @@ def driver_stderr() -> Any:
     return _outside[0] if _outside else sys.stderr
 
 
+class TerminalStream:
+    """The stream a display was made on, written to even while a step's capture holds it.
+
+    rich's ``Console(stderr=True)`` looks ``sys.stderr`` up at each write: while a step runs
+    that is the step's capture, which is no terminal, so the live progress bar did not redraw
+    (and its lines would have been kept in the step's stderr). Made from ``sys.stderr`` before
+    the run, this keeps writing there; when that stream is on a descriptor a capture points at
+    its pipe, the text goes to the capture's saved copy of the descriptor instead.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = getattr(stream, "rich_proxied_file", stream)  # not rich's own redirect of it
+        # A capture's tee (a run started inside a step) is meant to keep what is written: left as it is.
+        self._fd = None if type(self.stream) is _Tee else fileno_of(self.stream)
+        self.encoding = getattr(self.stream, "encoding", None) or "utf-8"
+
+    def _target(self) -> Any:
+        if self._fd is None:
+            return self.stream
+        held = held_writer(self._fd)  # the run holds the descriptor on the pipes, also between steps
+        if held is not None:
+            return held
+        if _outside:
+            real = _outside[0]  # the outermost capture's: the descriptor as it was before any of them
+            if type(real) is FdWriter and real.fd == self._fd:
+                return real
+        return self.stream
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        # The target's: the stream itself says no while its descriptor points at a capture's pipe.
+        isatty = getattr(self._target(), "isatty", None)
+        return bool(isatty()) if isatty is not None else False
+
+    def fileno(self) -> int:
+        return int(self._target().fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def snapshot() -> tuple[str, str, str] | None:
     """What the step running in this process has printed and logged so far (stdout, stderr, logs).
 
@@ -436,11 +482,11 @@ class Capture:
         self._fds.start()
         # Where the real stderr (and, to echo, stdout) are now: a stream that wrote to descriptor 1
         # or 2 would write into the capture, so what must reach the terminal goes to its saved copy.
-        real_err = self._real(sys.stderr, 2)
+        real_err = self._real(sys.stderr)
         if self._fds.writers:
             self._out.fds = self._err.fds = self._fds
         if self.echo:
-            self._out.echo_to, self._err.echo_to = self._real(sys.stdout, 1), real_err
+            self._out.echo_to, self._err.echo_to = self._real(sys.stdout), real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
         if _page_handlers:  # a notebook's: what they write is the step's (see ``page_handlers_captured``)
             for page_handler, fd in _page_handlers:
@@ -474,10 +520,18 @@ class Capture:
         sys.stdout, sys.stderr = self._out, self._err
         return self
 
-    def _real(self, stream: Any, fd: int) -> Any:
-        """Where text meant for ``stream`` goes now that descriptor ``fd`` may point at the capture."""
-        if type(stream) is _Tee or fileno_of(stream) != fd:  # type(): _Tee is an ABC, isinstance is slow
-            return stream  # a capture around this one, or a stream not on the descriptor (a notebook's)
+    def _real(self, stream: Any) -> Any:
+        """Where text meant for ``stream`` goes now that descriptors 1 and 2 may point at the capture.
+
+        By the descriptor ``stream`` writes to, not the one it stands for: under ``orch run --json``
+        ``sys.stdout`` is the terminal's stderr (``prints_to_stderr``), and echoing a step's stdout
+        onto descriptor 2 wrote it into the step's captured stderr as well.
+        """
+        if type(stream) is _Tee:  # type(): _Tee is an ABC, isinstance is slow
+            return stream  # a capture around this one
+        fd = fileno_of(stream)
+        if fd is None:
+            return stream  # a stream not on a descriptor (a notebook's)
         return self._fds.writers.get(fd, stream)
 
     def __exit__(self, *exc: object) -> None:

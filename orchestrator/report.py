@@ -115,9 +115,13 @@ class ConsoleReporter(RunObserver):
     def __init__(self, *, verbose: bool = False, summary: bool = True) -> None:
         from rich.console import Console
 
+        from orchestrator.capture import TerminalStream
         from orchestrator.tables import is_live_terminal, log_width
 
-        self.console = log_width(Console(stderr=True, highlight=False))  # a CI log: rows stay one line
+        # Pinned to the stderr of now: rich would look it up at each write, and find a step's capture.
+        # log_width: in a CI log, rows stay one line.
+        terminal: Any = TerminalStream(sys.stderr)  # a text stream, though no IO[str] subclass
+        self.console = log_width(Console(file=terminal, stderr=True, highlight=False))
         # rich's answer to a closed pipe is SystemExit(1), out of the middle of the run: see _reader_gone.
         self.console.on_broken_pipe = self._reader_gone  # type: ignore[method-assign]
         self.verbose = verbose

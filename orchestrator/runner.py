@@ -9,6 +9,7 @@ garbage collector off the objects that existed before). Planning lives in
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -26,6 +27,7 @@ from orchestrator.errors import (
 )
 from orchestrator.executors import make_executor
 from orchestrator.executors.spawning import check_not_bootstrapping
+from orchestrator.fd_capture import descriptors_held
 from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.planner import (
     build,
@@ -106,7 +108,11 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
             runner = RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
                               progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
                               spelling=spelling)
-            return runner.run(file=file or _source_file(pipeline))
+            # Sequential attempts run in this thread, one at a time: descriptors 1 and 2 stay on the
+            # capture's pipes for the whole run rather than being pointed there and back per attempt.
+            # Workers of a pool or of Dask are other processes or threads that inherit or share them.
+            with descriptors_held() if executor == "sequential" else contextlib.nullcontext():
+                return runner.run(file=file or _source_file(pipeline))
     finally:
         _run_in_progress.release()
 
