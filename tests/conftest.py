@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.forked_cli import ForkServer, forkable
+
 PIPELINES = Path(__file__).parent / "pipelines"
 ROOT = Path(__file__).parent.parent
 
@@ -109,13 +111,36 @@ def copy_store(source: Path, target: Path) -> Path:
     return target
 
 
+# Forks a warm interpreter per `orch` command (see tests/forked_cli.py): started on first use.
+_FORK_SERVER = ForkServer()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_fork_server():
+    yield
+    _FORK_SERVER.stop()
+
+
 class Orch:
-    """Runs ``python -m orchestrator --store STORE ...`` in a fresh process."""
+    """Runs ``python -m orchestrator --store STORE ...`` in its own process.
+
+    That process is a fork of a server that has imported orchestrator and its libraries,
+    or a fresh interpreter where a fork would differ from one (``forked_cli.forkable``).
+    """
 
     def __init__(self, store: Path, cwd: Path, env: dict[str, str]) -> None:
         self.store, self.cwd, self.env = store, cwd, env
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = ["--store", str(self.store), *args]
+        if not _FORK_SERVER.started:
+            _FORK_SERVER.start(self.env)
+        if forkable(argv, self.env, _FORK_SERVER.env):
+            return _FORK_SERVER.run(argv, self.env, str(self.cwd), timeout)
+        return self.fresh(*args, timeout=timeout)
+
+    def fresh(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """The command in a fresh interpreter, always."""
         return subprocess.run(
             [sys.executable, "-m", "orchestrator", "--store", str(self.store), *args],
             cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout,
