@@ -74,7 +74,7 @@ class ForkServer:
         self.env = _import_time_env(env)
         self._process = subprocess.Popen(
             [sys.executable, __file__, self._address], env=self.env, cwd=self._folder,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not os.path.exists(self._address):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -87,6 +87,7 @@ class ForkServer:
 
     def stop(self) -> None:
         if self._process is not None:
+            self._process.stdin.close()  # type: ignore[union-attr]
             self._process.kill()
             self._process.wait()
             self._process = None
@@ -159,7 +160,10 @@ def _text(data: bytes) -> str:
 # ---- the server process ------------------------------------------------------------------------
 
 def _serve(address: str) -> None:
-    """Accept commands on ``address``; fork a child for each; report its pid, then its wait status."""
+    """Accept commands on ``address``; fork a child for each; report its pid, then its wait status.
+
+    Ends when its stdin, a pipe the test process holds, is closed.
+    """
     import importlib
 
     for name in _WARM_MODULES:
@@ -171,8 +175,11 @@ def _serve(address: str) -> None:
     waiting: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the client's connection)
     poller = select.poll()
     poller.register(listener, select.POLLIN)
+    poller.register(0, select.POLLIN)  # stdin: a pipe from the test process, which ends when it ends
     while True:
         for fd, _ in poller.poll():
+            if fd == 0:
+                return  # the test process is gone (even killed): no server left behind
             if fd == listener.fileno():
                 conn, _ = listener.accept()
                 pid = _fork_command(conn, listener, waiting)
