@@ -121,6 +121,21 @@ def _stop_fork_server():
     _FORK_SERVER.stop()
 
 
+def orch_process(args: list[str], cwd: Path, env: dict[str, str],
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m orchestrator ARGS`` run as ``subprocess.run(..., capture_output=True, text=True)`` runs it.
+
+    A fork of the warm server where that is the same as a fresh interpreter (``forked_cli.forkable``),
+    else a fresh interpreter.
+    """
+    if not _FORK_SERVER.started:
+        _FORK_SERVER.start(env)
+    if forkable(args, env, _FORK_SERVER.env):
+        return _FORK_SERVER.run(args, env, str(cwd), timeout)
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 class Orch:
     """Runs ``python -m orchestrator --store STORE ...`` in its own process.
 
@@ -132,12 +147,7 @@ class Orch:
         self.store, self.cwd, self.env = store, cwd, env
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        argv = ["--store", str(self.store), *args]
-        if not _FORK_SERVER.started:
-            _FORK_SERVER.start(self.env)
-        if forkable(argv, self.env, _FORK_SERVER.env):
-            return _FORK_SERVER.run(argv, self.env, str(self.cwd), timeout)
-        return self.fresh(*args, timeout=timeout)
+        return orch_process(["--store", str(self.store), *args], self.cwd, self.env, timeout)
 
     def fresh(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """The command in a fresh interpreter, always."""

@@ -13,8 +13,9 @@ a fresh interpreter that has done those imports.
 
 What a fork cannot reproduce makes the caller use a fresh interpreter (see ``forkable``):
 an environment that differs in anything read when a module is imported (``TZ``, ``HOME``,
-``PYTHONPATH``, locale or BLAS/OpenMP thread settings: anything but ``ORCH_*`` and ``COLUMNS``,
-which orchestrator reads when it needs them, and pytest's ``PYTEST_CURRENT_TEST``), and the process and Dask executors, whose
+``PYTHONPATH``, locale or BLAS/OpenMP thread settings: anything but ``ORCH_*``, ``COLUMNS`` and
+``XDG_CONFIG_HOME`` (the signing key's folder), which orchestrator reads when it needs them and
+the server's libraries do not read at import, and pytest's ``PYTEST_CURRENT_TEST``), and the process and Dask executors, whose
 workers start from ``sys.executable`` and are tested as a real command runs them. The one
 ``ORCH_*`` variable read at import, ``ORCH_FAULT``, is re-read in the child.
 
@@ -44,7 +45,7 @@ _LENGTH = struct.Struct("!q")
 
 def _read_at_call(name: str) -> bool:
     """Whether a variable is read when used, not at import: a child may have its own value."""
-    return name.startswith("ORCH_") or name in ("COLUMNS", "PYTEST_CURRENT_TEST")
+    return name.startswith("ORCH_") or name in ("COLUMNS", "XDG_CONFIG_HOME", "PYTEST_CURRENT_TEST")
 
 
 def _import_time_env(env: dict[str, str]) -> dict[str, str]:

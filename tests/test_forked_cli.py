@@ -74,7 +74,7 @@ def test_the_exit_status_of_a_process_ended_by_os_exit(orch, project):
 def test_what_a_fork_cannot_reproduce_runs_in_a_fresh_interpreter(orch):
     orch("--help")  # starts the server
     server = _FORK_SERVER.env
-    assert forkable(["runs"], {**orch.env, "ORCH_STORE": "elsewhere", "COLUMNS": "80"}, server)
+    assert forkable(["runs"], {**orch.env, "ORCH_STORE": "elsewhere", "COLUMNS": "80", "XDG_CONFIG_HOME": "/c"}, server)
     assert not forkable(["runs"], {**orch.env, "TZ": "Asia/Tokyo"}, server)
     assert not forkable(["runs"], {**orch.env, "OMP_NUM_THREADS": "3"}, server)
     assert not forkable(["run", "x.py", "--executor", "process"], orch.env, server)
