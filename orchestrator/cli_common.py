@@ -33,12 +33,22 @@ def open_context(ctx: click.Context, *, damaged_ok: bool = False) -> Context:
     from orchestrator.errors import DamagedDatabaseError
 
     context = Context.open(ctx.obj["store"], ctx.obj["metadata"], create=False, short=True)
+    close_with_command(ctx, context)
     try:
         context.lineage.mark_dead_runs()
     except DamagedDatabaseError:
         if not damaged_ok:
             raise
     return context
+
+
+def close_with_command(ctx: click.Context, context: Context) -> None:
+    """Close ``context``'s database connection when the command ends, not when garbage collection finds it.
+
+    ``cli.main([...])`` called from Python would otherwise keep an open file per command (and the
+    ``-wal`` file beside the database) until then.
+    """
+    ctx.call_on_close(context.lineage.close)
 
 
 def plural(n: int, word: str) -> str:

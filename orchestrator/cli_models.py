@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import emit_json
+from orchestrator.cli_common import close_with_command, emit_json
 from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import UserError
 from orchestrator.timestamps import iso_time
@@ -32,6 +32,7 @@ def _open(ctx: click.Context) -> tuple[Context, Registry]:
 
     obj = ctx.find_root().obj
     context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
+    close_with_command(ctx, context)
     return context, Registry(context.lineage)
 
 

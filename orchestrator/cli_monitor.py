@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import Since
+from orchestrator.cli_common import Since, close_with_command
 
 if TYPE_CHECKING:
     from orchestrator.drift import DriftResult
@@ -90,6 +90,7 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
     _check_options(ctx, batch, labels, history)
     obj = ctx.find_root().obj
     context = Context.open(obj["store"], obj["metadata"], create=False)  # reads a store; never makes one
+    close_with_command(ctx, context)
     name = ref.partition("@")[0]
     registry = Registry(context.lineage)
     registry._check_model(name)

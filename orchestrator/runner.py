@@ -16,7 +16,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store_users
@@ -84,37 +84,55 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
     if workers is not None and executor == "sequential":
         _warn_unused_workers(workers, progress, spelling)
     ctx = Context.open(store, metadata, spelling=spelling)
-    moved = former_default_warning(ctx)
-    if moved:
-        _warn(moved, progress)
-    if executor != "sequential" and is_process_local(ctx.location):
-        raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
-                        f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
-                        "(a folder, file://, s3://, ...).")
-    if ctx.metadata is not None or isinstance(ctx.store, FsspecStore):
-        # A store apart from its database may be shared: say which database uses it (gc, doctor).
-        store_users.register(ctx.store, ctx.lineage.path)
-    ctx.lineage.mark_dead_runs()
-    _wait_for_runs_in_other_threads(progress, spelling)
+    with _database_closed_after(ctx):
+        moved = former_default_warning(ctx)
+        if moved:
+            _warn(moved, progress)
+        if executor != "sequential" and is_process_local(ctx.location):
+            raise UserError(f"store {ctx.location} lives inside this process, where {executor} workers cannot "
+                            f"reach it. Use {spelling.executor('sequential')}, or a store every worker reaches "
+                            "(a folder, file://, s3://, ...).")
+        if ctx.metadata is not None or isinstance(ctx.store, FsspecStore):
+            # A store apart from its database may be shared: say which database uses it (gc, doctor).
+            store_users.register(ctx.store, ctx.lineage.path)
+        ctx.lineage.mark_dead_runs()
+        _wait_for_runs_in_other_threads(progress, spelling)
+        try:
+            with _older_objects_frozen(), root_level_restored(), page_handlers_captured():
+                dag = build(pipeline, params, ctx)
+                forced = check_rerun(dag, rerun, spelling)
+                warn_untracked(dag, progress)
+                for message in self_state_warnings(dag) + shared_name_warnings(dag):
+                    _warn(message, progress)
+                # With a map, its items are only known when its list is ready: then no bound.
+                most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
+                runner = RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
+                                  progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
+                                  spelling=spelling)
+                # Sequential attempts run in this thread, one at a time: descriptors 1 and 2 stay on the
+                # capture's pipes for the whole run rather than being pointed there and back per attempt.
+                # Workers of a pool or of Dask are other processes or threads that inherit or share them.
+                with descriptors_held() if executor == "sequential" else contextlib.nullcontext():
+                    return runner.run(file=file or _source_file(pipeline))
+        finally:
+            _run_in_progress.release()
+
+
+@contextmanager
+def _database_closed_after(ctx: Context) -> Iterator[None]:
+    """Close the run's database connection when the run ends, rather than when garbage collection finds it.
+
+    Until then a process that goes on (a notebook, ``cli.main([...])`` called from Python) holds
+    an open file and keeps the ``-wal`` file beside the database. The connection reopens if used
+    again. A failure to close does not hide the exception that ended the run.
+    """
     try:
-        with _older_objects_frozen(), root_level_restored(), page_handlers_captured():
-            dag = build(pipeline, params, ctx)
-            forced = check_rerun(dag, rerun, spelling)
-            warn_untracked(dag, progress)
-            for message in self_state_warnings(dag) + shared_name_warnings(dag):
-                _warn(message, progress)
-            # With a map, its items are only known when its list is ready: then no bound.
-            most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
-            runner = RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
-                              progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
-                              spelling=spelling)
-            # Sequential attempts run in this thread, one at a time: descriptors 1 and 2 stay on the
-            # capture's pipes for the whole run rather than being pointed there and back per attempt.
-            # Workers of a pool or of Dask are other processes or threads that inherit or share them.
-            with descriptors_held() if executor == "sequential" else contextlib.nullcontext():
-                return runner.run(file=file or _source_file(pipeline))
-    finally:
-        _run_in_progress.release()
+        yield
+    except BaseException:
+        with suppress(Exception):
+            ctx.lineage.close()
+        raise
+    ctx.lineage.close()
 
 
 # Held by the thread whose run is in progress in this process; re-entrant, for a step that runs a pipeline.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.forked_cli import ForkServer, forkable
+
 PIPELINES = Path(__file__).parent / "pipelines"
 ROOT = Path(__file__).parent.parent
 
@@ -109,13 +111,46 @@ def copy_store(source: Path, target: Path) -> Path:
     return target
 
 
+# Forks a warm interpreter per `orch` command (see tests/forked_cli.py): started on first use.
+_FORK_SERVER = ForkServer()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_fork_server():
+    yield
+    _FORK_SERVER.stop()
+
+
+def orch_process(args: list[str], cwd: Path, env: dict[str, str],
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m orchestrator ARGS`` run as ``subprocess.run(..., capture_output=True, text=True)`` runs it.
+
+    A fork of the warm server where that is the same as a fresh interpreter (``forked_cli.forkable``),
+    else a fresh interpreter.
+    """
+    if not _FORK_SERVER.started:
+        _FORK_SERVER.start(env)
+    if forkable(args, env, _FORK_SERVER.env):
+        return _FORK_SERVER.run(args, env, str(cwd), timeout)
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 class Orch:
-    """Runs ``python -m orchestrator --store STORE ...`` in a fresh process."""
+    """Runs ``python -m orchestrator --store STORE ...`` in its own process.
+
+    That process is a fork of a server that has imported orchestrator and its libraries,
+    or a fresh interpreter where a fork would differ from one (``forked_cli.forkable``).
+    """
 
     def __init__(self, store: Path, cwd: Path, env: dict[str, str]) -> None:
         self.store, self.cwd, self.env = store, cwd, env
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return orch_process(["--store", str(self.store), *args], self.cwd, self.env, timeout)
+
+    def fresh(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """The command in a fresh interpreter, always."""
         return subprocess.run(
             [sys.executable, "-m", "orchestrator", "--store", str(self.store), *args],
             cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout,

@@ -1570,3 +1570,43 @@ def test_a_warning_of_the_pipeline_body_is_one_line_naming_its_place(orch, proje
 def test_another_tools_habit_on_the_command_line_gets_the_way_to_write_it(orch, args, said):
     result = orch(*args)
     assert result.returncode == 2 and result.stderr.splitlines() == [said]
+
+
+def _open_files() -> list[str]:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return names
+
+
+def test_cli_main_called_from_python_closes_the_database_after_each_command(store, project, monkeypatch):
+    """A process that calls ``cli.main([...])`` and goes on keeps no file open per command.
+
+    Garbage collection is off: a connection left to it would stay open, as it may for long.
+    """
+    import gc
+
+    from orchestrator import cli
+
+    def main(*args: str) -> int:
+        with pytest.raises(SystemExit) as ended:
+            cli.main(["--store", str(store), *args])
+        return ended.value.code
+
+    monkeypatch.chdir(project)
+    gc.collect()
+    gc.disable()
+    try:
+        opened = 0
+        for _ in range(6):
+            assert main("run", "diamond.py") == 0
+            assert main("runs") == 0
+            assert main("show", "latest") == 0
+            opened = opened or len(os.listdir("/proc/self/fd"))
+        assert len(os.listdir("/proc/self/fd")) == opened, "\n".join(_open_files())
+        assert not (store / "metadata.db-wal").exists()
+    finally:
+        gc.enable()

@@ -13,7 +13,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from orchestrator.cli import main
 from orchestrator.context import Context
 from orchestrator.run_diff import diff_runs
 
-from .conftest import ROOT, copy_store
+from .conftest import ROOT, copy_store, orch_process
 
 FLOW = '''\
 from pathlib import Path
@@ -64,8 +63,7 @@ def flow(path: Path = Path("data.txt"), alpha: float = 0.5):
 
 def _orch(folder: Path, store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "XDG_CONFIG_HOME": str(folder / "config")}
-    return subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), *args], cwd=folder,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return orch_process(["--store", str(store), *args], folder, env)
 
 
 def _edit(path: Path, old: str, new: str) -> None:

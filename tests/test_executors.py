@@ -812,10 +812,12 @@ def _within(seconds: float, call):
 @pytest.fixture
 def not_a_scheduler():
     """A server on loopback that accepts connections and answers like `answer` (None: says nothing)."""
+    import contextlib
     import socket
     import threading
 
     servers = []
+    threads: list[threading.Thread] = []
 
     def start(answer: bytes | None):
         server = socket.create_server(("127.0.0.1", 0))
@@ -834,12 +836,21 @@ def not_a_scheduler():
                 else:
                     servers.append(conn)  # kept open, silent, like an HTTP server waiting for a request
 
-        threading.Thread(target=serve, daemon=True).start()
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        threads.append(thread)
         return f"tcp://127.0.0.1:{server.getsockname()[1]}"
 
     yield start
     for s in servers:
+        # close() alone does not wake an accept() blocked in another thread: shutdown() does, and the
+        # serving thread ends rather than outlive the test.
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
         s.close()
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
 
 
 @pytest.mark.parametrize(("answer", "problem"), [
@@ -941,6 +952,9 @@ def test_ctrl_c_on_the_local_dask_cluster_kills_busy_workers_and_leaves_their_na
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
     finally:
+        # The client first, as shutdown() closes them: a cluster closed under an open client left the
+        # client's IO loop thread running for the rest of the session.
+        executor.client.close()
         executor._cluster.close(timeout=20)  # not waited on forever if a nanny was left closing
         executor.shutdown()
 

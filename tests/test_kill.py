@@ -21,11 +21,32 @@ def _start(orch, *args):
                             cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _recorded_running(store: Path, step: str = "wait") -> bool:
+    """Whether the database holds ``step``'s row as running, with its inputs: committed, what a kill leaves.
+
+    A kill before that commit (the commit watcher's, within 0.25 s of the step starting) would
+    find the step not yet recorded; the tests kill a step that is known to be recorded.
+    """
+    import sqlite3
+
+    database = store / "metadata.db"
+    if not database.exists():
+        return False
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT 1 FROM steps s JOIN edges e ON e.run_id=s.run_id AND e.node=s.node AND e.direction='in' "
+            "WHERE s.step=? AND s.status='running'", (step,)).fetchone() is not None
+    except sqlite3.OperationalError:  # the schema is being made
+        return False
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_kill_during_step_then_resume(orch, calls):
     proc = _start(orch, "slow.py")
-    wait_for(lambda: "wait" in calls.ran())
-    time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
+    wait_for(lambda: _recorded_running(orch.store))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     runs = json.loads(orch("runs", "--json").stdout)
@@ -44,8 +65,7 @@ def test_a_step_killed_while_running_keeps_the_inputs_it_was_reading(orch, calls
     """`orch lineage RUN:wait` of a killed run showed the step alone, and `orch show --json` its inputs as
     []: "which data was it training on when it died?" had an answer for Ctrl-C and none for SIGKILL."""
     proc = _start(orch, "slow.py", "-p", "n=1000")
-    wait_for(lambda: "wait" in calls.ran())
-    time.sleep(1.0)  # past the commit watcher's interval (0.25 s), so the "running" row is durable
+    wait_for(lambda: _recorded_running(orch.store))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     shown = json.loads(orch("show", "latest", "--json").stdout)
@@ -727,8 +747,7 @@ def test_a_run_killed_on_another_host_is_shown_interrupted_once_it_gives_no_sign
     from orchestrator.run_liveness import STALE, alive_file
 
     proc = _start(orch, "slow.py")
-    wait_for(lambda: "wait" in calls.ran())
-    time.sleep(1.0)  # past the commit watcher's interval, so the "running" rows are durable
+    wait_for(lambda: _recorded_running(orch.store))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     database = orch.store / "metadata.db"

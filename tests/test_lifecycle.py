@@ -15,7 +15,7 @@ from orchestrator.context import Context
 from orchestrator.loader import load_pipeline
 from orchestrator.registry import Registry, load_model
 
-from .conftest import copy_store
+from .conftest import copy_store, orch_process
 
 ROOT = Path(__file__).parent.parent
 PIPELINE = ROOT / "pipelines" / "lifecycle.py"
@@ -25,8 +25,7 @@ sys.path.insert(0, str(ROOT / "pipelines"))  # the demo's data source, as the pi
 
 def orch(store: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(store), *args],
-                          cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return orch_process(["--store", str(store), *args], cwd or ROOT, env)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, orch_process
 
 PIPELINE = '''
 from pathlib import Path
@@ -49,8 +49,7 @@ def myproj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _orch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("ORCH_STORE", "ORCH_METADATA")}
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**base, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})}, timeout=120)
+    return orch_process(list(args), cwd, {**base, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **(env or {})})
 
 
 def _main(*args: str) -> int:
