@@ -764,23 +764,16 @@ class Lineage:
 
     def unrecorded_artifacts(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that have no artifact row: removed by ``orch cache gc`` or ``cache verify --repair``."""
-        wanted = list(dict.fromkeys(digests))
-        known: set[str] = set()
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            known.update(r[0] for r in self.conn.execute(
-                f"SELECT digest FROM artifacts WHERE digest IN ({marks})", chunk))
-        return set(wanted) - known
+        wanted = set(digests)
+        known = {digest for chunk, marks in _in_chunks(sorted(wanted)) for (digest,) in self.conn.execute(
+            f"SELECT digest FROM artifacts WHERE digest IN ({marks})", chunk)}
+        return wanted - known
 
     def referenced_digests(self, run_ids: Iterable[str]) -> set[str]:
         """Every artifact digest the given runs read or produced (cached steps included)."""
         self._end_read()
-        ids = list(run_ids)
         out: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
+        for chunk, marks in _in_chunks(list(run_ids)):
             out.update(r[0] for r in self.conn.execute(
                 f"SELECT DISTINCT digest FROM edges WHERE run_id IN ({marks})", chunk))
             # The step run a cached step reused, as recorded with it: the cache entry of its key may
@@ -1015,3 +1008,11 @@ def _runs_where(pipeline: str | None, statuses: Sequence[str], since: float | No
         clauses.append("started >= ?")
         args.append(since)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _in_chunks(values: list[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
+    """``values`` in lists of at most ``size``, each with its ``?,?,…`` for an ``IN (…)``: SQLite caps a
+    statement's parameters (999 in older builds)."""
+    for i in range(0, len(values), size):
+        chunk = values[i:i + size]
+        yield chunk, ",".join("?" * len(chunk))

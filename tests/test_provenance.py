@@ -329,8 +329,8 @@ def test_a_moved_project_names_where_runs_read_the_same_file_content(tmp_path, m
     assert {v.data["step"] for v in graph.vertices.values() if v.kind == "step"} >= {"read", "shout"}
 
 
-def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
-    """After `cache gc --keep-last 1`, an older run's lineage still stands, and says what gc removed."""
+def _two_runs_and_gc_keeping_the_last(store):
+    """Two runs of gc_runs.py, then `cache gc --keep-last 1`: (older run, newer run, the digest gc removed)."""
     from orchestrator.maintenance import collect_garbage
 
     gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
@@ -341,6 +341,12 @@ def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
     hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
     os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
     assert collect_garbage(ctx, keep_last=1).removed == [removed]
+    return old, new, removed
+
+
+def test_lineage_of_an_older_run_after_gc_says_which_artifacts_are_gone(store):
+    """After `cache gc --keep-last 1`, an older run's lineage still stands, and says what gc removed."""
+    old, new, removed = _two_runs_and_gc_keeping_the_last(store)
     lineage = Context.open(store).lineage
 
     up = walk(lineage, f"{old.id}:check", "upstream")
@@ -910,16 +916,7 @@ def test_show_marks_the_outputs_gc_removed(store, capsys):
     import json
 
     from orchestrator.cli import main
-    from orchestrator.maintenance import collect_garbage
-
-    gc_runs = load_pipeline(str(PIPELINES / "gc_runs.py"))
-    old = gc_runs.run(store=str(store), n=1)
-    new = gc_runs.run(store=str(store), n=2)
-    removed = old.steps["make"].outputs["out"]
-    ctx = Context.open(store)
-    hour_ago = time.time() - 3600  # gc spares objects written in its last few milliseconds
-    os.utime(ctx.store.path_of(removed), (hour_ago, hour_ago))
-    assert collect_garbage(ctx, keep_last=1).removed == [removed]
+    old, new, removed = _two_runs_and_gc_keeping_the_last(store)
 
     def show(run_id: str, *json_flag: str) -> str:
         with pytest.raises(SystemExit) as exited:
