@@ -130,7 +130,7 @@ def orch_process(args: list[str], cwd: Path, env: dict[str, str],
     """
     if not _FORK_SERVER.started:
         _FORK_SERVER.start(env)
-    if forkable(args, env, _FORK_SERVER.env):
+    if forkable(args, env, _FORK_SERVER.env, _FORK_SERVER.set_by_imports):
         return _FORK_SERVER.run(args, env, str(cwd), timeout)
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

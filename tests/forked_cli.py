@@ -52,13 +52,29 @@ def _import_time_env(env: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if not _read_at_call(name)}
 
 
-def forkable(args: list[str], env: dict[str, str], server_env: dict[str, str]) -> bool:
-    """Whether a fork of the server runs ``orch ARGS`` as a fresh interpreter would."""
+def as_after_imports(env: dict[str, str], set_by_imports: dict[str, str]) -> dict[str, str]:
+    """``env`` as it is once the warm modules are imported: they ``setdefault`` some variables.
+
+    scikit-learn sets ``KMP_DUPLICATE_LIB_OK`` and ``KMP_INIT_AT_FORK`` in ``os.environ`` when it
+    is imported, so a test process that has imported it passes them on, and one that has not yet
+    does not; a fresh interpreter running the command has them either way.
+    """
+    return {**set_by_imports, **env}
+
+
+def forkable(args: list[str], env: dict[str, str], server_env: dict[str, str],
+             set_by_imports: dict[str, str] | None = None) -> bool:
+    """Whether a fork of the server runs ``orch ARGS`` as a fresh interpreter would.
+
+    ``server_env`` is the environment the server was started with; ``set_by_imports``, what its
+    imports then set (``ForkServer.set_by_imports``).
+    """
     executor = [value for flag, value in zip(args, args[1:]) if flag == "--executor"]
     executor += [arg.partition("=")[2] for arg in args if arg.startswith("--executor=")]
     if any(value in ("process", "dask") for value in executor):
         return False
-    return _import_time_env(env) == _import_time_env(server_env)
+    imported = set_by_imports or {}
+    return _import_time_env(as_after_imports(env, imported)) == _import_time_env(as_after_imports(server_env, imported))
 
 
 class ForkServer:
@@ -69,6 +85,7 @@ class ForkServer:
         self._folder = tempfile.mkdtemp(prefix="orch-fork-")
         self._address = os.path.join(self._folder, "server")
         self.env: dict[str, str] = {}
+        self.set_by_imports: dict[str, str] = {}  # the variables the server's imports set, and to what
 
     def start(self, env: dict[str, str]) -> None:
         """Start the server with ``env`` (ORCH_* left out), and wait until it accepts commands."""
@@ -81,6 +98,8 @@ class ForkServer:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the tests' orch fork server did not start (exit code {self._process.poll()})")
             time.sleep(0.02)
+        with open(self._address + ".env", "rb") as written:
+            self.set_by_imports = pickle.load(written)
 
     @property
     def started(self) -> bool:
@@ -93,6 +112,7 @@ class ForkServer:
             self._process.wait()
             self._process = None
         Path(self._address).unlink(missing_ok=True)
+        Path(self._address + ".env").unlink(missing_ok=True)
         os.rmdir(self._folder)
 
     def run(self, args: list[str], env: dict[str, str], cwd: str,
@@ -167,8 +187,12 @@ def _serve(address: str) -> None:
     """
     import importlib
 
+    before = dict(os.environ)
     for name in _WARM_MODULES:
         importlib.import_module(name)
+    set_by_imports = {name: value for name, value in os.environ.items() if before.get(name) != value}
+    with open(address + ".env", "wb") as told:  # before the socket's name appears: the client reads it then
+        pickle.dump(set_by_imports, told)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address + ".tmp")
     listener.listen(64)
@@ -183,7 +207,7 @@ def _serve(address: str) -> None:
                 return  # the test process is gone (even killed): no server left behind
             if fd == listener.fileno():
                 conn, _ = listener.accept()
-                pid = _fork_command(conn, listener, waiting)
+                pid = _fork_command(conn, listener, waiting, set_by_imports)
                 pidfd = os.pidfd_open(pid)
                 waiting[pidfd] = (pid, conn)
                 poller.register(pidfd, select.POLLIN)
@@ -201,7 +225,7 @@ def _serve(address: str) -> None:
 
 
 def _fork_command(conn: socket.socket, listener: socket.socket,
-                  waiting: dict[int, tuple[int, socket.socket]]) -> int:
+                  waiting: dict[int, tuple[int, socket.socket]], set_by_imports: dict[str, str]) -> int:
     header, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
     size = _LENGTH.unpack(header)[0]
     request = b""
@@ -224,12 +248,12 @@ def _fork_command(conn: socket.socket, listener: socket.socket,
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        _run_command(args, env, cwd)
+        _run_command(args, env, cwd, set_by_imports)
     finally:
         os._exit(70)  # only reached if setting up the child itself failed
 
 
-def _run_command(args: list[str], env: dict[str, str], cwd: str) -> None:
+def _run_command(args: list[str], env: dict[str, str], cwd: str, set_by_imports: dict[str, str]) -> None:
     """Run ``python -m orchestrator ARGS`` in this process, then end it as the interpreter would."""
     import atexit
     import runpy
@@ -238,7 +262,7 @@ def _run_command(args: list[str], env: dict[str, str], cwd: str) -> None:
 
     os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(env)
+    os.environ.update(as_after_imports(env, set_by_imports))  # as the imports of a fresh interpreter leave it
     sys.path[0] = os.getcwd()  # `-m` puts the working folder first; the server had its script's
     from orchestrator import store_faults
 

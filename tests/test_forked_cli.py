@@ -14,7 +14,8 @@ def _both(orch: Orch, *args: str, own_store: bool = False):
     """The command forked, then in a fresh interpreter (on a store of its own for a run, else cached)."""
     fresh_store = orch.store.with_name(orch.store.name + "-fresh") if own_store else orch.store
     forked, fresh = orch(*args), Orch(fresh_store, orch.cwd, orch.env).fresh(*args)
-    assert forkable(["--store", str(orch.store), *args], orch.env, _FORK_SERVER.env), "the test did not fork"
+    assert forkable(["--store", str(orch.store), *args], orch.env, _FORK_SERVER.env, _FORK_SERVER.set_by_imports), \
+        "the test did not fork"
     return forked, fresh
 
 
@@ -73,9 +74,23 @@ def test_the_exit_status_of_a_process_ended_by_os_exit(orch, project):
 
 def test_what_a_fork_cannot_reproduce_runs_in_a_fresh_interpreter(orch):
     orch("--help")  # starts the server
-    server = _FORK_SERVER.env
-    assert forkable(["runs"], {**orch.env, "ORCH_STORE": "elsewhere", "COLUMNS": "80", "XDG_CONFIG_HOME": "/c"}, server)
-    assert not forkable(["runs"], {**orch.env, "TZ": "Asia/Tokyo"}, server)
-    assert not forkable(["runs"], {**orch.env, "OMP_NUM_THREADS": "3"}, server)
-    assert not forkable(["run", "x.py", "--executor", "process"], orch.env, server)
-    assert not forkable(["run", "x.py", "--executor=dask"], orch.env, server)
+    server, imported = _FORK_SERVER.env, _FORK_SERVER.set_by_imports
+    assert forkable(["runs"], {**orch.env, "ORCH_STORE": "elsewhere", "COLUMNS": "80", "XDG_CONFIG_HOME": "/c"},
+                    server, imported)
+    assert not forkable(["runs"], {**orch.env, "TZ": "Asia/Tokyo"}, server, imported)
+    assert not forkable(["runs"], {**orch.env, "OMP_NUM_THREADS": "3"}, server, imported)
+    assert not forkable(["run", "x.py", "--executor", "process"], orch.env, server, imported)
+    assert not forkable(["run", "x.py", "--executor=dask"], orch.env, server, imported)
+
+
+def test_what_the_warm_imports_set_does_not_stop_forking_once_the_tests_import_it_too(orch):
+    """scikit-learn sets KMP_* variables in os.environ on import: a test process that imported it
+    after the server started (or before) still forks; every later command ran in a fresh interpreter."""
+    orch("--help")  # starts the server, whichever of the two the test process is in now
+    server, imported = _FORK_SERVER.env, _FORK_SERVER.set_by_imports
+    sklearn_sets = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
+    without = {name: value for name, value in orch.env.items() if name not in sklearn_sets}
+    assert forkable(["runs"], {**without, **sklearn_sets}, server, imported)
+    assert not forkable(["runs"], {**without, "KMP_INIT_AT_FORK": "TRUE"}, server, imported)
+    # A server started before the test process imported scikit-learn, asked once it has.
+    assert forkable(["runs"], {**without, **sklearn_sets}, without, sklearn_sets)
