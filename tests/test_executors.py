@@ -476,9 +476,14 @@ def users_cluster():
     import logging
 
     distributed = pytest.importorskip("distributed")
+    environ = dict(os.environ)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
                                   dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster:
         yield cluster.scheduler_address
+    # Its nanny set Dask's worker environment (PYTHONHASHSEED, OMP_NUM_THREADS=1, ...) in this process:
+    # left there, every later `orch` command of the tests would differ from the fork server's.
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.mark.slow
@@ -1215,6 +1220,29 @@ def test_steps_that_finished_on_a_worker_a_later_step_kills_do_not_run_again(sto
     assert run.status == "succeeded", run.error
     assert run.output() == 3 and run.steps["dies_once_after"].attempts == 2
     assert calls.counts() == {"branch0": 1, "branch1": 1, "branch2": 1, "dies_once_after": 2}
+
+
+def test_a_run_on_a_local_dask_cluster_leaves_the_callers_environment_as_it_was(store, monkeypatch):
+    """Dask's nannies set PYTHONHASHSEED and MALLOC_TRIM_THRESHOLD_ in the driver's os.environ to spawn
+    their workers: a notebook that ran a pipeline on Dask passed them on to every process it started after."""
+    pytest.importorskip("distributed")
+    for name in ("PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_", "__DASK_PARENT_PID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = dict(os.environ)
+
+    @step
+    def seeded() -> str:
+        return os.environ.get("PYTHONHASHSEED", "")
+
+    @pipeline
+    def worker_seed():
+        return seeded()
+
+    run = worker_seed.run(store=str(store), executor="dask", workers=1)
+    assert run.status == "succeeded", run.error
+    assert run.output() == "6640"  # the worker has Dask's environment
+    assert dict(os.environ) == before
 
 
 @pytest.mark.slow

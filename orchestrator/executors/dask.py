@@ -33,7 +33,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
@@ -186,6 +186,7 @@ class DaskExecutor:
         # A LocalCluster starts every worker before the first task: no more than the run can use.
         self._workers = max(1, min(workers or os.cpu_count() or 1, most or sys.maxsize))
         # For the cluster's whole life: its nannies also spawn replacements for dead workers.
+        # Also puts back the environment variables the nannies set in this process (see ``_environ_kept``).
         self._main_hidden = ExitStack()
         self.startup_seconds = 0.0
         # The Dask futures of the attempts without an outcome yet, by key. One that has its outcome is
@@ -259,9 +260,11 @@ class DaskExecutor:
 
         started = time.perf_counter()
         self._main_hidden.enter_context(main_script_hidden())
+        worker_environ = _worker_environ(self._dask)
+        restore_environ = self._main_hidden.enter_context(_environ_kept([*worker_environ, *_SET_BY_NANNIES]))
         try:
             with self._dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                        "distributed.nanny.pre-spawn-environ": _worker_environ(self._dask)}):
+                                        "distributed.nanny.pre-spawn-environ": worker_environ}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=self._workers, threads_per_worker=1,
                     processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
@@ -269,6 +272,7 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster, set_as_default=False)
                 # Every worker is up before the first task: its capacity is what the run loop counts on.
                 self.client.wait_for_workers(self._workers, timeout=60)
+            restore_environ()  # again at shutdown: a replacement for a dead worker sets them again
             self._exits = WorkerExits()
             self._exits.watch(list(self._cluster.workers.values()))
             self._scratch = process_temp_folder("orch-dask-")  # a killed run's is removed by the next
@@ -516,6 +520,34 @@ def _driver_folder() -> str | None:
         return os.getcwd()
     except OSError:
         return None
+
+
+# Set in the driver's own ``os.environ`` by distributed's nannies when they spawn a worker, besides
+# the pre-spawn environment: a seed for ``hash()`` and the pid that names the workers' process titles.
+_SET_BY_NANNIES = ("PYTHONHASHSEED", "__DASK_PARENT_PID")
+
+
+@contextmanager
+def _environ_kept(names: list[str]) -> Iterator[Callable[[], None]]:
+    """Put the variables ``names`` of ``os.environ`` back as they were, when the block ends and when called.
+
+    A nanny does ``os.environ.update`` in the driver before it spawns its worker, so a notebook that ran
+    a pipeline on Dask was left with ``PYTHONHASHSEED=6640`` and ``MALLOC_TRIM_THRESHOLD_`` for every
+    process it started afterwards. The workers have theirs by then: they inherit them when spawned.
+    """
+    kept = {name: os.environ.get(name) for name in names}
+
+    def restore() -> None:
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            elif os.environ.get(name) != value:
+                os.environ[name] = value
+
+    try:
+        yield restore
+    finally:
+        restore()
 
 
 @contextmanager
