@@ -18,6 +18,7 @@ loads anywhere ``orchestrator`` is installed, without this folder.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -417,8 +418,11 @@ def monitor(candidate: ModelCandidate, batch: pd.DataFrame, source: str) -> Drif
     return DriftCheck(candidate.name, candidate.model_digest, source, compare(candidate, batch))
 
 
+DEMO_ROWS = 4000  # rows of the generated demo data
+
+
 @pipeline
-def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_name: str = "churn",
+def lifecycle(data: Path = TRAIN_FILE, rows: int = DEMO_ROWS, seed: int = 0, model_name: str = "churn",
               model: str = "logistic", C: list = [0.1, 1.0, 10.0], max_depth: list = [3, 6],  # noqa: B006
               learning_rate: float = 0.1, test_size: float = 0.25, metric: str = "roc_auc",
               margin: float = 0.002, monitor_batch: Path | None = None):
@@ -428,7 +432,11 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = 4000, seed: int = 0, model_na
     check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there
-    raw = ingest(source(data, rows=rows, seed=seed, demo=Path(data).resolve() == TRAIN_FILE.resolve()))
+    demo = Path(data).resolve() == TRAIN_FILE.resolve()
+    if not demo and rows != DEMO_ROWS:
+        warnings.warn(f"rows={rows} has no effect: it sizes the generated demo data, and {data} is your own file, "
+                      "used as it is. Drop rows, or leave out data to run on the demo data.", stacklevel=1)
+    raw = ingest(source(data, rows=rows, seed=seed, demo=demo))
     report = validate(raw)
     clean = require_valid(raw, report)
     train_set, test_set = split(clean, test_size=test_size, seed=seed)

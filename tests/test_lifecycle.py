@@ -424,6 +424,21 @@ def test_orch_run_with_a_bad_metric_is_one_line_and_exit_2(tmp_path):
         "balanced_accuracy."]
 
 
+def test_rows_with_your_own_data_file_says_it_has_no_effect(tmp_path):
+    """`-p rows=100` with `-p data=mine.csv` planned and ran on all of mine.csv without a word."""
+    from datasource import customers, write_table
+
+    data = tmp_path / "mine.csv"
+    write_table(customers(200, seed=0), data)
+    planned = orch(tmp_path / "store", "plan", str(PIPELINE), "-p", f"data={data}", "-p", "rows=100")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stderr.splitlines()[0].startswith(
+        f"warning: rows=100 has no effect: it sizes the generated demo data, and {data} is your own file, "
+        "used as it is. Drop rows, or leave out data to run on the demo data. (lifecycle.py:")
+    quiet = orch(tmp_path / "store", "plan", str(PIPELINE), "-p", f"data={data}")
+    assert quiet.returncode == 0 and "rows=" not in quiet.stderr
+
+
 def test_the_serving_check_makes_records_for_a_model_of_your_own_data():
     """`serving_check.py MODEL` posted demo customers to any model: one of your own data stopped it with a
     KeyError traceback naming its columns."""
