@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.forked_cli import ForkServer, forkable
+
+# A suite started in the background by a shell without job control (`make test &` in a script) has
+# SIGINT ignored, and so would every `orch` it starts: the Ctrl-C tests could not press Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PIPELINES = Path(__file__).parent / "pipelines"
 ROOT = Path(__file__).parent.parent
