@@ -90,7 +90,7 @@ def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
 
     lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
     store = tmp_path / "store"
-    options = {"store": str(store), "data": _your_data(tmp_path), "rows": 600, "C": [1.0]}
+    options = {"store": str(store), "data": _your_data(tmp_path), "C": [1.0]}
     run = lifecycle.run(**options)
     assert run.status == "succeeded", run.error
     context = Context.open(store)
@@ -113,7 +113,7 @@ def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
     """The driver loads a cached candidate to register it: damage there is a miss, like a damaged input."""
     lifecycle = load_pipeline(str(ROOT / "pipelines" / "lifecycle.py"))
     store = tmp_path / "store"
-    options = {"store": str(store), "data": _your_data(tmp_path), "rows": 600, "C": [1.0]}
+    options = {"store": str(store), "data": _your_data(tmp_path), "C": [1.0]}
     assert lifecycle.run(**options).status == "succeeded"
     context = Context.open(store)
     digest = Registry(context.lineage).resolve("churn@1")["digest"]

@@ -1276,13 +1276,13 @@ def test_an_open_file_returned_by_a_step_fails_it_instead_of_storing_part_of_its
     data.write_text("a,b\n1,2\n")
 
     @step
-    def handle(path: str):
+    def handle(path: Path):
         f = open(path)  # noqa: SIM115 - the mistake under test
         f.readline()
         return f
 
     @pipeline
-    def reads(path: str = str(data)):
+    def reads(path: Path = data):
         return handle(path)
 
     run = reads.run(store=str(store))
