@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator.cli_common import Since, emit_json, open_context
-from orchestrator.errors import UserError
+from orchestrator.errors import NotFoundError, UserError
 from orchestrator.timestamps import iso_time
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def _options(pipeline: str | None, statuses: tuple[str, ...], since: float | Non
 
 def _no_runs_of(context: Context, pipeline: str) -> None:
     """Raise for ``--pipeline NAME`` when other pipelines have runs but NAME has none."""
-    from orchestrator.errors import NotFoundError, did_you_mean
+    from orchestrator.errors import did_you_mean
 
     names = context.lineage.pipelines()
     if names:
@@ -230,8 +230,8 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
     """
     context = open_context(ctx)
     run_ref, sep, node = ref.partition(":")
-    if not sep or not node:
-        raise UserError(f"'{ref}' is not RUN:STEP. Write it like `orch logs 3f2a:train`.")
+    if not sep:
+        raise UserError(_run_without_step(context, ref))
     run_id = context.lineage.resolve_run(run_ref)
     row = context.lineage.step_row(run_id, node)
     attempts = context.lineage.attempts(run_id, node)
@@ -274,6 +274,27 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
             click.echo(a["error"].rstrip("\n"))
     if attempt is None:
         _unrecorded_attempt(node, row, max(numbers), None)
+
+
+def _run_without_step(context: Context, ref: str) -> str:
+    """What to write instead of ``orch logs REF`` without ``:STEP``: the run's own steps when REF names a run,
+    the newest run's step when it names one of those."""
+    try:
+        run_id = context.lineage.resolve_run(ref)
+    except NotFoundError:
+        try:  # a step's name alone (`orch logs fit`): of the newest run, most likely
+            latest = context.lineage.resolve_run("latest")
+        except NotFoundError:
+            latest = None
+        if latest is not None and ref in context.lineage.step_names(latest):
+            return f"'{ref}' is not RUN:STEP. For step {ref} of the newest run, write `orch logs latest:{ref}`."
+        return f"'{ref}' is not RUN:STEP. Write it like `orch logs 3f2a:train`."
+    names = context.lineage.step_names(run_id)
+    if not names:
+        return f"'{ref}' names run {run_id[:12]}, which recorded no step yet. Write RUN:STEP once it has."
+    listed = ", ".join(names[:5]) + (f", … ({len(names)} in all)" if len(names) > 5 else "")
+    return (f"'{ref}' names run {run_id[:12]}, not one of its steps. Write RUN:STEP, such as "
+            f"`orch logs {ref}:{names[-1]}` (its steps: {listed}).")
 
 
 def _settle_carriage_returns(text: str) -> str:

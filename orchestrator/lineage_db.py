@@ -716,11 +716,15 @@ class Lineage:
         row["key_parts"] = self.decode(row["key_parts"], f"steps.key_parts of {run_id}:{node}")
         return row
 
+    def step_names(self, run_id: str) -> list[str]:
+        """The steps a run recorded, in DAG order."""
+        return [r[0] for r in self.conn.execute("SELECT node FROM steps WHERE run_id=? ORDER BY position",
+                                                (run_id,))]
+
     def _no_step(self, run_id: str, node: str) -> str:
         """Why run ``run_id`` has no record of ``node``, and where to look instead."""
         see = f"See its steps with `orch show {run_id[:12]}`."
-        nodes = [r[0] for r in self.conn.execute("SELECT node FROM steps WHERE run_id=? ORDER BY position",
-                                                 (run_id,))]
+        nodes = self.step_names(run_id)
         if not node:
             example = f", such as {run_id[:12]}:{nodes[-1]}" if nodes else ""
             return f"no step after ':'. Write RUN:STEP{example}. {see}"

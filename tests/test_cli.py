@@ -62,6 +62,24 @@ def test_logs_of_a_mistyped_step_names_the_close_one(orch, calls):
     assert "has no step 'plian'. Did you mean 'plain'? See its steps with `orch show" in logs.stderr
 
 
+def test_logs_of_a_run_or_a_step_alone_says_how_to_write_run_step(orch, calls):
+    """`orch logs latest` and `orch logs plain` only said "is not RUN:STEP"."""
+    run_once_per_session(orch, "edits.py")
+    run_id = json.loads(orch("runs", "--json").stdout)[0]["run_id"]
+    steps = [s["name"] for s in json.loads(orch("show", run_id, "--json").stdout)["steps"]]
+    for ref in ("latest", run_id[:6]):
+        logs = orch("logs", ref)
+        assert logs.returncode == 2 and logs.stderr.count("\n") == 1, logs.stderr
+        assert logs.stderr.startswith(f"error: '{ref}' names run {run_id[:12]}, not one of its steps. Write "
+                                      f"RUN:STEP, such as `orch logs {ref}:{steps[-1]}` (its steps: {steps[0]}, ")
+        assert orch("logs", f"{ref}:{steps[-1]}").returncode == 0
+    alone = orch("logs", "plain")
+    assert (alone.returncode, alone.stderr) == (2, "error: 'plain' is not RUN:STEP. For step plain of the newest "
+                                                   "run, write `orch logs latest:plain`.\n")
+    unknown = orch("logs", "neither")
+    assert unknown.stderr == "error: 'neither' is not RUN:STEP. Write it like `orch logs 3f2a:train`.\n"
+
+
 def test_runs_lists_last_started_first(orch, calls):
     orch("run", "edits.py")
     orch("run", "edits.py", "-p", "n=9")
