@@ -185,9 +185,10 @@ class DaskExecutor:
         self.client: Any = None
         # A LocalCluster starts every worker before the first task: no more than the run can use.
         self._workers = max(1, min(workers or os.cpu_count() or 1, most or sys.maxsize))
-        # For the cluster's whole life: its nannies also spawn replacements for dead workers.
-        # Also puts back the environment variables the nannies set in this process (see ``_environ_kept``).
-        self._main_hidden = ExitStack()
+        # What the LocalCluster changes in this process, undone at shutdown: ``__main__`` hidden from
+        # the workers' spawn for the cluster's whole life (its nannies also spawn replacements for dead
+        # workers), and the environment variables the nannies set here put back (``_environ_kept``).
+        self._driver_patches = ExitStack()
         self.startup_seconds = 0.0
         # The Dask futures of the attempts without an outcome yet, by key. One that has its outcome is
         # released: a future the client holds is data Dask recomputes when the worker holding it dies,
@@ -259,9 +260,9 @@ class DaskExecutor:
         import distributed
 
         started = time.perf_counter()
-        self._main_hidden.enter_context(main_script_hidden())
+        self._driver_patches.enter_context(main_script_hidden())
         worker_environ = _worker_environ(self._dask)
-        restore_environ = self._main_hidden.enter_context(_environ_kept([*worker_environ, *_SET_BY_NANNIES]))
+        restore_environ = self._driver_patches.enter_context(_environ_kept([*worker_environ, *_SET_BY_NANNIES]))
         try:
             with self._dask.config.set({"distributed.scheduler.allowed-failures": 0,
                                         "distributed.nanny.pre-spawn-environ": worker_environ}):
@@ -280,7 +281,7 @@ class DaskExecutor:
             if self._cluster is not None:
                 self._cluster.close()
                 self._cluster = None
-            self._main_hidden.close()
+            self._driver_patches.close()
             raise
         self.startup_seconds = time.perf_counter() - started
 
@@ -403,7 +404,7 @@ class DaskExecutor:
 
     def shutdown(self, cancel: bool = False) -> None:
         with ExitStack() as closing:  # each step runs even when one before it fails
-            closing.callback(self._main_hidden.close)
+            closing.callback(self._driver_patches.close)
             if self._scratch is not None:
                 closing.callback(shutil.rmtree, self._scratch, ignore_errors=True)
             if self._cluster is not None:
