@@ -73,8 +73,16 @@ def forkable(args: list[str], env: dict[str, str], server_env: dict[str, str],
     executor += [arg.partition("=")[2] for arg in args if arg.startswith("--executor=")]
     if any(value in ("process", "dask") for value in executor):
         return False
+    return not env_differences(env, server_env, set_by_imports)
+
+
+def env_differences(env: dict[str, str], server_env: dict[str, str],
+                    set_by_imports: dict[str, str] | None = None) -> list[str]:
+    """The variables read at import that ``env`` sets otherwise than the server's: why a command did not fork."""
     imported = set_by_imports or {}
-    return _import_time_env(as_after_imports(env, imported)) == _import_time_env(as_after_imports(server_env, imported))
+    mine = _import_time_env(as_after_imports(env, imported))
+    server = _import_time_env(as_after_imports(server_env, imported))
+    return sorted(name for name in mine.keys() | server.keys() if mine.get(name) != server.get(name))
 
 
 class ForkServer:

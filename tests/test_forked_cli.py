@@ -7,15 +7,16 @@ give them, in the test's working folder and with the test's environment.
 from __future__ import annotations
 
 from tests.conftest import _FORK_SERVER, Orch
-from tests.forked_cli import forkable
+from tests.forked_cli import env_differences, forkable
 
 
 def _both(orch: Orch, *args: str, own_store: bool = False):
     """The command forked, then in a fresh interpreter (on a store of its own for a run, else cached)."""
     fresh_store = orch.store.with_name(orch.store.name + "-fresh") if own_store else orch.store
     forked, fresh = orch(*args), Orch(fresh_store, orch.cwd, orch.env).fresh(*args)
-    assert forkable(["--store", str(orch.store), *args], orch.env, _FORK_SERVER.env, _FORK_SERVER.set_by_imports), \
-        "the test did not fork"
+    assert forkable(["--store", str(orch.store), *args], orch.env, _FORK_SERVER.env, _FORK_SERVER.set_by_imports), (
+        "the test did not fork: its environment differs from the fork server's in "
+        f"{env_differences(orch.env, _FORK_SERVER.env, _FORK_SERVER.set_by_imports)} (an earlier test left them?)")
     return forked, fresh
 
 
