@@ -125,6 +125,7 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
     if not isinstance(root, types.FunctionType):
         raise TypeError(f"fingerprint() takes a function or a step, not {type(fn).__qualname__}")
     walk.root_module = root.__module__
+    walk.root_name = root.__qualname__
     for label, value, method in extras:
         # A method bound right around the step's function: only the members of its class that
         # the method reaches through `self` count, when its code says which (method_reach).
@@ -199,6 +200,7 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
         return None
     walk = _Walk()
     walk.root_module = root.__module__
+    walk.root_name = root.__qualname__
     token = walk.reached(value, reach, f"parameter '{arg}'", root.__qualname__)
     return hashing.combine("self", token, walk.result().digest)
 
@@ -292,6 +294,12 @@ def _binds_own_signature(fn: types.FunctionType) -> bool:
     return not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__")
 
 
+def _ref_text(ref: Ref) -> str:
+    """The name as the code reads it (``train.BATCH``; an import by its module's text), never where it resolved."""
+    root = ref.root[1] if ref.root[0] == "global" else "import " + ":".join(map(str, ref.root[1:]))
+    return ".".join((root, *ref.attrs))
+
+
 def _last(module_name: str) -> str:
     return module_name.rpartition(".")[2]
 
@@ -301,10 +309,12 @@ class _Walk:
 
     def __init__(self) -> None:
         self.root_module: str | None = None
+        self.root_name: str | None = None  # the step function's qualified name
         self.seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique
         self.pairs: list[tuple[str, str]] = []
         self.parts: dict[str, str] = {}
-        self.constants: set[tuple[str, str]] = set()  # (module name, global name) already hashed
+        self.constants: dict[tuple[str, str], str] = {}  # (module name, global name) -> its digest
+        self.digests: dict[int, str] = {}  # id of a function of the user's -> its digest, once walked
         self.open_containers: set[int] = set()
         self.paths: dict[tuple[str, str], tuple[str, str, str]] = {}  # see CodeFingerprint.paths
         self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
@@ -383,6 +393,7 @@ class _Walk:
             closures.append((name, tokens[-1]))
             self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
+        self.digests[id(fn)] = digest
         if is_root:
             self.add_part("<self>", "<self>", digest)
             # Explanations only (the digest above covers them all): the body on its own, and each
@@ -610,9 +621,14 @@ class _Walk:
         if used < len(ref.attrs) and isinstance(target, type) and not registers:
             self.class_registry(target, ref.attrs[used], where)
         if _is_structural(target) and not isinstance(target, (types.MethodType, functools.partial)):
-            self.reference(target, name, where, alias=name)
+            token = self.placed(target, self.reference(target, name, where, alias=name))
         else:  # a value, or a method or partial whose bound values need a part of their own
-            self.constant(target, name, owner, where)
+            token = self.constant(target, name, owner, where)
+        # Which name of the code reached what: parts are keyed by bare names (`BATCH`, `<lambda>`), so
+        # `train.BATCH` and `evaluate.BATCH` swapping values, or `LOW`/`HIGH` swapping the functions a
+        # factory made, would leave the same parts under the same keys. The text read is the code's own.
+        # The step itself by no name: renaming a step keeps its key.
+        self.pairs.append((f"use {'<self>' if where == self.root_name else where} {_ref_text(ref)}", token))
 
     def class_registry(self, cls: type, attr: str, where: str) -> None:
         """A container of code that code reads from a class of yours by name (``Base.REGISTRY["rf"]``).
@@ -743,6 +759,23 @@ class _Walk:
             return hashing.combine("class", cls.__qualname__)
         return hashing.combine("instance", cls.__qualname__, self.token(reach.state, label, where))
 
+    def placed(self, obj: Any, token: str) -> str:
+        """``token`` of ``obj`` where a place holds it (a list's item, a dict's value, a name the code reads),
+        with the digest of its code when it is a function or class of the user's.
+
+        A part is keyed by its bare name (``<lambda>``, ``make_scaler.<locals>.scale``), so a list of
+        lambdas reordered, or two functions one factory made swapped between names, leave the same
+        parts: the place must say which code it holds. Not while the function's own walk is open
+        (recursion), when its digest is not known yet.
+        """
+        obj = _unwrap(obj)
+        if type(obj) is types.FunctionType:
+            digest = self.digests.get(id(obj))
+            return token if digest is None else hashing.combine(token, digest)
+        if isinstance(obj, type) and object_kind(obj)[0] == "user":
+            return hashing.combine(token, class_info(obj)[0])
+        return token
+
     def container_token(self, value: Any, label: str, where: str) -> str:
         """A list, dict... holding functions or classes: a registry, a pipeline of helpers."""
         if id(value) in self.open_containers:
@@ -751,27 +784,29 @@ class _Walk:
         try:
             if isinstance(value, dict):
                 pairs = [
-                    (self.token(k, label, where), self.token(v, label, where)) for k, v in value.items()
+                    (self.placed(k, self.token(k, label, where)), self.placed(v, self.token(v, label, where)))
+                    for k, v in value.items()
                 ]
                 tokens = [token for pair in sorted(pairs) for token in pair]
             else:
-                tokens = [self.token(item, label, where) for item in value]
+                tokens = [self.placed(item, self.token(item, label, where)) for item in value]
                 if isinstance(value, (set, frozenset)):
                     tokens.sort()
         finally:  # also when an item cannot be hashed and a caller goes on without it
             self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
-    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> None:
-        """A value the code reads by name: a module constant, or a class attribute (``kind``)."""
-        if (owner, name) in self.constants:
-            return
-        self.constants.add((owner, name))
+    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> str:
+        """A value the code reads by name: a module constant, or a class attribute (``kind``); its digest."""
+        known = self.constants.get((owner, name))
+        if known is not None:
+            return known
+        self.constants[(owner, name)] = "<open>"  # while its value is hashed (a table holding code reading it)
         if id(value) in self.open_containers:
             # Read by code that the container itself holds, under another module's name for it
             # (`HANDLERS = {Kind.A: h_a}`, imported by the step, read again in Kind.handler): the
             # digest being made covers it; it does not contain itself.
-            return
+            return "<open>"
         label = f"module-level value '{name}'"
         if kind == "module constant" and filled_containers.is_fillable(value):
             digest = self.fillable_token(value, owner, name, label, where)
@@ -782,6 +817,8 @@ class _Walk:
         shown = self.display(*defined_in(owner, name)) if kind == "module constant" else self.display(owner, name)
         self.add_part(name, shown, digest)
         self.note_paths(kind, self.display(owner, name), value)
+        self.constants[(owner, name)] = digest
+        return digest
 
     def fillable_token(self, value: Any, owner: str, name: str, label: str, where: str) -> str:
         """``token`` of a dict, list or set the code reads by name, which a run's own steps may fill.

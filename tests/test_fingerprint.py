@@ -138,6 +138,7 @@ class Loader:
         directory = self.root / f"v{next(self.versions)}"
         directory.mkdir()
         for name, text in files.items():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)  # a package's modules
             (directory / name).write_text(textwrap.dedent(text).lstrip())
         return directory
 

@@ -7,7 +7,8 @@ and that the part a reason is made from names what was edited.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,97 @@ def test_a_class_body_reading_a_module_constant_counts_that_constant_not_the_mod
     assert fingerprint(load(other, "fpe_steps").tuned).digest == before.digest
     used = {**files, "fpe_settings.py": settings.replace("SCALE = 2", "SCALE = 3")}
     assert "fpe_settings.SCALE" in changed_parts(before, fingerprint(load(used, "fpe_steps").tuned))
+
+
+# -- which name holds which code: swaps between names, positions and keys ---------------------
+
+SWAP_CONFIGS = {
+    "fps_conf/__init__.py": "",
+    "fps_conf/train.py": "BATCH = 32\n",
+    "fps_conf/evaluate.py": "BATCH = 64\n",
+    "fps_scalers.py": '''
+        def make_scaler(k):
+            def scale(x):
+                return x * k
+            return scale
+
+
+        LOW = make_scaler(2)
+        HIGH = make_scaler(10)
+        ''',
+    "fps_pa/__init__.py": "",
+    "fps_pa/utils.py": "def clean(x):\n    return x + 1\n",
+    "fps_pb/__init__.py": "",
+    "fps_pb/utils.py": "def clean(x):\n    return x * 2\n",
+    "fps_tables.py": '''
+        TRANSFORMS = [lambda x: x + 1, lambda x: x * 2]
+        AGG = {"mean": lambda xs: sum(xs) / len(xs), "max": lambda xs: max(xs)}
+        ''',
+    "fps_steps.py": '''
+        from fps_conf import evaluate, train
+        from fps_pa.utils import clean as first
+        from fps_pb.utils import clean as second
+        from fps_scalers import HIGH, LOW
+        from fps_tables import AGG, TRANSFORMS
+
+
+        def batches(n):
+            return n // train.BATCH, n // evaluate.BATCH
+
+
+        def score(x):
+            return LOW(x) - HIGH(x)
+
+
+        def cleaned(x):
+            return second(first(x))
+
+
+        def transform(x):
+            for f in TRANSFORMS:
+                x = f(x)
+            return x
+
+
+        def summarize(xs):
+            return AGG["mean"](xs)
+        ''',
+}
+
+
+def _swapped(files: dict[str, str], path: str, a: str, b: str) -> dict[str, str]:
+    text = textwrap.dedent(files[path]).replace(a, "\0").replace(b, a).replace("\0", b)
+    return {**files, path: text}
+
+
+def _values_moved_between_modules(files: dict[str, str]) -> dict[str, str]:
+    return {**files, "fps_conf/train.py": "BATCH = 64\n", "fps_conf/evaluate.py": "BATCH = 32\n"}
+
+
+@pytest.mark.parametrize(("step", "edit"), [
+    ("batches", _values_moved_between_modules),  # one name in two modules: their values swapped
+    ("score", lambda f: _swapped(f, "fps_scalers.py", "make_scaler(2)", "make_scaler(10)")),  # one factory's functions
+    ("cleaned", lambda f: _swapped(f, "fps_steps.py", "import clean as first", "import clean as second")),
+    ("transform", lambda f: _swapped(f, "fps_tables.py", "lambda x: x + 1", "lambda x: x * 2")),  # a list reordered
+    ("summarize", lambda f: _swapped(f, "fps_tables.py", "lambda xs: sum(xs) / len(xs)", "lambda xs: max(xs)")),
+])
+def test_swapping_which_name_holds_which_code_or_value_changes_the_digest(
+        load: Loader, step: str, edit: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    """The same parts under other names give other results: the key must see which is where.
+
+    Each swap below changed a step's result while its fingerprint stayed the
+    same (the parts were keyed by their bare names, `BATCH`, `<lambda>`).
+    """
+    before = fingerprint(getattr(load(SWAP_CONFIGS, "fps_steps"), step))
+    after = fingerprint(getattr(load(edit(SWAP_CONFIGS), "fps_steps"), step))
+    assert after.digest != before.digest
+    assert changed_parts(before, after), "a changed key must name what changed"
+
+
+def test_reordering_the_entries_of_a_table_of_code_without_changing_them_keeps_the_digest(load: Loader) -> None:
+    """A dict literal written in another order holds the same code under the same keys."""
+    before = fingerprint(load(SWAP_CONFIGS, "fps_steps").summarize)
+    text = SWAP_CONFIGS["fps_tables.py"].replace(
+        '{"mean": lambda xs: sum(xs) / len(xs), "max": lambda xs: max(xs)}',
+        '{"max": lambda xs: max(xs), "mean": lambda xs: sum(xs) / len(xs)}')
+    assert fingerprint(load({**SWAP_CONFIGS, "fps_tables.py": text}, "fps_steps").summarize).digest == before.digest

@@ -191,10 +191,10 @@ def golden(n: int = 4):
 '''
 
 EXPECTED_KEYS = {
-    "load code": "68a4d87f78626ee2d265c91ed00fe3bb",
-    "load key": "246e1ab214616574e103801340f363b3",
-    "reduce code": "deec085f3724e4f528931dec23a3de8c",
-    "reduce key": "30e11cd0292195335e604f64254fbdee",
+    "load code": "ce2e211548347eedb061623c0b788a52",
+    "load key": "def5a39c398a963632ce93188c4b5640",
+    "reduce code": "8b35b7b711ac865a1859bc0eba9a9128",
+    "reduce key": "cda80068e5ab7170a3670f1bad8520df",
 }
 
 
