@@ -130,6 +130,7 @@ class ConsoleReporter(RunObserver):
         self.total = self.done = self.hits = 0
         self.current = ""
         self._began: dict[str, float] = {}  # node -> when it started, for the lines written to a log
+        self._finished: dict[str, str] = {}  # node -> how it finished (a repaired one finishes twice)
         self._dag: DAG | None = None
         self._maps = 0  # map nodes of the DAG: a run adds item nodes to it, never maps
         self._progress: Any = None
@@ -224,7 +225,12 @@ class ConsoleReporter(RunObserver):
         if status == "waiting":
             self._print(f"  [yellow]![/] {escape(node)}: {escape(detail)}; recomputing it", soft_wrap=True)
             return
-        self.done += 1
+        before = self._finished.get(node)
+        self._finished[node] = status
+        if before is None:
+            self.done += 1
+        elif before == "cached":
+            self.hits -= 1  # a cached step whose stored output was damaged, recomputed: counted once
         self.hits += status == "cached"
         if self._progress is not None:
             self.total = max(self.total, self._step_count(), self.done)

@@ -214,6 +214,7 @@ class RunLoop:
         self._stopped_by: str | None = None  # what interrupted the run: its recorded error, as a failure's
         self.decisions: dict[str, cache.Decision] = {}
         self.blocked: dict[str, list[str]] = {}   # producer re-running -> nodes waiting for it
+        self.released: set[str] = set()  # nodes whose children were counted down (``_release``)
         self.redo: dict[str, str] = {}            # node -> reason it must run again
         self.started: dict[str, float] = {}
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
@@ -812,7 +813,14 @@ class RunLoop:
         return True
 
     def _release(self, node: Node) -> None:
-        """``node`` is done: free upstream values nobody needs any more, ready its children."""
+        """``node`` is done: free upstream values nobody needs any more, ready its children.
+
+        Once per node: a producer re-run to repair a damaged output (``_repair``) finishes a second
+        time, and counting its children down again readied one whose other parent had not run.
+        """
+        if node.name in self.released:
+            return
+        self.released.add(node.name)
         for up in node.upstream:
             left = self.consumers_left.get(up, len(self.children[up])) - 1
             self.consumers_left[up] = left

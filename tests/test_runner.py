@@ -501,6 +501,47 @@ def test_corrupted_object_is_detected_and_recomputed(tmp_path, store, calls):
     assert ArtifactStore(store).verify(digest) is None
 
 
+def test_a_damaged_input_recomputed_mid_run_readies_its_other_consumers_only_once(store):
+    """A producer re-run to repair its damaged output released its consumers a second time: a step
+    with another parent still to run was started without it (KeyError out of the run loop)."""
+    big = "x" * 100_000  # stored as a file
+
+    @step
+    def make(n: int) -> str:
+        return big * n
+
+    @step
+    def first(text: str, k: int) -> int:
+        return len(text) + k
+
+    @step
+    def second(v: int) -> int:
+        return v * 2
+
+    @step
+    def join(b: int, text: str) -> int:
+        return b + len(text)
+
+    @pipeline
+    def diamond(n: int = 2, k: int = 0):
+        text = make(n)
+        return join(second(first(text, k=k)), text)
+
+    before = diamond.run(store=str(store))
+    from orchestrator.store import ArtifactStore
+
+    obj = ArtifactStore(store).path_of(before.steps["make"].outputs["out"])
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    run = diamond.run(store=str(store), k=1)
+    assert run.status == "succeeded", run.error
+    assert {name: s.status for name, s in run.steps.items()} == {
+        "make": "ran", "first": "ran", "second": "ran", "join": "ran"}
+    assert run.steps["make"].reason == "stored output was damaged"
+    assert run.output() == (200_000 + 1) * 2 + 200_000
+
+
 def test_a_damaged_output_the_pipeline_returns_is_recomputed_not_reported_cached(store, calls):
     """Nothing in the run loads what the pipeline returns, so only a check of the cached object
     keeps ``run.output()`` from failing on a run that says it succeeded."""
