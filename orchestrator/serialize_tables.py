@@ -406,6 +406,21 @@ def _write_ipc(data: Any, f: BinaryIO) -> None:
             writer.write_table(data)
 
 
+@functools.lru_cache(maxsize=1)
+def _pandas_arrow_types_registered() -> None:
+    """Register pandas' Arrow types for periods and intervals, as pandas does only when it first writes one.
+
+    A table written from a frame with such a column or index level holds
+    them as Arrow extension types; a process that has not written one yet (a
+    re-run, a worker, ``orchestrator.load``) read their storage instead: the
+    period ordinals as integers and the intervals as dicts, with no warning.
+    """
+    try:
+        import pandas.core.arrays.arrow.extension_types  # noqa: F401 - registers them on import
+    except ImportError:  # a pandas that keeps them elsewhere registers them with its Arrow support
+        pass
+
+
 def _read_ipc(data: memoryview) -> Any:
     """Open an Arrow IPC file over ``data`` without copying: buffers keep ``data`` alive."""
     import pyarrow as pa
@@ -501,6 +516,7 @@ class ArrowPandasMaterializer:
         return {"rows": len(frame), "columns": labels, "dtypes": dtypes, **plan}
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:
+        _pandas_arrow_types_registered()
         table = _read_ipc(data).read_all()
         frame = _restore_frame(_to_pandas(table, data), table, meta)
         if meta.get("kind") != "Series":
@@ -530,6 +546,8 @@ class ArrowTableMaterializer:
         }
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:
+        if any("extension<pandas." in str(t) for t in (meta.get("dtypes") or {}).values()):
+            _pandas_arrow_types_registered()  # a table made from a frame with periods or intervals
         reader = _read_ipc(data)
         if meta.get("kind") == "RecordBatch":
             return reader.get_batch(0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import subprocess
 import sys
 import warnings
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -695,3 +697,33 @@ def test_a_class_that_came_by_value_loads_as_the_live_class_of_its_name(monkeypa
     monkeypatch.delitem(sys.modules, "orch_test_points")
     rebuilt = name.read(memoryview(written.getvalue()), meta)  # no such module here: the stored class
     assert type(rebuilt).__name__ == "Point" and rebuilt.x == 1
+
+
+def test_a_period_or_interval_index_comes_back_in_a_process_that_only_reads(tmp_path: Path) -> None:
+    """pandas registers its Arrow types for periods and intervals when it first writes one: a
+    process that only read such a frame (a re-run, a worker, ``orchestrator.load``) got the
+    stored integers and dicts as its index, with no warning."""
+    from orchestrator.hashing import hash_value
+
+    values = {  # the table first: reading a frame registers the types for what follows
+        "table": pa.Table.from_pandas(pd.DataFrame({"p": pd.period_range("2024-01", periods=2, freq="M")})),
+        "period": pd.Series([1.0, 2.0], index=pd.period_range("2024-01", periods=2, freq="M")),
+        "interval": pd.DataFrame({"a": [1, 2]}, index=pd.interval_range(0, 2)),
+        "multi": pd.DataFrame({"a": [1, 2]}, index=pd.MultiIndex.from_arrays(
+            [["x", "y"], pd.period_range("2024Q1", periods=2, freq="Q")])),
+    }
+    store = ArtifactStore(tmp_path / "store")
+    infos = {name: store.put(value, hash_value(value)) for name, value in values.items()}
+    code = (
+        "import sys, pickle; from orchestrator.store import ArtifactStore; from orchestrator.hashing import hash_value;"
+        f"store = ArtifactStore({str(tmp_path / 'store')!r}); infos = pickle.loads({pickle.dumps(infos)!r});"
+        "print({name: (str(v.schema) if hasattr(v, 'schema') else type(v.index).__name__,"
+        " repr(v.to_pandas().p.tolist() if hasattr(v, 'schema') else list(v.index)), hash_value(v) == info.digest)"
+        " for name, info in infos.items() for v in [store.get(info)]})"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_repo_root())
+    assert child.returncode == 0, child.stderr
+    expected = {name: (str(v.schema) if hasattr(v, "schema") else type(v.index).__name__,
+                       repr(v.to_pandas().p.tolist() if hasattr(v, "schema") else list(v.index)), True)
+                for name, v in values.items()}
+    assert child.stdout.strip() == str(expected)
