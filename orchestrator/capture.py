@@ -461,7 +461,8 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level", "_saved", "echo",
+    __slots__ = ("_disabled", "_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level",
+                 "_saved", "echo",
                  "log_level", "logs", "spill", "stderr", "stdout")
 
     def __init__(self, echo: bool, spill: str | None = None, log_level: int | None = None) -> None:
@@ -511,6 +512,7 @@ class Capture:
             _lowered_from.append(root.level)
             root.setLevel(logging.INFO)
         self._root_handlers = root.handlers[:]  # what the step may change is put back (``step_logging``)
+        self._disabled = root.manager.disable  # and ``logging.disable(...)``, which silences every logger
         root.addHandler(handler)
         if self.log_level is not None and self.log_level < root.level:
             self._level = root.level
@@ -562,6 +564,8 @@ class Capture:
             put_back_root(self._root_handlers, self._root_level, handler)
         if self._level is not None and root.level == self.log_level:
             root.setLevel(self._level)  # unless something else changed it meanwhile
+        if root.manager.disable != self._disabled:
+            logging.disable(self._disabled)
         self.stdout = self._out.getvalue()
         self.stderr = self._err.getvalue()
         self.logs = self._log.getvalue()

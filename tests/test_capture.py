@@ -518,6 +518,43 @@ def test_logging_configured_in_a_step_is_kept_and_ends_with_the_step(store, monk
     assert logging.root.handlers == [] and logging.root.level == logging.WARNING
 
 
+@step
+def silences_logging() -> int:
+    import logging
+
+    logging.disable(logging.WARNING)  # a library's noise, silenced for this step's work
+    return 1
+
+
+@step
+def warns_after(x: int) -> int:
+    import logging
+
+    logging.getLogger("proj").warning("the next step warns")
+    return x
+
+
+@pipeline
+def disabled_in_a_step():
+    return warns_after(silences_logging())
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_logging_disabled_in_a_step_ends_with_the_step(store, executor):
+    """``logging.disable()`` in a step silenced every later step on that process, and the caller."""
+    import logging
+
+    try:
+        run = disabled_in_a_step.run(store=str(store), executor=executor,
+                                     workers=None if executor == "sequential" else 1)
+        left = logging.root.manager.disable
+    finally:
+        logging.disable(logging.NOTSET)
+    assert left == logging.NOTSET
+    assert run.status == "succeeded"
+    assert "the next step warns" in run.steps["warns_after"].logs
+
+
 def test_verbose_shows_a_record_of_a_steps_basic_config_once(capfd, monkeypatch):
     import logging
 
