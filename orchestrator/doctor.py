@@ -64,9 +64,11 @@ def _model_findings(context: Context, rows: set[str], damaged: dict[str, str]) -
         if problem is None:
             continue
         stage = " (production)" if production == version else ""
-        rerun = f"re-run the pipeline that made it (`orch run {file}`, run {run_id})" if file \
-            else "re-run the pipeline that made it"
-        found.append(Finding("model", f"{name}@{version}{stage}: its artifact {digest} is {problem}; it cannot be "
+        # With that run's parameters: the pipeline's defaults may make another model (another name).
+        rerun = f"re-run the run that made it (`orch run {file} --params-from {run_id}`)" if file \
+            else f"re-run the pipeline that made it, with the parameters of run {run_id}"
+        state = problem if problem == "missing from the store" else f"damaged ({problem})"
+        found.append(Finding("model", f"{name}@{version}{stage}: its artifact {digest} is {state}; it cannot be "
                              "loaded or served", f"{rerun}: the same model is registered again under "
                              f"v{version}; or `orch models promote {name}@VERSION` another version"))
     return found

@@ -102,7 +102,8 @@ def test_doctor_names_a_registered_version_whose_artifact_is_gone(tmp_path):
     findings = [f for f in examine(context).findings if f.check == "model"]
     assert len(findings) == 1
     assert findings[0].problem.startswith(f"churn@1 (production): its artifact {digest} is missing")
-    assert "re-run the pipeline that made it" in findings[0].fix and run.id in findings[0].fix
+    # Its parameters too: the pipeline's defaults would train another model (`churn` on the demo data).
+    assert f"--params-from {run.id}`" in findings[0].fix
 
     # The re-run the fix names restores it: v1 loads again and the doctor is satisfied.
     assert lifecycle.run(**options).steps["package"].reason.startswith("its stored result was removed")
