@@ -250,9 +250,13 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
         kept |= {r["run_id"] for r in runs}
     elif keep_last > 0:
         kept |= _last_runs_of_each_pipeline(runs, keep_last)
-    # Registered model versions stay loadable (serve, rollback) whatever runs are dropped.
+    # Registered model versions stay loadable (serve, rollback) whatever runs are dropped. The record
+    # of a path a step wrote (no object: a row holding the path and the content it had) frees nothing
+    # and is what lineage knows of that file: the data a registered model trained on, after a gc too.
     referenced = context.lineage.referenced_digests(kept) | {
-        r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")}
+        r["digest"] for r in context.lineage.rows("SELECT digest FROM model_versions")} | {
+        r["digest"] for r in context.lineage.rows(
+            "SELECT digest FROM artifacts WHERE inline IS NOT NULL AND meta LIKE '%\"file\": {%'")}
     # A running run may have objects whose rows are not committed yet: spare anything newer.
     cutoff = min((r["started"] for r in running), default=None)
     result = GcResult(kept_runs=len(kept))

@@ -323,3 +323,41 @@ def test_a_store_moved_with_its_metadata_folder_names_the_file_that_makes_gc_ref
     registration.unlink()
     assert collect_garbage(ctx).removed == []  # its runs are all kept, and nothing refuses
 
+
+
+def test_gc_keeps_the_record_of_a_file_a_step_wrote_so_its_lineage_still_names_the_content(store, tmp_path):
+    """A path a step returns is stored in the database alone (no object): removing its row freed
+    nothing and lost which content the step wrote, so a model's audit trail lost its training data."""
+    from pathlib import Path
+
+    from orchestrator import pipeline, step
+    from orchestrator.provenance import walk
+
+    target = tmp_path / "data.csv"
+
+    @step(untracked="target")  # written, not read
+    def write(rows: int) -> Path:
+        target.write_text("x\n" + "1\n" * rows)
+        return target
+
+    @step
+    def count(path: Path) -> int:
+        return len(path.read_text().splitlines()) - 1
+
+    @pipeline
+    def written(rows: int = 3):
+        return count(write(rows))
+
+    old = written.run(store=str(store), rows=3)
+    written.run(store=str(store), rows=4)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    ctx = Context.open(store)
+    made = old.steps["write"].outputs["out"]
+    meta_before = ctx.lineage.artifact_row(made)["meta"]["file"]
+
+    collect_garbage(ctx, keep_last=1)
+
+    row = Context.open(store).lineage.artifact_row(made)
+    assert row is not None and row["meta"]["file"] == meta_before
+    graph = walk(Context.open(store).lineage, f"{old.id}:count", "upstream")
+    assert any(v.data.get("file") == meta_before for v in graph.vertices.values())
