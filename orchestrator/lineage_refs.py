@@ -138,6 +138,10 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     artifacts += [str(d) for (d,) in lineage.conn.execute(
         "SELECT DISTINCT digest FROM edges WHERE path IS NULL AND digest >= ? AND digest < ? LIMIT 2",
         (prefix, prefix + "g")) if d not in artifacts and d not in files]
+    written: dict[str, list[str]] = {}  # content of a file a step wrote -> the paths it returned
+    if not runs and not artifacts and not files:
+        written = _written_contents(lineage, prefix)
+        files = list(written)
     found = len(runs) + len(artifacts) + len(files)
     if found == 0:
         raise NotFoundError(f"no run id or digest in this store begins with '{ref}'. See `orch runs` and "
@@ -148,7 +152,27 @@ def _prefix_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
                             "characters (see `orch runs` and `orch cache ls`).")
     if runs:
         return _run_roots(lineage, runs[0])
+    if written:
+        return [("artifact", digest) for digest in written[files[0]]]
     return [("artifact", artifacts[0])] if artifacts else [("file", files[0])]
+
+
+def _written_contents(lineage: Lineage, prefix: str) -> dict[str, list[str]]:
+    """Contents beginning with ``prefix`` of files steps wrote and returned as paths: content -> those paths' artifacts.
+
+    No step read such a content as a file input (an edge would hold it), yet
+    ``orch lineage FILE`` names it among a file's earlier contents, and
+    ``orch models show`` as a model's data: it is traced from the paths that held it.
+    ``prefix`` is lowercase hex (``_looks_like_id``): no LIKE wildcard in it.
+    """
+    found: dict[str, list[str]] = {}
+    for digest, meta in lineage.conn.execute(
+            "SELECT digest, meta FROM artifacts WHERE meta LIKE ? ORDER BY created", (f'%"content": "{prefix}%',)):
+        named = (lineage.decode(meta, f"artifacts.meta of artifact {digest}") or {}).get("file")
+        content = named.get("content") if isinstance(named, dict) else None
+        if isinstance(content, str) and content.startswith(prefix):
+            found.setdefault(content, []).append(str(digest))
+    return found
 
 
 def _some(n: int, noun: str) -> str:

@@ -109,6 +109,16 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
     code, out = lineage_of("export.txt")
     assert code == 2 and out.err.count("\n") == 1
     assert "no run read or wrote 'export.txt' as it is now" in out.err and "earlier contents were" in out.err
+    # The command that message suggests answers: the content a step wrote is a ref of its own.
+    earlier = out.err.split("earlier contents were: ")[1].split(".")[0]
+    code = 0
+    try:
+        main(["--store", str(store), "lineage", earlier, "--downstream", "--format", "json"])
+    except SystemExit as exited:
+        code = exited.code
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert '"count"' in out.out
     (tmp_path / "unrelated.csv").write_text("a\n")
     code, out = lineage_of("unrelated.csv")
     assert code == 2 and "no run in this store read or wrote 'unrelated.csv'" in out.err
