@@ -81,6 +81,8 @@ class LineageGraph:
     own_lists: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
     # (run, "square.map") -> {output digest: item node} of the step's map items (`map_item_outputs`).
     map_items: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # (run, node) -> the digests that step run output, itself or by the step run it reused (`_made_in`).
+    outputs_of: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
     map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
     # Lines the tree ends with, after the other contents: what to ask next.
@@ -291,6 +293,18 @@ def _key_parts(lineage: Lineage, run_id: str, node: str, row: dict[str, Any],
     return (lineage.key_parts_of(row["key"]) if row["key"] else None) or {}
 
 
+def _made_in(lineage: Lineage, g: LineageGraph, run_id: str, node: str, digest: str) -> bool:
+    """Whether step run ``run_id:node`` output ``digest`` (computed there, or reused with that output)."""
+    known = g.outputs_of.get((run_id, node))
+    if known is None:
+        try:
+            _, edges = lineage.flow_edges(run_id, node)
+        except NotFoundError:  # no such node in that run (another pipeline's step reused)
+            edges = []
+        known = g.outputs_of[(run_id, node)] = {e[2] for e in edges if e[0] == "out"}
+    return digest in known
+
+
 def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:
     """``", cached from run X"``: the step run that computed what a cached one reused, where its logs are."""
     if origin == (run_id, node):
@@ -330,6 +344,11 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
             g.add_child(v, name, fid)
             continue
         edge_run = run_id if name in own else origin[0]  # the run whose node ``source`` names
+        if g.direction == "upstream" and source and edge_run != run_id and _made_in(lineage, g, run_id, source, digest):
+            # A result reused after early cutoff: this run's own `source` made the same value (from other
+            # data, or other code), and that is where this run's value came from, not the run that computed
+            # the reused result. Going down from this run's data reaches this step the same way.
+            edge_run = run_id
         # Going down, through the step run that computed it, whose readers are those of this computation,
         # in any run; not for one reused in its own run (an item equal to one of the map before it):
         # its readers are those that name it, not those of the node it reused.

@@ -200,7 +200,10 @@ def test_a_cached_step_run_keeps_its_origin_after_a_later_rerun_of_the_same_key(
     lineage = Context.open(store).lineage
     assert lineage.origin(second.id, "load") == (first.id, "load")
     graph = walk(lineage, f"{second.id}:total", "upstream")
-    assert {v.data["run_id"] for v in graph.vertices.values() if v.kind == "step"} == {second.id, first.id}
+    # The walk follows run 2's own steps; each says which step run computed what it reused.
+    steps = {v.data["step"]: v.data for v in graph.vertices.values() if v.kind == "step"}
+    assert {d["run_id"] for d in steps.values()} == {second.id}
+    assert steps["load"]["computed_by"] == f"{first.id}:load"
 
 
 def test_downstream_of_a_file_leaves_out_runs_of_its_older_content(tmp_path, monkeypatch):
@@ -939,3 +942,40 @@ def test_show_marks_the_outputs_gc_removed(store, capsys):
     assert all(o["stored"] for s in json.loads(show(new.id, "--json"))["steps"] for o in s["outputs"])
     assert f"out={removed[:10]} (removed)" in show(old.id)
     assert "(removed)" not in show(new.id)
+
+
+def test_upstream_of_a_step_that_reused_a_result_follows_its_own_runs_data_to_its_file(tmp_path):
+    """Early cutoff: run 2 read another file whose first line is the same, so the steps after it were
+    cached from run 1. "Which data produced run 2's result?" named run 1's file, while "what was built
+    from run 2's file?" named run 2's result: the two directions disagreed."""
+    @step
+    def first_line(path: Path) -> str:
+        return path.read_text().splitlines()[0]
+
+    @step
+    def shout(line: str) -> str:
+        return line.upper()
+
+    @step
+    def tag(text: str, name: str) -> str:
+        return f"{name}: {text}"
+
+    @pipeline
+    def tagged(path: Path = Path("a.txt"), name: str = "a"):
+        return tag(shout(first_line(path)), name)
+
+    (tmp_path / "a.txt").write_text("header\n1\n")
+    (tmp_path / "b.txt").write_text("header\n2\n")
+    store = str(tmp_path / "store")
+    tagged.run(store=store, path=tmp_path / "a.txt", name="a")
+    second = tagged.run(store=store, path=tmp_path / "b.txt", name="b")
+    assert (second.steps["first_line"].status, second.steps["shout"].status) == ("ran", "cached")
+    lineage = Context.open(store).lineage
+
+    up = walk(lineage, f"{second.id}:tag", "upstream")
+    files = {v.data["path"] for v in up.vertices.values() if v.kind == "file"}
+    assert files == {str(tmp_path / "b.txt")}
+    assert {v.data["run_id"] for v in up.vertices.values() if v.kind == "step" and v.data["step"] == "first_line"} \
+        == {second.id}
+    down = walk(lineage, str(tmp_path / "b.txt"), "downstream")
+    assert f"step:{second.id}:tag" in down.vertices
