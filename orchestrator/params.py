@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ParameterError, did_you_mean
+from orchestrator.type_hints import resolved_hints
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
@@ -131,7 +132,7 @@ def convert_params(signature: inspect.Signature, fn: Any, pipeline: str,
         ParameterError: an unknown name, or a value that does not convert, all of them in one message.
     """
     params = signature.parameters
-    hints = _type_hints(fn)
+    hints = resolved_hints(fn)
     out: dict[str, Any] = {}
     problems = []
     for name, value in {**(typed or {}), **texts}.items():
@@ -366,7 +367,7 @@ def _dataclass_value(value: dict[str, Any], kind: type, got: str) -> Any:
     whatever its type: a run with a config that is not the one asked for.
     """
     fields = {f.name: f for f in dataclasses.fields(kind) if f.init}
-    hints = _type_hints(kind)
+    hints = resolved_hints(kind)
     for name in value:
         if name not in fields:
             raise _Mismatch(f"{_type_name(kind)} has no field {name!r}.{did_you_mean(name, fields)} "
@@ -555,13 +556,6 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _type_hints(fn: Any) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolvable annotations fall back to the raw ones
-        return {}
-
-
 def _optional_of(target: Any) -> Any:
     """``X`` of ``Optional[X]`` / ``X | None``, else ``None``."""
     origin = typing.get_origin(target)
@@ -578,10 +572,6 @@ def _type_name(target: Any) -> str:
         return str(target).replace("typing.", "")
     return getattr(target, "__name__", str(target))
 
-
-def type_hints(fn: Any) -> dict[str, Any]:
-    """``fn``'s resolved annotations, or ``{}`` when one cannot be resolved (a name defined in a function)."""
-    return _type_hints(fn)
 
 
 def python_value_problem(annotation: Any, value: Any) -> str | None:

@@ -122,12 +122,13 @@ class Pipeline(Generic[P, R]):
         Raises:
             ParameterError: for unknown names (with a close match) or missing ones.
         """
-        from orchestrator.params import python_value_problem, type_hints
+        from orchestrator.params import python_value_problem
+        from orchestrator.type_hints import resolved_hints
         from orchestrator.spelling import PYTHON
 
         sig = self.signature.parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.values())
-        hints = type_hints(self.fn) if params else {}
+        hints = resolved_hints(self.fn) if params else {}
         problems = []
         for key in params:
             if key not in sig and not takes_kwargs:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
+from orchestrator.type_hints import resolved_hints
+
 _NONE = type(None)
 _SEQUENCES = (list, set, frozenset, Sequence, typing.Sequence)
 _MAPPINGS = (dict, Mapping, typing.Mapping)
@@ -29,10 +31,7 @@ def paths_in_text(step: Any, name: str, value: Any) -> Any:
     """
     hints = step.__dict__.get("_path_hints")
     if hints is None:
-        try:
-            hints = typing.get_type_hints(step.fn)
-        except Exception:  # noqa: BLE001 - a name only the function's own scope knew: nothing is converted
-            hints = {}
+        hints = resolved_hints(step.fn)  # one a type checker alone can resolve converts nothing
         step.__dict__["_path_hints"] = hints
     annotation = hints.get(name)
     return value if annotation is None else _as_paths(annotation, value, 0)

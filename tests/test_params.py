@@ -369,3 +369,22 @@ def test_the_keys_of_a_typed_dict_are_converted_as_their_type(typed):
                    "by_name": {"1": 2}}
     with pytest.raises(ParameterError, match=r"^parameter 'by_id': key 'x': expected an integer like 3.$"):
         convert_params(inspect.signature(_keyed), _keyed, "p", {"by_id": '{"x": 1.0}'})
+
+
+if False:  # typing.TYPE_CHECKING: a name imported for type checkers only, as pipelines do for pandas
+    from collections import OrderedDict as TypeCheckerOnly
+
+
+def _half_resolvable(alpha: float = 1, mode: Literal["a", "b"] = "a", frame: TypeCheckerOnly | None = None):
+    ...
+
+
+def test_one_annotation_that_cannot_be_resolved_leaves_the_others_their_types():
+    """Under `from __future__ import annotations` (this module), `frame`'s annotation names what only a type
+    checker imports: every parameter lost its type, so `-p alpha=0.5` was refused for its default's int."""
+    def convert(texts):
+        return convert_params(inspect.signature(_half_resolvable), _half_resolvable, "p", texts, None, source="p.toml")
+
+    assert convert({"alpha": "0.5"}) == {"alpha": 0.5}
+    with pytest.raises(ParameterError, match="'mode'"):
+        convert({"mode": "c"})

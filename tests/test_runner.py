@@ -363,6 +363,27 @@ def test_a_miss_names_the_file_of_a_list_of_paths_that_changed(tmp_path, store):
         "parameter `files` changed (the same files in another order)"
 
 
+def test_text_paths_of_a_list_path_parameter_count_beside_an_annotation_only_a_type_checker_resolves(
+        tmp_path, store, monkeypatch):
+    """This module's annotations are text: one naming what only a type checker imports (`frame`) made
+    every annotation of the step unresolved, so `files: list[Path]` given as text counted as text, and
+    editing the file left the step cached."""
+    @step
+    def total(files: list[Path], frame: TypeCheckerOnly | None = None) -> int:  # noqa: F821
+        return sum(len(Path(p).read_text()) for p in files)
+
+    @pipeline
+    def texts():
+        return total(["data.csv"])
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    assert texts.run(store=str(store)).output() == 4
+    (tmp_path / "data.csv").write_text("a\n12\n")
+    run = texts.run(store=str(store))
+    assert run.steps["total"].status == "ran" and run.output() == 5
+
+
 def test_a_folder_input_holding_the_store_stays_cached(tmp_path, monkeypatch):
     """The store a run writes to (./cache under the folder `.`) is no part of the folder's content."""
     from orchestrator.context import Context
