@@ -123,8 +123,8 @@ class Pipeline(Generic[P, R]):
             ParameterError: for unknown names (with a close match) or missing ones.
         """
         from orchestrator.params import python_value_problem
-        from orchestrator.type_hints import resolved_hints
         from orchestrator.spelling import PYTHON
+        from orchestrator.type_hints import resolved_hints
 
         sig = self.signature.parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.values())
