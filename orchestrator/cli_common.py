@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -61,13 +63,32 @@ def emit_json(doc: Any) -> None:
     click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
 
 
-def prints_to_stderr(active: bool = True) -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def prints_to_stderr(active: bool = True) -> Iterator[None]:
     """While a command's stdout is a document (``--json``, a diagram), user code prints to stderr.
 
     A pipeline file that prints when imported, or a step's output echoed with
-    ``--verbose``, must not land in the middle of the JSON a script parses.
+    ``--verbose``, must not land in the middle of the JSON a script parses. Descriptor
+    1 too, not only ``sys.stdout``: a subprocess the file runs at import (``git lfs
+    pull``), what the ``--verbose`` echo writes there, and pool workers, which inherit it.
     """
-    return contextlib.redirect_stdout(sys.stderr) if active else contextlib.nullcontext()
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2 (a service started without them): Python's stream alone
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -156,6 +156,36 @@ def test_logs_shows_a_redrawn_progress_bar_as_a_terminal_left_it(orch, project):
                                     "100%|##########| done"], out
 
 
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_json_output_is_one_document_whatever_user_code_writes_to_descriptor_1(orch, project, executor):
+    """`print` went to stderr, but a subprocess at import (`git lfs pull`), a step's `--verbose` echo
+    and a pool worker wrote to descriptor 1, the JSON's stdout."""
+    (project / "noisy.py").write_text(
+        "import subprocess\n"
+        "from orchestrator import pipeline, step\n\n"
+        "subprocess.run(['echo', 'at import'], check=True)\n\n"
+        "@step\n"
+        "def talk(n: int) -> int:\n"
+        "    print('printed by the step')\n"
+        "    subprocess.run(['echo', 'from a subprocess'], check=True)\n"
+        "    return n\n\n"
+        "@pipeline\n"
+        "def noisy(n: int = 1):\n"
+        "    return talk(n)\n")
+    extra = [] if executor == "sequential" else ["--executor", "process", "--workers", "1"]
+    for args in (["run", "noisy.py", "--verbose", "--json", *extra], ["plan", "noisy.py", "--json"],
+                 ["dag", "noisy.py", "--format", "dot"]):
+        out = orch(*args)
+        assert out.returncode == 0, out.stderr
+        if args[0] == "dag":
+            assert out.stdout.startswith("digraph"), out.stdout
+        else:
+            json.loads(out.stdout)  # nothing else on stdout
+        assert "at import" in out.stderr
+        if args[0] == "run":
+            assert "printed by the step" in out.stderr and "from a subprocess" in out.stderr
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
