@@ -219,6 +219,14 @@ def _execute(file: str, path: Path, name: str, run: Callable[[], object]) -> Non
     except UserError:
         sys.modules.pop(name, None)
         raise  # already one line that names its place (a bad @step, a missing file)
+    except SystemExit as exc:
+        # `sys.exit()` or an `argparse` parse of orch's own arguments in a file written as a script:
+        # ended orch there, silently and with exit 0 for `sys.exit()`, with no run and no JSON.
+        sys.modules.pop(name, None)
+        raise LoadError(f"importing {file} called sys.exit({'' if exc.code is None else repr(exc.code)})"
+                        f"{_where(exc, path)}: orch imports the file to find its pipelines, so what runs it "
+                        "as a script (argument parsing, `main()`) belongs under "
+                        "`if __name__ == \"__main__\":`.") from None
     except Exception as exc:
         sys.modules.pop(name, None)
         where = _where(exc, path)

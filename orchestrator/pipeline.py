@@ -187,6 +187,14 @@ class Pipeline(Generic[P, R]):
                 raise PipelineDefinitionError([*trace.problems, *exc.problems]) from exc
             except OrchestratorError:
                 raise
+            except SystemExit as exc:  # ended orch silently (exit 0 for `sys.exit()`), with no run
+                raise PipelineDefinitionError([
+                    *trace.problems,
+                    f"the body of pipeline '{self.name}' ({self.site}) called sys.exit("
+                    f"{'' if exc.code is None else repr(exc.code)}){_innermost_user_line(exc)}. The body runs "
+                    "while the pipeline is built (also by orch plan and orch dag): to stop a run, raise an "
+                    "error in a step, or check the parameters there.",
+                ]) from None
             except Exception as exc:
                 where = _innermost_user_line(exc)
                 unpacked = _unpack_problem(exc, trace.calls, where)

@@ -186,6 +186,28 @@ def test_json_output_is_one_document_whatever_user_code_writes_to_descriptor_1(o
             assert "printed by the step" in out.stderr and "from a subprocess" in out.stderr
 
 
+@pytest.mark.parametrize("where,code", [("import", ""), ("import", "3"), ("body", ""), ("body", "'bye'")])
+def test_sys_exit_at_import_or_in_the_body_is_one_line_and_exit_2(orch, project, where, code):
+    """It ended orch there: `sys.exit()` silently with exit 0, no run, no JSON for the job's wrapper."""
+    body = f"    sys.exit({code})\n" if where == "body" else ""
+    (project / "script.py").write_text(
+        "import sys\n"
+        "from orchestrator import pipeline, step\n\n"
+        + (f"sys.exit({code})\n\n" if where == "import" else "")
+        + "@step\n"
+        "def one() -> int:\n"
+        "    return 1\n\n"
+        "@pipeline\n"
+        "def script():\n"
+        + body +
+        "    return one()\n")
+    for command in ("run", "plan"):
+        out = orch(command, "script.py", "--json")
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert out.stdout == "" and out.stderr.count("\n") == 1, out.stderr
+        assert f"called sys.exit({code})" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
