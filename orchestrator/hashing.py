@@ -151,12 +151,27 @@ def hash_file(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        NotAFileError: ``path`` is a pipe, a device or a socket.
     """
     path = os.fspath(path)
     info = os.stat(path)
     if stat.S_ISDIR(info.st_mode):
         return _dir_digest(path, info, memo, listing)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotAFileError(path, info.st_mode)
     return _file_digest(path, info, memo)
+
+
+class NotAFileError(OSError):
+    """A path that is a pipe, a device or a socket: hashing it would consume it (a pipe), or never end (``/dev/zero``)."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode) \
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+        super().__init__(
+            f"{path} is {kind}, not a file or folder: a path is an input identified by its content, read "
+            "before its step runs, which would leave a pipe empty for the step (or never end, for a device). "
+            "Write it to a file first (`cat ... > data.csv`) and pass that.")
 
 
 # -- scalars ---------------------------------------------------------------------------------

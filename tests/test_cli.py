@@ -208,6 +208,18 @@ def test_sys_exit_at_import_or_in_the_body_is_one_line_and_exit_2(orch, project,
         assert f"called sys.exit({code})" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_path_parameter_that_is_a_pipe_or_a_device_is_refused_in_one_line(orch, project, special):
+    """Hashing `-p path=<(cat data.csv)` consumed the pipe, so the step read it empty and the run
+    succeeded on no data; `/dev/zero` hashed forever."""
+    if special == "fifo":
+        os.mkfifo(project / "pipe")
+        special = "pipe"
+    out = orch("run", "files.py", "-p", f"path={special}", "-p", "unit=letters", timeout=60)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "not a file or folder" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
