@@ -57,7 +57,8 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
     try:
         return _run_roots(lineage, lineage.resolve_run(ref))  # `latest`
     except NotFoundError:
-        pass
+        if ref == "latest" or ref.startswith("latest~"):
+            raise  # its own message: "no runs yet", or how many runs there are
     raise NotFoundError(f"'{ref}' is not a run id, RUN:step or digest in this store.{_model_hint(lineage, ref)} "
                         "See `orch runs` and `orch cache ls`.")
 

@@ -252,6 +252,7 @@ def test_params_file(orch, calls, project):
     (["show", "nope"], "no run 'nope' in this store"),
     (["logs", "nope:step"], "no run 'nope' in this store"),
     (["lineage", "zzz"], "is not a run id, RUN:step or digest"),
+    (["lineage", "latest~99"], "so no latest~99"),  # as `orch show latest~99` says it
     (["plan", "missing.py"], "does not exist"),
     (["run", "edits.py:"], "the pipeline name after ':' in 'edits.py:' is empty. Write edits.py:PIPELINE"),
     (["lineage", "latest", "--upstream", "--downstream"], "choose one of --upstream or --downstream"),
