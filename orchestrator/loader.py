@@ -30,7 +30,10 @@ from orchestrator.user_code import file_kind
 
 
 def split_target(target: str) -> tuple[str, str | None]:
-    """``"train.py:training"`` → ``("train.py", "training")``; a drive letter is not a separator."""
+    """``"train.py:training"`` → ``("train.py", "training")``; a drive letter is not a separator, nor is a
+    colon in the name of a file that exists (``run:1.py``)."""
+    if ":" in target and os.path.isfile(target):
+        return target, None
     path, sep, name = target.rpartition(":")
     if sep and path and not (len(path) == 1 and path.isalpha()) and name and "/" not in name and "\\" not in name:
         return path, name

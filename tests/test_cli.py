@@ -220,6 +220,13 @@ def test_a_path_parameter_that_is_a_pipe_or_a_device_is_refused_in_one_line(orch
     assert "not a file or folder" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_pipeline_file_with_a_colon_in_its_name_runs(orch, project):
+    """`run:1.py` was read as FILE:PIPELINE (`run`, pipeline `1.py`): 'pipeline file run does not exist'."""
+    (project / "run:1.py").write_text((project / "edits.py").read_text())
+    out = orch("run", "run:1.py")
+    assert out.returncode == 0, out.stderr
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
