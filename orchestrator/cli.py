@@ -423,6 +423,21 @@ def _misplaced_global_option(exc: click.UsageError) -> str | None:
     return None
 
 
+def _command_named(args: list[str]) -> str:
+    """``orch run`` for ``orch run f.py -p``: the parser's error about a missing value comes without the
+    command it belongs to, and pointing at ``orch --help`` sent the user to the wrong page."""
+    path, group = ["orch"], cli
+    for arg in args:
+        command = group.commands.get(arg) if isinstance(group, click.Group) else None
+        if command is None:
+            if arg.startswith("-") or len(path) == 1:
+                continue  # a global option (`--store DIR`), or its value
+            break
+        path.append(arg)
+        group = command
+    return " ".join(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
@@ -441,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         # One line, as for every other mistake: what is wrong, then where the usage is.
-        where = exc.ctx.command_path if exc.ctx is not None else "orch"
+        where = exc.ctx.command_path if exc.ctx is not None else \
+            _command_named(argv if argv is not None else sys.argv[1:])
         misplaced = _misplaced_global_option(exc)
         click.echo(f"error: {misplaced or usage_message(exc)} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)

@@ -254,6 +254,8 @@ def test_params_file(orch, calls, project):
                                      "pipeline that calls it. Pipelines in it: flaky_pipeline, filtered, timeouts."),
     (["run", "edits.py", "-p", "m=3"], "pipeline 'edits' has no parameter 'm'"),
     (["run", "edits.py", "-p", "n"], "is not name=value"),
+    (["run", "edits.py", "-p"], "requires an argument. See `orch run --help`."),  # was `orch --help`
+    (["cache", "gc", "--keep-last"], "requires an argument. See `orch cache gc --help`."),
     (["run", "edits.py", "--rerun", "plian"], "--rerun plian: pipeline 'edits' has no step 'plian'. Did you mean 'plain'?"),
     (["plan", "edits.py", "--rerun", "plian"], "--rerun plian: pipeline 'edits' has no step 'plian'."),
     (["show", "nope"], "no run 'nope' in this store"),
