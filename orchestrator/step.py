@@ -275,6 +275,21 @@ class Step(Generic[P, R]):
             trace.problems.extend(problems)
             return {}
         bound.apply_defaults()
+        missing = [pname for pname, param in params.items()
+                   if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)]
+        unknown = [key for key in kwargs if key not in params] if not takes_kwargs else []
+        if unknown and missing:
+            # One mistake, most likely: an input given under another name, misspelt (`fit(alpah=...)`,
+            # said by the line above with its match) or not (`fit(data=x)` for `fit(frame)`): one line.
+            if not any(did_you_mean(k, missing) for k in unknown):
+                given = ", ".join(f"'{k}'" for k in unknown)
+                wanted = ", ".join(f"'{m}'" for m in missing)
+                problems = [p for p in problems if not any(f"has no parameter '{k}'." in p for k in unknown)]
+                problems.append(
+                    f"step '{self.name}' ({site}) has no parameter {given}, and the call does not give its input "
+                    f"{wanted}. Name the argument after the step's parameter ({missing[0]}=...).")
+            trace.problems.extend(problems)
+            return dict(bound.arguments)
         context = context_parameter(self)  # said once, on the first missing input
         for pname, param in params.items():
             if pname not in bound.arguments and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
