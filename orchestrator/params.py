@@ -63,14 +63,15 @@ def load_params_file(path: str) -> dict[str, Any]:
         # `--params alpha=0.5`: a parameter given to the option that takes a file of them
         hint = f" To set a parameter, write -p {path}; --params takes a file." if "=" in str(path) else ""
         raise ParameterError(f"parameters file {path} does not exist.{hint}")
+    suffix = p.suffix.lower()  # `P.TOML`, as some tools and file systems write it
     try:
-        if p.suffix == ".toml":
+        if suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(p.read_text())
-        elif p.suffix == ".json":
+        elif suffix == ".json":
             data = json.loads(p.read_text())
-        elif p.suffix in (".yml", ".yaml"):
+        elif suffix in (".yml", ".yaml"):
             data = _yaml(p, path)
         else:
             raise ParameterError(f"parameters file {path} must end in .toml, .json or .yml.")

@@ -388,3 +388,9 @@ def test_one_annotation_that_cannot_be_resolved_leaves_the_others_their_types():
     assert convert({"alpha": "0.5"}) == {"alpha": 0.5}
     with pytest.raises(ParameterError, match="'mode'"):
         convert({"mode": "c"})
+
+
+@pytest.mark.parametrize("name,text", [("P.TOML", "n = 4\n"), ("p.Json", '{"n": 4}')])
+def test_a_parameters_file_ending_in_capitals_is_read(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    assert load_params_file(str(tmp_path / name)) == {"n": 4}
