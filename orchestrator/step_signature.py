@@ -54,13 +54,10 @@ def output_names(fn: Callable[..., Any], outputs: Sequence[str] | None, name: st
             raise UserError(f"step '{name}' ({site}): output names must be different: {names}")
         return names
     count = _tuple_arity(inspect.signature(fn).return_annotation, fn)
-    if count is None:
+    if count is None or count == -1:
+        # `-> tuple[int, ...]`: a tuple of any length is one value, as a list is (several outputs are
+        # `-> tuple[A, B]` or outputs=("a", "b")).
         return (SINGLE_OUTPUT,)
-    if count == -1:
-        raise UserError(
-            f"step '{name}' ({site}) returns tuple[..., ...] of unknown length. "
-            "Annotate each element or declare outputs=(\"a\", \"b\")."
-        )
     named = _annotated_names(inspect.signature(fn).return_annotation)
     if named is not None and len(named) == count and len(set(named)) == count:
         return named

@@ -955,3 +955,21 @@ def _runs_another(tmp: str = ""):
 def test_a_run_started_from_a_body_called_directly_calls_steps_in_its_steps_plainly(tmp_path) -> None:
     assert _naming() == ["test", "train"]
     assert _runs_another(tmp=str(tmp_path / "store")) == ["test", "train"]
+
+
+def test_a_step_returning_a_tuple_of_any_length_has_one_output(tmp_path) -> None:
+    """`-> tuple[int, ...]` was refused on any step, used or not: a tuple of any length is one value."""
+    @step
+    def shape(n: int) -> tuple[int, ...]:
+        return tuple(range(n))
+
+    @step
+    def total(t: tuple) -> int:
+        return sum(t)
+
+    @pipeline
+    def shaped(n: int = 4):
+        return total(shape(n))
+
+    assert shape.output_names == ("out",)
+    assert shaped.run(store=str(tmp_path / "store")).output() == 6
