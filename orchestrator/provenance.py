@@ -548,6 +548,9 @@ def render(g: LineageGraph, fmt: str) -> str:
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
                 lines.append(f"  {dot_quote(a)} -> {dot_quote(b)} [label={dot_quote(_arrow_label(g, label))}];")
+        if g.model is not None:  # REF a model version: the diagram names it, as the tree's first line does
+            lines.append(f"  \"model\" [label={dot_quote(_model_label(g.model))}, shape=note];")
+            lines += [f"  {dot_quote(root)} -> \"model\" [label=\"registered as\"];" for root in g.roots]
         lines.append("}")
         return "\n".join(lines)
     if fmt == "mermaid":
@@ -560,6 +563,9 @@ def render(g: LineageGraph, fmt: str) -> str:
             for label, child in v.children:
                 a, b = (child, v.id) if g.direction == "upstream" else (v.id, child)
                 lines.append(f"  {ids[a]} -->|{mermaid_quote(_arrow_label(g, label))}| {ids[b]}")
+        if g.model is not None:
+            lines.append(f"  model[/{mermaid_quote(_model_label(g.model))}/]")
+            lines += [f"  {ids[root]} -->|registered as| model" for root in g.roots if root in ids]
         return "\n".join(lines)
     head = []
     if g.model is not None:
@@ -567,6 +573,10 @@ def render(g: LineageGraph, fmt: str) -> str:
         head.append(f"model {m['model']} v{m['version']} ({m['stage']}), registered {m['registered']} "
                     f"by run {m['run'].get('run_id')}; details: orch models show {m['model']}@{m['version']}")
     return "\n".join(head + _tree_lines(g) + _other_contents_lines(g) + g.notes)
+
+
+def _model_label(m: dict[str, Any]) -> str:
+    return f"model {m['model']}@{m['version']} ({m['stage']})"
 
 
 def _other_contents_lines(g: LineageGraph) -> list[str]:

@@ -121,6 +121,11 @@ def test_lineage_of_production_model_is_an_audit_trail(trained):
     assert {s["step"] for s in model["steps"]} >= {"ingest", "train_candidate", "package"}
     assert all(s["code"] for s in model["steps"])
     assert any(n["kind"] == "file" for n in doc["nodes"])
+    # The diagrams name the model too (their root is the step that packaged it).
+    for fmt, drawn in (("dot", '"model" [label="model churn@2 (production)"'),
+                       ("mermaid", 'model[/"model churn@2 (production)"/]')):
+        out = orch(trained["store"], "lineage", "churn@production", "--format", fmt).stdout
+        assert drawn in out and "registered as" in out, out[-400:]
 
 
 def test_registered_model_loads_without_the_pipelines_folder(trained, tmp_path):
