@@ -321,7 +321,7 @@ def _class_body_names(cls: type) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(names)
 
 
-_COMPUTED: dict[int, tuple[type, tuple[str, ...], frozenset[str] | None]] = {}
+_COMPUTED: dict[int, tuple[type, tuple[str, ...], frozenset[str] | None, dict[str, Any]]] = {}
 
 
 def computed_attributes(cls: type) -> tuple[str, ...]:
@@ -345,11 +345,26 @@ def body_names(cls: type) -> frozenset[str] | None:
     return _class_body(cls)[1]
 
 
-def _class_body(cls: type) -> tuple[tuple[str, ...], frozenset[str] | None]:
+def literal_attributes(cls: type) -> dict[str, Any]:
+    """The class body's attributes assigned an immutable literal (``K = 1``, ``NAME = "base"``), with that value.
+
+    The class counts by its source, where such an attribute counts by its
+    text; the class in memory may hold another value (``Cfg.K = 7`` set in a
+    cell, a file edited after the class was imported, ``%autoreload``), which
+    must then count by itself. Empty without the source. Cached per class.
+    """
+    return _class_body(cls)[2]
+
+
+_IMMUTABLE_LITERALS = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
+
+
+def _class_body(cls: type) -> tuple[tuple[str, ...], frozenset[str] | None, dict[str, Any]]:
     cached = _COMPUTED.get(id(cls))
     if cached is not None and cached[0] is cls:
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
     names: list[str] = []
+    literals: dict[str, Any] = {}
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
@@ -364,14 +379,19 @@ def _class_body(cls: type) -> tuple[tuple[str, ...], frozenset[str] | None]:
             targets, value = [node.target], node.value
         else:
             continue
-        if _is_literal(value) or _is_new_container(value):
+        if _is_literal(value):
+            held = ast.literal_eval(value)
+            if isinstance(held, _IMMUTABLE_LITERALS):
+                literals.update((t.id, held) for t in targets if isinstance(t, ast.Name))
+            continue  # its text is its value
+        if _is_new_container(value):
             continue  # its text is its value
         for target in targets:
             names.extend(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     found = tuple(dict.fromkeys(names))
     frozen = frozenset(bound) if isinstance(body, ast.ClassDef) else None
-    _COMPUTED[id(cls)] = (cls, found, frozen)
-    return found, frozen
+    _COMPUTED[id(cls)] = (cls, found, frozen, literals)
+    return found, frozen, literals
 
 
 def _bound_by(statement: ast.stmt) -> set[str]:

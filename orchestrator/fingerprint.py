@@ -46,6 +46,7 @@ from orchestrator.code_analysis import (
     body_names,
     class_info,
     computed_attributes,
+    literal_attributes,
     first_argument_attributes,
     function_info,
     method_digests,
@@ -438,6 +439,7 @@ class _Walk:
                 self.note_paths("class attribute", self.display(cls.__module__, f"{cls.__qualname__}.{name}"), value)
         for name in computed_attributes(cls):
             self.class_value(cls, name)
+        self.held_attributes(cls)
         self.class_tables(cls)
         self.set_from_outside(cls)
         for base in cls.__bases__:
@@ -452,6 +454,30 @@ class _Walk:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
             self.follow(ref, scope, cls.__qualname__, registers)
+
+    def held_attributes(self, cls: type) -> None:
+        """Attributes whose value the class's source does not give: they count by the value the class holds.
+
+        A literal in the body (``K = 1``) counts by its text, unless the class in
+        memory holds another value: set on it (``Cfg.K = 7`` in a cell), or its
+        file edited after it was imported (a result computed with 1 was keyed as
+        if made with 7, and a fresh process reused it), or ``%autoreload``. A
+        class without source (defined in a notebook cell, which Python cannot
+        read back) counts by its methods' bytecode: every public attribute by its
+        value, so ``lr: float = 0.5`` in a cell run again re-runs its steps.
+        """
+        if body_names(cls) is None:
+            for name in list(vars(cls)):
+                if not name.startswith("_"):
+                    self.class_value(cls, name)
+            return
+        held = vars(cls)
+        for name, literal in literal_attributes(cls).items():
+            value = held.get(name, _MISSING)
+            if value is _MISSING or isinstance(value, enum.Enum):  # an enum's members are what its body says
+                continue
+            if type(value) is not type(literal) or repr(value) != repr(literal):
+                self.class_value(cls, name)
 
     def set_from_outside(self, cls: type) -> None:
         """Attributes set on the class after its body (``Scaler.SCALE = 3``, ``Scaler.twice = _twice``).

@@ -417,3 +417,44 @@ def test_reordering_the_entries_of_a_table_of_code_without_changing_them_keeps_t
         '{"mean": lambda xs: sum(xs) / len(xs), "max": lambda xs: max(xs)}',
         '{"max": lambda xs: max(xs), "mean": lambda xs: sum(xs) / len(xs)}')
     assert fingerprint(load({**SWAP_CONFIGS, "fps_tables.py": text}, "fps_steps").summarize).digest == before.digest
+
+
+LITERAL_CLASS = {
+    "fpl_cfg.py": '''
+        class Cfg:
+            K = 1
+            NAME = "base"
+
+            def twice(self, x):
+                return 2 * x
+        ''',
+    "fpl_steps.py": '''
+        from fpl_cfg import Cfg
+
+
+        def add(n):
+            return n + Cfg.K
+        ''',
+}
+
+
+def test_a_literal_class_attribute_set_to_another_value_counts_by_that_value(load: Loader) -> None:
+    """`Cfg.K = 7` in a notebook cell or a script: the class's source still says `K = 1`, by which it counted."""
+    module = load(LITERAL_CLASS, "fpl_steps")
+    before = fingerprint(module.add)
+    module.Cfg.K = 7
+    after = fingerprint(module.add)
+    assert after.digest != before.digest and "fpl_cfg.Cfg.K" in changed_parts(before, after)
+    module.Cfg.K = 1
+    assert fingerprint(module.add).digest == before.digest
+
+
+def test_a_class_edited_on_disk_after_its_import_does_not_pass_for_the_edited_one(load: Loader) -> None:
+    """A process that imported `K = 1` and then saw the file say `K = 7` keyed its result (computed with 1)
+    by the new source: a fresh process with `K = 7` found that key and reused the wrong result."""
+    module = load(LITERAL_CLASS, "fpl_steps")
+    edited = textwrap.dedent(LITERAL_CLASS["fpl_cfg.py"]).lstrip().replace("K = 1", "K = 7")
+    Path(module.__file__).parent.joinpath("fpl_cfg.py").write_text(edited)
+    stale = fingerprint(module.add)  # the class in memory still holds K = 1
+    fresh = fingerprint(load({**LITERAL_CLASS, "fpl_cfg.py": edited}, "fpl_steps").add)
+    assert stale.digest != fresh.digest

@@ -259,3 +259,55 @@ def test_autoreload_upgrades_a_step_and_a_pipeline_imported_by_name(tmp_path: Pa
     assert done.returncode == 0, done.stderr + done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith(("run", "step"))]
     assert lines == ["run 3", "step 30", "run 60 its code changed; input `xs` changed"], done.stdout
+
+
+CLASS_CELLS = """
+from dataclasses import dataclass
+
+from orchestrator import pipeline, step
+
+
+@dataclass
+class Config:
+    lr: float = 0.1
+
+
+class Scaler:
+    FACTOR = 2
+
+    def apply(self, x):
+        return x * self.FACTOR
+
+
+@step
+def fit(n: int) -> float:
+    return n * Config().lr + Scaler().apply(1)
+
+
+@pipeline
+def classes(n: int = 1):
+    return fit(n)
+"""
+
+
+def test_a_class_redefined_in_a_cell_with_another_attribute_re_runs_its_steps(tmp_path: Path) -> None:
+    """A class defined in a notebook has no source Python can read: it counted by its methods' bytecode,
+    so `lr = 0.5` or `FACTOR = 50` in a cell run again left the step cached on the old result."""
+    store = tmp_path / "store"
+    nb = Notebook("nb_classes")
+    try:
+        nb.cell(CLASS_CELLS)
+        assert nb.classes.run(store=store).output() == 2.1
+        assert statuses(nb.classes.run(store=store))["fit"] == ("cached", "cached")
+        nb.cell(CLASS_CELLS.replace("lr: float = 0.1", "lr: float = 0.5"))
+        run = nb.classes.run(store=store)
+        assert run.steps["fit"].status == "ran" and "Config.lr" in run.steps["fit"].reason
+        assert run.output() == 2.5
+        nb.cell(CLASS_CELLS.replace("lr: float = 0.1", "lr: float = 0.5").replace("FACTOR = 2", "FACTOR = 50"))
+        run = nb.classes.run(store=store)
+        assert run.steps["fit"].status == "ran" and "Scaler.FACTOR" in run.steps["fit"].reason
+        assert run.output() == 50.5
+        nb.cell("Scaler.FACTOR = 2")  # set on the class in a cell
+        assert nb.classes.run(store=store).output() == 2.5
+    finally:
+        sys.modules.pop("nb_classes", None)
