@@ -46,9 +46,9 @@ from orchestrator.code_analysis import (
     body_names,
     class_info,
     computed_attributes,
-    literal_attributes,
     first_argument_attributes,
     function_info,
+    literal_attributes,
     method_digests,
     module_source_digest,
 )
