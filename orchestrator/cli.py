@@ -16,7 +16,7 @@ import contextlib
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -426,7 +426,7 @@ def _misplaced_global_option(exc: click.UsageError) -> str | None:
 def _command_named(args: list[str]) -> str:
     """``orch run`` for ``orch run f.py -p``: the parser's error about a missing value comes without the
     command it belongs to, and pointing at ``orch --help`` sent the user to the wrong page."""
-    path, group = ["orch"], cli
+    path, group = ["orch"], cast(click.Command, cli)
     for arg in args:
         command = group.commands.get(arg) if isinstance(group, click.Group) else None
         if command is None:
