@@ -223,7 +223,9 @@ class Lineage:
                               {"id": run_id, "why": _DIED, "touched": run_liveness.last_touched(self.path, run_id)})
                     # Killed in it, the step was in an attempt its row had not counted yet (a row counts
                     # attempts as they end): `orch show` said none where `orch logs` shows attempt 1.
-                    c.execute("UPDATE steps SET status='interrupted', reason=?, attempts=MAX(attempts, 1) "
+                    # Its reason stays why it started (`no earlier result`); its error says what stopped it,
+                    # as for a step stopped by Ctrl-C or SIGTERM.
+                    c.execute("UPDATE steps SET status='interrupted', error=COALESCE(error, ?), attempts=MAX(attempts, 1) "
                               "WHERE run_id=? AND status='running'", (_DIED, run_id))
             for run_id in dead:
                 run_liveness.forget(run_liveness.alive_file(self.path, run_id))

@@ -342,7 +342,9 @@ def test_a_dead_run_ends_at_its_last_record_not_when_someone_looks(tmp_path):
     run = lineage.run(run_id)
     assert run is not None and (run["status"], run["ended"]) == ("interrupted", 1003)
     # Why, as `orch runs --json` and `orch show` say it for an interrupted run (it was null).
-    assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["reason"]
+    assert run["error"] == "the run's process died" == lineage.step_row(run_id, "second")["error"]
+    # Its reason stays why it started, as for a step stopped by Ctrl-C or SIGTERM (it was overwritten).
+    assert lineage.step_row(run_id, "second")["reason"] != "the run's process died"
     # in its first attempt, as `orch logs` says (`attempt 1 (interrupted)`): `orch show` said none
     assert lineage.step_row(run_id, "second")["attempts"] == 1
 
