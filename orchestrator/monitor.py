@@ -347,9 +347,16 @@ def check_model(context: Context, ref: str, batch: pd.DataFrame | None,
 def served_by_other_versions(context: Context, name: str, version: int) -> list[tuple[int, int]]:
     """``(version, requests logged)`` of each other version of ``name`` that has any: where to point a
     user whose version has none (a promotion moved production on; the requests are the old one's)."""
+    from orchestrator.request_log import open_counts
+
     rows = context.lineage.rows("SELECT version, SUM(rows) AS n FROM request_segments WHERE name=? "
                                 "AND version<>? GROUP BY version ORDER BY version", (name, version))
-    return [(int(r["version"]), int(r["n"])) for r in rows]
+    served = {int(r["version"]): int(r["n"]) for r in rows}
+    # And what a running server has not sealed yet: the open segments are read as the monitor reads them.
+    for other, n in open_counts(context, name).items():
+        if other != version:
+            served[other] = served.get(other, 0) + n
+    return sorted(served.items())
 
 
 def window_source(version: int, since: float | None, rows: int) -> str:

@@ -210,6 +210,21 @@ def _open_segments(folder: Path) -> list[Path]:
                   if _OPEN_NAME.match(e.name) and e.is_file(follow_symlinks=False))
 
 
+def open_counts(context: Context, name: str) -> dict[int, int]:
+    """Requests of ``name`` in the open segments (a running server's, not sealed yet), by version."""
+    counts: dict[int, int] = {}
+    for path in _open_segments(segment_folder(context.root, name)):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue  # sealed meanwhile: the index has it now
+        for entry in map(parse_entry, whole_lines(data)):
+            version = entry.get("version") if entry is not None else None
+            if isinstance(version, int) and not isinstance(version, bool):
+                counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
 def unindexed_segments(context: Context, name: str) -> list[Segment]:
     """Sealed segments of ``name`` on disk that the index lacks: left by a server that stopped (or was
     killed) before it could index them. Their version, rows and time are read from the segment itself."""

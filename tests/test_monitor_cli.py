@@ -506,6 +506,25 @@ def test_the_newest_requests_are_taken_across_old_and_batched_segments(store):
     assert read_requests(context, "tiny", version=2)[0]["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def test_the_versions_that_served_count_what_a_running_server_has_not_sealed(store):
+    """The hint for a version with no requests summed the sealed segments only: `v1 served 308` while the
+    monitor of v1 read 358, and a version whose requests were all in the open segment was not named."""
+    from orchestrator.monitor import served_by_other_versions
+    from orchestrator.request_log import index_segments
+    from orchestrator.request_writer import RequestWriter
+
+    context = Context.open(store)
+    sealed: list = []
+    writer = RequestWriter(context.root, "tiny", 1, sealed.append, rows=2)
+    for x in (1.0, 2.0, 3.0):  # 1 and 2 sealed together; 3 waits in the open segment
+        writer.append([{"x": x, "z": 0.0}], {"prediction": [0]})
+    index_segments(context.lineage, sealed)
+    assert served_by_other_versions(context, "tiny", 2) == [(1, 3)]
+    writer.close()
+    index_segments(context.lineage, sealed[1:])
+    assert served_by_other_versions(context, "tiny", 2) == [(1, 3)]  # sealed now: counted once
+
+
 def _legacy_log(context: Context, requests: int) -> None:
     """Requests of tiny v2 logged as `orch serve` logged them before batching: a file and an index row each."""
     from orchestrator.request_log import index_segments, write_segment
