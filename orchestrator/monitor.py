@@ -385,17 +385,10 @@ def _separator_hint(batch: pd.DataFrame) -> str:
 
 
 def _load(context: Context, ref: str) -> LoadedModel:
-    """The registered version, or one line (exit 2) on why its artifact cannot be loaded."""
-    from orchestrator.errors import StoreError
-    from orchestrator.registry import load_version
+    """The registered version, or one line (exit 2) on why its artifact cannot be loaded: no drift verdict."""
+    from orchestrator.registry import usable_version
 
-    try:
-        return load_version(context, ref)
-    except StoreError as exc:
-        # A model that cannot be loaded is no drift verdict: exit 2 with the fix, since 1 would read as an
-        # alert. The registry's message names the artifact, the run that made it and the fix.
-        doctor = "" if "orch doctor" in str(exc) else " `orch doctor` checks the rest of the store."
-        raise UserError(f"{exc}{doctor}") from None
+    return usable_version(context, ref)
 
 
 def record_check(context: Context, name: str, version: int | None, result: DriftResult, source: str,

@@ -715,3 +715,18 @@ def load_model(ref: str, store: str | os.PathLike[str] | None = None,
 def load_version(context: Context, ref: str, default: str = PRODUCTION) -> LoadedModel:
     row = Registry(context.lineage).resolve(ref, default)
     return LoadedModel(row["name"], int(row["version"]), row, _load_candidate(context, row))
+
+
+def usable_version(context: Context, ref: str) -> LoadedModel:
+    """``load_version`` for a command that uses the model (``orch serve``, ``orch monitor``).
+
+    Raises:
+        UserError: the version's artifact is damaged, missing or not trusted: one line (exit 2)
+            with the fix. For ``monitor`` an exit 1 would read as a drift alert, and ``serve``
+            answered 1 where ``monitor`` answered 2 for the same model.
+    """
+    try:
+        return load_version(context, ref)
+    except StoreError as exc:
+        doctor = "" if "orch doctor" in str(exc) else " `orch doctor` checks the rest of the store."
+        raise UserError(f"{exc}{doctor}") from None

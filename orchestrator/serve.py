@@ -301,11 +301,11 @@ def create_app(context: Context, ref: str, *, max_body: int = MAX_BODY, log_requ
     from contextlib import asynccontextmanager
 
     from orchestrator.json_values import strict_json
-    from orchestrator.registry import load_version
+    from orchestrator.registry import usable_version
     from orchestrator.request_indexer import SegmentIndexer, index_left_over
     from orchestrator.request_writer import RequestWriter, timer_seconds
 
-    loaded: LoadedModel = load_version(context, ref)
+    loaded: LoadedModel = usable_version(context, ref)
     label = loaded.candidate.label
     key = getattr(loaded.candidate, "key", None)  # none in a candidate pickled before keys were kept
     unloggable = _unloggable(context, loaded.name) if log_requests else None

@@ -287,6 +287,9 @@ def test_a_damaged_model_artifact_is_exit_2_with_the_fix(store, tmp_path, capsys
     assert code == 2 and f"model tiny@2: its artifact {row['digest']}" in line
     assert "re-run the pipeline that made it" in line and "computes it again" in line
     assert f"orch show {row['run_id']}" in line and "orch doctor" in line
+    pytest.importorskip("fastapi")
+    code, _, err = _orch(capsys, store, "serve", "tiny", "--port", "0")  # it exited 1 for the same model
+    assert code == 2 and f"model tiny@2: its artifact {row['digest']}" in _one_error_line(err)
 
 
 def test_a_clean_batch_is_still_ok(store, tmp_path, capsys):
