@@ -55,6 +55,19 @@ class OrderedGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # `orch cache ls | head -1`: the rest is not wanted, which is no failure (click's answer is exit 1,
+            # failing a script's pipeline under `set -o pipefail`). Not for `orch run`, whose exit says
+            # how the run went.
+            if ctx.invoked_subcommand == "run":
+                raise
+            from orchestrator.tables import reader_gone
+
+            reader_gone()
+
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
                                                                             list[str]]:
         name = click.utils.make_str(args[0]) if args and ctx.parent is None else ""

@@ -14,6 +14,7 @@ bar: a pipe or a file (a CI log, cron's mail) is no terminal, whatever
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,7 +37,23 @@ def stdout_console() -> Console:
     """
     from rich.console import Console
 
-    return log_width(Console(highlight=False))
+    console = log_width(Console(highlight=False))
+    console.on_broken_pipe = reader_gone  # type: ignore[method-assign]
+    return console
+
+
+def reader_gone() -> None:
+    """The reader of stdout went away (``orch show RUN | head -1``): the rest is not wanted, and that is no failure.
+
+    rich's own answer is exit 1, which failed the script's pipeline under ``set -o pipefail``
+    (``orch lineage ... | head`` exited 0). Later writes go to the null device.
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(0)
 
 
 MIN_COLUMNS = 20  # a COLUMNS below this is taken for a mistake (0 printed nothing at all, 1 a letter a line)

@@ -227,6 +227,18 @@ def test_a_pipeline_file_with_a_colon_in_its_name_runs(orch, project):
     assert out.returncode == 0, out.stderr
 
 
+def test_a_reader_that_goes_away_is_no_failure_of_a_listing_command(orch, project):
+    """`orch show RUN | head -1` exited 1 (rich's answer to a closed pipe), failing the script's pipeline
+    under `set -o pipefail`; `orch lineage ... | head` exited 0."""
+    run_once_per_session(orch, "edits.py")
+    for command in ("show latest", "runs", "cache ls"):
+        piped = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m orchestrator --store {orch.store} {command} | true"],
+            cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
+        assert piped.returncode == 0, (command, piped.stderr)
+        assert "Traceback" not in piped.stderr
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
