@@ -25,6 +25,7 @@ from orchestrator.cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    echo,
     emit_json,
     open_context,
     prints_to_stderr,
@@ -101,7 +102,7 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
         recorded = recorded_params(open_context(ctx).lineage, params_from, pipeline.name, "--params-from")
         kept, note = recorded.for_signature(pipeline.signature, pipeline.name)
         if note:
-            click.echo(f"warning: {note}", err=True)
+            echo(f"warning: {note}", err=True)
         typed.update(kept)
         sources.update(dict.fromkeys(kept, recorded.source))
     for params_file in params_files:
@@ -111,7 +112,7 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
     values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
                             source=sources)
     for warning in paths_beside_the_file(pipeline.signature, values, split_target(target)[0]):
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     return pipeline, values
 
 
@@ -174,7 +175,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI)
             if _PROCESS[0]:  # `orch` itself, not main([...]) called in a process that goes on
-                stops_said_until_exit(lambda name: click.echo(
+                stops_said_until_exit(lambda name: echo(
                     f"{name} arrived as run {result.id} ended: it is recorded {result.status}.", err=True))
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
@@ -184,7 +185,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         _print_run_metrics((open_context(ctx).lineage.run(result.id) or {}).get("metrics") or {}, result.id)
     if result.status != "succeeded":
         if result.error:
-            click.echo(f"error: {_cut_error(result.error)}", err=True)
+            echo(f"error: {_cut_error(result.error)}", err=True)
         if verbose:
             _print_tracebacks(open_context(ctx), result.id)
         sys.exit(EXIT_FAILED)
@@ -209,11 +210,11 @@ def _stopped(ctx: click.Context, exc: KeyboardInterrupt, as_json: bool) -> None:
         # It arrived as the run's end was recorded and its summary printed: the run is over, and
         # the exit says what it is recorded as, not "terminated, resume" for a run that succeeded.
         with contextlib.suppress(OSError):
-            click.echo(f"{exc.signal_name} arrived as run {run_id} ended: it is recorded {recorded}.", err=True)
+            echo(f"{exc.signal_name} arrived as run {run_id} ended: it is recorded {recorded}.", err=True)
         sys.exit(EXIT_OK if recorded == "succeeded" else EXIT_FAILED)
     how = f"terminated ({exc.signal_name})" if isinstance(exc, StopSignal) else "interrupted"
     with contextlib.suppress(OSError):
-        click.echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
+        echo(f"{how}: finished steps are kept; run the same command again to resume.", err=True)
     sys.exit(exc.exit_code if isinstance(exc, StopSignal) else EXIT_INTERRUPTED)
 
 
@@ -257,11 +258,11 @@ def _print_run_metrics(metrics: dict[str, Any], run_id: str) -> None:
             shown = sorted(shown, key=lambda kv: "." in kv[0])[:_METRICS_SHOWN]
         more = f", … and {len(numbers) - len(shown)} more (orch show {run_id} lists them)" \
             if len(numbers) > len(shown) else ""
-        click.echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in shown) + more, err=True)
+        echo("metrics " + ", ".join(f"{k}={one_line(v)}" for k, v in shown) + more, err=True)
     for key, value in others[:_METRICS_SHOWN]:
-        click.echo(f"{key}: {one_line(value, 300)}", err=True)
+        echo(f"{key}: {one_line(value, 300)}", err=True)
     if len(others) > _METRICS_SHOWN:
-        click.echo(f"… and {len(others) - _METRICS_SHOWN} more (orch show {run_id} lists them)", err=True)
+        echo(f"… and {len(others) - _METRICS_SHOWN} more (orch show {run_id} lists them)", err=True)
 
 
 def _print_tracebacks(context: Context, run_id: str) -> None:
@@ -269,8 +270,8 @@ def _print_tracebacks(context: Context, run_id: str) -> None:
         if step["status"] == "failed":
             attempts = context.lineage.attempts(run_id, step["node"])
             if attempts and attempts[-1]["traceback"]:
-                click.echo(f"--- traceback of {step['node']} (attempt {attempts[-1]['attempt']}) ---", err=True)
-                click.echo(attempts[-1]["traceback"].rstrip(), err=True)
+                echo(f"--- traceback of {step['node']} (attempt {attempts[-1]['attempt']}) ---", err=True)
+                echo(attempts[-1]["traceback"].rstrip(), err=True)
 
 
 @cli.command()
@@ -293,7 +294,7 @@ def plan(ctx: click.Context, target: str, params: tuple[str, ...], params_files:
         result = plan_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"], short=True,
                                rerun=rerun, no_cache=no_cache, spelling=CLI)
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json({"pipeline": result.pipeline, "steps": [
             {"name": e.node, "status": e.status, "reason": e.reason, "key": e.key} for e in result.entries],
@@ -370,7 +371,7 @@ def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, dept
     if upstream and downstream:
         raise UserError("choose one of --upstream or --downstream: a lineage is traced one way at a time.")
     direction = "downstream" if downstream else "upstream"
-    click.echo(render(walk(open_context(ctx).lineage, ref, direction, depth), fmt))
+    echo(render(walk(open_context(ctx).lineage, ref, direction, depth), fmt))
 
 
 @cli.command()
@@ -392,17 +393,17 @@ def dag(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
     if fmt in ("dot", "mermaid"):
         from orchestrator.diagrams import render_dag
 
-        click.echo(render_dag(built, fmt))
+        echo(render_dag(built, fmt))
     else:
         # Counted as `orch run` counts them: a map over a step's output becomes one step per item
         # only once that output exists, so the map itself is not a step.
         steps = sum(not node.is_map for node in built.nodes.values())
         mapped = " + mapped items" if any(node.is_map for node in built.nodes.values()) else ""
-        click.echo(f"pipeline {built.pipeline} ({steps} step{'s' if steps != 1 else ''}{mapped})")
+        echo(f"pipeline {built.pipeline} ({steps} step{'s' if steps != 1 else ''}{mapped})")
         for node in built.nodes.values():
             deps = f" ← {', '.join(node.upstream)}" if node.upstream else ""
             each = ": one step per item of its list" if node.is_map and node.map_over is not None else ""
-            click.echo(f"  {node.name} ({node.site}){deps}{each}")
+            echo(f"  {node.name} ({node.site}){deps}{each}")
 
 
 def _misplaced_global_option(exc: click.UsageError) -> str | None:
@@ -449,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")
         cli.main(args=argv, prog_name="orch", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `orch` or `orch cache` alone: the help it asks for
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
         where = exc.ctx.command_path if exc.ctx is not None else \
             _command_named(argv if argv is not None else sys.argv[1:])
         misplaced = _misplaced_global_option(exc)
-        click.echo(f"error: {misplaced or usage_message(exc)} See `{where} --help`.", err=True)
+        echo(f"error: {misplaced or usage_message(exc)} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -471,17 +472,17 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         sys.exit(130)
     except (OSError, UnicodeError) as exc:  # a name the file system or database cannot take
         if _VERBOSE[0]:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"error: {_bad_name(exc)}", err=True)
+        echo(f"error: {_bad_name(exc)}", err=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:
         error = _database_error(exc)
@@ -491,7 +492,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     sys.exit(EXIT_OK)
 

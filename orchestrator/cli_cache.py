@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli_common import EXIT_FAILED, emit_json, open_context, plural
+from orchestrator.cli_common import EXIT_FAILED, echo, emit_json, open_context, plural
 from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import OrchestratorError
 
@@ -41,8 +41,8 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
         emit_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['hash']}  {r['size']:>12}  {r['type']:<24} {r['path'] or '(inline in metadata.db)'}")
-    click.echo(plural(len(rows), "artifact"), err=True)
+        echo(f"{r['hash']}  {r['size']:>12}  {r['type']:<24} {r['path'] or '(inline in metadata.db)'}")
+    echo(plural(len(rows), "artifact"), err=True)
 
 
 @cache.command("du")
@@ -74,12 +74,12 @@ def cache_du(ctx: click.Context, by: str, as_json: bool) -> None:
         for row in [header, *table]:
             left = [cell.ljust(width) for cell, width in zip(row[:-2], widths)]
             right = [cell.rjust(width) for cell, width in zip(row[-2:], widths[-2:])]
-            click.echo("  ".join(left + right).rstrip())
+            echo("  ".join(left + right).rstrip())
     besides = "".join(f"; {what} {_size(n)}" for what, n in (("request logs (serving/)", use.request_log_bytes),
                                                              ("drift reports (reports/)", use.reports_bytes)) if n)
     inline = (f" (with {plural(use.inline_objects, 'value')} of 4 KB or less, {_size(use.inline_bytes)}, "
               "that orch cache ls lists)") if use.inline_objects else ""
-    click.echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}"
+    echo(f"{plural(use.objects, 'object')}, {_size(use.bytes)}; metadata.db {_size(use.metadata_bytes)}"
                f"{inline}{besides}. What gc would remove: orch cache gc --keep-last N --dry-run", err=True)
 
 
@@ -120,7 +120,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
             repair_store(context, found)
         unchecked = 0 if keyed else signed_artifact_count(context)
     if unchecked:
-        click.echo(f"warning: the signatures of {plural(unchecked, 'pickled artifact')} were not checked: no "
+        echo(f"warning: the signatures of {plural(unchecked, 'pickled artifact')} were not checked: no "
                    f"signing key here ({signing.key_source()}). Set {signing.KEY_ENV} to the key that signed "
                    "them to check them (see docs/security.md).", err=True)
     damaged = [{"hash": d.digest, "problem": d.problem} for d in found]
@@ -129,11 +129,11 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
                    "signatures_checked": not unchecked})
     else:
         for d in damaged:
-            click.echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
+            echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
         them = "it" if len(damaged) == 1 else "them"
         tail = f"; the next run recomputes {them}" if repair and damaged else \
             f": `orch cache verify --repair` removes {them}, and the next run recomputes {them}" if damaged else ""
-        click.echo(f"{plural(checked, 'object')} checked, {len(damaged)} damaged{tail}", err=True)
+        echo(f"{plural(checked, 'object')} checked, {len(damaged)} damaged{tail}", err=True)
     if damaged and not repair:
         sys.exit(EXIT_FAILED)
 
@@ -162,10 +162,10 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
         rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
         for digest in result.removed:
             row = rows.get(digest)
-            click.echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
+            echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
-    click.echo(f"{verb} {plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
+    echo(f"{verb} {plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
                f"kept those of {plural(result.kept_runs, 'run')}{spared}")
     _compact_request_logs(context, dry_run)
 
@@ -180,11 +180,11 @@ def _compact_request_logs(context: Context, dry_run: bool) -> None:
             folded, written = (small_segments(context, name), 0) if dry_run else compact_segments(context, name)
         except (OSError, OrchestratorError) as exc:  # a full disk: the space gc freed stands, and so does the log
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-            click.echo(f"the request log of {name} was not folded ({reason}); it reads as before, and the next "
+            echo(f"the request log of {name} was not folded ({reason}); it reads as before, and the next "
                        "`orch cache gc` folds it", err=True)
             continue
         if folded:
-            click.echo(f"would fold {folded} small request-log segments of {name}" if dry_run else
+            echo(f"would fold {folded} small request-log segments of {name}" if dry_run else
                        f"folded {folded} small request-log segments of {name} into {written}")
 
 
@@ -205,14 +205,14 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     else:
         # Which store, and why: run from a subfolder, ./cache would be another store than the project's.
         source = where["source"] or ""
-        click.echo(f"store {where['store']} ({source if source.startswith('the default') else 'from ' + source})",
+        echo(f"store {where['store']} ({source if source.startswith('the default') else 'from ' + source})",
                    err=True)
         for f in checkup.findings:
-            click.echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
+            echo(f"{f.check}: {f.problem}\n  fix: {f.fix}")
         count = len(checkup.findings)
         verdict = "healthy" if checkup.healthy else f"has {count} problem{'s' if count != 1 else ''}"
         objects = checkup.checked_objects
-        click.echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
+        echo(f"{objects} object{'s' if objects != 1 else ''} checked; store {verdict}", err=True)
     if not checkup.healthy:
         sys.exit(EXIT_FAILED)
 

@@ -57,10 +57,20 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def echo(message: Any = None, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` to this process's own ``sys.stdout`` (or ``sys.stderr``).
+
+    Given no file, click writes UTF-8 past a stream whose encoding is ASCII (``PYTHONIOENCODING=ascii``,
+    a cron job's locale), which ``text_streams.printable_streams`` set up to write look-alikes
+    (``->`` for ``→``): `orch dag`, `lineage` and `diff` printed raw UTF-8 there while `plan` did not.
+    """
+    click.echo(message, file=sys.stderr if err else sys.stdout, nl=nl)
+
+
 def emit_json(doc: Any) -> None:
     from orchestrator.json_values import strict_json
 
-    click.echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
+    echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import click
+from orchestrator.cli_common import echo
 
 _WIDTH = 40  # a config's value longer than this is not repeated: the fields that changed are named (as cache's)
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def print_diff(diff: RunDiff) -> None:
     """The text of ``orch diff``: the runs, then each section that has a difference, then the summary."""
     for line in diff_lines(diff):
-        click.echo(line)
+        echo(line)
 
 
 def diff_lines(diff: RunDiff) -> list[str]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import Since, emit_json, open_context
+from orchestrator.cli_common import Since, echo, emit_json, open_context
 from orchestrator.errors import NotFoundError, UserError
 from orchestrator.timestamps import iso_time
 
@@ -52,11 +52,11 @@ def runs(ctx: click.Context, limit: int, pipeline: str | None, statuses: tuple[s
     if not rows and narrowed and context.lineage.count_runs(pipeline):
         of = f" of {pipeline}" if pipeline else ""
         which = f"{' or '.join(statuses)} " if statuses else ""
-        click.echo(f"no {which}runs{of}{_since_text(since)}; `orch runs{_options(pipeline, (), None)}` lists them "
+        echo(f"no {which}runs{of}{_since_text(since)}; `orch runs{_options(pipeline, (), None)}` lists them "
                    "all.")
         return
     if not rows:
-        click.echo("no runs yet. Start one with `orch run FILE`.")
+        echo("no runs yet. Start one with `orch run FILE`.")
         return
     from rich.text import Text
 
@@ -241,7 +241,7 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
     if not attempts:
         origin_run, origin_node = context.lineage.origin(run_id, node, row)
         if row["status"] == "cached" and origin_run != run_id:
-            click.echo(f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
+            echo(f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
                        f"Its output: `orch logs {origin_run}:{origin_node}`.")
             return
         if _unrecorded_attempt(node, row, 0, attempt):
@@ -250,7 +250,7 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
         if attempt is not None and made:
             raise UserError(f"step '{node}' of run {run_id} has no attempt {attempt}; it made {made}. "
                             "Pass one of them to --attempt, or leave it out.")
-        click.echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
+        echo(f"step '{node}' of run {run_id} did not run in that run ({row['status']}); nothing captured.")
         return
     numbers = [a["attempt"] for a in attempts]
     if attempt is not None and attempt not in numbers and _unrecorded_attempt(node, row, max(numbers), attempt):
@@ -261,17 +261,17 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
     for a in attempts:
         if attempt is not None and a["attempt"] != attempt:
             continue
-        click.echo(f"=== {node} attempt {a['attempt']} ({a['status']}) ===")
+        echo(f"=== {node} attempt {a['attempt']} ({a['status']}) ===")
         for label in ("stdout", "stderr", "logs"):
             if a[label]:
-                click.echo(f"--- {label} ---")
-                click.echo(_settle_carriage_returns(a[label]).rstrip("\n"))
+                echo(f"--- {label} ---")
+                echo(_settle_carriage_returns(a[label]).rstrip("\n"))
         if a["traceback"]:
-            click.echo("--- traceback ---")
-            click.echo(a["traceback"].rstrip("\n"))
+            echo("--- traceback ---")
+            echo(a["traceback"].rstrip("\n"))
         elif a["error"]:  # a timeout or a dead worker: no traceback of the step's own
-            click.echo("--- error ---")
-            click.echo(a["error"].rstrip("\n"))
+            echo("--- error ---")
+            echo(a["error"].rstrip("\n"))
     if attempt is None:
         _unrecorded_attempt(node, row, max(numbers), None)
 
@@ -361,5 +361,5 @@ def _unrecorded_attempt(node: str, row: dict[str, Any], recorded: int, wanted: i
         return False
     why = ("it is still running; what it prints is recorded when it ends" if row["status"] == "running" else
            "it was stopped before it finished (Ctrl-C or a killed process), and what it printed was lost")
-    click.echo(f"=== {node} attempt {last} ({row['status']}) ===\n--- nothing recorded: {why} ---")
+    echo(f"=== {node} attempt {last} ({row['status']}) ===\n--- nothing recorded: {why} ---")
     return True

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import close_with_command, emit_json
+from orchestrator.cli_common import close_with_command, echo, emit_json
 from orchestrator.cli_usage import OrderedGroup
 from orchestrator.errors import UserError
 from orchestrator.timestamps import iso_time
@@ -68,12 +68,12 @@ def models_ls(ctx: click.Context, as_json: bool) -> None:
         emit_json(docs)
         return
     if not docs:
-        click.echo("no models yet. Run a pipeline whose step returns a ModelCandidate, e.g. "
+        echo("no models yet. Run a pipeline whose step returns a ModelCandidate, e.g. "
                    "`orch run pipelines/lifecycle.py`.")
         return
     for d in docs:
         prod = f"v{d['production']}" if d["production"] is not None else "none"
-        click.echo(f"{d['name']}  versions {d['versions']}  production {prod}  {_metrics_text(d['metrics'])}")
+        echo(f"{d['name']}  versions {d['versions']}  production {prod}  {_metrics_text(d['metrics'])}")
 
 
 @models.command("show")
@@ -96,41 +96,41 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
                  "registered": iso_time(v["created"]), "run_id": v["run_id"], "metrics": v["metrics"],
                  "gate": v["gate"]} for v in versions]})
             return
-        click.echo(f"model {ref}: {len(versions)} version(s), production "
+        echo(f"model {ref}: {len(versions)} version(s), production "
                    f"{'v' + str(production) if production is not None else 'none'}")
         for v in versions:
             mark = "*" if v["version"] == production else " "
             gate = (v["gate"] or {}).get("reason", "")
-            click.echo(f" {mark} v{v['version']}  {_when(v['created'])}  run {v['run_id']}  "
+            echo(f" {mark} v{v['version']}  {_when(v['created'])}  run {v['run_id']}  "
                        f"{_metrics_text(v['metrics'])}" + (f"\n      gate: {gate}" if gate else ""))
-        click.echo(f"details: orch models show {ref}@VERSION")
+        echo(f"details: orch models show {ref}@VERSION")
         return
     doc = audit_version(context.lineage, registry.resolve(ref))
     if as_json:
         emit_json(doc)
         return
     run = doc["run"]
-    click.echo(f"model {doc['model']} v{doc['version']} ({doc['stage']})  registered {doc['registered']}")
-    click.echo(f"  metrics   {_metrics_text(doc['metrics'])}  (gate metric: {doc['metric']})")
+    echo(f"model {doc['model']} v{doc['version']} ({doc['stage']})  registered {doc['registered']}")
+    echo(f"  metrics   {_metrics_text(doc['metrics'])}  (gate metric: {doc['metric']})")
     if doc["gate"]:
-        click.echo(f"  gate      {'promoted' if doc['gate'].get('promoted') else 'refused'}: "
+        echo(f"  gate      {'promoted' if doc['gate'].get('promoted') else 'refused'}: "
                    f"{doc['gate'].get('reason', '')}")
     if doc["promoted"]:
         p = doc["promoted"]
-        click.echo(f"  promoted  {p['at']} by {p['user']}@{p['host']} ({p['action']})")
-    click.echo(f"  run       {run.get('run_id')} of {run.get('pipeline')} by {run.get('user')}@{run.get('host')} "
+        echo(f"  promoted  {p['at']} by {p['user']}@{p['host']} ({p['action']})")
+    echo(f"  run       {run.get('run_id')} of {run.get('pipeline')} by {run.get('user')}@{run.get('host')} "
                f"at {run.get('started')}, commit {(run.get('git_commit') or '-')[:12]}")
     if doc["params"]:
         from orchestrator.report import one_line
 
-        click.echo("  params    " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["params"].items()))
+        echo("  params    " + ", ".join(f"{k}={one_line(v)}" for k, v in doc["params"].items()))
     for d in doc["training_data"]:
-        click.echo(f"  data      {d['path']}  ({d['digest']}{', ' + d['now'] if d.get('now') else ''})")
+        echo(f"  data      {d['path']}  ({d['digest']}{', ' + d['now'] if d.get('now') else ''})")
     for s in doc["steps"]:
         reused = f" (cached in run {s['run_id']})" if s["computed_in"] != s["run_id"] else ""
-        click.echo(f"  step      {s['step']}  code {str(s['code'] or '-')[:16]}  run {s['computed_in']}{reused}")
-    click.echo(f"  artifact  {doc['artifact']}  (model digest {doc['model_digest'][:16]})")
-    click.echo(f"lineage: orch lineage {doc['model']}@{doc['version']}")
+        echo(f"  step      {s['step']}  code {str(s['code'] or '-')[:16]}  run {s['computed_in']}{reused}")
+    echo(f"  artifact  {doc['artifact']}  (model digest {doc['model_digest'][:16]})")
+    echo(f"lineage: orch lineage {doc['model']}@{doc['version']}")
 
 
 @models.command("promote")
@@ -149,10 +149,10 @@ def models_promote(ctx: click.Context, ref: str) -> None:
     version = int(row["version"])
     previous = registry.promote(name, version)
     if previous == version:
-        click.echo(f"{name}: v{version} is already production; nothing changed")
+        echo(f"{name}: v{version} is already production; nothing changed")
         return
     was = f"v{previous}" if previous is not None else "none"
-    click.echo(f"{name}: production is now v{version} (was {was})")
+    echo(f"{name}: production is now v{version} (was {was})")
 
 
 @models.command("rollback")
@@ -166,7 +166,7 @@ def models_rollback(ctx: click.Context, name: str) -> None:
         raise UserError(f"rollback takes a model name, not a version: `orch models rollback {model}` "
                         f"(to make one version production, `orch models promote {model}@VERSION`).")
     current, previous = registry.rollback(name)
-    click.echo(f"{name}: production rolled back from v{current} to v{previous}")
+    echo(f"{name}: production rolled back from v{current} to v{previous}")
 
 
 @click.command("serve")
@@ -182,7 +182,7 @@ def serve(ctx: click.Context, ref: str, host: str, port: int) -> None:
     context, _ = _open(ctx)
 
     def announce(loaded: Any, address: str) -> None:
-        click.echo(f"serving {loaded.name} v{loaded.version} on http://{address} "
+        echo(f"serving {loaded.name} v{loaded.version} on http://{address} "
                    "(POST /predict, GET /health, GET /model); Ctrl-C stops", err=True)
 
     run_server(context, ref, host=host, port=port, announce=announce)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.cli_common import Since, close_with_command
+from orchestrator.cli_common import Since, close_with_command, echo
 
 if TYPE_CHECKING:
     from orchestrator.drift import DriftResult
@@ -99,9 +99,9 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
         version = int(registry.resolve(ref)["version"]) if "@" in ref else None
         rows = [r for r in history_rows(context, name) if version is None or r["version"] == version]
         if as_json:
-            click.echo(json.dumps(rows, indent=2, default=str))
+            echo(json.dumps(rows, indent=2, default=str))
         elif not rows:
-            click.echo(f"no drift checks of {ref} yet. Run `orch monitor {ref} --batch FILE`.")
+            echo(f"no drift checks of {ref} yet. Run `orch monitor {ref} --batch FILE`.")
         for r in rows if not as_json else []:
             s = r["summary"]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
@@ -110,10 +110,10 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
                 # An alert on the predictions or the metric alone read as an alert with nothing behind it, and
                 # insufficient_data did not say what was insufficient.
                 drifted += "; " + "; ".join(str(reason) for reason in s["reasons"])
-            click.echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
+            echo(f"{when}  v{r['version']}  {'alert' if r['alert'] else r['status']:<17}  "
                        f"{s.get('rows_current', 0):>6} rows  drifted: {drifted}  ({r['source']})")
         if rows and rows[-1]["alert"]:
-            click.echo(f"alert: the latest check of {ref} raised an alert", err=True)
+            echo(f"alert: the latest check of {ref} raised an alert", err=True)
             sys.exit(EXIT_ALERT)
         return
     thresholds = Thresholds()
@@ -139,26 +139,26 @@ def monitor(ctx: click.Context, ref: str, batch: str | None, labels: str | None,
                                       loaded=loaded)
     json_path, html_path = record_check(context, row["name"], int(row["version"]), result, source)
     if as_json:
-        click.echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
+        echo(json.dumps({"model": row["name"], "version": row["version"], "source": source,
                                "status": result.status, "alert": result.alert, "reasons": result.reasons,
                                "drifted": result.drifted, "performance": result.performance,
                                **({"labels": join.to_dict()} if join is not None else {}),
                                "report_json": str(json_path),
                                "report_html": str(html_path)}, indent=2, default=str))
     else:
-        click.echo(f"{row['name']} v{row['version']}: {source}, {result.rows_current} rows: "
+        echo(f"{row['name']} v{row['version']}: {source}, {result.rows_current} rows: "
                    + ("alert" if result.alert else result.status))
         for reason in result.reasons:
-            click.echo(f"  {reason}")
+            echo(f"  {reason}")
         metric = (result.performance or {}).get("metric")
         if result.performance and result.rows_current >= result.thresholds.min_rows \
                 and not any(r.startswith(f"{metric} ") for r in result.reasons):  # an alert on it says it already
-            click.echo(f"  {_performance_line(result.performance)}")
+            echo(f"  {_performance_line(result.performance)}")
         for line in feature_lines(result):
-            click.echo(f"  {line}")
-        click.echo(f"  report: {html_path}\n  json:   {json_path}")
+            echo(f"  {line}")
+        echo(f"  report: {html_path}\n  json:   {json_path}")
     if result.alert:
-        click.echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
+        echo(f"alert: drift detected for {row['name']} v{row['version']} (see {html_path})", err=True)
         sys.exit(EXIT_ALERT)
 
 

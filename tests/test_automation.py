@@ -49,6 +49,13 @@ def test_every_command_prints_whole_under_a_locale_that_is_not_utf8(tmp_path):
         out = shown.stdout.decode("latin-1")
         assert shown.returncode == 0, (args, shown.stderr)
         assert expected in out, (args, out)
+    # ASCII (as docs/cli.md shows it): `dag`, `lineage` and `diff` wrote raw UTF-8 there (click's doing).
+    for args, expected in [(("dag", "nightly.py"), "<- load"), (("lineage", "latest:check"), "`-- xs: "),
+                           (("diff", "latest~1", "latest"), "->")]:
+        shown = _orch(tmp_path, *args, PYTHONIOENCODING="ascii")
+        assert shown.returncode in (0, 1), (args, shown.stderr)
+        assert max(shown.stdout + shown.stderr, default=0) < 128, (args, shown.stdout)
+        assert expected in shown.stdout.decode("ascii"), (args, shown.stdout)
 
 
 _LONG_FAILURE = (
