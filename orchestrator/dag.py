@@ -390,7 +390,8 @@ def rebuilt(node: Node, nodes: dict[str, Node], file_memo: MutableMapping[str, s
     return replace(made, item_of=node.item_of, item_index=node.item_index, map_param=node.map_param)
 
 
-def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list[Node]:
+def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
+               known_digests: dict[int, tuple[Any, str]] | None = None) -> list[Node]:
     """One node per item for a map node whose items are now known, named like repeated calls.
 
     Names continue the step's own sequence (``square``, ``square_2``, …),
@@ -398,6 +399,9 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
     ``dag.nodes``; the next map of the same step then counts on from the last
     name this one gave, rather than from ``square`` again (the 2,000th map of a
     step tried the 6,000 names its earlier maps took, one by one).
+
+    ``known_digests`` holds the digest of each item already known (a map over a
+    map's result: each item is an output), by ``id``: it is not hashed again.
 
     Raises:
         PipelineDefinitionError: an item that cannot be hashed.
@@ -422,7 +426,7 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...]) -> list
         arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
         outputs = tuple(Output(name, o) for o in node.outputs)
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
-        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, {})
+        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, known_digests or {})
         if made is not None:
             made.item_of, made.item_index, made.map_param = node.map_over, index, node.map_param  # for its lineage
             expanded.append(made)

@@ -30,6 +30,7 @@ from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.steps_by_name import StepsByName
+from orchestrator.task import ArtifactRef
 from orchestrator.tracing import SINGLE_OUTPUT, Output
 from orchestrator.untracked import untracked_path_warnings
 
@@ -304,15 +305,24 @@ def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict
     source = node.map_over
     assert source is not None
     try:
+        known: dict[int, tuple[Any, str]] = {}
         if source.node in map_children:  # a map over a map: its list is made of its items' outputs
             names = dag.nodes[source.node].outputs if source.name == SINGLE_OUTPUT else (source.name,)
-            values = [[ctx.load(digests[(c, name)]) for name in names] for c in map_children[source.node]]
-            items: Any = [v[0] if len(names) == 1 else tuple(v) for v in values]
+            if len(names) == 1:  # each item by its digest, one stored as a file unread (as the run does)
+                items: Any = []
+                for child in map_children[source.node]:
+                    digest = digests[(child, names[0])]
+                    info = ctx.artifact_info(digest)
+                    item = ctx.store.get(info) if info.inline is not None else ArtifactRef(info)
+                    items.append(item)
+                    known[id(item)] = (item, digest)
+            else:
+                items = [tuple(ctx.load(digests[(c, name)]) for name in names) for c in map_children[source.node]]
         else:
             items = ctx.load(digests[(source.node, source.name)])
         if not isinstance(items, (list, tuple)):
             return None
-        return expand_map(dag, node, items)
+        return expand_map(dag, node, items, known)
     except (OrchestratorError, KeyError):
         return None
 

@@ -485,11 +485,11 @@ class RunLoop:
     def _expand(self, node: Node) -> None:
         """The list a map runs over is ready: add one node per item, in item order."""
         try:
-            items = self._load_value(node.map_over)  # type: ignore[arg-type]
+            items, known = self._map_items(node.map_over)  # type: ignore[arg-type]
             if not isinstance(items, (list, tuple)):
                 raise TypeError(f"{node.step.name}.map() needs a list, but step '{node.map_over.node}' "  # type: ignore[union-attr]
                                 f"returned a {type(items).__name__}")
-            expanded = expand_map(self.dag, node, items)
+            expanded = expand_map(self.dag, node, items, known)
         except (TypeError, OrchestratorError) as exc:
             self.decisions[node.name] = cache.Decision(False, "", "map")
             self.attempts.setdefault(node.name, [])
@@ -531,16 +531,32 @@ class RunLoop:
         self.results[node.name] = StepResult(node.name, "map")
         self._release(node)
 
-    def _load_value(self, out: Output) -> Any:
-        """The value of ``out`` itself; for a map's result, the list of its items' values.
+    def _map_items(self, out: Output) -> tuple[Any, dict[int, tuple[Any, str]]]:
+        """The items a map runs over, and the digest of each item whose digest is known already.
 
-        A map over a map's result keys each item by its value, as the plan
-        does, so the items must not stay references to stored artifacts.
+        A map over a step's output takes the items of that list, which must be
+        loaded. A map over a map's result takes each item's output, an artifact
+        whose digest is its key part (as the plan keys it, by value): one stored
+        as a file stays a reference (``ArtifactRef``), loaded only by the step
+        that runs on it, so a cached map over 300 lists of 50,000 floats reads
+        and hashes none of them (it took 33 s); a small one (kept in the
+        database) is loaded, so that lineage shows its value.
         """
-        value = self._input_value(out)
-        if out.node in self.map_children:
-            return [tuple(map(self._loaded, v)) if type(v) is tuple else self._loaded(v) for v in value]
-        return self._loaded(value)
+        children = self.map_children.get(out.node)
+        if children is None:
+            return self._loaded(self._input_value(out)), {}
+        outputs = self.dag.nodes[out.node].outputs
+        if len(outputs) > 1:  # a tuple per item, keyed by the tuple's digest: loaded, as ever
+            return [tuple(self._loaded(self._input_value(Output(c, o))) for o in outputs) for c in children], {}
+        items: list[Any] = []
+        known: dict[int, tuple[Any, str]] = {}
+        for child in children:
+            value = self._input_value(Output(child, outputs[0]))
+            if not (isinstance(value, ArtifactRef) and value.info.inline is None):
+                value = self._loaded(value)
+            items.append(value)
+            known[id(value)] = (value, self.digests[(child, outputs[0])])
+        return items, known
 
     def _loaded(self, value: Any) -> Any:
         return self.ctx.store.get(value.info) if isinstance(value, ArtifactRef) else value

@@ -52,6 +52,9 @@ class ArtifactRef:
 
     info: ArtifactInfo
 
+    def __repr__(self) -> str:  # as lineage shows an item of a map passed this way: never its bytes
+        return f"<stored {self.info.type_name}, {self.info.size:,} bytes>"
+
 
 @dataclass
 class TaskSpec:
