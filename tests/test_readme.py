@@ -61,6 +61,10 @@ def test_every_orch_line_of_the_readme_runs_and_says_what_its_comment_says(folde
             quoted = re.search(r'\("(.+)"\)', comment)
             if quoted:  # `("parameter `alpha` changed (0.5 → 0.1)")`: what the reader should see
                 assert quoted.group(1) in result.stdout, (each, result.stdout)
+        if "only fit and evaluate run again" in comment:  # as it says: the model changed, so its evaluation did
+            shown = json.loads(_orch(folder, "orch show latest --json").stdout)
+            assert {s["name"]: s["status"] for s in shown["steps"]} == {
+                "ingest": "cached", "split": "cached", "fit": "ran", "evaluate": "ran"}, shown
         if command.startswith("orch run ") and not run_id:  # the first run; the second changes alpha
             shown = json.loads(_orch(folder, "orch show latest --json").stdout)
             run_id = shown["run_id"]
