@@ -113,7 +113,8 @@ def _short_metrics(metrics: dict[str, Any] | None, limit: int = 4) -> str:
     numbers = [(k, v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))]
     if len(numbers) > limit:
         numbers.sort(key=lambda kv: "." in kv[0])
-    return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit])
+    more = f" … +{len(numbers) - limit}" if len(numbers) > limit else ""  # left out, not unsaid
+    return " ".join(f"{k}={v:.4g}" for k, v in numbers[:limit]) + more
 
 
 def _duration(row: dict[str, Any]) -> float | None:

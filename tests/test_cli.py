@@ -1419,7 +1419,7 @@ def test_the_metrics_after_a_run_of_a_long_map_are_cut_keeping_those_of_one_node
     from orchestrator.cli_history import _short_metrics
 
     assert _short_metrics(metrics) == "best_accuracy=19.99 evaluate_2.accuracy=0.02 evaluate_3.accuracy=0.03 " \
-                                      "evaluate_4.accuracy=0.04"  # the cell of `orch runs`
+                                      "evaluate_4.accuracy=0.04 … +1996"  # the cell of `orch runs`; `orch show` has all
 
 
 def test_a_deleted_current_folder_is_one_line_and_absolute_paths_still_work(tmp_path, monkeypatch, capsys, calls):
