@@ -242,8 +242,12 @@ def logs(ctx: click.Context, ref: str, attempt: int | None, as_json: bool) -> No
     if not attempts:
         origin_run, origin_node = context.lineage.origin(run_id, node, row)
         if row["status"] == "cached" and origin_run != run_id:
-            echo(f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
-                       f"Its output: `orch logs {origin_run}:{origin_node}`.")
+            there = f"orch logs {origin_run}:{origin_node}" + (f" --attempt {attempt}" if attempt else "")
+            said = (f"step '{node}' of run {run_id} was cached: it reused the result of run {origin_run}. "
+                    f"Its output: `{there}`")
+            if attempt is not None:  # an attempt it did not make, as for a step that ran: exit 2
+                raise UserError(f"{said}; it made no attempt of its own.")
+            echo(said + ".")
             return
         if _unrecorded_attempt(node, row, 0, attempt):
             return

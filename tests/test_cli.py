@@ -239,6 +239,16 @@ def test_a_reader_that_goes_away_is_no_failure_of_a_listing_command(orch, projec
         assert "Traceback" not in piped.stderr
 
 
+def test_logs_of_an_attempt_of_a_cached_step_exits_2_pointing_at_the_run_that_made_it(orch, project):
+    """Any attempt of a step that ran exits 2 when it made no such attempt; of a cached step it exited 0."""
+    orch("run", "edits.py")
+    orch("run", "edits.py")  # every step cached
+    out = orch("logs", "latest:plain", "--attempt", "1")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "was cached" in out.stderr and "--attempt 1`" in out.stderr and "made no attempt" in out.stderr
+    assert orch("logs", "latest:plain").returncode == 0  # without --attempt: the note, as before
+
+
 def test_param_conversion(orch, calls, project):
     (project / "input.txt").write_text("abc")
     result = orch("run", "files.py", "-p", "path=input.txt", "-p", "unit=letters", "--json")
