@@ -74,7 +74,7 @@ def load_params_file(path: str) -> dict[str, Any]:
         elif suffix in (".yml", ".yaml"):
             data = _yaml(p, path)
         else:
-            raise ParameterError(f"parameters file {path} must end in .toml, .json or .yml.")
+            raise ParameterError(f"parameters file {path} must end in .toml, .json, .yml or .yaml.")
     except (ValueError, OSError) as exc:
         raise ParameterError(f"cannot read parameters file {path}: {exc}") from exc
     if not isinstance(data, dict):
