@@ -62,7 +62,7 @@ class CodeInfo:
 # source-or-bytecode decision of one function from leaking into another.
 _CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
 _CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...]]] = {}
-_COMPILED: dict[tuple[str, str], dict[str, list[types.CodeType]]] = {}
+_COMPILED: dict[tuple[str, str, bool], dict[str, list[types.CodeType]]] = {}
 _MODULE_DIGESTS: dict[int, tuple[types.ModuleType, tuple[types.CodeType, ...], str, str]] = {}
 
 
@@ -260,21 +260,41 @@ def _strip_docstrings(tree: ast.AST) -> None:
 
 
 def _is_current(code: types.CodeType, filename: str, lines: list[str]) -> bool:
+    """Whether ``code`` was compiled from ``lines`` as they are now (so its source may stand for it).
+
+    Compiled whole, as a module is; failing that, one top-level statement at a time, as IPython
+    runs a notebook cell: Python 3.11 compiles ``np.log1p(x)`` differently when the ``import numpy
+    as np`` is in the same compilation, so a step sharing a cell with its import looked stale,
+    counted by its bytecode, and had other keys than the same code run with ``orch run``.
+    """
     source = "".join(lines)
-    key = (filename, hashing.hash_value(source))
+    wanted = _code_digest(code, strict=True)
+    for whole in (True, False):
+        compiled = _compiled(source, filename, whole)
+        if any(_code_digest(c, strict=True) == wanted for c in compiled.get(code.co_qualname, ())):
+            return True
+    return False
+
+
+def _compiled(source: str, filename: str, whole: bool) -> dict[str, list[types.CodeType]]:
+    """The code objects of ``source`` by qualified name, compiled whole or statement by statement (cached)."""
+    key = (filename, hashing.hash_value(source), whole)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        try:
-            module_code = compile(source, filename, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            return False
         compiled = {}
-        _index_code(module_code, compiled)
+        try:
+            if whole:
+                _index_code(compile(source, filename, "exec", dont_inherit=True), compiled)
+            else:
+                for statement in ast.parse(source, filename).body:
+                    _index_code(compile(ast.Module([statement], type_ignores=[]), filename, "exec",
+                                        dont_inherit=True), compiled)
+        except (SyntaxError, ValueError):
+            pass
         if len(_COMPILED) >= _MAX_COMPILED:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = compiled
-    wanted = _code_digest(code, strict=True)
-    return any(_code_digest(c, strict=True) == wanted for c in compiled.get(code.co_qualname, ()))
+    return compiled
 
 
 def _index_code(code: types.CodeType, into: dict[str, list[types.CodeType]]) -> None:

@@ -311,3 +311,33 @@ def test_a_class_redefined_in_a_cell_with_another_attribute_re_runs_its_steps(tm
         assert nb.classes.run(store=store).output() == 2.5
     finally:
         sys.modules.pop("nb_classes", None)
+
+
+def test_a_step_sharing_its_cell_with_an_import_is_keyed_as_the_same_code_in_a_file(tmp_path: Path) -> None:
+    """IPython compiles a cell one statement at a time, and Python 3.11 compiles `math.log1p(x)` otherwise
+    when the `import math` is not in the same compilation: the source looked stale, the step counted by its
+    bytecode, and a re-run of the same cell (or `orch run` of the same code) re-ran it: "its code changed"."""
+    import ast
+    import importlib
+    import linecache
+
+    from orchestrator.fingerprint import fingerprint
+
+    cell = "import math\nfrom orchestrator import step\n\n\n@step\ndef logged(x: float) -> float:\n    return math.log1p(x)\n"
+    name = str(tmp_path / "ipykernel_1" / "cell_1.py")  # as ipykernel names a cell, its text in linecache
+    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+    module = types.ModuleType("nb_import_cell")
+    sys.modules["nb_import_cell"] = module
+    (tmp_path / "as_file.py").write_text(cell)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for statement in ast.parse(cell).body:
+            exec(compile(ast.Module([statement], type_ignores=[]), name, "exec", dont_inherit=True),  # noqa: S102
+                 module.__dict__)
+        in_a_file = importlib.import_module("as_file")
+        assert fingerprint(module.logged).digest == fingerprint(in_a_file.logged).digest
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("nb_import_cell", None)
+        sys.modules.pop("as_file", None)
+        linecache.cache.pop(name, None)
