@@ -88,6 +88,10 @@ class RunObserver:
     def step_waiting(self, node: str) -> None:
         """Another run is computing ``node``'s key: this run waits for its result (once per node)."""
 
+    def step_began(self, node: str, at: float) -> None:
+        """``node``'s first attempt began at ``at`` (Unix time) on its worker, later than ``step_started``
+        said (it waited for a pool worker to start, or for a Dask worker): its time counts from then."""
+
     def step_finished(self, node: str, status: str, detail: str) -> None: ...
 
     def warning(self, message: str) -> None:
@@ -197,6 +201,10 @@ class ConsoleReporter(RunObserver):
         else:
             self._began.setdefault(node, time.monotonic())
             self._print(f"  [blue]▶[/] {escape(node)}: [dim]{escape(reason)}[/]", soft_wrap=True)
+
+    def step_began(self, node: str, at: float) -> None:
+        if node in self._began:  # the line written to a log says the step's own time, as the summary does
+            self._began[node] = time.monotonic() - max(0.0, time.time() - at)
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None:
         self._print(f"  [yellow]↻[/] {escape(node)}: attempt {attempt} failed ({escape(error)}); "

@@ -334,6 +334,9 @@ class RunLoop:
                     # finish. (A worker whose clock runs ahead of this one is not believed.) The
                     # sequential executor, which runs it at once, does not come here.
                     self.started[node.name] = result.started
+                    began = getattr(self.observer, "step_began", None)  # an observer older than it has none
+                    if began is not None:
+                        began(node.name, result.started)
                 self._finished_attempt(node, decision, attempt, result)
 
     def _start(self, name: str) -> None:

@@ -202,3 +202,20 @@ def test_an_error_of_several_lines_shows_its_first_and_says_there_is_more():
     results = {"boom": StepResult("boom", "failed", error="MemoryError\nwhat to do: less data at a time", attempts=1)}
     row = _render(summary_table(results, width=80), width=80).splitlines()[1]
     assert row.rstrip().endswith("MemoryError …") and "what to do" not in row
+
+
+def test_a_logged_step_line_counts_its_time_from_when_its_worker_began(capsys):
+    """On the process pool the line said `ran partitions (1/2, 833 ms)` where the summary said 7 ms: it
+    counted the wait for a worker to start. The run loop says when the attempt began (`step_began`)."""
+    import time
+
+    from orchestrator.report import ConsoleReporter
+
+    reporter = ConsoleReporter()  # stderr is no terminal here: one line per step, with its time
+    reporter.step_started("quick", "no earlier result")
+    time.sleep(0.4)  # the pool's worker starting
+    reporter.step_began("quick", time.time())
+    reporter.step_finished("quick", "ran", "no earlier result")
+    line = next(line for line in capsys.readouterr().err.splitlines() if "ran quick" in line)
+    took = line.rsplit(", ", 1)[1].rstrip(")")
+    assert took.endswith(" ms") and float(took.split()[0]) < 300, line
