@@ -404,7 +404,10 @@ class Context:
         A directory input that holds them leaves them out of its digest (``hashing.skipping_folders``).
         """
         folders = [self.root]
-        if isinstance(self.store, ArtifactStore) and not isinstance(self.store, FsspecStore):
+        if isinstance(self.store, FsspecStore):
+            if self.store.location.startswith("file://"):  # a folder on this machine too (file://data/store)
+                folders.append(Path(self.store.location.removeprefix("file://")))
+        elif isinstance(self.store, ArtifactStore):
             folders.append(self.store.root)
         return folders
 

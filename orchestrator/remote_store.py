@@ -44,6 +44,8 @@ from orchestrator.store import _TEMP_MAX_AGE, ArtifactStore, _PayloadWriter
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+# <host>-<pid>-<random>.tmp, as _publish names a temp file under <url>/tmp (an older host name may hold '-').
+_REMOTE_TEMP = re.compile(r"(.+)-([0-9]+)-[0-9a-f]{16}\.tmp")
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -148,7 +150,7 @@ class FsspecStore(ArtifactStore):
             try:
                 self.fs.rm_file(path)
                 removed += 1
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile, or not removable: a sweep never fails a write or gc
                 continue
         return removed
 
@@ -161,9 +163,11 @@ class FsspecStore(ArtifactStore):
         dead, now = [], time.time()
         for entry in entries:
             name = str(entry["name"]).rsplit("/", 1)[-1]
-            host, _, rest = name.partition("-")
-            pid = rest.split("-", 1)[0]
-            mine_and_dead = host == _HOST and pid.isdigit() and not pid_alive(int(pid))
+            named = _REMOTE_TEMP.fullmatch(name)
+            if named is None or entry.get("type", "file") != "file":
+                continue  # not a temp file this store names: a user's file, a folder, is never removed
+            host, pid = named.groups()
+            mine_and_dead = host == _HOST and not pid_alive(int(pid))
             if mine_and_dead or now - _mtime(entry) > _TEMP_MAX_AGE:
                 dead.append(str(entry["name"]))
         return dead

@@ -372,3 +372,56 @@ def test_a_url_store_object_shorter_than_its_size_is_damaged(tmp_path, monkeypat
     monkeypatch.setattr(store.fs, "size", lambda path: info.size + 10_000)  # the file shrank meanwhile
     with pytest.raises(Damaged, match="truncated"):
         store._read_object(info.digest)
+
+
+def test_the_sweep_of_a_url_stores_tmp_removes_only_what_the_store_named_there(tmp_path):
+    """Anything in `<url>/tmp` older than a day was removed, whatever its name: a user's file, the files of
+    the folder a symbolic link `tmp` led to; and a folder there failed gc and every later write."""
+    import os
+
+    from orchestrator.remote_store import _HOST, open_store
+
+    url = f"file://{tmp_path / 'store'}"
+    store = open_store(url)
+    store.put(b"x" * 10_000, "1" * 32)  # a write makes <url>/tmp
+    tmp = tmp_path / "store" / "tmp"
+    old = time.time() - 3 * 24 * 3600
+    theirs, folder = tmp / "notes.txt", tmp / "somedir"
+    theirs.write_text("mine")
+    folder.mkdir()
+    ours = tmp / f"other-host-77-{'c' * 16}.tmp"  # another host's writer, gone for days
+    ours.write_bytes(b"half")
+    dead_here = tmp / f"{_HOST}-{2**22 + 1}-{'d' * 16}.tmp"  # this host's, of a dead process
+    dead_here.write_bytes(b"half")
+    for path in (theirs, folder, ours):
+        os.utime(path, (old, old))
+    store.sweep_temp()
+    assert theirs.exists() and folder.is_dir()
+    assert not ours.exists() and not dead_here.exists()
+    store.put(b"y" * 10_000, "2" * 32)  # a folder there breaks no write
+
+
+def test_a_file_url_store_inside_a_folder_input_is_no_part_of_its_content(tmp_path, monkeypatch):
+    """`--store file://data/ustore` inside the folder input `data`: each run's new objects changed the
+    folder's digest, so its reader ran every time (`data: ustore/objects/... added`)."""
+    from orchestrator import pipeline, step
+
+    @step
+    def count(folder: Path) -> int:
+        return len(list(folder.glob("*.csv")))
+
+    @step
+    def blob(n: int) -> bytes:
+        return b"x" * 10_000 * n  # an object file in the store
+
+    @pipeline
+    def inside(folder: Path = Path("data"), n: int = 1):
+        return count(folder), blob(n)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("x\n1\n")
+    options = {"store": "file://data/ustore", "metadata": str(tmp_path / "meta")}
+    assert inside.run(**options).status == "succeeded"
+    assert inside.run(**options, n=2).steps["count"].status == "cached"  # a new object, the folder as it was
+    assert inside.run(**options, n=3).steps["count"].status == "cached"
