@@ -180,7 +180,12 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:
-        emit_json(show_doc(open_context(ctx), result.id))
+        try:
+            emit_json(show_doc(open_context(ctx), result.id))
+        except BrokenPipeError:  # `orch run --json | true`: no reader for it; the exit still says how it went
+            from orchestrator.tables import stdout_gone
+
+            stdout_gone()
     else:
         _print_run_metrics((open_context(ctx).lineage.run(result.id) or {}).get("metrics") or {}, result.id)
     if result.status != "succeeded":

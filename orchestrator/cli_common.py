@@ -85,18 +85,23 @@ def prints_to_stderr(active: bool = True) -> Iterator[None]:
     if not active:
         yield
         return
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None: started with descriptor 1 closed (`orch run --json >&-`)
+        sys.stdout.flush()
+    saved: int | None = None
     try:
         saved = os.dup(1)
         os.dup2(2, 1)
-    except OSError:  # no descriptor 1 or 2 (a service started without them): Python's stream alone
-        saved = None
+    except OSError:  # descriptor 1 or 2 closed (a service started without them): Python's stream alone
+        if saved is not None:
+            os.close(saved)
+            saved = None
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
         if saved is not None:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 1)
             os.close(saved)
 

@@ -237,6 +237,12 @@ def test_a_reader_that_goes_away_is_no_failure_of_a_listing_command(orch, projec
             cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
         assert piped.returncode == 0, (command, piped.stderr)
         assert "Traceback" not in piped.stderr
+    # `orch run` exits as its run went, its JSON read or not; with stdout closed too (it crashed).
+    for shell in ("run edits.py -p n=11 --json | true", "run edits.py -p n=12 --json >&-",
+                  "plan edits.py --json >&-", "dag edits.py >&-"):
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m orchestrator --store {orch.store} "
+                               f"{shell}"], cwd=orch.cwd, env=orch.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (shell, done.stderr)
 
 
 def test_logs_of_an_attempt_of_a_cached_step_exits_2_pointing_at_the_run_that_made_it(orch, project):
