@@ -241,6 +241,7 @@ def _make_node(
     problems: list[str],
     file_memo: MutableMapping[str, str] | None,
     known_digests: dict[int, tuple[Any, str]],
+    stored_arg: str | None = None,
 ) -> Node | None:
     step = call.step
     label = f"step '{call.name}' ({call.site})"
@@ -266,11 +267,14 @@ def _make_node(
         if value is MAP_ITEM or (mapped and type(value) is tuple and value and value[0] is MAP_ITEM):
             map_param = arg  # in a tuple: a map of a ``*args`` step, whose item is args[0]
             continue
-        hidden = _hidden_output(value)
+        # An item of a map over a map's result was loaded from the store: no placeholder is in it, and
+        # looking through a list of 50,000 numbers for one took a third of a cached run.
+        from_store = arg == stored_arg
+        hidden = None if from_store else _hidden_output(value)
         if hidden is not None:
             problems.append(hidden.format(label=label, arg=arg))
             continue
-        outs = [value] if type(value) is Output else list(iter_outputs(value))
+        outs = [] if from_store else [value] if type(value) is Output else list(iter_outputs(value))
         if outs:
             inputs[arg] = value
             for out in outs:
@@ -426,7 +430,8 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
         arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
         outputs = tuple(Output(name, o) for o in node.outputs)
         call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
-        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, known_digests or {})
+        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, known_digests or {},
+                          node.map_param if known_digests else None)
         if made is not None:
             made.item_of, made.item_index, made.map_param = node.map_over, index, node.map_param  # for its lineage
             expanded.append(made)
@@ -435,6 +440,21 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
     if expanded:
         dag._numbered[base] = n
     return expanded
+
+
+# Stored types whose values hold no path `_with_file_refs` would find (it looks into lists, tuples,
+# dicts, dataclasses and objects of the user's): an item of one of them may stay a stored reference.
+_OPAQUE_ITEM_TYPES = ("numpy.", "pandas.", "pyarrow.", "scipy.", "polars.", "torch.")
+
+
+def unread_item(type_name: str) -> bool:
+    """Whether an item of a map over a map's result, of this stored type, may be keyed without reading it.
+
+    Its digest, taken when its producer made it, is its key part only when no
+    path inside it would count by its file's content (a list of the paths a
+    step wrote counts each file as it is now): arrays, frames and tables hold none.
+    """
+    return type_name.startswith(_OPAQUE_ITEM_TYPES) or type_name in ("bytes", "bytearray")
 
 
 def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], str]) -> None:
@@ -474,6 +494,15 @@ def _shown(value: Any) -> Any:
         text = json.dumps(value)
         if len(text) <= 200:
             return json.loads(text)  # lists and dicts stay structured in `--json` output
+    if isinstance(value, (list, tuple, dict)) and len(value) > 50:
+        # Its first items: the repr of a list of 50,000 floats, to keep 200 characters of it, took a
+        # sixth of a cached run of a map over 300 of them.
+        head = dict(list(value.items())[:10]) if isinstance(value, dict) else value[:10]
+        try:
+            text = without_address(repr(head))[:150]
+        except Exception:  # noqa: BLE001 - as below
+            text = f"<{type(value).__qualname__}>"
+        return f"{text} … ({len(value):,} {'entries' if isinstance(value, dict) else 'items'})"
     try:
         text = without_address(repr(value))
     except Exception:  # noqa: BLE001 - a value that cannot show itself is still a valid argument

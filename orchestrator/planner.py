@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
+from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests, unread_item
 from orchestrator.errors import (
     DatabaseAccessError,
     DatabaseWriteError,
@@ -313,7 +313,7 @@ def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict
                 for child in map_children[source.node]:
                     digest = digests[(child, names[0])]
                     info = ctx.artifact_info(digest)
-                    item = ctx.store.get(info) if info.inline is not None else ArtifactRef(info)
+                    item = ArtifactRef(info) if info.inline is None and unread_item(info.type_name) else ctx.store.get(info)
                     items.append(item)
                     known[id(item)] = (item, digest)
             else:

@@ -26,7 +26,17 @@ from orchestrator import cache, store_identity
 from orchestrator.capture import new_spill_folder
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, changed_files, expand_map, map_digests, rebuilt, rekey, substitute
+from orchestrator.dag import (
+    DAG,
+    Node,
+    changed_files,
+    expand_map,
+    map_digests,
+    rebuilt,
+    rekey,
+    substitute,
+    unread_item,
+)
 from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import (
@@ -555,7 +565,7 @@ class RunLoop:
         known: dict[int, tuple[Any, str]] = {}
         for child in children:
             value = self._input_value(Output(child, outputs[0]))
-            if not (isinstance(value, ArtifactRef) and value.info.inline is None):
+            if not (isinstance(value, ArtifactRef) and value.info.inline is None and unread_item(value.info.type_name)):
                 value = self._loaded(value)
             items.append(value)
             known[id(value)] = (value, self.digests[(child, outputs[0])])

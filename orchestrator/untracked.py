@@ -93,6 +93,9 @@ def text_path_warnings(dag: DAG) -> list[str]:
             value = node.arguments.get(arg)
             if type(value) in _NO_TEXT or arg in step.path_params or arg in step.untracked:
                 continue
+            if node.item_of is not None and arg == node.map_param:
+                continue  # an item of a step's output: no text the user wrote
+
             files = [(where, text) for where, text in _texts(value, "", 0, budget) if _names_a_file(text, budget)]
             if files:
                 known = found.setdefault((step.name, arg), (value, []))[1]
@@ -124,16 +127,19 @@ def _texts(value: Any, where: str, depth: int, budget: list[int]) -> list[tuple[
     if depth > 3 or budget[1] <= 0:
         return []
     if isinstance(value, dict):
-        items: Any = ((f"[{key!r}]", item) for key, item in value.items())
+        items: Any = value.items()
     elif isinstance(value, (list, tuple)):
-        items = ((f"[{i}]", item) for i, item in enumerate(value))
+        items = enumerate(value)
     else:
         return []
+    keyed = isinstance(value, dict)
     out = []
     for key, item in items:
         if budget[1] <= 0:
             break
-        out.extend(_texts(item, where + key, depth + 1, budget))
+        if type(item) in _NO_TEXT:  # a number: skipped before its place is even written (a list of 50,000)
+            continue
+        out.extend(_texts(item, f"{where}[{key!r}]" if keyed else f"{where}[{key}]", depth + 1, budget))
     return out
 
 
