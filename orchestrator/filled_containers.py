@@ -38,6 +38,19 @@ _SETTLED: dict[tuple[str, str], tuple[int, str, str]] = {}
 _LOCK = threading.Lock()
 
 
+class Attribute:
+    """A class attribute, read when a run is settled: a counter a method increments (``cls.calls += 1``)
+    is rebound to another object, which the object the fingerprint held would not show."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def current(self) -> Any:
+        return vars(self.owner).get(self.name)
+
+
 def is_fillable(value: Any) -> bool:
     """Whether ``value`` is a container a run could fill (a dict, list or set, or a subclass)."""
     return isinstance(value, MUTABLE)
@@ -64,6 +77,8 @@ def settle(used: Iterable[tuple[str, str, Any, str]], digest_of: Callable[[Any],
     the run put a connection in by the rest of what it holds).
     """
     for owner, name, value, used_digest in used:
+        if isinstance(value, Attribute):
+            value = value.current()
         now = digest_of(value)
         with _LOCK:
             entry = _SETTLED.get((owner, name))

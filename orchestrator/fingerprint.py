@@ -465,19 +465,32 @@ class _Walk:
         class without source (defined in a notebook cell, which Python cannot
         read back) counts by its methods' bytecode: every public attribute by its
         value, so ``lr: float = 0.5`` in a cell run again re-runs its steps.
+
+        A value the run itself changed (a counter a method increments, a memo it
+        fills) is no edit: as for a module's memo (``filled_containers``), it keeps
+        the digest the run's keys used while it holds what the run left. Private
+        names (``_model = None`` set by a lazy loader) are state, not settings.
         """
-        if body_names(cls) is None:
-            for name in list(vars(cls)):
-                if not name.startswith("_"):
-                    self.class_value(cls, name)
-            return
+        source = body_names(cls) is not None
+        literals = literal_attributes(cls) if source else {}
         held = vars(cls)
-        for name, literal in literal_attributes(cls).items():
+        for name in list(literals) if source else list(held):
             value = held.get(name, _MISSING)
-            if value is _MISSING or isinstance(value, enum.Enum):  # an enum's members are what its body says
-                continue
-            if type(value) is not type(literal) or repr(value) != repr(literal):
-                self.class_value(cls, name)
+            if name.startswith("_") or value is _MISSING or isinstance(value, enum.Enum) \
+                    or _is_structural(value) or hasattr(type(value), "__get__") or _is_logger(value) or _is_lock(value):
+                continue  # an enum's members are what its body says; methods and descriptors are its code
+            label = f"class attribute '{cls.__qualname__}.{name}'"
+            try:
+                now = self.token(value, label, cls.__qualname__)
+            except UnhashableValueError:
+                continue  # counts by the class's source only, as a computed one that cannot be hashed
+            owner = f"{cls.__module__}:{cls.__qualname__}"
+            used = filled_containers.key_digest(owner, name, value, now)
+            self.filled.append((owner, name, filled_containers.Attribute(cls, name), used))
+            if source and used == self.token(literals[name], label, cls.__qualname__):
+                continue  # what its source says: counted by the class's text
+            shown = f"{cls.__qualname__}.{name}"
+            self.add_part(shown, self.display(cls.__module__, shown), used)
 
     def set_from_outside(self, cls: type) -> None:
         """Attributes set on the class after its body (``Scaler.SCALE = 3``, ``Scaler.twice = _twice``).

@@ -12,6 +12,7 @@ import textwrap
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -341,3 +342,59 @@ def test_a_step_sharing_its_cell_with_an_import_is_keyed_as_the_same_code_in_a_f
         sys.modules.pop("nb_import_cell", None)
         sys.modules.pop("as_file", None)
         linecache.cache.pop(name, None)
+
+
+STATEFUL_CLASSES = """
+from orchestrator import pipeline, step
+
+
+class Loader:
+    _model = None
+    calls = 0
+    seen = {}
+
+    @classmethod
+    def get(cls, n):
+        cls.calls += 1
+        cls.seen[n] = True
+        if cls._model is None:
+            cls._model = object()
+        return n * 2
+
+
+@step
+def predict(n: int) -> int:
+    return Loader.get(n)
+
+
+@pipeline
+def stateful(n: int = 3):
+    return predict(n)
+"""
+
+
+@pytest.mark.parametrize("where", ["file", "cell"])
+def test_class_state_a_run_changes_keeps_the_next_run_in_the_process_cached(tmp_path: Path, where: str) -> None:
+    """A counter a method increments, a memo it fills, a lazy `_model`: the run's own doing, no edit (the
+    second run in the process re-ran, 'now uses `Loader.calls`'); a cell that sets one is an edit."""
+    import importlib
+
+    store = tmp_path / "store"
+    if where == "file":
+        (tmp_path / "stateful_mod.py").write_text(STATEFUL_CLASSES)
+        sys.path.insert(0, str(tmp_path))
+        module: Any = importlib.import_module("stateful_mod")
+    else:
+        module = Notebook("nb_stateful")
+        module.cell(STATEFUL_CLASSES)
+    try:
+        assert module.stateful.run(store=store).steps["predict"].status == "ran"
+        for _ in range(2):
+            assert statuses(module.stateful.run(store=store))["predict"] == ("cached", "cached")
+        module.Loader.calls = 100  # set by hand between runs: an edit of what the step reads
+        assert module.stateful.run(store=store).steps["predict"].status == "ran"
+    finally:
+        sys.modules.pop("stateful_mod", None)
+        sys.modules.pop("nb_stateful", None)
+        if str(tmp_path) in sys.path:
+            sys.path.remove(str(tmp_path))
