@@ -31,8 +31,10 @@ def cache() -> None:
 def cache_ls(ctx: click.Context, as_json: bool) -> None:
     """List stored artifacts."""
     context = open_context(ctx.parent)  # type: ignore[arg-type]
+    from orchestrator.maintenance import recorded_artifacts
+
     rows = []
-    for r in context.lineage.artifact_rows():
+    for r in recorded_artifacts(context).values():
         stored = r["inline"] is not None
         rows.append({"hash": r["digest"], "size": r["size"], "type": r["type"],
                      "path": None if stored else context.store.url_of(r["digest"]),

@@ -213,6 +213,24 @@ def _last_runs_of_each_pipeline(runs: list[dict[str, Any]], keep_last: int) -> s
     return kept
 
 
+def recorded_artifacts(context: Context) -> dict[str, dict[str, Any]]:
+    """Every artifact row by digest, for a command that acts on each (``cache ls``, ``cache gc``).
+
+    Raises:
+        DamagedRecordError: a row whose digest is no digest (a crafted ``../x``): one line naming it
+            and the fix, exit 2 (it stopped gc with a line that named neither the table nor the row).
+    """
+    from orchestrator.errors import DamagedRecordError
+    from orchestrator.object_format import DIGEST
+
+    rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+    bad = next((d for d in rows if not isinstance(d, str) or not DIGEST.fullmatch(d)), None)
+    if bad is not None:
+        raise DamagedRecordError(context.lineage.path, f"artifacts.digest of the row {bad!r}",
+                                 "not 32 lowercase hex characters; `orch cache verify --repair` removes that row")
+    return rows
+
+
 def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, force: bool) -> GcResult:
     from orchestrator.errors import UserError
 
@@ -220,7 +238,7 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
     # them) cannot have its new objects or rows taken for garbage. One that reuses an old object
     # after that renews its mtime (``ArtifactStore.put``), which ``read_runs`` then spares.
     on_disk = set(context.store.iter_objects())
-    rows = {r["digest"]: r for r in context.lineage.artifact_rows()}
+    rows = recorded_artifacts(context)
     runs = context.lineage.runs()  # newest first
     read_runs = time.time() - _CLOCK_SLACK
     if not runs and on_disk and not dry_run and not force:

@@ -167,6 +167,22 @@ def test_a_damaged_cache_entry_is_a_miss_that_the_next_run_replaces(base, tmp_pa
     assert _orch(capsys, store, "doctor")[0] == 0
 
 
+def test_an_artifact_row_whose_digest_is_no_digest_is_one_line_exit_2_until_verify_repairs_it(base, tmp_path, capsys):
+    """A crafted `../x` stopped `cache ls` and `cache gc` with exit 1 and a line naming no table or row."""
+    store = copy_store(base["store"], tmp_path / "store")
+    db = sqlite3.connect(store / "metadata.db")
+    with db:
+        db.execute("INSERT INTO artifacts (digest, type, materializer, size, checksum, meta, created) "
+                   "VALUES ('../x', 'int', 'json', 1, 'c', '{}', 0)")
+    db.close()
+    for command in (["cache", "ls"], ["cache", "gc"]):
+        code, _, err = _orch(capsys, store, *command)
+        assert code == 2 and "artifacts.digest of the row '../x'" in err, (command, err)
+        assert len(err.strip().splitlines()) == 1 and "cache verify --repair" in err
+    _orch(capsys, store, "cache", "verify", "--repair")
+    assert _orch(capsys, store, "cache", "ls")[0] == 0
+
+
 def test_cache_verify_repair_drops_an_artifact_whose_meta_is_damaged(base, tmp_path, capsys):
     store = _damage(base, tmp_path, "artifacts", "meta", DEEP)
     code, out, _ = _orch(capsys, store, "cache", "verify", "--json")
