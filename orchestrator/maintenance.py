@@ -36,6 +36,8 @@ _CLOCK_SLACK = 0.01
 class Damage:
     digest: str
     problem: str
+    # The object's bytes verify; this database's record of it (its signature, its row) is what fails.
+    records_only: bool = False
 
 
 @dataclass
@@ -105,6 +107,7 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
                     problem = "checksum differs from the one recorded"
             except MissingArtifactError:  # removed since it was checked (by hand: gc waits for this check)
                 problem = "object file is missing"
+        sound = problem is None and digest in on_disk  # what follows is about this database's records
         if problem is None and digest in bad_rows:
             problem = f"its record is damaged: {bad_rows[digest]}"
         if problem is None and row is not None and signatures:
@@ -117,7 +120,7 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
             except StoreError as exc:
                 problem = str(exc)
         if problem is not None:
-            damaged.append(Damage(digest, problem))
+            damaged.append(Damage(digest, problem, records_only=sound))
     return len(set(rows) | on_disk), damaged
 
 
@@ -128,7 +131,12 @@ def repair_store(context: Context, damaged: list[Damage]) -> None:
     digests = [d.digest for d in damaged]
     _forget(context, digests)
     # A row whose digest is no digest (a crafted metadata.db: "../x") names no file: the row alone goes.
-    files = [d for d in digests if isinstance(d, str) and DIGEST.fullmatch(d)]
+    # In a store other databases share, an object whose bytes verify stays when only this database's
+    # record of it failed (its signature, under another key): their runs still use it, and ours
+    # re-encodes it (a pickled object is kept only if byte-identical, so a planted one is replaced).
+    shared = bool(store_users.other_databases(context.store, context.lineage.path))
+    kept = {d.digest for d in damaged if d.records_only} if shared else set()
+    files = [d for d in digests if isinstance(d, str) and DIGEST.fullmatch(d) and d not in kept]
     for done, digest in enumerate(files):
         _delete(context, digest, done, len(files), "repair")
 

@@ -361,3 +361,31 @@ def test_gc_keeps_the_record_of_a_file_a_step_wrote_so_its_lineage_still_names_t
     assert row is not None and row["meta"]["file"] == meta_before
     graph = walk(Context.open(store).lineage, f"{old.id}:count", "upstream")
     assert any(v.data.get("file") == meta_before for v in graph.vertices.values())
+
+
+def test_verify_repair_in_a_shared_store_keeps_an_object_only_its_own_signature_fails(tmp_path, monkeypatch, capsys):
+    """Database B, under another signing key, found A's pickled object 'damaged' (its signature) and
+    --repair deleted the file, which A's runs used: gc refuses in such a store, repair did not."""
+    from orchestrator.cli import main
+
+    objects, a, b = tmp_path / "objs", tmp_path / "meta-a", tmp_path / "meta-b"
+    pipe = load_pipeline(str(PIPELINES / "pickled.py"))
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "aa" * 32)
+    first = pipe.run(store=str(objects), metadata=str(a))
+    digest = first.steps["make"].outputs["out"]
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "bb" * 32)
+    assert pipe.run(store=str(objects), metadata=str(b)).status == "succeeded"  # signs its own row
+    ctx_b = Context.open(objects, metadata=str(b))
+    ctx_b.lineage.conn.execute("UPDATE signatures SET hmac='0' || substr(hmac, 2) WHERE digest=?", (digest,))
+    ctx_b.lineage.conn.commit()
+    try:
+        main(["--store", str(objects), "--metadata", str(b), "cache", "verify", "--repair"])
+    except SystemExit:
+        pass
+    capsys.readouterr()
+    from orchestrator.store import ArtifactStore
+
+    assert ArtifactStore(objects).has(digest)
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "aa" * 32)
+    again = pipe.run(store=str(objects), metadata=str(a))
+    assert again.steps["make"].status == "cached" and again.output() == first.output()
