@@ -311,6 +311,7 @@ class _Walk:
     def __init__(self) -> None:
         self.root_module: str | None = None
         self.root_name: str | None = None  # the step function's qualified name
+        self.last_display: tuple[str, str, str] = ("", "", "")  # the last name ``display`` gave, and its parts
         self.seen: dict[int, object] = {}  # id -> object, kept alive so ids stay unique
         self.pairs: list[tuple[str, str]] = []
         self.parts: dict[str, str] = {}
@@ -341,12 +342,19 @@ class _Walk:
         """
         self.pairs.append((key, digest))
         if display in self.parts and self.parts[display] != digest:
-            display = f"{display} #{sum(1 for name in self.parts if name.startswith(display))}"
+            shown, module, name = self.last_display
+            longer = f"{module}.{name}"
+            if shown == display and longer != display and self.parts.get(longer, digest) == digest:
+                display = longer  # `clean` of pa.utils and of pb.utils: `utils.clean`, `pb.utils.clean`
+            else:
+                display = f"{display} #{sum(1 for name in self.parts if name.startswith(display))}"
         self.parts[display] = digest
         return display
 
     def display(self, module_name: str, name: str) -> str:
-        return name if module_name == self.root_module else f"{_last(module_name)}.{name}"
+        shown = name if module_name == self.root_module else f"{_last(module_name)}.{name}"
+        self.last_display = (shown, module_name, name)  # for a name another part took (``add_part``)
+        return shown
 
     def first_visit(self, obj: object) -> bool:
         if id(obj) in self.seen:

@@ -458,3 +458,12 @@ def test_a_class_edited_on_disk_after_its_import_does_not_pass_for_the_edited_on
     stale = fingerprint(module.add)  # the class in memory still holds K = 1
     fresh = fingerprint(load({**LITERAL_CLASS, "fpl_cfg.py": edited}, "fpl_steps").add)
     assert stale.digest != fresh.digest
+
+
+def test_a_helper_named_as_one_in_another_module_is_named_by_its_module_path(load: Loader) -> None:
+    """`clean` of fps_pa.utils and of fps_pb.utils: an edit of the second read ``code of `utils.clean #1`
+    changed``, which names neither file."""
+    before = fingerprint(load(SWAP_CONFIGS, "fps_steps").cleaned)
+    edited = {**SWAP_CONFIGS, "fps_pb/utils.py": "def clean(x):\n    return x * 3\n"}
+    after = fingerprint(load(edited, "fps_steps").cleaned)
+    assert changed_parts(before, after) == {"fps_pb.utils.clean"}
