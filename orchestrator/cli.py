@@ -183,9 +183,9 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         try:
             emit_json(show_doc(open_context(ctx), result.id))
         except BrokenPipeError:  # `orch run --json | true`: no reader for it; the exit still says how it went
-            from orchestrator.tables import stdout_gone
+            from orchestrator.text_streams import silence
 
-            stdout_gone()
+            silence(sys.stdout)
     else:
         _print_run_metrics((open_context(ctx).lineage.run(result.id) or {}).get("metrics") or {}, result.id)
     if result.status != "succeeded":

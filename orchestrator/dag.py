@@ -442,21 +442,6 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
     return expanded
 
 
-# Stored types whose values hold no path `_with_file_refs` would find (it looks into lists, tuples,
-# dicts, dataclasses and objects of the user's): an item of one of them may stay a stored reference.
-_OPAQUE_ITEM_TYPES = ("numpy.", "pandas.", "pyarrow.", "scipy.", "polars.", "torch.")
-
-
-def unread_item(type_name: str) -> bool:
-    """Whether an item of a map over a map's result, of this stored type, may be keyed without reading it.
-
-    Its digest, taken when its producer made it, is its key part only when no
-    path inside it would count by its file's content (a list of the paths a
-    step wrote counts each file as it is now): arrays, frames and tables hold none.
-    """
-    return type_name.startswith(_OPAQUE_ITEM_TYPES) or type_name in ("bytes", "bytearray")
-
-
 def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], str]) -> None:
     """Record the digests of a map's result, once every item's node has its outputs.
 

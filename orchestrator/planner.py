@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache
 from orchestrator.context import Context
-from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests, unread_item
+from orchestrator.dag import DAG, Node, expand_map, input_hash, map_digests
 from orchestrator.errors import (
     DatabaseAccessError,
     DatabaseWriteError,
@@ -30,7 +30,7 @@ from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.steps_by_name import StepsByName
-from orchestrator.task import ArtifactRef
+from orchestrator.task import stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output
 from orchestrator.untracked import untracked_path_warnings
 
@@ -312,8 +312,7 @@ def _expand_known_map(dag: DAG, node: Node, state: dict[str, str], digests: dict
                 items: Any = []
                 for child in map_children[source.node]:
                     digest = digests[(child, names[0])]
-                    info = ctx.artifact_info(digest)
-                    item = ArtifactRef(info) if info.inline is None and unread_item(info.type_name) else ctx.store.get(info)
+                    item = stored_item(ctx.artifact_info(digest), ctx.store.get)
                     items.append(item)
                     known[id(item)] = (item, digest)
             else:

@@ -48,19 +48,10 @@ def reader_gone() -> None:
     rich's own answer is exit 1, which failed the script's pipeline under ``set -o pipefail``
     (``orch lineage ... | head`` exited 0). Later writes go to the null device.
     """
-    stdout_gone()
+    from orchestrator.text_streams import silence
+
+    silence(sys.stdout)
     raise SystemExit(0)
-
-
-def stdout_gone() -> None:
-    """Point descriptor 1 at the null device, so that later writes (and the flush at exit) succeed."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno() if sys.stdout is not None else 1)
-    finally:
-        os.close(devnull)
 
 
 MIN_COLUMNS = 20  # a COLUMNS below this is taken for a mistake (0 printed nothing at all, 1 a letter a line)

@@ -56,6 +56,22 @@ class ArtifactRef:
         return f"<stored {self.info.type_name}, {self.info.size:,} bytes>"
 
 
+# Stored types whose values hold no path the DAG would count by its file (``dag._with_file_refs``
+# looks into lists, tuples, dicts, dataclasses and objects of the user's).
+_OPAQUE_ITEM_TYPES = ("numpy.", "pandas.", "pyarrow.", "scipy.", "polars.", "torch.")
+
+
+def stored_item(info: ArtifactInfo, load: Callable[[ArtifactInfo], Any]) -> Any:
+    """An item of a map over a map's result, keyed by its producer's digest: left unread when it may be.
+
+    An array, frame or table stored as a file stays a reference (``ArtifactRef``), loaded by the
+    step that runs on it; any other item is loaded with ``load``, since a path inside it counts by
+    its file's content as it is now (a list of the paths a step wrote), and a small one shows its value.
+    """
+    opaque = info.type_name.startswith(_OPAQUE_ITEM_TYPES) or info.type_name in ("bytes", "bytearray")
+    return ArtifactRef(info) if info.inline is None and opaque else load(info)
+
+
 @dataclass
 class TaskSpec:
     """Everything a worker needs for one attempt; picklable with cloudpickle."""
