@@ -243,10 +243,18 @@ def _parts_or_none(lineage: Lineage, key: str, stored: str | None) -> dict[str, 
 
 
 def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str, Any]) -> str:
-    """``explain`` against the candidate with the fewest differences (the newest on a tie)."""
+    """``explain`` against the candidate with the fewest differences (the newest on a tie).
+
+    A candidate no longer recorded (its parts removed by gc, or damaged) cannot
+    be compared: it explains only when no recorded one is left. Counted as one
+    change, it beat the last run's two real ones, and a step that ran in every
+    earlier run said "no earlier result".
+    """
     best: list[str] | None = None
     for old in candidates:
-        changes = [NO_EARLIER_RESULT] if old is None else _changes(old, parts)
+        if old is None:
+            continue
+        changes = _changes(old, parts)
         if not changes:
             return _SAME_PARTS  # no difference at all: nothing can be closer
         if best is None or len(changes) < len(best):  # counted in full, though a reason names only a few

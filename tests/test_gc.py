@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -389,3 +390,35 @@ def test_verify_repair_in_a_shared_store_keeps_an_object_only_its_own_signature_
     monkeypatch.setenv("ORCH_SIGNING_KEY", "aa" * 32)
     again = pipe.run(store=str(objects), metadata=str(a))
     assert again.steps["make"].status == "cached" and again.output() == first.output()
+
+
+def test_a_reason_after_gc_names_the_real_change_not_no_earlier_result(store, tmp_path):
+    """A key whose parts gc removed counted as one change, and beat the last run's two real ones:
+    `orch run` said "no earlier result" of a step that ran in every earlier run, while `plan` named it."""
+    from orchestrator import pipeline, step
+
+    @step
+    def load(path: Path) -> list:
+        return [float(x) for x in path.read_text().split()]
+
+    @step
+    def scale(xs: list, k: float) -> list:
+        return [x * k for x in xs]
+
+    @pipeline
+    def flow(path: Path = tmp_path / "d.txt", k: float = 1.0):
+        return scale(load(path), k=k)
+
+    data = tmp_path / "d.txt"
+    data.write_text("1 2 3")
+    flow.run(store=str(store), k=3.0)
+    flow.run(store=str(store), k=3.0)  # cached: its steps' rows keep no parts, the cache index does
+    data.write_text("4 5 6")
+    flow.run(store=str(store), k=2.0)
+    time.sleep(0.05)
+    collect_garbage(Context.open(store), keep_last=1)
+    data.write_text("7 8 9")
+    planned = flow.plan(store=str(store), k=5.0).steps
+    run = flow.run(store=str(store), k=5.0)
+    assert "parameter `k` changed (2.0 → 5.0)" in run.steps["scale"].reason
+    assert "parameter `k` changed (2.0 → 5.0)" in planned["scale"].reason
