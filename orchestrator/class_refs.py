@@ -11,11 +11,20 @@ cache. Such a class is written here as its module, its qualified name and the
 class by value: loading takes the live class of that name where its module is
 loaded, the class a task brought along in a worker, and builds the class from
 its value only where neither exists.
+
+A class pickled by reference names the module it was loaded as: ``flow.Model``
+under ``orch run pipelines/flow.py``, ``pipelines.flow.Model`` when a notebook
+imports that file as part of its package. ``load`` finds it under the other
+name (the user's own module whose dotted name ends like the stored one) when
+the stored name is not importable here.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import pickle
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -41,6 +50,81 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, type) and _travelled_by_value(obj):
             return _live_class, (obj.__module__, obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
         return super().reducer_override(obj)
+
+
+def load(data: Any, buffers: list[Any] | None = None) -> Any:
+    """``pickle.loads(data, buffers=buffers)``, finding the user's classes under the name their module has here.
+
+    The plain load comes first: a second pass, with a lookup of every global in
+    Python, is paid only by a pickle that names a module this process lacks.
+    """
+    try:
+        return pickle.loads(data, buffers=buffers)
+    except (ModuleNotFoundError, AttributeError) as missing:
+        try:
+            return _Unpickler(io.BytesIO(data), buffers=buffers).load()
+        except Exception:  # noqa: BLE001 - no such module under another name either: the first error says what
+            raise missing from None
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ModuleNotFoundError, AttributeError):
+            found = _under_other_name(module, name)
+            if found is None:
+                raise
+            return found
+
+
+def _under_other_name(module: str, qualname: str) -> Any:
+    """``qualname`` of the one loaded user module that is ``module`` under another dotted name, else None.
+
+    ``flow`` and ``pipelines.flow`` (either way round) are one file imported two
+    ways; two candidates that both hold ``qualname`` leave the choice open: None.
+    """
+    from orchestrator.user_code import is_user_module
+
+    found = []
+    for name, loaded in list(sys.modules.items()):
+        if name == module or not (name.endswith("." + module) or module.endswith("." + name)):
+            continue
+        value = _named(name, qualname)
+        if value is not None and loaded is not None and is_user_module(loaded):
+            found.append(value)
+    return found[0] if len(found) == 1 else None
+
+
+# Why the producer of such an object runs again, then ": `pk.est` (moved or renamed)".
+GONE_CODE = "stored output needs code that is gone"
+
+
+def gone_user_code(cause: BaseException | None) -> str | None:
+    """The module or class of the user's that an unpickling error says is gone, or None for another failure.
+
+    A module of a package of the user's that no longer has it (``pk.est`` moved to
+    ``pk.estimators``), or a user module that no longer defines a class. A missing
+    top-level module is not named: from here it cannot be told from a library
+    that is not installed.
+    """
+    from orchestrator.user_code import is_user_module
+
+    if isinstance(cause, ModuleNotFoundError) and cause.name and "." in cause.name:
+        parent = cause.name.rpartition(".")[0]
+        try:
+            importable = importlib.util.find_spec(parent) is not None
+        except (ImportError, ValueError):
+            return None
+        return cause.name if importable and is_user_module(parent) else None
+    if isinstance(cause, AttributeError):
+        found = _GONE_ATTRIBUTE.match(str(cause))
+        if found and found["module"] in sys.modules and is_user_module(found["module"]):
+            return f"{found['module']}.{found['name']}"
+    return None
+
+
+_GONE_ATTRIBUTE = re.compile(r"Can't get attribute '(?P<name>[^']+)' on <module '(?P<module>[^']+)'")
 
 
 def _named(module: str, qualname: str) -> Any:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import cache, store_identity
 from orchestrator.capture import new_spill_folder
+from orchestrator.class_refs import GONE_CODE
 from orchestrator.commits import GroupCommit
 from orchestrator.context import Context
 from orchestrator.dag import (
@@ -633,7 +634,7 @@ class RunLoop:
             self.commits.finished(node.name)
             self._done_computing(node, decision.key)
         if result.damaged_input is not None:
-            self._repair(node, result.damaged_input)
+            self._repair(node, result.damaged_input, result.damaged_why or cache.DAMAGED)
             return
         failure = result.failure
         self.attempts[node.name].append(AttemptRecord(
@@ -795,7 +796,8 @@ class RunLoop:
         if producer is None or producer in self.blocked:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
             return
-        said = "was signed with another key" if why == cache.OTHER_KEY else "was damaged"
+        said = "was signed with another key" if why == cache.OTHER_KEY \
+            else "needs code that is gone" if why.startswith(GONE_CODE) else "was damaged"
         self.observer.step_finished(node.name, "waiting", f"input from '{producer}' {said}")
         if self.decisions[node.name].reason == cache.DAMAGED:
             # Its own output was damaged too (and is forgotten): it still runs for that reason.

@@ -26,6 +26,7 @@ from typing import Any
 
 from orchestrator import store_identity
 from orchestrator.capture import Capture
+from orchestrator.class_refs import GONE_CODE, gone_user_code
 from orchestrator.containers import like
 from orchestrator.coroutines import run_to_end
 from orchestrator.errors import (
@@ -33,6 +34,7 @@ from orchestrator.errors import (
     MissingArtifactError,
     StoreError,
     StoreUnreachableError,
+    UndecodableArtifactError,
     UnhashableValueError,
 )
 from orchestrator.hashing import combine, hash_file, hash_value
@@ -122,6 +124,7 @@ class TaskResult:
     logs: str = ""
     failure: Failure | None = None
     damaged_input: str | None = None
+    damaged_why: str | None = None  # why its producer runs again; None: the input was damaged
 
     @property
     def ok(self) -> bool:
@@ -213,6 +216,15 @@ def run_task(spec: TaskSpec) -> TaskResult:
             shutil.rmtree(spec.spill, ignore_errors=True)  # nothing ran, so nothing was captured
         return result
     except StoreError as exc:
+        gone = gone_user_code(exc.__cause__) if isinstance(exc, UndecodableArtifactError) else None
+        if gone is not None and isinstance(exc, UndecodableArtifactError):
+            # An object of a class of the user's that moved or was renamed: a move is no edit, so
+            # its producer's key still finds it; computed again, it names the class where it is now.
+            result.damaged_input, result.damaged_why = exc.digest, f"{GONE_CODE}: `{gone}` (moved or renamed)"
+            result.ended = time.time()
+            if spec.spill:
+                shutil.rmtree(spec.spill, ignore_errors=True)
+            return result
         # An input this process cannot decode (its materializer is not registered here, or its
         # library version differs): a failure of this attempt with the store's message, not an
         # exception out of the task, which a pool worker would die of.

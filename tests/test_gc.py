@@ -329,7 +329,6 @@ def test_a_store_moved_with_its_metadata_folder_names_the_file_that_makes_gc_ref
 def test_gc_keeps_the_record_of_a_file_a_step_wrote_so_its_lineage_still_names_the_content(store, tmp_path):
     """A path a step returns is stored in the database alone (no object): removing its row freed
     nothing and lost which content the step wrote, so a model's audit trail lost its training data."""
-    from pathlib import Path
 
     from orchestrator import pipeline, step
     from orchestrator.provenance import walk
