@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.class_refs import gone_user_code
 from orchestrator.effects import EffectContext, register_effect
 from orchestrator.environment import stored_by_other_version
 from orchestrator.errors import (
@@ -639,6 +640,10 @@ def _unimportable_code(cause: BaseException | None, folder: Path | None,
     elsewhere (``orch serve``, ``load_model`` in another project) cannot import. The folder is
     only named: the store does not get to choose what this process imports.
     """
+    gone = gone_user_code(cause)
+    if gone is not None:  # its package is importable: the folder is on the path, the code left
+        return (f"it uses code of yours that moved or was renamed (`{gone}` is gone). Re-run the pipeline to "
+                "register a model of the current code.")
     where = f"PYTHONPATH={folder if folder else 'THE_PIPELINE_FOLDER'} orch ..."
     if isinstance(cause, ModuleNotFoundError) and cause.name:
         top = cause.name.partition(".")[0]

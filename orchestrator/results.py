@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import result_record
+from orchestrator.class_refs import gone_user_code
 from orchestrator.context import Context, database_file
 from orchestrator.dag import substitute
 from orchestrator.environment import stored_by_other_version
@@ -313,6 +314,10 @@ def _unimportable_code(cause: BaseException | None, folder: Path | None,
     the user looking in the wrong place. The folder is only named, never added:
     the store does not get to choose what this process imports.
     """
+    gone = gone_user_code(cause)
+    if gone is not None:  # its package is importable: the folder is on the path, the code left
+        return (f"it is an object of code of yours that moved or was renamed (`{gone}` is gone). Run the "
+                "pipeline again to store it as the current code has it.")
     if isinstance(cause, ModuleNotFoundError) and cause.name:
         top = cause.name.partition(".")[0]
         if folder is not None and ((folder / f"{top}.py").is_file() or (folder / top).is_dir()):

@@ -81,6 +81,8 @@ def test_a_class_moved_to_another_module_recomputes_what_stored_it_instead_of_fa
     assert _orch(tmp_path, "run", "p.py").returncode == 0
     (tmp_path / "pk" / "est.py").rename(tmp_path / "pk" / "estimators.py")
     pipeline_file.write_text(pipeline_file.read_text().replace("pk.est", "pk.estimators"))
+    loaded = _python("import orchestrator\norchestrator.load('latest:fit', store='cache')", tmp_path)
+    assert "`pk.est` is gone). Run the pipeline again" in loaded.stderr.splitlines()[-1], loaded.stderr
     done = _orch(tmp_path, "run", "p.py")
     assert done.returncode == 0, done.stderr  # a move keeps the keys: both cached
     pipeline_file.write_text(pipeline_file.read_text().replace("m.predict(3)", "m.predict(4)"))
