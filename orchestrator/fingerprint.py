@@ -290,6 +290,19 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
+def _name_in_own_module(fn: types.FunctionType, alias: str) -> str:
+    """The name ``fn``'s module binds it to, where the code read it as ``alias`` (``import helper as hh``).
+
+    Shown as ``helpers.hh``, the part named a function the helpers module does
+    not have. ``alias`` itself when the module has that name, or none for ``fn``.
+    """
+    module = sys.modules.get(fn.__module__ or "")
+    found = vars(module) if module is not None else {}
+    if found.get(alias) is fn:
+        return alias
+    return next((name for name, value in found.items() if value is fn), alias)
+
+
 def _binds_own_signature(fn: types.FunctionType) -> bool:
     """True when ``inspect.signature`` of ``fn`` is its own (not one ``__wrapped__`` names)."""
     return not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__")
@@ -421,11 +434,13 @@ class _Walk:
             # A function a factory made (`SCALE4 = make_scaler(4)`) is shown by the name the code
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
-            seen_as = alias if alias and name == fn.__qualname__ and "<locals>" in name else name
+            # Shown by the name its own module has for it (not `helpers.hh` for `import helper as hh`).
+            own = _name_in_own_module(fn, alias) if alias else alias
+            seen_as = own if own and name == fn.__qualname__ and "<locals>" in name else name
             if seen_as is not name and self.display(fn.__module__ or "", seen_as) in self.parts:
                 # A decorator of yours without functools.wraps (`helper = deco(helper)`): the name is
                 # the function it wraps, already a part; the wrapper reads as the decorator's code.
-                seen_as = f"{alias} (via {fn.__qualname__})"
+                seen_as = f"{own} (via {fn.__qualname__})"
             self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:

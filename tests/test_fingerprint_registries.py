@@ -482,3 +482,18 @@ def test_a_module_used_whole_importing_a_function_with_an_unhashable_default_sti
     before = fingerprint(load(files, "fpr_picker").pick)
     edited = {**files, "fpr_impl.py": files["fpr_impl.py"].replace("return x + 1", "return x + 11")}
     assert fingerprint(load(edited, "fpr_picker").pick).digest != before.digest
+
+
+def test_a_wrapped_helper_imported_under_an_alias_is_named_as_its_module_names_it(load: Loader) -> None:
+    """``from helpers import helper as hh``: an edit of the wrapper read "code of `helpers.hh` changed",
+    a name the helpers module does not have."""
+    deco = PLAIN_DECORATOR.replace("\n\ndef uses(x):\n    return helper(x)\n", "")
+    user = "from fpr_deco_mod import helper as hh\n\n\ndef uses(x):\n    return hh(x)\n"
+
+    def used(decorator_module: str) -> CodeFingerprint:
+        return fingerprint(load({"fpr_deco_mod.py": decorator_module, "fpr_alias_user.py": user},
+                                "fpr_alias_user").uses)
+
+    before = used(deco)
+    assert changed_parts(before, used(deco.replace("+ 1000", "+ 2000"))) == {
+        "fpr_deco_mod.helper (via plain.<locals>.inner)"}
