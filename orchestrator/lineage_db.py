@@ -414,6 +414,8 @@ class Lineage:
             if r.status == "cached" and not tries and not infos:
                 if r.inputs:  # a map item: the list it came from (see RunLoop._cached)
                     edges.extend((r.run_id, r.node, "in", n, d, None, source) for n, d, source in r.inputs)
+                if r.files:  # the paths this run gave it, where the reused run may have read a copy
+                    edges.extend((r.run_id, r.node, "in", n, d, p, None) for n, (p, d) in r.files)
                 continue  # a cached node is its row alone (most nodes of a re-run)
             # A running step's inputs too: killed in it (SIGKILL, the OOM killer), the run keeps what that
             # step was reading, as an interrupted one does (`orch lineage RUN:fit`, `orch show --json`).
@@ -537,14 +539,17 @@ class Lineage:
 
         Reads the pipeline's last few runs by primary key, newest first, so that
         explaining every miss of a large pipeline costs a handful of queries.
-        The parts of a cached record are fetched by ``key_parts_of`` when needed.
+        The parts of a cached record are fetched by ``key_parts_of`` when needed:
+        those the key was computed with. (A cached step given files records its
+        own, for its lineage: the paths of equal copies, which no key holds.)
         """
         out: dict[str, list[tuple[str, str | None]]] = {}
         run_ids = [r[0] for r in self.conn.execute(
             "SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT ?", (pipeline, runs))]
         for run_id in run_ids:
             for node, key, parts in self.conn.execute(
-                "SELECT node, key, key_parts FROM steps WHERE run_id=? AND key IS NOT NULL "
+                "SELECT node, key, CASE WHEN status='ran' THEN key_parts END FROM steps WHERE run_id=? "
+                "AND key IS NOT NULL "
                 "AND status IN ('ran', 'cached')", (run_id,)):
                 seen = out.setdefault(node, [])
                 if all(key != k for k, _ in seen):

@@ -613,12 +613,18 @@ class RunLoop:
         # computed this key (through the cache index) instead of repeating its edges. Except where
         # a map item read them from: its key holds the item, not the list, and the step run it
         # reused may have taken an equal item from another list (the map before it in this run).
+        # And except the files it was given: a key holds a file's content, not its path, so the
+        # step run it reused may have read an equal copy elsewhere (A.csv for this run's B.csv);
+        # this run's own paths and parameters are what its lineage names.
         self.ctx.lineage.queue_step(StepRecord(
             self.run_id, node.name, node.step.name, node.site, "cached", "cached",
             position=self.position[node.name],
             key=decision.key,
+            key_parts_json=json.dumps(cache.key_parts(node, input_hashes(node, self.digests)))
+            if node.file_params else None,
             inputs=() if node.item_of is None else _input_edges(node, self.digests, self.map_children,
                                                                  self.dag.nodes),
+            files=list(node.file_params.items()) if node.file_params else (),
             origin=self.ctx.lineage.found_in.pop(decision.key, None)))
         self.results[node.name] = StepResult(node.name, "cached", "cached", 0, 0.0, key=decision.key,
                                              outputs=outputs)

@@ -282,6 +282,41 @@ def test_a_file_is_its_path_and_content_not_any_equal_copy(tmp_path, monkeypatch
     assert f"{tmp_path / 'b.csv'}" not in render(down, "tree")
 
 
+def test_a_cached_step_given_a_copy_of_its_file_names_the_copy_its_run_read(tmp_path, monkeypatch):
+    """Retrained on B.csv, a copy of A.csv: the step reused A's result (same content, same key), and the
+    model's lineage named A.csv, with `path=A.csv`, though the run read B.csv; `orch lineage B.csv` found nothing."""
+    from orchestrator import pipeline, step
+
+    @step
+    def load(path: Path) -> list:
+        return path.read_text().split()
+
+    @step
+    def count(words: list) -> int:
+        return len(words)
+
+    @pipeline
+    def flow(data: Path = Path("A.csv")):
+        return count(load(data))
+
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "store")
+    (tmp_path / "A.csv").write_text("x y\n")
+    (tmp_path / "B.csv").write_text("x y\n")
+    flow.run(store=store)
+    copy = flow.run(store=store, data=Path("B.csv"))
+    assert copy.steps["load"].status == "cached"
+    lineage = Context.open(store).lineage
+
+    up = walk(lineage, f"{copy.id}:count", "upstream")
+    assert {v.data["path"] for v in up.vertices.values() if v.kind == "file"} == {str(tmp_path / "B.csv")}
+    assert up.vertices[f"step:{copy.id}:load"].data["params"] == {"path": "B.csv"}
+    down = walk(lineage, "B.csv", "downstream")
+    assert {(v.data["run_id"], v.data["step"]) for v in down.vertices.values() if v.kind == "step"} >= {
+        (copy.id, "load")}
+    assert copy.id not in render(walk(lineage, "A.csv", "downstream"), "tree")
+
+
 def _steps_within(graph) -> set[str]:  # type: ignore[no-untyped-def]
     return {v.data["step"] for v in graph.vertices.values() if v.kind == "step"}
 
