@@ -403,7 +403,7 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             f"AND s.status IN ('ran', 'cached', 'failed', 'interrupted'){' AND e.path=?' if path else ''} "
             # In a run, pipeline order: a map's items read `square, square_2, …`, not `square_1000`.
             "ORDER BY s.status='ran' DESC, r.started ASC, s.position ASC", (digest, path) if path else (digest,)):
-            if seen.first(node, key, _outputs(status, made)):
+            if seen.first(node, key, status, made):
                 g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
         if kind == "artifact" and may_be_mapped(v.data.get("type")):
             # The items of maps over it that runs reused from a map over another list, as along the flow.
@@ -413,7 +413,7 @@ def _expand_data(lineage: Lineage, g: LineageGraph, v: Vertex, kind: str, ident:
             for made_in, made_by, made_key in producers:
                 for run_id, node, key in reused_items(lineage, g.item_sources, g.reused_by_list, digest, made_in, made_by,
                                                         made_key):
-                    if seen.first(node, key, None):
+                    if seen.first(node, key, "cached"):  # an item a run reused
                         g.add_child(v, "read by", _later(g, "step", f"{run_id}:{node}", depth - 1))
     return v.id
 
@@ -428,6 +428,10 @@ def _outputs(status: str, made: str | None) -> str | None:
     return None if status == "cached" else " ".join(sorted((made or "").split()))
 
 
+# A reader in one of these made nothing from the input: not a computation, but a run the input broke.
+_BROKEN = ("failed", "interrupted")
+
+
 @dataclass
 class _Computations:
     """The readers listed under one vertex, each computation once.
@@ -439,13 +443,22 @@ class _Computations:
     environment variable, an unseeded random state) that made another output is
     another computation: what was built from it is not what the first one fed,
     and listing the key once hid the model it made. A step that failed on the
-    input made nothing: it is listed beside a later run that succeeded with it.
+    input (or was interrupted) made nothing and is no computation: each such step
+    run is listed, beside a later run that succeeded with it and beside the other
+    runs that failed on it alike, so bad data names every run it broke.
     """
 
     made: dict[tuple[str, str | None], set[str | None]] = field(default_factory=dict)
 
-    def first(self, node: str, key: str | None, outputs: str | None) -> bool:
-        """True the first time this computation is met (``outputs`` None: a cached reuse of one)."""
+    def first(self, node: str, key: str | None, status: str | None, made: str | None = None) -> bool:
+        """True the first time this computation is met, and for every step run that broke on the input.
+
+        ``status`` and ``made`` are the reader's step status and outputs (``_MADE``);
+        ``status`` None is a reader found by its key alone, compared as a cached reuse is.
+        """
+        if status in _BROKEN:
+            return True
+        outputs = _outputs(status or "cached", made)
         shown = self.made.setdefault((node, key), set())
         if shown and (outputs is None or None in shown or outputs in shown):
             return False
@@ -485,8 +498,7 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     # Read from this node, in its run or in a later one where the same computation (its key) was
     # reused; and edges recorded before sources were, by content as before.
     seen = _Computations()
-    readers = [(reader_run, reader, key, _outputs(status, made)) for reader_run, reader, key, status, made in
-               lineage.conn.execute(
+    readers: list[tuple[str, str, str | None, str | None, str | None]] = [*lineage.conn.execute(
         f"SELECT e.run_id, e.node, s.key, s.status, {_MADE} FROM edges e JOIN steps s ON s.run_id=e.run_id "
         "AND s.node=e.node JOIN runs r ON r.run_id=e.run_id LEFT JOIN steps p ON p.run_id=e.run_id AND p.node=e.source "
         "WHERE e.digest=? AND e.direction='in' AND s.status IN ('ran', 'cached', 'failed', 'interrupted') "
@@ -502,21 +514,21 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     # CROSS JOIN keeps SQLite from starting at the run's steps: that scanned every step of a
     # 5,000-item map once per item. From the readers of this digest, each join is one index lookup.
     readers += lineage.conn.execute(
-        "SELECT s.run_id, s.node, s.key, NULL FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
+        "SELECT s.run_id, s.node, s.key, s.status, NULL FROM edges e CROSS JOIN cache c CROSS JOIN steps s "
         "WHERE e.digest=? AND e.direction='in' AND e.source=? AND c.run_id=e.run_id AND c.node=e.node "
         "AND s.key=c.key AND s.run_id=? AND s.status='cached' AND NOT EXISTS (SELECT 1 FROM edges o "
         "WHERE o.run_id=s.run_id AND o.node=s.node AND o.direction='in') "
         "ORDER BY s.position", (digest, node, run_id)).fetchall()
     if may_be_mapped(v.data.get("type")):
-        readers += [(*item, None) for item in reused_items(lineage, g.item_sources, g.reused_by_list, digest,
+        readers += [(*item, "cached", None) for item in reused_items(lineage, g.item_sources, g.reused_by_list, digest,
                                                              run_id, node, row["key"] if row else None)]
     # Items of a map over a map's result read one item's output each (their edge names the list).
     if run_id not in g.map_readers:
         g.map_readers[run_id] = map_item_readers(lineage, run_id)
     base = re.sub(r"_\d+$", "", node)
-    readers += [(run_id, reader, key, None) for reader, key in g.map_readers[run_id].get((base, digest), [])]
-    for consumer_run, consumer, key, outputs in readers:
-        if not seen.first(consumer, key, outputs):
+    readers += [(run_id, reader, key, None, None) for reader, key in g.map_readers[run_id].get((base, digest), [])]
+    for consumer_run, consumer, key, status, made in readers:
+        if not seen.first(consumer, key, status, made):
             continue
         used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:

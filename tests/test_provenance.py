@@ -610,6 +610,26 @@ def test_downstream_names_the_step_that_failed_on_it(store):
     assert f"read by: check (run {failed.id}, failed)" in render(down, "tree")
 
 
+def test_downstream_names_every_run_that_failed_on_it(store):
+    """Two runs failed alike on the same data (the same key, nothing made): both are runs it broke, and
+    both are listed, where the second was taken for the first's computation and left out."""
+    import json
+
+    pipe = load_pipeline(str(PIPELINES / "gc_runs.py"))
+    first, second = (pipe.run(store=str(store), n=3, fail=True) for _ in range(2))
+    assert first.status == second.status == "failed" and second.steps["make"].status == "cached"
+    lineage = Context.open(store).lineage
+    made = first.steps["make"].outputs["out"]
+    for ref in (f"{first.id}:make", f"{second.id}:make", made):  # along the data flow, and by content
+        down = walk(lineage, ref, "downstream")
+        checks = {v.data["run_id"] for v in down.vertices.values() if v.kind == "step" and v.data["step"] == "check"}
+        assert checks == {first.id, second.id}, ref
+        tree = render(down, "tree")
+        assert f"check (run {first.id}, failed)" in tree and f"check (run {second.id}, failed)" in tree
+        nodes = json.loads(render(down, "json"))["nodes"]
+        assert sorted(n["run_id"] for n in nodes if n.get("step") == "check") == sorted([first.id, second.id])
+
+
 def test_the_json_nodes_have_the_keys_docs_cli_md_lists(tmp_path, monkeypatch, calls):
     """The node keys of `orch lineage --format json` are a documented contract: the table in docs/cli.md."""
     import json
