@@ -113,14 +113,23 @@ def _fields(producer: dict[str, Any], by: str) -> dict[str, Any]:
 
 
 def _first_producers(context: Context) -> dict[str, dict[str, Any]]:
-    """For each digest a step output, the earliest step run that output it (one statement)."""
+    """For each digest a step output, the earliest step run that output it (one statement).
+
+    Earliest by run, then within a run by the step's place in it (its row's position, then
+    when it ended): a step that returns its input unchanged outputs the object of the step
+    before it, which made it, and ordering by run alone credited whichever the database
+    listed last. A step without a row of its own comes last in its run.
+    """
     rows = context.lineage.rows(
         "SELECT e.digest, e.run_id, COALESCE(s.step, e.node) AS step, r.pipeline, r.status, r.started "
         "FROM edges e JOIN runs r ON r.run_id = e.run_id "
         "LEFT JOIN steps s ON s.run_id = e.run_id AND s.node = e.node "
-        "WHERE e.direction = 'out' ORDER BY r.started DESC")
-    # Newest first, so the earliest producer is written last and wins.
-    return {row["digest"]: row for row in rows}
+        "WHERE e.direction = 'out' "
+        "ORDER BY r.started, s.position IS NULL, s.position, s.ended IS NULL, s.ended")
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:  # oldest first: the first producer of a digest is kept
+        first.setdefault(row["digest"], row)
+    return first
 
 
 def _folder_bytes(folder: Path) -> int:

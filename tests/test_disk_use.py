@@ -143,3 +143,21 @@ def test_values_kept_inline_are_counted_beside_the_files_as_ls_verify_and_doctor
         main(["--store", str(store), "cache", "du", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert (doc["objects"], doc["inline_objects"], doc["inline_bytes"]) == (0, 2, use.inline_bytes)
+
+
+def test_an_object_two_steps_of_a_run_output_counts_for_the_one_that_made_it(tmp_path):
+    """A step that returns its input unchanged outputs the same object as the step before it: du credited
+    it to whichever edge the database listed last (`validate`, after `make` by name), not to its maker.
+    Both name orders: `a_check` sorts before `load`, `validate` after `make`."""
+    (tmp_path / "validated.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef make(n: int) -> list:\n    return list(range(n))\n\n"
+        "@step\ndef validate(xs: list) -> list:\n    return xs\n\n@step\ndef total(xs: list, k: int = 1) -> int:\n"
+        "    return sum(xs) * k\n\n@pipeline\ndef validated(n: int = 5000, k: int = 1):\n"
+        "    return total(validate(make(n)), k)\n")
+    for path, maker, passer in ((tmp_path / "validated.py", "make", "validate"),
+                                (PIPELINES / "passthrough.py", "load", "a_check")):
+        store = tmp_path / f"store_{maker}"
+        run = load_pipeline(str(path)).run(store=str(store), n=5000)
+        assert run.steps[maker].outputs["out"] == run.steps[passer].outputs["out"]
+        groups = disk_use(Context.open(store), "step").groups
+        assert [(g.fields["step"], g.objects) for g in groups] == [(maker, 1)], path.name
