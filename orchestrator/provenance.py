@@ -65,6 +65,10 @@ class LineageGraph:
     # Going down: the runs that used the REF. A step run elsewhere that read an equal value
     # (a cached step's output, reused by a run of older data) was not built from it.
     runs: set[str] | None = None
+    # Going down from a step run (or a run): its run, where a later step of it reused a computation
+    # shows that computation; and that run's steps, {node: (key, status)}, read once.
+    home: str | None = None
+    home_steps: dict[str, tuple[str | None, str]] | None = None
     # vertex id -> the steps left to show below it when it was expanded: a vertex first met at
     # the end of a long path is expanded again when a shorter one reaches it with more left.
     expanded: dict[str, float] = field(default_factory=dict)
@@ -109,6 +113,7 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
         roots = resolve_ref(lineage, ref)
         if direction == "downstream":
             graph.runs = runs_using_roots(lineage, roots)
+            graph.home = _home_run(roots)
         shown: set[str] = set()  # graph.roots as a set: a run's roots are its steps, thousands for a map
         for kind, ident in roots:
             # No limit is infinity, not a large number: it never grows along a shorter path, so no
@@ -135,6 +140,31 @@ def walk(lineage: Lineage, ref: str, direction: str = "upstream", depth: int | N
             graph.notes.append(f"an input file: no step made it. What was built from it: "
                                f"`orch lineage {shlex.quote(ref)} --downstream`.")
     return graph
+
+
+def _home_run(roots: list[tuple[str, str]]) -> str | None:
+    """The run of a REF that is step runs of one run (``RUN:STEP``, ``RUN:STEP.OUTPUT``, a run, a model version)."""
+    runs = {(ident.partition("@")[2] if kind == "output" else ident).split(":", 1)[0]
+            for kind, ident in roots if kind in ("step", "output")}
+    return runs.pop() if len(runs) == 1 and all(kind in ("step", "output") for kind, _ in roots) else None
+
+
+def _in_home(lineage: Lineage, g: LineageGraph, run_id: str, node: str, key: str | None) -> bool:
+    """Whether the REF's own run has a step run of the computation step run ``run_id:node`` is.
+
+    A later run that reused it (cached), or computed its key again with an equal output, is
+    that computation: walked down from a step run of that later run, it is shown there (as
+    ``scale (run B, cached from run A)``), not in the run that first computed it.
+    """
+    if g.home is None or run_id == g.home or key is None:
+        return False
+    if g.home_steps is None:
+        g.home_steps = {str(n): (k, str(status)) for n, k, status in lineage.conn.execute(
+            "SELECT node, key, status FROM steps WHERE run_id=?", (g.home,))}
+    mine = g.home_steps.get(node)
+    if mine is None or mine[0] != key or mine[1] not in ("ran", "cached"):
+        return False
+    return _outputs_of(lineage, g, g.home, node) == _outputs_of(lineage, g, run_id, node)
 
 
 def _in_used_runs(lineage: Lineage, g: LineageGraph, run_id: str, node: str, key: str | None) -> str | None:
@@ -295,6 +325,11 @@ def _key_parts(lineage: Lineage, run_id: str, node: str, row: dict[str, Any],
 
 def _made_in(lineage: Lineage, g: LineageGraph, run_id: str, node: str, digest: str) -> bool:
     """Whether step run ``run_id:node`` output ``digest`` (computed there, or reused with that output)."""
+    return digest in _outputs_of(lineage, g, run_id, node)
+
+
+def _outputs_of(lineage: Lineage, g: LineageGraph, run_id: str, node: str) -> set[str]:
+    """The digests step run ``run_id:node`` output, computed there or reused (none: no such step run)."""
     known = g.outputs_of.get((run_id, node))
     if known is None:
         try:
@@ -302,7 +337,7 @@ def _made_in(lineage: Lineage, g: LineageGraph, run_id: str, node: str, digest: 
         except NotFoundError:  # no such node in that run (another pipeline's step reused)
             edges = []
         known = g.outputs_of[(run_id, node)] = {e[2] for e in edges if e[0] == "out"}
-    return digest in known
+    return known
 
 
 def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:
@@ -530,7 +565,10 @@ def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth
     for consumer_run, consumer, key, status, made in readers:
         if not seen.first(consumer, key, status, made):
             continue
-        used = _in_used_runs(lineage, g, consumer_run, consumer, key)
+        if status not in _BROKEN and _in_home(lineage, g, consumer_run, consumer, key):
+            used: str | None = g.home
+        else:
+            used = _in_used_runs(lineage, g, consumer_run, consumer, key)
         if used is not None:
             g.add_child(v, "read by", _later(g, "step", f"{used}:{consumer}", depth - 1))
 

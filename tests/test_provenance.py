@@ -1034,3 +1034,39 @@ def test_upstream_of_a_step_that_reused_a_result_follows_its_own_runs_data_to_it
         == {second.id}
     down = walk(lineage, str(tmp_path / "b.txt"), "downstream")
     assert f"step:{second.id}:tag" in down.vertices
+
+
+@step
+def scale(xs: list, k: int) -> list:
+    return [x * k for x in xs]
+
+
+@step
+def add_up_scaled(xs: list) -> int:
+    return sum(xs)
+
+
+@pipeline
+def scaled(n: int = 4, k: int = 3):
+    return add_up_scaled(scale(halves(n)[0], k))
+
+
+def test_downstream_of_a_step_run_shows_the_steps_its_run_reused_in_that_run(store):
+    """docs/cli.md: a computation a later run reused is "shown in the REF's own run when REF is a step run
+    of it". From the load of a run that reused `scale` (load forced again, or all cached), `scale` was shown
+    in the run that computed it, and a run REF split into two trees."""
+    first = scaled.run(store=str(store))
+    forced = scaled.run(store=str(store), rerun=["halves"])
+    cached = scaled.run(store=str(store))
+    assert forced.steps["scale"].status == cached.steps["halves"].status == "cached"
+    lineage = Context.open(store).lineage
+    for run, ref in ((first, f"{first.id}:halves"), (forced, f"{forced.id}:halves"),
+                     (cached, f"{cached.id}:halves"), (cached, cached.id)):
+        down = walk(lineage, ref, "downstream")
+        steps = {v.data["step"]: v for v in down.vertices.values() if v.kind == "step"}
+        assert {v.data["run_id"] for v in steps.values()} == {run.id}, ref
+        assert steps["scale"].data["computed_by"] == f"{first.id}:scale", ref
+        if run is not first:
+            assert steps["scale"].label == f"scale (run {run.id}, cached from run {first.id})", ref
+        assert len(down.roots) == (3 if ref == cached.id else 1)
+        assert all(f"(run {run.id}," in line for line in render(down, "tree").splitlines() if "read by" in line), ref
