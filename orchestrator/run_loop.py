@@ -797,7 +797,7 @@ class RunLoop:
 
     def _repair(self, node: Node, digest: str, why: str = cache.DAMAGED) -> None:
         """An input of ``node`` is damaged or gone: recompute its producer (``why``), then retry ``node``."""
-        producer = next((n for (n, _), d in self.digests.items() if d == digest), None)
+        producer = self._producer_of_input(node, digest)
         self._discard(digest)
         if producer is None or producer in self.blocked:
             self._failed(node, self.decisions[node.name], 1, f"input artifact {digest} is damaged")
@@ -812,6 +812,19 @@ class RunLoop:
         self.redo[producer] = why
         self.results.pop(producer, None)
         self._start(producer)
+
+    def _producer_of_input(self, node: Node, digest: str) -> str | None:
+        """The node ``node`` read ``digest`` from: the producer to recompute, and to name.
+
+        Several nodes may output one digest (a validation that returns its input
+        unchanged outputs its producer's object): the one ``node`` reads is where its
+        input came from, not the first of them in the run. Any of them otherwise
+        (a digest none of its inputs holds).
+        """
+        for _, read, producer in _input_edges(node, self.digests, self.map_children, self.dag.nodes):
+            if read == digest:
+                return producer
+        return next((n for (n, _), d in self.digests.items() if d == digest), None)
 
     def _whole(self, digest: str) -> bool:
         """Whether the object of ``digest`` exists with its full length (its header says so)."""

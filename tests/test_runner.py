@@ -563,6 +563,31 @@ def test_a_damaged_input_recomputed_mid_run_readies_its_other_consumers_only_onc
     assert run.output() == (200_000 + 1) * 2 + 200_000
 
 
+def test_a_damaged_input_is_said_to_come_from_the_step_the_reader_read_it_from(store, capsys):
+    """`validate` returns `make`'s list unchanged: both output the damaged object. `total` reads it from
+    `validate`, and the line said "input from 'make'", the first step found with that digest."""
+    from orchestrator.cli import main
+    from orchestrator.store import ArtifactStore
+
+    passthrough = str(PIPELINES / "passthrough.py")  # load -> a_check (returns it unchanged) -> total
+    first = load_pipeline(passthrough).run(store=str(store), n=5000)
+    digest = first.steps["load"].outputs["out"]
+    assert first.steps["a_check"].outputs["out"] == digest
+    obj = ArtifactStore(store).path_of(digest)
+    data = bytearray(obj.read_bytes())
+    data[-10] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "run", passthrough, "-p", "n=5000", "--rerun", "total"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 0, err
+    assert "total: input from 'a_check' was damaged" in err
+    assert "a_check: input from 'load' was damaged" in err  # a_check, run again, read it from load
+    assert "input from 'load' was damaged" not in err.split("a_check: input")[0]
+    assert ArtifactStore(store).verify(digest) is None
+
+
 def test_a_damaged_output_the_pipeline_returns_is_recomputed_not_reported_cached(store, calls):
     """Nothing in the run loads what the pipeline returns, so only a check of the cached object
     keeps ``run.output()`` from failing on a run that says it succeeded."""
