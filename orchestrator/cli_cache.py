@@ -96,7 +96,7 @@ def _du_cell(name: str, value: object) -> str:
 
 
 def _size(n: int) -> str:
-    """A size as du -h shows it, in decimal units as gc's MB are."""
+    """A size as du -h shows it, in decimal units: what du counts and what gc frees (26.2 kB, not 0.0 MB)."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -167,7 +167,7 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
             echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
-    echo(f"{verb} {plural(len(result.removed), 'artifact')} ({result.freed_bytes / 1e6:.1f} MB); "
+    echo(f"{verb} {plural(len(result.removed), 'artifact')} ({_size(result.freed_bytes)}); "
                f"kept those of {plural(result.kept_runs, 'run')}{spared}")
     _compact_request_logs(context, dry_run)
 

@@ -290,6 +290,25 @@ def test_dry_run_lists_each_artifact_it_would_remove_and_removes_nothing(store, 
     assert Context.open(store).store.has(digest)
 
 
+def test_gc_says_how_much_it_frees_as_cache_du_says_sizes(store, capsys):
+    """Freeing two small objects printed `(0.0 MB)`: read as nothing freed. The size is said as `cache du`
+    says it (kB here), by `--dry-run` and by the removal alike."""
+    from orchestrator.cli import main
+
+    old = _run(store, n=1)
+    _run(store, n=2)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    ctx = Context.open(store)
+    size = ctx.store.object_stat(old.steps["make"].outputs["out"])[1]
+    assert 1_000 <= size < 1_000_000
+    for verb, flags in (("would remove", ["--dry-run"]), ("removed", [])):
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), "cache", "gc", "--keep-last", "1", *flags])
+        assert exited.value.code in (0, None)
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.startswith(f"{verb} 1 artifact ({size / 1e3:.1f} kB); "), last
+
+
 def test_verify_of_a_store_of_one_object_says_one_object(tmp_path, capsys):
     """`1 objects checked` read as a typo on a fresh store's first verify."""
     from orchestrator.cli import main
