@@ -254,7 +254,7 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
                                      "its `values` is not an object")
         v = Vertex(vid, "step", f"{node} (run {run_id}, {row['status']}{_computed_elsewhere(run_id, node, origin)})", {
             "run_id": run_id, "step": node, "status": row["status"], "key": row["key"],
-            "computed_by": f"{origin[0]}:{origin[1]}",
+            "computed_by": _computed_by(row, origin),
             "code": parts.get("code"), "code_parts": parts.get("code_parts"), "params": parts.get("values"),
             "param_hashes": parts.get("params"),
         })
@@ -338,6 +338,15 @@ def _outputs_of(lineage: Lineage, g: LineageGraph, run_id: str, node: str) -> se
             edges = []
         known = g.outputs_of[(run_id, node)] = {e[2] for e in edges if e[0] == "out"}
     return known
+
+
+def _computed_by(row: dict[str, Any], origin: tuple[str, str]) -> str | None:
+    """``RUN:STEP`` of the step run that computed this one's result (itself unless cached).
+
+    None for a skipped step: it never ran, and no step run computed anything for it
+    (its own run was no more its computation than any other).
+    """
+    return None if row["status"] == "skipped" else f"{origin[0]}:{origin[1]}"
 
 
 def _computed_elsewhere(run_id: str, node: str, origin: tuple[str, str]) -> str:

@@ -655,6 +655,36 @@ def test_the_json_nodes_have_the_keys_docs_cli_md_lists(tmp_path, monkeypatch, c
     assert any(n.get("now") for n in nodes) and any(n.get("truncated") for n in nodes)
 
 
+def test_a_skipped_step_run_is_a_documented_status_computed_by_nothing(store):
+    """`orch lineage RUN:total --format json` of a step skipped after a failure upstream said `status: skipped`,
+    which the docs' key table did not list, and `computed_by` itself, though nothing ever computed it."""
+    import json
+    import re
+
+    from .conftest import ROOT
+
+    @step
+    def refuse(xs: list) -> list:
+        raise ValueError("bad data")
+
+    @pipeline
+    def refused(n: int = 3):
+        return add_up(refuse(halves(n)[0]))
+
+    run = refused.run(store=str(store))
+    assert run.steps["add_up"].status == "skipped"
+    lineage = Context.open(store).lineage
+    nodes = {n["step"]: n for ref in (f"{run.id}:add_up", f"{run.id}:refuse", f"{run.id}:halves")
+             for n in json.loads(render(walk(lineage, ref), "json"))["nodes"] if n["kind"] == "step"}
+    assert {name: (n["status"], n["computed_by"]) for name, n in nodes.items()} == {
+        "add_up": ("skipped", None), "refuse": ("failed", f"{run.id}:refuse"), "halves": ("ran", f"{run.id}:halves")}
+    row = ROOT.joinpath("docs", "cli.md").read_text().split("| `kind` | keys |", 1)[1].split("\n| `artifact`", 1)[0]
+    statuses = re.search(r"`status` \(([^)]*)\)", row)
+    assert statuses is not None and {"ran", "cached", "failed", "interrupted", "skipped"} <= set(
+        re.findall(r"`(\w+)`", statuses.group(1))), row
+    assert "null for a skipped step" in row
+
+
 def test_a_folder_whose_files_runs_read_names_them(tmp_path, monkeypatch, capsys, calls):
     """`orch lineage data/` when runs read data/input.txt, not the folder: the message names the file to trace."""
     monkeypatch.chdir(tmp_path)
