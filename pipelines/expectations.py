@@ -27,7 +27,7 @@ class Expectation:
 
     kind: str
     column: str | None = None
-    dtype: str | None = None  # "number" | "category" for kind="columns"
+    dtype: str | None = None  # "number" | "category" (text, True/False or whole-number codes) for kind="columns"
     low: float | None = None
     high: float | None = None
     allowed: tuple[str, ...] = ()
@@ -55,9 +55,7 @@ def _check(frame: pd.DataFrame, e: Expectation) -> dict[str, Any]:
         return {**out, "passed": False, "expected": "column present", "observed": "missing"}
     col = frame[e.column]
     if e.kind == "columns":
-        is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-        ok = is_number if e.dtype == "number" else not is_number or col.dropna().empty
-        return {**out, "passed": ok, "expected": e.dtype, "observed": str(col.dtype)}
+        return {**out, **_dtype_check(col, e.dtype)}
     if e.kind == "range":
         values = pd.to_numeric(col, errors="coerce").dropna()
         bad = int(((values < (e.low if e.low is not None else -float("inf")))
@@ -76,6 +74,29 @@ def _check(frame: pd.DataFrame, e: Expectation) -> dict[str, Any]:
         dupes = int(col.duplicated().sum())
         return {**out, "passed": dupes == 0, "expected": "no duplicate keys", "observed": f"{dupes} duplicates"}
     raise ValueError(f"unknown expectation kind {e.kind!r}; use columns, range, categories, nulls, unique or rows")
+
+
+def _dtype_check(col: pd.Series, dtype: str | None) -> dict[str, Any]:
+    """Whether ``col`` is of the declared kind: "number", or "category" (text, True/False, or whole-number codes).
+
+    A category written in numbers (a postcode, a store number: floats once a blank cell is read) is
+    a category, as the pipeline's CATEGORICAL takes it: it failed "category" with ``expected
+    category, got float64`` and no word of why. Numbers with fractions are a measure, not codes:
+    declared "category", they are refused, saying what to declare instead.
+    """
+    import numpy as np
+
+    is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    checked = {"passed": is_number, "expected": dtype, "observed": str(col.dtype)}
+    if dtype == "number" or not is_number:
+        return {**checked, "passed": is_number if dtype == "number" else True}
+    values = col.dropna().to_numpy(dtype=float)
+    fractions = values[~np.isfinite(values) | (values != np.floor(values))]
+    if not len(fractions):
+        return {**checked, "passed": True}
+    return {**checked, "passed": False,
+            "observed": f"{col.dtype} with fractions (e.g. {fractions[0]:g}): a category written in numbers holds "
+                        "whole codes; declare a measure 'number' and list it in NUMERIC"}
 
 
 def raise_for_failures(report: dict[str, Any]) -> None:

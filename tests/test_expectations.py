@@ -108,3 +108,17 @@ def test_usable_features_pass_and_unlabelled_rows_are_counted():
     check_features(_table(60), ["amount"], ["comment"], "y")  # 60 distinct values: too few rows to call it an id
     with pytest.raises(DataValidationError, match=r"^1 of 120 rows have no 'y': drop them"):
         check_features(_table().assign(y=[None] + ["yes"] * 119), ["amount"], ["plan"], "y")
+
+
+def test_a_category_written_in_numbers_meets_category_and_a_measure_declared_one_is_told_what_to_write():
+    """Postcodes read as floats (75001.0, a blank as NaN), listed in CATEGORICAL, failed the template's
+    dict.fromkeys(CATEGORICAL, "category") with 'zip: columns expected category, got float64' and no word of why."""
+    frame = pd.DataFrame({"zip": [75001.0, 69002.0, float("nan"), 6000.0], "store": [3, 4, 5, 6],
+                          "charges": [12.75, 3.5, 1.0, 2.0], "city": ["paris", "lyon", None, "nice"]})
+    report = check_frame(frame, columns(zip="category", store="category", city="category"))
+    assert report["passed"], report["checks"]
+    with pytest.raises(DataValidationError, match=r"^1 of 1 expectations failed: charges: columns expected category, "
+                                                  r"got float64 with fractions \(e\.g\. 12\.75\): a category written "
+                                                  r"in numbers holds whole codes; declare a measure 'number' and "
+                                                  r"list it in NUMERIC\. "):
+        raise_for_failures(check_frame(frame, columns(charges="category")))
