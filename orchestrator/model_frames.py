@@ -16,16 +16,26 @@ from orchestrator.hashing import hash_value
 from orchestrator.model_checks import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS, _shown
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
 
     from orchestrator.registry import ModelCandidate
 
 
-def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def describe_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The serving schema of a feature frame: each column's name, kind, dtype and categories.
 
+    A column is a category when it holds text or True/False, or when ``categorical`` names it: the
+    columns the model encodes as categories, whatever their dtype. A category written in numbers (a
+    postcode, a store number) keeps its numeric dtype, and its categories are its codes' texts
+    (``feature_codes.code_text``: ``75001.0`` is ``"75001"``). Described as a number, it was served
+    and monitored as one: an unseen code got no warning, ``"75001"`` was refused, and the monitor
+    compared codes by their size.
+
     Raises:
-        UserError: a column name is not text. Requests (JSON), batches (CSV, Parquet) and the
+        UserError: a column name is not text, or ``categorical`` names a column the frame lacks.
+            Requests (JSON), batches (CSV, Parquet) and the
             request log name columns with text, so a model fitted on columns ``0, 1, 2`` (a frame
             made from a numpy array) could never be served or monitored: every frame "had no
             columns 0, 1, 2" although it showed exactly those.
@@ -39,10 +49,17 @@ def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
                         f"name columns with text; {len(named)} of {len(frame.columns)} are not ({shown}, "
                         f"{type(named[0]).__name__}). Name the columns before fitting the model, e.g. "
                         "frame.columns = [f'f{c}' for c in frame.columns].")
+    categorical = list(categorical)
+    absent = [n for n in categorical if n not in frame.columns]
+    if absent:
+        raise UserError(f"describe_schema: categorical names {_listed([str(n) for n in absent])}, which the frame "
+                        f"has not (it has {_listed(list(frame.columns))}). Pass the names of its category columns.")
     out: list[dict[str, Any]] = []
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        if name in categorical and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            out.append(_code_feature(name, col))
+        elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
             values = col.dropna().unique()
             cats = sorted({str(v) for v in values})
             # True/False with blanks (a CSV's yes/no column) is of dtype object: said to be "boolean",
@@ -54,6 +71,15 @@ def describe_schema(frame: pd.DataFrame) -> list[dict[str, Any]]:
         else:
             out.append({"name": str(name), "kind": "number", "dtype": str(col.dtype)})
     return out
+
+
+def _code_feature(name: str, col: pd.Series) -> dict[str, Any]:
+    """The schema of a category written in numbers: its dtype, and its codes' texts in the order of the numbers."""
+    from orchestrator.feature_codes import code_text
+
+    codes = sorted(col.dropna().unique())
+    return {"name": name, "kind": "category", "dtype": str(col.dtype),
+            "categories": list(dict.fromkeys(code_text(c) for c in codes))}
 
 
 def model_digest(model: Any) -> str:
@@ -303,10 +329,13 @@ def model_input(candidate: ModelCandidate, frame: pd.DataFrame) -> pd.DataFrame:
     on ``pd.NA`` ("boolean value of NA is ambiguous") or scored ``None`` as an unknown category.
     The shipped pipeline (``require_valid``), ``orch serve`` (``records_frame``) and ``orch
     monitor`` make those NaN, so ``load_model(...).predict`` does too, and the three score a row
-    alike. Only a column holding such a marker is copied; numbers are left as they are.
+    alike. A category written in numbers given as text (``"75001"``) is given as the number it was
+    trained as (``feature_codes.as_codes``). Only a column that changes is copied; numbers are left as they are.
     """
     import numpy as np
     import pandas as pd
+
+    from orchestrator.feature_codes import as_codes, is_code
 
     X = frame[candidate.feature_names]
     changed = {}
@@ -314,6 +343,11 @@ def model_input(candidate: ModelCandidate, frame: pd.DataFrame) -> pd.DataFrame:
         if feature["kind"] == "number":
             continue
         col = X[feature["name"]]
+        if is_code(feature):
+            codes = as_codes(col)
+            if codes is not col:
+                changed[feature["name"]] = codes
+            continue
         if isinstance(col.dtype, pd.CategoricalDtype) or not (col.dtype == object or pd.api.types.is_string_dtype(col)):
             continue
         missing = col.isna()

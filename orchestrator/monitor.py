@@ -175,9 +175,22 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
             performance = _performance(candidate, labelled, kinds)
     elif candidate.label not in batch.columns and cur_scores is not None:
         performance = _label_misnamed(candidate, [str(c) for c in batch.columns if c not in kinds])
-    return compare_frames(reference, usable, kinds, thresholds, reference_scores=ref_scores,
-                          current_scores=cur_scores, performance=performance, unscored=unscored,
-                          prediction_kind=score_kind)
+    return compare_frames(_code_texts(reference, candidate), _code_texts(usable, candidate), kinds, thresholds,
+                          reference_scores=ref_scores, current_scores=cur_scores, performance=performance,
+                          unscored=unscored, prediction_kind=score_kind)
+
+
+def _code_texts(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
+    """``frame`` with each category written in numbers as its codes' texts, to compare them as categories.
+
+    The reference holds a postcode as the float of its training column (``75001.0``), and a batch or
+    the request log as ``75001`` or ``"75001"``: compared as they were written, every code was 'unseen'.
+    """
+    from orchestrator.feature_codes import code_texts, is_code
+
+    changed = {f["name"]: code_texts(frame[f["name"]]) for f in candidate.features
+               if is_code(f) and f["name"] in frame.columns}
+    return frame.assign(**changed) if changed else frame
 
 
 def _label_misnamed(candidate: ModelCandidate, others: list[str]) -> dict[str, Any] | None:
@@ -287,13 +300,18 @@ def _refusal(exc: BaseException) -> str:
 
 
 def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
+    """``frame`` as the model takes it: text in a number column and ±inf as NaN, blanks as NaN, codes as numbers."""
     import numpy as np
     import pandas as pd
+
+    from orchestrator.feature_codes import as_codes, is_code
 
     out = frame.copy()
     for f in candidate.features:
         if f["kind"] == "number":
             out[f["name"]] = pd.to_numeric(out[f["name"]], errors="coerce").replace([np.inf, -np.inf], np.nan)
+        elif is_code(f):
+            out[f["name"]] = as_codes(out[f["name"]])
         else:
             out[f["name"]] = out[f["name"]].astype(object).where(out[f["name"]].notna(), np.nan)
     return out

@@ -32,6 +32,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError
+from orchestrator.feature_codes import as_codes, code_text, is_code
 from orchestrator.request_writer import ROLL_ROWS, ROLL_SECONDS
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def _example(schema: list[dict[str, Any]] | None) -> str:
     shown = []
     for f in schema[:2]:
         value = (1.0 if f["kind"] == "number" else True if _is_flag(f)
+                 else json.loads((f.get("categories") or ["1"])[0]) if is_code(f)  # a code's text is a number
                  else (f.get("categories") or ["text"])[0])
         shown.append(f"{json.dumps(f['name'][:40])}: {json.dumps(value[:40] if isinstance(value, str) else value)}")
     return "{" + ", ".join(shown) + (", ...}" if len(schema) > 2 else "}")
@@ -172,6 +174,8 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
                 if not isinstance(value, bool) and str(value).lower() not in _FLAGS:
                     problems.append(f"record {i}: column {f['name']} must be true or false, got "
                                     f"{type(value).__name__} {json.dumps(value)[:40]}")
+            elif is_code(f):
+                problems += _code_problem(i, f["name"], value)
             elif not isinstance(value, str):
                 problems.append(f"record {i}: column {f['name']} must be a string (a category), got "
                                 f"{type(value).__name__} {json.dumps(value)[:40]}")
@@ -181,35 +185,57 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
         raise RequestProblem(422, "; ".join(problems[:5]))
 
 
+def _code_problem(i: int, name: str, value: Any) -> list[str]:
+    """Why ``value`` cannot be a code of a category written in numbers: it takes a number or text.
+
+    Text that is no number (``"Paris"`` for a postcode) is taken, and warned about as a category the
+    model never saw; a boolean, a list or an object is refused, and so is a number that is not finite.
+    """
+    if isinstance(value, str):
+        return []
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return [f"record {i}: column {name} must be a number or a string (a category written in numbers), got "
+                f"{type(value).__name__} {json.dumps(value)[:40]}"]
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _FLOAT_MAX:
+        return [f"record {i}: column {name} is not finite"]
+    return []
+
+
 MAX_WARNINGS = 5  # unseen categories named per answer; the count of the rest follows
 
 
-def known_categories(schema: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """Each category column's training values, by column (none for flags, or an older model's schema)."""
-    return {f["name"]: set(f["categories"]) for f in schema
+def known_categories(schema: list[dict[str, Any]]) -> dict[str, tuple[set[str], bool]]:
+    """Each category column's training values, and whether they are codes written in numbers, by column.
+
+    No entry for flags, or in an older model's schema. The values of a category written in numbers are
+    its codes' texts (``75001``), to which a request's ``75001.0`` or ``"75001"`` is compared.
+    """
+    return {f["name"]: (set(f["categories"]), is_code(f)) for f in schema
             if f["kind"] == "category" and f.get("categories") and not _is_flag(f)}
 
 
-def unseen_categories(records: list[dict[str, Any]], known: dict[str, set[str]]) -> list[str]:
+def unseen_categories(records: list[dict[str, Any]], known: dict[str, tuple[set[str], bool]]) -> list[str]:
     """One line per category value the model never saw in training (first ``MAX_WARNINGS``, then a count).
 
     The model still answers (a one-hot encoder with ``handle_unknown="ignore"`` scores the row as if
     the column were missing), but the caller is told, instead of learning it from ``orch monitor``
-    later: a typo (``"Red"`` for ``"red"``) or a new kind of customer is worth knowing at once.
-    ``known`` is ``known_categories`` of the schema, made once per server.
+    later: a typo (``"Red"`` for ``"red"``), a new kind of customer or a postcode it never saw is worth
+    knowing at once. ``known`` is ``known_categories`` of the schema, made once per server.
     """
     if not known:
         return []
     lines: list[str] = []
     left_out = 0
     for i, record in enumerate(records):
-        for name, categories in known.items():
+        for name, (categories, codes) in known.items():
             value = record.get(name)
-            if value is not None and str(value) not in categories:
+            text = None if value is None else code_text(value) if codes else str(value)
+            if text is not None and text not in categories:
                 if len(lines) < MAX_WARNINGS:
-                    close = difflib.get_close_matches(str(value), sorted(categories), n=1)
+                    # A code spelled like another (75010 for 75001) is another place or store: no guess.
+                    close = [] if codes else difflib.get_close_matches(text, sorted(categories), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    lines.append(f"record {i}: {name} {str(value)[:40]!r} was not seen in training{hint}; "
+                    lines.append(f"record {i}: {name} {text[:40]!r} was not seen in training{hint}; "
                                  "the model scored it as unknown")
                 else:
                     left_out += 1
@@ -255,7 +281,8 @@ def _is_flag(feature: dict[str, Any]) -> bool:
 
 def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> Any:
     """The validated records as the DataFrame the model was trained on: numbers as floats, categories
-    as objects, and a boolean column as True/False (also from the text "true"/"false").
+    as objects, a boolean column as True/False (also from the text "true"/"false"), and a category
+    written in numbers as floats (also from their text, ``"75001"``; other text is scored as unknown).
 
     A ``null`` is NaN in every column, as a blank cell of a CSV or Parquet file is: a category column
     whose values in a request were all null (one record with a null) stayed None, which passed a
@@ -269,6 +296,8 @@ def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -
     for f in schema:
         if f["kind"] == "number":
             frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
+        elif is_code(f):
+            frame[f["name"]] = as_codes(frame[f["name"]])
         elif _is_flag(f):
             flags = [np.nan if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
                      for v in frame[f["name"]]]

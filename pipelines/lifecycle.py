@@ -401,7 +401,7 @@ def package(best: dict, train: pd.DataFrame, test: pd.DataFrame, metrics: dict, 
     features = train[NUMERIC + CATEGORICAL]
     held_out = test[NUMERIC + CATEGORICAL]
     return ModelCandidate(
-        name=name, model=best["model"], task=TASK, features=describe_schema(features),
+        name=name, model=best["model"], task=TASK, features=describe_schema(features, categorical=CATEGORICAL),
         label=LABEL, metrics=dict(metrics), metric=metric, margin=margin,
         model_digest=model_digest(best["model"]), params={**best["params"], **data_params},
         eval_data=test.reset_index(drop=True), reference=held_out.sample(min(len(held_out), 3000), random_state=0)

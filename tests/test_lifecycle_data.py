@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from orchestrator.audit import audit_version
 from orchestrator.context import Context
@@ -517,3 +518,67 @@ def test_a_run_with_p_rows_trains_on_that_many_demo_rows(tmp_path, monkeypatch):
     again = lifecycle.run(store=str(store), rows=400, C=[1.0])
     assert again.status == "succeeded" and len(again.steps["ingest"].output()) == 400
     assert len(data.read_text().splitlines()) == 401
+
+
+def _postcodes(rows: int, seed: int, codes: list[float]) -> Any:
+    """The demo's customers with a postcode column, floats (a blank read as NaN), as a CSV with blanks gives it."""
+    import numpy as np
+    from datasource import customers
+
+    rng = np.random.default_rng(seed)
+    zips = rng.choice(codes, rows)
+    zips[rng.random(rows) < 0.05] = np.nan
+    return customers(rows, seed=seed).assign(zip=zips)
+
+
+def test_a_category_written_in_numbers_is_served_and_monitored_as_a_category(monkeypatch):
+    """Postcodes listed in CATEGORICAL trained as categories, but the schema said 'number': orch serve gave an
+    unseen code (12345) no warning, took 75001.5 and refused "75001" ('must be a number'), and orch monitor compared
+    the codes as numbers (no 'unseen categories'). 75001, 75001.0 and "75001" are one code."""
+    import lifecycle
+    import numpy as np
+    import pytest
+
+    from orchestrator.monitor import compare
+    from orchestrator.registry import LoadedModel
+    from orchestrator.serve import (
+        RequestProblem,
+        known_categories,
+        parse_records,
+        records_frame,
+        unseen_categories,
+        validate_records,
+    )
+
+    monkeypatch.setattr(lifecycle, "CATEGORICAL", [*lifecycle.CATEGORICAL, "zip"])
+    train, test = lifecycle.split(_postcodes(800, 0, [75001.0, 69002.0, 6000.0, 59000.0]), test_size=0.25, seed=0)
+    fit, valid = lifecycle.split(train, test_size=0.25, seed=0)
+    best = lifecycle.select_best([lifecycle.train_candidate({"model": "logistic", "C": 1.0}, fit, valid, seed=0,
+                                                            metric="roc_auc")], metric="roc_auc")
+    candidate = lifecycle.package(best, train, test, lifecycle.assess(best, test), name="churn", metric="roc_auc",
+                                  margin=0.0, data_params={})
+    zip_code = next(f for f in candidate.features if f["name"] == "zip")
+    assert zip_code == {
+        "name": "zip", "kind": "category", "dtype": "float64", "categories": ["6000", "59000", "69002", "75001"]}
+    with pytest.raises(RequestProblem, match=r'e\.g\. \[\{"zip": 6000\}\]'):  # the example record shows a code
+        parse_records(b"[]", [zip_code])
+
+    features = lifecycle.NUMERIC + lifecycle.CATEGORICAL
+    row = test[features].dropna().head(1).assign(zip=75001.0)
+    records = [{**row.to_dict("records")[0], "zip": z} for z in (75001, 75001.0, "75001", 12345, 75001.5, "Paris")]
+    validate_records(records, candidate.features)  # no 422: a code is a number or its text
+    warned = unseen_categories(records, known_categories(candidate.features))
+    assert [w.split(" was ")[0] for w in warned] == ["record 3: zip '12345'", "record 4: zip '75001.5'",
+                                                     "record 5: zip 'Paris'"]
+    proba = candidate.model.predict_proba(records_frame(records, candidate.features))[:, 1]
+    assert np.allclose(proba[:3], candidate.model.predict_proba(row)[0, 1])  # one code, however written
+    assert np.allclose(proba[3:], proba[3])  # unseen codes and text alike are scored as unknown
+    loaded = LoadedModel("churn", 1, {}, candidate)  # what load_model returns
+    assert np.allclose(loaded.predict(row.assign(zip="75001"))["probability"], proba[0])
+
+    fresh = _postcodes(600, 5, [75001.0, 69002.0, 6000.0, 59000.0]).dropna(subset=["zip"]).astype({"zip": int})
+    same = next(f for f in compare(candidate, fresh).features if f.name == "zip")
+    assert (same.kind, same.status, same.detail) == ("category", "ok", "")  # ints are the float codes of training
+    moved = next(f for f in compare(candidate, fresh.assign(zip=12345)).features
+                 if f.name == "zip")
+    assert moved.status == "drift" and moved.detail.endswith("unseen categories: 12345"), moved
