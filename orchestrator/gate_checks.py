@@ -168,14 +168,41 @@ def baseline_problem(candidate: ModelCandidate, evidence: Evidence) -> str | Non
     name = BASELINES.get(candidate.task, "the baseline")
     what = f" (always predicting {evidence.majority!r})" if evidence.majority is not None else ""
     rows = f" on the same {evidence.rows} test rows" if evidence.rows is not None else ""
-    hint = ""
-    if candidate.task == "classification" and evidence.positive_share is not None and evidence.positive_share < 0.2:
-        rare = (f"are of class {evidence.minority[0]!r}" if evidence.minority and evidence.classes == 2
-                else f"are not of class {evidence.majority!r}")
-        hint = (f"; only {evidence.positive_share:.1%} of the rows {rare}: weight the classes "
-                "(class_weight='balanced'), add features that tell them apart, or gate on roc_auc or "
-                "balanced_accuracy")
-    return f"{metric} {value:.4f} does not beat {name} {base:.4f}{what}{rows}{hint}"
+    return f"{metric} {value:.4f} does not beat {name} {base:.4f}{what}{rows}{_rare_class_hint(candidate, evidence)}"
+
+
+def _rare_class_hint(candidate: ModelCandidate, evidence: Evidence) -> str:
+    """``; only 2.0% of the rows are of class 1: ...``, the fixes of a rare class the candidate does not use yet.
+
+    Weighting the classes is left out when the model weighs them already (a ``class_weight`` set on
+    it or on a step of its pipeline), and a metric is left out when it is the gate metric or one the
+    candidate could not measure (ROC-AUC of a model without probabilities): a run gating on roc_auc with
+    class_weight='balanced' was told to do both. Empty unless a class is rare (under 20 % of the rows).
+    """
+    if candidate.task != "classification" or evidence.positive_share is None or evidence.positive_share >= 0.2:
+        return ""
+    rare = (f"are of class {evidence.minority[0]!r}" if evidence.minority and evidence.classes == 2
+            else f"are not of class {evidence.majority!r}")
+    fixes = [] if _weighs_classes(candidate.model) else ["weight the classes (class_weight='balanced')"]
+    fixes.append("add features that tell them apart")
+    metrics = [m for m in ("roc_auc", "balanced_accuracy") if m != candidate.metric and m in candidate.metrics]
+    if metrics:
+        fixes.append("gate on " + " or ".join(metrics))
+    listed = fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + ", or " + fixes[-1]
+    return f"; only {evidence.positive_share:.1%} of the rows {rare}: {listed}"
+
+
+def _weighs_classes(model: Any) -> bool:
+    """Whether ``model``, or an estimator inside it (a pipeline's step), has a ``class_weight`` set."""
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return False
+    try:
+        params = get_params(deep=True)
+    except Exception:  # noqa: BLE001 - an estimator that cannot list its parameters: weighting stays advised
+        return False
+    return any((key == "class_weight" or str(key).endswith("__class_weight")) and value not in (None, {})
+               for key, value in params.items())
 
 
 def _plain(value: Any) -> Any:

@@ -59,6 +59,42 @@ def test_a_model_that_never_predicts_the_rare_class_is_not_promoted_even_first(i
     assert "only 2.0% of the rows are of class 1" in gate.reason and "class_weight='balanced'" in gate.reason
 
 
+def _rare_class_models() -> dict[str, object]:
+    """Estimators trained on 2 % positives: weighted by class (alone, in a pipeline, one without probabilities) or not."""
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = _imbalanced(2000, 0)
+    return {name: model.fit(train[["x"]], train["y"]) for name, model in (
+        ("plain", LogisticRegression()), ("balanced", LogisticRegression(class_weight="balanced")),
+        ("pipeline", make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced"))),
+        ("no probabilities", RidgeClassifier(class_weight="balanced")))}
+
+
+ALL_ADVICE = "weight the classes (class_weight='balanced'), add features that tell them apart, or gate on roc_auc or " \
+             "balanced_accuracy"
+
+
+@pytest.mark.parametrize(("model", "metric", "advice"), [
+    ("plain", "f1", ALL_ADVICE),
+    ("plain", "roc_auc", "weight the classes (class_weight='balanced'), add features that tell them apart, or gate "
+                         "on balanced_accuracy"),
+    ("balanced", "roc_auc", "add features that tell them apart, or gate on balanced_accuracy"),
+    ("pipeline", "balanced_accuracy", "add features that tell them apart, or gate on roc_auc"),
+    ("no probabilities", "balanced_accuracy", "add features that tell them apart"),  # it has no roc_auc
+])
+def test_the_advice_on_a_rare_class_leaves_out_what_the_candidate_already_does(imbalanced, model, metric, advice):
+    """A run gating on roc_auc with class_weight='balanced' was told to 'weight the classes
+    (class_weight='balanced'), ... or gate on roc_auc or balanced_accuracy'; -p metric=balanced_accuracy
+    was told to gate on balanced_accuracy."""
+    candidate = _candidate(_rare_class_models()[model], imbalanced["test"], metric)
+    useless = ModelCandidate(**{**candidate.__dict__, "metrics": {**candidate.metrics, metric: 0.0}})
+    gate = judge(useless, None, None)
+    assert not gate.promoted
+    assert gate.reason.endswith(f"; only 2.0% of the rows are of class 1: {advice}"), gate.reason
+
+
 def test_a_model_that_beats_the_baseline_is_promoted_and_the_verdict_says_by_what(imbalanced):
     candidate = _candidate(imbalanced["balanced"], imbalanced["test"], "f1")
     gate = judge(candidate, None, None)
