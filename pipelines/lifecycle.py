@@ -18,7 +18,11 @@ loads anywhere ``orchestrator`` is installed, without this folder.
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,25 +71,81 @@ EXPECTATIONS = [
 ]
 
 
-MODELS = {"logistic": ("C", "[1.0]"), "boosting": ("max_depth", "[3]")}  # the parameter of each model's grid
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A hyperparameter of a model's estimator: the values scikit-learn takes for it, what it does, an example."""
+
+    name: str
+    does: str  # said when a value is refused: "how deep each tree grows"
+    example: str  # what to pass instead, the default: "[3, 6]" for a grid, "0.1" for one value
+    whole: bool = False  # a whole number of 1 or more (or null for no limit); else a number above 0
+    grid: bool = True  # a list of candidate values (one candidate each), or one value for every candidate
+
+    def takes(self, many: bool = False) -> str:
+        """``a number above 0`` (``numbers above 0`` when ``many``): what the estimator takes, for a message."""
+        if self.whole:
+            return ("whole numbers" if many else "a whole number") + " of 1 or more, or null for no limit"
+        return ("numbers" if many else "a number") + " above 0"
+
+    def accepts(self, value: Any) -> bool:
+        """Whether the estimator takes ``value`` (scikit-learn's own check, made only once a candidate trains)."""
+        if self.whole and value is None:
+            return True
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+        return bool(isinstance(value, numbers.Integral) and value >= 1 if self.whole else value > 0)
+
+    def shown(self, value: Any) -> str:
+        """``value`` as -p takes it (JSON); a whole float, which scikit-learn refuses for a depth, says how to write it."""
+        whole_float = self.whole and isinstance(value, float) and value.is_integer()
+        return json.dumps(value) + (f" (write {int(value)})" if whole_float else "")
 
 
-def check_search(model: str, grids: dict[str, list]) -> None:
-    """Stop before any step runs on a model this pipeline does not train, or an empty candidate grid.
+# Each model's hyperparameters (the first is its candidate grid). A value its estimator refuses failed every
+# train_candidate with scikit-learn's InvalidParameterError, after ingest, validation and the split.
+HYPERPARAMETERS = {
+    "logistic": (Hyperparameter("C", "the inverse of the regularization strength", "[0.1, 1.0, 10.0]"),),
+    "boosting": (Hyperparameter("max_depth", "how deep each tree grows", "[3, 6]", whole=True),
+                 Hyperparameter("learning_rate", "how much each tree corrects the ones before it", "0.1", grid=False)),
+}
 
-    Any other ``model`` used to train logistic regressions silently (``-p model=boostng``), and an
-    empty grid failed in ``select_best`` with ``max() arg is an empty sequence``.
+
+def check_search(model: str, values: dict[str, Any]) -> None:
+    """Stop before any step runs on a model this pipeline does not train, an empty candidate grid, or a
+    hyperparameter value the model's estimator refuses (every problem of the model's hyperparameters at once).
+
+    Any other ``model`` used to train logistic regressions silently (``-p model=boostng``), an
+    empty grid failed in ``select_best`` with ``max() arg is an empty sequence``, and ``C=[0]`` or
+    ``learning_rate=0`` failed every candidate with scikit-learn's ``InvalidParameterError``.
     """
     import difflib
 
-    if model not in MODELS:
-        close = difflib.get_close_matches(str(model), list(MODELS), n=1)
-        raise ParameterError(f"model {model!r} is not one of {', '.join(MODELS)}"
+    if model not in HYPERPARAMETERS:
+        close = difflib.get_close_matches(str(model), list(HYPERPARAMETERS), n=1)
+        raise ParameterError(f"model {model!r} is not one of {', '.join(HYPERPARAMETERS)}"
                              + (f". Did you mean '{close[0]}'?" if close else "; pass -p model=logistic or boosting."))
-    grid, example = MODELS[model]
-    if not grids[grid]:
-        raise ParameterError(f"the candidate grid {grid}=[] of model {model!r} is empty; give at least one value "
-                             f"(e.g. -p '{grid}={example}').")
+    grid = HYPERPARAMETERS[model][0]
+    if not values[grid.name]:
+        raise ParameterError(f"the candidate grid {grid.name}=[] of model {model!r} is empty; give at least one value "
+                             f"(e.g. -p '{grid.name}={grid.example}').")
+    problems = [_refused(h, model, values[h.name]) for h in HYPERPARAMETERS[model]]
+    if any(problems):
+        raise ParameterError("; ".join(p for p in problems if p))
+
+
+def _refused(hyperparameter: Hyperparameter, model: str, value: Any) -> str:
+    """What is wrong with the value(s) of ``hyperparameter``, and what to pass instead; empty when all are taken."""
+    h = hyperparameter
+    given = value if h.grid else [value]
+    bad = [v for v in given if not h.accepts(v)]
+    if not bad:
+        return ""
+    fix = f"({h.name} is {h.does}). Pass e.g. -p " + (f"'{h.name}={h.example}'." if h.grid else f"{h.name}={h.example}.")
+    if not h.grid:
+        return f"{h.name}={json.dumps(value)} of model {model!r} is not {h.takes()} {fix}"
+    which = " and ".join(h.shown(v) for v in bad[:5]) + (" …" if len(bad) > 5 else "")
+    return (f"{h.name}={json.dumps(value)} of model {model!r} holds {which}, which "
+            f"{'is' if len(bad) == 1 else 'are'} not {h.takes(many=len(bad) > 1)} {fix}")
 
 
 def check_test_size(test_size: float) -> None:
@@ -428,7 +488,8 @@ def lifecycle(data: Path = TRAIN_FILE, rows: int = DEMO_ROWS, seed: int = 0, mod
               margin: float = 0.002, monitor_batch: Path | None = None):
     check_gate_settings(TASK, metric, margin)  # a wrong -p metric/margin stops here
     check_model_name(model_name)  # so does a model name the registry refuses (after training, before)
-    check_search(model, {"C": C, "max_depth": max_depth})  # so does an unknown -p model or an empty grid
+    # so does an unknown -p model, an empty grid, or a value its estimator refuses (C=[0], learning_rate=0)
+    check_search(model, {"C": C, "max_depth": max_depth, "learning_rate": learning_rate})
     check_test_size(test_size)  # or a test share that is no share
     check_data(data)  # and a data file that is not there
     check_batch(monitor_batch)  # or a batch to monitor that is not there

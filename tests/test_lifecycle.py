@@ -385,15 +385,66 @@ def test_an_artifact_deleted_by_hand_gets_a_hint_that_does_not_blame_gc(trained,
     # A name the registry refuses failed step package, after every candidate had trained.
     ({"model_name": "churn v2"}, "model name 'churn v2' is not usable: use letters, digits, '_', '-' and '.', "
                                  "starting with a letter or digit"),
+    # A hyperparameter scikit-learn refuses failed every train_candidate with InvalidParameterError, after
+    # ingest, validation and the split.
+    ({"C": [0]}, "C=[0] of model 'logistic' holds 0, which is not a number above 0 (C is the inverse of the "
+                 "regularization strength). Pass e.g. -p 'C=[0.1, 1.0, 10.0]'."),
+    ({"C": [-1, 1]}, "C=[-1, 1] of model 'logistic' holds -1, which is not a number above 0"),
+    ({"C": ["a", 1, True]}, 'C=["a", 1, true] of model \'logistic\' holds "a" and true, which are not numbers above 0'),
+    ({"model": "boosting", "learning_rate": 0}, "learning_rate=0 of model 'boosting' is not a number above 0 "
+                                                "(learning_rate is how much each tree corrects the ones before it). "
+                                                "Pass e.g. -p learning_rate=0.1."),
+    ({"model": "boosting", "learning_rate": -1}, "learning_rate=-1 of model 'boosting' is not a number above 0"),
+    ({"model": "boosting", "max_depth": [0]}, "max_depth=[0] of model 'boosting' holds 0, which is not a whole number "
+                                              "of 1 or more, or null for no limit (max_depth is how deep each tree "
+                                              "grows). Pass e.g. -p 'max_depth=[3, 6]'."),
+    ({"model": "boosting", "max_depth": [1.5, 3.0]}, "max_depth=[1.5, 3.0] of model 'boosting' holds 1.5 and 3.0 "
+                                                     "(write 3), which are not whole numbers"),
+    ({"model": "boosting", "max_depth": [0], "learning_rate": 0}, "holds 0, which .*; learning_rate=0 of model"),
 ])
 def test_lifecycle_refuses_a_bad_metric_or_margin_before_any_step_runs(lifecycle, tmp_path, param, text):
     """Used to fail in train_candidate with KeyError: 'bogus', or to ignore a negative margin."""
     from orchestrator.errors import ParameterError
 
     store = tmp_path / "store"
-    with pytest.raises(ParameterError, match=text.replace("(", r"\(")):
+    with pytest.raises(ParameterError, match=text.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]").replace("?", r"\?").replace(".*;", "[^;]*;")):
         lifecycle.run(store=str(store), data=tmp_path / "never-read.csv", **param)
     assert not (tmp_path / "never-read.csv").exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_early_check_of_each_hyperparameter_takes_what_scikit_learn_takes(monkeypatch, task):
+    """The values check_search lets through are the ones the candidates' estimators take, and it refuses the others:
+    a value it let through would fail every train_candidate again, after ingest, validation and the split."""
+    import lifecycle
+    import numpy as np
+
+    monkeypatch.setattr(lifecycle, "TASK", task)
+    for model, hyperparameters in lifecycle.HYPERPARAMETERS.items():
+        defaults = {"model": model, "C": 1.0, "max_depth": 3, "learning_rate": 0.1}
+        for h in hyperparameters:
+            assert not h.accepts(True)  # JSON true is no hyperparameter, though scikit-learn takes it as C=1
+            for value in (0, -1, 1, 2, 0.5, 1.5, 3.0, 1e-9, 1e6, None, "a", [1], float("nan"), np.int64(3),
+                          np.float64(0.5), np.int64(0)):  # numpy's, as a Python caller may pass them
+                try:  # scikit-learn's own check of its parameters, which fit makes first
+                    with np.errstate(divide="ignore"):  # the ridge's 1/C of numpy's 0 is inf, which it refuses
+                        lifecycle._estimator({**defaults, h.name: value}, seed=0)._validate_params()
+                    taken = True
+                except Exception:  # noqa: BLE001 - InvalidParameterError, or 1/C of a C of 0 for the ridge
+                    taken = False
+                assert h.accepts(value) is taken, (task, model, h.name, value)
+
+
+def test_a_hyperparameter_the_estimator_refuses_is_one_line_and_exit_2_before_any_step_runs(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(tmp_path / "store"), "run", str(PIPELINE), "-p", "model=boosting", "-p",
+              "learning_rate=0", "-p", "max_depth=[0]"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and len(err.strip().splitlines()) == 1 and not out, (out, err)  # no step ran
+    assert err.startswith("error: max_depth=[0] of model 'boosting' holds 0") and "learning_rate=0" in err
 
 
 def test_a_monitor_batch_of_another_table_is_refused_before_any_step_runs(lifecycle, tmp_path):
