@@ -137,12 +137,13 @@ def _columns_fix(has: list[str] | None) -> str:
 
 
 def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[str], label: str,
-                   key: str | None = None) -> None:
+                   key: str | None = None, task: str = "classification") -> None:
     """Raise ``DataValidationError`` when the declared features and label cannot train a model on ``frame``.
 
     Each of these failed later, in scikit-learn, with words that name neither the column nor the fix
     (``KeyError: "['age'] not in index"``, ``Cannot use median strategy with non-numeric data``, a
-    ``DTypePromotionError`` for a date), or trained without a word a model that is no use: the label
+    ``DTypePromotionError`` for a date, ``could not convert string to float`` for text in the label of
+    a ``task="regression"``), or trained without a word a model that is no use: the label
     or the key among the features, a date as a category (every date it is sent later is one it never
     saw), a category with a different value in each row. All problems are named at once.
     """
@@ -169,6 +170,8 @@ def check_features(frame: pd.DataFrame, numeric: list[str], categorical: list[st
     if label not in absent and frame[label].isna().any():
         problems.append(f"{int(frame[label].isna().sum())} of {len(frame)} rows have no {label!r}: drop them "
                         f"(frame.dropna(subset=[{label!r}]))")
+    if label not in absent and task == "regression":
+        problems += _regression_label_problem(frame[label], label)
     if problems:
         raise DataValidationError("; ".join(problems) + ". Declare the columns in LABEL, KEY, NUMERIC and "
                                   "CATEGORICAL at the top of the pipeline.")
@@ -206,6 +209,26 @@ def _feature_problem(col: pd.Series, name: str, numeric: bool) -> list[str]:
         return [f"{name!r} in CATEGORICAL has another value in each of its {len(values)} rows, like an id or free "
                 "text: leave it out"]
     return []
+
+
+def _regression_label_problem(col: pd.Series, label: str) -> list[str]:
+    """What keeps ``col`` from being the label of a regression: text or dates (none: an empty list).
+
+    Numbers written as text (``'938.64'``, a Parquet file of strings) are numbers; text with a unit
+    (``'938.64 EUR'``) or a decimal comma is not, and failed every candidate in scikit-learn.
+    """
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return []
+    values = col.dropna()
+    text = values[pd.to_numeric(values, errors="coerce").isna()]
+    if pd.api.types.is_datetime64_any_dtype(col) or (len(text) and values.head(50).astype(str).str.match(_DATE).all()):
+        return [f"the label {label!r} of a regression holds dates: predict a number derived from them (days since "
+                "a start), or choose another label"]
+    if not len(text):
+        return []
+    return [f"the label {label!r} of a regression holds text in {len(text)} of its {len(values)} rows (e.g. "
+            f"{str(text.iloc[0])[:30]!r}): make it numbers (without a unit or a thousands separator), or set TASK = "
+            "\"classification\" for a label of classes"]
 
 
 def _meant(absent: list[str], has: list[str]) -> str:

@@ -291,10 +291,11 @@ def require_valid(raw: pd.DataFrame, report: dict) -> pd.DataFrame:
 
     The declared LABEL, KEY, NUMERIC and CATEGORICAL are checked against the data too, whatever
     EXPECTATIONS declares: a misspelt column, text or dates among the numbers, the label or the key
-    among the features are said here, naming the column and the fix, rather than by scikit-learn.
+    among the features, text in the label of a regression are said here, naming the column and the
+    fix, rather than by scikit-learn.
     """
     raise_for_failures(report)
-    check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY)
+    check_features(raw, NUMERIC, CATEGORICAL, LABEL, KEY, task=TASK)
     return _plain_columns(raw[[*NUMERIC, *CATEGORICAL, LABEL]])
 
 
@@ -303,14 +304,15 @@ def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
     A column of NUMERIC written as text (``'12'``, as a Parquet file of strings holds it) trained,
     but its schema said category: the server then refused a number for it, and the monitor compared
-    it as categories. A Parquet file written from pandas' ``string`` dtype reads back with ``pd.NA``
+    it as categories. The label of a regression written so is made numbers too (its metrics take no
+    text). A Parquet file written from pandas' ``string`` dtype reads back with ``pd.NA``
     for a blank: scikit-learn's imputer failed every candidate on it (``TypeError: boolean value of
     NA is ambiguous``); the server and the monitor give the model NaN for a missing category too.
     """
     import numpy as np
 
     changed = {}  # only the columns that change: a copy of the whole frame doubled the memory of a large one
-    for name in NUMERIC:
+    for name in [*NUMERIC, *([LABEL] if TASK == "regression" else [])]:
         if not pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]):
             changed[name] = pd.to_numeric(frame[name])  # check_features found no text that is not a number
     for name in CATEGORICAL:

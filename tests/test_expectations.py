@@ -122,3 +122,20 @@ def test_a_category_written_in_numbers_meets_category_and_a_measure_declared_one
                                                   r"in numbers holds whole codes; declare a measure 'number' and "
                                                   r"list it in NUMERIC\. "):
         raise_for_failures(check_frame(frame, columns(charges="category")))
+
+
+def test_text_in_a_regression_label_is_named_with_the_fix():
+    """TASK = "regression" on a label written with its unit ('938.64 EUR') failed every candidate in scikit-learn
+    with 'ValueError: could not convert string to float'; a classifier's label may be text, and a regression's
+    numbers written as text are numbers."""
+    frame = _table().assign(spend=[f"{i * 9.5:.2f} EUR" if i % 4 else f"{i * 9.5:.2f}" for i in range(120)])
+    with pytest.raises(DataValidationError, match=r"^the label 'spend' of a regression holds text in 90 of its 120 "
+                                                  r"rows \(e\.g\. '9\.50 EUR'\): make it numbers \(without a unit or "
+                                                  r"a thousands separator\), or set TASK = \"classification\" for a "
+                                                  r"label of classes\. Declare the columns"):
+        check_features(frame, ["amount"], ["plan"], "spend", key="id", task="regression")
+    check_features(frame, ["amount"], ["plan"], "spend", key="id")  # classes may be text
+    check_features(frame.assign(spend=[str(i * 9.5) for i in range(120)]), ["amount"], ["plan"], "spend",
+                   task="regression")
+    with pytest.raises(DataValidationError, match=r"^the label 'signup' of a regression holds dates"):
+        check_features(frame, ["amount"], ["plan"], "signup", task="regression")

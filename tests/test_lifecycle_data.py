@@ -582,3 +582,23 @@ def test_a_category_written_in_numbers_is_served_and_monitored_as_a_category(mon
     moved = next(f for f in compare(candidate, fresh.assign(zip=12345)).features
                  if f.name == "zip")
     assert moved.status == "drift" and moved.detail.endswith("unseen categories: 12345"), moved
+
+
+def test_text_in_a_regression_label_is_said_by_require_valid_and_numbers_as_text_are_numbers(monkeypatch):
+    """LABEL = "spend" with values like '938.64 EUR' and TASK = "regression" passed validation, and every candidate
+    failed with scikit-learn's 'ValueError: could not convert string to float'."""
+    import lifecycle
+    import pandas as pd
+    import pytest
+    from datasource import customers
+    from expectations import DataValidationError, check_frame
+
+    monkeypatch.setattr(lifecycle, "TASK", "regression")
+    monkeypatch.setattr(lifecycle, "LABEL", "spend")
+    raw = customers(300).assign(spend=lambda f: [f"{v:.2f} EUR" for v in f["monthly_charges"] * 12])
+    with pytest.raises(DataValidationError, match=r"^the label 'spend' of a regression holds text in 300 of its 300 "
+                                                  r"rows \(e\.g\. '\d+\.\d\d EUR'\): make it numbers"):
+        lifecycle.require_valid(raw, check_frame(raw, []))
+    written = raw.assign(spend=lambda f: [f"{v:.2f}" for v in f["monthly_charges"] * 12])  # a Parquet of strings
+    clean = lifecycle.require_valid(written, check_frame(written, []))
+    assert pd.api.types.is_numeric_dtype(clean["spend"]) and clean["spend"].iloc[0] == float(written["spend"].iloc[0])
