@@ -134,6 +134,17 @@ def test_a_damaged_cached_model_is_recomputed_by_the_next_run(tmp_path):
     assert load_model("churn@1", store=str(store)).version == 1
 
 
+def _forget_after_the_test(monkeypatch, module: str) -> None:
+    """Import ``module`` afresh in this test, and give later tests back the one they had (or none).
+
+    The copy of the pipeline loads as module ``lifecycle`` when no test imported the shipped one before:
+    left in ``sys.modules``, it was what a later ``import lifecycle`` got (NUMERIC = ['rooms', 'area']),
+    so tests run alone with ``-k`` failed on columns of the copy.
+    """
+    monkeypatch.setitem(sys.modules, module, sys.modules.get(module))  # undone last: the module before, or none
+    monkeypatch.delitem(sys.modules, module)
+
+
 def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_path, monkeypatch):
     """The docs say: for your own data, edit LABEL, NUMERIC, CATEGORICAL and EXPECTATIONS. For a continuous
     label that failed in `split` (stratified on the label) and then in training (a classifier on it): the
@@ -145,6 +156,7 @@ def test_a_copy_of_the_pipeline_trains_a_regression_on_a_continuous_label(tmp_pa
 
     for name in ("lifecycle.py", "datasource.py", "expectations.py"):
         shutil.copy(ROOT / "pipelines" / name, tmp_path / name)
+        _forget_after_the_test(monkeypatch, name.removesuffix(".py"))
     with open(tmp_path / "lifecycle.py", "a") as f:  # the user's edits of the constants at the top
         f.write('\nLABEL, TASK, NUMERIC, CATEGORICAL = "price", "regression", ["rooms", "area"], ["city"]\n'
                 'EXPECTATIONS = [*columns(price="number", rooms="number", area="number", city="category")]\n')
