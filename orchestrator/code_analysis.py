@@ -51,17 +51,19 @@ class Ref:
 
 @dataclass(frozen=True)
 class CodeInfo:
-    """A function's code digest and the references its code makes, sorted."""
+    """A function's code digest, the references its code makes (sorted), and every attribute name
+    it reads from anything (``df.feat``, ``cls.__subclasses__``), in nested code too."""
 
     digest: str
     refs: tuple[Ref, ...]
+    attributes: frozenset[str] = frozenset()
 
 
 # Keyed by id() with the object kept alive in the value, so an id is never reused while its
 # entry exists. Code objects compare equal by content across files; identity keeps the
 # source-or-bytecode decision of one function from leaking into another.
 _CODE_INFO: dict[int, tuple[types.CodeType, CodeInfo]] = {}
-_CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...]]] = {}
+_CLASS_INFO: dict[int, tuple[type, tuple[int, ...], str, tuple[tuple[Any, Ref], ...], frozenset[str]]] = {}
 _COMPILED: dict[tuple[str, str, bool], dict[str, list[types.CodeType]]] = {}
 _MODULE_DIGESTS: dict[int, tuple[types.ModuleType, tuple[types.CodeType, ...], str, str]] = {}
 
@@ -75,13 +77,16 @@ def function_info(fn: types.FunctionType) -> CodeInfo:
     digest = None
     if code.co_name != "<lambda>":  # getsource gives a lambda's whole line: use its bytecode
         digest = _source_digest(fn, (code,), ast.FunctionDef, ast.AsyncFunctionDef)
-    info = CodeInfo(digest or _code_digest(code), tuple(sorted(_scan(code, {}), key=repr)))
+    attributes: set[str] = set()
+    refs = tuple(sorted(_scan(code, {}, attributes), key=repr))
+    info = CodeInfo(digest or _code_digest(code), refs, frozenset(attributes))
     _CODE_INFO[id(code)] = (code, info)
     return info
 
 
-def _scan(code: types.CodeType, local_roots: dict[str, Ref]) -> Iterator[Ref]:
-    """Yield the globals, module attributes and local imports a code object reads."""
+def _scan(code: types.CodeType, local_roots: dict[str, Ref], attributes: set[str]) -> Iterator[Ref]:
+    """Yield the globals, module attributes and local imports a code object reads; add every
+    attribute name it reads, from whatever object, to ``attributes``."""
     local_roots = dict(local_roots)  # nested code sees the enclosing imports through cells
     chain: list[Any] | None = None  # [root ref, attribute names...] being read
     recent: list[Any] = [None, None]  # the last two constants: an import's level and fromlist
@@ -91,6 +96,8 @@ def _scan(code: types.CodeType, local_roots: dict[str, Ref]) -> Iterator[Ref]:
         op = ins.opname
         if op in _TRANSPARENT_OPS:
             continue
+        if op in _ATTRIBUTE_OPS:
+            attributes.add(ins.argval)
         if chain is not None and op in _ATTRIBUTE_OPS:
             chain.append(ins.argval)
             continue
@@ -123,7 +130,7 @@ def _scan(code: types.CodeType, local_roots: dict[str, Ref]) -> Iterator[Ref]:
         yield Ref(chain[0].root, chain[0].attrs + tuple(chain[1:]))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            yield from _scan(const, local_roots)
+            yield from _scan(const, local_roots, attributes)
 
 
 # What may follow a load of ``self`` for the load to be an attribute access and nothing else.
@@ -479,13 +486,14 @@ def _class_functions(cls: type) -> list[types.FunctionType]:
     return found
 
 
-def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
-    """(digest of the class's code, references with the globals each resolves in)."""
+def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...], frozenset[str]]:
+    """(digest of the class's code, references with the globals each resolves in, attribute names
+    its functions read from anything: ``cls.__subclasses__``)."""
     functions = _class_functions(cls)
     key = tuple(id(f.__code__) for f in functions)
     cached = _CLASS_INFO.get(id(cls))
     if cached is not None and cached[0] is cls and cached[1] == key:
-        return cached[2], cached[3]
+        return cached[2], cached[3], cached[4]
     module = sys.modules.get(cls.__module__)
     # Methods a decorator generated (dataclass's __init__...) have no source to check.
     own = [f for f in functions if f.__code__.co_filename == getattr(module, "__file__", None)]
@@ -495,21 +503,25 @@ def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...]]:
             sorted((f.__qualname__, _code_digest(f.__code__)) for f in functions)
         )
     refs: list[tuple[Any, Ref]] = []
+    attributes: set[str] = set()
     for f in functions:
-        refs.extend((f, ref) for ref in function_info(f).refs)
+        reading = [f]
         inner = _unwrapped(f)
         if inner is not f:
             # A method under a decorator (a library's, such as scikit-learn's around `transform`):
             # what the method itself reads counts, not only what the wrapper reads.
-            refs.extend((inner, ref) for ref in function_info(inner).refs)
-        for held in closure_functions(f):
-            # A method under a decorator without functools.wraps (`@timed def run`): the wrapper
-            # holds the method in its closure, and what the method reads counts as well.
-            refs.extend((held, ref) for ref in function_info(held).refs)
+            reading.append(inner)
+        # A method under a decorator without functools.wraps (`@timed def run`): the wrapper
+        # holds the method in its closure, and what the method reads counts as well.
+        reading.extend(closure_functions(f))
+        for function in reading:
+            info = function_info(function)
+            refs.extend((function, ref) for ref in info.refs)
+            attributes |= info.attributes
     if module is not None:
         refs.extend((module, Ref(("global", name), attrs)) for name, attrs in _class_body_names(cls))
-    _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs))
-    return digest, tuple(refs)
+    _CLASS_INFO[id(cls)] = (cls, key, digest, tuple(refs), frozenset(attributes))
+    return digest, tuple(refs), frozenset(attributes)
 
 
 def method_digests(cls: type) -> dict[str, str]:

@@ -3,7 +3,8 @@
 A step's fingerprint covers its own code and, transitively, every function,
 class and module-level constant of the *user's* code that it reaches: by
 global name, through an imported user module (``helpers.clean``), through a
-local import, a closure cell or a default argument. Installed packages
+local import, a closure cell or a default argument, or as a subclass of a
+class whose code looks through its ``__subclasses__()``. Installed packages
 count by distribution version (``pkg:scikit-learn``); the standard library,
 builtins and this package count for nothing.
 
@@ -451,7 +452,7 @@ class _Walk:
     def klass(self, cls: type) -> None:
         if not self.first_visit(cls):
             return
-        digest, refs = class_info(cls)
+        digest, refs, attributes = class_info(cls)
         shown = self.add_part(cls.__qualname__, self.display(cls.__module__, cls.__qualname__), digest)
         self.methods[shown] = method_digests(cls)
         # `class Paths: TRAIN = Path("train.csv")`, read as Paths.TRAIN. Not a dataclass field's
@@ -477,6 +478,10 @@ class _Walk:
             scope = owner.__globals__ if isinstance(owner, types.FunctionType) else vars(owner)
             registers = isinstance(owner, types.FunctionType) and owner.__name__ == "__init_subclass__"
             self.follow(ref, scope, cls.__qualname__, registers)
+        if "__subclasses__" in attributes:
+            # `cls.__subclasses__()` in a factory (`type(self)`, `Model`: no matter which): it runs
+            # a subclass no name in the code reads.
+            self.subclasses(cls, cls.__qualname__)
 
     def held_attributes(self, cls: type) -> None:
         """Attributes whose value the class's source does not give: they count by the value the class holds.
@@ -681,6 +686,8 @@ class _Walk:
         if ref.binding and isinstance(target, types.ModuleType):
             return
         if used < len(ref.attrs) and isinstance(target, type) and not registers:
+            if ref.attrs[used] == "__subclasses__":
+                self.subclasses(target, where)
             self.class_registry(target, ref.attrs[used], where)
         if _is_structural(target) and not isinstance(target, (types.MethodType, functools.partial)):
             token = self.placed(target, self.reference(target, name, where, alias=name))
@@ -709,6 +716,30 @@ class _Walk:
             return
         if type(value) in _CONTAINERS and object_kind(owner)[0] == "user" and _holds_code(value, set()):
             self.table(value, f"{owner.__qualname__}.{attr}", owner.__module__, where)
+
+    def subclasses(self, cls: type, where: str) -> None:
+        """The subclasses of a class of yours, at any depth, for code that reads its ``__subclasses__()``.
+
+        A plugin lookup (``for sub in cls.__subclasses__(): if sub.name == kind``)
+        runs whichever subclass its modules defined, by no name the code reads:
+        each of yours counts, as those a registry holds do. A class that its
+        module's name now finds another class under (a notebook cell run again,
+        ``importlib.reload``) is a stale one Python has not collected yet: it
+        runs nowhere, and would give the step another key until it is.
+        """
+        if object_kind(cls)[0] != "user":
+            return  # `object.__subclasses__()`: no plugin lookup of the project's
+        pending: list[type] = [cls]
+        found = {id(cls)}
+        while pending:
+            below: list[type] = type.__subclasses__(pending.pop())
+            for sub in below:
+                if id(sub) in found:
+                    continue  # a diamond: reached through two bases
+                found.add(id(sub))
+                pending.append(sub)
+                if object_kind(sub)[0] == "user" and not _superseded(sub):
+                    self.reference(sub, "subclass", where)
 
     def own_module(self, scope: dict[str, Any], where: str) -> None:
         """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
@@ -992,6 +1023,19 @@ def _importable_name(obj: Any) -> str:
         spec = getattr(sys.modules.get(name), "__spec__", None)
         name = getattr(spec, "name", None) or name
     return name
+
+
+def _superseded(cls: type) -> bool:
+    """Whether the name ``cls`` was defined under now finds another class in its module."""
+    if "<locals>" in cls.__qualname__:
+        return False
+    found: Any = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        try:
+            found = getattr(found, part, None)
+        except Exception:  # noqa: BLE001 - a module's own __getattr__ may raise anything
+            return False
+    return isinstance(found, type) and found is not cls
 
 
 def _wraps_user_code(obj: Any) -> bool:

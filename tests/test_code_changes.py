@@ -458,3 +458,36 @@ def test_an_edited_function_passed_as_a_parameter_names_its_code(orch, project):
     edit_file(project, "losses.py", "return x * 2", "return x * 3")
     [fit] = json.loads(orch("plan", "loss_train.py", "--json").stdout)["steps"]
     assert (fit["status"], fit["reason"]) == ("will run", "code of `losses.focal` changed")
+
+
+# Code a step runs that no name in its code reads: (files, pipeline file, edit, the step's reason).
+_UNNAMED_CODE = {
+    "subclasses": (
+        {"mp/__init__.py": "",
+         "mp/models/__init__.py": "from mp.models.base import Model\nfrom mp.models.ridge import Ridge\n",
+         "mp/models/base.py": ("class Model:\n    name = 'base'\n\n    @classmethod\n    def create(cls, name):\n"
+                               "        for sub in cls.__subclasses__():\n            if sub.name == name:\n"
+                               "                return sub()\n        raise KeyError(name)\n\n"
+                               "    def fit_predict(self, xs):\n        return [self.transform(x) for x in xs]\n"),
+         "mp/models/ridge.py": ("from mp.models.base import Model\n\n\nclass Ridge(Model):\n    name = 'ridge'\n\n"
+                                "    def transform(self, x):\n        return x * 2\n"),
+         "plugin_train.py": ("from orchestrator import pipeline, step\nfrom mp.models import Model\n\n\n"
+                             "@step\ndef train(kind: str) -> list:\n    return Model.create(kind).fit_predict([1, 2, 3])\n\n\n"
+                             "@pipeline\ndef plugged(kind: str = 'ridge'):\n    return train(kind)\n")},
+        "plugin_train.py", ("mp/models/ridge.py", "x * 2", "x * 3"), "code of `ridge.Ridge.transform` changed"),
+}
+
+
+@pytest.mark.parametrize("case", list(_UNNAMED_CODE))
+def test_an_edit_of_code_the_step_finds_at_run_time_reruns_it(orch, project, case):
+    """Each left the step cached on the result of the code before the edit."""
+    import json
+
+    files, target, (file, old, new), reason = _UNNAMED_CODE[case]
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    run_once_per_session(orch, target)
+    edit_file(project, file, old, new)
+    [step] = [s for s in json.loads(orch("plan", target, "--json").stdout)["steps"] if s["status"] != "cached"]
+    assert (step["status"], step["reason"]) == ("will run", reason)

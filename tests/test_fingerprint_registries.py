@@ -497,3 +497,116 @@ def test_a_wrapped_helper_imported_under_an_alias_is_named_as_its_module_names_i
     before = used(deco)
     assert changed_parts(before, used(deco.replace("+ 1000", "+ 2000"))) == {
         "fpr_deco_mod.helper (via plain.<locals>.inner)"}
+
+
+PLUGINS = {
+    "fprp/__init__.py": "",
+    "fprp/models/__init__.py": '''
+from fprp.models.base import Model
+from fprp.models.ridge import Lasso, Ridge
+''',
+    "fprp/models/base.py": '''
+class Model:
+    name = "base"
+
+    @classmethod
+    def create(cls, name):
+        for sub in cls.__subclasses__():
+            if sub.name == name:
+                return sub()
+            try:
+                return sub.create(name)
+            except KeyError:
+                pass
+        raise KeyError(name)
+
+    def fit_predict(self, xs):
+        return [self.transform(x) for x in xs]
+
+
+class Plain:
+    def run(self, x):
+        return x
+''',
+    "fprp/models/ridge.py": '''
+from fprp.models.base import Model, Plain
+
+
+class Ridge(Model):
+    name = "ridge"
+
+    def transform(self, x):
+        return x * 2
+
+
+class Lasso(Ridge):
+    name = "lasso"
+
+    def transform(self, x):
+        return x * 4
+
+
+class Extra(Plain):
+    def run(self, x):
+        return x + 1
+''',
+    "fprp/steps.py": '''
+from fprp.models import Model
+from fprp.models.base import Plain
+
+
+def train(kind):
+    return Model.create(kind).fit_predict([1, 2, 3])
+
+
+def by_name(kind):
+    return {sub.name: sub for sub in Model.__subclasses__()}[kind]().fit_predict([1])
+
+
+def plain(x):
+    return Plain().run(x)
+''',
+}
+
+
+@pytest.mark.parametrize("name", ["train", "by_name"])
+@pytest.mark.parametrize("old,new,part", [
+    ("return x * 2", "return x * 3", "ridge.Ridge"),
+    ("return x * 4", "return x * 5", "ridge.Lasso"),  # a subclass of a subclass
+])
+def test_a_class_found_through_subclasses_counts(load: Loader, name: str, old: str, new: str, part: str) -> None:
+    """``Model.create(kind)`` looping over ``cls.__subclasses__()`` (or a step over ``Model.__subclasses__()``)
+    runs a plugin no name in the code reads: editing ``Ridge.transform`` kept the step cached."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(getattr(load(files, "fprp.steps"), name))
+
+    before = used(PLUGINS)
+    after = used({**PLUGINS, "fprp/models/ridge.py": PLUGINS["fprp/models/ridge.py"].replace(old, new)})
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
+    assert after.methods[part]["transform"] != before.methods[part]["transform"]
+
+
+def test_a_class_whose_code_reads_no_subclasses_leaves_its_subclasses_out(load: Loader) -> None:
+    """``Plain().run(x)``: ``Extra(Plain)`` is no code the step runs, so editing it changes nothing."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fprp.steps").plain)
+
+    before = used(PLUGINS)
+    after = used({**PLUGINS, "fprp/models/ridge.py": PLUGINS["fprp/models/ridge.py"].replace("x + 1", "x + 2")})
+    assert before.digest == after.digest
+
+
+def test_a_subclass_defined_again_counts_once(load: Loader) -> None:
+    """``importlib.reload`` (or a notebook cell run again) leaves the old ``Ridge`` among ``Model``'s
+    subclasses until Python collects it: only the one its module's name finds counts, so the key
+    is the one a fresh process gives."""
+    import importlib
+    import sys
+
+    steps = load(PLUGINS, "fprp.steps")
+    before = fingerprint(steps.train)
+    old = sys.modules["fprp.models.ridge"].Ridge
+    importlib.reload(sys.modules["fprp.models.ridge"])
+    assert old in steps.Model.__subclasses__() and sys.modules["fprp.models.ridge"].Ridge is not old
+    assert fingerprint(steps.train).digest == before.digest
