@@ -3,8 +3,9 @@
 A step's fingerprint covers its own code and, transitively, every function,
 class and module-level constant of the *user's* code that it reaches: by
 global name, through an imported user module (``helpers.clean``), through a
-local import, a closure cell or a default argument, or as a subclass of a
-class whose code looks through its ``__subclasses__()``. Installed packages
+local import, a closure cell or a default argument, as a subclass of a class
+whose code looks through its ``__subclasses__()``, or as a pandas accessor
+whose name the code reads (``df.feat``). Installed packages
 count by distribution version (``pkg:scikit-learn``); the standard library,
 builtins and this package count for nothing.
 
@@ -128,6 +129,7 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         raise TypeError(f"fingerprint() takes a function or a step, not {type(fn).__qualname__}")
     walk.root_module = root.__module__
     walk.root_name = root.__qualname__
+    walk.accessors = _project_accessors()
     for label, value, method in extras:
         # A method bound right around the step's function: only the members of its class that
         # the method reaches through `self` count, when its code says which (method_reach).
@@ -203,6 +205,7 @@ def self_digest(fn: Any, arg: str, value: Any) -> str | None:
     walk = _Walk()
     walk.root_module = root.__module__
     walk.root_name = root.__qualname__
+    walk.accessors = _project_accessors()
     token = walk.reached(value, reach, f"parameter '{arg}'", root.__qualname__)
     return hashing.combine("self", token, walk.result().digest)
 
@@ -336,6 +339,7 @@ class _Walk:
         self.filled: list[tuple[str, str, Any, str]] = []  # see CodeFingerprint.filled
         self.dynamic: set[tuple[str, str]] = set()  # see CodeFingerprint.dynamic
         self.methods: dict[str, dict[str, str]] = {}  # see CodeFingerprint.methods
+        self.accessors: dict[str, list[type]] = {}  # see _project_accessors: a step's walk sets them
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
@@ -448,6 +452,8 @@ class _Walk:
             self.reference(wrapped, "__wrapped__", where)
         for ref in info.refs:
             self.follow(ref, fn.__globals__, where)
+        if self.accessors and not self.accessors.keys().isdisjoint(info.attributes):
+            self.accessors_read(info.attributes, where)
 
     def klass(self, cls: type) -> None:
         if not self.first_visit(cls):
@@ -482,6 +488,8 @@ class _Walk:
             # `cls.__subclasses__()` in a factory (`type(self)`, `Model`: no matter which): it runs
             # a subclass no name in the code reads.
             self.subclasses(cls, cls.__qualname__)
+        if self.accessors and not self.accessors.keys().isdisjoint(attributes):
+            self.accessors_read(attributes, cls.__qualname__)
 
     def held_attributes(self, cls: type) -> None:
         """Attributes whose value the class's source does not give: they count by the value the class holds.
@@ -740,6 +748,18 @@ class _Walk:
                 pending.append(sub)
                 if object_kind(sub)[0] == "user" and not _superseded(sub):
                     self.reference(sub, "subclass", where)
+
+    def accessors_read(self, attributes: frozenset[str], where: str) -> None:
+        """The project's pandas accessors that code reading these attribute names may run (``df.feat``).
+
+        ``register_dataframe_accessor("feat")`` makes ``df.feat`` build the
+        class it decorates: the code names the attribute, not the class. An
+        accessor of yours counts for code reading an attribute of its name,
+        from whatever object; other code pays a look at one dict (``function``, ``klass``).
+        """
+        for name in sorted(self.accessors.keys() & attributes):
+            for cls in self.accessors[name]:
+                self.reference(cls, f"accessor '{name}'", where)
 
     def own_module(self, scope: dict[str, Any], where: str) -> None:
         """The module whose globals code reads through ``globals()`` (``globals()[name](x)``), as a whole.
@@ -1023,6 +1043,40 @@ def _importable_name(obj: Any) -> str:
         spec = getattr(sys.modules.get(name), "__spec__", None)
         name = getattr(spec, "name", None) or name
     return name
+
+
+# pandas' accessors at the last look, as (name, accessor object) on each of its classes, and what
+# ``_project_accessors`` made of them: asked once per fingerprint, they rarely change.
+_last_accessors: list[tuple[list[tuple[str, Any]], dict[str, list[type]]]] = [([], {})]
+
+
+def _project_accessors() -> dict[str, list[type]]:
+    """The names pandas has registered accessors under on ``DataFrame``, ``Series`` and ``Index``
+    whose class is the project's (``{"feat": [FeatAccessor]}``); empty while pandas is not imported.
+
+    Never imports pandas: no accessor exists before it is. pandas keeps each
+    registered name in the class's ``_accessors`` and the accessor object,
+    which holds the class as ``_accessor``, as the class's attribute; one
+    registered again (a notebook cell run again) is a new object.
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return {}
+    try:
+        held = [(name, vars(host).get(name)) for host in (pandas.DataFrame, pandas.Series, pandas.Index)
+                for name in host._accessors]
+    except (AttributeError, TypeError):
+        return {}  # pandas still being imported, or not as this reads it
+    last, found = _last_accessors[0]
+    if held == last:  # the same objects (an accessor compares by identity)
+        return found
+    found = {}
+    for name, accessor in held:
+        made = getattr(accessor, "_accessor", None)
+        if isinstance(made, type) and object_kind(made)[0] == "user":
+            found.setdefault(name, []).append(made)
+    _last_accessors[0] = (held, found)
+    return found
 
 
 def _superseded(cls: type) -> bool:

@@ -475,6 +475,18 @@ _UNNAMED_CODE = {
                              "@step\ndef train(kind: str) -> list:\n    return Model.create(kind).fit_predict([1, 2, 3])\n\n\n"
                              "@pipeline\ndef plugged(kind: str = 'ridge'):\n    return train(kind)\n")},
         "plugin_train.py", ("mp/models/ridge.py", "x * 2", "x * 3"), "code of `ridge.Ridge.transform` changed"),
+    "pandas-accessor": (
+        {"dsp/__init__.py": "",
+         "dsp/accessors.py": ("import pandas as pd\n\n\n@pd.api.extensions.register_dataframe_accessor('feat')\n"
+                              "class FeatAccessor:\n    def __init__(self, df):\n        self._df = df\n\n"
+                              "    def add_len(self):\n        return self._df.assign(n=self._df['s'].str.len())\n"),
+         "featurize.py": ("import pandas as pd\nimport dsp.accessors  # noqa: F401\n"
+                          "from orchestrator import pipeline, step\n\n\n"
+                          "@step\ndef load() -> pd.DataFrame:\n    return pd.DataFrame({'s': ['a', 'bb']})\n\n\n"
+                          "@step\ndef featurize(df: pd.DataFrame) -> pd.DataFrame:\n    return df.feat.add_len()\n\n\n"
+                          "@pipeline\ndef featured():\n    return featurize(load())\n")},
+        "featurize.py", ("dsp/accessors.py", "str.len())", "str.len() + 1)"),
+        "code of `accessors.FeatAccessor.add_len` changed"),
 }
 
 

@@ -10,7 +10,7 @@ the edited code changes, and that a step which does not stays as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -610,3 +610,119 @@ def test_a_subclass_defined_again_counts_once(load: Loader) -> None:
     importlib.reload(sys.modules["fprp.models.ridge"])
     assert old in steps.Model.__subclasses__() and sys.modules["fprp.models.ridge"].Ridge is not old
     assert fingerprint(steps.train).digest == before.digest
+
+
+ACCESSORS = {
+    "fpra/__init__.py": "",
+    "fpra/accessors.py": '''
+import pandas as pd
+
+
+@pd.api.extensions.register_dataframe_accessor("fpra_feat")
+class FeatAccessor:
+    def __init__(self, df):
+        self._df = df
+
+    def add_len(self):
+        return self._df.assign(n=self._df["s"].str.len())
+
+
+@pd.api.extensions.register_series_accessor("fpra_text")
+class TextAccessor:
+    def __init__(self, s):
+        self._s = s
+
+    def n(self):
+        return self._s.str.len()
+''',
+    "fpra/steps.py": '''
+import fpra.accessors  # noqa: F401
+
+
+def featurize(df):
+    return df.fpra_feat.add_len()
+
+
+def lengths(s):
+    return [n for n in s.fpra_text.n()]
+
+
+def by_helper(df):
+    return lengths(df["s"])
+
+
+class Featurizer:
+    def run(self, df):
+        return df.fpra_feat.add_len()
+
+
+def by_method(df):
+    return Featurizer().run(df)
+
+
+def plain(df):
+    return df.shape, df.columns.str.upper()
+''',
+}
+
+
+def _unregister_accessors() -> None:
+    """Take the accessors ``ACCESSORS`` registers off pandas' classes (registering one again warns)."""
+    import pandas as pd
+
+    for cls in (pd.DataFrame, pd.Series, pd.Index):
+        for name in [name for name in cls._accessors if name.startswith("fpra_")]:
+            delattr(cls, name)
+            cls._accessors.discard(name)
+
+
+@pytest.fixture
+def accessors(load: Loader) -> Iterator[Callable[[dict[str, str], str], CodeFingerprint]]:
+    import pandas  # noqa: F401  (imported here: the loader unloads the modules a version's import added)
+
+    def used(files: dict[str, str], name: str) -> CodeFingerprint:
+        _unregister_accessors()
+        return fingerprint(getattr(load(files, "fpra.steps"), name))
+
+    yield used
+    _unregister_accessors()
+
+
+@pytest.mark.parametrize("name,old,new,part", [
+    ("featurize", "str.len())", "str.len() + 1)", "accessors.FeatAccessor"),
+    ("by_helper", "return self._s.str.len()", "return self._s.str.len() * 2", "accessors.TextAccessor"),
+    ("by_method", "str.len())", "str.len() + 1)", "accessors.FeatAccessor"),
+])
+def test_a_pandas_accessor_of_the_project_counts_for_code_reading_its_name(
+        accessors: Callable[[dict[str, str], str], CodeFingerprint], name: str, old: str, new: str,
+        part: str) -> None:
+    """``df.feat.add_len()`` runs ``FeatAccessor.add_len``, which pandas finds by the name
+    ``register_dataframe_accessor("feat")`` gave it: editing it kept the step cached."""
+    before = accessors(ACCESSORS, name)
+    edited = {**ACCESSORS, "fpra/accessors.py": ACCESSORS["fpra/accessors.py"].replace(old, new)}
+    after = accessors(edited, name)
+    assert changed_parts(before, after) == {part}
+
+
+def test_code_reading_no_accessors_name_leaves_accessors_out(
+        accessors: Callable[[dict[str, str], str], CodeFingerprint]) -> None:
+    """``df.shape``, ``df.columns.str``: pandas' own accessors and attributes count by its version only."""
+    before = accessors(ACCESSORS, "plain")
+    edited = {**ACCESSORS, "fpra/accessors.py": ACCESSORS["fpra/accessors.py"].replace("str.len()", "str.len() + 1")}
+    assert accessors(edited, "plain").digest == before.digest
+    assert not [part for part in before.parts if "Accessor" in part]
+
+
+def test_a_process_without_pandas_does_not_import_it_to_look_for_accessors() -> None:
+    """No accessor exists before pandas is imported: a step reading ``df.feat`` there costs no import."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom orchestrator.fingerprint import fingerprint\n\n"
+              "def featurize(df):\n    return df.feat.add_len()\n\n"
+              "fingerprint(featurize)\nprint('pandas' in sys.modules)\n")
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(root)}, cwd=root,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
