@@ -38,10 +38,12 @@ _TRANSPARENT_OPS = frozenset({"EXTENDED_ARG", "CACHE", "NOP"})
 class Ref:
     """A reference found in bytecode: a root, then attribute names read from it.
 
-    ``root`` is ``("global", name)`` or ``("import", module, level, top_only)``;
-    ``binding`` marks the name bound by a local ``from m import x``, which
-    counts only when it is not a module (uses of a module are followed
-    through its attributes instead).
+    ``root`` is ``("global", name)``, ``("import", module, level, top_only)``,
+    or ``("own module",)`` for the module the code runs in, looked up by its
+    name (``sys.modules[__name__]``: all of it, as ``globals()``). ``binding``
+    marks the name bound by a local ``from m import x``, which counts only
+    when it is not a module (uses of a module are followed through its
+    attributes instead).
     """
 
     root: tuple[Any, ...]
@@ -92,17 +94,21 @@ def _scan(code: types.CodeType, local_roots: dict[str, Ref], attributes: set[str
     recent: list[Any] = [None, None]  # the last two constants: an import's level and fromlist
     importing: Ref | None = None  # the module of the import statement being run
     pending: Ref | None = None  # what the next STORE_* binds, during an import
-    for ins in dis.get_instructions(code):
+    instructions = [ins for ins in dis.get_instructions(code) if ins.opname not in _TRANSPARENT_OPS]
+    for index, ins in enumerate(instructions):
         op = ins.opname
-        if op in _TRANSPARENT_OPS:
-            continue
         if op in _ATTRIBUTE_OPS:
             attributes.add(ins.argval)
         if chain is not None and op in _ATTRIBUTE_OPS:
             chain.append(ins.argval)
             continue
         if chain is not None:
-            yield Ref(chain[0].root, chain[0].attrs + tuple(chain[1:]))
+            ref = Ref(chain[0].root, chain[0].attrs + tuple(chain[1:]))
+            lookup = _own_module_lookup(ref, instructions, index)
+            if lookup:
+                yield Ref(("own module",), ())
+            if lookup != "import":  # importlib.import_module(__name__) imports no module named at run time
+                yield ref
             chain = None
         if op in ("LOAD_GLOBAL", "LOAD_NAME"):
             chain = [Ref(("global", ins.argval), ())]
@@ -131,6 +137,33 @@ def _scan(code: types.CodeType, local_roots: dict[str, Ref], attributes: set[str
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _scan(const, local_roots, attributes)
+
+
+# How code looks up the module it runs in by its name, by the last names it reads: sys.modules[__name__],
+# sys.modules.get(__name__), importlib.import_module(__name__) (``from sys import modules`` too).
+_OWN_MODULE_LOOKUPS = {("modules",): "lookup", ("modules", "get"): "lookup", ("import_module",): "import"}
+# What takes ``__name__`` as the one key or argument: a subscript or a call (PRECALL before CALL in 3.11).
+_TAKES_NAME = frozenset({"BINARY_SUBSCR", "PRECALL", "CALL"})
+
+
+def _own_module_lookup(ref: Ref, instructions: list[dis.Instruction], index: int) -> str:
+    """``"lookup"`` (``sys.modules``) or ``"import"`` (``importlib.import_module``) when ``ref``, read up
+    to ``instructions[index]``, is given ``__name__`` alone as its key or argument; else ``""``.
+
+    ``importlib.import_module(__name__ + ".plugins")`` is not: the name is
+    more than ``__name__``, and the code imports some other module.
+    """
+    names = (ref.root[1], *ref.attrs) if ref.root[0] in ("global", "import") else ref.attrs
+    kind = next((kind for tail, kind in _OWN_MODULE_LOOKUPS.items() if names[-len(tail):] == tail), "")
+    if not kind:
+        return ""
+    if instructions[index].opname == "PUSH_NULL":  # 3.13 pushes it between a callable and its arguments
+        index += 1
+    taken = instructions[index:index + 2]
+    if len(taken) < 2 or taken[0].opname not in ("LOAD_GLOBAL", "LOAD_NAME") or taken[0].argval != "__name__":
+        return ""
+    ends = taken[1].opname in _TAKES_NAME or (taken[1].opname == "BINARY_OP" and taken[1].argrepr == "[]")
+    return kind if ends else ""
 
 
 # What may follow a load of ``self`` for the load to be an attribute access and nothing else.

@@ -670,6 +670,9 @@ class _Walk:
                     self.dynamic.add(("__import__", self.display(scope.get("__name__", ""), where)))
                 return
             target, owner = scope[name], scope.get("__name__", "")
+        elif ref.root[0] == "own module":  # sys.modules[__name__]: as globals()
+            self.own_module(scope, where)
+            return
         else:
             target = _import_root(ref.root, scope)
             owner = getattr(target, "__name__", "")

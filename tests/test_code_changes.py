@@ -487,6 +487,17 @@ _UNNAMED_CODE = {
                           "@pipeline\ndef featured():\n    return featurize(load())\n")},
         "featurize.py", ("dsp/accessors.py", "str.len())", "str.len() + 1)"),
         "code of `accessors.FeatAccessor.add_len` changed"),
+    "own-module": (
+        {"pk/__init__.py": "",
+         "pk/feats.py": ("import inspect\nimport sys\n\n\ndef feat_len(s):\n    return len(s)\n\n\n"
+                         "def feat_upper(s):\n    return sum(c.isupper() for c in s)\n\n\n"
+                         "def all_features(s):\n    found = inspect.getmembers(sys.modules[__name__], inspect.isfunction)\n"
+                         "    return {name: fn(s) for name, fn in found if name.startswith('feat_')}\n"),
+         "listed.py": ("from orchestrator import pipeline, step\nfrom pk.feats import all_features\n\n\n"
+                       "@step\ndef feats(s: str) -> dict:\n    return all_features(s)\n\n\n"
+                       "@pipeline\ndef listed(s: str = 'Hello'):\n    return feats(s)\n")},
+        "listed.py", ("pk/feats.py", "return len(s)", "return len(s) + 1"),
+        "code of `feats.feat_len` changed; code of module `feats` changed"),
 }
 
 

@@ -467,3 +467,83 @@ def test_a_helper_named_as_one_in_another_module_is_named_by_its_module_path(loa
     edited = {**SWAP_CONFIGS, "fps_pb/utils.py": "def clean(x):\n    return x * 3\n"}
     after = fingerprint(load(edited, "fps_steps").cleaned)
     assert changed_parts(before, after) == {"fps_pb.utils.clean"}
+
+
+SELF_LISTING = {
+    "fpe_feats.py": '''
+import importlib
+import inspect
+import logging
+import sys
+
+
+def feat_len(s):
+    return len(s)
+
+
+def feat_upper(s):
+    return sum(c.isupper() for c in s)
+
+
+def by_sys_modules(s):
+    found = inspect.getmembers(sys.modules[__name__], inspect.isfunction)
+    return {name: fn(s) for name, fn in found if name.startswith("feat_")}
+
+
+def by_get(s):
+    module = sys.modules.get(__name__)
+    return {name: getattr(module, name)(s) for name in dir(module) if name.startswith("feat_")}
+
+
+def by_import(s):
+    module = importlib.import_module(__name__)
+    return {name: getattr(module, name)(s) for name in dir(module) if name.startswith("feat_")}
+
+
+def logged(s):
+    logging.getLogger(__name__).info("%s", sys.modules["os"].sep)
+    return s
+''',
+    "fpe_listing.py": '''
+import fpe_feats
+
+
+def by_sys_modules(s):
+    return fpe_feats.by_sys_modules(s)
+
+
+def by_get(s):
+    return fpe_feats.by_get(s)
+
+
+def by_import(s):
+    return fpe_feats.by_import(s)
+
+
+def logged(s):
+    return fpe_feats.logged(s)
+''',
+}
+
+
+@pytest.mark.parametrize("name", ["by_sys_modules", "by_get", "by_import"])
+def test_a_helper_that_lists_its_own_module_counts_that_module(load: Loader, name: str) -> None:
+    """``inspect.getmembers(sys.modules[__name__], inspect.isfunction)`` to collect the ``feat_*``
+    functions names none of them: editing ``feat_len`` kept the step cached. It is ``globals()``."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(getattr(load(files, "fpe_listing"), name))
+
+    before = used(SELF_LISTING)
+    after = used({**SELF_LISTING, "fpe_feats.py": SELF_LISTING["fpe_feats.py"].replace("return len(s)", "return len(s) + 1")})
+    assert {"fpe_feats.feat_len", "module fpe_feats"} <= changed_parts(before, after)
+    assert after.dynamic == ()  # importlib.import_module(__name__) imports no module named at run time
+
+
+def test_a_helper_reading_its_module_name_for_a_logger_leaves_the_module_out(load: Loader) -> None:
+    """``logging.getLogger(__name__)`` beside ``sys.modules["os"]``: no module of yours is looked up."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpe_listing").logged)
+
+    before = used(SELF_LISTING)
+    after = used({**SELF_LISTING, "fpe_feats.py": SELF_LISTING["fpe_feats.py"].replace("return len(s)", "return len(s) + 1")})
+    assert before.digest == after.digest
