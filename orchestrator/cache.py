@@ -377,16 +377,18 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     reasons: list[str] = []
     if old.get("version") != new.get("version"):
         reasons.append(f"version changed ({_version(old)} → {_version(new)})")
+    methods: Methods = (old.get("methods") or {}, new.get("methods") or {})
+    code_changed = old.get("code") != new.get("code")
     params = _value_changes("parameter", old.get("params") or {}, new.get("params") or {},
                             old.get("files") or {}, new.get("files") or {},
                             old.get("values") or {}, new.get("values") or {},
                             (old.get("folders") or {}, new.get("folders") or {}),
-                            (old.get("value_code") or {}, new.get("value_code") or {}))
-    if old.get("code") != new.get("code"):
+                            (old.get("value_code") or {}, new.get("value_code") or {}),
+                            methods if code_changed else ({}, {}))
+    if code_changed:
         # No part named: the step's own default values changed, which the parameters they
         # became already say; or parts recorded differently (an older version).
-        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {},
-                                     (old.get("methods") or {}, new.get("methods") or {}))
+        reasons.extend(_code_changes(old.get("code_parts") or {}, new.get("code_parts") or {}, methods)
                        or ([] if params else ["its code changed"]))
     reasons.extend(params)
     reasons.extend(_value_changes("input", old.get("inputs") or {}, new.get("inputs") or {}))
@@ -613,14 +615,16 @@ def _few(paths: list[str]) -> str:
 def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                    old_files: dict[str, Any] | None = None, new_files: dict[str, Any] | None = None,
                    old_shown: dict[str, Any] | None = None, new_shown: dict[str, Any] | None = None,
-                   folders: Folders = ({}, {}), value_code: ValueCode = ({}, {})) -> list[str]:
+                   folders: Folders = ({}, {}), value_code: ValueCode = ({}, {}),
+                   code_methods: Methods = ({}, {})) -> list[str]:
     """Names of the values that differ; a path parameter says what happened to its file.
 
     A parameter whose value was recorded for display on both sides says how
     it changed: ``(1.0 → 0.5)`` when both are short, or that it prints the
     same (a function whose code changed, a long frame whose data did). An
     instance of the user's class that prints the same but whose class's code
-    both keys recorded differs names that code (``value_code``).
+    both keys recorded differs names that code (``value_code``), unless the
+    step's code uses that class too (``code_methods``), whose reason names it.
     """
     old_files, new_files = old_files or {}, new_files or {}
     old_shown, new_shown = old_shown or {}, new_shown or {}
@@ -637,8 +641,9 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
                                         _value_code_change(name, value_code)))
             elif name in old_shown and name in new_shown:
                 said = _shown_change(old_shown[name], new_shown[name])
-                code = _value_code_change(name, value_code) if said == _PRINTS_SAME else None
-                out.append(code or f"{kind} `{name}` changed{said}")
+                code = _value_code_change(name, value_code, code_methods) if said == _PRINTS_SAME else None
+                if code != "":  # "": only code the step's own code names changed
+                    out.append(code or f"{kind} `{name}` changed{said}")
             else:
                 out.append(f"{kind} `{name}` changed")
     return out
@@ -647,21 +652,45 @@ def _value_changes(kind: str, old: dict[str, str], new: dict[str, str],
 ValueCode = tuple[dict[str, Any], dict[str, Any]]  # (old, new) value_code parts of a key
 
 
-def _value_code_change(name: str, value_code: ValueCode) -> str | None:
+def _value_code_change(name: str, value_code: ValueCode, code_methods: Methods = ({}, {})) -> str | None:
     """``code of `config.ModelConfig.forest_kwargs` changed``: a parameter holding the user's classes whose code
     changed, its fields as they were, one clause per class; None when a key did not record them or
-    none of their code differs."""
+    none of their code differs, ``""`` when each that did is a class part of the step's own code
+    (``code_methods``: its reason names the class already)."""
     old, new = value_code[0].get(name), value_code[1].get(name)
     if not isinstance(old, dict) or not isinstance(new, dict):
         return None
     clauses = []
+    named = False
     for cls, now in new.items():
         was = old.get(cls)
         if not isinstance(was, dict) or not isinstance(now, dict) or was.get("code") == now.get("code"):
             continue
         methods = ({cls: was.get("methods") or {}}, {cls: now.get("methods") or {}})
+        if _named_by_code(cls, methods, code_methods):
+            named = True
+            continue
         clauses.append(_method_changes(cls, methods) or f"code of `{cls}` changed")
-    return "; ".join(clauses) or None
+    return "; ".join(clauses) or ("" if named else None)
+
+
+def _named_by_code(cls: str, methods: Methods, code_methods: Methods) -> bool:
+    """Whether class ``cls`` of a parameter (``pk.config.Cfg``) is a class part of the step's code
+    (``config.Cfg``, shown by fewer of its module's names) whose methods were and are the same code.
+
+    A method's digest is the same in both records (``code_analysis.method_digests``), so an edit of
+    the class shows in both; the parameter's leaves out what a dataclass generates (``__init__``).
+    """
+    was, now = methods[0][cls], methods[1][cls]
+    if not now:
+        return False
+    for part, part_now in code_methods[1].items():
+        part_was = code_methods[0].get(part) or {}
+        if (part == cls or cls.endswith(f".{part}")) \
+                and all(part_now.get(m) == d for m, d in now.items()) \
+                and all(part_was.get(m) == d for m, d in was.items()):
+            return True
+    return False
 
 
 def class_code_changed(name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -514,3 +514,39 @@ def test_an_edit_of_code_the_step_finds_at_run_time_reruns_it(orch, project, cas
     edit_file(project, file, old, new)
     [step] = [s for s in json.loads(orch("plan", target, "--json").stdout)["steps"] if s["status"] != "cached"]
     assert (step["status"], step["reason"]) == ("will run", reason)
+
+
+def test_a_class_both_a_parameters_and_used_by_the_code_is_named_once():
+    """A config class the step's code uses too (``Cfg().total()`` beside ``cfg: Cfg``): one edit of
+    ``Cfg.total`` read ``code of `config.Cfg.total` changed; code of `pk.config.Cfg.total` changed``."""
+    from orchestrator.cache import explain
+
+    def key(n: int, other: str = "o1") -> dict:
+        return {"code": f"c{n}", "code_parts": {"<self>": "s", "config.Cfg": f"k{n}"},
+                "methods": {"config.Cfg": {"__init__": "i", "total": f"t{n}"}},
+                "params": {"cfg": f"p{n}{other}"}, "values": {"cfg": "Cfg(a=1, b=2)"},
+                "value_code": {"cfg": {"pk.config.Cfg": {"code": f"x{n}", "methods": {"total": f"t{n}"}},
+                                       "pk.other.Opt": {"code": other, "methods": {"decay": other}}}}}
+
+    assert explain(key(1), key(2)) == "code of `config.Cfg.total` changed"
+    # Another class of the parameter, which the code does not use: named as ever.
+    assert explain(key(1), key(2, "o2")) == ("code of `config.Cfg.total` changed; "
+                                             "code of `pk.other.Opt.decay` changed")
+
+
+def test_an_edit_of_a_config_class_the_code_uses_too_is_named_once(orch, project):
+    import json
+
+    (project / "pk").mkdir()
+    (project / "pk" / "__init__.py").write_text("")
+    (project / "pk" / "config.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Cfg:\n    a: int = 1\n    b: int = 2\n\n"
+        "    def total(self):\n        return self.a + self.b\n")
+    (project / "both_train.py").write_text(
+        "from orchestrator import pipeline, step\nfrom pk.config import Cfg\n\n\n"
+        "@step\ndef fit(cfg: Cfg) -> int:\n    return cfg.total() + Cfg().total()\n\n\n"
+        "@pipeline\ndef both(cfg: Cfg = Cfg()):  # noqa: B008\n    return fit(cfg)\n")
+    run_once_per_session(orch, "both_train.py")
+    edit_file(project, "pk/config.py", "self.a + self.b", "self.a + self.b + 1")
+    [fit] = json.loads(orch("plan", "both_train.py", "--json").stdout)["steps"]
+    assert (fit["status"], fit["reason"]) == ("will run", "code of `config.Cfg.total` changed")
