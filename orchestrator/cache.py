@@ -423,7 +423,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str], methods: Methods = (
         elif before is None:
             out.append(f"now uses `{name}`")
         elif after is None:
-            out.append(f"no longer uses `{name}`")
+            if not name.endswith(_ENUM_TABLES):  # named by an earlier version; counted still, not named
+                out.append(f"no longer uses `{name}`")
         else:
             out.append(_method_changes(name, methods) or f"code of `{name}` changed")
     return out
@@ -507,6 +508,10 @@ def _renamed_parts(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
             renamed[name] = names.pop(0)
     return renamed
 
+
+# An enum's own tables (`agg.Agg._value2member_map_`, holding its members' values), which keys recorded by
+# an earlier version name as parts: the fingerprint counts them in the digest only (``class_tables``).
+_ENUM_TABLES = ("._value2member_map_", "._unhashable_values_")
 
 # What ``fingerprint`` binds to a step that is a bound method or a ``functools.partial``, by part name.
 _BOUND_PARTS = {

@@ -564,6 +564,11 @@ class _Walk:
         (``class_registry``). A method whose use of ``self`` cannot be told
         (``type(self)``) may read any of them. Most classes hold no such table,
         and cost one look at their attributes.
+
+        An enum's own tables (``_value2member_map_``, holding its members'
+        values: a ``functools.partial`` is code) are read by ``Enum.__new__``,
+        copied into the class: they count as ever, shown by no part of their
+        own, as its members and the class say what changed.
         """
         tables: dict[str, tuple[type, Any]] = {}
         for owner in reversed(cls.__mro__):
@@ -580,13 +585,15 @@ class _Walk:
             names = first_argument_attributes(function)
             for name in tables if names is None else names & tables.keys():
                 owner, value = tables[name]
-                self.table(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__)
+                self.table(value, f"{owner.__qualname__}.{name}", owner.__module__, cls.__qualname__,
+                           shown=not (isinstance(owner, enum.EnumMeta) and _is_sunder(name)))
 
-    def table(self, value: Any, name: str, module_name: str, where: str) -> None:
-        """A class attribute holding code (a registry) as a part; with what cannot be hashed in it
-        (an instance holding a connection), by the code it holds alone, as the class did before."""
+    def table(self, value: Any, name: str, module_name: str, where: str, shown: bool = True) -> None:
+        """A class attribute holding code (a registry) as a part (``shown``, else in the digest only);
+        with what cannot be hashed in it (an instance holding a connection), by the code it holds
+        alone, as the class did before."""
         try:
-            self.constant(value, name, module_name, where, "class attribute")
+            self.constant(value, name, module_name, where, "class attribute", shown)
         except UnhashableValueError:
             items = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
             for item in items:
@@ -912,8 +919,12 @@ class _Walk:
             self.open_containers.discard(id(value))
         return hashing.combine(type(value).__name__, *tokens)
 
-    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant") -> str:
-        """A value the code reads by name: a module constant, or a class attribute (``kind``); its digest."""
+    def constant(self, value: Any, name: str, owner: str, where: str, kind: str = "module constant",
+                 shown: bool = True) -> str:
+        """A value the code reads by name: a module constant, or a class attribute (``kind``); its digest.
+
+        Not ``shown``: it counts in the digest, and no reason names it (``class_tables``).
+        """
         known = self.constants.get((owner, name))
         if known is not None:
             return known
@@ -930,8 +941,11 @@ class _Walk:
             digest = self.token(value, label, where)
         # Shown by the module that defines it (`config.MIN_AGE`, where the user edits it), not by the
         # one whose `from .config import MIN_AGE` the code read it through; keyed by `name` as ever.
-        shown = self.display(*defined_in(owner, name)) if kind == "module constant" else self.display(owner, name)
-        self.add_part(name, shown, digest)
+        if shown:
+            self.add_part(name, self.display(*defined_in(owner, name)) if kind == "module constant"
+                          else self.display(owner, name), digest)
+        else:
+            self.pairs.append((name, digest))
         self.note_paths(kind, self.display(owner, name), value)
         self.constants[(owner, name)] = digest
         return digest
@@ -1080,6 +1094,11 @@ def _project_accessors() -> dict[str, list[type]]:
             found.setdefault(name, []).append(made)
     _last_accessors[0] = (held, found)
     return found
+
+
+def _is_sunder(name: str) -> bool:
+    """``_value2member_map_``: a name ``enum`` reserves for itself."""
+    return len(name) > 2 and name[0] == name[-1] == "_" and name[1] != "_" and name[-2] != "_"
 
 
 def _superseded(cls: type) -> bool:

@@ -550,3 +550,12 @@ def test_an_edit_of_a_config_class_the_code_uses_too_is_named_once(orch, project
     edit_file(project, "pk/config.py", "self.a + self.b", "self.a + self.b + 1")
     [fit] = json.loads(orch("plan", "both_train.py", "--json").stdout)["steps"]
     assert (fit["status"], fit["reason"]) == ("will run", "code of `config.Cfg.total` changed")
+
+
+def test_an_enums_table_named_by_a_key_recorded_before_is_not_named():
+    """Keys recorded before showed ``agg.Agg._value2member_map_`` as a part: it is not 'no longer used'."""
+    from orchestrator.cache import explain
+
+    old = {"code": "c1", "code_parts": {"<self>": "s", "agg.Agg": "a1", "agg.Agg._value2member_map_": "v1"}}
+    new = {"code": "c2", "code_parts": {"<self>": "s", "agg.Agg": "a2"}}
+    assert explain(old, new) == "code of `agg.Agg` changed"

@@ -547,3 +547,49 @@ def test_a_helper_reading_its_module_name_for_a_logger_leaves_the_module_out(loa
     before = used(SELF_LISTING)
     after = used({**SELF_LISTING, "fpe_feats.py": SELF_LISTING["fpe_feats.py"].replace("return len(s)", "return len(s) + 1")})
     assert before.digest == after.digest
+
+
+CODE_ENUM = {
+    "fpe_agg.py": '''
+import enum
+import functools
+
+
+def total(xs, scale=1):
+    return sum(xs) * scale
+
+
+class Agg(enum.Enum):
+    SUM = functools.partial(total, scale=1)
+    DOUBLE = functools.partial(total, scale=2)
+
+    def __call__(self, xs):
+        return self.value(xs)
+''',
+    "fpe_aggsteps.py": '''
+from fpe_agg import Agg
+
+
+def agg(xs):
+    return Agg.DOUBLE(xs)
+''',
+}
+
+
+@pytest.mark.parametrize("old,new,part", [
+    ("scale=2)", "scale=3)", "fpe_agg.Agg"),
+    ("sum(xs) * scale", "sum(xs) * scale + 1", "fpe_agg.total"),
+])
+def test_an_enum_of_functions_is_explained_by_its_own_parts_not_enums_tables(
+        load: Loader, old: str, new: str, part: str) -> None:
+    """Members that are ``functools.partial``s: ``Enum.__new__``, copied into the class, reads its
+    ``_value2member_map_``, which holds them, so an edit read ``code of `agg.Agg` changed; code of
+    `agg.Agg._value2member_map_` changed``: enum's own bookkeeping, shown as the user's code."""
+    def used(files: dict[str, str]) -> CodeFingerprint:
+        return fingerprint(load(files, "fpe_aggsteps").agg)
+
+    before = used(CODE_ENUM)
+    after = used({**CODE_ENUM, "fpe_agg.py": CODE_ENUM["fpe_agg.py"].replace(old, new)})
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
+    assert not [name for name in before.parts if "_value2member_map_" in name]
