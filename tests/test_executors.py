@@ -676,12 +676,24 @@ def spawning():
 '''
 
 
-@pytest.mark.parametrize("executor", ["sequential", "process", pytest.param("dask", marks=pytest.mark.slow)])
-def test_a_timeout_also_kills_the_processes_the_step_started(tmp_path, executor):
+# A program that puts a worker in the background and returns (`(train &)`, a daemon): the worker's
+# parent is gone, so it is no longer below the step's process when the timeout stops the step.
+DETACHING_STEP = SPAWNING_STEP.replace(
+    'child = subprocess.Popen(["sleep", "60"])\n'
+    '    Path(__file__).with_name("grandchild.pid").write_text(str(child.pid))',
+    'pid_file = Path(__file__).with_name("grandchild.pid")\n'
+    '    subprocess.run(["bash", "-c", f"(sleep 60 & echo $! > {pid_file})"], check=True)')
+
+
+@pytest.mark.parametrize("executor,program", [
+    ("sequential", SPAWNING_STEP), ("process", SPAWNING_STEP),
+    pytest.param("dask", SPAWNING_STEP, marks=pytest.mark.slow),
+    ("sequential", DETACHING_STEP), ("process", DETACHING_STEP)])
+def test_a_timeout_also_kills_the_processes_the_step_started(tmp_path, executor, program):
     """A step that started `train.sh` and timed out must not leave it running, holding CPU or GPU."""
     from orchestrator.files import zombie
 
-    (tmp_path / "spawning.py").write_text(SPAWNING_STEP)
+    (tmp_path / "spawning.py").write_text(program)
     run = load_pipeline(str(tmp_path / "spawning.py")).run(store=str(tmp_path / "store"), executor=executor)
     assert run.steps["spawns"].status == "failed" and "StepTimeoutError" in run.steps["spawns"].error
     pid = int((tmp_path / "grandchild.pid").read_text())

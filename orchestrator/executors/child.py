@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, UnpicklableStepError, WorkerDiedError
 from orchestrator.executors.deaths import died_because
-from orchestrator.executors.process_tree import kill_tree
+from orchestrator.executors.process_tree import adopt_orphans, kill_tree
 from orchestrator.executors.sending import dumps_task, not_sent
 from orchestrator.executors.worker import decode_result, die_with_parent, encode_result
 from orchestrator.retry import Failure
@@ -58,6 +58,7 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, par
     # which removes that spill folder, and the interrupted attempt would be recorded without its output.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+    adopt_orphans()  # what the step starts in the background is still its own when the timeout kills it
     allow_children()
     spec = pickle.loads(payload)
     conn.send_bytes(encode_result(run_task(spec)))

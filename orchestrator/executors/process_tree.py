@@ -18,6 +18,26 @@ import os
 import signal
 import sys
 
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def adopt_orphans() -> None:
+    """Make this process the parent of orphans among its descendants (Linux), so that ``kill_tree`` finds them.
+
+    A program a step started that put a worker in the background and returned
+    (`(train &)`, a daemon's double fork) leaves that worker without its parent:
+    re-parented to init, it is outside the tree, and outlived the step's
+    timeout. Adopted, it stays below this process. Nothing elsewhere.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # no libc to call (a static build): orphans go to init, as before
+        pass
+
 
 def kill_tree(pid: int) -> None:
     """SIGKILL ``pid`` and all its descendants (Linux); elsewhere ``pid`` alone."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from orchestrator.executors.process_tree import adopt_orphans
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -225,6 +227,7 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
     # Ctrl-C reaches the whole process group; the driver decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     allow_children()
+    adopt_orphans()  # what a step starts in the background stays below this worker, which a timeout kills
     if snapshots is not None:
         import threading
 
