@@ -138,6 +138,23 @@ def test_a_dying_worker_fails_only_the_step_that_killed_it(store, calls, executo
     assert calls.counts() == {"kills_its_worker": 1, "branch0": 1, "branch1": 1, "branch2": 1}
 
 
+def test_a_step_that_finished_before_its_dask_worker_died_is_not_charged_with_its_death(store, calls):
+    """The next step killed the worker before it had reported the first finished: Dask failed both
+    (`KilledWorker`), and the finished step was charged with the other's `exit code 3`."""
+    pytest.importorskip("distributed")
+    run = load_pipeline(str(PIPELINES / "parallel.py:finished_unreported")).run(store=str(store), executor="dask",
+                                                                                workers=1)
+    finished, killer = run.steps["finishes_unreported"], run.steps["kills_it_at_once"]
+    assert (finished.status, finished.attempts, finished.error) == ("ran", 1, None)
+    ctx = Context.open(store)
+    try:
+        assert ctx.load(finished.outputs["out"]) == 1  # what it returned, stored
+    finally:
+        ctx.lineage.close()
+    assert killer.status == "failed" and "died (exit code 3)" in killer.error
+    assert calls.counts() == {"finishes_unreported1": 1, "kills_it_at_once": 1}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_an_instance_a_worker_stored_loads_as_the_users_own_class(orch, executor):

@@ -14,7 +14,8 @@ Dask also fails the tasks that were only waiting on a worker when it died
 task marks its start in a folder, and a task lost before it started is sent
 again, so a step that kills its worker costs its neighbours nothing; nor
 does it cost the steps that finished there, whose results Dask would run
-again (see ``_forget`` and ``run_pickled``). That
+again (see ``_forget`` and ``run_pickled``), or fail with the worker when
+it died before telling the scheduler they finished (``_kept_result``). That
 folder also holds the spill folders of timed attempts (what they print), so
 that workers killed on Ctrl-C leave nothing behind in the temp folder.
 
@@ -339,28 +340,36 @@ class DaskExecutor:
                 return
             try:
                 try:
-                    data = done.result()
+                    data: bytes | None = done.result()
                 finally:
                     self._forget(done)
             except Exception as exc:  # noqa: BLE001 - anything else Dask reports is a lost attempt
-                if marker is not None and type(exc).__name__ == "KilledWorker" and not os.path.exists(marker):
-                    # It was only queued on a worker that another step killed: it never ran, so it
-                    # is no attempt of this step. Send it again.
-                    try:
-                        send()
-                        return
-                    except Exception:  # noqa: BLE001 - the cluster is closing: report the loss below
-                        pass
-                if _scheduler_lost(exc, self.client):
-                    where = self._address or getattr(self._cluster, "scheduler_address", None) or "?"
-                    self._lost = SchedulerLostError(
-                        f"the connection to the Dask scheduler at {where} was lost (it stopped, or the network "
-                        f"failed): this run can go no further. Start the scheduler again and re-run; the steps "
-                        f"that finished are cached")
-                died = self._lost or _lost(spec.node, exc, self._exits)
-                outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
-                                     ended=time.time(), failure=Failure.from_exception(died))
-            else:
+                data = None
+                if marker is not None and type(exc).__name__ == "KilledWorker":
+                    if not os.path.exists(marker):
+                        # It was only queued on a worker that another step killed: it never ran, so it
+                        # is no attempt of this step. Send it again.
+                        try:
+                            send()
+                            return
+                        except Exception:  # noqa: BLE001 - the cluster is closing: report the loss below
+                            pass
+                    else:
+                        # Dask fails every task it had not heard finish on the dead worker: one that
+                        # finished just before the next step killed it (its report not yet sent) kept
+                        # its result. Only the task that was running then has none: it is charged.
+                        data = _kept_result(marker)
+                if data is None:
+                    if _scheduler_lost(exc, self.client):
+                        where = self._address or getattr(self._cluster, "scheduler_address", None) or "?"
+                        self._lost = SchedulerLostError(
+                            f"the connection to the Dask scheduler at {where} was lost (it stopped, or the "
+                            f"network failed): this run can go no further. Start the scheduler again and re-run; "
+                            f"the steps that finished are cached")
+                    died = self._lost or _lost(spec.node, exc, self._exits)
+                    outcome = TaskResult(node=spec.node, attempt=spec.attempt, started=started,
+                                         ended=time.time(), failure=Failure.from_exception(died))
+            if data is not None:
                 if marker is not None:
                     with suppress(OSError):  # released above: Dask will not run it again
                         os.remove(kept_result_path(marker))
@@ -464,6 +473,15 @@ class DaskExecutor:
     def stopped(self) -> dict[tuple[str, int], TaskResult]:
         """Timed attempts the LocalCluster ran when ``shutdown(cancel=True)`` killed it, with their spilled output."""
         return dict(self._stopped)
+
+
+def _kept_result(marker: str) -> bytes | None:
+    """The result ``run_pickled`` kept for the task that ``marker`` marks, None if it never finished."""
+    try:
+        with open(kept_result_path(marker), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def _spilled(spills: dict[tuple[str, int], tuple[str, float]],

@@ -94,3 +94,29 @@ def dies_once_after(results: list) -> int:
 @pipeline
 def finished_then_killed(n: int = 3):
     return dies_once_after([branch(i, 0.0) for i in range(n)])
+
+
+@step
+def finishes_unreported(i: int) -> int:
+    """Finishes, but its Dask worker tells the scheduler nothing more: it dies before it could say so.
+
+    The worker's messages to the scheduler are dropped from here on, as they are when the
+    next step on it kills it within milliseconds (before the worker's batched report went).
+    """
+    from distributed import get_worker
+
+    record(f"finishes_unreported{i}")
+    get_worker().batched_send = lambda msg: None
+    return i
+
+
+@step
+def kills_it_at_once() -> int:
+    record("kills_it_at_once")
+    os._exit(3)
+
+
+@pipeline
+def finished_unreported():
+    """On one Dask worker: a step finishes, then the next one kills the worker before the first was reported."""
+    return [finishes_unreported(1), kills_it_at_once()]
