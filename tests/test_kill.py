@@ -223,6 +223,40 @@ def test_pool_workers_die_with_a_killed_driver(orch, calls):
     assert runs[0]["status"] == "interrupted"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a process tree is found from /proc")
+@pytest.mark.parametrize(("executor", "signum"), [("process", signal.SIGINT), ("dask", signal.SIGINT),
+                                                  ("dask", signal.SIGTERM)],
+                         ids=["process-SIGINT", "dask-SIGINT", "dask-SIGTERM"])
+def test_a_stopped_run_stops_the_programs_its_steps_started(orch, calls, executor, signum):
+    """`subprocess.run(["train.sh"])` in a step, timed or not: on the Dask LocalCluster Ctrl-C and SIGTERM
+    killed the workers alone, and the programs went on running, orphaned, after the run was interrupted."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "programs.py",
+                             "--executor", executor, "--workers", "2"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pid_files = [Path(f"{calls.path}.{name}.pid") for name in ("timed", "untimed")]
+    programs: list[int] = []
+    try:
+        wait_for(lambda: all(f.exists() and f.read_text() for f in pid_files))
+        programs = [int(f.read_text()) for f in pid_files]
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signum, stderr
+        wait_for(lambda: not any(_alive(pid) for pid in programs), timeout=10)
+    finally:
+        for pid in programs:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert {s["name"]: s["status"] for s in shown["steps"]} == {"timed_program": "interrupted",
+                                                                 "untimed_program": "interrupted"}
+
+
 def _orch_logs(capsys, store: str, ref: str, *args: str):
     """``orch logs REF ARGS`` in this process: (exit code, captured stdout and stderr)."""
     from orchestrator.cli import main

@@ -30,7 +30,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import SchedulerLostError, UnpicklableStepError, UserError, WorkerDiedError
 from orchestrator.executors.deaths import MEMORY_ADVICE, died_because
 from orchestrator.executors.nanny_exits import WorkerExits
+from orchestrator.executors.process_tree import kill_tree
 from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import (
@@ -651,13 +651,15 @@ async def _kill_workers(nannies: list[Any]) -> None:
     Closing the cluster would give each busy worker 4 s to finish its task
     before killing it. Each worker process is killed here instead, once its
     nanny was told not to start a replacement; the nanny is then closed, and
-    finds its worker gone. (A nanny closed with a short timeout to the same
+    finds its worker gone. Each worker goes with the processes below it, as a
+    process pool's worker does. (A nanny closed with a short timeout to the same
     end raised TimeoutError under distributed before 2024.8 and was left
     closing for good: closing the cluster then waited on it forever.)
     """
     for nanny in nannies:
         nanny.close_gracefully(reason="orch-cancel")  # a worker that dies now is not replaced
         if nanny.pid is not None:
-            with suppress(ProcessLookupError):
-                os.kill(nanny.pid, signal.SIGKILL)
+            # With the processes its step started (a ``subprocess.run``, a timed step's child and
+            # what that started): killed alone, the worker left them running, orphaned.
+            kill_tree(nanny.pid)
     await asyncio.gather(*(nanny.close(reason="orch-cancel") for nanny in nannies), return_exceptions=True)
