@@ -161,6 +161,45 @@ def test_a_step_only_queued_on_dask_when_interrupted_is_not_shown_as_interrupted
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cluster's processes are found from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_run_stopped_while_its_local_dask_cluster_starts_stops_in_one_line(orch, calls, signum):
+    """Ctrl-C as the LocalCluster's workers were starting: Dask's tracebacks followed the summary
+    (`AssertionError: Status.init` in an atexit callback, `Nanny failed to start`, a worker's
+    `KeyboardInterrupt`), and the step that had not started was shown interrupted, with 1 attempt."""
+    pytest.importorskip("distributed")
+    # A session of its own: Ctrl-C in a terminal reaches the whole process group, workers included.
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "slow.py",
+                             "-p", "n=1000", "--executor", "dask", "--workers", "2"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    workers: set[int] = set()
+
+    def starting() -> bool:
+        """Whether a worker process is being started (Python and Dask being imported)."""
+        workers.update(pid for pid in _children(proc.pid) if b"spawn_main" in _command_line(pid))
+        return bool(workers)
+
+    try:
+        wait_for(starting)
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr and "Exception" not in stderr and "Error" not in stderr, stderr
+    assert calls.ran() == set()
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert shown["status"] == "interrupted" and shown["steps"] == []  # no step had started
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+
+
+@pytest.mark.slow
 def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
     """`timeout`, a cancelled CI job or `docker stop` send SIGTERM: the worker must not run on."""
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "slow.py",
@@ -198,6 +237,13 @@ def _children(pid: int) -> set[int]:
         if fields[0] != "Z" and int(fields[1]) == pid:
             found.add(int(entry.name))
     return found
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _alive(pid: int) -> bool:

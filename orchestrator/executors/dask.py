@@ -30,8 +30,10 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, InvalidStateError
@@ -203,6 +205,7 @@ class DaskExecutor:
         # (node, attempt) -> the start mark of each pending task on the LocalCluster, for ``unstarted``.
         self._markers: dict[tuple[str, int], str] = {}
         self._unstarted: set[tuple[str, int]] = set()
+        self._unsent: set[tuple[str, int]] = set()  # attempts whose submit Ctrl-C stopped as the cluster started
         # (node, attempt) -> (spill folder, start) of each pending timed task on the LocalCluster, for ``stopped``.
         self._spills: dict[tuple[str, int], tuple[str, float]] = {}
         self._stopped: dict[tuple[str, int], TaskResult] = {}
@@ -258,36 +261,47 @@ class DaskExecutor:
         """
         if self.client is not None:
             return
-        import distributed
-
         started = time.perf_counter()
         self._driver_patches.enter_context(main_script_hidden())
         worker_environ = _worker_environ(self._dask)
         restore_environ = self._driver_patches.enter_context(_environ_kept([*worker_environ, *_SET_BY_NANNIES]))
+        starting = _ClusterStart(self._dask, self._workers, worker_environ)
         try:
-            with self._dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                                        "distributed.nanny.pre-spawn-environ": worker_environ}):
-                self._cluster = distributed.LocalCluster(
-                    n_workers=self._workers, threads_per_worker=1,
-                    processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
-                    preload=["orchestrator.executors.worker"])
-                self.client = distributed.Client(self._cluster, set_as_default=False)
-                # Every worker is up before the first task: its capacity is what the run loop counts on.
-                self.client.wait_for_workers(self._workers, timeout=60)
+            try:
+                starting.wait()
+            finally:
+                self._cluster, self.client = starting.cluster, starting.client
             restore_environ()  # again at shutdown: a replacement for a dead worker sets them again
             self._exits = WorkerExits()
             self._exits.watch(list(self._cluster.workers.values()))
             self._scratch = process_temp_folder("orch-dask-")  # a killed run's is removed by the next
-        except BaseException:
-            if self._cluster is not None:
-                self._cluster.close()
-                self._cluster = None
-            self._driver_patches.close()
+        except BaseException as stop:
+            try:
+                self._close_half_started(killing=isinstance(stop, KeyboardInterrupt))
+            finally:
+                self._driver_patches.close()
             raise
         self.startup_seconds = time.perf_counter() - started
 
+    def _close_half_started(self, killing: bool) -> None:
+        """Close the cluster and client a failed or stopped ``start`` made; ``killing``: its workers first, at once."""
+        cluster, client, self._cluster, self.client = self._cluster, self.client, None, None
+        with ExitStack() as closing:  # each runs even when one before it fails
+            if cluster is not None:
+                closing.callback(cluster.close)
+            if client is not None:
+                closing.callback(client.close)
+            if cluster is not None and killing:
+                # Stopped as it started (Ctrl-C, SIGTERM): closing alone would wait for each worker to
+                # finish starting and then stop of its own accord.
+                closing.callback(cluster.sync, _kill_workers, list(cluster.workers.values()))
+
     def submit(self, spec: TaskSpec) -> Future[TaskResult]:
-        self.start()
+        try:
+            self.start()
+        except KeyboardInterrupt:
+            self._unsent.add((spec.node, spec.attempt))  # it never reached a worker: no attempt of its step
+            raise
         result: Future[TaskResult] = Future()
         if self._lost is not None:
             # The scheduler is gone: this attempt fails at once, as the running ones did, rather than
@@ -467,8 +481,11 @@ class DaskExecutor:
         return printed
 
     def unstarted(self) -> set[tuple[str, int]]:
-        """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it."""
-        return set(self._unstarted)
+        """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it.
+
+        Or not even sent: Ctrl-C stopped the LocalCluster's start that their ``submit`` began.
+        """
+        return self._unstarted | self._unsent
 
     def stopped(self) -> dict[tuple[str, int], TaskResult]:
         """Timed attempts the LocalCluster ran when ``shutdown(cancel=True)`` killed it, with their spilled output."""
@@ -482,6 +499,68 @@ def _kept_result(marker: str) -> bytes | None:
             return f.read()
     except OSError:
         return None
+
+
+class _ClusterStart:
+    """A LocalCluster and its client, started in a thread of its own, which Ctrl-C cannot cut short.
+
+    Interrupted inside ``LocalCluster(...)``, Dask was left with a cluster it never returned,
+    half started: nothing could close it, and its atexit hook failed on it with tracebacks
+    (``AssertionError: Status.init``, ``Nanny failed to start``) after the run's summary. Here
+    the main thread only waits; stopped (Ctrl-C, SIGTERM), it waits on until the start is over,
+    and ``start`` has a cluster it can kill. That thread holds SIGINT blocked, and so do the
+    threads Dask starts from it and the worker processes they spawn, until each worker ignores
+    it (``dask_setup``): Ctrl-C in a terminal, which reaches the whole process group, killed a
+    worker in the middle of its imports, with a ``KeyboardInterrupt`` traceback of its own.
+    """
+
+    def __init__(self, dask: Any, workers: int, worker_environ: dict[str, Any]) -> None:
+        self.cluster: Any = None
+        self.client: Any = None
+        self._error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._start, args=(dask, workers, worker_environ),
+                                        name="orch-dask-start", daemon=True)
+        self._thread.start()
+
+    def _start(self, dask: Any, workers: int, worker_environ: dict[str, Any]) -> None:
+        import distributed
+
+        try:
+            if hasattr(signal, "pthread_sigmask"):
+                # multiprocessing unblocks SIGINT in the thread that starts its resource tracker (with the
+                # first process it spawns, before spawning that one): started first, it leaves the mask be.
+                from multiprocessing import resource_tracker
+
+                resource_tracker.ensure_running()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread's only: the driver's stays
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                  "distributed.nanny.pre-spawn-environ": worker_environ}):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1,
+                    processes=True, dashboard_address="127.0.0.1:0", silence_logs=50,
+                    preload=["orchestrator.executors.worker"])
+                if self._stopping.is_set():
+                    return
+                self.client = distributed.Client(self.cluster, set_as_default=False)
+                if not self._stopping.is_set():
+                    # Every worker is up before the first task: its capacity is what the run loop counts on.
+                    self.client.wait_for_workers(workers, timeout=60)
+        except BaseException as exc:  # noqa: BLE001 - raised in the thread that waits for it
+            self._error = exc
+
+    def wait(self) -> None:
+        """Wait for the start to end; raise what it raised, or the Ctrl-C (or SIGTERM) that came meanwhile."""
+        try:
+            self._thread.join()
+        except KeyboardInterrupt:
+            self._stopping.set()
+            while self._thread.is_alive():
+                with suppress(KeyboardInterrupt):  # pressed again: the start ends within seconds, then all stops
+                    self._thread.join()
+            raise
+        if self._error is not None:
+            raise self._error
 
 
 def _spilled(spills: dict[tuple[str, int], tuple[str, float]],

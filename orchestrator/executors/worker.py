@@ -305,5 +305,13 @@ def dask_setup(worker: Any) -> None:
     decides what to stop (it kills the workers), so a worker ignores SIGINT
     instead of dying of it with a ``KeyboardInterrupt`` traceback. Replacement
     workers that the nannies start run this too.
+
+    The driver spawns them with SIGINT blocked (``dask._ClusterStart``), so that a
+    Ctrl-C while a worker is still importing waits for this; ignored now, it is
+    dropped, and SIGINT is unblocked again: the threads the worker starts from
+    here on, and the processes its steps start, have the signal mask they would
+    have had without it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
