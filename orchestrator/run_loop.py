@@ -936,6 +936,11 @@ class RunLoop:
             else:
                 cut = stopped.get((name, attempt))
             if cut is not None:
+                sent = self.started.get(name)
+                if attempt == 1 and sent is not None and sent < cut.started <= time.time():
+                    # As for a finished attempt (``_loop``): its time is from when a worker began it, not
+                    # from when it was sent, which on Dask may have waited for the LocalCluster to start.
+                    self.started[name] = cut.started
                 tries.append(AttemptRecord(attempt=attempt, status="interrupted", started=cut.started,
                                            ended=cut.ended, error=why,
                                            stdout=cut.stdout, stderr=cut.stderr, logs=cut.logs))

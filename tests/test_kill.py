@@ -200,6 +200,67 @@ def test_a_run_stopped_while_its_local_dask_cluster_starts_stops_in_one_line(orc
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cluster's processes are found from /proc")
+def test_a_step_interrupted_on_dask_is_timed_from_when_its_worker_started_it(orch, calls):
+    """A timed step stopped by Ctrl-C was charged the LocalCluster's start (7.7 s where it ran 3 s): its
+    time counted from when the run loop took it up, before its submit started the cluster."""
+    from orchestrator.context import Context
+
+    pytest.importorskip("distributed")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run",
+                             "timed.py:waiting", "--executor", "dask", "--workers", "1"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    began = Path(f"{calls.path}.pid")  # written as the step begins, in its child
+    try:
+        wait_for(lambda: any(b"spawn_main" in _command_line(pid) for pid in _children(proc.pid)))
+        worker_starting = time.time()  # the worker is importing Python and Dask: no step can run yet
+        wait_for(lambda: began.exists() and began.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    lineage = Context.open(orch.store).lineage
+    run_id = lineage.runs(limit=1)[0]["run_id"]
+    [step] = lineage.steps(run_id)
+    [attempt] = lineage.attempts(run_id, "waits")
+    assert (step["status"], attempt["status"]) == ("interrupted", "interrupted")
+    assert worker_starting < step["started"] <= began.stat().st_mtime, (worker_starting, step, began.stat())
+    assert worker_starting < attempt["started"] <= began.stat().st_mtime
+
+
+@pytest.mark.slow
+def test_a_step_interrupted_after_waiting_on_its_dask_worker_is_timed_from_when_it_began(orch, calls):
+    """Queued behind another step on the only worker, then stopped while it ran: not charged the wait."""
+    from orchestrator.context import Context
+
+    pytest.importorskip("distributed")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run",
+                             "parallel.py:parallel", "-p", "n=2", "-p", "seconds=3", "--executor", "dask",
+                             "--workers", "1"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: calls.ran() == {"branch0", "branch1"})  # the second began behind the first
+        time.sleep(1.0)  # the first's result reaches the run (it has 3 s to)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    lineage = Context.open(orch.store).lineage
+    run_id = lineage.runs(limit=1)[0]["run_id"]
+    steps = {s["node"]: s for s in lineage.steps(run_id)}
+    assert (steps["branch"]["status"], steps["branch_2"]["status"]) == ("ran", "interrupted")
+    # The first ended (as its worker timed it) before the second began; file times lag by a clock tick.
+    [first], [second] = lineage.attempts(run_id, "branch"), lineage.attempts(run_id, "branch_2")
+    assert second["started"] >= first["ended"] - 0.05 and steps["branch_2"]["started"] == second["started"]
+
+
+@pytest.mark.slow
 def test_sigterm_stops_a_process_pool_run_as_ctrl_c_does(orch, calls):
     """`timeout`, a cancelled CI job or `docker stop` send SIGTERM: the worker must not run on."""
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "slow.py",

@@ -451,7 +451,8 @@ class DaskExecutor:
                         # Looked at once the workers are dead (no task can start any more), before the
                         # scratch folder goes. On a user's cluster nothing marks a start: none is known.
                         self._unstarted = {k for k, mark in list(self._markers.items()) if not os.path.exists(mark)}
-                        self._stopped = printed | _spilled(self._spills, self._unstarted)
+                        self._stopped = {key: replace(stopped, started=self._worker_started(key, stopped.started))
+                                         for key, stopped in (printed | _spilled(self._spills, self._unstarted)).items()}
 
     def _snapshots(self) -> dict[tuple[str, int], TaskResult]:
         """What the untimed steps running on the LocalCluster's workers have printed and logged so far.
@@ -479,6 +480,17 @@ class DaskExecutor:
                                                       started=self._begun.get((node, attempt), now), ended=now,
                                                       stdout=stdout, stderr=stderr, logs=logs)
         return printed
+
+    def _worker_started(self, key: tuple[str, int], sent: float) -> float:
+        """When a LocalCluster worker began the attempt ``key`` (its start mark's time), else ``sent``.
+
+        Sent is when it was submitted: it may have waited on its worker behind another task.
+        """
+        mark = self._markers.get(key)
+        try:
+            return os.path.getmtime(mark) if mark is not None else sent
+        except OSError:
+            return sent
 
     def unstarted(self) -> set[tuple[str, int]]:
         """Attempts that were only queued on the LocalCluster when ``shutdown(cancel=True)`` killed it.
