@@ -12,17 +12,22 @@ class by value: loading takes the live class of that name where its module is
 loaded, the class a task brought along in a worker, and builds the class from
 its value only where neither exists.
 
-A class pickled by reference names the module it was loaded as: ``flow.Model``
-under ``orch run pipelines/flow.py``, ``pipelines.flow.Model`` when a notebook
-imports that file as part of its package. ``load`` finds it under the other
-name (the user's own module whose dotted name ends like the stored one) when
-the stored name is not importable here.
+A class of the user's own modules is written by its module, its name and its
+module's file: a class pickled by reference names the module it was loaded
+as, ``flow.Model`` under ``orch run pipelines/flow.py`` and
+``pipelines.flow.Model`` where a notebook imports that file as part of its
+package. Loading takes the class from a module this process loaded from that
+file under either name (importing it again under the other name would make a
+second class, and ``isinstance`` false), then imports it by its name. A
+module that no longer exists there raises ``GoneUserCode``: the step that
+stored the object is recomputed rather than failing every later run.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import io
+import os
 import pickle
 import re
 import sys
@@ -47,53 +52,69 @@ def dump(value: object, f: BinaryIO, buffer_callback: Callable[[pickle.PickleBuf
 
 class _Pickler(cloudpickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type) and _travelled_by_value(obj):
-            return _live_class, (obj.__module__, obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
+        if isinstance(obj, type):
+            if _travelled_by_value(obj):
+                return _live_class, (obj.__module__, obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
+            file = _users_file(obj)
+            if file is not None:
+                return _user_class, (obj.__module__, obj.__qualname__, file)
         return super().reducer_override(obj)
 
 
-def load(data: Any, buffers: list[Any] | None = None) -> Any:
-    """``pickle.loads(data, buffers=buffers)``, finding the user's classes under the name their module has here.
+def _users_file(cls: type) -> str | None:
+    """The file of the user's module that defines ``cls`` under its name, else None (pickled as pickle does).
 
-    The plain load comes first: a second pass, with a lookup of every global in
-    Python, is paid only by a pickle that names a module this process lacks.
-    """
-    try:
-        return pickle.loads(data, buffers=buffers)
-    except (ModuleNotFoundError, AttributeError) as missing:
-        try:
-            return _Unpickler(io.BytesIO(data), buffers=buffers).load()
-        except Exception:  # noqa: BLE001 - no such module under another name either: the first error says what
-            raise missing from None
-
-
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ModuleNotFoundError, AttributeError):
-            found = _under_other_name(module, name)
-            if found is None:
-                raise
-            return found
-
-
-def _under_other_name(module: str, qualname: str) -> Any:
-    """``qualname`` of the one loaded user module that is ``module`` under another dotted name, else None.
-
-    ``flow`` and ``pipelines.flow`` (either way round) are one file imported two
-    ways; two candidates that both hold ``qualname`` leave the choice open: None.
+    Not for ``__main__``'s classes, which cloudpickle writes by value, nor for a
+    class its module does not hold by that name (a function's local class).
     """
     from orchestrator.user_code import is_user_module
 
-    found = []
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if (module is None or not isinstance(file, str) or cls.__module__ == "__main__"
+            or _named(cls.__module__, cls.__qualname__) is not cls or not is_user_module(module)):
+        return None
+    return os.path.realpath(file)
+
+
+class GoneUserCode(ModuleNotFoundError):
+    """A stored object's class is in a module of the user's that no longer exists under its name or file."""
+
+
+def _user_class(module: str, qualname: str, file: str) -> Any:
+    """Unpickling's side of ``_users_file``: the class from the module loaded from ``file``, else imported.
+
+    Stored objects name this function (``orchestrator.class_refs._user_class``)
+    and its three arguments: keep both, or stores written since stop loading.
+    """
+    found = _named(module, qualname)
+    if found is not None:
+        return found
     for name, loaded in list(sys.modules.items()):
-        if name == module or not (name.endswith("." + module) or module.endswith("." + name)):
-            continue
-        value = _named(name, qualname)
-        if value is not None and loaded is not None and is_user_module(loaded):
-            found.append(value)
-    return found[0] if len(found) == 1 else None
+        there = getattr(loaded, "__file__", None)
+        if isinstance(there, str) and name != module and _same_file(there, file):
+            found = _named(name, qualname)
+            if found is not None:
+                return found  # the same file imported under another name: its class, not a second one
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not os.path.exists(file) and exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
+            raise GoneUserCode(f"No module named '{module}' (it was {file})", name=module) from None
+        raise  # its file is there, outside this process's import path: the caller names the folder
+    found = _named(module, qualname)
+    if found is None:
+        raise AttributeError(f"Can't get attribute '{qualname}' on <module '{module}' from '{file}'>")
+    return found
+
+
+def _same_file(path: str, file: str) -> bool:
+    return path == file or os.path.realpath(path) == file
+
+
+def load(data: Any, buffers: list[Any] | None = None) -> Any:
+    """``pickle.loads(data, buffers=buffers)`` (named here: what it loads may call ``_user_class``)."""
+    return pickle.loads(data, buffers=buffers)
 
 
 # Why the producer of such an object runs again, then ": `pk.est` (moved or renamed)".
@@ -110,18 +131,29 @@ def gone_user_code(cause: BaseException | None) -> str | None:
     """
     from orchestrator.user_code import is_user_module
 
-    if isinstance(cause, ModuleNotFoundError) and cause.name and "." in cause.name:
-        parent = cause.name.rpartition(".")[0]
-        try:
-            importable = importlib.util.find_spec(parent) is not None
-        except (ImportError, ValueError):
-            return None
-        return cause.name if importable and is_user_module(parent) else None
+    if isinstance(cause, GoneUserCode):
+        return cause.name
+    if isinstance(cause, ModuleNotFoundError) and cause.name and _gone_package_module(cause.name):
+        return cause.name
     if isinstance(cause, AttributeError):
         found = _GONE_ATTRIBUTE.match(str(cause))
         if found and found["module"] in sys.modules and is_user_module(found["module"]):
             return f"{found['module']}.{found['name']}"
     return None
+
+
+def _gone_package_module(module: str) -> bool:
+    """Whether ``module`` is missing from a package of the user's that is importable (moved or renamed)."""
+    from orchestrator.user_code import is_user_module
+
+    if "." not in module:
+        return False
+    parent = module.rpartition(".")[0]
+    try:
+        return (importlib.util.find_spec(parent) is not None and importlib.util.find_spec(module) is None
+                and is_user_module(parent))
+    except (ImportError, ValueError):
+        return False
 
 
 _GONE_ATTRIBUTE = re.compile(r"Can't get attribute '(?P<name>[^']+)' on <module '(?P<module>[^']+)'")
@@ -164,6 +196,10 @@ def _live_class(module: str, qualname: str, by_value: bytes) -> type:
     carried = _carried.get((module, qualname))
     if carried is not None:
         return carried
+    if module not in sys.modules and _gone_package_module(module):
+        # Its module moved: a copy of the old class would load (and `isinstance` be false) where a run
+        # should recompute the step that stored it, as for a class stored by reference.
+        raise GoneUserCode(f"No module named '{module}'", name=module)
     return pickle.loads(by_value)  # type: ignore[no-any-return]
 
 

@@ -199,22 +199,14 @@ def test_a_run_stopped_while_its_local_dask_cluster_starts_stops_in_one_line(orc
     wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cluster's processes are found from /proc")
-def test_a_step_interrupted_on_dask_is_timed_from_when_its_worker_started_it(orch, calls):
-    """A timed step stopped by Ctrl-C was charged the LocalCluster's start (7.7 s where it ran 3 s): its
-    time counted from when the run loop took it up, before its submit started the cluster."""
-    from orchestrator.context import Context
-
+def _ctrl_c_dask_run(orch, target: list[str], ready) -> None:  # type: ignore[no-untyped-def]
+    """``orch run TARGET --executor dask --workers 1``, Ctrl-C once ``ready(proc)`` returns; it must exit 130."""
     pytest.importorskip("distributed")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run",
-                             "timed.py:waiting", "--executor", "dask", "--workers", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *target,
+                             "--executor", "dask", "--workers", "1"],
                             cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    began = Path(f"{calls.path}.pid")  # written as the step begins, in its child
     try:
-        wait_for(lambda: any(b"spawn_main" in _command_line(pid) for pid in _children(proc.pid)))
-        worker_starting = time.time()  # the worker is importing Python and Dask: no step can run yet
-        wait_for(lambda: began.exists() and began.read_text())
+        ready(proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -222,6 +214,25 @@ def test_a_step_interrupted_on_dask_is_timed_from_when_its_worker_started_it(orc
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the cluster's processes are found from /proc")
+def test_a_step_interrupted_on_dask_is_timed_from_when_its_worker_started_it(orch, calls):
+    """A timed step stopped by Ctrl-C was charged the LocalCluster's start (7.7 s where it ran 3 s): its
+    time counted from when the run loop took it up, before its submit started the cluster."""
+    from orchestrator.context import Context
+
+    began = Path(f"{calls.path}.pid")  # written as the step begins, in its child
+    starting: list[float] = []
+
+    def ready(proc: subprocess.Popen[str]) -> None:
+        wait_for(lambda: any(b"spawn_main" in _command_line(pid) for pid in _children(proc.pid)))
+        starting.append(time.time())  # the worker is importing Python and Dask: no step can run yet
+        wait_for(lambda: began.exists() and began.read_text())
+
+    _ctrl_c_dask_run(orch, ["timed.py:waiting"], ready)
+    worker_starting = starting[0]
     lineage = Context.open(orch.store).lineage
     run_id = lineage.runs(limit=1)[0]["run_id"]
     [step] = lineage.steps(run_id)
@@ -236,21 +247,11 @@ def test_a_step_interrupted_after_waiting_on_its_dask_worker_is_timed_from_when_
     """Queued behind another step on the only worker, then stopped while it ran: not charged the wait."""
     from orchestrator.context import Context
 
-    pytest.importorskip("distributed")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run",
-                             "parallel.py:parallel", "-p", "n=2", "-p", "seconds=3", "--executor", "dask",
-                             "--workers", "1"],
-                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    def ready(proc: subprocess.Popen[str]) -> None:
         wait_for(lambda: calls.ran() == {"branch0", "branch1"})  # the second began behind the first
-        time.sleep(1.0)  # the first's result reaches the run (it has 3 s to)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, stderr
+        time.sleep(2.5)  # the first's result reaches the run (it has 6 s to, on a busy machine too)
+
+    _ctrl_c_dask_run(orch, ["parallel.py:parallel", "-p", "n=2", "-p", "seconds=6"], ready)
     lineage = Context.open(orch.store).lineage
     run_id = lineage.runs(limit=1)[0]["run_id"]
     steps = {s["node"]: s for s in lineage.steps(run_id)}

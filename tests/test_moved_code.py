@@ -97,3 +97,58 @@ def test_a_class_moved_to_another_module_recomputes_what_stored_it_instead_of_fa
     assert steps["score"]["status"] == "ran"
     assert steps["fit"]["status"] == "ran" and "pk.est" in steps["fit"]["reason"], steps["fit"]
     assert json.loads(_orch(tmp_path, "show", "latest", "--json").stdout)["status"] == "succeeded"
+
+
+def test_a_module_of_the_same_last_name_is_not_taken_for_the_one_that_stored_the_object(tmp_path):
+    """`a/flow.py` stored `flow.Model`; a notebook that imported `b.flow` got b's Model, with other code."""
+    for package, body in (("a", "x * self.w"), ("b", "x + self.w")):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "flow.py").write_text(
+            FLOW.replace("    w: float\n", f"    w: float\n\n    def predict(self, x):\n        return {body}\n"))
+    assert _orch(tmp_path, "run", "a/flow.py").returncode == 0
+    done = _python("import orchestrator, b.flow\n"
+                   "try:\n    m = orchestrator.load('latest:fit', store='cache')\n"
+                   "except Exception as exc:\n    print('refused', exc)\nelse:\n    print('loaded', m.predict(10))",
+                   tmp_path)
+    assert done.stdout.startswith("refused") and f"{tmp_path / 'a'}" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_run_loads_the_class_of_the_file_it_imported_not_a_second_copy_of_that_file(tmp_path):
+    """Stored as `pipelines.flow.Model` by a notebook, it loaded in `python -m orchestrator run
+    pipelines/flow.py` by importing the file a second time: another class, and isinstance was False."""
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "__init__.py").write_text("")
+    flow = tmp_path / "pipelines" / "flow.py"
+    flow.write_text(FLOW.replace("return m.w * 10", "return float(isinstance(m, Model))"))
+    assert _python("from pipelines.flow import flow\nassert flow.run(store='cache').status == 'succeeded'",
+                   tmp_path).returncode == 0
+    flow.write_text(flow.read_text().replace("float(isinstance(m, Model))", "float(isinstance(m, Model)) * 2"))
+    done = _orch(tmp_path, "run", "pipelines/flow.py")
+    assert done.returncode == 0, done.stderr
+    done = _python("import orchestrator\nprint(orchestrator.load('latest:stats', store='cache'))", tmp_path)
+    assert done.stdout.strip() == "2.0", done.stdout + done.stderr
+
+
+def test_a_moved_top_level_module_and_a_class_a_pool_worker_stored_are_recomputed_too(tmp_path):
+    """`est.py` renamed to `estimators.py` failed every run ('No module named est'); on the process pool,
+    whose workers store classes by value, the old class loaded as a copy (isinstance False)."""
+    (tmp_path / "est.py").write_text("class Est:\n    def __init__(self, w):\n        self.w = w\n")
+    (tmp_path / "pk").mkdir()
+    (tmp_path / "pk" / "__init__.py").write_text("")
+    (tmp_path / "pk" / "old.py").write_text("class Other:\n    def __init__(self, w):\n        self.w = w\n")
+    (tmp_path / "p.py").write_text(
+        "from orchestrator import pipeline, step\nfrom est import Est\nfrom pk.old import Other\n\n\n"
+        "@step\ndef fit():\n    return [Est(2), {'m': Other(3)}]\n\n\n"
+        "@step\ndef use(ms) -> list:\n    return [isinstance(ms[0], Est), isinstance(ms[1]['m'], Other)]\n\n\n"
+        "@pipeline\ndef pp():\n    return use(fit())\n")
+    assert _orch(tmp_path, "run", "p.py", "--executor", "process", "--workers", "1").returncode == 0
+    (tmp_path / "est.py").rename(tmp_path / "estimators.py")
+    (tmp_path / "pk" / "old.py").rename(tmp_path / "pk" / "new.py")
+    (tmp_path / "p.py").write_text((tmp_path / "p.py").read_text().replace("from est ", "from estimators ")
+                                   .replace("pk.old", "pk.new"))
+    for executor in ("process", "sequential"):
+        done = _orch(tmp_path, "run", "p.py", "--executor", executor, "--rerun", "use")
+        assert done.returncode == 0, done.stderr
+        done = _python("import orchestrator\nprint(orchestrator.load('latest:use', store='cache'))", tmp_path)
+        assert done.stdout.strip() == "[True, True]", (executor, done.stdout + done.stderr)
