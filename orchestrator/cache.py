@@ -250,16 +250,29 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
     change, it beat the last run's two real ones, and a step that ran in every
     earlier run said "no earlier result".
     """
-    best: list[str] | None = None
+    best: tuple[int, bool] | None = None
+    said: list[str] = []
     for old in candidates:
         if old is None:
             continue
         changes = _changes(old, parts)
         if not changes:
             return _SAME_PARTS  # no difference at all: nothing can be closer
-        if best is None or len(changes) < len(best):  # counted in full, though a reason names only a few
-            best = changes
-    return _joined(best) if best is not None else NO_EARLIER_RESULT
+        # Counted in full, though a reason names only a few. On a tie, files at the paths read now: the
+        # last run read B.csv, a copy of the A.csv its result was computed from, and B.csv was edited.
+        rank = (len(changes), _file_paths(old) != _file_paths(parts))
+        if best is None or rank < best:
+            best, said = rank, changes
+    return _joined(said) if best is not None else NO_EARLIER_RESULT
+
+
+def _file_paths(parts: dict[str, Any]) -> dict[str, Any]:
+    """The path of each file parameter of a key's parts (their content left out)."""
+    files = parts.get("files") or {}
+    try:
+        return {name: [e[0] for e in _file_entries(files, name)] for name in files}
+    except (AttributeError, IndexError, KeyError, TypeError):  # recorded otherwise (an older version)
+        return {}
 
 
 def decide(node: Node, key: str, inputs: dict[str, str], lineage: Lineage, store: ArtifactStore,

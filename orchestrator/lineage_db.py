@@ -540,19 +540,26 @@ class Lineage:
         Reads the pipeline's last few runs by primary key, newest first, so that
         explaining every miss of a large pipeline costs a handful of queries.
         The parts of a cached record are fetched by ``key_parts_of`` when needed:
-        those the key was computed with. (A cached step given files records its
-        own, for its lineage: the paths of equal copies, which no key holds.)
+        those the key was computed with. A cached step given files records its
+        own (the paths of an equal copy, which no key holds): those are one more
+        entry for that key, so that a miss can be explained against the paths
+        the last run read as well as those the key was computed from.
         """
         out: dict[str, list[tuple[str, str | None]]] = {}
         run_ids = [r[0] for r in self.conn.execute(
             "SELECT run_id FROM runs WHERE pipeline=? ORDER BY started DESC LIMIT ?", (pipeline, runs))]
         for run_id in run_ids:
-            for node, key, parts in self.conn.execute(
-                "SELECT node, key, CASE WHEN status='ran' THEN key_parts END FROM steps WHERE run_id=? "
-                "AND key IS NOT NULL "
+            for node, key, parts, status in self.conn.execute(
+                "SELECT node, key, key_parts, status FROM steps WHERE run_id=? AND key IS NOT NULL "
                 "AND status IN ('ran', 'cached')", (run_id,)):
                 seen = out.setdefault(node, [])
-                if all(key != k for k, _ in seen):
+                known = any(k == key for k, _ in seen)
+                if status == "cached" and parts is not None:
+                    if (key, parts) not in seen:
+                        seen.append((key, parts))  # the paths this run gave it
+                    if not known:
+                        seen.append((key, None))  # and what the key was computed with
+                elif not known:
                     seen.append((key, parts))
         return out
 

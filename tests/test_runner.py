@@ -153,6 +153,21 @@ def test_file_input_is_hashed_by_content(tmp_path, store, calls):
     assert calls.ran() == {"report"}
 
 
+def test_an_edited_copy_is_explained_against_the_copy_the_last_run_read(tmp_path, store, calls):
+    """Run on a.txt, then on b.txt (a copy: all cached), then b.txt edited: the reason said the
+    parameter changed (now b.txt), compared with the run that computed the key from a.txt."""
+    files = _load("files.py")
+    original, copy = tmp_path / "a.txt", tmp_path / "b.txt"
+    original.write_text("hello")
+    copy.write_text("hello")
+    files.run(store=str(store), path=original)
+    assert files.run(store=str(store), path=copy).steps["read"].status == "cached"
+    copy.write_text("howdy")
+    expected = f"content of file `path` changed ({copy})"
+    assert files.plan(store=str(store), path=copy).steps["read"].reason == expected
+    assert files.run(store=str(store), path=copy).steps["read"].reason == expected
+
+
 def test_a_miss_says_what_happened_to_the_input_file(tmp_path, store, calls):
     files = _load("files.py")
     data = tmp_path / "input.txt"
