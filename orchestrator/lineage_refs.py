@@ -327,9 +327,14 @@ def runs_using(lineage: Lineage, kind: str, ident: str) -> set[str]:
     digest, _, path = ident.partition("@")
     where, args = ("e.digest=? AND e.path=?", (digest, path)) if path else ("e.digest=?", (digest,))
     # A cached step of another run reused one of those computations (its key), and so used the root too.
+    # Not, for a file, a step run that names the files it read: by the same key it read an equal copy
+    # elsewhere (A.csv, for B.csv), and if it read this one, its edge says so (the first part).
+    own_files = ("AND NOT EXISTS (SELECT 1 FROM edges o WHERE o.run_id=x.run_id AND o.node=x.node "
+                 "AND o.direction='in' AND o.path IS NOT NULL)") if path else ""
     return {str(r) for (r,) in lineage.conn.execute(
-        f"SELECT run_id FROM edges e WHERE {where} UNION SELECT run_id FROM steps WHERE status IN ('ran', 'cached') "
-        f"AND key IN (SELECT s.key FROM edges e JOIN steps s ON s.run_id=e.run_id AND s.node=e.node WHERE {where})",
+        f"SELECT run_id FROM edges e WHERE {where} UNION SELECT x.run_id FROM steps x WHERE x.status IN "
+        f"('ran', 'cached') AND x.key IN (SELECT s.key FROM edges e JOIN steps s ON s.run_id=e.run_id "
+        f"AND s.node=e.node WHERE {where}) {own_files}",
         args + args)}
 
 
