@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from orchestrator import current_run_id
+from orchestrator.feature_codes import code_text
 
 
 class DataValidationError(Exception):
@@ -46,6 +47,16 @@ def check_frame(frame: pd.DataFrame, expectations: list[Expectation]) -> dict[st
             "failed": len(failed), "checks": checks}
 
 
+def _written_in_numbers(col: pd.Series) -> bool:
+    """Whether a column holds numbers (not flags), or text that is all plain whole numbers."""
+    if pd.api.types.is_bool_dtype(col):
+        return False
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    present = col.dropna()
+    return len(present) > 0 and all(isinstance(v, str) and v.strip().isdigit() for v in present.unique())
+
+
 def _check(frame: pd.DataFrame, e: Expectation) -> dict[str, Any]:
     out: dict[str, Any] = {"check": e.kind, "column": e.column}
     if e.kind == "rows":
@@ -63,7 +74,9 @@ def _check(frame: pd.DataFrame, e: Expectation) -> dict[str, Any]:
         observed = f"{values.min():g}..{values.max():g}, {bad} rows outside" if len(values) else "no values"
         return {**out, "passed": bad == 0, "expected": f"{e.low}..{e.high}", "observed": observed}
     if e.kind == "categories":
-        unknown = sorted({str(v) for v in col.dropna().unique()} - set(e.allowed))
+        # Codes written in numbers compare as codes: a blank cell reads 75001 as 75001.0, which is '75001'.
+        as_text = code_text if _written_in_numbers(col) else str
+        unknown = sorted({as_text(v) for v in col.dropna().unique()} - {as_text(a) for a in e.allowed})
         return {**out, "passed": not unknown, "expected": list(e.allowed),
                 "observed": f"unexpected: {', '.join(unknown[:5])}" if unknown else "ok"}
     if e.kind == "nulls":
@@ -217,18 +230,31 @@ def _regression_label_problem(col: pd.Series, label: str) -> list[str]:
     Numbers written as text (``'938.64'``, a Parquet file of strings) are numbers; text with a unit
     (``'938.64 EUR'``) or a decimal comma is not, and failed every candidate in scikit-learn.
     """
-    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_bool_dtype(col):
         return []
+    if pd.api.types.is_numeric_dtype(col):
+        return _infinite_label(col, label)
     values = col.dropna()
     text = values[pd.to_numeric(values, errors="coerce").isna()]
     if pd.api.types.is_datetime64_any_dtype(col) or (len(text) and values.head(50).astype(str).str.match(_DATE).all()):
         return [f"the label {label!r} of a regression holds dates: predict a number derived from them (days since "
                 "a start), or choose another label"]
     if not len(text):
-        return []
+        return _infinite_label(pd.to_numeric(values), label)
     return [f"the label {label!r} of a regression holds text in {len(text)} of its {len(values)} rows (e.g. "
             f"{str(text.iloc[0])[:30]!r}): make it numbers (without a unit or a thousands separator), or set TASK = "
             "\"classification\" for a label of classes"]
+
+
+def _infinite_label(values: pd.Series, label: str) -> list[str]:
+    """The rows of a regression label that are infinite ('inf', 1e400), which no model fits, named with the fix."""
+    import numpy as np
+
+    infinite = int(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).sum())
+    if not infinite:
+        return []
+    return [f"the label {label!r} of a regression is infinite in {infinite} of its {int(values.notna().sum())} rows: "
+            "drop those rows or give them a finite value"]
 
 
 def _meant(absent: list[str], has: list[str]) -> str:

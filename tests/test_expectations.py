@@ -124,6 +124,17 @@ def test_a_category_written_in_numbers_meets_category_and_a_measure_declared_one
         raise_for_failures(check_frame(frame, columns(charges="category")))
 
 
+def test_allowed_categories_of_codes_written_in_numbers_match_however_the_codes_were_read():
+    """A blank cell reads a postcode column as floats: allowed=('75001', '69002') then failed with
+    'unexpected: 69002.0, 75001.0', though int codes passed."""
+    allowed = Expectation("categories", "zip", allowed=("75001", "69002"))
+    for zips in ([75001, 69002], [75001.0, 69002.0, float("nan")], ["75001", "69002", None]):
+        report = check_frame(pd.DataFrame({"zip": zips}), [allowed])
+        assert report["passed"], (zips, report["checks"])
+    report = check_frame(pd.DataFrame({"zip": [75001.0, 6000.0, float("nan")]}), [allowed])
+    assert not report["passed"] and report["checks"][0]["observed"] == "unexpected: 6000"
+
+
 def test_text_in_a_regression_label_is_named_with_the_fix():
     """TASK = "regression" on a label written with its unit ('938.64 EUR') failed every candidate in scikit-learn
     with 'ValueError: could not convert string to float'; a classifier's label may be text, and a regression's
@@ -135,6 +146,11 @@ def test_text_in_a_regression_label_is_named_with_the_fix():
                                                   r"label of classes\. Declare the columns"):
         check_features(frame, ["amount"], ["plan"], "spend", key="id", task="regression")
     check_features(frame, ["amount"], ["plan"], "spend", key="id")  # classes may be text
+    for infinite in ("inf", float("inf")):  # 'Input contains infinity' in scikit-learn, after every earlier step
+        spend = [infinite if i == 7 else (str(i * 9.5) if isinstance(infinite, str) else i * 9.5) for i in range(120)]
+        with pytest.raises(DataValidationError, match=r"^the label 'spend' of a regression is infinite in 1 of its "
+                                                      r"120 rows: drop those rows or give them a finite value"):
+            check_features(frame.assign(spend=spend), ["amount"], ["plan"], "spend", task="regression")
     check_features(frame.assign(spend=[str(i * 9.5) for i in range(120)]), ["amount"], ["plan"], "spend",
                    task="regression")
     with pytest.raises(DataValidationError, match=r"^the label 'signup' of a regression holds dates"):
