@@ -167,7 +167,9 @@ def cache_gc(ctx: click.Context, keep_last: int | None, dry_run: bool, force: bo
             echo(f"{digest}  {row['size']:>12}  {row['type']}" if row else f"{digest}  (an orphan: no record)")
     verb = "would remove" if dry_run else "removed"
     spared = f"; spared {result.spared_recent} written during a running run" if result.spared_recent else ""
-    echo(f"{verb} {plural(len(result.removed), 'artifact')} ({_size(result.freed_bytes)}); "
+    # A small value lives in metadata.db: removing its record frees no file (`(0 B)` read as nothing removed).
+    inline = f", {result.records_only} of them values held in metadata.db" if result.records_only else ""
+    echo(f"{verb} {plural(len(result.removed), 'artifact')} ({_size(result.freed_bytes)}{inline}); "
                f"kept those of {plural(result.kept_runs, 'run')}{spared}")
     _compact_request_logs(context, dry_run)
 

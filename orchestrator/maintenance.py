@@ -44,6 +44,7 @@ class Damage:
 class GcResult:
     removed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    records_only: int = 0  # removed values held in metadata.db (inline), which frees no file
     kept_runs: int = 0
     spared_recent: int = 0
 
@@ -297,6 +298,8 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
         result.freed_bytes += stat[1] if stat else 0
         if stat is not None:
             files.append(digest)
+        elif digest in rows:
+            result.records_only += 1
     if not dry_run:
         _forget(context, result.removed)
         for done, digest in enumerate(files):

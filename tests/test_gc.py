@@ -309,6 +309,30 @@ def test_gc_says_how_much_it_frees_as_cache_du_says_sizes(store, capsys):
         assert last.startswith(f"{verb} 1 artifact ({size / 1e3:.1f} kB); "), last
 
 
+def test_gc_of_values_held_in_the_database_says_so_rather_than_freeing_nothing(tmp_path, capsys):
+    """A step returning `[k, 2 * k]`: gc listed the value, then said `would remove 1 artifact (0 B)`."""
+    from orchestrator import pipeline, step
+    from orchestrator.cli import main
+
+    @step
+    def pair(k: int) -> list:
+        return [k, 2 * k]
+
+    @pipeline
+    def pairs(k: int = 1):
+        return pair(k)
+
+    store = tmp_path / "store"
+    pairs.run(store=str(store), k=1)
+    pairs.run(store=str(store), k=2)
+    time.sleep(0.05)  # past gc's spare-what-is-being-written window
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", str(store), "cache", "gc", "--keep-last", "1", "--dry-run"])
+    assert exited.value.code in (0, None)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("would remove 1 artifact (0 B, 1 of them values held in metadata.db); "), last
+
+
 def test_verify_of_a_store_of_one_object_says_one_object(tmp_path, capsys):
     """`1 objects checked` read as a typo on a fresh store's first verify."""
     from orchestrator.cli import main
