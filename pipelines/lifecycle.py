@@ -125,7 +125,7 @@ def check_search(model: str, values: dict[str, Any]) -> None:
         raise ParameterError(f"model {model!r} is not one of {', '.join(HYPERPARAMETERS)}"
                              + (f". Did you mean '{close[0]}'?" if close else "; pass -p model=logistic or boosting."))
     grid = HYPERPARAMETERS[model][0]
-    if not values[grid.name]:
+    if len(values[grid.name]) == 0:  # not `not`: a grid given as a numpy array has no truth value
         raise ParameterError(f"the candidate grid {grid.name}=[] of model {model!r} is empty; give at least one value "
                              f"(e.g. -p '{grid.name}={grid.example}').")
     problems = [_refused(h, model, values[h.name]) for h in HYPERPARAMETERS[model]]
@@ -136,6 +136,8 @@ def check_search(model: str, values: dict[str, Any]) -> None:
 def _refused(hyperparameter: Hyperparameter, model: str, value: Any) -> str:
     """What is wrong with the value(s) of ``hyperparameter``, and what to pass instead; empty when all are taken."""
     h = hyperparameter
+    if h.grid and not isinstance(value, (list, tuple)):
+        value = value.tolist() if hasattr(value, "tolist") else list(value)  # a numpy array, from Python
     given = value if h.grid else [value]
     bad = [v for v in given if not h.accepts(v)]
     if not bad:

@@ -531,3 +531,20 @@ def test_a_validation_set_without_the_rare_class_says_why_roc_auc_is_missing():
         train_candidate({"model": "logistic", "C": 1.0}, frame, valid, 0, "roc_auc")
     assert str(refused.value) == ("roc_auc cannot be measured on the 40 validation rows, which hold 1 of the "
                                   "label's classes: give more rows, or -p metric=accuracy or f1.")
+
+
+def test_a_grid_given_as_a_numpy_array_is_checked_like_a_list():
+    """`lifecycle.plan(C=np.array([0.5, 1.0]))` failed the early check with numpy's 'truth value of an array
+    is ambiguous', and an empty array slipped past the empty-grid check the same way."""
+    import lifecycle
+    import numpy as np
+
+    from orchestrator.errors import ParameterError
+
+    lifecycle.check_search("logistic", {"C": np.array([0.5, 1.0])})
+    with pytest.raises(ParameterError, match=r"the candidate grid C=\[\] of model 'logistic' is empty"):
+        lifecycle.check_search("logistic", {"C": np.array([])})
+    with pytest.raises(ParameterError, match=r"C=\[0\.0, 1\.0\] of model 'logistic' holds 0"):
+        lifecycle.check_search("logistic", {"C": np.array([0.0, 1.0])})
+    with pytest.raises(ParameterError, match=r"max_depth=\[0, 3\] of model 'boosting' holds 0"):
+        lifecycle.check_search("boosting", {"max_depth": np.array([0, 3]), "learning_rate": 0.1})
