@@ -99,6 +99,9 @@ def _user_class(module: str, qualname: str, file: str) -> Any:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
+        copy = _in_a_copy(module, qualname, file)
+        if copy is not None:
+            return copy
         if not os.path.exists(file) and exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
             raise GoneUserCode(f"No module named '{module}' (it was {file})", name=module) from None
         raise  # its file is there, outside this process's import path: the caller names the folder
@@ -106,6 +109,31 @@ def _user_class(module: str, qualname: str, file: str) -> Any:
     if found is None:
         raise AttributeError(f"Can't get attribute '{qualname}' on <module '{module}' from '{file}'>")
     return found
+
+
+def _in_a_copy(module: str, qualname: str, file: str) -> Any:
+    """``qualname`` of the loaded module that is ``module`` under another dotted name in a copy of its project.
+
+    A project copied or checked out elsewhere has the file at another path:
+    ``flow`` stored from ``/old/proj/pipelines/flow.py`` is ``pipelines.flow``
+    loaded from ``/new/proj/pipelines/flow.py``. The folders the longer dotted
+    name spans must match too, so ``b/flow.py`` is not taken for ``a/flow.py``.
+    None when no such module is loaded.
+    """
+    for name, loaded in list(sys.modules.items()):
+        there = getattr(loaded, "__file__", None)
+        if not isinstance(there, str) or not (name.endswith("." + module) or module.endswith("." + name)):
+            continue
+        depth = max(name.count("."), module.count(".")) + 1 + (os.path.basename(file) == "__init__.py")
+        if _tail(there, depth) == _tail(file, depth):
+            found = _named(name, qualname)
+            if found is not None:
+                return found
+    return None
+
+
+def _tail(path: str, depth: int) -> list[str]:
+    return os.path.normpath(path).split(os.sep)[-depth:]
 
 
 def _same_file(path: str, file: str) -> bool:

@@ -9,6 +9,7 @@ module it left.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,20 @@ def test_a_moved_top_level_module_and_a_class_a_pool_worker_stored_are_recompute
         assert done.returncode == 0, done.stderr
         done = _python("import orchestrator\nprint(orchestrator.load('latest:use', store='cache'))", tmp_path)
         assert done.stdout.strip() == "[True, True]", (executor, done.stdout + done.stderr)
+
+
+def test_an_object_stored_in_a_copy_of_the_project_loads_in_another_copy(tmp_path):
+    """Objects record their module's file: a checkout elsewhere (a copied project, CI) has it at another path,
+    and a notebook there that imported `pipelines.flow` could not load `flow.Model` stored by `orch run`."""
+    first = tmp_path / "first"
+    (first / "pipelines").mkdir(parents=True)
+    (first / "pipelines" / "__init__.py").write_text("")
+    (first / "pipelines" / "flow.py").write_text(FLOW)
+    assert _orch(first, "run", "pipelines/flow.py").returncode == 0
+    shutil.copytree(first, tmp_path / "second")
+    shutil.rmtree(first)
+    done = _python("import orchestrator\nfrom pipelines.flow import Model, flow\n"
+                   "print(isinstance(orchestrator.load('latest:fit', store='cache'), Model))\n"
+                   "r = flow.run(store='cache', rerun='stats')\nprint(r.status, r.steps['fit'].status)",
+                   tmp_path / "second")
+    assert done.stdout.split() == ["True", "succeeded", "cached"], done.stdout + done.stderr
