@@ -57,6 +57,8 @@ class _Pickler(cloudpickle.Pickler):
                 return _live_class, (obj.__module__, obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
             file = _users_file(obj)
             if file is not None:
+                if obj.__module__ == "__main__":  # a script's class (`python train.py`), also kept by value
+                    return _script_class, (obj.__qualname__, file, cloudpickle.dumps(obj, protocol=5))
                 return _user_class, (obj.__module__, obj.__qualname__, file)
         return super().reducer_override(obj)
 
@@ -64,14 +66,13 @@ class _Pickler(cloudpickle.Pickler):
 def _users_file(cls: type) -> str | None:
     """The file of the user's module that defines ``cls`` under its name, else None (pickled as pickle does).
 
-    Not for ``__main__``'s classes, which cloudpickle writes by value, nor for a
-    class its module does not hold by that name (a function's local class).
+    Not for a class its module does not hold by that name (a function's local class).
     """
     from orchestrator.user_code import is_user_module
 
     module = sys.modules.get(cls.__module__)
     file = getattr(module, "__file__", None)
-    if (module is None or not isinstance(file, str) or cls.__module__ == "__main__"
+    if (module is None or not isinstance(file, str)
             or _named(cls.__module__, cls.__qualname__) is not cls or not is_user_module(module)):
         return None
     return os.path.realpath(file)
@@ -109,6 +110,23 @@ def _user_class(module: str, qualname: str, file: str) -> Any:
     if found is None:
         raise AttributeError(f"Can't get attribute '{qualname}' on <module '{module}' from '{file}'>")
     return found
+
+
+def _script_class(qualname: str, file: str, by_value: bytes) -> Any:
+    """Unpickling's side of a class of a script run as ``__main__`` (``python train.py``).
+
+    Where that file is loaded as a module (``orch run train.py``, ``import train``), its
+    class: a copy built from the value would make ``isinstance`` false there. Elsewhere
+    (a notebook that never imported it), the copy, as cloudpickle always gave.
+    Stored objects name this function and its arguments: keep them.
+    """
+    for name, loaded in list(sys.modules.items()):
+        there = getattr(loaded, "__file__", None)
+        if isinstance(there, str) and _same_file(there, file):
+            found = _named(name, qualname)
+            if isinstance(found, type):
+                return found
+    return pickle.loads(by_value)
 
 
 def _in_a_copy(module: str, qualname: str, file: str) -> Any:

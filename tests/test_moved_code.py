@@ -170,3 +170,19 @@ def test_an_object_stored_in_a_copy_of_the_project_loads_in_another_copy(tmp_pat
                    "r = flow.run(store='cache', rerun='stats')\nprint(r.status, r.steps['fit'].status)",
                    tmp_path / "second")
     assert done.stdout.split() == ["True", "succeeded", "cached"], done.stdout + done.stderr
+
+
+def test_objects_a_script_stored_load_as_its_class_where_the_file_is_a_module(tmp_path):
+    """`python train.py` (a pipeline run under `if __name__ == "__main__"`) stored its classes by value:
+    under `orch run train.py` they loaded as copies, so isinstance and Enum identity were False."""
+    script = FLOW.replace("return m.w * 10", "return float(isinstance(m, Model))") + (
+        "\n\nif __name__ == '__main__':\n    assert flow.run(store='cache').status == 'succeeded'\n")
+    (tmp_path / "train.py").write_text(script)
+    assert subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, timeout=120).returncode == 0
+    (tmp_path / "train.py").write_text(script.replace("float(isinstance(m, Model))", "float(isinstance(m, Model)) * 2"))
+    done = _orch(tmp_path, "run", "train.py")
+    assert done.returncode == 0, done.stderr
+    done = _python("import orchestrator\nprint(orchestrator.load('latest:stats', store='cache'))\n"
+                   "print(type(orchestrator.load('latest:fit', store='cache')).__name__)", tmp_path)
+    assert done.stdout.split() == ["2.0", "Model"], done.stdout + done.stderr  # a notebook elsewhere: the copy
