@@ -53,7 +53,12 @@ def resolve_ref(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         raise NotFoundError(f"file '{ref}' does not exist (relative paths start at {os.getcwd()}). Pass an "
                             "existing file or folder, or a run id, RUN:step, NAME@VERSION or digest.")
     if _looks_like_id(ref):
-        return _prefix_roots(lineage, ref)
+        try:
+            return _prefix_roots(lineage, ref)
+        except NotFoundError:
+            if os.path.exists(ref):  # a folder or file named in hex (`d1`, `ab`): no id begins so, a path it is
+                return _file_roots(lineage, ref)
+            raise
     try:
         return _run_roots(lineage, lineage.resolve_run(ref))  # `latest`
     except NotFoundError:

@@ -319,6 +319,27 @@ def test_a_cached_step_given_a_copy_of_its_file_names_the_copy_its_run_read(tmp_
     assert copy.id not in render(walk(lineage, "A.csv", "downstream"), "tree")
 
 
+def test_a_folder_named_in_hex_is_a_path_when_no_id_begins_so(tmp_path, monkeypatch):
+    """`orch lineage d1 --downstream` of a folder input `d1` said no run id or digest begins with 'd1'."""
+    from orchestrator import pipeline, step
+
+    @step
+    def listing(folder: Path) -> list:
+        return sorted(p.name for p in folder.iterdir())
+
+    @pipeline
+    def listed(folder: Path = Path("d1")):
+        return listing(folder)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / "x.txt").write_text("x")
+    run = listed.run(store=str(tmp_path / "store"))
+    down = walk(Context.open(tmp_path / "store").lineage, "d1", "downstream")
+    assert {(v.data["run_id"], v.data["step"]) for v in down.vertices.values() if v.kind == "step"} == {
+        (run.id, "listing")}
+
+
 def _steps_within(graph) -> set[str]:  # type: ignore[no-untyped-def]
     return {v.data["step"] for v in graph.vertices.values() if v.kind == "step"}
 
