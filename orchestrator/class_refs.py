@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import os
 import pickle
 import re
@@ -50,17 +51,47 @@ def dump(value: object, f: BinaryIO, buffer_callback: Callable[[pickle.PickleBuf
     _Pickler(f, protocol=5, buffer_callback=buffer_callback).dump(value)
 
 
+def with_qualname(obj: Any, reduced: Any) -> Any:
+    """cloudpickle's ``reduced`` of a class it writes by value, with the class's ``__qualname__`` kept.
+
+    cloudpickle rebuilds such a class with its bare name: ``Outer.Inner`` became
+    ``Inner`` on a worker, so its instances hashed otherwise there (another
+    digest on the process pool than in ``orch run``), and loaded as a copy.
+    Anything else is returned as it is.
+    """
+    if (isinstance(obj, type) and isinstance(reduced, tuple) and len(reduced) >= 3
+            and isinstance(reduced[2], tuple) and reduced[2] and isinstance(reduced[2][0], dict)
+            and "__qualname__" not in reduced[2][0] and isinstance(obj.__qualname__, str)
+            and obj.__qualname__ != obj.__name__):
+        state = ({**reduced[2][0], "__qualname__": obj.__qualname__}, *reduced[2][1:])
+        return (*reduced[:2], state, *reduced[3:])
+    return reduced
+
+
+class QualnamePickler(cloudpickle.Pickler):
+    """cloudpickle, with the ``__qualname__`` of the classes it writes by value kept (``with_qualname``)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        return with_qualname(obj, super().reducer_override(obj))
+
+
+def _by_value(cls: type) -> bytes:
+    buffer = io.BytesIO()
+    QualnamePickler(buffer, protocol=5).dump(cls)
+    return buffer.getvalue()
+
+
 class _Pickler(cloudpickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type):
             if _travelled_by_value(obj):
-                return _live_class, (obj.__module__, obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
+                return _live_class, (obj.__module__, obj.__qualname__, _by_value(obj))
             file = _users_file(obj)
             if file is not None:
                 if obj.__module__ == "__main__":  # a script's class (`python train.py`), also kept by value
-                    return _script_class, (obj.__qualname__, file, cloudpickle.dumps(obj, protocol=5))
+                    return _script_class, (obj.__qualname__, file, _by_value(obj))
                 return _user_class, (obj.__module__, obj.__qualname__, file)
-        return super().reducer_override(obj)
+        return with_qualname(obj, super().reducer_override(obj))
 
 
 def _users_file(cls: type) -> str | None:

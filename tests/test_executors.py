@@ -1521,3 +1521,42 @@ def test_a_local_cluster_of_more_workers_than_cpus_says_what_it_costs(monkeypatc
     assert DaskExecutor(workers=64, most=41, spelling=PYTHON).notice.startswith("workers=64 starts 41 Dask")
     assert DaskExecutor(workers=64, most=2).notice is None  # no more workers than CPUs: nothing to say
     assert DaskExecutor(workers=2).notice is None
+
+
+NESTED_CLASS = '''
+from orchestrator import pipeline, step
+
+
+class Outer:
+    class Inner:
+        def __init__(self, v):
+            self.v = v
+
+
+@step
+def make() -> object:
+    return Outer.Inner(3)
+
+
+@step
+def check(x: object) -> bool:
+    return isinstance(x, Outer.Inner)
+
+
+@pipeline
+def nested():
+    return check(make())
+'''
+
+
+def test_an_instance_of_a_nested_class_has_one_digest_on_every_executor(tmp_path):
+    """cloudpickle rebuilt `Outer.Inner` as `Inner` on a worker: another digest on the process pool than in
+    the driver, so switching executors re-ran everything downstream, and the stored object loaded as a copy."""
+    (tmp_path / "nested.py").write_text(NESTED_CLASS)
+    digests = set()
+    for executor in ("sequential", "process"):
+        run = load_pipeline(str(tmp_path / "nested.py")).run(store=str(tmp_path / f"store-{executor}"),
+                                                              executor=executor)
+        assert run.status == "succeeded" and run.output() is True, (executor, run.error)
+        digests.add(run.steps["make"].outputs["out"])
+    assert len(digests) == 1, digests

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import cloudpickle
 
+from orchestrator.class_refs import QualnamePickler
 from orchestrator.errors import UnpicklableStepError
 from orchestrator.retry import Failure
 
@@ -44,8 +45,9 @@ _LOCK_TYPES: dict[type, Any] = {
 }
 
 
-class _TaskPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, with ``threading`` locks sent as new ones (see the module's docstring)."""
+class _TaskPickler(QualnamePickler):  # type: ignore[misc]
+    """cloudpickle, with ``threading`` locks sent as new ones (see the module's docstring), and the
+    qualified names of the user's classes kept (``class_refs.with_qualname``)."""
 
     dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(_LOCK_TYPES, cloudpickle.Pickler.dispatch_table)
 
