@@ -294,17 +294,32 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
-def _name_in_own_module(fn: types.FunctionType, alias: str) -> str:
-    """The name ``fn``'s module binds it to, where the code read it as ``alias`` (``import helper as hh``).
+def _name_in_own_module(fn: types.FunctionType, alias: str) -> tuple[str, str]:
+    """The module and name that bind ``fn``, where the code read it as ``alias`` (``import helper as hh``).
 
     Shown as ``helpers.hh``, the part named a function the helpers module does
-    not have. ``alias`` itself when the module has that name, or none for ``fn``.
+    not have. A decorator's wrapper (defined in ``decos``) is bound where the
+    function it wraps was defined (``helpers.other``): that module is looked in
+    too. ``(fn's module, alias)`` when no module binds it otherwise.
     """
-    module = sys.modules.get(fn.__module__ or "")
-    found = vars(module) if module is not None else {}
-    if found.get(alias) is fn:
-        return alias
-    return next((name for name, value in found.items() if value is fn), alias)
+    home = fn.__module__ or ""
+    places = [home]
+    for cell in fn.__closure__ or ():
+        try:
+            held = cell.cell_contents
+        except ValueError:  # a cell not yet filled in
+            continue
+        if isinstance(held, types.FunctionType) and held.__module__ and held.__module__ not in places:
+            places.append(held.__module__)
+    for place in places:
+        module = sys.modules.get(place)
+        found = vars(module) if module is not None else {}
+        if found.get(alias) is fn:
+            return place, alias
+        name = next((name for name, value in found.items() if value is fn), None)
+        if name is not None:
+            return place, name
+    return home, alias
 
 
 def _binds_own_signature(fn: types.FunctionType) -> bool:
@@ -440,13 +455,14 @@ class _Walk:
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
             # Shown by the name its own module has for it (not `helpers.hh` for `import helper as hh`).
-            own = _name_in_own_module(fn, alias) if alias else alias
+            place, own = _name_in_own_module(fn, alias) if alias else (fn.__module__ or "", alias)
             seen_as = own if own and name == fn.__qualname__ and "<locals>" in name else name
-            if seen_as is not name and self.display(fn.__module__ or "", seen_as) in self.parts:
+            shown_in = place if seen_as is not name else fn.__module__ or ""
+            if seen_as is not name and self.display(shown_in, seen_as) in self.parts:
                 # A decorator of yours without functools.wraps (`helper = deco(helper)`): the name is
                 # the function it wraps, already a part; the wrapper reads as the decorator's code.
                 seen_as = f"{own} (via {fn.__qualname__})"
-            self.add_part(name, self.display(fn.__module__ or "", seen_as), digest)
+            self.add_part(name, self.display(shown_in, seen_as), digest)
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
             self.reference(wrapped, "__wrapped__", where)

@@ -484,6 +484,21 @@ def test_a_module_used_whole_importing_a_function_with_an_unhashable_default_sti
     assert fingerprint(load(edited, "fpr_picker").pick).digest != before.digest
 
 
+def test_a_helper_wrapped_by_a_decorator_of_another_module_is_named_where_it_is_defined(load: Loader) -> None:
+    """``@plain`` from decos.py on helpers.other, imported as ``oo``: an edit of the wrapper read
+    "code of `decos.oo` changed", a name that exists nowhere."""
+    decos = "def plain(fn):\n    def inner(x):\n        return fn(x) + 1000\n    return inner\n"
+    files = {"fpr_decos.py": decos,
+             "fpr_wrapped.py": "from fpr_decos import plain\n\n\n@plain\ndef other(x):\n    return x + 3\n",
+             "fpr_uses_oo.py": "from fpr_wrapped import other as oo\n\n\ndef uses(x):\n    return oo(x)\n"}
+
+    def used(decorator_module: str) -> CodeFingerprint:
+        return fingerprint(load({**files, "fpr_decos.py": decorator_module}, "fpr_uses_oo").uses)
+
+    assert changed_parts(used(decos), used(decos.replace("+ 1000", "+ 2000"))) == {
+        "fpr_wrapped.other (via plain.<locals>.inner)"}
+
+
 def test_a_wrapped_helper_imported_under_an_alias_is_named_as_its_module_names_it(load: Loader) -> None:
     """``from helpers import helper as hh``: an edit of the wrapper read "code of `helpers.hh` changed",
     a name the helpers module does not have."""
