@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import numbers
 import os
 import re
 import typing
@@ -601,12 +602,46 @@ def python_value_problem(annotation: Any, value: Any) -> str | None:
         return (f"is annotated {_type_name(kind)}, but got a dict. Pass {_type_name(kind)}(**{_clip(repr(value))}) "
                 "(-p and --params build it from an object of its fields)")
     if not isinstance(value, str):
-        return None
+        return _number_problem(annotation, value)
     kinds = _without_none(annotation)
     if not kinds or any(_takes_text(kind) for kind in kinds):
         return None
     fix = _fix_for_text(kinds[0], value)
     return f"is annotated {_type_name(annotation)}, but got the text {_clip(repr(value))}. {fix}"
+
+
+def _number_problem(annotation: Any, value: Any) -> str | None:
+    """A number or flag passed for a kind it is not, which Python lets through and ``-p`` refuses, or None.
+
+    ``n=3.7`` for an ``int`` ran with a float (and ``--params-from`` that run then
+    refused it), ``flag=1`` for a ``bool``, ``alpha=True`` for a ``float``, ``depths=3``
+    for a list. A whole float (``3.0``) is an int's value, as in a parameter file;
+    numbers of other libraries (numpy's) count by what they are.
+    """
+    if value is None or isinstance(value, Enum):
+        return None
+    kinds = [typing.get_origin(k) or k for k in _without_none(annotation)]
+    if not kinds or not all(isinstance(k, type) for k in kinds):
+        return None
+    if any(isinstance(value, k) for k in kinds if k is not int or not isinstance(value, bool)):
+        return None  # True is an int to Python, not to a parameter annotated int
+    flag = isinstance(value, bool) or type(value).__name__ == "bool_"
+    number = isinstance(value, numbers.Real) and not flag
+    shown = f"is annotated {_type_name(annotation)}, but got {_clip(repr(value))}"
+    for kind in kinds:
+        if kind is int and number and float(value).is_integer():
+            return None
+        if kind is float and number:
+            return None
+    if bool in kinds and number:
+        return f"{shown}. Pass True or False"
+    if int in kinds and number:
+        return f"{shown}, which is not whole. Pass an int: round({_clip(repr(value))}) or int(...)"
+    if (int in kinds or float in kinds) and flag:
+        return f"{shown}, a flag. Pass a number"
+    if any(issubclass(k, (list, tuple, set, frozenset)) for k in kinds) and (number or flag):
+        return f"{shown}. Pass a {_type_name(kinds[0])}: [{_clip(repr(value))}]"
+    return None
 
 
 def _without_none(annotation: Any) -> list[Any]:

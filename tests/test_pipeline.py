@@ -973,3 +973,31 @@ def test_a_step_returning_a_tuple_of_any_length_has_one_output(tmp_path) -> None
 
     assert shape.output_names == ("out",)
     assert shaped.run(store=str(tmp_path / "store")).output() == 6
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": 3.7}, "parameter 'n' is annotated int, but got 3.7, which is not whole. Pass an int: round(3.7) or int(...)"),
+        ({"n": True}, "parameter 'n' is annotated int, but got True, a flag. Pass a number"),
+        ({"ratio": True}, "parameter 'ratio' is annotated float, but got True, a flag. Pass a number"),
+        ({"strict": 1}, "parameter 'strict' is annotated bool, but got 1. Pass True or False"),
+    ],
+)
+def test_a_number_or_flag_of_the_wrong_kind_is_refused_from_python(params, message, tmp_path) -> None:
+    """`run(n=3.7)` ran its steps with a float, and `--params-from` that run then refused the value it recorded."""
+    with pytest.raises(ParameterError, match=re.escape(f"pipeline 'counting': {message}")):
+        counting.run(store=str(tmp_path / "s"), **params)
+    assert not (tmp_path / "s").exists()
+
+
+def test_numbers_python_takes_for_a_kind_are_kept(tmp_path):
+    import numpy as np
+
+    store = str(tmp_path / "s")
+    for params in ({"n": 3.0}, {"n": np.int64(3)}, {"ratio": 1}, {"ratio": np.float32(0.5)}, {"strict": np.bool_(True)}):
+        counting.plan(store=store, **params)
+    with pytest.raises(ParameterError, match=re.escape("parameter 'depths' is annotated list[int], but got 3. "
+                                                       "Pass a list: [3]")):
+        typed.plan(store=store, depths=3)
+    typed.plan(store=store, depths=np.array([1, 2]), day=datetime.datetime(2024, 5, 6))
