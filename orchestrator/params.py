@@ -71,7 +71,7 @@ def load_params_file(path: str) -> dict[str, Any]:
 
             data = tomllib.loads(p.read_text())
         elif suffix == ".json":
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(), object_pairs_hook=_once_each)
         elif suffix in (".yml", ".yaml"):
             data = _yaml(p, path)
         else:
@@ -81,6 +81,20 @@ def load_params_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParameterError(f"parameters file {path} must hold a table of name = value.")
     return data
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``{"alpha": 1, "alpha": 2}`` kept the last silently).
+
+    TOML refuses a key given twice; JSON only advises against it, and a parameter
+    set twice is a mistake in a file someone edits by hand.
+    """
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        seen[key] = value
+    return seen
 
 
 def _yaml(p: Path, path: str) -> Any:

@@ -394,3 +394,14 @@ def test_one_annotation_that_cannot_be_resolved_leaves_the_others_their_types():
 def test_a_parameters_file_ending_in_capitals_is_read(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     assert load_params_file(str(tmp_path / name)) == {"n": 4}
+
+
+def test_a_key_given_twice_in_a_json_file_is_refused_as_toml_refuses_it(tmp_path):
+    """`{"alpha": 1, "alpha": 2}` ran with alpha=2 and no word of the first."""
+    from orchestrator.errors import ParameterError
+
+    (tmp_path / "p.json").write_text('{"alpha": 1, "cfg": {"lr": 0.1, "lr": 0.2}}')
+    with pytest.raises(ParameterError, match=r"cannot read parameters file .*p\.json: the key 'lr' is given twice"):
+        load_params_file(str(tmp_path / "p.json"))
+    (tmp_path / "p.json").write_text('{"alpha": 1, "cfg": {"lr": 0.1}}')
+    assert load_params_file(str(tmp_path / "p.json")) == {"alpha": 1, "cfg": {"lr": 0.1}}
