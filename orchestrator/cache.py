@@ -252,6 +252,7 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
     """
     best: tuple[int, bool] | None = None
     said: list[str] = []
+    paths_now = _file_paths(parts)
     for old in candidates:
         if old is None:
             continue
@@ -260,7 +261,7 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
             return _SAME_PARTS  # no difference at all: nothing can be closer
         # Counted in full, though a reason names only a few. On a tie, files at the paths read now: the
         # last run read B.csv, a copy of the A.csv its result was computed from, and B.csv was edited.
-        rank = (len(changes), _file_paths(old) != _file_paths(parts))
+        rank = (len(changes), _file_paths(old) != paths_now)
         if best is None or rank < best:
             best, said = rank, changes
     return _joined(said) if best is not None else NO_EARLIER_RESULT

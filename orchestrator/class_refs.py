@@ -25,6 +25,7 @@ stored the object is recomputed rather than failing every later run.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import io
@@ -106,7 +107,7 @@ def _users_file(cls: type) -> str | None:
     if (module is None or not isinstance(file, str)
             or _named(cls.__module__, cls.__qualname__) is not cls or not is_user_module(module)):
         return None
-    return os.path.realpath(file)
+    return _real_path(file)
 
 
 class GoneUserCode(ModuleNotFoundError):
@@ -120,14 +121,10 @@ def _user_class(module: str, qualname: str, file: str) -> Any:
     and its three arguments: keep both, or stores written since stop loading.
     """
     found = _named(module, qualname)
+    if found is None:
+        found = _loaded_from(file, qualname)  # the same file imported under another name: not a second class
     if found is not None:
         return found
-    for name, loaded in list(sys.modules.items()):
-        there = getattr(loaded, "__file__", None)
-        if isinstance(there, str) and name != module and _same_file(there, file):
-            found = _named(name, qualname)
-            if found is not None:
-                return found  # the same file imported under another name: its class, not a second one
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -151,13 +148,19 @@ def _script_class(qualname: str, file: str, by_value: bytes) -> Any:
     (a notebook that never imported it), the copy, as cloudpickle always gave.
     Stored objects name this function and its arguments: keep them.
     """
+    found = _loaded_from(file, qualname)
+    return found if isinstance(found, type) else pickle.loads(by_value)
+
+
+def _loaded_from(file: str, qualname: str) -> Any:
+    """``qualname`` of a loaded module whose file is ``file`` (a real path), whatever the module's name; else None."""
     for name, loaded in list(sys.modules.items()):
         there = getattr(loaded, "__file__", None)
-        if isinstance(there, str) and _same_file(there, file):
+        if isinstance(there, str) and (there == file or _real_path(there) == file):
             found = _named(name, qualname)
-            if isinstance(found, type):
+            if found is not None:
                 return found
-    return pickle.loads(by_value)
+    return None
 
 
 def _in_a_copy(module: str, qualname: str, file: str) -> Any:
@@ -185,13 +188,10 @@ def _tail(path: str, depth: int) -> list[str]:
     return os.path.normpath(path).split(os.sep)[-depth:]
 
 
-def _same_file(path: str, file: str) -> bool:
-    return path == file or os.path.realpath(path) == file
-
-
-def load(data: Any, buffers: list[Any] | None = None) -> Any:
-    """``pickle.loads(data, buffers=buffers)`` (named here: what it loads may call ``_user_class``)."""
-    return pickle.loads(data, buffers=buffers)
+@functools.lru_cache(maxsize=4096)
+def _real_path(path: str) -> str:
+    """``os.path.realpath``, once per module file: a load that looks for a file walks every loaded module."""
+    return os.path.realpath(path)
 
 
 # Why the producer of such an object runs again, then ": `pk.est` (moved or renamed)".

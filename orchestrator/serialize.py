@@ -141,11 +141,9 @@ class _PickleMaterializer:
         return {"protocol": 5, "stream": stream, "buffers": spans}
 
     def read(self, data: memoryview, meta: dict[str, Any]) -> object:
-        from orchestrator import class_refs
-
         spans = meta.get("buffers")
         if not spans:
-            return class_refs.load(data)
+            return pickle.loads(data)
         stream = int(meta["stream"])
         if not all(stream <= int(start) and int(start) + int(size) <= data.nbytes for start, size in spans):
             raise ValueError(f"buffers {spans} lie outside the payload of {data.nbytes} bytes")
@@ -154,7 +152,7 @@ class _PickleMaterializer:
         # as an in-stream buffer would have been, so that every loaded array can be written to.
         views = [data[start:start + size] for start, size in spans]
         buffers = views if not data.readonly else [bytearray(view) for view in views]
-        return class_refs.load(data[:stream], buffers=buffers)
+        return pickle.loads(data[:stream], buffers=buffers)
 
 
 
