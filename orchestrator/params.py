@@ -16,6 +16,7 @@ the parameter, the file if any, the expected type and the value.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import inspect
 import json
 import numbers
@@ -271,9 +272,9 @@ def convert(text: Any, target: Any) -> Any:
             return False
         raise ValueError("expected true or false")
     if target is int:
-        return int(text.strip())
+        return _int_text(text)
     if target is float:
-        return float(text.strip())
+        return _float_text(text)
     if isinstance(target, type) and issubclass(target, Path):
         if not text:  # Path("") is Path("."): a forgotten value must not quietly mean this folder
             raise _Mismatch("empty path (write . for the current folder)")
@@ -291,6 +292,34 @@ def convert(text: Any, target: Any) -> Any:
     if isinstance(target, type):
         return target(text)
     return text
+
+
+def _int_text(text: str) -> int:
+    """``-p n=3`` as an int; a whole number written as a float (``3.0``, ``1e3``) too, as a file's ``3.0`` is."""
+    stripped = text.strip()
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    if _FLOAT.fullmatch(stripped):
+        number = decimal.Decimal(stripped)
+        if number == number.to_integral_value():
+            return int(number)
+        raise _Mismatch(f"expected an integer like 3, got {_text_shown(text)} (not a whole number)")
+    raise _Mismatch(f"expected an integer like 3, got {_text_shown(text)}")
+
+
+def _float_text(text: str) -> float:
+    """``-p x=0.5`` as a float: Python's spellings (``1e-3``, ``inf``, ``nan``, ``1_000``), nothing else."""
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise _Mismatch(f"expected a number like 0.5, got {_text_shown(text)}") from None
+
+
+def _text_shown(text: str) -> str:
+    """``-p`` text as a message shows it, as the other ``-p`` refusals do; an empty value by name."""
+    return _clip(text) if text.strip() else "nothing (-p name=VALUE)"
 
 
 def check_value(value: Any, target: Any, shown: str | None = None) -> Any:

@@ -263,7 +263,7 @@ def test_param_conversion(orch, calls, project):
     assert doc["params"] == {"path": "input.txt", "unit": "letters"}
     bad = orch("run", "edits.py", "-p", "n=four")
     assert bad.returncode == 2
-    assert "parameter 'n': cannot convert 'four' to int" in bad.stderr
+    assert "parameter 'n': expected an integer like 3, got four." in bad.stderr
 
 
 def test_params_file(orch, calls, project):

@@ -64,7 +64,7 @@ def test_p_text_for_an_untyped_parameter_is_taken_as_a_parameters_file_would_giv
     ({"tags": '"abc"'}, "parameter 'tags': expected a JSON list"),
     ({"table": "[1]"}, """parameter 'table': expected a JSON object like {"a": 1}, got [1]."""),
     ({"ints": '[1, "x"]'}, """parameter 'ints': item 1: expected an integer like 3, got "x"."""),
-    ({"n": "3.5"}, "parameter 'n': cannot convert '3.5' to int"),
+    ({"n": "3.5"}, "parameter 'n': expected an integer like 3, got 3.5 (not a whole number)."),
 ])
 def test_p_text_of_the_wrong_kind_is_refused(texts, message):
     with pytest.raises(ParameterError) as exc:
@@ -120,7 +120,7 @@ class Level(IntEnum):
 def _typed(dt: datetime = datetime(2024, 1, 1), day: date = date(2024, 1, 1), guessed_day=date(2024, 1, 1),
            col: Color = Color.RED, lev: Level = Level.LOW, pair: tuple[int, str] = (1, "a"),
            many: tuple[int, ...] = (), path: Path = Path("x"), y: int | None = None,
-           x: Optional[int] = None):  # noqa: UP045 - user code still writes Optional
+           x: Optional[int] = None, n: int = 1, alpha: float = 1.0):  # noqa: UP045 - user code still writes Optional
     ...
 
 
@@ -141,6 +141,7 @@ def _convert_typed(texts=None, typed=None):
     ({"many": "[1, 2, 3]"}, {"many": (1, 2, 3)}),
     ({"many": "[]"}, {"many": ()}),
     ({"x": "none"}, {"x": None}),
+    ({"n": "3.0", "x": "1e3", "alpha": "1_000"}, {"n": 3, "x": 1000, "alpha": 1000.0}),  # a file's 3.0 is taken too
 ])
 def test_p_text_converts_dates_enums_and_tuples(texts, expected):
     assert _convert_typed(texts) == expected
@@ -155,8 +156,11 @@ def test_p_text_converts_dates_enums_and_tuples(texts, expected):
     ({"pair": "[1]"}, "parameter 'pair': expected a JSON list of 2 items (int, str), got [1] (1 item)."),
     ({"pair": '[1, "a", 2]'}, "parameter 'pair': expected a JSON list of 2 items (int, str), got"),
     ({"path": ""}, "parameter 'path': empty path (write . for the current folder)."),
-    ({"x": "abc"}, "parameter 'x': cannot convert 'abc' to int (Optional[int]: invalid literal for int()"),
-    ({"y": "abc"}, "parameter 'y': cannot convert 'abc' to int (int | None: invalid literal for int()"),
+    ({"x": "abc"}, "parameter 'x': expected an integer like 3, got abc."),
+    ({"y": "abc"}, "parameter 'y': expected an integer like 3, got abc."),
+    ({"n": "3.7"}, "parameter 'n': expected an integer like 3, got 3.7 (not a whole number)."),
+    ({"n": ""}, "parameter 'n': expected an integer like 3, got nothing (-p name=VALUE)."),
+    ({"alpha": "high"}, "parameter 'alpha': expected a number like 0.5, got high."),
 ])
 def test_p_text_refusals_name_the_expected_form(texts, message):
     with pytest.raises(ParameterError) as exc:
@@ -270,7 +274,7 @@ def test_a_name_that_kwargs_takes_is_converted_as_an_unannotated_parameter_is():
     assert convert_params(inspect.signature(loose), loose, "p", {"n": "100", "flag": "true", "name": "rf"}) == \
         {"n": 100, "flag": True, "name": "rf"}
     assert convert_params(inspect.signature(typed), typed, "p", {"n": "1"}) == {"n": 1.0}
-    with pytest.raises(ParameterError, match="parameter 'n': cannot convert 'x' to float"):
+    with pytest.raises(ParameterError, match="parameter 'n': expected a number like 0.5, got x"):
         convert_params(inspect.signature(typed), typed, "p", {"n": "x"})
     assert convert_params(inspect.signature(typed), typed, "p", {}, {"n": 2}, source="p.toml") == {"n": 2.0}
 
@@ -367,7 +371,7 @@ def test_the_keys_of_a_typed_dict_are_converted_as_their_type(typed):
     out = convert_params(inspect.signature(_keyed), _keyed, "p", *args)
     assert out == {"by_id": {1: 0.5}, "by_day": {date(2024, 2, 3): 1}, "by_kind": {_Kind.B: "x", _Kind.A: "y"},
                    "by_name": {"1": 2}}
-    with pytest.raises(ParameterError, match=r"^parameter 'by_id': key 'x': expected an integer like 3.$"):
+    with pytest.raises(ParameterError, match=r"^parameter 'by_id': key 'x': expected an integer like 3, got x.$"):
         convert_params(inspect.signature(_keyed), _keyed, "p", {"by_id": '{"x": 1.0}'})
 
 
