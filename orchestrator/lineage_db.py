@@ -161,7 +161,7 @@ class Lineage:
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET status=?, ended=?, outputs=?, error=?, result=? WHERE run_id=?",
-                (status, time.time(), None if outputs is None else json.dumps(_text_keys(outputs)), error,
+                (status, time.time(), None if outputs is None else json.dumps(_text_keys(outputs)), _storable(error),
                  None if result is None else json.dumps(result), run_id),
             )
 
@@ -432,6 +432,18 @@ class Lineage:
                 outputs = json.dumps([[o.name, o.digest, o.inline, o.type_name] for o in entry])
                 cache.append((r.key, outputs, r.run_id, r.node, now, r.parts_json()))
                 cache.extend((key, outputs, r.run_id, r.node, now, parts) for key, parts in r.also_keys)
+        rows = (steps, edges, attempts, artifacts, signatures, cache)
+        try:
+            self._insert(*rows)
+        except UnicodeEncodeError:
+            # Text SQLite cannot take (a lone surrogate: a non-UTF-8 file name a step printed or put in
+            # its error, as os.listdir decodes it): written with those characters replaced, not lost.
+            self._insert(*([tuple(_storable(v) for v in row) for row in table] for table in rows))
+
+    def _insert(self, steps: list[tuple[Any, ...]], edges: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]],
+                artifacts: list[tuple[Any, ...]], signatures: list[tuple[Any, ...]],
+                cache: list[tuple[Any, ...]]) -> None:
+        """Write one flush's rows and the queued run metrics, in one transaction."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
             if edges:
@@ -1003,6 +1015,25 @@ def _signatures(infos: Iterable[Any]) -> list[tuple[str, str]]:
 def _edge(edge: tuple[str, str, str, str | None]) -> dict[str, str]:
     _, name, digest, path = edge
     return {"name": name, "hash": digest, **({"path": path} if path else {})}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """``value``, or text as SQLite's UTF-8 can hold it: a lone surrogate becomes U+FFFD.
+
+    ``os.listdir`` and ``os.fsdecode`` turn a file name's non-UTF-8 bytes into lone
+    surrogates (``caf\\udce9.csv``); printed or raised by a step, they reached the
+    attempt's record, and SQLite's encoder refused the whole flush.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def _sql(value: Any) -> Any:

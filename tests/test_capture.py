@@ -739,3 +739,35 @@ def test_filters_a_step_sets_end_with_it(store, executor, warnings_printed):
     assert run.status == "succeeded", run.steps["warns_later"].error
     assert "UserWarning: column 'age' is text" in run.steps["warns_later"].stderr
     assert warnings.filters == before
+
+
+@step
+def _lists_a_non_utf8_name() -> str:
+    name = "caf\udce9.csv"  # how os.listdir decodes a file name's byte 0xE9
+    print("found", name)
+    return "listed"
+
+
+@step
+def _refuses_a_non_utf8_name() -> str:
+    raise ValueError("unexpected file: notes_\udce9t\udce9.txt")
+
+
+@pipeline
+def _non_utf8_names():
+    return _lists_a_non_utf8_name(), _refuses_a_non_utf8_name()
+
+
+def test_a_non_utf8_file_name_in_output_or_error_is_recorded_not_fatal(tmp_path):
+    """Lone surrogates in what a step printed or raised reached SQLite, which refused the whole
+    flush: the run aborted (`an argument is not valid UTF-8 text`, exit 2) and lost both steps."""
+    from orchestrator import get_run
+
+    run = _non_utf8_names.run(store=str(tmp_path / "store"))
+    assert run.status == "failed"
+    assert run.steps["_lists_a_non_utf8_name"].status == "ran"
+    assert run.steps["_refuses_a_non_utf8_name"].status == "failed"
+    recorded = get_run(run.id, store=str(tmp_path / "store"))
+    assert "notes_\ufffdt\ufffd.txt" in recorded.steps["_refuses_a_non_utf8_name"].error
+    assert "notes_\ufffdt\ufffd.txt" in recorded.steps["_refuses_a_non_utf8_name"].traceback
+    assert recorded.steps["_lists_a_non_utf8_name"].stdout == "found caf\ufffd.csv\n"
