@@ -81,10 +81,40 @@ def ctrl_c_told_apart() -> bool:
 _HELD: list[list[int]] = []
 
 
+class _Raised:
+    """How many stops the handlers raised in this process, and the signal of the last one."""
+
+    count = 0
+    signum = 0
+
+
+def stops_raised() -> int:
+    """A count of the stops raised so far: compared after a step, it tells whether one reached it."""
+    return _Raised.count
+
+
+def swallowed_stop(since: int) -> KeyboardInterrupt | None:
+    """The stop to raise again if one was raised after ``stops_raised()`` returned ``since``, else None.
+
+    A step that catches Ctrl-C or SIGTERM (``except KeyboardInterrupt:`` around a
+    training loop, to save a checkpoint) and returns would otherwise let the run go
+    on: its half-done result cached as the step's, the run ``succeeded`` and exit 0.
+    """
+    if _Raised.count == since:
+        return None
+    return CtrlC() if _Raised.signum == signal.SIGINT else StopSignal(_Raised.signum)
+
+
+def _raising(signum: int) -> None:
+    _Raised.count += 1
+    _Raised.signum = signum
+
+
 def _stop(signum: int, frame: Any) -> None:
     if _HELD:
         _HELD[-1].append(signum)  # the run's end is being recorded: stopping now would cut it in two
         return
+    _raising(signum)
     raise StopSignal(signum)
 
 
@@ -95,6 +125,7 @@ def _ctrl_c(signum: int, frame: Any) -> None:
     if _HELD:
         _HELD[-1].append(signum)
         return
+    _raising(signum)
     raise CtrlC
 
 

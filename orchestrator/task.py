@@ -43,7 +43,7 @@ from orchestrator.remote_store import is_url, open_store
 from orchestrator.retry import Failure
 from orchestrator.run_identity import running_for
 from orchestrator.serialize import adopt_materializers
-from orchestrator.stop_signals import ctrl_c_told_apart, stop_behind
+from orchestrator.stop_signals import ctrl_c_told_apart, stop_behind, stops_raised, swallowed_stop
 from orchestrator.store import ArtifactInfo, ArtifactStore
 from orchestrator.warning_files import attempt_warnings, filters_applied
 
@@ -234,6 +234,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
             shutil.rmtree(spec.spill, ignore_errors=True)
         return result
     captured = Capture(spec.echo, spec.spill, spec.log_level)
+    stops_before = stops_raised()
     try:
         with captured, kept_process_state(), filters_applied(spec.warning_filters), attempt_warnings(), \
                 running_for(spec.run_id):
@@ -255,6 +256,9 @@ def run_task(spec: TaskSpec) -> TaskResult:
                 # (GeneratorExit, a library's cancellation): it fails this attempt, not the run.
                 result.failure = Failure.from_exception(exc, _user_traceback(exc))
                 value = None
+            swallowed = swallowed_stop(stops_before)
+            if swallowed is not None:
+                raise swallowed  # the step caught the run's Ctrl-C or SIGTERM and went on: the run stops all the same
     except KeyboardInterrupt as stop:
         # Ctrl-C while the step runs in this process: what it printed so far is what explains a
         # hang, so it travels with the interrupt for the runner to record with the attempt.

@@ -708,6 +708,34 @@ def test_ctrl_c_a_step_turns_into_an_error_of_its_own_still_stops_the_run(tmp_pa
     assert (run.steps["call"].status, run.steps["call"].attempts) == ("interrupted", 1)
 
 
+@pytest.mark.parametrize(("signum", "code", "why"), [("SIGINT", 130, "interrupted by the user"),
+                                                   ("SIGTERM", 143, "stopped by SIGTERM")])
+def test_a_step_that_swallows_the_stop_and_returns_still_stops_the_run(tmp_path, capsys, signum, code, why):
+    """`except KeyboardInterrupt: save a checkpoint` in a training loop: the run went on, cached the half-trained
+    result as the step's, ran the steps after it, and said succeeded (exit 0) to Ctrl-C, `docker stop` or CI."""
+    from orchestrator import get_run
+
+    store, exit_code = _orch_run_source(tmp_path, "swallows", (
+        "import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef train() -> int:\n    done = 0\n    try:\n"
+        f"        os.kill(os.getpid(), signal.{signum})\n        time.sleep(5)\n        done = 40\n"
+        "    except KeyboardInterrupt:\n        print('caught it, saving a checkpoint')\n    return done\n\n"
+        "@step\ndef evaluate(epochs: int) -> int:\n    return epochs\n\n"
+        "@pipeline\ndef swallows():\n    return evaluate(train())\n"))
+    err = capsys.readouterr().err
+    assert exit_code == code, err
+    run = get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert (run.steps["train"].status, run.steps["train"].error) == ("interrupted", why)
+    assert "evaluate" not in run.steps or run.steps["evaluate"].status != "ran"
+    assert run.steps["train"].stdout == "caught it, saving a checkpoint\n"
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--store", store, "plan", str(tmp_path / "swallows.py")])
+    assert re.search(r"train\s+will run", capsys.readouterr().out)  # its half-done result was not cached
+
+
 def test_a_keyboard_interrupt_a_step_raises_itself_fails_it_under_orch_run_as_on_a_worker(tmp_path, capsys):
     """Nobody pressed Ctrl-C: the step failed (exit 1, as with --executor process), not "interrupted by the user"."""
     from orchestrator import get_run
