@@ -54,6 +54,9 @@ def status_text(status: str) -> Text:
     return Text(str(status), style=STATUS_STYLE.get(status, ""))
 
 
+DETAIL_LIMIT = 500  # characters of a failed step's error on its progress line (the summary has it in full)
+
+
 def one_line(value: object, limit: int = SHORT_VALUE) -> str:
     """``str(value)`` on one line of at most ``limit`` characters, ending in "…" when cut.
 
@@ -249,7 +252,9 @@ class ConsoleReporter(RunObserver):
         elif status != "cached" or self.verbose:
             # Written to a log (CI) rather than redrawn: each line says how far the run is, and how
             # long the step took, since no live bar shows either.
-            extra = f": {detail}" if status in ("failed", "skipped") else ""
+            # The first line of the error, clipped: a step raising a 5 MB message wrote a 5 MB line.
+            extra = f": {one_line(detail.strip().splitlines()[0] if detail.strip() else detail, DETAIL_LIMIT)}" \
+                if status in ("failed", "skipped") else ""
             began = self._began.pop(node, None)
             took = f", {format_duration(time.monotonic() - began)}" if began is not None else ""
             count = f"{self.done}/{max(self.total, self._step_count(), self.done)}"

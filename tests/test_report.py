@@ -219,3 +219,15 @@ def test_a_logged_step_line_counts_its_time_from_when_its_worker_began(capsys):
     line = next(line for line in capsys.readouterr().err.splitlines() if "ran quick" in line)
     took = line.rsplit(", ", 1)[1].rstrip(")")
     assert took.endswith(" ms") and float(took.split()[0]) < 300, line
+
+
+def test_a_logged_failure_line_keeps_to_the_start_of_a_huge_error(capsys):
+    """`raise ValueError("x" * 5_000_000)` wrote one 5 MB progress line; the summary and error line are clipped."""
+    from orchestrator.report import DETAIL_LIMIT, ConsoleReporter
+
+    reporter = ConsoleReporter()
+    reporter.step_started("huge", "no earlier result")
+    reporter.step_finished("huge", "failed", "ValueError: " + "x" * 5_000_000)
+    line = next(line for line in capsys.readouterr().err.splitlines() if "failed huge" in line)
+    assert line.startswith("  failed huge: ValueError: xxx")
+    assert len(line) < DETAIL_LIMIT + 60 and "…" in line
