@@ -101,7 +101,9 @@ def usage_message(exc: click.UsageError) -> str:
         # click's own message, not one a command gave: before 8.4 it read "No such option: --jsn".
         matches: Any = exc.possibilities or []
         return f"No such option {exc.option_name!r}.{_suggestion(_closest(exc.option_name, list(matches)))}"
-    return exc.format_message()
+    message = exc.format_message().rstrip()
+    # A sentence, as the "See `orch ... --help`." after it needs: "Got unexpected extra argument (c)" has no stop.
+    return message if message.rstrip(")").endswith((".", "?", "!", ":")) else f"{message}."
 
 
 def _habit_message(exc: click.UsageError) -> str | None:

@@ -66,6 +66,12 @@ def load_pipeline(target: str) -> Pipeline:
                         f"or just {target[:-1]} when the file defines one pipeline.")
     if name is not None and file.endswith(":") and Path(file.rstrip(":")).is_file():
         raise LoadError(f"'{target}' has two colons (pytest's separator): write {file.rstrip(':')}:{name}.")
+    if name is not None and not os.path.exists(file) and ":" in file:
+        # `train.py:training:x`: the file is what comes before the first colon, if that one is there.
+        first, _, rest = target.partition(":")
+        if Path(first).is_file():
+            raise LoadError(f"'{target}' has more than one ':' after the file: write {first}:PIPELINE, with one "
+                            f"pipeline's name (here '{rest}' follows {first}:).")
     module = load_module(file)
     found = pipelines_in(module)
     if name is not None:

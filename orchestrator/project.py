@@ -91,11 +91,16 @@ def _read(file: Path, text: str) -> ProjectSettings | None:
         raise UserError(f"cannot read {TABLE} in {file}: it is not valid TOML ({exc}). Fix the file.") from None
     tool = document.get("tool")
     table = tool.get("orchestrator") if isinstance(tool, dict) else None
+    # [tool.orchestrater] would be passed over in silence, and every run would go to ./cache again; beside
+    # a right one, its settings (a `metadata` folder) would be left out without a word.
+    others = [name for name in (tool or {}) if name != "orchestrator"]
+    misspelled = difflib.get_close_matches("orchestrator", others, n=1, cutoff=0.9)
+    if misspelled:
+        if table is not None:
+            raise UserError(f"[tool.{misspelled[0]}] in {file}, beside {TABLE}: a misspelled table, whose keys "
+                            f"would be left out. Move them into {TABLE} and remove it.")
+        raise UserError(f"[tool.{misspelled[0]}] in {file}: did you mean {TABLE}? Rename the table.")
     if table is None:
-        # [tool.orchestrater] would be passed over in silence, and every run would go to ./cache again.
-        misspelled = difflib.get_close_matches("orchestrator", list(tool or {}), n=1, cutoff=0.9)
-        if misspelled:
-            raise UserError(f"[tool.{misspelled[0]}] in {file}: did you mean {TABLE}? Rename the table.")
         return None
     if not isinstance(table, dict):
         raise UserError(f"tool.orchestrator in {file} must be a table ({TABLE} with keys "

@@ -358,6 +358,7 @@ def test_out_of_range_numbers_are_usage_errors(orch, args):
               "`orch --help`."),
     (["run"], "error: Missing argument 'FILE[:PIPELINE]'. See `orch run --help`."),
     (["runs", "--jsn"], "error: No such option '--jsn'. Did you mean '--json'? See `orch runs --help`."),
+    (["diff", "a", "b", "c"], "error: Got unexpected extra argument (c). See `orch diff --help`."),
     # The same words, and suggestions, on click 8.2 (the oldest `orch` installs with) as on the newest.
     (["models", "lss"], "error: No such command 'lss'. Did you mean 'ls'? See `orch models --help`."),
     (["cache", "gc", "--keep-lst", "3"], "error: No such option '--keep-lst'. Did you mean '--keep-last'? See "
@@ -1676,6 +1677,9 @@ def test_a_warning_of_the_pipeline_body_is_one_line_naming_its_place(orch, proje
     # pytest's separator, a module name as `python -m` takes it, Kedro's `--pipeline`
     (("plan", "two_params.py::two_params"),
      "error: 'two_params.py::two_params' has two colons (pytest's separator): write two_params.py:two_params."),
+    (("plan", "two_params.py:two_params:x"),
+     "error: 'two_params.py:two_params:x' has more than one ':' after the file: write two_params.py:PIPELINE, with "
+     "one pipeline's name (here 'two_params:x' follows two_params.py:)."),
     (("plan", "two_params"), "error: pipeline file two_params does not exist. Did you mean two_params.py? orch takes "
                              "the pipeline's file."),
     (("run", "two_params.py", "--pipeline", "two_params"),

@@ -156,6 +156,9 @@ def test_a_pipeline_run_from_python_without_store_uses_the_table(myproj: Path, m
     ('[tool.orchestrator]\nstore = "s3:/bucket/x"\n', "looks like a URL missing its '//'"),
     ('[tool.orchestrator\nstore = "x"\n', "cannot read [tool.orchestrator] in {file}: it is not valid TOML"),
     ('[tool.orchestrater]\nstore = "x"\n', "[tool.orchestrater] in {file}: did you mean [tool.orchestrator]?"),
+    # beside a right one, its keys (a `metadata` folder) were left out without a word
+    ('[tool.orchestrator]\nstore = "x"\n[tool.orchestrater]\nmetadata = "m"\n',
+     "[tool.orchestrater] in {file}, beside [tool.orchestrator]: a misspelled table, whose keys would be left out."),
 ])
 def test_a_mistake_in_the_table_is_one_line_and_exit_2(myproj: Path, monkeypatch, capsys, table, expected):
     file = myproj / "pyproject.toml"
