@@ -102,10 +102,9 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
             problem = "missing from the store"
         else:
             problem = context.store.verify(digest)
-            recorded_sum = recorded[digest]["checksum"] if digest in recorded else None
             try:
-                if problem is None and recorded_sum and context.store.read_header(digest).checksum != recorded_sum:
-                    problem = "checksum differs from the one recorded"
+                if problem is None and digest in recorded and digest not in bad_rows:
+                    problem = _header_problem(context, digest)
             except MissingArtifactError:  # removed since it was checked (by hand: gc waits for this check)
                 problem = "object file is missing"
         sound = problem is None and digest in on_disk  # what follows is about this database's records
@@ -123,6 +122,25 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
         if problem is not None:
             damaged.append(Damage(digest, problem, records_only=sound))
     return len(set(rows) | on_disk), damaged
+
+
+def _header_problem(context: Context, digest: str) -> str | None:
+    """How the object file's header differs from the artifact's record, or None.
+
+    The header says how to decode the payload (its materializer, where a pickle's
+    arrays lie), and no checksum covers it: loading checks it against the record,
+    and so must ``verify``, or ``--repair`` leaves an object no run can load.
+    """
+    from orchestrator.object_format import ArtifactInfo
+    from orchestrator.store import header_disagreement
+
+    row = context.lineage.artifact_row(digest)
+    if row is None:
+        return None  # recorded a moment ago, and removed since
+    header = context.store.read_header(digest)
+    recorded = ArtifactInfo(digest=digest, materializer=row["materializer"], type_name=row["type"], size=row["size"],
+                            checksum=row["checksum"], meta=row["meta"])
+    return header_disagreement(vars(header), recorded)
 
 
 def repair_store(context: Context, damaged: list[Damage]) -> None:

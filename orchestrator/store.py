@@ -262,7 +262,11 @@ class ArtifactStore:
             try:
                 header, _ = self._map_object(digest)
                 existing = ArtifactInfo(**{name: header[name] for name in HEADER_FIELDS})
-                if not needs_unpickling(existing.materializer):
+                if not _known_materializer(existing.materializer):
+                    # A flipped bit in the header's name: no checksum covers it, and kept, the object
+                    # (and the record made from it) could never be loaded; `--rerun` left it as it was.
+                    damaged, existing = True, None
+                elif not needs_unpickling(existing.materializer):
                     return self._reused(path, existing)
             except MissingArtifactError:
                 pass
@@ -347,12 +351,9 @@ class ArtifactStore:
             _check_strong(info, payload)
             return _decode(info, info.materializer, payload, info.meta or {})
         header, payload = self._map_object(info.digest)
-        for name in ("materializer", "size", "checksum"):
-            if header[name] != getattr(info, name):
-                raise CorruptArtifactError(
-                    info.digest,
-                    f"object {name} {header[name]!r} != recorded {getattr(info, name)!r}",
-                )
+        problem = header_disagreement(header, info)
+        if problem is not None:
+            raise CorruptArtifactError(info.digest, problem)
         _check_strong(info, payload)
         return _decode(info, header["materializer"], payload, header["meta"])
 
@@ -620,6 +621,30 @@ def qualified_type_name(cls: type) -> str:
     if getattr(sys.modules.get(package), name, None) is cls:
         return f"{package}.{name}"
     return f"{module}.{name}"
+
+
+def _known_materializer(name: str) -> bool:
+    """Whether a materializer of that name is registered in this process."""
+    try:
+        get_materializer(name)
+    except StoreError:
+        return False
+    return True
+
+
+def header_disagreement(header: dict[str, Any], info: ArtifactInfo) -> str | None:
+    """How an object file's header differs from what the metadata database recorded of it, or None.
+
+    The payload's checksum does not cover the header, and decoding follows the header's
+    ``meta`` (where a pickle's arrays lie, a frame's layout): a flipped bit there loaded a
+    wrong value that every checksum passed. The record is the reference.
+    """
+    for name in ("materializer", "size", "checksum"):
+        if header[name] != getattr(info, name):
+            return f"object {name} {header[name]!r} != recorded {getattr(info, name)!r}"
+    if (header.get("meta") or {}) != (info.meta or {}):
+        return "object header's meta differs from the one recorded with it"
+    return None
 
 
 def _check_strong(info: ArtifactInfo, payload: memoryview) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -529,6 +530,35 @@ def test_put_replaces_an_object_whose_header_is_damaged(store: ArtifactStore) ->
     flip_byte(store.path_of(D1), 0)
     assert store.put(big_frame(), D1) == info
     assert store.verify(D1) is None
+
+
+def _edit_header(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` with ``new`` (of the same length) in the object's header: a flipped bit there."""
+    assert len(old) == len(new)
+    data = path.read_bytes()
+    assert data.count(old) >= 1
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def test_put_replaces_an_object_whose_materializer_name_is_damaged(store: ArtifactStore) -> None:
+    """No checksum covers the header: `arrow.pandar` passed, and `--rerun` kept an object nobody could load."""
+    info = store.put(big_frame(), D1)
+    _edit_header(store.path_of(D1), f'"{info.materializer}"'.encode(), f'"{info.materializer[:-1]}X"'.encode())
+    assert store.put(big_frame(), D1) == info
+    assert store.read_header(D1) == replace(info, inline=None)
+    pd.testing.assert_frame_equal(store.get(info), big_frame())
+
+
+def test_a_header_whose_meta_differs_from_the_record_is_damage(store: ArtifactStore) -> None:
+    """A pickle's arrays are found by the offsets in its header's meta: one flipped digit loaded wrong bytes."""
+    value = {"x": np.arange(100_000, dtype="float64"), "y": np.arange(100_000) * 2, "z": np.ones(100_000)}
+    info = store.put(value, D1)
+    start = info.meta["buffers"][1][0]
+    shifted = start - 1 if start % 10 else start + 1  # one digit changed: the header keeps its length
+    _edit_header(store.path_of(D1), f",[{start},".encode(), f",[{shifted},".encode())
+    assert store.read_header(D1).meta["buffers"][1][0] == shifted
+    with pytest.raises(CorruptArtifactError, match="meta differs from the one recorded"):
+        store.get(info)
 
 
 # --- damage --------------------------------------------------------------------
