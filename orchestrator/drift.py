@@ -20,10 +20,16 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import pandas as pd
 
 OK, DRIFT, INSUFFICIENT = "ok", "drift", "insufficient_data"
+# Kinds compared as numbers: a time is given in seconds since 1970 (``feature_times.time_numbers``), and
+# text among them is a value that is no time.
+NUMBER, TIME = "number", "datetime"
+NUMERIC_KINDS = (NUMBER, TIME)
 MISSING_COLUMN = "the column is missing from the window"  # the detail of a feature the window lacks
 _EPS = 1e-4
 NAMES_SHOWN = 10  # drifted columns a reason names; the rest are counted
@@ -66,7 +72,7 @@ class ColumnDrift:
     """The comparison of one column."""
 
     name: str
-    kind: str  # "number" | "category"
+    kind: str  # "number" | "datetime" | "category"
     status: str
     psi: float | None = None
     test: str | None = None
@@ -112,21 +118,28 @@ class DriftResult:
         return asdict(self)
 
 
-def psi_number(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> tuple[float, list[float], list[float], list[str]]:
-    """PSI of two finite numeric samples over the reference's quantile bins; also both histograms."""
+def psi_number(reference: np.ndarray, current: np.ndarray, bins: int = 10,
+               shown: Callable[[float], str] | None = None) -> tuple[float, list[float], list[float], list[str]]:
+    """PSI of two finite numeric samples over the reference's quantile bins; also both histograms.
+
+    ``shown`` writes a bin edge in the labels (a time's seconds as its date); ``3.14`` when None.
+    """
     import numpy as np
+
+    def label(value: float, digits: str) -> str:
+        return shown(value) if shown is not None else format(value, digits)
 
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
     if len(edges) < 2:  # a constant reference: one bin for its value, one for anything else
         value = edges[0]
         ref = np.array([np.mean(reference == value), np.mean(reference != value)])
         cur = np.array([np.mean(current == value), np.mean(current != value)])
-        labels = [f"={value:g}", f"≠{value:g}"]
+        labels = [f"={label(value, 'g')}", f"≠{label(value, 'g')}"]
     else:
         inner = edges[1:-1]
         ref = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=len(edges) - 1) / len(reference)
         cur = np.bincount(np.searchsorted(inner, current, side="right"), minlength=len(edges) - 1) / len(current)
-        labels = [f"{a:.3g}..{b:.3g}" for a, b in itertools.pairwise(edges)]
+        labels = [f"{label(a, '.3g')}..{label(b, '.3g')}" for a, b in itertools.pairwise(edges)]
     return _psi(ref, cur, len(reference), len(current)), ref.tolist(), cur.tolist(), labels
 
 
@@ -204,31 +217,55 @@ def compare_column(name: str, kind: str, reference: pd.Series, current: pd.Serie
     ``missing ratio 0.00 → 1.00`` of a column whose every value was filled in.
     """
     out = _compare_column(name, kind, reference, current, thresholds, tests)
-    if kind == "number":
-        note = _text_in_numbers(current)
+    if kind in NUMERIC_KINDS:
+        note = _text_in_numbers(current, kind)
         out.detail = "; ".join(part for part in (out.detail, note) if part)
     return out
 
 
-def _text_in_numbers(values: pd.Series) -> str:
-    """``3 values are text, not numbers (e.g. '0,25')``, or empty when every present value is a number."""
+def _text_in_numbers(values: pd.Series, kind: str = NUMBER) -> str:
+    """``3 values are text, not numbers (e.g. '0,25')``, or empty when every present value is a number.
+
+    Of a time: ``3 values are not dates and times (e.g. '31/31/2024')``, the text that did not parse.
+    """
     import pandas as pd
 
     present = values[values.notna()]
-    text = present[pd.to_numeric(present, errors="coerce").isna()]
+    if kind == TIME:
+        text = present[[isinstance(v, str) for v in present]]
+        said = "not dates and times"
+    else:
+        text = present[pd.to_numeric(present, errors="coerce").isna()]
+        said = "text, not numbers"
     if text.empty:
         return ""
-    return f"{len(text)} value{'s are' if len(text) > 1 else ' is'} text, not numbers (e.g. {str(text.iloc[0])[:40]!r})"
+    return f"{len(text)} value{'s are' if len(text) > 1 else ' is'} {said} (e.g. {str(text.iloc[0])[:40]!r})"
+
+
+def _numbers(values: pd.Series, kind: str) -> np.ndarray:
+    """A numeric kind's values as floats, NaN where there is none: text, or of a time text that did not parse."""
+    import numpy as np
+    import pandas as pd
+
+    if kind == TIME:
+        # Unparsed text stays text, even one that reads as a number ('12345', a year out of range).
+        values = values.map(lambda v: np.nan if isinstance(v, str) else v)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _time_label(seconds: float) -> str:
+    """A time's seconds since 1970 as ``2024-03-08 14:05``, for bin labels."""
+    import pandas as pd
+
+    return pd.Timestamp(seconds, unit="s").strftime("%Y-%m-%d %H:%M")
 
 
 def _compare_column(name: str, kind: str, reference: pd.Series, current: pd.Series,
                     thresholds: Thresholds, tests: int = 1) -> ColumnDrift:
     import numpy as np
-    import pandas as pd
 
-    if kind == "number":
-        ref_values = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        cur_values = pd.to_numeric(current, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if kind in NUMERIC_KINDS:
+        ref_values, cur_values = _numbers(reference, kind), _numbers(current, kind)
         ref_ok, cur_ok = np.isfinite(ref_values), np.isfinite(cur_values)
     else:
         ref_ok, cur_ok = reference.notna().to_numpy(), current.notna().to_numpy()
@@ -257,9 +294,10 @@ def _compare_column(name: str, kind: str, reference: pd.Series, current: pd.Seri
         return out
     from scipy import stats
 
-    if kind == "number":
+    if kind in NUMERIC_KINDS:
         ref_f, cur_f = ref_values[ref_ok], cur_values[cur_ok]
-        out.psi, out.reference_hist, out.current_hist, out.bin_labels = psi_number(ref_f, cur_f, thresholds.bins)
+        out.psi, out.reference_hist, out.current_hist, out.bin_labels = psi_number(
+            ref_f, cur_f, thresholds.bins, _time_label if kind == TIME else None)
         if np.ptp(ref_f) == 0 and np.ptp(cur_f) == 0:
             # Two constant samples: equal or not, a KS test says nothing more than the values do.
             same = ref_f[0] == cur_f[0]
@@ -294,10 +332,9 @@ def _compare_column(name: str, kind: str, reference: pd.Series, current: pd.Seri
 def _usable(values: pd.Series, kind: str) -> int:
     """How many values of a column the tests can use: finite numbers, or present categories."""
     import numpy as np
-    import pandas as pd
 
-    if kind == "number":
-        return int(np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)).sum())
+    if kind in NUMERIC_KINDS:
+        return int(np.isfinite(_numbers(values, kind)).sum())
     return int(values.notna().sum())
 
 
@@ -310,7 +347,10 @@ def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[s
                    reference_scores: list[Any] | None = None, current_scores: list[Any] | None = None,
                    performance: dict[str, Any] | None = None, unscored: str = "",
                    prediction_kind: str = "number") -> DriftResult:
-    """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"category").
+    """Compare ``current`` with ``reference`` on the columns of ``kinds`` (name → "number"/"datetime"/"category").
+
+    A ``"datetime"`` column holds seconds since 1970 (and, where a value did not parse, its text), and
+    is compared as numbers.
 
     ``reference_scores``/``current_scores`` are the model's outputs on each
     (prediction drift): numbers (a probability, a regressor's value) or, with

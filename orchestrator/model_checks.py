@@ -34,7 +34,7 @@ CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "balanced_accuracy")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 TASK_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
 TASKS = tuple(TASK_METRICS)
-FEATURE_KINDS = ("number", "category")
+FEATURE_KINDS = ("number", "category", "datetime")
 
 
 class InvalidCandidateError(UserError):

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 def describe_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The serving schema of a feature frame: each column's name, kind, dtype and categories.
 
-    A column is a category when it holds text or True/False, or when ``categorical`` names it: the
+    A ``datetime64`` column (also with a time zone) is a time (``"kind": "datetime"``, with the range
+    it was trained on and its zone: ``feature_times.describe_time``), taken by a model whose own pipeline
+    derives numbers from it. A column is a category when it holds text or True/False, or when ``categorical`` names it: the
     columns the model encodes as categories, whatever their dtype. A category written in numbers (a
     postcode, a store number) keeps its numeric dtype, and its categories are its codes' texts
     (``feature_codes.code_text``: ``75001.0`` is ``"75001"``). Described as a number, it was served
@@ -54,10 +56,16 @@ def describe_schema(frame: pd.DataFrame, categorical: Iterable[str] = ()) -> lis
     if absent:
         raise UserError(f"describe_schema: categorical names {_listed([str(n) for n in absent])}, which the frame "
                         f"has not (it has {_listed(list(frame.columns))}). Pass the names of its category columns.")
+    from orchestrator.feature_times import describe_time
+
     out: list[dict[str, Any]] = []
     for name in frame.columns:
         col = frame[name]
-        if name in categorical and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if pd.api.types.is_datetime64_any_dtype(col):
+            # A time, even among ``categorical``: as a category, every training timestamp was listed,
+            # every new date was 'not seen in training', and the monitor compared them as categories.
+            out.append(describe_time(name, col))
+        elif name in categorical and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             out.append(_code_feature(name, col))
         elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
             values = col.dropna().unique()
@@ -330,12 +338,14 @@ def model_input(candidate: ModelCandidate, frame: pd.DataFrame) -> pd.DataFrame:
     The shipped pipeline (``require_valid``), ``orch serve`` (``records_frame``) and ``orch
     monitor`` make those NaN, so ``load_model(...).predict`` does too, and the three score a row
     alike. A category written in numbers given as text (``"75001"``) is given as the number it was
-    trained as (``feature_codes.as_codes``). Only a column that changes is copied; numbers are left as they are.
+    trained as (``feature_codes.as_codes``), and a time written as text (a CSV's ``2024-04-10 15:57``) the
+    time of the training dtype (``feature_times.as_times``). Only a column that changes is copied; numbers are left as they are.
     """
     import numpy as np
     import pandas as pd
 
     from orchestrator.feature_codes import as_codes, is_code
+    from orchestrator.feature_times import as_times, is_time
 
     X = frame[candidate.feature_names]
     changed = {}
@@ -343,6 +353,11 @@ def model_input(candidate: ModelCandidate, frame: pd.DataFrame) -> pd.DataFrame:
         if feature["kind"] == "number":
             continue
         col = X[feature["name"]]
+        if is_time(feature):
+            times = as_times(col, feature)
+            if times is not col:
+                changed[feature["name"]] = times
+            continue
         if is_code(feature):
             codes = as_codes(col)
             if codes is not col:

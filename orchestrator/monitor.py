@@ -175,21 +175,24 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
             performance = _performance(candidate, labelled, kinds)
     elif candidate.label not in batch.columns and cur_scores is not None:
         performance = _label_misnamed(candidate, [str(c) for c in batch.columns if c not in kinds])
-    return compare_frames(_code_texts(reference, candidate), _code_texts(usable, candidate), kinds, thresholds,
+    return compare_frames(_compared(reference, candidate), _compared(usable, candidate), kinds, thresholds,
                           reference_scores=ref_scores, current_scores=cur_scores, performance=performance,
                           unscored=unscored, prediction_kind=score_kind)
 
 
-def _code_texts(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
-    """``frame`` with each category written in numbers as its codes' texts, to compare them as categories.
+def _compared(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
+    """``frame`` as the drift tests compare it: a category written in numbers as its codes' texts, a time
+    as its seconds since 1970 (text that does not parse kept, for the detail to name).
 
     The reference holds a postcode as the float of its training column (``75001.0``), and a batch or
     the request log as ``75001`` or ``"75001"``: compared as they were written, every code was 'unseen'.
+    A time is a ``datetime64`` in the reference and text in a CSV batch or the request log.
     """
     from orchestrator.feature_codes import code_texts, is_code
+    from orchestrator.feature_times import is_time, time_numbers
 
-    changed = {f["name"]: code_texts(frame[f["name"]]) for f in candidate.features
-               if is_code(f) and f["name"] in frame.columns}
+    changed = {f["name"]: code_texts(frame[f["name"]]) if is_code(f) else time_numbers(frame[f["name"]], f)
+               for f in candidate.features if (is_code(f) or is_time(f)) and f["name"] in frame.columns}
     return frame.assign(**changed) if changed else frame
 
 
@@ -300,11 +303,13 @@ def _refusal(exc: BaseException) -> str:
 
 
 def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
-    """``frame`` as the model takes it: text in a number column and ±inf as NaN, blanks as NaN, codes as numbers."""
+    """``frame`` as the model takes it: text in a number column and ±inf as NaN, blanks as NaN, codes as numbers,
+    times (a CSV's text) as the training dtype, NaT where they do not parse."""
     import numpy as np
     import pandas as pd
 
     from orchestrator.feature_codes import as_codes, is_code
+    from orchestrator.feature_times import as_times, is_time
 
     out = frame.copy()
     for f in candidate.features:
@@ -312,6 +317,8 @@ def _coerce(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
             out[f["name"]] = pd.to_numeric(out[f["name"]], errors="coerce").replace([np.inf, -np.inf], np.nan)
         elif is_code(f):
             out[f["name"]] = as_codes(out[f["name"]])
+        elif is_time(f):
+            out[f["name"]] = as_times(out[f["name"]], f)
         else:
             out[f["name"]] = out[f["name"]].astype(object).where(out[f["name"]].notna(), np.nan)
     return out

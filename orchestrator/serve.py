@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError
 from orchestrator.feature_codes import as_codes, code_text, is_code
+from orchestrator.feature_times import as_times, is_time, time_example, time_problem
 from orchestrator.request_writer import ROLL_ROWS, ROLL_SECONDS
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _example(schema: list[dict[str, Any]] | None) -> str:
         return '{"column": value, ...}'
     shown = []
     for f in schema[:2]:
-        value = (1.0 if f["kind"] == "number" else True if _is_flag(f)
+        value = (1.0 if f["kind"] == "number" else time_example(f) if is_time(f) else True if _is_flag(f)
                  else json.loads((f.get("categories") or ["1"])[0]) if is_code(f)  # a code's text is a number
                  else (f.get("categories") or ["text"])[0])
         shown.append(f"{json.dumps(f['name'][:40])}: {json.dumps(value[:40] if isinstance(value, str) else value)}")
@@ -170,6 +171,11 @@ def validate_records(records: list[dict[str, Any]], schema: list[dict[str, Any]]
                                     f"{json.dumps(value)[:40]}")
                 elif (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _FLOAT_MAX:
                     problems.append(f"record {i}: column {f['name']} is not finite")
+            elif is_time(f):
+                wrong = time_problem(value, f)
+                if wrong:
+                    problems.append(f"record {i}: column {f['name']} must be a date and time as text, e.g. "
+                                    f"{json.dumps(time_example(f))}, {wrong}")
             elif _is_flag(f):
                 if not isinstance(value, bool) and str(value).lower() not in _FLAGS:
                     problems.append(f"record {i}: column {f['name']} must be true or false, got "
@@ -282,7 +288,8 @@ def _is_flag(feature: dict[str, Any]) -> bool:
 def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -> Any:
     """The validated records as the DataFrame the model was trained on: numbers as floats, categories
     as objects, a boolean column as True/False (also from the text "true"/"false"), and a category
-    written in numbers as floats (also from their text, ``"75001"``; other text is scored as unknown).
+    written in numbers as floats (also from their text, ``"75001"``; other text is scored as unknown),
+    and a time as the training dtype, parsed from its text (``"2024-04-10 15:57"``).
 
     A ``null`` is NaN in every column, as a blank cell of a CSV or Parquet file is: a category column
     whose values in a request were all null (one record with a null) stayed None, which passed a
@@ -298,6 +305,8 @@ def records_frame(records: list[dict[str, Any]], schema: list[dict[str, Any]]) -
             frame[f["name"]] = pd.to_numeric(frame[f["name"]], errors="coerce").astype(float)
         elif is_code(f):
             frame[f["name"]] = as_codes(frame[f["name"]])
+        elif is_time(f):
+            frame[f["name"]] = as_times(frame[f["name"]], f)
         elif _is_flag(f):
             flags = [np.nan if pd.isna(v) else v if isinstance(v, bool) else _FLAGS[str(v).lower()]
                      for v in frame[f["name"]]]

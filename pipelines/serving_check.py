@@ -51,6 +51,7 @@ def _records(features: list[dict], rows: int) -> list[dict]:
     if all(name in frame.columns for name in names):
         return json.loads(frame[names].to_json(orient="records"))
     return [{f["name"]: (float(i) if f["kind"] == "number" else
+                         f.get("min") or "2024-01-31T09:30:00" if f["kind"] == "datetime" else
                          (f.get("categories") or ["a"])[i % len(f.get("categories") or ["a"])])
              for f in features} for i in range(rows)]
 
