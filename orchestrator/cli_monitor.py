@@ -193,7 +193,7 @@ def _performance_line(performance: dict[str, Any]) -> str:
     metric, before, now = performance.get("metric"), performance.get("reference"), performance.get("current")
     rows = performance.get("rows", 0)
     if now is None:
-        where = f" on the {rows} labelled rows" if rows else ""
+        where = f" on the {rows} labelled rows" if rows > 1 else ""  # a note about 0 or 1 label counts it
         return f"performance: not measured{where}: {performance.get('note', '')}"
     line = f"performance: {metric} {now:.4f} on {rows} labelled rows"
     line += f", {before:.4f} at training" if isinstance(before, (int, float)) else ""

@@ -165,7 +165,10 @@ def compare(candidate: ModelCandidate, batch: pd.DataFrame, thresholds: Threshol
             cur_scores = None
             unscored = unscored or f"the model cannot score the window ({_refusal(exc)})"
     performance: dict[str, Any] | None = None
-    if candidate.label in batch.columns and cur_scores is not None and batch[candidate.label].notna().sum() >= 2:
+    labels = int(batch[candidate.label].notna().sum()) if candidate.label in batch.columns else 0
+    if candidate.label in batch.columns and cur_scores is not None and labels < 2:
+        performance = _too_few_labels(candidate, labels)
+    elif candidate.label in batch.columns and cur_scores is not None:
         labelled = batch[batch[candidate.label].notna()]
         unknown = unknown_labels(candidate.task, candidate.model, labelled[candidate.label])
         if unknown:
@@ -194,6 +197,19 @@ def _compared(frame: pd.DataFrame, candidate: ModelCandidate) -> pd.DataFrame:
     changed = {f["name"]: code_texts(frame[f["name"]]) if is_code(f) else time_numbers(frame[f["name"]], f)
                for f in candidate.features if (is_code(f) or is_time(f)) and f["name"] in frame.columns}
     return frame.assign(**changed) if changed else frame
+
+
+def _too_few_labels(candidate: ModelCandidate, labels: int) -> dict[str, Any]:
+    """The note of a label column with no value, or one only: no metric, said rather than skipped.
+
+    Such a batch printed no performance line and gave ``"performance": null``, as if it had no
+    label column, where labels of the wrong type were said to be unscorable.
+    """
+    note = (f"the label column '{candidate.label}' has no values: fill in the labels to measure {candidate.metric}"
+            if not labels else
+            f"the label column '{candidate.label}' has only 1 labelled row: {candidate.metric} needs at least 2")
+    return {"metric": candidate.metric, "reference": candidate.metrics.get(candidate.metric), "current": None,
+            "rows": labels, "note": note}
 
 
 def _label_misnamed(candidate: ModelCandidate, others: list[str]) -> dict[str, Any] | None:

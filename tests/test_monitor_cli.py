@@ -374,6 +374,23 @@ def test_labels_the_metric_cannot_take_are_said_not_dropped(store, tmp_path, cap
     assert code == 0 and f"  performance: {says}" in out, out
 
 
+@pytest.mark.parametrize(("labelled", "says"), [
+    (0, "the label column 'y' has no values: fill in the labels to measure roc_auc"),
+    (1, "the label column 'y' has only 1 labelled row: roc_auc needs at least 2"),
+])
+def test_a_label_column_without_enough_values_is_said_not_skipped(store, tmp_path, capsys, labelled, says):
+    """A label column all blank, or with one label, printed no performance line and gave "performance":
+    null: the check was dropped without a word, where text labels were said to be unscorable."""
+    path = tmp_path / "labelled.csv"
+    frame = _frame(300)
+    frame.assign(y=[1.0] * labelled + [np.nan] * (300 - labelled)).to_csv(path, index=False)
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path))
+    assert code == 0 and f"  performance: not measured: {says}\n" in out, out
+    code, out, _ = _orch(capsys, store, "monitor", "tiny", "--batch", str(path), "--json")
+    performance = json.loads(out)["performance"]
+    assert performance["note"] == says and performance["current"] is None and performance["rows"] == labelled
+
+
 def test_min_labels_lets_a_smaller_labelled_batch_alert(store, tmp_path, capsys):
     """A model that kept no held-out rows needs 1000 labels by default; --min-labels lowers the bar."""
     path = tmp_path / "labelled.csv"
