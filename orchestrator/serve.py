@@ -533,6 +533,14 @@ def bind(host: str, port: int) -> list[socket.socket]:
         reason = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
         raise UserError(f"cannot serve on {where}: host {host!r} does not resolve ({reason}); pass --host "
                         "127.0.0.1 (this machine only) or 0.0.0.0 (every interface).") from None
+    try:
+        return _bound(infos)
+    except OSError as exc:
+        raise UserError(_bind_problem(exc, host, port, where)) from None
+
+
+def _bound(infos: list[Any]) -> list[socket.socket]:
+    """Sockets bound to each address of ``getaddrinfo``'s ``infos``; on an OSError, none is left open."""
     sockets: list[socket.socket] = []
     seen: set[tuple[int, Any]] = set()
     try:
@@ -548,17 +556,18 @@ def bind(host: str, port: int) -> list[socket.socket]:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
             sock.set_inheritable(True)
-    except OSError as exc:
+    except OSError:
         for sock in sockets:
             sock.close()
-        raise UserError(_bind_problem(exc, host, port, where)) from None
+        raise
     return sockets
 
 
 def _bind_problem(exc: OSError, host: str, port: int, where: str) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} on {host} is in use by another program; pass --port with a free port "
-                f"(e.g. --port {port + 1 if port < 65535 else 8000}), or stop the other server.")
+        free = _free_port(host, port)
+        instead = f"--port {free} (free now) or --port 0 (any free port)" if free else "--port 0 (any free port)"
+        return f"port {port} on {host} is in use by another program; pass {instead}, or stop the other server."
     if exc.errno == errno.EADDRNOTAVAIL:
         return (f"cannot serve on {where}: {host} is not an address of this machine; pass --host 127.0.0.1 "
                 "(this machine only) or 0.0.0.0 (every interface).")
@@ -566,6 +575,26 @@ def _bind_problem(exc: OSError, host: str, port: int, where: str) -> str:
         return (f"cannot serve on {where}: port {port} needs administrator rights; pass --port 1024 or "
                 "higher (e.g. --port 8000).")
     return f"cannot serve on {where}: {exc.strerror or exc}; pass another --host or --port."
+
+
+PORTS_TRIED = 20  # ports after a busy one probed for a free one to suggest
+
+
+def _free_port(host: str, port: int) -> int | None:
+    """The first of the ``PORTS_TRIED`` ports after ``port`` that ``host`` can bind now, or None.
+
+    The next port was suggested without a look, and was often taken too (a second server started
+    the same way). Free now is no promise for later: ``--port 0`` is suggested beside it.
+    """
+    for candidate in range(max(port + 1, 1024), min(port + 1 + PORTS_TRIED, 65536)):
+        try:
+            infos = socket.getaddrinfo(host or None, candidate, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            for sock in _bound(infos):
+                sock.close()
+        except (OSError, UnicodeError):
+            continue
+        return candidate
+    return None
 
 
 def serve(context: Context, ref: str, host: str = "127.0.0.1", port: int = 8000,

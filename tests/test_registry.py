@@ -532,6 +532,39 @@ def test_serve_on_a_busy_port_is_one_line_naming_host_and_port(store, capsys, bu
     assert "pass --port" in err
 
 
+@pytest.fixture
+def busy_ports():
+    """Two neighbouring ports, both taken: the one asked for and the next one."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            first.listen(1)
+            second.listen(1)
+            yield port
+            return
+    pytest.skip("no two neighbouring free ports")
+
+
+def test_serve_on_a_busy_port_suggests_a_port_that_is_free(store, capsys, busy_ports):
+    """The next port was suggested without looking: it was in use too."""
+    import re
+
+    pytest.importorskip("uvicorn")
+    code, _, err = orch(store, "serve", "tiny", "--port", str(busy_ports), capsys=capsys)
+    assert one_line_error(code, err, f"port {busy_ports} on 127.0.0.1 is in use"), err
+    suggested = re.search(r"pass --port (\d+) \(free now\) or --port 0 \(any free port\)", err)
+    assert suggested, err
+    port = int(suggested.group(1))
+    assert port not in (busy_ports, busy_ports + 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # free indeed
+
+
 @pytest.mark.parametrize(("host", "text"), [
     ("999.1.1.1", "host '999.1.1.1' does not resolve"),
     ("192.0.2.1", "192.0.2.1 is not an address of this machine"),  # TEST-NET-1: never local
