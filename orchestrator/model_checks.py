@@ -51,7 +51,7 @@ def _shown(text: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+def closest_choice(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     """The choice closest to ``word``, ignoring case (``CHURN`` → ``churn``), or None."""
     folded: dict[str, str] = {}
     for choice in choices:
@@ -63,7 +63,7 @@ def _closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = _closest(word, choices)
+    close = closest_choice(word, choices)
     return f" (did you mean '{close}'?)" if close else ""
 
 
@@ -211,7 +211,7 @@ def parse_ref(ref: str, default: str = PRODUCTION) -> tuple[str, str | int]:
         return name, which
     match = _VERSION.fullmatch(which)
     if match is None:
-        close = _closest(which, (PRODUCTION, LATEST))
+        close = closest_choice(which, (PRODUCTION, LATEST))
         hint = f" Did you mean '{_shown(name)}@{close}'?" if close else ""
         raise UserError(f"'{_shown(ref)}' is not a model reference.{hint} Write {REF_FORMS}, with the version "
                         f"in digits 0-9 (e.g. {_shown(name)}@1).")

@@ -51,11 +51,11 @@ from orchestrator.model_checks import (
     PRODUCTION,
     REF_FORMS,
     InvalidCandidateError,
-    _closest,
     _shown,
     check_candidate,
     check_gate_settings,
     check_model_name,
+    closest_choice,
     parse_ref,
 )
 from orchestrator.model_frames import (
@@ -369,7 +369,7 @@ class Registry:
         row = self.lineage.conn.execute("SELECT 1 FROM models WHERE name=?", (name,)).fetchone()
         if row is None:
             names = self.names()
-            close = _closest(name, names)  # ignoring case: CHURN -> churn
+            close = closest_choice(name, names)  # ignoring case: CHURN -> churn
             hint = f" Did you mean '{close}'?" if close else ""
             raise NotFoundError(f"no model '{_shown(name)}' in this store.{hint} "
                                 + ("Models: " + ", ".join(names) + "." if names

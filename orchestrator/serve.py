@@ -22,7 +22,6 @@ or register models.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import json
 import math
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.errors import UserError
 from orchestrator.feature_codes import as_codes, code_text, is_code
 from orchestrator.feature_times import as_times, is_time, time_example, time_problem
+from orchestrator.model_checks import closest_choice
 from orchestrator.request_writer import ROLL_ROWS, ROLL_SECONDS
 
 if TYPE_CHECKING:
@@ -238,9 +238,10 @@ def unseen_categories(records: list[dict[str, Any]], known: dict[str, tuple[set[
             text = None if value is None else code_text(value) if codes else str(value)
             if text is not None and text not in categories:
                 if len(lines) < MAX_WARNINGS:
-                    # A code spelled like another (75010 for 75001) is another place or store: no guess.
-                    close = [] if codes else difflib.get_close_matches(text, sorted(categories), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    # A code spelled like another (75010 for 75001) is another place or store: no guess. Text
+                    # is matched ignoring case, as model names are: "WEB" for "web" got no hint.
+                    close = None if codes else closest_choice(text, sorted(categories))
+                    hint = f" (did you mean {close!r}?)" if close else ""
                     lines.append(f"record {i}: {name} {text[:40]!r} was not seen in training{hint}; "
                                  "the model scored it as unknown")
                 else:

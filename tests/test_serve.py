@@ -158,6 +158,15 @@ def test_a_category_the_model_never_saw_is_answered_with_a_warning_naming_it(cli
     assert len(many["warnings"]) == 6 and many["warnings"][-1] == "and 3 more values not seen in training"
 
 
+def test_a_category_written_in_another_case_is_pointed_at_its_known_spelling(client):
+    """"WEB" for "web" got no hint: the close match was case-sensitive, where model names ignore case."""
+    rows = [{"x": 1.0, "cosigner": True, "colour": "RED"}, {"x": 1.0, "cosigner": True, "colour": "BLEU"}]
+    doc = client.post("/predict", json=rows).json()
+    assert doc["warnings"] == [
+        "record 0: colour 'RED' was not seen in training (did you mean 'red'?); the model scored it as unknown",
+        "record 1: colour 'BLEU' was not seen in training (did you mean 'blue'?); the model scored it as unknown"]
+
+
 def test_rows_posted_with_the_label_column_are_answered_without_it(client):
     """Rows straight from a labelled table carry the label ("y"): refused as an unknown column, they
     made every such request a 422, while load_model().predict ignores extra columns."""
