@@ -516,7 +516,31 @@ def _class_functions(cls: type) -> list[types.FunctionType]:
             found.append(value.func)
         elif isinstance(value, types.FunctionType):
             found.append(value)
+        else:
+            held = _held_in_body(cls, value)
+            if held is not None:
+                found.append(held)
     return found
+
+
+def _held_in_body(cls: type, value: Any) -> types.FunctionType | None:
+    """A function written in the class body that a ``functools.partial`` or ``partialmethod`` holds.
+
+    ``tr = partialmethod(lambda self, x: square(x))``, or ``staticmethod(partial(lambda x: ...))``:
+    the lambda is the class's code, and what it reads (``square``) must count as a method's reads
+    do. A named function such a wrapper holds (``partialmethod(square)``) is read by name in the
+    body and followed from there, so only a function whose qualified name is inside the class counts.
+    """
+    for _ in range(4):  # staticmethod(partial(partial(...))): a few layers at most
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        elif isinstance(value, (functools.partial, functools.partialmethod)):
+            value = value.func
+        else:
+            break
+    if isinstance(value, types.FunctionType) and value.__qualname__.startswith(f"{cls.__qualname__}."):
+        return value
+    return None
 
 
 def class_info(cls: type) -> tuple[str, tuple[tuple[Any, Ref], ...], frozenset[str]]:

@@ -76,6 +76,9 @@ _FIX = ("Create it inside the step (or in a function the step calls), from a pat
 _MISSING = object()
 _LIBRARY = ("stdlib", "installed")  # kinds of file whose code counts for nothing but a version
 _CONTAINERS = (list, tuple, set, frozenset, dict)
+# Read-only views of a dict (``types.MappingProxyType({"sq": square})``): hashed by their cloudpickle
+# bytes, which name a function of yours and leave its code out, so one holding code is walked as a dict.
+_MAPPINGS = (dict, types.MappingProxyType)
 _STRUCTURAL = (
     types.FunctionType,
     types.BuiltinFunctionType,
@@ -921,7 +924,7 @@ class _Walk:
             raise UnhashableValueError(f"{label} used by '{where}' contains itself. {_FIX}")
         self.open_containers.add(id(value))
         try:
-            if isinstance(value, dict):
+            if isinstance(value, _MAPPINGS):
                 pairs = [
                     (self.placed(k, self.token(k, label, where)), self.placed(v, self.token(v, label, where)))
                     for k, v in value.items()
@@ -994,15 +997,21 @@ class _Walk:
             return "<logger>"  # a logger's name is its module's name; it never changes results
         if _is_lock(value):
             return "<lock>"  # `with LOCK:` around a shared cache: it orders work, it holds no data
-        if type(value) in _CONTAINERS and _holds_code(value, set()):
+        if (type(value) in _CONTAINERS or type(value) is types.MappingProxyType) and _holds_code(value, set()):
             return self.container_token(value, label, where)
         self.reference(type(value), label, where)  # an instance: its class's code counts too
         try:
-            return hashing.hash_value(value)
+            digest = hashing.hash_value(value)
         except UnhashableValueError as exc:
             raise UnhashableValueError(
                 f"{label} used by '{where}' cannot be hashed ({exc}). {_FIX}"
             ) from exc
+        held = hashing.ufunc_function(value)
+        if held is not None and object_kind(held)[0] == "user":
+            # `np.frompyfunc(square, 1, 1)`: the digest holds square's code (hashing), and the walk
+            # follows it as code the step uses, so a reason names `helpers.square`.
+            self.reference(held, label, where)
+        return digest
 
 
 def value_digest(value: Any) -> str:
@@ -1184,14 +1193,14 @@ def _is_lock(value: Any) -> bool:
 
 
 def _holds_code(value: Any, seen: set[int]) -> bool:
-    """Whether a built-in container holds functions, classes or modules (at any depth)."""
+    """Whether a built-in container (or a ``mappingproxy``) holds functions, classes or modules (at any depth)."""
     if id(value) in seen:
         return False
     seen.add(id(value))
-    items = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+    items = list(value.keys()) + list(value.values()) if isinstance(value, _MAPPINGS) else value
     for item in items:
         if _is_structural(item):
             return True
-        if type(item) in _CONTAINERS and _holds_code(item, seen):
+        if (type(item) in _CONTAINERS or type(item) is types.MappingProxyType) and _holds_code(item, seen):
             return True
     return False

@@ -34,6 +34,7 @@ import copyreg
 import dataclasses
 import enum
 import functools
+import gc
 import math
 import os
 import pathlib
@@ -454,6 +455,22 @@ def _user_code_digest(obj: Any) -> str:
         return behaviour_digest(obj)
     except (AttributeError, TypeError, ValueError):
         return ""  # code it cannot read (an extension type's methods): by name only, as before
+
+
+def ufunc_function(value: Any) -> types.FunctionType | None:
+    """The Python function a numpy ufunc made by ``np.frompyfunc(square, 1, 1)`` calls, else None.
+
+    Such a ufunc pickles by its name (``"square (vectorized)"``), which leaves
+    the function's code out of every digest. numpy hands the function to the
+    garbage collector as what the ufunc holds (``gc.get_referents``), on
+    numpy 1.26 and 2; where it does not, None, and the ufunc counts by name as
+    before. Never imports numpy: the type is recognised by its module.
+    """
+    kind = type(value)
+    if kind.__name__ != "ufunc" or kind.__module__ != "numpy":
+        return None
+    held = [item for item in gc.get_referents(value) if isinstance(item, types.FunctionType)]
+    return held[0] if len(held) == 1 else None
 
 
 def _feed_builtin_subclass(hasher: Any, value: Any, stack: set[int]) -> None:

@@ -37,6 +37,7 @@ from orchestrator.hashing import (
     _feed_text,
     _Hasher,
     _u64,
+    ufunc_function,
 )
 
 _OBJECT_STRINGS_MIN = (
@@ -76,6 +77,14 @@ def _feed_numpy(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_random_state(hasher, value, stack)
     else:
         _feed_reduced(hasher, value, stack)
+        function = ufunc_function(value)
+        if function is not None:
+            from orchestrator.value_code import is_users
+
+            if is_users(function):
+                # `np.frompyfunc(square, 1, 1)` pickles by name: the code of the user's function
+                # it calls counts, as np.vectorize's does. Other ufuncs hash as they did.
+                _feed(hasher, function, stack)
 
 
 def _feed_random_state(hasher: Any, value: Any, stack: set[int]) -> None:

@@ -266,7 +266,7 @@ def _code_in(value: Any, depth: int = 0) -> list[Any]:
     reads it calls them: editing ``h_a`` must change the digest, as it changes
     the fingerprint of a step reading ``HANDLERS``. An instance counts by its class.
     """
-    if isinstance(value, dict):
+    if isinstance(value, (dict, types.MappingProxyType)):  # a mappingproxy's pickle names its functions only
         items: list[Any] = [*value.keys(), *value.values()]
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
@@ -280,11 +280,13 @@ def _code_in(value: Any, depth: int = 0) -> list[Any]:
         if isinstance(inner, (type, types.FunctionType)):
             if is_users(inner):
                 found.append(inner)
-        elif isinstance(inner, (dict, list, tuple, set, frozenset)):
+        elif isinstance(inner, (dict, types.MappingProxyType, list, tuple, set, frozenset)):
             if depth < 3 and inner is not value:
                 found.extend(_code_in(inner, depth + 1))
         elif is_users(type(inner)):
             found.append(type(inner))
+        elif is_users(held := hashing.ufunc_function(inner)):  # np.frompyfunc(square, 1, 1)
+            found.append(held)
     return found
 
 
