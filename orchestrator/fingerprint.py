@@ -297,14 +297,22 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
-def _name_in_own_module(fn: types.FunctionType, alias: str) -> tuple[str, str]:
+def _name_in_own_module(fn: types.FunctionType, alias: str, bound_in: tuple[str, str] | None = None) -> tuple[str, str]:
     """The module and name that bind ``fn``, where the code read it as ``alias`` (``import helper as hh``).
 
     Shown as ``helpers.hh``, the part named a function the helpers module does
     not have. A decorator's wrapper (defined in ``decos``) is bound where the
     function it wraps was defined (``helpers.other``): that module is looked in
-    too. ``(fn's module, alias)`` when no module binds it otherwise.
+    too. ``bound_in`` is the module and name the code's reference resolved to
+    (import lines followed), first when it binds ``fn``: a function another
+    module's factory made (``add2 = make_adder(2)`` in ``ops``, the factory in
+    ``utils``) is ``ops.add2``, not ``utils.add2``. ``(fn's module, alias)``
+    when no module binds it otherwise.
     """
+    if bound_in is not None:
+        module = sys.modules.get(bound_in[0])
+        if module is not None and vars(module).get(bound_in[1]) is fn:
+            return bound_in
     home = fn.__module__ or ""
     places = [home]
     for cell in fn.__closure__ or ():
@@ -402,9 +410,10 @@ class _Walk:
 
     def function(
         self, fn: types.FunctionType, is_root: bool = False, alias: str | None = None,
-        shown: str | None = None,
+        shown: str | None = None, bound_in: tuple[str, str] | None = None,
     ) -> None:
-        """Account for a function of the user's; ``shown`` names its part instead of its own name."""
+        """Account for a function of the user's; ``shown`` names its part instead of its own name,
+        ``bound_in`` is where the code's name for it is bound (``_name_in_own_module``)."""
         if not self.first_visit(fn):
             return
         info = function_info(fn)
@@ -458,7 +467,7 @@ class _Walk:
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
             # Shown by the name its own module has for it (not `helpers.hh` for `import helper as hh`).
-            place, own = _name_in_own_module(fn, alias) if alias else (fn.__module__ or "", alias)
+            place, own = _name_in_own_module(fn, alias, bound_in) if alias else (fn.__module__ or "", alias)
             seen_as = own if own and name == fn.__qualname__ and "<locals>" in name else name
             shown_in = place if seen_as is not name else fn.__module__ or ""
             if seen_as is not name and self.display(shown_in, seen_as) in self.parts:
@@ -727,7 +736,8 @@ class _Walk:
                 self.subclasses(target, where)
             self.class_registry(target, ref.attrs[used], where)
         if _is_structural(target) and not isinstance(target, (types.MethodType, functools.partial)):
-            token = self.placed(target, self.reference(target, name, where, alias=name))
+            token = self.placed(target, self.reference(target, name, where, alias=name,
+                                                       bound_in=defined_in(owner, name)))
         else:  # a value, or a method or partial whose bound values need a part of their own
             token = self.constant(target, name, owner, where)
         # Which name of the code reached what: parts are keyed by bare names (`BATCH`, `<lambda>`), so
@@ -800,8 +810,12 @@ class _Walk:
         if module is not None and vars(module) is scope:
             self.reference(module, "globals()", where)
 
-    def reference(self, obj: Any, name: str, where: str, alias: str | None = None) -> str:
-        """Account for a function, class, module or other callable; return a token for it."""
+    def reference(self, obj: Any, name: str, where: str, alias: str | None = None,
+                  bound_in: tuple[str, str] | None = None) -> str:
+        """Account for a function, class, module or other callable; return a token for it.
+
+        ``bound_in``: the module and name the code's reference resolved to, to show a function by.
+        """
         obj = _unwrap(obj)
         if isinstance(obj, types.ModuleType):
             kind = module_kind(obj)
@@ -830,7 +844,7 @@ class _Walk:
         if kind == "installed":
             self.package(top)
         elif kind == "user" and isinstance(obj, types.FunctionType):
-            self.function(obj, alias=alias)  # follows __wrapped__ itself, after its own part
+            self.function(obj, alias=alias, bound_in=bound_in)  # follows __wrapped__ itself, after its own part
             return f"<ref {obj.__qualname__}>"
         elif kind == "user" and isinstance(obj, type):
             self.klass(obj)

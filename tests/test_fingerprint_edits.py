@@ -593,3 +593,48 @@ def test_an_enum_of_functions_is_explained_by_its_own_parts_not_enums_tables(
     assert before.digest != after.digest
     assert changed_parts(before, after) == {part}
     assert not [name for name in before.parts if "_value2member_map_" in name]
+
+
+FACTORY_UTILS = '''
+def make_adder(k):
+    def add(x):
+        return x + k
+    return add
+'''
+
+FACTORY_OPS = '''
+from fpa_utils import make_adder
+
+add2 = make_adder(2)
+for n in (5, 6):
+    globals()[f"add{n}"] = make_adder(n)
+'''
+
+FACTORY_STEPS = '''
+from fpa_ops import add2
+import fpa_ops
+
+
+def plus():
+    return add2(1)
+
+
+def plus_looped():
+    return fpa_ops.add5(1)
+'''
+
+
+@pytest.mark.parametrize(("step", "old", "new", "part"), [
+    ("plus", "make_adder(2)", "make_adder(3)", "fpa_ops.add2"),
+    ("plus_looped", "= make_adder(n)", "= make_adder(n + 1)", "fpa_ops.add5"),
+])
+def test_a_function_another_modules_factory_made_is_named_by_the_module_that_binds_it(
+    load: Loader, step: str, old: str, new: str, part: str,
+) -> None:
+    """``add2 = make_adder(2)`` in ``ops.py``, the factory in ``utils.py``: the part is ``ops.add2``, not
+    ``utils.add2``, which does not exist (the name was looked up in the factory's module only)."""
+    files = {"fpa_utils.py": FACTORY_UTILS, "fpa_ops.py": FACTORY_OPS, "fpa_steps.py": FACTORY_STEPS}
+    before = fingerprint(getattr(load(files, "fpa_steps"), step))
+    after = fingerprint(getattr(load({**files, "fpa_ops.py": FACTORY_OPS.replace(old, new)}, "fpa_steps"), step))
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
