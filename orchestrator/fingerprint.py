@@ -141,7 +141,13 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
             token = walk.token(value, label, root.__qualname__)
         else:
             token = walk.reached(value, reach, label, root.__qualname__)
-        walk.add_part(f"<self> {label}", f"<self> {label}", token)
+        shown = walk.add_part(f"<self> {label}", f"<self> {label}", token)
+        if reach is None and method is not None and not isinstance(value, type):
+            # The whole class counts, as a part of its own (`token` walks it): the object's part
+            # explains its data, so an edit of `Trainer.__len__` does not also read "the object its
+            # method is bound to changed". Explanation only: the key holds `token`.
+            with hashing.without_code_of(type(value)):
+                walk.parts[shown] = hashing.hash_value(value)
         if method is None:
             _note_bound_paths(walk, root, value)
     walk.function(root, is_root=True)

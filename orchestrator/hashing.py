@@ -393,7 +393,7 @@ def _feed_user_code(hasher: Any, obj: Any) -> None:
 
     On the path of every instance hashed: one flag and one dict lookup per call.
     """
-    if _mode.by_name:
+    if _mode.by_name or obj is _mode.left_out:
         return
     feed = _CODE_FEEDS.get(obj)
     if feed is None:
@@ -409,6 +409,7 @@ def _feed_user_code(hasher: Any, obj: Any) -> None:
 
 class _CodeMode(threading.local):
     by_name = False  # True while a behaviour digest is computed in this thread
+    left_out: Any = None  # a class whose code ``without_code_of`` leaves out
 
 
 _mode = _CodeMode()
@@ -429,6 +430,21 @@ def code_by_name() -> Iterator[None]:
         yield
     finally:
         _mode.by_name = before
+
+
+@contextlib.contextmanager
+def without_code_of(cls: type) -> Iterator[None]:
+    """While it lasts, values of ``cls`` hash by their data alone, without the code of ``cls``.
+
+    For an explanation only (the object a step's method is bound to, whose
+    class counts as a part of its own): never for a key.
+    """
+    before = _mode.left_out
+    _mode.left_out = cls
+    try:
+        yield
+    finally:
+        _mode.left_out = before
 
 
 def user_code_digest(obj: Any) -> str:

@@ -638,3 +638,36 @@ def test_a_function_another_modules_factory_made_is_named_by_the_module_that_bin
     after = fingerprint(getattr(load({**files, "fpa_ops.py": FACTORY_OPS.replace(old, new)}, "fpa_steps"), step))
     assert before.digest != after.digest
     assert changed_parts(before, after) == {part}
+
+
+BOUND_MODELS = '''
+class Trainer:
+    def __init__(self, n):
+        self.n = n
+
+    def fit(self):
+        return len(self)
+
+    def __len__(self):
+        return self.n
+'''
+
+BOUND_STEPS = '''
+from fpb_models import Trainer
+
+trainer = Trainer(3)
+'''
+
+
+def test_an_edit_of_the_class_of_a_bound_steps_object_names_the_method_not_the_object(load: Loader) -> None:
+    """``step(trainer.fit)``, ``fit`` using ``len(self)`` (so the whole class counts): editing
+    ``__len__`` is no change of the object's data, and the reason says only the method changed."""
+    files = {"fpb_models.py": BOUND_MODELS, "fpb_steps.py": BOUND_STEPS}
+    before = fingerprint(load(files, "fpb_steps").trainer.fit)
+    edited = {**files, "fpb_models.py": BOUND_MODELS.replace("return self.n", "return self.n + 1")}
+    after = fingerprint(load(edited, "fpb_steps").trainer.fit)
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {"Trainer"}  # the step's module: shown without it
+    data = fingerprint(load({**files, "fpb_steps.py": BOUND_STEPS.replace("Trainer(3)", "Trainer(4)")},
+                            "fpb_steps").trainer.fit)
+    assert changed_parts(before, data) == {"<self> bound instance"}
