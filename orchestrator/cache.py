@@ -432,6 +432,8 @@ def _code_changes(old: dict[str, str], new: dict[str, str], methods: Methods = (
             out.append("its code changed")
         elif name in _BOUND_PARTS:
             out.append(_BOUND_PARTS[name])
+        elif name.startswith("closure value ") and before is not None and after is not None:
+            out.append(f"{name} changed")  # a value a decorator's wrapper holds (`@scaled(3)`'s k)
         elif name.startswith("module ") and before is not None and after is not None:
             out.append(f"code of module `{name[len('module '):]}` changed")  # one used whole (getattr)
         elif before is None:

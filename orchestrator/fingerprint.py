@@ -263,8 +263,37 @@ def _name_decorated_parts(walk: _Walk, root: types.FunctionType) -> None:
     if shown not in walk.parts:
         return
     del walk.parts[shown]
-    walk.parts[f"{shown} (via {root.__code__.co_qualname})"] = walk.parts["<self>"]
+    walk.parts[_decorator_shown(walk, root)] = walk.parts["<self>"]
     walk.parts["<self>"] = code_digest(inner.__code__)
+    for name in walk.root_closures:
+        # The decorator's values (`@scaled(3)`'s k), not the step's: named so; the function it
+        # wraps is the step itself (`<self>`).
+        token = walk.parts.pop(name)
+        value = dict(zip(root.__code__.co_freevars, root.__closure__ or ())).get(name)
+        if value is not None and _unwrap(_cell_value(value)) is not inner:
+            walk.parts[_closure_shown(walk, name, root, "`" + shown + "`" if shown else "the step")] = token
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet filled in
+        return None
+
+
+def _decorator_shown(walk: _Walk, wrapper: types.FunctionType) -> str:
+    """A functools.wraps wrapper shown as the decorator whose code it is (``utils.timed``, from
+    ``timed.<locals>.inner`` in utils): its ``__module__`` and name are the wrapped function's."""
+    module = str(wrapper.__globals__.get("__name__") or wrapper.__module__ or "")
+    return walk.display(module, wrapper.__code__.co_qualname.partition(".<locals>")[0])
+
+
+def _closure_shown(walk: _Walk, name: str, wrapper: types.FunctionType, of: str | None = None) -> str:
+    """``closure value `k` of `tricky.double_sq` (decorator `scaled`)``: a value a decorator's wrapper holds."""
+    if of is None:
+        of = "`" + walk.display(wrapper.__module__ or "", wrapper.__qualname__) + "`"
+    decorator = wrapper.__code__.co_qualname.partition(".<locals>")[0]
+    return f"closure value `{name}` of {of} (decorator `{decorator}`)"
 
 
 def code_root(fn: Any) -> types.FunctionType | None:
@@ -372,6 +401,7 @@ class _Walk:
         self.dynamic: set[tuple[str, str]] = set()  # see CodeFingerprint.dynamic
         self.methods: dict[str, dict[str, str]] = {}  # see CodeFingerprint.methods
         self.accessors: dict[str, list[type]] = {}  # see _project_accessors: a step's walk sets them
+        self.root_closures: list[str] = []  # parts the step's own closure values are shown as
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
@@ -450,7 +480,7 @@ class _Walk:
                                                   label, where))
             else:
                 tokens.append(self.token(value, label, where))
-            closures.append((name, tokens[-1]))
+            closures.append((f"<{name}>" if _is_structural(value) and not is_root else name, tokens[-1]))
             self.note_paths("closure variable", name, value)
         digest = hashing.combine(*tokens)
         self.digests[id(fn)] = digest
@@ -462,13 +492,24 @@ class _Walk:
             # parameter (the value it is called with).
             self.parts["<self>"] = code_digest(fn.__code__)  # bytecode: without the default values
             for name, token in closures:
-                self.parts.setdefault(name, token)
+                if name not in self.parts:
+                    self.parts[name] = token
+                    self.root_closures.append(name)
         else:
             # A lambda is better known by the global name it is bound to than by "<lambda>",
             # and a decorator's wrapper (named after what it wraps) by its own code's name.
             name = shown or (alias if alias and fn.__name__ == "<lambda>" else fn.__qualname__)
             if fn.__code__.co_qualname != fn.__qualname__ and fn.__name__ != "<lambda>" and not shown:
-                name = f"{name} (via {fn.__code__.co_qualname})"
+                # A functools.wraps wrapper: named after what it wraps, its code is the decorator's.
+                # Shown as the decorator (`utils.timed`), by its code alone, and each value its
+                # closure holds (`@scaled(2)`'s k) apart, so an edit reads as what was edited.
+                self.pairs.append((f"{name} (via {fn.__code__.co_qualname})", digest))
+                self.parts[_decorator_shown(self, fn)] = info.digest
+                for closure, token in closures:
+                    if not closure.startswith("<"):
+                        self.parts[_closure_shown(self, closure, fn)] = token
+                self.follow_wrapper(fn, info, where)
+                return
             # A function a factory made (`SCALE4 = make_scaler(4)`) is shown by the name the code
             # reads, not as `make_scaler.<locals>.scale`: a changed factory argument names SCALE4.
             # Shown only: its key is its qualified name, as before.
@@ -481,6 +522,10 @@ class _Walk:
                 # the function it wraps, already a part; the wrapper reads as the decorator's code.
                 seen_as = f"{own} (via {fn.__qualname__})"
             self.add_part(name, self.display(shown_in, seen_as), digest)
+        self.follow_wrapper(fn, info, where)
+
+    def follow_wrapper(self, fn: types.FunctionType, info: Any, where: str) -> None:
+        """What a function's code reads, and the function it wraps (``__wrapped__``)."""
         wrapped = getattr(fn, "__wrapped__", None)
         if wrapped is not None:
             self.reference(wrapped, "__wrapped__", where)

@@ -193,7 +193,7 @@ def decorated():
 @pytest.mark.parametrize(("old", "new", "reason"), [
     ("return list(range(n))", "return list(range(n + 1))", "its code changed"),
     ("return fn(*args, **kwargs)", "return fn(*args, **kwargs)[::-1]",
-     "code of `load (via timed.<locals>.wrapper)` changed"),
+     "code of `timed` changed"),
 ], ids=["step-body", "decorator"])
 def test_under_a_decorator_the_reason_tells_the_step_from_its_decorator(orch, project, old, new, reason):
     import json

@@ -449,7 +449,7 @@ def test_functions_behind_decorators_are_followed() -> None:
         "<self>",
         "scoped",
         "shifted",
-        "shifted (via logged.<locals>.wrapper)",
+        "logged",
         "cached_square",
         "OFFSET",
     }

@@ -671,3 +671,65 @@ def test_an_edit_of_the_class_of_a_bound_steps_object_names_the_method_not_the_o
     data = fingerprint(load({**files, "fpb_steps.py": BOUND_STEPS.replace("Trainer(3)", "Trainer(4)")},
                             "fpb_steps").trainer.fit)
     assert changed_parts(before, data) == {"<self> bound instance"}
+
+
+WRAPS_UTILS = '''
+import functools
+
+
+def timed(fn):
+    @functools.wraps(fn)
+    def inner(*a, **k):
+        return fn(*a, **k)
+    return inner
+
+
+def scaled(k):
+    def deco(fn):
+        @functools.wraps(fn)
+        def w(*a, **kw):
+            return fn(*a, **kw) * k
+        return w
+    return deco
+'''
+
+WRAPS_STEPS = '''
+from fpw_utils import scaled, timed
+
+
+@scaled(2)
+def double_sq(x):
+    return x * x
+
+
+@timed
+def load():
+    return 1.0
+
+
+@scaled(3)
+def load2():
+    return 2.0
+
+
+def use():
+    return double_sq(3.0)
+'''
+
+
+@pytest.mark.parametrize(("step", "file", "old", "new", "part"), [
+    ("load", "fpw_utils.py", "return fn(*a, **k)", "return fn(*a, **k) * 2", "fpw_utils.timed"),
+    ("load2", "fpw_steps.py", "@scaled(3)", "@scaled(4)", "closure value `k` of `load2` (decorator `scaled`)"),
+    ("use", "fpw_steps.py", "@scaled(2)", "@scaled(5)", "closure value `k` of `double_sq` (decorator `scaled`)"),
+    ("use", "fpw_utils.py", "* k\n", "* k + 1\n", "fpw_utils.scaled"),
+])
+def test_a_functools_wraps_decorator_is_named_as_the_decorator_and_its_argument(
+    load: Loader, step: str, file: str, old: str, new: str, part: str,
+) -> None:
+    """``@step @timed def load``: an edit of ``timed`` read "code of `load (via timed.<locals>.inner)`",
+    as if the step were edited, and ``@scaled(3)`` to ``@scaled(4)`` only "code of `k`"."""
+    files = {"fpw_utils.py": WRAPS_UTILS, "fpw_steps.py": WRAPS_STEPS}
+    before = fingerprint(getattr(load(files, "fpw_steps"), step))
+    after = fingerprint(getattr(load({**files, file: files[file].replace(old, new)}, "fpw_steps"), step))
+    assert before.digest != after.digest
+    assert changed_parts(before, after) == {part}
