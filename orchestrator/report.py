@@ -330,27 +330,43 @@ def folded_reason(reasons: list[str]) -> str:
     """
     first = reasons[0]
     if all(_NUMBERED_NAME.sub(r"'\1'", r) == _NUMBERED_NAME.sub(r"'\1'", first) for r in reasons):
-        return _name_ranges(first, reasons[-1])
+        return _named_nodes(reasons)
     return f"{_alike(first)} (differs per call)"
 
 
-def _name_ranges(first: str, last: str) -> str:
-    """``first``, each numbered node it names written as the range up to the one ``last`` names there.
+NAMES_LISTED = 4  # the nodes a folded reason names one by one, when they are not one run of numbers
+
+
+def _named_nodes(reasons: list[str]) -> str:
+    """The first reason, each numbered node it names written as all the rows name there.
 
     Each link of a chain waits for the one before it: ``inc_3 … inc_2000`` read
-    ``input from step 'inc_2'``, true of the first alone; they now read
-    ``input from step 'inc_2 … inc_1999'``.
+    ``input from step 'inc_2'``, true of the first alone; they read ``input from step
+    'inc_2 … inc_1999'``. A range only where the numbers run on: items skipped because
+    ``train_4``, ``train_21`` and ``train_41`` failed read ``'train_4', 'train_21', 'train_41'``,
+    not ``'train_4 … train_41'``, which read as 38 failures.
     """
-    ends = [m.group(0)[1:-1] for m in _NUMBERED_NAME.finditer(last)]
+    first = reasons[0]
     starts = list(_NUMBERED_NAME.finditer(first))
-    if len(ends) != len(starts):
+    named = [[m.group(0)[1:-1] for m in _NUMBERED_NAME.finditer(r)] for r in reasons]
+    if any(len(names) != len(starts) for names in named):
         return first
     out, at = [], 0
-    for m, end in zip(starts, ends):
-        start = m.group(0)[1:-1]
-        out += [first[at:m.start()], f"'{start} … {end}'" if start != end else m.group(0)]
+    for k, m in enumerate(starts):
+        out += [first[at:m.start()], _names_shown(list(dict.fromkeys(names[k] for names in named)))]
         at = m.end()
     return "".join(out) + first[at:]
+
+
+def _names_shown(names: list[str]) -> str:
+    """``'inc_2 … inc_1999'`` for numbers that run on, else the names listed (a few, then how many)."""
+    if len(names) == 1:
+        return f"'{names[0]}'"
+    numbers = [int(_NUMBER.search(n).group(0)[1:]) for n in names]  # type: ignore[union-attr]
+    if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+        return f"'{names[0]} … {names[-1]}'"
+    listed = ", ".join(f"'{n}'" for n in names[:NAMES_LISTED])
+    return listed if len(names) <= NAMES_LISTED else f"{listed} … ({len(names)} steps)"
 
 
 def step_cell(name: str, width: int, others: int) -> Text:
@@ -406,9 +422,14 @@ def summary_table(results: dict[str, StepResult], dag: DAG | None = None, run_id
                       format_duration(sum(durations) if durations else None),
                       why_cell(rs[0].status, folded_reason([whys[i] for i in group])))
     note = fold_note(len(shown), len(groups), f"orch show {run_id or 'RUN_ID'} lists each")
-    if note:
-        table.caption, table.caption_justify = note, "left"
-    return table
+    if not note:
+        return table
+    from rich.console import Group
+    from rich.text import Text
+
+    # Under the table, at the console's width: a caption was folded to the table's, which split
+    # the `orch show RUN_ID` it names over two lines.
+    return Group(table, Text(note, style="dim"))
 
 
 def why_cell(status: str, why: str) -> Text:

@@ -55,6 +55,9 @@ def test_a_big_summary_folds_alike_calls_of_one_step_but_never_a_failure():
     assert lines[3].split()[4:8] == ["ran", "29", "7.2", "s"]  # attempts and time add up
     assert "ValueError: bad item" in lines[4]
     assert lines[6].rstrip() == "62 steps in 5 rows (alike calls of one step share a row; orch show abc123 lists each)"
+    narrow = {name: StepResult(name, "ran", "x", 1, 0.1) for name in ["a"] + [f"a_{i}" for i in range(2, 53)]}
+    assert _render(summary_table(narrow, run_id="c23fc7081100")).splitlines()[-1] == (
+        "52 steps in 1 row (alike calls of one step share a row; orch show c23fc7081100 lists each)")  # one line
     few = {k: results[k] for k in list(results)[:FOLD_ABOVE]}
     assert len(_render(summary_table(few)).splitlines()) == FOLD_ABOVE + 1  # a header, then one row each
 
@@ -133,6 +136,11 @@ def test_a_folded_chain_names_the_range_of_steps_its_links_wait_for():
     alike = ["input from step 'items', which may run"] * 3
     assert folded_reason(alike) == alike[0]
     assert folded_reason(["input from step 'load_7' changed"] * 2) == "input from step 'load_7' changed"
+    # Items skipped by three unrelated failures: named one by one, not a range that reads as 38 failures.
+    skipped = [f"upstream step 'train_{i}' failed" for i in (4, 4, 21, 41)]
+    assert folded_reason(skipped) == "upstream step 'train_4', 'train_21', 'train_41' failed"
+    many = [f"upstream step 'train_{i}' failed" for i in range(4, 100, 10)]
+    assert folded_reason(many) == "upstream step 'train_4', 'train_14', 'train_24', 'train_34' … (10 steps) failed"
 
 
 def test_long_step_names_in_a_narrow_terminal_keep_their_ends_status_and_reason():
