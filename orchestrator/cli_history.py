@@ -321,8 +321,9 @@ def _settle_carriage_returns(text: str) -> str:
 
 
 def _attempts_made(row: dict[str, Any]) -> int:
-    """How many attempts a step made. Its row counts them as they end: a step still running, or
-    cut short in its first attempt (a killed `orch`), is in its first though the row says 0."""
+    """How many attempts a step made. A running row of a step in its first attempt says 0: a step
+    still running, or cut short in its first attempt (a killed `orch`), is in its first. In a retry
+    the row counts the attempt running, beyond the failed ones recorded (``_unrecorded_last``)."""
     return int(row["attempts"] or (1 if row["status"] in ("interrupted", "running") else 0))
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.lineage_db import Lineage, StepRecord
+from orchestrator.lineage_db import AttemptRecord, Lineage, StepRecord
 from orchestrator.locks import KeyLock
 
 
@@ -25,7 +25,9 @@ class GroupCommit:
     whenever queued records are older than that. The watcher also writes the
     "running" row of a step that has run longer than ``budget``, so a long
     step shows as ``interrupted`` after a crash (within a quarter second of
-    its start) while trivial steps never pay for that row. Objects are written at once; a crash loses at most the
+    its start) while trivial steps never pay for that row. A retried step's
+    failed attempt is committed so too (``retrying``), not when the step
+    ends: a crash in the retry keeps it. Objects are written at once; a crash loses at most the
     steps that were running plus ``budget`` seconds' worth of finished
     records, whose objects the next run finds and reuses.
     ``ORCH_COMMIT_BUDGET=0`` commits before every step.
@@ -43,6 +45,7 @@ class GroupCommit:
         self._in_flight: dict[str, tuple[float, Callable[[], StepRecord]]] = {}
         self._held: dict[str, KeyLock] = {}
         self._releasable: list[KeyLock] = []
+        self._retried = False  # a retried step's failed attempt is queued: the watcher commits it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,6 +67,21 @@ class GroupCommit:
         with self._lock:
             self._in_flight.pop(node, None)
 
+    def retrying(self, node: str, record: StepRecord, tries: Sequence[AttemptRecord]) -> None:
+        """An attempt of ``node`` failed and will be retried: queue its row and ``tries`` (that attempt).
+
+        The watcher commits them within the budget, as it does the row of a long step: a run
+        killed while the retry runs, or during a long ``retry_delay``, keeps the failures (not an
+        fsync each: a commit of the group). The "running" row of the attempt that ended is
+        dropped, since it would count fewer attempts than ``record``.
+        """
+        with self._lock:
+            self._in_flight.pop(node, None)
+            self.lineage.queue_step(record, tries)
+            self._retried = True
+        if self.budget <= 0:
+            self.flush()
+
     def hold(self, node: str, lock: KeyLock) -> None:
         """Keep ``node``'s key lock until its record is committed (see ``recorded``)."""
         self._held[node] = lock
@@ -83,6 +101,7 @@ class GroupCommit:
         """Commit what is queued, then let other runs have the keys whose results it holds."""
         with self._lock:
             releasable, self._releasable = self._releasable, []
+            self._retried = False
         self.lineage.flush()
         for lock in releasable:
             lock.release()
@@ -97,7 +116,7 @@ class GroupCommit:
                 long_running = [n for n, (since, _) in self._in_flight.items() if now - since >= self.budget]
                 for node in long_running:
                     self.lineage.queue_step(self._in_flight.pop(node)[1]())
-            if long_running or (self._in_flight and self.lineage.pending
+            if long_running or ((self._in_flight or self._retried) and self.lineage.pending
                                 and now - self.lineage.last_flush >= self.budget):
                 try:
                     self.flush()

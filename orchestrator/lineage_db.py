@@ -221,8 +221,9 @@ class Lineage:
                               "WHERE run_id=:id UNION ALL SELECT ended FROM attempts WHERE run_id=:id "
                               "UNION ALL SELECT :touched))) WHERE run_id=:id AND status='running'",
                               {"id": run_id, "why": _DIED, "touched": run_liveness.last_touched(self.path, run_id)})
-                    # Killed in it, the step was in an attempt its row had not counted yet (a row counts
-                    # attempts as they end): `orch show` said none where `orch logs` shows attempt 1.
+                    # Killed in it, the step was in an attempt its row may not count: a running row says 0 in
+                    # a first attempt (`orch show` said none where `orch logs` shows attempt 1); in a retry
+                    # it counts the attempt running, whose earlier failed attempts are committed already.
                     # Its reason stays why it started (`no earlier result`); its error says what stopped it,
                     # as for a step stopped by Ctrl-C or SIGTERM.
                     c.execute("UPDATE steps SET status='interrupted', error=COALESCE(error, ?), attempts=MAX(attempts, 1) "

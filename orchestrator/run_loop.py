@@ -311,7 +311,7 @@ class RunLoop:
                 # ready), its failure is known only at the end, and its time counts that wait.
                 if self.retry_at and self.retry_at[0][0] <= time.time():
                     _, attempt, name = heapq.heappop(self.retry_at)
-                    self._submit(self.dag.nodes[name], self.decisions[name], attempt)
+                    self._retry(name, attempt)
                 elif self.ready:
                     self._start(self.ready.pop())
                 else:
@@ -431,6 +431,17 @@ class RunLoop:
             self._finished_attempt(node, decision, attempt, self.inline.run(spec))
             return
         self.running[self.executor.submit(spec)] = (node, decision, attempt)
+
+    def _retry(self, name: str, attempt: int) -> None:
+        """Submit attempt ``attempt`` (2 or more) of ``name``, whose row then says that attempt is running.
+
+        That row is written as a first attempt's "running" row is (``GroupCommit.started``): once the
+        attempt has run longer than the commit budget. Killed in it, the run shows its earlier attempts
+        as they ended (``_record_retried``) and this one interrupted, not one attempt in all.
+        """
+        node, decision = self.dag.nodes[name], self.decisions[name]
+        self.commits.started(name, lambda: self._record(node, "running", decision, attempts=attempt))
+        self._submit(node, decision, attempt)
 
     def _keyed_by_files_as_now(self, node: Node) -> Node:
         """``node`` keyed by the files it will read, which a step that ran before it may have written.
@@ -655,12 +666,24 @@ class RunLoop:
             return
         policy = node.step.retry
         if policy.should_retry(failure, attempt):
+            self._record_retried(node, decision, attempt)
             delay = policy.delay_before(attempt + 1)
             self.observer.step_retrying(node.name, attempt, failure.summary(), delay)
             heapq.heappush(self.retry_at, (time.time() + delay, attempt + 1, node.name))
             return
         self._failed(node, decision, attempt, failure.summary() + self._none_input_hint(node)
                      + self_state_hint(node.name, failure, self._distinct_steps) + _memory_hint(failure))
+
+    def _record_retried(self, node: Node, decision: cache.Decision, attempt: int) -> None:
+        """Commit the failed attempt ``attempt`` of ``node`` with the next group commit, not when the step ends.
+
+        A retried step's failures used to wait in memory for its last attempt: a run killed in the
+        retry or in the wait before it (SIGKILL, the OOM killer) lost them, and showed the step
+        interrupted in its first attempt with nothing recorded. Its row, still ``running``, counts
+        the attempts made so far; the step's final record rewrites the same attempt rows.
+        """
+        record = self._record(node, "running", decision, attempts=attempt)
+        self.commits.retrying(node.name, record, self.attempts[node.name][-1:])
 
     def _distinct_steps(self) -> list[Step]:
         """The pipeline's steps, each once (a map of 10,000 items is one step), made at the first failure."""

@@ -984,3 +984,88 @@ def test_the_text_folder_of_a_timed_step_killed_with_its_run_goes_with_the_next_
     subprocess.run([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "timed.py:timed"],
                    cwd=orch.cwd, env=env, capture_output=True, timeout=120)
     assert not left & set(temp.glob("orch-attempt-*"))
+
+
+_RETRIED = """\
+import os
+import time
+from pathlib import Path
+
+from recorder import record
+
+from orchestrator import pipeline, step
+
+
+@step(retries=3, retry_delay={delay})
+def train(n: int) -> int:
+    record("train")
+    marker = Path(os.environ["ORCH_TEST_LOG"] + ".train")
+    made = int(marker.read_text()) if marker.exists() else 0
+    marker.write_text(str(made + 1))
+    print("attempt", made + 1, flush=True)
+    if made == 0:
+        raise ConnectionError("data loader lost its connection")
+    time.sleep(60)
+    return n
+
+
+@pipeline
+def retried(n: int = 1):
+    return train(n)
+"""
+
+
+def _committed_attempts(store: Path) -> tuple[int, list[str]] | None:
+    """The step row's attempts and the statuses of the attempts committed for ``train``, as a kill leaves them."""
+    import sqlite3
+
+    database = store / "metadata.db"
+    if not database.exists():
+        return None
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT attempts FROM steps WHERE node='train'").fetchone()
+        tries = [s for (s,) in conn.execute("SELECT status FROM attempts WHERE node='train' ORDER BY attempt")]
+    except sqlite3.OperationalError:  # the schema is being made
+        return None
+    finally:
+        conn.close()
+    return None if row is None else (row[0], tries)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+@pytest.mark.parametrize(("delay", "made"), [(0.5, 2), (60, 1)], ids=["in-the-retry", "waiting-for-the-retry"])
+def test_a_killed_run_keeps_the_failed_attempts_of_a_retried_step(orch, calls, project, executor, delay, made):
+    """SIGKILL in a retried step's second attempt (or in the wait before it) lost the first attempt, which had
+    failed 10 s before: `orch logs` said `attempt 1 (interrupted)`, nothing recorded, and `orch show` 1 attempt.
+    Its failure, traceback and output are committed when it fails, and the row says which attempt runs."""
+    (project / "retried.py").write_text(_RETRIED.format(delay=delay))
+    proc = _start(orch, "retried.py", "--executor", executor, "--workers", "1")
+    try:
+        wait_for(lambda: calls.counts()["train"] >= made)
+        # The commit watcher has a quarter second to write what a kill must find; a slow machine gets more.
+        deadline = time.time() + 10
+        while _committed_attempts(orch.store) != (made, ["failed"]) and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert shown["status"] == "interrupted"
+    assert [(s["name"], s["status"], s["attempts"]) for s in shown["steps"]] == [("train", "interrupted", made)]
+    logs = orch("logs", "latest:train")
+    assert logs.returncode == 0, logs.stderr
+    failed, _, rest = logs.stdout.partition("=== train attempt 2")
+    assert failed.startswith("=== train attempt 1 (failed) ===\n--- stdout ---\nattempt 1\n"), logs.stdout
+    assert "--- traceback ---" in failed and "ConnectionError: data loader lost its connection" in failed
+    if made == 2:
+        assert rest.startswith(" (interrupted) ===\n--- nothing recorded: it was stopped"), logs.stdout
+    else:  # killed before the retry began: the step ends at its failed attempt, as after Ctrl-C
+        assert rest == "" and "nothing recorded" not in logs.stdout, logs.stdout
+    document = json.loads(orch("logs", "latest:train", "--json").stdout)
+    assert [(a["attempt"], a["status"], a["recorded"]) for a in document["attempts"]] == \
+        [(1, "failed", True), (2, "interrupted", False)][:made]
