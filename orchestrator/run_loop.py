@@ -11,6 +11,7 @@ ready. ``runner.run_pipeline`` builds the DAG and starts a ``RunLoop``.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
@@ -70,7 +71,7 @@ from orchestrator.serialize import registered_materializers
 from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
-from orchestrator.stop_signals import StopSignal, stops_held
+from orchestrator.stop_signals import StopSignal, further_stops_held, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec, stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
@@ -252,11 +253,15 @@ class RunLoop:
         heartbeat.start()
         self.observer.run_started(self.run_id, self.dag)
         status = "failed"
+        stopping = contextlib.ExitStack()
         try:
             self.commits.start()
             self._loop()
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
         except KeyboardInterrupt as stop:
+            # Ctrl-C pressed twice (a terminal sends one per press) or a SIGTERM after it must not cut short
+            # what this one does: until the run's end is recorded, further stop signals are only noted.
+            stopping.enter_context(further_stops_held())
             status = "interrupted"
             # SIGTERM (`timeout`, a cancelled CI job, `docker stop`) arrives as a KeyboardInterrupt that says
             # so: "interrupted by the user" would blame someone who pressed nothing.
@@ -270,7 +275,7 @@ class RunLoop:
                           f"cache. orchestrator.get_run('{self.run_id}') shows it.")
             raise
         finally:
-            with stops_held() as held:
+            with stopping, stops_held() as held:
                 try:
                     self._finish(status, database)
                 finally:
@@ -936,6 +941,13 @@ class RunLoop:
         for future in self.running:
             future.cancel()
         self.executor.shutdown(cancel=True)
+        self._record_interrupted(inline, why)
+
+    def _record_interrupted(self, inline: TaskResult | None, why: str) -> None:
+        """Record the nodes submitted and not finished as interrupted, with what their stopped attempts printed.
+
+        Nodes whose first attempt never started are no steps of the run: their rows are removed.
+        """
         # Attempts only queued (on a Dask worker, behind another task) never ran: a step whose first
         # attempt it was never started, and is left out as the other executors leave out a step they
         # had not submitted; a retry that never began leaves the step at its earlier attempts.
@@ -943,7 +955,7 @@ class RunLoop:
         stopped = self.executor.stopped()  # what stopped attempts of a pool or Dask worker had printed
         never: list[str] = []
         # Nodes submitted and not finished, including one interrupted inside an inline executor.
-        for name, attempt in self.attempting.items():
+        for name, attempt in list(self.attempting.items()):
             if name in self.results:
                 continue
             node = self.dag.nodes[name]
@@ -952,6 +964,7 @@ class RunLoop:
                 attempt -= 1
                 if attempt == 0:
                     never.append(name)
+                    del self.attempting[name]  # it was never attempted
                     continue
             tries = self.attempts.get(name, [])  # earlier failed attempts of a retried step too
             if inline is not None and inline.node == name and inline.attempt == attempt:
@@ -978,7 +991,16 @@ class RunLoop:
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 
+    def _unfinished(self) -> list[str]:
+        """Nodes submitted and not finished: steps that would stay ``running`` in a run that is over."""
+        return [name for name in self.attempting if name not in self.results]
+
     def _finish(self, status: str, database: tuple[int, int] | None) -> None:
+        if self._unfinished():
+            # Only when what stopped the run was cut short (by a signal this process could not hold) or the
+            # run loop itself failed: a step left "running" in a finished run would say so for good, and
+            # `orch logs` that it is still running. Its workers are stopped, and it is interrupted.
+            self._interrupt(None, self._stopped_by or "its run stopped before it finished")
         self.commits.stop()
         if self.order is not None:  # the items of each map before it, as `orch show` and Run.steps list them
             self.dag.nodes = self.order.ordered(self.dag.nodes)

@@ -156,7 +156,48 @@ def stops_held() -> Iterator[list[int]]:
     finally:
         if take_sigint:
             signal.signal(signal.SIGINT, previous)
-        _HELD.remove(held)
+        _unhold(held)
+
+
+@contextlib.contextmanager
+def further_stops_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a run that one of them stopped cleans up: noted, never raised.
+
+    A terminal sends Ctrl-C to the whole process group at each press, and a user
+    who presses it twice sends two, often a few milliseconds apart. The second,
+    raised inside the first one's cleanup, cut it short: the process pool's
+    workers were left half-killed (one stopped by ``kill_tree``'s SIGSTOP and
+    never killed, which ``orch`` then waited for at its exit), and the steps
+    that were running were never recorded as interrupted. That cleanup is
+    bounded in time, and the run stops anyway, for the first signal: the later
+    ones have nothing left to do. Unlike ``stops_held`` this holds Ctrl-C where
+    it is Python's own KeyboardInterrupt too (``Pipeline.run`` in a script or a
+    notebook); a handler of a library's is left alone. Only in the main thread,
+    the one where Python runs signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    take_sigint = previous is signal.default_int_handler
+    if take_sigint:
+        signal.signal(signal.SIGINT, _ctrl_c)  # which, as ``_stop`` does, only notes a signal while one is held
+    held: list[int] = []
+    _HELD.append(held)
+    try:
+        yield
+    finally:
+        if take_sigint and signal.getsignal(signal.SIGINT) is _ctrl_c:
+            signal.signal(signal.SIGINT, previous)
+        _unhold(held)
+
+
+def _unhold(held: list[int]) -> None:
+    """Remove ``held`` itself from ``_HELD`` (not an equal list: two blocks that held nothing are equal)."""
+    for i in range(len(_HELD) - 1, -1, -1):
+        if _HELD[i] is held:
+            del _HELD[i]
+            return
 
 
 @contextlib.contextmanager

@@ -513,9 +513,10 @@ def test_timed_steps_on_a_users_dask_cluster(users_cluster, tmp_path):
     assert "sleeping past the timeout" in Context.open(tmp_path).lineage.attempts(run.id, "hangs")[0]["stdout"]
 
 
-def _ctrl_c(orch, started, *args: str) -> tuple[int, str, float]:
+def _ctrl_c(orch, started, *args: str, again: float | None = None) -> tuple[int, str, float]:
     """`orch run ARGS` in a process group of its own, Ctrl-C'd like a terminal does once `started()`.
 
+    ``again``: Ctrl-C is pressed a second time, that many seconds after the first.
     Returns the exit code, stderr, and the seconds it took to exit after Ctrl-C.
     """
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *args],
@@ -526,6 +527,9 @@ def _ctrl_c(orch, started, *args: str) -> tuple[int, str, float]:
         time.sleep(0.5)
         pressed = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
+        if again is not None:
+            time.sleep(again)
+            os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         return proc.returncode, stderr, time.monotonic() - pressed
     finally:
@@ -590,6 +594,26 @@ def test_ctrl_c_keeps_what_a_step_on_a_worker_had_printed_and_logged(orch, calls
     logs = orch("logs", "latest:chatty_wait").stdout
     assert logs.splitlines()[:3] == ["=== chatty_wait attempt 1 (interrupted) ===", "--- stdout ---", "waiting 60 s"]
     assert "WARNING slow: still waiting" in logs and "interrupted by the user" in logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "running", "gap"), [
+    ("printing_wait.py", "chatty_wait", 0.01),  # a terminal's Ctrl-C pressed twice
+    # The second one arrives while the driver waits for the busy worker to say what its step printed.
+    ("held_interpreter.py", "crunch", 0.3),
+], ids=["10ms-apart", "while-the-pool-stops"])
+def test_ctrl_c_pressed_twice_stops_a_pool_run_as_once_does(orch, calls, target, running, gap):
+    """The second Ctrl-C cut the first one's cleanup short: the step stayed `running` for good, the summary
+    said 'no step started', and a worker stopped (SIGSTOP) to be killed was left stopped: `orch` hung at exit."""
+    code, stderr, _ = _ctrl_c(orch, lambda: running in calls.ran(), target, "--executor", "process",
+                              "--workers", "1", again=gap)
+    assert code == 130, stderr
+    assert "no step started" not in stderr and "Traceback" not in stderr, stderr
+    shown = json.loads(orch("show", "latest", "--json").stdout)
+    assert shown["status"] == "interrupted"
+    assert [(s["name"], s["status"]) for s in shown["steps"]] == [(running, "interrupted")]
+    if running == "chatty_wait":  # the other one's worker holds the interpreter: it cannot say what it printed
+        assert "waiting 60 s" in orch("logs", "latest:chatty_wait").stdout
 
 
 def test_ctrl_c_during_a_timed_step_keeps_what_it_printed_on_the_sequential_executor(orch, calls):

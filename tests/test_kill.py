@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -600,6 +601,77 @@ def test_a_retry_only_queued_when_interrupted_leaves_the_step_at_its_earlier_att
     lineage = Context.open(store).lineage
     assert [(s["node"], s["status"], s["attempts"]) for s in lineage.steps(run_id)] == [("flaky", "interrupted", 1)]
     assert [(a["attempt"], a["status"]) for a in lineage.attempts(run_id, "flaky")] == [(1, "failed")]
+
+
+class _PressedTwice:
+    """A pool whose one step runs until Ctrl-C; as it is shut down, a second stop signal arrives (a terminal's
+    Ctrl-C pressed twice, 10 ms apart), the way the second one reached the process pool while it killed its workers."""
+
+    name, capacity = "pressed-twice", 1
+
+    def __init__(self, second: int) -> None:
+        self.second = second
+        self.shut_down = False
+
+    def submit(self, spec):
+        from concurrent.futures import Future
+
+        main = threading.main_thread().ident
+        threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT)).start()  # the first Ctrl-C
+        return Future()  # the step runs until then
+
+    def shutdown(self, cancel=False):
+        if cancel and not self.shut_down:
+            os.kill(os.getpid(), self.second)
+            time.sleep(0.1)  # killing the workers takes a while: the signal arrives meanwhile
+            self.shut_down = True
+
+    def unstarted(self):
+        return set()
+
+    def stopped(self):
+        from orchestrator.task import TaskResult
+
+        now = time.time()
+        return {("train", 1): TaskResult(node="train", attempt=1, started=now - 1, ended=now, stdout="epoch 0\n")}
+
+
+@pytest.mark.parametrize(("where", "second"), [("python", signal.SIGINT), ("orch run", signal.SIGINT),
+                                               ("orch run", signal.SIGTERM)],
+                         ids=["python-ctrl-c", "orch-run-ctrl-c", "orch-run-sigterm"])
+def test_a_second_stop_signal_while_a_run_stops_does_not_cut_its_cleanup_short(tmp_path, monkeypatch, where,
+                                                                                second):
+    """Ctrl-C pressed twice on a process-pool run: the second one, raised inside the first one's cleanup, cut
+    it short. The step stayed `running` for good, the summary said 'no step started', and a pool worker the
+    cleanup had stopped (SIGSTOP) to kill was left stopped, so that `orch` hung at its exit."""
+    import orchestrator.runner as runner
+    from orchestrator import pipeline, step
+    from orchestrator.context import Context
+    from orchestrator.stop_signals import signals_as_interrupt
+
+    pool = _PressedTwice(second)
+    monkeypatch.setattr(runner, "make_executor", lambda *args, **kwargs: pool)
+
+    @step
+    def train() -> int:
+        return 1
+
+    @pipeline
+    def trains():
+        return train()
+
+    store = str(tmp_path / "store")
+    if where == "orch run":
+        with signals_as_interrupt():
+            run_id = _interrupted_run(trains, store)
+    else:
+        run_id = _interrupted_run(trains, store)
+    assert pool.shut_down
+    lineage = Context.open(store).lineage
+    assert lineage.runs(limit=1)[0]["status"] == "interrupted"
+    assert [(s["node"], s["status"]) for s in lineage.steps(run_id)] == [("train", "interrupted")]
+    [attempt] = lineage.attempts(run_id, "train")
+    assert (attempt["status"], attempt["stdout"]) == ("interrupted", "epoch 0\n")
 
 
 def test_an_interrupt_in_python_names_the_run_it_recorded(tmp_path):

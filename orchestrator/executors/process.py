@@ -253,7 +253,11 @@ class ProcessExecutor:
         return dict(self._stopped)
 
     def shutdown(self, cancel: bool = False) -> None:
-        """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts."""
+        """Stop the workers: politely when idle, by SIGKILL when cancelling running attempts.
+
+        Every wait here has a timeout: on Ctrl-C the run loop holds further stop signals for as long as
+        this takes (``further_stops_held``), usually well under a second.
+        """
         if self._closed:
             return
         self._closed = True
@@ -275,7 +279,9 @@ class ProcessExecutor:
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
                 w.process.kill()
-                w.process.join()
+                # Bounded, as all of a cancel is (a Ctrl-C pressed again meanwhile waits for it): only a process
+                # stuck in the kernel (a hung network mount) outlives a SIGKILL for long.
+                w.process.join(timeout=5)
             w.conn.close()
             w.snapshots.close()
             if w.spec is not None and w.spec.spill:

@@ -40,10 +40,21 @@ def adopt_orphans() -> None:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and all its descendants (Linux); elsewhere ``pid`` alone."""
-    tree = _stopped_tree(pid) if sys.platform == "linux" else [pid]
-    for member in tree:
-        _signal(member, signal.SIGKILL)
+    """SIGKILL ``pid`` and all its descendants (Linux); elsewhere ``pid`` alone.
+
+    What was stopped is killed even when the walk is cut short (an exception
+    raised in it): a process left stopped never ends, and a parent that waits
+    for it (``multiprocessing`` joins its workers at exit) waits for good.
+    """
+    if sys.platform != "linux":
+        _signal(pid, signal.SIGKILL)
+        return
+    stopped: list[int] = []
+    try:
+        _stop_tree(pid, stopped)
+    finally:
+        for member in stopped:
+            _signal(member, signal.SIGKILL)
 
 
 def descendants(pid: int) -> list[int]:
@@ -62,18 +73,21 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _stopped_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, each stopped, walking again until no new one appears."""
-    stopped = [pid]
+def _stop_tree(pid: int, stopped: list[int]) -> None:
+    """Stop ``pid`` and its descendants, walking again until no new one appears; each is added to ``stopped``.
+
+    Each goes into ``stopped`` before its SIGSTOP, so that one the walk is cut short
+    at is killed all the same (``kill_tree``).
+    """
+    stopped.append(pid)
     _signal(pid, signal.SIGSTOP)
     for _ in range(50):  # a bound: every round stops what it found, so new ones soon stop appearing
         new = [p for p in descendants(pid) if p not in stopped]
         if not new:
             break
         for member in new:
+            stopped.append(member)
             _signal(member, signal.SIGSTOP)
-        stopped += new
-    return stopped
 
 
 def _parents() -> list[tuple[int, int]]:
