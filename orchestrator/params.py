@@ -106,12 +106,40 @@ def _yaml(p: Path, path: str) -> Any:
         raise ParameterError(f"parameters file {path} is YAML, which needs PyYAML: pip install pyyaml, "
                              "or write it as .toml or .json.") from None
     try:
-        return yaml.safe_load(p.read_text())
+        return yaml.load(p.read_text(), Loader=_yaml_loader(yaml))  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
         if problem and mark is not None:  # PyYAML's own text quotes the line over three more
             raise ValueError(f"{problem} (line {mark.line + 1}, column {mark.column + 1})") from None
         raise ValueError(" ".join(str(exc).split())) from None
+
+
+_YAML_LOADER: list[Any] = []
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    """PyYAML's safe loader, refusing a key given twice in one mapping, as TOML and ``_once_each`` do.
+
+    PyYAML keeps the last value of a repeated key silently: ``alpha: 0.1`` and, further down
+    the file someone edits by hand, ``alpha: 0.5`` ran with 0.5.
+    """
+    if not _YAML_LOADER:
+        class OnceEach(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    # A merge (`<<: *defaults`) is not a key: what the mapping writes itself overrides it.
+                    if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark)
+                    seen.add(key)
+                return super().construct_mapping(node, deep=deep)
+
+        _YAML_LOADER.append(OnceEach)
+    return _YAML_LOADER[0]
 
 
 def pipeline_section(data: dict[str, Any], pipeline: str, signature: inspect.Signature) -> dict[str, Any]:

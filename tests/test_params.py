@@ -409,3 +409,14 @@ def test_a_key_given_twice_in_a_json_file_is_refused_as_toml_refuses_it(tmp_path
         load_params_file(str(tmp_path / "p.json"))
     (tmp_path / "p.json").write_text('{"alpha": 1, "cfg": {"lr": 0.1}}')
     assert load_params_file(str(tmp_path / "p.json")) == {"alpha": 1, "cfg": {"lr": 0.1}}
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_refused_but_a_merge_may_be_overridden(tmp_path):
+    """PyYAML keeps the last of `alpha: 0.1` ... `alpha: 0.5` silently; a `<<: *defaults` merge is no repeat."""
+    from orchestrator.errors import ParameterError
+
+    (tmp_path / "p.yml").write_text("alpha: 0.1\ncfg:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ParameterError, match=r"p\.yml: the key 'lr' is given twice in one mapping \(line 4"):
+        load_params_file(str(tmp_path / "p.yml"))
+    (tmp_path / "p.yml").write_text("base: &b {lr: 0.1, depth: 3}\ntrain:\n  <<: *b\n  lr: 0.2\n")
+    assert load_params_file(str(tmp_path / "p.yml"))["train"] == {"lr": 0.2, "depth": 3}
