@@ -25,6 +25,7 @@ stored the object is recomputed rather than failing every later run.
 
 from __future__ import annotations
 
+import abc
 import functools
 import importlib
 import importlib.util
@@ -33,6 +34,7 @@ import os
 import pickle
 import re
 import sys
+import types
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -53,24 +55,58 @@ def dump(value: object, f: BinaryIO, buffer_callback: Callable[[pickle.PickleBuf
 
 
 def with_qualname(obj: Any, reduced: Any) -> Any:
-    """cloudpickle's ``reduced`` of a class it writes by value, with the class's ``__qualname__`` kept.
+    """cloudpickle's ``reduced`` of a class it writes by value, rebuilt as defined: qualified name and slots kept.
 
     cloudpickle rebuilds such a class with its bare name: ``Outer.Inner`` became
     ``Inner`` on a worker, so its instances hashed otherwise there (another
     digest on the process pool than in ``orch run``), and loaded as a copy.
-    Anything else is returned as it is.
+    It also makes the class before it sets ``__slots__`` on it, so the copy has
+    a ``__dict__`` and no slots (``with_slots``). Anything else is returned as it is.
     """
     if (isinstance(obj, type) and isinstance(reduced, tuple) and len(reduced) >= 3
             and isinstance(reduced[2], tuple) and reduced[2] and isinstance(reduced[2][0], dict)
             and "__qualname__" not in reduced[2][0] and isinstance(obj.__qualname__, str)
             and obj.__qualname__ != obj.__name__):
         state = ({**reduced[2][0], "__qualname__": obj.__qualname__}, *reduced[2][1:])
-        return (*reduced[:2], state, *reduced[3:])
-    return reduced
+        reduced = (*reduced[:2], state, *reduced[3:])
+    return with_slots(obj, reduced)
+
+
+def with_slots(obj: Any, reduced: Any) -> Any:
+    """cloudpickle's ``reduced`` of a class it writes by value, made with its ``__slots__``.
+
+    A class gets its slots only from the namespace it is made with. cloudpickle's
+    copy had none: an instance a worker made (``@dataclass(slots=True)``) kept its
+    fields in a ``__dict__`` and was stored so, and the class the pipeline file
+    defines, which has no ``__dict__``, could not load it anywhere else. Only for a
+    class that ``type`` (or ``ABCMeta``) makes: a metaclass such as ``NamedTuple``'s
+    makes its own slots, and refuses them in the namespace. Anything else is
+    returned as it is.
+    """
+    slots = vars(obj).get("__slots__") if isinstance(obj, type) else None
+    if (not isinstance(slots, (str, tuple, list, dict)) or not isinstance(reduced, tuple) or len(reduced) < 2
+            or reduced[0] is not _MAKE_SKELETON_CLASS or not isinstance(reduced[1], tuple) or len(reduced[1]) < 4
+            or not isinstance(reduced[1][3], dict) or not _made_by_type(*reduced[1][:3])):
+        return reduced
+    args = (*reduced[1][:3], {**reduced[1][3], "__slots__": slots}, *reduced[1][4:])
+    return (reduced[0], args, *reduced[2:])
+
+
+def _made_by_type(metaclass: Any, name: str, bases: Any) -> bool:
+    """Whether the class cloudpickle makes from these is made by ``type.__new__`` from its namespace."""
+    try:
+        made_by, _, _ = types.prepare_class(name, types.resolve_bases(bases), {"metaclass": metaclass})
+    except Exception:  # noqa: BLE001 - a metaclass's __prepare__ may raise anything
+        return False
+    return getattr(made_by, "__new__", None) in (type.__new__, abc.ABCMeta.__new__)
+
+
+# What cloudpickle's reduction of a class (not an enum) written by value calls to make it.
+_MAKE_SKELETON_CLASS = getattr(cloudpickle.cloudpickle, "_make_skeleton_class", None)
 
 
 class QualnamePickler(cloudpickle.Pickler):
-    """cloudpickle, with the ``__qualname__`` of the classes it writes by value kept (``with_qualname``)."""
+    """cloudpickle, with the classes it writes by value rebuilt as defined (``with_qualname``)."""
 
     def reducer_override(self, obj: Any) -> Any:
         return with_qualname(obj, super().reducer_override(obj))

@@ -578,8 +578,9 @@ def _slots_state(value: Any, state: Any) -> Any:
     """Default state of an object with slots as ``(None, {every attribute})``.
 
     Python reduces such an object to ``(__dict__ or None, slot values)``. A
-    class that cloudpickle rebuilt by value in a worker has no real slots, so
-    there the same object reduces to ``(attributes, attributes)``: which of
+    class that cloudpickle alone rebuilt by value in a worker had no real slots
+    (``class_refs.with_slots`` now keeps them, where ``type`` makes the class),
+    so there the same object reduced to ``(attributes, attributes)``: which of
     the two holds an attribute is storage, not data.
     """
     if (

@@ -1584,3 +1584,36 @@ def test_an_instance_of_a_nested_class_has_one_digest_on_every_executor(tmp_path
         assert run.status == "succeeded" and run.output() is True, (executor, run.error)
         digests.add(run.steps["make"].outputs["out"])
     assert len(digests) == 1, digests
+
+
+GENERATED = ["plain", "point", "frozen_point", "split", "pair", "color", "perm", "slotted"]
+
+
+@pytest.fixture(scope="module", params=["process", pytest.param("dask", marks=pytest.mark.slow)])
+def generated_runs(request, tmp_path_factory):
+    """generated_methods.py run sequentially and on a parallel executor, each on a store of its own."""
+    executor = request.param
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    folder = tmp_path_factory.mktemp(executor)
+    pipe = load_pipeline(str(PIPELINES / "generated_methods.py"))
+    reference = pipe.run(store=str(folder / "sequential"))
+    run = pipe.run(store=str(folder / executor), executor=executor, workers=2)
+    assert reference.status == run.status == "succeeded", (reference.error, run.error)
+    return pipe, reference, run, folder / executor
+
+
+def test_instances_a_worker_made_of_classes_with_generated_methods_load_as_the_class_defined(generated_runs):
+    """A slotted dataclass came to a worker without its slots, so the instance the worker stored held a
+    `__dict__` that the class the pipeline file defines cannot take: it failed to load in the driver
+    (`run.output()`, `orch.load`) and in a later run of the steps that take it."""
+    pipe, reference, run, store = generated_runs
+    every = [reference.steps[n].output().__class__.__qualname__ for n in GENERATED]
+    assert run.output() == {"tag": "a", "same": every}
+    for name in GENERATED:  # what a worker stored, loaded here as the class the driver defined
+        mine, theirs = reference.steps[name].output(), run.steps[name].output()
+        assert type(theirs) is type(mine) and theirs == mine, name
+    again = pipe.run(store=str(store), tag="b")  # `check` runs here, on what the workers stored
+    assert again.status == "succeeded", again.error
+    assert [again.steps[n].status for n in GENERATED] == ["cached"] * len(GENERATED)
+    assert again.output() == {"tag": "b", "same": every}

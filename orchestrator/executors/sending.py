@@ -47,7 +47,7 @@ _LOCK_TYPES: dict[type, Any] = {
 
 class _TaskPickler(QualnamePickler):  # type: ignore[misc]
     """cloudpickle, with ``threading`` locks sent as new ones (see the module's docstring), and the
-    qualified names of the user's classes kept (``class_refs.with_qualname``)."""
+    user's classes rebuilt as defined, qualified names and slots kept (``class_refs.with_qualname``)."""
 
     dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(_LOCK_TYPES, cloudpickle.Pickler.dispatch_table)
 
