@@ -106,10 +106,48 @@ _MAKE_SKELETON_CLASS = getattr(cloudpickle.cloudpickle, "_make_skeleton_class", 
 
 
 class QualnamePickler(cloudpickle.Pickler):
-    """cloudpickle, with the classes it writes by value rebuilt as defined (``with_qualname``)."""
+    """cloudpickle, with the classes it writes by value rebuilt as defined (``with_qualname``), and the
+    library code it writes by value kept in its library's file (``_in_its_file``)."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.CodeType):
+            return _in_its_file(obj)
         return with_qualname(obj, super().reducer_override(obj))
+
+
+def _in_its_file(code: types.CodeType) -> Any:
+    """The reduction of the standard library's or an installed package's ``code``, with its file's name kept.
+
+    cloudpickle names the file of every code object it writes by value
+    ``<dynamic-code>``. The functions that ``namedtuple`` copies into the user's
+    class (``_make``, ``_replace``, ``__repr__``) travel so: in a worker they
+    were then no library code (``user_code.is_library_function`` judges by the
+    file), and counted by their bytecode where the driver counts them by name,
+    so an instance of the class had another digest on the process pool. Other
+    code (the user's, ``<string>``) is left to cloudpickle: NotImplemented.
+    """
+    from orchestrator.user_code import file_kind
+
+    filename = code.co_filename
+    if not os.path.isabs(filename):
+        return NotImplemented
+    kind = file_kind(filename)
+    if kind not in ("stdlib", "installed"):
+        return NotImplemented
+    # Not absolute, so pickling it meets this function once more and leaves it to cloudpickle.
+    return _library_code, (code.replace(co_filename="<dynamic-code>"), filename, kind)
+
+
+def _library_code(code: types.CodeType, filename: str, kind: str) -> types.CodeType:
+    """Unpickling's side of ``_in_its_file``: ``code`` in its file, which is library code of ``kind`` here too.
+
+    Stored objects (a class kept by value) name this function
+    (``orchestrator.class_refs._library_code``) and its three arguments: keep both.
+    """
+    from orchestrator.user_code import note_file_kind
+
+    note_file_kind(filename, kind)
+    return code.replace(co_filename=filename)
 
 
 def _by_value(cls: type) -> bytes:
@@ -118,7 +156,7 @@ def _by_value(cls: type) -> bytes:
     return buffer.getvalue()
 
 
-class _Pickler(cloudpickle.Pickler):
+class _Pickler(QualnamePickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type):
             if _travelled_by_value(obj):
@@ -128,7 +166,7 @@ class _Pickler(cloudpickle.Pickler):
                 if obj.__module__ == "__main__":  # a script's class (`python train.py`), also kept by value
                     return _script_class, (obj.__qualname__, file, _by_value(obj))
                 return _user_class, (obj.__module__, obj.__qualname__, file)
-        return with_qualname(obj, super().reducer_override(obj))
+        return super().reducer_override(obj)
 
 
 def _users_file(cls: type) -> str | None:

@@ -74,7 +74,9 @@ def is_library_function(function: types.FunctionType) -> bool:
     when the class's module is not loaded (a worker that got it by value), or
     pytest's ``__main__``, and are the user's code all the same. A library's
     wrapper around the user's function (a dataclass's ``__repr__``, a
-    scikit-learn transformer's ``transform``) is not library code.
+    scikit-learn transformer's ``transform``) is not library code. Library code
+    a worker received by value keeps its file (``class_refs._in_its_file``), so
+    it is judged there as in the driver.
     """
     filename = function.__code__.co_filename
     if not os.path.isabs(filename) or _path_kind(filename) not in ("stdlib", "installed"):
@@ -93,8 +95,26 @@ def _unwrapped(function: types.FunctionType) -> Any:
         return function
 
 
+def note_file_kind(path: str, kind: str) -> None:
+    """Take ``path`` as a file of library code of ``kind`` (``"stdlib"``, ``"installed"``) from now on.
+
+    What the process that sent code of that file by value found it to be
+    (``class_refs``): a worker whose Python lives elsewhere (a Dask worker's
+    image) has no such file of its own, and would take the code for the user's.
+    """
+    if kind in ("stdlib", "installed") and _SENT_KINDS.get(path) != kind:
+        _SENT_KINDS[path] = kind
+        _path_kind.cache_clear()
+
+
+_SENT_KINDS: dict[str, str] = {}
+
+
 @functools.cache
 def _path_kind(path: str) -> str:
+    sent = _SENT_KINDS.get(path)
+    if sent is not None:
+        return sent
     real = os.path.realpath(path)
     installed, stdlib = _library_dirs()
     parts = real.split(os.sep)

@@ -1603,6 +1603,15 @@ def generated_runs(request, tmp_path_factory):
     return pipe, reference, run, folder / executor
 
 
+def test_instances_of_classes_with_generated_methods_have_one_digest_on_every_executor(generated_runs):
+    """Classes whose methods dataclass, enum and namedtuple wrote travel to workers by value. namedtuple's
+    `_make`, `_replace`... counted by their bytecode there and by name in the driver: another digest on
+    the process pool, so switching executors re-ran the steps that take such a value."""
+    _, reference, run, _ = generated_runs
+    assert {n: run.steps[n].outputs for n in GENERATED} == {n: reference.steps[n].outputs for n in GENERATED}
+    assert run.steps["check"].key == reference.steps["check"].key
+
+
 def test_instances_a_worker_made_of_classes_with_generated_methods_load_as_the_class_defined(generated_runs):
     """A slotted dataclass came to a worker without its slots, so the instance the worker stored held a
     `__dict__` that the class the pipeline file defines cannot take: it failed to load in the driver

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import typing
 
 import cloudpickle
@@ -115,6 +116,65 @@ def test_classes_with_slots_hash_the_same_in_a_worker_that_got_them_by_value(tmp
     worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert json.loads(worker.stdout) == [hash_value(v) for v in values]
+
+
+def test_classes_with_generated_methods_hash_the_same_in_a_worker_that_got_them_by_value(tmp_path, monkeypatch):
+    """Sent as a task is (``sending.dumps``). namedtuple's `_make`, `_replace`, `__repr__`... arrived as code of
+    no file (cloudpickle's `<dynamic-code>`), so the worker counted them by bytecode where the driver counts
+    them by name, as the standard library's: another digest on the process pool."""
+    from orchestrator.executors.sending import dumps
+
+    (tmp_path / "generated_lib.py").write_text(textwrap.dedent("""
+        import collections, dataclasses, enum, typing
+
+        class Split(typing.NamedTuple):
+            n_train: int
+            n_test: int = 0
+
+            def total(self):
+                return self.n_train + self.n_test
+
+        Pair = collections.namedtuple("Pair", "a b")
+
+        @dataclasses.dataclass(frozen=True, order=True)
+        class Config:
+            depth: int = 3
+
+        class Kind(enum.Enum):
+            A = enum.auto()
+            B = enum.auto()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import generated_lib as lib
+
+    cloudpickle.register_pickle_by_value(lib)
+    try:
+        values = [lib.Split(80, 20), lib.Pair(1, "b"), lib.Config(4), lib.Kind.B, lib.Split, lib.Pair]
+        blob = dumps(values)
+    finally:
+        cloudpickle.unregister_pickle_by_value(lib)
+    script = (
+        "import json, pickle, sys; from orchestrator.hashing import hash_value; "
+        "print(json.dumps([hash_value(v) for v in pickle.loads(sys.stdin.buffer.read())]))"
+    )
+    worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert json.loads(worker.stdout) == [hash_value(v) for v in values]
+
+
+def test_library_code_sent_by_value_is_library_code_where_python_lives_elsewhere(monkeypatch):
+    """A Dask worker's Python may be installed elsewhere (an image): the file the driver names is none of its own."""
+    from orchestrator import user_code
+    from orchestrator.class_refs import _library_code
+
+    monkeypatch.setattr(user_code, "_SENT_KINDS", {})
+    elsewhere = "/opt/elsewhere/lib/python3.11/collections/__init__.py"
+    assert user_code.file_kind(elsewhere) == "user"
+    make = _Pair._make.__func__
+    code = _library_code(make.__code__, elsewhere, "stdlib")
+    assert code.co_filename == elsewhere
+    assert user_code.is_library_function(types.FunctionType(code, make.__globals__, closure=make.__closure__))
+    user_code._path_kind.cache_clear()
 
 
 class _Level(enum.Enum):
