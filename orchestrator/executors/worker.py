@@ -89,7 +89,10 @@ def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     meanwhile (the next step on it crashed at once) has Dask run the task again,
     which ran the step a second time, unrecorded. Run again, it returns the kept result.
     """
-    spec = pickle.loads(payload)
+    try:
+        spec = pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - an argument that cannot be rebuilt here fails the attempt
+        return unreadable_task(exc)
     if started is not None:
         kept = kept_result_path(started)
         if os.path.exists(started):
@@ -161,10 +164,34 @@ def encode_result(result: TaskResult) -> bytes:
         return cloudpickle.dumps(result)
 
 
+def unreadable_task(exc: Exception) -> bytes:
+    """The result of a task this worker could not unpickle: a failure naming why, for ``decode_result``.
+
+    An argument whose class cannot be rebuilt in another process (its ``__setstate__``
+    raises, a module the worker cannot import) escaped the worker's loop: the worker
+    died, and the attempt read "killed by SIGKILL, as the out-of-memory killer kills".
+    The driver fills in the step (``decode_result``): this worker never learned it.
+    """
+    import time
+    import traceback
+
+    from orchestrator.retry import Failure
+    from orchestrator.task import TaskResult
+
+    now = time.time()
+    failure = Failure(type_name=type(exc).__name__, traceback=traceback.format_exc(),
+                      message=f"its arguments could not be unpickled in the worker: {exc} (a value of a class "
+                              "that cannot be rebuilt in another process; the sequential executor passes it as it is)")
+    return encode_result(TaskResult(node="", attempt=0, started=now, ended=now, failure=failure))
+
+
 def decode_result(data: bytes, spec: TaskSpec) -> TaskResult:
     """The driver's side of ``encode_result``; a result that cannot be decoded fails the attempt."""
     try:
-        return pickle.loads(data)  # type: ignore[no-any-return]
+        result: TaskResult = pickle.loads(data)
+        if not result.node:  # a task the worker could not unpickle (``unreadable_task``)
+            result = replace(result, node=spec.node, attempt=spec.attempt)
+        return result
     except Exception as exc:  # noqa: BLE001 - a damaged or undecodable result: that attempt failed
         import time
 
@@ -247,7 +274,11 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
             payload = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        spec: Any = pickle.loads(payload)
+        try:
+            spec: Any = pickle.loads(payload)
+        except Exception as exc:  # noqa: BLE001 - an argument that cannot be rebuilt here fails the attempt
+            conn.send_bytes(unreadable_task(exc))
+            continue
         if spec is None:
             return
         from orchestrator.class_refs import remember_classes
