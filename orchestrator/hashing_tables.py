@@ -6,7 +6,9 @@ and imports this module only then. Array and column bytes are fed straight
 from their buffers where they can be; an Arrow column hashes the same however
 it is chunked or sliced, and whatever its null slots hold; an object column
 of strings is hashed from its text joined in blocks (through Arrow when it
-also holds ``None``) rather than element by element.
+also holds ``None``) rather than element by element, when every string is an
+exact ``str``: a ``str`` subclass (a ``str`` enum member, ``np.str_``) is
+another value with the same text, and goes element by element, by type.
 Bytes that hold no data are made canonical first: every float NaN (whatever
 its sign and payload, which arithmetic and machines choose differently) has
 one bit pattern, as in ``hashing``, and the padding of aligned records and
@@ -306,8 +308,8 @@ def _object_strings_digest(values: Any) -> bytes | None:
     except ImportError:
         return None
     try:
-        # Without a type, Arrow infers one per block: only all-text blocks come back as strings
-        # (bytes give binary, mixed values raise), so no separate type check is needed.
+        # Without a type, Arrow infers one per block: only text blocks come back as strings
+        # (bytes give binary, mixed values raise), though a str subclass counts as text too.
         chunks = [
             pa.array(values[start : start + _OBJECT_STRINGS_BLOCK], from_pandas=False)
             for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)
@@ -317,6 +319,9 @@ def _object_strings_digest(values: Any) -> bytes | None:
         return None
     if not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
         return None  # bytes, all-None blocks or other values: the element-wise path
+    if not all(_only_types(values[start : start + _OBJECT_STRINGS_BLOCK].tolist(), _TEXT_TYPES)
+               for start in range(0, len(values), _OBJECT_STRINGS_BLOCK)):
+        return None  # Arrow takes a str subclass as its text: the element-wise path hashes its type
     if any(c.null_count or not pa.types.is_string(c.type) or c.offset for c in chunks):
         return _arrow_column_digest(chunks, set())
     # Fresh, null-free string arrays made from fixed-size blocks: equal values give equal
@@ -336,21 +341,22 @@ def _object_text_digest(values: Any) -> bytes | None:
     """Digest of an object array holding only ``str``, or None if it holds anything else.
 
     Touching ten million scattered Python objects is what hashing such a column costs, so
-    each is read as few times as possible: a block of them is listed and joined with NUL
-    by ``str.join`` (C speed; a non-``str`` raises), and the UTF-8 bytes are hashed. The
-    joined text decodes back to the same strings only if none of them holds a NUL itself,
-    which one count per block confirms; any that does, or a ``None``, leaves the array to
-    the Arrow path. Which path an array takes depends on its values alone, so equal arrays
-    always hash alike.
+    each is read as few times as possible: a block of them is listed, their types checked,
+    and they are joined with NUL by ``str.join`` (C speed), and the UTF-8 bytes are hashed.
+    Only exact ``str`` may be joined: ``str.join`` takes a ``str`` subclass (a ``str`` enum
+    member, ``np.str_``) as its text, though it is another value, which the element-wise
+    path hashes with its type. The joined text decodes back to the same strings only if
+    none of them holds a NUL itself, which one count per block confirms; any that does, or
+    a ``None``, leaves the array to the Arrow path. Which path an array takes depends on its
+    values alone, so equal arrays always hash alike.
     """
     np = sys.modules["numpy"]
     data = _Hasher()
     for start in range(0, len(values), _OBJECT_TEXT_BLOCK):
         items = values[start : start + _OBJECT_TEXT_BLOCK].tolist()
-        try:
-            encoded = "\x00".join(items).encode("utf-8", "surrogatepass")
-        except TypeError:
+        if not _only_types(items, _STR_TYPE):
             return None
+        encoded = "\x00".join(items).encode("utf-8", "surrogatepass")
         # numpy counts the NULs several times faster than ``bytes.count`` does.
         if np.count_nonzero(np.frombuffer(encoded, dtype=np.uint8) == 0) != len(items) - 1:
             return None  # a string holds a NUL: the separators would not mark every boundary
@@ -358,6 +364,20 @@ def _object_text_digest(values: Any) -> bytes | None:
             data.update(b"\x00")
         data.update(encoded)
     return b"j" + _u64(len(values)) + data.digest()
+
+
+_STR_TYPE: frozenset[type] = frozenset({str})
+_TEXT_TYPES: frozenset[type] = frozenset({str, type(None)})
+
+
+def _only_types(items: list[Any], types: frozenset[type]) -> bool:
+    """Whether every item's type is exactly one of ``types`` (a subclass is not).
+
+    ``map(type, ...)`` keeps the loop in C; counting the exact ``str`` first is
+    the common case's one pass.
+    """
+    kinds = list(map(type, items))
+    return kinds.count(str) == len(kinds) or set(kinds) <= types
 
 
 # -- pandas ----------------------------------------------------------------------------------

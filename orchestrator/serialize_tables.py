@@ -90,7 +90,9 @@ def _object_values_kind(values: Any) -> str | None:
     """Classify an object column: "string", "bytes", "empty" or None (unfaithful).
 
     Arrow turns every missing value into null, which comes back as None, so
-    only None may mark a missing value.
+    only None may mark a missing value. A ``str`` or ``bytes`` subclass (a
+    ``str`` enum member, ``np.str_``) comes back as the plain type, another
+    value: ``infer_dtype`` counts it as text, so the types are checked too.
     """
     import pandas as pd
 
@@ -99,6 +101,8 @@ def _object_values_kind(values: Any) -> str | None:
         return None
     missing = pd.isna(values)
     if missing.any() and any(item is not None for item in values[missing]):
+        return None
+    if kind != "empty" and not set(map(type, values.tolist())) <= {str if kind == "string" else bytes, type(None)}:
         return None
     return kind
 

@@ -562,6 +562,46 @@ def test_object_text_columns_keep_every_string_boundary() -> None:
                                                        dtype=object))
 
 
+class _Tag(str):
+    """A ``str`` subclass: the same text, another value."""
+
+
+class _Split(str, enum.Enum):  # noqa: UP042 - the mixin form users write (StrEnum is one too)
+    TRAIN = "train"
+    TEST = "test"
+
+
+@pytest.mark.parametrize("rows", [3, 63, 64, 500, 2 * 4096 + 1])
+@pytest.mark.parametrize("make", [_Tag, np.str_, {"train": _Split.TRAIN, "test": _Split.TEST}.get],
+                         ids=["str subclass", "np.str_", "str enum"])
+def test_object_columns_of_str_subclasses_differ_from_plain_str(rows: int, make) -> None:  # type: ignore[no-untyped-def]
+    # str.join (the joined-text path, 64 rows or more) and Arrow take a subclass as its text:
+    # such a column shared its digest with the plain strings, though it holds other values.
+    words = [("train", "test")[i % 2] for i in range(rows)]
+    plain = np.array(words, dtype=object)
+    typed = np.array([make(word) for word in words], dtype=object)
+    assert all(type(item) is not str for item in typed)
+    assert hash_value(typed) != hash_value(plain)
+    assert hash_value(pd.Series(typed)) != hash_value(pd.Series(plain, dtype=object))
+    assert hash_value(typed) == hash_value(np.array([make(word) for word in words], dtype=object))
+    one = plain.copy()
+    one[-1] = make(words[-1])  # one subclass among plain strings, in the last block
+    assert hash_value(one) != hash_value(plain)
+    with_none = plain.copy()
+    with_none[0] = None  # the Arrow path, which takes a subclass as its text too
+    one_with_none = with_none.copy()
+    one_with_none[-1] = make(words[-1])
+    assert hash_value(one_with_none) != hash_value(with_none)
+
+
+def test_object_columns_hash_as_their_elements_do_whatever_their_length() -> None:
+    # The digest of a column of str subclasses depends on its values, not on which path its row
+    # count picks: every length hashes its elements by type, as fewer than 64 rows always did.
+    for rows in (63, 64):
+        digests = {hash_value(np.array([make("a")] * rows, dtype=object)) for make in (str, _Tag, np.str_)}
+        assert len(digests) == 3
+
+
 def test_nullable_masked_values_do_not_matter() -> None:
     mask = np.array([False, True, False])
     a = pd.arrays.IntegerArray(np.array([1, 2, 3]), mask)

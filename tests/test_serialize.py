@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import math
@@ -20,6 +21,7 @@ import pytest
 
 from orchestrator import serialize
 from orchestrator.errors import StoreError
+from orchestrator.hashing import hash_value
 from orchestrator.store import ArtifactStore
 
 
@@ -259,6 +261,15 @@ class MyFrame(pd.DataFrame):
     pass
 
 
+class _Split(str, enum.Enum):  # noqa: UP042 - the mixin form users write (StrEnum is one too)
+    TRAIN = "train"
+    TEST = "test"
+
+
+class _Raw(bytes):
+    """A ``bytes`` subclass."""
+
+
 def _attrs(df: pd.DataFrame, **attrs: Any) -> pd.DataFrame:
     df.attrs.update(attrs)
     return df
@@ -307,6 +318,11 @@ UNFAITHFUL = {
     "DataFrame subclass": MyFrame({"a": [1, 2]}),
     "Series with tuple name": pd.Series([1, 2], name=("a", "b")),
     "Series of mixed objects": pd.Series(["a", 1], dtype=object),
+    # Arrow takes a str or bytes subclass as its text and gives back the plain type.
+    "object str enum members": pd.DataFrame({"o": pd.Series([_Split.TRAIN, _Split.TEST, None], dtype=object)}),
+    "object np.str_": pd.DataFrame({"o": pd.Series([np.str_("a"), "b"], dtype=object)}),
+    "object bytes subclass": pd.DataFrame({"o": pd.Series([_Raw(b"a"), b"b"], dtype=object)}),
+    "object index of np.str_": pd.DataFrame({"a": [1, 2]}, index=pd.Index([np.str_("a"), "b"], dtype=object)),
 }
 
 
@@ -320,6 +336,19 @@ def test_unfaithful_frames_fall_back_to_pickle(value: Any) -> None:
     else:
         pd.testing.assert_frame_equal(out, value, check_exact=True)
         assert out.attrs == value.attrs
+
+
+@pytest.mark.parametrize("rows", [60, 100])
+def test_object_columns_of_str_enum_members_keep_their_type_and_digest(rows: int) -> None:
+    # Stored through Arrow, a column of str enum members came back as plain strings: a consumer
+    # read other values, and the loaded frame did not hash to the digest recorded for it.
+    frame = pd.DataFrame({"split": pd.Series([_Split.TRAIN, _Split.TEST] * (rows // 2), dtype=object),
+                          "x": np.arange(rows, dtype=np.float64)})
+    name, out = roundtrip(frame)
+    assert name == "pickle"
+    assert isinstance(out, pd.DataFrame)
+    assert {type(item) for item in out["split"]} == {_Split}
+    assert hash_value(out) == hash_value(frame)
 
 
 @pytest.mark.parametrize(
