@@ -121,6 +121,7 @@ def _feed_numpy_scalar(hasher: Any, value: Any) -> None:
 
 def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
     np = sys.modules["numpy"]
+    fill = None
     if type(array) is np.memmap:
         # How the data is held, not what it is: a step's `np.load(path, mmap_mode="r")[rows]` is
         # the same value as the array it maps, and is stored and loaded back as that array.
@@ -131,6 +132,7 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
             mask = np.ma.getmaskarray(array)
             # Values under the mask are not data: the same masked array may hold anything there.
             _feed_ndarray(hasher, np.asarray(mask), stack)
+            fill = _fill_value(array, stack)
             array = np.ma.filled(array, np.zeros((), dtype=array.dtype))
         array = array.view(np.ndarray)
     array = _little_endian(array)
@@ -141,6 +143,53 @@ def _feed_ndarray(hasher: Any, array: Any, stack: set[int]) -> None:
         _feed_object_values(hasher, array.ravel(order="C"), stack)
     else:
         _feed_array_bytes(hasher, array)
+    if fill is not None:
+        # A masked array's fill value is data (what `filled()` puts under the mask) and pickle,
+        # the store, keeps it. Nothing is fed for the dtype's default, so such an array hashes
+        # as it always did; no value encoding starts with \0, so this cannot pass for another.
+        hasher.update(b"\x00fill")
+        _feed_ndarray(hasher, fill, stack)
+
+
+def _fill_value(array: Any, stack: set[int]) -> Any:
+    """A masked array's fill value as a 0-d array, or None if it is its dtype's default.
+
+    ``_fill_value`` stays None until the value is set or first read (when numpy
+    sets the default): read it there, so hashing does not change the array.
+    """
+    fill = getattr(array, "_fill_value", None)
+    if fill is None:
+        return None
+    fill = _as_fill(fill, array.dtype)
+    if _array_digest(fill, stack) == _default_fill_digest(array.dtype):
+        return None  # set to the default (or read once): the array it always was
+    return fill
+
+
+def _as_fill(fill: Any, dtype: Any) -> Any:
+    """A stored fill value as a 0-d array of the masked array's dtype, as ``filled()`` casts it."""
+    np = sys.modules["numpy"]
+    with np.errstate(all="ignore"):  # numpy keeps 1e20 for float16, which casts to inf
+        return np.asarray(fill, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _default_fill_digest(dtype: Any) -> bytes:
+    """The digest of the fill value numpy gives a masked array of ``dtype`` by default.
+
+    Taken from an empty masked array, as numpy stores it on first read
+    (``default_fill_value`` alone gives 999999 for int8, which does not fit).
+    """
+    np = sys.modules["numpy"]
+    empty = np.ma.masked_array(np.empty(0, dtype=dtype))
+    _ = empty.fill_value  # numpy stores its default in _fill_value on first read
+    return _array_digest(_as_fill(empty._fill_value, dtype), set())
+
+
+def _array_digest(array: Any, stack: set[int]) -> bytes:
+    sub = _Hasher()
+    _feed_ndarray(sub, array, stack)
+    return sub.digest()
 
 
 def _little_endian(array: Any) -> Any:

@@ -405,6 +405,42 @@ def test_numpy_masked_values_under_the_mask_do_not_matter() -> None:
     assert hash_value(a) != hash_value(np.ma.masked_array([1, 2, 3], mask=[False] * 3))
 
 
+def test_masked_arrays_differing_only_in_their_fill_value_differ() -> None:
+    """The store keeps a masked array's fill value, and `filled()` puts it under the mask: two arrays
+    that differed only there shared a digest, so a consumer stayed cached on the other one."""
+    def masked(**kwargs):  # type: ignore[no-untyped-def]
+        return np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False], **kwargs)
+
+    five, seven, default = masked(fill_value=5), masked(fill_value=7), masked()
+    assert hash_value(five) != hash_value(seven)
+    assert hash_value(five) != hash_value(default)
+    assert hash_value(five) == hash_value(masked(fill_value=5))
+    assert hash_value(five) == hash_value(pickle.loads(pickle.dumps(five)))
+    # The dtype's default, whether set, read (numpy stores it on first read) or left unset, is the
+    # array it always was: its digest does not change.
+    before = hash_value(default)
+    assert default.fill_value == 1e20
+    assert hash_value(default) == before == hash_value(masked(fill_value=1e20))
+    assert hash_value(masked(fill_value=np.nan)) == hash_value(masked(fill_value=-np.nan))
+    for dtype in ("int8", "float16", "bool", "datetime64[ns]", "U3", object):  # defaults numpy casts
+        unread = np.ma.masked_array(np.zeros(2, dtype=dtype), mask=[False, True])
+        before = hash_value(unread)
+        _ = unread.fill_value
+        assert hash_value(unread) == before, dtype
+    records = np.zeros(2, dtype=[("a", "i4"), ("b", "f8")])
+    assert hash_value(np.ma.masked_array(records, fill_value=(1, 2.0))) != hash_value(
+        np.ma.masked_array(records))
+    text = np.array(["x", None], dtype=object)
+    assert hash_value(np.ma.masked_array(text, mask=[0, 1], fill_value="?")) == hash_value(
+        np.ma.masked_array(text, mask=[0, 1]))
+    assert hash_value(np.ma.masked_array(text, mask=[0, 1], fill_value="")) != hash_value(
+        np.ma.masked_array(text, mask=[0, 1]))
+    # A hard mask is not data the store keeps (a masked array pickles without it, and loads soft):
+    # counted, the loaded array would not hash to the digest recorded for it.
+    assert not pickle.loads(pickle.dumps(masked(hard_mask=True))).hardmask
+    assert hash_value(masked(hard_mask=True)) == hash_value(default)
+
+
 # -- pandas -----------------------------------------------------------------------------------
 
 
