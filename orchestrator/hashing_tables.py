@@ -494,12 +494,47 @@ def _feed_attrs(hasher: Any, value: Any, stack: set[int]) -> None:
 
 def _feed_frame(hasher: Any, frame: Any, stack: set[int]) -> None:
     hasher.update(b"X" + _u64(frame.shape[0]) + _u64(frame.shape[1]))
-    # Column labels are hashed as values: the same labels may sit in an object or a str Index.
-    _feed(hasher, list(frame.columns.names), stack)
-    _feed(hasher, frame.columns.tolist(), stack)
+    columns = frame.columns
+    if _plain_labels(columns):
+        # Labels hashed as values, as they always were: the same text labels may sit in an object
+        # or a str Index (pandas 2 and 3 make one each from the same code).
+        _feed(hasher, list(columns.names), stack)
+        _feed(hasher, columns.tolist(), stack)
+    else:
+        # Any other Index counts whole, as the row index does: its type, dtype and a date index's
+        # freq (Index([0, 1]) is not RangeIndex(2), nor an int32 or object Index of 0 and 1; a
+        # CategoricalIndex is not its labels), which the store keeps. The plain encoding starts
+        # with a list and no value encoding starts with \0, so neither can pass for the other.
+        hasher.update(b"\x00columns")
+        _feed_index(hasher, columns, stack)
     _feed_index(hasher, frame.index, stack)
     for _, column in frame.items():
         _feed_pandas_values(hasher, column.array, stack)
+
+
+def _plain_labels(columns: Any) -> bool:
+    """Whether a frame's column Index keeps the encoding of its labels alone.
+
+    So are a RangeIndex (what a frame without labels gets), and an Index (or
+    each level of a MultiIndex) of object or ``str`` dtype holding exact
+    ``str`` only, the labels most frames have: their digests stay what they
+    were. Every other Index is hashed whole.
+    """
+    pd = sys.modules["pandas"]
+    if type(columns) is pd.RangeIndex:
+        return True
+    if type(columns) is pd.MultiIndex:
+        levels = [columns.get_level_values(level) for level in range(columns.nlevels)]
+    elif type(columns) is pd.Index:
+        levels = [columns]
+    else:
+        return False
+    return len(columns) > 0 and all(
+        type(level) is pd.Index
+        and _dtype_text(level.dtype) in ("object", "str")
+        and _only_types(level.tolist(), _STR_TYPE)
+        for level in levels
+    )
 
 
 def _feed_index(hasher: Any, index: Any, stack: set[int], with_freq: bool = True) -> None:

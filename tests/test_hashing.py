@@ -465,6 +465,48 @@ def test_frames_differing_only_in_index_dtype_order_or_names_differ() -> None:
     assert len(set(digests.values())) == len(digests)
 
 
+def test_frames_differing_only_in_their_column_index_differ() -> None:
+    """The columns counted by `tolist()` alone: their Index's type, dtype and freq, which the store
+    keeps, were left out, so two such frames had one digest and a consumer got the other one."""
+    dates = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    row = [[1.0, 2.0, 3.0]]
+    daily = pd.DataFrame(row, columns=pd.date_range(dates[0], periods=3, freq="D"))
+    micros = pd.DataFrame(row, columns=pd.DatetimeIndex(dates).as_unit("us"))
+    nanos = pd.DataFrame(row, columns=pd.DatetimeIndex(dates).as_unit("ns"))
+    assert nanos.columns.freq is None and daily.equals(nanos)
+    assert len({hash_value(daily), hash_value(micros), hash_value(nanos)}) == 3
+    pair = [[1, 2]]
+    variants = {
+        "range": pd.DataFrame(pair),
+        "int64": pd.DataFrame(pair, columns=pd.Index([0, 1], dtype="int64")),
+        "int32": pd.DataFrame(pair, columns=pd.Index([0, 1], dtype="int32")),
+        "object ints": pd.DataFrame(pair, columns=pd.Index([0, 1], dtype=object)),
+        "float": pd.DataFrame(pair, columns=pd.Index([0.0, 1.0])),
+        "text": pd.DataFrame(pair, columns=["a", "b"]),
+        "categorical": pd.DataFrame(pair, columns=pd.CategoricalIndex(["a", "b"])),
+        "text enum members": pd.DataFrame(pair, columns=pd.Index([_Split.TRAIN, _Split.TEST], dtype=object)),
+        "two levels": pd.DataFrame(pair, columns=pd.MultiIndex.from_tuples([("a", 0), ("a", 1)])),
+        "two int32 levels": pd.DataFrame(pair, columns=pd.MultiIndex.from_arrays(
+            [["a", "a"], pd.Index([0, 1], dtype="int32")])),
+        "tuples": pd.DataFrame(pair, columns=pd.Index([("a", 0), ("a", 1)], dtype=object, tupleize_cols=False)),
+    }
+    digests = {name: hash_value(frame) for name, frame in variants.items()}
+    assert len(set(digests.values())) == len(digests), digests
+    assert hash_value(pd.DataFrame(pair, columns=pd.Index([0, 1], dtype="int32"))) == digests["int32"]
+    assert hash_value(daily.copy()) == hash_value(daily)
+
+
+def test_frames_with_text_or_no_column_labels_keep_their_digests() -> None:
+    # Most frames: their digests are those computed before the column Index counted whole.
+    values = np.array([[1.0, 2.0]], dtype="float64")
+    two_levels = pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")], names=["k", None])
+    assert hash_value(pd.DataFrame(values, columns=["a", "b"])) == "471ed5ec691369886ed52147da7ff936"
+    assert hash_value(pd.DataFrame(values, columns=pd.Index(["a", "b"], dtype=object))) == (
+        "471ed5ec691369886ed52147da7ff936")
+    assert hash_value(pd.DataFrame(values)) == "e9a2eb2da33e15028e3e093dbb4ef6d0"
+    assert hash_value(pd.DataFrame(values, columns=two_levels)) == "5352f786ce2e0d8f7c733df579446867"
+
+
 def test_frames_and_series_differing_only_in_attrs_differ() -> None:
     frame, series = _frame(), pd.Series([1.0, 2.0], name="a")
     for value in (frame, series):
