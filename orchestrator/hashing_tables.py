@@ -643,10 +643,21 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
             # Arrow prints it; a nullable field's text is its type alone, as it always was.
             _feed_text(hasher, b"", str(field.type) if field.nullable else f"{field.type} not null")
             hasher.update(_arrow_column_digest(_chunks_of(column), stack))
-        ranges = _pandas_range_index(value.schema.metadata, value.num_rows)
-        if ranges:  # no value encoding starts with \0, so this cannot pass for another value
+        ranges, attrs = _pandas_extras(value.schema.metadata, value.num_rows)
+        # Each is fed only when there is one, so other tables hash as they always did; no value
+        # encoding starts with \0, so these cannot pass for another value.
+        if ranges:
             hasher.update(b"\x00range")
             _feed(hasher, ranges, stack)
+        if attrs:  # what to_pandas() gives the frame as its attrs
+            hasher.update(b"\x00attrs")
+            _feed(hasher, attrs, stack)
+        # A field's own metadata (units, a description, Parquet's field ids) is kept by the store
+        # and read by a consumer: Table.equals(check_metadata=True) tells such tables apart.
+        described = [[position, field.metadata] for position, field in enumerate(value.schema) if field.metadata]
+        if described:
+            hasher.update(b"\x00fields")
+            _feed(hasher, described, stack)
     elif isinstance(value, (pa.Array, pa.ChunkedArray)):
         # An Array is a ChunkedArray of one chunk: equal values hash equal however chunked.
         _feed_text(hasher, b"Q", str(value.type))
@@ -660,30 +671,34 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_reduced(hasher, value, stack)
 
 
-def _pandas_range_index(metadata: dict[bytes, bytes] | None, rows: int) -> list[Any]:
-    """The row index that a table made by ``Table.from_pandas`` keeps in its metadata only.
+def _pandas_extras(metadata: dict[bytes, bytes] | None, rows: int) -> tuple[list[Any], dict[Any, Any]]:
+    """What ``to_pandas()`` rebuilds from a table's pandas metadata alone: (RangeIndex, attrs).
 
-    A RangeIndex is stored as (name, start, stop, step) rather than as a
-    column, so two such tables of equal columns differ only there, and
-    ``to_pandas()`` gives them different indexes. Empty for the default
-    ``RangeIndex(rows)`` (what a table without metadata gives too) and for
-    other metadata, which holds library versions and nothing that is data.
+    ``Table.from_pandas`` keeps a RangeIndex as (name, start, stop, step)
+    rather than as a column, and the frame's ``attrs`` as "attributes", so two
+    such tables of equal columns differ only there, and ``to_pandas()`` gives
+    them different frames. The ranges are empty for the default
+    ``RangeIndex(rows)`` (what a table without metadata gives too), and both
+    are empty for other metadata, which holds library versions and nothing
+    that is data.
     """
     import json
 
     text = (metadata or {}).get(b"pandas")
     if not text:
-        return []
+        return [], {}
     try:
-        entries = json.loads(text).get("index_columns", [])
+        pandas_metadata = json.loads(text)
+        entries = pandas_metadata.get("index_columns", [])
         ranges = [
             [entry.get("name"), entry["start"], entry["stop"], entry["step"]]
             for entry in entries
             if isinstance(entry, dict) and entry.get("kind") == "range"
         ]
     except (ValueError, KeyError, AttributeError, TypeError):
-        return []  # not pandas' format: nothing to add
-    return [] if ranges == [[None, 0, rows, 1]] else ranges
+        return [], {}  # not pandas' format: nothing to add
+    attrs = pandas_metadata.get("attributes")
+    return ([] if ranges == [[None, 0, rows, 1]] else ranges), (attrs if isinstance(attrs, dict) else {})
 
 
 class _ColumnStreams:

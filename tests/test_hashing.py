@@ -842,6 +842,31 @@ def test_arrow_tables_from_frames_differing_in_their_range_index_differ() -> Non
     )
 
 
+def test_arrow_tables_differing_in_their_pandas_attrs_or_field_metadata_differ() -> None:
+    # The store keeps a table's metadata: to_pandas() rebuilds a frame's attrs from it, and a
+    # consumer reads a field's metadata. Tables that differed only there had one digest.
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    metres, centimetres = frame.copy(), frame.copy()
+    metres.attrs["unit"] = "m"
+    centimetres.attrs["unit"] = "cm"
+    plain, in_metres = pa.Table.from_pandas(frame), pa.Table.from_pandas(metres)
+    assert in_metres.to_pandas().attrs == {"unit": "m"}
+    digests = {hash_value(plain), hash_value(in_metres), hash_value(pa.Table.from_pandas(centimetres))}
+    assert len(digests) == 3
+    assert hash_value(in_metres) == hash_value(pa.RecordBatch.from_pandas(metres))
+    assert hash_value(plain) == hash_value(pa.table({"x": [1.0, 2.0]}))  # no attrs: as it always was
+
+    def described(metadata):  # type: ignore[no-untyped-def]
+        return pa.table({"a": [1.0]}, schema=pa.schema([pa.field("a", pa.float64(), metadata=metadata)]))
+
+    assert not described({"u": "m"}).equals(pa.table({"a": [1.0]}), check_metadata=True)
+    assert hash_value(described({"u": "m"})) != hash_value(pa.table({"a": [1.0]}))
+    assert hash_value(described({"u": "m"})) != hash_value(described({"u": "cm"}))
+    assert hash_value(described({"u": "m", "v": "1"})) == hash_value(described({"v": "1", "u": "m"}))
+    assert hash_value(described({"u": "m"})) == hash_value(described({"u": "m"}).to_batches()[0])
+    assert hash_value(described(None)) == hash_value(pa.table({"a": [1.0]}))
+
+
 # -- unhashable values ------------------------------------------------------------------------
 
 
