@@ -116,10 +116,11 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     # With no key here, every signature would fail: that is no damage (a copied store, a new
     # account), and --repair would remove every pickled artifact. Checksums are checked alone.
     keyed = signing.has_key()
+    kept: set[str] = set()
     with upkeep(context, exclusive=repair):
         checked, found = verify_store(context, signatures=keyed)
         if repair and found:
-            repair_store(context, found)
+            kept = repair_store(context, found)
         unchecked = 0 if keyed else signed_artifact_count(context)
     if unchecked:
         echo(f"warning: the signatures of {plural(unchecked, 'pickled artifact')} were not checked: no "
@@ -131,7 +132,11 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
                    "signatures_checked": not unchecked})
     else:
         for d in damaged:
-            echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
+            if d["hash"] in kept:  # the file is sound and another database's: only this one's record went
+                echo(f"removed this database's record of {d['hash']} ({d['problem']}); its object stays: "
+                     "another database sharing the store uses it")
+            else:
+                echo(f"{'removed' if repair else 'damaged'} {d['hash']}: {d['problem']}")
         them = "it" if len(damaged) == 1 else "them"
         tail = f"; the next run recomputes {them}" if repair and damaged else \
             f": `orch cache verify --repair` removes {them}, and the next run recomputes {them}" if damaged else ""

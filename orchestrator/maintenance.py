@@ -96,18 +96,21 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
     damaged = []
     for digest in sorted(set(rows) | on_disk):
         row = rows.get(digest)
+        sound = False  # the object file checks out by itself: what follows is about this database's records
         if row is not None and row["inline"] is not None:
             problem = _inline_problem(row)
         elif digest not in on_disk:
             problem = "missing from the store"
         else:
             problem = context.store.verify(digest)
+            sound = problem is None
             try:
                 if problem is None and digest in recorded and digest not in bad_rows:
+                    # Another database sharing the store may have written its own encoding of the value
+                    # (a pickle differs between processes): its file is sound, only this record is stale.
                     problem = _header_problem(context, digest)
             except MissingArtifactError:  # removed since it was checked (by hand: gc waits for this check)
-                problem = "object file is missing"
-        sound = problem is None and digest in on_disk  # what follows is about this database's records
+                problem, sound = "object file is missing", False
         if problem is None and digest in bad_rows:
             problem = f"its record is damaged: {bad_rows[digest]}"
         if problem is None and row is not None and signatures:
@@ -143,8 +146,11 @@ def _header_problem(context: Context, digest: str) -> str | None:
     return header_disagreement(vars(header), recorded)
 
 
-def repair_store(context: Context, damaged: list[Damage]) -> None:
-    """Remove damaged artifacts (object, row, signature, cache entries) so the next run recomputes them."""
+def repair_store(context: Context, damaged: list[Damage]) -> set[str]:
+    """Remove damaged artifacts (object, row, signature, cache entries) so the next run recomputes them.
+
+    Returns the digests whose object stays (another database sharing the store uses it): only their records went.
+    """
     from orchestrator.object_format import DIGEST
 
     digests = [d.digest for d in damaged]
@@ -158,6 +164,7 @@ def repair_store(context: Context, damaged: list[Damage]) -> None:
     files = [d for d in digests if isinstance(d, str) and DIGEST.fullmatch(d) and d not in kept]
     for done, digest in enumerate(files):
         _delete(context, digest, done, len(files), "repair")
+    return kept
 
 
 def _forget(context: Context, digests: list[str]) -> None:

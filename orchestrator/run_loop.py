@@ -42,6 +42,7 @@ from orchestrator.effects import EffectContext, handler_for, records_first
 from orchestrator.environment import git_commit, jsonable, package_versions, user_name
 from orchestrator.errors import (
     CorruptArtifactError,
+    DamagedRecordError,
     MissingArtifactError,
     OrchestratorError,
     StoreDeletedError,
@@ -72,7 +73,7 @@ from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
 from orchestrator.stop_signals import StopSignal, further_stops_held, stops_held
-from orchestrator.store import ArtifactInfo
+from orchestrator.store import ArtifactInfo, header_disagreement
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec, stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.warning_files import driver_filters
@@ -598,12 +599,12 @@ class RunLoop:
             self.redo[node.name] = cache.MISSING
             self._start(node.name)
             return
-        if self._returned(node.name) and not is_url(self.location):
+        if self._returned(node.name) and (not is_url(self.location) or self.location.startswith("file:")):
             # No step loads what the pipeline returns, so a lost object would pass as cached and
             # only fail later, in ``run.output()``: its header is read (one small read, whatever its
             # size, so a cached run still reads no data) to find it missing or cut short, and then
             # it is recomputed. A flipped bit is found when it is loaded, or by `orch cache verify`.
-            # (Not behind a URL, where each check is a request at every cached run.)
+            # (Not behind a remote URL, where each check is a request at every cached run.)
             damaged = next((o.digest for o in decision.outputs if not o.inline and not self._whole(o.digest)),
                            None)
             if damaged is not None:
@@ -855,12 +856,22 @@ class RunLoop:
         return next((n for (n, _), d in self.digests.items() if d == digest), None)
 
     def _whole(self, digest: str) -> bool:
-        """Whether the object of ``digest`` exists with its full length (its header says so)."""
+        """Whether the object of ``digest`` exists with its full length, as this database recorded it.
+
+        Its header says both. Another metadata database sharing the store may have replaced
+        a pickle with its own encoding of the same value (a set's order, a class pickled by
+        value on a worker): this run then said succeeded with an output it could not load.
+        """
         try:
-            self.ctx.store.read_header(digest)
-        except (CorruptArtifactError, MissingArtifactError):
+            header = self.ctx.store.read_header(digest)
+            row = self.ctx.lineage.artifact_row(digest)
+        except (CorruptArtifactError, MissingArtifactError, DamagedRecordError):
             return False
-        return True
+        if row is None:
+            return True
+        recorded = ArtifactInfo(digest=digest, materializer=row["materializer"], type_name=row["type"],
+                                size=row["size"], checksum=row["checksum"], meta=row["meta"])
+        return header_disagreement(vars(header), recorded) is None
 
     def _returned(self, name: str) -> bool:
         """Whether the pipeline returns ``name``'s outputs, itself or as an item of a returned map."""

@@ -288,7 +288,8 @@ class ArtifactStore:
             )
             if info.inline is not None:
                 return info
-            if existing is not None and (existing.checksum, existing.size) == (info.checksum, info.size):
+            if existing is not None and (existing.checksum, existing.size, existing.meta or {}) == \
+                    (info.checksum, info.size, info.meta or {}):
                 # Our own description is recorded (and signed), SHA-256 included: should the file on
                 # disk be a crafted payload with the same checksum, its load fails that check.
                 return self._reused(path, info)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -464,3 +467,42 @@ def test_a_reason_after_gc_names_the_real_change_not_no_earlier_result(store, tm
     run = flow.run(store=str(store), k=5.0)
     assert "parameter `k` changed (2.0 → 5.0)" in run.steps["scale"].reason
     assert "parameter `k` changed (2.0 → 5.0)" in planned["scale"].reason
+
+
+def _orch_as(seed: int, *args: str) -> subprocess.CompletedProcess:
+    """`orch ...` in a process of its own hash seed: a set of strings pickles in another order in each."""
+    env = {**os.environ, "PYTHONHASHSEED": str(seed), "ORCH_SIGNING_KEY": "aa" * 32,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True,
+                          check=False)
+
+
+def test_another_databases_encoding_of_a_shared_object_is_recomputed_not_deleted(tmp_path, monkeypatch):
+    """Pickles of one value differ between processes (a set's order, a class sent by value). Bob's run replaced
+    Alice's object; her cached run said succeeded with an output she could not load, and her `verify --repair`
+    then deleted Bob's sound file."""
+    from orchestrator import get_run
+    from orchestrator.store import ArtifactStore
+
+    monkeypatch.setenv("ORCH_SIGNING_KEY", "aa" * 32)
+    (tmp_path / "words.py").write_text(
+        "from orchestrator import pipeline, step\n\n@step\ndef vocab(n: int) -> set:\n"
+        "    return {f'word{i}' for i in range(n)}\n\n@pipeline\ndef words(n: int = 2000):\n    return vocab(n)\n")
+    objects, alice, bob, flow = str(tmp_path / "objs"), str(tmp_path / "alice"), str(tmp_path / "bob"), \
+        str(tmp_path / "words.py")
+    assert _orch_as(1, "--store", objects, "--metadata", alice, "run", flow).returncode == 0
+    assert _orch_as(2, "--store", objects, "--metadata", bob, "run", flow).returncode == 0  # replaced hers
+
+    again = _orch_as(1, "--store", objects, "--metadata", alice, "run", flow, "--json")
+    assert again.returncode == 0, again.stderr
+    [step] = json.loads(again.stdout)["steps"]
+    assert (step["status"], step["reason"]) == ("ran", "stored output was damaged")  # not a cached unloadable one
+    assert len(get_run("latest", store=objects, metadata=alice).output()) == 2000
+
+    # Now Bob's record is the stale one: his repair removes his record, never Alice's sound object.
+    repaired = _orch_as(2, "--store", objects, "--metadata", bob, "cache", "verify", "--repair")
+    digest = step["outputs"][0]["hash"]
+    assert f"removed this database's record of {digest}" in repaired.stdout, repaired.stdout + repaired.stderr
+    assert "its object stays" in repaired.stdout
+    assert ArtifactStore(objects).has(digest)
+    assert len(get_run("latest", store=objects, metadata=alice).output()) == 2000
