@@ -426,12 +426,8 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
             if name not in dag.nodes and name not in taken:
                 break
         taken.add(name)
-        template = node.arguments[node.map_param]
-        arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
-        outputs = tuple(Output(name, o) for o in node.outputs)
-        call = Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
-        made = _make_node(call, dag.nodes, fingerprints, static_keys, problems, None, known_digests or {},
-                          node.map_param if known_digests else None)
+        made = _make_node(_item_call(node, name, item), dag.nodes, fingerprints, static_keys, problems, None,
+                          known_digests or {}, node.map_param if known_digests else None)
         if made is not None:
             made.item_of, made.item_index, made.map_param = node.map_over, index, node.map_param  # for its lineage
             expanded.append(made)
@@ -440,6 +436,36 @@ def expand_map(dag: DAG, node: Node, items: list[Any] | tuple[Any, ...],
     if expanded:
         dag._numbered[base] = n
     return expanded
+
+
+def filled_item(dag: DAG, node: Node, pending: Node, item: Any,
+                known_digests: dict[int, tuple[Any, str]]) -> Node:
+    """``pending``, an item of map ``node`` made before its item was known, made again with ``item``.
+
+    An item of a map over a map's result is made when that map expands, its
+    item a placeholder of the output it will be (so that it waits for that
+    item's node alone); it is keyed by the item's value, as any map item is, so
+    its node is made again once that output is done. It keeps its upstream: it
+    is counted among that output's readers.
+
+    Raises:
+        PipelineDefinitionError: the item cannot be hashed.
+    """
+    problems: list[str] = []
+    made = _make_node(_item_call(node, pending.name, item), dag.nodes, {id(node.step): node.code}, {}, problems,
+                      None, known_digests, node.map_param if known_digests else None)
+    if made is None or problems:
+        raise PipelineDefinitionError(problems)
+    return replace(made, upstream=pending.upstream, item_of=pending.item_of, item_index=pending.item_index,
+                   map_param=node.map_param)
+
+
+def _item_call(node: Node, name: str, item: Any) -> Call:
+    """The call of map ``node``'s step on one item, as node ``name``."""
+    template = node.arguments[node.map_param]
+    arguments = {**node.arguments, node.map_param: item if template is MAP_ITEM else (item, *template[1:])}
+    outputs = tuple(Output(name, o) for o in node.outputs)
+    return Call(name=name, step=node.step, arguments=arguments, site=node.site, outputs=outputs)
 
 
 def map_digests(node: Node, children: list[str], digests: dict[tuple[str, str], str]) -> None:

@@ -6,7 +6,8 @@ is submitted to the executor; each attempt's result is recorded (outputs,
 attempts, edges, cache entry) through the group commit (``commits``). Failures
 are retried by the step's policy; a final failure skips only what depends on
 it. A map over a step's output becomes one node per item when that output is
-ready. ``runner.run_pipeline`` builds the DAG and starts a ``RunLoop``.
+ready; a map over a map's result, when that map does (each item waiting for its
+own). ``runner.run_pipeline`` builds the DAG and starts a ``RunLoop``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from orchestrator.dag import (
     Node,
     changed_files,
     expand_map,
+    filled_item,
     map_digests,
     rebuilt,
     rekey,
@@ -209,12 +211,16 @@ class RunLoop:
         self.results: dict[str, StepResult] = {}
         self.waiting: dict[str, int] = {n: len(node.upstream) for n, node in dag.nodes.items()}
         self.children: dict[str, list[str]] = {n: [] for n in dag.nodes}
+        # map node -> the maps over its result, which expand as it does (``_expand_readers``)
+        self.map_readers: dict[str, list[str]] = {}
         mapped = False
         for node in dag.nodes.values():
             for up in node.upstream:
                 self.children[up].append(node.name)
             if node.map_over is not None:
                 mapped = True
+                if dag.nodes[node.map_over._node].is_map:
+                    self.map_readers.setdefault(node.map_over._node, []).append(node.name)
         if mapped:  # from the start: a record made before a map expands must sort as the finished run
             self._order_with_room()
         self.ready: list[str] = [n for n, c in self.waiting.items() if c == 0]
@@ -231,6 +237,7 @@ class RunLoop:
         self.started: dict[str, float] = {}
         self.attempting: dict[str, int] = {}      # node -> number of its latest submitted attempt
         self.map_children: dict[str, list[str]] = {}  # map node -> the nodes it expanded into
+        self.pending: dict[str, str] = {}  # item whose item is not known yet -> its map (``filled_item``)
         self.lock_wait: set[str] = set()          # nodes whose key another run holds
         self.warned: set[str] = set()             # rerun names of map items no map made, said once
         self.computing: dict[str, str] = {}       # cache key -> the node of this run computing it
@@ -360,6 +367,11 @@ class RunLoop:
         if node.is_map:
             self._map_done(node) if name in self.map_children else self._expand(node)
             return
+        if name in self.pending:
+            filled = self._filled(node)
+            if filled is None:
+                return
+            node = filled
         if self.some_ran and (node.file_params or node.missing_paths):
             node = self._keyed_by_files_as_now(node)
         inputs = input_hashes(node, self.digests)
@@ -515,16 +527,63 @@ class RunLoop:
     def _expand(self, node: Node) -> None:
         """The list a map runs over is ready: add one node per item, in item order."""
         try:
-            items, known = self._map_items(node.map_over)  # type: ignore[arg-type]
+            items = self._loaded(self._input_value(node.map_over))  # type: ignore[arg-type]
             if not isinstance(items, (list, tuple)):
                 raise TypeError(f"{node.step.name}.map() needs a list, but step '{node.map_over.node}' "  # type: ignore[union-attr]
                                 f"returned a {type(items).__name__}")
-            expanded = expand_map(self.dag, node, items, known)
+            expanded = expand_map(self.dag, node, items)
         except (TypeError, OrchestratorError) as exc:
             self.decisions[node.name] = cache.Decision(False, "", "map")
             self.attempts.setdefault(node.name, [])
             self._failed(node, self.decisions[node.name], 0, f"{type(exc).__name__}: {exc}")
             return
+        self._add_items(node, expanded)
+        self.waiting[node.name] = len(expanded)
+        for child in expanded:
+            self.children[child.name] = [node.name]
+            self.waiting[child.name] = 0
+        self._expand_readers(node)
+        if not expanded:
+            self._map_done(node)
+        for child in reversed(expanded):
+            self.ready.append(child.name)
+
+    def _expand_readers(self, source: Node) -> None:
+        """Map ``source`` has its items: the maps over its result get theirs, one per item, each waiting for its own.
+
+        Made now, not once every item of ``source`` is done: an item that fails
+        then skips the one item that reads it, and the other items go on, as
+        they do in a map over a map over a list the body holds. Each item is
+        keyed by its value when it starts (``_filled``).
+        """
+        outputs = source.outputs
+        children = self.map_children[source.name]
+        for name in self.map_readers.get(source.name, ()):
+            node = self.dag.nodes[name]
+            if name in self.results or name in self.map_children:
+                continue  # skipped for a failure above it
+            expanded = expand_map(self.dag, node, [
+                Output(c, outputs[0]) if len(outputs) == 1 else tuple(Output(c, o) for o in outputs)
+                for c in children])
+            self._add_items(node, expanded)
+            # It waits for its items, no longer for the list of source's results, which it does not read.
+            node.upstream = tuple(u for u in node.upstream if u != source.name)
+            self.children[source.name].remove(name)
+            self.waiting[name] += len(expanded) - 1
+            for child in expanded:
+                self.pending[child.name] = name
+                self.children[child.name] = [name]
+                self.waiting[child.name] = 0
+                for up in child.upstream:
+                    if up not in self.released:
+                        self.children[up].append(child.name)
+                        self.waiting[child.name] += 1
+            self._expand_readers(node)
+            if self.waiting[name] == 0:
+                self.ready.append(name)
+
+    def _add_items(self, node: Node, expanded: list[Node]) -> None:
+        """Map ``node``'s items join the run, just before it in pipeline order, and it waits for them."""
         names = [n.name for n in expanded]
         order = self.order or self._order_with_room()  # made as the run started, for the maps its DAG had then
         # The items stand before the map in pipeline order (order); the dict takes that order once,
@@ -545,14 +604,6 @@ class RunLoop:
             self.warned.update(unforced)
             self.observer.warning(unforced_message(self.dag, self.map_children, unforced, self.spelling)
                                   + "; nothing forced there")
-        self.waiting[node.name] = len(names)
-        for child in expanded:
-            self.children[child.name] = [node.name]
-            self.waiting[child.name] = 0
-        if not names:
-            self._map_done(node)
-        for name in reversed(names):
-            self.ready.append(name)
 
     def _map_done(self, node: Node) -> None:
         """Every item's node is done: the map's output is the list of their outputs."""
@@ -561,30 +612,37 @@ class RunLoop:
         self.results[node.name] = StepResult(node.name, "map")
         self._release(node)
 
-    def _map_items(self, out: Output) -> tuple[Any, dict[int, tuple[Any, str]]]:
-        """The items a map runs over, and the digest of each item whose digest is known already.
+    def _filled(self, pending: Node) -> Node | None:
+        """An item of a map over a map's result whose item is done: its node, made with the item's value.
 
-        A map over a step's output takes the items of that list, which must be
-        loaded. A map over a map's result takes each item's output, an artifact
-        whose digest is its key part (as the plan keys it, by value), so it is not
-        hashed again; an array or frame stored as a file is not even read
-        (``task.stored_item``): a cached map over 400 arrays of 2 MB read them all.
+        The item is the output of the other map's item, which, as a map item,
+        is keyed by the digest its producer took (as the plan keys it, by
+        value), so it is not hashed again; an array or frame stored as a file
+        is not even read (``task.stored_item``): a cached map over 400 arrays
+        of 2 MB read them all. None if it cannot be made (the item failed).
         """
-        children = self.map_children.get(out.node)
-        if children is None:
-            return self._loaded(self._input_value(out)), {}
-        outputs = self.dag.nodes[out.node].outputs
-        if len(outputs) > 1:  # a tuple per item, keyed by the tuple's digest: loaded, as ever
-            return [tuple(self._loaded(self._input_value(Output(c, o))) for o in outputs) for c in children], {}
-        items: list[Any] = []
-        known: dict[int, tuple[Any, str]] = {}
-        for child in children:
-            value = self._input_value(Output(child, outputs[0]))
-            if isinstance(value, ArtifactRef):  # else a value this run kept in memory
-                value = stored_item(value.info, self.ctx.store.get)
-            items.append(value)
-            known[id(value)] = (value, self.digests[(child, outputs[0])])
-        return items, known
+        node = self.dag.nodes[self.pending.pop(pending.name)]
+        source = node.map_over
+        assert source is not None
+        outputs = self.dag.nodes[source._node].outputs
+        read = self.map_children[source._node][pending.item_index]
+        try:
+            known: dict[int, tuple[Any, str]] = {}
+            if len(outputs) > 1:  # a tuple per item, keyed by the tuple's digest: loaded, as ever
+                item: Any = tuple(self._loaded(self._input_value(Output(read, o))) for o in outputs)
+            else:
+                item = self._input_value(Output(read, outputs[0]))
+                if isinstance(item, ArtifactRef):  # else a value this run kept in memory
+                    item = stored_item(item.info, self.ctx.store.get)
+                known[id(item)] = (item, self.digests[(read, outputs[0])])
+            filled = filled_item(self.dag, node, pending, item, known)
+        except (TypeError, OrchestratorError) as exc:
+            self.decisions[pending.name] = cache.Decision(False, "", "map item")
+            self.attempts.setdefault(pending.name, [])
+            self._failed(pending, self.decisions[pending.name], 0, f"{type(exc).__name__}: {exc}")
+            return None
+        self.dag.nodes[pending.name] = filled
+        return filled
 
     def _loaded(self, value: Any) -> Any:
         return self.ctx.store.get(value.info) if isinstance(value, ArtifactRef) else value

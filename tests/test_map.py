@@ -568,3 +568,51 @@ def test_a_map_over_a_maps_lists_of_written_files_re_runs_when_a_file_changes(st
     (tmp_path / "out0" / "part_00000.txt").write_text("EDITED")
     run = written.run(store=str(store))
     assert run.steps["read"].status == "ran" and run.output() == ["EDITED", "1"]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_a_failing_item_of_a_map_over_a_steps_output_skips_only_its_readers_in_the_next_map(store, executor):
+    """As with a map over a list the body holds: the other items of the next map run, the failed one's is skipped."""
+    from orchestrator import pipeline, step
+    from orchestrator.lineage_db import Lineage
+
+    @step
+    def numbers() -> list:
+        return [1, 2, 3]
+
+    @step
+    def first(x: int) -> int:
+        if x == 2:
+            raise ValueError("bad item 2")
+        return x * 10
+
+    @step
+    def second(y: int) -> int:
+        return y + 1
+
+    @step
+    def third(z: int) -> int:
+        return -z
+
+    @step
+    def total(zs: list) -> int:
+        return sum(zs)
+
+    @pipeline
+    def chained_failure():
+        return total(third.map(second.map(first.map(numbers()))))
+
+    run = chained_failure.run(store=str(store), executor=executor, workers=None if executor == "sequential" else 2)
+    statuses = {name: (s.status, s.reason if s.status == "skipped" else "") for name, s in run.steps.items()}
+    assert statuses == {
+        "numbers": ("ran", ""), "first": ("ran", ""), "first_2": ("failed", ""), "first_3": ("ran", ""),
+        "second": ("ran", ""), "second_2": ("skipped", "upstream step 'first_2' failed"), "second_3": ("ran", ""),
+        "third": ("ran", ""), "third_2": ("skipped", "upstream step 'first_2' failed"), "third_3": ("ran", ""),
+        "total": ("skipped", "upstream step 'first_2' failed"),
+    }
+    assert run.steps["third_3"].output() == -31
+    recorded = {s["node"]: s["status"] for s in Lineage(store / "metadata.db").steps(run.id)}  # orch show
+    assert recorded == {name: status for name, (status, _) in statuses.items()}
+    # Once fixed, each item is keyed by its value, as before: the items that ran are cached.
+    again = chained_failure.run(store=str(store))
+    assert again.steps["second_3"].status == "cached" and again.steps["total"].status == "skipped"
