@@ -395,20 +395,9 @@ def dag(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         pipeline, values = _load_target(target, params, params_files, params_from, ctx)
         pipeline.resolve_params(values, CLI)  # a missing parameter is asked for as -p NAME=VALUE
         built = pipeline.build(**values)
-    if fmt in ("dot", "mermaid"):
-        from orchestrator.diagrams import render_dag
+    from orchestrator.diagrams import render_dag, render_tree
 
-        echo(render_dag(built, fmt))
-    else:
-        # Counted as `orch run` counts them: a map over a step's output becomes one step per item
-        # only once that output exists, so the map itself is not a step.
-        steps = sum(not node.is_map for node in built.nodes.values())
-        mapped = " + mapped items" if any(node.is_map for node in built.nodes.values()) else ""
-        echo(f"pipeline {built.pipeline} ({steps} step{'s' if steps != 1 else ''}{mapped})")
-        for node in built.nodes.values():
-            deps = f" ← {', '.join(node.upstream)}" if node.upstream else ""
-            each = ": one step per item of its list" if node.is_map and node.map_over is not None else ""
-            echo(f"  {node.name} ({node.site}){deps}{each}")
+    echo(render_dag(built, fmt) if fmt in ("dot", "mermaid") else "\n".join(render_tree(built)))
 
 
 def _misplaced_global_option(exc: click.UsageError) -> str | None:

@@ -290,7 +290,7 @@ class ConsoleReporter(RunObserver):
 
 
 FOLD_ABOVE = 40  # rows a summary or plan shows one by one; past that, alike calls of one step share a row
-_NUMBER = re.compile(r"_\d+$")
+NUMBER_SUFFIX = re.compile(r"_\d+$")  # the number of a repeated call, `fit_2`
 _NUMBERED_NAME = re.compile(r"'([A-Za-z_]\w*?)_\d+'")
 
 
@@ -307,7 +307,7 @@ def fold_rows(rows: list[tuple[str, str, str]]) -> list[list[int]]:
         return [[i] for i in range(len(rows))]
     groups: dict[Any, list[int]] = {}
     for i, (node, status, reason) in enumerate(rows):
-        key: Any = i if status == "failed" else (_NUMBER.sub("", node), status, _alike(reason))
+        key: Any = i if status == "failed" else (NUMBER_SUFFIX.sub("", node), status, _alike(reason))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 

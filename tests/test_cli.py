@@ -1734,3 +1734,35 @@ def test_cli_main_called_from_python_closes_the_database_after_each_command(stor
         assert not (store / "metadata.db-wal").exists()
     finally:
         gc.enable()
+
+
+def test_dag_of_a_big_map_folds_its_items_as_run_and_plan_do(orch, project):
+    """2,000 items of a map drew 2,003 lines, the last of 20,000 characters, and a Mermaid diagram of
+    6,000 lines that Mermaid refuses (more than its 500 edges): alike calls share a line, and a node."""
+    (project / "big.py").write_text(
+        "from orchestrator import pipeline, step\n\n"
+        "@step\ndef data() -> int:\n    return 1\n\n"
+        "@step\ndef train(region: str, d: int) -> str:\n    return region\n\n"
+        "@step\ndef gather(models: list) -> int:\n    return len(models)\n\n"
+        "REGIONS = [f'r{i}' for i in range(300)]\n\n"
+        "@pipeline\ndef big():\n    return gather(train.map(REGIONS, data()))\n")
+    tree = orch("dag", "big.py")
+    assert tree.returncode == 0, tree.stderr
+    assert tree.stdout.splitlines() == [
+        "pipeline big (302 steps)",
+        "  data (big.py:19)",
+        "  train … train_300 (300) (big.py:19) ← data",
+        "  gather (big.py:19) ← train … train_300 (300)",
+    ]
+    mermaid = orch("dag", "big.py", "--format", "mermaid").stdout.splitlines()
+    assert mermaid == ["graph LR", '  n0["data"]', '  n1["train ×300"]', '  n2["gather"]',
+                       "  n0 --> n1", "  n1 --> n2"]
+    dot = orch("dag", "big.py", "--format", "dot").stdout
+    assert '"train ×300" -> "gather";' in dot and len(dot.splitlines()) < 10
+
+
+def test_dag_cuts_a_long_list_of_inputs_with_a_count():
+    from orchestrator.diagrams import upstream_text
+
+    assert upstream_text([f"s{i}" for i in range(50)]) == ", ".join(f"s{i}" for i in range(10)) + ", … 40 more"
+    assert upstream_text(["a", "b"]) == "a, b"
