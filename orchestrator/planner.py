@@ -88,14 +88,18 @@ def check_rerun(dag: DAG, rerun: Iterable[str], spelling: Spelling = CLI) -> set
     ``--rerun square.map`` forces every item of that map, also of a map over
     a list the body holds (whose items are nodes from the start), and
     ``--rerun square_3`` only that item (items are named like repeated calls:
-    ``square``, ``square_2``, ...).
+    ``square``, ``square_2``, ...). A map over a step's output named so (as
+    ``orch dag`` lists it) is that map alone: maps over lists the body holds
+    of the same step are forced by their items' names.
 
     Raises:
         UserError: a name that is no node and no map item of this pipeline,
             naming the option as ``spelling`` writes it.
     """
     names = set(rerun)
-    maps = {n for n in names if n.endswith(".map")}
+    # A map node's name is its own: a map over a list the body holds has no node, and `orch dag` lists
+    # its items alone (forcing both made --rerun sq.map run sq, sq_2 of range(m) as well).
+    maps = {n for n in names if n.endswith(".map") and n not in dag.nodes}
     if maps:
         items = {node.name: node.in_map for node in dag.nodes.values() if node.in_map in maps}
         names |= set(items)

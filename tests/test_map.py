@@ -253,15 +253,17 @@ def _lineage_steps(store, run_id):
     return Lineage(store / "metadata.db").steps(run_id)
 
 
-def test_rerun_of_a_map_over_a_list_in_the_body_forces_its_items_only(store, calls):
-    pipe = _fanout("fanout.py:squares")  # square.map(items(n)) and square.map([5, 6]) under one name
+def test_rerun_of_a_map_forces_its_items_only(store, calls):
+    """`square.map` is the map over items(n), as `orch dag` lists it; the items of square.map([5, 6]),
+    a map over a list the body holds, are forced by their names (both at once ran two maps)."""
+    pipe = _fanout("fanout.py:squares")  # square.map(items(n)) and square.map([5, 6])
     pipe.run(store=str(store))
     calls.clear()
     run = pipe.run(store=str(store), rerun=["square.map"])
     assert run.status == "succeeded", run.error
-    assert {n for n, s in run.steps.items() if s.status == "ran"} == {f"square{s}" for s in ("", "_2", "_3", "_4", "_5")}
+    assert {n for n, s in run.steps.items() if s.status == "ran"} == {"square_3", "square_4", "square_5"}
     assert run.steps["items"].status == "cached"
-    plan = pipe.plan(store=str(store), rerun=["square.map"])
+    plan = pipe.plan(store=str(store), rerun=["square.map", "square", "square_2"])
     assert {e.node for e in plan.entries if e.reason == "forced with rerun="} == {
         "square", "square_2", "square_3", "square_4", "square_5"}
 
@@ -616,3 +618,34 @@ def test_a_failing_item_of_a_map_over_a_steps_output_skips_only_its_readers_in_t
     # Once fixed, each item is keyed by its value, as before: the items that ran are cached.
     again = chained_failure.run(store=str(store))
     assert again.steps["second_3"].status == "cached" and again.steps["total"].status == "skipped"
+
+
+def test_rerun_name_map_forces_the_map_dag_lists_under_that_name_not_also_a_body_lists_map(store):
+    """`sq.map` is the map over a step's output `orch dag` lists; a map over a list the body holds of the
+    same step, called before it, has its items forced by their names."""
+    from orchestrator import pipeline, step
+
+    @step
+    def numbers(n: int) -> list:
+        return list(range(10, 10 + n))
+
+    @step
+    def sq(x: int) -> int:
+        return x * x
+
+    @step
+    def tot(xs: list) -> int:
+        return sum(xs)
+
+    @pipeline
+    def edge(n: int = 3, m: int = 2):
+        return tot(sq.map(list(range(m)))), tot(sq.map(numbers(n)))
+
+    assert edge.run(store=str(store)).status == "succeeded"
+    run = edge.run(store=str(store), rerun=("sq.map",))
+    statuses = {name: s.status for name, s in run.steps.items() if name.startswith("sq")}
+    assert statuses == {"sq": "cached", "sq_2": "cached", "sq_3": "ran", "sq_4": "ran", "sq_5": "ran"}
+    by_name = edge.run(store=str(store), rerun=("sq", "sq_2"))
+    assert {name for name, s in by_name.steps.items() if s.status == "ran"} == {"sq", "sq_2"}
+    alone = pipeline(lambda m=2: tot(sq.map(list(range(m)))), name="alone")  # no other map: sq.map is this one
+    assert {s.status for n, s in alone.run(store=str(store), rerun=("sq.map",)).steps.items() if n != "tot"} == {"ran"}
