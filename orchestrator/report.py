@@ -362,7 +362,7 @@ def _names_shown(names: list[str]) -> str:
     """``'inc_2 … inc_1999'`` for numbers that run on, else the names listed (a few, then how many)."""
     if len(names) == 1:
         return f"'{names[0]}'"
-    numbers = [int(_NUMBER.search(n).group(0)[1:]) for n in names]  # type: ignore[union-attr]
+    numbers = [int(NUMBER_SUFFIX.search(n).group(0)[1:]) for n in names]  # type: ignore[union-attr]
     if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
         return f"'{names[0]} … {names[-1]}'"
     listed = ", ".join(f"'{n}'" for n in names[:NAMES_LISTED])
