@@ -106,6 +106,7 @@ def store_location(store: str | os.PathLike[str] | None) -> str | Path:
     """
     chosen = choose_store(store).store
     if is_url(chosen):
+        _refuse_pathless_file_url(str(chosen))
         return str(chosen)
     _refuse_half_url(os.fspath(chosen), f"store {os.fspath(chosen)}")
     return _local_path(chosen)
@@ -127,6 +128,19 @@ def _refuse_half_url(text: str, given: str) -> None:
         fixed = f"{scheme}://{path if scheme.lower() == 'file' else path.lstrip('/')}"
         raise UserError(f"{given} looks like a URL missing its '//', and would be a local folder named "
                         f"'{scheme}:' in the current folder: write {fixed} (or ./{text} if you mean such a folder).")
+
+
+def _refuse_pathless_file_url(url: str) -> None:
+    """Refuse ``file://`` and ``file:///``: what ``file:///$DIR`` gives with ``DIR`` unset.
+
+    The first was a new store in the current folder (every step run again, as an empty
+    ``--store`` would be); the second wrote the store's files at the root of the file
+    system, while its workers took ``file://`` for the current folder and failed every step.
+    """
+    scheme, _, path = url.partition("://")
+    if scheme.lower() in ("file", "local") and not path.strip("/"):
+        raise UserError(f"store {url} names no folder ({'the root of the file system' if path else 'an empty path'}"
+                        f"): write the store's folder, as file:///mnt/stores/project (is a variable in it unset?).")
 
 
 def _local_path(text: str | os.PathLike[str]) -> Path:

@@ -425,3 +425,15 @@ def test_a_file_url_store_inside_a_folder_input_is_no_part_of_its_content(tmp_pa
     assert inside.run(**options).status == "succeeded"
     assert inside.run(**options, n=2).steps["count"].status == "cached"  # a new object, the folder as it was
     assert inside.run(**options, n=3).steps["count"].status == "cached"
+
+
+@pytest.mark.parametrize("given", ["file:///", "file://", "local://"])
+def test_a_file_url_naming_no_folder_is_refused(given, tmp_path, capsys, monkeypatch, calls):
+    """`file:///$DIR` with DIR unset wrote the store at the root of the file system (and every step failed),
+    and `file://$DIR` made a new store in the current folder that ran everything again."""
+    monkeypatch.chdir(tmp_path)
+    code, err = _orch(capsys, "--store", given, "--metadata", str(tmp_path / "meta"), "run", str(PIPELINES / "parallel.py:mixed"))
+    assert code == 2 and err.count("\n") == 1 and f"store {given} names no folder" in err, err
+    with pytest.raises(UserError, match="names no folder"):
+        _mixed(store=given, metadata=str(tmp_path / "meta"))
+    assert list(tmp_path.iterdir()) == []
