@@ -609,13 +609,10 @@ def _load_candidate(context: Context, row: dict[str, Any]) -> ModelCandidate:
     except UntrustedArtifactError as exc:
         # A store copied to another machine or account keeps its objects, not the key that signed them:
         # that is no damage, and re-running the pipeline there would retrain what the right key loads.
-        from orchestrator.signing import key_source
+        from orchestrator.signing import other_key_advice
 
         raise StoreError(f"model {ref}: its artifact {digest} is not trusted ({_shown(exc.detail, 120)}); it was "
-                         f"not unpickled. This process signs with the key of {key_source()}: if the model was "
-                         "trained with another (another machine's or account's, a copied store's), set "
-                         "ORCH_SIGNING_KEY to that key (see docs/security.md); otherwise "
-                         f"{again}.") from None
+                         f"not unpickled. {other_key_advice('the model was trained')}; otherwise {again}.") from None
     except CorruptArtifactError as exc:
         raise StoreError(f"model {ref}: its artifact {digest} cannot be used ({_shown(exc.detail, 120)}); "
                          f"{again}: the run finds the damage and computes it again.") from None

@@ -293,12 +293,10 @@ def _unloadable(exc: StoreError, digest: str, what: str, remake: str = "orch run
     if isinstance(exc, UntrustedArtifactError):
         # Often not damage at all: a notebook on another machine or account signs with another key,
         # and `verify --repair` would then delete what teammates' runs stored.
-        from orchestrator.signing import key_source
+        from orchestrator.signing import other_key_advice
 
-        return UserError(f"{_named(what, digest)} is not trusted: {exc.detail}; it was not unpickled. This process "
-                         f"signs with the key of {key_source()}: if the run was made with another (a teammate's, "
-                         "another machine's), set ORCH_SIGNING_KEY to that key (see docs/security.md); otherwise "
-                         "run the pipeline again to recompute it.")
+        return UserError(f"{_named(what, digest)} is not trusted: {exc.detail}; it was not unpickled. "
+                         f"{other_key_advice('the run was made')}; otherwise run the pipeline again to recompute it.")
     detail = exc.detail if isinstance(exc, CorruptArtifactError) else str(exc)
     return UserError(f"{_named(what, digest)} cannot be loaded: {detail}. Run `orch cache verify "
                      "--repair`, then the pipeline again to recompute it.")

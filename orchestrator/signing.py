@@ -50,6 +50,18 @@ def key_source() -> str:
     return f"${KEY_ENV}" if os.environ.get(KEY_ENV) else str(key_path())
 
 
+def other_key_advice(made: str) -> str:
+    """What to do about an artifact not trusted here, whose run (``made`` says what) may have used another key.
+
+    Without a key here, "this process signs with the key of PATH" named a file that did not exist.
+    """
+    if has_key():
+        return (f"This process signs with the key of {key_source()}: if {made} with another (a teammate's, "
+                f"another machine's or account's, a copied store's), set {KEY_ENV} to that key (see docs/security.md)")
+    return (f"This process has no signing key (no ${KEY_ENV}, no {key_path()}): set {KEY_ENV} to the key {made} "
+            "with (see docs/security.md)")
+
+
 def has_key() -> bool:
     """True if a key is configured (the variable is set or the key file exists)."""
     return bool(os.environ.get(KEY_ENV)) or key_path().is_file()

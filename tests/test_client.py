@@ -433,3 +433,16 @@ def test_a_value_stored_under_another_release_of_a_package_names_that_release(st
     with pytest.raises(UserError, match=rf"it was stored under numpy 9.1.0, and this process has numpy "
                                         rf"{np.__version__}, .*pip install 'numpy==9.1.0'"):
         orchestrator.load(f"{run.id}:boxed", store=store)
+
+
+def test_an_artifact_not_trusted_where_there_is_no_key_says_so_not_names_a_key_file(store, monkeypatch, tmp_path):
+    """"no signing key here (no ..., no PATH) ... This process signs with the key of PATH": a file that did not exist."""
+    run = boxed.run(store=str(store))
+    monkeypatch.delenv("ORCH_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    with pytest.raises(UserError) as caught:
+        orchestrator.load(f"{run.id}:box", store=store)
+    message = str(caught.value)
+    assert "This process has no signing key (no $ORCH_SIGNING_KEY, no " in message, message
+    assert "signs with the key of" not in message
+    assert not (tmp_path / "no-config").exists()  # reading creates no key
