@@ -289,8 +289,11 @@ class Pipeline(Generic[P, R]):
             # record, which Python prints on stderr unless the user's logging configuration says otherwise.
             import logging
 
+            # As UTF-8 can hold it: a non-UTF-8 file name in the error (a lone surrogate) made a handler
+            # writing to a UTF-8 file print "--- Logging error ---" and a traceback instead.
+            error = (run.error or "").encode("utf-8", "replace").decode("utf-8")
             logging.getLogger("orchestrator").warning("pipeline '%s' failed: %s. Each step's traceback: "
-                                                      "run.steps[name].traceback.", self.name, run.error)
+                                                      "run.steps[name].traceback.", self.name, error)
         return run
 
     @short_traceback
