@@ -33,6 +33,7 @@ from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.store import ArtifactInfo, ArtifactStore
+from orchestrator.store_users import other_databases
 
 DEFAULT_STORE = "cache"
 
@@ -251,6 +252,13 @@ def _no_store(location: str | Path, database: Path, chosen_metadata: bool, spell
               source: str = "") -> str:
     fix = f"run a pipeline first with {spelling.first_run}, or pass {spelling.option('store', 'DIR')}"
     if isinstance(location, Path) and next(ArtifactStore(location).iter_objects(), None) is not None:
+        others = other_databases(ArtifactStore(location), database) if chosen_metadata else []
+        if others:
+            # A teammate's first command on a shared store: nothing was lost, their database is new.
+            return (f"no metadata database {database} yet; the store at {location} is shared with "
+                    f"{len(others)} other database(s) ({', '.join(others[:3])}{', …' if len(others) > 3 else ''}), "
+                    f"whose runs are theirs: {spelling.first_run} with this {spelling.option('metadata', 'PATH')} "
+                    "starts this one (their stored objects are reused, not copied)")
         # The database was deleted or moved, not the store: say so, as `orch doctor` does for an emptied one.
         return (f"the store at {location} holds objects but no metadata database {database} (lost or moved?): "
                 f"re-run your pipelines, which re-adopt the stored objects, or pass {spelling.option('metadata', 'PATH')} "

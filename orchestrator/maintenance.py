@@ -290,12 +290,15 @@ def _collect_garbage(context: Context, keep_last: int | None, dry_run: bool, for
                 "(this database before the store and it were moved, or one deleted?): if so, remove "
                 f"{' '.join(file for _, file in gone)} and run gc again; if such a database is on a share not "
                 f"mounted now, mount it first. Or pass {context.spelling.force} to delete their objects anyway.")
+        # The store's own metadata.db has no file in databases/: it stops counting once it is gone.
+        inside = str(context.store.root / "metadata.db")
+        registered = [o for o in others if o != inside]
+        which = (f"Delete the file of a database that no longer uses the store from "
+                 f"{context.location}/{store_users.FOLDER}/, or pass" if registered else "Pass")
         raise UserError(
             f"refusing to collect garbage: the store {context.location} is shared with {len(others)} other "
             f"metadata database(s) ({', '.join(others[:3])}), whose runs this one cannot see: gc would delete "
-            f"objects they still use. Delete the file of a database that no longer uses the store from "
-            f"{context.location}/{store_users.FOLDER}/, or pass {context.spelling.force} to delete their objects "
-            "anyway.")
+            f"objects they still use. {which} {context.spelling.force} to delete their objects anyway.")
     running = [r for r in runs if r["status"] == "running"]
     kept = {r["run_id"] for r in running}
     if keep_last is None:

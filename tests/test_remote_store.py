@@ -437,3 +437,18 @@ def test_a_file_url_naming_no_folder_is_refused(given, tmp_path, capsys, monkeyp
     with pytest.raises(UserError, match="names no folder"):
         _mixed(store=given, metadata=str(tmp_path / "meta"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_teammates_first_command_on_a_shared_store_is_told_to_start_a_database_not_that_one_was_lost(
+        tmp_path, capsys, calls):
+    store = tmp_path / "store"
+    assert _mixed(store=str(store)).status == "succeeded"  # the owner's database, inside the store folder
+    code, err = _orch(capsys, "--store", str(store), "--metadata", str(tmp_path / "new"), "runs")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"no metadata database {tmp_path / 'new' / 'metadata.db'} yet; the store at {store} is shared with 1 " \
+           f"other database(s) ({store / 'metadata.db'})" in err and "lost or moved" not in err, err
+
+    # gc there names no databases/ file to delete: the store's own database has none.
+    assert _mixed(store=str(store), metadata=str(tmp_path / "new")).status == "succeeded"
+    code, err = _orch(capsys, "--store", str(store), "--metadata", str(tmp_path / "new"), "cache", "gc")
+    assert code == 2 and "Pass --force to delete their objects anyway." in err and "databases/" not in err, err
