@@ -260,7 +260,8 @@ def _closest_reason(candidates: Sequence[dict[str, Any] | None], parts: dict[str
         if not changes:
             return _SAME_PARTS  # no difference at all: nothing can be closer
         # Counted in full, though a reason names only a few. On a tie, files at the paths read now: the
-        # last run read B.csv, a copy of the A.csv its result was computed from, and B.csv was edited.
+        # last run read A.csv in a copy of the project, whose result was computed from the original's, and
+        # the copy's A.csv was edited.
         rank = (len(changes), _file_paths(old) != paths_now)
         if best is None or rank < best:
             best, said = rank, changes

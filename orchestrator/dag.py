@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import date, time
 from enum import Enum
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.containers import like
-from orchestrator.errors import PipelineDefinitionError, UnhashableValueError
+from orchestrator.errors import PipelineDefinitionError, UnhashableValueError, UserError
 from orchestrator.fingerprint import CodeFingerprint, fingerprint, self_digest
-from orchestrator.hashing import combine, hash_file, hash_value
+from orchestrator.hashing import combine, hash_file, hash_value, paths_as
+from orchestrator.project import find_project
 from orchestrator.step import Step
 from orchestrator.text_paths import paths_in_text
 from orchestrator.tracing import MAP_ITEM, SINGLE_OUTPUT, Call, Output, iter_outputs
@@ -42,8 +43,14 @@ KEY_FORMAT = "orchestrator-key-1"
 
 @dataclass(frozen=True)
 class _FileRef:
-    """Stands in for a path in a hashed template: the file's content digest."""
+    """Stands in for a path in a hashed template: the path as the step is given it, and the file's content digest.
 
+    Both: a step may use the path itself (``path.name``, the date in a partition
+    folder ``date=2024-01-01/``), so a copy of a file is another input, whose
+    result is not the original's.
+    """
+
+    path: str  # ``path_in_key``
     content: str
 
 
@@ -353,9 +360,10 @@ def rekey(node: Node, file_memo: MutableMapping[str, str] | None = None) -> Node
     if not made:
         return None
     params, file_params = dict(node.params), dict(node.file_params)
-    for arg, path in made.items():
+    for arg in made:
+        given = node.arguments[arg]  # as given, as the next build keys it (`../out/report.csv`, not absolute)
         try:
-            params[arg] = hash_value(_with_file_refs(PurePath(path), file_memo, file_params, arg))
+            params[arg] = hash_value(_with_file_refs(PurePath(given), file_memo, file_params, arg))
         except OSError:
             return None  # unreadable now: the next run will say so
     missing = {arg: path for arg, path in node.missing_paths.items() if arg not in made}
@@ -573,8 +581,8 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
             if folders is not None and os.path.isdir(path) and len(files) <= LISTED_FILES:
                 folders[os.path.abspath(path)] = {rel: digest[:LISTED_DIGEST] for rel, digest in files}
             seen[arg if arg not in seen else f"{arg}[{len(seen)}]"] = (os.path.abspath(path), content)
-            return _FileRef(content)
-        return ("missing-path", path)
+            return _FileRef(path_in_key(value), content)
+        return ("missing-path", path_in_key(value))
     if isinstance(value, (list, tuple)) and any(_may_hold_path(v) for v in value):
         return type(value)(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value) \
             if isinstance(value, list) else tuple(_with_file_refs(v, memo, seen, arg, listed, folders) for v in value)
@@ -583,19 +591,78 @@ def _with_file_refs(value: Any, memo: MutableMapping[str, str] | None,
         # content as well as by the object's fields, so editing the file re-runs the step.
         files = [(f.name, _with_file_refs(getattr(value, f.name, None), memo, seen, arg, listed, folders))
                  for f in fields(value) if _holds_path(getattr(value, f.name, None), 1)]
-        return ("dataclass-files", hash_value(value), files)
+        with paths_as(path_in_key):  # its path fields as the files above are keyed, not where the project is
+            return ("dataclass-files", hash_value(value), files)
     held = _held_values(value)
     if held is not None and _holds_path(value, 0):
         # A partial, a function with a closure, an instance of a class of the user's, attrs or
         # pydantic, given as a parameter: its paths are file inputs as a dataclass's are.
         files = [(name, _with_file_refs(item, memo, seen, arg, listed, folders))
                  for name, item in held if _holds_path(item, 1)]
-        return ("object-files", hash_value(value), files)
+        with paths_as(path_in_key):
+            return ("object-files", hash_value(value), files)
     if isinstance(value, dict) and any(_may_hold_path(v) for v in value.values()):
         # In the order of the keys, so that the paths are listed alike however the dict was built.
         return {k: _with_file_refs(v, memo, seen, arg, listed, folders)
                 for k, v in sorted(value.items(), key=_key_text)}
     return value
+
+
+def path_in_key(path: PurePath) -> str:
+    """The text a key holds for a path parameter: the same for the same file in any checkout of a project.
+
+    A path inside the project relative to the project's root: the folder of
+    the pyproject.toml whose ``[tool.orchestrator]`` table gives the store
+    that every folder of the project shares, else the working folder. So
+    ``data/raw.csv`` from the root, ``../data/raw.csv`` from ``notebooks/``
+    and a default ``Path(__file__).parent / "data/raw.csv"`` are one key. A
+    path outside it as given: a relative one (``../shared/x.csv``) as text, an
+    absolute one as it is. POSIX form, so that a key is the same on every
+    machine. Never reads the file: a cached run's key costs no more than it did.
+    """
+    folder = _key_folder()
+    absolute = os.path.abspath(path)
+    inside = _below(absolute, folder)
+    if inside is None and path.is_absolute():
+        # Named through a symlink (a home folder that is one) into the folder, which getcwd() names
+        # resolved: the folder holding it resolved, not the file itself, which may link anywhere.
+        head, name = os.path.split(absolute)
+        inside = _below(os.path.join(os.path.realpath(head), name), folder)
+    return path.as_posix() if inside is None else PurePath(inside).as_posix()
+
+
+_KEY_FOLDERS: dict[str, str] = {}  # working folder -> the folder path_in_key makes paths relative to
+
+
+def _key_folder() -> str:
+    """The project root of the working folder (``project.find_project``), else the working folder itself.
+
+    Looked up once per working folder in a process: it reads each pyproject.toml up to the file
+    system's root, and a path parameter is keyed at every build.
+    """
+    here = os.getcwd()
+    folder = _KEY_FOLDERS.get(here)
+    if folder is None:
+        try:
+            project = find_project(Path(here))
+        except UserError:  # a broken table: the store cannot be found either, and that says so
+            project = None
+        folder = os.fspath(project.folder) if project is not None else here
+        if len(_KEY_FOLDERS) > 64:
+            _KEY_FOLDERS.clear()
+        _KEY_FOLDERS[here] = folder
+    return folder
+
+
+def _below(text: str, folder: str) -> str | None:
+    """``text`` relative to ``folder`` when it lies inside it (``.`` for the folder itself), else None.
+
+    By its text: ``/proj/../x`` is ``../x`` from ``/proj``, which names the same file.
+    """
+    if text == folder:
+        return "."
+    prefix = folder if folder.endswith(os.sep) else folder + os.sep
+    return text[len(prefix):] if text.startswith(prefix) else None
 
 
 def _may_hold_path(value: Any) -> bool:

@@ -380,7 +380,8 @@ def _extra_attributes(value: Any, fields: tuple[dataclasses.Field[Any], ...]) ->
 
 def _feed_path(hasher: Any, value: pathlib.PurePath, stack: set[int]) -> None:
     # A path value is text; reading the file it names is hash_file's job, if the caller wants it.
-    _feed_text(hasher, b"P", value.as_posix())
+    text = _mode.path_text
+    _feed_text(hasher, b"P", value.as_posix() if text is None else text(value))
 
 
 def _feed_class_ref(hasher: Any, value: type, stack: set[int]) -> None:
@@ -410,6 +411,7 @@ def _feed_user_code(hasher: Any, obj: Any) -> None:
 class _CodeMode(threading.local):
     by_name = False  # True while a behaviour digest is computed in this thread
     left_out: Any = None  # a class whose code ``without_code_of`` leaves out
+    path_text: Callable[[pathlib.PurePath], str] | None = None  # see ``paths_as``
 
 
 _mode = _CodeMode()
@@ -447,6 +449,22 @@ def without_code_of(cls: type) -> Iterator[None]:
         _mode.left_out = before
 
 
+@contextlib.contextmanager
+def paths_as(text: Callable[[pathlib.PurePath], str]) -> Iterator[None]:
+    """While it lasts, a path value in this thread hashes as ``text(path)`` rather than as its own text.
+
+    For the paths in a key's parameters, whose text must not depend on the
+    folder a project is checked out in (``dag.path_in_key``). The code digest of
+    a class or function of the user's (memoised) is never made under it.
+    """
+    before = _mode.path_text
+    _mode.path_text = text
+    try:
+        yield
+    finally:
+        _mode.path_text = before
+
+
 def user_code_digest(obj: Any) -> str:
     """The code digest a value of the user's class ``obj`` is hashed with ("" for others' classes).
 
@@ -467,10 +485,15 @@ def _user_code_digest(obj: Any) -> str:
 
     if not is_users(obj):
         return ""
+    # Memoised for every later value of the class: a path constant its code reads hashes as its own
+    # text, whichever key (``paths_as``) first asked for it.
+    paths, _mode.path_text = _mode.path_text, None
     try:
         return behaviour_digest(obj)
     except (AttributeError, TypeError, ValueError):
         return ""  # code it cannot read (an extension type's methods): by name only, as before
+    finally:
+        _mode.path_text = paths
 
 
 def ufunc_function(value: Any) -> types.FunctionType | None:

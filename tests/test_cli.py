@@ -266,6 +266,22 @@ def test_param_conversion(orch, calls, project):
     assert "parameter 'n': expected an integer like 3, got four." in bad.stderr
 
 
+def test_a_path_parameter_given_a_copy_runs_on_the_copy(orch, calls, project):
+    """`-p path=b.csv` after a run on a.csv of the same bytes: the step stayed cached, and said b.csv was a.csv."""
+    (project / "a.csv").write_text("x\n1\n")
+    (project / "b.csv").write_text("x\n1\n")
+    assert orch("run", "named_files.py:one", "--json").returncode == 0
+    out = orch("run", "named_files.py:one", "-p", "path=b.csv", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    [summarize] = [s for s in doc["steps"] if s["name"] == "summarize"]
+    assert (summarize["status"], summarize["reason"]) == ("ran", f"parameter `path` changed (now {project / 'b.csv'})")
+    assert calls.counts()["summarize"] == 2
+    from orchestrator import load
+
+    assert load(f"{doc['run_id']}:summarize", store=orch.store) == {"file": "b.csv", "rows": 1}
+
+
 def test_params_file(orch, calls, project):
     (project / "p.toml").write_text("n = 7\n")
     result = orch("run", "edits.py", "--params", "p.toml", "--json")

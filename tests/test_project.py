@@ -150,6 +150,22 @@ def test_a_pipeline_run_from_python_without_store_uses_the_table(myproj: Path, m
     assert get_run("latest").id == again.id and first.output() == again.output() == "ABC"
 
 
+def test_paths_in_a_project_are_keyed_relative_to_its_root(myproj: Path, monkeypatch):
+    """The same file named from `notebooks/` (`../data/raw.txt`) is the key of `data/raw.txt` from the root;
+    a copy of it at another path of the project is another input, whose step runs."""
+    from orchestrator.loader import load_pipeline
+
+    monkeypatch.chdir(myproj)
+    pipe = load_pipeline(str(myproj / "pipelines" / "proj_pipe.py"))
+    first = pipe.run()
+    (myproj / "notebooks").mkdir()
+    monkeypatch.chdir(myproj / "notebooks")
+    assert pipe.run(path=(myproj / "data" / "raw.txt")).steps["read"].key == first.steps["read"].key
+    (myproj / "data" / "copy.txt").write_text("abc")
+    copy = pipe.run(path=Path("../data/copy.txt"))
+    assert (copy.steps["read"].status, copy.steps["shout"].status) == ("ran", "cached")
+    assert copy.steps["read"].reason == f"parameter `path` changed (now {myproj / 'data' / 'copy.txt'})"
+
 @pytest.mark.parametrize(("table", "expected"), [
     ('[tool.orchestrator]\nstor = "x"\n', "unknown key 'stor' in [tool.orchestrator] of {file}. Did you mean 'store'?"),
     ('[tool.orchestrator]\nstore = 3\n', "'store' in [tool.orchestrator] of {file} must be a non-empty string"),

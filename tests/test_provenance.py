@@ -283,8 +283,14 @@ def test_a_file_is_its_path_and_content_not_any_equal_copy(tmp_path, monkeypatch
 
 
 def test_a_cached_step_given_a_copy_of_its_file_names_the_copy_its_run_read(tmp_path, monkeypatch):
-    """Retrained on B.csv, a copy of A.csv: the step reused A's result (same content, same key), and the
-    model's lineage named A.csv, with `path=A.csv`, though the run read B.csv; `orch lineage B.csv` found nothing."""
+    """Run again in a copy of the project (a checkout elsewhere): the step reuses the result computed from
+    the original's A.csv (same path as given, same content, same key), and the model's lineage named the
+    original A.csv, though the run read the copy's; `orch lineage` of the copy found nothing.
+
+    (A copy at another path in the same project, B.csv, is another parameter: its step runs, see
+    test_runner's test_a_path_parameter_naming_a_copy_runs_the_step_on_the_copy.)"""
+    import shutil
+
     from orchestrator import pipeline, step
 
     @step
@@ -299,24 +305,27 @@ def test_a_cached_step_given_a_copy_of_its_file_names_the_copy_its_run_read(tmp_
     def flow(data: Path = Path("A.csv")):
         return count(load(data))
 
-    monkeypatch.chdir(tmp_path)
+    project, checkout = tmp_path / "project", tmp_path / "checkout"
+    project.mkdir()
+    (project / "A.csv").write_text("x y\n")
     store = str(tmp_path / "store")
-    (tmp_path / "A.csv").write_text("x y\n")
-    (tmp_path / "B.csv").write_text("x y\n")
+    monkeypatch.chdir(project)
     first = flow.run(store=store)
-    copy = flow.run(store=store, data=Path("B.csv"))
+    shutil.copytree(project, checkout)
+    monkeypatch.chdir(checkout)
+    copy = flow.run(store=store)
     assert copy.steps["load"].status == "cached"
     lineage = Context.open(store).lineage
 
     up = walk(lineage, f"{copy.id}:count", "upstream")
-    assert {v.data["path"] for v in up.vertices.values() if v.kind == "file"} == {str(tmp_path / "B.csv")}
-    assert up.vertices[f"step:{copy.id}:load"].data["params"] == {"path": "B.csv"}
-    down = walk(lineage, "B.csv", "downstream")
-    # ... and so is what was built from it, not the steps of the run that read A.csv.
+    assert {v.data["path"] for v in up.vertices.values() if v.kind == "file"} == {str(checkout / "A.csv")}
+    assert up.vertices[f"step:{copy.id}:load"].data["params"] == {"path": "A.csv"}
+    down = walk(lineage, str(checkout / "A.csv"), "downstream")
+    # ... and so is what was built from it, not the steps of the run that read the original.
     assert {(v.data["run_id"], v.data["step"]) for v in down.vertices.values() if v.kind == "step"} == {
         (copy.id, "load"), (copy.id, "count")}
     assert first.id not in {v.data.get("run_id") for v in down.vertices.values()}
-    assert copy.id not in render(walk(lineage, "A.csv", "downstream"), "tree")
+    assert copy.id not in render(walk(lineage, str(project / "A.csv"), "downstream"), "tree")
 
 
 def test_a_folder_named_in_hex_is_a_path_when_no_id_begins_so(tmp_path, monkeypatch):

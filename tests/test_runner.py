@@ -136,11 +136,14 @@ def test_file_input_is_hashed_by_content(tmp_path, store, calls):
     run = files.run(store=str(store), path=data)
     assert run.output() == ("HELLO", "5 chars")
     calls.clear()
-    # Same content under another name: everything cached.
+    # Same content under another name: another file (a step may use its name), so `read` runs; what
+    # follows it stays cached (early cutoff: the same text).
     other = tmp_path / "copy.txt"
     other.write_text("hello")
-    assert files.run(store=str(store), path=other).status == "succeeded"
-    assert calls.ran() == set()
+    run = files.run(store=str(store), path=other)
+    assert run.steps["read"].reason == f"parameter `path` changed (now {other})"
+    assert calls.ran() == {"read"}
+    calls.clear()
     # New content: read runs; a same-length change keeps `report` cached (early cutoff).
     data.write_text("world")
     os.utime(data, ns=(1, 1))
@@ -154,14 +157,14 @@ def test_file_input_is_hashed_by_content(tmp_path, store, calls):
 
 
 def test_an_edited_copy_is_explained_against_the_copy_the_last_run_read(tmp_path, store, calls):
-    """Run on a.txt, then on b.txt (a copy: all cached), then b.txt edited: the reason said the
-    parameter changed (now b.txt), compared with the run that computed the key from a.txt."""
+    """Run on a.txt, then on b.txt (a copy), then b.txt edited: the reason said the parameter
+    changed (now b.txt), compared with the run on a.txt rather than the one on b.txt."""
     files = _load("files.py")
     original, copy = tmp_path / "a.txt", tmp_path / "b.txt"
     original.write_text("hello")
     copy.write_text("hello")
     files.run(store=str(store), path=original)
-    assert files.run(store=str(store), path=copy).steps["read"].status == "cached"
+    assert files.run(store=str(store), path=copy).steps["read"].reason == f"parameter `path` changed (now {copy})"
     copy.write_text("howdy")
     expected = f"content of file `path` changed ({copy})"
     assert files.plan(store=str(store), path=copy).steps["read"].reason == expected
@@ -197,7 +200,7 @@ def test_a_relative_path_read_in_another_folder_is_the_same_parameter(tmp_path, 
     assert files.run(store=str(store)).status == "succeeded"
     first.rename(moved)
     monkeypatch.chdir(moved)
-    assert files.plan(store=str(store)).entries[0].status == "cached"  # keys hold no paths
+    assert files.plan(store=str(store)).entries[0].status == "cached"  # keys hold no absolute paths
     (moved / "input.txt").write_text("world")
     [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
     assert read.reason == f"content of file `path` changed ({moved / 'input.txt'})"
@@ -206,9 +209,87 @@ def test_a_relative_path_read_in_another_folder_is_the_same_parameter(tmp_path, 
     monkeypatch.chdir(moved / "sub")
     [read] = [e for e in files.plan(store=str(store)).entries if e.node == "read"]
     assert read.reason == f"file `path` does not exist ({moved / 'sub' / 'input.txt'})"
-    # Named from here (`../input.txt`, another text), the same content is cached: keys hold no paths.
+    # Named from here (`../input.txt`), the same file is another parameter: a step may use the text it is given.
     [read] = [e for e in files.plan(store=str(store), path=Path("../input.txt")).entries if e.node == "read"]
-    assert read.status == "cached"
+    assert (read.status, read.reason) == ("will run", 'parameter `path` changed ("input.txt" → "../input.txt")')
+
+
+def test_copies_of_one_file_in_a_map_each_give_their_own_result(tmp_path, store, calls, monkeypatch):
+    """b.csv, a copy of a.csv: `summarize_2` was cached from `summarize`, and the run said b.csv was
+    `{'file': 'a.csv'}`. A key holds the path a step is given, besides the file's content."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n1\n")
+    named = _load("named_files.py:named")
+    run = named.run(store=str(store))
+    assert run.output() == [{"file": "a.csv", "rows": 1}, {"file": "b.csv", "rows": 1}]
+    assert calls.counts()["summarize"] == 2
+    assert run.steps["summarize"].key != run.steps["summarize_2"].key
+    calls.clear()
+    again = named.run(store=str(store))
+    assert {s.status for s in again.steps.values()} == {"cached"} and calls.ran() == set()
+
+
+def test_a_path_parameter_naming_a_copy_runs_the_step_on_the_copy(tmp_path, store, calls, monkeypatch):
+    """Given b.csv after a run on a.csv of the same bytes, the step stayed cached on a.csv's result."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n1\n")
+    one = _load("named_files.py:one")
+    assert one.run(store=str(store)).output() == {"file": "a.csv", "rows": 1}
+    assert one.plan(store=str(store), path=Path("b.csv")).steps["summarize"].reason == \
+        f"parameter `path` changed (now {tmp_path / 'b.csv'})"
+    run = one.run(store=str(store), path=Path("b.csv"))
+    assert run.output() == {"file": "b.csv", "rows": 1}
+    assert run.steps["summarize"].reason == f"parameter `path` changed (now {tmp_path / 'b.csv'})"
+    assert calls.counts()["summarize"] == 2
+    assert one.run(store=str(store), path=Path("a.csv")).steps["summarize"].status == "cached"
+
+
+def test_a_map_over_listed_partitions_of_equal_content_keeps_each_day(tmp_path, store, calls, monkeypatch):
+    """Two empty partitions (`date=.../part-0.csv`, header only) listed by a step: the second day reused the
+    first day's result, and reported its date."""
+    monkeypatch.chdir(tmp_path)
+    for day in ("2024-01-01", "2024-01-02"):
+        (tmp_path / "data" / f"date={day}").mkdir(parents=True)
+        (tmp_path / "data" / f"date={day}" / "part-0.csv").write_text("x\n")
+    days = _load("named_files.py:days")
+    run = days.run(store=str(store))
+    assert run.output() == [{"day": "2024-01-01", "rows": 0}, {"day": "2024-01-02", "rows": 0}]
+    assert calls.counts()["count_day"] == 2
+    calls.clear()
+    assert days.run(store=str(store)).status == "succeeded" and calls.ran() == set()
+    # A day copied to a new date: that item runs, the others stay cached.
+    (tmp_path / "data" / "date=2024-01-03").mkdir()
+    (tmp_path / "data" / "date=2024-01-03" / "part-0.csv").write_text("x\n")
+    assert days.run(store=str(store)).output()[-1] == {"day": "2024-01-03", "rows": 0}
+    assert calls.counts()["count_day"] == 1
+
+
+def test_paths_a_map_returns_of_equal_content_each_give_their_own_result(tmp_path, store, calls, monkeypatch):
+    """A map over the paths a map wrote (a.csv, b.csv, the same bytes): each item is keyed by the path it takes."""
+    monkeypatch.chdir(tmp_path)
+    written = _load("named_files.py:written")
+    assert written.run(store=str(store)).output() == [{"file": "a.csv", "rows": 1}, {"file": "b.csv", "rows": 1}]
+    assert calls.counts()["summarize"] == 2
+
+
+def test_an_absolute_path_inside_the_working_folder_keys_as_the_relative_one(tmp_path, store, calls, monkeypatch):
+    """`Path(__file__).parent / "a.csv"` run from the project's root: the key holds `a.csv`, not the absolute
+    path, so the same project checked out elsewhere (or given `-p path=a.csv`) shares its keys."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "a.csv").write_text("x\n1\n")
+    monkeypatch.chdir(project)
+    one = _load("named_files.py:one")
+    first = one.run(store=str(store), path=project / "a.csv")
+    assert one.run(store=str(store), path=Path("a.csv")).steps["summarize"].key == first.steps["summarize"].key
+    moved = tmp_path / "checkout"
+    project.rename(moved)
+    monkeypatch.chdir(moved)
+    again = one.run(store=str(store), path=moved / "a.csv")
+    assert (again.steps["summarize"].status, again.steps["summarize"].key) == ("cached", first.steps["summarize"].key)
+    assert calls.counts()["summarize"] == 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +334,27 @@ def test_paths_in_a_dataclass_config_are_file_inputs(tmp_path, store):
     train.write_text("a\n2\n")
     assert configured.run(store=str(store)).steps["read"].reason == f"content of file `cfg` changed ({train})"
 
+
+def test_a_config_holding_an_absolute_path_inside_the_folder_keys_as_the_relative_one(tmp_path, store, monkeypatch):
+    """A config's path fields count by their text as well as their files: the text of one inside the working
+    folder is relative to it, so that a checkout elsewhere shares the keys. Another file is another key."""
+    @step
+    def read(cfg: _Config) -> str:
+        return cfg.paths.train.read_text() + "".join(p.read_text() for p in cfg.paths.lookups)
+
+    @pipeline
+    def configured(cfg: _Config):
+        return read(cfg)
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("train.csv", "lookup.csv", "copy.csv"):
+        (tmp_path / name).write_text("a\n1\n")
+    relative = _Config(_Paths(Path("train.csv"), [Path("lookup.csv")]))
+    assert configured.run(store=str(store), cfg=relative).status == "succeeded"
+    absolute = _Config(_Paths(tmp_path / "train.csv", [tmp_path / "lookup.csv"]))
+    assert configured.plan(store=str(store), cfg=absolute).steps["read"].status == "cached"
+    copied = _Config(_Paths(Path("copy.csv"), [Path("lookup.csv")]))
+    assert configured.plan(store=str(store), cfg=copied).steps["read"].status == "will run"
 
 def test_a_config_holding_a_path_whose_other_field_changed_says_that_field(tmp_path, store):
     """Its file as it was: the reason said "content of file `cfg` changed (/abs/train.csv)" of a file
@@ -1245,6 +1347,22 @@ def test_a_file_the_step_writes_to_its_path_parameter(tmp_path, store, calls):
     pipe.run(store=str(store), out=out)
     assert calls.ran() == {"report"} and out.read_text() == "n=1\n"
 
+
+
+@pytest.mark.parametrize("given", ["../out/report.txt", "report.txt", "absolute"])
+def test_a_file_the_step_writes_is_keyed_as_the_path_was_given(tmp_path, store, calls, monkeypatch, given):
+    """The file a step made is keyed again after it ran, by the path as the next build will see it: a
+    relative one as given (`../out/report.txt`, not its absolute form), an absolute one inside the folder
+    relative to it. Keyed otherwise, the next run would find no result and make the file once more."""
+    folder = tmp_path / "proj"
+    (tmp_path / "out").mkdir()
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    out = folder / "report.txt" if given == "absolute" else Path(given)
+    pipe = _load("report_path.py")
+    assert pipe.run(store=str(store), out=out).steps["report"].status == "ran"
+    calls.clear()
+    assert pipe.run(store=str(store), out=out).steps["report"].status == "cached" and calls.ran() == set()
 
 @pytest.mark.parametrize("executor", ["sequential", "process"])
 def test_a_namedtuple_or_dict_subclass_argument_reaches_the_step_as_itself(executor, store):
