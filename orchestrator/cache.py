@@ -597,6 +597,11 @@ def _file_change(name: str, old_files: dict[str, Any], new_files: dict[str, Any]
         return "; ".join(part for part in parts if part)
     if code is not None and same_text and not unknown:
         return code
+    if not unknown and new and all(before == after for (_, _, before), (_, _, after) in zip(old, new)):
+        # Every file as it was, by its content: the key holds each file's path too (relative to the
+        # project), which is what differs (run from outside the project, a copy's closure holding an
+        # absolute path). "content of file changed" named a file nobody touched.
+        return f"parameter `{name}` changed (its file's path as keyed, not its content: {_few(new_paths)})"
     if len(new) == 1:  # one path, there both times: its content is what changed
         return f"content of file `{name}` changed ({_in_folder(new_paths[0], folders)})"
     return f"content of a file of `{name}` changed" if unknown else f"parameter `{name}` changed"

@@ -296,3 +296,17 @@ def test_a_run_that_starts_the_projects_store_names_the_former_cache_here(myproj
     shutil.rmtree(myproj / "data" / "cache")
     with pytest.warns(UserWarning, match=r"new, empty store .* to keep using it, run with store='cache'"):
         load_pipeline(str(myproj / "pipelines" / "proj_pipe.py")).run()
+
+
+def test_a_run_from_outside_the_project_says_the_path_is_keyed_otherwise_not_that_its_file_changed(myproj: Path):
+    """From the project's parent folder its file is keyed as `myproj/data/raw.txt`: the step runs, and said
+    "content of file `path` changed" of a file nobody touched."""
+    (myproj / "pipelines" / "abs_pipe.py").write_text(
+        "from pathlib import Path\nfrom orchestrator import pipeline, step\n\n@step\ndef load(path: Path) -> str:\n"
+        "    return path.read_text()\n\n@pipeline\n"
+        "def abs_pipe(path: Path = Path(__file__).parent.parent / 'data' / 'raw.txt'):\n    return load(path)\n")
+    assert _orch(myproj, "run", "pipelines/abs_pipe.py").returncode == 0
+    planned = _orch(myproj.parent, "--store", "myproj/data/cache", "plan", "myproj/pipelines/abs_pipe.py")
+    assert planned.returncode == 0, planned.stderr
+    assert "parameter `path` changed (its file's path as keyed, not its content: " in planned.stdout, planned.stdout
+    assert "content of file" not in planned.stdout
