@@ -1062,7 +1062,8 @@ class _Walk:
             return "<logger>"  # a logger's name is its module's name; it never changes results
         if _is_lock(value):
             return "<lock>"  # `with LOCK:` around a shared cache: it orders work, it holds no data
-        if (type(value) in _CONTAINERS or type(value) is types.MappingProxyType) and _holds_code(value, set()):
+        if (type(value) in _CONTAINERS and _holds_code(value, set())) or \
+                (type(value) is types.MappingProxyType and _proxy_walked(value)):
             return self.container_token(value, label, where)
         self.reference(type(value), label, where)  # an instance: its class's code counts too
         try:
@@ -1255,6 +1256,32 @@ _LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition, 
 
 def _is_lock(value: Any) -> bool:
     return isinstance(value, _LOCKS)
+
+
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _proxy_walked(proxy: types.MappingProxyType[Any, Any]) -> bool:
+    """Whether a ``mappingproxy`` is walked as a dict is, rather than hashed by its cloudpickle bytes.
+
+    Its pickle names a function of yours without its code, also one held by an object in it
+    (``{"ns": SimpleNamespace(f=f)}``, ``{"h": Holder(inc)}``), and cannot hold a ufunc made
+    by ``np.frompyfunc`` at all: so any proxy holding more than plain values (at any depth of
+    its lists, tuples and dicts) is walked, each value hashed as a dict's is. A proxy of
+    plain values keeps the digest it always had.
+    """
+    return _holds_code(proxy, set()) or not _only_plain(proxy, set())
+
+
+def _only_plain(value: Any, seen: set[int]) -> bool:
+    """Whether ``value`` is plain text, numbers and None, in lists, tuples, sets and dicts (or proxies) of them."""
+    if isinstance(value, _PLAIN):
+        return True
+    if id(value) in seen or not isinstance(value, (*_CONTAINERS, types.MappingProxyType)):
+        return False
+    seen.add(id(value))
+    items = list(value.keys()) + list(value.values()) if isinstance(value, _MAPPINGS) else value
+    return all(_only_plain(item, seen) for item in items)
 
 
 def _holds_code(value: Any, seen: set[int]) -> bool:

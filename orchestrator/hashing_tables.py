@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.hashing import (
@@ -658,6 +659,12 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         if described:
             hasher.update(b"\x00fields")
             _feed(hasher, described, stack)
+        # And a nested field's (a list's item, a struct's member), which the store keeps as well.
+        nested = [[position, *inner] for position, field in enumerate(value.schema)
+                  for inner in _child_metadata(field.type)]
+        if nested:
+            hasher.update(b"\x00nested")
+            _feed(hasher, nested, stack)
     elif isinstance(value, (pa.Array, pa.ChunkedArray)):
         # An Array is a ChunkedArray of one chunk: equal values hash equal however chunked.
         _feed_text(hasher, b"Q", str(value.type))
@@ -669,6 +676,16 @@ def _feed_arrow(hasher: Any, value: Any, stack: set[int]) -> None:
         _feed_text(hasher, b"Qt", str(value))
     else:
         _feed_reduced(hasher, value, stack)
+
+
+def _child_metadata(kind: Any, path: tuple[int, ...] = ()) -> Iterator[list[Any]]:
+    """``[child path..., metadata]`` of each field nested in Arrow type ``kind`` that has metadata, depth first."""
+    for index in range(getattr(kind, "num_fields", 0)):
+        child = kind.field(index)
+        where = (*path, index)
+        if child.metadata:
+            yield [*where, child.metadata]
+        yield from _child_metadata(child.type, where)
 
 
 def _pandas_extras(metadata: dict[bytes, bytes] | None, rows: int) -> tuple[list[Any], dict[Any, Any]]:

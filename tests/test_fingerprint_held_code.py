@@ -33,6 +33,16 @@ LAMBDAS = types.MappingProxyType({"sq": lambda x: square(x)})
 NESTED = [types.MappingProxyType({"sq": square})]
 PLAIN = types.MappingProxyType({"a": 1, "b": "two"})
 UF = np.frompyfunc(square, 1, 1)
+IN_NAMESPACE = types.MappingProxyType({"ns": types.SimpleNamespace(f=square)})
+UF_IN_PROXY = types.MappingProxyType({"u": np.frompyfunc(square, 1, 1)})
+
+
+class Box:
+    def __init__(self, fn):
+        self.fn = fn
+
+
+IN_OBJECT = types.MappingProxyType({"h": Box(square)})
 
 
 class Holder:
@@ -44,7 +54,7 @@ class Holder:
 STEPS = '''
 import numpy as np
 
-from fph_helpers import LAMBDAS, NESTED, OPS, PLAIN, UF, Holder
+from fph_helpers import IN_NAMESPACE, IN_OBJECT, LAMBDAS, NESTED, OPS, PLAIN, UF, UF_IN_PROXY, Holder
 
 
 def proxy():
@@ -61,6 +71,18 @@ def nested_proxy():
 
 def plain_proxy():
     return PLAIN["a"]
+
+
+def proxy_namespace():
+    return float(IN_NAMESPACE["ns"].f(3.0))
+
+
+def proxy_object():
+    return float(IN_OBJECT["h"].fn(3.0))
+
+
+def proxy_ufunc():
+    return float(UF_IN_PROXY["u"](3.0))
 
 
 def ufunc():
@@ -92,6 +114,13 @@ def load(tmp_path: Path) -> Iterator[Loader]:
 
 def fp(load: Loader, files: dict[str, str], name: str) -> CodeFingerprint:
     return fingerprint(getattr(load(files, "fph_steps"), name))
+
+
+@pytest.mark.parametrize("name", ["proxy_namespace", "proxy_object", "proxy_ufunc"])
+def test_a_helper_an_object_in_a_proxy_holds_counts_and_a_ufunc_there_hashes(load: Loader, name: str) -> None:
+    """`MappingProxyType({"ns": SimpleNamespace(f=f)})` stayed cached after `f` was edited (the proxy's pickle
+    names `f` without its code), and one holding a frompyfunc ufunc could not be hashed at all."""
+    assert fp(load, FILES, name).digest != fp(load, CUBED, name).digest
 
 
 @pytest.mark.parametrize("name", [

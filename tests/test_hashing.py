@@ -867,6 +867,24 @@ def test_arrow_tables_differing_in_their_pandas_attrs_or_field_metadata_differ()
     assert hash_value(described(None)) == hash_value(pa.table({"a": [1.0]}))
 
 
+def test_arrow_tables_differing_in_a_nested_fields_metadata_differ() -> None:
+    """A list's item or a struct's member with its own metadata: Table.equals(check_metadata=True) tells such
+    tables apart and the store keeps it, but only top-level fields counted."""
+    def listed(metadata):  # type: ignore[no-untyped-def]
+        item = pa.field("item", pa.int64(), metadata=metadata)
+        return pa.table({"a": [[1]]}, schema=pa.schema([pa.field("a", pa.list_(item))]))
+
+    def member(metadata):  # type: ignore[no-untyped-def]
+        kind = pa.struct([pa.field("x", pa.int64(), metadata=metadata)])
+        return pa.table({"s": [{"x": 1}]}, schema=pa.schema([pa.field("s", kind)]))
+
+    for make in (listed, member):
+        assert not make({"u": "m"}).equals(make({"u": "s"}), check_metadata=True)
+        assert hash_value(make({"u": "m"})) != hash_value(make({"u": "s"}))
+        assert hash_value(make({"u": "m"})) != hash_value(make(None))
+    assert hash_value(listed(None)) == hash_value(pa.table({"a": [[1]]}))  # none: as it always was
+
+
 # -- unhashable values ------------------------------------------------------------------------
 
 
