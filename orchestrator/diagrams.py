@@ -78,6 +78,12 @@ def _upstream_groups(dag: DAG, groups: list[list[str]]) -> list[tuple[list[str],
     return out
 
 
+def _chained(dag: DAG, group: list[str]) -> bool:
+    """Whether calls of a folded group read one another (``x = add(x, ...)`` in a loop): a chain, not side by side."""
+    members = set(group)
+    return len(group) > 1 and any(up in members for name in group for up in dag.nodes[name].upstream)
+
+
 def upstream_text(names: list[str]) -> str:
     """``a, b, c``: what a line of the tree reads, cut past ``SHOWN_INPUTS`` with how many more."""
     if len(names) <= SHOWN_INPUTS:
@@ -96,7 +102,9 @@ def render_tree(dag: DAG) -> list[str]:
         node = dag.nodes[group[0]]
         deps = f" ← {upstream_text([folded_name(names) for names in read])}" if read else ""
         each = ": one step per item of its list" if node.is_map else ""
-        lines.append(f"  {folded_name(group)} ({node.site}){deps}{each}")
+        # Folded, the links between its own calls no longer show: said, or a chain reads as side by side.
+        chain = " (a chain: each reads another of them)" if _chained(dag, group) else ""
+        lines.append(f"  {folded_name(group)} ({node.site}){deps}{each}{chain}")
     return lines
 
 
@@ -113,6 +121,7 @@ def render_dag(dag: DAG, fmt: str) -> str:
         labels.append(label)
     label_of = {name: label for (group, _), label in zip(groups, labels) for name in group}
     edges = [(label_of[names[0]], label) for (_, read), label in zip(groups, labels) for names in read]
+    edges += [(label, label) for (group, _), label in zip(groups, labels) if _chained(dag, group)]  # a chain
     if fmt == "dot":
         lines = ["digraph pipeline {", "  rankdir=LR;"]
         lines += [f"  {dot_quote(label)};" for label in labels]

@@ -1777,6 +1777,20 @@ def test_dag_of_a_big_map_folds_its_items_as_run_and_plan_do(orch, project):
     assert '"train ×300" -> "gather";' in dot and len(dot.splitlines()) < 10
 
 
+def test_a_folded_chain_says_it_is_one_in_the_tree_and_draws_its_link(orch, project):
+    """`prev = add(prev, sq(i))` in a loop, folded, read as 30 calls side by side: the links between them went."""
+    (project / "chain.py").write_text(
+        "from orchestrator import pipeline, step\n\n"
+        "@step\ndef sq(x: int) -> int:\n    return x * x\n\n"
+        "@step\ndef add(a: int, b: int) -> int:\n    return a + b\n\n"
+        "@pipeline\ndef chain():\n    prev = sq(0)\n    for i in range(30):\n        prev = add(prev, sq(i + 1))\n"
+        "    return prev\n")
+    tree = orch("dag", "chain.py").stdout.splitlines()
+    assert tree[-1] == "  add … add_30 (30) (chain.py:15) ← sq, sq_2 … sq_31 (30) (a chain: each reads another of them)"
+    assert '  n2 --> n2' in orch("dag", "chain.py", "--format", "mermaid").stdout.splitlines()
+    assert '"add ×30" -> "add ×30";' in orch("dag", "chain.py", "--format", "dot").stdout
+
+
 def test_dag_cuts_a_long_list_of_inputs_with_a_count():
     from orchestrator.diagrams import upstream_text
 
