@@ -1628,14 +1628,17 @@ def test_instances_a_worker_made_of_classes_with_generated_methods_load_as_the_c
     assert again.output() == {"tag": "b", "same": every}
 
 
+@pytest.mark.parametrize("exits", [False, True], ids=["raises", "exits"])
 @pytest.mark.parametrize("executor", ["process", pytest.param("dask", marks=pytest.mark.slow)])
-def test_an_argument_a_worker_cannot_unpickle_fails_its_step_saying_so(tmp_path, executor):
-    """The worker died of it, and the attempt read "killed by SIGKILL, as the out-of-memory killer kills"."""
+def test_an_argument_a_worker_cannot_unpickle_fails_its_step_saying_so(tmp_path, executor, exits):
+    """The worker died of it, and the attempt read "killed by SIGKILL, as the out-of-memory killer kills";
+    a SystemExit from it hung a Dask run (each replacement worker died of the task again)."""
     if executor == "dask":
         pytest.importorskip("distributed")
-    run = _run("unrebuildable.py", tmp_path / "store", executor)
+    run = _run("unrebuildable.py", tmp_path / "store", executor, exits=exits)
     assert run.status == "failed"
     error = run.steps["use"].error
-    assert error.startswith("RuntimeError: its arguments could not be unpickled in the worker: cannot rebuild "
+    kind = "SystemExit" if exits else "RuntimeError"
+    assert error.startswith(f"{kind}: its arguments could not be unpickled in the worker: cannot rebuild "
                             "Unrebuildable here"), error
     assert "WorkerDied" not in error and "SIGKILL" not in error

@@ -91,7 +91,7 @@ def run_pickled(payload: bytes, started: str | None = None) -> bytes:
     """
     try:
         spec = pickle.loads(payload)
-    except Exception as exc:  # noqa: BLE001 - an argument that cannot be rebuilt here fails the attempt
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a __setstate__ would end the Dask worker
         return unreadable_task(exc)
     if started is not None:
         kept = kept_result_path(started)
@@ -164,7 +164,7 @@ def encode_result(result: TaskResult) -> bytes:
         return cloudpickle.dumps(result)
 
 
-def unreadable_task(exc: Exception) -> bytes:
+def unreadable_task(exc: BaseException) -> bytes:
     """The result of a task this worker could not unpickle: a failure naming why, for ``decode_result``.
 
     An argument whose class cannot be rebuilt in another process (its ``__setstate__``
@@ -276,7 +276,7 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
             return
         try:
             spec: Any = pickle.loads(payload)
-        except Exception as exc:  # noqa: BLE001 - an argument that cannot be rebuilt here fails the attempt
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a __setstate__ too: the attempt fails
             conn.send_bytes(unreadable_task(exc))
             continue
         if spec is None:
