@@ -39,6 +39,7 @@ from orchestrator.results import Run
 from orchestrator.run_loop import RunLoop
 from orchestrator.self_state import self_state_warnings
 from orchestrator.spelling import CLI, Spelling
+from orchestrator.stop_signals import ctrl_c_counted
 from orchestrator.untracked import _caller_level, warn_untracked
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                 # Sequential attempts run in this thread, one at a time: descriptors 1 and 2 stay on the
                 # capture's pipes for the whole run rather than being pointed there and back per attempt.
                 # Workers of a pool or of Dask are other processes or threads that inherit or share them.
-                with descriptors_held() if executor == "sequential" else contextlib.nullcontext():
+                with descriptors_held() if executor == "sequential" else contextlib.nullcontext(), ctrl_c_counted():
                     return runner.run(file=file or _source_file(pipeline))
         finally:
             _run_in_progress.release()

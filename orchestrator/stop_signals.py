@@ -179,7 +179,7 @@ def further_stops_held() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
-    take_sigint = previous is signal.default_int_handler
+    take_sigint = previous is signal.default_int_handler or previous is _counted_int
     if take_sigint:
         signal.signal(signal.SIGINT, _ctrl_c)  # which, as ``_stop`` does, only notes a signal while one is held
     held: list[int] = []
@@ -190,6 +190,33 @@ def further_stops_held() -> Iterator[None]:
         if take_sigint and signal.getsignal(signal.SIGINT) is _ctrl_c:
             signal.signal(signal.SIGINT, previous)
         _unhold(held)
+
+
+def _counted_int(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C (a plain KeyboardInterrupt), counted, so a step that swallows it is found."""
+    _raising(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def ctrl_c_counted() -> Iterator[None]:
+    """Count Ctrl-C while the block runs where it is Python's own KeyboardInterrupt (``pipeline.run()``).
+
+    ``orch run`` counts it already (``signals_as_interrupt``). From a script, a step that
+    caught it and returned (``except KeyboardInterrupt:`` around a training loop) let the run
+    succeed and cached its half-done result: counted, ``swallowed_stop`` finds it. Nothing
+    else changes: it is still a plain KeyboardInterrupt, and a library's handler is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _counted_int)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is _counted_int:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _unhold(held: list[int]) -> None:

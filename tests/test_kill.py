@@ -697,6 +697,46 @@ def test_an_interrupt_in_python_names_the_run_it_recorded(tmp_path):
         f"kept, and running again resumes from the cache. orchestrator.get_run('{run.id}') shows it."]
 
 
+@pytest.mark.parametrize("then", ["returns", "raises its own error"])
+def test_a_step_that_swallows_ctrl_c_in_python_stops_the_run_too(tmp_path, then):
+    """`pipeline.run()` from a script: a step that caught Ctrl-C and returned let the run succeed and cached its
+    half-done result; one that raised an error of its own let the independent steps run on."""
+    import orchestrator
+    from orchestrator import pipeline, step
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's own KeyboardInterrupt in this process")
+
+    @step
+    def train() -> int:
+        done = 0
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            done = 100
+        except KeyboardInterrupt:
+            if then != "returns":
+                raise RuntimeError("training cancelled") from None
+        return done
+
+    @step
+    def other() -> int:
+        return 2
+
+    @pipeline
+    def swallows():
+        return train(), other()
+
+    store = str(tmp_path / "store")
+    with pytest.raises(KeyboardInterrupt):
+        swallows.run(store=store)
+    run = orchestrator.get_run("latest", store=store)
+    assert run.status == "interrupted"
+    assert run.steps["train"].status == "interrupted"
+    assert "other" not in run.steps or run.steps["other"].status != "ran"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+
+
 def _interrupted_run(pipeline, store: str) -> str:
     """Run ``pipeline``, which a step stops with KeyboardInterrupt (Ctrl-C), and return the run's id."""
     from orchestrator.context import Context
