@@ -9,6 +9,7 @@ objects, its signature) is checked before anything is deserialized.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 from dataclasses import dataclass
@@ -139,7 +140,8 @@ def _refuse_pathless_file_url(url: str) -> None:
     system, while its workers took ``file://`` for the current folder and failed every step.
     """
     scheme, _, path = url.partition("://")
-    if scheme.lower() in ("file", "local") and not path.strip("/"):
+    if scheme.lower() in ("file", "local") and (not path.strip("/") or
+                                                 (path.startswith("/") and posixpath.normpath(path) in ("/", "//"))):
         raise UserError(f"store {url} names no folder ({'the root of the file system' if path else 'an empty path'}"
                         f"): write the store's folder, as file:///mnt/stores/project (is a variable in it unset?).")
 

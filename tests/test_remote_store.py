@@ -427,7 +427,7 @@ def test_a_file_url_store_inside_a_folder_input_is_no_part_of_its_content(tmp_pa
     assert inside.run(**options, n=3).steps["count"].status == "cached"
 
 
-@pytest.mark.parametrize("given", ["file:///", "file://", "local://"])
+@pytest.mark.parametrize("given", ["file:///", "file://", "local://", "file:///.", "file:///tmp/.."])
 def test_a_file_url_naming_no_folder_is_refused(given, tmp_path, capsys, monkeypatch, calls):
     """`file:///$DIR` with DIR unset wrote the store at the root of the file system (and every step failed),
     and `file://$DIR` made a new store in the current folder that ran everything again."""
