@@ -857,9 +857,12 @@ class Lineage:
         return dict(self.conn.execute("SELECT memo_key, digest FROM file_memo").fetchall())
 
     def save_file_memo(self, entries: dict[str, str]) -> None:
-        if entries:
+        # A file whose name is not UTF-8 (`os.listdir` gives it with lone surrogates) has no memo:
+        # SQLite cannot hold its name, so it is read again at each run rather than failing the run.
+        rows = [(key, digest) for key, digest in entries.items() if _storable(key) is key]
+        if rows:
             with self.transaction() as c:
-                c.executemany("INSERT OR REPLACE INTO file_memo VALUES (?, ?)", list(entries.items()))
+                c.executemany("INSERT OR REPLACE INTO file_memo VALUES (?, ?)", rows)
 
     # -- helpers ------------------------------------------------------------
 

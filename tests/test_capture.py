@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import logging.config  # imported before the steps run, as a pipeline file importing it does
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -772,3 +776,26 @@ def test_a_non_utf8_file_name_in_output_or_error_is_recorded_not_fatal(tmp_path,
     assert "notes_\ufffdt\ufffd.txt" in recorded.steps["_refuses_a_non_utf8_name"].traceback
     assert recorded.steps["_lists_a_non_utf8_name"].stdout == "found caf\ufffd.csv\n"
     capsys.readouterr()  # what a run prints holds the surrogates as printed: pytest-xdist cannot send them
+
+
+def test_a_path_parameter_naming_a_non_utf8_file_runs_and_is_cached(tmp_path, capsys, monkeypatch):
+    """Its (size, mtime, inode) memo's key held the name, which SQLite refused: the run aborted before any step,
+    with "an argument is not valid UTF-8 text" (exit 2)."""
+    from orchestrator import get_run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reads.py").write_text(
+        "from pathlib import Path\nfrom orchestrator import pipeline, step\n\n"
+        "@step\ndef ingest(path: Path) -> str:\n    return path.read_text()\n\n"
+        "@pipeline\ndef reads(path: Path = Path('x.csv')):\n    return ingest(path)\n")
+    name = os.fsdecode(b"d\xe9.csv")
+    (tmp_path / name).write_text("a,b\n1,2\n")
+    time.sleep(2)  # a file just changed is read again at each run; a settled one's memo is kept
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    for _ in range(2):
+        ran = subprocess.run([sys.executable, "-m", "orchestrator", "--store", "store", "run", "reads.py",
+                              "-p", f"path={name}"], env=env, capture_output=True, check=False)
+        assert ran.returncode == 0, ran.stderr
+    run = get_run("latest", store="store")
+    assert run.steps["ingest"].status == "cached" and run.output() == "a,b\n1,2\n"
+    capsys.readouterr()
