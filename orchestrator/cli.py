@@ -34,7 +34,11 @@ from orchestrator.cli_history import show_doc
 from orchestrator.cli_usage import OrderedGroup, usage_message
 from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserError, current_folder_gone
 from orchestrator.spelling import CLI
-from orchestrator.stop_signals import StopSignal, signals_as_interrupt, stops_said_until_exit
+from orchestrator.stop_signals import (
+    StopSignal,
+    signals_as_interrupt,
+    stops_said_until_exit,
+)
 from orchestrator.text_streams import printable_streams
 
 if TYPE_CHECKING:
@@ -167,7 +171,7 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         raise UserError(f"--workers {workers} sizes a process pool or a Dask cluster, but steps run one at a time "
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
-        with prints_to_stderr(as_json), signals_as_interrupt():
+        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=_PROCESS[0]):
             pipeline, values = _load_target(target, params, params_files, params_from, ctx)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],

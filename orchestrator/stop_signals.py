@@ -228,11 +228,16 @@ def _unhold(held: list[int]) -> None:
 
 
 @contextlib.contextmanager
-def signals_as_interrupt() -> Iterator[None]:
+def signals_as_interrupt(until_exit: bool = False) -> Iterator[None]:
     """Raise ``StopSignal`` on SIGTERM and SIGHUP while the block runs, then restore the handlers.
 
     Only in the main thread (where Python runs signal handlers); a signal that
-    was ignored before (``nohup``) is left ignored.
+    was ignored before (``nohup``) is left ignored. ``until_exit``: the process
+    ends after the block (``orch run``); left by a stop, the stop signals are then
+    ignored, not restored: a second Ctrl-C, or a SIGTERM just after the first (a
+    job runner's), reached the default action there and ``orch`` died of it (-15)
+    instead of exiting 130 for the run it had recorded interrupted. Ctrl-\\
+    (SIGQUIT) still ends an exit that hangs (a thread of the user's that never ends).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -249,6 +254,13 @@ def signals_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, _ctrl_c)
     try:
         yield
+    except KeyboardInterrupt:
+        if until_exit:
+            for signum in (*previous, *([signal.SIGINT] if took_sigint else [])):
+                signal.signal(signum, signal.SIG_IGN)
+            previous.clear()
+            took_sigint = False
+        raise
     finally:
         for signum, handler in previous.items():
             if signal.getsignal(signum) is _stop:  # not one ``stops_said_until_exit`` put in its place

@@ -116,6 +116,21 @@ def test_gc_during_a_run_removes_nothing_it_uses(orch, calls):
     assert again.returncode == 0 and calls.ran() == set()
 
 
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=["then-sigterm", "then-ctrl-c"])
+def test_a_second_stop_signal_after_the_interrupted_run_is_recorded_still_exits_130(orch, calls, second):
+    """Ctrl-C, then a SIGTERM (or Ctrl-C) 50 ms later, as a job runner or an impatient user sends: it landed after
+    the run was recorded and the handlers given back, and orch died of it (-15, -2) instead of exiting 130."""
+    for pause in (0.05, 0.15, 0.3):
+        proc = _start(orch, "slow.py", "-p", "n=1000")
+        wait_for(lambda: "wait" in calls.ran())
+        proc.send_signal(signal.SIGINT)
+        time.sleep(pause)
+        if proc.poll() is None:
+            proc.send_signal(second)
+        assert proc.wait(timeout=30) == 130, pause
+        calls.clear()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["sequential", "process", "dask"])
 def test_ctrl_c_records_interrupted_and_resumes(orch, calls, executor):
