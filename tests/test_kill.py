@@ -381,6 +381,31 @@ def test_a_stopped_run_stops_the_programs_its_steps_started(orch, calls, executo
                                                                  "untimed_program": "interrupted"}
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_pool_run_stops_the_programs_of_every_workers_step(orch, calls, signum):
+    """With three workers for three steps, one step's `subprocess.Popen` program outlived Ctrl-C every time."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "many_programs.py",
+                             "--executor", "process", "--workers", "3"],
+                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    pid_files = [Path(f"{calls.path}.{name}.pid") for name in "abc"]
+    programs: list[int] = []
+    try:
+        wait_for(lambda: all(f.exists() and f.read_text() for f in pid_files))
+        programs = [int(f.read_text()) for f in pid_files]
+        os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C reaches the whole group
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signum, stderr
+        wait_for(lambda: not any(_alive(pid) for pid in programs), timeout=10)
+    finally:
+        for pid in programs:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def _orch_logs(capsys, store: str, ref: str, *args: str):
     """``orch logs REF ARGS`` in this process: (exit code, captured stdout and stderr)."""
     from orchestrator.cli import main

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import StepTimeoutError, UnpicklableStepError, WorkerDiedError
 from orchestrator.executors.deaths import died_because
-from orchestrator.executors.process_tree import kill_tree
+from orchestrator.executors.process_tree import kill_all, kill_tree, stop_tree
 from orchestrator.executors.sending import not_sent
 from orchestrator.executors.spawning import main_script_hidden
 from orchestrator.executors.worker import READY, STARTED, decode_result, dumps_with_user_code, serve_pipe
@@ -261,14 +261,20 @@ class ProcessExecutor:
         if self._closed:
             return
         self._closed = True
+        frozen: dict[int, list[int]] = {}
+        if cancel:
+            self._stopped.update(_snapshots([w for w in self._workers if w.spec is not None and not w.spec.spill]))
+            # Stopped before the monitor thread ends: a worker it started dies with it (its parent-death
+            # signal follows the thread), which orphaned what the worker's step had started (a
+            # `subprocess.Popen`), so that no walk of the worker's tree found it any more.
+            frozen = {w.process.pid: stop_tree(w.process.pid)
+                      for w in self._workers if w.spec is not None or not w.ready}  # a starting one too
         os.write(self._wake_w, b"x")
         if self._monitor is not None:
             self._monitor.join(timeout=5)
-        if cancel:
-            self._stopped.update(_snapshots([w for w in self._workers if w.spec is not None and not w.spec.spill]))
         for w in self._workers:
-            if cancel and (w.spec is not None or not w.ready):  # a starting worker is not waited for either
-                kill_tree(w.process.pid)
+            if w.process.pid in frozen:
+                kill_all(frozen[w.process.pid])
             else:
                 try:
                     w.conn.send_bytes(pickle.dumps(None))

@@ -53,8 +53,31 @@ def kill_tree(pid: int) -> None:
     try:
         _stop_tree(pid, stopped)
     finally:
-        for member in stopped:
-            _signal(member, signal.SIGKILL)
+        kill_all(stopped)
+
+
+def stop_tree(pid: int) -> list[int]:
+    """SIGSTOP ``pid`` and all its descendants (Linux); return them all, for ``kill_all``.
+
+    The first half of ``kill_tree``, for a caller that must do something between the
+    two (stop a thread whose end kills ``pid``, orphaning what it started). On a
+    stop cut short, what was stopped is killed at once.
+    """
+    if sys.platform != "linux":
+        return [pid]
+    stopped: list[int] = []
+    try:
+        _stop_tree(pid, stopped)
+    except BaseException:
+        kill_all(stopped)
+        raise
+    return stopped
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each of ``pids`` (those ``stop_tree`` stopped); one gone already is no error."""
+    for member in pids:
+        _signal(member, signal.SIGKILL)
 
 
 def descendants(pid: int) -> list[int]:
