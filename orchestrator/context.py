@@ -33,7 +33,7 @@ from orchestrator.project import anchored, find_project
 from orchestrator.remote_store import FsspecStore, is_process_local, is_url
 from orchestrator.serialize import needs_unpickling
 from orchestrator.spelling import CLI, Spelling
-from orchestrator.store import ArtifactInfo, ArtifactStore
+from orchestrator.store import ArtifactInfo, ArtifactStore, header_disagreement
 from orchestrator.store_users import other_databases
 
 DEFAULT_STORE = "cache"
@@ -478,22 +478,46 @@ class Context:
             CorruptArtifactError: The object file's header is unreadable (no row), or its row is damaged.
         """
         try:
-            row = self.lineage.artifact_row(digest)
+            recorded = self.recorded_info(digest)
         except DamagedRecordError as exc:  # a damaged record is a damaged artifact: recomputed, or repaired
             raise CorruptArtifactError(digest, f"its record is damaged: {exc.detail}") from None
-        if row is None:
+        if recorded is None:
             info = self.store.read_header(digest)
             if needs_unpickling(info.materializer):
                 raise UntrustedArtifactError(digest, "its object file has no signed record")
             return info
-        info = ArtifactInfo(digest=row["digest"], materializer=row["materializer"], type_name=row["type"],
-                            size=row["size"], checksum=row["checksum"], meta=row["meta"],
-                            inline=row["inline"])
+        info = recorded
         if needs_unpickling(info.materializer):
             problem = signing.verify(info, self.signature(digest))
             if problem:
                 raise UntrustedArtifactError(digest, problem)
         return info
+
+    def recorded_info(self, digest: str) -> ArtifactInfo | None:
+        """What this database records of ``digest``, or None without a row; unchecked (``artifact_info`` checks).
+
+        Raises:
+            DamagedRecordError: its row's ``meta`` does not decode.
+        """
+        row = self.lineage.artifact_row(digest)
+        if row is None:
+            return None
+        return ArtifactInfo(digest=row["digest"], materializer=row["materializer"], type_name=row["type"],
+                            size=row["size"], checksum=row["checksum"], meta=row["meta"], inline=row["inline"])
+
+    def record_disagreement(self, digest: str) -> str | None:
+        """How the object file's header differs from this database's record of it, or None (also without a row).
+
+        No checksum covers the header, and decoding follows it; in a store other databases
+        share, another's encoding of the same value may have replaced the file.
+
+        Raises:
+            MissingArtifactError, CorruptArtifactError: no object file, or an unreadable header.
+            DamagedRecordError: the row's ``meta`` does not decode.
+        """
+        header = self.store.read_header(digest)
+        recorded = self.recorded_info(digest)
+        return None if recorded is None else header_disagreement(vars(header), recorded)
 
     def signature(self, digest: str) -> str | None:
         """The recorded signature of ``digest``, if any."""

@@ -108,7 +108,7 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
                 if problem is None and digest in recorded and digest not in bad_rows:
                     # Another database sharing the store may have written its own encoding of the value
                     # (a pickle differs between processes): its file is sound, only this record is stale.
-                    problem = _header_problem(context, digest)
+                    problem = context.record_disagreement(digest)
             except MissingArtifactError:  # removed since it was checked (by hand: gc waits for this check)
                 problem, sound = "object file is missing", False
         if problem is None and digest in bad_rows:
@@ -125,25 +125,6 @@ def verify_store(context: Context, *, signatures: bool = True) -> tuple[int, lis
         if problem is not None:
             damaged.append(Damage(digest, problem, records_only=sound))
     return len(set(rows) | on_disk), damaged
-
-
-def _header_problem(context: Context, digest: str) -> str | None:
-    """How the object file's header differs from the artifact's record, or None.
-
-    The header says how to decode the payload (its materializer, where a pickle's
-    arrays lie), and no checksum covers it: loading checks it against the record,
-    and so must ``verify``, or ``--repair`` leaves an object no run can load.
-    """
-    from orchestrator.object_format import ArtifactInfo
-    from orchestrator.store import header_disagreement
-
-    row = context.lineage.artifact_row(digest)
-    if row is None:
-        return None  # recorded a moment ago, and removed since
-    header = context.store.read_header(digest)
-    recorded = ArtifactInfo(digest=digest, materializer=row["materializer"], type_name=row["type"], size=row["size"],
-                            checksum=row["checksum"], meta=row["meta"])
-    return header_disagreement(vars(header), recorded)
 
 
 def repair_store(context: Context, damaged: list[Damage]) -> set[str]:

@@ -75,7 +75,7 @@ from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
 from orchestrator.stop_signals import StopSignal, further_stops_held, stops_held
-from orchestrator.store import ArtifactInfo, header_disagreement
+from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec, stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
 from orchestrator.warning_files import driver_filters
@@ -921,15 +921,9 @@ class RunLoop:
         value on a worker): this run then said succeeded with an output it could not load.
         """
         try:
-            header = self.ctx.store.read_header(digest)
-            row = self.ctx.lineage.artifact_row(digest)
+            return self.ctx.record_disagreement(digest) is None
         except (CorruptArtifactError, MissingArtifactError, DamagedRecordError):
             return False
-        if row is None:
-            return True
-        recorded = ArtifactInfo(digest=digest, materializer=row["materializer"], type_name=row["type"],
-                                size=row["size"], checksum=row["checksum"], meta=row["meta"])
-        return header_disagreement(vars(header), recorded) is None
 
     def _returned(self, name: str) -> bool:
         """Whether the pipeline returns ``name``'s outputs, itself or as an item of a returned map."""
