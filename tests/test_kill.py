@@ -357,25 +357,8 @@ def test_a_stopped_run_stops_the_programs_its_steps_started(orch, calls, executo
     killed the workers alone, and the programs went on running, orphaned, after the run was interrupted."""
     if executor == "dask":
         pytest.importorskip("distributed")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "programs.py",
-                             "--executor", executor, "--workers", "2"],
-                            cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    pid_files = [Path(f"{calls.path}.{name}.pid") for name in ("timed", "untimed")]
-    programs: list[int] = []
-    try:
-        wait_for(lambda: all(f.exists() and f.read_text() for f in pid_files))
-        programs = [int(f.read_text()) for f in pid_files]
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 128 + signum, stderr
-        wait_for(lambda: not any(_alive(pid) for pid in programs), timeout=10)
-    finally:
-        for pid in programs:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    _stop_a_run_of_programs(orch, calls, ["programs.py", "--executor", executor, "--workers", "2"],
+                            ("timed", "untimed"), signum, whole_group=False)
     shown = json.loads(orch("show", "latest", "--json").stdout)
     assert {s["name"]: s["status"] for s in shown["steps"]} == {"timed_program": "interrupted",
                                                                  "untimed_program": "interrupted"}
@@ -384,16 +367,28 @@ def test_a_stopped_run_stops_the_programs_its_steps_started(orch, calls, executo
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_stopped_pool_run_stops_the_programs_of_every_workers_step(orch, calls, signum):
     """With three workers for three steps, one step's `subprocess.Popen` program outlived Ctrl-C every time."""
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", "many_programs.py",
-                             "--executor", "process", "--workers", "3"],
+    _stop_a_run_of_programs(orch, calls, ["many_programs.py", "--executor", "process", "--workers", "3"], "abc",
+                            signum, whole_group=True)
+
+
+def _stop_a_run_of_programs(orch, calls, args: list[str], names, signum: int, whole_group: bool) -> None:
+    """Run ``args``, whose steps each start a program and write its pid; stop the run once all have started.
+
+    Asserts that ``orch`` exits as the signal says and that every program ended with it.
+    ``whole_group``: the signal goes to the process group, as a terminal's Ctrl-C does.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--store", str(orch.store), "run", *args],
                             cwd=orch.cwd, env=orch.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    pid_files = [Path(f"{calls.path}.{name}.pid") for name in "abc"]
+                            start_new_session=whole_group)
+    pid_files = [Path(f"{calls.path}.{name}.pid") for name in names]
     programs: list[int] = []
     try:
         wait_for(lambda: all(f.exists() and f.read_text() for f in pid_files))
         programs = [int(f.read_text()) for f in pid_files]
-        os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C reaches the whole group
+        if whole_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 128 + signum, stderr
         wait_for(lambda: not any(_alive(pid) for pid in programs), timeout=10)

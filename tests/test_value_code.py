@@ -109,13 +109,18 @@ def test_classes_with_slots_hash_the_same_in_a_worker_that_got_them_by_value(tmp
         blob = cloudpickle.dumps(values)
     finally:
         cloudpickle.unregister_pickle_by_value(slotted_lib)
+    assert _hashes_in_another_process(blob) == [hash_value(v) for v in values]
+
+
+def _hashes_in_another_process(blob: bytes) -> list[str]:
+    """The digests of the values pickled in ``blob``, as a fresh process (a worker) computes them."""
     script = (
         "import json, pickle, sys; from orchestrator.hashing import hash_value; "
         "print(json.dumps([hash_value(v) for v in pickle.loads(sys.stdin.buffer.read())]))"
     )
     worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert json.loads(worker.stdout) == [hash_value(v) for v in values]
+    return list(json.loads(worker.stdout))
 
 
 def test_classes_with_generated_methods_hash_the_same_in_a_worker_that_got_them_by_value(tmp_path, monkeypatch):
@@ -153,13 +158,7 @@ def test_classes_with_generated_methods_hash_the_same_in_a_worker_that_got_them_
         blob = dumps(values)
     finally:
         cloudpickle.unregister_pickle_by_value(lib)
-    script = (
-        "import json, pickle, sys; from orchestrator.hashing import hash_value; "
-        "print(json.dumps([hash_value(v) for v in pickle.loads(sys.stdin.buffer.read())]))"
-    )
-    worker = subprocess.run([sys.executable, "-c", script], input=blob, capture_output=True, check=True,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert json.loads(worker.stdout) == [hash_value(v) for v in values]
+    assert _hashes_in_another_process(blob) == [hash_value(v) for v in values]
 
 
 def test_library_code_sent_by_value_is_library_code_where_python_lives_elsewhere(monkeypatch):
