@@ -82,7 +82,8 @@ def cli(ctx: click.Context, store: str | None, metadata: str | None, verbose: bo
 
 def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, ...],
                  params_from: str | None = None, ctx: click.Context | None = None) -> tuple[Any, dict[str, Any]]:
-    """The pipeline and its converted parameters; a warning for a relative path found beside the file only.
+    """The pipeline and its converted parameters; a warning for a relative path found beside the file only,
+    and for a misspelt name that ``**options`` took.
 
     Several ``--params`` files are layered as Kedro layers ``conf/base`` and ``conf/local``:
     a later file's value wins, key by key, and ``-p`` wins over them all. ``--params-from RUN``
@@ -92,6 +93,7 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
     from orchestrator.params import (
         convert_params,
         load_params_file,
+        options_like_parameters,
         parse_assignments,
         paths_beside_the_file,
         pipeline_section,
@@ -115,7 +117,8 @@ def _load_target(target: str, params: tuple[str, ...], params_files: tuple[str, 
         sources.update(dict.fromkeys(section, params_file))
     values = convert_params(pipeline.signature, pipeline.fn, pipeline.name, parse_assignments(params), typed,
                             source=sources)
-    for warning in paths_beside_the_file(pipeline.signature, values, split_target(target)[0]):
+    for warning in (*options_like_parameters(pipeline.signature, pipeline.name, values),
+                    *paths_beside_the_file(pipeline.signature, values, split_target(target)[0])):
         echo(f"warning: {warning}", err=True)
     return pipeline, values
 

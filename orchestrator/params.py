@@ -800,3 +800,23 @@ def paths_beside_the_file(signature: inspect.Signature, values: dict[str, Any], 
             out.append(f"parameter '{name}' is {path}, which is not in the current folder {here} but is "
                        f"{where}: run from {os.path.relpath(folder)}, or {fix}")
     return out
+
+
+def options_like_parameters(signature: inspect.Signature, pipeline: str, values: dict[str, Any]) -> list[str]:
+    """A warning for each given name that ``**options`` took but that is close to a named parameter.
+
+    ``**options`` takes any name, so a misspelt ``-p alpah=2`` is no error: the
+    run goes on with the default ``alpha``, and nothing says so. A name close to
+    none of them (``max_depth`` for a model's options) is what ``**options`` is for.
+    """
+    params = signature.parameters
+    options = next((p.name for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+    if options is None:
+        return []
+    named = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    out = []
+    for name in values:
+        hint = "" if name in params else did_you_mean(name, named)
+        if hint:
+            out.append(f"'{name}' is not a parameter of pipeline '{pipeline}': it goes into **{options}.{hint}")
+    return out

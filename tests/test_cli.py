@@ -1796,3 +1796,19 @@ def test_dag_cuts_a_long_list_of_inputs_with_a_count():
 
     assert upstream_text([f"s{i}" for i in range(50)]) == ", ".join(f"s{i}" for i in range(10)) + ", … 40 more"
     assert upstream_text(["a", "b"]) == "a, b"
+
+
+def test_p_name_close_to_a_parameter_warns_when_options_takes_it(orch, calls, project):
+    """``**options`` takes any name, so ``-p alpah=2`` for ``alpha`` ran silently with the default alpha."""
+    (project / "opts.py").write_text(
+        "from orchestrator import pipeline, step\n"
+        "@step\ndef fit(alpha: float, options: dict) -> float:\n    return alpha * len(options)\n"
+        "@pipeline\ndef opts(alpha: float = 1.0, **options):\n    return fit(alpha, options)\n"
+    )
+    typo = orch("run", "opts.py", "-p", "alpah=2", "--json")
+    assert typo.returncode == 0, typo.stderr
+    assert json.loads(typo.stdout)["params"] == {"alpha": 1.0, "alpah": 2}
+    assert ("warning: 'alpah' is not a parameter of pipeline 'opts': it goes into **options. "
+            "Did you mean 'alpha'?\n") in typo.stderr
+    meant = orch("run", "opts.py", "-p", "max_depth=3", "--json")  # far from every name: an option, said nothing
+    assert meant.returncode == 0 and "warning" not in meant.stderr, meant.stderr
