@@ -166,7 +166,24 @@ class _Pickler(QualnamePickler):
                 if obj.__module__ == "__main__":  # a script's class (`python train.py`), also kept by value
                     return _script_class, (obj.__qualname__, file, _by_value(obj))
                 return _user_class, (obj.__module__, obj.__qualname__, file)
+            if _of_a_session(obj):
+                return _live_class, (obj.__module__, obj.__qualname__, _by_value(obj))
         return super().reducer_override(obj)
+
+
+def _of_a_session(cls: type) -> bool:
+    """Whether ``cls`` is a class of a notebook's cells (or ``python -c``, a REPL): ``__main__`` with no file.
+
+    cloudpickle writes it by value, and loading rebuilt a copy: after a kernel restart (or
+    the class cell run again) an output loaded from the cache was no instance of the class
+    the cells define, `Color.RED is Color.RED` was false, and a step that re-ran on it
+    computed (and stored) another result than on the value just made. Written as a class
+    that came by value, it loads as the class ``__main__`` holds by that name now.
+    """
+    qualname = getattr(cls, "__qualname__", None)
+    return (cls.__module__ == "__main__" and isinstance(qualname, str) and "<locals>" not in qualname
+            and not isinstance(getattr(sys.modules.get("__main__"), "__file__", None), str)
+            and _named("__main__", qualname) is cls)
 
 
 def _users_file(cls: type) -> str | None:

@@ -398,3 +398,70 @@ def test_class_state_a_run_changes_keeps_the_next_run_in_the_process_cached(tmp_
         sys.modules.pop("nb_stateful", None)
         if str(tmp_path) in sys.path:
             sys.path.remove(str(tmp_path))
+
+
+CELL_CLASSES = '''
+import dataclasses, enum, sys
+from orchestrator import pipeline, step
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+@dataclasses.dataclass
+class Cfg:
+    lr: float = 0.1
+
+
+@step
+def pick() -> Color:
+    return Color.RED
+
+
+@step
+def config() -> Cfg:
+    return Cfg()
+
+
+@step
+def checks(c: Color, cfg: Cfg) -> list:
+    return [c is Color.RED, isinstance(cfg, Cfg), cfg == Cfg()]  # EDIT
+
+
+@pipeline
+def cells():
+    return checks(pick(), config())
+
+
+run = cells.run(store=sys.argv[1])
+print({name: r.status for name, r in run.steps.items()}, run.output(),
+      [run.steps["pick"].output() is Color.RED, isinstance(run.steps["config"].output(), Cfg)])
+'''
+
+
+def test_classes_of_cells_load_as_the_kernels_own_after_a_restart(tmp_path: Path) -> None:
+    """A class defined in a cell (``__main__`` has no file in a kernel) loaded from the cache as a copy of
+    itself: after a restart `is Color.RED` and `isinstance` were False, in the notebook and in a step that
+    re-ran on the cached output, whose wrong result was then stored under a valid key."""
+    import os
+    import subprocess
+
+    def kernel(source: str) -> str:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        done = subprocess.run([sys.executable, "-c", source, str(tmp_path / "store")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    every = "[True, True, True] [True, True]"
+    assert kernel(CELL_CLASSES) == "{'pick': 'ran', 'config': 'ran', 'checks': 'ran'} " + every
+    assert kernel(CELL_CLASSES) == "{'pick': 'cached', 'config': 'cached', 'checks': 'cached'} " + every
+    edited = CELL_CLASSES.replace("  # EDIT", "  # edited\n    # the same checks")
+    edited = edited.replace("return [c is", "same = [c is").replace("# edited", "\n    return same")
+    assert kernel(edited) == "{'pick': 'cached', 'config': 'cached', 'checks': 'ran'} " + every
+    # The class cell run again in one kernel: the cached outputs are of the class the cell made last.
+    again = CELL_CLASSES.replace("run = cells.run", "exec(compile(CLASS_CELL, '<cell>', 'exec'))\nrun = cells.run")
+    again = "CLASS_CELL = " + repr(CELL_CLASSES.split("@step")[0]) + "\n" + again
+    assert kernel(again) == "{'pick': 'cached', 'config': 'cached', 'checks': 'cached'} " + every
