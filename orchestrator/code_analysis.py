@@ -268,7 +268,11 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
         lines, start = inspect.findsource(obj)
         filename = inspect.getsourcefile(obj) or inspect.getfile(obj)
     except (OSError, TypeError):
-        return None
+        found = _magic_cell_source(codes[0]) if isinstance(obj, types.FunctionType) and codes else None
+        if found is None:
+            return None
+        lines, start = found
+        filename = codes[0].co_filename
     if not all(_is_current(code, filename, lines) for code in codes):
         return None
     snippet = "".join(inspect.getblock(lines[start:]))
@@ -289,6 +293,38 @@ def _source_digest(obj: Any, codes: tuple[types.CodeType, ...], *node_types: typ
         # as its parameters), not as the text that computes them.
         node.args.defaults, node.args.kw_defaults = [], []
     return hashing.hash_value(("ast", ast_text.dump(node)))
+
+
+_CELLS_SEARCHED = 200  # the latest input cells of a kernel looked through for a cell magic's source
+
+
+def _magic_cell_source(code: types.CodeType) -> tuple[list[str], int] | None:
+    """The lines of the IPython cell whose cell magic compiled ``code``, and the line its block starts at; else None.
+
+    ``%%time`` compiles its cell as ``<timed exec>`` (``%%prun`` as ``<string>``), text that
+    ``linecache`` never holds: a step in such a cell had no source and counted by its bytecode,
+    so adding or taking off ``%%time`` re-ran it ("its code changed"), and its key was not the
+    one the same code has in a plain cell or a file. The kernel's input history holds the cell:
+    the newest cell with a cell magic whose body compiles to this very code is its source.
+    """
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    cells = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if not isinstance(cells, list):
+        return None
+    wanted = _code_digest(code, strict=True)
+    for cell in reversed(cells[-_CELLS_SEARCHED:]):
+        if not isinstance(cell, str) or not cell.startswith("%%"):
+            continue
+        try:
+            body = shell.transform_cell(cell.partition("\n")[2])  # type: ignore[union-attr]  # `!ls`, `%env` lines
+        except Exception:  # noqa: BLE001 - IPython's transformers may raise anything on a cell they cannot read
+            continue
+        for whole in (True, False):
+            for compiled in _compiled(body, code.co_filename, whole).get(code.co_qualname, ()):
+                if _code_digest(compiled, strict=True) == wanted:
+                    return body.splitlines(keepends=True), compiled.co_firstlineno - 1
+    return None
 
 
 def _strip_docstrings(tree: ast.AST) -> None:

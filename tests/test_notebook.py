@@ -465,3 +465,45 @@ def test_classes_of_cells_load_as_the_kernels_own_after_a_restart(tmp_path: Path
     again = CELL_CLASSES.replace("run = cells.run", "exec(compile(CLASS_CELL, '<cell>', 'exec'))\nrun = cells.run")
     again = "CLASS_CELL = " + repr(CELL_CLASSES.split("@step")[0]) + "\n" + again
     assert kernel(again) == "{'pick': 'cached', 'config': 'cached', 'checks': 'cached'} " + every
+
+
+MAGIC_SESSION = '''
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+shell.history_manager.enabled = False  # kept in memory: no history file written
+
+
+def cell(source):
+    result = shell.run_cell(source, store_history=True)
+    if not result.success:
+        raise SystemExit(f"cell failed: {source}")
+
+
+STEP = "from orchestrator import pipeline, step\\n@step\\ndef b(n: int) -> int:\\n    return n * 2\\n"
+PIPELINE = "@pipeline\\ndef p(n: int = 3):\\n    return b(n)\\n"
+cell(STEP)
+cell(PIPELINE)
+cell("print('plain', p.plan().steps['b'].key)")
+for magic in ("%%time", "%%prun -q"):
+    cell(magic + "\\n" + STEP)
+    cell(PIPELINE)
+    cell("print(" + repr(magic) + ", p.plan().steps['b'].key)")
+'''
+
+
+def test_a_step_in_a_cell_under_time_or_prun_keeps_its_key(tmp_path: Path) -> None:
+    """`%%time` compiles the cell as `<timed exec>`, which has no source to read back: the step counted by its
+    bytecode, so adding or taking off `%%time` re-ran it ("its code changed"), and its key was not `orch run`'s."""
+    pytest.importorskip("IPython")
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "ORCH_STORE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", MAGIC_SESSION], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = [line.strip() for line in done.stdout.splitlines()]  # prun's report leaves no line end
+    keys = dict(line.rsplit(" ", 1) for line in lines if line.startswith(("plain", "%%")))
+    assert set(keys) == {"plain", "%%time", "%%prun -q"}, done.stdout
+    assert len(set(keys.values())) == 1, keys
