@@ -409,15 +409,62 @@ def page_handlers_captured() -> Iterator[None]:
     only where sys.stdout or sys.stderr is not a descriptor.
     """
     found = _handlers_on_page()
-    if not found:
+    shell = _kernel_shell()
+    if not found and shell is None:
         yield
         return
-    outer = _page_handlers[:]
+    outer, outer_shell = _page_handlers[:], _display_shell[:]
     _page_handlers[:] = found
+    _display_shell[:] = [shell] if shell is not None else []
     try:
         yield
     finally:
-        _page_handlers[:] = outer
+        _page_handlers[:], _display_shell[:] = outer, outer_shell
+
+
+#: The IPython shell whose ``display()`` a step's capture keeps while a run goes on (``page_handlers_captured``).
+_display_shell: list[Any] = []
+
+
+def _kernel_shell() -> Any:
+    """The running IPython shell whose ``display()`` does not go through sys.stdout (a kernel's), else None.
+
+    A kernel sends what ``display(df)`` shows to the page as a message, not as text on
+    sys.stdout: it was shown while the step ran, even in a run that shows nothing, and was
+    missing from the step's stdout (``orch logs``, a cached run). A terminal IPython prints
+    it on sys.stdout, which the capture holds already.
+    """
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or type(publisher).__module__.startswith("IPython.core."):
+        return None
+    return shell
+
+
+class _DisplayKept:
+    """A shell's display publisher while a step runs: what ``display()`` shows is kept as the step's stdout.
+
+    Its text form (``text/plain``, what a terminal shows) is kept; shown on the page only
+    when the run echoes (``verbose``), as print's text is.
+    """
+
+    def __init__(self, real: Any, out: _Tee, echo: bool) -> None:
+        self._real, self._out, self._echo = real, out, echo
+
+    def publish(self, data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> None:
+        text = data.get("text/plain") if isinstance(data, dict) else None
+        if isinstance(text, str) and text:
+            self._out.keep_raw(text if text.endswith("\n") else text + "\n")
+        if self._echo:
+            self._real.publish(data, metadata, *args, **kwargs)
+
+    def clear_output(self, *args: Any, **kwargs: Any) -> None:
+        if self._echo:
+            self._real.clear_output(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def _handlers_on_page() -> list[tuple[logging.StreamHandler[Any], int]]:
@@ -461,7 +508,7 @@ class Capture:
     attempt that may be killed; see ``read_spill``); removed when the capture ends.
     """
 
-    __slots__ = ("_disabled", "_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level",
+    __slots__ = ("_disabled", "_display", "_err", "_fds", "_files", "_level", "_log", "_out", "_root_handlers", "_root_level",
                  "_saved", "echo",
                  "log_level", "logs", "spill", "stderr", "stdout")
 
@@ -489,6 +536,10 @@ class Capture:
         if self.echo:
             self._out.echo_to, self._err.echo_to = self._real(sys.stdout), real_err
         self._log = _Tee(real_err if self.echo else None, self._files[2], None, pid)
+        self._display = None
+        if _display_shell:  # a kernel's display(): kept as the step's stdout (see ``_kernel_shell``)
+            self._display = _display_shell[0].display_pub
+            _display_shell[0].display_pub = _DisplayKept(self._display, self._out, self.echo)
         if _page_handlers:  # a notebook's: what they write is the step's (see ``page_handlers_captured``)
             for page_handler, fd in _page_handlers:
                 if page_handler.stream is self._saved[fd - 1]:
@@ -538,6 +589,8 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout, sys.stderr = self._saved
+        if self._display is not None and _display_shell:
+            _display_shell[0].display_pub = self._display
         if _page_handlers:
             for page_handler, fd in _page_handlers:
                 if page_handler.stream is (self._out if fd == 1 else self._err):

@@ -507,3 +507,62 @@ def test_a_step_in_a_cell_under_time_or_prun_keeps_its_key(tmp_path: Path) -> No
     keys = dict(line.rsplit(" ", 1) for line in lines if line.startswith(("plain", "%%")))
     assert set(keys) == {"plain", "%%time", "%%prun -q"}, done.stdout
     assert len(set(keys.values())) == 1, keys
+
+
+DISPLAY_SESSION = '''
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+
+
+class PagePublisher:  # as a kernel's: display() becomes a message to the page, not text on sys.stdout
+    def __init__(self):
+        self.page = []
+
+    def publish(self, data, metadata=None, **kwargs):
+        self.page.append(data["text/plain"])
+
+    def clear_output(self, wait=False):
+        self.page.append("<cleared>")
+
+
+shell.display_pub = page = PagePublisher()
+from IPython.display import clear_output, display
+from orchestrator import pipeline, step
+
+
+@step
+def shows(n: int) -> int:
+    display({"rows": n})
+    clear_output()
+    print("printed")
+    return n
+
+
+@pipeline
+def p(n: int = 3):
+    return shows(n)
+
+
+quiet = p.run(store=sys.argv[1])
+print("quiet", page.page, repr(quiet.steps["shows"].stdout))
+loud = p.run(store=sys.argv[1], n=4, verbose=True)
+print("verbose", page.page, repr(loud.steps["shows"].stdout))
+'''
+
+
+def test_what_a_step_displays_in_a_kernel_is_kept_as_its_stdout(tmp_path: Path) -> None:
+    """A kernel sends display()'s output to the page as a message: it was shown while the step ran, in a run
+    that shows nothing, and missing from the step's stdout (`orch logs`, the same step cached)."""
+    pytest.importorskip("IPython")
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", DISPLAY_SESSION, str(tmp_path / "store")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("quiet", "verbose"))]
+    assert lines == ["quiet [] \"{'rows': 3}\\nprinted\\n\"",
+                     "verbose [\"{'rows': 4}\", '<cleared>'] \"{'rows': 4}\\nprinted\\n\""], done.stdout
