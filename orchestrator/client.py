@@ -165,8 +165,10 @@ def _rebuild(ctx: Context, run_id: str) -> Run:
         if s["status"] == "map":
             continue  # a map is no step of its own (as on a live Run)
         outputs = lineage.ordered_outputs(s["key"], {o["name"]: o["hash"] for o in s["outputs"]})
+        # A cached step's row has no duration; the live Run says 0.0 for it, and so does this one.
+        duration = 0.0 if s["duration"] is None and s["status"] == "cached" else s["duration"]
         steps[s["node"]] = StepResult(s["node"], s["status"], s["reason"] or "", int(s["attempts"] or 0),
-                                      s["duration"], s["error"], s["key"], outputs)
+                                      duration, s["error"], s["key"], outputs)
     error = f"{row['error']} (details: `orch show {run_id}`)" if row["error"] else None  # as a live Run says
     run = Run(run_id, row["pipeline"], row["status"], steps, ctx.location, error=error,
               metadata=_absolute(ctx.metadata))

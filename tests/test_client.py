@@ -133,6 +133,8 @@ def test_a_cached_step_loads_from_the_run_it_reused(store):
     assert second.steps["split"].status == "cached" and second.steps["fit"].status == "ran"
     rebuilt = orchestrator.get_run(second.id, store=store)
     assert rebuilt.steps["split"].outputs == first.steps["split"].outputs
+    # The same Run as the live one: a cached step took no time (it read None from the database).
+    assert rebuilt.steps["split"].duration == second.steps["split"].duration == 0.0
     pd.testing.assert_frame_equal(orchestrator.load(f"{second.id}:split.train", store=store), frame(6).iloc[::2])
     assert rebuilt.output()["model"] == {"coef": 45.0}
 
