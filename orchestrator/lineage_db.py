@@ -402,7 +402,9 @@ class Lineage:
         signatures = _signatures(info for _, _, infos, _ in self._pending for info in infos)
         self.last_flush = time.monotonic()
         pending, self._pending = self._pending, []
-        self._queued = {}  # committed below, and the write ends the read: lookups find them in the database
+        # Committed below, and the write ends the read: lookups find them in the database.
+        queued, self._queued = self._queued, {}
+        metrics, self._metrics_queued = self._metrics_queued, {}
         steps: list[tuple[Any, ...]] = []
         edges: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
@@ -435,16 +437,29 @@ class Lineage:
                 cache.extend((key, outputs, r.run_id, r.node, now, parts) for key, parts in r.also_keys)
         rows = (steps, edges, attempts, artifacts, signatures, cache)
         try:
-            self._insert(*rows)
-        except UnicodeEncodeError:
-            # Text SQLite cannot take (a lone surrogate: a non-UTF-8 file name a step printed or put in
-            # its error, as os.listdir decodes it): written with those characters replaced, not lost.
-            self._insert(*([tuple(_storable(v) for v in row) for row in table] for table in rows))
+            try:
+                self._insert(*rows, metrics)
+            except UnicodeEncodeError:
+                # Text SQLite cannot take (a lone surrogate: a non-UTF-8 file name a step printed or put in
+                # its error, as os.listdir decodes it): written with those characters replaced, not lost.
+                steps, edges, attempts, artifacts, signatures, cache = (
+                    [tuple(_storable(v) for v in row) for row in table] for table in rows)
+                self._insert(steps, edges, attempts, artifacts, signatures, cache, metrics)
+        except BaseException:
+            # Not written: the transaction rolled back (Ctrl-C arrived in the middle of it, the database
+            # was locked). Queued again, ahead of what came since, for the next flush (the run's end):
+            # else a step the run reported as ran was missing from its record, or left `running`.
+            self._pending[:0] = pending
+            self._queued = {**queued, **self._queued}
+            newer, self._metrics_queued = self._metrics_queued, metrics
+            for run_id, (added, dropped) in newer.items():
+                self.queue_run_metrics(run_id, added, dropped)
+            raise
 
     def _insert(self, steps: list[tuple[Any, ...]], edges: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]],
                 artifacts: list[tuple[Any, ...]], signatures: list[tuple[Any, ...]],
-                cache: list[tuple[Any, ...]]) -> None:
-        """Write one flush's rows and the queued run metrics, in one transaction."""
+                cache: list[tuple[Any, ...]], metrics: dict[str, tuple[dict[str, Any], set[str]]]) -> None:
+        """Write one flush's rows and the run metrics queued with them, in one transaction."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", steps)
             if edges:
@@ -458,7 +473,6 @@ class Lineage:
                 c.executemany("INSERT OR REPLACE INTO signatures VALUES (?,?)", signatures)
             if cache:
                 c.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)", cache)
-            metrics, self._metrics_queued = self._metrics_queued, {}
             for run_id, (added, dropped) in metrics.items():
                 try:
                     self._merge_run_metrics(c, run_id, added, dropped)

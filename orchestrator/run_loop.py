@@ -258,11 +258,13 @@ class RunLoop:
         database = _file_identity(self.ctx.lineage.path)  # its end is checked against it, once per run
         # Commands of other hosts (a pod of tomorrow's job) tell a run that was killed by this sign of life.
         heartbeat = Heartbeat(self.ctx.lineage.path, self.run_id)
-        heartbeat.start()
-        self.observer.run_started(self.run_id, self.dag)
         status = "failed"
         stopping = contextlib.ExitStack()
         try:
+            # Inside: Ctrl-C as the run's header is printed ends the run recorded (and `--json` printed)
+            # as any other interrupt does, not left `running` until a later command calls it dead.
+            heartbeat.start()
+            self.observer.run_started(self.run_id, self.dag)
             self.commits.start()
             self._loop()
             status = "failed" if any(r.status == "failed" for r in self.results.values()) else "succeeded"
@@ -1051,6 +1053,12 @@ class RunLoop:
             self.ctx.lineage.queue_step(record, tries)
             self.results[name] = StepResult(name, "interrupted", decision.reason, attempt, record.duration,
                                             error=why, key=decision.key)
+        # Started and stopped before its first attempt was submitted (Ctrl-C during the commit before it):
+        # its "running" row is queued, or written, and it never ran.
+        for name in self.started:
+            if name not in self.attempting and name not in self.results:
+                self.commits.finished(name)
+                never.append(name)
         if never:
             self.ctx.lineage.forget_steps(self.run_id, never)  # its "running" row may be written already
 

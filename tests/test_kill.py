@@ -1216,3 +1216,64 @@ def test_a_killed_run_keeps_the_failed_attempts_of_a_retried_step(orch, calls, p
     document = json.loads(orch("logs", "latest:train", "--json").stdout)
     assert [(a["attempt"], a["status"], a["recorded"]) for a in document["attempts"]] == \
         [(1, "failed", True), (2, "interrupted", False)][:made]
+
+
+_FOUR_STEPS = ("from orchestrator import pipeline, step\n\n"
+               "@step\ndef first() -> int:\n    return 1\n\n"
+               "@step\ndef second(x: int) -> int:\n    return x + 1\n\n"
+               "@step\ndef third(x: int) -> int:\n    return x + 1\n\n"
+               "@pipeline\ndef four():\n    return third(second(first()))\n")
+
+
+def test_ctrl_c_while_finished_steps_are_committed_keeps_them(tmp_path, capsys, monkeypatch):
+    """Ctrl-C arriving while a commit wrote finished steps rolled it back, and the records it had taken from the
+    queue were gone: a step `orch run` said ran was missing from `orch show`, or left `running` for ever."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.lineage_db import Lineage
+
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "0")  # a commit before each step: the first holds `first` ran
+    insert = Lineage._insert
+
+    def interrupted_once(self, steps, *rest):
+        if any(row[1] == "first" and row[7] == "ran" for row in steps) and not getattr(self, "_stopped", False):
+            self._stopped = True
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the transaction
+        return insert(self, steps, *rest)
+
+    monkeypatch.setattr(Lineage, "_insert", interrupted_once)
+    (tmp_path / "four.py").write_text(_FOUR_STEPS)
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "four.py"), "--json"])
+    assert exited.value.code == 130
+    doc = json.loads(capsys.readouterr().out)
+    run = get_run(doc["run_id"], store=store)
+    assert run.status == "interrupted"
+    assert run.steps["first"].status == "ran"
+    assert "running" not in {s.status for s in run.steps.values()}
+
+
+def test_ctrl_c_as_the_run_starts_records_it_interrupted_and_prints_its_json(tmp_path, capsys, monkeypatch):
+    """Ctrl-C just after `run ID of pipeline ...` was printed: no --json document, and the run stayed `running`
+    until a later command called it dead ("the run's process died")."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+    from orchestrator.report import ConsoleReporter
+
+    started = ConsoleReporter.run_started
+
+    def stopped_as_it_starts(self, *args, **kwargs):
+        started(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ConsoleReporter, "run_started", stopped_as_it_starts)
+    (tmp_path / "four.py").write_text(_FOUR_STEPS)
+    store = str(tmp_path / "store")
+    with pytest.raises(SystemExit) as exited:
+        main(["--store", store, "run", str(tmp_path / "four.py"), "--json"])
+    assert exited.value.code == 130
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "interrupted"
+    run = get_run(doc["run_id"], store=store)
+    assert run.status == "interrupted" and run.error.startswith("interrupted by the user")
