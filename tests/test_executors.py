@@ -1642,3 +1642,19 @@ def test_an_argument_a_worker_cannot_unpickle_fails_its_step_saying_so(tmp_path,
     assert error.startswith(f"{kind}: its arguments could not be unpickled in the worker: cannot rebuild "
                             "Unrebuildable here"), error
     assert "WorkerDied" not in error and "SIGKILL" not in error
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_more_workers_than_this_machine_holds_is_refused_before_anything_starts(orch, calls, executor):
+    """`--workers 99999999999999999999` (a typo) passed the check and a LocalCluster of 2**63 workers grew the
+    driver to all the machine's memory, until the out-of-memory killer ended it."""
+    from orchestrator.executors import local_worker_limit
+
+    limit = local_worker_limit()
+    bad = orch("run", "edits.py", "--executor", executor, "--workers", "99999999999999999999")
+    assert bad.returncode == 2 and not calls.ran(), bad.stderr
+    assert bad.stderr.startswith(f"error: --workers 99999999999999999999 is more worker processes than this "
+                                 f"machine holds (at most {limit}: "), bad.stderr
+    assert len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert orch("run", "edits.py", "--executor", executor, "--workers", str(limit + 1)).returncode == 2
+    assert 4 * (os.cpu_count() or 1) <= limit
