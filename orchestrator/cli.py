@@ -37,7 +37,7 @@ from orchestrator.spelling import CLI
 from orchestrator.stop_signals import (
     StopSignal,
     signals_as_interrupt,
-    stops_said_until_exit,
+    stops_said_after_the_run,
 )
 from orchestrator.text_streams import printable_streams
 
@@ -174,16 +174,18 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         raise UserError(f"--workers {workers} sizes a process pool or a Dask cluster, but steps run one at a time "
                         f"without --executor: add --executor process (or dask), or drop --workers.")
     try:
-        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=_PROCESS[0]):
+        # `orch` itself, not main([...]) called in a process that goes on: from the run's recorded end to
+        # the exit, a stop signal is said, and the exit is as the run is recorded.
+        said = stops_said_after_the_run(lambda name, run_id, status: echo(
+            f"{name} arrived as run {run_id} ended: it is recorded {status}.", err=True)) \
+            if _PROCESS[0] else contextlib.nullcontext()
+        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=_PROCESS[0]), said:
             pipeline, values = _load_target(target, params, params_files, params_from, ctx)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI)
-            if _PROCESS[0]:  # `orch` itself, not main([...]) called in a process that goes on
-                stops_said_until_exit(lambda name: echo(
-                    f"{name} arrived as run {result.id} ended: it is recorded {result.status}.", err=True))
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:

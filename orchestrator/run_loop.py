@@ -68,13 +68,14 @@ from orchestrator.planner import (
 from orchestrator.remote_store import is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
+from orchestrator.run_identity import current_run_id
 from orchestrator.run_liveness import Heartbeat
 from orchestrator.self_state import self_state_hint
 from orchestrator.serialize import registered_materializers
 from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
-from orchestrator.stop_signals import StopSignal, further_stops_held, stops_held
+from orchestrator.stop_signals import StopSignal, further_stops_held, run_end_recorded, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec, stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
@@ -288,6 +289,8 @@ class RunLoop:
             with stopping, stops_held() as held:
                 try:
                     self._finish(status, database)
+                    if current_run_id() is None:  # not a run a step of another run started
+                        run_end_recorded(self.run_id, status)
                 finally:
                     heartbeat.stop()
                     self.observer.run_closed(self.run_id)  # also when _finish raised before run_finished

@@ -16,6 +16,7 @@ knows nothing of runs or stores. A signal ignored when ``orch`` started
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -114,6 +115,9 @@ def _stop(signum: int, frame: Any) -> None:
     if _HELD:
         _HELD[-1].append(signum)  # the run's end is being recorded: stopping now would cut it in two
         return
+    if _ENDED:
+        _said_after_the_end(signum)
+        return
     _raising(signum)
     raise StopSignal(signum)
 
@@ -125,8 +129,68 @@ def _ctrl_c(signum: int, frame: Any) -> None:
     if _HELD:
         _HELD[-1].append(signum)
         return
+    if _ENDED:
+        _said_after_the_end(signum)
+        return
     _raising(signum)
     raise CtrlC
+
+
+#: ``say(signal name, run id, status)`` of ``orch run`` (``stops_said_after_the_run``), while it runs its run.
+_ARMED: list[Callable[[str, str, str], None]] = []
+#: Once that run's end is recorded (``run_end_recorded``), to the process's exit: how a stop signal is said.
+_ENDED: list[Callable[[str], None]] = []
+_SAID: list[int] = []
+
+
+@contextlib.contextmanager
+def stops_said_after_the_run(say: Callable[[str, str, str], None]) -> Iterator[None]:
+    """For ``orch run`` as a process: once its run's end is recorded, a stop signal is said and stops nothing.
+
+    After the run's end is recorded, ``orch run`` still closes the store, prints the
+    summary, the metrics or the JSON document, and the interpreter tears down (pandas,
+    scikit-learn: a good part of a second). A Ctrl-C or SIGTERM there (a scheduler
+    cancelling at the end of a job) said "interrupted ... resume" and exited 130 or 143,
+    or killed the process outright, for a run recorded succeeded. From
+    ``run_end_recorded`` on, the first one is said with ``say`` and the exit is as
+    the run is recorded; a second takes the signal's default action, so that an exit
+    that hangs (a thread of the user's that never ends) can still be stopped.
+    """
+    _ARMED.append(say)
+    if len(_ARMED) == 1:
+        # Before the pipeline's file is imported: exit handlers run last registered first, so this one
+        # runs after those of the user's code and libraries, which a signal may still reach (said).
+        atexit.register(_ignored_at_exit)
+    try:
+        yield
+    finally:
+        _ARMED.remove(say)
+
+
+def run_end_recorded(run_id: str, status: str) -> None:
+    """The run loop recorded the end of the outermost run of ``orch run``: see ``stops_said_after_the_run``."""
+    if _ARMED and threading.current_thread() is threading.main_thread():
+        say = _ARMED[-1]
+        _ENDED[:] = [lambda name: say(name, run_id, status)]
+
+
+def _ignored_at_exit() -> None:
+    """After the other exit handlers: the interpreter's last teardown gives the signals their default
+    action back, and one arriving there killed ``orch`` (-2, -15) for a run recorded succeeded."""
+    if _ENDED:
+        for signum in (signal.SIGINT, *STOPPING):
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, signal.SIG_IGN)
+
+
+def _said_after_the_end(signum: int) -> None:
+    if _SAID:  # a second one: the exit hangs, so end it as the signal would have
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _SAID.append(signum)
+    with contextlib.suppress(OSError, ValueError):
+        _ENDED[0](signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
@@ -262,38 +326,12 @@ def signals_as_interrupt(until_exit: bool = False) -> Iterator[None]:
             took_sigint = False
         raise
     finally:
-        for signum, handler in previous.items():
-            if signal.getsignal(signum) is _stop:  # not one ``stops_said_until_exit`` put in its place
-                signal.signal(signum, handler)
-        if took_sigint and signal.getsignal(signal.SIGINT) is _ctrl_c:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def stops_said_until_exit(say: Callable[[str], None]) -> None:
-    """From a run's recorded end to the exit of the process, a stop signal is said, and stops nothing.
-
-    After ``signals_as_interrupt``'s block, ``orch run`` still prints its JSON document and the
-    interpreter tears down (pandas, scikit-learn: a good part of a second); a SIGTERM there took the
-    default action, exit 143, for a run recorded succeeded whose document said so. Called inside
-    that block, for ``orch run`` as a process: the handler lasts until the process exits. A second
-    signal takes the default action, so that an exit that hangs can still be stopped.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    said: list[int] = []
-
-    def _said(signum: int, frame: Any) -> None:
-        if said:  # a second one: the exit hangs (a thread of the user's that never ends), so end it as before
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        said.append(signum)
-        with contextlib.suppress(OSError, ValueError):
-            say(signal.Signals(signum).name)
-
-    for signum in STOPPING:
-        if signal.getsignal(signum) is _stop:
-            signal.signal(signum, _said)
+        if not (until_exit and _ENDED):  # else they say a signal until the process exits (``run_end_recorded``)
+            for signum, handler in previous.items():
+                if signal.getsignal(signum) is _stop:
+                    signal.signal(signum, handler)
+            if took_sigint and signal.getsignal(signal.SIGINT) is _ctrl_c:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 _FORK_HOOK: list[bool] = []

@@ -1277,3 +1277,42 @@ def test_ctrl_c_as_the_run_starts_records_it_interrupted_and_prints_its_json(tmp
     assert doc["status"] == "interrupted"
     run = get_run(doc["run_id"], store=store)
     assert run.status == "interrupted" and run.error.startswith("interrupted by the user")
+
+
+_SIGNALLED_AFTER = '''
+import os, signal, sys
+import orchestrator.cli as cli
+from orchestrator.lineage_db import Lineage
+
+where, signum = sys.argv[1], getattr(signal, sys.argv[2])
+target = (Lineage, "close") if where == "closing" else (cli, "_print_run_metrics")
+real = getattr(*target)
+sent = []
+
+def signalled(*args, **kwargs):
+    if not sent:
+        sent.append(True)
+        os.kill(os.getpid(), signum)
+    return real(*args, **kwargs)
+
+setattr(*target, signalled)
+sys.argv = ["orch", "--store", sys.argv[3], "run", sys.argv[4]]
+cli.main()
+'''
+
+
+@pytest.mark.parametrize("where", ["closing", "printing"])
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_after_the_run_is_recorded_exits_as_it_is_recorded(tmp_path, where, signum):
+    """Ctrl-C or SIGTERM a few milliseconds after the summary (the store closing, the metrics printed, the
+    interpreter ending): `interrupted ... resume`, 130 or 143, or death by the signal, for a run recorded
+    succeeded. A scheduler cancelling at the end of a job saw a failure."""
+    (tmp_path / "ends.py").write_text(_ENDS_WELL)
+    store = str(tmp_path / "store")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", _SIGNALLED_AFTER, where, signum, store, str(tmp_path / "ends.py")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert re.search(rf"^{signum} arrived as run \w{{12}} ended: it is recorded succeeded\.$", done.stderr, re.M), \
+        done.stderr
+    assert "resume" not in done.stderr and "Traceback" not in done.stderr
