@@ -237,16 +237,39 @@ def _file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:
         (f'%"content": "{content}"%', pattern))]
     if roots:
         return roots
-    earlier = [str(d) for (d,) in lineage.conn.execute(
-        "SELECT DISTINCT digest FROM edges WHERE path=? LIMIT 5", (path,))]
-    for digest, meta in lineage.conn.execute("SELECT digest, meta FROM artifacts WHERE meta LIKE ? LIMIT 5",
-                                             (pattern,)):
-        named = (lineage.decode(meta, f"artifacts.meta of artifact {digest}") or {}).get("file")
-        if isinstance(named, dict) and isinstance(named.get("content"), str):
-            earlier.append(named["content"])
+    earlier = _earlier_contents(lineage, path, pattern)
+    more = f" and {len(earlier) - _EARLIER_NAMED} more" if len(earlier) > _EARLIER_NAMED else ""
     raise NotFoundError(f"no run read or wrote '{ref}' as it is now (content {content[:12]}); earlier "
-                        f"contents were: {', '.join(dict.fromkeys(d[:12] for d in earlier))}. Trace one with "
-                        "`orch lineage DIGEST --downstream`.")
+                        f"contents were, most recent first: {', '.join(d[:12] for d in earlier[:_EARLIER_NAMED])}"
+                        f"{more}. Trace one with `orch lineage DIGEST --downstream`.")
+
+
+# How many of a changed file's earlier contents its "as it is now" message names; it counts the others.
+_EARLIER_NAMED = 5
+
+
+def _earlier_contents(lineage: Lineage, path: str, pattern: str) -> list[str]:
+    """Every content runs read at ``path`` or wrote there (returning it as a path), the most recent first.
+
+    By the start of the latest run that read or wrote each: the user edited the
+    file after the last runs, and the contents those trained on are the likely
+    question, not whichever digests sort first. ``pattern`` finds the path in
+    an artifact's ``meta``; a written content no run's edge names (its records
+    pruned) counts from its artifact's creation.
+    """
+    when: dict[str, float] = {}
+    for digest, started in lineage.conn.execute(
+            "SELECT e.digest, MAX(r.started) FROM edges e JOIN runs r ON r.run_id=e.run_id WHERE e.path=? "
+            "GROUP BY e.digest", (path,)):
+        when[str(digest)] = float(started)
+    for digest, meta, started in lineage.conn.execute(
+            "SELECT a.digest, a.meta, COALESCE((SELECT MAX(r.started) FROM edges e JOIN runs r ON r.run_id=e.run_id "
+            "WHERE e.digest=a.digest AND e.direction='out'), a.created, 0) FROM artifacts a WHERE a.meta LIKE ?",
+            (pattern,)):
+        named = (lineage.decode(meta, f"artifacts.meta of artifact {digest}") or {}).get("file")
+        if isinstance(named, dict) and named.get("path") == path and isinstance(named.get("content"), str):
+            when[named["content"]] = max(when.get(named["content"], 0.0), float(started))
+    return sorted(when, key=lambda d: (-when[d], d))
 
 
 def _gone_file_roots(lineage: Lineage, ref: str) -> list[tuple[str, str]]:

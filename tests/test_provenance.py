@@ -110,7 +110,7 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
     assert code == 2 and out.err.count("\n") == 1
     assert "no run read or wrote 'export.txt' as it is now" in out.err and "earlier contents were" in out.err
     # The command that message suggests answers: the content a step wrote is a ref of its own.
-    earlier = out.err.split("earlier contents were: ")[1].split(".")[0]
+    (earlier,) = _earlier_contents(out.err)
     code = 0
     try:
         main(["--store", str(store), "lineage", earlier, "--downstream", "--format", "json"])
@@ -122,6 +122,50 @@ def test_a_file_on_disk_is_a_lineage_ref_both_ways(tmp_path, monkeypatch, capsys
     (tmp_path / "unrelated.csv").write_text("a\n")
     code, out = lineage_of("unrelated.csv")
     assert code == 2 and "no run in this store read or wrote 'unrelated.csv'" in out.err
+
+
+def _earlier_contents(err: str) -> list[str]:
+    """The digests the "no run read or wrote FILE as it is now" message names, in its order."""
+    named = err.split("earlier contents were, most recent first: ")[1].split(".")[0]
+    return named.split(" and ")[0].split(", ")
+
+
+def test_a_changed_file_names_its_most_recent_earlier_contents_and_counts_the_rest(tmp_path, monkeypatch, capsys,
+                                                                                  calls):
+    """Seven contents read at a path, the file edited since: the message names the five latest, newest
+    first, and says how many it left out (it named five in digest order, the newest maybe not among them)."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    files = load_pipeline(str(PIPELINES / "files.py"))
+    runs = []
+    for i in range(1, 8):
+        (tmp_path / "input.txt").write_text("v" * i)
+        runs.append(files.run(store=str(store)))
+    (tmp_path / "input.txt").write_text("edited by hand")
+    lineage = Context.open(store).lineage
+    read = [next(d for _, _, d, path in lineage.step_edges(run.id, "read") if path) for run in runs]
+    for direction in ((), ("--downstream",)):
+        code, _, err = _orch(store, capsys, "lineage", "input.txt", *direction)
+        assert code == 2 and err.count("\n") == 1
+        assert _earlier_contents(err) == [d[:12] for d in reversed(read[2:])]
+        assert "and 2 more." in err
+
+    # Contents a step wrote at a path, and returned as it, by the time of the runs that wrote them.
+    @step
+    def export(rows: int) -> Path:
+        target = Path("export.txt")
+        target.write_text("".join(f"{i}\n" for i in range(rows)))
+        return target
+
+    @pipeline
+    def exported(rows: int = 1):
+        return export(rows)
+
+    made = [exported.run(store=str(store), rows=rows) for rows in range(1, 4)]
+    (tmp_path / "export.txt").write_text("edited by hand\n")
+    code, _, err = _orch(store, capsys, "lineage", "export.txt")
+    contents = [lineage.artifact_row(run.steps["export"].outputs["out"])["meta"]["file"]["content"] for run in made]
+    assert code == 2 and _earlier_contents(err) == [c[:12] for c in reversed(contents)] and "more" not in err
 
 
 def test_a_file_inside_a_folder_input_traces_to_that_folder(tmp_path, monkeypatch):
