@@ -89,6 +89,8 @@ class LineageGraph:
     outputs_of: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # run -> its items of maps over a map's result, by (map, item digest) (`map_item_readers`).
     map_readers: dict[str, dict[tuple[str, str], list[tuple[str, str | None]]]] = field(default_factory=dict)
+    # (path, content) -> ``file_now`` of it: each file a walk meets is hashed once (`_file_mark`).
+    file_marks: dict[tuple[str, str], str] = field(default_factory=dict)
     # Lines the tree ends with, after the other contents: what to ask next.
     notes: list[str] = field(default_factory=list)
 
@@ -283,15 +285,18 @@ def _visit(lineage: Lineage, g: LineageGraph, kind: str, ident: str, depth: floa
         if found:
             # A file REF on disk is traced as it is now; one no longer there, or a content given by
             # its digest that the file no longer has (an older dataset), as runs read it: say so.
-            now = file_now(lineage, str(found[0]), digest)
+            now = _file_mark(lineage, g, str(found[0]), digest)
             label, extra = f"{found[0]} ({digest[:12]}{now})", {"path": found[0], **({"now": now[2:]} if now else {})}
     named = artifact["meta"].get("file") if artifact else None
     if named:  # a path output: the file it names, by content
         if not isinstance(named, dict) or not isinstance(named.get("path"), str):
             raise DamagedRecordError(lineage.path, f"artifacts.meta of artifact {ident}",
                                      "its `file` is not an object with a `path`")
-        extra["file"] = named
-        label += f" → {named['path']}"
+        # The file at that path today may be what a later run wrote there, or nothing: marked as an input
+        # file is, or it reads as the file this step run made.
+        now = _file_mark(lineage, g, named["path"], named["content"]) if isinstance(named.get("content"), str) else ""
+        extra["file"] = {**named, **({"now": now[2:]} if now else {})}
+        label += f" → {named['path']}" + (f" ({now[2:]})" if now else "")
     models = _registered_as(lineage, ident) if artifact else []
     if models:  # "what was built from this dataset?" ends at the model version, not at its artifact
         extra["models"] = models
@@ -382,7 +387,7 @@ def _expand_step(lineage: Lineage, g: LineageGraph, v: Vertex, run_id: str, node
         if path:  # a file is its content at its path: an equal copy elsewhere is another file
             fid = f"file:{digest}@{path}"
             if fid not in g.vertices:
-                now = file_now(lineage, path, digest)
+                now = _file_mark(lineage, g, path, digest)
                 g.vertices[fid] = Vertex(fid, "file", f"{path} ({digest[:12]}{now})",
                                          {"path": path, "digest": digest, **({"now": now[2:]} if now else {})})
             g.add_child(v, name, fid)
@@ -528,6 +533,18 @@ def file_now(lineage: Lineage, path: str, digest: str) -> str:
         return ", gone since"
     except OSError:
         return ""  # unreadable now: say nothing rather than guess
+
+
+def _file_mark(lineage: Lineage, g: LineageGraph, path: str, digest: str) -> str:
+    """``file_now`` of a file (read by a step, or written and returned as a path), once per walk.
+
+    A path output is seen through each step run that made or passed it on, a
+    vertex each: the file, maybe a large model, is hashed once, not per vertex.
+    """
+    mark = g.file_marks.get((path, digest))
+    if mark is None:
+        mark = g.file_marks[(path, digest)] = file_now(lineage, path, digest)
+    return mark
 
 
 def _visit_flow(lineage: Lineage, g: LineageGraph, v: Vertex, digest: str, depth: float,

@@ -632,6 +632,48 @@ def test_a_deleted_file_is_still_traced_by_its_path_from_the_runs_records(tmp_pa
     assert code == 2 and "file 'other.txt' does not exist" in err
 
 
+def test_a_file_a_step_wrote_says_when_it_no_longer_holds_what_the_step_wrote(tmp_path, monkeypatch, capsys):
+    """A step's path output is marked `changed since` or `gone since` as an input file is: the file at that
+    path today may be what a later run wrote, or nothing, and showed as the one this run made."""
+    import json
+
+    @step
+    def write(text: str) -> Path:
+        target = Path("out.txt")
+        target.write_text(text)
+        return target
+
+    @pipeline
+    def wrote(text: str = "one"):
+        return write(text)
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    first, second = (wrote.run(store=str(store), text=text) for text in ("one", "two"))
+    lineage = Context.open(store).lineage
+    path = str(tmp_path / "out.txt")
+    made = {run.id: f"artifact:{run.steps['write'].outputs['out']}@{run.id}:write" for run in (first, second)}
+
+    down = walk(lineage, f"{first.id}:write", "downstream")
+    assert down.vertices[made[first.id]].label.endswith(f"→ {path} (changed since)")
+    assert down.vertices[made[first.id]].data["file"]["now"] == "changed since"
+    now = walk(lineage, f"{second.id}:write", "downstream").vertices[made[second.id]]
+    assert now.label.endswith(f"→ {path}") and "now" not in now.data["file"]  # it holds what this run wrote
+    code, out, _ = _orch(store, capsys, "lineage", f"{first.id}:write", "--downstream", "--format", "json")
+    node = next(n for n in json.loads(out)["nodes"] if n["id"] == made[first.id])
+    assert code == 0 and node["file"] == {"path": path, "content": node["file"]["content"], "now": "changed since"}
+    code, out, _ = _orch(store, capsys, "lineage", f"{first.id}:write", "--downstream", "--format", "dot")
+    assert code == 0 and f"→ {path} (changed since)" in out
+
+    (tmp_path / "out.txt").unlink()
+    gone = walk(lineage, "out.txt", "upstream")
+    assert [gone.vertices[r].label.endswith(f"→ {path} (gone since)") for r in gone.roots] == [True, True]
+    code, out, _ = _orch(store, capsys, "lineage", "out.txt")
+    assert code == 0 and out.count("(gone since)") == 2
+    code, out, _ = _orch(store, capsys, "lineage", "out.txt", "--format", "mermaid")
+    assert code == 0 and out.count("(gone since)") == 2
+
+
 def _orch(store, capsys, *args):
     """(exit code, stdout, stderr) of ``orch --store STORE ARGS`` run in this process."""
     from orchestrator.cli import main
