@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import sqlite3
 import threading
 import time
@@ -780,7 +781,7 @@ class Lineage:
         if dot and step in nodes and output:  # RUN:split.out1, as orch lineage and load take it, given to logs or show
             return (f"run {run_id[:12]} has no step '{node}': a step's output (STEP.OUTPUT) is taken by `orch "
                     f"lineage {run_id[:12]}:{node}` and orchestrator.load; the step is {run_id[:12]}:{step}.")
-        run = self.conn.execute("SELECT pipeline, status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        run = self.conn.execute("SELECT pipeline, status, file FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if run is not None and run[1] == "running" and node not in nodes:
             # Polled from a second terminal while the run goes on: a step it has not started yet has no
             # record, which is no reason to call it missing from the pipeline.
@@ -805,7 +806,27 @@ class Lineage:
                 return (f"run {run_id[:12]} is a run of pipeline '{run[0]}', which has no step '{node}'. The last "
                         f"run with that step is {other[0][:12]}, of pipeline '{other[1]}': give {other[0][:12]}:{node} "
                         f"(`orch runs --pipeline {other[1]}` lists its runs).")
+        if run is not None and run[1] in ("interrupted", "failed") and node not in nodes:
+            return self._not_reached_or_missing(run_id, node, nodes, run[0], run[1], run[2])
         return f"run {run_id[:12]} has no step '{node}'.{did_you_mean(node, nodes)} {see}"
+
+    def _not_reached_or_missing(self, run_id: str, node: str, nodes: list[str], pipeline: str, status: str,
+                                file: str | None) -> str:
+        """``node`` of a stopped run that no run of its pipeline recorded: not reached, or not a step at all.
+
+        A run records a step once it starts it, and nothing of the steps it planned: which of the two
+        it is, the pipeline file tells (``orch plan``), not the store.
+        """
+        # The steps of the pipeline's last other run are close matches too: the stopped run has few.
+        last = self.conn.execute("SELECT run_id FROM runs WHERE pipeline=? AND run_id != ? ORDER BY started DESC "
+                                 "LIMIT 1", (pipeline, run_id)).fetchone()
+        known = nodes + [n for n in (self.step_names(last[0]) if last else []) if n not in nodes]
+        stopped = "was interrupted" if status == "interrupted" else "failed"
+        show = f"`orch show {run_id[:12]}`"
+        look = (f"`orch plan {shlex.quote(f'{file}:{pipeline}')}` lists the pipeline's steps; {show} those the run "
+                "recorded." if file else f"{show} lists the steps the run recorded.")
+        return (f"run {run_id[:12]} {stopped} before it recorded step '{node}' (a step it never started has no "
+                f"record), or its pipeline has no step '{node}'.{did_you_mean(node, known)} {look}")
 
     def unrecorded_artifacts(self, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that have no artifact row: removed by ``orch cache gc`` or ``cache verify --repair``."""

@@ -525,7 +525,41 @@ def test_a_step_an_interrupted_run_never_reached_is_explained(store, capsys):
         assert (f"run {stopped.id} (interrupted) has no record of step 'second': it stopped before that step "
                 f"started. The last run that has one is {done.id}.") in error_of(*args)
     assert f"run {done.id} has no step 'secnd'. Did you mean 'second'?" in error_of("logs", f"{done.id}:secnd")
+    # A typo given an interrupted run: the steps of the pipeline's other runs are close matches too.
+    assert "or its pipeline has no step 'secnd'. Did you mean 'second'?" in error_of("logs", f"{stopped.id}:secnd")
     assert f"no step after ':'. Write RUN:STEP, such as {done.id}:second." in error_of("lineage", f"{done.id}:")
+
+
+@pytest.mark.parametrize("status", ["interrupted", "failed"])
+def test_a_step_the_only_run_never_reached_is_not_called_missing(store, capsys, status):
+    """Ctrl-C during the first step of a pipeline's first run: `orch logs RUN:second` said `run … has no
+    step 'second'`, as for a typo. The run records no step it never started (nor which it planned), so
+    the message says both what may be and where the pipeline's steps are listed."""
+    import sqlite3
+
+    from orchestrator.cli import main
+
+    file = str(PIPELINES / "two_params.py")
+    stopped = load_pipeline(file).run(store=str(store), x=2)
+    with sqlite3.connect(store / "metadata.db") as db:  # as Ctrl-C (or a crash) during `first` leaves it
+        db.execute("UPDATE runs SET status=? WHERE run_id=?", (status, stopped.id))
+        db.execute("DELETE FROM steps WHERE run_id=? AND node='second'", (stopped.id,))
+
+    def error_of(*args: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            main(["--store", str(store), *args])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        return err
+
+    said = "was interrupted" if status == "interrupted" else "failed"
+    for command in ("logs", "lineage"):
+        assert error_of(command, f"{stopped.id[:6]}:second") == (
+            f"error: run {stopped.id} {said} before it recorded step 'second' (a step it never started has no "
+            f"record), or its pipeline has no step 'second'. `orch plan {file}:two_params` lists the pipeline's "
+            f"steps; `orch show {stopped.id}` those the run recorded.\n")
+    assert "or its pipeline has no step 'frst'. Did you mean 'first'?" in error_of("logs", f"{stopped.id}:frst")
 
 
 def test_diagram_arrows_read_the_way_the_data_flowed(store):
