@@ -84,7 +84,9 @@ class RunObserver:
 
     def run_started(self, run_id: str, dag: DAG) -> None: ...
 
-    def step_started(self, node: str, reason: str) -> None: ...
+    def step_started(self, node: str, reason: str) -> None:
+        """``node`` is handed to the executor, to run for ``reason``: at once on the sequential one; on a
+        pool or Dask worker it may wait first (``step_began`` says when it began, if later)."""
 
     def step_retrying(self, node: str, attempt: int, error: str, delay: float) -> None: ...
 
