@@ -31,11 +31,32 @@ def call_site(skip_package: bool = True) -> str:
     filename = frame.f_code.co_filename
     name = _BASENAMES.get(filename)
     if name is None:
-        name = _BASENAMES[filename] = os.path.basename(filename)
+        name = shown_file(filename)
+        if not name.startswith("In["):  # a cell's file is In[N] of the cell run last with that text
+            _BASENAMES[filename] = name
     return f"{name}:{frame.f_lineno}"
 
 
 _BASENAMES: dict[str, str] = {}  # co_filename -> its base name: call_site runs once per step call
+
+
+def shown_file(filename: str) -> str:
+    """``filename`` as a message names it: its base name, or ``In[3]`` for the code of a notebook cell.
+
+    A Jupyter kernel compiles each cell into a temporary file (``/tmp/ipykernel_1/3359560853.py``,
+    ``<ipython-input-3-ad71f0ed3df1>`` in IPython): its name says nothing of which cell, where
+    IPython's own tracebacks say ``In[3]``. IPython knows the number of the cell it compiled.
+    """
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    if callable(get_ipython):
+        code_name = getattr(getattr(get_ipython(), "compile", None), "format_code_name", None)
+        try:
+            cell = code_name(filename) if callable(code_name) else None
+        except Exception:  # noqa: BLE001 - IPython's own lookup: any failure leaves the file's name
+            cell = None
+        if isinstance(cell, tuple) and len(cell) == 2 and isinstance(cell[1], str) and cell[1].startswith("In["):
+            return cell[1]
+    return os.path.basename(filename)
 
 
 def user_site(fallback: bool = True) -> str:
@@ -49,7 +70,7 @@ def user_site(fallback: bool = True) -> str:
     frame = sys._getframe(1)
     while frame is not None:
         if file_kind(frame.f_code.co_filename) == "user":
-            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+            return f"{shown_file(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return call_site() if fallback else ""
 
@@ -59,7 +80,7 @@ def definition_site(fn: Callable[..., Any]) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:
         return "<unknown>"
-    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    return f"{shown_file(code.co_filename)}:{code.co_firstlineno}"
 
 
 def written_name(fn: Callable[..., Any], root: types.FunctionType) -> tuple[str, str] | None:
@@ -85,12 +106,12 @@ def written_name(fn: Callable[..., Any], root: types.FunctionType) -> tuple[str,
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
                 and any(d.lineno == line for d in node.decorator_list):
             first = min(d.lineno for d in node.decorator_list)
-            return node.name, f"{os.path.basename(filename)}:{first}"
+            return node.name, f"{shown_file(filename)}:{first}"
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno == line \
                 and isinstance(node.value, ast.Call):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if len(targets) == 1 and isinstance(targets[0], ast.Name):
-                return targets[0].id, f"{os.path.basename(filename)}:{line}"
+                return targets[0].id, f"{shown_file(filename)}:{line}"
     return None
 
 

@@ -566,3 +566,40 @@ def test_what_a_step_displays_in_a_kernel_is_kept_as_its_stdout(tmp_path: Path) 
     lines = [line for line in done.stdout.splitlines() if line.startswith(("quiet", "verbose"))]
     assert lines == ["quiet [] \"{'rows': 3}\\nprinted\\n\"",
                      "verbose [\"{'rows': 4}\", '<cleared>'] \"{'rows': 4}\\nprinted\\n\""], done.stdout
+
+
+CELL_SITE_SESSION = '''
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+shell.history_manager.enabled = False
+
+
+def cell(source):
+    return shell.run_cell(source, store_history=True)
+
+
+cell("from orchestrator import pipeline, step")
+cell("@step\\ndef load() -> dict:\\n    return {}\\n\\n@step\\ndef total(x) -> int:\\n    return 1\\n")
+cell("@pipeline\\ndef p():\\n    raw = load()\\n    return total(len(raw))\\n")
+cell("""
+try:
+    p.plan()
+except Exception as exc:
+    print("error", exc)
+""")
+'''
+
+
+def test_a_mistake_in_a_cell_is_named_by_the_cell_not_its_temporary_file(tmp_path: Path) -> None:
+    """A kernel compiles each cell into a temporary file (`/tmp/ipykernel_1/3359560853.py`): messages said
+    `at 3359560853.py:4`, which names no cell; IPython's tracebacks say `In[3]`."""
+    pytest.importorskip("IPython")
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "ORCH_STORE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", CELL_SITE_SESSION], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "has its len() taken at In[3]:4 while the pipeline is being built" in done.stdout, done.stdout
