@@ -1228,8 +1228,6 @@ _FOUR_STEPS = ("from orchestrator import pipeline, step\n\n"
 def test_ctrl_c_while_finished_steps_are_committed_keeps_them(tmp_path, capsys, monkeypatch):
     """Ctrl-C arriving while a commit wrote finished steps rolled it back, and the records it had taken from the
     queue were gone: a step `orch run` said ran was missing from `orch show`, or left `running` for ever."""
-    from orchestrator import get_run
-    from orchestrator.cli import main
     from orchestrator.lineage_db import Lineage
 
     monkeypatch.setenv("ORCH_COMMIT_BUDGET", "0")  # a commit before each step: the first holds `first` ran
@@ -1242,14 +1240,7 @@ def test_ctrl_c_while_finished_steps_are_committed_keeps_them(tmp_path, capsys, 
         return insert(self, steps, *rest)
 
     monkeypatch.setattr(Lineage, "_insert", interrupted_once)
-    (tmp_path / "four.py").write_text(_FOUR_STEPS)
-    store = str(tmp_path / "store")
-    with pytest.raises(SystemExit) as exited:
-        main(["--store", store, "run", str(tmp_path / "four.py"), "--json"])
-    assert exited.value.code == 130
-    doc = json.loads(capsys.readouterr().out)
-    run = get_run(doc["run_id"], store=store)
-    assert run.status == "interrupted"
+    run = _four_steps_interrupted(tmp_path, capsys)
     assert run.steps["first"].status == "ran"
     assert "running" not in {s.status for s in run.steps.values()}
 
@@ -1257,8 +1248,6 @@ def test_ctrl_c_while_finished_steps_are_committed_keeps_them(tmp_path, capsys, 
 def test_ctrl_c_as_the_run_starts_records_it_interrupted_and_prints_its_json(tmp_path, capsys, monkeypatch):
     """Ctrl-C just after `run ID of pipeline ...` was printed: no --json document, and the run stayed `running`
     until a later command called it dead ("the run's process died")."""
-    from orchestrator import get_run
-    from orchestrator.cli import main
     from orchestrator.report import ConsoleReporter
 
     started = ConsoleReporter.run_started
@@ -1268,6 +1257,15 @@ def test_ctrl_c_as_the_run_starts_records_it_interrupted_and_prints_its_json(tmp
         os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(ConsoleReporter, "run_started", stopped_as_it_starts)
+    run = _four_steps_interrupted(tmp_path, capsys)
+    assert run.error.startswith("interrupted by the user")
+
+
+def _four_steps_interrupted(tmp_path, capsys):
+    """`orch run four.py --json`, which a Ctrl-C stops: the Run its document names, recorded interrupted."""
+    from orchestrator import get_run
+    from orchestrator.cli import main
+
     (tmp_path / "four.py").write_text(_FOUR_STEPS)
     store = str(tmp_path / "store")
     with pytest.raises(SystemExit) as exited:
@@ -1276,7 +1274,8 @@ def test_ctrl_c_as_the_run_starts_records_it_interrupted_and_prints_its_json(tmp
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "interrupted"
     run = get_run(doc["run_id"], store=store)
-    assert run.status == "interrupted" and run.error.startswith("interrupted by the user")
+    assert run.status == "interrupted"
+    return run
 
 
 _SIGNALLED_AFTER = '''
