@@ -224,6 +224,101 @@ def _attributes_of(code: types.CodeType, name: str) -> frozenset[str] | None:
     return frozenset(found)
 
 
+@dataclass(frozen=True)
+class Change:
+    """A change the code makes to a global: ``CONFIG["k"] = v`` is ``Change("CONFIG", (), "")``.
+
+    ``attrs`` are the attributes read from the global before the change
+    (``config.CONFIG.update(...)`` is ``("CONFIG",)``, the method left out),
+    ``"[]"`` for an item (``CONFIG["a"].append(v)`` is ``("[]",)``);
+    ``stored`` is the attribute set or deleted on what they reach
+    (``SETTINGS.scale = v`` stores ``"scale"``), "" for an item or a method;
+    ``rebinds`` marks ``global X; X = ...``; ``method`` names the method called.
+    """
+
+    name: str
+    attrs: tuple[str, ...] = ()
+    stored: str = ""
+    rebinds: bool = False
+    method: str = ""
+
+
+# Methods that change the object they are called on, of the builtin containers and deque.
+MUTATING_METHODS = frozenset({
+    "update", "setdefault", "pop", "popitem", "clear", "append", "extend", "insert", "remove", "add",
+    "discard", "sort", "reverse", "appendleft", "extendleft", "popleft", "difference_update",
+    "intersection_update", "symmetric_difference_update", "__setitem__", "__delitem__",
+})
+_FLOW_ENDS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE", "JUMP_FORWARD",
+                        "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"})
+_CHANGES: dict[int, tuple[types.CodeType, tuple[Change, ...]]] = {}
+
+
+def global_changes(code: types.CodeType) -> tuple[Change, ...]:
+    """The globals a code object (and the code nested in it) changes: rebinds, or changes in place.
+
+    In place is an item set or deleted (``X[k] = v``, ``X[a][b] += 1``,
+    ``del X[k]``), an attribute set or deleted (``X.attr = v``), or a call of
+    a mutating method (``X.update(...)``, ``X["a"].append(v)``). Found by
+    following which stack slots hold the global through each statement's
+    instructions; a value that leaves the stack (``y = X; y[k] = v``, or
+    passed to a call, ``random.shuffle(X)``) is no longer followed: such a
+    change is missed rather than guessed. Cached per code object.
+    """
+    cached = _CHANGES.get(id(code))
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    found = tuple(dict.fromkeys(_changes_in(code)))
+    _CHANGES[id(code)] = (code, found)
+    return found
+
+
+def _changes_in(code: types.CodeType) -> Iterator[Change]:
+    stack: list[Change | None] = []  # what each slot holds: a global (as the Change it would be), or None
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op in _TRANSPARENT_OPS:
+            continue
+        top = stack[-1] if stack else None
+        below = stack[-2] if len(stack) > 1 else None
+        effect = dis.stack_effect(ins.opcode, ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None, jump=False)
+        if op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            yield Change(ins.argval, rebinds=True)
+        elif op in ("STORE_SUBSCR", "DELETE_SUBSCR") and below is not None:
+            yield below
+        elif op in ("STORE_ATTR", "DELETE_ATTR") and top is not None:
+            yield Change(top.name, top.attrs, stored=ins.argval)
+        elif op in _ATTRIBUTE_OPS and effect == 1 and top is not None and ins.argval in MUTATING_METHODS:
+            # Loaded as a method to call (a plain read, `SETTINGS.sort`, may be a field of that name).
+            yield Change(top.name, top.attrs, method=ins.argval)
+        if op in ("LOAD_GLOBAL", "LOAD_NAME") and effect == 1:  # with a NULL (2), it is called: no value changed
+            stack.append(Change(ins.argval))
+        elif op in _ATTRIBUTE_OPS and effect == 0:  # a plain attribute: the global's value, further in
+            stack[-1:] = [Change(top.name, (*top.attrs, ins.argval)) if top is not None else None]
+        elif op == "BINARY_SUBSCR" or (op == "BINARY_OP" and ins.argrepr == "[]"):
+            # An item of the global is part of its value: "[]" in its attributes says it is inside it.
+            stack[-2:] = [Change(below.name, (*below.attrs, "[]")) if below is not None else None]
+        elif op == "COPY":
+            depth = ins.arg or 1
+            stack.append(stack[-depth] if len(stack) >= depth else None)
+        elif op == "SWAP":
+            depth = ins.arg or 1
+            if len(stack) >= depth:
+                stack[-1], stack[-depth] = stack[-depth], stack[-1]
+        elif op.startswith(("LOAD_", "PUSH_NULL")) and op not in _ATTRIBUTE_OPS and effect > 0:
+            stack.extend([None] * effect)  # pushes only
+        elif op.startswith(("STORE_", "POP_", "DELETE_")) and effect <= 0:
+            del stack[len(stack) + effect:]  # pops only
+        else:  # takes what it needs from the top and leaves results there: none of them is the global
+            kept = max(0, len(stack) + min(effect, 0) - 1)
+            stack[kept:] = [None] * (len(stack) + effect - kept if len(stack) + effect > kept else 0)
+        if op in _FLOW_ENDS:
+            stack = []  # what follows is reached from elsewhere, with a stack of its own
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _changes_in(const)
+
+
 def _code_digest(code: types.CodeType, strict: bool = False) -> str:
     """Digest of a code object's instructions, without line numbers or its file's name.
 

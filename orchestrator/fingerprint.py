@@ -115,6 +115,9 @@ class CodeFingerprint:
     # The methods of each class part, by the part's display name: {method: digest of its code}. A
     # class counts as one part; these only say which of its methods an edit changed.
     methods: dict[str, dict[str, str]] = field(default_factory=dict, hash=False, compare=False, repr=False)
+    # The functions of the user's the walk went through, the step's own first: what the code may run,
+    # for ``shared_globals`` to tell which module-level values a step changes and which it reads.
+    functions: tuple[types.FunctionType, ...] = field(default=(), hash=False, compare=False, repr=False)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
@@ -402,12 +405,13 @@ class _Walk:
         self.methods: dict[str, dict[str, str]] = {}  # see CodeFingerprint.methods
         self.accessors: dict[str, list[type]] = {}  # see _project_accessors: a step's walk sets them
         self.root_closures: list[str] = []  # parts the step's own closure values are shown as
+        self.functions: list[types.FunctionType] = []  # see CodeFingerprint.functions
 
     def result(self) -> CodeFingerprint:
         flat = [item for pair in sorted(self.pairs) for item in pair]
         return CodeFingerprint(hashing.combine(*flat), dict(sorted(self.parts.items())),
                                tuple(self.paths.values()), tuple(self.filled), tuple(sorted(self.dynamic)),
-                               dict(sorted(self.methods.items())))
+                               dict(sorted(self.methods.items())), tuple(self.functions))
 
     def note_paths(self, kind: str, name: str, value: Any) -> None:
         """Remember a value the code reaches that is or holds a path (the first one, for a container)."""
@@ -452,6 +456,7 @@ class _Walk:
         ``bound_in`` is where the code's name for it is bound (``_name_in_own_module``)."""
         if not self.first_visit(fn):
             return
+        self.functions.append(fn)
         info = function_info(fn)
         where = fn.__qualname__
         tokens = [info.digest]

@@ -28,6 +28,7 @@ from orchestrator.errors import (
 from orchestrator.hashing import skipping_folders
 from orchestrator.name_clashes import shared_name_warnings
 from orchestrator.self_state import self_state_warnings
+from orchestrator.shared_globals import shared_global_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.steps_by_name import StepsByName
 from orchestrator.task import stored_item
@@ -284,7 +285,7 @@ def plan_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | No
     if unforced:
         raise UserError(unforced_message(dag, map_children, unforced, spelling) + ".")
     return Plan(dag.pipeline, entries, untracked_path_warnings(dag) + self_state_warnings(dag)
-                + shared_name_warnings(dag))
+                + shared_global_warnings(dag) + shared_name_warnings(dag))
 
 
 def _missing_files(node: Node, reason: str) -> str:

@@ -38,6 +38,7 @@ from orchestrator.report import RunObserver
 from orchestrator.results import Run
 from orchestrator.run_loop import RunLoop
 from orchestrator.self_state import self_state_warnings
+from orchestrator.shared_globals import shared_global_warnings
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.stop_signals import ctrl_c_counted
 from orchestrator.untracked import _caller_level, warn_untracked
@@ -103,7 +104,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                 dag = build(pipeline, params, ctx)
                 forced = check_rerun(dag, rerun, spelling)
                 warn_untracked(dag, progress)
-                for message in self_state_warnings(dag) + shared_name_warnings(dag):
+                for message in self_state_warnings(dag) + shared_global_warnings(dag) + shared_name_warnings(dag):
                     _warn(message, progress)
                 # With a map, its items are only known when its list is ready: then no bound.
                 most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)

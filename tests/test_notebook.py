@@ -140,7 +140,7 @@ def test_a_cell_that_changes_a_global_re_runs_the_steps_reading_it(kernel: Calla
 
 def test_a_step_that_fills_a_list_on_a_worker_changes_nothing_here(kernel: Callable[[], Notebook],
                                                                    tmp_path: Path) -> None:
-    """On a process pool the memo fills in the workers: the kernel's stays empty, and cached."""
+    """On a process pool each task fills its own copy of the memo: the kernel's stays empty, and cached."""
     store = tmp_path / "store"
     nb = kernel()
     nb.session.run(store=store, executor="process", workers=1)
