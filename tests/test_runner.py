@@ -1225,8 +1225,9 @@ def test_a_step_changing_its_input_in_place_does_not_reach_its_siblings(executor
 def test_a_returned_object_the_step_changes_later_reaches_its_readers_as_it_was_stored(executor, tmp_path):
     """A step returning a module-level array that another step then changes in place: its readers
     read the value its digest names, on every executor (the sequential one kept the live array)."""
-    run = _load("mutating.py:kept_buffer").run(store=str(tmp_path / "store"), executor=executor,
-                                               workers=2 if executor == "process" else None)
+    with pytest.warns(UserWarning, match="step 'refill' changes BUFFER .mutating.py., which step 'buffer' reads"):
+        run = _load("mutating.py:kept_buffer").run(store=str(tmp_path / "store"), executor=executor,
+                                                   workers=2 if executor == "process" else None)
     assert run.status == "succeeded", run.error
     stored = float(run.steps["buffer"].output().sum())
     assert run.steps["total"].output() == stored
