@@ -36,6 +36,7 @@ from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserErro
 from orchestrator.spelling import CLI
 from orchestrator.stop_signals import (
     StopSignal,
+    run_end_recorded,
     signals_as_interrupt,
     stops_said_after_the_run,
 )
@@ -185,7 +186,8 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
-                                  file=os.path.abspath(split_target(target)[0]), spelling=CLI)
+                                  file=os.path.abspath(split_target(target)[0]), spelling=CLI,
+                                  end_recorded=run_end_recorded)
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:

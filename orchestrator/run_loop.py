@@ -20,7 +20,7 @@ import os
 import platform
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any
 
@@ -68,14 +68,13 @@ from orchestrator.planner import (
 from orchestrator.remote_store import is_url
 from orchestrator.report import RunObserver
 from orchestrator.results import Run, StepResult, encode_result, expand_maps
-from orchestrator.run_identity import current_run_id
 from orchestrator.run_liveness import Heartbeat
 from orchestrator.self_state import self_state_hint
 from orchestrator.serialize import registered_materializers
 from orchestrator.signing import NO_KEY_TO_CHECK, SIGNED_WITH_ANOTHER_KEY
 from orchestrator.spelling import CLI, Spelling
 from orchestrator.step import Step
-from orchestrator.stop_signals import StopSignal, further_stops_held, run_end_recorded, stops_held
+from orchestrator.stop_signals import StopSignal, further_stops_held, stops_held
 from orchestrator.store import ArtifactInfo
 from orchestrator.task import ArtifactRef, TaskResult, TaskSpec, stored_item
 from orchestrator.tracing import SINGLE_OUTPUT, Output, iter_outputs
@@ -184,8 +183,11 @@ class RunLoop:
     """State of one run while it executes."""
 
     def __init__(self, dag: DAG, ctx: Context, executor: Executor, observer: RunObserver, *,
-                 forced: set[str], no_cache: bool, verbose: bool, spelling: Spelling = CLI) -> None:
+                 forced: set[str], no_cache: bool, verbose: bool, spelling: Spelling = CLI,
+                 end_recorded: Callable[[str, str], None] | None = None) -> None:
         self.dag, self.ctx, self.executor, self.observer = dag, ctx, executor, observer
+        # Told (run id, status) once the run's end is recorded, while stop signals are still held.
+        self.end_recorded = end_recorded
         self.forced, self.no_cache, self.verbose, self.spelling = forced, no_cache, verbose, spelling
         self.run_id = secrets.token_hex(6)
         # What the executor and the store are cannot change during a run: read once, not per attempt.
@@ -289,8 +291,8 @@ class RunLoop:
             with stopping, stops_held() as held:
                 try:
                     self._finish(status, database)
-                    if current_run_id() is None:  # not a run a step of another run started
-                        run_end_recorded(self.run_id, status)
+                    if self.end_recorded is not None:
+                        self.end_recorded(self.run_id, status)
                 finally:
                     heartbeat.stop()
                     self.observer.run_closed(self.run_id)  # also when _finish raised before run_finished

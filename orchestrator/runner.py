@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -71,11 +71,14 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                  metadata: str | None = None,
                  executor: str = "sequential", workers: int | None = None, address: str | None = None,
                  rerun: tuple[str, ...] = (), no_cache: bool = False, verbose: bool = False,
-                 progress: RunObserver | None = None, file: str | None = None, spelling: Spelling = CLI) -> Run:
+                 progress: RunObserver | None = None, file: str | None = None, spelling: Spelling = CLI,
+                 end_recorded: Callable[[str, str], None] | None = None) -> Run:
     """Build and run ``pipeline``; return the ``Run`` (also when it failed).
 
     ``spelling``: how the user wrote the options (``--rerun`` in a shell,
     ``rerun=`` in Python), for the messages and reasons that name them.
+    ``end_recorded(run_id, status)``: called once this run's end is recorded, while stop
+    signals are still held (``orch run`` says a later one, and exits as the run is recorded).
 
     Raises:
         UserError: for mistakes found before anything runs.
@@ -110,7 +113,7 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, store: str | Non
                 most = None if any(node.is_map for node in dag.nodes.values()) else len(dag.nodes)
                 runner = RunLoop(dag, ctx, make_executor(executor, workers, address, most=most, spelling=spelling),
                                   progress or RunObserver(), forced=forced, no_cache=no_cache, verbose=verbose,
-                                  spelling=spelling)
+                                  spelling=spelling, end_recorded=end_recorded)
                 # Sequential attempts run in this thread, one at a time: descriptors 1 and 2 stay on the
                 # capture's pipes for the whole run rather than being pointed there and back per attempt.
                 # Workers of a pool or of Dask are other processes or threads that inherit or share them.

@@ -168,7 +168,8 @@ def stops_said_after_the_run(say: Callable[[str, str, str], None]) -> Iterator[N
 
 
 def run_end_recorded(run_id: str, status: str) -> None:
-    """The run loop recorded the end of the outermost run of ``orch run``: see ``stops_said_after_the_run``."""
+    """The end of ``orch run``'s own run is recorded (not of one its pipeline file or a step started): see
+    ``stops_said_after_the_run``. Given to that run alone (``run_pipeline(end_recorded=...)``)."""
     if _ARMED and threading.current_thread() is threading.main_thread():
         say = _ARMED[-1]
         _ENDED[:] = [lambda name: say(name, run_id, status)]

@@ -1315,3 +1315,25 @@ def test_a_stop_signal_after_the_run_is_recorded_exits_as_it_is_recorded(tmp_pat
     assert re.search(rf"^{signum} arrived as run \w{{12}} ended: it is recorded succeeded\.$", done.stderr, re.M), \
         done.stderr
     assert "resume" not in done.stderr and "Traceback" not in done.stderr
+
+
+_RUNS_ANOTHER_AT_IMPORT = ("import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
+                           "@step\ndef a(x: int) -> int:\n    return x + 1\n\n"
+                           "@pipeline\ndef inner(x: int = 1):\n    return a(x)\n\n"
+                           "PREP = inner.run(x=7, store={store!r})  # a run of its own, as the file is imported\n\n"
+                           "@step\ndef slow(n: int) -> int:\n"
+                           "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the outer run's step runs\n"
+                           "    time.sleep(30)\n    return n\n\n"
+                           "@pipeline\ndef outer(n: int = 5):\n    return slow(n)\n")
+
+
+def test_ctrl_c_stops_a_run_whose_file_ran_another_pipeline_as_it_was_imported(tmp_path):
+    """The end of a run the pipeline file started when imported was taken for the end of `orch run`'s own
+    run: every later Ctrl-C was said ('arrived as run ... ended') into the step's capture, and ignored."""
+    store = str(tmp_path / "store")
+    (tmp_path / "nested.py").write_text(_RUNS_ANOTHER_AT_IMPORT.format(store=store))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", store, "run", "nested.py:outer"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=25)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted: finished steps are kept" in done.stderr
