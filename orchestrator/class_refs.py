@@ -26,6 +26,7 @@ stored the object is recomputed rather than failing every later run.
 from __future__ import annotations
 
 import abc
+import enum
 import functools
 import importlib
 import importlib.util
@@ -160,6 +161,8 @@ class _Pickler(QualnamePickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type):
             if _travelled_by_value(obj):
+                if obj.__module__ == "__main__":  # a notebook's class, on a worker of a pool or Dask
+                    return _session_class, (obj.__qualname__, _layout(obj), _by_value(obj))
                 return _live_class, (obj.__module__, obj.__qualname__, _by_value(obj))
             file = _users_file(obj)
             if file is not None:
@@ -167,7 +170,7 @@ class _Pickler(QualnamePickler):
                     return _script_class, (obj.__qualname__, file, _by_value(obj))
                 return _user_class, (obj.__module__, obj.__qualname__, file)
             if _of_a_session(obj):
-                return _live_class, (obj.__module__, obj.__qualname__, _by_value(obj))
+                return _session_class, (obj.__qualname__, _layout(obj), _by_value(obj))
         return super().reducer_override(obj)
 
 
@@ -178,7 +181,8 @@ def _of_a_session(cls: type) -> bool:
     the class cell run again) an output loaded from the cache was no instance of the class
     the cells define, `Color.RED is Color.RED` was false, and a step that re-ran on it
     computed (and stored) another result than on the value just made. Written as a class
-    that came by value, it loads as the class ``__main__`` holds by that name now.
+    that came by value, it loads as the class ``__main__`` holds by that name now, if its
+    instances are laid out as the stored one's were (``_session_class``).
     """
     qualname = getattr(cls, "__qualname__", None)
     return (cls.__module__ == "__main__" and isinstance(qualname, str) and "<locals>" not in qualname
@@ -350,6 +354,38 @@ def _travelled_by_value(cls: type) -> bool:
     # Not only when its module is not loaded here: a worker may have imported the user's file
     # meanwhile (a pickle by reference does), where that name is another object than this copy.
     return _named(module, qualname) is not cls
+
+
+def _session_class(qualname: str, layout: tuple[Any, ...], by_value: bytes) -> Any:
+    """Unpickling's side of a class of a notebook's cells: the kernel's class of that name, if laid out alike.
+
+    The cells run again after a restart make the same class: its outputs load as
+    it, and ``isinstance`` and ``is`` hold. Cells edited since to other members or
+    fields (``RED, BLUE`` where ``RED, GREEN`` was stored) make a class the stored
+    state does not fit (``2 is not a valid Color``, a slot it lacks): the output
+    then loads as a copy of the class it was stored with, as cloudpickle gives.
+    Stored objects name this function and its arguments: keep them.
+    """
+    for found in (_named("__main__", qualname), _carried.get(("__main__", qualname))):  # on a worker: a task's
+        if isinstance(found, type) and _layout(found) == layout:
+            return found
+    return pickle.loads(by_value)
+
+
+def _layout(cls: type) -> tuple[Any, ...]:
+    """What the stored state of an instance of ``cls`` depends on: its bases, slots, fields and enum members.
+
+    Not its methods: an edited method is what the user wants of a class made again.
+    """
+    members: dict[str, Any] = dict(cls.__members__) if isinstance(cls, enum.EnumMeta) else {}
+    fields = getattr(cls, "__dataclass_fields__", None) or getattr(cls, "_fields", None) \
+        or [a.name for a in getattr(cls, "__attrs_attrs__", ())]
+    return (
+        tuple(f"{base.__module__}.{base.__qualname__}" for base in cls.__mro__[1:]),
+        repr(vars(cls).get("__slots__")),
+        tuple(fields) if isinstance(fields, (dict, tuple, list)) else (),
+        tuple((name, repr(member.value)) for name, member in members.items()),
+    )
 
 
 def _live_class(module: str, qualname: str, by_value: bytes) -> type:

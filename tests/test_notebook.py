@@ -603,3 +603,65 @@ def test_a_mistake_in_a_cell_is_named_by_the_cell_not_its_temporary_file(tmp_pat
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "has its len() taken at In[3]:4 while the pipeline is being built" in done.stdout, done.stdout
+
+
+REDEFINED_SESSION = '''
+import dataclasses, enum, sys
+import orchestrator
+from orchestrator import pipeline, step
+
+if sys.argv[2] == "first":
+    class Color(enum.Enum):
+        RED = 1
+        GREEN = 2
+
+    @dataclasses.dataclass(slots=True)
+    class Pair:
+        a: int
+        b: int
+else:  # the cells edited after a restart: other members, other fields
+    class Color(enum.Enum):
+        RED = 1
+        BLUE = 3
+
+    @dataclasses.dataclass(slots=True)
+    class Pair:
+        a: int
+        c: int = 5
+
+
+@step
+def make() -> tuple:
+    return Color.GREEN if sys.argv[2] == "first" else Color.BLUE, Pair(1, 2)
+
+
+@pipeline
+def made():
+    return make()
+
+
+if sys.argv[2] == "first":
+    print(made.run(store=sys.argv[1]).id)
+else:
+    color, pair = orchestrator.load(sys.argv[3] + ":make", store=sys.argv[1])
+    print(color.name, color.value, isinstance(color, Color), pair.a, pair.b, isinstance(pair, Pair))
+'''
+
+
+def test_an_output_of_a_cell_class_redefined_since_loads_as_it_was_stored(tmp_path: Path) -> None:
+    """A class of a cell now loads as the kernel's class of that name: one redefined since with other members
+    or fields made the earlier run's output unloadable (`2 is not a valid Color`, "a bug of orchestrator")
+    or quietly another value. Such an output loads as a copy of the class it was stored with, as before."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def kernel(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", REDEFINED_SESSION, str(tmp_path / "store"), *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    run_id = kernel("first")
+    assert kernel("edited", run_id) == "GREEN 2 False 1 2 False"
