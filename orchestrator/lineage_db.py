@@ -125,6 +125,12 @@ class Lineage:
                 if wait_ms is None:
                     self._locked_out = exc
                 raise
+            except BaseException:
+                # Ctrl-C just after BEGIN took the lock: left open, every later commit of the run failed
+                # ("cannot start a transaction within a transaction"), its records with it.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             try:
                 yield conn
             except sqlite3.OperationalError as exc:
@@ -631,8 +637,8 @@ class Lineage:
             with self._lock:
                 conn = self.conn
                 if not self._reading:
+                    self._reading = True  # before: a Ctrl-C right after BEGIN must not leave it open, unknown
                     conn.execute("BEGIN")
-                    self._reading = True
                 row = conn.execute("SELECT outputs, run_id, node FROM cache WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
@@ -675,7 +681,8 @@ class Lineage:
     def _end_read(self) -> None:
         if self._reading:
             self._reading = False
-            self.conn.execute("COMMIT")
+            if self.conn.in_transaction:  # not when BEGIN itself failed or never ran
+                self.conn.execute("COMMIT")
 
     def forget_steps(self, run_id: str, nodes: Iterable[str]) -> None:
         """Remove the rows of nodes that ``run_id`` submitted but that never started.

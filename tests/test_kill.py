@@ -1337,3 +1337,29 @@ def test_ctrl_c_stops_a_run_whose_file_ran_another_pipeline_as_it_was_imported(t
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=25)
     assert done.returncode == 130, done.stderr
     assert "interrupted: finished steps are kept" in done.stderr
+
+
+def test_ctrl_c_just_after_a_commit_took_the_write_lock_keeps_the_records(tmp_path, capsys, monkeypatch):
+    """Ctrl-C arriving once `BEGIN IMMEDIATE` had taken the lock, before the transaction's own `try`: the
+    transaction was left open, every later commit failed ('cannot start a transaction within a transaction'),
+    tracebacks, exit 1, no --json document, and the step `orch run` said ran was not recorded."""
+    import orchestrator.lineage_db as lineage_db
+
+    monkeypatch.setenv("ORCH_COMMIT_BUDGET", "0")
+    begin = lineage_db.begin_immediate
+    sent = []
+
+    def interrupted_after_begin(conn, path, wait_ms=None):
+        begin(conn, path, wait_ms)
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_flush":
+            frame = frame.f_back
+        pending = frame.f_locals.get("pending", []) if frame is not None else []
+        if not sent and any(r.node == "first" and r.status == "ran" for r, *_ in pending):
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises here, the lock taken
+
+    monkeypatch.setattr(lineage_db, "begin_immediate", interrupted_after_begin)
+    run = _four_steps_interrupted(tmp_path, capsys)
+    assert sent and run.steps["first"].status == "ran"
+    assert "running" not in {s.status for s in run.steps.values()}
