@@ -204,6 +204,10 @@ class FsspecStore(ArtifactStore):
 
     # --- reading ---------------------------------------------------------
 
+    def _read_object_file(self, digest: str) -> tuple[memoryview, None]:
+        """The whole object, and no file state: each load downloads it again, and checks what came."""
+        return self._read_object(digest), None
+
     def _read_object(self, digest: str) -> memoryview:
         """The whole object, read into one writable buffer (like the local store's private mapping).
 

@@ -180,6 +180,8 @@ class ArtifactStore:
         self.fsync = fsync
         self._objects = os.path.join(str(self.root), "objects")
         self._swept = False
+        # digest -> the file's (device, inode, size, mtime) when its checksum last held, for ``get``
+        self._checked: dict[str, tuple[int, int, int, int]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
@@ -351,7 +353,7 @@ class ArtifactStore:
                 raise CorruptArtifactError(info.digest, "inline payload checksum mismatch")
             _check_strong(info, payload)
             return _decode(info, info.materializer, payload, info.meta or {})
-        header, payload = self._map_object(info.digest)
+        header, payload = self._map_object(info.digest, remembered=True)
         problem = header_disagreement(header, info)
         if problem is not None:
             raise CorruptArtifactError(info.digest, problem)
@@ -571,33 +573,54 @@ class ArtifactStore:
             MissingArtifactError: There is no object file.
             Damaged: It is too short to hold a header.
         """
+        return self._read_object_file(digest)[0]
+
+    def _read_object_file(self, digest: str) -> tuple[memoryview, os.stat_result | None]:
+        """``_read_object``, with the file's ``fstat`` as it was opened (None where there is none to trust)."""
         try:
             with open(self._path(digest), "rb") as f:
-                file_size = os.fstat(f.fileno()).st_size
-                if file_size < PREFIX.size:
-                    raise Damaged(f"truncated: {file_size} bytes, shorter than the header")
+                stat = os.fstat(f.fileno())
+                if stat.st_size < PREFIX.size:
+                    raise Damaged(f"truncated: {stat.st_size} bytes, shorter than the header")
                 # A private mapping: decoded arrays are writable, the file never changes.
-                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)), stat
         except FileNotFoundError:
             raise MissingArtifactError(digest) from None
         except IsADirectoryError:
             raise Damaged(_NOT_A_FILE) from None
 
-    def _map_object(self, digest: str) -> tuple[dict[str, Any], memoryview]:
-        """Read an object file, check it whole, and return its header and payload view."""
+    def _map_object(self, digest: str, remembered: bool = False) -> tuple[dict[str, Any], memoryview]:
+        """Read an object file, check it whole, and return its header and payload view.
+
+        ``remembered`` (loads): a file this object checked out whole from before, still as it
+        was then (the same inode, size and modification time, written over
+        ``_SETTLED_SECONDS`` ago), is not checksummed again. Each reader of a large input
+        checksummed all of it: a 100 MB model scored over 1,000 map items hashed 100 GB.
+        A file written within the last seconds is checked each time, as a time stamp's
+        granularity could hide a change made just after the write. ``verify`` always checks.
+        """
         try:
-            view = self._read_object(digest)
+            view, stat = self._read_object_file(digest)
             file_size = len(view)
             header_len, offset = parse_prefix(view[: PREFIX.size], file_size)
             header_bytes = view[PREFIX.size : PREFIX.size + header_len]
             header = parse_header(header_bytes, digest, offset, file_size)
             payload = view[offset : offset + header["size"]]
-            actual = checksum(payload)
-            if actual != header["checksum"]:
-                raise Damaged(f"checksum mismatch: payload hashes to {actual}")
+            state = None if stat is None else (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if not (remembered and state is not None and self._checked.get(digest) == state):
+                actual = checksum(payload)
+                if actual != header["checksum"]:
+                    self._checked.pop(digest, None)
+                    raise Damaged(f"checksum mismatch: payload hashes to {actual}")
+                if remembered and state is not None and time.time_ns() - state[3] > _SETTLED_SECONDS * 1_000_000_000:
+                    self._checked[digest] = state
         except Damaged as exc:
             raise CorruptArtifactError(digest, str(exc)) from None
         return header, payload
+
+
+# How long ago an object file must have been written for a check of it to be remembered (``_map_object``).
+_SETTLED_SECONDS = 2
 
 
 def _remove_entry(path: Path) -> None:

@@ -511,11 +511,11 @@ def test_race_loser_reports_the_winners_bytes(
     real_map_object = store._map_object
     calls = []
 
-    def absent_at_first(digest: str) -> Any:
+    def absent_at_first(digest: str, **options: Any) -> Any:
         calls.append(digest)
         if len(calls) == 1:  # the loser checked before the winner published
             raise MissingArtifactError(digest)
-        return real_map_object(digest)
+        return real_map_object(digest, **options)
 
     monkeypatch.setattr(store, "_map_object", absent_at_first)
     loser = store.put(Blob(fill=b"l"), D1)
@@ -929,3 +929,29 @@ def test_eight_processes_racing_one_digest(store: ArtifactStore) -> None:
     assert header.size > 15 << 20
     assert all(info == header for info in infos)
     pd.testing.assert_frame_equal(store.get(header), big_frame(RACE_ROWS), check_exact=True)
+
+
+def test_an_object_read_again_unchanged_is_checked_once_per_process(store: ArtifactStore, monkeypatch) -> None:
+    """Each reader of a large input checksummed all of it: a 100 MB model scored over 1,000 items hashed
+    100 GB. An object whose file is as it was when last checked (and written a while ago) is checked once;
+    one changed since is checked again, and its damage found."""
+    import orchestrator.store as store_module
+
+    info = store.put(np.arange(200_000.0), D1)
+    path = store.path_of(D1)
+    long_ago = time.time() - 3600
+    os.utime(path, (long_ago, long_ago))
+    calls = []
+    real = store_module.checksum
+    monkeypatch.setattr(store_module, "checksum", lambda payload: calls.append(1) or real(payload))
+    for _ in range(3):
+        np.testing.assert_array_equal(store.get(info), np.arange(200_000.0))
+    assert len(calls) == 1
+    assert store.verify(D1) is None and len(calls) == 2  # `orch cache verify` reads every byte, always
+    flip_byte(path, path.stat().st_size - 8)  # changed since: its time moved
+    with pytest.raises(CorruptArtifactError, match="checksum mismatch"):
+        store.get(info)
+    os.utime(path, (long_ago, long_ago))  # damaged and dated back: a new inode would tell, a write in place not
+    fresh = ArtifactStore(store.root)
+    with pytest.raises(CorruptArtifactError, match="checksum mismatch"):
+        fresh.get(info)  # another process checks it anew
