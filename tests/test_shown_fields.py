@@ -61,3 +61,14 @@ class _Config:
 
     def __repr__(self) -> str:
         return "Config(" + ", ".join(f"{k}={v}" for k, v in self.fields.items()) + ")"
+
+
+def test_a_frame_or_table_is_shown_by_its_shape_not_its_rows():
+    """A frame's repr lays out its rows (2 ms for three): a map over 20,000 small frames spent a quarter of
+    its fully cached run making labels of them, each cut to 200 characters of rows."""
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
+    assert _shown(frame) == "<DataFrame 3 × 2>"
+    assert _shown(frame["a"]) == "<Series 3>"
+    assert _shown(pa.table({"a": [1]})) == "<Table 1 × 1>"
