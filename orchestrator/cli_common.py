@@ -68,9 +68,25 @@ def echo(message: Any = None, err: bool = False, nl: bool = True) -> None:
 
 
 def emit_json(doc: Any) -> None:
+    """Print ``doc`` as the command's one JSON document, whole.
+
+    Written to the descriptor in a loop until every byte is out: through Python's stream, a
+    signal handled while the write waited on a full pipe (a reader not reading yet, then a
+    scheduler's SIGTERM) left the document cut at 64 KiB, and ``orch run`` exited 0 with it.
+    """
     from orchestrator.json_values import strict_json
 
-    echo(json.dumps(strict_json(doc), indent=2, default=str))  # NaN/inf as null: strict JSON
+    text = json.dumps(strict_json(doc), indent=2, default=str) + "\n"  # NaN/inf as null: strict JSON (ASCII)
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream of no descriptor (a test's, a notebook's)
+        echo(text, nl=False)
+        return
+    stream.flush()
+    data = memoryview(text.encode("ascii"))
+    while data:
+        data = data[os.write(fd, data):]  # a signal whose handler returns: the write goes on (PEP 475)
 
 
 @contextlib.contextmanager

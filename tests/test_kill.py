@@ -1363,3 +1363,43 @@ def test_ctrl_c_just_after_a_commit_took_the_write_lock_keeps_the_records(tmp_pa
     run = _four_steps_interrupted(tmp_path, capsys)
     assert sent and run.steps["first"].status == "ran"
     assert "running" not in {s.status for s in run.steps.values()}
+
+
+_JSON_TO_A_FULL_PIPE = '''
+import json, os, signal, sys, threading, time
+from orchestrator.cli_common import emit_json
+
+signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # handled, as orch run says a signal after the run
+read, write = os.pipe()
+os.dup2(write, 1)
+os.close(write)
+chunks = []
+main = threading.main_thread().ident
+
+
+def reader():
+    time.sleep(0.3)  # the write is waiting on the full pipe by now
+    signal.pthread_kill(main, signal.SIGUSR1)
+    time.sleep(0.2)
+    while chunk := os.read(read, 1 << 16):
+        chunks.append(chunk)
+
+
+thread = threading.Thread(target=reader)
+thread.start()
+emit_json({"steps": ["x" * 100] * 3000})
+sys.stdout.flush()
+os.close(1)
+thread.join()
+doc = json.loads(b"".join(chunks))
+print(len(doc["steps"]), file=sys.stderr)
+'''
+
+
+def test_a_json_document_written_to_a_full_pipe_is_whole_when_a_signal_arrives(tmp_path):
+    """A signal handled while `orch run --json` waited on a pipe its reader had not read yet (a wrapper's
+    `$(...)`, then a scheduler's SIGTERM) cut the document at 64 KiB, and orch exited 0 with it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", _JSON_TO_A_FULL_PIPE], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stderr.strip() == "3000", done.stderr
