@@ -400,6 +400,19 @@ def test_class_state_a_run_changes_keeps_the_next_run_in_the_process_cached(tmp_
             sys.path.remove(str(tmp_path))
 
 
+def _session(source: str, tmp_path: Path, *args: str) -> str:
+    """Run ``source`` as a kernel runs its cells (``__main__``, no file) in a new interpreter, in ``tmp_path``
+    with its store there (``ORCH_STORE``); its stdout, after checking it exited 0."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "ORCH_STORE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", source, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done.stdout
+
+
 CELL_CLASSES = '''
 import dataclasses, enum, sys
 from orchestrator import pipeline, step
@@ -445,15 +458,8 @@ def test_classes_of_cells_load_as_the_kernels_own_after_a_restart(tmp_path: Path
     """A class defined in a cell (``__main__`` has no file in a kernel) loaded from the cache as a copy of
     itself: after a restart `is Color.RED` and `isinstance` were False, in the notebook and in a step that
     re-ran on the cached output, whose wrong result was then stored under a valid key."""
-    import os
-    import subprocess
-
     def kernel(source: str) -> str:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        done = subprocess.run([sys.executable, "-c", source, str(tmp_path / "store")], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        return _session(source, tmp_path, str(tmp_path / "store")).strip()
 
     every = "[True, True, True] [True, True]"
     assert kernel(CELL_CLASSES) == "{'pick': 'ran', 'config': 'ran', 'checks': 'ran'} " + every
@@ -496,16 +502,10 @@ def test_a_step_in_a_cell_under_time_or_prun_keeps_its_key(tmp_path: Path) -> No
     """`%%time` compiles the cell as `<timed exec>`, which has no source to read back: the step counted by its
     bytecode, so adding or taking off `%%time` re-ran it ("its code changed"), and its key was not `orch run`'s."""
     pytest.importorskip("IPython")
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "ORCH_STORE": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", MAGIC_SESSION], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
-    lines = [line.strip() for line in done.stdout.splitlines()]  # prun's report leaves no line end
+    printed = _session(MAGIC_SESSION, tmp_path)
+    lines = [line.strip() for line in printed.splitlines()]  # prun's report leaves no line end
     keys = dict(line.rsplit(" ", 1) for line in lines if line.startswith(("plain", "%%")))
-    assert set(keys) == {"plain", "%%time", "%%prun -q"}, done.stdout
+    assert set(keys) == {"plain", "%%time", "%%prun -q"}, printed
     assert len(set(keys.values())) == 1, keys
 
 
@@ -556,16 +556,10 @@ def test_what_a_step_displays_in_a_kernel_is_kept_as_its_stdout(tmp_path: Path) 
     """A kernel sends display()'s output to the page as a message: it was shown while the step ran, in a run
     that shows nothing, and missing from the step's stdout (`orch logs`, the same step cached)."""
     pytest.importorskip("IPython")
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-c", DISPLAY_SESSION, str(tmp_path / "store")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("quiet", "verbose"))]
+    printed = _session(DISPLAY_SESSION, tmp_path, str(tmp_path / "store"))
+    lines = [line for line in printed.splitlines() if line.startswith(("quiet", "verbose"))]
     assert lines == ["quiet [] \"{'rows': 3}\\nprinted\\n\"",
-                     "verbose [\"{'rows': 4}\", '<cleared>'] \"{'rows': 4}\\nprinted\\n\""], done.stdout
+                     "verbose [\"{'rows': 4}\", '<cleared>'] \"{'rows': 4}\\nprinted\\n\""], printed
 
 
 CELL_SITE_SESSION = '''
@@ -595,14 +589,8 @@ def test_a_mistake_in_a_cell_is_named_by_the_cell_not_its_temporary_file(tmp_pat
     """A kernel compiles each cell into a temporary file (`/tmp/ipykernel_1/3359560853.py`): messages said
     `at 3359560853.py:4`, which names no cell; IPython's tracebacks say `In[3]`."""
     pytest.importorskip("IPython")
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "ORCH_STORE": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", CELL_SITE_SESSION], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr + done.stdout
-    assert "has its len() taken at In[3]:4 while the pipeline is being built" in done.stdout, done.stdout
+    printed = _session(CELL_SITE_SESSION, tmp_path)
+    assert "has its len() taken at In[3]:4 while the pipeline is being built" in printed, printed
 
 
 REDEFINED_SESSION = '''
@@ -652,16 +640,8 @@ def test_an_output_of_a_cell_class_redefined_since_loads_as_it_was_stored(tmp_pa
     """A class of a cell now loads as the kernel's class of that name: one redefined since with other members
     or fields made the earlier run's output unloadable (`2 is not a valid Color`, "a bug of orchestrator")
     or quietly another value. Such an output loads as a copy of the class it was stored with, as before."""
-    import os
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-
     def kernel(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-c", REDEFINED_SESSION, str(tmp_path / "store"), *args],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        return _session(REDEFINED_SESSION, tmp_path, str(tmp_path / "store"), *args).strip()
 
     run_id = kernel("first")
     assert kernel("edited", run_id) == "GREEN 2 False 1 2 False"
