@@ -58,7 +58,18 @@ class _Uses:
 
 
 def shared_global_warnings(dag: DAG) -> list[str]:
-    """One line per module-level value a step changes and another step of ``dag`` reads without changing it."""
+    """One line per module-level value a step changes and another step of ``dag`` reads without changing it.
+
+    A warning only: code this reading of bytecode does not follow (an opcode of another Python)
+    gives none, rather than stopping a pipeline that may well be right.
+    """
+    try:
+        return _warnings(dag)
+    except (ValueError, TypeError, IndexError, AttributeError, KeyError):
+        return []
+
+
+def _warnings(dag: DAG) -> list[str]:
     steps = {id(node.step): (node.step, node.code) for node in dag.nodes.values()}
     if len(steps) < 2:
         return []
