@@ -55,6 +55,11 @@ class ArtifactRef:
     info: ArtifactInfo
 
     def __repr__(self) -> str:  # as lineage shows an item of a map passed this way: never its bytes
+        meta = self.info.meta or {}
+        rows, columns = meta.get("rows"), meta.get("columns")
+        if isinstance(rows, int):  # a frame or table: by its shape, as the value itself is shown (dag._shown)
+            kind = self.info.type_name.rpartition(".")[2]
+            return f"<{kind} {rows} × {len(columns)}>" if isinstance(columns, list) else f"<{kind} {rows}>"
         return f"<stored {self.info.type_name}, {self.info.size:,} bytes>"
 
 
@@ -66,13 +71,19 @@ _OPAQUE_ITEM_TYPES = ("numpy.", "pandas.", "pyarrow.", "scipy.", "polars.", "tor
 def stored_item(info: ArtifactInfo, load: Callable[[ArtifactInfo], Any]) -> Any:
     """An item of a map over a map's result, keyed by its producer's digest: left unread when it may be.
 
-    An array, frame or table stays a reference (``ArtifactRef``), loaded by the step that runs on
-    it, also a small one held in the database (decoding 20,000 frames of three rows took half of a
-    cached run); any other item is loaded with ``load``, since a path inside it counts by its
-    file's content as it is now (a list of the paths a step wrote), and a small one shows its value.
+    An array, frame or table stored as a file stays a reference (``ArtifactRef``), loaded by the
+    step that runs on it, and so does a small frame or table held in the database (decoding 20,000
+    frames of three rows took half of a cached run); any other item is loaded with ``load``, since
+    a path inside it counts by its file's content as it is now (a list of the paths a step wrote),
+    and a small one (a numpy scalar, a short array) shows its value.
     """
     opaque = info.type_name.startswith(_OPAQUE_ITEM_TYPES) or info.type_name in ("bytes", "bytearray")
-    return ArtifactRef(info) if opaque else load(info)
+    held = info.inline is not None and not info.type_name.startswith(_TABULAR_ITEM_TYPES)
+    return ArtifactRef(info) if opaque and not held else load(info)
+
+
+# Items whose decoding costs far more than their size (an Arrow stream, a frame built from it).
+_TABULAR_ITEM_TYPES = ("pandas.", "pyarrow.", "polars.")
 
 
 @dataclass

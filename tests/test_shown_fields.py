@@ -72,3 +72,22 @@ def test_a_frame_or_table_is_shown_by_its_shape_not_its_rows():
     assert _shown(frame) == "<DataFrame 3 × 2>"
     assert _shown(frame["a"]) == "<Series 3>"
     assert _shown(pa.table({"a": [1]})) == "<Table 1 × 1>"
+
+
+def test_a_stored_frame_item_is_shown_by_its_shape_as_the_frame_itself_is(tmp_path):
+    """An item of a map over a map's result that is a small frame stays unread until its step runs; shown,
+    it read `<stored pandas.DataFrame, 1,850 bytes>` where the same item made in this run read its shape."""
+    pd = pytest.importorskip("pandas")
+    from orchestrator.store import ArtifactStore
+    from orchestrator.task import ArtifactRef, stored_item
+
+    store = ArtifactStore(tmp_path)
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
+    from orchestrator.hashing import hash_value
+
+    info = store.put(frame, hash_value(frame))
+    item = stored_item(info, store.get)
+    assert isinstance(item, ArtifactRef) and _shown(item) == _shown(frame) == "<DataFrame 3 × 2>"
+    np = pytest.importorskip("numpy")
+    scalar = np.float64(1) / 3  # a small value: loaded, and shown as itself
+    assert stored_item(store.put(scalar, hash_value(scalar)), store.get) == scalar
