@@ -381,8 +381,8 @@ def _layout(cls: type) -> tuple[Any, ...]:
     fields = getattr(cls, "__dataclass_fields__", None) or getattr(cls, "_fields", None) \
         or [a.name for a in getattr(cls, "__attrs_attrs__", ())]
     return (
-        tuple(f"{base.__module__}.{base.__qualname__}" for base in cls.__mro__[1:]),
-        repr(vars(cls).get("__slots__")),
+        # Each class of its bases with its own slots: a base's slot renamed leaves its subclass a slot short.
+        tuple((f"{base.__module__}.{base.__qualname__}", repr(vars(base).get("__slots__"))) for base in cls.__mro__),
         tuple(fields) if isinstance(fields, (dict, tuple, list)) else (),
         tuple((name, repr(member.value)) for name, member in members.items()),
     )

@@ -177,17 +177,18 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
     try:
         # `orch` itself, not main([...]) called in a process that goes on: from the run's recorded end to
         # the exit, a stop signal is said, and the exit is as the run is recorded.
+        process = _PROCESS[0]
         said = stops_said_after_the_run(lambda name, run_id, status: echo(
             f"{name} arrived as run {run_id} ended: it is recorded {status}.", err=True)) \
-            if _PROCESS[0] else contextlib.nullcontext()
-        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=_PROCESS[0]), said:
+            if process else contextlib.nullcontext()
+        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=process), said:
             pipeline, values = _load_target(target, params, params_files, params_from, ctx)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI,
-                                  end_recorded=run_end_recorded)
+                                  end_recorded=run_end_recorded if process else None)
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:
@@ -447,9 +448,17 @@ def _command_named(args: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``orch``: maps errors to one line and an exit code."""
     _VERBOSE[0] = False
-    _PROCESS[0] = argv is None
+    # Per call: main([...]) called by a step of `orch run` (or by its pipeline file) is not the process.
+    process, _PROCESS[0] = _PROCESS[0], argv is None
     _STORE.clear()
     printable_streams()  # a latin-1 or ASCII locale (a cron job's) must not stop a command at its first `…`
+    try:
+        _main(argv)
+    finally:
+        _PROCESS[0] = process
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         if any("\0" in arg for arg in (argv if argv is not None else sys.argv[1:])):
             raise UserError("an argument contains a NUL character. Names and paths cannot contain one.")

@@ -1320,18 +1320,25 @@ def test_a_stop_signal_after_the_run_is_recorded_exits_as_it_is_recorded(tmp_pat
 _RUNS_ANOTHER_AT_IMPORT = ("import os, signal, time\nfrom orchestrator import pipeline, step\n\n"
                            "@step\ndef a(x: int) -> int:\n    return x + 1\n\n"
                            "@pipeline\ndef inner(x: int = 1):\n    return a(x)\n\n"
-                           "PREP = inner.run(x=7, store={store!r})  # a run of its own, as the file is imported\n\n"
+                           "{prep}  # a run of its own, as the file is imported\n\n"
                            "@step\ndef slow(n: int) -> int:\n"
                            "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the outer run's step runs\n"
                            "    time.sleep(30)\n    return n\n\n"
                            "@pipeline\ndef outer(n: int = 5):\n    return slow(n)\n")
 
 
-def test_ctrl_c_stops_a_run_whose_file_ran_another_pipeline_as_it_was_imported(tmp_path):
-    """The end of a run the pipeline file started when imported was taken for the end of `orch run`'s own
-    run: every later Ctrl-C was said ('arrived as run ... ended') into the step's capture, and ignored."""
+_RUNS_BY_THE_CLI = ("import contextlib, orchestrator.cli\n"
+                    "with contextlib.suppress(SystemExit):\n"
+                    "    orchestrator.cli.main(['--store', {store!r}, 'run', __file__ + ':inner', '-p', 'x=7'])")
+
+
+@pytest.mark.parametrize("prep", ["inner.run(x=7, store={store!r})", _RUNS_BY_THE_CLI])
+def test_ctrl_c_stops_a_run_whose_file_ran_another_pipeline_as_it_was_imported(tmp_path, prep):
+    """The end of a run the pipeline file started when imported (or `orchestrator.cli.main([...])` in a step)
+    was taken for the end of `orch run`'s own run: every later Ctrl-C was said ('arrived as run ... ended')
+    into the step's capture, and ignored."""
     store = str(tmp_path / "store")
-    (tmp_path / "nested.py").write_text(_RUNS_ANOTHER_AT_IMPORT.format(store=store))
+    (tmp_path / "nested.py").write_text(_RUNS_ANOTHER_AT_IMPORT.format(prep=prep.format(store=store)))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-m", "orchestrator", "--store", store, "run", "nested.py:outer"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=25)

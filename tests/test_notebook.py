@@ -607,6 +607,9 @@ if sys.argv[2] == "first":
     class Pair:
         a: int
         b: int
+
+    class Base:
+        __slots__ = ("x",)
 else:  # the cells edited after a restart: other members, other fields
     class Color(enum.Enum):
         RED = 1
@@ -617,10 +620,22 @@ else:  # the cells edited after a restart: other members, other fields
         a: int
         c: int = 5
 
+    class Base:
+        __slots__ = ("y",)
+
+
+class Child(Base):  # unchanged itself: its base's slot was renamed
+    __slots__ = ("z",)
+
+    def __init__(self):
+        self.z = 2
+
 
 @step
 def make() -> tuple:
-    return Color.GREEN if sys.argv[2] == "first" else Color.BLUE, Pair(1, 2)
+    child = Child()
+    setattr(child, "x" if sys.argv[2] == "first" else "y", 1)
+    return Color.GREEN if sys.argv[2] == "first" else Color.BLUE, Pair(1, 2), child
 
 
 @pipeline
@@ -631,8 +646,9 @@ def made():
 if sys.argv[2] == "first":
     print(made.run(store=sys.argv[1]).id)
 else:
-    color, pair = orchestrator.load(sys.argv[3] + ":make", store=sys.argv[1])
-    print(color.name, color.value, isinstance(color, Color), pair.a, pair.b, isinstance(pair, Pair))
+    color, pair, child = orchestrator.load(sys.argv[3] + ":make", store=sys.argv[1])
+    print(color.name, color.value, isinstance(color, Color), pair.a, pair.b, isinstance(pair, Pair),
+          child.x, child.z, isinstance(child, Child))
 '''
 
 
@@ -644,4 +660,4 @@ def test_an_output_of_a_cell_class_redefined_since_loads_as_it_was_stored(tmp_pa
         return _session(REDEFINED_SESSION, tmp_path, str(tmp_path / "store"), *args).strip()
 
     run_id = kernel("first")
-    assert kernel("edited", run_id) == "GREEN 2 False 1 2 False"
+    assert kernel("edited", run_id) == "GREEN 2 False 1 2 False 1 2 False"
