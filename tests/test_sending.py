@@ -86,3 +86,29 @@ def test_a_mapped_step_using_a_module_level_connection_is_refused_in_one_line(tm
     assert len(refused.value.problems) == 1
     assert refused.value.problems[0].startswith("step 'lookup' (")
     assert "module-level value 'CONN' used by 'lookup' cannot be hashed" in refused.value.problems[0]
+
+
+def _draws() -> int:
+    import numpy as np
+
+    print(np.random.randint(0, 2**31, size=4).tolist())
+    return 0
+
+
+def test_each_timed_attempt_draws_other_numpy_random_numbers(tmp_path):
+    """A timed attempt runs in a child forked from its worker, whose numpy random state never moves on (on
+    Dask every draw happened in such children): each retry and each map item drew the same numbers, so a
+    retry of a bad random start failed the same way, and a bootstrap map returned one resample."""
+    np = pytest.importorskip("numpy")
+    from orchestrator.executors.child import run_in_child
+    from orchestrator.task import TaskSpec
+
+    np.random.seed(7)  # the worker's state, as every child forked from it inherits it
+    printed = []
+    for attempt in (1, 2):
+        spec = TaskSpec(node="draw", step_name="draw", fn=_draws, arguments={}, output_names=("out",),
+                        store_root=str(tmp_path), timeout=30.0, attempt=attempt)
+        result = run_in_child(spec, 30.0)
+        assert result.failure is None, result.failure
+        printed.append(result.stdout)
+    assert printed[0] != printed[1], printed

@@ -15,10 +15,12 @@ the child is started anyway, and is made to die with its parent instead.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -49,6 +51,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
+def _fresh_numpy_random() -> None:
+    """Seed numpy's global random state anew in this forked child, as Python's ``random`` reseeds itself.
+
+    Every child forked from one worker started from its state, which never moved on (on Dask
+    every draw of timed steps happened in such children): each retry drew the numbers of the
+    attempt before (a bad random start failed the same way every time), and each item of a
+    map the same resample. A step that seeds numpy itself is unaffected.
+    """
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        with contextlib.suppress(Exception):  # a numpy too broken to seed draws nothing either
+            numpy_random.seed()
+
+
 def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, parent_pid: int) -> None:
     from orchestrator.executors.worker import allow_children
     from orchestrator.task import run_task
@@ -60,6 +76,7 @@ def _child_main(conn: multiprocessing.connection.Connection, payload: bytes, par
     die_with_parent(parent_pid)
     adopt_orphans()  # what the step starts in the background is still its own when the timeout kills it
     allow_children()
+    _fresh_numpy_random()
     spec = pickle.loads(payload)
     conn.send_bytes(encode_result(run_task(spec)))
     conn.close()
