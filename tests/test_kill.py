@@ -272,9 +272,11 @@ def test_a_step_interrupted_after_waiting_on_its_dask_worker_is_timed_from_when_
     run_id = lineage.runs(limit=1)[0]["run_id"]
     steps = {s["node"]: s for s in lineage.steps(run_id)}
     assert (steps["branch"]["status"], steps["branch_2"]["status"]) == ("ran", "interrupted")
-    # The first ended (as its worker timed it) before the second began; file times lag by a clock tick.
+    # The second began as the first ended, not when it was sent 6 s before: the two times come from
+    # different clocks of the cluster (when the task began on the worker, when the attempt ended inside
+    # it), which on a loaded machine (the suite on two workers) disagree by up to a tenth of a second.
     [first], [second] = lineage.attempts(run_id, "branch"), lineage.attempts(run_id, "branch_2")
-    assert second["started"] >= first["ended"] - 0.05 and steps["branch_2"]["started"] == second["started"]
+    assert second["started"] >= first["ended"] - 0.5 and steps["branch_2"]["started"] == second["started"]
 
 
 @pytest.mark.slow
