@@ -1658,3 +1658,22 @@ def test_more_workers_than_this_machine_holds_is_refused_before_anything_starts(
     assert len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
     assert orch("run", "edits.py", "--executor", executor, "--workers", str(limit + 1)).returncode == 2
     assert 4 * (os.cpu_count() or 1) <= limit
+
+
+def test_ctrl_c_reaching_a_pool_worker_still_starting_python_is_dropped_not_a_traceback():
+    """Ctrl-C reaches the whole process group; a pool worker still importing (before it ignores SIGINT) died
+    of it with a `KeyboardInterrupt` traceback on the terminal. It starts with SIGINT held until then."""
+    from orchestrator.executors.process import ProcessExecutor
+    from orchestrator.executors.worker import READY
+
+    pool = ProcessExecutor(1)
+    worker = pool._spawn()
+    try:
+        os.kill(worker.process.pid, signal.SIGINT)  # at once: the worker is still starting Python
+        assert worker.conn.poll(60), "the worker never said it was ready"
+        assert worker.conn.recv_bytes() == READY and worker.process.is_alive()
+    finally:
+        worker.conn.close()
+        worker.process.join(10)
+        if worker.process.is_alive():
+            worker.process.kill()

@@ -23,14 +23,17 @@ it per waiting attempt: it gets a worker of its own at once.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
@@ -66,6 +69,29 @@ class _Worker:
     ready: bool = False  # it has started Python and said so (``READY``): it takes attempts from now on
 
 
+@contextlib.contextmanager
+def _ctrl_c_held_for_the_child() -> Iterator[None]:
+    """Start a worker with SIGINT blocked, which it keeps until it ignores SIGINT (``serve_pipe``).
+
+    Ctrl-C reaches the whole process group: a worker still starting Python died of it with a
+    ``KeyboardInterrupt`` traceback on the terminal. Held, it is dropped once ignored. Only this
+    thread's mask, for the length of the start: a Ctrl-C meant for the driver waits that long.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    # multiprocessing unblocks SIGINT in the thread that starts its resource tracker (with the first
+    # process it spawns): started first, it leaves the mask be.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 class ProcessExecutor:
     """Runs attempts in a pool of worker processes on this machine."""
 
@@ -88,7 +114,7 @@ class ProcessExecutor:
         asking, answering = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=serve_pipe, args=(child, list(sys.path), os.getpid(), answering),
                                     daemon=True, name="orch-worker")
-        with main_script_hidden():
+        with main_script_hidden(), _ctrl_c_held_for_the_child():
             process.start()
         child.close()
         answering.close()

@@ -251,8 +251,11 @@ def serve_pipe(conn: Connection, sys_path: list[str], parent_pid: int | None = N
     ``snapshots``: a second pipe, answered by a thread of its own while a step
     runs, with what the step has printed and logged so far (``answer_snapshots``).
     """
-    # Ctrl-C reaches the whole process group; the driver decides what to stop.
+    # Ctrl-C reaches the whole process group; the driver decides what to stop. It started this worker
+    # with SIGINT blocked (``process._ctrl_c_held_for_the_child``): one that came meanwhile is dropped now.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     allow_children()
     adopt_orphans()  # what a step starts in the background stays below this worker, which a timeout kills
     if snapshots is not None:
