@@ -123,6 +123,9 @@ class RetryPolicy:
         bad = [k for k in self.retry_on if not (isinstance(k, type) and issubclass(k, BaseException))]
         if bad:
             problems.append(f"retry_on must hold exception classes, got {_not_a_class(bad[0])}")
+        elif not self.retry_on and self.retries > 0:
+            problems.append(f"retry_on=() names no exception, so retries={self.retries} would never retry: name "
+                            f"the ones worth retrying (retry_on=(ConnectionError,)), or drop retries")
         if problems:
             raise UserError("; ".join(problems))
 

@@ -65,6 +65,9 @@ def test_a_bad_step_setting_names_the_step_and_its_line(options: dict[str, objec
         ({"retry_on": "ValueError"}, "retry_on must hold exception classes, got the text 'ValueError': "
                                      "pass the class ValueError itself"),
         ({"retry_on": (KeyError, int)}, "retry_on must hold exception classes, got <class 'int'>"),
+        # Allowed retries that no exception could ever get: the step failed at once, unsaid.
+        ({"retries": 3, "retry_on": ()}, "retry_on=() names no exception, so retries=3 would never retry: "
+                                         "name the ones worth retrying (retry_on=(ConnectionError,)), or drop retries"),
     ],
 )
 def test_a_setting_that_would_crash_the_run_is_refused_where_the_step_is_decorated(
