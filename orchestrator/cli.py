@@ -36,7 +36,6 @@ from orchestrator.errors import CURRENT_FOLDER_GONE, OrchestratorError, UserErro
 from orchestrator.spelling import CLI
 from orchestrator.stop_signals import (
     StopSignal,
-    run_end_recorded,
     signals_as_interrupt,
     stops_said_after_the_run,
 )
@@ -181,14 +180,14 @@ def run(ctx: click.Context, target: str, params: tuple[str, ...], params_files: 
         said = stops_said_after_the_run(lambda name, run_id, status: echo(
             f"{name} arrived as run {run_id} ended: it is recorded {status}.", err=True)) \
             if process else contextlib.nullcontext()
-        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=process), said:
+        with prints_to_stderr(as_json), signals_as_interrupt(until_exit=process), said as end_recorded:
             pipeline, values = _load_target(target, params, params_files, params_from, ctx)
             reporter = ConsoleReporter(verbose=verbose, summary=not as_json)
             result = run_pipeline(pipeline, values, store=ctx.obj["store"], metadata=ctx.obj["metadata"],
                                   executor=executor, workers=workers, address=address,
                                   rerun=rerun, no_cache=no_cache, verbose=verbose, progress=reporter,
                                   file=os.path.abspath(split_target(target)[0]), spelling=CLI,
-                                  end_recorded=run_end_recorded if process else None)
+                                  end_recorded=end_recorded)
     except KeyboardInterrupt as exc:
         _stopped(ctx, exc, as_json)
     if as_json:

@@ -136,43 +136,38 @@ def _ctrl_c(signum: int, frame: Any) -> None:
     raise CtrlC
 
 
-#: ``say(signal name, run id, status)`` of ``orch run`` (``stops_said_after_the_run``), while it runs its run.
-_ARMED: list[Callable[[str, str, str], None]] = []
-#: Once that run's end is recorded (``run_end_recorded``), to the process's exit: how a stop signal is said.
+#: Once ``orch run``'s run's end is recorded, to the process's exit: how a stop signal is said.
 _ENDED: list[Callable[[str], None]] = []
 _SAID: list[int] = []
+_EXIT_HANDLER: list[bool] = []  # ``_ignored_at_exit`` is registered
 
 
 @contextlib.contextmanager
-def stops_said_after_the_run(say: Callable[[str, str, str], None]) -> Iterator[None]:
+def stops_said_after_the_run(say: Callable[[str, str, str], None]) -> Iterator[Callable[[str, str], None]]:
     """For ``orch run`` as a process: once its run's end is recorded, a stop signal is said and stops nothing.
 
     After the run's end is recorded, ``orch run`` still closes the store, prints the
     summary, the metrics or the JSON document, and the interpreter tears down (pandas,
     scikit-learn: a good part of a second). A Ctrl-C or SIGTERM there (a scheduler
     cancelling at the end of a job) said "interrupted ... resume" and exited 130 or 143,
-    or killed the process outright, for a run recorded succeeded. From
-    ``run_end_recorded`` on, the first one is said with ``say`` and the exit is as
-    the run is recorded; a second takes the signal's default action, so that an exit
-    that hangs (a thread of the user's that never ends) can still be stopped.
+    or killed the process outright, for a run recorded succeeded. Yields the callback
+    for that run alone (``run_pipeline(end_recorded=...)``; not a run its pipeline file or
+    a step starts): from its call on, the first signal is said with ``say(signal name, run
+    id, status)`` and the exit is as the run is recorded; a second takes the signal's
+    default action, so that an exit that hangs (a thread of the user's that never ends)
+    can still be stopped.
     """
-    _ARMED.append(say)
-    if len(_ARMED) == 1:
+    if not _EXIT_HANDLER:
         # Before the pipeline's file is imported: exit handlers run last registered first, so this one
         # runs after those of the user's code and libraries, which a signal may still reach (said).
         atexit.register(_ignored_at_exit)
-    try:
-        yield
-    finally:
-        _ARMED.remove(say)
+        _EXIT_HANDLER.append(True)
 
+    def end_recorded(run_id: str, status: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            _ENDED[:] = [lambda name: say(name, run_id, status)]
 
-def run_end_recorded(run_id: str, status: str) -> None:
-    """The end of ``orch run``'s own run is recorded (not of one its pipeline file or a step started): see
-    ``stops_said_after_the_run``. Given to that run alone (``run_pipeline(end_recorded=...)``)."""
-    if _ARMED and threading.current_thread() is threading.main_thread():
-        say = _ARMED[-1]
-        _ENDED[:] = [lambda name: say(name, run_id, status)]
+    yield end_recorded
 
 
 def _ignored_at_exit() -> None:
@@ -327,7 +322,7 @@ def signals_as_interrupt(until_exit: bool = False) -> Iterator[None]:
             took_sigint = False
         raise
     finally:
-        if not (until_exit and _ENDED):  # else they say a signal until the process exits (``run_end_recorded``)
+        if not (until_exit and _ENDED):  # else they say a signal until the process exits (``stops_said_after_the_run``)
             for signum, handler in previous.items():
                 if signal.getsignal(signum) is _stop:
                     signal.signal(signum, handler)
